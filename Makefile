@@ -1,0 +1,56 @@
+# ticketflow: one entry point for developers and CI.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FERRETDB := .tools/bin/ferretdb
+LOCAL_AMQP_URL := amqp://guest:guest@127.0.0.1:5672/%2F
+PYTEST_ARGS ?=
+
+# Tests bring their own FerretDB / broker unless TEST_MONGO_URL / TEST_AMQP_URL point elsewhere.
+TEST_DEPS := venv $(if $(TEST_MONGO_URL),,tools) $(if $(TEST_AMQP_URL),,test-rabbitmq)
+# `run` needs FerretDB only when it is to start one itself (MONGO_URL unset).
+RUN_DEPS := venv $(if $(MONGO_URL),,tools) rabbitmq
+
+.PHONY: venv run test lint fmt tools rabbitmq test-rabbitmq clean
+
+venv: $(STAMP)
+
+# Re-installed only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+tools: $(FERRETDB)
+
+$(FERRETDB): scripts/build-ferretdb.sh scripts/ferretdb.patch
+	scripts/build-ferretdb.sh --force
+
+rabbitmq:
+	scripts/ensure-rabbitmq.sh
+
+test-rabbitmq:
+	AMQP_URL='$(LOCAL_AMQP_URL)' scripts/ensure-rabbitmq.sh
+
+test: $(TEST_DEPS)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+run: $(RUN_DEPS)
+	$(BIN)/ticketflow run
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .tools .run build .pytest_cache .hypothesis .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,204 @@
+"""POST /tickets throughput: intake under gunicorn vs. a bare Flask+pymongo endpoint, same server, same run.
+
+    .venv/bin/python benchmarks/intake_post.py [--seconds 15] [--clients 16] [--workers 4]
+
+Uses MONGO_URL / AMQP_URL when set; otherwise starts its own FerretDB (built by `make tools`) and
+uses the local RabbitMQ. Both servers run with the same gunicorn settings; the load generator runs
+in two processes of --clients/2 threads each. Prints requests per second, latencies and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.auth import issue_token  # noqa: E402
+from shared.infra import free_port, start_ferretdb, wait_for_port  # noqa: E402
+
+SECRET = secrets.token_urlsafe(32)
+
+
+def body(i: int) -> bytes:
+    return json.dumps(
+        {
+            "subject": f"Printer on floor 3 will not print ({i})",
+            "description": "It shows 'offline' although it is on the network. " * 4,
+            "requester": {"name": "Ana Ruiz", "email": f"ana{i % 500}@example.com"},
+            "topic": "hardware",
+            "priority": "normal",
+            "source": "web",
+        }
+    ).encode()
+
+
+def _client_thread(port: int, deadline: float, headers: dict, out: list, expected: int) -> None:
+    i = 0
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/tickets", body(i), headers)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        out.append((response.status == expected, time.perf_counter() - start))
+        i += 1
+
+
+def _load_process(port: int, seconds: float, threads: int, headers: dict, expected: int, queue) -> None:
+    deadline = time.monotonic() + seconds
+    results: list = []
+    workers = [
+        threading.Thread(target=_client_thread, args=(port, deadline, headers, results, expected))
+        for _ in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    queue.put(results)
+
+
+def drive(port: int, seconds: float, clients: int, headers: dict, expected: int) -> dict:
+    _load_process(port, 2.0, clients // 2, headers, expected, multiprocessing.Queue())  # warm-up
+    queue = multiprocessing.Queue()
+    procs = [
+        multiprocessing.Process(target=_load_process, args=(port, seconds, clients // 2, headers, expected, queue))
+        for _ in range(2)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [item for _ in procs for item in queue.get()]
+    for proc in procs:
+        proc.join()
+    ok = [latency for good, latency in results if good]
+    latencies = sorted(ok)
+    return {
+        "requests_per_second": len(ok) / seconds,
+        "errors": len(results) - len(ok),
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+    }
+
+
+def gunicorn(app: str, port: int, env: dict, workers: int, log) -> subprocess.Popen:
+    cmd = [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "-c",
+        "python:shared.gunicorn_conf",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        app,
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
+    if not wait_for_port("127.0.0.1", port, 30):
+        raise RuntimeError(f"{app} did not start")
+    return proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    namespace = f"bench_{secrets.token_hex(3)}"
+    tmp = Path(tempfile.mkdtemp(prefix="ticketflow-bench-"))
+    procs: list[subprocess.Popen] = []
+    mongo_url = os.environ.get("MONGO_URL")
+    if not mongo_url:
+        port = free_port()
+        (tmp / "ferretdb").mkdir()
+        procs.append(start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log"))
+        mongo_url = f"mongodb://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "MONGO_URL": mongo_url,
+        "TICKETFLOW_NAMESPACE": namespace,
+        "TICKETFLOW_JWT_SECRET": SECRET,
+        "BARE_DATABASE": f"{namespace}_bare",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = open(tmp / "servers.log", "w")  # noqa: SIM115 - closed at the end
+    try:
+        _declare_intake_queue(env)  # events are routable, as when intake's worker runs (it is not started here)
+        results = {}
+        for name, app, headers, expected in [
+            ("bare", "benchmarks.bare_app:app", {"Content-Type": "application/json"}, 201),
+            (
+                "intake",
+                "services.intake.api:create_app()",
+                {"Content-Type": "application/json", "Authorization": f"Bearer {issue_token(SECRET, 'portal')}"},
+                201,
+            ),
+        ]:
+            port = free_port()
+            server = gunicorn(app, port, env, args.workers, log)
+            try:
+                results[name] = drive(port, args.seconds, args.clients, headers, expected)
+            finally:
+                server.terminate()
+                server.wait(15)
+            print(
+                f"{name:>7}: {results[name]['requests_per_second']:8.1f} req/s  p50 {results[name]['p50_ms']:6.1f} ms"
+                f"  p99 {results[name]['p99_ms']:6.1f} ms  errors {results[name]['errors']}",
+                flush=True,
+            )
+        ratio = results["intake"]["requests_per_second"] / results["bare"]["requests_per_second"]
+        print(
+            f"  ratio: {ratio:.2f} (intake / bare), {args.workers} gunicorn workers, {args.clients} clients, "
+            f"{os.cpu_count()} cores"
+        )
+    finally:
+        _cleanup(env)
+        for proc in procs:
+            proc.terminate()
+        log.close()
+
+
+def _declare_intake_queue(env: dict) -> None:
+    import pika
+
+    from shared.bus import declare_service_topology
+    from shared.config import load_settings
+    from shared.events import EVENT_TYPES
+
+    settings = load_settings(env)
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    declare_service_topology(connection.channel(), settings, "intake", list(EVENT_TYPES))
+    connection.close()
+
+
+def _cleanup(env: dict) -> None:
+    from pymongo import MongoClient
+
+    from shared.bus import delete_topology
+    from shared.config import load_settings
+
+    settings = load_settings(env)
+    delete_topology(settings.amqp_url, settings.namespace)
+    client = MongoClient(settings.mongo_url)
+    for name in client.list_database_names():
+        if name.startswith(f"{settings.namespace}_"):
+            client.drop_database(name)
+    client.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build FerretDB (our embedded MongoDB wire server) into .tools/bin/ferretdb, once.
+# A plain `go install` of v1.24.2 panics at start ("Invalid build/version/version.txt"),
+# so we build from the module source with the version file filled in. We also apply
+# scripts/ferretdb.patch, two fixes that make the embedded server behave as MongoDB (which
+# production uses) does:
+#  - atomic single-document writes: v1's SQLite handler reads, changes and writes back in
+#    separate steps, so concurrent updates of one document silently lost writes;
+#  - the _id index is used: lookups and updates by _id were written with another expression
+#    than the index's, so each one scanned the whole collection.
+set -euo pipefail
+
+VERSION="${FERRETDB_VERSION:-v1.24.2}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+BIN="$TOOLS/bin/ferretdb"
+
+if [[ -x "$BIN" && "${1:-}" != "--force" ]]; then
+    exit 0
+fi
+if ! command -v go >/dev/null 2>&1; then
+    echo "ticketflow: 'go' is not on PATH; install Go >= 1.24 (https://go.dev/dl/) to build FerretDB $VERSION, or point MONGO_URL (tests: TEST_MONGO_URL) at a MongoDB you run" >&2
+    exit 1
+fi
+
+TMP="$(mktemp -d)"
+trap 'chmod -R u+w "$TMP" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+
+echo "ticketflow: building FerretDB $VERSION into $BIN (about a minute) ..." >&2
+# Run outside any Go module so `go mod download` fetches the module itself.
+DIR="$(cd "$TMP" && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$VERSION" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(d["Error"]) if d.get("Error") else print(d["Dir"])')"
+cp -r "$DIR" "$TMP/src"
+chmod -R u+w "$TMP/src"
+echo "$VERSION" >"$TMP/src/build/version/version.txt"
+(cd "$TMP/src" && git apply "$ROOT/scripts/ferretdb.patch")
+mkdir -p "$TOOLS/bin"
+(cd "$TMP/src" && go build -trimpath -o "$TMP/ferretdb" ./cmd/ferretdb)
+mv -f "$TMP/ferretdb" "$BIN"   # atomic: a half-built binary never sits at $BIN
+echo "ticketflow: built $BIN" >&2

@@ -1,0 +1,163 @@
+"""intake's HTTP API: create_app() for gunicorn. Thin views; the rules live in handlers and domain."""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+
+from services.intake import handlers
+from services.intake.schemas import (
+    TOPIC_ID,
+    IdempotencyHeaderSchema,
+    MessageCreateSchema,
+    PageQuerySchema,
+    ThreadEntrySchema,
+    TicketCreateSchema,
+    TicketListQuerySchema,
+    TicketListSchema,
+    TicketSchema,
+    TimelineSchema,
+    TopicListSchema,
+    TopicPutSchema,
+    TopicSchema,
+)
+from shared.config import Settings, load_settings
+from shared.errors import Invalid
+from shared.web import correlation_id, create_service_app, require_roles
+
+DESCRIPTION = """Tickets of record, the requester's thread and help topics.
+
+The web portal (role `portal`) creates tickets, reads them, adds the requester's messages and
+closes them. intake keeps status, assignee, team, SLA due times and the agents' public replies
+up to date from the other services' events, and records every event of every ticket for
+`GET /tickets/{id}/timeline`. SLA due times are null until the sla service has announced them
+(its warnings and breaches carry them). A requester message on a resolved ticket reopens it
+(status `assigned` when it has an agent, else `new`); on a closed ticket it is refused (409).
+`POST /tickets` with an `Idempotency-Key` answers 201 the first time and 200 with the same
+ticket for a repeat with the same body (409 with another body); keys are kept 48 hours.
+"""
+
+tickets = Blueprint("tickets", __name__, description="Tickets, the requester's thread and timeline")
+topics = Blueprint("topics", __name__, description="Help topics a requester picks from")
+
+
+def intake() -> handlers.Intake:
+    return current_app.extensions["ticketflow.intake"]
+
+
+@tickets.route("/tickets")
+class Tickets(MethodView):
+    @require_roles("portal", "admin")
+    @tickets.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
+    @tickets.arguments(TicketCreateSchema())
+    @tickets.response(201, TicketSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @tickets.alt_response(200, schema=TicketSchema, description="A repeat of an earlier request (Idempotency-Key)")
+    def post(self, request, idempotency_key=None):
+        """Open a ticket."""
+        ticket, created = handlers.create_ticket(intake(), request, idempotency_key, correlation_id())
+        return ticket, 201 if created else 200, {"Location": f"/tickets/{ticket.id}"}
+
+    @require_roles("portal", "agent", "admin")
+    @tickets.arguments(TicketListQuerySchema(), location="query")
+    @tickets.response(200, TicketListSchema)
+    def get(self, query):
+        """List tickets, newest first, filtered by requester email, status and topic."""
+        filters = {"requester.email": query["requester_email"], "status": query["status"], "topic": query["topic"]}
+        items, cursor = intake().tickets.page(filters, query["limit"], query["cursor"])
+        return {"items": items, "next_cursor": cursor}
+
+
+@tickets.route("/tickets/<ticket_id>")
+class TicketById(MethodView):
+    @require_roles("portal", "agent", "admin")
+    @tickets.response(200, TicketSchema)
+    def get(self, ticket_id):
+        """A ticket, with its thread of requester messages and agents' public replies."""
+        return intake().tickets.get(ticket_id)
+
+
+@tickets.route("/tickets/<ticket_id>/messages")
+class Messages(MethodView):
+    @require_roles("portal", "admin")
+    @tickets.arguments(MessageCreateSchema())
+    @tickets.response(201, ThreadEntrySchema)
+    def post(self, body, ticket_id):
+        """The requester writes; on a resolved ticket this reopens it; on a closed one 409."""
+        return handlers.add_message(intake(), ticket_id, body["body"], correlation_id())
+
+
+@tickets.route("/tickets/<ticket_id>/close")
+class Close(MethodView):
+    @require_roles("portal", "admin")
+    @tickets.response(200, TicketSchema)
+    def post(self, ticket_id):
+        """The requester closes the ticket; closing again answers 200 and publishes nothing."""
+        return handlers.close_ticket(intake(), ticket_id, "requester", correlation_id())
+
+
+@tickets.route("/tickets/<ticket_id>/timeline")
+class Timeline(MethodView):
+    @require_roles("portal", "agent", "admin")
+    @tickets.arguments(PageQuerySchema(), location="query")
+    @tickets.response(200, TimelineSchema)
+    def get(self, query, ticket_id):
+        """Every event of the ticket from every service, oldest first: what happened, and why."""
+        intake().tickets.get(ticket_id)
+        items, cursor = intake().timeline.page(ticket_id, query["limit"], query["cursor"])
+        return {"items": [{**item, "event_id": item["_id"]} for item in items], "next_cursor": cursor}
+
+
+@topics.route("/topics")
+class Topics(MethodView):
+    @require_roles("portal", "agent", "admin")
+    @topics.response(200, TopicListSchema)
+    def get(self):
+        """The help topics (a short fixed list: next_cursor is always null)."""
+        return {"items": intake().topics.all(), "next_cursor": None}
+
+
+@topics.route("/topics/<topic_id>")
+class TopicById(MethodView):
+    @require_roles("admin")
+    @topics.arguments(TopicPutSchema())
+    @topics.response(200, TopicSchema)
+    def put(self, body, topic_id):
+        """Create or rename a topic."""
+        try:
+            TOPIC_ID(topic_id)
+        except ValidationError as err:
+            raise Invalid("The topic id is not valid.", {"id": err.messages}) from None
+        return intake().topics.put(topic_id, body["name"])
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app, api = create_service_app("intake", DESCRIPTION, settings)
+    app.extensions["ticketflow.intake"] = handlers.bootstrap(settings)
+    api.register_blueprint(tickets)
+    api.register_blueprint(topics)
+    _ensure_storage_once(app)
+    return app
+
+
+def _ensure_storage_once(app: Flask) -> None:
+    """Indexes and default topics at start; if MongoDB is not up yet, again on the next request."""
+    lock, done = threading.Lock(), threading.Event()
+
+    def ensure() -> None:
+        if done.is_set():
+            return
+        with lock:
+            if not done.is_set():
+                app.extensions["ticketflow.intake"].ensure_storage()
+                done.set()
+
+    try:
+        ensure()
+    except Exception:  # noqa: BLE001 - storage not reachable at start: /readyz says so, requests retry
+        app.logger.warning("MongoDB not reachable at start; indexes will be created on the first request")
+    app.before_request(ensure)

@@ -1,0 +1,270 @@
+"""The rules of a ticket as intake keeps it: states, the requester's moves, and what other services' events change.
+
+No I/O here. Events from other services may arrive late, twice or out of order, so every field
+they set carries a watermark (the occurred_at of the event that set it) and only a newer event
+moves it: nothing goes backwards, and a duplicate changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester", "resolved", "closed")
+PRIORITIES = ("low", "normal", "high", "emergency")
+SOURCES = ("web", "email", "phone", "api")
+DEFAULT_TOPICS = (
+    ("general", "General"),
+    ("hardware", "Hardware"),
+    ("software", "Software"),
+    ("network", "Network & VPN"),
+    ("access", "Accounts & access"),
+    ("email", "Email"),
+)
+SLA_CLOCKS = {"first_response": "first_response_due_at", "resolution": "resolution_due_at"}
+
+
+class TicketClosed(Exception):
+    """A closed ticket takes no more messages."""
+
+
+@dataclass
+class Ticket:
+    id: str
+    number: int
+    subject: str
+    description: str
+    requester: dict
+    topic: str
+    priority: str
+    source: str
+    created_at: datetime
+    updated_at: datetime
+    status: str = "new"
+    assignee: dict | None = None
+    team: str | None = None
+    sla: dict = field(
+        default_factory=lambda: {"first_response_due_at": None, "resolution_due_at": None, "breached": False}
+    )
+    thread: list[dict] = field(default_factory=list)
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    watermarks: dict[str, datetime] = field(default_factory=dict)
+    version: int = 0
+    recorded: list[tuple[str, dict]] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, ticket_id: str, number: int, request: dict, now: datetime) -> Ticket:
+        ticket = cls(
+            id=ticket_id,
+            number=number,
+            subject=request["subject"],
+            description=request["description"],
+            requester=dict(request["requester"]),
+            topic=request["topic"],
+            priority=request.get("priority", "normal"),
+            source=request.get("source", "web"),
+            created_at=now,
+            updated_at=now,
+        )
+        ticket._record(
+            "ticket.created",
+            {
+                "number": number,
+                "subject": ticket.subject,
+                "description": ticket.description,
+                "requester": ticket.requester,
+                "topic": ticket.topic,
+                "priority": ticket.priority,
+                "source": ticket.source,
+            },
+        )
+        return ticket
+
+    # --- the requester's moves -------------------------------------------------------------
+
+    def add_message(self, message_id: str, body: str, now: datetime) -> None:
+        """The requester writes; on a resolved ticket this reopens it."""
+        if self.status == "closed":
+            raise TicketClosed(self.id)
+        author = {"type": "requester", "name": self.requester["name"]}
+        self.thread.append({"id": message_id, "kind": "message", "author": author, "body": body, "created_at": now})
+        self._record(
+            "ticket.message_added",
+            {"message_id": message_id, "body": body, "author": {**author, "email": self.requester["email"]}},
+        )
+        if self.status == "resolved":
+            self._set_status("assigned" if self.assignee else "new", now)
+            self.resolved_at = None
+            self._record("ticket.reopened", {"reason": "requester replied"})
+        self.updated_at = now
+
+    def close(self, by: str, now: datetime) -> bool:
+        """Close the ticket; closing a closed ticket changes nothing (and records nothing)."""
+        if self.status == "closed":
+            return False
+        self._set_status("closed", now)
+        self.closed_at = self.updated_at = now
+        self._record("ticket.closed", {"by": by})
+        return True
+
+    def due_for_auto_close(self, now: datetime, hours: float) -> bool:
+        return (
+            self.status == "resolved"
+            and self.resolved_at is not None
+            and (now - self.resolved_at).total_seconds() >= hours * 3600
+        )
+
+    # --- what other services' events change ------------------------------------------------
+
+    def apply(self, event_type: str, data: dict, at: datetime) -> bool:
+        """Apply another service's event; returns whether anything changed."""
+        apply = _APPLY.get(event_type)
+        changed = bool(apply and apply(self, data, at))
+        if changed:
+            self.updated_at = max(self.updated_at, at)
+        return changed
+
+    def _assigned(self, data: dict, at: datetime) -> bool:
+        changed = False
+        if self._newer("assignee", at):
+            self.assignee = {"agent_id": data["agent_id"], "name": data["agent_name"]}
+            self.team = data["team"]
+            changed = True
+        if self.status == "new" and self._newer("status", at):
+            self.status = "assigned"
+            changed = True
+        return changed
+
+    def _status_changed(self, data: dict, at: datetime) -> bool:
+        if self.status in ("resolved", "closed") or not self._newer("status", at):
+            return False
+        self.status = data["status"]
+        return True
+
+    def _resolved(self, data: dict, at: datetime) -> bool:
+        if self.status == "closed" or not self._newer("status", at):
+            return False
+        self.status, self.resolved_at = "resolved", at
+        return True
+
+    def _replied(self, data: dict, at: datetime) -> bool:
+        if any(entry["id"] == data["reply_id"] for entry in self.thread):
+            return False
+        reply = {
+            "id": data["reply_id"],
+            "kind": "reply",
+            "author": {"type": "agent", "name": data["agent_name"]},
+            "body": data["body"],
+            "created_at": at,
+        }
+        self.thread.append(reply)
+        self.thread.sort(key=lambda entry: entry["created_at"])
+        return True
+
+    def _priority_changed(self, data: dict, at: datetime) -> bool:
+        if not self._newer("priority", at):
+            return False
+        self.priority = data["priority"]
+        return True
+
+    def _sla(self, data: dict, at: datetime, breached: bool) -> bool:
+        changed = False
+        due_field = SLA_CLOCKS.get(data["clock"])
+        if due_field and self._newer(f"sla_{data['clock']}", at):
+            self.sla[due_field] = data["due_at"]
+            changed = True
+        if breached and not self.sla["breached"]:
+            self.sla["breached"] = True
+            changed = True
+        return changed
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _newer(self, name: str, at: datetime) -> bool:
+        """Whether an event at `at` is newer than what set `name`; if so it becomes the watermark."""
+        mark = self.watermarks.get(name)
+        if mark is not None and at <= mark:
+            return False
+        self.watermarks[name] = at
+        return True
+
+    def _set_status(self, status: str, now: datetime) -> None:
+        self.status = status
+        self.watermarks["status"] = max(now, self.watermarks.get("status", now))
+
+    def _record(self, event_type: str, data: dict) -> None:
+        self.recorded.append((event_type, data))
+
+
+_APPLY = {
+    "ticket.assigned": Ticket._assigned,
+    "ticket.status_changed": Ticket._status_changed,
+    "ticket.resolved": Ticket._resolved,
+    "ticket.replied": Ticket._replied,
+    "ticket.priority_changed": Ticket._priority_changed,
+    "sla.warning": lambda t, d, at: t._sla(d, at, breached=False),
+    "sla.breached": lambda t, d, at: t._sla(d, at, breached=True),
+}
+
+
+def summarize(event_type: str, data: dict) -> str:
+    """One line a requester or an agent can read: what happened, and why."""
+    describe = _SUMMARIES.get(event_type)
+    try:
+        return describe(data) if describe else event_type
+    except (KeyError, TypeError):
+        return event_type
+
+
+def _assigned_summary(data: dict) -> str:
+    who = f"{data['agent_name']} ({data['team']})"
+    reason = data.get("reason")
+    if reason == "auto":
+        decision = data.get("decision") or {}
+        candidates = decision.get("candidates") or []
+        rule = decision.get("rule", "least loaded available agent")
+        return f"Assigned to {who} automatically: {rule}, among {len(candidates)} candidate(s)"
+    if reason == "claim":
+        return f"Claimed by {who}"
+    if reason == "transfer":
+        return f"Transferred to team {data['team']} and assigned to {who}"
+    if reason == "reopen":
+        return f"Back with {who} after reopening"
+    return f"Reassigned to {who}"
+
+
+def _sla_summary(data: dict, breached: bool) -> str:
+    clock = data["clock"].replace("_", " ")
+    if breached:
+        return f"SLA breached: {clock} target ({data['priority']} priority) was due at {_when(data['due_at'])}"
+    return f"SLA warning: {data['percent']:g}% of the {clock} target used (due {_when(data['due_at'])})"
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, datetime) else str(value)
+
+
+_SUMMARIES = {
+    "ticket.created": lambda d: (
+        f"Ticket #{d['number']} opened by {d['requester']['name']} via {d['source']}: "
+        f"{d['subject']} ({d['topic']}, {d['priority']} priority)"
+    ),
+    "ticket.message_added": lambda d: f"{d['author']['name']} ({d['author']['type']}) wrote a message",
+    "ticket.reopened": lambda d: f"Reopened: {d['reason']}",
+    "ticket.closed": lambda d: (
+        "Closed by the requester" if d["by"] == "requester" else "Closed automatically after staying resolved"
+    ),
+    "ticket.assigned": _assigned_summary,
+    "ticket.replied": lambda d: f"{d['agent_name']} replied" + (" (first response)" if d.get("first_response") else ""),
+    "ticket.status_changed": lambda d: f"Status changed from {d['previous_status']} to {d['status']}",
+    "ticket.priority_changed": lambda d: f"Priority changed from {d['previous_priority']} to {d['priority']}",
+    "ticket.resolved": lambda d: f"Resolved by {d['agent_id']}: {d['resolution']}",
+    "sla.warning": lambda d: _sla_summary(d, breached=False),
+    "sla.breached": lambda d: _sla_summary(d, breached=True),
+    "notification.sent": lambda d: f"{d['channel'].capitalize()} about {d['event_type']} sent to {d['recipient']}",
+    "notification.failed": lambda d: (
+        f"{d['channel'].capitalize()} about {d['event_type']} to {d['recipient']} "
+        f"failed: {d.get('error') or 'unknown error'}"
+    ),
+}

@@ -1,0 +1,138 @@
+"""marshmallow schemas of intake's HTTP API (CONTRACT section 4)."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+
+from services.intake.domain import PRIORITIES, SOURCES, STATUSES
+from shared.events import Timestamp
+
+TOPIC_ID = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class RequesterSchema(Strict):
+    name = fields.String(required=True, validate=[validate.Length(1, 200), _not_blank])
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+
+    @pre_load
+    def normalize(self, data, **kwargs):
+        if isinstance(data, dict) and isinstance(data.get("email"), str):
+            data = {**data, "email": data["email"].strip().lower()}
+        return data
+
+
+class TicketCreateSchema(Strict):
+    subject = fields.String(required=True, validate=[validate.Length(1, 200), _not_blank])
+    description = fields.String(required=True, validate=[validate.Length(1, 20000), _not_blank])
+    requester = fields.Nested(RequesterSchema, required=True)
+    topic = fields.String(required=True, validate=TOPIC_ID)
+    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    source = fields.String(load_default="web", validate=validate.OneOf(SOURCES))
+
+
+class AssigneeSchema(Schema):
+    agent_id = fields.String()
+    name = fields.String()
+
+
+class SlaSchema(Schema):
+    first_response_due_at = Timestamp(allow_none=True)
+    resolution_due_at = Timestamp(allow_none=True)
+    breached = fields.Boolean()
+
+
+class AuthorSchema(Schema):
+    type = fields.String()
+    name = fields.String()
+
+
+class ThreadEntrySchema(Schema):
+    id = fields.String()
+    kind = fields.String(metadata={"enum": ["message", "reply"]})
+    author = fields.Nested(AuthorSchema)
+    body = fields.String()
+    created_at = Timestamp()
+
+
+class TicketSchema(Schema):
+    id = fields.String()
+    number = fields.Integer()
+    subject = fields.String()
+    description = fields.String()
+    requester = fields.Nested(RequesterSchema)
+    topic = fields.String()
+    priority = fields.String()
+    source = fields.String()
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    assignee = fields.Nested(AssigneeSchema, allow_none=True)
+    team = fields.String(allow_none=True)
+    sla = fields.Nested(SlaSchema)
+    thread = fields.List(fields.Nested(ThreadEntrySchema))
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class PageQuerySchema(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(load_default=None, validate=validate.Length(1, 500))
+
+
+class TicketListQuerySchema(PageQuerySchema):
+    requester_email = fields.Email(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    topic = fields.String(load_default=None, validate=TOPIC_ID)
+
+
+class TicketListSchema(Schema):
+    items = fields.List(fields.Nested(TicketSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class MessageCreateSchema(Strict):
+    body = fields.String(required=True, validate=[validate.Length(1, 20000), _not_blank])
+
+
+class TopicSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+
+
+class TopicListSchema(Schema):
+    items = fields.List(fields.Nested(TopicSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class TopicPutSchema(Strict):
+    name = fields.String(required=True, validate=[validate.Length(1, 100), _not_blank])
+
+
+class TimelineItemSchema(Schema):
+    event_id = fields.String()
+    type = fields.String()
+    producer = fields.String()
+    occurred_at = Timestamp()
+    correlation_id = fields.String(allow_none=True)
+    summary = fields.String()
+
+
+class TimelineSchema(Schema):
+    items = fields.List(fields.Nested(TimelineItemSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class IdempotencyHeaderSchema(Schema):
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        load_default=None,
+        validate=validate.Regexp(r"^[\x21-\x7e]{1,255}$", error="Use 1 to 255 printable ASCII characters."),
+    )

@@ -1,0 +1,218 @@
+"""The only module that touches intake's collections: tickets, topics, idempotency keys, timeline."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from services.intake.domain import DEFAULT_TOPICS, Ticket
+from shared import outbox
+from shared.errors import Invalid, NotFound
+from shared.mongo import ensure_document, next_sequence
+
+FIRST_NUMBER = 100001
+_TICKET_FIELDS = (
+    "number",
+    "subject",
+    "description",
+    "requester",
+    "topic",
+    "priority",
+    "source",
+    "status",
+    "assignee",
+    "team",
+    "sla",
+    "thread",
+    "created_at",
+    "updated_at",
+    "resolved_at",
+    "closed_at",
+    "watermarks",
+)
+
+
+_NO_OUTBOX = {outbox.FIELD: 0, outbox.COUNT: 0, outbox.DUE: 0}
+
+
+class StaleTicket(Exception):
+    """Someone else saved the ticket since it was read: read it again and retry."""
+
+
+def encode_cursor(values: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, keys: tuple[str, ...]) -> dict:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(values, dict) or set(values) != set(keys):
+            raise ValueError
+        return values
+    except ValueError:
+        raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
+
+
+class TicketStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.collection = db["tickets"]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("number", DESCENDING)], unique=True)
+        self.collection.create_index([("requester.email", ASCENDING), ("number", DESCENDING)])
+        self.collection.create_index([("status", ASCENDING), ("number", DESCENDING)])
+        self.collection.create_index([("topic", ASCENDING), ("number", DESCENDING)])
+        self.collection.create_index([("status", ASCENDING), ("resolved_at", ASCENDING)])
+        ensure_document(self.db["counters"], {"_id": "ticket_number", "value": FIRST_NUMBER - 1})
+
+    def next_number(self) -> int:
+        return next_sequence(self.db, "ticket_number", FIRST_NUMBER)
+
+    def insert(self, ticket: Ticket, staged: dict) -> bool:
+        """Store a new ticket with its events; False when a ticket with that id already exists."""
+        try:
+            self.collection.insert_one({**_to_doc(ticket), "_v": 1, **outbox.insert_fields(staged)})
+        except DuplicateKeyError:
+            if self.collection.find_one({"_id": ticket.id}, {"_id": 1}) is None:
+                raise  # another unique index (the number): a real error, not a replay
+            return False
+        ticket.version = 1
+        return True
+
+    def get(self, ticket_id: str) -> Ticket:
+        doc = self.collection.find_one({"_id": ticket_id}, _NO_OUTBOX)
+        if doc is None:
+            raise NotFound(f"No ticket {ticket_id}.")
+        return _from_doc(doc)
+
+    def save(self, ticket: Ticket, staged: dict) -> None:
+        """Write the ticket's changes and its events in one write, if nobody saved it meanwhile."""
+        set_fields, inc_fields = outbox.update_operators(staged)
+        update = {"$set": {**_to_doc(ticket), "_v": ticket.version + 1, **set_fields}}
+        if inc_fields:
+            update["$inc"] = inc_fields
+        done = self.collection.update_one({"_id": ticket.id, "_v": ticket.version}, update)
+        if not done.matched_count:
+            raise StaleTicket(ticket.id)
+        ticket.version += 1
+
+    def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
+        """Newest first; the cursor is the last number seen."""
+        query = {key: value for key, value in filters.items() if value is not None}
+        if cursor:
+            query["number"] = {"$lt": int(decode_cursor(cursor, ("n",))["n"])}
+        docs = list(self.collection.find(query, _NO_OUTBOX).sort("number", DESCENDING).limit(limit + 1))
+        tickets = [_from_doc(doc) for doc in docs[:limit]]
+        more = len(docs) > limit
+        return tickets, encode_cursor({"n": tickets[-1].number}) if more else None
+
+    def resolved_before(self, moment: datetime, limit: int = 200) -> list[str]:
+        query = {"status": "resolved", "resolved_at": {"$lte": moment}}
+        return [doc["_id"] for doc in self.collection.find(query, {"_id": 1}).limit(limit)]
+
+
+def _to_doc(ticket: Ticket) -> dict:
+    doc = {name: getattr(ticket, name) for name in _TICKET_FIELDS}
+    doc["_id"] = ticket.id
+    return doc
+
+
+def _from_doc(doc: dict) -> Ticket:
+    return Ticket(
+        id=doc["_id"], version=doc.get("_v", 0), **{name: doc.get(name) for name in _TICKET_FIELDS if name in doc}
+    )
+
+
+class TopicStore:
+    """Help topics; the ids are cached for a few seconds, since every new ticket checks its topic."""
+
+    CACHE_SECONDS = 5.0
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["topics"]
+        self._ids: frozenset[str] = frozenset()
+        self._fresh_until = 0.0
+
+    def seed_defaults(self) -> None:
+        for topic_id, name in DEFAULT_TOPICS:
+            ensure_document(self.collection, {"_id": topic_id, "name": name})
+
+    def all(self) -> list[dict]:
+        return [{"id": doc["_id"], "name": doc["name"]} for doc in self.collection.find().sort("_id", ASCENDING)]
+
+    def known(self, topic_id: str) -> bool:
+        if time.monotonic() >= self._fresh_until or topic_id not in self._ids:
+            self._ids = frozenset(doc["_id"] for doc in self.collection.find({}, {"_id": 1}))
+            self._fresh_until = time.monotonic() + self.CACHE_SECONDS
+        return topic_id in self._ids
+
+    def put(self, topic_id: str, name: str) -> dict:
+        try:
+            self.collection.update_one({"_id": topic_id}, {"$set": {"name": name}}, upsert=True)
+        except DuplicateKeyError:  # a concurrent PUT created it: now it exists, so set its name
+            self.collection.update_one({"_id": topic_id}, {"$set": {"name": name}})
+        self._fresh_until = 0.0
+        return {"id": topic_id, "name": name}
+
+
+class IdempotencyKeys:
+    """Idempotency-Key records: key -> (hash of the request, the ticket it created). Kept 48 h."""
+
+    KEEP = timedelta(hours=48)
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["idempotency_keys"]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("created_at", ASCENDING)])
+
+    def claim(self, key: str, request_hash: str, ticket_id: str, now: datetime) -> dict:
+        """Record the key for this ticket, or return the record that already holds it."""
+        record = {"_id": key, "request_hash": request_hash, "ticket_id": ticket_id, "created_at": now}
+        try:
+            self.collection.insert_one(record)
+            return record
+        except DuplicateKeyError:
+            existing = self.collection.find_one({"_id": key})
+            return existing or record
+
+    def expire(self, now: datetime) -> int:
+        return self.collection.delete_many({"created_at": {"$lt": now - self.KEEP}}).deleted_count
+
+
+class TimelineStore:
+    """Every event of every ticket, keyed by event_id (so recording twice keeps one)."""
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["timeline"]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("ticket_id", ASCENDING), ("occurred_at", ASCENDING), ("_id", ASCENDING)])
+
+    def record(self, entry: dict) -> None:
+        try:
+            self.collection.insert_one({**entry, "_id": entry["event_id"]})
+        except DuplicateKeyError:
+            pass
+
+    def page(self, ticket_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        query: dict = {"ticket_id": ticket_id}
+        if cursor:
+            after = decode_cursor(cursor, ("at", "id"))
+            try:
+                at = datetime.fromisoformat(after["at"])
+            except (TypeError, ValueError):
+                raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
+            query["$or"] = [{"occurred_at": {"$gt": at}}, {"occurred_at": at, "_id": {"$gt": after["id"]}}]
+        docs = list(self.collection.find(query).sort([("occurred_at", ASCENDING), ("_id", ASCENDING)]).limit(limit + 1))
+        items = docs[:limit]
+        more = len(docs) > limit
+        last = items[-1] if items else None
+        return items, encode_cursor({"at": last["occurred_at"].isoformat(), "id": last["_id"]}) if more else None

@@ -1,0 +1,31 @@
+"""intake's worker: every event onto the timeline and into intake's view; the outbox relay; auto-close."""
+
+from __future__ import annotations
+
+import os
+
+from services.intake import handlers
+from shared.config import load_settings
+from shared.relay import OutboxRelay
+from shared.runtime import Timer, configure_logging, run_worker, wait_for
+
+
+def main() -> None:
+    configure_logging()
+    settings = load_settings()
+    app = handlers.bootstrap(settings)
+    wait_for(app.ensure_storage, "MongoDB")
+    relay = OutboxRelay(settings, handlers.SERVICE, app.pending, [app.tickets.collection])
+    wait_for(relay.ensure_indexes, "MongoDB")
+    auto_close_every = float(os.environ.get("TICKETFLOW_AUTO_CLOSE_INTERVAL", "60"))
+    timers = [
+        Timer("outbox-relay", 0.5, relay.run_once),
+        Timer("outbox-sweep", float(os.environ.get("TICKETFLOW_OUTBOX_SWEEP_INTERVAL", "30")), relay.sweep),
+        Timer("auto-close", auto_close_every, lambda: handlers.auto_close(app)),
+        Timer("expire-records", 3600, lambda: handlers.expire_records(app)),
+    ]
+    run_worker(settings, handlers.SERVICE, handlers.handlers(app), app.processed, timers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""ticketflow's common plumbing: configuration, events, bus, storage, web, auth."""

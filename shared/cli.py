@@ -1,0 +1,149 @@
+"""The `ticketflow` command: development tokens and the whole local system under honcho."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from shared import infra
+
+# Every service and its API port (CONTRACT section 1). Add a service here and `run` starts it.
+SERVICES: dict[str, int] = {"intake": 8001}
+FERRETDB_PORT = 27017
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ticketflow", description="ticketflow help-desk backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    token = commands.add_parser("token", help="print a bearer token for development")
+    token.add_argument("--role", required=True, help="portal, agent or admin")
+    token.add_argument("--agent-id", help="required with --role agent")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    token.add_argument("--sub", help="the token's subject (default: the agent id or the role)")
+    token.set_defaults(handler=_token)
+
+    run = commands.add_parser("run", help="run every service (api + worker) locally until Ctrl-C")
+    run.set_defaults(handler=_run)
+
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from shared.auth import issue_token
+    from shared.config import load_settings
+
+    if args.ttl <= 0:
+        return _usage_error("--ttl must be a positive number of seconds")
+    secret = load_settings().require_secret()
+    try:
+        print(issue_token(secret, args.role, agent_id=args.agent_id, ttl=args.ttl, sub=args.sub))
+    except ValueError as exc:
+        return _usage_error(str(exc))
+    return 0
+
+
+def _usage_error(message: str) -> int:
+    print(f"ticketflow: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from honcho.manager import Manager
+
+    run_dir = infra.REPO_ROOT / ".run"
+    run_dir.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    manager = Manager()
+
+    amqp_url = env.get("AMQP_URL") or infra.DEFAULT_AMQP_URL
+    if not infra.amqp_answers(amqp_url):
+        return _fail(f"RabbitMQ does not answer at {amqp_url}; start it (rabbitmq-server -detached) or set AMQP_URL")
+    if not env.get("MONGO_URL"):
+        problem = _add_ferretdb(manager, env, run_dir)
+        if problem:
+            return _fail(problem)
+    if not env.get("TICKETFLOW_JWT_SECRET"):
+        env["TICKETFLOW_DEV"] = "1"
+        print("ticketflow: TICKETFLOW_JWT_SECRET is not set: dev mode (TICKETFLOW_DEV=1, a fixed dev secret)")
+
+    for service, port in SERVICES.items():
+        service_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(run_dir, service))}
+        manager.add_process(f"{service}-api", _exec(api_command(service, port)), env=service_env)
+        manager.add_process(f"{service}-worker", _exec(worker_command(service)), env=service_env)
+
+    _print_banner(dev=env.get("TICKETFLOW_DEV") == "1")
+    manager.loop()  # returns when one process ends or on Ctrl-C / SIGTERM, after stopping them all
+    return manager.returncode or 0
+
+
+def _add_ferretdb(manager, env: dict, run_dir: Path) -> str | None:
+    """Manage a FerretDB on 127.0.0.1:27017 and point MONGO_URL at it; a problem message otherwise."""
+    binary = infra.ferretdb_binary()
+    if not binary.is_file():
+        return f"FerretDB is not built at {binary}; run `make tools`, or set MONGO_URL to a MongoDB you run"
+    if infra.port_answers("127.0.0.1", FERRETDB_PORT):
+        return (
+            f"port {FERRETDB_PORT} is taken; set MONGO_URL=mongodb://127.0.0.1:{FERRETDB_PORT} to use "
+            "the server that listens there, or stop it"
+        )
+    data_dir = run_dir / "ferretdb"
+    data_dir.mkdir(exist_ok=True)
+    manager.add_process("ferretdb", _exec(infra.ferretdb_command(data_dir, FERRETDB_PORT)), env=dict(env))
+    env["MONGO_URL"] = f"mongodb://127.0.0.1:{FERRETDB_PORT}"
+    print(f"ticketflow: MONGO_URL is not set: starting FerretDB at {env['MONGO_URL']} (data in {data_dir})")
+    return None
+
+
+def _fresh_metrics_dir(run_dir: Path, service: str) -> Path:
+    """Prometheus multiprocess files are per run: stale ones would add old counts to new."""
+    path = run_dir / "metrics" / service
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def _exec(argv: list[str]) -> str:
+    """honcho runs commands through a shell; exec lets the signals reach the program itself."""
+    return "exec " + shlex.join(argv)
+
+
+def gunicorn_executable() -> str:
+    beside = Path(sys.executable).with_name("gunicorn")
+    return str(beside) if beside.exists() else (shutil.which("gunicorn") or "gunicorn")
+
+
+def api_command(service: str, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The gunicorn command line of a service's API (the tests start it the same way)."""
+    app = f"services.{service}.api:create_app()"
+    return [gunicorn_executable(), "-c", "python:shared.gunicorn_conf", "--bind", f"{host}:{port}", app]
+
+
+def worker_command(service: str) -> list[str]:
+    return [sys.executable, "-m", f"services.{service}.worker"]
+
+
+def _print_banner(dev: bool) -> None:
+    tool = "ticketflow" if shutil.which("ticketflow") else str(Path(sys.executable).with_name("ticketflow"))
+    token = f"{'TICKETFLOW_DEV=1 ' if dev else ''}{tool} token --role portal"
+    print("ticketflow: starting; Ctrl-C stops everything.")
+    for service, port in SERVICES.items():
+        base = f"http://127.0.0.1:{port}"
+        print(f"  {service:<11} API {base}   docs {base}/docs   OpenAPI {base}/openapi.json")
+    print(f"  a token:    {token}   (or --role admin, or --role agent --agent-id ID)")
+    print(f'  try:        curl -H "Authorization: Bearer $({token})" http://127.0.0.1:{SERVICES["intake"]}/topics')
+    sys.stdout.flush()
+
+
+def _fail(message: str) -> int:
+    print(f"ticketflow: {message}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Configuration from the environment (CONTRACT section 1)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+DEV_SECRET = "ticketflow-dev-secret-not-for-production"
+DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
+
+
+class ConfigError(SystemExit):
+    """A configuration problem that stops the process with a clear message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"ticketflow: configuration error: {message}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    mongo_url: str = "mongodb://127.0.0.1:27017"
+    namespace: str = "ticketflow"
+    jwt_secret: str | None = None
+    smtp_url: str = "smtp://127.0.0.1:8025"
+    notify_from: str = "helpdesk@localhost"
+    auto_close_hours: float = 72.0
+    dev: bool = False
+    retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+    mongo_timeout_ms: int = 5000
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.namespace}.events"
+
+    def database_name(self, service: str) -> str:
+        return f"{self.namespace}_{service}"
+
+    def require_secret(self) -> str:
+        """The JWT secret; stops the process when it is missing outside dev mode."""
+        if self.jwt_secret:
+            if len(self.jwt_secret.encode()) < 32:
+                raise ConfigError("TICKETFLOW_JWT_SECRET must be at least 32 bytes long (HS256 needs a 256-bit key).")
+            return self.jwt_secret
+        if self.dev:
+            return DEV_SECRET
+        raise ConfigError(
+            "TICKETFLOW_JWT_SECRET is not set. Set it to a long random string "
+            "(or TICKETFLOW_DEV=1 for a local development secret)."
+        )
+
+
+def _float(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def _delays(raw: str | None) -> tuple[float, ...]:
+    if not raw:
+        return DEFAULT_RETRY_DELAYS
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"TICKETFLOW_RETRY_DELAYS must be seconds separated by commas, got {raw!r}") from None
+    if not delays or any(d <= 0 for d in delays):
+        raise ConfigError("TICKETFLOW_RETRY_DELAYS needs at least one delay, each greater than 0")
+    return delays
+
+
+def load_settings(env: dict | None = None) -> Settings:
+    """Read the settings from the environment (os.environ by default)."""
+    env = os.environ if env is None else env
+    namespace = env.get("TICKETFLOW_NAMESPACE") or "ticketflow"
+    if not namespace.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"TICKETFLOW_NAMESPACE may hold letters, digits, - and _ only, got {namespace!r}")
+    return Settings(
+        amqp_url=env.get("AMQP_URL") or Settings.amqp_url,
+        mongo_url=env.get("MONGO_URL") or Settings.mongo_url,
+        namespace=namespace,
+        jwt_secret=env.get("TICKETFLOW_JWT_SECRET") or None,
+        smtp_url=env.get("SMTP_URL") or Settings.smtp_url,
+        notify_from=env.get("NOTIFY_FROM") or Settings.notify_from,
+        auto_close_hours=_float(env, "TICKETFLOW_AUTO_CLOSE_HOURS", 72.0),
+        dev=env.get("TICKETFLOW_DEV", "") in ("1", "true", "yes"),
+        retry_delays=_delays(env.get("TICKETFLOW_RETRY_DELAYS")),
+        mongo_timeout_ms=int(_float(env, "TICKETFLOW_MONGO_TIMEOUT_MS", 5000)),
+    )
+
+
+def fail(message: str) -> None:
+    """Print one clear line and stop."""
+    print(f"ticketflow: {message}", file=sys.stderr)
+    raise SystemExit(1)

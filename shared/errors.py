@@ -1,0 +1,39 @@
+"""Errors that handlers raise; the web layer turns each into one problem+json response."""
+
+from __future__ import annotations
+
+
+class Problem(Exception):
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(self, detail: str, errors: dict | None = None, headers: dict | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.errors, self.headers = detail, errors, headers or {}
+
+
+class NotFound(Problem):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class Conflict(Problem):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class Forbidden(Problem):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class Unauthorized(Problem):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+
+class Invalid(Problem):
+    """A field-level validation failure found by a handler (an unknown topic, say)."""
+
+    status, title, slug = 422, "Validation failed", "validation-error"
+
+
+class Unavailable(Problem):
+    status, title, slug = 503, "Service unavailable", "unavailable"

@@ -1,0 +1,386 @@
+"""The event wire contract (CONTRACT section 8): the envelope and one data schema per event type.
+
+On the wire (and in every dict this module returns) times are strings like 2026-11-27T09:30:00.000Z;
+`load_data` gives handlers the data with aware UTC datetimes instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from functools import cache
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow.decorators import post_dump, post_load, validates_schema
+
+SCHEMA_VERSION = 1
+PUBLISHED_BY = {  # CONTRACT section 1
+    "intake": ("ticket.created", "ticket.message_added", "ticket.reopened", "ticket.closed"),
+    "assignment": (
+        "ticket.assigned",
+        "ticket.replied",
+        "ticket.status_changed",
+        "ticket.priority_changed",
+        "ticket.resolved",
+    ),
+    "sla": ("sla.warning", "sla.breached"),
+    "notify": ("notification.sent", "notification.failed"),
+}
+PRODUCERS: dict[str, str] = {kind: service for service, kinds in PUBLISHED_BY.items() for kind in kinds}
+EVENT_TYPES: tuple[str, ...] = tuple(PRODUCERS)
+SERVICES = tuple(PUBLISHED_BY)
+PRIORITIES = ("low", "normal", "high", "emergency")
+STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester", "resolved", "closed")
+SOURCES = ("web", "email", "phone", "api")
+CLOCKS = ("first_response", "next_response", "resolution")
+CHANNELS = ("email", "webhook")
+ASSIGN_REASONS = ("auto", "claim", "manual", "transfer", "reopen")
+
+# Fixed forever: changing it would change every derived event id and defeat deduplication.
+_ID_NAMESPACE = uuid.UUID("ce126d0f-cd2c-5943-b16f-6ed54b31df6d")
+_RFC3339_UTC = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:[Zz]|\+00:00)", re.ASCII)
+
+
+class InvalidEvent(ValueError):
+    """An event that breaks the contract; `.errors` holds marshmallow's messages or a sentence."""
+
+    def __init__(self, errors: dict | str) -> None:
+        super().__init__(errors if isinstance(errors, str) else f"invalid event: {errors}")
+        self.errors = errors
+
+
+def format_time(dt: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and a Z; a naive datetime is taken as UTC."""
+    return _as_utc(dt).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def parse_time(s: str) -> datetime:
+    """An aware UTC datetime from RFC 3339 ending in Z or +00:00; ValueError for anything else."""
+    match = _RFC3339_UTC.fullmatch(s) if isinstance(s, str) else None
+    if match is None:
+        raise ValueError(f"not an RFC 3339 UTC time (like 2026-11-27T09:30:00.000Z): {s!r}")
+    *parts, fraction = match.groups()
+    microsecond = int((fraction or "")[:6].ljust(6, "0"))
+    return datetime(*map(int, parts), microsecond, tzinfo=UTC)
+
+
+def _as_utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.utcoffset() is None else dt.astimezone(UTC)
+
+
+class Timestamp(fields.Field):
+    """A time: an RFC 3339 UTC string on the wire, an aware UTC datetime in Python."""
+
+    default_error_messages = {"invalid": "Not an RFC 3339 UTC time like 2026-11-27T09:30:00.000Z."}
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return format_time(value if isinstance(value, datetime) else parse_time(value))
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, datetime):
+            return _as_utc(value)
+        try:
+            return parse_time(value)
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON true or false, never 1, "yes" or "true"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def _text(max_length: int, *, required: bool = True) -> fields.String:
+    """A non-empty string of at most max_length characters (None allowed when optional)."""
+    return fields.String(required=required, allow_none=not required, validate=validate.Length(1, max_length))
+
+
+def _email(*, required: bool = True) -> fields.Email:
+    return fields.Email(required=required, allow_none=not required, validate=validate.Length(max=254))
+
+
+def _choice(values: tuple[str, ...]) -> fields.String:
+    return fields.String(required=True, validate=validate.OneOf(values))
+
+
+def _integer(minimum: int) -> fields.Integer:
+    return fields.Integer(required=True, strict=True, validate=validate.Range(min=minimum))
+
+
+class _Data(Schema):
+    class Meta:
+        unknown = EXCLUDE  # a newer producer may add fields; older consumers ignore them
+
+
+# ---- intake ---------------------------------------------------------------------------------------
+
+
+class PersonData(_Data):
+    name = _text(200)
+    email = _email()
+
+
+class AuthorData(_Data):
+    type = fields.String(required=True, validate=validate.OneOf(("requester", "agent")))
+    name = _text(200)
+    email = _email(required=False)
+
+
+class TicketCreatedData(_Data):
+    number = _integer(1)
+    subject = _text(200)
+    description = _text(20000)
+    requester = fields.Nested(PersonData, required=True)
+    topic = _text(100)
+    priority = _choice(PRIORITIES)
+    source = _choice(SOURCES)
+
+
+class TicketMessageAddedData(_Data):
+    message_id = _text(100)
+    body = _text(20000)
+    author = fields.Nested(AuthorData, required=True)
+
+
+class TicketReopenedData(_Data):
+    reason = _text(1000)
+
+
+class TicketClosedData(_Data):
+    by = _choice(("requester", "auto"))
+
+
+# ---- assignment -----------------------------------------------------------------------------------
+
+
+class TicketAssignedData(_Data):
+    agent_id = _text(100)
+    agent_name = _text(200)
+    agent_email = _email()
+    team = _text(100)
+    team_lead_email = _email(required=False)
+    previous_agent_id = _text(100, required=False)
+    reason = _choice(ASSIGN_REASONS)
+    decision = fields.Dict(keys=fields.String(), allow_none=True)  # rule and candidates, for auto
+
+
+class TicketRepliedData(_Data):
+    reply_id = _text(100)
+    agent_id = _text(100)
+    agent_name = _text(200)
+    body = _text(20000)
+    first_response = StrictBoolean(required=True)
+
+
+class TicketStatusChangedData(_Data):
+    status = _choice(STATUSES)
+    previous_status = _choice(STATUSES)
+
+
+class TicketPriorityChangedData(_Data):
+    priority = _choice(PRIORITIES)
+    previous_priority = _choice(PRIORITIES)
+
+
+class TicketResolvedData(_Data):
+    agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))  # None: no agent
+    resolution = _text(20000)
+
+
+# ---- sla and notify -------------------------------------------------------------------------------
+
+
+class _SlaData(_Data):
+    clock = _choice(CLOCKS)
+    instance = _integer(0)
+    due_at = Timestamp(required=True)
+    priority = _choice(PRIORITIES)
+    policy_version = _integer(1)
+
+
+class SlaWarningData(_SlaData):
+    percent = fields.Float(required=True, validate=validate.Range(0, 100, min_inclusive=False))
+
+
+class SlaBreachedData(_SlaData):
+    breached_at = Timestamp(required=True)
+
+
+class NotificationData(_Data):
+    notification_id = _text(100)
+    channel = _choice(CHANNELS)
+    recipient = _text(2048)
+    event_type = _choice(EVENT_TYPES)
+    error = fields.String(allow_none=True, validate=validate.Length(max=10000))
+
+
+DATA_SCHEMAS: dict[str, type[Schema]] = {
+    "ticket.created": TicketCreatedData,
+    "ticket.message_added": TicketMessageAddedData,
+    "ticket.reopened": TicketReopenedData,
+    "ticket.closed": TicketClosedData,
+    "ticket.assigned": TicketAssignedData,
+    "ticket.replied": TicketRepliedData,
+    "ticket.status_changed": TicketStatusChangedData,
+    "ticket.priority_changed": TicketPriorityChangedData,
+    "ticket.resolved": TicketResolvedData,
+    "sla.warning": SlaWarningData,
+    "sla.breached": SlaBreachedData,
+    "notification.sent": NotificationData,
+    "notification.failed": NotificationData,
+}
+
+
+# ---- the envelope ---------------------------------------------------------------------------------
+
+
+def _canonical_uuid(value: str) -> None:
+    try:
+        canonical = str(uuid.UUID(value)) == value
+    except ValueError:
+        canonical = False
+    if not canonical:
+        raise ValidationError("Not a UUID in canonical form (lowercase, with hyphens).")
+
+
+class EnvelopeSchema(Schema):
+    """The envelope; load gives data in Python form (datetimes), dump gives wire form (strings)."""
+
+    class Meta:
+        unknown = RAISE
+
+    event_id = fields.String(required=True, validate=_canonical_uuid)
+    type = _choice(EVENT_TYPES)
+    schema_version = fields.Integer(required=True, strict=True, validate=validate.Equal(SCHEMA_VERSION))
+    occurred_at = Timestamp(required=True)
+    producer = _choice(SERVICES)
+    ticket_id = _text(100)
+    correlation_id = fields.String(load_default=None, validate=validate.Length(max=200))
+    data = fields.Dict(required=True, keys=fields.String())
+
+    @validates_schema(skip_on_field_errors=False)
+    def _check_type(self, envelope: dict, **kwargs) -> None:
+        """The type's own producer sent it, and its data fits the type's schema."""
+        kind, errors = envelope.get("type"), {}
+        if kind not in DATA_SCHEMAS:
+            return
+        if envelope.get("producer", PRODUCERS[kind]) != PRODUCERS[kind]:
+            errors["producer"] = [f"{kind} is published by {PRODUCERS[kind]}."]
+        if "data" in envelope and (data_errors := _data_schema(kind).validate(envelope["data"])):
+            errors["data"] = data_errors
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _load_data(self, envelope: dict, **kwargs) -> dict:
+        envelope["data"] = _data_schema(envelope["type"]).load(envelope["data"])
+        return envelope
+
+    @post_dump
+    def _dump_data(self, envelope: dict, **kwargs) -> dict:
+        envelope["data"] = _data_schema(envelope["type"]).dump(envelope["data"])
+        return envelope
+
+
+@cache
+def _envelope_schema() -> EnvelopeSchema:
+    """One instance, reused: building a marshmallow schema costs far more than using it."""
+    return EnvelopeSchema()
+
+
+@cache
+def _data_schema(event_type: str) -> Schema:
+    return DATA_SCHEMAS[event_type]()
+
+
+def _load(envelope: dict) -> dict:
+    try:
+        return _envelope_schema().load(envelope)
+    except ValidationError as err:
+        raise InvalidEvent(err.messages) from None
+
+
+def validate_envelope(envelope: dict) -> dict:
+    """A valid wire-form copy of the envelope (times as strings); InvalidEvent with the reasons if not."""
+    return _envelope_schema().dump(_load(envelope))
+
+
+def load_data(envelope: dict) -> dict:
+    """The envelope's data for handlers: validated, with datetimes as aware UTC datetimes."""
+    return _load(envelope)["data"]
+
+
+def make_event(
+    type: str,
+    ticket_id: str,
+    data: dict,
+    *,
+    producer: str,
+    correlation_id: str | None = None,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> dict:
+    """A new envelope in wire form; data keys the schema does not know are a producer's bug and raise."""
+    if type in DATA_SCHEMAS:
+        try:
+            _data_schema(type).load(data, unknown=RAISE)
+        except ValidationError as err:
+            raise InvalidEvent({"data": err.messages}) from None
+    return validate_envelope(
+        {
+            "event_id": str(uuid.uuid4()) if event_id is None else event_id,
+            "type": type,
+            "schema_version": SCHEMA_VERSION,
+            "occurred_at": datetime.now(UTC) if occurred_at is None else occurred_at,
+            "producer": producer,
+            "ticket_id": ticket_id,
+            "correlation_id": correlation_id,
+            "data": data,
+        }
+    )
+
+
+def encode(envelope: dict) -> bytes:
+    """Compact UTF-8 JSON of a valid envelope."""
+    wire = validate_envelope(envelope)
+    try:
+        return json.dumps(wire, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as err:  # e.g. a set or NaN inside `decision`, or a lone surrogate
+        raise InvalidEvent(f"not JSON-serializable: {err}") from None
+
+
+def decode(body: bytes) -> dict:
+    """The valid wire-form envelope in a message body; InvalidEvent if it is not one."""
+    try:
+        envelope = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise InvalidEvent(f"malformed JSON: {err}") from None
+    if not isinstance(envelope, dict):
+        raise InvalidEvent(f"malformed JSON: an event is a JSON object, not {type(envelope).__name__}")
+    return validate_envelope(envelope)
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key in object")  # last-one-wins would lose a value silently
+    return obj
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def derived_event_id(*parts: str) -> str:
+    """A deterministic event id (uuid5 of the parts joined by "|"), e.g. ticket, clock, instance, threshold, version."""
+    if not parts or any("|" in part for part in parts):
+        raise ValueError("derived_event_id needs one or more parts, none containing '|'")
+    return str(uuid.uuid5(_ID_NAMESPACE, "|".join(parts)))

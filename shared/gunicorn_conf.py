@@ -1,0 +1,21 @@
+"""gunicorn settings for every service's api (`gunicorn -c python:shared.gunicorn_conf ...`)."""
+
+import multiprocessing
+import os
+
+workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+preload_app = False  # each worker opens its own MongoDB client and broker connection after the fork
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

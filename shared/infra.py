@@ -1,0 +1,136 @@
+"""Local infrastructure helpers for the CLI and the tests: ports, FerretDB, a RabbitMQ probe.
+
+Pure standard library, so `python3 shared/infra.py ...` also works before the venv exists.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+# What a broker sends first after the client's protocol header: a method frame on channel 0.
+_AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    """Poll until something accepts TCP connections at host:port; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if port_answers(host, port, timeout=min(0.5, max(timeout, 0.05))):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def amqp_host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    default_port = 5671 if parts.scheme == "amqps" else 5672
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def amqp_answers(url: str, timeout: float = 2.0) -> bool:
+    """True when an AMQP broker answers at the URL's host and port.
+
+    A bare TCP connect is not proof enough: some networks accept every outbound connect,
+    so for plain amqp:// we send the protocol header and expect the broker's first frame.
+    """
+    host, port = amqp_host_port(url)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            if urlsplit(url).scheme == "amqps":
+                return True
+            sock.sendall(_AMQP_HEADER)
+            first = sock.recv(8)
+    except OSError:
+        return False
+    # 0x01 = method frame (connection.start); "AMQP" = the broker proposes another version.
+    return first[:1] == b"\x01" or first.startswith(b"AMQP")
+
+
+def is_local_host(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def ferretdb_binary() -> Path:
+    """FERRETDB_BIN if set, else the repo's own build at .tools/bin/ferretdb."""
+    override = os.environ.get("FERRETDB_BIN")
+    return Path(override) if override else REPO_ROOT / ".tools" / "bin" / "ferretdb"
+
+
+def ferretdb_command(data_dir: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    return [
+        str(ferretdb_binary()),
+        "--handler=sqlite",
+        f"--sqlite-url=file:{data_dir}/",
+        f"--listen-addr={host}:{port}",
+        "--debug-addr=-",  # no debug listener: two instances would clash on :8088
+        f"--state-dir={data_dir}",
+        "--telemetry=disable",
+        "--log-level=warn",
+    ]
+
+
+def start_ferretdb(data_dir: Path, port: int, log_path: Path, timeout: float = 30.0) -> subprocess.Popen:
+    """Start FerretDB on 127.0.0.1:port with SQLite files in data_dir; return once it accepts connections."""
+    binary = ferretdb_binary()
+    if not binary.is_file():
+        raise RuntimeError(f"FerretDB is not built at {binary}; run `make tools` (needs Go)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            ferretdb_command(data_dir, port), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if wait_for_port("127.0.0.1", port, timeout=0.2):
+            return proc
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"FerretDB did not start on port {port} (exit {proc.returncode}):\n{log_tail(log_path)}")
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _main(argv: list[str]) -> int:
+    """`python3 shared/infra.py amqp-answers URL` (used by scripts/ensure-rabbitmq.sh)."""
+    if len(argv) == 2 and argv[0] == "amqp-answers":
+        return 0 if amqp_answers(argv[1]) else 1
+    if len(argv) == 2 and argv[0] == "amqp-host-port":
+        print(*amqp_host_port(argv[1]))
+        return 0
+    print("usage: infra.py amqp-answers URL | amqp-host-port URL", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,83 @@
+"""The transactional outbox, kept inside the document whose change causes the events.
+
+MongoDB gives no multi-document transactions here, so the events of a change are written in
+the same single-document write as the change itself: under `_outbox` (a map event_id -> entry),
+with `_outbox_n` (how many entries it holds) and `_outbox_due` (when a sweep should publish them
+if nobody has by then). A change that was not stored has no events; a stored one has its events.
+Documents that carry an outbox have a version `_v` that every write raises.
+
+Filters here use only `_id` and scalar fields: FerretDB (the embedded server) uses an index only
+for `_id`, and gives up even that when a filter compares embedded documents.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pymongo.collection import Collection
+
+FIELD, COUNT, DUE = "_outbox", "_outbox_n", "_outbox_due"
+SWEEP_AFTER = timedelta(seconds=30)  # a process that died between write and publish: the sweep's turn
+
+
+def now_ms() -> datetime:
+    """Now, in UTC, truncated to the millisecond (what BSON stores)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def entries(envelopes: list[dict], encode) -> dict[str, dict]:
+    """Outbox entries for validated wire-form envelopes, in order: {event_id: {type, body, at, seq, ...}}."""
+    return {
+        env["event_id"]: {
+            "type": env["type"],
+            "body": encode(env).decode(),
+            "at": env["occurred_at"],
+            "seq": i,
+            "correlation_id": env.get("correlation_id"),
+        }
+        for i, env in enumerate(envelopes)
+    }
+
+
+def insert_fields(staged: dict[str, dict]) -> dict:
+    """Fields of a document inserted together with its events."""
+    return {FIELD: staged, COUNT: len(staged), DUE: now_ms() + SWEEP_AFTER} if staged else {}
+
+
+def update_operators(staged: dict[str, dict]) -> tuple[dict, dict]:
+    """(`$set` fields, `$inc` fields) that add events to a document in the same write as the change."""
+    if not staged:
+        return {}, {}
+    fields = {f"{FIELD}.{event_id}": entry for event_id, entry in staged.items()}
+    fields[DUE] = now_ms() + SWEEP_AFTER
+    return fields, {COUNT: len(staged)}
+
+
+def ordered(staged: dict[str, dict]) -> list[tuple[str, dict]]:
+    """Entries in the order they were written (time of the write, then position in it)."""
+    return sorted(staged.items(), key=lambda item: (item[1].get("at", ""), item[1].get("seq", 0)))
+
+
+def clear(collection: Collection, doc_id, published: list[str], version: int | None = None) -> None:
+    """Forget published events.
+
+    With the version the publishing writer produced: when the document is still at that version
+    and holds as many entries as were published, those are exactly its entries and one write
+    clears the outbox. Otherwise the published entries go one by one, and the due date with the
+    last entry.
+    """
+    if not published:
+        return
+    if version is not None:
+        done = collection.update_one(
+            {"_id": doc_id, "_v": version, COUNT: len(published)}, {"$unset": {FIELD: "", COUNT: "", DUE: ""}}
+        )
+        if done.matched_count:
+            return
+    for event_id in published:  # each removal counts only if the entry was still there (no double count)
+        collection.update_one(
+            {"_id": doc_id, f"{FIELD}.{event_id}": {"$exists": True}},
+            {"$unset": {f"{FIELD}.{event_id}": ""}, "$inc": {COUNT: -1}},
+        )
+    collection.update_one({"_id": doc_id, COUNT: {"$lte": 0}}, {"$unset": {FIELD: "", COUNT: "", DUE: ""}})

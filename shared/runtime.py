@@ -1,0 +1,77 @@
+"""A service's worker process: the consumer on the main thread, timers (outbox relay, clean-ups) beside it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.bus import Consumer, Handler
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Timer:
+    name: str
+    interval: float
+    run: Callable[[], object]
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("TICKETFLOW_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
+    )
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # shared.bus logs what matters, once
+
+
+def wait_for(step: Callable[[], object], what: str, interval: float = 1.0) -> None:
+    """Retry a start-up step until it succeeds (the database may start after the worker)."""
+    while True:
+        try:
+            step()
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure here means "not yet"
+            log.warning("waiting for %s: %r", what, exc)
+            time.sleep(interval)
+
+
+def _timer_loop(timer: Timer, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            timer.run()
+        except Exception:  # a failing timer logs and tries again next tick; it never kills the worker
+            log.exception("timer %s failed", timer.name)
+        stop.wait(timer.interval)
+
+
+def run_worker(
+    settings: Settings, service: str, handlers: dict[str, Handler], idempotency, timers: list[Timer]
+) -> None:
+    """Run until SIGTERM or SIGINT; in-flight work finishes, unacked messages go back to the queue."""
+    port = os.environ.get("TICKETFLOW_METRICS_PORT")
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(int(port))
+    consumer = Consumer(settings, service, handlers, idempotency)
+
+    def shutdown(signum, _frame):
+        log.info("%s worker: signal %s, stopping", service, signum)
+        consumer.stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    threads = [threading.Thread(target=_timer_loop, args=(t, consumer.stop), name=t.name, daemon=True) for t in timers]
+    for thread in threads:
+        thread.start()
+    log.info("%s worker started (namespace %s)", service, settings.namespace)
+    consumer.run()
+    for thread in threads:
+        thread.join(timeout=5)

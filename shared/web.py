@@ -1,0 +1,259 @@
+"""The web plumbing every service shares (CONTRACT sections 2 and 3).
+
+problem+json for every error, X-Request-ID in and out, /healthz, /readyz, /metrics,
+/openapi.json with a docs page, the 1 MiB body limit, JSON-only bodies and bearer auth.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, Response, g, jsonify, request
+from flask_smorest import Api
+from marshmallow import Schema, fields
+from pymongo.errors import ConnectionFailure, PyMongoError
+from werkzeug.exceptions import HTTPException
+
+from shared import metrics, mongo
+from shared.auth import AuthError, Principal, decode_token
+from shared.bus import broker_answers
+from shared.config import Settings, load_settings
+from shared.errors import Forbidden, Problem, Unauthorized
+
+log = logging.getLogger(__name__)
+MAX_BODY = 1024 * 1024
+PROBLEM_JSON = "application/problem+json"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    500: "internal-error",
+    503: "unavailable",
+}
+
+
+class ProblemSchema(Schema):
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+def problem(status: int, title: str, detail: str, errors: dict | None = None, headers: dict | None = None) -> Response:
+    body = {
+        "type": f"urn:ticketflow:problem:{SLUGS.get(status, 'error')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = PROBLEM_JSON
+    response.headers.update(headers or {})
+    return response
+
+
+def flatten_errors(messages, prefix: str = "") -> dict[str, list[str]]:
+    """webargs/marshmallow messages -> {"requester.email": ["Not a valid email address."]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            for field, msgs in flatten_errors(value, name).items():
+                out.setdefault(field, []).extend(msgs)
+    elif isinstance(messages, list | tuple):
+        for item in messages:
+            if isinstance(item, dict | list):
+                for field, msgs in flatten_errors(item, prefix).items():
+                    out.setdefault(field, []).extend(msgs)
+            else:
+                out.setdefault(prefix or "_schema", []).append(str(item))
+    else:
+        out.setdefault(prefix or "_schema", []).append(str(messages))
+    return out
+
+
+class ServiceApi(Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        messages = data.get("messages")
+        if error.code == 422 and messages:
+            # webargs nests by location ("json", "query"); the field names are what clients know
+            errors = {}
+            for location_errors in messages.values():
+                errors.update(flatten_errors(location_errors))
+            return problem(422, "Validation failed", "The request has invalid fields.", errors)
+        if error.code == 400 and messages:
+            return problem(400, "Bad request", "The body is not valid JSON.")
+        detail = data.get("message") or error.description or error.name
+        return problem(error.code or 500, error.name, detail, headers=data.get("headers"))
+
+
+def create_service_app(
+    service: str,
+    description: str,
+    settings: Settings | None = None,
+    ready_checks: list[Callable[[], bool]] | None = None,
+) -> tuple[Flask, ServiceApi]:
+    settings = settings or load_settings()
+    app = Flask(f"ticketflow.{service}")
+    app.config.update(
+        API_TITLE=f"ticketflow {service}",
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        MAX_CONTENT_LENGTH=MAX_BODY,
+        JSON_SORT_KEYS=False,
+        API_SPEC_OPTIONS={
+            "info": {"description": description},
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            },
+        },
+    )
+    app.json.sort_keys = False
+    app.extensions["ticketflow.settings"] = settings
+    app.extensions["ticketflow.secret"] = settings.require_secret()
+    api = ServiceApi(app)
+    _install_hooks(app, service)
+    _install_error_handlers(app)
+    _install_probes(app, settings, ready_checks or [])
+    return app, api
+
+
+def _install_hooks(app: Flask, service: str) -> None:
+    @app.before_request
+    def start():
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return problem(413, "Payload too large", "The body is larger than 1 MiB.")
+        has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
+        if request.method in ("POST", "PUT", "PATCH") and has_body and not request.is_json:
+            return problem(400, "Bad request", "The body must be JSON (Content-Type: application/json).")
+        return None
+
+    @app.after_request
+    def finish(response: Response):
+        response.headers["X-Request-ID"] = getattr(g, "request_id", None) or uuid.uuid4().hex
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
+        metrics.REQUEST_LATENCY.labels(service, request.method, route, str(response.status_code)).observe(elapsed)
+        return response
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def domain_problem(exc: Problem):
+        return problem(exc.status, exc.title, exc.detail, exc.errors, exc.headers)
+
+    @app.errorhandler(ConnectionFailure)
+    def storage_down(exc):
+        log.warning("storage unavailable: %r", exc)
+        return problem(
+            503, "Service unavailable", "Storage is unavailable; try again shortly.", headers={"Retry-After": "2"}
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):  # HTTPExceptions go to ServiceApi.handle_http_exception, the more specific handler
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if isinstance(exc, PyMongoError):
+            return problem(
+                503, "Service unavailable", "Storage failed; try again shortly.", headers={"Retry-After": "2"}
+            )
+        return problem(500, "Internal server error", "Something went wrong on our side; it has been logged.")
+
+
+def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bool]]) -> None:
+    @app.get("/healthz")
+    def healthz():
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz():
+        status = {"mongodb": mongo.ping(settings), "rabbitmq": broker_answers(settings, timeout=1.0)}
+        status.update({check.__name__: bool(check()) for check in checks})
+        ready = all(status.values())
+        return jsonify({"status": "ready" if ready else "not ready", "checks": status}), 200 if ready else 503
+
+    @app.get("/metrics")
+    def metrics_endpoint():
+        body, content_type = metrics.render()
+        return Response(body, content_type=content_type)
+
+
+def current_settings() -> Settings:
+    from flask import current_app
+
+    return current_app.extensions["ticketflow.settings"]
+
+
+def correlation_id() -> str | None:
+    return getattr(g, "request_id", None)
+
+
+def authenticate() -> Principal:
+    from flask import current_app
+
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "A bearer token is required (Authorization: Bearer <JWT>).", headers={"WWW-Authenticate": "Bearer"}
+        )
+    try:
+        return decode_token(current_app.extensions["ticketflow.secret"], token.strip())
+    except AuthError as exc:
+        raise Unauthorized(f"The token is not valid: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+def require_roles(*roles: str):
+    """Authenticate before anything else is parsed; 401 without a valid token, 403 for another role."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            principal = authenticate()
+            if principal.role not in roles:
+                raise Forbidden(f"The {principal.role} role may not do this (allowed: {', '.join(roles)}).")
+            g.principal = principal
+            return view(*args, **kwargs)
+
+        doc = getattr(wrapper, "_apidoc", {})
+        manual = dict(doc.get("manual_doc", {}))
+        manual["security"] = [{"bearerAuth": []}]
+        manual["responses"] = {
+            **manual.get("responses", {}),
+            "401": {"description": "No token, or a token that is not valid"},
+            "403": {"description": "The token's role may not do this"},
+        }
+        manual["description"] = (manual.get("description", "") + f"\n\nRoles: {', '.join(roles)}.").strip()
+        wrapper._apidoc = {**doc, "manual_doc": manual}
+        return wrapper
+
+    return decorator
+
+
+def principal() -> Principal:
+    return g.principal

@@ -1,0 +1,333 @@
+"""Fixtures every test folder shares: the session's broker and database, and real processes.
+
+The session gets its own namespace (`tftest_<8 hex>`), JWT secret and short retry delays,
+set in os.environ before any test runs, so code under test and spawned processes agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared import infra as local
+from shared.cli import api_command, worker_command
+
+LOCAL_AMQP_URL = local.DEFAULT_AMQP_URL
+MONGO_IMAGE = "mongo:7.0"
+RABBITMQ_IMAGE = "rabbitmq:3.13-management"
+_saved_env: dict[str, str | None] = {}
+_spawned_key = pytest.StashKey[list]()
+
+
+def _set_env(**values: str | None) -> None:
+    """Set (or with None, remove) variables for the session; pytest_unconfigure restores them."""
+    for name, value in values.items():
+        _saved_env.setdefault(name, os.environ.get(name))
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _set_env(
+        TICKETFLOW_NAMESPACE=f"tftest_{secrets.token_hex(4)}",
+        TICKETFLOW_JWT_SECRET=secrets.token_urlsafe(32),  # PyJWT warns about HMAC keys under 32 bytes
+        TICKETFLOW_RETRY_DELAYS="0.2,0.4,0.8",
+        TICKETFLOW_DEV=None,
+        TICKETFLOW_AUTO_CLOSE_HOURS=None,
+        PROMETHEUS_MULTIPROC_DIR=None,
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for name, value in _saved_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _saved_env.clear()
+
+
+@dataclass(frozen=True)
+class Infra:
+    amqp_url: str
+    mongo_url: str
+    namespace: str
+    description: str
+
+
+@pytest.fixture(scope="session")
+def infra(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    """RabbitMQ and MongoDB for the session: TEST_*_URL, else containers if Docker answers, else local."""
+    namespace = os.environ["TICKETFLOW_NAMESPACE"]
+    amqp_url, mongo_url = os.environ.get("TEST_AMQP_URL"), os.environ.get("TEST_MONGO_URL")
+    with contextlib.ExitStack() as stack:
+        if not (amqp_url and mongo_url) and _docker_answers():
+            amqp_url = amqp_url or stack.enter_context(_rabbitmq_container())
+            mongo_url = mongo_url or stack.enter_context(_mongo_container())
+            how = "testcontainers"
+        else:
+            how = "local RabbitMQ and FerretDB"
+        amqp_url = amqp_url or _local_rabbitmq()
+        mongo_url = mongo_url or stack.enter_context(_ferretdb(tmp_path_factory.mktemp("ferretdb")))
+        _set_env(AMQP_URL=amqp_url, MONGO_URL=mongo_url)
+        stack.callback(_clean_up, request.config, amqp_url, mongo_url, namespace)  # runs before containers stop
+        yield Infra(amqp_url=amqp_url, mongo_url=mongo_url, namespace=namespace, description=how)
+
+
+def _docker_answers() -> bool:
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False
+    with warnings.catch_warnings():
+        # The docker client leaks its socket when the engine does not answer: no ResourceWarning for that.
+        warnings.simplefilter("ignore")
+        try:
+            import docker
+
+            client = docker.from_env(timeout=3)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except Exception:  # no docker module, no engine: both mean "no"
+            return False
+        finally:
+            gc.collect()
+
+
+def _container_class(module: str, name: str):
+    """testcontainers >= 4.14 moved the modules under testcontainers.community."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            mod = __import__(f"testcontainers.community.{module}", fromlist=[name])
+        except ImportError:
+            mod = __import__(f"testcontainers.{module}", fromlist=[name])
+    return getattr(mod, name)
+
+
+@contextlib.contextmanager
+def _container(module: str, class_name: str, image: str) -> Iterator:
+    container = _container_class(module, class_name)(image)
+    with warnings.catch_warnings():  # testcontainers deprecates its own helpers as it goes
+        warnings.simplefilter("ignore", DeprecationWarning)
+        container.start()
+    try:
+        yield container
+    finally:
+        container.stop()
+
+
+@contextlib.contextmanager
+def _rabbitmq_container() -> Iterator[str]:
+    with _container("rabbitmq", "RabbitMqContainer", RABBITMQ_IMAGE) as rabbit:
+        params = rabbit.get_connection_params()
+        yield f"amqp://{rabbit.username}:{rabbit.password}@{params.host}:{params.port}/%2F"
+
+
+@contextlib.contextmanager
+def _mongo_container() -> Iterator[str]:
+    with _container("mongodb", "MongoDbContainer", MONGO_IMAGE) as mongo:
+        yield mongo.get_connection_url()
+
+
+def _local_rabbitmq() -> str:
+    if local.amqp_answers(LOCAL_AMQP_URL):
+        return LOCAL_AMQP_URL
+    script = local.REPO_ROOT / "scripts" / "ensure-rabbitmq.sh"
+    result = subprocess.run(
+        [str(script)], env={**os.environ, "AMQP_URL": LOCAL_AMQP_URL}, capture_output=True, text=True
+    )
+    if result.returncode != 0 or not local.amqp_answers(LOCAL_AMQP_URL):
+        pytest.fail(
+            f"no RabbitMQ for the tests: {result.stderr.strip() or 'ensure-rabbitmq.sh failed'} (or set TEST_AMQP_URL)",
+            pytrace=False,
+        )
+    return LOCAL_AMQP_URL
+
+
+@contextlib.contextmanager
+def _ferretdb(data_dir: Path) -> Iterator[str]:
+    if not local.ferretdb_binary().is_file():
+        build = subprocess.run([str(local.REPO_ROOT / "scripts" / "build-ferretdb.sh")], capture_output=True, text=True)
+        if build.returncode != 0:
+            pytest.fail(f"cannot build FerretDB: {build.stderr.strip()} (or set TEST_MONGO_URL)", pytrace=False)
+    port = local.free_port()
+    try:
+        proc = local.start_ferretdb(data_dir, port, data_dir / "ferretdb.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield f"mongodb://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _clean_up(config: pytest.Config, amqp_url: str, mongo_url: str, namespace: str) -> None:
+    """Drop the session's databases and broker objects; report problems without failing the session."""
+    try:
+        import pymongo
+
+        with pymongo.MongoClient(mongo_url, serverSelectionTimeoutMS=5000) as client:
+            for name in client.list_database_names():
+                if name.startswith(f"{namespace}_"):
+                    client.drop_database(name)
+    except Exception as exc:
+        _report(config, f"could not drop the test databases {namespace}_*: {exc!r}")
+    try:
+        from shared.bus import delete_topology
+    except (ImportError, AttributeError):
+        return  # shared.bus not written yet: nothing declared through it
+    try:
+        delete_topology(amqp_url, namespace)
+    except Exception as exc:
+        _report(config, f"could not delete the broker objects of {namespace}: {exc!r}")
+
+
+def _report(config: pytest.Config, message: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"tests/conftest.py: {message}", yellow=True)
+    else:
+        print(f"tests/conftest.py: {message}", file=sys.__stderr__)
+
+
+class Spawned:
+    """A process started for one test, in its own process group, its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name, self.argv, self.log_path = name, argv, log_path
+        self.url: str | None = None
+        self.port: int | None = None
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                argv, env=env, cwd=local.REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send sig to the process and its children (its whole group), as when a container is killed."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+        if sig == signal.SIGKILL:
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM (a graceful stop), then SIGKILL to the whole group after timeout seconds."""
+        if self.running:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # children that outlived their parent
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __repr__(self) -> str:
+        return f"<Spawned {self.name} pid={self.proc.pid} rc={self.proc.poll()}>"
+
+
+class Spawner:
+    """The `spawn` fixture: spawn(argv, env=None, name=None), spawn.api(service), spawn.worker(service)."""
+
+    def __init__(self, tmp_path: Path, handles: list[Spawned]) -> None:
+        self.tmp_path, self.handles = tmp_path, handles
+
+    def __call__(self, argv: list[str], env: dict[str, str] | None = None, name: str | None = None) -> Spawned:
+        name = name or Path(argv[0]).name
+        log_path = self.tmp_path / f"{name}-{len(self.handles)}.log"
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        handle = Spawned(name, [str(arg) for arg in argv], full_env, log_path)
+        self.handles.append(handle)
+        return handle
+
+    def api(self, service: str, port: int | None = None, env: dict[str, str] | None = None, timeout: float = 30.0):
+        """The service's gunicorn (as `ticketflow run` starts it); returns once GET /healthz answers 200."""
+        port = port or local.free_port()
+        handle = self(api_command(service, port), env=self._service_env(service, env), name=f"{service}-api")
+        handle.port, handle.url = port, f"http://127.0.0.1:{port}"
+        _wait_healthy(handle, timeout)
+        return handle
+
+    def worker(self, service: str, env: dict[str, str] | None = None) -> Spawned:
+        return self(worker_command(service), env=self._service_env(service, env), name=f"{service}-worker")
+
+    def _service_env(self, service: str, extra: dict[str, str] | None) -> dict[str, str]:
+        """A service's api and worker share one Prometheus multiprocess folder, as under `ticketflow run`."""
+        path = self.tmp_path / "metrics" / service
+        path.mkdir(parents=True, exist_ok=True)
+        return {"PROMETHEUS_MULTIPROC_DIR": str(path), **(extra or {})}
+
+
+def _wait_healthy(handle: Spawned, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not handle.running:
+            pytest.fail(f"{handle.name} exited with {handle.proc.returncode}:\n{local.log_tail(handle.log_path)}")
+        try:
+            with urllib.request.urlopen(f"{handle.url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    pytest.fail(
+        f"{handle.name}: GET /healthz did not answer 200 within {timeout} s:\n{local.log_tail(handle.log_path)}"
+    )
+
+
+@pytest.fixture
+def spawn(infra: Infra, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Spawner]:
+    handles: list[Spawned] = []
+    request.node.stash[_spawned_key] = handles
+    yield Spawner(tmp_path, handles)
+    for handle in reversed(handles):
+        handle.stop()
+
+
+@pytest.fixture
+def spawn_api(spawn: Spawner) -> Callable[..., Spawned]:
+    return spawn.api
+
+
+@pytest.fixture
+def spawn_worker(spawn: Spawner) -> Callable[..., Spawned]:
+    return spawn.worker
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """On a failure, show the end of every spawned process's log in the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.when == "call":
+        for handle in item.stash.get(_spawned_key, []):
+            report.sections.append((f"log of {handle.name} (pid {handle.proc.pid})", local.log_tail(handle.log_path)))

@@ -1,0 +1,130 @@
+"""Fixtures for one service against the real broker and the real wire server."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from collections.abc import Iterator
+
+import pika
+import pytest
+from pymongo import MongoClient
+
+from shared import events, mongo
+from shared.config import load_settings
+from tests.harness import auth_header
+
+_counter = itertools.count(1)
+
+
+class EventTap:
+    """An exclusive queue bound to the events exchange: what really went over the wire."""
+
+    def __init__(self, amqp_url: str, exchange: str, keys: tuple[str, ...] = ("#",)) -> None:
+        self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        self.channel = self.connection.channel()
+        self.channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+        self.queue = self.channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        for key in keys:
+            self.channel.queue_bind(self.queue, exchange, routing_key=key)
+        self.received: list[tuple[object, dict]] = []
+
+    def drain(self) -> list[tuple[object, dict]]:
+        """Everything that arrived so far, as (properties, envelope)."""
+        while True:
+            method, props, body = self.channel.basic_get(self.queue, auto_ack=True)
+            if method is None:
+                return self.received
+            self.received.append((props, json.loads(body)))
+
+    def envelopes(self, ticket_id: str | None = None, type: str | None = None) -> list[dict]:
+        return [
+            env
+            for _, env in self.drain()
+            if (ticket_id is None or env["ticket_id"] == ticket_id) and (type is None or env["type"] == type)
+        ]
+
+    def close(self) -> None:
+        if self.connection.is_open:
+            self.connection.close()
+
+
+@pytest.fixture
+def settings(infra):
+    return load_settings()
+
+
+@pytest.fixture
+def tap(infra, settings) -> Iterator[EventTap]:
+    tap = EventTap(infra.amqp_url, settings.exchange)
+    yield tap
+    tap.close()
+
+
+@pytest.fixture
+def intake_db(infra, settings):
+    client = MongoClient(infra.mongo_url, tz_aware=True)
+    yield client[settings.database_name("intake")]
+    client.close()
+
+
+@pytest.fixture
+def intake_app(infra):
+    from services.intake.api import create_app
+
+    mongo.reset_for_tests()
+    app = create_app()
+    yield app
+    app.extensions["ticketflow.intake"].flusher.drain()
+
+
+@pytest.fixture
+def client(intake_app):
+    return intake_app.test_client()
+
+
+def ticket_request(**overrides) -> dict:
+    n = next(_counter)
+    request = {
+        "subject": f"VPN drops every hour #{n}",
+        "description": "Since Monday the VPN drops every hour.",
+        "requester": {"name": "Ana Ruiz", "email": f"ana.{uuid.uuid4().hex[:8]}@example.com"},
+        "topic": "network",
+        "priority": "normal",
+        "source": "web",
+    }
+    request.update(overrides)
+    return request
+
+
+@pytest.fixture
+def make_ticket(client):
+    """Create a ticket through the API (factory: make_ticket(**overrides) -> the ticket as JSON)."""
+
+    def make(**overrides) -> dict:
+        response = client.post("/tickets", json=ticket_request(**overrides), headers=auth_header("portal"))
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return make
+
+
+@pytest.fixture
+def publish(infra, settings):
+    """Publish raw bytes (or an envelope) to the events exchange, as another service would."""
+    connection = pika.BlockingConnection(pika.URLParameters(infra.amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+
+    def send(routing_key: str, body: bytes | dict, message_id: str | None = None) -> None:
+        raw = events.encode(body) if isinstance(body, dict) else body
+        props = pika.BasicProperties(content_type="application/json", delivery_mode=2, message_id=message_id)
+        channel.basic_publish(settings.exchange, routing_key, raw, props)
+
+    yield send
+    connection.close()
+
+
+def event_from(producer: str, kind: str, ticket_id: str, data: dict, **kwargs) -> dict:
+    return events.make_event(kind, ticket_id, data, producer=producer, **kwargs)

@@ -1,0 +1,309 @@
+"""The event wire contract: every type builds, encodes, decodes; anything off-contract is refused."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared import events
+from shared.events import InvalidEvent
+
+CONTRACT_TYPES = [
+    "ticket.created",
+    "ticket.message_added",
+    "ticket.reopened",
+    "ticket.closed",
+    "ticket.assigned",
+    "ticket.replied",
+    "ticket.status_changed",
+    "ticket.priority_changed",
+    "ticket.resolved",
+    "sla.warning",
+    "sla.breached",
+    "notification.sent",
+    "notification.failed",
+]
+DUE = datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
+
+SAMPLE_DATA = {
+    "ticket.created": {
+        "number": 100042,
+        "subject": "VPN drops every hour",
+        "description": "Since Monday ...",
+        "requester": {"name": "Ana Ruiz", "email": "ana@example.com"},
+        "topic": "network",
+        "priority": "normal",
+        "source": "web",
+    },
+    "ticket.message_added": {
+        "message_id": "m1",
+        "body": "Still broken",
+        "author": {"type": "requester", "name": "Ana Ruiz", "email": "ana@example.com"},
+    },
+    "ticket.reopened": {"reason": "requester wrote after resolution"},
+    "ticket.closed": {"by": "requester"},
+    "ticket.assigned": {
+        "agent_id": "jane",
+        "agent_name": "Jane Doe",
+        "agent_email": "jane@example.com",
+        "team": "network",
+        "team_lead_email": None,
+        "previous_agent_id": None,
+        "reason": "auto",
+        "decision": {"rule": "fewest_open", "candidates": [{"agent_id": "jane", "open_tickets": 1}]},
+    },
+    "ticket.replied": {
+        "reply_id": "r1",
+        "agent_id": "jane",
+        "agent_name": "Jane Doe",
+        "body": "Please restart the client",
+        "first_response": True,
+    },
+    "ticket.status_changed": {"status": "waiting_on_requester", "previous_status": "in_progress"},
+    "ticket.priority_changed": {"priority": "high", "previous_priority": "normal"},
+    "ticket.resolved": {"agent_id": "jane", "resolution": "Replaced the router"},
+    "sla.warning": {
+        "clock": "first_response",
+        "instance": 0,
+        "due_at": DUE,
+        "percent": 80,
+        "priority": "high",
+        "policy_version": 1,
+    },
+    "sla.breached": {
+        "clock": "resolution",
+        "instance": 0,
+        "due_at": DUE,
+        "breached_at": DUE + timedelta(seconds=1),
+        "priority": "high",
+        "policy_version": 2,
+    },
+    "notification.sent": {
+        "notification_id": "n1",
+        "channel": "email",
+        "recipient": "ana@example.com",
+        "event_type": "ticket.created",
+        "error": None,
+    },
+    "notification.failed": {
+        "notification_id": "n2",
+        "channel": "webhook",
+        "recipient": "https://hooks.example.com/x",
+        "event_type": "sla.breached",
+        "error": "HTTP 503",
+    },
+}
+
+
+def make(event_type: str, **overrides) -> dict:
+    data = {**SAMPLE_DATA[event_type], **overrides.pop("data", {})}
+    args = {"producer": events.PRODUCERS[event_type], "correlation_id": "req-1", **overrides}
+    return events.make_event(event_type, "t-1", data, **args)
+
+
+def test_every_contract_type_has_a_schema_and_its_producer():
+    assert list(events.EVENT_TYPES) == CONTRACT_TYPES
+    assert set(events.DATA_SCHEMAS) == set(CONTRACT_TYPES)
+    assert set(events.PRODUCERS) == set(CONTRACT_TYPES)
+    assert events.PRODUCERS["ticket.closed"] == "intake"
+    assert events.PRODUCERS["ticket.resolved"] == "assignment"
+    assert events.PRODUCERS["sla.breached"] == "sla"
+    assert events.PRODUCERS["notification.failed"] == "notify"
+
+
+@pytest.mark.parametrize("event_type", CONTRACT_TYPES)
+def test_each_type_builds_and_round_trips(event_type):
+    envelope = make(event_type)
+    body = events.encode(envelope)
+    assert b" " not in body.split(b'"data"')[0]  # compact separators
+    decoded = events.decode(body)
+    assert decoded == envelope == json.loads(body)
+    assert decoded["type"] == event_type and decoded["schema_version"] == 1
+    assert decoded["producer"] == events.PRODUCERS[event_type]
+    assert uuid.UUID(decoded["event_id"]).version == 4
+    assert events.validate_envelope(decoded) == decoded  # validating the wire form changes nothing
+
+
+def test_times_inside_data_are_strings_on_the_wire_and_datetimes_for_handlers():
+    envelope = make("sla.breached")
+    assert envelope["data"]["due_at"] == "2026-11-27T10:30:00.000Z"
+    assert envelope["data"]["breached_at"] == "2026-11-27T10:30:01.000Z"
+    data = events.load_data(events.decode(events.encode(envelope)))
+    assert data["due_at"] == DUE and data["due_at"].tzinfo is not None
+    assert data["breached_at"] == DUE + timedelta(seconds=1)
+
+
+def test_datetimes_given_in_python_form_load_as_aware_utc():
+    envelope = make("sla.breached")
+    envelope["data"]["due_at"] = datetime(2026, 11, 27, 10, 30)  # naive: taken as UTC
+    envelope["data"]["breached_at"] = datetime(2026, 11, 27, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    data = events.load_data(envelope)
+    assert data["due_at"].utcoffset() == timedelta(0) and data["due_at"] == DUE
+    assert data["breached_at"].utcoffset() == timedelta(0) and data["breached_at"] == DUE
+
+
+def test_make_event_uses_given_id_time_and_keeps_only_the_keys_given():
+    event_id = str(uuid.uuid4())
+    at = datetime(2026, 11, 27, 9, 30, 0, 123456)  # naive: taken as UTC
+    envelope = make("notification.sent", event_id=event_id, occurred_at=at, data={"error": None})
+    assert envelope["event_id"] == event_id
+    assert envelope["occurred_at"] == "2026-11-27T09:30:00.123Z"
+    minimal = {k: v for k, v in SAMPLE_DATA["ticket.assigned"].items() if k != "team_lead_email"}
+    built = events.make_event("ticket.assigned", "t-1", minimal, producer="assignment")
+    assert "team_lead_email" not in built["data"] and built["correlation_id"] is None
+
+
+def test_make_event_refuses_a_data_key_the_schema_does_not_know():
+    with pytest.raises(InvalidEvent) as exc:
+        make("ticket.assigned", data={"team_lead_emial": "lead@example.com"})
+    assert "team_lead_emial" in exc.value.errors["data"]
+
+
+def test_consumers_ignore_data_fields_a_newer_producer_adds():
+    envelope = make("ticket.closed")
+    envelope["data"]["closed_via"] = "portal"
+    assert events.decode(json.dumps(envelope).encode())["data"] == {"by": "requester"}
+
+
+def test_unknown_envelope_field_is_rejected():
+    envelope = {**make("ticket.closed"), "priority": "high"}
+    with pytest.raises(InvalidEvent) as exc:
+        events.decode(json.dumps(envelope).encode())
+    assert "priority" in exc.value.errors
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("type", "ticket.deleted"),
+        ("schema_version", 2),
+        ("schema_version", "1"),
+        ("event_id", "not-a-uuid"),
+        ("event_id", str(uuid.uuid4()).upper()),
+        ("occurred_at", "2026-11-27T09:30:00.000+01:00"),
+        ("occurred_at", "2026-11-27"),
+        ("producer", "billing"),
+        ("ticket_id", ""),
+        ("data", ["not", "an", "object"]),
+    ],
+)
+def test_bad_envelope_fields_are_rejected_by_name(field, value):
+    envelope = {**make("ticket.closed"), field: value}
+    with pytest.raises(InvalidEvent) as exc:
+        events.validate_envelope(envelope)
+    assert field in exc.value.errors
+
+
+def test_a_type_sent_by_another_service_is_rejected():
+    with pytest.raises(InvalidEvent) as exc:
+        events.make_event("ticket.closed", "t-1", {"by": "auto"}, producer="assignment")
+    assert exc.value.errors == {"producer": ["ticket.closed is published by intake."]}
+
+
+def test_missing_required_data_field_is_named():
+    envelope = make("ticket.created")
+    del envelope["data"]["subject"]
+    with pytest.raises(InvalidEvent) as exc:
+        events.validate_envelope(envelope)
+    assert exc.value.errors == {"data": {"subject": ["Missing data for required field."]}}
+    with pytest.raises(InvalidEvent) as exc:
+        events.make_event("ticket.created", "t-1", envelope["data"], producer="intake")
+    assert "subject" in exc.value.errors["data"]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "field"),
+    [
+        ("ticket.created", {"priority": "urgent"}, "priority"),
+        ("ticket.created", {"source": "fax"}, "source"),
+        ("ticket.created", {"number": "100042"}, "number"),
+        ("ticket.created", {"subject": "x" * 201}, "subject"),
+        ("ticket.created", {"requester": {"name": "Ana", "email": "not-an-email"}}, "requester"),
+        ("ticket.message_added", {"author": {"type": "bot", "name": "x"}}, "author"),
+        ("ticket.closed", {"by": "agent"}, "by"),
+        ("ticket.assigned", {"reason": "random"}, "reason"),
+        ("ticket.assigned", {"agent_id": ""}, "agent_id"),
+        ("ticket.replied", {"first_response": 1}, "first_response"),
+        ("ticket.status_changed", {"status": "open"}, "status"),
+        ("ticket.priority_changed", {"priority": "urgent"}, "priority"),
+        ("sla.warning", {"clock": "lunch"}, "clock"),
+        ("sla.warning", {"instance": -1}, "instance"),
+        ("sla.warning", {"policy_version": 0}, "policy_version"),
+        ("sla.warning", {"percent": float("nan")}, "percent"),
+        ("sla.breached", {"breached_at": "yesterday"}, "breached_at"),
+        ("notification.sent", {"channel": "sms"}, "channel"),
+    ],
+)
+def test_bad_data_values_are_rejected_by_name(event_type, data, field):
+    with pytest.raises(InvalidEvent) as exc:
+        make(event_type, data=data)
+    assert field in exc.value.errors["data"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"", b"\xff\xfe{}", b"[1, 2]", b'"ticket.created"', b"null", b'{"a": 1, "a": 2}', b'{"a": NaN}'],
+)
+def test_malformed_or_non_object_json_is_invalid(body):
+    with pytest.raises(InvalidEvent) as exc:
+        events.decode(body)
+    assert str(exc.value).startswith("malformed JSON")
+    assert isinstance(exc.value, ValueError)
+
+
+def test_decode_names_every_problem_at_once():
+    envelope = make("ticket.created")
+    envelope["occurred_at"] = "soon"
+    envelope["data"]["priority"] = "urgent"
+    with pytest.raises(InvalidEvent) as exc:
+        events.decode(json.dumps(envelope).encode())
+    assert set(exc.value.errors) == {"occurred_at", "data"}
+    assert set(exc.value.errors["data"]) == {"priority"}
+
+
+def test_encode_refuses_what_json_cannot_carry():
+    with pytest.raises(InvalidEvent):
+        events.encode(make("ticket.assigned", data={"decision": {"candidates": {"jane"}}}))
+
+
+def test_time_format_is_utc_with_z_and_milliseconds():
+    dt = datetime(2026, 11, 27, 10, 30, 0, 999999, tzinfo=timezone(timedelta(hours=1)))
+    assert events.format_time(dt) == "2026-11-27T09:30:00.999Z"
+    assert events.parse_time("2026-11-27T09:30:00Z") == datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    assert events.parse_time("2026-11-27T09:30:00.5+00:00") == datetime(2026, 11, 27, 9, 30, 0, 500000, tzinfo=UTC)
+    for bad in ["2026-11-27T09:30:00", "2026-11-27T09:30:00-05:00", "2026-13-01T00:00:00Z", "tomorrow", ""]:
+        with pytest.raises(ValueError):
+            events.parse_time(bad)
+
+
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 12, 31, 23, 59, 59)),
+    st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+)
+def test_times_round_trip(naive, offset_minutes):
+    dt = naive.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    text = events.format_time(dt)
+    assert text.endswith("Z") and len(text) == len("2026-11-27T09:30:00.000Z") and text[19] == "."
+    parsed = events.parse_time(text)
+    assert parsed.utcoffset() == timedelta(0)
+    assert parsed == dt - timedelta(microseconds=dt.microsecond % 1000)  # milliseconds kept, below truncated
+    assert events.format_time(parsed) == text
+
+
+def test_derived_event_id_is_deterministic_and_differs_per_part():
+    parts = ("t-1", "first_response", "0", "80", "1")
+    first = events.derived_event_id(*parts)
+    assert first == events.derived_event_id(*parts)
+    assert str(uuid.UUID(first)) == first and uuid.UUID(first).version == 5
+    variants = {events.derived_event_id(*parts[:i], parts[i] + "x", *parts[i + 1 :]) for i in range(len(parts))}
+    assert len(variants) == len(parts) and first not in variants
+    with pytest.raises(ValueError):
+        events.derived_event_id("a|b", "c")
+
+
+def test_a_derived_id_is_a_valid_event_id():
+    event_id = events.derived_event_id("t-1", "resolution", "0", "breach", "2")
+    assert make("sla.breached", event_id=event_id)["event_id"] == event_id

@@ -1,0 +1,209 @@
+"""intake's ticket rules: the requester's moves, and other services' events that never move a ticket backwards."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.intake.domain import Ticket, TicketClosed, summarize
+
+T0 = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+
+
+def make_ticket(**overrides) -> Ticket:
+    request = {
+        "subject": "VPN drops every hour",
+        "description": "Since Monday",
+        "topic": "network",
+        "requester": {"name": "Ana Ruiz", "email": "ana@example.com"},
+        "priority": "normal",
+        "source": "web",
+    }
+    ticket = Ticket.open("t1", 100042, {**request, **overrides}, T0)
+    ticket.recorded.clear()
+    return ticket
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+ASSIGNED = {
+    "agent_id": "jane",
+    "agent_name": "Jane Doe",
+    "agent_email": "jane@example.com",
+    "team": "network",
+    "reason": "auto",
+}
+
+
+def test_open_records_ticket_created_with_the_contract_fields():
+    ticket = Ticket.open(
+        "t1",
+        100042,
+        {"subject": "s", "description": "d", "topic": "network", "requester": {"name": "A", "email": "a@example.com"}},
+        T0,
+    )
+    ((kind, data),) = ticket.recorded
+    assert kind == "ticket.created"
+    assert data == {
+        "number": 100042,
+        "subject": "s",
+        "description": "d",
+        "topic": "network",
+        "priority": "normal",
+        "source": "web",
+        "requester": {"name": "A", "email": "a@example.com"},
+    }
+    assert ticket.status == "new"
+
+
+def test_message_on_an_open_ticket_is_added_without_reopening():
+    ticket = make_ticket()
+    ticket.add_message("m1", "still broken", at(1))
+    assert [kind for kind, _ in ticket.recorded] == ["ticket.message_added"]
+    assert ticket.thread[-1]["author"] == {"type": "requester", "name": "Ana Ruiz"}
+
+
+def test_message_on_a_resolved_ticket_reopens_it_to_its_agent():
+    ticket = make_ticket()
+    ticket.apply("ticket.assigned", ASSIGNED, at(1))
+    ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "reset"}, at(2))
+    ticket.add_message("m1", "it is back", at(3))
+    assert [kind for kind, _ in ticket.recorded] == ["ticket.message_added", "ticket.reopened"]
+    assert ticket.status == "assigned" and ticket.resolved_at is None
+
+
+def test_message_on_a_closed_ticket_is_refused():
+    ticket = make_ticket()
+    ticket.close("requester", at(1))
+    with pytest.raises(TicketClosed):
+        ticket.add_message("m1", "hello?", at(2))
+
+
+def test_closing_twice_records_one_event():
+    ticket = make_ticket()
+    assert ticket.close("requester", at(1)) is True
+    assert ticket.close("requester", at(2)) is False
+    assert [kind for kind, _ in ticket.recorded] == ["ticket.closed"]
+
+
+def test_assigned_after_resolved_does_not_reopen():
+    ticket = make_ticket()
+    ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "done"}, at(5))
+    ticket.apply("ticket.assigned", ASSIGNED, at(1))  # late: happened before the resolve
+    assert ticket.status == "resolved"
+
+
+def test_a_late_status_change_does_not_undo_a_newer_one():
+    ticket = make_ticket()
+    ticket.apply("ticket.status_changed", {"status": "waiting_on_requester", "previous_status": "in_progress"}, at(5))
+    assert not ticket.apply("ticket.status_changed", {"status": "in_progress", "previous_status": "assigned"}, at(3))
+    assert ticket.status == "waiting_on_requester"
+
+
+def test_a_resolve_older_than_a_reopen_is_ignored():
+    ticket = make_ticket()
+    ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "x"}, at(1))
+    ticket.add_message("m", "nope", at(2))
+    assert not ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "x"}, at(1))
+    assert ticket.status == "new"
+
+
+def test_nothing_reopens_a_closed_ticket():
+    ticket = make_ticket()
+    ticket.close("requester", at(1))
+    for kind, data in [
+        ("ticket.status_changed", {"status": "in_progress", "previous_status": "assigned"}),
+        ("ticket.resolved", {"agent_id": "jane", "resolution": "x"}),
+    ]:
+        ticket.apply(kind, data, at(9))
+    assert ticket.status == "closed"
+
+
+def test_replies_are_kept_once_and_in_time_order():
+    ticket = make_ticket()
+    reply = {
+        "reply_id": "r2",
+        "agent_id": "jane",
+        "agent_name": "Jane Doe",
+        "body": "try this",
+        "first_response": False,
+    }
+    assert ticket.apply("ticket.replied", reply, at(5))
+    assert not ticket.apply("ticket.replied", reply, at(5))
+    ticket.apply("ticket.replied", {**reply, "reply_id": "r1", "first_response": True}, at(2))
+    assert [entry["id"] for entry in ticket.thread] == ["r1", "r2"]
+
+
+def test_sla_due_times_follow_the_newest_announcement_and_breach_sticks():
+    ticket = make_ticket()
+    warning = {
+        "clock": "first_response",
+        "instance": 0,
+        "due_at": at(60),
+        "percent": 80,
+        "priority": "normal",
+        "policy_version": 1,
+    }
+    ticket.apply("sla.warning", warning, at(48))
+    ticket.apply("sla.breached", {**warning, "clock": "resolution", "due_at": at(240), "breached_at": at(240)}, at(240))
+    ticket.apply("sla.warning", {**warning, "due_at": at(10)}, at(30))  # older than the first: ignored
+    assert ticket.sla == {"first_response_due_at": at(60), "resolution_due_at": at(240), "breached": True}
+
+
+def test_auto_close_only_after_the_configured_hours():
+    ticket = make_ticket()
+    ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "x"}, at(0))
+    assert not ticket.due_for_auto_close(at(59), hours=1)
+    assert ticket.due_for_auto_close(at(60), hours=1)
+
+
+EVENTS = st.sampled_from(
+    [
+        ("ticket.assigned", ASSIGNED),
+        ("ticket.status_changed", {"status": "in_progress", "previous_status": "assigned"}),
+        ("ticket.status_changed", {"status": "waiting_on_requester", "previous_status": "in_progress"}),
+        ("ticket.resolved", {"agent_id": "jane", "resolution": "x"}),
+        ("ticket.priority_changed", {"priority": "high", "previous_priority": "normal"}),
+    ]
+)
+
+
+@given(st.lists(st.tuples(EVENTS, st.integers(0, 100)), max_size=12))
+def test_applying_events_twice_changes_nothing_the_second_time(history):
+    ticket = make_ticket()
+    for (kind, data), minute in history:
+        ticket.apply(kind, data, at(minute))
+    snapshot = (ticket.status, ticket.assignee, ticket.priority, ticket.resolved_at, dict(ticket.watermarks))
+    for (kind, data), minute in history:
+        assert not ticket.apply(kind, data, at(minute))
+    assert snapshot == (ticket.status, ticket.assignee, ticket.priority, ticket.resolved_at, dict(ticket.watermarks))
+
+
+@given(st.permutations(range(5)))
+def test_the_final_status_does_not_depend_on_arrival_order(order):
+    history = [
+        ("ticket.assigned", ASSIGNED, 1),
+        ("ticket.status_changed", {"status": "in_progress", "previous_status": "assigned"}, 2),
+        ("ticket.status_changed", {"status": "waiting_on_requester", "previous_status": "in_progress"}, 3),
+        ("ticket.priority_changed", {"priority": "high", "previous_priority": "normal"}, 4),
+        ("ticket.resolved", {"agent_id": "jane", "resolution": "x"}, 5),
+    ]
+    ticket = make_ticket()
+    for index in order:
+        kind, data, minute = history[index]
+        ticket.apply(kind, data, at(minute))
+    assert (ticket.status, ticket.priority, ticket.assignee["agent_id"]) == ("resolved", "high", "jane")
+
+
+def test_every_event_type_has_a_readable_summary():
+    assert (
+        summarize("ticket.assigned", {**ASSIGNED, "decision": {"rule": "least loaded", "candidates": [1, 2]}})
+        == "Assigned to Jane Doe (network) automatically: least loaded, among 2 candidate(s)"
+    )
+    assert summarize("ticket.closed", {"by": "auto"}).startswith("Closed automatically")
+    assert (
+        summarize("ticket.replied", {"agent_name": "Jane", "first_response": True}) == "Jane replied (first response)"
+    )
