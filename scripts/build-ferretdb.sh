@@ -2,12 +2,14 @@
 # Build FerretDB (our embedded MongoDB wire server) into .tools/bin/ferretdb, once.
 # A plain `go install` of v1.24.2 panics at start ("Invalid build/version/version.txt"),
 # so we build from the module source with the version file filled in. We also apply
-# scripts/ferretdb.patch, two fixes that make the embedded server behave as MongoDB (which
+# scripts/ferretdb.patch, three fixes that make the embedded server behave as MongoDB (which
 # production uses) does:
 #  - atomic single-document writes: v1's SQLite handler reads, changes and writes back in
 #    separate steps, so concurrent updates of one document silently lost writes;
 #  - the _id index is used: lookups and updates by _id were written with another expression
-#    than the index's, so each one scanned the whole collection.
+#    than the index's, so each one scanned the whole collection;
+#  - an _id condition is pushed down to SQLite also when the filter has other conditions
+#    (a version-checked update scanned the whole collection).
 set -euo pipefail
 
 VERSION="${FERRETDB_VERSION:-v1.24.2}"

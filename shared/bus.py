@@ -79,6 +79,14 @@ def declare_service_topology(channel, settings: Settings, service: str, types: l
     return queue
 
 
+def declare_topology(channel, settings: Settings) -> None:
+    """Every registered service's queues and bindings (idempotent; done by each publisher on connect)."""
+    from shared.topology import SUBSCRIPTIONS
+
+    for service, types in SUBSCRIPTIONS.items():
+        declare_service_topology(channel, settings, service, list(types))
+
+
 class Publisher:
     """Publishes envelopes persistently, with confirms and the mandatory flag. One per thread."""
 
@@ -98,7 +106,7 @@ class Publisher:
             self._connection = pika.BlockingConnection(parameters(self.settings, f"{self.service}.publisher"))
             self._channel = self._connection.channel()
             self._channel.confirm_delivery()
-            declare_exchange(self._channel, self.settings)
+            declare_topology(self._channel, self.settings)
         except CONNECTION_ERRORS as exc:
             self._down_until = time.monotonic() + self.retry_after
             self.close()
@@ -132,6 +140,14 @@ class Publisher:
                 if attempt == 2:
                     raise PublishError(f"publish failed: {exc!r}") from exc
         metrics.EVENTS_PUBLISHED.labels(self.service, event_type).inc()
+
+    def keepalive(self) -> None:
+        """Answer heartbeats on an idle connection (a BlockingConnection does I/O only when called)."""
+        if self._connection is not None and self._connection.is_open:
+            try:
+                self._connection.process_data_events(0)
+            except CONNECTION_ERRORS:
+                self.close()
 
     def ping(self) -> bool:
         try:
@@ -188,6 +204,8 @@ class Consumer:
                     log.warning("%s: the broker cancelled the consumer; reconnecting", self.service)
             except CONNECTION_ERRORS as exc:
                 log.warning("%s: broker connection lost (%r); reconnecting in %.1fs", self.service, exc, backoff)
+            except Exception:  # a fault in the plumbing itself: unacked messages return to the queue
+                log.exception("%s: consumer failed; reconnecting in %.1fs", self.service, backoff)
             self.connected.clear()
             self.stop.wait(backoff)
             backoff = min(backoff * 2, 10.0)

@@ -19,3 +19,10 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def on_starting(server):
+    """Check the configuration once, in the master: a missing secret stops gunicorn instead of looping."""
+    from shared.config import load_settings
+
+    load_settings().require_secret()

@@ -24,6 +24,7 @@ from shared.config import Settings
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 RETRY_AFTER = timedelta(seconds=2)
+KEEPALIVE = 10.0  # seconds; well within the 30 s heartbeat
 
 
 def publish_entries(publisher: Publisher, staged: dict[str, dict]) -> tuple[list[str], bool]:
@@ -93,7 +94,11 @@ class OutboxFlusher:
     def _loop(self) -> None:
         publisher = Publisher(self.settings, self.service)
         while True:
-            collection, doc_id, staged, version = self._queue.get()
+            try:
+                collection, doc_id, staged, version = self._queue.get(timeout=KEEPALIVE)
+            except queue.Empty:
+                publisher.keepalive()
+                continue
             try:
                 published, complete = publish_entries(publisher, staged)
                 outbox.clear(collection, doc_id, published, version if complete else None)
@@ -133,6 +138,7 @@ class OutboxRelay:
 
     def run_once(self) -> int:
         """Publish the events of every due marker; returns how many went out."""
+        self.publisher.keepalive()
         total = 0
         for marker in self.pending.due(self.batch):
             leased = self.pending.lease(marker)

@@ -17,7 +17,7 @@ from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
 from marshmallow import Schema, fields
 from pymongo.errors import ConnectionFailure, PyMongoError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from shared import metrics, mongo
 from shared.auth import AuthError, Principal, decode_token
@@ -91,6 +91,15 @@ def flatten_errors(messages, prefix: str = "") -> dict[str, list[str]]:
 class ServiceApi(Api):
     ERROR_SCHEMA = ProblemSchema
 
+    def _register_responses(self):
+        """The error responses the document describes are problem+json, as the API answers."""
+        content_type = self.DEFAULT_RESPONSE_CONTENT_TYPE
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = PROBLEM_JSON
+        try:
+            super()._register_responses()
+        finally:
+            self.DEFAULT_RESPONSE_CONTENT_TYPE = content_type
+
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
         messages = data.get("messages")
@@ -103,7 +112,10 @@ class ServiceApi(Api):
         if error.code == 400 and messages:
             return problem(400, "Bad request", "The body is not valid JSON.")
         detail = data.get("message") or error.description or error.name
-        return problem(error.code or 500, error.name, detail, headers=data.get("headers"))
+        headers = dict(data.get("headers") or {})
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        return problem(error.code or 500, error.name, detail, headers=headers)
 
 
 def create_service_app(
@@ -243,11 +255,7 @@ def require_roles(*roles: str):
         doc = getattr(wrapper, "_apidoc", {})
         manual = dict(doc.get("manual_doc", {}))
         manual["security"] = [{"bearerAuth": []}]
-        manual["responses"] = {
-            **manual.get("responses", {}),
-            "401": {"description": "No token, or a token that is not valid"},
-            "403": {"description": "The token's role may not do this"},
-        }
+        manual["responses"] = {**manual.get("responses", {}), "401": "UNAUTHORIZED", "403": "FORBIDDEN"}
         manual["description"] = (manual.get("description", "") + f"\n\nRoles: {', '.join(roles)}.").strip()
         wrapper._apidoc = {**doc, "manual_doc": manual}
         return wrapper

@@ -66,8 +66,12 @@ class Tickets(MethodView):
     @tickets.response(200, TicketListSchema)
     def get(self, query):
         """List tickets, newest first, filtered by requester email, status and topic."""
-        filters = {"requester.email": query["requester_email"], "status": query["status"], "topic": query["topic"]}
-        items, cursor = intake().tickets.page(filters, query["limit"], query["cursor"])
+        filters = {
+            "requester.email": query.get("requester_email"),
+            "status": query.get("status"),
+            "topic": query.get("topic"),
+        }
+        items, cursor = intake().tickets.page(filters, query["limit"], query.get("cursor"))
         return {"items": items, "next_cursor": cursor}
 
 
@@ -107,7 +111,7 @@ class Timeline(MethodView):
     def get(self, query, ticket_id):
         """Every event of the ticket from every service, oldest first: what happened, and why."""
         intake().tickets.get(ticket_id)
-        items, cursor = intake().timeline.page(ticket_id, query["limit"], query["cursor"])
+        items, cursor = intake().timeline.page(ticket_id, query["limit"], query.get("cursor"))
         return {"items": [{**item, "event_id": item["_id"]} for item in items], "next_cursor": cursor}
 
 

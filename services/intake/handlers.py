@@ -63,11 +63,19 @@ def now() -> datetime:
 
 
 def _envelopes(ticket: Ticket, correlation_id: str | None, at: datetime) -> dict:
+    """The events the ticket recorded, as outbox entries; those of one write are a millisecond apart, in order."""
     recorded, ticket.recorded = ticket.recorded, []
     return outbox.entries(
         [
-            events.make_event(kind, ticket.id, data, producer=SERVICE, correlation_id=correlation_id, occurred_at=at)
-            for kind, data in recorded
+            events.make_event(
+                kind,
+                ticket.id,
+                data,
+                producer=SERVICE,
+                correlation_id=correlation_id,
+                occurred_at=at + timedelta(milliseconds=i),
+            )
+            for i, (kind, data) in enumerate(recorded)
         ],
         events.encode,
     )
@@ -168,9 +176,13 @@ def expire_records(app: Intake) -> None:
 
 
 def record_and_apply(app: Intake, envelope: dict) -> None:
-    """Every event goes on the ticket's timeline; those that change intake's view are applied."""
+    """Apply another service's event to intake's view, then put every event on the ticket's timeline."""
     data = events.load_data(envelope)
     at = events.parse_time(envelope["occurred_at"])
+    if envelope["producer"] != SERVICE:  # intake's own events changed the ticket when they were stored
+        _change(
+            app, envelope["ticket_id"], lambda t: t.apply(envelope["type"], data, at), envelope.get("correlation_id")
+        )
     app.timeline.record(
         {
             "event_id": envelope["event_id"],
@@ -182,10 +194,6 @@ def record_and_apply(app: Intake, envelope: dict) -> None:
             "summary": summarize(envelope["type"], data),
         }
     )
-    if envelope["producer"] != SERVICE:
-        _change(
-            app, envelope["ticket_id"], lambda t: t.apply(envelope["type"], data, at), envelope.get("correlation_id")
-        )
 
 
 def handlers(app: Intake) -> dict:

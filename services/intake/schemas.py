@@ -84,13 +84,19 @@ class TicketSchema(Schema):
 
 class PageQuerySchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String(load_default=None, validate=validate.Length(1, 500))
+    cursor = fields.String(validate=validate.Length(1, 500))
 
 
 class TicketListQuerySchema(PageQuerySchema):
-    requester_email = fields.Email(load_default=None)
-    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
-    topic = fields.String(load_default=None, validate=TOPIC_ID)
+    requester_email = fields.Email(metadata={"description": "case-insensitive"})
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    topic = fields.String(validate=TOPIC_ID)
+
+    @pre_load
+    def normalize(self, data, **kwargs):
+        if "requester_email" in data and isinstance(data["requester_email"], str):
+            data = {**data, "requester_email": data["requester_email"].strip().lower()}
+        return data
 
 
 class TicketListSchema(Schema):

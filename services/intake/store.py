@@ -49,11 +49,15 @@ def encode_cursor(values: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, keys: tuple[str, ...]) -> dict:
+def decode_cursor(cursor: str, types: dict[str, type]) -> dict:
+    """The values of a cursor this API gave out, each of the expected type; 422 for anything else."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(values, dict) or set(values) != set(keys):
+        if not isinstance(values, dict) or set(values) != set(types):
             raise ValueError
+        for key, kind in types.items():
+            if type(values[key]) is not kind or (kind is int and not 0 <= values[key] < 2**63):
+                raise ValueError
         return values
     except ValueError:
         raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
@@ -107,7 +111,7 @@ class TicketStore:
         """Newest first; the cursor is the last number seen."""
         query = {key: value for key, value in filters.items() if value is not None}
         if cursor:
-            query["number"] = {"$lt": int(decode_cursor(cursor, ("n",))["n"])}
+            query["number"] = {"$lt": decode_cursor(cursor, {"n": int})["n"]}
         docs = list(self.collection.find(query, _NO_OUTBOX).sort("number", DESCENDING).limit(limit + 1))
         tickets = [_from_doc(doc) for doc in docs[:limit]]
         more = len(docs) > limit
@@ -205,7 +209,7 @@ class TimelineStore:
     def page(self, ticket_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         query: dict = {"ticket_id": ticket_id}
         if cursor:
-            after = decode_cursor(cursor, ("at", "id"))
+            after = decode_cursor(cursor, {"at": str, "id": str})
             try:
                 at = datetime.fromisoformat(after["at"])
             except (TypeError, ValueError):

@@ -77,6 +77,7 @@ def intake_app(infra):
     app = create_app()
     yield app
     app.extensions["ticketflow.intake"].flusher.drain()
+    mongo.reset_for_tests()
 
 
 @pytest.fixture

@@ -230,3 +230,30 @@ def test_the_worker_goes_on_consuming_after_the_broker_closes_its_connections(
         message="the worker did not come back after its connections were closed",
     )
     assert worker.running
+
+
+def test_the_worker_redeclares_its_queue_when_the_broker_cancels_its_consumer(
+    infra, settings, make_ticket, intake_db, spawn_worker
+):
+    worker = spawn_worker("intake")
+    first = make_ticket()
+    wait_until(lambda: intake_db.timeline.find_one({"ticket_id": first["id"]}), timeout=15)
+    connection = pika.BlockingConnection(pika.URLParameters(infra.amqp_url))
+    connection.channel().queue_delete(f"{settings.namespace}.intake")  # the broker cancels the consumer
+
+    def redeclared():
+        try:
+            channel = connection.channel()
+            return channel.queue_declare(f"{settings.namespace}.intake", passive=True).method.consumer_count == 1
+        except pika.exceptions.ChannelClosedByBroker:
+            return False
+
+    wait_until(redeclared, timeout=15, message="the worker did not declare its queue again")
+    connection.close()
+    second = make_ticket()
+    wait_until(
+        lambda: intake_db.timeline.find_one({"ticket_id": second["id"]}),
+        timeout=15,
+        message="the worker did not consume after its queue came back",
+    )
+    assert worker.running

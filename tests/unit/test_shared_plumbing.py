@@ -81,3 +81,11 @@ def test_validation_messages_are_flattened_by_field_path():
         "extra": ["Unknown field."],
         "_schema": ["Invalid input type."],
     }
+
+
+def test_intake_binds_exactly_what_the_topology_registry_says():
+    from services.intake.handlers import handlers
+    from shared.events import EVENT_TYPES
+    from shared.topology import SUBSCRIPTIONS
+
+    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["intake"]) == sorted(EVENT_TYPES)

@@ -1,0 +1,893 @@
+"""intake's HTTP API against CONTRACT sections 2 to 4, in-process, on the session's real MongoDB wire server and broker.
+
+What went over the broker is read from the `tap`; "nothing more will be published" is the moment the
+ticket's document has no `_outbox` left (every staged event was confirmed by the broker and cleared).
+Tests that need intake's consumer (events from other services, the timeline, auto-close) run a real
+intake worker process.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pika
+import pika.exceptions
+import pytest
+
+from services.intake.domain import DEFAULT_TOPICS
+from shared import mongo
+from shared.auth import issue_token
+from shared.bus import queue_name
+from shared.events import parse_time
+from tests.harness import auth_header, token, wait_until
+from tests.integration.conftest import event_from, ticket_request
+
+PROBLEM_JSON = "application/problem+json"
+RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+TICKET_KEYS = {
+    "id", "number", "subject", "description", "requester", "topic", "priority", "source", "status", "assignee",
+    "team", "sla", "thread", "created_at", "updated_at",
+}  # fmt: skip
+THREAD_ENTRY_KEYS = {"id", "kind", "author", "body", "created_at"}
+TIMELINE_ITEM_KEYS = {"event_id", "type", "producer", "occurred_at", "correlation_id", "summary"}
+MIB = 1024 * 1024
+EVENT_TIMEOUT = 15.0
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def portal() -> dict[str, str]:
+    return auth_header("portal")
+
+
+def admin() -> dict[str, str]:
+    return auth_header("admin")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def assert_problem(response, status: int, field: str | None = None) -> dict:
+    """A problem+json answer with the given status (and, for a validation error, the named field)."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.headers["Content-Type"] == PROBLEM_JSON
+    body = response.get_json(force=True)
+    assert {"type", "title", "status", "detail"} <= set(body), body
+    assert body["status"] == status
+    assert all(isinstance(body[key], str) and body[key] for key in ("type", "title", "detail")), body
+    if field is not None:
+        assert field in body.get("errors", {}), body
+        assert all(isinstance(message, str) for message in body["errors"][field])
+    return body
+
+
+def assert_time(value) -> datetime:
+    assert isinstance(value, str) and RFC3339_Z.match(value), value
+    return parse_time(value)
+
+
+def get_ticket(client, ticket_id: str) -> dict:
+    response = client.get(f"/tickets/{ticket_id}", headers=portal())
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def stored_count(intake_db, **query) -> int:
+    return intake_db.tickets.count_documents(query)
+
+
+def outbox_empty(intake_db, ticket_id: str) -> bool:
+    """The deterministic "nothing more will be published": every staged event was confirmed and cleared."""
+    doc = intake_db.tickets.find_one({"_id": ticket_id}, {"_outbox": 1})
+    return doc is not None and "_outbox" not in doc
+
+
+def wait_for_envelopes(tap, ticket_id: str, type: str, count: int = 1) -> list[dict]:
+    return wait_until(
+        lambda: (found := tap.envelopes(ticket_id=ticket_id, type=type)) and len(found) >= count and found,
+        timeout=EVENT_TIMEOUT,
+        message=f"{count} x {type} of {ticket_id} on the broker",
+    )
+
+
+def walk_pages(client, path: str, params: dict, headers: dict[str, str], max_pages: int = 50) -> list[dict]:
+    """Every page of a cursor-paginated list, following next_cursor until it is null."""
+    pages, cursor = [], None
+    while True:
+        response = client.get(path, query_string={**params, **({"cursor": cursor} if cursor else {})}, headers=headers)
+        assert response.status_code == 200, response.get_json()
+        page = response.get_json()
+        assert set(page) == {"items", "next_cursor"}
+        pages.append(page)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < max_pages, "the cursor never ends"
+
+
+def handled(intake_db, event_id: str) -> None:
+    """Wait until intake's consumer has finished handling the event (it records each handled event id)."""
+    wait_until(
+        lambda: intake_db.processed_events.find_one({"_id": event_id}),
+        timeout=EVENT_TIMEOUT,
+        message=f"intake's worker handled event {event_id}",
+    )
+
+
+def assigned_data(**overrides) -> dict:
+    data = {
+        "agent_id": "jane", "agent_name": "Jane Doe", "agent_email": "jane@example.com", "team": "network",
+        "reason": "auto",
+        "decision": {"rule": "fewest open tickets", "candidates": [
+            {"agent_id": "jane", "open_tickets": 1, "capacity": 10, "available": True},
+            {"agent_id": "omar", "open_tickets": 4, "capacity": 10, "available": True},
+        ]},
+    }  # fmt: skip
+    data.update(overrides)
+    return data
+
+
+def replied_data(**overrides) -> dict:
+    data = {"reply_id": unique("reply"), "agent_id": "jane", "agent_name": "Jane Doe",
+            "body": "Please restart the VPN client.", "first_response": True}  # fmt: skip
+    data.update(overrides)
+    return data
+
+
+def sla_data(clock: str, due_at: str, **extra) -> dict:
+    return {"clock": clock, "instance": 0, "due_at": due_at, "priority": "normal", "policy_version": 1, **extra}
+
+
+def consumers_on(amqp_url: str, queue: str) -> int:
+    """How many consumers the broker counts on a queue (0 while it does not exist)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+@pytest.fixture
+def intake_worker(spawn_worker, infra, settings):
+    """Start a real intake worker (optionally with extra env); return once the broker sees it consume its queue.
+
+    The consumer subscribes after declaring and binding its queue, so from then on every published event reaches it.
+    """
+
+    def start(**env: str):
+        worker = spawn_worker("intake", env=env or None)
+        wait_until(
+            lambda: not worker.running or consumers_on(infra.amqp_url, queue_name(settings, "intake")) >= 1,
+            timeout=30,
+            message="the intake worker consumes its queue",
+        )
+        assert worker.running, worker.log_text()
+        return worker
+
+    return start
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_the_mongo_client_after_the_module():
+    """conftest's intake_app leaves the process's MongoDB client open after the last test; close it."""
+    yield
+    mongo.reset_for_tests()
+
+
+# --- POST /tickets ----------------------------------------------------------------------------
+
+
+def test_create_answers_201_with_location_and_the_contract_ticket(client, intake_db):
+    request = ticket_request()
+    response = client.post("/tickets", json=request, headers=portal())
+
+    assert response.status_code == 201, response.get_json()
+    assert response.headers["Content-Type"] == "application/json"
+    ticket = response.get_json()
+    assert set(ticket) == TICKET_KEYS
+    assert response.headers["Location"] == f"/tickets/{ticket['id']}"
+    assert isinstance(ticket["id"], str) and ticket["id"]
+    assert isinstance(ticket["number"], int) and ticket["number"] > 0
+    for key in ("subject", "description", "requester", "topic", "priority", "source"):
+        assert ticket[key] == request[key], key
+    assert ticket["status"] == "new"
+    assert ticket["assignee"] is None and ticket["team"] is None
+    assert ticket["sla"] == {"first_response_due_at": None, "resolution_due_at": None, "breached": False}
+    assert ticket["thread"] == []
+    created, updated = assert_time(ticket["created_at"]), assert_time(ticket["updated_at"])
+    assert created == updated
+    assert abs(datetime.now(UTC) - created) < timedelta(minutes=1)
+    assert get_ticket(client, ticket["id"]) == ticket
+    assert stored_count(intake_db, _id=ticket["id"]) == 1
+
+
+def test_numbers_are_unique_and_increasing_across_creates(make_ticket):
+    numbers = [make_ticket()["number"] for _ in range(4)]
+    assert numbers == sorted(numbers)
+    assert len(set(numbers)) == len(numbers)
+
+
+def test_create_defaults_priority_and_source_and_lowercases_the_email(client):
+    request = ticket_request(requester={"name": "Ana Ruiz", "email": f"  Ana.{uuid.uuid4().hex[:6]}@Example.COM "})
+    del request["priority"], request["source"]
+    response = client.post("/tickets", json=request, headers=portal())
+    assert response.status_code == 201, response.get_json()
+    ticket = response.get_json()
+    assert (ticket["priority"], ticket["source"]) == ("normal", "web")
+    assert ticket["requester"]["email"] == request["requester"]["email"].strip().lower()
+
+
+@pytest.mark.parametrize("priority", ["low", "normal", "high", "emergency"])
+def test_create_accepts_every_priority(make_ticket, priority):
+    assert make_ticket(priority=priority)["priority"] == priority
+
+
+@pytest.mark.parametrize("source", ["web", "email", "phone", "api"])
+def test_create_accepts_every_source(make_ticket, source):
+    assert make_ticket(source=source)["source"] == source
+
+
+def test_create_accepts_a_subject_of_200_characters_and_admins(client):
+    subject = unique("s").ljust(200, "x")
+    response = client.post("/tickets", json=ticket_request(subject=subject), headers=admin())
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["subject"] == subject
+
+
+def _as_json(change=lambda body: body):
+    return lambda body: {"data": json.dumps(change(body)), "content_type": "application/json"}
+
+
+def _without(key: str):
+    return lambda body: {name: value for name, value in body.items() if name != key}
+
+
+def _with(**fields):
+    return lambda body: {**body, **fields}
+
+
+def _bearer(make_token):
+    return lambda: {"Authorization": f"Bearer {make_token()}"}
+
+
+BAD_CREATES = [
+    # (how the body is sent, which headers, expected status, the field named in errors)
+    pytest.param(lambda b: {"data": json.dumps(b)[:-3], "content_type": "application/json"}, portal, 400, None,
+                 id="malformed-json"),
+    pytest.param(lambda b: {"data": json.dumps(b), "content_type": "text/plain"}, portal, 400, None, id="text-plain"),
+    pytest.param(lambda b: {"data": {"subject": b["subject"], "description": b["description"]}}, portal, 400, None,
+                 id="form-urlencoded"),
+    pytest.param(_as_json(_with(colour="red")), portal, 422, "colour", id="unknown-field"),
+    pytest.param(_as_json(_without("subject")), portal, 422, "subject", id="missing-subject"),
+    pytest.param(_as_json(_with(subject="")), portal, 422, "subject", id="empty-subject"),
+    pytest.param(_as_json(_with(subject=" \t ")), portal, 422, "subject", id="blank-subject"),
+    pytest.param(_as_json(_with(subject="s" * 201)), portal, 422, "subject", id="subject-201-chars"),
+    pytest.param(_as_json(_without("description")), portal, 422, "description", id="missing-description"),
+    pytest.param(_as_json(_with(description="d" * 20001)), portal, 422, "description", id="description-20001"),
+    pytest.param(_as_json(lambda b: {**b, "requester": {**b["requester"], "email": "not-an-email"}}), portal, 422,
+                 "requester.email", id="bad-email"),
+    pytest.param(_as_json(lambda b: {**b, "requester": {"email": b["requester"]["email"]}}), portal, 422,
+                 "requester.name", id="missing-requester-name"),
+    pytest.param(_as_json(_with(topic="no-such-topic")), portal, 422, "topic", id="unknown-topic"),
+    pytest.param(_as_json(_with(topic="Network & VPN")), portal, 422, "topic", id="malformed-topic"),
+    pytest.param(_as_json(_with(priority="urgent")), portal, 422, "priority", id="bad-priority"),
+    pytest.param(_as_json(_with(source="fax")), portal, 422, "source", id="bad-source"),
+    pytest.param(_as_json(lambda b: [b]), portal, 422, None, id="json-list-not-object"),
+    pytest.param(_as_json(_with(description="x" * (2 * MIB))), portal, 413, None, id="body-2-mib"),
+    pytest.param(_as_json(), dict, 401, None, id="no-token"),
+    pytest.param(_as_json(), lambda: {"Authorization": "Bearer not.a.jwt"}, 401, None, id="malformed-token"),
+    pytest.param(_as_json(), lambda: {"Authorization": f"Basic {token('portal')}"}, 401, None, id="not-bearer"),
+    pytest.param(_as_json(), _bearer(lambda: issue_token(secrets.token_urlsafe(32), "portal")), 401, None,
+                 id="other-secret"),
+    pytest.param(_as_json(), _bearer(lambda: token("portal", ttl=-60)), 401, None, id="expired-token"),
+    pytest.param(_as_json(), lambda: auth_header("agent", "jane"), 403, None, id="agent-token"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("send", "headers", "status", "field"), BAD_CREATES)
+def test_create_refuses_bad_input_with_problem_json_and_stores_nothing(client, intake_db, send, headers, status, field):
+    body = ticket_request(subject=unique("refused"))
+    subject, email = body["subject"], body["requester"]["email"]
+
+    response = client.post("/tickets", headers=headers(), **send(body))
+
+    problem = assert_problem(response, status, field)
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "Traceback" not in json.dumps(problem)
+    assert stored_count(intake_db, **{"$or": [{"subject": subject}, {"requester.email": email}]}) == 0
+
+
+def test_unknown_route_and_unknown_ticket_answer_404_problem_json(client):
+    assert_problem(client.get("/no-such-route", headers=portal()), 404)
+    missing = uuid.uuid4().hex
+    assert_problem(client.get(f"/tickets/{missing}", headers=portal()), 404)
+    assert_problem(client.get(f"/tickets/{missing}/timeline", headers=portal()), 404)
+    assert_problem(client.post(f"/tickets/{missing}/messages", json={"body": "hello?"}, headers=portal()), 404)
+    assert_problem(client.post(f"/tickets/{missing}/close", headers=portal()), 404)
+
+
+def test_a_wrong_method_answers_405_problem_json(client, make_ticket):
+    ticket = make_ticket()
+    assert_problem(client.delete(f"/tickets/{ticket['id']}", headers=admin()), 405)
+    assert_problem(client.put("/tickets", json={}, headers=admin()), 405)
+    assert get_ticket(client, ticket["id"])["status"] == "new"
+
+
+def test_a_405_names_the_allowed_methods(client):
+    response = client.delete("/tickets", headers=admin())
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers.get("Allow", "").split(",")} >= {"GET", "POST"}
+
+
+# --- Idempotency-Key --------------------------------------------------------------------------
+
+
+def test_idempotency_key_repeat_answers_the_same_ticket_and_publishes_once(client, intake_db, tap):
+    request, key = ticket_request(), uuid.uuid4().hex
+    headers = {**portal(), "Idempotency-Key": key}
+
+    first = client.post("/tickets", json=request, headers=headers)
+    again = client.post("/tickets", json=request, headers=headers)
+
+    assert first.status_code == 201, first.get_json()
+    assert again.status_code == 200, again.get_json()
+    ticket = first.get_json()
+    assert again.get_json() == ticket
+    assert again.headers["Location"] == f"/tickets/{ticket['id']}"
+    assert stored_count(intake_db, subject=request["subject"]) == 1
+    wait_for_envelopes(tap, ticket["id"], "ticket.created")
+    wait_until(lambda: outbox_empty(intake_db, ticket["id"]), timeout=EVENT_TIMEOUT, message="outbox cleared")
+    created = tap.envelopes(ticket_id=ticket["id"], type="ticket.created")
+    assert len(created) == 1
+    assert created[0]["producer"] == "intake" and created[0]["data"]["number"] == ticket["number"]
+
+
+def test_idempotency_key_with_another_body_answers_409(client, intake_db):
+    key = uuid.uuid4().hex
+    first = ticket_request()
+    assert client.post("/tickets", json=first, headers={**portal(), "Idempotency-Key": key}).status_code == 201
+    other = ticket_request()
+
+    response = client.post("/tickets", json=other, headers={**portal(), "Idempotency-Key": key})
+
+    assert_problem(response, 409)
+    assert stored_count(intake_db, subject=other["subject"]) == 0
+    assert stored_count(intake_db, subject=first["subject"]) == 1
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "has spaces", "ключ"], ids=["256-chars", "spaces", "non-ascii"])
+def test_an_invalid_idempotency_key_answers_422(client, intake_db, key):
+    request = ticket_request()
+    headers = {**portal(), "Idempotency-Key": key.encode().decode("latin-1")}
+    assert_problem(client.post("/tickets", json=request, headers=headers), 422, "Idempotency-Key")
+    assert stored_count(intake_db, subject=request["subject"]) == 0
+
+
+def test_an_idempotency_key_of_255_characters_is_accepted(client):
+    response = client.post("/tickets", json=ticket_request(), headers={**portal(), "Idempotency-Key": "k" * 255})
+    assert response.status_code == 201, response.get_json()
+
+
+# --- X-Request-ID -----------------------------------------------------------------------------
+
+
+def test_x_request_id_is_echoed_and_becomes_the_events_correlation_id(client, tap):
+    request_id = f"req-{uuid.uuid4().hex}"
+    response = client.post("/tickets", json=ticket_request(), headers={**portal(), "X-Request-ID": request_id})
+    assert response.status_code == 201
+    assert response.headers["X-Request-ID"] == request_id
+
+    (created,) = wait_for_envelopes(tap, response.get_json()["id"], "ticket.created")
+    assert created["correlation_id"] == request_id
+
+
+def test_x_request_id_is_generated_when_absent_and_replaced_when_invalid(client):
+    generated = {client.get("/healthz").headers["X-Request-ID"] for _ in range(2)}
+    assert len(generated) == 2 and all(REQUEST_ID.match(value) for value in generated)
+
+    replaced = client.get("/healthz", headers={"X-Request-ID": "has spaces in it"}).headers["X-Request-ID"]
+    assert replaced != "has spaces in it" and REQUEST_ID.match(replaced)
+
+    too_long = "r" * 129
+    assert client.get("/healthz", headers={"X-Request-ID": too_long}).headers["X-Request-ID"] != too_long
+
+
+def test_x_request_id_is_on_error_responses_too(client):
+    response = client.post("/tickets", json=ticket_request(), headers={"X-Request-ID": "err-123"})
+    assert_problem(response, 401)
+    assert response.headers["X-Request-ID"] == "err-123"
+    assert client.get("/no-such-route", headers={"X-Request-ID": "err-456"}).headers["X-Request-ID"] == "err-456"
+
+
+# --- GET /tickets -----------------------------------------------------------------------------
+
+
+def test_list_is_newest_first_and_filters_by_requester_email_status_and_topic(client, make_ticket):
+    email = f"list.{uuid.uuid4().hex[:8]}@example.com"
+    requester = {"name": "Lia Sousa", "email": email}
+    first = make_ticket(requester=requester)
+    second = make_ticket(requester=requester, topic="hardware")
+    third = make_ticket(requester=requester)
+    make_ticket()  # someone else's
+    assert client.post(f"/tickets/{third['id']}/close", headers=portal()).status_code == 200
+
+    def ids(**query) -> list[str]:
+        response = client.get("/tickets", query_string=query, headers=portal())
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        assert set(body) == {"items", "next_cursor"} and body["next_cursor"] is None
+        assert all(set(item) == TICKET_KEYS for item in body["items"])
+        return [item["id"] for item in body["items"]]
+
+    assert ids(requester_email=email) == [third["id"], second["id"], first["id"]]
+    assert ids(requester_email=email, status="closed") == [third["id"]]
+    assert ids(requester_email=email, status="new") == [second["id"], first["id"]]
+    assert ids(requester_email=email, topic="hardware") == [second["id"]]
+    assert ids(requester_email=email, topic="hardware", status="closed") == []
+    by_topic = client.get("/tickets", query_string={"topic": "hardware", "limit": 200}, headers=portal()).get_json()
+    assert {item["topic"] for item in by_topic["items"]} == {"hardware"}
+    assert second["id"] in {item["id"] for item in by_topic["items"]}
+
+
+def test_list_is_open_to_agents_and_admins(client, make_ticket):
+    email = make_ticket()["requester"]["email"]
+    for headers in (auth_header("agent", "jane"), admin()):
+        response = client.get("/tickets", query_string={"requester_email": email}, headers=headers)
+        assert response.status_code == 200 and len(response.get_json()["items"]) == 1
+
+
+def test_list_finds_a_requester_by_the_email_as_typed(client, make_ticket):
+    typed = f"Mixed.{uuid.uuid4().hex[:8]}@Example.com"
+    ticket = make_ticket(requester={"name": "Ana Ruiz", "email": typed})
+    response = client.get("/tickets", query_string={"requester_email": typed}, headers=portal())
+    assert [item["id"] for item in response.get_json()["items"]] == [ticket["id"]]
+
+
+def test_list_pages_with_a_cursor_without_duplicates_or_gaps(client, make_ticket):
+    requester = {"name": "Page Walker", "email": f"pages.{uuid.uuid4().hex[:8]}@example.com"}
+    created = [make_ticket(requester=requester)["id"] for _ in range(5)]
+
+    pages = walk_pages(client, "/tickets", {"requester_email": requester["email"], "limit": 2}, portal())
+
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert all(page["next_cursor"] for page in pages[:-1]) and pages[-1]["next_cursor"] is None
+    assert [item["id"] for page in pages for item in page["items"]] == created[::-1]
+
+
+def test_list_limit_one_and_two_hundred_are_accepted(client, make_ticket):
+    make_ticket()
+    for limit in (1, 200):
+        response = client.get("/tickets", query_string={"limit": limit}, headers=portal())
+        assert response.status_code == 200
+        assert 1 <= len(response.get_json()["items"]) <= limit
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"cursor": "not-a-cursor!!"}, "cursor"),
+        ({"cursor": base64.urlsafe_b64encode(b'{"x":1}').decode()}, "cursor"),
+        ({"status": "lost"}, "status"),
+        ({"requester_email": "nobody"}, "requester_email"),
+    ],
+    ids=["limit-0", "limit-201", "limit-text", "garbage-cursor", "foreign-cursor", "bad-status", "bad-email"],
+)
+def test_list_refuses_bad_query_parameters_with_422(client, query, field):
+    assert_problem(client.get("/tickets", query_string=query, headers=portal()), 422, field)
+
+
+@pytest.mark.parametrize("n", ["x", None, [1]], ids=["text", "null", "list"])
+def test_list_refuses_a_forged_cursor_with_422(client, n):
+    cursor = base64.urlsafe_b64encode(json.dumps({"n": n}).encode()).decode().rstrip("=")
+    assert_problem(client.get("/tickets", query_string={"cursor": cursor}, headers=portal()), 422, "cursor")
+
+
+def test_list_needs_a_token(client):
+    assert_problem(client.get("/tickets"), 401)
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def test_message_answers_201_with_the_thread_entry_and_shows_in_the_thread(client, make_ticket, tap):
+    ticket = make_ticket()
+    response = client.post(f"/tickets/{ticket['id']}/messages", json={"body": "Still broken."}, headers=portal())
+
+    assert response.status_code == 201, response.get_json()
+    entry = response.get_json()
+    assert set(entry) == THREAD_ENTRY_KEYS
+    assert entry["kind"] == "message" and entry["body"] == "Still broken."
+    assert entry["author"] == {"type": "requester", "name": ticket["requester"]["name"]}
+    assert_time(entry["created_at"])
+    after = get_ticket(client, ticket["id"])
+    assert after["thread"] == [entry]
+    assert after["status"] == "new"
+    assert parse_time(after["updated_at"]) >= parse_time(ticket["updated_at"])
+
+    (added,) = wait_for_envelopes(tap, ticket["id"], "ticket.message_added")
+    assert added["data"] == {"message_id": entry["id"], "body": "Still broken.",
+                             "author": {"type": "requester", **ticket["requester"]}}  # fmt: skip
+    assert tap.envelopes(ticket_id=ticket["id"], type="ticket.reopened") == []
+
+
+def test_messages_keep_their_order_in_the_thread(client, make_ticket):
+    ticket = make_ticket()
+    bodies = ["first", "second", "third"]
+    for body in bodies:
+        assert (
+            client.post(f"/tickets/{ticket['id']}/messages", json={"body": body}, headers=portal()).status_code == 201
+        )
+    assert [entry["body"] for entry in get_ticket(client, ticket["id"])["thread"]] == bodies
+
+
+def test_message_on_a_closed_ticket_answers_409(client, make_ticket):
+    ticket = make_ticket()
+    assert client.post(f"/tickets/{ticket['id']}/close", headers=portal()).status_code == 200
+    assert_problem(client.post(f"/tickets/{ticket['id']}/messages", json={"body": "hello?"}, headers=portal()), 409)
+    assert get_ticket(client, ticket["id"])["thread"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [pytest.param({"body": "   "}, "body", id="blank"),
+     pytest.param({"body": ""}, "body", id="empty"),
+     pytest.param({}, "body", id="missing"),
+     pytest.param({"body": "hi", "cc": "x"}, "cc", id="unknown-field"),
+     pytest.param({"body": "b" * 20001}, "body", id="too-long")],
+)  # fmt: skip
+def test_message_refuses_invalid_bodies_with_422(client, make_ticket, body, field):
+    ticket = make_ticket()
+    assert_problem(client.post(f"/tickets/{ticket['id']}/messages", json=body, headers=portal()), 422, field)
+    assert get_ticket(client, ticket["id"])["thread"] == []
+
+
+def test_message_is_refused_to_agents(client, make_ticket):
+    ticket = make_ticket()
+    response = client.post(f"/tickets/{ticket['id']}/messages", json={"body": "hi"}, headers=auth_header("agent", "a"))
+    assert_problem(response, 403)
+
+
+@pytest.mark.slow
+def test_message_on_a_resolved_ticket_reopens_it(client, make_ticket, tap, publish, intake_worker):
+    intake_worker()
+    ticket = make_ticket()
+    publish("ticket.resolved", event_from("assignment", "ticket.resolved", ticket["id"],
+                                          {"agent_id": "jane", "resolution": "fixed"}))  # fmt: skip
+    wait_until(lambda: get_ticket(client, ticket["id"])["status"] == "resolved", timeout=EVENT_TIMEOUT,
+               message="intake shows the ticket resolved")  # fmt: skip
+
+    request_id = f"reopen-{uuid.uuid4().hex}"
+    headers = {**portal(), "X-Request-ID": request_id}
+    response = client.post(f"/tickets/{ticket['id']}/messages", json={"body": "It is back."}, headers=headers)
+
+    assert response.status_code == 201, response.get_json()
+    after = get_ticket(client, ticket["id"])
+    assert after["status"] == "new" and after["assignee"] is None
+    (added,) = wait_for_envelopes(tap, ticket["id"], "ticket.message_added")
+    (reopened,) = wait_for_envelopes(tap, ticket["id"], "ticket.reopened")
+    assert added["correlation_id"] == reopened["correlation_id"] == request_id
+    assert reopened["producer"] == "intake" and reopened["data"]["reason"]
+
+
+# --- close ------------------------------------------------------------------------------------
+
+
+def test_close_answers_200_and_closing_twice_publishes_once(client, make_ticket, tap, intake_db):
+    ticket = make_ticket()
+
+    first = client.post(f"/tickets/{ticket['id']}/close", headers=portal())
+    again = client.post(f"/tickets/{ticket['id']}/close", headers=portal())
+
+    assert first.status_code == 200 and again.status_code == 200
+    assert set(first.get_json()) == TICKET_KEYS
+    assert first.get_json()["status"] == again.get_json()["status"] == "closed"
+    assert get_ticket(client, ticket["id"])["status"] == "closed"
+    wait_for_envelopes(tap, ticket["id"], "ticket.closed")
+    wait_until(lambda: outbox_empty(intake_db, ticket["id"]), timeout=EVENT_TIMEOUT, message="outbox cleared")
+    closed = tap.envelopes(ticket_id=ticket["id"], type="ticket.closed")
+    assert len(closed) == 1
+    assert closed[0]["data"] == {"by": "requester"} and closed[0]["producer"] == "intake"
+
+
+def test_close_is_refused_to_agents_and_without_token(client, make_ticket):
+    ticket = make_ticket()
+    assert_problem(client.post(f"/tickets/{ticket['id']}/close", headers=auth_header("agent", "jane")), 403)
+    assert_problem(client.post(f"/tickets/{ticket['id']}/close"), 401)
+    assert get_ticket(client, ticket["id"])["status"] == "new"
+
+
+# --- topics -----------------------------------------------------------------------------------
+
+
+def test_topics_list_the_six_defaults(client):
+    response = client.get("/topics", headers=portal())
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"items", "next_cursor"} and body["next_cursor"] is None
+    assert all(set(item) == {"id", "name"} for item in body["items"])
+    names = {item["id"]: item["name"] for item in body["items"]}
+    assert {topic: names.get(topic) for topic, _ in DEFAULT_TOPICS} == dict(DEFAULT_TOPICS)
+    assert names["network"] == "Network & VPN"
+
+
+def test_admin_creates_and_renames_a_topic_which_tickets_can_then_use(client, make_ticket):
+    topic_id = f"printers-{uuid.uuid4().hex[:8]}"
+    refused = client.post("/tickets", json=ticket_request(topic=topic_id), headers=portal())
+    assert_problem(refused, 422, "topic")
+
+    created = client.put(f"/topics/{topic_id}", json={"name": "Printers"}, headers=admin())
+    assert created.status_code == 200, created.get_json()
+    assert created.get_json() == {"id": topic_id, "name": "Printers"}
+    renamed = client.put(f"/topics/{topic_id}", json={"name": "Printers & scanners"}, headers=admin())
+    assert renamed.status_code == 200 and renamed.get_json() == {"id": topic_id, "name": "Printers & scanners"}
+
+    listed = client.get("/topics", headers=portal()).get_json()["items"]
+    assert [item for item in listed if item["id"] == topic_id] == [{"id": topic_id, "name": "Printers & scanners"}]
+    assert make_ticket(topic=topic_id)["topic"] == topic_id
+
+
+def test_topic_put_is_admin_only(client):
+    topic_id = f"denied-{uuid.uuid4().hex[:8]}"
+    assert_problem(client.put(f"/topics/{topic_id}", json={"name": "No"}, headers=portal()), 403)
+    assert_problem(client.put(f"/topics/{topic_id}", json={"name": "No"}, headers=auth_header("agent", "j")), 403)
+    assert_problem(client.put(f"/topics/{topic_id}", json={"name": "No"}), 401)
+    assert topic_id not in {item["id"] for item in client.get("/topics", headers=portal()).get_json()["items"]}
+
+
+@pytest.mark.parametrize(
+    ("topic_id", "body", "field"),
+    [pytest.param("Bad-Case", {"name": "x"}, "id", id="upper-case"),
+     pytest.param("-dash-first", {"name": "x"}, "id", id="dash-first"),
+     pytest.param("t" * 41, {"name": "x"}, "id", id="41-chars"),
+     pytest.param("ok-id", {"name": "x", "colour": "red"}, "colour", id="unknown-field"),
+     pytest.param("ok-id", {}, "name", id="missing-name"),
+     pytest.param("ok-id", {"name": "  "}, "name", id="blank-name")],
+)  # fmt: skip
+def test_topic_put_refuses_invalid_ids_and_bodies_with_422(client, topic_id, body, field):
+    assert_problem(client.put(f"/topics/{topic_id}", json=body, headers=admin()), 422, field)
+
+
+# --- timeline and events from other services (a real intake worker consumes them) -------------
+
+
+@pytest.mark.slow
+def test_timeline_tells_what_happened_oldest_first(client, publish, intake_worker):
+    intake_worker()
+    request_id = f"tl-{uuid.uuid4().hex}"
+    response = client.post("/tickets", json=ticket_request(), headers={**portal(), "X-Request-ID": request_id})
+    assert response.status_code == 201
+    ticket = response.get_json()
+    message = client.post(f"/tickets/{ticket['id']}/messages", json={"body": "Any news?"}, headers=portal())
+    assert message.status_code == 201
+    assigned = event_from("assignment", "ticket.assigned", ticket["id"], assigned_data(), correlation_id=request_id)
+    publish("ticket.assigned", assigned)
+
+    def timeline() -> list[dict]:
+        response = client.get(f"/tickets/{ticket['id']}/timeline", headers=portal())
+        assert response.status_code == 200
+        return response.get_json()["items"]
+
+    items = wait_until(lambda: len(found := timeline()) == 3 and found, timeout=EVENT_TIMEOUT,
+                       message="three events on the timeline")  # fmt: skip
+
+    assert all(set(item) == TIMELINE_ITEM_KEYS for item in items)
+    assert [item["type"] for item in items] == ["ticket.created", "ticket.message_added", "ticket.assigned"]
+    assert [item["producer"] for item in items] == ["intake", "intake", "assignment"]
+    times = [assert_time(item["occurred_at"]) for item in items]
+    assert times == sorted(times)
+    assert items[0]["correlation_id"] == request_id and items[2]["correlation_id"] == request_id
+    assert items[2]["event_id"] == assigned["event_id"]
+    assert items[0]["summary"] == (f"Ticket #{ticket['number']} opened by Ana Ruiz via web: {ticket['subject']} "
+                                   "(network, normal priority)")  # fmt: skip
+    assert items[1]["summary"] == "Ana Ruiz (requester) wrote a message"
+    assert (
+        items[2]["summary"] == "Assigned to Jane Doe (network) automatically: fewest open tickets, among 2 candidate(s)"
+    )
+
+    wait_until(lambda: get_ticket(client, ticket["id"])["status"] == "assigned", timeout=EVENT_TIMEOUT,
+               message="intake shows the assignment")  # fmt: skip
+    view = get_ticket(client, ticket["id"])
+    assert view["assignee"] == {"agent_id": "jane", "name": "Jane Doe"} and view["team"] == "network"
+
+    pages = walk_pages(client, f"/tickets/{ticket['id']}/timeline", {"limit": 1}, portal())
+    assert [len(page["items"]) for page in pages] == [1, 1, 1]
+    assert [page["items"][0]["event_id"] for page in pages] == [item["event_id"] for item in items]
+
+
+def test_timeline_refuses_a_bad_limit_or_cursor(client, make_ticket):
+    ticket = make_ticket()
+    for query, field in (({"limit": 0}, "limit"), ({"limit": 201}, "limit"), ({"cursor": "%%%"}, "cursor")):
+        assert_problem(
+            client.get(f"/tickets/{ticket['id']}/timeline", query_string=query, headers=portal()), 422, field
+        )
+
+
+@pytest.mark.slow
+def test_an_agent_reply_appears_in_the_thread_once_however_often_it_arrives(client, make_ticket, publish,
+                                                                            intake_db, intake_worker):  # fmt: skip
+    intake_worker()
+    ticket = make_ticket()
+    data = replied_data()
+    replied = event_from("assignment", "ticket.replied", ticket["id"], data)
+    publish("ticket.replied", replied)
+    publish("ticket.replied", replied)  # a redelivery: the same event id
+    publish("ticket.replied", event_from("assignment", "ticket.replied", ticket["id"], data))  # a new id, same reply
+    later = event_from("assignment", "ticket.replied", ticket["id"], replied_data(body="Fixed on our side."))
+    publish("ticket.replied", later)  # consumed after the duplicates: when it is in, they have been handled
+    handled(intake_db, later["event_id"])
+
+    thread = get_ticket(client, ticket["id"])["thread"]
+    assert [entry["id"] for entry in thread] == [data["reply_id"], later["data"]["reply_id"]]
+    assert all(set(entry) == THREAD_ENTRY_KEYS for entry in thread)
+    assert thread[0]["kind"] == "reply" and thread[0]["author"] == {"type": "agent", "name": "Jane Doe"}
+    assert thread[0]["body"] == data["body"]
+    assert thread[0]["created_at"] == replied["occurred_at"]
+
+
+@pytest.mark.slow
+def test_sla_warning_sets_the_due_time_and_breach_sets_breached(client, make_ticket, publish, intake_worker):
+    intake_worker()
+    ticket = make_ticket()
+    first_due, resolution_due = "2030-01-01T10:00:00.000Z", "2030-01-02T10:00:00.000Z"
+    publish("sla.warning", event_from("sla", "sla.warning", ticket["id"], sla_data("first_response", first_due,
+                                                                                    percent=80)))  # fmt: skip
+    sla = wait_until(lambda: (s := get_ticket(client, ticket["id"])["sla"])["first_response_due_at"] and s,
+                     timeout=EVENT_TIMEOUT, message="the first response due time")  # fmt: skip
+    assert sla == {"first_response_due_at": first_due, "resolution_due_at": None, "breached": False}
+
+    breached = sla_data("resolution", resolution_due, breached_at="2030-01-02T10:00:01.000Z")
+    publish("sla.breached", event_from("sla", "sla.breached", ticket["id"], breached))
+    sla = wait_until(lambda: (s := get_ticket(client, ticket["id"])["sla"])["breached"] and s,
+                     timeout=EVENT_TIMEOUT, message="the breach")  # fmt: skip
+    assert sla == {"first_response_due_at": first_due, "resolution_due_at": resolution_due, "breached": True}
+
+
+@pytest.mark.slow
+def test_an_assignment_older_than_the_resolve_leaves_the_ticket_resolved(client, make_ticket, publish, intake_db,
+                                                                         intake_worker):  # fmt: skip
+    intake_worker()
+    ticket = make_ticket()
+    resolved_at = datetime.now(UTC)
+    publish(
+        "ticket.resolved",
+        event_from(
+            "assignment",
+            "ticket.resolved",
+            ticket["id"],
+            {"agent_id": "jane", "resolution": "fixed"},
+            occurred_at=resolved_at,
+        ),
+    )
+    wait_until(lambda: get_ticket(client, ticket["id"])["status"] == "resolved", timeout=EVENT_TIMEOUT,
+               message="intake shows the ticket resolved")  # fmt: skip
+
+    late = event_from("assignment", "ticket.assigned", ticket["id"], assigned_data(),
+                      occurred_at=resolved_at - timedelta(minutes=1))  # fmt: skip
+    publish("ticket.assigned", late)
+    handled(intake_db, late["event_id"])
+
+    assert get_ticket(client, ticket["id"])["status"] == "resolved"
+
+    # an assignment made after the resolve (a transfer, say) moves the assignee but does not reopen the ticket
+    newer = event_from("assignment", "ticket.assigned", ticket["id"],
+                       assigned_data(agent_id="omar", agent_name="Omar Haddad", agent_email="omar@example.com",
+                                     team="access", reason="transfer", decision=None),
+                       occurred_at=resolved_at + timedelta(seconds=1))  # fmt: skip
+    publish("ticket.assigned", newer)
+    handled(intake_db, newer["event_id"])
+
+    view = get_ticket(client, ticket["id"])
+    assert view["status"] == "resolved"
+    assert view["assignee"] == {"agent_id": "omar", "name": "Omar Haddad"} and view["team"] == "access"
+
+
+@pytest.mark.slow
+def test_status_and_priority_follow_the_newest_event_whatever_the_arrival_order(client, make_ticket, publish,
+                                                                                intake_db, intake_worker):  # fmt: skip
+    intake_worker()
+    ticket = make_ticket()
+    t0 = datetime.now(UTC)
+
+    def changed(kind: str, data: dict, seconds: int) -> dict:
+        envelope = event_from("assignment", kind, ticket["id"], data, occurred_at=t0 + timedelta(seconds=seconds))
+        publish(kind, envelope)
+        return envelope
+
+    changed("ticket.assigned", assigned_data(), 1)
+    changed("ticket.status_changed", {"status": "in_progress", "previous_status": "waiting_on_requester"}, 3)
+    changed("ticket.status_changed", {"status": "waiting_on_requester", "previous_status": "assigned"}, 2)  # late
+    changed("ticket.priority_changed", {"priority": "emergency", "previous_priority": "high"}, 5)
+    last = changed("ticket.priority_changed", {"priority": "high", "previous_priority": "normal"}, 4)  # late
+    handled(intake_db, last["event_id"])
+
+    view = get_ticket(client, ticket["id"])
+    assert (view["status"], view["priority"]) == ("in_progress", "emergency")
+    assert view["assignee"] == {"agent_id": "jane", "name": "Jane Doe"}
+
+
+@pytest.mark.slow
+def test_a_resolved_ticket_closes_by_itself_and_an_open_one_stays_open(client, make_ticket, publish, tap,
+                                                                       intake_worker):  # fmt: skip
+    intake_worker(TICKETFLOW_AUTO_CLOSE_HOURS="0.0003", TICKETFLOW_AUTO_CLOSE_INTERVAL="0.2")
+    still_open, resolved = make_ticket(), make_ticket()
+    resolve = event_from("assignment", "ticket.resolved", resolved["id"], {"agent_id": "jane", "resolution": "fixed"})
+    publish("ticket.resolved", resolve)
+
+    wait_until(lambda: get_ticket(client, resolved["id"])["status"] == "closed", timeout=EVENT_TIMEOUT,
+               message="the resolved ticket closes by itself")  # fmt: skip
+    (closed,) = wait_for_envelopes(tap, resolved["id"], "ticket.closed")
+    assert closed["data"] == {"by": "auto"} and closed["producer"] == "intake"
+    waited = parse_time(closed["occurred_at"]) - parse_time(resolve["occurred_at"])
+    assert waited >= timedelta(seconds=0.0003 * 3600 - 0.01), waited  # not before it was due
+    assert get_ticket(client, still_open["id"])["status"] == "new"
+    assert tap.envelopes(ticket_id=still_open["id"], type="ticket.closed") == []
+
+
+# --- probes and documents ---------------------------------------------------------------------
+
+
+def test_healthz_and_readyz_answer_without_a_token(client):
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"] == {"mongodb": True, "rabbitmq": True}
+
+
+def test_metrics_expose_the_request_latency_histogram(client):
+    assert client.get("/healthz").status_code == 200
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert "# TYPE ticketflow_http_request_duration_seconds histogram" in text
+    counts = [line for line in text.splitlines() if line.startswith("ticketflow_http_request_duration_seconds_count{")]
+    assert any('service="intake"' in line and 'route="/healthz"' in line for line in counts), counts
+
+
+def test_openapi_document_describes_the_contract_paths_and_bearer_auth(client):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    spec = response.get_json()
+    assert spec["openapi"].startswith("3.")
+    expected = {
+        "/tickets": {"get", "post"}, "/tickets/{ticket_id}": {"get"}, "/tickets/{ticket_id}/messages": {"post"},
+        "/tickets/{ticket_id}/close": {"post"}, "/tickets/{ticket_id}/timeline": {"get"}, "/topics": {"get"},
+        "/topics/{topic_id}": {"put"},
+    }  # fmt: skip
+    for path, methods in expected.items():
+        assert methods <= set(spec["paths"].get(path, {})), path
+        for method in methods:
+            assert spec["paths"][path][method]["security"] == [{"bearerAuth": []}], (path, method)
+    scheme = spec["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    create = spec["paths"]["/tickets"]["post"]
+    assert {"200", "201"} <= set(create["responses"])
+    assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in create.get("parameters", []))
+
+
+def test_openapi_document_says_errors_are_problem_json(client):
+    responses = client.get("/openapi.json").get_json()["components"]["responses"]
+    for name in ("DEFAULT_ERROR", "UNPROCESSABLE_ENTITY"):
+        assert set(responses[name]["content"]) == {PROBLEM_JSON}, name
+
+
+def test_docs_page_answers_html(client):
+    response = client.get("/docs")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "/openapi.json" in response.get_data(as_text=True)

@@ -1,0 +1,93 @@
+"""The outbox mechanism itself: unroutable events wait, the relay catches up, the sweep finds the orphans."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pika
+import pytest
+
+from shared import outbox
+from shared.relay import OutboxFlusher, OutboxRelay, PendingOutboxes
+from tests.harness import wait_until
+
+
+@pytest.fixture
+def scratch(infra, settings):
+    from pymongo import MongoClient
+
+    client = MongoClient(infra.mongo_url, tz_aware=True)
+    db = client[settings.database_name("outboxtest")]
+    yield db
+    client.drop_database(db.name)
+    client.close()
+
+
+def _entry(event_type: str) -> tuple[str, dict]:
+    event_id = str(uuid.uuid4())
+    body = json.dumps({"event_id": event_id, "type": event_type})
+    return event_id, {
+        "type": event_type,
+        "body": body,
+        "at": outbox.now_ms().isoformat(),
+        "seq": 0,
+        "correlation_id": None,
+    }
+
+
+def test_an_unroutable_event_stays_in_the_outbox_until_a_queue_is_bound(infra, settings, scratch):
+    kind = f"test.unbound.{uuid.uuid4().hex[:8]}"
+    event_id, entry = _entry(kind)
+    staged = {event_id: entry}
+    scratch.docs.insert_one({"_id": "d1", "_v": 1, **outbox.insert_fields(staged)})
+    pending = PendingOutboxes(scratch)
+    flusher = OutboxFlusher(settings, "outboxtest", pending)
+    flusher.submit(scratch.docs, "d1", staged, 1)
+    flusher.drain()
+    assert scratch.docs.find_one({"_id": "d1"})[outbox.COUNT] == 1, "an unroutable event left the outbox"
+    assert pending.collection.find_one({"_id": "docs:d1"}) is not None, "no marker for the relay"
+
+    connection = pika.BlockingConnection(pika.URLParameters(infra.amqp_url))
+    channel = connection.channel()
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(queue, settings.exchange, routing_key=kind)  # now somebody listens
+    relay = OutboxRelay(settings, "outboxtest", pending, [scratch.docs])
+
+    def relayed():
+        relay.run_once()
+        return channel.basic_get(queue, auto_ack=True)[0]
+
+    method = wait_until(relayed, timeout=10, interval=0.3, message="the relay did not publish the event")
+    assert method.routing_key == kind
+    assert outbox.FIELD not in scratch.docs.find_one({"_id": "d1"})
+    assert pending.collection.count_documents({}) == 0
+    relay.close()
+    connection.close()
+
+
+def test_the_sweep_finds_events_whose_writer_died_before_publishing(infra, settings, scratch):
+    event_id, entry = _entry("ticket.created")
+    staged = {event_id: entry}
+    doc = {"_id": "orphan", "_v": 1, **outbox.insert_fields(staged)}
+    doc[outbox.DUE] = outbox.now_ms()  # its writer died: nobody flushed it and its due date has passed
+    scratch.docs.insert_one(doc)
+    pending = PendingOutboxes(scratch)
+    relay = OutboxRelay(settings, "outboxtest", pending, [scratch.docs])
+    assert relay.sweep() == 1
+    assert relay.run_once() == 1
+    assert outbox.FIELD not in scratch.docs.find_one({"_id": "orphan"})
+    relay.close()
+
+
+def test_clearing_after_a_concurrent_write_keeps_the_newer_events(scratch):
+    first_id, first = _entry("ticket.created")
+    scratch.docs.insert_one({"_id": "d2", "_v": 1, **outbox.insert_fields({first_id: first})})
+    second_id, second = _entry("ticket.closed")
+    set_fields, inc_fields = outbox.update_operators({second_id: second})
+    scratch.docs.update_one({"_id": "d2"}, {"$set": {**set_fields, "_v": 2}, "$inc": inc_fields})
+    outbox.clear(scratch.docs, "d2", [first_id], version=1)  # the writer of version 1 published its event
+    doc = scratch.docs.find_one({"_id": "d2"})
+    assert list(doc[outbox.FIELD]) == [second_id] and doc[outbox.COUNT] == 1 and outbox.DUE in doc
+    outbox.clear(scratch.docs, "d2", [second_id, first_id])  # a relay that published both, one already gone
+    assert not {outbox.FIELD, outbox.COUNT, outbox.DUE} & set(scratch.docs.find_one({"_id": "d2"}))
