@@ -175,9 +175,9 @@ def main() -> None:
 def _declare_intake_queue(env: dict) -> None:
     import pika
 
-    from shared.bus import declare_service_topology
     from shared.config import load_settings
     from shared.events import EVENT_TYPES
+    from shared.topology import declare_service_topology
 
     settings = load_settings(env)
     connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
@@ -188,8 +188,8 @@ def _declare_intake_queue(env: dict) -> None:
 def _cleanup(env: dict) -> None:
     from pymongo import MongoClient
 
-    from shared.bus import delete_topology
     from shared.config import load_settings
+    from shared.topology import delete_topology
 
     settings = load_settings(env)
     delete_topology(settings.amqp_url, settings.namespace)

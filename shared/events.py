@@ -350,7 +350,11 @@ def make_event(
 
 def encode(envelope: dict) -> bytes:
     """Compact UTF-8 JSON of a valid envelope."""
-    wire = validate_envelope(envelope)
+    return serialize(validate_envelope(envelope))
+
+
+def serialize(wire: dict) -> bytes:
+    """Compact UTF-8 JSON of an envelope already validated (what make_event returns)."""
     try:
         return json.dumps(wire, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as err:  # e.g. a set or NaN inside `decision`, or a lone surrogate

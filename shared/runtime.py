@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.bus import Consumer, Handler
 from shared.config import Settings
+from shared.consumer import Consumer, Handler
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,90 @@
-"""Who consumes what: every service's queue and the event types bound to it.
+"""Who consumes what, and the RabbitMQ objects that carry it: exchange, service queues, retries, dead letters.
 
 Publishers declare the whole topology when they connect, so an event is never published before
 the queues of the services that consume it exist (the mandatory flag alone only proves that some
 queue took it). Each service's worker binds exactly the types it has handlers for; a unit test
-keeps the two in step.
+keeps the two in step. Every (re)connect declares again: pika has no automatic recovery.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
+from pika.exceptions import AMQPError
+
+from shared.config import Settings
 from shared.events import EVENT_TYPES
 
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "intake": EVENT_TYPES,  # every event of every ticket goes on its timeline
 }
+
+
+def queue_name(settings: Settings, service: str) -> str:
+    return f"{settings.namespace}.{service}"
+
+
+def retry_queue_name(settings: Settings, service: str, delay: float) -> str:
+    return f"{settings.namespace}.{service}.retry.{int(delay * 1000)}ms"
+
+
+def declare_exchange(channel, settings: Settings) -> None:
+    channel.exchange_declare(settings.exchange, exchange_type="topic", durable=True)
+
+
+def declare_service_topology(channel, settings: Settings, service: str, types: list[str]) -> str:
+    """The service's durable queue bound to its event types, its retry queues and its dead-letter queue."""
+    declare_exchange(channel, settings)
+    queue = queue_name(settings, service)
+    channel.queue_declare(queue, durable=True)
+    channel.queue_declare(f"{queue}.dead", durable=True)
+    for delay in settings.retry_delays:
+        args = {"x-message-ttl": int(delay * 1000), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue}
+        channel.queue_declare(retry_queue_name(settings, service, delay), durable=True, arguments=args)
+    for event_type in types:
+        channel.queue_bind(queue, settings.exchange, routing_key=event_type)
+    return queue
+
+
+def declare_topology(channel, settings: Settings) -> None:
+    """Every registered service's queues and bindings (idempotent; done by each publisher on connect)."""
+    for service, types in SUBSCRIPTIONS.items():
+        declare_service_topology(channel, settings, service, list(types))
+
+
+def delete_topology(amqp_url: str, namespace: str) -> None:
+    """Delete the exchange and every queue of a namespace (test sessions clean up after themselves)."""
+    settings = Settings(amqp_url=amqp_url, namespace=namespace)
+    names = _list_queues(namespace) if shutil.which("rabbitmqctl") else None
+    if names is None:
+        names = []
+        for service in ("intake", "assignment", "sla", "notify"):
+            base = queue_name(settings, service)
+            names += [base, f"{base}.dead"] + [retry_queue_name(settings, service, d) for d in settings.retry_delays]
+    import pika
+
+    from shared.bus import parameters
+
+    connection = pika.BlockingConnection(parameters(settings, "cleanup"))
+    try:
+        for name in names:
+            channel = connection.channel()
+            try:
+                channel.queue_delete(name)
+                channel.close()
+            except AMQPError:
+                pass
+        connection.channel().exchange_delete(settings.exchange)
+    finally:
+        connection.close()
+
+
+def _list_queues(namespace: str) -> list[str] | None:
+    try:
+        out = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line.strip() for line in out.splitlines() if line.strip().startswith(f"{namespace}.")]

@@ -195,7 +195,7 @@ def _clean_up(config: pytest.Config, amqp_url: str, mongo_url: str, namespace: s
     except Exception as exc:
         _report(config, f"could not drop the test databases {namespace}_*: {exc!r}")
     try:
-        from shared.bus import delete_topology
+        from shared.topology import delete_topology
     except (ImportError, AttributeError):
         return  # shared.bus not written yet: nothing declared through it
     try:

@@ -77,7 +77,7 @@ def _envelopes(ticket: Ticket, correlation_id: str | None, at: datetime) -> dict
             )
             for i, (kind, data) in enumerate(recorded)
         ],
-        events.encode,
+        events.serialize,  # make_event validated them
     )
 
 

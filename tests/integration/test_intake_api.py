@@ -22,8 +22,8 @@ import pytest
 from services.intake.domain import DEFAULT_TOPICS
 from shared import mongo
 from shared.auth import issue_token
-from shared.bus import queue_name
 from shared.events import parse_time
+from shared.topology import queue_name
 from tests.harness import auth_header, token, wait_until
 from tests.integration.conftest import event_from, ticket_request
 

@@ -13,8 +13,8 @@ import pytest
 
 from services.intake.api import create_app
 from shared import events, mongo
-from shared.bus import declare_service_topology
 from shared.infra import free_port
+from shared.topology import declare_service_topology
 from tests.harness import TcpProxy, auth_header, rabbitmqctl_available, wait_until
 from tests.integration.conftest import event_from, ticket_request
 

@@ -1,0 +1,174 @@
+"""Consuming a service's queue: validate, dedupe, handle, then ack; retry with growing delays or dead-letter.
+
+The handler runs on a helper thread while the consuming thread keeps pumping the connection's
+I/O, so heartbeats go on during a slow handler (a BlockingConnection is not thread-safe: only the
+consuming thread touches it). A retried message goes to this service's own retry queue, whose
+TTL dead-letters it back into this service's queue only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import UTC, datetime
+
+import pika
+
+from shared import events, metrics
+from shared.bus import CONNECTION_ERRORS, parameters
+from shared.config import Settings
+from shared.topology import declare_service_topology, queue_name, retry_queue_name
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_HEADER = "x-ticketflow-attempt"
+REASON_HEADER = "x-ticketflow-reason"
+ERROR_HEADER = "x-ticketflow-error"
+
+
+class PermanentError(Exception):
+    """A handler's verdict that a message can never succeed: dead-letter it without retries."""
+
+
+Handler = Callable[[dict], None]
+
+
+class Consumer:
+    """Consumes the service's queue: validate, dedupe, handle, then ack; retry or dead-letter on failure."""
+
+    def __init__(self, settings: Settings, service: str, handlers: dict[str, Handler], idempotency, prefetch: int = 20):
+        self.settings, self.service, self.handlers = settings, service, handlers
+        self.idempotency = idempotency
+        self.prefetch = prefetch
+        self.stop = threading.Event()
+        self.connected = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{service}-handler")
+
+    def run(self) -> None:
+        """Consume until stopped, reconnecting (and re-declaring everything) whenever the broker goes away."""
+        backoff = 0.5
+        while not self.stop.is_set():
+            try:
+                self._consume_once()
+                backoff = 0.5
+                if not self.stop.is_set():
+                    log.warning("%s: the broker cancelled the consumer; reconnecting", self.service)
+            except CONNECTION_ERRORS as exc:
+                log.warning("%s: broker connection lost (%r); reconnecting in %.1fs", self.service, exc, backoff)
+            except Exception:  # a fault in the plumbing itself: unacked messages return to the queue
+                log.exception("%s: consumer failed; reconnecting in %.1fs", self.service, backoff)
+            self.connected.clear()
+            self.stop.wait(backoff)
+            backoff = min(backoff * 2, 10.0)
+        self._pool.shutdown(wait=True)
+
+    def _consume_once(self) -> None:
+        connection = pika.BlockingConnection(parameters(self.settings, f"{self.service}.consumer"))
+        try:
+            channel = connection.channel()
+            queue = declare_service_topology(channel, self.settings, self.service, sorted(self.handlers))
+            channel.basic_qos(prefetch_count=self.prefetch)
+            republish = connection.channel()
+            republish.confirm_delivery()
+            self.connected.set()
+            log.info("%s: consuming %s", self.service, queue)
+            for method, props, body in channel.consume(queue, inactivity_timeout=0.5):
+                if self.stop.is_set():
+                    break
+                if method is None:
+                    continue
+                self._deliver(connection, channel, republish, method, props, body)
+        finally:
+            if connection.is_open:
+                try:
+                    connection.close()
+                except CONNECTION_ERRORS:
+                    pass
+
+    def _deliver(self, connection, channel, republish, method, props, body: bytes) -> None:
+        headers = dict(props.headers or {})
+        try:
+            envelope = events.decode(body)
+        except events.InvalidEvent as exc:
+            self._dead_letter(republish, props, body, headers, "invalid", str(exc))
+            channel.basic_ack(method.delivery_tag)
+            return
+        event_type, event_id = envelope["type"], envelope["event_id"]
+        handler = self.handlers.get(event_type)
+        if handler is None:
+            self._dead_letter(
+                republish, props, body, headers, "unhandled", f"{self.service} has no handler for {event_type}"
+            )
+            channel.basic_ack(method.delivery_tag)
+            return
+        error = self._run(connection, handler, envelope, event_id)
+        if error is None:
+            metrics.EVENTS_CONSUMED.labels(self.service, event_type, "ok").inc()
+        elif error == "duplicate":
+            metrics.EVENTS_CONSUMED.labels(self.service, event_type, "duplicate").inc()
+        else:
+            self._retry_or_dead_letter(republish, props, body, headers, event_type, error)
+        channel.basic_ack(method.delivery_tag)
+
+    def _run(self, connection, handler: Handler, envelope: dict, event_id: str):
+        """Run the handler on the helper thread while this thread keeps the connection's I/O going."""
+
+        def work():
+            if self.idempotency.seen(event_id):
+                return "duplicate"
+            handler(envelope)
+            self.idempotency.mark(event_id)
+            return None
+
+        future = self._pool.submit(work)
+        while not wait([future], timeout=1.0).done:
+            connection.process_data_events(time_limit=0)  # heartbeats while a slow handler runs
+        try:
+            return future.result()
+        except PermanentError as exc:
+            return exc
+        except Exception as exc:  # any handler failure is retried, never acked as a success
+            log.warning("%s: handler for %s failed: %r", self.service, envelope["type"], exc)
+            return exc
+
+    def _retry_or_dead_letter(self, republish, props, body, headers, event_type: str, error: Exception) -> None:
+        attempt = int(headers.get(ATTEMPT_HEADER, 0))
+        delays = self.settings.retry_delays
+        if isinstance(error, PermanentError) or attempt >= len(delays):
+            reason = "rejected" if isinstance(error, PermanentError) else "failed"
+            detail = f"{type(error).__name__}: {error} (after {attempt + 1} attempts)"
+            self._dead_letter(republish, props, body, headers, reason, detail)
+            return
+        headers.update({ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: f"{type(error).__name__}: {error}"[:1000]})
+        target = retry_queue_name(self.settings, self.service, delays[attempt])
+        republish.basic_publish("", target, body, _copy_props(props, headers), mandatory=True)
+        metrics.EVENTS_RETRIED.labels(self.service, event_type).inc()
+
+    def _dead_letter(self, republish, props, body, headers, reason: str, detail: str) -> None:
+        headers.update(
+            {
+                REASON_HEADER: reason,
+                ERROR_HEADER: detail[:1000],
+                "x-ticketflow-service": self.service,
+                "x-ticketflow-dead-at": events.format_time(datetime.now(UTC)),
+            }
+        )
+        log.error("%s: dead-lettering a message (%s): %s", self.service, reason, detail[:300])
+        dead = f"{queue_name(self.settings, self.service)}.dead"
+        republish.basic_publish("", dead, body, _copy_props(props, headers), mandatory=True)
+        metrics.EVENTS_DEAD_LETTERED.labels(self.service, reason).inc()
+
+
+def _copy_props(props, headers: dict) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        content_type=props.content_type or "application/json",
+        delivery_mode=pika.DeliveryMode.Persistent,
+        message_id=props.message_id,
+        correlation_id=props.correlation_id,
+        type=props.type,
+        timestamp=props.timestamp,
+        app_id=props.app_id,
+        headers=headers,
+    )
