@@ -20,6 +20,7 @@ BIN="$TOOLS/bin/ferretdb"
 if [[ -x "$BIN" && "${1:-}" != "--force" ]]; then
     exit 0
 fi
+export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"  # where Go's own installer puts it
 if ! command -v go >/dev/null 2>&1; then
     echo "ticketflow: 'go' is not on PATH; install Go >= 1.24 (https://go.dev/dl/) to build FerretDB $VERSION, or point MONGO_URL (tests: TEST_MONGO_URL) at a MongoDB you run" >&2
     exit 1
