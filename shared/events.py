@@ -162,14 +162,22 @@ class TicketClosedData(_Data):
 
 
 class TicketAssignedData(_Data):
-    agent_id = _text(100)
-    agent_name = _text(200)
-    agent_email = _email()
+    """Who has the ticket now; the agent fields are all null when it waits in the team's queue."""
+
+    agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))
+    agent_name = fields.String(required=True, allow_none=True, validate=validate.Length(1, 200))
+    agent_email = fields.Email(required=True, allow_none=True, validate=validate.Length(max=254))
     team = _text(100)
     team_lead_email = _email(required=False)
     previous_agent_id = _text(100, required=False)
     reason = _choice(ASSIGN_REASONS)
     decision = fields.Dict(keys=fields.String(), allow_none=True)  # rule and candidates, for auto
+
+    @validates_schema
+    def _agent_all_or_nothing(self, data: dict, **kwargs) -> None:
+        given = [data.get(name) is not None for name in ("agent_id", "agent_name", "agent_email")]
+        if any(given) and not all(given):
+            raise ValidationError("agent_id, agent_name and agent_email are all set, or all null (team queue).")
 
 
 class TicketRepliedData(_Data):

@@ -18,6 +18,14 @@ from shared.events import EVENT_TYPES
 
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "intake": EVENT_TYPES,  # every event of every ticket goes on its timeline
+    "assignment": (
+        "ticket.created",
+        "ticket.reopened",
+        "ticket.closed",
+        "ticket.message_added",
+        "sla.warning",
+        "sla.breached",
+    ),
 }
 
 
@@ -59,7 +67,7 @@ def delete_topology(amqp_url: str, namespace: str) -> None:
     names = _list_queues(namespace) if shutil.which("rabbitmqctl") else None
     if names is None:
         names = []
-        for service in ("intake", "assignment", "sla", "notify"):
+        for service in SUBSCRIPTIONS:
             base = queue_name(settings, service)
             names += [base, f"{base}.dead"] + [retry_queue_name(settings, service, d) for d in settings.retry_delays]
     import pika

@@ -24,6 +24,7 @@ from shared.auth import AuthError, Principal, decode_token
 from shared.bus import broker_answers
 from shared.config import Settings, load_settings
 from shared.errors import Forbidden, Problem, Unauthorized
+from shared.events import Timestamp
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
@@ -147,6 +148,7 @@ def create_service_app(
     app.extensions["ticketflow.settings"] = settings
     app.extensions["ticketflow.secret"] = settings.require_secret()
     api = ServiceApi(app)
+    api.register_field(Timestamp, "string", "date-time")
     _install_hooks(app, service)
     _install_error_handlers(app)
     _install_probes(app, settings, ready_checks or [])

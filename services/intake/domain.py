@@ -127,12 +127,14 @@ class Ticket:
 
     def _assigned(self, data: dict, at: datetime) -> bool:
         changed = False
+        queued = data.get("agent_id") is None  # waiting in the team's queue, nobody has it
         if self._newer("assignee", at):
-            self.assignee = {"agent_id": data["agent_id"], "name": data["agent_name"]}
+            self.assignee = None if queued else {"agent_id": data["agent_id"], "name": data["agent_name"]}
             self.team = data["team"]
             changed = True
-        if self.status == "new" and self._newer("status", at):
-            self.status = "assigned"
+        wanted = "new" if queued else "assigned"
+        if self.status in ("new", "assigned") and self.status != wanted and self._newer("status", at):
+            self.status = wanted
             changed = True
         return changed
 
@@ -218,6 +220,8 @@ def summarize(event_type: str, data: dict) -> str:
 
 
 def _assigned_summary(data: dict) -> str:
+    if data.get("agent_id") is None:
+        return f"Waiting in team {data['team']}'s queue: nobody is free"
     who = f"{data['agent_name']} ({data['team']})"
     reason = data.get("reason")
     if reason == "auto":

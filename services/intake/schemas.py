@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import Schema, fields, pre_load, validate
 
 from services.intake.domain import PRIORITIES, SOURCES, STATUSES
 from shared.events import Timestamp
+from shared.schemas import FullMatch, Strict, not_blank
 
-TOPIC_ID = validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
-
-
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
-
-
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE
+TOPIC_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
 
 
 class RequesterSchema(Strict):
-    name = fields.String(required=True, validate=[validate.Length(1, 200), _not_blank])
+    name = fields.String(required=True, validate=[validate.Length(1, 200), not_blank])
     email = fields.Email(required=True, validate=validate.Length(max=254))
 
     @pre_load
@@ -32,8 +23,8 @@ class RequesterSchema(Strict):
 
 
 class TicketCreateSchema(Strict):
-    subject = fields.String(required=True, validate=[validate.Length(1, 200), _not_blank])
-    description = fields.String(required=True, validate=[validate.Length(1, 20000), _not_blank])
+    subject = fields.String(required=True, validate=[validate.Length(1, 200), not_blank])
+    description = fields.String(required=True, validate=[validate.Length(1, 20000), not_blank])
     requester = fields.Nested(RequesterSchema, required=True)
     topic = fields.String(required=True, validate=TOPIC_ID)
     priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
@@ -105,7 +96,7 @@ class TicketListSchema(Schema):
 
 
 class MessageCreateSchema(Strict):
-    body = fields.String(required=True, validate=[validate.Length(1, 20000), _not_blank])
+    body = fields.String(required=True, validate=[validate.Length(1, 20000), not_blank])
 
 
 class TopicSchema(Schema):
@@ -119,7 +110,7 @@ class TopicListSchema(Schema):
 
 
 class TopicPutSchema(Strict):
-    name = fields.String(required=True, validate=[validate.Length(1, 100), _not_blank])
+    name = fields.String(required=True, validate=[validate.Length(1, 100), not_blank])
 
 
 class TimelineItemSchema(Schema):

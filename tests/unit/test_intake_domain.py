@@ -207,3 +207,19 @@ def test_every_event_type_has_a_readable_summary():
     assert (
         summarize("ticket.replied", {"agent_name": "Jane", "first_response": True}) == "Jane replied (first response)"
     )
+
+
+def test_a_ticket_sent_to_a_team_queue_has_no_assignee_and_waits_as_new():
+    ticket = make_ticket()
+    ticket.apply("ticket.assigned", ASSIGNED, at(1))
+    queued = {
+        **ASSIGNED,
+        "agent_id": None,
+        "agent_name": None,
+        "agent_email": None,
+        "team": "hardware",
+        "reason": "transfer",
+    }
+    assert ticket.apply("ticket.assigned", queued, at(2))
+    assert (ticket.assignee, ticket.team, ticket.status) == (None, "hardware", "new")
+    assert summarize("ticket.assigned", queued) == "Waiting in team hardware's queue: nobody is free"

@@ -89,3 +89,10 @@ def test_intake_binds_exactly_what_the_topology_registry_says():
     from shared.topology import SUBSCRIPTIONS
 
     assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["intake"]) == sorted(EVENT_TYPES)
+
+
+def test_assignment_binds_exactly_what_the_topology_registry_says():
+    from services.assignment.handlers import handlers
+    from shared.topology import SUBSCRIPTIONS
+
+    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["assignment"])

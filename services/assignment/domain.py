@@ -1,0 +1,309 @@
+"""assignment's rules: routing, the choice of agent, a ticket's workflow and who may do what. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+PRIORITY_RANK = {"emergency": 0, "high": 1, "normal": 2, "low": 3}
+OPEN_STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester")
+WORK_STATUSES = ("in_progress", "waiting_on_requester")
+GENERAL = "general"
+NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)  # sorts after every real deadline
+RULE = (
+    "the available agent of the team under capacity with the fewest open tickets; ties to the least recently assigned"
+)
+
+
+class RuleViolation(Exception):
+    """A move the ticket's state does not allow (409)."""
+
+
+# --- routing and choice ---------------------------------------------------------------------------
+
+
+def route(topic: str, teams: list[dict]) -> str:
+    """The team whose topics name the topic (the first by id when several do); `general` otherwise."""
+    for team in sorted(teams, key=lambda t: t["id"]):
+        if topic in team.get("topics", ()):
+            return team["id"]
+    return GENERAL
+
+
+@dataclass(frozen=True)
+class Candidate:
+    agent_id: str
+    teams: tuple[str, ...]
+    capacity: int
+    open_tickets: int
+    available: bool
+    last_assigned_at: datetime | None = None
+
+    def eligible(self, team: str) -> bool:
+        return team in self.teams and self.available and self.open_tickets < self.capacity
+
+    def describe(self) -> dict:
+        return {
+            "agent_id": self.agent_id,
+            "open_tickets": self.open_tickets,
+            "capacity": self.capacity,
+            "available": self.available,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    team: str
+    agent_id: str | None
+    candidates: tuple[Candidate, ...]
+
+    def record(self) -> dict:
+        """What the event and the history carry: the rule and every candidate considered."""
+        return {
+            "rule": RULE,
+            "team": self.team,
+            "chosen": self.agent_id,
+            "candidates": [c.describe() for c in self.candidates],
+        }
+
+
+def choose_agent(team: str, agents: list[Candidate]) -> Decision:
+    """The least loaded available agent of the team under capacity; ties to the least recently assigned."""
+    members = tuple(sorted((a for a in agents if team in a.teams), key=lambda a: a.agent_id))
+    eligible = [a for a in members if a.eligible(team)]
+    if not eligible:
+        return Decision(team, None, members)
+    oldest = datetime.min.replace(tzinfo=UTC)
+    best = min(eligible, key=lambda a: (a.open_tickets, a.last_assigned_at or oldest, a.agent_id))
+    return Decision(team, best.agent_id, members)
+
+
+# --- a ticket's workflow --------------------------------------------------------------------------
+
+
+@dataclass
+class Ticket:
+    id: str
+    number: int
+    subject: str
+    topic: str
+    priority: str
+    team: str
+    created_at: datetime
+    agent_id: str | None = None
+    status: str = "new"
+    waiting_since: datetime | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    sla: dict = field(
+        default_factory=lambda: {
+            "first_response_due_at": None,
+            "next_response_due_at": None,
+            "resolution_due_at": None,
+            "breached": False,
+            "alerts": [],
+        }
+    )
+    notes: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    replies: int = 0
+    watermarks: dict = field(default_factory=dict)
+    version: int = 0
+    recorded: list[tuple[str, dict]] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def priority_rank(self) -> int:
+        return PRIORITY_RANK[self.priority]
+
+    @property
+    def sla_sort(self) -> datetime:
+        """The soonest known deadline of a running clock, for the queue's order."""
+        dues = [self.sla.get(k) for k in ("first_response_due_at", "next_response_due_at", "resolution_due_at")]
+        return min((d for d in dues if d is not None), default=NO_DEADLINE)
+
+    # -- assignment --
+
+    def assign(
+        self,
+        agent: dict | None,
+        team: str,
+        reason: str,
+        by: str,
+        at: datetime,
+        team_lead_email: str | None = None,
+        decision: dict | None = None,
+    ) -> None:
+        """Give the ticket to an agent, or (agent None) put it in the team's queue."""
+        previous, previous_team = self.agent_id, self.team
+        self.agent_id, self.team = (agent["id"] if agent else None), team
+        if self.status in ("new", "assigned"):
+            self.status = "assigned" if agent else "new"
+        if agent is None:
+            self.waiting_since = at
+        action = {"claim": "claimed", "transfer": "transferred"}.get(reason, "assigned" if agent else "queued")
+        self._history(
+            at,
+            action,
+            by,
+            previous if reason != "transfer" else previous_team,
+            self.agent_id if reason != "transfer" else team,
+            decision,
+        )
+        self._record(
+            "ticket.assigned",
+            {
+                "agent_id": self.agent_id,
+                "agent_name": agent["name"] if agent else None,
+                "agent_email": agent["email"] if agent else None,
+                "team": team,
+                "team_lead_email": team_lead_email,
+                "previous_agent_id": previous,
+                "reason": reason,
+                "decision": decision,
+            },
+        )
+
+    def reply(self, reply_id: str, agent_id: str, agent_name: str, body: str, status: str | None, at: datetime) -> bool:
+        """A public reply; returns whether it is the first response."""
+        self._require_open()
+        first = self.first_response_at is None
+        if first:
+            self.first_response_at = at
+        self.replies += 1
+        self._history(at, "replied", agent_id, None, None)
+        self._record(
+            "ticket.replied",
+            {
+                "reply_id": reply_id,
+                "agent_id": agent_id,
+                "agent_name": agent_name,
+                "body": body,
+                "first_response": first,
+            },
+        )
+        self.set_status(status or "in_progress", agent_id, at, quiet_if_same=True)
+        return first
+
+    def add_note(self, note_id: str, body: str, by: str, at: datetime) -> dict:
+        """An internal note: stored here only, never in an event."""
+        note = {"id": note_id, "body": body, "by": by, "at": at}
+        self.notes.append(note)
+        self._history(at, "noted", by, None, None)
+        return note
+
+    def set_status(self, status: str, by: str, at: datetime, quiet_if_same: bool = False) -> None:
+        self._require_open()
+        if status == self.status:
+            if quiet_if_same:
+                return
+            raise RuleViolation(f"The ticket is already {status}.")
+        previous, self.status = self.status, status
+        self.watermarks["status"] = max(at, self.watermarks.get("status", at))
+        self._history(at, "status_changed", by, previous, status)
+        self._record("ticket.status_changed", {"status": status, "previous_status": previous})
+
+    def set_priority(self, priority: str, by: str, at: datetime) -> None:
+        self._require_open()
+        if priority == self.priority:
+            raise RuleViolation(f"The ticket's priority is already {priority}.")
+        previous, self.priority = self.priority, priority
+        self._history(at, "priority_changed", by, previous, priority)
+        self._record("ticket.priority_changed", {"priority": priority, "previous_priority": previous})
+
+    def resolve(self, resolution: str, by: str, at: datetime) -> None:
+        if not self.is_open:
+            raise RuleViolation(f"The ticket is already {self.status}.")
+        self.status, self.resolved_at = "resolved", at
+        self._history(at, "resolved", by, self.agent_id, None)
+        self._record("ticket.resolved", {"agent_id": self.agent_id, "resolution": resolution})
+
+    # -- other services' events --
+
+    def reopen(self, at: datetime) -> bool:
+        if self.status != "resolved" or not self._newer("reopened", at):
+            return False
+        self.status, self.resolved_at, self.waiting_since = ("assigned" if self.agent_id else "new"), None, at
+        self._history(at, "reopened", "requester", "resolved", self.status)
+        return True
+
+    def close(self, by: str, at: datetime) -> bool:
+        if self.status == "closed":
+            return False
+        previous, self.status, self.closed_at = self.status, "closed", at
+        self._history(at, "closed", by, previous, "closed")
+        return True
+
+    def requester_wrote(self, at: datetime) -> None:
+        """The requester answered: work goes on (unless the message predates the wait)."""
+        waiting_since = self.watermarks.get("status")
+        if self.status == "waiting_on_requester" and (waiting_since is None or at > waiting_since):
+            self.set_status("in_progress", "requester", at)
+
+    def sla_alert(self, kind: str, data: dict, at: datetime) -> bool:
+        clock, key = data["clock"], f"sla_{data['clock']}_{data.get('instance', 0)}"
+        changed = False
+        if self._newer(key, at):
+            self.sla[f"{clock}_due_at"] = data["due_at"]
+            changed = True
+        alert = {
+            "kind": kind,
+            "clock": clock,
+            "instance": data.get("instance", 0),
+            "at": at,
+            "percent": data.get("percent"),
+            "due_at": data["due_at"],
+        }
+        if alert not in self.sla["alerts"]:
+            self.sla["alerts"].append(alert)
+            changed = True
+        if kind == "breached" and not self.sla["breached"]:
+            self.sla["breached"] = True
+        return changed
+
+    # -- helpers --
+
+    def _require_open(self) -> None:
+        if not self.is_open:
+            raise RuleViolation(f"The ticket is {self.status}.")
+
+    def _newer(self, name: str, at: datetime) -> bool:
+        mark = self.watermarks.get(name)
+        if mark is not None and at <= mark:
+            return False
+        self.watermarks[name] = at
+        return True
+
+    def _history(self, at, action, by, before, after, decision: dict | None = None) -> None:
+        entry = {"at": at, "action": action, "by": by, "from": before, "to": after}
+        if decision:
+            entry["decision"] = decision
+        self.history.append(entry)
+
+    def _record(self, event_type: str, data: dict) -> None:
+        self.recorded.append((event_type, data))
+
+
+# --- rights (CONTRACT section 3) ------------------------------------------------------------------
+
+
+def may_work_on(role: str, agent: dict | None, ticket: Ticket) -> bool:
+    """An agent acts on tickets assigned to it, or waiting unassigned in one of its teams; admins on all."""
+    if role == "admin":
+        return True
+    if role != "agent" or agent is None:
+        return False
+    return ticket.agent_id == agent["id"] or (ticket.agent_id is None and ticket.team in agent["teams"])
+
+
+def leads(agent: dict | None, team: str) -> bool:
+    return bool(agent and agent.get("lead") and team in agent.get("teams", ()))
+
+
+def may_manage(role: str, agent: dict | None, ticket: Ticket) -> bool:
+    """Reassign, transfer and change priority: admins, and the leads of the ticket's team."""
+    return role == "admin" or (role == "agent" and leads(agent, ticket.team))

@@ -1,0 +1,226 @@
+"""marshmallow schemas of assignment's HTTP API (CONTRACT section 5)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from shared.events import CLOCKS, PRIORITIES, STATUSES, StrictBoolean, Timestamp
+from shared.schemas import FullMatch, Strict, text, unique
+
+OPEN_STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester")
+AGENT_STATUSES = ("in_progress", "waiting_on_requester")  # the statuses an agent may set
+
+
+AGENT_ID = FullMatch(r"^[a-z0-9][a-z0-9._-]{0,63}$", error="Use 1 to 64 lowercase letters, digits, ., - or _.")
+TEAM_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
+TOPIC_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
+
+
+def _ids(validator: FullMatch, minimum: int = 0, **kwargs) -> fields.List:
+    """A list of distinct ids, at least `minimum` of them."""
+    rules = [validate.Length(min=minimum), unique] if minimum else [unique]
+    return fields.List(fields.String(validate=validator), validate=rules, metadata={"uniqueItems": True}, **kwargs)
+
+
+class Patch(Strict):
+    """Every field optional, but a change must change something."""
+
+    @validates_schema
+    def _not_empty(self, data: dict, **kwargs) -> None:
+        if not data:
+            raise ValidationError("Give at least one field to change.")
+
+
+class _LowercaseEmail:
+    @pre_load
+    def normalize_email(self, data, **kwargs):
+        if isinstance(data, dict) and isinstance(data.get("email"), str):
+            data = {**data, "email": data["email"].strip().lower()}
+        return data
+
+
+# ---- agents and teams -----------------------------------------------------------------------------
+
+
+class AgentCreateSchema(_LowercaseEmail, Strict):
+    id = fields.String(required=True, validate=AGENT_ID)
+    name = text(200, required=True)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    teams = _ids(TEAM_ID, 1, required=True)
+    capacity = fields.Integer(required=True, strict=True, validate=validate.Range(1, 1000))
+    available = StrictBoolean(load_default=True)
+    lead = StrictBoolean(load_default=False)
+
+
+class AgentPatchSchema(_LowercaseEmail, Patch):
+    name = text(200)
+    email = fields.Email(validate=validate.Length(max=254))
+    teams = _ids(TEAM_ID, 1)
+    capacity = fields.Integer(strict=True, validate=validate.Range(1, 1000))
+    available = StrictBoolean()
+    lead = StrictBoolean()
+
+
+class AgentListQuerySchema(Schema):
+    team = fields.String(validate=TEAM_ID)
+
+
+class AgentSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    email = fields.String()
+    teams = fields.List(fields.String())
+    capacity = fields.Integer()
+    available = fields.Boolean()
+    lead = fields.Boolean()
+    open_tickets = fields.Integer(metadata={"description": "Tickets assigned to the agent, not resolved or closed."})
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class AgentListSchema(Schema):
+    items = fields.List(fields.Nested(AgentSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class TeamCreateSchema(Strict):
+    id = fields.String(required=True, validate=TEAM_ID)
+    name = text(200, required=True)
+    topics = _ids(TOPIC_ID, load_default=list)
+
+
+class TeamPatchSchema(Patch):
+    name = text(200)
+    topics = _ids(TOPIC_ID)
+
+
+class TeamSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    topics = fields.List(fields.String())
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class TeamListSchema(Schema):
+    items = fields.List(fields.Nested(TeamSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+# ---- tickets --------------------------------------------------------------------------------------
+
+
+class SlaAlertSchema(Schema):
+    kind = fields.String(metadata={"description": "warning or breached"})
+    clock = fields.String(metadata={"enum": list(CLOCKS)})
+    instance = fields.Integer()
+    percent = fields.Float(allow_none=True)
+    due_at = Timestamp()
+    at = Timestamp()
+
+
+class SlaSchema(Schema):
+    first_response_due_at = Timestamp(allow_none=True)
+    next_response_due_at = Timestamp(allow_none=True)
+    resolution_due_at = Timestamp(allow_none=True)
+    breached = fields.Boolean()
+    alerts = fields.List(fields.Nested(SlaAlertSchema), metadata={"description": "The SLA warnings and breaches."})
+
+
+class NoteSchema(Schema):
+    id = fields.String()
+    body = fields.String()
+    by = fields.String()
+    at = Timestamp()
+
+
+class ReplySchema(NoteSchema):
+    first_response = fields.Boolean()
+
+
+class CandidateSchema(Schema):
+    agent_id = fields.String()
+    open_tickets = fields.Integer()
+    capacity = fields.Integer()
+    available = fields.Boolean()
+
+
+class DecisionSchema(Schema):
+    """Why an automatic assignment went where it went: the rule and every candidate considered."""
+
+    rule = fields.String()
+    team = fields.String()
+    chosen = fields.String(allow_none=True)
+    candidates = fields.List(fields.Nested(CandidateSchema))
+
+
+class HistoryEntrySchema(Schema):
+    at = Timestamp()
+    action = fields.String()
+    by = fields.String()
+    from_ = fields.String(attribute="from", data_key="from", allow_none=True)
+    to = fields.String(allow_none=True)
+    decision = fields.Nested(DecisionSchema, metadata={"description": "automatic assignments only"})
+
+
+class TicketSchema(Schema):
+    """Dumps the domain Ticket that handlers return (its id is `id`)."""
+
+    ticket_id = fields.String(attribute="id")
+    number = fields.Integer()
+    subject = fields.String()
+    topic = fields.String()
+    priority = fields.String(metadata={"enum": list(PRIORITIES)})
+    team = fields.String()
+    agent_id = fields.String(allow_none=True)
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    created_at = Timestamp()
+    first_response_at = Timestamp(allow_none=True)
+    resolved_at = Timestamp(allow_none=True)
+    sla = fields.Nested(SlaSchema)
+    notes = fields.List(fields.Nested(NoteSchema))
+    history = fields.List(fields.Nested(HistoryEntrySchema))
+
+
+class QueueQuerySchema(Schema):
+    agent_id = fields.String(validate=AGENT_ID)
+    team = fields.String(validate=TEAM_ID)
+    status = fields.String(validate=validate.OneOf(OPEN_STATUSES))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(validate=validate.Length(1, 500))
+
+
+class TicketListSchema(Schema):
+    items = fields.List(fields.Nested(TicketSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class AssignSchema(Strict):
+    agent_id = fields.String(validate=AGENT_ID)
+    team = fields.String(validate=TEAM_ID)
+
+    @validates_schema
+    def _exactly_one(self, data: dict, **kwargs) -> None:
+        if ("agent_id" in data) == ("team" in data):
+            raise ValidationError("Give exactly one of agent_id (reassign) and team (transfer).")
+
+
+class ReplyCreateSchema(Strict):
+    body = text(20000, required=True)
+    status = fields.String(validate=validate.OneOf(AGENT_STATUSES))
+
+
+class NoteCreateSchema(Strict):
+    body = text(20000, required=True)
+
+
+class StatusChangeSchema(Strict):
+    status = fields.String(required=True, validate=validate.OneOf(AGENT_STATUSES))
+
+
+class PriorityChangeSchema(Strict):
+    priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES))
+
+
+class ResolveSchema(Strict):
+    resolution = text(5000, required=True)

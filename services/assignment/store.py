@@ -1,0 +1,263 @@
+"""The only module that touches assignment's collections: agents, teams and tickets."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+
+from pymongo import ASCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from services.assignment.domain import GENERAL, OPEN_STATUSES, Ticket
+from shared import outbox
+from shared.errors import Conflict, Invalid, NotFound
+from shared.mongo import ensure_document
+
+_NO_OUTBOX = {outbox.FIELD: 0, outbox.COUNT: 0, outbox.DUE: 0}
+_TICKET_FIELDS = (
+    "number",
+    "subject",
+    "topic",
+    "priority",
+    "team",
+    "created_at",
+    "agent_id",
+    "status",
+    "waiting_since",
+    "first_response_at",
+    "resolved_at",
+    "closed_at",
+    "sla",
+    "notes",
+    "history",
+    "replies",
+    "watermarks",
+)
+
+
+class Stale(Exception):
+    """Someone saved the document since it was read: read again and retry."""
+
+
+class AgentStore:
+    def __init__(self, db: Database) -> None:
+        self.collection = db["agents"]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("teams", ASCENDING)])
+
+    def insert(self, agent: dict) -> dict:
+        try:
+            self.collection.insert_one({**agent, "_id": agent["id"], "open": [], "last_assigned_at": None, "_v": 1})
+        except DuplicateKeyError:
+            raise Conflict(f"An agent {agent['id']} exists already.") from None
+        return self.get(agent["id"])
+
+    def get(self, agent_id: str) -> dict:
+        doc = self.collection.find_one({"_id": agent_id})
+        if doc is None:
+            raise NotFound(f"No agent {agent_id}.")
+        return _agent(doc)
+
+    def find(self, agent_id: str | None) -> dict | None:
+        doc = self.collection.find_one({"_id": agent_id}) if agent_id else None
+        return _agent(doc) if doc else None
+
+    def all(self, team: str | None = None) -> list[dict]:
+        query = {"teams": team} if team else {}
+        return [_agent(doc) for doc in self.collection.find(query).sort("_id", ASCENDING)]
+
+    def update(self, agent: dict, changes: dict, now: datetime) -> dict:
+        done = self.collection.update_one(
+            {"_id": agent["id"], "_v": agent["_v"]}, {"$set": {**changes, "updated_at": now}, "$inc": {"_v": 1}}
+        )
+        if not done.matched_count:
+            raise Stale(agent["id"])
+        return self.get(agent["id"])
+
+    def reserve(self, agent: dict, ticket_id: str, now: datetime) -> None:
+        """Count the ticket as the agent's, if the agent is still as it was read (its capacity was checked)."""
+        done = self.collection.update_one(
+            {"_id": agent["id"], "_v": agent["_v"]},
+            {"$push": {"open": ticket_id}, "$set": {"last_assigned_at": now}, "$inc": {"_v": 1}},
+        )
+        if not done.matched_count:
+            raise Stale(agent["id"])
+
+    def release(self, agent_id: str, ticket_id: str) -> None:
+        self.collection.update_one(
+            {"_id": agent_id, "open": ticket_id}, {"$pull": {"open": ticket_id}, "$inc": {"_v": 1}}
+        )
+
+    def set_open(self, agent: dict, ticket_ids: list[str]) -> bool:
+        done = self.collection.update_one(
+            {"_id": agent["id"], "_v": agent["_v"]}, {"$set": {"open": ticket_ids}, "$inc": {"_v": 1}}
+        )
+        return bool(done.matched_count)
+
+
+def _agent(doc: dict) -> dict:
+    agent = {key: value for key, value in doc.items() if key != "_id"}
+    agent["id"] = doc["_id"]
+    agent["open_tickets"] = len(doc.get("open", []))
+    return agent
+
+
+class TeamStore:
+    def __init__(self, db: Database) -> None:
+        self.collection = db["teams"]
+
+    def seed_general(self, now: datetime) -> None:
+        ensure_document(
+            self.collection, {"_id": GENERAL, "name": "General", "topics": [], "created_at": now, "updated_at": now}
+        )
+
+    def insert(self, team: dict) -> dict:
+        try:
+            self.collection.insert_one({**team, "_id": team["id"]})
+        except DuplicateKeyError:
+            raise Conflict(f"A team {team['id']} exists already.") from None
+        return self.get(team["id"])
+
+    def get(self, team_id: str) -> dict:
+        doc = self.collection.find_one({"_id": team_id})
+        if doc is None:
+            raise NotFound(f"No team {team_id}.")
+        return _team(doc)
+
+    def all(self) -> list[dict]:
+        return [_team(doc) for doc in self.collection.find().sort("_id", ASCENDING)]
+
+    def update(self, team_id: str, changes: dict, now: datetime) -> dict:
+        if not self.collection.update_one({"_id": team_id}, {"$set": {**changes, "updated_at": now}}).matched_count:
+            raise NotFound(f"No team {team_id}.")
+        return self.get(team_id)
+
+    def require(self, team_ids: list[str], field: str) -> None:
+        known = {doc["_id"] for doc in self.collection.find({"_id": {"$in": list(team_ids)}}, {"_id": 1})}
+        unknown = sorted(set(team_ids) - known)
+        if unknown:
+            raise Invalid("Unknown team.", {field: [f"Unknown team {t!r}." for t in unknown]})
+
+
+def _team(doc: dict) -> dict:
+    return {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "topics": doc.get("topics", []),
+        "created_at": doc.get("created_at"),
+        "updated_at": doc.get("updated_at"),
+    }
+
+
+class TicketStore:
+    def __init__(self, db: Database) -> None:
+        self.collection = db["tickets"]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("team", ASCENDING), ("agent_id", ASCENDING), ("status", ASCENDING)])
+        self.collection.create_index([("agent_id", ASCENDING), ("status", ASCENDING)])
+        self.collection.create_index([("sla_sort", ASCENDING), ("priority_rank", ASCENDING), ("created_at", ASCENDING)])
+
+    def insert(self, ticket: Ticket, staged: dict) -> bool:
+        """Store a new ticket with its events; False when it exists already (a redelivered ticket.created)."""
+        try:
+            self.collection.insert_one({**_to_doc(ticket), "_v": 1, **outbox.insert_fields(staged)})
+        except DuplicateKeyError:
+            return False
+        ticket.version = 1
+        return True
+
+    def get(self, ticket_id: str) -> Ticket:
+        doc = self.collection.find_one({"_id": ticket_id}, _NO_OUTBOX)
+        if doc is None:
+            raise NotFound(f"No ticket {ticket_id}.")
+        return Ticket(id=doc["_id"], version=doc.get("_v", 0), **{k: doc[k] for k in _TICKET_FIELDS if k in doc})
+
+    def save(self, ticket: Ticket, staged: dict) -> None:
+        set_fields, inc_fields = outbox.update_operators(staged)
+        update = {"$set": {**_to_doc(ticket), "_v": ticket.version + 1, **set_fields}}
+        if inc_fields:
+            update["$inc"] = inc_fields
+        if not self.collection.update_one({"_id": ticket.id, "_v": ticket.version}, update).matched_count:
+            raise Stale(ticket.id)
+        ticket.version += 1
+
+    def waiting(self, team: str, limit: int = 20) -> list[str]:
+        """The team's queue: unassigned open tickets, emergency first, then high, normal, low; oldest first."""
+        query = {"team": team, "agent_id": None, "status": "new"}
+        docs = self.collection.find(query, {"_id": 1}).sort(
+            [("priority_rank", ASCENDING), ("waiting_since", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [doc["_id"] for doc in docs.limit(limit)]
+
+    def open_of(self, agent_id: str) -> list[str]:
+        query = {"agent_id": agent_id, "status": {"$in": list(OPEN_STATUSES)}}
+        return sorted(doc["_id"] for doc in self.collection.find(query, {"_id": 1}))
+
+    def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
+        """Open tickets: soonest SLA deadline, then priority, then age (cursor: the last one's sort key)."""
+        query = {key: value for key, value in filters.items() if value is not None}
+        query.setdefault("status", {"$in": list(OPEN_STATUSES)})
+        order = [("sla_sort", ASCENDING), ("priority_rank", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]
+        if cursor:
+            query = {"$and": [query, _after(_decode_cursor(cursor))]}
+        docs = list(self.collection.find(query, _NO_OUTBOX).sort(order).limit(limit + 1))
+        tickets = [self.get_from(doc) for doc in docs[:limit]]
+        last = docs[limit - 1] if len(docs) > limit else None
+        return tickets, _encode_cursor(last) if last else None
+
+    @staticmethod
+    def get_from(doc: dict) -> Ticket:
+        return Ticket(id=doc["_id"], version=doc.get("_v", 0), **{k: doc[k] for k in _TICKET_FIELDS if k in doc})
+
+
+def _to_doc(ticket: Ticket) -> dict:
+    doc = {name: getattr(ticket, name) for name in _TICKET_FIELDS}
+    doc.update(_id=ticket.id, priority_rank=ticket.priority_rank, sla_sort=ticket.sla_sort)
+    return doc
+
+
+def _encode_cursor(doc: dict) -> str:
+    key = {
+        "s": doc["sla_sort"].isoformat(),
+        "p": doc["priority_rank"],
+        "c": doc["created_at"].isoformat(),
+        "i": doc["_id"],
+    }
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if (
+            not isinstance(key, dict)
+            or set(key) != {"s", "p", "c", "i"}
+            or type(key["p"]) is not int
+            or not isinstance(key["i"], str)
+        ):
+            raise ValueError
+        return {
+            "s": datetime.fromisoformat(key["s"]),
+            "p": key["p"],
+            "c": datetime.fromisoformat(key["c"]),
+            "i": key["i"],
+        }
+    except (ValueError, TypeError):
+        raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
+
+
+def _after(key: dict) -> dict:
+    """Documents after the cursor's (sla_sort, priority_rank, created_at, _id) in that order."""
+    s, p, c, i = key["s"], key["p"], key["c"], key["i"]
+    return {
+        "$or": [
+            {"sla_sort": {"$gt": s}},
+            {"sla_sort": s, "priority_rank": {"$gt": p}},
+            {"sla_sort": s, "priority_rank": p, "created_at": {"$gt": c}},
+            {"sla_sort": s, "priority_rank": p, "created_at": c, "_id": {"$gt": i}},
+        ]
+    }

@@ -1,0 +1,31 @@
+"""assignment's worker: routes and assigns new tickets, follows reopen/close/messages/SLA, keeps counts exact."""
+
+from __future__ import annotations
+
+import os
+
+from services.assignment import handlers
+from shared.config import load_settings
+from shared.relay import OutboxRelay
+from shared.runtime import Timer, configure_logging, run_worker, wait_for
+
+
+def main() -> None:
+    configure_logging()
+    settings = load_settings()
+    app = handlers.bootstrap(settings)
+    wait_for(app.ensure_storage, "MongoDB")
+    relay = OutboxRelay(settings, handlers.SERVICE, app.pending, [app.tickets.collection])
+    wait_for(relay.ensure_indexes, "MongoDB")
+    reconciler = handlers.Reconciler(app)
+    timers = [
+        Timer("outbox-relay", 0.5, relay.run_once),
+        Timer("outbox-sweep", float(os.environ.get("TICKETFLOW_OUTBOX_SWEEP_INTERVAL", "30")), relay.sweep),
+        Timer("reconcile", float(os.environ.get("TICKETFLOW_RECONCILE_INTERVAL", "30")), reconciler.run),
+        Timer("expire-records", 3600, app.processed.expire),
+    ]
+    run_worker(settings, handlers.SERVICE, handlers.handlers(app), app.processed, timers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""assignment's pure rules: routing, the choice of agent (with properties), the ticket's workflow, rights."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.assignment.domain import (
+    NO_DEADLINE,
+    Candidate,
+    RuleViolation,
+    Ticket,
+    choose_agent,
+    may_manage,
+    may_work_on,
+    route,
+)
+
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+TEAMS = [
+    {"id": "network", "topics": ["network", "vpn"]},
+    {"id": "hardware", "topics": ["hardware"]},
+    {"id": "general", "topics": []},
+]
+
+
+def agent(agent_id, open_tickets=0, capacity=5, available=True, teams=("network",), last=None) -> Candidate:
+    return Candidate(agent_id, tuple(teams), capacity, open_tickets, available, last)
+
+
+def test_a_topic_goes_to_the_team_that_lists_it_else_general():
+    assert route("vpn", TEAMS) == "network"
+    assert route("hardware", TEAMS) == "hardware"
+    assert route("printers", TEAMS) == "general"
+
+
+def test_the_least_loaded_available_agent_under_capacity_is_chosen():
+    agents = [
+        agent("ana", 3),
+        agent("bo", 1),
+        agent("cy", 0, available=False),
+        agent("di", 2, capacity=2),
+        agent("ed", 0, teams=("hardware",)),
+    ]
+    decision = choose_agent("network", agents)
+    assert decision.agent_id == "bo"
+    assert [c["agent_id"] for c in decision.record()["candidates"]] == ["ana", "bo", "cy", "di"]
+    assert decision.record()["candidates"][2] == {
+        "agent_id": "cy",
+        "open_tickets": 0,
+        "capacity": 5,
+        "available": False,
+    }
+
+
+def test_ties_go_to_the_agent_assigned_least_recently():
+    agents = [agent("ana", 1, last=T0), agent("bo", 1, last=T0 - timedelta(minutes=5)), agent("cy", 1, last=None)]
+    assert choose_agent("network", agents).agent_id == "cy"  # never assigned: the longest ago
+    assert choose_agent("network", agents[:2]).agent_id == "bo"
+
+
+def test_nobody_free_means_no_agent():
+    assert choose_agent("network", [agent("ana", 5, capacity=5), agent("bo", available=False)]).agent_id is None
+
+
+CANDIDATES = st.lists(
+    st.builds(
+        Candidate,
+        agent_id=st.text("abcdefgh", min_size=1, max_size=4),
+        teams=st.lists(st.sampled_from(["network", "hardware", "general"]), min_size=1, max_size=3, unique=True).map(
+            tuple
+        ),
+        capacity=st.integers(1, 5),
+        open_tickets=st.integers(0, 6),
+        available=st.booleans(),
+        last_assigned_at=st.none() | st.datetimes(timezones=st.just(UTC)),
+    ),
+    max_size=12,
+    unique_by=lambda c: c.agent_id,
+)
+
+
+@given(CANDIDATES, st.sampled_from(["network", "hardware", "general"]))
+def test_the_choice_never_breaks_the_rules(agents, team):
+    chosen = choose_agent(team, agents).agent_id
+    eligible = [a for a in agents if team in a.teams and a.available and a.open_tickets < a.capacity]
+    if not eligible:
+        assert chosen is None
+        return
+    pick = next(a for a in agents if a.agent_id == chosen)
+    assert team in pick.teams, "an agent outside the team"
+    assert pick.available, "an unavailable agent"
+    assert pick.open_tickets < pick.capacity, "over capacity"
+    assert pick.open_tickets == min(a.open_tickets for a in eligible), "not the least loaded"
+
+
+@given(
+    st.text(min_size=1, max_size=10),
+    st.lists(
+        st.fixed_dictionaries(
+            {"id": st.sampled_from(["a", "b", "c", "general"]), "topics": st.lists(st.sampled_from(["x", "y", "z"]))}
+        )
+    ),
+)
+def test_routing_always_names_a_team_that_exists_or_general(topic, teams):
+    team = route(topic, teams)
+    assert (
+        team == "general" or topic in next(t for t in sorted(teams, key=lambda t: t["id"]) if t["id"] == team)["topics"]
+    )
+
+
+def make_ticket(**kw) -> Ticket:
+    return Ticket(
+        id="t1", number=100001, subject="VPN", topic="network", priority="normal", team="network", created_at=T0, **kw
+    )
+
+
+JANE = {"id": "jane", "name": "Jane Doe", "email": "jane@example.com", "teams": ["network"], "lead": False}
+
+
+def test_assigning_records_the_event_with_who_and_why():
+    ticket = make_ticket()
+    ticket.assign(JANE, "network", "auto", "assignment", T0, "lead@example.com", {"rule": "r", "candidates": []})
+    ((kind, data),) = ticket.recorded
+    assert (
+        kind == "ticket.assigned"
+        and data["agent_name"] == "Jane Doe"
+        and data["team_lead_email"] == "lead@example.com"
+        and data["decision"] == {"rule": "r", "candidates": []}
+    )
+    assert ticket.status == "assigned" and ticket.history[-1]["action"] == "assigned"
+
+
+def test_the_first_reply_is_the_first_response_and_may_wait_on_the_requester():
+    ticket = make_ticket(agent_id="jane", status="assigned")
+    assert ticket.reply("r1", "jane", "Jane", "Try this", None, T0) is True
+    assert ticket.reply("r2", "jane", "Jane", "And this", "waiting_on_requester", T0 + timedelta(minutes=1)) is False
+    kinds = [k for k, _ in ticket.recorded]
+    assert kinds == ["ticket.replied", "ticket.status_changed", "ticket.replied", "ticket.status_changed"]
+    assert ticket.status == "waiting_on_requester" and ticket.first_response_at == T0
+
+
+def test_a_requester_message_older_than_the_wait_does_not_end_it():
+    ticket = make_ticket(agent_id="jane", status="in_progress")
+    ticket.set_status("waiting_on_requester", "jane", T0 + timedelta(minutes=5))
+    ticket.requester_wrote(T0 + timedelta(minutes=1))
+    assert ticket.status == "waiting_on_requester"
+    ticket.requester_wrote(T0 + timedelta(minutes=9))
+    assert ticket.status == "in_progress"
+
+
+def test_notes_are_never_events():
+    ticket = make_ticket(agent_id="jane", status="assigned")
+    ticket.add_note("n1", "password is on the sticky note", "jane", T0)
+    assert ticket.recorded == [] and ticket.notes[0]["body"] == "password is on the sticky note"
+
+
+def test_resolving_twice_is_refused_and_reopen_returns_to_work():
+    ticket = make_ticket(agent_id="jane", status="in_progress")
+    ticket.resolve("fixed", "jane", T0)
+    with pytest.raises(RuleViolation):
+        ticket.resolve("fixed", "jane", T0)
+    assert ticket.reopen(T0 + timedelta(minutes=1)) and ticket.status == "assigned"
+    assert not ticket.reopen(T0 + timedelta(minutes=1))  # the same reopen again changes nothing
+
+
+def test_the_queue_sorts_on_the_soonest_known_deadline():
+    ticket = make_ticket()
+    assert ticket.sla_sort == NO_DEADLINE
+    ticket.sla_alert("warning", {"clock": "resolution", "instance": 0, "due_at": T0 + timedelta(hours=4)}, T0)
+    ticket.sla_alert("warning", {"clock": "first_response", "instance": 0, "due_at": T0 + timedelta(hours=1)}, T0)
+    assert ticket.sla_sort == T0 + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    "role, agent, assigned_to, expected",
+    [
+        ("admin", None, "bo", True),
+        ("agent", JANE, "jane", True),
+        ("agent", JANE, None, True),  # waiting unassigned in her team
+        ("agent", JANE, "bo", False),  # someone else's
+        ("agent", {**JANE, "teams": ["hardware"]}, None, False),  # another team's queue
+        ("portal", None, None, False),
+    ],
+)
+def test_who_may_work_on_a_ticket(role, agent, assigned_to, expected):
+    assert may_work_on(role, agent, make_ticket(agent_id=assigned_to)) is expected
+
+
+def test_only_admins_and_the_teams_leads_manage():
+    ticket = make_ticket(agent_id="jane")
+    assert may_manage("admin", None, ticket)
+    assert may_manage("agent", {**JANE, "lead": True}, ticket)
+    assert not may_manage("agent", JANE, ticket)
+    assert not may_manage("agent", {**JANE, "lead": True, "teams": ["hardware"]}, ticket)
