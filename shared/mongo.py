@@ -72,3 +72,7 @@ def reset_for_tests() -> None:
         if _client is not None:
             _client.close()
         _client, _client_key = None, None
+
+
+class Stale(Exception):
+    """Someone saved the document since it was read: read it again and retry."""

@@ -15,8 +15,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
+
+from shared import events
+from shared.mongo import Stale
 
 FIELD, COUNT, DUE = "_outbox", "_outbox_n", "_outbox_due"
+NO_OUTBOX = {FIELD: 0, COUNT: 0, DUE: 0}  # a projection for reading a document without its outbox
 SWEEP_AFTER = timedelta(seconds=30)  # a process that died between write and publish: the sweep's turn
 
 
@@ -38,6 +43,53 @@ def entries(envelopes: list[dict], encode) -> dict[str, dict]:
         }
         for i, env in enumerate(envelopes)
     }
+
+
+def stage(
+    producer: str,
+    aggregate_id: str,
+    recorded: list[tuple[str, dict]],
+    correlation_id: str | None,
+    at: datetime | None = None,
+) -> dict:
+    """Outbox entries for the events a domain object recorded at `at` (now); those of one write 1 ms apart."""
+    at = at or now_ms()
+    return entries(
+        [
+            events.make_event(
+                kind,
+                aggregate_id,
+                data,
+                producer=producer,
+                correlation_id=correlation_id,
+                occurred_at=at + timedelta(milliseconds=i),
+            )
+            for i, (kind, data) in enumerate(recorded)
+        ],
+        events.serialize,
+    )  # make_event validated them
+
+
+def insert_with_events(collection: Collection, doc: dict, staged: dict[str, dict]) -> bool:
+    """Insert a document (version 1) with its events; False when one with its _id exists (a replay)."""
+    try:
+        collection.insert_one({**doc, "_v": 1, **insert_fields(staged)})
+    except DuplicateKeyError:
+        if collection.find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
+            raise  # another unique index: a real error, not a replay
+        return False
+    return True
+
+
+def save_with_events(collection: Collection, doc_id, version: int, fields: dict, staged: dict[str, dict]) -> int:
+    """Write a change and its events in one write if the document is still at `version`; the new version."""
+    set_fields, inc_fields = update_operators(staged)
+    update = {"$set": {**fields, "_v": version + 1, **set_fields}}
+    if inc_fields:
+        update["$inc"] = inc_fields
+    if not collection.update_one({"_id": doc_id, "_v": version}, update).matched_count:
+        raise Stale(doc_id)
+    return version + 1
 
 
 def insert_fields(staged: dict[str, dict]) -> dict:

@@ -23,6 +23,16 @@ class Timer:
     run: Callable[[], object]
 
 
+def outbox_timers(settings: Settings, service: str, pending, collections: list) -> list[Timer]:
+    """The relay (marked documents, every 0.5 s) and the sweep (overdue documents) of a service's outbox."""
+    from shared.relay import OutboxRelay
+
+    relay = OutboxRelay(settings, service, pending, collections)
+    wait_for(relay.ensure_indexes, "MongoDB")
+    sweep_every = float(os.environ.get("TICKETFLOW_OUTBOX_SWEEP_INTERVAL", "30"))
+    return [Timer("outbox-relay", 0.5, relay.run_once), Timer("outbox-sweep", sweep_every, relay.sweep)]
+
+
 def configure_logging() -> None:
     logging.basicConfig(
         level=os.environ.get("TICKETFLOW_LOG_LEVEL", "INFO"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -215,6 +216,25 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bo
     def metrics_endpoint():
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
+
+
+def ensure_storage_once(app: Flask, ensure: Callable[[], None]) -> None:
+    """Indexes and seeds at start; if MongoDB is not up yet, again before the next request until done."""
+    lock, done = threading.Lock(), threading.Event()
+
+    def ensure_now() -> None:
+        if done.is_set():
+            return
+        with lock:
+            if not done.is_set():
+                ensure()
+                done.set()
+
+    try:
+        ensure_now()
+    except PyMongoError:  # storage not reachable at start: /readyz says so, requests retry
+        log.warning("MongoDB not reachable at start; indexes will be created on the first request")
+    app.before_request(ensure_now)
 
 
 def current_settings() -> Settings:

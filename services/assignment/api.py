@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from flask import Flask, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -32,7 +30,7 @@ from services.assignment.schemas import (
     TicketSchema,
 )
 from shared.config import Settings, load_settings
-from shared.web import correlation_id, create_service_app, principal, require_roles
+from shared.web import correlation_id, create_service_app, ensure_storage_once, principal, require_roles
 
 DESCRIPTION = """Who works on which ticket: agents, teams, queues, and the agents' work on tickets.
 
@@ -224,24 +222,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.register_blueprint(agents)
     api.register_blueprint(teams)
     api.register_blueprint(tickets)
-    _ensure_storage_once(app)
+    ensure_storage_once(app, app.extensions["ticketflow.assignment"].ensure_storage)
     return app
-
-
-def _ensure_storage_once(app: Flask) -> None:
-    """Indexes and the general team at start; if MongoDB is not up yet, again on the next request."""
-    lock, done = threading.Lock(), threading.Event()
-
-    def ensure() -> None:
-        if done.is_set():
-            return
-        with lock:
-            if not done.is_set():
-                app.extensions["ticketflow.assignment"].ensure_storage()
-                done.set()
-
-    try:
-        ensure()
-    except Exception:  # noqa: BLE001 - storage not reachable at start: /readyz says so, requests retry
-        app.logger.warning("MongoDB not reachable at start; indexes will be created on the first request")
-    app.before_request(ensure)

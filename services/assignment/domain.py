@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from shared.ordering import newer
+
 PRIORITY_RANK = {"emergency": 0, "high": 1, "normal": 2, "low": 3}
 OPEN_STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester")
 WORK_STATUSES = ("in_progress", "waiting_on_requester")
@@ -272,11 +274,7 @@ class Ticket:
             raise RuleViolation(f"The ticket is {self.status}.")
 
     def _newer(self, name: str, at: datetime) -> bool:
-        mark = self.watermarks.get(name)
-        if mark is not None and at <= mark:
-            return False
-        self.watermarks[name] = at
-        return True
+        return newer(self.watermarks, name, at)
 
     def _history(self, at, action, by, before, after, decision: dict | None = None) -> None:
         entry = {"at": at, "action": action, "by": by, "from": before, "to": after}

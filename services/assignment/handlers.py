@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from services.assignment.domain import (
     Candidate,
@@ -23,13 +23,13 @@ from services.assignment.domain import (
     may_work_on,
     route,
 )
-from services.assignment.store import AgentStore, Stale, TeamStore, TicketStore
+from services.assignment.store import AgentStore, TeamStore, TicketStore
 from shared import events, outbox
 from shared.auth import Principal
 from shared.config import Settings
 from shared.errors import Conflict, Forbidden, Invalid
 from shared.idempotency import ProcessedEvents
-from shared.mongo import database
+from shared.mongo import Stale, database
 from shared.relay import OutboxFlusher, PendingOutboxes
 
 SERVICE = "assignment"
@@ -74,14 +74,9 @@ def now() -> datetime:
 
 
 def _save(app: Assignment, ticket: Ticket, cid: str | None, insert: bool = False) -> bool:
-    at, (recorded, ticket.recorded) = now(), (ticket.recorded, [])
-    staged = outbox.entries(
-        [
-            events.make_event(kind, ticket.id, data, producer=SERVICE, correlation_id=cid, occurred_at=at + _ms(i))
-            for i, (kind, data) in enumerate(recorded)
-        ],
-        events.serialize,
-    )
+    """Store the ticket with the events it recorded (insert: False if it exists), then publish them at once."""
+    recorded, ticket.recorded = ticket.recorded, []
+    staged = outbox.stage(SERVICE, ticket.id, recorded, cid)
     if insert:
         if not app.tickets.insert(ticket, staged):
             return False
@@ -89,10 +84,6 @@ def _save(app: Assignment, ticket: Ticket, cid: str | None, insert: bool = False
         app.tickets.save(ticket, staged)
     app.flusher.submit(app.tickets.collection, ticket.id, staged, ticket.version)
     return True
-
-
-def _ms(n: int) -> timedelta:
-    return timedelta(milliseconds=n)
 
 
 # --- agents and teams -----------------------------------------------------------------------------

@@ -13,9 +13,8 @@ from pymongo.errors import DuplicateKeyError
 from services.assignment.domain import GENERAL, OPEN_STATUSES, Ticket
 from shared import outbox
 from shared.errors import Conflict, Invalid, NotFound
-from shared.mongo import ensure_document
+from shared.mongo import Stale, ensure_document
 
-_NO_OUTBOX = {outbox.FIELD: 0, outbox.COUNT: 0, outbox.DUE: 0}
 _TICKET_FIELDS = (
     "number",
     "subject",
@@ -35,10 +34,6 @@ _TICKET_FIELDS = (
     "replies",
     "watermarks",
 )
-
-
-class Stale(Exception):
-    """Someone saved the document since it was read: read again and retry."""
 
 
 class AgentStore:
@@ -163,27 +158,19 @@ class TicketStore:
 
     def insert(self, ticket: Ticket, staged: dict) -> bool:
         """Store a new ticket with its events; False when it exists already (a redelivered ticket.created)."""
-        try:
-            self.collection.insert_one({**_to_doc(ticket), "_v": 1, **outbox.insert_fields(staged)})
-        except DuplicateKeyError:
+        if not outbox.insert_with_events(self.collection, _to_doc(ticket), staged):
             return False
         ticket.version = 1
         return True
 
     def get(self, ticket_id: str) -> Ticket:
-        doc = self.collection.find_one({"_id": ticket_id}, _NO_OUTBOX)
+        doc = self.collection.find_one({"_id": ticket_id}, outbox.NO_OUTBOX)
         if doc is None:
             raise NotFound(f"No ticket {ticket_id}.")
         return Ticket(id=doc["_id"], version=doc.get("_v", 0), **{k: doc[k] for k in _TICKET_FIELDS if k in doc})
 
     def save(self, ticket: Ticket, staged: dict) -> None:
-        set_fields, inc_fields = outbox.update_operators(staged)
-        update = {"$set": {**_to_doc(ticket), "_v": ticket.version + 1, **set_fields}}
-        if inc_fields:
-            update["$inc"] = inc_fields
-        if not self.collection.update_one({"_id": ticket.id, "_v": ticket.version}, update).matched_count:
-            raise Stale(ticket.id)
-        ticket.version += 1
+        ticket.version = outbox.save_with_events(self.collection, ticket.id, ticket.version, _to_doc(ticket), staged)
 
     def waiting(self, team: str, limit: int = 20) -> list[str]:
         """The team's queue: unassigned open tickets, emergency first, then high, normal, low; oldest first."""
@@ -204,7 +191,7 @@ class TicketStore:
         order = [("sla_sort", ASCENDING), ("priority_rank", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]
         if cursor:
             query = {"$and": [query, _after(_decode_cursor(cursor))]}
-        docs = list(self.collection.find(query, _NO_OUTBOX).sort(order).limit(limit + 1))
+        docs = list(self.collection.find(query, outbox.NO_OUTBOX).sort(order).limit(limit + 1))
         tickets = [self.get_from(doc) for doc in docs[:limit]]
         last = docs[limit - 1] if len(docs) > limit else None
         return tickets, _encode_cursor(last) if last else None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from flask import Flask, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -27,7 +25,7 @@ from services.intake.schemas import (
 )
 from shared.config import Settings, load_settings
 from shared.errors import Invalid
-from shared.web import correlation_id, create_service_app, require_roles
+from shared.web import correlation_id, create_service_app, ensure_storage_once, require_roles
 
 DESCRIPTION = """Tickets of record, the requester's thread and help topics.
 
@@ -144,24 +142,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["ticketflow.intake"] = handlers.bootstrap(settings)
     api.register_blueprint(tickets)
     api.register_blueprint(topics)
-    _ensure_storage_once(app)
+    ensure_storage_once(app, app.extensions["ticketflow.intake"].ensure_storage)
     return app
-
-
-def _ensure_storage_once(app: Flask) -> None:
-    """Indexes and default topics at start; if MongoDB is not up yet, again on the next request."""
-    lock, done = threading.Lock(), threading.Event()
-
-    def ensure() -> None:
-        if done.is_set():
-            return
-        with lock:
-            if not done.is_set():
-                app.extensions["ticketflow.intake"].ensure_storage()
-                done.set()
-
-    try:
-        ensure()
-    except Exception:  # noqa: BLE001 - storage not reachable at start: /readyz says so, requests retry
-        app.logger.warning("MongoDB not reachable at start; indexes will be created on the first request")
-    app.before_request(ensure)

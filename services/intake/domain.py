@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared.ordering import newer
+
 STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "emergency")
 SOURCES = ("web", "email", "phone", "api")
@@ -184,12 +186,7 @@ class Ticket:
     # --- helpers ----------------------------------------------------------------------------
 
     def _newer(self, name: str, at: datetime) -> bool:
-        """Whether an event at `at` is newer than what set `name`; if so it becomes the watermark."""
-        mark = self.watermarks.get(name)
-        if mark is not None and at <= mark:
-            return False
-        self.watermarks[name] = at
-        return True
+        return newer(self.watermarks, name, at)
 
     def _set_status(self, status: str, now: datetime) -> None:
         self.status = status

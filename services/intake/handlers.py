@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.intake.domain import Ticket, TicketClosed, summarize
-from services.intake.store import IdempotencyKeys, StaleTicket, TicketStore, TimelineStore, TopicStore
+from services.intake.store import IdempotencyKeys, TicketStore, TimelineStore, TopicStore
 from shared import events, outbox
 from shared.config import Settings
 from shared.errors import Conflict, Invalid
 from shared.idempotency import ProcessedEvents
-from shared.mongo import database
+from shared.mongo import Stale, database
 from shared.relay import OutboxFlusher, PendingOutboxes
 
 SERVICE = "intake"
@@ -62,23 +62,10 @@ def now() -> datetime:
     return outbox.now_ms()
 
 
-def _envelopes(ticket: Ticket, correlation_id: str | None, at: datetime) -> dict:
-    """The events the ticket recorded, as outbox entries; those of one write are a millisecond apart, in order."""
+def _recorded(ticket: Ticket, correlation_id: str | None, at: datetime | None = None) -> dict:
+    """The events the ticket recorded, as outbox entries."""
     recorded, ticket.recorded = ticket.recorded, []
-    return outbox.entries(
-        [
-            events.make_event(
-                kind,
-                ticket.id,
-                data,
-                producer=SERVICE,
-                correlation_id=correlation_id,
-                occurred_at=at + timedelta(milliseconds=i),
-            )
-            for i, (kind, data) in enumerate(recorded)
-        ],
-        events.serialize,  # make_event validated them
-    )
+    return outbox.stage(SERVICE, ticket.id, recorded, correlation_id, at)
 
 
 def _request_hash(request: dict) -> str:
@@ -107,7 +94,7 @@ def create_ticket(
                 return existing, False
     at = now()
     ticket = Ticket.open(ticket_id, app.tickets.next_number(), request, at)
-    staged = _envelopes(ticket, correlation_id, at)
+    staged = _recorded(ticket, correlation_id, at)  # occurred_at is the ticket's created_at
     if not app.tickets.insert(ticket, staged):  # a concurrent request with the same key won
         return app.tickets.get(ticket_id), False
     app.flusher.submit(app.tickets.collection, ticket.id, staged, ticket.version)
@@ -126,10 +113,10 @@ def _change(app: Intake, ticket_id: str, change, correlation_id: str | None):
         result = change(ticket)
         if not ticket.recorded and result is False:
             return ticket, result
-        staged = _envelopes(ticket, correlation_id, now())
+        staged = _recorded(ticket, correlation_id)
         try:
             app.tickets.save(ticket, staged)
-        except StaleTicket:
+        except Stale:
             continue
         app.flusher.submit(app.tickets.collection, ticket.id, staged, ticket.version)
         return ticket, result

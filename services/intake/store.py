@@ -38,13 +38,6 @@ _TICKET_FIELDS = (
 )
 
 
-_NO_OUTBOX = {outbox.FIELD: 0, outbox.COUNT: 0, outbox.DUE: 0}
-
-
-class StaleTicket(Exception):
-    """Someone else saved the ticket since it was read: read it again and retry."""
-
-
 def encode_cursor(values: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
 
@@ -81,38 +74,27 @@ class TicketStore:
 
     def insert(self, ticket: Ticket, staged: dict) -> bool:
         """Store a new ticket with its events; False when a ticket with that id already exists."""
-        try:
-            self.collection.insert_one({**_to_doc(ticket), "_v": 1, **outbox.insert_fields(staged)})
-        except DuplicateKeyError:
-            if self.collection.find_one({"_id": ticket.id}, {"_id": 1}) is None:
-                raise  # another unique index (the number): a real error, not a replay
+        if not outbox.insert_with_events(self.collection, _to_doc(ticket), staged):
             return False
         ticket.version = 1
         return True
 
     def get(self, ticket_id: str) -> Ticket:
-        doc = self.collection.find_one({"_id": ticket_id}, _NO_OUTBOX)
+        doc = self.collection.find_one({"_id": ticket_id}, outbox.NO_OUTBOX)
         if doc is None:
             raise NotFound(f"No ticket {ticket_id}.")
         return _from_doc(doc)
 
     def save(self, ticket: Ticket, staged: dict) -> None:
-        """Write the ticket's changes and its events in one write, if nobody saved it meanwhile."""
-        set_fields, inc_fields = outbox.update_operators(staged)
-        update = {"$set": {**_to_doc(ticket), "_v": ticket.version + 1, **set_fields}}
-        if inc_fields:
-            update["$inc"] = inc_fields
-        done = self.collection.update_one({"_id": ticket.id, "_v": ticket.version}, update)
-        if not done.matched_count:
-            raise StaleTicket(ticket.id)
-        ticket.version += 1
+        """Write the ticket's changes and its events in one write, if nobody saved it meanwhile (else Stale)."""
+        ticket.version = outbox.save_with_events(self.collection, ticket.id, ticket.version, _to_doc(ticket), staged)
 
     def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
         """Newest first; the cursor is the last number seen."""
         query = {key: value for key, value in filters.items() if value is not None}
         if cursor:
             query["number"] = {"$lt": decode_cursor(cursor, {"n": int})["n"]}
-        docs = list(self.collection.find(query, _NO_OUTBOX).sort("number", DESCENDING).limit(limit + 1))
+        docs = list(self.collection.find(query, outbox.NO_OUTBOX).sort("number", DESCENDING).limit(limit + 1))
         tickets = [_from_doc(doc) for doc in docs[:limit]]
         more = len(docs) > limit
         return tickets, encode_cursor({"n": tickets[-1].number}) if more else None

@@ -6,8 +6,7 @@ import os
 
 from services.intake import handlers
 from shared.config import load_settings
-from shared.relay import OutboxRelay
-from shared.runtime import Timer, configure_logging, run_worker, wait_for
+from shared.runtime import Timer, configure_logging, outbox_timers, run_worker, wait_for
 
 
 def main() -> None:
@@ -15,12 +14,9 @@ def main() -> None:
     settings = load_settings()
     app = handlers.bootstrap(settings)
     wait_for(app.ensure_storage, "MongoDB")
-    relay = OutboxRelay(settings, handlers.SERVICE, app.pending, [app.tickets.collection])
-    wait_for(relay.ensure_indexes, "MongoDB")
     auto_close_every = float(os.environ.get("TICKETFLOW_AUTO_CLOSE_INTERVAL", "60"))
     timers = [
-        Timer("outbox-relay", 0.5, relay.run_once),
-        Timer("outbox-sweep", float(os.environ.get("TICKETFLOW_OUTBOX_SWEEP_INTERVAL", "30")), relay.sweep),
+        *outbox_timers(settings, handlers.SERVICE, app.pending, [app.tickets.collection]),
         Timer("auto-close", auto_close_every, lambda: handlers.auto_close(app)),
         Timer("expire-records", 3600, lambda: handlers.expire_records(app)),
     ]
