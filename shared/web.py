@@ -6,6 +6,7 @@ problem+json for every error, X-Request-ID in and out, /healthz, /readyz, /metri
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -167,6 +168,8 @@ def _install_hooks(app: Flask, service: str) -> None:
         has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
         if request.method in ("POST", "PUT", "PATCH") and has_body and not request.is_json:
             return problem(400, "Bad request", "The body must be JSON (Content-Type: application/json).")
+        if has_body and request.is_json and _has_lone_surrogate(request.get_data(cache=True)):
+            return problem(400, "Bad request", "The body has text that is not valid Unicode (a lone surrogate).")
         return None
 
     @app.after_request
@@ -176,6 +179,30 @@ def _install_hooks(app: Flask, service: str) -> None:
         elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
         metrics.REQUEST_LATENCY.labels(service, request.method, route, str(response.status_code)).observe(elapsed)
         return response
+
+
+def _has_lone_surrogate(raw: bytes) -> bool:
+    """JSON may escape half of a UTF-16 pair (\\ud800) alone: valid JSON, but no text can be stored or sent."""
+    if b"\\u" not in raw:  # the only way to write one: skip the walk for almost every body
+        return False
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return False  # malformed: the parser answers 400 for it
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _install_error_handlers(app: Flask) -> None:

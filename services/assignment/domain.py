@@ -124,9 +124,11 @@ class Ticket:
 
     @property
     def sla_sort(self) -> datetime:
-        """The soonest known deadline of a running clock, for the queue's order."""
-        dues = [self.sla.get(k) for k in ("first_response_due_at", "next_response_due_at", "resolution_due_at")]
-        return min((d for d in dues if d is not None), default=NO_DEADLINE)
+        """The soonest known deadline of a clock still running, for the queue's order."""
+        running = ["next_response_due_at", "resolution_due_at"]
+        if self.first_response_at is None:  # a reply met the first response: its deadline no longer counts
+            running.append("first_response_due_at")
+        return min((self.sla[k] for k in running if self.sla.get(k) is not None), default=NO_DEADLINE)
 
     # -- assignment --
 
@@ -143,10 +145,10 @@ class Ticket:
         """Give the ticket to an agent, or (agent None) put it in the team's queue."""
         previous, previous_team = self.agent_id, self.team
         self.agent_id, self.team = (agent["id"] if agent else None), team
-        if self.status in ("new", "assigned"):
-            self.status = "assigned" if agent else "new"
-        if agent is None:
-            self.waiting_since = at
+        if agent is None and self.is_open:  # nobody has it: it waits in the team's queue, whatever it was
+            self.status, self.waiting_since = "new", at
+        elif agent is not None and self.status == "new":
+            self.status = "assigned"
         action = {"claim": "claimed", "transfer": "transferred"}.get(reason, "assigned" if agent else "queued")
         self._history(
             at,
@@ -176,6 +178,7 @@ class Ticket:
         first = self.first_response_at is None
         if first:
             self.first_response_at = at
+        self.sla["next_response_due_at"] = None  # a reply meets the running next-response clock
         self.replies += 1
         self._history(at, "replied", agent_id, None, None)
         self._record(

@@ -8,6 +8,8 @@ to that agent anyway. The worker's reconciliation fixes what a crash between the
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,6 +75,11 @@ def now() -> datetime:
     return outbox.now_ms()
 
 
+def _back_off(attempt: int) -> None:
+    """A short random pause after losing a race, so that competing writers stop colliding in step."""
+    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+
+
 def _save(app: Assignment, ticket: Ticket, cid: str | None, insert: bool = False) -> bool:
     """Store the ticket with the events it recorded (insert: False if it exists), then publish them at once."""
     recorded, ticket.recorded = ticket.recorded, []
@@ -100,13 +107,13 @@ def create_agent(app: Assignment, data: dict) -> dict:
 def update_agent(app: Assignment, agent_id: str, changes: dict) -> dict:
     if "teams" in changes:
         app.teams.require(changes["teams"], "teams")
-    for _ in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
         agent = app.agents.get(agent_id)
         try:
             updated = app.agents.update(agent, changes, now())
             break
         except Stale:
-            continue
+            _back_off(attempt)
     else:
         raise Conflict("The agent is changing too fast; try again.")
     _drain_teams(app, updated["teams"])  # more capacity, available again, or a new team
@@ -154,7 +161,7 @@ def _assign(
     prepare: Callable[[Ticket], bool] | None = None,
 ) -> Ticket:
     """Give a ticket to the agent `pick` chooses (None: the team's queue). `prepare` may veto or change it first."""
-    for _ in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
         ticket = app.tickets.get(ticket_id)
         if prepare is not None and not prepare(ticket):
             return ticket
@@ -167,6 +174,7 @@ def _assign(
                 app.agents.reserve(agent, ticket.id, now())
                 reserved = True
             except Stale:
+                _back_off(attempt)
                 continue  # the agent changed since it was chosen: choose again
         previous = ticket.agent_id
         ticket.assign(agent, team, reason, by, now(), _lead_email(app, team), decision)
@@ -175,6 +183,7 @@ def _assign(
         except Stale:
             if reserved and app.tickets.get(ticket_id).agent_id != agent["id"]:
                 app.agents.release(agent["id"], ticket_id)
+            _back_off(attempt)
             continue
         if previous and previous != ticket.agent_id:
             app.agents.release(previous, ticket_id)
@@ -238,7 +247,7 @@ def drain(app: Assignment, team: str, cid: str | None = None) -> int:
     for ticket_id in app.tickets.waiting(team):
 
         def still_waiting(ticket: Ticket) -> bool:
-            return ticket.agent_id is None and ticket.status == "new" and ticket.team == team
+            return ticket.agent_id is None and ticket.is_open and ticket.team == team
 
         ticket = _assign(app, ticket_id, _auto(app, team), "auto", SYSTEM, cid, prepare=still_waiting)
         if ticket.agent_id is None:
@@ -267,7 +276,7 @@ def _require(allowed: bool, detail: str) -> None:
 
 def _change(app: Assignment, ticket_id: str, change: Callable[[Ticket], object], cid: str | None):
     """Load, check and change, save with events; on a concurrent save read again and retry."""
-    for _ in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
         ticket = app.tickets.get(ticket_id)
         try:
             result = change(ticket)
@@ -278,6 +287,7 @@ def _change(app: Assignment, ticket_id: str, change: Callable[[Ticket], object],
         try:
             _save(app, ticket, cid)
         except Stale:
+            _back_off(attempt)
             continue
         return ticket, result
     raise Conflict("The ticket is changing too fast; try again.")
@@ -294,7 +304,11 @@ def get_ticket(app: Assignment, ticket_id: str, principal: Principal) -> Ticket:
 
 
 def queue(app: Assignment, filters: dict, limit: int, cursor: str | None, principal: Principal):
-    _actor(app, principal)
+    """Open tickets; an agent sees its teams' tickets and its own, as on GET /tickets/{id}."""
+    agent = _actor(app, principal)
+    if principal.role == "agent":
+        _require(filters.get("team") in (None, *agent["teams"]), "Agents read the queues of their own teams.")
+        filters = {**filters, "$or": [{"team": {"$in": agent["teams"]}}, {"agent_id": agent["id"]}]}
     return app.tickets.page(filters, limit, cursor)
 
 
@@ -303,14 +317,14 @@ def claim(app: Assignment, ticket_id: str, principal: Principal, cid: str | None
     _require(agent is not None, "Only an agent can claim a ticket.")
 
     def claimable(ticket: Ticket) -> bool:
+        _require(  # rights first: an agent of another team learns nothing about the ticket
+            ticket.team in agent["teams"] or ticket.agent_id == agent["id"],
+            f"The ticket is in team {ticket.team}, not one of yours.",
+        )
         if not ticket.is_open:
             raise Conflict(f"The ticket is {ticket.status}.")
         if ticket.agent_id not in (None, agent["id"]):
             raise Conflict(f"Agent {ticket.agent_id} has this ticket.")
-        _require(
-            ticket.team in agent["teams"] or ticket.agent_id == agent["id"],
-            f"The ticket is in team {ticket.team}, not one of yours.",
-        )
         return True
 
     return _assign(app, ticket_id, _given(app, agent["id"]), "claim", agent["id"], cid, prepare=claimable)
@@ -456,9 +470,8 @@ def on_reopened(app: Assignment, envelope: dict) -> None:
 
 def on_closed(app: Assignment, envelope: dict) -> None:
     at, by = events.parse_time(envelope["occurred_at"]), events.load_data(envelope)["by"]
-    ticket, closed = _change(app, envelope["ticket_id"], lambda t: t.close(by, at), envelope["correlation_id"])
-    if closed:
-        _free(app, ticket, envelope["correlation_id"])
+    ticket, _ = _change(app, envelope["ticket_id"], lambda t: t.close(by, at), envelope["correlation_id"])
+    _free(app, ticket, envelope["correlation_id"])  # also on a redelivery: the slot may not be free yet
 
 
 def on_message_added(app: Assignment, envelope: dict) -> None:

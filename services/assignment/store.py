@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from services.assignment.domain import GENERAL, OPEN_STATUSES, Ticket
+from services.assignment.domain import GENERAL, OPEN_STATUSES, PRIORITY_RANK, Ticket
 from shared import outbox
 from shared.errors import Conflict, Invalid, NotFound
 from shared.mongo import Stale, ensure_document
@@ -174,7 +174,7 @@ class TicketStore:
 
     def waiting(self, team: str, limit: int = 20) -> list[str]:
         """The team's queue: unassigned open tickets, emergency first, then high, normal, low; oldest first."""
-        query = {"team": team, "agent_id": None, "status": "new"}
+        query = {"team": team, "agent_id": None, "status": {"$in": list(OPEN_STATUSES)}}
         docs = self.collection.find(query, {"_id": 1}).sort(
             [("priority_rank", ASCENDING), ("waiting_since", ASCENDING), ("_id", ASCENDING)]
         )
@@ -224,17 +224,21 @@ def _decode_cursor(cursor: str) -> dict:
             not isinstance(key, dict)
             or set(key) != {"s", "p", "c", "i"}
             or type(key["p"]) is not int
+            or not 0 <= key["p"] <= max(PRIORITY_RANK.values())
             or not isinstance(key["i"], str)
         ):
             raise ValueError
-        return {
-            "s": datetime.fromisoformat(key["s"]),
-            "p": key["p"],
-            "c": datetime.fromisoformat(key["c"]),
-            "i": key["i"],
-        }
-    except (ValueError, TypeError):
+        return {"s": _utc(key["s"]), "p": key["p"], "c": _utc(key["c"]), "i": key["i"]}
+    except (ValueError, TypeError, OverflowError):
         raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
+
+
+def _utc(text: str) -> datetime:
+    """An aware time that BSON can hold (a forged cursor may name any year, or none of a zone)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("naive time")
+    return moment.astimezone(UTC)  # OverflowError beyond year 1..9999
 
 
 def _after(key: dict) -> dict:

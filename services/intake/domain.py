@@ -15,6 +15,7 @@ from shared.ordering import newer
 STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "emergency")
 SOURCES = ("web", "email", "phone", "api")
+OPEN_STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester")
 DEFAULT_TOPICS = (
     ("general", "General"),
     ("hardware", "Hardware"),
@@ -134,8 +135,10 @@ class Ticket:
             self.assignee = None if queued else {"agent_id": data["agent_id"], "name": data["agent_name"]}
             self.team = data["team"]
             changed = True
+        # queued: it waits for an agent again, whatever it was; assigned: "new" becomes "assigned"
+        movable = OPEN_STATUSES if queued else ("new",)
         wanted = "new" if queued else "assigned"
-        if self.status in ("new", "assigned") and self.status != wanted and self._newer("status", at):
+        if self.status in movable and self.status != wanted and self._newer("status", at):
             self.status = wanted
             changed = True
         return changed

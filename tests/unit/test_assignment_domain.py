@@ -194,3 +194,19 @@ def test_only_admins_and_the_teams_leads_manage():
     assert may_manage("agent", {**JANE, "lead": True}, ticket)
     assert not may_manage("agent", JANE, ticket)
     assert not may_manage("agent", {**JANE, "lead": True, "teams": ["hardware"]}, ticket)
+
+
+def test_a_ticket_in_progress_sent_to_a_team_queue_waits_as_new():
+    ticket = make_ticket(agent_id="jane", status="in_progress")
+    ticket.assign(None, "hardware", "transfer", "lead", T0)
+    assert (ticket.agent_id, ticket.team, ticket.status, ticket.waiting_since) == (None, "hardware", "new", T0)
+    assert ticket.recorded[-1][1]["agent_id"] is None
+
+
+def test_a_reply_takes_met_deadlines_out_of_the_queues_order():
+    ticket = make_ticket(agent_id="jane", status="assigned")
+    for clock, hours in (("first_response", 1), ("next_response", 2), ("resolution", 8)):
+        ticket.sla_alert("warning", {"clock": clock, "instance": 0, "due_at": T0 + timedelta(hours=hours)}, T0)
+    assert ticket.sla_sort == T0 + timedelta(hours=1)
+    ticket.reply("r1", "jane", "Jane", "On it", None, T0)
+    assert ticket.sla_sort == T0 + timedelta(hours=8)  # first and next response met; resolution still runs

@@ -1,0 +1,1230 @@
+"""assignment's HTTP API and event reactions against CONTRACT sections 2, 3, 5 and 8 (issue 3's acceptance).
+
+In-process app on the session's real MongoDB wire server and broker. A ticket enters through its
+`ticket.created` envelope handled by the worker's own handler table; what went over the broker is
+read from the `tap`, and "nothing more will be published" is the moment the ticket's document holds
+no outbox (`settled`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.events import format_time, parse_time
+from tests.harness import auth_header
+from tests.integration.assignment_fixtures import (  # fixtures: pytest finds them by their short names
+    AGENT_KEYS,
+    HISTORY_KEYS,
+    TEAM_KEYS,
+    TICKET_KEYS,
+    aclient_fixture,  # noqa: F401
+    actx_fixture,  # noqa: F401
+    admin,
+    as_agent,
+    assert_problem,
+    assignment_app_fixture,  # noqa: F401
+    assignment_db_fixture,  # noqa: F401
+    events_of_fixture,  # noqa: F401
+    handle_fixture,  # noqa: F401
+    in_minutes,
+    make_agent_fixture,  # noqa: F401
+    make_team_fixture,  # noqa: F401
+    new_ticket_fixture,  # noqa: F401
+    read_agent_fixture,  # noqa: F401
+    read_ticket_fixture,  # noqa: F401
+    recount,
+    settled_fixture,  # noqa: F401
+    sla_breached,
+    sla_warning,
+    unique,
+)
+from tests.integration.conftest import event_from
+
+REPLY_KEYS = {"id", "body", "by", "at", "first_response"}
+NOTE_KEYS = {"id", "body", "by", "at"}
+CANDIDATE_KEYS = {"agent_id", "open_tickets", "capacity", "available"}
+
+
+def candidates(decision: dict) -> dict[str, tuple[int, int, bool]]:
+    """agent id -> (open_tickets, capacity, available), as a decision records them."""
+    assert decision["rule"] and isinstance(decision["rule"], str), decision
+    for candidate in decision["candidates"]:
+        assert CANDIDATE_KEYS <= set(candidate), candidate
+    return {c["agent_id"]: (c["open_tickets"], c["capacity"], c["available"]) for c in decision["candidates"]}
+
+
+def only(items: list):
+    assert len(items) == 1, items
+    return items[0]
+
+
+# --- agents and teams ------------------------------------------------------------------------------
+
+
+def test_team_general_exists_and_takes_every_topic_no_team_names(aclient, new_ticket, read_ticket):
+    response = aclient.get("/teams", headers=admin())
+
+    assert response.status_code == 200
+    page = response.get_json()
+    assert set(page) == {"items", "next_cursor"} and page["next_cursor"] is None
+    assert all(set(team) == TEAM_KEYS for team in page["items"])
+    assert "general" in {team["id"] for team in page["items"]}
+    assert read_ticket(new_ticket(unique("nobody-routes-this")))["team"] == "general"
+
+
+def test_teams_are_created_listed_and_patched_with_the_contract_shape(aclient):
+    body = {"id": unique("team"), "name": "Network", "topics": [unique("net"), unique("vpn")]}
+    created = aclient.post("/teams", json=body, headers=admin())
+
+    assert created.status_code == 201, created.get_json()
+    team = created.get_json()
+    assert set(team) == TEAM_KEYS
+    assert {k: team[k] for k in ("id", "name", "topics")} == body
+    assert parse_time(team["created_at"]) == parse_time(team["updated_at"])
+    assert_problem(aclient.post("/teams", json=body, headers=admin()), 409)
+    listed = aclient.get("/teams", headers=admin()).get_json()["items"]
+    assert team in listed
+
+    patched = aclient.patch(f"/teams/{body['id']}", json={"name": "Networks", "topics": []}, headers=admin())
+
+    assert patched.status_code == 200, patched.get_json()
+    assert {k: patched.get_json()[k] for k in ("id", "name", "topics")} == {**body, "name": "Networks", "topics": []}
+    assert parse_time(patched.get_json()["updated_at"]) >= parse_time(team["updated_at"])
+    assert_problem(aclient.patch(f"/teams/{unique('team')}", json={"name": "x"}, headers=admin()), 404)
+    bare = aclient.post("/teams", json={"id": unique("team"), "name": "Bare"}, headers=admin())
+    assert bare.status_code == 201 and bare.get_json()["topics"] == []
+
+
+def test_agents_are_created_read_listed_and_patched_with_the_contract_shape(aclient, make_team):
+    network, vpn = make_team(), make_team()
+    body = {
+        "id": unique("jane"),
+        "name": "Jane Doe",
+        "email": "jane.doe@example.com",
+        "teams": [network["id"], vpn["id"]],
+        "capacity": 10,
+    }
+    created = aclient.post("/agents", json=body, headers=admin())
+
+    assert created.status_code == 201, created.get_json()
+    agent = created.get_json()
+    assert set(agent) == AGENT_KEYS
+    assert created.headers["Location"] == f"/agents/{body['id']}"
+    assert agent == {**body, "available": True, "lead": False, "open_tickets": 0,
+                     "created_at": agent["created_at"], "updated_at": agent["updated_at"]}  # fmt: skip
+    assert aclient.get(f"/agents/{body['id']}", headers=as_agent(body["id"])).get_json() == agent
+    for team in (network, vpn):
+        listed = aclient.get("/agents", query_string={"team": team["id"]}, headers=admin()).get_json()
+        assert listed == {"items": [agent], "next_cursor": None}
+    assert agent in aclient.get("/agents", headers=admin()).get_json()["items"]
+    assert_problem(aclient.post("/agents", json=body, headers=admin()), 409)
+
+    patched = aclient.patch(
+        f"/agents/{body['id']}", json={"capacity": 3, "available": False, "lead": True}, headers=admin()
+    )
+
+    assert patched.status_code == 200, patched.get_json()
+    assert {k: patched.get_json()[k] for k in ("capacity", "available", "lead", "name")} == {
+        "capacity": 3, "available": False, "lead": True, "name": "Jane Doe",
+    }  # fmt: skip
+    assert aclient.get(f"/agents/{body['id']}", headers=admin()).get_json() == patched.get_json()
+    assert_problem(aclient.get(f"/agents/{unique('nobody')}", headers=admin()), 404)
+    assert_problem(aclient.patch(f"/agents/{unique('nobody')}", json={"capacity": 2}, headers=admin()), 404)
+
+
+def test_open_tickets_counts_the_agents_tickets_until_resolved_or_closed(
+    aclient, make_team, make_agent, new_ticket, read_agent, handle, assignment_db
+):
+    team = make_team()
+    jane = make_agent(team["id"])
+    tickets = [new_ticket(team["topics"][0]) for _ in range(3)]
+    assert read_agent(jane["id"])["open_tickets"] == 3 == recount(assignment_db, jane["id"])
+
+    resolved = aclient.post(
+        f"/tickets/{tickets[0]}/resolve", json={"resolution": "Fixed."}, headers=as_agent(jane["id"])
+    )
+    assert resolved.status_code == 200, resolved.get_json()
+    assert read_agent(jane["id"])["open_tickets"] == 2 == recount(assignment_db, jane["id"])
+
+    handle(event_from("intake", "ticket.closed", tickets[1], {"by": "requester"}))
+    assert read_agent(jane["id"])["open_tickets"] == 1 == recount(assignment_db, jane["id"])
+
+    handle(event_from("intake", "ticket.closed", tickets[0], {"by": "auto"}))  # closing a resolved ticket
+    assert read_agent(jane["id"])["open_tickets"] == 1 == recount(assignment_db, jane["id"])
+
+
+# --- routing and auto-assignment -----------------------------------------------------------------
+
+
+def test_a_ticket_goes_to_the_team_that_lists_its_topic_else_to_general(make_team, new_ticket, read_ticket):
+    network = make_team(topics=[unique("network"), unique("vpn")])
+    email = make_team(topics=[unique("email")])
+
+    routed = {topic: read_ticket(new_ticket(topic)) for topic in [*network["topics"], *email["topics"]]}
+    unrouted = read_ticket(new_ticket(unique("printers")))
+
+    assert {topic: ticket["team"] for topic, ticket in routed.items()} == {
+        network["topics"][0]: network["id"],
+        network["topics"][1]: network["id"],
+        email["topics"][0]: email["id"],
+    }
+    assert all(ticket["topic"] == topic for topic, ticket in routed.items())
+    assert unrouted["team"] == "general"
+
+
+def test_auto_assignment_takes_the_least_loaded_and_ties_go_to_the_least_recently_assigned(
+    make_team, make_agent, new_ticket, read_ticket, settled, events_of
+):
+    team = make_team()
+    agents = {make_agent(team["id"])["id"], make_agent(team["id"])["id"]}
+    topic = team["topics"][0]
+
+    first = read_ticket(new_ticket(topic))["agent_id"]
+    (second_agent,) = agents - {first}
+    second = read_ticket(new_ticket(topic))["agent_id"]
+    third_ticket = new_ticket(topic)
+    third = read_ticket(third_ticket)["agent_id"]
+    fourth = read_ticket(new_ticket(topic))["agent_id"]
+
+    assert first in agents
+    assert second == second_agent, "1 open ticket against 0: the least loaded takes it"
+    assert third == first, "1 against 1: the one assigned least recently takes it"
+    assert fourth == second_agent
+    settled(third_ticket)
+    event = only(events_of(third_ticket, "ticket.assigned"))
+    assert candidates(event["data"]["decision"]) == {first: (1, 10, True), second_agent: (1, 10, True)}
+
+
+def test_auto_assignment_never_picks_an_unavailable_or_full_agent_and_records_why(
+    aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, settled, events_of
+):
+    team = make_team()
+    topic = team["topics"][0]
+    full = make_agent(team["id"], capacity=1)
+    new_ticket(topic)  # full: 1 of 1
+    busy = make_agent(team["id"], capacity=5)
+    new_ticket(topic), new_ticket(topic)  # busy: 2 of 5
+    idle = make_agent(team["id"], available=False, lead=True)  # 0 open, but not available
+
+    ticket_id = new_ticket(topic)
+    ticket = read_ticket(ticket_id)
+
+    assert (ticket["agent_id"], ticket["status"], ticket["team"]) == (busy["id"], "assigned", team["id"])
+    settled(ticket_id)
+    event = only(events_of(ticket_id, "ticket.assigned"))
+    assert event["producer"] == "assignment"
+    data = event["data"]
+    assert {k: data[k] for k in data if k != "decision"} == {
+        "agent_id": busy["id"],
+        "agent_name": busy["name"],
+        "agent_email": busy["email"],
+        "team": team["id"],
+        "team_lead_email": idle["email"],
+        "previous_agent_id": None,
+        "reason": "auto",
+    }
+    expected = {full["id"]: (1, 1, True), busy["id"]: (2, 5, True), idle["id"]: (0, 10, False)}
+    assert candidates(data["decision"]) == expected
+    (entry,) = ticket["history"]
+    assert HISTORY_KEYS <= set(entry)
+    assert (entry["action"], entry["by"], entry["from"], entry["to"]) == ("assigned", "assignment", None, busy["id"])
+    assert candidates(entry["decision"]) == expected
+    assert read_agent(busy["id"])["open_tickets"] == 3 and read_agent(idle["id"])["open_tickets"] == 0
+
+    aclient.patch(f"/agents/{busy['id']}", json={"available": False}, headers=admin())
+    queued_id = new_ticket(topic, priority="high")
+    queued = read_ticket(queued_id)
+
+    assert (queued["agent_id"], queued["status"], queued["team"]) == (None, "new", team["id"])
+    settled(queued_id)
+    waiting = only(events_of(queued_id, "ticket.assigned"))["data"]
+    assert (waiting["agent_id"], waiting["agent_name"], waiting["agent_email"]) == (None, None, None)
+    assert (waiting["team"], waiting["reason"]) == (team["id"], "auto")
+    assert candidates(waiting["decision"]) == {**expected, busy["id"]: (3, 5, False)}
+
+
+# --- claim and assign ------------------------------------------------------------------------------
+
+
+def test_claim_takes_a_waiting_ticket_once_and_another_agent_gets_409(
+    aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, settled, events_of
+):
+    team = make_team()
+    jane = make_agent(team["id"], available=False, capacity=1)  # claiming ignores availability and capacity
+    omar = make_agent(team["id"], available=False)
+    ticket_id, other_id = new_ticket(team["topics"][0]), new_ticket(team["topics"][0])
+    assert read_ticket(ticket_id)["agent_id"] is None
+
+    claimed = aclient.post(f"/tickets/{ticket_id}/claim", headers={**as_agent(jane["id"]), "X-Request-ID": "claim-1"})
+
+    assert claimed.status_code == 200, claimed.get_json()
+    ticket = claimed.get_json()
+    assert set(ticket) == TICKET_KEYS
+    assert (ticket["ticket_id"], ticket["agent_id"], ticket["status"]) == (ticket_id, jane["id"], "assigned")
+    entry = ticket["history"][-1]
+    assert (entry["action"], entry["by"], entry["to"]) == ("claimed", jane["id"], jane["id"])
+    assert_problem(aclient.post(f"/tickets/{ticket_id}/claim", headers=as_agent(omar["id"])), 409)
+    again = aclient.post(f"/tickets/{ticket_id}/claim", headers=as_agent(jane["id"]))
+    assert again.status_code == 200 and again.get_json()["agent_id"] == jane["id"]
+    assert aclient.post(f"/tickets/{other_id}/claim", headers=as_agent(jane["id"])).status_code == 200  # 2 of 1
+    assert read_agent(jane["id"])["open_tickets"] == 2 and read_agent(omar["id"])["open_tickets"] == 0
+    settled(ticket_id)
+    claims = [e for e in events_of(ticket_id, "ticket.assigned") if e["data"]["reason"] == "claim"]
+    event = only(claims)
+    assert event["correlation_id"] == "claim-1"
+    assert {k: event["data"][k] for k in ("agent_id", "agent_name", "agent_email", "team", "previous_agent_id")} == {
+        "agent_id": jane["id"], "agent_name": jane["name"], "agent_email": jane["email"], "team": team["id"],
+        "previous_agent_id": None,
+    }  # fmt: skip
+
+
+def test_assign_to_an_agent_of_the_team_moves_the_ticket_and_both_counts(
+    aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, settled, events_of, assignment_db
+):
+    team, elsewhere = make_team(), make_team()
+    jane = make_agent(team["id"])
+    omar = make_agent(team["id"], available=False)
+    stranger = make_agent(elsewhere["id"])
+    ticket_id = new_ticket(team["topics"][0])
+    assert read_ticket(ticket_id)["agent_id"] == jane["id"]
+
+    moved = aclient.post(f"/tickets/{ticket_id}/assign", json={"agent_id": omar["id"]}, headers=admin())
+
+    assert moved.status_code == 200, moved.get_json()
+    assert (moved.get_json()["agent_id"], moved.get_json()["team"]) == (omar["id"], team["id"])
+    entry = moved.get_json()["history"][-1]
+    assert (entry["action"], entry["from"], entry["to"], entry["by"]) == (
+        "assigned",
+        jane["id"],
+        omar["id"],
+        "admin:admin",
+    )
+    for agent, count in ((jane, 0), (omar, 1)):
+        assert read_agent(agent["id"])["open_tickets"] == count == recount(assignment_db, agent["id"])
+    settled(ticket_id)
+    event = events_of(ticket_id, "ticket.assigned")[-1]["data"]
+    assert (event["agent_id"], event["agent_name"], event["agent_email"]) == (omar["id"], omar["name"], omar["email"])
+    assert (event["previous_agent_id"], event["reason"], event["team"]) == (jane["id"], "manual", team["id"])
+
+    outside = aclient.post(f"/tickets/{ticket_id}/assign", json={"agent_id": stranger["id"]}, headers=admin())
+    assert_problem(outside, 422, "agent_id")
+    unknown = aclient.post(f"/tickets/{ticket_id}/assign", json={"agent_id": unique("nobody")}, headers=admin())
+    assert_problem(unknown, 422, "agent_id")
+    assert read_ticket(ticket_id)["agent_id"] == omar["id"] and read_agent(stranger["id"])["open_tickets"] == 0
+
+
+def test_transfer_reruns_the_choice_of_agent_in_the_new_team(
+    aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, settled, events_of
+):
+    network, email = make_team(), make_team()
+    jane = make_agent(network["id"])
+    busy = make_agent(email["id"], lead=True)
+    new_ticket(email["topics"][0])  # busy: 1 open
+    free = make_agent(email["id"])
+    ticket_id = new_ticket(network["topics"][0])
+
+    moved = aclient.post(f"/tickets/{ticket_id}/assign", json={"team": email["id"]}, headers=admin())
+
+    assert moved.status_code == 200, moved.get_json()
+    ticket = moved.get_json()
+    assert (ticket["team"], ticket["agent_id"], ticket["status"]) == (email["id"], free["id"], "assigned")
+    entry = ticket["history"][-1]
+    assert (entry["action"], entry["from"], entry["to"]) == ("transferred", network["id"], email["id"])
+    assert read_agent(jane["id"])["open_tickets"] == 0 and read_agent(free["id"])["open_tickets"] == 1
+    settled(ticket_id)
+    data = events_of(ticket_id, "ticket.assigned")[-1]["data"]
+    assert (data["reason"], data["team"], data["agent_id"], data["previous_agent_id"]) == (
+        "transfer", email["id"], free["id"], jane["id"],
+    )  # fmt: skip
+    assert data["team_lead_email"] == busy["email"]
+    assert candidates(data["decision"]) == {busy["id"]: (1, 10, True), free["id"]: (0, 10, True)}
+
+
+def test_transfer_to_a_team_where_nobody_is_free_queues_it_with_null_agent_fields(
+    aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, settled, events_of
+):
+    network, email = make_team(), make_team()
+    jane = make_agent(network["id"])
+    away = make_agent(email["id"], available=False)
+    ticket_id = new_ticket(network["topics"][0])
+
+    moved = aclient.post(f"/tickets/{ticket_id}/assign", json={"team": email["id"]}, headers=admin())
+
+    assert moved.status_code == 200, moved.get_json()
+    assert (moved.get_json()["team"], moved.get_json()["agent_id"], moved.get_json()["status"]) == (
+        email["id"], None, "new",
+    )  # fmt: skip
+    assert read_agent(jane["id"])["open_tickets"] == 0
+    settled(ticket_id)
+    data = events_of(ticket_id, "ticket.assigned")[-1]["data"]
+    assert (data["agent_id"], data["agent_name"], data["agent_email"]) == (None, None, None)
+    assert (data["team"], data["reason"], data["previous_agent_id"]) == (email["id"], "transfer", jane["id"])
+
+    aclient.patch(f"/agents/{away['id']}", json={"available": True}, headers=admin())  # capacity frees
+    assert read_ticket(ticket_id)["agent_id"] == away["id"]
+
+
+def test_a_ticket_in_progress_transferred_to_a_full_team_is_assigned_when_capacity_frees(
+    aclient, make_team, make_agent, new_ticket, read_ticket
+):
+    network, email = make_team(), make_team()
+    jane = make_agent(network["id"])
+    away = make_agent(email["id"], available=False)
+    ticket_id = new_ticket(network["topics"][0])
+    reply = aclient.post(f"/tickets/{ticket_id}/replies", json={"body": "Looking."}, headers=as_agent(jane["id"]))
+    assert reply.status_code == 201 and read_ticket(ticket_id)["status"] == "in_progress"
+
+    moved = aclient.post(f"/tickets/{ticket_id}/assign", json={"team": email["id"]}, headers=admin())
+    assert moved.status_code == 200 and moved.get_json()["agent_id"] is None
+
+    aclient.patch(f"/agents/{away['id']}", json={"available": True}, headers=admin())
+    assert read_ticket(ticket_id)["agent_id"] == away["id"]
+
+
+def test_a_waiting_ticket_an_agent_replied_to_still_ends_up_with_an_agent(
+    aclient, make_team, make_agent, new_ticket, read_ticket
+):
+    team = make_team()
+    jane = make_agent(team["id"], available=False)
+    ticket_id = new_ticket(team["topics"][0])
+    reply = aclient.post(f"/tickets/{ticket_id}/replies", json={"body": "Looking."}, headers=as_agent(jane["id"]))
+    assert reply.status_code == 201
+
+    aclient.patch(f"/agents/{jane['id']}", json={"available": True}, headers=admin())  # capacity frees
+
+    assert read_ticket(ticket_id)["agent_id"] == jane["id"]
+
+
+# --- the agents' work: replies, notes, status, priority, resolve ---------------------------------
+
+
+@pytest.fixture
+def assigned(make_team, make_agent, new_ticket):
+    """A team, its lead, and agent jane with a fresh ticket: (team, jane, lead, ticket_id)."""
+    team = make_team()
+    jane = make_agent(team["id"])
+    lead = make_agent(team["id"], lead=True, available=False)
+    return team, jane, lead, new_ticket(team["topics"][0])
+
+
+def test_replies_first_is_the_first_response_and_may_wait_on_the_requester(
+    aclient, assigned, read_ticket, settled, events_of
+):
+    team, jane, _, ticket_id = assigned
+    headers = {**as_agent(jane["id"]), "X-Request-ID": "reply-1"}
+
+    first = aclient.post(f"/tickets/{ticket_id}/replies", json={"body": "Please restart the client."}, headers=headers)
+
+    assert first.status_code == 201, first.get_json()
+    reply = first.get_json()
+    assert set(reply) == REPLY_KEYS
+    assert (reply["body"], reply["by"], reply["first_response"]) == ("Please restart the client.", jane["id"], True)
+    ticket = read_ticket(ticket_id)
+    assert ticket["status"] == "in_progress" and ticket["first_response_at"] is not None
+
+    second = aclient.post(
+        f"/tickets/{ticket_id}/replies",
+        json={"body": "Did that help?", "status": "waiting_on_requester"},
+        headers=as_agent(jane["id"]),
+    )
+
+    assert second.status_code == 201, second.get_json()
+    assert second.get_json()["first_response"] is False
+    after = read_ticket(ticket_id)
+    assert after["status"] == "waiting_on_requester"
+    assert after["first_response_at"] == ticket["first_response_at"]
+    assert [e["action"] for e in after["history"]].count("replied") == 2
+    settled(ticket_id)
+    replied = events_of(ticket_id, "ticket.replied")
+    assert [e["data"] for e in replied] == [
+        {"reply_id": reply["id"], "agent_id": jane["id"], "agent_name": jane["name"],
+         "body": "Please restart the client.", "first_response": True},
+        {"reply_id": second.get_json()["id"], "agent_id": jane["id"], "agent_name": jane["name"],
+         "body": "Did that help?", "first_response": False},
+    ]  # fmt: skip
+    assert replied[0]["correlation_id"] == "reply-1"
+    changes = [e["data"] for e in events_of(ticket_id, "ticket.status_changed")]
+    assert changes == [
+        {"status": "in_progress", "previous_status": "assigned"},
+        {"status": "waiting_on_requester", "previous_status": "in_progress"},
+    ]
+
+
+def test_notes_are_stored_and_shown_but_never_leave_in_any_event(aclient, assigned, read_ticket, settled, tap):
+    team, jane, lead, ticket_id = assigned
+    secret = f"internal: requester is on the watch list {uuid.uuid4().hex}"
+
+    noted = aclient.post(f"/tickets/{ticket_id}/notes", json={"body": secret}, headers=as_agent(jane["id"]))
+
+    assert noted.status_code == 201, noted.get_json()
+    note = noted.get_json()
+    assert set(note) == NOTE_KEYS and (note["body"], note["by"]) == (secret, jane["id"])
+    assert read_ticket(ticket_id)["notes"] == [note]
+    # every move that publishes, after the note
+    steps = [
+        ("replies", {"body": "On it."}, as_agent(jane["id"]), 201),
+        ("status", {"status": "waiting_on_requester"}, as_agent(jane["id"]), 200),
+        ("priority", {"priority": "high"}, as_agent(lead["id"]), 200),
+        ("assign", {"agent_id": lead["id"]}, admin(), 200),
+        ("assign", {"agent_id": jane["id"]}, admin(), 200),
+        ("notes", {"body": secret + " (again)"}, admin(), 201),
+        ("resolve", {"resolution": "Fixed."}, as_agent(jane["id"]), 200),
+    ]
+    for path, body, headers, status in steps:
+        response = aclient.post(f"/tickets/{ticket_id}/{path}", json=body, headers=headers)
+        assert response.status_code == status, (path, response.get_json())
+    settled(ticket_id)
+    sent = tap.envelopes(ticket_id=ticket_id)
+    assert {"ticket.assigned", "ticket.replied", "ticket.status_changed", "ticket.priority_changed",
+            "ticket.resolved"} <= {e["type"] for e in sent}  # fmt: skip
+    leaked = [e for e in tap.envelopes() if secret in json.dumps(e)]
+    assert leaked == []
+    assert [n["body"] for n in read_ticket(ticket_id)["notes"]] == [secret, secret + " (again)"]
+
+
+def test_status_changes_publish_status_changed_and_a_repeat_is_a_conflict(
+    aclient, assigned, read_ticket, settled, events_of
+):
+    team, jane, _, ticket_id = assigned
+
+    changed = aclient.post(
+        f"/tickets/{ticket_id}/status", json={"status": "waiting_on_requester"}, headers=as_agent(jane["id"])
+    )
+
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["status"] == "waiting_on_requester"
+    entry = changed.get_json()["history"][-1]
+    assert (entry["action"], entry["from"], entry["to"], entry["by"]) == (
+        "status_changed", "assigned", "waiting_on_requester", jane["id"],
+    )  # fmt: skip
+    again = aclient.post(
+        f"/tickets/{ticket_id}/status", json={"status": "waiting_on_requester"}, headers=as_agent(jane["id"])
+    )
+    assert_problem(again, 409)
+    back = aclient.post(f"/tickets/{ticket_id}/status", json={"status": "in_progress"}, headers=as_agent(jane["id"]))
+    assert back.status_code == 200 and read_ticket(ticket_id)["status"] == "in_progress"
+    settled(ticket_id)
+    assert [e["data"] for e in events_of(ticket_id, "ticket.status_changed")] == [
+        {"status": "waiting_on_requester", "previous_status": "assigned"},
+        {"status": "in_progress", "previous_status": "waiting_on_requester"},
+    ]
+
+
+def test_priority_changes_publish_priority_changed(aclient, assigned, read_ticket, settled, events_of):
+    team, jane, lead, ticket_id = assigned
+
+    changed = aclient.post(
+        f"/tickets/{ticket_id}/priority", json={"priority": "emergency"}, headers=as_agent(lead["id"])
+    )
+
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["priority"] == "emergency" == read_ticket(ticket_id)["priority"]
+    entry = changed.get_json()["history"][-1]
+    assert (entry["action"], entry["from"], entry["to"], entry["by"]) == (
+        "priority_changed", "normal", "emergency", lead["id"],
+    )  # fmt: skip
+    low = aclient.post(f"/tickets/{ticket_id}/priority", json={"priority": "low"}, headers=admin())
+    assert low.status_code == 200
+    settled(ticket_id)
+    assert [e["data"] for e in events_of(ticket_id, "ticket.priority_changed")] == [
+        {"priority": "emergency", "previous_priority": "normal"},
+        {"priority": "low", "previous_priority": "emergency"},
+    ]
+
+
+def test_resolve_publishes_resolved_frees_the_agent_and_a_second_resolve_is_409(
+    aclient, assigned, read_ticket, read_agent, settled, events_of
+):
+    team, jane, _, ticket_id = assigned
+    assert read_agent(jane["id"])["open_tickets"] == 1
+
+    resolved = aclient.post(
+        f"/tickets/{ticket_id}/resolve", json={"resolution": "Replaced the router."}, headers=as_agent(jane["id"])
+    )
+
+    assert resolved.status_code == 200, resolved.get_json()
+    ticket = resolved.get_json()
+    assert ticket["status"] == "resolved" and ticket["resolved_at"] is not None
+    assert (ticket["history"][-1]["action"], ticket["history"][-1]["by"]) == ("resolved", jane["id"])
+    assert read_agent(jane["id"])["open_tickets"] == 0
+    assert_problem(aclient.post(f"/tickets/{ticket_id}/resolve", json={"resolution": "Again."}, headers=admin()), 409)
+    assert_problem(aclient.post(f"/tickets/{ticket_id}/replies", json={"body": "Hi"}, headers=admin()), 409)
+    settled(ticket_id)
+    event = only(events_of(ticket_id, "ticket.resolved"))
+    assert event["data"] == {"agent_id": jane["id"], "resolution": "Replaced the router."}
+
+
+# --- GET /queue -----------------------------------------------------------------------------------
+
+
+def walk(aclient, params: dict, headers: dict) -> list[dict]:
+    """Every page of the queue, following next_cursor until it is null."""
+    pages, cursor = [], None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = aclient.get("/queue", query_string=query, headers=headers)
+        assert response.status_code == 200, response.get_json()
+        page = response.get_json()
+        assert set(page) == {"items", "next_cursor"}
+        pages.append(page)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 20, "the cursor never ends"
+
+
+def test_queue_orders_by_soonest_sla_deadline_then_priority_then_age_with_filters_and_cursor(
+    aclient, make_team, make_agent, new_ticket, handle
+):
+    team = make_team()
+    topic = team["topics"][0]
+    jane = make_agent(team["id"], available=False)
+    now = datetime.now(UTC)
+    late = new_ticket(topic, "low", occurred_at=now - timedelta(minutes=30))
+    soon = new_ticket(topic, "low", occurred_at=now - timedelta(minutes=1))
+    emergency = new_ticket(topic, "emergency", occurred_at=now - timedelta(minutes=2))
+    high_old = new_ticket(topic, "high", occurred_at=now - timedelta(minutes=20))
+    high_new = new_ticket(topic, "high", occurred_at=now - timedelta(minutes=10))
+    normal = new_ticket(topic, "normal", occurred_at=now - timedelta(minutes=40))
+    gone = new_ticket(topic, "emergency", occurred_at=now - timedelta(minutes=50))
+    handle(sla_warning(late, in_minutes(60), clock="resolution"))
+    handle(sla_warning(soon, in_minutes(10)))
+    handle(sla_warning(gone, in_minutes(1)))
+    assert aclient.post(f"/tickets/{gone}/resolve", json={"resolution": "dup"}, headers=admin()).status_code == 200
+    assert aclient.post(f"/tickets/{normal}/claim", headers=as_agent(jane["id"])).status_code == 200
+    order = [soon, late, emergency, high_old, high_new, normal]
+
+    listed = aclient.get("/queue", query_string={"team": team["id"]}, headers=as_agent(jane["id"]))
+
+    assert listed.status_code == 200, listed.get_json()
+    assert listed.get_json()["next_cursor"] is None
+    assert [t["ticket_id"] for t in listed.get_json()["items"]] == order
+    assert all(set(t) == TICKET_KEYS for t in listed.get_json()["items"])
+    pages = walk(aclient, {"team": team["id"], "limit": 4}, admin())
+    assert [len(p["items"]) for p in pages] == [4, 2]
+    pages = walk(aclient, {"team": team["id"], "limit": 1}, admin())
+    assert [t["ticket_id"] for p in pages for t in p["items"]] == order
+    by_agent = aclient.get("/queue", query_string={"agent_id": jane["id"]}, headers=admin()).get_json()
+    assert [t["ticket_id"] for t in by_agent["items"]] == [normal]
+    waiting = aclient.get("/queue", query_string={"team": team["id"], "status": "new"}, headers=admin()).get_json()
+    assert [t["ticket_id"] for t in waiting["items"]] == order[:-1]
+    claimed = aclient.get("/queue", query_string={"team": team["id"], "status": "assigned"}, headers=admin())
+    assert [t["ticket_id"] for t in claimed.get_json()["items"]] == [normal]
+
+
+def test_a_met_first_response_deadline_no_longer_orders_the_queue(aclient, make_team, make_agent, new_ticket, handle):
+    team = make_team()
+    jane = make_agent(team["id"], capacity=5)
+    answered, other = new_ticket(team["topics"][0]), new_ticket(team["topics"][0])
+    handle(sla_warning(answered, in_minutes(5)))
+    handle(sla_warning(answered, in_minutes(120), clock="resolution"))
+    handle(sla_warning(other, in_minutes(30)))
+    before = aclient.get("/queue", query_string={"team": team["id"]}, headers=admin()).get_json()["items"]
+    assert [t["ticket_id"] for t in before] == [answered, other]
+
+    reply = aclient.post(f"/tickets/{answered}/replies", json={"body": "Restarted."}, headers=as_agent(jane["id"]))
+    assert reply.status_code == 201 and reply.get_json()["first_response"] is True
+
+    after = aclient.get("/queue", query_string={"team": team["id"]}, headers=admin()).get_json()["items"]
+    assert [t["ticket_id"] for t in after] == [other, answered], "due in 30 min before due in 120 min"
+
+
+def test_a_met_next_response_deadline_no_longer_orders_the_queue(aclient, make_team, make_agent, new_ticket, handle):
+    team = make_team()
+    jane = make_agent(team["id"], capacity=5)
+    answered, other = new_ticket(team["topics"][0]), new_ticket(team["topics"][0])
+    reply = {"body": "Try this."}
+    assert aclient.post(f"/tickets/{answered}/replies", json=reply, headers=as_agent(jane["id"])).status_code == 201
+    message = {"message_id": unique("msg"), "body": "Still broken.", "author": {"type": "requester", "name": "Ana"}}
+    handle(event_from("intake", "ticket.message_added", answered, message))  # the next-response clock starts
+    handle(sla_warning(answered, in_minutes(5), clock="next_response", instance=1))
+    handle(sla_warning(answered, in_minutes(120), clock="resolution"))
+    handle(sla_warning(other, in_minutes(30)))
+    before = aclient.get("/queue", query_string={"team": team["id"]}, headers=admin()).get_json()["items"]
+    assert [t["ticket_id"] for t in before] == [answered, other]
+
+    again = aclient.post(f"/tickets/{answered}/replies", json=reply, headers=as_agent(jane["id"]))  # met
+    assert again.status_code == 201
+
+    after = aclient.get("/queue", query_string={"team": team["id"]}, headers=admin()).get_json()["items"]
+    assert [t["ticket_id"] for t in after] == [other, answered], "due in 30 min before due in 120 min"
+
+
+def test_a_cursor_from_another_query_still_pages_without_error(aclient, make_team, new_ticket):
+    team = make_team()
+    for _ in range(3):
+        new_ticket(team["topics"][0])
+    first = aclient.get("/queue", query_string={"team": team["id"], "limit": 1}, headers=admin()).get_json()
+    assert first["next_cursor"]
+    elsewhere = aclient.get(
+        "/queue", query_string={"status": "assigned", "cursor": first["next_cursor"]}, headers=admin()
+    )
+    assert elsewhere.status_code == 200 and set(elsewhere.get_json()) == {"items", "next_cursor"}
+
+
+FORGED_CURSORS = {
+    "rank beyond 64 bits": {"s": "2026-11-27T09:30:00+00:00", "p": 2**70, "c": "2026-11-27T09:30:00+00:00"},
+    "deadline before year 1 in UTC": {"s": "0001-01-01T00:00:00+01:00", "p": 1, "c": "2026-11-27T09:30:00+00:00"},
+    "deadline after year 9999 in UTC": {"s": "9999-12-31T23:59:59-01:00", "p": 1, "c": "2026-11-27T09:30:00+00:00"},
+    "age after year 9999 in UTC": {"s": "2026-11-27T09:30:00+00:00", "p": 1, "c": "9999-12-31T23:59:59-05:00"},
+}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [pytest.param(key, id=name) for name, key in FORGED_CURSORS.items()],
+)
+def test_a_forged_cursor_is_a_422_not_a_500(key, aclient):
+    forged = base64.urlsafe_b64encode(json.dumps({**key, "i": "x"}).encode()).decode().rstrip("=")
+
+    assert_problem(aclient.get("/queue", query_string={"cursor": forged}, headers=admin()), 422, "cursor")
+
+
+# --- reacting to other services' events -----------------------------------------------------------
+
+
+def reopened(ticket_id: str) -> dict:
+    return event_from("intake", "ticket.reopened", ticket_id, {"reason": "The requester wrote again."})
+
+
+def test_reopened_goes_back_to_the_previous_agent_when_available_and_under_capacity(
+    aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, handle, settled, events_of
+):
+    team = make_team()
+    jane = make_agent(team["id"])
+    ticket_id = new_ticket(team["topics"][0])
+    new_ticket(team["topics"][0])  # jane: 2 open
+    omar = make_agent(team["id"])  # 0 open: the rule alone would pick omar
+    aclient.post(f"/tickets/{ticket_id}/resolve", json={"resolution": "Fixed."}, headers=as_agent(jane["id"]))
+
+    handle(reopened(ticket_id))
+
+    ticket = read_ticket(ticket_id)
+    assert (ticket["agent_id"], ticket["status"], ticket["resolved_at"]) == (jane["id"], "assigned", None)
+    assert "reopened" in [e["action"] for e in ticket["history"]]
+    assert read_agent(jane["id"])["open_tickets"] == 2 and read_agent(omar["id"])["open_tickets"] == 0
+    settled(ticket_id)
+    data = events_of(ticket_id, "ticket.assigned")[-1]["data"]
+    assert (data["agent_id"], data["reason"]) == (jane["id"], "reopen")
+
+
+@pytest.mark.parametrize("previous_is", ["unavailable", "full"])
+def test_reopened_goes_to_the_team_when_the_previous_agent_cannot_take_it(
+    previous_is, aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, handle, settled, events_of
+):
+    team = make_team()
+    jane = make_agent(team["id"], capacity=1)
+    ticket_id = new_ticket(team["topics"][0])
+    aclient.post(f"/tickets/{ticket_id}/resolve", json={"resolution": "Fixed."}, headers=as_agent(jane["id"]))
+    if previous_is == "unavailable":
+        aclient.patch(f"/agents/{jane['id']}", json={"available": False}, headers=admin())
+    else:
+        new_ticket(team["topics"][0])  # jane: 1 of 1
+    omar = make_agent(team["id"])
+
+    handle(reopened(ticket_id))
+
+    assert read_ticket(ticket_id)["agent_id"] == omar["id"]
+    assert read_agent(omar["id"])["open_tickets"] == 1
+    settled(ticket_id)
+    data = events_of(ticket_id, "ticket.assigned")[-1]["data"]
+    assert (data["agent_id"], data["previous_agent_id"], data["reason"]) == (omar["id"], jane["id"], "reopen")
+    assert omar["id"] in candidates(data["decision"])
+
+
+def test_reopened_waits_in_the_team_queue_when_nobody_is_free(
+    aclient, make_team, make_agent, new_ticket, read_ticket, handle, settled, events_of
+):
+    team = make_team()
+    jane = make_agent(team["id"])
+    ticket_id = new_ticket(team["topics"][0])
+    aclient.post(f"/tickets/{ticket_id}/resolve", json={"resolution": "Fixed."}, headers=as_agent(jane["id"]))
+    aclient.patch(f"/agents/{jane['id']}", json={"available": False}, headers=admin())
+
+    handle(reopened(ticket_id))
+
+    ticket = read_ticket(ticket_id)
+    assert (ticket["agent_id"], ticket["status"], ticket["team"]) == (None, "new", team["id"])
+    settled(ticket_id)
+    data = events_of(ticket_id, "ticket.assigned")[-1]["data"]
+    assert (data["agent_id"], data["agent_name"], data["agent_email"], data["reason"]) == (None, None, None, "reopen")
+
+
+def test_closed_frees_the_agents_capacity_for_the_team_queue(
+    make_team, make_agent, new_ticket, read_ticket, read_agent, handle, assignment_db
+):
+    team = make_team()
+    jane = make_agent(team["id"], capacity=1)
+    first, waiting = new_ticket(team["topics"][0]), new_ticket(team["topics"][0])
+    assert read_ticket(waiting)["agent_id"] is None
+
+    handle(event_from("intake", "ticket.closed", first, {"by": "requester"}))
+
+    assert read_ticket(first)["status"] == "closed"
+    assert read_ticket(waiting)["agent_id"] == jane["id"]
+    assert read_agent(jane["id"])["open_tickets"] == 1 == recount(assignment_db, jane["id"])
+
+
+def test_message_added_turns_waiting_on_requester_back_to_in_progress(
+    aclient, assigned, read_ticket, handle, settled, events_of
+):
+    team, jane, _, ticket_id = assigned
+    aclient.post(
+        f"/tickets/{ticket_id}/replies",
+        json={"body": "Which version?", "status": "waiting_on_requester"},
+        headers=as_agent(jane["id"]),
+    )
+    assert read_ticket(ticket_id)["status"] == "waiting_on_requester"
+    message = {"message_id": unique("msg"), "body": "Version 2.", "author": {"type": "requester", "name": "Ana"}}
+
+    handle(event_from("intake", "ticket.message_added", ticket_id, message))
+
+    assert read_ticket(ticket_id)["status"] == "in_progress"
+    handle(event_from("intake", "ticket.message_added", ticket_id, {**message, "message_id": unique("msg")}))
+    settled(ticket_id)
+    assert [e["data"] for e in events_of(ticket_id, "ticket.status_changed")] == [
+        {"status": "waiting_on_requester", "previous_status": "assigned"},
+        {"status": "in_progress", "previous_status": "waiting_on_requester"},
+    ]  # the second message found the ticket in progress: nothing to change
+
+
+def test_sla_warning_and_breached_are_kept_on_the_ticket(assigned, read_ticket, handle):
+    team, jane, _, ticket_id = assigned
+    due = in_minutes(15)
+    warning = sla_warning(ticket_id, due, percent=80.0)
+
+    handle(warning)
+    handle(warning)  # a duplicate changes nothing
+
+    sla = read_ticket(ticket_id)["sla"]
+    assert parse_time(sla["first_response_due_at"]) == due and sla["breached"] is False
+    assert [(a["kind"], a["clock"], a["percent"]) for a in sla["alerts"]] == [("warning", "first_response", 80.0)]
+
+    handle(sla_breached(ticket_id, due))
+
+    sla = read_ticket(ticket_id)["sla"]
+    assert sla["breached"] is True
+    assert [(a["kind"], a["clock"]) for a in sla["alerts"]] == [
+        ("warning", "first_response"), ("breached", "first_response"),
+    ]  # fmt: skip
+    assert all(format_time(parse_time(a["due_at"])) == format_time(due) for a in sla["alerts"])
+
+
+@pytest.mark.parametrize("frees", ["agent added", "more capacity", "agent available again"])
+def test_a_waiting_ticket_is_assigned_as_soon_as_capacity_frees_emergency_first(
+    frees, aclient, make_team, make_agent, new_ticket, read_ticket, settled, events_of
+):
+    team = make_team()
+    topic = team["topics"][0]
+    jane = make_agent(team["id"], capacity=1, available=frees != "agent available again")
+    if frees != "agent available again":
+        new_ticket(topic)  # jane: 1 of 1
+    now = datetime.now(UTC)
+    older_normal = new_ticket(topic, "normal", occurred_at=now - timedelta(minutes=10))
+    newer_emergency = new_ticket(topic, "emergency", occurred_at=now - timedelta(minutes=1))
+    assert read_ticket(older_normal)["agent_id"] is None and read_ticket(newer_emergency)["agent_id"] is None
+
+    if frees == "agent added":
+        taker = make_agent(team["id"], capacity=1)["id"]
+    elif frees == "more capacity":
+        taker = aclient.patch(f"/agents/{jane['id']}", json={"capacity": 2}, headers=admin()).get_json()["id"]
+    else:
+        taker = aclient.patch(f"/agents/{jane['id']}", json={"available": True}, headers=admin()).get_json()["id"]
+
+    assert read_ticket(newer_emergency)["agent_id"] == taker
+    assert (read_ticket(older_normal)["agent_id"], read_ticket(older_normal)["status"]) == (None, "new")
+    settled(newer_emergency)
+    data = events_of(newer_emergency, "ticket.assigned")[-1]["data"]
+    assert (data["agent_id"], data["reason"]) == (taker, "auto")
+
+
+def test_every_event_handled_twice_has_no_second_effect(
+    aclient, assigned, handle, settled, tap, assignment_db, read_agent
+):
+    team, jane, _, ticket_id = assigned
+    aclient.post(f"/tickets/{ticket_id}/resolve", json={"resolution": "Fixed."}, headers=as_agent(jane["id"]))
+    message = {"message_id": unique("msg"), "body": "Thanks, but no.", "author": {"type": "requester", "name": "Ana"}}
+
+    def settle_and_read() -> tuple:
+        settled(ticket_id)
+        doc = assignment_db.tickets.find_one({"_id": ticket_id})
+        return (
+            doc["_v"],
+            doc["status"],
+            doc["agent_id"],
+            len(tap.envelopes(ticket_id=ticket_id)),
+            read_agent(jane["id"]),
+        )
+
+    steps = [
+        reopened(ticket_id),
+        "wait on the requester",
+        event_from("intake", "ticket.message_added", ticket_id, message),
+        sla_warning(ticket_id, in_minutes(30), clock="resolution"),
+        sla_breached(ticket_id, in_minutes(30), clock="resolution"),
+        event_from("intake", "ticket.closed", ticket_id, {"by": "requester"}),
+    ]
+    for step in steps:
+        if step == "wait on the requester":
+            assert aclient.post(f"/tickets/{ticket_id}/status", json={"status": "waiting_on_requester"},
+                                headers=as_agent(jane["id"])).status_code == 200  # fmt: skip
+            continue
+        handle(step)
+        once = settle_and_read()
+        handle(step)
+        assert settle_and_read() == once, step["type"]
+    assert once[1:3] == ("closed", jane["id"]) and once[4]["open_tickets"] == 0
+
+
+def test_a_requester_message_older_than_the_wait_does_not_end_it(aclient, assigned, read_ticket, handle):
+    team, jane, _, ticket_id = assigned
+    written = datetime.now(UTC) - timedelta(minutes=1)  # sent before the agent asked, delivered after
+    asked = aclient.post(
+        f"/tickets/{ticket_id}/replies",
+        json={"body": "Which version?", "status": "waiting_on_requester"},
+        headers=as_agent(jane["id"]),
+    )
+    assert asked.status_code == 201
+    message = {"message_id": unique("msg"), "body": "Hello?", "author": {"type": "requester", "name": "Ana"}}
+
+    handle(event_from("intake", "ticket.message_added", ticket_id, message, occurred_at=written))
+
+    assert read_ticket(ticket_id)["status"] == "waiting_on_requester"
+
+
+# --- rights (CONTRACT section 3): every endpoint x every role --------------------------------------
+
+ROLES = ("portal", "assignee", "teammate", "lead", "outsider", "admin", "anonymous")
+
+
+OTHER_TEAM: dict = {}
+
+
+class World:
+    """Two teams, a ticket in the first, and one principal per role.
+
+    state "assigned": the ticket is the assignee's; "waiting": it waits unassigned in the team (every
+    agent of the team is unavailable, which claiming ignores).
+    """
+
+    def __init__(self, state: str, make_team, make_agent, new_ticket) -> None:
+        if not OTHER_TEAM:  # the other team and its agent only receive transfers: every world shares them
+            other = make_team()
+            OTHER_TEAM.update(team=other, outsider=make_agent(other["id"], prefix="outsider", capacity=1000))
+        self.state, self.team, self.other = state, make_team(), OTHER_TEAM["team"]
+        available = state == "assigned"
+        if state == "assigned":
+            self.assignee = make_agent(self.team["id"], prefix="assignee")
+            self.ticket = new_ticket(self.team["topics"][0])
+        else:
+            self.ticket = new_ticket(self.team["topics"][0])
+            self.assignee = make_agent(self.team["id"], prefix="assignee", available=False)
+        self.teammate = make_agent(self.team["id"], prefix="mate", available=available)
+        self.lead = make_agent(self.team["id"], prefix="lead", lead=True, available=available)
+        self.outsider = OTHER_TEAM["outsider"]
+        self.new_agent, self.new_team = unique("newcomer"), unique("newteam")
+
+    def headers(self, role: str) -> dict[str, str]:
+        agents = {"assignee": self.assignee, "teammate": self.teammate, "lead": self.lead, "outsider": self.outsider}
+        if role in agents:
+            return as_agent(agents[role]["id"])
+        return {} if role == "anonymous" else auth_header(role)
+
+
+ENDPOINTS = {
+    "POST /agents": lambda w: ("post", "/agents", {"id": w.new_agent, "name": "New", "email": "new@example.com",
+                                                   "teams": [w.team["id"]], "capacity": 3}),
+    "GET /agents": lambda w: ("get", "/agents", None),
+    "GET /agents/{id}": lambda w: ("get", f"/agents/{w.assignee['id']}", None),
+    "PATCH /agents/{id}": lambda w: ("patch", f"/agents/{w.assignee['id']}", {"capacity": 1}),
+    "POST /teams": lambda w: ("post", "/teams", {"id": w.new_team, "name": "New", "topics": []}),
+    "GET /teams": lambda w: ("get", "/teams", None),
+    "PATCH /teams/{id}": lambda w: ("patch", f"/teams/{w.team['id']}", {"name": "Renamed"}),
+    "GET /queue": lambda w: ("get", "/queue", None),
+    "GET /tickets/{id}": lambda w: ("get", f"/tickets/{w.ticket}", None),
+    "claim": lambda w: ("post", f"/tickets/{w.ticket}/claim", None),
+    "assign agent": lambda w: ("post", f"/tickets/{w.ticket}/assign", {"agent_id": w.teammate["id"]}),
+    "assign team": lambda w: ("post", f"/tickets/{w.ticket}/assign", {"team": w.other["id"]}),
+    "replies": lambda w: ("post", f"/tickets/{w.ticket}/replies", {"body": "Hello."}),
+    "notes": lambda w: ("post", f"/tickets/{w.ticket}/notes", {"body": "Internal."}),
+    "status": lambda w: ("post", f"/tickets/{w.ticket}/status", {"status": "waiting_on_requester"}),
+    "priority": lambda w: ("post", f"/tickets/{w.ticket}/priority", {"priority": "high"}),
+    "resolve": lambda w: ("post", f"/tickets/{w.ticket}/resolve", {"resolution": "Done."}),
+}  # fmt: skip
+
+# status codes by endpoint, role order as in ROLES: portal, assignee, teammate, lead, outsider, admin, anonymous
+ADMIN_ONLY_CREATE = (403, 403, 403, 403, 403, 201, 401)
+ADMIN_ONLY = (403, 403, 403, 403, 403, 200, 401)
+READ = (403, 200, 200, 200, 200, 200, 401)
+RIGHTS = {
+    "assigned": {
+        "POST /agents": ADMIN_ONLY_CREATE,
+        "GET /agents": READ,
+        "GET /agents/{id}": READ,
+        "PATCH /agents/{id}": ADMIN_ONLY,
+        "POST /teams": ADMIN_ONLY_CREATE,
+        "GET /teams": READ,
+        "PATCH /teams/{id}": ADMIN_ONLY,
+        "GET /queue": READ,
+        "GET /tickets/{id}": (403, 200, 200, 200, 403, 200, 401),
+        "claim": (403, 200, 409, 409, 403, 403, 401),
+        "assign agent": (403, 403, 403, 200, 403, 200, 401),
+        "assign team": (403, 403, 403, 200, 403, 200, 401),
+        "replies": (403, 201, 403, 403, 403, 201, 401),
+        "notes": (403, 201, 403, 403, 403, 201, 401),
+        "status": (403, 200, 403, 403, 403, 200, 401),
+        "priority": (403, 403, 403, 200, 403, 200, 401),
+        "resolve": (403, 200, 403, 403, 403, 200, 401),
+    },
+    "waiting": {  # the assignee is just another agent of the team here
+        "GET /tickets/{id}": (403, 200, 200, 200, 403, 200, 401),
+        "claim": (403, 200, 200, 200, 403, 403, 401),
+        "assign agent": (403, 403, 403, 200, 403, 200, 401),
+        "assign team": (403, 403, 403, 200, 403, 200, 401),
+        "replies": (403, 201, 201, 201, 403, 201, 401),
+        "notes": (403, 201, 201, 201, 403, 201, 401),
+        "status": (403, 200, 200, 200, 403, 200, 401),
+        "priority": (403, 403, 403, 200, 403, 200, 401),
+        "resolve": (403, 403, 403, 403, 403, 200, 401),
+    },
+}
+SHARED_WORLDS: dict[str, World] = {}
+
+
+def rights_cases():
+    for state, table in RIGHTS.items():
+        for endpoint, codes in table.items():
+            for role, code in zip(ROLES, codes, strict=True):
+                yield pytest.param(state, endpoint, role, code, id=f"{state}-{endpoint}-{role}")
+
+
+def snapshot(aclient, world: World, assignment_db) -> dict:
+    """Everything a refused call must leave as it was, read as an admin sees it."""
+    teams = {t["id"]: t for t in aclient.get("/teams", headers=admin()).get_json()["items"]}
+    return {
+        "ticket": aclient.get(f"/tickets/{world.ticket}", headers=admin()).get_json(),
+        "ticket_version": assignment_db.tickets.find_one({"_id": world.ticket}, {"_v": 1})["_v"],
+        "agents": [aclient.get("/agents", query_string={"team": t}, headers=admin()).get_json()["items"]
+                   for t in (world.team["id"], world.other["id"])],
+        "teams": [teams.get(world.team["id"]), teams.get(world.other["id"]), teams.get(world.new_team)],
+        "new_agent": aclient.get(f"/agents/{world.new_agent}", headers=admin()).status_code,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("state", "endpoint", "role", "expected"), list(rights_cases()))
+def test_rights_every_endpoint_and_role(
+    state, endpoint, role, expected, aclient, make_team, make_agent, new_ticket, settled, tap, assignment_db
+):
+    if expected < 400 and not endpoint.startswith("GET"):  # the call changes the world: one of its own
+        world = World(state, make_team, make_agent, new_ticket)
+    else:  # reads and refused calls change nothing (which is what the test checks): they share a world
+        if state not in SHARED_WORLDS:
+            SHARED_WORLDS[state] = World(state, make_team, make_agent, new_ticket)
+        world = SHARED_WORLDS[state]
+    method, path, body = ENDPOINTS[endpoint](world)
+    settled(world.ticket)
+    refused = expected >= 400
+    before = snapshot(aclient, world, assignment_db) if refused else None
+    events_before = len(tap.envelopes(ticket_id=world.ticket))
+
+    response = getattr(aclient, method)(path, json=body, headers=world.headers(role))
+
+    assert response.status_code == expected, response.get_data(as_text=True)
+    if refused:
+        assert_problem(response, expected)
+        settled(world.ticket)
+        assert snapshot(aclient, world, assignment_db) == before
+        assert len(tap.envelopes(ticket_id=world.ticket)) == events_before, "a refused call published an event"
+
+
+# --- invalid input on every endpoint ------------------------------------------------------------------
+
+TOO_LONG = "x" * 20001
+INVALID = [
+    # (name, method, path, body (dict, or str sent raw as JSON), status, field)
+    ("agent unknown team", "post", "/agents", {"teams": ["{unknown_team}"]}, 422, "teams"),
+    ("agent capacity 0", "post", "/agents", {"capacity": 0}, 422, "capacity"),
+    ("agent capacity negative", "post", "/agents", {"capacity": -3}, 422, "capacity"),
+    ("agent capacity not an integer", "post", "/agents", {"capacity": "5"}, 422, "capacity"),
+    ("agent bad email", "post", "/agents", {"email": "not-an-email"}, 422, "email"),
+    ("agent bad id", "post", "/agents", {"id": "Jane Doe"}, 422, "id"),
+    ("agent no teams", "post", "/agents", {"teams": []}, 422, "teams"),
+    ("agent unknown field", "post", "/agents", {"role": "admin"}, 422, "role"),
+    ("agent malformed JSON", "post", "/agents", '{"id": "x",', 400, None),
+    ("agent exists", "post", "/agents", {"id": "{agent}"}, 409, None),
+    ("patch unknown agent", "patch", "/agents/{unknown_agent}", {"capacity": 2}, 404, None),
+    ("patch capacity 0", "patch", "/agents/{agent}", {"capacity": 0}, 422, "capacity"),
+    ("patch capacity negative", "patch", "/agents/{agent}", {"capacity": -1}, 422, "capacity"),
+    ("patch unknown team", "patch", "/agents/{agent}", {"teams": ["{unknown_team}"]}, 422, "teams"),
+    ("patch unknown field", "patch", "/agents/{agent}", {"open_tickets": 0}, 422, "open_tickets"),
+    ("patch available not a boolean", "patch", "/agents/{agent}", {"available": "yes"}, 422, "available"),
+    ("patch nothing", "patch", "/agents/{agent}", {}, 422, None),
+    ("patch agent malformed JSON", "patch", "/agents/{agent}", "[1, 2", 400, None),
+    ("get unknown agent", "get", "/agents/{unknown_agent}", None, 404, None),
+    ("list agents bad team", "get", "/agents?team=Not%20A%20Team", None, 422, "team"),
+    ("team exists", "post", "/teams", {"id": "{team}"}, 409, None),
+    ("team bad id", "post", "/teams", {"id": "Team!"}, 422, "id"),
+    ("team blank name", "post", "/teams", {"name": " "}, 422, "name"),
+    ("team unknown field", "post", "/teams", {"lead": "jane"}, 422, "lead"),
+    ("team malformed JSON", "post", "/teams", "{", 400, None),
+    ("patch unknown team", "patch", "/teams/{unknown_team}", {"name": "X"}, 404, None),
+    ("patch team unknown field", "patch", "/teams/{team}", {"members": []}, 422, "members"),
+    ("patch team malformed JSON", "patch", "/teams/{team}", "nope", 400, None),
+    ("queue unknown status", "get", "/queue?status=sleeping", None, 422, "status"),
+    ("queue resolved status", "get", "/queue?status=resolved", None, 422, "status"),
+    ("queue limit 0", "get", "/queue?limit=0", None, 422, "limit"),
+    ("queue limit 201", "get", "/queue?limit=201", None, 422, "limit"),
+    ("queue bad cursor", "get", "/queue?cursor=not-a-cursor", None, 422, "cursor"),
+    ("get unknown ticket", "get", "/tickets/{unknown_ticket}", None, 404, None),
+    ("claim unknown ticket", "post", "/tickets/{unknown_ticket}/claim", None, 404, None),
+    ("assign unknown ticket", "post", "/tickets/{unknown_ticket}/assign", {"team": "general"}, 404, None),
+    ("assign unknown agent", "post", "/tickets/{ticket}/assign", {"agent_id": "{unknown_agent}"}, 422, "agent_id"),
+    ("assign unknown team", "post", "/tickets/{ticket}/assign", {"team": "{unknown_team}"}, 422, "team"),
+    (
+        "assign agent and team",
+        "post",
+        "/tickets/{ticket}/assign",
+        {"agent_id": "{agent}", "team": "general"},
+        422,
+        None,
+    ),
+    ("assign nothing", "post", "/tickets/{ticket}/assign", {}, 422, None),
+    ("assign unknown field", "post", "/tickets/{ticket}/assign", {"team": "general", "why": "x"}, 422, "why"),
+    ("assign malformed JSON", "post", "/tickets/{ticket}/assign", '{"team": }', 400, None),
+    ("reply unknown ticket", "post", "/tickets/{unknown_ticket}/replies", {"body": "Hi"}, 404, None),
+    ("reply empty", "post", "/tickets/{ticket}/replies", {"body": ""}, 422, "body"),
+    ("reply blank", "post", "/tickets/{ticket}/replies", {"body": "   \n"}, 422, "body"),
+    ("reply missing body", "post", "/tickets/{ticket}/replies", {}, 422, "body"),
+    ("reply over 20000", "post", "/tickets/{ticket}/replies", {"body": TOO_LONG}, 422, "body"),
+    ("reply unknown status", "post", "/tickets/{ticket}/replies", {"body": "Hi", "status": "sleeping"}, 422, "status"),
+    ("reply status resolved", "post", "/tickets/{ticket}/replies", {"body": "Hi", "status": "resolved"}, 422, "status"),
+    ("reply unknown field", "post", "/tickets/{ticket}/replies", {"body": "Hi", "internal": True}, 422, "internal"),
+    ("reply malformed JSON", "post", "/tickets/{ticket}/replies", '{"body": "Hi"', 400, None),
+    ("note empty", "post", "/tickets/{ticket}/notes", {"body": ""}, 422, "body"),
+    ("note over 20000", "post", "/tickets/{ticket}/notes", {"body": TOO_LONG}, 422, "body"),
+    ("note unknown field", "post", "/tickets/{ticket}/notes", {"body": "x", "public": True}, 422, "public"),
+    ("note malformed JSON", "post", "/tickets/{ticket}/notes", "{", 400, None),
+    ("note unknown ticket", "post", "/tickets/{unknown_ticket}/notes", {"body": "x"}, 404, None),
+    ("status unknown", "post", "/tickets/{ticket}/status", {"status": "sleeping"}, 422, "status"),
+    ("status resolved", "post", "/tickets/{ticket}/status", {"status": "resolved"}, 422, "status"),
+    ("status closed", "post", "/tickets/{ticket}/status", {"status": "closed"}, 422, "status"),
+    ("status new", "post", "/tickets/{ticket}/status", {"status": "new"}, 422, "status"),
+    ("status missing", "post", "/tickets/{ticket}/status", {}, 422, "status"),
+    ("status malformed JSON", "post", "/tickets/{ticket}/status", "status", 400, None),
+    ("status unknown ticket", "post", "/tickets/{unknown_ticket}/status", {"status": "in_progress"}, 404, None),
+    ("priority unknown", "post", "/tickets/{ticket}/priority", {"priority": "urgent"}, 422, "priority"),
+    ("priority missing", "post", "/tickets/{ticket}/priority", {}, 422, "priority"),
+    ("priority unknown field", "post", "/tickets/{ticket}/priority", {"priority": "high", "x": 1}, 422, "x"),
+    ("priority malformed JSON", "post", "/tickets/{ticket}/priority", "{{", 400, None),
+    ("priority unknown ticket", "post", "/tickets/{unknown_ticket}/priority", {"priority": "high"}, 404, None),
+    ("resolve empty", "post", "/tickets/{ticket}/resolve", {"resolution": ""}, 422, "resolution"),
+    ("resolve over 5000", "post", "/tickets/{ticket}/resolve", {"resolution": "x" * 5001}, 422, "resolution"),
+    (
+        "resolve unknown field",
+        "post",
+        "/tickets/{ticket}/resolve",
+        {"resolution": "x", "status": "resolved"},
+        422,
+        "status",
+    ),
+    ("resolve malformed JSON", "post", "/tickets/{ticket}/resolve", "]", 400, None),
+    ("resolve unknown ticket", "post", "/tickets/{unknown_ticket}/resolve", {"resolution": "x"}, 404, None),
+]
+
+
+INVALID_WORLD: dict = {}
+
+
+def state_of(aclient, agent_id: str, ticket_id: str) -> tuple[dict, dict]:
+    return (
+        aclient.get(f"/agents/{agent_id}", headers=admin()).get_json(),
+        aclient.get(f"/tickets/{ticket_id}", headers=admin()).get_json(),
+    )
+
+
+def _fill(value, names: dict):
+    """The body with each "{name}" placeholder replaced by the test's own id."""
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in names:
+        return names[value[1:-1]]
+    if isinstance(value, list):
+        return [_fill(v, names) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, names) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "field"), [case[1:] for case in INVALID],
+                         ids=[case[0] for case in INVALID])  # fmt: skip
+def test_invalid_input_gets_its_problem_json(
+    method, path, body, status, field, aclient, make_team, make_agent, new_ticket, settled, tap, assignment_db
+):
+    if not INVALID_WORLD:  # invalid input changes nothing (which is what the test checks): one world for all
+        team = make_team()
+        INVALID_WORLD.update(team=team, agent=make_agent(team["id"]), ticket=new_ticket(team["topics"][0]))
+    team, agent, ticket_id = INVALID_WORLD["team"], INVALID_WORLD["agent"], INVALID_WORLD["ticket"]
+    names = {"team": team["id"], "agent": agent["id"], "ticket": ticket_id, "unknown_team": unique("noteam"),
+             "unknown_agent": unique("noagent"), "unknown_ticket": uuid.uuid4().hex}  # fmt: skip
+    headers = as_agent(agent["id"]) if path.endswith("/claim") else admin()
+    settled(ticket_id)
+    before = state_of(aclient, agent["id"], ticket_id)
+    events_before = len(tap.envelopes(ticket_id=ticket_id))
+    url = path.format(**names)
+    if isinstance(body, str):
+        response = getattr(aclient, method)(url, data=body, content_type="application/json", headers=headers)
+    elif method == "post" and path == "/agents":
+        valid = {"id": unique("new"), "name": "New", "email": "new@example.com", "teams": [team["id"]], "capacity": 2}
+        response = aclient.post(url, json={**valid, **_fill(body, names)}, headers=headers)
+    elif method == "post" and path == "/teams":
+        response = aclient.post(url, json={"id": unique("new"), "name": "New", **_fill(body, names)}, headers=headers)
+    else:
+        response = getattr(aclient, method)(url, json=_fill(body, names), headers=headers)
+
+    assert_problem(response, status, field)
+    settled(ticket_id)
+    assert state_of(aclient, agent["id"], ticket_id) == before
+    assert len(tap.envelopes(ticket_id=ticket_id)) == events_before
+
+
+def test_a_body_that_is_not_json_is_400_and_an_oversized_one_413(aclient, assigned):
+    team, jane, _, ticket_id = assigned
+    as_text = aclient.post(
+        f"/tickets/{ticket_id}/replies", data="body=hello", content_type="text/plain", headers=as_agent(jane["id"])
+    )
+    assert_problem(as_text, 400)
+    huge = json.dumps({"body": "x" * (1024 * 1024 + 10)})
+    too_big = aclient.post(
+        f"/tickets/{ticket_id}/notes", data=huge, content_type="application/json", headers=as_agent(jane["id"])
+    )
+    assert_problem(too_big, 413)
+    bound = aclient.post(f"/tickets/{ticket_id}/replies", json={"body": "x" * 20000}, headers=as_agent(jane["id"]))
+    assert bound.status_code == 201, "20000 characters are allowed"
+
+
+SURROGATE_BODIES = {
+    "POST /agents": ("post", "/agents", '{{"id": "{new}", "name": "A\\ud800", "email": "a@example.com", '
+                     '"teams": ["{team}"], "capacity": 1}}'),
+    "PATCH /agents/{id}": ("patch", "/agents/{agent}", '{{"name": "A\\ud800"}}'),
+    "POST /teams": ("post", "/teams", '{{"id": "{new}", "name": "T\\udfff"}}'),
+    "replies": ("post", "/tickets/{ticket}/replies", '{{"body": "Hi \\ud800"}}'),
+    "notes": ("post", "/tickets/{ticket}/notes", '{{"body": "Hi \\ud800"}}'),
+    "resolve": ("post", "/tickets/{ticket}/resolve", '{{"resolution": "Done \\ud800"}}'),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint", list(SURROGATE_BODIES))
+def test_a_lone_surrogate_in_a_string_is_a_4xx_not_a_500(endpoint, aclient, assigned):
+    team, jane, _, ticket_id = assigned
+    method, path, template = SURROGATE_BODIES[endpoint]
+    names = {"team": team["id"], "agent": jane["id"], "ticket": ticket_id, "new": unique("new")}
+    body = template.format(**names)
+
+    response = getattr(aclient, method)(path.format(**names), data=body, content_type="application/json",
+                                        headers=admin())  # fmt: skip
+
+    assert 400 <= response.status_code < 500, response.status_code
+    assert_problem(response, response.status_code)
