@@ -516,8 +516,9 @@ class Reconciler:
 
     def run(self) -> int:
         fixed, seen = 0, {}
+        owned = self.app.tickets.open_by_agent()
         for agent in self.app.agents.all():
-            truth = self.app.tickets.open_of(agent["id"])
+            truth = owned.get(agent["id"], [])
             if sorted(agent["open"]) == truth:
                 continue
             key = (tuple(sorted(agent["open"])), tuple(truth))

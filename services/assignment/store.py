@@ -180,9 +180,13 @@ class TicketStore:
         )
         return [doc["_id"] for doc in docs.limit(limit)]
 
-    def open_of(self, agent_id: str) -> list[str]:
-        query = {"agent_id": agent_id, "status": {"$in": list(OPEN_STATUSES)}}
-        return sorted(doc["_id"] for doc in self.collection.find(query, {"_id": 1}))
+    def open_by_agent(self) -> dict[str, list[str]]:
+        """Every agent's open tickets, from the tickets (one query, whatever the number of agents)."""
+        query = {"agent_id": {"$ne": None}, "status": {"$in": list(OPEN_STATUSES)}}
+        owned: dict[str, list[str]] = {}
+        for doc in self.collection.find(query, {"agent_id": 1}):
+            owned.setdefault(doc["agent_id"], []).append(doc["_id"])
+        return {agent_id: sorted(ids) for agent_id, ids in owned.items()}
 
     def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
         """Open tickets: soonest SLA deadline, then priority, then age (cursor: the last one's sort key)."""
