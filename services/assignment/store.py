@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.assignment.domain import GENERAL, OPEN_STATUSES, PRIORITY_RANK, Ticket
 from shared import outbox
+from shared.documents import VersionedStore
 from shared.errors import Conflict, Invalid, NotFound
 from shared.mongo import Stale, ensure_document
 
@@ -147,30 +148,19 @@ def _team(doc: dict) -> dict:
     }
 
 
-class TicketStore:
+class TicketStore(VersionedStore):
+    kind, model, fields = "ticket", Ticket, _TICKET_FIELDS
+
     def __init__(self, db: Database) -> None:
-        self.collection = db["tickets"]
+        super().__init__(db["tickets"])
+
+    def derived(self, ticket: Ticket) -> dict:
+        return {"priority_rank": ticket.priority_rank, "sla_sort": ticket.sla_sort}
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("team", ASCENDING), ("agent_id", ASCENDING), ("status", ASCENDING)])
         self.collection.create_index([("agent_id", ASCENDING), ("status", ASCENDING)])
         self.collection.create_index([("sla_sort", ASCENDING), ("priority_rank", ASCENDING), ("created_at", ASCENDING)])
-
-    def insert(self, ticket: Ticket, staged: dict) -> bool:
-        """Store a new ticket with its events; False when it exists already (a redelivered ticket.created)."""
-        if not outbox.insert_with_events(self.collection, _to_doc(ticket), staged):
-            return False
-        ticket.version = 1
-        return True
-
-    def get(self, ticket_id: str) -> Ticket:
-        doc = self.collection.find_one({"_id": ticket_id}, outbox.NO_OUTBOX)
-        if doc is None:
-            raise NotFound(f"No ticket {ticket_id}.")
-        return Ticket(id=doc["_id"], version=doc.get("_v", 0), **{k: doc[k] for k in _TICKET_FIELDS if k in doc})
-
-    def save(self, ticket: Ticket, staged: dict) -> None:
-        ticket.version = outbox.save_with_events(self.collection, ticket.id, ticket.version, _to_doc(ticket), staged)
 
     def waiting(self, team: str, limit: int = 20) -> list[str]:
         """The team's queue: unassigned open tickets, emergency first, then high, normal, low; oldest first."""
@@ -196,19 +186,9 @@ class TicketStore:
         if cursor:
             query = {"$and": [query, _after(_decode_cursor(cursor))]}
         docs = list(self.collection.find(query, outbox.NO_OUTBOX).sort(order).limit(limit + 1))
-        tickets = [self.get_from(doc) for doc in docs[:limit]]
+        tickets = [self.from_doc(doc) for doc in docs[:limit]]
         last = docs[limit - 1] if len(docs) > limit else None
         return tickets, _encode_cursor(last) if last else None
-
-    @staticmethod
-    def get_from(doc: dict) -> Ticket:
-        return Ticket(id=doc["_id"], version=doc.get("_v", 0), **{k: doc[k] for k in _TICKET_FIELDS if k in doc})
-
-
-def _to_doc(ticket: Ticket) -> dict:
-    doc = {name: getattr(ticket, name) for name in _TICKET_FIELDS}
-    doc.update(_id=ticket.id, priority_rank=ticket.priority_rank, sla_sort=ticket.sla_sort)
-    return doc
 
 
 def _encode_cursor(doc: dict) -> str:

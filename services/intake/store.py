@@ -13,7 +13,8 @@ from pymongo.errors import DuplicateKeyError
 
 from services.intake.domain import DEFAULT_TOPICS, Ticket
 from shared import outbox
-from shared.errors import Invalid, NotFound
+from shared.documents import VersionedStore
+from shared.errors import Invalid
 from shared.mongo import ensure_document, next_sequence
 
 FIRST_NUMBER = 100001
@@ -56,10 +57,12 @@ def decode_cursor(cursor: str, types: dict[str, type]) -> dict:
         raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
 
 
-class TicketStore:
+class TicketStore(VersionedStore):
+    kind, model, fields = "ticket", Ticket, _TICKET_FIELDS
+
     def __init__(self, db: Database) -> None:
+        super().__init__(db["tickets"])
         self.db = db
-        self.collection = db["tickets"]
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("number", DESCENDING)], unique=True)
@@ -72,48 +75,19 @@ class TicketStore:
     def next_number(self) -> int:
         return next_sequence(self.db, "ticket_number", FIRST_NUMBER)
 
-    def insert(self, ticket: Ticket, staged: dict) -> bool:
-        """Store a new ticket with its events; False when a ticket with that id already exists."""
-        if not outbox.insert_with_events(self.collection, _to_doc(ticket), staged):
-            return False
-        ticket.version = 1
-        return True
-
-    def get(self, ticket_id: str) -> Ticket:
-        doc = self.collection.find_one({"_id": ticket_id}, outbox.NO_OUTBOX)
-        if doc is None:
-            raise NotFound(f"No ticket {ticket_id}.")
-        return _from_doc(doc)
-
-    def save(self, ticket: Ticket, staged: dict) -> None:
-        """Write the ticket's changes and its events in one write, if nobody saved it meanwhile (else Stale)."""
-        ticket.version = outbox.save_with_events(self.collection, ticket.id, ticket.version, _to_doc(ticket), staged)
-
     def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
         """Newest first; the cursor is the last number seen."""
         query = {key: value for key, value in filters.items() if value is not None}
         if cursor:
             query["number"] = {"$lt": decode_cursor(cursor, {"n": int})["n"]}
         docs = list(self.collection.find(query, outbox.NO_OUTBOX).sort("number", DESCENDING).limit(limit + 1))
-        tickets = [_from_doc(doc) for doc in docs[:limit]]
+        tickets = [self.from_doc(doc) for doc in docs[:limit]]
         more = len(docs) > limit
         return tickets, encode_cursor({"n": tickets[-1].number}) if more else None
 
     def resolved_before(self, moment: datetime, limit: int = 200) -> list[str]:
         query = {"status": "resolved", "resolved_at": {"$lte": moment}}
         return [doc["_id"] for doc in self.collection.find(query, {"_id": 1}).limit(limit)]
-
-
-def _to_doc(ticket: Ticket) -> dict:
-    doc = {name: getattr(ticket, name) for name in _TICKET_FIELDS}
-    doc["_id"] = ticket.id
-    return doc
-
-
-def _from_doc(doc: dict) -> Ticket:
-    return Ticket(
-        id=doc["_id"], version=doc.get("_v", 0), **{name: doc.get(name) for name in _TICKET_FIELDS if name in doc}
-    )
 
 
 class TopicStore:
