@@ -8,6 +8,7 @@ found by the relay's periodic sweep for documents whose `_outbox_due` has passed
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -90,6 +91,7 @@ class OutboxFlusher:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name=f"{self.service}-outbox", daemon=True)
                 self._thread.start()
+                atexit.register(self.drain, 3.0)  # a worker shutting down publishes what it just stored
 
     def _loop(self) -> None:
         publisher = Publisher(self.settings, self.service)
