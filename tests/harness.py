@@ -165,3 +165,32 @@ def _close(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+def walk_pages(client, path: str, params: dict, headers: dict[str, str], max_pages: int = 50) -> list[dict]:
+    """Every page of a cursor-paginated list (Flask test client), following next_cursor until it is null."""
+    pages, cursor = [], None
+    while True:
+        response = client.get(path, query_string={**params, **({"cursor": cursor} if cursor else {})}, headers=headers)
+        assert response.status_code == 200, response.get_json()
+        page = response.get_json()
+        assert set(page) == {"items", "next_cursor"}
+        pages.append(page)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < max_pages, "the cursor never ends"
+
+
+def consumers_on(amqp_url: str, queue: str) -> int:
+    """How many consumers the broker counts on a queue (0 while it does not exist)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        if connection.is_open:
+            connection.close()

@@ -25,7 +25,7 @@ from services.assignment import handlers
 from shared import mongo
 from shared.events import format_time
 from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name
-from tests.harness import auth_header, wait_until
+from tests.harness import auth_header, consumers_on, wait_until
 from tests.integration.conftest import event_from
 
 PROBLEM_JSON = "application/problem+json"
@@ -129,17 +129,6 @@ def outbox_empty(db, ticket_ids) -> bool:
 def recount(db, agent_id: str) -> int:
     """The truth about an agent's load: its tickets that are neither resolved nor closed."""
     return db.tickets.count_documents({"agent_id": agent_id, "status": {"$in": list(OPEN_STATUSES)}})
-
-
-def consumers_on(amqp_url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return 0
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 def declare_assignment_queue(amqp_url: str, settings) -> str:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.events import format_time, parse_time
-from tests.harness import auth_header
+from tests.harness import auth_header, walk_pages
 from tests.integration.assignment_fixtures import (  # fixtures: pytest finds them by their short names
     AGENT_KEYS,
     HISTORY_KEYS,
@@ -562,22 +562,6 @@ def test_resolve_publishes_resolved_frees_the_agent_and_a_second_resolve_is_409(
 # --- GET /queue -----------------------------------------------------------------------------------
 
 
-def walk(aclient, params: dict, headers: dict) -> list[dict]:
-    """Every page of the queue, following next_cursor until it is null."""
-    pages, cursor = [], None
-    while True:
-        query = {**params, **({"cursor": cursor} if cursor else {})}
-        response = aclient.get("/queue", query_string=query, headers=headers)
-        assert response.status_code == 200, response.get_json()
-        page = response.get_json()
-        assert set(page) == {"items", "next_cursor"}
-        pages.append(page)
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return pages
-        assert len(pages) < 20, "the cursor never ends"
-
-
 def test_queue_orders_by_soonest_sla_deadline_then_priority_then_age_with_filters_and_cursor(
     aclient, make_team, make_agent, new_ticket, handle
 ):
@@ -605,9 +589,9 @@ def test_queue_orders_by_soonest_sla_deadline_then_priority_then_age_with_filter
     assert listed.get_json()["next_cursor"] is None
     assert [t["ticket_id"] for t in listed.get_json()["items"]] == order
     assert all(set(t) == TICKET_KEYS for t in listed.get_json()["items"])
-    pages = walk(aclient, {"team": team["id"], "limit": 4}, admin())
+    pages = walk_pages(aclient, "/queue", {"team": team["id"], "limit": 4}, admin())
     assert [len(p["items"]) for p in pages] == [4, 2]
-    pages = walk(aclient, {"team": team["id"], "limit": 1}, admin())
+    pages = walk_pages(aclient, "/queue", {"team": team["id"], "limit": 1}, admin())
     assert [t["ticket_id"] for p in pages for t in p["items"]] == order
     by_agent = aclient.get("/queue", query_string={"agent_id": jane["id"]}, headers=admin()).get_json()
     assert [t["ticket_id"] for t in by_agent["items"]] == [normal]

@@ -15,8 +15,6 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pika
-import pika.exceptions
 import pytest
 
 from services.intake.domain import DEFAULT_TOPICS
@@ -24,7 +22,7 @@ from shared import mongo
 from shared.auth import issue_token
 from shared.events import parse_time
 from shared.topology import queue_name
-from tests.harness import auth_header, token, wait_until
+from tests.harness import auth_header, consumers_on, token, wait_until, walk_pages
 from tests.integration.conftest import event_from, ticket_request
 
 PROBLEM_JSON = "application/problem+json"
@@ -98,21 +96,6 @@ def wait_for_envelopes(tap, ticket_id: str, type: str, count: int = 1) -> list[d
     )
 
 
-def walk_pages(client, path: str, params: dict, headers: dict[str, str], max_pages: int = 50) -> list[dict]:
-    """Every page of a cursor-paginated list, following next_cursor until it is null."""
-    pages, cursor = [], None
-    while True:
-        response = client.get(path, query_string={**params, **({"cursor": cursor} if cursor else {})}, headers=headers)
-        assert response.status_code == 200, response.get_json()
-        page = response.get_json()
-        assert set(page) == {"items", "next_cursor"}
-        pages.append(page)
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return pages
-        assert len(pages) < max_pages, "the cursor never ends"
-
-
 def handled(intake_db, event_id: str) -> None:
     """Wait until intake's consumer has finished handling the event (it records each handled event id)."""
     wait_until(
@@ -144,18 +127,6 @@ def replied_data(**overrides) -> dict:
 
 def sla_data(clock: str, due_at: str, **extra) -> dict:
     return {"clock": clock, "instance": 0, "due_at": due_at, "priority": "normal", "policy_version": 1, **extra}
-
-
-def consumers_on(amqp_url: str, queue: str) -> int:
-    """How many consumers the broker counts on a queue (0 while it does not exist)."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return 0
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 @pytest.fixture
