@@ -80,6 +80,12 @@ def choose_agent(team: str, agents: list[Candidate]) -> Decision:
     return Decision(team, best.agent_id, members)
 
 
+def takes_back(previous: Candidate | None, team: str, still_counted: bool) -> bool:
+    """On reopen: the previous agent takes the ticket back if in the team, available and under capacity
+    (or if its slot is still counted for the ticket, when a first attempt was interrupted)."""
+    return previous is not None and team in previous.teams and (still_counted or previous.eligible(team))
+
+
 # --- a ticket's workflow --------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from services.assignment.domain import (
     may_manage,
     may_work_on,
     route,
+    takes_back,
 )
 from services.assignment.store import AgentStore, TeamStore, TicketStore
 from shared import events, outbox
@@ -457,11 +458,8 @@ def on_reopened(app: Assignment, envelope: dict) -> None:
 
     def previous_or_team(ticket: Ticket):
         previous = app.agents.find(ticket.agent_id)
-        if (
-            previous
-            and ticket.team in previous["teams"]
-            and (ticket.id in previous["open"] or _candidate(previous).eligible(ticket.team))
-        ):
+        candidate = _candidate(previous) if previous else None
+        if takes_back(candidate, ticket.team, bool(previous) and ticket.id in previous["open"]):
             return previous, ticket.team, None
         return _auto(app)(ticket)
 

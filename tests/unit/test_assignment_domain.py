@@ -210,3 +210,14 @@ def test_a_reply_takes_met_deadlines_out_of_the_queues_order():
     assert ticket.sla_sort == T0 + timedelta(hours=1)
     ticket.reply("r1", "jane", "Jane", "On it", None, T0)
     assert ticket.sla_sort == T0 + timedelta(hours=8)  # first and next response met; resolution still runs
+
+
+def test_on_reopen_the_previous_agent_takes_it_back_only_when_free_for_it():
+    from services.assignment.domain import takes_back
+
+    assert takes_back(agent("jane", 1), "network", still_counted=False)
+    assert not takes_back(agent("jane", 5, capacity=5), "network", still_counted=False)  # full
+    assert not takes_back(agent("jane", available=False), "network", still_counted=False)
+    assert not takes_back(agent("jane", teams=("hardware",)), "network", still_counted=False)  # left the team
+    assert takes_back(agent("jane", 5, capacity=5), "network", still_counted=True)  # its slot is already counted
+    assert not takes_back(None, "network", still_counted=False)
