@@ -1,0 +1,395 @@
+"""sla's rules: policies per priority and the clocks of a ticket, driven by its events. No I/O here.
+
+A clock counts business seconds in its calendar: `elapsed` before the current running span plus the
+span since `running_since`. Every event carries its occurred_at `at`, and nothing moves backwards: an
+event older than the last one of its kind, or than the clock's last change, is ignored (its effect is
+lost rather than replayed out of order). A closed ticket's clocks never change again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+
+from services.sla.business_time import Calendar, add_business_minutes, business_seconds_between
+from shared.events import derived_event_id
+from shared.ordering import newer
+
+PRIORITIES = ("emergency", "high", "normal", "low")
+CLOCKS = ("first_response", "next_response", "resolution")
+ALWAYS = "24x7"
+DEFAULT_MINUTES = {
+    "emergency": (15, 30, 240),
+    "high": (60, 120, 480),
+    "normal": (240, 480, 1440),
+    "low": (480, 960, 4320),
+}
+DEFAULT_WARN_AT = (80,)
+MAX_MINUTES = 10 * 366 * 24 * 60  # ten years: beyond that a target is a typo, and datetimes overflow
+PAUSING_STATUSES = ("waiting_on_requester",)
+RUNNING_STATUSES = ("new", "assigned", "in_progress")
+_MINUTE_FIELDS = tuple(f"{clock}_minutes" for clock in CLOCKS)
+_POLICY_FIELDS = (*_MINUTE_FIELDS, "warn_at_percent", "calendar")
+_CALENDAR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+# --- policies --------------------------------------------------------------------------------------
+
+
+class PolicyError(ValueError):
+    """An invalid policy; `errors` maps fields to messages (422)."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__(f"invalid policy: {errors}")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Policy:
+    priority: str
+    version: int
+    first_response_minutes: float
+    next_response_minutes: float
+    resolution_minutes: float
+    warn_at_percent: tuple[int, ...] = DEFAULT_WARN_AT
+    calendar: str = ALWAYS
+
+    def target_seconds(self, clock: str) -> float:
+        return getattr(self, f"{clock}_minutes") * 60
+
+
+def default_policies() -> dict[str, Policy]:
+    """The CONTRACT's defaults, each at version 1."""
+    return {p: Policy(p, 1, *map(float, DEFAULT_MINUTES[p])) for p in PRIORITIES}
+
+
+def validate_policy(raw: object, calendars: Collection[str] | None = None) -> dict:
+    """The fields of `Policy` but priority and version, from a PUT body; PolicyError listing every problem.
+
+    With `calendars`, the calendar must also be one of those ids.
+    """
+    if not isinstance(raw, Mapping):
+        raise PolicyError({"_schema": ["Must be an object."]})
+    errors = {str(key): ["Unknown field."] for key in raw if key not in _POLICY_FIELDS}
+    errors |= {name: ["Missing data for required field."] for name in _POLICY_FIELDS if name not in raw}
+    for name in _MINUTE_FIELDS:
+        if name in raw and not _valid_minutes(raw[name]):
+            errors[name] = [f"Must be a finite number greater than 0 and at most {MAX_MINUTES}."]
+    if "warn_at_percent" in raw and (problems := _percent_problems(raw["warn_at_percent"])):
+        errors["warn_at_percent"] = problems
+    if "calendar" in raw and (problem := _calendar_problem(raw["calendar"], calendars)):
+        errors["calendar"] = [problem]
+    if errors:
+        raise PolicyError(errors)
+    minutes = {name: float(raw[name]) for name in _MINUTE_FIELDS}
+    return {**minutes, "warn_at_percent": tuple(sorted(raw["warn_at_percent"])), "calendar": raw["calendar"]}
+
+
+def _valid_minutes(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value) and 0 < value <= MAX_MINUTES
+    except OverflowError:  # an int too big for a float
+        return False
+
+
+def _percent_problems(value: object) -> list[str]:
+    if not isinstance(value, list):
+        return ["Must be a list of whole percents from 1 to 99."]
+    problems = [
+        f"Item {i}: must be a whole number from 1 to 99."
+        for i, p in enumerate(value)
+        if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 99
+    ]
+    if not problems and len(set(value)) < len(value):
+        problems.append("Each percent may appear only once.")
+    return problems
+
+
+def _calendar_problem(value: object, calendars: Collection[str] | None) -> str | None:
+    if not isinstance(value, str) or not _CALENDAR_ID.fullmatch(value):
+        return "Must be a calendar id: letters, digits, '_', '.' or '-', up to 64."
+    if calendars is not None and value != ALWAYS and value not in calendars:
+        return f"Unknown calendar: {value!r}."
+    return None
+
+
+# --- one clock -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Clock:
+    kind: str  # first_response | next_response | resolution
+    instance: int  # 0, except next_response: 0, 1, 2... one per requester message awaiting an answer
+    target_seconds: float
+    policy_version: int
+    calendar: str
+    warn_at_percent: tuple[int, ...]
+    started_at: datetime
+    state: str = "running"  # running | paused | met | stopped (`status` adds breached)
+    elapsed: float = 0.0  # business seconds before running_since
+    running_since: datetime | None = None
+    due_at: datetime | None = None  # the deadline of the running span (kept once met or stopped)
+    changed_at: datetime | None = None  # its watermark: the moment of its last change
+    met_at: datetime | None = None
+    stopped_at: datetime | None = None
+    breached_at: datetime | None = None  # when it passed its target (sticky)
+    announced: list[str] = field(default_factory=list)  # "warn-80", "breach": each at most once
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("running", "paused")
+
+    @property
+    def status(self) -> str:
+        return "breached" if self.breached_at is not None and self.active else self.state
+
+    def elapsed_at(self, now: datetime, calendar: Calendar) -> float:
+        if not self.running:
+            return self.elapsed
+        return self.elapsed + business_seconds_between(calendar, self.running_since, now)
+
+    def moment_of(self, seconds: float, calendar: Calendar) -> datetime:
+        """When the running clock's elapsed time reaches `seconds` (its span's start if it already has)."""
+        short = seconds - self.elapsed
+        return add_business_minutes(calendar, self.running_since, short / 60) if short > 0 else self.running_since
+
+    def run(self, at: datetime, calendar: Calendar) -> None:
+        self.state, self.running_since, self.changed_at, self.stopped_at = "running", at, at, None
+        self.due_at = self.moment_of(self.target_seconds, calendar)
+
+    def halt(self, state: str, at: datetime, calendar: Calendar) -> None:
+        """End the running span at `at` (paused, met or stopped); met or stopped late, it has breached."""
+        if self.running:
+            self.elapsed = self.elapsed_at(at, calendar)
+            if self.breached_at is None and at >= self.due_at:
+                self.breached_at = self.due_at
+        self.state, self.running_since, self.changed_at = state, None, at
+        if state == "paused":
+            self.due_at = None  # unknown until it resumes
+        self.met_at = at if state == "met" else self.met_at
+        self.stopped_at = at if state == "stopped" else self.stopped_at
+
+    def retarget(self, policy: Policy, at: datetime, old: Calendar, new: Calendar) -> None:
+        """The new policy's target, version and calendar from `at` on, elapsed time kept."""
+        if self.running:
+            self.elapsed, self.running_since = self.elapsed_at(at, old), at
+        self.target_seconds, self.policy_version = policy.target_seconds(self.kind), policy.version
+        self.calendar, self.warn_at_percent, self.changed_at = policy.calendar, policy.warn_at_percent, at
+        if self.running:
+            self.due_at = self.moment_of(self.target_seconds, new)
+
+    def thresholds(self, calendar: Calendar) -> list[tuple[str, int | None, datetime]]:
+        """(label, percent, moment) of what is still to announce: warnings while running, then the breach."""
+        if "breach" in self.announced:
+            return []
+        if self.breached_at is not None:
+            return [("breach", None, self.breached_at)]
+        if not self.running:
+            return []  # a warning not yet announced when a clock is met or stopped no longer matters
+        warnings = [
+            (f"warn-{p}", p, self.moment_of(self.target_seconds * p / 100, calendar))
+            for p in self.warn_at_percent
+            if f"warn-{p}" not in self.announced
+        ]
+        return [*warnings, ("breach", None, self.due_at)]
+
+
+# --- a ticket's clocks -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An sla.warning or sla.breached to publish, with its derived, stable event id."""
+
+    type: str
+    event_id: str
+    at: datetime  # the moment the threshold or target was passed
+    data: dict
+
+
+@dataclass
+class TicketClocks:
+    """The clocks of one ticket. Each event method returns whether anything changed (to save)."""
+
+    ticket_id: str
+    priority: str | None = None
+    clocks: list[Clock] = field(default_factory=list)
+    closed_at: datetime | None = None
+    watermarks: dict[str, datetime] = field(default_factory=dict)
+    calendars: dict[str, Calendar] = field(default_factory=dict, repr=False, compare=False)  # not stored
+
+    # -- events --
+
+    def created(self, priority: str, at: datetime, policies: Mapping[str, Policy]) -> bool:
+        """ticket.created: first_response and resolution start under the priority's current policy."""
+        if self.clocks or self.closed_at is not None:
+            return False
+        self.priority = priority
+        for kind in ("first_response", "resolution"):
+            self._start(kind, 0, policies[priority], at)
+        return True
+
+    def replied(self, at: datetime) -> bool:
+        """ticket.replied (public replies only): meets first_response and the next_response waiting."""
+        if self.closed_at is not None or not newer(self.watermarks, "reply", at):
+            return False
+        for clock in self._active("first_response", "next_response"):
+            if at >= clock.changed_at:
+                clock.halt("met", at, self._calendar(clock.calendar))
+        return True
+
+    def message_added(self, at: datetime, policies: Mapping[str, Policy]) -> bool:
+        """A requester message after an agent's reply starts a new next_response instance (one at a time)."""
+        last_reply = self.watermarks.get("reply")
+        if self.closed_at is not None or last_reply is None or at <= last_reply or self._active("next_response"):
+            return False
+        resolution = self._latest("resolution")
+        if resolution and resolution.state == "stopped" and at < resolution.stopped_at:
+            return False  # written before a resolve that came in first: nobody awaits an answer now
+        instance = sum(clock.kind == "next_response" for clock in self.clocks)
+        self._start("next_response", instance, policies[self.priority], at)
+        return True
+
+    def status_changed(self, status: str, at: datetime) -> bool:
+        """Waiting on the requester pauses resolution; an open working status resumes it."""
+        if self.closed_at is not None or not newer(self.watermarks, "status", at):
+            return False
+        for clock in self._active("resolution"):
+            if at < clock.changed_at:
+                continue
+            if status in PAUSING_STATUSES and clock.running:
+                clock.halt("paused", at, self._calendar(clock.calendar))
+            elif status in RUNNING_STATUSES and clock.state == "paused":
+                clock.run(at, self._calendar(clock.calendar))
+        return True
+
+    def resolved(self, at: datetime) -> bool:
+        """Every running or paused clock stops; only resolution resumes, on reopen."""
+        if self.closed_at is not None or not newer(self.watermarks, "lifecycle", at):
+            return False
+        for clock in self._active(*CLOCKS):
+            if at >= clock.changed_at:
+                clock.halt("stopped", at, self._calendar(clock.calendar))
+        return True
+
+    def reopened(self, at: datetime) -> bool:
+        """resolution runs again with its elapsed time kept."""
+        if self.closed_at is not None or not newer(self.watermarks, "lifecycle", at):
+            return False
+        clock = self._latest("resolution")
+        if clock and clock.state == "stopped" and at >= clock.changed_at:
+            clock.run(at, self._calendar(clock.calendar))
+        return True
+
+    def closed(self, at: datetime) -> bool:
+        """Everything stops for good, whatever arrives afterwards."""
+        if self.closed_at is not None:
+            return False
+        self.closed_at = at
+        for clock in self._active(*CLOCKS):
+            clock.halt("stopped", max(at, clock.changed_at), self._calendar(clock.calendar))
+        return True
+
+    def priority_changed(self, priority: str, at: datetime, policies: Mapping[str, Policy]) -> bool:
+        """Running and paused clocks take the new priority's current policy, elapsed time kept."""
+        if self.closed_at is not None or not newer(self.watermarks, "priority", at):
+            return False
+        self.priority, policy = priority, policies[priority]
+        for clock in self._active(*CLOCKS):
+            old = self._calendar(clock.calendar)
+            clock.retarget(policy, max(at, clock.changed_at), old, self._calendar(policy.calendar))
+        return True
+
+    # -- the timer --
+
+    def due_alerts(self, now: datetime) -> list[Alert]:
+        """The warnings and breaches passed by `now` and not yet announced, marked announced."""
+        alerts = []
+        for clock in self.clocks:
+            for label, percent, moment in clock.thresholds(self._calendar(clock.calendar)):
+                if moment <= now:
+                    alerts.append(self._announce(clock, label, percent, moment))
+        return alerts
+
+    def next_due(self, now: datetime) -> datetime | None:
+        """The soonest moment a clock passes something still to announce (`now` if already passed)."""
+        moments = [m for c in self.clocks for _, _, m in c.thresholds(self._calendar(c.calendar))]
+        return max(min(moments), now) if moments else None
+
+    def _announce(self, clock: Clock, label: str, percent: int | None, moment: datetime) -> Alert:
+        clock.announced.append(label)
+        version = str(clock.policy_version)
+        event_id = derived_event_id(self.ticket_id, clock.kind, str(clock.instance), label, version)
+        data = {
+            "clock": clock.kind,
+            "instance": clock.instance,
+            "due_at": clock.due_at or moment,
+            "priority": self.priority,
+            "policy_version": clock.policy_version,
+        }
+        if label == "breach":
+            clock.breached_at = clock.breached_at or moment
+            return Alert("sla.breached", event_id, moment, {**data, "breached_at": clock.breached_at})
+        return Alert("sla.warning", event_id, moment, {**data, "percent": percent})
+
+    # -- reading --
+
+    def describe(self, now: datetime) -> dict:
+        """The GET /tickets/{id} view of each kind's latest clock (None if it never started)."""
+        return {kind: self._view(clock, now) if (clock := self._latest(kind)) else None for kind in CLOCKS}
+
+    def _view(self, clock: Clock, now: datetime) -> dict:
+        elapsed = clock.elapsed_at(now, self._calendar(clock.calendar))
+        return {
+            "state": clock.status,
+            "instance": clock.instance,
+            "due_at": clock.due_at,
+            "met_at": clock.met_at,
+            "breached_at": clock.breached_at,
+            "elapsed_seconds": elapsed,
+            "remaining_seconds": max(clock.target_seconds - elapsed, 0.0),
+            "policy_version": clock.policy_version,
+        }
+
+    def to_dict(self) -> dict:
+        """One document for the store (datetimes stay datetimes); the calendars are not part of it."""
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("clocks", "calendars")}
+        return {**doc, "watermarks": dict(self.watermarks), "clocks": [asdict(clock) for clock in self.clocks]}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping, calendars: dict[str, Calendar] | None = None) -> TicketClocks:
+        """Back from `to_dict` (extra keys such as `_id` ignored), computing with `calendars`."""
+        clocks = [
+            Clock(**{**c, "warn_at_percent": tuple(c["warn_at_percent"]), "announced": list(c["announced"])})
+            for c in doc["clocks"]
+        ]
+        names = {f.name for f in fields(cls)} - {"clocks", "calendars", "watermarks"}
+        kept = {name: doc[name] for name in names if name in doc}
+        return cls(**kept, clocks=clocks, watermarks=dict(doc.get("watermarks", {})), calendars=calendars or {})
+
+    # -- helpers --
+
+    def _start(self, kind: str, instance: int, policy: Policy, at: datetime) -> None:
+        terms = (policy.target_seconds(kind), policy.version, policy.calendar, policy.warn_at_percent)
+        clock = Clock(kind, instance, *terms, started_at=at)
+        clock.run(at, self._calendar(clock.calendar))
+        self.clocks.append(clock)
+
+    def _active(self, *kinds: str) -> list[Clock]:
+        return [clock for clock in self.clocks if clock.kind in kinds and clock.active]
+
+    def _latest(self, kind: str) -> Clock | None:
+        return next((clock for clock in reversed(self.clocks) if clock.kind == kind), None)
+
+    def _calendar(self, calendar_id: str) -> Calendar:
+        """A clock's calendar; one no longer known counts as 24x7 rather than stopping the clock."""
+        return self.calendars.get(calendar_id) or Calendar.always()

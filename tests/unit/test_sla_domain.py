@@ -1,0 +1,437 @@
+"""sla clock rules: start, pause, resume, stop, re-target, warnings and breaches once, out-of-order events."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.sla.business_time import Calendar, parse_calendar
+from services.sla.domain import (
+    Policy,
+    PolicyError,
+    TicketClocks,
+    default_policies,
+    validate_policy,
+)
+from shared.events import SlaBreachedData, SlaWarningData, derived_event_id
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
+ALWAYS = Calendar.always()
+MINUTE = 60.0
+MADRID = parse_calendar(
+    "madrid",
+    {"timezone": "Europe/Madrid", "hours": {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}},
+)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def policies(**normal) -> dict[str, Policy]:
+    """The defaults, with the normal priority's policy changed by `normal`."""
+    table = default_policies()
+    table["normal"] = replace(table["normal"], **normal)
+    return table
+
+
+def make_ticket(priority="normal", table=None, calendars=None, created=T0) -> TicketClocks:
+    ticket = TicketClocks("t-1", calendars=calendars or {})
+    assert ticket.created(priority, created, table or default_policies())
+    return ticket
+
+
+def clock(ticket: TicketClocks, kind: str, instance: int = 0):
+    return next(c for c in ticket.clocks if c.kind == kind and c.instance == instance)
+
+
+def elapsed_minutes(ticket, kind, now) -> float:
+    return ticket.describe(now)[kind]["elapsed_seconds"] / MINUTE
+
+
+def labels(alerts) -> list[tuple[str, int, str]]:
+    return [(a.data["clock"], a.data["instance"], a.data.get("percent", "breach")) for a in alerts]
+
+
+# --- policies ----------------------------------------------------------------------------------------
+
+
+def test_default_policies_follow_the_contract():
+    table = default_policies()
+    minutes = {p: (x.first_response_minutes, x.next_response_minutes, x.resolution_minutes) for p, x in table.items()}
+    assert minutes == {
+        "emergency": (15, 30, 240),
+        "high": (60, 120, 480),
+        "normal": (240, 480, 1440),
+        "low": (480, 960, 4320),
+    }
+    assert {(x.version, x.warn_at_percent, x.calendar) for x in table.values()} == {(1, (80,), "24x7")}
+
+
+GOOD = {
+    "first_response_minutes": 60,
+    "next_response_minutes": 0.05,
+    "resolution_minutes": 480,
+    "warn_at_percent": [90, 75],
+    "calendar": "24x7",
+}
+
+
+def test_validate_policy_normalises_a_good_one():
+    assert validate_policy(GOOD) == {**GOOD, "warn_at_percent": (75, 90), "first_response_minutes": 60.0}
+    assert Policy("high", 2, **validate_policy(GOOD)).target_seconds("next_response") == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"first_response_minutes": 0}, "first_response_minutes"),
+        ({"next_response_minutes": -5}, "next_response_minutes"),
+        ({"resolution_minutes": True}, "resolution_minutes"),
+        ({"resolution_minutes": "60"}, "resolution_minutes"),
+        ({"resolution_minutes": float("nan")}, "resolution_minutes"),
+        ({"resolution_minutes": float("inf")}, "resolution_minutes"),
+        ({"resolution_minutes": 10**400}, "resolution_minutes"),
+        ({"warn_at_percent": [0]}, "warn_at_percent"),
+        ({"warn_at_percent": [100]}, "warn_at_percent"),
+        ({"warn_at_percent": [50, 50]}, "warn_at_percent"),
+        ({"warn_at_percent": [50.5]}, "warn_at_percent"),
+        ({"warn_at_percent": [True]}, "warn_at_percent"),
+        ({"warn_at_percent": 80}, "warn_at_percent"),
+        ({"calendar": ""}, "calendar"),
+        ({"calendar": 7}, "calendar"),
+        ({"calendar": "no spaces"}, "calendar"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_validate_policy_rejects(change, field):
+    with pytest.raises(PolicyError) as caught:
+        validate_policy({**GOOD, **change})
+    assert list(caught.value.errors) == [field]
+
+
+def test_validate_policy_lists_every_missing_field_and_unknown_calendars():
+    with pytest.raises(PolicyError) as caught:
+        validate_policy({})
+    assert set(caught.value.errors) == set(GOOD)
+    with pytest.raises(PolicyError) as caught:
+        validate_policy({**GOOD, "calendar": "madrid"}, calendars={"berlin"})
+    assert caught.value.errors == {"calendar": ["Unknown calendar: 'madrid'."]}
+    assert validate_policy({**GOOD, "calendar": "madrid"}, calendars={"madrid"})["calendar"] == "madrid"
+    with pytest.raises(PolicyError):
+        validate_policy([GOOD])
+
+
+# --- starting, pausing, stopping -------------------------------------------------------------------------
+
+
+def test_created_starts_first_response_and_resolution_under_the_policy_version():
+    ticket = make_ticket("high", policies() | {"high": replace(default_policies()["high"], version=4)})
+    view = ticket.describe(at(30))
+    assert view["next_response"] is None
+    assert view["first_response"]["due_at"] == at(60) and view["resolution"]["due_at"] == at(480)
+    assert view["first_response"]["policy_version"] == 4 and view["first_response"]["state"] == "running"
+    assert view["first_response"]["elapsed_seconds"] == 30 * MINUTE
+    assert view["first_response"]["remaining_seconds"] == 30 * MINUTE
+    assert not ticket.created("low", at(1), default_policies())  # a duplicate changes nothing
+
+
+def test_waiting_on_the_requester_pauses_resolution_and_resuming_keeps_elapsed():
+    ticket = make_ticket()
+    assert ticket.status_changed("waiting_on_requester", at(60))
+    assert ticket.describe(at(100))["resolution"]["state"] == "paused"
+    assert elapsed_minutes(ticket, "resolution", at(100)) == 60
+    assert ticket.describe(at(100))["resolution"]["due_at"] is None
+    assert ticket.status_changed("in_progress", at(100))
+    assert elapsed_minutes(ticket, "resolution", at(160)) == 120
+    assert clock(ticket, "resolution").due_at == at(1440 + 40)
+    assert clock(ticket, "first_response").state == "running"  # only resolution pauses
+
+
+def test_resolve_stops_everything_and_reopen_resumes_resolution_only():
+    ticket = make_ticket()
+    assert ticket.resolved(at(30))
+    assert {c.kind: c.state for c in ticket.clocks} == {"first_response": "stopped", "resolution": "stopped"}
+    assert elapsed_minutes(ticket, "resolution", at(500)) == 30
+    assert ticket.reopened(at(90))
+    assert clock(ticket, "resolution").state == "running" and clock(ticket, "first_response").state == "stopped"
+    assert elapsed_minutes(ticket, "resolution", at(100)) == 40
+    assert clock(ticket, "resolution").due_at == at(1440 + 60)
+
+
+def test_closed_stops_for_good():
+    ticket = make_ticket()
+    ticket.resolved(at(30))
+    assert ticket.closed(at(40))
+    before = ticket.to_dict()
+    assert not ticket.reopened(at(50))
+    assert not ticket.status_changed("in_progress", at(51))
+    assert not ticket.priority_changed("high", at(52), default_policies())
+    assert not ticket.replied(at(53)) and not ticket.message_added(at(54), default_policies())
+    assert not ticket.closed(at(55))
+    assert ticket.to_dict() == before
+    assert ticket.due_alerts(at(10**6)) == [] and ticket.next_due(at(60)) is None
+
+
+def test_closing_an_open_ticket_stops_its_running_clocks():
+    ticket = make_ticket()
+    ticket.closed(at(45))
+    assert {c.state for c in ticket.clocks} == {"stopped"}
+    assert elapsed_minutes(ticket, "resolution", at(999)) == 45
+
+
+def test_a_priority_change_retargets_running_and_paused_clocks_keeping_elapsed():
+    table = default_policies() | {"high": replace(default_policies()["high"], version=3)}
+    ticket = make_ticket(table=table)
+    ticket.status_changed("waiting_on_requester", at(20))
+    assert ticket.priority_changed("high", at(30), table)
+    first, resolution = clock(ticket, "first_response"), clock(ticket, "resolution")
+    assert (first.target_seconds, first.policy_version, first.due_at) == (60 * MINUTE, 3, at(60))
+    assert elapsed_minutes(ticket, "first_response", at(30)) == 30
+    assert (resolution.state, resolution.target_seconds, resolution.policy_version) == ("paused", 480 * MINUTE, 3)
+    ticket.status_changed("in_progress", at(40))
+    assert resolution.due_at == at(40 + 480 - 20)
+    assert ticket.priority == "high"
+
+
+def test_a_priority_change_past_the_new_target_breaches_at_once():
+    ticket = make_ticket()
+    ticket.priority_changed("emergency", at(20), default_policies())
+    alerts = [a for a in ticket.due_alerts(at(20)) if a.type == "sla.breached"]
+    assert labels(alerts) == [("first_response", 0, "breach")]
+    assert alerts[0].data["breached_at"] == at(20) and alerts[0].data["priority"] == "emergency"
+
+
+# --- replies and requester messages -------------------------------------------------------------------------
+
+
+def test_the_first_reply_meets_the_first_response_and_later_ones_change_nothing():
+    ticket = make_ticket()
+    assert ticket.replied(at(10))
+    assert ticket.replied(at(20))
+    first = clock(ticket, "first_response")
+    assert (first.state, first.met_at, first.breached_at) == ("met", at(10), None)
+    assert ticket.describe(at(30))["first_response"]["elapsed_seconds"] == 10 * MINUTE
+    assert clock(ticket, "resolution").state == "running"
+
+
+def test_each_requester_message_after_a_reply_starts_a_next_response_instance_met_by_the_next_reply():
+    table = default_policies()
+    ticket = make_ticket()
+    assert not ticket.message_added(at(5), table)  # before any reply: the first response still runs
+    ticket.replied(at(10))
+    assert ticket.message_added(at(20), table)
+    assert not ticket.message_added(at(25), table)  # one instance per cycle
+    ticket.replied(at(30))
+    ticket.message_added(at(40), table)
+    ticket.replied(at(55))
+    zero, one = clock(ticket, "next_response", 0), clock(ticket, "next_response", 1)
+    assert (zero.started_at, zero.state, zero.met_at, zero.elapsed) == (at(20), "met", at(30), 10 * MINUTE)
+    assert (one.started_at, one.state, one.met_at, one.elapsed) == (at(40), "met", at(55), 15 * MINUTE)
+    assert ticket.describe(at(60))["next_response"]["instance"] == 1
+
+
+# --- warnings and breaches -------------------------------------------------------------------------------------
+
+
+def test_each_warning_then_the_breach_is_announced_once():
+    ticket = make_ticket(table=policies(first_response_minutes=10, warn_at_percent=(50, 75, 90)))
+    assert ticket.next_due(at(0)) == at(5)
+    assert labels(ticket.due_alerts(at(4.9))) == []
+    assert labels(ticket.due_alerts(at(5))) == [("first_response", 0, 50)]
+    assert ticket.due_alerts(at(5)) == []
+    assert ticket.next_due(at(5)) == at(7.5)
+    assert labels(ticket.due_alerts(at(9.5))) == [("first_response", 0, 75), ("first_response", 0, 90)]
+    breach = ticket.due_alerts(at(10.5))
+    assert labels(breach) == [("first_response", 0, "breach")]
+    assert breach[0].data["breached_at"] == at(10) == breach[0].data["due_at"] and breach[0].at == at(10)
+    for minute in (11, 12, 100):
+        assert [a for a in ticket.due_alerts(at(minute)) if a.data["clock"] == "first_response"] == []
+    assert ticket.describe(at(12))["first_response"]["state"] == "breached"
+    assert ticket.next_due(at(12)) == at(720)  # resolution's 50 % warning
+
+
+def test_alert_data_matches_the_event_schemas():
+    ticket = make_ticket(table=policies(first_response_minutes=10))
+    warning, breach = ticket.due_alerts(at(11))[:2]
+    assert (warning.type, breach.type) == ("sla.warning", "sla.breached")
+    assert SlaWarningData().validate(_wire(warning.data)) == {}
+    assert SlaBreachedData().validate(_wire(breach.data)) == {}
+
+
+def _wire(data: dict) -> dict:
+    return {k: v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v for k, v in data.items()}
+
+
+def test_a_clock_met_before_its_deadline_never_breaches():
+    ticket = make_ticket(table=policies(first_response_minutes=10, resolution_minutes=20, warn_at_percent=()))
+    ticket.replied(at(9.999))
+    ticket.resolved(at(19.999))
+    assert ticket.due_alerts(at(10**5)) == [] and ticket.next_due(at(30)) is None
+    assert all(c.breached_at is None for c in ticket.clocks)
+
+
+def test_a_clock_met_after_its_deadline_still_announces_its_breach():
+    ticket = make_ticket(table=policies(first_response_minutes=10, warn_at_percent=()))
+    ticket.replied(at(10.5))  # the reply came before the timer noticed
+    assert ticket.next_due(at(11)) == at(11)
+    alerts = ticket.due_alerts(at(11))
+    assert labels(alerts) == [("first_response", 0, "breach")] and alerts[0].data["breached_at"] == at(10)
+    assert ticket.describe(at(11))["first_response"]["state"] == "met"
+
+
+def test_event_ids_are_derived_and_differ_per_threshold_instance_and_version():
+    table = policies(next_response_minutes=10, warn_at_percent=(50,))
+    ticket = make_ticket(table=table)
+    ticket.replied(at(1))
+    ticket.message_added(at(2), table)
+    first = {(a.data["instance"], a.data.get("percent")): a.event_id for a in ticket.due_alerts(at(13))}
+    assert first[(0, 50)] == derived_event_id("t-1", "next_response", "0", "warn-50", "1")
+    assert first[(0, None)] == derived_event_id("t-1", "next_response", "0", "breach", "1")
+    again = make_ticket(table=table)
+    again.replied(at(1))
+    again.message_added(at(2), table)
+    assert {a.event_id for a in again.due_alerts(at(13))} == set(first.values())  # stable
+    ticket.replied(at(14))
+    ticket.message_added(at(15), policies(next_response_minutes=10, warn_at_percent=(50,), version=2))
+    second = {a.event_id for a in ticket.due_alerts(at(30)) if a.data["clock"] == "next_response"}
+    assert second == {derived_event_id("t-1", "next_response", "1", label, "2") for label in ("warn-50", "breach")}
+    assert len(set(first.values()) | second) == 4
+
+
+# --- out of order and duplicated ---------------------------------------------------------------------------------
+
+
+def test_an_older_status_change_is_ignored():
+    ticket = make_ticket()
+    ticket.status_changed("waiting_on_requester", at(60))
+    ticket.status_changed("in_progress", at(100))
+    assert not ticket.status_changed("waiting_on_requester", at(80))
+    assert not ticket.status_changed("in_progress", at(100))
+    assert clock(ticket, "resolution").state == "running"
+    assert elapsed_minutes(ticket, "resolution", at(160)) == 120
+
+
+def test_late_and_duplicated_lifecycle_events_never_move_a_clock_back():
+    ticket = make_ticket()
+    ticket.resolved(at(30))
+    ticket.reopened(at(60))
+    assert not ticket.resolved(at(30)) and not ticket.resolved(at(45))  # older than the reopen
+    assert not ticket.reopened(at(60))
+    assert clock(ticket, "resolution").state == "running"
+    assert elapsed_minutes(ticket, "resolution", at(70)) == 40
+    assert ticket.priority_changed("high", at(80), default_policies())
+    assert not ticket.priority_changed("low", at(75), default_policies())  # older than the high one
+    assert ticket.priority == "high"
+
+
+def test_a_late_message_or_reply_starts_and_meets_nothing():
+    table = default_policies()
+    ticket = make_ticket()
+    ticket.replied(at(10))
+    ticket.message_added(at(20), table)
+    ticket.replied(at(30))
+    assert not ticket.replied(at(10))  # a duplicate
+    assert not ticket.message_added(at(20), table)  # a duplicate, already answered
+    assert not ticket.message_added(at(25), table)  # written before the reply that answered it
+    assert [c.instance for c in ticket.clocks if c.kind == "next_response"] == [0]
+    ticket.message_added(at(40), table)
+    ticket.replied(at(35))  # delivered after the message of 40: it cannot have answered it
+    assert clock(ticket, "next_response", 1).state == "running"
+
+
+def test_a_message_older_than_a_resolve_that_came_first_starts_nothing():
+    ticket = make_ticket()
+    ticket.replied(at(10))
+    ticket.resolved(at(30))
+    assert not ticket.message_added(at(20), default_policies())
+    assert [c.kind for c in ticket.clocks] == ["first_response", "resolution"]
+
+
+# --- business calendars and storage -------------------------------------------------------------------------------
+
+
+def test_a_business_calendar_puts_deadlines_in_business_hours():
+    friday = datetime(2026, 11, 27, 16, 30, tzinfo=ZoneInfo("Europe/Madrid"))
+    table = policies(first_response_minutes=60, calendar="madrid")
+    ticket = make_ticket(table=table, calendars={"madrid": MADRID}, created=friday)
+    monday = datetime(2026, 11, 30, 9, 30, tzinfo=ZoneInfo("Europe/Madrid"))
+    assert clock(ticket, "first_response").due_at == monday
+    assert ticket.next_due(friday) == datetime(2026, 11, 30, 9, 18, tzinfo=ZoneInfo("Europe/Madrid"))
+    assert ticket.describe(monday - timedelta(minutes=10))["first_response"]["elapsed_seconds"] == 50 * MINUTE
+    assert labels(ticket.due_alerts(monday - timedelta(seconds=1))) == [("first_response", 0, 80)]
+    assert labels(ticket.due_alerts(monday)) == [("first_response", 0, "breach")]
+
+
+def test_a_round_trip_through_a_document_keeps_everything():
+    ticket = make_ticket(table=policies(first_response_minutes=10, warn_at_percent=(50, 90)))
+    ticket.status_changed("waiting_on_requester", at(3))
+    ticket.due_alerts(at(6))
+    doc = ticket.to_dict()
+    assert isinstance(doc["clocks"][0]["started_at"], datetime)
+    stored = {
+        **doc,
+        "_id": "t-1",
+        "clocks": [{**c, "warn_at_percent": list(c["warn_at_percent"])} for c in doc["clocks"]],
+    }
+    again = TicketClocks.from_dict(stored, calendars={})
+    assert again == ticket and again.to_dict() == doc
+    assert again.due_alerts(at(6)) == []
+
+
+# --- properties -------------------------------------------------------------------------------------------------
+
+EVENTS = st.sampled_from(
+    ["replied", "message", "waiting", "in_progress", "resolved", "reopened", "closed", "high", "low", "alerts"]
+)
+SHORT = default_policies() | {
+    p: Policy(p, v, 5, 7, 20, (50, 75, 90)) for p, v in (("normal", 1), ("high", 2), ("low", 3))
+}
+
+
+def apply(ticket: TicketClocks, event: str, when: datetime) -> list:
+    """One event (or a timer run) at `when`; the alerts it produced."""
+    actions = {
+        "replied": lambda: ticket.replied(when),
+        "message": lambda: ticket.message_added(when, SHORT),
+        "waiting": lambda: ticket.status_changed("waiting_on_requester", when),
+        "in_progress": lambda: ticket.status_changed("in_progress", when),
+        "resolved": lambda: ticket.resolved(when),
+        "reopened": lambda: ticket.reopened(when),
+        "closed": lambda: ticket.closed(when),
+        "high": lambda: ticket.priority_changed("high", when, SHORT),
+        "low": lambda: ticket.priority_changed("low", when, SHORT),
+    }
+    return ticket.due_alerts(when) if event == "alerts" else (actions[event](), [])[1]
+
+
+def run(steps, ordered: bool) -> None:
+    """Apply the steps; with increasing times the elapsed time seen at `now` never decreases, in any
+    order what a clock has stored (its elapsed time, its last change) never does; no alert comes twice."""
+    ticket, now, seen, last = make_ticket(table=SHORT), T0, set(), {}
+    for event, minutes in steps:
+        when = (now if ordered else T0) + timedelta(minutes=minutes)
+        now = max(now, when)
+        for alert in apply(ticket, event, when) + ticket.due_alerts(now):
+            key = labels([alert])[0]
+            assert key not in seen
+            seen.add(key)
+        for c in ticket.clocks:
+            value = (c.elapsed_at(now, ALWAYS),) if ordered else (c.elapsed, c.changed_at)
+            assert value >= last.get((c.kind, c.instance), value)
+            last[(c.kind, c.instance)] = value
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(EVENTS, st.floats(0, 8, allow_nan=False)), max_size=25))
+def test_elapsed_never_decreases_and_no_alert_twice_with_increasing_times(steps):
+    run(steps, ordered=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(EVENTS, st.floats(0, 60, allow_nan=False)), max_size=25))
+def test_clocks_never_go_back_and_no_alert_twice_in_any_order(steps):
+    run(steps, ordered=False)
