@@ -24,12 +24,18 @@ _FIELDS = ("timezone", "hours", "holidays")
 _MISSING = object()
 
 
-class CalendarError(ValueError):
-    """An invalid calendar; `errors` maps field paths ("timezone", "hours.mon", "holidays.0") to messages."""
+class InvalidFields(ValueError):
+    """Invalid input; `errors` maps field paths ("timezone", "hours.mon", "holidays.0") to messages (a 422)."""
+
+    what = "input"
 
     def __init__(self, errors: dict[str, list[str]]):
-        super().__init__(f"invalid calendar: {errors}")
+        super().__init__(f"invalid {self.what}: {errors}")
         self.errors = errors
+
+
+class CalendarError(InvalidFields):
+    what = "calendar"
 
 
 @dataclass(frozen=True)

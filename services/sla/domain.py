@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
-from services.sla.business_time import Calendar, add_business_minutes, business_seconds_between
+from services.sla.business_time import Calendar, InvalidFields, add_business_minutes, business_seconds_between
 from shared.events import derived_event_id
 from shared.ordering import newer
 
@@ -39,12 +39,8 @@ _CALENDAR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # --- policies --------------------------------------------------------------------------------------
 
 
-class PolicyError(ValueError):
-    """An invalid policy; `errors` maps fields to messages (422)."""
-
-    def __init__(self, errors: dict[str, list[str]]):
-        super().__init__(f"invalid policy: {errors}")
-        self.errors = errors
+class PolicyError(InvalidFields):
+    what = "policy"
 
 
 @dataclass(frozen=True)
