@@ -2,14 +2,19 @@
 # Build FerretDB (our embedded MongoDB wire server) into .tools/bin/ferretdb, once.
 # A plain `go install` of v1.24.2 panics at start ("Invalid build/version/version.txt"),
 # so we build from the module source with the version file filled in. We also apply
-# scripts/ferretdb.patch, three fixes that make the embedded server behave as MongoDB (which
+# scripts/ferretdb.patch, four fixes that make the embedded server behave as MongoDB (which
 # production uses) does:
 #  - atomic single-document writes: v1's SQLite handler reads, changes and writes back in
 #    separate steps, so concurrent updates of one document silently lost writes;
 #  - the _id index is used: lookups and updates by _id were written with another expression
 #    than the index's, so each one scanned the whole collection;
 #  - an _id condition is pushed down to SQLite also when the filter has other conditions
-#    (a version-checked update scanned the whole collection).
+#    (a version-checked update scanned the whole collection);
+#  - a $lt/$lte/$gt/$gte condition with datetimes on a field that is the first key of a
+#    non-unique index is pushed down to SQLite and uses that index (v1 never used secondary
+#    indexes, so "clocks due soon" read the whole collection); such indexes now index the SQL
+#    value (`->>`), so that dates (integer milliseconds) compare numerically. Indexes created
+#    by an older build keep their old expression: drop and create them again to use this.
 set -euo pipefail
 
 VERSION="${FERRETDB_VERSION:-v1.24.2}"

@@ -29,6 +29,8 @@ class Settings:
     dev: bool = False
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     mongo_timeout_ms: int = 5000
+    sla_breach_grace: float = 0.1  # seconds a breach waits past its deadline for an event already on its way
+    sla_lookahead: float = 1.0  # seconds ahead the sla timer reads clocks falling due
 
     @property
     def exchange(self) -> str:
@@ -93,6 +95,8 @@ def load_settings(env: dict | None = None) -> Settings:
         dev=env.get("TICKETFLOW_DEV", "") in ("1", "true", "yes"),
         retry_delays=_delays(env.get("TICKETFLOW_RETRY_DELAYS")),
         mongo_timeout_ms=int(_float(env, "TICKETFLOW_MONGO_TIMEOUT_MS", 5000)),
+        sla_breach_grace=_float(env, "TICKETFLOW_SLA_BREACH_GRACE", 0.1),
+        sla_lookahead=max(_float(env, "TICKETFLOW_SLA_LOOKAHEAD", 1.0), 0.05),
     )
 
 

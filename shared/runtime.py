@@ -18,9 +18,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Timer:
+    """`run` every `interval` seconds, or sooner: when it returns a shorter delay, or when `wakeup` is set."""
+
     name: str
     interval: float
     run: Callable[[], object]
+    wakeup: threading.Event | None = None
 
 
 def outbox_timers(settings: Settings, service: str, pending, collections: list) -> list[Timer]:
@@ -54,11 +57,16 @@ def wait_for(step: Callable[[], object], what: str, interval: float = 1.0) -> No
 
 def _timer_loop(timer: Timer, stop: threading.Event) -> None:
     while not stop.is_set():
+        delay = timer.interval
+        if timer.wakeup is not None:
+            timer.wakeup.clear()  # before running: a wake-up set while it runs makes it run again at once
         try:
-            timer.run()
+            asked = timer.run()
+            if isinstance(asked, float) and 0 <= asked < delay:
+                delay = asked
         except Exception:  # a failing timer logs and tries again next tick; it never kills the worker
             log.exception("timer %s failed", timer.name)
-        stop.wait(timer.interval)
+        (timer.wakeup or stop).wait(delay)
 
 
 def run_worker(

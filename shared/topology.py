@@ -26,6 +26,17 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "sla.warning",
         "sla.breached",
     ),
+    "sla": (
+        "ticket.created",
+        "ticket.message_added",
+        "ticket.replied",
+        "ticket.status_changed",
+        "ticket.priority_changed",
+        "ticket.resolved",
+        "ticket.reopened",
+        "ticket.closed",
+        "sla.breached",  # its own, once published: the record behind GET /breaches
+    ),
 }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from datetime import datetime, timedelta
 
@@ -13,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.intake.domain import DEFAULT_TOPICS, Ticket
 from shared import outbox
+from shared.cursors import decode_cursor, encode_cursor
 from shared.documents import VersionedStore
 from shared.errors import Invalid
 from shared.mongo import ensure_document, next_sequence
@@ -37,24 +36,6 @@ _TICKET_FIELDS = (
     "closed_at",
     "watermarks",
 )
-
-
-def encode_cursor(values: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, types: dict[str, type]) -> dict:
-    """The values of a cursor this API gave out, each of the expected type; 422 for anything else."""
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(values, dict) or set(values) != set(types):
-            raise ValueError
-        for key, kind in types.items():
-            if type(values[key]) is not kind or (kind is int and not 0 <= values[key] < 2**63):
-                raise ValueError
-        return values
-    except ValueError:
-        raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
 
 
 class TicketStore(VersionedStore):

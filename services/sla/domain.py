@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.sla.business_time import Calendar, InvalidFields, add_business_minutes, business_seconds_between
 from shared.events import derived_event_id
@@ -106,8 +106,12 @@ def _percent_problems(value: object) -> list[str]:
     return problems
 
 
+def valid_calendar_id(value: object) -> bool:
+    return isinstance(value, str) and _CALENDAR_ID.fullmatch(value) is not None
+
+
 def _calendar_problem(value: object, calendars: Collection[str] | None) -> str | None:
-    if not isinstance(value, str) or not _CALENDAR_ID.fullmatch(value):
+    if not valid_calendar_id(value):
         return "Must be a calendar id: letters, digits, '_', '.' or '-', up to 64."
     if calendars is not None and value != ALWAYS and value not in calendars:
         return f"Unknown calendar: {value!r}."
@@ -201,6 +205,12 @@ class Clock:
 
 # --- a ticket's clocks -----------------------------------------------------------------------------
 
+NO_GRACE = timedelta(0)
+
+
+def _announce_at(label: str, moment: datetime, grace: timedelta) -> datetime:
+    return moment + grace if label == "breach" else moment
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -220,6 +230,7 @@ class TicketClocks:
     priority: str | None = None
     clocks: list[Clock] = field(default_factory=list)
     closed_at: datetime | None = None
+    correlation_id: str | None = None  # of ticket.created: the ticket's alerts carry it on
     watermarks: dict[str, datetime] = field(default_factory=dict)
     calendars: dict[str, Calendar] = field(default_factory=dict, repr=False, compare=False)  # not stored
 
@@ -307,18 +318,26 @@ class TicketClocks:
 
     # -- the timer --
 
-    def due_alerts(self, now: datetime) -> list[Alert]:
-        """The warnings and breaches passed by `now` and not yet announced, marked announced."""
+    def due_alerts(self, now: datetime, grace: timedelta = NO_GRACE) -> list[Alert]:
+        """The warnings and breaches passed by `now` and not yet announced, marked announced.
+
+        A breach waits `grace` past its deadline before it is announced: an event that was already on
+        its way when the deadline passed (a reply, a resolve) lands first and is judged by its own time.
+        """
         alerts = []
         for clock in self.clocks:
             for label, percent, moment in clock.thresholds(self._calendar(clock.calendar)):
-                if moment <= now:
+                if _announce_at(label, moment, grace) <= now:
                     alerts.append(self._announce(clock, label, percent, moment))
         return alerts
 
-    def next_due(self, now: datetime) -> datetime | None:
-        """The soonest moment a clock passes something still to announce (`now` if already passed)."""
-        moments = [m for c in self.clocks for _, _, m in c.thresholds(self._calendar(c.calendar))]
+    def next_due(self, now: datetime, grace: timedelta = NO_GRACE) -> datetime | None:
+        """The soonest moment something is still to announce (`now` if already passed), with `grace`."""
+        moments = [
+            _announce_at(label, moment, grace)
+            for c in self.clocks
+            for label, _, moment in c.thresholds(self._calendar(c.calendar))
+        ]
         return max(min(moments), now) if moments else None
 
     def _announce(self, clock: Clock, label: str, percent: int | None, moment: datetime) -> Alert:

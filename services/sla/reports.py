@@ -1,0 +1,63 @@
+"""GET /stats from stored clocks: per priority and clock, met and breached counts, compliance, times. No I/O."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping
+
+from services.sla.domain import CLOCKS, PRIORITIES
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """The nearest-rank percentile (an observed value), or None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
+
+
+def outcome(clock: Mapping) -> str:
+    """breached (whenever it passed its target), met, open (running or paused) or stopped (ended unanswered).
+
+    A resolution clock stopped by a resolve or close in time is met; a response clock stopped that way
+    was never answered, so it is neither met nor breached.
+    """
+    if clock.get("breached_at") is not None:
+        return "breached"
+    if clock["state"] == "met" or (clock["state"] == "stopped" and clock["kind"] == "resolution"):
+        return "met"
+    return "open" if clock["state"] in ("running", "paused") else "stopped"
+
+
+def finished(clock: Mapping) -> bool:
+    """Whether the clock has a final time: answered (met, late or not), or resolution stopped."""
+    return clock["state"] == "met" or (clock["state"] == "stopped" and clock["kind"] == "resolution")
+
+
+def stats(tickets: Iterable[Mapping]) -> list[dict]:
+    """One row per priority and clock over stored clock documents ({"priority", "clocks": [...]})."""
+    rows = {(p, c): {"met": 0, "breached": 0, "open": 0, "stopped": 0, "times": []} for p in PRIORITIES for c in CLOCKS}
+    for ticket in tickets:
+        for clock in ticket.get("clocks", []):
+            row = rows.get((ticket.get("priority"), clock["kind"]))
+            if row is None:
+                continue
+            row[outcome(clock)] += 1
+            if finished(clock):
+                row["times"].append(float(clock["elapsed"]))
+    return [_row(priority, clock, row) for (priority, clock), row in rows.items()]
+
+
+def _row(priority: str, clock: str, row: dict) -> dict:
+    judged = row["met"] + row["breached"]
+    times = row.pop("times")
+    return {
+        "priority": priority,
+        "clock": clock,
+        **row,
+        "compliance_percent": round(100 * row["met"] / judged, 1) if judged else None,
+        "median_seconds": statistics.median(times) if times else None,
+        "p90_seconds": percentile(times, 90),
+        "measured": len(times),
+    }

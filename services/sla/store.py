@@ -1,0 +1,207 @@
+"""The only module that touches sla's collections: policies (with their history), calendars, clocks, breaches.
+
+Filters on the clocks are `_id` or a range on one indexed date (`next_due`, `created_at`): both are
+index lookups on MongoDB and on the embedded FerretDB (see scripts/ferretdb.patch).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from services.sla.business_time import Calendar, parse_calendar
+from services.sla.domain import ALWAYS, PRIORITIES, Policy, TicketClocks, default_policies
+from shared import outbox
+from shared.cursors import decode_cursor, encode_cursor
+from shared.errors import Invalid, NotFound
+from shared.mongo import Stale, ensure_document
+
+POLICY_TERMS = ("first_response_minutes", "next_response_minutes", "resolution_minutes", "warn_at_percent", "calendar")
+BREACH_FIELDS = ("ticket_id", "clock", "instance", "priority", "due_at", "breached_at", "policy_version")
+
+
+class PolicyStore:
+    """One document per priority: the current terms, `version`, and every earlier version under `versions`."""
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["policies"]
+
+    def seed_defaults(self, at: datetime) -> None:
+        for policy in default_policies().values():
+            terms = self._terms(policy)
+            first = {**terms, "version": policy.version, "changed_at": at}
+            ensure_document(self.collection, {"_id": policy.priority, **first, "versions": [first]})
+
+    def all(self) -> dict[str, Policy]:
+        docs = {doc["_id"]: doc for doc in self.collection.find({}, {"versions": 0})}
+        return {priority: self._policy(docs[priority]) for priority in PRIORITIES if priority in docs}
+
+    def get(self, priority: str) -> Policy:
+        doc = self.collection.find_one({"_id": priority}, {"versions": 0}) if priority in PRIORITIES else None
+        if doc is None:
+            raise NotFound(f"No policy for priority {priority!r}; priorities are {', '.join(PRIORITIES)}.")
+        return self._policy(doc)
+
+    def changed_at(self, priority: str) -> datetime | None:
+        doc = self.collection.find_one({"_id": priority}, {"changed_at": 1})
+        return doc and doc.get("changed_at")
+
+    def versions(self, priority: str) -> list[dict]:
+        """Every version of the priority's policy, newest first."""
+        self.get(priority)
+        doc = self.collection.find_one({"_id": priority}, {"versions": 1}) or {}
+        return sorted(doc.get("versions", []), key=lambda v: v["version"], reverse=True)
+
+    def replace(self, current: Policy, terms: dict, at: datetime) -> Policy:
+        """The next version with these terms, if `current` is still the latest (else Stale)."""
+        version = {**terms, "warn_at_percent": list(terms["warn_at_percent"]), "version": current.version + 1}
+        version["changed_at"] = at
+        done = self.collection.update_one(
+            {"_id": current.priority, "version": current.version}, {"$set": version, "$push": {"versions": version}}
+        )
+        if not done.matched_count:
+            raise Stale(current.priority)
+        return self._policy({"_id": current.priority, **version})
+
+    @staticmethod
+    def _terms(policy: Policy) -> dict:
+        terms = {name: getattr(policy, name) for name in POLICY_TERMS}
+        return terms | {"warn_at_percent": list(policy.warn_at_percent)}
+
+    @staticmethod
+    def _policy(doc: dict) -> Policy:
+        terms = {name: doc[name] for name in POLICY_TERMS} | {"warn_at_percent": tuple(doc["warn_at_percent"])}
+        return Policy(priority=doc["_id"], version=doc["version"], **terms)
+
+
+class CalendarStore:
+    """Calendars as their JSON form (CONTRACT §6) plus `version`; parsed ones are kept for a second."""
+
+    FRESH_SECONDS = 1.0
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["calendars"]
+        self._parsed: dict[str, Calendar] = {}
+        self._fresh_until = 0.0
+        self._lock = threading.Lock()
+
+    def documents(self) -> list[dict]:
+        return list(self.collection.find().sort("_id", ASCENDING))
+
+    def document(self, calendar_id: str) -> dict:
+        doc = self.collection.find_one({"_id": calendar_id})
+        if doc is None:
+            raise NotFound(f"No calendar {calendar_id!r}.")
+        return doc
+
+    def ids(self) -> set[str]:
+        return {ALWAYS} | {doc["_id"] for doc in self.collection.find({}, {"_id": 1})}
+
+    def parsed(self, needed: set[str] = frozenset()) -> dict[str, Calendar]:
+        """Every calendar, parsed; read again when a second old or when one of `needed` is missing."""
+        with self._lock:
+            if time.monotonic() >= self._fresh_until or not needed <= self._parsed.keys() | {ALWAYS}:
+                self._parsed = {doc["_id"]: parse_calendar(doc["_id"], self._json(doc)) for doc in self.documents()}
+                self._fresh_until = time.monotonic() + self.FRESH_SECONDS
+            return {ALWAYS: Calendar.always(), **self._parsed}
+
+    def put(self, calendar_id: str, raw: dict, at: datetime) -> tuple[dict, bool]:
+        """Create or replace; returns (the stored document, whether it was created)."""
+        fields = {**raw, "updated_at": at}
+        before = self.collection.find_one_and_update(
+            {"_id": calendar_id}, {"$set": fields, "$inc": {"version": 1}}, upsert=False
+        )
+        if before is None:
+            try:
+                self.collection.insert_one({"_id": calendar_id, **fields, "version": 1})
+            except DuplicateKeyError:  # a concurrent PUT created it first: ours replaces it
+                return self.put(calendar_id, raw, at)
+            created = True
+        else:
+            created = False
+        with self._lock:
+            self._fresh_until = 0.0
+        return self.document(calendar_id), created
+
+    @staticmethod
+    def _json(doc: dict) -> dict:
+        return {"timezone": doc["timezone"], "hours": doc["hours"], "holidays": doc.get("holidays", [])}
+
+
+class ClockStore:
+    """One document per ticket: its TicketClocks, `next_due` (when the timer must look) and `created_at`."""
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["clocks"]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("next_due", ASCENDING)])
+        self.collection.create_index([("created_at", ASCENDING)])
+
+    def load(self, ticket_id: str, calendars: dict[str, Calendar]) -> tuple[TicketClocks, int, datetime | None] | None:
+        """(the ticket's clocks, the document's version, its stored next_due), or None."""
+        doc = self.collection.find_one({"_id": ticket_id}, outbox.NO_OUTBOX)
+        return (TicketClocks.from_dict(doc, calendars), doc.get("_v", 0), doc.get("next_due")) if doc else None
+
+    def insert(self, clocks: TicketClocks, next_due: datetime | None, staged: dict) -> bool:
+        return outbox.insert_with_events(self.collection, self._doc(clocks, next_due), staged)
+
+    def save(self, clocks: TicketClocks, version: int, next_due: datetime | None, staged: dict) -> int:
+        """Write if nobody saved the ticket's clocks since `version` (else Stale); the new version."""
+        doc = self._doc(clocks, next_due)
+        return outbox.save_with_events(self.collection, clocks.ticket_id, version, doc, staged)
+
+    def due(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
+        """(ticket id, next_due) of the clocks that pass a threshold by `until`, soonest first."""
+        docs = self.collection.find({"next_due": {"$lte": until}}, {"next_due": 1}).sort("next_due", ASCENDING)
+        return [(doc["_id"], doc["next_due"]) for doc in docs.limit(limit)]
+
+    def created_since(self, since: datetime) -> Iterator[dict]:
+        """Documents of the tickets created at or after `since` (their priority and clocks)."""
+        return self.collection.find({"created_at": {"$gte": since}}, {"priority": 1, "clocks": 1})
+
+    @staticmethod
+    def _doc(clocks: TicketClocks, next_due: datetime | None) -> dict:
+        started = [clock.started_at for clock in clocks.clocks]
+        doc = {**clocks.to_dict(), "_id": clocks.ticket_id, "next_due": next_due}
+        return doc | {"created_at": min(started) if started else None}
+
+
+class BreachStore:
+    """Every sla.breached published, recorded from the event itself (so each is listed once)."""
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["breaches"]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("breached_at", DESCENDING), ("_id", DESCENDING)])
+
+    def record(self, event_id: str, data: dict, ticket_id: str) -> None:
+        try:
+            self.collection.insert_one({"_id": event_id, "ticket_id": ticket_id, **data})
+        except DuplicateKeyError:
+            pass
+
+    def page(self, filters: dict, since: datetime | None, limit: int, cursor: str | None) -> tuple[list, str | None]:
+        """Newest breach first; the cursor is the last one's (breached_at, id)."""
+        query: dict = {key: value for key, value in filters.items() if value is not None}
+        if since is not None:
+            query["breached_at"] = {"$gte": since}
+        if cursor:
+            after = decode_cursor(cursor, {"at": str, "id": str})
+            try:
+                at = datetime.fromisoformat(after["at"])
+            except ValueError:
+                raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
+            query["$or"] = [{"breached_at": {"$lt": at}}, {"breached_at": at, "_id": {"$lt": after["id"]}}]
+        order = [("breached_at", DESCENDING), ("_id", DESCENDING)]
+        docs = list(self.collection.find(query).sort(order).limit(limit + 1))
+        items = [{"event_id": doc["_id"], **{name: doc.get(name) for name in BREACH_FIELDS}} for doc in docs[:limit]]
+        last = docs[limit - 1] if len(docs) > limit else None
+        return items, encode_cursor({"at": last["breached_at"].isoformat(), "id": last["_id"]}) if last else None
