@@ -96,3 +96,10 @@ def test_assignment_binds_exactly_what_the_topology_registry_says():
     from shared.topology import SUBSCRIPTIONS
 
     assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["assignment"])
+
+
+def test_sla_binds_exactly_what_the_topology_registry_says():
+    from services.sla.handlers import handlers
+    from shared.topology import SUBSCRIPTIONS
+
+    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["sla"])

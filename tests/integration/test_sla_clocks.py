@@ -1,0 +1,129 @@
+"""A ticket's whole life through sla's event handlers, on the real store: every clock rule, stored and read back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.sla import handlers
+from shared import mongo
+from shared.config import load_settings
+from shared.errors import NotFound
+from tests.integration.conftest import event_from
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)  # the ticket was opened half an hour ago
+
+
+@pytest.fixture
+def sla(infra):
+    mongo.reset_for_tests()
+    app = handlers.bootstrap(load_settings())
+    app.ensure_storage()
+    yield app
+    app.flusher.drain()
+    mongo.reset_for_tests()
+
+
+def _handle(app, kind: str, ticket_id: str, minutes: float, producer: str = "assignment", **data) -> None:
+    envelope = event_from(producer, kind, ticket_id, data, occurred_at=T0 + timedelta(minutes=minutes))
+    handlers.handlers(app)[kind](envelope)
+
+
+def _clocks(app, ticket_id: str) -> dict:
+    return handlers.ticket_view(app, ticket_id)["clocks"]
+
+
+def _create(app, priority: str = "low") -> str:
+    ticket_id = uuid.uuid4().hex
+    data = {
+        "number": 7,
+        "subject": "Mail bounces",
+        "description": "Every message to the sales team bounces.",
+        "requester": {"name": "Ana", "email": "ana@example.com"},
+        "topic": "email",
+        "priority": priority,
+        "source": "email",
+    }
+    _handle(app, "ticket.created", ticket_id, 0, producer="intake", **data)
+    return ticket_id
+
+
+def test_a_ticket_s_clocks_through_its_whole_life(sla):
+    low = sla.policies.get("low")  # 480 / 960 / 4320 minutes by default
+    ticket = _create(sla)
+    clocks = _clocks(sla, ticket)
+    assert clocks["first_response"]["state"] == clocks["resolution"]["state"] == "running"
+    assert clocks["next_response"] is None
+    assert clocks["first_response"]["due_at"] == T0 + timedelta(minutes=low.first_response_minutes)
+    assert clocks["first_response"]["policy_version"] == low.version
+
+    _handle(sla, "ticket.replied", ticket, 1, reply_id="r1", agent_id="a1", agent_name="Bo", body="On it.",
+            first_response=True)  # fmt: skip
+    first = _clocks(sla, ticket)["first_response"]
+    assert first["state"] == "met" and first["met_at"] == T0 + timedelta(minutes=1)
+    assert first["elapsed_seconds"] == 60 and first["breached_at"] is None
+
+    author = {"type": "requester", "name": "Ana", "email": "ana@example.com"}
+    _handle(sla, "ticket.message_added", ticket, 2, producer="intake", message_id="m1", body="Still?", author=author)
+    nxt = _clocks(sla, ticket)["next_response"]
+    assert nxt["state"] == "running" and nxt["instance"] == 0
+    assert nxt["due_at"] == T0 + timedelta(minutes=2 + low.next_response_minutes)
+
+    _handle(sla, "ticket.status_changed", ticket, 4, status="waiting_on_requester", previous_status="in_progress")
+    resolution = _clocks(sla, ticket)["resolution"]
+    assert resolution["state"] == "paused" and resolution["due_at"] is None
+    assert resolution["elapsed_seconds"] == 4 * 60  # frozen while paused
+
+    _handle(sla, "ticket.status_changed", ticket, 10, status="in_progress", previous_status="waiting_on_requester")
+    resolution = _clocks(sla, ticket)["resolution"]
+    assert resolution["state"] == "running"
+    assert resolution["due_at"] == T0 + timedelta(minutes=10 + low.resolution_minutes - 4)  # elapsed kept
+
+    _handle(sla, "ticket.replied", ticket, 11, reply_id="r2", agent_id="a1", agent_name="Bo", body="Done?",
+            first_response=False)  # fmt: skip
+    assert _clocks(sla, ticket)["next_response"]["state"] == "met"
+    _handle(sla, "ticket.message_added", ticket, 12, producer="intake", message_id="m2", body="No.", author=author)
+    assert _clocks(sla, ticket)["next_response"]["instance"] == 1  # a new instance per requester message
+
+    high = sla.policies.get("high")
+    _handle(sla, "ticket.priority_changed", ticket, 13, priority="high", previous_priority="low")
+    view = handlers.ticket_view(sla, ticket)
+    assert view["priority"] == "high"
+    resolution = view["clocks"]["resolution"]
+    assert resolution["policy_version"] == high.version
+    assert resolution["due_at"] == T0 + timedelta(minutes=13 + high.resolution_minutes - 7)  # 7 min elapsed so far
+
+    _handle(sla, "ticket.resolved", ticket, 14, agent_id="a1", resolution="Fixed the MX record.")
+    clocks = _clocks(sla, ticket)
+    assert clocks["resolution"]["state"] == clocks["next_response"]["state"] == "stopped"
+    _handle(sla, "ticket.reopened", ticket, 20, producer="intake", reason="requester_message")
+    resolution = _clocks(sla, ticket)["resolution"]
+    assert resolution["state"] == "running" and resolution["elapsed_seconds"] >= 8 * 60
+
+    _handle(sla, "ticket.closed", ticket, 25, producer="intake", by="requester")
+    _handle(sla, "ticket.reopened", ticket, 26, producer="intake", reason="requester_message")  # too late
+    assert _clocks(sla, ticket)["resolution"]["state"] == "stopped"
+
+
+def test_an_internal_note_is_no_reply_and_an_agent_message_starts_nothing(sla):
+    ticket = _create(sla)
+    agent = {"type": "agent", "name": "Bo"}
+    _handle(sla, "ticket.message_added", ticket, 1, producer="intake", message_id="m1", body="note", author=agent)
+    clocks = _clocks(sla, ticket)
+    assert clocks["first_response"]["state"] == "running" and clocks["next_response"] is None
+
+
+def test_a_breach_already_passed_is_announced_when_the_event_is_handled(sla):
+    ticket = _create(sla, priority="emergency")  # 15 minutes to first response, opened 30 minutes ago
+    clocks = _clocks(sla, ticket)["first_response"]
+    assert clocks["state"] == "breached" and clocks["breached_at"] == clocks["due_at"]
+    stored = sla.clocks.collection.find_one({"_id": ticket})
+    assert stored["next_due"] is not None  # the resolution clock (240 min) is still ahead
+    assert "breach" in stored["clocks"][0]["announced"]
+
+
+def test_an_event_for_a_ticket_sla_has_not_seen_is_retried_later(sla):
+    with pytest.raises(NotFound):
+        _handle(sla, "ticket.resolved", uuid.uuid4().hex, 1, agent_id="a1", resolution="Done.")
