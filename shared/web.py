@@ -168,8 +168,8 @@ def _install_hooks(app: Flask, service: str) -> None:
         has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
         if request.method in ("POST", "PUT", "PATCH") and has_body and not request.is_json:
             return problem(400, "Bad request", "The body must be JSON (Content-Type: application/json).")
-        if has_body and request.is_json and _has_lone_surrogate(request.get_data(cache=True)):
-            return problem(400, "Bad request", "The body has text that is not valid Unicode (a lone surrogate).")
+        if has_body and request.is_json:
+            return _body_problem(request.get_data(cache=True))
         return None
 
     @app.after_request
@@ -181,14 +181,21 @@ def _install_hooks(app: Flask, service: str) -> None:
         return response
 
 
-def _has_lone_surrogate(raw: bytes) -> bool:
-    """JSON may escape half of a UTF-16 pair (\\ud800) alone: valid JSON, but no text can be stored or sent."""
-    if b"\\u" not in raw:  # the only way to write one: skip the walk for almost every body
-        return False
+def _body_problem(raw: bytes) -> Response | None:
+    """400 for JSON that the views' parser would choke on rather than reject (it reports only syntax errors)."""
     try:
         document = json.loads(raw)
-    except ValueError:
-        return False  # malformed: the parser answers 400 for it
+    except RecursionError:
+        return problem(400, "Bad request", "The body is nested too deeply.")
+    except ValueError as exc:  # syntax, or an integer of more than 4300 digits
+        return problem(400, "Bad request", f"The body is not valid JSON: {exc}")
+    if b"\\u" in raw and _has_lone_surrogate(document):  # the only way to write one: skip the walk for most bodies
+        return problem(400, "Bad request", "The body has text that is not valid Unicode (a lone surrogate).")
+    return None
+
+
+def _has_lone_surrogate(document: object) -> bool:
+    """JSON may escape half of a UTF-16 pair (\\ud800) alone: valid JSON, but no text can be stored or sent."""
     stack = [document]
     while stack:
         item = stack.pop()

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 END_OF_DAY = time(0)  # as a period's end: 24:00, the midnight that ends the day
 SEARCH_DAYS = 400  # closed days in a row after which a deadline is refused rather than searched for forever
+HORIZON = timedelta(days=20 * 366)  # a deadline further ahead than this is refused too (a few open minutes a week)
 _FIELDS = ("timezone", "hours", "holidays")
 _MISSING = object()
 
@@ -151,12 +152,17 @@ def add_business_minutes(calendar: Calendar, start: datetime, minutes: float) ->
     """The moment `minutes` business minutes after `start` (counting from the next opening if closed)."""
     if not 0 < minutes < float("inf"):
         raise ValueError(f"minutes must be a finite number greater than 0, not {minutes!r}")
-    remaining = timedelta(minutes=minutes)
-    for opens, closes in _open_periods(calendar, _as_utc(start)):
-        if remaining <= closes - opens:
-            return opens + remaining
-        remaining -= closes - opens
-    raise ValueError(f"calendar {calendar.id!r} stays closed for more than {SEARCH_DAYS} days")
+    remaining, start = timedelta(minutes=minutes), _as_utc(start)
+    try:
+        for opens, closes in _open_periods(calendar, start):
+            if remaining <= closes - opens:
+                return opens + remaining
+            if opens - start > HORIZON:
+                break
+            remaining -= closes - opens
+    except OverflowError:  # past the year 9999
+        pass
+    raise ValueError(f"in calendar {calendar.id!r}, {minutes} business minutes end too far ahead or never")
 
 
 def business_seconds_between(calendar: Calendar, a: datetime, b: datetime) -> float:

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.sla.business_time import Calendar, InvalidFields, add_business_minutes, business_seconds_between
 from shared.events import derived_event_id
@@ -33,6 +33,7 @@ PAUSING_STATUSES = ("waiting_on_requester",)
 RUNNING_STATUSES = ("new", "assigned", "in_progress")
 _MINUTE_FIELDS = tuple(f"{clock}_minutes" for clock in CLOCKS)
 _POLICY_FIELDS = (*_MINUTE_FIELDS, "warn_at_percent", "calendar")
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)  # the deadline of a target its calendar never reaches
 _CALENDAR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -158,9 +159,17 @@ class Clock:
         return self.elapsed + business_seconds_between(calendar, self.running_since, now)
 
     def moment_of(self, seconds: float, calendar: Calendar) -> datetime:
-        """When the running clock's elapsed time reaches `seconds` (its span's start if it already has)."""
+        """When the running clock's elapsed time reaches `seconds` (its span's start if it already has).
+
+        NEVER when the calendar does not get there (open a few minutes a year, say).
+        """
         short = seconds - self.elapsed
-        return add_business_minutes(calendar, self.running_since, short / 60) if short > 0 else self.running_since
+        if short <= 0:
+            return self.running_since
+        try:
+            return add_business_minutes(calendar, self.running_since, short / 60)
+        except ValueError:
+            return NEVER
 
     def run(self, at: datetime, calendar: Calendar) -> None:
         self.state, self.running_since, self.changed_at, self.stopped_at = "running", at, at, None

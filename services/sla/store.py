@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
@@ -92,13 +92,13 @@ class CalendarStore:
         self._lock = threading.Lock()
 
     def documents(self) -> list[dict]:
-        return list(self.collection.find().sort("_id", ASCENDING))
+        return [_hours_as_pairs(doc) for doc in self.collection.find().sort("_id", ASCENDING)]
 
     def document(self, calendar_id: str) -> dict:
         doc = self.collection.find_one({"_id": calendar_id})
         if doc is None:
             raise NotFound(f"No calendar {calendar_id!r}.")
-        return doc
+        return _hours_as_pairs(doc)
 
     def ids(self) -> set[str]:
         return {ALWAYS} | {doc["_id"] for doc in self.collection.find({}, {"_id": 1})}
@@ -113,7 +113,8 @@ class CalendarStore:
 
     def put(self, calendar_id: str, raw: dict, at: datetime) -> tuple[dict, bool]:
         """Create or replace; returns (the stored document, whether it was created)."""
-        fields = {**raw, "updated_at": at}
+        fields = {**raw, "hours": {day: [f"{a}-{b}" for a, b in periods] for day, periods in raw["hours"].items()}}
+        fields["updated_at"] = at
         before = self.collection.find_one_and_update(
             {"_id": calendar_id}, {"$set": fields, "$inc": {"version": 1}}, upsert=False
         )
@@ -132,6 +133,11 @@ class CalendarStore:
     @staticmethod
     def _json(doc: dict) -> dict:
         return {"timezone": doc["timezone"], "hours": doc["hours"], "holidays": doc.get("holidays", [])}
+
+
+def _hours_as_pairs(doc: dict) -> dict:
+    """Periods are stored as "09:00-17:00" (FerretDB v1 refuses arrays inside arrays); the API's form is pairs."""
+    return {**doc, "hours": {day: [p.split("-") for p in periods] for day, periods in doc["hours"].items()}}
 
 
 class ClockStore:
@@ -197,7 +203,10 @@ class BreachStore:
             after = decode_cursor(cursor, {"at": str, "id": str})
             try:
                 at = datetime.fromisoformat(after["at"])
-            except ValueError:
+                if at.utcoffset() is None:
+                    raise ValueError(after["at"])
+                at = at.astimezone(UTC)
+            except (ValueError, OverflowError):
                 raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
             query["$or"] = [{"breached_at": {"$lt": at}}, {"breached_at": at, "_id": {"$lt": after["id"]}}]
         order = [("breached_at", DESCENDING), ("_id", DESCENDING)]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from services.sla.business_time import Calendar, parse_calendar
 from services.sla.domain import (
+    NEVER,
     Policy,
     PolicyError,
     TicketClocks,
@@ -435,3 +436,12 @@ def test_elapsed_never_decreases_and_no_alert_twice_with_increasing_times(steps)
 @given(st.lists(st.tuples(EVENTS, st.floats(0, 60, allow_nan=False)), max_size=25))
 def test_clocks_never_go_back_and_no_alert_twice_in_any_order(steps):
     run(steps, ordered=False)
+
+
+def test_a_target_its_calendar_never_reaches_is_due_never_rather_than_failing():
+    tiny = parse_calendar("tiny", {"timezone": "UTC", "hours": {"mon": [["09:00", "09:01"]]}})
+    table = policies(resolution_minutes=10 * 366 * 24 * 60, calendar="tiny")
+    ticket = make_ticket(table=table, calendars={"tiny": tiny})
+    assert clock(ticket, "resolution").due_at == NEVER
+    assert clock(ticket, "first_response").due_at < NEVER
+    assert ticket.due_alerts(at(5 * 366 * 24 * 60)) != []  # 240 minutes at one a week: about 4.6 years

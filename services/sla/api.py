@@ -1,0 +1,188 @@
+"""sla's HTTP API: create_app() for gunicorn. Thin views; the rules live in handlers and domain."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import Flask, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.sla import handlers
+from services.sla.business_time import DAYS
+from services.sla.domain import ALWAYS, Policy
+from services.sla.schemas import (
+    BreachListSchema,
+    BreachQuerySchema,
+    CalendarListSchema,
+    CalendarPutSchema,
+    CalendarSchema,
+    PolicyListSchema,
+    PolicyPutSchema,
+    PolicySchema,
+    StatsQuerySchema,
+    StatsSchema,
+    TicketClocksSchema,
+)
+from shared.config import Settings, load_settings
+from shared.web import create_service_app, ensure_storage_once, require_roles
+
+DESCRIPTION = """Service level targets: policies per priority, business calendars and each ticket's clocks.
+
+Clocks: `first_response` starts at creation and is met by the first public reply; `next_response`
+starts at each requester message that follows an agent reply and is met by the next reply (one
+instance per cycle, numbered from 0; null in `GET /tickets/{id}` until the first one starts);
+`resolution` starts at creation, pauses while the ticket waits on the requester, stops when it is
+resolved, resumes with its elapsed time kept on reopen and stops for good when it is closed.
+Targets count business time only, in the policy's calendar; every time in seconds is business seconds.
+
+Changing a policy applies to tickets created afterwards, and to running clocks at their ticket's
+next priority change; clocks record the version they run under (`GET /policies/{priority}/versions`
+explains any past deadline). A changed calendar applies to deadlines computed afterwards: new
+clocks, resumes and re-targets; deadlines already set stay as they are.
+
+Rights: `agent` and `admin` read policies, calendars, breaches and stats; only `admin` changes
+policies and calendars; `portal`, `agent` and `admin` read a ticket's clocks.
+"""
+
+policies = Blueprint("policies", __name__, description="SLA policies per priority, with every version")
+calendars = Blueprint("calendars", __name__, description="Business calendars the targets count in")
+tickets = Blueprint("tickets", __name__, description="A ticket's SLA clocks")
+breaches = Blueprint("breaches", __name__, description="Every SLA breach announced")
+stats = Blueprint("stats", __name__, description="SLA compliance per priority and clock")
+
+
+def sla() -> handlers.Sla:
+    return current_app.extensions["ticketflow.sla"]
+
+
+def _policy(policy: Policy) -> dict:
+    return {**asdict(policy), "changed_at": sla().policies.changed_at(policy.priority)}
+
+
+def _always() -> dict:
+    """The built-in 24x7 calendar in its JSON form."""
+    hours = {day: [["00:00", "24:00"]] for day in DAYS}
+    return {"_id": ALWAYS, "timezone": "UTC", "hours": hours, "holidays": [], "version": 1}
+
+
+@policies.route("/policies")
+class Policies(MethodView):
+    @require_roles("agent", "admin")
+    @policies.response(200, PolicyListSchema)
+    def get(self):
+        """The current policy of each priority: emergency, high, normal, low (next_cursor is always null)."""
+        return {"items": [_policy(p) for p in sla().policies.all().values()], "next_cursor": None}
+
+
+@policies.route("/policies/<priority>")
+class PolicyByPriority(MethodView):
+    @require_roles("agent", "admin")
+    @policies.response(200, PolicySchema)
+    def get(self, priority):
+        """The current policy of a priority."""
+        return _policy(sla().policies.get(priority))
+
+    @require_roles("admin")
+    @policies.doc(
+        description="Every field is required. Minutes are numbers greater than 0 and may be fractional (0.05 is "
+        "three seconds); warn_at_percent lists distinct whole percents from 1 to 99; calendar names a calendar "
+        "that exists. Any change raises the version; the same terms again keep it.\n\n"
+        "Changing a policy applies to tickets created afterwards, and to running clocks at their ticket's next "
+        "priority change; clocks record the version they run under."
+    )
+    @policies.arguments(PolicyPutSchema())
+    @policies.response(200, PolicySchema)
+    def put(self, body, priority):
+        """Set a priority's policy (a new version if the terms change)."""
+        return _policy(handlers.put_policy(sla(), priority, body))
+
+
+@policies.route("/policies/<priority>/versions")
+class PolicyVersions(MethodView):
+    @require_roles("agent", "admin")
+    @policies.response(200, PolicyListSchema)
+    def get(self, priority):
+        """Every version of a priority's policy, newest first, with its terms and when it took effect."""
+        items = [{**version, "priority": priority} for version in sla().policies.versions(priority)]
+        return {"items": items, "next_cursor": None}
+
+
+@calendars.route("/calendars")
+class Calendars(MethodView):
+    @require_roles("agent", "admin")
+    @calendars.response(200, CalendarListSchema)
+    def get(self):
+        """The built-in 24x7 first, then every calendar by id (next_cursor is always null)."""
+        return {"items": [_always(), *sla().calendars.documents()], "next_cursor": None}
+
+
+@calendars.route("/calendars/<calendar_id>")
+class CalendarById(MethodView):
+    @require_roles("agent", "admin")
+    @calendars.response(200, CalendarSchema)
+    def get(self, calendar_id):
+        """A calendar."""
+        return _always() if calendar_id == ALWAYS else sla().calendars.document(calendar_id)
+
+    @require_roles("admin")
+    @calendars.doc(
+        description="Hours are local wall-clock periods in the time zone; a day left out is closed; holidays "
+        "(optional) are dates in that zone. 24x7 is built in and cannot change (409).\n\n"
+        "A changed calendar applies to deadlines computed afterwards (new clocks, resumes, re-targets)."
+    )
+    @calendars.arguments(CalendarPutSchema())
+    @calendars.response(200, CalendarSchema)
+    @calendars.alt_response(201, schema=CalendarSchema, description="The calendar was created")
+    def put(self, body, calendar_id):
+        """Create (201) or replace (200) a calendar."""
+        document, created = handlers.put_calendar(sla(), calendar_id, body)
+        return document, 201 if created else 200
+
+
+@tickets.route("/tickets/<ticket_id>")
+class TicketClocks(MethodView):
+    @require_roles("portal", "agent", "admin")
+    @tickets.response(200, TicketClocksSchema)
+    def get(self, ticket_id):
+        """The latest clock of each kind; 404 until sla has seen the ticket's creation."""
+        return handlers.ticket_view(sla(), ticket_id)
+
+
+@breaches.route("/breaches")
+class Breaches(MethodView):
+    @require_roles("agent", "admin")
+    @breaches.arguments(BreachQuerySchema(), location="query")
+    @breaches.response(200, BreachListSchema)
+    def get(self, query):
+        """Breaches, newest first, filtered by when they happened, priority and clock."""
+        filters = {"priority": query.get("priority"), "clock": query.get("clock")}
+        items, cursor = sla().breaches.page(filters, query.get("since"), query["limit"], query.get("cursor"))
+        return {"items": items, "next_cursor": cursor}
+
+
+@stats.route("/stats")
+class Stats(MethodView):
+    @require_roles("agent", "admin")
+    @stats.doc(
+        description="Over the tickets created since `since` (default: 30 days ago), per priority and clock: "
+        "`met` (answered in time; a resolution clock resolved or closed in time), `breached` (passed its "
+        "target, whenever that was), `open` (running or paused), `stopped` (a response clock ended unanswered "
+        "by a resolve or close), compliance = met / (met + breached), and the median and 90th percentile "
+        "(nearest rank) of the business seconds to answer or resolve over the `measured` finished clocks."
+    )
+    @stats.arguments(StatsQuerySchema(), location="query")
+    @stats.response(200, StatsSchema)
+    def get(self, query):
+        """SLA compliance per priority and clock (next_cursor is always null)."""
+        return handlers.stats(sla(), query.get("since"))
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app, api = create_service_app("sla", DESCRIPTION, settings)
+    app.extensions["ticketflow.sla"] = handlers.bootstrap(settings)
+    for blueprint in (policies, calendars, tickets, breaches, stats):
+        api.register_blueprint(blueprint)
+    ensure_storage_once(app, app.extensions["ticketflow.sla"].ensure_storage)
+    return app

@@ -1,0 +1,180 @@
+"""marshmallow schemas of sla's HTTP API (CONTRACT section 6).
+
+The PUT bodies are checked by the domain's own rules (`validate_policy`, `parse_calendar`) before any
+field is read, so the API and the worker agree on what a valid policy or calendar is; the fields below
+describe the bodies for the OpenAPI document and only ever see values the domain accepted.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
+
+from services.sla.business_time import CalendarError, parse_calendar
+from services.sla.domain import CLOCKS, MAX_MINUTES, PRIORITIES, PolicyError, validate_policy
+from shared.events import Timestamp
+from shared.schemas import Strict
+
+STATES = ("running", "paused", "met", "breached", "stopped")
+HHMM = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+CALENDAR_ID = {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "letters, digits, _, . or -"}
+
+
+def _minutes(clock: str) -> fields.Float:
+    rule = validate.Range(0, MAX_MINUTES, min_inclusive=False)
+    return fields.Float(
+        required=True,
+        validate=rule,
+        metadata={"description": f"{clock} target, > 0 (may be fractional)", "exclusiveMinimum": True},
+    )
+
+
+class PolicyPutSchema(Strict):
+    first_response_minutes = _minutes("first_response")
+    next_response_minutes = _minutes("next_response")
+    resolution_minutes = _minutes("resolution")
+    warn_at_percent = fields.List(
+        fields.Integer(strict=True, validate=validate.Range(1, 99)), required=True, metadata={"uniqueItems": True}
+    )
+    calendar = fields.String(required=True, metadata=CALENDAR_ID)
+
+    @pre_load
+    def _domain_rules(self, data, **kwargs):
+        """The domain's checks of a policy (the calendar's existence is the handler's: it needs the store)."""
+        try:
+            validate_policy(data)
+        except PolicyError as exc:
+            raise ValidationError(exc.errors) from None
+        return data
+
+
+def _periods() -> fields.List:
+    period = fields.List(fields.String(metadata={"pattern": HHMM}), validate=validate.Length(2, 2))
+    return fields.List(period, metadata={"description": 'open periods ["HH:MM", "HH:MM"]; 24:00 ends a day'})
+
+
+class HoursSchema(Strict):
+    mon = _periods()
+    tue = _periods()
+    wed = _periods()
+    thu = _periods()
+    fri = _periods()
+    sat = _periods()
+    sun = _periods()
+
+
+class CalendarPutSchema(Strict):
+    timezone = fields.String(required=True, metadata={"description": "an IANA time zone, e.g. Europe/Madrid"})
+    hours = fields.Nested(HoursSchema, required=True, metadata={"description": "a day left out is closed"})
+    holidays = fields.List(fields.String(metadata={"format": "date"}), metadata={"description": "YYYY-MM-DD"})
+
+    @pre_load
+    def _domain_rules(self, data, **kwargs):
+        """The domain's checks of a calendar: every problem, under its field path (hours.mon, holidays.0)."""
+        try:
+            parse_calendar("new", data)
+        except CalendarError as exc:
+            raise ValidationError(exc.errors) from None
+        return data
+
+
+# --- responses ---------------------------------------------------------------------------------------
+
+
+class PolicySchema(Schema):
+    priority = fields.String(metadata={"enum": list(PRIORITIES)})
+    version = fields.Integer()
+    first_response_minutes = fields.Float()
+    next_response_minutes = fields.Float()
+    resolution_minutes = fields.Float()
+    warn_at_percent = fields.List(fields.Integer())
+    calendar = fields.String()
+    changed_at = Timestamp(allow_none=True, metadata={"description": "when this version took effect"})
+
+
+class PolicyListSchema(Schema):
+    items = fields.List(fields.Nested(PolicySchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class CalendarSchema(Schema):
+    id = fields.String(attribute="_id")
+    timezone = fields.String()
+    hours = fields.Dict(keys=fields.String(), values=fields.List(fields.List(fields.String())))
+    holidays = fields.List(fields.String())
+    version = fields.Integer()
+    updated_at = Timestamp(metadata={"description": "absent on the built-in 24x7"})
+
+
+class CalendarListSchema(Schema):
+    items = fields.List(fields.Nested(CalendarSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ClockSchema(Schema):
+    state = fields.String(metadata={"enum": list(STATES)})
+    instance = fields.Integer(metadata={"description": "0; next_response counts 0, 1, 2... one per cycle"})
+    due_at = Timestamp(allow_none=True, metadata={"description": "null while paused"})
+    met_at = Timestamp(allow_none=True)
+    breached_at = Timestamp(allow_none=True)
+    elapsed_seconds = fields.Float(metadata={"description": "business seconds counted so far"})
+    remaining_seconds = fields.Float(metadata={"description": "business seconds left to the target (0 once past)"})
+    policy_version = fields.Integer()
+
+
+class ClocksSchema(Schema):
+    first_response = fields.Nested(ClockSchema, allow_none=True)
+    next_response = fields.Nested(ClockSchema, allow_none=True, metadata={"description": "null until one starts"})
+    resolution = fields.Nested(ClockSchema, allow_none=True)
+
+
+class TicketClocksSchema(Schema):
+    ticket_id = fields.String()
+    priority = fields.String(metadata={"enum": list(PRIORITIES)})
+    clocks = fields.Nested(ClocksSchema)
+
+
+class BreachQuerySchema(Schema):
+    since = Timestamp(metadata={"description": "breached at or after this UTC time (ending in Z)"})
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    clock = fields.String(validate=validate.OneOf(CLOCKS))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(validate=validate.Length(1, 500))
+
+
+class BreachSchema(Schema):
+    event_id = fields.String(metadata={"description": "the sla.breached event's id"})
+    ticket_id = fields.String()
+    clock = fields.String(metadata={"enum": list(CLOCKS)})
+    instance = fields.Integer()
+    priority = fields.String(metadata={"enum": list(PRIORITIES)})
+    due_at = Timestamp()
+    breached_at = Timestamp()
+    policy_version = fields.Integer()
+
+
+class BreachListSchema(Schema):
+    items = fields.List(fields.Nested(BreachSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class StatsQuerySchema(Schema):
+    since = Timestamp(metadata={"description": "tickets created at or after this UTC time; default 30 days ago"})
+
+
+class StatsRowSchema(Schema):
+    priority = fields.String(metadata={"enum": list(PRIORITIES)})
+    clock = fields.String(metadata={"enum": list(CLOCKS)})
+    met = fields.Integer()
+    breached = fields.Integer()
+    open = fields.Integer()
+    stopped = fields.Integer()
+    compliance_percent = fields.Float(allow_none=True, metadata={"description": "met / (met + breached)"})
+    median_seconds = fields.Float(allow_none=True)
+    p90_seconds = fields.Float(allow_none=True)
+    measured = fields.Integer(metadata={"description": "clocks with a final time (the median's sample)"})
+
+
+class StatsSchema(Schema):
+    since = Timestamp()
+    items = fields.List(fields.Nested(StatsRowSchema))
+    next_cursor = fields.String(allow_none=True)

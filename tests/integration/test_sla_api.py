@@ -1,0 +1,514 @@
+"""sla's HTTP API against CONTRACT sections 2, 3 and 6, in-process, on the session's real MongoDB and broker.
+
+A ticket's clocks are put in place by sla's own handlers from the envelopes the other services would
+publish (`sla_seed`, `sla_handle`); breaches are recorded from sla.breached envelopes as the worker does.
+Data that other tests must not count (stats, breaches) lies in a far-future window and is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from services.sla import handlers
+from services.sla.domain import DEFAULT_MINUTES, PRIORITIES
+from shared.events import parse_time
+from tests.harness import auth_header, walk_pages
+from tests.integration.sla_fixtures import (  # fixtures: pytest finds them by their short names
+    BREACH_KEYS,
+    CLOCK_KEYS,
+    POLICY_KEYS,
+    STATS_KEYS,
+    admin,
+    agent,
+    assert_problem,
+    breached_event,
+    calendar_body,
+    forget_tickets_fixture,  # noqa: F401
+    policies_restored_fixture,  # noqa: F401
+    policy_body,
+    sla_app_fixture,  # noqa: F401
+    sla_client_fixture,  # noqa: F401
+    sla_ctx_fixture,  # noqa: F401
+    sla_db_fixture,  # noqa: F401
+    sla_handle_fixture,  # noqa: F401
+    sla_seed_fixture,  # noqa: F401
+    ticket_event,
+    unique,
+    utc,
+)
+
+RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+POLICY_SENTENCE = (
+    "Changing a policy applies to tickets created afterwards, and to running clocks at their ticket's next "
+    "priority change; clocks record the version they run under."
+)
+
+
+def far_future():
+    """A moment in a window of its own, so that no other test's breaches or tickets count."""
+    return utc(2100, 1, 1) + timedelta(minutes=random.randrange(10_000_000))
+
+
+def get_json(client, path: str, headers=None, **query) -> dict:
+    response = client.get(path, query_string=query, headers=headers or admin())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def put_policy(client, priority: str, body: dict):
+    return client.put(f"/policies/{priority}", json=body, headers=admin())
+
+
+def use_defaults(client, *priorities: str) -> None:
+    """The CONTRACT's terms for these priorities (a test that counts on them asks for policies_restored too)."""
+    for priority in priorities:
+        first, following, resolution = DEFAULT_MINUTES[priority]
+        terms = {"first_response_minutes": first, "next_response_minutes": following, "resolution_minutes": resolution}
+        response = put_policy(client, priority, policy_body(**terms, warn_at_percent=[80]))
+        assert response.status_code == 200, response.get_json()
+
+
+# --- rights ------------------------------------------------------------------------------------------
+
+ROUTES = [  # (method, path, roles allowed)
+    ("get", "/policies", {"agent", "admin"}),
+    ("get", "/policies/high", {"agent", "admin"}),
+    ("put", "/policies/high", {"admin"}),
+    ("get", "/policies/high/versions", {"agent", "admin"}),
+    ("get", "/calendars", {"agent", "admin"}),
+    ("get", "/calendars/24x7", {"agent", "admin"}),
+    ("put", "/calendars/some-calendar", {"admin"}),
+    ("get", "/tickets/no-such-ticket", {"portal", "agent", "admin"}),
+    ("get", "/breaches", {"agent", "admin"}),
+    ("get", "/stats", {"agent", "admin"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), ROUTES)
+def test_every_operation_needs_a_token_and_a_role_that_may(sla_client, method, path, allowed):
+    call = getattr(sla_client, method)
+    body = {"json": {"nonsense": True}} if method == "put" else {}  # refused before the body is read
+    assert_problem(call(path, **body), 401)
+    assert_problem(call(path, headers={"Authorization": "Bearer not-a-jwt"}, **body), 401)
+    for role in {"portal", "agent", "admin"} - allowed:
+        assert_problem(call(path, headers=auth_header(role, "jane" if role == "agent" else None), **body), 403)
+    if method == "get":
+        for role in allowed:
+            response = call(path, headers=auth_header(role, "jane" if role == "agent" else None))
+            assert response.status_code in (200, 404), (role, response.get_data(as_text=True))
+
+
+def test_probes_and_document_need_no_token(sla_client):
+    assert sla_client.get("/healthz").status_code == 200
+    document = sla_client.get("/openapi.json").get_json()
+    paths = {"/policies", "/policies/{priority}", "/policies/{priority}/versions", "/calendars",
+             "/calendars/{calendar_id}", "/tickets/{ticket_id}", "/breaches", "/stats"}  # fmt: skip
+    assert paths <= set(document["paths"])
+    put = document["paths"]["/policies/{priority}"]["put"]
+    assert POLICY_SENTENCE in put["description"]
+    assert "deadlines computed afterwards" in document["paths"]["/calendars/{calendar_id}"]["put"]["description"]
+    assert {"200", "201", "422"} <= set(document["paths"]["/calendars/{calendar_id}"]["put"]["responses"])
+
+
+# --- policies ----------------------------------------------------------------------------------------
+
+
+def test_policies_are_listed_in_priority_order_with_the_contract_defaults(sla_client):
+    page = get_json(sla_client, "/policies", agent())
+    assert page["next_cursor"] is None
+    assert [item["priority"] for item in page["items"]] == ["emergency", "high", "normal", "low"]
+    for item in page["items"]:
+        assert set(item) == POLICY_KEYS, item
+        assert isinstance(item["version"], int) and item["version"] >= 1
+        assert RFC3339_Z.match(item["changed_at"]), item
+        if item["version"] == 1:  # as seeded: the CONTRACT's defaults
+            minutes = (item["first_response_minutes"], item["next_response_minutes"], item["resolution_minutes"])
+            assert minutes == DEFAULT_MINUTES[item["priority"]]
+            assert (item["warn_at_percent"], item["calendar"]) == ([80], "24x7")
+
+
+def test_one_policy_and_an_unknown_priority(sla_client):
+    policy = get_json(sla_client, "/policies/emergency")
+    assert set(policy) == POLICY_KEYS and policy["priority"] == "emergency"
+    assert_problem(sla_client.get("/policies/urgent", headers=admin()), 404)
+    assert_problem(sla_client.get("/policies/urgent/versions", headers=admin()), 404)
+    assert_problem(put_policy(sla_client, "urgent", policy_body()), 404)
+
+
+def test_a_change_raises_the_version_the_same_terms_keep_it_and_the_versions_explain(sla_client, policies_restored):
+    before = get_json(sla_client, "/policies/high")
+    changed = put_policy(sla_client, "high", policy_body(first_response_minutes=0.05, warn_at_percent=[90, 50]))
+    assert changed.status_code == 200, changed.get_json()
+    policy = changed.get_json()
+    assert set(policy) == POLICY_KEYS
+    assert policy["version"] == before["version"] + 1
+    assert policy["first_response_minutes"] == 0.05 and policy["warn_at_percent"] == [50, 90]
+
+    again = put_policy(sla_client, "high", policy_body(first_response_minutes=0.05, warn_at_percent=[50, 90]))
+    assert again.status_code == 200 and again.get_json()["version"] == policy["version"]
+    assert get_json(sla_client, "/policies/high") == policy
+
+    versions = get_json(sla_client, "/policies/high/versions", agent())
+    assert versions["next_cursor"] is None
+    numbers = [item["version"] for item in versions["items"]]
+    assert numbers == sorted(numbers, reverse=True) and numbers[0] == policy["version"] and numbers[-1] == 1
+    assert versions["items"][0] == policy
+    previous = versions["items"][1]
+    assert previous["version"] == before["version"]
+    assert previous["first_response_minutes"] == before["first_response_minutes"]
+    assert parse_time(previous["changed_at"]) <= parse_time(policy["changed_at"])
+
+
+def test_new_tickets_run_under_the_new_version_and_old_ones_at_their_next_priority_change(
+    sla_client, sla_seed, sla_handle, policies_restored
+):
+    created = handlers.now() - timedelta(minutes=1)
+    old_ticket = sla_seed("high", at=created)
+    old_version = get_json(sla_client, "/policies/high")["version"]
+    policy = put_policy(sla_client, "high", policy_body(first_response_minutes=30, resolution_minutes=90)).get_json()
+    assert policy["version"] == old_version + 1
+
+    new_ticket = sla_seed("high", at=created)
+    clocks = get_json(sla_client, f"/tickets/{new_ticket}")["clocks"]
+    assert clocks["first_response"]["policy_version"] == policy["version"]
+    assert parse_time(clocks["first_response"]["due_at"]) == created + timedelta(minutes=30)
+    assert parse_time(clocks["resolution"]["due_at"]) == created + timedelta(minutes=90)
+
+    old = get_json(sla_client, f"/tickets/{old_ticket}")["clocks"]
+    assert old["first_response"]["policy_version"] == old_version  # until its priority changes
+    sla_handle(ticket_event("ticket.priority_changed", old_ticket, created, priority="high", previous_priority="low"))
+    retargeted = get_json(sla_client, f"/tickets/{old_ticket}")["clocks"]
+    assert retargeted["first_response"]["policy_version"] == policy["version"]
+    assert parse_time(retargeted["first_response"]["due_at"]) == created + timedelta(minutes=30)
+
+
+INVALID_POLICIES = [  # (overrides or a whole body, the field named in errors)
+    ({"first_response_minutes": 0}, "first_response_minutes"),
+    ({"next_response_minutes": -5}, "next_response_minutes"),
+    ({"resolution_minutes": "480"}, "resolution_minutes"),
+    ({"resolution_minutes": True}, "resolution_minutes"),
+    ({"resolution_minutes": 10**30}, "resolution_minutes"),
+    ({"first_response_minutes": {"a": [1, {"b": None}]}}, "first_response_minutes"),
+    ({"warn_at_percent": [0, 80]}, "warn_at_percent"),
+    ({"warn_at_percent": [80, 100]}, "warn_at_percent"),
+    ({"warn_at_percent": [80.5]}, "warn_at_percent"),
+    ({"warn_at_percent": [80, 80]}, "warn_at_percent"),
+    ({"warn_at_percent": "80"}, "warn_at_percent"),
+    ({"warn_at_percent": [True]}, "warn_at_percent"),
+    ({"calendar": "no-such-calendar"}, "calendar"),
+    ({"calendar": "not a calendar id!"}, "calendar"),
+    ({"calendar": ["24x7"]}, "calendar"),
+    ({"priority": "high"}, "priority"),
+    ([], "_schema"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), INVALID_POLICIES)
+def test_an_invalid_policy_is_422_with_the_field_and_changes_nothing(sla_client, change, field):
+    before = get_json(sla_client, "/policies/normal")
+    body = {**policy_body(), **change} if isinstance(change, dict) else change
+    assert_problem(put_policy(sla_client, "normal", body), 422, field)
+    assert get_json(sla_client, "/policies/normal") == before
+
+
+def test_a_missing_field_and_every_other_problem_are_named_at_once(sla_client):
+    body = policy_body(first_response_minutes=-1, warn_at_percent=[200])
+    del body["calendar"]
+    problem = assert_problem(put_policy(sla_client, "low", body), 422)
+    assert {"first_response_minutes", "warn_at_percent", "calendar"} <= set(problem["errors"]), problem
+
+
+def put_raw(client, path: str, raw: bytes):
+    return client.put(path, data=raw, headers={**admin(), "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    "number", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-0.0", b"9" * 400], ids=lambda n: n[:10].decode()
+)
+def test_non_finite_or_huge_minutes_are_422(sla_client, number):
+    raw = b'{"first_response_minutes": %s, "next_response_minutes": 1, "resolution_minutes": 1, ' % number
+    raw += b'"warn_at_percent": [], "calendar": "24x7"}'
+    assert_problem(put_raw(sla_client, "/policies/low", raw), 422, "first_response_minutes")
+
+
+@pytest.mark.parametrize("raw", [b"{", b"", b"[1,", b'{"a": 1}}'])
+def test_broken_json_is_400(sla_client, raw):
+    response = put_raw(sla_client, "/policies/low", raw)
+    assert_problem(response, 422 if raw == b"" else 400)  # no body at all: every field is missing
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"resolution_minutes": ' + b"9" * 5000 + b"}", b"[" * 100_000 + b"]" * 100_000], ids=["digits", "depth"]
+)
+def test_json_the_parser_cannot_take_is_400(sla_client, raw):
+    assert_problem(put_raw(sla_client, "/policies/low", raw), 400)
+
+
+def test_a_policy_may_use_a_calendar_and_its_deadlines_count_open_hours_only(sla_client, sla_seed, policies_restored):
+    calendar_id = unique("office")
+    hours = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    created = sla_client.put(f"/calendars/{calendar_id}", json={"timezone": "UTC", "hours": hours}, headers=admin())
+    assert created.status_code == 201, created.get_json()
+    policy = put_policy(sla_client, "low", policy_body(first_response_minutes=120, calendar=calendar_id))
+    assert policy.status_code == 200 and policy.get_json()["calendar"] == calendar_id
+
+    friday_afternoon = utc(2026, 11, 27, 16, 0)  # a Friday: one open hour left, the second on Monday
+    clocks = get_json(sla_client, f"/tickets/{sla_seed('low', at=friday_afternoon)}")["clocks"]
+    assert clocks["first_response"]["due_at"] == "2026-11-30T10:00:00.000Z"
+
+
+# --- calendars ---------------------------------------------------------------------------------------
+
+
+def test_24x7_is_built_in_first_and_cannot_change(sla_client):
+    always = {
+        "id": "24x7",
+        "timezone": "UTC",
+        "hours": {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+        "holidays": [],
+        "version": 1,
+    }
+    page = get_json(sla_client, "/calendars", agent())
+    assert page["items"][0] == always and page["next_cursor"] is None
+    assert get_json(sla_client, "/calendars/24x7") == always
+    assert_problem(sla_client.put("/calendars/24x7", json=calendar_body(), headers=admin()), 409)
+    assert get_json(sla_client, "/calendars/24x7") == always
+
+
+def test_a_calendar_is_created_201_replaced_200_and_listed_by_id(sla_client):
+    first, second = sorted([unique("cal"), unique("cal")])
+    created = sla_client.put(f"/calendars/{second}", json=calendar_body(), headers=admin())
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    assert set(body) == {"id", "timezone", "hours", "holidays", "version", "updated_at"}
+    assert (body["id"], body["timezone"], body["version"]) == (second, "Europe/Madrid", 1)
+    assert body["hours"] == calendar_body()["hours"] and body["holidays"] == ["2026-12-25"]
+
+    replaced = sla_client.put(
+        f"/calendars/{second}", json=calendar_body(holidays=["2027-01-06", "2027-01-01", "2027-01-06"]), headers=admin()
+    )
+    assert replaced.status_code == 200, replaced.get_json()
+    assert replaced.get_json()["version"] == 2 and replaced.get_json()["holidays"] == ["2027-01-01", "2027-01-06"]
+    assert get_json(sla_client, f"/calendars/{second}") == replaced.get_json()
+
+    saturdays = {"timezone": "UTC", "hours": {"sat": [["10:00", "12:00"]]}}
+    without_holidays = sla_client.put(f"/calendars/{first}", json=saturdays, headers=admin())
+    assert without_holidays.status_code == 201 and without_holidays.get_json()["holidays"] == []
+    ids = [item["id"] for item in get_json(sla_client, "/calendars")["items"]]
+    assert ids[0] == "24x7" and ids[1:] == sorted(ids[1:]) and ids.index(first) < ids.index(second)
+
+
+def test_an_unknown_calendar_is_404(sla_client):
+    assert_problem(sla_client.get(f"/calendars/{unique('nope')}", headers=admin()), 404)
+
+
+INVALID_CALENDARS = [  # (overrides, the field path named in errors)
+    ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+    ({"timezone": "Europe"}, "timezone"),
+    ({"timezone": 5}, "timezone"),
+    ({"hours": {"mon": [["09:00", "13:00"], ["12:00", "17:00"]]}}, "hours.mon"),
+    ({"hours": {"tue": [["17:00", "09:00"]]}}, "hours.tue"),
+    ({"hours": {"wed": [["9:00", "17:00"]]}}, "hours.wed"),
+    ({"hours": {"thu": [["09:00", "24:30"]]}}, "hours.thu"),
+    ({"hours": {"fri": [["09:00"]]}}, "hours.fri"),
+    ({"hours": {"funday": [["09:00", "17:00"]]}}, "hours.funday"),
+    ({"hours": {}}, "hours"),
+    ({"hours": {"mon": []}}, "hours"),
+    ({"hours": [["09:00", "17:00"]]}, "hours"),
+    ({"holidays": ["2026-02-30"]}, "holidays.0"),
+    ({"holidays": ["2026-12-25", "25/12/2026"]}, "holidays.1"),
+    ({"holidays": "2026-12-25"}, "holidays"),
+    ({"colour": "blue"}, "colour"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), INVALID_CALENDARS)
+def test_an_invalid_calendar_is_422_with_the_field_path(sla_client, change, field):
+    calendar_id = unique("bad")
+    assert_problem(
+        sla_client.put(f"/calendars/{calendar_id}", json=calendar_body(**change), headers=admin()), 422, field
+    )
+    assert_problem(sla_client.get(f"/calendars/{calendar_id}", headers=admin()), 404)
+
+
+def test_a_missing_timezone_and_a_bad_calendar_id_are_422(sla_client):
+    body = calendar_body()
+    del body["timezone"]
+    assert_problem(sla_client.put(f"/calendars/{unique('cal')}", json=body, headers=admin()), 422, "timezone")
+    assert_problem(sla_client.put("/calendars/-dash-first", json=calendar_body(), headers=admin()), 422, "id")
+
+
+# --- a ticket's clocks -------------------------------------------------------------------------------
+
+
+def test_a_new_ticket_shows_its_clocks_to_portal_agent_and_admin(sla_client, sla_seed, policies_restored):
+    use_defaults(sla_client, "emergency")
+    created = handlers.now() - timedelta(minutes=2)
+    ticket_id = sla_seed("emergency", at=created)
+    for role in ("portal", "agent", "admin"):
+        view = get_json(sla_client, f"/tickets/{ticket_id}", auth_header(role, "jane" if role == "agent" else None))
+        assert set(view) == {"ticket_id", "priority", "clocks"}
+        assert (view["ticket_id"], view["priority"]) == (ticket_id, "emergency")
+    clocks = view["clocks"]
+    assert set(clocks) == {"first_response", "next_response", "resolution"}
+    assert clocks["next_response"] is None  # until a requester message follows an agent reply
+    first = clocks["first_response"]
+    assert set(first) == CLOCK_KEYS
+    assert (first["state"], first["instance"], first["met_at"], first["breached_at"]) == ("running", 0, None, None)
+    assert RFC3339_Z.match(first["due_at"])
+    assert parse_time(first["due_at"]) == created + timedelta(minutes=DEFAULT_MINUTES["emergency"][0])
+    assert 120 <= first["elapsed_seconds"] < 180
+    assert first["remaining_seconds"] == pytest.approx(15 * 60 - first["elapsed_seconds"], abs=1e-6)
+
+
+def test_clocks_follow_replies_messages_pauses_and_breaches(sla_client, sla_seed, sla_handle, policies_restored):
+    use_defaults(sla_client, "normal")
+    start = handlers.now() - timedelta(hours=5)
+    ticket_id = sla_seed("normal", at=start)  # first response due after 240 minutes: breached an hour ago
+    view = get_json(sla_client, f"/tickets/{ticket_id}")["clocks"]
+    assert view["first_response"]["state"] == "breached"
+    assert parse_time(view["first_response"]["breached_at"]) == start + timedelta(minutes=240)
+    assert view["first_response"]["remaining_seconds"] == 0
+
+    sla_handle(ticket_event("ticket.replied", ticket_id, start + timedelta(hours=4, minutes=30)))
+    sla_handle(ticket_event("ticket.message_added", ticket_id, start + timedelta(hours=4, minutes=40)))
+    sla_handle(ticket_event("ticket.status_changed", ticket_id, start + timedelta(hours=4, minutes=50),
+                            status="waiting_on_requester", previous_status="in_progress"))  # fmt: skip
+    view = get_json(sla_client, f"/tickets/{ticket_id}")["clocks"]
+    first, following, resolution = view["first_response"], view["next_response"], view["resolution"]
+    assert first["state"] == "met" and parse_time(first["met_at"]) == start + timedelta(hours=4, minutes=30)
+    assert first["elapsed_seconds"] == 4.5 * 3600
+    assert (following["state"], following["instance"]) == ("running", 0)
+    assert parse_time(following["due_at"]) == start + timedelta(hours=4, minutes=40 + 480)
+    assert resolution["state"] == "paused" and resolution["due_at"] is None
+    assert resolution["elapsed_seconds"] == pytest.approx((4 * 60 + 50) * 60)
+
+
+def test_a_ticket_sla_has_not_seen_is_404(sla_client):
+    assert_problem(sla_client.get(f"/tickets/{uuid.uuid4().hex}", headers=auth_header("portal")), 404)
+
+
+# --- breaches ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(name="five_breaches")
+def five_breaches_fixture(sla_handle, forget_tickets):
+    """Five sla.breached recorded, a minute apart from `start` on: (start, [(ticket, clock, priority)...])."""
+    start, recorded = far_future(), []
+    for i, (clock, priority) in enumerate(
+        [
+            ("first_response", "normal"),
+            ("resolution", "high"),
+            ("first_response", "high"),
+            ("next_response", "normal"),
+            ("first_response", "normal"),
+        ]  # fmt: skip
+    ):
+        ticket_id = uuid.uuid4().hex
+        forget_tickets.append(ticket_id)
+        envelope = breached_event(ticket_id, start + timedelta(minutes=i), clock, priority=priority)
+        sla_handle(envelope)
+        sla_handle(envelope)  # a redelivery is listed once
+        recorded.append((ticket_id, clock, priority, envelope["event_id"]))
+    return start, recorded
+
+
+def test_breaches_newest_first_with_filters_and_pages(sla_client, five_breaches):
+    start, recorded = five_breaches
+    since = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    page = get_json(sla_client, "/breaches", agent(), since=since)
+    assert page["next_cursor"] is None
+    assert [item["ticket_id"] for item in page["items"]] == [ticket for ticket, *_ in reversed(recorded)]
+    newest = page["items"][0]
+    assert set(newest) == BREACH_KEYS
+    assert newest["event_id"] == recorded[-1][3] and newest["instance"] == 0 and newest["policy_version"] == 1
+    assert parse_time(newest["breached_at"]) == start + timedelta(minutes=4) and RFC3339_Z.match(newest["due_at"])
+
+    pages = walk_pages(sla_client, "/breaches", {"since": since, "limit": 2}, admin())
+    assert [len(p["items"]) for p in pages] == [2, 2, 1]
+    assert [item for p in pages for item in p["items"]] == page["items"]
+
+    high = get_json(sla_client, "/breaches", since=since, priority="high")["items"]
+    assert {item["ticket_id"] for item in high} == {ticket for ticket, _, priority, _ in recorded if priority == "high"}
+    normal_first = get_json(sla_client, "/breaches", since=since, priority="normal", clock="first_response")["items"]
+    assert [item["ticket_id"] for item in normal_first] == [recorded[4][0], recorded[0][0]]
+    later = get_json(sla_client, "/breaches", since=(start + timedelta(minutes=3)).isoformat())["items"]
+    assert [item["ticket_id"] for item in later] == [recorded[4][0], recorded[3][0]]  # +00:00 is UTC as well
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"since": "2026-11-27T09:30:00"}, "since"),  # naive
+        ({"since": "2026-11-27T09:30:00+01:00"}, "since"),  # not UTC
+        ({"since": "2026-02-30T09:30:00Z"}, "since"),
+        ({"since": "0000-01-01T00:00:00Z"}, "since"),
+        ({"since": "yesterday"}, "since"),
+        ({"priority": "urgent"}, "priority"),
+        ({"clock": "wall"}, "clock"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+    ],
+)
+def test_bad_breach_queries_are_422(sla_client, query, field):
+    assert_problem(sla_client.get("/breaches", query_string=query, headers=admin()), 422, field)
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_forged_cursor_out_of_range_is_422(sla_client, at):
+    cursor = base64.urlsafe_b64encode(json.dumps({"at": at, "id": "x"}).encode()).decode().rstrip("=")
+    assert_problem(sla_client.get("/breaches", query_string={"cursor": cursor}, headers=admin()), 422, "cursor")
+
+
+# --- stats -------------------------------------------------------------------------------------------
+
+
+def test_stats_count_met_breached_open_and_stopped_with_times(
+    sla_client, sla_seed, sla_handle, forget_tickets, policies_restored
+):
+    use_defaults(sla_client, "emergency")
+    start = far_future()  # emergency: first response 15, resolution 240 minutes
+    tickets = [sla_seed("emergency", at=start) for _ in range(4)]
+    forget_tickets.extend(tickets)
+    answered, late, resolved, untouched = tickets
+    sla_handle(ticket_event("ticket.replied", answered, start + timedelta(minutes=5)))
+    sla_handle(ticket_event("ticket.replied", late, start + timedelta(minutes=20)))
+    sla_handle(ticket_event("ticket.resolved", resolved, start + timedelta(minutes=10)))
+
+    stats = get_json(sla_client, "/stats", agent(), since=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert parse_time(stats["since"]) == start and stats["next_cursor"] is None
+    assert {(row["priority"], row["clock"]) for row in stats["items"]} == {
+        (priority, clock) for priority in PRIORITIES for clock in ("first_response", "next_response", "resolution")
+    }
+    rows = {(row["priority"], row["clock"]): row for row in stats["items"]}
+    assert all(set(row) == STATS_KEYS for row in stats["items"])
+    assert rows["emergency", "first_response"] == {
+        "priority": "emergency", "clock": "first_response", "met": 1, "breached": 1, "open": 1, "stopped": 1,
+        "compliance_percent": 50.0, "median_seconds": 750.0, "p90_seconds": 1200.0, "measured": 2,
+    }  # fmt: skip
+    assert rows["emergency", "resolution"] == {
+        "priority": "emergency", "clock": "resolution", "met": 1, "breached": 0, "open": 3, "stopped": 0,
+        "compliance_percent": 100.0, "median_seconds": 600.0, "p90_seconds": 600.0, "measured": 1,
+    }  # fmt: skip
+    empty = rows["low", "next_response"]
+    assert (empty["met"], empty["compliance_percent"], empty["median_seconds"], empty["measured"]) == (0, None, None, 0)
+
+
+def test_stats_look_back_30_days_by_default(sla_client):
+    since = parse_time(get_json(sla_client, "/stats")["since"])
+    expected = handlers.now() - timedelta(days=30)
+    assert abs((since - expected).total_seconds()) < 60
+
+
+@pytest.mark.parametrize("since", ["2026-11-27", "2026-11-27T09:30:00", "2026-13-01T00:00:00Z", ""])
+def test_a_bad_stats_since_is_422(sla_client, since):
+    assert_problem(sla_client.get("/stats", query_string={"since": since}, headers=admin()), 422, "since")
