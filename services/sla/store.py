@@ -164,9 +164,14 @@ class ClockStore:
         return outbox.save_with_events(self.collection, clocks.ticket_id, version, doc, staged)
 
     def due(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
-        """(ticket id, next_due) of the clocks that pass a threshold by `until`, soonest first."""
-        docs = self.collection.find({"next_due": {"$lte": until}}, {"next_due": 1}).sort("next_due", ASCENDING)
-        return [(doc["_id"], doc["next_due"]) for doc in docs.limit(limit)]
+        """(ticket id, next_due) of up to `limit` clocks that pass a threshold by `until`, soonest first.
+
+        No sort in the query: the range is read along the index, so it comes in index order anyway, and
+        FerretDB stops after `limit` documents, whereas with a sort it reads and sorts every due clock
+        first (a backlog of 100,000 after an outage: 23 s a pass).
+        """
+        docs = self.collection.find({"next_due": {"$lte": until}}, {"next_due": 1}).limit(limit)
+        return sorted(((doc["_id"], doc["next_due"]) for doc in docs), key=lambda entry: entry[1])
 
     def created_since(self, since: datetime) -> Iterator[dict]:
         """Documents of the tickets created at or after `since` (their priority and clocks)."""
