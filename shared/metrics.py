@@ -37,3 +37,12 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# sla only: how long after a threshold passed its warning or breach was stored for publishing
+SLA_ALERT_LAG = Histogram(
+    "ticketflow_sla_alert_lag_seconds",
+    "Time from a threshold passing to its sla.warning or sla.breached being stored (breaches include the grace)",
+    ["type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0),
+)

@@ -10,7 +10,7 @@ from services.sla import reports
 from services.sla.business_time import CalendarError, add_business_minutes, parse_calendar
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
-from shared import events, outbox
+from shared import events, metrics, outbox
 from shared.config import Settings
 from shared.errors import Conflict, Invalid, NotFound
 from shared.idempotency import ProcessedEvents
@@ -119,6 +119,8 @@ def update_clocks(
             continue
         app.flusher.submit(app.clocks.collection, ticket_id, staged, version)
         app.on_saved(next_due)
+        for alert in alerts:
+            metrics.SLA_ALERT_LAG.labels(alert.type).observe(max((at - alert.at).total_seconds(), 0.0))
         return clocks
     raise Conflict(f"The clocks of ticket {ticket_id} are changing too fast; try again.")
 

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.sla import handlers
 from shared import mongo
@@ -115,8 +116,14 @@ def test_an_internal_note_is_no_reply_and_an_agent_message_starts_nothing(sla):
     assert clocks["first_response"]["state"] == "running" and clocks["next_response"] is None
 
 
+def _lag_count(kind: str) -> float:
+    return REGISTRY.get_sample_value("ticketflow_sla_alert_lag_seconds_count", {"type": kind}) or 0.0
+
+
 def test_a_breach_already_passed_is_announced_when_the_event_is_handled(sla):
+    before = _lag_count("sla.breached")
     ticket = _create(sla, priority="emergency")  # 15 minutes to first response, opened 30 minutes ago
+    assert _lag_count("sla.breached") == before + 1  # and its lag (15 minutes) went to /metrics
     clocks = _clocks(sla, ticket)["first_response"]
     assert clocks["state"] == "breached" and clocks["breached_at"] == clocks["due_at"]
     stored = sla.clocks.collection.find_one({"_id": ticket})
