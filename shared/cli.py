@@ -12,7 +12,7 @@ from pathlib import Path
 from shared import infra
 
 # Every service and its API port (CONTRACT section 1). Add a service here and `run` starts it.
-SERVICES: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003}
+SERVICES: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004}
 FERRETDB_PORT = 27017
 
 

@@ -31,6 +31,9 @@ class Settings:
     mongo_timeout_ms: int = 5000
     sla_breach_grace: float = 0.1  # seconds a breach waits past its deadline for an event already on its way
     sla_lookahead: float = 1.0  # seconds ahead the sla timer reads clocks falling due
+    smtp_timeout: float = 10.0  # seconds for each SMTP connection and command
+    webhook_timeout: float = 5.0  # seconds for a webhook to answer
+    notify_senders: int = 8  # notifications a notify worker sends at once (0: it only records them)
 
     @property
     def exchange(self) -> str:
@@ -97,6 +100,9 @@ def load_settings(env: dict | None = None) -> Settings:
         mongo_timeout_ms=int(_float(env, "TICKETFLOW_MONGO_TIMEOUT_MS", 5000)),
         sla_breach_grace=_float(env, "TICKETFLOW_SLA_BREACH_GRACE", 0.1),
         sla_lookahead=max(_float(env, "TICKETFLOW_SLA_LOOKAHEAD", 1.0), 0.05),
+        smtp_timeout=max(_float(env, "TICKETFLOW_SMTP_TIMEOUT", 10.0), 0.1),
+        webhook_timeout=max(_float(env, "TICKETFLOW_WEBHOOK_TIMEOUT", 5.0), 0.1),
+        notify_senders=int(_float(env, "TICKETFLOW_NOTIFY_SENDERS", 8)),
     )
 
 

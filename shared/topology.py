@@ -37,6 +37,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "ticket.closed",
         "sla.breached",  # its own, once published: the record behind GET /breaches
     ),
+    # every ticket and sla event (emails and webhooks); never notification.*, which a webhook would feed
+    "notify": tuple(kind for kind in EVENT_TYPES if not kind.startswith("notification.")),
 }
 
 

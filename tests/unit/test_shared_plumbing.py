@@ -103,3 +103,11 @@ def test_sla_binds_exactly_what_the_topology_registry_says():
     from shared.topology import SUBSCRIPTIONS
 
     assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["sla"])
+
+
+def test_notify_binds_exactly_what_the_topology_registry_says():
+    from services.notify.handlers import handlers
+    from shared.topology import SUBSCRIPTIONS
+
+    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["notify"])
+    assert not any(kind.startswith("notification.") for kind in SUBSCRIPTIONS["notify"])

@@ -1,0 +1,88 @@
+"""The notify worker's dispatcher: due notifications go to a pool of sender threads.
+
+Each pass reads, through the `next_attempt_at` index, the notifications due within the look-ahead,
+claims the due ones (a version-checked write that moves `next_attempt_at` a lease ahead, so no other
+worker takes them) and hands them to the pool; it sleeps until the soonest other one falls due, or
+until a new notification is recorded or a send finishes. No more than half the senders (at least one)
+work for one endpoint (the SMTP server, or a webhook's host) at a time, so one slow or dead server
+never holds up the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from services.notify import handlers
+from services.notify.domain import Notification
+
+log = logging.getLogger(__name__)
+EARLY_WAKE = timedelta(milliseconds=1)
+
+
+class Dispatcher:
+    def __init__(self, app: handlers.Notify, senders: int, lookahead: float = 1.0) -> None:
+        self.app, self.senders, self.lookahead = app, senders, lookahead
+        self.per_endpoint = max(senders // 2, 1)
+        self.pool = ThreadPoolExecutor(senders, thread_name_prefix="notify-send") if senders else None
+        self.wakeup = threading.Event()
+        self._busy: Counter[str] = Counter()  # sends in flight per endpoint
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
+        app.on_recorded = self.wakeup.set
+
+    def run_once(self) -> float:
+        """Start what is due and can start; the seconds until the next notification falls due."""
+        if self.pool is None:
+            return self.lookahead  # this worker only records notifications (TICKETFLOW_NOTIFY_SENDERS=0)
+        now = handlers.now()
+        horizon = now + timedelta(seconds=self.lookahead)
+        due = self.app.notifications.due(horizon, 4 * self.senders)
+        for notification_id, at, endpoint in due:
+            if at <= now and self._may_start(notification_id, endpoint):
+                self._start(notification_id, endpoint)
+        later = [at for _, at, _ in due if at > now]
+        wake = min([*later, horizon]) + EARLY_WAKE
+        return max((wake - handlers.now()).total_seconds(), 0.0)
+
+    def _start(self, notification_id: str, endpoint: str) -> None:
+        try:
+            record = handlers.claim(self.app, notification_id)
+            if record is not None:
+                self.pool.submit(self._send, record)
+                return
+        except Exception:
+            self._finished(notification_id, endpoint)
+            raise
+        self._finished(notification_id, endpoint)  # not due any more: another worker took it
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _may_start(self, notification_id: str, endpoint: str) -> bool:
+        with self._lock:
+            if len(self._in_flight) >= self.senders or self._busy[endpoint] >= self.per_endpoint:
+                return False
+            if notification_id in self._in_flight:
+                return False
+            self._in_flight.add(notification_id)
+            self._busy[endpoint] += 1
+            return True
+
+    def _finished(self, notification_id: str, endpoint: str) -> None:
+        with self._lock:
+            self._in_flight.discard(notification_id)
+            self._busy[endpoint] -= 1
+        self.wakeup.set()  # a sender is free: what waited for it may start
+
+    def _send(self, record: Notification) -> None:
+        try:
+            handlers.send(self.app, record)
+        except Exception:  # the lease runs out and the next pass tries again; the pool thread lives on
+            log.exception("sending notification %s failed", record.id)
+        finally:
+            self._finished(record.id, record.endpoint)

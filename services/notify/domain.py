@@ -1,0 +1,188 @@
+"""notify's rules: who hears of which event, a ticket's projection, and a notification's life. No I/O here."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.ordering import newer
+
+_NAMESPACE = uuid.UUID("5b0e7b8e-4c8f-4d0e-9a53-1f6d2b7c9e11")
+
+# Who gets an email for which event (CONTRACT §7). Internal notes are never events, so never sent.
+EMAIL_AUDIENCES: dict[str, tuple[str, ...]] = {
+    "ticket.created": ("requester",),
+    "ticket.replied": ("requester",),
+    "ticket.resolved": ("requester",),
+    "ticket.closed": ("requester",),
+    "ticket.assigned": ("agent",),
+    "ticket.message_added": ("agent",),
+    "ticket.reopened": ("agent",),
+    "sla.warning": ("agent",),
+    "sla.breached": ("agent", "lead"),
+}
+
+
+class SendError(Exception):
+    """A send that did not succeed (refused, timed out, unreachable); the message says why, for `last_error`."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """A rendered email: its subject, plain-text body and HTML body."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class NotKnownYet(Exception):
+    """The event needs a recipient the ticket's projection does not know yet (its events came out of order)."""
+
+
+# --- the ticket as notify knows it, from events only ------------------------------------------------
+
+
+@dataclass
+class TicketView:
+    """What addressing a message needs: number, subject, requester, assigned agent and team lead."""
+
+    id: str
+    version: int = 0
+    number: int | None = None
+    subject: str | None = None
+    priority: str | None = None
+    requester: dict | None = None  # {name, email}
+    agent: dict | None = None  # {id, name, email}; None while unassigned
+    team: str | None = None
+    team_lead_email: str | None = None
+    assignment_known: bool = False  # a ticket.assigned (maybe to nobody: queued) has been seen
+    watermarks: dict[str, datetime] = field(default_factory=dict)
+
+    def apply(self, event_type: str, data: dict, at: datetime) -> bool:
+        """Learn from an event; whether anything changed. Late events never overwrite newer ones."""
+        if event_type == "ticket.created" and self.number is None:
+            self.number, self.subject, self.requester = data["number"], data["subject"], dict(data["requester"])
+            if newer(self.watermarks, "priority", at):
+                self.priority = data["priority"]
+            return True
+        if event_type == "ticket.assigned" and newer(self.watermarks, "assigned", at):
+            agent = {"id": data["agent_id"], "name": data["agent_name"], "email": data["agent_email"]}
+            self.agent = agent if data["agent_id"] else None
+            self.team, self.team_lead_email, self.assignment_known = data["team"], data.get("team_lead_email"), True
+            return True
+        if event_type == "ticket.priority_changed" and newer(self.watermarks, "priority", at):
+            self.priority = data["priority"]
+            return True
+        return False
+
+    def context(self) -> dict:
+        """The ticket part of a message's template context."""
+        return {
+            "id": self.id,
+            "number": self.number,
+            "subject": self.subject,
+            "priority": self.priority,
+            "requester": self.requester,
+            "agent": self.agent,
+            "team": self.team,
+        }
+
+
+def email_recipients(event_type: str, data: dict, view: TicketView | None) -> list[tuple[str, dict]]:
+    """(audience, {name, email}) of each email the event causes; NotKnownYet when the projection lacks one."""
+    audiences = EMAIL_AUDIENCES.get(event_type, ())
+    if not audiences:
+        return []
+    if event_type == "ticket.message_added" and data["author"]["type"] != "requester":
+        return []  # only the requester's messages are news to the agent
+    if view is None or view.number is None:
+        raise NotKnownYet("the ticket's ticket.created has not arrived yet")
+    found = []
+    for audience in audiences:
+        recipient = _recipient(audience, event_type, data, view)
+        if recipient is not None and recipient["email"]:
+            found.append((audience, recipient))
+    return found
+
+
+def _recipient(audience: str, event_type: str, data: dict, view: TicketView) -> dict | None:
+    if audience == "requester":
+        return view.requester
+    if event_type == "ticket.assigned":  # the event names its agent (or nobody: the ticket waits in a queue)
+        return {"name": data["agent_name"], "email": data["agent_email"]} if data["agent_id"] else None
+    if not view.assignment_known:
+        raise NotKnownYet("the ticket's ticket.assigned has not arrived yet")
+    if audience == "agent":
+        return {"name": view.agent["name"], "email": view.agent["email"]} if view.agent else None
+    return {"name": None, "email": view.team_lead_email} if view.team_lead_email else None
+
+
+# --- one notification: pending -> sent, or failed (retried) -> dead --------------------------------
+
+STATUSES = ("pending", "sent", "failed", "dead")
+
+
+def notification_id(event_id: str, channel: str, recipient: str) -> str:
+    """The one id of (event, channel, recipient): a redelivered event finds its notification already there."""
+    return str(uuid.uuid5(_NAMESPACE, json.dumps([event_id, channel, recipient])))
+
+
+@dataclass
+class Notification:
+    id: str
+    event_id: str
+    event_type: str
+    ticket_id: str
+    channel: str  # email | webhook
+    recipient: str  # an email address, or the webhook's URL
+    subject: str | None
+    body: str  # the plain-text email, or the envelope POSTed to the webhook
+    created_at: datetime
+    version: int = 0
+    html: str | None = None
+    webhook_id: str | None = None
+    endpoint: str = "smtp"  # what one slow server holds up: "smtp", or the webhook's host
+    status: str = "pending"
+    attempts: int = 0
+    step: int = 0  # failed attempts since the first send or the last manual retry (the delay to use)
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    next_attempt_at: datetime | None = None  # None once sent or dead
+    recorded: list = field(default_factory=list, repr=False)
+
+    def succeeded(self, at: datetime) -> None:
+        self.status, self.sent_at, self.attempts, self.last_error = "sent", at, self.attempts + 1, None
+        self.next_attempt_at = None
+        self.recorded.append(("notification.sent", self._event_data(None)))
+
+    def failed(self, error: str, at: datetime, delays: tuple[float, ...]) -> None:
+        """A failed attempt: again after the next of `delays`, or dead when they are used up."""
+        self.attempts, self.last_error = self.attempts + 1, error[:1000]
+        if self.step < len(delays):
+            self.status, self.next_attempt_at = "failed", at + timedelta(seconds=delays[self.step])
+            self.step += 1
+            return
+        self.status, self.next_attempt_at = "dead", None
+        self.recorded.append(("notification.failed", self._event_data(self.last_error)))
+
+    def retry(self, at: datetime) -> None:
+        """An admin's retry of a dead notification: its delays start again."""
+        if self.status != "dead":
+            raise NotDead(f"Only a dead notification can be retried; this one is {self.status}.")
+        self.status, self.step, self.next_attempt_at = "pending", 0, at
+
+    def _event_data(self, error: str | None) -> dict:
+        return {
+            "notification_id": self.id,
+            "channel": self.channel,
+            "recipient": self.recipient,
+            "event_type": self.event_type,
+            "error": error,
+        }
+
+
+class NotDead(Exception):
+    """A retry of a notification that is not dead."""

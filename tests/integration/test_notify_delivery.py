@@ -1,0 +1,243 @@
+"""notify's workers as real processes, a real SMTP server (aiosmtpd) and a real webhook receiver.
+
+Events are published to the exchange as the other services would; what counts is what the SMTP server
+and the HTTP server actually received, and the notification records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import pytest
+
+from services.notify import handlers
+from shared import mongo
+from shared.config import load_settings
+from tests.harness import consumers_on, wait_until
+from tests.integration.conftest import event_from
+from tests.integration.notify_servers import smtp_server, webhook_server  # noqa: F401 - fixtures
+
+REQUESTER = {"name": "Ana Ruiz", "email": "ana@example.com"}
+AGENT = {"agent_id": "jane", "agent_name": "Jane Doe", "agent_email": "jane@example.com"}
+LEAD = "lead@example.com"
+
+
+@pytest.fixture
+def notify(infra):
+    mongo.reset_for_tests()
+    app = handlers.bootstrap(load_settings())
+    app.ensure_storage()
+    yield app
+    app.flusher.drain()
+    app.webhooks.collection.delete_many({})  # webhooks get every later event: none may outlive its test
+    mongo.reset_for_tests()
+
+
+@pytest.fixture
+def start_worker(spawn_worker, infra, settings, smtp_server):  # noqa: F811
+    """start_worker(**env) -> a notify worker process mailing to the test's SMTP server, once it consumes."""
+    _, smtp_url = smtp_server
+    queue = f"{settings.namespace}.notify"
+
+    def start(**env):
+        before = consumers_on(infra.amqp_url, queue)
+        worker = spawn_worker("notify", env={"SMTP_URL": smtp_url, "TICKETFLOW_WEBHOOK_TIMEOUT": "2", **env})
+        wait_until(lambda: consumers_on(infra.amqp_url, queue) > before, timeout=30)
+        return worker
+
+    return start
+
+
+def _ticket(publish, number: int | None = None, name: str = REQUESTER["name"]) -> tuple[str, int]:
+    ticket_id, number = uuid.uuid4().hex, number or 100000 + int(uuid.uuid4().int % 899999)
+    data = {
+        "number": number,
+        "subject": "VPN drops every hour",
+        "description": "Since Monday.",
+        "requester": {**REQUESTER, "name": name},
+        "topic": "network",
+        "priority": "high",
+        "source": "web",
+    }
+    publish("ticket.created", event_from("intake", "ticket.created", ticket_id, data))
+    return ticket_id, number
+
+
+def _send(publish, kind: str, ticket_id: str, producer: str = "assignment", **data) -> dict:
+    envelope = event_from(producer, kind, ticket_id, data)
+    publish(kind, envelope)
+    return envelope
+
+
+def _records(app, ticket_id: str) -> list:
+    return list(app.notifications.collection.find({"ticket_id": ticket_id}))
+
+
+def test_each_event_reaches_its_recipients_once(start_worker, publish, notify, smtp_server):  # noqa: F811
+    smtp, _ = smtp_server
+    start_worker()
+    ticket, number = _ticket(publish)
+    assigned = {**AGENT, "team": "network", "team_lead_email": LEAD, "reason": "auto", "decision": None}
+    _send(publish, "ticket.assigned", ticket, **assigned)
+    wait_until(lambda: len(smtp.to("jane@example.com")) == 1)  # the projection knows the agent from here on
+    _send(publish, "ticket.replied", ticket, reply_id="r1", agent_id="jane", agent_name="Jane Doe",
+          body="Please try the new profile.", first_response=True)  # fmt: skip
+    author = {"type": "requester", **REQUESTER}
+    _send(publish, "ticket.message_added", ticket, "intake", message_id="m1", body="Still dropping.", author=author)
+    sla = {"clock": "first_response", "instance": 0, "due_at": "2026-11-27T10:30:00.000Z", "priority": "high",
+           "policy_version": 1}  # fmt: skip
+    _send(publish, "sla.warning", ticket, "sla", **sla, percent=80)
+    _send(publish, "sla.breached", ticket, "sla", **sla, breached_at="2026-11-27T10:30:00.000Z")
+    _send(publish, "ticket.resolved", ticket, agent_id="jane", resolution="New profile installed.")
+    _send(publish, "ticket.reopened", ticket, "intake", reason="The requester wrote again.")
+    _send(publish, "ticket.closed", ticket, "intake", by="requester")
+    _send(publish, "ticket.status_changed", ticket, status="in_progress", previous_status="assigned")  # no email
+
+    expected = {
+        "ana@example.com": ["ticket.created", "ticket.replied", "ticket.resolved", "ticket.closed"],
+        "jane@example.com": ["ticket.assigned", "ticket.message_added", "sla.warning", "sla.breached",
+                             "ticket.reopened"],
+        LEAD: ["sla.breached"],
+    }  # fmt: skip
+    total = sum(len(kinds) for kinds in expected.values())
+    wait_until(lambda: len([m for m in smtp.received if f"[#{number}]" in m["Subject"]]) >= total, timeout=20)
+    records = {r["_id"]: r for r in _records(notify, ticket) if r["channel"] == "email"}
+    assert len(records) == total and {r["status"] for r in records.values()} == {"sent"}
+    for recipient, kinds in expected.items():
+        mine = [r for r in records.values() if r["recipient"] == recipient]
+        assert sorted(r["event_type"] for r in mine) == sorted(kinds)
+        for record in mine:
+            (message,) = smtp.with_id(record["_id"])  # exactly one email per record, as received
+            assert message["Subject"] == f"[#{number}] VPN drops every hour"
+            assert record["attempts"] == 1 and record["sent_at"] is not None
+    lead_mail = smtp.with_id(next(r["_id"] for r in records.values() if r["recipient"] == LEAD))[0]
+    assert "Jane Doe" in lead_mail.get_body(("plain",)).get_content()  # the escalation names the agent
+
+
+def test_the_same_event_three_times_sends_one_email(start_worker, publish, notify, smtp_server):  # noqa: F811
+    smtp, _ = smtp_server
+    start_worker()
+    ticket_id = uuid.uuid4().hex
+    data = {"number": 4242, "subject": "Printer", "description": "Jammed.", "requester": REQUESTER,
+            "topic": "hardware", "priority": "low", "source": "web"}  # fmt: skip
+    envelope = event_from("intake", "ticket.created", ticket_id, data)
+    for _ in range(3):
+        publish("ticket.created", envelope, message_id=envelope["event_id"])
+    wait_until(lambda: [m for m in smtp.received if "[#4242]" in m["Subject"]])
+    wait_until(lambda: notify.processed.seen(envelope["event_id"]))
+    time.sleep(0.5)  # the two duplicates are handled within this; nothing may follow
+    assert len([m for m in smtp.received if "[#4242]" in m["Subject"]]) == 1
+    assert len(_records(notify, ticket_id)) == 1
+
+
+def test_refused_twice_the_third_attempt_sends(start_worker, publish, notify, smtp_server):  # noqa: F811
+    smtp, _ = smtp_server
+    smtp.refuse_next = 2
+    start_worker()
+    ticket, number = _ticket(publish)
+    (record,) = wait_until(lambda: [r for r in _records(notify, ticket) if r["status"] == "sent"], timeout=15)
+    assert record["attempts"] == 3 and smtp.refused == 2
+    assert len([m for m in smtp.received if f"[#{number}]" in m["Subject"]]) == 1
+
+
+def test_always_refused_ends_dead_and_an_admin_retry_sends_it(start_worker, publish, notify, smtp_server, tap):  # noqa: F811
+    smtp, _ = smtp_server
+    smtp.refuse_all = True
+    start_worker()
+    ticket, number = _ticket(publish)
+    (record,) = wait_until(lambda: [r for r in _records(notify, ticket) if r["status"] == "dead"], timeout=20)
+    retries = len(load_settings().retry_delays)
+    assert record["attempts"] == retries + 1 and "451" in record["last_error"]
+    (failed,) = wait_until(lambda: tap.envelopes(ticket_id=ticket, type="notification.failed"))
+    assert failed["data"]["notification_id"] == record["_id"] and "451" in failed["data"]["error"]
+    assert smtp.received == []
+
+    smtp.refuse_all = False
+    assert handlers.retry(notify, record["_id"]).status == "pending"
+    wait_until(lambda: [m for m in smtp.received if f"[#{number}]" in m["Subject"]], timeout=10)
+    (sent,) = wait_until(lambda: tap.envelopes(ticket_id=ticket, type="notification.sent"))
+    assert sent["data"] == {"notification_id": record["_id"], "channel": "email", "recipient": REQUESTER["email"],
+                            "event_type": "ticket.created", "error": None}  # fmt: skip
+    assert notify.notifications.get(record["_id"]).attempts == retries + 2
+
+
+def test_a_hanging_webhook_does_not_delay_email_and_signatures_verify(
+    start_worker,
+    publish,
+    notify,
+    smtp_server,  # noqa: F811
+    webhook_server,  # noqa: F811
+):
+    smtp, _ = smtp_server
+    hooks, base = webhook_server
+    hooks.hang_seconds = 4.0  # longer than the workers' 2 s webhook timeout
+    secret = "s3cret-" + uuid.uuid4().hex
+    handlers.add_webhook(notify, {"url": f"{base}/hang", "events": ["ticket.*"], "secret": secret})
+    good = handlers.add_webhook(notify, {"url": f"{base}/ok", "events": ["ticket.created"], "secret": secret})
+    start_worker()
+    started = time.monotonic()
+    tickets = [_ticket(publish) for _ in range(6)]
+    for _, number in tickets:
+        wait_until(lambda number=number: [m for m in smtp.received if f"[#{number}]" in m["Subject"]], timeout=10)
+    assert time.monotonic() - started < 2.0, "email waited for the hanging webhook"
+    wait_until(lambda: len([h for h in hooks.received if h[0] == "/ok"]) == len(tickets), timeout=10)
+    for path, headers, body in hooks.received:
+        if path == "/ok":
+            expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            assert headers["X-Ticketflow-Signature"] == expected
+            assert headers["X-Ticketflow-Event"] == json.loads(body)["type"] == "ticket.created"
+    hanging = wait_until(
+        lambda: [
+            r for r in notify.notifications.collection.find({"recipient": f"{base}/hang", "attempts": {"$gte": 1}})
+        ],
+        timeout=15,
+    )
+    assert all(r["status"] in ("failed", "dead") and "timed out" in r["last_error"] for r in hanging)
+    handlers.delete_webhook(notify, good["_id"])
+    assert [hook["_id"] for hook in notify.webhooks.all()] != [good["_id"]]
+
+
+def test_killed_between_recording_and_sending_it_is_sent_once_after_a_restart(
+    start_worker,
+    publish,
+    notify,
+    smtp_server,  # noqa: F811
+):
+    smtp, _ = smtp_server
+    recorder = start_worker(TICKETFLOW_NOTIFY_SENDERS="0")  # records notifications, sends none
+    ticket, number = _ticket(publish)
+    wait_until(lambda: _records(notify, ticket), timeout=10)
+    recorder.kill()  # SIGKILL
+    assert [r["status"] for r in _records(notify, ticket)] == ["pending"] and smtp.received == []
+    start_worker()
+    wait_until(lambda: [r for r in _records(notify, ticket) if r["status"] == "sent"], timeout=15)
+    time.sleep(0.5)
+    assert len([m for m in smtp.received if f"[#{number}]" in m["Subject"]]) == 1
+
+
+def test_a_requester_name_with_a_script_arrives_escaped_in_html(start_worker, publish, notify, smtp_server):  # noqa: F811
+    smtp, _ = smtp_server
+    start_worker()
+    ticket, number = _ticket(publish, name="<script>alert('x')</script> Ana")
+    (message,) = wait_until(lambda: [m for m in smtp.received if f"[#{number}]" in m["Subject"]], timeout=10)
+    html = message.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<script>alert('x')</script> Ana" in message.get_body(("plain",)).get_content()
+
+
+def test_an_event_before_its_ticket_is_known_waits_for_it(start_worker, publish, notify, smtp_server):  # noqa: F811
+    smtp, _ = smtp_server
+    start_worker()
+    ticket_id, number = uuid.uuid4().hex, 777001
+    _send(publish, "ticket.resolved", ticket_id, agent_id="jane", resolution="Done.")  # before ticket.created
+    time.sleep(0.3)
+    assert _records(notify, ticket_id) == []
+    data = {"number": number, "subject": "Late", "description": "x", "requester": REQUESTER, "topic": "network",
+            "priority": "low", "source": "web"}  # fmt: skip
+    publish("ticket.created", event_from("intake", "ticket.created", ticket_id, data))
+    wait_until(lambda: len([r for r in _records(notify, ticket_id) if r["status"] == "sent"]) == 2, timeout=15)
+    assert sorted(r["event_type"] for r in _records(notify, ticket_id)) == ["ticket.created", "ticket.resolved"]

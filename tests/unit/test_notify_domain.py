@@ -1,0 +1,127 @@
+"""notify's rules without I/O: the ticket projection, who hears of what, a notification's life."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.notify.domain import (
+    EMAIL_AUDIENCES,
+    NotDead,
+    Notification,
+    NotKnownYet,
+    TicketView,
+    email_recipients,
+    notification_id,
+)
+from shared import events
+
+T0 = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+REQUESTER = {"name": "Ana", "email": "ana@example.com"}
+CREATED = {"number": 100042, "subject": "VPN", "requester": REQUESTER, "priority": "high"}
+
+
+def assigned(agent: str | None = "jane", lead: str | None = "lead@example.com") -> dict:
+    person = {"agent_id": agent, "agent_name": agent and agent.title(), "agent_email": agent and f"{agent}@example.com"}
+    return {**person, "team": "network", "team_lead_email": lead}
+
+
+def view(*steps) -> TicketView:
+    ticket = TicketView("t1")
+    for kind, data, minutes in steps:
+        ticket.apply(kind, data, T0 + timedelta(minutes=minutes))
+    return ticket
+
+
+def test_the_projection_keeps_the_latest_assignment_even_when_events_come_late():
+    ticket = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned("bo"), 5))
+    assert not ticket.apply("ticket.assigned", assigned("jane"), T0 + timedelta(minutes=2))  # older: ignored
+    assert ticket.agent == {"id": "bo", "name": "Bo", "email": "bo@example.com"}
+    assert ticket.apply("ticket.assigned", assigned(None), T0 + timedelta(minutes=9))  # back to the queue
+    assert ticket.agent is None and ticket.assignment_known
+    assert not ticket.apply("ticket.created", {**CREATED, "number": 1}, T0)  # a duplicate changes nothing
+    assert ticket.number == 100042
+
+
+def test_recipients_of_each_event_type():
+    ticket = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(), 1))
+    author = {"author": {"type": "requester", "name": "Ana"}}
+    emails = {kind: [(a, r["email"]) for a, r in email_recipients(kind, {**assigned(), **author}, ticket)]
+              for kind in EMAIL_AUDIENCES}  # fmt: skip
+    requester, agent = ("requester", "ana@example.com"), ("agent", "jane@example.com")
+    assert emails == {
+        "ticket.created": [requester],
+        "ticket.replied": [requester],
+        "ticket.resolved": [requester],
+        "ticket.closed": [requester],
+        "ticket.assigned": [agent],
+        "ticket.message_added": [agent],
+        "ticket.reopened": [agent],
+        "sla.warning": [agent],
+        "sla.breached": [agent, ("lead", "lead@example.com")],
+    }
+    assert email_recipients("ticket.status_changed", {}, ticket) == []
+    assert email_recipients("ticket.priority_changed", {}, ticket) == []
+
+
+def test_an_agent_s_message_and_a_queued_ticket_email_nobody():
+    queued = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(None, None), 1))
+    assert email_recipients("ticket.message_added", {"author": {"type": "agent", "name": "Jane"}}, queued) == []
+    assert email_recipients("ticket.message_added", {"author": {"type": "requester", "name": "Ana"}}, queued) == []
+    assert email_recipients("sla.breached", {}, queued) == []
+    assert email_recipients("ticket.assigned", assigned(None, None), queued) == []
+
+
+def test_a_recipient_not_known_yet_waits_rather_than_being_dropped():
+    with pytest.raises(NotKnownYet):
+        email_recipients("ticket.replied", {}, None)  # ticket.created not seen yet
+    created_only = view(("ticket.created", CREATED, 0))
+    with pytest.raises(NotKnownYet):
+        email_recipients("sla.warning", {}, created_only)  # ticket.assigned not seen yet
+    assert email_recipients("ticket.assigned", assigned(), created_only)[0][1]["email"] == "jane@example.com"
+
+
+def test_internal_notes_cannot_travel_in_any_event():
+    """There is no internal-note event, and an event that smuggles one in is refused before any handler runs."""
+    assert not any("note" in kind for kind in events.EVENT_TYPES)
+    data = {"reply_id": "r", "agent_id": "a", "agent_name": "A", "body": "secret", "first_response": False}
+    with pytest.raises(events.InvalidEvent):
+        events.make_event("ticket.replied", "t1", {**data, "internal": True}, producer="assignment")
+
+
+def test_notification_ids_are_one_per_event_channel_and_recipient():
+    one = notification_id("e1", "email", "a@example.com")
+    assert one == notification_id("e1", "email", "a@example.com")
+    others = {
+        notification_id("e2", "email", "a@example.com"),
+        notification_id("e1", "webhook", "a@example.com"),
+        notification_id("e1", "email", "b@example.com"),
+        notification_id("e1|email", "", "a@example.com"),
+    }
+    assert one not in others and len(others) == 4
+
+
+def _notification() -> Notification:
+    return Notification("n1", "e1", "ticket.created", "t1", "email", "a@example.com", "[#1] x", "body", T0)
+
+
+def test_failed_attempts_follow_the_delays_then_dead_and_a_retry_starts_over():
+    record, delays = _notification(), (1.0, 5.0)
+    record.failed("SMTP 451", T0, delays)
+    assert (record.status, record.attempts, record.next_attempt_at) == ("failed", 1, T0 + timedelta(seconds=1))
+    record.failed("SMTP 451", T0, delays)
+    assert record.next_attempt_at == T0 + timedelta(seconds=5)
+    assert record.recorded == []  # a failed attempt that will be retried is not a failed notification
+    record.failed("SMTP 554", T0, delays)
+    assert (record.status, record.attempts, record.next_attempt_at) == ("dead", 3, None)
+    failed = {"notification_id": "n1", "channel": "email", "recipient": "a@example.com",
+              "event_type": "ticket.created", "error": "SMTP 554"}  # fmt: skip
+    assert record.recorded == [("notification.failed", failed)]
+    record.retry(T0)
+    assert (record.status, record.next_attempt_at, record.step) == ("pending", T0, 0)
+    with pytest.raises(NotDead):
+        record.retry(T0)
+    record.succeeded(T0)
+    assert (record.status, record.attempts, record.sent_at, record.last_error) == ("sent", 4, T0, None)
+    assert record.recorded[-1][0] == "notification.sent"
