@@ -1,0 +1,85 @@
+"""Emails from the templates in ./templates: one .txt and one .html per (event type, audience).
+
+`render(event_type, audience, context)` takes this context (a missing key is an error, never a blank):
+
+    {"ticket": {"id": str, "number": int, "subject": str, "priority": str,
+                "requester": {"name": str, "email": str},
+                "agent": {"id": str, "name": str, "email": str} | None,
+                "team": str | None},
+     "event": {"type": str, "occurred_at": datetime,
+               "data": dict},        # the event's data as shared.events.load_data gives it (datetimes parsed)
+     "recipient": {"name": str | None, "email": str}}
+
+The subject is always `[#<number>] <ticket subject>` so that a mail client threads a ticket's emails.
+Filters for the templates: `utc` (a datetime as 2026-11-27 09:30 UTC), `percent` (80.0 -> 80%),
+`words` (first_response -> first response).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from services.notify.domain import EMAIL_AUDIENCES, Message
+from shared.events import parse_time
+
+TEMPLATES = Path(__file__).parent / "templates"
+# Control characters and Unicode line/paragraph separators would break or inject header lines.
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def known(event_type: str, audience: str) -> bool:
+    """Whether an email exists for this event type and audience."""
+    return audience in EMAIL_AUDIENCES.get(event_type, ())
+
+
+def render(event_type: str, audience: str, context: dict) -> Message:
+    """The email for one audience of one event; ValueError for a pair that has no email."""
+    if not known(event_type, audience):
+        raise ValueError(f"no email for {event_type!r} to {audience!r}")
+    env = _environment()
+    name = f"{event_type}.{audience}"
+    return Message(
+        subject=subject_line(context["ticket"]["number"], context["ticket"]["subject"]),
+        text=env.get_template(f"{name}.txt").render(context),
+        html=env.get_template(f"{name}.html").render(context),
+    )
+
+
+def subject_line(number: int, subject: str) -> str:
+    """`[#100042] VPN drops every hour`, with control characters replaced by spaces."""
+    return f"[#{number}] {_UNSAFE_IN_HEADER.sub(' ', subject)}"
+
+
+def format_utc(value: datetime | str) -> str:
+    """2026-11-27 09:30 UTC; a naive datetime is taken as UTC, a string as RFC 3339."""
+    if isinstance(value, str):
+        value = parse_time(value)
+    value = value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0f}%"
+
+
+def _words(value: str) -> str:
+    return value.replace("_", " ")
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,  # so that {% if %} lines leave no blank lines behind in the text emails
+        lstrip_blocks=True,
+    )
+    env.filters.update(utc=format_utc, percent=_percent, words=_words)
+    return env

@@ -1,0 +1,217 @@
+"""Webhooks: validating a registration, matching events to its patterns, signing and POSTing a delivery."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import re
+import socket
+import ssl
+import unicodedata
+import urllib.error
+import urllib.request
+from functools import cache
+from urllib.parse import urlsplit
+
+from services.notify.domain import SendError
+from shared.errors import Invalid
+from shared.events import EVENT_TYPES
+
+# notify forwards what it consumes; never notification.*, or a webhook for notification.sent would feed itself.
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t.startswith(("ticket.", "sla.")))
+MAX_URL_LENGTH = 2048
+MAX_PATTERNS = 50
+SECRET_LENGTH = (16, 256)
+USER_AGENT = "ticketflow-notify/1"
+_MAX_ERROR_BODY = 4096  # bytes of an error response read for last_error
+
+_PATTERN = re.compile(r"[a-z0-9_.*]{1,100}", re.ASCII)
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.ASCII | re.IGNORECASE)
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*", re.ASCII | re.IGNORECASE)  # WHATWG: such a host is IPv4
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+
+
+def validate_webhook(raw: object) -> dict:
+    """The body of POST /webhooks, normalised: {"url", "events" (deduplicated), "secret"}; Invalid if not."""
+    if not isinstance(raw, dict):
+        raise Invalid("The webhook is not valid.", {"_schema": ["A webhook is a JSON object."]})
+    errors = {str(name): ["Unknown field."] for name in raw if name not in ("url", "events", "secret")}
+    for name, check in (("url", _url_problems), ("events", _events_problems), ("secret", _secret_problems)):
+        problems = check(raw[name]) if name in raw else ["Missing data for required field."]
+        if problems:
+            errors[name] = problems
+    if errors:
+        raise Invalid("The webhook is not valid.", errors)
+    return {"url": raw["url"], "events": list(dict.fromkeys(raw["events"])), "secret": raw["secret"]}
+
+
+def _url_problems(url: object) -> list[str]:
+    if not isinstance(url, str):
+        return ["Not a valid string."]
+    if len(url) > MAX_URL_LENGTH:
+        return [f"Longer than {MAX_URL_LENGTH} characters."]
+    if any(c.isspace() or not c.isprintable() for c in url):  # urlsplit would silently drop some of them
+        return ["Must not contain whitespace or control characters."]
+    if not url.isascii():
+        return ["Must contain only ASCII characters (percent-encode the others, punycode the host)."]
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:
+        return [f"Not a valid URL: {err}."]
+    if parts.scheme not in ("http", "https"):
+        return ["Must be an http:// or https:// URL."]
+    problems = []
+    if "#" in url:
+        problems.append("Must not have a fragment (#...).")
+    if "@" in parts.netloc:
+        problems.append("Must not contain a user name or password.")
+    else:
+        problems += _authority_problems(parts.netloc)
+    return problems
+
+
+def _authority_problems(netloc: str) -> list[str]:
+    """The problems of host[:port] or [IPv6][:port]."""
+    if netloc.startswith("["):
+        host, bracket, rest = netloc[1:].partition("]")
+        host_ok = bool(bracket) and "%" not in host and _is_ip(host, ipaddress.IPv6Address)
+    else:
+        host, colon, port = netloc.partition(":")
+        rest = colon + port
+        host_ok = _is_host(host)
+    if not host:
+        return ["Must have a host."]
+    problems = [] if host_ok else [f"The host {host!r} is not a valid DNS name, IPv4 address or [IPv6] address."]
+    if rest and (not rest.startswith(":") or not _valid_port(rest[1:])):
+        problems.append("The port must be a number from 1 to 65535.")
+    return problems
+
+
+def _is_host(host: str) -> bool:
+    name = host[:-1] if host.endswith(".") else host  # a fully qualified name may end in a dot
+    labels = name.split(".")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):  # 999.1.1.1, 127.1, 0x7f.1: meant as IPv4, so must be one
+        return _is_ip(host, ipaddress.IPv4Address)
+    return 0 < len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in labels)
+
+
+def _is_ip(host: str, kind: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]) -> bool:
+    try:
+        kind(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_port(port: str) -> bool:
+    return port == "" or (_PORT.fullmatch(port) is not None and 1 <= int(port) <= 65535)
+
+
+def _events_problems(events: object) -> list[str]:
+    if not isinstance(events, list):
+        return ["Not a valid list."]
+    if not events:
+        return ["At least one event pattern is required."]
+    if len(events) > MAX_PATTERNS:
+        return [f"At most {MAX_PATTERNS} event patterns."]
+    problems = []
+    for index, pattern in enumerate(events):
+        if not isinstance(pattern, str):
+            problems.append(f"Item {index}: not a string.")
+        elif not _PATTERN.fullmatch(pattern):
+            problems.append(
+                f"Item {index}: {pattern[:100]!r} is not an event type or a pattern with * (like ticket.*) "
+                "of at most 100 lowercase letters, digits, '_', '.' and '*'."
+            )
+        elif not any(_compiled(pattern).fullmatch(kind) for kind in WEBHOOK_EVENT_TYPES):
+            problems.append(
+                f"Item {index}: {pattern!r} matches no event type notify forwards: {', '.join(WEBHOOK_EVENT_TYPES)}."
+            )
+    return problems
+
+
+def _secret_problems(secret: object) -> list[str]:
+    if not isinstance(secret, str):
+        return ["Not a valid string."]
+    low, high = SECRET_LENGTH
+    problems = [] if low <= len(secret) <= high else [f"Must be {low} to {high} characters long."]
+    if any(unicodedata.category(c) == "Cc" for c in secret):
+        problems.append("Must not contain control characters.")
+    return problems
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """The pattern as a regex: `*` matches any run of characters (dots too); nothing else is special."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+
+
+def matches(patterns: list[str], event_type: str) -> bool:
+    """Whether any of the patterns (`ticket.*`, `sla.breached`, `*`) matches the event type."""
+    return any(_compiled(pattern).fullmatch(event_type) for pattern in patterns)
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The X-Ticketflow-Signature value: sha256=<hex HMAC-SHA256 of the body with the secret>."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx is an answer, not a success: urllib would otherwise re-send a POST as a GET elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # the default error handler then raises HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def deliver(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST the body as JSON; the status when 2xx, else SendError with a short reason. Raises nothing else."""
+    all_headers = {**headers, "Content-Type": "application/json", "User-Agent": USER_AGENT}
+    if problems := _url_problems(url):  # also keeps urllib's ftp:, file: and data: handlers out of reach
+        raise SendError(f"invalid URL: {' '.join(problems)}"[:300])
+    try:
+        request = urllib.request.Request(url, data=body, headers=all_headers, method="POST")
+        with _OPENER.open(request, timeout=timeout) as response:  # timeout: connect, and each read
+            return response.status
+    except urllib.error.HTTPError as err:
+        with err:
+            raise SendError(_http_error(err)) from None
+    except urllib.error.URLError as err:  # failures before a response: the cause is in .reason
+        raise SendError(_reason(err.reason, timeout)) from None
+    except Exception as err:  # whatever else happens (reset, bad status line...), a failed send is a SendError
+        raise SendError(_reason(err, timeout)) from None
+
+
+def _http_error(err: urllib.error.HTTPError) -> str:
+    reason = f"HTTP {err.code}"
+    if 300 <= err.code < 400:
+        return f"{reason} (redirects are not followed)"
+    try:  # one read (read1), so a server that drips its body cannot hold us beyond one timeout
+        read = getattr(err.fp, "read1", err.read)
+        snippet = " ".join(read(_MAX_ERROR_BODY).decode("utf-8", "replace").split())[:200]
+    except Exception:  # the status is the reason; the body is a bonus
+        snippet = ""
+    return f"{reason}: {snippet}" if snippet else reason
+
+
+def _reason(err: object, timeout: float) -> str:
+    """A short, stable reason for last_error."""
+    if isinstance(err, TimeoutError):
+        return f"timed out after {timeout:g} s"
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(err, socket.gaierror):
+        return f"host not found: {err.strerror or err}"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS error: {err.reason or err}"
+    if isinstance(err, ValueError | http.client.InvalidURL):  # control characters, unencodable header...
+        return f"invalid URL or header: {err}"[:300]
+    if isinstance(err, http.client.HTTPException):  # bad status line, remote closed, too many headers...
+        return f"bad HTTP response: {type(err).__name__}"
+    if isinstance(err, OSError):
+        return f"connection failed: {err.strerror or err}"
+    return f"failed: {type(err).__name__}: {err}"[:300]

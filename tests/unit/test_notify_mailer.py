@@ -1,0 +1,259 @@
+"""notify's SMTP edge: SMTP_URL parsing, the email's headers and parts, and sends to a real in-process server."""
+
+import socket
+import time
+from email import message_from_bytes, policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from services.notify.domain import Message, SendError
+from services.notify.mailer import SmtpConfig, build_email, parse_smtp_url, send_email
+from shared.config import ConfigError
+from shared.infra import free_port
+
+EVIL = "<script>alert(1)</script> & Co"
+EVIL_HTML = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"
+MESSAGE = Message(
+    subject="[#100042] VPN drops every hour",
+    text=f"Hello Ana,\n\n{EVIL}\n",
+    html=f"<!DOCTYPE html><html><body><p>Hello Ana,</p><p>{EVIL_HTML}</p></body></html>\n",
+)
+
+
+def make_email(**overrides):
+    args = {
+        "sender": "helpdesk@example.com",
+        "recipient": "ana@example.com",
+        "message": MESSAGE,
+        "ticket_id": "6565f0c2a1b2c3d4e5f60718",
+        "notification_id": "0b7f3c9e-5d1a-4c2b-9e8f-1a2b3c4d5e6f",
+        **overrides,
+    }
+    return build_email(**args)
+
+
+# ---- SMTP_URL ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://127.0.0.1:8025", SmtpConfig("127.0.0.1", 8025, "none")),
+        ("smtp://mail.example.com", SmtpConfig("mail.example.com", 25, "none")),
+        ("smtp://mail.example.com/", SmtpConfig("mail.example.com", 25, "none")),
+        ("smtp://u:p@mail.example.com:587?starttls=true", SmtpConfig("mail.example.com", 587, "starttls", "u", "p")),
+        ("smtp://mail.example.com?starttls=false", SmtpConfig("mail.example.com", 25, "none")),
+        ("smtp+starttls://mail.example.com", SmtpConfig("mail.example.com", 587, "starttls")),
+        ("smtp+starttls://mail.example.com:2525", SmtpConfig("mail.example.com", 2525, "starttls")),
+        ("smtps://mail.example.com", SmtpConfig("mail.example.com", 465, "tls")),
+        ("smtps://bot%40example.com:p%40ss%3Aw%2Fd@mail.example.com:4650",
+         SmtpConfig("mail.example.com", 4650, "tls", "bot@example.com", "p@ss:w/d")),
+        ("smtp://user@mail.example.com", SmtpConfig("mail.example.com", 25, "none", "user", None)),
+        ("smtp://[::1]:2525", SmtpConfig("::1", 2525, "none")),
+    ],
+)  # fmt: skip
+def test_smtp_urls_give_host_port_security_and_decoded_credentials(url, expected):
+    assert parse_smtp_url(url) == expected
+
+
+def test_the_timeout_is_carried_and_the_password_is_not_shown():
+    config = parse_smtp_url("smtps://u:secret@mail.example.com", timeout=2.5)
+
+    assert config.timeout == 2.5 and "secret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://mail.example.com",
+        "mail.example.com:25",
+        "smtp://",
+        "smtp://:25",
+        "smtp://mail.example.com:abc",
+        "smtp://mail.example.com:0",
+        "smtp://mail.example.com:70000",
+        "smtp://mail.example.com/inbox",
+        "smtp://mail.example.com?starttls=maybe",
+        "smtp://mail.example.com?tls=true",
+        "smtps://mail.example.com?starttls=true",
+    ],
+)
+def test_unusable_smtp_urls_stop_with_a_configuration_error(url):
+    with pytest.raises(ConfigError, match="SMTP_URL"):
+        parse_smtp_url(url)
+
+
+def test_a_configuration_error_does_not_print_the_password():
+    with pytest.raises(ConfigError) as raised:
+        parse_smtp_url("smtp://bot:hunter2@mail.example.com:x")
+
+    assert "hunter2" not in str(raised.value) and "bot:***@" in str(raised.value)
+
+
+# ---- the email --------------------------------------------------------------------------------------
+
+
+def test_the_email_threads_under_its_ticket_with_a_stable_message_id():
+    email = make_email()
+
+    assert email["From"] == "helpdesk@example.com" and email["To"] == "ana@example.com"
+    assert email["Subject"] == "[#100042] VPN drops every hour"
+    assert email["Message-ID"] == "<0b7f3c9e-5d1a-4c2b-9e8f-1a2b3c4d5e6f@ticketflow>"
+    assert email["References"] == email["In-Reply-To"] == "<ticket-6565f0c2a1b2c3d4e5f60718@ticketflow>"
+    assert email["Date"] and email["Auto-Submitted"] == "auto-generated"
+    assert make_email()["Message-ID"] == email["Message-ID"]
+
+
+def test_the_email_has_the_text_then_the_html_in_utf8():
+    email = make_email(message=Message("[#7] Grüße", "Grüße\n", "<p>Grüße</p>\n"))
+    parsed = message_from_bytes(email.as_bytes(), policy=policy.default)
+
+    assert parsed.get_content_type() == "multipart/alternative"
+    parts = list(parsed.iter_parts())
+    assert [part.get_content_type() for part in parts] == ["text/plain", "text/html"]
+    assert all(part.get_content_charset() == "utf-8" for part in parts)
+    assert [part.get_content() for part in parts] == ["Grüße\n", "<p>Grüße</p>\n"]
+    assert parsed["Subject"] == "[#7] Grüße"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"recipient": "ana@example.com\r\nBcc: everyone@example.com"},
+        {"recipient": "ana@example.com\n"},
+        {"sender": "helpdesk@example.com\rX: y"},
+        {"ticket_id": "t 1>"},
+        {"notification_id": ""},
+    ],
+)
+def test_header_injection_and_odd_ids_are_refused(overrides):
+    with pytest.raises(ValueError):
+        make_email(**overrides)
+
+
+# ---- sending ----------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """An aiosmtpd handler that keeps what it receives and answers DATA with `answer`."""
+
+    def __init__(self, answer: str = "250 OK") -> None:
+        self.answer = answer
+        self.received = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content, session))
+        return self.answer
+
+
+class RefusesRecipients(Recorder):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 No such user here"
+
+
+@pytest.fixture
+def smtp_server():
+    """Start an SMTP server on a free port: `smtp_server(handler, **smtp_options) -> SmtpConfig`."""
+    controllers = []
+
+    def start(handler, **options) -> SmtpConfig:
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
+        controller.start()
+        controllers.append(controller)
+        return SmtpConfig("127.0.0.1", controller.port, timeout=5.0)
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+def test_the_server_receives_one_message_with_the_envelope_and_the_html_escaped(smtp_server):
+    handler = Recorder()
+    config = smtp_server(handler)
+
+    send_email(config, make_email())
+
+    assert len(handler.received) == 1
+    mail_from, rcpt_tos, content, _ = handler.received[0]
+    assert (mail_from, rcpt_tos) == ("helpdesk@example.com", ["ana@example.com"])
+    parsed = message_from_bytes(content, policy=policy.default)
+    assert parsed["Message-ID"] == "<0b7f3c9e-5d1a-4c2b-9e8f-1a2b3c4d5e6f@ticketflow>"
+    html = parsed.get_body(("html",)).get_content()
+    assert EVIL_HTML in html and "<script>" not in html
+    assert EVIL in parsed.get_body(("plain",)).get_content()
+
+
+def test_a_server_that_answers_451_to_data_is_a_send_error_with_its_answer(smtp_server):
+    config = smtp_server(Recorder(answer="451 Try again later"))
+
+    with pytest.raises(SendError, match="^SMTP 451: Try again later$"):
+        send_email(config, make_email())
+
+
+def test_a_refused_recipient_is_a_send_error_naming_the_recipient(smtp_server):
+    handler = RefusesRecipients()
+    config = smtp_server(handler)
+
+    with pytest.raises(SendError, match="SMTP 550: 5.1.1 No such user here .recipient ana@example.com refused"):
+        send_email(config, make_email())
+    assert handler.received == []
+
+
+def test_login_when_the_url_names_a_user(smtp_server):
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        assert isinstance(auth_data, LoginPassword)
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"p@ss", handled=False)  # handled=False: aiosmtpd sends 535
+
+    handler = Recorder()
+    config = smtp_server(handler, authenticator=authenticator, auth_require_tls=False)
+    url = f"smtp://bot%40example.com:p%40ss@127.0.0.1:{config.port}"
+
+    send_email(parse_smtp_url(url), make_email())
+    with pytest.raises(SendError, match="^SMTP 535"):
+        send_email(parse_smtp_url(url.replace("p%40ss", "wrong")), make_email())
+
+    assert logins[0] == (b"bot@example.com", b"p@ss")
+    assert set(logins[1:]) == {(b"bot@example.com", b"wrong")}  # smtplib tries PLAIN, then LOGIN
+    assert len(handler.received) == 1 and handler.received[0][3].authenticated
+
+
+def test_starttls_asked_of_a_server_without_it_is_a_send_error_and_nothing_is_sent(smtp_server):
+    handler = Recorder()
+    config = smtp_server(handler)
+
+    with pytest.raises(SendError, match="STARTTLS"):
+        send_email(SmtpConfig("127.0.0.1", config.port, "starttls", timeout=5.0), make_email())
+    assert handler.received == []
+
+
+def test_implicit_tls_against_a_plain_server_is_a_send_error(smtp_server):
+    config = smtp_server(Recorder())
+
+    with pytest.raises(SendError, match="^TLS error"):
+        send_email(SmtpConfig("127.0.0.1", config.port, "tls", timeout=5.0), make_email())
+
+
+def test_nothing_listening_is_a_send_error_at_once():
+    port = free_port()
+    started = time.monotonic()
+
+    with pytest.raises(SendError, match=rf"^connection refused \(127\.0\.0\.1:{port}\)$"):
+        send_email(SmtpConfig("127.0.0.1", port, timeout=5.0), make_email())
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_server_that_never_answers_is_a_send_error_after_the_timeout():
+    with socket.socket() as silent:  # accepts connections (the kernel does) but never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        config = SmtpConfig("127.0.0.1", silent.getsockname()[1], timeout=0.3)
+        started = time.monotonic()
+
+        with pytest.raises(SendError, match="^timed out after 0.3 s"):
+            send_email(config, make_email())
+        assert time.monotonic() - started < 2.0

@@ -1,0 +1,190 @@
+"""notify's emails: every (event, audience) renders from its template pair; user text is escaped in HTML."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from jinja2 import UndefinedError
+
+from services.notify import messages
+from services.notify.domain import EMAIL_AUDIENCES
+
+DUE = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+BREACHED = datetime(2026, 11, 27, 9, 30, 12, tzinfo=UTC)
+EVIL = "<script>alert(1)</script> & Co"
+EVIL_HTML = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"
+
+DATA = {
+    "ticket.created": {
+        "number": 100042,
+        "subject": "VPN drops every hour",
+        "description": "Since Monday the VPN drops every hour.",
+        "requester": {"name": "Ana Ruiz", "email": "ana@example.com"},
+        "topic": "network",
+        "priority": "high",
+        "source": "web",
+    },
+    "ticket.replied": {
+        "reply_id": "r1",
+        "agent_id": "agent-7",
+        "agent_name": "Bo Lind",
+        "body": "Please restart the client.\nDoes it still drop?",
+        "first_response": True,
+    },
+    "ticket.resolved": {"agent_id": "agent-7", "resolution": "Replaced the VPN profile."},
+    "ticket.closed": {"by": "auto"},
+    "ticket.assigned": {
+        "agent_id": "agent-7",
+        "agent_name": "Bo Lind",
+        "agent_email": "bo@example.com",
+        "team": "network",
+        "team_lead_email": "lead@example.com",
+        "previous_agent_id": None,
+        "reason": "auto",
+        "decision": {"rule": "least_loaded", "candidates": []},
+    },
+    "ticket.message_added": {
+        "message_id": "m1",
+        "body": "It dropped again at 10:00.",
+        "author": {"type": "requester", "name": "Ana Ruiz", "email": "ana@example.com"},
+    },
+    "ticket.reopened": {"reason": "It still drops every hour."},
+    "sla.warning": {
+        "clock": "first_response",
+        "instance": 0,
+        "due_at": DUE,
+        "percent": 80.0,
+        "priority": "high",
+        "policy_version": 1,
+    },
+    "sla.breached": {
+        "clock": "resolution",
+        "instance": 0,
+        "due_at": DUE,
+        "breached_at": BREACHED,
+        "priority": "high",
+        "policy_version": 1,
+    },
+}
+PAIRS = [(event_type, audience) for event_type, audiences in EMAIL_AUDIENCES.items() for audience in audiences]
+
+
+def make_context(event_type: str, data: dict | None = None, **ticket) -> dict:
+    return {
+        "ticket": {
+            "id": "t-1",
+            "number": 100042,
+            "subject": "VPN drops every hour",
+            "priority": "high",
+            "requester": {"name": "Ana Ruiz", "email": "ana@example.com"},
+            "agent": {"id": "agent-7", "name": "Bo Lind", "email": "bo@example.com"},
+            "team": "network",
+            **ticket,
+        },
+        "event": {"type": event_type, "occurred_at": DUE, "data": {**DATA[event_type], **(data or {})}},
+        "recipient": {"name": "Ana Ruiz", "email": "ana@example.com"},
+    }
+
+
+@pytest.mark.parametrize(("event_type", "audience"), PAIRS)
+def test_every_event_and_audience_renders_with_the_ticket_number_in_the_subject(event_type, audience):
+    message = messages.render(event_type, audience, make_context(event_type))
+
+    assert message.subject == "[#100042] VPN drops every hour"
+    assert "#100042" in message.text and "#100042" in message.html
+    assert message.text.strip() and "<" not in message.text.split("\n")[0]
+    assert message.html.lstrip().startswith("<!DOCTYPE html>") and message.html.rstrip().endswith("</html>")
+
+
+def test_the_templates_folder_holds_exactly_one_pair_per_event_and_audience_and_the_layout():
+    expected = {f"{e}.{a}.{ext}" for e, a in PAIRS for ext in ("txt", "html")} | {"_layout.html"}
+    assert {path.name for path in messages.TEMPLATES.iterdir()} == expected
+    assert all(messages.known(e, a) for e, a in PAIRS)
+
+
+def test_user_text_is_escaped_in_html_and_plain_in_text():
+    context = make_context("ticket.replied", data={"body": EVIL, "agent_name": "Bo <b>"}, subject="VPN")
+    context["recipient"]["name"] = EVIL
+
+    message = messages.render("ticket.replied", "requester", context)
+
+    assert EVIL_HTML in message.html and "<script>" not in message.html and "Bo &lt;b&gt;" in message.html
+    assert f"Hello {EVIL}," in message.text and f"\n{EVIL}\n" in message.text and "&lt;" not in message.text
+
+
+def test_a_requester_name_with_script_arrives_escaped_in_the_agents_html():
+    context = make_context("ticket.assigned", requester={"name": EVIL, "email": "ana@example.com"})
+
+    message = messages.render("ticket.assigned", "agent", context)
+
+    assert EVIL_HTML in message.html and "<script>" not in message.html
+    assert EVIL in message.text
+
+
+def test_control_characters_in_the_ticket_subject_become_spaces_in_the_subject():
+    context = make_context("ticket.created", subject="VPN\r\nBcc: everyone@example.com\x00\u2028drops")
+
+    message = messages.render("ticket.created", "requester", context)
+
+    assert message.subject == "[#100042] VPN  Bcc: everyone@example.com  drops"
+
+
+def test_the_receipt_carries_the_ticket_number_and_the_subject():
+    message = messages.render("ticket.created", "requester", make_context("ticket.created"))
+
+    assert "opened ticket #100042" in message.text and "<strong>ticket #100042</strong>" in message.html
+    assert "VPN drops every hour" in message.text
+
+
+def test_the_leads_breach_message_is_an_escalation_naming_the_assigned_agent():
+    message = messages.render("sla.breached", "lead", make_context("sla.breached"))
+
+    assert "Escalation" in message.text and "Bo Lind <bo@example.com>" in message.text
+    assert "Bo Lind" in message.html and "resolution target" in message.text
+    assert "2026-11-27 09:30 UTC" in message.text and "2026-11-27 09:30 UTC" in message.html
+
+
+def test_the_leads_breach_message_says_when_nobody_is_assigned():
+    message = messages.render("sla.breached", "lead", make_context("sla.breached", agent=None))
+
+    assert "Nobody is assigned to it yet; it is waiting in the network queue." in message.text
+
+
+def test_the_sla_warning_gives_the_clock_the_percent_and_the_time_in_utc():
+    message = messages.render("sla.warning", "agent", make_context("sla.warning"))
+
+    assert "first response target" in message.text and "80% of the time" in message.text
+    assert "Due at:   2026-11-27 09:30 UTC" in message.text
+
+
+def test_closed_by_the_requester_and_closed_automatically_read_differently():
+    by_requester = messages.render("ticket.closed", "requester", make_context("ticket.closed", {"by": "requester"}))
+    automatic = messages.render("ticket.closed", "requester", make_context("ticket.closed", {"by": "auto"}))
+
+    assert "as you asked" in by_requester.text and "as you asked" not in automatic.text
+    assert "not heard back" in automatic.text
+
+
+def test_a_missing_context_key_fails_loudly():
+    context = make_context("ticket.replied")
+    del context["event"]["data"]["body"]
+
+    with pytest.raises(UndefinedError):
+        messages.render("ticket.replied", "requester", context)
+
+
+def test_an_unknown_event_or_audience_is_refused():
+    with pytest.raises(ValueError, match="no email"):
+        messages.render("ticket.replied", "agent", make_context("ticket.replied"))
+    with pytest.raises(ValueError):
+        messages.render("../../etc/passwd", "requester", make_context("ticket.replied"))
+    assert not messages.known("ticket.status_changed", "requester")
+    assert messages.known("sla.breached", "lead")
+
+
+def test_times_are_shown_in_utc_to_the_minute():
+    assert messages.format_utc(datetime(2026, 11, 27, 9, 30, 59, tzinfo=UTC)) == "2026-11-27 09:30 UTC"
+    assert messages.format_utc(datetime(2026, 11, 27, 9, 30)) == "2026-11-27 09:30 UTC"
+    assert messages.format_utc("2026-11-27T09:30:00.000Z") == "2026-11-27 09:30 UTC"
+    assert messages.format_utc(datetime(2026, 11, 27, 10, 30, tzinfo=timezone(timedelta(hours=1)))) == (
+        "2026-11-27 09:30 UTC"
+    )
