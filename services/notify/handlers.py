@@ -119,16 +119,17 @@ def _webhook_deliveries(app: Notify, envelope: dict) -> list[Notification]:
     found = []
     for hook in app.webhooks.all():
         if webhooks.matches(hook["events"], envelope["type"]):
-            record = _notification(envelope, "webhook", hook["url"], None, body, None)
+            record = _notification(envelope, "webhook", hook["url"], None, body, None, key=hook["_id"])
             record.webhook_id, record.endpoint = hook["_id"], urlsplit(hook["url"]).netloc
             found.append(record)
     return found
 
 
-def _notification(envelope: dict, channel: str, recipient: str, subject, body: str, html) -> Notification:
+def _notification(envelope: dict, channel: str, recipient: str, subject, body: str, html, key=None) -> Notification:
+    """A new notification; `key` (a webhook's id: two may share a URL) stands for the recipient in its id."""
     at = now()
     return Notification(
-        id=notification_id(envelope["event_id"], channel, recipient),
+        id=notification_id(envelope["event_id"], channel, key or recipient),
         event_id=envelope["event_id"],
         event_type=envelope["type"],
         ticket_id=envelope["ticket_id"],

@@ -110,7 +110,7 @@ class WebhookStore:
         return webhook
 
     def all(self) -> list[dict]:
-        return list(self.collection.find().sort("created_at", ASCENDING))
+        return list(self.collection.find().sort([("created_at", ASCENDING), ("_id", ASCENDING)]))
 
     def find(self, webhook_id: str) -> dict | None:
         return self.collection.find_one({"_id": webhook_id})

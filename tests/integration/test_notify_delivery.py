@@ -241,3 +241,16 @@ def test_an_event_before_its_ticket_is_known_waits_for_it(start_worker, publish,
     publish("ticket.created", event_from("intake", "ticket.created", ticket_id, data))
     wait_until(lambda: len([r for r in _records(notify, ticket_id) if r["status"] == "sent"]) == 2, timeout=15)
     assert sorted(r["event_type"] for r in _records(notify, ticket_id)) == ["ticket.created", "ticket.resolved"]
+
+
+def test_two_webhooks_on_one_url_each_get_their_delivery(notify, webhook_server):  # noqa: F811
+    _, base = webhook_server
+    hooks = [handlers.add_webhook(notify, {"url": f"{base}/ok", "events": ["ticket.*"], "secret": f"secret-{i}" * 3})
+             for i in range(2)]  # fmt: skip
+    ticket_id = uuid.uuid4().hex
+    data = {"number": 5150, "subject": "Twice", "description": "x", "requester": REQUESTER, "topic": "network",
+            "priority": "low", "source": "web"}  # fmt: skip
+    handlers.on_event(notify, event_from("intake", "ticket.created", ticket_id, data))
+    deliveries = [r for r in _records(notify, ticket_id) if r["channel"] == "webhook"]
+    assert sorted(r["webhook_id"] for r in deliveries) == sorted(h["_id"] for h in hooks)
+    assert len({r["_id"] for r in deliveries}) == 2

@@ -1,0 +1,123 @@
+"""notify's HTTP API: create_app() for gunicorn. Thin views; the rules live in handlers and domain."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.notify import handlers
+from services.notify.schemas import (
+    NotificationListSchema,
+    NotificationQuerySchema,
+    NotificationSchema,
+    WebhookCreateSchema,
+    WebhookListSchema,
+    WebhookSchema,
+)
+from shared.config import Settings, load_settings
+from shared.web import create_service_app, ensure_storage_once, require_roles
+
+DESCRIPTION = """Emails and webhooks about tickets, with every delivery attempt on record.
+
+Who gets which email: the requester on `ticket.created` (a receipt with the ticket's number),
+`ticket.replied`, `ticket.resolved` and `ticket.closed`; the assigned agent on `ticket.assigned`,
+`ticket.message_added` (a requester's message), `ticket.reopened` and `sla.warning`; the assigned
+agent and the team lead on `sla.breached`. Every subject reads `[#<number>] <ticket subject>`.
+Internal notes are never sent anywhere.
+
+One notification record per (event, channel, recipient), unique: a redelivered event never sends
+twice. `status` is `pending` (not tried yet, or retried by an admin), `sent`, `failed` (the last
+attempt failed; it is tried again at `next_attempt_at`) or `dead` (every retry failed). A failed
+send is retried after growing delays (TICKETFLOW_RETRY_DELAYS, by default 1 s, 5 s, 30 s, 2 min
+and 10 min); a failure after the last delay makes it `dead`, and only an admin's
+`POST /notifications/{id}/retry` sends it again, its delays starting over.
+
+Webhooks get every `ticket.*` and `sla.*` event that one of their patterns matches (never
+`notification.*`): a POST of the event envelope as JSON, with the headers
+`X-Ticketflow-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`,
+`X-Ticketflow-Event` (the event type) and `X-Ticketflow-Delivery` (the notification's id, the same
+on every retry). Any 2xx answer is a success; a redirect is not followed and counts as a failure;
+no answer within TICKETFLOW_WEBHOOK_TIMEOUT (5 s) is a failure. A webhook's secret is never shown
+after it is registered; deliveries still due to a deleted webhook fail ("the webhook was deleted").
+
+Rights: `agent` and `admin` read notifications; only `admin` retries one and manages webhooks;
+`portal` may do nothing here.
+"""
+
+notifications = Blueprint("notifications", __name__, description="Every email and webhook delivery, and its fate")
+webhooks = Blueprint("webhooks", __name__, description="Endpoints that receive ticket and SLA events")
+
+
+def notify() -> handlers.Notify:
+    return current_app.extensions["ticketflow.notify"]
+
+
+@notifications.route("/notifications")
+class Notifications(MethodView):
+    @require_roles("agent", "admin")
+    @notifications.arguments(NotificationQuerySchema(), location="query")
+    @notifications.response(200, NotificationListSchema)
+    def get(self, query):
+        """Notifications, newest first, filtered by ticket, recipient and status."""
+        filters = {key: query.get(key) for key in ("ticket_id", "recipient", "status")}
+        items, cursor = notify().notifications.page(filters, query["limit"], query.get("cursor"))
+        return {"items": items, "next_cursor": cursor}
+
+
+@notifications.route("/notifications/<notification_id>")
+class NotificationById(MethodView):
+    @require_roles("agent", "admin")
+    @notifications.response(200, NotificationSchema)
+    @notifications.alt_response(404, response="NOT_FOUND")
+    def get(self, notification_id):
+        """A notification: what was sent to whom, and how its attempts went."""
+        return notify().notifications.get(notification_id)
+
+
+@notifications.route("/notifications/<notification_id>/retry")
+class Retry(MethodView):
+    @require_roles("admin")
+    @notifications.response(200, NotificationSchema)
+    @notifications.alt_response(404, response="NOT_FOUND")
+    @notifications.alt_response(409, response="CONFLICT")
+    def post(self, notification_id):
+        """Send a dead notification again: pending, due now, its retry delays starting over (409 if not dead)."""
+        return handlers.retry(notify(), notification_id)
+
+
+@webhooks.route("/webhooks")
+class Webhooks(MethodView):
+    @require_roles("admin")
+    @webhooks.arguments(WebhookCreateSchema())
+    @webhooks.response(201, WebhookSchema, headers={"Location": {"schema": {"type": "string"}}})
+    def post(self, body):
+        """Register a webhook; the answer never shows its secret."""
+        hook = handlers.webhook_view(handlers.add_webhook(notify(), body))
+        return hook, 201, {"Location": f"/webhooks/{hook['id']}"}
+
+    @require_roles("admin")
+    @webhooks.response(200, WebhookListSchema)
+    def get(self):
+        """Every webhook, oldest first, without secrets (a short list: next_cursor is always null)."""
+        return {"items": [handlers.webhook_view(hook) for hook in notify().webhooks.all()], "next_cursor": None}
+
+
+@webhooks.route("/webhooks/<webhook_id>")
+class WebhookById(MethodView):
+    @require_roles("admin")
+    @webhooks.response(204)
+    @webhooks.alt_response(404, response="NOT_FOUND")
+    def delete(self, webhook_id):
+        """Remove a webhook: it gets no more deliveries."""
+        handlers.delete_webhook(notify(), webhook_id)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app, api = create_service_app("notify", DESCRIPTION, settings)
+    app.extensions["ticketflow.notify"] = handlers.bootstrap(settings)
+    api.register_blueprint(notifications)
+    api.register_blueprint(webhooks)
+    ensure_storage_once(app, app.extensions["ticketflow.notify"].ensure_storage)
+    return app

@@ -1,0 +1,95 @@
+"""The whole system as real processes: every service's gunicorn api and worker, an SMTP server in the test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+
+from shared.cli import SERVICES, api_command
+from shared.config import load_settings
+from shared.infra import free_port
+from tests.conftest import Spawned, Spawner, _wait_healthy
+from tests.harness import auth_header, consumers_on, wait_until
+from tests.integration.notify_servers import SmtpRecorder, smtp_server  # noqa: F401 - a fixture
+
+API_ENV = {"WEB_CONCURRENCY": "2"}
+
+
+@dataclass
+class System:
+    """Base URLs of the four apis, the workers of each service, and what the SMTP server received."""
+
+    urls: dict[str, str]
+    workers: dict[str, list[Spawned]]
+    smtp: SmtpRecorder
+    start_worker: Callable[[str], Spawned]
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def call(self, method: str, service: str, path: str, role: str = "admin", agent_id: str | None = None, **kw):
+        """(status, JSON body) of a request to a service's public API."""
+        response = self.session.request(
+            method, f"{self.urls[service]}{path}", headers=auth_header(role, agent_id), timeout=15, **kw
+        )
+        return response.status_code, response.json() if response.content else None
+
+    def ok(self, method: str, service: str, path: str, role: str = "admin", agent_id: str | None = None, **kw):
+        status, body = self.call(method, service, path, role, agent_id, **kw)
+        assert status < 300, (method, service, path, status, body)
+        return body
+
+    def items(self, service: str, path: str, params: dict | None = None, role: str = "admin") -> list[dict]:
+        """Every item of a paginated list, following next_cursor."""
+        found, cursor = [], None
+        while True:
+            page = self.ok(
+                "GET", service, path, role, params={**(params or {}), **({"cursor": cursor} if cursor else {})}
+            )
+            found += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
+
+    def emails_to(self, address: str, number: int) -> list:
+        return [m for m in list(self.smtp.received) if m["To"] == address and f"[#{number}]" in m["Subject"]]
+
+
+@pytest.fixture
+def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., System]]:  # noqa: F811
+    """start_system(workers=1, env=None): every api and `workers` workers of every service, all consuming."""
+    recorder, smtp_url = smtp_server
+    settings = load_settings()
+
+    def start(workers: int = 1, env: dict[str, str] | None = None) -> System:
+        common = {"SMTP_URL": smtp_url, "TICKETFLOW_WEBHOOK_TIMEOUT": "2", **(env or {})}
+
+        def start_worker(service: str) -> Spawned:
+            handle = spawn.worker(service, env=common)
+            system.workers[service].append(handle)
+            return handle
+
+        system = System({}, {service: [] for service in SERVICES}, recorder, start_worker)
+        apis = []
+        for service in SERVICES:
+            port = free_port()
+            handle = spawn(api_command(service, port), env=spawn._service_env(service, {**API_ENV, **common}),
+                           name=f"{service}-api")  # fmt: skip
+            handle.url = system.urls[service] = f"http://127.0.0.1:{port}"
+            apis.append(handle)
+            for _ in range(workers):
+                start_worker(service)
+        for handle in apis:
+            _wait_healthy(handle, 60)
+        for service in SERVICES:
+            queue = f"{settings.namespace}.{service}"
+            wait_until(lambda queue=queue: consumers_on(infra.amqp_url, queue) >= workers, timeout=60)
+        return system
+
+    yield start
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

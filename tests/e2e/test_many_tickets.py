@@ -1,0 +1,151 @@
+"""200 tickets through the whole system: two workers of every service, then every worker SIGKILLed once.
+
+Each ticket is assigned once and no agent goes over capacity; each breach is announced once; every
+ticket's intake, assignment and sla views agree; the receipt and the assignment email arrive once each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from services.sla.domain import DEFAULT_MINUTES, DEFAULT_WARN_AT
+from shared.cli import SERVICES
+from tests.e2e.conftest import System
+from tests.e2e.test_lifecycle import REQUESTER, help_desk, submit
+from tests.harness import wait_until
+
+TICKETS = 200
+SHORT_LOW = {"first_response_minutes": 0.05, "next_response_minutes": 0.05, "resolution_minutes": 0.1,
+             "warn_at_percent": [50], "calendar": "24x7"}  # fmt: skip
+
+
+@pytest.fixture
+def short_low_policy():
+    """The low priority's policy in seconds while the test runs; the defaults again afterwards."""
+    restore = dict(zip(("first_response_minutes", "next_response_minutes", "resolution_minutes"),
+                       DEFAULT_MINUTES["low"], strict=True))  # fmt: skip
+    restore |= {"warn_at_percent": list(DEFAULT_WARN_AT), "calendar": "24x7"}
+    holder: list[System] = []
+    yield holder
+    if holder:
+        holder[0].ok("PUT", "sla", "/policies/low", json=restore)
+
+
+def submit_all(system: System, topic: str, priorities: list[str], during=None) -> list[dict]:
+    """Submit one ticket per priority from 8 threads; `during(n)` runs after the n-th submission."""
+    done, lock = [], threading.Lock()
+
+    def one(priority: str) -> dict:
+        ticket = submit(system, topic, priority=priority, subject=f"Laptop for a new hire ({priority})")
+        with lock:
+            done.append(ticket)
+            if during:
+                during(len(done))
+        return ticket
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, priorities))
+
+
+def check_the_run(system: System, desk: dict, tickets: list[dict], resolve_some: bool) -> dict[str, dict]:
+    """Wait until every ticket is assigned or queued and the views agree; the invariants of the whole run."""
+    capacity = {agent["id"]: agent["capacity"] for agent in desk["agents"]}
+
+    def assignment_views() -> dict[str, dict]:
+        found = {t["id"]: system.ok("GET", "assignment", f"/tickets/{t['id']}") for t in tickets}
+        return found if all(v["history"] for v in found.values()) else None
+
+    views = wait_until(assignment_views, timeout=90, message="every ticket assigned or queued")
+    load = Counter(v["agent_id"] for v in views.values() if v["agent_id"] and v["status"] != "resolved")
+    assert all(load[agent] <= capacity[agent] for agent in load), load
+    if resolve_some:
+        for view in list(views.values())[::3]:
+            if view["agent_id"] and view["priority"] == "normal":
+                system.ok("POST", "assignment", f"/tickets/{view['ticket_id']}/resolve", "agent", view["agent_id"],
+                          json={"resolution": "Done."})  # fmt: skip
+    for ticket in tickets:
+        wait_until(lambda ticket=ticket: _agree(system, ticket["id"]), timeout=60, message=f"views of {ticket['id']}")
+    for agent in system.items("assignment", "/agents", {"team": desk["team"]}):
+        assert agent["open_tickets"] <= agent["capacity"], agent
+    return {t["id"]: system.ok("GET", "assignment", f"/tickets/{t['id']}") for t in tickets}
+
+
+def _agree(system: System, ticket_id: str) -> bool:
+    intake = system.ok("GET", "intake", f"/tickets/{ticket_id}")
+    assignment = system.ok("GET", "assignment", f"/tickets/{ticket_id}")
+    sla = system.ok("GET", "sla", f"/tickets/{ticket_id}")
+    return (
+        intake["status"] == assignment["status"]
+        and (intake["assignee"] or {}).get("agent_id") == assignment["agent_id"]
+        and intake["priority"] == assignment["priority"] == sla["priority"]
+    )
+
+
+def assigned_once(system: System, ticket_id: str) -> list[dict]:
+    timeline = system.items("intake", f"/tickets/{ticket_id}/timeline")
+    given = [e for e in timeline if e["type"] == "ticket.assigned" and "queue" not in e["summary"].lower()]
+    assert len(given) <= 1, given  # nobody reassigns in these runs: one agent at most, once
+    return timeline
+
+
+def test_two_workers_of_each_service_200_tickets_some_breach(start_system, short_low_policy):
+    system = start_system(workers=2)
+    short_low_policy.append(system)
+    system.ok("PUT", "sla", "/policies/low", json=SHORT_LOW)
+    desk = help_desk(system, agents=5, capacity=30)  # 150 places for 200 tickets: the rest wait in the queue
+    priorities = ["low" if i % 10 == 0 else "normal" for i in range(TICKETS)]
+    tickets = submit_all(system, desk["topic"], priorities)
+    views = check_the_run(system, desk, tickets, resolve_some=True)
+
+    low = [t for t in tickets if t["priority"] == "low"]
+    for ticket in tickets:
+        timeline = assigned_once(system, ticket["id"])
+        breaches = Counter(e["summary"] for e in timeline if e["type"] == "sla.breached")
+        assert all(n == 1 for n in breaches.values()), breaches
+    low_ids = {t["id"] for t in low}
+
+    def low_breaches():  # 3 s to a first response nobody gave: each low ticket breached, announced once
+        found = [b for b in system.items("sla", "/breaches", {"priority": "low", "clock": "first_response"})
+                 if b["ticket_id"] in low_ids]  # fmt: skip
+        return found if {b["ticket_id"] for b in found} == low_ids else None
+
+    assert len(wait_until(low_breaches, timeout=30)) == len(low_ids)
+    assert sum(1 for v in views.values() if v["priority"] == "normal" and v["sla"]["breached"]) == 0
+
+
+def test_every_worker_killed_once_in_the_middle_loses_nothing_and_sends_nothing_twice(start_system):
+    system = start_system(workers=1)
+    desk = help_desk(system, agents=4, capacity=60)
+    order = list(SERVICES)
+    kills = {TICKETS * (i + 1) // (len(order) + 2): service for i, service in enumerate(order)}
+
+    def kill_and_restart(n: int) -> None:
+        service = kills.pop(n, None)
+        if service:
+            old = system.workers[service].pop(0)
+            old.kill()  # SIGKILL, in the middle of the run
+            system.start_worker(service)
+
+    tickets = submit_all(system, desk["topic"], ["normal"] * TICKETS, during=kill_and_restart)
+    assert not kills, "every worker was killed once"
+    views = check_the_run(system, desk, tickets, resolve_some=False)
+    for ticket in tickets:
+        view = views[ticket["id"]]
+        assigned_once(system, ticket["id"])
+        clocks = system.ok("GET", "sla", f"/tickets/{ticket['id']}")["clocks"]
+        assert clocks["first_response"]["state"] == "running"
+        expected = {REQUESTER["email"]: 1} | ({_email(desk, view["agent_id"]): 1} if view["agent_id"] else {})
+        wait_until(lambda ticket=ticket, expected=expected: _emails(system, ticket) == expected, timeout=60,
+                   message=f"emails of {ticket['number']}: {expected}")  # fmt: skip
+
+
+def _email(desk: dict, agent_id: str) -> str:
+    return next(agent["email"] for agent in desk["agents"] if agent["id"] == agent_id)
+
+
+def _emails(system: System, ticket: dict) -> dict[str, int]:
+    return dict(Counter(m["To"] for m in list(system.smtp.received) if f"[#{ticket['number']}]" in m["Subject"]))

@@ -1,0 +1,394 @@
+"""notify's HTTP API against CONTRACT sections 2, 3 and 7, in-process, on the session's real MongoDB and broker.
+
+Notifications are put in place by notify's own handler from the envelopes the other services would publish
+(`notify_event`), or inserted through the store with the times and statuses a test needs
+(`make_notification`, then `make_dead` / `make_failed` / `make_sent`). No worker runs, so nothing is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from services.notify import handlers
+from shared.events import parse_time
+from tests.harness import auth_header, walk_pages
+from tests.integration.notify_fixtures import (  # fixtures: pytest finds them by their short names
+    NOTIFICATION_KEYS,
+    SECRET,
+    WEBHOOK_KEYS,
+    admin,
+    agent,
+    assert_problem,
+    assigned_event,
+    created_event,
+    make_dead,
+    make_failed,
+    make_notification_fixture,  # noqa: F401
+    make_sent,
+    notify_app_fixture,  # noqa: F401
+    notify_client_fixture,  # noqa: F401
+    notify_ctx_fixture,  # noqa: F401
+    notify_db_fixture,  # noqa: F401
+    notify_event_fixture,  # noqa: F401
+    portal,
+    unique_email,
+    webhook_body,
+)
+
+RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def get_json(client, path: str, headers=None, **query) -> dict:
+    response = client.get(path, query_string=query, headers=headers or admin())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def add_webhook(client, **overrides) -> dict:
+    response = client.post("/webhooks", json=webhook_body(**overrides), headers=admin())
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return response.get_json()
+
+
+# --- rights ------------------------------------------------------------------------------------------
+
+ROUTES = [  # (method, path, roles allowed)
+    ("get", "/notifications", {"agent", "admin"}),
+    ("get", "/notifications/no-such-notification", {"agent", "admin"}),
+    ("post", "/notifications/no-such-notification/retry", {"admin"}),
+    ("post", "/webhooks", {"admin"}),
+    ("get", "/webhooks", {"admin"}),
+    ("delete", "/webhooks/no-such-webhook", {"admin"}),
+]
+
+
+def _headers(role: str) -> dict[str, str]:
+    return auth_header(role, "jane" if role == "agent" else None)
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), ROUTES)
+def test_every_operation_needs_a_token_and_a_role_that_may(notify_client, method, path, allowed):
+    call = getattr(notify_client, method)
+    body = {"json": webhook_body()} if path == "/webhooks" and method == "post" else {}  # valid: refused anyway
+    assert_problem(call(path, **body), 401)
+    assert_problem(call(path, headers={"Authorization": "Bearer not-a-jwt"}, **body), 401)
+    for role in {"portal", "agent", "admin"} - allowed:
+        assert_problem(call(path, headers=_headers(role), **body), 403)
+    if method == "get":
+        for role in allowed:
+            response = call(path, headers=_headers(role))
+            assert response.status_code in (200, 404), (role, response.get_data(as_text=True))
+
+
+def test_a_refused_request_changes_nothing(notify_client, notify_ctx, make_notification):
+    """The portal and an agent may neither retry nor register or delete webhooks."""
+    dead = make_dead(notify_ctx, make_notification())
+    hook = add_webhook(notify_client)
+    for headers in (portal(), agent()):
+        assert_problem(notify_client.post(f"/notifications/{dead.id}/retry", headers=headers), 403)
+        assert_problem(notify_client.post("/webhooks", json=webhook_body(), headers=headers), 403)
+        assert_problem(notify_client.delete(f"/webhooks/{hook['id']}", headers=headers), 403)
+    assert notify_ctx.notifications.get(dead.id).status == "dead"
+    assert [h["id"] for h in get_json(notify_client, "/webhooks")["items"]].count(hook["id"]) == 1
+    assert_problem(notify_client.get("/notifications", headers=portal()), 403)
+
+
+def test_probes_and_document_need_no_token(notify_client):
+    assert notify_client.get("/healthz").status_code == 200
+    document = notify_client.get("/openapi.json").get_json()
+    paths = {"/notifications", "/notifications/{notification_id}", "/notifications/{notification_id}/retry",
+             "/webhooks", "/webhooks/{webhook_id}"}  # fmt: skip
+    assert paths <= set(document["paths"])
+    description = document["info"]["description"]
+    for words in ("sla.breached", "X-Ticketflow-Signature", "X-Ticketflow-Delivery", "TICKETFLOW_RETRY_DELAYS",
+                  "Internal notes are never sent"):  # fmt: skip
+        assert words in description
+    schemas = document["components"]["schemas"]
+    notification = schemas["Notification"]["properties"]
+    assert set(notification) == NOTIFICATION_KEYS
+    assert "null once sent or dead" in notification["next_attempt_at"]["description"]
+    assert schemas["WebhookCreate"]["properties"]["secret"].get("writeOnly") is True
+    assert "secret" not in schemas["Webhook"]["properties"]
+    assert {"200", "404", "409"} <= set(
+        document["paths"]["/notifications/{notification_id}/retry"]["post"]["responses"]
+    )
+    assert "201" in document["paths"]["/webhooks"]["post"]["responses"]
+    assert "204" in document["paths"]["/webhooks/{webhook_id}"]["delete"]["responses"]
+
+
+# --- notifications -----------------------------------------------------------------------------------
+
+
+def test_a_ticket_created_gives_the_requester_a_receipt_in_the_contract_shape(notify_client, notify_event):
+    ticket_id, email = uuid.uuid4().hex, unique_email()
+    envelope = created_event(ticket_id, email, subject="Printer on fire")
+    (record,) = notify_event(envelope)
+    page = get_json(notify_client, "/notifications", agent(), ticket_id=ticket_id)
+    assert page["next_cursor"] is None
+    (item,) = page["items"]
+    assert set(item) == NOTIFICATION_KEYS, item  # never html, webhook_id, endpoint or step
+    number = envelope["data"]["number"]
+    assert item["id"] == record.id
+    assert item["event_id"] == envelope["event_id"]
+    assert (item["event_type"], item["ticket_id"], item["channel"]) == ("ticket.created", ticket_id, "email")
+    assert (item["recipient"], item["subject"]) == (email, f"[#{number}] Printer on fire")
+    assert str(number) in item["body"]
+    assert item["body"] == record.body != record.html  # the plain-text email
+    assert (item["status"], item["attempts"], item["last_error"], item["sent_at"]) == ("pending", 0, None, None)
+    assert RFC3339_Z.match(item["created_at"]) and RFC3339_Z.match(item["next_attempt_at"])
+    assert parse_time(item["next_attempt_at"]) == parse_time(item["created_at"])  # due at once
+    assert get_json(notify_client, f"/notifications/{record.id}", agent()) == item
+
+
+def test_one_notification_by_id_shows_a_failed_and_a_sent_attempt(notify_client, notify_ctx, make_notification):
+    failed = make_failed(notify_ctx, make_notification())
+    item = get_json(notify_client, f"/notifications/{failed.id}")
+    assert (item["status"], item["attempts"], item["last_error"]) == ("failed", 1, "connection refused")
+    delay = notify_ctx.settings.retry_delays[0]
+    assert parse_time(item["next_attempt_at"]) > parse_time(item["created_at"])
+    assert parse_time(item["next_attempt_at"]) - handlers.now() <= timedelta(seconds=delay)
+    sent = make_sent(notify_ctx, make_notification())
+    item = get_json(notify_client, f"/notifications/{sent.id}", agent())
+    assert (item["status"], item["attempts"], item["last_error"], item["next_attempt_at"]) == ("sent", 1, None, None)
+    assert RFC3339_Z.match(item["sent_at"])
+
+
+def test_an_unknown_notification_is_404(notify_client):
+    body = assert_problem(notify_client.get(f"/notifications/{uuid.uuid4()}", headers=agent()), 404)
+    assert body["type"].endswith("not-found")
+    assert_problem(notify_client.post(f"/notifications/{uuid.uuid4()}/retry", headers=admin()), 404)
+
+
+def test_a_ticket_assigned_gives_the_agent_an_email(notify_client, notify_event):
+    ticket_id, agent_email = uuid.uuid4().hex, unique_email("jane")
+    notify_event(created_event(ticket_id))
+    (record,) = notify_event(assigned_event(ticket_id, agent_email))
+    items = get_json(notify_client, "/notifications", recipient=agent_email)["items"]
+    assert [(i["id"], i["event_type"], i["ticket_id"]) for i in items] == [(record.id, "ticket.assigned", ticket_id)]
+
+
+def test_a_redelivered_event_is_listed_once(notify_client, notify_event):
+    ticket_id = uuid.uuid4().hex
+    envelope = created_event(ticket_id)
+    notify_event(envelope)
+    notify_event(envelope)
+    assert len(get_json(notify_client, "/notifications", ticket_id=ticket_id)["items"]) == 1
+
+
+def test_lists_are_newest_first_and_pages_cover_each_once(notify_client, make_notification):
+    ticket_id, start = uuid.uuid4().hex, handlers.now() - timedelta(hours=1)
+    made = [make_notification(ticket_id=ticket_id, created_at=start + timedelta(seconds=i)) for i in range(7)]
+    # two at the same millisecond: the id breaks the tie, and neither is lost between pages
+    made += [make_notification(ticket_id=ticket_id, created_at=start + timedelta(seconds=3)) for _ in range(2)]
+    pages = walk_pages(notify_client, "/notifications", {"ticket_id": ticket_id, "limit": 2}, agent())
+    assert [len(page["items"]) for page in pages] == [2, 2, 2, 2, 1]
+    ids = [item["id"] for page in pages for item in page["items"]]
+    expected = sorted(made, key=lambda r: (r.created_at, r.id), reverse=True)
+    assert ids == [record.id for record in expected]
+    assert get_json(notify_client, "/notifications", ticket_id=ticket_id)["next_cursor"] is None
+
+
+def test_the_default_limit_is_50(notify_client, make_notification):
+    ticket_id = uuid.uuid4().hex
+    for _ in range(51):
+        make_notification(ticket_id=ticket_id)
+    page = get_json(notify_client, "/notifications", ticket_id=ticket_id)
+    assert len(page["items"]) == 50 and page["next_cursor"]
+    rest = get_json(notify_client, "/notifications", ticket_id=ticket_id, cursor=page["next_cursor"])
+    assert len(rest["items"]) == 1 and rest["next_cursor"] is None
+
+
+def test_filters_by_ticket_recipient_and_status(notify_client, notify_ctx, make_notification):
+    ticket_id, other_ticket, email = uuid.uuid4().hex, uuid.uuid4().hex, unique_email()
+    pending = make_notification(ticket_id=ticket_id, recipient=email)
+    dead = make_dead(notify_ctx, make_notification(ticket_id=ticket_id))
+    sent = make_sent(notify_ctx, make_notification(ticket_id=ticket_id, recipient=email))
+    elsewhere = make_notification(ticket_id=other_ticket, recipient=email)
+
+    def ids(**query) -> set[str]:
+        return {item["id"] for item in get_json(notify_client, "/notifications", agent(), **query)["items"]}
+
+    assert ids(ticket_id=ticket_id) == {pending.id, dead.id, sent.id}
+    assert ids(recipient=email) == {pending.id, sent.id, elsewhere.id}
+    assert ids(recipient=email.upper()) == set()  # an exact match
+    assert ids(ticket_id=ticket_id, status="dead") == {dead.id}
+    assert ids(ticket_id=ticket_id, recipient=email, status="sent") == {sent.id}
+    assert ids(ticket_id=ticket_id, status="failed") == set()
+    assert ids(ticket_id=uuid.uuid4().hex) == set()
+    for item in get_json(notify_client, "/notifications", status="dead", limit=200)["items"]:
+        assert item["status"] == "dead"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"status": "bogus"}, "status"),
+        ({"status": "Dead"}, "status"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "eyJhdCI6IjIwMjYtMDEtMDEiLCJpZCI6IngifQ"}, "cursor"),  # {"at":"2026-01-01","id":"x"}: naive
+        ({"ticket_id": "x" * 101}, "ticket_id"),
+    ],
+)
+def test_invalid_list_queries_are_422(notify_client, query, field):
+    assert_problem(notify_client.get("/notifications", query_string=query, headers=agent()), 422, field)
+
+
+def test_limit_200_is_allowed(notify_client):
+    assert get_json(notify_client, "/notifications", agent(), limit=200, ticket_id=uuid.uuid4().hex)["items"] == []
+
+
+# --- retry -------------------------------------------------------------------------------------------
+
+
+def test_an_admin_retries_a_dead_notification(notify_client, notify_ctx, make_notification):
+    dead = make_dead(notify_ctx, make_notification())
+    attempts = len(notify_ctx.settings.retry_delays) + 1
+    assert get_json(notify_client, f"/notifications/{dead.id}")["status"] == "dead"
+    before = handlers.now()
+    response = notify_client.post(f"/notifications/{dead.id}/retry", headers=admin())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    item = response.get_json()
+    assert set(item) == NOTIFICATION_KEYS
+    assert (item["id"], item["status"], item["attempts"]) == (dead.id, "pending", attempts)
+    assert item["last_error"] == "connection refused"  # why it died stays on record until the next attempt
+    assert before <= parse_time(item["next_attempt_at"]) <= handlers.now()  # due now
+    assert get_json(notify_client, f"/notifications/{dead.id}", agent()) == item
+    stored = notify_ctx.notifications.get(dead.id)
+    assert (stored.status, stored.step) == ("pending", 0)  # its delays start over
+    # pending now: a second retry is a conflict
+    assert_problem(notify_client.post(f"/notifications/{dead.id}/retry", headers=admin()), 409)
+
+
+@pytest.mark.parametrize("make", ["pending", "failed", "sent"])
+def test_only_a_dead_notification_can_be_retried(notify_client, notify_ctx, make_notification, make):
+    record = make_notification()
+    if make == "failed":
+        make_failed(notify_ctx, record)
+    elif make == "sent":
+        make_sent(notify_ctx, record)
+    before = get_json(notify_client, f"/notifications/{record.id}")
+    body = assert_problem(notify_client.post(f"/notifications/{record.id}/retry", headers=admin()), 409)
+    assert make in body["detail"]
+    assert get_json(notify_client, f"/notifications/{record.id}") == before
+
+
+# --- webhooks ----------------------------------------------------------------------------------------
+
+
+def test_webhooks_are_created_listed_and_deleted_without_ever_showing_the_secret(notify_client, notify_db):
+    body = webhook_body(events=["ticket.*", "sla.breached", "ticket.*"])
+    response = notify_client.post("/webhooks", json=body, headers=admin())
+    assert response.status_code == 201, response.get_data(as_text=True)
+    hook = response.get_json()
+    assert set(hook) == WEBHOOK_KEYS
+    assert (hook["url"], hook["events"]) == (body["url"], ["ticket.*", "sla.breached"])  # repeats dropped
+    assert RFC3339_Z.match(hook["created_at"])
+    assert response.headers["Location"] == f"/webhooks/{hook['id']}"
+    assert SECRET not in response.get_data(as_text=True)
+    assert notify_db.webhooks.find_one({"_id": hook["id"]})["secret"] == SECRET  # kept, for signing
+
+    second = add_webhook(notify_client, url="http://127.0.0.1:8099/hook", events=["*"])
+    listing = notify_client.get("/webhooks", headers=admin())
+    assert SECRET not in listing.get_data(as_text=True)
+    page = listing.get_json()
+    assert page["next_cursor"] is None
+    mine = {item["id"]: item for item in page["items"] if item["id"] in (hook["id"], second["id"])}
+    assert mine == {hook["id"]: hook, second["id"]: second}  # exactly as created
+    times = [parse_time(item["created_at"]) for item in page["items"]]
+    assert times == sorted(times)  # oldest first
+    assert all(set(item) == WEBHOOK_KEYS for item in page["items"])
+
+    deleted = notify_client.delete(f"/webhooks/{hook['id']}", headers=admin())
+    assert (deleted.status_code, deleted.get_data()) == (204, b"")
+    assert hook["id"] not in {item["id"] for item in get_json(notify_client, "/webhooks")["items"]}
+    assert_problem(notify_client.delete(f"/webhooks/{hook['id']}", headers=admin()), 404)
+    assert second["id"] in {item["id"] for item in get_json(notify_client, "/webhooks")["items"]}
+
+
+def test_a_registered_webhook_gets_a_delivery_of_each_matching_event(notify_client, notify_event):
+    ticket_hook = add_webhook(notify_client, events=["ticket.created"])
+    sla_hook = add_webhook(notify_client, events=["sla.*"])
+    ticket_id = uuid.uuid4().hex
+    envelope = created_event(ticket_id)
+    notify_event(envelope)
+    items = get_json(notify_client, "/notifications", ticket_id=ticket_id)["items"]
+    assert sorted(item["channel"] for item in items) == ["email", "webhook"]
+    (delivery,) = [item for item in items if item["channel"] == "webhook"]
+    assert set(delivery) == NOTIFICATION_KEYS  # no webhook_id, endpoint, html or step
+    assert (delivery["recipient"], delivery["subject"], delivery["status"]) == (ticket_hook["url"], None, "pending")
+    assert json.loads(delivery["body"]) == envelope
+    assert sla_hook["url"] not in {item["recipient"] for item in items}
+    hooked = get_json(notify_client, "/notifications", recipient=ticket_hook["url"])["items"]
+    assert [item["id"] for item in hooked] == [delivery["id"]]
+
+
+def test_an_unknown_webhook_is_404(notify_client):
+    assert_problem(notify_client.delete(f"/webhooks/{uuid.uuid4().hex}", headers=admin()), 404)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"url": "ftp://files.example.com/hook"}, "url"),
+        ({"url": "javascript:alert(1)"}, "url"),
+        ({"url": "hooks.example.com/no-scheme"}, "url"),
+        ({"url": "https://"}, "url"),
+        ({"url": "https://exa mple.com/hook"}, "url"),
+        ({"url": "https://bad_host!.example.com/"}, "url"),
+        ({"url": "https://999.1.1.1/hook"}, "url"),
+        ({"url": "https://hooks.example.com:99999/"}, "url"),
+        ({"url": "https://user:pw@hooks.example.com/"}, "url"),
+        ({"url": "https://hooks.example.com/#frag"}, "url"),
+        ({"url": 42}, "url"),
+        ({"events": []}, "events"),
+        ({"events": "ticket.*"}, "events"),
+        ({"events": ["Ticket.*"]}, "events"),
+        ({"events": ["ticket created"]}, "events"),
+        ({"events": ["notification.*"]}, "events"),  # notify never forwards its own events
+        ({"events": ["nothing.matches"]}, "events"),
+        ({"events": [7]}, "events"),
+        ({"events": ["ticket.*"] * 51}, "events"),
+        ({"secret": "short"}, "secret"),
+        ({"secret": "x" * 257}, "secret"),
+        ({"secret": "sixteen-chars-ok\n"}, "secret"),
+        ({"secret": None}, "secret"),
+        ({"active": True}, "active"),
+    ],
+)
+def test_an_invalid_webhook_is_422_and_not_stored(notify_client, overrides, field):
+    before = get_json(notify_client, "/webhooks")["items"]
+    response = notify_client.post("/webhooks", json=webhook_body(**overrides), headers=admin())
+    body = assert_problem(response, 422, field)
+    assert set(body["errors"]) == {field}, body  # the other fields were fine
+    assert get_json(notify_client, "/webhooks")["items"] == before
+
+
+@pytest.mark.parametrize("missing", ["url", "events", "secret"])
+def test_each_webhook_field_is_required(notify_client, missing):
+    body = webhook_body()
+    del body[missing]
+    assert_problem(notify_client.post("/webhooks", json=body, headers=admin()), 422, missing)
+
+
+def test_a_webhook_body_that_is_not_an_object_or_not_json(notify_client):
+    assert_problem(notify_client.post("/webhooks", json=["https://hooks.example.com/"], headers=admin()), 422)
+    assert_problem(notify_client.post("/webhooks", headers=admin()), 422, "url")  # no body at all
+    bad_json = notify_client.post("/webhooks", data="{", content_type="application/json", headers=admin())
+    assert_problem(bad_json, 400)
+    not_json = notify_client.post("/webhooks", data="url=x", content_type="text/plain", headers=admin())
+    assert_problem(not_json, 400)
+
+
+def test_valid_urls_and_patterns_are_accepted(notify_client):
+    for url in ("http://localhost:8080/hook", "https://[::1]:8443/h?x=1", "https://hooks.example.com."):
+        assert add_webhook(notify_client, url=url)["url"] == url
+    hook = add_webhook(notify_client, events=["*", "sla.warning", "ticket.*_added"])
+    assert hook["events"] == ["*", "sla.warning", "ticket.*_added"]
