@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 
 from shared.errors import Invalid
 
@@ -24,3 +25,22 @@ def decode_cursor(cursor: str, types: dict[str, type]) -> dict:
         return values
     except ValueError:
         raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
+
+
+def time_cursor(at: datetime, doc_id: str) -> str:
+    """The cursor after an item of a list ordered by a time, then by _id."""
+    return encode_cursor({"at": at.isoformat(), "id": doc_id})
+
+
+def after_time_cursor(field: str, cursor: str, newest_first: bool) -> dict:
+    """The filter for the items after the cursor's (time, _id) in that order; 422 for a cursor not given out."""
+    after = decode_cursor(cursor, {"at": str, "id": str})
+    try:
+        at = datetime.fromisoformat(after["at"])
+        if at.utcoffset() is None:
+            raise ValueError(after["at"])
+        at = at.astimezone(UTC)  # OverflowError when the offset moves it out of datetime's range
+    except (ValueError, OverflowError):
+        raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
+    beyond = "$lt" if newest_first else "$gt"
+    return {"$or": [{field: {beyond: at}}, {field: at, "_id": {beyond: after["id"]}}]}

@@ -11,9 +11,8 @@ from pymongo.errors import DuplicateKeyError
 
 from services.intake.domain import DEFAULT_TOPICS, Ticket
 from shared import outbox
-from shared.cursors import decode_cursor, encode_cursor
+from shared.cursors import after_time_cursor, decode_cursor, encode_cursor, time_cursor
 from shared.documents import VersionedStore
-from shared.errors import Invalid
 from shared.mongo import ensure_document, next_sequence
 
 FIRST_NUMBER = 100001
@@ -146,14 +145,9 @@ class TimelineStore:
     def page(self, ticket_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         query: dict = {"ticket_id": ticket_id}
         if cursor:
-            after = decode_cursor(cursor, {"at": str, "id": str})
-            try:
-                at = datetime.fromisoformat(after["at"])
-            except (TypeError, ValueError):
-                raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
-            query["$or"] = [{"occurred_at": {"$gt": at}}, {"occurred_at": at, "_id": {"$gt": after["id"]}}]
+            query |= after_time_cursor("occurred_at", cursor, newest_first=False)
         docs = list(self.collection.find(query).sort([("occurred_at", ASCENDING), ("_id", ASCENDING)]).limit(limit + 1))
         items = docs[:limit]
         more = len(docs) > limit
         last = items[-1] if items else None
-        return items, encode_cursor({"at": last["occurred_at"].isoformat(), "id": last["_id"]}) if more else None
+        return items, time_cursor(last["occurred_at"], last["_id"]) if more else None

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from services.notify.domain import Notification, TicketView
 from shared import outbox
-from shared.cursors import decode_cursor, encode_cursor
+from shared.cursors import after_time_cursor, time_cursor
 from shared.documents import VersionedStore
-from shared.errors import Invalid, NotFound
+from shared.errors import NotFound
 
 _VIEW_FIELDS = (
     "number",
@@ -83,20 +83,12 @@ class NotificationStore(VersionedStore):
         """Newest first; the cursor is the last one's (created_at, id)."""
         query: dict = {key: value for key, value in filters.items() if value is not None}
         if cursor:
-            after = decode_cursor(cursor, {"at": str, "id": str})
-            try:
-                at = datetime.fromisoformat(after["at"])
-                if at.utcoffset() is None:
-                    raise ValueError(after["at"])
-                at = at.astimezone(UTC)
-            except (ValueError, OverflowError):
-                raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
-            query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": after["id"]}}]
+            query |= after_time_cursor("created_at", cursor, newest_first=True)
         order = [("created_at", DESCENDING), ("_id", DESCENDING)]
         docs = list(self.collection.find(query, outbox.NO_OUTBOX).sort(order).limit(limit + 1))
         items = [self.from_doc(doc) for doc in docs[:limit]]
         last = items[-1] if len(docs) > limit else None
-        return items, encode_cursor({"at": last.created_at.isoformat(), "id": last.id}) if last else None
+        return items, time_cursor(last.created_at, last.id) if last else None
 
 
 class WebhookStore:

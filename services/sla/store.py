@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
@@ -18,8 +18,8 @@ from pymongo.errors import DuplicateKeyError
 from services.sla.business_time import Calendar, parse_calendar
 from services.sla.domain import ALWAYS, PRIORITIES, Policy, TicketClocks, default_policies
 from shared import outbox
-from shared.cursors import decode_cursor, encode_cursor
-from shared.errors import Invalid, NotFound
+from shared.cursors import after_time_cursor, time_cursor
+from shared.errors import NotFound
 from shared.mongo import Stale, ensure_document
 
 POLICY_TERMS = ("first_response_minutes", "next_response_minutes", "resolution_minutes", "warn_at_percent", "calendar")
@@ -205,17 +205,9 @@ class BreachStore:
         if since is not None:
             query["breached_at"] = {"$gte": since}
         if cursor:
-            after = decode_cursor(cursor, {"at": str, "id": str})
-            try:
-                at = datetime.fromisoformat(after["at"])
-                if at.utcoffset() is None:
-                    raise ValueError(after["at"])
-                at = at.astimezone(UTC)
-            except (ValueError, OverflowError):
-                raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
-            query["$or"] = [{"breached_at": {"$lt": at}}, {"breached_at": at, "_id": {"$lt": after["id"]}}]
+            query |= after_time_cursor("breached_at", cursor, newest_first=True)
         order = [("breached_at", DESCENDING), ("_id", DESCENDING)]
         docs = list(self.collection.find(query).sort(order).limit(limit + 1))
         items = [{"event_id": doc["_id"], **{name: doc.get(name) for name in BREACH_FIELDS}} for doc in docs[:limit]]
         last = docs[limit - 1] if len(docs) > limit else None
-        return items, encode_cursor({"at": last["breached_at"].isoformat(), "id": last["_id"]}) if last else None
+        return items, time_cursor(last["breached_at"], last["_id"]) if last else None

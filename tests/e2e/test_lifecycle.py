@@ -11,22 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+from services.notify.domain import EMAIL_AUDIENCES  # who is emailed for which event (CONTRACT section 7)
 from tests.e2e.conftest import System, unique
 from tests.harness import wait_until
 
 REQUESTER = {"name": "Ana Ruiz", "email": "ana.ruiz@example.com"}
-# who is emailed for which event (CONTRACT section 7); "agent" is the ticket's agent, "lead" its team lead
-AUDIENCES = {
-    "ticket.created": ("requester",),
-    "ticket.replied": ("requester",),
-    "ticket.resolved": ("requester",),
-    "ticket.closed": ("requester",),
-    "ticket.assigned": ("agent",),
-    "ticket.message_added": ("agent",),
-    "ticket.reopened": ("agent",),
-    "sla.warning": ("agent",),
-    "sla.breached": ("agent", "lead"),
-}
 
 
 def help_desk(system: System, agents: int = 2, capacity: int = 5) -> dict:
@@ -79,7 +68,7 @@ def expected_emails(system: System, ticket_id: str, people: dict[str, str]) -> C
     timeline = system.items("intake", f"/tickets/{ticket_id}/timeline")
     expected = Counter()
     for entry in timeline:
-        for audience in AUDIENCES.get(entry["type"], ()):
+        for audience in EMAIL_AUDIENCES.get(entry["type"], ()):
             if entry["type"] == "ticket.assigned" and "queue" in entry["summary"].lower():
                 continue  # waiting in the team's queue: nobody to tell
             expected[(people[audience], entry["type"])] += 1

@@ -21,6 +21,7 @@ from pymongo import MongoClient
 
 from services.sla import handlers
 from shared import mongo
+from shared.config import load_settings
 from shared.events import format_time
 from tests.harness import auth_header
 from tests.integration.conftest import event_from
@@ -215,3 +216,14 @@ def forget_tickets_fixture(sla_db) -> Iterator[list[str]]:
     yield ticket_ids
     sla_db.clocks.delete_many({"_id": {"$in": ticket_ids}})
     sla_db.breaches.delete_many({"ticket_id": {"$in": ticket_ids}})
+
+
+@pytest.fixture(name="sla")
+def sla_fixture(infra) -> Iterator[handlers.Sla]:
+    """sla's handlers wired to the session's stores, without the HTTP app (the worker's view of sla)."""
+    mongo.reset_for_tests()
+    app = handlers.bootstrap(load_settings())
+    app.ensure_storage()
+    yield app
+    app.flusher.drain()
+    mongo.reset_for_tests()

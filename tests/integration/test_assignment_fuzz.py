@@ -8,7 +8,6 @@ carries an admin token, one the token of a team lead, and one no token at all, w
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -19,7 +18,6 @@ from schemathesis import DataGenerationMethod
 from schemathesis.checks import not_a_server_error
 
 from services.assignment import handlers
-from shared import mongo
 from tests.harness import auth_header
 from tests.integration.assignment_fixtures import (  # fixtures: pytest finds them by their short names
     admin,
@@ -28,8 +26,11 @@ from tests.integration.assignment_fixtures import (  # fixtures: pytest finds th
     created_event,
     unique,
 )
+from tests.integration.fuzzing import (  # the fixture is autouse for this module
+    close_the_mongo_client_after_the_module,  # noqa: F401
+    errors_are_problem_json,
+)
 
-PROBLEM_JSON = "application/problem+json"
 FUZZ_SETTINGS = settings(
     max_examples=40,
     deadline=None,
@@ -72,13 +73,6 @@ def assignment_schema(assignment_app):
         assignment_app,
         data_generation_methods=[DataGenerationMethod.positive, DataGenerationMethod.negative],
     )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def close_the_mongo_client_after_the_module():
-    """The process's MongoDB client stays open after the last in-process app; close it."""
-    yield
-    mongo.reset_for_tests()
 
 
 # schemathesis 3.39 warns (DeprecationWarning) about its own filter arguments unless they are passed as None.
@@ -145,18 +139,6 @@ def before_generate_query(context, strategy):
     return strategy.map(without_nulls).flatmap(
         lambda query: _sometimes_known(query, {"agent_id": "agent_id", "team": "team_id"})
     )
-
-
-def errors_are_problem_json(ctx, response, case) -> None:
-    """Every 4xx/5xx answer is application/problem+json with type, title, status and detail."""
-    if response.status_code < 400:
-        return
-    content_type = response.headers.get("Content-Type", "")
-    assert content_type == PROBLEM_JSON, f"{response.status_code} answered with Content-Type {content_type!r}"
-    body = json.loads(response.get_data())
-    missing = {"type", "title", "status", "detail"} - set(body)
-    assert not missing, f"problem+json without {sorted(missing)}: {body}"
-    assert body["status"] == response.status_code, f"problem status {body['status']} on a {response.status_code}"
 
 
 def refused_without_a_token(ctx, response, case) -> None:

@@ -8,8 +8,6 @@ without a token nothing but a refusal comes back.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -18,11 +16,13 @@ from schemathesis import DataGenerationMethod
 from schemathesis.checks import not_a_server_error
 
 from services.intake.domain import DEFAULT_TOPICS
-from shared import mongo
 from tests.harness import auth_header
 from tests.integration.conftest import ticket_request
+from tests.integration.fuzzing import (  # the fixture is autouse for this module
+    close_the_mongo_client_after_the_module,  # noqa: F401
+    errors_are_problem_json,
+)
 
-PROBLEM_JSON = "application/problem+json"
 FUZZ_SETTINGS = settings(
     max_examples=50,
     deadline=None,
@@ -49,13 +49,6 @@ def intake_schema(intake_app):
         intake_app,
         data_generation_methods=[DataGenerationMethod.positive, DataGenerationMethod.negative],
     )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def close_the_mongo_client_after_the_module():
-    """conftest's intake_app leaves the process's MongoDB client open after the last test; close it."""
-    yield
-    mongo.reset_for_tests()
 
 
 # schemathesis 3.39 warns (DeprecationWarning) about its own filter arguments unless they are passed as None.
@@ -105,18 +98,6 @@ def before_generate_query(context, strategy):
         return {key: value for key, value in query.items() if value is not None} if isinstance(query, dict) else query
 
     return strategy.map(without_nulls)
-
-
-def errors_are_problem_json(ctx, response, case) -> None:
-    """Every 4xx/5xx answer is application/problem+json with type, title, status and detail."""
-    if response.status_code < 400:
-        return
-    content_type = response.headers.get("Content-Type", "")
-    assert content_type == PROBLEM_JSON, f"{response.status_code} answered with Content-Type {content_type!r}"
-    body = json.loads(response.get_data())
-    missing = {"type", "title", "status", "detail"} - set(body)
-    assert not missing, f"problem+json without {sorted(missing)}: {body}"
-    assert body["status"] == response.status_code, f"problem status {body['status']} on a {response.status_code}"
 
 
 def refused_without_a_token(ctx, response, case) -> None:

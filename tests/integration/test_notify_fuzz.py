@@ -10,7 +10,6 @@ The webhooks the fuzzer registers are removed afterwards (notify_app's teardown)
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -21,7 +20,11 @@ from schemathesis import DataGenerationMethod
 from schemathesis.checks import not_a_server_error
 
 from services.notify.domain import STATUSES
-from shared import mongo
+from tests.integration.fuzzing import (  # the fixture is autouse for this module
+    close_the_mongo_client_after_the_module,  # noqa: F401
+    errors_are_problem_json,
+    sometimes_known,
+)
 from tests.integration.notify_fixtures import (  # fixtures: pytest finds them by their short names
     admin,
     agent,
@@ -36,7 +39,6 @@ from tests.integration.notify_fixtures import (  # fixtures: pytest finds them b
     webhook_body,
 )
 
-PROBLEM_JSON = "application/problem+json"
 FUZZ_SETTINGS = settings(
     max_examples=30,
     deadline=None,
@@ -85,38 +87,16 @@ def notify_schema(notify_app, notify_ctx, notify_event, make_notification):
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def close_the_mongo_client_after_the_module():
-    """The process's MongoDB client stays open after the last in-process app; close it."""
-    yield
-    mongo.reset_for_tests()
-
-
 # schemathesis 3.39 warns (DeprecationWarning) about its own filter arguments unless they are passed as None.
 schema = schemathesis.from_pytest_fixture(
     "notify_schema", method=None, endpoint=None, tag=None, operation_id=None, skip_deprecated_operations=None
 )
 
 
-def _sometimes_known(values, keys: tuple[str, ...]):
-    """Half the time, each value named in keys is replaced by a real one."""
-    if not isinstance(values, dict):
-        return st.just(values)
-    strategy = st.just(values)
-    for key in keys:
-        if key in values:
-            strategy = strategy.flatmap(
-                lambda current, key=key: st.one_of(
-                    st.just(current), st.sampled_from(KNOWN[key]).map(lambda real: {**current, key: real})
-                )
-            )
-    return strategy
-
-
 @schema.hook
 def before_generate_path_parameters(context, strategy):
     """Real notifications and webhooks half the time, so the handlers behind the paths run, not just a 404."""
-    return strategy.flatmap(lambda params: _sometimes_known(params, ("notification_id", "webhook_id")))
+    return strategy.flatmap(lambda params: sometimes_known(params, ("notification_id", "webhook_id"), KNOWN))
 
 
 @schema.hook
@@ -127,7 +107,7 @@ def before_generate_query(context, strategy):
         return {key: value for key, value in query.items() if value is not None} if isinstance(query, dict) else query
 
     return strategy.map(without_nulls).flatmap(
-        lambda query: _sometimes_known(query, ("ticket_id", "recipient", "status"))
+        lambda query: sometimes_known(query, ("ticket_id", "recipient", "status"), KNOWN)
     )
 
 
@@ -143,18 +123,6 @@ def before_generate_body(context, strategy):
         st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=16, max_size=40),
     )
     return st.one_of(strategy, valid)
-
-
-def errors_are_problem_json(ctx, response, case) -> None:
-    """Every 4xx/5xx answer is application/problem+json with type, title, status and detail."""
-    if response.status_code < 400:
-        return
-    content_type = response.headers.get("Content-Type", "")
-    assert content_type == PROBLEM_JSON, f"{response.status_code} answered with Content-Type {content_type!r}"
-    body = json.loads(response.get_data())
-    missing = {"type", "title", "status", "detail"} - set(body)
-    assert not missing, f"problem+json without {sorted(missing)}: {body}"
-    assert body["status"] == response.status_code, f"problem status {body['status']} on a {response.status_code}"
 
 
 def refused_without_a_token(ctx, response, case) -> None:

@@ -9,22 +9,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.sla import handlers
-from shared import mongo
-from shared.config import load_settings
 from shared.errors import NotFound
 from tests.integration.conftest import event_from
+from tests.integration.sla_fixtures import sla_fixture  # noqa: F401 - the `sla` fixture
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)  # the ticket was opened half an hour ago
-
-
-@pytest.fixture
-def sla(infra):
-    mongo.reset_for_tests()
-    app = handlers.bootstrap(load_settings())
-    app.ensure_storage()
-    yield app
-    app.flusher.drain()
-    mongo.reset_for_tests()
 
 
 def _handle(app, kind: str, ticket_id: str, minutes: float, producer: str = "assignment", **data) -> None:

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.sla import handlers
-from shared import events, mongo
-from shared.config import load_settings
+from shared import events
 from tests.harness import consumers_on, wait_until
 from tests.integration.conftest import event_from
+from tests.integration.sla_fixtures import sla_fixture  # noqa: F401 - the `sla` fixture
 
 SHORT = {
     "first_response_minutes": 0.1,  # 6 s: warning at 3 s, breach at 6 s
@@ -26,16 +26,6 @@ SHORT = {
     "warn_at_percent": [50],
     "calendar": "24x7",
 }
-
-
-@pytest.fixture
-def sla(infra):
-    mongo.reset_for_tests()
-    app = handlers.bootstrap(load_settings())
-    app.ensure_storage()
-    yield app
-    app.flusher.drain()
-    mongo.reset_for_tests()
 
 
 @pytest.fixture
