@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 DEV_SECRET = "ticketflow-dev-secret-not-for-production"
 DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
+QUEUE_TYPES = ("classic", "quorum")
 
 
 class ConfigError(SystemExit):
@@ -34,6 +35,7 @@ class Settings:
     smtp_timeout: float = 10.0  # seconds for each SMTP connection and command
     webhook_timeout: float = 5.0  # seconds for a webhook to answer
     notify_senders: int = 8  # notifications a notify worker sends at once (0: it only records them)
+    queue_type: str = "classic"  # RabbitMQ type of the service, retry and dead queues: classic | quorum
 
     @property
     def exchange(self) -> str:
@@ -81,6 +83,13 @@ def _delays(raw: str | None) -> tuple[float, ...]:
     return delays
 
 
+def _queue_type(raw: str | None) -> str:
+    queue_type = (raw or "classic").strip().lower()
+    if queue_type not in QUEUE_TYPES:
+        raise ConfigError(f"TICKETFLOW_QUEUE_TYPE must be classic or quorum, got {raw!r}")
+    return queue_type
+
+
 def load_settings(env: dict | None = None) -> Settings:
     """Read the settings from the environment (os.environ by default)."""
     env = os.environ if env is None else env
@@ -103,6 +112,7 @@ def load_settings(env: dict | None = None) -> Settings:
         smtp_timeout=max(_float(env, "TICKETFLOW_SMTP_TIMEOUT", 10.0), 0.1),
         webhook_timeout=max(_float(env, "TICKETFLOW_WEBHOOK_TIMEOUT", 5.0), 0.1),
         notify_senders=int(_float(env, "TICKETFLOW_NOTIFY_SENDERS", 8)),
+        queue_type=_queue_type(env.get("TICKETFLOW_QUEUE_TYPE")),
     )
 
 

@@ -50,6 +50,18 @@ def retry_queue_name(settings: Settings, service: str, delay: float) -> str:
     return f"{settings.namespace}.{service}.retry.{int(delay * 1000)}ms"
 
 
+def queue_arguments(settings: Settings, arguments: dict | None = None) -> dict | None:
+    """A queue's declare arguments: `x-queue-type` is added for quorum queues only.
+
+    Classic queues keep exactly the arguments they have always been declared with, so a broker that
+    already holds them does not refuse the declaration (PRECONDITION_FAILED). Quorum queues need
+    RabbitMQ 3.10 or later, where they honour x-message-ttl (the retry queues rely on it).
+    """
+    if settings.queue_type == "quorum":
+        return {**(arguments or {}), "x-queue-type": "quorum"}
+    return arguments
+
+
 def declare_exchange(channel, settings: Settings) -> None:
     channel.exchange_declare(settings.exchange, exchange_type="topic", durable=True)
 
@@ -58,11 +70,13 @@ def declare_service_topology(channel, settings: Settings, service: str, types: l
     """The service's durable queue bound to its event types, its retry queues and its dead-letter queue."""
     declare_exchange(channel, settings)
     queue = queue_name(settings, service)
-    channel.queue_declare(queue, durable=True)
-    channel.queue_declare(f"{queue}.dead", durable=True)
+    channel.queue_declare(queue, durable=True, arguments=queue_arguments(settings))
+    channel.queue_declare(f"{queue}.dead", durable=True, arguments=queue_arguments(settings))
     for delay in settings.retry_delays:
         args = {"x-message-ttl": int(delay * 1000), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue}
-        channel.queue_declare(retry_queue_name(settings, service, delay), durable=True, arguments=args)
+        channel.queue_declare(
+            retry_queue_name(settings, service, delay), durable=True, arguments=queue_arguments(settings, args)
+        )
     for event_type in types:
         channel.queue_bind(queue, settings.exchange, routing_key=event_type)
     return queue

@@ -1,0 +1,506 @@
+"""The deployment files agree with the code: docker-compose.yml, deploy/rabbitmq and deploy/k8s.
+
+Ports and commands come from shared.cli, variable names from the source, queues and bindings from
+shared.topology: when the code changes and a deployment file does not, a test here fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.cli import SERVICES, api_command, worker_command
+from shared.config import DEFAULT_RETRY_DELAYS, ConfigError, load_settings
+from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name, retry_queue_name
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+RABBITMQ_DIR = ROOT / "deploy" / "rabbitmq"
+K8S_DIR = ROOT / "deploy" / "k8s"
+NAMESPACE = "ticketflow"
+METRICS_PORT = 9100
+REQUIRED_IN_PRODUCTION = {"TICKETFLOW_JWT_SECRET"}  # load_settings({}).require_secret() stops without it
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([?-])([^}]*))?\}")
+ENV_READ = re.compile(r'(?:env\.get|environ\.get|environ\[|getenv|_float\(env,)\s*\(?\s*"([A-Z][A-Z0-9_]*)"')
+
+
+class RecordingChannel:
+    """A pika channel's declaring methods, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def __getattr__(self, name):
+        if name not in ("exchange_declare", "queue_declare", "queue_bind"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+
+    def declared_queues(self) -> dict[str, dict | None]:
+        return {args[0]: kwargs.get("arguments") for name, args, kwargs in self.calls if name == "queue_declare"}
+
+
+def known_env_names() -> set[str]:
+    """Every environment variable the code reads (load_settings, gunicorn_conf, runtime, workers)."""
+    names: set[str] = set()
+    for folder in ("shared", "services"):
+        for path in (ROOT / folder).rglob("*.py"):
+            names.update(ENV_READ.findall(path.read_text()))
+    return names
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}, with `env` standing in for .env."""
+
+    def replace(match: re.Match) -> str:
+        name, kind, rest = match.groups()
+        if env.get(name):
+            return env[name]
+        if kind == "?":
+            raise KeyError(f"{name} is required: {rest}")
+        return rest if kind == "-" else ""
+
+    return INTERPOLATION.sub(replace, value).replace("$$", "$")
+
+
+def conf_settings(text: str) -> dict[str, str]:
+    """`key = value` lines of a rabbitmq.conf, without comments."""
+    pairs = [line.split("#")[0].split("=", 1) for line in text.splitlines() if "=" in line.split("#")[0]]
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def generator():
+    spec = importlib.util.spec_from_file_location("generate_definitions", RABBITMQ_DIR / "generate_definitions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def definitions() -> dict:
+    return json.loads((RABBITMQ_DIR / "definitions.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict]:
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    docs = []
+    for name in kustomization["resources"]:
+        docs += [doc for doc in yaml.safe_load_all((K8S_DIR / name).read_text()) if doc]
+    return docs
+
+
+def by_kind(manifests: list[dict], kind: str) -> dict[str, dict]:
+    return {doc["metadata"]["name"]: doc for doc in manifests if doc["kind"] == kind}
+
+
+# --- the setting behind the quorum queues ------------------------------------------------------------
+
+
+def test_queue_type_is_classic_unless_quorum_is_asked_for():
+    assert load_settings({}).queue_type == "classic"
+    assert load_settings({"TICKETFLOW_QUEUE_TYPE": ""}).queue_type == "classic"
+    assert load_settings({"TICKETFLOW_QUEUE_TYPE": "quorum"}).queue_type == "quorum"
+    assert load_settings({"TICKETFLOW_QUEUE_TYPE": " Quorum "}).queue_type == "quorum"
+
+
+@pytest.mark.parametrize("value", ["stream", "lazy", "quorum,classic"])
+def test_an_unknown_queue_type_stops_the_process(value):
+    with pytest.raises(ConfigError, match="TICKETFLOW_QUEUE_TYPE"):
+        load_settings({"TICKETFLOW_QUEUE_TYPE": value})
+
+
+def test_classic_queues_are_declared_exactly_as_before():
+    """No x-queue-type for classic: brokers holding the old queues must not refuse the declaration."""
+    channel = RecordingChannel()
+    declare_service_topology(channel, load_settings({}), "intake", ["ticket.created"])
+    queues = channel.declared_queues()
+    assert queues.pop("ticketflow.intake") is None
+    assert queues.pop("ticketflow.intake.dead") is None
+    assert queues == {
+        f"ticketflow.intake.retry.{int(d * 1000)}ms": {
+            "x-message-ttl": int(d * 1000),
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": "ticketflow.intake",
+        }
+        for d in DEFAULT_RETRY_DELAYS
+    }
+
+
+def test_quorum_adds_the_queue_type_to_every_queue_and_keeps_the_retry_arguments():
+    settings = load_settings({"TICKETFLOW_QUEUE_TYPE": "quorum"})
+    channel = RecordingChannel()
+    declare_service_topology(channel, settings, "sla", ["ticket.created"])
+    queues = channel.declared_queues()
+    assert all(arguments["x-queue-type"] == "quorum" for arguments in queues.values())
+    retry = queues[retry_queue_name(settings, "sla", 5.0)]
+    assert retry == {
+        "x-message-ttl": 5000,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "ticketflow.sla",
+        "x-queue-type": "quorum",
+    }
+
+
+# --- deploy/rabbitmq ---------------------------------------------------------------------------------
+
+
+def test_definitions_are_what_the_generator_writes_from_the_code(generator):
+    expected = generator.render(generator.build_definitions())
+    for path in (RABBITMQ_DIR / "definitions.json", K8S_DIR / "rabbitmq" / "definitions.json"):
+        assert path.read_text() == expected, f"{path} is stale: run deploy/rabbitmq/generate_definitions.py"
+
+
+def test_definitions_declare_what_each_service_declares_with_quorum_queues(definitions):
+    settings = load_settings({"TICKETFLOW_NAMESPACE": NAMESPACE, "TICKETFLOW_QUEUE_TYPE": "quorum"})
+    expected_queues, expected_bindings = {}, set()
+    for service, types in SUBSCRIPTIONS.items():
+        channel = RecordingChannel()
+        declare_service_topology(channel, settings, service, list(types))
+        expected_queues.update(channel.declared_queues())
+        expected_bindings |= {
+            (args[0], args[1], kw["routing_key"]) for name, args, kw in channel.calls if name == "queue_bind"
+        }
+    assert {q["name"]: q["arguments"] for q in definitions["queues"]} == expected_queues
+    assert all(q["durable"] and q["vhost"] == "/" for q in definitions["queues"])
+    assert {(b["destination"], b["source"], b["routing_key"]) for b in definitions["bindings"]} == expected_bindings
+    assert [(e["name"], e["type"], e["durable"]) for e in definitions["exchanges"]] == [
+        ("ticketflow.events", "topic", True)
+    ]
+    retry = {q["name"] for q in definitions["queues"] if ".retry." in q["name"]}
+    assert retry == {retry_queue_name(settings, s, d) for s in SUBSCRIPTIONS for d in DEFAULT_RETRY_DELAYS}
+
+
+def test_every_queue_has_exactly_one_policy_and_limits_are_policies(definitions):
+    names = {q["name"] for q in definitions["queues"]}
+    for queue in names:
+        matching = [p for p in definitions["policies"] if re.search(p["pattern"], queue)]
+        assert len(matching) == 1, (queue, [p["name"] for p in matching])
+    for service in SUBSCRIPTIONS:
+        queue = f"{NAMESPACE}.{service}"
+        (policy,) = [p for p in definitions["policies"] if re.search(p["pattern"], queue)]
+        assert policy["definition"]["delivery-limit"] > 0
+        assert policy["definition"]["dead-letter-routing-key"] == f"{queue}.dead" in names
+    (dead,) = [p for p in definitions["policies"] if re.search(p["pattern"], f"{NAMESPACE}.notify.dead")]
+    assert dead["definition"]["max-length"] > 0
+    assert "users" not in definitions  # the password lives in compose's .env or a k8s Secret
+
+
+def test_rabbitmq_conf_loads_the_definitions_folder_and_enables_management_and_prometheus():
+    settings = conf_settings((RABBITMQ_DIR / "rabbitmq.conf").read_text())
+    assert settings["load_definitions"] == "/etc/rabbitmq/definitions.d"
+    assert {"vm_memory_high_watermark.relative", "disk_free_limit.absolute", "max_message_size"} <= set(settings)
+    assert int(settings["max_message_size"]) >= 1024 * 1024
+    plugins = (RABBITMQ_DIR / "enabled_plugins").read_text()
+    assert "rabbitmq_management" in plugins and "rabbitmq_prometheus" in plugins
+
+
+# --- docker-compose.yml ------------------------------------------------------------------------------
+
+
+def test_the_source_scan_finds_the_variables_the_code_reads():
+    assert {
+        "AMQP_URL",
+        "MONGO_URL",
+        "TICKETFLOW_JWT_SECRET",
+        "TICKETFLOW_QUEUE_TYPE",
+        "TICKETFLOW_AUTO_CLOSE_HOURS",
+        "WEB_CONCURRENCY",
+        "PROMETHEUS_MULTIPROC_DIR",
+        "TICKETFLOW_METRICS_PORT",
+    } <= known_env_names()
+
+
+def test_compose_names_every_service(compose):
+    expected = {"mongo", "rabbitmq", "mailpit"} | {f"{s}-{kind}" for s in SERVICES for kind in ("api", "worker")}
+    assert expected <= set(compose["services"])
+    assert compose["services"]["mongo"]["image"].startswith("mongo:7")
+    assert re.fullmatch(r"rabbitmq:3\.1[3-9][\w.-]*-management", compose["services"]["rabbitmq"]["image"])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_runs_the_api_as_the_cli_does_on_its_port(compose, service):
+    port = SERVICES[service]
+    api = compose["services"][f"{service}-api"]
+    expected = api_command(service, port, host="0.0.0.0")
+    assert Path(expected[0]).name == api["command"][0] == "gunicorn"
+    assert api["command"][1:] == expected[1:]
+    assert api["ports"] == [f"{port}:{port}"]
+    assert f"127.0.0.1:{port}/readyz" in " ".join(api["healthcheck"]["test"])
+    assert api["environment"]["PROMETHEUS_MULTIPROC_DIR"] in api["tmpfs"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_runs_the_worker_unpublished_with_a_metrics_healthcheck(compose, service):
+    worker = compose["services"][f"{service}-worker"]
+    assert worker["command"] == ["python", *worker_command(service)[1:]]
+    assert "ports" not in worker  # so that `docker compose up --scale <service>-worker=N` works
+    assert worker["environment"]["TICKETFLOW_METRICS_PORT"] == str(METRICS_PORT)
+    assert f"127.0.0.1:{METRICS_PORT}/" in " ".join(worker["healthcheck"]["test"])
+
+
+def test_compose_services_start_after_healthy_dependencies(compose):
+    services = compose["services"]
+    for service in SERVICES:
+        for name in (f"{service}-api", f"{service}-worker"):
+            depends = services[name]["depends_on"]
+            assert depends["mongo"]["condition"] == depends["rabbitmq"]["condition"] == "service_healthy", name
+            assert services[name]["healthcheck"]["test"], name
+            for dependency, how in depends.items():
+                if how["condition"] == "service_healthy":
+                    assert services[dependency]["healthcheck"]["test"], dependency
+
+
+def test_compose_uses_one_image_built_from_the_deploy_dockerfile(compose):
+    ticketflow = [spec for name, spec in compose["services"].items() if name.endswith(("-api", "-worker"))]
+    assert len({spec["image"] for spec in ticketflow}) == 1
+    assert all(spec["build"]["dockerfile"] == "deploy/Dockerfile" for spec in ticketflow)
+    assert (ROOT / "deploy" / "Dockerfile").is_file()
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "USER 10001" in dockerfile and "pip wheel" in dockerfile and "\nCMD" not in dockerfile
+
+
+def test_compose_environment_is_what_the_code_reads_and_fails_fast_without_secrets(compose):
+    known = known_env_names()
+    dotenv = {"TICKETFLOW_JWT_SECRET": "j" * 32, "RABBITMQ_PASSWORD": "0123abcd"}
+    for name, spec in compose["services"].items():
+        if not name.endswith(("-api", "-worker")):
+            continue
+        env = spec["environment"]
+        assert set(env) <= known, (name, set(env) - known)
+        assert REQUIRED_IN_PRODUCTION <= set(env)
+        assert env["TICKETFLOW_JWT_SECRET"].startswith("${TICKETFLOW_JWT_SECRET:?"), "no default secret"
+        assert "TICKETFLOW_DEV" not in env
+        values = {key: interpolate(str(value), dotenv) for key, value in env.items()}
+        settings = load_settings(values)
+        assert settings.require_secret() == dotenv["TICKETFLOW_JWT_SECRET"]
+        assert (settings.namespace, settings.queue_type) == (NAMESPACE, "quorum")
+        assert settings.amqp_url == "amqp://ticketflow:0123abcd@rabbitmq:5672/%2F"
+        with pytest.raises(KeyError, match="TICKETFLOW_JWT_SECRET"):
+            interpolate(env["TICKETFLOW_JWT_SECRET"], {})
+
+
+def test_compose_rabbitmq_imports_the_topology_and_the_user_the_services_log_in_as(compose, definitions):
+    rabbitmq = compose["services"]["rabbitmq"]
+    mounts = dict(volume.rsplit(":", 1)[0].split(":", 1) for volume in rabbitmq["volumes"] if volume.startswith("./"))
+    assert mounts["./deploy/rabbitmq/definitions.json"] == "/etc/rabbitmq/definitions.d/10-topology.json"
+    assert mounts["./deploy/rabbitmq/rabbitmq.conf"] == "/etc/rabbitmq/rabbitmq.conf"
+    assert mounts["./deploy/rabbitmq/enabled_plugins"] == "/etc/rabbitmq/enabled_plugins"
+    assert all((ROOT / source).is_file() for source in mounts)
+    (users_mount,) = rabbitmq["configs"]
+    assert users_mount["target"] == "/etc/rabbitmq/definitions.d/20-users.json"
+    users = json.loads(interpolate(compose["configs"][users_mount["source"]]["content"], {"RABBITMQ_PASSWORD": "pw"}))
+    _assert_users_can_use_the_topology(users, "ticketflow", "pw", definitions)
+    conf = conf_settings((RABBITMQ_DIR / "rabbitmq.conf").read_text())
+    assert int(conf["total_memory_available_override_value"]) == 2 * 1024**3
+    assert rabbitmq["mem_limit"] == "2g"
+
+
+def _assert_users_can_use_the_topology(users: dict, user: str, password: str, definitions: dict) -> None:
+    assert [(u["name"], u["password"]) for u in users["users"]] == [(user, password)]
+    (permission,) = [p for p in users["permissions"] if p["user"] == user and p["vhost"] == "/"]
+    resources = [q["name"] for q in definitions["queues"]] + [e["name"] for e in definitions["exchanges"]]
+    for kind in ("configure", "write", "read"):
+        assert all(re.search(permission[kind], name) for name in resources), kind
+    assert re.search(permission["write"], "amq.default")  # retries and dead letters go through the default exchange
+
+
+def test_docker_compose_config_accepts_the_file():
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("docker is not installed")
+    if subprocess.run([docker, "compose", "version"], capture_output=True, timeout=60).returncode != 0:
+        pytest.skip("Docker Compose (the `docker compose` plugin) is not installed")
+    env = {**os.environ, "TICKETFLOW_JWT_SECRET": "j" * 32, "RABBITMQ_PASSWORD": "0123abcd"}
+    result = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# --- deploy/k8s --------------------------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_manifest_and_each_parses():
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    on_disk = {path.name for path in K8S_DIR.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+    for name in listed:
+        for doc in yaml.safe_load_all((K8S_DIR / name).read_text()):
+            assert doc is None or {"apiVersion", "kind", "metadata"} <= set(doc), name
+    generated = [item["files"] for item in kustomization["configMapGenerator"]]
+    assert generated == [["definitions.json=rabbitmq/definitions.json"]]
+
+
+def _containers(deployment: dict) -> list[dict]:
+    return deployment["spec"]["template"]["spec"]["containers"]
+
+
+def _env_names(container: dict, config_maps: dict[str, dict]) -> set[str]:
+    names = {item["name"] for item in container.get("env", [])}
+    for source in container.get("envFrom", []):
+        names |= set(config_maps[source["configMapRef"]["name"]]["data"])
+    return names
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_k8s_api_matches_the_code(manifests, service):
+    port = SERVICES[service]
+    deployments, services = by_kind(manifests, "Deployment"), by_kind(manifests, "Service")
+    (container,) = _containers(deployments[f"{service}-api"])
+    expected = api_command(service, port, host="0.0.0.0")
+    assert container["command"] == ["gunicorn", *expected[1:]]
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    assert (container["readinessProbe"]["httpGet"]["path"], container["readinessProbe"]["httpGet"]["port"]) == (
+        "/readyz",
+        port,
+    )
+    assert (container["livenessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["port"]) == (
+        "/healthz",
+        port,
+    )
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) & set(container["resources"]["limits"])
+    (service_port,) = services[f"{service}-api"]["spec"]["ports"]
+    assert service_port["port"] == port
+    assert (
+        services[f"{service}-api"]["spec"]["selector"]
+        == deployments[f"{service}-api"]["spec"]["selector"]["matchLabels"]
+    )
+    hpa = by_kind(manifests, "HorizontalPodAutoscaler")[f"{service}-api"]
+    assert hpa["apiVersion"] == "autoscaling/v2" and hpa["spec"]["scaleTargetRef"]["name"] == f"{service}-api"
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    multiproc = {e["name"]: e.get("value") for e in container["env"]}["PROMETHEUS_MULTIPROC_DIR"]
+    assert {"/tmp", multiproc} <= mounts
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_k8s_worker_matches_the_code_and_scales_on_its_queue(manifests, service):
+    (container,) = _containers(by_kind(manifests, "Deployment")[f"{service}-worker"])
+    assert container["command"] == ["python", *worker_command(service)[1:]]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TICKETFLOW_METRICS_PORT"] == str(METRICS_PORT)
+    assert container["livenessProbe"]["httpGet"]["port"] == METRICS_PORT
+    scaled = by_kind(manifests, "ScaledObject")[f"{service}-worker"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == f"{service}-worker"
+    assert scaled["spec"]["minReplicaCount"] >= 1  # the worker also runs the outbox relay and timers
+    (trigger,) = scaled["spec"]["triggers"]
+    settings = load_settings({"TICKETFLOW_NAMESPACE": NAMESPACE})
+    assert (trigger["type"], trigger["metadata"]["queueName"]) == ("rabbitmq", queue_name(settings, service))
+    auth = by_kind(manifests, "TriggerAuthentication")[trigger["authenticationRef"]["name"]]
+    (host,) = auth["spec"]["secretTargetRef"]
+    assert host["parameter"] == "host"
+    assert host["key"] in by_kind(manifests, "Secret")[host["name"]]["stringData"]
+
+
+def test_k8s_containers_use_known_variables_secrets_and_one_image(manifests):
+    known, config_maps = known_env_names(), by_kind(manifests, "ConfigMap")
+    secrets = by_kind(manifests, "Secret")
+    operator_secret = _mongodb_connection_secret(manifests)
+    images = set()
+    for name, deployment in by_kind(manifests, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+        for container in pod["containers"]:
+            images.add(container["image"])
+            names = _env_names(container, config_maps)
+            assert names <= known, (name, names - known)
+            assert {"AMQP_URL", "MONGO_URL"} | REQUIRED_IN_PRODUCTION <= names, name
+            assert "TICKETFLOW_DEV" not in names
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            for item in container["env"]:
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                if ref is None:
+                    continue
+                if ref["name"] == operator_secret:
+                    assert ref["key"] == "connectionString.standard"
+                else:
+                    assert ref["key"] in secrets[ref["name"]]["stringData"], (name, ref)
+            refs = {i["name"]: i["valueFrom"]["secretKeyRef"]["name"] for i in container["env"] if "valueFrom" in i}
+            assert refs["TICKETFLOW_JWT_SECRET"] == "ticketflow-jwt"
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    assert images == {image["name"] for image in kustomization["images"]}
+    settings = load_settings(
+        {**config_maps["ticketflow-config"]["data"], "TICKETFLOW_JWT_SECRET": "j" * 32, "AMQP_URL": "amqp://x"}
+    )
+    assert (settings.namespace, settings.queue_type) == (NAMESPACE, "quorum")
+
+
+def _mongodb_connection_secret(manifests) -> str:
+    """The Secret the MongoDB Community Operator writes: <resource>-<auth db>-<user>."""
+    (mongodb,) = by_kind(manifests, "MongoDBCommunity").values()
+    (user,) = mongodb["spec"]["users"]
+    return f"{mongodb['metadata']['name']}-{user['db']}-{user['name']}"
+
+
+def test_k8s_mongodb_is_a_three_member_replica_set_with_a_role_per_service_database(manifests):
+    (mongodb,) = by_kind(manifests, "MongoDBCommunity").values()
+    assert mongodb["apiVersion"] == "mongodbcommunity.mongodb.com/v1"
+    assert (mongodb["spec"]["members"], mongodb["spec"]["type"]) == (3, "ReplicaSet")
+    assert mongodb["spec"]["version"].startswith("7.0.")
+    (user,) = mongodb["spec"]["users"]
+    assert user["passwordSecretRef"]["name"] in by_kind(manifests, "Secret")
+    settings = load_settings({"TICKETFLOW_NAMESPACE": NAMESPACE})
+    assert {role["db"] for role in user["roles"]} == {settings.database_name(s) for s in SERVICES}
+
+
+def test_k8s_rabbitmq_cluster_imports_the_same_definitions_and_settings(manifests, definitions):
+    (cluster,) = by_kind(manifests, "RabbitmqCluster").values()
+    assert cluster["apiVersion"] == "rabbitmq.com/v1beta1" and cluster["spec"]["replicas"] == 3
+    name = cluster["metadata"]["name"]
+    secrets = by_kind(manifests, "Secret")
+    amqp_url = secrets["ticketflow-rabbitmq"]["stringData"]["amqp-url"]
+    assert f"@{name}.{NAMESPACE}.svc:5672/" in amqp_url
+    additional = cluster["spec"]["rabbitmq"]["additionalConfig"]
+    assert len(additional) <= 2000  # the CRD's limit
+    compose_conf = conf_settings((RABBITMQ_DIR / "rabbitmq.conf").read_text())
+    del compose_conf["total_memory_available_override_value"]  # the operator sets it from the memory limit
+    k8s_conf = conf_settings(additional)
+    reconciliation = {k: k8s_conf.pop(k) for k in list(k8s_conf) if k.startswith("quorum_queue.continuous_membership")}
+    assert k8s_conf == compose_conf
+    assert reconciliation["quorum_queue.continuous_membership_reconciliation.target_group_size"] == "3"
+    operator_plugins = {"rabbitmq_management", "rabbitmq_prometheus", "rabbitmq_peer_discovery_k8s"}
+    plugins = set(re.findall(r"\w+", (RABBITMQ_DIR / "enabled_plugins").read_text()))
+    assert set(cluster["spec"]["rabbitmq"]["additionalPlugins"]) == plugins - operator_plugins
+    pod = cluster["spec"]["override"]["statefulSet"]["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: (m["name"], m["subPath"]) for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    topology_volume, _ = mounts[f"{k8s_conf['load_definitions']}/10-topology.json"]
+    assert volumes[topology_volume]["configMap"]["name"] == "ticketflow-rabbitmq-definitions"
+    users_volume, users_key = mounts[f"{k8s_conf['load_definitions']}/20-users.json"]
+    assert volumes[users_volume]["secret"]["secretName"] == "ticketflow-rabbitmq"
+    users = json.loads(secrets["ticketflow-rabbitmq"]["stringData"][users_key])
+    password = re.match(r"amqp://ticketflow:([^@]*)@", amqp_url).group(1)
+    _assert_users_can_use_the_topology(users, "ticketflow", password, definitions)
+
+
+def test_kustomize_builds_the_manifests():
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    result = subprocess.run([kubectl, "kustomize", str(K8S_DIR)], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0 and "unknown command" in result.stderr:
+        pytest.skip("this kubectl has no kustomize")
+    assert result.returncode == 0, result.stderr
+    built = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert {doc["metadata"].get("namespace") for doc in built if doc["kind"] != "Namespace"} == {NAMESPACE}
+    (definitions_map,) = [d for d in built if d["metadata"]["name"] == "ticketflow-rabbitmq-definitions"]
+    assert definitions_map["data"]["definitions.json"] == (RABBITMQ_DIR / "definitions.json").read_text()
