@@ -16,7 +16,7 @@ TEST_DEPS := venv $(if $(TEST_MONGO_URL),,tools) $(if $(TEST_AMQP_URL),,test-rab
 # `run` needs FerretDB only when it is to start one itself (MONGO_URL unset).
 RUN_DEPS := venv $(if $(MONGO_URL),,tools) rabbitmq
 
-.PHONY: venv run test lint fmt tools rabbitmq test-rabbitmq clean
+.PHONY: venv run status test lint fmt tools rabbitmq test-rabbitmq clean
 
 venv: $(STAMP)
 
@@ -42,6 +42,11 @@ test: $(TEST_DEPS)
 
 run: $(RUN_DEPS)
 	$(BIN)/ticketflow run
+
+# What `make run` started: readiness, queues, open tickets per team, breaches in the last hour.
+# Like `run`, it uses the development secret when TICKETFLOW_JWT_SECRET is not set.
+status: venv
+	$(if $(TICKETFLOW_JWT_SECRET),,TICKETFLOW_DEV=1) $(BIN)/ticketflow status
 
 lint: venv
 	$(BIN)/ruff check .

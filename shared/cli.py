@@ -1,9 +1,10 @@
-"""The `ticketflow` command: development tokens and the whole local system under honcho."""
+"""The `ticketflow` command: development tokens, the whole local system under honcho, a demo, status, mail."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -14,6 +15,7 @@ from shared import infra
 # Every service and its API port (CONTRACT section 1). Add a service here and `run` starts it.
 SERVICES: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004}
 FERRETDB_PORT = 27017
+MAIL_PORT = 8025  # the default SMTP_URL (CONTRACT section 1) points here
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +31,26 @@ def main(argv: list[str] | None = None) -> int:
 
     run = commands.add_parser("run", help="run every service (api + worker) locally until Ctrl-C")
     run.set_defaults(handler=_run)
+
+    demo = commands.add_parser("demo", help="fill a running system with a small help desk and walk tickets through")
+    _add_url_arguments(demo)
+    demo.add_argument("--wait", type=float, default=30.0, help="seconds to wait for readiness and each step (30)")
+    demo.set_defaults(handler=_demo)
+
+    status = commands.add_parser("status", help="each service's readiness and queues, open tickets, recent breaches")
+    _add_url_arguments(status)
+    status.set_defaults(handler=_status)
+
+    sink = commands.add_parser("mailsink", help="a local SMTP server that saves every message as an .eml file")
+    sink.add_argument("--host", default="127.0.0.1")
+    sink.add_argument("--port", type=int, default=MAIL_PORT)
+    sink.add_argument("--dir", type=Path, default=_mail_dir(), help="where messages go (default .run/mail)")
+    sink.set_defaults(handler=_mailsink)
+
+    mail = commands.add_parser("mail", help="print the latest messages the local SMTP sink received")
+    mail.add_argument("--last", type=int, default=5, help="how many (default 5)")
+    mail.add_argument("--dir", type=Path, default=_mail_dir(), help="the sink's folder (default .run/mail)")
+    mail.set_defaults(handler=_mail)
 
     args = parser.parse_args(argv)
     return args.handler(args)
@@ -53,6 +75,51 @@ def _usage_error(message: str) -> int:
     return 2
 
 
+def _add_url_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-url", default="http://127.0.0.1", help="each service at its port on this host")
+    for service, port in SERVICES.items():
+        parser.add_argument(f"--{service}-url", metavar="URL", help=f"{service}'s API (default BASE_URL:{port})")
+
+
+def service_urls(base_url: str = "http://127.0.0.1", overrides: dict[str, str | None] | None = None) -> dict:
+    """Each service's API: base_url with the service's port, unless overridden."""
+    urls = {service: f"{base_url.rstrip('/')}:{port}" for service, port in SERVICES.items()}
+    urls.update({service: url.rstrip("/") for service, url in (overrides or {}).items() if url})
+    return urls
+
+
+def _urls(args: argparse.Namespace) -> dict[str, str]:
+    return service_urls(args.base_url, {service: getattr(args, f"{service}_url") for service in SERVICES})
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from shared import demo
+
+    return demo.main(_urls(args), args.wait)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from shared import status
+
+    return status.main(_urls(args))
+
+
+def _mail_dir() -> Path:
+    return infra.REPO_ROOT / ".run" / "mail"
+
+
+def _mailsink(args: argparse.Namespace) -> int:
+    from shared import mailsink
+
+    return mailsink.serve(args.host, args.port, args.dir)
+
+
+def _mail(args: argparse.Namespace) -> int:
+    from shared import mailsink
+
+    return mailsink.print_latest(args.dir, args.last)
+
+
 def _run(args: argparse.Namespace) -> int:
     from honcho.manager import Manager
 
@@ -68,6 +135,17 @@ def _run(args: argparse.Namespace) -> int:
         problem = _add_ferretdb(manager, env, run_dir)
         if problem:
             return _fail(problem)
+    mail_dir = None
+    if not env.get("SMTP_URL"):
+        if infra.port_answers("127.0.0.1", MAIL_PORT):
+            return _fail(
+                f"port {MAIL_PORT} is taken; set SMTP_URL=smtp://127.0.0.1:{MAIL_PORT} to send to the server that "
+                "listens there, or stop it"
+            )
+        mail_dir = _mail_dir()
+        sink = [sys.executable, "-m", "shared.cli", "mailsink", "--port", str(MAIL_PORT), "--dir", str(mail_dir)]
+        manager.add_process("mail", _exec(sink), env=dict(env))
+        env["SMTP_URL"] = f"smtp://127.0.0.1:{MAIL_PORT}"
     if not env.get("TICKETFLOW_JWT_SECRET"):
         env["TICKETFLOW_DEV"] = "1"
         print("ticketflow: TICKETFLOW_JWT_SECRET is not set: dev mode (TICKETFLOW_DEV=1, a fixed dev secret)")
@@ -77,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         manager.add_process(f"{service}-api", _exec(api_command(service, port)), env=service_env)
         manager.add_process(f"{service}-worker", _exec(worker_command(service)), env=service_env)
 
-    _print_banner(dev=env.get("TICKETFLOW_DEV") == "1")
+    _print_banner(dev=env.get("TICKETFLOW_DEV") == "1", mail_dir=mail_dir, smtp_url=env.get("SMTP_URL"))
     manager.loop()  # returns when one process ends or on Ctrl-C / SIGTERM, after stopping them all
     return manager.returncode or 0
 
@@ -128,16 +206,37 @@ def worker_command(service: str) -> list[str]:
     return [sys.executable, "-m", f"services.{service}.worker"]
 
 
-def _print_banner(dev: bool) -> None:
+def _print_banner(dev: bool, mail_dir: Path | None = None, smtp_url: str | None = None) -> None:
     tool = "ticketflow" if shutil.which("ticketflow") else str(Path(sys.executable).with_name("ticketflow"))
-    token = f"{'TICKETFLOW_DEV=1 ' if dev else ''}{tool} token --role portal"
+    prefix = "TICKETFLOW_DEV=1 " if dev else ""
+    token = f"{prefix}{tool} token --role portal"
     print("ticketflow: starting; Ctrl-C stops everything.")
     for service, port in SERVICES.items():
         base = f"http://127.0.0.1:{port}"
         print(f"  {service:<11} API {base}   docs {base}/docs   OpenAPI {base}/openapi.json")
+    if mail_dir is not None:
+        print(
+            f"  mail:       an SMTP sink on {smtp_url} keeps every email notify sends in {_relative(mail_dir)}/*.eml;"
+        )
+        print(f"              each shows as a `mail |` line below; read them with: {tool} mail --last 5")
+    else:
+        print(f"  mail:       notify sends to {_redacted(smtp_url or '')} (SMTP_URL)")
     print(f"  a token:    {token}   (or --role admin, or --role agent --agent-id ID)")
     print(f'  try:        curl -H "Authorization: Bearer $({token})" http://127.0.0.1:{SERVICES["intake"]}/topics')
+    print(f"  a demo:     {prefix}{tool} demo   (a help desk with a dozen tickets); then {prefix}{tool} status")
     sys.stdout.flush()
+
+
+def _relative(path: Path) -> str:
+    """A path under the current folder as a relative one (shorter to read), else as it is."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _redacted(url: str) -> str:
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def _fail(message: str) -> int:

@@ -3,6 +3,9 @@
 import multiprocessing
 import os
 
+# imported here, not in child_exit: two workers exiting at once would re-enter a half-done import there
+from prometheus_client import multiprocess
+
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
@@ -16,8 +19,6 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 
 def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(worker.pid)
 
 

@@ -1,0 +1,175 @@
+"""The `ticketflow` command's demo, status, mailsink and mail commands, and the mail sink `run` adds."""
+
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+
+import pytest
+
+from shared import cli, demo, infra, mailsink, status
+from shared.infra import free_port
+
+
+@pytest.fixture
+def captured(monkeypatch) -> dict:
+    """Replace what each command runs with a recorder of its arguments."""
+    calls: dict = {}
+    monkeypatch.setattr(demo, "main", lambda urls, wait: calls.update(demo=(urls, wait)) or 0)
+    monkeypatch.setattr(status, "main", lambda urls: calls.update(status=urls) or 0)
+    monkeypatch.setattr(mailsink, "serve", lambda host, port, folder: calls.update(mailsink=(host, port, folder)) or 0)
+    monkeypatch.setattr(mailsink, "print_latest", lambda folder, count: calls.update(mail=(folder, count)) or 0)
+    return calls
+
+
+def test_demo_and_status_find_each_service_at_the_base_url_unless_told_otherwise(captured):
+    assert cli.main(["demo"]) == 0
+    assert captured["demo"] == (
+        {name: f"http://127.0.0.1:{port}" for name, port in cli.SERVICES.items()},
+        30.0,
+    )
+    assert cli.main(["status", "--base-url", "http://10.0.0.5/", "--sla-url", "http://sla.internal:9000/"]) == 0
+    assert captured["status"] == {
+        "intake": "http://10.0.0.5:8001",
+        "assignment": "http://10.0.0.5:8002",
+        "sla": "http://sla.internal:9000",
+        "notify": "http://10.0.0.5:8004",
+    }
+    assert cli.main(["demo", "--wait", "5", "--notify-url", "http://127.0.0.1:4000"]) == 0
+    assert captured["demo"][0]["notify"] == "http://127.0.0.1:4000" and captured["demo"][1] == 5.0
+
+
+def test_mailsink_and_mail_default_to_port_8025_and_the_run_folder(captured, tmp_path):
+    assert cli.main(["mailsink"]) == 0
+    assert captured["mailsink"] == ("127.0.0.1", 8025, infra.REPO_ROOT / ".run" / "mail")
+    assert cli.main(["mail"]) == 0
+    assert captured["mail"] == (infra.REPO_ROOT / ".run" / "mail", 5)
+    assert cli.main(["mail", "--last", "2", "--dir", str(tmp_path)]) == 0
+    assert captured["mail"] == (tmp_path, 2)
+
+
+def test_a_bad_argument_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["demo", "--wait", "soon"])
+    assert stopped.value.code == 2
+    assert "invalid float value" in capsys.readouterr().err
+
+
+def test_the_mail_sink_saves_each_message_as_eml_prints_a_line_and_mail_reads_it(tmp_path, capsys):
+    printed: list[str] = []
+    port = free_port()
+    sink = mailsink.start("127.0.0.1", port, tmp_path / "mail", echo=lambda line, **kw: printed.append(line))
+    try:
+        for n, subject in enumerate(["[#100001] Printer on floor 3 will not print", "[#100002] VPN drops"], 1):
+            message = EmailMessage()
+            message["From"], message["To"], message["Subject"] = "helpdesk@localhost", "ana@example.com", subject
+            message.set_content(f"Hello Ana,\n\nwe got your ticket number {n}.\n")
+            with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+                client.send_message(message)
+    finally:
+        sink.stop()
+
+    saved = sorted((tmp_path / "mail").glob("*.eml"))
+    assert [path.name.endswith(f"-{n}.eml") for n, path in enumerate(saved, 1)] == [True, True]
+    assert saved[0].name[:8].isdigit() and "T" in saved[0].name  # a UTC time first: names sort in order
+    assert b"Subject: [#100001] Printer on floor 3 will not print" in saved[0].read_bytes()
+    assert printed[0].startswith("mail to ana@example.com: [#100001] Printer on floor 3 will not print")
+
+    assert cli.main(["mail", "--dir", str(tmp_path / "mail"), "--last", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "To: ana@example.com" in out and "From: helpdesk@localhost" in out
+    assert "Subject: [#100002] VPN drops" in out and "we got your ticket number 2." in out
+    assert "[#100001]" not in out  # only the last one
+
+
+def test_mail_with_no_messages_says_so(tmp_path, capsys):
+    assert cli.main(["mail", "--dir", str(tmp_path)]) == 0
+    assert "no mail in" in capsys.readouterr().out
+
+
+def test_status_with_everything_down_says_down_and_exits_1(monkeypatch, capsys):
+    monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
+    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in cli.SERVICES]
+
+    assert cli.main(["status", *urls]) == 1
+
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(tuple(cli.SERVICES))}
+    assert {service: row[1] for service, row in rows.items()} == dict.fromkeys(cli.SERVICES, "down")
+    assert "RabbitMQ does not answer" in out
+    assert "assignment api down" in out and "sla api down" in out
+    assert out.rstrip().splitlines()[-1].startswith("not ready: intake api down")
+
+
+def test_demo_without_a_running_system_says_to_start_it(capsys):
+    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in cli.SERVICES]
+
+    assert cli.main(["demo", "--wait", "0.2", *urls]) == 1
+
+    assert "Start the system with `make run`" in capsys.readouterr().out
+
+
+def test_demo_without_a_secret_says_so_in_one_line(monkeypatch):
+    monkeypatch.delenv("TICKETFLOW_JWT_SECRET")
+    monkeypatch.delenv("TICKETFLOW_DEV", raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["demo"])
+    assert "TICKETFLOW_JWT_SECRET is not set" in str(stopped.value.code)
+    assert "\n" not in str(stopped.value.code)
+
+
+class FakeManager:
+    """honcho's Manager, recording the processes instead of starting them."""
+
+    def __init__(self) -> None:
+        self.processes: dict[str, tuple[str, dict]] = {}
+        self.returncode = 0
+
+    def add_process(self, name: str, cmd: str, env: dict) -> None:
+        self.processes[name] = (cmd, env)
+
+    def loop(self) -> None:
+        FakeManager.last = self
+
+
+@pytest.fixture
+def fake_run(monkeypatch, tmp_path):
+    """`ticketflow run` with a broker and a MongoDB said to answer, its .run/ in tmp_path, nothing started."""
+    import honcho.manager
+
+    monkeypatch.setattr(honcho.manager, "Manager", FakeManager)
+    monkeypatch.setattr(infra, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(infra, "amqp_answers", lambda url: True)
+    monkeypatch.setattr(infra, "port_answers", lambda host, port, timeout=0.5: False)
+    monkeypatch.setenv("MONGO_URL", "mongodb://127.0.0.1:27017")
+    monkeypatch.delenv("SMTP_URL", raising=False)
+
+
+def test_run_starts_a_mail_sink_that_notify_sends_to_and_says_where_mails_are(fake_run, tmp_path, capsys):
+    assert cli.main(["run"]) == 0
+
+    processes = FakeManager.last.processes
+    command, _ = processes["mail"]
+    assert "mailsink" in command and "--port 8025" in command and str(tmp_path / ".run" / "mail") in command
+    assert processes["notify-worker"][1]["SMTP_URL"] == "smtp://127.0.0.1:8025"
+    out = capsys.readouterr().out
+    assert ".run/mail/*.eml" in out and "mail --last" in out
+    assert "http://127.0.0.1:8001/docs" in out
+
+
+def test_run_leaves_mail_to_smtp_url_when_it_is_set(fake_run, monkeypatch, capsys):
+    monkeypatch.setenv("SMTP_URL", "smtp://relay.example.com:25")
+
+    assert cli.main(["run"]) == 0
+
+    assert "mail" not in FakeManager.last.processes
+    assert FakeManager.last.processes["notify-worker"][1]["SMTP_URL"] == "smtp://relay.example.com:25"
+    assert "notify sends to smtp://relay.example.com:25" in capsys.readouterr().out
+
+
+def test_run_refuses_when_the_mail_port_is_taken(fake_run, monkeypatch, capsys):
+    monkeypatch.setattr(infra, "port_answers", lambda host, port, timeout=0.5: port == cli.MAIL_PORT)
+
+    assert cli.main(["run"]) == 1
+
+    assert "port 8025 is taken; set SMTP_URL" in capsys.readouterr().err
