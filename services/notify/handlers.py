@@ -33,7 +33,7 @@ from shared.relay import OutboxFlusher, PendingOutboxes
 
 SERVICE = "notify"
 SAVE_ATTEMPTS = 8
-LEASE = timedelta(seconds=60)  # a claimed notification is tried again after this if its sender died
+LEASE_TIMEOUTS = 6  # a claim lasts six send timeouts (connect, EHLO, MAIL, RCPT, DATA, QUIT), then it is free again
 
 
 @dataclass
@@ -159,17 +159,25 @@ def handlers(app: Notify) -> dict:
 
 
 def claim(app: Notify, notification_id: str) -> Notification | None:
-    """Take a due notification for LEASE, so that no other sender takes it meanwhile; None if not due."""
+    """Take a due notification for its lease, so that no other sender takes it meanwhile; None if not due.
+
+    A sender that dies mid-send leaves the claim; when the lease ends, the next pass sends it again.
+    """
     record = app.notifications.get(notification_id)
     at = now()
     if record.next_attempt_at is None or record.next_attempt_at > at:
         return None
-    record.next_attempt_at = at + LEASE
+    record.next_attempt_at = at + lease(app.settings)
     try:
         app.notifications.save(record, {})
     except Stale:
         return None
     return record
+
+
+def lease(settings: Settings) -> timedelta:
+    """How long a claim holds: longer than any send can take (60 s with the default timeouts)."""
+    return timedelta(seconds=LEASE_TIMEOUTS * max(settings.smtp_timeout, settings.webhook_timeout))
 
 
 def send(app: Notify, record: Notification) -> None:

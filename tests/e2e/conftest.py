@@ -64,7 +64,9 @@ def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., S
     settings = load_settings()
 
     def start(workers: int = 1, env: dict[str, str] | None = None) -> System:
-        common = {"SMTP_URL": smtp_url, "TICKETFLOW_WEBHOOK_TIMEOUT": "2", **(env or {})}
+        # short timeouts, so that a notify worker killed mid-send leaves a claim of 12 s, not 60
+        timeouts = {"TICKETFLOW_WEBHOOK_TIMEOUT": "2", "TICKETFLOW_SMTP_TIMEOUT": "2"}
+        common = {"SMTP_URL": smtp_url, **timeouts, **(env or {})}
 
         def start_worker(service: str) -> Spawned:
             handle = spawn.worker(service, env=common)

@@ -67,22 +67,26 @@ def check_the_run(system: System, desk: dict, tickets: list[dict], resolve_some:
             if view["agent_id"] and view["priority"] == "normal":
                 system.ok("POST", "assignment", f"/tickets/{view['ticket_id']}/resolve", "agent", view["agent_id"],
                           json={"resolution": "Done."})  # fmt: skip
-    for ticket in tickets:
-        wait_until(lambda ticket=ticket: _agree(system, ticket["id"]), timeout=60, message=f"views of {ticket['id']}")
+    agreed = {
+        t["id"]: wait_until(lambda t=t: _agreed(system, t["id"]), timeout=60, message=f"views of {t['id']}")
+        for t in tickets
+    }
     for agent in system.items("assignment", "/agents", {"team": desk["team"]}):
         assert agent["open_tickets"] <= agent["capacity"], agent
-    return {t["id"]: system.ok("GET", "assignment", f"/tickets/{t['id']}") for t in tickets}
+    return agreed
 
 
-def _agree(system: System, ticket_id: str) -> bool:
+def _agreed(system: System, ticket_id: str) -> dict | None:
+    """assignment's view of the ticket once intake's and sla's agree with it, else None."""
     intake = system.ok("GET", "intake", f"/tickets/{ticket_id}")
     assignment = system.ok("GET", "assignment", f"/tickets/{ticket_id}")
     sla = system.ok("GET", "sla", f"/tickets/{ticket_id}")
-    return (
+    same = (
         intake["status"] == assignment["status"]
         and (intake["assignee"] or {}).get("agent_id") == assignment["agent_id"]
         and intake["priority"] == assignment["priority"] == sla["priority"]
     )
+    return assignment if same else None
 
 
 def assigned_once(system: System, ticket_id: str) -> list[dict]:
