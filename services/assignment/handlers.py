@@ -20,7 +20,6 @@ from services.assignment.domain import (
     RuleViolation,
     Ticket,
     choose_agent,
-    leads,
     may_manage,
     may_work_on,
     route,
@@ -142,11 +141,6 @@ def list_teams(app: Assignment) -> list[dict]:
     return app.teams.all()
 
 
-def _lead_email(agents: list[dict], team: str) -> str | None:
-    lead = next((a for a in agents if leads(a, team)), None)
-    return lead["email"] if lead else None
-
-
 # --- the assignment protocol ----------------------------------------------------------------------
 
 Pick = Callable[[Ticket], tuple[dict | None, str, dict | None]]  # -> (agent or None, team, decision)
@@ -178,7 +172,7 @@ def _assign(
                 _back_off(attempt)
                 continue  # the agent changed since it was chosen: choose again
         previous = ticket.agent_id
-        ticket.assign(agent, team, reason, by, now(), _lead_email(app, team), decision)
+        ticket.assign(agent, team, reason, by, now(), app.agents.lead_email(team), decision)
         try:
             _save(app, ticket, cid)
         except Stale:
@@ -230,11 +224,6 @@ def _candidate(agent: dict) -> Candidate:
         agent["available"],
         agent.get("last_assigned_at"),
     )
-
-
-def _lead_email(app: Assignment, team: str) -> str | None:
-    lead = next((a for a in app.agents.all(team) if leads(a, team)), None)
-    return lead["email"] if lead else None
 
 
 def _drain_teams(app: Assignment, teams: list[str]) -> None:

@@ -65,6 +65,11 @@ class AgentStore:
         query = {"teams": team} if team else {}
         return [_agent(doc) for doc in self.collection.find(query).sort("_id", ASCENDING)]
 
+    def lead_email(self, team: str) -> str | None:
+        """The email of a lead of the team (the first by id), read without the agents' open lists."""
+        docs = self.collection.find({"teams": team, "lead": True}, {"email": 1}).sort("_id", ASCENDING).limit(1)
+        return next((doc["email"] for doc in docs), None)
+
     def update(self, agent: dict, changes: dict, now: datetime) -> dict:
         done = self.collection.update_one(
             {"_id": agent["id"], "_v": agent["_v"]}, {"$set": {**changes, "updated_at": now}, "$inc": {"_v": 1}}

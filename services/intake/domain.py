@@ -210,6 +210,11 @@ _APPLY = {
 }
 
 
+def changes_view(event_type: str) -> bool:
+    """Whether another service's event of this type can change intake's view of a ticket."""
+    return event_type in _APPLY
+
+
 def summarize(event_type: str, data: dict) -> str:
     """One line a requester or an agent can read: what happened, and why."""
     describe = _SUMMARIES.get(event_type)

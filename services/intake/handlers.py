@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.intake.domain import Ticket, TicketClosed, summarize
+from services.intake.domain import Ticket, TicketClosed, changes_view, summarize
 from services.intake.store import IdempotencyKeys, TicketStore, TimelineStore, TopicStore
 from shared import events, outbox
 from shared.config import Settings
@@ -166,7 +166,8 @@ def record_and_apply(app: Intake, envelope: dict) -> None:
     """Apply another service's event to intake's view, then put every event on the ticket's timeline."""
     data = events.load_data(envelope)
     at = events.parse_time(envelope["occurred_at"])
-    if envelope["producer"] != SERVICE:  # intake's own events changed the ticket when they were stored
+    # intake's own events changed the ticket when they were stored; notification.* never change it
+    if envelope["producer"] != SERVICE and changes_view(envelope["type"]):
         _change(
             app, envelope["ticket_id"], lambda t: t.apply(envelope["type"], data, at), envelope.get("correlation_id")
         )

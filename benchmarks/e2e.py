@@ -1,0 +1,1078 @@
+"""The whole system end to end: tickets per second through the first stage, and 201 -> assignment email latency.
+
+    .venv/bin/python benchmarks/e2e.py [--rate 20] [--seconds 20] [--clients 8] [--workers 1]
+
+Uses MONGO_URL / AMQP_URL when set; otherwise starts its own FerretDB (built by `make tools`, data in
+a temporary directory) and uses the local RabbitMQ. Everything lives under a fresh namespace
+`tfbench_<hex>` with a generated JWT secret, removed at the end (processes, queues, exchanges,
+databases, FerretDB, the temporary directory), also on Ctrl-C.
+
+What runs: an SMTP server (aiosmtpd) inside this process records, for every message, its arrival time
+by (system, `[#number]` of the subject, To); the Message-ID tells the systems apart (ticketflow's is
+`<notification_id@ticketflow>`, the baseline's `<id@bare>`). Then, one system after the other on the
+same FerretDB, RabbitMQ and machine (the first is stopped before the second starts):
+
+- ticketflow: the four apis (`shared.cli.api_command`, gunicorn, WEB_CONCURRENCY=--web-concurrency)
+  and --workers workers of each service (`worker_command`), SMTP_URL at the sink; a topic, a team
+  routing it, an unavailable lead and --agents agents of capacity 1000 (nothing ever waits in a queue).
+- bare: benchmarks/e2e_bare.py, the same number of MongoDB writes and broker hops per ticket with raw
+  pymongo + pika, in the same process layout: a Flask front under gunicorn (same WEB_CONCURRENCY) and
+  --workers consumer processes per role, the emails to the same sink.
+
+Each system gets 10 warm-up tickets, then two phases:
+1. steady: --rate tickets/s for --seconds, open loop (each POST at its fixed moment, from 4 threads; the
+   generator's worst lateness is reported);
+2. max: --clients threads POST back to back for --seconds.
+POST /tickets answers 201: t0 = when the client read it. A ticket's first stage is complete when the
+receipt (to the requester) and the assignment email (to an agent) have both reached the sink, and, checked
+at the end of the phase, sla has its clocks (`GET /tickets/{id}` of sla: first_response running) and
+assignment shows the agent the email went to (`GET /tickets/{id}` of assignment); for bare, its clocks and
+ticket documents. Figures per phase and system:
+- done, tickets/s: completions up to --drain s after the last POST, divided by the time from the phase's
+  start to the later of its end and the last of them: with a system that keeps up, completed / --seconds;
+  with one that falls behind, its rate of completing, not of accepting;
+- all done, at /s: after the drain the run waits up to --settle s for the rest (so that a backlog never
+  spills into the next phase); every completed ticket / (phase start .. the last completion). In the max
+  phase that is the pipeline's capacity; the drain-window figure also depends on which queue the backlog
+  piles up in (a ticket's assignment email waits behind every receipt queued before it);
+- latency: assignment email's arrival - t0, p50 and p99 over every completed ticket; POST: request to 201;
+- ratio: ticketflow's max-phase tickets/s / bare's (both definitions);
+- CPU: utime + stime from /proc of each group of processes (gunicorn masters with their workers,
+  FerretDB, RabbitMQ, this process) from the phase's start to its last completion, in ms per completed
+  ticket; "other processes" is what the rest of the machine used meanwhile (other people's tests);
+- consumers (max phase): events each consumer marked handled (processed_events.at) and the wall time
+  per event while it had a backlog (the slowest sets everyone's pace downstream);
+- ticketflow's hops (medians and p99): from the stored moments: ticket.created / ticket.assigned
+  `occurred_at` (intake's timeline), the notification's `created_at` and `sent_at`, each consumer's
+  `processed_events.at`.
+Options: --web-concurrency 2, --agents 10, --drain 10, --settle 120, --phases steady,max,
+--systems ticketflow,bare, --profile-mongo (below), --keep-logs (the processes' logs stay in the temporary
+directory).
+
+MongoDB writes and broker hops of one ticket's first stage in ticketflow, counted from the code (no
+Idempotency-Key; team and agents known; line numbers as of writing). Every consumed event also ends
+in a processed_events insert (ProcessedEvents.mark, shared/consumer.py:122):
+
+    intake api   counter findAndModify (create_ticket, services/intake/handlers.py:96 -> shared/mongo.py:61),
+                 ticket insert with ticket.created in its outbox (handlers.py:98 -> shared/outbox.py:76),
+                 outbox clear once the broker confirmed (OutboxFlusher, shared/relay.py:106 ->
+                 outbox.py:125)                                                                      3 writes
+    assignment   ticket.created (on_created): ticket insert (services/assignment/handlers.py:442), agent
+                 reservation (_assign, handlers.py:175 -> store.py:78), ticket save with ticket.assigned
+                 (handlers.py:183), outbox clear (relay.py:106), processed                          5 writes
+    sla          ticket.created: clocks insert, nothing to publish (update_clocks,
+                 services/sla/handlers.py:114), processed                                           2 writes
+    notify       ticket.created (on_event): projection insert (_learn, services/notify/handlers.py:97),
+                 receipt record (_record, :149), processed; ticket.assigned: projection save (:100),
+                 assignment record, processed; per email (dispatcher): claim (claim, the save after
+                 notifications.get), save as sent with notification.sent (send), outbox clear
+                 (relay.py:106)                                                                    12 writes
+    intake wkr   ticket.created: timeline (record_and_apply -> services/intake/store.py:141), processed;
+                 ticket.assigned: ticket save (_change, intake/handlers.py:118), timeline, processed;
+                 notification.sent x2: timeline, processed (nothing to apply: intake/domain.py _APPLY) 9 writes
+    total        31 writes; 4 confirmed publishes (ticket.created, ticket.assigned, notification.sent x2);
+                 8 deliveries (SUBSCRIPTIONS, shared/topology.py:19: ticket.created -> intake, assignment,
+                 sla, notify; ticket.assigned -> intake, notify; notification.sent -> intake, twice)
+
+ticketflow also reads, where the baseline does not: processed_events before each of the 8 deliveries
+(consumer.py:119); intake's topic cache (intake/store.py:91); assignment's teams (handlers.py:431), the
+ticket again (:166) and all the team's agents twice, each with its `open` list of ticket ids (:208 to
+choose, :236 for the lead's email); sla's policies, calendars (cached 1 s) and clocks
+(sla/handlers.py:99-100,138); notify's projection (notify/handlers.py:90) and webhooks (:120) per
+event, each record again at its claim, and the dispatcher's due query per pass; intake's ticket for
+ticket.assigned and for each notification.sent (intake/handlers.py:112), which then changes nothing.
+With --profile-mongo every command of every service process is counted and timed (a pymongo
+CommandListener loaded through sitecustomize.py; no service code changes): ticketflow makes about 60
+MongoDB calls per ticket, the baseline 31.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.parser
+import http.client
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import e2e_bare as bare  # noqa: E402
+from shared.auth import issue_token  # noqa: E402
+from shared.cli import SERVICES, api_command, worker_command  # noqa: E402
+from shared.infra import DEFAULT_AMQP_URL, free_port, start_ferretdb, wait_for_port  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SUBJECT_NUMBER = re.compile(r"\[#(\d+)\]")
+STEADY_THREADS = 4
+WARM_UP = 10
+OTHER = "other processes"  # not this run's: other people's tests on a shared machine
+
+
+# --- processes and their CPU -----------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _parents() -> dict[int, int]:
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    found[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def process_tree(pids: list[int]) -> list[int]:
+    """The processes and all their descendants (a gunicorn master and its workers)."""
+    parents = _parents()
+    found, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return found
+
+
+def rabbitmq_pid() -> int | None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as comm:
+                    if comm.read().strip() == "beam.smp":
+                        return int(entry)
+            except OSError:
+                pass
+    return None
+
+
+class Processes:
+    """Every process this run started, in its own session, with its output in the run's log directory."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.started.append((name, proc))
+        return proc
+
+    def check(self) -> None:
+        for name, proc in self.started:
+            if proc.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+
+    def groups(self) -> dict[str, list[int]]:
+        """Group name (the part of the name before '#') -> pids with their children."""
+        groups: dict[str, list[int]] = {}
+        for name, proc in self.started:
+            if proc.poll() is None:
+                groups.setdefault(name.split("#")[0], []).append(proc.pid)
+        return {group: process_tree(pids) for group, pids in groups.items()}
+
+    def stop(self) -> None:
+        """SIGTERM to each process group, then SIGKILL to what is left after 10 s."""
+        for _, proc in self.started:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, proc in self.started:
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+        self.started.clear()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the process's own session: it and the children it started
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        ticks = [int(value) for value in stat.readline().split()[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / CLK_TCK
+
+
+class CpuMeter:
+    """CPU seconds of each group of processes, and of everything else on the machine (OTHER)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.start, self.machine = self._read(), machine_busy_seconds()
+
+    def _read(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.groups.items()}
+
+    def used(self) -> dict[str, float]:
+        now = self._read()
+        used = {name: now[name] - self.start[name] for name in self.groups}
+        used[OTHER] = max(machine_busy_seconds() - self.machine - sum(used.values()), 0.0)
+        return used
+
+
+# --- the SMTP sink ----------------------------------------------------------------------------------
+
+
+class MailSink:
+    """aiosmtpd handler: the first arrival time of each (system, ticket number, To); resends counted."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[tuple[str, int], dict[str, float]] = {}
+        self.message_ids: set[str] = set()
+        self.repeated = 0
+        self._lock = threading.Lock()
+        self._parser = email.parser.BytesHeaderParser()
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        at = time.time()
+        headers = self._parser.parsebytes(envelope.content, headersonly=True)
+        message_id = str(headers.get("Message-ID", ""))
+        system = "bare" if message_id.endswith("@bare>") else "ticketflow"
+        number = SUBJECT_NUMBER.search(str(headers.get("Subject", "")))
+        to = str(headers.get("To", "")).strip().lower()
+        with self._lock:
+            if message_id in self.message_ids:
+                self.repeated += 1
+            self.message_ids.add(message_id)
+            if number:
+                self.arrivals.setdefault((system, int(number.group(1))), {}).setdefault(to, at)
+        return "250 OK"
+
+    def of(self, system: str, number: int) -> dict[str, float]:
+        with self._lock:
+            return dict(self.arrivals.get((system, number), {}))
+
+
+def start_sink() -> tuple[MailSink, object, str]:
+    from aiosmtpd.controller import Controller
+
+    sink, port = MailSink(), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    return sink, controller, f"smtp://127.0.0.1:{port}"
+
+
+# --- HTTP -------------------------------------------------------------------------------------------
+
+
+def call(url: str, method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        conn.request(method, path, json.dumps(body).encode() if body is not None else None, headers)
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    return response.status, (json.loads(raw) if raw else {})
+
+
+def ok(url: str, method: str, path: str, token: str | None = None, body: dict | None = None) -> dict:
+    status, answer = call(url, method, path, token, body)
+    if status >= 300:
+        raise RuntimeError(f"{method} {url}{path}: {status} {answer}")
+    return answer
+
+
+def wait_healthy(url: str, procs: Processes, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.check()
+        try:
+            if call(url, "GET", "/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url}/healthz did not answer in {timeout} s")
+
+
+def consumers_on(amqp_url: str, queue: str) -> int:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def wait_consumers(amqp_url: str, queues: list[str], count: int, procs: Processes, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.check()
+        if all(consumers_on(amqp_url, queue) >= count for queue in queues):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"no {count} consumers on {queues} after {timeout} s")
+
+
+# --- the load ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    id: str
+    number: int
+    requester: str
+    t0: float  # when the 201 was read (time.time())
+    post_ms: float
+
+
+@dataclass
+class Phase:
+    name: str
+    system: str
+    sent: list[Sent] = field(default_factory=list)
+    errors: int = 0
+    first_error: str = ""
+    start: float = 0.0
+    end: float = 0.0  # the last POST's answer
+    lateness_ms: float = 0.0  # open loop: the worst delay of a POST behind its moment
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Load:
+    """POST /tickets, a new connection each (gunicorn's sync workers close it anyway)."""
+
+    def __init__(self, url: str, token: str | None, topic: str) -> None:
+        self.host, port = url.removeprefix("http://").split(":")
+        self.port, self.topic = int(port), topic
+        self.headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        self._counter = iter(range(10**9))
+        self._counter_lock = threading.Lock()
+
+    def post(self, phase: Phase) -> None:
+        with self._counter_lock:
+            i = next(self._counter)
+        requester = f"requester{i % 500}@example.com"
+        body = {
+            "subject": f"Printer on floor 3 will not print ({i})",
+            "description": "It shows 'offline' although it is on the network. " * 4,
+            "requester": {"name": "Ana Ruiz", "email": requester},
+            "topic": self.topic,
+            "priority": "normal",
+            "source": "web",
+        }
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            conn.request("POST", "/tickets", json.dumps(body).encode(), self.headers)
+            response = conn.getresponse()
+            raw = response.read()
+            conn.close()
+        except OSError as exc:
+            with phase.lock:
+                phase.errors += 1
+                phase.first_error = phase.first_error or repr(exc)
+            return
+        t0, elapsed = time.time(), time.perf_counter() - started
+        with phase.lock:
+            if response.status != 201:
+                phase.errors += 1
+                phase.first_error = phase.first_error or f"{response.status} {raw[:300]!r}"
+                return
+            ticket = json.loads(raw)
+            phase.sent.append(Sent(ticket["id"], ticket["number"], requester, t0, 1000 * elapsed))
+            phase.end = max(phase.end, t0)
+
+
+def steady(load: Load, phase: Phase, rate: float, seconds: float, stop: threading.Event) -> None:
+    """Open loop: POST number i at start + i / rate, from a few threads."""
+    total = int(rate * seconds)
+    phase.start = time.time() + 0.1
+    counter, lock = iter(range(total)), threading.Lock()
+
+    def run() -> None:
+        while not stop.is_set():
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            moment = phase.start + i / rate
+            delay = moment - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                with phase.lock:
+                    phase.lateness_ms = max(phase.lateness_ms, -1000 * delay)
+            load.post(phase)
+
+    _threads(run, STEADY_THREADS)
+
+
+def flat_out(load: Load, phase: Phase, clients: int, seconds: float, stop: threading.Event) -> None:
+    """Closed loop: --clients threads, each POSTs again as soon as it has its answer."""
+    phase.start = time.time()
+    until = phase.start + seconds
+
+    def run() -> None:
+        while time.time() < until and not stop.is_set():
+            load.post(phase)
+
+    _threads(run, clients)
+
+
+def _threads(target: Callable[[], None], n: int) -> None:
+    threads = [threading.Thread(target=target, daemon=True) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)  # wakes up for Ctrl-C
+
+
+# --- one system -------------------------------------------------------------------------------------
+
+
+@dataclass
+class System:
+    name: str
+    post_url: str
+    token: str | None
+    topic: str
+    agent_emails: dict[str, str]  # agent id -> email
+    check: Callable[[list[Sent]], dict[str, str | None]]  # ticket id -> the assigned agent's email, if sla has clocks
+    consumer_databases: dict[str, str]  # consumer -> its database (processed_events)
+    hops: Callable[[list[Sent], dict[str, dict]], dict[str, list[float]]] | None = None
+
+
+def emails_of(sink: MailSink, system: System, ticket: Sent) -> tuple[float | None, float | None, str | None]:
+    """(receipt arrival, assignment email arrival, its To)."""
+    arrivals = sink.of(system.name, ticket.number)
+    receipt = arrivals.get(ticket.requester)
+    agents = set(system.agent_emails.values())
+    to_agent = sorted((at, to) for to, at in arrivals.items() if to in agents)
+    return receipt, (to_agent[0][0] if to_agent else None), (to_agent[0][1] if to_agent else None)
+
+
+def wait_first_stage(sink: MailSink, system: System, tickets: list[Sent], until: float, stop: threading.Event) -> None:
+    pending = list(tickets)
+    while pending and time.time() < until and not stop.is_set():
+        pending = [t for t in pending if None in emails_of(sink, system, t)[:2]]
+        time.sleep(0.05)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)] if ordered else float("nan")
+
+
+@dataclass
+class Result:
+    phase: Phase
+    completed: int  # within the drain window, checks passed
+    throughput: float  # completed / (phase start .. the later of its end and the last of them)
+    everything: int  # completed by the end of the settle wait
+    capacity: float  # everything / (phase start .. the last completion): the rate of working off the phase
+    post_ms: list[float]
+    latency_ms: list[float]  # of every completed ticket
+    drain_s: float  # the last in-window completion after the last POST
+    all_done_s: float  # the last completion after the last POST
+    failed_checks: int
+    cpu_ms: dict[str, float]  # per completed ticket, phase start .. the last completion
+    other_cores: float  # what processes not of this run used meanwhile, in cores
+    consumers: dict[str, tuple[int, float]]  # consumer -> (events handled, seconds from the first to the last)
+    hops: dict[str, list[float]]
+
+
+def measure(system: System, sink: MailSink, phase: Phase, args, groups: dict, stop: threading.Event, run) -> Result:
+    meter = CpuMeter(groups)
+    run()
+    deadline = phase.end + args.drain
+    wait_first_stage(sink, system, phase.sent, deadline, stop)
+    wait_first_stage(sink, system, phase.sent, time.time() + args.settle, stop)  # the rest: not in the window
+    cpu, wall = meter.used(), time.time() - phase.start
+    done = {}
+    for ticket in phase.sent:
+        receipt, assigned, to = emails_of(sink, system, ticket)
+        if receipt is not None and assigned is not None:
+            done[ticket.id] = (ticket, max(receipt, assigned), assigned, to)
+    checked = system.check([entry[0] for entry in done.values()])
+    good = {tid: entry for tid, entry in done.items() if checked.get(tid) is not None and checked[tid] == entry[3]}
+    in_window = [entry for entry in good.values() if entry[1] <= deadline]
+    last_in_window = max((entry[1] for entry in in_window), default=phase.end)
+    last = max((entry[1] for entry in good.values()), default=phase.end)
+    span = max(phase.end, last_in_window) - phase.start
+    hops = system.hops([entry[0] for entry in good.values()], good) if system.hops and good else {}
+    return Result(
+        phase=phase,
+        completed=len(in_window),
+        throughput=len(in_window) / span if span > 0 else 0.0,
+        everything=len(good),
+        capacity=len(good) / max(max(phase.end, last) - phase.start, 1e-9),
+        post_ms=[t.post_ms for t in phase.sent],
+        latency_ms=[1000 * (entry[2] - entry[0].t0) for entry in good.values()],
+        drain_s=max(last_in_window - phase.end, 0.0),
+        all_done_s=max(last - phase.end, 0.0),
+        failed_checks=len(done) - len(good),
+        cpu_ms={name: 1000 * seconds / max(len(good), 1) for name, seconds in cpu.items()},
+        other_cores=cpu[OTHER] / wall,
+        consumers=consumer_stats(args.mongo_url, system.consumer_databases, phase.start, last),
+        hops=hops,
+    )
+
+
+def consumer_stats(mongo_url: str, databases: dict[str, str], start: float, end: float) -> dict:
+    """Per consumer, the events it marked handled (processed_events.at) between start and end: (count, seconds)."""
+    from pymongo import MongoClient
+
+    client = MongoClient(mongo_url, tz_aware=True)
+    stats = {}
+    try:
+        for consumer, database in databases.items():
+            moments = sorted(
+                at
+                for doc in client[database]["processed_events"].find({}, {"at": 1})
+                if start <= (at := doc["at"].timestamp()) <= end + 0.01
+            )
+            stats[consumer] = (len(moments), moments[-1] - moments[0] if len(moments) > 1 else 0.0)
+    finally:
+        client.close()
+    return stats
+
+
+def run_phases(system: System, sink: MailSink, args, groups: Callable[[], dict], stop: threading.Event) -> list[Result]:
+    load = Load(system.post_url, system.token, system.topic)
+    warm = Phase("warm-up", system.name)
+    for _ in range(WARM_UP):
+        load.post(warm)
+    if warm.errors:
+        raise RuntimeError(f"{system.name}: warm-up POSTs failed: {warm.first_error}")
+    wait_first_stage(sink, system, warm.sent, time.time() + 60, stop)
+    if any(None in emails_of(sink, system, t)[:2] for t in warm.sent):
+        raise RuntimeError(f"{system.name}: the warm-up tickets' emails did not arrive in 60 s")
+    results = []
+    drives = {
+        "steady": lambda phase: steady(load, phase, args.rate, args.seconds, stop),
+        "max": lambda phase: flat_out(load, phase, args.clients, args.seconds, stop),
+    }
+    for name in args.phases.split(","):
+        drive = drives[name]
+        time.sleep(1.0)
+        phase = Phase(name, system.name)
+        results.append(
+            measure(system, sink, phase, args, groups(), stop, lambda phase=phase, drive=drive: drive(phase))
+        )
+        _progress(results[-1])
+    return results
+
+
+def _progress(result: Result) -> None:
+    phase = result.phase
+    print(
+        f"  {phase.system} {phase.name}: {len(phase.sent)} sent, {result.completed} complete in the window "
+        f"({result.throughput:.1f}/s), {result.everything} in all ({result.capacity:.1f}/s), "
+        f"latency p50 {percentile(result.latency_ms, 50):.0f} ms",
+        flush=True,
+    )
+
+
+# --- ticketflow -------------------------------------------------------------------------------------
+
+
+def start_ticketflow(env: dict, args, procs: Processes, smtp_url: str, secret: str) -> System:
+    service_env = {**env, "SMTP_URL": smtp_url, "WEB_CONCURRENCY": str(args.web_concurrency)}
+    urls = {}
+    for service in SERVICES:
+        port = free_port()
+        urls[service] = f"http://127.0.0.1:{port}"
+        procs.start(f"tf-{service}-api#{service}", api_command(service, port), service_env)
+        for i in range(args.workers):
+            procs.start(f"tf-{service}-worker#{i}", worker_command(service), service_env)
+    for url in urls.values():
+        wait_healthy(url, procs)
+    ns = env["TICKETFLOW_NAMESPACE"]
+    wait_consumers(env["AMQP_URL"], [f"{ns}.{service}" for service in SERVICES], args.workers, procs)
+
+    admin = issue_token(secret, "admin")
+    topic, team = f"bench-{secrets.token_hex(3)}", f"team-{secrets.token_hex(3)}"
+    ok(urls["intake"], "PUT", f"/topics/{topic}", admin, {"name": "Benchmark"})
+    ok(urls["assignment"], "POST", "/teams", admin, {"id": team, "name": "Benchmark", "topics": [topic]})
+    lead = {"id": "lead", "name": "Lena Lead", "email": "lead@example.com", "teams": [team], "capacity": 1,
+            "available": False, "lead": True}  # fmt: skip
+    ok(urls["assignment"], "POST", "/agents", admin, lead)
+    agents = {}
+    for k in range(args.agents):
+        agent = {"id": f"agent{k}", "name": f"Agent {k}", "email": f"agent{k}@example.com", "teams": [team],
+                 "capacity": 1000}  # fmt: skip
+        ok(urls["assignment"], "POST", "/agents", admin, agent)
+        agents[agent["id"]] = agent["email"]
+
+    def check(tickets: list[Sent]) -> dict[str, str | None]:
+        def one(ticket: Sent) -> tuple[str, str | None]:
+            status, clocks = call(urls["sla"], "GET", f"/tickets/{ticket.id}", admin)
+            running = status == 200 and (clocks["clocks"].get("first_response") or {}).get("state") == "running"
+            status, view = call(urls["assignment"], "GET", f"/tickets/{ticket.id}", admin)
+            agent = view.get("agent_id") if status == 200 else None
+            return ticket.id, agents.get(agent) if running else None
+
+        with ThreadPoolExecutor(8) as pool:
+            return dict(pool.map(one, tickets))
+
+    databases = {f"{service} worker": f"{ns}_{service}" for service in SERVICES}
+    system = System("ticketflow", urls["intake"], issue_token(secret, "portal"), topic, agents, check, databases)
+    system.hops = lambda tickets, done: ticketflow_hops(env, tickets, done)
+    return system
+
+
+def ticketflow_hops(env: dict, tickets: list[Sent], done: dict[str, tuple]) -> dict[str, list[float]]:
+    """Per ticket, ms between the stored moments of its first stage (medians tell where the time goes)."""
+    from pymongo import MongoClient
+
+    ns, wanted = env["TICKETFLOW_NAMESPACE"], {t.id for t in tickets}
+    client = MongoClient(env["MONGO_URL"], tz_aware=True)
+    try:
+        events: dict[tuple[str, str], tuple[str, float]] = {}  # (ticket, type) -> (event id, occurred_at)
+        for doc in client[f"{ns}_intake"]["timeline"].find({}, {"ticket_id": 1, "type": 1, "occurred_at": 1}):
+            if doc["ticket_id"] in wanted and doc["type"] in ("ticket.created", "ticket.assigned"):
+                events[(doc["ticket_id"], doc["type"])] = (doc["_id"], doc["occurred_at"].timestamp())
+        processed = {
+            service: {doc["_id"]: doc["at"].timestamp() for doc in client[f"{ns}_{service}"]["processed_events"].find()}
+            for service in ("assignment", "sla", "notify")
+        }
+        records: dict[tuple[str, str], tuple[float, float]] = {}  # (ticket, event type) -> (created_at, sent_at)
+        fields = {"ticket_id": 1, "event_type": 1, "created_at": 1, "sent_at": 1, "channel": 1}
+        for doc in client[f"{ns}_notify"]["notifications"].find({}, fields):
+            if doc["ticket_id"] in wanted and doc["channel"] == "email" and doc.get("sent_at"):
+                records[(doc["ticket_id"], doc["event_type"])] = (
+                    doc["created_at"].timestamp(),
+                    doc["sent_at"].timestamp(),
+                )
+    finally:
+        client.close()
+    hops: dict[str, list[float]] = {}
+
+    def add(name: str, seconds: float) -> None:
+        hops.setdefault(name, []).append(1000 * seconds)
+
+    for ticket in tickets:
+        created, assigned = events.get((ticket.id, "ticket.created")), events.get((ticket.id, "ticket.assigned"))
+        email = records.get((ticket.id, "ticket.assigned"))
+        receipt = records.get((ticket.id, "ticket.created"))
+        if not (created and assigned and email):
+            continue
+        arrival = done[ticket.id][2]
+        add("a. intake api: ticket.created stamped -> 201 read by the client", ticket.t0 - created[1])
+        add("b. ticket.created -> ticket.assigned stamped (publish, queue, assignment)", assigned[1] - created[1])
+        if created[0] in processed["assignment"]:
+            add(
+                "   b'. ticket.assigned stamped -> assignment handler done",
+                processed["assignment"][created[0]] - assigned[1],
+            )
+        add("c. ticket.assigned -> its email recorded (publish, queue, notify)", email[0] - assigned[1])
+        if assigned[0] in processed["notify"]:
+            add("   c'. email recorded -> notify handler done", processed["notify"][assigned[0]] - email[0])
+        add("d. email recorded -> arrived at the sink (dispatch, claim, SMTP)", arrival - email[0])
+        add("   d'. email recorded -> sent_at stored", email[1] - email[0])
+        add("e. total: 201 -> assignment email", arrival - ticket.t0)
+        if receipt:
+            add("   receipt: ticket.created -> its email recorded by notify", receipt[0] - created[1])
+        if created[0] in processed["sla"]:
+            add("   sla: ticket.created -> clocks stored (handler done)", processed["sla"][created[0]] - created[1])
+    return hops
+
+
+# --- bare -------------------------------------------------------------------------------------------
+
+
+def start_bare(env: dict, args, procs: Processes, smtp_url: str) -> System:
+    ns = env["TICKETFLOW_NAMESPACE"]
+    bare_env = {**env, "BARE_NS": ns, "BARE_AGENTS": str(args.agents), "SMTP_URL": smtp_url,
+                "WEB_CONCURRENCY": str(args.web_concurrency)}  # fmt: skip
+    bare.declare(env["AMQP_URL"], ns)
+    port = free_port()
+    gunicorn = [*api_command("intake", port)[:-1], "benchmarks.e2e_bare:app"]  # same settings, the bare app
+    procs.start("bare-front#front", gunicorn, bare_env)
+    for role in bare.ROLES:
+        for i in range(args.workers):
+            procs.start(f"bare-{role}#{i}", [sys.executable, "-m", "benchmarks.e2e_bare", role], bare_env)
+    if not wait_for_port("127.0.0.1", port, 30):
+        procs.check()
+        raise RuntimeError("the bare front did not start")
+    wait_consumers(env["AMQP_URL"], [bare.queue_of(ns, role) for role in bare.ROLES], args.workers, procs)
+    agents = {f"agent{k}": f"agent{k}@bare.example.com" for k in range(args.agents)}
+
+    def check(tickets: list[Sent]) -> dict[str, str | None]:
+        from pymongo import MongoClient
+
+        ids = [t.id for t in tickets]
+        client = MongoClient(env["MONGO_URL"])
+        try:
+            clocks = {doc["_id"] for doc in client[bare.database_name(ns, "sla")]["clocks"].find({}, {"_id": 1})}
+            found = client[bare.database_name(ns, "assignment")]["tickets"].find({}, {"agent_id": 1})
+            agent_of = {doc["_id"]: doc.get("agent_id") for doc in found}
+        finally:
+            client.close()
+        return {tid: agents.get(agent_of.get(tid)) if tid in clocks else None for tid in ids}
+
+    databases = {role: bare.database_name(ns, role) for role in bare.ROLES}
+    return System("bare", f"http://127.0.0.1:{port}", None, "hardware", agents, check, databases)
+
+
+# --- the report -------------------------------------------------------------------------------------
+
+
+def report(results: list[Result], args) -> None:
+    def pair(values: list[float]) -> str:
+        return f"{percentile(values, 50):7.1f} / {percentile(values, 99):7.1f}" if values else "    n/a /     n/a"
+
+    print()
+    print(
+        f"{args.seconds:g} s per phase, steady {args.rate:g}/s from {STEADY_THREADS} threads, max from {args.clients} "
+        f"clients; {args.workers} worker(s) per service, WEB_CONCURRENCY={args.web_concurrency}, {args.agents} agents, "
+        f"drain {args.drain:g} s; {os.cpu_count()} cores"
+    )
+    header = (
+        f"{'phase':<7} {'system':<10} {'sent':>5} {'done':>5} {'tickets/s':>9}  {'POST p50 / p99 ms':>17}  "
+        f"{'201->assign email p50 / p99 ms':>30}  {'drain s':>7}  {'all done':>8} {'at /s':>6}  notes"
+    )
+    print(header)
+    print("-" * len(header))
+    for result in results:
+        phase = result.phase
+        notes = []
+        if phase.errors:
+            notes.append(f"{phase.errors} POST errors ({phase.first_error[:60]})")
+        if result.everything < len(phase.sent):
+            notes.append(f"{len(phase.sent) - result.everything} never completed")
+        if result.failed_checks:
+            notes.append(f"{result.failed_checks} failed checks")
+        if phase.name == "steady" and phase.lateness_ms > 20:
+            notes.append(f"generator up to {phase.lateness_ms:.0f} ms late")
+        print(
+            f"{phase.name:<7} {phase.system:<10} {len(phase.sent):>5} {result.completed:>5} {result.throughput:>9.1f}  "
+            f"{pair(result.post_ms):>17}  {pair(result.latency_ms):>30}  {result.drain_s:>7.1f}  "
+            f"{result.all_done_s:>7.1f}s {result.capacity:>6.1f}  {'; '.join(notes)}"
+        )
+    print(
+        "done, tickets/s: completed within the drain window; all done: the last completion after the last POST, "
+        "at /s: all completed / (phase start .. then); latency over all completed"
+    )
+    by = {(r.phase.system, r.phase.name): r for r in results}
+    if ("ticketflow", "max") in by and ("bare", "max") in by and by[("bare", "max")].throughput:
+        tf, base = by[("ticketflow", "max")], by[("bare", "max")]
+        print(
+            f"ratio (max phase, ticketflow / bare tickets per second): {tf.throughput / base.throughput:.2f} "
+            f"(all done: {tf.capacity / base.capacity:.2f})   aim: at least 0.5"
+        )
+    if ("ticketflow", "steady") in by:
+        median = percentile(by[("ticketflow", "steady")].latency_ms, 50)
+        line = f"latency at {args.rate:g}/s, 201 -> assignment email, median: ticketflow {median:.1f} ms"
+        if ("bare", "steady") in by:
+            line += f", bare {percentile(by[('bare', 'steady')].latency_ms, 50):.1f} ms"
+        print(line + "   aim: ticketflow under 50 ms")
+
+    print()
+    print("CPU, ms per completed ticket (phase start .. last completion), by process group:")
+    for result in results:
+        cpu = {name: ms for name, ms in result.cpu_ms.items() if name != OTHER}
+        parts = ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(cpu.items(), key=lambda kv: -kv[1]) if ms >= 0.05)
+        print(
+            f"  {result.phase.name:<7} {result.phase.system:<10} total {sum(cpu.values()):6.1f} "
+            f"(other processes meanwhile: {result.other_cores:.2f} cores): {parts}"
+        )
+    print()
+    print("consumers in the max phase: events handled, wall ms per event while backlogged (processed_events.at)")
+    for result in results:
+        if result.phase.name != "max":
+            continue
+        for consumer, (count, seconds) in result.consumers.items():
+            per_ticket = count / max(result.everything, 1)
+            if count > 1 and seconds > 0:
+                print(
+                    f"  {result.phase.system:<10} {consumer:<18} {count:>5} events ({per_ticket:.1f} per ticket), "
+                    f"{1000 * seconds / count:6.1f} ms each"
+                )
+
+    for result in results:
+        if result.hops:
+            print()
+            print(
+                f"ticketflow {result.phase.name}: where the time goes, ms (p50 / p99 over {result.everything} tickets)"
+            )
+            for name, values in result.hops.items():
+                print(f"  {name:<78} {pair(values)}")
+
+
+# --- optional: every MongoDB command of the services, counted and timed (--profile-mongo) -----------
+
+PROFILER = '''"""Written by benchmarks/e2e.py --profile-mongo: count and time every MongoDB command of this process."""
+import collections, json, os, sys, threading, time
+from pymongo import monitoring
+
+class _Listener(monitoring.CommandListener):
+    def __init__(self):
+        self.lock, self.pid, self.names, self.stats = threading.Lock(), None, {}, {}
+
+    def started(self, event):
+        target = event.command.get(event.command_name)
+        collection = target if isinstance(target, str) else ""
+        self.names[(event.connection_id, event.request_id)] = (event.database_name, collection, event.command_name)
+
+    def succeeded(self, event):
+        self._done(event)
+
+    def failed(self, event):
+        self._done(event)
+
+    def _done(self, event):
+        key = self.names.pop((event.connection_id, event.request_id), None)
+        if key is None:
+            return
+        with self.lock:
+            if self.pid != os.getpid():  # a forked gunicorn worker: its own counts, its own file
+                self.pid, self.stats = os.getpid(), {}
+                threading.Thread(target=self._dump_loop, daemon=True).start()
+            entry = self.stats.setdefault(key, [0, 0])
+            entry[0] += 1
+            entry[1] += event.duration_micros
+
+    def _dump_loop(self):
+        path = os.path.join(os.environ["E2E_PROFILE_DIR"], f"mongo-{os.getpid()}.json")
+        while True:
+            time.sleep(1.0)
+            with self.lock:
+                rows = [[*key, *value] for key, value in self.stats.items()]
+            with open(path + ".tmp", "w") as out:
+                json.dump({"argv": sys.argv, "rows": rows}, out)
+            os.replace(path + ".tmp", path)
+
+monitoring.register(_Listener())
+'''
+
+
+def profile_rows(directory: Path, ns: str) -> list[tuple[str, str, str, int, float]]:
+    """(process kind, database.collection, command, count, seconds) from every dump in the directory."""
+    rows = []
+    for path in directory.glob("mongo-*.json"):
+        try:
+            dump = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        argv = " ".join(dump["argv"])
+        kind = re.search(r"services[./](\w+)[./](worker|api)|e2e_bare(?:\.py)? (\w+)|(e2e_bare):app", argv)
+        if kind and kind.group(1):
+            name = f"{kind.group(1)} {kind.group(2)}"
+        elif kind:
+            name = f"bare {kind.group(3) or 'front'}"
+        else:
+            name = "gunicorn master"  # its workers' argv is the master's: counted under the master's app above
+        for database, collection, command, count, micros in dump["rows"]:
+            rows.append((name, f"{database.removeprefix(ns + '_')}.{collection}", command, count, micros / 1e6))
+    return rows
+
+
+def print_profile(directory: Path, ns: str, system: str, tickets: int, top: int = 30) -> None:
+    totals: dict[tuple[str, str, str], list[float]] = {}
+    for name, target, command, count, seconds in profile_rows(directory, ns):
+        entry = totals.setdefault((name, target, command), [0, 0.0])
+        entry[0] += count
+        entry[1] += seconds
+    if not totals:
+        return
+    overall = sum(seconds for _, seconds in totals.values())
+    calls = sum(count for count, _ in totals.values())
+    print()
+    print(
+        f"{system}: MongoDB commands per ticket ({tickets} tickets): {calls / tickets:.1f} calls, "
+        f"{1000 * overall / tickets:.1f} ms of round trips (including waits in FerretDB); by process, then the top "
+        f"{top} by time:"
+    )
+    processes: dict[str, list[float]] = {}
+    for (name, _, _), (count, seconds) in totals.items():
+        entry = processes.setdefault(name, [0, 0.0])
+        entry[0] += count
+        entry[1] += seconds
+    for name, (count, seconds) in sorted(processes.items(), key=lambda item: -item[1][1]):
+        print(f"  {name:<18} {count / tickets:5.1f} calls/ticket  {1000 * seconds / tickets:6.1f} ms/ticket")
+    ranked = sorted(totals.items(), key=lambda item: -item[1][1])[:top]
+    for (name, target, command), (count, seconds) in ranked:
+        print(
+            f"  {name:<18} {target:<32} {command:<14} {count / tickets:5.2f}/ticket  "
+            f"{1000 * seconds / max(count, 1):6.2f} ms each  {1000 * seconds / tickets:6.2f} ms/ticket"
+        )
+
+
+# --- main -------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=20, help="tickets per second in the steady phase (20)")
+    parser.add_argument("--seconds", type=float, default=20, help="length of each phase (20)")
+    parser.add_argument("--clients", type=int, default=8, help="threads of the max phase (8)")
+    parser.add_argument("--workers", type=int, default=1, help="workers per service, consumers per bare role (1)")
+    parser.add_argument("--web-concurrency", type=int, default=2, help="gunicorn workers per api (2)")
+    parser.add_argument("--agents", type=int, default=10, help="agents of capacity 1000 (10)")
+    parser.add_argument("--drain", type=float, default=10, help="seconds after the last POST that still count (10)")
+    parser.add_argument("--settle", type=float, default=120, help="seconds to wait for the rest after the drain (120)")
+    parser.add_argument("--phases", default="steady,max", help="which phases, in order (steady,max)")
+    parser.add_argument("--systems", default="ticketflow,bare", help="which to run, in order (ticketflow,bare)")
+    parser.add_argument(
+        "--profile-mongo", action="store_true", help="count and time every MongoDB command (adds a little overhead)"
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the temporary directory's logs")
+    args = parser.parse_args()
+
+    stop = threading.Event()
+
+    def terminate(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started with SIGINT ignored
+    ns = f"tfbench_{secrets.token_hex(4)}"
+    tmp = Path(tempfile.mkdtemp(prefix="ticketflow-e2e-"))
+    procs = Processes(tmp)
+    ferretdb = controller = None
+    secret = secrets.token_urlsafe(32)
+    env = {
+        **os.environ,
+        "AMQP_URL": os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL,
+        "TICKETFLOW_NAMESPACE": ns,
+        "TICKETFLOW_JWT_SECRET": secret,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "TICKETFLOW_METRICS_PORT", "TICKETFLOW_DEV"):
+        env.pop(name, None)
+    results: list[Result] = []
+    profiles: list[tuple[Path, str, str, int]] = []
+    try:
+        mongo_url = os.environ.get("MONGO_URL")
+        if not mongo_url:
+            port = free_port()
+            ferretdb = start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log")
+            mongo_url = f"mongodb://127.0.0.1:{port}"
+        env["MONGO_URL"] = args.mongo_url = mongo_url
+        sink, controller, smtp_url = start_sink()
+        print(f"namespace {ns}, MongoDB {mongo_url}, SMTP sink {smtp_url}, logs in {tmp}", flush=True)
+        shared_groups = {"ferretdb": [ferretdb.pid] if ferretdb else [], "bench (load + sink)": [os.getpid()]}
+        rabbit = rabbitmq_pid()
+        if rabbit:
+            shared_groups["rabbitmq"] = [rabbit]
+        for name in args.systems.split(","):
+            print(f"{name}: starting", flush=True)
+            if args.profile_mongo:
+                profile_dir = tmp / f"profile-{name}"
+                profile_dir.mkdir()
+                (profile_dir / "sitecustomize.py").write_text(PROFILER)
+                env["E2E_PROFILE_DIR"] = str(profile_dir)
+                env["PYTHONPATH"] = f"{profile_dir}{os.pathsep}{ROOT}"
+            if name == "ticketflow":
+                system = start_ticketflow(env, args, procs, smtp_url, secret)
+            elif name == "bare":
+                system = start_bare(env, args, procs, smtp_url)
+            else:
+                raise SystemExit(f"unknown system {name!r}")
+            results += run_phases(system, sink, args, lambda: {**shared_groups, **procs.groups()}, stop)
+            if args.profile_mongo:
+                time.sleep(1.5)  # the last dumps
+                phases = len(args.phases.split(","))
+                profiles.append((profile_dir, ns, name, WARM_UP + sum(len(r.phase.sent) for r in results[-phases:])))
+            procs.stop()
+        if sink.repeated:
+            print(f"note: {sink.repeated} emails arrived more than once (same Message-ID)")
+        report(results, args)
+        for profile in profiles:
+            print_profile(*profile)
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted: cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the clean-up
+        cleanup(procs, env, ferretdb, controller, tmp, args.keep_logs)
+
+
+def cleanup(procs: Processes, env: dict, ferretdb, controller, tmp: Path, keep_logs: bool) -> None:
+    steps = [procs.stop]
+    if env.get("MONGO_URL"):
+        steps += [lambda: _delete_topology(env), lambda: _drop_databases(env)]
+    if controller is not None:
+        steps.append(controller.stop)
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - clean up what can be cleaned up
+            print(f"cleanup: {exc!r}", file=sys.stderr)
+    if ferretdb is not None and ferretdb.poll() is None:
+        ferretdb.terminate()
+        try:
+            ferretdb.wait(15)
+        except subprocess.TimeoutExpired:
+            ferretdb.kill()
+            ferretdb.wait()
+    if keep_logs:
+        shutil.rmtree(tmp / "ferretdb", ignore_errors=True)
+        print(f"logs kept in {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _delete_topology(env: dict) -> None:
+    from shared.topology import delete_topology
+
+    delete_topology(env["AMQP_URL"], env["TICKETFLOW_NAMESPACE"])
+    bare.delete(env["AMQP_URL"], env["TICKETFLOW_NAMESPACE"])
+
+
+def _drop_databases(env: dict) -> None:
+    from pymongo import MongoClient
+
+    client = MongoClient(env["MONGO_URL"], serverSelectionTimeoutMS=5000)
+    try:
+        for name in client.list_database_names():
+            if name.startswith(f"{env['TICKETFLOW_NAMESPACE']}_"):
+                client.drop_database(name)
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

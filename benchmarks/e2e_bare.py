@@ -1,0 +1,336 @@
+"""The bare baseline of benchmarks/e2e.py: ticketflow's first stage as raw pymongo + pika, nothing else.
+
+Per ticket it does the same number of MongoDB writes (31) and broker hops (4 confirmed, persistent,
+mandatory publishes; 8 deliveries, each acked after its writes) as ticketflow, in the same process
+layout: an HTTP front under gunicorn (`benchmarks.e2e_bare:app`) and one consumer process per role
+(`python -m benchmarks.e2e_bare assignment|sla|notify|intake`), each role with its own database
+`<ns>_bare_<role>` (the front shares intake's, as intake's api and worker do). No validation, no
+reads, no secondary indexes, no domain logic: the agent is picked round-robin by ticket number, the
+emails are a fixed text and HTML body of the size of notify's. See benchmarks/e2e.py for the counts,
+with references to the code that makes them.
+
+    front        POST /tickets: counter $inc, ticket insert (with its event in `_outbox`),
+                 publish `created`, clear the outbox                               3 writes, 1 publish
+    assignment   created: ticket insert, agent reservation ($push), ticket save with `assigned` in
+                 its outbox, publish `assigned`, clear the outbox, processed mark  5 writes, 1 publish
+    sla          created: clocks insert, processed mark                           2 writes
+    notify       created: projection insert, receipt record, processed mark;
+                 assigned: projection save, assignment record, processed mark;
+                 each record (sender threads): claim, SMTP, save as sent with `sent` in its outbox,
+                 publish `sent`, clear the outbox                                12 writes, 2 publishes
+    intake       created: timeline, processed; assigned: ticket save, timeline, processed;
+                 sent (x2): timeline, processed                                   9 writes
+    deliveries   created -> assignment, sla, notify, intake; assigned -> notify, intake; sent x2 -> intake
+
+Environment: MONGO_URL, AMQP_URL, SMTP_URL, BARE_NS (exchange `<ns>.bare`, queues `<ns>.bare.<role>`),
+BARE_AGENTS (how many agents, `agent<k>@bare.example.com`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import smtplib
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+
+import pika
+from pymongo import MongoClient, ReturnDocument
+
+ROLES = ("assignment", "sla", "notify", "intake")
+BINDINGS = {
+    "assignment": ("created",),
+    "sla": ("created",),
+    "notify": ("created", "assigned"),
+    "intake": ("created", "assigned", "sent"),
+}
+DATABASE_OF = {"front": "intake", "assignment": "assignment", "sla": "sla", "notify": "notify", "intake": "intake"}
+SENDERS = 4  # notify's sender threads (ticketflow's dispatcher: 8 senders, at most half per endpoint)
+PREFETCH = 20  # as shared/consumer.py
+TEXT = "Hello,\n\nwe have received your request and will answer soon.\n\n" + "Details follow. " * 40
+HTML = f"<html><body><p>{TEXT}</p>{'<p>Details follow.</p>' * 30}</body></html>"
+
+
+def namespace() -> str:
+    return os.environ["BARE_NS"]
+
+
+def exchange_name(ns: str) -> str:
+    return f"{ns}.bare"
+
+
+def queue_of(ns: str, role: str) -> str:
+    return f"{ns}.bare.{role}"
+
+
+def database_name(ns: str, role: str) -> str:
+    return f"{ns}_bare_{DATABASE_OF[role]}"
+
+
+def connection_parameters(amqp_url: str) -> pika.URLParameters:
+    params = pika.URLParameters(amqp_url)
+    params.heartbeat = 0  # idle connections between phases are fine; the benchmark ends them
+    return params
+
+
+def declare(amqp_url: str, ns: str) -> None:
+    """The exchange and one durable queue per role, bound to the event types it consumes."""
+    connection = pika.BlockingConnection(connection_parameters(amqp_url))
+    channel = connection.channel()
+    channel.exchange_declare(exchange_name(ns), exchange_type="topic", durable=True)
+    for role, kinds in BINDINGS.items():
+        channel.queue_declare(queue_of(ns, role), durable=True)
+        for kind in kinds:
+            channel.queue_bind(queue_of(ns, role), exchange_name(ns), routing_key=kind)
+    connection.close()
+
+
+def delete(amqp_url: str, ns: str) -> None:
+    connection = pika.BlockingConnection(connection_parameters(amqp_url))
+    for role in BINDINGS:
+        channel = connection.channel()
+        try:
+            channel.queue_delete(queue_of(ns, role))
+            channel.close()
+        except pika.exceptions.AMQPError:
+            pass
+    connection.channel().exchange_delete(exchange_name(ns))
+    connection.close()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def event(kind: str, ticket_id: str, data: dict) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": kind,
+        "ticket_id": ticket_id,
+        "occurred_at": now().isoformat(),
+        "data": data,
+    }
+
+
+class Publisher:
+    """One confirming channel (a BlockingConnection belongs to one thread)."""
+
+    def __init__(self, amqp_url: str, ns: str, connection: pika.BlockingConnection | None = None) -> None:
+        self.connection = connection or pika.BlockingConnection(connection_parameters(amqp_url))
+        self.channel = self.connection.channel()
+        self.channel.confirm_delivery()
+        self.exchange = exchange_name(ns)
+
+    def publish(self, envelope: dict) -> None:
+        props = pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=envelope["event_id"],
+            type=envelope["type"],
+        )
+        self.channel.basic_publish(
+            self.exchange, envelope["type"], json.dumps(envelope).encode(), props, mandatory=True
+        )
+
+
+def _outbox(envelope: dict) -> dict:
+    return {envelope["event_id"]: {"type": envelope["type"], "body": json.dumps(envelope)}}
+
+
+def _client() -> MongoClient:
+    return MongoClient(os.environ["MONGO_URL"], tz_aware=True)
+
+
+# --- the HTTP front (gunicorn benchmarks.e2e_bare:app) ------------------------------------------------
+
+try:
+    from flask import Flask, request
+except ImportError:  # the consumers do not need Flask
+    app = None
+else:
+    app = Flask(__name__)
+    _front: dict = {}
+
+    def _front_state() -> dict:
+        if _front.get("pid") != os.getpid():  # after gunicorn's fork, like the real service
+            ns = namespace()
+            db = _client()[database_name(ns, "front")]
+            _front.update(pid=os.getpid(), db=db, publisher=Publisher(os.environ["AMQP_URL"], ns))
+        return _front
+
+    @app.post("/tickets")
+    def create_ticket():
+        state = _front_state()
+        db, body = state["db"], json.loads(request.get_data())
+        number = db["counters"].find_one_and_update(  # write 1
+            {"_id": "ticket_number"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )["value"]
+        at = now()
+        ticket_id = uuid.uuid4().hex
+        created = event("created", ticket_id, {"number": number, **body})
+        doc = {"_id": ticket_id, "number": number, **body, "status": "new", "assignee": None, "thread": []}
+        doc |= {"created_at": at, "updated_at": at, "_v": 1, "_outbox": _outbox(created), "_outbox_n": 1}
+        db["tickets"].insert_one(doc)  # write 2
+        state["publisher"].publish(created)
+        db["tickets"].update_one(  # write 3
+            {"_id": ticket_id, "_v": 1, "_outbox_n": 1}, {"$unset": {"_outbox": "", "_outbox_n": ""}}
+        )
+        return {"id": ticket_id, "number": number, "subject": body["subject"], "status": "new"}, 201
+
+
+# --- the consumers ------------------------------------------------------------------------------------
+
+
+class Role:
+    def __init__(self, role: str) -> None:
+        self.role, self.ns = role, namespace()
+        self.amqp_url = os.environ["AMQP_URL"]
+        self.client = _client()
+        self.db = self.client[database_name(self.ns, role)]
+        self.agents = int(os.environ.get("BARE_AGENTS", "10"))
+        self.connection = pika.BlockingConnection(connection_parameters(self.amqp_url))
+        self.publisher = Publisher(self.amqp_url, self.ns, self.connection)
+        self.handle = getattr(self, f"on_{role}")
+        if role == "notify":
+            self.outgoing: queue.Queue = queue.Queue()
+            for _ in range(SENDERS):
+                threading.Thread(target=self._sender, daemon=True).start()
+
+    def run(self) -> None:
+        channel = self.connection.channel()
+        channel.basic_qos(prefetch_count=PREFETCH)
+        channel.basic_consume(queue_of(self.ns, self.role), self._deliver)
+        print(f"bare {self.role} consumer started", flush=True)
+        channel.start_consuming()
+
+    def _deliver(self, channel, method, _props, body: bytes) -> None:
+        envelope = json.loads(body)
+        self.handle(envelope)
+        self.db["processed_events"].insert_one({"_id": envelope["event_id"], "at": now()})  # the last write
+        channel.basic_ack(method.delivery_tag)
+
+    # assignment: 4 writes here + processed = 5; 1 publish
+    def on_assignment(self, envelope: dict) -> None:
+        data, ticket_id = envelope["data"], envelope["ticket_id"]
+        tickets = self.db["tickets"]
+        doc = {"_id": ticket_id, "number": data["number"], "subject": data["subject"], "topic": data["topic"]}
+        doc |= {"priority": data["priority"], "team": "bare", "agent_id": None, "status": "new", "history": []}
+        tickets.insert_one({**doc, "created_at": now(), "_v": 1})
+        k = data["number"] % self.agents
+        agent = {"id": f"agent{k}", "name": f"Agent {k}", "email": f"agent{k}@bare.example.com"}
+        self.db["agents"].update_one(
+            {"_id": agent["id"]},
+            {"$push": {"open": ticket_id}, "$set": {"last_assigned_at": now()}, "$inc": {"_v": 1}},
+            upsert=True,
+        )
+        assigned = event("assigned", ticket_id, {"agent": agent, "team": "bare"})
+        tickets.update_one(
+            {"_id": ticket_id, "_v": 1},
+            {
+                "$set": {"agent_id": agent["id"], "status": "assigned", "_v": 2, "_outbox": _outbox(assigned)},
+                "$push": {"history": {"agent_id": agent["id"], "at": now(), "rule": "round-robin"}},
+            },
+        )
+        self.publisher.publish(assigned)
+        tickets.update_one({"_id": ticket_id, "_v": 2}, {"$unset": {"_outbox": ""}})
+
+    # sla: 1 write here + processed = 2
+    def on_sla(self, envelope: dict) -> None:
+        at = now()
+        clocks = {
+            name: {"state": "running", "started_at": at, "due_at": at + timedelta(minutes=minutes), "elapsed": 0}
+            for name, minutes in (("first_response", 240), ("resolution", 1440))
+        }
+        doc = {"_id": envelope["ticket_id"], "priority": envelope["data"]["priority"], "clocks": clocks}
+        self.db["clocks"].insert_one({**doc, "next_due": at + timedelta(minutes=192), "created_at": at, "_v": 1})
+
+    # notify: 2 writes here + processed = 3 per event; 3 writes and 1 publish per record in _sender
+    def on_notify(self, envelope: dict) -> None:
+        ticket_id, data, views = envelope["ticket_id"], envelope["data"], self.db["tickets"]
+        if envelope["type"] == "created":
+            view = {"_id": ticket_id, "number": data["number"], "subject": data["subject"]}
+            views.insert_one({**view, "requester": data["requester"], "agent": None, "_v": 1})
+            recipient = data["requester"]["email"]
+        else:
+            view = views.find_one_and_update({"_id": ticket_id}, {"$set": {"agent": data["agent"]}, "$inc": {"_v": 1}})
+            recipient = data["agent"]["email"]
+        record = {
+            "_id": str(uuid.uuid4()),
+            "event_id": envelope["event_id"],
+            "ticket_id": ticket_id,
+            "recipient": recipient,
+            "subject": f"[#{view['number']}] {view['subject']}",
+            "body": TEXT,
+            "html": HTML,
+            "status": "pending",
+            "created_at": now(),
+            "next_attempt_at": now(),
+            "_v": 1,
+        }
+        self.db["notifications"].insert_one(record)
+        self.outgoing.put(record)
+
+    def _sender(self) -> None:
+        publisher = Publisher(self.amqp_url, self.ns)
+        while True:
+            record = self.outgoing.get()
+            try:
+                self._send(publisher, record)
+            except Exception as exc:  # noqa: BLE001 - a benchmark: report and go on (the ticket never completes)
+                print(f"bare notify: sending {record['_id']} failed: {exc!r}", file=sys.stderr, flush=True)
+
+    def _send(self, publisher: Publisher, record: dict) -> None:
+        records = self.db["notifications"]
+        host, port = os.environ["SMTP_URL"].removeprefix("smtp://").rsplit(":", 1)
+        records.update_one(
+            {"_id": record["_id"], "_v": 1},
+            {"$set": {"next_attempt_at": now() + timedelta(seconds=60)}, "$inc": {"_v": 1}},
+        )
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = (
+            "helpdesk@localhost",
+            record["recipient"],
+            record["subject"],
+        )
+        message["Message-ID"] = f"<{record['_id']}@bare>"
+        message.set_content(record["body"])
+        message.add_alternative(record["html"], subtype="html")
+        with smtplib.SMTP(host, int(port), timeout=10) as smtp:  # one connection per email, as notify's mailer
+            smtp.send_message(message)
+        sent = event("sent", record["ticket_id"], {"notification_id": record["_id"]})
+        records.update_one(
+            {"_id": record["_id"], "_v": 2},
+            {
+                "$set": {"status": "sent", "sent_at": now(), "next_attempt_at": None, "_outbox": _outbox(sent)},
+                "$inc": {"_v": 1},
+            },
+        )
+        publisher.publish(sent)
+        records.update_one({"_id": record["_id"], "_v": 3}, {"$unset": {"_outbox": ""}})
+
+    # intake: 1 or 2 writes here + processed = 2 (created, sent) or 3 (assigned)
+    def on_intake(self, envelope: dict) -> None:
+        if envelope["type"] == "assigned":
+            agent = envelope["data"]["agent"]
+            self.db["tickets"].update_one(
+                {"_id": envelope["ticket_id"]},
+                {"$set": {"assignee": {"agent_id": agent["id"], "name": agent["name"]}, "status": "assigned"}},
+            )
+        entry = {"_id": envelope["event_id"], "ticket_id": envelope["ticket_id"], "type": envelope["type"]}
+        self.db["timeline"].insert_one({**entry, "occurred_at": envelope["occurred_at"]})
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in ROLES:
+        print(f"usage: python -m benchmarks.e2e_bare {{{','.join(ROLES)}}}", file=sys.stderr)
+        return 2
+    Role(argv[0]).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
