@@ -76,8 +76,8 @@ in a processed_events insert (ProcessedEvents.mark, shared/consumer.py:122):
 
 ticketflow also reads, where the baseline does not: processed_events before each of the 8 deliveries
 (consumer.py:119); intake's topic cache (intake/store.py:91); assignment's teams (handlers.py:431), the
-ticket again (:166) and all the team's agents twice, each with its `open` list of ticket ids (:208 to
-choose, :236 for the lead's email); sla's policies, calendars (cached 1 s) and clocks
+ticket again (:166), all the team's agents with their `open` lists of ticket ids (_auto, to choose) and
+the team lead's email (AgentStore.lead_email, without those lists); sla's policies, calendars (cached 1 s) and clocks
 (sla/handlers.py:99-100,138); notify's projection (notify/handlers.py:90) and webhooks (:120) per
 event, each record again at its claim, and the dispatcher's due query per pass; intake's ticket for
 ticket.assigned and for each notification.sent (intake/handlers.py:112), which then changes nothing.
