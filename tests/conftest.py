@@ -309,6 +309,9 @@ def spawn(infra: Infra, tmp_path: Path, request: pytest.FixtureRequest) -> Itera
     handles: list[Spawned] = []
     request.node.stash[_spawned_key] = handles
     yield Spawner(tmp_path, handles)
+    for handle in handles:  # every process gets its SIGTERM at once; then each is waited for
+        if handle.running:
+            handle.proc.terminate()
     for handle in reversed(handles):
         handle.stop()
 
