@@ -19,14 +19,12 @@ from datetime import UTC, datetime, timedelta
 import pika
 import pika.exceptions
 import pytest
-from pymongo import MongoClient
 
 from services.assignment import handlers
-from shared import mongo
 from shared.events import format_time
 from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name
 from tests.harness import auth_header, consumers_on, wait_until
-from tests.integration.conftest import event_from
+from tests.integration.conftest import event_from, in_process_app, service_database
 
 PROBLEM_JSON = "application/problem+json"
 EVENT_TIMEOUT = 15.0
@@ -146,13 +144,8 @@ def declare_assignment_queue(amqp_url: str, settings) -> str:
 @pytest.fixture(name="assignment_app")
 def assignment_app_fixture(infra):
     """assignment's Flask app in-process, on the session's MongoDB and broker."""
-    from services.assignment.api import create_app
-
-    mongo.reset_for_tests()
-    app = create_app()
-    yield app
-    app.extensions["ticketflow.assignment"].flusher.drain()
-    mongo.reset_for_tests()
+    with in_process_app("assignment") as app:
+        yield app
 
 
 @pytest.fixture(name="aclient")
@@ -168,9 +161,8 @@ def actx_fixture(assignment_app) -> handlers.Assignment:
 
 @pytest.fixture(name="assignment_db")
 def assignment_db_fixture(infra, settings) -> Iterator:
-    client = MongoClient(infra.mongo_url, tz_aware=True)
-    yield client[settings.database_name("assignment")]
-    client.close()
+    with service_database(infra, settings, "assignment") as db:
+        yield db
 
 
 @pytest.fixture(name="make_team")

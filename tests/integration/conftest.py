@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pika
 import pytest
@@ -62,22 +64,35 @@ def tap(infra, settings) -> Iterator[EventTap]:
     tap.close()
 
 
+@contextmanager
+def service_database(infra, settings, service: str) -> Iterator:
+    """A service's own database on the session's server (for looking behind its API)."""
+    client = MongoClient(infra.mongo_url, tz_aware=True)
+    yield client[settings.database_name(service)]
+    client.close()
+
+
+@contextmanager
+def in_process_app(service: str) -> Iterator:
+    """A service's Flask app in-process, on the session's MongoDB and broker; its events flushed afterwards."""
+    create_app = importlib.import_module(f"services.{service}.api").create_app
+    mongo.reset_for_tests()
+    app = create_app()
+    yield app
+    app.extensions[f"ticketflow.{service}"].flusher.drain()
+    mongo.reset_for_tests()
+
+
 @pytest.fixture
 def intake_db(infra, settings):
-    client = MongoClient(infra.mongo_url, tz_aware=True)
-    yield client[settings.database_name("intake")]
-    client.close()
+    with service_database(infra, settings, "intake") as db:
+        yield db
 
 
 @pytest.fixture
 def intake_app(infra):
-    from services.intake.api import create_app
-
-    mongo.reset_for_tests()
-    app = create_app()
-    yield app
-    app.extensions["ticketflow.intake"].flusher.drain()
-    mongo.reset_for_tests()
+    with in_process_app("intake") as app:
+        yield app
 
 
 @pytest.fixture

@@ -20,13 +20,11 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from pymongo import MongoClient
 
 from services.notify import handlers
 from services.notify.domain import Notification, notification_id
-from shared import mongo
 from tests.harness import auth_header
-from tests.integration.conftest import event_from
+from tests.integration.conftest import event_from, in_process_app, service_database
 
 PROBLEM_JSON = "application/problem+json"
 NOTIFICATION_KEYS = {
@@ -132,16 +130,10 @@ def make_sent(ctx: handlers.Notify, record: Notification) -> Notification:
 @pytest.fixture(name="notify_app")
 def notify_app_fixture(infra):
     """notify's Flask app in-process, on the session's MongoDB and broker; the test's webhooks removed after."""
-    from services.notify.api import create_app
-
-    mongo.reset_for_tests()
-    app = create_app()
-    began = handlers.now()
-    yield app
-    ctx = app.extensions["ticketflow.notify"]
-    ctx.flusher.drain()
-    ctx.webhooks.collection.delete_many({"created_at": {"$gte": began}})
-    mongo.reset_for_tests()
+    with in_process_app("notify") as app:
+        began = handlers.now()
+        yield app
+        app.extensions["ticketflow.notify"].webhooks.collection.delete_many({"created_at": {"$gte": began}})
 
 
 @pytest.fixture(name="notify_client")
@@ -157,9 +149,8 @@ def notify_ctx_fixture(notify_app) -> handlers.Notify:
 
 @pytest.fixture(name="notify_db")
 def notify_db_fixture(infra, settings) -> Iterator:
-    client = MongoClient(infra.mongo_url, tz_aware=True)
-    yield client[settings.database_name("notify")]
-    client.close()
+    with service_database(infra, settings, "notify") as db:
+        yield db
 
 
 @pytest.fixture(name="notify_event")

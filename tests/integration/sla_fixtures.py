@@ -17,14 +17,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
-from pymongo import MongoClient
 
 from services.sla import handlers
 from shared import mongo
 from shared.config import load_settings
 from shared.events import format_time
 from tests.harness import auth_header
-from tests.integration.conftest import event_from
+from tests.integration.conftest import event_from, in_process_app, service_database
 
 PROBLEM_JSON = "application/problem+json"
 POLICY_KEYS = {
@@ -149,13 +148,8 @@ def utc(*parts: int) -> datetime:
 @pytest.fixture(name="sla_app")
 def sla_app_fixture(infra):
     """sla's Flask app in-process, on the session's MongoDB and broker."""
-    from services.sla.api import create_app
-
-    mongo.reset_for_tests()
-    app = create_app()
-    yield app
-    app.extensions["ticketflow.sla"].flusher.drain()
-    mongo.reset_for_tests()
+    with in_process_app("sla") as app:
+        yield app
 
 
 @pytest.fixture(name="sla_client")
@@ -171,9 +165,8 @@ def sla_ctx_fixture(sla_app) -> handlers.Sla:
 
 @pytest.fixture(name="sla_db")
 def sla_db_fixture(infra, settings) -> Iterator:
-    client = MongoClient(infra.mongo_url, tz_aware=True)
-    yield client[settings.database_name("sla")]
-    client.close()
+    with service_database(infra, settings, "sla") as db:
+        yield db
 
 
 @pytest.fixture(name="sla_seed")
