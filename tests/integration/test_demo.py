@@ -39,6 +39,8 @@ def system(spawn, infra, tmp_path: Path) -> Iterator[tuple[dict[str, str], objec
             spawn.worker(service, env=env)
         yield urls, settings, mail_dir
     finally:
+        for handle in reversed(spawn.handles):  # stopped first: a running worker would declare its queues again
+            handle.stop()
         sink.stop()
         with contextlib.suppress(Exception):  # the session's clean-up reports what is left
             delete_topology(infra.amqp_url, settings.namespace)
