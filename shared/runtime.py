@@ -9,11 +9,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from shared.config import Settings
 from shared.consumer import Consumer, Handler
 
 log = logging.getLogger(__name__)
+
+
+EARLY_WAKE = timedelta(milliseconds=1)  # stored times are truncated to the millisecond: never wake before
+
+
+def next_wake(later: list[datetime], horizon: datetime) -> datetime:
+    """When a timer that read what falls due up to `horizon` should look again: the soonest of `later`."""
+    return min([*later, horizon]) + EARLY_WAKE
+
+
+def seconds_until(moment: datetime, now: datetime) -> float:
+    return max((moment - now).total_seconds(), 0.0)
 
 
 @dataclass

@@ -18,9 +18,9 @@ from datetime import timedelta
 
 from services.notify import handlers
 from services.notify.domain import Notification
+from shared.runtime import next_wake, seconds_until
 
 log = logging.getLogger(__name__)
-EARLY_WAKE = timedelta(milliseconds=1)
 
 
 class Dispatcher:
@@ -45,8 +45,7 @@ class Dispatcher:
             if at <= now and self._may_start(notification_id, endpoint):
                 self._start(notification_id, endpoint)
         later = [at for _, at, _ in due if at > now]
-        wake = min([*later, horizon]) + EARLY_WAKE
-        return max((wake - handlers.now()).total_seconds(), 0.0)
+        return seconds_until(next_wake(later, horizon), handlers.now())
 
     def _start(self, notification_id: str, endpoint: str) -> None:
         try:

@@ -12,6 +12,7 @@ from shared import outbox
 from shared.cursors import after_time_cursor, time_cursor
 from shared.documents import VersionedStore
 from shared.errors import NotFound
+from shared.mongo import due_by
 
 _VIEW_FIELDS = (
     "number",
@@ -70,14 +71,9 @@ class NotificationStore(VersionedStore):
         self.collection.create_index([("ticket_id", ASCENDING), ("created_at", DESCENDING)])
 
     def due(self, until: datetime, limit: int) -> list[tuple[str, datetime, str]]:
-        """(id, next_attempt_at, endpoint) of up to `limit` notifications to send by `until`, soonest first.
-
-        No sort in the query: the range comes along the index in order, and FerretDB would otherwise read
-        and sort every due notification before the limit.
-        """
-        docs = self.collection.find({"next_attempt_at": {"$lte": until}}, {"next_attempt_at": 1, "endpoint": 1})
-        found = [(doc["_id"], doc["next_attempt_at"], doc.get("endpoint", "smtp")) for doc in docs.limit(limit)]
-        return sorted(found, key=lambda entry: entry[1])
+        """(id, next_attempt_at, endpoint) of up to `limit` notifications to send by `until`, soonest first."""
+        docs = due_by(self.collection, "next_attempt_at", until, limit, ("endpoint",))
+        return [(doc["_id"], doc["next_attempt_at"], doc.get("endpoint", "smtp")) for doc in docs]
 
     def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Notification], str | None]:
         """Newest first; the cursor is the last one's (created_at, id)."""

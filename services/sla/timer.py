@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 
 from services.sla import handlers
 from shared.errors import Conflict, NotFound
+from shared.runtime import next_wake, seconds_until
 
 log = logging.getLogger(__name__)
-EARLY_WAKE = timedelta(milliseconds=1)  # stored times are truncated to the millisecond: never wake before
 
 
 class DeadlineTimer:
@@ -46,9 +46,9 @@ class DeadlineTimer:
         if len(due) == self.batch and not later:
             wake = handlers.now()  # a full batch, all due: there may be more
         else:
-            wake = min([*later, horizon]) + EARLY_WAKE
+            wake = next_wake(later, horizon)
         self._next_wake = wake
-        return max((wake - handlers.now()).total_seconds(), 0.0)
+        return seconds_until(wake, handlers.now())
 
     def _announce(self, ticket_id: str) -> None:
         try:

@@ -9,8 +9,8 @@ import pytest
 
 from services.sla import handlers, reports
 from services.sla.domain import TicketClocks, default_policies
-from services.sla.timer import EARLY_WAKE, DeadlineTimer
-from shared.runtime import Timer, _timer_loop
+from services.sla.timer import DeadlineTimer
+from shared.runtime import EARLY_WAKE, Timer, _timer_loop
 from tests.harness import wait_until
 
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
