@@ -10,6 +10,11 @@ STAMP := $(VENV)/.installed
 FERRETDB := .tools/bin/ferretdb
 LOCAL_AMQP_URL := amqp://guest:guest@127.0.0.1:5672/%2F
 PYTEST_ARGS ?=
+# The suite runs on TEST_WORKERS processes (pytest-xdist; 0 runs it in this process). The e2e tests share
+# one of them (xdist_group "e2e"). TEST_SEED=N runs it in an order shuffled by pytest-randomly with seed N.
+TEST_WORKERS ?= 2
+TEST_SEED ?=
+TEST_ORDER := $(if $(TEST_SEED),-p randomly --randomly-seed=$(TEST_SEED),-p no:randomly)
 
 # Tests bring their own FerretDB / broker unless TEST_MONGO_URL / TEST_AMQP_URL point elsewhere.
 TEST_DEPS := venv $(if $(TEST_MONGO_URL),,tools) $(if $(TEST_AMQP_URL),,test-rabbitmq)
@@ -38,7 +43,7 @@ test-rabbitmq:
 	AMQP_URL='$(LOCAL_AMQP_URL)' scripts/ensure-rabbitmq.sh
 
 test: $(TEST_DEPS)
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup $(TEST_ORDER) $(PYTEST_ARGS)
 
 run: $(RUN_DEPS)
 	$(BIN)/ticketflow run

@@ -2,12 +2,18 @@
 
 The session gets its own namespace (`tftest_<8 hex>`), JWT secret and short retry delays,
 set in os.environ before any test runs, so code under test and spawned processes agree.
+
+No test sees what another left behind: each test module works in a namespace of its own
+(`<session>_m<n>`: its own databases and queues, dropped after the module), and each test that
+starts a process gets one more of its own (`<session>_t<n>`), so a worker meets only the events of
+its test, whatever ran before it and in whatever order.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 import secrets
 import signal
@@ -31,6 +37,8 @@ MONGO_IMAGE = "mongo:7.0"
 RABBITMQ_IMAGE = "rabbitmq:3.13-management"
 _saved_env: dict[str, str | None] = {}
 _spawned_key = pytest.StashKey[list]()
+_namespace_numbers = itertools.count(1)
+_saved_namespace: dict[str, str] = {}
 
 
 def _set_env(**values: str | None) -> None:
@@ -44,8 +52,9 @@ def _set_env(**values: str | None) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _saved_namespace["session"] = f"tftest_{secrets.token_hex(4)}"
     _set_env(
-        TICKETFLOW_NAMESPACE=f"tftest_{secrets.token_hex(4)}",
+        TICKETFLOW_NAMESPACE=_saved_namespace["session"],
         TICKETFLOW_JWT_SECRET=secrets.token_urlsafe(32),  # PyJWT warns about HMAC keys under 32 bytes
         TICKETFLOW_RETRY_DELAYS="0.2,0.4,0.8",
         TICKETFLOW_DEV=None,
@@ -74,7 +83,7 @@ class Infra:
 @pytest.fixture(scope="session")
 def infra(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     """RabbitMQ and MongoDB for the session: TEST_*_URL, else containers if Docker answers, else local."""
-    namespace = os.environ["TICKETFLOW_NAMESPACE"]
+    namespace = session_namespace()
     amqp_url, mongo_url = os.environ.get("TEST_AMQP_URL"), os.environ.get("TEST_MONGO_URL")
     with contextlib.ExitStack() as stack:
         if not (amqp_url and mongo_url) and _docker_answers():
@@ -212,6 +221,70 @@ def _report(config: pytest.Config, message: str) -> None:
         print(f"tests/conftest.py: {message}", file=sys.__stderr__)
 
 
+def session_namespace() -> str:
+    """The namespace pytest_configure chose for the session (module and test namespaces start with it)."""
+    return _saved_namespace["session"]
+
+
+@contextlib.contextmanager
+def own_namespace(kind: str) -> Iterator[str]:
+    """TICKETFLOW_NAMESPACE set to a new `<session>_<kind><n>` inside; its databases and queues deleted after."""
+    previous = os.environ["TICKETFLOW_NAMESPACE"]
+    namespace = f"{session_namespace()}_{kind}{next(_namespace_numbers)}"
+    os.environ["TICKETFLOW_NAMESPACE"] = namespace
+    try:
+        yield namespace
+    finally:
+        os.environ["TICKETFLOW_NAMESPACE"] = previous
+        _delete_namespace(namespace)
+
+
+def _delete_namespace(namespace: str) -> None:
+    """Drop a namespace's databases and delete its exchange and service queues (when the session has infra)."""
+    mongo_url, amqp_url = os.environ.get("MONGO_URL"), os.environ.get("AMQP_URL")
+    if not (mongo_url and amqp_url):
+        return  # no test of this namespace asked for the broker or the database: nothing was made
+    import pika
+    import pymongo
+
+    from shared.config import load_settings
+    from shared.topology import SUBSCRIPTIONS, queue_name, retry_queue_name
+
+    with pymongo.MongoClient(mongo_url, serverSelectionTimeoutMS=5000) as client:
+        for name in client.list_database_names():
+            if name.startswith(f"{namespace}_"):
+                client.drop_database(name)
+    settings = load_settings({**os.environ, "TICKETFLOW_NAMESPACE": namespace})
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        for service in SUBSCRIPTIONS:
+            base = queue_name(settings, service)
+            retries = [retry_queue_name(settings, service, delay) for delay in settings.retry_delays]
+            for name in [base, f"{base}.dead", *retries]:
+                channel.queue_delete(name)  # RabbitMQ answers delete-ok for a queue that does not exist
+        channel.exchange_delete(settings.exchange)
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_namespace() -> Iterator[str]:
+    """Each test module's own databases and queues: data does not pile up across the suite."""
+    with own_namespace("m") as namespace:
+        yield namespace
+
+
+@pytest.fixture(autouse=True)
+def test_namespace(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A test that starts processes gets a namespace of its own: its workers meet its events only."""
+    if "spawn" not in request.fixturenames:
+        yield None
+        return
+    with own_namespace("t") as namespace:
+        yield namespace
+
+
 class Spawned:
     """A process started for one test, in its own process group, its output in a log file."""
 
@@ -334,3 +407,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.failed and call.when == "call":
         for handle in item.stash.get(_spawned_key, []):
             report.sections.append((f"log of {handle.name} (pid {handle.proc.pid})", local.log_tail(handle.log_path)))
+
+
+# Tests that run the whole system (every api and worker) take one xdist process between them, one at a time:
+# two whole systems at once on a two-core machine only slow each other down.
+WHOLE_SYSTEM = ("tests/e2e/", "tests/integration/test_demo.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path).relative_to(local.REPO_ROOT).as_posix()
+        if path.startswith(WHOLE_SYSTEM):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.xdist_group("e2e"))

@@ -1,4 +1,4 @@
-"""200 tickets through the whole system: two workers of every service, then every worker SIGKILLed once.
+"""100 tickets through the whole system: two workers of every service, then every worker SIGKILLed once.
 
 Each ticket is assigned once and no agent goes over capacity; each breach is announced once; every
 ticket's intake, assignment and sla views agree; the receipt and the assignment email arrive once each.
@@ -18,7 +18,7 @@ from tests.e2e.conftest import System
 from tests.e2e.test_lifecycle import REQUESTER, help_desk, submit
 from tests.harness import wait_until
 
-TICKETS = 200
+TICKETS = 100
 SHORT_LOW = {"first_response_minutes": 0.05, "next_response_minutes": 0.05, "resolution_minutes": 0.1,
              "warn_at_percent": [50], "calendar": "24x7"}  # fmt: skip
 
@@ -96,11 +96,11 @@ def assigned_once(system: System, ticket_id: str) -> list[dict]:
     return timeline
 
 
-def test_two_workers_of_each_service_200_tickets_some_breach(start_system, short_low_policy):
+def test_two_workers_of_each_service_100_tickets_some_breach(start_system, short_low_policy):
     system = start_system(workers=2)
     short_low_policy.append(system)
     system.ok("PUT", "sla", "/policies/low", json=SHORT_LOW)
-    desk = help_desk(system, agents=5, capacity=30)  # 150 places for 200 tickets: the rest wait in the queue
+    desk = help_desk(system, agents=3, capacity=25)  # 75 places for 100 tickets: the rest wait in the queue
     priorities = ["low" if i % 10 == 0 else "normal" for i in range(TICKETS)]
     tickets = submit_all(system, desk["topic"], priorities)
     views = check_the_run(system, desk, tickets, resolve_some=True)
@@ -123,7 +123,7 @@ def test_two_workers_of_each_service_200_tickets_some_breach(start_system, short
 
 def test_every_worker_killed_once_in_the_middle_loses_nothing_and_sends_nothing_twice(start_system):
     system = start_system(workers=1)
-    desk = help_desk(system, agents=4, capacity=60)
+    desk = help_desk(system, agents=4, capacity=30)
     order = list(SERVICES)
     kills = {TICKETS * (i + 1) // (len(order) + 2): service for i, service in enumerate(order)}
 
@@ -143,8 +143,10 @@ def test_every_worker_killed_once_in_the_middle_loses_nothing_and_sends_nothing_
         clocks = system.ok("GET", "sla", f"/tickets/{ticket['id']}")["clocks"]
         assert clocks["first_response"]["state"] == "running"
         expected = {REQUESTER["email"]: 1} | ({_email(desk, view["agent_id"]): 1} if view["agent_id"] else {})
-        wait_until(lambda ticket=ticket, expected=expected: _emails(system, ticket) == expected, timeout=60,
-                   message=f"emails of {ticket['number']}: {expected}")  # fmt: skip
+        try:
+            wait_until(lambda ticket=ticket, expected=expected: _emails(system, ticket) == expected, timeout=60)
+        except AssertionError:
+            assert _emails(system, ticket) == expected, f"emails of #{ticket['number']}"  # what did arrive
 
 
 def _email(desk: dict, agent_id: str) -> str:

@@ -13,7 +13,7 @@ import pika
 import pytest
 from pymongo import MongoClient
 
-from shared import events, mongo
+from shared import events, mongo, topology
 from shared.config import load_settings
 from tests.harness import auth_header
 
@@ -131,6 +131,7 @@ def publish(infra, settings):
     """Publish raw bytes (or an envelope) to the events exchange, as another service would."""
     connection = pika.BlockingConnection(pika.URLParameters(infra.amqp_url))
     channel = connection.channel()
+    topology.declare_topology(channel, settings)  # as every publisher does: no event is published into nothing
     channel.confirm_delivery()
 
     def send(routing_key: str, body: bytes | dict, message_id: str | None = None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import threading
-import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +56,9 @@ class HookRecorder:
     def __init__(self) -> None:
         self.received: list[tuple[str, dict, bytes]] = []  # (path, headers, body)
         self.hang_seconds = 0.0
+        self.release = threading.Event()  # set: /hang answers at once from then on
+        self.hanging = 0  # /hang requests being held right now
+        self._lock = threading.Lock()
 
 
 def _handler(recorder: HookRecorder):
@@ -64,7 +66,11 @@ def _handler(recorder: HookRecorder):
         def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if self.path.startswith("/hang"):
-                time.sleep(recorder.hang_seconds)
+                with recorder._lock:
+                    recorder.hanging += 1
+                recorder.release.wait(recorder.hang_seconds)
+                with recorder._lock:
+                    recorder.hanging -= 1
             recorder.received.append((self.path, dict(self.headers), body))
             self.send_response(204)
             self.end_headers()
@@ -77,13 +83,13 @@ def _handler(recorder: HookRecorder):
 
 @pytest.fixture
 def webhook_server() -> Iterator[tuple[HookRecorder, str]]:
-    """(the recorder, its base URL); POSTs to /hang... sleep `hang_seconds` before answering."""
+    """(the recorder, its base URL); POSTs to /hang... wait `hang_seconds` (or until `release`) before answering."""
     recorder = HookRecorder()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorder))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield recorder, f"http://127.0.0.1:{server.server_address[1]}"
-    recorder.hang_seconds = 0.0
+    recorder.release.set()
     server.shutdown()
     server.server_close()

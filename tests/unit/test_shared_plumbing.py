@@ -64,6 +64,7 @@ def test_tokens_round_trip_with_roles_and_agent_id():
         jwt.encode({"sub": "x", "role": "admin"}, K, algorithm="HS256"),
         "not-a-token",
     ],
+    ids=["another-secret", "unknown-role", "expired", "agent-without-agent-id", "no-expiry", "not-a-token"],
 )
 def test_bad_tokens_are_refused(token):
     with pytest.raises(AuthError):
