@@ -12,7 +12,7 @@ by (system, `[#number]` of the subject, To); the Message-ID tells the systems ap
 `<notification_id@ticketflow>`, the baseline's `<id@bare>`). Then, one system after the other on the
 same FerretDB, RabbitMQ and machine (the first is stopped before the second starts):
 
-- ticketflow: the four apis (`shared.cli.api_command`, gunicorn, WEB_CONCURRENCY=--web-concurrency)
+- ticketflow: the four apis (`ticketflow.cli.api_command`, gunicorn, WEB_CONCURRENCY=--web-concurrency)
   and --workers workers of each service (`worker_command`), SMTP_URL at the sink; a topic, a team
   routing it, an unavailable lead and --agents agents of capacity 1000 (nothing ever waits in a queue).
 - bare: benchmarks/e2e_bare.py, the same number of MongoDB writes and broker hops per ticket with raw
@@ -113,8 +113,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import e2e_bare as bare  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
-from shared.cli import SERVICES, api_command, worker_command  # noqa: E402
-from shared.infra import DEFAULT_AMQP_URL, free_port, start_ferretdb, wait_for_port  # noqa: E402
+from ticketflow.cli import SERVICES, api_command, worker_command  # noqa: E402
+from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb, wait_for_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SUBJECT_NUMBER = re.compile(r"\[#(\d+)\]")

@@ -57,10 +57,10 @@ from services.sla.business_time import Calendar  # noqa: E402
 from services.sla.domain import ALWAYS, PRIORITIES, Policy, TicketClocks, default_policies  # noqa: E402
 from services.sla.store import ClockStore  # noqa: E402
 from shared import events, mongo  # noqa: E402
-from shared.cli import worker_command  # noqa: E402
 from shared.config import load_settings  # noqa: E402
-from shared.infra import DEFAULT_AMQP_URL, free_port, start_ferretdb  # noqa: E402
 from shared.relay import OutboxRelay  # noqa: E402
+from ticketflow.cli import worker_command  # noqa: E402
+from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb  # noqa: E402
 
 BATCH = 1000
 LEAD = 10.0  # seconds from the worker's launch to the first possible due moment
@@ -481,7 +481,7 @@ def _interrupt(_signum, _frame) -> None:
 def ferretdb_stamp() -> str:
     if os.environ.get("MONGO_URL"):
         return "not started (MONGO_URL given)"
-    from shared.infra import ferretdb_binary
+    from ticketflow.local import ferretdb_binary
 
     binary = ferretdb_binary()
     try:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import infra as local
-from shared.cli import api_command, worker_command
+from ticketflow import local
+from ticketflow.cli import api_command, worker_command
 
 LOCAL_AMQP_URL = local.DEFAULT_AMQP_URL
 MONGO_IMAGE = "mongo:7.0"

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from shared.cli import SERVICES, api_command
 from shared.config import load_settings
-from shared.infra import free_port
 from tests.conftest import Spawned, Spawner, _wait_healthy
 from tests.harness import auth_header, consumers_on, wait_until
 from tests.integration.notify_servers import SmtpRecorder, smtp_server  # noqa: F401 - a fixture
+from ticketflow.cli import SERVICES, api_command
+from ticketflow.local import free_port
 
 API_ENV = {"WEB_CONCURRENCY": "2"}
 

@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from services.sla.domain import DEFAULT_MINUTES, DEFAULT_WARN_AT
-from shared.cli import SERVICES
 from tests.e2e.conftest import System
 from tests.e2e.test_lifecycle import REQUESTER, help_desk, submit
 from tests.harness import wait_until
+from ticketflow.cli import SERVICES
 
 TICKETS = 200
 SHORT_LOW = {"first_response_minutes": 0.05, "next_response_minutes": 0.05, "resolution_minutes": 0.1,

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from shared import demo, mailsink, status
-from shared.cli import SERVICES
 from shared.config import load_settings
-from shared.infra import free_port
 from shared.topology import delete_topology
 from tests.harness import wait_until
+from ticketflow import demo, mailsink, status
+from ticketflow.cli import SERVICES
+from ticketflow.local import free_port
 
 pytestmark = pytest.mark.slow
 

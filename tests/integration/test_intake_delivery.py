@@ -13,10 +13,10 @@ import pytest
 
 from services.intake.api import create_app
 from shared import events, mongo
-from shared.infra import free_port
 from shared.topology import declare_service_topology
 from tests.harness import TcpProxy, auth_header, rabbitmqctl_available, wait_until
 from tests.integration.conftest import event_from, ticket_request
+from ticketflow.local import free_port
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

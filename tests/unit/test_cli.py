@@ -7,8 +7,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from shared import cli, demo, infra, mailsink, status
-from shared.infra import free_port
+from ticketflow import cli, demo, local, mailsink, status
+from ticketflow.local import free_port
 
 
 @pytest.fixture
@@ -41,9 +41,9 @@ def test_demo_and_status_find_each_service_at_the_base_url_unless_told_otherwise
 
 def test_mailsink_and_mail_default_to_port_8025_and_the_run_folder(captured, tmp_path):
     assert cli.main(["mailsink"]) == 0
-    assert captured["mailsink"] == ("127.0.0.1", 8025, infra.REPO_ROOT / ".run" / "mail")
+    assert captured["mailsink"] == ("127.0.0.1", 8025, local.REPO_ROOT / ".run" / "mail")
     assert cli.main(["mail"]) == 0
-    assert captured["mail"] == (infra.REPO_ROOT / ".run" / "mail", 5)
+    assert captured["mail"] == (local.REPO_ROOT / ".run" / "mail", 5)
     assert cli.main(["mail", "--last", "2", "--dir", str(tmp_path)]) == 0
     assert captured["mail"] == (tmp_path, 2)
 
@@ -138,9 +138,9 @@ def fake_run(monkeypatch, tmp_path):
     import honcho.manager
 
     monkeypatch.setattr(honcho.manager, "Manager", FakeManager)
-    monkeypatch.setattr(infra, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr(infra, "amqp_answers", lambda url: True)
-    monkeypatch.setattr(infra, "port_answers", lambda host, port, timeout=0.5: False)
+    monkeypatch.setattr(local, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(local, "amqp_answers", lambda url: True)
+    monkeypatch.setattr(local, "port_answers", lambda host, port, timeout=0.5: False)
     monkeypatch.setenv("MONGO_URL", "mongodb://127.0.0.1:27017")
     monkeypatch.delenv("SMTP_URL", raising=False)
 
@@ -168,7 +168,7 @@ def test_run_leaves_mail_to_smtp_url_when_it_is_set(fake_run, monkeypatch, capsy
 
 
 def test_run_refuses_when_the_mail_port_is_taken(fake_run, monkeypatch, capsys):
-    monkeypatch.setattr(infra, "port_answers", lambda host, port, timeout=0.5: port == cli.MAIL_PORT)
+    monkeypatch.setattr(local, "port_answers", lambda host, port, timeout=0.5: port == cli.MAIL_PORT)
 
     assert cli.main(["run"]) == 1
 

@@ -1,6 +1,6 @@
 """The deployment files agree with the code: docker-compose.yml, deploy/rabbitmq and deploy/k8s.
 
-Ports and commands come from shared.cli, variable names from the source, queues and bindings from
+Ports and commands come from ticketflow.cli, variable names from the source, queues and bindings from
 shared.topology: when the code changes and a deployment file does not, a test here fails.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.cli import SERVICES, api_command, worker_command
 from shared.config import DEFAULT_RETRY_DELAYS, ConfigError, load_settings
 from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name, retry_queue_name
+from ticketflow.cli import SERVICES, api_command, worker_command
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

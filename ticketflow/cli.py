@@ -10,7 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from shared import infra
+from ticketflow import local
 
 # Every service and its API port (CONTRACT section 1). Add a service here and `run` starts it.
 SERVICES: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004}
@@ -93,29 +93,29 @@ def _urls(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from shared import demo
+    from ticketflow import demo
 
     return demo.main(_urls(args), args.wait)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from shared import status
+    from ticketflow import status
 
     return status.main(_urls(args))
 
 
 def _mail_dir() -> Path:
-    return infra.REPO_ROOT / ".run" / "mail"
+    return local.REPO_ROOT / ".run" / "mail"
 
 
 def _mailsink(args: argparse.Namespace) -> int:
-    from shared import mailsink
+    from ticketflow import mailsink
 
     return mailsink.serve(args.host, args.port, args.dir)
 
 
 def _mail(args: argparse.Namespace) -> int:
-    from shared import mailsink
+    from ticketflow import mailsink
 
     return mailsink.print_latest(args.dir, args.last)
 
@@ -123,13 +123,13 @@ def _mail(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from honcho.manager import Manager
 
-    run_dir = infra.REPO_ROOT / ".run"
+    run_dir = local.REPO_ROOT / ".run"
     run_dir.mkdir(exist_ok=True)
     env = dict(os.environ)
     manager = Manager()
 
-    amqp_url = env.get("AMQP_URL") or infra.DEFAULT_AMQP_URL
-    if not infra.amqp_answers(amqp_url):
+    amqp_url = env.get("AMQP_URL") or local.DEFAULT_AMQP_URL
+    if not local.amqp_answers(amqp_url):
         return _fail(f"RabbitMQ does not answer at {amqp_url}; start it (rabbitmq-server -detached) or set AMQP_URL")
     if not env.get("MONGO_URL"):
         problem = _add_ferretdb(manager, env, run_dir)
@@ -137,13 +137,13 @@ def _run(args: argparse.Namespace) -> int:
             return _fail(problem)
     mail_dir = None
     if not env.get("SMTP_URL"):
-        if infra.port_answers("127.0.0.1", MAIL_PORT):
+        if local.port_answers("127.0.0.1", MAIL_PORT):
             return _fail(
                 f"port {MAIL_PORT} is taken; set SMTP_URL=smtp://127.0.0.1:{MAIL_PORT} to send to the server that "
                 "listens there, or stop it"
             )
         mail_dir = _mail_dir()
-        sink = [sys.executable, "-m", "shared.cli", "mailsink", "--port", str(MAIL_PORT), "--dir", str(mail_dir)]
+        sink = [sys.executable, "-m", "ticketflow.cli", "mailsink", "--port", str(MAIL_PORT), "--dir", str(mail_dir)]
         manager.add_process("mail", _exec(sink), env=dict(env))
         env["SMTP_URL"] = f"smtp://127.0.0.1:{MAIL_PORT}"
     if not env.get("TICKETFLOW_JWT_SECRET"):
@@ -162,17 +162,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _add_ferretdb(manager, env: dict, run_dir: Path) -> str | None:
     """Manage a FerretDB on 127.0.0.1:27017 and point MONGO_URL at it; a problem message otherwise."""
-    binary = infra.ferretdb_binary()
+    binary = local.ferretdb_binary()
     if not binary.is_file():
         return f"FerretDB is not built at {binary}; run `make tools`, or set MONGO_URL to a MongoDB you run"
-    if infra.port_answers("127.0.0.1", FERRETDB_PORT):
+    if local.port_answers("127.0.0.1", FERRETDB_PORT):
         return (
             f"port {FERRETDB_PORT} is taken; set MONGO_URL=mongodb://127.0.0.1:{FERRETDB_PORT} to use "
             "the server that listens there, or stop it"
         )
     data_dir = run_dir / "ferretdb"
     data_dir.mkdir(exist_ok=True)
-    manager.add_process("ferretdb", _exec(infra.ferretdb_command(data_dir, FERRETDB_PORT)), env=dict(env))
+    manager.add_process("ferretdb", _exec(local.ferretdb_command(data_dir, FERRETDB_PORT)), env=dict(env))
     env["MONGO_URL"] = f"mongodb://127.0.0.1:{FERRETDB_PORT}"
     print(f"ticketflow: MONGO_URL is not set: starting FerretDB at {env['MONGO_URL']} (data in {data_dir})")
     return None
