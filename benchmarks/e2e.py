@@ -113,7 +113,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import e2e_bare as bare  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
-from ticketflow.cli import SERVICES, api_command, worker_command  # noqa: E402
+from shared.config import SERVICE_PORTS  # noqa: E402
+from ticketflow.cli import api_command, worker_command  # noqa: E402
 from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb, wait_for_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -617,7 +618,7 @@ def _progress(result: Result) -> None:
 def start_ticketflow(env: dict, args, procs: Processes, smtp_url: str, secret: str) -> System:
     service_env = {**env, "SMTP_URL": smtp_url, "WEB_CONCURRENCY": str(args.web_concurrency)}
     urls = {}
-    for service in SERVICES:
+    for service in SERVICE_PORTS:
         port = free_port()
         urls[service] = f"http://127.0.0.1:{port}"
         procs.start(f"tf-{service}-api#{service}", api_command(service, port), service_env)
@@ -626,7 +627,7 @@ def start_ticketflow(env: dict, args, procs: Processes, smtp_url: str, secret: s
     for url in urls.values():
         wait_healthy(url, procs)
     ns = env["TICKETFLOW_NAMESPACE"]
-    wait_consumers(env["AMQP_URL"], [f"{ns}.{service}" for service in SERVICES], args.workers, procs)
+    wait_consumers(env["AMQP_URL"], [f"{ns}.{service}" for service in SERVICE_PORTS], args.workers, procs)
 
     admin = issue_token(secret, "admin")
     topic, team = f"bench-{secrets.token_hex(3)}", f"team-{secrets.token_hex(3)}"
@@ -653,7 +654,7 @@ def start_ticketflow(env: dict, args, procs: Processes, smtp_url: str, secret: s
         with ThreadPoolExecutor(8) as pool:
             return dict(pool.map(one, tickets))
 
-    databases = {f"{service} worker": f"{ns}_{service}" for service in SERVICES}
+    databases = {f"{service} worker": f"{ns}_{service}" for service in SERVICE_PORTS}
     system = System("ticketflow", urls["intake"], issue_token(secret, "portal"), topic, agents, check, databases)
     system.hops = lambda tickets, done: ticketflow_hops(env, tickets, done)
     return system

@@ -10,10 +10,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from shared.config import SERVICE_PORTS
 from ticketflow import local
 
-# Every service and its API port (CONTRACT section 1). Add a service here and `run` starts it.
-SERVICES: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004}
 FERRETDB_PORT = 27017
 MAIL_PORT = 8025  # the default SMTP_URL (CONTRACT section 1) points here
 
@@ -77,19 +76,19 @@ def _usage_error(message: str) -> int:
 
 def _add_url_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", default="http://127.0.0.1", help="each service at its port on this host")
-    for service, port in SERVICES.items():
+    for service, port in SERVICE_PORTS.items():
         parser.add_argument(f"--{service}-url", metavar="URL", help=f"{service}'s API (default BASE_URL:{port})")
 
 
 def service_urls(base_url: str = "http://127.0.0.1", overrides: dict[str, str | None] | None = None) -> dict:
     """Each service's API: base_url with the service's port, unless overridden."""
-    urls = {service: f"{base_url.rstrip('/')}:{port}" for service, port in SERVICES.items()}
+    urls = {service: f"{base_url.rstrip('/')}:{port}" for service, port in SERVICE_PORTS.items()}
     urls.update({service: url.rstrip("/") for service, url in (overrides or {}).items() if url})
     return urls
 
 
 def _urls(args: argparse.Namespace) -> dict[str, str]:
-    return service_urls(args.base_url, {service: getattr(args, f"{service}_url") for service in SERVICES})
+    return service_urls(args.base_url, {service: getattr(args, f"{service}_url") for service in SERVICE_PORTS})
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -150,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         env["TICKETFLOW_DEV"] = "1"
         print("ticketflow: TICKETFLOW_JWT_SECRET is not set: dev mode (TICKETFLOW_DEV=1, a fixed dev secret)")
 
-    for service, port in SERVICES.items():
+    for service, port in SERVICE_PORTS.items():
         service_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(run_dir, service))}
         manager.add_process(f"{service}-api", _exec(api_command(service, port)), env=service_env)
         manager.add_process(f"{service}-worker", _exec(worker_command(service)), env=service_env)
@@ -211,7 +210,7 @@ def _print_banner(dev: bool, mail_dir: Path | None = None, smtp_url: str | None 
     prefix = "TICKETFLOW_DEV=1 " if dev else ""
     token = f"{prefix}{tool} token --role portal"
     print("ticketflow: starting; Ctrl-C stops everything.")
-    for service, port in SERVICES.items():
+    for service, port in SERVICE_PORTS.items():
         base = f"http://127.0.0.1:{port}"
         print(f"  {service:<11} API {base}   docs {base}/docs   OpenAPI {base}/openapi.json")
     if mail_dir is not None:
@@ -222,7 +221,7 @@ def _print_banner(dev: bool, mail_dir: Path | None = None, smtp_url: str | None 
     else:
         print(f"  mail:       notify sends to {_redacted(smtp_url or '')} (SMTP_URL)")
     print(f"  a token:    {token}   (or --role admin, or --role agent --agent-id ID)")
-    print(f'  try:        curl -H "Authorization: Bearer $({token})" http://127.0.0.1:{SERVICES["intake"]}/topics')
+    print(f'  try:        curl -H "Authorization: Bearer $({token})" http://127.0.0.1:{SERVICE_PORTS["intake"]}/topics')
     print(f"  a demo:     {prefix}{tool} demo   (a help desk with a dozen tickets); then {prefix}{tool} status")
     sys.stdout.flush()
 

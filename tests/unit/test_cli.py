@@ -7,6 +7,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from shared.config import SERVICE_PORTS
 from ticketflow import cli, demo, local, mailsink, status
 from ticketflow.local import free_port
 
@@ -25,7 +26,7 @@ def captured(monkeypatch) -> dict:
 def test_demo_and_status_find_each_service_at_the_base_url_unless_told_otherwise(captured):
     assert cli.main(["demo"]) == 0
     assert captured["demo"] == (
-        {name: f"http://127.0.0.1:{port}" for name, port in cli.SERVICES.items()},
+        {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()},
         30.0,
     )
     assert cli.main(["status", "--base-url", "http://10.0.0.5/", "--sla-url", "http://sla.internal:9000/"]) == 0
@@ -89,20 +90,20 @@ def test_mail_with_no_messages_says_so(tmp_path, capsys):
 
 def test_status_with_everything_down_says_down_and_exits_1(monkeypatch, capsys):
     monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
-    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in cli.SERVICES]
+    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in SERVICE_PORTS]
 
     assert cli.main(["status", *urls]) == 1
 
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(tuple(cli.SERVICES))}
-    assert {service: row[1] for service, row in rows.items()} == dict.fromkeys(cli.SERVICES, "down")
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(tuple(SERVICE_PORTS))}
+    assert {service: row[1] for service, row in rows.items()} == dict.fromkeys(SERVICE_PORTS, "down")
     assert "RabbitMQ does not answer" in out
     assert "assignment api down" in out and "sla api down" in out
     assert out.rstrip().splitlines()[-1].startswith("not ready: intake api down")
 
 
 def test_demo_without_a_running_system_says_to_start_it(capsys):
-    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in cli.SERVICES]
+    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in SERVICE_PORTS]
 
     assert cli.main(["demo", "--wait", "0.2", *urls]) == 1
 

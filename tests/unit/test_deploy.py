@@ -1,7 +1,7 @@
 """The deployment files agree with the code: docker-compose.yml, deploy/rabbitmq and deploy/k8s.
 
-Ports and commands come from ticketflow.cli, variable names from the source, queues and bindings from
-shared.topology: when the code changes and a deployment file does not, a test here fails.
+Ports come from shared.config, commands from ticketflow.cli, variable names from the source, queues and
+bindings from shared.topology: when the code changes and a deployment file does not, a test here fails.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.config import DEFAULT_RETRY_DELAYS, ConfigError, load_settings
+from shared.config import DEFAULT_RETRY_DELAYS, SERVICE_PORTS, ConfigError, load_settings
 from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name, retry_queue_name
-from ticketflow.cli import SERVICES, api_command, worker_command
+from ticketflow.cli import api_command, worker_command
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -225,15 +225,15 @@ def test_the_source_scan_finds_the_variables_the_code_reads():
 
 
 def test_compose_names_every_service(compose):
-    expected = {"mongo", "rabbitmq", "mailpit"} | {f"{s}-{kind}" for s in SERVICES for kind in ("api", "worker")}
+    expected = {"mongo", "rabbitmq", "mailpit"} | {f"{s}-{kind}" for s in SERVICE_PORTS for kind in ("api", "worker")}
     assert expected <= set(compose["services"])
     assert compose["services"]["mongo"]["image"].startswith("mongo:7")
     assert re.fullmatch(r"rabbitmq:3\.1[3-9][\w.-]*-management", compose["services"]["rabbitmq"]["image"])
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_PORTS)
 def test_compose_runs_the_api_as_the_cli_does_on_its_port(compose, service):
-    port = SERVICES[service]
+    port = SERVICE_PORTS[service]
     api = compose["services"][f"{service}-api"]
     expected = api_command(service, port, host="0.0.0.0")
     assert Path(expected[0]).name == api["command"][0] == "gunicorn"
@@ -243,7 +243,7 @@ def test_compose_runs_the_api_as_the_cli_does_on_its_port(compose, service):
     assert api["environment"]["PROMETHEUS_MULTIPROC_DIR"] in api["tmpfs"]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_PORTS)
 def test_compose_runs_the_worker_unpublished_with_a_metrics_healthcheck(compose, service):
     worker = compose["services"][f"{service}-worker"]
     assert worker["command"] == ["python", *worker_command(service)[1:]]
@@ -254,7 +254,7 @@ def test_compose_runs_the_worker_unpublished_with_a_metrics_healthcheck(compose,
 
 def test_compose_services_start_after_healthy_dependencies(compose):
     services = compose["services"]
-    for service in SERVICES:
+    for service in SERVICE_PORTS:
         for name in (f"{service}-api", f"{service}-worker"):
             depends = services[name]["depends_on"]
             assert depends["mongo"]["condition"] == depends["rabbitmq"]["condition"] == "service_healthy", name
@@ -361,9 +361,9 @@ def _env_names(container: dict, config_maps: dict[str, dict]) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_PORTS)
 def test_k8s_api_matches_the_code(manifests, service):
-    port = SERVICES[service]
+    port = SERVICE_PORTS[service]
     deployments, services = by_kind(manifests, "Deployment"), by_kind(manifests, "Service")
     (container,) = _containers(deployments[f"{service}-api"])
     expected = api_command(service, port, host="0.0.0.0")
@@ -392,7 +392,7 @@ def test_k8s_api_matches_the_code(manifests, service):
     assert {"/tmp", multiproc} <= mounts
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_PORTS)
 def test_k8s_worker_matches_the_code_and_scales_on_its_queue(manifests, service):
     (container,) = _containers(by_kind(manifests, "Deployment")[f"{service}-worker"])
     assert container["command"] == ["python", *worker_command(service)[1:]]
@@ -459,7 +459,7 @@ def test_k8s_mongodb_is_a_three_member_replica_set_with_a_role_per_service_datab
     (user,) = mongodb["spec"]["users"]
     assert user["passwordSecretRef"]["name"] in by_kind(manifests, "Secret")
     settings = load_settings({"TICKETFLOW_NAMESPACE": NAMESPACE})
-    assert {role["db"] for role in user["roles"]} == {settings.database_name(s) for s in SERVICES}
+    assert {role["db"] for role in user["roles"]} == {settings.database_name(s) for s in SERVICE_PORTS}
 
 
 def test_k8s_rabbitmq_cluster_imports_the_same_definitions_and_settings(manifests, definitions):
