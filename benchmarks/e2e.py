@@ -1057,7 +1057,7 @@ def cleanup(procs: Processes, env: dict, ferretdb, controller, tmp: Path, keep_l
 
 
 def _delete_topology(env: dict) -> None:
-    from shared.topology import delete_topology
+    from ticketflow.cleanup import delete_topology
 
     delete_topology(env["AMQP_URL"], env["TICKETFLOW_NAMESPACE"])
     bare.delete(env["AMQP_URL"], env["TICKETFLOW_NAMESPACE"])

@@ -189,7 +189,7 @@ def _cleanup(env: dict) -> None:
     from pymongo import MongoClient
 
     from shared.config import load_settings
-    from shared.topology import delete_topology
+    from ticketflow.cleanup import delete_topology
 
     settings = load_settings(env)
     delete_topology(settings.amqp_url, settings.namespace)

@@ -432,7 +432,7 @@ def cleanup(state: dict, tmp: Path) -> None:
 
 
 def _delete_topology(settings) -> None:
-    from shared.topology import delete_topology
+    from ticketflow.cleanup import delete_topology
 
     delete_topology(settings.amqp_url, settings.namespace)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from shared.config import SERVICE_PORTS, load_settings
-from shared.topology import delete_topology
 from tests.harness import wait_until
 from ticketflow import demo, mailsink, status
+from ticketflow.cleanup import delete_topology
 from ticketflow.local import free_port
 
 pytestmark = pytest.mark.slow
