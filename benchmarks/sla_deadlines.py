@@ -284,7 +284,7 @@ def run(args: argparse.Namespace, tmp: Path, state: dict) -> None:
     docs, expected = due_tickets(args.due, launch, args.window, keep_clear, grace, rng)
     if docs:
         app.clocks.collection.insert_many(docs, ordered=False)
-    mongo.reset_for_tests()  # the benchmark's own client goes: it would poll FerretDB too
+    mongo.close_client()  # the benchmark's own client goes: it would poll FerretDB too
     log_path = tmp / "workers.log"
     log = open(log_path, "ab")  # noqa: SIM115 - closed by the children's exit / at the end
     state["log"] = log
@@ -424,7 +424,7 @@ def cleanup(state: dict, tmp: Path) -> None:
         except subprocess.TimeoutExpired:
             ferretdb.kill()
             ferretdb.wait()
-    mongo.reset_for_tests()
+    mongo.close_client()
     if state.get("keep"):
         print(f"kept {tmp}", file=sys.stderr)
     else:

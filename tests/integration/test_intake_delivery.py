@@ -90,7 +90,7 @@ def test_a_failed_store_write_publishes_nothing(settings, client, tap):
     refused = ticket_request(subject=f"never stored {uuid.uuid4().hex}")
     response = create_app(broken).test_client().post("/tickets", json=refused, headers=auth_header("portal"))
     assert response.status_code == 503 and response.mimetype == "application/problem+json"
-    mongo.reset_for_tests()
+    mongo.close_client()
     sentinel = client.post("/tickets", json=ticket_request(), headers=auth_header("portal")).get_json()
     wait_until(lambda: tap.envelopes(ticket_id=sentinel["id"]), timeout=5, message="the sentinel did not arrive")
     assert [e for e in tap.envelopes() if e["data"].get("subject") == refused["subject"]] == []
