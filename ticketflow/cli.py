@@ -15,6 +15,7 @@ from ticketflow import local
 
 FERRETDB_PORT = 27017
 MAIL_PORT = 8025  # the default SMTP_URL (CONTRACT section 1) points here
+TOOL_EXTRA_MODULES = ("honcho", "aiosmtpd")  # pyproject's `tool` extra: `run` and the mail sink only
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,19 +109,26 @@ def _mail_dir() -> Path:
 
 
 def _mailsink(args: argparse.Namespace) -> int:
-    from ticketflow import mailsink
-
+    try:
+        from ticketflow import mailsink
+    except ImportError as exc:
+        return _without_tool_extra(exc)
     return mailsink.serve(args.host, args.port, args.dir)
 
 
 def _mail(args: argparse.Namespace) -> int:
-    from ticketflow import mailsink
-
+    try:
+        from ticketflow import mailsink
+    except ImportError as exc:
+        return _without_tool_extra(exc)
     return mailsink.print_latest(args.dir, args.last)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from honcho.manager import Manager
+    try:
+        from honcho.manager import Manager
+    except ImportError as exc:
+        return _without_tool_extra(exc)
 
     run_dir = local.REPO_ROOT / ".run"
     run_dir.mkdir(exist_ok=True)
@@ -236,6 +244,13 @@ def _relative(path: Path) -> str:
 
 def _redacted(url: str) -> str:
     return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _without_tool_extra(exc: ImportError) -> int:
+    """The production image installs no `tool` extra: say so, rather than a traceback."""
+    if (exc.name or "").partition(".")[0] not in TOOL_EXTRA_MODULES:
+        raise exc
+    return _fail(f"{exc.name} is not installed: this command needs the tool extra (pip install -e '.[tool]')")
 
 
 def _fail(message: str) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import smtplib
+import sys
 from email.message import EmailMessage
 
 import pytest
 
+import ticketflow
 from shared.config import SERVICE_PORTS
 from ticketflow import cli, demo, local, mailsink, status
 from ticketflow.local import free_port
@@ -174,3 +176,15 @@ def test_run_refuses_when_the_mail_port_is_taken(fake_run, monkeypatch, capsys):
     assert cli.main(["run"]) == 1
 
     assert "port 8025 is taken; set SMTP_URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "module"), [(["run"], "honcho.manager"), (["mailsink"], "aiosmtpd.controller")])
+def test_without_the_tool_extra_run_and_mailsink_stop_with_a_message(monkeypatch, capsys, command, module):
+    """As in the production image, which installs no `tool` extra (honcho, aiosmtpd)."""
+    monkeypatch.setitem(sys.modules, module, None)  # importing it raises ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "ticketflow.mailsink")  # imported anew, without aiosmtpd
+    monkeypatch.delattr(ticketflow, "mailsink")
+
+    assert cli.main(command) == 1
+
+    assert f"{module} is not installed: this command needs the tool extra" in capsys.readouterr().err
