@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -271,6 +272,23 @@ def test_compose_uses_one_image_built_from_the_deploy_dockerfile(compose):
     assert (ROOT / "deploy" / "Dockerfile").is_file()
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert "USER 10001" in dockerfile and "pip wheel" in dockerfile and "\nCMD" not in dockerfile
+
+
+def test_the_image_installs_the_runtime_dependencies_and_no_extra():
+    """honcho and aiosmtpd are the `ticketflow` tool's (`run`, the mail sink): the `tool` extra, not in the image."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=~!\[; ]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
+
+    assert not names(project["dependencies"]) & {"honcho", "aiosmtpd"}
+    assert names(project["optional-dependencies"]["tool"]) == {"honcho", "aiosmtpd"}
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "pip install --no-index --find-links=/wheels ticketflow\n" in dockerfile  # no [extra]
+    # the package's own folders go in, so `ticketflow token` works in a container (deploy/README.md)
+    for folder in ("shared", "services", "ticketflow"):
+        assert f"COPY {folder} ./{folder}" in dockerfile
+        assert f"!{folder}/" in (ROOT / ".dockerignore").read_text().splitlines()
 
 
 def test_compose_environment_is_what_the_code_reads_and_fails_fast_without_secrets(compose):
