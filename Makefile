@@ -28,7 +28,7 @@ venv: $(STAMP)
 # Re-installed only when pyproject.toml changes.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,tool]'
 	touch $@
 
 tools: $(FERRETDB)

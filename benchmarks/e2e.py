@@ -12,7 +12,7 @@ by (system, `[#number]` of the subject, To); the Message-ID tells the systems ap
 `<notification_id@ticketflow>`, the baseline's `<id@bare>`). Then, one system after the other on the
 same FerretDB, RabbitMQ and machine (the first is stopped before the second starts):
 
-- ticketflow: the four apis (`shared.cli.api_command`, gunicorn, WEB_CONCURRENCY=--web-concurrency)
+- ticketflow: the four apis (`ticketflow.cli.api_command`, gunicorn, WEB_CONCURRENCY=--web-concurrency)
   and --workers workers of each service (`worker_command`), SMTP_URL at the sink; a topic, a team
   routing it, an unavailable lead and --agents agents of capacity 1000 (nothing ever waits in a queue).
 - bare: benchmarks/e2e_bare.py, the same number of MongoDB writes and broker hops per ticket with raw
@@ -113,8 +113,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import e2e_bare as bare  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
-from shared.cli import SERVICES, api_command, worker_command  # noqa: E402
-from shared.infra import DEFAULT_AMQP_URL, free_port, start_ferretdb, wait_for_port  # noqa: E402
+from shared.config import SERVICE_PORTS  # noqa: E402
+from ticketflow.cli import api_command, worker_command  # noqa: E402
+from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb, wait_for_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SUBJECT_NUMBER = re.compile(r"\[#(\d+)\]")
@@ -617,7 +618,7 @@ def _progress(result: Result) -> None:
 def start_ticketflow(env: dict, args, procs: Processes, smtp_url: str, secret: str) -> System:
     service_env = {**env, "SMTP_URL": smtp_url, "WEB_CONCURRENCY": str(args.web_concurrency)}
     urls = {}
-    for service in SERVICES:
+    for service in SERVICE_PORTS:
         port = free_port()
         urls[service] = f"http://127.0.0.1:{port}"
         procs.start(f"tf-{service}-api#{service}", api_command(service, port), service_env)
@@ -626,7 +627,7 @@ def start_ticketflow(env: dict, args, procs: Processes, smtp_url: str, secret: s
     for url in urls.values():
         wait_healthy(url, procs)
     ns = env["TICKETFLOW_NAMESPACE"]
-    wait_consumers(env["AMQP_URL"], [f"{ns}.{service}" for service in SERVICES], args.workers, procs)
+    wait_consumers(env["AMQP_URL"], [f"{ns}.{service}" for service in SERVICE_PORTS], args.workers, procs)
 
     admin = issue_token(secret, "admin")
     topic, team = f"bench-{secrets.token_hex(3)}", f"team-{secrets.token_hex(3)}"
@@ -653,7 +654,7 @@ def start_ticketflow(env: dict, args, procs: Processes, smtp_url: str, secret: s
         with ThreadPoolExecutor(8) as pool:
             return dict(pool.map(one, tickets))
 
-    databases = {f"{service} worker": f"{ns}_{service}" for service in SERVICES}
+    databases = {f"{service} worker": f"{ns}_{service}" for service in SERVICE_PORTS}
     system = System("ticketflow", urls["intake"], issue_token(secret, "portal"), topic, agents, check, databases)
     system.hops = lambda tickets, done: ticketflow_hops(env, tickets, done)
     return system
@@ -1056,7 +1057,7 @@ def cleanup(procs: Processes, env: dict, ferretdb, controller, tmp: Path, keep_l
 
 
 def _delete_topology(env: dict) -> None:
-    from shared.topology import delete_topology
+    from ticketflow.cleanup import delete_topology
 
     delete_topology(env["AMQP_URL"], env["TICKETFLOW_NAMESPACE"])
     bare.delete(env["AMQP_URL"], env["TICKETFLOW_NAMESPACE"])

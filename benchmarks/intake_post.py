@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from shared.auth import issue_token  # noqa: E402
-from shared.infra import free_port, start_ferretdb, wait_for_port  # noqa: E402
+from ticketflow.local import free_port, start_ferretdb, wait_for_port  # noqa: E402
 
 SECRET = secrets.token_urlsafe(32)
 
@@ -189,7 +189,7 @@ def _cleanup(env: dict) -> None:
     from pymongo import MongoClient
 
     from shared.config import load_settings
-    from shared.topology import delete_topology
+    from ticketflow.cleanup import delete_topology
 
     settings = load_settings(env)
     delete_topology(settings.amqp_url, settings.namespace)

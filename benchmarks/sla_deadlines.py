@@ -57,10 +57,10 @@ from services.sla.business_time import Calendar  # noqa: E402
 from services.sla.domain import ALWAYS, PRIORITIES, Policy, TicketClocks, default_policies  # noqa: E402
 from services.sla.store import ClockStore  # noqa: E402
 from shared import events, mongo  # noqa: E402
-from shared.cli import worker_command  # noqa: E402
 from shared.config import load_settings  # noqa: E402
-from shared.infra import DEFAULT_AMQP_URL, free_port, start_ferretdb  # noqa: E402
 from shared.relay import OutboxRelay  # noqa: E402
+from ticketflow.cli import worker_command  # noqa: E402
+from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb  # noqa: E402
 
 BATCH = 1000
 LEAD = 10.0  # seconds from the worker's launch to the first possible due moment
@@ -284,7 +284,7 @@ def run(args: argparse.Namespace, tmp: Path, state: dict) -> None:
     docs, expected = due_tickets(args.due, launch, args.window, keep_clear, grace, rng)
     if docs:
         app.clocks.collection.insert_many(docs, ordered=False)
-    mongo.reset_for_tests()  # the benchmark's own client goes: it would poll FerretDB too
+    mongo.close_client()  # the benchmark's own client goes: it would poll FerretDB too
     log_path = tmp / "workers.log"
     log = open(log_path, "ab")  # noqa: SIM115 - closed by the children's exit / at the end
     state["log"] = log
@@ -424,7 +424,7 @@ def cleanup(state: dict, tmp: Path) -> None:
         except subprocess.TimeoutExpired:
             ferretdb.kill()
             ferretdb.wait()
-    mongo.reset_for_tests()
+    mongo.close_client()
     if state.get("keep"):
         print(f"kept {tmp}", file=sys.stderr)
     else:
@@ -432,7 +432,7 @@ def cleanup(state: dict, tmp: Path) -> None:
 
 
 def _delete_topology(settings) -> None:
-    from shared.topology import delete_topology
+    from ticketflow.cleanup import delete_topology
 
     delete_topology(settings.amqp_url, settings.namespace)
 
@@ -481,7 +481,7 @@ def _interrupt(_signum, _frame) -> None:
 def ferretdb_stamp() -> str:
     if os.environ.get("MONGO_URL"):
         return "not started (MONGO_URL given)"
-    from shared.infra import ferretdb_binary
+    from ticketflow.local import ferretdb_binary
 
     binary = ferretdb_binary()
     try:

@@ -3,8 +3,8 @@
 set -euo pipefail
 
 URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2F}"
-INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/shared/infra.py"
-# -I: do not put shared/ on sys.path (its modules must not shadow the standard library).
+INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/ticketflow/local.py"
+# -I: do not put ticketflow/ on sys.path (its modules must not shadow the standard library).
 answers() { python3 -I "$INFRA" amqp-answers "$URL"; }
 read -r HOST PORT < <(python3 -I "$INFRA" amqp-host-port "$URL")
 

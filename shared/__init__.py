@@ -1,1 +1,1 @@
-"""ticketflow's common plumbing: configuration, events, bus, storage, web, auth."""
+"""ticketflow's plumbing and contracts that the services share at run time; the developer tool is ticketflow/."""

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 DEV_SECRET = "ticketflow-dev-secret-not-for-production"
 DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
 QUEUE_TYPES = ("classic", "quorum")
+# Every service and its API port (CONTRACT section 1). Add a service here and `ticketflow run` starts it.
+SERVICE_PORTS: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004}
 
 
 class ConfigError(SystemExit):

@@ -77,8 +77,8 @@ def due_by(collection, field: str, until, limit: int, fields: tuple[str, ...] = 
     return sorted(docs, key=lambda doc: doc[field])
 
 
-def reset_for_tests() -> None:
-    """Forget the process's client (tests switch servers between sessions)."""
+def close_client() -> None:
+    """Close the process's client, if one is open; the next client() call opens a new one."""
     global _client, _client_key
     with _lock:
         if _client is not None:

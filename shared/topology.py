@@ -8,11 +8,6 @@ keeps the two in step. Every (re)connect declares again: pika has no automatic r
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
-from pika.exceptions import AMQPError
-
 from shared.config import Settings
 from shared.events import EVENT_TYPES
 
@@ -86,40 +81,3 @@ def declare_topology(channel, settings: Settings) -> None:
     """Every registered service's queues and bindings (idempotent; done by each publisher on connect)."""
     for service, types in SUBSCRIPTIONS.items():
         declare_service_topology(channel, settings, service, list(types))
-
-
-def delete_topology(amqp_url: str, namespace: str) -> None:
-    """Delete the exchange and every queue of a namespace (test sessions clean up after themselves)."""
-    settings = Settings(amqp_url=amqp_url, namespace=namespace)
-    names = _list_queues(namespace) if shutil.which("rabbitmqctl") else None
-    if names is None:
-        names = []
-        for service in SUBSCRIPTIONS:
-            base = queue_name(settings, service)
-            names += [base, f"{base}.dead"] + [retry_queue_name(settings, service, d) for d in settings.retry_delays]
-    import pika
-
-    from shared.bus import parameters
-
-    connection = pika.BlockingConnection(parameters(settings, "cleanup"))
-    try:
-        for name in names:
-            channel = connection.channel()
-            try:
-                channel.queue_delete(name)
-                channel.close()
-            except AMQPError:
-                pass
-        connection.channel().exchange_delete(settings.exchange)
-    finally:
-        connection.close()
-
-
-def _list_queues(namespace: str) -> list[str] | None:
-    try:
-        out = subprocess.run(
-            ["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True, timeout=60, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return [line.strip() for line in out.splitlines() if line.strip().startswith(f"{namespace}.")]

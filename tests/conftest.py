@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import infra as local
-from shared.cli import api_command, worker_command
+from ticketflow import local
+from ticketflow.cli import api_command, worker_command
 
 LOCAL_AMQP_URL = local.DEFAULT_AMQP_URL
 MONGO_IMAGE = "mongo:7.0"
@@ -203,10 +203,8 @@ def _clean_up(config: pytest.Config, amqp_url: str, mongo_url: str, namespace: s
                     client.drop_database(name)
     except Exception as exc:
         _report(config, f"could not drop the test databases {namespace}_*: {exc!r}")
-    try:
-        from shared.topology import delete_topology
-    except (ImportError, AttributeError):
-        return  # shared.bus not written yet: nothing declared through it
+    from ticketflow.cleanup import delete_topology  # imports prometheus_client: not before pytest_configure
+
     try:
         delete_topology(amqp_url, namespace)
     except Exception as exc:

@@ -14,7 +14,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from shared.auth import issue_token
-from shared.infra import free_port, is_local_host
+from ticketflow.local import free_port, is_local_host
 
 T = TypeVar("T")
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from shared.cli import SERVICES, api_command
-from shared.config import load_settings
-from shared.infra import free_port
+from shared.config import SERVICE_PORTS, load_settings
 from tests.conftest import Spawned, Spawner, _wait_healthy
 from tests.harness import auth_header, consumers_on, wait_until
 from tests.integration.notify_servers import SmtpRecorder, smtp_server  # noqa: F401 - a fixture
+from ticketflow.cli import api_command
+from ticketflow.local import free_port
 
 API_ENV = {"WEB_CONCURRENCY": "2"}
 
@@ -73,9 +73,9 @@ def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., S
             system.workers[service].append(handle)
             return handle
 
-        system = System({}, {service: [] for service in SERVICES}, recorder, start_worker)
+        system = System({}, {service: [] for service in SERVICE_PORTS}, recorder, start_worker)
         apis = []
-        for service in SERVICES:
+        for service in SERVICE_PORTS:
             port = free_port()
             handle = spawn(api_command(service, port), env=spawn._service_env(service, {**API_ENV, **common}),
                            name=f"{service}-api")  # fmt: skip
@@ -85,7 +85,7 @@ def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., S
                 start_worker(service)
         for handle in apis:
             _wait_healthy(handle, 60)
-        for service in SERVICES:
+        for service in SERVICE_PORTS:
             queue = f"{settings.namespace}.{service}"
             wait_until(lambda queue=queue: consumers_on(infra.amqp_url, queue) >= workers, timeout=60)
         return system

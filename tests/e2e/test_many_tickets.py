@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from services.sla.domain import DEFAULT_MINUTES, DEFAULT_WARN_AT
-from shared.cli import SERVICES
+from shared.config import SERVICE_PORTS
 from tests.e2e.conftest import System
 from tests.e2e.test_lifecycle import REQUESTER, help_desk, submit
 from tests.harness import wait_until
@@ -124,7 +124,7 @@ def test_two_workers_of_each_service_100_tickets_some_breach(start_system, short
 def test_every_worker_killed_once_in_the_middle_loses_nothing_and_sends_nothing_twice(start_system):
     system = start_system(workers=1)
     desk = help_desk(system, agents=4, capacity=30)
-    order = list(SERVICES)
+    order = list(SERVICE_PORTS)
     kills = {TICKETS * (i + 1) // (len(order) + 2): service for i, service in enumerate(order)}
 
     def kill_and_restart(n: int) -> None:

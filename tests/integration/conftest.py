@@ -76,11 +76,11 @@ def service_database(infra, settings, service: str) -> Iterator:
 def in_process_app(service: str) -> Iterator:
     """A service's Flask app in-process, on the session's MongoDB and broker; its events flushed afterwards."""
     create_app = importlib.import_module(f"services.{service}.api").create_app
-    mongo.reset_for_tests()
+    mongo.close_client()
     app = create_app()
     yield app
     app.extensions[f"ticketflow.{service}"].flusher.drain()
-    mongo.reset_for_tests()
+    mongo.close_client()
 
 
 @pytest.fixture

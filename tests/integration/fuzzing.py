@@ -43,4 +43,4 @@ def sometimes_known(values, keys: tuple[str, ...], known: dict[str, list]):
 def close_the_mongo_client_after_the_module():
     """The process's MongoDB client stays open after the last in-process app; close it (import this fixture)."""
     yield
-    mongo.reset_for_tests()
+    mongo.close_client()

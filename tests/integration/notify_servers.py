@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from shared.infra import free_port
+from ticketflow.local import free_port
 
 
 class SmtpRecorder:

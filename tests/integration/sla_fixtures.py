@@ -214,9 +214,9 @@ def forget_tickets_fixture(sla_db) -> Iterator[list[str]]:
 @pytest.fixture(name="sla")
 def sla_fixture(infra) -> Iterator[handlers.Sla]:
     """sla's handlers wired to the session's stores, without the HTTP app (the worker's view of sla)."""
-    mongo.reset_for_tests()
+    mongo.close_client()
     app = handlers.bootstrap(load_settings())
     app.ensure_storage()
     yield app
     app.flusher.drain()
-    mongo.reset_for_tests()
+    mongo.close_client()

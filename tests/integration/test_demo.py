@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from shared import demo, mailsink, status
-from shared.cli import SERVICES
-from shared.config import load_settings
-from shared.infra import free_port
-from shared.topology import delete_topology
+from shared.config import SERVICE_PORTS, load_settings
 from tests.harness import wait_until
+from ticketflow import demo, mailsink, status
+from ticketflow.cleanup import delete_topology
+from ticketflow.local import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +33,8 @@ def system(spawn, infra, tmp_path: Path) -> Iterator[tuple[dict[str, str], objec
     smtp_url = f"smtp://127.0.0.1:{port}"
     env = {"TICKETFLOW_NAMESPACE": settings.namespace, "SMTP_URL": smtp_url, "WEB_CONCURRENCY": "2"}
     try:
-        urls = {service: spawn.api(service, env=env).url for service in SERVICES}
-        for service in SERVICES:
+        urls = {service: spawn.api(service, env=env).url for service in SERVICE_PORTS}
+        for service in SERVICE_PORTS:
             spawn.worker(service, env=env)
         yield urls, settings, mail_dir
     finally:

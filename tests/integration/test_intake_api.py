@@ -153,7 +153,7 @@ def intake_worker(spawn_worker, infra, settings):
 def close_the_mongo_client_after_the_module():
     """conftest's intake_app leaves the process's MongoDB client open after the last test; close it."""
     yield
-    mongo.reset_for_tests()
+    mongo.close_client()
 
 
 # --- POST /tickets ----------------------------------------------------------------------------

@@ -13,10 +13,10 @@ import pytest
 
 from services.intake.api import create_app
 from shared import events, mongo
-from shared.infra import free_port
 from shared.topology import declare_service_topology
 from tests.harness import TcpProxy, auth_header, rabbitmqctl_available, wait_until
 from tests.integration.conftest import event_from, ticket_request
+from ticketflow.local import free_port
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -90,7 +90,7 @@ def test_a_failed_store_write_publishes_nothing(settings, client, tap):
     refused = ticket_request(subject=f"never stored {uuid.uuid4().hex}")
     response = create_app(broken).test_client().post("/tickets", json=refused, headers=auth_header("portal"))
     assert response.status_code == 503 and response.mimetype == "application/problem+json"
-    mongo.reset_for_tests()
+    mongo.close_client()
     sentinel = client.post("/tickets", json=ticket_request(), headers=auth_header("portal")).get_json()
     wait_until(lambda: tap.envelopes(ticket_id=sentinel["id"]), timeout=5, message="the sentinel did not arrive")
     assert [e for e in tap.envelopes() if e["data"].get("subject") == refused["subject"]] == []

@@ -6,10 +6,10 @@ import json
 import urllib.error
 import urllib.request
 
-from shared.cli import api_command, worker_command
-from shared.infra import free_port
 from tests.harness import auth_header, wait_until
 from tests.integration.conftest import ticket_request
+from ticketflow.cli import api_command, worker_command
+from ticketflow.local import free_port
 
 
 def _post(url: str, body: dict, headers: dict) -> tuple[int, dict, dict]:

@@ -27,13 +27,13 @@ LEAD = "lead@example.com"
 
 @pytest.fixture
 def notify(infra):
-    mongo.reset_for_tests()
+    mongo.close_client()
     app = handlers.bootstrap(load_settings())
     app.ensure_storage()
     yield app
     app.flusher.drain()
     app.webhooks.collection.delete_many({})  # webhooks get every later event: none may outlive its test
-    mongo.reset_for_tests()
+    mongo.close_client()
 
 
 @pytest.fixture

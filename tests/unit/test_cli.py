@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import smtplib
+import sys
 from email.message import EmailMessage
 
 import pytest
 
-from shared import cli, demo, infra, mailsink, status
-from shared.infra import free_port
+import ticketflow
+from shared.config import SERVICE_PORTS
+from ticketflow import cli, demo, local, mailsink, status
+from ticketflow.local import free_port
 
 
 @pytest.fixture
@@ -25,7 +28,7 @@ def captured(monkeypatch) -> dict:
 def test_demo_and_status_find_each_service_at_the_base_url_unless_told_otherwise(captured):
     assert cli.main(["demo"]) == 0
     assert captured["demo"] == (
-        {name: f"http://127.0.0.1:{port}" for name, port in cli.SERVICES.items()},
+        {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()},
         30.0,
     )
     assert cli.main(["status", "--base-url", "http://10.0.0.5/", "--sla-url", "http://sla.internal:9000/"]) == 0
@@ -41,9 +44,9 @@ def test_demo_and_status_find_each_service_at_the_base_url_unless_told_otherwise
 
 def test_mailsink_and_mail_default_to_port_8025_and_the_run_folder(captured, tmp_path):
     assert cli.main(["mailsink"]) == 0
-    assert captured["mailsink"] == ("127.0.0.1", 8025, infra.REPO_ROOT / ".run" / "mail")
+    assert captured["mailsink"] == ("127.0.0.1", 8025, local.REPO_ROOT / ".run" / "mail")
     assert cli.main(["mail"]) == 0
-    assert captured["mail"] == (infra.REPO_ROOT / ".run" / "mail", 5)
+    assert captured["mail"] == (local.REPO_ROOT / ".run" / "mail", 5)
     assert cli.main(["mail", "--last", "2", "--dir", str(tmp_path)]) == 0
     assert captured["mail"] == (tmp_path, 2)
 
@@ -89,20 +92,20 @@ def test_mail_with_no_messages_says_so(tmp_path, capsys):
 
 def test_status_with_everything_down_says_down_and_exits_1(monkeypatch, capsys):
     monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
-    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in cli.SERVICES]
+    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in SERVICE_PORTS]
 
     assert cli.main(["status", *urls]) == 1
 
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(tuple(cli.SERVICES))}
-    assert {service: row[1] for service, row in rows.items()} == dict.fromkeys(cli.SERVICES, "down")
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(tuple(SERVICE_PORTS))}
+    assert {service: row[1] for service, row in rows.items()} == dict.fromkeys(SERVICE_PORTS, "down")
     assert "RabbitMQ does not answer" in out
     assert "assignment api down" in out and "sla api down" in out
     assert out.rstrip().splitlines()[-1].startswith("not ready: intake api down")
 
 
 def test_demo_without_a_running_system_says_to_start_it(capsys):
-    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in cli.SERVICES]
+    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in SERVICE_PORTS]
 
     assert cli.main(["demo", "--wait", "0.2", *urls]) == 1
 
@@ -138,9 +141,9 @@ def fake_run(monkeypatch, tmp_path):
     import honcho.manager
 
     monkeypatch.setattr(honcho.manager, "Manager", FakeManager)
-    monkeypatch.setattr(infra, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr(infra, "amqp_answers", lambda url: True)
-    monkeypatch.setattr(infra, "port_answers", lambda host, port, timeout=0.5: False)
+    monkeypatch.setattr(local, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(local, "amqp_answers", lambda url: True)
+    monkeypatch.setattr(local, "port_answers", lambda host, port, timeout=0.5: False)
     monkeypatch.setenv("MONGO_URL", "mongodb://127.0.0.1:27017")
     monkeypatch.delenv("SMTP_URL", raising=False)
 
@@ -168,8 +171,20 @@ def test_run_leaves_mail_to_smtp_url_when_it_is_set(fake_run, monkeypatch, capsy
 
 
 def test_run_refuses_when_the_mail_port_is_taken(fake_run, monkeypatch, capsys):
-    monkeypatch.setattr(infra, "port_answers", lambda host, port, timeout=0.5: port == cli.MAIL_PORT)
+    monkeypatch.setattr(local, "port_answers", lambda host, port, timeout=0.5: port == cli.MAIL_PORT)
 
     assert cli.main(["run"]) == 1
 
     assert "port 8025 is taken; set SMTP_URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "module"), [(["run"], "honcho.manager"), (["mailsink"], "aiosmtpd.controller")])
+def test_without_the_tool_extra_run_and_mailsink_stop_with_a_message(monkeypatch, capsys, command, module):
+    """As in the production image, which installs no `tool` extra (honcho, aiosmtpd)."""
+    monkeypatch.setitem(sys.modules, module, None)  # importing it raises ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "ticketflow.mailsink")  # imported anew, without aiosmtpd
+    monkeypatch.delattr(ticketflow, "mailsink")
+
+    assert cli.main(command) == 1
+
+    assert f"{module} is not installed: this command needs the tool extra" in capsys.readouterr().err

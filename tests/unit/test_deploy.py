@@ -1,7 +1,7 @@
 """The deployment files agree with the code: docker-compose.yml, deploy/rabbitmq and deploy/k8s.
 
-Ports and commands come from shared.cli, variable names from the source, queues and bindings from
-shared.topology: when the code changes and a deployment file does not, a test here fails.
+Ports come from shared.config, commands from ticketflow.cli, variable names from the source, queues and
+bindings from shared.topology: when the code changes and a deployment file does not, a test here fails.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from shared.cli import SERVICES, api_command, worker_command
-from shared.config import DEFAULT_RETRY_DELAYS, ConfigError, load_settings
+from shared.config import DEFAULT_RETRY_DELAYS, SERVICE_PORTS, ConfigError, load_settings
 from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name, retry_queue_name
+from ticketflow.cli import api_command, worker_command
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -225,15 +226,15 @@ def test_the_source_scan_finds_the_variables_the_code_reads():
 
 
 def test_compose_names_every_service(compose):
-    expected = {"mongo", "rabbitmq", "mailpit"} | {f"{s}-{kind}" for s in SERVICES for kind in ("api", "worker")}
+    expected = {"mongo", "rabbitmq", "mailpit"} | {f"{s}-{kind}" for s in SERVICE_PORTS for kind in ("api", "worker")}
     assert expected <= set(compose["services"])
     assert compose["services"]["mongo"]["image"].startswith("mongo:7")
     assert re.fullmatch(r"rabbitmq:3\.1[3-9][\w.-]*-management", compose["services"]["rabbitmq"]["image"])
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_PORTS)
 def test_compose_runs_the_api_as_the_cli_does_on_its_port(compose, service):
-    port = SERVICES[service]
+    port = SERVICE_PORTS[service]
     api = compose["services"][f"{service}-api"]
     expected = api_command(service, port, host="0.0.0.0")
     assert Path(expected[0]).name == api["command"][0] == "gunicorn"
@@ -243,7 +244,7 @@ def test_compose_runs_the_api_as_the_cli_does_on_its_port(compose, service):
     assert api["environment"]["PROMETHEUS_MULTIPROC_DIR"] in api["tmpfs"]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_PORTS)
 def test_compose_runs_the_worker_unpublished_with_a_metrics_healthcheck(compose, service):
     worker = compose["services"][f"{service}-worker"]
     assert worker["command"] == ["python", *worker_command(service)[1:]]
@@ -254,7 +255,7 @@ def test_compose_runs_the_worker_unpublished_with_a_metrics_healthcheck(compose,
 
 def test_compose_services_start_after_healthy_dependencies(compose):
     services = compose["services"]
-    for service in SERVICES:
+    for service in SERVICE_PORTS:
         for name in (f"{service}-api", f"{service}-worker"):
             depends = services[name]["depends_on"]
             assert depends["mongo"]["condition"] == depends["rabbitmq"]["condition"] == "service_healthy", name
@@ -271,6 +272,23 @@ def test_compose_uses_one_image_built_from_the_deploy_dockerfile(compose):
     assert (ROOT / "deploy" / "Dockerfile").is_file()
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert "USER 10001" in dockerfile and "pip wheel" in dockerfile and "\nCMD" not in dockerfile
+
+
+def test_the_image_installs_the_runtime_dependencies_and_no_extra():
+    """honcho and aiosmtpd are the `ticketflow` tool's (`run`, the mail sink): the `tool` extra, not in the image."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=~!\[; ]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
+
+    assert not names(project["dependencies"]) & {"honcho", "aiosmtpd"}
+    assert names(project["optional-dependencies"]["tool"]) == {"honcho", "aiosmtpd"}
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "pip install --no-index --find-links=/wheels ticketflow\n" in dockerfile  # no [extra]
+    # the package's own folders go in, so `ticketflow token` works in a container (deploy/README.md)
+    for folder in ("shared", "services", "ticketflow"):
+        assert f"COPY {folder} ./{folder}" in dockerfile
+        assert f"!{folder}/" in (ROOT / ".dockerignore").read_text().splitlines()
 
 
 def test_compose_environment_is_what_the_code_reads_and_fails_fast_without_secrets(compose):
@@ -361,9 +379,9 @@ def _env_names(container: dict, config_maps: dict[str, dict]) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_PORTS)
 def test_k8s_api_matches_the_code(manifests, service):
-    port = SERVICES[service]
+    port = SERVICE_PORTS[service]
     deployments, services = by_kind(manifests, "Deployment"), by_kind(manifests, "Service")
     (container,) = _containers(deployments[f"{service}-api"])
     expected = api_command(service, port, host="0.0.0.0")
@@ -392,7 +410,7 @@ def test_k8s_api_matches_the_code(manifests, service):
     assert {"/tmp", multiproc} <= mounts
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_PORTS)
 def test_k8s_worker_matches_the_code_and_scales_on_its_queue(manifests, service):
     (container,) = _containers(by_kind(manifests, "Deployment")[f"{service}-worker"])
     assert container["command"] == ["python", *worker_command(service)[1:]]
@@ -459,7 +477,7 @@ def test_k8s_mongodb_is_a_three_member_replica_set_with_a_role_per_service_datab
     (user,) = mongodb["spec"]["users"]
     assert user["passwordSecretRef"]["name"] in by_kind(manifests, "Secret")
     settings = load_settings({"TICKETFLOW_NAMESPACE": NAMESPACE})
-    assert {role["db"] for role in user["roles"]} == {settings.database_name(s) for s in SERVICES}
+    assert {role["db"] for role in user["roles"]} == {settings.database_name(s) for s in SERVICE_PORTS}
 
 
 def test_k8s_rabbitmq_cluster_imports_the_same_definitions_and_settings(manifests, definitions):

@@ -11,7 +11,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from services.notify.domain import Message, SendError
 from services.notify.mailer import SmtpConfig, build_email, parse_smtp_url, send_email
 from shared.config import ConfigError
-from shared.infra import free_port
+from ticketflow.local import free_port
 
 EVIL = "<script>alert(1)</script> & Co"
 EVIL_HTML = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"

@@ -1,6 +1,6 @@
 """Local infrastructure helpers for the CLI and the tests: ports, FerretDB, a RabbitMQ probe.
 
-Pure standard library, so `python3 shared/infra.py ...` also works before the venv exists.
+Pure standard library, so `python3 ticketflow/local.py ...` also works before the venv exists.
 """
 
 from __future__ import annotations
@@ -122,13 +122,13 @@ def log_tail(path: Path, lines: int = 30) -> str:
 
 
 def _main(argv: list[str]) -> int:
-    """`python3 shared/infra.py amqp-answers URL` (used by scripts/ensure-rabbitmq.sh)."""
+    """`python3 ticketflow/local.py amqp-answers URL` (used by scripts/ensure-rabbitmq.sh)."""
     if len(argv) == 2 and argv[0] == "amqp-answers":
         return 0 if amqp_answers(argv[1]) else 1
     if len(argv) == 2 and argv[0] == "amqp-host-port":
         print(*amqp_host_port(argv[1]))
         return 0
-    print("usage: infra.py amqp-answers URL | amqp-host-port URL", file=sys.stderr)
+    print("usage: local.py amqp-answers URL | amqp-host-port URL", file=sys.stderr)
     return 2
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from shared import infra
 from shared.config import ConfigError, Settings, load_settings
+from ticketflow import local
 
 
 class ApiError(Exception):
@@ -110,7 +110,7 @@ class Report:
 
 def queue_states(settings: Settings, services) -> tuple[dict[str, QueueState], str | None]:
     """Messages and consumers of `<ns>.<svc>`, messages of `<ns>.<svc>.dead`, by passive declares."""
-    if not infra.amqp_answers(settings.amqp_url):
+    if not local.amqp_answers(settings.amqp_url):
         return {}, f"RabbitMQ does not answer at {settings.amqp_url}"
     import pika
     from pika.exceptions import AMQPError, ChannelClosedByBroker

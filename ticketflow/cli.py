@@ -10,12 +10,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from shared import infra
+from shared.config import SERVICE_PORTS
+from ticketflow import local
 
-# Every service and its API port (CONTRACT section 1). Add a service here and `run` starts it.
-SERVICES: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004}
 FERRETDB_PORT = 27017
 MAIL_PORT = 8025  # the default SMTP_URL (CONTRACT section 1) points here
+TOOL_EXTRA_MODULES = ("honcho", "aiosmtpd")  # pyproject's `tool` extra: `run` and the mail sink only
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,59 +77,66 @@ def _usage_error(message: str) -> int:
 
 def _add_url_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", default="http://127.0.0.1", help="each service at its port on this host")
-    for service, port in SERVICES.items():
+    for service, port in SERVICE_PORTS.items():
         parser.add_argument(f"--{service}-url", metavar="URL", help=f"{service}'s API (default BASE_URL:{port})")
 
 
 def service_urls(base_url: str = "http://127.0.0.1", overrides: dict[str, str | None] | None = None) -> dict:
     """Each service's API: base_url with the service's port, unless overridden."""
-    urls = {service: f"{base_url.rstrip('/')}:{port}" for service, port in SERVICES.items()}
+    urls = {service: f"{base_url.rstrip('/')}:{port}" for service, port in SERVICE_PORTS.items()}
     urls.update({service: url.rstrip("/") for service, url in (overrides or {}).items() if url})
     return urls
 
 
 def _urls(args: argparse.Namespace) -> dict[str, str]:
-    return service_urls(args.base_url, {service: getattr(args, f"{service}_url") for service in SERVICES})
+    return service_urls(args.base_url, {service: getattr(args, f"{service}_url") for service in SERVICE_PORTS})
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from shared import demo
+    from ticketflow import demo
 
     return demo.main(_urls(args), args.wait)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from shared import status
+    from ticketflow import status
 
     return status.main(_urls(args))
 
 
 def _mail_dir() -> Path:
-    return infra.REPO_ROOT / ".run" / "mail"
+    return local.REPO_ROOT / ".run" / "mail"
 
 
 def _mailsink(args: argparse.Namespace) -> int:
-    from shared import mailsink
-
+    try:
+        from ticketflow import mailsink
+    except ImportError as exc:
+        return _without_tool_extra(exc)
     return mailsink.serve(args.host, args.port, args.dir)
 
 
 def _mail(args: argparse.Namespace) -> int:
-    from shared import mailsink
-
+    try:
+        from ticketflow import mailsink
+    except ImportError as exc:
+        return _without_tool_extra(exc)
     return mailsink.print_latest(args.dir, args.last)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from honcho.manager import Manager
+    try:
+        from honcho.manager import Manager
+    except ImportError as exc:
+        return _without_tool_extra(exc)
 
-    run_dir = infra.REPO_ROOT / ".run"
+    run_dir = local.REPO_ROOT / ".run"
     run_dir.mkdir(exist_ok=True)
     env = dict(os.environ)
     manager = Manager()
 
-    amqp_url = env.get("AMQP_URL") or infra.DEFAULT_AMQP_URL
-    if not infra.amqp_answers(amqp_url):
+    amqp_url = env.get("AMQP_URL") or local.DEFAULT_AMQP_URL
+    if not local.amqp_answers(amqp_url):
         return _fail(f"RabbitMQ does not answer at {amqp_url}; start it (rabbitmq-server -detached) or set AMQP_URL")
     if not env.get("MONGO_URL"):
         problem = _add_ferretdb(manager, env, run_dir)
@@ -137,20 +144,20 @@ def _run(args: argparse.Namespace) -> int:
             return _fail(problem)
     mail_dir = None
     if not env.get("SMTP_URL"):
-        if infra.port_answers("127.0.0.1", MAIL_PORT):
+        if local.port_answers("127.0.0.1", MAIL_PORT):
             return _fail(
                 f"port {MAIL_PORT} is taken; set SMTP_URL=smtp://127.0.0.1:{MAIL_PORT} to send to the server that "
                 "listens there, or stop it"
             )
         mail_dir = _mail_dir()
-        sink = [sys.executable, "-m", "shared.cli", "mailsink", "--port", str(MAIL_PORT), "--dir", str(mail_dir)]
+        sink = [sys.executable, "-m", "ticketflow.cli", "mailsink", "--port", str(MAIL_PORT), "--dir", str(mail_dir)]
         manager.add_process("mail", _exec(sink), env=dict(env))
         env["SMTP_URL"] = f"smtp://127.0.0.1:{MAIL_PORT}"
     if not env.get("TICKETFLOW_JWT_SECRET"):
         env["TICKETFLOW_DEV"] = "1"
         print("ticketflow: TICKETFLOW_JWT_SECRET is not set: dev mode (TICKETFLOW_DEV=1, a fixed dev secret)")
 
-    for service, port in SERVICES.items():
+    for service, port in SERVICE_PORTS.items():
         service_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(run_dir, service))}
         manager.add_process(f"{service}-api", _exec(api_command(service, port)), env=service_env)
         manager.add_process(f"{service}-worker", _exec(worker_command(service)), env=service_env)
@@ -162,17 +169,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _add_ferretdb(manager, env: dict, run_dir: Path) -> str | None:
     """Manage a FerretDB on 127.0.0.1:27017 and point MONGO_URL at it; a problem message otherwise."""
-    binary = infra.ferretdb_binary()
+    binary = local.ferretdb_binary()
     if not binary.is_file():
         return f"FerretDB is not built at {binary}; run `make tools`, or set MONGO_URL to a MongoDB you run"
-    if infra.port_answers("127.0.0.1", FERRETDB_PORT):
+    if local.port_answers("127.0.0.1", FERRETDB_PORT):
         return (
             f"port {FERRETDB_PORT} is taken; set MONGO_URL=mongodb://127.0.0.1:{FERRETDB_PORT} to use "
             "the server that listens there, or stop it"
         )
     data_dir = run_dir / "ferretdb"
     data_dir.mkdir(exist_ok=True)
-    manager.add_process("ferretdb", _exec(infra.ferretdb_command(data_dir, FERRETDB_PORT)), env=dict(env))
+    manager.add_process("ferretdb", _exec(local.ferretdb_command(data_dir, FERRETDB_PORT)), env=dict(env))
     env["MONGO_URL"] = f"mongodb://127.0.0.1:{FERRETDB_PORT}"
     print(f"ticketflow: MONGO_URL is not set: starting FerretDB at {env['MONGO_URL']} (data in {data_dir})")
     return None
@@ -211,7 +218,7 @@ def _print_banner(dev: bool, mail_dir: Path | None = None, smtp_url: str | None 
     prefix = "TICKETFLOW_DEV=1 " if dev else ""
     token = f"{prefix}{tool} token --role portal"
     print("ticketflow: starting; Ctrl-C stops everything.")
-    for service, port in SERVICES.items():
+    for service, port in SERVICE_PORTS.items():
         base = f"http://127.0.0.1:{port}"
         print(f"  {service:<11} API {base}   docs {base}/docs   OpenAPI {base}/openapi.json")
     if mail_dir is not None:
@@ -222,7 +229,7 @@ def _print_banner(dev: bool, mail_dir: Path | None = None, smtp_url: str | None 
     else:
         print(f"  mail:       notify sends to {_redacted(smtp_url or '')} (SMTP_URL)")
     print(f"  a token:    {token}   (or --role admin, or --role agent --agent-id ID)")
-    print(f'  try:        curl -H "Authorization: Bearer $({token})" http://127.0.0.1:{SERVICES["intake"]}/topics')
+    print(f'  try:        curl -H "Authorization: Bearer $({token})" http://127.0.0.1:{SERVICE_PORTS["intake"]}/topics')
     print(f"  a demo:     {prefix}{tool} demo   (a help desk with a dozen tickets); then {prefix}{tool} status")
     sys.stdout.flush()
 
@@ -237,6 +244,13 @@ def _relative(path: Path) -> str:
 
 def _redacted(url: str) -> str:
     return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _without_tool_extra(exc: ImportError) -> int:
+    """The production image installs no `tool` extra: say so, rather than a traceback."""
+    if (exc.name or "").partition(".")[0] not in TOOL_EXTRA_MODULES:
+        raise exc
+    return _fail(f"{exc.name} is not installed: this command needs the tool extra (pip install -e '.[tool]')")
 
 
 def _fail(message: str) -> int:

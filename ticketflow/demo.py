@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.auth import issue_token
-from shared.status import ApiError, call, pages, readiness
+from ticketflow.status import ApiError, call, pages, readiness
 
 OPEN = ("new", "assigned", "in_progress", "waiting_on_requester")
 DEFAULT_MINUTES = {  # CONTRACT section 6: first response / next response / resolution

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from shared import infra
+from ticketflow import local
 
-DEFAULT_DIR = infra.REPO_ROOT / ".run" / "mail"
+DEFAULT_DIR = local.REPO_ROOT / ".run" / "mail"
 DEFAULT_PORT = 8025
 
 
@@ -52,7 +52,7 @@ def start(host: str, port: int, folder: Path, echo=print) -> Controller:
 
 def serve(host: str, port: int, folder: Path) -> int:
     """Run until SIGINT or SIGTERM (honcho sends those)."""
-    if infra.port_answers(host, port):
+    if local.port_answers(host, port):
         print(f"ticketflow mailsink: {host}:{port} is taken; stop what listens there or pick --port", flush=True)
         return 1
     stop = threading.Event()
