@@ -1,4 +1,4 @@
-"""Configuration from the environment (CONTRACT section 1)."""
+"""Configuration from the environment: every setting a process reads, checked once at start-up."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 DEV_SECRET = "ticketflow-dev-secret-not-for-production"
 DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
 QUEUE_TYPES = ("classic", "quorum")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL")  # the names logging knows
 
 
 class ConfigError(SystemExit):
@@ -36,6 +37,11 @@ class Settings:
     webhook_timeout: float = 5.0  # seconds for a webhook to answer
     notify_senders: int = 8  # notifications a notify worker sends at once (0: it only records them)
     queue_type: str = "classic"  # RabbitMQ type of the service, retry and dead queues: classic | quorum
+    outbox_sweep_interval: float = 30.0  # seconds between sweeps for events a dead process left unpublished
+    auto_close_interval: float = 60.0  # seconds between intake's auto-close passes
+    reconcile_interval: float = 30.0  # seconds between assignment's checks of the agents' open counts
+    log_level: str = "INFO"
+    metrics_port: int | None = None  # the worker's Prometheus port (None: no metrics server)
 
     @property
     def exchange(self) -> str:
@@ -90,6 +96,29 @@ def _queue_type(raw: str | None) -> str:
     return queue_type
 
 
+def _interval(env: dict, name: str, default: float) -> float:
+    """Seconds between two runs of a timer: a number greater than 0."""
+    value = _float(env, name, default)
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {env.get(name)!r}")
+    return value
+
+
+def _log_level(raw: str | None) -> str:
+    level = (raw or "INFO").strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"TICKETFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
+def _port(raw: str | None) -> int | None:
+    if raw in (None, ""):
+        return None
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigError(f"TICKETFLOW_METRICS_PORT must be a port number from 1 to 65535, got {raw!r}")
+    return int(raw)
+
+
 def load_settings(env: dict | None = None) -> Settings:
     """Read the settings from the environment (os.environ by default)."""
     env = os.environ if env is None else env
@@ -113,6 +142,11 @@ def load_settings(env: dict | None = None) -> Settings:
         webhook_timeout=max(_float(env, "TICKETFLOW_WEBHOOK_TIMEOUT", 5.0), 0.1),
         notify_senders=int(_float(env, "TICKETFLOW_NOTIFY_SENDERS", 8)),
         queue_type=_queue_type(env.get("TICKETFLOW_QUEUE_TYPE")),
+        outbox_sweep_interval=_interval(env, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL", 30.0),
+        auto_close_interval=_interval(env, "TICKETFLOW_AUTO_CLOSE_INTERVAL", 60.0),
+        reconcile_interval=_interval(env, "TICKETFLOW_RECONCILE_INTERVAL", 30.0),
+        log_level=_log_level(env.get("TICKETFLOW_LOG_LEVEL")),
+        metrics_port=_port(env.get("TICKETFLOW_METRICS_PORT")),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -45,13 +44,15 @@ def outbox_timers(settings: Settings, service: str, pending, collections: list) 
 
     relay = OutboxRelay(settings, service, pending, collections)
     wait_for(relay.ensure_indexes, "MongoDB")
-    sweep_every = float(os.environ.get("TICKETFLOW_OUTBOX_SWEEP_INTERVAL", "30"))
-    return [Timer("outbox-relay", 0.5, relay.run_once), Timer("outbox-sweep", sweep_every, relay.sweep)]
+    return [
+        Timer("outbox-relay", 0.5, relay.run_once),
+        Timer("outbox-sweep", settings.outbox_sweep_interval, relay.sweep),
+    ]
 
 
-def configure_logging() -> None:
+def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=os.environ.get("TICKETFLOW_LOG_LEVEL", "INFO"),
+        level=settings.log_level,
         format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
     )
     logging.getLogger("pika").setLevel(logging.CRITICAL)  # shared.bus logs what matters, once
@@ -86,11 +87,10 @@ def run_worker(
     settings: Settings, service: str, handlers: dict[str, Handler], idempotency, timers: list[Timer]
 ) -> None:
     """Run until SIGTERM or SIGINT; in-flight work finishes, unacked messages go back to the queue."""
-    port = os.environ.get("TICKETFLOW_METRICS_PORT")
-    if port:
+    if settings.metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(int(port))
+        start_http_server(settings.metrics_port)
     consumer = Consumer(settings, service, handlers, idempotency)
 
     def shutdown(signum, _frame):

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import os
-
 from services.assignment import handlers
 from shared.config import load_settings
 from shared.runtime import Timer, configure_logging, outbox_timers, run_worker, wait_for
 
 
 def main() -> None:
-    configure_logging()
     settings = load_settings()
+    configure_logging(settings)
     app = handlers.bootstrap(settings)
     wait_for(app.ensure_storage, "MongoDB")
     reconciler = handlers.Reconciler(app)
     timers = [
         *outbox_timers(settings, handlers.SERVICE, app.pending, [app.tickets.collection]),
-        Timer("reconcile", float(os.environ.get("TICKETFLOW_RECONCILE_INTERVAL", "30")), reconciler.run),
+        Timer("reconcile", settings.reconcile_interval, reconciler.run),
         Timer("expire-records", 3600, app.processed.expire),
     ]
     run_worker(settings, handlers.SERVICE, handlers.handlers(app), app.processed, timers)

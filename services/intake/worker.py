@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
-
 from services.intake import handlers
 from shared.config import load_settings
 from shared.runtime import Timer, configure_logging, outbox_timers, run_worker, wait_for
 
 
 def main() -> None:
-    configure_logging()
     settings = load_settings()
+    configure_logging(settings)
     app = handlers.bootstrap(settings)
     wait_for(app.ensure_storage, "MongoDB")
-    auto_close_every = float(os.environ.get("TICKETFLOW_AUTO_CLOSE_INTERVAL", "60"))
     timers = [
         *outbox_timers(settings, handlers.SERVICE, app.pending, [app.tickets.collection]),
-        Timer("auto-close", auto_close_every, lambda: handlers.auto_close(app)),
+        Timer("auto-close", settings.auto_close_interval, lambda: handlers.auto_close(app)),
         Timer("expire-records", 3600, lambda: handlers.expire_records(app)),
     ]
     run_worker(settings, handlers.SERVICE, handlers.handlers(app), app.processed, timers)

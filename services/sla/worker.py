@@ -9,8 +9,8 @@ from shared.runtime import Timer, configure_logging, outbox_timers, run_worker, 
 
 
 def main() -> None:
-    configure_logging()
     settings = load_settings()
+    configure_logging(settings)
     app = handlers.bootstrap(settings)
     wait_for(app.ensure_storage, "MongoDB")
     deadlines = DeadlineTimer(app, lookahead=settings.sla_lookahead)

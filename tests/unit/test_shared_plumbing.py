@@ -48,6 +48,40 @@ def test_bad_settings_are_refused(env):
         load_settings(env)
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TICKETFLOW_OUTBOX_SWEEP_INTERVAL": "often"}, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL must be a number"),
+        ({"TICKETFLOW_OUTBOX_SWEEP_INTERVAL": "0"}, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL must be greater than 0"),
+        ({"TICKETFLOW_AUTO_CLOSE_INTERVAL": "1m"}, "TICKETFLOW_AUTO_CLOSE_INTERVAL must be a number"),
+        ({"TICKETFLOW_AUTO_CLOSE_INTERVAL": "-5"}, "TICKETFLOW_AUTO_CLOSE_INTERVAL must not be negative"),
+        ({"TICKETFLOW_RECONCILE_INTERVAL": "soon"}, "TICKETFLOW_RECONCILE_INTERVAL must be a number"),
+        ({"TICKETFLOW_RECONCILE_INTERVAL": "0"}, "TICKETFLOW_RECONCILE_INTERVAL must be greater than 0"),
+        ({"TICKETFLOW_LOG_LEVEL": "LOUD"}, "TICKETFLOW_LOG_LEVEL must be one of"),
+        ({"TICKETFLOW_METRICS_PORT": "nine"}, "TICKETFLOW_METRICS_PORT must be a port number"),
+        ({"TICKETFLOW_METRICS_PORT": "70000"}, "TICKETFLOW_METRICS_PORT must be a port number"),
+    ],
+)
+def test_bad_intervals_log_level_and_metrics_port_are_refused_with_a_clear_message(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env)
+
+
+def test_intervals_log_level_and_metrics_port_are_read_from_the_environment():
+    assert load_settings({}).metrics_port is None
+    settings = load_settings(
+        {
+            "TICKETFLOW_OUTBOX_SWEEP_INTERVAL": "5",
+            "TICKETFLOW_AUTO_CLOSE_INTERVAL": "0.2",
+            "TICKETFLOW_RECONCILE_INTERVAL": "7",
+            "TICKETFLOW_LOG_LEVEL": "debug",
+            "TICKETFLOW_METRICS_PORT": "9100",
+        }
+    )
+    assert (settings.outbox_sweep_interval, settings.auto_close_interval, settings.reconcile_interval) == (5, 0.2, 7)
+    assert (settings.log_level, settings.metrics_port) == ("DEBUG", 9100)
+
+
 def test_tokens_round_trip_with_roles_and_agent_id():
     principal = decode_token(K, issue_token(K, "agent", agent_id="jane"))
     assert (principal.role, principal.agent_id, principal.actor) == ("agent", "jane", "jane")
