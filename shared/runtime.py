@@ -38,11 +38,11 @@ class Timer:
     wakeup: threading.Event | None = None
 
 
-def outbox_timers(settings: Settings, service: str, pending, collections: list) -> list[Timer]:
-    """The relay (marked documents, every 0.5 s) and the sweep (overdue documents) of a service's outbox."""
+def outbox_timers(settings: Settings, service: str, pending, stores: list) -> list[Timer]:
+    """The relay (marked documents, every 0.5 s) and the sweep (overdue documents) of the stores' outboxes."""
     from shared.relay import OutboxRelay
 
-    relay = OutboxRelay(settings, service, pending, collections)
+    relay = OutboxRelay(settings, service, pending, [store.collection for store in stores])
     wait_for(relay.ensure_indexes, "MongoDB")
     return [
         Timer("outbox-relay", 0.5, relay.run_once),

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from services.assignment.domain import (
     Candidate,
@@ -28,6 +27,7 @@ from services.assignment.domain import (
 from services.assignment.store import AgentStore, TeamStore, TicketStore
 from shared import events, outbox
 from shared.auth import Principal
+from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict, Forbidden, Invalid
 from shared.idempotency import ProcessedEvents
@@ -69,10 +69,6 @@ def bootstrap(settings: Settings) -> Assignment:
         pending,
         OutboxFlusher(settings, SERVICE, pending),
     )
-
-
-def now() -> datetime:
-    return outbox.now_ms()
 
 
 def _back_off(attempt: int) -> None:

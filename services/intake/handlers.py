@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from services.intake.domain import Ticket, TicketClosed, changes_view, summarize
 from services.intake.store import IdempotencyKeys, TicketStore, TimelineStore, TopicStore
 from shared import events, outbox
+from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict, Invalid
 from shared.idempotency import ProcessedEvents
@@ -56,10 +57,6 @@ def bootstrap(settings: Settings) -> Intake:
         pending,
         OutboxFlusher(settings, SERVICE, pending),
     )
-
-
-def now() -> datetime:
-    return outbox.now_ms()
 
 
 def _recorded(ticket: Ticket, correlation_id: str | None, at: datetime | None = None) -> dict:

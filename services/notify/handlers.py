@@ -25,6 +25,7 @@ from services.notify.domain import (
 )
 from services.notify.store import NotificationStore, TicketViews, WebhookStore
 from shared import events, outbox
+from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict
 from shared.idempotency import ProcessedEvents
@@ -67,10 +68,6 @@ def bootstrap(settings: Settings) -> Notify:
         pending,
         OutboxFlusher(settings, SERVICE, pending),
     )
-
-
-def now() -> datetime:
-    return outbox.now_ms()
 
 
 # --- events -> notifications -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from services.sla.business_time import CalendarError, add_business_minutes, pars
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
+from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict, Invalid, NotFound
 from shared.idempotency import ProcessedEvents
@@ -62,10 +63,6 @@ def bootstrap(settings: Settings) -> Sla:
         pending,
         OutboxFlusher(settings, SERVICE, pending),
     )
-
-
-def now() -> datetime:
-    return outbox.now_ms()
 
 
 # --- clocks -----------------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from datetime import timedelta
 import pytest
 
 from services.sla import handlers
-from services.sla.domain import DEFAULT_MINUTES, PRIORITIES
-from shared.events import parse_time
+from services.sla.domain import DEFAULT_MINUTES
+from shared.events import BY_URGENCY, parse_time
 from tests.harness import auth_header, walk_pages
 from tests.integration.sla_fixtures import (  # fixtures: pytest finds them by their short names
     BREACH_KEYS,
@@ -487,7 +487,7 @@ def test_stats_count_met_breached_open_and_stopped_with_times(
     stats = get_json(sla_client, "/stats", agent(), since=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert parse_time(stats["since"]) == start and stats["next_cursor"] is None
     assert {(row["priority"], row["clock"]) for row in stats["items"]} == {
-        (priority, clock) for priority in PRIORITIES for clock in ("first_response", "next_response", "resolution")
+        (priority, clock) for priority in BY_URGENCY for clock in ("first_response", "next_response", "resolution")
     }
     rows = {(row["priority"], row["clock"]): row for row in stats["items"]}
     assert all(set(row) == STATS_KEYS for row in stats["items"])
