@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -9,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.config import Settings
 from shared.consumer import Consumer, Handler
@@ -81,6 +83,11 @@ def _timer_loop(timer: Timer, stop: threading.Event) -> None:
         except Exception:  # a failing timer logs and tries again next tick; it never kills the worker
             log.exception("timer %s failed", timer.name)
         (timer.wakeup or stop).wait(delay)
+
+
+def bind(handlers: dict[str, Callable[[Any, dict], None]], svc: Any) -> dict[str, Handler]:
+    """A service's HANDLERS table as the consumer takes it: each handler given the service's container."""
+    return {event_type: functools.partial(handle, svc) for event_type, handle in handlers.items()}
 
 
 def run_worker(

@@ -31,11 +31,16 @@ def back_off(attempt: int) -> None:
     time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
 
 
-def update(load: Callable[[], T], change: Callable[[T], R], save: Callable[[T], object], what: str) -> tuple[T, R]:
-    """(the object, what `change` returned); saved unless `change` returned NO_CHANGE.
+def update(
+    load: Callable[[], T],
+    change: Callable[[T], R],
+    save: Callable[[T, R], object],
+    busy: str = "The document is changing too fast; try again.",
+) -> tuple[T, R]:
+    """(the object, what `change` returned); `save(object, result)` unless `change` returned NO_CHANGE.
 
     `save` raises Stale when the stored object moved on since `load` (or was created meanwhile):
-    then everything runs again on a fresh copy, up to SAVE_ATTEMPTS times, and Conflict after that.
+    then everything runs again on a fresh copy, up to SAVE_ATTEMPTS times; Conflict(busy) after that.
     """
     for attempt in range(SAVE_ATTEMPTS):
         obj = load()
@@ -43,9 +48,9 @@ def update(load: Callable[[], T], change: Callable[[T], R], save: Callable[[T], 
         if result is NO_CHANGE:
             return obj, result
         try:
-            save(obj)
+            save(obj, result)
         except Stale:
             back_off(attempt)
             continue
         return obj, result
-    raise Conflict(f"The {what} is changing too fast; try again.")
+    raise Conflict(busy)

@@ -14,6 +14,7 @@ from shared import outbox
 from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
 from shared.mongo import ensure_document, next_sequence
+from shared.relay import OutboxFlusher
 
 FIRST_NUMBER = 100001
 _TICKET_FIELDS = (
@@ -43,8 +44,8 @@ OLDEST_EVENTS_FIRST = Paginator((Key("at", "occurred_at", datetime), Key("id", "
 class TicketStore(VersionedStore):
     kind, model, fields = "ticket", Ticket, _TICKET_FIELDS
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(db["tickets"])
+    def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
+        super().__init__(db["tickets"], flusher)
         self.db = db
 
     def ensure_indexes(self) -> None:
