@@ -15,6 +15,7 @@ from shared.documents import VersionedStore
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import OPEN_STATUSES
 from shared.mongo import Stale, ensure_document
+from shared.relay import OutboxFlusher
 
 _TICKET_FIELDS = (
     "number",
@@ -165,8 +166,8 @@ def _team(doc: dict) -> dict:
 class TicketStore(VersionedStore):
     kind, model, fields = "ticket", Ticket, _TICKET_FIELDS
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(db["tickets"])
+    def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
+        super().__init__(db["tickets"], flusher)
 
     def derived(self, ticket: Ticket) -> dict:
         return {"priority_rank": ticket.priority_rank, "sla_sort": ticket.sla_sort}
@@ -192,8 +193,15 @@ class TicketStore(VersionedStore):
             owned.setdefault(doc["agent_id"], []).append(doc["_id"])
         return {agent_id: sorted(ids) for agent_id, ids in owned.items()}
 
-    def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
-        """Open tickets: soonest SLA deadline, then priority, then age (cursor: the last one's sort key)."""
+    def page(
+        self, filters: dict, limit: int, cursor: str | None, visible_to: dict | None = None
+    ) -> tuple[list[Ticket], str | None]:
+        """Open tickets: soonest SLA deadline, then priority, then age (cursor: the last one's sort key).
+
+        `visible_to` (an agent) keeps the tickets of the agent's teams and those assigned to it.
+        """
         query = {"status": {"$in": list(OPEN_STATUSES)}} | {k: v for k, v in filters.items() if v is not None}
+        if visible_to is not None:
+            query["$or"] = [{"team": {"$in": visible_to["teams"]}}, {"agent_id": visible_to["id"]}]
         docs, next_cursor = QUEUE_ORDER.page(self.collection, query, limit, cursor, outbox.NO_OUTBOX)
         return [self.from_doc(doc) for doc in docs], next_cursor

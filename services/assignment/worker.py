@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from services.assignment import handlers
+from services.assignment.timers import Reconciler
 from shared.config import load_settings
-from shared.runtime import Timer, configure_logging, outbox_timers, run_worker, wait_for
+from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, wait_for
 
 
 def main() -> None:
     settings = load_settings()
     configure_logging(settings)
-    app = handlers.bootstrap(settings)
-    wait_for(app.ensure_storage, "MongoDB")
-    reconciler = handlers.Reconciler(app)
+    svc = handlers.bootstrap(settings)
+    wait_for(svc.ensure_storage, "MongoDB")
+    reconciler = Reconciler(svc)
     timers = [
-        *outbox_timers(settings, handlers.SERVICE, app.pending, [app.tickets.collection]),
+        *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.tickets]),
         Timer("reconcile", settings.reconcile_interval, reconciler.run),
-        Timer("expire-records", 3600, app.processed.expire),
+        Timer("expire-records", 3600, svc.processed.expire),
     ]
-    run_worker(settings, handlers.SERVICE, handlers.handlers(app), app.processed, timers)
+    run_worker(settings, handlers.SERVICE, bind(handlers.HANDLERS, svc), svc.processed, timers)
 
 
 if __name__ == "__main__":
