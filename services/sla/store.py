@@ -22,6 +22,7 @@ from shared.cursors import Key, Paginator
 from shared.errors import NotFound
 from shared.events import BY_URGENCY
 from shared.mongo import Stale, due_by, ensure_document
+from shared.relay import OutboxFlusher
 
 POLICY_TERMS = ("first_response_minutes", "next_response_minutes", "resolution_minutes", "warn_at_percent", "calendar")
 BREACH_FIELDS = ("ticket_id", "clock", "instance", "priority", "due_at", "breached_at", "policy_version")
@@ -83,7 +84,7 @@ class PolicyStore:
 
 
 class CalendarStore:
-    """Calendars as their JSON form (CONTRACT §6) plus `version`; parsed ones are kept for a second."""
+    """Calendars as their JSON form (timezone, weekly hours, holidays) plus `version`; parsed ones kept a second."""
 
     FRESH_SECONDS = 1.0
 
@@ -145,8 +146,8 @@ def _hours_as_pairs(doc: dict) -> dict:
 class ClockStore:
     """One document per ticket: its TicketClocks, `next_due` (when the timer must look) and `created_at`."""
 
-    def __init__(self, db: Database) -> None:
-        self.collection = db["clocks"]
+    def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
+        self.collection, self.flusher = db["clocks"], flusher
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("next_due", ASCENDING)])
@@ -158,12 +159,22 @@ class ClockStore:
         return (TicketClocks.from_dict(doc, calendars), doc.get("_v", 0), doc.get("next_due")) if doc else None
 
     def insert(self, clocks: TicketClocks, next_due: datetime | None, staged: dict) -> bool:
-        return outbox.insert_with_events(self.collection, self._doc(clocks, next_due), staged)
+        if not outbox.insert_with_events(self.collection, self._doc(clocks, next_due), staged):
+            return False
+        self._publish(clocks.ticket_id, staged, 1)
+        return True
 
     def save(self, clocks: TicketClocks, version: int, next_due: datetime | None, staged: dict) -> int:
         """Write if nobody saved the ticket's clocks since `version` (else Stale); the new version."""
         doc = self._doc(clocks, next_due)
-        return outbox.save_with_events(self.collection, clocks.ticket_id, version, doc, staged)
+        version = outbox.save_with_events(self.collection, clocks.ticket_id, version, doc, staged)
+        self._publish(clocks.ticket_id, staged, version)
+        return version
+
+    def _publish(self, ticket_id: str, staged: dict, version: int) -> None:
+        """Hand the alerts just stored to the flusher, which publishes them at once."""
+        if self.flusher is not None:
+            self.flusher.submit(self.collection, ticket_id, staged, version)
 
     def due(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
         """(ticket id, next_due) of up to `limit` clocks that pass a threshold by `until`, soonest first."""
