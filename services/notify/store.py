@@ -13,6 +13,7 @@ from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
 from shared.errors import NotFound
 from shared.mongo import due_by
+from shared.relay import OutboxFlusher
 
 _VIEW_FIELDS = (
     "number",
@@ -54,18 +55,14 @@ class TicketViews(VersionedStore):
     def __init__(self, db: Database) -> None:
         super().__init__(db["tickets"])
 
-    def find(self, ticket_id: str) -> TicketView | None:
-        doc = self.collection.find_one({"_id": ticket_id}, outbox.NO_OUTBOX)
-        return self.from_doc(doc) if doc else None
-
 
 class NotificationStore(VersionedStore):
     """Notifications; `next_attempt_at` (indexed) is when the dispatcher should send one: None once settled."""
 
     kind, model, fields = "notification", Notification, _NOTIFICATION_FIELDS
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(db["notifications"])
+    def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
+        super().__init__(db["notifications"], flusher)
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("next_attempt_at", ASCENDING)])

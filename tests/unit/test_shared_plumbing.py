@@ -118,30 +118,30 @@ def test_validation_messages_are_flattened_by_field_path():
 
 
 def test_intake_binds_exactly_what_the_topology_registry_says():
-    from services.intake.handlers import handlers
+    from services.intake.handlers import HANDLERS
     from shared.events import EVENT_TYPES
     from shared.topology import SUBSCRIPTIONS
 
-    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["intake"]) == sorted(EVENT_TYPES)
+    assert sorted(HANDLERS) == sorted(SUBSCRIPTIONS["intake"]) == sorted(EVENT_TYPES)
 
 
 def test_assignment_binds_exactly_what_the_topology_registry_says():
-    from services.assignment.handlers import handlers
+    from services.assignment.handlers import HANDLERS
     from shared.topology import SUBSCRIPTIONS
 
-    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["assignment"])
+    assert sorted(HANDLERS) == sorted(SUBSCRIPTIONS["assignment"])
 
 
 def test_sla_binds_exactly_what_the_topology_registry_says():
-    from services.sla.handlers import handlers
+    from services.sla.handlers import HANDLERS
     from shared.topology import SUBSCRIPTIONS
 
-    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["sla"])
+    assert sorted(HANDLERS) == sorted(SUBSCRIPTIONS["sla"])
 
 
 def test_notify_binds_exactly_what_the_topology_registry_says():
-    from services.notify.handlers import handlers
+    from services.notify.handlers import HANDLERS
     from shared.topology import SUBSCRIPTIONS
 
-    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["notify"])
+    assert sorted(HANDLERS) == sorted(SUBSCRIPTIONS["notify"])
     assert not any(kind.startswith("notification.") for kind in SUBSCRIPTIONS["notify"])
