@@ -1,4 +1,4 @@
-"""The event wire contract (CONTRACT section 8): the envelope and one data schema per event type.
+"""The event wire contract between the services: the envelope and one data schema per event type.
 
 On the wire (and in every dict this module returns) times are strings like 2026-11-27T09:30:00.000Z;
 `load_data` gives handlers the data with aware UTC datetimes instead.
@@ -16,7 +16,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 from marshmallow.decorators import post_dump, post_load, validates_schema
 
 SCHEMA_VERSION = 1
-PUBLISHED_BY = {  # CONTRACT section 1
+PUBLISHED_BY = {  # which service publishes which event types (only its producer may)
     "intake": ("ticket.created", "ticket.message_added", "ticket.reopened", "ticket.closed"),
     "assignment": (
         "ticket.assigned",

@@ -295,7 +295,7 @@ class Ticket:
         self.recorded.append((event_type, data))
 
 
-# --- rights (CONTRACT section 3) ------------------------------------------------------------------
+# --- rights: who may act on a ticket (admins, the team's agents and leads) --------------------------
 
 
 def may_work_on(role: str, agent: dict | None, ticket: Ticket) -> bool:

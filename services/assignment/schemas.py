@@ -1,4 +1,4 @@
-"""marshmallow schemas of assignment's HTTP API (CONTRACT section 5)."""
+"""marshmallow schemas of assignment's HTTP API: agents, teams, the queue and the agents' work on tickets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""marshmallow schemas of intake's HTTP API (CONTRACT section 4)."""
+"""marshmallow schemas of intake's HTTP API: tickets, their thread and timeline, and help topics."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ class Policy:
 
 
 def default_policies() -> dict[str, Policy]:
-    """The CONTRACT's defaults, each at version 1."""
+    """The default policies (DEFAULT_MINUTES, warning at 80 %, 24x7), each at version 1."""
     return {p: Policy(p, 1, *map(float, DEFAULT_MINUTES[p])) for p in BY_URGENCY}
 
 

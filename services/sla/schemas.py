@@ -1,4 +1,4 @@
-"""marshmallow schemas of sla's HTTP API (CONTRACT section 6).
+"""marshmallow schemas of sla's HTTP API: policies, calendars, clocks, breaches and statistics.
 
 The PUT bodies are checked by the domain's own rules (`validate_policy`, `parse_calendar`) before any
 field is read, so the API and the worker agree on what a valid policy or calendar is; the fields below

@@ -1,6 +1,6 @@
 """Fuzzing sla's HTTP API from its own OpenAPI document (schemathesis 3.x), in-process on the real stores.
 
-Whatever the fuzzer sends, sla never answers 5xx, and every error is problem+json (CONTRACT section 2).
+Whatever the fuzzer sends, sla never answers 5xx, and every error is problem+json.
 Half of the generated priorities, ticket ids and calendar ids are real ones (tickets with running, met and
 breached clocks; the calendars that exist), and so are the calendars named in policy bodies, so the
 handlers behind the validation really run. One pass carries an admin token, one an agent's (who may read
