@@ -89,11 +89,14 @@ def _delays(raw: str | None) -> tuple[float, ...]:
     return delays
 
 
-def _queue_type(raw: str | None) -> str:
-    queue_type = (raw or "classic").strip().lower()
-    if queue_type not in QUEUE_TYPES:
-        raise ConfigError(f"TICKETFLOW_QUEUE_TYPE must be classic or quorum, got {raw!r}")
-    return queue_type
+def _one_of(env: dict, name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of `choices`, whatever the case and surrounding blanks of the value set."""
+    raw = env.get(name)
+    wanted = (raw or default).strip().lower()
+    found = next((choice for choice in choices if choice.lower() == wanted), None)
+    if found is None:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return found
 
 
 def _interval(env: dict, name: str, default: float) -> float:
@@ -102,13 +105,6 @@ def _interval(env: dict, name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0, got {env.get(name)!r}")
     return value
-
-
-def _log_level(raw: str | None) -> str:
-    level = (raw or "INFO").strip().upper()
-    if level not in LOG_LEVELS:
-        raise ConfigError(f"TICKETFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
-    return level
 
 
 def _port(raw: str | None) -> int | None:
@@ -141,11 +137,11 @@ def load_settings(env: dict | None = None) -> Settings:
         smtp_timeout=max(_float(env, "TICKETFLOW_SMTP_TIMEOUT", 10.0), 0.1),
         webhook_timeout=max(_float(env, "TICKETFLOW_WEBHOOK_TIMEOUT", 5.0), 0.1),
         notify_senders=int(_float(env, "TICKETFLOW_NOTIFY_SENDERS", 8)),
-        queue_type=_queue_type(env.get("TICKETFLOW_QUEUE_TYPE")),
+        queue_type=_one_of(env, "TICKETFLOW_QUEUE_TYPE", QUEUE_TYPES, "classic"),
         outbox_sweep_interval=_interval(env, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL", 30.0),
         auto_close_interval=_interval(env, "TICKETFLOW_AUTO_CLOSE_INTERVAL", 60.0),
         reconcile_interval=_interval(env, "TICKETFLOW_RECONCILE_INTERVAL", 30.0),
-        log_level=_log_level(env.get("TICKETFLOW_LOG_LEVEL")),
+        log_level=_one_of(env, "TICKETFLOW_LOG_LEVEL", LOG_LEVELS, "INFO"),
         metrics_port=_port(env.get("TICKETFLOW_METRICS_PORT")),
     )
 

@@ -119,6 +119,12 @@ class OutboxFlusher:
         done.wait(timeout)
 
 
+def outbox_for(settings: Settings, service: str, db: Database) -> tuple[PendingOutboxes, OutboxFlusher]:
+    """A service's outbox plumbing on its database: the markers for the relay, and the flusher writing to them."""
+    pending = PendingOutboxes(db)
+    return pending, OutboxFlusher(settings, service, pending)
+
+
 class OutboxRelay:
     """The worker's side: publishes marked documents, and sweeps for documents nobody marked."""
 

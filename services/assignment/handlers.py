@@ -30,7 +30,7 @@ from shared.config import Settings
 from shared.errors import Conflict, Forbidden, Invalid
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
-from shared.relay import OutboxFlusher, PendingOutboxes
+from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
 from shared.saving import NO_CHANGE, update
 
 SERVICE = "assignment"
@@ -57,8 +57,7 @@ class Assignment:
 
 def bootstrap(settings: Settings) -> Assignment:
     db = database(settings, SERVICE)
-    pending = PendingOutboxes(db)
-    flusher = OutboxFlusher(settings, SERVICE, pending)
+    pending, flusher = outbox_for(settings, SERVICE, db)
     return Assignment(
         settings, AgentStore(db), TeamStore(db), TicketStore(db, flusher), ProcessedEvents(db), pending, flusher
     )
@@ -323,71 +322,78 @@ def assign(
     return _assign(svc, ticket_id, _given(svc, agent_id), "manual", principal.actor, correlation_id)
 
 
+def _work(
+    svc: Assignment,
+    ticket_id: str,
+    principal: Principal,
+    correlation_id: str | None,
+    allowed: Callable[[dict | None, Ticket], bool],
+    refusal: str,
+    act: Callable[[Ticket, dict | None], object],
+):
+    """(ticket, what `act` returned): an agent's or admin's command, once `allowed` for the acting agent."""
+    actor = _actor(svc, principal)
+
+    def write(ticket: Ticket):
+        _require(allowed(actor, ticket), refusal)
+        return act(ticket, actor)
+
+    return _change(svc, ticket_id, write, correlation_id)
+
+
 def reply(
     svc: Assignment, ticket_id: str, body: str, status: str | None, principal: Principal, correlation_id: str | None
 ) -> dict:
-    actor, reply_id = _actor(svc, principal), uuid.uuid4().hex
+    reply_id = uuid.uuid4().hex
 
-    def write(ticket: Ticket):
-        _require(may_work_on(principal.role, actor, ticket), "Agents reply on their own tickets and their teams'.")
+    def write(ticket: Ticket, actor: dict | None) -> dict:
         author_id = actor["id"] if actor else principal.actor
         name = actor["name"] if actor else principal.sub
         at = now()
         first = ticket.reply(reply_id, author_id, name, body, status, at)
         return {"id": reply_id, "body": body, "by": author_id, "at": at, "first_response": first}
 
-    return _change(svc, ticket_id, write, correlation_id)[1]
+    refusal = "Agents reply on their own tickets and their teams'."
+    return _work(svc, ticket_id, principal, correlation_id, _may_work_on(principal), refusal, write)[1]
 
 
 def add_note(svc: Assignment, ticket_id: str, body: str, principal: Principal) -> dict:
-    actor, note_id = _actor(svc, principal), uuid.uuid4().hex
-
-    def write(ticket: Ticket):
-        _require(may_work_on(principal.role, actor, ticket), "Agents note on their own tickets and their teams'.")
-        return ticket.add_note(note_id, body, actor["id"] if actor else principal.actor, now())
-
-    return _change(svc, ticket_id, write, None)[1]
+    note_id = uuid.uuid4().hex
+    write = lambda t, actor: t.add_note(note_id, body, actor["id"] if actor else principal.actor, now())  # noqa: E731
+    refusal = "Agents note on their own tickets and their teams'."
+    return _work(svc, ticket_id, principal, None, _may_work_on(principal), refusal, write)[1]
 
 
 def change_status(
     svc: Assignment, ticket_id: str, status: str, principal: Principal, correlation_id: str | None
 ) -> Ticket:
-    actor = _actor(svc, principal)
-
-    def write(ticket: Ticket):
-        _require(may_work_on(principal.role, actor, ticket), "Agents change their own tickets and their teams'.")
-        ticket.set_status(status, principal.actor, now())
-
-    return _change(svc, ticket_id, write, correlation_id)[0]
+    write = lambda t, _: t.set_status(status, principal.actor, now())  # noqa: E731
+    refusal = "Agents change their own tickets and their teams'."
+    return _work(svc, ticket_id, principal, correlation_id, _may_work_on(principal), refusal, write)[0]
 
 
 def change_priority(
     svc: Assignment, ticket_id: str, priority: str, principal: Principal, correlation_id: str | None
 ) -> Ticket:
-    actor = _actor(svc, principal)
-
-    def write(ticket: Ticket):
-        _require(may_manage(principal.role, actor, ticket), "Only admins and the team's leads change priority.")
-        ticket.set_priority(priority, principal.actor, now())
-
-    return _change(svc, ticket_id, write, correlation_id)[0]
+    write = lambda t, _: t.set_priority(priority, principal.actor, now())  # noqa: E731
+    allowed = lambda actor, t: may_manage(principal.role, actor, t)  # noqa: E731
+    refusal = "Only admins and the team's leads change priority."
+    return _work(svc, ticket_id, principal, correlation_id, allowed, refusal, write)[0]
 
 
 def resolve(
     svc: Assignment, ticket_id: str, resolution: str, principal: Principal, correlation_id: str | None
 ) -> Ticket:
-    actor = _actor(svc, principal)
-
-    def write(ticket: Ticket):
-        _require(
-            principal.role == "admin" or (actor is not None and ticket.agent_id == actor["id"]),
-            "Only the assigned agent or an admin resolves a ticket.",
-        )
-        ticket.resolve(resolution, principal.actor, now())
-
-    ticket, _ = _change(svc, ticket_id, write, correlation_id)
+    write = lambda t, _: t.resolve(resolution, principal.actor, now())  # noqa: E731
+    allowed = lambda actor, t: principal.role == "admin" or (actor is not None and t.agent_id == actor["id"])  # noqa: E731
+    refusal = "Only the assigned agent or an admin resolves a ticket."
+    ticket, _ = _work(svc, ticket_id, principal, correlation_id, allowed, refusal, write)
     _free(svc, ticket, correlation_id)
     return ticket
+
+
+def _may_work_on(principal: Principal) -> Callable[[dict | None, Ticket], bool]:
+    return lambda actor, ticket: may_work_on(principal.role, actor, ticket)
 
 
 def _free(svc: Assignment, ticket: Ticket, correlation_id: str | None) -> None:

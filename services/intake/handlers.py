@@ -16,7 +16,7 @@ from shared.config import Settings
 from shared.errors import Conflict, Invalid
 from shared.idempotency import ProcessedEvents
 from shared.mongo import database
-from shared.relay import OutboxFlusher, PendingOutboxes
+from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
 from shared.saving import NO_CHANGE, update
 
 SERVICE = "intake"
@@ -47,8 +47,7 @@ class Intake:
 def bootstrap(settings: Settings) -> Intake:
     """intake's stores on its own database; the tickets' events go to the flusher as they are saved."""
     db = database(settings, SERVICE)
-    pending = PendingOutboxes(db)
-    flusher = OutboxFlusher(settings, SERVICE, pending)
+    pending, flusher = outbox_for(settings, SERVICE, db)
     return Intake(
         settings,
         TicketStore(db, flusher),

@@ -30,7 +30,7 @@ from shared.config import Settings
 from shared.errors import Conflict
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
-from shared.relay import OutboxFlusher, PendingOutboxes
+from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
 from shared.saving import NO_CHANGE, update
 
 SERVICE = "notify"
@@ -59,8 +59,7 @@ class Notify:
 def bootstrap(settings: Settings, on_recorded: Callable[[], None] = lambda: None) -> Notify:
     """notify's stores on its own database; `on_recorded` hears of new notifications (the worker's dispatcher)."""
     db = database(settings, SERVICE)
-    pending = PendingOutboxes(db)
-    flusher = OutboxFlusher(settings, SERVICE, pending)
+    pending, flusher = outbox_for(settings, SERVICE, db)
     return Notify(
         settings,
         TicketViews(db),

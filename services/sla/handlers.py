@@ -16,7 +16,7 @@ from shared.config import Settings
 from shared.errors import Conflict, Invalid, NotFound
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
-from shared.relay import OutboxFlusher, PendingOutboxes
+from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
 from shared.saving import NO_CHANGE, update
 
 SERVICE = "sla"
@@ -53,8 +53,7 @@ class Sla:
 def bootstrap(settings: Settings, wake_timer: Callable[[datetime | None], None] = lambda next_due: None) -> Sla:
     """sla's stores on its own database; `wake_timer` hears of every saved next_due (the worker's timer)."""
     db = database(settings, SERVICE)
-    pending = PendingOutboxes(db)
-    flusher = OutboxFlusher(settings, SERVICE, pending)
+    pending, flusher = outbox_for(settings, SERVICE, db)
     return Sla(
         settings,
         PolicyStore(db),
