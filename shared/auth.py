@@ -1,4 +1,4 @@
-"""JWT bearer tokens (HS256) with the roles portal, agent and admin (CONTRACT section 3)."""
+"""JWT bearer tokens (HS256) with the roles portal, agent and admin (each view names its roles)."""
 
 from __future__ import annotations
 

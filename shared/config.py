@@ -1,4 +1,4 @@
-"""Configuration from the environment (CONTRACT section 1)."""
+"""Configuration from the environment: every setting a process reads, checked once at start-up."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from dataclasses import dataclass
 DEV_SECRET = "ticketflow-dev-secret-not-for-production"
 DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
 QUEUE_TYPES = ("classic", "quorum")
-# Every service and its API port (CONTRACT section 1). Add a service here and `ticketflow run` starts it.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL")  # the names logging knows
+# Every service and the port of its HTTP API. Add a service here and `ticketflow run` starts it.
 SERVICE_PORTS: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004}
 
 
@@ -38,6 +39,11 @@ class Settings:
     webhook_timeout: float = 5.0  # seconds for a webhook to answer
     notify_senders: int = 8  # notifications a notify worker sends at once (0: it only records them)
     queue_type: str = "classic"  # RabbitMQ type of the service, retry and dead queues: classic | quorum
+    outbox_sweep_interval: float = 30.0  # seconds between sweeps for events a dead process left unpublished
+    auto_close_interval: float = 60.0  # seconds between intake's auto-close passes
+    reconcile_interval: float = 30.0  # seconds between assignment's checks of the agents' open counts
+    log_level: str = "INFO"
+    metrics_port: int | None = None  # the worker's Prometheus port (None: no metrics server)
 
     @property
     def exchange(self) -> str:
@@ -85,11 +91,30 @@ def _delays(raw: str | None) -> tuple[float, ...]:
     return delays
 
 
-def _queue_type(raw: str | None) -> str:
-    queue_type = (raw or "classic").strip().lower()
-    if queue_type not in QUEUE_TYPES:
-        raise ConfigError(f"TICKETFLOW_QUEUE_TYPE must be classic or quorum, got {raw!r}")
-    return queue_type
+def _one_of(env: dict, name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of `choices`, whatever the case and surrounding blanks of the value set."""
+    raw = env.get(name)
+    wanted = (raw or default).strip().lower()
+    found = next((choice for choice in choices if choice.lower() == wanted), None)
+    if found is None:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return found
+
+
+def _interval(env: dict, name: str, default: float) -> float:
+    """Seconds between two runs of a timer: a number greater than 0."""
+    value = _float(env, name, default)
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {env.get(name)!r}")
+    return value
+
+
+def _port(raw: str | None) -> int | None:
+    if raw in (None, ""):
+        return None
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigError(f"TICKETFLOW_METRICS_PORT must be a port number from 1 to 65535, got {raw!r}")
+    return int(raw)
 
 
 def load_settings(env: dict | None = None) -> Settings:
@@ -114,7 +139,12 @@ def load_settings(env: dict | None = None) -> Settings:
         smtp_timeout=max(_float(env, "TICKETFLOW_SMTP_TIMEOUT", 10.0), 0.1),
         webhook_timeout=max(_float(env, "TICKETFLOW_WEBHOOK_TIMEOUT", 5.0), 0.1),
         notify_senders=int(_float(env, "TICKETFLOW_NOTIFY_SENDERS", 8)),
-        queue_type=_queue_type(env.get("TICKETFLOW_QUEUE_TYPE")),
+        queue_type=_one_of(env, "TICKETFLOW_QUEUE_TYPE", QUEUE_TYPES, "classic"),
+        outbox_sweep_interval=_interval(env, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL", 30.0),
+        auto_close_interval=_interval(env, "TICKETFLOW_AUTO_CLOSE_INTERVAL", 60.0),
+        reconcile_interval=_interval(env, "TICKETFLOW_RECONCILE_INTERVAL", 30.0),
+        log_level=_one_of(env, "TICKETFLOW_LOG_LEVEL", LOG_LEVELS, "INFO"),
+        metrics_port=_port(env.get("TICKETFLOW_METRICS_PORT")),
     )
 
 

@@ -8,6 +8,7 @@ from pymongo.collection import Collection
 
 from shared import outbox
 from shared.errors import NotFound
+from shared.relay import OutboxFlusher
 
 
 class VersionedStore:
@@ -17,8 +18,8 @@ class VersionedStore:
     model: ClassVar[type]
     fields: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, collection: Collection) -> None:
-        self.collection = collection
+    def __init__(self, collection: Collection, flusher: OutboxFlusher | None = None) -> None:
+        self.collection, self.flusher = collection, flusher
 
     def derived(self, obj: Any) -> dict:
         """Fields stored only for queries and sorting (computed from the object, never read back)."""
@@ -36,6 +37,7 @@ class VersionedStore:
         if not outbox.insert_with_events(self.collection, self.to_doc(obj), staged):
             return False
         obj.version = 1
+        self.publish(obj.id, staged, obj.version)
         return True
 
     def get(self, obj_id: str) -> Any:
@@ -44,6 +46,17 @@ class VersionedStore:
             raise NotFound(f"No {self.kind} {obj_id}.")
         return self.from_doc(doc)
 
+    def find(self, obj_id: str) -> Any | None:
+        """The object, or None when there is none with this id."""
+        doc = self.collection.find_one({"_id": obj_id}, outbox.NO_OUTBOX)
+        return self.from_doc(doc) if doc else None
+
     def save(self, obj: Any, staged: dict) -> None:
         """Write the object's changes and its events in one write if nobody saved it meanwhile (else Stale)."""
         obj.version = outbox.save_with_events(self.collection, obj.id, obj.version, self.to_doc(obj), staged)
+        self.publish(obj.id, staged, obj.version)
+
+    def publish(self, doc_id: str, staged: dict, version: int) -> None:
+        """Hand the events just stored with a document to the flusher, which publishes them at once."""
+        if self.flusher is not None:
+            self.flusher.submit(self.collection, doc_id, staged, version)

@@ -1,4 +1,4 @@
-"""The event wire contract (CONTRACT section 8): the envelope and one data schema per event type.
+"""The event wire contract between the services: the envelope and one data schema per event type.
 
 On the wire (and in every dict this module returns) times are strings like 2026-11-27T09:30:00.000Z;
 `load_data` gives handlers the data with aware UTC datetimes instead.
@@ -16,7 +16,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 from marshmallow.decorators import post_dump, post_load, validates_schema
 
 SCHEMA_VERSION = 1
-PUBLISHED_BY = {  # CONTRACT section 1
+PUBLISHED_BY = {  # which service publishes which event types (only its producer may)
     "intake": ("ticket.created", "ticket.message_added", "ticket.reopened", "ticket.closed"),
     "assignment": (
         "ticket.assigned",
@@ -31,8 +31,10 @@ PUBLISHED_BY = {  # CONTRACT section 1
 PRODUCERS: dict[str, str] = {kind: service for service, kinds in PUBLISHED_BY.items() for kind in kinds}
 EVENT_TYPES: tuple[str, ...] = tuple(PRODUCERS)
 SERVICES = tuple(PUBLISHED_BY)
-PRIORITIES = ("low", "normal", "high", "emergency")
+PRIORITIES = ("low", "normal", "high", "emergency")  # least urgent first: the order of the APIs' enums
+BY_URGENCY = PRIORITIES[::-1]  # most urgent first: how queues, policies and statistics are ordered
 STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester", "resolved", "closed")
+OPEN_STATUSES = STATUSES[:4]  # a ticket someone still has to work on
 SOURCES = ("web", "email", "phone", "api")
 CLOCKS = ("first_response", "next_response", "resolution")
 CHANNELS = ("email", "webhook")

@@ -12,23 +12,18 @@ for `_id`, and gives up even that when a filter compares embedded documents.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from shared import events
+from shared.clock import now
 from shared.mongo import Stale
 
 FIELD, COUNT, DUE = "_outbox", "_outbox_n", "_outbox_due"
 NO_OUTBOX = {FIELD: 0, COUNT: 0, DUE: 0}  # a projection for reading a document without its outbox
 SWEEP_AFTER = timedelta(seconds=30)  # a process that died between write and publish: the sweep's turn
-
-
-def now_ms() -> datetime:
-    """Now, in UTC, truncated to the millisecond (what BSON stores)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def entries(envelopes: list[dict], encode) -> dict[str, dict]:
@@ -53,7 +48,7 @@ def stage(
     at: datetime | None = None,
 ) -> dict:
     """Outbox entries for the events a domain object recorded at `at` (now); those of one write 1 ms apart."""
-    at = at or now_ms()
+    at = at or now()
     return entries(
         [
             events.make_event(
@@ -94,7 +89,7 @@ def save_with_events(collection: Collection, doc_id, version: int, fields: dict,
 
 def insert_fields(staged: dict[str, dict]) -> dict:
     """Fields of a document inserted together with its events."""
-    return {FIELD: staged, COUNT: len(staged), DUE: now_ms() + SWEEP_AFTER} if staged else {}
+    return {FIELD: staged, COUNT: len(staged), DUE: now() + SWEEP_AFTER} if staged else {}
 
 
 def update_operators(staged: dict[str, dict]) -> tuple[dict, dict]:
@@ -102,7 +97,7 @@ def update_operators(staged: dict[str, dict]) -> tuple[dict, dict]:
     if not staged:
         return {}, {}
     fields = {f"{FIELD}.{event_id}": entry for event_id, entry in staged.items()}
-    fields[DUE] = now_ms() + SWEEP_AFTER
+    fields[DUE] = now() + SWEEP_AFTER
     return fields, {COUNT: len(staged)}
 
 

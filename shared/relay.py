@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared import outbox
 from shared.bus import Publisher, PublishError
+from shared.clock import now
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class PendingOutboxes:
         self.collection.create_index([("due", 1)])
 
     def mark(self, collection: Collection, doc_id, delay: timedelta = RETRY_AFTER) -> None:
-        marker = {"collection": collection.name, "doc_id": doc_id, "due": outbox.now_ms() + delay}
+        marker = {"collection": collection.name, "doc_id": doc_id, "due": now() + delay}
         key = f"{collection.name}:{doc_id}"
         try:
             self.collection.update_one({"_id": key}, {"$set": marker}, upsert=True)
@@ -59,11 +60,11 @@ class PendingOutboxes:
             self.collection.update_one({"_id": key}, {"$set": marker})
 
     def due(self, limit: int) -> list[dict]:
-        return list(self.collection.find({"due": {"$lte": outbox.now_ms()}}).limit(limit))
+        return list(self.collection.find({"due": {"$lte": now()}}).limit(limit))
 
     def lease(self, marker: dict) -> dict | None:
         """Take a marker for LEASE so that two relays do not work on it at once."""
-        until = outbox.now_ms() + LEASE
+        until = now() + LEASE
         done = self.collection.update_one({"_id": marker["_id"], "due": marker["due"]}, {"$set": {"due": until}})
         return {**marker, "due": until} if done.modified_count else None
 
@@ -118,6 +119,12 @@ class OutboxFlusher:
         done.wait(timeout)
 
 
+def outbox_for(settings: Settings, service: str, db: Database) -> tuple[PendingOutboxes, OutboxFlusher]:
+    """A service's outbox plumbing on its database: the markers for the relay, and the flusher writing to them."""
+    pending = PendingOutboxes(db)
+    return pending, OutboxFlusher(settings, service, pending)
+
+
 class OutboxRelay:
     """The worker's side: publishes marked documents, and sweeps for documents nobody marked."""
 
@@ -161,7 +168,7 @@ class OutboxRelay:
         """Mark documents whose events are overdue (their writer died before publishing them)."""
         found = 0
         for collection in self.collections.values():
-            overdue = collection.find({outbox.DUE: {"$lte": outbox.now_ms()}}, {"_id": 1}).limit(self.batch)
+            overdue = collection.find({outbox.DUE: {"$lte": now()}}, {"_id": 1}).limit(self.batch)
             for doc in overdue:
                 self.pending.mark(collection, doc["_id"], delay=timedelta(0))
                 found += 1

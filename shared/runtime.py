@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.config import Settings
 from shared.consumer import Consumer, Handler
@@ -39,19 +40,21 @@ class Timer:
     wakeup: threading.Event | None = None
 
 
-def outbox_timers(settings: Settings, service: str, pending, collections: list) -> list[Timer]:
-    """The relay (marked documents, every 0.5 s) and the sweep (overdue documents) of a service's outbox."""
+def outbox_timers(settings: Settings, service: str, pending, stores: list) -> list[Timer]:
+    """The relay (marked documents, every 0.5 s) and the sweep (overdue documents) of the stores' outboxes."""
     from shared.relay import OutboxRelay
 
-    relay = OutboxRelay(settings, service, pending, collections)
+    relay = OutboxRelay(settings, service, pending, [store.collection for store in stores])
     wait_for(relay.ensure_indexes, "MongoDB")
-    sweep_every = float(os.environ.get("TICKETFLOW_OUTBOX_SWEEP_INTERVAL", "30"))
-    return [Timer("outbox-relay", 0.5, relay.run_once), Timer("outbox-sweep", sweep_every, relay.sweep)]
+    return [
+        Timer("outbox-relay", 0.5, relay.run_once),
+        Timer("outbox-sweep", settings.outbox_sweep_interval, relay.sweep),
+    ]
 
 
-def configure_logging() -> None:
+def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=os.environ.get("TICKETFLOW_LOG_LEVEL", "INFO"),
+        level=settings.log_level,
         format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
     )
     logging.getLogger("pika").setLevel(logging.CRITICAL)  # shared.bus logs what matters, once
@@ -82,15 +85,19 @@ def _timer_loop(timer: Timer, stop: threading.Event) -> None:
         (timer.wakeup or stop).wait(delay)
 
 
+def bind(handlers: dict[str, Callable[[Any, dict], None]], svc: Any) -> dict[str, Handler]:
+    """A service's HANDLERS table as the consumer takes it: each handler given the service's container."""
+    return {event_type: functools.partial(handle, svc) for event_type, handle in handlers.items()}
+
+
 def run_worker(
     settings: Settings, service: str, handlers: dict[str, Handler], idempotency, timers: list[Timer]
 ) -> None:
     """Run until SIGTERM or SIGINT; in-flight work finishes, unacked messages go back to the queue."""
-    port = os.environ.get("TICKETFLOW_METRICS_PORT")
-    if port:
+    if settings.metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(int(port))
+        start_http_server(settings.metrics_port)
     consumer = Consumer(settings, service, handlers, idempotency)
 
     def shutdown(signum, _frame):

@@ -1,4 +1,4 @@
-"""The web plumbing every service shares (CONTRACT sections 2 and 3).
+"""The web plumbing every service shares: errors, request ids, health, metrics and bearer-token roles.
 
 problem+json for every error, X-Request-ID in and out, /healthz, /readyz, /metrics,
 /openapi.json with a docs page, the 1 MiB body limit, JSON-only bodies and bearer auth.

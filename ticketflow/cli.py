@@ -14,7 +14,7 @@ from shared.config import SERVICE_PORTS
 from ticketflow import local
 
 FERRETDB_PORT = 27017
-MAIL_PORT = 8025  # the default SMTP_URL (CONTRACT section 1) points here
+MAIL_PORT = 8025  # the default SMTP_URL points here
 TOOL_EXTRA_MODULES = ("honcho", "aiosmtpd")  # pyproject's `tool` extra: `run` and the mail sink only
 
 

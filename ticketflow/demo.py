@@ -17,7 +17,7 @@ from shared.auth import issue_token
 from ticketflow.status import ApiError, call, pages, readiness
 
 OPEN = ("new", "assigned", "in_progress", "waiting_on_requester")
-DEFAULT_MINUTES = {  # CONTRACT section 6: first response / next response / resolution
+DEFAULT_MINUTES = {  # sla's default policy: first response / next response / resolution
     "emergency": "15 / 30 / 240",
     "high": "60 / 120 / 480",
     "normal": "240 / 480 / 1440",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from shared.events import BY_URGENCY, OPEN_STATUSES
 from shared.ordering import newer
 
-PRIORITY_RANK = {"emergency": 0, "high": 1, "normal": 2, "low": 3}
-OPEN_STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester")
+PRIORITY_RANK = {priority: rank for rank, priority in enumerate(BY_URGENCY)}  # emergency 0 ... low 3
 WORK_STATUSES = ("in_progress", "waiting_on_requester")
 GENERAL = "general"
 NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)  # sorts after every real deadline
@@ -295,7 +295,7 @@ class Ticket:
         self.recorded.append((event_type, data))
 
 
-# --- rights (CONTRACT section 3) ------------------------------------------------------------------
+# --- rights: who may act on a ticket (admins, the team's agents and leads) --------------------------
 
 
 def may_work_on(role: str, agent: dict | None, ticket: Ticket) -> bool:

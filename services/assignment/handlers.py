@@ -8,12 +8,9 @@ to that agent anyway. The worker's reconciliation fixes what a crash between the
 
 from __future__ import annotations
 
-import random
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from services.assignment.domain import (
     Candidate,
@@ -28,14 +25,15 @@ from services.assignment.domain import (
 from services.assignment.store import AgentStore, TeamStore, TicketStore
 from shared import events, outbox
 from shared.auth import Principal
+from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict, Forbidden, Invalid
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
-from shared.relay import OutboxFlusher, PendingOutboxes
+from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
+from shared.saving import NO_CHANGE, update
 
 SERVICE = "assignment"
-ATTEMPTS = 20
 SYSTEM = "assignment"  # the actor of automatic moves
 
 
@@ -59,86 +57,62 @@ class Assignment:
 
 def bootstrap(settings: Settings) -> Assignment:
     db = database(settings, SERVICE)
-    pending = PendingOutboxes(db)
+    pending, flusher = outbox_for(settings, SERVICE, db)
     return Assignment(
-        settings,
-        AgentStore(db),
-        TeamStore(db),
-        TicketStore(db),
-        ProcessedEvents(db),
-        pending,
-        OutboxFlusher(settings, SERVICE, pending),
+        settings, AgentStore(db), TeamStore(db), TicketStore(db, flusher), ProcessedEvents(db), pending, flusher
     )
 
 
-def now() -> datetime:
-    return outbox.now_ms()
-
-
-def _back_off(attempt: int) -> None:
-    """A short random pause after losing a race, so that competing writers stop colliding in step."""
-    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-
-
-def _save(app: Assignment, ticket: Ticket, cid: str | None, insert: bool = False) -> bool:
-    """Store the ticket with the events it recorded (insert: False if it exists), then publish them at once."""
+def _save(svc: Assignment, ticket: Ticket, correlation_id: str | None, insert: bool = False) -> bool:
+    """Store the ticket with the events it recorded (insert: False if it exists); the store publishes them."""
     recorded, ticket.recorded = ticket.recorded, []
-    staged = outbox.stage(SERVICE, ticket.id, recorded, cid)
+    staged = outbox.stage(SERVICE, ticket.id, recorded, correlation_id)
     if insert:
-        if not app.tickets.insert(ticket, staged):
-            return False
-    else:
-        app.tickets.save(ticket, staged)
-    app.flusher.submit(app.tickets.collection, ticket.id, staged, ticket.version)
+        return svc.tickets.insert(ticket, staged)
+    svc.tickets.save(ticket, staged)
     return True
 
 
 # --- agents and teams -----------------------------------------------------------------------------
 
 
-def create_agent(app: Assignment, data: dict) -> dict:
-    app.teams.require(data["teams"], "teams")
+def create_agent(svc: Assignment, data: dict) -> dict:
+    svc.teams.require(data["teams"], "teams")
     at = now()
-    agent = app.agents.insert({**data, "created_at": at, "updated_at": at})
-    _drain_teams(app, agent["teams"])
-    return app.agents.get(agent["id"])
+    agent = svc.agents.insert({**data, "created_at": at, "updated_at": at})
+    _drain_teams(svc, agent["teams"])
+    return svc.agents.get(agent["id"])
 
 
-def update_agent(app: Assignment, agent_id: str, changes: dict) -> dict:
+def update_agent(svc: Assignment, agent_id: str, changes: dict) -> dict:
     if "teams" in changes:
-        app.teams.require(changes["teams"], "teams")
-    for attempt in range(ATTEMPTS):
-        agent = app.agents.get(agent_id)
-        try:
-            updated = app.agents.update(agent, changes, now())
-            break
-        except Stale:
-            _back_off(attempt)
-    else:
-        raise Conflict("The agent is changing too fast; try again.")
-    _drain_teams(app, updated["teams"])  # more capacity, available again, or a new team
-    return app.agents.get(agent_id)
+        svc.teams.require(changes["teams"], "teams")
+    load = lambda: svc.agents.get(agent_id)  # noqa: E731
+    save = lambda agent, _: svc.agents.update(agent, changes, now())  # noqa: E731
+    update(load, lambda agent: None, save, "The agent is changing too fast; try again.")
+    _drain_teams(svc, svc.agents.get(agent_id)["teams"])  # more capacity, available again, or a new team
+    return svc.agents.get(agent_id)
 
 
-def get_agent(app: Assignment, agent_id: str) -> dict:
-    return app.agents.get(agent_id)
+def get_agent(svc: Assignment, agent_id: str) -> dict:
+    return svc.agents.get(agent_id)
 
 
-def list_agents(app: Assignment, team: str | None = None) -> list[dict]:
-    return app.agents.all(team)
+def list_agents(svc: Assignment, team: str | None = None) -> list[dict]:
+    return svc.agents.all(team)
 
 
-def create_team(app: Assignment, data: dict) -> dict:
+def create_team(svc: Assignment, data: dict) -> dict:
     at = now()
-    return app.teams.insert({"topics": [], **data, "created_at": at, "updated_at": at})
+    return svc.teams.insert({"topics": [], **data, "created_at": at, "updated_at": at})
 
 
-def update_team(app: Assignment, team_id: str, changes: dict) -> dict:
-    return app.teams.update(team_id, changes, now())
+def update_team(svc: Assignment, team_id: str, changes: dict) -> dict:
+    return svc.teams.update(team_id, changes, now())
 
 
-def list_teams(app: Assignment) -> list[dict]:
-    return app.teams.all()
+def list_teams(svc: Assignment) -> list[dict]:
+    return svc.teams.all()
 
 
 # --- the assignment protocol ----------------------------------------------------------------------
@@ -146,44 +120,51 @@ def list_teams(app: Assignment) -> list[dict]:
 Pick = Callable[[Ticket], tuple[dict | None, str, dict | None]]  # -> (agent or None, team, decision)
 
 
+@dataclass
+class _Move:
+    """An assignment decided on a loaded ticket: the agent (None: the queue) and the agent it leaves."""
+
+    agent: dict | None
+    previous: str | None
+    reserve: bool  # the agent's slot is taken before the ticket is saved
+
+
 def _assign(
-    app: Assignment,
+    svc: Assignment,
     ticket_id: str,
     pick: Pick,
     reason: str,
     by: str,
-    cid: str | None,
+    correlation_id: str | None,
     prepare: Callable[[Ticket], bool] | None = None,
 ) -> Ticket:
     """Give a ticket to the agent `pick` chooses (None: the team's queue). `prepare` may veto or change it first."""
-    for attempt in range(ATTEMPTS):
-        ticket = app.tickets.get(ticket_id)
+
+    def decide(ticket: Ticket):
         if prepare is not None and not prepare(ticket):
-            return ticket
+            return NO_CHANGE
         agent, team, decision = pick(ticket)
         if _already(ticket, agent, team):
-            return ticket  # a repeated request or event, or a queued ticket still waiting
-        reserved = False
-        if agent is not None and ticket.id not in agent["open"]:
-            try:
-                app.agents.reserve(agent, ticket.id, now())
-                reserved = True
-            except Stale:
-                _back_off(attempt)
-                continue  # the agent changed since it was chosen: choose again
-        previous = ticket.agent_id
-        ticket.assign(agent, team, reason, by, now(), app.agents.lead_email(team), decision)
+            return NO_CHANGE  # a repeated request or event, or a queued ticket still waiting
+        move = _Move(agent, ticket.agent_id, agent is not None and ticket.id not in agent["open"])
+        ticket.assign(agent, team, reason, by, now(), svc.agents.lead_email(team), decision)
+        return move
+
+    def save(ticket: Ticket, move: _Move) -> None:
+        if move.reserve:  # Stale: the agent changed since it was chosen, so choose again
+            svc.agents.reserve(move.agent, ticket.id, now())
         try:
-            _save(app, ticket, cid)
+            _save(svc, ticket, correlation_id)
         except Stale:
-            if reserved and app.tickets.get(ticket_id).agent_id != agent["id"]:
-                app.agents.release(agent["id"], ticket_id)
-            _back_off(attempt)
-            continue
-        if previous and previous != ticket.agent_id:
-            app.agents.release(previous, ticket_id)
-        return ticket
-    raise Conflict("The ticket is changing too fast; try again.")
+            if move.reserve and svc.tickets.get(ticket_id).agent_id != move.agent["id"]:
+                svc.agents.release(move.agent["id"], ticket_id)
+            raise
+
+    busy = "The ticket is changing too fast; try again."
+    ticket, move = update(lambda: svc.tickets.get(ticket_id), decide, save, busy)
+    if move is not NO_CHANGE and move.previous and move.previous != ticket.agent_id:
+        svc.agents.release(move.previous, ticket_id)
+    return ticket
 
 
 def _already(ticket: Ticket, agent: dict | None, team: str) -> bool:
@@ -194,23 +175,23 @@ def _already(ticket: Ticket, agent: dict | None, team: str) -> bool:
     return ticket.agent_id == agent["id"] and ticket.id in agent["open"]
 
 
-def _auto(app: Assignment, team: str | None = None) -> Pick:
+def _auto(svc: Assignment, team: str | None = None) -> Pick:
     """Pick by the rule: the least loaded available agent of the team under capacity."""
 
     def pick(ticket: Ticket):
         target = team or ticket.team
-        agents = app.agents.all(target)
+        agents = svc.agents.all(target)
         decision = choose_agent(target, [_candidate(a) for a in agents])
         return next((a for a in agents if a["id"] == decision.agent_id), None), target, decision.record()
 
     return pick
 
 
-def _given(app: Assignment, agent_id: str) -> Pick:
+def _given(svc: Assignment, agent_id: str) -> Pick:
     """A chosen agent (claim, manual reassignment), in the ticket's team."""
 
     def pick(ticket: Ticket):
-        return app.agents.get(agent_id), ticket.team, None
+        return svc.agents.get(agent_id), ticket.team, None
 
     return pick
 
@@ -226,20 +207,20 @@ def _candidate(agent: dict) -> Candidate:
     )
 
 
-def _drain_teams(app: Assignment, teams: list[str]) -> None:
+def _drain_teams(svc: Assignment, teams: list[str]) -> None:
     for team in teams:
-        drain(app, team)
+        drain(svc, team)
 
 
-def drain(app: Assignment, team: str, cid: str | None = None) -> int:
+def drain(svc: Assignment, team: str, correlation_id: str | None = None) -> int:
     """Assign the team's waiting tickets while someone is free: emergency first, oldest first within a priority."""
     assigned = 0
-    for ticket_id in app.tickets.waiting(team):
+    for ticket_id in svc.tickets.waiting(team):
 
         def still_waiting(ticket: Ticket) -> bool:
             return ticket.agent_id is None and ticket.is_open and ticket.team == team
 
-        ticket = _assign(app, ticket_id, _auto(app, team), "auto", SYSTEM, cid, prepare=still_waiting)
+        ticket = _assign(svc, ticket_id, _auto(svc, team), "auto", SYSTEM, correlation_id, prepare=still_waiting)
         if ticket.agent_id is None:
             break  # nobody free: the rest waits too
         assigned += 1
@@ -249,11 +230,11 @@ def drain(app: Assignment, team: str, cid: str | None = None) -> int:
 # --- the agents' commands -------------------------------------------------------------------------
 
 
-def _actor(app: Assignment, principal: Principal) -> dict | None:
+def _actor(svc: Assignment, principal: Principal) -> dict | None:
     """The agent record behind an agent token (None for admins without one); 403 for an unknown agent."""
     if principal.agent_id is None:
         return None
-    agent = app.agents.find(principal.agent_id)
+    agent = svc.agents.find(principal.agent_id)
     if agent is None and principal.role == "agent":
         raise Forbidden(f"No agent {principal.agent_id} is registered.")
     return agent
@@ -264,27 +245,21 @@ def _require(allowed: bool, detail: str) -> None:
         raise Forbidden(detail)
 
 
-def _change(app: Assignment, ticket_id: str, change: Callable[[Ticket], object], cid: str | None):
-    """Load, check and change, save with events; on a concurrent save read again and retry."""
-    for attempt in range(ATTEMPTS):
-        ticket = app.tickets.get(ticket_id)
+def _change(svc: Assignment, ticket_id: str, change: Callable[[Ticket], object], correlation_id: str | None):
+    """(ticket, what `change` returned): load, check and change, save with events; NO_CHANGE saves nothing."""
+
+    def checked(ticket: Ticket):
         try:
-            result = change(ticket)
+            return change(ticket)
         except RuleViolation as exc:
             raise Conflict(str(exc)) from None
-        if result is False and not ticket.recorded:
-            return ticket, result
-        try:
-            _save(app, ticket, cid)
-        except Stale:
-            _back_off(attempt)
-            continue
-        return ticket, result
-    raise Conflict("The ticket is changing too fast; try again.")
+
+    save = lambda ticket, _: _save(svc, ticket, correlation_id)  # noqa: E731
+    return update(lambda: svc.tickets.get(ticket_id), checked, save, "The ticket is changing too fast; try again.")
 
 
-def get_ticket(app: Assignment, ticket_id: str, principal: Principal) -> Ticket:
-    ticket, agent = app.tickets.get(ticket_id), _actor(app, principal)
+def get_ticket(svc: Assignment, ticket_id: str, principal: Principal) -> Ticket:
+    ticket, agent = svc.tickets.get(ticket_id), _actor(svc, principal)
     _require(
         principal.role == "admin"
         or (agent is not None and (ticket.agent_id == agent["id"] or ticket.team in agent["teams"])),
@@ -293,17 +268,17 @@ def get_ticket(app: Assignment, ticket_id: str, principal: Principal) -> Ticket:
     return ticket
 
 
-def queue(app: Assignment, filters: dict, limit: int, cursor: str | None, principal: Principal):
+def queue(svc: Assignment, filters: dict, limit: int, cursor: str | None, principal: Principal):
     """Open tickets; an agent sees its teams' tickets and its own, as on GET /tickets/{id}."""
-    agent = _actor(app, principal)
+    agent = _actor(svc, principal)
     if principal.role == "agent":
         _require(filters.get("team") in (None, *agent["teams"]), "Agents read the queues of their own teams.")
-        filters = {**filters, "$or": [{"team": {"$in": agent["teams"]}}, {"agent_id": agent["id"]}]}
-    return app.tickets.page(filters, limit, cursor)
+        return svc.tickets.page(filters, limit, cursor, visible_to=agent)
+    return svc.tickets.page(filters, limit, cursor)
 
 
-def claim(app: Assignment, ticket_id: str, principal: Principal, cid: str | None) -> Ticket:
-    agent = _actor(app, principal)
+def claim(svc: Assignment, ticket_id: str, principal: Principal, correlation_id: str | None) -> Ticket:
+    agent = _actor(svc, principal)
     _require(agent is not None, "Only an agent can claim a ticket.")
 
     def claimable(ticket: Ticket) -> bool:
@@ -317,21 +292,26 @@ def claim(app: Assignment, ticket_id: str, principal: Principal, cid: str | None
             raise Conflict(f"Agent {ticket.agent_id} has this ticket.")
         return True
 
-    return _assign(app, ticket_id, _given(app, agent["id"]), "claim", agent["id"], cid, prepare=claimable)
+    return _assign(svc, ticket_id, _given(svc, agent["id"]), "claim", agent["id"], correlation_id, prepare=claimable)
 
 
 def assign(
-    app: Assignment, ticket_id: str, agent_id: str | None, team: str | None, principal: Principal, cid: str | None
+    svc: Assignment,
+    ticket_id: str,
+    agent_id: str | None,
+    team: str | None,
+    principal: Principal,
+    correlation_id: str | None,
 ) -> Ticket:
-    actor = _actor(app, principal)
-    ticket = app.tickets.get(ticket_id)
+    actor = _actor(svc, principal)
+    ticket = svc.tickets.get(ticket_id)
     _require(may_manage(principal.role, actor, ticket), "Only admins and the team's leads assign its tickets.")
     if not ticket.is_open:
         raise Conflict(f"The ticket is {ticket.status}.")
     if team is not None:
-        app.teams.require([team], "team")
-        return _assign(app, ticket_id, _auto(app, team), "transfer", principal.actor, cid)
-    target = app.agents.find(agent_id)
+        svc.teams.require([team], "team")
+        return _assign(svc, ticket_id, _auto(svc, team), "transfer", principal.actor, correlation_id)
+    target = svc.agents.find(agent_id)
     if target is None:
         raise Invalid("Unknown agent.", {"agent_id": [f"No agent {agent_id}."]})
     if ticket.team not in target["teams"]:
@@ -339,85 +319,102 @@ def assign(
             "The agent is not in the ticket's team.",
             {"agent_id": [f"{agent_id} is not in team {ticket.team}; transfer the ticket first."]},
         )
-    return _assign(app, ticket_id, _given(app, agent_id), "manual", principal.actor, cid)
+    return _assign(svc, ticket_id, _given(svc, agent_id), "manual", principal.actor, correlation_id)
+
+
+def _work(
+    svc: Assignment,
+    ticket_id: str,
+    principal: Principal,
+    correlation_id: str | None,
+    allowed: Callable[[dict | None, Ticket], bool],
+    refusal: str,
+    act: Callable[[Ticket, dict | None], object],
+):
+    """(ticket, what `act` returned): an agent's or admin's command, once `allowed` for the acting agent."""
+    actor = _actor(svc, principal)
+
+    def write(ticket: Ticket):
+        _require(allowed(actor, ticket), refusal)
+        return act(ticket, actor)
+
+    return _change(svc, ticket_id, write, correlation_id)
 
 
 def reply(
-    app: Assignment, ticket_id: str, body: str, status: str | None, principal: Principal, cid: str | None
+    svc: Assignment, ticket_id: str, body: str, status: str | None, principal: Principal, correlation_id: str | None
 ) -> dict:
-    actor, reply_id = _actor(app, principal), uuid.uuid4().hex
+    reply_id = uuid.uuid4().hex
 
-    def write(ticket: Ticket):
-        _require(may_work_on(principal.role, actor, ticket), "Agents reply on their own tickets and their teams'.")
+    def write(ticket: Ticket, actor: dict | None) -> dict:
         author_id = actor["id"] if actor else principal.actor
         name = actor["name"] if actor else principal.sub
         at = now()
         first = ticket.reply(reply_id, author_id, name, body, status, at)
         return {"id": reply_id, "body": body, "by": author_id, "at": at, "first_response": first}
 
-    return _change(app, ticket_id, write, cid)[1]
+    refusal = "Agents reply on their own tickets and their teams'."
+    return _work(svc, ticket_id, principal, correlation_id, _may_work_on(principal), refusal, write)[1]
 
 
-def add_note(app: Assignment, ticket_id: str, body: str, principal: Principal) -> dict:
-    actor, note_id = _actor(app, principal), uuid.uuid4().hex
-
-    def write(ticket: Ticket):
-        _require(may_work_on(principal.role, actor, ticket), "Agents note on their own tickets and their teams'.")
-        return ticket.add_note(note_id, body, actor["id"] if actor else principal.actor, now())
-
-    return _change(app, ticket_id, write, None)[1]
+def add_note(svc: Assignment, ticket_id: str, body: str, principal: Principal) -> dict:
+    note_id = uuid.uuid4().hex
+    write = lambda t, actor: t.add_note(note_id, body, actor["id"] if actor else principal.actor, now())  # noqa: E731
+    refusal = "Agents note on their own tickets and their teams'."
+    return _work(svc, ticket_id, principal, None, _may_work_on(principal), refusal, write)[1]
 
 
-def change_status(app: Assignment, ticket_id: str, status: str, principal: Principal, cid: str | None) -> Ticket:
-    actor = _actor(app, principal)
-
-    def write(ticket: Ticket):
-        _require(may_work_on(principal.role, actor, ticket), "Agents change their own tickets and their teams'.")
-        ticket.set_status(status, principal.actor, now())
-
-    return _change(app, ticket_id, write, cid)[0]
+def change_status(
+    svc: Assignment, ticket_id: str, status: str, principal: Principal, correlation_id: str | None
+) -> Ticket:
+    write = lambda t, _: t.set_status(status, principal.actor, now())  # noqa: E731
+    refusal = "Agents change their own tickets and their teams'."
+    return _work(svc, ticket_id, principal, correlation_id, _may_work_on(principal), refusal, write)[0]
 
 
-def change_priority(app: Assignment, ticket_id: str, priority: str, principal: Principal, cid: str | None) -> Ticket:
-    actor = _actor(app, principal)
+def change_priority(
+    svc: Assignment, ticket_id: str, priority: str, principal: Principal, correlation_id: str | None
+) -> Ticket:
+    write = lambda t, _: t.set_priority(priority, principal.actor, now())  # noqa: E731
+    allowed = lambda actor, t: may_manage(principal.role, actor, t)  # noqa: E731
+    refusal = "Only admins and the team's leads change priority."
+    return _work(svc, ticket_id, principal, correlation_id, allowed, refusal, write)[0]
 
-    def write(ticket: Ticket):
-        _require(may_manage(principal.role, actor, ticket), "Only admins and the team's leads change priority.")
-        ticket.set_priority(priority, principal.actor, now())
 
-    return _change(app, ticket_id, write, cid)[0]
-
-
-def resolve(app: Assignment, ticket_id: str, resolution: str, principal: Principal, cid: str | None) -> Ticket:
-    actor = _actor(app, principal)
-
-    def write(ticket: Ticket):
-        _require(
-            principal.role == "admin" or (actor is not None and ticket.agent_id == actor["id"]),
-            "Only the assigned agent or an admin resolves a ticket.",
-        )
-        ticket.resolve(resolution, principal.actor, now())
-
-    ticket, _ = _change(app, ticket_id, write, cid)
-    _free(app, ticket, cid)
+def resolve(
+    svc: Assignment, ticket_id: str, resolution: str, principal: Principal, correlation_id: str | None
+) -> Ticket:
+    write = lambda t, _: t.resolve(resolution, principal.actor, now())  # noqa: E731
+    allowed = lambda actor, t: principal.role == "admin" or (actor is not None and t.agent_id == actor["id"])  # noqa: E731
+    refusal = "Only the assigned agent or an admin resolves a ticket."
+    ticket, _ = _work(svc, ticket_id, principal, correlation_id, allowed, refusal, write)
+    _free(svc, ticket, correlation_id)
     return ticket
 
 
-def _free(app: Assignment, ticket: Ticket, cid: str | None) -> None:
+def _may_work_on(principal: Principal) -> Callable[[dict | None, Ticket], bool]:
+    return lambda actor, ticket: may_work_on(principal.role, actor, ticket)
+
+
+def _free(svc: Assignment, ticket: Ticket, correlation_id: str | None) -> None:
     """The ticket no longer counts for its agent: give the slot to whoever waits in the agent's teams."""
     if ticket.agent_id:
-        app.agents.release(ticket.agent_id, ticket.id)
-        agent = app.agents.find(ticket.agent_id)
+        svc.agents.release(ticket.agent_id, ticket.id)
+        agent = svc.agents.find(ticket.agent_id)
         for team in agent["teams"] if agent else [ticket.team]:
-            drain(app, team, cid)
+            drain(svc, team, correlation_id)
 
 
 # --- other services' events -----------------------------------------------------------------------
 
 
-def on_created(app: Assignment, envelope: dict) -> None:
-    data, at, cid = events.load_data(envelope), events.parse_time(envelope["occurred_at"]), envelope["correlation_id"]
-    team = route(data["topic"], app.teams.all())
+def on_created(svc: Assignment, envelope: dict) -> None:
+    data, at, correlation_id = (
+        events.load_data(envelope),
+        events.parse_time(envelope["occurred_at"]),
+        envelope["correlation_id"],
+    )
+    team = route(data["topic"], svc.teams.all())
     ticket = Ticket(
         id=envelope["ticket_id"],
         number=data["number"],
@@ -428,53 +425,59 @@ def on_created(app: Assignment, envelope: dict) -> None:
         created_at=at,
         waiting_since=at,
     )
-    _save(app, ticket, cid, insert=True)  # a redelivery finds it stored: the assignment below is idempotent
+    _save(svc, ticket, correlation_id, insert=True)  # a redelivery finds it stored: the assignment below is idempotent
     _assign(
-        app,
+        svc,
         ticket.id,
-        _auto(app),
+        _auto(svc),
         "auto",
         SYSTEM,
-        cid,
+        correlation_id,
         prepare=lambda t: t.is_open and t.agent_id is None and not t.history,
     )
 
 
-def on_reopened(app: Assignment, envelope: dict) -> None:
+def on_reopened(svc: Assignment, envelope: dict) -> None:
     """Back to the previous agent if available and under capacity; else the team's rule, else its queue."""
-    at, cid = events.parse_time(envelope["occurred_at"]), envelope["correlation_id"]
-    _change(app, envelope["ticket_id"], lambda t: t.reopen(at), cid)
+    at, correlation_id = events.parse_time(envelope["occurred_at"]), envelope["correlation_id"]
+    _change(svc, envelope["ticket_id"], lambda t: None if t.reopen(at) else NO_CHANGE, correlation_id)
 
     def previous_or_team(ticket: Ticket):
-        previous = app.agents.find(ticket.agent_id)
+        previous = svc.agents.find(ticket.agent_id)
         candidate = _candidate(previous) if previous else None
         if takes_back(candidate, ticket.team, bool(previous) and ticket.id in previous["open"]):
             return previous, ticket.team, None
-        return _auto(app)(ticket)
+        return _auto(svc)(ticket)
 
-    _assign(app, envelope["ticket_id"], previous_or_team, "reopen", SYSTEM, cid, prepare=lambda t: t.is_open)
+    _assign(svc, envelope["ticket_id"], previous_or_team, "reopen", SYSTEM, correlation_id, prepare=lambda t: t.is_open)
 
 
-def on_closed(app: Assignment, envelope: dict) -> None:
+def on_closed(svc: Assignment, envelope: dict) -> None:
     at, by = events.parse_time(envelope["occurred_at"]), events.load_data(envelope)["by"]
-    ticket, _ = _change(app, envelope["ticket_id"], lambda t: t.close(by, at), envelope["correlation_id"])
-    _free(app, ticket, envelope["correlation_id"])  # also on a redelivery: the slot may not be free yet
+    close = lambda t: None if t.close(by, at) else NO_CHANGE  # noqa: E731
+    ticket, _ = _change(svc, envelope["ticket_id"], close, envelope["correlation_id"])
+    _free(svc, ticket, envelope["correlation_id"])  # also on a redelivery: the slot may not be free yet
 
 
-def on_message_added(app: Assignment, envelope: dict) -> None:
+def on_message_added(svc: Assignment, envelope: dict) -> None:
     at = events.parse_time(envelope["occurred_at"])
-    _change(app, envelope["ticket_id"], lambda t: t.requester_wrote(at) or False, envelope["correlation_id"])
+
+    def wrote(ticket: Ticket):
+        ticket.requester_wrote(at)
+        return None if ticket.recorded else NO_CHANGE  # saved only when it moved the ticket on
+
+    _change(svc, envelope["ticket_id"], wrote, envelope["correlation_id"])
 
 
 def on_sla(kind: str) -> Callable[[Assignment, dict], None]:
-    def handle(app: Assignment, envelope: dict) -> None:
+    def handle(svc: Assignment, envelope: dict) -> None:
         data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
-        _change(app, envelope["ticket_id"], lambda t: t.sla_alert(kind, data, at) or False, None)
+        _change(svc, envelope["ticket_id"], lambda t: None if t.sla_alert(kind, data, at) else NO_CHANGE, None)
 
     return handle
 
 
-EVENT_HANDLERS = {
+HANDLERS = {
     "ticket.created": on_created,
     "ticket.reopened": on_reopened,
     "ticket.closed": on_closed,
@@ -482,36 +485,3 @@ EVENT_HANDLERS = {
     "sla.warning": on_sla("warning"),
     "sla.breached": on_sla("breached"),
 }
-
-
-def handlers(app: Assignment) -> dict:
-    return {kind: (lambda envelope, handle=handle: handle(app, envelope)) for kind, handle in EVENT_HANDLERS.items()}
-
-
-# --- keeping the counts exact ---------------------------------------------------------------------
-
-
-class Reconciler:
-    """Compares each agent's open tickets with the tickets; fixes a difference seen twice in a row.
-
-    A difference seen once may be an assignment in flight (the slot is reserved before the ticket
-    is saved); one that lasts across two runs is what a process that died in between left.
-    """
-
-    def __init__(self, app: Assignment) -> None:
-        self.app, self.suspects = app, {}
-
-    def run(self) -> int:
-        fixed, seen = 0, {}
-        owned = self.app.tickets.open_by_agent()
-        for agent in self.app.agents.all():
-            truth = owned.get(agent["id"], [])
-            if sorted(agent["open"]) == truth:
-                continue
-            key = (tuple(sorted(agent["open"])), tuple(truth))
-            if self.suspects.get(agent["id"]) == key and self.app.agents.set_open(agent, truth):
-                fixed += 1
-            else:
-                seen[agent["id"]] = key
-        self.suspects = seen
-        return fixed

@@ -1,15 +1,12 @@
-"""marshmallow schemas of assignment's HTTP API (CONTRACT section 5)."""
+"""marshmallow schemas of assignment's HTTP API: agents, teams, the queue and the agents' work on tickets."""
 
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from shared.events import CLOCKS, PRIORITIES, STATUSES, StrictBoolean, Timestamp
+from services.assignment.domain import WORK_STATUSES
+from shared.events import CLOCKS, OPEN_STATUSES, PRIORITIES, STATUSES, StrictBoolean, Timestamp
 from shared.schemas import FullMatch, Strict, text, unique
-
-OPEN_STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester")
-AGENT_STATUSES = ("in_progress", "waiting_on_requester")  # the statuses an agent may set
-
 
 AGENT_ID = FullMatch(r"^[a-z0-9][a-z0-9._-]{0,63}$", error="Use 1 to 64 lowercase letters, digits, ., - or _.")
 TEAM_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
@@ -207,7 +204,7 @@ class AssignSchema(Strict):
 
 class ReplyCreateSchema(Strict):
     body = text(20000, required=True)
-    status = fields.String(validate=validate.OneOf(AGENT_STATUSES))
+    status = fields.String(validate=validate.OneOf(WORK_STATUSES))
 
 
 class NoteCreateSchema(Strict):
@@ -215,7 +212,7 @@ class NoteCreateSchema(Strict):
 
 
 class StatusChangeSchema(Strict):
-    status = fields.String(required=True, validate=validate.OneOf(AGENT_STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(WORK_STATUSES))
 
 
 class PriorityChangeSchema(Strict):

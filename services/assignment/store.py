@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from services.assignment.domain import GENERAL, OPEN_STATUSES, PRIORITY_RANK, Ticket
+from services.assignment.domain import GENERAL, Ticket
 from shared import outbox
+from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
 from shared.errors import Conflict, Invalid, NotFound
+from shared.events import OPEN_STATUSES
 from shared.mongo import Stale, ensure_document
+from shared.relay import OutboxFlusher
 
 _TICKET_FIELDS = (
     "number",
@@ -34,6 +35,15 @@ _TICKET_FIELDS = (
     "history",
     "replies",
     "watermarks",
+)
+
+QUEUE_ORDER = Paginator(
+    (
+        Key("s", "sla_sort", datetime),
+        Key("p", "priority_rank", int),
+        Key("c", "created_at", datetime),
+        Key("i", "_id", str),
+    )
 )
 
 
@@ -156,8 +166,8 @@ def _team(doc: dict) -> dict:
 class TicketStore(VersionedStore):
     kind, model, fields = "ticket", Ticket, _TICKET_FIELDS
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(db["tickets"])
+    def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
+        super().__init__(db["tickets"], flusher)
 
     def derived(self, ticket: Ticket) -> dict:
         return {"priority_rank": ticket.priority_rank, "sla_sort": ticket.sla_sort}
@@ -183,61 +193,15 @@ class TicketStore(VersionedStore):
             owned.setdefault(doc["agent_id"], []).append(doc["_id"])
         return {agent_id: sorted(ids) for agent_id, ids in owned.items()}
 
-    def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
-        """Open tickets: soonest SLA deadline, then priority, then age (cursor: the last one's sort key)."""
-        query = {key: value for key, value in filters.items() if value is not None}
-        query.setdefault("status", {"$in": list(OPEN_STATUSES)})
-        order = [("sla_sort", ASCENDING), ("priority_rank", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]
-        if cursor:
-            query = {"$and": [query, _after(_decode_cursor(cursor))]}
-        docs = list(self.collection.find(query, outbox.NO_OUTBOX).sort(order).limit(limit + 1))
-        tickets = [self.from_doc(doc) for doc in docs[:limit]]
-        last = docs[limit - 1] if len(docs) > limit else None
-        return tickets, _encode_cursor(last) if last else None
+    def page(
+        self, filters: dict, limit: int, cursor: str | None, visible_to: dict | None = None
+    ) -> tuple[list[Ticket], str | None]:
+        """Open tickets: soonest SLA deadline, then priority, then age (cursor: the last one's sort key).
 
-
-def _encode_cursor(doc: dict) -> str:
-    key = {
-        "s": doc["sla_sort"].isoformat(),
-        "p": doc["priority_rank"],
-        "c": doc["created_at"].isoformat(),
-        "i": doc["_id"],
-    }
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> dict:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if (
-            not isinstance(key, dict)
-            or set(key) != {"s", "p", "c", "i"}
-            or type(key["p"]) is not int
-            or not 0 <= key["p"] <= max(PRIORITY_RANK.values())
-            or not isinstance(key["i"], str)
-        ):
-            raise ValueError
-        return {"s": _utc(key["s"]), "p": key["p"], "c": _utc(key["c"]), "i": key["i"]}
-    except (ValueError, TypeError, OverflowError):
-        raise Invalid("The cursor is not one this API gave out.", {"cursor": ["Invalid cursor."]}) from None
-
-
-def _utc(text: str) -> datetime:
-    """An aware time that BSON can hold (a forged cursor may name any year, or none of a zone)."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError("naive time")
-    return moment.astimezone(UTC)  # OverflowError beyond year 1..9999
-
-
-def _after(key: dict) -> dict:
-    """Documents after the cursor's (sla_sort, priority_rank, created_at, _id) in that order."""
-    s, p, c, i = key["s"], key["p"], key["c"], key["i"]
-    return {
-        "$or": [
-            {"sla_sort": {"$gt": s}},
-            {"sla_sort": s, "priority_rank": {"$gt": p}},
-            {"sla_sort": s, "priority_rank": p, "created_at": {"$gt": c}},
-            {"sla_sort": s, "priority_rank": p, "created_at": c, "_id": {"$gt": i}},
-        ]
-    }
+        `visible_to` (an agent) keeps the tickets of the agent's teams and those assigned to it.
+        """
+        query = {"status": {"$in": list(OPEN_STATUSES)}} | {k: v for k, v in filters.items() if v is not None}
+        if visible_to is not None:
+            query["$or"] = [{"team": {"$in": visible_to["teams"]}}, {"agent_id": visible_to["id"]}]
+        docs, next_cursor = QUEUE_ORDER.page(self.collection, query, limit, cursor, outbox.NO_OUTBOX)
+        return [self.from_doc(doc) for doc in docs], next_cursor

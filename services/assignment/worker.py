@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import os
-
 from services.assignment import handlers
+from services.assignment.timers import Reconciler
 from shared.config import load_settings
-from shared.runtime import Timer, configure_logging, outbox_timers, run_worker, wait_for
+from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, wait_for
 
 
 def main() -> None:
-    configure_logging()
     settings = load_settings()
-    app = handlers.bootstrap(settings)
-    wait_for(app.ensure_storage, "MongoDB")
-    reconciler = handlers.Reconciler(app)
+    configure_logging(settings)
+    svc = handlers.bootstrap(settings)
+    wait_for(svc.ensure_storage, "MongoDB")
+    reconciler = Reconciler(svc)
     timers = [
-        *outbox_timers(settings, handlers.SERVICE, app.pending, [app.tickets.collection]),
-        Timer("reconcile", float(os.environ.get("TICKETFLOW_RECONCILE_INTERVAL", "30")), reconciler.run),
-        Timer("expire-records", 3600, app.processed.expire),
+        *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.tickets]),
+        Timer("reconcile", settings.reconcile_interval, reconciler.run),
+        Timer("expire-records", 3600, svc.processed.expire),
     ]
-    run_worker(settings, handlers.SERVICE, handlers.handlers(app), app.processed, timers)
+    run_worker(settings, handlers.SERVICE, bind(handlers.HANDLERS, svc), svc.processed, timers)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ class Tickets(MethodView):
             "status": query.get("status"),
             "topic": query.get("topic"),
         }
-        items, cursor = intake().tickets.page(filters, query["limit"], query.get("cursor"))
+        items, cursor = handlers.list_tickets(intake(), filters, query["limit"], query.get("cursor"))
         return {"items": items, "next_cursor": cursor}
 
 
@@ -79,7 +79,7 @@ class TicketById(MethodView):
     @tickets.response(200, TicketSchema)
     def get(self, ticket_id):
         """A ticket, with its thread of requester messages and agents' public replies."""
-        return intake().tickets.get(ticket_id)
+        return handlers.get_ticket(intake(), ticket_id)
 
 
 @tickets.route("/tickets/<ticket_id>/messages")
@@ -108,9 +108,8 @@ class Timeline(MethodView):
     @tickets.response(200, TimelineSchema)
     def get(self, query, ticket_id):
         """Every event of the ticket from every service, oldest first: what happened, and why."""
-        intake().tickets.get(ticket_id)
-        items, cursor = intake().timeline.page(ticket_id, query["limit"], query.get("cursor"))
-        return {"items": [{**item, "event_id": item["_id"]} for item in items], "next_cursor": cursor}
+        items, cursor = handlers.timeline(intake(), ticket_id, query["limit"], query.get("cursor"))
+        return {"items": items, "next_cursor": cursor}
 
 
 @topics.route("/topics")
@@ -119,7 +118,7 @@ class Topics(MethodView):
     @topics.response(200, TopicListSchema)
     def get(self):
         """The help topics (a short fixed list: next_cursor is always null)."""
-        return {"items": intake().topics.all(), "next_cursor": None}
+        return {"items": handlers.list_topics(intake()), "next_cursor": None}
 
 
 @topics.route("/topics/<topic_id>")
@@ -133,7 +132,7 @@ class TopicById(MethodView):
             TOPIC_ID(topic_id)
         except ValidationError as err:
             raise Invalid("The topic id is not valid.", {"id": err.messages}) from None
-        return intake().topics.put(topic_id, body["name"])
+        return handlers.put_topic(intake(), topic_id, body["name"])
 
 
 def create_app(settings: Settings | None = None) -> Flask:

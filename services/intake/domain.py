@@ -10,12 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared.events import OPEN_STATUSES
 from shared.ordering import newer
 
-STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester", "resolved", "closed")
-PRIORITIES = ("low", "normal", "high", "emergency")
-SOURCES = ("web", "email", "phone", "api")
-OPEN_STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester")
 DEFAULT_TOPICS = (
     ("general", "General"),
     ("hardware", "Hardware"),

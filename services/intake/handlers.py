@@ -1,24 +1,25 @@
-"""intake's commands and event handlers: load, call the domain, save with the events it recorded."""
+"""intake's commands, queries and event handlers: load, call the domain, save with the events it recorded."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from services.intake.domain import Ticket, TicketClosed, changes_view, summarize
 from services.intake.store import IdempotencyKeys, TicketStore, TimelineStore, TopicStore
 from shared import events, outbox
+from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict, Invalid
 from shared.idempotency import ProcessedEvents
-from shared.mongo import Stale, database
-from shared.relay import OutboxFlusher, PendingOutboxes
+from shared.mongo import database
+from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
+from shared.saving import NO_CHANGE, update
 
 SERVICE = "intake"
-SAVE_ATTEMPTS = 8
 
 
 @dataclass
@@ -44,25 +45,22 @@ class Intake:
 
 
 def bootstrap(settings: Settings) -> Intake:
+    """intake's stores on its own database; the tickets' events go to the flusher as they are saved."""
     db = database(settings, SERVICE)
-    pending = PendingOutboxes(db)
+    pending, flusher = outbox_for(settings, SERVICE, db)
     return Intake(
         settings,
-        TicketStore(db),
+        TicketStore(db, flusher),
         TopicStore(db),
         IdempotencyKeys(db),
         TimelineStore(db),
         ProcessedEvents(db),
         pending,
-        OutboxFlusher(settings, SERVICE, pending),
+        flusher,
     )
 
 
-def now() -> datetime:
-    return outbox.now_ms()
-
-
-def _recorded(ticket: Ticket, correlation_id: str | None, at: datetime | None = None) -> dict:
+def _recorded(ticket: Ticket, correlation_id: str | None, at=None) -> dict:
     """The events the ticket recorded, as outbox entries."""
     recorded, ticket.recorded = ticket.recorded, []
     return outbox.stage(SERVICE, ticket.id, recorded, correlation_id, at)
@@ -72,106 +70,102 @@ def _request_hash(request: dict) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def change_ticket(svc: Intake, ticket_id: str, change: Callable[[Ticket], object], correlation_id: str | None):
+    """(ticket, what `change` returned): load, change, save with its events; NO_CHANGE saves nothing."""
+    save = lambda ticket, _: svc.tickets.save(ticket, _recorded(ticket, correlation_id))  # noqa: E731
+    return update(lambda: svc.tickets.get(ticket_id), change, save, "The ticket is changing too fast; try again.")
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 
 def create_ticket(
-    app: Intake, request: dict, idempotency_key: str | None, correlation_id: str | None
+    svc: Intake, request: dict, idempotency_key: str | None, correlation_id: str | None
 ) -> tuple[Ticket, bool]:
     """Open a ticket; with an Idempotency-Key the same request gives the same ticket. Returns (ticket, created)."""
-    if not app.topics.known(request["topic"]):
+    if not svc.topics.known(request["topic"]):
         raise Invalid("Unknown topic.", {"topic": [f"Unknown topic {request['topic']!r}; see GET /topics."]})
     ticket_id = uuid.uuid4().hex
     if idempotency_key:
         request_hash = _request_hash(request)
-        record = app.keys.claim(idempotency_key, request_hash, ticket_id, now())
+        record = svc.keys.claim(idempotency_key, request_hash, ticket_id, now())
         if record["request_hash"] != request_hash:
             raise Conflict("This Idempotency-Key was used with a different request body.")
         if record["ticket_id"] != ticket_id:  # the key was used before: answer with its ticket
             ticket_id = record["ticket_id"]
-            existing = _find(app, ticket_id)
+            existing = svc.tickets.find(ticket_id)
             if existing is not None:
                 return existing, False
     at = now()
-    ticket = Ticket.open(ticket_id, app.tickets.next_number(), request, at)
-    staged = _recorded(ticket, correlation_id, at)  # occurred_at is the ticket's created_at
-    if not app.tickets.insert(ticket, staged):  # a concurrent request with the same key won
-        return app.tickets.get(ticket_id), False
-    app.flusher.submit(app.tickets.collection, ticket.id, staged, ticket.version)
+    ticket = Ticket.open(ticket_id, svc.tickets.next_number(), request, at)
+    if not svc.tickets.insert(ticket, _recorded(ticket, correlation_id, at)):  # occurred_at is its created_at
+        return svc.tickets.get(ticket_id), False  # a concurrent request with the same key won
     return ticket, True
 
 
-def _find(app: Intake, ticket_id: str) -> Ticket | None:
-    doc = app.tickets.collection.find_one({"_id": ticket_id}, {"_id": 1})
-    return app.tickets.get(ticket_id) if doc else None
-
-
-def _change(app: Intake, ticket_id: str, change, correlation_id: str | None):
-    """Load, change, save with events; on a concurrent save read again and retry."""
-    for _ in range(SAVE_ATTEMPTS):
-        ticket = app.tickets.get(ticket_id)
-        result = change(ticket)
-        if not ticket.recorded and result is False:
-            return ticket, result
-        staged = _recorded(ticket, correlation_id)
-        try:
-            app.tickets.save(ticket, staged)
-        except Stale:
-            continue
-        app.flusher.submit(app.tickets.collection, ticket.id, staged, ticket.version)
-        return ticket, result
-    raise Conflict("The ticket is changing too fast; try again.")
-
-
-def add_message(app: Intake, ticket_id: str, body: str, correlation_id: str | None) -> dict:
+def add_message(svc: Intake, ticket_id: str, body: str, correlation_id: str | None) -> dict:
     message_id = uuid.uuid4().hex
 
-    def change(ticket: Ticket):
+    def write(ticket: Ticket) -> None:
         try:
             ticket.add_message(message_id, body, now())
         except TicketClosed:
             raise Conflict("The ticket is closed; open a new ticket instead.") from None
-        return True
 
-    ticket, _ = _change(app, ticket_id, change, correlation_id)
+    ticket, _ = change_ticket(svc, ticket_id, write, correlation_id)
     return next(entry for entry in ticket.thread if entry["id"] == message_id)
 
 
-def close_ticket(app: Intake, ticket_id: str, by: str, correlation_id: str | None) -> Ticket:
-    ticket, _ = _change(app, ticket_id, lambda t: t.close(by, now()), correlation_id)
-    return ticket
+def close_ticket(svc: Intake, ticket_id: str, by: str, correlation_id: str | None) -> Ticket:
+    """Close the ticket; closing a closed ticket saves and publishes nothing."""
+
+    def close(ticket: Ticket):
+        return None if ticket.close(by, now()) else NO_CHANGE
+
+    return change_ticket(svc, ticket_id, close, correlation_id)[0]
 
 
-def auto_close(app: Intake) -> int:
-    """Close tickets resolved longer ago than TICKETFLOW_AUTO_CLOSE_HOURS."""
-    hours = app.settings.auto_close_hours
-    closed = 0
-    for ticket_id in app.tickets.resolved_before(now() - timedelta(hours=hours)):
-        ticket, changed = _change(
-            app, ticket_id, lambda t: t.due_for_auto_close(now(), hours) and t.close("auto", now()), None
-        )
-        closed += bool(changed)
-    return closed
+def put_topic(svc: Intake, topic_id: str, name: str) -> dict:
+    return svc.topics.put(topic_id, name)
 
 
-def expire_records(app: Intake) -> None:
-    app.keys.expire(now())
-    app.processed.expire()
+# --- queries ----------------------------------------------------------------------------------
+
+
+def get_ticket(svc: Intake, ticket_id: str) -> Ticket:
+    return svc.tickets.get(ticket_id)
+
+
+def list_tickets(svc: Intake, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
+    return svc.tickets.page(filters, limit, cursor)
+
+
+def timeline(svc: Intake, ticket_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """A page of the ticket's events, oldest first (NotFound for an unknown ticket)."""
+    svc.tickets.get(ticket_id)
+    items, next_cursor = svc.timeline.page(ticket_id, limit, cursor)
+    return [{**item, "event_id": item["_id"]} for item in items], next_cursor
+
+
+def list_topics(svc: Intake) -> list[dict]:
+    return svc.topics.all()
 
 
 # --- events -----------------------------------------------------------------------------------
 
 
-def record_and_apply(app: Intake, envelope: dict) -> None:
+def record_and_apply(svc: Intake, envelope: dict) -> None:
     """Apply another service's event to intake's view, then put every event on the ticket's timeline."""
     data = events.load_data(envelope)
     at = events.parse_time(envelope["occurred_at"])
+
+    def apply(ticket: Ticket):
+        return None if ticket.apply(envelope["type"], data, at) else NO_CHANGE
+
     # intake's own events changed the ticket when they were stored; notification.* never change it
     if envelope["producer"] != SERVICE and changes_view(envelope["type"]):
-        _change(
-            app, envelope["ticket_id"], lambda t: t.apply(envelope["type"], data, at), envelope.get("correlation_id")
-        )
-    app.timeline.record(
+        change_ticket(svc, envelope["ticket_id"], apply, envelope.get("correlation_id"))
+    svc.timeline.record(
         {
             "event_id": envelope["event_id"],
             "ticket_id": envelope["ticket_id"],
@@ -184,5 +178,4 @@ def record_and_apply(app: Intake, envelope: dict) -> None:
     )
 
 
-def handlers(app: Intake) -> dict:
-    return {event_type: (lambda envelope: record_and_apply(app, envelope)) for event_type in events.EVENT_TYPES}
+HANDLERS = {event_type: record_and_apply for event_type in events.EVENT_TYPES}

@@ -1,11 +1,10 @@
-"""marshmallow schemas of intake's HTTP API (CONTRACT section 4)."""
+"""marshmallow schemas of intake's HTTP API: tickets, their thread and timeline, and help topics."""
 
 from __future__ import annotations
 
 from marshmallow import Schema, fields, pre_load, validate
 
-from services.intake.domain import PRIORITIES, SOURCES, STATUSES
-from shared.events import Timestamp
+from shared.events import PRIORITIES, SOURCES, STATUSES, Timestamp
 from shared.schemas import FullMatch, Strict, not_blank
 
 TOPIC_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")

@@ -11,9 +11,10 @@ from pymongo.errors import DuplicateKeyError
 
 from services.intake.domain import DEFAULT_TOPICS, Ticket
 from shared import outbox
-from shared.cursors import after_time_cursor, decode_cursor, encode_cursor, time_cursor
+from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
 from shared.mongo import ensure_document, next_sequence
+from shared.relay import OutboxFlusher
 
 FIRST_NUMBER = 100001
 _TICKET_FIELDS = (
@@ -36,12 +37,15 @@ _TICKET_FIELDS = (
     "watermarks",
 )
 
+NEWEST_TICKETS_FIRST = Paginator((Key("n", "number", int),), descending=True)
+OLDEST_EVENTS_FIRST = Paginator((Key("at", "occurred_at", datetime), Key("id", "_id", str)))
+
 
 class TicketStore(VersionedStore):
     kind, model, fields = "ticket", Ticket, _TICKET_FIELDS
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(db["tickets"])
+    def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
+        super().__init__(db["tickets"], flusher)
         self.db = db
 
     def ensure_indexes(self) -> None:
@@ -57,13 +61,8 @@ class TicketStore(VersionedStore):
 
     def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
         """Newest first; the cursor is the last number seen."""
-        query = {key: value for key, value in filters.items() if value is not None}
-        if cursor:
-            query["number"] = {"$lt": decode_cursor(cursor, {"n": int})["n"]}
-        docs = list(self.collection.find(query, outbox.NO_OUTBOX).sort("number", DESCENDING).limit(limit + 1))
-        tickets = [self.from_doc(doc) for doc in docs[:limit]]
-        more = len(docs) > limit
-        return tickets, encode_cursor({"n": tickets[-1].number}) if more else None
+        docs, next_cursor = NEWEST_TICKETS_FIRST.page(self.collection, filters, limit, cursor, outbox.NO_OUTBOX)
+        return [self.from_doc(doc) for doc in docs], next_cursor
 
     def resolved_before(self, moment: datetime, limit: int = 200) -> list[str]:
         query = {"status": "resolved", "resolved_at": {"$lte": moment}}
@@ -143,11 +142,5 @@ class TimelineStore:
             pass
 
     def page(self, ticket_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-        query: dict = {"ticket_id": ticket_id}
-        if cursor:
-            query |= after_time_cursor("occurred_at", cursor, newest_first=False)
-        docs = list(self.collection.find(query).sort([("occurred_at", ASCENDING), ("_id", ASCENDING)]).limit(limit + 1))
-        items = docs[:limit]
-        more = len(docs) > limit
-        last = items[-1] if items else None
-        return items, time_cursor(last["occurred_at"], last["_id"]) if more else None
+        """The ticket's events, oldest first; the cursor is the last one's (occurred_at, id)."""
+        return OLDEST_EVENTS_FIRST.page(self.collection, {"ticket_id": ticket_id}, limit, cursor)

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import os
-
-from services.intake import handlers
+from services.intake import handlers, timers
 from shared.config import load_settings
-from shared.runtime import Timer, configure_logging, outbox_timers, run_worker, wait_for
+from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, wait_for
 
 
 def main() -> None:
-    configure_logging()
     settings = load_settings()
-    app = handlers.bootstrap(settings)
-    wait_for(app.ensure_storage, "MongoDB")
-    auto_close_every = float(os.environ.get("TICKETFLOW_AUTO_CLOSE_INTERVAL", "60"))
-    timers = [
-        *outbox_timers(settings, handlers.SERVICE, app.pending, [app.tickets.collection]),
-        Timer("auto-close", auto_close_every, lambda: handlers.auto_close(app)),
-        Timer("expire-records", 3600, lambda: handlers.expire_records(app)),
+    configure_logging(settings)
+    svc = handlers.bootstrap(settings)
+    wait_for(svc.ensure_storage, "MongoDB")
+    worker_timers = [
+        *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.tickets]),
+        Timer("auto-close", settings.auto_close_interval, lambda: timers.auto_close(svc)),
+        Timer("expire-records", 3600, lambda: timers.expire_records(svc)),
     ]
-    run_worker(settings, handlers.SERVICE, handlers.handlers(app), app.processed, timers)
+    run_worker(settings, handlers.SERVICE, bind(handlers.HANDLERS, svc), svc.processed, worker_timers)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ class Notifications(MethodView):
     def get(self, query):
         """Notifications, newest first, filtered by ticket, recipient and status."""
         filters = {key: query.get(key) for key in ("ticket_id", "recipient", "status")}
-        items, cursor = notify().notifications.page(filters, query["limit"], query.get("cursor"))
+        items, cursor = handlers.list_notifications(notify(), filters, query["limit"], query.get("cursor"))
         return {"items": items, "next_cursor": cursor}
 
 
@@ -72,7 +72,7 @@ class NotificationById(MethodView):
     @notifications.alt_response(404, response="NOT_FOUND")
     def get(self, notification_id):
         """A notification: what was sent to whom, and how its attempts went."""
-        return notify().notifications.get(notification_id)
+        return handlers.get_notification(notify(), notification_id)
 
 
 @notifications.route("/notifications/<notification_id>/retry")
@@ -100,7 +100,7 @@ class Webhooks(MethodView):
     @webhooks.response(200, WebhookListSchema)
     def get(self):
         """Every webhook, oldest first, without secrets (a short list: next_cursor is always null)."""
-        return {"items": [handlers.webhook_view(hook) for hook in notify().webhooks.all()], "next_cursor": None}
+        return {"items": handlers.list_webhooks(notify()), "next_cursor": None}
 
 
 @webhooks.route("/webhooks/<webhook_id>")

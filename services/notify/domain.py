@@ -11,7 +11,7 @@ from shared.ordering import newer
 
 _NAMESPACE = uuid.UUID("5b0e7b8e-4c8f-4d0e-9a53-1f6d2b7c9e11")
 
-# Who gets an email for which event (CONTRACT §7). Internal notes are never events, so never sent.
+# Who gets an email for which event. Internal notes are never events, so never sent.
 EMAIL_AUDIENCES: dict[str, tuple[str, ...]] = {
     "ticket.created": ("requester",),
     "ticket.replied": ("requester",),

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from services.notify import mailer, messages, webhooks
+from services.notify import mailer, messages, webhook_sender, webhooks
 from services.notify.domain import (
     Message,
     NotDead,
@@ -25,14 +25,15 @@ from services.notify.domain import (
 )
 from services.notify.store import NotificationStore, TicketViews, WebhookStore
 from shared import events, outbox
+from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
-from shared.relay import OutboxFlusher, PendingOutboxes
+from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
+from shared.saving import NO_CHANGE, update
 
 SERVICE = "notify"
-SAVE_ATTEMPTS = 8
 LEASE_TIMEOUTS = 6  # a claim lasts six send timeouts (connect, EHLO, MAIL, RCPT, DATA, QUIT), then it is free again
 
 
@@ -47,7 +48,7 @@ class Notify:
     processed: ProcessedEvents
     pending: PendingOutboxes
     flusher: OutboxFlusher
-    on_recorded: Callable[[], None] = field(default=lambda: None)  # wakes the worker's dispatcher
+    on_recorded: Callable[[], None]  # told when notifications were recorded: wakes the dispatcher, or nothing
 
     def ensure_storage(self) -> None:
         self.notifications.ensure_indexes()
@@ -55,56 +56,57 @@ class Notify:
         self.pending.ensure_indexes()
 
 
-def bootstrap(settings: Settings) -> Notify:
+def bootstrap(settings: Settings, on_recorded: Callable[[], None] = lambda: None) -> Notify:
+    """notify's stores on its own database; `on_recorded` hears of new notifications (the worker's dispatcher)."""
     db = database(settings, SERVICE)
-    pending = PendingOutboxes(db)
+    pending, flusher = outbox_for(settings, SERVICE, db)
     return Notify(
         settings,
         TicketViews(db),
-        NotificationStore(db),
+        NotificationStore(db, flusher),
         WebhookStore(db),
         ProcessedEvents(db),
         pending,
-        OutboxFlusher(settings, SERVICE, pending),
+        flusher,
+        on_recorded,
     )
-
-
-def now() -> datetime:
-    return outbox.now_ms()
 
 
 # --- events -> notifications -------------------------------------------------------------------------
 
 
-def on_event(app: Notify, envelope: dict) -> None:
+def on_event(svc: Notify, envelope: dict) -> None:
     """Learn what the event tells about the ticket, then record its webhook deliveries and its emails."""
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
-    view = _learn(app, envelope["ticket_id"], envelope["type"], data, at)
-    records = _webhook_deliveries(app, envelope)
-    _record(app, records)  # before the emails: a recipient not known yet must not hold up the webhooks
-    _record(app, _emails(app, envelope, data, view))
+    view = _learn(svc, envelope["ticket_id"], envelope["type"], data, at)
+    records = _webhook_deliveries(svc, envelope)
+    _record(svc, records)  # before the emails: a recipient not known yet must not hold up the webhooks
+    _record(svc, _emails(svc, envelope, data, view))
 
 
-def _learn(app: Notify, ticket_id: str, event_type: str, data: dict, at: datetime) -> TicketView | None:
-    for _ in range(SAVE_ATTEMPTS):
-        view = app.views.find(ticket_id)
-        fresh = view is None
-        view = view or TicketView(ticket_id)
-        if not view.apply(event_type, data, at):
-            return None if fresh else view
-        try:
-            if fresh:
-                if not app.views.insert(view, {}):
-                    continue  # created meanwhile: learn into that one
-            else:
-                app.views.save(view, {})
-            return view
-        except Stale:
-            continue
-    raise Conflict(f"The projection of ticket {ticket_id} is changing too fast.")
+def _learn(svc: Notify, ticket_id: str, event_type: str, data: dict, at: datetime) -> TicketView | None:
+    """The ticket's projection after the event; None while notify knows nothing of the ticket."""
+
+    def load() -> tuple[TicketView, bool]:
+        view = svc.views.find(ticket_id)
+        return (TicketView(ticket_id), True) if view is None else (view, False)
+
+    def learn(loaded: tuple[TicketView, bool]):
+        return None if loaded[0].apply(event_type, data, at) else NO_CHANGE
+
+    def save(loaded: tuple[TicketView, bool], _) -> None:
+        view, fresh = loaded
+        if not fresh:
+            svc.views.save(view, {})
+        elif not svc.views.insert(view, {}):
+            raise Stale(ticket_id)  # created meanwhile: learn into that one
+
+    busy = f"The projection of ticket {ticket_id} is changing too fast."
+    (view, fresh), result = update(load, learn, save, busy)
+    return None if fresh and result is NO_CHANGE else view
 
 
-def _emails(app: Notify, envelope: dict, data: dict, view: TicketView | None) -> list[Notification]:
+def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) -> list[Notification]:
     found = []
     event = {"type": envelope["type"], "occurred_at": events.parse_time(envelope["occurred_at"]), "data": data}
     for audience, recipient in email_recipients(envelope["type"], data, view):
@@ -114,10 +116,10 @@ def _emails(app: Notify, envelope: dict, data: dict, view: TicketView | None) ->
     return found
 
 
-def _webhook_deliveries(app: Notify, envelope: dict) -> list[Notification]:
+def _webhook_deliveries(svc: Notify, envelope: dict) -> list[Notification]:
     body = events.encode(envelope).decode()
     found = []
-    for hook in app.webhooks.all():
+    for hook in svc.webhooks.all():
         if webhooks.matches(hook["events"], envelope["type"]):
             record = _notification(envelope, "webhook", hook["url"], None, body, None, key=hook["_id"])
             record.webhook_id, record.endpoint = hook["_id"], urlsplit(hook["url"]).netloc
@@ -143,33 +145,29 @@ def _notification(envelope: dict, channel: str, recipient: str, subject, body: s
     )
 
 
-def _record(app: Notify, records: list[Notification]) -> None:
+def _record(svc: Notify, records: list[Notification]) -> None:
     """Store each notification once; one already stored (a redelivered event) is left as it is."""
     for record in records:
-        app.notifications.insert(record, {})  # False for one already there
+        svc.notifications.insert(record, {})  # False for one already there
     if records:
-        app.on_recorded()
-
-
-def handlers(app: Notify) -> dict:
-    return {kind: (lambda envelope: on_event(app, envelope)) for kind in webhooks.WEBHOOK_EVENT_TYPES}
+        svc.on_recorded()
 
 
 # --- sending (the dispatcher's steps) ----------------------------------------------------------------
 
 
-def claim(app: Notify, notification_id: str) -> Notification | None:
+def claim(svc: Notify, notification_id: str) -> Notification | None:
     """Take a due notification for its lease, so that no other sender takes it meanwhile; None if not due.
 
     A sender that dies mid-send leaves the claim; when the lease ends, the next pass sends it again.
     """
-    record = app.notifications.get(notification_id)
+    record = svc.notifications.get(notification_id)
     at = now()
     if record.next_attempt_at is None or record.next_attempt_at > at:
         return None
-    record.next_attempt_at = at + lease(app.settings)
+    record.next_attempt_at = at + lease(svc.settings)
     try:
-        app.notifications.save(record, {})
+        svc.notifications.save(record, {})
     except Stale:
         return None
     return record
@@ -180,29 +178,28 @@ def lease(settings: Settings) -> timedelta:
     return timedelta(seconds=LEASE_TIMEOUTS * max(settings.smtp_timeout, settings.webhook_timeout))
 
 
-def send(app: Notify, record: Notification) -> None:
+def send(svc: Notify, record: Notification) -> None:
     """One attempt at a claimed notification; the outcome (and its event) stored with it."""
     try:
-        _deliver(app, record)
+        _deliver(svc, record)
         record.succeeded(now())
     except SendError as exc:
-        record.failed(str(exc), now(), app.settings.retry_delays)
+        record.failed(str(exc), now(), svc.settings.retry_delays)
     staged = outbox.stage(SERVICE, record.ticket_id, record.recorded, None)
     record.recorded = []
     try:
-        app.notifications.save(record, staged)
+        svc.notifications.save(record, staged)
     except Stale:  # our lease ran out and another sender took it: its outcome counts
         return
-    app.flusher.submit(app.notifications.collection, record.id, staged, record.version)
 
 
-def _deliver(app: Notify, record: Notification) -> None:
+def _deliver(svc: Notify, record: Notification) -> None:
     if record.channel == "email":
         message = Message(record.subject or "", record.body, record.html or "")
-        email = mailer.build_email(app.settings.notify_from, record.recipient, message, record.ticket_id, record.id)
-        mailer.send_email(mailer.parse_smtp_url(app.settings.smtp_url, app.settings.smtp_timeout), email)
+        email = mailer.build_email(svc.settings.notify_from, record.recipient, message, record.ticket_id, record.id)
+        mailer.send_email(mailer.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout), email)
         return
-    hook = app.webhooks.find(record.webhook_id)
+    hook = svc.webhooks.find(record.webhook_id)
     if hook is None:
         raise SendError("the webhook was deleted")
     body = record.body.encode()
@@ -211,37 +208,50 @@ def _deliver(app: Notify, record: Notification) -> None:
         "X-Ticketflow-Event": record.event_type,
         "X-Ticketflow-Delivery": record.id,
     }
-    webhooks.deliver(hook["url"], body, headers, app.settings.webhook_timeout)
+    webhook_sender.deliver(hook["url"], body, headers, svc.settings.webhook_timeout)
 
 
 # --- commands of the API -----------------------------------------------------------------------------
 
 
-def retry(app: Notify, notification_id: str) -> Notification:
+def retry(svc: Notify, notification_id: str) -> Notification:
     """Send a dead notification again (its delays start over)."""
-    for _ in range(SAVE_ATTEMPTS):
-        record = app.notifications.get(notification_id)
+
+    def again(record: Notification) -> None:
         try:
             record.retry(now())
         except NotDead as exc:
             raise Conflict(str(exc)) from None
-        try:
-            app.notifications.save(record, {})
-            return record
-        except Stale:
-            continue
-    raise Conflict("The notification is changing too fast; try again.")
+
+    load = lambda: svc.notifications.get(notification_id)  # noqa: E731
+    save = lambda record, _: svc.notifications.save(record, {})  # noqa: E731
+    return update(load, again, save, "The notification is changing too fast; try again.")[0]
 
 
-def add_webhook(app: Notify, raw: object) -> dict:
+def add_webhook(svc: Notify, raw: object) -> dict:
     webhook = webhooks.validate_webhook(raw)
-    return app.webhooks.add({"_id": uuid.uuid4().hex, **webhook, "created_at": now()})
+    return svc.webhooks.add({"_id": uuid.uuid4().hex, **webhook, "created_at": now()})
 
 
-def delete_webhook(app: Notify, webhook_id: str) -> None:
-    app.webhooks.delete(webhook_id)
+def delete_webhook(svc: Notify, webhook_id: str) -> None:
+    svc.webhooks.delete(webhook_id)
 
 
 def webhook_view(webhook: dict) -> dict:
     """A webhook as the API shows it: never its secret."""
     return {key: webhook[key] for key in ("url", "events", "created_at")} | {"id": webhook["_id"]}
+
+
+def list_notifications(svc: Notify, filters: dict, limit: int, cursor: str | None):
+    return svc.notifications.page(filters, limit, cursor)
+
+
+def get_notification(svc: Notify, notification_id: str) -> Notification:
+    return svc.notifications.get(notification_id)
+
+
+def list_webhooks(svc: Notify) -> list[dict]:
+    return [webhook_view(hook) for hook in svc.webhooks.all()]
+
+
+HANDLERS = {event_type: on_event for event_type in webhooks.WEBHOOK_EVENT_TYPES}

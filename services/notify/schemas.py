@@ -1,4 +1,4 @@
-"""marshmallow schemas of notify's HTTP API (CONTRACT section 7).
+"""marshmallow schemas of notify's HTTP API: notifications and webhooks.
 
 The body of POST /webhooks is checked by `webhooks.validate_webhook` before any field is read, so the API
 and the handler agree on what a valid webhook is (the handler checks it again: that check is the one that

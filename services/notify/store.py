@@ -9,10 +9,11 @@ from pymongo.database import Database
 
 from services.notify.domain import Notification, TicketView
 from shared import outbox
-from shared.cursors import after_time_cursor, time_cursor
+from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
 from shared.errors import NotFound
 from shared.mongo import due_by
+from shared.relay import OutboxFlusher
 
 _VIEW_FIELDS = (
     "number",
@@ -45,6 +46,8 @@ _NOTIFICATION_FIELDS = (
     "next_attempt_at",
 )
 
+NEWEST_NOTIFICATIONS_FIRST = Paginator((Key("at", "created_at", datetime), Key("id", "_id", str)), descending=True)
+
 
 class TicketViews(VersionedStore):
     kind, model, fields = "ticket", TicketView, _VIEW_FIELDS
@@ -52,18 +55,14 @@ class TicketViews(VersionedStore):
     def __init__(self, db: Database) -> None:
         super().__init__(db["tickets"])
 
-    def find(self, ticket_id: str) -> TicketView | None:
-        doc = self.collection.find_one({"_id": ticket_id}, outbox.NO_OUTBOX)
-        return self.from_doc(doc) if doc else None
-
 
 class NotificationStore(VersionedStore):
     """Notifications; `next_attempt_at` (indexed) is when the dispatcher should send one: None once settled."""
 
     kind, model, fields = "notification", Notification, _NOTIFICATION_FIELDS
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(db["notifications"])
+    def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
+        super().__init__(db["notifications"], flusher)
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("next_attempt_at", ASCENDING)])
@@ -77,14 +76,8 @@ class NotificationStore(VersionedStore):
 
     def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Notification], str | None]:
         """Newest first; the cursor is the last one's (created_at, id)."""
-        query: dict = {key: value for key, value in filters.items() if value is not None}
-        if cursor:
-            query |= after_time_cursor("created_at", cursor, newest_first=True)
-        order = [("created_at", DESCENDING), ("_id", DESCENDING)]
-        docs = list(self.collection.find(query, outbox.NO_OUTBOX).sort(order).limit(limit + 1))
-        items = [self.from_doc(doc) for doc in docs[:limit]]
-        last = items[-1] if len(docs) > limit else None
-        return items, time_cursor(last.created_at, last.id) if last else None
+        docs, next_cursor = NEWEST_NOTIFICATIONS_FIRST.page(self.collection, filters, limit, cursor, outbox.NO_OUTBOX)
+        return [self.from_doc(doc) for doc in docs], next_cursor
 
 
 class WebhookStore:

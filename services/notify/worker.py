@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import threading
+
 from services.notify import handlers
-from services.notify.dispatcher import Dispatcher
+from services.notify.timers import Dispatcher
 from shared.config import load_settings
-from shared.runtime import Timer, configure_logging, outbox_timers, run_worker, wait_for
+from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, wait_for
 
 
 def main() -> None:
-    configure_logging()
     settings = load_settings()
-    app = handlers.bootstrap(settings)
-    wait_for(app.ensure_storage, "MongoDB")
-    dispatcher = Dispatcher(app, settings.notify_senders)
+    configure_logging(settings)
+    wakeup = threading.Event()
+    svc = handlers.bootstrap(settings, on_recorded=wakeup.set)  # a recorded notification wakes the dispatcher
+    wait_for(svc.ensure_storage, "MongoDB")
+    dispatcher = Dispatcher(svc, wakeup, settings.notify_senders)
     timers = [
-        *outbox_timers(settings, handlers.SERVICE, app.pending, [app.notifications.collection]),
-        Timer("dispatch", 1.0, dispatcher.run_once, wakeup=dispatcher.wakeup),
-        Timer("expire-records", 3600, app.processed.expire),
+        *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.notifications]),
+        Timer("dispatch", 1.0, dispatcher.run_once, wakeup=wakeup),
+        Timer("expire-records", 3600, svc.processed.expire),
     ]
     try:
-        run_worker(settings, handlers.SERVICE, handlers.handlers(app), app.processed, timers)
+        run_worker(settings, handlers.SERVICE, bind(handlers.HANDLERS, svc), svc.processed, timers)
     finally:
         dispatcher.close()
 

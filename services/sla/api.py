@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from flask import Flask, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.sla import handlers
-from services.sla.business_time import DAYS
-from services.sla.domain import ALWAYS, Policy
 from services.sla.schemas import (
     BreachListSchema,
     BreachQuerySchema,
@@ -56,23 +52,13 @@ def sla() -> handlers.Sla:
     return current_app.extensions["ticketflow.sla"]
 
 
-def _policy(policy: Policy) -> dict:
-    return {**asdict(policy), "changed_at": sla().policies.changed_at(policy.priority)}
-
-
-def _always() -> dict:
-    """The built-in 24x7 calendar in its JSON form."""
-    hours = {day: [["00:00", "24:00"]] for day in DAYS}
-    return {"_id": ALWAYS, "timezone": "UTC", "hours": hours, "holidays": [], "version": 1}
-
-
 @policies.route("/policies")
 class Policies(MethodView):
     @require_roles("agent", "admin")
     @policies.response(200, PolicyListSchema)
     def get(self):
         """The current policy of each priority: emergency, high, normal, low (next_cursor is always null)."""
-        return {"items": [_policy(p) for p in sla().policies.all().values()], "next_cursor": None}
+        return {"items": handlers.list_policies(sla()), "next_cursor": None}
 
 
 @policies.route("/policies/<priority>")
@@ -81,7 +67,7 @@ class PolicyByPriority(MethodView):
     @policies.response(200, PolicySchema)
     def get(self, priority):
         """The current policy of a priority."""
-        return _policy(sla().policies.get(priority))
+        return handlers.get_policy(sla(), priority)
 
     @require_roles("admin")
     @policies.doc(
@@ -95,7 +81,7 @@ class PolicyByPriority(MethodView):
     @policies.response(200, PolicySchema)
     def put(self, body, priority):
         """Set a priority's policy (a new version if the terms change)."""
-        return _policy(handlers.put_policy(sla(), priority, body))
+        return handlers.policy_view(sla(), handlers.put_policy(sla(), priority, body))
 
 
 @policies.route("/policies/<priority>/versions")
@@ -104,8 +90,7 @@ class PolicyVersions(MethodView):
     @policies.response(200, PolicyListSchema)
     def get(self, priority):
         """Every version of a priority's policy, newest first, with its terms and when it took effect."""
-        items = [{**version, "priority": priority} for version in sla().policies.versions(priority)]
-        return {"items": items, "next_cursor": None}
+        return {"items": handlers.policy_versions(sla(), priority), "next_cursor": None}
 
 
 @calendars.route("/calendars")
@@ -114,7 +99,7 @@ class Calendars(MethodView):
     @calendars.response(200, CalendarListSchema)
     def get(self):
         """The built-in 24x7 first, then every calendar by id (next_cursor is always null)."""
-        return {"items": [_always(), *sla().calendars.documents()], "next_cursor": None}
+        return {"items": handlers.list_calendars(sla()), "next_cursor": None}
 
 
 @calendars.route("/calendars/<calendar_id>")
@@ -123,7 +108,7 @@ class CalendarById(MethodView):
     @calendars.response(200, CalendarSchema)
     def get(self, calendar_id):
         """A calendar."""
-        return _always() if calendar_id == ALWAYS else sla().calendars.document(calendar_id)
+        return handlers.get_calendar(sla(), calendar_id)
 
     @require_roles("admin")
     @calendars.doc(
@@ -157,7 +142,7 @@ class Breaches(MethodView):
     def get(self, query):
         """Breaches, newest first, filtered by when they happened, priority and clock."""
         filters = {"priority": query.get("priority"), "clock": query.get("clock")}
-        items, cursor = sla().breaches.page(filters, query.get("since"), query["limit"], query.get("cursor"))
+        items, cursor = handlers.list_breaches(sla(), filters, query.get("since"), query["limit"], query.get("cursor"))
         return {"items": items, "next_cursor": cursor}
 
 

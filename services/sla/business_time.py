@@ -58,7 +58,7 @@ class Calendar:
 
 
 def parse_calendar(id: str, raw: dict) -> Calendar:
-    """A Calendar from its JSON form (CONTRACT §6); CalendarError listing every problem found."""
+    """A Calendar from its JSON form (timezone, weekly hours, holidays); CalendarError listing every problem found."""
     if not isinstance(raw, dict):
         raise CalendarError({"_schema": ["Must be an object."]})
     errors: dict[str, list[str]] = {str(key): ["Unknown field."] for key in raw if key not in _FIELDS}

@@ -15,11 +15,9 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 from services.sla.business_time import Calendar, InvalidFields, add_business_minutes, business_seconds_between
-from shared.events import derived_event_id
+from shared.events import BY_URGENCY, CLOCKS, derived_event_id
 from shared.ordering import newer
 
-PRIORITIES = ("emergency", "high", "normal", "low")
-CLOCKS = ("first_response", "next_response", "resolution")
 ALWAYS = "24x7"
 DEFAULT_MINUTES = {
     "emergency": (15, 30, 240),
@@ -59,8 +57,8 @@ class Policy:
 
 
 def default_policies() -> dict[str, Policy]:
-    """The CONTRACT's defaults, each at version 1."""
-    return {p: Policy(p, 1, *map(float, DEFAULT_MINUTES[p])) for p in PRIORITIES}
+    """The default policies (DEFAULT_MINUTES, warning at 80 %, 24x7), each at version 1."""
+    return {p: Policy(p, 1, *map(float, DEFAULT_MINUTES[p])) for p in BY_URGENCY}
 
 
 def validate_policy(raw: object, calendars: Collection[str] | None = None) -> dict:

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from services.sla import reports
-from services.sla.business_time import CalendarError, add_business_minutes, parse_calendar
+from services.sla.business_time import DAYS, CalendarError, add_business_minutes, parse_calendar
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
+from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict, Invalid, NotFound
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
-from shared.relay import OutboxFlusher, PendingOutboxes
+from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
+from shared.saving import NO_CHANGE, update
 
 SERVICE = "sla"
-SAVE_ATTEMPTS = 16
 STATS_WINDOW = timedelta(days=30)
 
 
@@ -34,7 +35,7 @@ class Sla:
     processed: ProcessedEvents
     pending: PendingOutboxes
     flusher: OutboxFlusher
-    on_saved: Callable[[datetime | None], None] = field(default=lambda next_due: None)  # the worker's timer
+    wake_timer: Callable[[datetime | None], None]  # told each saved next_due: the deadline timer, or nothing
 
     @property
     def breach_grace(self) -> timedelta:
@@ -49,23 +50,21 @@ class Sla:
         self.policies.seed_defaults(now())
 
 
-def bootstrap(settings: Settings) -> Sla:
+def bootstrap(settings: Settings, wake_timer: Callable[[datetime | None], None] = lambda next_due: None) -> Sla:
+    """sla's stores on its own database; `wake_timer` hears of every saved next_due (the worker's timer)."""
     db = database(settings, SERVICE)
-    pending = PendingOutboxes(db)
+    pending, flusher = outbox_for(settings, SERVICE, db)
     return Sla(
         settings,
         PolicyStore(db),
         CalendarStore(db),
-        ClockStore(db),
+        ClockStore(db, flusher),
         BreachStore(db),
         ProcessedEvents(db),
         pending,
-        OutboxFlusher(settings, SERVICE, pending),
+        flusher,
+        wake_timer,
     )
-
-
-def now() -> datetime:
-    return outbox.now_ms()
 
 
 # --- clocks -----------------------------------------------------------------------------------------
@@ -88,140 +87,142 @@ def _staged(clocks: TicketClocks, alerts: list[Alert]) -> dict:
     return outbox.entries(envelopes, events.serialize)
 
 
+@dataclass
+class _Loaded:
+    """A ticket's clocks as read, with what saving them needs: the version read and the next_due stored."""
+
+    clocks: TicketClocks
+    version: int
+    stored_due: datetime | None
+
+
+@dataclass
+class _Due:
+    """What a change leaves to save: the alerts due by `at`, and when the timer must look next."""
+
+    at: datetime
+    alerts: list[Alert]
+    next_due: datetime | None
+
+
 def update_clocks(
-    app: Sla, ticket_id: str, change: Callable[[TicketClocks], bool], *, create: bool = False, needed: set = frozenset()
+    svc: Sla, ticket_id: str, change: Callable[[TicketClocks], bool], *, create: bool = False, needed: set = frozenset()
 ) -> TicketClocks:
     """Load, change, announce what is due by now, save if anything moved; on a concurrent save, again.
 
     A ticket not known yet (its ticket.created not processed) is NotFound: the consumer retries later.
     """
-    for _ in range(SAVE_ATTEMPTS):
-        calendars = app.calendars.parsed(set(needed))
-        loaded = app.clocks.load(ticket_id, calendars)
+
+    def load() -> _Loaded:
+        calendars = svc.calendars.parsed(set(needed))
+        loaded = svc.clocks.load(ticket_id, calendars)
         if loaded is None and not create:
             raise NotFound(f"No clocks for ticket {ticket_id} yet.")
-        clocks, version, stored_due = loaded or (TicketClocks(ticket_id, calendars=calendars), 0, None)
-        changed = change(clocks)
-        at = now()
-        alerts = clocks.due_alerts(at, app.breach_grace)
-        next_due = clocks.next_due(at, app.breach_grace)
-        if not (changed or alerts or next_due != stored_due):
-            return clocks
-        staged = _staged(clocks, alerts)
-        try:
-            if version:
-                version = app.clocks.save(clocks, version, next_due, staged)
-            elif app.clocks.insert(clocks, next_due, staged):
-                version = 1
-            else:
-                continue  # created meanwhile by another worker: apply the change to that
-        except Stale:
-            continue
-        app.flusher.submit(app.clocks.collection, ticket_id, staged, version)
-        app.on_saved(next_due)
-        for alert in alerts:
-            metrics.SLA_ALERT_LAG.labels(alert.type).observe(max((at - alert.at).total_seconds(), 0.0))
-        return clocks
-    raise Conflict(f"The clocks of ticket {ticket_id} are changing too fast; try again.")
+        return _Loaded(*(loaded or (TicketClocks(ticket_id, calendars=calendars), 0, None)))
+
+    def step(loaded: _Loaded):
+        changed, at = change(loaded.clocks), now()
+        due = _Due(at, loaded.clocks.due_alerts(at, svc.breach_grace), loaded.clocks.next_due(at, svc.breach_grace))
+        return due if changed or due.alerts or due.next_due != loaded.stored_due else NO_CHANGE
+
+    def save(loaded: _Loaded, due: _Due) -> None:
+        staged = _staged(loaded.clocks, due.alerts)
+        if loaded.version:
+            svc.clocks.save(loaded.clocks, loaded.version, due.next_due, staged)
+        elif not svc.clocks.insert(loaded.clocks, due.next_due, staged):
+            raise Stale(ticket_id)  # created meanwhile by another worker: apply the change to that
+
+    busy = f"The clocks of ticket {ticket_id} are changing too fast; try again."
+    loaded, due = update(load, step, save, busy)
+    if due is not NO_CHANGE:
+        svc.wake_timer(due.next_due)
+        for alert in due.alerts:
+            metrics.SLA_ALERT_LAG.labels(alert.type).observe(max((due.at - alert.at).total_seconds(), 0.0))
+    return loaded.clocks
 
 
-def announce_due(app: Sla, ticket_id: str) -> None:
+def announce_due(svc: Sla, ticket_id: str) -> None:
     """The timer's step for one ticket: publish what is due, and move its next_due on."""
-    update_clocks(app, ticket_id, lambda clocks: False)
+    update_clocks(svc, ticket_id, lambda clocks: False)
 
 
 # --- events -----------------------------------------------------------------------------------------
 
 
-def on_created(app: Sla, envelope: dict) -> None:
+def on_created(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
-    policies = app.policies.all()
+    policies = svc.policies.all()
 
     def start(clocks: TicketClocks) -> bool:
         clocks.correlation_id = clocks.correlation_id or envelope.get("correlation_id")
         return clocks.created(data["priority"], at, policies)
 
-    update_clocks(app, envelope["ticket_id"], start, create=True, needed=_calendars_of(policies))
+    update_clocks(svc, envelope["ticket_id"], start, create=True, needed=_calendars_of(policies))
 
 
-def on_message_added(app: Sla, envelope: dict) -> None:
+def on_message_added(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
     if data["author"]["type"] != "requester":
         return
-    policies = app.policies.all()
-    update_clocks(app, envelope["ticket_id"], lambda c: c.message_added(at, policies), needed=_calendars_of(policies))
+    policies = svc.policies.all()
+    update_clocks(svc, envelope["ticket_id"], lambda c: c.message_added(at, policies), needed=_calendars_of(policies))
 
 
-def on_priority_changed(app: Sla, envelope: dict) -> None:
+def on_priority_changed(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
-    policies = app.policies.all()
+    policies = svc.policies.all()
     change = lambda c: c.priority_changed(data["priority"], at, policies)  # noqa: E731
-    update_clocks(app, envelope["ticket_id"], change, needed=_calendars_of(policies))
+    update_clocks(svc, envelope["ticket_id"], change, needed=_calendars_of(policies))
 
 
-def on_status_changed(app: Sla, envelope: dict) -> None:
+def on_status_changed(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
-    update_clocks(app, envelope["ticket_id"], lambda c: c.status_changed(data["status"], at))
+    update_clocks(svc, envelope["ticket_id"], lambda c: c.status_changed(data["status"], at))
 
 
 def on_moment(method: str) -> Callable[[Sla, dict], None]:
     """ticket.replied, resolved, reopened, closed: each calls the TicketClocks method of that name."""
 
-    def handle(app: Sla, envelope: dict) -> None:
+    def handle(svc: Sla, envelope: dict) -> None:
         at = events.parse_time(envelope["occurred_at"])
-        update_clocks(app, envelope["ticket_id"], lambda clocks: getattr(clocks, method)(at))
+        update_clocks(svc, envelope["ticket_id"], lambda clocks: getattr(clocks, method)(at))
 
     return handle
 
 
-def on_breached(app: Sla, envelope: dict) -> None:
+def on_breached(svc: Sla, envelope: dict) -> None:
     """sla's own sla.breached, recorded for GET /breaches once it has been published."""
     if envelope["producer"] == SERVICE:
-        app.breaches.record(envelope["event_id"], events.load_data(envelope), envelope["ticket_id"])
+        svc.breaches.record(envelope["event_id"], events.load_data(envelope), envelope["ticket_id"])
 
 
 def _calendars_of(policies: dict[str, Policy]) -> set[str]:
     return {policy.calendar for policy in policies.values()}
 
 
-EVENT_HANDLERS = {
-    "ticket.created": on_created,
-    "ticket.message_added": on_message_added,
-    "ticket.replied": on_moment("replied"),
-    "ticket.status_changed": on_status_changed,
-    "ticket.priority_changed": on_priority_changed,
-    "ticket.resolved": on_moment("resolved"),
-    "ticket.reopened": on_moment("reopened"),
-    "ticket.closed": on_moment("closed"),
-    "sla.breached": on_breached,
-}
-
-
-def handlers(app: Sla) -> dict:
-    return {kind: (lambda envelope, handle=handle: handle(app, envelope)) for kind, handle in EVENT_HANDLERS.items()}
-
-
 # --- commands and queries of the API -----------------------------------------------------------------
 
 
-def put_policy(app: Sla, priority: str, raw: object) -> Policy:
+def put_policy(svc: Sla, priority: str, raw: object) -> Policy:
     """A new version of the priority's policy; the same terms again change nothing (and keep the version)."""
-    current = app.policies.get(priority)
+    svc.policies.get(priority)  # 404 for an unknown priority, before the terms are checked
     try:
-        terms = validate_policy(raw, app.calendars.ids())
+        terms = validate_policy(raw, svc.calendars.ids())
     except PolicyError as exc:
         raise Invalid("The policy is not valid.", exc.errors) from None
-    for _ in range(SAVE_ATTEMPTS):
-        if all(getattr(current, name) == value for name, value in terms.items()):
-            return current
-        try:
-            return app.policies.replace(current, terms, now())
-        except Stale:
-            current = app.policies.get(priority)
-    raise Conflict("The policy is changing too fast; try again.")
+
+    def new_terms(policy: Policy):
+        return NO_CHANGE if all(getattr(policy, name) == value for name, value in terms.items()) else None
+
+    saved: list[Policy] = []
+    save = lambda policy, _: saved.append(svc.policies.replace(policy, terms, now()))  # noqa: E731
+    policy, _ = update(
+        lambda: svc.policies.get(priority), new_terms, save, "The policy is changing too fast; try again."
+    )
+    return saved[-1] if saved else policy
 
 
-def put_calendar(app: Sla, calendar_id: str, raw: object) -> tuple[dict, bool]:
+def put_calendar(svc: Sla, calendar_id: str, raw: object) -> tuple[dict, bool]:
     """Create or replace a calendar; (its stored form, whether it was created). 24x7 cannot change."""
     if calendar_id == ALWAYS:
         raise Conflict("The 24x7 calendar is built in and cannot be changed.")
@@ -236,17 +237,64 @@ def put_calendar(app: Sla, calendar_id: str, raw: object) -> tuple[dict, bool]:
         never = ["The calendar is never open in the next 400 days."]
         raise Invalid("The calendar is not valid.", {"hours": never}) from None
     stored = {"timezone": raw["timezone"], "hours": raw["hours"], "holidays": sorted(set(raw.get("holidays", [])))}
-    return app.calendars.put(calendar_id, stored, now())
+    return svc.calendars.put(calendar_id, stored, now())
 
 
-def ticket_view(app: Sla, ticket_id: str) -> dict:
-    loaded = app.clocks.load(ticket_id, app.calendars.parsed())
+def ticket_view(svc: Sla, ticket_id: str) -> dict:
+    loaded = svc.clocks.load(ticket_id, svc.calendars.parsed())
     if loaded is None:
         raise NotFound(f"sla knows no ticket {ticket_id} (yet).")
     clocks = loaded[0]
     return {"ticket_id": ticket_id, "priority": clocks.priority, "clocks": clocks.describe(now())}
 
 
-def stats(app: Sla, since: datetime | None) -> dict:
+def stats(svc: Sla, since: datetime | None) -> dict:
     since = since or now() - STATS_WINDOW
-    return {"since": since, "items": reports.stats(app.clocks.created_since(since)), "next_cursor": None}
+    return {"since": since, "items": reports.stats(svc.clocks.created_since(since)), "next_cursor": None}
+
+
+def policy_view(svc: Sla, policy: Policy) -> dict:
+    return {**asdict(policy), "changed_at": svc.policies.changed_at(policy.priority)}
+
+
+def list_policies(svc: Sla) -> list[dict]:
+    return [policy_view(svc, policy) for policy in svc.policies.all().values()]
+
+
+def get_policy(svc: Sla, priority: str) -> dict:
+    return policy_view(svc, svc.policies.get(priority))
+
+
+def policy_versions(svc: Sla, priority: str) -> list[dict]:
+    return [{**version, "priority": priority} for version in svc.policies.versions(priority)]
+
+
+def list_calendars(svc: Sla) -> list[dict]:
+    return [always_calendar(), *svc.calendars.documents()]
+
+
+def get_calendar(svc: Sla, calendar_id: str) -> dict:
+    return always_calendar() if calendar_id == ALWAYS else svc.calendars.document(calendar_id)
+
+
+def always_calendar() -> dict:
+    """The built-in 24x7 calendar in its JSON form."""
+    hours = {day: [["00:00", "24:00"]] for day in DAYS}
+    return {"_id": ALWAYS, "timezone": "UTC", "hours": hours, "holidays": [], "version": 1}
+
+
+def list_breaches(svc: Sla, filters: dict, since: datetime | None, limit: int, cursor: str | None):
+    return svc.breaches.page(filters, since, limit, cursor)
+
+
+HANDLERS = {
+    "ticket.created": on_created,
+    "ticket.message_added": on_message_added,
+    "ticket.replied": on_moment("replied"),
+    "ticket.status_changed": on_status_changed,
+    "ticket.priority_changed": on_priority_changed,
+    "ticket.resolved": on_moment("resolved"),
+    "ticket.reopened": on_moment("reopened"),
+    "ticket.closed": on_moment("closed"),
+    "sla.breached": on_breached,
+}

@@ -6,7 +6,7 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping
 
-from services.sla.domain import CLOCKS, PRIORITIES
+from shared.events import BY_URGENCY, CLOCKS
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -37,7 +37,7 @@ def finished(clock: Mapping) -> bool:
 
 def stats(tickets: Iterable[Mapping]) -> list[dict]:
     """One row per priority and clock over stored clock documents ({"priority", "clocks": [...]})."""
-    rows = {(p, c): {"met": 0, "breached": 0, "open": 0, "stopped": 0, "times": []} for p in PRIORITIES for c in CLOCKS}
+    rows = {(p, c): {"met": 0, "breached": 0, "open": 0, "stopped": 0, "times": []} for p in BY_URGENCY for c in CLOCKS}
     for ticket in tickets:
         for clock in ticket.get("clocks", []):
             row = rows.get((ticket.get("priority"), clock["kind"]))

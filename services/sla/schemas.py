@@ -1,4 +1,4 @@
-"""marshmallow schemas of sla's HTTP API (CONTRACT section 6).
+"""marshmallow schemas of sla's HTTP API: policies, calendars, clocks, breaches and statistics.
 
 The PUT bodies are checked by the domain's own rules (`validate_policy`, `parse_calendar`) before any
 field is read, so the API and the worker agree on what a valid policy or calendar is; the fields below
@@ -10,8 +10,8 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from services.sla.business_time import CalendarError, parse_calendar
-from services.sla.domain import CLOCKS, MAX_MINUTES, PRIORITIES, PolicyError, validate_policy
-from shared.events import Timestamp
+from services.sla.domain import MAX_MINUTES, PolicyError, validate_policy
+from shared.events import BY_URGENCY, CLOCKS, Timestamp
 from shared.schemas import Strict
 
 STATES = ("running", "paused", "met", "breached", "stopped")
@@ -81,7 +81,7 @@ class CalendarPutSchema(Strict):
 
 
 class PolicySchema(Schema):
-    priority = fields.String(metadata={"enum": list(PRIORITIES)})
+    priority = fields.String(metadata={"enum": list(BY_URGENCY)})
     version = fields.Integer()
     first_response_minutes = fields.Float()
     next_response_minutes = fields.Float()
@@ -129,13 +129,13 @@ class ClocksSchema(Schema):
 
 class TicketClocksSchema(Schema):
     ticket_id = fields.String()
-    priority = fields.String(metadata={"enum": list(PRIORITIES)})
+    priority = fields.String(metadata={"enum": list(BY_URGENCY)})
     clocks = fields.Nested(ClocksSchema)
 
 
 class BreachQuerySchema(Schema):
     since = Timestamp(metadata={"description": "breached at or after this UTC time (ending in Z)"})
-    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    priority = fields.String(validate=validate.OneOf(BY_URGENCY))
     clock = fields.String(validate=validate.OneOf(CLOCKS))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String(validate=validate.Length(1, 500))
@@ -146,7 +146,7 @@ class BreachSchema(Schema):
     ticket_id = fields.String()
     clock = fields.String(metadata={"enum": list(CLOCKS)})
     instance = fields.Integer()
-    priority = fields.String(metadata={"enum": list(PRIORITIES)})
+    priority = fields.String(metadata={"enum": list(BY_URGENCY)})
     due_at = Timestamp()
     breached_at = Timestamp()
     policy_version = fields.Integer()
@@ -162,7 +162,7 @@ class StatsQuerySchema(Schema):
 
 
 class StatsRowSchema(Schema):
-    priority = fields.String(metadata={"enum": list(PRIORITIES)})
+    priority = fields.String(metadata={"enum": list(BY_URGENCY)})
     clock = fields.String(metadata={"enum": list(CLOCKS)})
     met = fields.Integer()
     breached = fields.Integer()

@@ -16,14 +16,17 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from services.sla.business_time import Calendar, parse_calendar
-from services.sla.domain import ALWAYS, PRIORITIES, Policy, TicketClocks, default_policies
+from services.sla.domain import ALWAYS, Policy, TicketClocks, default_policies
 from shared import outbox
-from shared.cursors import after_time_cursor, time_cursor
+from shared.cursors import Key, Paginator
 from shared.errors import NotFound
+from shared.events import BY_URGENCY
 from shared.mongo import Stale, due_by, ensure_document
+from shared.relay import OutboxFlusher
 
 POLICY_TERMS = ("first_response_minutes", "next_response_minutes", "resolution_minutes", "warn_at_percent", "calendar")
 BREACH_FIELDS = ("ticket_id", "clock", "instance", "priority", "due_at", "breached_at", "policy_version")
+NEWEST_BREACHES_FIRST = Paginator((Key("at", "breached_at", datetime), Key("id", "_id", str)), descending=True)
 
 
 class PolicyStore:
@@ -40,12 +43,12 @@ class PolicyStore:
 
     def all(self) -> dict[str, Policy]:
         docs = {doc["_id"]: doc for doc in self.collection.find({}, {"versions": 0})}
-        return {priority: self._policy(docs[priority]) for priority in PRIORITIES if priority in docs}
+        return {priority: self._policy(docs[priority]) for priority in BY_URGENCY if priority in docs}
 
     def get(self, priority: str) -> Policy:
-        doc = self.collection.find_one({"_id": priority}, {"versions": 0}) if priority in PRIORITIES else None
+        doc = self.collection.find_one({"_id": priority}, {"versions": 0}) if priority in BY_URGENCY else None
         if doc is None:
-            raise NotFound(f"No policy for priority {priority!r}; priorities are {', '.join(PRIORITIES)}.")
+            raise NotFound(f"No policy for priority {priority!r}; priorities are {', '.join(BY_URGENCY)}.")
         return self._policy(doc)
 
     def changed_at(self, priority: str) -> datetime | None:
@@ -81,7 +84,7 @@ class PolicyStore:
 
 
 class CalendarStore:
-    """Calendars as their JSON form (CONTRACT §6) plus `version`; parsed ones are kept for a second."""
+    """Calendars as their JSON form (timezone, weekly hours, holidays) plus `version`; parsed ones kept a second."""
 
     FRESH_SECONDS = 1.0
 
@@ -143,8 +146,8 @@ def _hours_as_pairs(doc: dict) -> dict:
 class ClockStore:
     """One document per ticket: its TicketClocks, `next_due` (when the timer must look) and `created_at`."""
 
-    def __init__(self, db: Database) -> None:
-        self.collection = db["clocks"]
+    def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
+        self.collection, self.flusher = db["clocks"], flusher
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("next_due", ASCENDING)])
@@ -156,12 +159,22 @@ class ClockStore:
         return (TicketClocks.from_dict(doc, calendars), doc.get("_v", 0), doc.get("next_due")) if doc else None
 
     def insert(self, clocks: TicketClocks, next_due: datetime | None, staged: dict) -> bool:
-        return outbox.insert_with_events(self.collection, self._doc(clocks, next_due), staged)
+        if not outbox.insert_with_events(self.collection, self._doc(clocks, next_due), staged):
+            return False
+        self._publish(clocks.ticket_id, staged, 1)
+        return True
 
     def save(self, clocks: TicketClocks, version: int, next_due: datetime | None, staged: dict) -> int:
         """Write if nobody saved the ticket's clocks since `version` (else Stale); the new version."""
         doc = self._doc(clocks, next_due)
-        return outbox.save_with_events(self.collection, clocks.ticket_id, version, doc, staged)
+        version = outbox.save_with_events(self.collection, clocks.ticket_id, version, doc, staged)
+        self._publish(clocks.ticket_id, staged, version)
+        return version
+
+    def _publish(self, ticket_id: str, staged: dict, version: int) -> None:
+        """Hand the alerts just stored to the flusher, which publishes them at once."""
+        if self.flusher is not None:
+            self.flusher.submit(self.collection, ticket_id, staged, version)
 
     def due(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
         """(ticket id, next_due) of up to `limit` clocks that pass a threshold by `until`, soonest first."""
@@ -195,13 +208,9 @@ class BreachStore:
 
     def page(self, filters: dict, since: datetime | None, limit: int, cursor: str | None) -> tuple[list, str | None]:
         """Newest breach first; the cursor is the last one's (breached_at, id)."""
-        query: dict = {key: value for key, value in filters.items() if value is not None}
         if since is not None:
-            query["breached_at"] = {"$gte": since}
-        if cursor:
-            query |= after_time_cursor("breached_at", cursor, newest_first=True)
-        order = [("breached_at", DESCENDING), ("_id", DESCENDING)]
-        docs = list(self.collection.find(query).sort(order).limit(limit + 1))
-        items = [{"event_id": doc["_id"], **{name: doc.get(name) for name in BREACH_FIELDS}} for doc in docs[:limit]]
-        last = docs[limit - 1] if len(docs) > limit else None
-        return items, time_cursor(last["breached_at"], last["_id"]) if last else None
+            filters = {**filters, "breached_at": {"$gte": since}}
+        docs, next_cursor = NEWEST_BREACHES_FIRST.page(self.collection, filters, limit, cursor)
+        return [
+            {"event_id": doc["_id"], **{name: doc.get(name) for name in BREACH_FIELDS}} for doc in docs
+        ], next_cursor

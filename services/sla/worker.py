@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from services.sla import handlers
-from services.sla.timer import DeadlineTimer
+from services.sla.timers import Alarm, DeadlineTimer
 from shared.config import load_settings
-from shared.runtime import Timer, configure_logging, outbox_timers, run_worker, wait_for
+from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, wait_for
 
 
 def main() -> None:
-    configure_logging()
     settings = load_settings()
-    app = handlers.bootstrap(settings)
-    wait_for(app.ensure_storage, "MongoDB")
-    deadlines = DeadlineTimer(app, lookahead=settings.sla_lookahead)
+    configure_logging(settings)
+    alarm = Alarm()
+    svc = handlers.bootstrap(settings, wake_timer=alarm.saw)  # a save with an earlier deadline wakes the timer
+    wait_for(svc.ensure_storage, "MongoDB")
+    deadlines = DeadlineTimer(svc, alarm, lookahead=settings.sla_lookahead)
     timers = [
-        *outbox_timers(settings, handlers.SERVICE, app.pending, [app.clocks.collection]),
-        Timer("deadlines", deadlines.lookahead, deadlines.run_once, wakeup=deadlines.wakeup),
-        Timer("expire-records", 3600, app.processed.expire),
+        *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.clocks]),
+        Timer("deadlines", deadlines.lookahead, deadlines.run_once, wakeup=alarm.wakeup),
+        Timer("expire-records", 3600, svc.processed.expire),
     ]
-    run_worker(settings, handlers.SERVICE, handlers.handlers(app), app.processed, timers)
+    run_worker(settings, handlers.SERVICE, bind(handlers.HANDLERS, svc), svc.processed, timers)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from services.notify.domain import EMAIL_AUDIENCES  # who is emailed for which event (CONTRACT section 7)
+from services.notify.domain import EMAIL_AUDIENCES  # who is emailed for which event
 from tests.e2e.conftest import System, unique
 from tests.harness import wait_until
 

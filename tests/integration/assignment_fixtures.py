@@ -22,6 +22,7 @@ import pytest
 
 from services.assignment import handlers
 from shared.events import format_time
+from shared.runtime import bind
 from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name
 from tests.harness import auth_header, consumers_on, wait_until
 from tests.integration.conftest import event_from, in_process_app, service_database
@@ -215,7 +216,7 @@ def new_ticket_fixture(actx) -> Callable[..., str]:
 @pytest.fixture(name="handle")
 def handle_fixture(actx) -> Callable[[dict], None]:
     """Handle an envelope as the worker would (its handler table), in-process."""
-    table = handlers.handlers(actx)
+    table = bind(handlers.HANDLERS, actx)
 
     def run(envelope: dict) -> None:
         table[envelope["type"]](envelope)

@@ -22,6 +22,7 @@ from services.sla import handlers
 from shared import mongo
 from shared.config import load_settings
 from shared.events import format_time
+from shared.runtime import bind
 from tests.harness import auth_header
 from tests.integration.conftest import event_from, in_process_app, service_database
 
@@ -184,7 +185,7 @@ def sla_seed_fixture(sla_ctx) -> Callable[..., str]:
 @pytest.fixture(name="sla_handle")
 def sla_handle_fixture(sla_ctx) -> Callable[[dict], None]:
     """Handle an envelope as sla's worker would (its handler table), in-process."""
-    table = handlers.handlers(sla_ctx)
+    table = bind(handlers.HANDLERS, sla_ctx)
 
     def run(envelope: dict) -> None:
         table[envelope["type"]](envelope)

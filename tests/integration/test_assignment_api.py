@@ -1,4 +1,4 @@
-"""assignment's HTTP API and event reactions against CONTRACT sections 2, 3, 5 and 8 (issue 3's acceptance).
+"""assignment's HTTP API and event reactions: agents, teams, queue, work on tickets (issue 3's acceptance).
 
 In-process app on the session's real MongoDB wire server and broker. A ticket enters through its
 `ticket.created` envelope handled by the worker's own handler table; what went over the broker is
@@ -881,7 +881,7 @@ def test_a_requester_message_older_than_the_wait_does_not_end_it(aclient, assign
     assert read_ticket(ticket_id)["status"] == "waiting_on_requester"
 
 
-# --- rights (CONTRACT section 3): every endpoint x every role --------------------------------------
+# --- rights: every endpoint x every role --------------------------------------
 
 ROLES = ("portal", "assignee", "teammate", "lead", "outsider", "admin", "anonymous")
 

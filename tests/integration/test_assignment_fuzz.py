@@ -1,6 +1,6 @@
 """Fuzzing assignment's HTTP API from its own OpenAPI document (schemathesis 3.x), in-process on the real stores.
 
-Whatever the fuzzer sends, assignment never answers 5xx, and every error is problem+json (CONTRACT section 2).
+Whatever the fuzzer sends, assignment never answers 5xx, and every error is problem+json.
 Half of the generated ticket, agent and team ids are real ones (and so are the teams and agents named in
 bodies), so the handlers behind the validation really run: claims, transfers, replies, resolves. One pass
 carries an admin token, one the token of a team lead, and one no token at all, which must be refused.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.assignment import handlers
+from services.assignment.timers import Reconciler
+from shared.clock import now
 from tests.integration.assignment_fixtures import (  # fixtures: pytest finds them by their short names
     aclient_fixture,  # noqa: F401
     actx_fixture,  # noqa: F401
@@ -18,10 +19,10 @@ def test_a_slot_left_by_a_crash_is_repaired_only_once_the_difference_lasts(actx,
     jane = make_agent(team["id"], capacity=3)
     kept = new_ticket(team["topics"][0])  # assigned to jane for real
     agent = actx.agents.get(jane["id"])
-    actx.agents.reserve(agent, "ghost-ticket", handlers.now())  # reserved, then the process died before the ticket
+    actx.agents.reserve(agent, "ghost-ticket", now())  # reserved, then the process died before the ticket
     assert actx.agents.get(jane["id"])["open_tickets"] == 2
 
-    reconciler = handlers.Reconciler(actx)
+    reconciler = Reconciler(actx)
     assert reconciler.run() == 0  # seen once: it may be an assignment in flight
     assert actx.agents.get(jane["id"])["open"] == sorted([kept, "ghost-ticket"])
     assert reconciler.run() == 1  # the same difference a run later: repaired from the tickets
@@ -31,9 +32,9 @@ def test_a_slot_left_by_a_crash_is_repaired_only_once_the_difference_lasts(actx,
 def test_an_assignment_completed_between_two_runs_is_left_alone(actx, make_team, make_agent, new_ticket):
     team = make_team()
     jane = make_agent(team["id"], capacity=3)
-    reconciler = handlers.Reconciler(actx)
+    reconciler = Reconciler(actx)
     agent = actx.agents.get(jane["id"])
-    actx.agents.reserve(agent, "in-flight", handlers.now())  # the slot is reserved; the ticket comes next
+    actx.agents.reserve(agent, "in-flight", now())  # the slot is reserved; the ticket comes next
     reconciler.run()
     new_ticket(team["topics"][0], ticket_id="in-flight")  # the ticket is saved: the difference is gone
     reconciler.run()

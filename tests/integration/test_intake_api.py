@@ -1,4 +1,4 @@
-"""intake's HTTP API against CONTRACT sections 2 to 4, in-process, on the session's real MongoDB wire server and broker.
+"""intake's HTTP API (tickets, thread, timeline, topics), in-process, on a real MongoDB wire server and broker.
 
 What went over the broker is read from the `tap`; "nothing more will be published" is the moment the
 ticket's document has no `_outbox` left (every staged event was confirmed by the broker and cleared).

@@ -1,4 +1,4 @@
-"""Delivery promises of CONTRACT section 8, proven on intake against the real broker and wire server."""
+"""Event delivery promises (at least once, in order per ticket, applied once), proven on intake for real."""
 
 from __future__ import annotations
 

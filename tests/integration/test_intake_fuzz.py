@@ -1,6 +1,6 @@
 """Fuzzing intake's HTTP API from its own OpenAPI document (schemathesis 3.x), in-process on the real stores.
 
-Whatever the fuzzer sends, intake never answers 5xx, and every error is problem+json (CONTRACT section 2).
+Whatever the fuzzer sends, intake never answers 5xx, and every error is problem+json.
 With an admin token the fuzzer reaches the handlers (half of the generated ticket ids are real tickets and
 half of the generated topics real topics, so creates, messages, closes and timelines really happen);
 without a token nothing but a refusal comes back.

@@ -1,4 +1,4 @@
-"""notify's HTTP API against CONTRACT sections 2, 3 and 7, in-process, on the session's real MongoDB and broker.
+"""notify's HTTP API (errors, roles, notifications, webhooks), in-process, on the session's real MongoDB and broker.
 
 Notifications are put in place by notify's own handler from the envelopes the other services would publish
 (`notify_event`), or inserted through the store with the times and statuses a test needs

@@ -1,6 +1,6 @@
 """Fuzzing notify's HTTP API from its own OpenAPI document (schemathesis 3.x), in-process on the real stores.
 
-Whatever the fuzzer sends, notify never answers 5xx, and every error is problem+json (CONTRACT section 2).
+Whatever the fuzzer sends, notify never answers 5xx, and every error is problem+json.
 Half of the generated notification ids, webhook ids, ticket ids, recipients and statuses are real ones
 (pending, failed, sent and dead notifications; registered webhooks), and half of the webhook bodies are
 valid ones, so the handlers behind the validation really run. One pass carries an admin token, one an

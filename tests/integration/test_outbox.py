@@ -9,6 +9,7 @@ import pika
 import pytest
 
 from shared import outbox
+from shared.clock import now
 from shared.relay import OutboxFlusher, OutboxRelay, PendingOutboxes
 from tests.harness import wait_until
 
@@ -30,7 +31,7 @@ def _entry(event_type: str) -> tuple[str, dict]:
     return event_id, {
         "type": event_type,
         "body": body,
-        "at": outbox.now_ms().isoformat(),
+        "at": now().isoformat(),
         "seq": 0,
         "correlation_id": None,
     }
@@ -70,7 +71,7 @@ def test_the_sweep_finds_events_whose_writer_died_before_publishing(infra, setti
     event_id, entry = _entry("ticket.created")
     staged = {event_id: entry}
     doc = {"_id": "orphan", "_v": 1, **outbox.insert_fields(staged)}
-    doc[outbox.DUE] = outbox.now_ms()  # its writer died: nobody flushed it and its due date has passed
+    doc[outbox.DUE] = now()  # its writer died: nobody flushed it and its due date has passed
     scratch.docs.insert_one(doc)
     pending = PendingOutboxes(scratch)
     relay = OutboxRelay(settings, "outboxtest", pending, [scratch.docs])

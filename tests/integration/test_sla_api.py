@@ -1,4 +1,4 @@
-"""sla's HTTP API against CONTRACT sections 2, 3 and 6, in-process, on the session's real MongoDB and broker.
+"""sla's HTTP API (policies, calendars, clocks, breaches, stats), in-process, on the session's real MongoDB and broker.
 
 A ticket's clocks are put in place by sla's own handlers from the envelopes the other services would
 publish (`sla_seed`, `sla_handle`); breaches are recorded from sla.breached envelopes as the worker does.
@@ -17,8 +17,8 @@ from datetime import timedelta
 import pytest
 
 from services.sla import handlers
-from services.sla.domain import DEFAULT_MINUTES, PRIORITIES
-from shared.events import parse_time
+from services.sla.domain import DEFAULT_MINUTES
+from shared.events import BY_URGENCY, parse_time
 from tests.harness import auth_header, walk_pages
 from tests.integration.sla_fixtures import (  # fixtures: pytest finds them by their short names
     BREACH_KEYS,
@@ -67,7 +67,7 @@ def put_policy(client, priority: str, body: dict):
 
 
 def use_defaults(client, *priorities: str) -> None:
-    """The CONTRACT's terms for these priorities (a test that counts on them asks for policies_restored too)."""
+    """The default terms for these priorities (a test that counts on them asks for policies_restored too)."""
     for priority in priorities:
         first, following, resolution = DEFAULT_MINUTES[priority]
         terms = {"first_response_minutes": first, "next_response_minutes": following, "resolution_minutes": resolution}
@@ -128,7 +128,7 @@ def test_policies_are_listed_in_priority_order_with_the_contract_defaults(sla_cl
         assert set(item) == POLICY_KEYS, item
         assert isinstance(item["version"], int) and item["version"] >= 1
         assert RFC3339_Z.match(item["changed_at"]), item
-        if item["version"] == 1:  # as seeded: the CONTRACT's defaults
+        if item["version"] == 1:  # as seeded: the defaults
             minutes = (item["first_response_minutes"], item["next_response_minutes"], item["resolution_minutes"])
             assert minutes == DEFAULT_MINUTES[item["priority"]]
             assert (item["warn_at_percent"], item["calendar"]) == ([80], "24x7")
@@ -487,7 +487,7 @@ def test_stats_count_met_breached_open_and_stopped_with_times(
     stats = get_json(sla_client, "/stats", agent(), since=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert parse_time(stats["since"]) == start and stats["next_cursor"] is None
     assert {(row["priority"], row["clock"]) for row in stats["items"]} == {
-        (priority, clock) for priority in PRIORITIES for clock in ("first_response", "next_response", "resolution")
+        (priority, clock) for priority in BY_URGENCY for clock in ("first_response", "next_response", "resolution")
     }
     rows = {(row["priority"], row["clock"]): row for row in stats["items"]}
     assert all(set(row) == STATS_KEYS for row in stats["items"])

@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 from services.sla import handlers
 from shared.errors import NotFound
+from shared.runtime import bind
 from tests.integration.conftest import event_from
 from tests.integration.sla_fixtures import sla_fixture  # noqa: F401 - the `sla` fixture
 
@@ -18,7 +19,7 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)  # the tic
 
 def _handle(app, kind: str, ticket_id: str, minutes: float, producer: str = "assignment", **data) -> None:
     envelope = event_from(producer, kind, ticket_id, data, occurred_at=T0 + timedelta(minutes=minutes))
-    handlers.handlers(app)[kind](envelope)
+    bind(handlers.HANDLERS, app)[kind](envelope)
 
 
 def _clocks(app, ticket_id: str) -> dict:

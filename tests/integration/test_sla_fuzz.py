@@ -1,6 +1,6 @@
 """Fuzzing sla's HTTP API from its own OpenAPI document (schemathesis 3.x), in-process on the real stores.
 
-Whatever the fuzzer sends, sla never answers 5xx, and every error is problem+json (CONTRACT section 2).
+Whatever the fuzzer sends, sla never answers 5xx, and every error is problem+json.
 Half of the generated priorities, ticket ids and calendar ids are real ones (tickets with running, met and
 breached clocks; the calendars that exist), and so are the calendars named in policy bodies, so the
 handlers behind the validation really run. One pass carries an admin token, one an agent's (who may read
@@ -21,7 +21,7 @@ from schemathesis import DataGenerationMethod
 from schemathesis.checks import not_a_server_error
 
 from services.sla import handlers
-from services.sla.domain import PRIORITIES
+from shared.events import BY_URGENCY
 from tests.integration.fuzzing import (  # the fixture is autouse for this module
     close_the_mongo_client_after_the_module,  # noqa: F401
     errors_are_problem_json,
@@ -51,7 +51,7 @@ FUZZ_SETTINGS = settings(
 )
 CALENDAR_PUT = {"method": "PUT", "path": "/calendars/{calendar_id}"}
 # filled by the sla_schema fixture: real values the fuzzer mixes into paths, queries and bodies
-KNOWN: dict[str, list[str]] = {"priority": list(PRIORITIES), "ticket_id": [], "calendar_id": ["24x7"]}
+KNOWN: dict[str, list[str]] = {"priority": list(BY_URGENCY), "ticket_id": [], "calendar_id": ["24x7"]}
 SINCE = ["2026-01-01T00:00:00Z", "2100-01-01T00:00:00.000Z"]
 
 

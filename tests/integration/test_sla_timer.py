@@ -1,6 +1,6 @@
 """sla's workers as real processes: warnings and breaches the moment they fall due, each exactly once.
 
-Policies of a few seconds (CONTRACT: minutes may be fractional) on the emergency priority; the
+Policies of a few seconds (policy minutes may be fractional) on the emergency priority; the
 original terms come back after each test (as a new version).
 """
 

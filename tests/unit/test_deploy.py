@@ -30,7 +30,7 @@ NAMESPACE = "ticketflow"
 METRICS_PORT = 9100
 REQUIRED_IN_PRODUCTION = {"TICKETFLOW_JWT_SECRET"}  # load_settings({}).require_secret() stops without it
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([?-])([^}]*))?\}")
-ENV_READ = re.compile(r'(?:env\.get|environ\.get|environ\[|getenv|_float\(env,)\s*\(?\s*"([A-Z][A-Z0-9_]*)"')
+ENV_READ = re.compile(r'(?:env\.get|environ\.get|environ\[|getenv|_[a-z_]+\(env,)\s*\(?\s*"([A-Z][A-Z0-9_]*)"')
 
 
 class RecordingChannel:

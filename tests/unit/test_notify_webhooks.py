@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from services.notify.domain import SendError
-from services.notify.webhooks import WEBHOOK_EVENT_TYPES, deliver, matches, signature, validate_webhook
+from services.notify.webhook_sender import deliver
+from services.notify.webhooks import WEBHOOK_EVENT_TYPES, matches, signature, validate_webhook
 from shared.errors import Invalid
 from shared.events import EVENT_TYPES
 

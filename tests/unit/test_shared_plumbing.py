@@ -48,6 +48,40 @@ def test_bad_settings_are_refused(env):
         load_settings(env)
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TICKETFLOW_OUTBOX_SWEEP_INTERVAL": "often"}, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL must be a number"),
+        ({"TICKETFLOW_OUTBOX_SWEEP_INTERVAL": "0"}, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL must be greater than 0"),
+        ({"TICKETFLOW_AUTO_CLOSE_INTERVAL": "1m"}, "TICKETFLOW_AUTO_CLOSE_INTERVAL must be a number"),
+        ({"TICKETFLOW_AUTO_CLOSE_INTERVAL": "-5"}, "TICKETFLOW_AUTO_CLOSE_INTERVAL must not be negative"),
+        ({"TICKETFLOW_RECONCILE_INTERVAL": "soon"}, "TICKETFLOW_RECONCILE_INTERVAL must be a number"),
+        ({"TICKETFLOW_RECONCILE_INTERVAL": "0"}, "TICKETFLOW_RECONCILE_INTERVAL must be greater than 0"),
+        ({"TICKETFLOW_LOG_LEVEL": "LOUD"}, "TICKETFLOW_LOG_LEVEL must be one of"),
+        ({"TICKETFLOW_METRICS_PORT": "nine"}, "TICKETFLOW_METRICS_PORT must be a port number"),
+        ({"TICKETFLOW_METRICS_PORT": "70000"}, "TICKETFLOW_METRICS_PORT must be a port number"),
+    ],
+)
+def test_bad_intervals_log_level_and_metrics_port_are_refused_with_a_clear_message(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env)
+
+
+def test_intervals_log_level_and_metrics_port_are_read_from_the_environment():
+    assert load_settings({}).metrics_port is None
+    settings = load_settings(
+        {
+            "TICKETFLOW_OUTBOX_SWEEP_INTERVAL": "5",
+            "TICKETFLOW_AUTO_CLOSE_INTERVAL": "0.2",
+            "TICKETFLOW_RECONCILE_INTERVAL": "7",
+            "TICKETFLOW_LOG_LEVEL": "debug",
+            "TICKETFLOW_METRICS_PORT": "9100",
+        }
+    )
+    assert (settings.outbox_sweep_interval, settings.auto_close_interval, settings.reconcile_interval) == (5, 0.2, 7)
+    assert (settings.log_level, settings.metrics_port) == ("DEBUG", 9100)
+
+
 def test_tokens_round_trip_with_roles_and_agent_id():
     principal = decode_token(K, issue_token(K, "agent", agent_id="jane"))
     assert (principal.role, principal.agent_id, principal.actor) == ("agent", "jane", "jane")
@@ -85,30 +119,122 @@ def test_validation_messages_are_flattened_by_field_path():
 
 
 def test_intake_binds_exactly_what_the_topology_registry_says():
-    from services.intake.handlers import handlers
+    from services.intake.handlers import HANDLERS
     from shared.events import EVENT_TYPES
     from shared.topology import SUBSCRIPTIONS
 
-    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["intake"]) == sorted(EVENT_TYPES)
+    assert sorted(HANDLERS) == sorted(SUBSCRIPTIONS["intake"]) == sorted(EVENT_TYPES)
 
 
 def test_assignment_binds_exactly_what_the_topology_registry_says():
-    from services.assignment.handlers import handlers
+    from services.assignment.handlers import HANDLERS
     from shared.topology import SUBSCRIPTIONS
 
-    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["assignment"])
+    assert sorted(HANDLERS) == sorted(SUBSCRIPTIONS["assignment"])
 
 
 def test_sla_binds_exactly_what_the_topology_registry_says():
-    from services.sla.handlers import handlers
+    from services.sla.handlers import HANDLERS
     from shared.topology import SUBSCRIPTIONS
 
-    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["sla"])
+    assert sorted(HANDLERS) == sorted(SUBSCRIPTIONS["sla"])
 
 
 def test_notify_binds_exactly_what_the_topology_registry_says():
-    from services.notify.handlers import handlers
+    from services.notify.handlers import HANDLERS
     from shared.topology import SUBSCRIPTIONS
 
-    assert sorted(handlers(None)) == sorted(SUBSCRIPTIONS["notify"])
+    assert sorted(HANDLERS) == sorted(SUBSCRIPTIONS["notify"])
     assert not any(kind.startswith("notification.") for kind in SUBSCRIPTIONS["notify"])
+
+
+# --- saving with a version check, and pages -----------------------------------------------------
+
+
+def test_update_saves_the_change_and_retries_on_a_concurrent_save():
+    from shared.mongo import Stale
+    from shared.saving import update
+
+    loads, saves = [], []
+
+    def save(doc, result):
+        saves.append((dict(doc), result))
+        if len(saves) == 1:
+            raise Stale("d1")  # someone saved in between: read again and change the fresh copy
+
+    load = lambda: loads.append(1) or {"n": len(loads)}  # noqa: E731
+    doc, result = update(load, lambda d: d.update(seen=d["n"]) or "changed", save)
+    assert (doc, result, len(loads)) == ({"n": 2, "seen": 2}, "changed", 2)
+    assert saves == [({"n": 1, "seen": 1}, "changed"), ({"n": 2, "seen": 2}, "changed")]
+
+
+def test_update_saves_nothing_when_the_change_returns_no_change():
+    from shared.saving import NO_CHANGE, update
+
+    saves = []
+    doc, result = update(lambda: {"n": 1}, lambda d: NO_CHANGE, lambda d, r: saves.append(d))
+    assert (doc, result, saves) == ({"n": 1}, NO_CHANGE, [])
+
+
+def test_update_gives_up_with_a_conflict_after_its_attempts(monkeypatch):
+    from shared import saving
+    from shared.errors import Conflict
+    from shared.mongo import Stale
+
+    monkeypatch.setattr(saving, "back_off", lambda attempt: None)
+    attempts = []
+
+    def always_stale(doc, result):
+        attempts.append(1)
+        raise Stale("d1")
+
+    with pytest.raises(Conflict, match="busy"):
+        saving.update(lambda: {}, lambda d: None, always_stale, "busy")
+    assert len(attempts) == saving.SAVE_ATTEMPTS
+
+
+def test_a_paginator_filters_after_the_cursor_of_the_last_item_in_its_order():
+    from datetime import UTC, datetime
+
+    from shared.cursors import Key, Paginator
+
+    at = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    newest_first = Paginator((Key("at", "created_at", datetime), Key("id", "_id", str)), descending=True)
+    cursor = newest_first.cursor({"created_at": at, "_id": "n1", "other": 1})
+    assert newest_first.after(cursor) == {
+        "$or": [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": "n1"}}]
+    }
+    by_number = Paginator((Key("n", "number", int),), descending=True)
+    assert by_number.after(by_number.cursor({"number": 100042})) == {"number": {"$lt": 100042}}
+    assert newest_first.order == [("created_at", -1), ("_id", -1)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"n": "1"}, {"n": -1}, {"n": 2**63}, {"n": True}, {"m": 1}, {"n": 1, "x": 2}, [1]],
+    ids=["text", "negative", "beyond-64-bits", "bool", "other-key", "extra-key", "list"],
+)
+def test_a_paginator_refuses_a_cursor_it_did_not_give_out(values):
+    import base64
+    import json
+
+    from shared.cursors import Key, Paginator
+    from shared.errors import Invalid
+
+    forged = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+    with pytest.raises(Invalid):
+        Paginator((Key("n", "number", int),)).after(forged)
+
+
+@pytest.mark.parametrize("at", ["2026-11-27T09:30:00", "0001-01-01T00:00:00+01:00", "yesterday", 5])
+def test_a_time_cursor_needs_a_zone_and_a_time_utc_can_hold(at):
+    import base64
+    import json
+    from datetime import datetime
+
+    from shared.cursors import Key, Paginator
+    from shared.errors import Invalid
+
+    forged = base64.urlsafe_b64encode(json.dumps({"at": at, "id": "x"}).encode()).decode()
+    with pytest.raises(Invalid):
+        Paginator((Key("at", "created_at", datetime), Key("id", "_id", str))).after(forged)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.sla import handlers, reports
+from services.sla import reports, timers
 from services.sla.domain import TicketClocks, default_policies
-from services.sla.timer import DeadlineTimer
+from services.sla.timers import Alarm, DeadlineTimer
 from shared.runtime import EARLY_WAKE, Timer, _timer_loop
 from tests.harness import wait_until
 
@@ -28,20 +28,19 @@ class FakeClocks:
 class FakeApp:
     def __init__(self, due) -> None:
         self.clocks = FakeClocks(due)
-        self.on_saved = None
 
 
 @pytest.fixture
 def frozen(monkeypatch):
     announced: list[str] = []
-    monkeypatch.setattr(handlers, "now", lambda: NOW)
-    monkeypatch.setattr(handlers, "announce_due", lambda app, ticket_id: announced.append(ticket_id))
+    monkeypatch.setattr(timers, "now", lambda: NOW)
+    monkeypatch.setattr(timers, "announce_due", lambda svc, ticket_id: announced.append(ticket_id))
     return announced
 
 
 def test_the_timer_announces_what_is_due_and_sleeps_until_the_soonest_other(frozen):
     app = FakeApp([("past", NOW - timedelta(seconds=2)), ("now", NOW), ("soon", NOW + timedelta(milliseconds=300))])
-    timer = DeadlineTimer(app, lookahead=1.0)
+    timer = DeadlineTimer(app, Alarm(), lookahead=1.0)
     delay = timer.run_once()
     assert frozen == ["past", "now"]
     assert delay == pytest.approx((timedelta(milliseconds=300) + EARLY_WAKE).total_seconds())
@@ -49,27 +48,27 @@ def test_the_timer_announces_what_is_due_and_sleeps_until_the_soonest_other(froz
 
 
 def test_with_nothing_due_soon_the_timer_looks_again_after_its_lookahead(frozen):
-    timer = DeadlineTimer(FakeApp([("later", NOW + timedelta(hours=3))]), lookahead=1.0)
+    timer = DeadlineTimer(FakeApp([("later", NOW + timedelta(hours=3))]), Alarm(), lookahead=1.0)
     assert timer.run_once() == pytest.approx(1.0 + EARLY_WAKE.total_seconds())
     assert frozen == []
 
 
 def test_a_full_batch_of_due_clocks_runs_again_at_once(frozen):
     app = FakeApp([(f"t{i}", NOW - timedelta(seconds=i)) for i in range(5)])
-    assert DeadlineTimer(app, batch=5).run_once() == 0.0
+    assert DeadlineTimer(app, Alarm(), batch=5).run_once() == 0.0
     assert len(frozen) == 5
 
 
 def test_a_save_wakes_the_timer_only_for_an_earlier_deadline(frozen):
     app = FakeApp([("soon", NOW + timedelta(milliseconds=500))])
-    timer = DeadlineTimer(app)
-    assert app.on_saved == timer.saw  # the handlers report every save to the timer
+    alarm = Alarm()  # the worker gives alarm.saw to the handlers as their wake_timer
+    timer = DeadlineTimer(app, alarm)
     timer.run_once()
-    timer.saw(NOW + timedelta(seconds=5))
-    timer.saw(None)
-    assert not timer.wakeup.is_set()
-    timer.saw(NOW + timedelta(milliseconds=100))
-    assert timer.wakeup.is_set()
+    alarm.saw(NOW + timedelta(seconds=5))
+    alarm.saw(None)
+    assert not alarm.wakeup.is_set()
+    alarm.saw(NOW + timedelta(milliseconds=100))
+    assert alarm.wakeup.is_set()
 
 
 def test_the_timer_loop_runs_again_when_woken_and_after_the_delay_it_asked_for():

@@ -16,40 +16,40 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from services.notify import handlers
 from services.notify.domain import Notification
+from services.notify.handlers import Notify, claim, send
+from shared.clock import now
 from shared.runtime import next_wake, seconds_until
 
 log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, app: handlers.Notify, senders: int, lookahead: float = 1.0) -> None:
-        self.app, self.senders, self.lookahead = app, senders, lookahead
+    def __init__(self, svc: Notify, wakeup: threading.Event, senders: int, lookahead: float = 1.0) -> None:
+        """`wakeup` is what notify's handlers set (their `on_recorded`) when they record notifications."""
+        self.svc, self.wakeup, self.senders, self.lookahead = svc, wakeup, senders, lookahead
         self.per_endpoint = max(senders // 2, 1)
         self.pool = ThreadPoolExecutor(senders, thread_name_prefix="notify-send") if senders else None
-        self.wakeup = threading.Event()
         self._busy: Counter[str] = Counter()  # sends in flight per endpoint
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
-        app.on_recorded = self.wakeup.set
 
     def run_once(self) -> float:
         """Start what is due and can start; the seconds until the next notification falls due."""
         if self.pool is None:
             return self.lookahead  # this worker only records notifications (TICKETFLOW_NOTIFY_SENDERS=0)
-        now = handlers.now()
-        horizon = now + timedelta(seconds=self.lookahead)
-        due = self.app.notifications.due(horizon, 4 * self.senders)
+        started = now()
+        horizon = started + timedelta(seconds=self.lookahead)
+        due = self.svc.notifications.due(horizon, 4 * self.senders)
         for notification_id, at, endpoint in due:
-            if at <= now and self._may_start(notification_id, endpoint):
+            if at <= started and self._may_start(notification_id, endpoint):
                 self._start(notification_id, endpoint)
-        later = [at for _, at, _ in due if at > now]
-        return seconds_until(next_wake(later, horizon), handlers.now())
+        later = [at for _, at, _ in due if at > started]
+        return seconds_until(next_wake(later, horizon), now())
 
     def _start(self, notification_id: str, endpoint: str) -> None:
         try:
-            record = handlers.claim(self.app, notification_id)
+            record = claim(self.svc, notification_id)
             if record is not None:
                 self.pool.submit(self._send, record)
                 return
@@ -80,7 +80,7 @@ class Dispatcher:
 
     def _send(self, record: Notification) -> None:
         try:
-            handlers.send(self.app, record)
+            send(self.svc, record)
         except Exception:  # the lease runs out and the next pass tries again; the pool thread lives on
             log.exception("sending notification %s failed", record.id)
         finally:

@@ -14,44 +14,53 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from services.sla import handlers
+from services.sla.handlers import Sla, announce_due
+from shared.clock import now
 from shared.errors import Conflict, NotFound
 from shared.runtime import next_wake, seconds_until
 
 log = logging.getLogger(__name__)
 
 
-class DeadlineTimer:
-    def __init__(self, app: handlers.Sla, lookahead: float = 1.0, batch: int = 200) -> None:
-        self.app, self.lookahead, self.batch = app, lookahead, batch
+class Alarm:
+    """When the deadline timer plans to look next, and the event that wakes it sooner.
+
+    Made before sla's handlers, which are given `saw` (their `wake_timer`), and handed to the timer.
+    """
+
+    def __init__(self) -> None:
         self.wakeup = threading.Event()
-        self._next_wake: datetime | None = None
-        app.on_saved = self.saw
+        self.planned: datetime | None = None
 
     def saw(self, next_due: datetime | None) -> None:
         """A clock of this process was saved: wake now if it falls due before the planned wake-up."""
-        planned = self._next_wake
+        planned = self.planned
         if next_due is not None and (planned is None or next_due < planned):
             self.wakeup.set()
 
+
+class DeadlineTimer:
+    def __init__(self, svc: Sla, alarm: Alarm, lookahead: float = 1.0, batch: int = 200) -> None:
+        self.svc, self.alarm, self.lookahead, self.batch = svc, alarm, lookahead, batch
+
     def run_once(self) -> float:
         """Announce what is due; the seconds to sleep until the next clock falls due (at most the look-ahead)."""
-        now = handlers.now()
-        horizon = now + timedelta(seconds=self.lookahead)
-        due = self.app.clocks.due(horizon, self.batch)
+        started = now()
+        horizon = started + timedelta(seconds=self.lookahead)
+        due = self.svc.clocks.due(horizon, self.batch)
         for ticket_id, at in due:
-            if at <= now:
+            if at <= started:
                 self._announce(ticket_id)
-        later = [at for _, at in due if at > now]
+        later = [at for _, at in due if at > started]
         if len(due) == self.batch and not later:
-            wake = handlers.now()  # a full batch, all due: there may be more
+            wake = now()  # a full batch, all due: there may be more
         else:
             wake = next_wake(later, horizon)
-        self._next_wake = wake
-        return seconds_until(wake, handlers.now())
+        self.alarm.planned = wake
+        return seconds_until(wake, now())
 
     def _announce(self, ticket_id: str) -> None:
         try:
-            handlers.announce_due(self.app, ticket_id)
+            announce_due(self.svc, ticket_id)
         except (Conflict, NotFound) as exc:  # busy or gone: the next pass looks again
             log.info("deadline of ticket %s: %s", ticket_id, exc)

@@ -1,0 +1,32 @@
+"""What intake's worker runs on a clock: closing tickets resolved long ago, and forgetting old records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from services.intake.domain import Ticket
+from services.intake.handlers import Intake, change_ticket
+from shared.clock import now
+from shared.saving import NO_CHANGE
+
+
+def auto_close(svc: Intake) -> int:
+    """Close tickets resolved longer ago than TICKETFLOW_AUTO_CLOSE_HOURS; how many it closed."""
+    hours = svc.settings.auto_close_hours
+
+    def close_if_due(ticket: Ticket):
+        if not ticket.due_for_auto_close(now(), hours):
+            return NO_CHANGE  # reopened, or closed, since it was found
+        ticket.close("auto", now())
+
+    closed = 0
+    for ticket_id in svc.tickets.resolved_before(now() - timedelta(hours=hours)):
+        _, result = change_ticket(svc, ticket_id, close_if_due, None)
+        closed += result is not NO_CHANGE
+    return closed
+
+
+def expire_records(svc: Intake) -> None:
+    """Forget Idempotency-Keys and processed event ids older than they must be kept."""
+    svc.keys.expire(now())
+    svc.processed.expire()
