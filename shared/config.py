@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Settings:
     webhook_timeout: float = 5.0  # seconds for a webhook to answer
     notify_senders: int = 8  # notifications a notify worker sends at once (0: it only records them)
     queue_type: str = "classic"  # RabbitMQ type of the service, retry and dead queues: classic | quorum
+    max_clock_skew: float = 300.0  # seconds an event's occurred_at may lie ahead of now; later ones are dead-lettered
 
     @property
     def exchange(self) -> str:
@@ -83,6 +85,13 @@ def _delays(raw: str | None) -> tuple[float, ...]:
     return delays
 
 
+def _positive_seconds(env: dict, name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a number of seconds greater than 0, got {env.get(name)!r}")
+    return value
+
+
 def _queue_type(raw: str | None) -> str:
     queue_type = (raw or "classic").strip().lower()
     if queue_type not in QUEUE_TYPES:
@@ -113,6 +122,7 @@ def load_settings(env: dict | None = None) -> Settings:
         webhook_timeout=max(_float(env, "TICKETFLOW_WEBHOOK_TIMEOUT", 5.0), 0.1),
         notify_senders=int(_float(env, "TICKETFLOW_NOTIFY_SENDERS", 8)),
         queue_type=_queue_type(env.get("TICKETFLOW_QUEUE_TYPE")),
+        max_clock_skew=_positive_seconds(env, "TICKETFLOW_MAX_CLOCK_SKEW", 300.0),
     )
 
 
