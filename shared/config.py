@@ -37,6 +37,8 @@ class Settings:
     webhook_timeout: float = 5.0  # seconds for a webhook to answer
     notify_senders: int = 8  # notifications a notify worker sends at once (0: it only records them)
     queue_type: str = "classic"  # RabbitMQ type of the service, retry and dead queues: classic | quorum
+    token_max_hours: float = 24.0  # the longest lifetime (exp - iat) of an agent's, admin's or requester's token
+    portal_token_max_hours: float | None = None  # the same for the portal server's own token; None: no cap
     max_clock_skew: float = 300.0  # seconds an event's occurred_at may lie ahead of now; later ones are dead-lettered
 
     @property
@@ -85,10 +87,10 @@ def _delays(raw: str | None) -> tuple[float, ...]:
     return delays
 
 
-def _positive_seconds(env: dict, name: str, default: float) -> float:
+def _positive(env: dict, name: str, default: float) -> float:
     value = _float(env, name, default)
     if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} must be a number of seconds greater than 0, got {env.get(name)!r}")
+        raise ConfigError(f"{name} must be a number greater than 0, got {env.get(name)!r}")
     return value
 
 
@@ -122,7 +124,13 @@ def load_settings(env: dict | None = None) -> Settings:
         webhook_timeout=max(_float(env, "TICKETFLOW_WEBHOOK_TIMEOUT", 5.0), 0.1),
         notify_senders=int(_float(env, "TICKETFLOW_NOTIFY_SENDERS", 8)),
         queue_type=_queue_type(env.get("TICKETFLOW_QUEUE_TYPE")),
-        max_clock_skew=_positive_seconds(env, "TICKETFLOW_MAX_CLOCK_SKEW", 300.0),
+        max_clock_skew=_positive(env, "TICKETFLOW_MAX_CLOCK_SKEW", 300.0),
+        token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),
+        portal_token_max_hours=(
+            _positive(env, "TICKETFLOW_PORTAL_TOKEN_MAX_HOURS", 0.0)
+            if env.get("TICKETFLOW_PORTAL_TOKEN_MAX_HOURS")
+            else None
+        ),
     )
 
 

@@ -291,7 +291,13 @@ def authenticate() -> Principal:
             "A bearer token is required (Authorization: Bearer <JWT>).", headers={"WWW-Authenticate": "Bearer"}
         )
     try:
-        return decode_token(current_app.extensions["ticketflow.secret"], token.strip())
+        settings = current_app.extensions["ticketflow.settings"]
+        return decode_token(
+            current_app.extensions["ticketflow.secret"],
+            token.strip(),
+            max_hours=settings.token_max_hours,
+            portal_max_hours=settings.portal_token_max_hours,
+        )
     except AuthError as exc:
         raise Unauthorized(f"The token is not valid: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
 
