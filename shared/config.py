@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import sys
@@ -132,6 +133,39 @@ def load_settings(env: dict | None = None) -> Settings:
             else None
         ),
     )
+
+
+def refuse_dev_on_public_bind(settings: Settings, binds: list[str]) -> None:
+    """Dev mode (a published, well-known JWT key) listens on this host only: stop on any other address."""
+    if not settings.dev:
+        return
+    public = [bind for bind in binds if not _loopback_bind(bind)]
+    if public:
+        raise ConfigError(
+            f"TICKETFLOW_DEV=1 refuses to listen on {', '.join(public)}: dev mode signs tokens with a published key, "
+            "so it serves this host only. Bind 127.0.0.1 (or ::1, localhost, a unix socket), "
+            "or unset TICKETFLOW_DEV and set TICKETFLOW_JWT_SECRET."
+        )
+
+
+def _loopback_bind(bind: str) -> bool:
+    """Whether a gunicorn bind address (host:port, [v6]:port, host, unix:path, fd://n) is on this host only."""
+    if bind.startswith("unix:"):
+        return True
+    if bind.startswith("fd://"):
+        return False  # an inherited socket: where it listens is unknown here
+    if bind.startswith("["):
+        host = bind[1 : bind.find("]")] if "]" in bind else ""
+    elif bind.count(":") == 1:
+        host = bind.split(":", 1)[0]
+    else:
+        host = bind
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # empty (every address) or a name that might resolve anywhere
 
 
 def fail(message: str) -> None:

@@ -7,6 +7,8 @@ import os
 import pytest
 
 from shared.auth import issue_token
+from shared.cli import api_command
+from shared.infra import free_port
 from tests.harness import auth_header
 from tests.integration.conftest import ticket_request
 
@@ -59,3 +61,10 @@ def test_the_api_refuses_a_token_that_lives_longer_than_the_cap(client):
     assert "longer than 24 hours" in response.get_json()["detail"]
     day = issue_token(secret, "admin", ttl=24 * 3600)
     assert client.get("/tickets", headers={"Authorization": f"Bearer {day}"}).status_code == 200
+
+
+def test_dev_mode_refuses_to_start_an_api_on_a_public_address(spawn):
+    argv = api_command("intake", free_port(), host="0.0.0.0")  # refused before gunicorn binds: no traffic
+    handle = spawn(argv, env={"TICKETFLOW_DEV": "1", "TICKETFLOW_JWT_SECRET": ""}, name="dev-public")
+    assert handle.proc.wait(timeout=30) != 0
+    assert "TICKETFLOW_DEV=1 refuses to listen on 0.0.0.0:" in handle.log_text()

@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from shared.auth import AuthError, decode_token, issue_token
-from shared.config import ConfigError, load_settings
+from shared.config import ConfigError, load_settings, refuse_dev_on_public_bind
 
 K = "k" * 32
 HOUR = 3600
@@ -77,3 +77,17 @@ def test_the_token_lifetime_settings_are_read_and_checked():
         for bad in ("forever", "-1", "0"):
             with pytest.raises(ConfigError, match=name):
                 load_settings({name: bad})
+
+
+@pytest.mark.parametrize(
+    "bind", ["0.0.0.0:8001", "[::]:8001", "10.0.0.5:8001", "example.com:8001", ":8001", "fd://3", "0.0.0.0"]
+)
+def test_dev_mode_refuses_a_bind_other_hosts_can_reach(bind):
+    with pytest.raises(ConfigError, match="TICKETFLOW_DEV=1 refuses to listen on"):
+        refuse_dev_on_public_bind(load_settings({"TICKETFLOW_DEV": "1"}), ["127.0.0.1:8001", bind])
+    refuse_dev_on_public_bind(load_settings({}), [bind])  # outside dev mode: the secret is the operator's
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:8001", "127.0.0.2:9000", "[::1]:8001", "localhost:8001", "unix:/tmp/x"])
+def test_dev_mode_accepts_loopback_binds(bind):
+    refuse_dev_on_public_bind(load_settings({"TICKETFLOW_DEV": "1"}), [bind])
