@@ -6,6 +6,7 @@ problem+json for every error, X-Request-ID in and out, /healthz, /readyz, /metri
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
@@ -13,7 +14,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
+from pathlib import Path
 
 from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
@@ -135,8 +137,6 @@ def create_service_app(
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         MAX_CONTENT_LENGTH=MAX_BODY,
         JSON_SORT_KEYS=False,
         API_SPEC_OPTIONS={
@@ -154,6 +154,7 @@ def create_service_app(
     _install_hooks(app, service)
     _install_error_handlers(app)
     _install_probes(app, settings, ready_checks or [])
+    _install_docs(app, service)
     return app, api
 
 
@@ -175,6 +176,7 @@ def _install_hooks(app: Flask, service: str) -> None:
     @app.after_request
     def finish(response: Response):
         response.headers["X-Request-ID"] = getattr(g, "request_id", None) or uuid.uuid4().hex
+        response.headers["X-Content-Type-Options"] = "nosniff"
         route = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
         metrics.REQUEST_LATENCY.labels(service, request.method, route, str(response.status_code)).observe(elapsed)
@@ -250,6 +252,84 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bo
     def metrics_endpoint():
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
+
+
+# Swagger UI, served by the service itself from a pinned package (flask-swagger-ui bundles its dist):
+# no CDN, nothing loaded from another origin. tests/integration/test_web_hardening.py records the
+# sha256 of each file, so an upgrade of the package is a deliberate change.
+SWAGGER_UI_VERSION = "5.34.0"
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+DOCS_INIT_JS = """window.addEventListener("load", function () {
+  var container = document.getElementById("swagger-ui");
+  window.ui = SwaggerUIBundle({
+    url: container.getAttribute("data-spec-url"),
+    dom_id: "#swagger-ui",
+    validatorUrl: null,
+    deepLinking: true
+  });
+});
+"""
+DOCS_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>ticketflow {service} API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+<div id="swagger-ui" data-spec-url="/openapi.json"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/init.js"></script>
+</body>
+</html>
+"""
+
+
+def swagger_ui_dist() -> Path:
+    """The folder of Swagger UI's files inside the installed flask-swagger-ui package."""
+    spec = importlib.util.find_spec("flask_swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("flask-swagger-ui is not installed: /docs needs its Swagger UI files")
+    return Path(spec.origin).parent / "dist"
+
+
+@cache
+def _docs_asset(name: str) -> bytes:
+    return (swagger_ui_dist() / name).read_bytes()
+
+
+def _install_docs(app: Flask, service: str) -> None:
+    """GET /docs (Swagger UI on /openapi.json) and its assets, all from this origin, under a strict CSP."""
+    html = DOCS_HTML.format(service=service)
+
+    @app.get("/docs")
+    def docs():
+        response = Response(html, content_type="text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = DOCS_CSP
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @app.get("/docs/assets/<name>")
+    def docs_asset(name: str):
+        if name == "init.js":
+            response = Response(DOCS_INIT_JS, content_type="text/javascript; charset=utf-8")
+        elif name in DOCS_ASSETS:
+            response = Response(_docs_asset(name), mimetype=DOCS_ASSETS[name])
+            response.headers["Cache-Control"] = "public, max-age=86400"
+        else:
+            return problem(404, "Not Found", f"No docs asset {name!r}.")
+        response.headers["Content-Security-Policy"] = DOCS_CSP
+        return response
 
 
 def ensure_storage_once(app: Flask, ensure: Callable[[], None]) -> None:
