@@ -32,6 +32,7 @@ from shared.events import Timestamp
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
+READY_CACHE_SECONDS = 1.5  # /readyz answers from its last probe for this long: no broker connection per call
 PROBLEM_JSON = "application/problem+json"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 SLUGS = {
@@ -241,10 +242,17 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bo
     def healthz():
         return jsonify({"status": "ok"})
 
+    lock, last = threading.Lock(), {"at": float("-inf"), "status": {}}
+
     @app.get("/readyz")
     def readyz():
-        status = {"mongodb": mongo.ping(settings), "rabbitmq": broker_answers(settings, timeout=1.0)}
-        status.update({check.__name__: bool(check()) for check in checks})
+        """Probes MongoDB and RabbitMQ at most once per READY_CACHE_SECONDS in this process (it needs no token)."""
+        with lock:  # concurrent calls wait for the one probe under way rather than open their own connections
+            if time.monotonic() - last["at"] >= READY_CACHE_SECONDS:
+                status = {"mongodb": mongo.ping(settings), "rabbitmq": broker_answers(settings, timeout=1.0)}
+                status.update({check.__name__: bool(check()) for check in checks})
+                last.update(at=time.monotonic(), status=status)
+            status = dict(last["status"])
         ready = all(status.values())
         return jsonify({"status": "ready" if ready else "not ready", "checks": status}), 200 if ready else 503
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 
 import pytest
 
@@ -72,3 +73,20 @@ def test_every_response_of_every_service_says_nosniff(infra, service):
         ]
         for response in answers:
             assert response.headers.get("X-Content-Type-Options") == "nosniff", (service, response.status_code)
+
+
+def test_readyz_probes_the_broker_at_most_once_in_a_short_while(client, monkeypatch):
+    opened = []
+
+    def counting(settings, timeout=1.0):
+        opened.append(time.monotonic())
+        return True
+
+    monkeypatch.setattr(web, "broker_answers", counting)
+    first, second = client.get("/readyz"), client.get("/readyz")
+    assert first.status_code == second.status_code == 200
+    assert first.get_json() == second.get_json()
+    assert len(opened) == 1
+    time.sleep(web.READY_CACHE_SECONDS + 0.1)
+    assert client.get("/readyz").status_code == 200
+    assert len(opened) == 2  # the answer is fresh again after a short while
