@@ -11,6 +11,9 @@ from dataclasses import dataclass
 DEV_SECRET = "ticketflow-dev-secret-not-for-production"
 DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
 QUEUE_TYPES = ("classic", "quorum")
+# Values that stand for a secret in examples and manifests (deploy/k8s/secrets.yaml): never a real one.
+PLACEHOLDERS = ("replace-me", "replace_me", "changeme", "change-me")
+SECRET_URLS = ("AMQP_URL", "MONGO_URL", "SMTP_URL")  # their passwords come from Secrets
 
 
 class ConfigError(SystemExit):
@@ -52,6 +55,7 @@ class Settings:
     def require_secret(self) -> str:
         """The JWT secret; stops the process when it is missing outside dev mode."""
         if self.jwt_secret:
+            _refuse_placeholder("TICKETFLOW_JWT_SECRET", self.jwt_secret)
             if len(self.jwt_secret.encode()) < 32:
                 raise ConfigError("TICKETFLOW_JWT_SECRET must be at least 32 bytes long (HS256 needs a 256-bit key).")
             return self.jwt_secret
@@ -61,6 +65,17 @@ class Settings:
             "TICKETFLOW_JWT_SECRET is not set. Set it to a long random string "
             "(or TICKETFLOW_DEV=1 for a local development secret)."
         )
+
+
+def _refuse_placeholder(name: str, value: str) -> None:
+    """Stop on a secret left at its placeholder (deploy/k8s/secrets.yaml ships them deliberately unusable)."""
+    lowered = value.lower()
+    for placeholder in PLACEHOLDERS:
+        if placeholder in lowered:
+            raise ConfigError(
+                f"{name} still holds the placeholder {placeholder!r}: set the real secret "
+                "(deploy/k8s/secrets.yaml, or your secret store) before starting."
+            )
 
 
 def _float(env: dict, name: str, default: float) -> float:
@@ -105,6 +120,8 @@ def _queue_type(raw: str | None) -> str:
 def load_settings(env: dict | None = None) -> Settings:
     """Read the settings from the environment (os.environ by default)."""
     env = os.environ if env is None else env
+    for name in SECRET_URLS:
+        _refuse_placeholder(name, env.get(name) or "")
     namespace = env.get("TICKETFLOW_NAMESPACE") or "ticketflow"
     if not namespace.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"TICKETFLOW_NAMESPACE may hold letters, digits, - and _ only, got {namespace!r}")
