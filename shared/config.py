@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -12,6 +14,9 @@ QUEUE_TYPES = ("classic", "quorum")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL")  # the names logging knows
 # Every service and the port of its HTTP API. Add a service here and `ticketflow run` starts it.
 SERVICE_PORTS: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004}
+# Values that stand for a secret in examples and manifests (deploy/k8s/secrets.yaml): never a real one.
+PLACEHOLDERS = ("replace-me", "replace_me", "changeme", "change-me")
+SECRET_URLS = ("AMQP_URL", "MONGO_URL", "SMTP_URL")  # their passwords come from Secrets
 
 
 class ConfigError(SystemExit):
@@ -44,6 +49,9 @@ class Settings:
     reconcile_interval: float = 30.0  # seconds between assignment's checks of the agents' open counts
     log_level: str = "INFO"
     metrics_port: int | None = None  # the worker's Prometheus port (None: no metrics server)
+    token_max_hours: float = 24.0  # the longest lifetime (exp - iat) of an agent's, admin's or requester's token
+    portal_token_max_hours: float | None = None  # the same for the portal server's own token; None: no cap
+    max_clock_skew: float = 300.0  # seconds an event's occurred_at may lie ahead of now; later ones are dead-lettered
 
     @property
     def exchange(self) -> str:
@@ -55,6 +63,7 @@ class Settings:
     def require_secret(self) -> str:
         """The JWT secret; stops the process when it is missing outside dev mode."""
         if self.jwt_secret:
+            _refuse_placeholder("TICKETFLOW_JWT_SECRET", self.jwt_secret)
             if len(self.jwt_secret.encode()) < 32:
                 raise ConfigError("TICKETFLOW_JWT_SECRET must be at least 32 bytes long (HS256 needs a 256-bit key).")
             return self.jwt_secret
@@ -64,6 +73,17 @@ class Settings:
             "TICKETFLOW_JWT_SECRET is not set. Set it to a long random string "
             "(or TICKETFLOW_DEV=1 for a local development secret)."
         )
+
+
+def _refuse_placeholder(name: str, value: str) -> None:
+    """Stop on a secret left at its placeholder (deploy/k8s/secrets.yaml ships them deliberately unusable)."""
+    lowered = value.lower()
+    for placeholder in PLACEHOLDERS:
+        if placeholder in lowered:
+            raise ConfigError(
+                f"{name} still holds the placeholder {placeholder!r}: set the real secret "
+                "(deploy/k8s/secrets.yaml, or your secret store) before starting."
+            )
 
 
 def _float(env: dict, name: str, default: float) -> float:
@@ -101,11 +121,11 @@ def _one_of(env: dict, name: str, choices: tuple[str, ...], default: str) -> str
     return found
 
 
-def _interval(env: dict, name: str, default: float) -> float:
-    """Seconds between two runs of a timer: a number greater than 0."""
+def _positive(env: dict, name: str, default: float) -> float:
+    """A finite number greater than 0 (seconds between two runs of a timer, a limit)."""
     value = _float(env, name, default)
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0, got {env.get(name)!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a number greater than 0, got {env.get(name)!r}")
     return value
 
 
@@ -120,6 +140,8 @@ def _port(raw: str | None) -> int | None:
 def load_settings(env: dict | None = None) -> Settings:
     """Read the settings from the environment (os.environ by default)."""
     env = os.environ if env is None else env
+    for name in SECRET_URLS:
+        _refuse_placeholder(name, env.get(name) or "")
     namespace = env.get("TICKETFLOW_NAMESPACE") or "ticketflow"
     if not namespace.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"TICKETFLOW_NAMESPACE may hold letters, digits, - and _ only, got {namespace!r}")
@@ -140,12 +162,52 @@ def load_settings(env: dict | None = None) -> Settings:
         webhook_timeout=max(_float(env, "TICKETFLOW_WEBHOOK_TIMEOUT", 5.0), 0.1),
         notify_senders=int(_float(env, "TICKETFLOW_NOTIFY_SENDERS", 8)),
         queue_type=_one_of(env, "TICKETFLOW_QUEUE_TYPE", QUEUE_TYPES, "classic"),
-        outbox_sweep_interval=_interval(env, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL", 30.0),
-        auto_close_interval=_interval(env, "TICKETFLOW_AUTO_CLOSE_INTERVAL", 60.0),
-        reconcile_interval=_interval(env, "TICKETFLOW_RECONCILE_INTERVAL", 30.0),
+        outbox_sweep_interval=_positive(env, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL", 30.0),
+        auto_close_interval=_positive(env, "TICKETFLOW_AUTO_CLOSE_INTERVAL", 60.0),
+        reconcile_interval=_positive(env, "TICKETFLOW_RECONCILE_INTERVAL", 30.0),
         log_level=_one_of(env, "TICKETFLOW_LOG_LEVEL", LOG_LEVELS, "INFO"),
         metrics_port=_port(env.get("TICKETFLOW_METRICS_PORT")),
+        max_clock_skew=_positive(env, "TICKETFLOW_MAX_CLOCK_SKEW", 300.0),
+        token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),
+        portal_token_max_hours=(
+            _positive(env, "TICKETFLOW_PORTAL_TOKEN_MAX_HOURS", 0.0)
+            if env.get("TICKETFLOW_PORTAL_TOKEN_MAX_HOURS")
+            else None
+        ),
     )
+
+
+def refuse_dev_on_public_bind(settings: Settings, binds: list[str]) -> None:
+    """Dev mode (a published, well-known JWT key) listens on this host only: stop on any other address."""
+    if not settings.dev:
+        return
+    public = [bind for bind in binds if not _loopback_bind(bind)]
+    if public:
+        raise ConfigError(
+            f"TICKETFLOW_DEV=1 refuses to listen on {', '.join(public)}: dev mode signs tokens with a published key, "
+            "so it serves this host only. Bind 127.0.0.1 (or ::1, localhost, a unix socket), "
+            "or unset TICKETFLOW_DEV and set TICKETFLOW_JWT_SECRET."
+        )
+
+
+def _loopback_bind(bind: str) -> bool:
+    """Whether a gunicorn bind address (host:port, [v6]:port, host, unix:path, fd://n) is on this host only."""
+    if bind.startswith("unix:"):
+        return True
+    if bind.startswith("fd://"):
+        return False  # an inherited socket: where it listens is unknown here
+    if bind.startswith("["):
+        host = bind[1 : bind.find("]")] if "]" in bind else ""
+    elif bind.count(":") == 1:
+        host = bind.split(":", 1)[0]
+    else:
+        host = bind
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # empty (every address) or a name that might resolve anywhere
 
 
 def fail(message: str) -> None:

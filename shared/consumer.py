@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 
 import pika
+import pika.data
+import pika.exceptions
 
 from shared import events, metrics
 from shared.bus import CONNECTION_ERRORS, parameters
@@ -88,20 +90,43 @@ class Consumer:
                     pass
 
     def _deliver(self, connection, channel, republish, method, props, body: bytes) -> None:
+        """Process one message and ack it; whatever goes wrong with this one message, the next one comes next.
+
+        Only a broker problem (the connection or channel is gone) leaves the message unacked and
+        reaches `run`, which reconnects: the message comes again, and that is right. Any other fault
+        while handling, retrying or dead-lettering this message dead-letters it as it is.
+        """
+        try:
+            self._process(connection, republish, props, body)
+        except CONNECTION_ERRORS as exc:
+            if not _is_encoding_error(exc):
+                raise
+            self._dead_letter_as_is(republish, props, body, exc)
+        except Exception as exc:  # noqa: BLE001 - one bad message must never stall the queue
+            self._dead_letter_as_is(republish, props, body, exc)
+        channel.basic_ack(method.delivery_tag)
+
+    def _process(self, connection, republish, props, body: bytes) -> None:
         headers = dict(props.headers or {})
         try:
             envelope = events.decode(body)
         except events.InvalidEvent as exc:
             self._dead_letter(republish, props, body, headers, "invalid", str(exc))
-            channel.basic_ack(method.delivery_tag)
             return
         event_type, event_id = envelope["type"], envelope["event_id"]
+        ahead = (events.parse_time(envelope["occurred_at"]) - datetime.now(UTC)).total_seconds()
+        if ahead > self.settings.max_clock_skew:
+            detail = (
+                f"occurred_at {envelope['occurred_at']} is {ahead:.0f} s in the future "
+                f"(more than TICKETFLOW_MAX_CLOCK_SKEW={self.settings.max_clock_skew:g} s): a forged or broken clock"
+            )
+            self._dead_letter(republish, props, body, headers, "invalid", detail)
+            return
         handler = self.handlers.get(event_type)
         if handler is None:
             self._dead_letter(
                 republish, props, body, headers, "unhandled", f"{self.service} has no handler for {event_type}"
             )
-            channel.basic_ack(method.delivery_tag)
             return
         error = self._run(connection, handler, envelope, event_id)
         if error is None:
@@ -110,7 +135,19 @@ class Consumer:
             metrics.EVENTS_CONSUMED.labels(self.service, event_type, "duplicate").inc()
         else:
             self._retry_or_dead_letter(republish, props, body, headers, event_type, error)
-        channel.basic_ack(method.delivery_tag)
+
+    def _dead_letter_as_is(self, republish, props, body: bytes, exc: Exception) -> None:
+        """The last resort for a message whose processing failed in the plumbing: dead-letter it, headers made safe."""
+        log.error("%s: processing a message failed (%r); dead-lettering it", self.service, exc, exc_info=exc)
+        detail = f"{type(exc).__name__}: {exc}"
+        try:
+            self._dead_letter(republish, props, body, _safe_headers(dict(props.headers or {})), "error", detail)
+        except CONNECTION_ERRORS as again:
+            if not _is_encoding_error(again):
+                raise
+            self._dead_letter(republish, pika.BasicProperties(message_id=props.message_id), body, {}, "error", detail)
+        except Exception:  # noqa: BLE001 - then without anything copied from the message but its body
+            self._dead_letter(republish, pika.BasicProperties(message_id=props.message_id), body, {}, "error", detail)
 
     def _run(self, connection, handler: Handler, envelope: dict, event_id: str):
         """Run the handler on the helper thread while this thread keeps the connection's I/O going."""
@@ -134,7 +171,14 @@ class Consumer:
             return exc
 
     def _retry_or_dead_letter(self, republish, props, body, headers, event_type: str, error: Exception) -> None:
-        attempt = int(headers.get(ATTEMPT_HEADER, 0))
+        attempt = _attempt(headers.get(ATTEMPT_HEADER, 0))
+        if attempt is None:
+            detail = (
+                f"the {ATTEMPT_HEADER} header is not a retry count (a whole number from 0): "
+                f"{headers.get(ATTEMPT_HEADER)!r:.100}; the handler failed with {type(error).__name__}: {error}"
+            )
+            self._dead_letter(republish, props, body, headers, "invalid", detail)
+            return
         delays = self.settings.retry_delays
         if isinstance(error, PermanentError) or attempt >= len(delays):
             reason = "rejected" if isinstance(error, PermanentError) else "failed"
@@ -161,7 +205,32 @@ class Consumer:
         metrics.EVENTS_DEAD_LETTERED.labels(self.service, reason).inc()
 
 
+def _attempt(value) -> int | None:
+    """The retry count a header holds, or None when it holds something a consumer cannot use."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
+        return value
+    return None
+
+
+def _encodable(value) -> bool:
+    try:
+        pika.data.encode_value([], value)
+    except Exception:  # noqa: BLE001 - e.g. a float (pika cannot write one back) or an int past 64 bits
+        return False
+    return True
+
+
+def _safe_headers(headers: dict) -> dict:
+    """The headers, each one that pika cannot write back (a float, a huge number...) replaced by its repr."""
+    return {str(key): value if _encodable(value) else repr(value)[:200] for key, value in headers.items()}
+
+
+def _is_encoding_error(exc: Exception) -> bool:
+    return isinstance(exc, pika.exceptions.UnsupportedAMQPFieldException)
+
+
 def _copy_props(props, headers: dict) -> pika.BasicProperties:
+    headers = _safe_headers(headers)
     return pika.BasicProperties(
         content_type=props.content_type or "application/json",
         delivery_mode=pika.DeliveryMode.Persistent,

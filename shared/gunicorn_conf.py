@@ -23,7 +23,10 @@ def child_exit(server, worker):
 
 
 def on_starting(server):
-    """Check the configuration once, in the master: a missing secret stops gunicorn instead of looping."""
-    from shared.config import load_settings
+    """Check the configuration once, in the master (before it binds): a missing secret, or dev mode on an
+    address other hosts reach, stops gunicorn instead of looping."""
+    from shared.config import load_settings, refuse_dev_on_public_bind
 
-    load_settings().require_secret()
+    settings = load_settings()
+    settings.require_secret()
+    refuse_dev_on_public_bind(settings, list(server.cfg.bind or []))

@@ -6,6 +6,7 @@ problem+json for every error, X-Request-ID in and out, /healthz, /readyz, /metri
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
@@ -13,7 +14,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
+from pathlib import Path
 
 from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
@@ -30,6 +32,7 @@ from shared.events import Timestamp
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
+READY_CACHE_SECONDS = 1.5  # /readyz answers from its last probe for this long: no broker connection per call
 PROBLEM_JSON = "application/problem+json"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 SLUGS = {
@@ -135,8 +138,6 @@ def create_service_app(
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         MAX_CONTENT_LENGTH=MAX_BODY,
         JSON_SORT_KEYS=False,
         API_SPEC_OPTIONS={
@@ -154,6 +155,7 @@ def create_service_app(
     _install_hooks(app, service)
     _install_error_handlers(app)
     _install_probes(app, settings, ready_checks or [])
+    _install_docs(app, service)
     return app, api
 
 
@@ -175,6 +177,7 @@ def _install_hooks(app: Flask, service: str) -> None:
     @app.after_request
     def finish(response: Response):
         response.headers["X-Request-ID"] = getattr(g, "request_id", None) or uuid.uuid4().hex
+        response.headers["X-Content-Type-Options"] = "nosniff"
         route = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
         metrics.REQUEST_LATENCY.labels(service, request.method, route, str(response.status_code)).observe(elapsed)
@@ -239,10 +242,17 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bo
     def healthz():
         return jsonify({"status": "ok"})
 
+    lock, last = threading.Lock(), {"at": float("-inf"), "status": {}}
+
     @app.get("/readyz")
     def readyz():
-        status = {"mongodb": mongo.ping(settings), "rabbitmq": broker_answers(settings, timeout=1.0)}
-        status.update({check.__name__: bool(check()) for check in checks})
+        """Probes MongoDB and RabbitMQ at most once per READY_CACHE_SECONDS in this process (it needs no token)."""
+        with lock:  # concurrent calls wait for the one probe under way rather than open their own connections
+            if time.monotonic() - last["at"] >= READY_CACHE_SECONDS:
+                status = {"mongodb": mongo.ping(settings), "rabbitmq": broker_answers(settings, timeout=1.0)}
+                status.update({check.__name__: bool(check()) for check in checks})
+                last.update(at=time.monotonic(), status=status)
+            status = dict(last["status"])
         ready = all(status.values())
         return jsonify({"status": "ready" if ready else "not ready", "checks": status}), 200 if ready else 503
 
@@ -250,6 +260,84 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bo
     def metrics_endpoint():
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
+
+
+# Swagger UI, served by the service itself from a pinned package (flask-swagger-ui bundles its dist):
+# no CDN, nothing loaded from another origin. tests/integration/test_web_hardening.py records the
+# sha256 of each file, so an upgrade of the package is a deliberate change.
+SWAGGER_UI_VERSION = "5.34.0"
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+DOCS_INIT_JS = """window.addEventListener("load", function () {
+  var container = document.getElementById("swagger-ui");
+  window.ui = SwaggerUIBundle({
+    url: container.getAttribute("data-spec-url"),
+    dom_id: "#swagger-ui",
+    validatorUrl: null,
+    deepLinking: true
+  });
+});
+"""
+DOCS_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>ticketflow {service} API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+<div id="swagger-ui" data-spec-url="/openapi.json"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/init.js"></script>
+</body>
+</html>
+"""
+
+
+def swagger_ui_dist() -> Path:
+    """The folder of Swagger UI's files inside the installed flask-swagger-ui package."""
+    spec = importlib.util.find_spec("flask_swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("flask-swagger-ui is not installed: /docs needs its Swagger UI files")
+    return Path(spec.origin).parent / "dist"
+
+
+@cache
+def _docs_asset(name: str) -> bytes:
+    return (swagger_ui_dist() / name).read_bytes()
+
+
+def _install_docs(app: Flask, service: str) -> None:
+    """GET /docs (Swagger UI on /openapi.json) and its assets, all from this origin, under a strict CSP."""
+    html = DOCS_HTML.format(service=service)
+
+    @app.get("/docs")
+    def docs():
+        response = Response(html, content_type="text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = DOCS_CSP
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @app.get("/docs/assets/<name>")
+    def docs_asset(name: str):
+        if name == "init.js":
+            response = Response(DOCS_INIT_JS, content_type="text/javascript; charset=utf-8")
+        elif name in DOCS_ASSETS:
+            response = Response(_docs_asset(name), mimetype=DOCS_ASSETS[name])
+            response.headers["Cache-Control"] = "public, max-age=86400"
+        else:
+            return problem(404, "Not Found", f"No docs asset {name!r}.")
+        response.headers["Content-Security-Policy"] = DOCS_CSP
+        return response
 
 
 def ensure_storage_once(app: Flask, ensure: Callable[[], None]) -> None:
@@ -291,7 +379,13 @@ def authenticate() -> Principal:
             "A bearer token is required (Authorization: Bearer <JWT>).", headers={"WWW-Authenticate": "Bearer"}
         )
     try:
-        return decode_token(current_app.extensions["ticketflow.secret"], token.strip())
+        settings = current_app.extensions["ticketflow.settings"]
+        return decode_token(
+            current_app.extensions["ticketflow.secret"],
+            token.strip(),
+            max_hours=settings.token_max_hours,
+            portal_max_hours=settings.portal_token_max_hours,
+        )
     except AuthError as exc:
         raise Unauthorized(f"The token is not valid: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
 

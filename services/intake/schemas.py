@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, pre_load, validate
+import unicodedata
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from shared.events import PRIORITIES, SOURCES, STATUSES, Timestamp
 from shared.schemas import FullMatch, Strict, not_blank
@@ -10,9 +12,19 @@ from shared.schemas import FullMatch, Strict, not_blank
 TOPIC_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
 
 
+def mailable(value: str) -> None:
+    """No control character, line break or white space anywhere, quoted local part included.
+
+    marshmallow's Email lets some through inside quotes ("a\x0bb"@example.com), and no email could
+    ever be built to such an address: notify would fail on it for good.
+    """
+    if any(char.isspace() or unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in value):
+        raise ValidationError("Not a valid email address: it holds a control character, line break or space.")
+
+
 class RequesterSchema(Strict):
     name = fields.String(required=True, validate=[validate.Length(1, 200), not_blank])
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = fields.Email(required=True, validate=[validate.Length(max=254), mailable])
 
     @pre_load
     def normalize(self, data, **kwargs):

@@ -1,0 +1,92 @@
+"""Web plumbing every service shares: /docs from our own origin, nosniff everywhere, a cached /readyz."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+
+import pytest
+
+from shared import web
+from tests.harness import auth_header
+from tests.integration.conftest import in_process_app
+
+# The Swagger UI files /docs serves, from the pinned flask-swagger-ui package (pyproject.toml).
+# Upgrading the package changes these: check the new files, then record their sums here.
+SWAGGER_UI_VERSION = "5.34.0"
+SWAGGER_UI_SHA256 = {
+    "swagger-ui.css": "c3cfe8248c4b0b89673600fb829924eafbac6de4bc4b2b06f5f5243483074d0a",
+    "swagger-ui-bundle.js": "3f6abf70480db7e07914df4c98a77385f22ea585eaf457a3e6415ba0eae2d167",
+    "favicon-32x32.png": "3ed612f41e050ca5e7000cad6f1cbe7e7da39f65fca99c02e99e6591056e5837",
+    "favicon-16x16.png": "af24ad604dd7b3bcda8f975ab973075f4a2f70a4087944a12f8ef8b63a3e07c2",
+}
+SERVICES = ("intake", "assignment", "sla", "notify")
+
+
+def test_docs_reference_no_other_origin_and_carry_a_self_only_csp(client):
+    response = client.get("/docs")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert "/openapi.json" in html
+    assert not re.search(r"(?i)(https?:)?//", html), "the page names another origin"
+    assert "<script>" not in html  # no inline script: the CSP needs no 'unsafe-inline' for scripts
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources and all(s.startswith("/docs/assets/") for s in sources)
+    csp = response.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["default-src"] == "'none'" and directives["script-src"] == "'self'"
+    assert directives["connect-src"] == "'self'" and directives["frame-ancestors"] == "'none'"
+    assert "http" not in csp and "*" not in csp
+    for source in sources:
+        asset = client.get(source)
+        assert asset.status_code == 200, source
+
+
+def test_docs_assets_are_the_recorded_files_of_the_pinned_swagger_ui(client):
+    assert web.SWAGGER_UI_VERSION == SWAGGER_UI_VERSION
+    assert (web.swagger_ui_dist() / "VERSION").read_text().strip() == f"v{SWAGGER_UI_VERSION}"
+    for name, digest in SWAGGER_UI_SHA256.items():
+        response = client.get(f"/docs/assets/{name}")
+        assert response.status_code == 200, name
+        assert hashlib.sha256(response.get_data()).hexdigest() == digest, f"{name} is not the recorded file"
+    init = client.get("/docs/assets/init.js")
+    assert init.status_code == 200 and init.mimetype == "text/javascript"
+    assert "validatorUrl: null" in init.get_data(as_text=True)  # Swagger UI would call its online validator
+    for name in ("VERSION", "..%2Fflask_swagger_ui.py", "LICENSE", "nope.js"):
+        assert client.get(f"/docs/assets/{name}").status_code == 404, name
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_response_of_every_service_says_nosniff(infra, service):
+    with in_process_app(service) as app:
+        client = app.test_client()
+        answers = [
+            client.get("/healthz"),
+            client.get("/metrics"),
+            client.get("/openapi.json"),
+            client.get("/docs"),
+            client.get("/docs/assets/swagger-ui.css"),
+            client.get("/no-such-route"),
+            client.post("/healthz"),
+            client.get("/openapi.json", headers=auth_header("admin")),
+        ]
+        for response in answers:
+            assert response.headers.get("X-Content-Type-Options") == "nosniff", (service, response.status_code)
+
+
+def test_readyz_probes_the_broker_at_most_once_in_a_short_while(client, monkeypatch):
+    opened = []
+
+    def counting(settings, timeout=1.0):
+        opened.append(time.monotonic())
+        return True
+
+    monkeypatch.setattr(web, "broker_answers", counting)
+    first, second = client.get("/readyz"), client.get("/readyz")
+    assert first.status_code == second.status_code == 200
+    assert first.get_json() == second.get_json()
+    assert len(opened) == 1
+    time.sleep(web.READY_CACHE_SECONDS + 0.1)
+    assert client.get("/readyz").status_code == 200
+    assert len(opened) == 2  # the answer is fresh again after a short while
