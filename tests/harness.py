@@ -194,3 +194,19 @@ def consumers_on(amqp_url: str, queue: str) -> int:
     finally:
         if connection.is_open:
             connection.close()
+
+
+def dead_letters(amqp_url: str, queue: str) -> list[tuple[dict, bytes]]:
+    """(headers, body) of every message in a dead-letter queue, left there (unacked, they go back)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel, found = connection.channel(), []
+    try:
+        while True:
+            method, props, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                return found
+            found.append((props.headers or {}, body))
+    finally:
+        connection.close()

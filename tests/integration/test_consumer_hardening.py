@@ -14,7 +14,7 @@ import pika
 import pytest
 
 from shared import events
-from tests.harness import wait_until
+from tests.harness import dead_letters, wait_until
 from tests.integration.conftest import event_from
 
 BROKEN_ATTEMPTS = {
@@ -45,19 +45,14 @@ def publish_with_headers(infra, settings):
     connection.close()
 
 
-def dead_letters(infra, settings) -> list[tuple[dict, dict]]:
-    """(headers, envelope) of every message in intake's dead-letter queue, left there."""
-    connection = pika.BlockingConnection(pika.URLParameters(infra.amqp_url))
-    channel, found = connection.channel(), []
-    while True:
-        method, props, body = channel.basic_get(f"{settings.namespace}.intake.dead", auto_ack=False)
-        if method is None:
-            break
+def intake_dead_letters(infra, settings) -> list[tuple[dict, dict]]:
+    """(headers, envelope) of every event in intake's dead-letter queue, left there."""
+    found = []
+    for headers, body in dead_letters(infra.amqp_url, f"{settings.namespace}.intake.dead"):
         try:
-            found.append((props.headers or {}, events.decode(body)))
+            found.append((headers, events.decode(body)))
         except events.InvalidEvent:
-            pass  # another test's poison message
-    connection.close()  # unacked messages go back to the dead-letter queue
+            pass  # a poison message of this test's own
     return found
 
 
@@ -91,7 +86,7 @@ def test_a_failing_message_with_an_unusable_attempt_header_is_dead_lettered_and_
     )
 
     def all_dead():
-        letters = {env["ticket_id"]: headers for headers, env in dead_letters(infra, settings)}
+        letters = {env["ticket_id"]: headers for headers, env in intake_dead_letters(infra, settings)}
         return letters if all(ghost in letters for ghost in ghosts.values()) else None
 
     letters = wait_until(all_dead, timeout=15, message="not every broken message reached the DLQ")
@@ -100,7 +95,7 @@ def test_a_failing_message_with_an_unusable_attempt_header_is_dead_lettered_and_
         assert headers["x-ticketflow-reason"] == "invalid", (name, headers)
         assert "x-ticketflow-attempt" in headers["x-ticketflow-error"], (name, headers)
         assert "No ticket" in headers["x-ticketflow-error"], (name, headers)  # the handler's own failure too
-    dead_ids = [env["ticket_id"] for _, env in dead_letters(infra, settings)]
+    dead_ids = [env["ticket_id"] for _, env in intake_dead_letters(infra, settings)]
     assert all(dead_ids.count(ghost) == 1 for ghost in ghosts.values())  # once each, not once per reconnect
     assert "reconnecting" not in worker.log_text()
     assert worker.running
@@ -131,7 +126,7 @@ def test_an_event_from_the_future_is_dead_lettered_and_the_ticket_still_changes(
     )
 
     def dead():
-        return [h for h, env in dead_letters(infra, settings) if env["event_id"] == forged["event_id"]] or None
+        return [h for h, env in intake_dead_letters(infra, settings) if env["event_id"] == forged["event_id"]] or None
 
     (headers,) = wait_until(dead, timeout=15, message="the event from the future did not reach the DLQ")
     assert headers["x-ticketflow-reason"] == "invalid"

@@ -14,7 +14,7 @@ import pytest
 from services.intake.api import create_app
 from shared import events, mongo
 from shared.topology import declare_service_topology
-from tests.harness import TcpProxy, auth_header, rabbitmqctl_available, wait_until
+from tests.harness import TcpProxy, auth_header, dead_letters, rabbitmqctl_available, wait_until
 from tests.integration.conftest import event_from, ticket_request
 from ticketflow.local import free_port
 
@@ -144,15 +144,7 @@ def test_a_worker_killed_mid_handling_redelivers_and_each_event_has_one_effect(
 
 
 def _dead_letters(infra, settings) -> list[tuple[dict, bytes]]:
-    connection = pika.BlockingConnection(pika.URLParameters(infra.amqp_url))
-    channel, found = connection.channel(), []
-    while True:
-        method, props, body = channel.basic_get(f"{settings.namespace}.intake.dead", auto_ack=False)
-        if method is None:
-            break
-        found.append((props.headers or {}, body))
-    connection.close()  # unacked messages go back to the dead-letter queue
-    return found
+    return dead_letters(infra.amqp_url, f"{settings.namespace}.intake.dead")
 
 
 def test_poison_and_failing_messages_are_dead_lettered_while_the_rest_flows(

@@ -7,10 +7,10 @@ import os
 import pytest
 
 from shared.auth import issue_token
-from shared.cli import api_command
-from shared.infra import free_port
 from tests.harness import auth_header
 from tests.integration.conftest import ticket_request
+from ticketflow.cli import api_command
+from ticketflow.local import free_port
 
 PROBLEM_JSON = "application/problem+json"
 

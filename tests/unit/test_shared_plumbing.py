@@ -52,11 +52,11 @@ def test_bad_settings_are_refused(env):
     ("env", "message"),
     [
         ({"TICKETFLOW_OUTBOX_SWEEP_INTERVAL": "often"}, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL must be a number"),
-        ({"TICKETFLOW_OUTBOX_SWEEP_INTERVAL": "0"}, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL must be greater than 0"),
+        ({"TICKETFLOW_OUTBOX_SWEEP_INTERVAL": "0"}, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL must be a number greater than 0"),
         ({"TICKETFLOW_AUTO_CLOSE_INTERVAL": "1m"}, "TICKETFLOW_AUTO_CLOSE_INTERVAL must be a number"),
         ({"TICKETFLOW_AUTO_CLOSE_INTERVAL": "-5"}, "TICKETFLOW_AUTO_CLOSE_INTERVAL must not be negative"),
         ({"TICKETFLOW_RECONCILE_INTERVAL": "soon"}, "TICKETFLOW_RECONCILE_INTERVAL must be a number"),
-        ({"TICKETFLOW_RECONCILE_INTERVAL": "0"}, "TICKETFLOW_RECONCILE_INTERVAL must be greater than 0"),
+        ({"TICKETFLOW_RECONCILE_INTERVAL": "0"}, "TICKETFLOW_RECONCILE_INTERVAL must be a number greater than 0"),
         ({"TICKETFLOW_LOG_LEVEL": "LOUD"}, "TICKETFLOW_LOG_LEVEL must be one of"),
         ({"TICKETFLOW_METRICS_PORT": "nine"}, "TICKETFLOW_METRICS_PORT must be a port number"),
         ({"TICKETFLOW_METRICS_PORT": "70000"}, "TICKETFLOW_METRICS_PORT must be a port number"),

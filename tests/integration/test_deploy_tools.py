@@ -1,0 +1,47 @@
+"""The deployment files as the real tools read them: `docker compose config` and `kubectl kustomize`.
+
+Each test runs only where its program is installed (it skips, saying so, elsewhere); the checks that
+need no external program are in tests/unit/test_deploy.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.unit.test_deploy import COMPOSE_FILE, K8S_DIR, NAMESPACE, RABBITMQ_DIR
+
+
+def test_docker_compose_config_accepts_the_file():
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("docker is not installed")
+    if subprocess.run([docker, "compose", "version"], capture_output=True, timeout=60).returncode != 0:
+        pytest.skip("Docker Compose (the `docker compose` plugin) is not installed")
+    env = {**os.environ, "TICKETFLOW_JWT_SECRET": "j" * 32, "RABBITMQ_PASSWORD": "0123abcd"}
+    result = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_kustomize_builds_the_manifests():
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    result = subprocess.run([kubectl, "kustomize", str(K8S_DIR)], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0 and "unknown command" in result.stderr:
+        pytest.skip("this kubectl has no kustomize")
+    assert result.returncode == 0, result.stderr
+    built = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert {doc["metadata"].get("namespace") for doc in built if doc["kind"] != "Namespace"} == {NAMESPACE}
+    (definitions_map,) = [d for d in built if d["metadata"]["name"] == "ticketflow-rabbitmq-definitions"]
+    assert definitions_map["data"]["definitions.json"] == (RABBITMQ_DIR / "definitions.json").read_text()
