@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from datetime import timedelta
 
@@ -281,6 +282,14 @@ def test_only_a_dead_notification_can_be_retried(notify_client, notify_ctx, make
 
 
 # --- webhooks ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", ["*" * 80, "*" * 80 + "sla.breached", "*" * 12 + "sla.breached"])
+def test_a_webhook_with_a_run_of_stars_is_answered_at_once(notify_client, pattern):
+    started = time.monotonic()
+    hook = add_webhook(notify_client, events=[pattern])
+    assert time.monotonic() - started < 1.0
+    assert hook["events"] == [pattern]
 
 
 def test_webhooks_are_created_listed_and_deleted_without_ever_showing_the_secret(notify_client, notify_db):

@@ -3,6 +3,8 @@
 import hashlib
 import hmac
 import json
+import random
+import re
 import socket
 import threading
 import time
@@ -224,6 +226,28 @@ def test_several_problems_are_all_listed_at_once():
 )
 def test_matches(patterns, event_type, expected):
     assert matches(patterns, event_type) is expected
+
+
+@pytest.mark.parametrize(
+    "pattern", ["*" * 80, "*" * 12 + "sla.breached", "*" * 80 + "sla.breached", "t*" * 40, "*x" * 40]
+)
+def test_matching_many_stars_takes_linear_time(pattern):
+    """`*` once became `.*` with no collapsing: twelve stars before sla.breached took seconds on each event type."""
+    started = time.perf_counter()
+    for event_type in (*WEBHOOK_EVENT_TYPES, "ticket." + "x" * 100):
+        matches([pattern], event_type)
+    assert time.perf_counter() - started < 0.010  # a generous bound, not a benchmark
+    assert matches(["*" * 80], "sla.breached") and matches(["*" * 80 + "sla.breached"], "sla.breached")
+    assert not matches(["*" * 80 + "sla.breached"], "sla.warning")
+
+
+def test_glob_matching_agrees_with_a_regex_translation():
+    rng = random.Random(7)
+    for _ in range(3000):
+        pattern = "".join(rng.choice("ab*.") for _ in range(rng.randint(0, 7)))
+        text = "".join(rng.choice("ab.") for _ in range(rng.randint(0, 8)))
+        regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+        assert matches([pattern], text) is bool(re.fullmatch(regex, text, re.DOTALL)), (pattern, text)
 
 
 def test_signature_verifies_with_the_secret_and_only_with_it():
