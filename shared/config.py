@@ -53,6 +53,8 @@ class Settings:
     metrics_port: int | None = None  # the worker's Prometheus port (None: no metrics server)
     token_max_hours: float = 24.0  # the longest lifetime (exp - iat) of an agent's, admin's or requester's token
     portal_token_max_hours: float | None = None  # the same for the portal server's own token; None: no cap
+    requester_tickets_per_hour: int = 200  # tickets one requester address may open per hour (each mails a receipt)
+    requester_messages_per_hour: int = 600  # messages one requester address may add per hour
     max_clock_skew: float = 300.0  # seconds an event's occurred_at may lie ahead of now; later ones are dead-lettered
 
     @property
@@ -147,6 +149,16 @@ def _networks(name: str, raw: str | None) -> tuple[ipaddress.IPv4Network | ipadd
     return tuple(networks)
 
 
+def _count(env: dict, name: str, default: int) -> int:
+    """A whole number of at least 1 (a limit)."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
 def _port(raw: str | None) -> int | None:
     if raw in (None, ""):
         return None
@@ -189,6 +201,8 @@ def load_settings(env: dict | None = None) -> Settings:
         log_level=_one_of(env, "TICKETFLOW_LOG_LEVEL", LOG_LEVELS, "INFO"),
         metrics_port=_port(env.get("TICKETFLOW_METRICS_PORT")),
         max_clock_skew=_positive(env, "TICKETFLOW_MAX_CLOCK_SKEW", 300.0),
+        requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
+        requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),
         portal_token_max_hours=(
             _positive(env, "TICKETFLOW_PORTAL_TOKEN_MAX_HOURS", 0.0)
