@@ -41,7 +41,9 @@ class Settings:
     sla_breach_grace: float = 0.1  # seconds a breach waits past its deadline for an event already on its way
     sla_lookahead: float = 1.0  # seconds ahead the sla timer reads clocks falling due
     smtp_timeout: float = 10.0  # seconds for each SMTP connection and command
-    webhook_timeout: float = 5.0  # seconds for a webhook to answer
+    webhook_timeout: float = 5.0  # seconds a webhook delivery may take in all (resolve, connect, send, answer)
+    # networks a webhook may point into although they are not public (loopback for local development)
+    webhook_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     notify_senders: int = 8  # notifications a notify worker sends at once (0: it only records them)
     queue_type: str = "classic"  # RabbitMQ type of the service, retry and dead queues: classic | quorum
     outbox_sweep_interval: float = 30.0  # seconds between sweeps for events a dead process left unpublished
@@ -51,6 +53,8 @@ class Settings:
     metrics_port: int | None = None  # the worker's Prometheus port (None: no metrics server)
     token_max_hours: float = 24.0  # the longest lifetime (exp - iat) of an agent's, admin's or requester's token
     portal_token_max_hours: float | None = None  # the same for the portal server's own token; None: no cap
+    requester_tickets_per_hour: int = 200  # tickets one requester address may open per hour (each mails a receipt)
+    requester_messages_per_hour: int = 600  # messages one requester address may add per hour
     max_clock_skew: float = 300.0  # seconds an event's occurred_at may lie ahead of now; later ones are dead-lettered
 
     @property
@@ -129,6 +133,32 @@ def _positive(env: dict, name: str, default: float) -> float:
     return value
 
 
+def _networks(name: str, raw: str | None) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """CIDRs separated by commas (127.0.0.0/8,::1/128,10.20.0.0/16); a bare address is a network of one."""
+    networks = []
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be IPv4 or IPv6 networks in CIDR notation separated by commas "
+                f"(like 127.0.0.0/8,::1/128), got {part.strip()!r}"
+            ) from None
+    return tuple(networks)
+
+
+def _count(env: dict, name: str, default: int) -> int:
+    """A whole number of at least 1 (a limit)."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
 def _port(raw: str | None) -> int | None:
     if raw in (None, ""):
         return None
@@ -160,6 +190,9 @@ def load_settings(env: dict | None = None) -> Settings:
         sla_lookahead=max(_float(env, "TICKETFLOW_SLA_LOOKAHEAD", 1.0), 0.05),
         smtp_timeout=max(_float(env, "TICKETFLOW_SMTP_TIMEOUT", 10.0), 0.1),
         webhook_timeout=max(_float(env, "TICKETFLOW_WEBHOOK_TIMEOUT", 5.0), 0.1),
+        webhook_allowed_networks=_networks(
+            "TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS", env.get("TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS")
+        ),
         notify_senders=int(_float(env, "TICKETFLOW_NOTIFY_SENDERS", 8)),
         queue_type=_one_of(env, "TICKETFLOW_QUEUE_TYPE", QUEUE_TYPES, "classic"),
         outbox_sweep_interval=_positive(env, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL", 30.0),
@@ -168,6 +201,8 @@ def load_settings(env: dict | None = None) -> Settings:
         log_level=_one_of(env, "TICKETFLOW_LOG_LEVEL", LOG_LEVELS, "INFO"),
         metrics_port=_port(env.get("TICKETFLOW_METRICS_PORT")),
         max_clock_skew=_positive(env, "TICKETFLOW_MAX_CLOCK_SKEW", 300.0),
+        requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
+        requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),
         portal_token_max_hours=(
             _positive(env, "TICKETFLOW_PORTAL_TOKEN_MAX_HOURS", 0.0)

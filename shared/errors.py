@@ -35,5 +35,11 @@ class Invalid(Problem):
     status, title, slug = 422, "Validation failed", "validation-error"
 
 
+class TooManyRequests(Problem):
+    """A rate limit was reached; raise it with a Retry-After header (seconds until the window ends)."""
+
+    status, title, slug = 429, "Too many requests", "too-many-requests"
+
+
 class Unavailable(Problem):
     status, title, slug = 503, "Service unavailable", "unavailable"

@@ -60,7 +60,30 @@ def pytest_configure(config: pytest.Config) -> None:
         TICKETFLOW_DEV=None,
         TICKETFLOW_AUTO_CLOSE_HOURS=None,
         PROMETHEUS_MULTIPROC_DIR=None,
+        # the tests' webhook receivers listen on this host: admit loopback (only loopback) as a webhook target
+        TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
     )
+
+
+@pytest.fixture(autouse=True)
+def _webhook_names_resolve_on_this_host_only(monkeypatch):
+    """No test asks a DNS server (outside 127.0.0.0/8) for a webhook's host: IP literals are themselves,
+    localhost is 127.0.0.1, every other name is not found (registration accepts it; a delivery fails).
+    A test that wants a name to resolve replaces `webhook_sender.resolve` itself."""
+    import ipaddress
+    import socket
+
+    from services.notify import webhook_sender
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host.lower().rstrip(".") == "localhost":
+            return ["127.0.0.1"]
+        try:
+            return [str(ipaddress.ip_address(host))]
+        except ValueError:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host}: not resolved in the tests") from None
+
+    monkeypatch.setattr(webhook_sender, "resolve", resolve)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

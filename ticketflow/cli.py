@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import shutil
 import sys
@@ -162,7 +161,13 @@ def _run(args: argparse.Namespace) -> int:
         manager.add_process(f"{service}-api", _exec(api_command(service, port)), env=service_env)
         manager.add_process(f"{service}-worker", _exec(worker_command(service)), env=service_env)
 
-    _print_banner(dev=env.get("TICKETFLOW_DEV") == "1", mail_dir=mail_dir, smtp_url=env.get("SMTP_URL"))
+    _print_banner(
+        dev=env.get("TICKETFLOW_DEV") == "1",
+        mail_dir=mail_dir,
+        smtp_url=env.get("SMTP_URL"),
+        amqp_url=amqp_url,
+        mongo_url=env.get("MONGO_URL"),
+    )
     manager.loop()  # returns when one process ends or on Ctrl-C / SIGTERM, after stopping them all
     return manager.returncode or 0
 
@@ -213,7 +218,14 @@ def worker_command(service: str) -> list[str]:
     return [sys.executable, "-m", f"services.{service}.worker"]
 
 
-def _print_banner(dev: bool, mail_dir: Path | None = None, smtp_url: str | None = None) -> None:
+def _print_banner(
+    dev: bool,
+    mail_dir: Path | None = None,
+    smtp_url: str | None = None,
+    amqp_url: str | None = None,
+    mongo_url: str | None = None,
+) -> None:
+    """What runs where; every URL's password shown as ***."""
     tool = "ticketflow" if shutil.which("ticketflow") else str(Path(sys.executable).with_name("ticketflow"))
     prefix = "TICKETFLOW_DEV=1 " if dev else ""
     token = f"{prefix}{tool} token --role portal"
@@ -221,13 +233,17 @@ def _print_banner(dev: bool, mail_dir: Path | None = None, smtp_url: str | None 
     for service, port in SERVICE_PORTS.items():
         base = f"http://127.0.0.1:{port}"
         print(f"  {service:<11} API {base}   docs {base}/docs   OpenAPI {base}/openapi.json")
+    if amqp_url:
+        print(f"  broker:     {local.masked(amqp_url)} (AMQP_URL)")
+    if mongo_url:
+        print(f"  database:   {local.masked(mongo_url)} (MONGO_URL)")
     if mail_dir is not None:
         print(
             f"  mail:       an SMTP sink on {smtp_url} keeps every email notify sends in {_relative(mail_dir)}/*.eml;"
         )
         print(f"              each shows as a `mail |` line below; read them with: {tool} mail --last 5")
     else:
-        print(f"  mail:       notify sends to {_redacted(smtp_url or '')} (SMTP_URL)")
+        print(f"  mail:       notify sends to {local.masked(smtp_url or '')} (SMTP_URL)")
     print(f"  a token:    {token}   (or --role admin, or --role agent --agent-id ID)")
     print(f'  try:        curl -H "Authorization: Bearer $({token})" http://127.0.0.1:{SERVICE_PORTS["intake"]}/topics')
     print(f"  a demo:     {prefix}{tool} demo   (a help desk with a dozen tickets); then {prefix}{tool} status")
@@ -242,10 +258,6 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def _redacted(url: str) -> str:
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
-
-
 def _without_tool_extra(exc: ImportError) -> int:
     """The production image installs no `tool` extra: say so, rather than a traceback."""
     if (exc.name or "").partition(".")[0] not in TOOL_EXTRA_MODULES:
@@ -254,7 +266,7 @@ def _without_tool_extra(exc: ImportError) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"ticketflow: {message}", file=sys.stderr)
+    print(f"ticketflow: {local.masked(message)}", file=sys.stderr)
     return 1
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.auth import issue_token
+from ticketflow.local import masked
 from ticketflow.status import ApiError, call, pages, readiness
 
 OPEN = ("new", "assigned", "in_progress", "waiting_on_requester")
@@ -81,7 +82,11 @@ class Client:
             raise DemoError(str(exc)) from None
 
 
-def run(urls: dict[str, str], secret: str, wait: float = 30.0, out: Callable[[str], None] = print) -> list[Ticket]:
+def _print(line: str) -> None:
+    print(masked(line))  # a URL given with a password shows it as ***
+
+
+def run(urls: dict[str, str], secret: str, wait: float = 30.0, out: Callable[[str], None] = _print) -> list[Ticket]:
     """The whole demo; returns the tickets it filed, each with its final `view`."""
     wait_ready(urls, wait, out)
     api = Client(urls, secret)
@@ -348,7 +353,7 @@ def main(urls: dict[str, str], wait: float) -> int:
     try:
         run(urls, secret, wait)
     except DemoError as exc:
-        print(f"ticketflow demo: {exc}")
+        print(masked(f"ticketflow demo: {exc}"))
         return 1
     return 0
 

@@ -6,6 +6,7 @@ Pure standard library, so `python3 ticketflow/local.py ...` also works before th
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +18,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 # What a broker sends first after the client's protocol header: a method frame on channel 0.
 _AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+# scheme://user:password@ anywhere in a text; the password runs to the URL's last @ (a raw @ in it is masked too)
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*@", re.IGNORECASE)
+
+
+def masked(text: str) -> str:
+    """The text with the password of every URL in it (AMQP, Mongo, SMTP...) shown as ***."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def free_port() -> int:

@@ -111,7 +111,7 @@ class Report:
 def queue_states(settings: Settings, services) -> tuple[dict[str, QueueState], str | None]:
     """Messages and consumers of `<ns>.<svc>`, messages of `<ns>.<svc>.dead`, by passive declares."""
     if not local.amqp_answers(settings.amqp_url):
-        return {}, f"RabbitMQ does not answer at {settings.amqp_url}"
+        return {}, f"RabbitMQ does not answer at {local.masked(settings.amqp_url)}"
     import pika
     from pika.exceptions import AMQPError, ChannelClosedByBroker
 
@@ -131,7 +131,7 @@ def queue_states(settings: Settings, services) -> tuple[dict[str, QueueState], s
     try:
         connection = pika.BlockingConnection(parameters(settings, "status"))
     except AMQPError as exc:
-        return {}, f"RabbitMQ at {settings.amqp_url}: {exc!r}"
+        return {}, local.masked(f"RabbitMQ at {settings.amqp_url}: {exc!r}")
     try:
         for service in services:
             work = declare(connection, queue_name(settings, service))
@@ -234,5 +234,5 @@ def main(urls: dict[str, str]) -> int:
     """Print the report; 0 when every api is ready and every service's queue has a consumer, else 1."""
     settings = load_settings()
     report = collect(urls, settings)
-    print(render(report, settings.namespace))
+    print(local.masked(render(report, settings.namespace)))  # no password of a URL, whatever a problem quotes
     return 0 if report.ready else 1

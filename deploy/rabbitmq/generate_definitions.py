@@ -6,8 +6,14 @@
 The queues and bindings are recorded from `shared.topology.declare_topology` itself, so the broker
 holds exactly what the services declare when they connect (same names, same arguments: a queue
 declared with other arguments would be refused with PRECONDITION_FAILED). Limits the code does not
-declare are policies, which a declaration never conflicts with. Users are not here: they hold a
-password and live beside this file in docker-compose.yml (a config) or deploy/k8s (a Secret).
+declare are policies, which a declaration never conflicts with.
+
+Each service logs in as its own user (`<namespace>-<service>`), listed here without a password (no
+password_hash: nobody can log in as it until the users file sets one), with its permissions and its
+topic permissions: on the events exchange it may publish only the event types it produces
+(shared.events.PUBLISHED_BY), so a compromised service cannot forge another's events. The passwords live
+beside this file in docker-compose.yml (a config) or deploy/k8s (a Secret), imported after this file
+(20-users.json after 10-topology.json), with the operators' user `ticketflow` (management, KEDA).
 deploy/k8s/rabbitmq/definitions.json is a copy, because kustomize reads files below its own folder only.
 """
 
@@ -23,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.config import load_settings  # noqa: E402
+from shared.config import SERVICE_PORTS, load_settings  # noqa: E402
+from shared.events import PUBLISHED_BY  # noqa: E402
 from shared.topology import SUBSCRIPTIONS, declare_topology, queue_name  # noqa: E402
 
 TARGETS = (ROOT / "deploy/rabbitmq/definitions.json", ROOT / "deploy/k8s/rabbitmq/definitions.json")
@@ -92,11 +99,42 @@ def build_definitions(namespace: str = "ticketflow", queue_type: str = "quorum")
     ]
     return {
         "vhosts": [{"name": VHOST}],
+        **service_users(settings),
         "policies": policies(settings),
         "exchanges": exchanges,
         "queues": queues,
         "bindings": bindings,
     }
+
+
+def service_user(namespace: str, service: str) -> str:
+    """The broker user a service logs in as (its AMQP_URL's user)."""
+    return f"{namespace}-{service}"
+
+
+def service_users(settings) -> dict:
+    """users (without passwords), permissions and topic permissions: one user per service.
+
+    Every publisher declares the whole topology when it connects (shared.bus), so each user may configure,
+    write and read the namespace's exchange and queues, and write to the default exchange (retries and dead
+    letters); what it may publish on the events exchange is narrowed by its topic permission to the event
+    types it produces. Reading (binding) any routing key stays open: intake consumes every event.
+    """
+    ns = re.escape(settings.namespace)
+    users, permissions, topic_permissions = [], [], []
+    for service in SERVICE_PORTS:
+        user = service_user(settings.namespace, service)
+        users.append({"name": user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256",
+                      "tags": [], "limits": {}})  # fmt: skip
+        permissions.append(
+            {"user": user, "vhost": VHOST, "configure": rf"^{ns}\..*", "write": rf"^({ns}\..*|amq\.default)$",
+             "read": rf"^{ns}\..*"}
+        )  # fmt: skip
+        own = "|".join(re.escape(kind) for kind in PUBLISHED_BY.get(service, ()))
+        topic_permissions.append(
+            {"user": user, "vhost": VHOST, "exchange": settings.exchange, "write": f"^({own})$", "read": ".*"}
+        )
+    return {"users": users, "permissions": permissions, "topic_permissions": topic_permissions}
 
 
 def policies(settings) -> list[dict]:

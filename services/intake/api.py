@@ -37,6 +37,13 @@ up to date from the other services' events, and records every event of every tic
 (status `assigned` when it has an agent, else `new`); on a closed ticket it is refused (409).
 `POST /tickets` with an `Idempotency-Key` answers 201 the first time and 200 with the same
 ticket for a repeat with the same body (409 with another body); keys are kept 48 hours.
+
+Limits. One ticket's thread holds at most 500 entries and 4 MB of text: a requester message past
+either is refused (409, saying which; open a new ticket). Lists (`GET /tickets`) carry each ticket
+without its thread, with `thread_count`; `GET /tickets/{id}` has the whole thread. A requester
+address may open at most TICKETFLOW_REQUESTER_TICKETS_PER_HOUR tickets (200) and add at most
+TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR messages (600) per hour (fixed windows on the hour), so intake
+cannot be used to flood an address with receipts: past a limit 429 with `Retry-After` (seconds).
 """
 
 tickets = Blueprint("tickets", __name__, description="Tickets, the requester's thread and timeline")
@@ -54,6 +61,7 @@ class Tickets(MethodView):
     @tickets.arguments(TicketCreateSchema())
     @tickets.response(201, TicketSchema, headers={"Location": {"schema": {"type": "string"}}})
     @tickets.alt_response(200, schema=TicketSchema, description="A repeat of an earlier request (Idempotency-Key)")
+    @tickets.alt_response(429, response="TOO_MANY_REQUESTS")
     def post(self, request, idempotency_key=None):
         """Open a ticket."""
         ticket, created = handlers.create_ticket(intake(), request, idempotency_key, correlation_id())
@@ -87,8 +95,11 @@ class Messages(MethodView):
     @require_roles("portal", "admin")
     @tickets.arguments(MessageCreateSchema())
     @tickets.response(201, ThreadEntrySchema)
+    @tickets.alt_response(409, response="CONFLICT")
+    @tickets.alt_response(429, response="TOO_MANY_REQUESTS")
     def post(self, body, ticket_id):
-        """The requester writes; on a resolved ticket this reopens it; on a closed one 409."""
+        """The requester writes; on a resolved ticket this reopens it; on a closed or full one 409; 429 past the
+        address's hourly limit."""
         return handlers.add_message(intake(), ticket_id, body["body"], correlation_id())
 
 

@@ -21,11 +21,25 @@ DEFAULT_TOPICS = (
     ("access", "Accounts & access"),
     ("email", "Email"),
 )
+# What one ticket may hold (a MongoDB document stops at 16 MB, and every read carries the thread): the requester's
+# messages stop at these; agents' replies, already accepted by assignment, have room up to twice as much, and one
+# past that stays on the timeline only.
+MAX_THREAD_ENTRIES = 500
+MAX_THREAD_BYTES = 4 * 1024 * 1024  # UTF-8 bytes of the bodies in the thread
+REPLY_HEADROOM = 2
 SLA_CLOCKS = {"first_response": "first_response_due_at", "resolution": "resolution_due_at"}
 
 
 class TicketClosed(Exception):
     """A closed ticket takes no more messages."""
+
+
+class ThreadFull(Exception):
+    """The ticket holds as much as one ticket may: its detail says which limit, and what to do."""
+
+
+def thread_bytes(thread: list[dict]) -> int:
+    return sum(len(entry["body"].encode("utf-8", "surrogatepass")) for entry in thread)
 
 
 @dataclass
@@ -87,6 +101,8 @@ class Ticket:
         """The requester writes; on a resolved ticket this reopens it."""
         if self.status == "closed":
             raise TicketClosed(self.id)
+        if problem := self.thread_full(body):
+            raise ThreadFull(problem)
         author = {"type": "requester", "name": self.requester["name"]}
         self.thread.append({"id": message_id, "kind": "message", "author": author, "body": body, "created_at": now})
         self._record(
@@ -98,6 +114,18 @@ class Ticket:
             self.resolved_at = None
             self._record("ticket.reopened", {"reason": "requester replied"})
         self.updated_at = now
+
+    def thread_full(self, body: str, headroom: int = 1) -> str | None:
+        """Why one more entry with this body does not fit in the thread (None when it does)."""
+        entries, size = MAX_THREAD_ENTRIES * headroom, MAX_THREAD_BYTES * headroom
+        if len(self.thread) + 1 > entries:
+            return f"The ticket's thread holds its maximum of {entries} entries; open a new ticket to go on."
+        if thread_bytes(self.thread) + len(body.encode("utf-8", "surrogatepass")) > size:
+            return (
+                f"The ticket's thread would exceed its maximum of {size // (1024 * 1024)} MB of text; "
+                "open a new ticket to go on."
+            )
+        return None
 
     def close(self, by: str, now: datetime) -> bool:
         """Close the ticket; closing a closed ticket changes nothing (and records nothing)."""
@@ -154,6 +182,8 @@ class Ticket:
 
     def _replied(self, data: dict, at: datetime) -> bool:
         if any(entry["id"] == data["reply_id"] for entry in self.thread):
+            return False
+        if self.thread_full(data["body"], REPLY_HEADROOM):  # kept on the timeline; the ticket stays saveable
             return False
         reply = {
             "id": data["reply_id"],

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
-from services.intake.domain import Ticket, TicketClosed, changes_view, summarize
-from services.intake.store import IdempotencyKeys, TicketStore, TimelineStore, TopicStore
+from services.intake.domain import ThreadFull, Ticket, TicketClosed, changes_view, summarize
+from services.intake.store import IdempotencyKeys, RateLimits, TicketStore, TimelineStore, TopicStore
 from shared import events, outbox
 from shared.clock import now
 from shared.config import Settings
-from shared.errors import Conflict, Invalid
+from shared.errors import Conflict, Invalid, TooManyRequests
 from shared.idempotency import ProcessedEvents
 from shared.mongo import database
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
 from shared.saving import NO_CHANGE, update
 
 SERVICE = "intake"
+RATE_WINDOW = timedelta(hours=1)  # fixed windows, on the hour
 
 
 @dataclass
@@ -34,9 +37,11 @@ class Intake:
     processed: ProcessedEvents
     pending: PendingOutboxes
     flusher: OutboxFlusher
+    limits: RateLimits
 
     def ensure_storage(self) -> None:
         self.tickets.ensure_indexes()
+        self.limits.ensure_indexes()
         self.keys.ensure_indexes()
         self.timeline.ensure_indexes()
         self.processed.ensure_indexes()
@@ -57,6 +62,7 @@ def bootstrap(settings: Settings) -> Intake:
         ProcessedEvents(db),
         pending,
         flusher,
+        RateLimits(db),
     )
 
 
@@ -68,6 +74,25 @@ def _recorded(ticket: Ticket, correlation_id: str | None, at=None) -> dict:
 
 def _request_hash(request: dict) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def within_rate_limit(svc: Intake, action: str, address: str) -> None:
+    """Count the requester address's action in this hour's window; TooManyRequests (429) past its limit.
+
+    So that intake cannot be used to mail-bomb an address: every ticket mails a receipt to it.
+    """
+    limits = {"tickets": svc.settings.requester_tickets_per_hour, "messages": svc.settings.requester_messages_per_hour}
+    at = now()
+    start = at.replace(minute=0, second=0, microsecond=0)
+    ends = start + RATE_WINDOW
+    count = svc.limits.hit(f"{action}|{address.strip().lower()}|{start:%Y-%m-%dT%H}", ends)
+    if count > limits[action]:
+        wait = max(1, math.ceil((ends - at).total_seconds()))
+        raise TooManyRequests(
+            f"This requester address has reached its limit of {limits[action]} {action} per hour; "
+            f"try again in {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
 
 
 def change_ticket(svc: Intake, ticket_id: str, change: Callable[[Ticket], object], correlation_id: str | None):
@@ -96,6 +121,7 @@ def create_ticket(
             existing = svc.tickets.find(ticket_id)
             if existing is not None:
                 return existing, False
+    within_rate_limit(svc, "tickets", request["requester"]["email"])  # a repeat with its key is not counted
     at = now()
     ticket = Ticket.open(ticket_id, svc.tickets.next_number(), request, at)
     if not svc.tickets.insert(ticket, _recorded(ticket, correlation_id, at)):  # occurred_at is its created_at
@@ -105,12 +131,15 @@ def create_ticket(
 
 def add_message(svc: Intake, ticket_id: str, body: str, correlation_id: str | None) -> dict:
     message_id = uuid.uuid4().hex
+    within_rate_limit(svc, "messages", svc.tickets.get(ticket_id).requester["email"])
 
     def write(ticket: Ticket) -> None:
         try:
             ticket.add_message(message_id, body, now())
         except TicketClosed:
             raise Conflict("The ticket is closed; open a new ticket instead.") from None
+        except ThreadFull as full:
+            raise Conflict(str(full)) from None
 
     ticket, _ = change_ticket(svc, ticket_id, write, correlation_id)
     return next(entry for entry in ticket.thread if entry["id"] == message_id)
@@ -136,8 +165,10 @@ def get_ticket(svc: Intake, ticket_id: str) -> Ticket:
     return svc.tickets.get(ticket_id)
 
 
-def list_tickets(svc: Intake, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
-    return svc.tickets.page(filters, limit, cursor)
+def list_tickets(svc: Intake, filters: dict, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """A page of tickets without their threads (each with thread_count): a list never carries whole threads."""
+    page, next_cursor = svc.tickets.page(filters, limit, cursor)
+    return [{**vars(ticket), "thread_count": count} for ticket, count in page], next_cursor
 
 
 def timeline(svc: Intake, ticket_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:

@@ -101,8 +101,17 @@ class TicketListQuerySchema(PageQuerySchema):
         return data
 
 
+class TicketListItemSchema(TicketSchema):
+    """A ticket in a list: without its thread (GET /tickets/{id} has it), with the thread's length."""
+
+    class Meta:
+        exclude = ("thread",)
+
+    thread_count = fields.Integer(metadata={"description": "entries in the ticket's thread"})
+
+
 class TicketListSchema(Schema):
-    items = fields.List(fields.Nested(TicketSchema))
+    items = fields.List(fields.Nested(TicketListItemSchema))
     next_cursor = fields.String(allow_none=True)
 
 

@@ -56,13 +56,23 @@ class TicketStore(VersionedStore):
         self.collection.create_index([("status", ASCENDING), ("resolved_at", ASCENDING)])
         ensure_document(self.db["counters"], {"_id": "ticket_number", "value": FIRST_NUMBER - 1})
 
+    def derived(self, ticket: Ticket) -> dict:
+        return {"thread_count": len(ticket.thread)}  # for lists, which never read the thread
+
     def next_number(self) -> int:
         return next_sequence(self.db, "ticket_number", FIRST_NUMBER)
 
-    def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
-        """Newest first; the cursor is the last number seen."""
-        docs, next_cursor = NEWEST_TICKETS_FIRST.page(self.collection, filters, limit, cursor, outbox.NO_OUTBOX)
-        return [self.from_doc(doc) for doc in docs], next_cursor
+    def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[tuple[Ticket, int]], str | None]:
+        """Newest first, each ticket without its thread (empty) and with its thread's length; the cursor is the
+        last number seen."""
+        projection = {**outbox.NO_OUTBOX, "thread": 0}
+        docs, next_cursor = NEWEST_TICKETS_FIRST.page(self.collection, filters, limit, cursor, projection)
+        unknown = [doc["_id"] for doc in docs if "thread_count" not in doc]  # saved before thread_count was
+        counts = {
+            doc["_id"]: len(doc.get("thread") or [])
+            for doc in (self.collection.find({"_id": {"$in": unknown}}, {"thread.id": 1}) if unknown else [])
+        }
+        return [(self.from_doc(doc), doc.get("thread_count", counts.get(doc["_id"], 0))) for doc in docs], next_cursor
 
     def resolved_before(self, moment: datetime, limit: int = 200) -> list[str]:
         query = {"status": "resolved", "resolved_at": {"$lte": moment}}
@@ -124,6 +134,27 @@ class IdempotencyKeys:
 
     def expire(self, now: datetime) -> int:
         return self.collection.delete_many({"created_at": {"$lt": now - self.KEEP}}).deleted_count
+
+
+class RateLimits:
+    """Fixed-window counters of what a requester address did: one document per (action, address, window)."""
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["rate_limits"]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("expires_at", ASCENDING)])
+
+    def hit(self, key: str, expires_at: datetime) -> int:
+        """Count one more under the key (its window ends at expires_at); the count so far, this one included."""
+        doc = self.collection.find_one_and_update({"_id": key}, {"$inc": {"count": 1}}, return_document=True)
+        if doc is None:
+            ensure_document(self.collection, {"_id": key, "count": 0, "expires_at": expires_at})
+            doc = self.collection.find_one_and_update({"_id": key}, {"$inc": {"count": 1}}, return_document=True)
+        return int(doc["count"])
+
+    def expire(self, now: datetime) -> int:
+        return self.collection.delete_many({"expires_at": {"$lt": now}}).deleted_count
 
 
 class TimelineStore:

@@ -27,6 +27,7 @@ def auto_close(svc: Intake) -> int:
 
 
 def expire_records(svc: Intake) -> None:
-    """Forget Idempotency-Keys and processed event ids older than they must be kept."""
+    """Forget Idempotency-Keys, processed event ids and rate-limit windows older than they must be kept."""
     svc.keys.expire(now())
+    svc.limits.expire(now())
     svc.processed.expire()

@@ -38,7 +38,11 @@ Webhooks get every `ticket.*` and `sla.*` event that one of their patterns match
 `X-Ticketflow-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`,
 `X-Ticketflow-Event` (the event type) and `X-Ticketflow-Delivery` (the notification's id, the same
 on every retry). Any 2xx answer is a success; a redirect is not followed and counts as a failure;
-no answer within TICKETFLOW_WEBHOOK_TIMEOUT (5 s) is a failure. A webhook's secret is never shown
+no answer within TICKETFLOW_WEBHOOK_TIMEOUT (5 s, for the whole delivery) is a failure. A webhook
+whose host is or resolves to a loopback, private, link-local, multicast, reserved, unspecified or
+cloud metadata address is refused: 422 at registration, and a failed attempt at delivery, where the
+name is resolved once, checked, and the connection made to that checked address (unless the address
+falls in TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS, empty by default). A webhook's secret is never shown
 after it is registered; deliveries still due to a deleted webhook fail ("the webhook was deleted").
 
 Rights: `agent` and `admin` read notifications; only `admin` retries one and manages webhooks;

@@ -27,7 +27,7 @@ from services.notify.store import NotificationStore, TicketViews, WebhookStore
 from shared import events, outbox
 from shared.clock import now
 from shared.config import Settings
-from shared.errors import Conflict
+from shared.errors import Conflict, Invalid
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
@@ -208,7 +208,8 @@ def _deliver(svc: Notify, record: Notification) -> None:
         "X-Ticketflow-Event": record.event_type,
         "X-Ticketflow-Delivery": record.id,
     }
-    webhook_sender.deliver(hook["url"], body, headers, svc.settings.webhook_timeout)
+    settings = svc.settings
+    webhook_sender.deliver(hook["url"], body, headers, settings.webhook_timeout, settings.webhook_allowed_networks)
 
 
 # --- commands of the API -----------------------------------------------------------------------------
@@ -229,7 +230,11 @@ def retry(svc: Notify, notification_id: str) -> Notification:
 
 
 def add_webhook(svc: Notify, raw: object) -> dict:
+    """Register a webhook; Invalid (422) when its URL is or resolves to a non-public address not allowed."""
     webhook = webhooks.validate_webhook(raw)
+    settings = svc.settings
+    if refused := webhook_sender.refusal(webhook["url"], settings.webhook_allowed_networks, settings.webhook_timeout):
+        raise Invalid("The webhook is not valid.", {"url": [refused]})
     return svc.webhooks.add({"_id": uuid.uuid4().hex, **webhook, "created_at": now()})
 
 

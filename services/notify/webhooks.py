@@ -10,7 +10,6 @@ import hmac
 import ipaddress
 import re
 import unicodedata
-from functools import cache
 from urllib.parse import urlsplit
 
 from shared.errors import Invalid
@@ -105,6 +104,73 @@ def _valid_port(port: str) -> bool:
     return port == "" or (_PORT.fullmatch(port) is not None and 1 <= int(port) <= 65535)
 
 
+# --- where a webhook may point --------------------------------------------------------------------------
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+# Cloud instance metadata (AWS, ECS, GCP/Azure link-local, Alibaba, Azure's wire server, AWS IPv6): refused even
+# when an allowed network holds them, since they hand out the host's credentials.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254", "169.254.170.2", "169.254.170.23", "100.100.100.200", "168.63.129.16",
+        "fd00:ec2::254", "fd00:ec2::23",
+    )
+)  # fmt: skip
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def address_problem(address: str, allowed: Networks = ()) -> str | None:
+    """Why no webhook may be sent to this IP address (None when it may): not public and not in `allowed`.
+
+    An IPv4-mapped IPv6 address (::ffff:10.0.0.1) is judged as the IPv4 address a socket reaches; 6to4, Teredo,
+    NAT64 and IPv4-compatible addresses are judged both as themselves and as the IPv4 address they carry.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"{address!r} is not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.ipv4_mapped or ipaddress.IPv6Address(int(ip))  # int(): without a %scope
+    judged = [ip, *_carried(ip)]
+    if any(one in METADATA_ADDRESSES for one in judged):
+        return f"{address} is a cloud metadata address"
+    for one in judged:
+        kind = None if any(one in network for network in allowed) else _not_public(one)
+        if kind:
+            return f"{address} is {kind} address"
+    return None
+
+
+def _carried(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 address an IPv6 transition address leads to."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return []
+    if ip.sixtofour:
+        return [ip.sixtofour]
+    if ip.teredo:
+        return [ip.teredo[1]]
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return []
+
+
+def _not_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    for kind, test in (
+        ("an unspecified", ip.is_unspecified),
+        ("a loopback", ip.is_loopback),
+        ("a link-local", ip.is_link_local),
+        ("a multicast", ip.is_multicast),
+        ("a private", ip.is_private),
+        ("a reserved", ip.is_reserved),
+        ("a site-local", isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local),
+        ("a non-public", not ip.is_global),
+    ):
+        if test:
+            return kind
+    return None
+
+
 def _events_problems(events: object) -> list[str]:
     if not isinstance(events, list):
         return ["Not a valid list."]
@@ -121,7 +187,7 @@ def _events_problems(events: object) -> list[str]:
                 f"Item {index}: {pattern[:100]!r} is not an event type or a pattern with * (like ticket.*) "
                 "of at most 100 lowercase letters, digits, '_', '.' and '*'."
             )
-        elif not any(_compiled(pattern).fullmatch(kind) for kind in WEBHOOK_EVENT_TYPES):
+        elif not any(glob_match(pattern, kind) for kind in WEBHOOK_EVENT_TYPES):
             problems.append(
                 f"Item {index}: {pattern!r} matches no event type notify forwards: {', '.join(WEBHOOK_EVENT_TYPES)}."
             )
@@ -138,15 +204,32 @@ def _secret_problems(secret: object) -> list[str]:
     return problems
 
 
-@cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    """The pattern as a regex: `*` matches any run of characters (dots too); nothing else is special."""
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+def glob_match(pattern: str, text: str) -> bool:
+    """Whether `text` matches `pattern`, where `*` matches any run of characters (dots too); nothing else is special.
+
+    Linear, never backtracking: the literal pieces between the stars are found left to right, each at its first
+    place after the one before (the leftmost place is always as good as any later one), the first piece anchored
+    at the start and the last at the end. Runs of stars count as one. A regex of `.*` runs would be exponential.
+    """
+    pieces = pattern.split("*")
+    if len(pieces) == 1:
+        return pattern == text
+    head, *middle, tail = pieces
+    if len(head) + len(tail) > len(text) or not text.startswith(head) or not text.endswith(tail):
+        return False
+    position, end = len(head), len(text) - len(tail)
+    for piece in middle:
+        if piece:
+            found = text.find(piece, position, end)
+            if found < 0:
+                return False
+            position = found + len(piece)
+    return True
 
 
 def matches(patterns: list[str], event_type: str) -> bool:
     """Whether any of the patterns (`ticket.*`, `sla.breached`, `*`) matches the event type."""
-    return any(_compiled(pattern).fullmatch(event_type) for pattern in patterns)
+    return any(glob_match(pattern, event_type) for pattern in patterns)
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.unit.test_deploy import COMPOSE_FILE, K8S_DIR, NAMESPACE, RABBITMQ_DIR
+from tests.unit.test_deploy import COMPOSE_FILE, COMPOSE_PASSWORDS, K8S_DIR, NAMESPACE, RABBITMQ_DIR
 
 
 def test_docker_compose_config_accepts_the_file():
@@ -22,7 +22,7 @@ def test_docker_compose_config_accepts_the_file():
         pytest.skip("docker is not installed")
     if subprocess.run([docker, "compose", "version"], capture_output=True, timeout=60).returncode != 0:
         pytest.skip("Docker Compose (the `docker compose` plugin) is not installed")
-    env = {**os.environ, "TICKETFLOW_JWT_SECRET": "j" * 32, "RABBITMQ_PASSWORD": "0123abcd"}
+    env = {**os.environ, "TICKETFLOW_JWT_SECRET": "j" * 32, **COMPOSE_PASSWORDS}
     result = subprocess.run(
         [docker, "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
         capture_output=True,

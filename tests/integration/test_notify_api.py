@@ -7,14 +7,17 @@ Notifications are put in place by notify's own handler from the envelopes the ot
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import json
 import re
+import time
 import uuid
 from datetime import timedelta
 
 import pytest
 
-from services.notify import handlers
+from services.notify import handlers, webhook_sender
 from shared.events import parse_time
 from tests.harness import auth_header, walk_pages
 from tests.integration.notify_fixtures import (  # fixtures: pytest finds them by their short names
@@ -283,6 +286,14 @@ def test_only_a_dead_notification_can_be_retried(notify_client, notify_ctx, make
 # --- webhooks ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("pattern", ["*" * 80, "*" * 80 + "sla.breached", "*" * 12 + "sla.breached"])
+def test_a_webhook_with_a_run_of_stars_is_answered_at_once(notify_client, pattern):
+    started = time.monotonic()
+    hook = add_webhook(notify_client, events=[pattern])
+    assert time.monotonic() - started < 1.0
+    assert hook["events"] == [pattern]
+
+
 def test_webhooks_are_created_listed_and_deleted_without_ever_showing_the_secret(notify_client, notify_db):
     body = webhook_body(events=["ticket.*", "sla.breached", "ticket.*"])
     response = notify_client.post("/webhooks", json=body, headers=admin())
@@ -328,6 +339,71 @@ def test_a_registered_webhook_gets_a_delivery_of_each_matching_event(notify_clie
     assert sla_hook["url"] not in {item["recipient"] for item in items}
     hooked = get_json(notify_client, "/notifications", recipient=ticket_hook["url"])["items"]
     assert [item["id"] for item in hooked] == [delivery["id"]]
+
+
+# --- webhooks into the private network -------------------------------------------------------------
+
+
+@pytest.fixture
+def no_allowed_networks(notify_ctx, monkeypatch):
+    """notify as deployed: TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS empty (the session admits loopback)."""
+    monkeypatch.setattr(notify_ctx, "settings", dataclasses.replace(notify_ctx.settings, webhook_allowed_networks=()))
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:8099/hook", "127.0.0.1 is a loopback address"),
+        ("http://localhost:8099/hook", "localhost resolves to 127.0.0.1 is a loopback address"),
+        ("https://[::1]:8443/hook", "::1 is a loopback address"),
+        ("https://[::ffff:10.0.0.1]/hook", "::ffff:a00:1 is a private address"),
+        ("http://10.1.2.3/hook", "10.1.2.3 is a private address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata address"),
+        ("http://0.0.0.0:8080/", "0.0.0.0 is an unspecified address"),
+        ("http://224.0.0.1/", "224.0.0.1 is a multicast address"),
+    ],
+)
+def test_a_webhook_into_the_private_network_is_refused_at_registration(notify_client, no_allowed_networks, url, why):
+    response = notify_client.post("/webhooks", json=webhook_body(url=url), headers=admin())
+    (message,) = assert_problem(response, 422, "url")["errors"]["url"]
+    assert why in message and "TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS" in message
+    assert url not in {item["url"] for item in get_json(notify_client, "/webhooks")["items"]}
+
+
+def test_a_name_that_resolves_into_the_private_network_is_refused_at_registration(
+    notify_client, no_allowed_networks, monkeypatch
+):
+    monkeypatch.setattr(webhook_sender, "resolve", lambda host, port: ["93.184.215.14", "10.0.0.1"])
+    response = notify_client.post("/webhooks", json=webhook_body(url="https://hooks.example.com/x"), headers=admin())
+    (message,) = assert_problem(response, 422, "url")["errors"]["url"]
+    assert "hooks.example.com resolves to 10.0.0.1 is a private address" in message
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8099/hook", "http://localhost:8099/hook"])
+def test_an_allowed_network_admits_a_webhook_on_this_host(notify_client, notify_ctx, url):
+    assert ipaddress.ip_network("127.0.0.0/8") in notify_ctx.settings.webhook_allowed_networks  # tests/conftest.py
+    assert add_webhook(notify_client, url=url)["url"] == url
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [(["10.0.0.1"], "10.0.0.1 is a private address"), (["169.254.169.254"], "169.254.169.254 is a cloud metadata")],
+)
+def test_a_delivery_to_a_name_now_resolving_into_the_private_network_fails_without_connecting(
+    notify_client, notify_ctx, notify_event, monkeypatch, answer, why
+):
+    hook = add_webhook(notify_client, url="https://hooks.example.com/rebinding", events=["ticket.created"])
+    ticket_id = uuid.uuid4().hex
+    (delivery,) = [r for r in notify_event(created_event(ticket_id)) if r.channel == "webhook"]
+    monkeypatch.setattr(webhook_sender, "resolve", lambda host, port: answer)  # the name's answer changed since
+    monkeypatch.setattr(webhook_sender, "_post", lambda *args: pytest.fail("connected to a refused address"))
+
+    handlers.send(notify_ctx, handlers.claim(notify_ctx, delivery.id))
+
+    record = get_json(notify_client, f"/notifications/{delivery.id}")
+    assert (record["status"], record["attempts"], record["recipient"]) == ("failed", 1, hook["url"])
+    assert record["last_error"].startswith("refused: Must point to a public address: hooks.example.com resolves to ")
+    assert why in record["last_error"]
 
 
 def test_an_unknown_webhook_is_404(notify_client):

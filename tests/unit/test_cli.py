@@ -188,3 +188,64 @@ def test_without_the_tool_extra_run_and_mailsink_stop_with_a_message(monkeypatch
     assert cli.main(command) == 1
 
     assert f"{module} is not installed: this command needs the tool extra" in capsys.readouterr().err
+
+
+# --- secrets are never printed ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("amqp://guest:guest@127.0.0.1:5672/%2F", "amqp://guest:***@127.0.0.1:5672/%2F"),
+        ("at amqp://notify:s3cr@t@rabbit:5672/tf; start it", "at amqp://notify:***@rabbit:5672/tf; start it"),
+        ("mongodb://tf:pw@db1,db2:27017/tf?replicaSet=rs", "mongodb://tf:***@db1,db2:27017/tf?replicaSet=rs"),
+        ("smtps://mailer:hunter2@mail:465 and amqps://a:b@c/", "smtps://mailer:***@mail:465 and amqps://a:***@c/"),
+        ("smtp://relay.example.com:25", "smtp://relay.example.com:25"),
+        ("amqp://user@host/", "amqp://user@host/"),
+    ],
+)
+def test_masked_shows_every_url_password_as_stars(text, expected):
+    assert local.masked(text) == expected
+
+
+def test_run_banner_shows_the_urls_without_their_passwords(fake_run, monkeypatch, capsys):
+    monkeypatch.setenv("AMQP_URL", "amqp://intake:amqp-pw-1@rabbit:5672/%2F")
+    monkeypatch.setenv("MONGO_URL", "mongodb://tf:mongo-pw-2@db:27017")
+    monkeypatch.setenv("SMTP_URL", "smtp://mailer:smtp-pw-3@relay.example.com:25")
+
+    assert cli.main(["run"]) == 0
+
+    out = capsys.readouterr().out
+    assert "amqp://intake:***@rabbit:5672/%2F" in out and "mongodb://tf:***@db:27017" in out
+    assert "smtp://mailer:***@relay.example.com:25" in out
+    assert not {"amqp-pw-1", "mongo-pw-2", "smtp-pw-3"} & set(out.replace(":", " ").replace("@", " ").split())
+
+
+def test_run_without_a_broker_does_not_print_its_password(fake_run, monkeypatch, capsys):
+    monkeypatch.setenv("AMQP_URL", "amqp://intake:amqp-pw-1@rabbit:5672/%2F")
+    monkeypatch.setattr(local, "amqp_answers", lambda url: False)
+
+    assert cli.main(["run"]) == 1
+
+    err = capsys.readouterr().err
+    assert "amqp://intake:***@rabbit" in err and "amqp-pw-1" not in err
+
+
+def test_status_does_not_print_the_broker_password(monkeypatch, capsys):
+    monkeypatch.setenv("AMQP_URL", f"amqp://status:amqp-pw-1@127.0.0.1:{free_port()}/%2F")
+    urls = [f"--{service}-url=http://127.0.0.1:{free_port()}" for service in SERVICE_PORTS]
+
+    assert cli.main(["status", *urls]) == 1
+
+    out = capsys.readouterr().out
+    assert "amqp://status:***@127.0.0.1" in out and "amqp-pw-1" not in out
+
+
+def test_demo_does_not_print_a_password_of_a_url(capsys):
+    port = free_port()
+    urls = [f"--{service}-url=http://demo:demo-pw-4@127.0.0.1:{port}" for service in SERVICE_PORTS]
+
+    assert cli.main(["demo", "--wait", "0.2", *urls]) == 1
+
+    out = capsys.readouterr().out
+    assert "demo:***@127.0.0.1" in out and "demo-pw-4" not in out

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from shared.config import DEFAULT_RETRY_DELAYS, SERVICE_PORTS, ConfigError, load_settings
+from shared.events import EVENT_TYPES, PUBLISHED_BY
 from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name, retry_queue_name
 from ticketflow.cli import api_command, worker_command
 
@@ -194,7 +195,9 @@ def test_every_queue_has_exactly_one_policy_and_limits_are_policies(definitions)
         assert policy["definition"]["dead-letter-routing-key"] == f"{queue}.dead" in names
     (dead,) = [p for p in definitions["policies"] if re.search(p["pattern"], f"{NAMESPACE}.notify.dead")]
     assert dead["definition"]["max-length"] > 0
-    assert "users" not in definitions  # the password lives in compose's .env or a k8s Secret
+    # each service's user, without a password: that lives in compose's .env or a k8s Secret
+    assert {u["name"] for u in definitions["users"]} == {f"ticketflow-{s}" for s in SERVICE_PORTS}
+    assert all(u["password_hash"] == "" and "password" not in u for u in definitions["users"])
 
 
 def test_rabbitmq_conf_loads_the_definitions_folder_and_enables_management_and_prometheus():
@@ -290,7 +293,7 @@ def test_the_image_installs_the_runtime_dependencies_and_no_extra():
 
 def test_compose_environment_is_what_the_code_reads_and_fails_fast_without_secrets(compose):
     known = known_env_names()
-    dotenv = {"TICKETFLOW_JWT_SECRET": "j" * 32, "RABBITMQ_PASSWORD": "0123abcd"}
+    dotenv = {"TICKETFLOW_JWT_SECRET": "j" * 32, **COMPOSE_PASSWORDS}
     for name, spec in compose["services"].items():
         if not name.endswith(("-api", "-worker")):
             continue
@@ -303,7 +306,8 @@ def test_compose_environment_is_what_the_code_reads_and_fails_fast_without_secre
         settings = load_settings(values)
         assert settings.require_secret() == dotenv["TICKETFLOW_JWT_SECRET"]
         assert (settings.namespace, settings.queue_type) == (NAMESPACE, "quorum")
-        assert settings.amqp_url == "amqp://ticketflow:0123abcd@rabbitmq:5672/%2F"
+        service = name.rsplit("-", 1)[0]  # its own broker user: it may publish only its own event types
+        assert settings.amqp_url == f"amqp://ticketflow-{service}:pw-{service}@rabbitmq:5672/%2F"
         with pytest.raises(KeyError, match="TICKETFLOW_JWT_SECRET"):
             interpolate(env["TICKETFLOW_JWT_SECRET"], {})
 
@@ -317,20 +321,41 @@ def test_compose_rabbitmq_imports_the_topology_and_the_user_the_services_log_in_
     assert all((ROOT / source).is_file() for source in mounts)
     (users_mount,) = rabbitmq["configs"]
     assert users_mount["target"] == "/etc/rabbitmq/definitions.d/20-users.json"
-    users = json.loads(interpolate(compose["configs"][users_mount["source"]]["content"], {"RABBITMQ_PASSWORD": "pw"}))
-    _assert_users_can_use_the_topology(users, "ticketflow", "pw", definitions)
+    users = json.loads(interpolate(compose["configs"][users_mount["source"]]["content"], COMPOSE_PASSWORDS))
+    passwords = {"ticketflow": "0123abcd"} | {f"ticketflow-{s}": f"pw-{s}" for s in SERVICE_PORTS}
+    _assert_users_can_use_the_topology(users, passwords, definitions)
     conf = conf_settings((RABBITMQ_DIR / "rabbitmq.conf").read_text())
     assert int(conf["total_memory_available_override_value"]) == 2 * 1024**3
     assert rabbitmq["mem_limit"] == "2g"
 
 
-def _assert_users_can_use_the_topology(users: dict, user: str, password: str, definitions: dict) -> None:
-    assert [(u["name"], u["password"]) for u in users["users"]] == [(user, password)]
-    (permission,) = [p for p in users["permissions"] if p["user"] == user and p["vhost"] == "/"]
+COMPOSE_PASSWORDS = {"RABBITMQ_PASSWORD": "0123abcd"} | {
+    f"RABBITMQ_{service.upper()}_PASSWORD": f"pw-{service}" for service in SERVICE_PORTS
+}
+
+
+def _assert_users_can_use_the_topology(users: dict, passwords: dict[str, str], definitions: dict) -> None:
+    """The users file sets every password (the operators' ticketflow and each service's user); every user may
+    use the whole topology; each service's user publishes on the events exchange only what it produces."""
+    assert {u["name"]: u["password"] for u in users["users"]} == passwords
+    permissions = users["permissions"] + definitions["permissions"]
     resources = [q["name"] for q in definitions["queues"]] + [e["name"] for e in definitions["exchanges"]]
-    for kind in ("configure", "write", "read"):
-        assert all(re.search(permission[kind], name) for name in resources), kind
-    assert re.search(permission["write"], "amq.default")  # retries and dead letters go through the default exchange
+    for user in passwords:
+        (permission,) = [p for p in permissions if p["user"] == user and p["vhost"] == "/"]
+        for kind in ("configure", "write", "read"):
+            assert all(re.search(permission[kind], name) for name in resources), (user, kind)
+        assert re.search(permission["write"], "amq.default")  # retries and dead letters: the default exchange
+    _assert_each_service_publishes_only_its_own_events(definitions)
+
+
+def _assert_each_service_publishes_only_its_own_events(definitions: dict) -> None:
+    exchange = f"{NAMESPACE}.events"
+    for service in SERVICE_PORTS:
+        (topic,) = [t for t in definitions["topic_permissions"] if t["user"] == f"ticketflow-{service}"]
+        assert (topic["vhost"], topic["exchange"]) == ("/", exchange)
+        allowed = {kind for kind in EVENT_TYPES if re.search(topic["write"], kind)}
+        assert allowed == set(PUBLISHED_BY[service]), service
+        assert not re.search(topic["write"], "ticket.created.extra") and not re.search(topic["write"], "x")
 
 
 # --- deploy/k8s --------------------------------------------------------------------------------------
@@ -432,8 +457,10 @@ def test_k8s_containers_use_known_variables_secrets_and_one_image(manifests):
                     assert ref["key"] == "connectionString.standard"
                 else:
                     assert ref["key"] in secrets[ref["name"]]["stringData"], (name, ref)
-            refs = {i["name"]: i["valueFrom"]["secretKeyRef"]["name"] for i in container["env"] if "valueFrom" in i}
-            assert refs["TICKETFLOW_JWT_SECRET"] == "ticketflow-jwt"
+            refs = {i["name"]: i["valueFrom"]["secretKeyRef"] for i in container["env"] if "valueFrom" in i}
+            assert refs["TICKETFLOW_JWT_SECRET"]["name"] == "ticketflow-jwt"
+            service = name.rsplit("-", 1)[0]  # its own broker user, which publishes only its own event types
+            assert (refs["AMQP_URL"]["name"], refs["AMQP_URL"]["key"]) == ("ticketflow-rabbitmq", f"amqp-url-{service}")
     kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
     assert images == {image["name"] for image in kustomization["images"]}
     settings = load_settings(
@@ -486,5 +513,7 @@ def test_k8s_rabbitmq_cluster_imports_the_same_definitions_and_settings(manifest
     users_volume, users_key = mounts[f"{k8s_conf['load_definitions']}/20-users.json"]
     assert volumes[users_volume]["secret"]["secretName"] == "ticketflow-rabbitmq"
     users = json.loads(secrets["ticketflow-rabbitmq"]["stringData"][users_key])
-    password = re.match(r"amqp://ticketflow:([^@]*)@", amqp_url).group(1)
-    _assert_users_can_use_the_topology(users, "ticketflow", password, definitions)
+    urls = {key: url for key, url in secrets["ticketflow-rabbitmq"]["stringData"].items() if key.startswith("amqp-url")}
+    passwords = dict(re.match(r"amqp://([^:]*):([^@]*)@", url).groups() for url in urls.values())
+    assert set(urls) == {"amqp-url"} | {f"amqp-url-{s}" for s in SERVICE_PORTS}
+    _assert_users_can_use_the_topology(users, passwords, definitions)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.config import ConfigError, load_settings
+from shared.config import SERVICE_PORTS, ConfigError, load_settings
 
 K8S_DIR = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 PLACEHOLDER = "replace-me"
@@ -61,6 +61,7 @@ def refused(name: str, value: str) -> str:
 def test_the_manifests_hold_placeholders_to_check():
     names = {(secret, key) for secret, key, _ in placeholder_secrets()}
     assert {("ticketflow-jwt", "TICKETFLOW_JWT_SECRET"), ("ticketflow-rabbitmq", "amqp-url")} <= names
+    assert {("ticketflow-rabbitmq", f"amqp-url-{service}") for service in SERVICE_PORTS} <= names
     assert {("ticketflow-mongodb-password", "password"), ("ticketflow-smtp", "SMTP_URL")} <= names
 
 
@@ -72,10 +73,18 @@ def test_every_placeholder_secret_stops_the_services_that_read_it(secret, key, v
         password = value
         value = f"mongodb://ticketflow:{password}@ticketflow-mongodb-0.ticketflow-mongodb-svc:27017/admin"
         variables = {"MONGO_URL"}
-    elif key == "users.json":  # RabbitMQ's own import: the same password is in amqp-url, checked there
-        (user,) = json.loads(value)["users"]
-        amqp_urls = [v for s, k, v in placeholder_secrets() if (s, k) == (secret, "amqp-url")]
-        assert amqp_urls and f":{user['password']}@" in amqp_urls[0]
+    elif key == "users.json":  # RabbitMQ's own import: each password is in an amqp-url*, checked there
+        amqp_urls = [v for s, k, v in placeholder_secrets() if s == secret and k.startswith("amqp-url")]
+        for user in json.loads(value)["users"]:
+            assert any(f"//{user['name']}:{user['password']}@" in url for url in amqp_urls), user["name"]
+        return
+    elif key == "amqp-url":  # the operators' user: KEDA reads queue lengths with it, no ticketflow process
+        assert any(
+            target.get("name") == secret and target.get("key") == key
+            for doc in docs
+            for target in doc.get("spec", {}).get("secretTargetRef", [])
+        ), "KEDA's TriggerAuthentication reads it"
+        assert refused("AMQP_URL", value)
         return
     assert variables, f"no container reads {secret}/{key}: which check covers it?"
     for name in variables:

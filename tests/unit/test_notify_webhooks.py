@@ -3,6 +3,8 @@
 import hashlib
 import hmac
 import json
+import random
+import re
 import socket
 import threading
 import time
@@ -10,13 +12,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from services.notify import webhook_sender
 from services.notify.domain import SendError
-from services.notify.webhook_sender import deliver
-from services.notify.webhooks import WEBHOOK_EVENT_TYPES, matches, signature, validate_webhook
+from services.notify.webhooks import WEBHOOK_EVENT_TYPES, address_problem, matches, signature, validate_webhook
+from shared.config import ConfigError, load_settings
 from shared.errors import Invalid
 from shared.events import EVENT_TYPES
 
 SECRET = "s3cret-s3cret-s3cret"
+LOOPBACK = load_settings({"TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}).webhook_allowed_networks
+
+
+def deliver(url: str, body: bytes, headers: dict, timeout: float, allowed=LOOPBACK) -> int:
+    """The sender, allowed to reach this test's receivers on 127.0.0.1."""
+    return webhook_sender.deliver(url, body, headers, timeout, allowed)
 
 
 def body(**overrides) -> dict:
@@ -226,6 +235,28 @@ def test_matches(patterns, event_type, expected):
     assert matches(patterns, event_type) is expected
 
 
+@pytest.mark.parametrize(
+    "pattern", ["*" * 80, "*" * 12 + "sla.breached", "*" * 80 + "sla.breached", "t*" * 40, "*x" * 40]
+)
+def test_matching_many_stars_takes_linear_time(pattern):
+    """`*` once became `.*` with no collapsing: twelve stars before sla.breached took seconds on each event type."""
+    started = time.perf_counter()
+    for event_type in (*WEBHOOK_EVENT_TYPES, "ticket." + "x" * 100):
+        matches([pattern], event_type)
+    assert time.perf_counter() - started < 0.010  # a generous bound, not a benchmark
+    assert matches(["*" * 80], "sla.breached") and matches(["*" * 80 + "sla.breached"], "sla.breached")
+    assert not matches(["*" * 80 + "sla.breached"], "sla.warning")
+
+
+def test_glob_matching_agrees_with_a_regex_translation():
+    rng = random.Random(7)
+    for _ in range(3000):
+        pattern = "".join(rng.choice("ab*.") for _ in range(rng.randint(0, 7)))
+        text = "".join(rng.choice("ab.") for _ in range(rng.randint(0, 8)))
+        regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+        assert matches([pattern], text) is bool(re.fullmatch(regex, text, re.DOTALL)), (pattern, text)
+
+
 def test_signature_verifies_with_the_secret_and_only_with_it():
     payload = json.dumps({"type": "ticket.created", "data": {"subject": "Ünïcode"}}, ensure_ascii=False).encode()
     expected = hmac.HMAC(SECRET.encode("utf-8"), payload, "sha256").hexdigest()
@@ -393,3 +424,132 @@ def test_https_to_a_plain_http_server_is_a_tls_send_error(hook_server):
     with pytest.raises(SendError, match="TLS error"):
         deliver(hook_server.url.replace("http://", "https://"), PAYLOAD, HEADERS, timeout=3)
     assert hook_server.requests == []
+
+
+# --- no webhook into the private network; one deadline per delivery -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "a loopback"),
+        ("::1", "a loopback"),
+        ("::ffff:127.0.0.1", "a loopback"),  # IPv4-mapped: judged as the IPv4 address a socket reaches
+        ("10.0.0.1", "a private"),
+        ("172.16.5.4", "a private"),
+        ("192.168.1.1", "a private"),
+        ("::ffff:192.168.1.1", "a private"),
+        ("fc00::1", "a private"),
+        ("fe80::1%eth0", "a link-local"),
+        ("169.254.1.1", "a link-local"),
+        ("169.254.169.254", "a cloud metadata"),
+        ("fd00:ec2::254", "a cloud metadata"),
+        ("100.100.100.200", "a cloud metadata"),
+        ("224.0.0.1", "a multicast"),
+        ("ff02::1", "a multicast"),
+        ("0.0.0.0", "an unspecified"),
+        ("::", "an unspecified"),
+        ("240.0.0.1", "a private"),  # reserved (Python counts it private too)
+        ("100.64.0.1", "a non-public"),  # carrier-grade NAT
+        ("64:ff9b::a9fe:a9fe", "a cloud metadata"),  # NAT64 of 169.254.169.254
+        ("2002:a00:1::1", "a private"),  # 6to4 of 10.0.0.1
+    ],
+)
+def test_non_public_addresses_are_refused(address, kind):
+    assert address_problem(address) == f"{address} is {kind} address"
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+def test_public_addresses_are_fine(address):
+    assert address_problem(address) is None
+
+
+def test_allowed_networks_admit_their_addresses_but_never_a_metadata_one():
+    allowed = load_settings({"TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8, ::1/128,169.254.0.0/16"})
+    networks = allowed.webhook_allowed_networks
+    assert address_problem("127.0.0.1", networks) is None and address_problem("::ffff:127.0.0.2", networks) is None
+    assert address_problem("::1", networks) is None
+    assert address_problem("10.0.0.1", networks) == "10.0.0.1 is a private address"
+    assert address_problem("169.254.169.254", networks) == "169.254.169.254 is a cloud metadata address"
+
+
+@pytest.mark.parametrize("raw", ["127.0.0.0/33", "localhost", "10.0.0.0/8;192.168.0.0/16", "::1/129"])
+def test_a_bad_allowed_network_is_a_clear_config_error(raw):
+    with pytest.raises(ConfigError, match="TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS must be .* networks in CIDR"):
+        load_settings({"TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS": raw})
+    assert load_settings({}).webhook_allowed_networks == ()
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [(["10.0.0.1"], "10.0.0.1 is a private address"), (["169.254.169.254"], "169.254.169.254 is a cloud metadata")],
+)
+def test_a_delivery_refuses_a_name_that_resolves_into_the_private_network(monkeypatch, answer, why):
+    monkeypatch.setattr(webhook_sender, "resolve", lambda host, port: answer)
+    monkeypatch.setattr(webhook_sender, "_post", lambda *args: pytest.fail("connected to a refused address"))
+    with pytest.raises(SendError) as caught:
+        deliver("https://hooks.example.com/x", PAYLOAD, HEADERS, timeout=1, allowed=())
+    assert str(caught.value).startswith("refused: Must point to a public address: hooks.example.com resolves to ")
+    assert why in str(caught.value)
+
+
+def test_without_an_allowed_network_a_loopback_receiver_gets_nothing(hook_server):
+    with pytest.raises(SendError, match="127.0.0.1 is a loopback address"):
+        deliver(hook_server.url, PAYLOAD, HEADERS, timeout=3, allowed=())
+    assert hook_server.requests == []
+
+
+def test_a_delivery_connects_to_the_address_it_checked_and_names_the_host(hook_server, monkeypatch):
+    """Resolved once and pinned: a second, different answer (DNS rebinding) is never asked for nor used."""
+    answers = iter([["127.0.0.1"], ["10.0.0.1"]])
+    asked = []
+    monkeypatch.setattr(webhook_sender, "resolve", lambda host, port: asked.append((host, port)) or next(answers))
+    port = int(hook_server.url.split(":")[2].split("/")[0])
+
+    assert deliver(f"http://hooks.example.test:{port}/hooks/x?a=1", PAYLOAD, HEADERS, timeout=3) == 200
+
+    assert asked == [("hooks.example.test", port)]
+    [(method, path, headers, received)] = hook_server.requests
+    assert (method, path, headers["Host"], received) == ("POST", "/hooks/x?a=1", f"hooks.example.test:{port}", PAYLOAD)
+
+
+@pytest.fixture
+def dripping_server():
+    """Answers every request with a status line and headers one byte every 50 ms (about 20 s in all)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip(connection: socket.socket) -> None:
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 400:
+                if stop.wait(0.05):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:  # the sender hung up
+                    return
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=drip, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
+
+
+def test_a_server_that_drips_its_headers_is_cut_off_at_the_total_deadline(dripping_server):
+    started = time.monotonic()
+    with pytest.raises(SendError, match="^timed out after 0.6 s$"):
+        deliver(dripping_server, PAYLOAD, HEADERS, timeout=0.6)
+    assert time.monotonic() - started < 0.6 + 1.5  # a bound, not a benchmark: each byte came well within 0.6 s
