@@ -188,3 +188,15 @@ def test_without_the_tool_extra_run_and_mailsink_stop_with_a_message(monkeypatch
     assert cli.main(command) == 1
 
     assert f"{module} is not installed: this command needs the tool extra" in capsys.readouterr().err
+
+
+def test_token_prints_a_requester_scoped_portal_token(monkeypatch, capsys):
+    from shared.auth import decode_token
+
+    secret = "s" * 32
+    monkeypatch.setenv("TICKETFLOW_JWT_SECRET", secret)
+    argv = ["token", "--role", "portal", "--requester-email", "Ana@Example.com", "--ticket-id", "t-1"]
+    assert cli.main(argv) == 0
+    principal = decode_token(secret, capsys.readouterr().out.strip())
+    assert (principal.role, principal.requester_email, principal.ticket_id) == ("portal", "ana@example.com", "t-1")
+    assert cli.main(["token", "--role", "admin", "--requester-email", "ana@example.com"]) != 0
