@@ -15,7 +15,7 @@ def main() -> None:
     wait_for(svc.ensure_storage, "MongoDB")
     reconciler = Reconciler(svc)
     timers = [
-        *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.tickets]),
+        *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.tickets, svc.agents]),
         Timer("reconcile", settings.reconcile_interval, reconciler.run),
         Timer("expire-records", 3600, svc.processed.expire),
     ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from services.intake.domain import Ticket, TicketClosed, changes_view, summarize
 from services.intake.store import IdempotencyKeys, TicketStore, TimelineStore, TopicStore
 from shared import events, outbox
+from shared.access import AgentDirectory
 from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict, Invalid
@@ -34,6 +35,7 @@ class Intake:
     processed: ProcessedEvents
     pending: PendingOutboxes
     flusher: OutboxFlusher
+    agents: AgentDirectory  # agent_id -> teams, from agent.updated: who reads which ticket
 
     def ensure_storage(self) -> None:
         self.tickets.ensure_indexes()
@@ -57,6 +59,7 @@ def bootstrap(settings: Settings) -> Intake:
         ProcessedEvents(db),
         pending,
         flusher,
+        AgentDirectory(db),
     )
 
 
@@ -178,4 +181,9 @@ def record_and_apply(svc: Intake, envelope: dict) -> None:
     )
 
 
-HANDLERS = {event_type: record_and_apply for event_type in events.EVENT_TYPES}
+def on_agent_updated(svc: Intake, envelope: dict) -> None:
+    """An agent's teams, for deciding which tickets it reads (not a ticket's event: no timeline entry)."""
+    svc.agents.learn(events.load_data(envelope), events.parse_time(envelope["occurred_at"]))
+
+
+HANDLERS = {event_type: record_and_apply for event_type in events.EVENT_TYPES} | {"agent.updated": on_agent_updated}

@@ -25,6 +25,7 @@ from services.notify.domain import (
 )
 from services.notify.store import NotificationStore, TicketViews, WebhookStore
 from shared import events, outbox
+from shared.access import AgentDirectory
 from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict
@@ -49,6 +50,7 @@ class Notify:
     pending: PendingOutboxes
     flusher: OutboxFlusher
     on_recorded: Callable[[], None]  # told when notifications were recorded: wakes the dispatcher, or nothing
+    agents: AgentDirectory  # agent_id -> teams, from agent.updated: who reads which notifications
 
     def ensure_storage(self) -> None:
         self.notifications.ensure_indexes()
@@ -69,6 +71,7 @@ def bootstrap(settings: Settings, on_recorded: Callable[[], None] = lambda: None
         pending,
         flusher,
         on_recorded,
+        AgentDirectory(db),
     )
 
 
@@ -254,4 +257,9 @@ def list_webhooks(svc: Notify) -> list[dict]:
     return [webhook_view(hook) for hook in svc.webhooks.all()]
 
 
-HANDLERS = {event_type: on_event for event_type in webhooks.WEBHOOK_EVENT_TYPES}
+def on_agent_updated(svc: Notify, envelope: dict) -> None:
+    """An agent's teams, for deciding whose notifications it reads (nothing is sent for it)."""
+    svc.agents.learn(events.load_data(envelope), events.parse_time(envelope["occurred_at"]))
+
+
+HANDLERS = {event_type: on_event for event_type in webhooks.WEBHOOK_EVENT_TYPES} | {"agent.updated": on_agent_updated}

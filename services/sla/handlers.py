@@ -11,6 +11,7 @@ from services.sla.business_time import DAYS, CalendarError, add_business_minutes
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
+from shared.access import AgentDirectory, TicketAccess
 from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict, Invalid, NotFound
@@ -36,6 +37,8 @@ class Sla:
     pending: PendingOutboxes
     flusher: OutboxFlusher
     wake_timer: Callable[[datetime | None], None]  # told each saved next_due: the deadline timer, or nothing
+    access: TicketAccess  # each ticket's requester, team and agent: who reads its clocks
+    agents: AgentDirectory  # agent_id -> teams, from agent.updated
 
     @property
     def breach_grace(self) -> timedelta:
@@ -47,6 +50,7 @@ class Sla:
         self.breaches.ensure_indexes()
         self.processed.ensure_indexes()
         self.pending.ensure_indexes()
+        self.access.ensure_indexes()
         self.policies.seed_defaults(now())
 
 
@@ -64,6 +68,8 @@ def bootstrap(settings: Settings, wake_timer: Callable[[datetime | None], None] 
         pending,
         flusher,
         wake_timer,
+        TicketAccess(db),
+        AgentDirectory(db),
     )
 
 
@@ -151,6 +157,7 @@ def announce_due(svc: Sla, ticket_id: str) -> None:
 
 def on_created(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
+    svc.access.learn_created(envelope["ticket_id"], data)
     policies = svc.policies.all()
 
     def start(clocks: TicketClocks) -> bool:
@@ -194,6 +201,16 @@ def on_breached(svc: Sla, envelope: dict) -> None:
     """sla's own sla.breached, recorded for GET /breaches once it has been published."""
     if envelope["producer"] == SERVICE:
         svc.breaches.record(envelope["event_id"], events.load_data(envelope), envelope["ticket_id"])
+
+
+def on_assigned(svc: Sla, envelope: dict) -> None:
+    """The ticket's team and agent: who may read its clocks (the clocks themselves do not change)."""
+    at = events.parse_time(envelope["occurred_at"])
+    svc.access.learn_assigned(envelope["ticket_id"], events.load_data(envelope), at)
+
+
+def on_agent_updated(svc: Sla, envelope: dict) -> None:
+    svc.agents.learn(events.load_data(envelope), events.parse_time(envelope["occurred_at"]))
 
 
 def _calendars_of(policies: dict[str, Policy]) -> set[str]:
@@ -289,6 +306,8 @@ def list_breaches(svc: Sla, filters: dict, since: datetime | None, limit: int, c
 
 HANDLERS = {
     "ticket.created": on_created,
+    "ticket.assigned": on_assigned,
+    "agent.updated": on_agent_updated,
     "ticket.message_added": on_message_added,
     "ticket.replied": on_moment("replied"),
     "ticket.status_changed": on_status_changed,
