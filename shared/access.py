@@ -15,10 +15,8 @@ projections for services that have no ticket view of their own holding them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -64,32 +62,6 @@ def may_read(principal: Principal, ticket: TicketFacts | None, agent: dict | Non
 def sees_everything(principal: Principal) -> bool:
     """Admins and the portal server's own token: no filter on lists."""
     return principal.role == "admin" or (principal.role == "portal" and not principal.requester_scoped)
-
-
-# --- what a requester may read, and URLs with secrets -------------------------------------------------
-
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
-
-
-def redact_url(url: str) -> str:
-    """A URL without its credentials (user:pass@), query and fragment: https://user:pw@h/p?token=x -> https://h/p."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "(a URL)"
-    if not parts.scheme or not parts.netloc:
-        return url.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def redact_urls(text: str) -> str:
-    """Free text (an error message) with every URL in it redacted."""
-    return _URL.sub(lambda match: redact_url(match.group(0)), text)
 
 
 # --- projections from events ----------------------------------------------------------------------

@@ -8,13 +8,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.intake.domain import Ticket, TicketClosed, changes_view, summarize
+from services.intake.domain import Ticket, TicketClosed, changes_view, summarize, summarize_for_requester
 from services.intake.store import IdempotencyKeys, TicketStore, TimelineStore, TopicStore
 from shared import events, outbox
-from shared.access import AgentDirectory
+from shared.access import AgentDirectory, TicketFacts, may_read, sees_everything
+from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
-from shared.errors import Conflict, Invalid
+from shared.errors import Conflict, Invalid, NotFound
 from shared.idempotency import ProcessedEvents
 from shared.mongo import database
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
@@ -79,6 +80,38 @@ def change_ticket(svc: Intake, ticket_id: str, change: Callable[[Ticket], object
     return update(lambda: svc.tickets.get(ticket_id), change, save, "The ticket is changing too fast; try again.")
 
 
+# --- who reads which ticket (shared.access: the same rule in every service) --------------------
+
+
+def _facts(ticket: Ticket) -> TicketFacts:
+    agent_id = ticket.assignee["agent_id"] if ticket.assignee else None
+    return TicketFacts(ticket.id, ticket.requester.get("email"), ticket.team, agent_id)
+
+
+def _require_visible(svc: Intake, ticket: Ticket, principal: Principal | None) -> Ticket:
+    """The ticket, if the principal may see it (None: intake itself); else 404, as for a ticket that is not there."""
+    if principal is None or sees_everything(principal):
+        return ticket
+    agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+    if not may_read(principal, _facts(ticket), agent):
+        raise NotFound(f"No ticket {ticket.id}.")
+    return ticket
+
+
+def _visible_filters(svc: Intake, filters: dict, principal: Principal) -> dict | None:
+    """The list's filters narrowed to what the principal may see; None: it sees no ticket at all."""
+    if sees_everything(principal):
+        return filters
+    if principal.requester_scoped:  # their own tickets, whatever requester_email they asked for
+        narrowed = {**filters, "requester.email": principal.requester_email}
+        return narrowed | ({"_id": principal.ticket_id} if principal.ticket_id else {})
+    agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+    if agent is None:
+        return None
+    mine = [{"team": {"$in": list(agent.get("teams", ()))}}, {"assignee.agent_id": principal.agent_id}]
+    return {**filters, "$or": mine}
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -106,10 +139,13 @@ def create_ticket(
     return ticket, True
 
 
-def add_message(svc: Intake, ticket_id: str, body: str, correlation_id: str | None) -> dict:
+def add_message(
+    svc: Intake, ticket_id: str, body: str, correlation_id: str | None, principal: Principal | None = None
+) -> dict:
     message_id = uuid.uuid4().hex
 
     def write(ticket: Ticket) -> None:
+        _require_visible(svc, ticket, principal)
         try:
             ticket.add_message(message_id, body, now())
         except TicketClosed:
@@ -119,10 +155,13 @@ def add_message(svc: Intake, ticket_id: str, body: str, correlation_id: str | No
     return next(entry for entry in ticket.thread if entry["id"] == message_id)
 
 
-def close_ticket(svc: Intake, ticket_id: str, by: str, correlation_id: str | None) -> Ticket:
+def close_ticket(
+    svc: Intake, ticket_id: str, by: str, correlation_id: str | None, principal: Principal | None = None
+) -> Ticket:
     """Close the ticket; closing a closed ticket saves and publishes nothing."""
 
     def close(ticket: Ticket):
+        _require_visible(svc, ticket, principal)
         return None if ticket.close(by, now()) else NO_CHANGE
 
     return change_ticket(svc, ticket_id, close, correlation_id)[0]
@@ -135,18 +174,30 @@ def put_topic(svc: Intake, topic_id: str, name: str) -> dict:
 # --- queries ----------------------------------------------------------------------------------
 
 
-def get_ticket(svc: Intake, ticket_id: str) -> Ticket:
-    return svc.tickets.get(ticket_id)
+def get_ticket(svc: Intake, ticket_id: str, principal: Principal | None = None) -> Ticket:
+    return _require_visible(svc, svc.tickets.get(ticket_id), principal)
 
 
-def list_tickets(svc: Intake, filters: dict, limit: int, cursor: str | None) -> tuple[list[Ticket], str | None]:
-    return svc.tickets.page(filters, limit, cursor)
+def list_tickets(
+    svc: Intake, filters: dict, limit: int, cursor: str | None, principal: Principal | None = None
+) -> tuple[list[Ticket], str | None]:
+    """Newest first; only the tickets the principal may see (an agent's teams' and its own, a requester's own)."""
+    visible = filters if principal is None else _visible_filters(svc, filters, principal)
+    if visible is None:
+        return [], None
+    return svc.tickets.page(visible, limit, cursor)
 
 
-def timeline(svc: Intake, ticket_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    """A page of the ticket's events, oldest first (NotFound for an unknown ticket)."""
-    svc.tickets.get(ticket_id)
-    items, next_cursor = svc.timeline.page(ticket_id, limit, cursor)
+def timeline(
+    svc: Intake, ticket_id: str, limit: int, cursor: str | None, principal: Principal | None = None
+) -> tuple[list[dict], str | None]:
+    """A page of the ticket's events, oldest first (NotFound for an unknown ticket, or one the principal may not see).
+
+    A requester-scoped reader gets the requester's version: no recipients, no webhooks, no delivery errors.
+    """
+    _require_visible(svc, svc.tickets.get(ticket_id), principal)
+    for_requester = principal is not None and principal.requester_scoped
+    items, next_cursor = svc.timeline.page(ticket_id, limit, cursor, for_requester=for_requester)
     return [{**item, "event_id": item["_id"]} for item in items], next_cursor
 
 
@@ -177,6 +228,7 @@ def record_and_apply(svc: Intake, envelope: dict) -> None:
             "occurred_at": at,
             "correlation_id": envelope.get("correlation_id"),
             "summary": summarize(envelope["type"], data),
+            "requester_summary": summarize_for_requester(envelope["type"], data),
         }
     )
 

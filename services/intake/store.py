@@ -141,6 +141,17 @@ class TimelineStore:
         except DuplicateKeyError:
             pass
 
-    def page(self, ticket_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-        """The ticket's events, oldest first; the cursor is the last one's (occurred_at, id)."""
-        return OLDEST_EVENTS_FIRST.page(self.collection, {"ticket_id": ticket_id}, limit, cursor)
+    def page(
+        self, ticket_id: str, limit: int, cursor: str | None, for_requester: bool = False
+    ) -> tuple[list[dict], str | None]:
+        """The ticket's events, oldest first; the cursor is the last one's (occurred_at, id).
+
+        For a requester: only the events with a requester summary, which stands in for the summary.
+        """
+        filters = {"ticket_id": ticket_id}
+        if for_requester:
+            filters["requester_summary"] = {"$type": "string"}
+        items, next_cursor = OLDEST_EVENTS_FIRST.page(self.collection, filters, limit, cursor)
+        if for_requester:
+            items = [{**item, "summary": item["requester_summary"]} for item in items]
+        return items, next_cursor
