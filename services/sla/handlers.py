@@ -11,7 +11,8 @@ from services.sla.business_time import DAYS, CalendarError, add_business_minutes
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
-from shared.access import AgentDirectory, TicketAccess
+from shared.access import AgentDirectory, TicketAccess, may_read, sees_everything
+from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict, Invalid, NotFound
@@ -257,7 +258,12 @@ def put_calendar(svc: Sla, calendar_id: str, raw: object) -> tuple[dict, bool]:
     return svc.calendars.put(calendar_id, stored, now())
 
 
-def ticket_view(svc: Sla, ticket_id: str) -> dict:
+def ticket_view(svc: Sla, ticket_id: str, principal: Principal | None = None) -> dict:
+    """The ticket's clocks; 404 as for an unknown ticket when the principal may not see it (shared.access)."""
+    if principal is not None and not sees_everything(principal):
+        agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+        if not may_read(principal, svc.access.find(ticket_id), agent):
+            raise NotFound(f"sla knows no ticket {ticket_id} (yet).")
     loaded = svc.clocks.load(ticket_id, svc.calendars.parsed())
     if loaded is None:
         raise NotFound(f"sla knows no ticket {ticket_id} (yet).")
