@@ -184,7 +184,7 @@ def list_tickets(
     """Newest first; only the tickets the principal may see (an agent's teams' and its own, a requester's own)."""
     visible = filters if principal is None else _visible_filters(svc, filters, principal)
     if visible is None:
-        return [], None
+        visible = {"_id": {"$in": []}}  # nothing, but still paged: a bad cursor is a 422 whoever asks
     return svc.tickets.page(visible, limit, cursor)
 
 

@@ -55,6 +55,11 @@ class TicketViews(VersionedStore):
     def __init__(self, db: Database) -> None:
         super().__init__(db["tickets"])
 
+    def ids_visible_to(self, agent_id: str, teams: list[str]) -> list[str]:
+        """The tickets of the teams, and those assigned to the agent, as notify last heard."""
+        query = {"$or": [{"team": {"$in": list(teams)}}, {"agent.id": agent_id}]}
+        return [doc["_id"] for doc in self.collection.find(query, {"_id": 1})]
+
 
 class NotificationStore(VersionedStore):
     """Notifications; `next_attempt_at` (indexed) is when the dispatcher should send one: None once settled."""
