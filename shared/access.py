@@ -107,6 +107,11 @@ class TicketAccess:
         fields = {"team": data["team"], "agent_id": data.get("agent_id"), "assigned_at": at}
         _newest_wins(self.collection, ticket_id, "assigned_at", at, fields)
 
+    def ids_visible_to(self, agent_id: str, teams: list[str]) -> list[str]:
+        """The tickets of the teams, and those assigned to the agent."""
+        query = {"$or": [{"team": {"$in": list(teams)}}, {"agent_id": agent_id}]}
+        return [doc["_id"] for doc in self.collection.find(query, {"_id": 1})]
+
     def find(self, ticket_id: str) -> TicketFacts | None:
         doc = self.collection.find_one({"_id": ticket_id})
         if doc is None:

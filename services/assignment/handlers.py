@@ -130,6 +130,19 @@ def update_agent(svc: Assignment, agent_id: str, changes: dict) -> dict:
     return svc.agents.get(agent_id)
 
 
+def announce_agents(svc: Assignment) -> int:
+    """Publish every agent's `agent.updated` as it is now (at the worker's start): the other services' agents
+    projections catch up with agents created before the event existed, or whose event they lost."""
+    announced = 0
+    for agent in svc.agents.all():
+        try:
+            svc.agents.announce(agent, _agent_updated(agent))
+            announced += 1
+        except Stale:
+            pass  # changed meanwhile: that change published its own agent.updated
+    return announced
+
+
 def get_agent(svc: Assignment, agent_id: str) -> dict:
     return svc.agents.get(agent_id)
 

@@ -96,6 +96,12 @@ class AgentStore:
         self._publish(agent["id"], staged, version)
         return self.get(agent["id"])
 
+    def announce(self, agent: dict, staged: dict) -> None:
+        """Store events for the agent as it is (no change to its fields), if it is still as read (else Stale)."""
+        self._publish(
+            agent["id"], staged, outbox.save_with_events(self.collection, agent["id"], agent["_v"], {}, staged)
+        )
+
     def _publish(self, agent_id: str, staged: dict | None, version: int) -> None:
         if staged and self.flusher is not None:
             self.flusher.submit(self.collection, agent_id, staged, version)

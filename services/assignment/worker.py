@@ -13,6 +13,7 @@ def main() -> None:
     configure_logging(settings)
     svc = handlers.bootstrap(settings)
     wait_for(svc.ensure_storage, "MongoDB")
+    wait_for(lambda: handlers.announce_agents(svc), "MongoDB")  # the other services learn every agent's teams
     reconciler = Reconciler(svc)
     timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.tickets, svc.agents]),

@@ -42,7 +42,7 @@ policies and calendars; `portal`, `agent` and `admin` read a ticket's clocks, ea
 it may see: admins and the portal server's own token every one, a requester-scoped portal token
 (`requester_email`, maybe `ticket_id`) its requester's (that one), an agent those of its teams and
 those assigned to it (learnt from `ticket.created`, `ticket.assigned` and `agent.updated`). Any other
-ticket answers 404, as an unknown one does.
+ticket answers 404, as an unknown one does; an agent's `GET /breaches` lists only those tickets' breaches.
 """
 
 policies = Blueprint("policies", __name__, description="SLA policies per priority, with every version")
@@ -146,7 +146,9 @@ class Breaches(MethodView):
     def get(self, query):
         """Breaches, newest first, filtered by when they happened, priority and clock."""
         filters = {"priority": query.get("priority"), "clock": query.get("clock")}
-        items, cursor = handlers.list_breaches(sla(), filters, query.get("since"), query["limit"], query.get("cursor"))
+        items, cursor = handlers.list_breaches(
+            sla(), filters, query.get("since"), query["limit"], query.get("cursor"), principal()
+        )
         return {"items": items, "next_cursor": cursor}
 
 

@@ -306,7 +306,14 @@ def always_calendar() -> dict:
     return {"_id": ALWAYS, "timezone": "UTC", "hours": hours, "holidays": [], "version": 1}
 
 
-def list_breaches(svc: Sla, filters: dict, since: datetime | None, limit: int, cursor: str | None):
+def list_breaches(
+    svc: Sla, filters: dict, since: datetime | None, limit: int, cursor: str | None, principal: Principal | None = None
+):
+    """Newest first; an agent's list holds only the breaches of the tickets it may see (shared.access)."""
+    if principal is not None and not sees_everything(principal):
+        agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+        visible = svc.access.ids_visible_to(agent["id"], agent.get("teams", [])) if agent else []
+        filters = {**filters, "ticket_id": {"$in": visible}}
     return svc.breaches.page(filters, since, limit, cursor)
 
 

@@ -1286,3 +1286,19 @@ def test_creating_or_changing_an_agent_publishes_agent_updated_with_its_teams(ac
     assert (found[1]["data"]["teams"], found[1]["data"]["lead_of"], found[1]["data"]["available"]) == (
         [general["id"]], [], False,
     )  # fmt: skip
+
+
+def test_the_worker_announces_every_agent_at_start_so_projections_catch_up(actx, make_team, make_agent, tap,
+                                                                             monkeypatch):  # fmt: skip
+    from services.assignment import handlers
+
+    agent = make_agent(make_team()["id"])
+    wait_until(lambda: tap.envelopes(ticket_id=agent["id"], type="agent.updated"), timeout=15, message="created")
+    monkeypatch.setattr(actx.agents, "all", lambda team=None: [actx.agents.get(agent["id"])])
+    assert handlers.announce_agents(actx) == 1
+    found = wait_until(
+        lambda: len(envelopes := tap.envelopes(ticket_id=agent["id"], type="agent.updated")) >= 2 and envelopes,
+        timeout=15,
+        message="the agent announced again",
+    )
+    assert found[1]["data"] == found[0]["data"] and found[1]["event_id"] != found[0]["event_id"]

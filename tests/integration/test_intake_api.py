@@ -979,3 +979,22 @@ def test_a_requester_scoped_token_opens_tickets_for_its_requester_only(client):
                        headers=headers)  # fmt: skip
     assert mine.status_code == 201, mine.get_json()
     assert_problem(client.post("/tickets", json=ticket_request(), headers=headers), 403)
+
+
+@pytest.mark.slow
+def test_the_worker_learns_agents_teams_from_agent_updated_and_keeps_them_off_the_timeline(client, make_ticket,
+                                                                                          publish, intake_db,
+                                                                                          intake_worker):  # fmt: skip
+    intake_worker()
+    ticket, agent = make_ticket(topic="hardware"), unique("hw")
+    queued = assigned_data(agent_id=None, agent_name=None, agent_email=None, team="hardware")
+    publish("ticket.assigned", event_from("assignment", "ticket.assigned", ticket["id"], queued))
+    data = {"agent_id": agent, "name": "H", "email": "h@example.com", "teams": ["network"], "lead_of": [],
+            "available": True}  # fmt: skip
+    publish("agent.updated", event_from("assignment", "agent.updated", agent, data))
+    moved = event_from("assignment", "agent.updated", agent, {**data, "teams": ["network", "hardware"]})
+    publish("agent.updated", moved)
+    handled(intake_db, moved["event_id"])
+    wait_until(lambda: client.get(f"/tickets/{ticket['id']}", headers=auth_header("agent", agent)).status_code == 200,
+               timeout=EVENT_TIMEOUT, message="the agent of hardware reads the hardware ticket")  # fmt: skip
+    assert intake_db["timeline"].count_documents({"ticket_id": agent}) == 0

@@ -442,7 +442,7 @@ def five_breaches_fixture(sla_handle, forget_tickets):
 def test_breaches_newest_first_with_filters_and_pages(sla_client, five_breaches):
     start, recorded = five_breaches
     since = start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    page = get_json(sla_client, "/breaches", agent(), since=since)
+    page = get_json(sla_client, "/breaches", admin(), since=since)
     assert page["next_cursor"] is None
     assert [item["ticket_id"] for item in page["items"]] == [ticket for ticket, *_ in reversed(recorded)]
     newest = page["items"][0]
@@ -553,3 +553,19 @@ def test_clocks_answer_404_to_an_agent_of_another_team_and_to_another_requester(
     assert sla_client.get(f"/tickets/{mine}", headers=auth_header("agent", net)).status_code == 200
     sla_handle(assigned(mine, "hardware"))  # newer: back in hardware's queue, no longer net's
     assert_problem(sla_client.get(f"/tickets/{mine}", headers=auth_header("agent", net)), 404)
+
+
+def test_an_agent_lists_only_the_breaches_of_its_teams_tickets_and_its_own(sla_client, sla_handle, five_breaches):
+    start, recorded = five_breaches
+    net = f"net-{uuid.uuid4().hex[:8]}"
+    sla_handle(agent_updated(net, ["network"]))
+    (first, *_), (second, *_), (third, *_) = recorded[:3]
+    sla_handle(assigned(first, "network"))
+    sla_handle(assigned(second, "hardware", agent_id=net))
+    sla_handle(assigned(third, "hardware"))
+    since = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    listed = get_json(sla_client, "/breaches", auth_header("agent", net), since=since)["items"]
+    assert [item["ticket_id"] for item in listed] == [second, first]
+    stranger = auth_header("agent", f"nobody-{uuid.uuid4().hex[:8]}")
+    assert get_json(sla_client, "/breaches", stranger, since=since)["items"] == []
+    assert len(get_json(sla_client, "/breaches", admin(), since=since)["items"]) == 5
