@@ -38,6 +38,7 @@ _TICKET_FIELDS = (
 )
 
 NEWEST_TICKETS_FIRST = Paginator((Key("n", "number", int),), descending=True)
+NOTIFICATION_TYPES = ("notification.sent", "notification.failed")
 OLDEST_EVENTS_FIRST = Paginator((Key("at", "occurred_at", datetime), Key("id", "_id", str)))
 
 
@@ -150,8 +151,12 @@ class TimelineStore:
         """
         filters = {"ticket_id": ticket_id}
         if for_requester:
-            filters["requester_summary"] = {"$type": "string"}
+            filters["$or"] = [
+                {"requester_summary": {"$type": "string"}},
+                # recorded before requester summaries: only notifications name recipients, URLs or errors
+                {"requester_summary": {"$exists": False}, "type": {"$nin": list(NOTIFICATION_TYPES)}},
+            ]
         items, next_cursor = OLDEST_EVENTS_FIRST.page(self.collection, filters, limit, cursor)
         if for_requester:
-            items = [{**item, "summary": item["requester_summary"]} for item in items]
+            items = [{**item, "summary": item.get("requester_summary") or item["summary"]} for item in items]
         return items, next_cursor

@@ -998,3 +998,20 @@ def test_the_worker_learns_agents_teams_from_agent_updated_and_keeps_them_off_th
     wait_until(lambda: client.get(f"/tickets/{ticket['id']}", headers=auth_header("agent", agent)).status_code == 200,
                timeout=EVENT_TIMEOUT, message="the agent of hardware reads the hardware ticket")  # fmt: skip
     assert intake_db["timeline"].count_documents({"ticket_id": agent}) == 0
+
+
+def test_a_requester_reads_entries_recorded_before_requester_summaries_but_no_notifications(client, make_ticket,
+                                                                                         intake_db):  # fmt: skip
+    ticket = make_ticket()
+    at = datetime.now(UTC)
+    for kind, summary in (
+        ("ticket.status_changed", "Status changed from new to in_progress"),
+        ("notification.sent", "Email about ticket.assigned sent to jane.agent@example.com"),
+    ):
+        intake_db["timeline"].insert_one({"_id": str(uuid.uuid4()), "event_id": "x", "ticket_id": ticket["id"],
+                                          "type": kind, "producer": "assignment", "occurred_at": at,
+                                          "correlation_id": None, "summary": summary})  # fmt: skip
+    items = client.get(f"/tickets/{ticket['id']}/timeline", headers=requester(ticket)).get_json()["items"]
+    assert [item["summary"] for item in items if item["type"] != "ticket.created"] == [
+        "Status changed from new to in_progress"
+    ]
