@@ -23,6 +23,13 @@ class Principal:
     sub: str
     role: str
     agent_id: str | None = None
+    requester_email: str | None = None  # portal only: the token acts for this one requester (lowercase)
+    ticket_id: str | None = None  # with requester_email: for this one ticket only
+
+    @property
+    def requester_scoped(self) -> bool:
+        """A portal token acting for one requester, not the portal server's own."""
+        return self.role == "portal" and self.requester_email is not None
 
     @property
     def actor(self) -> str:
@@ -30,15 +37,33 @@ class Principal:
         return self.agent_id or f"{self.role}:{self.sub}"
 
 
-def issue_token(secret: str, role: str, agent_id: str | None = None, ttl: int = 3600, sub: str | None = None) -> str:
+def issue_token(
+    secret: str,
+    role: str,
+    agent_id: str | None = None,
+    ttl: int = 3600,
+    sub: str | None = None,
+    requester_email: str | None = None,
+    ticket_id: str | None = None,
+) -> str:
+    """A signed token; a portal token with `requester_email` (and maybe `ticket_id`) acts for that requester only."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if role == "agent" and not agent_id:
         raise ValueError("an agent token needs an agent id")
+    if requester_email is not None and (role != "portal" or "@" not in requester_email):
+        raise ValueError("a requester email (with an @) is for portal tokens only")
+    if ticket_id is not None and (requester_email is None or not ticket_id):
+        raise ValueError("a ticket id needs a requester email")
     now = int(time.time())
-    claims = {"sub": sub or agent_id or role, "role": role, "iss": ISSUER, "iat": now, "exp": now + int(ttl)}
+    default_sub = agent_id or (requester_email.strip().lower() if requester_email else role)
+    claims = {"sub": sub or default_sub, "role": role, "iss": ISSUER, "iat": now, "exp": now + int(ttl)}
     if agent_id:
         claims["agent_id"] = agent_id
+    if requester_email is not None:
+        claims["requester_email"] = requester_email.strip().lower()
+    if ticket_id is not None:
+        claims["ticket_id"] = ticket_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -72,8 +97,33 @@ def decode_token(
         raise AuthError("the token's role or subject is not valid")
     if role == "agent" and not (isinstance(agent_id, str) and agent_id):
         raise AuthError("an agent token needs an agent_id claim")
-    portal_server = role == "portal" and not claims.get("requester_email")
+    requester_email, ticket_id = _requester_scope(role, claims)
+    portal_server = role == "portal" and requester_email is None
     cap = portal_max_hours if portal_server else max_hours
     if cap is not None and int(claims["exp"]) - int(claims["iat"]) > cap * 3600:
         raise AuthError(f"the token lives longer than {cap:g} hours (exp - iat); ask for a shorter-lived one")
-    return Principal(sub=sub, role=role, agent_id=agent_id if isinstance(agent_id, str) else None)
+    return Principal(
+        sub=sub,
+        role=role,
+        agent_id=agent_id if isinstance(agent_id, str) else None,
+        requester_email=requester_email,
+        ticket_id=ticket_id,
+    )
+
+
+def _requester_scope(role: str, claims: dict) -> tuple[str | None, str | None]:
+    """(requester_email lowercased, ticket_id) of a requester-scoped portal token; (None, None) for any other.
+
+    A claim of the wrong type, or on another role, makes the token invalid: read as absent, it would
+    widen the token to the portal server's own rights.
+    """
+    email, ticket_id = claims.get("requester_email"), claims.get("ticket_id")
+    if email is None and ticket_id is None:
+        return None, None
+    if role != "portal":
+        raise AuthError("requester_email and ticket_id are claims of portal tokens only")
+    if not isinstance(email, str) or "@" not in email:
+        raise AuthError("the token's requester_email is not an email address")
+    if ticket_id is not None and not (isinstance(ticket_id, str) and ticket_id):
+        raise AuthError("the token's ticket_id is not valid")
+    return email.strip().lower(), ticket_id

@@ -24,6 +24,7 @@ PUBLISHED_BY = {  # which service publishes which event types (only its producer
         "ticket.status_changed",
         "ticket.priority_changed",
         "ticket.resolved",
+        "agent.updated",  # an agent was created or changed: the other services' projections of who is in which team
     ),
     "sla": ("sla.warning", "sla.breached"),
     "notify": ("notification.sent", "notification.failed"),
@@ -205,6 +206,22 @@ class TicketResolvedData(_Data):
     resolution = _text(20000)
 
 
+class AgentUpdatedData(_Data):
+    """An agent as it is now (after a create or a change); the envelope's ticket_id is the agent's id."""
+
+    agent_id = _text(100)
+    name = _text(200)
+    email = _email()
+    teams = fields.List(fields.String(validate=validate.Length(1, 100)), required=True)
+    lead_of = fields.List(fields.String(validate=validate.Length(1, 100)), required=True)
+    available = StrictBoolean(required=True)
+
+    @validates_schema
+    def _leads_its_own_teams(self, data: dict, **kwargs) -> None:
+        if not set(data.get("lead_of") or ()) <= set(data.get("teams") or ()):
+            raise ValidationError({"lead_of": ["An agent leads only teams it is in."]})
+
+
 # ---- sla and notify -------------------------------------------------------------------------------
 
 
@@ -242,6 +259,7 @@ DATA_SCHEMAS: dict[str, type[Schema]] = {
     "ticket.status_changed": TicketStatusChangedData,
     "ticket.priority_changed": TicketPriorityChangedData,
     "ticket.resolved": TicketResolvedData,
+    "agent.updated": AgentUpdatedData,
     "sla.warning": SlaWarningData,
     "sla.breached": SlaBreachedData,
     "notification.sent": NotificationData,

@@ -12,7 +12,7 @@ from shared.config import Settings
 from shared.events import EVENT_TYPES
 
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "intake": EVENT_TYPES,  # every event of every ticket goes on its timeline
+    "intake": EVENT_TYPES,  # every event of every ticket goes on its timeline (agent.updated: who reads which)
     "assignment": (
         "ticket.created",
         "ticket.reopened",
@@ -23,6 +23,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     ),
     "sla": (
         "ticket.created",
+        "ticket.assigned",  # the ticket's team and agent: who may read its clocks
+        "agent.updated",  # an agent's teams: the same
         "ticket.message_added",
         "ticket.replied",
         "ticket.status_changed",
@@ -32,7 +34,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "ticket.closed",
         "sla.breached",  # its own, once published: the record behind GET /breaches
     ),
-    # every ticket and sla event (emails and webhooks); never notification.*, which a webhook would feed
+    # every ticket and sla event (emails and webhooks), agent.updated (who reads which notifications);
+    # never notification.*, which a webhook would feed
     "notify": tuple(kind for kind in EVENT_TYPES if not kind.startswith("notification.")),
 }
 

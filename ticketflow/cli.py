@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--role", required=True, help="portal, agent or admin")
     token.add_argument("--agent-id", help="required with --role agent")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
-    token.add_argument("--sub", help="the token's subject (default: the agent id or the role)")
+    token.add_argument("--sub", help="the token's subject (default: the agent id, the requester email or the role)")
+    token.add_argument("--requester-email", help="portal only: act for this one requester (their tickets only)")
+    token.add_argument("--ticket-id", help="with --requester-email: for this one ticket only")
     token.set_defaults(handler=_token)
 
     run = commands.add_parser("run", help="run every service (api + worker) locally until Ctrl-C")
@@ -63,7 +65,16 @@ def _token(args: argparse.Namespace) -> int:
         return _usage_error("--ttl must be a positive number of seconds")
     secret = load_settings().require_secret()
     try:
-        print(issue_token(secret, args.role, agent_id=args.agent_id, ttl=args.ttl, sub=args.sub))
+        token = issue_token(
+            secret,
+            args.role,
+            agent_id=args.agent_id,
+            ttl=args.ttl,
+            sub=args.sub,
+            requester_email=args.requester_email,
+            ticket_id=args.ticket_id,
+        )
+        print(token)
     except ValueError as exc:
         return _usage_error(str(exc))
     return 0

@@ -308,7 +308,26 @@ def may_work_on(role: str, agent: dict | None, ticket: Ticket) -> bool:
 
 
 def leads(agent: dict | None, team: str) -> bool:
-    return bool(agent and agent.get("lead") and team in agent.get("teams", ()))
+    """Lead is per team: the agent leads `team` if it is in its `lead_of` (and still one of its teams)."""
+    return bool(agent and team in agent.get("lead_of", ()) and team in agent.get("teams", ()))
+
+
+def lead_of(teams: list[str], given: dict, current: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The teams an agent leads after a create or change of `given` fields (ValueError if they do not fit).
+
+    `lead_of` names them; the older boolean `lead` still means "lead of all its teams" (true) or of none
+    (false); with neither, the agent keeps leading those of its current lead teams it is still in.
+    """
+    if "lead_of" in given and "lead" in given:
+        raise ValueError("Give lead_of or the older lead, not both.")
+    if "lead_of" in given:
+        outside = [team for team in given["lead_of"] if team not in teams]
+        if outside:
+            raise ValueError(f"An agent leads only teams it is in; not in {', '.join(outside)}.")
+        return list(given["lead_of"])
+    if "lead" in given:
+        return list(teams) if given["lead"] else []
+    return [team for team in current if team in teams]
 
 
 def may_manage(role: str, agent: dict | None, ticket: Ticket) -> bool:

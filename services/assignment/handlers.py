@@ -17,6 +17,7 @@ from services.assignment.domain import (
     RuleViolation,
     Ticket,
     choose_agent,
+    lead_of,
     may_manage,
     may_work_on,
     route,
@@ -59,7 +60,13 @@ def bootstrap(settings: Settings) -> Assignment:
     db = database(settings, SERVICE)
     pending, flusher = outbox_for(settings, SERVICE, db)
     return Assignment(
-        settings, AgentStore(db), TeamStore(db), TicketStore(db, flusher), ProcessedEvents(db), pending, flusher
+        settings,
+        AgentStore(db, flusher),
+        TeamStore(db),
+        TicketStore(db, flusher),
+        ProcessedEvents(db),
+        pending,
+        flusher,
     )
 
 
@@ -76,10 +83,32 @@ def _save(svc: Assignment, ticket: Ticket, correlation_id: str | None, insert: b
 # --- agents and teams -----------------------------------------------------------------------------
 
 
+def _lead_of(teams: list[str], given: dict, current: list[str] | tuple[str, ...] = ()) -> list[str]:
+    try:
+        return lead_of(teams, given, current)
+    except ValueError as exc:
+        raise Invalid("The teams the agent leads do not fit.", {"lead_of": [str(exc)]}) from None
+
+
+def _agent_updated(agent: dict) -> dict:
+    """The agent's `agent.updated` event, as outbox entries (the other services learn its teams from it)."""
+    data = {
+        "agent_id": agent["id"],
+        "name": agent["name"],
+        "email": agent["email"],
+        "teams": list(agent["teams"]),
+        "lead_of": list(agent["lead_of"]),
+        "available": agent["available"],
+    }
+    return outbox.stage(SERVICE, agent["id"], [("agent.updated", data)], None)
+
+
 def create_agent(svc: Assignment, data: dict) -> dict:
     svc.teams.require(data["teams"], "teams")
     at = now()
-    agent = svc.agents.insert({**data, "created_at": at, "updated_at": at})
+    fields = {key: value for key, value in data.items() if key != "lead"}
+    fields["lead_of"] = _lead_of(data["teams"], data)
+    agent = svc.agents.insert({**fields, "created_at": at, "updated_at": at}, _agent_updated(fields))
     _drain_teams(svc, agent["teams"])
     return svc.agents.get(agent["id"])
 
@@ -87,11 +116,31 @@ def create_agent(svc: Assignment, data: dict) -> dict:
 def update_agent(svc: Assignment, agent_id: str, changes: dict) -> dict:
     if "teams" in changes:
         svc.teams.require(changes["teams"], "teams")
+
+    def change(agent: dict) -> dict:
+        teams = changes.get("teams", agent["teams"])
+        fields = {key: value for key, value in changes.items() if key != "lead"}
+        fields["lead_of"] = _lead_of(teams, changes, agent["lead_of"])
+        return fields
+
     load = lambda: svc.agents.get(agent_id)  # noqa: E731
-    save = lambda agent, _: svc.agents.update(agent, changes, now())  # noqa: E731
-    update(load, lambda agent: None, save, "The agent is changing too fast; try again.")
+    save = lambda agent, fields: svc.agents.update(agent, fields, now(), _agent_updated({**agent, **fields}))  # noqa: E731
+    update(load, change, save, "The agent is changing too fast; try again.")
     _drain_teams(svc, svc.agents.get(agent_id)["teams"])  # more capacity, available again, or a new team
     return svc.agents.get(agent_id)
+
+
+def announce_agents(svc: Assignment) -> int:
+    """Publish every agent's `agent.updated` as it is now (at the worker's start): the other services' agents
+    projections catch up with agents created before the event existed, or whose event they lost."""
+    announced = 0
+    for agent in svc.agents.all():
+        try:
+            svc.agents.announce(agent, _agent_updated(agent))
+            announced += 1
+        except Stale:
+            pass  # changed meanwhile: that change published its own agent.updated
+    return announced
 
 
 def get_agent(svc: Assignment, agent_id: str) -> dict:
@@ -304,22 +353,32 @@ def assign(
     correlation_id: str | None,
 ) -> Ticket:
     actor = _actor(svc, principal)
-    ticket = svc.tickets.get(ticket_id)
-    _require(may_manage(principal.role, actor, ticket), "Only admins and the team's leads assign its tickets.")
-    if not ticket.is_open:
-        raise Conflict(f"The ticket is {ticket.status}.")
+
+    def may_assign(ticket: Ticket) -> None:
+        _require(may_manage(principal.role, actor, ticket), "Only admins and the team's leads assign its tickets.")
+        if not ticket.is_open:
+            raise Conflict(f"The ticket is {ticket.status}.")
+
+    def allowed(ticket: Ticket) -> bool:
+        """Checked on each state the retry loop reads, so the one saved is the one checked (a transfer
+        in between leaves the old team's lead without rights)."""
+        may_assign(ticket)
+        if team is None and ticket.team not in target["teams"]:
+            raise Invalid(
+                "The agent is not in the ticket's team.",
+                {"agent_id": [f"{agent_id} is not in team {ticket.team}; transfer the ticket first."]},
+            )
+        return True
+
     if team is not None:
         svc.teams.require([team], "team")
-        return _assign(svc, ticket_id, _auto(svc, team), "transfer", principal.actor, correlation_id)
+        return _assign(svc, ticket_id, _auto(svc, team), "transfer", principal.actor, correlation_id, prepare=allowed)
     target = svc.agents.find(agent_id)
     if target is None:
+        may_assign(svc.tickets.get(ticket_id))  # 404, 403 and 409 come before an unknown agent's 422
         raise Invalid("Unknown agent.", {"agent_id": [f"No agent {agent_id}."]})
-    if ticket.team not in target["teams"]:
-        raise Invalid(
-            "The agent is not in the ticket's team.",
-            {"agent_id": [f"{agent_id} is not in team {ticket.team}; transfer the ticket first."]},
-        )
-    return _assign(svc, ticket_id, _given(svc, agent_id), "manual", principal.actor, correlation_id)
+    pick = _given(svc, agent_id)
+    return _assign(svc, ticket_id, pick, "manual", principal.actor, correlation_id, prepare=allowed)
 
 
 def _work(

@@ -46,7 +46,10 @@ class AgentCreateSchema(_LowercaseEmail, Strict):
     teams = _ids(TEAM_ID, 1, required=True)
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(1, 1000))
     available = StrictBoolean(load_default=True)
-    lead = StrictBoolean(load_default=False)
+    lead_of = _ids(TEAM_ID)  # the teams it leads, among its teams (default none)
+    lead = StrictBoolean(
+        metadata={"description": "Deprecated, for older clients: true leads all its teams; use lead_of instead."}
+    )
 
 
 class AgentPatchSchema(_LowercaseEmail, Patch):
@@ -55,7 +58,10 @@ class AgentPatchSchema(_LowercaseEmail, Patch):
     teams = _ids(TEAM_ID, 1)
     capacity = fields.Integer(strict=True, validate=validate.Range(1, 1000))
     available = StrictBoolean()
-    lead = StrictBoolean()
+    lead_of = _ids(TEAM_ID)  # the teams it leads, among its teams
+    lead = StrictBoolean(
+        metadata={"description": "Deprecated, for older clients: true leads all its teams; use lead_of instead."}
+    )
 
 
 class AgentListQuerySchema(Schema):
@@ -69,7 +75,8 @@ class AgentSchema(Schema):
     teams = fields.List(fields.String())
     capacity = fields.Integer()
     available = fields.Boolean()
-    lead = fields.Boolean()
+    lead_of = fields.List(fields.String(), metadata={"description": "The teams it leads (a subset of teams)."})
+    lead = fields.Boolean(metadata={"description": "Deprecated: whether it leads any team; see lead_of."})
     open_tickets = fields.Integer(metadata={"description": "Tickets assigned to the agent, not resolved or closed."})
     created_at = Timestamp()
     updated_at = Timestamp()

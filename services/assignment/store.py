@@ -48,17 +48,22 @@ QUEUE_ORDER = Paginator(
 
 
 class AgentStore:
-    def __init__(self, db: Database) -> None:
-        self.collection = db["agents"]
+    """Agents; a create or change carries its `agent.updated` event in the agent's outbox (shared.outbox)."""
+
+    def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
+        self.collection, self.flusher = db["agents"], flusher
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("teams", ASCENDING)])
 
-    def insert(self, agent: dict) -> dict:
+    def insert(self, agent: dict, staged: dict | None = None) -> dict:
+        doc = {**agent, "_id": agent["id"], "open": [], "last_assigned_at": None}
         try:
-            self.collection.insert_one({**agent, "_id": agent["id"], "open": [], "last_assigned_at": None, "_v": 1})
+            if not outbox.insert_with_events(self.collection, doc, staged or {}):
+                raise DuplicateKeyError("agent exists")
         except DuplicateKeyError:
             raise Conflict(f"An agent {agent['id']} exists already.") from None
+        self._publish(agent["id"], staged, 1)
         return self.get(agent["id"])
 
     def get(self, agent_id: str) -> dict:
@@ -77,16 +82,29 @@ class AgentStore:
 
     def lead_email(self, team: str) -> str | None:
         """The email of a lead of the team (the first by id), read without the agents' open lists."""
-        docs = self.collection.find({"teams": team, "lead": True}, {"email": 1}).sort("_id", ASCENDING).limit(1)
+        query = {
+            "teams": team,
+            "$or": [{"lead_of": team}, {"lead": True, "lead_of": {"$exists": False}}],  # or the older boolean
+        }
+        docs = self.collection.find(query, {"email": 1}).sort("_id", ASCENDING).limit(1)
         return next((doc["email"] for doc in docs), None)
 
-    def update(self, agent: dict, changes: dict, now: datetime) -> dict:
-        done = self.collection.update_one(
-            {"_id": agent["id"], "_v": agent["_v"]}, {"$set": {**changes, "updated_at": now}, "$inc": {"_v": 1}}
+    def update(self, agent: dict, changes: dict, now: datetime, staged: dict | None = None) -> dict:
+        version = outbox.save_with_events(
+            self.collection, agent["id"], agent["_v"], {**changes, "updated_at": now}, staged or {}
         )
-        if not done.matched_count:
-            raise Stale(agent["id"])
+        self._publish(agent["id"], staged, version)
         return self.get(agent["id"])
+
+    def announce(self, agent: dict, staged: dict) -> None:
+        """Store events for the agent as it is (no change to its fields), if it is still as read (else Stale)."""
+        self._publish(
+            agent["id"], staged, outbox.save_with_events(self.collection, agent["id"], agent["_v"], {}, staged)
+        )
+
+    def _publish(self, agent_id: str, staged: dict | None, version: int) -> None:
+        if staged and self.flusher is not None:
+            self.flusher.submit(self.collection, agent_id, staged, version)
 
     def reserve(self, agent: dict, ticket_id: str, now: datetime) -> None:
         """Count the ticket as the agent's, if the agent is still as it was read (its capacity was checked)."""
@@ -110,9 +128,12 @@ class AgentStore:
 
 
 def _agent(doc: dict) -> dict:
-    agent = {key: value for key, value in doc.items() if key != "_id"}
+    agent = {key: value for key, value in doc.items() if key != "_id" and not key.startswith("_outbox")}
     agent["id"] = doc["_id"]
     agent["open_tickets"] = len(doc.get("open", []))
+    if "lead_of" not in doc:  # stored before lead was per team: the boolean meant every one of its teams
+        agent["lead_of"] = list(doc.get("teams", ())) if doc.get("lead") else []
+    agent["lead"] = bool(agent["lead_of"])
     return agent
 
 

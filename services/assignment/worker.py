@@ -13,9 +13,10 @@ def main() -> None:
     configure_logging(settings)
     svc = handlers.bootstrap(settings)
     wait_for(svc.ensure_storage, "MongoDB")
+    wait_for(lambda: handlers.announce_agents(svc), "MongoDB")  # the other services learn every agent's teams
     reconciler = Reconciler(svc)
     timers = [
-        *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.tickets]),
+        *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.tickets, svc.agents]),
         Timer("reconcile", settings.reconcile_interval, reconciler.run),
         Timer("expire-records", 3600, svc.processed.expire),
     ]

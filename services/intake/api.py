@@ -24,8 +24,8 @@ from services.intake.schemas import (
     TopicSchema,
 )
 from shared.config import Settings, load_settings
-from shared.errors import Invalid
-from shared.web import correlation_id, create_service_app, ensure_storage_once, require_roles
+from shared.errors import Forbidden, Invalid
+from shared.web import correlation_id, create_service_app, ensure_storage_once, principal, require_roles
 
 DESCRIPTION = """Tickets of record, the requester's thread and help topics.
 
@@ -35,6 +35,12 @@ up to date from the other services' events, and records every event of every tic
 `GET /tickets/{id}/timeline`. SLA due times are null until the sla service has announced them
 (its warnings and breaches carry them). A requester message on a resolved ticket reopens it
 (status `assigned` when it has an agent, else `new`); on a closed ticket it is refused (409).
+Who reads what: admins and the portal server's own token (role `portal` without `requester_email`)
+every ticket; a requester-scoped portal token (with `requester_email`, maybe `ticket_id`) only its
+requester's tickets (only that ticket), opens tickets only for its requester (403 otherwise) and reads
+a timeline without recipients, webhook deliveries or delivery errors; an agent the tickets of its teams
+and those assigned to it (its teams as assignment announced them in `agent.updated`). Any other ticket
+answers 404 on every route, and lists leave it out.
 `POST /tickets` with an `Idempotency-Key` answers 201 the first time and 200 with the same
 ticket for a repeat with the same body (409 with another body); keys are kept 48 hours.
 
@@ -64,6 +70,9 @@ class Tickets(MethodView):
     @tickets.alt_response(429, response="TOO_MANY_REQUESTS")
     def post(self, request, idempotency_key=None):
         """Open a ticket."""
+        reader = principal()
+        if reader.requester_scoped and request["requester"]["email"].lower() != reader.requester_email:
+            raise Forbidden("This token acts for another requester: it opens tickets for that requester only.")
         ticket, created = handlers.create_ticket(intake(), request, idempotency_key, correlation_id())
         return ticket, 201 if created else 200, {"Location": f"/tickets/{ticket.id}"}
 
@@ -77,7 +86,7 @@ class Tickets(MethodView):
             "status": query.get("status"),
             "topic": query.get("topic"),
         }
-        items, cursor = handlers.list_tickets(intake(), filters, query["limit"], query.get("cursor"))
+        items, cursor = handlers.list_tickets(intake(), filters, query["limit"], query.get("cursor"), principal())
         return {"items": items, "next_cursor": cursor}
 
 
@@ -87,7 +96,7 @@ class TicketById(MethodView):
     @tickets.response(200, TicketSchema)
     def get(self, ticket_id):
         """A ticket, with its thread of requester messages and agents' public replies."""
-        return handlers.get_ticket(intake(), ticket_id)
+        return handlers.get_ticket(intake(), ticket_id, principal())
 
 
 @tickets.route("/tickets/<ticket_id>/messages")
@@ -100,7 +109,7 @@ class Messages(MethodView):
     def post(self, body, ticket_id):
         """The requester writes; on a resolved ticket this reopens it; on a closed or full one 409; 429 past the
         address's hourly limit."""
-        return handlers.add_message(intake(), ticket_id, body["body"], correlation_id())
+        return handlers.add_message(intake(), ticket_id, body["body"], correlation_id(), principal())
 
 
 @tickets.route("/tickets/<ticket_id>/close")
@@ -109,7 +118,7 @@ class Close(MethodView):
     @tickets.response(200, TicketSchema)
     def post(self, ticket_id):
         """The requester closes the ticket; closing again answers 200 and publishes nothing."""
-        return handlers.close_ticket(intake(), ticket_id, "requester", correlation_id())
+        return handlers.close_ticket(intake(), ticket_id, "requester", correlation_id(), principal())
 
 
 @tickets.route("/tickets/<ticket_id>/timeline")
@@ -119,7 +128,7 @@ class Timeline(MethodView):
     @tickets.response(200, TimelineSchema)
     def get(self, query, ticket_id):
         """Every event of the ticket from every service, oldest first: what happened, and why."""
-        items, cursor = handlers.timeline(intake(), ticket_id, query["limit"], query.get("cursor"))
+        items, cursor = handlers.timeline(intake(), ticket_id, query["limit"], query.get("cursor"), principal())
         return {"items": items, "next_cursor": cursor}
 
 

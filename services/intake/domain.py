@@ -12,6 +12,7 @@ from datetime import datetime
 
 from shared.events import OPEN_STATUSES
 from shared.ordering import newer
+from shared.redact import redact_url, redact_urls
 
 DEFAULT_TOPICS = (
     ("general", "General"),
@@ -251,6 +252,24 @@ def summarize(event_type: str, data: dict) -> str:
         return event_type
 
 
+def summarize_for_requester(event_type: str, data: dict) -> str | None:
+    """What a requester-scoped reader sees of the event; None: nothing.
+
+    Never an agent's or lead's email, a webhook URL or a delivery error: an email sent says so, not to
+    whom; webhook deliveries and failures are left out.
+    """
+    if event_type == "notification.sent":
+        return f"Email about {data['event_type']} sent" if data.get("channel") == "email" else None
+    if event_type == "notification.failed":
+        return None
+    return summarize(event_type, data)
+
+
+def _recipient(data: dict) -> str:
+    """Who a notification went to, as agents and admins read it: a webhook's URL without its secrets."""
+    return redact_url(data["recipient"]) if data["channel"] == "webhook" else data["recipient"]
+
+
 def _assigned_summary(data: dict) -> str:
     if data.get("agent_id") is None:
         return f"Waiting in team {data['team']}'s queue: nobody is free"
@@ -298,9 +317,9 @@ _SUMMARIES = {
     "ticket.resolved": lambda d: f"Resolved by {d['agent_id']}: {d['resolution']}",
     "sla.warning": lambda d: _sla_summary(d, breached=False),
     "sla.breached": lambda d: _sla_summary(d, breached=True),
-    "notification.sent": lambda d: f"{d['channel'].capitalize()} about {d['event_type']} sent to {d['recipient']}",
+    "notification.sent": lambda d: f"{d['channel'].capitalize()} about {d['event_type']} sent to {_recipient(d)}",
     "notification.failed": lambda d: (
-        f"{d['channel'].capitalize()} about {d['event_type']} to {d['recipient']} "
-        f"failed: {d.get('error') or 'unknown error'}"
+        f"{d['channel'].capitalize()} about {d['event_type']} to {_recipient(d)} "
+        f"failed: {redact_urls(d.get('error') or 'unknown error')}"
     ),
 }

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.intake.domain import ThreadFull, Ticket, TicketClosed, changes_view, summarize
+from services.intake.domain import ThreadFull, Ticket, TicketClosed, changes_view, summarize, summarize_for_requester
 from services.intake.store import IdempotencyKeys, RateLimits, TicketStore, TimelineStore, TopicStore
 from shared import events, outbox
+from shared.access import AgentDirectory, TicketFacts, list_scope, may_read, sees_everything
+from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
-from shared.errors import Conflict, Invalid, TooManyRequests
+from shared.errors import Conflict, Invalid, NotFound, TooManyRequests
 from shared.idempotency import ProcessedEvents
 from shared.mongo import database
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
@@ -38,6 +40,7 @@ class Intake:
     pending: PendingOutboxes
     flusher: OutboxFlusher
     limits: RateLimits
+    agents: AgentDirectory  # agent_id -> teams, from agent.updated: who reads which ticket
 
     def ensure_storage(self) -> None:
         self.tickets.ensure_indexes()
@@ -63,6 +66,7 @@ def bootstrap(settings: Settings) -> Intake:
         pending,
         flusher,
         RateLimits(db),
+        AgentDirectory(db),
     )
 
 
@@ -101,6 +105,24 @@ def change_ticket(svc: Intake, ticket_id: str, change: Callable[[Ticket], object
     return update(lambda: svc.tickets.get(ticket_id), change, save, "The ticket is changing too fast; try again.")
 
 
+# --- who reads which ticket (shared.access: the same rule in every service) --------------------
+
+
+def _facts(ticket: Ticket) -> TicketFacts:
+    agent_id = ticket.assignee["agent_id"] if ticket.assignee else None
+    return TicketFacts(ticket.id, ticket.requester.get("email"), ticket.team, agent_id)
+
+
+def _require_visible(svc: Intake, ticket: Ticket, principal: Principal | None) -> Ticket:
+    """The ticket, if the principal may see it (None: intake itself); else 404, as for a ticket that is not there."""
+    if principal is None or sees_everything(principal):
+        return ticket
+    agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+    if not may_read(principal, _facts(ticket), agent):
+        raise NotFound(f"No ticket {ticket.id}.")
+    return ticket
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -129,11 +151,15 @@ def create_ticket(
     return ticket, True
 
 
-def add_message(svc: Intake, ticket_id: str, body: str, correlation_id: str | None) -> dict:
+def add_message(
+    svc: Intake, ticket_id: str, body: str, correlation_id: str | None, principal: Principal | None = None
+) -> dict:
     message_id = uuid.uuid4().hex
-    within_rate_limit(svc, "messages", svc.tickets.get(ticket_id).requester["email"])
+    ticket = _require_visible(svc, svc.tickets.get(ticket_id), principal)  # 404 before any count is spent
+    within_rate_limit(svc, "messages", ticket.requester["email"])
 
     def write(ticket: Ticket) -> None:
+        _require_visible(svc, ticket, principal)
         try:
             ticket.add_message(message_id, body, now())
         except TicketClosed:
@@ -145,10 +171,13 @@ def add_message(svc: Intake, ticket_id: str, body: str, correlation_id: str | No
     return next(entry for entry in ticket.thread if entry["id"] == message_id)
 
 
-def close_ticket(svc: Intake, ticket_id: str, by: str, correlation_id: str | None) -> Ticket:
+def close_ticket(
+    svc: Intake, ticket_id: str, by: str, correlation_id: str | None, principal: Principal | None = None
+) -> Ticket:
     """Close the ticket; closing a closed ticket saves and publishes nothing."""
 
     def close(ticket: Ticket):
+        _require_visible(svc, ticket, principal)
         return None if ticket.close(by, now()) else NO_CHANGE
 
     return change_ticket(svc, ticket_id, close, correlation_id)[0]
@@ -161,20 +190,33 @@ def put_topic(svc: Intake, topic_id: str, name: str) -> dict:
 # --- queries ----------------------------------------------------------------------------------
 
 
-def get_ticket(svc: Intake, ticket_id: str) -> Ticket:
-    return svc.tickets.get(ticket_id)
+def get_ticket(svc: Intake, ticket_id: str, principal: Principal | None = None) -> Ticket:
+    return _require_visible(svc, svc.tickets.get(ticket_id), principal)
 
 
-def list_tickets(svc: Intake, filters: dict, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    """A page of tickets without their threads (each with thread_count): a list never carries whole threads."""
-    page, next_cursor = svc.tickets.page(filters, limit, cursor)
+def list_tickets(
+    svc: Intake, filters: dict, limit: int, cursor: str | None, principal: Principal | None = None
+) -> tuple[list[dict], str | None]:
+    """A page of the tickets the principal may see (an agent's teams' and its own, a requester's own), newest first,
+    without their threads (each with thread_count): a list never carries whole threads."""
+    scope = None
+    if principal is not None:
+        agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+        scope = list_scope(principal, agent)
+    page, next_cursor = svc.tickets.page(filters, limit, cursor, scope)
     return [{**vars(ticket), "thread_count": count} for ticket, count in page], next_cursor
 
 
-def timeline(svc: Intake, ticket_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-    """A page of the ticket's events, oldest first (NotFound for an unknown ticket)."""
-    svc.tickets.get(ticket_id)
-    items, next_cursor = svc.timeline.page(ticket_id, limit, cursor)
+def timeline(
+    svc: Intake, ticket_id: str, limit: int, cursor: str | None, principal: Principal | None = None
+) -> tuple[list[dict], str | None]:
+    """A page of the ticket's events, oldest first (NotFound for an unknown ticket, or one the principal may not see).
+
+    A requester-scoped reader gets the requester's version: no recipients, no webhooks, no delivery errors.
+    """
+    _require_visible(svc, svc.tickets.get(ticket_id), principal)
+    for_requester = principal is not None and principal.requester_scoped
+    items, next_cursor = svc.timeline.page(ticket_id, limit, cursor, for_requester=for_requester)
     return [{**item, "event_id": item["_id"]} for item in items], next_cursor
 
 
@@ -205,8 +247,14 @@ def record_and_apply(svc: Intake, envelope: dict) -> None:
             "occurred_at": at,
             "correlation_id": envelope.get("correlation_id"),
             "summary": summarize(envelope["type"], data),
+            "requester_summary": summarize_for_requester(envelope["type"], data),
         }
     )
 
 
-HANDLERS = {event_type: record_and_apply for event_type in events.EVENT_TYPES}
+def on_agent_updated(svc: Intake, envelope: dict) -> None:
+    """An agent's teams, for deciding which tickets it reads (not a ticket's event: no timeline entry)."""
+    svc.agents.learn(events.load_data(envelope), events.parse_time(envelope["occurred_at"]))
+
+
+HANDLERS = {event_type: record_and_apply for event_type in events.EVENT_TYPES} | {"agent.updated": on_agent_updated}

@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.intake.domain import DEFAULT_TOPICS, Ticket
 from shared import outbox
+from shared.access import ListScope
 from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
 from shared.mongo import ensure_document, next_sequence
@@ -38,6 +39,7 @@ _TICKET_FIELDS = (
 )
 
 NEWEST_TICKETS_FIRST = Paginator((Key("n", "number", int),), descending=True)
+NOTIFICATION_TYPES = ("notification.sent", "notification.failed")
 OLDEST_EVENTS_FIRST = Paginator((Key("at", "occurred_at", datetime), Key("id", "_id", str)))
 
 
@@ -62,9 +64,12 @@ class TicketStore(VersionedStore):
     def next_number(self) -> int:
         return next_sequence(self.db, "ticket_number", FIRST_NUMBER)
 
-    def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[tuple[Ticket, int]], str | None]:
+    def page(
+        self, filters: dict, limit: int, cursor: str | None, scope: ListScope | None = None
+    ) -> tuple[list[tuple[Ticket, int]], str | None]:
         """Newest first, each ticket without its thread (empty) and with its thread's length; the cursor is the
-        last number seen."""
+        last number seen. `scope`: only the tickets one reader may see (None: every ticket)."""
+        filters = _scoped(filters, scope)
         projection = {**outbox.NO_OUTBOX, "thread": 0}
         docs, next_cursor = NEWEST_TICKETS_FIRST.page(self.collection, filters, limit, cursor, projection)
         unknown = [doc["_id"] for doc in docs if "thread_count" not in doc]  # saved before thread_count was
@@ -172,6 +177,33 @@ class TimelineStore:
         except DuplicateKeyError:
             pass
 
-    def page(self, ticket_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
-        """The ticket's events, oldest first; the cursor is the last one's (occurred_at, id)."""
-        return OLDEST_EVENTS_FIRST.page(self.collection, {"ticket_id": ticket_id}, limit, cursor)
+    def page(
+        self, ticket_id: str, limit: int, cursor: str | None, for_requester: bool = False
+    ) -> tuple[list[dict], str | None]:
+        """The ticket's events, oldest first; the cursor is the last one's (occurred_at, id).
+
+        For a requester: only the events with a requester summary, which stands in for the summary.
+        """
+        filters = {"ticket_id": ticket_id}
+        if for_requester:
+            filters["$or"] = [
+                {"requester_summary": {"$type": "string"}},
+                # recorded before requester summaries: only notifications name recipients, URLs or errors
+                {"requester_summary": {"$exists": False}, "type": {"$nin": list(NOTIFICATION_TYPES)}},
+            ]
+        items, next_cursor = OLDEST_EVENTS_FIRST.page(self.collection, filters, limit, cursor)
+        if for_requester:
+            items = [{**item, "summary": item.get("requester_summary") or item["summary"]} for item in items]
+        return items, next_cursor
+
+
+def _scoped(filters: dict, scope: ListScope | None) -> dict:
+    """The list's filters narrowed to a reader's scope; a scope of nothing still pages (a bad cursor is a 422)."""
+    if scope is None:
+        return filters
+    if scope.requester_email:  # their own tickets, whatever requester_email they asked for
+        narrowed = {**filters, "requester.email": scope.requester_email}
+        return narrowed | ({"_id": scope.ticket_id} if scope.ticket_id else {})
+    if scope.agent_id:
+        return {**filters, "$or": [{"team": {"$in": list(scope.teams)}}, {"assignee.agent_id": scope.agent_id}]}
+    return {**filters, "_id": {"$in": []}}

@@ -16,7 +16,7 @@ from services.notify.schemas import (
     WebhookSchema,
 )
 from shared.config import Settings, load_settings
-from shared.web import create_service_app, ensure_storage_once, require_roles
+from shared.web import create_service_app, ensure_storage_once, principal, require_roles
 
 DESCRIPTION = """Emails and webhooks about tickets, with every delivery attempt on record.
 
@@ -46,7 +46,9 @@ falls in TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS, empty by default). A webhook's sec
 after it is registered; deliveries still due to a deleted webhook fail ("the webhook was deleted").
 
 Rights: `agent` and `admin` read notifications; only `admin` retries one and manages webhooks;
-`portal` may do nothing here.
+`portal` may do nothing here. An agent reads the notifications of its teams' tickets and of those
+assigned to it (as notify learnt them from `ticket.assigned` and `agent.updated`); any other answers
+404, and lists leave it out. A webhook's URL shows without credentials, query or fragment.
 """
 
 notifications = Blueprint("notifications", __name__, description="Every email and webhook delivery, and its fate")
@@ -65,7 +67,7 @@ class Notifications(MethodView):
     def get(self, query):
         """Notifications, newest first, filtered by ticket, recipient and status."""
         filters = {key: query.get(key) for key in ("ticket_id", "recipient", "status")}
-        items, cursor = handlers.list_notifications(notify(), filters, query["limit"], query.get("cursor"))
+        items, cursor = handlers.list_notifications(notify(), filters, query["limit"], query.get("cursor"), principal())
         return {"items": items, "next_cursor": cursor}
 
 
@@ -76,7 +78,7 @@ class NotificationById(MethodView):
     @notifications.alt_response(404, response="NOT_FOUND")
     def get(self, notification_id):
         """A notification: what was sent to whom, and how its attempts went."""
-        return handlers.get_notification(notify(), notification_id)
+        return handlers.get_notification(notify(), notification_id, principal())
 
 
 @notifications.route("/notifications/<notification_id>/retry")
@@ -87,7 +89,7 @@ class Retry(MethodView):
     @notifications.alt_response(409, response="CONFLICT")
     def post(self, notification_id):
         """Send a dead notification again: pending, due now, its retry delays starting over (409 if not dead)."""
-        return handlers.retry(notify(), notification_id)
+        return handlers.notification_view(handlers.retry(notify(), notification_id))
 
 
 @webhooks.route("/webhooks")

@@ -7,6 +7,7 @@ sends twice, and a worker that dies between the two leaves a pending notificatio
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +26,14 @@ from services.notify.domain import (
 )
 from services.notify.store import NotificationStore, TicketViews, WebhookStore
 from shared import events, outbox
+from shared.access import AgentDirectory, TicketFacts, may_read, sees_everything
+from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
-from shared.errors import Conflict, Invalid
+from shared.errors import Conflict, Invalid, NotFound
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
+from shared.redact import redact_url, redact_urls
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
 from shared.saving import NO_CHANGE, update
 
@@ -49,6 +53,7 @@ class Notify:
     pending: PendingOutboxes
     flusher: OutboxFlusher
     on_recorded: Callable[[], None]  # told when notifications were recorded: wakes the dispatcher, or nothing
+    agents: AgentDirectory  # agent_id -> teams, from agent.updated: who reads which notifications
 
     def ensure_storage(self) -> None:
         self.notifications.ensure_indexes()
@@ -69,6 +74,7 @@ def bootstrap(settings: Settings, on_recorded: Callable[[], None] = lambda: None
         pending,
         flusher,
         on_recorded,
+        AgentDirectory(db),
     )
 
 
@@ -247,16 +253,53 @@ def webhook_view(webhook: dict) -> dict:
     return {key: webhook[key] for key in ("url", "events", "created_at")} | {"id": webhook["_id"]}
 
 
-def list_notifications(svc: Notify, filters: dict, limit: int, cursor: str | None):
-    return svc.notifications.page(filters, limit, cursor)
+def notification_view(record: Notification) -> Notification:
+    """A notification as the API shows it: a webhook's URL, and URLs in errors, without credentials or query."""
+    recipient = redact_url(record.recipient) if record.channel == "webhook" else record.recipient
+    last_error = redact_urls(record.last_error) if record.last_error else record.last_error
+    return dataclasses.replace(record, recipient=recipient, last_error=last_error)
 
 
-def get_notification(svc: Notify, notification_id: str) -> Notification:
-    return svc.notifications.get(notification_id)
+def _may_read(svc: Notify, principal: Principal | None, ticket_id: str) -> bool:
+    """shared.access's rule on notify's projection of the ticket (agents: their teams' tickets and their own)."""
+    if principal is None or sees_everything(principal):
+        return True
+    view = svc.views.find(ticket_id)
+    facts = None
+    if view is not None:
+        email = view.requester.get("email") if view.requester else None
+        facts = TicketFacts(ticket_id, email, view.team, view.agent["id"] if view.agent else None)
+    agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+    return may_read(principal, facts, agent)
+
+
+def list_notifications(
+    svc: Notify, filters: dict, limit: int, cursor: str | None, principal: Principal | None = None
+) -> tuple[list[Notification], str | None]:
+    """Newest first; an agent's list holds only the notifications of the tickets it may see."""
+    if principal is not None and not sees_everything(principal):
+        agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+        visible = svc.views.ids_visible_to(agent["id"], agent.get("teams", [])) if agent else []
+        items, next_cursor = svc.notifications.page(filters, limit, cursor, among=visible)
+        return [notification_view(item) for item in items], next_cursor
+    items, next_cursor = svc.notifications.page(filters, limit, cursor)
+    return [notification_view(item) for item in items], next_cursor
+
+
+def get_notification(svc: Notify, notification_id: str, principal: Principal | None = None) -> Notification:
+    record = svc.notifications.get(notification_id)
+    if not _may_read(svc, principal, record.ticket_id):
+        raise NotFound(f"No notification {notification_id}.")
+    return notification_view(record)
 
 
 def list_webhooks(svc: Notify) -> list[dict]:
     return [webhook_view(hook) for hook in svc.webhooks.all()]
 
 
-HANDLERS = {event_type: on_event for event_type in webhooks.WEBHOOK_EVENT_TYPES}
+def on_agent_updated(svc: Notify, envelope: dict) -> None:
+    """An agent's teams, for deciding whose notifications it reads (nothing is sent for it)."""
+    svc.agents.learn(events.load_data(envelope), events.parse_time(envelope["occurred_at"]))
+
+
+HANDLERS = {event_type: on_event for event_type in webhooks.WEBHOOK_EVENT_TYPES} | {"agent.updated": on_agent_updated}

@@ -55,6 +55,11 @@ class TicketViews(VersionedStore):
     def __init__(self, db: Database) -> None:
         super().__init__(db["tickets"])
 
+    def ids_visible_to(self, agent_id: str, teams: list[str]) -> list[str]:
+        """The tickets of the teams, and those assigned to the agent, as notify last heard."""
+        query = {"$or": [{"team": {"$in": list(teams)}}, {"agent.id": agent_id}]}
+        return [doc["_id"] for doc in self.collection.find(query, {"_id": 1})]
+
 
 class NotificationStore(VersionedStore):
     """Notifications; `next_attempt_at` (indexed) is when the dispatcher should send one: None once settled."""
@@ -74,8 +79,14 @@ class NotificationStore(VersionedStore):
         docs = due_by(self.collection, "next_attempt_at", until, limit, ("endpoint",))
         return [(doc["_id"], doc["next_attempt_at"], doc.get("endpoint", "smtp")) for doc in docs]
 
-    def page(self, filters: dict, limit: int, cursor: str | None) -> tuple[list[Notification], str | None]:
-        """Newest first; the cursor is the last one's (created_at, id)."""
+    def page(
+        self, filters: dict, limit: int, cursor: str | None, among: list[str] | None = None
+    ) -> tuple[list[Notification], str | None]:
+        """Newest first; the cursor is the last one's (created_at, id). `among`: only these tickets' notifications
+        (an empty list: none, still paged, so that a bad cursor is refused whoever asks)."""
+        if among is not None:
+            wanted = filters.get("ticket_id")
+            filters = {**filters, "ticket_id": wanted if wanted in among else {"$in": [] if wanted else among}}
         docs, next_cursor = NEWEST_NOTIFICATIONS_FIRST.page(self.collection, filters, limit, cursor, outbox.NO_OUTBOX)
         return [self.from_doc(doc) for doc in docs], next_cursor
 

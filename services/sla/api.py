@@ -21,7 +21,7 @@ from services.sla.schemas import (
     TicketClocksSchema,
 )
 from shared.config import Settings, load_settings
-from shared.web import create_service_app, ensure_storage_once, require_roles
+from shared.web import create_service_app, ensure_storage_once, principal, require_roles
 
 DESCRIPTION = """Service level targets: policies per priority, business calendars and each ticket's clocks.
 
@@ -38,7 +38,11 @@ explains any past deadline). A changed calendar applies to deadlines computed af
 clocks, resumes and re-targets; deadlines already set stay as they are.
 
 Rights: `agent` and `admin` read policies, calendars, breaches and stats; only `admin` changes
-policies and calendars; `portal`, `agent` and `admin` read a ticket's clocks.
+policies and calendars; `portal`, `agent` and `admin` read a ticket's clocks, each only the tickets
+it may see: admins and the portal server's own token every one, a requester-scoped portal token
+(`requester_email`, maybe `ticket_id`) its requester's (that one), an agent those of its teams and
+those assigned to it (learnt from `ticket.created`, `ticket.assigned` and `agent.updated`). Any other
+ticket answers 404, as an unknown one does; an agent's `GET /breaches` lists only those tickets' breaches.
 """
 
 policies = Blueprint("policies", __name__, description="SLA policies per priority, with every version")
@@ -131,7 +135,7 @@ class TicketClocks(MethodView):
     @tickets.response(200, TicketClocksSchema)
     def get(self, ticket_id):
         """The latest clock of each kind; 404 until sla has seen the ticket's creation."""
-        return handlers.ticket_view(sla(), ticket_id)
+        return handlers.ticket_view(sla(), ticket_id, principal())
 
 
 @breaches.route("/breaches")
@@ -142,7 +146,9 @@ class Breaches(MethodView):
     def get(self, query):
         """Breaches, newest first, filtered by when they happened, priority and clock."""
         filters = {"priority": query.get("priority"), "clock": query.get("clock")}
-        items, cursor = handlers.list_breaches(sla(), filters, query.get("since"), query["limit"], query.get("cursor"))
+        items, cursor = handlers.list_breaches(
+            sla(), filters, query.get("since"), query["limit"], query.get("cursor"), principal()
+        )
         return {"items": items, "next_cursor": cursor}
 
 

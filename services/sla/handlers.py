@@ -11,6 +11,8 @@ from services.sla.business_time import DAYS, CalendarError, add_business_minutes
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
+from shared.access import AgentDirectory, TicketAccess, may_read, sees_everything
+from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
 from shared.errors import Conflict, Invalid, NotFound
@@ -36,6 +38,8 @@ class Sla:
     pending: PendingOutboxes
     flusher: OutboxFlusher
     wake_timer: Callable[[datetime | None], None]  # told each saved next_due: the deadline timer, or nothing
+    access: TicketAccess  # each ticket's requester, team and agent: who reads its clocks
+    agents: AgentDirectory  # agent_id -> teams, from agent.updated
 
     @property
     def breach_grace(self) -> timedelta:
@@ -47,6 +51,7 @@ class Sla:
         self.breaches.ensure_indexes()
         self.processed.ensure_indexes()
         self.pending.ensure_indexes()
+        self.access.ensure_indexes()
         self.policies.seed_defaults(now())
 
 
@@ -64,6 +69,8 @@ def bootstrap(settings: Settings, wake_timer: Callable[[datetime | None], None] 
         pending,
         flusher,
         wake_timer,
+        TicketAccess(db),
+        AgentDirectory(db),
     )
 
 
@@ -151,6 +158,7 @@ def announce_due(svc: Sla, ticket_id: str) -> None:
 
 def on_created(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
+    svc.access.learn_created(envelope["ticket_id"], data)
     policies = svc.policies.all()
 
     def start(clocks: TicketClocks) -> bool:
@@ -194,6 +202,16 @@ def on_breached(svc: Sla, envelope: dict) -> None:
     """sla's own sla.breached, recorded for GET /breaches once it has been published."""
     if envelope["producer"] == SERVICE:
         svc.breaches.record(envelope["event_id"], events.load_data(envelope), envelope["ticket_id"])
+
+
+def on_assigned(svc: Sla, envelope: dict) -> None:
+    """The ticket's team and agent: who may read its clocks (the clocks themselves do not change)."""
+    at = events.parse_time(envelope["occurred_at"])
+    svc.access.learn_assigned(envelope["ticket_id"], events.load_data(envelope), at)
+
+
+def on_agent_updated(svc: Sla, envelope: dict) -> None:
+    svc.agents.learn(events.load_data(envelope), events.parse_time(envelope["occurred_at"]))
 
 
 def _calendars_of(policies: dict[str, Policy]) -> set[str]:
@@ -240,7 +258,12 @@ def put_calendar(svc: Sla, calendar_id: str, raw: object) -> tuple[dict, bool]:
     return svc.calendars.put(calendar_id, stored, now())
 
 
-def ticket_view(svc: Sla, ticket_id: str) -> dict:
+def ticket_view(svc: Sla, ticket_id: str, principal: Principal | None = None) -> dict:
+    """The ticket's clocks; 404 as for an unknown ticket when the principal may not see it (shared.access)."""
+    if principal is not None and not sees_everything(principal):
+        agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+        if not may_read(principal, svc.access.find(ticket_id), agent):
+            raise NotFound(f"sla knows no ticket {ticket_id} (yet).")
     loaded = svc.clocks.load(ticket_id, svc.calendars.parsed())
     if loaded is None:
         raise NotFound(f"sla knows no ticket {ticket_id} (yet).")
@@ -283,12 +306,21 @@ def always_calendar() -> dict:
     return {"_id": ALWAYS, "timezone": "UTC", "hours": hours, "holidays": [], "version": 1}
 
 
-def list_breaches(svc: Sla, filters: dict, since: datetime | None, limit: int, cursor: str | None):
+def list_breaches(
+    svc: Sla, filters: dict, since: datetime | None, limit: int, cursor: str | None, principal: Principal | None = None
+):
+    """Newest first; an agent's list holds only the breaches of the tickets it may see (shared.access)."""
+    if principal is not None and not sees_everything(principal):
+        agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+        visible = svc.access.ids_visible_to(agent["id"], agent.get("teams", [])) if agent else []
+        return svc.breaches.page(filters, since, limit, cursor, among=visible)
     return svc.breaches.page(filters, since, limit, cursor)
 
 
 HANDLERS = {
     "ticket.created": on_created,
+    "ticket.assigned": on_assigned,
+    "agent.updated": on_agent_updated,
     "ticket.message_added": on_message_added,
     "ticket.replied": on_moment("replied"),
     "ticket.status_changed": on_status_changed,

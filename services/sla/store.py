@@ -206,8 +206,12 @@ class BreachStore:
         except DuplicateKeyError:
             pass
 
-    def page(self, filters: dict, since: datetime | None, limit: int, cursor: str | None) -> tuple[list, str | None]:
-        """Newest breach first; the cursor is the last one's (breached_at, id)."""
+    def page(
+        self, filters: dict, since: datetime | None, limit: int, cursor: str | None, among: list[str] | None = None
+    ) -> tuple[list, str | None]:
+        """Newest breach first; the cursor is the last one's (breached_at, id). `among`: only these tickets'."""
+        if among is not None:
+            filters = {**filters, "ticket_id": {"$in": among}}
         if since is not None:
             filters = {**filters, "breached_at": {"$gte": since}}
         docs, next_cursor = NEWEST_BREACHES_FIRST.page(self.collection, filters, limit, cursor)

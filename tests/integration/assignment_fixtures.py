@@ -30,7 +30,8 @@ from tests.integration.conftest import event_from, in_process_app, service_datab
 PROBLEM_JSON = "application/problem+json"
 EVENT_TIMEOUT = 15.0
 AGENT_KEYS = {
-    "id", "name", "email", "teams", "capacity", "available", "lead", "open_tickets", "created_at", "updated_at",
+    "id", "name", "email", "teams", "capacity", "available", "lead", "lead_of", "open_tickets", "created_at",
+    "updated_at",
 }  # fmt: skip
 TEAM_KEYS = {"id", "name", "topics", "created_at", "updated_at"}
 TICKET_KEYS = {

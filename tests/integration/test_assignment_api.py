@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.events import format_time, parse_time
-from tests.harness import auth_header, walk_pages
+from tests.harness import auth_header, wait_until, walk_pages
 from tests.integration.assignment_fixtures import (  # fixtures: pytest finds them by their short names
     AGENT_KEYS,
     HISTORY_KEYS,
@@ -115,7 +115,7 @@ def test_agents_are_created_read_listed_and_patched_with_the_contract_shape(acli
     agent = created.get_json()
     assert set(agent) == AGENT_KEYS
     assert created.headers["Location"] == f"/agents/{body['id']}"
-    assert agent == {**body, "available": True, "lead": False, "open_tickets": 0,
+    assert agent == {**body, "available": True, "lead": False, "lead_of": [], "open_tickets": 0,
                      "created_at": agent["created_at"], "updated_at": agent["updated_at"]}  # fmt: skip
     assert aclient.get(f"/agents/{body['id']}", headers=as_agent(body["id"])).get_json() == agent
     for team in (network, vpn):
@@ -129,8 +129,8 @@ def test_agents_are_created_read_listed_and_patched_with_the_contract_shape(acli
     )
 
     assert patched.status_code == 200, patched.get_json()
-    assert {k: patched.get_json()[k] for k in ("capacity", "available", "lead", "name")} == {
-        "capacity": 3, "available": False, "lead": True, "name": "Jane Doe",
+    assert {k: patched.get_json()[k] for k in ("capacity", "available", "lead", "lead_of", "name")} == {
+        "capacity": 3, "available": False, "lead": True, "lead_of": body["teams"], "name": "Jane Doe",
     }  # fmt: skip
     assert aclient.get(f"/agents/{body['id']}", headers=admin()).get_json() == patched.get_json()
     assert_problem(aclient.get(f"/agents/{unique('nobody')}", headers=admin()), 404)
@@ -1212,3 +1212,93 @@ def test_a_lone_surrogate_in_a_string_is_a_4xx_not_a_500(endpoint, aclient, assi
 
     assert 400 <= response.status_code < 500, response.status_code
     assert_problem(response, response.status_code)
+
+
+# --- lead is per team; agents announce themselves (agent.updated) ---------------------------------
+
+
+def test_a_lead_of_one_team_does_not_manage_the_tickets_of_another_team_it_is_in(
+    aclient, make_team, make_agent, new_ticket
+):
+    network, general = make_team(), make_team()
+    lead = make_agent(network["id"], general["id"], prefix="lead", lead_of=[network["id"]])
+    other = make_agent(general["id"], network["id"])
+    general_ticket, network_ticket = new_ticket(general["topics"][0]), new_ticket(network["topics"][0])
+
+    for path, body in (("assign", {"agent_id": other["id"]}), ("priority", {"priority": "high"})):
+        assert_problem(aclient.post(f"/tickets/{general_ticket}/{path}", json=body, headers=as_agent(lead["id"])), 403)
+        response = aclient.post(f"/tickets/{network_ticket}/{path}", json=body, headers=as_agent(lead["id"]))
+        assert response.status_code == 200, response.get_json()
+
+
+def test_the_older_boolean_lead_still_means_lead_of_all_its_teams_and_lead_of_stays_within_them(
+    aclient, make_team, make_agent
+):
+    network, general = make_team(), make_team()
+    old_style = make_agent(network["id"], general["id"], lead=True)
+    assert old_style["lead_of"] == [network["id"], general["id"]] and old_style["lead"] is True
+    body = {"id": unique("agent"), "name": "A", "email": "a@example.com", "teams": [general["id"]], "capacity": 1}
+    assert_problem(aclient.post("/agents", json={**body, "lead_of": [network["id"]]}, headers=admin()), 422, "lead_of")
+    patched = aclient.patch(f"/agents/{old_style['id']}", json={"teams": [general["id"]]}, headers=admin())
+    assert patched.get_json()["lead_of"] == [general["id"]]
+
+
+def test_assign_checks_rights_on_the_ticket_it_saves_not_on_an_earlier_read(
+    aclient, actx, make_team, make_agent, new_ticket, read_ticket, monkeypatch
+):
+    network, hardware = make_team(), make_team()
+    lead = make_agent(network["id"], prefix="lead", lead_of=[network["id"]])
+    make_agent(network["id"])
+    hardware_agent = make_agent(hardware["id"])
+    ticket_id = new_ticket(network["topics"][0])
+    before = actx.tickets.get(ticket_id)  # what a read just before an admin's transfer saw
+    transfer = aclient.post(f"/tickets/{ticket_id}/assign", json={"team": hardware["id"]}, headers=admin())
+    assert transfer.status_code == 200, transfer.get_json()
+
+    real_get, reads = actx.tickets.get, []
+
+    def get(wanted: str):
+        reads.append(wanted)
+        return before if len(reads) == 1 else real_get(wanted)  # the first read is from before the transfer
+
+    monkeypatch.setattr(actx.tickets, "get", get)
+    response = aclient.post(f"/tickets/{ticket_id}/assign", json={"team": network["id"]}, headers=as_agent(lead["id"]))
+    monkeypatch.undo()
+
+    assert_problem(response, 403)
+    assert read_ticket(ticket_id)["team"] == hardware["id"] and hardware_agent
+
+
+def test_creating_or_changing_an_agent_publishes_agent_updated_with_its_teams(aclient, make_team, make_agent, tap):
+    network, general = make_team(), make_team()
+    agent = make_agent(network["id"], general["id"], lead_of=[network["id"]])
+    aclient.patch(f"/agents/{agent['id']}", json={"teams": [general["id"]], "available": False}, headers=admin())
+
+    found = wait_until(
+        lambda: len(envelopes := tap.envelopes(ticket_id=agent["id"], type="agent.updated")) >= 2 and envelopes,
+        timeout=15,
+        message="two agent.updated events",
+    )
+    assert [envelope["producer"] for envelope in found] == ["assignment", "assignment"]
+    assert found[0]["data"] == {"agent_id": agent["id"], "name": agent["name"], "email": agent["email"],
+                                "teams": [network["id"], general["id"]], "lead_of": [network["id"]],
+                                "available": True}  # fmt: skip
+    assert (found[1]["data"]["teams"], found[1]["data"]["lead_of"], found[1]["data"]["available"]) == (
+        [general["id"]], [], False,
+    )  # fmt: skip
+
+
+def test_the_worker_announces_every_agent_at_start_so_projections_catch_up(actx, make_team, make_agent, tap,
+                                                                             monkeypatch):  # fmt: skip
+    from services.assignment import handlers
+
+    agent = make_agent(make_team()["id"])
+    wait_until(lambda: tap.envelopes(ticket_id=agent["id"], type="agent.updated"), timeout=15, message="created")
+    monkeypatch.setattr(actx.agents, "all", lambda team=None: [actx.agents.get(agent["id"])])
+    assert handlers.announce_agents(actx) == 1
+    found = wait_until(
+        lambda: len(envelopes := tap.envelopes(ticket_id=agent["id"], type="agent.updated")) >= 2 and envelopes,
+        timeout=15,
+        message="the agent announced again",
+    )
+    assert found[1]["data"] == found[0]["data"] and found[1]["event_id"] != found[0]["event_id"]

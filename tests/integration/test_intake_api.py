@@ -22,7 +22,7 @@ from shared import mongo
 from shared.auth import issue_token
 from shared.events import parse_time
 from shared.topology import queue_name
-from tests.harness import auth_header, consumers_on, token, wait_until, walk_pages
+from tests.harness import auth_header, consumers_on, requester_header, token, wait_until, walk_pages
 from tests.integration.conftest import event_from, ticket_request
 
 PROBLEM_JSON = "application/problem+json"
@@ -127,6 +127,19 @@ def replied_data(**overrides) -> dict:
 
 def sla_data(clock: str, due_at: str, **extra) -> dict:
     return {"clock": clock, "instance": 0, "due_at": due_at, "priority": "normal", "policy_version": 1, **extra}
+
+
+def learn(app, envelope: dict) -> None:
+    """Handle an event in-process with intake's own handler table, as its worker would."""
+    from services.intake import handlers
+
+    handlers.HANDLERS[envelope["type"]](app.extensions["ticketflow.intake"], envelope)
+
+
+def learn_agent(app, agent_id: str, teams: list[str]) -> None:
+    data = {"agent_id": agent_id, "name": f"Agent {agent_id}", "email": f"{agent_id}@example.com", "teams": teams,
+            "lead_of": [], "available": True}  # fmt: skip
+    learn(app, event_from("assignment", "agent.updated", agent_id, data))
 
 
 @pytest.fixture
@@ -412,10 +425,15 @@ def test_list_is_newest_first_and_filters_by_requester_email_status_and_topic(cl
     assert second["id"] in {item["id"] for item in by_topic["items"]}
 
 
-def test_list_is_open_to_agents_and_admins(client, make_ticket):
-    email = make_ticket()["requester"]["email"]
-    for headers in (auth_header("agent", "jane"), admin()):
-        response = client.get("/tickets", query_string={"requester_email": email}, headers=headers)
+def test_list_is_open_to_agents_and_admins(client, make_ticket, intake_app):
+    ticket = make_ticket()
+    agent = unique("agent")
+    learn_agent(intake_app, agent, ["network"])
+    learn(intake_app, event_from("assignment", "ticket.assigned", ticket["id"], assigned_data(agent_id=None,
+                                 agent_name=None, agent_email=None)))  # fmt: skip
+    for headers in (auth_header("agent", agent), admin()):
+        query = {"requester_email": ticket["requester"]["email"]}
+        response = client.get("/tickets", query_string=query, headers=headers)
         assert response.status_code == 200 and len(response.get_json()["items"]) == 1
 
 
@@ -862,3 +880,138 @@ def test_docs_page_answers_html(client):
     response = client.get("/docs")
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "/openapi.json" in response.get_data(as_text=True)
+
+
+# --- who reads which ticket: requester-scoped portal tokens and agents' teams ----------------------
+
+
+def requester(ticket: dict, **kwargs) -> dict[str, str]:
+    return requester_header(ticket["requester"]["email"], **kwargs)
+
+
+def test_a_requester_scoped_token_lists_only_its_requesters_tickets_whatever_it_asks(client, make_ticket):
+    mine, theirs = make_ticket(), make_ticket()
+    also_mine = make_ticket(requester={"name": "Ana Ruiz", "email": mine["requester"]["email"]})
+    headers = requester_header(mine["requester"]["email"].upper())  # emails compare case-insensitively
+    for query in ({}, {"requester_email": theirs["requester"]["email"]}, {"limit": 200}):
+        listed = client.get("/tickets", query_string=query, headers=headers).get_json()["items"]
+        assert {item["id"] for item in listed} == {mine["id"], also_mine["id"]}, query
+    only_one = client.get("/tickets", headers=requester(mine, ticket_id=mine["id"])).get_json()["items"]
+    assert [item["id"] for item in only_one] == [mine["id"]]
+
+
+def test_a_requester_scoped_token_gets_404_for_every_other_ticket_on_every_route(client, make_ticket, intake_db):
+    mine, theirs = make_ticket(), make_ticket()
+    for headers in (requester(mine), requester(mine, ticket_id=mine["id"])):
+        for method, path, body in (
+            ("get", f"/tickets/{theirs['id']}", None),
+            ("get", f"/tickets/{theirs['id']}/timeline", None),
+            ("post", f"/tickets/{theirs['id']}/messages", {"body": "Not my ticket"}),
+            ("post", f"/tickets/{theirs['id']}/close", None),
+        ):
+            assert_problem(getattr(client, method)(path, json=body, headers=headers), 404)
+    assert get_ticket(client, theirs["id"])["status"] == "new" and get_ticket(client, theirs["id"])["thread"] == []
+    another_of_mine = make_ticket(requester={"name": "Ana Ruiz", "email": mine["requester"]["email"]})
+    scoped = requester(mine, ticket_id=mine["id"])
+    assert_problem(client.get(f"/tickets/{another_of_mine['id']}", headers=scoped), 404)
+    assert client.get(f"/tickets/{mine['id']}", headers=scoped).status_code == 200
+    assert client.post(f"/tickets/{mine['id']}/messages", json={"body": "Hi"}, headers=scoped).status_code == 201
+    assert client.post(f"/tickets/{mine['id']}/close", headers=scoped).status_code == 200
+
+
+def test_a_requester_reads_no_agent_email_webhook_url_or_delivery_error(client, make_ticket, intake_app):
+    ticket = make_ticket()
+    hook = "https://bob:s3cret@hooks.example.com/in?token=t0ps3cret"
+    learn(intake_app, event_from("assignment", "ticket.assigned", ticket["id"], assigned_data(
+        agent_email="jane.agent@example.com", team_lead_email="lead.person@example.com")))  # fmt: skip
+    for kind, data in (
+        ("notification.sent", {"channel": "email", "recipient": "jane.agent@example.com", "error": None}),
+        ("notification.sent", {"channel": "webhook", "recipient": hook, "error": None}),
+        ("notification.failed", {"channel": "email", "recipient": "lead.person@example.com",
+                                 "error": "550 no mailbox lead.person@example.com"}),
+        ("notification.failed", {"channel": "webhook", "recipient": hook, "error": f"HTTP 500 from {hook}"}),
+    ):  # fmt: skip
+        data = {"notification_id": unique("n"), "event_type": "ticket.assigned", **data}
+        learn(intake_app, event_from("notify", kind, ticket["id"], data))
+
+    seen = client.get(f"/tickets/{ticket['id']}/timeline", headers=requester(ticket)).get_json()["items"]
+    text = json.dumps(seen) + json.dumps(client.get(f"/tickets/{ticket['id']}", headers=requester(ticket)).get_json())
+    for secret in ("jane.agent@", "lead.person@", "hooks.example.com", "t0ps3cret", "550", "HTTP 500"):
+        assert secret not in text, secret
+    assert [item["summary"] for item in seen if item["type"].startswith("notification.")] == [
+        "Email about ticket.assigned sent"
+    ]
+
+    staff = client.get(f"/tickets/{ticket['id']}/timeline", headers=admin()).get_json()["items"]
+    summaries = [item["summary"] for item in staff if item["type"].startswith("notification.")]
+    assert len(summaries) == 4 and "Email about ticket.assigned sent to jane.agent@example.com" in summaries
+    assert "Webhook about ticket.assigned sent to https://hooks.example.com/in" in summaries
+    assert not any("s3cret" in summary or "t0ps3cret" in summary for summary in summaries), summaries
+
+
+def test_an_agent_reads_only_its_teams_tickets_and_its_own_and_an_unknown_agent_none(client, make_ticket, intake_app):
+    network, hardware, mine = make_ticket(), make_ticket(topic="hardware"), make_ticket(topic="hardware")
+    agent, stranger = unique("net"), unique("nobody")
+    learn_agent(intake_app, agent, ["network"])
+    queued = {"agent_id": None, "agent_name": None, "agent_email": None}
+    for ticket, data in (
+        (network, assigned_data(**queued)),
+        (hardware, assigned_data(**queued, team="hardware")),
+        (mine, assigned_data(agent_id=agent, team="hardware")),
+    ):
+        learn(intake_app, event_from("assignment", "ticket.assigned", ticket["id"], data))
+    headers = auth_header("agent", agent)
+    for path in (f"/tickets/{hardware['id']}", f"/tickets/{hardware['id']}/timeline"):
+        assert_problem(client.get(path, headers=headers), 404)
+        assert_problem(client.get(path, headers=auth_header("agent", stranger)), 404)
+    for ticket in (network, mine):
+        assert client.get(f"/tickets/{ticket['id']}", headers=headers).status_code == 200
+        assert client.get(f"/tickets/{ticket['id']}/timeline", headers=headers).status_code == 200
+    pages = walk_pages(client, "/tickets", {"limit": 200}, headers, max_pages=1000)
+    listed = {item["id"] for page in pages for item in page["items"]}
+    assert {network["id"], mine["id"]} <= listed and hardware["id"] not in listed
+    assert client.get("/tickets", headers=auth_header("agent", stranger)).get_json()["items"] == []
+
+
+def test_a_requester_scoped_token_opens_tickets_for_its_requester_only(client):
+    headers = requester_header("Ana@Example.com")
+    mine = client.post("/tickets", json=ticket_request(requester={"name": "Ana", "email": "ana@example.com"}),
+                       headers=headers)  # fmt: skip
+    assert mine.status_code == 201, mine.get_json()
+    assert_problem(client.post("/tickets", json=ticket_request(), headers=headers), 403)
+
+
+@pytest.mark.slow
+def test_the_worker_learns_agents_teams_from_agent_updated_and_keeps_them_off_the_timeline(client, make_ticket,
+                                                                                          publish, intake_db,
+                                                                                          intake_worker):  # fmt: skip
+    intake_worker()
+    ticket, agent = make_ticket(topic="hardware"), unique("hw")
+    queued = assigned_data(agent_id=None, agent_name=None, agent_email=None, team="hardware")
+    publish("ticket.assigned", event_from("assignment", "ticket.assigned", ticket["id"], queued))
+    data = {"agent_id": agent, "name": "H", "email": "h@example.com", "teams": ["network"], "lead_of": [],
+            "available": True}  # fmt: skip
+    publish("agent.updated", event_from("assignment", "agent.updated", agent, data))
+    moved = event_from("assignment", "agent.updated", agent, {**data, "teams": ["network", "hardware"]})
+    publish("agent.updated", moved)
+    handled(intake_db, moved["event_id"])
+    wait_until(lambda: client.get(f"/tickets/{ticket['id']}", headers=auth_header("agent", agent)).status_code == 200,
+               timeout=EVENT_TIMEOUT, message="the agent of hardware reads the hardware ticket")  # fmt: skip
+    assert intake_db["timeline"].count_documents({"ticket_id": agent}) == 0
+
+
+def test_a_requester_reads_entries_recorded_before_requester_summaries_but_no_notifications(client, make_ticket,
+                                                                                         intake_db):  # fmt: skip
+    ticket = make_ticket()
+    at = datetime.now(UTC)
+    for kind, summary in (
+        ("ticket.status_changed", "Status changed from new to in_progress"),
+        ("notification.sent", "Email about ticket.assigned sent to jane.agent@example.com"),
+    ):
+        intake_db["timeline"].insert_one({"_id": str(uuid.uuid4()), "event_id": "x", "ticket_id": ticket["id"],
+                                          "type": kind, "producer": "assignment", "occurred_at": at,
+                                          "correlation_id": None, "summary": summary})  # fmt: skip
+    items = client.get(f"/tickets/{ticket['id']}/timeline", headers=requester(ticket)).get_json()["items"]
+    assert [item["summary"] for item in items if item["type"] != "ticket.created"] == [
+        "Status changed from new to in_progress"
+    ]

@@ -20,6 +20,7 @@ import pytest
 from services.notify import handlers, webhook_sender
 from shared.events import parse_time
 from tests.harness import auth_header, walk_pages
+from tests.integration.conftest import event_from
 from tests.integration.notify_fixtures import (  # fixtures: pytest finds them by their short names
     NOTIFICATION_KEYS,
     SECRET,
@@ -131,7 +132,7 @@ def test_a_ticket_created_gives_the_requester_a_receipt_in_the_contract_shape(no
     ticket_id, email = uuid.uuid4().hex, unique_email()
     envelope = created_event(ticket_id, email, subject="Printer on fire")
     (record,) = notify_event(envelope)
-    page = get_json(notify_client, "/notifications", agent(), ticket_id=ticket_id)
+    page = get_json(notify_client, "/notifications", admin(), ticket_id=ticket_id)
     assert page["next_cursor"] is None
     (item,) = page["items"]
     assert set(item) == NOTIFICATION_KEYS, item  # never html, webhook_id, endpoint or step
@@ -145,7 +146,7 @@ def test_a_ticket_created_gives_the_requester_a_receipt_in_the_contract_shape(no
     assert (item["status"], item["attempts"], item["last_error"], item["sent_at"]) == ("pending", 0, None, None)
     assert RFC3339_Z.match(item["created_at"]) and RFC3339_Z.match(item["next_attempt_at"])
     assert parse_time(item["next_attempt_at"]) == parse_time(item["created_at"])  # due at once
-    assert get_json(notify_client, f"/notifications/{record.id}", agent()) == item
+    assert get_json(notify_client, f"/notifications/{record.id}", admin()) == item
 
 
 def test_one_notification_by_id_shows_a_failed_and_a_sent_attempt(notify_client, notify_ctx, make_notification):
@@ -156,7 +157,7 @@ def test_one_notification_by_id_shows_a_failed_and_a_sent_attempt(notify_client,
     assert parse_time(item["next_attempt_at"]) > parse_time(item["created_at"])
     assert parse_time(item["next_attempt_at"]) - handlers.now() <= timedelta(seconds=delay)
     sent = make_sent(notify_ctx, make_notification())
-    item = get_json(notify_client, f"/notifications/{sent.id}", agent())
+    item = get_json(notify_client, f"/notifications/{sent.id}", admin())
     assert (item["status"], item["attempts"], item["last_error"], item["next_attempt_at"]) == ("sent", 1, None, None)
     assert RFC3339_Z.match(item["sent_at"])
 
@@ -188,7 +189,7 @@ def test_lists_are_newest_first_and_pages_cover_each_once(notify_client, make_no
     made = [make_notification(ticket_id=ticket_id, created_at=start + timedelta(seconds=i)) for i in range(7)]
     # two at the same millisecond: the id breaks the tie, and neither is lost between pages
     made += [make_notification(ticket_id=ticket_id, created_at=start + timedelta(seconds=3)) for _ in range(2)]
-    pages = walk_pages(notify_client, "/notifications", {"ticket_id": ticket_id, "limit": 2}, agent())
+    pages = walk_pages(notify_client, "/notifications", {"ticket_id": ticket_id, "limit": 2}, admin())
     assert [len(page["items"]) for page in pages] == [2, 2, 2, 2, 1]
     ids = [item["id"] for page in pages for item in page["items"]]
     expected = sorted(made, key=lambda r: (r.created_at, r.id), reverse=True)
@@ -214,7 +215,7 @@ def test_filters_by_ticket_recipient_and_status(notify_client, notify_ctx, make_
     elsewhere = make_notification(ticket_id=other_ticket, recipient=email)
 
     def ids(**query) -> set[str]:
-        return {item["id"] for item in get_json(notify_client, "/notifications", agent(), **query)["items"]}
+        return {item["id"] for item in get_json(notify_client, "/notifications", admin(), **query)["items"]}
 
     assert ids(ticket_id=ticket_id) == {pending.id, dead.id, sent.id}
     assert ids(recipient=email) == {pending.id, sent.id, elsewhere.id}
@@ -263,7 +264,7 @@ def test_an_admin_retries_a_dead_notification(notify_client, notify_ctx, make_no
     assert (item["id"], item["status"], item["attempts"]) == (dead.id, "pending", attempts)
     assert item["last_error"] == "connection refused"  # why it died stays on record until the next attempt
     assert before <= parse_time(item["next_attempt_at"]) <= handlers.now()  # due now
-    assert get_json(notify_client, f"/notifications/{dead.id}", agent()) == item
+    assert get_json(notify_client, f"/notifications/{dead.id}", admin()) == item
     stored = notify_ctx.notifications.get(dead.id)
     assert (stored.status, stored.step) == ("pending", 0)  # its delays start over
     # pending now: a second retry is a conflict
@@ -468,3 +469,48 @@ def test_valid_urls_and_patterns_are_accepted(notify_client):
         assert add_webhook(notify_client, url=url)["url"] == url
     hook = add_webhook(notify_client, events=["*", "sla.warning", "ticket.*_added"])
     assert hook["events"] == ["*", "sla.warning", "ticket.*_added"]
+
+
+# --- who reads which notifications; webhook URLs without secrets ------------------------------------
+
+
+def agent_updated(agent_id: str, teams: list[str]) -> dict:
+    data = {"agent_id": agent_id, "name": "A", "email": f"{agent_id}@example.com", "teams": teams, "lead_of": [],
+            "available": True}  # fmt: skip
+    return event_from("assignment", "agent.updated", agent_id, data)
+
+
+def test_an_agent_reads_the_notifications_of_its_teams_tickets_and_its_own_only(notify_client, notify_ctx,
+                                                                                notify_event):  # fmt: skip
+    net, stranger = f"net-{uuid.uuid4().hex[:8]}", f"nobody-{uuid.uuid4().hex[:8]}"
+    handlers.HANDLERS["agent.updated"](notify_ctx, agent_updated(net, ["network"]))
+    network_ticket, hardware_ticket = uuid.uuid4().hex, uuid.uuid4().hex
+    (network_receipt,) = notify_event(created_event(network_ticket))
+    (hardware_receipt,) = notify_event(created_event(hardware_ticket))
+    notify_event(assigned_event(network_ticket, unique_email()))  # team network
+    hardware = assigned_event(hardware_ticket, unique_email())
+    hardware["data"]["team"] = "hardware"
+    notify_event(hardware)
+
+    as_net = auth_header("agent", net)
+    assert_problem(notify_client.get(f"/notifications/{hardware_receipt.id}", headers=as_net), 404)
+    assert_problem(notify_client.get(f"/notifications/{network_receipt.id}", headers=auth_header("agent", stranger)),
+                   404)  # fmt: skip
+    assert get_json(notify_client, f"/notifications/{network_receipt.id}", as_net)["id"] == network_receipt.id
+    assert get_json(notify_client, "/notifications", as_net, ticket_id=hardware_ticket)["items"] == []
+    assert len(get_json(notify_client, "/notifications", as_net, ticket_id=network_ticket)["items"]) == 2
+    pages = walk_pages(notify_client, "/notifications", {"limit": 200}, as_net, max_pages=1000)
+    seen = {item["ticket_id"] for page in pages for item in page["items"]}
+    assert network_ticket in seen and hardware_ticket not in seen
+    assert get_json(notify_client, "/notifications", auth_header("agent", stranger))["items"] == []
+
+
+def test_webhook_recipients_show_without_credentials_or_query(notify_client, notify_ctx, make_notification):
+    ticket_id = uuid.uuid4().hex
+    url = "https://bob:s3cret@hooks.example.com/in?token=t0ps3cret"
+    record = make_failed(notify_ctx, make_notification(ticket_id=ticket_id, channel="webhook", recipient=url))
+    item = get_json(notify_client, f"/notifications/{record.id}")
+    assert item["recipient"] == "https://hooks.example.com/in"
+    (listed,) = get_json(notify_client, "/notifications", ticket_id=ticket_id)["items"]
+    assert listed["recipient"] == "https://hooks.example.com/in"
+    assert "s3cret" not in json.dumps([item, listed])

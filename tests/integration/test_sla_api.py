@@ -19,7 +19,8 @@ import pytest
 from services.sla import handlers
 from services.sla.domain import DEFAULT_MINUTES
 from shared.events import BY_URGENCY, parse_time
-from tests.harness import auth_header, walk_pages
+from tests.harness import auth_header, requester_header, walk_pages
+from tests.integration.conftest import event_from
 from tests.integration.sla_fixtures import (  # fixtures: pytest finds them by their short names
     BREACH_KEYS,
     CLOCK_KEYS,
@@ -348,10 +349,28 @@ def test_a_missing_timezone_and_a_bad_calendar_id_are_422(sla_client):
 # --- a ticket's clocks -------------------------------------------------------------------------------
 
 
-def test_a_new_ticket_shows_its_clocks_to_portal_agent_and_admin(sla_client, sla_seed, policies_restored):
+def agent_updated(agent_id: str, teams: list[str]) -> dict:
+    data = {"agent_id": agent_id, "name": "A", "email": f"{agent_id}@example.com", "teams": teams, "lead_of": [],
+            "available": True}  # fmt: skip
+    return event_from("assignment", "agent.updated", agent_id, data)
+
+
+def assigned(ticket_id: str, team: str, agent_id: str | None = None, at=None) -> dict:
+    agent = {
+        "agent_id": agent_id,
+        "agent_name": agent_id and "A",
+        "agent_email": agent_id and f"{agent_id}@example.com",
+    }
+    data = {**agent, "team": team, "reason": "auto", "decision": None}
+    return event_from("assignment", "ticket.assigned", ticket_id, data, occurred_at=at)
+
+
+def test_a_new_ticket_shows_its_clocks_to_portal_agent_and_admin(sla_client, sla_seed, sla_handle, policies_restored):
     use_defaults(sla_client, "emergency")
     created = handlers.now() - timedelta(minutes=2)
     ticket_id = sla_seed("emergency", at=created)
+    sla_handle(agent_updated("jane", ["network"]))
+    sla_handle(assigned(ticket_id, "network"))
     for role in ("portal", "agent", "admin"):
         view = get_json(sla_client, f"/tickets/{ticket_id}", auth_header(role, "jane" if role == "agent" else None))
         assert set(view) == {"ticket_id", "priority", "clocks"}
@@ -423,7 +442,7 @@ def five_breaches_fixture(sla_handle, forget_tickets):
 def test_breaches_newest_first_with_filters_and_pages(sla_client, five_breaches):
     start, recorded = five_breaches
     since = start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    page = get_json(sla_client, "/breaches", agent(), since=since)
+    page = get_json(sla_client, "/breaches", admin(), since=since)
     assert page["next_cursor"] is None
     assert [item["ticket_id"] for item in page["items"]] == [ticket for ticket, *_ in reversed(recorded)]
     newest = page["items"][0]
@@ -512,3 +531,41 @@ def test_stats_look_back_30_days_by_default(sla_client):
 @pytest.mark.parametrize("since", ["2026-11-27", "2026-11-27T09:30:00", "2026-13-01T00:00:00Z", ""])
 def test_a_bad_stats_since_is_422(sla_client, since):
     assert_problem(sla_client.get("/stats", query_string={"since": since}, headers=admin()), 422, "since")
+
+
+# --- who reads which ticket's clocks (shared.access) ------------------------------------------
+
+
+def test_clocks_answer_404_to_an_agent_of_another_team_and_to_another_requester(sla_client, sla_seed, sla_handle):
+    hardware, mine = sla_seed(), sla_seed()  # the seed's requester is ana@example.com
+    net, stranger = f"net-{uuid.uuid4().hex[:8]}", f"nobody-{uuid.uuid4().hex[:8]}"
+    sla_handle(agent_updated(net, ["network"]))
+    sla_handle(assigned(hardware, "hardware"))
+    sla_handle(assigned(mine, "hardware", agent_id=net))
+
+    for headers in (auth_header("agent", net), auth_header("agent", stranger), requester_header("bob@example.com"),
+                    requester_header("ana@example.com", ticket_id=mine)):  # fmt: skip
+        assert_problem(sla_client.get(f"/tickets/{hardware}", headers=headers), 404)
+    for headers in (auth_header("agent", net), requester_header("ANA@example.com"), auth_header("admin")):
+        assert sla_client.get(f"/tickets/{mine}", headers=headers).status_code == 200
+
+    sla_handle(assigned(mine, "hardware", at=handlers.now() - timedelta(days=1)))  # older: changes nothing
+    assert sla_client.get(f"/tickets/{mine}", headers=auth_header("agent", net)).status_code == 200
+    sla_handle(assigned(mine, "hardware"))  # newer: back in hardware's queue, no longer net's
+    assert_problem(sla_client.get(f"/tickets/{mine}", headers=auth_header("agent", net)), 404)
+
+
+def test_an_agent_lists_only_the_breaches_of_its_teams_tickets_and_its_own(sla_client, sla_handle, five_breaches):
+    start, recorded = five_breaches
+    net = f"net-{uuid.uuid4().hex[:8]}"
+    sla_handle(agent_updated(net, ["network"]))
+    (first, *_), (second, *_), (third, *_) = recorded[:3]
+    sla_handle(assigned(first, "network"))
+    sla_handle(assigned(second, "hardware", agent_id=net))
+    sla_handle(assigned(third, "hardware"))
+    since = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    listed = get_json(sla_client, "/breaches", auth_header("agent", net), since=since)["items"]
+    assert [item["ticket_id"] for item in listed] == [second, first]
+    stranger = auth_header("agent", f"nobody-{uuid.uuid4().hex[:8]}")
+    assert get_json(sla_client, "/breaches", stranger, since=since)["items"] == []
+    assert len(get_json(sla_client, "/breaches", admin(), since=since)["items"]) == 5

@@ -12,6 +12,7 @@ from services.assignment.domain import (
     RuleViolation,
     Ticket,
     choose_agent,
+    lead_of,
     may_manage,
     may_work_on,
     route,
@@ -116,7 +117,7 @@ def make_ticket(**kw) -> Ticket:
     )
 
 
-JANE = {"id": "jane", "name": "Jane Doe", "email": "jane@example.com", "teams": ["network"], "lead": False}
+JANE = {"id": "jane", "name": "Jane Doe", "email": "jane@example.com", "teams": ["network"], "lead_of": []}
 
 
 def test_assigning_records_the_event_with_who_and_why():
@@ -191,9 +192,29 @@ def test_who_may_work_on_a_ticket(role, agent, assigned_to, expected):
 def test_only_admins_and_the_teams_leads_manage():
     ticket = make_ticket(agent_id="jane")
     assert may_manage("admin", None, ticket)
-    assert may_manage("agent", {**JANE, "lead": True}, ticket)
+    assert may_manage("agent", {**JANE, "lead_of": ["network"]}, ticket)
     assert not may_manage("agent", JANE, ticket)
-    assert not may_manage("agent", {**JANE, "lead": True, "teams": ["hardware"]}, ticket)
+    assert not may_manage("agent", {**JANE, "lead_of": ["hardware"], "teams": ["hardware"]}, ticket)
+
+
+def test_lead_is_per_team_a_lead_of_network_does_not_manage_general_tickets():
+    lead = {**JANE, "teams": ["network", "general"], "lead_of": ["network"]}
+    network, general = make_ticket(), make_ticket()
+    general.team = "general"
+    assert may_manage("agent", lead, network)
+    assert not may_manage("agent", lead, general)
+
+
+def test_lead_of_follows_lead_of_or_the_older_boolean_and_stays_within_the_teams():
+    teams = ["network", "general"]
+    assert lead_of(teams, {"lead_of": ["network"]}) == ["network"]
+    assert lead_of(teams, {"lead": True}) == teams  # the older boolean: lead of all its teams
+    assert lead_of(teams, {"lead": False}, ["network"]) == []
+    assert lead_of(["general"], {}, ["network", "general"]) == ["general"]  # left network: no longer leads it
+    assert lead_of(teams, {}) == []
+    for fields in ({"lead_of": ["hardware"]}, {"lead_of": ["network"], "lead": True}):
+        with pytest.raises(ValueError):
+            lead_of(teams, fields)
 
 
 def test_a_ticket_in_progress_sent_to_a_team_queue_waits_as_new():

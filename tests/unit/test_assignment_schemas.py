@@ -63,7 +63,6 @@ def test_agent_create_fills_defaults_and_normalizes_email():
         "teams": ["network"],
         "capacity": 1,
         "available": True,
-        "lead": False,
     }
 
 

@@ -1,4 +1,4 @@
-"""Bearer tokens: issuer, clock-skew leeway and a lifetime cap (CONTRACT section 3)."""
+"""Bearer tokens: issuer, clock-skew leeway and a lifetime cap."""
 
 from __future__ import annotations
 
@@ -91,3 +91,41 @@ def test_dev_mode_refuses_a_bind_other_hosts_can_reach(bind):
 @pytest.mark.parametrize("bind", ["127.0.0.1:8001", "127.0.0.2:9000", "[::1]:8001", "localhost:8001", "unix:/tmp/x"])
 def test_dev_mode_accepts_loopback_binds(bind):
     refuse_dev_on_public_bind(load_settings({"TICKETFLOW_DEV": "1"}), [bind])
+
+
+# --- requester-scoped portal tokens --------------------------------------------------------------
+
+
+def test_a_requester_scoped_portal_token_carries_its_email_lowercased_and_its_ticket():
+    principal = decode_token(K, issue_token(K, "portal", requester_email="Ana@Example.com", ticket_id="t1"))
+    assert principal.requester_scoped
+    assert (principal.requester_email, principal.ticket_id, principal.sub) == (
+        "ana@example.com",
+        "t1",
+        "ana@example.com",
+    )
+    wide = decode_token(K, issue_token(K, "portal"))
+    assert not wide.requester_scoped and wide.requester_email is None and wide.ticket_id is None
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"role": "agent", "agent_id": "jane", "requester_email": "ana@example.com"},
+        {"role": "admin", "requester_email": "ana@example.com"},
+        {"role": "portal", "requester_email": 7},
+        {"role": "portal", "requester_email": "not-an-email"},
+        {"role": "portal", "ticket_id": "t1"},  # a ticket without a requester would read as the portal server's
+        {"role": "portal", "requester_email": "ana@example.com", "ticket_id": ""},
+    ],
+)
+def test_requester_claims_that_could_widen_or_confuse_a_token_make_it_invalid(claims):
+    with pytest.raises(AuthError):
+        decode_token(K, forge(**claims))
+
+
+def test_issue_token_refuses_requester_claims_outside_the_portal_role():
+    with pytest.raises(ValueError):
+        issue_token(K, "admin", requester_email="ana@example.com")
+    with pytest.raises(ValueError):
+        issue_token(K, "portal", ticket_id="t1")

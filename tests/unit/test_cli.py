@@ -249,3 +249,15 @@ def test_demo_does_not_print_a_password_of_a_url(capsys):
 
     out = capsys.readouterr().out
     assert "demo:***@127.0.0.1" in out and "demo-pw-4" not in out
+
+
+def test_token_prints_a_requester_scoped_portal_token(monkeypatch, capsys):
+    from shared.auth import decode_token
+
+    secret = "s" * 32
+    monkeypatch.setenv("TICKETFLOW_JWT_SECRET", secret)
+    argv = ["token", "--role", "portal", "--requester-email", "Ana@Example.com", "--ticket-id", "t-1"]
+    assert cli.main(argv) == 0
+    principal = decode_token(secret, capsys.readouterr().out.strip())
+    assert (principal.role, principal.requester_email, principal.ticket_id) == ("portal", "ana@example.com", "t-1")
+    assert cli.main(["token", "--role", "admin", "--requester-email", "ana@example.com"]) != 0

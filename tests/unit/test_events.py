@@ -21,6 +21,7 @@ WIRE_TYPES = [
     "ticket.status_changed",
     "ticket.priority_changed",
     "ticket.resolved",
+    "agent.updated",
     "sla.warning",
     "sla.breached",
     "notification.sent",
@@ -29,6 +30,14 @@ WIRE_TYPES = [
 DUE = datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
 
 SAMPLE_DATA = {
+    "agent.updated": {
+        "agent_id": "jane",
+        "name": "Jane Doe",
+        "email": "jane@example.com",
+        "teams": ["network", "general"],
+        "lead_of": ["network"],
+        "available": True,
+    },
     "ticket.created": {
         "number": 100042,
         "subject": "VPN drops every hour",
@@ -235,6 +244,9 @@ def test_missing_required_data_field_is_named():
         ("sla.warning", {"percent": float("nan")}, "percent"),
         ("sla.breached", {"breached_at": "yesterday"}, "breached_at"),
         ("notification.sent", {"channel": "sms"}, "channel"),
+        ("agent.updated", {"lead_of": ["hardware"]}, "lead_of"),
+        ("agent.updated", {"teams": "network"}, "teams"),
+        ("agent.updated", {"available": "yes"}, "available"),
     ],
 )
 def test_bad_data_values_are_rejected_by_name(event_type, data, field):
@@ -307,3 +319,10 @@ def test_derived_event_id_is_deterministic_and_differs_per_part():
 def test_a_derived_id_is_a_valid_event_id():
     event_id = events.derived_event_id("t-1", "resolution", "0", "breach", "2")
     assert make("sla.breached", event_id=event_id)["event_id"] == event_id
+
+
+def test_agent_updated_is_published_by_assignment_with_the_agent_id_as_its_ticket_id():
+    envelope = events.make_event("agent.updated", "jane", SAMPLE_DATA["agent.updated"], producer="assignment")
+    assert events.load_data(envelope)["lead_of"] == ["network"]
+    with pytest.raises(InvalidEvent):
+        events.make_event("agent.updated", "jane", SAMPLE_DATA["agent.updated"], producer="intake")

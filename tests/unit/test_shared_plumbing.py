@@ -238,3 +238,41 @@ def test_a_time_cursor_needs_a_zone_and_a_time_utc_can_hold(at):
     forged = base64.urlsafe_b64encode(json.dumps({"at": at, "id": "x"}).encode()).decode()
     with pytest.raises(Invalid):
         Paginator((Key("at", "created_at", datetime), Key("id", "_id", str))).after(forged)
+
+
+# --- who reads which ticket (shared.access) and URLs without secrets (shared.redact) -------------
+
+
+def test_the_access_rule_is_assignments_for_agents_and_the_contracts_for_requesters():
+    from shared.access import TicketFacts, may_read
+    from shared.auth import Principal
+
+    ticket = TicketFacts("t1", "ana@example.com", "network", "jane")
+    net = {"id": "omar", "teams": ["network"]}
+    assert may_read(Principal("x", "admin"), ticket, None)
+    assert may_read(Principal("portal", "portal"), ticket, None)
+    assert may_read(Principal("a", "portal", requester_email="ana@example.com"), ticket, None)
+    assert may_read(Principal("a", "portal", requester_email="ana@example.com", ticket_id="t1"), ticket, None)
+    assert not may_read(Principal("a", "portal", requester_email="ana@example.com", ticket_id="t2"), ticket, None)
+    assert not may_read(Principal("b", "portal", requester_email="bob@example.com"), ticket, None)
+    assert may_read(Principal("omar", "agent", "omar"), ticket, net)
+    assert may_read(Principal("jane", "agent", "jane"), ticket, {"id": "jane", "teams": ["hardware"]})
+    assert not may_read(Principal("kim", "agent", "kim"), ticket, {"id": "kim", "teams": ["hardware"]})
+    assert not may_read(Principal("zed", "agent", "zed"), ticket, None)  # an agent nobody announced
+    assert not may_read(Principal("x", "admin"), None, None)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://bob:pw@hooks.example.com/in?token=x#frag", "https://hooks.example.com/in"),
+        ("https://hooks.example.com:8443/a/b", "https://hooks.example.com:8443/a/b"),
+        ("http://[2001:db8::1]:80/x?y=1", "http://[2001:db8::1]:80/x"),
+        ("https://user@h.example/", "https://h.example/"),
+    ],
+)
+def test_redact_url_drops_credentials_query_and_fragment(url, shown):
+    from shared.redact import redact_url, redact_urls
+
+    assert redact_url(url) == shown
+    assert redact_urls(f"HTTP 500 from {url} after 2 s") == f"HTTP 500 from {shown} after 2 s"
