@@ -191,6 +191,10 @@ def send(svc: Notify, record: Notification) -> None:
         record.succeeded(now())
     except SendError as exc:
         record.failed(str(exc), now(), svc.settings.retry_delays)
+    except ValueError as exc:  # no email can carry it (a control character in an address): no retry would mend it
+        record.failed(f"cannot be built: {exc}", now(), ())
+    except Exception as exc:  # any other fault while sending: tried again like a refusal, never a silent loop
+        record.failed(f"{type(exc).__name__}: {exc}", now(), svc.settings.retry_delays)
     staged = outbox.stage(SERVICE, record.ticket_id, record.recorded, None)
     record.recorded = []
     try:

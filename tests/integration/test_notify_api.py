@@ -514,3 +514,28 @@ def test_webhook_recipients_show_without_credentials_or_query(notify_client, not
     (listed,) = get_json(notify_client, "/notifications", ticket_id=ticket_id)["items"]
     assert listed["recipient"] == "https://hooks.example.com/in"
     assert "s3cret" not in json.dumps([item, listed])
+
+
+# --- a notification that can never be sent ----------------------------------------------------------------
+
+
+def test_an_email_no_message_can_carry_ends_dead_at_once_instead_of_being_claimed_forever(
+    notify_ctx, make_notification
+):
+    record = make_notification(recipient='"a\x0bb"@example.com')  # the email validator let such addresses in
+    handlers.send(notify_ctx, record)  # what a sender does with a claimed notification
+    stored = notify_ctx.notifications.get(record.id)
+    assert (stored.status, stored.attempts, stored.next_attempt_at) == ("dead", 1, None)
+    assert stored.last_error.startswith("cannot be built: recipient must not contain")
+
+
+def test_an_unexpected_fault_while_sending_is_a_failed_attempt_tried_again(notify_ctx, make_notification, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the SMTP library tripped")
+
+    monkeypatch.setattr(handlers.mailer, "send_email", broken)
+    record = make_notification()
+    handlers.send(notify_ctx, record)
+    stored = notify_ctx.notifications.get(record.id)
+    assert (stored.status, stored.attempts) == ("failed", 1) and stored.next_attempt_at is not None
+    assert stored.last_error == "RuntimeError: the SMTP library tripped"
