@@ -40,25 +40,17 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
-def token(
-    role: str,
-    agent_id: str | None = None,
-    ttl: int = 3600,
-    sub: str | None = None,
-    requester_email: str | None = None,
-    ticket_id: str | None = None,
-) -> str:
-    """A bearer token signed with the session's TICKETFLOW_JWT_SECRET (set by tests/conftest.py)."""
-    secret = os.environ["TICKETFLOW_JWT_SECRET"]
-    return issue_token(
-        secret, role, agent_id=agent_id, ttl=ttl, sub=sub, requester_email=requester_email, ticket_id=ticket_id
-    )
+def token(role: str, **claims) -> str:
+    """A bearer token signed with the session's TICKETFLOW_JWT_SECRET (set by tests/conftest.py); `claims` as
+    shared.auth.issue_token takes them (agent_id, ttl, sub, requester_email, ticket_id)."""
+    return issue_token(os.environ["TICKETFLOW_JWT_SECRET"], role, **claims)
 
 
 def auth_header(
     role: str, agent_id: str | None = None, requester_email: str | None = None, ticket_id: str | None = None
 ) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(role, agent_id, requester_email=requester_email, ticket_id=ticket_id)}"}
+    bearer = token(role, agent_id=agent_id, requester_email=requester_email, ticket_id=ticket_id)
+    return {"Authorization": f"Bearer {bearer}"}
 
 
 def requester_header(email: str, ticket_id: str | None = None) -> dict[str, str]:
