@@ -13,11 +13,11 @@ from datetime import timedelta
 from services.intake.domain import ThreadFull, Ticket, TicketClosed, changes_view, summarize, summarize_for_requester
 from services.intake.store import IdempotencyKeys, RateLimits, TicketStore, TimelineStore, TopicStore
 from shared import events, outbox
-from shared.access import AgentDirectory, TicketFacts, list_scope, may_read, sees_everything
+from shared.access import AgentDirectory, TicketFacts, list_scope, may_read, same_email, sees_everything
 from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
-from shared.errors import Conflict, Invalid, NotFound, TooManyRequests
+from shared.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from shared.idempotency import ProcessedEvents
 from shared.mongo import database
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
@@ -127,9 +127,19 @@ def _require_visible(svc: Intake, ticket: Ticket, principal: Principal | None) -
 
 
 def create_ticket(
-    svc: Intake, request: dict, idempotency_key: str | None, correlation_id: str | None
+    svc: Intake,
+    request: dict,
+    idempotency_key: str | None,
+    correlation_id: str | None,
+    principal: Principal | None = None,
 ) -> tuple[Ticket, bool]:
-    """Open a ticket; with an Idempotency-Key the same request gives the same ticket. Returns (ticket, created)."""
+    """Open a ticket; with an Idempotency-Key the same request gives the same ticket. Returns (ticket, created).
+
+    A requester-scoped token opens tickets for its own requester only (403 otherwise).
+    """
+    if principal is not None and principal.requester_scoped:
+        if not same_email(request["requester"]["email"], principal.requester_email):
+            raise Forbidden("This token acts for another requester: it opens tickets for that requester only.")
     if not svc.topics.known(request["topic"]):
         raise Invalid("Unknown topic.", {"topic": [f"Unknown topic {request['topic']!r}; see GET /topics."]})
     ticket_id = uuid.uuid4().hex
