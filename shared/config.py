@@ -7,6 +7,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 DEV_SECRET = "ticketflow-dev-secret-not-for-production"
 DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
@@ -14,6 +15,7 @@ QUEUE_TYPES = ("classic", "quorum")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL")  # the names logging knows
 # Every service and the port of its HTTP API. Add a service here and `ticketflow run` starts it.
 SERVICE_PORTS: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004}
+PORTAL_PORT = 8000  # the portal (services/portal): the web UI, a client of the four APIs above
 # Values that stand for a secret in examples and manifests (deploy/k8s/secrets.yaml): never a real one.
 PLACEHOLDERS = ("replace-me", "replace_me", "changeme", "change-me")
 SECRET_URLS = ("AMQP_URL", "MONGO_URL", "SMTP_URL")  # their passwords come from Secrets
@@ -56,6 +58,8 @@ class Settings:
     requester_tickets_per_hour: int = 200  # tickets one requester address may open per hour (each mails a receipt)
     requester_messages_per_hour: int = 600  # messages one requester address may add per hour
     max_clock_skew: float = 300.0  # seconds an event's occurred_at may lie ahead of now; later ones are dead-lettered
+    portal_url: str = "http://127.0.0.1:8000"  # the portal's public base URL: requesters' links point under it
+    link_days: float = 30.0  # days a requester's link (in each email) opens their ticket
 
     @property
     def exchange(self) -> str:
@@ -159,6 +163,15 @@ def _count(env: dict, name: str, default: int) -> int:
     return int(raw)
 
 
+def _base_url(env: dict, name: str, default: str) -> str:
+    """An http(s) URL without a trailing slash."""
+    raw = (env.get(name) or default).strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an http:// or https:// base URL (like https://help.example.com), got {raw!r}")
+    return raw.rstrip("/")
+
+
 def _port(raw: str | None) -> int | None:
     if raw in (None, ""):
         return None
@@ -201,6 +214,8 @@ def load_settings(env: dict | None = None) -> Settings:
         log_level=_one_of(env, "TICKETFLOW_LOG_LEVEL", LOG_LEVELS, "INFO"),
         metrics_port=_port(env.get("TICKETFLOW_METRICS_PORT")),
         max_clock_skew=_positive(env, "TICKETFLOW_MAX_CLOCK_SKEW", 300.0),
+        portal_url=_base_url(env, "TICKETFLOW_PORTAL_URL", Settings.portal_url),
+        link_days=_positive(env, "TICKETFLOW_LINK_DAYS", 30.0),
         requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),
