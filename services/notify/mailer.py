@@ -1,76 +1,20 @@
-"""Email over SMTP: SMTP_URL parsed once, a message built with threading headers, one send per call.
-
-SMTP_URL forms: smtp://host[:port] (plain, port 25), smtp://user:pass@host:587?starttls=true or
-smtp+starttls://user:pass@host[:port] (STARTTLS, port 587 by default for smtp+starttls), and
-smtps://user:pass@host[:port] (TLS from the start, port 465). User and password are percent-decoded;
-the client logs in only when the URL names a user.
-"""
+"""notify's email: a message built with threading headers, sent over SMTP (shared.smtp parses SMTP_URL)."""
 
 from __future__ import annotations
 
 import re
-import smtplib
-import ssl
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from services.notify.domain import Message, SendError
-from shared.config import ConfigError
+from shared import smtp
+from shared.smtp import SmtpConfig, parse_smtp_url
 
-_SCHEMES = {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+__all__ = ["SmtpConfig", "build_email", "parse_smtp_url", "send_email"]
+
 _ID_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # safe on the left of @ in a Message-ID
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str
-    port: int
-    security: str = "none"  # "none" | "starttls" | "tls"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    timeout: float = 10.0
-
-
-def parse_smtp_url(url: str, timeout: float = 10.0) -> SmtpConfig:
-    """SmtpConfig from SMTP_URL; ConfigError (without the password) for anything it cannot use."""
-    parts = urlsplit(url.strip())
-    shown = _redacted(url)
-    if parts.scheme.lower() not in _SCHEMES:
-        raise ConfigError(f"SMTP_URL must start with smtp://, smtp+starttls:// or smtps://, got {shown!r}")
-    security, default_port = _SCHEMES[parts.scheme.lower()]
-    if not parts.hostname:
-        raise ConfigError(f"SMTP_URL has no host, got {shown!r}")
-    try:
-        port = default_port if parts.port is None else parts.port
-    except ValueError:
-        port = 0
-    if not 0 < port < 65536:
-        raise ConfigError(f"SMTP_URL has a port that is not a number from 1 to 65535, got {shown!r}")
-    if parts.path not in ("", "/") or parts.fragment:
-        raise ConfigError(f"SMTP_URL takes no path, got {shown!r}")
-    security = _starttls_option(parts.query, security, shown)
-    username = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if username and parts.password is not None else None
-    return SmtpConfig(parts.hostname, port, security, username, password, timeout)
-
-
-def _starttls_option(query: str, security: str, shown: str) -> str:
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key != "starttls" or value.lower() not in _TRUE + _FALSE:
-            raise ConfigError(f"SMTP_URL takes only ?starttls=true or ?starttls=false, got {shown!r}")
-        if security == "tls":
-            raise ConfigError(f"SMTP_URL: smtps:// is TLS from the start; leave out ?starttls, got {shown!r}")
-        security = "starttls" if value.lower() in _TRUE else "none"
-    return security
-
-
-def _redacted(url: str) -> str:
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def build_email(sender: str, recipient: str, message: Message, ticket_id: str, notification_id: str) -> EmailMessage:
@@ -97,58 +41,7 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
 
 def send_email(config: SmtpConfig, email: EmailMessage) -> None:
     """Hand the email to the SMTP server; SendError with a short reason for any failure."""
-    smtp: smtplib.SMTP | None = None
     try:
-        if config.security == "tls":
-            context = ssl.create_default_context()
-            smtp = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
-        else:
-            smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
-        smtp.ehlo()
-        if config.security == "starttls":
-            smtp.starttls(context=ssl.create_default_context())
-            smtp.ehlo()
-        if config.username:
-            smtp.login(config.username, config.password or "")
-        refused = smtp.send_message(email)
-        if refused:  # some recipients taken, some not: the send did not reach everyone
-            raise smtplib.SMTPRecipientsRefused(refused)
-    except (smtplib.SMTPException, OSError) as exc:
-        raise SendError(_reason(exc, config)) from exc
-    else:
-        try:
-            smtp.quit()  # the server has the message; a failing QUIT must not cause a second send
-        except (smtplib.SMTPException, OSError):
-            pass
-    finally:
-        if smtp is not None:
-            smtp.close()
-
-
-def _reason(exc: BaseException, config: SmtpConfig) -> str:
-    """A short, one-line reason for `last_error`."""
-    where = f"{config.host}:{config.port}"
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        address, (code, text) = next(iter(exc.recipients.items()))
-        return f"SMTP {code}: {_one_line(text)} (recipient {address} refused)"
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return f"SMTP {exc.smtp_code}: {_one_line(exc.smtp_error)}"
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        if isinstance(exc.__context__, TimeoutError):  # smtplib reports a read timeout as a disconnect
-            return f"timed out after {config.timeout:g} s ({where})"
-        return f"connection closed by the server ({where})"
-    if isinstance(exc, smtplib.SMTPException):
-        return f"SMTP: {_one_line(str(exc))} ({where})"
-    if isinstance(exc, TimeoutError):
-        return f"timed out after {config.timeout:g} s ({where})"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"connection refused ({where})"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {_one_line(getattr(exc, 'verify_message', None) or exc.reason or str(exc))} ({where})"
-    return f"{_one_line(exc.strerror or str(exc))} ({where})"
-
-
-def _one_line(text: bytes | str, limit: int = 200) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return " ".join(text.split())[:limit]
+        smtp.send_email(config, email)
+    except smtp.SmtpError as exc:
+        raise SendError(str(exc)) from exc
