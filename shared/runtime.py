@@ -113,3 +113,26 @@ def run_worker(
     consumer.run()
     for thread in threads:
         thread.join(timeout=5)
+
+
+def run_timers(settings: Settings, service: str, timers: list[Timer]) -> None:
+    """A worker with timers and no consumer (the portal's): run until SIGTERM or SIGINT."""
+    if settings.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
+    stop = threading.Event()
+
+    def shutdown(signum, _frame):
+        log.info("%s worker: signal %s, stopping", service, signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    threads = [threading.Thread(target=_timer_loop, args=(t, stop), name=t.name, daemon=True) for t in timers]
+    for thread in threads:
+        thread.start()
+    log.info("%s worker started (namespace %s)", service, settings.namespace)
+    stop.wait()
+    for thread in threads:
+        thread.join(timeout=5)

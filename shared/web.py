@@ -129,7 +129,17 @@ def create_service_app(
     description: str,
     settings: Settings | None = None,
     ready_checks: list[Callable[[], bool]] | None = None,
+    *,
+    broker: bool = True,
+    json_only: Callable[[str], bool] = lambda path: True,
+    api_class: type[ServiceApi] | None = None,
 ) -> tuple[Flask, ServiceApi]:
+    """A service's Flask app with the shared plumbing.
+
+    The portal differs in three ways: it uses no broker (`broker=False`: /readyz does not probe
+    RabbitMQ), only its JSON API takes JSON bodies (`json_only(path)`; its pages post forms), and
+    it renders errors for browsers as pages (`api_class`, a ServiceApi that knows which are pages).
+    """
     settings = settings or load_settings()
     app = Flask(f"ticketflow.{service}")
     app.config.update(
@@ -150,16 +160,16 @@ def create_service_app(
     app.json.sort_keys = False
     app.extensions["ticketflow.settings"] = settings
     app.extensions["ticketflow.secret"] = settings.require_secret()
-    api = ServiceApi(app)
+    api = (api_class or ServiceApi)(app)
     api.register_field(Timestamp, "string", "date-time")
-    _install_hooks(app, service)
+    _install_hooks(app, service, json_only)
     _install_error_handlers(app)
-    _install_probes(app, settings, ready_checks or [])
+    _install_probes(app, settings, ready_checks or [], broker)
     _install_docs(app, service)
     return app, api
 
 
-def _install_hooks(app: Flask, service: str) -> None:
+def _install_hooks(app: Flask, service: str, json_only: Callable[[str], bool]) -> None:
     @app.before_request
     def start():
         g.started = time.perf_counter()
@@ -168,6 +178,8 @@ def _install_hooks(app: Flask, service: str) -> None:
         if request.content_length is not None and request.content_length > MAX_BODY:
             return problem(413, "Payload too large", "The body is larger than 1 MiB.")
         has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
+        if not json_only(request.path):
+            return None
         if request.method in ("POST", "PUT", "PATCH") and has_body and not request.is_json:
             return problem(400, "Bad request", "The body must be JSON (Content-Type: application/json).")
         if has_body and request.is_json:
@@ -237,7 +249,7 @@ def _install_error_handlers(app: Flask) -> None:
         return problem(500, "Internal server error", "Something went wrong on our side; it has been logged.")
 
 
-def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bool]]) -> None:
+def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bool]], broker: bool) -> None:
     @app.get("/healthz")
     def healthz():
         return jsonify({"status": "ok"})
@@ -249,7 +261,9 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bo
         """Probes MongoDB and RabbitMQ at most once per READY_CACHE_SECONDS in this process (it needs no token)."""
         with lock:  # concurrent calls wait for the one probe under way rather than open their own connections
             if time.monotonic() - last["at"] >= READY_CACHE_SECONDS:
-                status = {"mongodb": mongo.ping(settings), "rabbitmq": broker_answers(settings, timeout=1.0)}
+                status = {"mongodb": mongo.ping(settings)}
+                if broker:
+                    status["rabbitmq"] = broker_answers(settings, timeout=1.0)
                 status.update({check.__name__: bool(check()) for check in checks})
                 last.update(at=time.monotonic(), status=status)
             status = dict(last["status"])

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from shared.config import SERVICE_PORTS
+from shared.config import PORTAL_PORT, SERVICE_PORTS
 from ticketflow import local
 
 FERRETDB_PORT = 27017
@@ -53,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     mail.add_argument("--dir", type=Path, default=_mail_dir(), help="the sink's folder (default .run/mail)")
     mail.set_defaults(handler=_mail)
 
+    account = commands.add_parser("account", help="portal accounts of agents and admins")
+    account_commands = account.add_subparsers(dest="account_command", required=True)
+    create = account_commands.add_parser("create", help="add an account (the first admin, say) through the portal")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", required=True, choices=("agent", "admin"))
+    create.add_argument("--agent-id", help="the agent's id in assignment (required for agents)")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin; else a one-time link is printed"
+    )
+    create.add_argument("--portal-url", default=f"http://127.0.0.1:{PORTAL_PORT}", help="the portal (default :8000)")
+    create.set_defaults(handler=_account_create)
+
     args = parser.parse_args(argv)
     return args.handler(args)
 
@@ -78,6 +90,13 @@ def _token(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _usage_error(str(exc))
     return 0
+
+
+def _account_create(args: argparse.Namespace) -> int:
+    from ticketflow import accounts
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    return accounts.create(args.portal_url, args.email, args.role, args.agent_id, password)
 
 
 def _usage_error(message: str) -> int:
@@ -167,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
         env["TICKETFLOW_DEV"] = "1"
         print("ticketflow: TICKETFLOW_JWT_SECRET is not set: dev mode (TICKETFLOW_DEV=1, a fixed dev secret)")
 
-    for service, port in SERVICE_PORTS.items():
+    for service, port in {**SERVICE_PORTS, "portal": PORTAL_PORT}.items():
         service_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(run_dir, service))}
         manager.add_process(f"{service}-api", _exec(api_command(service, port)), env=service_env)
         manager.add_process(f"{service}-worker", _exec(worker_command(service)), env=service_env)
@@ -255,6 +274,9 @@ def _print_banner(
         print(f"              each shows as a `mail |` line below; read them with: {tool} mail --last 5")
     else:
         print(f"  mail:       notify sends to {local.masked(smtp_url or '')} (SMTP_URL)")
+    print(f"  portal:     http://127.0.0.1:{PORTAL_PORT}/ (requesters)   http://127.0.0.1:{PORTAL_PORT}/login (agents)")
+    print(f"  sign in:    {prefix}{tool} demo   prints the demo agents' and admin's passwords; or make an admin:")
+    print(f"              {prefix}{tool} account create --email you@example.com --role admin")
     print(f"  a token:    {token}   (or --role admin, or --role agent --agent-id ID)")
     print(f'  try:        curl -H "Authorization: Bearer $({token})" http://127.0.0.1:{SERVICE_PORTS["intake"]}/topics')
     print(f"  a demo:     {prefix}{tool} demo   (a help desk with a dozen tickets); then {prefix}{tool} status")

@@ -77,11 +77,12 @@ class Tickets(MethodView):
     @tickets.arguments(TicketListQuerySchema(), location="query")
     @tickets.response(200, TicketListSchema)
     def get(self, query):
-        """List tickets, newest first, filtered by requester email, status and topic."""
+        """List tickets, newest first, filtered by requester email, status, topic and number."""
         filters = {
             "requester.email": query.get("requester_email"),
             "status": query.get("status"),
             "topic": query.get("topic"),
+            "number": query.get("number"),
         }
         items, cursor = handlers.list_tickets(intake(), filters, query["limit"], query.get("cursor"), principal())
         return {"items": items, "next_cursor": cursor}

@@ -93,6 +93,9 @@ class TicketListQuerySchema(PageQuerySchema):
     requester_email = fields.Email(metadata={"description": "case-insensitive"})
     status = fields.String(validate=validate.OneOf(STATUSES))
     topic = fields.String(validate=TOPIC_ID)
+    number = fields.Integer(
+        strict=False, validate=validate.Range(1, 2**53), metadata={"description": "the ticket number people quote"}
+    )
 
     @pre_load
     def normalize(self, data, **kwargs):

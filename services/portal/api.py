@@ -1,0 +1,88 @@
+"""The portal: create_app() for gunicorn. Pages for requesters, the agents' console, admin pages, and a
+JSON API for accounts. It owns `<ns>_portal` and calls the four services' APIs with short-lived tokens.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from werkzeug.exceptions import HTTPException
+
+from services.portal import handlers, pages
+from services.portal.schemas import AccountCreateSchema, AccountSchema
+from services.portal.views import admin, auth, console, requester
+from shared.config import Settings, load_settings
+from shared.errors import Problem
+from shared.web import ServiceApi, create_service_app, ensure_storage_once, require_roles
+
+DESCRIPTION = """The web portal's JSON API: accounts of agents and admins (for ops scripts).
+
+The portal itself is HTML: `/` for requesters, `/login`, `/console/` for agents, `/admin/` for admins.
+`POST /api/accounts` (admin token) adds an account; passwords are hashed with argon2id and have at
+least 12 characters. Without a password the answer carries `set_password_url`, a one-time link
+(3 days) where the person sets one.
+"""
+
+# templates/ and static/ of this folder (the app's own root is not a package folder)
+site = Blueprint("site", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
+accounts = Blueprint("accounts", __name__, url_prefix="/api", description="Accounts of agents and admins")
+
+
+@accounts.route("/accounts")
+class Accounts(MethodView):
+    @require_roles("admin")
+    @accounts.arguments(AccountCreateSchema())
+    @accounts.response(201, AccountSchema)
+    def post(self, data):
+        """Add an account."""
+        svc = current_app.extensions["ticketflow.portal"]
+        try:
+            account, token = handlers.create_account(
+                svc, data["email"], data["role"], data.get("agent_id"), data.get("password")
+            )
+        except handlers.UserError as exc:
+            raise _problem(exc) from None
+        if token:
+            account = {**account, "set_password_url": svc.settings.portal_url + url_for("auth.password", token=token)}
+        return account
+
+
+def _problem(exc: handlers.UserError) -> Problem:
+    problem = Problem(exc.message, exc.errors or None)
+    problem.status = exc.status
+    problem.title = {409: "Conflict", 422: "Validation failed"}.get(exc.status, "Bad request")
+    return problem
+
+
+class PortalApi(ServiceApi):
+    """Errors of pages are pages; errors of the JSON API are problem+json."""
+
+    def handle_http_exception(self, error: HTTPException):
+        from flask import request
+
+        if pages.is_page(request.path):
+            return pages.page_error(error)
+        return super().handle_http_exception(error)
+
+
+def create_app(settings: Settings | None = None, urls: dict[str, str] | None = None) -> Flask:
+    settings = settings or load_settings()
+    svc = handlers.bootstrap(settings, urls)
+    app, api = create_service_app(
+        "portal",
+        DESCRIPTION,
+        settings,
+        broker=False,
+        json_only=lambda path: path.startswith("/api/"),
+        api_class=PortalApi,
+    )
+    app.extensions["ticketflow.portal"] = svc
+    app.jinja_env.autoescape = True
+    api.register_blueprint(accounts)
+    app.register_blueprint(site)
+    for area in (requester, auth, console, admin):
+        app.register_blueprint(area.blueprint)
+    pages.install(app)
+    ensure_storage_once(app, svc.ensure_storage)
+    return app

@@ -1,0 +1,189 @@
+"""The agents' console: queues, the ticket as every service sees it, and the actions an agent takes.
+
+Every call carries a token for the signed-in agent or admin, so each service applies its own rules;
+the console only hides the controls a person has no right to, and shows a refusal's reason as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services.portal import domain
+from services.portal.client import Actor, Refused
+from services.portal.handlers import Portal, UserError
+from shared.clock import now
+
+QUEUE_LIMIT = 200  # one page per queue: the count shows "200+" past it
+VIEWS = {  # queue -> (title, query); "all" is for admins
+    "mine": ("My tickets", lambda me: {"agent_id": me}),
+    "team": ("My teams' unassigned", lambda me: {"unassigned": "true"}),
+    "all": ("Every open ticket", lambda me: {}),
+}
+ACTIONS = {  # action -> (path under /tickets/{id}, fields of the form it takes)
+    "claim": ("claim", ()),
+    "reply": ("replies", ("body", "status")),
+    "note": ("notes", ("body",)),
+    "status": ("status", ("status",)),
+    "resolve": ("resolve", ("resolution",)),
+    "assign": ("assign", ("agent_id",)),
+    "transfer": ("assign", ("team",)),
+    "priority": ("priority", ("priority",)),
+}
+LEAD_ACTIONS = {"assign", "transfer", "priority"}
+
+
+class ChangedMeanwhile(Exception):
+    """The ticket changed since the agent opened it: ask before sending onto it."""
+
+    def __init__(self, changes: list[str]) -> None:
+        super().__init__("; ".join(changes))
+        self.changes = changes
+
+
+def actor(session: dict) -> Actor:
+    return Actor(role=session["role"], sub=session["email"], agent_id=session.get("agent_id"))
+
+
+def profile(svc: Portal, session: dict) -> dict:
+    """The person at the console: name, teams and the teams led (from assignment, for agents)."""
+    if not session.get("agent_id"):
+        return {"id": None, "name": session["email"], "teams": [], "lead_of": []}
+    try:
+        return svc.services.get("assignment", f"/agents/{session['agent_id']}", actor(session))
+    except Refused:  # an account whose agent is not (or no longer) in assignment
+        return {"id": session["agent_id"], "name": session["agent_id"], "teams": [], "lead_of": []}
+
+
+def queues(svc: Portal, session: dict, view: str, filters: dict) -> dict:
+    """Every queue the person has, each with its count; the tickets of the one asked for."""
+    me = actor(session)
+    names = ["mine", "team"] + (["all"] if me.role == "admin" else [])
+    if me.role == "admin" and not me.agent_id:
+        names.remove("mine")
+    view = view if view in names else names[0]
+    found = {}
+    for name in names:
+        query = {**VIEWS[name][1](me.agent_id), **filters, "limit": QUEUE_LIMIT}
+        found[name] = svc.services.get("assignment", "/queue", me, **query)
+    return {
+        "view": view,
+        "tabs": [{"name": n, "title": VIEWS[n][0], "count": _count(found[n]), "current": n == view} for n in names],
+        "tickets": found[view]["items"],
+    }
+
+
+def _count(page: dict) -> str:
+    return f"{QUEUE_LIMIT}+" if page.get("next_cursor") else str(len(page["items"]))
+
+
+@dataclass
+class TicketPage:
+    view: domain.TicketView
+    timeline: list[dict]
+    clocks: list[dict]
+    rights: set[str]
+    agents: list[dict]
+    teams: list[dict]
+
+
+def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketPage:
+    """Everything the ticket page shows; Refused (404) when the person may not read the ticket."""
+    who = actor(session)
+    view = ticket_view(svc, session, ticket_id)
+    timeline = svc.services.get("intake", f"/tickets/{ticket_id}/timeline", who, limit=200)["items"]
+    rights = rights_on(view.work, who, me)
+    agents = teams = []
+    if rights & LEAD_ACTIONS:
+        agents = svc.services.get("assignment", "/agents", who, limit=200)["items"]
+        teams = svc.services.get("assignment", "/teams", who)["items"]
+    return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams)
+
+
+def ticket_view(svc: Portal, session: dict, ticket_id: str) -> domain.TicketView:
+    who = actor(session)
+    ticket = svc.services.get("intake", f"/tickets/{ticket_id}", who)
+    try:
+        work = svc.services.get("assignment", f"/tickets/{ticket_id}", who)
+    except Refused as refused:
+        if refused.status != 404:
+            raise
+        work = {}  # assignment has not seen ticket.created yet
+    return domain.TicketView(ticket, work)
+
+
+def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict]:
+    """The ticket's clocks in words; none until sla has started them."""
+    try:
+        clocks = svc.services.get("sla", f"/tickets/{ticket_id}", who).get("clocks") or {}
+    except Refused:
+        return []
+    return [
+        {
+            "name": domain.CLOCK_NAMES.get(name, name),
+            "state": clock.get("state"),
+            "state_words": domain.CLOCK_STATES.get(clock.get("state"), clock.get("state")),
+            "due_at": clock.get("due_at"),
+            "remaining": domain.remaining_words(clock.get("remaining_seconds"))
+            if clock.get("state") in ("running", "paused")
+            else "",
+        }
+        for name, clock in clocks.items()
+        if clock
+    ]
+
+
+def rights_on(work: dict, who: Actor, me: dict) -> set[str]:
+    """The actions to offer (the services decide; this only spares people buttons that cannot work)."""
+    if work.get("status") in (None, "resolved", "closed"):
+        return {"note"} if work.get("status") == "resolved" else set()
+    mine = who.agent_id is not None and work.get("agent_id") == who.agent_id
+    rights = {"note"}
+    if who.role == "agent" and not mine:
+        rights.add("claim")
+    if mine or who.role == "admin":
+        rights |= {"reply", "status", "resolve"}
+    if who.role == "admin" or work.get("team") in (me.get("lead_of") or []):
+        rights |= LEAD_ACTIONS
+    return rights
+
+
+def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, request_id: str | None) -> None:
+    """Take an action on the ticket; UserError with the service's reason when it refuses.
+
+    A reply onto a ticket that others changed since the agent saw it (`seen`) waits for a confirmation.
+    """
+    if action not in ACTIONS:
+        raise UserError(f"There is no action {action!r}.", status=404)
+    path, names = ACTIONS[action]
+    body = {name: form[name].strip() for name in names if (form.get(name) or "").strip()}
+    if action == "reply" and not form.get("confirmed"):
+        _check_unchanged(svc, session, ticket_id, form.get("seen"))
+    try:
+        svc.services.post("assignment", f"/tickets/{ticket_id}/{path}", actor(session), body, request_id=request_id)
+    except Refused as refused:
+        errors = {name.split(".")[-1]: messages for name, messages in refused.errors.items()}
+        raise UserError(refused.detail or refused.title, errors, refused.status) from None
+
+
+def _check_unchanged(svc: Portal, session: dict, ticket_id: str, seen_text: str | None) -> None:
+    seen = domain.Snapshot.decode(seen_text)
+    if seen is None:
+        return
+    changes = ticket_view(svc, session, ticket_id).changes_since(seen, session.get("agent_id"))
+    if changes:
+        raise ChangedMeanwhile(changes)
+
+
+def live(svc: Portal, session: dict, ticket_id: str, seen_text: str | None, name: str) -> dict:
+    """What the open ticket page refreshes: the conversation, what others changed, who else is looking."""
+    view = ticket_view(svc, session, ticket_id)
+    seen = domain.Snapshot.decode(seen_text)
+    svc.store.seen(ticket_id, session["account_id"], name, now())
+    since = now() - timedelta(seconds=domain.PRESENCE_SECONDS)
+    others = [p["name"] for p in svc.store.present(ticket_id, since) if p["account_id"] != session["account_id"]]
+    return {
+        "view": view,
+        "changes": view.changes_since(seen, session.get("agent_id")) if seen else [],
+        "others": others,
+    }

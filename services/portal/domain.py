@@ -1,0 +1,200 @@
+"""The portal's rules: accounts and passwords, sign-in lockout, what people read in words, collisions.
+
+No flask, no HTTP, no database here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+ROLES = ("agent", "admin")
+PASSWORD_MIN = 12
+PASSWORD_MAX = 1024  # argon2 hashes anything, but a megabyte password is a denial of service
+MAX_FAILURES = 5  # failed sign-ins for one email within FAILURE_WINDOW lock it for LOCK_TIME
+FAILURE_WINDOW = timedelta(minutes=15)
+LOCK_TIME = timedelta(minutes=15)
+PRESENCE_SECONDS = 30  # an agent who has a ticket open polls every few seconds; gone after this long
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+# Status in words for the requester (the service's status names are for machines)
+REQUESTER_STATUS = {
+    "new": ("Received", "We have your request; it is waiting for an agent."),
+    "assigned": ("With an agent", "An agent has your request and will answer soon."),
+    "in_progress": ("Being worked on", "An agent is working on your request."),
+    "waiting_on_requester": ("Waiting for your reply", "The agent needs an answer from you to go on."),
+    "resolved": ("Resolved", "We think this is solved. Not so? Reply below and we will reopen it."),
+    "closed": ("Closed", "This request is closed. Open a new one if you need more help."),
+}
+AGENT_STATUS = {
+    "new": "New",
+    "assigned": "Assigned",
+    "in_progress": "In progress",
+    "waiting_on_requester": "Waiting on requester",
+    "resolved": "Resolved",
+    "closed": "Closed",
+}
+CLOCK_NAMES = {"first_response": "First response", "next_response": "Next response", "resolution": "Resolution"}
+CLOCK_STATES = {
+    "running": "Running",
+    "paused": "Paused (waiting on the requester)",
+    "met": "Met",
+    "breached": "Breached",
+    "stopped": "Stopped",
+}
+
+
+def password_problems(password: str) -> list[str]:
+    """What is wrong with a new password (empty: it will do)."""
+    if len(password) < PASSWORD_MIN:
+        return [f"Use at least {PASSWORD_MIN} characters."]
+    if len(password) > PASSWORD_MAX:
+        return [f"Use at most {PASSWORD_MAX} characters."]
+    if not password.strip():
+        return ["Use something other than spaces."]
+    return []
+
+
+def account_problems(email: str, role: str, agent_id: str | None) -> dict[str, list[str]]:
+    """Field errors of a new account (empty: valid)."""
+    errors: dict[str, list[str]] = {}
+    if not EMAIL.match(email or ""):
+        errors["email"] = ["Enter an email address like jane@example.com."]
+    if role not in ROLES:
+        errors["role"] = [f"Choose one of {', '.join(ROLES)}."]
+    if role == "agent" and not agent_id:
+        errors["agent_id"] = ["An agent account needs the agent's id in assignment (like jane)."]
+    elif agent_id and not AGENT_ID.match(agent_id):
+        errors["agent_id"] = ["Use lowercase letters, digits, '.', '_' or '-' (like jane)."]
+    return errors
+
+
+TICKET_FIELDS = (  # (field, label, longest): the requester's form
+    ("name", "your name", 200),
+    ("email", "your email address", 254),
+    ("subject", "a subject", 200),
+    ("description", "a description", 20000),
+)
+
+
+def ticket_form_problems(fields: dict[str, str], topics: set[str]) -> dict[str, list[str]]:
+    """Field errors of the requester's form, in words a person acts on (empty: valid)."""
+    errors: dict[str, list[str]] = {}
+    for name, label, longest in TICKET_FIELDS:
+        value = fields.get(name, "")
+        if not value:
+            errors[name] = [f"Enter {label}."]
+        elif len(value) > longest:
+            errors[name] = [f"Use at most {longest} characters (you have {len(value)})."]
+    if "email" not in errors and not EMAIL.match(fields["email"]):
+        errors["email"] = ["Enter an email address like ana@example.com."]
+    if fields.get("topic") not in topics:
+        errors["topic"] = ["Choose what your request is about."]
+    return errors
+
+
+def locked_until(failures: list[datetime], now: datetime) -> datetime | None:
+    """When sign-in opens again for an email with these failed attempts; None when it is open now.
+
+    MAX_FAILURES within FAILURE_WINDOW lock the email for LOCK_TIME from the last of them.
+    """
+    recent = sorted(at for at in failures if at > now - FAILURE_WINDOW - LOCK_TIME)
+    for start in range(len(recent) - MAX_FAILURES + 1):
+        burst = recent[start : start + MAX_FAILURES]
+        if burst[-1] - burst[0] <= FAILURE_WINDOW and burst[-1] + LOCK_TIME > now:
+            return burst[-1] + LOCK_TIME
+    return None
+
+
+def remaining_words(seconds: float | None) -> str:
+    """Business time left (or over) in words: 2 h 05 min left, 12 min overdue."""
+    if seconds is None:
+        return "no target"
+    late = seconds < 0
+    minutes = int(abs(seconds) // 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        text = f"{days} d {hours} h"
+    elif hours:
+        text = f"{hours} h {minutes:02d} min"
+    else:
+        text = f"{minutes} min" if minutes else "under a minute"
+    return f"{text} overdue" if late else f"{text} left"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What an agent saw when opening a ticket: enough to tell what changed since, and who changed it."""
+
+    thread: int = 0
+    notes: int = 0
+    history: int = 0
+    status: str = ""
+    agent_id: str | None = None
+    priority: str = ""
+
+    def encode(self) -> str:
+        return ".".join(
+            [str(self.thread), str(self.notes), str(self.history), self.status, self.agent_id or "-", self.priority]
+        )
+
+    @classmethod
+    def decode(cls, text: str | None) -> Snapshot | None:
+        parts = (text or "").split(".")
+        if len(parts) != 6 or not all(p.isdigit() for p in parts[:3]):
+            return None
+        thread, notes, history, status, agent_id, priority = parts
+        return cls(int(thread), int(notes), int(history), status, None if agent_id == "-" else agent_id, priority)
+
+
+@dataclass
+class TicketView:
+    """A ticket as the console shows it: intake's record and thread, assignment's notes and history."""
+
+    ticket: dict
+    work: dict = field(default_factory=dict)  # assignment's view: notes, history, agent, team
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            thread=len(self.ticket.get("thread") or []),
+            notes=len(self.work.get("notes") or []),
+            history=len(self.work.get("history") or []),
+            status=self.work.get("status") or self.ticket.get("status", ""),
+            agent_id=self.work.get("agent_id"),
+            priority=self.work.get("priority") or self.ticket.get("priority", ""),
+        )
+
+    def changes_since(self, seen: Snapshot, me: str | None) -> list[str]:
+        """What others did since `seen`, in words, oldest first (the agent's own doings left out)."""
+        changes = [
+            f"{(entry.get('author') or {}).get('name') or 'The requester'} (requester) wrote a new message"
+            for entry in (self.ticket.get("thread") or [])[seen.thread :]
+            if entry.get("kind") == "message"
+        ]
+        changes += [history_words(e) for e in (self.work.get("history") or [])[seen.history :] if e.get("by") != me]
+        return changes
+
+
+HISTORY_WORDS = {
+    "claimed": "claimed it",
+    "assigned": "assigned it to {to}",
+    "queued": "put it back in the team queue",
+    "transferred": "transferred it to team {to}",
+    "replied": "replied to the requester",
+    "noted": "added an internal note",
+    "status_changed": "set the status to {to_words}",
+    "priority_changed": "set the priority to {to}",
+    "resolved": "resolved it",
+    "reopened": "reopened it",
+    "closed": "closed it",
+}
+
+
+def history_words(entry: dict) -> str:
+    """A history entry of assignment's as a sentence: "jane: claimed it"."""
+    to = entry.get("to") or ""
+    template = HISTORY_WORDS.get(entry.get("action", ""), entry.get("action", "changed it").replace("_", " "))
+    return f"{entry.get('by') or 'the system'}: " + template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())

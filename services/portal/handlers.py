@@ -1,0 +1,302 @@
+"""The portal's use cases for requesters, sign-in and accounts: load, decide (domain), call the APIs, save.
+
+The agents' console is in console.py. Each use case takes the `Portal` container built by `bootstrap`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from services.portal import domain
+from services.portal.client import PORTAL, Actor, Refused, Services, Unreachable
+from services.portal.store import AccountExists, PortalStore
+from shared import links, mongo, smtp
+from shared.clock import now
+from shared.config import SERVICE_PORTS, Settings
+
+log = logging.getLogger(__name__)
+SERVICE = "portal"
+AGENT_SESSION = timedelta(hours=12)  # a signed-in agent signs in again after this long
+IDLE_LIMIT = timedelta(hours=2)  # ... or after this long without a request
+REQUESTER_SESSION = timedelta(days=7)  # a requester's session, from a link or a new ticket
+PASSWORD_LINK_LIFE = timedelta(days=3)
+STATUS_LIMITS = (("email", 5), ("client", 20))  # check-status requests per hour, per email and per client address
+FIELD_NAMES = {"requester.name": "name", "requester.email": "email"}  # intake's fields -> the form's
+
+
+class UserError(Exception):
+    """Something the person can fix, with field errors for a form (or none)."""
+
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None, status: int = 422) -> None:
+        super().__init__(message)
+        self.message, self.errors, self.status = message, errors or {}, status
+
+
+@dataclass
+class Portal:
+    settings: Settings
+    store: PortalStore
+    services: Services
+    secret: str
+    hasher: PasswordHasher
+
+    def ensure_storage(self) -> None:
+        self.store.ensure_indexes()
+
+
+def api_urls(env: dict) -> dict[str, str]:
+    """Each API's base URL: TICKETFLOW_<SERVICE>_URL, else 127.0.0.1 at the service's port."""
+    return {
+        service: (env.get(f"TICKETFLOW_{service.upper()}_URL") or f"http://127.0.0.1:{port}").rstrip("/")
+        for service, port in SERVICE_PORTS.items()
+    }
+
+
+def bootstrap(settings: Settings, urls: dict[str, str] | None = None) -> Portal:
+    import os
+
+    secret = settings.require_secret()
+    return Portal(
+        settings=settings,
+        store=PortalStore(mongo.database(settings, SERVICE)),
+        services=Services(urls or api_urls(os.environ), secret),
+        secret=secret,
+        hasher=PasswordHasher(),  # argon2id with the library's current parameters
+    )
+
+
+# sessions
+def start_session(svc: Portal, account: dict | None = None, grant: dict | None = None) -> tuple[str, dict]:
+    """A new session (a new id: never one a browser brought along); its token is what the cookie holds."""
+    token, at = secrets.token_urlsafe(32), now()
+    session = {
+        "csrf": secrets.token_urlsafe(32),
+        "created_at": at,
+        "last_seen": at,
+        "expires_at": at + (IDLE_LIMIT if account else REQUESTER_SESSION),
+        "ends_at": at + (AGENT_SESSION if account else REQUESTER_SESSION),
+        "tickets": [grant] if grant else [],
+    }
+    if account:
+        session.update(account_id=account["_id"], role=account["role"], agent_id=account.get("agent_id"))
+        session["email"] = account["email"]
+    svc.store.add_session(token, session)
+    return token, session
+
+
+def load_session(svc: Portal, token: str | None) -> dict | None:
+    """The live session of a cookie; idle sessions of agents slide forward (at most once a minute)."""
+    if not token:
+        return None
+    session = svc.store.session(token, now())
+    if session is None:
+        return None
+    if session.get("account_id") and now() - session["last_seen"] > timedelta(minutes=1):
+        expires = min(now() + IDLE_LIMIT, session["ends_at"])
+        svc.store.touch_session(session["_id"], now(), expires)
+    return session
+
+
+def end_session(svc: Portal, session: dict | None) -> None:
+    if session:
+        svc.store.end_session(session["_id"])
+
+
+# sign-in and accounts
+def sign_in(svc: Portal, email: str, password: str) -> dict:
+    """The account for these credentials; UserError (the same for an unknown email and a wrong password)."""
+    email = email.strip().lower()
+    until = domain.locked_until(svc.store.failures_of(email), now())
+    if until is not None:
+        minutes = max(1, round((until - now()).total_seconds() / 60))
+        raise UserError(f"Too many failed sign-ins for this email. Try again in {minutes} minutes.", status=429)
+    account = svc.store.account_by_email(email) if email else None
+    if account is None or not _password_matches(svc, account.get("password_hash"), password):
+        svc.store.add_failure(email, now(), keep=domain.MAX_FAILURES * 2)
+        raise UserError("The email or password is not right.", status=401)
+    svc.store.clear_failures(email)
+    return account
+
+
+_DUMMY_HASH = PasswordHasher().hash("a password nobody has, for the time an unknown email takes")
+
+
+def _password_matches(svc: Portal, stored: str | None, password: str) -> bool:
+    """argon2 verify; an unknown email or an unset password costs the same time as a wrong one."""
+    try:
+        return svc.hasher.verify(stored or _DUMMY_HASH, password[: domain.PASSWORD_MAX]) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_account(
+    svc: Portal, email: str, role: str, agent_id: str | None, password: str | None
+) -> tuple[dict, str | None]:
+    """A new account; without a password, also a one-time token to set one (its link goes to the person)."""
+    email = (email or "").strip().lower()
+    errors = domain.account_problems(email, role, agent_id)
+    if password is not None and domain.password_problems(password):
+        errors["password"] = domain.password_problems(password)
+    if errors:
+        raise UserError("The account has invalid fields.", errors)
+    password_hash = svc.hasher.hash(password) if password is not None else None
+    try:
+        account = svc.store.add_account(email, role, agent_id or None, password_hash, now())
+    except AccountExists:
+        raise UserError(
+            f"An account for {email} exists.", {"email": ["An account with this email exists."]}, 409
+        ) from None
+    link = None
+    if password is None:
+        link = secrets.token_urlsafe(32)
+        svc.store.add_password_link(link, account["_id"], now() + PASSWORD_LINK_LIFE)
+    return account, link
+
+
+def password_link_valid(svc: Portal, token: str) -> bool:
+    return svc.store.password_link(token, now()) is not None
+
+
+def set_password(svc: Portal, token: str, password: str) -> dict:
+    """Set the password of the link's account (once); every session of the account ends."""
+    problems = domain.password_problems(password)
+    if problems:
+        raise UserError("Choose another password.", {"password": problems})
+    link = svc.store.use_password_link(token, now())
+    account = svc.store.account(link["account_id"]) if link else None
+    if account is None:
+        raise UserError("This link is not valid any more. Ask an admin for a new one.", status=404)
+    svc.store.set_password_hash(account["_id"], svc.hasher.hash(password))
+    svc.store.end_sessions_of(account["_id"])
+    return account
+
+
+# requesters
+def requester(grant: dict) -> Actor:
+    """A token for one requester and one ticket: intake and sla answer 404 for anything else."""
+    return Actor(role="portal", sub=grant["email"], requester_email=grant["email"], ticket_id=grant["id"])
+
+
+def topics(svc: Portal) -> list[dict]:
+    return svc.services.get("intake", "/topics", PORTAL)["items"]
+
+
+def open_ticket(svc: Portal, form: dict, idempotency_key: str, request_id: str | None) -> dict:
+    """Open the ticket (a repeat of the same form answers the same ticket); UserError with field errors."""
+    fields = {name: (form.get(name) or "").strip() for name in ("name", "email", "topic", "subject")}
+    fields["description"] = (form.get("description") or "").strip()
+    errors = domain.ticket_form_problems(fields, {topic["id"] for topic in topics(svc)})
+    if errors:
+        raise UserError("Some answers need another look.", errors)
+    body = {
+        "subject": fields["subject"],
+        "description": fields["description"],
+        "requester": {"name": fields["name"], "email": fields["email"].lower()},
+        "topic": fields["topic"],
+        "source": "web",
+    }
+    actor = Actor(role="portal", sub=body["requester"]["email"], requester_email=body["requester"]["email"])
+    try:
+        return svc.services.post(
+            "intake", "/tickets", actor, body, headers={"Idempotency-Key": idempotency_key}, request_id=request_id
+        )
+    except Refused as refused:
+        raise _user_error(refused) from None
+
+
+def _user_error(refused: Refused) -> UserError:
+    errors = {FIELD_NAMES.get(name, name): messages for name, messages in refused.errors.items()}
+    message = refused.detail or refused.title
+    if refused.status == 429:
+        message = "You have sent a lot of requests in a short time. Please try again in a while."
+    elif refused.status == 409:
+        message = f"{refused.detail} Please reload the page and try again."
+    return UserError(message, errors, refused.status)
+
+
+def requester_ticket(svc: Portal, grant: dict) -> dict:
+    return svc.services.get("intake", f"/tickets/{grant['id']}", requester(grant))
+
+
+def add_message(svc: Portal, grant: dict, body: str, request_id: str | None) -> None:
+    if not body.strip():
+        raise UserError("Write your message first.", {"body": ["Write your message first."]})
+    try:
+        svc.services.post(
+            "intake", f"/tickets/{grant['id']}/messages", requester(grant), {"body": body}, request_id=request_id
+        )
+    except Refused as refused:
+        raise _user_error(refused) from None
+
+
+def close_ticket(svc: Portal, grant: dict, request_id: str | None) -> None:
+    try:
+        svc.services.post("intake", f"/tickets/{grant['id']}/close", requester(grant), {}, request_id=request_id)
+    except Refused as refused:
+        raise _user_error(refused) from None
+
+
+def follow_link(svc: Portal, token: str) -> dict:
+    """The grant a link gives ({"id", "email"}); links.LinkError for a tampered, foreign or expired one."""
+    link = links.read_link_token(svc.secret, token)
+    return {"id": link.ticket_id, "email": link.email}
+
+
+def request_status_link(svc: Portal, email: str, number: str, client: str) -> None:
+    """Note the request for the worker (the page answers the same whether or not they match); limits apply."""
+    email = email.strip().lower()
+    errors = {}
+    if not domain.EMAIL.match(email):
+        errors["status_email"] = ["Enter the email address you used, like ana@example.com."]
+    if not number.strip().lstrip("#").isdigit() or len(number.strip()) > 15:
+        errors["number"] = ["Enter the ticket number from your receipt, like 100042."]
+    if errors:
+        raise UserError("Some answers need another look.", errors)
+    at = now()
+    window = at.replace(minute=0, second=0, microsecond=0)
+    for kind, limit in STATUS_LIMITS:
+        key = email if kind == "email" else client
+        if svc.store.count_hit(f"status:{kind}:{key}", window, timedelta(hours=1)) > limit:
+            raise UserError("Too many requests for a link. Please try again in an hour.", status=429)
+    svc.store.add_status_request(email, int(number.strip().lstrip("#")), at)
+
+
+def answer_status_requests(svc: Portal) -> int:
+    """Email a fresh link for each request whose email and number match a ticket; how many were answered."""
+    answered = 0
+    for request in svc.store.pending_status_requests():
+        try:
+            found = svc.services.get(
+                "intake", "/tickets", PORTAL, requester_email=request["email"], number=request["number"], limit=1
+            )["items"]
+            if found:
+                _send_link(svc, found[0], request["email"])
+        except (Unreachable, smtp.SmtpError) as exc:
+            log.warning("check-status request %s not answered yet: %s", request["_id"], exc)
+            return answered  # try again on the next round
+        svc.store.finish_status_request(request["_id"], "sent" if found else "no-match", now())
+        answered += 1
+    return answered
+
+
+def _send_link(svc: Portal, ticket: dict, email: str) -> None:
+    token = links.mint_link_token(svc.secret, ticket["id"], email, svc.settings.link_days)
+    url = links.link_url(svc.settings.portal_url, token)
+    message = EmailMessage()
+    message["From"] = svc.settings.notify_from
+    message["To"] = email
+    message["Subject"] = f"[#{ticket['number']}] Your link to your request"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(
+        f"Hello,\n\nYou asked for a link to your request #{ticket['number']}. Open it here to see its status,\n"
+        f"reply or close it:\n\n{url}\n\nThe link works for {svc.settings.link_days:g} days. If you did not ask "
+        "for it, you can ignore this email.\n"
+    )
+    smtp.send_email(smtp.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout), message)

@@ -1,0 +1,207 @@
+"""The portal's web plumbing for pages: the session cookie, CSRF tokens, security headers, error pages.
+
+The browser holds only an opaque session cookie; the session lives in the portal's database.
+Every state-changing request of a page carries a CSRF token (a form field or the X-CSRF-Token header
+htmx sends): the session's own, or, before there is a session, one tied to a random cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from functools import cache, wraps
+from pathlib import Path
+
+from flask import Flask, Response, current_app, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from services.portal import handlers
+from services.portal.client import Unreachable
+from shared.events import parse_time
+
+log = logging.getLogger(__name__)
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+JSON_PREFIXES = ("/api/", "/openapi.json", "/docs", "/healthz", "/readyz", "/metrics")
+
+
+def portal() -> handlers.Portal:
+    return current_app.extensions["ticketflow.portal"]
+
+
+def is_page(path: str) -> bool:
+    return not path.startswith(JSON_PREFIXES)
+
+
+def cookie_names(secure: bool) -> tuple[str, str]:
+    """__Host- cookies (https only) are bound to this host and path /: no subdomain can set them."""
+    prefix = "__Host-" if secure else ""
+    return f"{prefix}tf_session", f"{prefix}tf_csrf"
+
+
+def install(app: Flask) -> None:
+    secure = app.extensions["ticketflow.settings"].portal_url.startswith("https://")
+    session_cookie, csrf_cookie = cookie_names(secure)
+    csrf_key = hmac.new(app.extensions["ticketflow.secret"].encode(), b"ticketflow portal csrf", "sha256").digest()
+
+    def set_cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:
+        response.set_cookie(name, value, max_age=max_age, path="/", secure=secure, httponly=True, samesite="Lax")
+
+    @app.before_request
+    def load():
+        g.new_cookies = {}
+        if not is_page(request.path):
+            return None
+        g.session = handlers.load_session(portal(), request.cookies.get(session_cookie))
+        if request.method in UNSAFE_METHODS and not _csrf_ok(request.form.get("csrf_token")):
+            return error_page(403, "This form has expired", "Please go back, reload the page and try again.")
+        return None
+
+    def _csrf_ok(sent: str | None) -> bool:
+        sent = sent or request.headers.get("X-CSRF-Token") or ""
+        expected = csrf_token()
+        return bool(sent) and hmac.compare_digest(sent, expected)
+
+    def csrf_token() -> str:
+        session = getattr(g, "session", None)
+        if session:
+            return session["csrf"]
+        seed = request.cookies.get(csrf_cookie) or g.new_cookies.get(csrf_cookie)
+        if not seed:
+            seed = g.new_cookies[csrf_cookie] = secrets.token_urlsafe(24)
+        return hmac.new(csrf_key, seed.encode(), hashlib.sha256).hexdigest()
+
+    app.jinja_env.globals.update(csrf_token=csrf_token, conversation=conversation, htmx_file=vendored("htmx.org"))
+    app.jinja_env.filters["when"] = when
+
+    @app.after_request
+    def headers(response: Response):
+        for name, value in getattr(g, "new_cookies", {}).items():
+            set_cookie(response, name, value)
+        if "session_cookie" in g:
+            token = g.session_cookie
+            if token:
+                set_cookie(response, session_cookie, token)
+            else:
+                response.delete_cookie(session_cookie, path="/", secure=secure, httponly=True, samesite="Lax")
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if is_page(request.path) and not request.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(Unreachable)
+    def unreachable(exc: Unreachable):
+        log.warning("a service did not answer: %s", exc)
+        return error_page(
+            503, "We cannot reach the help desk right now", "Please try again in a minute. Nothing you sent was lost."
+        )
+
+
+def when(value: str | None) -> str:
+    """An RFC 3339 time as people read it: 29 Nov 2026, 09:30 UTC."""
+    if not value:
+        return ""
+    try:
+        moment = parse_time(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return moment.strftime("%-d %b %Y, %H:%M UTC")
+
+
+def conversation(ticket: dict, work: dict) -> list[dict]:
+    """The requester's first words, the thread and the agents' internal notes, oldest first."""
+    requester = ticket.get("requester") or {}
+    entries = [
+        {
+            "kind": "requester",
+            "author": requester.get("name"),
+            "role": "requester",
+            "body": ticket.get("description"),
+            "at": ticket.get("created_at"),
+        }
+    ]
+    for entry in ticket.get("thread") or []:
+        author = entry.get("author") or {}
+        kind = "requester" if author.get("type") == "requester" else "agent"
+        role = "requester" if kind == "requester" else "public reply"
+        entries.append(
+            {
+                "kind": kind,
+                "author": author.get("name"),
+                "role": role,
+                "body": entry.get("body"),
+                "at": entry.get("created_at"),
+            }
+        )
+    for note in work.get("notes") or []:
+        entries.append(
+            {
+                "kind": "note",
+                "author": note.get("by"),
+                "role": "internal note",
+                "body": note.get("body"),
+                "at": note.get("at"),
+            }
+        )
+    return sorted(entries, key=lambda entry: entry["at"] or "")
+
+
+@cache
+def vendored(package: str) -> str:
+    """The file name of a vendored package in static/vendor (its manifest records version and checksum)."""
+    manifest = json.loads((Path(__file__).parent / "static" / "vendor" / "manifest.json").read_text())
+    return next(item["path"] for item in manifest["files"] if item["package"] == package)
+
+
+def set_session(token: str | None) -> None:
+    """Send this session's cookie with the response (None: remove it)."""
+    g.session_cookie = token
+
+
+def error_page(status: int, title: str, detail: str) -> Response:
+    response = Response(render_template("error.html", status=status, title=title, detail=detail), status=status)
+    response.mimetype = "text/html"
+    return response
+
+
+def page_error(error: HTTPException) -> Response:
+    """An HTTP error of a page as a page: what happened and what the person can do."""
+    titles = {
+        404: ("Page not found", "Check the address, or start again from the home page."),
+        405: ("That did not work", "Go back and use the page's buttons and forms."),
+        413: ("That is too much text", "Shorten what you wrote (at most 1 MB) and send it again."),
+    }
+    title, detail = titles.get(error.code or 500, (error.name, error.description or ""))
+    return error_page(error.code or 500, title, detail)
+
+
+def agent_required(view):
+    """A signed-in agent or admin; without a session, a redirect to the sign-in page."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not (g.session and g.session.get("account_id")):
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def admin_required(view):
+    @wraps(view)
+    @agent_required
+    def wrapper(*args, **kwargs):
+        if g.session.get("role") != "admin":
+            return error_page(403, "Admins only", "This part of the help desk is for admins. Ask one for access.")
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,58 @@
+// ticketflow portal: small enhancements on top of pages that work without JavaScript.
+// Loaded from this origin only (the Content-Security-Policy allows no inline script).
+(function () {
+  "use strict";
+
+  function typing(target) {
+    if (!target) return false;
+    var tag = target.tagName;
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
+  }
+
+  // A form sends once: a double click does not post twice (the server is idempotent too).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute("data-once")) return;
+    if (form.getAttribute("data-sent") === "1") { event.preventDefault(); return; }
+    form.setAttribute("data-sent", "1");
+    var button = form.querySelector("button[type=submit]");
+    if (button) { button.setAttribute("aria-disabled", "true"); button.classList.add("is-busy"); }
+  });
+
+  // Put focus on an error summary, so a screen reader announces it and Tab goes through its links.
+  document.addEventListener("DOMContentLoaded", function () {
+    var summary = document.querySelector("[data-autofocus]");
+    if (summary) summary.focus();
+  });
+
+  // Keyboard: j/k next/previous ticket in a list, r reply, n note. Never while typing, never with
+  // Ctrl, Alt or Meta (the browser's own shortcuts), never on a repeat.
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || typing(event.target)) return;
+    var key = event.key;
+    if (key === "j" || key === "k") {
+      var links = Array.prototype.slice.call(document.querySelectorAll("[data-row-link]"));
+      if (!links.length) return;
+      var at = links.indexOf(document.activeElement);
+      var next = at < 0 ? 0 : Math.min(Math.max(at + (key === "j" ? 1 : -1), 0), links.length - 1);
+      links[next].focus();
+      event.preventDefault();
+    } else if (key === "r" || key === "n") {
+      var field = document.getElementById(key === "r" ? "reply-body" : "note-body");
+      if (field) { field.focus(); event.preventDefault(); }
+    }
+  });
+
+  // A list that refreshes by itself keeps the keyboard focus where it was.
+  var focusedId = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var active = document.activeElement;
+    focusedId = active && active.id && event.detail.target.contains(active) ? active.id : null;
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    if (!focusedId) return;
+    var again = document.getElementById(focusedId);
+    if (again && document.activeElement !== again) again.focus({ preventScroll: true });
+    focusedId = null;
+  });
+})();

@@ -1,0 +1,161 @@
+"""The portal's own collections in `<ns>_portal`: accounts, sessions, sign-in failures, one-time password
+links, rate-limit windows, check-status requests and who has a ticket open. The only module that touches them.
+
+Nothing expires by a TTL index (the embedded store has none): every read checks the expiry, and the
+worker's `purge` removes what has expired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+
+def digest(token: str) -> str:
+    """Secrets are stored as their SHA-256: a copy of the database opens no session and sets no password."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AccountExists(Exception):
+    """An account with this email exists."""
+
+
+class PortalStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.accounts = db["accounts"]
+        self.sessions = db["sessions"]
+        self.failures = db["sign_in_failures"]
+        self.password_links = db["password_links"]
+        self.limits = db["limits"]
+        self.status_requests = db["status_requests"]
+        self.presence = db["presence"]
+
+    def ensure_indexes(self) -> None:
+        self.accounts.create_index([("email", ASCENDING)], unique=True)
+        self.sessions.create_index([("expires_at", ASCENDING)])
+        self.password_links.create_index([("expires_at", ASCENDING)])
+        self.limits.create_index([("expires_at", ASCENDING)])
+        self.status_requests.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
+        self.presence.create_index([("ticket_id", ASCENDING), ("seen_at", ASCENDING)])
+
+    # accounts
+    def add_account(self, email: str, role: str, agent_id: str | None, password_hash: str | None, at: datetime) -> dict:
+        doc = {
+            "_id": uuid.uuid4().hex,
+            "email": email,
+            "role": role,
+            "agent_id": agent_id,
+            "password_hash": password_hash,
+            "created_at": at,
+        }
+        try:
+            self.accounts.insert_one(doc)
+        except DuplicateKeyError:
+            raise AccountExists(email) from None
+        return doc
+
+    def account_by_email(self, email: str) -> dict | None:
+        return self.accounts.find_one({"email": email})
+
+    def account(self, account_id: str) -> dict | None:
+        return self.accounts.find_one({"_id": account_id})
+
+    def list_accounts(self, limit: int = 500) -> list[dict]:
+        return list(self.accounts.find({}, {"password_hash": 0}).sort("email", ASCENDING).limit(limit))
+
+    def set_password_hash(self, account_id: str, password_hash: str) -> None:
+        self.accounts.update_one({"_id": account_id}, {"$set": {"password_hash": password_hash}})
+
+    # sessions
+    def add_session(self, token: str, session: dict) -> None:
+        self.sessions.insert_one({**session, "_id": digest(token)})
+
+    def session(self, token: str, now: datetime) -> dict | None:
+        return self.sessions.find_one({"_id": digest(token), "expires_at": {"$gt": now}})
+
+    def touch_session(self, session_id: str, now: datetime, expires_at: datetime) -> None:
+        self.sessions.update_one({"_id": session_id}, {"$set": {"last_seen": now, "expires_at": expires_at}})
+
+    def grant_ticket(self, session_id: str, ticket_id: str, email: str) -> None:
+        self.sessions.update_one({"_id": session_id}, {"$addToSet": {"tickets": {"id": ticket_id, "email": email}}})
+
+    def end_session(self, session_id: str) -> None:
+        self.sessions.delete_one({"_id": session_id})
+
+    def end_sessions_of(self, account_id: str) -> None:
+        self.sessions.delete_many({"account_id": account_id})
+
+    # sign-in failures
+    def failures_of(self, email: str) -> list[datetime]:
+        doc = self.failures.find_one({"_id": email}) or {}
+        return doc.get("times", [])
+
+    def add_failure(self, email: str, at: datetime, keep: int) -> None:
+        self.failures.update_one(
+            {"_id": email}, {"$push": {"times": {"$each": [at], "$slice": -keep}}, "$set": {"last": at}}, upsert=True
+        )
+
+    def clear_failures(self, email: str) -> None:
+        self.failures.delete_one({"_id": email})
+
+    # one-time password links
+    def add_password_link(self, token: str, account_id: str, expires_at: datetime) -> None:
+        self.password_links.insert_one({"_id": digest(token), "account_id": account_id, "expires_at": expires_at})
+
+    def password_link(self, token: str, now: datetime) -> dict | None:
+        return self.password_links.find_one({"_id": digest(token), "expires_at": {"$gt": now}})
+
+    def use_password_link(self, token: str, now: datetime) -> dict | None:
+        """Take the link (once: a second use finds nothing)."""
+        return self.password_links.find_one_and_delete({"_id": digest(token), "expires_at": {"$gt": now}})
+
+    # rate limits: fixed windows
+    def count_hit(self, key: str, window_start: datetime, window: timedelta) -> int:
+        """Count one more hit of `key` in the window that began at `window_start`; the count so far."""
+        doc = self.limits.find_one_and_update(
+            {"_id": f"{key}|{window_start.isoformat()}"},
+            {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": window_start + window}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["count"])
+
+    # check-status requests: the worker answers them, so the page answers the same whatever they hold
+    def add_status_request(self, email: str, number: int, at: datetime) -> None:
+        self.status_requests.insert_one(
+            {"_id": uuid.uuid4().hex, "email": email, "number": number, "state": "pending", "created_at": at}
+        )
+
+    def pending_status_requests(self, limit: int = 50) -> list[dict]:
+        return list(self.status_requests.find({"state": "pending"}).sort("created_at", ASCENDING).limit(limit))
+
+    def finish_status_request(self, request_id: str, outcome: str, at: datetime) -> None:
+        self.status_requests.update_one({"_id": request_id}, {"$set": {"state": outcome, "finished_at": at}})
+
+    # presence: who has a ticket open
+    def seen(self, ticket_id: str, account_id: str, name: str, at: datetime) -> None:
+        self.presence.update_one(
+            {"_id": f"{ticket_id}|{account_id}"},
+            {"$set": {"ticket_id": ticket_id, "account_id": account_id, "name": name, "seen_at": at}},
+            upsert=True,
+        )
+
+    def present(self, ticket_id: str, since: datetime) -> list[dict]:
+        return list(self.presence.find({"ticket_id": ticket_id, "seen_at": {"$gt": since}}).sort("name", ASCENDING))
+
+    def leave(self, ticket_id: str, account_id: str) -> None:
+        self.presence.delete_one({"_id": f"{ticket_id}|{account_id}"})
+
+    def purge(self, now: datetime, presence_before: datetime, requests_before: datetime) -> None:
+        """Forget expired sessions, links and windows, old presence, answered requests and stale failures."""
+        for collection in (self.sessions, self.password_links, self.limits):
+            collection.delete_many({"expires_at": {"$lte": now}})
+        self.presence.delete_many({"seen_at": {"$lte": presence_before}})
+        self.status_requests.delete_many({"state": {"$ne": "pending"}, "created_at": {"$lte": requests_before}})
+        self.failures.delete_many({"last": {"$lte": requests_before}})

@@ -1,0 +1,108 @@
+"""The agents' console: queues (refreshing by themselves), the ticket page and its actions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+
+from services.portal import console, domain
+from services.portal.client import Refused
+from services.portal.handlers import UserError
+from services.portal.pages import agent_required, error_page, portal
+
+blueprint = Blueprint("console", __name__, url_prefix="/console")
+FILTERS = ("status", "priority", "topic")
+PRIORITIES = ("emergency", "high", "normal", "low")
+
+
+def _filters() -> dict:
+    return {name: request.args.get(name) for name in FILTERS if request.args.get(name)}
+
+
+@blueprint.get("/")
+@agent_required
+def queue():
+    return _queue("console/queue.html")
+
+
+@blueprint.get("/queue")
+@agent_required
+def queue_table():
+    """The list alone: what the queue page fetches every few seconds (htmx) to stay current."""
+    return _queue("console/_queue.html")
+
+
+def _queue(template: str):
+    me = console.profile(portal(), g.session)
+    try:
+        queues = console.queues(portal(), g.session, request.args.get("view", "mine"), _filters())
+    except Refused as refused:
+        return error_page(400, "That filter does not work", refused.detail)
+    topics = portal().services.get("intake", "/topics", console.actor(g.session))["items"]
+    return render_template(
+        template,
+        me=me,
+        queues=queues,
+        filters=_filters(),
+        topics=topics,
+        priorities=PRIORITIES,
+        statuses=domain.AGENT_STATUS,
+    )
+
+
+def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None, changes=None, status=200):
+    me = console.profile(portal(), g.session)
+    try:
+        page = console.ticket_page(portal(), g.session, ticket_id, me)
+    except Refused as refused:
+        if refused.status in (403, 404):
+            return error_page(404, "No such ticket here", "It does not exist, or it is not in your teams.")
+        raise
+    html = render_template(
+        "console/ticket.html",
+        me=me,
+        page=page,
+        ticket=page.view.ticket,
+        work=page.view.work,
+        seen=page.view.snapshot().encode(),
+        form=form or {},
+        message=message,
+        changes=changes or [],
+        notice=request.args.get("notice"),
+        statuses=domain.AGENT_STATUS,
+        priorities=PRIORITIES,
+        history_words=domain.history_words,
+    )
+    return html, status
+
+
+@blueprint.get("/tickets/<ticket_id>")
+@agent_required
+def ticket(ticket_id: str):
+    return _ticket(ticket_id)
+
+
+@blueprint.post("/tickets/<ticket_id>/<action>")
+@agent_required
+def act(ticket_id: str, action: str):
+    form = request.form.to_dict()
+    try:
+        console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"))
+    except console.ChangedMeanwhile as changed:
+        message = "This ticket changed since you opened it. Your reply has not been sent yet."
+        return _ticket(ticket_id, {**form, "action": action}, message, changed.changes, 409)
+    except UserError as exc:
+        refusal = f"That did not work: {exc.message}"
+        return _ticket(ticket_id, {**form, "action": action, "errors": exc.errors}, refusal, status=exc.status)
+    return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=action), 303)
+
+
+@blueprint.get("/tickets/<ticket_id>/live")
+@agent_required
+def live(ticket_id: str):
+    """The conversation, what others changed and who else is here: the ticket page polls it (htmx)."""
+    me = console.profile(portal(), g.session)
+    try:
+        state = console.live(portal(), g.session, ticket_id, request.args.get("seen"), me.get("name") or "")
+    except Refused:
+        return "", 204
+    return render_template("console/_live.html", ticket=state["view"].ticket, work=state["view"].work, **state)

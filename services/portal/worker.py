@@ -1,0 +1,29 @@
+"""The portal's worker: emails the links people ask for with "check status", and purges what expired.
+
+It consumes no events: the portal reads the other services through their APIs.
+"""
+
+from __future__ import annotations
+
+from services.portal import handlers, timers
+from shared.config import load_settings
+from shared.runtime import Timer, configure_logging, run_timers, wait_for
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings)
+    svc = handlers.bootstrap(settings)
+    wait_for(svc.ensure_storage, "MongoDB")
+    run_timers(
+        settings,
+        handlers.SERVICE,
+        [
+            Timer("status-links", timers.STATUS_INTERVAL, lambda: timers.answer_requests(svc)),
+            Timer("purge", 600, lambda: timers.purge(svc)),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
