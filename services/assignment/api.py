@@ -138,8 +138,8 @@ class Queue(MethodView):
     @tickets.arguments(QueueQuerySchema(), location="query")
     @tickets.response(200, TicketListSchema)
     def get(self, query):
-        """Open tickets, soonest SLA deadline first, then priority, then age."""
-        filters = {"agent_id": query.get("agent_id"), "team": query.get("team"), "status": query.get("status")}
+        """Open tickets, soonest SLA deadline first, then priority, then age; the filters combine."""
+        filters = {name: query.get(name) for name in ("agent_id", "team", "status", "priority", "topic", "unassigned")}
         items, cursor = handlers.queue(assignment(), filters, query["limit"], query.get("cursor"), principal())
         return {"items": items, "next_cursor": cursor}
 

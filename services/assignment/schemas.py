@@ -186,12 +186,36 @@ class TicketSchema(Schema):
     history = fields.List(fields.Nested(HistoryEntrySchema))
 
 
+class QueryBoolean(fields.Boolean):
+    """A query parameter's `true` or `false`, spelled so: never 1, yes, on or True."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(truthy={"true"}, falsy={"false"}, **kwargs)
+
+
 class QueueQuerySchema(Schema):
-    agent_id = fields.String(validate=AGENT_ID)
-    team = fields.String(validate=TEAM_ID)
-    status = fields.String(validate=validate.OneOf(OPEN_STATUSES))
+    agent_id = fields.String(validate=AGENT_ID, metadata={"description": "only the tickets assigned to this agent"})
+    team = fields.String(validate=TEAM_ID, metadata={"description": "only the tickets of this team"})
+    status = fields.String(validate=validate.OneOf(OPEN_STATUSES), metadata={"description": "only this open status"})
+    priority = fields.String(validate=validate.OneOf(PRIORITIES), metadata={"description": "only this priority"})
+    topic = fields.String(validate=TOPIC_ID, metadata={"description": "only the tickets of this topic id"})
+    unassigned = QueryBoolean(
+        metadata={
+            "description": "true: only the tickets no agent has (an agent: its teams' queues); false: only assigned "
+            "ones. true cannot be combined with agent_id."
+        }
+    )
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
-    cursor = fields.String(validate=validate.Length(1, 500))
+    cursor = fields.String(
+        validate=validate.Length(1, 500), metadata={"description": "a next_cursor given out, with the same filters"}
+    )
+
+    @validates_schema
+    def _unassigned_has_no_agent(self, data: dict, **kwargs) -> None:
+        if data.get("unassigned") is True and "agent_id" in data:
+            raise ValidationError(
+                "unassigned=true asks for tickets no agent has: give it without agent_id.", field_name="unassigned"
+            )
 
 
 class TicketListSchema(Schema):

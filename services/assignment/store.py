@@ -194,9 +194,12 @@ class TicketStore(VersionedStore):
         return {"priority_rank": ticket.priority_rank, "sla_sort": ticket.sla_sort}
 
     def ensure_indexes(self) -> None:
+        """On MongoDB: a team's queue (with or without an agent), an agent's tickets (or every unassigned one),
+        and every open ticket in the queue's whole order (status first: resolved and closed ones are never read).
+        FerretDB stores them all but answers these queries by a scan (docs/ferretdb.md)."""
         self.collection.create_index([("team", ASCENDING), ("agent_id", ASCENDING), ("status", ASCENDING)])
         self.collection.create_index([("agent_id", ASCENDING), ("status", ASCENDING)])
-        self.collection.create_index([("sla_sort", ASCENDING), ("priority_rank", ASCENDING), ("created_at", ASCENDING)])
+        self.collection.create_index([("status", ASCENDING), *QUEUE_ORDER.order])
 
     def waiting(self, team: str, limit: int = 20) -> list[str]:
         """The team's queue: unassigned open tickets, emergency first, then high, normal, low; oldest first."""
@@ -219,9 +222,15 @@ class TicketStore(VersionedStore):
     ) -> tuple[list[Ticket], str | None]:
         """Open tickets: soonest SLA deadline, then priority, then age (cursor: the last one's sort key).
 
+        `filters` (None: any): fields equal to the value, and `unassigned` true (no agent) or false (an agent).
         `visible_to` (an agent) keeps the tickets of the agent's teams and those assigned to it.
         """
-        query = {"status": {"$in": list(OPEN_STATUSES)}} | {k: v for k, v in filters.items() if v is not None}
+        query = {"status": {"$in": list(OPEN_STATUSES)}}
+        query |= {k: v for k, v in filters.items() if v is not None and k != "unassigned"}
+        if filters.get("unassigned") is True:
+            query["agent_id"] = {"$eq": None}  # not a bare None, which the paginator drops; the schema refuses agent_id
+        elif filters.get("unassigned") is False:
+            query.setdefault("agent_id", {"$ne": None})
         if visible_to is not None:
             query["$or"] = [{"team": {"$in": visible_to["teams"]}}, {"agent_id": visible_to["id"]}]
         docs, next_cursor = QUEUE_ORDER.page(self.collection, query, limit, cursor, outbox.NO_OUTBOX)

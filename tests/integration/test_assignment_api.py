@@ -639,6 +639,124 @@ def test_a_met_next_response_deadline_no_longer_orders_the_queue(aclient, make_t
     assert [t["ticket_id"] for t in after] == [other, answered], "due in 30 min before due in 120 min"
 
 
+def queue_ids(aclient, params: dict, headers: dict[str, str]) -> list[str]:
+    """The ticket ids of a one-page queue, in its order."""
+    response = aclient.get("/queue", query_string=params, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["next_cursor"] is None
+    return [t["ticket_id"] for t in response.get_json()["items"]]
+
+
+def test_queue_filters_by_priority_and_by_topic_in_the_queues_order(aclient, make_team, new_ticket, handle):
+    vpn, mail = unique("topic"), unique("topic")
+    team = make_team([vpn, mail])  # nobody in it: every ticket waits
+    now = datetime.now(UTC)
+    vpn_high = new_ticket(vpn, "high", occurred_at=now - timedelta(minutes=10))
+    vpn_low = new_ticket(vpn, "low", occurred_at=now - timedelta(minutes=20))
+    mail_high = new_ticket(mail, "high", occurred_at=now - timedelta(minutes=5))
+    mail_normal = new_ticket(mail, "normal", occurred_at=now - timedelta(minutes=30))
+    handle(sla_warning(mail_high, in_minutes(10)))  # deadlines lead, whatever the priority and the age
+    handle(sla_warning(vpn_low, in_minutes(20)))
+    assert queue_ids(aclient, {"team": team["id"]}, admin()) == [mail_high, vpn_low, vpn_high, mail_normal]
+
+    assert queue_ids(aclient, {"team": team["id"], "priority": "high"}, admin()) == [mail_high, vpn_high]
+    assert queue_ids(aclient, {"team": team["id"], "priority": "emergency"}, admin()) == []
+    assert queue_ids(aclient, {"topic": vpn}, admin()) == [vpn_low, vpn_high]
+    assert queue_ids(aclient, {"topic": mail}, admin()) == [mail_high, mail_normal]
+    assert queue_ids(aclient, {"topic": vpn, "priority": "low"}, admin()) == [vpn_low]
+    assert queue_ids(aclient, {"topic": unique("topic")}, admin()) == []
+
+
+def test_queue_unassigned_true_lists_the_waiting_tickets_and_false_the_assigned_ones(
+    aclient, make_team, make_agent, new_ticket
+):
+    team = make_team()
+    topic = team["topics"][0]
+    jane = make_agent(team["id"], available=False)
+    now = datetime.now(UTC)
+    old, claimed, young = (new_ticket(topic, occurred_at=now - timedelta(minutes=m)) for m in (30, 20, 10))
+    urgent = new_ticket(topic, "emergency", occurred_at=now - timedelta(minutes=1))
+    for ticket_id in (claimed, urgent):
+        assert aclient.post(f"/tickets/{ticket_id}/claim", headers=as_agent(jane["id"])).status_code == 200
+
+    assert queue_ids(aclient, {"team": team["id"], "unassigned": "true"}, admin()) == [old, young]
+    assert queue_ids(aclient, {"team": team["id"], "unassigned": "false"}, admin()) == [urgent, claimed]
+    assert queue_ids(aclient, {"agent_id": jane["id"], "unassigned": "false"}, admin()) == [urgent, claimed]
+    assert queue_ids(aclient, {"team": team["id"], "status": "assigned", "unassigned": "true"}, admin()) == []
+    assert queue_ids(aclient, {"team": team["id"], "status": "new", "unassigned": "false"}, admin()) == []
+    everywhere = [
+        t for p in walk_pages(aclient, "/queue", {"unassigned": "true", "limit": 200}, admin()) for t in p["items"]
+    ]
+    assert all(t["agent_id"] is None for t in everywhere), [t for t in everywhere if t["agent_id"]]
+    listed = [t["ticket_id"] for t in everywhere]
+    assert {old, young} <= set(listed) and not {claimed, urgent} & set(listed)
+
+
+def test_queue_refuses_unassigned_true_together_with_an_agent_id(aclient, make_team, make_agent):
+    team = make_team()
+    jane = make_agent(team["id"])
+    query = {"agent_id": jane["id"], "unassigned": "true"}
+
+    body = assert_problem(aclient.get("/queue", query_string=query, headers=as_agent(jane["id"])), 422, "unassigned")
+
+    assert "agent_id" in " ".join(body["errors"]["unassigned"]), body
+    assert_problem(aclient.get("/queue", query_string=query, headers=admin()), 422, "unassigned")
+
+
+def test_an_agent_asking_for_unassigned_tickets_gets_its_teams_waiting_ones(aclient, make_team, make_agent, new_ticket):
+    team, other = make_team(), make_team()
+    topic = team["topics"][0]
+    bob, jane = make_agent(team["id"], available=False), make_agent(team["id"], available=False)
+    now = datetime.now(UTC)
+    waiting_old = new_ticket(topic, occurred_at=now - timedelta(minutes=30))
+    waiting_high = new_ticket(topic, "high", occurred_at=now - timedelta(minutes=5))
+    bobs = new_ticket(topic, occurred_at=now - timedelta(minutes=40))
+    janes = new_ticket(topic, occurred_at=now - timedelta(minutes=50))
+    elsewhere = new_ticket(other["topics"][0])  # waits in a team bob is not in
+    assert aclient.post(f"/tickets/{bobs}/claim", headers=as_agent(bob["id"])).status_code == 200
+    assert aclient.post(f"/tickets/{janes}/claim", headers=as_agent(jane["id"])).status_code == 200
+    assert queue_ids(aclient, {"team": other["id"], "unassigned": "true"}, admin()) == [elsewhere]
+
+    assert queue_ids(aclient, {"unassigned": "true"}, as_agent(bob["id"])) == [waiting_high, waiting_old]
+    assert queue_ids(aclient, {"team": team["id"], "unassigned": "true"}, as_agent(bob["id"])) == [
+        waiting_high,
+        waiting_old,
+    ]
+    assert queue_ids(aclient, {"unassigned": "true", "priority": "high"}, as_agent(bob["id"])) == [waiting_high]
+    assert queue_ids(aclient, {"unassigned": "false"}, as_agent(bob["id"])) == [janes, bobs]
+    assert queue_ids(aclient, {"agent_id": bob["id"]}, as_agent(bob["id"])) == [bobs]
+
+
+def test_paging_a_filtered_queue_returns_every_matching_ticket_once_in_order(
+    aclient, make_team, make_agent, new_ticket, handle
+):
+    vpn, mail = unique("topic"), unique("topic")
+    team = make_team([vpn, mail])
+    bob = make_agent(team["id"], available=False)
+    now = datetime.now(UTC)
+    specs = [
+        (vpn, "high", 10), (mail, "high", 12), (vpn, "low", 14), (vpn, "high", 16), (mail, "normal", 18),
+        (vpn, "normal", 20), (vpn, "high", 22), (mail, "emergency", 24), (vpn, "emergency", 26), (vpn, "low", 28),
+    ]  # fmt: skip
+    ids = [new_ticket(topic, priority, occurred_at=now - timedelta(minutes=age)) for topic, priority, age in specs]
+    handle(sla_warning(ids[5], in_minutes(15)))
+    handle(sla_warning(ids[9], in_minutes(45)))
+    assert aclient.post(f"/tickets/{ids[3]}/claim", headers=as_agent(bob["id"])).status_code == 200
+    cases = [  # filters, then every ticket they match: deadline, then emergency to low, then oldest first
+        ({"topic": vpn, "unassigned": "true"}, [ids[5], ids[9], ids[8], ids[6], ids[0], ids[2]]),
+        ({"team": team["id"], "priority": "high"}, [ids[6], ids[3], ids[1], ids[0]]),
+        ({"topic": mail, "unassigned": "true", "status": "new"}, [ids[7], ids[1], ids[4]]),
+    ]
+
+    for filters, expected in cases:
+        for headers in (admin(), as_agent(bob["id"])):
+            for limit in (1, 2, 4):
+                pages = walk_pages(aclient, "/queue", {**filters, "limit": limit}, headers)
+                listed = [t["ticket_id"] for page in pages for t in page["items"]]
+                assert listed == expected, (filters, limit)
+                assert all(len(page["items"]) == limit for page in pages[:-1]), (filters, limit)
+
+
 def test_a_cursor_from_another_query_still_pages_without_error(aclient, make_team, new_ticket):
     team = make_team()
     for _ in range(3):
@@ -1064,6 +1182,11 @@ INVALID = [
     ("queue limit 0", "get", "/queue?limit=0", None, 422, "limit"),
     ("queue limit 201", "get", "/queue?limit=201", None, 422, "limit"),
     ("queue bad cursor", "get", "/queue?cursor=not-a-cursor", None, 422, "cursor"),
+    ("queue unknown priority", "get", "/queue?priority=urgent", None, 422, "priority"),
+    ("queue bad topic", "get", "/queue?topic=Not%20A%20Topic", None, 422, "topic"),
+    ("queue unassigned yes", "get", "/queue?unassigned=yes", None, 422, "unassigned"),
+    ("queue unassigned 1", "get", "/queue?unassigned=1", None, 422, "unassigned"),
+    ("queue agent and unassigned", "get", "/queue?agent_id={agent}&unassigned=true", None, 422, "unassigned"),
     ("get unknown ticket", "get", "/tickets/{unknown_ticket}", None, 404, None),
     ("claim unknown ticket", "post", "/tickets/{unknown_ticket}/claim", None, 404, None),
     ("assign unknown ticket", "post", "/tickets/{unknown_ticket}/assign", {"team": "general"}, 404, None),
