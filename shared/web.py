@@ -141,7 +141,7 @@ def create_service_app(
     it renders errors for browsers as pages (`api_class`, a ServiceApi that knows which are pages).
     """
     settings = settings or load_settings()
-    app = Flask(f"ticketflow.{service}")
+    app = Flask(f"ticketflow.{service}", static_folder=None)  # the portal serves its files from a blueprint
     app.config.update(
         API_TITLE=f"ticketflow {service}",
         API_VERSION="1.0",

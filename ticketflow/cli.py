@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="fill a running system with a small help desk and walk tickets through")
     _add_url_arguments(demo)
     demo.add_argument("--wait", type=float, default=30.0, help="seconds to wait for readiness and each step (30)")
+    demo.add_argument("--portal-url", metavar="URL", help="the portal, for the demo's accounts (default BASE_URL:8000)")
     demo.set_defaults(handler=_demo)
 
     status = commands.add_parser("status", help="each service's readiness and queues, open tickets, recent breaches")
@@ -124,7 +125,7 @@ def _urls(args: argparse.Namespace) -> dict[str, str]:
 def _demo(args: argparse.Namespace) -> int:
     from ticketflow import demo
 
-    return demo.main(_urls(args), args.wait)
+    return demo.main(_urls(args), args.wait, args.portal_url or f"{args.base_url.rstrip('/')}:{PORTAL_PORT}")
 
 
 def _status(args: argparse.Namespace) -> int:

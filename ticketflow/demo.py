@@ -346,7 +346,7 @@ def _short(text: str, width: int = 60) -> str:
     return f'"{text}"' if len(text) <= width else f'"{text[: width - 3]}..."'
 
 
-def main(urls: dict[str, str], wait: float) -> int:
+def main(urls: dict[str, str], wait: float, portal_url: str | None = None) -> int:
     from shared.config import load_settings
 
     secret = load_settings().require_secret()  # one clear line and exit 1 when it is missing
@@ -355,7 +355,35 @@ def main(urls: dict[str, str], wait: float) -> int:
     except DemoError as exc:
         print(masked(f"ticketflow demo: {exc}"))
         return 1
+    if portal_url:
+        portal_accounts(portal_url, _print)
     return 0
+
+
+DEMO_ADMIN = "admin@example.com"
+
+
+def portal_accounts(portal_url: str, out) -> None:
+    """Sign-in accounts in the portal for the demo agents and an admin, each with a fresh password, printed."""
+    import secrets
+    import urllib.error
+
+    from ticketflow.accounts import post_account
+
+    out(f"portal:   {portal_url}/login  (accounts; a password is shown only when the account is made)")
+    for email, role, agent_id in [(DEMO_ADMIN, "admin", None)] + [(a["email"], "agent", a["id"]) for a in AGENTS]:
+        password = secrets.token_urlsafe(12)
+        body = {"email": email, "role": role, "password": password} | ({"agent_id": agent_id} if agent_id else {})
+        try:
+            post_account(portal_url, body)
+            shown = f"password {password}"
+        except urllib.error.HTTPError as exc:
+            shown = "exists already (its password is the one printed when it was made)" if exc.code == 409 else (
+                f"not made: {exc.code} {exc.reason}")  # fmt: skip
+        except OSError as exc:
+            out(f"          the portal does not answer ({exc}); no accounts made")
+            return
+        out(f"          {role:<5}  {email:<26} {shown}")
 
 
 # ---- the help desk and its tickets ------------------------------------------------------------------

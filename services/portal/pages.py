@@ -98,6 +98,16 @@ def install(app: Flask) -> None:
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    shared_handler = app.error_handler_spec[None][None].get(Exception)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        """A page never shows a stack trace: a page that says what to do; the JSON API keeps problem+json."""
+        if not is_page(request.path) or isinstance(exc, HTTPException):
+            return shared_handler(exc)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_page(500, "Something went wrong on our side", "It has been logged. Please try again shortly.")
+
     @app.errorhandler(Unreachable)
     def unreachable(exc: Unreachable):
         log.warning("a service did not answer: %s", exc)
