@@ -1,0 +1,186 @@
+"""A ticket's whole life in a real browser: the requester, two agents, the emails between them.
+
+Each step is what a person does: fill the labelled fields, press the named buttons, follow the link
+in the email. The pages of the journey pass axe-core; screenshots are taken at desktop and phone width.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.helpers import assert_accessible
+from tests.browser.portal_system import PASSWORD, STAFF, portal_system, unique_email  # noqa: F401 - a fixture
+from tests.harness import wait_until
+
+PHONE = {"width": 390, "height": 844}
+
+
+def open_request(page: Page, portal: str, name: str, email: str, subject: str, description: str) -> None:
+    page.goto(portal + "/")
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Your email address").fill(email)
+    page.get_by_label("What is it about?").select_option(label="Network & VPN")
+    page.get_by_label("Subject").fill(subject)
+    page.get_by_label("Describe the problem").fill(description)
+
+
+def sign_in(page: Page, portal: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(portal + "/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def ticket_id_of(page: Page) -> str:
+    return re.search(r"/tickets/([0-9a-f]+)", page.url).group(1)
+
+
+def both_widths(page: Page, screenshot, name: str) -> None:
+    """A screenshot at desktop width and one at phone width, of the page as it is."""
+    screenshot(page, f"{name}-desktop")
+    size = page.viewport_size
+    page.set_viewport_size(PHONE)
+    screenshot(page, f"{name}-phone")
+    page.set_viewport_size(size)
+
+
+def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_context, screenshot):  # noqa: F811
+    system, portal = portal_system, portal_system.portal
+    ana = unique_email("ana")
+
+    # The requester opens a ticket; a double click on Send makes one ticket.
+    requester = new_context().new_page()
+    open_request(requester, portal, "Ana Ruiz", ana, "VPN drops every hour", "Since Monday, every hour.")
+    assert_accessible(requester)
+    requester.get_by_role("button", name="Send request").dblclick()
+    expect(requester.get_by_role("heading", name="VPN drops every hour")).to_be_visible()
+    expect(
+        requester.get_by_text("Status: Received").or_(requester.get_by_text("Status: With an agent"))
+    ).to_be_visible()
+    ticket_id = ticket_id_of(requester)
+    mine = system.call("GET", "intake", "/tickets", params={"requester_email": ana})["items"]
+    assert [t["id"] for t in mine] == [ticket_id]
+    number = mine[0]["number"]
+
+    # It is assigned automatically, to ada (bob is away).
+    wait_until(lambda: system.work(ticket_id).get("agent_id") == "ada", timeout=30)
+
+    # The agent signs in, finds it in her queue and opens it.
+    agent = new_context().new_page()
+    sign_in(agent, portal, STAFF["ada"]["email"])
+    expect(agent.get_by_role("heading", name="Queues")).to_be_visible()
+    row = agent.get_by_role("link", name=f"#{number} VPN drops every hour")
+    expect(row).to_be_visible()
+    assert_accessible(agent)
+    both_widths(agent, screenshot, "console-queue")
+    row.click()
+    expect(agent.get_by_role("heading", name=f"#{number} VPN drops every hour")).to_be_visible()
+    expect(agent.get_by_text("First response", exact=False).first).to_be_visible()
+
+    # A note, then a reply.
+    agent.get_by_label("Add an internal note").fill("Gateway logs show IKEv2 rekey failures.")
+    agent.get_by_role("button", name="Add note").click()
+    expect(agent.get_by_text("Note added.")).to_be_visible()
+    expect(agent.get_by_text("Internal note: only agents see this")).to_be_visible()
+    agent.get_by_label("Reply to the requester").fill("Hello Ana, please install the new VPN profile.")
+    agent.get_by_label("Then set the status to").select_option(label="Waiting on requester")
+    agent.get_by_role("button", name="Send reply").click()
+    expect(agent.get_by_text("Reply sent.")).to_be_visible()
+    assert_accessible(agent)
+    both_widths(agent, screenshot, "console-ticket")
+
+    # The requester follows the link in the reply's email: the reply is there, the note is not.
+    wait_until(lambda: any("new VPN profile" in m.get_body(("plain",)).get_content()
+                           for m in system.emails_to(ana, number)), timeout=30)  # fmt: skip
+    link = system.links_to(ana, number)[-1]
+    reader = new_context().new_page()
+    reader.goto(link)
+    expect(reader.get_by_text("Hello Ana, please install the new VPN profile.")).to_be_visible()
+    assert "/t/" not in reader.url and link.rsplit("/", 1)[1] not in reader.url
+    expect(reader.get_by_text("Gateway logs show IKEv2 rekey failures.")).to_have_count(0)
+    expect(reader.get_by_text("Status: Waiting for your reply")).to_be_visible()
+    assert_accessible(reader)
+    both_widths(reader, screenshot, "requester-ticket")
+    reader.get_by_label("Your message").fill("Installed it; it dropped again at 10:00.")
+    reader.get_by_role("button", name="Send message").click()
+    expect(reader.get_by_text("Your message was sent.")).to_be_visible()
+
+    # The agent sees the new message on the page she has open, without reloading it.
+    expect(agent.get_by_text("Installed it; it dropped again at 10:00.")).to_be_visible(timeout=20_000)
+    expect(agent.get_by_text("wrote a new message")).to_be_visible()
+
+    # The agent resolves; the requester reopens it by replying.
+    agent.goto(f"{portal}/console/tickets/{ticket_id}")
+    agent.get_by_label("Resolution").fill("New profile with a shorter rekey interval.")
+    agent.get_by_role("button", name="Resolve").click()
+    expect(agent.get_by_text("Ticket resolved.")).to_be_visible()
+    wait_until(lambda: system.ticket(ticket_id)["status"] == "resolved", timeout=30)
+    reader.reload()
+    expect(reader.get_by_text("Status: Resolved")).to_be_visible()
+    reader.get_by_label("Your message").fill("Sorry, it is back this morning.")
+    reader.get_by_role("button", name="Send message").click()
+    expect(reader.get_by_text("Your message was sent.")).to_be_visible()
+    wait_until(lambda: system.ticket(ticket_id)["status"] not in ("resolved", "closed"), timeout=30)
+    wait_until(lambda: system.work(ticket_id)["status"] not in ("resolved", "closed"), timeout=30)
+
+    # A second agent's claim of the ticket ada has: refused, and the page says why.
+    other = new_context().new_page()
+    sign_in(other, portal, STAFF["bob"]["email"])
+    other.goto(f"{portal}/console/tickets/{ticket_id}")
+    expect(other.get_by_text("Also viewing now: Ada Lovelace")).to_be_visible()  # her page is open too
+    other.get_by_role("button", name="Claim this ticket").click()
+    expect(other.get_by_role("alert")).to_contain_text("ada has this ticket")
+    assert system.work(ticket_id)["agent_id"] == "ada"
+
+
+def test_a_reply_onto_a_ticket_that_changed_waits_for_the_agent(portal_system, new_context):  # noqa: F811
+    system, portal = portal_system, portal_system.portal
+    ana = unique_email("ana")
+    created = system.call("POST", "intake", "/tickets", json={
+        "subject": "Printer jams", "description": "Every page.", "topic": "network",
+        "requester": {"name": "Ana Ruiz", "email": ana}})  # fmt: skip
+    ticket_id = created["id"]
+    wait_until(lambda: system.work(ticket_id).get("agent_id") == "ada", timeout=30)
+    agent = new_context().new_page()
+    sign_in(agent, portal, STAFF["ada"]["email"])
+    agent.goto(f"{portal}/console/tickets/{ticket_id}")
+    agent.get_by_label("Reply to the requester").fill("Which printer is it?")
+
+    # Meanwhile the requester writes: the open page says so, and the half-typed reply stays.
+    system.call("POST", "intake", f"/tickets/{ticket_id}/messages", json={"body": "It is the one on floor 2."})
+    expect(agent.get_by_text("This ticket changed since you opened it:")).to_be_visible(timeout=20_000)
+    expect(agent.get_by_text("It is the one on floor 2.")).to_be_visible()
+    expect(agent.get_by_label("Reply to the requester")).to_have_value("Which printer is it?")
+
+    # Sending asks first; nothing is sent until the agent confirms.
+    agent.get_by_role("button", name="Send reply").click()
+    expect(agent.get_by_role("alert")).to_contain_text("Your reply has not been sent yet")
+    expect(agent.get_by_label("Reply to the requester")).to_have_value("Which printer is it?")
+    assert [e for e in system.ticket(ticket_id)["thread"] if e["kind"] == "reply"] == []
+    agent.get_by_role("button", name="Send reply anyway").click()
+    expect(agent.get_by_text("Reply sent.")).to_be_visible()
+    wait_until(lambda: [e["body"] for e in system.ticket(ticket_id)["thread"] if e["kind"] == "reply"]
+               == ["Which printer is it?"], timeout=30)  # fmt: skip
+
+
+def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system, new_context):  # noqa: F811
+    system, portal = portal_system, portal_system.portal
+    agent = new_context().new_page()
+    sign_in(agent, portal, STAFF["ada"]["email"])
+    expect(agent.get_by_role("heading", name="Queues")).to_be_visible()
+    subject = f"Laptop fan {unique_email('x')[:10]}"
+    created = system.call("POST", "intake", "/tickets", json={
+        "subject": subject, "description": "Loud.", "topic": "network",
+        "requester": {"name": "Li", "email": unique_email("li")}})  # fmt: skip
+    # it appears without a reload
+    expect(agent.get_by_role("link", name=re.compile(re.escape(subject)))).to_be_visible(timeout=20_000)
+    # j moves focus to the first ticket, then down; typing in a field is never taken for a key
+    agent.keyboard.press("j")
+    first = agent.locator("[data-row-link]").first
+    expect(first).to_be_focused()
+    agent.get_by_label("Topic").focus()
+    agent.keyboard.press("j")
+    expect(agent.get_by_label("Topic")).to_be_focused()
+    assert created["id"]

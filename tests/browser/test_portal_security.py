@@ -1,0 +1,208 @@
+"""The portal's defences, against the real processes: CSRF, headers and cookies, text that stays text,
+links that open one ticket only, the admin pages, and the sign-in lockout."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from shared.links import link_url, mint_link_token
+from tests.browser.portal_system import PASSWORD, STAFF, portal_system, unique_email  # noqa: F401 - a fixture
+from tests.browser.test_portal_journey import open_request, sign_in, ticket_id_of
+from tests.harness import auth_header
+
+SECRET = os.environ.get("TICKETFLOW_JWT_SECRET", "")
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+FORM_KEY = re.compile(r'name="form_key" value="([^"]+)"')
+
+
+def new_ticket(system, email: str, subject: str = "Screen flickers", name: str = "Ana Ruiz") -> dict:
+    body = {"subject": subject, "description": "Since the update.", "topic": "network",
+            "requester": {"name": name, "email": email}}  # fmt: skip
+    return system.call("POST", "intake", "/tickets", json=body)
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(portal_system):  # noqa: F811
+    session = requests.Session()
+    home = session.get(portal_system.portal + "/", timeout=10).text
+    email = unique_email()
+    form = {"form_key": FORM_KEY.search(home).group(1), "name": "Eve", "email": email, "topic": "network",
+            "subject": "No token", "description": "Should not open."}  # fmt: skip
+    for token in (None, "forged-token"):
+        sent = form | ({"csrf_token": token} if token else {})
+        answer = session.post(portal_system.portal + "/tickets", data=sent, allow_redirects=False, timeout=10)
+        assert answer.status_code in (400, 403)
+        assert "text/html" in answer.headers["Content-Type"] and "Traceback" not in answer.text
+    # with the page's token the same form works: the refusal above was the token's doing
+    found = portal_system.call("GET", "intake", "/tickets", params={"requester_email": email})["items"]
+    assert found == []
+    answer = session.post(
+        portal_system.portal + "/tickets",
+        data=form | {"csrf_token": CSRF_FIELD.search(home).group(1)},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 303
+
+
+def test_a_signed_in_agent_cannot_act_without_the_session_csrf_token(portal_system):  # noqa: F811
+    system = portal_system
+    ticket = new_ticket(system, unique_email())
+    session = requests.Session()
+    login = session.get(system.portal + "/login", timeout=10).text
+    data = {"email": STAFF["bob"]["email"], "password": PASSWORD, "csrf_token": CSRF_FIELD.search(login).group(1)}
+    assert session.post(system.portal + "/login", data=data, allow_redirects=False, timeout=10).status_code == 303
+    answer = session.post(
+        f"{system.portal}/console/tickets/{ticket['id']}/note", data={"body": "sneaky"}, allow_redirects=False
+    )
+    assert answer.status_code == 403
+    assert "sneaky" not in str(system.work(ticket["id"]).get("notes"))
+
+
+def test_pages_carry_the_security_headers_and_cookie_flags(portal_system):  # noqa: F811
+    session = requests.Session()
+    for path in ("/", "/login", "/no-such-page"):
+        answer = session.get(portal_system.portal + path, timeout=10)
+        csp = answer.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
+        assert "<script>" not in answer.text.replace('<script src="/static/', "")  # no inline script
+    login = session.get(portal_system.portal + "/login", timeout=10).text
+    data = {"email": STAFF["ada"]["email"], "password": PASSWORD, "csrf_token": CSRF_FIELD.search(login).group(1)}
+    answer = session.post(portal_system.portal + "/login", data=data, allow_redirects=False, timeout=10)
+    cookie = next(c for c in answer.headers.get("Set-Cookie", "").split(", ") if c.startswith("tf_session="))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    before = session.cookies.get("tf_session")
+    assert before and len(before) >= 40  # opaque: a random id, nothing about the person in it
+
+
+def test_a_new_session_id_at_sign_in_and_sign_out_ends_it_on_the_server(portal_system):  # noqa: F811
+    session = requests.Session()
+    email = unique_email("visitor")
+    home = session.get(portal_system.portal + "/", timeout=10).text  # a requester session first
+    form = {"form_key": FORM_KEY.search(home).group(1), "name": "V", "email": email, "topic": "network",
+            "subject": "Hello", "description": "Hi.", "csrf_token": CSRF_FIELD.search(home).group(1)}  # fmt: skip
+    session.post(portal_system.portal + "/tickets", data=form, timeout=10)
+    requester_session = session.cookies.get("tf_session")
+    login = session.get(portal_system.portal + "/login", timeout=10).text
+    data = {"email": STAFF["ada"]["email"], "password": PASSWORD, "csrf_token": CSRF_FIELD.search(login).group(1)}
+    session.post(portal_system.portal + "/login", data=data, allow_redirects=False, timeout=10)
+    agent_session = session.cookies.get("tf_session")
+    assert requester_session and agent_session and agent_session != requester_session
+    queue = session.get(portal_system.portal + "/console/", allow_redirects=False, timeout=10)
+    assert queue.status_code == 200
+    token = CSRF_FIELD.search(queue.text).group(1)
+    session.post(portal_system.portal + "/logout", data={"csrf_token": token}, allow_redirects=False, timeout=10)
+    replay = requests.get(
+        portal_system.portal + "/console/", cookies={"tf_session": agent_session}, allow_redirects=False, timeout=10
+    )
+    assert replay.status_code == 302 and "/login" in replay.headers["Location"]
+
+
+def test_script_in_a_subject_a_name_and_a_message_is_shown_as_text(portal_system, new_context):  # noqa: F811
+    system = portal_system
+    script = "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>"
+    email = unique_email("mallory")
+    page = new_context().new_page()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    open_request(page, system.portal, f"Mal {script}", email, f"Help {script}", f"Body {script}")
+    page.get_by_role("button", name="Send request").click()
+    expect(page.get_by_role("heading", name=f"Help {script}")).to_be_visible()
+    page.get_by_label("Your message").fill(f"More {script}")
+    page.get_by_role("button", name="Send message").click()
+    expect(page.get_by_text(f"More {script}")).to_be_visible()
+    expect(page.get_by_text(f"Mal {script}").first).to_be_visible()
+    ticket_id = ticket_id_of(page)
+    agent = new_context().new_page()
+    sign_in(agent, system.portal, STAFF["ada"]["email"])
+    agent.goto(f"{system.portal}/console/tickets/{ticket_id}")
+    expect(agent.get_by_role("heading", name=f"Help {script}")).to_be_visible()
+    expect(agent.get_by_text(f"More {script}")).to_be_visible()
+    for shown in (page, agent):
+        assert shown.evaluate("window.__pwned") is None
+    assert dialogs == []
+
+
+def test_a_link_opens_its_own_ticket_only_and_leaves_the_address_bar(portal_system, new_context):  # noqa: F811
+    system = portal_system
+    ana, ben = unique_email("ana"), unique_email("ben")
+    anas, bens = new_ticket(system, ana, "Ana's VPN"), new_ticket(system, ben, "Ben's printer")
+    token = mint_link_token(SECRET, anas["id"], ana, 30)
+    page = new_context().new_page()
+    page.goto(link_url(system.portal, token))
+    expect(page.get_by_role("heading", name="Ana's VPN")).to_be_visible()
+    assert token not in page.url and "/t/" not in page.url
+    # the same browser, Ben's ticket: nothing of it shows
+    answer = page.goto(f"{system.portal}/tickets/{bens['id']}")
+    assert answer.status == 404
+    expect(page.get_by_text("Ben's printer")).to_have_count(0)
+
+
+@pytest.mark.parametrize("how", ["tampered", "expired", "another key", "another address"])
+def test_a_bad_link_opens_nothing(portal_system, new_context, how):  # noqa: F811
+    system = portal_system
+    ana = unique_email("ana")
+    ticket = new_ticket(system, ana, "Secret subject")
+    token = {
+        "tampered": lambda: mint_link_token(SECRET, ticket["id"], ana, 30)[:-3] + "AAA",
+        "expired": lambda: mint_link_token(SECRET, ticket["id"], ana, 30, now=time.time() - 31 * 86400),
+        "another key": lambda: mint_link_token("x" * 40, ticket["id"], ana, 30),
+        "another address": lambda: mint_link_token(SECRET, ticket["id"], unique_email("eve"), 30),
+    }[how]()
+    page = new_context().new_page()
+    answer = page.goto(link_url(system.portal, token))
+    if how == "another address":  # a valid link of Eve's: it names a ticket that is not hers
+        assert "/tickets/" in page.url
+    else:
+        assert answer.status == 404
+        expect(page.get_by_role("heading", name="This link does not work")).to_be_visible()
+    expect(page.get_by_text("Secret subject")).to_have_count(0)
+    assert (
+        page.context.cookies() == []
+        or all(c["name"] != "tf_session" for c in page.context.cookies())
+        or (how == "another address")
+    )
+
+
+def test_an_agent_gets_403_on_admin_and_an_admin_does_not(portal_system, new_context):  # noqa: F811
+    agent = new_context().new_page()
+    sign_in(agent, portal_system.portal, STAFF["ada"]["email"])
+    answer = agent.goto(portal_system.portal + "/admin/")
+    assert answer.status == 403
+    expect(agent.get_by_role("heading", name="Admins only")).to_be_visible()
+    admin = new_context().new_page()
+    sign_in(admin, portal_system.portal, "admin@example.com")
+    assert admin.goto(portal_system.portal + "/admin/").status == 200
+    expect(admin.get_by_role("heading", name="Accounts")).to_be_visible()
+    anonymous = new_context().new_page()
+    anonymous.goto(portal_system.portal + "/admin/")
+    assert "/login" in anonymous.url
+
+
+def test_the_sixth_wrong_password_finds_the_account_locked(portal_system, new_context):  # noqa: F811
+    email = unique_email("carol")
+    account = {"email": email, "role": "agent", "agent_id": "carol", "password": PASSWORD}
+    answer = requests.post(
+        portal_system.portal + "/api/accounts", json=account, headers=auth_header("admin"), timeout=10
+    )
+    assert answer.status_code == 201
+    page = new_context().new_page()
+    for _ in range(5):
+        sign_in(page, portal_system.portal, email, "wrong password 123")
+        expect(page.get_by_role("alert")).to_contain_text("The email or password is not right.")
+    sign_in(page, portal_system.portal, email, "wrong password 123")
+    expect(page.get_by_role("alert")).to_contain_text("Too many failed sign-ins")
+    sign_in(page, portal_system.portal, email, PASSWORD)  # even the right password waits 15 minutes now
+    expect(page.get_by_role("alert")).to_contain_text("Too many failed sign-ins")
+    assert "/login" in page.url
+    # an unknown email and a wrong password read the same
+    other = new_context().new_page()
+    sign_in(other, portal_system.portal, unique_email("nobody"), "whatever password")
+    expect(other.get_by_role("alert")).to_contain_text("The email or password is not right.")
