@@ -168,9 +168,7 @@ def _base_url(env: dict, name: str, default: str) -> str:
     raw = (env.get(name) or default).strip()
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(
-            f"{name} must be an http:// or https:// base URL (like https://help.example.com), got {raw!r}"
-        )
+        raise ConfigError(f"{name} must be an http(s):// base URL (like https://help.example.com), got {raw!r}")
     return raw.rstrip("/")
 
 
