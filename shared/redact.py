@@ -1,7 +1,9 @@
-"""URLs without their secrets, for what people read (timelines, notification records). No I/O here.
+"""URLs and tokens without their secrets, for what people read (timelines, notification records). No I/O here.
 
 A webhook URL may carry credentials (https://user:pass@host/...) or a token in its query string
-(https://hooks.example.com/x?token=...): neither belongs in a summary or an API answer.
+(https://hooks.example.com/x?token=...): neither belongs in a summary or an API answer. Nor does the
+token of a requester's access link (<portal>/t/<JWT>, in every email to a requester), which acts as
+the requester.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+# A JWT in compact form: base64url header, payload and signature. The header is a JSON object written
+# without blanks (`{"alg":...`), so its base64url starts `eyJ`: no word of prose looks like that.
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+HIDDEN = "(hidden)"
 
 
 def redact_url(url: str) -> str:
@@ -30,3 +36,12 @@ def redact_url(url: str) -> str:
 def redact_urls(text: str) -> str:
     """Free text (an error message) with every URL in it redacted."""
     return _URL.sub(lambda match: redact_url(match.group(0)), text)
+
+
+def redact_tokens(text: str) -> str:
+    """Free text (an email's body) with every JWT in it, such as a requester link's token, replaced by (hidden).
+
+    Any JWT, not only the portal's links: the link's address may change with TICKETFLOW_PORTAL_URL after
+    the email was recorded, and a bearer token pasted into a ticket is no more for every reader's eyes.
+    """
+    return _JWT.sub(HIDDEN, text)

@@ -24,7 +24,9 @@ Who gets which email: the requester on `ticket.created` (a receipt with the tick
 `ticket.replied`, `ticket.resolved` and `ticket.closed`; the assigned agent on `ticket.assigned`,
 `ticket.message_added` (a requester's message), `ticket.reopened` and `sla.warning`; the assigned
 agent and the team lead on `sla.breached`. Every subject reads `[#<number>] <ticket subject>`.
-Internal notes are never sent anywhere.
+Internal notes are never sent anywhere. Every email to the requester carries a link to the ticket's page
+in the portal (`TICKETFLOW_PORTAL_URL/t/<token>`, a token of its own per email, valid TICKETFLOW_LINK_DAYS
+days for that ticket and that address); no email to an agent or lead does.
 
 One notification record per (event, channel, recipient), unique: a redelivered event never sends
 twice. `status` is `pending` (not tried yet, or retried by an admin), `sent`, `failed` (the last
@@ -48,7 +50,9 @@ after it is registered; deliveries still due to a deleted webhook fail ("the web
 Rights: `agent` and `admin` read notifications; only `admin` retries one and manages webhooks;
 `portal` may do nothing here. An agent reads the notifications of its teams' tickets and of those
 assigned to it (as notify learnt them from `ticket.assigned` and `agent.updated`); any other answers
-404, and lists leave it out. A webhook's URL shows without credentials, query or fragment.
+404, and lists leave it out. A webhook's URL shows without credentials, query or fragment. The token
+of a requester's link, which acts as the requester, shows only to an admin: an agent reads the email's
+`body` with every token in it as `(hidden)`.
 """
 
 notifications = Blueprint("notifications", __name__, description="Every email and webhook delivery, and its fate")
@@ -89,7 +93,7 @@ class Retry(MethodView):
     @notifications.alt_response(409, response="CONFLICT")
     def post(self, notification_id):
         """Send a dead notification again: pending, due now, its retry delays starting over (409 if not dead)."""
-        return handlers.notification_view(handlers.retry(notify(), notification_id))
+        return handlers.notification_view(handlers.retry(notify(), notification_id), principal())
 
 
 @webhooks.route("/webhooks")

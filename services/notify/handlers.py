@@ -33,7 +33,7 @@ from shared.config import Settings
 from shared.errors import Conflict, Invalid, NotFound
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
-from shared.redact import redact_url, redact_urls
+from shared.redact import redact_tokens, redact_url, redact_urls
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
 from shared.saving import NO_CHANGE, update
 
@@ -117,6 +117,8 @@ def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) ->
     event = {"type": envelope["type"], "occurred_at": events.parse_time(envelope["occurred_at"]), "data": data}
     for audience, recipient in email_recipients(envelope["type"], data, view):
         context = {"ticket": view.context(), "event": event, "recipient": recipient}
+        if audience == "requester":  # a link acts as the requester: only the requester's own emails carry one
+            context["link"] = messages.requester_link(svc.settings, view.id, recipient["email"])
         message = messages.render(envelope["type"], audience, context)
         found.append(_notification(envelope, "email", recipient["email"], message.subject, message.text, message.html))
     return found
@@ -257,11 +259,20 @@ def webhook_view(webhook: dict) -> dict:
     return {key: webhook[key] for key in ("url", "events", "created_at")} | {"id": webhook["_id"]}
 
 
-def notification_view(record: Notification) -> Notification:
-    """A notification as the API shows it: a webhook's URL, and URLs in errors, without credentials or query."""
+def notification_view(record: Notification, principal: Principal | None = None) -> Notification:
+    """A notification as the API shows it: a webhook's URL, and URLs in errors, without credentials or query.
+
+    A requester's email carries a link that acts as the requester (reads, replies, closes). Only an admin,
+    who may do all of that anyway, sees its token; anyone else (an agent of the ticket's team: the only
+    other reader, since requester-scoped and portal tokens may not read notifications at all) sees the
+    body with every token hidden. Otherwise an agent could post as the requester or close the ticket.
+    """
     recipient = redact_url(record.recipient) if record.channel == "webhook" else record.recipient
     last_error = redact_urls(record.last_error) if record.last_error else record.last_error
-    return dataclasses.replace(record, recipient=recipient, last_error=last_error)
+    body = record.body
+    if record.channel == "email" and (principal is None or principal.role != "admin"):
+        body = redact_tokens(body)
+    return dataclasses.replace(record, recipient=recipient, last_error=last_error, body=body)
 
 
 def _may_read(svc: Notify, principal: Principal | None, ticket_id: str) -> bool:
@@ -285,16 +296,16 @@ def list_notifications(
         agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
         visible = svc.views.ids_visible_to(agent["id"], agent.get("teams", [])) if agent else []
         items, next_cursor = svc.notifications.page(filters, limit, cursor, among=visible)
-        return [notification_view(item) for item in items], next_cursor
+        return [notification_view(item, principal) for item in items], next_cursor
     items, next_cursor = svc.notifications.page(filters, limit, cursor)
-    return [notification_view(item) for item in items], next_cursor
+    return [notification_view(item, principal) for item in items], next_cursor
 
 
 def get_notification(svc: Notify, notification_id: str, principal: Principal | None = None) -> Notification:
     record = svc.notifications.get(notification_id)
     if not _may_read(svc, principal, record.ticket_id):
         raise NotFound(f"No notification {notification_id}.")
-    return notification_view(record)
+    return notification_view(record, principal)
 
 
 def list_webhooks(svc: Notify) -> list[dict]:

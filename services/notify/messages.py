@@ -8,11 +8,15 @@
                 "team": str | None},
      "event": {"type": str, "occurred_at": datetime,
                "data": dict},        # the event's data as shared.events.load_data gives it (datetimes parsed)
-     "recipient": {"name": str | None, "email": str}}
+     "recipient": {"name": str | None, "email": str},
+     "link": str}                    # requester emails only: `requester_link(...)`, the ticket's page in the portal
 
 The subject is always `[#<number>] <ticket subject>` so that a mail client threads a ticket's emails.
 Filters for the templates: `utc` (a datetime as 2026-11-27 09:30 UTC), `percent` (80.0 -> 80%),
 `words` (first_response -> first response).
+
+Every requester template shows `link` (StrictUndefined: a requester email without one fails to render);
+agent and lead templates never do, since a link acts as the requester.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.notify.domain import EMAIL_AUDIENCES, Message
+from shared.config import Settings
 from shared.events import parse_time
+from shared.links import link_url, mint_link_token
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Control characters and Unicode line/paragraph separators would break or inject header lines.
@@ -48,6 +54,13 @@ def render(event_type: str, audience: str, context: dict) -> Message:
         text=env.get_template(f"{name}.txt").render(context),
         html=env.get_template(f"{name}.html").render(context),
     )
+
+
+def requester_link(settings: Settings, ticket_id: str, email: str) -> str:
+    """The portal page of `ticket_id` for `email`, under a token minted for this email alone: the newest
+    email's link then works for the full TICKETFLOW_LINK_DAYS, whenever the ticket began."""
+    token = mint_link_token(settings.require_secret(), ticket_id, email, settings.link_days)
+    return link_url(settings.portal_url, token)
 
 
 def subject_line(number: int, subject: str) -> str:

@@ -37,7 +37,12 @@ class NotificationSchema(Schema):
     channel = fields.String(metadata={"enum": list(CHANNELS)})
     recipient = fields.String(metadata={"description": "an email address, or the webhook's URL"})
     subject = fields.String(allow_none=True, metadata={"description": "the email's subject; null for a webhook"})
-    body = fields.String(metadata={"description": "the plain-text email, or the envelope POSTed to the webhook"})
+    body = fields.String(
+        metadata={
+            "description": "the plain-text email, or the envelope POSTed to the webhook; in an email, the token "
+            "of a requester's link shows to an admin only (to others: (hidden))"
+        }
+    )
     status = fields.String(metadata={"enum": list(STATUSES)})
     attempts = fields.Integer(metadata={"description": "sends tried so far"})
     last_error = fields.String(allow_none=True, metadata={"description": "why the last attempt failed"})

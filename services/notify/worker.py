@@ -13,6 +13,7 @@ from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_wo
 def main() -> None:
     settings = load_settings()
     configure_logging(settings)
+    settings.require_secret()  # requesters' links are signed with it: stop now, not at the first receipt
     wakeup = threading.Event()
     svc = handlers.bootstrap(settings, on_recorded=wakeup.set)  # a recorded notification wakes the dispatcher
     wait_for(svc.ensure_storage, "MongoDB")

@@ -19,7 +19,8 @@ import pytest
 
 from services.notify import handlers, webhook_sender
 from shared.events import parse_time
-from tests.harness import auth_header, walk_pages
+from shared.links import read_link_token
+from tests.harness import auth_header, requester_header, walk_pages
 from tests.integration.conftest import event_from
 from tests.integration.notify_fixtures import (  # fixtures: pytest finds them by their short names
     NOTIFICATION_KEYS,
@@ -514,6 +515,53 @@ def test_webhook_recipients_show_without_credentials_or_query(notify_client, not
     (listed,) = get_json(notify_client, "/notifications", ticket_id=ticket_id)["items"]
     assert listed["recipient"] == "https://hooks.example.com/in"
     assert "s3cret" not in json.dumps([item, listed])
+
+
+# --- requesters' links: in every email to the requester, whole only for admins ---------------------------
+
+PORTAL = "https://help.example.com/desk"
+LINK = re.compile(rf"{re.escape(PORTAL)}/t/([\w.-]+)")
+
+
+def test_the_requester_s_email_links_to_the_ticket_and_the_agent_s_does_not(notify_ctx):
+    settings = dataclasses.replace(notify_ctx.settings, portal_url=PORTAL)
+    ctx = dataclasses.replace(notify_ctx, settings=settings)  # as with TICKETFLOW_PORTAL_URL set
+    ticket_id, email = uuid.uuid4().hex, unique_email()
+    created, assigned = created_event(ticket_id, email.upper()), assigned_event(ticket_id, unique_email("jane"))
+    for envelope in (created, assigned):
+        handlers.on_event(ctx, envelope)
+    receipt = ctx.notifications.get(handlers.notification_id(created["event_id"], "email", email.upper()))
+    to_agent = ctx.notifications.get(
+        handlers.notification_id(assigned["event_id"], "email", assigned["data"]["agent_email"])
+    )
+
+    (token,) = LINK.findall(receipt.body)
+    assert LINK.findall(receipt.html) == [token]  # the same link in the HTML part, in an <a href>
+    link = read_link_token(settings.require_secret(), token)
+    assert (link.ticket_id, link.email) == (ticket_id, email)  # the address in lowercase
+    assert "/t/" not in to_agent.body and "/t/" not in to_agent.html
+
+
+def test_a_link_s_token_shows_to_admins_only(notify_client, notify_ctx, notify_event):
+    reader = f"net-{uuid.uuid4().hex[:8]}"
+    handlers.HANDLERS["agent.updated"](notify_ctx, agent_updated(reader, ["network"]))
+    ticket_id, email = uuid.uuid4().hex, unique_email()
+    (receipt,) = notify_event(created_event(ticket_id, email))
+    notify_event(assigned_event(ticket_id, unique_email("jane")))  # team network: the agent reads its notifications
+    path = f"/notifications/{receipt.id}"
+
+    assert get_json(notify_client, path, admin())["body"] == receipt.body and "/t/eyJ" in receipt.body
+    shown = get_json(notify_client, path, auth_header("agent", reader))["body"]
+    listed = get_json(notify_client, "/notifications", auth_header("agent", reader), ticket_id=ticket_id)["items"]
+    (listed_receipt,) = [item for item in listed if item["id"] == receipt.id]
+    for body in (shown, listed_receipt["body"]):
+        assert "/t/(hidden)" in body and "eyJ" not in body
+    assert shown.replace("/t/(hidden)", "") == re.sub(r"/t/\S+", "", receipt.body)  # the rest as sent
+    for requester in (requester_header(email), requester_header(email, ticket_id)):
+        assert_problem(notify_client.get(path, headers=requester), 403)
+        assert_problem(
+            notify_client.get("/notifications", headers=requester, query_string={"ticket_id": ticket_id}), 403
+        )
 
 
 # --- a notification that can never be sent ----------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import uuid
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from services.notify import handlers
 from shared import mongo
 from shared.config import load_settings
+from shared.links import read_link_token
 from tests.harness import consumers_on, wait_until
 from tests.integration.conftest import event_from
 from tests.integration.notify_servers import smtp_server, webhook_server  # noqa: F401 - fixtures
@@ -23,6 +25,7 @@ from tests.integration.notify_servers import smtp_server, webhook_server  # noqa
 REQUESTER = {"name": "Ana Ruiz", "email": "ana@example.com"}
 AGENT = {"agent_id": "jane", "agent_name": "Jane Doe", "agent_email": "jane@example.com"}
 LEAD = "lead@example.com"
+PORTAL = "https://help.example.com/desk"  # the workers' TICKETFLOW_PORTAL_URL in the link test
 
 
 @pytest.fixture
@@ -120,6 +123,40 @@ def test_each_event_reaches_its_recipients_once(start_worker, publish, notify, s
             assert record["attempts"] == 1 and record["sent_at"] is not None
     lead_mail = smtp.with_id(next(r["_id"] for r in records.values() if r["recipient"] == LEAD))[0]
     assert "Jane Doe" in lead_mail.get_body(("plain",)).get_content()  # the escalation names the agent
+    _assert_links(smtp, records.values(), ticket, "http://127.0.0.1:8000")  # TICKETFLOW_PORTAL_URL's default
+
+
+def _assert_links(smtp, records, ticket_id: str, portal: str) -> set[str]:
+    """Each requester email, as received, links (text and HTML alike) to the ticket for the requester; no
+    other email carries a link. The tokens, one per email."""
+    secret, tokens = load_settings().require_secret(), set()
+    for record in records:
+        (message,) = smtp.with_id(record["_id"])
+        text, html = (message.get_body((kind,)).get_content() for kind in ("plain", "html"))
+        found = re.findall(rf"{re.escape(portal)}/t/([\w.-]+)", text)
+        if record["recipient"] != REQUESTER["email"]:
+            assert found == [] and "/t/" not in text and "/t/" not in html, record["event_type"]
+            continue
+        assert len(found) == 1 and f'<a href="{portal}/t/{found[0]}"' in html, record["event_type"]
+        link = read_link_token(secret, found[0])
+        assert (link.ticket_id, link.email) == (ticket_id, REQUESTER["email"])
+        tokens.add(found[0])
+    return tokens
+
+
+def test_requester_emails_link_under_the_configured_portal_url(start_worker, publish, notify, smtp_server):  # noqa: F811
+    smtp, _ = smtp_server
+    start_worker(TICKETFLOW_PORTAL_URL=f"{PORTAL}/")  # its trailing slash is dropped
+    ticket, _ = _ticket(publish)
+    _send(publish, "ticket.resolved", ticket, agent_id="jane", resolution="New profile installed.")
+    _send(publish, "ticket.closed", ticket, "intake", by="auto")
+
+    def all_sent() -> list | None:
+        records = _records(notify, ticket)
+        return records if len(records) == 3 and {r["status"] for r in records} == {"sent"} else None
+
+    records = wait_until(all_sent, timeout=15)
+    assert len(_assert_links(smtp, records, ticket, PORTAL)) == 3  # a token of its own in each email
 
 
 def test_the_same_event_three_times_sends_one_email(start_worker, publish, notify, smtp_server):  # noqa: F811

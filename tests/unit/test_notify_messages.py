@@ -1,5 +1,7 @@
-"""notify's emails: every (event, audience) renders from its template pair; user text is escaped in HTML."""
+"""notify's emails: every (event, audience) renders from its template pair; user text is escaped in HTML;
+every requester email links to the ticket's page in the portal, no agent email does."""
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -7,6 +9,8 @@ from jinja2 import UndefinedError
 
 from services.notify import messages
 from services.notify.domain import EMAIL_AUDIENCES
+from shared.config import load_settings
+from shared.links import read_link_token
 
 DUE = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 BREACHED = datetime(2026, 11, 27, 9, 30, 12, tzinfo=UTC)
@@ -66,6 +70,11 @@ DATA = {
     },
 }
 PAIRS = [(event_type, audience) for event_type, audiences in EMAIL_AUDIENCES.items() for audience in audiences]
+REQUESTER_PAIRS = [(event_type, audience) for event_type, audience in PAIRS if audience == "requester"]
+AGENT_PAIRS = [(event_type, audience) for event_type, audience in PAIRS if audience != "requester"]
+PORTAL = "https://help.example.com/desk"
+LINK_SETTINGS = load_settings({"TICKETFLOW_PORTAL_URL": f"{PORTAL}/", "TICKETFLOW_JWT_SECRET": "s" * 32})
+JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
 
 def make_context(event_type: str, data: dict | None = None, **ticket) -> dict:
@@ -82,6 +91,7 @@ def make_context(event_type: str, data: dict | None = None, **ticket) -> dict:
         },
         "event": {"type": event_type, "occurred_at": DUE, "data": {**DATA[event_type], **(data or {})}},
         "recipient": {"name": "Ana Ruiz", "email": "ana@example.com"},
+        "link": "https://help.example.com/t/a-token",  # what handlers add for a requester's email only
     }
 
 
@@ -188,3 +198,50 @@ def test_times_are_shown_in_utc_to_the_minute():
     assert messages.format_utc(datetime(2026, 11, 27, 10, 30, tzinfo=timezone(timedelta(hours=1)))) == (
         "2026-11-27 09:30 UTC"
     )
+
+
+# --- the requester's link to the ticket's page in the portal -----------------------------------------------
+
+
+@pytest.mark.parametrize(("event_type", "audience"), REQUESTER_PAIRS)
+def test_every_requester_email_links_to_that_ticket_for_that_requester(event_type, audience):
+    context = make_context(event_type)
+    context["link"] = messages.requester_link(LINK_SETTINGS, "t-1", "Ana@Example.com")
+
+    message = messages.render(event_type, audience, context)
+
+    text_links = re.findall(rf"^{re.escape(PORTAL)}/t/(\S+)$", message.text, re.MULTILINE)
+    html_links = re.findall(rf'<a href="{re.escape(PORTAL)}/t/([^"]+)"', message.html)
+    assert len(text_links) == len(html_links) == 1, (message.text, message.html)
+    assert text_links == html_links  # the same link in both parts of one email
+    link = read_link_token(LINK_SETTINGS.require_secret(), text_links[0])
+    assert (link.ticket_id, link.email) == ("t-1", "ana@example.com")
+    assert "See your ticket" in message.text and "See your ticket" in message.html
+
+
+@pytest.mark.parametrize(("event_type", "audience"), REQUESTER_PAIRS)
+def test_a_requester_email_without_a_link_fails_to_render(event_type, audience):
+    context = make_context(event_type)
+    del context["link"]
+
+    with pytest.raises(UndefinedError):
+        messages.render(event_type, audience, context)
+
+
+@pytest.mark.parametrize(("event_type", "audience"), AGENT_PAIRS)
+def test_agent_and_lead_emails_carry_no_requester_link(event_type, audience):
+    context = make_context(event_type)
+    del context["link"]  # the templates do not ask for one: rendering without it succeeds
+
+    message = messages.render(event_type, audience, context)
+
+    for part in (message.text, message.html):
+        assert "/t/" not in part and not JWT.search(part) and "See your ticket" not in part
+
+
+def test_each_link_has_a_token_of_its_own_under_the_configured_portal():
+    first, second = (messages.requester_link(LINK_SETTINGS, "t-1", "ana@example.com") for _ in range(2))
+
+    assert first != second and first.startswith(f"{PORTAL}/t/") and second.startswith(f"{PORTAL}/t/")
+    expires = read_link_token(LINK_SETTINGS.require_secret(), first.rsplit("/", 1)[1]).expires_at
+    assert abs(expires - (datetime.now(UTC).timestamp() + 30 * 86400)) < 60  # TICKETFLOW_LINK_DAYS
