@@ -12,9 +12,9 @@ import requests
 from playwright.sync_api import expect
 
 from shared.links import link_url, mint_link_token
-from tests.browser.portal_system import PASSWORD, STAFF, portal_system, unique_email  # noqa: F401 - a fixture
+from tests.browser.portal_system import LINK, PASSWORD, STAFF, portal_system, unique_email  # noqa: F401 - a fixture
 from tests.browser.test_portal_journey import open_request, sign_in, ticket_id_of
-from tests.harness import auth_header
+from tests.harness import auth_header, wait_until
 
 SECRET = os.environ.get("TICKETFLOW_JWT_SECRET", "")
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -206,3 +206,85 @@ def test_the_sixth_wrong_password_finds_the_account_locked(portal_system, new_co
     other = new_context().new_page()
     sign_in(other, portal_system.portal, unique_email("nobody"), "whatever password")
     expect(other.get_by_role("alert")).to_contain_text("The email or password is not right.")
+
+
+def _status_page(session: requests.Session, portal: str, email: str, number: str) -> requests.Response:
+    home = session.get(portal + "/", timeout=10).text
+    data = {"status_email": email, "number": number, "csrf_token": CSRF_FIELD.search(home).group(1)}
+    return session.post(portal + "/status", data=data, timeout=10)
+
+
+def _main(html: str) -> str:
+    return html[html.index("<main") : html.index("</main>")]
+
+
+def test_check_status_answers_the_same_and_emails_a_link_only_when_they_match(portal_system, new_context):  # noqa: F811
+    system = portal_system
+    ana = unique_email("ana")
+    ticket = new_ticket(system, ana, "Where is my order?")
+    number = ticket["number"]
+    session = requests.Session()
+    wrong = _status_page(session, system.portal, ana, str(number + 100000))
+    right = _status_page(session, system.portal, ana, f"#{number}")
+    assert wrong.status_code == right.status_code == 200
+    assert _main(wrong.text) == _main(right.text)
+    wait_until(lambda: any("Your link" in m["Subject"] for m in system.emails_to(ana, number)), timeout=30)
+    link_emails = [m for m in list(system.smtp.received) if m["To"] == ana and "Your link" in m["Subject"]]
+    assert len(link_emails) == 1  # none for the number that is not hers
+    link = LINK.findall(link_emails[0].get_body(("plain",)).get_content())[0]
+    page = new_context().new_page()
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Where is my order?")).to_be_visible()
+
+
+def test_check_status_is_rate_limited_per_email(portal_system):  # noqa: F811
+    email, session = unique_email("flood"), requests.Session()
+    answers = [_status_page(session, portal_system.portal, email, "100001").status_code for _ in range(6)]
+    assert answers == [200] * 5 + [429]
+    assert _status_page(session, portal_system.portal, unique_email("other"), "100001").status_code == 200
+
+
+def test_the_accounts_api_checks_rights_and_fields(portal_system):  # noqa: F811
+    url = portal_system.portal + "/api/accounts"
+    good = {"email": unique_email("dan"), "role": "agent", "agent_id": "dan", "password": PASSWORD}
+    assert requests.post(url, json=good, timeout=10).status_code == 401
+    assert requests.post(url, json=good, headers=auth_header("agent", "ada"), timeout=10).status_code == 403
+    cases = [
+        ({**good, "password": "too short"}, 422, "password"),
+        ({**good, "agent_id": None}, 422, "agent_id"),
+        ({key: value for key, value in good.items() if key != "agent_id"}, 422, "agent_id"),
+        ({**good, "role": "root"}, 422, "role"),
+        ({**good, "email": "not-an-email"}, 422, "email"),
+        ({**good, "extra": 1}, 422, "extra"),
+    ]
+    for body, status, field in cases:
+        answer = requests.post(url, json=body, headers=auth_header("admin"), timeout=10)
+        assert answer.status_code == status, (body, answer.text)
+        assert answer.headers["Content-Type"].startswith("application/problem+json")
+        assert field in answer.json()["errors"], answer.json()
+    assert requests.post(url, json=good, headers=auth_header("admin"), timeout=10).status_code == 201
+    again = requests.post(url, json=good, headers=auth_header("admin"), timeout=10)
+    assert again.status_code == 409 and again.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_an_account_without_a_password_sets_one_from_its_one_time_link(portal_system, new_context):  # noqa: F811
+    email = unique_email("erin")
+    answer = requests.post(
+        portal_system.portal + "/api/accounts",
+        json={"email": email, "role": "admin"},
+        headers=auth_header("admin"),
+        timeout=10,
+    )
+    assert answer.status_code == 201 and "password_hash" not in answer.json()
+    link = answer.json()["set_password_url"]
+    page = new_context().new_page()
+    page.goto(link)
+    page.get_by_label("New password").fill("short")
+    page.get_by_role("button", name="Set password").click()
+    expect(page.locator("#password-error")).to_contain_text("Use at least 12 characters.")
+    page.get_by_label("New password").fill("a long enough passphrase")
+    page.get_by_role("button", name="Set password").click()
+    expect(page.get_by_text("Your password is set.")).to_be_visible()
+    assert page.goto(link).status == 404  # once only
+    sign_in(page, portal_system.portal, email, "a long enough passphrase")
+    expect(page.get_by_role("heading", name="Queues")).to_be_visible()

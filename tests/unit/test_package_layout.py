@@ -12,6 +12,7 @@ from shared.config import SERVICE_PORTS
 from ticketflow.cli import api_command
 
 ROOT = Path(__file__).resolve().parents[2]
+SERVICES = (*SERVICE_PORTS, "portal")  # the four APIs and the portal, their web client
 # Loaded by gunicorn from the command line (`-c python:shared.gunicorn_conf`), not by an import statement.
 LOADED_BY_THE_API_COMMAND = "shared.gunicorn_conf"
 
@@ -66,7 +67,7 @@ def test_every_shared_module_is_used_by_at_least_two_services_at_run_time():
     assert LOADED_BY_THE_API_COMMAND in SHARED_MODULES
     assert f"python:{LOADED_BY_THE_API_COMMAND}" in api_command("intake", 8001)
     used_by: dict[str, set[str]] = {name: set() for name in SHARED_MODULES}
-    for service in SERVICE_PORTS:
+    for service in SERVICES:
         imports = set().union(*(imported_modules(path) for path in sources(f"services/{service}")))
         for name in shared_closure(imports | {LOADED_BY_THE_API_COMMAND}):
             used_by[name].add(service)
@@ -75,6 +76,4 @@ def test_every_shared_module_is_used_by_at_least_two_services_at_run_time():
 
 
 def test_every_service_has_a_folder():
-    assert {path.name for path in (ROOT / "services").iterdir() if (path / "__init__.py").is_file()} == set(
-        SERVICE_PORTS
-    )
+    assert {path.name for path in (ROOT / "services").iterdir() if (path / "__init__.py").is_file()} == set(SERVICES)

@@ -1,0 +1,98 @@
+"""The portal's rules without a browser or a database: passwords, accounts, lockout, words, collisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.portal import domain
+from services.portal.domain import Snapshot, TicketView
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def minutes_ago(*minutes: float) -> list[datetime]:
+    return [NOW - timedelta(minutes=m) for m in minutes]
+
+
+@pytest.mark.parametrize(
+    ("password", "ok"),
+    [("short", False), ("x" * 11, False), ("x" * 12, True), (" " * 12, False), ("y" * 1025, False)],
+    ids=["short", "eleven", "twelve", "blank", "huge"],
+)
+def test_passwords_need_twelve_characters(password, ok):
+    assert (domain.password_problems(password) == []) is ok
+
+
+def test_account_fields():
+    assert domain.account_problems("jane@example.com", "agent", "jane") == {}
+    assert domain.account_problems("jane@example.com", "admin", None) == {}
+    assert set(domain.account_problems("nope", "agent", None)) == {"email", "agent_id"}
+    assert set(domain.account_problems("a@b.co", "root", None)) == {"role"}
+    assert set(domain.account_problems("a@b.co", "agent", "Jane Doe")) == {"agent_id"}
+
+
+def test_five_failures_within_fifteen_minutes_lock_for_fifteen_minutes_from_the_last():
+    failures = minutes_ago(14, 10, 6, 3, 1)
+    assert domain.locked_until(failures, NOW) == NOW - timedelta(minutes=1) + domain.LOCK_TIME
+    assert domain.locked_until(failures, NOW + timedelta(minutes=13, seconds=59)) is not None
+    assert domain.locked_until(failures, NOW + timedelta(minutes=14)) is None
+
+
+def test_four_failures_or_five_spread_out_do_not_lock():
+    assert domain.locked_until(minutes_ago(4, 3, 2, 1), NOW) is None
+    assert domain.locked_until(minutes_ago(40, 30, 20, 10, 1), NOW) is None
+
+
+def test_remaining_business_time_in_words():
+    assert domain.remaining_words(2 * 3600 + 5 * 60) == "2 h 05 min left"
+    assert domain.remaining_words(-12 * 60) == "12 min overdue"
+    assert domain.remaining_words(30) == "under a minute left"
+    assert domain.remaining_words(3 * 86400 + 3600) == "3 d 1 h left"
+    assert domain.remaining_words(None) == "no target"
+
+
+def test_the_ticket_form_says_what_to_do_for_each_field():
+    errors = domain.ticket_form_problems({"name": "", "email": "ana@", "subject": "s" * 201, "description": ""}, set())
+    assert errors == {
+        "name": ["Enter your name."],
+        "email": ["Enter an email address like ana@example.com."],
+        "subject": ["Use at most 200 characters (you have 201)."],
+        "description": ["Enter a description."],
+        "topic": ["Choose what your request is about."],
+    }
+    fine = {"name": "Ana", "email": "ana@example.com", "subject": "VPN", "description": "Drops", "topic": "network"}
+    assert domain.ticket_form_problems(fine, {"network"}) == {}
+
+
+def test_a_snapshot_survives_its_text_and_junk_reads_as_none():
+    snapshot = Snapshot(thread=3, notes=1, history=4, status="assigned", agent_id="ada", priority="high")
+    assert Snapshot.decode(snapshot.encode()) == snapshot
+    assert Snapshot.decode(Snapshot(agent_id=None).encode()).agent_id is None
+    for junk in (None, "", "a.b.c.d.e.f", "1.2.3"):
+        assert Snapshot.decode(junk) is None
+
+
+def view(thread: list[dict], history: list[dict]) -> TicketView:
+    return TicketView({"thread": thread, "status": "assigned"}, {"history": history, "notes": []})
+
+
+def test_changes_since_name_what_others_did_and_leave_out_the_agents_own():
+    before = view([], [{"action": "assigned", "by": "auto", "to": "ada"}])
+    seen = before.snapshot()
+    after = view(
+        [{"kind": "message", "author": {"type": "requester", "name": "Ana"}}],
+        [
+            {"action": "assigned", "by": "auto", "to": "ada"},
+            {"action": "noted", "by": "ada"},
+            {"action": "priority_changed", "by": "lead", "to": "high"},
+            {"action": "status_changed", "by": "bob", "to": "waiting_on_requester"},
+        ],
+    )
+    assert after.changes_since(seen, me="ada") == [
+        "Ana (requester) wrote a new message",
+        "lead: set the priority to high",
+        "bob: set the status to waiting on requester",
+    ]
+    assert before.changes_since(seen, me="ada") == []
