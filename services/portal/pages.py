@@ -200,7 +200,10 @@ def agent_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not (g.session and g.session.get("account_id")):
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            login = url_for("auth.login", next=request.full_path.rstrip("?"))
+            if request.headers.get("HX-Request"):  # a part of a page refreshing: the whole page goes to sign-in
+                return Response(status=204, headers={"HX-Redirect": url_for("auth.login")})
+            return redirect(login)
         return view(*args, **kwargs)
 
     return wrapper

@@ -69,6 +69,9 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
 
     # The agent signs in, finds it in her queue and opens it.
     agent = new_context().new_page()
+    agent.goto(portal + "/console/")
+    expect(agent.get_by_role("heading", name="Sign in")).to_be_visible()  # no session: the sign-in page
+    assert_accessible(agent)
     sign_in(agent, portal, STAFF["ada"]["email"])
     expect(agent.get_by_role("heading", name="Queues")).to_be_visible()
     row = agent.get_by_role("link", name=f"#{number} VPN drops every hour")
