@@ -10,18 +10,19 @@ STAMP := $(VENV)/.installed
 FERRETDB := .tools/bin/ferretdb
 LOCAL_AMQP_URL := amqp://guest:guest@127.0.0.1:5672/%2F
 PYTEST_ARGS ?=
-# The suite runs on TEST_WORKERS processes (pytest-xdist; 0 runs it in this process). The e2e tests share
-# one of them (xdist_group "e2e"). TEST_SEED=N runs it in an order shuffled by pytest-randomly with seed N.
+# The suite runs on TEST_WORKERS processes (pytest-xdist; 0 runs it in this process). The e2e and browser
+# tests share one of them (xdist_group "e2e"). TEST_SEED=N runs it in an order shuffled by pytest-randomly with seed N.
 TEST_WORKERS ?= 2
 TEST_SEED ?=
 TEST_ORDER := $(if $(TEST_SEED),-p randomly --randomly-seed=$(TEST_SEED),-p no:randomly)
 
-# Tests bring their own FerretDB / broker unless TEST_MONGO_URL / TEST_AMQP_URL point elsewhere.
-TEST_DEPS := venv $(if $(TEST_MONGO_URL),,tools) $(if $(TEST_AMQP_URL),,test-rabbitmq)
+# Tests bring their own FerretDB / broker unless TEST_MONGO_URL / TEST_AMQP_URL point elsewhere; the browser
+# tests (tests/browser) need Debian's chromium.
+TEST_DEPS := venv $(if $(TEST_MONGO_URL),,tools) $(if $(TEST_AMQP_URL),,test-rabbitmq) chromium
 # `run` needs FerretDB only when it is to start one itself (MONGO_URL unset).
 RUN_DEPS := venv $(if $(MONGO_URL),,tools) rabbitmq
 
-.PHONY: venv run status test lint fmt tools rabbitmq test-rabbitmq clean
+.PHONY: venv run status test lint fmt tools rabbitmq test-rabbitmq chromium clean
 
 venv: $(STAMP)
 
@@ -41,6 +42,10 @@ rabbitmq:
 
 test-rabbitmq:
 	AMQP_URL='$(LOCAL_AMQP_URL)' scripts/ensure-rabbitmq.sh
+
+# Debian's chromium for the browser tests (apt-get install when it is not on PATH); Playwright downloads none.
+chromium:
+	scripts/ensure-chromium.sh
 
 test: $(TEST_DEPS)
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup $(TEST_ORDER) $(PYTEST_ARGS)
