@@ -2,6 +2,8 @@
 
 Ports come from shared.config, commands from ticketflow.cli, variable names from the source, queues and
 bindings from shared.topology: when the code changes and a deployment file does not, a test here fails.
+The portal (port 8000) is deployed like the four services but uses no broker: no AMQP_URL, no queue, no
+RabbitMQ user (deploy/rabbitmq stays per SERVICE_PORTS); it reaches the four apis at TICKETFLOW_<SERVICE>_URL.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.config import DEFAULT_RETRY_DELAYS, SERVICE_PORTS, ConfigError, load_settings
+from services.portal.handlers import SERVICE as PORTAL
+from services.portal.handlers import api_urls
+from shared.config import DEFAULT_RETRY_DELAYS, PORTAL_PORT, SERVICE_PORTS, ConfigError, Settings, load_settings
 from shared.events import EVENT_TYPES, PUBLISHED_BY
 from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name, retry_queue_name
 from ticketflow.cli import api_command, worker_command
@@ -26,6 +30,8 @@ RABBITMQ_DIR = ROOT / "deploy" / "rabbitmq"
 K8S_DIR = ROOT / "deploy" / "k8s"
 NAMESPACE = "ticketflow"
 METRICS_PORT = 9100
+DEPLOYED_PORTS = {**SERVICE_PORTS, PORTAL: PORTAL_PORT}  # every api and worker the deployment files run
+API_URL_NAMES = {f"TICKETFLOW_{service.upper()}_URL": service for service in SERVICE_PORTS}  # the portal's
 REQUIRED_IN_PRODUCTION = {"TICKETFLOW_JWT_SECRET"}  # load_settings({}).require_secret() stops without it
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([?-])([^}]*))?\}")
 ENV_READ = re.compile(r'(?:env\.get|environ\.get|environ\[|getenv|_[a-z_]+\(env,)\s*\(?\s*"([A-Z][A-Z0-9_]*)"')
@@ -47,12 +53,18 @@ class RecordingChannel:
 
 
 def known_env_names() -> set[str]:
-    """Every environment variable the code reads (load_settings, gunicorn_conf, runtime, workers)."""
-    names: set[str] = set()
+    """Every environment variable the code reads (load_settings, gunicorn_conf, runtime, workers), and the
+    portal's TICKETFLOW_<SERVICE>_URL, whose names api_urls builds (test_api_url_names_are_the_portals)."""
+    names: set[str] = set(API_URL_NAMES)
     for folder in ("shared", "services"):
         for path in (ROOT / folder).rglob("*.py"):
             names.update(ENV_READ.findall(path.read_text()))
     return names
+
+
+def in_network_api_urls() -> dict[str, str]:
+    """Where the portal reaches each api in compose and in the cluster: the `<service>-api` host at its port."""
+    return {service: f"http://{service}-api:{port}" for service, port in SERVICE_PORTS.items()}
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:
@@ -225,16 +237,23 @@ def test_the_source_scan_finds_the_variables_the_code_reads():
     } <= known_env_names()
 
 
+def test_api_url_names_are_the_portals():
+    """The names known_env_names adds are the ones the portal reads, one per api."""
+    urls = api_urls({name: f"http://{service}.example:1/" for name, service in API_URL_NAMES.items()})
+    assert urls == {service: f"http://{service}.example:1" for service in SERVICE_PORTS}
+    assert api_urls({}) == {service: f"http://127.0.0.1:{port}" for service, port in SERVICE_PORTS.items()}
+
+
 def test_compose_names_every_service(compose):
-    expected = {"mongo", "rabbitmq", "mailpit"} | {f"{s}-{kind}" for s in SERVICE_PORTS for kind in ("api", "worker")}
+    expected = {"mongo", "rabbitmq", "mailpit"} | {f"{s}-{kind}" for s in DEPLOYED_PORTS for kind in ("api", "worker")}
     assert expected <= set(compose["services"])
     assert compose["services"]["mongo"]["image"].startswith("mongo:7")
     assert re.fullmatch(r"rabbitmq:3\.1[3-9][\w.-]*-management", compose["services"]["rabbitmq"]["image"])
 
 
-@pytest.mark.parametrize("service", SERVICE_PORTS)
+@pytest.mark.parametrize("service", DEPLOYED_PORTS)
 def test_compose_runs_the_api_as_the_cli_does_on_its_port(compose, service):
-    port = SERVICE_PORTS[service]
+    port = DEPLOYED_PORTS[service]
     api = compose["services"][f"{service}-api"]
     expected = api_command(service, port, host="0.0.0.0")
     assert Path(expected[0]).name == api["command"][0] == "gunicorn"
@@ -244,7 +263,7 @@ def test_compose_runs_the_api_as_the_cli_does_on_its_port(compose, service):
     assert api["environment"]["PROMETHEUS_MULTIPROC_DIR"] in api["tmpfs"]
 
 
-@pytest.mark.parametrize("service", SERVICE_PORTS)
+@pytest.mark.parametrize("service", DEPLOYED_PORTS)
 def test_compose_runs_the_worker_unpublished_with_a_metrics_healthcheck(compose, service):
     worker = compose["services"][f"{service}-worker"]
     assert worker["command"] == ["python", *worker_command(service)[1:]]
@@ -255,14 +274,24 @@ def test_compose_runs_the_worker_unpublished_with_a_metrics_healthcheck(compose,
 
 def test_compose_services_start_after_healthy_dependencies(compose):
     services = compose["services"]
-    for service in SERVICE_PORTS:
+    for service in DEPLOYED_PORTS:
         for name in (f"{service}-api", f"{service}-worker"):
             depends = services[name]["depends_on"]
-            assert depends["mongo"]["condition"] == depends["rabbitmq"]["condition"] == "service_healthy", name
+            assert depends["mongo"]["condition"] == "service_healthy", name
+            if service == PORTAL:  # no broker: it does not wait for one
+                assert "rabbitmq" not in depends, name
+            else:
+                assert depends["rabbitmq"]["condition"] == "service_healthy", name
             assert services[name]["healthcheck"]["test"], name
             for dependency, how in depends.items():
                 if how["condition"] == "service_healthy":
                     assert services[dependency]["healthcheck"]["test"], dependency
+    # the portal serves nothing without the apis; its worker looks tickets up in intake and mails the links
+    portal_api = services[f"{PORTAL}-api"]["depends_on"]
+    assert {f"{s}-api" for s in SERVICE_PORTS} <= set(portal_api)
+    assert all(portal_api[f"{s}-api"]["condition"] == "service_healthy" for s in SERVICE_PORTS)
+    portal_worker = services[f"{PORTAL}-worker"]["depends_on"]
+    assert portal_worker["intake-api"]["condition"] == portal_worker["mailpit"]["condition"] == "service_healthy"
 
 
 def test_compose_uses_one_image_built_from_the_deploy_dockerfile(compose):
@@ -307,7 +336,13 @@ def test_compose_environment_is_what_the_code_reads_and_fails_fast_without_secre
         assert settings.require_secret() == dotenv["TICKETFLOW_JWT_SECRET"]
         assert (settings.namespace, settings.queue_type) == (NAMESPACE, "quorum")
         service = name.rsplit("-", 1)[0]  # its own broker user: it may publish only its own event types
-        assert settings.amqp_url == f"amqp://ticketflow-{service}:pw-{service}@rabbitmq:5672/%2F"
+        if service == PORTAL:  # no broker, and the apis on the compose network
+            assert "AMQP_URL" not in env and settings.amqp_url == Settings.amqp_url
+            assert api_urls(values) == in_network_api_urls()
+            assert all(f"{s}-api" in compose["services"] for s in SERVICE_PORTS)
+        else:
+            assert settings.amqp_url == f"amqp://ticketflow-{service}:pw-{service}@rabbitmq:5672/%2F"
+            assert not set(env) & set(API_URL_NAMES)
         with pytest.raises(KeyError, match="TICKETFLOW_JWT_SECRET"):
             interpolate(env["TICKETFLOW_JWT_SECRET"], {})
 
@@ -384,9 +419,9 @@ def _env_names(container: dict, config_maps: dict[str, dict]) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("service", SERVICE_PORTS)
+@pytest.mark.parametrize("service", DEPLOYED_PORTS)
 def test_k8s_api_matches_the_code(manifests, service):
-    port = SERVICE_PORTS[service]
+    port = DEPLOYED_PORTS[service]
     deployments, services = by_kind(manifests, "Deployment"), by_kind(manifests, "Service")
     (container,) = _containers(deployments[f"{service}-api"])
     expected = api_command(service, port, host="0.0.0.0")
@@ -410,6 +445,11 @@ def test_k8s_api_matches_the_code(manifests, service):
     hpa = by_kind(manifests, "HorizontalPodAutoscaler")[f"{service}-api"]
     assert hpa["apiVersion"] == "autoscaling/v2" and hpa["spec"]["scaleTargetRef"]["name"] == f"{service}-api"
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    pdb = by_kind(manifests, "PodDisruptionBudget")[f"{service}-api"]
+    assert pdb["spec"]["selector"] == deployments[f"{service}-api"]["spec"]["selector"]
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": port}
+    annotations = deployments[f"{service}-api"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port)
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     multiproc = {e["name"]: e.get("value") for e in container["env"]}["PROMETHEUS_MULTIPROC_DIR"]
     assert {"/tmp", multiproc} <= mounts
@@ -434,6 +474,34 @@ def test_k8s_worker_matches_the_code_and_scales_on_its_queue(manifests, service)
     assert host["key"] in by_kind(manifests, "Secret")[host["name"]]["stringData"]
 
 
+def test_k8s_portal_worker_runs_once_with_its_metrics_probes(manifests):
+    """No queue, so no KEDA: one replica (its check-status requests are not claimed: two would email twice),
+    replaced by Recreate so that a rollout never runs two."""
+    deployment = by_kind(manifests, "Deployment")[f"{PORTAL}-worker"]
+    (container,) = _containers(deployment)
+    assert container["command"] == ["python", *worker_command(PORTAL)[1:]]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TICKETFLOW_METRICS_PORT"] == str(METRICS_PORT)
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": METRICS_PORT}, probe
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (1, "Recreate")
+    assert f"{PORTAL}-worker" not in by_kind(manifests, "ScaledObject")
+    assert f"{PORTAL}-worker" not in by_kind(manifests, "HorizontalPodAutoscaler")
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) & set(container["resources"]["limits"])
+    assert "SMTP_URL" in env  # it mails the links
+
+
+def test_k8s_config_points_the_portal_at_the_apis_services(manifests):
+    config = by_kind(manifests, "ConfigMap")["ticketflow-config"]["data"]
+    assert api_urls(config) == in_network_api_urls()
+    services = by_kind(manifests, "Service")
+    for service, port in SERVICE_PORTS.items():
+        (service_port,) = services[f"{service}-api"]["spec"]["ports"]
+        assert service_port["port"] == port
+    settings = load_settings({**config, "TICKETFLOW_JWT_SECRET": "j" * 32})
+    assert settings.portal_url.startswith("https://")  # the portal's cookies are Secure
+
+
 def test_k8s_containers_use_known_variables_secrets_and_one_image(manifests):
     known, config_maps = known_env_names(), by_kind(manifests, "ConfigMap")
     secrets = by_kind(manifests, "Secret")
@@ -446,7 +514,10 @@ def test_k8s_containers_use_known_variables_secrets_and_one_image(manifests):
             images.add(container["image"])
             names = _env_names(container, config_maps)
             assert names <= known, (name, names - known)
-            assert {"AMQP_URL", "MONGO_URL"} | REQUIRED_IN_PRODUCTION <= names, name
+            service = name.rsplit("-", 1)[0]
+            broker = set() if service == PORTAL else {"AMQP_URL"}  # the portal uses no broker
+            assert broker | {"MONGO_URL"} | REQUIRED_IN_PRODUCTION <= names, name
+            assert service != PORTAL or "AMQP_URL" not in names, name
             assert "TICKETFLOW_DEV" not in names
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             for item in container["env"]:
@@ -459,8 +530,9 @@ def test_k8s_containers_use_known_variables_secrets_and_one_image(manifests):
                     assert ref["key"] in secrets[ref["name"]]["stringData"], (name, ref)
             refs = {i["name"]: i["valueFrom"]["secretKeyRef"] for i in container["env"] if "valueFrom" in i}
             assert refs["TICKETFLOW_JWT_SECRET"]["name"] == "ticketflow-jwt"
-            service = name.rsplit("-", 1)[0]  # its own broker user, which publishes only its own event types
-            assert (refs["AMQP_URL"]["name"], refs["AMQP_URL"]["key"]) == ("ticketflow-rabbitmq", f"amqp-url-{service}")
+            if broker:  # its own broker user, which publishes only its own event types
+                amqp = (refs["AMQP_URL"]["name"], refs["AMQP_URL"]["key"])
+                assert amqp == ("ticketflow-rabbitmq", f"amqp-url-{service}")
     kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
     assert images == {image["name"] for image in kustomization["images"]}
     settings = load_settings(
@@ -484,7 +556,7 @@ def test_k8s_mongodb_is_a_three_member_replica_set_with_a_role_per_service_datab
     (user,) = mongodb["spec"]["users"]
     assert user["passwordSecretRef"]["name"] in by_kind(manifests, "Secret")
     settings = load_settings({"TICKETFLOW_NAMESPACE": NAMESPACE})
-    assert {role["db"] for role in user["roles"]} == {settings.database_name(s) for s in SERVICE_PORTS}
+    assert {role["db"] for role in user["roles"]} == {settings.database_name(s) for s in DEPLOYED_PORTS}
 
 
 def test_k8s_rabbitmq_cluster_imports_the_same_definitions_and_settings(manifests, definitions):
