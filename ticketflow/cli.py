@@ -125,7 +125,8 @@ def _urls(args: argparse.Namespace) -> dict[str, str]:
 def _demo(args: argparse.Namespace) -> int:
     from ticketflow import demo
 
-    return demo.main(_urls(args), args.wait, args.portal_url or f"{args.base_url.rstrip('/')}:{PORTAL_PORT}")
+    portal = (args.portal_url or f"{args.base_url.rstrip('/')}:{PORTAL_PORT}").rstrip("/")
+    return demo.main(_urls(args), args.wait, portal)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from ticketflow.local import free_port
 def captured(monkeypatch) -> dict:
     """Replace what each command runs with a recorder of its arguments."""
     calls: dict = {}
-    monkeypatch.setattr(demo, "main", lambda urls, wait: calls.update(demo=(urls, wait)) or 0)
+    monkeypatch.setattr(demo, "main", lambda urls, wait, portal: calls.update(demo=(urls, wait, portal)) or 0)
     monkeypatch.setattr(status, "main", lambda urls: calls.update(status=urls) or 0)
     monkeypatch.setattr(mailsink, "serve", lambda host, port, folder: calls.update(mailsink=(host, port, folder)) or 0)
     monkeypatch.setattr(mailsink, "print_latest", lambda folder, count: calls.update(mail=(folder, count)) or 0)
@@ -30,6 +30,7 @@ def test_demo_and_status_find_each_service_at_the_base_url_unless_told_otherwise
     assert captured["demo"] == (
         {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()},
         30.0,
+        "http://127.0.0.1:8000",
     )
     assert cli.main(["status", "--base-url", "http://10.0.0.5/", "--sla-url", "http://sla.internal:9000/"]) == 0
     assert captured["status"] == {
@@ -40,6 +41,8 @@ def test_demo_and_status_find_each_service_at_the_base_url_unless_told_otherwise
     }
     assert cli.main(["demo", "--wait", "5", "--notify-url", "http://127.0.0.1:4000"]) == 0
     assert captured["demo"][0]["notify"] == "http://127.0.0.1:4000" and captured["demo"][1] == 5.0
+    assert cli.main(["demo", "--base-url", "http://10.0.0.5", "--portal-url", "http://help.internal/"]) == 0
+    assert captured["demo"][2] == "http://help.internal"
 
 
 def test_mailsink_and_mail_default_to_port_8025_and_the_run_folder(captured, tmp_path):
