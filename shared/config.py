@@ -60,6 +60,7 @@ class Settings:
     max_clock_skew: float = 300.0  # seconds an event's occurred_at may lie ahead of now; later ones are dead-lettered
     portal_url: str = "http://127.0.0.1:8000"  # the portal's public base URL: requesters' links point under it
     link_days: float = 30.0  # days a requester's link (in each email) opens their ticket
+    trusted_proxies: int = 0  # proxies in front of the portal whose X-Forwarded-For/-Proto it believes
 
     @property
     def exchange(self) -> str:
@@ -153,13 +154,13 @@ def _networks(name: str, raw: str | None) -> tuple[ipaddress.IPv4Network | ipadd
     return tuple(networks)
 
 
-def _count(env: dict, name: str, default: int) -> int:
-    """A whole number of at least 1 (a limit)."""
+def _count(env: dict, name: str, default: int, least: int = 1) -> int:
+    """A whole number of at least `least` (a limit, a count)."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
-    if not raw.strip().isdigit() or int(raw) < 1:
-        raise ConfigError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    if not raw.strip().isdigit() or int(raw) < least:
+        raise ConfigError(f"{name} must be a whole number of at least {least}, got {raw!r}")
     return int(raw)
 
 
@@ -216,6 +217,7 @@ def load_settings(env: dict | None = None) -> Settings:
         max_clock_skew=_positive(env, "TICKETFLOW_MAX_CLOCK_SKEW", 300.0),
         portal_url=_base_url(env, "TICKETFLOW_PORTAL_URL", Settings.portal_url),
         link_days=_positive(env, "TICKETFLOW_LINK_DAYS", 30.0),
+        trusted_proxies=_count(env, "TICKETFLOW_TRUSTED_PROXIES", 0, least=0),
         requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),

@@ -8,6 +8,7 @@ from flask import Flask, current_app, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.portal import handlers, pages
 from services.portal.schemas import AccountCreateSchema, AccountSchema
@@ -85,4 +86,6 @@ def create_app(settings: Settings | None = None, urls: dict[str, str] | None = N
         app.register_blueprint(area.blueprint)
     pages.install(app)
     ensure_storage_once(app, svc.ensure_storage)
+    if settings.trusted_proxies:  # the client's address (rate limits) and scheme as the proxies in front saw them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     return app

@@ -27,6 +27,7 @@ AGENT_SESSION = timedelta(hours=12)  # a signed-in agent signs in again after th
 IDLE_LIMIT = timedelta(hours=2)  # ... or after this long without a request
 REQUESTER_SESSION = timedelta(days=7)  # a requester's session, from a link or a new ticket
 PASSWORD_LINK_LIFE = timedelta(days=3)
+STATUS_STALE = timedelta(minutes=5)  # a check-status request taken this long ago by a worker that died is free again
 STATUS_LIMITS = (("email", 5), ("client", 20))  # check-status requests per hour, per email and per client address
 FIELD_NAMES = {"requester.name": "name", "requester.email": "email"}  # intake's fields -> the form's
 
@@ -268,18 +269,25 @@ def request_status_link(svc: Portal, email: str, number: str, client: str) -> No
     svc.store.add_status_request(email, int(number.strip().lstrip("#")), at)
 
 
-def answer_status_requests(svc: Portal) -> int:
-    """Email a fresh link for each request whose email and number match a ticket; how many were answered."""
+def answer_status_requests(svc: Portal, most: int = 50) -> int:
+    """Email a fresh link for each request whose email and number match a ticket; how many were answered.
+
+    Each request is taken by one worker at a time; one that cannot be answered now goes back for later.
+    """
     answered = 0
-    for request in svc.store.pending_status_requests():
+    while answered < most and (request := svc.store.take_status_request(now(), STATUS_STALE)) is not None:
         try:
             found = svc.services.get(
                 "intake", "/tickets", PORTAL, requester_email=request["email"], number=request["number"], limit=1
             )["items"]
             if found:
                 _send_link(svc, found[0], request["email"])
+        except Refused as refused:  # intake will not look it up (the number is out of its range): no match
+            log.info("check-status request %s: intake refused the lookup: %s", request["_id"], refused)
+            found = []
         except (Unreachable, smtp.SmtpError) as exc:
             log.warning("check-status request %s not answered yet: %s", request["_id"], exc)
+            svc.store.release_status_request(request["_id"])
             return answered  # try again on the next round
         svc.store.finish_status_request(request["_id"], "sent" if found else "no-match", now())
         answered += 1

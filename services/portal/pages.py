@@ -56,8 +56,9 @@ def install(app: Flask) -> None:
     @app.before_request
     def load():
         g.new_cookies = {}
-        if not is_page(request.path):
-            return None
+        g.session = None
+        if not is_page(request.path) or request.path.startswith("/static/"):
+            return None  # no session for the JSON API or the static files: no database read per stylesheet
         g.session = handlers.load_session(portal(), request.cookies.get(session_cookie))
         if request.method in UNSAFE_METHODS and not _csrf_ok(request.form.get("csrf_token")):
             return error_page(403, "This form has expired", "Please go back, reload the page and try again.")

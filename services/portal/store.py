@@ -132,8 +132,17 @@ class PortalStore:
             {"_id": uuid.uuid4().hex, "email": email, "number": number, "state": "pending", "created_at": at}
         )
 
-    def pending_status_requests(self, limit: int = 50) -> list[dict]:
-        return list(self.status_requests.find({"state": "pending"}).sort("created_at", ASCENDING).limit(limit))
+    def take_status_request(self, now: datetime, stale_after: timedelta) -> dict | None:
+        """The oldest request nobody has (or whose taker died `stale_after` ago), now taken: one worker each."""
+        return self.status_requests.find_one_and_update(
+            {"$or": [{"state": "pending"}, {"state": "taken", "taken_at": {"$lte": now - stale_after}}]},
+            {"$set": {"state": "taken", "taken_at": now}},
+            sort=[("created_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def release_status_request(self, request_id: str) -> None:
+        self.status_requests.update_one({"_id": request_id, "state": "taken"}, {"$set": {"state": "pending"}})
 
     def finish_status_request(self, request_id: str, outcome: str, at: datetime) -> None:
         self.status_requests.update_one({"_id": request_id}, {"$set": {"state": outcome, "finished_at": at}})
@@ -157,5 +166,7 @@ class PortalStore:
         for collection in (self.sessions, self.password_links, self.limits):
             collection.delete_many({"expires_at": {"$lte": now}})
         self.presence.delete_many({"seen_at": {"$lte": presence_before}})
-        self.status_requests.delete_many({"state": {"$ne": "pending"}, "created_at": {"$lte": requests_before}})
+        self.status_requests.delete_many(
+            {"state": {"$in": ["sent", "no-match"]}, "created_at": {"$lte": requests_before}}
+        )
         self.failures.delete_many({"last": {"$lte": requests_before}})

@@ -161,3 +161,13 @@ def test_link_days_are_read_and_may_be_fractional():
 def test_link_days_must_be_a_positive_number(raw):
     with pytest.raises(ConfigError, match="TICKETFLOW_LINK_DAYS"):
         load_settings({"TICKETFLOW_LINK_DAYS": raw})
+
+
+def test_trusted_proxies_is_a_count_from_zero():
+    from shared.config import ConfigError, load_settings
+
+    assert load_settings({}).trusted_proxies == 0
+    assert load_settings({"TICKETFLOW_TRUSTED_PROXIES": "2"}).trusted_proxies == 2
+    for bad in ("-1", "one", "1.5"):
+        with pytest.raises(ConfigError, match="TICKETFLOW_TRUSTED_PROXIES"):
+            load_settings({"TICKETFLOW_TRUSTED_PROXIES": bad})
