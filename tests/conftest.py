@@ -430,24 +430,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             report.sections.append((f"log of {handle.name} (pid {handle.proc.pid})", local.log_tail(handle.log_path)))
 
 
-# Tests that run the whole system (every api and worker) take one xdist process between them, one at a time:
-# two whole systems at once on a two-core machine only slow each other down.
 WHOLE_SYSTEM = ("tests/e2e/", "tests/integration/test_demo.py")
-# The real-browser tests join them: one Chromium for the run (it starts once per process), and a browser test
-# that runs the portal and the services behind it is a whole system too.
-BROWSER = ("tests/browser/",)
+BROWSER = ("tests/browser/",)  # real-browser tests: the portal and the services behind it are a whole system too
 
 
+# Each module of whole-system or browser tests is an xdist group of its own: its tests stay in one process (a
+# module's system or browser starts once there), and the modules spread over the processes, so the slowest
+# module, not the sum of them all, sets how long the run takes.
 # tryfirst: pytest-xdist reads the xdist_group markers in a pytest_collection_modifyitems of its own (it appends
-# "@e2e" to the test's id, which is what --dist loadgroup groups by); without it, xdist's hook ran first, saw no
-# marker, and the whole-system tests were spread over both processes.
+# "@<group>" to the test's id, which is what --dist loadgroup groups by); without it, xdist's hook ran first and
+# saw no marker.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         path = Path(item.path).relative_to(local.REPO_ROOT).as_posix()
         if path.startswith(WHOLE_SYSTEM):
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.xdist_group("e2e"))
         elif path.startswith(BROWSER):
             item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(Path(path).stem))

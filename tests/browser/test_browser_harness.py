@@ -158,10 +158,10 @@ def test_no_request_leaves_the_loopback_range(page, site):
     assert other.goto(site.replace("127.0.0.1", "localhost") + "/accessible.html").ok
 
 
-def test_browser_tests_share_the_e2e_process(request):
-    """Marked `browser` and in xdist_group "e2e": under `make test` (-n 2 --dist loadgroup) one process runs
-    them all, with the whole-system tests, and starts Chromium once."""
+def test_a_browser_module_is_one_xdist_group(request):
+    """Marked `browser` and in an xdist_group named after its module: under `make test` (-n 2 --dist loadgroup)
+    a module's tests run in one process (its system and Chromium start once there)."""
     assert request.node.get_closest_marker("browser") is not None
-    assert request.node.get_closest_marker("xdist_group").args == ("e2e",)
+    assert request.node.get_closest_marker("xdist_group").args == ("test_browser_harness",)
     if hasattr(request.config, "workerinput") and request.config.getoption("dist") == "loadgroup":
-        assert request.node.nodeid.endswith("@e2e"), "xdist did not see the group (tests/conftest.py: tryfirst)"
+        assert request.node.nodeid.endswith("@test_browser_harness"), "xdist did not see the group (tryfirst)"
