@@ -288,3 +288,14 @@ def test_an_account_without_a_password_sets_one_from_its_one_time_link(portal_sy
     assert page.goto(link).status == 404  # once only
     sign_in(page, portal_system.portal, email, "a long enough passphrase")
     expect(page.get_by_role("heading", name="Queues")).to_be_visible()
+
+
+@pytest.mark.parametrize("target", ["//example.org/", "https://example.org/", "/\\example.org", "/%09/example.org"])
+def test_sign_in_never_redirects_to_another_site(portal_system, target):  # noqa: F811
+    session = requests.Session()
+    login = session.get(portal_system.portal + "/login", params={"next": target}, timeout=10).text
+    data = {"email": STAFF["ada"]["email"], "password": PASSWORD, "next": target,
+            "csrf_token": CSRF_FIELD.search(login).group(1)}  # fmt: skip
+    answer = session.post(portal_system.portal + "/login", data=data, allow_redirects=False, timeout=10)
+    assert answer.status_code == 303
+    assert answer.headers["Location"] in ("/console/", "/%09/example.org")  # a path of this site

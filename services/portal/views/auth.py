@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from services.portal import handlers
@@ -10,9 +12,12 @@ from services.portal.pages import error_page, portal, set_session
 blueprint = Blueprint("auth", __name__)
 
 
+SAFE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%?=&+-]*")
+
+
 def _safe_next(target: str | None) -> str:
-    """Only a path of this site: never an open redirect to another one."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path of this site: never an open redirect to another one (no //host, no backslash or blank)."""
+    if target and SAFE_PATH.fullmatch(target):
         return target
     return url_for("console.queue")
 
