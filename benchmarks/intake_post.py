@@ -111,6 +111,16 @@ def gunicorn(app: str, port: int, env: dict, workers: int, log) -> subprocess.Po
     return proc
 
 
+def store_url(tmp: Path, procs: list[subprocess.Popen]) -> str:
+    """MONGO_URL when set; else a FerretDB of its own in `tmp` (its process appended to `procs`)."""
+    if os.environ.get("MONGO_URL"):
+        return os.environ["MONGO_URL"]
+    port = free_port()
+    (tmp / "ferretdb").mkdir()
+    procs.append(start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log"))
+    return f"mongodb://127.0.0.1:{port}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15)
@@ -120,12 +130,7 @@ def main() -> None:
     namespace = f"bench_{secrets.token_hex(3)}"
     tmp = Path(tempfile.mkdtemp(prefix="ticketflow-bench-"))
     procs: list[subprocess.Popen] = []
-    mongo_url = os.environ.get("MONGO_URL")
-    if not mongo_url:
-        port = free_port()
-        (tmp / "ferretdb").mkdir()
-        procs.append(start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log"))
-        mongo_url = f"mongodb://127.0.0.1:{port}"
+    mongo_url = store_url(tmp, procs)
     env = {
         **os.environ,
         "MONGO_URL": mongo_url,

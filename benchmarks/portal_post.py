@@ -35,9 +35,9 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.intake_post import _cleanup, _declare_intake_queue, body, gunicorn  # noqa: E402
+from benchmarks.intake_post import _cleanup, _declare_intake_queue, body, gunicorn, store_url  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
-from ticketflow.local import free_port, start_ferretdb  # noqa: E402
+from ticketflow.local import free_port  # noqa: E402
 
 SECRET = secrets.token_urlsafe(32)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -144,12 +144,7 @@ def main() -> None:
     args = parser.parse_args()
     namespace, tmp = f"bench_{secrets.token_hex(3)}", Path(tempfile.mkdtemp(prefix="ticketflow-bench-"))
     procs: list[subprocess.Popen] = []
-    mongo_url = os.environ.get("MONGO_URL")
-    if not mongo_url:
-        port = free_port()
-        (tmp / "ferretdb").mkdir()
-        procs.append(start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log"))
-        mongo_url = f"mongodb://127.0.0.1:{port}"
+    mongo_url = store_url(tmp, procs)
     intake_port, portal_port = free_port(), free_port()
     env = {**os.environ, "MONGO_URL": mongo_url, "TICKETFLOW_NAMESPACE": namespace, "TICKETFLOW_JWT_SECRET": SECRET,
            "PYTHONPATH": str(ROOT), "TICKETFLOW_INTAKE_URL": f"http://127.0.0.1:{intake_port}",

@@ -94,22 +94,8 @@ def run_worker(
     settings: Settings, service: str, handlers: dict[str, Handler], idempotency, timers: list[Timer]
 ) -> None:
     """Run until SIGTERM or SIGINT; in-flight work finishes, unacked messages go back to the queue."""
-    if settings.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port)
     consumer = Consumer(settings, service, handlers, idempotency)
-
-    def shutdown(signum, _frame):
-        log.info("%s worker: signal %s, stopping", service, signum)
-        consumer.stop.set()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
-    threads = [threading.Thread(target=_timer_loop, args=(t, consumer.stop), name=t.name, daemon=True) for t in timers]
-    for thread in threads:
-        thread.start()
-    log.info("%s worker started (namespace %s)", service, settings.namespace)
+    threads = _start(settings, service, consumer.stop, timers)
     consumer.run()
     for thread in threads:
         thread.join(timeout=5)
@@ -117,11 +103,19 @@ def run_worker(
 
 def run_timers(settings: Settings, service: str, timers: list[Timer]) -> None:
     """A worker with timers and no consumer (the portal's): run until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    threads = _start(settings, service, stop, timers)
+    stop.wait()
+    for thread in threads:
+        thread.join(timeout=5)
+
+
+def _start(settings: Settings, service: str, stop: threading.Event, timers: list[Timer]) -> list[threading.Thread]:
+    """The metrics server, signals that set `stop`, and a thread per timer, started."""
     if settings.metrics_port is not None:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port)
-    stop = threading.Event()
 
     def shutdown(signum, _frame):
         log.info("%s worker: signal %s, stopping", service, signum)
@@ -133,6 +127,4 @@ def run_timers(settings: Settings, service: str, timers: list[Timer]) -> None:
     for thread in threads:
         thread.start()
     log.info("%s worker started (namespace %s)", service, settings.namespace)
-    stop.wait()
-    for thread in threads:
-        thread.join(timeout=5)
+    return threads
