@@ -1,4 +1,4 @@
-"""The reports' SVG charts, tables and periods without a browser: each figure drawn and labelled, no style."""
+"""The reports' SVG charts, tables and periods, and the health page's verdict, without a browser."""
 
 from __future__ import annotations
 
@@ -148,3 +148,17 @@ def test_two_days_run_from_the_first_midnight_to_the_one_after_the_last():
 def test_dates_that_do_not_work_are_named_with_what_to_do(first, last, field, message):
     chosen, form, errors = period.parse({"period": "dates", "from": first, "to": last}, NOW)
     assert chosen is None and re.search(message, errors[field][0]) and form["to"] == last
+
+
+def test_health_names_what_needs_a_look_and_a_silent_broker_hides_no_api():
+    from services.portal.health import Health, ServiceHealth
+    from shared.topology import QueueCounts
+
+    fine, stuck = QueueCounts(0, 1, 0, 0), QueueCounts(4, 0, 2, 3)
+    services = [ServiceHealth("intake", "ready", fine), ServiceHealth("sla", "not ready (mongodb)", stuck)]
+    health = Health(services, None, {"pending": "0"}, None, NOW)
+    assert health.problems == ["the sla API is not ready (mongodb)", "no sla worker consumes its queue",
+                               "sla has dead letters"]  # fmt: skip
+    assert Health(services[:1], None, None, "notify did not answer", NOW).problems == []
+    silent = Health(services, "RabbitMQ does not answer at 127.0.0.1:5672", None, None, NOW)
+    assert silent.problems == ["the sla API is not ready (mongodb)", "RabbitMQ does not answer at 127.0.0.1:5672"]
