@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from services.sla import distribution, reports
+from services.sla import reports
 from services.sla.business_time import DAYS, CalendarError, add_business_minutes, parse_calendar
+from services.sla.distribution import with_histograms
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
@@ -274,7 +275,7 @@ def ticket_view(svc: Sla, ticket_id: str, principal: Principal | None = None) ->
 def stats(svc: Sla, since: datetime | None, until: datetime | None = None) -> dict:
     since = since or now() - STATS_WINDOW
     tickets = list(svc.clocks.created_since(since, until))
-    items = distribution.with_histograms(reports.stats(tickets), tickets)
+    items = with_histograms(reports.stats(tickets), tickets)
     return {"since": since, "until": until, "items": items, "next_cursor": None}
 
 
