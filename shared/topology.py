@@ -8,6 +8,8 @@ keeps the two in step. Every (re)connect declares again: pika has no automatic r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from shared.config import Settings
 from shared.events import EVENT_TYPES
 
@@ -84,3 +86,40 @@ def declare_topology(channel, settings: Settings) -> None:
     """Every registered service's queues and bindings (idempotent; done by each publisher on connect)."""
     for service, types in SUBSCRIPTIONS.items():
         declare_service_topology(channel, settings, service, list(types))
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """A service's queues as the broker counts them; None where a queue is not declared (yet)."""
+
+    messages: int | None  # ready in `<ns>.<service>`
+    consumers: int | None  # consuming from it
+    retrying: int | None  # waiting in its retry queues
+    dead: int | None  # in `<ns>.<service>.dead`
+
+
+def queue_counts(connection, settings: Settings, service: str) -> QueueCounts:
+    """Counts of a service's queues by passive declares on a pika BlockingConnection: nothing is created."""
+    queue = queue_name(settings, service)
+    work, dead = _passive(connection, queue), _passive(connection, f"{queue}.dead")
+    retries = [_passive(connection, retry_queue_name(settings, service, delay)) for delay in settings.retry_delays]
+    found = [retry for retry in retries if retry is not None]
+    return QueueCounts(
+        messages=work.message_count if work else None,
+        consumers=work.consumer_count if work else None,
+        retrying=sum(retry.message_count for retry in found) if found else None,
+        dead=dead.message_count if dead else None,
+    )
+
+
+def _passive(connection, name: str):
+    """queue_declare's answer (message_count, consumer_count), or None when the broker has no such queue."""
+    from pika.exceptions import ChannelClosedByBroker
+
+    channel = connection.channel()
+    try:
+        method = channel.queue_declare(name, passive=True).method
+    except ChannelClosedByBroker:  # 404: the broker closes the channel
+        return None
+    channel.close()
+    return method

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from shared.config import ConfigError, Settings, load_settings
+from shared.topology import QueueCounts, queue_counts
 from ticketflow import local
 
 
@@ -78,16 +79,9 @@ def pages(url: str, path: str, token: str, params: dict, limit: int = 2000) -> l
 
 
 @dataclass
-class QueueState:
-    messages: int | None = None  # None: the queue does not exist
-    consumers: int | None = None
-    dead: int | None = None
-
-
-@dataclass
 class Report:
     api: dict[str, str] = field(default_factory=dict)
-    queues: dict[str, QueueState] = field(default_factory=dict)
+    queues: dict[str, QueueCounts] = field(default_factory=dict)
     broker_problem: str | None = None
     teams: list[dict] | None = None  # [{"team", "open", "with_agent", "waiting", "breached"}]
     teams_problem: str | None = None
@@ -108,43 +102,24 @@ class Report:
         return not self.problems
 
 
-def queue_states(settings: Settings, services) -> tuple[dict[str, QueueState], str | None]:
-    """Messages and consumers of `<ns>.<svc>`, messages of `<ns>.<svc>.dead`, by passive declares."""
+def queue_states(settings: Settings, services) -> tuple[dict[str, QueueCounts], str | None]:
+    """Messages, consumers, retrying and dead letters of each service's queues, by passive declares."""
     if not local.amqp_answers(settings.amqp_url):
         return {}, f"RabbitMQ does not answer at {local.masked(settings.amqp_url)}"
     import pika
-    from pika.exceptions import AMQPError, ChannelClosedByBroker
+    from pika.exceptions import AMQPError
 
     from shared.bus import parameters
-    from shared.topology import queue_name
 
-    def declare(connection, name: str):
-        channel = connection.channel()
-        try:
-            method = channel.queue_declare(name, passive=True).method
-        except ChannelClosedByBroker:  # 404: not declared yet (the channel is closed by the broker)
-            return None
-        channel.close()
-        return method
-
-    states: dict[str, QueueState] = {}
     try:
         connection = pika.BlockingConnection(parameters(settings, "status"))
     except AMQPError as exc:
         return {}, local.masked(f"RabbitMQ at {settings.amqp_url}: {exc!r}")
     try:
-        for service in services:
-            work = declare(connection, queue_name(settings, service))
-            dead = declare(connection, f"{queue_name(settings, service)}.dead")
-            states[service] = QueueState(
-                work.message_count if work else None,
-                work.consumer_count if work else None,
-                dead.message_count if dead else None,
-            )
+        return {service: queue_counts(connection, settings, service) for service in services}, None
     finally:
         if connection.is_open:
             connection.close()
-    return states, None
 
 
 def open_tickets(url: str, token: str) -> list[dict]:
@@ -197,14 +172,16 @@ def _guarded(report: Report, service: str, read, urls: dict[str, str], token: st
 
 def render(report: Report, namespace: str) -> str:
     width = max(len(f"{namespace}.{service}") for service in report.api) + 2
-    lines = [f"{'service':<11} {'api':<24} {'queue':<{width}} {'messages':>8} {'consumers':>9} {'dead':>5}"]
+    head = f"{'messages':>8} {'consumers':>9} {'retry':>5} {'dead':>5}"
+    lines = [f"{'service':<11} {'api':<24} {'queue':<{width}} {head}"]
     for service, state in report.api.items():
         queue = report.queues.get(service)
-        counts = ["?"] * 3 if report.broker_problem else ["no queue", "-", "-"]
+        counts = ["?"] * 4 if report.broker_problem else ["no queue", "-", "-", "-"]
         if queue and queue.messages is not None:
-            counts = [str(queue.messages), str(queue.consumers), "-" if queue.dead is None else str(queue.dead)]
+            counts = [str(queue.messages), str(queue.consumers), *(_count(n) for n in (queue.retrying, queue.dead))]
         name = f"{namespace}.{service}"
-        lines.append(f"{service:<11} {state:<24} {name:<{width}} {counts[0]:>8} {counts[1]:>9} {counts[2]:>5}")
+        lines.append(f"{service:<11} {state:<24} {name:<{width}} {counts[0]:>8} {counts[1]:>9} {counts[2]:>5} "
+                     f"{counts[3]:>5}")  # fmt: skip
     if report.broker_problem:
         lines.append(f"  queues: {report.broker_problem}")
     lines += ["", "open tickets per team (assignment GET /queue):"]
@@ -228,6 +205,10 @@ def render(report: Report, namespace: str) -> str:
     lines.append("")
     lines.append("all ready" if report.ready else f"not ready: {', '.join(report.problems)}")
     return "\n".join(lines)
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def main(urls: dict[str, str]) -> int:

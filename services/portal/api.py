@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.portal import handlers, pages
 from services.portal.schemas import AccountCreateSchema, AccountSchema
-from services.portal.views import admin, auth, console, requester
+from services.portal.views import admin, auth, console, health, reports, requester
 from shared.config import Settings, load_settings
 from shared.errors import Problem
 from shared.web import ServiceApi, create_service_app, ensure_storage_once, require_roles
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, urls: dict[str, str] | None = N
     app.jinja_env.autoescape = True
     api.register_blueprint(accounts)
     app.register_blueprint(site)
-    for area in (requester, auth, console, admin):
+    for area in (requester, auth, console, admin, reports, health):
         app.register_blueprint(area.blueprint)
     pages.install(app)
     ensure_storage_once(app, svc.ensure_storage)

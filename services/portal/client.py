@@ -110,6 +110,14 @@ class Services:
             )
         return body
 
+    def probe(self, service: str, path: str = "/readyz", timeout: float = 2.0) -> tuple[int, dict] | None:
+        """(status, JSON answer) of a probe that needs no token; None when nothing answers."""
+        try:
+            response = self._session().get(self.urls[service] + path, timeout=timeout)
+        except requests.RequestException:
+            return None
+        return response.status_code, _json(response)
+
     def get(self, service: str, path: str, actor: Actor, **params) -> dict:
         return self.call(service, "GET", path, actor, params=params)
 

@@ -144,10 +144,10 @@ class Breaches(MethodView):
     @breaches.arguments(BreachQuerySchema(), location="query")
     @breaches.response(200, BreachListSchema)
     def get(self, query):
-        """Breaches, newest first, filtered by when they happened, priority and clock."""
+        """Breaches, newest first, filtered by when they happened (since, until), priority and clock."""
         filters = {"priority": query.get("priority"), "clock": query.get("clock")}
         items, cursor = handlers.list_breaches(
-            sla(), filters, query.get("since"), query["limit"], query.get("cursor"), principal()
+            sla(), filters, query.get("since"), query["limit"], query.get("cursor"), principal(), query.get("until")
         )
         return {"items": items, "next_cursor": cursor}
 
@@ -156,17 +156,20 @@ class Breaches(MethodView):
 class Stats(MethodView):
     @require_roles("agent", "admin")
     @stats.doc(
-        description="Over the tickets created since `since` (default: 30 days ago), per priority and clock: "
+        description="Over the tickets created since `since` (default: 30 days ago) and before `until` (default: no "
+        "end; one call per week with both gives a weekly series), per priority and clock: "
         "`met` (answered in time; a resolution clock resolved or closed in time), `breached` (passed its "
         "target, whenever that was), `open` (running or paused), `stopped` (a response clock ended unanswered "
         "by a resolve or close), compliance = met / (met + breached), and the median and 90th percentile "
-        "(nearest rank) of the business seconds to answer or resolve over the `measured` finished clocks."
+        "(nearest rank) of the business seconds to answer or resolve over the `measured` finished clocks, and "
+        "`histogram`: those times in buckets up to 1, 5, 15 and 30 minutes, 1, 2, 4 and 8 hours, 1, 3 and 7 days, "
+        "then beyond (`up_to_seconds` null)."
     )
     @stats.arguments(StatsQuerySchema(), location="query")
     @stats.response(200, StatsSchema)
     def get(self, query):
         """SLA compliance per priority and clock (next_cursor is always null)."""
-        return handlers.stats(sla(), query.get("since"))
+        return handlers.stats(sla(), query.get("since"), query.get("until"))
 
 
 def create_app(settings: Settings | None = None) -> Flask:

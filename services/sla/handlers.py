@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from services.sla import reports
 from services.sla.business_time import DAYS, CalendarError, add_business_minutes, parse_calendar
+from services.sla.distribution import with_histograms
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
@@ -271,9 +272,11 @@ def ticket_view(svc: Sla, ticket_id: str, principal: Principal | None = None) ->
     return {"ticket_id": ticket_id, "priority": clocks.priority, "clocks": clocks.describe(now())}
 
 
-def stats(svc: Sla, since: datetime | None) -> dict:
+def stats(svc: Sla, since: datetime | None, until: datetime | None = None) -> dict:
     since = since or now() - STATS_WINDOW
-    return {"since": since, "items": reports.stats(svc.clocks.created_since(since)), "next_cursor": None}
+    tickets = list(svc.clocks.created_since(since, until))
+    items = with_histograms(reports.stats(tickets), tickets)
+    return {"since": since, "until": until, "items": items, "next_cursor": None}
 
 
 def policy_view(svc: Sla, policy: Policy) -> dict:
@@ -307,14 +310,20 @@ def always_calendar() -> dict:
 
 
 def list_breaches(
-    svc: Sla, filters: dict, since: datetime | None, limit: int, cursor: str | None, principal: Principal | None = None
+    svc: Sla,
+    filters: dict,
+    since: datetime | None,
+    limit: int,
+    cursor: str | None,
+    principal: Principal | None = None,
+    until: datetime | None = None,
 ):
     """Newest first; an agent's list holds only the breaches of the tickets it may see (shared.access)."""
     if principal is not None and not sees_everything(principal):
         agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
         visible = svc.access.ids_visible_to(agent["id"], agent.get("teams", [])) if agent else []
-        return svc.breaches.page(filters, since, limit, cursor, among=visible)
-    return svc.breaches.page(filters, since, limit, cursor)
+        return svc.breaches.page(filters, since, limit, cursor, among=visible, until=until)
+    return svc.breaches.page(filters, since, limit, cursor, until=until)
 
 
 HANDLERS = {

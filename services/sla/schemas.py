@@ -135,6 +135,7 @@ class TicketClocksSchema(Schema):
 
 class BreachQuerySchema(Schema):
     since = Timestamp(metadata={"description": "breached at or after this UTC time (ending in Z)"})
+    until = Timestamp(metadata={"description": "breached before this UTC time (ending in Z); default: no end"})
     priority = fields.String(validate=validate.OneOf(BY_URGENCY))
     clock = fields.String(validate=validate.OneOf(CLOCKS))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
@@ -159,6 +160,12 @@ class BreachListSchema(Schema):
 
 class StatsQuerySchema(Schema):
     since = Timestamp(metadata={"description": "tickets created at or after this UTC time; default 30 days ago"})
+    until = Timestamp(metadata={"description": "tickets created before this UTC time; default: no end"})
+
+
+class BucketSchema(Schema):
+    up_to_seconds = fields.Float(allow_none=True, metadata={"description": "upper bound, inclusive; null: beyond"})
+    count = fields.Integer(metadata={"description": "finished clocks whose time is over the bucket before, up to this"})
 
 
 class StatsRowSchema(Schema):
@@ -172,9 +179,13 @@ class StatsRowSchema(Schema):
     median_seconds = fields.Float(allow_none=True)
     p90_seconds = fields.Float(allow_none=True)
     measured = fields.Integer(metadata={"description": "clocks with a final time (the median's sample)"})
+    histogram = fields.List(
+        fields.Nested(BucketSchema), metadata={"description": "the measured times in buckets (1 min to 7 days, more)"}
+    )
 
 
 class StatsSchema(Schema):
     since = Timestamp()
+    until = Timestamp(allow_none=True)
     items = fields.List(fields.Nested(StatsRowSchema))
     next_cursor = fields.String(allow_none=True)

@@ -180,9 +180,10 @@ class ClockStore:
         """(ticket id, next_due) of up to `limit` clocks that pass a threshold by `until`, soonest first."""
         return [(doc["_id"], doc["next_due"]) for doc in due_by(self.collection, "next_due", until, limit)]
 
-    def created_since(self, since: datetime) -> Iterator[dict]:
-        """Documents of the tickets created at or after `since` (their priority and clocks)."""
-        return self.collection.find({"created_at": {"$gte": since}}, {"priority": 1, "clocks": 1})
+    def created_since(self, since: datetime, until: datetime | None = None) -> Iterator[dict]:
+        """Documents of the tickets created at or after `since` and before `until` (their priority and clocks)."""
+        window = {"$gte": since} | ({"$lt": until} if until is not None else {})
+        return self.collection.find({"created_at": window}, {"priority": 1, "clocks": 1})
 
     @staticmethod
     def _doc(clocks: TicketClocks, next_due: datetime | None) -> dict:
@@ -207,13 +208,20 @@ class BreachStore:
             pass
 
     def page(
-        self, filters: dict, since: datetime | None, limit: int, cursor: str | None, among: list[str] | None = None
+        self,
+        filters: dict,
+        since: datetime | None,
+        limit: int,
+        cursor: str | None,
+        among: list[str] | None = None,
+        until: datetime | None = None,
     ) -> tuple[list, str | None]:
         """Newest breach first; the cursor is the last one's (breached_at, id). `among`: only these tickets'."""
         if among is not None:
             filters = {**filters, "ticket_id": {"$in": among}}
-        if since is not None:
-            filters = {**filters, "breached_at": {"$gte": since}}
+        window = ({"$gte": since} if since is not None else {}) | ({"$lt": until} if until is not None else {})
+        if window:
+            filters = {**filters, "breached_at": window}
         docs, next_cursor = NEWEST_BREACHES_FIRST.page(self.collection, filters, limit, cursor)
         return [
             {"event_id": doc["_id"], **{name: doc.get(name) for name in BREACH_FIELDS}} for doc in docs

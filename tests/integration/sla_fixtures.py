@@ -37,7 +37,7 @@ CLOCK_KEYS = {
 BREACH_KEYS = {"event_id", "ticket_id", "clock", "instance", "priority", "due_at", "breached_at", "policy_version"}
 STATS_KEYS = {
     "priority", "clock", "met", "breached", "open", "stopped", "compliance_percent", "median_seconds",
-    "p90_seconds", "measured",
+    "p90_seconds", "measured", "histogram",
 }  # fmt: skip
 _numbers = itertools.count(900_000 + uuid.uuid4().int % 50_000)
 _EVENT_DATA: dict[str, Callable[[], dict]] = {

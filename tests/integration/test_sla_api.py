@@ -470,6 +470,7 @@ def test_breaches_newest_first_with_filters_and_pages(sla_client, five_breaches)
         ({"since": "2026-02-30T09:30:00Z"}, "since"),
         ({"since": "0000-01-01T00:00:00Z"}, "since"),
         ({"since": "yesterday"}, "since"),
+        ({"until": "2026-11-27T09:30:00"}, "until"),
         ({"priority": "urgent"}, "priority"),
         ({"clock": "wall"}, "clock"),
         ({"limit": 0}, "limit"),
@@ -508,8 +509,9 @@ def test_stats_count_met_breached_open_and_stopped_with_times(
     assert {(row["priority"], row["clock"]) for row in stats["items"]} == {
         (priority, clock) for priority in BY_URGENCY for clock in ("first_response", "next_response", "resolution")
     }
-    rows = {(row["priority"], row["clock"]): row for row in stats["items"]}
     assert all(set(row) == STATS_KEYS for row in stats["items"])
+    histograms = {(row["priority"], row["clock"]): row.pop("histogram") for row in stats["items"]}
+    rows = {(row["priority"], row["clock"]): row for row in stats["items"]}
     assert rows["emergency", "first_response"] == {
         "priority": "emergency", "clock": "first_response", "met": 1, "breached": 1, "open": 1, "stopped": 1,
         "compliance_percent": 50.0, "median_seconds": 750.0, "p90_seconds": 1200.0, "measured": 2,
@@ -520,6 +522,40 @@ def test_stats_count_met_breached_open_and_stopped_with_times(
     }  # fmt: skip
     empty = rows["low", "next_response"]
     assert (empty["met"], empty["compliance_percent"], empty["median_seconds"], empty["measured"]) == (0, None, None, 0)
+    # the measured times in buckets: 300 s (up to 5 min) and 1200 s (up to 30 min); resolved in 600 s (up to 15 min)
+    assert filled(histograms["emergency", "first_response"]) == {300: 1, 1800: 1}
+    assert filled(histograms["emergency", "resolution"]) == {900: 1}
+    assert filled(histograms["low", "next_response"]) == {}
+    assert [bucket["up_to_seconds"] for bucket in histograms["low", "next_response"]][-2:] == [604800, None]
+
+
+def filled(histogram: list[dict]) -> dict:
+    return {bucket["up_to_seconds"]: bucket["count"] for bucket in histogram if bucket["count"]}
+
+
+def test_stats_and_breaches_end_at_until(sla_client, sla_seed, sla_handle, forget_tickets, five_breaches):
+    start, recorded = five_breaches  # breached at start + 0..4 minutes
+    until = (start + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    since = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    listed = get_json(sla_client, "/breaches", admin(), since=since, until=until)["items"]
+    assert [item["ticket_id"] for item in listed] == [recorded[1][0], recorded[0][0]]  # before until, not at it
+    pages = walk_pages(sla_client, "/breaches", {"since": since, "until": until, "limit": 1}, admin())
+    assert [item for page in pages for item in page["items"]] == listed
+
+    early, late = sla_seed("high", at=start), sla_seed("high", at=start + timedelta(hours=1))
+    forget_tickets.extend([early, late])
+
+    def open_clocks(**window) -> tuple[int, str | None]:
+        query = {name: moment.strftime("%Y-%m-%dT%H:%M:%SZ") for name, moment in window.items()}
+        answer = get_json(sla_client, "/stats", admin(), **query)
+        row = next(r for r in answer["items"] if (r["priority"], r["clock"]) == ("high", "resolution"))
+        return row["open"], answer["until"] and parse_time(answer["until"])
+
+    hour = start + timedelta(hours=1)
+    assert open_clocks(since=start, until=hour) == (1, hour)  # the ticket created at `until` is not in it
+    assert open_clocks(since=hour, until=hour + timedelta(hours=1)) == (1, hour + timedelta(hours=1))
+    assert open_clocks(since=start, until=hour + timedelta(seconds=1)) == (2, hour + timedelta(seconds=1))
+    assert open_clocks(since=start)[1] is None
 
 
 def test_stats_look_back_30_days_by_default(sla_client):
@@ -529,8 +565,9 @@ def test_stats_look_back_30_days_by_default(sla_client):
 
 
 @pytest.mark.parametrize("since", ["2026-11-27", "2026-11-27T09:30:00", "2026-13-01T00:00:00Z", ""])
-def test_a_bad_stats_since_is_422(sla_client, since):
-    assert_problem(sla_client.get("/stats", query_string={"since": since}, headers=admin()), 422, "since")
+@pytest.mark.parametrize("name", ["since", "until"])
+def test_a_bad_stats_since_or_until_is_422(sla_client, since, name):
+    assert_problem(sla_client.get("/stats", query_string={name: since}, headers=admin()), 422, name)
 
 
 # --- who reads which ticket's clocks (shared.access) ------------------------------------------

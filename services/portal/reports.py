@@ -1,0 +1,126 @@
+"""The reports' use cases: SLA compliance and breaches from sla, the backlog and capacity from assignment.
+
+Admins read every team. A team lead reads its teams' part where the services allow it: the backlog, the
+agents and the breaches of the teams it leads. sla counts compliance over the whole help desk (it has no
+per-team figures), so a lead sees those as an admin does, and the page says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from services.portal import figures
+from services.portal.client import Actor, Refused, Unreachable
+from services.portal.console import actor, profile
+from services.portal.handlers import Portal
+from services.portal.period import Period
+from shared.clock import now
+
+PAGE = 200  # the longest page the APIs give
+MAX_PAGES = 10  # of breaches, of open tickets: at most 2000 of each are read
+MAX_LOOKUPS = 300  # breached tickets whose team is looked up one by one in assignment
+TABLES = ("summary", "compliance", "first-response", "resolution", "breaches", "backlog", "capacity")
+
+
+@dataclass(frozen=True)
+class Reader:
+    actor: Actor
+    teams: tuple[str, ...] | None  # the teams it leads; None: every team (an admin)
+
+
+def reader(svc: Portal, session: dict) -> Reader | None:
+    """Who reads the reports; None for an agent who leads no team."""
+    if session.get("role") == "admin":
+        return Reader(actor(session), None)
+    try:
+        led = tuple(profile(svc, session).get("lead_of") or ())
+    except Unreachable:
+        led = ()
+    return Reader(actor(session), led) if led else None
+
+
+class Source:
+    """What the services answer for one report, each asked once, when first needed."""
+
+    def __init__(self, svc: Portal, who: Reader, period: Period, clock: str) -> None:
+        self.svc, self.who, self.period, self.clock = svc, who, period, clock
+        self.notes: dict[str, list[str]] = {}
+
+    def _get(self, service: str, path: str, **query) -> dict:
+        return self.svc.services.get(service, path, self.who.actor, **query)
+
+    def _pages(self, service: str, path: str, name: str, **query) -> list[dict]:
+        items, cursor = [], None
+        for _ in range(MAX_PAGES):
+            answer = self._get(service, path, limit=PAGE, cursor=cursor, **query)
+            items += answer["items"]
+            cursor = answer.get("next_cursor")
+            if not cursor:
+                return items
+        self.notes.setdefault(name, []).append(f"Only the first {len(items)} were read.")
+        return items
+
+    @cached_property
+    def stats(self) -> list[dict]:
+        return self._get("sla", "/stats", **self.period.query())["items"]
+
+    def weeks(self) -> list[tuple]:
+        """(week start, /stats of that week) for each week of the period: one call each."""
+        weeks = [Period(start, stop, "") for start, stop in self.period.weeks(now())]
+        return [(week.since, self._get("sla", "/stats", **week.query())["items"]) for week in weeks]
+
+    @cached_property
+    def breaches(self) -> list[dict]:
+        return self._pages("sla", "/breaches", "breaches", **self.period.query())
+
+    def team_of(self, ticket_ids: list[str]) -> dict[str, str]:
+        """Each breached ticket's team now (assignment's); unknown past MAX_LOOKUPS or when it refuses."""
+        teams = {}
+        for ticket_id in sorted(set(ticket_ids))[:MAX_LOOKUPS]:
+            try:
+                teams[ticket_id] = self._get("assignment", f"/tickets/{ticket_id}").get("team")
+            except Refused:
+                continue
+        if len(set(ticket_ids)) > MAX_LOOKUPS:
+            self.notes.setdefault("breaches", []).append(f"Teams were looked up for {MAX_LOOKUPS} tickets only.")
+        return teams
+
+    @cached_property
+    def open_tickets(self) -> list[dict]:
+        if self.who.teams is None:
+            return self._pages("assignment", "/queue", "backlog")
+        return [t for team in self.who.teams for t in self._pages("assignment", "/queue", "backlog", team=team)]
+
+    @cached_property
+    def agents(self) -> list[dict]:
+        if self.who.teams is None:
+            return self._get("assignment", "/agents")["items"]
+        found = {a["id"]: a for team in self.who.teams for a in self._get("assignment", "/agents", team=team)["items"]}
+        return sorted(found.values(), key=lambda a: a["id"])
+
+
+def table(source: Source, name: str) -> figures.Table:
+    """One of TABLES, with its chart and what the reader should know about its figures."""
+    if name == "summary":
+        made = figures.summary_table(source.stats)
+    elif name == "compliance":
+        made = figures.weekly_table(source.weeks(), source.clock)
+    elif name in ("first-response", "resolution"):
+        made = figures.histogram_table(source.stats, name.replace("-", "_"))
+    elif name == "breaches":
+        made = _breaches(source)
+    elif name == "backlog":
+        made = figures.backlog_table(source.open_tickets)
+    else:
+        made = figures.capacity_table(source.agents)
+    made.notes += source.notes.get(name, [])
+    return made
+
+
+def _breaches(source: Source) -> figures.Table:
+    breaches = source.breaches
+    team_of = source.team_of([b["ticket_id"] for b in breaches])
+    if source.who.teams is not None:  # a lead: its teams' breaches (sla lists those of every team it is in)
+        breaches = [b for b in breaches if team_of.get(b["ticket_id"]) in source.who.teams]
+    return figures.breaches_table(breaches, team_of)

@@ -1,0 +1,164 @@
+"""The reports' SVG charts, tables and periods, and the health page's verdict, without a browser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.portal import charts, figures, period
+
+SVG = "{http://www.w3.org/2000/svg}"
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def parsed(markup) -> ET.Element:
+    return ET.fromstring(str(markup))
+
+
+def texts(svg: ET.Element) -> list[str]:
+    return [node.text for node in svg.iter(f"{SVG}text")]
+
+
+def test_a_bar_chart_has_a_bar_per_value_each_with_its_label_and_value():
+    svg = parsed(charts.bar_chart("Breaches per team", [("network", 4), ("hardware", 2), ("general", 0)]))
+    assert svg.get("role") == "img" and svg.get("aria-label") == "Breaches per team"
+    assert svg.find(f"{SVG}title").text == "Breaches per team"
+    bars = svg.findall(f"{SVG}g")
+    assert len(bars) == 3
+    assert [texts(bar) for bar in bars] == [["network", "4"], ["hardware", "2"], ["general", "0"]]
+    widths = [float(bar.find(f"{SVG}rect").get("width")) for bar in bars]
+    assert widths[0] == pytest.approx(2 * widths[1]) and widths[2] == 0  # lengths in proportion
+
+
+def test_no_bars_give_an_empty_state_not_an_error():
+    html = str(charts.bar_chart("Breaches per team", [], empty="No breach in this period."))
+    assert "<svg" not in html and "No breach in this period." in html
+
+
+def test_labels_are_escaped_and_no_style_is_used():
+    html = str(charts.bar_chart("<b>Teams</b>", [('<script>alert("x")</script>', 1)]))
+    assert "<script>" not in html and "&lt;script&gt;" in html and "<b>" not in html
+    line = str(charts.line_chart("Compliance", ["1 Nov", "8 Nov"], {"High": [50.0, 75.0]}))
+    for drawn in (html, line):
+        assert "style" not in drawn  # the CSP forbids style attributes and elements (style-src 'self')
+
+
+def test_a_line_chart_has_a_line_and_a_marker_per_figure_and_a_legend_in_words():
+    series = {"Emergency": [100.0, 50.0, None, 80.0], "High": [None, None, None, None], "Low": [20.0, 40.0, 60.0, 80.0]}
+    svg = parsed(charts.line_chart("Compliance per week", ["1 Nov", "8 Nov", "15 Nov", "22 Nov"], series))
+    lines = {g.get("data-series"): g for g in svg.iter(f"{SVG}g") if g.get("data-series")}
+    assert set(lines) == set(series)
+    emergency = lines["Emergency"]
+    assert len(emergency.findall(f"{SVG}polyline")) == 1  # 100, 50, then a gap: the 80 stands alone
+    assert len(emergency.findall(f"{SVG}circle")) == 3  # a marker per figure
+    assert lines["High"].findall(f"{SVG}polyline") == []
+    low = lines["Low"]
+    assert low.find(f"{SVG}polyline").get("stroke-dasharray")  # its own dash pattern, not its colour alone
+    legend = next(g for g in svg.iter(f"{SVG}g") if g.get("class") == "legend")
+    assert texts(legend) == ["Emergency", "High", "Low"]
+    assert {"0%", "50%", "100%", "1 Nov", "22 Nov"} <= set(texts(svg))
+
+
+def test_a_line_chart_without_figures_is_an_empty_state():
+    html = str(charts.line_chart("Compliance", ["1 Nov"], {"High": [None]}, empty="No clock was judged."))
+    assert "<svg" not in html and "No clock was judged." in html
+
+
+def stats_row(priority: str, clock: str, met: int, breached: int, counts=()) -> dict:
+    bounds = [60, 300, 900, None]
+    histogram = [{"up_to_seconds": b, "count": dict(counts).get(b, 0)} for b in bounds]
+    return {"priority": priority, "clock": clock, "met": met, "breached": breached, "open": 0, "stopped": 0,
+            "compliance_percent": figures.percent(met, breached), "median_seconds": 30.0, "p90_seconds": 60.0,
+            "measured": met + breached, "histogram": histogram}  # fmt: skip
+
+
+def test_weekly_compliance_sums_the_chosen_clocks_per_priority():
+    week = [stats_row("high", "first_response", 3, 1), stats_row("high", "resolution", 1, 3),
+            stats_row("low", "first_response", 0, 0)]  # fmt: skip
+    table = figures.weekly_table([(NOW, week)], "")
+    assert table.rows == [["2026-11-29", None, 50.0, None, None]]  # emergency, high, normal, low
+    assert figures.weekly_table([(NOW, week)], "first_response").rows[0][2] == 75.0
+    assert "<svg" in str(table.chart)
+
+
+def test_a_histogram_table_keeps_the_buckets_up_to_the_last_filled_and_charts_the_totals():
+    stats = [stats_row("high", "first_response", 2, 0, {60: 1, 300: 1}), stats_row("low", "first_response", 1, 0,
+             {60: 2}), stats_row("high", "resolution", 0, 0)]  # fmt: skip
+    table = figures.histogram_table(stats, "first_response")
+    assert table.rows == [["up to 1 min", 0, 1, 0, 2, 3], ["1 min to 5 min", 0, 1, 0, 0, 1]]
+    assert texts(parsed(table.chart))[-4:] == ["up to 1 min", "3", "1 min to 5 min", "1"]
+    empty = figures.histogram_table(stats, "resolution")
+    assert empty.rows == [] and "<svg" not in str(empty.chart)
+
+
+def test_breaches_per_team_and_the_csv_carries_the_same_figures():
+    breaches = [{"ticket_id": "a", "clock": "first_response"}, {"ticket_id": "a", "clock": "resolution"},
+                {"ticket_id": "b", "clock": "resolution"}, {"ticket_id": "c", "clock": "first_response"}]  # fmt: skip
+    table = figures.breaches_table(breaches, {"a": "network", "b": "=HYPERLINK()"})
+    assert table.rows == [["network", 1, 0, 1, 2], ["=HYPERLINK()", 0, 0, 1, 1], ["Not known", 1, 0, 0, 1]]
+    rows = list(csv.reader(io.StringIO(figures.csv_text(table))))
+    assert rows[0] == ["Team", "First response", "Next response", "Resolution", "All"]
+    assert rows[1] == ["network", "1", "0", "1", "2"]
+    assert rows[2][0] == "'=HYPERLINK()"  # a spreadsheet does not run it
+
+
+def test_durations_and_buckets_in_words():
+    assert [figures.duration_words(s) for s in (2.25, 42, 750, 7500, 3 * 86400 + 4 * 3600)] == [
+        "2.2 s", "42 s", "12 min", "2 h 05 min", "3 d 4 h"]  # fmt: skip
+    bounds = [60, 3600, 86400, 604800, None]
+    assert [figures.bucket_words(bounds, i) for i in range(5)] == [
+        "up to 1 min", "1 min to 1 h", "1 h to 1 day", "1 day to 7 days", "over 7 days"]  # fmt: skip
+
+
+def test_the_last_30_days_start_at_midnight_29_days_ago_and_run_to_now():
+    chosen, form, errors = period.parse({}, NOW)
+    assert errors == {} and form["period"] == "30" and chosen.until is None
+    assert chosen.since == datetime(2026, 10, 31, tzinfo=UTC)
+    assert chosen.query() == {"since": "2026-10-31T00:00:00.000Z"}
+    weeks = chosen.weeks(NOW)
+    assert len(weeks) == 5 and weeks[1] == (chosen.since + timedelta(days=7), chosen.since + timedelta(days=14))
+    assert weeks[-1][1] is None
+
+
+def test_two_days_run_from_the_first_midnight_to_the_one_after_the_last():
+    chosen, _, errors = period.parse({"period": "dates", "from": "2026-11-01", "to": "2026-11-14"}, NOW)
+    assert errors == {} and chosen.label == "1 Nov 2026 to 14 Nov 2026"
+    assert chosen.query() == {"since": "2026-11-01T00:00:00.000Z", "until": "2026-11-15T00:00:00.000Z"}
+    assert [end for _, end in chosen.weeks(NOW)] == [
+        datetime(2026, 11, 8, tzinfo=UTC),
+        datetime(2026, 11, 15, tzinfo=UTC),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "field", "message"),
+    [
+        ("", "2026-11-02", "from", "Enter the first day"),
+        ("2026-11-05", "2026-11-01", "to", "after the first day"),
+        ("2026-12-05", "2026-12-06", "from", "future"),
+        ("2025-01-01", "2026-11-01", "to", "at most 366"),
+        ("2026-11-01", "11/02/2026", "to", "Enter the last day"),
+    ],  # fmt: skip
+)
+def test_dates_that_do_not_work_are_named_with_what_to_do(first, last, field, message):
+    chosen, form, errors = period.parse({"period": "dates", "from": first, "to": last}, NOW)
+    assert chosen is None and re.search(message, errors[field][0]) and form["to"] == last
+
+
+def test_health_names_what_needs_a_look_and_a_silent_broker_hides_no_api():
+    from services.portal.health import Health, ServiceHealth
+    from shared.topology import QueueCounts
+
+    fine, stuck = QueueCounts(0, 1, 0, 0), QueueCounts(4, 0, 2, 3)
+    services = [ServiceHealth("intake", "ready", fine), ServiceHealth("sla", "not ready (mongodb)", stuck)]
+    health = Health(services, None, {"pending": "0"}, None, NOW)
+    assert health.problems == ["the sla API is not ready (mongodb)", "no sla worker consumes its queue",
+                               "sla has dead letters"]  # fmt: skip
+    assert Health(services[:1], None, None, "notify did not answer", NOW).problems == []
+    silent = Health(services, "RabbitMQ does not answer at 127.0.0.1:5672", None, None, NOW)
+    assert silent.problems == ["the sla API is not ready (mongodb)", "RabbitMQ does not answer at 127.0.0.1:5672"]
