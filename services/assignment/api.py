@@ -40,9 +40,10 @@ assigned least recently). With nobody free the ticket waits in the team queue an
 soon as capacity frees, emergency first, then high, normal, low, oldest first.
 
 Rights: the role `agent` acts on tickets assigned to its `agent_id` or waiting unassigned in one of
-its teams, and reads agents, teams and queues. An agent who is a team lead (`lead: true`) also assigns
+its teams, reads agents, teams and queues, and switches its own availability (`PATCH /agents/{id}` with
+`available` alone, on its own id). An agent who is a team lead (`lead: true`) also assigns
 and transfers tickets of its team and changes their priority. `admin` may do everything; agents and
-teams are managed by admins only. A ticket outside an agent's rights answers 403.
+teams are otherwise managed by admins only. A ticket outside an agent's rights answers 403.
 
 Claiming is the agent's own choice, so it is allowed while the agent is unavailable or at capacity;
 availability and capacity govern auto-assignment only. Two agents claiming at once: exactly one wins,
@@ -89,12 +90,13 @@ class AgentById(MethodView):
         """An agent, with the number of its open tickets."""
         return handlers.get_agent(assignment(), agent_id)
 
-    @require_roles("admin")
+    @require_roles("agent", "admin")
     @agents.arguments(AgentPatchSchema())
     @agents.response(200, AgentSchema)
     def patch(self, changes, agent_id):
-        """Change any of name, email, teams, capacity, available and lead."""
-        return handlers.update_agent(assignment(), agent_id, changes)
+        """Change any of name, email, teams, capacity, available and lead_of (admins); an agent may change only
+        its own `available` (403 for anything else)."""
+        return handlers.update_agent(assignment(), agent_id, changes, principal())
 
 
 @teams.route("/teams")

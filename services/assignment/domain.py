@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -328,6 +329,11 @@ def lead_of(teams: list[str], given: dict, current: list[str] | tuple[str, ...] 
     if "lead" in given:
         return list(teams) if given["lead"] else []
     return [team for team in current if team in teams]
+
+
+def may_change_agent(role: str, own_agent_id: str | None, agent_id: str, fields: Iterable[str]) -> bool:
+    """Admins change any agent; an agent changes only its own availability (going away, coming back)."""
+    return role == "admin" or (role == "agent" and own_agent_id == agent_id and set(fields) == {"available"})
 
 
 def may_manage(role: str, agent: dict | None, ticket: Ticket) -> bool:

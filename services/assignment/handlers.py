@@ -18,6 +18,7 @@ from services.assignment.domain import (
     Ticket,
     choose_agent,
     lead_of,
+    may_change_agent,
     may_manage,
     may_work_on,
     route,
@@ -113,7 +114,10 @@ def create_agent(svc: Assignment, data: dict) -> dict:
     return svc.agents.get(agent["id"])
 
 
-def update_agent(svc: Assignment, agent_id: str, changes: dict) -> dict:
+def update_agent(svc: Assignment, agent_id: str, changes: dict, principal: Principal | None = None) -> dict:
+    if principal is not None:
+        allowed = may_change_agent(principal.role, principal.agent_id, agent_id, changes)
+        _require(allowed, "An agent may change only its own availability (available); admins change the rest.")
     if "teams" in changes:
         svc.teams.require(changes["teams"], "teams")
 

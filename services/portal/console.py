@@ -55,6 +55,17 @@ def profile(svc: Portal, session: dict) -> dict:
         return {"id": session["agent_id"], "name": session["agent_id"], "teams": [], "lead_of": []}
 
 
+def set_available(svc: Portal, session: dict, available: bool) -> None:
+    """The agent goes away (no new tickets assigned to it) or comes back: its own choice, on its own record."""
+    if not session.get("agent_id"):
+        raise UserError("Only an agent has an availability.", status=400)
+    path = f"/agents/{session['agent_id']}"
+    try:
+        svc.services.call("assignment", "PATCH", path, actor(session), json={"available": available})
+    except Refused as refused:
+        raise UserError(refused.detail or refused.title, status=refused.status) from None
+
+
 def queues(svc: Portal, session: dict, view: str, filters: dict) -> dict:
     """Every queue the person has, each with its count; the tickets of the one asked for."""
     me = actor(session)

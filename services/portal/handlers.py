@@ -166,7 +166,7 @@ def password_link_valid(svc: Portal, token: str) -> bool:
 
 
 def set_password(svc: Portal, token: str, password: str) -> dict:
-    """Set the password of the link's account (once); every session of the account ends."""
+    """Set the password of the link's account (once); every session and every other link of the account ends."""
     problems = domain.password_problems(password)
     if problems:
         raise UserError("Choose another password.", {"password": problems})
@@ -175,6 +175,7 @@ def set_password(svc: Portal, token: str, password: str) -> dict:
     if account is None:
         raise UserError("This link is not valid any more. Ask an admin for a new one.", status=404)
     svc.store.set_password_hash(account["_id"], svc.hasher.hash(password))
+    svc.store.end_password_links_of(account["_id"])  # the emailed link, when the admin's was used (or the reverse)
     svc.store.end_sessions_of(account["_id"])
     return account
 

@@ -1,5 +1,6 @@
 """The portal's own collections in `<ns>_portal`: accounts, sessions, sign-in failures, one-time password
-links, rate-limit windows, check-status requests and who has a ticket open. The only module that touches them.
+links, rate-limit windows, check-status requests, new accounts' welcome emails and who has a ticket open.
+The only module that touches them.
 
 Nothing expires by a TTL index (the embedded store has none): every read checks the expiry, and the
 worker's `purge` removes what has expired.
@@ -35,6 +36,7 @@ class PortalStore:
         self.limits = db["limits"]
         self.status_requests = db["status_requests"]
         self.presence = db["presence"]
+        self.welcomes = db["welcome_emails"]
 
     def ensure_indexes(self) -> None:
         self.accounts.create_index([("email", ASCENDING)], unique=True)
@@ -43,6 +45,8 @@ class PortalStore:
         self.limits.create_index([("expires_at", ASCENDING)])
         self.status_requests.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
         self.presence.create_index([("ticket_id", ASCENDING), ("seen_at", ASCENDING)])
+        self.welcomes.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
+        self.password_links.create_index([("account_id", ASCENDING)])
 
     # accounts
     def add_account(self, email: str, role: str, agent_id: str | None, password_hash: str | None, at: datetime) -> dict:
@@ -115,6 +119,21 @@ class PortalStore:
         """Take the link (once: a second use finds nothing)."""
         return self.password_links.find_one_and_delete({"_id": digest(token), "expires_at": {"$gt": now}})
 
+    def end_password_links_of(self, account_id: str) -> None:
+        self.password_links.delete_many({"account_id": account_id})
+
+    # welcome emails of new accounts: the worker sends them, each with a link of its own
+    def add_welcome(self, account_id: str, email: str, at: datetime) -> None:
+        self.welcomes.insert_one(
+            {"_id": uuid.uuid4().hex, "account_id": account_id, "email": email, "state": "pending", "created_at": at}
+        )
+
+    def pending_welcomes(self, limit: int = 50) -> list[dict]:
+        return list(self.welcomes.find({"state": "pending"}).sort("created_at", ASCENDING).limit(limit))
+
+    def finish_welcome(self, welcome_id: str, at: datetime) -> None:
+        self.welcomes.update_one({"_id": welcome_id}, {"$set": {"state": "sent", "finished_at": at}})
+
     # rate limits: fixed windows
     def count_hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         """Count one more hit of `key` in the window that began at `window_start`; the count so far."""
@@ -125,6 +144,13 @@ class PortalStore:
             return_document=ReturnDocument.AFTER,
         )
         return int(doc["count"])
+
+    # forms that must not act twice (a reload of the page a POST answered sends it again)
+    def form_used(self, key: str) -> bool:
+        return self.limits.find_one({"_id": f"form:{digest(key)}"}) is not None
+
+    def use_form(self, key: str, expires_at: datetime) -> None:
+        self.limits.update_one({"_id": f"form:{digest(key)}"}, {"$set": {"expires_at": expires_at}}, upsert=True)
 
     # check-status requests: the worker answers them, so the page answers the same whatever they hold
     def add_status_request(self, email: str, number: int, at: datetime) -> None:
@@ -169,4 +195,5 @@ class PortalStore:
         self.status_requests.delete_many(
             {"state": {"$in": ["sent", "no-match"]}, "created_at": {"$lte": requests_before}}
         )
+        self.welcomes.delete_many({"state": {"$ne": "pending"}, "created_at": {"$lte": requests_before}})
         self.failures.delete_many({"last": {"$lte": requests_before}})

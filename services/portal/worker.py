@@ -1,4 +1,5 @@
-"""The portal's worker: emails the links people ask for with "check status", and purges what expired.
+"""The portal's worker: emails the links people ask for with "check status" and new accounts' links to set a
+password, and purges what expired.
 
 It consumes no events: the portal reads the other services through their APIs.
 """
@@ -20,6 +21,7 @@ def main() -> None:
         handlers.SERVICE,
         [
             Timer("status-links", timers.STATUS_INTERVAL, lambda: timers.answer_requests(svc)),
+            Timer("welcome-emails", timers.STATUS_INTERVAL, lambda: timers.send_welcomes(svc)),
             Timer("purge", 600, lambda: timers.purge(svc)),
         ],
     )

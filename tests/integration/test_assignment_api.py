@@ -137,6 +137,27 @@ def test_agents_are_created_read_listed_and_patched_with_the_contract_shape(acli
     assert_problem(aclient.patch(f"/agents/{unique('nobody')}", json={"capacity": 2}, headers=admin()), 404)
 
 
+def test_an_agent_switches_its_own_availability_and_nothing_else(aclient, make_team, make_agent):
+    team = make_team()
+    jane, omar = make_agent(team["id"], prefix="jane"), make_agent(team["id"], prefix="omar")
+
+    away = aclient.patch(f"/agents/{jane['id']}", json={"available": False}, headers=as_agent(jane["id"]))
+    assert away.status_code == 200, away.get_json()
+    assert away.get_json()["available"] is False
+    back = aclient.patch(f"/agents/{jane['id']}", json={"available": True}, headers=as_agent(jane["id"]))
+    assert back.status_code == 200 and back.get_json()["available"] is True
+    before = [aclient.get(f"/agents/{a['id']}", headers=admin()).get_json() for a in (jane, omar)]
+    for target, changes in (
+        (jane, {"capacity": 99}),
+        (jane, {"available": False, "capacity": 99}),
+        (jane, {"lead_of": [team["id"]]}),
+        (jane, {"teams": [team["id"]]}),
+        (omar, {"available": False}),
+    ):
+        assert_problem(aclient.patch(f"/agents/{target['id']}", json=changes, headers=as_agent(jane["id"])), 403)
+    assert [aclient.get(f"/agents/{a['id']}", headers=admin()).get_json() for a in (jane, omar)] == before
+
+
 def test_open_tickets_counts_the_agents_tickets_until_resolved_or_closed(
     aclient, make_team, make_agent, new_ticket, read_agent, handle, assignment_db
 ):

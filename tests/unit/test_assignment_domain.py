@@ -13,6 +13,7 @@ from services.assignment.domain import (
     Ticket,
     choose_agent,
     lead_of,
+    may_change_agent,
     may_manage,
     may_work_on,
     route,
@@ -242,3 +243,20 @@ def test_on_reopen_the_previous_agent_takes_it_back_only_when_free_for_it():
     assert not takes_back(agent("jane", teams=("hardware",)), "network", still_counted=False)  # left the team
     assert takes_back(agent("jane", 5, capacity=5), "network", still_counted=True)  # its slot is already counted
     assert not takes_back(None, "network", still_counted=False)
+
+
+@pytest.mark.parametrize(
+    ("role", "own", "target", "fields", "allowed"),
+    [
+        ("admin", None, "jane", {"capacity", "teams", "available"}, True),
+        ("agent", "jane", "jane", {"available"}, True),  # going away and coming back: the agent's own choice
+        ("agent", "jane", "jane", {"capacity"}, False),
+        ("agent", "jane", "jane", {"available", "capacity"}, False),
+        ("agent", "jane", "jane", {"lead_of"}, False),
+        ("agent", "jane", "omar", {"available"}, False),  # never another agent's
+        ("agent", None, "jane", {"available"}, False),
+        ("portal", None, "jane", {"available"}, False),
+    ],
+)
+def test_an_agent_changes_only_its_own_availability(role, own, target, fields, allowed):
+    assert may_change_agent(role, own, target, fields) is allowed

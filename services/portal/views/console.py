@@ -31,6 +31,17 @@ def queue_table():
     return _queue("console/_queue.html")
 
 
+@blueprint.post("/availability")
+@agent_required
+def availability():
+    """The agent switches its own availability (the small form on the queue page)."""
+    try:
+        console.set_available(portal(), g.session, request.form.get("available") == "true")
+    except UserError as exc:
+        return error_page(exc.status, "That did not work", exc.message)
+    return redirect(url_for("console.queue"), 303)
+
+
 def _queue(template: str):
     me = console.profile(portal(), g.session)
     try:

@@ -1,0 +1,119 @@
+"""Agents, teams and topics: assignment's agents and teams, intake's help topics, the agents' portal accounts."""
+
+from __future__ import annotations
+
+from services.portal import domain
+from services.portal.admin import number, path_id, refusal, require_id
+from services.portal.admin.welcome import queue_welcome
+from services.portal.client import Refused
+from services.portal.console import actor
+from services.portal.handlers import Portal, UserError, create_account
+
+ACCOUNT_TAKEN = "An account with this email exists."
+
+
+def directory(svc: Portal, session: dict) -> dict:
+    """The agents, the teams (each with its members and leads) and the help topics."""
+    who = actor(session)
+    agents = svc.services.get("assignment", "/agents", who)["items"]
+    teams = svc.services.get("assignment", "/teams", who)["items"]
+    for team in teams:
+        team["members"] = [agent for agent in agents if team["id"] in agent["teams"]]
+        team["leads"] = [agent for agent in team["members"] if team["id"] in agent.get("lead_of", [])]
+    topics = svc.services.get("intake", "/topics", who)["items"]
+    accounts = {account.get("agent_id") for account in svc.store.list_accounts()}
+    return {
+        "agents": agents, "teams": teams, "topics": topics, "with_account": accounts,
+        "team_options": [(team["id"], f"{team['name']} ({team['id']})") for team in teams],
+        "topic_options": [(topic["id"], f"{topic['name']} ({topic['id']})") for topic in topics],
+    }  # fmt: skip
+
+
+def agent(svc: Portal, session: dict, agent_id: str) -> dict:
+    return svc.services.get("assignment", f"/agents/{path_id(agent_id)}", actor(session))
+
+
+def agent_body(form: dict) -> dict:
+    """The fields of an agent as assignment takes them (what does not fit goes as typed: assignment says why)."""
+    return {
+        "name": form.get("name", "").strip(),
+        "email": form.get("email", "").strip(),
+        "teams": form.get("teams", []),
+        "capacity": number(form.get("capacity")),
+        "lead_of": form.get("lead_of", []),
+        "available": bool(form.get("available")),
+    }
+
+
+def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, bool]:
+    """A new agent with its portal account: (the agent, a one-time token to set a password, whether it is emailed)."""
+    body = {"id": form.get("id", "").strip(), **agent_body(form)}
+    _account_possible(svc, body["email"].lower())
+    try:
+        created = svc.services.post("assignment", "/agents", actor(session), body)
+    except Refused as refused:
+        raise refusal(refused) from None
+    account, token = create_account(svc, created["email"], "agent", created["id"], None)
+    if form.get("send_email"):
+        queue_welcome(svc, account)
+    return created, token or "", bool(form.get("send_email"))
+
+
+def _account_possible(svc: Portal, email: str) -> None:
+    """The portal's own rules for the agent's account, checked before assignment adds the agent."""
+    problems = domain.account_problems(email, "admin", None).get("email")
+    if problems:
+        raise UserError("The account needs another email address.", {"email": problems})
+    if svc.store.account_by_email(email):
+        raise UserError(ACCOUNT_TAKEN, {"email": [ACCOUNT_TAKEN]}, 409)
+
+
+def change_agent(svc: Portal, session: dict, agent_id: str, changes: dict) -> dict:
+    try:
+        return svc.services.call("assignment", "PATCH", f"/agents/{path_id(agent_id)}", actor(session), json=changes)
+    except Refused as refused:
+        raise refusal(refused) from None
+
+
+def remove_from_team(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
+    """Take the agent out of one team (it stops leading it too); assignment refuses to leave it in none."""
+    teams = [name for name in agent(svc, session, agent_id)["teams"] if name != team]
+    return change_agent(svc, session, agent_id, {"teams": teams})
+
+
+def create_team(svc: Portal, session: dict, form: dict) -> dict:
+    body = {"id": form.get("id", "").strip(), "name": form.get("name", "").strip(), "topics": form.get("topics", [])}
+    try:
+        return svc.services.post("assignment", "/teams", actor(session), body)
+    except Refused as refused:
+        raise refusal(refused) from None
+
+
+def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
+    body = {"name": form.get("name", "").strip(), "topics": form.get("topics", [])}
+    try:
+        return svc.services.call("assignment", "PATCH", f"/teams/{path_id(team_id)}", actor(session), json=body)
+    except Refused as refused:
+        raise refusal(refused) from None
+
+
+def set_lead(svc: Portal, session: dict, team_id: str, lead: str) -> None:
+    """Make `lead` the one lead of the team (none when empty): each member's lead_of gains or loses the team."""
+    members = svc.services.get("assignment", "/agents", actor(session), team=team_id)["items"]
+    if lead and lead not in {member["id"] for member in members}:
+        raise UserError("Choose one of the team's agents.", {"lead": ["Choose one of the team's agents."]})
+    for member in members:
+        leads = member.get("lead_of", [])
+        wanted = [t for t in leads if t != team_id] + ([team_id] if member["id"] == lead else [])
+        if sorted(wanted) != sorted(leads):
+            change_agent(svc, session, member["id"], {"lead_of": wanted})
+
+
+def put_topic(svc: Portal, session: dict, form: dict) -> dict:
+    """Add or rename one of intake's help topics."""
+    topic_id = require_id(form.get("topic_id", ""), "topic_id", "topic")
+    body = {"name": form.get("topic_name", "").strip()}
+    try:
+        return svc.services.call("intake", "PUT", f"/topics/{topic_id}", actor(session), json=body)
+    except Refused as refused:
+        raise refusal(refused, {"id": "topic_id", "name": "topic_name"}) from None

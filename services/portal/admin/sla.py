@@ -1,0 +1,134 @@
+"""SLA policies (with their versions and a what-if of a draft) and business calendars, all sla's."""
+
+from __future__ import annotations
+
+from services.portal.admin import number, path_id, refusal, require_id, words
+from services.portal.client import Refused
+from services.portal.console import actor
+from services.portal.handlers import Portal, UserError
+
+PRIORITIES = ("emergency", "high", "normal", "low")
+MINUTES = ("first_response_minutes", "next_response_minutes", "resolution_minutes")
+DAYS = (("mon", "Monday"), ("tue", "Tuesday"), ("wed", "Wednesday"), ("thu", "Thursday"),
+        ("fri", "Friday"), ("sat", "Saturday"), ("sun", "Sunday"))  # fmt: skip
+NOT_YET = (404, 405)  # sla without a what-if endpoint
+
+
+def policies(svc: Portal, session: dict) -> list[dict]:
+    return svc.services.get("sla", "/policies", actor(session))["items"]
+
+
+def policy(svc: Portal, session: dict, priority: str) -> dict:
+    """The priority's policy, every version of it (newest first) and the calendars it may count in."""
+    who, path = actor(session), f"/policies/{path_id(priority)}"
+    return {
+        "policy": svc.services.get("sla", path, who),
+        "versions": svc.services.get("sla", f"{path}/versions", who)["items"],
+        "calendars": calendars(svc, session),
+    }
+
+
+def policy_form(policy: dict) -> dict:
+    """A policy as its form's fields show it."""
+    form = {name: f"{policy[name]:g}" for name in MINUTES}
+    return {
+        **form,
+        "warn_at_percent": ", ".join(str(p) for p in policy["warn_at_percent"]),
+        "calendar": policy["calendar"],
+    }
+
+
+def policy_body(form: dict) -> dict:
+    """The draft policy as sla takes it (what does not fit goes as typed: sla says why)."""
+    body = {name: number(form.get(name)) for name in MINUTES}
+    body["warn_at_percent"] = [number(item) for item in words(form.get("warn_at_percent"))]
+    return {**body, "calendar": form.get("calendar", "")}
+
+
+def put_policy(svc: Portal, session: dict, priority: str, form: dict) -> dict:
+    try:
+        return svc.services.call("sla", "PUT", f"/policies/{path_id(priority)}", actor(session), json=policy_body(form))
+    except Refused as refused:
+        raise refusal(refused) from None
+
+
+def what_if(svc: Portal, session: dict, priority: str, form: dict) -> dict | None:
+    """What the draft would have done to the last 30 days (sla's answer); None while sla cannot tell yet."""
+    try:
+        return svc.services.post("sla", f"/policies/{path_id(priority)}/what-if", actor(session), policy_body(form))
+    except Refused as refused:
+        if refused.status in NOT_YET:
+            return None
+        raise refusal(refused) from None
+
+
+def calendars(svc: Portal, session: dict) -> list[dict]:
+    return svc.services.get("sla", "/calendars", actor(session))["items"]
+
+
+def calendar(svc: Portal, session: dict, calendar_id: str) -> dict:
+    return svc.services.get("sla", f"/calendars/{path_id(calendar_id)}", actor(session))
+
+
+def calendar_form(calendar: dict) -> dict:
+    """A calendar as its form's fields show it: one field of periods per day, one of holidays."""
+    form = {"calendar_id": calendar.get("id", ""), "timezone": calendar.get("timezone", "")}
+    for day, _ in DAYS:
+        form[f"hours-{day}"] = ", ".join(f"{start}-{end}" for start, end in calendar.get("hours", {}).get(day, []))
+    return {**form, "holidays": "\n".join(calendar.get("holidays", []))}
+
+
+def calendar_body(form: dict) -> dict:
+    """The calendar as sla takes it: "09:00-13:00, 14:00-18:00" is two periods; an empty day is closed."""
+    hours = {}
+    for day, _ in DAYS:
+        periods = [part.strip() for part in (form.get(f"hours-{day}") or "").split(",") if part.strip()]
+        if periods:
+            hours[day] = [_period(part) for part in periods]
+    return {"timezone": form.get("timezone", "").strip(), "hours": hours, "holidays": words(form.get("holidays"))}
+
+
+def _period(text: str) -> list[str]:
+    start, dash, end = text.replace("–", "-").partition("-")
+    return [start.strip(), end.strip()] if dash else [text]  # one string: sla says what a period is
+
+
+def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
+    """Create or replace a calendar."""
+    calendar_id = require_id(form.get("calendar_id", ""), "calendar_id", "calendar")
+    body = calendar_body(form)
+    try:
+        return svc.services.call("sla", "PUT", f"/calendars/{calendar_id}", actor(session), json=body)
+    except Refused as refused:
+        raise _calendar_refusal(refused, body) from None
+
+
+def _calendar_refusal(refused: Refused, body: dict) -> UserError:
+    """hours.mon is the Monday field; holidays.2 the third date of the holidays field (named in the message)."""
+    names = {f"hours.{day}": f"hours-{day}" for day, _ in DAYS} | {"id": "calendar_id"}
+    error = refusal(refused, names)
+    dates = [f"{body['holidays'][int(f.split('.')[1])]}: {' '.join(m)}" for f, m in refused.errors.items()
+             if f.startswith("holidays.") and f.split(".")[1].isdigit()]  # fmt: skip
+    if dates:
+        error.errors["holidays"] = dates
+    return error
+
+
+def week_grid(hours: dict[str, list[list[str]]]) -> list[dict]:
+    """The week as rows of hours, from the first opening to the last closing, each day open, part or closed."""
+    spans = {day: [(_minutes(start), _minutes(end)) for start, end in hours.get(day, [])] for day, _ in DAYS}
+    every = [span for day_spans in spans.values() for span in day_spans]
+    if not every:
+        return []
+    first, last = min(s for s, _ in every) // 60, -(-max(e for _, e in every) // 60)
+    rows = []
+    for hour in range(first, last):
+        covered = [sum(max(0, min(e, hour * 60 + 60) - max(s, hour * 60)) for s, e in spans[day]) for day, _ in DAYS]
+        cells = ["open" if minutes >= 60 else "part" if minutes else "closed" for minutes in covered]
+        rows.append({"hour": f"{hour:02d}:00", "cells": cells})
+    return rows
+
+
+def _minutes(text: str) -> int:
+    hour, _, minute = text.partition(":")
+    return int(hour) * 60 + int(minute or 0)

@@ -1,0 +1,95 @@
+"""Agents: the list (teams, capacity, availability, open tickets), adding one with its account, editing one,
+making one unavailable and taking one out of a team."""
+
+from __future__ import annotations
+
+from flask import g, redirect, url_for
+
+from services.portal.admin import people
+from services.portal.handlers import UserError
+from services.portal.pages import admin_required, portal
+from services.portal.views.admin import blueprint, form_data, page
+
+LISTS = ("teams", "lead_of")
+NOTICES = {
+    "saved": "The agent's changes are saved.",
+    "available": "The agent is available: new tickets may be assigned to them.",
+    "unavailable": "The agent is unavailable: no new tickets are assigned to them.",
+    "removed": "The agent is out of that team.",
+}
+
+
+def _list(form: dict | None = None, errors=None, message=None, created=None, status=200):
+    directory = people.directory(portal(), g.session)
+    form = form if form is not None else {"available": "on", "send_email": "on"}
+    return page(
+        "admin/agents.html", "agents", status, form=form, errors=errors or {}, message=message, notices=NOTICES,
+        created=created, **directory,
+    )  # fmt: skip
+
+
+@blueprint.get("/agents")
+@admin_required
+def agents():
+    return _list()
+
+
+@blueprint.post("/agents")
+@admin_required
+def add_agent():
+    form = form_data(*LISTS)
+    try:
+        agent, token, emailed = people.create_agent(portal(), g.session, form)
+    except UserError as exc:
+        return _list(form, exc.errors, exc.message, status=exc.status)
+    link = portal().settings.portal_url + url_for("auth.password", token=token)
+    return _list(created={"agent": agent, "link": link, "emailed": emailed})
+
+
+def _edit(agent_id: str, form: dict | None = None, errors=None, message=None, status=200):
+    agent = people.agent(portal(), g.session, agent_id)
+    team_options = people.directory(portal(), g.session)["team_options"]
+    if form is None:
+        form = {**agent, "capacity": str(agent["capacity"]), "available": "on" if agent["available"] else ""}
+    return page(
+        "admin/agent.html", "agents", status, agent=agent, team_options=team_options, form=form, errors=errors or {},
+        message=message, notices=NOTICES,
+    )  # fmt: skip
+
+
+@blueprint.get("/agents/<agent_id>")
+@admin_required
+def agent(agent_id: str):
+    return _edit(agent_id)
+
+
+@blueprint.post("/agents/<agent_id>")
+@admin_required
+def change_agent(agent_id: str):
+    form = form_data(*LISTS)
+    try:
+        people.change_agent(portal(), g.session, agent_id, people.agent_body(form))
+    except UserError as exc:
+        return _edit(agent_id, form, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.agent", agent_id=agent_id, notice="saved"), 303)
+
+
+@blueprint.post("/agents/<agent_id>/availability")
+@admin_required
+def agent_availability(agent_id: str):
+    available = form_data().get("available") == "true"
+    try:
+        people.change_agent(portal(), g.session, agent_id, {"available": available})
+    except UserError as exc:
+        return _list(message=exc.message, status=exc.status)
+    return redirect(url_for("admin.agents", notice="available" if available else "unavailable"), 303)
+
+
+@blueprint.post("/agents/<agent_id>/teams/<team_id>/remove")
+@admin_required
+def remove_from_team(agent_id: str, team_id: str):
+    try:
+        people.remove_from_team(portal(), g.session, agent_id, team_id)
+    except UserError as exc:
+        return _edit(agent_id, message=exc.message, errors=exc.errors, status=exc.status)
+    return redirect(url_for("admin.agent", agent_id=agent_id, notice="removed"), 303)

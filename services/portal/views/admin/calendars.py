@@ -1,0 +1,55 @@
+"""Business calendars: each one's week as a grid (days as columns), and a form to add or change one."""
+
+from __future__ import annotations
+
+from flask import g, redirect, url_for
+
+from services.portal.admin import sla
+from services.portal.handlers import UserError
+from services.portal.pages import admin_required, portal
+from services.portal.views.admin import blueprint, form_data, page
+
+NOTICES = {"saved": "The calendar is saved. Deadlines computed from now on count in it."}
+BUILT_IN = "24x7"
+
+
+@blueprint.get("/calendars")
+@admin_required
+def calendars():
+    return _list()
+
+
+def _list(form: dict | None = None, errors=None, message=None, status=200):
+    found = sla.calendars(portal(), g.session)
+    return page(
+        "admin/calendars.html", "calendars", status, calendars=found, form=form or {}, errors=errors or {},
+        message=message, days=sla.DAYS,
+    )  # fmt: skip
+
+
+@blueprint.post("/calendars")
+@admin_required
+def put_calendar():
+    form = form_data()
+    try:
+        sla.put_calendar(portal(), g.session, form)
+    except UserError as exc:
+        if form.get("existing"):
+            return _show(form["calendar_id"], form, exc.errors, exc.message, exc.status)
+        return _list(form, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.calendar", calendar_id=form["calendar_id"], notice="saved"), 303)
+
+
+def _show(calendar_id: str, form: dict | None = None, errors=None, message=None, status=200):
+    found = sla.calendar(portal(), g.session, calendar_id)
+    return page(
+        "admin/calendar.html", "calendars", status, calendar=found, grid=sla.week_grid(found["hours"]),
+        days=sla.DAYS, built_in=calendar_id == BUILT_IN, form=form or sla.calendar_form(found),
+        errors=errors or {}, message=message, notices=NOTICES,
+    )  # fmt: skip
+
+
+@blueprint.get("/calendars/<calendar_id>")
+@admin_required
+def calendar(calendar_id: str):
+    return _show(calendar_id)

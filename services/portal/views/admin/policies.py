@@ -1,0 +1,57 @@
+"""SLA policies: the four priorities' terms, each one's versions, editing one, and what a draft would have done."""
+
+from __future__ import annotations
+
+from flask import g, redirect, url_for
+
+from services.portal.admin import sla
+from services.portal.handlers import UserError
+from services.portal.pages import admin_required, error_page, portal
+from services.portal.views.admin import blueprint, form_data, page
+
+NOTICES = {"saved": "The policy is saved. New tickets of this priority run under it."}
+
+
+@blueprint.get("/policies")
+@admin_required
+def policies():
+    return page("admin/policies.html", "policies", policies=sla.policies(portal(), g.session))
+
+
+def _edit(priority: str, form: dict | None = None, errors=None, message=None, status=200, what_if=None):
+    if priority not in sla.PRIORITIES:
+        return error_page(404, "No such priority", "Policies are per priority: emergency, high, normal or low.")
+    found = sla.policy(portal(), g.session, priority)
+    return page(
+        "admin/policy.html", "policies", status, priority=priority, form=form or sla.policy_form(found["policy"]),
+        errors=errors or {}, message=message, notices=NOTICES, what_if=what_if, **found,
+    )  # fmt: skip
+
+
+@blueprint.get("/policies/<priority>")
+@admin_required
+def policy(priority: str):
+    return _edit(priority)
+
+
+@blueprint.post("/policies/<priority>")
+@admin_required
+def put_policy(priority: str):
+    form = form_data()
+    try:
+        sla.put_policy(portal(), g.session, priority, form)
+    except UserError as exc:
+        return _edit(priority, form, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.policy", priority=priority, notice="saved"), 303)
+
+
+@blueprint.post("/policies/<priority>/what-if")
+@admin_required
+def what_if(priority: str):
+    """The draft in the form, replayed over the last 30 days by sla; the form keeps the draft."""
+    form = form_data()
+    try:
+        answer = sla.what_if(portal(), g.session, priority, form)
+    except UserError as exc:
+        return _edit(priority, form, exc.errors, exc.message, exc.status)
+    return _edit(priority, form, what_if={"available": answer is not None, **(answer or {})})

@@ -1,0 +1,94 @@
+"""Teams (the topics each routes, its lead, its agents) and intake's help topics."""
+
+from __future__ import annotations
+
+from flask import g, redirect, url_for
+
+from services.portal.admin import people
+from services.portal.handlers import UserError
+from services.portal.pages import admin_required, error_page, portal
+from services.portal.views.admin import blueprint, form_data, page
+
+NOTICES = {
+    "added": "The team is added.",
+    "saved": "The team's changes are saved.",
+    "lead": "The team's lead is set.",
+    "topic": "The topic is saved.",
+}
+
+
+def _list(form: dict | None = None, errors=None, message=None, status=200):
+    directory = people.directory(portal(), g.session)
+    return page(
+        "admin/teams.html", "teams", status, form=form or {}, errors=errors or {}, message=message, notices=NOTICES,
+        **directory,
+    )  # fmt: skip
+
+
+@blueprint.get("/teams")
+@admin_required
+def teams():
+    return _list()
+
+
+@blueprint.post("/teams")
+@admin_required
+def add_team():
+    form = form_data("topics")
+    try:
+        people.create_team(portal(), g.session, form)
+    except UserError as exc:
+        return _list(form, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.teams", notice="added"), 303)
+
+
+@blueprint.post("/topics")
+@admin_required
+def put_topic():
+    form = form_data()
+    try:
+        people.put_topic(portal(), g.session, form)
+    except UserError as exc:
+        return _list(form, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.teams", notice="topic", _anchor="topics-title"), 303)
+
+
+def _edit(team_id: str, form: dict | None = None, errors=None, message=None, status=200):
+    directory = people.directory(portal(), g.session)
+    team = next((team for team in directory["teams"] if team["id"] == team_id), None)
+    if team is None:
+        return error_page(404, "No such team", "It does not exist. Go back to the list of teams.")
+    if form is None:
+        form = {"name": team["name"], "topics": team["topics"], "lead": (team["leads"] or [{}])[0].get("id", "")}
+    return page(
+        "admin/team.html", "teams", status, team=team, topic_options=directory["topic_options"], form=form,
+        errors=errors or {}, message=message, notices=NOTICES,
+    )  # fmt: skip
+
+
+@blueprint.get("/teams/<team_id>")
+@admin_required
+def team(team_id: str):
+    return _edit(team_id)
+
+
+@blueprint.post("/teams/<team_id>")
+@admin_required
+def change_team(team_id: str):
+    form = form_data("topics")
+    try:
+        people.change_team(portal(), g.session, team_id, form)
+    except UserError as exc:
+        return _edit(team_id, form, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.team", team_id=team_id, notice="saved"), 303)
+
+
+@blueprint.post("/teams/<team_id>/lead")
+@admin_required
+def team_lead(team_id: str):
+    form = form_data()
+    try:
+        people.set_lead(portal(), g.session, team_id, form.get("lead", ""))
+    except UserError as exc:
+        return _edit(team_id, None, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.team", team_id=team_id, notice="lead"), 303)

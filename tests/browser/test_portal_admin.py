@@ -1,0 +1,311 @@
+"""The admin pages in a real browser: an admin sets up the help desk from the pages alone (a topic, a team with a
+lead, two agents with their capacities, a business calendar, a policy, a webhook), then tickets route and are
+assigned as set up, and a delivery that ended dead is retried from its page and arrives.
+
+Every admin page passes axe-core; an agent gets 403 on each of them. Screenshots of the agents page and of a
+calendar's week, at desktop and phone width (admin-agents-desktop, admin-calendar-phone, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.helpers import assert_accessible
+from tests.browser.portal_system import ADMIN_EMAIL, PASSWORD, STAFF, portal_system, unique_email  # noqa: F401
+from tests.browser.test_portal_journey import both_widths, sign_in
+from tests.harness import wait_until
+
+ADMIN_PAGES = ("/admin/", "/admin/agents", "/admin/agents/ada", "/admin/teams", "/admin/teams/network",
+               "/admin/policies", "/admin/policies/high", "/admin/calendars", "/admin/calendars/24x7",
+               "/admin/webhooks", "/admin/notifications")  # fmt: skip
+
+
+class Receiver:
+    """A webhook endpoint on this machine: it answers 500 while `failing`, else 204; it keeps what it got."""
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.received: list[tuple[dict, bytes]] = []  # (headers, body) of the deliveries it accepted
+        self.url = ""
+
+    def delivered(self, notification_id: str) -> list[tuple[dict, bytes]]:
+        return [(h, b) for h, b in list(self.received) if h.get("X-Ticketflow-Delivery") == notification_id]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if not found.failing:
+                found.received.append((dict(self.headers), body))
+            self.send_response(500 if found.failing else 204)
+            self.end_headers()
+
+        def log_message(self, format, *args) -> None:  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    found.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    yield found
+    server.shutdown()
+    server.server_close()
+
+
+def checked_in(page: Page, group: str, *labels: str) -> None:
+    for label in labels:
+        page.get_by_role("group", name=group, exact=True).get_by_label(label).check()
+
+
+def add_agent(page: Page, agent_id: str, name: str, email: str, capacity: str) -> None:
+    page.get_by_label("Agent id").fill(agent_id)
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Email address").fill(email)
+    checked_in(page, "Teams", "Printing (printing)")
+    page.get_by_label("Capacity").fill(capacity)
+    page.get_by_role("button", name="Add agent").click()
+
+
+def set_up_team_and_agents(admin: Page, portal: str, pat_email: str) -> str:
+    """The topic, the team, pat and quinn, quinn the lead; the one-time link the page showed for pat."""
+    admin.goto(portal + "/admin/teams")
+    admin.get_by_label("Topic id").fill("printers")
+    admin.get_by_label("Topic name").fill("Printers & scanners")
+    admin.get_by_role("button", name="Save topic").click()
+    expect(admin.get_by_text("The topic is saved.")).to_be_visible()
+    admin.get_by_label("Team id").fill("printing")
+    admin.get_by_label("Team name").fill("Printing")
+    checked_in(admin, "Topics it takes", "Printers & scanners (printers)")
+    admin.get_by_role("button", name="Add team").click()
+    expect(admin.get_by_text("The team is added.")).to_be_visible()
+    assert_accessible(admin)
+
+    admin.goto(portal + "/admin/agents")
+    add_agent(admin, "pat", "Pat Printer", pat_email, "lots")  # assignment refuses the capacity: next to the field
+    expect(admin.locator("#capacity-error")).to_contain_text("Not a valid integer.")
+    expect(admin.get_by_role("link", name="Capacity: Not a valid integer.")).to_be_visible()  # the error summary
+    expect(admin.get_by_label("Agent id")).to_have_value("pat")  # what was typed is kept
+    expect(admin.get_by_role("group", name="Teams", exact=True).get_by_label("Printing (printing)")).to_be_checked()
+    assert_accessible(admin)
+    admin.get_by_label("Capacity").fill("1")
+    admin.get_by_role("button", name="Add agent").click()
+    expect(admin.get_by_text("Pat Printer (pat) is added")).to_be_visible()
+    shown_link = admin.locator(".copyable").inner_text().strip()
+    add_agent(admin, "quinn", "Quinn Queue", unique_email("quinn"), "2")
+    expect(admin.get_by_text("Quinn Queue (quinn) is added")).to_be_visible()
+
+    admin.goto(portal + "/admin/teams/printing")
+    admin.get_by_label("Lead", exact=True).select_option(label="Quinn Queue (quinn)")
+    admin.get_by_role("button", name="Set lead").click()
+    expect(admin.get_by_text("The team's lead is set.")).to_be_visible()
+    assert_accessible(admin)
+    admin.goto(portal + "/admin/teams")
+    expect(admin.get_by_role("row").filter(has_text="Printing")).to_contain_text("Quinn Queue")
+    return shown_link
+
+
+def set_up_calendar_and_policy(admin: Page, system, screenshot) -> int:
+    """A calendar for the printing team's hours, and the high policy counting in it; the policy's new version."""
+    portal = system.portal
+    admin.goto(portal + "/admin/calendars")
+    assert_accessible(admin)
+    admin.get_by_label("Calendar id").fill("print-shop")
+    admin.get_by_label("Time zone").fill("Europe/Madrid")
+    for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"):
+        admin.get_by_label(day).fill("08:00-14:00, 15:00-19:30")
+    admin.get_by_label("Saturday").fill("09:00-25:00")  # sla refuses the time: the error shows next to Saturday
+    admin.get_by_label("Holidays").fill("2026-12-25\n2027-01-01")
+    admin.get_by_role("button", name="Save calendar").click()
+    expect(admin.locator("#hours-sat-error")).to_contain_text("24:00")
+    expect(admin.get_by_label("Monday")).to_have_value("08:00-14:00, 15:00-19:30")
+    admin.get_by_label("Saturday").fill("09:00-13:00")
+    admin.get_by_role("button", name="Save calendar").click()
+    expect(admin.get_by_text("The calendar is saved.")).to_be_visible()
+    week = admin.get_by_role("table", name="Open hours of each day of the week")
+    days = [cell.inner_text() for cell in week.locator("tr.week-periods td").all()]
+    assert days == ["08:00–14:00\n15:00–19:30"] * 5 + ["09:00–13:00", "Closed"]
+    evening = week.locator("tr", has=admin.get_by_role("rowheader", name="19:00", exact=True))
+    assert [cell.inner_text() for cell in evening.locator("td").all()] == ["part"] * 5 + ["", ""]
+    assert_accessible(admin)
+    both_widths(admin, screenshot, "admin-calendar")
+
+    admin.goto(portal + "/admin/policies")
+    assert_accessible(admin)
+    admin.get_by_role("link", name="High").click()
+    before = system.call("GET", "sla", "/policies/high")["version"]
+    expect(admin.get_by_text(f"Version {before}")).to_be_visible()
+    admin.get_by_label("First response (minutes)").fill("30")
+    admin.get_by_label("Resolution (minutes)").fill("600")
+    admin.get_by_label("Warnings at (percent of the target)").fill("50, 90")
+    admin.get_by_label("Calendar").select_option("print-shop")
+    admin.get_by_role("button", name="What would this draft have done to the last 30 days?").click()
+    expect(admin.get_by_role("heading", name="What this draft would have done to the last 30 days")).to_be_visible()
+    expect(admin.get_by_label("First response (minutes)")).to_have_value("30")  # the draft is kept
+    assert_accessible(admin)
+    admin.get_by_role("button", name="Save a new version").click()
+    expect(admin.get_by_text("The policy is saved.")).to_be_visible()
+    expect(admin.get_by_text(f"Version {before + 1}")).to_be_visible()
+    assert_accessible(admin)
+    return before + 1
+
+
+def test_an_admin_sets_up_the_help_desk_from_the_pages(portal_system, new_context, screenshot, receiver):  # noqa: F811
+    system, portal = portal_system, portal_system.portal
+    admin = new_context().new_page()
+    sign_in(admin, portal, ADMIN_EMAIL)
+    pat_email = unique_email("pat")
+    shown_link = set_up_team_and_agents(admin, portal, pat_email)
+    version = set_up_calendar_and_policy(admin, system, screenshot)
+
+    admin.goto(portal + "/admin/webhooks")
+    admin.get_by_label("URL").fill(receiver.url)
+    admin.get_by_label("Events").fill("ticket.created ticket.assigned")
+    admin.get_by_role("button", name="Add webhook").click()
+    secret = admin.locator("#webhook-secret").inner_text().strip()
+    assert len(secret) >= 32
+    assert_accessible(admin)
+    admin.reload()  # the browser sends the form again: no second webhook, and the secret is not shown again
+    expect(admin.get_by_text("This form was sent already")).to_be_visible()
+    expect(admin.get_by_text(secret)).to_have_count(0)
+    assert [hook["url"] for hook in system.call("GET", "notify", "/webhooks")["items"]] == [receiver.url]
+
+    # Tickets on the topic go to the team, each to its agent with the fewest open tickets, within capacity:
+    # pat takes 1, quinn 2, and the fourth waits in the team's queue.
+    tickets = [new_ticket(system, f"Printer {n} jams") for n in range(4)]
+    wait_until(lambda: all(system.work(t).get("team") == "printing" for t in tickets), timeout=30, interval=0.5)
+    wait_until(lambda: sum(bool(system.work(t).get("agent_id")) for t in tickets) == 3, timeout=30, interval=0.5)
+    agents = sorted(str(system.work(t).get("agent_id")) for t in tickets)
+    assert agents == ["None", "pat", "quinn", "quinn"]
+    assigned = next(t for t in tickets if system.work(t).get("agent_id"))
+    clocks = system.call("GET", "sla", f"/tickets/{assigned}")["clocks"]
+    assert clocks["first_response"]["policy_version"] == version
+
+    admin.goto(portal + "/admin/agents")
+    pat_row = admin.get_by_role("row").filter(has_text="Pat Printer")
+    expect(pat_row.locator("td[data-label='Open tickets']")).to_have_text("1")
+    expect(admin.get_by_role("row").filter(has_text="Quinn Queue").locator("td[data-label='Teams']")).to_have_text(
+        "printing (lead)"
+    )
+    assert_accessible(admin)
+    both_widths(admin, screenshot, "admin-agents")
+
+    retry_a_dead_delivery(admin, system, receiver, assigned, secret)
+    pat_sets_a_password_from_the_email(new_context, system, pat_email, tickets)
+    used = new_context().new_page()  # the link the admin was shown ended with the password set from the email
+    assert used.goto(shown_link).status == 404
+
+
+def new_ticket(system, subject: str) -> str:
+    body = {"subject": subject, "description": "Paper everywhere.", "topic": "printers", "priority": "high",
+            "requester": {"name": "Ana Ruiz", "email": unique_email("ana")}}  # fmt: skip
+    return system.call("POST", "intake", "/tickets", json=body)["id"]
+
+
+def retry_a_dead_delivery(admin: Page, system, receiver: Receiver, ticket_id: str, secret: str) -> None:
+    def dead_created() -> list[dict]:
+        dead = system.call("GET", "notify", "/notifications", params={"status": "dead", "recipient": receiver.url})
+        return [n for n in dead["items"] if n["ticket_id"] == ticket_id and n["event_type"] == "ticket.created"]
+
+    wait_until(lambda: dead_created(), timeout=60)
+    notification_id = dead_created()[0]["id"]
+    receiver.failing = False  # the endpoint is fixed
+    admin.goto(system.portal + "/admin/notifications")
+    assert_accessible(admin)
+    row = admin.get_by_role("row").filter(has_text=ticket_id[:8]).filter(has_text="ticket.created")
+    row.get_by_role("button", name="Retry").click()
+    expect(admin.get_by_text("The notification is being sent again.")).to_be_visible()
+    wait_until(lambda: receiver.delivered(notification_id), timeout=30)
+    headers, body = receiver.delivered(notification_id)[0]
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Ticketflow-Signature"] == f"sha256={expected}"
+    assert json.loads(body)["ticket_id"] == ticket_id
+    admin.goto(system.portal + "/admin/webhooks")
+    expect(admin.get_by_role("row").filter(has_text=ticket_id[:8]).filter(has_text="ticket.created")).to_contain_text(
+        "Sent"
+    )
+    assert_accessible(admin)
+
+
+def pat_sets_a_password_from_the_email(new_context, system, email: str, tickets: list[str]) -> None:
+    """The emailed link sets the password; pat signs in and finds the ticket the team gave them."""
+    wait_until(lambda: [m for m in list(system.smtp.received) if m["To"] == email], timeout=30)
+    message = next(m for m in list(system.smtp.received) if m["To"] == email)
+    link = next(w for w in message.get_body(("plain",)).get_content().split() if "/password/" in w)
+    pat = new_context().new_page()
+    pat.goto(link)
+    pat.get_by_label("New password").fill(PASSWORD)
+    pat.get_by_role("button", name="Set password").click()
+    sign_in(pat, system.portal, email)
+    expect(pat.get_by_role("heading", name="Queues")).to_be_visible()
+    mine = [t for t in tickets if system.work(t).get("agent_id") == "pat"]
+    number = system.ticket(mine[0])["number"]
+    expect(pat.get_by_role("link", name=f"#{number} ")).to_be_visible()
+
+
+def test_an_admin_changes_an_agent_from_the_pages(portal_system, new_context):  # noqa: F811
+    system, portal = portal_system, portal_system.portal
+    system.call("POST", "assignment", "/teams", json={"id": "desk", "name": "Desk", "topics": []})
+    cora = {"id": "cora", "name": "Cora Desk", "email": unique_email("cora"), "teams": ["network", "desk"],
+            "capacity": 5, "available": True, "lead_of": ["desk"]}  # fmt: skip
+    system.call("POST", "assignment", "/agents", json=cora)
+    admin = new_context().new_page()
+    sign_in(admin, portal, ADMIN_EMAIL)
+    admin.goto(portal + "/admin/agents")
+    admin.get_by_role("button", name="Make unavailable (Cora Desk)").click()
+    expect(admin.get_by_text("The agent is unavailable")).to_be_visible()
+    assert system.call("GET", "assignment", "/agents/cora")["available"] is False
+
+    admin.get_by_role("link", name="Cora Desk").click()
+    expect(admin.get_by_role("heading", name="Cora Desk")).to_be_visible()
+    assert_accessible(admin)
+    admin.get_by_label("Capacity").fill("7")
+    admin.get_by_role("button", name="Save changes").click()
+    expect(admin.get_by_text("The agent's changes are saved.")).to_be_visible()
+    admin.get_by_role("button", name="Remove from desk").click()
+    expect(admin.get_by_text("The agent is out of that team.")).to_be_visible()
+    agent = system.call("GET", "assignment", "/agents/cora")
+    assert (agent["capacity"], agent["teams"], agent["lead_of"], agent["available"]) == (7, ["network"], [], False)
+    admin.get_by_role("button", name="Remove from network").click()  # the last team: assignment refuses
+    expect(admin.locator("#teams-error")).to_be_visible()  # its reason, next to the teams
+    assert_accessible(admin)
+    assert system.call("GET", "assignment", "/agents/cora")["teams"] == ["network"]
+
+
+def test_an_agent_switches_its_own_availability_from_the_queue(portal_system, new_context):  # noqa: F811
+    agent = new_context().new_page()
+    sign_in(agent, portal_system.portal, STAFF["bob"]["email"])  # bob starts away
+    expect(agent.get_by_text("You are away")).to_be_visible()
+    assert_accessible(agent)
+    agent.get_by_role("button", name="Make me available").click()
+    expect(agent.get_by_text("You are available")).to_be_visible()
+    assert portal_system.call("GET", "assignment", "/agents/bob")["available"] is True
+    agent.get_by_role("button", name="Make me unavailable").click()
+    expect(agent.get_by_text("You are away")).to_be_visible()
+    assert portal_system.call("GET", "assignment", "/agents/bob")["available"] is False
+
+
+def test_an_agent_gets_403_on_every_admin_page(portal_system, new_context):  # noqa: F811
+    agent = new_context().new_page()
+    sign_in(agent, portal_system.portal, STAFF["ada"]["email"])
+    for path in ADMIN_PAGES:
+        answer = agent.goto(portal_system.portal + path)
+        assert answer.status == 403, path
+        expect(agent.get_by_role("heading", name="Admins only")).to_be_visible()
+    admin = new_context().new_page()
+    sign_in(admin, portal_system.portal, ADMIN_EMAIL)
+    for path in ADMIN_PAGES:
+        assert admin.goto(portal_system.portal + path).status == 200, path
+        expect(admin.get_by_role("navigation", name="Admin")).to_be_visible()
+        assert_accessible(admin)

@@ -1,0 +1,162 @@
+"""The admin pages' use cases without a browser: forms into request bodies as the APIs take them, refusals into
+field errors under the forms' names, a calendar's week grid, and the calls made (to a fake of the services)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from services.portal.admin import number, people, refusal, sla, words
+from services.portal.client import Refused
+from services.portal.handlers import UserError
+from services.portal.views.admin import minutes, percent
+
+ADMIN = {"_id": "s1", "role": "admin", "email": "admin@example.com", "agent_id": None}
+
+
+class FakeServices:
+    """The four APIs as the portal's client sees them: canned answers, every call kept."""
+
+    def __init__(self, answers: dict | None = None, refuse: Refused | None = None) -> None:
+        self.answers, self.refuse, self.calls = answers or {}, refuse, []
+
+    def call(self, service, method, path, actor, json=None, params=None, **kwargs):
+        self.calls.append((service, method, path, json if json is not None else params))
+        if self.refuse and method != "GET":
+            raise self.refuse
+        return self.answers.get((service, method, path), {"items": []})
+
+    def get(self, service, path, actor, **params):
+        return self.call(service, "GET", path, actor, params=params)
+
+    def post(self, service, path, actor, body, **kwargs):
+        return self.call(service, "POST", path, actor, json=body)
+
+
+@pytest.mark.parametrize(
+    ("typed", "sent"),
+    [("10", 10), (" 2.5 ", 2.5), ("0.05", 0.05), ("lots", "lots"), ("", ""), ("nan", "nan"), ("inf", "inf")],
+)
+def test_numbers_go_as_json_numbers_and_anything_else_as_typed(typed, sent):
+    assert number(typed) == sent and type(number(typed)) is type(sent)
+
+
+def test_words_split_on_commas_spaces_and_lines():
+    assert words("ticket.*, sla.breached\n *") == ["ticket.*", "sla.breached", "*"]
+    assert words("") == [] and words(None) == []
+
+
+def test_a_refusal_keeps_the_services_words_under_the_forms_names():
+    refused = Refused(422, "Validation failed", "The agent has invalid fields.",
+                      {"teams.0": ["Unknown team."], "capacity": ["Not a valid integer."], "id": ["Bad."]})  # fmt: skip
+    error = refusal(refused, {"id": "topic_id"})
+    assert isinstance(error, UserError) and error.status == 422
+    assert error.message == "The agent has invalid fields."
+    assert error.errors == {"teams": ["Unknown team."], "capacity": ["Not a valid integer."], "topic_id": ["Bad."]}
+
+
+def test_an_agent_form_becomes_assignments_body():
+    form = {"name": " Pat ", "email": "pat@example.com", "teams": ["printing"], "capacity": "3", "lead_of": []}
+    assert people.agent_body(form) == {"name": "Pat", "email": "pat@example.com", "teams": ["printing"],
+                                       "capacity": 3, "lead_of": [], "available": False}  # fmt: skip
+    assert people.agent_body({**form, "available": "on", "capacity": "a few"})["capacity"] == "a few"
+
+
+def test_a_policy_form_and_body_are_each_others_mirror():
+    policy = {"first_response_minutes": 60.0, "next_response_minutes": 120.0, "resolution_minutes": 0.05,
+              "warn_at_percent": [75, 90], "calendar": "24x7", "priority": "high", "version": 3}  # fmt: skip
+    form = sla.policy_form(policy)
+    assert form == {"first_response_minutes": "60", "next_response_minutes": "120", "resolution_minutes": "0.05",
+                    "warn_at_percent": "75, 90", "calendar": "24x7"}  # fmt: skip
+    assert sla.policy_body(form) == {k: policy[k] for k in form}
+    assert sla.policy_body({**form, "warn_at_percent": "75, most"})["warn_at_percent"] == [75, "most"]
+
+
+def test_a_calendar_form_becomes_slas_body():
+    form = {"timezone": " Europe/Madrid ", "hours-mon": "09:00-13:00, 14:00–18:00", "hours-tue": " ",
+            "hours-sat": "9 to 1", "holidays": "2026-12-25\n2027-01-01"}  # fmt: skip
+    assert sla.calendar_body(form) == {
+        "timezone": "Europe/Madrid",
+        "hours": {"mon": [["09:00", "13:00"], ["14:00", "18:00"]], "sat": [["9 to 1"]]},  # sla says what is wrong
+        "holidays": ["2026-12-25", "2027-01-01"],
+    }
+    calendar = {"id": "shop", "timezone": "UTC", "hours": {"mon": [["09:00", "17:00"]]}, "holidays": ["2026-12-25"]}
+    shown = sla.calendar_form(calendar)
+    assert shown["hours-mon"] == "09:00-17:00" and shown["hours-sun"] == "" and shown["calendar_id"] == "shop"
+    assert sla.calendar_body(shown)["hours"] == calendar["hours"]
+
+
+def test_a_calendar_refusal_names_the_day_field_and_the_date_typed():
+    body = {"timezone": "UTC", "hours": {}, "holidays": ["2026-12-25", "tomorrow"]}
+    problems = {"hours.sat": ["Period 0: times must be HH:MM."], "holidays.1": ["Not a valid date."], "id": ["Bad."]}
+    refused = Refused(422, "Validation failed", "The calendar is not valid.", problems)
+    errors = sla._calendar_refusal(refused, body).errors
+    assert errors == {"hours-sat": ["Period 0: times must be HH:MM."], "holidays": ["tomorrow: Not a valid date."],
+                      "calendar_id": ["Bad."]}  # fmt: skip
+
+
+def test_the_week_grid_runs_from_the_first_opening_to_the_last_closing():
+    grid = sla.week_grid({"mon": [["08:00", "12:00"], ["13:00", "17:30"]], "sat": [["10:00", "11:00"]]})
+    assert [row["hour"] for row in grid] == [f"{h:02d}:00" for h in range(8, 18)]
+    by_hour = {row["hour"]: row["cells"] for row in grid}
+    assert by_hour["08:00"] == ["open"] + ["closed"] * 6
+    assert by_hour["10:00"] == ["open", "closed", "closed", "closed", "closed", "open", "closed"]
+    assert by_hour["12:00"][0] == "closed" and by_hour["17:00"][0] == "part"
+    assert len(sla.week_grid({day: [["00:00", "24:00"]] for day, _ in sla.DAYS})) == 24
+    assert sla.week_grid({}) == []
+
+
+def test_setting_a_lead_changes_only_the_members_whose_lead_teams_change():
+    members = [
+        {"id": "pat", "lead_of": ["printing"]},
+        {"id": "quinn", "lead_of": ["other"]},
+        {"id": "ro", "lead_of": []},
+    ]
+    services = FakeServices({("assignment", "GET", "/agents"): {"items": members}})
+    people.set_lead(SimpleNamespace(services=services), ADMIN, "printing", "quinn")
+    patches = [(path, body) for _, method, path, body in services.calls if method == "PATCH"]
+    assert patches == [("/agents/pat", {"lead_of": []}), ("/agents/quinn", {"lead_of": ["other", "printing"]})]
+    with pytest.raises(UserError) as refused:
+        people.set_lead(SimpleNamespace(services=services), ADMIN, "printing", "stranger")
+    assert "lead" in refused.value.errors
+
+
+def test_removing_an_agent_from_a_team_keeps_its_other_teams():
+    agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": ["desk"]}
+    services = FakeServices({("assignment", "GET", "/agents/cora"): agent})
+    people.remove_from_team(SimpleNamespace(services=services), ADMIN, "cora", "desk")
+    assert services.calls[-1] == ("assignment", "PATCH", "/agents/cora", {"teams": ["network"]})
+
+
+def test_an_empty_id_is_a_field_error_before_any_call():
+    services = FakeServices()
+    with pytest.raises(UserError) as refused:
+        people.put_topic(SimpleNamespace(services=services), ADMIN, {"topic_id": " ", "topic_name": "Printers"})
+    assert refused.value.errors == {"topic_id": ["Enter the topic's id."]} and services.calls == []
+
+
+def test_ids_typed_in_a_form_stay_one_path_segment():
+    services = FakeServices()
+    people.put_topic(SimpleNamespace(services=services), ADMIN, {"topic_id": "a/../b", "topic_name": "X"})
+    assert services.calls == [("intake", "PUT", "/topics/a%2F..%2Fb", {"name": "X"})]
+
+
+def test_what_if_is_none_while_sla_has_no_such_endpoint_and_a_refusal_otherwise():
+    draft = {"first_response_minutes": "30", "calendar": "24x7"}
+    for status in (404, 405):
+        services = FakeServices(refuse=Refused(status, "Not Found", ""))
+        assert sla.what_if(SimpleNamespace(services=services), ADMIN, "high", draft) is None
+    services = FakeServices(refuse=Refused(422, "Validation failed", "", {"calendar": ["Unknown calendar."]}))
+    with pytest.raises(UserError) as refused:
+        sla.what_if(SimpleNamespace(services=services), ADMIN, "high", draft)
+    assert refused.value.errors == {"calendar": ["Unknown calendar."]}
+    answer = {"current": {"items": []}, "draft": {"items": []}, "changed": []}
+    services = FakeServices({("sla", "POST", "/policies/high/what-if"): answer})
+    assert sla.what_if(SimpleNamespace(services=services), ADMIN, "high", draft) == answer
+
+
+def test_minutes_and_percents_in_words():
+    assert [minutes(v) for v in (15, 90, 4320, 0.05, None)] == ["15 min", "90 min (1.5 h)", "4320 min (3 d)",
+                                                                 "0.05 min", "—"]  # fmt: skip
+    assert percent(93.333) == "93.3 %" and percent(None) == "—"
