@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import requests
 
@@ -62,6 +63,11 @@ class Unreachable(Exception):
     def __init__(self, service: str, reason: str) -> None:
         super().__init__(f"{service}: {reason}")
         self.service = service
+
+
+def path_id(text: str) -> str:
+    """An id (typed in a form, or from a URL) as one safe segment of a service's path: no / ? # or .. tricks."""
+    return quote(text.strip(), safe="")
 
 
 class Services:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.portal import domain
-from services.portal.client import Actor, Refused
+from services.portal.client import Actor, Refused, path_id
 from services.portal.handlers import Portal, UserError
 from shared.clock import now
 
@@ -50,7 +50,7 @@ def profile(svc: Portal, session: dict) -> dict:
     if not session.get("agent_id"):
         return {"id": None, "name": session["email"], "teams": [], "lead_of": []}
     try:
-        return svc.services.get("assignment", f"/agents/{session['agent_id']}", actor(session))
+        return svc.services.get("assignment", f"/agents/{path_id(session['agent_id'])}", actor(session))
     except Refused:  # an account whose agent is not (or no longer) in assignment
         return {"id": session["agent_id"], "name": session["agent_id"], "teams": [], "lead_of": []}
 
@@ -59,7 +59,7 @@ def set_available(svc: Portal, session: dict, available: bool) -> None:
     """The agent goes away (no new tickets assigned to it) or comes back: its own choice, on its own record."""
     if not session.get("agent_id"):
         raise UserError("Only an agent has an availability.", status=400)
-    path = f"/agents/{session['agent_id']}"
+    path = f"/agents/{path_id(session['agent_id'])}"
     try:
         svc.services.call("assignment", "PATCH", path, actor(session), json={"available": available})
     except Refused as refused:
@@ -102,7 +102,7 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     """Everything the ticket page shows; Refused (404) when the person may not read the ticket."""
     who = actor(session)
     view = ticket_view(svc, session, ticket_id)
-    timeline = svc.services.get("intake", f"/tickets/{ticket_id}/timeline", who, limit=200)["items"]
+    timeline = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/timeline", who, limit=200)["items"]
     rights = rights_on(view.work, who, me)
     agents = teams = []
     if rights & LEAD_ACTIONS:
@@ -113,9 +113,9 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
 
 def ticket_view(svc: Portal, session: dict, ticket_id: str) -> domain.TicketView:
     who = actor(session)
-    ticket = svc.services.get("intake", f"/tickets/{ticket_id}", who)
+    ticket = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}", who)
     try:
-        work = svc.services.get("assignment", f"/tickets/{ticket_id}", who)
+        work = svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", who)
     except Refused as refused:
         if refused.status != 404:
             raise
@@ -126,7 +126,7 @@ def ticket_view(svc: Portal, session: dict, ticket_id: str) -> domain.TicketView
 def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict]:
     """The ticket's clocks in words; none until sla has started them."""
     try:
-        clocks = svc.services.get("sla", f"/tickets/{ticket_id}", who).get("clocks") or {}
+        clocks = svc.services.get("sla", f"/tickets/{path_id(ticket_id)}", who).get("clocks") or {}
     except Refused:
         return []
     return [
@@ -171,7 +171,9 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
     if action == "reply" and not form.get("confirmed"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
     try:
-        svc.services.post("assignment", f"/tickets/{ticket_id}/{path}", actor(session), body, request_id=request_id)
+        svc.services.post(
+            "assignment", f"/tickets/{path_id(ticket_id)}/{path}", actor(session), body, request_id=request_id
+        )
     except Refused as refused:
         errors = {name.split(".")[-1]: messages for name, messages in refused.errors.items()}
         raise UserError(refused.detail or refused.title, errors, refused.status) from None

@@ -137,14 +137,14 @@ class Snapshot:
     priority: str = ""
 
     def encode(self) -> str:
-        return ".".join(
+        return "|".join(  # "|": agent ids may hold dots
             [str(self.thread), str(self.notes), str(self.history), self.status, self.agent_id or "-", self.priority]
         )
 
     @classmethod
     def decode(cls, text: str | None) -> Snapshot | None:
-        parts = (text or "").split(".")
-        if len(parts) != 6 or not all(p.isdigit() for p in parts[:3]):
+        parts = (text or "").split("|")
+        if len(parts) != 6 or not all(p.isascii() and p.isdigit() for p in parts[:3]):
             return None
         thread, notes, history, status, agent_id, priority = parts
         return cls(int(thread), int(notes), int(history), status, None if agent_id == "-" else agent_id, priority)

@@ -6,18 +6,18 @@ The agents' console is in console.py. Each use case takes the `Portal` container
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from services.portal import domain
-from services.portal.client import PORTAL, Actor, Refused, Services, Unreachable
+from services.portal import domain, mailing
+from services.portal.client import PORTAL, Actor, Refused, Services, path_id
 from services.portal.store import AccountExists, PortalStore
-from shared import links, mongo, smtp
+from shared import links, mongo
 from shared.clock import now
 from shared.config import SERVICE_PORTS, Settings
 
@@ -27,8 +27,8 @@ AGENT_SESSION = timedelta(hours=12)  # a signed-in agent signs in again after th
 IDLE_LIMIT = timedelta(hours=2)  # ... or after this long without a request
 REQUESTER_SESSION = timedelta(days=7)  # a requester's session, from a link or a new ticket
 PASSWORD_LINK_LIFE = timedelta(days=3)
-STATUS_STALE = timedelta(minutes=5)  # a check-status request taken this long ago by a worker that died is free again
 STATUS_LIMITS = (("email", 5), ("client", 20))  # check-status requests per hour, per email and per client address
+NUMBER = re.compile(r"#?[0-9]{1,15}")  # a ticket number as people quote it (ASCII digits only)
 FIELD_NAMES = {"requester.name": "name", "requester.email": "email"}  # intake's fields -> the form's
 
 
@@ -112,15 +112,19 @@ def end_session(svc: Portal, session: dict | None) -> None:
 
 # sign-in and accounts
 def sign_in(svc: Portal, email: str, password: str) -> dict:
-    """The account for these credentials; UserError (the same for an unknown email and a wrong password)."""
-    email = email.strip().lower()
-    until = domain.locked_until(svc.store.failures_of(email), now())
+    """The account for these credentials; UserError (the same for an unknown email and a wrong password).
+
+    The attempt counts as a failure before the password is checked: parallel guesses cannot slip past the limit.
+    """
+    at = now()
+    email, at = email.strip().lower(), at.replace(microsecond=at.microsecond // 1000 * 1000)  # as stored (ms)
+    until = domain.locked_until(svc.store.add_attempt(email, at, keep=domain.MAX_FAILURES * 2), at)
     if until is not None:
-        minutes = max(1, round((until - now()).total_seconds() / 60))
+        svc.store.drop_attempt(email, at)
+        minutes = max(1, round((until - at).total_seconds() / 60))
         raise UserError(f"Too many failed sign-ins for this email. Try again in {minutes} minutes.", status=429)
     account = svc.store.account_by_email(email) if email else None
     if account is None or not _password_matches(svc, account.get("password_hash"), password):
-        svc.store.add_failure(email, now(), keep=domain.MAX_FAILURES * 2)
         raise UserError("The email or password is not right.", status=401)
     svc.store.clear_failures(email)
     return account
@@ -224,7 +228,7 @@ def _user_error(refused: Refused) -> UserError:
 
 
 def requester_ticket(svc: Portal, grant: dict) -> dict:
-    return svc.services.get("intake", f"/tickets/{grant['id']}", requester(grant))
+    return svc.services.get("intake", f"/tickets/{path_id(grant['id'])}", requester(grant))
 
 
 def add_message(svc: Portal, grant: dict, body: str, request_id: str | None) -> None:
@@ -232,7 +236,11 @@ def add_message(svc: Portal, grant: dict, body: str, request_id: str | None) -> 
         raise UserError("Write your message first.", {"body": ["Write your message first."]})
     try:
         svc.services.post(
-            "intake", f"/tickets/{grant['id']}/messages", requester(grant), {"body": body}, request_id=request_id
+            "intake",
+            f"/tickets/{path_id(grant['id'])}/messages",
+            requester(grant),
+            {"body": body},
+            request_id=request_id,
         )
     except Refused as refused:
         raise _user_error(refused) from None
@@ -240,7 +248,9 @@ def add_message(svc: Portal, grant: dict, body: str, request_id: str | None) -> 
 
 def close_ticket(svc: Portal, grant: dict, request_id: str | None) -> None:
     try:
-        svc.services.post("intake", f"/tickets/{grant['id']}/close", requester(grant), {}, request_id=request_id)
+        svc.services.post(
+            "intake", f"/tickets/{path_id(grant['id'])}/close", requester(grant), {}, request_id=request_id
+        )
     except Refused as refused:
         raise _user_error(refused) from None
 
@@ -257,7 +267,7 @@ def request_status_link(svc: Portal, email: str, number: str, client: str) -> No
     errors = {}
     if not domain.EMAIL.match(email):
         errors["status_email"] = ["Enter the email address you used, like ana@example.com."]
-    if not number.strip().lstrip("#").isdigit() or len(number.strip()) > 15:
+    if not NUMBER.fullmatch(number.strip()):
         errors["number"] = ["Enter the ticket number from your receipt, like 100042."]
     if errors:
         raise UserError("Some answers need another look.", errors)
@@ -270,42 +280,26 @@ def request_status_link(svc: Portal, email: str, number: str, client: str) -> No
     svc.store.add_status_request(email, int(number.strip().lstrip("#")), at)
 
 
-def answer_status_requests(svc: Portal, most: int = 50) -> int:
-    """Email a fresh link for each request whose email and number match a ticket; how many were answered.
-
-    Each request is taken by one worker at a time; one that cannot be answered now goes back for later.
-    """
-    answered = 0
-    while answered < most and (request := svc.store.take_status_request(now(), STATUS_STALE)) is not None:
-        try:
-            found = svc.services.get(
-                "intake", "/tickets", PORTAL, requester_email=request["email"], number=request["number"], limit=1
-            )["items"]
-            if found:
-                _send_link(svc, found[0], request["email"])
-        except Refused as refused:  # intake will not look it up (the number is out of its range): no match
-            log.info("check-status request %s: intake refused the lookup: %s", request["_id"], refused)
-            found = []
-        except (Unreachable, smtp.SmtpError) as exc:
-            log.warning("check-status request %s not answered yet: %s", request["_id"], exc)
-            svc.store.release_status_request(request["_id"])
-            return answered  # try again on the next round
-        svc.store.finish_status_request(request["_id"], "sent" if found else "no-match", now())
-        answered += 1
-    return answered
-
-
-def _send_link(svc: Portal, ticket: dict, email: str) -> None:
-    token = links.mint_link_token(svc.secret, ticket["id"], email, svc.settings.link_days)
+def answer_status_request(svc: Portal, request: dict) -> str:
+    """Email a fresh link when the request's email and number match a ticket: "sent", else "no-match"."""
+    try:
+        found = svc.services.get(
+            "intake", "/tickets", PORTAL, requester_email=request["email"], number=request["number"], limit=1
+        )["items"]
+    except Refused as refused:  # intake will not look it up (a number out of its range): no match
+        log.info("check-status request %s: intake refused the lookup: %s", request["_id"], refused)
+        return "no-match"
+    if not found:
+        return "no-match"
+    ticket = found[0]
+    token = links.mint_link_token(svc.secret, ticket["id"], request["email"], svc.settings.link_days)
     url = links.link_url(svc.settings.portal_url, token)
-    message = EmailMessage()
-    message["From"] = svc.settings.notify_from
-    message["To"] = email
-    message["Subject"] = f"[#{ticket['number']}] Your link to your request"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(
+    mailing.send(
+        svc.settings,
+        request["email"],
+        f"[#{ticket['number']}] Your link to your request",
         f"Hello,\n\nYou asked for a link to your request #{ticket['number']}. Open it here to see its status,\n"
         f"reply or close it:\n\n{url}\n\nThe link works for {svc.settings.link_days:g} days. If you did not ask "
-        "for it, you can ignore this email.\n"
+        "for it, you can ignore this email.\n",
     )
-    smtp.send_email(smtp.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout), message)
+    return "sent"

@@ -16,10 +16,11 @@ from functools import cache, wraps
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, redirect, render_template, request, url_for
+from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
 from services.portal import handlers
-from services.portal.client import Unreachable
+from services.portal.client import Refused, Unreachable
 from shared.events import parse_time
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def install(app: Flask) -> None:
     def _csrf_ok(sent: str | None) -> bool:
         sent = sent or request.headers.get("X-CSRF-Token") or ""
         expected = csrf_token()
-        return bool(sent) and hmac.compare_digest(sent, expected)
+        return bool(sent) and hmac.compare_digest(sent.encode(), expected.encode())  # any text: bytes compare
 
     def csrf_token() -> str:
         session = getattr(g, "session", None)
@@ -88,7 +89,10 @@ def install(app: Flask) -> None:
         if "session_cookie" in g:
             token = g.session_cookie
             if token:
-                set_cookie(response, session_cookie, token)
+                # a requester's session outlives the browser's (days); an agent's ends with it
+                requester = not (g.session or {}).get("account_id")
+                lifetime = int(handlers.REQUESTER_SESSION.total_seconds()) if requester else None
+                set_cookie(response, session_cookie, token, max_age=lifetime)
             else:
                 response.delete_cookie(session_cookie, path="/", secure=secure, httponly=True, samesite="Lax")
         response.headers["Content-Security-Policy"] = CSP
@@ -100,14 +104,30 @@ def install(app: Flask) -> None:
         return response
 
     shared_handler = app.error_handler_spec[None][None].get(Exception)
+    shared_storage_handler = app.error_handler_spec[None][None].get(ConnectionFailure)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         """A page never shows a stack trace: a page that says what to do; the JSON API keeps problem+json."""
         if not is_page(request.path) or isinstance(exc, HTTPException):
             return shared_handler(exc)
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        rule = request.url_rule.rule if request.url_rule else "unmatched"  # never the path: it may hold a link
+        log.exception("unhandled error on %s %s", request.method, rule)
         return error_page(500, "Something went wrong on our side", "It has been logged. Please try again shortly.")
+
+    @app.errorhandler(Refused)
+    def refused(exc: Refused):
+        """A refusal no view turned into a message on its page: a page with the service's reason."""
+        if exc.status == 404:
+            return error_page(404, "Not found", "It does not exist, or it is not yours to see.")
+        return error_page(exc.status, "That did not work", exc.detail or exc.title)
+
+    @app.errorhandler(ConnectionFailure)
+    def storage_down(exc: ConnectionFailure):
+        if not is_page(request.path):
+            return shared_storage_handler(exc)
+        log.warning("storage unavailable: %r", exc)
+        return error_page(503, "The help desk is busy", "Please try again in a minute. Nothing you sent was lost.")
 
     @app.errorhandler(Unreachable)
     def unreachable(exc: Unreachable):

@@ -96,14 +96,20 @@ class PortalStore:
         self.sessions.delete_many({"account_id": account_id})
 
     # sign-in failures
-    def failures_of(self, email: str) -> list[datetime]:
-        doc = self.failures.find_one({"_id": email}) or {}
-        return doc.get("times", [])
-
-    def add_failure(self, email: str, at: datetime, keep: int) -> None:
-        self.failures.update_one(
-            {"_id": email}, {"$push": {"times": {"$each": [at], "$slice": -keep}}, "$set": {"last": at}}, upsert=True
+    def add_attempt(self, email: str, at: datetime, keep: int) -> list[datetime]:
+        """Count a sign-in attempt as failed before it is checked (atomic, so parallel attempts all count);
+        the failures before it."""
+        doc = self.failures.find_one_and_update(
+            {"_id": email},
+            {"$push": {"times": {"$each": [at], "$slice": -keep}}, "$set": {"last": at}},
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
         )
+        return (doc or {}).get("times", [])
+
+    def drop_attempt(self, email: str, at: datetime) -> None:
+        """An attempt refused unchecked (the email was locked) is not a failure of its own."""
+        self.failures.update_one({"_id": email}, {"$pull": {"times": at}})
 
     def clear_failures(self, email: str) -> None:
         self.failures.delete_one({"_id": email})
@@ -127,12 +133,6 @@ class PortalStore:
         self.welcomes.insert_one(
             {"_id": uuid.uuid4().hex, "account_id": account_id, "email": email, "state": "pending", "created_at": at}
         )
-
-    def pending_welcomes(self, limit: int = 50) -> list[dict]:
-        return list(self.welcomes.find({"state": "pending"}).sort("created_at", ASCENDING).limit(limit))
-
-    def finish_welcome(self, welcome_id: str, at: datetime) -> None:
-        self.welcomes.update_one({"_id": welcome_id}, {"$set": {"state": "sent", "finished_at": at}})
 
     # rate limits: fixed windows
     def count_hit(self, key: str, window_start: datetime, window: timedelta) -> int:
@@ -158,20 +158,23 @@ class PortalStore:
             {"_id": uuid.uuid4().hex, "email": email, "number": number, "state": "pending", "created_at": at}
         )
 
-    def take_status_request(self, now: datetime, stale_after: timedelta) -> dict | None:
-        """The oldest request nobody has (or whose taker died `stale_after` ago), now taken: one worker each."""
-        return self.status_requests.find_one_and_update(
-            {"$or": [{"state": "pending"}, {"state": "taken", "taken_at": {"$lte": now - stale_after}}]},
-            {"$set": {"state": "taken", "taken_at": now}},
+    # the worker's jobs (check-status requests, welcome emails): each taken by one worker at a time
+    def take_job(self, queue: str, now: datetime, stale_after: timedelta) -> dict | None:
+        """The oldest job due that nobody has (or whose taker died `stale_after` ago), now taken."""
+        due = {"$or": [{"next_at": {"$exists": False}}, {"next_at": {"$lte": now}}]}
+        return self.db[queue].find_one_and_update(
+            {"$or": [{"state": "pending", **due}, {"state": "taken", "taken_at": {"$lte": now - stale_after}}]},
+            {"$set": {"state": "taken", "taken_at": now}, "$inc": {"attempts": 1}},
             sort=[("created_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
 
-    def release_status_request(self, request_id: str) -> None:
-        self.status_requests.update_one({"_id": request_id, "state": "taken"}, {"$set": {"state": "pending"}})
+    def retry_job(self, queue: str, job_id: str, next_at: datetime) -> None:
+        """Give a job that failed back, to be taken again from `next_at` on."""
+        self.db[queue].update_one({"_id": job_id, "state": "taken"}, {"$set": {"state": "pending", "next_at": next_at}})
 
-    def finish_status_request(self, request_id: str, outcome: str, at: datetime) -> None:
-        self.status_requests.update_one({"_id": request_id}, {"$set": {"state": outcome, "finished_at": at}})
+    def finish_job(self, queue: str, job_id: str, outcome: str, at: datetime) -> None:
+        self.db[queue].update_one({"_id": job_id}, {"$set": {"state": outcome, "finished_at": at}})
 
     # presence: who has a ticket open
     def seen(self, ticket_id: str, account_id: str, name: str, at: datetime) -> None:
@@ -193,7 +196,7 @@ class PortalStore:
             collection.delete_many({"expires_at": {"$lte": now}})
         self.presence.delete_many({"seen_at": {"$lte": presence_before}})
         self.status_requests.delete_many(
-            {"state": {"$in": ["sent", "no-match"]}, "created_at": {"$lte": requests_before}}
+            {"state": {"$in": ["sent", "no-match", "failed"]}, "created_at": {"$lte": requests_before}}
         )
-        self.welcomes.delete_many({"state": {"$ne": "pending"}, "created_at": {"$lte": requests_before}})
+        self.welcomes.delete_many({"state": {"$in": ["sent", "failed"]}, "created_at": {"$lte": requests_before}})
         self.failures.delete_many({"last": {"$lte": requests_before}})

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.portal import domain
-from services.portal.admin.welcome import send_welcome_emails
-from services.portal.handlers import Portal, answer_status_requests
+from services.portal import domain, mailing
+from services.portal.admin.welcome import send_welcome
+from services.portal.handlers import Portal, answer_status_request
 from shared.clock import now
 
-STATUS_INTERVAL = 1.0  # seconds between looks for check-status requests to answer
+MAIL_INTERVAL = 1.0  # seconds between looks for emails to send
 
 
 def answer_requests(svc: Portal) -> int:
-    return answer_status_requests(svc)
+    return mailing.work(svc, "status_requests", answer_status_request)
 
 
 def send_welcomes(svc: Portal) -> int:
-    return send_welcome_emails(svc)
+    return mailing.work(svc, "welcome_emails", send_welcome)
 
 
 def purge(svc: Portal) -> None:
-    """Expired sessions, links and rate windows, stale presence, requests answered a day ago."""
+    """Expired sessions, links and rate windows, stale presence, jobs done a day ago."""
     svc.store.purge(
         now(),
         presence_before=now() - timedelta(seconds=domain.PRESENCE_SECONDS * 10),

@@ -20,8 +20,8 @@ def main() -> None:
         settings,
         handlers.SERVICE,
         [
-            Timer("status-links", timers.STATUS_INTERVAL, lambda: timers.answer_requests(svc)),
-            Timer("welcome-emails", timers.STATUS_INTERVAL, lambda: timers.send_welcomes(svc)),
+            Timer("status-links", timers.MAIL_INTERVAL, lambda: timers.answer_requests(svc)),
+            Timer("welcome-emails", timers.MAIL_INTERVAL, lambda: timers.send_welcomes(svc)),
             Timer("purge", 600, lambda: timers.purge(svc)),
         ],
     )

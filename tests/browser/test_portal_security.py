@@ -33,7 +33,7 @@ def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(por
     email = unique_email()
     form = {"form_key": FORM_KEY.search(home).group(1), "name": "Eve", "email": email, "topic": "network",
             "subject": "No token", "description": "Should not open."}  # fmt: skip
-    for token in (None, "forged-token"):
+    for token in (None, "forged-token", "é-not-ascii"):
         sent = form | ({"csrf_token": token} if token else {})
         answer = session.post(portal_system.portal + "/tickets", data=sent, allow_redirects=False, timeout=10)
         assert answer.status_code in (400, 403)
@@ -235,6 +235,13 @@ def test_check_status_answers_the_same_and_emails_a_link_only_when_they_match(po
     page = new_context().new_page()
     page.goto(link)
     expect(page.get_by_role("heading", name="Where is my order?")).to_be_visible()
+
+
+@pytest.mark.parametrize("number", ["²", "12a", "1" * 16, ""])
+def test_check_status_names_a_bad_number_next_to_its_field(portal_system, number):  # noqa: F811
+    answer = _status_page(requests.Session(), portal_system.portal, unique_email("typo"), number)
+    assert answer.status_code == 422
+    assert 'id="number-error"' in answer.text and "Enter the ticket number" in answer.text
 
 
 def test_check_status_is_rate_limited_per_email(portal_system):  # noqa: F811

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
+from services.portal import mailing
 from services.portal.store import PortalStore
+from shared import smtp
 from tests.integration.conftest import service_database
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -21,20 +24,45 @@ def store(infra, settings):
         yield store
 
 
-def test_each_check_status_request_is_taken_by_one_worker_and_a_dead_takers_comes_back(store):
+def test_each_job_is_taken_by_one_worker_and_a_dead_takers_comes_back(store):
     for i in range(3):
         store.add_status_request(f"ana{i}@example.com", 100000 + i, NOW + timedelta(seconds=i))
-    taken = [store.take_status_request(NOW, timedelta(minutes=5)) for _ in range(4)]
+    take = lambda at: store.take_job("status_requests", at, timedelta(minutes=5))  # noqa: E731
+    taken = [take(NOW) for _ in range(4)]
     assert [request["number"] for request in taken[:3]] == [100000, 100001, 100002]  # oldest first, each once
     assert taken[3] is None
-    store.finish_status_request(taken[0]["_id"], "sent", NOW)
-    store.release_status_request(taken[1]["_id"])  # could not be answered now: free for the next round
-    again = store.take_status_request(NOW, timedelta(minutes=5))
-    assert again["number"] == 100001
-    store.finish_status_request(again["_id"], "no-match", NOW)
+    store.finish_job("status_requests", taken[0]["_id"], "sent", NOW)
+    store.retry_job("status_requests", taken[1]["_id"], NOW + timedelta(minutes=1))  # failed: again in a minute
+    assert take(NOW) is None
+    again = take(NOW + timedelta(minutes=1))
+    assert (again["number"], again["attempts"]) == (100001, 2)
+    store.finish_job("status_requests", again["_id"], "no-match", NOW)
     # the third one's taker died: after five minutes another worker takes it
-    assert store.take_status_request(NOW + timedelta(minutes=4), timedelta(minutes=5)) is None
-    assert store.take_status_request(NOW + timedelta(minutes=6), timedelta(minutes=5))["number"] == 100002
+    assert take(NOW + timedelta(minutes=4)) is None
+    assert take(NOW + timedelta(minutes=6))["number"] == 100002
+
+
+def test_an_address_always_refused_holds_up_nothing_and_ends_failed(store, monkeypatch):
+    clock = {"now": NOW}
+    monkeypatch.setattr(mailing, "now", lambda: clock["now"])
+    store.add_status_request("refused@example.com", 100000, NOW)
+    store.add_status_request("ana@example.com", 100001, NOW + timedelta(seconds=1))
+    sent = []
+
+    def handle(svc, job):
+        if job["email"] == "refused@example.com":
+            raise smtp.SmtpError("SMTP 550: no such user")
+        sent.append(job["email"])
+        return "sent"
+
+    svc = SimpleNamespace(store=store)
+    assert mailing.work(svc, "status_requests", handle) == 1
+    assert sent == ["ana@example.com"]  # the one behind the refused address went out
+    for delay in mailing.DELAYS:  # each try after the delay, until the last ends it
+        clock["now"] += delay
+        mailing.work(svc, "status_requests", handle)
+    states = {doc["email"]: (doc["state"], doc["attempts"]) for doc in store.status_requests.find()}
+    assert states == {"refused@example.com": ("failed", mailing.ATTEMPTS), "ana@example.com": ("sent", 1)}
 
 
 def test_a_fixed_window_counts_every_hit_once(store):

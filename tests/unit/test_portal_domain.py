@@ -70,7 +70,9 @@ def test_a_snapshot_survives_its_text_and_junk_reads_as_none():
     snapshot = Snapshot(thread=3, notes=1, history=4, status="assigned", agent_id="ada", priority="high")
     assert Snapshot.decode(snapshot.encode()) == snapshot
     assert Snapshot.decode(Snapshot(agent_id=None).encode()).agent_id is None
-    for junk in (None, "", "a.b.c.d.e.f", "1.2.3"):
+    dotted = Snapshot(thread=1, agent_id="ana.ruiz", status="assigned", priority="low")
+    assert Snapshot.decode(dotted.encode()) == dotted  # agent ids may hold dots
+    for junk in (None, "", "a|b|c|d|e|f", "1|2|3", "²|1|1|new|-|low"):
         assert Snapshot.decode(junk) is None
 
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import math
 import re
-from urllib.parse import quote
 
-from services.portal.client import Refused
+from services.portal.client import Refused, path_id  # noqa: F401 - path_id: the admin modules take it from here
 from services.portal.handlers import UserError
 
 SEPARATORS = re.compile(r"[,\s]+")
@@ -40,11 +39,6 @@ def number(text: str | None) -> int | float | str:
 def words(text: str | None) -> list[str]:
     """Items typed in one field, separated by commas, spaces or new lines."""
     return [item for item in SEPARATORS.split(text or "") if item]
-
-
-def path_id(text: str) -> str:
-    """An id typed in a form, as one safe segment of a service's path."""
-    return quote(text.strip(), safe="")
 
 
 def require_id(text: str, field: str, what: str) -> str:

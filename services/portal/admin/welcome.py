@@ -7,51 +7,31 @@ Setting a password ends every link of the account.
 
 from __future__ import annotations
 
-import logging
 import secrets
-from email.message import EmailMessage
 
+from services.portal import mailing
 from services.portal.handlers import PASSWORD_LINK_LIFE, Portal
 from shared import smtp
 from shared.clock import now
-
-log = logging.getLogger(__name__)
 
 
 def queue_welcome(svc: Portal, account: dict) -> None:
     svc.store.add_welcome(account["_id"], account["email"], now())
 
 
-def send_welcome_emails(svc: Portal) -> int:
-    """Email each new account queued a link to set its password; how many were sent."""
-    sent = 0
-    for waiting in svc.store.pending_welcomes():
-        token = secrets.token_urlsafe(32)
-        svc.store.add_password_link(token, waiting["account_id"], now() + PASSWORD_LINK_LIFE)
-        try:
-            smtp.send_email(
-                smtp.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout), _email(svc, waiting, token)
-            )
-        except smtp.SmtpError as exc:
-            svc.store.use_password_link(token, now())  # not sent: the link goes too
-            log.warning("welcome email %s not sent yet: %s", waiting["_id"], exc)
-            return sent  # try again on the next round
-        svc.store.finish_welcome(waiting["_id"], now())
-        sent += 1
-    return sent
-
-
-def _email(svc: Portal, waiting: dict, token: str) -> EmailMessage:
-    url = f"{svc.settings.portal_url}/password/{token}"
-    days = PASSWORD_LINK_LIFE.days
-    message = EmailMessage()
-    message["From"] = svc.settings.notify_from
-    message["To"] = waiting["email"]
-    message["Subject"] = "Your account on the help desk"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(
+def send_welcome(svc: Portal, waiting: dict) -> str:
+    """Email a new account a link of its own to set its password; the link goes again if the email does not."""
+    token = secrets.token_urlsafe(32)
+    svc.store.add_password_link(token, waiting["account_id"], now() + PASSWORD_LINK_LIFE)
+    portal, days = svc.settings.portal_url, PASSWORD_LINK_LIFE.days
+    text = (
         f"Hello,\n\nAn admin has added you to the help desk as an agent. Choose your password here (the link\n"
-        f"works once, for {days} days):\n\n{url}\n\nThen sign in at {svc.settings.portal_url}/login with this "
-        "email address.\n"
+        f"works once, for {days} days):\n\n{portal}/password/{token}\n\nThen sign in at {portal}/login with "
+        "this email address.\n"
     )
-    return message
+    try:
+        mailing.send(svc.settings, waiting["email"], "Your account on the help desk", text)
+    except smtp.SmtpError:
+        svc.store.use_password_link(token, now())  # not sent: the link goes too
+        raise
+    return "sent"

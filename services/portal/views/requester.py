@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
@@ -11,6 +12,7 @@ from services.portal.pages import error_page, portal, set_session
 from shared.links import LinkError
 
 blueprint = Blueprint("requester", __name__)
+FORM_KEY = re.compile(r"[A-Za-z0-9-]{8,64}")  # the page's Idempotency-Key, as the form carries it
 
 
 def _home(form: dict | None = None, errors: dict | None = None, message: str | None = None, status: int = 200):
@@ -31,7 +33,7 @@ def home():
 def open_ticket():
     form = request.form.to_dict()
     key = form.get("form_key") or ""
-    if not (8 <= len(key) <= 64 and key.replace("-", "").isalnum()):
+    if not FORM_KEY.fullmatch(key):
         form.pop("form_key", None)
         return _home(form, message="This form has expired. Please check your answers and send it again.", status=400)
     try:

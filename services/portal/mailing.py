@@ -1,0 +1,53 @@
+"""The portal's own emails (check-status links, new accounts' welcomes), sent by its worker from job queues.
+
+A job is taken by one worker at a time. One that cannot be sent (the SMTP server or intake does not answer,
+the server refuses the address) goes back with a growing delay, and after ATTEMPTS tries ends `failed`: an
+address that is always refused never holds up the jobs behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from email.message import EmailMessage
+
+from services.portal.client import Unreachable
+from shared import smtp
+from shared.clock import now
+
+log = logging.getLogger(__name__)
+ATTEMPTS = 5
+DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2))
+STALE = timedelta(minutes=5)  # a job taken this long ago by a worker that died is free again
+
+
+def work(svc, queue: str, handle: Callable[[object, dict], str], most: int = 50) -> int:
+    """Do up to `most` due jobs of `queue` with `handle(svc, job) -> outcome`; how many were done."""
+    done = 0
+    while done < most and (job := svc.store.take_job(queue, now(), STALE)) is not None:
+        try:
+            outcome = handle(svc, job)
+        except (Unreachable, smtp.SmtpError) as exc:
+            if job.get("attempts", 1) >= ATTEMPTS:
+                log.error("%s job %s failed for good after %s tries: %s", queue, job["_id"], ATTEMPTS, exc)
+                svc.store.finish_job(queue, job["_id"], "failed", now())
+            else:
+                delay = DELAYS[min(job.get("attempts", 1), len(DELAYS)) - 1]
+                log.warning("%s job %s not done yet (again in %s): %s", queue, job["_id"], delay, exc)
+                svc.store.retry_job(queue, job["_id"], now() + delay)
+            continue
+        svc.store.finish_job(queue, job["_id"], outcome, now())
+        done += 1
+    return done
+
+
+def send(settings, to: str, subject: str, text: str) -> None:
+    """One plain-text email from NOTIFY_FROM over SMTP_URL; smtp.SmtpError when the server does not take it."""
+    message = EmailMessage()
+    message["From"] = settings.notify_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders should not answer
+    message.set_content(text)
+    smtp.send_email(smtp.parse_smtp_url(settings.smtp_url, settings.smtp_timeout), message)
