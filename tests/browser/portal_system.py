@@ -99,12 +99,13 @@ def _start(spawn: Spawner, recorder: SmtpRecorder, smtp_port: int, infra) -> Por
         "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
         "TICKETFLOW_PORTAL_URL": urls["portal"],
         "TICKETFLOW_SMTP_TIMEOUT": "2",
-        "WEB_CONCURRENCY": "2",
         **{f"TICKETFLOW_{service.upper()}_URL": urls[service] for service in SERVICE_PORTS},
     }
     apis = []
     for service, port in ports.items():
-        api = spawn(api_command(service, port), env=spawn._service_env(service, env), name=f"{service}-api")
+        # one gunicorn process per api (a few browsers are the only load), two for the portal the browsers call
+        api_env = spawn._service_env(service, {**env, "WEB_CONCURRENCY": "2" if service == "portal" else "1"})
+        api = spawn(api_command(service, port), env=api_env, name=f"{service}-api")
         api.url = urls[service]
         apis.append(api)
         spawn.worker(service, env=env)
