@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -290,11 +292,25 @@ def what_if(svc: Sla, priority: str, raw: object, since: datetime | None) -> dic
     calendars = svc.calendars.parsed(_calendars_of(policies) | {draft.calendar})
     since = since or now() - STATS_WINDOW
     until = now() - svc.breach_grace  # running clocks count as breached once the timer would have said so
-    answer = whatif.compare(svc.clocks.histories.since(since, priority), policies, draft, calendars, until)
+    with _collector_paused():
+        answer = whatif.compare(svc.clocks.histories.since(since, priority), policies, draft, calendars, until)
     answer["current"]["policy"] = policy_view(svc, current)
     answer["draft"]["policy"] = {"priority": priority, **terms}
     answer["changed"] = [_json_ready(change) for change in answer["changed"]]  # see schemas.AsGiven
     return {"priority": priority, "since": since, **answer}
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector held off: a what-if makes some 100,000 small acyclic objects, and the
+    collections they trigger cost a third of its time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _json_ready(change: dict) -> dict:
