@@ -143,10 +143,13 @@ def update_clocks(
 
     busy = f"The clocks of ticket {ticket_id} are changing too fast; try again."
     loaded, due = update(load, step, save, busy)
-    if due is not NO_CHANGE:
-        svc.wake_timer(due.next_due)
-        for alert in due.alerts:
-            metrics.SLA_ALERT_LAG.labels(alert.type).observe(max((due.at - alert.at).total_seconds(), 0.0))
+    if due is NO_CHANGE:
+        if loaded.version:  # a redelivered event: the copy of the histories the first delivery may not have made
+            svc.clocks.copy_histories(loaded.clocks, loaded.version)
+        return loaded.clocks
+    svc.wake_timer(due.next_due)
+    for alert in due.alerts:
+        metrics.SLA_ALERT_LAG.labels(alert.type).observe(max((due.at - alert.at).total_seconds(), 0.0))
     return loaded.clocks
 
 

@@ -192,6 +192,10 @@ class ClockStore:
         """Documents of the tickets created at or after `since` (their priority and clocks)."""
         return self.collection.find({"created_at": {"$gte": since}}, {"priority": 1, "clocks": 1})
 
+    def copy_histories(self, clocks: TicketClocks, version: int) -> None:
+        """The copy of the ticket's clocks as stored at `version`, unless it is there (or a later one)."""
+        self.histories.write(self._doc(clocks, None), version)
+
     def backfill_histories(self) -> int:
         """Once per database: the history copy of every ticket saved before there were copies; how many."""
         if self.histories.backfilled():
@@ -245,8 +249,9 @@ class HistoryStore:
     FerretDB reads a document in a time that grows with its fields and values: a ticket's clocks
     document costs it about 1.7 ms, this copy (its histories as one string) about 0.15 ms (see
     docs/benchmarks.md). The copy is made from the whole clocks document after each write of it, and
-    replaces only an older copy (`v` is the clocks' version), so the next write of a ticket's clocks
-    repairs a copy that a process dying between the two writes left one change behind.
+    replaces only an older copy (`v` is the clocks' version). A process dying between the two writes
+    leaves the copy one change behind until the ticket's next write, or until the event, redelivered and
+    found already applied, makes the copy again (handlers.update_clocks).
     """
 
     def __init__(self, db: Database) -> None:

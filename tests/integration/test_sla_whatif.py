@@ -224,6 +224,26 @@ def test_the_compact_copy_holds_each_clocks_history_as_stored(sla_ctx, sla_db, h
     )
 
 
+def test_an_event_delivered_again_makes_the_copy_a_process_died_before_making(
+    sla_ctx, sla_db, sla_seed, sla_handle, forget_tickets, policies_restored
+):
+    t0 = utc(2300, 1, 1) + timedelta(minutes=random.randrange(10_000_000))
+    ticket_id = sla_seed("low", at=t0)
+    forget_tickets.append(ticket_id)
+    before = sla_db.clock_histories.find_one({"_id": ticket_id})
+    resolved = ticket_event("ticket.resolved", ticket_id, t0 + timedelta(seconds=5))
+    sla_handle(resolved)
+    sla_db.clock_histories.replace_one({"_id": ticket_id}, before)  # as if it died between the two writes
+    sla_handle(resolved)  # redelivered: already applied, nothing to save
+    copy = sla_db.clock_histories.find_one({"_id": ticket_id})
+    assert copy["v"] == sla_db.clocks.find_one({"_id": ticket_id})["_v"] == before["v"] + 1
+    [ticket] = [t for t in sla_ctx.clocks.histories.since(t0, "low") if t["_id"] == ticket_id]
+    assert {clock["kind"]: clock["state"] for clock in ticket["clocks"]} == {
+        "first_response": "stopped",
+        "resolution": "stopped",
+    }
+
+
 def test_tickets_saved_before_clocks_kept_their_history_are_copied_once_and_counted_as_skipped(
     sla_client, sla_ctx, sla_db, sla_seed, forget_tickets, policies_restored
 ):
