@@ -54,10 +54,11 @@ sys.path.insert(0, str(ROOT))
 
 from services.sla import handlers  # noqa: E402
 from services.sla.business_time import Calendar  # noqa: E402
-from services.sla.domain import ALWAYS, PRIORITIES, Policy, TicketClocks, default_policies  # noqa: E402
+from services.sla.domain import ALWAYS, Policy, TicketClocks, default_policies  # noqa: E402
 from services.sla.store import ClockStore  # noqa: E402
 from shared import events, mongo  # noqa: E402
 from shared.config import load_settings  # noqa: E402
+from shared.events import PRIORITIES  # noqa: E402
 from shared.relay import OutboxRelay  # noqa: E402
 from ticketflow.cli import worker_command  # noqa: E402
 from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb  # noqa: E402

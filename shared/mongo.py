@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterable, Iterator
+from queue import Empty, Queue
 
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -75,6 +78,67 @@ def due_by(collection, field: str, until, limit: int, fields: tuple[str, ...] = 
     projection = dict.fromkeys((field, *fields), 1)
     docs = collection.find({field: {"$lte": until}}, projection).limit(limit)
     return sorted(docs, key=lambda doc: doc[field])
+
+
+def read_ahead(cursors: list[Iterable[dict]], batch: int, batches: int = 2) -> Iterator[dict]:
+    """The documents of the cursors, each read by a thread of its own, up to `batches` batches a cursor ahead
+    of the caller (in the order they arrive: a cursor's in its order, the cursors' interleaved).
+
+    The server prepares the next batches, of several cursors at once (FerretDB answers each query on one
+    core), while the caller works on this one, instead of server and caller waiting for each other in turn.
+    An error of a read is raised to the caller; the caller stopping early stops the reads.
+    """
+    done = object()
+    queue: Queue = Queue(maxsize=batches * len(cursors))
+    stop = threading.Event()
+
+    def read(cursor) -> None:
+        try:
+            for chunk in _chunks(cursor, batch):
+                if stop.is_set():
+                    return
+                queue.put(chunk)
+            queue.put(done)
+        except BaseException as exc:  # handed to the caller, which raises it
+            queue.put(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
+
+    readers = [threading.Thread(target=read, args=(cursor,), name="read-ahead", daemon=True) for cursor in cursors]
+    for reader in readers:
+        reader.start()
+
+    def documents() -> Iterator[dict]:
+        try:
+            running = len(readers)
+            while running:
+                chunk = queue.get()
+                if chunk is done:
+                    running -= 1
+                elif isinstance(chunk, BaseException):
+                    raise chunk
+                else:
+                    yield from chunk
+        finally:
+            stop.set()
+            while any(reader.is_alive() for reader in readers):  # a reader blocked on a full queue sees `stop`
+                with contextlib.suppress(Empty):
+                    queue.get_nowait()
+                readers[0].join(0.01)
+
+    return documents()
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def close_client() -> None:

@@ -19,6 +19,8 @@ from services.sla.schemas import (
     StatsQuerySchema,
     StatsSchema,
     TicketClocksSchema,
+    WhatIfQuerySchema,
+    WhatIfSchema,
 )
 from shared.config import Settings, load_settings
 from shared.web import create_service_app, ensure_storage_once, principal, require_roles
@@ -44,6 +46,27 @@ it may see: admins and the portal server's own token every one, a requester-scop
 those assigned to it (learnt from `ticket.created`, `ticket.assigned` and `agent.updated`). Any other
 ticket answers 404, as an unknown one does; an agent's `GET /breaches` lists only those tickets' breaches.
 """
+
+WHAT_IF = """The body is a draft policy, exactly the body of `PUT /policies/{priority}` and checked the same way
+(an unknown priority is 404, a bad field 422); `since` (default: 30 days ago) picks the tickets as `/stats`
+does: those of this priority created since then.
+
+Each of their clocks is replayed from the changes it took (its start, pauses while waiting on the
+requester, resumes, reopen, met, stopped, priority changes, each at the moment it took effect), in
+business time, with the draft in place of this priority's policy. Time spent under another priority
+keeps that priority's current policy; a priority change keeps the elapsed time, as live clocks do; a
+running clock counts as breached once its deadline has passed.
+
+`current` and `draft` hold this priority's rows of `/stats` (met, breached, open, stopped, compliance,
+median and 90th percentile) under the current policies and under the draft. A clock that ran only under
+the current versions counts as it is, so with no policy change within the period `current` equals
+`/stats` for the same `since`; one that ran under an older version is replayed under the current one.
+`changed` lists every clock breached one way and not the other (met -> breached, breached -> met; a
+clock still open, or stopped unanswered, shows as such), with its deadline each way, oldest first.
+`skipped` counts tickets whose clocks were recorded before sla kept their history: they are in neither
+figure. A ticket now of another priority is not replayed here, even if it spent time under this one.
+
+Nothing changes: no policy version, no clock, no event."""
 
 policies = Blueprint("policies", __name__, description="SLA policies per priority, with every version")
 calendars = Blueprint("calendars", __name__, description="Business calendars the targets count in")
@@ -95,6 +118,18 @@ class PolicyVersions(MethodView):
     def get(self, priority):
         """Every version of a priority's policy, newest first, with its terms and when it took effect."""
         return {"items": handlers.policy_versions(sla(), priority), "next_cursor": None}
+
+
+@policies.route("/policies/<priority>/what-if")
+class PolicyWhatIf(MethodView):
+    @require_roles("admin")
+    @policies.doc(description=WHAT_IF)
+    @policies.arguments(WhatIfQuerySchema(), location="query")
+    @policies.arguments(PolicyPutSchema())
+    @policies.response(200, WhatIfSchema)
+    def post(self, query, body, priority):
+        """What a draft policy would have done to the priority's recent tickets (changes nothing)."""
+        return handlers.what_if(sla(), priority, body, query.get("since"))
 
 
 @calendars.route("/calendars")

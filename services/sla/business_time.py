@@ -13,8 +13,9 @@ Holidays are dates in the calendar's zone. Everything works in microseconds on a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -47,11 +48,36 @@ class Calendar:
     timezone: str
     hours: dict[str, tuple[tuple[time, time], ...]]  # sorted, disjoint; an end of 00:00 is 24:00
     holidays: frozenset[date] = frozenset()
+    # each local day's open periods in UTC, as computed (a calendar never changes: parsing makes a new one)
+    _days: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def always(cls, id: str = "24x7") -> Calendar:
         """Open all day every day in UTC: business time is wall time."""
         return cls(id, "UTC", {day: ((time(0), END_OF_DAY),) for day in DAYS})
+
+    @cached_property
+    def always_open(self) -> bool:
+        """Open all day every day, with no holidays: business time is wall time, in any time zone
+        (across a clock change one day's midnight is the next day's, so the periods still join up)."""
+        whole_day = ((time(0), END_OF_DAY),)
+        return not self.holidays and all(self.hours.get(day) == whole_day for day in DAYS)
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def periods_of(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The UTC (opens, closes) of the day's periods: a start's first occurrence, an end's last one."""
+        periods = self._days.get(day)
+        if periods is None:
+            hours = () if day in self.holidays else self.hours.get(DAYS[day.weekday()], ())
+            zone = self.zone
+            periods = tuple((_to_utc(day, a, zone, end=False), _to_utc(day, b, zone, end=True)) for a, b in hours)
+            self._days[day] = periods
+        return periods
 
 
 # --- parsing ---------------------------------------------------------------------------------------
@@ -154,6 +180,8 @@ def add_business_minutes(calendar: Calendar, start: datetime, minutes: float) ->
         raise ValueError(f"minutes must be a finite number greater than 0, not {minutes!r}")
     remaining, start = timedelta(minutes=minutes), _as_utc(start)
     try:
+        if calendar.always_open and remaining <= HORIZON:
+            return start + remaining
         for opens, closes in _open_periods(calendar, start):
             if remaining <= closes - opens:
                 return opens + remaining
@@ -168,6 +196,8 @@ def add_business_minutes(calendar: Calendar, start: datetime, minutes: float) ->
 def business_seconds_between(calendar: Calendar, a: datetime, b: datetime) -> float:
     """Business seconds elapsed from `a` to `b` (0 if b <= a)."""
     a, b = _as_utc(a), _as_utc(b)
+    if calendar.always_open:
+        return max(b - a, timedelta(0)).total_seconds()
     total = timedelta(0)
     for opens, closes in _open_periods(calendar, a, until=b):
         if opens >= b:
@@ -183,6 +213,8 @@ def is_open(calendar: Calendar, moment: datetime) -> bool:
 
 
 def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is UTC:
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"an aware datetime is needed, not the naive {moment.isoformat()}")
     return moment.astimezone(UTC)
@@ -195,17 +227,15 @@ def _open_periods(
 
     Ends after the local day of `until`, or, without `until`, after SEARCH_DAYS closed days in a row.
     """
-    zone = ZoneInfo(calendar.timezone)
+    zone = calendar.zone
     day = since.astimezone(zone).date() - timedelta(days=1)  # a clock change at midnight can stretch yesterday's hours
     last_day = until.astimezone(zone).date() if until is not None else date.max
     previous_close, closed_days = since, 0
     while day <= last_day and (until is not None or closed_days <= SEARCH_DAYS):
         closed_days += 1
-        periods = () if day in calendar.holidays else calendar.hours.get(DAYS[day.weekday()], ())
-        for start, end in periods:
+        for opens, closes in calendar.periods_of(day):
             # max(): a repeated hour can make one period's first pass precede the last one's close
-            opens = max(_to_utc(day, start, zone, end=False), previous_close)
-            closes = _to_utc(day, end, zone, end=True)
+            opens = max(opens, previous_close)
             if closes > opens:
                 yield opens, closes
                 previous_close, closed_days = closes, 0

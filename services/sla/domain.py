@@ -4,6 +4,10 @@ A clock counts business seconds in its calendar: `elapsed` before the current ru
 span since `running_since`. Every event carries its occurred_at `at`, and nothing moves backwards: an
 event older than the last one of its kind, or than the clock's last change, is ignored (its effect is
 lost rather than replayed out of order). A closed ticket's clocks never change again.
+
+Each clock keeps its `history`: every change of state and of policy it took, with the moment it took
+effect. Run again through the same methods, it gives back the same clock, or, under other policies,
+the clock those would have made (services/sla/whatif.py).
 """
 
 from __future__ import annotations
@@ -138,6 +142,14 @@ class Clock:
     stopped_at: datetime | None = None
     breached_at: datetime | None = None  # when it passed its target (sticky)
     announced: list[str] = field(default_factory=list)  # "warn-80", "breach": each at most once
+    # every change it took: {"at", "priority", "version"} a policy from then on, {"at", "to"} a state
+    history: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def under(cls, kind: str, instance: int, policy: Policy, at: datetime) -> Clock:
+        """A clock of `kind` under `policy` from `at` on, not yet running."""
+        terms = (policy.target_seconds(kind), policy.version, policy.calendar, policy.warn_at_percent)
+        return cls(kind, instance, *terms, started_at=at, history=[_policy_step(policy, at)])
 
     @property
     def running(self) -> bool:
@@ -172,6 +184,7 @@ class Clock:
     def run(self, at: datetime, calendar: Calendar) -> None:
         self.state, self.running_since, self.changed_at, self.stopped_at = "running", at, at, None
         self.due_at = self.moment_of(self.target_seconds, calendar)
+        self.history.append({"at": at, "to": "running"})
 
     def halt(self, state: str, at: datetime, calendar: Calendar) -> None:
         """End the running span at `at` (paused, met or stopped); met or stopped late, it has breached."""
@@ -184,15 +197,22 @@ class Clock:
             self.due_at = None  # unknown until it resumes
         self.met_at = at if state == "met" else self.met_at
         self.stopped_at = at if state == "stopped" else self.stopped_at
+        self.history.append({"at": at, "to": state})
 
     def retarget(self, policy: Policy, at: datetime, old: Calendar, new: Calendar) -> None:
-        """The new policy's target, version and calendar from `at` on, elapsed time kept."""
+        """The new policy's target, version and calendar from `at` on, elapsed time kept.
+
+        A running clock already past its deadline at `at` has breached, whatever the new target says.
+        """
         if self.running:
+            if self.breached_at is None and at >= self.due_at:
+                self.breached_at = self.due_at
             self.elapsed, self.running_since = self.elapsed_at(at, old), at
         self.target_seconds, self.policy_version = policy.target_seconds(self.kind), policy.version
         self.calendar, self.warn_at_percent, self.changed_at = policy.calendar, policy.warn_at_percent, at
         if self.running:
             self.due_at = self.moment_of(self.target_seconds, new)
+        self.history.append(_policy_step(policy, at))
 
     def thresholds(self, calendar: Calendar) -> list[tuple[str, int | None, datetime]]:
         """(label, percent, moment) of what is still to announce: warnings while running, then the breach."""
@@ -208,6 +228,10 @@ class Clock:
             if f"warn-{p}" not in self.announced
         ]
         return [*warnings, ("breach", None, self.due_at)]
+
+
+def _policy_step(policy: Policy, at: datetime) -> dict:
+    return {"at": at, "priority": policy.priority, "version": policy.version}
 
 
 # --- a ticket's clocks -----------------------------------------------------------------------------
@@ -391,7 +415,14 @@ class TicketClocks:
     def from_dict(cls, doc: Mapping, calendars: dict[str, Calendar] | None = None) -> TicketClocks:
         """Back from `to_dict` (extra keys such as `_id` ignored), computing with `calendars`."""
         clocks = [
-            Clock(**{**c, "warn_at_percent": tuple(c["warn_at_percent"]), "announced": list(c["announced"])})
+            Clock(
+                **{
+                    **c,
+                    "warn_at_percent": tuple(c["warn_at_percent"]),
+                    "announced": list(c["announced"]),
+                    "history": [dict(step) for step in c.get("history", ())],  # none on clocks older than it
+                }
+            )
             for c in doc["clocks"]
         ]
         names = {f.name for f in fields(cls)} - {"clocks", "calendars", "watermarks"}
@@ -401,8 +432,7 @@ class TicketClocks:
     # -- helpers --
 
     def _start(self, kind: str, instance: int, policy: Policy, at: datetime) -> None:
-        terms = (policy.target_seconds(kind), policy.version, policy.calendar, policy.warn_at_percent)
-        clock = Clock(kind, instance, *terms, started_at=at)
+        clock = Clock.under(kind, instance, policy, at)
         clock.run(at, self._calendar(clock.calendar))
         self.clocks.append(clock)
 

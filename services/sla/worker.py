@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from services.sla import handlers
 from services.sla.timers import Alarm, DeadlineTimer
 from shared.config import load_settings
 from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, wait_for
+
+log = logging.getLogger(__name__)
 
 
 def main() -> None:
@@ -14,6 +18,8 @@ def main() -> None:
     alarm = Alarm()
     svc = handlers.bootstrap(settings, wake_timer=alarm.saw)  # a save with an earlier deadline wakes the timer
     wait_for(svc.ensure_storage, "MongoDB")
+    if copied := svc.clocks.backfill_histories():
+        log.info("copied the clock histories of %d tickets saved before there were copies", copied)
     deadlines = DeadlineTimer(svc, alarm, lookahead=settings.sla_lookahead)
     timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.clocks]),

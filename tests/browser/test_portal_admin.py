@@ -2,8 +2,10 @@
 lead, two agents with their capacities, a business calendar, a policy, a webhook), then tickets route and are
 assigned as set up, and a delivery that ended dead is retried from its page and arrives.
 
-Every admin page passes axe-core; an agent gets 403 on each of them. Screenshots of the agents page and of a
-calendar's week, at desktop and phone width (admin-agents-desktop, admin-calendar-phone, ...).
+A stricter draft policy's what-if names, ticket by ticket, the clocks that would have breached and changes nothing.
+
+Every admin page passes axe-core; an agent gets 403 on each of them. Screenshots of the agents page, of a
+calendar's week and of a what-if, at desktop and phone width (admin-agents-desktop, admin-calendar-phone, ...).
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 from playwright.sync_api import Page, expect
 
+from services.portal.pages import when
+from shared.events import parse_time
 from tests.browser.helpers import assert_accessible
 from tests.browser.portal_system import ADMIN_EMAIL, PASSWORD, STAFF, portal_system, unique_email  # noqa: F401
 from tests.browser.test_portal_journey import both_widths, sign_in
-from tests.harness import wait_until
+from tests.harness import auth_header, wait_until
 
 ADMIN_PAGES = ("/admin/", "/admin/agents", "/admin/agents/ada", "/admin/teams", "/admin/teams/network",
                "/admin/policies", "/admin/policies/high", "/admin/calendars", "/admin/calendars/24x7",
@@ -309,3 +315,57 @@ def test_an_agent_gets_403_on_every_admin_page(portal_system, new_context):  # n
         assert admin.goto(portal_system.portal + path).status == 200, path
         expect(admin.get_by_role("navigation", name="Admin")).to_be_visible()
         assert_accessible(admin)
+
+
+def test_an_admin_sees_what_a_stricter_draft_would_have_done(portal_system, new_context, screenshot):  # noqa: F811
+    """Three low tickets still unanswered: under a three-second first response each would have breached, due three
+    seconds after it opened. The page says so ticket by ticket, and nothing in sla changes."""
+    system = portal_system
+    policy, versions = system.call("GET", "sla", "/policies/low"), system.call("GET", "sla", "/policies/low/versions")
+    body = {"description": "It drops every hour.", "topic": "network", "priority": "low",
+            "requester": {"name": "Ana Ruiz", "email": unique_email("ana")}}  # fmt: skip
+    tickets = [system.call("POST", "intake", "/tickets", json={**body, "subject": f"VPN drops {n}"}) for n in range(3)]
+    ids = [ticket["id"] for ticket in tickets]
+    wait_until(lambda: all(_sla_knows(system, t) for t in ids), timeout=30, interval=0.5)
+    clocks = {t: system.call("GET", "sla", f"/tickets/{t}")["clocks"] for t in ids}
+    target = timedelta(minutes=policy["first_response_minutes"])  # low counts in 24x7: due = opened + target
+    draft_due = {t: parse_time(clocks[t]["first_response"]["due_at"]) - target + timedelta(seconds=3) for t in ids}
+    wait_until(lambda: datetime.now(UTC) > max(draft_due.values()) + timedelta(seconds=1), timeout=30, interval=0.2)
+
+    admin = new_context().new_page()
+    sign_in(admin, system.portal, ADMIN_EMAIL)
+    admin.goto(system.portal + "/admin/policies/low")
+    admin.get_by_label("First response (minutes)").fill("0.05")
+    admin.get_by_role("button", name="What would this draft have done to the last 30 days?").click()
+    expect(admin.get_by_role("heading", name="What this draft would have done to the last 30 days")).to_be_visible()
+    expect(admin.get_by_label("First response (minutes)")).to_have_value("0.05")  # the draft is kept, not saved
+    changed = admin.get_by_role("table", name="Tickets whose outcome would change")
+    for ticket in tickets:
+        row = changed.get_by_role("row").filter(has=admin.get_by_role("link", name=f"#{ticket['number']} VPN drops"))
+        expect(row.locator("td[data-label='Clock']")).to_have_text("First response")
+        expect(row.locator("td[data-label='Now']")).to_have_text("open")
+        expect(row.locator("td[data-label='With the draft']")).to_have_text("breached")
+        expect(row.locator("td[data-label='Due with the draft']")).to_have_text(
+            when(draft_due[ticket["id"]].isoformat())
+        )
+        expect(row.locator("td[data-label='Due now']")).to_have_text(
+            when(clocks[ticket["id"]]["first_response"]["due_at"])
+        )
+    first = admin.get_by_role("table", name="Each clock now and under the draft").get_by_role(
+        "row", name="First response"
+    )  # fmt: skip
+    assert int(first.locator("td[data-label='Breached with the draft']").inner_text()) >= 3
+    assert_accessible(admin)
+    both_widths(admin, screenshot, "admin-what-if")
+
+    # Nothing in sla changed: the policy and its versions, the clocks.
+    assert system.call("GET", "sla", "/policies/low") == policy
+    assert system.call("GET", "sla", "/policies/low/versions") == versions
+    assert {t: system.call("GET", "sla", f"/tickets/{t}")["clocks"]["first_response"]["due_at"] for t in ids} == {
+        t: clocks[t]["first_response"]["due_at"] for t in ids
+    }
+
+
+def _sla_knows(system, ticket_id: str) -> bool:
+    response = requests.get(f"{system.urls['sla']}/tickets/{ticket_id}", headers=auth_header("admin"), timeout=5)
+    return response.status_code == 200 and response.json()["clocks"]["first_response"] is not None

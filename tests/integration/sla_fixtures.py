@@ -209,6 +209,7 @@ def forget_tickets_fixture(sla_db) -> Iterator[list[str]]:
     ticket_ids: list[str] = []
     yield ticket_ids
     sla_db.clocks.delete_many({"_id": {"$in": ticket_ids}})
+    sla_db.clock_histories.delete_many({"_id": {"$in": ticket_ids}})
     sla_db.breaches.delete_many({"ticket_id": {"$in": ticket_ids}})
 
 

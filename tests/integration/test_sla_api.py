@@ -83,6 +83,7 @@ ROUTES = [  # (method, path, roles allowed)
     ("get", "/policies/high", {"agent", "admin"}),
     ("put", "/policies/high", {"admin"}),
     ("get", "/policies/high/versions", {"agent", "admin"}),
+    ("post", "/policies/high/what-if", {"admin"}),
     ("get", "/calendars", {"agent", "admin"}),
     ("get", "/calendars/24x7", {"agent", "admin"}),
     ("put", "/calendars/some-calendar", {"admin"}),
@@ -95,7 +96,7 @@ ROUTES = [  # (method, path, roles allowed)
 @pytest.mark.parametrize(("method", "path", "allowed"), ROUTES)
 def test_every_operation_needs_a_token_and_a_role_that_may(sla_client, method, path, allowed):
     call = getattr(sla_client, method)
-    body = {"json": {"nonsense": True}} if method == "put" else {}  # refused before the body is read
+    body = {"json": {"nonsense": True}} if method in ("put", "post") else {}  # refused before the body is read
     assert_problem(call(path, **body), 401)
     assert_problem(call(path, headers={"Authorization": "Bearer not-a-jwt"}, **body), 401)
     for role in {"portal", "agent", "admin"} - allowed:
@@ -109,8 +110,8 @@ def test_every_operation_needs_a_token_and_a_role_that_may(sla_client, method, p
 def test_probes_and_document_need_no_token(sla_client):
     assert sla_client.get("/healthz").status_code == 200
     document = sla_client.get("/openapi.json").get_json()
-    paths = {"/policies", "/policies/{priority}", "/policies/{priority}/versions", "/calendars",
-             "/calendars/{calendar_id}", "/tickets/{ticket_id}", "/breaches", "/stats"}  # fmt: skip
+    paths = {"/policies", "/policies/{priority}", "/policies/{priority}/versions", "/policies/{priority}/what-if",
+             "/calendars", "/calendars/{calendar_id}", "/tickets/{ticket_id}", "/breaches", "/stats"}  # fmt: skip
     assert paths <= set(document["paths"])
     put = document["paths"]["/policies/{priority}"]["put"]
     assert POLICY_SENTENCE in put["description"]

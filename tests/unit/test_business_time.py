@@ -146,6 +146,23 @@ def test_24x7_is_wall_time():
     assert ALWAYS.id == "24x7" and ALWAYS.timezone == "UTC"
 
 
+@pytest.mark.parametrize("timezone", ["Europe/Madrid", "America/Santiago", "Australia/Lord_Howe"])
+def test_open_all_day_every_day_is_wall_time_in_any_zone_across_its_clock_changes(timezone):
+    every_day = calendar(timezone, EVERY_DAY, [["00:00", "24:00"]])
+    assert every_day.always_open
+    start = utc(2026, 1, 1, 0, 0, 0, 250_000)
+    for days in (1, 95, 180, 300, 366):  # past the spring and autumn changes (Santiago's at midnight)
+        due = add_business_minutes(every_day, start, days * 1440 + 0.5)
+        assert due == start + timedelta(days=days, seconds=30)
+        assert business_seconds_between(every_day, start, due) == days * 86400 + 30
+    # the same hours with the day split in two periods, or a holiday: the walk through the periods
+    split = calendar(timezone, EVERY_DAY, [["00:00", "12:00"], ["12:00", "24:00"]])
+    holiday = calendar(timezone, EVERY_DAY, [["00:00", "24:00"]], ["2026-06-01"])
+    assert not split.always_open and not holiday.always_open
+    assert add_business_minutes(split, start, 300 * 1440) == start + timedelta(days=300)
+    assert add_business_minutes(holiday, start, 300 * 1440) == start + timedelta(days=301)
+
+
 def test_fractional_minutes_are_seconds():
     assert add_business_minutes(ALWAYS, utc(2026, 11, 27, 9), 0.05) == utc(2026, 11, 27, 9, 0, 3)
     # Fri 16:59:58 CET: 2 s on Friday, the third second on Monday at 09:00:01 CET (08:00:01 UTC).

@@ -142,18 +142,33 @@ def test_ids_typed_in_a_form_stay_one_path_segment():
     assert services.calls == [("intake", "PUT", "/topics/a%2F..%2Fb", {"name": "X"})]
 
 
-def test_what_if_is_none_while_sla_has_no_such_endpoint_and_a_refusal_otherwise():
+def test_a_what_if_refused_by_sla_shows_its_reasons_under_the_fields():
     draft = {"first_response_minutes": "30", "calendar": "24x7"}
-    for status in (404, 405):
-        services = FakeServices(refuse=Refused(status, "Not Found", ""))
-        assert sla.what_if(SimpleNamespace(services=services), ADMIN, "high", draft) is None
     services = FakeServices(refuse=Refused(422, "Validation failed", "", {"calendar": ["Unknown calendar."]}))
     with pytest.raises(UserError) as refused:
         sla.what_if(SimpleNamespace(services=services), ADMIN, "high", draft)
     assert refused.value.errors == {"calendar": ["Unknown calendar."]}
-    answer = {"current": {"items": []}, "draft": {"items": []}, "changed": []}
-    services = FakeServices({("sla", "POST", "/policies/high/what-if"): answer})
-    assert sla.what_if(SimpleNamespace(services=services), ADMIN, "high", draft) == answer
+
+
+def test_a_what_ifs_changed_tickets_are_named_by_number_and_subject_and_the_first_hundred_shown():
+    def change(n: int) -> dict:
+        return {"ticket_id": f"t{n:03}", "clock": "first_response", "instance": 0, "current": {}, "draft": {}}
+
+    class Intake(FakeServices):
+        def get(self, service, path, actor, **params):
+            if path == "/tickets/t001":  # no longer shown to this admin
+                raise Refused(404, "Not Found", "")
+            return super().get(service, path, actor, **params)
+
+    answer = {"current": {"items": []}, "draft": {"items": []}, "changed": [change(n) for n in range(103)]}
+    services = Intake({("sla", "POST", "/policies/high/what-if"): answer, ("intake", "GET", "/tickets/t000"): {
+        "number": 100042, "subject": "VPN drops"}})  # fmt: skip
+    shown = sla.what_if(SimpleNamespace(services=services), ADMIN, "high", {"calendar": "24x7"})
+    assert len(shown["changed"]) == 100 and shown["not_shown"] == 3
+    assert shown["changed"][0]["ticket"] == {"number": 100042, "subject": "VPN drops"}
+    assert shown["changed"][1]["ticket"] is None and shown["changed"][1]["ticket_id"] == "t001"
+    looked_up = [call[2] for call in services.calls if call[0] == "intake"]
+    assert len(looked_up) == 99 and "/tickets/t100" not in looked_up  # t001 refused before it was kept
 
 
 def test_minutes_and_percents_in_words():

@@ -7,6 +7,7 @@ import pytest
 
 from shared.auth import AuthError, decode_token, issue_token
 from shared.config import DEV_SECRET, ConfigError, load_settings
+from shared.mongo import read_ahead
 from shared.web import flatten_errors
 
 K = "k" * 32
@@ -276,3 +277,53 @@ def test_redact_url_drops_credentials_query_and_fragment(url, shown):
 
     assert redact_url(url) == shown
     assert redact_urls(f"HTTP 500 from {url} after 2 s") == f"HTTP 500 from {shown} after 2 s"
+
+
+# --- reading a cursor ahead ----------------------------------------------------------------------------------
+
+
+class FakeCursor:
+    """An iterable of documents that records how far it was read and whether it was closed."""
+
+    def __init__(self, docs, fail_at=None):
+        self.docs, self.fail_at, self.read, self.closed = docs, fail_at, 0, False
+
+    def __iter__(self):
+        for doc in self.docs:
+            if self.read == self.fail_at:
+                raise RuntimeError("the server went away")
+            self.read += 1
+            yield doc
+
+    def close(self):
+        self.closed = True
+
+
+def test_read_ahead_yields_every_document_in_order_and_closes_the_cursor():
+    cursor = FakeCursor([{"_id": i} for i in range(25)])
+    assert [doc["_id"] for doc in read_ahead([cursor], batch=4)] == list(range(25))
+    assert cursor.closed
+
+
+def test_read_ahead_raises_the_reads_error_to_the_caller():
+    seen = []
+    with pytest.raises(RuntimeError, match="went away"):
+        for doc in read_ahead([FakeCursor([{"_id": i} for i in range(25)], fail_at=10)], batch=4):
+            seen.append(doc["_id"])
+    assert seen == list(range(8))  # the two whole batches before the failure
+
+
+def test_read_ahead_stops_reading_when_the_caller_stops():
+    cursor = FakeCursor([{"_id": i} for i in range(1000)])
+    documents = read_ahead([cursor], batch=10, batches=2)
+    assert next(documents)["_id"] == 0
+    documents.close()
+    assert cursor.closed and cursor.read <= 50  # a few batches ahead at most, not the whole cursor
+
+
+def test_read_ahead_reads_several_cursors_at_once_each_in_its_order():
+    cursors = [FakeCursor([(n, i) for i in range(30)]) for n in range(3)]
+    documents = list(read_ahead(cursors, batch=4))
+    assert sorted(documents) == [(n, i) for n in range(3) for i in range(30)]
+    assert all([i for m, i in documents if m == n] == list(range(30)) for n in range(3))
+    assert all(cursor.closed for cursor in cursors)

@@ -206,6 +206,15 @@ def test_a_priority_change_past_the_new_target_breaches_at_once():
     assert alerts[0].data["breached_at"] == at(20) and alerts[0].data["priority"] == "emergency"
 
 
+def test_a_priority_change_after_the_deadline_passed_keeps_the_breach_the_timer_had_not_announced_yet():
+    ticket = make_ticket(table=policies(first_response_minutes=10))
+    ticket.priority_changed("low", at(12), default_policies())  # low's 480 minutes: the 10 had passed at 10
+    assert clock(ticket, "first_response").breached_at == at(10)
+    ticket.replied(at(15))
+    assert ticket.describe(at(15))["first_response"]["breached_at"] == at(10)
+    assert labels(ticket.due_alerts(at(15))) == [("first_response", 0, "breach")]
+
+
 # --- replies and requester messages -------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ PRIORITIES = ("emergency", "high", "normal", "low")
 MINUTES = ("first_response_minutes", "next_response_minutes", "resolution_minutes")
 DAYS = (("mon", "Monday"), ("tue", "Tuesday"), ("wed", "Wednesday"), ("thu", "Thursday"),
         ("fri", "Friday"), ("sat", "Saturday"), ("sun", "Sunday"))  # fmt: skip
-NOT_YET = (404, 405)  # sla without a what-if endpoint
+SHOWN_CHANGES = 100  # changed tickets listed by number and subject; the rest are counted
 
 
 def policies(svc: Portal, session: dict) -> list[dict]:
@@ -52,14 +52,29 @@ def put_policy(svc: Portal, session: dict, priority: str, form: dict) -> dict:
         raise refusal(refused) from None
 
 
-def what_if(svc: Portal, session: dict, priority: str, form: dict) -> dict | None:
-    """What the draft would have done to the last 30 days (sla's answer); None while sla cannot tell yet."""
+def what_if(svc: Portal, session: dict, priority: str, form: dict) -> dict:
+    """What the draft would have done to the last 30 days (sla's answer), its changed tickets by number and subject."""
     try:
-        return svc.services.post("sla", f"/policies/{path_id(priority)}/what-if", actor(session), policy_body(form))
+        answer = svc.services.post("sla", f"/policies/{path_id(priority)}/what-if", actor(session), policy_body(form))
     except Refused as refused:
-        if refused.status in NOT_YET:
-            return None
         raise refusal(refused) from None
+    changed = answer["changed"]
+    names = _tickets(svc, session, {change["ticket_id"] for change in changed[:SHOWN_CHANGES]})
+    answer["changed"] = [change | {"ticket": names.get(change["ticket_id"])} for change in changed[:SHOWN_CHANGES]]
+    answer["not_shown"] = max(0, len(changed) - SHOWN_CHANGES)
+    return answer
+
+
+def _tickets(svc: Portal, session: dict, ticket_ids: set[str]) -> dict[str, dict]:
+    """Number and subject of each ticket intake still has (one it no longer shows is left out)."""
+    who, found = actor(session), {}
+    for ticket_id in sorted(ticket_ids):
+        try:
+            ticket = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}", who)
+        except Refused:
+            continue
+        found[ticket_id] = {"number": ticket.get("number"), "subject": ticket.get("subject", "")}
+    return found
 
 
 def calendars(svc: Portal, session: dict) -> list[dict]:

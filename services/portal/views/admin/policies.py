@@ -54,4 +54,4 @@ def what_if(priority: str):
         answer = sla.what_if(portal(), g.session, priority, form)
     except UserError as exc:
         return _edit(priority, form, exc.errors, exc.message, exc.status)
-    return _edit(priority, form, what_if={"available": answer is not None, **(answer or {})})
+    return _edit(priority, form, what_if=answer)
