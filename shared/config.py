@@ -18,7 +18,7 @@ SERVICE_PORTS: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003
 PORTAL_PORT = 8000  # the portal (services/portal): the web UI, a client of the four APIs above
 # Values that stand for a secret in examples and manifests (deploy/k8s/secrets.yaml): never a real one.
 PLACEHOLDERS = ("replace-me", "replace_me", "changeme", "change-me")
-SECRET_URLS = ("AMQP_URL", "MONGO_URL", "SMTP_URL")  # their passwords come from Secrets
+SECRET_URLS = ("AMQP_URL", "MONGO_URL", "SMTP_URL", "TICKETFLOW_IMAP_URL")  # their passwords come from Secrets
 
 
 class ConfigError(SystemExit):
@@ -61,6 +61,11 @@ class Settings:
     portal_url: str = "http://127.0.0.1:8000"  # the portal's public base URL: requesters' links point under it
     link_days: float = 30.0  # days a requester's link (in each email) opens their ticket
     trusted_proxies: int = 0  # proxies in front of the portal whose X-Forwarded-For/-Proto it believes
+    inbound_smtp: str = "127.0.0.1:2525"  # host:port intake's mail process listens on for an MTA's relayed mail
+    imap_url: str | None = None  # imaps://user:pass@host[:port]/MAILBOX intake's mail process polls (None: none)
+    imap_poll_seconds: float = 30.0  # between polls of a server without IDLE; IDLE is renewed as often
+    inbound_addresses: tuple[str, ...] = ()  # addresses (fnmatch patterns, lowercase) mail is taken for; (): any
+    inbound_topics: tuple[tuple[str, str], ...] = ()  # (recipient address, topic) of a new ticket; else "general"
 
     @property
     def exchange(self) -> str:
@@ -173,6 +178,33 @@ def _base_url(env: dict, name: str, default: str) -> str:
     return raw.rstrip("/")
 
 
+def _words(raw: str | None) -> list[str]:
+    """Comma- or space-separated items, lowercased."""
+    return [item.strip().lower() for item in (raw or "").replace(",", " ").split() if item.strip()]
+
+
+def _host_port(env: dict, name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} must be host:port, like 127.0.0.1:2525; got {raw!r}")
+    return raw
+
+
+def _topics(raw: str | None) -> tuple[tuple[str, str], ...]:
+    """`address=topic` pairs, comma-separated (TICKETFLOW_INBOUND_TOPICS)."""
+    pairs = []
+    for item in _words(raw):
+        address, sep, topic = item.partition("=")
+        if not sep or "@" not in address or not topic:
+            raise ConfigError(
+                "TICKETFLOW_INBOUND_TOPICS takes address=topic pairs, like network@help.example.com=network; "
+                f"got {item!r}"
+            )
+        pairs.append((address, topic))
+    return tuple(pairs)
+
+
 def _port(raw: str | None) -> int | None:
     if raw in (None, ""):
         return None
@@ -218,6 +250,11 @@ def load_settings(env: dict | None = None) -> Settings:
         portal_url=_base_url(env, "TICKETFLOW_PORTAL_URL", Settings.portal_url),
         link_days=_positive(env, "TICKETFLOW_LINK_DAYS", 30.0),
         trusted_proxies=_count(env, "TICKETFLOW_TRUSTED_PROXIES", 0, least=0),
+        inbound_smtp=_host_port(env, "TICKETFLOW_INBOUND_SMTP", Settings.inbound_smtp),
+        imap_url=env.get("TICKETFLOW_IMAP_URL") or None,
+        imap_poll_seconds=_positive(env, "TICKETFLOW_IMAP_POLL_SECONDS", 30.0),
+        inbound_addresses=tuple(_words(env.get("TICKETFLOW_INBOUND_ADDRESSES"))),
+        inbound_topics=_topics(env.get("TICKETFLOW_INBOUND_TOPICS")),
         requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),
