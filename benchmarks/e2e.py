@@ -9,7 +9,7 @@ databases, FerretDB, the temporary directory), also on Ctrl-C.
 
 What runs: an SMTP server (aiosmtpd) inside this process records, for every message, its arrival time
 by (system, `[#number]` of the subject, To); the Message-ID tells the systems apart (ticketflow's is
-`<notification_id@ticketflow>`, the baseline's `<id@bare>`). Then, one system after the other on the
+`<notification_id+ticket_id@ticketflow>`, the baseline's `<id@bare>`). Then, one system after the other on the
 same FerretDB, RabbitMQ and machine (the first is stopped before the second starts):
 
 - ticketflow: the four apis (`ticketflow.cli.api_command`, gunicorn, WEB_CONCURRENCY=--web-concurrency)

@@ -13,12 +13,16 @@ from shared.smtp import SmtpConfig, parse_smtp_url
 
 __all__ = ["SmtpConfig", "build_email", "parse_smtp_url", "send_email"]
 
-_ID_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # safe on the left of @ in a Message-ID
+_ID_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # safe on the left of @ in a Message-ID, and without "+"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def build_email(sender: str, recipient: str, message: Message, ticket_id: str, notification_id: str) -> EmailMessage:
-    """The email, threaded under its ticket; the Message-ID is stable, so a resend is the same message."""
+    """The email, threaded under its ticket; the Message-ID is stable, so a resend is the same message.
+
+    The Message-ID names the ticket too (`<notification+ticket@ticketflow>`), and References names the ticket's
+    thread: a reply whose client keeps only In-Reply-To still finds its ticket when it comes back by mail.
+    """
     for name, value in (("sender", sender), ("recipient", recipient)):
         if _CONTROL.search(value):
             raise ValueError(f"{name} must not contain line breaks or control characters: {value!r}")
@@ -30,7 +34,7 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
     email["To"] = recipient
     email["Subject"] = message.subject
     email["Date"] = format_datetime(datetime.now(UTC))
-    email["Message-ID"] = f"<{notification_id}@ticketflow>"
+    email["Message-ID"] = f"<{notification_id}+{ticket_id}@ticketflow>"
     email["In-Reply-To"] = f"<ticket-{ticket_id}@ticketflow>"
     email["References"] = f"<ticket-{ticket_id}@ticketflow>"
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders should not answer

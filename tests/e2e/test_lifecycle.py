@@ -88,7 +88,9 @@ def emails_once(system: System, ticket: dict, people: dict[str, str]) -> Counter
 
     records = wait_until(sent, timeout=20, message=f"notify sent {dict(expected)}")
     for record in records:
-        arrived = [m for m in system.smtp.received if m["Message-ID"] == f"<{record['id']}@ticketflow>"]
+        arrived = [
+            m for m in system.smtp.received if m["Message-ID"].strip() == f"<{record['id']}+{ticket['id']}@ticketflow>"
+        ]
         assert len(arrived) == 1, (record["event_type"], record["recipient"], len(arrived))
         assert arrived[0]["To"] == record["recipient"]
         assert arrived[0]["Subject"] == f"[#{ticket['number']}] {ticket['subject']}"

@@ -39,7 +39,7 @@ class SmtpRecorder:
         return [m for m in list(self.received) if m["To"] == address]
 
     def with_id(self, notification_id: str) -> list[EmailMessage]:
-        return [m for m in list(self.received) if m["Message-ID"] == f"<{notification_id}@ticketflow>"]
+        return [m for m in list(self.received) if str(m["Message-ID"]).strip().startswith(f"<{notification_id}+")]
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ def test_the_email_threads_under_its_ticket_with_a_stable_message_id():
 
     assert email["From"] == "helpdesk@example.com" and email["To"] == "ana@example.com"
     assert email["Subject"] == "[#100042] VPN drops every hour"
-    assert email["Message-ID"] == "<0b7f3c9e-5d1a-4c2b-9e8f-1a2b3c4d5e6f@ticketflow>"
+    assert email["Message-ID"] == "<0b7f3c9e-5d1a-4c2b-9e8f-1a2b3c4d5e6f+6565f0c2a1b2c3d4e5f60718@ticketflow>"
     assert email["References"] == email["In-Reply-To"] == "<ticket-6565f0c2a1b2c3d4e5f60718@ticketflow>"
     assert email["Date"] and email["Auto-Submitted"] == "auto-generated"
     assert make_email()["Message-ID"] == email["Message-ID"]
@@ -179,7 +179,7 @@ def test_the_server_receives_one_message_with_the_envelope_and_the_html_escaped(
     mail_from, rcpt_tos, content, _ = handler.received[0]
     assert (mail_from, rcpt_tos) == ("helpdesk@example.com", ["ana@example.com"])
     parsed = message_from_bytes(content, policy=policy.default)
-    assert parsed["Message-ID"] == "<0b7f3c9e-5d1a-4c2b-9e8f-1a2b3c4d5e6f@ticketflow>"
+    assert parsed["Message-ID"].strip() == "<0b7f3c9e-5d1a-4c2b-9e8f-1a2b3c4d5e6f+6565f0c2a1b2c3d4e5f60718@ticketflow>"
     html = parsed.get_body(("html",)).get_content()
     assert EVIL_HTML in html and "<script>" not in html
     assert EVIL in parsed.get_body(("plain",)).get_content()
