@@ -14,7 +14,8 @@ from ticketflow import local
 
 FERRETDB_PORT = 27017
 MAIL_PORT = 8025  # the default SMTP_URL points here
-TOOL_EXTRA_MODULES = ("honcho", "aiosmtpd")  # pyproject's `tool` extra: `run` and the mail sink only
+INBOUND_SMTP = "127.0.0.1:2525"  # intake's mail in under `run`
+TOOL_EXTRA_MODULES = ("honcho",)  # pyproject's `tool` extra: `run` only
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     mail.add_argument("--last", type=int, default=5, help="how many (default 5)")
     mail.add_argument("--dir", type=Path, default=_mail_dir(), help="the sink's folder (default .run/mail)")
     mail.set_defaults(handler=_mail)
+
+    send = commands.add_parser("send-mail", help="send a mail to intake's mail in, as a requester would")
+    send.add_argument("--from", dest="sender", required=True, help="the requester's address")
+    send.add_argument("--to", default="help@localhost", help="the help desk's address (default help@localhost)")
+    send.add_argument("--subject", default="", help="the subject (with --reply-to: Re: and the original's)")
+    send.add_argument("--body", required=True, help="what the requester writes")
+    send.add_argument("--reply-to", type=Path, metavar="EML", help="answer this mail (an .eml in .run/mail, say)")
+    send.add_argument("--smtp", default=INBOUND_SMTP, help=f"intake's mail in, host:port (default {INBOUND_SMTP})")
+    send.set_defaults(handler=_send_mail)
 
     account = commands.add_parser("account", help="portal accounts of agents and admins")
     account_commands = account.add_subparsers(dest="account_command", required=True)
@@ -147,6 +157,14 @@ def _mailsink(args: argparse.Namespace) -> int:
     return mailsink.serve(args.host, args.port, args.dir)
 
 
+def _send_mail(args: argparse.Namespace) -> int:
+    from ticketflow import mailsend
+
+    host, _, port = args.smtp.rpartition(":")
+    mail = mailsend.build(args.sender, args.to, args.subject, args.body, args.reply_to)
+    return mailsend.send(host, int(port), mail)
+
+
 def _mail(args: argparse.Namespace) -> int:
     try:
         from ticketflow import mailsink
@@ -192,6 +210,8 @@ def _run(args: argparse.Namespace) -> int:
         service_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(run_dir, service))}
         manager.add_process(f"{service}-api", _exec(api_command(service, port)), env=service_env)
         manager.add_process(f"{service}-worker", _exec(worker_command(service)), env=service_env)
+    intake_env = {**env, "TICKETFLOW_INBOUND_SMTP": env.get("TICKETFLOW_INBOUND_SMTP") or INBOUND_SMTP}
+    manager.add_process("intake-mail", _exec(mail_command()), env=intake_env)
 
     _print_banner(
         dev=env.get("TICKETFLOW_DEV") == "1",
@@ -250,6 +270,11 @@ def worker_command(service: str) -> list[str]:
     return [sys.executable, "-m", f"services.{service}.worker"]
 
 
+def mail_command() -> list[str]:
+    """intake's mail process: the SMTP listener for mail in (and the IMAP poller when TICKETFLOW_IMAP_URL is set)."""
+    return [sys.executable, "-m", "services.intake.mail"]
+
+
 def _print_banner(
     dev: bool,
     mail_dir: Path | None = None,
@@ -276,6 +301,11 @@ def _print_banner(
         print(f"              each shows as a `mail |` line below; read them with: {tool} mail --last 5")
     else:
         print(f"  mail:       notify sends to {local.masked(smtp_url or '')} (SMTP_URL)")
+    print(f"  mail in:    intake takes mail on smtp://{INBOUND_SMTP} (a new mail opens a ticket, a reply adds to it):")
+    print(f"              {tool} send-mail --from you@example.com --subject 'VPN drops' --body 'Since this morning.'")
+    print(
+        f"              {tool} send-mail --from you@example.com --reply-to .run/mail/<receipt>.eml --body 'Still down.'"
+    )
     print(f"  portal:     http://127.0.0.1:{PORTAL_PORT}/ (requesters)   http://127.0.0.1:{PORTAL_PORT}/login (agents)")
     print(f"  sign in:    {prefix}{tool} demo   prints the demo agents' and admin's passwords; or make an admin:")
     print(f"              {prefix}{tool} account create --email you@example.com --role admin")

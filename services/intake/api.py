@@ -7,10 +7,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
-from services.intake import handlers
+from services.intake import handlers, inbox
 from services.intake.schemas import (
     TOPIC_ID,
     IdempotencyHeaderSchema,
+    InboundMailListSchema,
+    MailListQuerySchema,
     MessageCreateSchema,
     PageQuerySchema,
     ThreadEntrySchema,
@@ -54,6 +56,7 @@ cannot be used to flood an address with receipts: past a limit 429 with `Retry-A
 
 tickets = Blueprint("tickets", __name__, description="Tickets, the requester's thread and timeline")
 topics = Blueprint("topics", __name__, description="Help topics a requester picks from")
+mail = Blueprint("mail", __name__, description="Mail in: what each inbound mail became")
 
 
 def intake() -> handlers.Intake:
@@ -153,11 +156,35 @@ class TopicById(MethodView):
         return handlers.put_topic(intake(), topic_id, body["name"])
 
 
+@tickets.route("/tickets/<ticket_id>/mail")
+class TicketMail(MethodView):
+    @require_roles("agent", "admin")
+    @tickets.response(200, InboundMailListSchema)
+    def get(self, ticket_id):
+        """The mails that came in about the ticket, oldest first: replies from the requester (also in the thread),
+        and those kept for the agents (from another address than the requester's, automatic replies), each with
+        its outcome and reason. An addition to the contract (section 10)."""
+        return {"items": inbox.ticket_mail(intake(), ticket_id, principal()), "next_cursor": None}
+
+
+@mail.route("/mail")
+class Mail(MethodView):
+    @require_roles("admin")
+    @mail.arguments(MailListQuerySchema(), location="query")
+    @mail.response(200, InboundMailListSchema)
+    def get(self, query):
+        """Every inbound mail, newest first, with what it became and why (`outcome`: ticket, message, kept,
+        ignored). An addition to the contract (section 10): where an admin reads what mail in did not post."""
+        items, cursor = inbox.mail_page(intake(), query.get("outcome"), query["limit"], query.get("cursor"))
+        return {"items": items, "next_cursor": cursor}
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     app, api = create_service_app("intake", DESCRIPTION, settings)
     app.extensions["ticketflow.intake"] = handlers.bootstrap(settings)
     api.register_blueprint(tickets)
     api.register_blueprint(topics)
+    api.register_blueprint(mail)
     ensure_storage_once(app, app.extensions["ticketflow.intake"].ensure_storage)
     return app

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.intake.domain import ThreadFull, Ticket, TicketClosed, changes_view, summarize, summarize_for_requester
-from services.intake.store import IdempotencyKeys, RateLimits, TicketStore, TimelineStore, TopicStore
+from services.intake.store import (
+    IdempotencyKeys,
+    InboundMailStore,
+    RateLimits,
+    TicketStore,
+    TimelineStore,
+    TopicStore,
+)
 from shared import events, outbox
 from shared.access import AgentDirectory, TicketFacts, list_scope, may_read, same_email, sees_everything
 from shared.auth import Principal
@@ -41,6 +48,7 @@ class Intake:
     flusher: OutboxFlusher
     limits: RateLimits
     agents: AgentDirectory  # agent_id -> teams, from agent.updated: who reads which ticket
+    mails: InboundMailStore  # what each inbound mail became (services/intake/inbox.py)
 
     def ensure_storage(self) -> None:
         self.tickets.ensure_indexes()
@@ -49,6 +57,7 @@ class Intake:
         self.timeline.ensure_indexes()
         self.processed.ensure_indexes()
         self.pending.ensure_indexes()
+        self.mails.ensure_indexes()
         self.topics.seed_defaults()
 
 
@@ -67,6 +76,7 @@ def bootstrap(settings: Settings) -> Intake:
         flusher,
         RateLimits(db),
         AgentDirectory(db),
+        InboundMailStore(db),
     )
 
 

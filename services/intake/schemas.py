@@ -156,3 +156,39 @@ class IdempotencyHeaderSchema(Schema):
         load_default=None,
         validate=validate.Regexp(r"^[\x21-\x7e]{1,255}$", error="Use 1 to 255 printable ASCII characters."),
     )
+
+
+MAIL_OUTCOMES = ("ticket", "message", "kept", "ignored")
+
+
+class MailAttachmentSchema(Schema):
+    filename = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+
+
+class InboundMailSchema(Schema):
+    """What an inbound mail became; its text is what the sender wrote now (quotes and signature left out)."""
+
+    id = fields.String(metadata={"description": "the mail's key: a hash of its Message-ID (or of its bytes)"})
+    message_id = fields.String(allow_none=True)
+    sender = fields.String(metadata={"description": "From's address; empty when the mail named none"})
+    sender_name = fields.String()
+    recipients = fields.List(fields.String())
+    subject = fields.String()
+    text = fields.String()
+    attachments = fields.List(fields.Nested(MailAttachmentSchema))
+    outcome = fields.String(metadata={"enum": list(MAIL_OUTCOMES)})
+    reason = fields.String()
+    ticket_id = fields.String(allow_none=True)
+    number = fields.Integer(allow_none=True)
+    received_at = Timestamp()
+
+
+class InboundMailListSchema(Schema):
+    items = fields.List(fields.Nested(InboundMailSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class MailListQuerySchema(PageQuerySchema):
+    outcome = fields.String(validate=validate.OneOf(MAIL_OUTCOMES))

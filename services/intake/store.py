@@ -41,6 +41,7 @@ _TICKET_FIELDS = (
 NEWEST_TICKETS_FIRST = Paginator((Key("n", "number", int),), descending=True)
 NOTIFICATION_TYPES = ("notification.sent", "notification.failed")
 OLDEST_EVENTS_FIRST = Paginator((Key("at", "occurred_at", datetime), Key("id", "_id", str)))
+NEWEST_MAILS_FIRST = Paginator((Key("at", "received_at", datetime), Key("id", "_id", str)), descending=True)
 
 
 class TicketStore(VersionedStore):
@@ -78,6 +79,10 @@ class TicketStore(VersionedStore):
             for doc in (self.collection.find({"_id": {"$in": unknown}}, {"thread.id": 1}) if unknown else [])
         }
         return [(self.from_doc(doc), doc.get("thread_count", counts.get(doc["_id"], 0))) for doc in docs], next_cursor
+
+    def find_by_number(self, number: int) -> Ticket | None:
+        doc = self.collection.find_one({"number": number}, {"_id": 1})
+        return self.find(doc["_id"]) if doc else None
 
     def resolved_before(self, moment: datetime, limit: int = 200) -> list[str]:
         query = {"status": "resolved", "resolved_at": {"$lte": moment}}
@@ -195,6 +200,36 @@ class TimelineStore:
         if for_requester:
             items = [{**item, "summary": item.get("requester_summary") or item["summary"]} for item in items]
         return items, next_cursor
+
+
+class InboundMailStore:
+    """What each inbound mail became (services/intake/inbox.py), keyed by the mail; its raw bytes are a blob."""
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["inbound_mails"]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("ticket_id", ASCENDING), ("received_at", ASCENDING)])
+        self.collection.create_index([("outcome", ASCENDING), ("received_at", DESCENDING)])
+        self.collection.create_index([("received_at", DESCENDING)])
+
+    def find(self, key: str) -> dict | None:
+        return self.collection.find_one({"_id": key})
+
+    def finish(self, key: str, record: dict) -> None:
+        """Record the mail's outcome; a record already there (the same mail, another process) stays as it is."""
+        try:
+            self.collection.insert_one({**record, "_id": key})
+        except DuplicateKeyError:
+            pass
+
+    def of_ticket(self, ticket_id: str, limit: int = 200) -> list[dict]:
+        """The mails about a ticket, oldest first."""
+        return list(self.collection.find({"ticket_id": ticket_id}).sort("received_at", ASCENDING).limit(limit))
+
+    def page(self, outcome: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        """Newest first, of one outcome or all; the cursor is the last one's (received_at, id)."""
+        return NEWEST_MAILS_FIRST.page(self.collection, {"outcome": outcome} if outcome else {}, limit, cursor)
 
 
 def _scoped(filters: dict, scope: ListScope | None) -> dict:

@@ -1,0 +1,254 @@
+"""intake's use cases for mail in: what one inbound mail becomes (a ticket, a requester's message, or a record kept
+with its reason), stored with the same outbox as every other write.
+
+One path for both sources, the SMTP listener and the IMAP poller (services/intake/mail.py). `receive` returns only
+once the mail's effect is stored, so the listener can answer 250 (and the poller mark the mail seen); a store that
+cannot be reached raises, so the sending MTA keeps the mail and tries again.
+
+Every step is idempotent, keyed by the mail (its Message-ID, or its bytes when it has none): the ticket's id, the
+message's id and the attachments' ids are derived from that key. So the same mail delivered twice, or fed to two
+mail processes at once, has one effect; a process that died half-way is completed by the next delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from marshmallow import ValidationError
+
+from services.intake import inbound
+from services.intake.domain import ATTACHMENT_MAX_BYTES, MAIL_MAX_BYTES, ThreadFull, Ticket, TicketClosed
+from services.intake.handlers import Intake, _recorded, change_ticket, get_ticket, within_rate_limit
+from services.intake.schemas import TicketCreateSchema
+from shared.access import same_email
+from shared.auth import Principal
+from shared.clock import now
+from shared.errors import TooManyRequests
+from shared.redact import redact_tokens
+from shared.saving import NO_CHANGE
+
+log = logging.getLogger(__name__)
+
+RAW_MAX_BYTES = 35 * 1024 * 1024  # a mail as received: 25 MiB of attachments, base64-encoded, and its text
+SUBJECT_MAX, TEXT_MAX = 200, 20000  # as the API takes them
+TRUNCATED = "\n\n[The mail was longer; it is kept whole.]"
+DEFAULT_TOPIC = "general"
+
+
+class MailRefused(Exception):
+    """A mail refused for good (SMTP 5xx): too big, or for an address this help desk does not serve."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a mail became: `ticket` (a new ticket), `message` (added to a ticket), `kept` (stored with a reason for
+    the agents or an admin to read), `ignored` (automatic mail: stored, nothing done); `duplicate` when it was
+    received before."""
+
+    kind: str
+    reason: str
+    ticket_id: str | None = None
+    number: int | None = None
+
+
+def ticket_mail(svc: Intake, ticket_id: str, principal: Principal | None) -> list[dict]:
+    """The mails about a ticket, oldest first, for the agents who see it (replies from others among them)."""
+    get_ticket(svc, ticket_id, principal)  # 404 for a ticket the principal may not see
+    return [_view(record) for record in svc.mails.of_ticket(ticket_id)]
+
+
+def mail_page(svc: Intake, outcome: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """Inbound mails, newest first (an admin's view: what was kept or ignored, and why)."""
+    records, next_cursor = svc.mails.page(outcome, limit, cursor)
+    return [_view(record) for record in records], next_cursor
+
+
+def _view(record: dict) -> dict:
+    return {**record, "id": record["_id"]}
+
+
+def accepts(svc: Intake, address: str) -> bool:
+    """Whether mail for `address` is taken (TICKETFLOW_INBOUND_ADDRESSES; none set: any address)."""
+    patterns = svc.settings.inbound_addresses
+    return not patterns or any(fnmatchcase(address.strip().lower(), pattern) for pattern in patterns)
+
+
+def receive(svc: Intake, raw: bytes, envelope_sender: str, recipients: list[str]) -> Outcome:
+    """Store one mail's effect; MailRefused when it is refused for good; storage errors propagate (try again)."""
+    if len(raw) > RAW_MAX_BYTES:
+        raise MailRefused(552, f"The mail is larger than {RAW_MAX_BYTES // (1024 * 1024)} MiB.")
+    mail = inbound.parse(raw, envelope_sender, recipients, own_addresses=[svc.settings.notify_from])
+    _check_sizes(mail)
+    done = svc.mails.find(mail.key)
+    if done is not None and done.get("outcome"):
+        return Outcome("duplicate", f"received before: {done['outcome']}", done.get("ticket_id"), done.get("number"))
+    svc.blobs.put(_blob_id(mail), raw, {"kind": "mail", "message_id": mail.message_id})
+    outcome = _decide_and_apply(svc, mail)
+    svc.mails.finish(mail.key, _record(mail, outcome))
+    log.info("mail %s from %s: %s (%s)", mail.message_id or mail.key[:12], mail.sender or "-", outcome.kind,
+             outcome.reason)  # fmt: skip
+    return outcome
+
+
+def _check_sizes(mail: inbound.InboundMail) -> None:
+    for attachment in mail.attachments:
+        if len(attachment.data) > ATTACHMENT_MAX_BYTES:
+            raise MailRefused(
+                552, f"The attachment {attachment.filename!r} is larger than {ATTACHMENT_MAX_BYTES // 2**20} MiB."
+            )
+    if sum(len(attachment.data) for attachment in mail.attachments) > MAIL_MAX_BYTES:
+        raise MailRefused(552, f"The attachments are larger than {MAIL_MAX_BYTES // 2**20} MiB together.")
+
+
+def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
+    ticket = _ticket_replied_to(svc, mail)
+    if mail.automatic:
+        return Outcome("ignored", f"automatic mail: {mail.automatic}", ticket and ticket.id, ticket and ticket.number)
+    if not mail.sender:
+        return Outcome("kept", "the mail names no sender address", ticket and ticket.id, ticket and ticket.number)
+    if ticket is None:
+        return _open_ticket(svc, mail, follows=None)
+    if not same_email(mail.sender, ticket.requester.get("email")):
+        return Outcome(
+            "kept", f"a reply from {mail.sender}, who is not the ticket's requester: kept for the agents",
+            ticket.id, ticket.number,
+        )  # fmt: skip
+    if ticket.status == "closed":
+        return _open_ticket(svc, mail, follows=ticket)
+    return _add_message(svc, mail, ticket)
+
+
+def _ticket_replied_to(svc: Intake, mail: inbound.InboundMail) -> Ticket | None:
+    """The ticket a reply names: by notify's Message-IDs in In-Reply-To/References first, else by [#number]."""
+    for ticket_id in mail.referenced_ticket_ids:
+        ticket = svc.tickets.find(ticket_id)
+        if ticket is not None:
+            return ticket
+    if mail.ticket_number is not None:
+        return svc.tickets.find_by_number(mail.ticket_number)
+    return None
+
+
+def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None) -> Outcome:
+    body = _clip(redact_tokens(mail.full_text if follows is None else mail.text), TEXT_MAX)
+    if follows is not None:
+        body = _clip(f"(Follows up ticket #{follows.number}, which was closed.)\n\n{body}", TEXT_MAX)
+    request = {
+        "subject": _clip(mail.subject, SUBJECT_MAX, "") or "(no subject)",
+        "description": body.strip() or "(The mail had no text.)",
+        "requester": {"name": _clip(mail.sender_name, 200, "") or mail.sender, "email": mail.sender},
+        "topic": _topic(svc, mail),
+        "priority": "normal",
+        "source": "email",
+    }
+    try:
+        request = TicketCreateSchema().load(request)
+    except ValidationError as invalid:
+        return Outcome("kept", f"cannot open a ticket from it: {_first_problem(invalid.messages)}")
+    ticket_id = _derived(mail, "ticket")[:32]
+    existing = svc.tickets.find(ticket_id)
+    if existing is not None:  # a delivery before this one opened it, then stopped short of recording the mail
+        _store_attachments(svc, mail, existing.id, None)
+        return Outcome("ticket", "opened a ticket", existing.id, existing.number)
+    try:
+        within_rate_limit(svc, "tickets", mail.sender)
+    except TooManyRequests as limited:
+        return Outcome("kept", f"not opened: {limited.detail}")
+    _store_attachments(svc, mail, ticket_id, None)
+    at = now()
+    ticket = Ticket.open(ticket_id, svc.tickets.next_number(), request, at)
+    if not svc.tickets.insert(ticket, _recorded(ticket, None, at)):
+        ticket = svc.tickets.get(ticket_id)  # another mail process opened it at the same moment
+    return Outcome("ticket", "opened a ticket", ticket.id, ticket.number)
+
+
+def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket) -> Outcome:
+    message_id = _derived(mail, "message")[:32]
+    body = _clip(redact_tokens(mail.text).strip(), TEXT_MAX) or "(The reply had no text.)"
+    if not any(entry["id"] == message_id for entry in ticket.thread):
+        try:
+            within_rate_limit(svc, "messages", mail.sender)
+        except TooManyRequests as limited:
+            return Outcome("kept", f"not added: {limited.detail}", ticket.id, ticket.number)
+    _store_attachments(svc, mail, ticket.id, message_id)
+
+    def write(ticket: Ticket):
+        if any(entry["id"] == message_id for entry in ticket.thread):
+            return NO_CHANGE  # this mail, delivered before (or by another mail process just now)
+        ticket.add_message(message_id, body, now())
+
+    try:
+        change_ticket(svc, ticket.id, write, None)
+    except TicketClosed:  # closed between the lookup and the write
+        return _open_ticket(svc, mail, follows=svc.tickets.get(ticket.id))
+    except ThreadFull as full:
+        return Outcome("kept", f"not added: {full}", ticket.id, ticket.number)
+    return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
+
+
+def _store_attachments(svc: Intake, mail: inbound.InboundMail, ticket_id: str, message_id: str | None) -> None:
+    for n, attachment in enumerate(mail.attachments):
+        svc.attachments.put(
+            ticket_id, f"{_derived(mail, 'attachment')[:24]}-{n}", attachment.filename, attachment.content_type,
+            attachment.data, message_id, "email",
+        )  # fmt: skip
+
+
+def _topic(svc: Intake, mail: inbound.InboundMail) -> str:
+    """The topic of the first recipient address that names one (TICKETFLOW_INBOUND_TOPICS), if intake knows it."""
+    topics = dict(svc.settings.inbound_topics)
+    for recipient in mail.recipients:
+        topic = topics.get(recipient.strip().lower())
+        if topic and svc.topics.known(topic):
+            return topic
+    return DEFAULT_TOPIC
+
+
+def _record(mail: inbound.InboundMail, outcome: Outcome) -> dict:
+    """What is kept of the mail beside its raw bytes: enough for an agent or an admin to read what happened."""
+    return {
+        "message_id": mail.message_id,
+        "sender": mail.sender,
+        "sender_name": mail.sender_name,
+        "recipients": list(mail.recipients),
+        "subject": mail.subject,
+        "text": _clip(redact_tokens(mail.text), TEXT_MAX),
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": len(a.data)} for a in mail.attachments
+        ],  # fmt: skip
+        "defects": list(mail.defects),
+        "outcome": outcome.kind,
+        "reason": outcome.reason,
+        "ticket_id": outcome.ticket_id,
+        "number": outcome.number,
+        "raw_blob": _blob_id(mail),
+        "received_at": now(),
+    }
+
+
+def _blob_id(mail: inbound.InboundMail) -> str:
+    return f"mail-{mail.key[:40]}"
+
+
+def _derived(mail: inbound.InboundMail, what: str) -> str:
+    """An id of this mail's `what`, the same on every delivery of the mail."""
+    return hashlib.sha256(f"{what}:{mail.key}".encode()).hexdigest()
+
+
+def _clip(text: str, limit: int, note: str = TRUNCATED) -> str:
+    return text if len(text) <= limit else text[: limit - len(note)] + note
+
+
+def _first_problem(messages: dict, prefix: str = "") -> str:
+    for name, problem in messages.items():
+        if isinstance(problem, dict):
+            return _first_problem(problem, f"{prefix}{name}.")
+        return f"{prefix}{name}: {' '.join(problem) if isinstance(problem, list) else problem}"
+    return "invalid"

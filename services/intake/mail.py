@@ -1,0 +1,135 @@
+"""intake's `mail` process: an SMTP listener that an MTA relays to, and an IMAP poller when TICKETFLOW_IMAP_URL is set.
+
+Both hand each mail to `inbox.receive`, which stores its effect through the outbox like every other write. The
+listener answers 250 only once that returns; 451 when the store cannot be reached (the sending MTA keeps the mail
+and tries again); 552 for a mail too big; 550 for an address this help desk does not take mail for. The poller marks
+a mail seen only once it is stored.
+
+Several mail processes may run at once, on several hosts or on one port of one host (SO_REUSEPORT): `receive`
+gives one mail one effect however many of them see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import parseaddr
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from pymongo.errors import PyMongoError
+
+from services.intake import handlers, inbox
+from services.intake.handlers import Intake
+from shared.config import Settings, load_settings
+from shared.runtime import configure_logging, wait_for
+
+log = logging.getLogger(__name__)
+STORE_TIMEOUT = "451 4.3.0 The help desk cannot store mail right now; please try again later"
+RECEIVERS = 4  # mails stored at once by one process (each waits mostly on the database)
+
+
+class InboundHandler:
+    """aiosmtpd's handler: recipients checked as they come, each mail stored before it is answered."""
+
+    def __init__(self, svc: Intake, executor: ThreadPoolExecutor) -> None:
+        self.svc, self.executor = svc, executor
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options) -> str:  # noqa: N802
+        if not inbox.accepts(self.svc, address):
+            return "550 5.1.1 This help desk takes no mail for that address"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        raw = envelope.original_content or b""
+        sender = _address(envelope.mail_from or "")
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(
+                self.executor, inbox.receive, self.svc, raw, sender, list(envelope.rcpt_tos)
+            )
+        except inbox.MailRefused as refused:
+            return f"{refused.code} 5.3.4 {refused.reason}"
+        except PyMongoError as exc:
+            log.warning("could not store a mail from %s: %r", sender or "<>", exc)
+            return STORE_TIMEOUT
+        except Exception:  # a fault of ours: the MTA keeps the mail, and the log says why
+            log.exception("could not take a mail from %s", sender or "<>")
+            return STORE_TIMEOUT
+        return f"250 2.0.0 Stored: {outcome.kind}" + (f" #{outcome.number}" if outcome.number else "")
+
+
+def _address(mail_from: str) -> str:
+    """MAIL FROM's address; "" for the null sender `<>` of bounces."""
+    return parseaddr(mail_from)[1].strip().lower() if mail_from.strip() not in ("", "<>") else ""
+
+
+def imap_deliverer(svc: Intake):
+    """The poller's `deliver`: a mail refused for good is PermanentFailure (seen and flagged, not fetched again)."""
+    from services.intake.imap import PermanentFailure
+
+    def deliver(raw: bytes, envelope_sender: str) -> None:
+        try:
+            inbox.receive(svc, raw, envelope_sender, [])
+        except inbox.MailRefused as refused:
+            raise PermanentFailure(refused.reason) from None
+
+    return deliver
+
+
+async def serve(svc: Intake, settings: Settings, stop: asyncio.Event) -> None:
+    """Listen on TICKETFLOW_INBOUND_SMTP until `stop` is set; then finish the mails being stored."""
+    host, _, port = settings.inbound_smtp.rpartition(":")
+    executor = ThreadPoolExecutor(RECEIVERS, thread_name_prefix="mail-in")
+    handler = InboundHandler(svc, executor)
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> SMTP:
+        return SMTP(
+            handler, data_size_limit=inbox.RAW_MAX_BYTES, enable_SMTPUTF8=True, decode_data=False,
+            hostname="ticketflow", ident="ticketflow intake", loop=loop,
+        )  # fmt: skip
+
+    server = await loop.create_server(protocol, host=host.strip("[]"), port=int(port), reuse_port=True)
+    log.info("mail in: listening for SMTP on %s", settings.inbound_smtp)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+        executor.shutdown(wait=True)  # a mail being stored is stored (and answered) before the process ends
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings)
+    svc = handlers.bootstrap(settings)
+    wait_for(svc.ensure_storage, "MongoDB")
+    stopping = threading.Event()
+    poller = None
+    if settings.imap_url:
+        from services.intake.imap import ImapPoller
+
+        poller = ImapPoller(settings.imap_url, imap_deliverer(svc), poll_seconds=settings.imap_poll_seconds)
+        threading.Thread(target=poller.run, args=(stopping,), name="imap-poller", daemon=True).start()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(svc, settings, stop)
+
+    try:
+        asyncio.run(run())
+    finally:
+        stopping.set()
+        svc.flusher.drain(5.0)
+        log.info("mail in: stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""Mail in, decided and stored (services/intake/inbox.py) against the real store and broker, without SMTP: a new
+mail opens a ticket, a reply adds the requester's message or is kept for the agents, automatic mail does nothing,
+the same mail twice has one effect. tests/integration/test_intake_mail_process.py speaks SMTP to the process."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import pytest
+
+from services.intake import handlers, inbox
+from shared import mongo
+from tests.harness import auth_header
+from tests.integration.conftest import event_from
+
+PDF = b"%PDF-1.7\n" + b"1 0 obj << /Type /Catalog >> endobj\n" * 10 + b"%%EOF\n"
+
+
+@pytest.fixture
+def svc(infra, settings):
+    mongo.close_client()
+    intake = handlers.bootstrap(settings)
+    intake.ensure_storage()
+    yield intake
+    intake.flusher.drain()
+    mongo.close_client()
+
+
+def address(name: str = "ana") -> str:
+    return f"{name}.{uuid.uuid4().hex[:8]}@example.com"
+
+
+def mail(sender: str, subject: str, body: str, **headers) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = f"Ana Ruiz <{sender}>"
+    message["To"] = headers.pop("to", "help@help.example.com")
+    message["Subject"] = subject
+    message["Message-ID"] = headers.pop("message_id", make_msgid(domain="client.example.com"))
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return message
+
+
+def receive(svc, message: EmailMessage, sender: str | None = None, recipients=("help@help.example.com",)):
+    envelope_sender = sender if sender is not None else message["From"].addresses[0].addr_spec
+    return inbox.receive(svc, message.as_bytes(), envelope_sender, list(recipients))
+
+
+def reply_to(ticket, sender: str, body: str, quoted: str = "Thank you for contacting the help desk.") -> EmailMessage:
+    """A reply as mail clients make it: Re: [#N] subject, In-Reply-To notify's Message-ID, the receipt quoted."""
+    receipt_id = f"<{uuid.uuid4()}+{ticket.id}@ticketflow>"
+    text = f"{body}\n\nOn Mon, 30 Nov 2026 at 09:12, Help desk <helpdesk@localhost> wrote:\n> {quoted}\n> Bye\n"
+    return mail(sender, f"Re: [#{ticket.number}] {ticket.subject}", text, In_Reply_To=receipt_id,
+                References=f"<ticket-{ticket.id}@ticketflow> {receipt_id}")  # fmt: skip
+
+
+def test_a_new_mail_opens_a_ticket_from_its_sender_subject_and_text(svc, tap):
+    sender = address()
+    outcome = receive(svc, mail(sender, "VPN drops every hour", "Since Monday.\n\n-- \nAna\nACME Corp"))
+    assert (outcome.kind, outcome.number) == ("ticket", svc.tickets.get(outcome.ticket_id).number)
+    ticket = svc.tickets.get(outcome.ticket_id)
+    assert (ticket.subject, ticket.source, ticket.topic) == ("VPN drops every hour", "email", "general")
+    assert ticket.requester == {"name": "Ana Ruiz", "email": sender}
+    assert ticket.description.startswith("Since Monday.")
+    svc.flusher.drain()
+    (created,) = tap.envelopes(ticket_id=ticket.id, type="ticket.created")
+    assert created["data"]["source"] == "email"
+
+
+def test_the_recipient_address_picks_the_topic(svc):
+    svc.settings = dataclasses.replace(svc.settings, inbound_topics=(("network@help.example.com", "network"),))
+    outcome = receive(svc, mail(address(), "No VPN", "Down."), recipients=["Network@help.example.com"])
+    assert svc.tickets.get(outcome.ticket_id).topic == "network"
+    unknown = dataclasses.replace(svc.settings, inbound_topics=(("x@help.example.com", "no-such-topic"),))
+    svc.settings = unknown
+    outcome = receive(svc, mail(address(), "No VPN", "Down."), recipients=["x@help.example.com"])
+    assert svc.tickets.get(outcome.ticket_id).topic == "general"
+
+
+def test_the_same_mail_twice_and_at_once_has_one_effect(svc, intake_db):
+    sender = address()
+    message = mail(sender, "Printer jams", "Paper everywhere.")
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(lambda _: receive(svc, message), range(4)))
+    assert {o.ticket_id for o in outcomes} == {outcomes[0].ticket_id}
+    assert intake_db.tickets.count_documents({"requester.email": sender}) == 1
+    again = receive(svc, message)
+    assert (again.kind, again.ticket_id) == ("duplicate", outcomes[0].ticket_id)
+    assert intake_db.inbound_mails.count_documents({"sender": sender}) == 1
+
+
+def test_a_reply_from_the_requester_adds_a_message_without_the_quoted_receipt(svc, tap):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    outcome = receive(svc, reply_to(ticket, sender, "It dropped again at 10:00."))
+    assert (outcome.kind, outcome.ticket_id) == ("message", ticket.id)
+    (entry,) = svc.tickets.get(ticket.id).thread
+    assert entry["kind"] == "message" and entry["body"] == "It dropped again at 10:00."
+    svc.flusher.drain()
+    (added,) = tap.envelopes(ticket_id=ticket.id, type="ticket.message_added")
+    assert added["data"]["body"] == "It dropped again at 10:00."
+    assert receive(svc, reply_to(ticket, sender, "x")).kind == "message"  # another reply: another message
+
+
+def test_a_reply_found_by_its_subjects_number_alone(svc):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    outcome = receive(svc, mail(sender.upper(), f"RE: [#{ticket.number}] VPN drops", "Still down."))
+    assert (outcome.kind, outcome.ticket_id) == ("message", ticket.id)
+
+
+def test_a_reply_to_a_resolved_ticket_reopens_it(svc, tap):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    handlers.record_and_apply(svc, event_from("assignment", "ticket.resolved", ticket.id, {"resolution": "Fixed."}))
+    assert svc.tickets.get(ticket.id).status == "resolved"
+    assert receive(svc, reply_to(ticket, sender, "No, it is not fixed.")).kind == "message"
+    assert svc.tickets.get(ticket.id).status == "new"
+    svc.flusher.drain()
+    assert tap.envelopes(ticket_id=ticket.id, type="ticket.reopened")
+
+
+def test_a_reply_to_a_closed_ticket_opens_a_new_one_that_says_so(svc):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    handlers.close_ticket(svc, ticket.id, "requester", None)
+    outcome = receive(svc, reply_to(ticket, sender, "It is back."))
+    assert outcome.kind == "ticket" and outcome.ticket_id != ticket.id
+    follow_up = svc.tickets.get(outcome.ticket_id)
+    assert follow_up.description == f"(Follows up ticket #{ticket.number}, which was closed.)\n\nIt is back."
+
+
+def test_a_reply_from_another_address_is_kept_for_the_agents_not_posted_as_the_requester(svc, client):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    colleague = address("bob")
+    outcome = receive(svc, reply_to(ticket, colleague, "Same for me."))
+    assert (outcome.kind, outcome.ticket_id) == ("kept", ticket.id) and colleague in outcome.reason
+    assert svc.tickets.get(ticket.id).thread == []
+    answer = client.get(f"/tickets/{ticket.id}/mail", headers=auth_header("admin"))
+    kept = [m for m in answer.get_json()["items"] if m["outcome"] == "kept"]
+    assert [(m["sender"], m["text"]) for m in kept] == [(colleague, "Same for me.")]
+    requester = auth_header("portal", requester_email=sender)
+    assert client.get(f"/tickets/{ticket.id}/mail", headers=requester).status_code == 403
+    listed = client.get("/mail", query_string={"outcome": "kept"}, headers=auth_header("admin")).get_json()["items"]
+    assert any(m["sender"] == colleague for m in listed)
+
+
+@pytest.mark.parametrize(
+    ("headers", "envelope_sender"),
+    [
+        ({"Auto_Submitted": "auto-replied"}, None),
+        ({"X_Auto_Response_Suppress": "All"}, None),
+        ({"Precedence": "bulk"}, None),
+        ({}, ""),  # the null sender of a bounce
+    ],
+    ids=["auto-submitted", "outlook-oof", "precedence-bulk", "null-sender"],
+)
+def test_automatic_mail_to_a_ticket_makes_no_message_and_no_event(svc, tap, headers, envelope_sender):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    svc.flusher.drain()
+    tap.drain()
+    automatic = mail(sender, f"Re: [#{ticket.number}] VPN drops", "I am away until Monday.", **headers)
+    outcome = receive(svc, automatic, sender=envelope_sender)
+    assert outcome.kind == "ignored" and outcome.ticket_id == ticket.id
+    assert svc.tickets.get(ticket.id).thread == []
+    svc.flusher.drain()
+    assert tap.envelopes(ticket_id=ticket.id) == []
+
+
+def test_automatic_mail_and_notifys_own_mail_open_no_ticket(svc, intake_db):
+    sender = address()
+    out_of_office = mail(sender, "Out of office", "Back on Monday.", Auto_Submitted="auto-replied")
+    assert receive(svc, out_of_office).kind == "ignored"
+    own = mail(svc.settings.notify_from, "[#1] Your request", "We have received your request.")
+    assert receive(svc, own, sender=svc.settings.notify_from).kind == "ignored"
+    assert intake_db.tickets.count_documents({"requester.email": {"$in": [sender, svc.settings.notify_from]}}) == 0
+
+
+def test_a_bounce_report_opens_no_ticket(svc, intake_db):
+    bounce = EmailMessage()
+    bounce["From"] = "Mail Delivery System <MAILER-DAEMON@mx.example.com>"
+    bounce["To"] = "help@help.example.com"
+    bounce["Subject"] = "Undelivered Mail Returned to Sender"
+    bounce["Message-ID"] = make_msgid()
+    bounce.set_content("This is the mail system at host mx.example.com.")
+    bounce.add_attachment(b"Reporting-MTA: dns; mx.example.com\n", maintype="message", subtype="delivery-status")
+    bounce.replace_header("Content-Type", bounce["Content-Type"].replace("multipart/mixed", "multipart/report"))
+    assert receive(svc, bounce, sender="").kind == "ignored"
+
+
+def test_charsets_encoded_subjects_and_html_only_mail(svc):
+    latin = (
+        b"From: =?iso-8859-1?q?Jos=E9_Mu=F1oz?= <jose@example.com>\r\nTo: help@help.example.com\r\n"
+        b"Subject: =?iso-8859-1?q?Caf=E9_sin_conexi=F3n?=\r\nMessage-ID: <" + uuid.uuid4().hex.encode() + b"@x>\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\nNo hay conexi\xf3n en la cafeter\xeda.\r\n"
+    )
+    ticket = svc.tickets.get(inbox.receive(svc, latin, "jose@example.com", ["help@help.example.com"]).ticket_id)
+    assert (ticket.subject, ticket.requester["name"]) == ("Café sin conexión", "José Muñoz")
+    assert ticket.description == "No hay conexión en la cafetería."
+    html = mail(address(), "=?utf-8?b?w4lwaW5nbGUg4pyT?=", "")
+    html.set_content("<html><body><p>The <b>printer</b> on floor 2</p><script>alert(1)</script></body></html>",
+                     subtype="html")  # fmt: skip
+    ticket = svc.tickets.get(receive(svc, html).ticket_id)
+    assert ticket.subject == "Épingle ✓"
+    assert "printer" in ticket.description and "<" not in ticket.description and "alert" not in ticket.description
+
+
+def test_a_5_mib_pdf_is_kept_and_listed_on_the_ticket(svc, client):
+    message = mail(address(), "Invoice attached", "See the PDF.")
+    document = PDF + bytes(5 * 1024 * 1024 - len(PDF))
+    message.add_attachment(document, maintype="application", subtype="pdf", filename="invoice.pdf")
+    ticket_id = receive(svc, message).ticket_id
+    (item,) = client.get(f"/tickets/{ticket_id}/attachments", headers=auth_header("admin")).get_json()["items"]
+    assert (item["filename"], item["content_type"], item["size"], item["message_id"]) == (
+        "invoice.pdf", "application/pdf", len(document), None,
+    )  # fmt: skip
+    answer = client.get(f"/tickets/{ticket_id}/attachments/{item['id']}", headers=auth_header("admin"))
+    assert answer.status_code == 200 and answer.data == document
+
+
+def test_an_attachment_over_10_mib_refuses_the_mail_with_552_and_stores_nothing(svc, intake_db):
+    sender = address()
+    message = mail(sender, "Big", "Too big.")
+    message.add_attachment(bytes(10 * 1024 * 1024 + 1), maintype="application", subtype="octet-stream",
+                           filename="big.bin")  # fmt: skip
+    with pytest.raises(inbox.MailRefused) as refused:
+        receive(svc, message)
+    assert refused.value.code == 552
+    assert intake_db.inbound_mails.count_documents({"sender": sender}) == 0
+    assert intake_db.tickets.count_documents({"requester.email": sender}) == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x00\xff garbage without headers",
+        b"From: a@example.com\r\nSubject: x\r\nContent-Type: multipart/mixed\r\n\r\nno boundary at all\r\n",
+        b"From: b@example.com\r\nSubject: y\r\nContent-Type: text/plain; charset=x-unknown\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64===\r\n",
+    ],
+    ids=["empty", "garbage", "no-boundary", "bad-charset-and-base64"],
+)
+def test_malformed_mail_is_a_ticket_or_kept_with_a_reason_never_an_error(svc, raw):
+    raw = raw.replace(b"Subject:", b"Message-ID: <" + uuid.uuid4().hex.encode() + b"@x>\r\nSubject:", 1)
+    outcome = inbox.receive(svc, raw, "c@example.com", ["help@help.example.com"])
+    assert outcome.kind in ("ticket", "kept") and outcome.reason
+    assert svc.mails.find(inbox.inbound.parse(raw).key)["outcome"] == outcome.kind
+
+
+def test_requester_links_quoted_in_a_reply_are_not_kept(svc):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    link = "http://127.0.0.1:8000/t/eyJhbGciOiJIUzI1NiJ9.eyJ0IjoiMSJ9.c2lnbmF0dXJl"
+    receive(svc, reply_to(ticket, sender, f"Here: {link}", quoted=f"See your ticket: {link}"))
+    (entry,) = svc.tickets.get(ticket.id).thread
+    assert "eyJ" not in entry["body"] and "(hidden)" in entry["body"]
+
+
+def test_only_the_configured_addresses_take_mail(svc):
+    svc.settings = dataclasses.replace(svc.settings, inbound_addresses=("*@help.example.com", "it@example.org"))
+    assert inbox.accepts(svc, "Network@Help.Example.com") and inbox.accepts(svc, "it@example.org")
+    assert not inbox.accepts(svc, "ceo@example.org")
+
+
+def test_mail_about_a_ticket_is_for_agents_who_see_it(svc, client):
+    ticket = svc.tickets.get(receive(svc, mail(address(), "VPN drops", "Since Monday.")).ticket_id)
+    assert client.get(f"/tickets/{ticket.id}/mail", headers=auth_header("agent", "nobody")).status_code == 404
+    assert client.get("/mail", headers=auth_header("agent", "nobody")).status_code == 403
+    assert client.get("/mail", query_string={"outcome": "lost"}, headers=auth_header("admin")).status_code == 422

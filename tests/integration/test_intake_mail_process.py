@@ -1,0 +1,114 @@
+"""intake's mail process as it runs (`python -m services.intake.mail`), spoken to with smtplib as an MTA would: 250
+only once a mail is stored, 451 while the store is away (the mail arrives once it is back), 552 for a mail too big,
+550 for an address the help desk does not serve; two processes fed the same mail at once make one ticket."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from email.message import EmailMessage
+from email.utils import make_msgid
+from urllib.parse import urlsplit
+
+from tests.harness import TcpProxy, wait_until
+from ticketflow.cli import mail_command
+from ticketflow.local import free_port
+
+
+def start_mail(spawn, **env):
+    port = free_port()
+    handle = spawn(mail_command(), env={"TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{port}", **env}, name="intake-mail")
+    handle.port = port
+    wait_until(lambda: _answers(port) or not handle.running, timeout=30, message="the mail process listens")
+    assert handle.running, handle.log_text()
+    return handle
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def new_mail(sender: str, subject: str = "VPN drops", body: str = "Since Monday.") -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, "help@help.example.com", subject
+    message["Message-ID"] = make_msgid(domain="client.example.com")
+    message.set_content(body)
+    return message
+
+
+def send(port: int, message: EmailMessage, to: str = "help@help.example.com") -> tuple[int, bytes]:
+    """(code, text) of the server's answer to the mail's DATA."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+        smtp.ehlo()
+        code, answer = smtp.mail(message["From"])
+        assert code == 250, answer
+        code, answer = smtp.rcpt(to)
+        if code != 250:
+            return code, answer
+        return smtp.data(message.as_bytes())
+
+
+def sender() -> str:
+    return f"ana.{uuid.uuid4().hex[:8]}@example.com"
+
+
+def test_a_mail_is_answered_250_once_its_ticket_is_stored(spawn, intake_db):
+    mail = start_mail(spawn)
+    address = sender()
+    code, answer = send(mail.port, new_mail(address))
+    assert code == 250 and b"Stored: ticket #" in answer
+    (ticket,) = intake_db.tickets.find({"requester.email": address})  # already there: no wait
+    assert answer.endswith(f"#{ticket['number']}".encode()) and ticket["source"] == "email"
+
+
+def test_an_address_the_help_desk_does_not_serve_is_refused_550(spawn):
+    mail = start_mail(spawn, TICKETFLOW_INBOUND_ADDRESSES="*@help.example.com")
+    assert send(mail.port, new_mail(sender()), to="ceo@example.org")[0] == 550
+    assert send(mail.port, new_mail(sender()), to="network@help.example.com")[0] == 250
+
+
+def test_a_30_mib_attachment_is_refused_552_and_the_process_goes_on(spawn, intake_db):
+    mail = start_mail(spawn)
+    address = sender()
+    big = new_mail(address, "Scan")
+    big.add_attachment(bytes(30 * 1024 * 1024), maintype="application", subtype="pdf", filename="scan.pdf")
+    assert send(mail.port, big)[0] == 552
+    assert intake_db.tickets.count_documents({"requester.email": address}) == 0
+    assert mail.running and send(mail.port, new_mail(address))[0] == 250
+
+
+def test_two_mail_processes_fed_the_same_mail_at_once_make_one_ticket(spawn, intake_db):
+    first, second = start_mail(spawn), start_mail(spawn)
+    address = sender()
+    message = new_mail(address)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda port: send(port, message), [first.port, second.port] * 2))
+    assert [code for code, _ in answers] == [250] * 4
+    assert intake_db.tickets.count_documents({"requester.email": address}) == 1
+
+
+def test_while_the_store_is_away_mail_gets_451_and_arrives_once_it_is_back(spawn, infra, intake_db):
+    target = urlsplit(infra.mongo_url)
+    with TcpProxy(target.hostname, target.port) as proxy:
+        mail = start_mail(spawn, MONGO_URL=proxy.rewrite(infra.mongo_url), TICKETFLOW_MONGO_TIMEOUT_MS="1000")
+        address = sender()
+        message = new_mail(address)
+        proxy.stop()
+        code, answer = send(mail.port, message)
+        assert code == 451, answer
+        proxy.start()
+        # the sending MTA tries again later: until the store answers, each try is 451 (never 250 without storing)
+        wait_until(lambda: send(mail.port, message)[0] == 250, timeout=60, interval=0.5)
+    assert intake_db.tickets.count_documents({"requester.email": address}) == 1
+
+
+def test_sigterm_stops_the_process_cleanly(spawn):
+    mail = start_mail(spawn)
+    assert mail.stop(timeout=20) == 0
+    assert "mail in: stopped" in mail.log_text()
