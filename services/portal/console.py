@@ -20,6 +20,7 @@ VIEWS = {  # queue -> (title, query); "all" is for admins
     "team": ("My teams' unassigned", lambda me: {"unassigned": "true"}),
     "all": ("Every open ticket", lambda me: {}),
 }
+KEPT_MAIL = ("kept", "ignored")  # outcomes of mail about a ticket that is not in its thread
 ACTIONS = {  # action -> (path under /tickets/{id}, fields of the form it takes)
     "claim": ("claim", ()),
     "reply": ("replies", ("body", "status")),
@@ -96,6 +97,7 @@ class TicketPage:
     rights: set[str]
     agents: list[dict]
     teams: list[dict]
+    mail: list[dict]  # mail about the ticket that did not go into the thread (from others, automatic), and why
 
 
 def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketPage:
@@ -108,7 +110,9 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     if rights & LEAD_ACTIONS:
         agents = svc.services.get("assignment", "/agents", who, limit=200)["items"]
         teams = svc.services.get("assignment", "/teams", who)["items"]
-    return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams)
+    mail = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/mail", who)["items"]
+    kept = [m for m in mail if m["outcome"] in KEPT_MAIL]
+    return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept)
 
 
 def ticket_view(svc: Portal, session: dict, ticket_id: str) -> domain.TicketView:

@@ -31,7 +31,7 @@ from tests.harness import auth_header, wait_until
 
 ADMIN_PAGES = ("/admin/", "/admin/agents", "/admin/agents/ada", "/admin/teams", "/admin/teams/network",
                "/admin/policies", "/admin/policies/high", "/admin/calendars", "/admin/calendars/24x7",
-               "/admin/webhooks", "/admin/notifications")  # fmt: skip
+               "/admin/webhooks", "/admin/notifications", "/admin/mail")  # fmt: skip
 
 
 class Receiver:

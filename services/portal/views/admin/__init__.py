@@ -20,6 +20,7 @@ SECTIONS = (  # the admin pages' own navigation: (section, endpoint, words)
     ("calendars", "admin.calendars", "Calendars"),
     ("webhooks", "admin.webhooks", "Webhooks"),
     ("dead", "admin.dead", "Failed notifications"),
+    ("mail", "admin.mail_in", "Mail in"),
 )
 
 
@@ -71,4 +72,4 @@ def notice(texts: dict[str, str]) -> str | None:
 
 
 # each module adds its routes to the blueprint
-from services.portal.views.admin import accounts, agents, policies, calendars, teams, webhooks  # noqa: E402, F401, I001
+from services.portal.views.admin import accounts, agents, policies, calendars, teams, webhooks, mail  # noqa: E402, F401, I001
