@@ -5,7 +5,6 @@ only once a mail is stored, 451 while the store is away (the mail arrives once i
 from __future__ import annotations
 
 import smtplib
-import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
@@ -14,24 +13,18 @@ from urllib.parse import urlsplit
 
 from tests.harness import TcpProxy, wait_until
 from ticketflow.cli import mail_command
-from ticketflow.local import free_port
+from ticketflow.local import free_port, port_answers
 
 
 def start_mail(spawn, **env):
     port = free_port()
     handle = spawn(mail_command(), env={"TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{port}", **env}, name="intake-mail")
     handle.port = port
-    wait_until(lambda: _answers(port) or not handle.running, timeout=30, message="the mail process listens")
+    wait_until(
+        lambda: port_answers("127.0.0.1", port) or not handle.running, timeout=30, message="the mail process listens"
+    )
     assert handle.running, handle.log_text()
     return handle
-
-
-def _answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 def new_mail(sender: str, subject: str = "VPN drops", body: str = "Since Monday.") -> EmailMessage:
