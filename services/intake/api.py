@@ -52,6 +52,14 @@ without its thread, with `thread_count`; `GET /tickets/{id}` has the whole threa
 address may open at most TICKETFLOW_REQUESTER_TICKETS_PER_HOUR tickets (200) and add at most
 TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR messages (600) per hour (fixed windows on the hour), so intake
 cannot be used to flood an address with receipts: past a limit 429 with `Retry-After` (seconds).
+
+Mail in. intake's `mail` process (an SMTP listener, and an IMAP poller when TICKETFLOW_IMAP_URL is set) turns
+each inbound mail into a ticket (`source: email`), a requester message (a reply, matched by `[#number]` in the
+subject or by In-Reply-To/References naming one of notify's messages, from the ticket's requester), or a record
+kept with its reason: a reply from any other address is never posted as the requester; automatic mail
+(Auto-Submitted, Precedence bulk/junk/list/auto_reply, bounces, notify's own mail) opens nothing and gets no
+receipt. `GET /tickets/{id}/mail` (agents who see the ticket, admins) and `GET /mail` (admins) show what each
+mail became.
 """
 
 tickets = Blueprint("tickets", __name__, description="Tickets, the requester's thread and timeline")
