@@ -1,0 +1,195 @@
+"""One inbound email read into what intake needs: who wrote, about what, what they wrote now, what they attached,
+whether a machine sent it, and which ticket it answers.
+
+Pure: bytes in, an InboundMail out; no I/O. It never raises on what arrives (malformed MIME, bad base64, unknown
+charsets, 8-bit headers): it reads what it can and lists what was wrong in `defects`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.message import Message
+from email.utils import parseaddr
+
+from services.intake import inbound_headers as headers_of
+from services.intake.inbound_headers import OWN_MESSAGE_DOMAIN
+from services.intake.inbound_mime import (
+    Part,
+    all_parts,
+    clean,
+    decode_bytes,
+    leaves,
+    one_line,
+    parse_bytes,
+    raw_headers,
+    unique,
+    words,
+)
+from services.intake.inbound_parts import content_id, filename, is_body, payload
+from services.intake.inbound_text import html_to_text, latest_reply, tidy
+
+__all__ = ["OWN_MESSAGE_DOMAIN", "InboundAttachment", "InboundMail", "parse"]
+
+MAX_HTML_CHARS = 4 * 1024 * 1024  # an HTML body turns into text at about 1 MiB a second; the rest is cut
+MAX_DEFECTS = 100
+_TICKET_NUMBER = re.compile(r"\[#(\d{1,18})\]")
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    filename: str  # decoded, path parts stripped, never empty ("attachment-1.bin" when none)
+    content_type: str  # as declared, lowercased
+    data: bytes  # decoded payload (the raw bytes when it could not be decoded: see defects)
+    inline: bool  # has a Content-ID and is not Content-Disposition: attachment (an image in the HTML)
+    content_id: str | None  # without <>
+
+
+@dataclass(frozen=True)
+class InboundMail:
+    key: str  # sha256 hex of the Message-ID, or of the raw bytes when there is none: one effect per mail
+    message_id: str | None  # without <>, stripped; None when missing or empty
+    sender: str  # From's address, lowercased; "" when none or unparseable
+    sender_name: str  # From's display name, else the local part of the address
+    envelope_sender: str  # SMTP MAIL FROM as given (without <>); "" for the null sender
+    recipients: tuple[str, ...]  # the envelope's RCPT TO, lowercased; To and Cc when none were given
+    subject: str  # decoded, whitespace collapsed
+    text: str  # what the person wrote now: no quoted earlier mail, no signature (full_text when nothing is left)
+    full_text: str  # the whole text body (text/plain, else the HTML as text), quotes included
+    ticket_number: int | None  # the last "[#123456]" in the subject
+    references: tuple[str, ...]  # In-Reply-To, then References: message ids without <>, de-duplicated
+    referenced_ticket_ids: tuple[str, ...]  # tickets named by our own Message-IDs among references
+    automatic: str | None  # why no ticket and no receipt (auto-reply, bounce, list, loop); None for a person
+    attachments: tuple[InboundAttachment, ...]
+    defects: tuple[str, ...]  # what was malformed, in words, for the record
+
+
+def parse(
+    raw: bytes, envelope_sender: str = "", recipients: Iterable[str] = (), own_addresses: Iterable[str] = ()
+) -> InboundMail:
+    """Read one mail. `envelope_sender` "" (or "<>") is the null sender of a bounce: the mail process passes the
+    real one (for IMAP, the Return-Path or From). `own_addresses` are notify's: mail from them is a loop."""
+    raw = bytes(raw)
+    envelope = one_line(envelope_sender).strip("<>").strip()
+    given = tuple(unique(one_line(address).strip("<>").strip().lower() for address in recipients))
+    own = frozenset((parseaddr(address)[1] or address).strip().lower() for address in own_addresses) - {""}
+    try:
+        return _parse(raw, envelope, given, own)
+    except Exception as exc:  # a bug of ours or the stdlib's: keep the mail as text rather than lose it
+        text = tidy(raw.decode("utf-8", errors="replace"))
+        return InboundMail(
+            key=hashlib.sha256(raw).hexdigest(),
+            message_id=None,
+            sender="",
+            sender_name="",
+            envelope_sender=envelope,
+            recipients=given,
+            subject="",
+            text=text,
+            full_text=text,
+            ticket_number=None,
+            references=(),
+            referenced_ticket_ids=(),
+            automatic=None,
+            attachments=(),
+            defects=(f"the mail could not be parsed ({type(exc).__name__}: {one_line(str(exc))[:200]})",),
+        )
+
+
+def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str]) -> InboundMail:
+    defects: list[str] = []
+    message = parse_bytes(raw, defects)
+    headers = raw_headers(message)
+    numbers = {id(part): number for number, part in enumerate(all_parts(message))}
+    message_id = headers_of.message_id(headers)
+    sender, sender_name = headers_of.from_address(headers, defects)
+    subject = headers_of.subject(headers, defects)
+    references = headers_of.references(headers)
+    full_text, attachments = _contents(message, numbers, defects)
+    numbered = _TICKET_NUMBER.findall(subject)
+    return InboundMail(
+        key=hashlib.sha256(message_id.encode("utf-8", "surrogatepass") if message_id else raw).hexdigest(),
+        message_id=message_id,
+        sender=sender,
+        sender_name=sender_name,
+        envelope_sender=envelope,
+        recipients=given or headers_of.to_and_cc(headers),
+        subject=subject,
+        text=latest_reply(full_text),
+        full_text=full_text,
+        ticket_number=int(numbered[-1]) if numbered else None,
+        references=references,
+        referenced_ticket_ids=headers_of.ticket_ids(references),
+        automatic=headers_of.automatic(message, headers, sender, envelope, own),
+        attachments=attachments,
+        defects=_record(message, numbers, defects),
+    )
+
+
+def _contents(message: Message, numbers: dict[int, int], defects: list[str]) -> tuple[str, tuple]:
+    """The body text (text/plain preferred, else HTML as text) and every other part as an attachment."""
+    parts = leaves(message)
+    bodies = [part for part in parts if is_body(part.message)]
+    text = _body_text(bodies, "plain", numbers, defects) or _body_text(bodies, "html", numbers, defects)
+    others = [part.message for part in parts if not is_body(part.message)]
+    attachments = tuple(
+        _attachment(part, index, _where(part, numbers), defects) for index, part in enumerate(others, start=1)
+    )
+    return text, attachments
+
+
+def _attachment(part: Message, index: int, where: str, defects: list[str]) -> InboundAttachment:
+    content_type = part.get_content_type()
+    cid = content_id(part)
+    return InboundAttachment(
+        filename=filename(part, index, content_type),
+        content_type=content_type,
+        data=payload(part, where, defects),
+        inline=cid is not None and part.get_content_disposition() != "attachment",
+        content_id=cid,
+    )
+
+
+def _body_text(bodies: list[Part], kind: str, numbers: dict[int, int], defects: list[str]) -> str:
+    """The text of the body parts of one kind; of a multipart/alternative, the first branch that has that kind."""
+    branches: dict[int, int] = {}
+    texts = []
+    for part in bodies:
+        message = part.message
+        if ("html" if message.get_content_subtype() == "html" else "plain") != kind:
+            continue
+        if any(branches.setdefault(group, branch) != branch for group, branch in part.alternative):
+            continue
+        where = _where(message, numbers)
+        text = decode_bytes(payload(message, where, defects), _charset(message), where, defects)
+        if kind == "html":
+            if len(text) > MAX_HTML_CHARS:
+                defects.append(f"{where}: HTML body over {MAX_HTML_CHARS >> 20} MiB, only its start read as text")
+            text = html_to_text(text[:MAX_HTML_CHARS])
+        texts.append(clean(text).replace("\r\n", "\n").replace("\r", "\n").strip("\n"))
+    return "\n\n".join(text for text in texts if text.strip()).rstrip()
+
+
+def _charset(message: Message) -> str | None:
+    try:
+        return message.get_content_charset()
+    except Exception:
+        return None
+
+
+def _where(part: Message, numbers: dict[int, int]) -> str:
+    number = numbers.get(id(part), 0)
+    return "message" if number == 0 else f"part {number} ({part.get_content_type()})"
+
+
+def _record(message: Message, numbers: dict[int, int], defects: list[str]) -> tuple[str, ...]:
+    """Ours and the stdlib's defects, in words, once each, at most MAX_DEFECTS."""
+    found = list(defects)
+    for part in all_parts(message):
+        found += [f"{_where(part, numbers)}: {words(defect)}" for defect in part.defects]
+    found = unique(found)
+    if len(found) > MAX_DEFECTS:
+        found = [*found[: MAX_DEFECTS - 1], f"and {len(found) - MAX_DEFECTS + 1} more"]
+    return tuple(found)

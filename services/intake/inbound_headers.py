@@ -1,0 +1,121 @@
+"""The headers of an inbound email that intake reads: who sent it, its subject and ids, the tickets it answers,
+and whether a machine sent it. Each read with a parser that stays fast on the longest value it is given."""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+from email.utils import getaddresses
+
+from services.intake.inbound_mime import MAX_STRUCTURED_HEADER, POLICY, clean, one_line, unfold_8bit, unique, words
+
+OWN_MESSAGE_DOMAIN = "ticketflow"  # the right of @ in notify's Message-IDs
+MAX_LIST_HEADER = 65536  # To, Cc, References: long in real threads, read with linear parsers
+_TICKET_REFERENCE = re.compile(
+    rf"(?:ticket-(?P<own>[A-Za-z0-9._-]+)|.*\+(?P<notification>[A-Za-z0-9._-]+))@{OWN_MESSAGE_DOMAIN}", re.IGNORECASE
+)
+_ADDRESS = re.compile(r"[^\s<>,;:\"'()\[\]]+@[^\s<>,;:\"'()\[\]]+")
+_AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+_OUTLOOK_SUPPRESS = frozenset({"all", "oof", "autoreply"})
+Headers = dict[str, list[str]]  # raw values by lowercase name (inbound_mime.raw_headers)
+
+
+def first(headers: Headers, name: str, limit: int = MAX_LIST_HEADER, defects: list[str] | None = None) -> str | None:
+    values = headers.get(name)
+    return unfold_8bit(values[0][:limit], f"{name.title()} header", defects) if values else None
+
+
+def message_id(headers: Headers) -> str | None:
+    value = first(headers, "message-id", MAX_STRUCTURED_HEADER)
+    if value is None:
+        return None
+    bracketed = re.search(r"<([^<>]*)>", value)
+    found = "".join(one_line(bracketed.group(1) if bracketed else value).split()).strip("<>")
+    return found or None
+
+
+def from_address(headers: Headers, defects: list[str]) -> tuple[str, str]:
+    """(address, name) of the first address in From; the stdlib's modern parser, its legacy one if that fails."""
+    value = first(headers, "from", MAX_STRUCTURED_HEADER, defects)
+    if value is None:
+        return "", ""
+    header = POLICY.header_factory("from", value)
+    defects.extend(f"From header: {words(defect)}" for defect in header.defects)
+    pairs = []
+    try:
+        pairs = [(address.display_name, address.addr_spec) for address in header.addresses]
+    except Exception:
+        try:
+            pairs = getaddresses([value])
+        except Exception:
+            pairs = [("", found) for found in _ADDRESS.findall(value)]
+    for name, address in pairs:
+        address = "".join(one_line(address).split())
+        if "@" in address:
+            return address.lower(), one_line(name) or address.rpartition("@")[0]
+    return "", one_line(pairs[0][0]) if pairs else ""
+
+
+def subject(headers: Headers, defects: list[str]) -> str:
+    value = first(headers, "subject", defects=defects)
+    if value is None:
+        return ""
+    header = POLICY.header_factory("subject", value)
+    defects.extend(f"Subject header: {words(defect)}" for defect in header.defects)
+    return one_line(str(header))
+
+
+def to_and_cc(headers: Headers) -> tuple[str, ...]:
+    """The addresses in To and Cc (a linear parser: these lists can be long), when the caller gave none."""
+    found: list[str] = []
+    for value in (*headers.get("to", ()), *headers.get("cc", ())):
+        value = unfold_8bit(value[:MAX_LIST_HEADER])
+        try:
+            found += [address for _, address in getaddresses([value])]
+        except Exception:  # RecursionError on some junk: what looks like an address
+            found += _ADDRESS.findall(value)
+    return tuple(unique(address for address in ("".join(one_line(a).split()).lower() for a in found) if "@" in address))
+
+
+def references(headers: Headers) -> tuple[str, ...]:
+    found: list[str] = []
+    for value in (*headers.get("in-reply-to", ()), *headers.get("references", ())):
+        value = clean(value[:MAX_LIST_HEADER])
+        ids = re.findall(r"<([^<>\s]+)>", value) or [token.strip("<>,") for token in value.split() if "@" in token]
+        found += [one_line(message_id) for message_id in ids]
+    return tuple(unique(found))
+
+
+def ticket_ids(references: tuple[str, ...]) -> tuple[str, ...]:
+    """Ticket ids in our Message-IDs: <ticket-{id}@ticketflow> and <{notification}+{id}@ticketflow>."""
+    matches = (_TICKET_REFERENCE.fullmatch(reference) for reference in references)
+    return tuple(unique(found.group("own") or found.group("notification") for found in matches if found))
+
+
+def automatic(message: Message, headers: Headers, sender: str, envelope: str, own: frozenset[str]) -> str | None:
+    """Why no ticket may open and no receipt go out (RFC 3834 and what mail servers and lists really send)."""
+    for address in (sender, envelope.lower()):
+        if address and address in own:
+            return f"from our own address {address} (a mail loop)"
+        if address.partition("@")[0] in ("mailer-daemon", "postmaster"):
+            return f"a bounce from {address}"
+    if not envelope:
+        return "a bounce: the envelope sender is empty (<>)"
+    if message.get_content_type() == "multipart/report":
+        return "a delivery or read report (multipart/report)"
+    value = first(headers, "auto-submitted", 200)
+    if value is not None and value.split(";")[0].strip().lower() != "no":
+        return f"Auto-Submitted: {one_line(value)}"
+    precedence = (first(headers, "precedence", 200) or "").strip().lower()
+    if precedence in _AUTOMATIC_PRECEDENCE:
+        return f"Precedence: {precedence}"
+    for name, label in (("x-autoreply", "X-Autoreply"), ("x-autorespond", "X-Autorespond")):
+        if name in headers:
+            return f"an auto-reply ({label})"
+    suppress = first(headers, "x-auto-response-suppress", 200) or ""
+    if _OUTLOOK_SUPPRESS & {token.lower() for token in re.split(r"[\s,;]+", suppress)}:
+        return f"an Outlook auto-reply (X-Auto-Response-Suppress: {one_line(suppress)})"
+    for name, label in (("list-id", "List-Id"), ("list-unsubscribe", "List-Unsubscribe")):
+        if name in headers:
+            return f"a mailing list ({label})"
+    return None

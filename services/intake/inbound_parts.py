@@ -1,0 +1,86 @@
+"""The parts of an inbound email: which are its body, and each other one as an attachment with a safe file name."""
+
+from __future__ import annotations
+
+import os
+import re
+from email import errors, policy
+from email.message import Message
+
+from services.intake.inbound_mime import POLICY, one_line, unfold_8bit
+
+MAX_FILENAME = 255  # what file systems take, and plenty for a list on a ticket
+_MAILS = frozenset({"message/rfc822", "message/global"})
+
+
+def is_body(part: Message) -> bool:
+    """A text/plain or text/html part with no file name and not marked attachment: text the person wrote.
+
+    A multipart leaf is a container the parser left closed (a headers-only parse): its text is the body too.
+    """
+    maintype, subtype = part.get_content_maintype(), part.get_content_subtype()
+    if maintype == "multipart":
+        return True
+    if maintype != "text" or subtype not in ("plain", "html") or part.get_content_disposition() == "attachment":
+        return False
+    return not _declared_filename(part)
+
+
+def payload(part: Message, where: str, defects: list[str]) -> bytes:
+    """The part's content as bytes: transfer encoding undone; an attached mail as it would be saved (.eml)."""
+    if part.get_content_maintype() == "message":
+        return _serialized(part, where, defects)
+    try:
+        data = part.get_payload(decode=True)  # base64 it cannot decode comes back raw, with a defect on the part
+    except Exception as exc:
+        defects.append(f"{where}: payload could not be decoded ({type(exc).__name__}), kept as raw bytes")
+        data = None
+    if any(isinstance(defect, errors.InvalidBase64LengthDefect) for defect in part.defects):
+        defects.append(f"{where}: base64 could not be decoded, kept as raw bytes")
+    if isinstance(data, bytes):
+        return data
+    raw = part.get_payload()
+    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+
+
+def _serialized(part: Message, where: str, defects: list[str]) -> bytes:
+    """An attached mail (or report block) as bytes again; compat32 writes the headers back as they came."""
+    inner = part.get_payload()
+    blocks = inner if isinstance(inner, list) else [inner]
+    try:
+        return b"".join(
+            block.as_bytes(policy=policy.compat32)
+            if isinstance(block, Message)
+            else str(block).encode("utf-8", "surrogateescape")
+            for block in blocks
+        )
+    except Exception as exc:
+        defects.append(f"{where}: the attached mail could not be written back ({type(exc).__name__})")
+        return b""
+
+
+def _declared_filename(part: Message) -> str:
+    try:
+        return part.get_filename() or ""
+    except Exception:
+        return ""
+
+
+def filename(part: Message, index: int, content_type: str) -> str:
+    """The declared name decoded, without folders or controls, at most 255 characters; else attachment-N.bin."""
+    name = _declared_filename(part)
+    if "=?" in name:  # an encoded word inside a quoted parameter (Outlook, Gmail): decode it as a header would
+        name = str(POLICY.header_factory("subject", unfold_8bit(name)))
+    name = re.split(r"[/\\]", one_line(name))[-1].strip()
+    if name in ("", ".", ".."):
+        return f"attachment-{index}{'.eml' if content_type in _MAILS else '.bin'}"
+    if len(name) > MAX_FILENAME:
+        stem, extension = os.path.splitext(name)
+        name = stem[: MAX_FILENAME - len(extension)] + extension if len(extension) < 16 else name[:MAX_FILENAME]
+    return name
+
+
+def content_id(part: Message) -> str | None:
+    value = part.get("content-id")
+    found = "".join(one_line(str(value)).split()).strip("<>") if value is not None else ""
+    return found[:998] or None

@@ -1,0 +1,179 @@
+"""The text of an inbound email: HTML turned into readable text, and the reply cut from what it quotes.
+
+`latest_reply` is a small marker-based extractor of our own. The libraries weighed for it fell short:
+email-reply-parser (last release 2020, English only), talon (2017, pulls scikit-learn), quotequail (finds
+"On ... wrote:" but not signatures, "Sent from my iPhone" or an Outlook header block without a rule above it)
+and mail-parser-reply (maintained, but its regexes backtrack: 80 KB of "On a" took minutes, one mail's
+denial of service). This one reads line by line, runs its patterns on short lines only, and is linear.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+from inscriptis import get_text
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.html_properties import Display
+from inscriptis.model.config import ParserConfig
+from inscriptis.model.html_element import HtmlElement
+
+_HIDDEN = ("head", "script", "style", "title", "noscript", "template")
+_HTML_CONFIG = ParserConfig(
+    css={**CSS_PROFILES["strict"], **{tag: HtmlElement(display=Display.none) for tag in _HIDDEN}}
+)
+_MAX_MARKER_LINE = 500  # intros and header lines are short; longer lines are text, and no pattern runs on them
+
+# "On <date>, <name> wrote:" in the languages of our requesters' mail clients (Gmail, Apple Mail, Thunderbird):
+# the line's first word, and what must follow somewhere in it (it ends with a colon). One `search` each: linear.
+_INTROS = {
+    "on": re.compile(r"\bwrote\s*:$", re.IGNORECASE),
+    "le": re.compile(r"\ba\s+écrit\s*:$", re.IGNORECASE),
+    "am": re.compile(r"\bschrieb\b", re.IGNORECASE),
+    "el": re.compile(r"\bescribió\s*:$", re.IGNORECASE),
+    "il": re.compile(r"\bha\s+scritto\s*:$", re.IGNORECASE),
+    "op": re.compile(r"\bschreef\b", re.IGNORECASE),
+    "em": re.compile(r"\bescreveu\s*:$", re.IGNORECASE),
+    "den": re.compile(r"\bskrev\b", re.IGNORECASE),
+}
+_WROTE = re.compile(r"\b(?:wrote|a écrit|schrieb|escribió|ha scritto|schreef|escreveu|skrev)\s*:$", re.IGNORECASE)
+_ORIGINAL = re.compile(
+    r"-{3,}\s*(?:original message|ursprüngliche nachricht|message d'origine|mensaje original|messaggio originale"
+    r"|oorspronkelijk bericht|mensagem original|originalmeddelande)\s*-{3,}",
+    re.IGNORECASE,
+)
+_FROM = re.compile(r"\*?(?:from|de|von|da|van|från|fra|od)\s*:\*?\s*\S", re.IGNORECASE)
+_HEADER = re.compile(
+    r"\*?(?:sent|date|to|cc|subject|envoyé|à|objet|gesendet|datum|an|betreff|enviado|fecha|para|asunto"
+    r"|inviato|data|a|oggetto|verzonden|aan|onderwerp|skickat|till|ämne|emne|sendt|til)\s*:",
+    re.IGNORECASE,
+)
+_MOBILE = re.compile(
+    r"(?:sent from my|sent from (?:mail|outlook|yahoo mail)|get outlook for|envoyé de mon|envoyé depuis mon"
+    r"|von meinem .* gesendet|gesendet von meinem|enviado desde mi|inviato da|verzonden vanaf mijn"
+    r"|skickat från min)\b.{0,80}",
+    re.IGNORECASE,
+)
+
+_MARKER_STARTS = frozenset("-_*adefgilosvw")  # first letters of every marker above (a bare "wrote:" ends in ":")
+
+
+def html_to_text(html: str) -> str:
+    """Readable text of an HTML body (inscriptis lays out lists and tables); never the markup, scripts or styles."""
+    try:
+        text = get_text(html, _HTML_CONFIG)
+    except Exception:  # a parser failure must not lose the mail: fall back to the stdlib's tokenizer
+        text = _strip_tags(html)
+    return tidy(text)
+
+
+def tidy(text: str) -> str:
+    """One line ending, no trailing blanks on a line, at most one empty line in a row, no blank edges."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+
+
+def latest_reply(text: str) -> str:
+    """What the person wrote above the quoted mail and signature; `text` itself when nothing else is left."""
+    lines = text.split("\n")
+    kept = [line for line in lines[: _cut_at(lines)] if not line.startswith(">")]
+    reply = tidy("\n".join(kept)).strip()
+    return reply or text
+
+
+def _cut_at(lines: list[str]) -> int:
+    """Index of the first line that starts the quoted mail or the signature (len(lines) when none does)."""
+    for index, line in enumerate(lines):
+        if line in ("-- ", "--"):  # RFC 3676's signature separator (some clients drop its space)
+            return index
+        stripped = line.lstrip("> \t").strip()
+        if not stripped or len(stripped) > _MAX_MARKER_LINE:
+            continue
+        if stripped[0].lower() not in _MARKER_STARTS and not stripped.endswith(":"):
+            continue  # most lines of a long mail: no pattern can match, none runs
+        if stripped[0] == "-" and _ORIGINAL.fullmatch(stripped):
+            return index
+        if _is_intro(lines, index, stripped) or _MOBILE.fullmatch(stripped):
+            return index
+        if _is_one_line_header(stripped) or _is_header_block(lines, index, stripped):
+            return index
+    return len(lines)
+
+
+def _is_intro(lines: list[str], index: int, stripped: str) -> bool:
+    """ "On ... wrote:", also wrapped over three lines (Gmail wraps it); a bare "... wrote:" only above a quote."""
+    verb = _INTROS.get(stripped.split(maxsplit=1)[0].lower().rstrip(","))
+    if verb is not None:
+        joined = stripped
+        for follow in [*lines[index + 1 : index + 3], ""]:
+            if joined.endswith(":") and verb.search(joined):
+                return True
+            if not follow.strip() or len(joined) > _MAX_MARKER_LINE:
+                break
+            joined = f"{joined} {follow.lstrip('> ').strip()}"
+    if stripped.endswith(":") and _WROTE.search(stripped):
+        following = [line for line in lines[index + 1 : index + 4] if line.strip()]
+        return bool(following) and following[0].startswith(">")
+    return False
+
+
+def _is_one_line_header(stripped: str) -> bool:
+    """Outlook's header flowed into one line (HTML mail as text): From: ... Sent: ... To: ... Subject: ..."""
+    lowered = stripped.lower().lstrip("*")
+    if not lowered.startswith("from:"):
+        return False
+    position = 0
+    for names in (("sent:", "date:"), ("to:",), ("subject:",)):
+        found = [at for at in (lowered.find(name, position) for name in names) if at >= 0]
+        if not found:
+            return False
+        position = min(found)
+    return True
+
+
+def _is_header_block(lines: list[str], index: int, stripped: str) -> bool:
+    """Outlook's quoted header: From: then at least two of Sent/To/Subject/... (or a rule of underscores above)."""
+    if stripped.startswith("_" * 20) and not stripped.strip("_"):
+        following = [line.strip() for line in lines[index + 1 : index + 4] if line.strip()]
+        return bool(following) and bool(_FROM.match(following[0]))
+    if not _FROM.match(stripped):
+        return False
+    headers = sum(1 for line in lines[index + 1 : index + 7] if _HEADER.match(line.strip()[:_MAX_MARKER_LINE]))
+    return headers >= 2
+
+
+class _TagStripper(HTMLParser):
+    """The text between tags, less what a browser does not show; a line break at each block element."""
+
+    _BLOCKS = frozenset({"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in _HIDDEN:
+            self.hidden += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def _strip_tags(html: str) -> str:
+    stripper = _TagStripper()
+    try:
+        stripper.feed(html)
+        stripper.close()
+    except Exception:
+        pass  # keep what was read up to the failure
+    return "".join(stripper.parts)

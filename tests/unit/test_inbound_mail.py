@@ -1,0 +1,911 @@
+"""intake's reading of one inbound email (services/intake/inbound.py): real clients' replies, charsets, HTML-only
+mail, attachments, automatic mail, ticket references, malformed MIME, and never an exception on any bytes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import time
+import tracemalloc
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.intake import inbound
+from services.intake.inbound import OWN_MESSAGE_DOMAIN, InboundMail, parse
+
+PERSON = "ana.ruiz@example.com"  # the envelope sender of a person's mail, unless a test says otherwise
+
+
+def crlf(raw: bytes) -> bytes:
+    return raw.replace(b"\n", b"\r\n")
+
+
+def make_mail(body: str = "The VPN drops every hour.", **headers: str) -> EmailMessage:
+    """A person's plain-text mail; keyword arguments add or replace headers (underscores become dashes)."""
+    message = EmailMessage()
+    defaults = {"From": f"Ana Ruiz <{PERSON}>", "To": "help@help.example.com", "Subject": "VPN drops"}
+    defaults["Message-ID"] = "<m1@example.com>"
+    for name, value in {**defaults, **{key.replace("_", "-"): value for key, value in headers.items()}}.items():
+        message[name] = value
+    message.set_content(body)
+    return message
+
+
+def read(message: EmailMessage | bytes, envelope_sender: str = PERSON, **kwargs) -> InboundMail:
+    raw = message if isinstance(message, bytes) else message.as_bytes()
+    return parse(raw, envelope_sender=envelope_sender, **kwargs)
+
+
+# --- Real clients' replies, as raw bytes ---------------------------------------------------------------------------
+
+GMAIL_REPLY = crlf(b"""\
+Return-Path: <ana.ruiz@gmail.com>
+Received: from mail-ed1-f41.google.com (mail-ed1-f41.google.com [209.85.208.41])
+\tby mx.help.example.com with ESMTPS id 4Zx7; Tue, 24 Nov 2026 10:15:02 +0000
+MIME-Version: 1.0
+References: <ticket-t42@ticketflow> <n7+t42@ticketflow>
+In-Reply-To: <n7+t42@ticketflow>
+From: Ana Ruiz <Ana.Ruiz@gmail.com>
+Date: Tue, 24 Nov 2026 11:14:51 +0100
+Message-ID: <CAJ8x=2Vb+qZ3mK-Lw@mail.gmail.com>
+Subject: Re: [#100042] VPN drops every hour
+To: Help Desk <help@help.example.com>
+Content-Type: multipart/alternative; boundary="000000000000a1b2c3d4e5f6"
+
+--000000000000a1b2c3d4e5f6
+Content-Type: text/plain; charset="UTF-8"
+Content-Transfer-Encoding: quoted-printable
+
+Thanks, restarting the client fixed it =E2=80=93 the tunnel has been up for=
+ two hours now.
+
+Ana
+
+On Tue, Nov 24, 2026 at 10:03=E2=80=AFAM Help Desk via ticketflow <
+help@help.example.com> wrote:
+
+> Please restart the VPN client and tell us if the drops continue.
+>
+> -- Jane, Network team
+>
+
+--000000000000a1b2c3d4e5f6
+Content-Type: text/html; charset="UTF-8"
+Content-Transfer-Encoding: quoted-printable
+
+<div dir=3D"ltr">Thanks, restarting the client fixed it =E2=80=93 the tunnel=
+ has been up for two hours now.<div><br></div><div>Ana</div></div><br><div c=
+lass=3D"gmail_quote"><div dir=3D"ltr" class=3D"gmail_attr">On Tue, Nov 24, 2=
+026 at 10:03=E2=80=AFAM Help Desk &lt;help@help.example.com&gt; wrote:<br></=
+div><blockquote class=3D"gmail_quote">Please restart the VPN client.</blockq=
+uote></div>
+
+--000000000000a1b2c3d4e5f6--
+""")
+
+OUTLOOK_HTML = (
+    '<html xmlns:o="urn:schemas-microsoft-com:office:office"><head><meta http-equiv="Content-Type" '
+    'content="text/html; charset=Windows-1252"><style><!-- p.MsoNormal {margin:0cm; font-family:"Calibri"} -->'
+    '</style></head><body lang="EN-US"><div class="WordSection1"><p class="MsoNormal">Hi,<o:p></o:p></p>'
+    '<p class="MsoNormal">The printer still shows =93offline=94 after the restart.<o:p></o:p></p>'
+    '<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm">'
+    '<p class="MsoNormal"><b>From:</b> Help Desk &lt;help@help.example.com&gt;<br><b>Sent:</b> Tuesday, '
+    "November 24, 2026 10:03 AM<br><b>To:</b> Smith, Bob &lt;Bob.Smith@contoso.example&gt;<br><b>Subject:</b> "
+    "[#100043] Printer on 3rd floor offline<o:p></o:p></p></div>"
+    '<p class="MsoNormal">Could you restart it and tell us what the display shows?<o:p></o:p></p></div></body></html>'
+)
+
+OUTLOOK_REPLY = crlf(
+    b"""\
+Received: from AM6PR02MB1234.eurprd02.prod.outlook.com (2603:10a6:20b:e0::17)
+From: "Smith, Bob" <Bob.Smith@contoso.example>
+To: "help@help.example.com" <help@help.example.com>
+Subject: RE: [#100043] Printer on 3rd floor offline
+Thread-Topic: [#100043] Printer on 3rd floor offline
+Thread-Index: AQHZ1a2b3c4d5e6f7g8h9i0jAAABBBCCC==
+Date: Tue, 24 Nov 2026 10:20:11 +0000
+Message-ID:
+\t<AM6PR02MB12345678ABCDEF@AM6PR02MB1234.eurprd02.prod.outlook.com>
+References: <n9+t43@ticketflow>
+In-Reply-To: <n9+t43@ticketflow>
+Content-Language: en-US
+X-MS-Has-Attach:
+X-MS-TNEF-Correlator:
+Content-Type: multipart/alternative;
+\tboundary="_000_AM6PR02MB12345678ABCDEF_"
+MIME-Version: 1.0
+
+--_000_AM6PR02MB12345678ABCDEF_
+Content-Type: text/plain; charset="Windows-1252"
+Content-Transfer-Encoding: quoted-printable
+
+Hi,
+
+The printer still shows =93offline=94 after the restart.
+
+Best regards,
+Bob Smith
+Facilities
+
+From: Help Desk <help@help.example.com>
+Sent: Tuesday, November 24, 2026 10:03 AM
+To: Smith, Bob <Bob.Smith@contoso.example>
+Subject: [#100043] Printer on 3rd floor offline
+
+Could you restart it and tell us what the display shows?
+
+--_000_AM6PR02MB12345678ABCDEF_
+Content-Type: text/html; charset="Windows-1252"
+Content-Transfer-Encoding: quoted-printable
+
+"""
+    + OUTLOOK_HTML.encode()
+    + b"""
+
+--_000_AM6PR02MB12345678ABCDEF_--
+"""
+)
+
+APPLE_MAIL_REPLY = crlf(b"""\
+From: Carol Jones <carol@example.org>
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+Mime-Version: 1.0 (1.0)
+Subject: Re: [#100044] Laptop screen flickers
+Date: Tue, 24 Nov 2026 11:40:00 +0100
+Message-Id: <5F3B1C2A-7D4E-4A8B-9C1D-2E3F4A5B6C7D@example.org>
+References: <ticket-t44@ticketflow>
+In-Reply-To: <n11+t44@TICKETFLOW>
+To: help@help.example.com
+X-Mailer: iPhone Mail (22B91)
+
+It flickers again since this morning, also on battery.
+
+Sent from my iPhone
+
+> On 24 Nov 2026, at 10:03, Help Desk <help@help.example.com> wrote:
+>=20
+> =EF=BB=BFDoes it flicker on battery too?
+""")
+
+LATIN1_MAIL = crlf(b"""\
+From: =?iso-8859-1?Q?Fran=E7ois_M=FCller?= <Francois.Muller@example.fr>
+To: support@help.example.com
+Subject: =?iso-8859-1?Q?Probl=E8me_d'acc=E8s_=E0_l'imprimante?=
+Message-ID: <20261124.1234@example.fr>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=ISO-8859-1
+Content-Transfer-Encoding: 8bit
+
+Bonjour,
+
+Je n'arrive pas \xe0 imprimer depuis ce matin. Merci d'avance.
+
+Fran\xe7ois
+""")
+
+HTML_ONLY = crlf(b"""\
+From: Dan Brook <dan@example.com>
+To: help@help.example.com
+Subject: Software request
+Message-ID: <html-only-1@example.com>
+MIME-Version: 1.0
+Content-Type: text/html; charset=utf-8
+
+<html><head><title>Newsletter template</title><style>body { font-family: Arial; } .x { color: red }</style>
+<script type="text/javascript">var tracking = "secret-token"; alert(tracking);</script></head>
+<body><h1>Request</h1><p>Please install <b>Visio</b> on my laptop &amp; enable macros.</p>
+<ul><li>Asset: LT-0042</li><li>Cost centre: 4711</li></ul><noscript>Enable JavaScript</noscript>
+<!--[if mso]><xml><o:OfficeDocumentSettings>hidden</o:OfficeDocumentSettings></xml><![endif]-->
+</body></html>
+""")
+
+BOUNCE = crlf(b"""\
+Return-Path: <>
+From: Mail Delivery System <MAILER-DAEMON@mx.help.example.com>
+To: help@help.example.com
+Subject: Undelivered Mail Returned to Sender
+Message-Id: <20261124102001.4F2A1C0D3E@mx.help.example.com>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status;
+\tboundary="4F2A1C0D3E.1732443601/mx.help.example.com"
+
+This is a MIME-encapsulated message.
+
+--4F2A1C0D3E.1732443601/mx.help.example.com
+Content-Description: Notification
+Content-Type: text/plain; charset=us-ascii
+
+This is the mail system at host mx.help.example.com.
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients.
+
+<nobody@example.org>: host mx.example.org said: 550 5.1.1 User unknown
+
+--4F2A1C0D3E.1732443601/mx.help.example.com
+Content-Description: Delivery report
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.help.example.com
+Arrival-Date: Tue, 24 Nov 2026 10:20:00 +0000
+
+Final-Recipient: rfc822; nobody@example.org
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.org>: User unknown
+
+--4F2A1C0D3E.1732443601/mx.help.example.com
+Content-Description: Undelivered Message Headers
+Content-Type: text/rfc822-headers
+
+From: help@help.example.com
+To: nobody@example.org
+Subject: [#100045] Your request was received
+Message-ID: <n12+t45@ticketflow>
+
+--4F2A1C0D3E.1732443601/mx.help.example.com--
+""")
+
+VACATION_REPLY = crlf(b"""\
+From: Erik Lund <erik@example.se>
+To: help@help.example.com
+Subject: Auto: [#100046] Your request was received
+Message-ID: <vacation-1@example.se>
+Auto-Submitted: auto-replied
+In-Reply-To: <n13+t46@ticketflow>
+Content-Type: text/plain; charset=utf-8
+
+I am on vacation until 1 December and will not read mail.
+""")
+
+OUTLOOK_OOF = crlf(b"""\
+From: "Smith, Bob" <Bob.Smith@contoso.example>
+To: help@help.example.com
+Subject: Automatic reply: [#100043] Printer on 3rd floor offline
+Message-ID: <oof-1@contoso.example>
+X-Auto-Response-Suppress: All
+X-MS-Exchange-Inbox-Rules-Loop: Bob.Smith@contoso.example
+Content-Type: text/plain; charset=us-ascii
+
+I am out of the office until Monday.
+""")
+
+LIST_MAIL = crlf(b"""\
+From: IT Announcements <it-announce@lists.example.com>
+To: it-announce@lists.example.com
+Subject: [it-announce] Maintenance window on Saturday
+Message-ID: <list-1@lists.example.com>
+List-Id: IT announcements <it-announce.lists.example.com>
+Content-Type: text/plain; charset=utf-8
+
+The mail servers restart on Saturday at 22:00.
+""")
+
+MISSING_BOUNDARY = crlf(b"""\
+From: ana.ruiz@example.com
+Subject: no boundary
+Message-ID: <nb-1@example.com>
+MIME-Version: 1.0
+Content-Type: multipart/mixed
+
+The monitor stays black after the update.
+""")
+
+TRUNCATED_BASE64 = crlf(b"""\
+From: ana.ruiz@example.com
+Subject: truncated
+Message-ID: <tb-1@example.com>
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="XX"
+
+--XX
+Content-Type: text/plain; charset=utf-8
+
+Log attached.
+--XX
+Content-Type: application/octet-stream; name="vpn.log"
+Content-Disposition: attachment; filename="vpn.log"
+Content-Transfer-Encoding: base64
+
+SGVsbG8gd29ybGQhIFRoaXMgaXMgdGhlIGxvZ
+""")
+
+BAD_CHARSET = crlf(b"""\
+From: ana.ruiz@example.com
+Subject: =?x-unknown?Q?caf=E9?= machine
+Message-ID: <bc-1@example.com>
+Content-Type: text/plain; charset="x-unknown"
+Content-Transfer-Encoding: 8bit
+
+The caf\xe9 machine shows error 4.
+""")
+
+RAW_MAILS = {
+    "gmail": GMAIL_REPLY,
+    "outlook": OUTLOOK_REPLY,
+    "apple": APPLE_MAIL_REPLY,
+    "latin1": LATIN1_MAIL,
+    "html": HTML_ONLY,
+    "bounce": BOUNCE,
+    "vacation": VACATION_REPLY,
+    "oof": OUTLOOK_OOF,
+    "list": LIST_MAIL,
+    "no boundary": MISSING_BOUNDARY,
+    "truncated base64": TRUNCATED_BASE64,
+    "bad charset": BAD_CHARSET,
+}
+
+
+def test_a_gmail_reply_gives_the_new_text_the_ticket_and_our_references():
+    mail = read(GMAIL_REPLY, envelope_sender="ana.ruiz@gmail.com")
+    assert mail.sender == "ana.ruiz@gmail.com"
+    assert mail.sender_name == "Ana Ruiz"
+    assert mail.subject == "Re: [#100042] VPN drops every hour"
+    assert mail.ticket_number == 100042
+    assert mail.text == "Thanks, restarting the client fixed it \u2013 the tunnel has been up for two hours now.\n\nAna"
+    assert "Please restart the VPN client" in mail.full_text and mail.full_text.startswith("Thanks, restarting")
+    assert "<div" not in mail.full_text  # text/plain was preferred over the HTML alternative
+    assert mail.references == ("n7+t42@ticketflow", "ticket-t42@ticketflow")
+    assert mail.referenced_ticket_ids == ("t42",)
+    assert mail.message_id == "CAJ8x=2Vb+qZ3mK-Lw@mail.gmail.com"
+    assert mail.key == hashlib.sha256(b"CAJ8x=2Vb+qZ3mK-Lw@mail.gmail.com").hexdigest()
+    assert mail.recipients == ("help@help.example.com",)
+    assert mail.automatic is None
+    assert mail.attachments == ()
+    assert mail.defects == ()
+
+
+def test_an_outlook_reply_leaves_out_the_quoted_header_block_and_reads_windows_1252():
+    mail = read(OUTLOOK_REPLY, envelope_sender="Bob.Smith@contoso.example")
+    assert mail.sender == "bob.smith@contoso.example"
+    assert mail.sender_name == "Smith, Bob"
+    assert mail.message_id == "AM6PR02MB12345678ABCDEF@AM6PR02MB1234.eurprd02.prod.outlook.com"  # folded header
+    signed = "Best regards,\nBob Smith\nFacilities"  # a sign-off without "-- " is the person's own words
+    assert mail.text == f"Hi,\n\nThe printer still shows \u201coffline\u201d after the restart.\n\n{signed}"
+    assert "Could you restart it" in mail.full_text
+    assert mail.ticket_number == 100043
+    assert mail.referenced_ticket_ids == ("t43",)
+    assert mail.envelope_sender == "Bob.Smith@contoso.example"
+
+
+def test_outlooks_html_alone_is_read_as_text_and_its_header_block_cut_too():
+    message = make_mail(From="Bob <bob@contoso.example>")
+    message.set_content(OUTLOOK_HTML.replace("=93", "\u201c").replace("=94", "\u201d"), subtype="html")
+    mail = read(message)
+    assert mail.text == "Hi,\n\nThe printer still shows \u201coffline\u201d after the restart."
+    assert "Could you restart it" in mail.full_text
+    assert "MsoNormal" not in mail.full_text and "Calibri" not in mail.full_text
+
+
+def test_an_apple_mail_reply_stops_at_sent_from_my_iphone_and_reads_our_ids_in_any_case_of_the_domain():
+    mail = read(APPLE_MAIL_REPLY, envelope_sender="carol@example.org")
+    assert mail.text == "It flickers again since this morning, also on battery."
+    assert "Does it flicker on battery too?" in mail.full_text
+    assert mail.references == ("n11+t44@TICKETFLOW", "ticket-t44@ticketflow")
+    assert mail.referenced_ticket_ids == ("t44",)
+    assert mail.sender_name == "Carol Jones"
+
+
+def test_an_iso_8859_1_mail_decodes_its_encoded_words_and_its_8bit_body():
+    mail = read(LATIN1_MAIL, envelope_sender="francois.muller@example.fr")
+    assert mail.subject == "Probl\u00e8me d'acc\u00e8s \u00e0 l'imprimante"
+    assert mail.sender_name == "Fran\u00e7ois M\u00fcller"
+    assert mail.sender == "francois.muller@example.fr"
+    assert "Je n'arrive pas \u00e0 imprimer" in mail.text
+    assert mail.text.endswith("Fran\u00e7ois")
+    assert mail.defects == ()
+
+
+def test_an_html_only_mail_becomes_readable_text_without_markup_scripts_or_styles():
+    mail = read(HTML_ONLY)
+    assert "Please install Visio on my laptop & enable macros." in mail.full_text
+    assert "* Asset: LT-0042" in mail.full_text  # lists stay lists
+    for leak in ("<", "secret-token", "font-family", "Newsletter template", "Enable JavaScript", "hidden"):
+        assert leak not in mail.full_text, leak
+    assert mail.text == mail.full_text
+
+
+def test_a_mail_with_a_5_mib_pdf_keeps_its_bytes_and_name():
+    pdf = b"%PDF-1.7\n" + random.Random(5).randbytes(5 * 1024 * 1024)
+    message = make_mail("The scan is attached.")
+    message.add_attachment(pdf, maintype="application", subtype="pdf", filename="scan 2026-11.pdf")
+    mail = read(message)
+    (attachment,) = mail.attachments
+    assert attachment.data == pdf
+    assert (attachment.filename, attachment.content_type, attachment.inline) == (
+        "scan 2026-11.pdf",
+        "application/pdf",
+        False,
+    )
+    assert mail.text == "The scan is attached."
+
+
+# --- Automatic mail -----------------------------------------------------------------------------------------------
+
+
+def test_a_bounce_is_automatic_and_keeps_its_report_as_attachments():
+    mail = read(BOUNCE, envelope_sender="")
+    assert mail.automatic is not None and "bounce" in mail.automatic
+    assert "could not\nbe delivered" in mail.full_text
+    assert [a.content_type for a in mail.attachments] == ["message/delivery-status", "text/rfc822-headers"]
+    assert b"Status: 5.1.1" in mail.attachments[0].data
+
+
+@pytest.mark.parametrize(
+    ("raw", "envelope", "reason"),
+    [
+        (BOUNCE, "", "a bounce"),  # the null sender
+        (BOUNCE, "bounces@mx.help.example.com", "a bounce from mailer-daemon@mx.help.example.com"),
+        (BOUNCE.replace(b"MAILER-DAEMON@", b"notices@"), "notices@example.com", "multipart/report"),
+        (BOUNCE.replace(b"MAILER-DAEMON@", b"postmaster@"), "x@example.com", "a bounce from postmaster@"),
+        (VACATION_REPLY, "erik@example.se", "Auto-Submitted: auto-replied"),
+        (OUTLOOK_OOF, "bob.smith@contoso.example", "X-Auto-Response-Suppress: All"),
+        (LIST_MAIL, "bounce-it@lists.example.com", "a mailing list (List-Id)"),
+    ],
+)
+def test_automatic_mail_says_why(raw, envelope, reason):
+    mail = read(raw, envelope_sender=envelope)
+    assert mail.automatic is not None and reason in mail.automatic
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"Auto-Submitted": "auto-generated"}, "Auto-Submitted: auto-generated"),
+        ({"Precedence": "bulk"}, "Precedence: bulk"),
+        ({"Precedence": " Junk "}, "Precedence: junk"),
+        ({"Precedence": "list"}, "Precedence: list"),
+        ({"Precedence": "auto_reply"}, "Precedence: auto_reply"),
+        ({"X-Autoreply": "yes"}, "X-Autoreply"),
+        ({"X-Autorespond": "Out of office"}, "X-Autorespond"),
+        ({"X-Auto-Response-Suppress": "DR, OOF"}, "OOF"),
+        ({"X-Auto-Response-Suppress": "AutoReply"}, "AutoReply"),
+        ({"List-Unsubscribe": "<mailto:leave@lists.example.com>"}, "List-Unsubscribe"),
+        ({"From": "Notify <Help@Help.Example.com>"}, "our own address help@help.example.com"),
+    ],
+)
+def test_each_sign_of_automatic_mail_is_enough(headers, reason):
+    mail = read(make_mail(**headers), own_addresses=["help@help.example.com"])
+    assert mail.automatic is not None and reason in mail.automatic
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Auto-Submitted": "no"},
+        {"Auto-Submitted": "No ; comment"},
+        {"Precedence": "first-class"},
+        {"X-Auto-Response-Suppress": "DR, RN, NRN"},
+    ],
+)
+def test_a_persons_mail_is_not_automatic(headers):
+    assert read(make_mail(**headers), own_addresses=["help@help.example.com"]).automatic is None
+
+
+def test_our_own_envelope_sender_is_a_loop_too():
+    mail = read(
+        make_mail(), envelope_sender="<Help@help.example.com>", own_addresses=["Help Desk <help@help.example.com>"]
+    )
+    assert mail.automatic == "from our own address help@help.example.com (a mail loop)"
+    assert mail.envelope_sender == "Help@help.example.com"
+
+
+def test_the_null_sender_is_given_as_empty_or_as_angle_brackets():
+    assert read(make_mail(), envelope_sender="<>").envelope_sender == ""
+    assert "empty" in read(make_mail(), envelope_sender="<>").automatic
+    assert read(make_mail(), envelope_sender=PERSON).automatic is None
+
+
+# --- Charsets and headers -----------------------------------------------------------------------------------------
+
+
+def test_encoded_word_subjects_in_any_charset_and_folded():
+    japanese = "\u30d7\u30ea\u30f3\u30bf\u30fc\u304c\u52d5\u304d\u307e\u305b\u3093"
+    encoded = base64.b64encode(japanese.encode("iso2022_jp")).decode()
+    subjects = {
+        "=?UTF-8?B?TcO8bmNoZW46IERydWNrZXIga2FwdXR0?=": "M\u00fcnchen: Drucker kaputt",
+        "=?iso-8859-1?Q?Caf=E9_machine?=": "Caf\u00e9 machine",
+        "=?windows-1252?Q?=93Broken=94_screen?=": "\u201cBroken\u201d screen",
+        f"=?ISO-2022-JP?B?{encoded}?=": japanese,
+        "Re: =?UTF-8?Q?VPN_f=C3=A4llt?=\r\n =?UTF-8?Q?_aus?=   [#123]": "Re: VPN f\u00e4llt aus [#123]",
+        "Line\r\n\tfolded\r\n  twice": "Line folded twice",
+    }
+    for header, expected in subjects.items():
+        raw = crlf(b"From: a@example.com\nMessage-ID: <s@x>\nSubject: ") + header.encode() + crlf(b"\n\nbody\n")
+        assert read(raw).subject == expected, header
+
+
+def test_an_iso_2022_jp_body():
+    text = "\u30d7\u30ea\u30f3\u30bf\u30fc\u304c\u52d5\u304d\u307e\u305b\u3093\u3002"
+    raw = crlf(b"From: a@example.jp\nSubject: x\nContent-Type: text/plain; charset=ISO-2022-JP\n\n")
+    assert read(raw + text.encode("iso2022_jp") + b"\r\n").text == text
+
+
+def test_windows_1252_and_utf8_bodies_and_undeclared_8bit():
+    for body, charset in (("\u201cQuoted\u201d \u20ac5", "windows-1252"), ("Gr\u00fc\u00dfe \u2603", "utf-8")):
+        raw = crlf(f"From: a@example.com\nContent-Type: text/plain; charset={charset}\n\n".encode()) + body.encode(
+            charset
+        )
+        assert read(raw).text == body
+    undeclared = crlf(b"From: a@example.com\nSubject: x\n\n") + "na\u00efve".encode()
+    assert read(undeclared).text == "na\u00efve"  # no charset: UTF-8 first
+    assert read(crlf(b"From: a@example.com\n\nna\xefve")).text == "na\u00efve"  # else windows-1252
+
+
+def test_8bit_bytes_in_headers_are_read_as_utf8_and_noted():
+    raw = crlf("From: J\u00fcrgen <j@example.de>\nSubject: \u00dcberweisung fehlt\n\nbody\n".encode())
+    mail = read(raw)
+    assert (mail.subject, mail.sender_name) == ("\u00dcberweisung fehlt", "J\u00fcrgen")
+    assert any("8-bit bytes" in defect for defect in mail.defects)
+
+
+def test_the_sender_name_falls_back_to_the_local_part_and_a_missing_from_gives_empty_strings():
+    assert read(make_mail(From="Printer.Room@Example.com")).sender_name == "Printer.Room"
+    no_from = crlf(b"To: help@help.example.com\nSubject: hi\n\nbody\n")
+    assert (read(no_from).sender, read(no_from).sender_name) == ("", "")
+    assert read(crlf(b"From: not an address\nSubject: hi\n\nbody\n")).sender == ""
+    assert read(crlf(b"From: <<>>@@\nSubject: hi\n\nbody\n")).sender == ""
+
+
+def test_recipients_are_the_envelopes_lowercased_else_to_and_cc():
+    message = make_mail(To="Help <Help@Help.Example.com>, other@example.com", Cc="Boss <BOSS@example.com>")
+    assert read(message).recipients == ("help@help.example.com", "other@example.com", "boss@example.com")
+    given = read(message, recipients=["<Network@Help.Example.com>", "network@help.example.com "])
+    assert given.recipients == ("network@help.example.com",)
+
+
+def test_message_id_is_normalised_and_keys_the_mail():
+    first = read(make_mail(Message_ID="  <abc.123@example.com>  "))
+    again = read(make_mail("other bytes, same message", Message_ID="<abc.123@example.com>"))
+    assert first.message_id == "abc.123@example.com"
+    assert first.key == again.key == hashlib.sha256(b"abc.123@example.com").hexdigest()
+    for empty in ("<>", " "):
+        raw = crlf(f"From: a@example.com\nMessage-ID: {empty}\n\nbody\n".encode())
+        assert read(raw).message_id is None
+        assert read(raw).key == hashlib.sha256(raw).hexdigest()
+    no_id = make_mail()
+    del no_id["Message-ID"]
+    assert read(no_id).key == hashlib.sha256(no_id.as_bytes()).hexdigest()
+
+
+def test_ticket_number_is_the_last_bracketed_one():
+    assert read(make_mail(Subject="Fwd: Re: [#100001] old, now [#100002]")).ticket_number == 100002
+    assert read(make_mail(Subject="[#12a] not a number, #100003 neither")).ticket_number is None
+    assert read(make_mail(Subject="[#" + "9" * 5000 + "]")).ticket_number is None  # no 5000-digit int
+
+
+def test_references_are_in_order_without_duplicates_and_name_our_tickets():
+    message = make_mail(
+        In_Reply_To="<n3+t-9.x_Y@TicketFlow>",
+        References=f"<ticket-t1@{OWN_MESSAGE_DOMAIN}> <other@example.com> <n3+t-9.x_Y@TicketFlow> <n1@ticketflow>"
+        " <ticket-t1@ticketflow> <x+t2@ticketflow.example.com> <ticket-bad id@ticketflow>",
+    )
+    mail = read(message)
+    assert mail.references == (
+        "n3+t-9.x_Y@TicketFlow",
+        "ticket-t1@ticketflow",
+        "other@example.com",
+        "n1@ticketflow",
+        "x+t2@ticketflow.example.com",
+    )
+    assert mail.referenced_ticket_ids == ("t-9.x_Y", "t1")  # not n1 (an old notification id alone)
+
+
+# --- Quoted text and signatures -----------------------------------------------------------------------------------
+
+REPLIES = {
+    "thunderbird": "Here are the logs.\n\nOn 24/11/2026 10:03, Help Desk wrote:\n> Please send the logs.\n",
+    "french": "Merci, cela fonctionne.\n\nLe mar. 24 nov. 2026 \u00e0 10:03, Help Desk <help@help.example.com> a "
+    "\u00e9crit :\n> Red\u00e9marrez le client.\n",
+    "german": "Danke, es geht wieder.\n\nAm Di., 24. Nov. 2026 um 10:03 Uhr schrieb Help Desk <help@help.example.com>"
+    ":\n> Bitte starten Sie den Client neu.\n",
+    "spanish": "Gracias, ya funciona.\n\nEl mar, 24 nov 2026 a las 10:03, Help Desk (<help@help.example.com>) "
+    "escribi\u00f3:\n> Reinicie el cliente.\n",
+    "original message": "Still broken.\n\n-----Original Message-----\nFrom: Help Desk\nSent: Tuesday\n\nRestart it.\n",
+    "underscores": "Still broken.\n\n________________________________\nFrom: Help Desk <help@help.example.com>\n"
+    "Sent: Tuesday, November 24, 2026 10:03 AM\nSubject: RE: x\n\nRestart it.\n",
+    "outlook german": "Geht nicht.\n\nVon: Help Desk <help@help.example.com>\nGesendet: Dienstag, 24. November 2026\n"
+    "An: Bob\nBetreff: AW: [#1] Drucker\n\nBitte neu starten.\n",
+    "signature": "The screen flickers when docked.\n- since Monday\n- left monitor only\n\n-- \nCarol Jones\nFinance\n",
+    "android": "Done.\n\nSent from my Android phone with Gmail\n",
+    "bare wrote": "Done.\n\nHelp Desk wrote:\n> Is it done?\n",
+    "interleaved": "> Which version?\nVersion 5.2\n> Which OS?\nWindows 11\n",
+}
+EXPECTED = {
+    "thunderbird": "Here are the logs.",
+    "french": "Merci, cela fonctionne.",
+    "german": "Danke, es geht wieder.",
+    "spanish": "Gracias, ya funciona.",
+    "original message": "Still broken.",
+    "underscores": "Still broken.",
+    "outlook german": "Geht nicht.",
+    "signature": "The screen flickers when docked.\n- since Monday\n- left monitor only",
+    "android": "Done.",
+    "bare wrote": "Done.",
+    "interleaved": "Version 5.2\nWindows 11",
+}
+
+
+@pytest.mark.parametrize("name", REPLIES)
+def test_the_reply_leaves_out_quotes_and_signatures(name):
+    mail = read(make_mail(REPLIES[name]))
+    assert mail.text == EXPECTED[name]
+    assert mail.full_text == REPLIES[name].strip()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "On Monday I wrote the report, and it works.\nThe printer: it still jams.",
+        "From: my desk, I can see the printer.\nTo: whom it may concern",
+        "Here's what he wrote:\nthe screen is black",
+        "-- not a signature, a dash line",
+    ],
+)
+def test_the_persons_own_words_that_look_like_markers_stay(body):
+    assert read(make_mail(body)).text == body
+
+
+def test_a_mail_that_is_only_a_quote_keeps_it_all():
+    body = "> Please restart the client.\n> Thanks"
+    assert read(make_mail(body)).text == body
+
+
+def test_text_plain_is_preferred_but_an_empty_one_gives_way_to_html():
+    message = make_mail("Plain words.")
+    message.add_alternative("<p>HTML words.</p>", subtype="html")
+    assert read(message).text == "Plain words."
+    empty_plain = make_mail("   \n")
+    empty_plain.add_alternative("<p>HTML words.</p>", subtype="html")
+    assert read(empty_plain).text == "HTML words."
+
+
+def test_html_conversion_is_cut_at_its_limit(monkeypatch):
+    monkeypatch.setattr(inbound, "MAX_HTML_CHARS", 40)
+    message = make_mail()
+    message.set_content("<p>" + "word " * 50 + "</p><p>LAST</p>", subtype="html")
+    mail = read(message)
+    assert "LAST" not in mail.full_text and mail.full_text.startswith("word word")
+    assert any("HTML body over" in defect for defect in mail.defects)
+
+
+# --- Attachments --------------------------------------------------------------------------------------------------
+
+
+def test_attachments_inline_images_and_attached_mails():
+    message = make_mail("See the screenshot.")
+    message.add_alternative('<p>See <img src="cid:shot1@example.com"></p>', subtype="html")
+    html = message.get_payload()[1]
+    html.add_related(b"\x89PNG fake", maintype="image", subtype="png", cid="<shot1@example.com>", disposition="inline")
+    message.add_attachment(b"a,b\n1,2\n", maintype="text", subtype="csv", filename="data.csv")
+    message.add_attachment(make_mail("the original", Subject="Forwarded"))  # message/rfc822
+    message.add_attachment("notes\n", subtype="plain", filename="notes.txt")  # text, but with a file name
+    mail = read(message)
+    assert mail.text == "See the screenshot."
+    found = [(a.filename, a.content_type, a.inline, a.content_id) for a in mail.attachments]
+    assert found == [
+        ("attachment-1.bin", "image/png", True, "shot1@example.com"),
+        ("data.csv", "text/csv", False, None),
+        ("attachment-3.eml", "message/rfc822", False, None),
+        ("notes.txt", "text/plain", False, None),
+    ]
+    assert mail.attachments[0].data == b"\x89PNG fake"
+    assert b"Subject: Forwarded" in mail.attachments[2].data and b"the original" in mail.attachments[2].data
+    assert mail.attachments[3].data == b"notes\n"
+
+
+def test_file_names_are_decoded_and_stripped_of_folders():
+    names = {
+        "filename*=UTF-8''%E2%82%AC%20rates.pdf": "\u20ac rates.pdf",  # RFC 2231
+        'filename="=?UTF-8?B?w6TDtsO8LnBuZw==?="': "\u00e4\u00f6\u00fc.png",  # an encoded word (Outlook, Gmail)
+        'filename="=?iso-8859-1?Q?r=E9sum=E9.doc?="': "r\u00e9sum\u00e9.doc",
+        'filename="..\\\\..\\\\Windows\\\\evil.exe"': "evil.exe",
+        'filename="/etc/passwd"': "passwd",
+        'filename=".."': "attachment-1.bin",
+        'filename="a\tb\x01.txt"': "a b .txt",
+        'filename="' + "x" * 300 + '.pdf"': "x" * 251 + ".pdf",
+    }
+    for parameter, expected in names.items():
+        raw = crlf(
+            b'From: a@example.com\nContent-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: text/plain\n\nhi\n'
+            b"--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; "
+            + parameter.encode("latin-1")
+            + b"\n\nDATA\n--B--\n"
+        )
+        (attachment,) = read(raw).attachments
+        assert attachment.filename == expected, parameter
+        assert attachment.data == b"DATA"
+
+
+# --- Malformed mail -----------------------------------------------------------------------------------------------
+
+
+def test_a_multipart_without_boundary_keeps_its_text():
+    mail = read(MISSING_BOUNDARY)
+    assert "The monitor stays black after the update." in mail.text
+    assert any("boundary" in defect.lower() for defect in mail.defects)
+
+
+def test_truncated_base64_is_kept_raw_with_a_defect():
+    mail = read(TRUNCATED_BASE64)
+    (attachment,) = mail.attachments
+    assert attachment.filename == "vpn.log"
+    assert attachment.data == b"SGVsbG8gd29ybGQhIFRoaXMgaXMgdGhlIGxvZ"  # cannot be decoded: the raw bytes
+    assert "part 2 (application/octet-stream): base64 could not be decoded, kept as raw bytes" in mail.defects
+    assert mail.text == "Log attached."
+
+
+def test_base64_cut_at_a_padding_boundary_decodes_what_is_there_and_notes_it():
+    mail = read(TRUNCATED_BASE64.replace(b"GxvZ\r\n", b"GxvZy\r\n"))
+    assert mail.attachments[0].data == b"Hello world! This is the log"
+    assert "part 2 (application/octet-stream): base64 encoded sequence had an incorrect length" in mail.defects
+
+
+def test_an_unknown_charset_is_read_as_latin1_and_noted():
+    mail = read(BAD_CHARSET)
+    assert mail.subject == "caf\u00e9 machine"
+    assert mail.text == "The caf\u00e9 machine shows error 4."
+    assert "message: unknown charset 'x-unknown', read as latin-1" in mail.defects
+    assert "Subject header: unknown charset 'x-unknown', read as latin-1" in mail.defects
+
+
+def test_invalid_utf8_is_replaced_and_noted():
+    raw = crlf(b"From: a@example.com\nContent-Type: text/plain; charset=utf-8\n\nbad \xff\xfe bytes\n")
+    mail = read(raw)
+    assert mail.text == "bad \ufffd\ufffd bytes"
+    assert any("not valid in utf-8" in defect for defect in mail.defects)
+
+
+def test_a_start_boundary_never_found_and_a_nul_in_a_header():
+    raw = crlf(b'From: a@example.com\nSubject: a\x00b\nContent-Type: multipart/mixed; boundary="NEVER"\n\nJust text.\n')
+    mail = read(raw)
+    assert mail.subject == "a b"
+    assert "Just text." in mail.full_text
+    assert mail.defects
+
+
+@pytest.mark.parametrize("raw", [b"", b"\n", b"\r\n\r\n", b"no headers at all", b"\xff\xfe\x00\x01", b"From:\n\n"])
+def test_degenerate_input_gives_an_empty_but_whole_mail(raw):
+    mail = parse(raw)
+    assert isinstance(mail, InboundMail)
+    assert mail.key == hashlib.sha256(raw).hexdigest()
+    assert mail.sender == "" and mail.subject == ""
+
+
+# --- Never raises, stays bounded ----------------------------------------------------------------------------------
+
+
+def assert_well_formed(mail: InboundMail) -> None:
+    for name in ("key", "sender", "sender_name", "envelope_sender", "subject", "text", "full_text"):
+        value = getattr(mail, name)
+        assert isinstance(value, str), name
+        value.encode("utf-8")  # no lone surrogates: storable as it is
+    assert mail.message_id is None or (isinstance(mail.message_id, str) and mail.message_id)
+    assert all(isinstance(item, str) for item in (*mail.recipients, *mail.references, *mail.referenced_ticket_ids))
+    assert mail.automatic is None or isinstance(mail.automatic, str)
+    assert mail.ticket_number is None or isinstance(mail.ticket_number, int)
+    for attachment in mail.attachments:
+        assert attachment.filename and "/" not in attachment.filename and "\\" not in attachment.filename
+        assert attachment.content_type == attachment.content_type.lower()
+        assert isinstance(attachment.data, bytes)
+    assert all(isinstance(defect, str) for defect in mail.defects)
+    assert not any(defect.startswith("the mail could not be parsed") for defect in mail.defects)  # no fallback
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000))
+def test_random_bytes_never_raise(raw):
+    assert_well_formed(parse(raw))
+
+
+MUTATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["insert", "delete", "replace", "truncate", "header"]),
+        st.floats(min_value=0, max_value=1),
+        st.binary(min_size=1, max_size=40)
+        | st.sampled_from([b"\r\n", b"\r\n\r\n", b"--", b"=?", b"?=", b"\x00", b'"', b"(", b"=\r\n", b"\xff\xfe"]),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+def mutate(raw: bytes, mutations: list) -> bytes:
+    for kind, where, data in mutations:
+        at = int(where * len(raw))
+        if kind == "insert":
+            raw = raw[:at] + data + raw[at:]
+        elif kind == "delete":
+            raw = raw[:at] + raw[at + len(data) :]
+        elif kind == "replace":
+            raw = raw[:at] + data + raw[at + len(data) :]
+        elif kind == "truncate":
+            raw = raw[:at]
+        else:  # a header line of junk somewhere
+            raw = raw[:at] + b"\r\nX-Junk: " + data + b"\r\n" + raw[at:]
+    return raw
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(RAW_MAILS)), MUTATIONS)
+def test_mutated_real_mails_never_raise(name, mutations):
+    assert_well_formed(parse(mutate(RAW_MAILS[name], mutations), envelope_sender=PERSON))
+
+
+MIME_JUNK = st.text(alphabet="=?<>\"'()\\;:,@ \t\r\n*%aQB-_./\x00\xe9\u20ac", max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(MIME_JUNK, MIME_JUNK, MIME_JUNK, MIME_JUNK)
+def test_junk_in_the_headers_that_are_parsed_never_raises(sender, subject, content_type, disposition):
+    raw = (
+        f"From: {sender}\r\nSubject: {subject}\r\nMessage-ID: {subject}\r\nReferences: {sender}\r\nTo: {sender}\r\n"
+        f'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\nContent-Type: {content_type}\r\n'
+        f"Content-Disposition: {disposition}\r\n\r\nbody\r\n--B--\r\n"
+    ).encode("utf-8", "surrogateescape")
+    assert_well_formed(parse(raw, envelope_sender=PERSON))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"From: " + b'"' * 65536,  # the stdlib's address parser is quadratic on this
+        b"From: " + b"(" * 65536,  # ... and recurses out on this
+        b"Content-Type: text/plain; a=" + b'"' * 65536,  # ... and its parameter parser too
+        b"To: " + b"a@b, " * 20000,
+        b"References: " + b"<a@b> " * 20000,
+        b"Subject: =?punycode?Q?" + b"ab" * 30000 + b"?=",  # a quadratic codec, never used
+    ],
+    ids=["From quotes", "From parentheses", "Content-Type quotes", "long To", "long References", "punycode"],
+)
+def test_pathological_headers_are_cut_and_parse_fast(header):
+    started = time.monotonic()
+    mail = parse(header + b"\r\nMessage-ID: <p@x>\r\n\r\nbody\r\n", envelope_sender=PERSON)
+    assert time.monotonic() - started < 3
+    assert_well_formed(mail)
+
+
+def test_too_many_parts_keep_the_text_without_parsing_each_part():
+    raw = b'Content-Type: multipart/mixed; boundary="b"\r\nFrom: a@example.com\r\n\r\n'
+    raw += b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" * 5000 + b"--b--\r\n"
+    started = time.monotonic()
+    mail = parse(raw, envelope_sender=PERSON)
+    assert time.monotonic() - started < 3
+    assert any("over 1000 MIME parts" in defect for defect in mail.defects)
+    assert mail.sender == "a@example.com" and "x" in mail.full_text
+
+
+def test_deep_nesting_neither_recurses_out_nor_crawls():
+    depth = 3000
+    raw = b'From: a@example.com\r\nContent-Type: multipart/mixed; boundary="b0"\r\n\r\n'
+    for level in range(depth):
+        raw += b'--b%d\r\nContent-Type: multipart/mixed; boundary="b%d"\r\n\r\n' % (level, level + 1)
+    raw += b"--b%d\r\nContent-Type: text/plain\r\n\r\ndeep\r\n" % depth
+    started = time.monotonic()
+    mail = parse(raw, envelope_sender=PERSON)
+    assert time.monotonic() - started < 3
+    assert any("MIME boundaries" in defect for defect in mail.defects)
+    assert_well_formed(mail)
+
+
+@pytest.mark.slow
+def test_a_30_mib_mail_parses_in_linear_memory():
+    data = random.Random(30).randbytes(22 * 1024 * 1024)
+    message = make_mail("The dump is attached.")
+    message.add_attachment(data, maintype="application", subtype="octet-stream", filename="dump.bin")
+    raw = message.as_bytes()
+    assert len(raw) > 29 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        mail = parse(raw, envelope_sender=PERSON)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert mail.attachments[0].data == data
+    assert mail.text == "The dump is attached."
+    assert peak < 12 * len(raw)  # about 8x today: copies, not squares
