@@ -323,3 +323,10 @@ _SUMMARIES = {
         f"failed: {redact_urls(d.get('error') or 'unknown error')}"
     ),
 }
+
+
+# --- attachments ------------------------------------------------------------------------------
+# What one attached file, and the files of one mail or one form post together, may weigh (decoded bytes).
+# A ticket's attachments live apart from its document (AttachmentStore, BlobStore): no 16 MB limit applies.
+ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+MAIL_MAX_BYTES = 25 * 1024 * 1024
