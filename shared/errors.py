@@ -35,6 +35,12 @@ class Invalid(Problem):
     status, title, slug = 422, "Validation failed", "validation-error"
 
 
+class TooLarge(Problem):
+    """A body, or a part of it (an attached file), larger than the limit: its detail names what."""
+
+    status, title, slug = 413, "Payload too large", "payload-too-large"
+
+
 class TooManyRequests(Problem):
     """A rate limit was reached; raise it with a Retry-After header (seconds until the window ends)."""
 

@@ -133,12 +133,16 @@ def create_service_app(
     broker: bool = True,
     json_only: Callable[[str], bool] = lambda path: True,
     api_class: type[ServiceApi] | None = None,
+    body_limit: Callable[[str, str], int] = lambda method, path: MAX_BODY,
 ) -> tuple[Flask, ServiceApi]:
     """A service's Flask app with the shared plumbing.
 
     The portal differs in three ways: it uses no broker (`broker=False`: /readyz does not probe
     RabbitMQ), only its JSON API takes JSON bodies (`json_only(path)`; its pages post forms), and
     it renders errors for browsers as pages (`api_class`, a ServiceApi that knows which are pages).
+    `body_limit(method, path)`: the most bytes a request's body may have (1 MiB; more where files are
+    uploaded); a larger Content-Length is refused (413) before any of it is read, and a body without one
+    stops being read there (Flask's max_content_length, set per request).
     """
     settings = settings or load_settings()
     app = Flask(f"ticketflow.{service}", static_folder=None)  # the portal serves its files from a blueprint
@@ -162,21 +166,25 @@ def create_service_app(
     app.extensions["ticketflow.secret"] = settings.require_secret()
     api = (api_class or ServiceApi)(app)
     api.register_field(Timestamp, "string", "date-time")
-    _install_hooks(app, service, json_only)
+    _install_hooks(app, service, json_only, body_limit)
     _install_error_handlers(app)
     _install_probes(app, settings, ready_checks or [], broker)
     _install_docs(app, service)
     return app, api
 
 
-def _install_hooks(app: Flask, service: str, json_only: Callable[[str], bool]) -> None:
+def _install_hooks(
+    app: Flask, service: str, json_only: Callable[[str], bool], body_limit: Callable[[str, str], int]
+) -> None:
     @app.before_request
     def start():
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            return problem(413, "Payload too large", "The body is larger than 1 MiB.")
+        limit = body_limit(request.method, request.path)
+        request.max_content_length = limit
+        if request.content_length is not None and request.content_length > limit:
+            return problem(413, "Payload too large", f"The body is larger than {limit / (1024 * 1024):g} MiB.")
         has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
         if not json_only(request.path):
             return None

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+import re
+
+from flask import Flask, Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from services.intake import handlers, inbox
+from services.intake import files, handlers, inbox
+from services.intake.domain import MAIL_MAX_BYTES
 from services.intake.schemas import (
     TOPIC_ID,
+    AttachmentListSchema,
+    AttachmentsAddedSchema,
+    AttachmentUploadSchema,
     IdempotencyHeaderSchema,
     InboundMailListSchema,
     MailListQuerySchema,
@@ -26,8 +33,8 @@ from services.intake.schemas import (
     TopicSchema,
 )
 from shared.config import Settings, load_settings
-from shared.errors import Invalid
-from shared.web import correlation_id, create_service_app, ensure_storage_once, principal, require_roles
+from shared.errors import Invalid, Problem, TooLarge
+from shared.web import MAX_BODY, correlation_id, create_service_app, ensure_storage_once, principal, require_roles
 
 DESCRIPTION = """Tickets of record, the requester's thread and help topics.
 
@@ -60,7 +67,34 @@ kept with its reason: a reply from any other address is never posted as the requ
 (Auto-Submitted, Precedence bulk/junk/list/auto_reply, bounces, notify's own mail) opens nothing and gets no
 receipt. `GET /tickets/{id}/mail` (agents who see the ticket, admins) and `GET /mail` (admins) show what each
 mail became.
+
+Attachments. The files that came with a ticket (with its opening mail or form, or with one of its
+messages) are listed and downloaded with the ticket's read rights; one file may have 10 MiB, the files of
+one mail or one upload 25 MiB together. They publish no event and are not on the timeline.
+`POST /tickets/{id}/attachments` (multipart/form-data) is an addition to the contract, for the portal.
 """
+UPLOAD = """multipart/form-data: one or more `file` parts, and optionally `message_id`, a message of the ticket's
+thread the files come with (for a requester-scoped token, one of the requester's own messages); without it
+they go with the ticket's opening. Who: the ticket's requester through a requester-scoped portal token,
+admins, and agents who see the ticket (the portal server's own token: 403; another ticket: 404). A file
+over 10 MiB, or files over 25 MiB together: 413 naming the file (a body over 26 MiB is refused before it is
+read); no file or an empty one, or an unknown part: 422; a closed ticket: 409. With the same
+`Idempotency-Key` the files are stored once: a repeat answers the items stored the first time. This route
+is an addition to the contract (section 10 lists only the reads)."""
+DOWNLOAD = """The bytes, always as `Content-Disposition: attachment; filename="<ASCII fallback>";
+filename*=UTF-8''<name>` (never inline), with `X-Content-Type-Options: nosniff`,
+`Content-Security-Policy: sandbox; default-src 'none'` and `Cache-Control: private, no-store`. The
+Content-Type is the declared one only when the file's first bytes agree with it (pdf, png, jpeg, gif, webp,
+zip and the Office and OpenDocument formats, UTF-8 text and csv); otherwise, and always for HTML, SVG, XML,
+JavaScript or any other type a browser could run, `application/octet-stream`."""
+
+ATTACHMENTS_PATH = re.compile(r"^/tickets/[^/]+/attachments$")
+UPLOAD_BODY_MAX = MAIL_MAX_BYTES + 1024 * 1024  # the files together, and room for the parts' headers and fields
+DOWNLOAD_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "Cache-Control": "private, no-store",
+}
 
 tickets = Blueprint("tickets", __name__, description="Tickets, the requester's thread and timeline")
 topics = Blueprint("topics", __name__, description="Help topics a requester picks from")
@@ -141,6 +175,80 @@ class Timeline(MethodView):
         return {"items": items, "next_cursor": cursor}
 
 
+@tickets.route("/tickets/<ticket_id>/attachments")
+class Attachments(MethodView):
+    @require_roles("portal", "agent", "admin")
+    @tickets.response(200, AttachmentListSchema)
+    def get(self, ticket_id):
+        """The ticket's attached files, oldest first (one list: next_cursor is always null)."""
+        return {"items": handlers.list_attachments(intake(), ticket_id, principal()), "next_cursor": None}
+
+    @require_roles("portal", "agent", "admin")
+    @tickets.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
+    @tickets.doc(
+        description=UPLOAD,
+        requestBody={"required": True, "content": {"multipart/form-data": {"schema": AttachmentUploadSchema}}},
+    )
+    @tickets.response(201, AttachmentsAddedSchema)
+    @tickets.alt_response(409, response="CONFLICT")
+    @tickets.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    def post(self, ticket_id, idempotency_key=None):
+        """Attach files to the ticket (an addition to the contract, for the portal's forms)."""
+        uploads, message_id = _read_upload()
+        items = handlers.add_attachments(intake(), ticket_id, uploads, message_id, idempotency_key, principal())
+        return {"items": items}
+
+
+def _read_upload() -> tuple[list[handlers.Upload], str | None]:
+    """The files and message_id of a multipart/form-data body (400 for another body, 422 for unknown parts)."""
+    if request.mimetype != "multipart/form-data":
+        raise Problem("The body must be multipart/form-data, with the files in `file` parts.")
+    try:
+        parts, fields = request.files, request.form
+    except RequestEntityTooLarge:
+        raise TooLarge(f"The upload is larger than {UPLOAD_BODY_MAX // (1024 * 1024)} MiB.") from None
+    except ValueError:  # a body that is not what its Content-Type says
+        raise Problem("The body is not valid multipart/form-data.") from None
+    unknown = (set(parts) - {"file"}) | (set(fields) - {"message_id"})
+    if unknown:
+        raise Invalid("The request has unknown fields.", {name: ["Unknown field."] for name in sorted(unknown)})
+    message_ids = fields.getlist("message_id")
+    if len(message_ids) > 1 or any(not 1 <= len(value) <= 64 for value in message_ids):
+        raise Invalid("The message_id is not valid.", {"message_id": ["One message id of 1 to 64 characters."]})
+    uploads = [
+        handlers.Upload(part.filename, part.content_type, part.read())
+        for part in parts.getlist("file")
+        if part.filename or part.content_length  # an empty file input sends a part with no name and no bytes
+    ]
+    return uploads, (message_ids[0] if message_ids else None)
+
+
+@tickets.route("/tickets/<ticket_id>/attachments/<attachment_id>")
+class AttachmentById(MethodView):
+    @require_roles("portal", "agent", "admin")
+    @tickets.doc(
+        description=DOWNLOAD,
+        responses={
+            "200": {
+                "description": "The file's bytes, as an attachment (see the API's description for the headers).",
+                "content": {files.OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
+    @tickets.alt_response(404, response="NOT_FOUND")
+    def get(self, ticket_id, attachment_id):
+        """Download an attached file: always as an attachment, with a Content-Type that cannot run in a browser."""
+        item, data, content_type = handlers.attachment(intake(), ticket_id, attachment_id, principal())
+        response = Response(data, content_type=content_type)
+        response.headers.update(DOWNLOAD_HEADERS)
+        response.headers["Content-Disposition"] = files.content_disposition(item["filename"])
+        return response
+
+
+def _body_limit(method: str, path: str) -> int:
+    return UPLOAD_BODY_MAX if method == "POST" and ATTACHMENTS_PATH.match(path) else MAX_BODY
+
+
 @topics.route("/topics")
 class Topics(MethodView):
     @require_roles("portal", "agent", "admin")
@@ -189,7 +297,13 @@ class Mail(MethodView):
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    app, api = create_service_app("intake", DESCRIPTION, settings)
+    app, api = create_service_app(
+        "intake",
+        DESCRIPTION,
+        settings,
+        json_only=lambda path: not ATTACHMENTS_PATH.match(path),  # uploads are multipart/form-data
+        body_limit=_body_limit,
+    )
     app.extensions["ticketflow.intake"] = handlers.bootstrap(settings)
     api.register_blueprint(tickets)
     api.register_blueprint(topics)

@@ -28,8 +28,6 @@ DEFAULT_TOPICS = (
 MAX_THREAD_ENTRIES = 500
 MAX_THREAD_BYTES = 4 * 1024 * 1024  # UTF-8 bytes of the bodies in the thread
 REPLY_HEADROOM = 2
-ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024  # one attached file, from a mail or a form
-MAIL_MAX_BYTES = 25 * 1024 * 1024  # the decoded attachments of one mail or one form post, together
 SLA_CLOCKS = {"first_response": "first_response_due_at", "resolution": "resolution_due_at"}
 
 
@@ -325,3 +323,10 @@ _SUMMARIES = {
         f"failed: {redact_urls(d.get('error') or 'unknown error')}"
     ),
 }
+
+
+# --- attachments ------------------------------------------------------------------------------
+# What one attached file, and the files of one mail or one form post together, may weigh (decoded bytes).
+# A ticket's attachments live apart from its document (AttachmentStore, BlobStore): no 16 MB limit applies.
+ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+MAIL_MAX_BYTES = 25 * 1024 * 1024

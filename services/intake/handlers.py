@@ -10,8 +10,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.intake.domain import ThreadFull, Ticket, TicketClosed, changes_view, summarize, summarize_for_requester
+from services.intake import files
+from services.intake.domain import (
+    ATTACHMENT_MAX_BYTES,
+    MAIL_MAX_BYTES,
+    ThreadFull,
+    Ticket,
+    TicketClosed,
+    changes_view,
+    summarize,
+    summarize_for_requester,
+)
 from services.intake.store import (
+    AttachmentIdTaken,
+    AttachmentStore,
+    BlobStore,
     IdempotencyKeys,
     InboundMailStore,
     RateLimits,
@@ -24,7 +37,7 @@ from shared.access import AgentDirectory, TicketFacts, list_scope, may_read, sam
 from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
-from shared.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
+from shared.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, TooManyRequests
 from shared.idempotency import ProcessedEvents
 from shared.mongo import database
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
@@ -49,9 +62,13 @@ class Intake:
     limits: RateLimits
     agents: AgentDirectory  # agent_id -> teams, from agent.updated: who reads which ticket
     mails: InboundMailStore  # what each inbound mail became (services/intake/inbox.py)
+    blobs: BlobStore  # bytes of any size: attachments' contents, raw mails
+    attachments: AttachmentStore
 
     def ensure_storage(self) -> None:
         self.tickets.ensure_indexes()
+        self.blobs.ensure_indexes()
+        self.attachments.ensure_indexes()
         self.limits.ensure_indexes()
         self.keys.ensure_indexes()
         self.timeline.ensure_indexes()
@@ -65,6 +82,7 @@ def bootstrap(settings: Settings) -> Intake:
     """intake's stores on its own database; the tickets' events go to the flusher as they are saved."""
     db = database(settings, SERVICE)
     pending, flusher = outbox_for(settings, SERVICE, db)
+    blobs = BlobStore(db)
     return Intake(
         settings,
         TicketStore(db, flusher),
@@ -77,6 +95,8 @@ def bootstrap(settings: Settings) -> Intake:
         RateLimits(db),
         AgentDirectory(db),
         InboundMailStore(db),
+        blobs,
+        AttachmentStore(db, blobs),
     )
 
 
@@ -203,6 +223,76 @@ def close_ticket(
     return change_ticket(svc, ticket_id, close, correlation_id)[0]
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file as it came in: the name and type its sender gave, and its (decoded) bytes."""
+
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+def add_attachments(
+    svc: Intake,
+    ticket_id: str,
+    uploads: list[Upload],
+    message_id: str | None,
+    idempotency_key: str | None,
+    principal: Principal,
+) -> list[dict]:
+    """Attach the files to the ticket (to one of its thread messages with message_id); their items, in order.
+
+    The ticket's requester (a requester-scoped token), admins and agents who see the ticket may; with the same
+    Idempotency-Key the same files are not stored twice.
+    """
+    if principal.role == "portal" and not principal.requester_scoped:
+        raise Forbidden("The portal attaches files for a requester: use a token scoped to the ticket's requester.")
+    ticket = _require_visible(svc, svc.tickets.get(ticket_id), principal)
+    _check_uploads(uploads)
+    if ticket.status == "closed":
+        raise Conflict("The ticket is closed; open a new ticket instead.")
+    if message_id is not None and not _attachable_to(ticket, message_id, principal):
+        raise Invalid("No such message.", {"message_id": [f"The ticket has no message {message_id!r} of yours."]})
+    items = []
+    for n, upload in enumerate(uploads):
+        seed = f"{ticket.id}\n{idempotency_key}\n{n}" if idempotency_key else uuid.uuid4().hex
+        attachment_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
+        name, kind = files.clean_filename(upload.filename), files.declared_type(upload.content_type)
+        try:
+            items.append(svc.attachments.put(ticket.id, attachment_id, name, kind, upload.data, message_id, "web"))
+        except AttachmentIdTaken:
+            raise Conflict("This Idempotency-Key was used for another ticket's files.") from None
+    return items
+
+
+def _check_uploads(uploads: list[Upload]) -> None:
+    """422 for no file or an empty one; 413 naming the file past 10 MiB, or the one that takes all past 25 MiB."""
+    if not uploads:
+        raise Invalid("No file was sent.", {"file": ["Send one or more files in `file` fields."]})
+    total = 0
+    for upload in uploads:
+        name = files.clean_filename(upload.filename)
+        if not upload.data:
+            raise Invalid(f"The file {name!r} is empty.", {"file": [f"{name} is empty."]})
+        if len(upload.data) > ATTACHMENT_MAX_BYTES:
+            message = f"{name} is larger than {_mib(ATTACHMENT_MAX_BYTES)}, the most one file may be."
+            raise TooLarge(message, {"file": [message]})
+        total += len(upload.data)
+        if total > MAIL_MAX_BYTES:
+            message = f"With {name} the files are larger than {_mib(MAIL_MAX_BYTES)} together, the most they may be."
+            raise TooLarge(message, {"file": [message]})
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MiB"
+
+
+def _attachable_to(ticket: Ticket, message_id: str, principal: Principal) -> bool:
+    """Whether the thread has the message; a requester attaches to its own messages only (not to agents' replies)."""
+    kinds = ("message",) if principal.requester_scoped else ("message", "reply")
+    return any(entry["id"] == message_id and entry["kind"] in kinds for entry in ticket.thread)
+
+
 def put_topic(svc: Intake, topic_id: str, name: str) -> dict:
     return svc.topics.put(topic_id, name)
 
@@ -238,6 +328,21 @@ def timeline(
     for_requester = principal is not None and principal.requester_scoped
     items, next_cursor = svc.timeline.page(ticket_id, limit, cursor, for_requester=for_requester)
     return [{**item, "event_id": item["_id"]} for item in items], next_cursor
+
+
+def list_attachments(svc: Intake, ticket_id: str, principal: Principal | None = None) -> list[dict]:
+    _require_visible(svc, svc.tickets.get(ticket_id), principal)
+    return svc.attachments.list(ticket_id)
+
+
+def attachment(svc: Intake, ticket_id: str, attachment_id: str, principal: Principal | None = None):
+    """(item, bytes, the Content-Type to serve them with); NotFound for an unknown or unseen ticket or file."""
+    _require_visible(svc, svc.tickets.get(ticket_id), principal)
+    found = svc.attachments.get(ticket_id, attachment_id)
+    if found is None:
+        raise NotFound(f"No attachment {attachment_id} on ticket {ticket_id}.")
+    item, data = found
+    return item, data, files.served_type(item["content_type"], data)
 
 
 def list_topics(svc: Intake) -> list[dict]:

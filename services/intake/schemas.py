@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
+from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from shared.events import PRIORITIES, SOURCES, STATUSES, Timestamp
@@ -192,3 +193,34 @@ class InboundMailListSchema(Schema):
 
 class MailListQuerySchema(PageQuerySchema):
     outcome = fields.String(validate=validate.OneOf(MAIL_OUTCOMES))
+
+
+class AttachmentSchema(Schema):
+    id = fields.String()
+    filename = fields.String(metadata={"description": "the sender's name for it, without folders"})
+    content_type = fields.String(metadata={"description": "as the sender declared it (the download may differ)"})
+    size = fields.Integer(metadata={"description": "bytes"})
+    message_id = fields.String(
+        allow_none=True, metadata={"description": "the thread message it came with; null: with the ticket's opening"}
+    )
+    created_at = Timestamp()
+
+
+class AttachmentListSchema(Schema):
+    items = fields.List(fields.Nested(AttachmentSchema))
+    next_cursor = fields.String(allow_none=True, metadata={"description": "always null: one list"})
+
+
+class AttachmentsAddedSchema(Schema):
+    items = fields.List(fields.Nested(AttachmentSchema), metadata={"description": "the files sent, in their order"})
+
+
+class AttachmentUploadSchema(Schema):
+    """The multipart/form-data body of an upload (for the document: the view reads the parts itself)."""
+
+    file = fields.List(
+        Upload(), required=True, metadata={"description": "one or more files (a `file` part each), 10 MiB at most"}
+    )
+    message_id = fields.String(
+        validate=validate.Length(1, 64), metadata={"description": "a message of the ticket's thread they come with"}
+    )

@@ -1,17 +1,21 @@
-"""The only module that touches intake's collections: tickets, topics, idempotency keys, timeline."""
+"""The only module that touches intake's collections: tickets, topics, idempotency keys, timeline, attachments."""
 
 from __future__ import annotations
 
+import hashlib
+import math
 import time
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, DESCENDING
+from bson import Binary
+from pymongo import ASCENDING, DESCENDING, ReplaceOne
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.intake.domain import DEFAULT_TOPICS, Ticket
 from shared import outbox
 from shared.access import ListScope
+from shared.clock import now
 from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
 from shared.mongo import ensure_document, next_sequence
@@ -39,6 +43,7 @@ _TICKET_FIELDS = (
 )
 
 NEWEST_TICKETS_FIRST = Paginator((Key("n", "number", int),), descending=True)
+DUPLICATE_KEY = 11000  # MongoDB's error code
 NOTIFICATION_TYPES = ("notification.sent", "notification.failed")
 OLDEST_EVENTS_FIRST = Paginator((Key("at", "occurred_at", datetime), Key("id", "_id", str)))
 NEWEST_MAILS_FIRST = Paginator((Key("at", "received_at", datetime), Key("id", "_id", str)), descending=True)
@@ -242,3 +247,141 @@ def _scoped(filters: dict, scope: ListScope | None) -> dict:
     if scope.agent_id:
         return {**filters, "$or": [{"team": {"$in": list(scope.teams)}}, {"assignee.agent_id": scope.agent_id}]}
     return {**filters, "_id": {"$in": []}}
+
+
+class BlobDamaged(RuntimeError):
+    """A stored blob's chunks do not add up to what its metadata says (a chunk lost or overwritten)."""
+
+
+class BlobStore:
+    """Bytes of any size, like GridFS: chunks of at most 255 KiB in `blob_chunks` ({_id: "<blob_id>:<n>",
+    blob_id, n, data}), and one document of metadata per blob in `blobs`, written after the last chunk.
+
+    So a blob exists only once whole: a put that died half-way left chunks that nothing reads, and the next put
+    of that blob_id writes them again. No transaction and no TTL index (FerretDB v1 has neither); reads go by
+    _id, the one key FerretDB looks up without a scan (docs/benchmarks.md: why not pymongo's gridfs).
+    """
+
+    CHUNK_BYTES = 255 * 1024
+    CHUNKS_PER_WRITE = 16  # about 4 MiB a round trip, far below a wire message's 48 MB
+
+    def __init__(self, db: Database) -> None:
+        self.blobs = db["blobs"]
+        self.chunks = db["blob_chunks"]
+
+    def ensure_indexes(self) -> None:
+        self.chunks.create_index([("blob_id", ASCENDING), ("n", ASCENDING)])  # for people looking; reads use _id
+
+    def put(self, blob_id: str, data: bytes, meta: dict) -> None:
+        """Store the bytes under blob_id, once: a blob_id already stored is left as it is (ids name their bytes)."""
+        if self.blobs.find_one({"_id": blob_id}, {"_id": 1}) is not None:
+            return
+        count = math.ceil(len(data) / self.CHUNK_BYTES)
+        for first in range(0, count, self.CHUNKS_PER_WRITE):
+            self._write_chunks(
+                [self._chunk(blob_id, n, data) for n in range(first, min(first + self.CHUNKS_PER_WRITE, count))]
+            )
+        digest = hashlib.sha256(data).hexdigest()
+        document = {"_id": blob_id, "length": len(data), "chunks": count, "chunk_bytes": self.CHUNK_BYTES}
+        ensure_document(self.blobs, {**document, "sha256": digest, "meta": dict(meta), "created_at": now()})
+
+    def _write_chunks(self, chunks: list[dict]) -> None:
+        """Insert the chunks; one left by an earlier put that died half-way is written again, in case it differs.
+
+        Inserts, not upserts, first: FerretDB spends about a fifth less on them (docs/benchmarks.md).
+        """
+        try:
+            self.chunks.insert_many(chunks, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            again = [ReplaceOne({"_id": chunks[e["index"]]["_id"]}, chunks[e["index"]], upsert=True) for e in errors]
+            self.chunks.bulk_write(again, ordered=False)
+
+    def _chunk(self, blob_id: str, n: int, data: bytes) -> dict:
+        piece = data[n * self.CHUNK_BYTES : (n + 1) * self.CHUNK_BYTES]
+        return {"_id": f"{blob_id}:{n}", "blob_id": blob_id, "n": n, "data": Binary(piece)}
+
+    def meta(self, blob_id: str) -> dict | None:
+        """The meta given to put, with the blob's `length`, `sha256` and `created_at`; None for no (whole) blob."""
+        document = self.blobs.find_one({"_id": blob_id})
+        if document is None:
+            return None
+        return {**document["meta"], **{key: document[key] for key in ("length", "sha256", "created_at")}}
+
+    def read(self, blob_id: str) -> bytes | None:
+        """The bytes (checked against their length and sha256); None for no (whole) blob; BlobDamaged."""
+        document = self.blobs.find_one({"_id": blob_id})
+        if document is None:
+            return None
+        pieces = []
+        for n in range(document["chunks"]):  # one lookup by _id each: no scan, on FerretDB too
+            chunk = self.chunks.find_one({"_id": f"{blob_id}:{n}"}, {"data": 1})
+            if chunk is None:
+                raise BlobDamaged(f"blob {blob_id}: chunk {n} of {document['chunks']} is missing")
+            pieces.append(bytes(chunk["data"]))
+        data = b"".join(pieces)
+        if len(data) != document["length"] or hashlib.sha256(data).hexdigest() != document["sha256"]:
+            raise BlobDamaged(f"blob {blob_id}: its chunks do not match its length and sha256")
+        return data
+
+
+class AttachmentIdTaken(Exception):
+    """The attachment id is another ticket's: ids are the caller's, and this one is not free."""
+
+
+class AttachmentStore:
+    """Files attached to tickets: what they are in `attachments`, their bytes in the BlobStore
+    (blob id `attachment:<id>`). Ids come from the caller, deterministic (a mail redelivered, a form sent
+    twice), so putting the same attachment again makes nothing new."""
+
+    FIELDS = ("filename", "content_type", "size", "message_id", "created_at")
+
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
+        self.collection = db["attachments"]
+        self.blobs = blobs
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("ticket_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)])
+
+    def put(
+        self,
+        ticket_id: str,
+        attachment_id: str,
+        filename: str,
+        content_type: str,
+        data: bytes,
+        message_id: str | None,
+        source: str,
+    ) -> dict:
+        """Store the file (the bytes first, then its record) and return its item; the same id again: the item
+        stored before. AttachmentIdTaken when the id belongs to another ticket's file."""
+        existing = self.collection.find_one({"_id": attachment_id})
+        if existing is None:
+            self.blobs.put(self._blob_id(attachment_id), data, {"ticket_id": ticket_id, "attachment_id": attachment_id})
+            record = {"_id": attachment_id, "ticket_id": ticket_id, "filename": filename, "content_type": content_type,
+                      "size": len(data), "message_id": message_id, "source": source, "created_at": now()}  # fmt: skip
+            ensure_document(self.collection, record)
+            existing = self.collection.find_one({"_id": attachment_id})
+        if existing["ticket_id"] != ticket_id:
+            raise AttachmentIdTaken(attachment_id)
+        return self._item(existing)
+
+    def list(self, ticket_id: str) -> list[dict]:
+        """The ticket's attachments, oldest first."""
+        found = self.collection.find({"ticket_id": ticket_id}).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        return [self._item(document) for document in found]
+
+    def get(self, ticket_id: str, attachment_id: str) -> tuple[dict, bytes] | None:
+        """(item, bytes) of the ticket's attachment; None when the ticket has no such attachment."""
+        document = self.collection.find_one({"_id": attachment_id, "ticket_id": ticket_id})
+        data = self.blobs.read(self._blob_id(attachment_id)) if document else None
+        return (self._item(document), data) if data is not None else None
+
+    @staticmethod
+    def _blob_id(attachment_id: str) -> str:
+        return f"attachment:{attachment_id}"
+
+    def _item(self, document: dict) -> dict:
+        return {"id": document["_id"], **{key: document[key] for key in self.FIELDS}}

@@ -1,0 +1,442 @@
+"""Attachments: intake's blob and attachment stores on the real wire server, and its API for them (in-process,
+and one real gunicorn for what only a real server shows: a huge body refused before it is read)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+from urllib.parse import quote
+
+import pytest
+import requests
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
+from services.intake import domain, handlers
+from services.intake.store import AttachmentIdTaken, AttachmentStore, BlobDamaged, BlobStore
+from tests.harness import auth_header, requester_header
+from tests.integration.conftest import event_from
+
+PROBLEM_JSON = "application/problem+json"
+MIB = 1024 * 1024
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def intake(intake_app) -> handlers.Intake:
+    return intake_app.extensions["ticketflow.intake"]
+
+
+@pytest.fixture
+def blobs(intake) -> BlobStore:
+    return intake.blobs
+
+
+@pytest.fixture
+def attachments(intake) -> AttachmentStore:
+    return intake.attachments
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def problem(response, status: int) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    assert response.headers["Content-Type"] == PROBLEM_JSON
+    body = response.get_json(force=True)
+    assert body["status"] == status and body["detail"], body
+    return body
+
+
+def as_requester(ticket: dict) -> dict[str, str]:
+    return requester_header(ticket["requester"]["email"], ticket["id"])
+
+
+def upload(client, ticket: dict, files: list[tuple[str, bytes, str]], headers=None, **fields):
+    """POST the files ((name, bytes, content type) each, in `file` parts) as the ticket's requester."""
+    values = {"file": [FileStorage(io.BytesIO(body), name, content_type=kind) for name, body, kind in files], **fields}
+    boundary, body = encode_multipart(values)  # in memory: the test client would spool a large body to a file
+    return client.post(
+        f"/tickets/{ticket['id']}/attachments",
+        data=body,
+        headers=headers or as_requester(ticket),
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+
+
+def attach_one(client, ticket: dict, name: str, body: bytes, kind: str) -> dict:
+    response = upload(client, ticket, [(name, body, kind)])
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["items"][0]
+
+
+def download(client, ticket: dict, item: dict, headers=None):
+    return client.get(f"/tickets/{ticket['id']}/attachments/{item['id']}", headers=headers or as_requester(ticket))
+
+
+def learn(app, envelope: dict) -> None:
+    handlers.HANDLERS[envelope["type"]](app.extensions["ticketflow.intake"], envelope)
+
+
+def agent_of(app, teams: list[str]) -> str:
+    agent_id = unique("agent")
+    data = {"agent_id": agent_id, "name": "Agent", "email": f"{agent_id}@example.com", "teams": teams,
+            "lead_of": [], "available": True}  # fmt: skip
+    learn(app, event_from("assignment", "agent.updated", agent_id, data))
+    return agent_id
+
+
+def queue_in(app, ticket: dict, team: str) -> None:
+    data = {"agent_id": None, "agent_name": None, "agent_email": None, "team": team, "team_lead_email": None,
+            "previous_agent_id": None, "reason": "auto"}  # fmt: skip
+    learn(app, event_from("assignment", "ticket.assigned", ticket["id"], data))
+
+
+# --- BlobStore --------------------------------------------------------------------------------
+
+
+def test_a_blob_of_10_mib_comes_back_byte_for_byte_in_chunks_of_at_most_255_kib(blobs):
+    data, blob_id = os.urandom(domain.ATTACHMENT_MAX_BYTES), unique("blob")
+
+    blobs.put(blob_id, data, {"kind": "test"})
+
+    assert blobs.read(blob_id) == data
+    meta = blobs.meta(blob_id)
+    assert meta["kind"] == "test" and meta["length"] == len(data)
+    assert meta["sha256"] == hashlib.sha256(data).hexdigest()
+    sizes = [len(chunk["data"]) for chunk in blobs.chunks.find({"_id": {"$regex": f"^{blob_id}:"}}, {"data": 1})]
+    assert len(sizes) == 41 and max(sizes) == 255 * 1024 and sum(sizes) == len(data)
+
+
+def test_putting_a_blob_again_stores_nothing_new(blobs):
+    blob_id, data = unique("blob"), os.urandom(600 * 1024)
+    blobs.put(blob_id, data, {"n": 1})
+    stored = blobs.meta(blob_id)
+
+    blobs.put(blob_id, data, {"n": 2})
+    blobs.put(blob_id, b"other bytes", {"n": 3})  # an id names its bytes: the first put stands
+
+    assert blobs.read(blob_id) == data and blobs.meta(blob_id) == stored
+    assert blobs.blobs.count_documents({"_id": blob_id}) == 1
+    assert blobs.chunks.count_documents({"blob_id": blob_id}) == 3
+
+
+def test_a_half_written_blob_is_not_there_and_the_next_put_completes_it(blobs):
+    blob_id, data = unique("blob"), os.urandom(700 * 1024)
+    # a put that died after two chunks, one of them torn (not what the bytes say)
+    blobs.chunks.insert_one({"_id": f"{blob_id}:0", "blob_id": blob_id, "n": 0, "data": b"torn"})
+    blobs.chunks.insert_one({"_id": f"{blob_id}:1", "blob_id": blob_id, "n": 1, "data": data[255 * 1024 : 510 * 1024]})
+
+    assert blobs.read(blob_id) is None and blobs.meta(blob_id) is None
+
+    blobs.put(blob_id, data, {})
+    assert blobs.read(blob_id) == data
+    assert blobs.chunks.count_documents({"blob_id": blob_id}) == 3
+
+
+def test_an_empty_blob_is_a_blob(blobs):
+    blob_id = unique("blob")
+    blobs.put(blob_id, b"", {})
+    assert blobs.read(blob_id) == b"" and blobs.meta(blob_id)["length"] == 0
+    assert blobs.read(unique("none")) is None and blobs.meta(unique("none")) is None
+
+
+def test_a_damaged_chunk_is_reported_not_served(blobs):
+    blob_id, data = unique("blob"), os.urandom(300 * 1024)
+    blobs.put(blob_id, data, {})
+    blobs.chunks.update_one({"_id": f"{blob_id}:1"}, {"$set": {"data": b"x" * len(data[255 * 1024 :])}})
+    with pytest.raises(BlobDamaged):
+        blobs.read(blob_id)
+    blobs.chunks.delete_one({"_id": f"{blob_id}:1"})
+    with pytest.raises(BlobDamaged):
+        blobs.read(blob_id)
+
+
+# --- AttachmentStore --------------------------------------------------------------------------
+
+
+def test_an_attachment_put_again_is_the_same_one(attachments):
+    ticket_id, attachment_id = unique("ticket"), unique("att")
+    first = attachments.put(ticket_id, attachment_id, "a.pdf", "application/pdf", PDF, None, "email")
+
+    again = attachments.put(ticket_id, attachment_id, "b.txt", "text/plain", b"other", "m1", "email")
+
+    assert again == first
+    assert set(first) == {"id", "filename", "content_type", "size", "message_id", "created_at"}
+    assert first["id"] == attachment_id and first["size"] == len(PDF) and first["message_id"] is None
+    assert attachments.get(ticket_id, attachment_id) == (first, PDF)
+    assert attachments.collection.count_documents({"_id": attachment_id}) == 1
+    with pytest.raises(AttachmentIdTaken):
+        attachments.put(unique("ticket"), attachment_id, "a.pdf", "application/pdf", PDF, None, "email")
+
+
+def test_a_tickets_attachments_are_listed_oldest_first_and_only_its_own(attachments):
+    ticket_id, other = unique("ticket"), unique("ticket")
+    ids = [unique("att") for _ in range(3)]
+    for n, attachment_id in enumerate(ids):
+        attachments.put(ticket_id, attachment_id, f"{n}.txt", "text/plain", b"x" * (n + 1), None, "web")
+    attachments.put(other, unique("att"), "x.txt", "text/plain", b"x", None, "web")
+
+    listed = attachments.list(ticket_id)
+
+    assert [item["id"] for item in listed] == ids
+    assert [item["size"] for item in listed] == [1, 2, 3]
+    assert attachments.get(other, ids[0]) is None and attachments.list(unique("ticket")) == []
+
+
+# --- the API: list, download, rights -------------------------------------------------------------
+
+
+def test_a_requester_attaches_files_and_lists_and_downloads_them(client, make_ticket):
+    ticket = make_ticket()
+    response = upload(client, ticket, [("report.pdf", PDF, "application/pdf"), ("notes.txt", b"hello", "text/plain")])
+    assert response.status_code == 201, response.get_json()
+    items = response.get_json()["items"]
+    assert [(i["filename"], i["content_type"], i["size"], i["message_id"]) for i in items] == [
+        ("report.pdf", "application/pdf", len(PDF), None),
+        ("notes.txt", "text/plain", 5, None),
+    ]
+
+    listed = client.get(f"/tickets/{ticket['id']}/attachments", headers=as_requester(ticket)).get_json()
+
+    assert listed == {"items": items, "next_cursor": None}
+    assert all(set(item) == {"id", "filename", "content_type", "size", "message_id", "created_at"} for item in items)
+    got = download(client, ticket, items[0])
+    assert got.status_code == 200 and got.data == PDF and got.headers["Content-Type"] == "application/pdf"
+
+
+def test_who_may_see_a_tickets_attachments(client, make_ticket, intake_app):
+    ticket, others = make_ticket(), make_ticket()
+    queue_in(intake_app, ticket, "network")
+    item = attach_one(client, ticket, "a.pdf", PDF, "application/pdf")
+    in_team, elsewhere = agent_of(intake_app, ["network"]), agent_of(intake_app, ["hardware"])
+    readers = [as_requester(ticket), requester_header(ticket["requester"]["email"]), auth_header("admin"),
+               auth_header("portal"), auth_header("agent", in_team)]  # fmt: skip
+    strangers = [as_requester(others), requester_header(others["requester"]["email"]),
+                 requester_header(ticket["requester"]["email"], others["id"]), auth_header("agent", elsewhere),
+                 auth_header("agent", unique("unknown"))]  # fmt: skip
+    listing, file = f"/tickets/{ticket['id']}/attachments", f"/tickets/{ticket['id']}/attachments/{item['id']}"
+
+    for headers in readers:
+        assert client.get(listing, headers=headers).get_json()["items"] == [item]
+        assert client.get(file, headers=headers).data == PDF
+    for headers in strangers:  # 404, as for the ticket itself: its id is not even confirmed
+        problem(client.get(listing, headers=headers), 404)
+        problem(client.get(file, headers=headers), 404)
+        problem(upload(client, ticket, [("b.txt", b"hi", "text/plain")], headers=headers), 404)
+    problem(client.get(listing), 401)
+    problem(client.get(file), 401)
+    assert client.get(listing, headers=as_requester(ticket)).get_json()["items"] == [item]  # nothing added
+
+
+def test_unknown_tickets_and_files_are_404(client, make_ticket):
+    ticket, other = make_ticket(), make_ticket()
+    item = attach_one(client, other, "a.pdf", PDF, "application/pdf")
+    problem(client.get(f"/tickets/{unique('t')}/attachments", headers=auth_header("admin")), 404)
+    problem(client.get(f"/tickets/{ticket['id']}/attachments/{unique('a')}", headers=auth_header("admin")), 404)
+    # another ticket's file is not this ticket's, even for an admin
+    problem(client.get(f"/tickets/{ticket['id']}/attachments/{item['id']}", headers=auth_header("admin")), 404)
+
+
+def test_agents_and_admins_may_attach_but_not_the_portals_own_token(client, make_ticket, intake_app):
+    ticket = make_ticket()
+    queue_in(intake_app, ticket, "network")
+    agent = agent_of(intake_app, ["network"])
+    for headers in (auth_header("admin"), auth_header("agent", agent)):
+        assert upload(client, ticket, [("log.txt", b"log", "text/plain")], headers=headers).status_code == 201
+    body = problem(upload(client, ticket, [("log.txt", b"log", "text/plain")], headers=auth_header("portal")), 403)
+    assert "requester" in body["detail"]
+    assert (
+        len(client.get(f"/tickets/{ticket['id']}/attachments", headers=auth_header("admin")).get_json()["items"]) == 2
+    )
+
+
+# --- the API: what an upload may be ------------------------------------------------------------
+
+
+def test_a_file_of_10_mib_is_taken_and_one_byte_more_is_413_naming_it(client, make_ticket):
+    ticket = make_ticket()
+    exact = os.urandom(domain.ATTACHMENT_MAX_BYTES)
+    assert upload(client, ticket, [("exact.bin", exact, "application/octet-stream")]).status_code == 201
+
+    body = problem(upload(client, ticket, [("big one.bin", exact + b"!", "application/octet-stream")]), 413)
+
+    assert "big one.bin" in body["detail"] and "10 MiB" in body["detail"]
+    assert body["errors"]["file"]
+    assert (
+        len(client.get(f"/tickets/{ticket['id']}/attachments", headers=as_requester(ticket)).get_json()["items"]) == 1
+    )
+
+
+def test_files_over_25_mib_together_are_413_naming_the_one_that_tips_it_and_nothing_is_kept(client, make_ticket):
+    ticket = make_ticket()
+    part = os.urandom(8 * MIB + 512 * 1024)  # three of them: 25.5 MiB
+
+    body = problem(upload(client, ticket, [(f"{n}.bin", part, "application/octet-stream") for n in "abc"]), 413)
+
+    assert "c.bin" in body["detail"] and "25 MiB" in body["detail"]
+    assert client.get(f"/tickets/{ticket['id']}/attachments", headers=as_requester(ticket)).get_json()["items"] == []
+
+
+def test_a_body_over_the_upload_limit_is_413_before_it_is_read(client, make_ticket):
+    ticket = make_ticket()
+    response = client.post(
+        f"/tickets/{ticket['id']}/attachments",
+        data=b"x" * (27 * MIB),
+        headers={**as_requester(ticket), "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert "26 MiB" in problem(response, 413)["detail"]
+    # and the 1 MiB of every other route stays
+    assert "1 MiB" in problem(client.post("/tickets", data=b"{" * (MIB + 1), headers=auth_header("portal"),
+                                          content_type="application/json"), 413)["detail"]  # fmt: skip
+
+
+def test_no_file_an_empty_file_and_unknown_parts_are_422(client, make_ticket):
+    ticket = make_ticket()
+    path = f"/tickets/{ticket['id']}/attachments"
+    multipart = {"headers": as_requester(ticket), "content_type": "multipart/form-data"}
+
+    assert "file" in problem(client.post(path, data={}, **multipart), 422)["errors"]
+    assert "file" in problem(upload(client, ticket, [("empty.txt", b"", "text/plain")]), 422)["errors"]
+    assert "file" in problem(client.post(path, data={"file": "not a file"}, **multipart), 422)["errors"]
+    other = {"file": (io.BytesIO(b"x"), "a.txt"), "colour": "red"}
+    assert "colour" in problem(client.post(path, data=other, **multipart), 422)["errors"]
+    unknown = upload(client, ticket, [("a.txt", b"x", "text/plain")], message_id=unique("message"))
+    assert "message_id" in problem(unknown, 422)["errors"]
+    problem(client.post(path, json={"file": "x"}, headers=as_requester(ticket)), 400)
+    for content_type in ("multipart/form-data", "multipart/form-data; boundary=x"):  # no boundary; another one
+        garbled = client.post(
+            path, data=b"garbage\x00\xff", headers={**as_requester(ticket), "Content-Type": content_type}
+        )
+        assert "file" in problem(garbled, 422)["errors"]
+    assert client.get(path, headers=as_requester(ticket)).get_json()["items"] == []
+
+
+def test_files_go_with_a_message_of_the_requester_and_not_with_an_agents_reply(client, make_ticket, intake_app):
+    ticket = make_ticket()
+    message = client.post(f"/tickets/{ticket['id']}/messages", json={"body": "Here."}, headers=as_requester(ticket))
+    message_id = message.get_json()["id"]
+    reply = {"reply_id": unique("reply"), "agent_id": "jane", "agent_name": "Jane", "body": "Hi.",
+             "first_response": True}  # fmt: skip
+    learn(intake_app, event_from("assignment", "ticket.replied", ticket["id"], reply))
+
+    item = upload(client, ticket, [("a.png", PNG, "image/png")], message_id=message_id).get_json()["items"][0]
+    to_reply = upload(client, ticket, [("a.png", PNG, "image/png")], message_id=reply["reply_id"])
+
+    assert item["message_id"] == message_id
+    assert "message_id" in problem(to_reply, 422)["errors"]
+    by_admin = upload(client, ticket, [("b.png", PNG, "image/png")], auth_header("admin"), message_id=reply["reply_id"])
+    assert by_admin.get_json()["items"][0]["message_id"] == reply["reply_id"]
+
+
+def test_a_closed_ticket_takes_no_files(client, make_ticket):
+    ticket = make_ticket()
+    client.post(f"/tickets/{ticket['id']}/close", headers=as_requester(ticket))
+    problem(upload(client, ticket, [("a.txt", b"late", "text/plain")]), 409)
+
+
+def test_the_same_idempotency_key_stores_the_files_once(client, make_ticket):
+    ticket, key = make_ticket(), uuid.uuid4().hex
+    files = [("a.txt", b"one", "text/plain"), ("b.txt", b"two", "text/plain")]
+    headers = {**as_requester(ticket), "Idempotency-Key": key}
+
+    first = upload(client, ticket, files, headers=headers)
+    again = upload(client, ticket, files, headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json()
+    listed = client.get(f"/tickets/{ticket['id']}/attachments", headers=as_requester(ticket)).get_json()["items"]
+    assert listed == first.get_json()["items"]
+
+
+# --- the API: downloads that cannot run in a browser ---------------------------------------------
+
+
+def test_a_download_is_always_an_attachment_with_safe_headers(client, make_ticket):
+    ticket = make_ticket()
+    item = attach_one(client, ticket, "Résumé «final».pdf", PDF, "application/pdf")
+
+    response = download(client, ticket, item)
+
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;") and "inline" not in disposition
+    assert 'filename="Resume final.pdf"' in disposition  # the ASCII fallback
+    assert f"filename*=UTF-8''{quote('Résumé «final».pdf', safe='')}" in disposition
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert "no-store" in response.headers["Cache-Control"]
+    assert response.data == PDF
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "declared", "served"),
+    [
+        ("pixel.png", PNG, "image/png", "image/png"),
+        ("pixel.png", PNG, "text/html", "application/octet-stream"),  # a PNG declared as HTML
+        ("page.html", HTML, "text/html", "application/octet-stream"),
+        ("page.png", HTML, "image/png", "application/octet-stream"),  # HTML declared as a PNG
+        ("page.txt", HTML, "text/plain", "text/plain; charset=utf-8"),  # shown as text, never as a page
+        ("drawing.svg", SVG, "image/svg+xml", "application/octet-stream"),
+        ("data.xml", b"<?xml version='1.0'?><a/>", "application/xml", "application/octet-stream"),
+        ("run.js", b"alert(1)", "text/javascript", "application/octet-stream"),
+        ("doc.pdf", PDF, "application/pdf", "application/pdf"),
+        ("doc.pdf", b"not a pdf", "application/pdf", "application/octet-stream"),
+        ("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "image/jpg", "image/jpeg"),
+        ("sheet.xlsx", b"PK\x03\x04" + b"\x00" * 26, "application/vnd.openxmlformats-officedocument.spreadsheetml"
+         ".sheet", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        ("binary.txt", b"\x00\x01\x02", "text/plain", "application/octet-stream"),
+    ],
+)  # fmt: skip
+def test_the_content_type_served_is_the_declared_one_only_when_the_bytes_agree(
+    client, make_ticket, name, body, declared, served
+):
+    ticket = make_ticket()
+    item = attach_one(client, ticket, name, body, declared)
+
+    response = download(client, ticket, item)
+
+    assert response.headers["Content-Type"] == served
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert response.data == body
+
+
+def test_names_lose_their_folders_and_control_characters(client, make_ticket):
+    ticket = make_ticket()
+    item = attach_one(client, ticket, "../../evil\u202egnp.exe", PNG, "image/png")
+    assert item["filename"] == "evilgnp.exe"
+    assert 'filename="evilgnp.exe"' in download(client, ticket, item).headers["Content-Disposition"]
+
+
+# --- a real server ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_under_gunicorn_a_huge_upload_is_refused_early_with_problem_json(spawn_api, intake_app, client, make_ticket):
+    api = spawn_api("intake")
+    ticket = make_ticket()
+    url = f"{api.url}/tickets/{ticket['id']}/attachments"
+    huge = b"x" * (40 * MIB)
+
+    with_length = requests.post(url, files={"file": ("huge.bin", huge)}, headers=as_requester(ticket), timeout=30)
+
+    def chunks():  # no Content-Length: the server stops reading at the limit
+        for start in range(0, len(huge), MIB):
+            yield huge[start : start + MIB]
+
+    multipart = {**as_requester(ticket), "Content-Type": "multipart/form-data; boundary=b"}
+    chunked = requests.post(url, data=chunks(), headers=multipart, timeout=30)
+    for response in (with_length, chunked):
+        assert response.status_code == 413, response.text[:300]
+        assert response.headers["Content-Type"] == PROBLEM_JSON
+    small = requests.post(url, files={"file": ("ok.txt", b"fine", "text/plain")}, headers=as_requester(ticket),
+                          timeout=30)  # fmt: skip
+    assert small.status_code == 201, small.text
