@@ -106,6 +106,7 @@ async def serve(svc: Intake, settings: Settings, stop: asyncio.Event) -> None:
 def main() -> None:
     settings = load_settings()
     configure_logging(settings)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's: every SMTP command at INFO
     svc = handlers.bootstrap(settings)
     wait_for(svc.ensure_storage, "MongoDB")
     stopping = threading.Event()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import smtplib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from email import policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import urlsplit
@@ -14,6 +15,8 @@ from urllib.parse import urlsplit
 from tests.harness import TcpProxy, wait_until
 from ticketflow.cli import mail_command
 from ticketflow.local import free_port, port_answers
+
+SMTP_POLICY = policy.SMTP
 
 
 def start_mail(spawn, **env):
@@ -44,7 +47,7 @@ def send(port: int, message: EmailMessage, to: str = "help@help.example.com") ->
         code, answer = smtp.rcpt(to)
         if code != 250:
             return code, answer
-        return smtp.data(message.as_bytes())
+        return smtp.data(message.as_bytes(policy=SMTP_POLICY))  # CRLF line ends, as MTAs send
 
 
 def sender() -> str:
