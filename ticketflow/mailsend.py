@@ -23,7 +23,7 @@ def build(sender: str, to: str, subject: str, body: str, reply_to: Path | None =
     mail["Date"] = format_datetime(datetime.now(UTC))
     mail["Message-ID"] = make_msgid(domain="ticketflow-cli.localhost")
     if reply_to is not None:
-        original = BytesParser(policy=policy.default).parse(reply_to.open("rb"))
+        original = BytesParser(policy=policy.default).parsebytes(reply_to.read_bytes())
         original_id = str(original.get("Message-ID", "")).strip()
         subject = subject or str(original.get("Subject", ""))
         if not subject.lower().startswith("re:"):
