@@ -183,12 +183,11 @@ def leaves(message: Message, limit: int = MAX_PARTS) -> list[Part]:
     while stack and seen <= limit:
         part, alternative = stack.pop()
         seen += 1
-        payload = part.get_payload()
-        if part.get_content_maintype() == "multipart" and isinstance(payload, list):
+        if part.get_content_maintype() == "multipart" and part.is_multipart():
             is_alternative = part.get_content_subtype() == "alternative"
             children = [
                 (child, (*alternative, (id(part), index)) if is_alternative else alternative)
-                for index, child in enumerate(payload)
+                for index, child in enumerate(part.get_payload())
                 if isinstance(child, Message)
             ]
             stack.extend(reversed(children))
@@ -204,9 +203,8 @@ def all_parts(message: Message, limit: int = MAX_PARTS) -> list[Message]:
     while stack and len(found) <= limit:
         part = stack.pop()
         found.append(part)
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            stack.extend(child for child in reversed(payload) if isinstance(child, Message))
+        if part.is_multipart():  # get_payload() of a leaf would decode it by its charset, whatever that is
+            stack.extend(child for child in reversed(part.get_payload()) if isinstance(child, Message))
     return found
 
 

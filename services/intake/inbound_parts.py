@@ -37,23 +37,17 @@ def payload(part: Message, where: str, defects: list[str]) -> bytes:
         data = None
     if any(isinstance(defect, errors.InvalidBase64LengthDefect) for defect in part.defects):
         defects.append(f"{where}: base64 could not be decoded, kept as raw bytes")
-    if isinstance(data, bytes):
-        return data
-    raw = part.get_payload()
-    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+    return data if isinstance(data, bytes) else b""
 
 
 def _serialized(part: Message, where: str, defects: list[str]) -> bytes:
     """An attached mail (or report block) as bytes again; compat32 writes the headers back as they came."""
-    inner = part.get_payload()
-    blocks = inner if isinstance(inner, list) else [inner]
     try:
-        return b"".join(
-            block.as_bytes(policy=policy.compat32)
-            if isinstance(block, Message)
-            else str(block).encode("utf-8", "surrogateescape")
-            for block in blocks
-        )
+        if not part.is_multipart():  # not parsed as a mail: its bytes (never get_payload(): it decodes by charset)
+            data = part.get_payload(decode=True)
+            return data if isinstance(data, bytes) else b""
+        blocks = [block for block in part.get_payload() if isinstance(block, Message)]
+        return b"".join(block.as_bytes(policy=policy.compat32) for block in blocks)
     except Exception as exc:
         defects.append(f"{where}: the attached mail could not be written back ({type(exc).__name__})")
         return b""

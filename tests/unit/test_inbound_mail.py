@@ -754,6 +754,24 @@ def test_an_unknown_charset_is_read_as_latin1_and_noted():
     assert "Subject header: unknown charset 'x-unknown', read as latin-1" in mail.defects
 
 
+@pytest.mark.parametrize("charset", [b"ISO-885\x009", b"punycode", b"idna", b"zlib_codec", b"undefined", b"utf-8\x00"])
+def test_odd_charsets_on_8bit_text_are_read_as_latin1_and_fast(charset):
+    body = b"caf\xe9 " * 200_000  # punycode decodes in quadratic time; a NUL in a codec name raises ValueError
+    raw = crlf(b"From: a@example.com\nContent-Type: text/plain; charset=") + charset + crlf(b"\n\n") + body
+    started = time.monotonic()
+    mail = read(raw)
+    assert time.monotonic() - started < 3
+    assert mail.text.startswith("caf\u00e9 caf\u00e9")
+    assert any("unknown charset" in defect for defect in mail.defects)
+    outer = crlf(b'From: a@example.com\nContent-Type: multipart/mixed; boundary="B"\n\n--B\n')
+    outer += crlf(b"Content-Type: text/plain\n\nsee attached\n--B\nContent-Type: message/rfc822\n\n")
+    outer += raw + crlf(b"\n--B--\n")
+    started = time.monotonic()
+    (eml,) = read(outer).attachments
+    assert time.monotonic() - started < 3
+    assert body[:100] in eml.data  # written back as the bytes it came as, never decoded by that charset
+
+
 def test_invalid_utf8_is_replaced_and_noted():
     raw = crlf(b"From: a@example.com\nContent-Type: text/plain; charset=utf-8\n\nbad \xff\xfe bytes\n")
     mail = read(raw)
