@@ -849,7 +849,7 @@ def mutate(raw: bytes, mutations: list) -> bytes:
     return raw
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(sorted(RAW_MAILS)), MUTATIONS)
 def test_mutated_real_mails_never_raise(name, mutations):
     assert_well_formed(parse(mutate(RAW_MAILS[name], mutations), envelope_sender=PERSON))
@@ -912,12 +912,14 @@ def test_deep_nesting_neither_recurses_out_nor_crawls():
 
 
 @pytest.mark.slow
-def test_a_30_mib_mail_parses_in_linear_memory():
-    data = random.Random(30).randbytes(22 * 1024 * 1024)
+def test_a_large_mail_parses_in_linear_memory():
+    """8 MiB of mail: quadratic copies would show as well as at 30 MiB (the listener refuses past 35), in a quarter
+    of the time."""
+    data = random.Random(30).randbytes(6 * 1024 * 1024)
     message = make_mail("The dump is attached.")
     message.add_attachment(data, maintype="application", subtype="octet-stream", filename="dump.bin")
     raw = message.as_bytes()
-    assert len(raw) > 29 * 1024 * 1024
+    assert len(raw) > 8 * 1024 * 1024
     tracemalloc.start()
     try:
         mail = parse(raw, envelope_sender=PERSON)
