@@ -135,6 +135,8 @@ class Dovecot:
         """`extra`: more settings, appended to the config (e.g. `imap_capability = IMAP4rev1` for a server without
         IDLE)."""
         self.root, self.binary, self.extra = root, binary, extra
+        if len(str(root / "run")) + len("/token-login/imap-urlauth") >= 108:  # sun_path's limit, the NUL included
+            raise ValueError(f"{root}: too long a path for Dovecot's sockets; use a shorter temporary folder")
         self.user, self.password = USER, PASSWORD
         self.port, self.tls_port = free_port(), free_port()
         self.proc: subprocess.Popen | None = None

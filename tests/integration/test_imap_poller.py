@@ -212,8 +212,9 @@ def test_run_renews_idle_every_poll_seconds_and_retries_a_failed_delivery(
     assert "connecting again" not in caplog.text  # leaving IDLE and entering it again kept the connection
 
 
-def test_run_polls_a_server_without_idle_every_poll_seconds(tmp_path, deliveries, start_poller):
-    with running_dovecot(tmp_path / "dovecot", extra="imap_capability = IMAP4rev1 LITERAL+") as server:
+def test_run_polls_a_server_without_idle_every_poll_seconds(tmp_path_factory, deliveries, start_poller):
+    # tmp_path_factory: a test's own tmp_path, named after it, is too long a path for Dovecot's sockets
+    with running_dovecot(tmp_path_factory.mktemp("dovecot"), extra="imap_capability = IMAP4rev1 LITERAL+") as server:
         with server.client() as imap:
             assert "IDLE" not in imap.capability()[1][0].decode()
         start_poller(poller_for(server, "INBOX", deliveries, poll_seconds=0.2))
