@@ -17,12 +17,12 @@ TEST_SEED ?=
 TEST_ORDER := $(if $(TEST_SEED),-p randomly --randomly-seed=$(TEST_SEED),-p no:randomly)
 
 # Tests bring their own FerretDB / broker unless TEST_MONGO_URL / TEST_AMQP_URL point elsewhere; the browser
-# tests (tests/browser) need Debian's chromium.
-TEST_DEPS := venv $(if $(TEST_MONGO_URL),,tools) $(if $(TEST_AMQP_URL),,test-rabbitmq) chromium
+# tests (tests/browser) need Debian's chromium, intake's IMAP tests Debian's dovecot (private instances).
+TEST_DEPS := venv $(if $(TEST_MONGO_URL),,tools) $(if $(TEST_AMQP_URL),,test-rabbitmq) chromium dovecot
 # `run` needs FerretDB only when it is to start one itself (MONGO_URL unset).
 RUN_DEPS := venv $(if $(MONGO_URL),,tools) rabbitmq
 
-.PHONY: venv run status test lint fmt tools rabbitmq test-rabbitmq chromium clean
+.PHONY: venv run status test lint fmt tools rabbitmq test-rabbitmq chromium dovecot clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ test-rabbitmq:
 # Debian's chromium for the browser tests (apt-get install when it is not on PATH); Playwright downloads none.
 chromium:
 	scripts/ensure-chromium.sh
+
+# Debian's Dovecot for intake's IMAP tests (apt-get install when it is not installed); the system service stays
+# stopped and disabled: the tests start private instances (tests/mailserver.py).
+dovecot:
+	scripts/ensure-dovecot.sh
 
 test: $(TEST_DEPS)
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup $(TEST_ORDER) $(PYTEST_ARGS)
