@@ -12,7 +12,10 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.harness import TcpProxy, wait_until
+from tests.mailserver import running_dovecot
 from ticketflow.cli import mail_command
 from ticketflow.local import free_port, port_answers
 
@@ -108,3 +111,24 @@ def test_sigterm_stops_the_process_cleanly(spawn):
     mail = start_mail(spawn)
     assert mail.stop(timeout=20) == 0
     assert "mail in: stopped" in mail.log_text()
+
+
+@pytest.fixture(scope="module")
+def dovecot(tmp_path_factory):
+    with running_dovecot(tmp_path_factory.mktemp("dovecot")) as server:
+        yield server
+
+
+def test_mail_in_a_polled_imap_mailbox_opens_a_ticket_once_and_is_then_seen(spawn, dovecot, intake_db):
+    """Dovecot's INBOX polled by the mail process; the same mail also relayed over SMTP makes one ticket."""
+    mail = start_mail(spawn, TICKETFLOW_IMAP_URL=dovecot.imap_url, TICKETFLOW_IMAP_POLL_SECONDS="1")
+    address = sender()
+    message = new_mail(address, "Printer on floor 2")
+    message["Return-Path"] = f"<{address}>"
+    dovecot.append(message.as_bytes(policy=SMTP_POLICY))
+    ticket = wait_until(lambda: intake_db.tickets.find_one({"requester.email": address}), timeout=30)
+    assert (ticket["subject"], ticket["source"]) == ("Printer on floor 2", "email")
+    wait_until(lambda: any("\\Seen" in flags and address.encode() in raw for flags, raw in dovecot.messages("INBOX")),
+               timeout=30, message="the polled mail is marked seen once stored")  # fmt: skip
+    assert send(mail.port, message)[0] == 250  # the same Message-ID over SMTP: received before
+    assert intake_db.tickets.count_documents({"requester.email": address}) == 1
