@@ -212,3 +212,14 @@ def test_a_form_too_large_to_read_is_refused_with_a_page(portal_system):  # noqa
         assert answer.status_code == 413 and answer.headers["Content-Type"].startswith("text/html")
         assert f"<h1>{title}</h1>" in answer.text
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+
+
+def test_a_form_with_files_still_needs_its_csrf_token(portal_system):  # noqa: F811
+    system, email = portal_system, unique_email("mal")
+    form = {"name": "Mal", "email": email, "topic": "network", "subject": "Free money", "description": "Open it.",
+            "form_key": "0123456789abcdef"}  # fmt: skip
+
+    answer = requests.post(f"{system.portal}/tickets", data=form, files={"files": ("a.txt", b"hi")}, timeout=15)
+
+    assert answer.status_code == 403 and "This form has expired" in answer.text
+    assert system.call("GET", "intake", "/tickets", params={"requester_email": email})["items"] == []
