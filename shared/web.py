@@ -21,7 +21,7 @@ from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
 from marshmallow import Schema, fields
 from pymongo.errors import ConnectionFailure, PyMongoError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from shared import metrics, mongo
 from shared.auth import AuthError, Principal, decode_token
@@ -48,6 +48,13 @@ SLUGS = {
     500: "internal-error",
     503: "unavailable",
 }
+
+
+class BodyTooLarge(RequestEntityTooLarge):
+    """A body over its route's limit, refused before any of it is read: problem+json, or a page where a service
+    renders its errors as pages (the portal's)."""
+
+    name = "Payload too large"
 
 
 class ProblemSchema(Schema):
@@ -184,7 +191,7 @@ def _install_hooks(
         limit = body_limit(request.method, request.path)
         request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
-            return problem(413, "Payload too large", f"The body is larger than {limit / (1024 * 1024):g} MiB.")
+            raise BodyTooLarge(f"The body is larger than {limit / (1024 * 1024):g} MiB.")
         has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
         if not json_only(request.path):
             return None

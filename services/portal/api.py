@@ -15,7 +15,7 @@ from services.portal.schemas import AccountCreateSchema, AccountSchema
 from services.portal.views import admin, auth, console, health, reports, requester
 from shared.config import Settings, load_settings
 from shared.errors import Problem
-from shared.web import ServiceApi, create_service_app, ensure_storage_once, require_roles
+from shared.web import MAX_BODY, ServiceApi, create_service_app, ensure_storage_once, require_roles
 
 DESCRIPTION = """The web portal's JSON API: accounts of agents and admins (for ops scripts).
 
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, urls: dict[str, str] | None = N
         broker=False,
         json_only=lambda path: path.startswith("/api/"),
         api_class=PortalApi,
+        body_limit=lambda method, path: pages.FORM_WITH_FILES_MAX if pages.takes_files(method, path) else MAX_BODY,
     )
     app.extensions["ticketflow.portal"] = svc
     app.jinja_env.autoescape = True

@@ -91,22 +91,37 @@ class Services:
         params: dict | None = None,
         headers: dict | None = None,
         request_id: str | None = None,
+        files: list | None = None,
+        data: dict | None = None,
     ) -> dict:
-        """The JSON answer of a 2xx; Refused for a 4xx; Unreachable otherwise."""
+        """The JSON answer of a 2xx; Refused for a 4xx; Unreachable otherwise.
+
+        `files` and `data`: a multipart/form-data body instead of JSON (requests' own arguments).
+        """
+        response = self._send(service, method, path, actor, headers, request_id, json=json, params=params,
+                              files=files, data=data)  # fmt: skip
+        return _json(response)
+
+    def stream(self, service: str, path: str, actor: Actor, request_id: str | None = None) -> requests.Response:
+        """GET a 2xx answer whose body is not read yet, to pass on as it comes (close it when done); Refused for a
+        4xx; Unreachable otherwise."""
+        return self._send(service, "GET", path, actor, None, request_id, stream=True)
+
+    def _send(self, service, method, path, actor, headers, request_id, params=None, **kwargs) -> requests.Response:
         sent = {"Authorization": f"Bearer {actor.token(self.secret)}", **(headers or {})}
         if request_id:
             sent["X-Request-ID"] = request_id
         params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         try:
             response = self._session().request(
-                method, self.urls[service] + path, json=json, params=params, headers=sent, timeout=TIMEOUT
+                method, self.urls[service] + path, params=params, headers=sent, timeout=TIMEOUT, **kwargs
             )
         except requests.RequestException as exc:
             raise Unreachable(service, type(exc).__name__) from None
-        if response.status_code >= 500:
-            raise Unreachable(service, f"answered {response.status_code}")
-        body = _json(response)
         if response.status_code >= 400:
+            body = _json(response)  # reads the body, and so releases the connection of a stream
+            if response.status_code >= 500:
+                raise Unreachable(service, f"answered {response.status_code}")
             raise Refused(
                 status=response.status_code,
                 title=str(body.get("title") or response.reason),
@@ -114,7 +129,7 @@ class Services:
                 errors=body.get("errors") or {},
                 retry_after=response.headers.get("Retry-After"),
             )
-        return body
+        return response
 
     def probe(self, service: str, path: str = "/readyz", timeout: float = 2.0) -> tuple[int, dict] | None:
         """(status, JSON answer) of a probe that needs no token; None when nothing answers."""

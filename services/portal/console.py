@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.portal import domain
+from services.portal import attachments, domain
 from services.portal.client import Actor, Refused, path_id
 from services.portal.handlers import Portal, UserError
 from shared.clock import now
@@ -124,7 +124,7 @@ def ticket_view(svc: Portal, session: dict, ticket_id: str) -> domain.TicketView
         if refused.status != 404:
             raise
         work = {}  # assignment has not seen ticket.created yet
-    return domain.TicketView(ticket, work)
+    return domain.TicketView(ticket, work, attachments.listed(svc.services, who, ticket_id))
 
 
 def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict]:

@@ -156,6 +156,7 @@ class TicketView:
 
     ticket: dict
     work: dict = field(default_factory=dict)  # assignment's view: notes, history, agent, team
+    attachments: list[dict] = field(default_factory=list)  # intake's list of the ticket's files
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
@@ -198,3 +199,47 @@ def history_words(entry: dict) -> str:
     to = entry.get("to") or ""
     template = HISTORY_WORDS.get(entry.get("action", ""), entry.get("action", "changed it").replace("_", " "))
     return f"{entry.get('by') or 'the system'}: " + template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
+
+
+# Attachments: what intake takes (contract section 10), checked here first so that a form with files too large
+# is answered next to its file field before anything is sent.
+ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+ATTACHMENTS_MAX_BYTES = 25 * 1024 * 1024
+
+
+def file_problems(files: list[tuple[str, int]]) -> list[str]:
+    """What is wrong with the chosen files, (name, size) each, in words a person acts on (empty: they will do)."""
+    problems = [f"“{name}” is empty. Choose another file." for name, size in files if size == 0]
+    problems += [
+        f"“{name}” is larger than {size_words(ATTACHMENT_MAX_BYTES)}, the most a file may have."
+        for name, size in files
+        if size > ATTACHMENT_MAX_BYTES
+    ]
+    total = sum(size for _, size in files)
+    if not problems and total > ATTACHMENTS_MAX_BYTES:
+        problems.append(
+            f"The files are {size_words(total)} together, more than the {size_words(ATTACHMENTS_MAX_BYTES)} "
+            "that may be sent at once."
+        )
+    return problems
+
+
+def size_words(size: int) -> str:
+    """A file's size as people read it: 532 bytes, 12 KB, 1.5 MB (of 1024)."""
+    if size < 1024:
+        return "1 byte" if size == 1 else f"{size} bytes"
+    value, unit = (size / 1024, "KB") if size < 1024 * 1024 else (size / (1024 * 1024), "MB")
+    text = f"{value:.0f}" if value >= 100 else f"{value:.1f}".removesuffix(".0")
+    return f"{text} {unit}"
+
+
+def attachments_by_entry(ticket: dict, attachments: list[dict]) -> dict[str | None, list[dict]]:
+    """The ticket's files by the thread entry they came with (None: the ticket's opening, and any whose message
+    is not in the thread), oldest first, each with `by`: who sent them (that entry's author)."""
+    authors = {entry.get("id"): (entry.get("author") or {}).get("name") for entry in ticket.get("thread") or []}
+    grouped: dict[str | None, list[dict]] = {}
+    for item in sorted(attachments, key=lambda item: item.get("created_at") or ""):
+        entry = item.get("message_id") if item.get("message_id") in authors else None
+        by = authors[entry] if entry else (ticket.get("requester") or {}).get("name")
+        grouped.setdefault(entry, []).append({**item, "by": by, "size_words": size_words(item.get("size") or 0)})
+    return grouped

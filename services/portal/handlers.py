@@ -14,8 +14,8 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from services.portal import domain, mailing
-from services.portal.client import PORTAL, Actor, Refused, Services, path_id
+from services.portal import attachments, domain, mailing
+from services.portal.client import PORTAL, Actor, Refused, Services, Unreachable, path_id
 from services.portal.store import AccountExists, PortalStore
 from shared import links, mongo
 from shared.clock import now
@@ -194,11 +194,17 @@ def topics(svc: Portal) -> list[dict]:
     return svc.services.get("intake", "/topics", PORTAL)["items"]
 
 
-def open_ticket(svc: Portal, form: dict, idempotency_key: str, request_id: str | None) -> dict:
-    """Open the ticket (a repeat of the same form answers the same ticket); UserError with field errors."""
+def open_ticket(
+    svc: Portal, form: dict, idempotency_key: str, request_id: str | None, files: list[attachments.Chosen] | None = None
+) -> dict:
+    """Open the ticket (a repeat of the same form answers the same ticket); UserError with field errors.
+
+    The files are checked here (nothing is opened when they will not do) and sent by `attach_files`.
+    """
     fields = {name: (form.get(name) or "").strip() for name in ("name", "email", "topic", "subject")}
     fields["description"] = (form.get("description") or "").strip()
     errors = domain.ticket_form_problems(fields, {topic["id"] for topic in topics(svc)})
+    errors |= attachments.problems(files or [])
     if errors:
         raise UserError("Some answers need another look.", errors)
     body = {
@@ -231,11 +237,16 @@ def requester_ticket(svc: Portal, grant: dict) -> dict:
     return svc.services.get("intake", f"/tickets/{path_id(grant['id'])}", requester(grant))
 
 
-def add_message(svc: Portal, grant: dict, body: str, request_id: str | None) -> None:
-    if not body.strip():
-        raise UserError("Write your message first.", {"body": ["Write your message first."]})
+def add_message(
+    svc: Portal, grant: dict, body: str, request_id: str | None, files: list[attachments.Chosen] | None = None
+) -> dict:
+    """The requester's message (its thread entry); the files are checked here and sent by `attach_files`."""
+    errors = {"body": ["Write your message first."]} if not body.strip() else {}
+    errors |= attachments.problems(files or [])
+    if errors:
+        raise UserError(next(iter(errors.values()))[0], errors)
     try:
-        svc.services.post(
+        return svc.services.post(
             "intake",
             f"/tickets/{path_id(grant['id'])}/messages",
             requester(grant),
@@ -244,6 +255,24 @@ def add_message(svc: Portal, grant: dict, body: str, request_id: str | None) -> 
         )
     except Refused as refused:
         raise _user_error(refused) from None
+
+
+def attach_files(
+    svc: Portal, grant: dict, files: list[attachments.Chosen], message_id: str | None, key: str, request_id: str | None
+) -> list[dict]:
+    """Send the files to intake for the requester (with a message, or the ticket's opening); the same key again
+    stores nothing new. UserError when intake refuses them or cannot be reached: the ticket or message is sent."""
+    try:
+        return attachments.send(svc.services, requester(grant), grant["id"], files, message_id, key, request_id)
+    except Refused as refused:
+        raise UserError(refused.detail or refused.title, {"files": [refused.detail or refused.title]}) from None
+    except Unreachable:
+        message = "The files could not be sent just now. Please send them again with a new message."
+        raise UserError(message, {"files": [message]}, 503) from None
+
+
+def requester_attachments(svc: Portal, grant: dict) -> list[dict]:
+    return attachments.listed(svc.services, requester(grant), grant["id"])
 
 
 def close_ticket(svc: Portal, grant: dict, request_id: str | None) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 from functools import cache, wraps
 from pathlib import Path
@@ -19,7 +20,7 @@ from flask import Flask, Response, current_app, g, redirect, render_template, re
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
-from services.portal import handlers
+from services.portal import attachments, domain, handlers
 from services.portal.client import Refused, Unreachable
 from shared.events import parse_time
 
@@ -74,12 +75,19 @@ def install(app: Flask) -> None:
         session = getattr(g, "session", None)
         if session:
             return session["csrf"]
-        seed = request.cookies.get(csrf_cookie) or g.new_cookies.get(csrf_cookie)
+        new_cookies = g.setdefault("new_cookies", {})  # unset when a request was refused before `load` (413)
+        seed = request.cookies.get(csrf_cookie) or new_cookies.get(csrf_cookie)
         if not seed:
-            seed = g.new_cookies[csrf_cookie] = secrets.token_urlsafe(24)
+            seed = new_cookies[csrf_cookie] = secrets.token_urlsafe(24)
         return hmac.new(csrf_key, seed.encode(), hashlib.sha256).hexdigest()
 
-    app.jinja_env.globals.update(csrf_token=csrf_token, conversation=conversation, htmx_file=vendored("htmx.org"))
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token,
+        conversation=conversation,
+        htmx_file=vendored("htmx.org"),
+        max_file_bytes=domain.ATTACHMENT_MAX_BYTES,
+        max_total_bytes=domain.ATTACHMENTS_MAX_BYTES,
+    )
     app.jinja_env.filters["when"] = when
 
     @app.after_request
@@ -95,7 +103,8 @@ def install(app: Flask) -> None:
                 set_cookie(response, session_cookie, token, max_age=lifetime)
             else:
                 response.delete_cookie(session_cookie, path="/", secure=secure, httponly=True, samesite="Lax")
-        response.headers["Content-Security-Policy"] = CSP
+        if "Content-Security-Policy" not in response.headers:  # a download keeps intake's (sandbox)
+            response.headers["Content-Security-Policy"] = CSP
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -148,9 +157,11 @@ def when(value: str | None) -> str:
     return moment.strftime("%-d %b %Y, %H:%M UTC")
 
 
-def conversation(ticket: dict, work: dict) -> list[dict]:
-    """The requester's first words, the thread and the agents' internal notes, oldest first."""
+def conversation(ticket: dict, work: dict, attachments: list[dict] | None = None) -> list[dict]:
+    """The requester's first words, the thread and the agents' internal notes, oldest first; each with the files
+    that came with it (`files`: the opening's with the first words)."""
     requester = ticket.get("requester") or {}
+    files = domain.attachments_by_entry(ticket, attachments or [])
     entries = [
         {
             "kind": "requester",
@@ -158,6 +169,7 @@ def conversation(ticket: dict, work: dict) -> list[dict]:
             "role": "requester",
             "body": ticket.get("description"),
             "at": ticket.get("created_at"),
+            "files": files.get(None, []),
         }
     ]
     for entry in ticket.get("thread") or []:
@@ -171,6 +183,7 @@ def conversation(ticket: dict, work: dict) -> list[dict]:
                 "role": role,
                 "body": entry.get("body"),
                 "at": entry.get("created_at"),
+                "files": files.get(entry.get("id"), []),
             }
         )
     for note in work.get("notes") or []:
@@ -211,8 +224,30 @@ def page_error(error: HTTPException) -> Response:
         405: ("That did not work", "Go back and use the page's buttons and forms."),
         413: ("That is too much text", "Shorten what you wrote (at most 1 MB) and send it again."),
     }
+    if error.code == 413 and takes_files(request.method, request.path):
+        titles[413] = (
+            "Those files are too large",
+            f"A file may have {domain.size_words(domain.ATTACHMENT_MAX_BYTES)} and the files of one form "
+            f"{domain.size_words(domain.ATTACHMENTS_MAX_BYTES)} together. Go back and choose fewer or smaller files.",
+        )
     title, detail = titles.get(error.code or 500, (error.name, error.description or ""))
     return error_page(error.code or 500, title, detail)
+
+
+FORMS_WITH_FILES = re.compile(r"^/tickets(/[^/]+/messages)?$")  # the requester's new request and reply
+FORM_WITH_FILES_MAX = 40 * 1024 * 1024  # room for files past the limits, so they are answered next to the field
+
+
+def takes_files(method: str, path: str) -> bool:
+    return method == "POST" and FORMS_WITH_FILES.match(path) is not None
+
+
+def passed_on(upstream) -> Response:
+    """intake's download streamed on as it comes, with intake's headers (attachment, checked type, sandbox)."""
+    headers = {name: upstream.headers[name] for name in attachments.PASSED_ON if name in upstream.headers}
+    response = Response(upstream.iter_content(64 * 1024), status=200, headers=headers)
+    response.call_on_close(upstream.close)
+    return response
 
 
 def agent_required(view):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from services.portal import console, domain
+from services.portal import attachments, console, domain
 from services.portal.client import Refused
 from services.portal.handlers import UserError
-from services.portal.pages import agent_required, error_page, portal
+from services.portal.pages import agent_required, error_page, passed_on, portal
 
 blueprint = Blueprint("console", __name__, url_prefix="/console")
 FILTERS = ("status", "priority", "topic")
@@ -74,6 +74,7 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         page=page,
         ticket=page.view.ticket,
         work=page.view.work,
+        attachments=page.view.attachments,
         seen=page.view.snapshot().encode(),
         form=form or {},
         message=message,
@@ -116,4 +117,20 @@ def live(ticket_id: str):
         state = console.live(portal(), g.session, ticket_id, request.args.get("seen"), me.get("name") or "")
     except Refused:
         return "", 204
-    return render_template("console/_live.html", ticket=state["view"].ticket, work=state["view"].work, **state)
+    view = state["view"]
+    return render_template(
+        "console/_live.html", ticket=view.ticket, work=view.work, attachments=view.attachments, **state
+    )
+
+
+@blueprint.get("/tickets/<ticket_id>/attachments/<attachment_id>")
+@agent_required
+def attachment(ticket_id: str, attachment_id: str):
+    """A file of the ticket, streamed from intake with intake's headers (always a download), for who sees it."""
+    try:
+        upstream = attachments.fetch(
+            portal().services, console.actor(g.session), ticket_id, attachment_id, g.get("request_id")
+        )
+    except Refused:
+        return error_page(404, "No such file here", "It does not exist, or its ticket is not in your teams.")
+    return passed_on(upstream)

@@ -7,19 +7,25 @@ import uuid
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from services.portal import domain, handlers
-from services.portal.pages import error_page, portal, set_session
+from services.portal import attachments, domain, handlers
+from services.portal.pages import error_page, passed_on, portal, set_session
 from shared.links import LinkError
 
 blueprint = Blueprint("requester", __name__)
 FORM_KEY = re.compile(r"[A-Za-z0-9-]{8,64}")  # the page's Idempotency-Key, as the form carries it
 
 
-def _home(form: dict | None = None, errors: dict | None = None, message: str | None = None, status: int = 200):
+def _home(form=None, errors=None, message=None, status: int = 200, choose_again: bool = False):
+    """The home page; `choose_again`: the form came back with files, which no page can keep (they are chosen again)."""
     form = form or {}
     form.setdefault("form_key", uuid.uuid4().hex)  # the Idempotency-Key: a resubmitted form opens one ticket
     page = render_template(
-        "requester/home.html", topics=handlers.topics(portal()), form=form, errors=errors or {}, message=message
+        "requester/home.html",
+        topics=handlers.topics(portal()),
+        form=form,
+        errors=errors or {},
+        message=message,
+        choose_again=choose_again,
     )
     return page, status
 
@@ -36,12 +42,19 @@ def open_ticket():
     if not FORM_KEY.fullmatch(key):
         form.pop("form_key", None)
         return _home(form, message="This form has expired. Please check your answers and send it again.", status=400)
+    files = attachments.chosen(request.files.getlist("files"))
     try:
-        ticket = handlers.open_ticket(portal(), form, key, g.get("request_id"))
+        ticket = handlers.open_ticket(portal(), form, key, g.get("request_id"), files)
     except handlers.UserError as exc:
-        return _home(form, exc.errors, exc.message, exc.status)
-    _grant({"id": ticket["id"], "email": ticket["requester"]["email"]})
-    return redirect(url_for("requester.ticket", ticket_id=ticket["id"], notice="opened"), 303)
+        return _home(form, exc.errors, exc.message, exc.status, choose_again=bool(files))
+    grant = {"id": ticket["id"], "email": ticket["requester"]["email"]}
+    _grant(grant)
+    notice = "opened"
+    try:  # the form's key again: a resubmitted form attaches each file once
+        handlers.attach_files(portal(), grant, files, None, key, g.get("request_id"))
+    except handlers.UserError:
+        notice = "opened-without-files"
+    return redirect(url_for("requester.ticket", ticket_id=ticket["id"], notice=notice), 303)
 
 
 def _grant(grant: dict) -> None:
@@ -80,24 +93,28 @@ def _no_access():
     )
 
 
-def _ticket_page(grant: dict, form: dict | None = None, errors: dict | None = None, message=None, status=200):
+def _ticket_page(grant: dict, form=None, errors=None, message=None, status=200, choose_again: bool = False):
     ticket = handlers.requester_ticket(portal(), grant)
     title, explanation = domain.REQUESTER_STATUS.get(ticket["status"], (ticket["status"], ""))
     page = render_template(
         "requester/ticket.html",
         ticket=ticket,
+        files=domain.attachments_by_entry(ticket, handlers.requester_attachments(portal(), grant)),
         status_title=title,
         status_explanation=explanation,
         form=form or {},
         errors=errors or {},
         message=message,
         notice=NOTICES.get(request.args.get("notice", "")),
+        choose_again=choose_again,
     )
     return page, status
 
 
 NOTICES = {  # what a redirect after a change says (a fixed text: nothing from the address is shown)
     "opened": "Thank you. We have your request and have emailed you a receipt with a link to this page.",
+    "opened-without-files": "We have your request and have emailed you a receipt, but your files could not be "
+    "attached. Please send them with a reply below.",
     "sent": "Your message was sent.",
     "closed": "Your request is closed. Thank you.",
 }
@@ -120,11 +137,32 @@ def reply(ticket_id: str):
     if grant is None:
         return _no_access()
     body = request.form.get("body", "")
+    files = attachments.chosen(request.files.getlist("files"))
     try:
-        handlers.add_message(portal(), grant, body, g.get("request_id"))
+        entry = handlers.add_message(portal(), grant, body, g.get("request_id"), files)
     except handlers.UserError as exc:
-        return _ticket_page(grant, {"body": body}, exc.errors, exc.message, exc.status)
+        return _ticket_page(grant, {"body": body}, exc.errors, exc.message, exc.status, choose_again=bool(files))
+    try:  # the message's id as the key: its files are attached once
+        handlers.attach_files(portal(), grant, files, entry["id"], entry["id"], g.get("request_id"))
+    except handlers.UserError as exc:
+        message = "Your message was sent, but its files were not attached."
+        return _ticket_page(grant, {}, exc.errors, message, exc.status, choose_again=True)
     return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent", _anchor="conversation"), 303)
+
+
+@blueprint.get("/tickets/<ticket_id>/attachments/<attachment_id>")
+def attachment(ticket_id: str, attachment_id: str):
+    """A file of the requester's ticket, streamed from intake with intake's headers (always a download)."""
+    grant = _granted(ticket_id)
+    if grant is None:
+        return _no_access()
+    try:
+        upstream = attachments.fetch(
+            portal().services, handlers.requester(grant), ticket_id, attachment_id, g.get("request_id")
+        )
+    except handlers.Refused:
+        return error_page(404, "We cannot find this file", "It is not attached to this request.")
+    return passed_on(upstream)
 
 
 @blueprint.post("/tickets/<ticket_id>/close")

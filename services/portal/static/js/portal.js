@@ -9,6 +9,62 @@
     return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
   }
 
+  // A form's files are checked before it is sent (the portal checks them again): a choice that is too large
+  // is answered next to its field at once, with nothing typed lost and no megabytes sent first. Registered
+  // before the send-once guard below, which must not see a form that is not sent.
+  function megabytes(bytes) { return Math.round(bytes / 1048576) + " MB"; }
+
+  function fileProblem(input) {
+    var most = Number(input.getAttribute("data-max-file-bytes"));
+    var together = Number(input.getAttribute("data-max-total-bytes"));
+    var sum = 0;
+    for (var i = 0; i < input.files.length; i++) {
+      var file = input.files[i];
+      if (file.size === 0) return "\u201c" + file.name + "\u201d is empty. Choose another file.";
+      if (file.size > most) {
+        return "\u201c" + file.name + "\u201d is larger than " + megabytes(most) + ", the most a file may have.";
+      }
+      sum += file.size;
+    }
+    if (sum > together) {
+      return "The files are " + megabytes(sum) + " together, more than the " + megabytes(together) +
+        " that may be sent at once.";
+    }
+    return null;
+  }
+
+  function showFileProblem(input, text) {
+    var id = input.id + "-error";
+    var error = document.getElementById(id);
+    if (!error) {
+      error = document.createElement("p");
+      error.className = "field-error";
+      error.id = id;
+      input.parentNode.insertBefore(error, input);
+      input.setAttribute("aria-describedby", ((input.getAttribute("aria-describedby") || "") + " " + id).trim());
+    }
+    var hidden = document.createElement("span");
+    hidden.className = "visually-hidden";
+    hidden.textContent = "Error:";
+    error.replaceChildren(hidden, document.createTextNode(" " + text));
+    input.setAttribute("aria-invalid", "true");
+    if (input.parentNode.classList) input.parentNode.classList.add("field--error");
+    input.focus();
+  }
+
+  document.addEventListener("submit", function (event) {
+    var inputs = event.target.querySelectorAll("input[type=file][data-max-file-bytes]");
+    for (var i = 0; i < inputs.length; i++) {
+      var problem = inputs[i].files ? fileProblem(inputs[i]) : null;
+      if (problem) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        showFileProblem(inputs[i], problem);
+        return;
+      }
+    }
+  });
+
   // A form sends once: a double click does not post twice (the server is idempotent too).
   document.addEventListener("submit", function (event) {
     var form = event.target;
