@@ -19,7 +19,7 @@ from fnmatch import fnmatchcase
 
 from marshmallow import ValidationError
 
-from services.intake import inbound
+from services.intake import files, inbound
 from services.intake.domain import ATTACHMENT_MAX_BYTES, MAIL_MAX_BYTES, ThreadFull, Ticket, TicketClosed
 from services.intake.handlers import Intake, _recorded, change_ticket, get_ticket, within_rate_limit
 from services.intake.schemas import TicketCreateSchema
@@ -196,8 +196,8 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket) -> Outc
 def _store_attachments(svc: Intake, mail: inbound.InboundMail, ticket_id: str, message_id: str | None) -> None:
     for n, attachment in enumerate(mail.attachments):
         svc.attachments.put(
-            ticket_id, f"{_derived(mail, 'attachment')[:24]}-{n}", attachment.filename, attachment.content_type,
-            attachment.data, message_id, "email",
+            ticket_id, f"{_derived(mail, 'attachment')[:24]}-{n}", files.clean_filename(attachment.filename),
+            files.declared_type(attachment.content_type), attachment.data, message_id, "email",
         )  # fmt: skip
 
 
