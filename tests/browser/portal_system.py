@@ -11,6 +11,7 @@ makes its own tickets, so no test reads another's leftovers; the people below ar
 from __future__ import annotations
 
 import re
+import smtplib
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -25,8 +26,8 @@ from shared.config import SERVICE_PORTS, load_settings
 from tests.conftest import Spawner, _wait_healthy, own_namespace
 from tests.harness import auth_header, consumers_on, wait_until
 from tests.integration.notify_servers import SmtpRecorder
-from ticketflow.cli import api_command
-from ticketflow.local import free_port
+from ticketflow.cli import api_command, mail_command
+from ticketflow.local import free_port, port_answers
 
 PASSWORD = "correct horse battery staple"
 STAFF = {
@@ -43,6 +44,12 @@ class PortalSystem:
     urls: dict[str, str]
     smtp: SmtpRecorder
     handles: list = field(default_factory=list)
+    mail_in_port: int = 0  # intake's mail process (mail in) listens here
+
+    def send_mail(self, message) -> None:
+        """A mail to the help desk, as an MTA relays it to intake's mail process; returns once it is stored."""
+        with smtplib.SMTP("127.0.0.1", self.mail_in_port, timeout=30) as smtp:
+            assert smtp.send_message(message) == {}
 
     def call(self, method: str, service: str, path: str, role: str = "admin", agent_id: str | None = None, **kw):
         response = requests.request(
@@ -109,12 +116,15 @@ def _start(spawn: Spawner, recorder: SmtpRecorder, smtp_port: int, infra) -> Por
         api.url = urls[service]
         apis.append(api)
         spawn.worker(service, env=env)
+    mail_in_port = free_port()
+    spawn(mail_command(), env={**env, "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{mail_in_port}"}, name="intake-mail")
     for api in apis:
         _wait_healthy(api, 60)
+    wait_until(lambda: port_answers("127.0.0.1", mail_in_port), timeout=60)
     namespace = load_settings().namespace
     for service in SERVICE_PORTS:
         wait_until(lambda s=service: consumers_on(infra.amqp_url, f"{namespace}.{s}") >= 1, timeout=60)
-    system = PortalSystem(urls["portal"], urls, recorder, spawn.handles)
+    system = PortalSystem(urls["portal"], urls, recorder, spawn.handles, mail_in_port)
     _staff(system)
     return system
 

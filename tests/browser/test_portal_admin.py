@@ -16,6 +16,8 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -369,3 +371,41 @@ def test_an_admin_sees_what_a_stricter_draft_would_have_done(portal_system, new_
 def _sla_knows(system, ticket_id: str) -> bool:
     response = requests.get(f"{system.urls['sla']}/tickets/{ticket_id}", headers=auth_header("admin"), timeout=5)
     return response.status_code == 200 and response.json()["clocks"]["first_response"] is not None
+
+
+def test_mail_in_shows_on_the_ticket_and_on_the_admins_mail_page(portal_system, new_context, screenshot):  # noqa: F811
+    """A mail opens a ticket; a reply to it from a colleague is kept for the agents, not posted as the requester."""
+    system, requester, colleague = portal_system, unique_email("ana"), unique_email("bob")
+    first = EmailMessage()
+    first["From"], first["To"], first["Subject"] = f"Ana Ruiz <{requester}>", "network@example.com", "VPN drops hourly"
+    first["Message-ID"] = make_msgid(domain="client.example.com")
+    first.set_content("Since Monday the VPN drops every hour.")
+    system.send_mail(first)
+    (ticket,) = system.call("GET", "intake", "/tickets", params={"requester_email": requester})["items"]
+    other = EmailMessage()
+    other["From"], other["To"] = f"Bob Stone <{colleague}>", "network@example.com"
+    other["Subject"] = f"Re: [#{ticket['number']}] VPN drops hourly"
+    other["Message-ID"] = make_msgid(domain="client.example.com")
+    other.set_content("Same here, on the 3rd floor.\n\n> Since Monday the VPN drops every hour.")
+    system.send_mail(other)
+
+    admin = new_context().new_page()
+    sign_in(admin, system.portal, ADMIN_EMAIL)
+    admin.goto(f"{system.portal}/console/tickets/{ticket['id']}")
+    kept = admin.get_by_role("region", name="Mail not added to the conversation")
+    expect(kept).to_contain_text("Same here, on the 3rd floor.")
+    expect(kept).to_contain_text("not the ticket's requester")
+    expect(kept).not_to_contain_text("> Since Monday")
+    expect(admin.locator("#live")).not_to_contain_text("Same here")  # not in the conversation
+    assert_accessible(admin)
+    screenshot(admin, "console-kept-mail")
+
+    admin.goto(f"{system.portal}/admin/mail")
+    rows = admin.get_by_role("row").filter(has_text=colleague)
+    expect(rows.locator("td[data-label='Became']")).to_have_text(f"Kept for people to read #{ticket['number']}")
+    assert_accessible(admin)
+    both_widths(admin, screenshot, "admin-mail-in")
+    admin.get_by_label("Show").select_option("ticket")
+    admin.get_by_role("button", name="Show").click()
+    expect(admin.get_by_role("row").filter(has_text=requester)).to_have_count(1)
+    expect(admin.get_by_role("row").filter(has_text=colleague)).to_have_count(0)
