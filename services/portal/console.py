@@ -112,6 +112,7 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
         teams = svc.services.get("assignment", "/teams", who)["items"]
     mail = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/mail", who)["items"]
     kept = [m for m in mail if m["outcome"] in KEPT_MAIL]
+    timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept)
     return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept)
 
 

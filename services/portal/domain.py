@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from shared.events import parse_time
 
 ROLES = ("agent", "admin")
 PASSWORD_MIN = 12
@@ -243,3 +245,24 @@ def attachments_by_entry(ticket: dict, attachments: list[dict]) -> dict[str | No
         by = authors[entry] if entry else (ticket.get("requester") or {}).get("name")
         grouped.setdefault(entry, []).append({**item, "by": by, "size_words": size_words(item.get("size") or 0)})
     return grouped
+
+
+def timeline_with_files_and_mail(timeline: list[dict], attachments: list[dict], kept_mail: list[dict]) -> list[dict]:
+    """The ticket's events with its files and the mail kept about it, in the order they happened: files and kept
+    mail publish no event of their own, but belong in "what happened"."""
+    entries = [*timeline]
+    for item in attachments:
+        words = f"File {item.get('filename')} ({size_words(item.get('size') or 0)}) attached"
+        entries.append({"occurred_at": item.get("created_at"), "summary": words})
+    for mail in kept_mail:
+        sender = mail.get("sender") or "no sender"
+        words = f"Mail from {sender} not added to the conversation: {mail.get('reason')}"
+        entries.append({"occurred_at": mail.get("received_at"), "summary": words})
+    return sorted(entries, key=lambda entry: _moment(entry.get("occurred_at")))
+
+
+def _moment(value: str | None) -> datetime:
+    try:
+        return parse_time(value) if value else datetime.min.replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)

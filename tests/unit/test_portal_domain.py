@@ -98,3 +98,17 @@ def test_changes_since_name_what_others_did_and_leave_out_the_agents_own():
         "bob: set the status to waiting on requester",
     ]
     assert before.changes_since(seen, me="ada") == []
+
+
+def test_files_and_kept_mail_join_the_timeline_in_the_order_they_happened():
+    timeline = [{"occurred_at": "2026-11-30T09:00:00.000Z", "summary": "Ticket #100001 opened"},
+                {"occurred_at": "2026-11-30T09:05:00.000Z", "summary": "Assigned to ada"}]  # fmt: skip
+    files = [{"filename": "invoice.pdf", "size": 2048, "created_at": "2026-11-30T09:01:00.000Z"}]
+    kept = [{"sender": "bob@example.com", "reason": "not the requester", "received_at": "2026-11-30T09:10:00.000Z"}]
+    merged = domain.timeline_with_files_and_mail(timeline, files, kept)
+    assert [entry["summary"] for entry in merged] == [
+        "Ticket #100001 opened",
+        "File invoice.pdf (2 KB) attached",
+        "Assigned to ada",
+        "Mail from bob@example.com not added to the conversation: not the requester",
+    ]
