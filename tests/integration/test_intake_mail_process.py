@@ -72,14 +72,20 @@ def test_an_address_the_help_desk_does_not_serve_is_refused_550(spawn):
     assert send(mail.port, new_mail(sender()), to="network@help.example.com")[0] == 250
 
 
-def test_a_30_mib_attachment_is_refused_552_and_the_process_goes_on(spawn, intake_db):
+def test_a_30_mib_attachment_is_refused_552_and_a_5_mib_pdf_is_taken(spawn, intake_db):
     mail = start_mail(spawn)
     address = sender()
     big = new_mail(address, "Scan")
     big.add_attachment(bytes(30 * 1024 * 1024), maintype="application", subtype="pdf", filename="scan.pdf")
     assert send(mail.port, big)[0] == 552
     assert intake_db.tickets.count_documents({"requester.email": address}) == 0
-    assert mail.running and send(mail.port, new_mail(address))[0] == 250
+    document = new_mail(address, "Invoice")
+    document.add_attachment(b"%PDF-1.7\n" + bytes(5 * 1024 * 1024), maintype="application", subtype="pdf",
+                            filename="invoice.pdf")  # fmt: skip
+    assert mail.running and send(mail.port, document)[0] == 250  # 5 MiB: taken, the same process
+    (ticket,) = intake_db.tickets.find({"requester.email": address})
+    (stored,) = intake_db.attachments.find({"ticket_id": ticket["_id"]})
+    assert (stored["filename"], stored["size"]) == ("invoice.pdf", 5 * 1024 * 1024 + 9)
 
 
 def test_two_mail_processes_fed_the_same_mail_at_once_make_one_ticket(spawn, intake_db):
