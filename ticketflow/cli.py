@@ -219,6 +219,7 @@ def _run(args: argparse.Namespace) -> int:
         smtp_url=env.get("SMTP_URL"),
         amqp_url=amqp_url,
         mongo_url=env.get("MONGO_URL"),
+        inbound_smtp=intake_env["TICKETFLOW_INBOUND_SMTP"],
     )
     manager.loop()  # returns when one process ends or on Ctrl-C / SIGTERM, after stopping them all
     return manager.returncode or 0
@@ -281,6 +282,7 @@ def _print_banner(
     smtp_url: str | None = None,
     amqp_url: str | None = None,
     mongo_url: str | None = None,
+    inbound_smtp: str = INBOUND_SMTP,
 ) -> None:
     """What runs where; every URL's password shown as ***."""
     tool = "ticketflow" if shutil.which("ticketflow") else str(Path(sys.executable).with_name("ticketflow"))
@@ -301,11 +303,11 @@ def _print_banner(
         print(f"              each shows as a `mail |` line below; read them with: {tool} mail --last 5")
     else:
         print(f"  mail:       notify sends to {local.masked(smtp_url or '')} (SMTP_URL)")
-    print(f"  mail in:    intake takes mail on smtp://{INBOUND_SMTP} (a new mail opens a ticket, a reply adds to it):")
-    print(f"              {tool} send-mail --from you@example.com --subject 'VPN drops' --body 'Since this morning.'")
-    print(
-        f"              {tool} send-mail --from you@example.com --reply-to .run/mail/<receipt>.eml --body 'Still down.'"
-    )
+    smtp = "" if inbound_smtp == INBOUND_SMTP else f" --smtp {inbound_smtp}"
+    print(f"  mail in:    intake takes mail on smtp://{inbound_smtp} (a new mail opens a ticket, a reply adds to it):")
+    print(f"              {tool} send-mail{smtp} --from you@example.com --subject 'VPN drops' --body 'Since Monday.'")
+    reply = "--reply-to .run/mail/<receipt>.eml --body 'Still down.'"
+    print(f"              {tool} send-mail{smtp} --from you@example.com {reply}")
     print(f"  portal:     http://127.0.0.1:{PORTAL_PORT}/ (requesters)   http://127.0.0.1:{PORTAL_PORT}/login (agents)")
     print(f"  sign in:    {prefix}{tool} demo   prints the demo agents' and admin's passwords; or make an admin:")
     print(f"              {prefix}{tool} account create --email you@example.com --role admin")

@@ -290,7 +290,8 @@ class Mail(MethodView):
     @mail.response(200, InboundMailListSchema)
     def get(self, query):
         """Every inbound mail, newest first, with what it became and why (`outcome`: ticket, message, kept,
-        ignored). An addition to the contract (section 10): where an admin reads what mail in did not post."""
+        ignored, refused: polled from a mailbox and too big). An addition to the contract (section 10): where an
+        admin reads what mail in did not post."""
         items, cursor = inbox.mail_page(intake(), query.get("outcome"), query["limit"], query.get("cursor"))
         return {"items": items, "next_cursor": cursor}
 

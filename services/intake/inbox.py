@@ -97,6 +97,14 @@ def receive(svc: Intake, raw: bytes, envelope_sender: str, recipients: list[str]
     return outcome
 
 
+def record_refused(svc: Intake, raw: bytes, envelope_sender: str, reason: str) -> None:
+    """Keep a record of a mail refused for good that no sender will hear of (one polled from a mailbox): the
+    admins' "Mail in" page shows it, and the mail stays flagged in the mailbox."""
+    mail = inbound.parse(raw, envelope_sender, [], own_addresses=[svc.settings.notify_from])
+    record = _record(mail, Outcome("refused", f"{reason} Left flagged in the mailbox."))
+    svc.mails.finish(mail.key, {**record, "raw_blob": None})
+
+
 def _check_sizes(mail: inbound.InboundMail) -> None:
     for attachment in mail.attachments:
         if len(attachment.data) > ATTACHMENT_MAX_BYTES:
@@ -120,9 +128,13 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
             "kept", f"a reply from {mail.sender}, who is not the ticket's requester: kept for the agents",
             ticket.id, ticket.number,
         )  # fmt: skip
+    message_id = _derived(mail, "message")[:32]
+    if any(entry["id"] == message_id for entry in ticket.thread):  # delivered before, as far as the message
+        _store_attachments(svc, mail, ticket.id, message_id)
+        return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
     if ticket.status == "closed":
         return _open_ticket(svc, mail, follows=ticket)
-    return _add_message(svc, mail, ticket)
+    return _add_message(svc, mail, ticket, message_id)
 
 
 def _ticket_replied_to(svc: Intake, mail: inbound.InboundMail) -> Ticket | None:
@@ -161,23 +173,21 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
         within_rate_limit(svc, "tickets", mail.sender)
     except TooManyRequests as limited:
         return Outcome("kept", f"not opened: {limited.detail}")
-    _store_attachments(svc, mail, ticket_id, None)
     at = now()
     ticket = Ticket.open(ticket_id, svc.tickets.next_number(), request, at)
     if not svc.tickets.insert(ticket, _recorded(ticket, None, at)):
         ticket = svc.tickets.get(ticket_id)  # another mail process opened it at the same moment
+    _store_attachments(svc, mail, ticket.id, None)  # after the ticket: a crash before is completed on redelivery
     return Outcome("ticket", "opened a ticket", ticket.id, ticket.number)
 
 
-def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket) -> Outcome:
-    message_id = _derived(mail, "message")[:32]
+def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message_id: str) -> Outcome:
+    """The requester's reply on the ticket, then its files (a crash between: the redelivery stores them)."""
     body = _clip(redact_tokens(mail.text).strip(), TEXT_MAX) or "(The reply had no text.)"
-    if not any(entry["id"] == message_id for entry in ticket.thread):
-        try:
-            within_rate_limit(svc, "messages", mail.sender)
-        except TooManyRequests as limited:
-            return Outcome("kept", f"not added: {limited.detail}", ticket.id, ticket.number)
-    _store_attachments(svc, mail, ticket.id, message_id)
+    try:
+        within_rate_limit(svc, "messages", mail.sender)
+    except TooManyRequests as limited:
+        return Outcome("kept", f"not added: {limited.detail}", ticket.id, ticket.number)
 
     def write(ticket: Ticket):
         if any(entry["id"] == message_id for entry in ticket.thread):
@@ -190,13 +200,16 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket) -> Outc
         return _open_ticket(svc, mail, follows=svc.tickets.get(ticket.id))
     except ThreadFull as full:
         return Outcome("kept", f"not added: {full}", ticket.id, ticket.number)
+    _store_attachments(svc, mail, ticket.id, message_id)
     return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
 
 
 def _store_attachments(svc: Intake, mail: inbound.InboundMail, ticket_id: str, message_id: str | None) -> None:
+    """The mail's files on the ticket, ids derived from the mail and the ticket: once however often it comes."""
+    seed = _derived(mail, f"attachment:{ticket_id}")[:24]
     for n, attachment in enumerate(mail.attachments):
         svc.attachments.put(
-            ticket_id, f"{_derived(mail, 'attachment')[:24]}-{n}", files.clean_filename(attachment.filename),
+            ticket_id, f"{seed}-{n}", files.clean_filename(attachment.filename),
             files.declared_type(attachment.content_type), attachment.data, message_id, "email",
         )  # fmt: skip
 

@@ -29,6 +29,7 @@ from shared.runtime import configure_logging, wait_for
 log = logging.getLogger(__name__)
 STORE_TIMEOUT = "451 4.3.0 The help desk cannot store mail right now; please try again later"
 RECEIVERS = 4  # mails stored at once by one process (each waits mostly on the database)
+STOP_SECONDS = 50  # on SIGTERM, how long the mails being stored may take to be answered (k8s grace: 60 s)
 
 
 class InboundHandler:
@@ -36,6 +37,7 @@ class InboundHandler:
 
     def __init__(self, svc: Intake, executor: ThreadPoolExecutor) -> None:
         self.svc, self.executor = svc, executor
+        self.in_flight = 0  # mails being stored, not yet answered
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options) -> str:  # noqa: N802
         if not inbox.accepts(self.svc, address):
@@ -44,6 +46,13 @@ class InboundHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        self.in_flight += 1
+        try:
+            return await self._store(envelope)
+        finally:
+            self.in_flight -= 1
+
+    async def _store(self, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         sender = _address(envelope.mail_from or "")
         loop = asyncio.get_running_loop()
@@ -75,6 +84,7 @@ def imap_deliverer(svc: Intake):
         try:
             inbox.receive(svc, raw, envelope_sender, [])
         except inbox.MailRefused as refused:
+            inbox.record_refused(svc, raw, envelope_sender, refused.reason)
             raise PermanentFailure(refused.reason) from None
 
     return deliver
@@ -98,9 +108,12 @@ async def serve(svc: Intake, settings: Settings, stop: asyncio.Event) -> None:
     try:
         await stop.wait()
     finally:
-        server.close()
-        await server.wait_closed()
-        executor.shutdown(wait=True)  # a mail being stored is stored (and answered) before the process ends
+        server.close()  # no new connections; the mails being stored are stored and answered before the end
+        deadline = loop.time() + STOP_SECONDS
+        while handler.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)  # their answers written out
+        await asyncio.to_thread(executor.shutdown, True)
 
 
 def main() -> None:

@@ -159,7 +159,7 @@ class IdempotencyHeaderSchema(Schema):
     )
 
 
-MAIL_OUTCOMES = ("ticket", "message", "kept", "ignored")
+MAIL_OUTCOMES = ("ticket", "message", "kept", "ignored", "refused")  # refused: polled from a mailbox, too big
 
 
 class MailAttachmentSchema(Schema):

@@ -51,6 +51,11 @@ def test_a_mail_opens_a_ticket_and_a_reply_to_its_receipt_joins_the_thread(start
     assert len(system.ok("GET", "intake", "/tickets", params={"requester_email": requester})["items"]) == 1
     kept = system.ok("GET", "intake", f"/tickets/{ticket['id']}/mail")["items"]
     assert [m["outcome"] for m in kept] == ["ticket", "message", "ignored"]
+    # and no mail: the requester closes the ticket; once that email is there, the receipt and it are all they got
+    system.ok("POST", "intake", f"/tickets/{ticket['id']}/close", role="admin")
+    wait_until(lambda: len(system.emails_to(requester, ticket["number"])) >= 2, timeout=30)
+    to_requester = [m["Subject"] for m in list(system.smtp.received) if m["To"] == requester]
+    assert len(to_requester) == 2, to_requester  # no receipt for the out-of-office reply, nothing about it
     assert mail.running
 
 

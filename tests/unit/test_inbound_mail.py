@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
-import time
 import tracemalloc
 from email.message import EmailMessage
 
@@ -755,20 +754,17 @@ def test_an_unknown_charset_is_read_as_latin1_and_noted():
 
 
 @pytest.mark.parametrize("charset", [b"ISO-885\x009", b"punycode", b"idna", b"zlib_codec", b"undefined", b"utf-8\x00"])
+@pytest.mark.timeout(120)  # a quadratic crawl takes minutes; a linear parse, milliseconds
 def test_odd_charsets_on_8bit_text_are_read_as_latin1_and_fast(charset):
     body = b"caf\xe9 " * 200_000  # punycode decodes in quadratic time; a NUL in a codec name raises ValueError
     raw = crlf(b"From: a@example.com\nContent-Type: text/plain; charset=") + charset + crlf(b"\n\n") + body
-    started = time.monotonic()
     mail = read(raw)
-    assert time.monotonic() - started < 3
     assert mail.text.startswith("caf\u00e9 caf\u00e9")
     assert any("unknown charset" in defect for defect in mail.defects)
     outer = crlf(b'From: a@example.com\nContent-Type: multipart/mixed; boundary="B"\n\n--B\n')
     outer += crlf(b"Content-Type: text/plain\n\nsee attached\n--B\nContent-Type: message/rfc822\n\n")
     outer += raw + crlf(b"\n--B--\n")
-    started = time.monotonic()
     (eml,) = read(outer).attachments
-    assert time.monotonic() - started < 3
     assert body[:100] in eml.data  # written back as the bytes it came as, never decoded by that charset
 
 
@@ -881,32 +877,29 @@ def test_junk_in_the_headers_that_are_parsed_never_raises(sender, subject, conte
     ],
     ids=["From quotes", "From parentheses", "Content-Type quotes", "long To", "long References", "punycode"],
 )
+@pytest.mark.timeout(120)  # a quadratic crawl takes minutes; a linear parse, milliseconds
 def test_pathological_headers_are_cut_and_parse_fast(header):
-    started = time.monotonic()
     mail = parse(header + b"\r\nMessage-ID: <p@x>\r\n\r\nbody\r\n", envelope_sender=PERSON)
-    assert time.monotonic() - started < 3
     assert_well_formed(mail)
 
 
+@pytest.mark.timeout(120)  # a quadratic crawl takes minutes; a linear parse, milliseconds
 def test_too_many_parts_keep_the_text_without_parsing_each_part():
     raw = b'Content-Type: multipart/mixed; boundary="b"\r\nFrom: a@example.com\r\n\r\n'
     raw += b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" * 5000 + b"--b--\r\n"
-    started = time.monotonic()
     mail = parse(raw, envelope_sender=PERSON)
-    assert time.monotonic() - started < 3
     assert any("over 1000 MIME parts" in defect for defect in mail.defects)
     assert mail.sender == "a@example.com" and "x" in mail.full_text
 
 
+@pytest.mark.timeout(120)  # a quadratic crawl takes minutes; a linear parse, milliseconds
 def test_deep_nesting_neither_recurses_out_nor_crawls():
     depth = 3000
     raw = b'From: a@example.com\r\nContent-Type: multipart/mixed; boundary="b0"\r\n\r\n'
     for level in range(depth):
         raw += b'--b%d\r\nContent-Type: multipart/mixed; boundary="b%d"\r\n\r\n' % (level, level + 1)
     raw += b"--b%d\r\nContent-Type: text/plain\r\n\r\ndeep\r\n" % depth
-    started = time.monotonic()
     mail = parse(raw, envelope_sender=PERSON)
-    assert time.monotonic() - started < 3
     assert any("MIME boundaries" in defect for defect in mail.defects)
     assert_well_formed(mail)
 

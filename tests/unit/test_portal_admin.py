@@ -150,25 +150,25 @@ def test_a_what_if_refused_by_sla_shows_its_reasons_under_the_fields():
     assert refused.value.errors == {"calendar": ["Unknown calendar."]}
 
 
-def test_a_what_ifs_changed_tickets_are_named_by_number_and_subject_and_the_first_hundred_shown():
+def test_a_what_ifs_changed_tickets_are_named_by_number_and_subject_and_the_newest_hundred_shown():
     def change(n: int) -> dict:
         return {"ticket_id": f"t{n:03}", "clock": "first_response", "instance": 0, "current": {}, "draft": {}}
 
     class Intake(FakeServices):
         def get(self, service, path, actor, **params):
-            if path == "/tickets/t001":  # no longer shown to this admin
+            if path == "/tickets/t101":  # no longer shown to this admin
                 raise Refused(404, "Not Found", "")
             return super().get(service, path, actor, **params)
 
     answer = {"current": {"items": []}, "draft": {"items": []}, "changed": [change(n) for n in range(103)]}
-    services = Intake({("sla", "POST", "/policies/high/what-if"): answer, ("intake", "GET", "/tickets/t000"): {
+    services = Intake({("sla", "POST", "/policies/high/what-if"): answer, ("intake", "GET", "/tickets/t102"): {
         "number": 100042, "subject": "VPN drops"}})  # fmt: skip
     shown = sla.what_if(SimpleNamespace(services=services), ADMIN, "high", {"calendar": "24x7"})
     assert len(shown["changed"]) == 100 and shown["not_shown"] == 3
     assert shown["changed"][0]["ticket"] == {"number": 100042, "subject": "VPN drops"}
-    assert shown["changed"][1]["ticket"] is None and shown["changed"][1]["ticket_id"] == "t001"
+    assert shown["changed"][1]["ticket"] is None and shown["changed"][1]["ticket_id"] == "t101"
     looked_up = [call[2] for call in services.calls if call[0] == "intake"]
-    assert len(looked_up) == 99 and "/tickets/t100" not in looked_up  # t001 refused before it was kept
+    assert len(looked_up) == 99 and "/tickets/t002" not in looked_up  # t101 refused before it was kept
 
 
 def test_minutes_and_percents_in_words():

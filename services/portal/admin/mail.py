@@ -10,6 +10,7 @@ OUTCOMES = {  # intake's outcome -> what the page calls it
     "message": "Added to a ticket",
     "kept": "Kept for people to read",
     "ignored": "Automatic: nothing done",
+    "refused": "Refused (too big)",
 }
 
 

@@ -11,7 +11,7 @@ PRIORITIES = ("emergency", "high", "normal", "low")
 MINUTES = ("first_response_minutes", "next_response_minutes", "resolution_minutes")
 DAYS = (("mon", "Monday"), ("tue", "Tuesday"), ("wed", "Wednesday"), ("thu", "Thursday"),
         ("fri", "Friday"), ("sat", "Saturday"), ("sun", "Sunday"))  # fmt: skip
-SHOWN_CHANGES = 100  # changed tickets listed by number and subject; the rest are counted
+SHOWN_CHANGES = 100  # changed tickets listed (newest first) by number and subject; older ones are counted
 
 
 def policies(svc: Portal, session: dict) -> list[dict]:
@@ -58,7 +58,7 @@ def what_if(svc: Portal, session: dict, priority: str, form: dict) -> dict:
         answer = svc.services.post("sla", f"/policies/{path_id(priority)}/what-if", actor(session), policy_body(form))
     except Refused as refused:
         raise refusal(refused) from None
-    changed = answer["changed"]
+    changed = answer["changed"][::-1]  # newest first: sla lists them oldest first; the latest are what people know
     names = _tickets(svc, session, {change["ticket_id"] for change in changed[:SHOWN_CHANGES]})
     answer["changed"] = [change | {"ticket": names.get(change["ticket_id"])} for change in changed[:SHOWN_CHANGES]]
     answer["not_shown"] = max(0, len(changed) - SHOWN_CHANGES)
