@@ -17,11 +17,9 @@ mail answered 250 is one ticket.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import secrets
 import smtplib
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.intake_post import _cleanup, _declare_intake_queue, gunicorn, store_url  # noqa: E402
-from benchmarks.portal_post import SECRET, _intake_once  # noqa: E402
+from benchmarks.portal_post import SECRET, _intake_once, drive  # noqa: E402
 from ticketflow.local import free_port, port_answers  # noqa: E402
 
 BODY = "Since Monday the VPN drops every hour, for a minute or two.\n\n-- \nAna Ruiz\nACME Corp, floor 3\n"
@@ -69,8 +67,8 @@ def _thread(kind: str, port: int, deadline: float, out: list, run: str) -> None:
         smtp.quit()
 
 
-def _load(kind: str, port: int, seconds: float, threads: int, queue, run: str) -> None:
-    deadline, results = time.monotonic() + seconds, []
+def _load(kind: str, port: int, seconds: float, threads: int, queue) -> None:
+    deadline, results, run = time.monotonic() + seconds, [], uuid.uuid4().hex[:6]
     workers = [
         threading.Thread(target=_thread, args=(kind, port, deadline, results, f"{run}{n}")) for n in range(threads)
     ]
@@ -79,28 +77,6 @@ def _load(kind: str, port: int, seconds: float, threads: int, queue, run: str) -
     for worker in workers:
         worker.join()
     queue.put(results)
-
-
-def drive(kind: str, port: int, seconds: float, clients: int) -> dict:
-    _load(kind, port, 2.0, clients // 2, multiprocessing.Queue(), "warm")
-    queue = multiprocessing.Queue()
-    procs = [
-        multiprocessing.Process(target=_load, args=(kind, port, seconds, clients // 2, queue, f"p{n}"))
-        for n in range(2)
-    ]
-    for proc in procs:
-        proc.start()
-    results = [item for _ in procs for item in queue.get()]
-    for proc in procs:
-        proc.join()
-    latencies = sorted(latency for good, latency in results if good)
-    return {
-        "per_second": len(latencies) / seconds,
-        "accepted": len(latencies),
-        "errors": len(results) - len(latencies),
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
-    }
 
 
 def main() -> None:
@@ -130,10 +106,10 @@ def main() -> None:
             time.sleep(0.2)
         results = {}
         for kind, port in (("intake", intake_port), ("mail", smtp_port)):
-            results[kind] = found = drive(kind, port, args.seconds, args.clients)
-            print(f"{kind:>7}: {found['per_second']:8.1f} tickets/s  p50 {found['p50_ms']:6.1f} ms"
+            results[kind] = found = drive(kind, port, args.seconds, args.clients, load=_load)
+            print(f"{kind:>7}: {found['requests_per_second']:8.1f} tickets/s  p50 {found['p50_ms']:6.1f} ms"
                   f"  p99 {found['p99_ms']:6.1f} ms  errors {found['errors']}", flush=True)  # fmt: skip
-        ratio = results["mail"]["per_second"] / results["intake"]["per_second"]
+        ratio = results["mail"]["requests_per_second"] / results["intake"]["requests_per_second"]
         print(f"  ratio: {ratio:.2f} (mail / intake); {args.workers} gunicorn workers, {args.mail_processes} mail "
               f"processes, {args.clients} clients, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         from pymongo import MongoClient

@@ -417,6 +417,11 @@ def cleanup(state: dict, tmp: Path) -> None:
             step()
         except Exception as exc:  # noqa: BLE001 - clean up what can be cleaned up
             print(f"cleanup: {exc!r}", file=sys.stderr)
+    finish(state, tmp)
+
+
+def finish(state: dict, tmp: Path) -> None:
+    """The last of a cleanup: FerretDB stopped, the client closed, the temporary directory gone (or kept)."""
     ferretdb = state.get("ferretdb")
     if ferretdb is not None and ferretdb.poll() is None:
         ferretdb.terminate()

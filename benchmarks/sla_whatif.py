@@ -31,7 +31,6 @@ import json
 import os
 import random
 import secrets
-import shutil
 import signal
 import statistics
 import subprocess
@@ -47,6 +46,7 @@ import bson  # noqa: E402 - pymongo's
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.sla_deadlines import _delete_topology, _drop_database, finish  # noqa: E402
 from services.sla import handlers  # noqa: E402
 from services.sla.business_time import Calendar  # noqa: E402
 from services.sla.domain import ALWAYS, TicketClocks, default_policies  # noqa: E402
@@ -260,35 +260,7 @@ def cleanup(state: dict, tmp: Path) -> None:
             step()
         except Exception as exc:  # noqa: BLE001 - clean up what can be cleaned up
             print(f"cleanup: {exc!r}", file=sys.stderr)
-    ferretdb = state.get("ferretdb")
-    if ferretdb is not None and ferretdb.poll() is None:
-        ferretdb.terminate()
-        try:
-            ferretdb.wait(15)
-        except subprocess.TimeoutExpired:
-            ferretdb.kill()
-            ferretdb.wait()
-    mongo.close_client()
-    if state.get("keep"):
-        print(f"kept {tmp}", file=sys.stderr)
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _delete_topology(settings) -> None:
-    from ticketflow.cleanup import delete_topology
-
-    delete_topology(settings.amqp_url, settings.namespace)
-
-
-def _drop_database(settings) -> None:
-    from pymongo import MongoClient
-
-    client = MongoClient(settings.mongo_url, serverSelectionTimeoutMS=3000)
-    try:
-        client.drop_database(settings.database_name(handlers.SERVICE))
-    finally:
-        client.close()
+    finish(state, tmp)
 
 
 def main() -> int:

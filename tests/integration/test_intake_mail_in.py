@@ -277,3 +277,39 @@ def test_mail_about_a_ticket_is_for_agents_who_see_it(svc, client):
     assert client.get(f"/tickets/{ticket.id}/mail", headers=auth_header("agent", "nobody")).status_code == 404
     assert client.get("/mail", headers=auth_header("agent", "nobody")).status_code == 403
     assert client.get("/mail", query_string={"outcome": "lost"}, headers=auth_header("admin")).status_code == 422
+
+
+def test_a_reply_with_a_file_to_a_closed_ticket_opens_a_follow_up_that_holds_the_file(svc, client, intake_db):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    handlers.close_ticket(svc, ticket.id, "requester", None)
+    reply = reply_to(ticket, sender, "It is back; the log is attached.")
+    reply.add_attachment(b"line 1\n", maintype="text", subtype="plain", filename="vpn.log")
+    outcome = receive(svc, reply)
+    assert outcome.kind == "ticket" and outcome.ticket_id != ticket.id
+    (item,) = client.get(f"/tickets/{outcome.ticket_id}/attachments", headers=auth_header("admin")).get_json()["items"]
+    assert item["filename"] == "vpn.log" and intake_db.attachments.count_documents({"ticket_id": ticket.id}) == 0
+
+
+def test_a_reply_stored_as_far_as_its_message_is_completed_not_doubled_once_the_ticket_closed(svc, intake_db):
+    """A process died after adding the message, before recording the mail; the ticket was closed; the MTA retries."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    reply = reply_to(ticket, sender, "Still down.")
+    reply.add_attachment(b"line 1\n", maintype="text", subtype="plain", filename="vpn.log")
+    first = receive(svc, reply)
+    intake_db.inbound_mails.delete_one({"_id": inbox.inbound.parse(reply.as_bytes(), sender).key})
+    handlers.close_ticket(svc, ticket.id, "requester", None)
+    again = receive(svc, reply)
+    assert (first.kind, again.kind, again.ticket_id) == ("message", "message", ticket.id)
+    assert len(svc.tickets.get(ticket.id).thread) == 1
+    assert intake_db.tickets.count_documents({"requester.email": sender}) == 1
+    assert intake_db.attachments.count_documents({"ticket_id": ticket.id}) == 1
+
+
+def test_a_polled_mail_refused_for_good_is_on_the_admins_list(svc, client):
+    sender = address()
+    inbox.record_refused(svc, mail(sender, "A huge scan", "Attached.").as_bytes(), sender, "Too big.")
+    listed = client.get("/mail", query_string={"outcome": "refused"}, headers=auth_header("admin")).get_json()
+    (record,) = [m for m in listed["items"] if m["sender"] == sender]
+    assert record["subject"] == "A huge scan" and record["reason"] == "Too big. Left flagged in the mailbox."
