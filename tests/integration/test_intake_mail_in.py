@@ -313,3 +313,30 @@ def test_a_polled_mail_refused_for_good_is_on_the_admins_list(svc, client):
     listed = client.get("/mail", query_string={"outcome": "refused"}, headers=auth_header("admin")).get_json()
     (record,) = [m for m in listed["items"] if m["sender"] == sender]
     assert record["subject"] == "A huge scan" and record["reason"] == "Too big. Left flagged in the mailbox."
+
+
+def test_two_processes_past_the_first_look_at_the_same_moment_still_make_one_ticket_and_one_message(
+    svc, intake_db, monkeypatch
+):
+    """The race the concurrent tests may or may not hit, made certain: each delivery looks, finds nothing yet,
+    and writes; the second write finds the first's ticket (or message) and changes nothing."""
+    sender = address()
+    message = mail(sender, "VPN drops", "Since Monday.")
+    first = receive(svc, message)
+    intake_db.inbound_mails.delete_many({"sender": sender})  # as if the first had not recorded the mail yet
+    found = svc.tickets.find
+    monkeypatch.setattr(svc.tickets, "find", lambda ticket_id: None)  # nor stored its ticket, to the second
+    second = receive(svc, message)
+    assert (second.kind, second.ticket_id) == ("ticket", first.ticket_id)
+    assert intake_db.tickets.count_documents({"requester.email": sender}) == 1
+    monkeypatch.setattr(svc.tickets, "find", found)
+
+    ticket = svc.tickets.get(first.ticket_id)
+    reply = reply_to(ticket, sender, "Still down.")
+    receive(svc, reply)
+    intake_db.inbound_mails.delete_one({"_id": inbox.inbound.parse(reply.as_bytes(), sender).key})
+    monkeypatch.setattr(svc.tickets, "get", lambda ticket_id: ticket)  # the ticket as it was before the reply
+    monkeypatch.setattr(svc.tickets, "find", lambda ticket_id: ticket if ticket_id == ticket.id else None)
+    assert receive(svc, reply).kind == "message"
+    monkeypatch.undo()
+    assert len(svc.tickets.get(ticket.id).thread) == 1
