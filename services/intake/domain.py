@@ -7,6 +7,7 @@ moves it: nothing goes backwards, and a duplicate changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -330,3 +331,20 @@ _SUMMARIES = {
 # A ticket's attachments live apart from its document (AttachmentStore, BlobStore): no 16 MB limit applies.
 ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 MAIL_MAX_BYTES = 25 * 1024 * 1024
+
+
+def over_the_limits(files: Iterable[tuple[str, int]]) -> tuple[str, str] | None:
+    """The first file, by (name, size), that breaks a limit, and which: ("file", name) past ATTACHMENT_MAX_BYTES,
+    ("together", name) for the one that takes the files past MAIL_MAX_BYTES; None when they all fit."""
+    total = 0
+    for name, size in files:
+        if size > ATTACHMENT_MAX_BYTES:
+            return "file", name
+        total += size
+        if total > MAIL_MAX_BYTES:
+            return "together", name
+    return None
+
+
+def mib(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MiB"

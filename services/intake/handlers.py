@@ -18,6 +18,8 @@ from services.intake.domain import (
     Ticket,
     TicketClosed,
     changes_view,
+    mib,
+    over_the_limits,
     summarize,
     summarize_for_requester,
 )
@@ -269,22 +271,18 @@ def _check_uploads(uploads: list[Upload]) -> None:
     """422 for no file or an empty one; 413 naming the file past 10 MiB, or the one that takes all past 25 MiB."""
     if not uploads:
         raise Invalid("No file was sent.", {"file": ["Send one or more files in `file` fields."]})
-    total = 0
     for upload in uploads:
-        name = files.clean_filename(upload.filename)
         if not upload.data:
+            name = files.clean_filename(upload.filename)
             raise Invalid(f"The file {name!r} is empty.", {"file": [f"{name} is empty."]})
-        if len(upload.data) > ATTACHMENT_MAX_BYTES:
-            message = f"{name} is larger than {_mib(ATTACHMENT_MAX_BYTES)}, the most one file may be."
-            raise TooLarge(message, {"file": [message]})
-        total += len(upload.data)
-        if total > MAIL_MAX_BYTES:
-            message = f"With {name} the files are larger than {_mib(MAIL_MAX_BYTES)} together, the most they may be."
-            raise TooLarge(message, {"file": [message]})
-
-
-def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):g} MiB"
+    problem = over_the_limits((files.clean_filename(upload.filename), len(upload.data)) for upload in uploads)
+    if problem is not None:
+        limit, name = problem
+        if limit == "file":
+            message = f"{name} is larger than {mib(ATTACHMENT_MAX_BYTES)}, the most one file may be."
+        else:
+            message = f"With {name} the files are larger than {mib(MAIL_MAX_BYTES)} together, the most they may be."
+        raise TooLarge(message, {"file": [message]})
 
 
 def _attachable_to(ticket: Ticket, message_id: str, principal: Principal) -> bool:

@@ -20,7 +20,15 @@ from fnmatch import fnmatchcase
 from marshmallow import ValidationError
 
 from services.intake import files, inbound
-from services.intake.domain import ATTACHMENT_MAX_BYTES, MAIL_MAX_BYTES, ThreadFull, Ticket, TicketClosed
+from services.intake.domain import (
+    ATTACHMENT_MAX_BYTES,
+    MAIL_MAX_BYTES,
+    ThreadFull,
+    Ticket,
+    TicketClosed,
+    mib,
+    over_the_limits,
+)
 from services.intake.handlers import Intake, _recorded, change_ticket, get_ticket, within_rate_limit
 from services.intake.schemas import TicketCreateSchema
 from shared.access import same_email
@@ -106,13 +114,12 @@ def record_refused(svc: Intake, raw: bytes, envelope_sender: str, reason: str) -
 
 
 def _check_sizes(mail: inbound.InboundMail) -> None:
-    for attachment in mail.attachments:
-        if len(attachment.data) > ATTACHMENT_MAX_BYTES:
-            raise MailRefused(
-                552, f"The attachment {attachment.filename!r} is larger than {ATTACHMENT_MAX_BYTES // 2**20} MiB."
-            )
-    if sum(len(attachment.data) for attachment in mail.attachments) > MAIL_MAX_BYTES:
-        raise MailRefused(552, f"The attachments are larger than {MAIL_MAX_BYTES // 2**20} MiB together.")
+    problem = over_the_limits((attachment.filename, len(attachment.data)) for attachment in mail.attachments)
+    if problem is not None:
+        limit, name = problem
+        if limit == "file":
+            raise MailRefused(552, f"The attachment {name!r} is larger than {mib(ATTACHMENT_MAX_BYTES)}.")
+        raise MailRefused(552, f"The attachments are larger than {mib(MAIL_MAX_BYTES)} together.")
 
 
 def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
