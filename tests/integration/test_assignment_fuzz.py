@@ -154,21 +154,21 @@ def test_fuzzed_requests_with_an_admin_token_never_get_a_5xx(case):
 
 
 @schema.parametrize()
-@settings(FUZZ_SETTINGS, max_examples=20)
+@settings(FUZZ_SETTINGS, max_examples=12)
 def test_fuzzed_requests_with_a_team_leads_token_never_get_a_5xx(case):
     response = case.call(headers=as_agent(LEAD[0]))
     case.validate_response(response, checks=(not_a_server_error, errors_are_problem_json))
 
 
 @schema.parametrize()
-@settings(FUZZ_SETTINGS, max_examples=10)
+@settings(FUZZ_SETTINGS, max_examples=6)
 def test_fuzzed_requests_without_a_token_are_refused_without_a_5xx(case):
     response = case.call()
     case.validate_response(response, checks=(not_a_server_error, errors_are_problem_json, refused_without_a_token))
 
 
 @schema.parametrize()
-@settings(FUZZ_SETTINGS, max_examples=10)
+@settings(FUZZ_SETTINGS, max_examples=6)
 def test_fuzzed_requests_with_a_portal_token_are_forbidden_without_a_5xx(case):
     response = case.call(headers=auth_header("portal"))
     case.validate_response(response, checks=(not_a_server_error, errors_are_problem_json))

@@ -174,7 +174,7 @@ def test_fuzzed_calendars_with_an_admin_token_never_get_a_5xx(sla_schema, sla_ap
     cases = st.one_of([operation.as_strategy(hooks=schema.hooks, data_generation_method=m) for m in methods])
 
     @given(case=cases)
-    @settings(FUZZ_SETTINGS, max_examples=60)
+    @settings(FUZZ_SETTINGS, max_examples=40)
     def put(case):
         response = case.call(headers=admin())
         case.validate_response(response, checks=(not_a_server_error, errors_are_problem_json))
@@ -183,14 +183,14 @@ def test_fuzzed_calendars_with_an_admin_token_never_get_a_5xx(sla_schema, sla_ap
 
 
 @schema.parametrize()
-@settings(FUZZ_SETTINGS, max_examples=20)
+@settings(FUZZ_SETTINGS, max_examples=12)
 def test_fuzzed_requests_with_an_agents_token_only_read_without_a_5xx(case):
     response = case.call(headers=agent())
     case.validate_response(response, checks=(not_a_server_error, errors_are_problem_json, agents_only_read))
 
 
 @schema.parametrize()
-@settings(FUZZ_SETTINGS, max_examples=10)
+@settings(FUZZ_SETTINGS, max_examples=6)
 def test_fuzzed_requests_without_a_token_are_refused_without_a_5xx(case):
     response = case.call()
     case.validate_response(response, checks=(not_a_server_error, errors_are_problem_json, refused_without_a_token))
