@@ -1,0 +1,131 @@
+"""`ticketflow run`'s supervisor with tiny Python processes: restarts, their backoff, and the stop."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.harness import wait_until
+from ticketflow.supervisor import Supervisor
+
+SLEEPS = "import os, time\nprint('pid', os.getpid())\ntime.sleep(1000)"
+FAILS = "print('failing'); raise SystemExit(3)"
+
+
+class Output:
+    """What the supervisor printed, as one text."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def delays(self, name: str) -> list[float]:
+        return [float(s) for s in re.findall(rf"\| {name} exited with code 3; restarting in ([\d.]+) s", self.text)]
+
+
+@pytest.fixture
+def supervise() -> Iterator[Callable[..., tuple[Supervisor, Output, threading.Thread]]]:
+    """supervise({name: python code}, **options): a supervisor running them in a thread; stopped afterwards."""
+    running: list[tuple[Supervisor, threading.Thread]] = []
+
+    def start(programs: dict[str, str], **options) -> tuple[Supervisor, Output, threading.Thread]:
+        out = Output()
+        supervisor = Supervisor(out=out, **options)
+        for name, code in programs.items():
+            supervisor.add(name, [sys.executable, "-c", code], env=dict(os.environ))
+        thread = threading.Thread(target=supervisor.run, daemon=True)
+        thread.start()
+        running.append((supervisor, thread))
+        return supervisor, out, thread
+
+    yield start
+    for supervisor, thread in running:
+        supervisor.stop()
+        thread.join(timeout=60)
+
+
+def pids(out: Output, name: str) -> list[int]:
+    return [int(pid) for pid in re.findall(rf"\| {name} (?:started|is back) \(pid (\d+)\)", out.text)]
+
+
+def group_gone(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_process_that_exits_is_started_again_after_saying_so(supervise):
+    _, out, _ = supervise({"quits": FAILS}, first_delay=0.05)
+
+    wait_until(lambda: len(pids(out, "quits")) >= 2, timeout=30)
+
+    assert re.search(r"\d\d:\d\d:\d\d quits  \| failing\n", out.text), out.text  # its lines, its name in front
+    assert "system | quits exited with code 3; restarting in 0.05 s\n" in out.text
+    assert out.text.index("restarting in") < out.text.index("quits is back (pid")
+
+
+def test_a_killed_process_is_started_again(supervise):
+    _, out, _ = supervise({"sleeps": SLEEPS}, first_delay=0.05)
+    wait_until(lambda: re.search(r"sleeps \| pid \d+", out.text), timeout=30)
+    first = pids(out, "sleeps")[0]
+
+    os.kill(first, signal.SIGKILL)
+
+    wait_until(lambda: len(pids(out, "sleeps")) == 2 and out.text.count("sleeps | pid") == 2, timeout=30)
+    assert "sleeps exited with signal SIGKILL; restarting in 0.05 s" in out.text
+    assert pids(out, "sleeps")[1] != first
+    wait_until(lambda: group_gone(first), timeout=30)
+
+
+def test_the_backoff_doubles_up_to_its_bound_while_a_process_fails_at_once(supervise):
+    _, out, _ = supervise({"fails": FAILS}, first_delay=0.01, max_delay=0.04, steady_after=1000)
+
+    wait_until(lambda: len(out.delays("fails")) >= 5, timeout=60)
+
+    assert out.delays("fails")[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
+
+
+def test_the_backoff_starts_over_after_a_steady_run(supervise):
+    _, out, _ = supervise({"fails": FAILS}, first_delay=0.01, steady_after=0)  # every run counts as steady
+
+    wait_until(lambda: len(out.delays("fails")) >= 3, timeout=60)
+
+    assert set(out.delays("fails")) == {0.01}
+
+
+def test_the_stop_ends_every_group_kills_what_resists_and_restarts_nothing(supervise):
+    stubborn = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready')\ntime.sleep(1000)"
+    # a child of its own in its group, as gunicorn's workers are: the stop reaches it too
+    parent = "import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1000)'])"
+    parent += "\nprint('ready')\ntime.sleep(1000)"
+    programs = {"sleeps": SLEEPS, "stubborn": stubborn, "parent": parent, "fails": FAILS}
+    supervisor, out, thread = supervise(programs, first_delay=1000, stop_timeout=0.5)
+    wait_until(lambda: out.text.count("| ready") == 2 and "fails exited" in out.text, timeout=30)
+    groups = [pid for name in programs for pid in pids(out, name)]
+
+    supervisor.stop()
+
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    after = out.text.partition("stop received: stopping every process")[2]
+    assert "stubborn is still running: SIGKILL" in after and "sleeps stopped (signal SIGTERM)" in after
+    assert after.endswith("every process stopped\n")
+    assert "restarting" not in after and "is back" not in after and len(pids(out, "fails")) == 1
+    wait_until(lambda: all(group_gone(pid) for pid in groups), timeout=30)  # SIGKILLed members end soon after
