@@ -112,9 +112,11 @@ def test_the_backoff_starts_over_after_a_steady_run(supervise):
 
 def test_the_stop_ends_every_group_kills_what_resists_and_restarts_nothing(supervise):
     stubborn = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready')\ntime.sleep(1000)"
-    # a child of its own in its group, as gunicorn's workers are: the stop reaches it too
-    parent = "import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1000)'])"
-    parent += "\nprint('ready')\ntime.sleep(1000)"
+    # a child in its group that stops only at its own SIGTERM, and a parent that waits for it, as gunicorn does
+    child = "import signal, sys, time\ndef bye(*_):\n    print('child got SIGTERM'); sys.exit(0)\n"
+    child += "signal.signal(signal.SIGTERM, bye)\nprint('ready')\ntime.sleep(1000)"
+    parent = f"import signal, subprocess, sys, time\nchild = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+    parent += "signal.signal(signal.SIGTERM, lambda *_: sys.exit(child.wait()))\ntime.sleep(1000)"
     programs = {"sleeps": SLEEPS, "stubborn": stubborn, "parent": parent, "fails": FAILS}
     supervisor, out, thread = supervise(programs, first_delay=1000, stop_timeout=0.5)
     wait_until(lambda: out.text.count("| ready") == 2 and "fails exited" in out.text, timeout=30)
@@ -126,6 +128,7 @@ def test_the_stop_ends_every_group_kills_what_resists_and_restarts_nothing(super
     assert not thread.is_alive()
     after = out.text.partition("stop received: stopping every process")[2]
     assert "stubborn is still running: SIGKILL" in after and "sleeps stopped (signal SIGTERM)" in after
+    assert re.search(r"parent +\| child got SIGTERM", after) and "parent stopped (code 0)" in after
     assert after.endswith("every process stopped\n")
     assert "restarting" not in after and "is back" not in after and len(pids(out, "fails")) == 1
     wait_until(lambda: all(group_gone(pid) for pid in groups), timeout=30)  # SIGKILLed members end soon after
