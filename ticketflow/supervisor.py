@@ -1,10 +1,11 @@
 """`ticketflow run`'s supervisor: it keeps a set of processes running on one machine until it is stopped.
 
-Each process runs in a process group of its own, its output lines shown with the time and its name in front,
-in a colour of its own on a terminal. A process that exits or is killed is started again after a backoff: 1 s, doubling up to 30 s, and 1 s
-again once it had run steadily; so a process that fails at once (a port taken) is retried every 30 s at
-most, never in a hot loop. SIGINT or SIGTERM (Ctrl-C) sends SIGTERM to every group, SIGKILL to what is left
-after STOP_TIMEOUT seconds (or at a second Ctrl-C), and restarts nothing meanwhile.
+Each process runs in a process group of its own, its output lines shown with the time and its name in
+front, in a colour of its own on a terminal. A process that exits or is killed is started again after a
+backoff: 1 s, doubling up to 30 s, and 1 s again once it had run steadily; so a process that fails at
+once (a port taken) is retried every 30 s at most, never in a hot loop. SIGINT or SIGTERM (Ctrl-C) sends
+SIGTERM to every group, SIGKILL to what is left after STOP_TIMEOUT seconds (or at a second Ctrl-C), and
+restarts nothing meanwhile.
 """
 
 from __future__ import annotations
