@@ -132,3 +132,32 @@ def test_the_stop_ends_every_group_kills_what_resists_and_restarts_nothing(super
     assert after.endswith("every process stopped\n")
     assert "restarting" not in after and "is back" not in after and len(pids(out, "fails")) == 1
     wait_until(lambda: all(group_gone(pid) for pid in groups), timeout=30)  # SIGKILLed members end soon after
+
+
+def test_a_second_stop_kills_at_once_what_resists_the_first(supervise):
+    stubborn = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready')\ntime.sleep(1000)"
+    supervisor, out, thread = supervise({"stubborn": stubborn}, stop_timeout=1000)  # only a second stop ends it
+    wait_until(lambda: "| ready" in out.text, timeout=30)
+    supervisor.stop()
+    wait_until(lambda: "stopping every process" in out.text, timeout=30)
+
+    supervisor.stop()  # a second Ctrl-C
+
+    thread.join(timeout=60)
+    assert not thread.is_alive() and "stubborn stopped (signal SIGKILL)" in out.text
+
+
+def test_a_program_that_cannot_start_is_tried_again_with_the_backoff(tmp_path):
+    out = Output()
+    supervisor = Supervisor(out=out, first_delay=0.01, max_delay=0.02, steady_after=1000)
+    supervisor.add("missing", [str(tmp_path / "no-such-program")], env={})
+    thread = threading.Thread(target=supervisor.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: out.text.count("missing could not start") >= 3, timeout=30)
+    finally:
+        supervisor.stop()
+        thread.join(timeout=60)
+
+    delays = re.findall(r"missing could not start \(.*No such file.*\); retrying in ([\d.]+) s", out.text)
+    assert delays[:3] == ["0.01", "0.02", "0.02"] and not thread.is_alive()
