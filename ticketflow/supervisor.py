@@ -100,6 +100,7 @@ class Supervisor:
                 self._start_due()
             self._stop_all()
         finally:
+            self._kill_leftovers()
             restore()
             self._selector.close()
             os.close(self._wake_read)
@@ -107,8 +108,19 @@ class Supervisor:
             self._wake_read = self._wake_write = -1
         return 0
 
+    def _kill_leftovers(self) -> None:
+        """After an error of the supervisor itself: no process may outlive it, holding its ports."""
+        for program in self.programs.values():
+            if program.proc is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(program.proc.pid, signal.SIGKILL)
+                program.proc.wait()
+                program.proc.stdout.close()
+                program.proc = None
+
     def _handle_signals(self):
-        """SIGINT and SIGTERM stop; the handler only records (printing there could re-enter a print)."""
+        """SIGINT, SIGTERM and SIGHUP (the terminal closed) stop; the handler only records the signal (a print
+        there could re-enter a print under way)."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
@@ -116,7 +128,7 @@ class Supervisor:
             self._signal_name = signal.Signals(signum).name
             self.stop()
 
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         return lambda: [signal.signal(sig, old) for sig, old in previous.items()]
 
     def _start(self, program: Program) -> None:
@@ -231,8 +243,9 @@ class Supervisor:
         prefix = f"{datetime.now():%H:%M:%S} {name:<{self._width}} | "
         if colour and self._colours:
             prefix = f"\033[0m\033[{colour}m{prefix}\033[0m"
-        self.out.write(prefix + text + "\n")
-        self.out.flush()
+        with contextlib.suppress(OSError):  # output gone (a closed pipe): supervising goes on
+            self.out.write(prefix + text + "\n")
+            self.out.flush()
 
 
 def _how(code: int) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.harness import wait_until
+from ticketflow import local
 from ticketflow.supervisor import Supervisor
 
 SLEEPS = "import os, time\nprint('pid', os.getpid())\ntime.sleep(1000)"
@@ -161,3 +164,51 @@ def test_a_program_that_cannot_start_is_tried_again_with_the_backoff(tmp_path):
 
     delays = re.findall(r"missing could not start \(.*No such file.*\); retrying in ([\d.]+) s", out.text)
     assert delays[:3] == ["0.01", "0.02", "0.02"] and not thread.is_alive()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_stops_everything_and_exits_0_without_a_traceback(sig):
+    """In its own process, as `ticketflow run`: Ctrl-C, a kill, the terminal closed."""
+    code = "from ticketflow.supervisor import Supervisor\ns = Supervisor()\n"
+    code += f"s.add('sleeps', [{sys.executable!r}, '-c', {SLEEPS!r}], {{}})\nraise SystemExit(s.run())"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=local.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        started = proc.stdout.readline()
+        child = int(re.search(r"sleeps started \(pid (\d+)\)", started)[1])
+        assert "sleeps | pid" in proc.stdout.readline()  # it runs: its signal handlers are in place
+
+        proc.send_signal(sig)
+
+        output = started + proc.communicate(timeout=60)[0]
+        assert proc.returncode == 0, output
+        assert f"{sig.name} received: stopping every process" in output and "Traceback" not in output
+        wait_until(lambda: group_gone(child), timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, NameError):
+            os.killpg(child, signal.SIGKILL)
+
+
+def test_when_the_supervisor_itself_fails_no_process_outlives_it(supervise):
+    class Fails(Output):
+        def write(self, text: str) -> None:
+            if "boom" in text:
+                raise RuntimeError("a bug of the supervisor's")
+            super().write(text)
+
+    out = Fails()
+    supervisor = Supervisor(out=out)
+    supervisor.add("sleeps", [sys.executable, "-c", SLEEPS], env=dict(os.environ))
+    supervisor.add("booms", [sys.executable, "-c", "import time\ntime.sleep(0.5)\nprint('boom')"], env={})
+    failed: list[BaseException] = []
+    thread = threading.Thread(target=lambda: failed.append(pytest.raises(RuntimeError, supervisor.run)), daemon=True)
+    thread.start()
+
+    thread.join(timeout=60)
+
+    assert failed and not thread.is_alive()
+    wait_until(lambda: group_gone(pids(out, "sleeps")[0]), timeout=30)
