@@ -161,21 +161,26 @@ class Supervisor:
             else:
                 self._read(key.data)
 
-    def _read(self, program: Program) -> None:
-        """Show every whole line the process wrote; at the end of its output, what is left too."""
+    def _read(self, program: Program) -> bool:
+        """Show every whole line the process wrote; False when there was nothing to read."""
         try:
             chunk = os.read(program.proc.stdout.fileno(), 65536)
         except BlockingIOError:
-            return
+            return False
         *lines, program.partial = (program.partial + chunk).split(b"\n")
         for line in lines:
             self._show(program.name, line.decode("utf-8", "replace").rstrip("\r"), program.colour)
         if not chunk:  # the end: no process of its group holds the pipe any more
-            if program.partial:
-                self._show(program.name, program.partial.decode("utf-8", "replace"), program.colour)
-            program.partial = b""
-            self._selector.unregister(program.proc.stdout)
-            program.proc.stdout.close()
+            self._close_output(program)
+        return bool(chunk)
+
+    def _close_output(self, program: Program) -> None:
+        """Show what is left of an unfinished line, and stop reading the process's output."""
+        if program.partial:
+            self._show(program.name, program.partial.decode("utf-8", "replace"), program.colour)
+        program.partial = b""
+        self._selector.unregister(program.proc.stdout)
+        program.proc.stdout.close()
 
     def _reap(self, restart: bool) -> None:
         for program in self.programs.values():
@@ -183,15 +188,15 @@ class Supervisor:
             # WNOWAIT leaves the exited process a zombie: its group id cannot be reused while we kill the group
             if proc is None or os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
                 continue
-            if not proc.stdout.closed:
-                self._read(program)  # what it wrote last
             # what is left of its group (gunicorn's workers) would hold its port and its pipe: it goes too
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             code = proc.wait()
+            for _ in range(16):  # what it wrote last (a pipe holds 64 KiB), bounded should a writer linger
+                if proc.stdout.closed or not self._read(program):
+                    break
             if not proc.stdout.closed:
-                self._selector.unregister(proc.stdout)
-                proc.stdout.close()
+                self._close_output(program)
             program.proc = None
             how = _how(code)
             if restart:

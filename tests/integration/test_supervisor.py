@@ -19,6 +19,7 @@ from ticketflow.supervisor import Supervisor
 
 SLEEPS = "import os, time\nprint('pid', os.getpid())\ntime.sleep(1000)"
 FAILS = "print('failing'); raise SystemExit(3)"
+STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready')\ntime.sleep(1000)"
 
 
 class Output:
@@ -113,16 +114,15 @@ def test_the_backoff_starts_over_after_a_steady_run(supervise):
     assert set(out.delays("fails")) == {0.01}
 
 
-def test_the_stop_ends_every_group_kills_what_resists_and_restarts_nothing(supervise):
-    stubborn = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready')\ntime.sleep(1000)"
+def test_the_stop_ends_every_group_and_restarts_nothing(supervise):
     # a child in its group that stops only at its own SIGTERM, and a parent that waits for it, as gunicorn does
     child = "import signal, sys, time\ndef bye(*_):\n    print('child got SIGTERM'); sys.exit(0)\n"
     child += "signal.signal(signal.SIGTERM, bye)\nprint('ready')\ntime.sleep(1000)"
     parent = f"import signal, subprocess, sys, time\nchild = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
     parent += "signal.signal(signal.SIGTERM, lambda *_: sys.exit(child.wait()))\ntime.sleep(1000)"
-    programs = {"sleeps": SLEEPS, "stubborn": stubborn, "parent": parent, "fails": FAILS}
-    supervisor, out, thread = supervise(programs, first_delay=1000, stop_timeout=0.5)
-    wait_until(lambda: out.text.count("| ready") == 2 and "fails exited" in out.text, timeout=30)
+    programs = {"sleeps": SLEEPS, "parent": parent, "fails": FAILS}
+    supervisor, out, thread = supervise(programs, first_delay=1000)  # fails waits for its restart meanwhile
+    wait_until(lambda: "| ready" in out.text and "sleeps | pid" in out.text and "fails exited" in out.text, timeout=30)
     groups = [pid for name in programs for pid in pids(out, name)]
 
     supervisor.stop()
@@ -130,16 +130,27 @@ def test_the_stop_ends_every_group_kills_what_resists_and_restarts_nothing(super
     thread.join(timeout=60)
     assert not thread.is_alive()
     after = out.text.partition("stop received: stopping every process")[2]
-    assert "stubborn is still running: SIGKILL" in after and "sleeps stopped (signal SIGTERM)" in after
+    assert "sleeps stopped (signal SIGTERM)" in after
     assert re.search(r"parent +\| child got SIGTERM", after) and "parent stopped (code 0)" in after
-    assert after.endswith("every process stopped\n")
+    assert after.endswith("every process stopped\n") and "SIGKILL" not in after
     assert "restarting" not in after and "is back" not in after and len(pids(out, "fails")) == 1
-    wait_until(lambda: all(group_gone(pid) for pid in groups), timeout=30)  # SIGKILLed members end soon after
+    wait_until(lambda: all(group_gone(pid) for pid in groups), timeout=30)
+
+
+def test_the_stop_kills_what_resists_it_after_its_bound(supervise):
+    supervisor, out, thread = supervise({"stubborn": STUBBORN}, stop_timeout=0.5)
+    wait_until(lambda: "| ready" in out.text, timeout=30)
+
+    supervisor.stop()
+
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert "stubborn is still running: SIGKILL" in out.text and "stubborn stopped (signal SIGKILL)" in out.text
+    wait_until(lambda: group_gone(pids(out, "stubborn")[0]), timeout=30)
 
 
 def test_a_second_stop_kills_at_once_what_resists_the_first(supervise):
-    stubborn = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready')\ntime.sleep(1000)"
-    supervisor, out, thread = supervise({"stubborn": stubborn}, stop_timeout=1000)  # only a second stop ends it
+    supervisor, out, thread = supervise({"stubborn": STUBBORN}, stop_timeout=1000)  # only a second stop ends it
     wait_until(lambda: "| ready" in out.text, timeout=30)
     supervisor.stop()
     wait_until(lambda: "stopping every process" in out.text, timeout=30)
@@ -193,7 +204,7 @@ def test_a_signal_stops_everything_and_exits_0_without_a_traceback(sig):
             os.killpg(child, signal.SIGKILL)
 
 
-def test_when_the_supervisor_itself_fails_no_process_outlives_it(supervise):
+def test_when_the_supervisor_itself_fails_no_process_outlives_it():
     class Fails(Output):
         def write(self, text: str) -> None:
             if "boom" in text:
@@ -212,3 +223,12 @@ def test_when_the_supervisor_itself_fails_no_process_outlives_it(supervise):
 
     assert failed and not thread.is_alive()
     wait_until(lambda: group_gone(pids(out, "sleeps")[0]), timeout=30)
+
+
+def test_the_last_lines_of_a_process_are_shown_an_unfinished_one_too(supervise):
+    last_words = "import sys\nsys.stdout.write('first\\nno newline')\nsys.exit(3)"
+    _, out, _ = supervise({"quits": last_words}, first_delay=1000)
+
+    wait_until(lambda: "quits exited with code 3" in out.text, timeout=30)
+
+    assert re.search(r"quits +\| first\n.*quits +\| no newline\n", out.text), out.text
