@@ -55,6 +55,7 @@ dovecot:
 test: $(TEST_DEPS)
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup $(TEST_ORDER) $(PYTEST_ARGS)
 
+# The whole system on 127.0.0.1 until Ctrl-C; a process that dies is started again (ticketflow/supervisor.py).
 run: $(RUN_DEPS)
 	$(BIN)/ticketflow run
 

@@ -1,10 +1,9 @@
-"""The `ticketflow` command: development tokens, the whole local system under honcho, a demo, status, mail."""
+"""The `ticketflow` command: development tokens, the whole local system (supervised), a demo, status, mail."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -15,7 +14,6 @@ from ticketflow import local
 FERRETDB_PORT = 27017
 MAIL_PORT = 8025  # the default SMTP_URL points here
 INBOUND_SMTP = "127.0.0.1:2525"  # intake's mail in under `run`
-TOOL_EXTRA_MODULES = ("honcho",)  # pyproject's `tool` extra: `run` only
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ticket-id", help="with --requester-email: for this one ticket only")
     token.set_defaults(handler=_token)
 
-    run = commands.add_parser("run", help="run every service (api + worker) locally until Ctrl-C")
+    run = commands.add_parser(
+        "run", help="run every service (api + worker) locally, restarting what dies, until Ctrl-C"
+    )
+    run.add_argument(
+        "--base-port", type=int, default=PORTAL_PORT, metavar="PORT",
+        help=f"the portal's port; the apis take the next four (default {PORTAL_PORT}: the apis on 8001 to 8004)",
+    )  # fmt: skip
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser("demo", help="fill a running system with a small help desk and walk tickets through")
@@ -150,10 +154,8 @@ def _mail_dir() -> Path:
 
 
 def _mailsink(args: argparse.Namespace) -> int:
-    try:
-        from ticketflow import mailsink
-    except ImportError as exc:
-        return _without_tool_extra(exc)
+    from ticketflow import mailsink
+
     return mailsink.serve(args.host, args.port, args.dir)
 
 
@@ -166,29 +168,27 @@ def _send_mail(args: argparse.Namespace) -> int:
 
 
 def _mail(args: argparse.Namespace) -> int:
-    try:
-        from ticketflow import mailsink
-    except ImportError as exc:
-        return _without_tool_extra(exc)
+    from ticketflow import mailsink
+
     return mailsink.print_latest(args.dir, args.last)
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        from honcho.manager import Manager
-    except ImportError as exc:
-        return _without_tool_extra(exc)
+    from ticketflow.supervisor import Supervisor
 
+    ports = run_ports(args.base_port)
+    if not all(0 < port < 65536 for port in ports.values()):
+        return _fail(f"--base-port must leave room for five ports (1 to {65535 - 4}), got {args.base_port}")
     run_dir = local.REPO_ROOT / ".run"
     run_dir.mkdir(exist_ok=True)
     env = dict(os.environ)
-    manager = Manager()
+    supervisor = Supervisor()
 
     amqp_url = env.get("AMQP_URL") or local.DEFAULT_AMQP_URL
     if not local.amqp_answers(amqp_url):
         return _fail(f"RabbitMQ does not answer at {amqp_url}; start it (rabbitmq-server -detached) or set AMQP_URL")
     if not env.get("MONGO_URL"):
-        problem = _add_ferretdb(manager, env, run_dir)
+        problem = _add_ferretdb(supervisor, env, run_dir)
         if problem:
             return _fail(problem)
     mail_dir = None
@@ -200,18 +200,23 @@ def _run(args: argparse.Namespace) -> int:
             )
         mail_dir = _mail_dir()
         sink = [sys.executable, "-m", "ticketflow.cli", "mailsink", "--port", str(MAIL_PORT), "--dir", str(mail_dir)]
-        manager.add_process("mail", _exec(sink), env=dict(env))
+        supervisor.add("mail", sink, env=dict(env))
         env["SMTP_URL"] = f"smtp://127.0.0.1:{MAIL_PORT}"
     if not env.get("TICKETFLOW_JWT_SECRET"):
         env["TICKETFLOW_DEV"] = "1"
         print("ticketflow: TICKETFLOW_JWT_SECRET is not set: dev mode (TICKETFLOW_DEV=1, a fixed dev secret)")
 
-    for service, port in {**SERVICE_PORTS, "portal": PORTAL_PORT}.items():
+    if args.base_port != PORTAL_PORT:  # the portal calls the apis, and mails link to the portal, at their ports
+        env.update(
+            {f"TICKETFLOW_{service.upper()}_URL": f"http://127.0.0.1:{ports[service]}" for service in SERVICE_PORTS}
+        )
+        env.setdefault("TICKETFLOW_PORTAL_URL", f"http://127.0.0.1:{ports['portal']}")
+    for service, port in ports.items():
         service_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir(run_dir, service))}
-        manager.add_process(f"{service}-api", _exec(api_command(service, port)), env=service_env)
-        manager.add_process(f"{service}-worker", _exec(worker_command(service)), env=service_env)
+        supervisor.add(f"{service}-api", api_command(service, port), env=service_env)
+        supervisor.add(f"{service}-worker", worker_command(service), env=service_env)
     intake_env = {**env, "TICKETFLOW_INBOUND_SMTP": env.get("TICKETFLOW_INBOUND_SMTP") or INBOUND_SMTP}
-    manager.add_process("intake-mail", _exec(mail_command()), env=intake_env)
+    supervisor.add("intake-mail", mail_command(), env=intake_env)
 
     _print_banner(
         dev=env.get("TICKETFLOW_DEV") == "1",
@@ -220,12 +225,19 @@ def _run(args: argparse.Namespace) -> int:
         amqp_url=amqp_url,
         mongo_url=env.get("MONGO_URL"),
         inbound_smtp=intake_env["TICKETFLOW_INBOUND_SMTP"],
+        ports=ports,
     )
-    manager.loop()  # returns when one process ends or on Ctrl-C / SIGTERM, after stopping them all
-    return manager.returncode or 0
+    return supervisor.run()  # until Ctrl-C / SIGTERM; a process that ends is started again
 
 
-def _add_ferretdb(manager, env: dict, run_dir: Path) -> str | None:
+def run_ports(base_port: int) -> dict[str, int]:
+    """Each service's api port and the portal's under `run --base-port`: the usual ones moved by the same step."""
+    return {
+        service: port - PORTAL_PORT + base_port for service, port in {**SERVICE_PORTS, "portal": PORTAL_PORT}.items()
+    }
+
+
+def _add_ferretdb(supervisor, env: dict, run_dir: Path) -> str | None:
     """Manage a FerretDB on 127.0.0.1:27017 and point MONGO_URL at it; a problem message otherwise."""
     binary = local.ferretdb_binary()
     if not binary.is_file():
@@ -237,7 +249,7 @@ def _add_ferretdb(manager, env: dict, run_dir: Path) -> str | None:
         )
     data_dir = run_dir / "ferretdb"
     data_dir.mkdir(exist_ok=True)
-    manager.add_process("ferretdb", _exec(local.ferretdb_command(data_dir, FERRETDB_PORT)), env=dict(env))
+    supervisor.add("ferretdb", local.ferretdb_command(data_dir, FERRETDB_PORT), env=dict(env))
     env["MONGO_URL"] = f"mongodb://127.0.0.1:{FERRETDB_PORT}"
     print(f"ticketflow: MONGO_URL is not set: starting FerretDB at {env['MONGO_URL']} (data in {data_dir})")
     return None
@@ -249,11 +261,6 @@ def _fresh_metrics_dir(run_dir: Path, service: str) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
-
-
-def _exec(argv: list[str]) -> str:
-    """honcho runs commands through a shell; exec lets the signals reach the program itself."""
-    return "exec " + shlex.join(argv)
 
 
 def gunicorn_executable() -> str:
@@ -283,13 +290,16 @@ def _print_banner(
     amqp_url: str | None = None,
     mongo_url: str | None = None,
     inbound_smtp: str = INBOUND_SMTP,
+    ports: dict[str, int] | None = None,
 ) -> None:
     """What runs where; every URL's password shown as ***."""
     tool = "ticketflow" if shutil.which("ticketflow") else str(Path(sys.executable).with_name("ticketflow"))
     prefix = "TICKETFLOW_DEV=1 " if dev else ""
     token = f"{prefix}{tool} token --role portal"
-    print("ticketflow: starting; Ctrl-C stops everything.")
-    for service, port in SERVICE_PORTS.items():
+    ports = ports or run_ports(PORTAL_PORT)
+    print("ticketflow: starting; a process that dies is started again; Ctrl-C stops everything.")
+    for service in SERVICE_PORTS:
+        port = ports[service]
         base = f"http://127.0.0.1:{port}"
         print(f"  {service:<11} API {base}   docs {base}/docs   OpenAPI {base}/openapi.json")
     if amqp_url:
@@ -308,11 +318,12 @@ def _print_banner(
     print(f"              {tool} send-mail{smtp} --from you@example.com --subject 'VPN drops' --body 'Since Monday.'")
     reply = "--reply-to .run/mail/<receipt>.eml --body 'Still down.'"
     print(f"              {tool} send-mail{smtp} --from you@example.com {reply}")
-    print(f"  portal:     http://127.0.0.1:{PORTAL_PORT}/ (requesters)   http://127.0.0.1:{PORTAL_PORT}/login (agents)")
+    portal = f"http://127.0.0.1:{ports['portal']}"
+    print(f"  portal:     {portal}/ (requesters)   {portal}/login (agents)")
     print(f"  sign in:    {prefix}{tool} demo   prints the demo agents' and admin's passwords; or make an admin:")
     print(f"              {prefix}{tool} account create --email you@example.com --role admin")
     print(f"  a token:    {token}   (or --role admin, or --role agent --agent-id ID)")
-    print(f'  try:        curl -H "Authorization: Bearer $({token})" http://127.0.0.1:{SERVICE_PORTS["intake"]}/topics')
+    print(f'  try:        curl -H "Authorization: Bearer $({token})" http://127.0.0.1:{ports["intake"]}/topics')
     print(f"  a demo:     {prefix}{tool} demo   (a help desk with a dozen tickets); then {prefix}{tool} status")
     sys.stdout.flush()
 
@@ -323,13 +334,6 @@ def _relative(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _without_tool_extra(exc: ImportError) -> int:
-    """The production image installs no `tool` extra: say so, rather than a traceback."""
-    if (exc.name or "").partition(".")[0] not in TOOL_EXTRA_MODULES:
-        raise exc
-    return _fail(f"{exc.name} is not installed: this command needs the tool extra (pip install -e '.[tool]')")
 
 
 def _fail(message: str) -> int:

@@ -51,7 +51,7 @@ def start(host: str, port: int, folder: Path, echo=print) -> Controller:
 
 
 def serve(host: str, port: int, folder: Path) -> int:
-    """Run until SIGINT or SIGTERM (honcho sends those)."""
+    """Run until SIGINT or SIGTERM (`ticketflow run` stops its processes with SIGTERM)."""
     if local.port_answers(host, port):
         print(f"ticketflow mailsink: {host}:{port} is taken; stop what listens there or pick --port", flush=True)
         return 1

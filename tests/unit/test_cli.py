@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import smtplib
-import sys
 from email.message import EmailMessage
 
 import pytest
 
-import ticketflow
 from shared.config import SERVICE_PORTS
 from ticketflow import cli, demo, local, mailsink, status
 from ticketflow.local import free_port
@@ -124,26 +122,26 @@ def test_demo_without_a_secret_says_so_in_one_line(monkeypatch):
     assert "\n" not in str(stopped.value.code)
 
 
-class FakeManager:
-    """honcho's Manager, recording the processes instead of starting them."""
+class FakeSupervisor:
+    """The supervisor, recording the processes instead of starting them."""
 
     def __init__(self) -> None:
-        self.processes: dict[str, tuple[str, dict]] = {}
-        self.returncode = 0
+        self.processes: dict[str, tuple[list[str], dict]] = {}
 
-    def add_process(self, name: str, cmd: str, env: dict) -> None:
-        self.processes[name] = (cmd, env)
+    def add(self, name: str, argv: list[str], env: dict) -> None:
+        self.processes[name] = (argv, env)
 
-    def loop(self) -> None:
-        FakeManager.last = self
+    def run(self) -> int:
+        FakeSupervisor.last = self
+        return 0
 
 
 @pytest.fixture
 def fake_run(monkeypatch, tmp_path):
     """`ticketflow run` with a broker and a MongoDB said to answer, its .run/ in tmp_path, nothing started."""
-    import honcho.manager
+    from ticketflow import supervisor
 
-    monkeypatch.setattr(honcho.manager, "Manager", FakeManager)
+    monkeypatch.setattr(supervisor, "Supervisor", FakeSupervisor)
     monkeypatch.setattr(local, "REPO_ROOT", tmp_path)
     monkeypatch.setattr(local, "amqp_answers", lambda url: True)
     monkeypatch.setattr(local, "port_answers", lambda host, port, timeout=0.5: False)
@@ -154,9 +152,10 @@ def fake_run(monkeypatch, tmp_path):
 def test_run_starts_a_mail_sink_that_notify_sends_to_and_says_where_mails_are(fake_run, tmp_path, capsys):
     assert cli.main(["run"]) == 0
 
-    processes = FakeManager.last.processes
+    processes = FakeSupervisor.last.processes
     command, _ = processes["mail"]
-    assert "mailsink" in command and "--port 8025" in command and str(tmp_path / ".run" / "mail") in command
+    assert "mailsink" in command and "--port" in command and "8025" in command
+    assert str(tmp_path / ".run" / "mail") in command
     assert processes["notify-worker"][1]["SMTP_URL"] == "smtp://127.0.0.1:8025"
     out = capsys.readouterr().out
     assert ".run/mail/*.eml" in out and "mail --last" in out
@@ -168,8 +167,8 @@ def test_run_leaves_mail_to_smtp_url_when_it_is_set(fake_run, monkeypatch, capsy
 
     assert cli.main(["run"]) == 0
 
-    assert "mail" not in FakeManager.last.processes
-    assert FakeManager.last.processes["notify-worker"][1]["SMTP_URL"] == "smtp://relay.example.com:25"
+    assert "mail" not in FakeSupervisor.last.processes
+    assert FakeSupervisor.last.processes["notify-worker"][1]["SMTP_URL"] == "smtp://relay.example.com:25"
     assert "notify sends to smtp://relay.example.com:25" in capsys.readouterr().out
 
 
@@ -181,16 +180,32 @@ def test_run_refuses_when_the_mail_port_is_taken(fake_run, monkeypatch, capsys):
     assert "port 8025 is taken; set SMTP_URL" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("command", "module"), [(["run"], "honcho.manager")])
-def test_without_the_tool_extra_run_stops_with_a_message(monkeypatch, capsys, command, module):
-    """As in the production image, which installs no `tool` extra (honcho)."""
-    monkeypatch.setitem(sys.modules, module, None)  # importing it raises ModuleNotFoundError
-    monkeypatch.delitem(sys.modules, "ticketflow.mailsink")  # imported anew, without aiosmtpd
-    monkeypatch.delattr(ticketflow, "mailsink")
+def test_run_moved_to_other_ports_tells_the_portal_and_the_banner(fake_run, capsys):
+    assert cli.main(["run", "--base-port", "9100"]) == 0
 
-    assert cli.main(command) == 1
+    processes = FakeSupervisor.last.processes
+    assert processes["portal-api"][0][-2] == "127.0.0.1:9100" and processes["notify-api"][0][-2] == "127.0.0.1:9104"
+    portal_env = processes["portal-api"][1]
+    assert portal_env["TICKETFLOW_INTAKE_URL"] == "http://127.0.0.1:9101"
+    assert portal_env["TICKETFLOW_PORTAL_URL"] == "http://127.0.0.1:9100"
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:9102/docs" in out and "http://127.0.0.1:9100/login" in out
+    assert "127.0.0.1:8001" not in out
 
-    assert f"{module} is not installed: this command needs the tool extra" in capsys.readouterr().err
+
+def test_run_at_the_usual_ports_leaves_the_portal_to_its_defaults(fake_run):
+    assert cli.main(["run"]) == 0
+
+    processes = FakeSupervisor.last.processes
+    assert processes["intake-api"][0][-2] == "127.0.0.1:8001"
+    assert "TICKETFLOW_INTAKE_URL" not in processes["portal-api"][1]
+
+
+@pytest.mark.parametrize("base_port", ["65532", "0", "-5"])
+def test_run_refuses_a_base_port_without_room_for_five(fake_run, capsys, base_port):
+    assert cli.main(["run", "--base-port", base_port]) == 1
+
+    assert "--base-port must leave room for five ports" in capsys.readouterr().err
 
 
 # --- secrets are never printed ------------------------------------------------------------------------

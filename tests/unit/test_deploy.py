@@ -304,14 +304,14 @@ def test_compose_uses_one_image_built_from_the_deploy_dockerfile(compose):
 
 
 def test_the_image_installs_the_runtime_dependencies_and_no_extra():
-    """honcho is the `ticketflow` tool's (`run`): the `tool` extra, not in the image; aiosmtpd is intake's mail in."""
+    """The `tool` extra (the `ticketflow` command's own needs) is not in the image; aiosmtpd is intake's mail in."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
     def names(requirements: list[str]) -> set[str]:
         return {re.split(r"[<>=~!\[; ]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
 
-    assert "honcho" not in names(project["dependencies"]) and "aiosmtpd" in names(project["dependencies"])
-    assert names(project["optional-dependencies"]["tool"]) == {"honcho"}
+    assert "aiosmtpd" in names(project["dependencies"])
+    assert names(project["optional-dependencies"]["tool"]) == set()  # `run` supervises with its own code
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert "pip install --no-index --find-links=/wheels ticketflow\n" in dockerfile  # no [extra]
     # the package's own folders go in, so `ticketflow token` works in a container (deploy/README.md)
