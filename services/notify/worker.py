@@ -7,12 +7,13 @@ import threading
 from services.notify import handlers
 from services.notify.timers import Dispatcher
 from shared.config import load_settings
-from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, wait_for
+from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
 
 
 def main() -> None:
     settings = load_settings()
     configure_logging(settings)
+    stop_on_signals(handlers.SERVICE)
     settings.require_secret()  # requesters' links are signed with it: stop now, not at the first receipt
     wakeup = threading.Event()
     svc = handlers.bootstrap(settings, on_recorded=wakeup.set)  # a recorded notification wakes the dispatcher
