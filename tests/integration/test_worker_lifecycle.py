@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 from shared.topology import queue_name
 from tests.harness import TcpProxy, consumers_on, wait_until
 from tests.integration.conftest import event_from
+from tests.integration.notify_fixtures import created_event
 from ticketflow.local import free_port
 
 STOP_TIMEOUT = 30  # the worker's own bound (TICKETFLOW_STOP_TIMEOUT): past it, it exits with 1 by itself
@@ -113,3 +115,18 @@ def test_a_worker_still_waiting_for_its_database_stops_on_sigterm_with_0(spawn_w
     wait_until(lambda: "waiting for MongoDB" in worker.log_text(), timeout=60, message="the worker waits")
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.proc.wait(timeout=STOP_TIMEOUT + 30) == 0, worker.log_text()  # not killed by the signal
+
+
+def test_a_worker_that_cannot_finish_in_time_exits_with_1_at_its_bound(publish, spawn_worker):
+    """notify's worker, its sender stuck on an SMTP server that never greets: it does not wait for the sender."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # takes connections, never says a word
+        smtp_url = f"smtp://127.0.0.1:{silent.getsockname()[1]}"
+        env = {"SMTP_URL": smtp_url, "TICKETFLOW_SMTP_TIMEOUT": "600", "TICKETFLOW_STOP_TIMEOUT": "2"}
+        worker = spawn_worker("notify", env=env)
+        publish("ticket.created", created_event(f"stuck-{uuid.uuid4().hex}"))
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # a sender is in the middle of a send, waiting for the greeting
+        with connection:
+            worker.proc.send_signal(signal.SIGTERM)
+            assert worker.proc.wait(timeout=60) == 1, worker.log_text()  # not the SMTP timeout's 600 s
+        assert "exiting now" in worker.log_text()
