@@ -162,8 +162,12 @@ def _stop_watch(settings: Settings, service: str, timers: list[Timer]) -> None:
 
 
 def _finish(settings: Settings, service: str, timers: list[Timer], threads: list[threading.Thread]) -> None:
-    """Let the timers end, then run a last time those that ask for it (the outbox relay: what was handled goes out)."""
-    deadline = time.monotonic() + settings.stop_timeout / 2
+    """Let the timers end, then run a last time those that ask for it (the outbox relay: what was handled goes out).
+
+    The timers share a quarter of the stop's bound: one hung in a call is left behind (a daemon thread; every
+    timer's work survives being cut off), and the bound keeps room for the relay and the flusher's drain.
+    """
+    deadline = time.monotonic() + settings.stop_timeout / 4
     for thread in threads:
         thread.join(timeout=max(deadline - time.monotonic(), 0))
     for timer, thread in zip(timers, threads, strict=True):
