@@ -129,8 +129,7 @@ def run_worker(
 def run_timers(settings: Settings, service: str, timers: list[Timer]) -> None:
     """A worker with timers and no consumer (the portal's): run until STOP."""
     threads = _start(settings, service, timers, None)
-    while not STOP.wait(1.0):  # a bare wait() would not return to run the signal handler promptly
-        pass
+    STOP.wait()
     _finish(settings, service, timers, threads)
 
 
