@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo.errors import ConnectionFailure
+
 from shared.config import Settings
 from shared.consumer import Consumer, Handler
 
@@ -104,6 +106,8 @@ def _timer_loop(timer: Timer, stop: threading.Event) -> None:
             asked = timer.run()
             if isinstance(asked, float) and 0 <= asked < delay:
                 delay = asked
+        except ConnectionFailure as exc:  # the database is away (restarting): one line, not a traceback a tick
+            log.warning("timer %s: the database does not answer (%s); trying again", timer.name, type(exc).__name__)
         except Exception:  # a failing timer logs and tries again next tick; it never kills the worker
             log.exception("timer %s failed", timer.name)
         timer.running_since = None
