@@ -134,6 +134,9 @@ class Consumer:
         headers = dict(props.headers or {})
         try:
             envelope = events.decode(body)
+        except events.UnsupportedVersion as exc:
+            self._dead_letter(republish, props, body, headers, "unsupported-version", str(exc))
+            return
         except events.InvalidEvent as exc:
             self._dead_letter(republish, props, body, headers, "invalid", str(exc))
             return

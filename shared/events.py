@@ -54,6 +54,11 @@ class InvalidEvent(ValueError):
         self.errors = errors
 
 
+class UnsupportedVersion(InvalidEvent):
+    """An envelope of a newer `schema_version` than this code reads: a newer producer's event, which this
+    consumer must not half-understand (dead-lettered until a consumer that reads it is deployed)."""
+
+
 def format_time(dt: datetime) -> str:
     """RFC 3339 UTC with milliseconds and a Z; a naive datetime is taken as UTC."""
     return _as_utc(dt).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
@@ -337,7 +342,17 @@ def _load(envelope: dict) -> dict:
 
 
 def validate_envelope(envelope: dict) -> dict:
-    """A valid wire-form copy of the envelope (times as strings); InvalidEvent with the reasons if not."""
+    """A valid wire-form copy of the envelope (times as strings); InvalidEvent with the reasons if not.
+
+    The version is checked first: what else a newer envelope holds follows rules this code does not know,
+    so it is UnsupportedVersion whatever its other fields (an added data field within a version is ignored).
+    """
+    version = envelope.get("schema_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise UnsupportedVersion(
+            f"schema_version {version} is not supported: this consumer reads version {SCHEMA_VERSION} "
+            "(deploy a version of the service that reads it, then move the message back from the dead-letter queue)"
+        )
     return _envelope_schema().dump(_load(envelope))
 
 

@@ -177,6 +177,16 @@ def test_consumers_ignore_data_fields_a_newer_producer_adds():
     assert events.decode(json.dumps(envelope).encode())["data"] == {"by": "requester"}
 
 
+@pytest.mark.parametrize("extra", [{}, {"priority": "high"}])
+def test_a_newer_schema_version_is_unsupported_whatever_else_its_envelope_holds(extra):
+    envelope = {**make("ticket.closed"), "schema_version": 2, **extra}
+    with pytest.raises(events.UnsupportedVersion, match="schema_version 2 is not supported"):
+        events.decode(json.dumps(envelope).encode())
+    with pytest.raises(InvalidEvent) as exc:  # an older or broken version stays plainly invalid
+        events.decode(json.dumps({**envelope, "schema_version": 0}).encode())
+    assert not isinstance(exc.value, events.UnsupportedVersion)
+
+
 def test_unknown_envelope_field_is_rejected():
     envelope = {**make("ticket.closed"), "priority": "high"}
     with pytest.raises(InvalidEvent) as exc:
