@@ -22,7 +22,15 @@ _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 class SmtpError(Exception):
-    """The server did not take the message; the text is a short, one-line reason without secrets."""
+    """The server did not take the message; the text is a short, one-line reason without secrets.
+
+    `unreachable`: no server answered at all (refused, timed out or cut before its greeting, or a greeting
+    that was not 220): the relay's state, which says nothing about this message.
+    """
+
+    def __init__(self, reason: str, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -76,11 +84,14 @@ def send_email(config: SmtpConfig, email: EmailMessage) -> None:
     """Hand the email to the SMTP server; SmtpError with a short reason for any failure."""
     smtp: smtplib.SMTP | None = None
     try:
-        if config.security == "tls":
-            context = ssl.create_default_context()
-            smtp = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
-        else:
-            smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+        try:  # the constructor connects and reads the greeting
+            if config.security == "tls":
+                context = ssl.create_default_context()
+                smtp = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
+            else:
+                smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise SmtpError(_reason(exc, config), unreachable=not isinstance(exc, ssl.SSLError)) from exc
         smtp.ehlo()
         if config.security == "starttls":
             smtp.starttls(context=ssl.create_default_context())

@@ -26,7 +26,15 @@ EMAIL_AUDIENCES: dict[str, tuple[str, ...]] = {
 
 
 class SendError(Exception):
-    """A send that did not succeed (refused, timed out, unreachable); the message says why, for `last_error`."""
+    """A send that did not succeed (refused, timed out, unreachable); the message says why, for `last_error`.
+
+    `unreachable`: the mail relay did not answer at all, so this message was never judged: the attempt
+    does not count towards `dead` (see Notification.relay_down).
+    """
+
+    def __init__(self, reason: str, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,7 @@ def _recipient(audience: str, event_type: str, data: dict, view: TicketView) -> 
 # --- one notification: pending -> sent, or failed (retried) -> dead --------------------------------
 
 STATUSES = ("pending", "sent", "failed", "dead")
+RELAY_WAIT_MAX = 60.0  # seconds: a notification waiting for the mail relay tries it at least once a minute
 
 
 def notification_id(event_id: str, channel: str, recipient: str) -> str:
@@ -148,6 +157,7 @@ class Notification:
     status: str = "pending"
     attempts: int = 0
     step: int = 0  # failed attempts since the first send or the last manual retry (the delay to use)
+    relay_waits: int = 0  # attempts in a row that found the mail relay unreachable (they do not count in `step`)
     last_error: str | None = None
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None  # None once sent or dead
@@ -155,12 +165,23 @@ class Notification:
 
     def succeeded(self, at: datetime) -> None:
         self.status, self.sent_at, self.attempts, self.last_error = "sent", at, self.attempts + 1, None
-        self.next_attempt_at = None
+        self.next_attempt_at, self.relay_waits = None, 0
         self.recorded.append(("notification.sent", self._event_data(None)))
+
+    def relay_down(self, error: str, at: datetime, delays: tuple[float, ...]) -> None:
+        """An attempt that found the mail relay unreachable: the relay's outage, not this message's fault.
+
+        A help desk's mail must not die of an outage of its own relay: the notification stays `failed`
+        and is tried again, after the delays growing up to RELAY_WAIT_MAX, for as long as the relay is
+        down, without using up its retries. A relay that answers and refuses the message still counts.
+        """
+        self.attempts, self.last_error, self.status = self.attempts + 1, error[:1000], "failed"
+        wait = min(delays[min(self.relay_waits, len(delays) - 1)] if delays else RELAY_WAIT_MAX, RELAY_WAIT_MAX)
+        self.next_attempt_at, self.relay_waits = at + timedelta(seconds=wait), self.relay_waits + 1
 
     def failed(self, error: str, at: datetime, delays: tuple[float, ...]) -> None:
         """A failed attempt: again after the next of `delays`, or dead when they are used up."""
-        self.attempts, self.last_error = self.attempts + 1, error[:1000]
+        self.attempts, self.last_error, self.relay_waits = self.attempts + 1, error[:1000], 0
         if self.step < len(delays):
             self.status, self.next_attempt_at = "failed", at + timedelta(seconds=delays[self.step])
             self.step += 1

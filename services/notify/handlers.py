@@ -192,7 +192,10 @@ def send(svc: Notify, record: Notification) -> None:
         _deliver(svc, record)
         record.succeeded(now())
     except SendError as exc:
-        record.failed(str(exc), now(), svc.settings.retry_delays)
+        if exc.unreachable:
+            record.relay_down(str(exc), now(), svc.settings.retry_delays)
+        else:
+            record.failed(str(exc), now(), svc.settings.retry_delays)
     except ValueError as exc:  # no email can carry it (a control character in an address): no retry would mend it
         record.failed(f"cannot be built: {exc}", now(), ())
     except Exception as exc:  # any other fault while sending: tried again like a refusal, never a silent loop

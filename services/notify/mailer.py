@@ -48,4 +48,4 @@ def send_email(config: SmtpConfig, email: EmailMessage) -> None:
     try:
         smtp.send_email(config, email)
     except smtp.SmtpError as exc:
-        raise SendError(str(exc)) from exc
+        raise SendError(str(exc), unreachable=exc.unreachable) from exc

@@ -43,6 +43,7 @@ _NOTIFICATION_FIELDS = (
     "status",
     "attempts",
     "step",
+    "relay_waits",
     "last_error",
     "created_at",
     "sent_at",

@@ -8,6 +8,7 @@ import pytest
 
 from services.notify.domain import (
     EMAIL_AUDIENCES,
+    RELAY_WAIT_MAX,
     NotDead,
     Notification,
     NotKnownYet,
@@ -125,3 +126,19 @@ def test_failed_attempts_follow_the_delays_then_dead_and_a_retry_starts_over():
     record.succeeded(T0)
     assert (record.status, record.attempts, record.sent_at, record.last_error) == ("sent", 4, T0, None)
     assert record.recorded[-1][0] == "notification.sent"
+
+
+def test_an_unreachable_relay_never_uses_up_the_retries_and_waits_at_most_a_minute():
+    record, delays = _notification(), (1.0, 5.0, 30.0, 120.0, 600.0)
+    waits = []
+    for _ in range(50):  # a relay down far longer than all the delays together
+        record.relay_down("connection refused (127.0.0.1:25)", T0, delays)
+        waits.append((record.next_attempt_at - T0).total_seconds())
+    assert (record.status, record.step, record.attempts, record.recorded) == ("failed", 0, 50, [])
+    assert waits[:4] == [1.0, 5.0, 30.0, RELAY_WAIT_MAX] and set(waits[3:]) == {RELAY_WAIT_MAX}
+    record.failed("SMTP 451", T0, delays)  # the relay is back and answers this message: that counts
+    assert (record.status, record.step, record.relay_waits) == ("failed", 1, 0)
+    record.relay_down("connection refused (127.0.0.1:25)", T0, delays)  # down again: its waits start over
+    assert (record.next_attempt_at, record.step) == (T0 + timedelta(seconds=1), 1)
+    record.succeeded(T0)
+    assert (record.status, record.relay_waits) == ("sent", 0)

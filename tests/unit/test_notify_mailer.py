@@ -188,8 +188,9 @@ def test_the_server_receives_one_message_with_the_envelope_and_the_html_escaped(
 def test_a_server_that_answers_451_to_data_is_a_send_error_with_its_answer(smtp_server):
     config = smtp_server(Recorder(answer="451 Try again later"))
 
-    with pytest.raises(SendError, match="^SMTP 451: Try again later$"):
+    with pytest.raises(SendError, match="^SMTP 451: Try again later$") as exc:
         send_email(config, make_email())
+    assert not exc.value.unreachable  # the relay answered: its answer is about this message
 
 
 def test_a_refused_recipient_is_a_send_error_naming_the_recipient(smtp_server):
@@ -234,16 +235,18 @@ def test_starttls_asked_of_a_server_without_it_is_a_send_error_and_nothing_is_se
 def test_implicit_tls_against_a_plain_server_is_a_send_error(smtp_server):
     config = smtp_server(Recorder())
 
-    with pytest.raises(SendError, match="^TLS error"):
+    with pytest.raises(SendError, match="^TLS error") as exc:
         send_email(SmtpConfig("127.0.0.1", config.port, "tls", timeout=5.0), make_email())
+    assert not exc.value.unreachable  # a setting to mend, not an outage to wait out
 
 
 def test_nothing_listening_is_a_send_error_at_once():
     port = free_port()
     started = time.monotonic()
 
-    with pytest.raises(SendError, match=rf"^connection refused \(127\.0\.0\.1:{port}\)$"):
+    with pytest.raises(SendError, match=rf"^connection refused \(127\.0\.0\.1:{port}\)$") as exc:
         send_email(SmtpConfig("127.0.0.1", port, timeout=5.0), make_email())
+    assert exc.value.unreachable
     assert time.monotonic() - started < 2.0
 
 
@@ -254,6 +257,7 @@ def test_a_server_that_never_answers_is_a_send_error_after_the_timeout():
         config = SmtpConfig("127.0.0.1", silent.getsockname()[1], timeout=0.3)
         started = time.monotonic()
 
-        with pytest.raises(SendError, match="^timed out after 0.3 s"):
+        with pytest.raises(SendError, match="^timed out after 0.3 s") as exc:
             send_email(config, make_email())
+        assert exc.value.unreachable  # no greeting: no server judged the message
         assert time.monotonic() - started < 2.0
