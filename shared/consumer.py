@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 import pika
 import pika.data
 import pika.exceptions
+from pymongo.errors import ConnectionFailure
 
-from shared import events, metrics
+from shared import events, metrics, mongo
 from shared.bus import CONNECTION_ERRORS, parameters
 from shared.config import Settings
 from shared.topology import declare_service_topology, queue_name, retry_queue_name
@@ -33,6 +34,10 @@ ERROR_HEADER = "x-ticketflow-error"
 
 class PermanentError(Exception):
     """A handler's verdict that a message can never succeed: dead-letter it without retries."""
+
+
+class _Stopping(Exception):
+    """The worker stops while a message waits for the database: leave it unacked, the broker gives it again."""
 
 
 Handler = Callable[[dict], None]
@@ -126,6 +131,8 @@ class Consumer:
             if not _is_encoding_error(exc):
                 raise
             self._dead_letter_as_is(republish, props, body, exc)
+        except _Stopping:
+            return
         except Exception as exc:  # noqa: BLE001 - one bad message must never stall the queue
             self._dead_letter_as_is(republish, props, body, exc)
         channel.basic_ack(method.delivery_tag)
@@ -177,7 +184,13 @@ class Consumer:
             self._dead_letter(republish, pika.BasicProperties(message_id=props.message_id), body, {}, "error", detail)
 
     def _run(self, connection, handler: Handler, envelope: dict, event_id: str):
-        """Run the handler on the helper thread while this thread keeps the connection's I/O going."""
+        """Run the handler on the helper thread while this thread keeps the connection's I/O going.
+
+        A handler that cannot reach the service's own database (which does not answer a ping either) is
+        not retried through the retry queues: the outage is not the message's fault, and a few seconds of
+        it would use up the retries of every message in flight. The message waits, unacked, until the
+        database answers, then runs again (handlers are idempotent); nothing else is taken meanwhile.
+        """
 
         def work():
             if self.idempotency.seen(event_id):
@@ -186,16 +199,40 @@ class Consumer:
             self.idempotency.mark(event_id)
             return None
 
+        while True:
+            try:
+                return self._on_helper(connection, work)
+            except PermanentError as exc:
+                return exc
+            except ConnectionFailure as exc:
+                if self._on_helper(connection, lambda: mongo.ping(self.settings)):
+                    log.warning("%s: handler for %s failed: %r", self.service, envelope["type"], exc)
+                    return exc  # the database answers: an ordinary failure, retried and counted
+                log.warning("%s: the database is unreachable (%r); %s waits for it", self.service, exc, event_id)
+                self._await_database(connection)
+            except Exception as exc:  # any handler failure is retried, never acked as a success
+                log.warning("%s: handler for %s failed: %r", self.service, envelope["type"], exc)
+                return exc
+
+    def _on_helper(self, connection, work: Callable[[], object]):
+        """work() on the helper thread, its result or its exception; heartbeats go on meanwhile."""
         future = self._pool.submit(work)
         while not wait([future], timeout=1.0).done:
             connection.process_data_events(time_limit=0)  # heartbeats while a slow handler runs
-        try:
-            return future.result()
-        except PermanentError as exc:
-            return exc
-        except Exception as exc:  # any handler failure is retried, never acked as a success
-            log.warning("%s: handler for %s failed: %r", self.service, envelope["type"], exc)
-            return exc
+        return future.result()
+
+    def _await_database(self, connection) -> None:
+        """Return once the service's database answers a ping; _Stopping if the worker is stopped first."""
+        delay = 0.5
+        while not self.stop.is_set():
+            connection.process_data_events(time_limit=delay)  # sleeps, the connection's I/O going on
+            if self.stop.is_set():
+                break
+            if self._on_helper(connection, lambda: mongo.ping(self.settings)):
+                log.info("%s: the database answers again", self.service)
+                return
+            delay = min(delay * 2, 5.0)
+        raise _Stopping()
 
     def _retry_or_dead_letter(self, republish, props, body, headers, event_type: str, error: Exception) -> None:
         attempt = _attempt(headers.get(ATTEMPT_HEADER, 0))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from queue import Empty, Queue
 
 from pymongo import MongoClient
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 
 from shared.config import Settings
 
@@ -48,6 +49,34 @@ def ping(settings: Settings) -> bool:
         return True
     except PyMongoError:
         return False
+
+
+# --- a database known to be down: requests answer at once instead of each waiting out the timeout ---------
+
+DOWN_FOR = 2.0  # seconds: how long a process trusts a server selection that timed out (the Retry-After given)
+_down_until = float("-inf")  # time.monotonic(); this process's, not its children's after a fork: they learn it anew
+
+
+class StorageDown(ConnectionFailure):
+    """Refused without asking the database: it did not answer this process a moment ago (see note_failure)."""
+
+
+def note_failure(exc: BaseException) -> None:
+    """A request failed for the database: if no server could be selected at all, the database is down.
+
+    For DOWN_FOR seconds after that, `known_down()` is true, and the apis refuse requests that need the
+    database at once (503): without it, every request of an outage waits out the selection timeout
+    (TICKETFLOW_MONGO_TIMEOUT_MS, 5 s), holding a worker, and the requests queued behind them wait for
+    minutes. Once it passes, the next request asks the database again, which finds it as soon as it is back.
+    A single broken connection (AutoReconnect) says nothing of the next one and does not count.
+    """
+    global _down_until
+    if isinstance(exc, ServerSelectionTimeoutError):
+        _down_until = time.monotonic() + DOWN_FOR
+
+
+def known_down() -> bool:
+    return time.monotonic() < _down_until
 
 
 def ensure_document(collection, doc: dict) -> None:

@@ -32,6 +32,7 @@ from shared.events import Timestamp
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
+WITHOUT_STORAGE = ("healthz", "readyz", "metrics_endpoint", "docs", "docs_asset", "api-docs.openapi_json")
 READY_CACHE_SECONDS = 1.5  # /readyz answers from its last probe for this long: one probe for a burst of calls
 PROBLEM_JSON = "application/problem+json"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -188,6 +189,8 @@ def _install_hooks(
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        if mongo.known_down() and _needs_storage(request.endpoint):
+            raise mongo.StorageDown("the database did not answer a moment ago")
         limit = body_limit(request.method, request.path)
         request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
@@ -209,6 +212,11 @@ def _install_hooks(
         elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
         metrics.REQUEST_LATENCY.labels(service, request.method, route, str(response.status_code)).observe(elapsed)
         return response
+
+
+def _needs_storage(endpoint: str | None) -> bool:
+    """Whether a route may read or write the database (probes, docs and static files do not; nor a 404)."""
+    return endpoint is not None and endpoint not in WITHOUT_STORAGE and not endpoint.endswith(".static")
 
 
 def _body_problem(raw: bytes) -> Response | None:
@@ -249,7 +257,9 @@ def _install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ConnectionFailure)
     def storage_down(exc):
-        log.warning("storage unavailable: %r", exc)
+        mongo.note_failure(exc)
+        if not isinstance(exc, mongo.StorageDown):  # one line per outage and process, not one per request
+            log.warning("storage unavailable: %r", exc)
         return problem(
             503, "Service unavailable", "Storage is unavailable; try again shortly.", headers={"Retry-After": "2"}
         )

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from services.portal import attachments, domain, handlers
 from services.portal.client import Refused, Unreachable
+from shared import mongo
 from shared.events import parse_time
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,9 @@ def install(app: Flask) -> None:
     def storage_down(exc: ConnectionFailure):
         if not is_page(request.path):
             return shared_storage_handler(exc)
-        log.warning("storage unavailable: %r", exc)
+        mongo.note_failure(exc)
+        if not isinstance(exc, mongo.StorageDown):
+            log.warning("storage unavailable: %r", exc)
         return error_page(503, "The help desk is busy", "Please try again in a minute. Nothing you sent was lost.")
 
     @app.errorhandler(Unreachable)

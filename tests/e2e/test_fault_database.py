@@ -1,0 +1,149 @@
+"""The database dies: 200 tickets in flight, FerretDB SIGKILLed, started again 5 s later on the same data.
+
+The system runs on a FerretDB of its own (the session's is shared with the tests beside this one). While it
+is down, every api answers 503 problem+json with Retry-After (never a 500, and within the client's timeout)
+and /readyz is 503; afterwards every ticket accepted with a 201 is assigned once, has its clocks, and its
+emails arrive once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from shared.config import load_settings
+from shared.topology import SUBSCRIPTIONS, queue_name
+from tests.e2e.checks import _email, _emails, assigned_once, check_the_run
+from tests.e2e.conftest import System
+from tests.e2e.test_lifecycle import REQUESTER, help_desk
+from tests.harness import auth_header, dead_letters, wait_until
+from ticketflow import local
+
+TICKETS = 200
+KILL_AT = 60  # submissions done when the database is killed
+DOWN = 5.0  # seconds, at least
+PROBLEM_JSON = "application/problem+json"
+
+
+class Database:
+    """A FerretDB of the test's own on its own data folder; kill() it and start() it again on the same data."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, local.free_port()
+        self.url = f"mongodb://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = local.start_ferretdb(self.folder, self.port, self.folder / "ferretdb.log")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def database(tmp_path: Path):
+    if not local.ferretdb_binary().is_file():
+        pytest.skip("FerretDB is not built (make tools): the test needs a database it may kill")
+    db = Database(tmp_path / "ferretdb")
+    db.start()
+    yield db
+    db.kill()
+
+
+def _unavailable(response: requests.Response) -> None:
+    """A 503 problem+json that says when to try again: what a client may retry."""
+    assert response.status_code == 503, (response.request.method, response.url, response.status_code, response.text)
+    assert response.headers["Content-Type"].startswith(PROBLEM_JSON) and response.headers["Retry-After"], response
+    assert response.json()["status"] == 503
+
+
+def _while_down(system: System, known: dict) -> None:
+    """Every api's storage-backed endpoints and /readyz, asked at once while the database is down."""
+    ticket_id = known["id"]
+    calls = [
+        ("POST", "intake", "/tickets", "portal", {"json": known["request"]}),
+        ("GET", "intake", f"/tickets/{ticket_id}", "admin", {}),
+        ("GET", "assignment", f"/tickets/{ticket_id}", "admin", {}),
+        ("GET", "assignment", "/agents", "admin", {}),
+        ("GET", "sla", f"/tickets/{ticket_id}", "admin", {}),
+        ("GET", "notify", "/notifications", "admin", {}),
+    ]
+
+    def call(method, service, path, role, kw) -> requests.Response:
+        url = f"{system.urls[service]}{path}"
+        return requests.request(method, url, headers=auth_header(role), timeout=25, **kw)
+
+    def not_ready(service: str) -> bool:  # /readyz answers from a probe up to 1.5 s old: the next one sees it
+        return requests.get(f"{system.urls[service]}/readyz", timeout=25).status_code == 503
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        for response in pool.map(lambda c: call(*c), calls):
+            _unavailable(response)
+    for service in system.urls:
+        wait_until(lambda service=service: not_ready(service), timeout=30, message=f"{service} /readyz 503")
+
+
+def test_the_database_killed_with_200_tickets_in_flight_loses_none_accepted(start_system, database, infra):
+    system = start_system(workers=1, mongo_url=database.url)
+    desk = help_desk(system, agents=4, capacity=60)
+    request = {"subject": "Laptop for a new hire", "description": "Since Monday the VPN drops every hour.",
+               "requester": REQUESTER, "topic": desk["topic"], "priority": "normal", "source": "web"}  # fmt: skip
+    accepted, refused, lock = [], [], threading.Lock()
+    outage: dict = {}
+
+    def kill_and_restart() -> None:
+        try:
+            database.kill()
+            killed = time.monotonic()
+            _while_down(system, {"id": accepted[0]["id"], "request": request})
+            time.sleep(max(DOWN - (time.monotonic() - killed), 0))  # down for 5 s at least
+            database.start()
+        except BaseException as exc:  # reported by the test's thread
+            outage["error"] = exc
+            if not database.proc or database.proc.poll() is not None:
+                database.start()
+
+    def submit(_: int) -> None:
+        response = requests.post(f"{system.urls['intake']}/tickets", json=request, headers=auth_header("portal"),
+                                 timeout=25)  # fmt: skip
+        with lock:
+            if response.status_code == 201:
+                accepted.append(response.json())
+            else:
+                _unavailable(response)
+                refused.append(response)
+            if len(accepted) + len(refused) == KILL_AT:
+                outage["thread"] = threading.Thread(target=kill_and_restart, name="kill-database")
+                outage["thread"].start()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(submit, range(TICKETS)))
+    outage["thread"].join(timeout=120)
+    assert "error" not in outage, outage.get("error")
+    assert refused, "some submissions met the database down"
+    assert len(accepted) >= KILL_AT
+
+    views = check_the_run(system, desk, accepted, resolve_some=False)
+    for ticket in accepted:
+        view = views[ticket["id"]]
+        assigned_once(system, ticket["id"])
+        clocks = system.ok("GET", "sla", f"/tickets/{ticket['id']}")["clocks"]
+        assert clocks["first_response"]["state"] == "running", (ticket["number"], clocks)
+        expected = {REQUESTER["email"]: 1} | ({_email(desk, view["agent_id"]): 1} if view["agent_id"] else {})
+        try:
+            wait_until(lambda ticket=ticket, expected=expected: _emails(system, ticket) == expected, timeout=60)
+        except AssertionError:
+            assert _emails(system, ticket) == expected, f"emails of #{ticket['number']}"  # what did arrive
+    dead = system.items("notify", "/notifications", {"status": "dead"})
+    assert dead == [], dead[:3]
+    settings = load_settings()
+    for service in SUBSCRIPTIONS:  # an outage is not a message's fault: no event was dead-lettered for it
+        letters = dead_letters(infra.amqp_url, f"{queue_name(settings, service)}.dead")
+        assert letters == [], (service, [headers for headers, _ in letters[:3]])
