@@ -59,19 +59,25 @@ class System:
 
 @pytest.fixture
 def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., System]]:  # noqa: F811
-    """start_system(workers=1, env=None, mongo_url=None): every api and `workers` workers of every service, all
-    consuming; on the session's database, or on the one at `mongo_url` (a test that stops its database)."""
+    """start_system(workers=1, env=None, mongo_url=None, worker_env=None): every api and `workers` workers of every
+    service, all consuming; on the session's database, or on the one at `mongo_url` (a test that stops its
+    database). `env` is for every process, `worker_env` for the workers only (on top of `env`)."""
     recorder, smtp_url = smtp_server
     settings = load_settings()
 
-    def start(workers: int = 1, env: dict[str, str] | None = None, mongo_url: str | None = None) -> System:
+    def start(
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        mongo_url: str | None = None,
+        worker_env: dict[str, str] | None = None,
+    ) -> System:
         # short timeouts, so that a notify worker killed mid-send leaves a claim of 12 s, not 60
         timeouts = {"TICKETFLOW_WEBHOOK_TIMEOUT": "2", "TICKETFLOW_SMTP_TIMEOUT": "2"}
         database = {"MONGO_URL": mongo_url} if mongo_url else {}
         common = {"SMTP_URL": smtp_url, **timeouts, **database, **(env or {})}
 
         def start_worker(service: str) -> Spawned:
-            handle = spawn.worker(service, env=common)
+            handle = spawn.worker(service, env={**common, **(worker_env or {})})
             system.workers[service].append(handle)
             return handle
 
