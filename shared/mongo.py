@@ -54,14 +54,14 @@ def ping(settings: Settings) -> bool:
 # --- a database known to be down: requests answer at once instead of each waiting out the timeout ---------
 
 DOWN_FOR = 2.0  # seconds: how long a process trusts a server selection that timed out (the Retry-After given)
-_down_until = float("-inf")  # time.monotonic(); this process's, not its children's after a fork: they learn it anew
+_down_until: dict[str, float] = {}  # MONGO_URL -> time.monotonic(); a forked child starts with its parent's
 
 
 class StorageDown(ConnectionFailure):
     """Refused without asking the database: it did not answer this process a moment ago (see note_failure)."""
 
 
-def note_failure(exc: BaseException) -> None:
+def note_failure(settings: Settings, exc: BaseException) -> None:
     """A request failed for the database: if no server could be selected at all, the database is down.
 
     For DOWN_FOR seconds after that, `known_down()` is true, and the apis refuse requests that need the
@@ -70,13 +70,12 @@ def note_failure(exc: BaseException) -> None:
     minutes. Once it passes, the next request asks the database again, which finds it as soon as it is back.
     A single broken connection (AutoReconnect) says nothing of the next one and does not count.
     """
-    global _down_until
     if isinstance(exc, ServerSelectionTimeoutError):
-        _down_until = time.monotonic() + DOWN_FOR
+        _down_until[settings.mongo_url] = time.monotonic() + DOWN_FOR
 
 
-def known_down() -> bool:
-    return time.monotonic() < _down_until
+def known_down(settings: Settings) -> bool:
+    return time.monotonic() < _down_until.get(settings.mongo_url, float("-inf"))
 
 
 def ensure_document(collection, doc: dict) -> None:

@@ -189,7 +189,7 @@ def _install_hooks(
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        if mongo.known_down() and _needs_storage(request.endpoint):
+        if mongo.known_down(app.extensions["ticketflow.settings"]) and _needs_storage(request.endpoint):
             raise mongo.StorageDown("the database did not answer a moment ago")
         limit = body_limit(request.method, request.path)
         request.max_content_length = limit
@@ -257,7 +257,7 @@ def _install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ConnectionFailure)
     def storage_down(exc):
-        mongo.note_failure(exc)
+        mongo.note_failure(app.extensions["ticketflow.settings"], exc)
         if not isinstance(exc, mongo.StorageDown):  # one line per outage and process, not one per request
             log.warning("storage unavailable: %r", exc)
         return problem(
@@ -393,11 +393,15 @@ def ensure_storage_once(app: Flask, ensure: Callable[[], None]) -> None:
                 ensure()
                 done.set()
 
+    def before_request() -> None:
+        if _needs_storage(request.endpoint):  # /healthz stays 200 while the database is down: the process lives
+            ensure_now()
+
     try:
         ensure_now()
     except PyMongoError:  # storage not reachable at start: /readyz says so, requests retry
         log.warning("MongoDB not reachable at start; indexes will be created on the first request")
-    app.before_request(ensure_now)
+    app.before_request(before_request)
 
 
 def current_settings() -> Settings:

@@ -136,10 +136,12 @@ def install(app: Flask) -> None:
     def storage_down(exc: ConnectionFailure):
         if not is_page(request.path):
             return shared_storage_handler(exc)
-        mongo.note_failure(exc)
+        mongo.note_failure(current_app.extensions["ticketflow.settings"], exc)
         if not isinstance(exc, mongo.StorageDown):
             log.warning("storage unavailable: %r", exc)
-        return error_page(503, "The help desk is busy", "Please try again in a minute. Nothing you sent was lost.")
+        page = error_page(503, "The help desk is busy", "Please try again in a minute. Nothing you sent was lost.")
+        page.headers["Retry-After"] = "2"
+        return page
 
     @app.errorhandler(Unreachable)
     def unreachable(exc: Unreachable):
