@@ -33,7 +33,10 @@ twice. `status` is `pending` (not tried yet, or retried by an admin), `sent`, `f
 attempt failed; it is tried again at `next_attempt_at`) or `dead` (every retry failed). A failed
 send is retried after growing delays (TICKETFLOW_RETRY_DELAYS, by default 1 s, 5 s, 30 s, 2 min
 and 10 min); a failure after the last delay makes it `dead`, and only an admin's
-`POST /notifications/{id}/retry` sends it again, its delays starting over.
+`POST /notifications/{id}/retry` sends it again, its delays starting over. An email whose send finds the
+mail relay unreachable (nothing answers at SMTP_URL) is not the message's failure: it stays `failed` and is
+tried again, at least once a minute, until the relay answers, without using up its retries (`attempts`
+counts those tries too).
 
 Webhooks get every `ticket.*` and `sla.*` event that one of their patterns matches (never
 `notification.*`): a POST of the event envelope as JSON, with the headers
