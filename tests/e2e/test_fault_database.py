@@ -149,9 +149,12 @@ def test_the_database_killed_with_200_tickets_in_flight_loses_none_accepted(star
                 outage["thread"] = threading.Thread(target=kill_and_restart, name="kill-database")
                 outage["thread"].start()
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(submit, range(TICKETS)))
-    outage["thread"].join(timeout=120)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(submit, range(TICKETS)))
+    finally:  # the database is up again (and its process known to the fixture) before anything else
+        if "thread" in outage:
+            outage["thread"].join(timeout=120)
     assert "error" not in outage, outage.get("error")
     assert refused, "some submissions met the database down"
     assert len(accepted) >= KILL_AT
