@@ -240,11 +240,15 @@ def test_matches(patterns, event_type, expected):
     "pattern", ["*" * 80, "*" * 12 + "sla.breached", "*" * 80 + "sla.breached", "t*" * 40, "*x" * 40]
 )
 def test_matching_many_stars_takes_linear_time(pattern):
-    """`*` once became `.*` with no collapsing: twelve stars before sla.breached took seconds on each event type."""
+    """`*` once became `.*` with no collapsing: twelve stars before sla.breached took seconds on each event type.
+
+    The bound is far from what a linear match takes (well under a millisecond) and far below what the
+    backtracking one took (seconds per type, 80 stars: longer than the universe), so a busy machine passes.
+    """
     started = time.perf_counter()
     for event_type in (*WEBHOOK_EVENT_TYPES, "ticket." + "x" * 100):
         matches([pattern], event_type)
-    assert time.perf_counter() - started < 0.010  # a generous bound, not a benchmark
+    assert time.perf_counter() - started < 2.0
     assert matches(["*" * 80], "sla.breached") and matches(["*" * 80 + "sla.breached"], "sla.breached")
     assert not matches(["*" * 80 + "sla.breached"], "sla.warning")
 
