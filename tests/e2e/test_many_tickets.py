@@ -6,16 +6,15 @@ ticket's intake, assignment and sla views agree; the receipt and the assignment 
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from services.sla.domain import DEFAULT_MINUTES, DEFAULT_WARN_AT
 from shared.config import SERVICE_PORTS, Settings
+from tests.e2e.checks import _email, _emails, assigned_once, check_the_run, submit_all
 from tests.e2e.conftest import System
-from tests.e2e.test_lifecycle import REQUESTER, help_desk, submit
+from tests.e2e.test_lifecycle import REQUESTER, help_desk
 from tests.harness import wait_until
 
 TICKETS = 100
@@ -34,67 +33,6 @@ def short_low_policy():
     yield holder
     if holder:
         holder[0].ok("PUT", "sla", "/policies/low", json=restore)
-
-
-def submit_all(system: System, topic: str, priorities: list[str], during=None) -> list[dict]:
-    """Submit one ticket per priority from 8 threads; `during(n)` runs after the n-th submission."""
-    done, lock = [], threading.Lock()
-
-    def one(priority: str) -> dict:
-        ticket = submit(system, topic, priority=priority, subject=f"Laptop for a new hire ({priority})")
-        with lock:
-            done.append(ticket)
-            if during:
-                during(len(done))
-        return ticket
-
-    with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(one, priorities))
-
-
-def check_the_run(system: System, desk: dict, tickets: list[dict], resolve_some: bool) -> dict[str, dict]:
-    """Wait until every ticket is assigned or queued and the views agree; the invariants of the whole run."""
-    capacity = {agent["id"]: agent["capacity"] for agent in desk["agents"]}
-
-    def assignment_views() -> dict[str, dict]:
-        found = {t["id"]: system.ok("GET", "assignment", f"/tickets/{t['id']}") for t in tickets}
-        return found if all(v["history"] for v in found.values()) else None
-
-    views = wait_until(assignment_views, timeout=90, message="every ticket assigned or queued")
-    load = Counter(v["agent_id"] for v in views.values() if v["agent_id"] and v["status"] != "resolved")
-    assert all(load[agent] <= capacity[agent] for agent in load), load
-    if resolve_some:
-        for view in list(views.values())[::3]:
-            if view["agent_id"] and view["priority"] == "normal":
-                system.ok("POST", "assignment", f"/tickets/{view['ticket_id']}/resolve", "agent", view["agent_id"],
-                          json={"resolution": "Done."})  # fmt: skip
-    agreed = {
-        t["id"]: wait_until(lambda t=t: _agreed(system, t["id"]), timeout=60, message=f"views of {t['id']}")
-        for t in tickets
-    }
-    for agent in system.items("assignment", "/agents", {"team": desk["team"]}):
-        assert agent["open_tickets"] <= agent["capacity"], agent
-    return agreed
-
-
-def _agreed(system: System, ticket_id: str) -> dict | None:
-    """assignment's view of the ticket once intake's and sla's agree with it, else None."""
-    intake = system.ok("GET", "intake", f"/tickets/{ticket_id}")
-    assignment = system.ok("GET", "assignment", f"/tickets/{ticket_id}")
-    sla = system.ok("GET", "sla", f"/tickets/{ticket_id}")
-    same = (
-        intake["status"] == assignment["status"]
-        and (intake["assignee"] or {}).get("agent_id") == assignment["agent_id"]
-        and intake["priority"] == assignment["priority"] == sla["priority"]
-    )
-    return assignment if same else None
-
-
-def assigned_once(system: System, ticket_id: str) -> list[dict]:
-    timeline = system.items("intake", f"/tickets/{ticket_id}/timeline")
-    given = [e for e in timeline if e["type"] == "ticket.assigned" and "queue" not in e["summary"].lower()]
-    assert len(given) <= 1, given  # nobody reassigns in these runs: one agent at most, once
-    return timeline
 
 
 def test_two_workers_of_each_service_100_tickets_some_breach(start_system, short_low_policy):
@@ -153,13 +91,3 @@ def test_every_worker_killed_once_in_the_middle_loses_nothing_and_sends_nothing_
     # what the killed worker had in flight can come twice: at most its senders, and no message three times.
     copies = Counter(m["Message-ID"] for m in list(system.smtp.received))
     assert sum(n - 1 for n in copies.values()) <= NOTIFY_SENDERS and max(copies.values()) <= 2, copies.most_common(3)
-
-
-def _email(desk: dict, agent_id: str) -> str:
-    return next(agent["email"] for agent in desk["agents"] if agent["id"] == agent_id)
-
-
-def _emails(system: System, ticket: dict) -> dict[str, int]:
-    """Emails of the ticket per recipient, a message and its resends (the same Message-ID) counted once."""
-    mine = {(m["To"], m["Message-ID"]) for m in list(system.smtp.received) if f"[#{ticket['number']}]" in m["Subject"]}
-    return dict(Counter(to for to, _ in mine))
