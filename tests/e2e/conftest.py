@@ -59,14 +59,16 @@ class System:
 
 @pytest.fixture
 def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., System]]:  # noqa: F811
-    """start_system(workers=1, env=None): every api and `workers` workers of every service, all consuming."""
+    """start_system(workers=1, env=None, amqp_url=None): every api and `workers` workers of every service, all
+    consuming; on the session's broker, or on the one at `amqp_url` (a test's own node)."""
     recorder, smtp_url = smtp_server
     settings = load_settings()
 
-    def start(workers: int = 1, env: dict[str, str] | None = None) -> System:
+    def start(workers: int = 1, env: dict[str, str] | None = None, amqp_url: str | None = None) -> System:
         # short timeouts, so that a notify worker killed mid-send leaves a claim of 12 s, not 60
         timeouts = {"TICKETFLOW_WEBHOOK_TIMEOUT": "2", "TICKETFLOW_SMTP_TIMEOUT": "2"}
-        common = {"SMTP_URL": smtp_url, **timeouts, **(env or {})}
+        amqp_url = amqp_url or infra.amqp_url
+        common = {"SMTP_URL": smtp_url, "AMQP_URL": amqp_url, **timeouts, **(env or {})}
 
         def start_worker(service: str) -> Spawned:
             handle = spawn.worker(service, env=common)
@@ -87,7 +89,7 @@ def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., S
             _wait_healthy(handle, 60)
         for service in SERVICE_PORTS:
             queue = f"{settings.namespace}.{service}"
-            wait_until(lambda queue=queue: consumers_on(infra.amqp_url, queue) >= workers, timeout=60)
+            wait_until(lambda queue=queue: consumers_on(amqp_url, queue) >= workers, timeout=60)
         return system
 
     yield start
