@@ -7,6 +7,7 @@ connection (shared/consumer.py consumes; shared/relay.py's flusher and relay pub
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import pika
@@ -119,13 +120,40 @@ class Publisher:
                 pass
 
 
-def broker_answers(settings: Settings, timeout: float = 2.0) -> bool:
-    """Whether an AMQP connection can be opened now (for /readyz)."""
-    params = parameters(settings, "readyz")
-    params.socket_timeout = timeout
-    params.blocked_connection_timeout = timeout
-    try:
-        pika.BlockingConnection(params).close()
-        return True
-    except CONNECTION_ERRORS:
-        return False
+class BrokerProbe:
+    """/readyz's broker check: one connection per process, kept and looked at, not one opened per probe.
+
+    A look also answers the broker's heartbeats. A connection the broker dropped meanwhile (a restart,
+    probes further apart than the heartbeat) is replaced at once, and the new one's opening is the answer.
+    """
+
+    def __init__(self, settings: Settings, timeout: float = 1.0) -> None:
+        self.settings, self.timeout = settings, timeout
+        self._connection = None
+        self._pid = os.getpid()
+
+    def answers(self) -> bool:
+        if self._pid != os.getpid():  # a forked gunicorn process: the parent's socket is not ours
+            self._connection, self._pid = None, os.getpid()
+        if self._connection is not None:
+            try:
+                self._connection.process_data_events(0)
+                return True
+            except CONNECTION_ERRORS:
+                self.close()
+        params = parameters(self.settings, "readyz")
+        params.socket_timeout = self.timeout
+        params.blocked_connection_timeout = self.timeout
+        try:
+            self._connection = pika.BlockingConnection(params)
+            return True
+        except CONNECTION_ERRORS:
+            return False
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except CONNECTION_ERRORS:
+                pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
@@ -40,12 +41,21 @@ Handler = Callable[[dict], None]
 class Consumer:
     """Consumes the service's queue: validate, dedupe, handle, then ack; retry or dead-letter on failure."""
 
-    def __init__(self, settings: Settings, service: str, handlers: dict[str, Handler], idempotency, prefetch: int = 20):
+    def __init__(
+        self,
+        settings: Settings,
+        service: str,
+        handlers: dict[str, Handler],
+        idempotency,
+        prefetch: int = 20,
+        stop: threading.Event | None = None,
+    ):
         self.settings, self.service, self.handlers = settings, service, handlers
         self.idempotency = idempotency
         self.prefetch = prefetch
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()  # the worker's: set, consuming ends after the message in hand
         self.connected = threading.Event()
+        self._offline_since: float | None = time.monotonic()  # None while connected
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{service}-handler")
 
     def run(self) -> None:
@@ -61,10 +71,24 @@ class Consumer:
                 log.warning("%s: broker connection lost (%r); reconnecting in %.1fs", self.service, exc, backoff)
             except Exception:  # a fault in the plumbing itself: unacked messages return to the queue
                 log.exception("%s: consumer failed; reconnecting in %.1fs", self.service, backoff)
-            self.connected.clear()
+            self._disconnected()
             self.stop.wait(backoff)
             backoff = min(backoff * 2, 10.0)
         self._pool.shutdown(wait=True)
+
+    def offline_for(self) -> float:
+        """Seconds since the consumer last had its broker connection (since it started, if never): 0 while it has."""
+        since = self._offline_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def _connected(self) -> None:
+        self._offline_since = None
+        self.connected.set()
+
+    def _disconnected(self) -> None:
+        if self._offline_since is None:
+            self._offline_since = time.monotonic()
+        self.connected.clear()
 
     def _consume_once(self) -> None:
         connection = pika.BlockingConnection(parameters(self.settings, f"{self.service}.consumer"))
@@ -74,7 +98,7 @@ class Consumer:
             channel.basic_qos(prefetch_count=self.prefetch)
             republish = connection.channel()
             republish.confirm_delivery()
-            self.connected.set()
+            self._connected()
             log.info("%s: consuming %s", self.service, queue)
             for method, props, body in channel.consume(queue, inactivity_timeout=0.5):
                 if self.stop.is_set():

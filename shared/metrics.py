@@ -9,6 +9,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -45,4 +46,17 @@ SLA_ALERT_LAG = Histogram(
     "Time from a threshold passing to its sla.warning or sla.breached being stored (breaches include the grace)",
     ["type"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0),
+)
+
+
+# notify only, set by its worker's timer: what KEDA scales notify's worker on (deploy/k8s/notify.yaml)
+NOTIFY_PENDING = Gauge(
+    "ticketflow_notify_pending",
+    "Notifications not yet sent and not dead (pending or failed, to be tried again), counted up to 10000",
+    multiprocess_mode="livemax",
+)
+NOTIFY_OLDEST_PENDING = Gauge(
+    "ticketflow_notify_oldest_pending_seconds",
+    "Seconds the most overdue notification has waited past its next attempt (0: none is due)",
+    multiprocess_mode="livemax",
 )

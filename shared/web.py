@@ -25,14 +25,14 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 from shared import metrics, mongo
 from shared.auth import AuthError, Principal, decode_token
-from shared.bus import broker_answers
+from shared.bus import BrokerProbe
 from shared.config import Settings, load_settings
 from shared.errors import Forbidden, Problem, Unauthorized
 from shared.events import Timestamp
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
-READY_CACHE_SECONDS = 1.5  # /readyz answers from its last probe for this long: no broker connection per call
+READY_CACHE_SECONDS = 1.5  # /readyz answers from its last probe for this long: one probe for a burst of calls
 PROBLEM_JSON = "application/problem+json"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 SLUGS = {
@@ -270,6 +270,8 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bo
         return jsonify({"status": "ok"})
 
     lock, last = threading.Lock(), {"at": float("-inf"), "status": {}}
+    rabbitmq = BrokerProbe(settings, timeout=1.0)  # its connection is kept: not one per probe
+    app.extensions["ticketflow.readyz"] = rabbitmq  # for closing it (tests)
 
     @app.get("/readyz")
     def readyz():
@@ -278,7 +280,7 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bo
             if time.monotonic() - last["at"] >= READY_CACHE_SECONDS:
                 status = {"mongodb": mongo.ping(settings)}
                 if broker:
-                    status["rabbitmq"] = broker_answers(settings, timeout=1.0)
+                    status["rabbitmq"] = rabbitmq.answers()
                 status.update({check.__name__: bool(check()) for check in checks})
                 last.update(at=time.monotonic(), status=status)
             status = dict(last["status"])

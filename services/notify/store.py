@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
@@ -14,6 +14,9 @@ from shared.documents import VersionedStore
 from shared.errors import NotFound
 from shared.mongo import due_by
 from shared.relay import OutboxFlusher
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before every next attempt: `>= EPOCH` is the index's whole non-null range
+PENDING_CAP = 10_000  # the count stops there: enough to scale on, and never a long scan
 
 _VIEW_FIELDS = (
     "number",
@@ -78,6 +81,18 @@ class NotificationStore(VersionedStore):
         """(id, next_attempt_at, endpoint) of up to `limit` notifications to send by `until`, soonest first."""
         docs = due_by(self.collection, "next_attempt_at", until, limit, ("endpoint",))
         return [(doc["_id"], doc["next_attempt_at"], doc.get("endpoint", "smtp")) for doc in docs]
+
+    def backlog(self, at: datetime, cap: int = PENDING_CAP) -> tuple[int, float]:
+        """(how many are pending, up to `cap`; seconds the most overdue one has waited past its attempt, or 0).
+
+        Both read through the `next_attempt_at` index (set while a notification is pending or failed,
+        None once sent or dead): a bounded count of a range, and the first key of that range.
+        """
+        unsettled = {"next_attempt_at": {"$gte": EPOCH}}
+        count = self.collection.count_documents(unsettled, limit=cap)
+        first = self.collection.find_one(unsettled, {"next_attempt_at": 1}, sort=[("next_attempt_at", ASCENDING)])
+        overdue = (at - first["next_attempt_at"]).total_seconds() if first else 0.0
+        return count, max(overdue, 0.0)
 
     def page(
         self, filters: dict, limit: int, cursor: str | None, among: list[str] | None = None

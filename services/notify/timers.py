@@ -6,6 +6,8 @@ worker takes them) and hands them to the pool; it sleeps until the soonest other
 until a new notification is recorded or a send finishes. No more than half the senders (at least one)
 work for one endpoint (the SMTP server, or a webhook's host) at a time, so one slow or dead server
 never holds up the others.
+
+`export_backlog`, a timer of its own, sets the gauges of pending notifications notify's worker scales on.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import timedelta
 
 from services.notify.domain import Notification
 from services.notify.handlers import Notify, claim, send
+from shared import metrics
 from shared.clock import now
 from shared.runtime import next_wake, seconds_until
 
@@ -85,3 +88,13 @@ class Dispatcher:
             log.exception("sending notification %s failed", record.id)
         finally:
             self._finished(record.id, record.endpoint)
+
+
+PENDING_GAUGE_INTERVAL = 15.0  # seconds: KEDA polls Prometheus every 15 s (deploy/k8s/notify.yaml)
+
+
+def export_backlog(svc: Notify) -> None:
+    """Set the gauges KEDA scales the worker on: how many notifications wait, and how late the latest is."""
+    pending, oldest = svc.notifications.backlog(now())
+    metrics.NOTIFY_PENDING.set(pending)
+    metrics.NOTIFY_OLDEST_PENDING.set(oldest)

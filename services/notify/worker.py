@@ -5,14 +5,15 @@ from __future__ import annotations
 import threading
 
 from services.notify import handlers
-from services.notify.timers import Dispatcher
+from services.notify.timers import PENDING_GAUGE_INTERVAL, Dispatcher, export_backlog
 from shared.config import load_settings
-from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, wait_for
+from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
 
 
 def main() -> None:
     settings = load_settings()
     configure_logging(settings)
+    stop_on_signals(handlers.SERVICE)
     settings.require_secret()  # requesters' links are signed with it: stop now, not at the first receipt
     wakeup = threading.Event()
     svc = handlers.bootstrap(settings, on_recorded=wakeup.set)  # a recorded notification wakes the dispatcher
@@ -21,6 +22,7 @@ def main() -> None:
     timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.notifications]),
         Timer("dispatch", 1.0, dispatcher.run_once, wakeup=wakeup),
+        Timer("pending-gauge", PENDING_GAUGE_INTERVAL, lambda: export_backlog(svc)),
         Timer("expire-records", 3600, svc.processed.expire),
     ]
     try:

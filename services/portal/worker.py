@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from services.portal import handlers, timers
 from shared.config import load_settings
-from shared.runtime import Timer, configure_logging, run_timers, wait_for
+from shared.runtime import Timer, configure_logging, run_timers, stop_on_signals, wait_for
 
 
 def main() -> None:
     settings = load_settings()
     configure_logging(settings)
+    stop_on_signals(handlers.SERVICE)
     svc = handlers.bootstrap(settings)
     wait_for(svc.ensure_storage, "MongoDB")
     run_timers(

@@ -7,7 +7,7 @@ import logging
 from services.sla import handlers
 from services.sla.timers import Alarm, DeadlineTimer
 from shared.config import load_settings
-from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, wait_for
+from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 def main() -> None:
     settings = load_settings()
     configure_logging(settings)
+    stop_on_signals(handlers.SERVICE)
     alarm = Alarm()
     svc = handlers.bootstrap(settings, wake_timer=alarm.saw)  # a save with an earlier deadline wakes the timer
     wait_for(svc.ensure_storage, "MongoDB")

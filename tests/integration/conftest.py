@@ -74,12 +74,14 @@ def service_database(infra, settings, service: str) -> Iterator:
 
 @contextmanager
 def in_process_app(service: str) -> Iterator:
-    """A service's Flask app in-process, on the session's MongoDB and broker; its events flushed afterwards."""
+    """A service's Flask app in-process, on the session's MongoDB and broker; its events flushed afterwards, its
+    /readyz connection closed."""
     create_app = importlib.import_module(f"services.{service}.api").create_app
     mongo.close_client()
     app = create_app()
     yield app
     app.extensions[f"ticketflow.{service}"].flusher.drain()
+    app.extensions["ticketflow.readyz"].close()  # the broker connection /readyz keeps
     mongo.close_client()
 
 

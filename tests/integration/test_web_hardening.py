@@ -1,15 +1,19 @@
-"""Web plumbing every service shares: /docs from our own origin, nosniff everywhere, a cached /readyz."""
+"""Web plumbing every service shares: /docs from our own origin, nosniff everywhere, a cached /readyz that keeps
+its broker connection."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
-from shared import web
-from tests.harness import auth_header
+from services.intake.api import create_app
+from shared import bus, mongo, web
+from tests.harness import TcpProxy, auth_header, wait_until
 from tests.integration.conftest import in_process_app
 
 # The Swagger UI files /docs serves, from the pinned flask-swagger-ui package (pyproject.toml).
@@ -78,11 +82,11 @@ def test_every_response_of_every_service_says_nosniff(infra, service):
 def test_readyz_probes_the_broker_at_most_once_in_a_short_while(client, monkeypatch):
     opened = []
 
-    def counting(settings, timeout=1.0):
+    def counting(probe):
         opened.append(time.monotonic())
         return True
 
-    monkeypatch.setattr(web, "broker_answers", counting)
+    monkeypatch.setattr(bus.BrokerProbe, "answers", counting)
     first, second = client.get("/readyz"), client.get("/readyz")
     assert first.status_code == second.status_code == 200
     assert first.get_json() == second.get_json()
@@ -90,3 +94,32 @@ def test_readyz_probes_the_broker_at_most_once_in_a_short_while(client, monkeypa
     time.sleep(web.READY_CACHE_SECONDS + 0.1)
     assert client.get("/readyz").status_code == 200
     assert len(opened) == 2  # the answer is fresh again after a short while
+
+
+def test_readyz_keeps_one_broker_connection_across_probes_and_tells_when_the_broker_goes(infra, settings, monkeypatch):
+    """Probes 10 s apart (Kubernetes') are each past the cache: they still open no connection each."""
+    opened = []
+    real = bus.pika.BlockingConnection
+
+    def counting(params):
+        opened.append(params.client_properties["connection_name"])
+        return real(params)
+
+    monkeypatch.setattr(bus.pika, "BlockingConnection", counting)
+    monkeypatch.setattr(web, "READY_CACHE_SECONDS", 0.0)  # every call probes
+    amqp = urlsplit(infra.amqp_url)
+    mongo.close_client()
+    with TcpProxy(amqp.hostname, amqp.port or 5672) as proxy:
+        app = create_app(dataclasses.replace(settings, amqp_url=proxy.rewrite(infra.amqp_url)))
+        client = app.test_client()
+        for _ in range(3):
+            answer = client.get("/readyz")
+            assert answer.status_code == 200 and answer.get_json()["checks"]["rabbitmq"] is True
+        assert opened == [f"{settings.namespace}.readyz"]
+        proxy.stop()  # the kept connection is cut, and a new one is refused
+        wait_until(lambda: client.get("/readyz").get_json()["checks"]["rabbitmq"] is False, timeout=10)
+        assert client.get("/readyz").status_code == 503
+        proxy.start()
+        wait_until(lambda: client.get("/readyz").status_code == 200, timeout=10)
+        app.extensions["ticketflow.readyz"].close()
+    mongo.close_client()

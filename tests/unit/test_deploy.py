@@ -19,6 +19,7 @@ import yaml
 
 from services.portal.handlers import SERVICE as PORTAL
 from services.portal.handlers import api_urls
+from shared import metrics
 from shared.config import DEFAULT_RETRY_DELAYS, PORTAL_PORT, SERVICE_PORTS, ConfigError, Settings, load_settings
 from shared.events import EVENT_TYPES, PUBLISHED_BY
 from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name, retry_queue_name
@@ -264,12 +265,14 @@ def test_compose_runs_the_api_as_the_cli_does_on_its_port(compose, service):
 
 
 @pytest.mark.parametrize("service", DEPLOYED_PORTS)
-def test_compose_runs_the_worker_unpublished_with_a_metrics_healthcheck(compose, service):
+def test_compose_runs_the_worker_unpublished_with_a_liveness_healthcheck(compose, service):
     worker = compose["services"][f"{service}-worker"]
     assert worker["command"] == ["python", *worker_command(service)[1:]]
     assert "ports" not in worker  # so that `docker compose up --scale <service>-worker=N` works
     assert worker["environment"]["TICKETFLOW_METRICS_PORT"] == str(METRICS_PORT)
-    assert f"127.0.0.1:{METRICS_PORT}/" in " ".join(worker["healthcheck"]["test"])
+    assert f"127.0.0.1:{METRICS_PORT}/livez" in " ".join(worker["healthcheck"]["test"])
+    stop_timeout = _stop_timeout(worker["environment"])
+    assert _seconds(worker["stop_grace_period"]) > stop_timeout  # the worker ends by itself before Docker kills it
 
 
 def test_compose_services_start_after_healthy_dependencies(compose):
@@ -461,17 +464,46 @@ def test_k8s_worker_matches_the_code_and_scales_on_its_queue(manifests, service)
     assert container["command"] == ["python", *worker_command(service)[1:]]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["TICKETFLOW_METRICS_PORT"] == str(METRICS_PORT)
-    assert container["livenessProbe"]["httpGet"]["port"] == METRICS_PORT
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": METRICS_PORT}
+    _assert_the_grace_period_outlasts_the_stop(manifests, f"{service}-worker", env)
     scaled = by_kind(manifests, "ScaledObject")[f"{service}-worker"]
     assert scaled["spec"]["scaleTargetRef"]["name"] == f"{service}-worker"
     assert scaled["spec"]["minReplicaCount"] >= 1  # the worker also runs the outbox relay and timers
-    (trigger,) = scaled["spec"]["triggers"]
+    trigger = next(t for t in scaled["spec"]["triggers"] if t["type"] == "rabbitmq")
     settings = load_settings({"TICKETFLOW_NAMESPACE": NAMESPACE})
     assert (trigger["type"], trigger["metadata"]["queueName"]) == ("rabbitmq", queue_name(settings, service))
     auth = by_kind(manifests, "TriggerAuthentication")[trigger["authenticationRef"]["name"]]
     (host,) = auth["spec"]["secretTargetRef"]
     assert host["parameter"] == "host"
     assert host["key"] in by_kind(manifests, "Secret")[host["name"]]["stringData"]
+
+
+def test_k8s_notify_worker_also_scales_on_the_notifications_waiting(manifests):
+    triggers = by_kind(manifests, "ScaledObject")["notify-worker"]["spec"]["triggers"]
+    assert [t["type"] for t in triggers] == ["rabbitmq", "prometheus"]
+    metadata = triggers[1]["metadata"]
+    assert metadata["query"] == f"max({metrics.NOTIFY_PENDING._name})"  # each worker exports the same count
+    assert metadata["serverAddress"].startswith("http") and float(metadata["threshold"]) > 0
+
+
+def _assert_the_grace_period_outlasts_the_stop(manifests, name: str, env: dict) -> None:
+    """Kubernetes kills a pod terminationGracePeriodSeconds after SIGTERM: the worker must have ended by itself."""
+    stop_timeout = _stop_timeout(by_kind(manifests, "ConfigMap")["ticketflow-config"]["data"], env)
+    assert by_kind(manifests, "Deployment")[name]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > (
+        stop_timeout
+    )
+
+
+def _stop_timeout(*envs: dict) -> float:
+    """TICKETFLOW_STOP_TIMEOUT as the worker reads it from these environments (the last one that sets it wins)."""
+    values = [env["TICKETFLOW_STOP_TIMEOUT"] for env in envs if env.get("TICKETFLOW_STOP_TIMEOUT")]
+    return load_settings({"TICKETFLOW_STOP_TIMEOUT": values[-1]} if values else {}).stop_timeout
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration such as 30s or 1m30s, in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(n) * units[unit] for n, unit in re.findall(r"([\d.]+)([hms])", duration))
 
 
 def test_k8s_portal_worker_runs_once_with_its_metrics_probes(manifests):
@@ -482,8 +514,9 @@ def test_k8s_portal_worker_runs_once_with_its_metrics_probes(manifests):
     assert container["command"] == ["python", *worker_command(PORTAL)[1:]]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["TICKETFLOW_METRICS_PORT"] == str(METRICS_PORT)
-    for probe in ("startupProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/metrics", "port": METRICS_PORT}, probe
+    assert container["startupProbe"]["httpGet"] == {"path": "/metrics", "port": METRICS_PORT}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": METRICS_PORT}
+    _assert_the_grace_period_outlasts_the_stop(manifests, f"{PORTAL}-worker", env)
     assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (1, "Recreate")
     assert f"{PORTAL}-worker" not in by_kind(manifests, "ScaledObject")
     assert f"{PORTAL}-worker" not in by_kind(manifests, "HorizontalPodAutoscaler")

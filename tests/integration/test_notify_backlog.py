@@ -1,0 +1,41 @@
+"""notify's backlog gauges: pending and failed notifications counted, sent and dead ones not, through the index."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from pymongo import MongoClient
+
+from services.notify.store import NotificationStore
+from services.notify.timers import export_backlog
+from shared import metrics
+
+
+def test_the_backlog_counts_what_waits_and_how_late_the_most_overdue_one_is(infra, settings):
+    client = MongoClient(infra.mongo_url, tz_aware=True)
+    name = f"{settings.namespace}_backlog_{uuid.uuid4().hex[:8]}"  # its own database: no other test's notifications
+    try:
+        store = NotificationStore(client[name])
+        store.ensure_indexes()
+        at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+        store.collection.insert_many([
+            {"_id": "pending", "status": "pending", "next_attempt_at": at - timedelta(seconds=30)},
+            {"_id": "failed", "status": "failed", "next_attempt_at": at + timedelta(minutes=5)},
+            {"_id": "sending", "status": "pending", "next_attempt_at": at - timedelta(seconds=4)},
+            {"_id": "sent", "status": "sent", "next_attempt_at": None},
+            {"_id": "dead", "status": "dead", "next_attempt_at": None},
+        ])  # fmt: skip
+        assert store.backlog(at) == (3, 30.0)
+        assert store.backlog(at, cap=2) == (2, 30.0)
+        assert store.backlog(at - timedelta(minutes=1)) == (3, 0.0)  # none due yet: nobody waits past its time
+
+        export_backlog(SimpleNamespace(notifications=store))  # at now(): the pending one is months overdue
+        assert metrics.NOTIFY_PENDING._value.get() == 3
+        assert metrics.NOTIFY_OLDEST_PENDING._value.get() > 30
+        store.collection.delete_many({})
+        assert store.backlog(at) == (0, 0.0)
+    finally:
+        client.drop_database(name)
+        client.close()
