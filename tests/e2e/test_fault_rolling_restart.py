@@ -29,6 +29,7 @@ from tests.harness import auth_header, wait_until
 TICKETS = 200
 EVERY = 2.0  # seconds between two SIGTERMs
 START_AFTER = 20  # tickets accepted before the first SIGTERM
+BOUNDED = {"TICKETFLOW_STOP_TIMEOUT": "8"}  # a worker's own bound (exit 1) comes before the harness's SIGKILL at 10 s
 
 
 def post_ticket(system: System, topic: str, timeout: float = 120.0) -> tuple[int, dict]:
@@ -70,7 +71,7 @@ def restart(system: System, spawn: Spawner, service: str, old: Spawned) -> Spawn
 
 
 def test_every_process_restarted_in_turn_while_200_tickets_flow_loses_nothing_and_doubles_nothing(start_system, spawn):
-    system = start_system(workers=1, env=ROOMY)
+    system = start_system(workers=1, env={**ROOMY, **BOUNDED})
     desk = help_desk(system, agents=4, capacity=60)  # 240 places for 200 tickets: every ticket gets an agent
     turn = processes_in_turn(system, spawn)
     started = threading.Event()
