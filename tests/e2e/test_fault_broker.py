@@ -95,6 +95,7 @@ def dead_lettered(amqp_url: str) -> dict[str, int]:
         connection.close()
 
 
+@pytest.mark.timeout(600)  # 200 tickets through one worker per service: 4 to 5 minutes on a busy 2-core machine
 def test_the_broker_stopped_for_10_s_in_the_middle_of_200_tickets_loses_nothing_and_doubles_nothing(
     start_system, rabbit
 ):

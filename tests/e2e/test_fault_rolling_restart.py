@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from shared.config import SERVICE_PORTS
@@ -70,6 +71,7 @@ def restart(system: System, spawn: Spawner, service: str, old: Spawned) -> Spawn
     return old
 
 
+@pytest.mark.timeout(600)  # 200 tickets through one worker per service: 4 to 5 minutes on a busy 2-core machine
 def test_every_process_restarted_in_turn_while_200_tickets_flow_loses_nothing_and_doubles_nothing(start_system, spawn):
     system = start_system(workers=1, env={**ROOMY, **BOUNDED})
     desk = help_desk(system, agents=4, capacity=60)  # 240 places for 200 tickets: every ticket gets an agent
