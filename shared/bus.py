@@ -94,6 +94,11 @@ class Publisher:
                     raise PublishError(f"publish failed: {exc!r}") from exc
         metrics.EVENTS_PUBLISHED.labels(self.service, event_type).inc()
 
+    @property
+    def connected(self) -> bool:
+        """Whether the last publish left an open channel (False once the broker was found unavailable)."""
+        return self._channel is not None and self._channel.is_open
+
     def keepalive(self) -> None:
         """Answer heartbeats on an idle connection (a BlockingConnection does I/O only when called)."""
         if self._connection is not None and self._connection.is_open:

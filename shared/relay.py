@@ -160,8 +160,10 @@ class OutboxRelay:
             total += len(published)
             if complete:
                 self.pending.done(leased)
-            else:
-                self.pending.mark(collection, marker["doc_id"])
+                continue
+            self.pending.mark(collection, marker["doc_id"])
+            if not self.publisher.connected:  # the broker is away: the other markers wait, untouched, for it
+                break
         return total
 
     def sweep(self) -> int:

@@ -310,9 +310,10 @@ class Spawned:
     """A process started for one test, in its own process group, its output in a log file."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name, self.argv, self.log_path = name, argv, log_path
+        self.name, self.argv, self.env, self.log_path = name, argv, env, log_path
         self.url: str | None = None
         self.port: int | None = None
+        self.killed = False  # stop() had to SIGKILL it: it did not exit by itself within the timeout
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 argv, env=env, cwd=local.REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -337,6 +338,7 @@ class Spawned:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self.kill()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # children that outlived their parent
@@ -362,6 +364,12 @@ class Spawner:
         handle = Spawned(name, [str(arg) for arg in argv], full_env, log_path)
         self.handles.append(handle)
         return handle
+
+    def again(self, handle: Spawned) -> Spawned:
+        """The same command with the same environment (an api on the same port), as a restart starts it."""
+        again = self(handle.argv, env=handle.env, name=handle.name)
+        again.port, again.url = handle.port, handle.url
+        return again
 
     def api(self, service: str, port: int | None = None, env: dict[str, str] | None = None, timeout: float = 30.0):
         """The service's gunicorn (as `ticketflow run` starts it); returns once GET /healthz answers 200."""

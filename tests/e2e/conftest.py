@@ -59,9 +59,10 @@ class System:
 
 @pytest.fixture
 def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., System]]:  # noqa: F811
-    """start_system(workers=1, env=None, mongo_url=None, worker_env=None): every api and `workers` workers of every
-    service, all consuming; on the session's database, or on the one at `mongo_url` (a test that stops its
-    database). `env` is for every process, `worker_env` for the workers only (on top of `env`)."""
+    """start_system(workers=1, env=None, mongo_url=None, worker_env=None, amqp_url=None): every api and `workers`
+    workers of every service, all consuming; on the session's database and broker, or on the database at
+    `mongo_url` (a test that stops its database) and the broker at `amqp_url` (a test's own node). `env` is for
+    every process, `worker_env` for the workers only (on top of `env`)."""
     recorder, smtp_url = smtp_server
     settings = load_settings()
 
@@ -70,11 +71,13 @@ def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., S
         env: dict[str, str] | None = None,
         mongo_url: str | None = None,
         worker_env: dict[str, str] | None = None,
+        amqp_url: str | None = None,
     ) -> System:
         # short timeouts, so that a notify worker killed mid-send leaves a claim of 12 s, not 60
         timeouts = {"TICKETFLOW_WEBHOOK_TIMEOUT": "2", "TICKETFLOW_SMTP_TIMEOUT": "2"}
         database = {"MONGO_URL": mongo_url} if mongo_url else {}
-        common = {"SMTP_URL": smtp_url, **timeouts, **database, **(env or {})}
+        amqp_url = amqp_url or infra.amqp_url
+        common = {"SMTP_URL": smtp_url, "AMQP_URL": amqp_url, **timeouts, **database, **(env or {})}
 
         def start_worker(service: str) -> Spawned:
             handle = spawn.worker(service, env={**common, **(worker_env or {})})
@@ -95,7 +98,7 @@ def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., S
             _wait_healthy(handle, 60)
         for service in SERVICE_PORTS:
             queue = f"{settings.namespace}.{service}"
-            wait_until(lambda queue=queue: consumers_on(infra.amqp_url, queue) >= workers, timeout=60)
+            wait_until(lambda queue=queue: consumers_on(amqp_url, queue) >= workers, timeout=60)
         return system
 
     yield start

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
+from datetime import timedelta
 
 import pika
 import pytest
@@ -12,6 +14,7 @@ from shared import outbox
 from shared.clock import now
 from shared.relay import OutboxFlusher, OutboxRelay, PendingOutboxes
 from tests.harness import wait_until
+from ticketflow.local import free_port
 
 
 @pytest.fixture
@@ -65,6 +68,26 @@ def test_an_unroutable_event_stays_in_the_outbox_until_a_queue_is_bound(infra, s
     assert pending.collection.count_documents({}) == 0
     relay.close()
     connection.close()
+
+
+def test_with_the_broker_away_a_relay_round_stops_at_the_first_marker_and_leaves_the_others_as_they_were(
+    settings, scratch
+):
+    """Hundreds of tickets written during an outage: each round tries one, not every marker (a failed connect and
+    a database write apiece)."""
+    away = dataclasses.replace(settings, amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")  # refused
+    pending = PendingOutboxes(scratch)
+    for number in range(3):
+        staged = dict([_entry("ticket.created")])
+        scratch.docs.insert_one({"_id": f"w{number}", "_v": 1, **outbox.insert_fields(staged)})
+        pending.mark(scratch.docs, f"w{number}", delay=timedelta(0))
+    before = {marker["_id"]: marker["due"] for marker in pending.collection.find()}
+    relay = OutboxRelay(away, "outboxtest", pending, [scratch.docs])
+    assert relay.run_once() == 0
+    after = {marker["_id"]: marker["due"] for marker in pending.collection.find()}
+    assert sum(after[key] != before[key] for key in before) == 1, (before, after)  # the one tried, due again later
+    assert all(scratch.docs.find_one({"_id": f"w{number}"})[outbox.COUNT] == 1 for number in range(3))
+    relay.close()
 
 
 def test_the_sweep_finds_events_whose_writer_died_before_publishing(infra, settings, scratch):

@@ -1,0 +1,131 @@
+"""The broker stops for 10 seconds in the middle of 200 tickets, then starts again: nothing lost, nothing doubled.
+
+The system runs on a RabbitMQ node of the module's own (tests/brokerserver.py) with quorum queues, so that the
+machine's broker, shared by every other test, is never stopped. While the node is down (10 s, then the ~20 s it
+takes to boot), intake still answers 201: each ticket and its events wait in intake's outbox, and the relay sends
+them once the node is back. Consumers reconnect and declare their queues again; a message whose ack the stop cut
+off comes again and is recognised as handled. Afterwards each ticket was assigned once, its receipt and its
+assignment email arrived once each, and no queue holds a dead letter.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pika
+import pytest
+
+from shared.config import SERVICE_PORTS, load_settings
+from shared.topology import queue_arguments, queue_counts, queue_name
+from tests.brokerserver import running_rabbitmq
+from tests.e2e.checks import _email, _emails, assigned_once, check_the_run
+from tests.e2e.conftest import System
+from tests.e2e.test_lifecycle import REQUESTER, help_desk
+from tests.harness import wait_until
+
+QUORUM = {"TICKETFLOW_QUEUE_TYPE": "quorum"}
+ROOMY = {"TICKETFLOW_REQUESTER_TICKETS_PER_HOUR": "1000"}  # 200 tickets of one requester: not the limit's test
+BEFORE, WHILE_DOWN, WHILE_BOOTING = 70, 60, 70  # 200 tickets
+DOWN = 10.0  # seconds the node stays stopped
+
+
+@pytest.fixture(scope="module")
+def rabbit(tmp_path_factory):
+    """The module's own RabbitMQ node (it takes 20 s or more to boot here: one for the module)."""
+    with running_rabbitmq(tmp_path_factory.mktemp("rabbitmq")) as node:
+        yield node
+
+
+def submit_201(system: System, topic: str, count: int) -> list[dict]:
+    """`count` tickets from 8 threads, each answered 201 (Created), whatever the broker is doing."""
+    request = {"subject": "Laptop for a new hire", "description": "Starts on Monday.", "requester": REQUESTER,
+               "topic": topic, "priority": "normal", "source": "web"}  # fmt: skip
+
+    def one(_: int) -> dict:
+        status, body = system.call("POST", "intake", "/tickets", role="portal", json=request)
+        assert status == 201, (status, body)
+        return body
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def caught_up(system: System, tickets: list[dict], timeout: float = 300.0) -> None:
+    """Wait until assignment knows every ticket: the backlog of the outage takes a busy machine minutes to work
+    through (one worker per service), longer than check_the_run waits. Each ticket is asked for until found."""
+    missing = {t["id"] for t in tickets}
+
+    def none_missing() -> bool:
+        for ticket_id in sorted(missing):
+            if system.call("GET", "assignment", f"/tickets/{ticket_id}")[0] != 200:
+                return False
+            missing.discard(ticket_id)
+        return True
+
+    wait_until(none_missing, timeout=timeout, interval=1.0, message="assignment knows every ticket")
+
+
+def queues_are_quorum(amqp_url: str) -> bool:
+    """Each service's queues as the workers declared them: a declaration with x-queue-type quorum is refused
+    (PRECONDITION_FAILED) for a classic queue of the same name."""
+    settings = load_settings({**os.environ, **QUORUM})
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        for service in SERVICE_PORTS:
+            for name in (queue_name(settings, service), f"{queue_name(settings, service)}.dead"):
+                channel = connection.channel()
+                channel.queue_declare(name, durable=True, arguments=queue_arguments(settings))
+                channel.close()
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        connection.close()
+    return True
+
+
+def dead_lettered(amqp_url: str) -> dict[str, int]:
+    settings = load_settings()
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return {service: queue_counts(connection, settings, service).dead for service in SERVICE_PORTS}
+    finally:
+        connection.close()
+
+
+@pytest.mark.timeout(600)  # 200 tickets through one worker per service: 4 to 5 minutes on a busy 2-core machine
+def test_the_broker_stopped_for_10_s_in_the_middle_of_200_tickets_loses_nothing_and_doubles_nothing(
+    start_system, rabbit
+):
+    system = start_system(workers=1, amqp_url=rabbit.url, env={**QUORUM, **ROOMY})
+    assert queues_are_quorum(rabbit.url)
+    desk = help_desk(system, agents=4, capacity=60)  # 240 places for 200 tickets: every ticket gets an agent
+
+    tickets = submit_201(system, desk["topic"], BEFORE)
+    rabbit.stop()
+    stopped_at = time.monotonic()
+    assert not rabbit.answers()
+    tickets += submit_201(system, desk["topic"], WHILE_DOWN)
+    time.sleep(max(0.0, DOWN - (time.monotonic() - stopped_at)))  # the outage itself: 10 s, as asked
+    with ThreadPoolExecutor(1) as pool:
+        booting = pool.submit(rabbit.start)
+        tickets += submit_201(system, desk["topic"], WHILE_BOOTING)
+        booting.result()
+
+    assert len({t["id"] for t in tickets}) == BEFORE + WHILE_DOWN + WHILE_BOOTING
+    caught_up(system, tickets)
+    views = check_the_run(system, desk, tickets, resolve_some=False)
+    for ticket in tickets:
+        timeline = assigned_once(system, ticket["id"])
+        kinds = Counter(e["type"] for e in timeline)
+        assert kinds["ticket.created"] == 1 and kinds["ticket.assigned"] == 1, (ticket["number"], kinds)
+        expected = {REQUESTER["email"]: 1, _email(desk, views[ticket["id"]]["agent_id"]): 1}
+        try:
+            wait_until(lambda ticket=ticket, expected=expected: _emails(system, ticket) == expected, timeout=60)
+        except AssertionError:
+            assert _emails(system, ticket) == expected, f"emails of #{ticket['number']}"  # what did arrive
+    copies = Counter(m["Message-ID"] for m in list(system.smtp.received))
+    assert max(copies.values()) == 1, copies.most_common(3)  # nothing killed: not even a resend
+    assert dead_lettered(rabbit.url) == dict.fromkeys(SERVICE_PORTS, 0)
