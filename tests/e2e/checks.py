@@ -34,11 +34,21 @@ def check_the_run(system: System, desk: dict, tickets: list[dict], resolve_some:
     """Wait until every ticket is assigned or queued and the views agree; the invariants of the whole run."""
     capacity = {agent["id"]: agent["capacity"] for agent in desk["agents"]}
 
-    def assignment_views() -> dict[str, dict]:
-        found = {t["id"]: system.ok("GET", "assignment", f"/tickets/{t['id']}") for t in tickets}
-        return found if all(v["history"] for v in found.values()) else None
+    views: dict[str, dict] = {}
 
-    views = wait_until(assignment_views, timeout=90, message="every ticket assigned or queued")
+    def assignment_views() -> dict[str, dict] | None:
+        """Each ticket asked for until assignment has assigned or queued it, then not again: a poll asks for the
+        tickets not seen yet, up to the first still waiting, so a backlog is not read over and over while the
+        workers work through it."""
+        for ticket in tickets:
+            if ticket["id"] not in views:
+                view = system.ok("GET", "assignment", f"/tickets/{ticket['id']}")
+                if not view["history"]:
+                    return None
+                views[ticket["id"]] = view
+        return views
+
+    wait_until(assignment_views, timeout=90, interval=0.5, message="every ticket assigned or queued")
     load = Counter(v["agent_id"] for v in views.values() if v["agent_id"] and v["status"] != "resolved")
     assert all(load[agent] <= capacity[agent] for agent in load), load
     if resolve_some:

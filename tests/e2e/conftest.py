@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
@@ -13,6 +15,7 @@ from shared.config import SERVICE_PORTS, load_settings
 from tests.conftest import Spawned, Spawner, _wait_healthy
 from tests.harness import auth_header, consumers_on, wait_until
 from tests.integration.notify_servers import SmtpRecorder, smtp_server  # noqa: F401 - a fixture
+from ticketflow import local
 from ticketflow.cli import api_command
 from ticketflow.local import free_port
 
@@ -102,6 +105,44 @@ def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., S
         return system
 
     yield start
+
+
+class Database:
+    """A FerretDB of the test's own on its own data folder; kill() it and start() it again on the same data."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, local.free_port()
+        self.url = f"mongodb://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = local.start_ferretdb(self.folder, self.port, self.folder / "ferretdb.log")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def own_database(tmp_path: Path) -> Iterator[Database]:
+    """A FerretDB for this test alone (it starts in about a second): a test may kill it, and a run of hundreds of
+    tickets reads from an empty store instead of one that holds every ticket the session stored so far (FerretDB's
+    SQLite backend scans a collection for most reads, so those grow with it)."""
+    if not local.ferretdb_binary().is_file():
+        pytest.skip("FerretDB is not built (make tools): the test needs a database of its own")
+    db = Database(tmp_path / "ferretdb")
+    db.start()
+    yield db
+    db.kill()
+
+
+@pytest.fixture
+def fresh_store(request: pytest.FixtureRequest) -> str | None:
+    """MONGO_URL of a FerretDB of the test's own (see own_database), or None, the session's store, where none is
+    built (TEST_MONGO_URL pointing at a MongoDB, whose indexes keep reads flat anyway)."""
+    if not local.ferretdb_binary().is_file():
+        return None
+    return request.getfixturevalue("own_database").url
 
 
 def unique(prefix: str) -> str:

@@ -8,14 +8,11 @@ emails arrive once.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pika
-import pytest
 import requests
 
 from shared import events
@@ -26,39 +23,12 @@ from tests.e2e.conftest import System
 from tests.e2e.test_lifecycle import REQUESTER, help_desk
 from tests.harness import auth_header, dead_letters, wait_until
 from tests.integration.conftest import EventTap
-from ticketflow import local
 
 TICKETS = 200
 KILL_AT = 60  # submissions done when the database is killed
 DOWN = 5.0  # seconds, at least
 REPLAYED = 20  # events delivered again while the database is down
 PROBLEM_JSON = "application/problem+json"
-
-
-class Database:
-    """A FerretDB of the test's own on its own data folder; kill() it and start() it again on the same data."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.port = folder, local.free_port()
-        self.url = f"mongodb://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = local.start_ferretdb(self.folder, self.port, self.folder / "ferretdb.log")
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def database(tmp_path: Path):
-    if not local.ferretdb_binary().is_file():
-        pytest.skip("FerretDB is not built (make tools): the test needs a database it may kill")
-    db = Database(tmp_path / "ferretdb")
-    db.start()
-    yield db
-    db.kill()
 
 
 def _publish_again(amqp_url: str, exchange: str, envelopes: list[dict]) -> None:
@@ -107,7 +77,8 @@ def _while_down(system: System, known: dict) -> None:
         wait_until(lambda service=service: not_ready(service), timeout=30, message=f"{service} /readyz 503")
 
 
-def test_the_database_killed_with_200_tickets_in_flight_loses_none_accepted(start_system, database, infra, request):
+def test_the_database_killed_with_200_tickets_in_flight_loses_none_accepted(own_database, start_system, infra, request):
+    database = own_database
     # The workers give up on a database call after 1 s: a handler that spent its event's retries (0.2, 0.4, 0.8 s)
     # on the outage would dead-letter it well within the 5 s. The apis keep the 5 s of the default.
     system = start_system(workers=1, mongo_url=database.url, worker_env={"TICKETFLOW_MONGO_TIMEOUT_MS": "1000"})

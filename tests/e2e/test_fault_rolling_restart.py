@@ -72,8 +72,10 @@ def restart(system: System, spawn: Spawner, service: str, old: Spawned) -> Spawn
 
 
 @pytest.mark.timeout(600)  # 200 tickets through one worker per service: 4 to 5 minutes on a busy 2-core machine
-def test_every_process_restarted_in_turn_while_200_tickets_flow_loses_nothing_and_doubles_nothing(start_system, spawn):
-    system = start_system(workers=1, env={**ROOMY, **BOUNDED})
+def test_every_process_restarted_in_turn_while_200_tickets_flow_loses_nothing_and_doubles_nothing(
+    fresh_store, start_system, spawn
+):
+    system = start_system(workers=1, mongo_url=fresh_store, env={**ROOMY, **BOUNDED})
     desk = help_desk(system, agents=4, capacity=60)  # 240 places for 200 tickets: every ticket gets an agent
     turn = processes_in_turn(system, spawn)
     started = threading.Event()

@@ -35,8 +35,8 @@ def short_low_policy():
         holder[0].ok("PUT", "sla", "/policies/low", json=restore)
 
 
-def test_two_workers_of_each_service_100_tickets_some_breach(start_system, short_low_policy):
-    system = start_system(workers=2)
+def test_two_workers_of_each_service_100_tickets_some_breach(fresh_store, start_system, short_low_policy):
+    system = start_system(workers=2, mongo_url=fresh_store)
     short_low_policy.append(system)
     system.ok("PUT", "sla", "/policies/low", json=SHORT_LOW)
     desk = help_desk(system, agents=3, capacity=25)  # 75 places for 100 tickets: the rest wait in the queue
@@ -60,8 +60,8 @@ def test_two_workers_of_each_service_100_tickets_some_breach(start_system, short
     assert sum(1 for v in views.values() if v["priority"] == "normal" and v["sla"]["breached"]) == 0
 
 
-def test_every_worker_killed_once_in_the_middle_loses_nothing_and_sends_nothing_twice(start_system):
-    system = start_system(workers=1)
+def test_every_worker_killed_once_in_the_middle_loses_nothing_and_sends_nothing_twice(fresh_store, start_system):
+    system = start_system(workers=1, mongo_url=fresh_store)
     desk = help_desk(system, agents=4, capacity=30)
     order = list(SERVICE_PORTS)
     kills = {TICKETS * (i + 1) // (len(order) + 2): service for i, service in enumerate(order)}
