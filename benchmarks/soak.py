@@ -13,7 +13,8 @@ due after --minutes are not posted: a generator that fell behind does not make t
 requester (a requester-scoped portal token, an Idempotency-Key, as the portal posts). What follows is
 decided by the ticket's position i % 20 (so the mix is exact and spread over the run), step by step, each
 no earlier than its moment after the 201 and only once the email that prompts it has arrived (who acts
-has read it; it looks again every 2 s, for 2 minutes at most):
+has read it; it looks again every 2 s, for 2 minutes at most, and no step starts later than --tail s
+after the last ticket's moment):
 
     +5 s   the assigned agent replies (50%; half waiting_on_requester)   once the assignment email is in
     +8 s   the agent adds an internal note (20%)                          once the assignment email is in
@@ -170,13 +171,13 @@ class Answer:
 class Load:
     """Open loop: a heap of due actions, a dispatcher that hands each to a thread pool at its moment."""
 
-    def __init__(self, urls: dict[str, str], secret: str, topic: str, sink: Sink, ttl: int) -> None:
+    def __init__(self, urls: dict[str, str], secret: str, topic: str, sink: Sink, ttl: int, tail: float) -> None:
         self.urls, self.secret, self.topic, self.sink, self.ttl = urls, secret, topic, sink, ttl
         self.tickets: dict[int, Ticket] = {}
         self.answers: list[Answer] = []
         self.errors: dict[str, list[str]] = {}
-        self.deferred = self.given_up = self.unsent = 0
-        self.until = 0.0
+        self.deferred = self.given_up = self.unsent = self.dropped = 0
+        self.until, self.tail = 0.0, tail
         self.lateness: list[float] = []
         self.lock = threading.Lock()
         self.due: list[tuple[float, int, int, int]] = []  # (moment, seq, step of PLAN or CREATE, ticket index)
@@ -247,6 +248,10 @@ class Load:
             return None
         if step == CREATE:
             return self.create(index)
+        if time.time() > self.until + self.tail:
+            with self.lock:
+                self.dropped += 1  # a step still waiting this long after the last ticket: the run is over
+            return None
         ticket, (_, kind, _, needs) = self.tickets[index], PLAN[step]
         with self.sink.lock:
             ticket.agent = self.sink.agent_of.get(ticket.number)
@@ -489,6 +494,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10, help="how long tickets are posted (10)")
     parser.add_argument("--rate", type=float, default=10, help="tickets per second (10)")
     parser.add_argument("--agents", type=int, default=10, help="agents of capacity 1000 (10)")
+    parser.add_argument("--tail", type=float, default=120, help="seconds after the last ticket for its steps (120)")
     parser.add_argument("--drain", type=float, default=120, help="seconds to wait for the last emails (120)")
     parser.add_argument("--out", default="docs/soak", help="where the data (.json) and figure (.png) go (docs/soak)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
@@ -502,7 +508,7 @@ def main() -> int:
     ns = f"tfsoak_{secrets.token_hex(4)}"
     tmp = Path(tempfile.mkdtemp(prefix="ticketflow-soak-"))
     procs = e2e.Processes(tmp)
-    ferretdb = controller = None
+    ferretdb = controller = sampler = meter = None
     stop = threading.Event()
     env = {**os.environ, "AMQP_URL": os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL, "TICKETFLOW_NAMESPACE": ns,
            "TICKETFLOW_JWT_SECRET": secrets.token_urlsafe(32), "PYTHONPATH": str(ROOT),
@@ -531,7 +537,7 @@ def main() -> int:
             return {**procs.groups(), **{name: e2e.process_tree(pids) for name, pids in shared.items()}}
 
         seconds = 60 * args.minutes
-        load = Load(urls, env["TICKETFLOW_JWT_SECRET"], topic, sink, ttl=int(seconds) + 3600)
+        load = Load(urls, env["TICKETFLOW_JWT_SECRET"], topic, sink, ttl=int(seconds) + 3600, tail=args.tail)
         start = time.time() + 0.5
         sampler = Sampler(env, groups, load, sink, start)
         print(f"posting {args.rate:g} tickets/s for {args.minutes:g} min, one line a minute:", flush=True)
@@ -539,28 +545,36 @@ def main() -> int:
         sampler.thread.start()
         meter = e2e.CpuMeter(groups())
         load.run(start, args.rate, seconds, stop)
-        last_action = time.time() - start
-        print(f"  the last action answered at {last_action / 60:.1f} min; draining", flush=True)
+        print(f"  the last action answered at {(time.time() - start) / 60:.1f} min; draining", flush=True)
         drain(load, sink, sampler, args.drain)
-        sampler.stop.set()
-        sampler.thread.join()
-        sampler.take(unacked=True)
-        cpu, wall = meter.used(), time.time() - start
-        data = summarize_run(args, load, sink, sampler, start, last_action)
-        data["cpu"] = {"wall_s": round(wall, 1), "seconds": {name: round(used, 1) for name, used in cpu.items()}}
-        out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
-        out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
-        draw(data, out.with_suffix(".png"))
-        print(summarize(data))
-        print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+        write(args, load, sink, sampler, meter, start)
         return 0
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
+        if meter is not None and sampler.samples:  # what was measured so far is still worth a look
+            stop.set()
+            write(args, load, sink, sampler, meter, start)
         return 130
     finally:
         stop.set()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the clean-up
         e2e.cleanup(procs, env, ferretdb, controller, tmp, args.keep_logs)
+
+
+def write(args, load: Load, sink: Sink, sampler: Sampler, meter: e2e.CpuMeter, start: float) -> None:
+    """The last sample, then the data, the figure and the summary."""
+    last_action = max((a.at for a in load.answers), default=start) - start
+    sampler.stop.set()
+    sampler.thread.join()
+    sampler.take(unacked=True)
+    cpu, wall = meter.used(), time.time() - start
+    data = summarize_run(args, load, sink, sampler, start, last_action)
+    data["cpu"] = {"wall_s": round(wall, 1), "seconds": {name: round(used, 1) for name, used in cpu.items()}}
+    out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
+    draw(data, out.with_suffix(".png"))
+    print(summarize(data))
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
 
 
 def summarize_run(args, load: Load, sink: Sink, sampler: Sampler, start: float, last_action: float) -> dict:
@@ -583,7 +597,7 @@ def summarize_run(args, load: Load, sink: Sink, sampler: Sampler, start: float, 
         },
         "checks": {
             "errors": errors, "deferred": load.deferred, "given_up": load.given_up, "unsent": load.unsent,
-            "leaked_notes": sink.leaked_notes,
+            "dropped": load.dropped, "leaked_notes": sink.leaked_notes,
             "unrecognised_emails": sink.unknown, **totals,
         },
         "samples": sampler.samples,

@@ -161,7 +161,8 @@ def summarize(data: dict) -> str:
         f"{checks['extra_emails'] or 0}; wrong recipient {checks['wrong_recipient']}; notes sent out "
         f"{checks['leaked_notes']}; unrecognised emails {checks['unrecognised_emails']}; actions that waited for "
         f"the assignment {checks['deferred']}, gave up {checks['given_up']}; tickets not posted in time (the "
-        f"generator fell behind) {checks.get('unsent', 0)}"
+        f"generator fell behind) {checks.get('unsent', 0)}; steps dropped at the end of the run "
+        f"{checks.get('dropped', 0)}"
     )
     for kind, found in checks["errors"].items():
         lines.append(f"  first {kind} error: {found['first']}")
