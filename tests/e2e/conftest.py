@@ -19,7 +19,8 @@ from ticketflow import local
 from ticketflow.cli import api_command
 from ticketflow.local import free_port
 
-API_ENV = {"WEB_CONCURRENCY": "2"}
+API_ENV = {"WEB_CONCURRENCY": "1"}  # one gunicorn worker per api: each costs a second of CPU to start, and the suite's
+# systems start dozens; the runs of hundreds of tickets are bound by the workers, not by the apis
 
 
 @dataclass
