@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pika
@@ -21,10 +20,9 @@ import pytest
 from shared.config import SERVICE_PORTS, load_settings
 from shared.topology import queue_arguments, queue_counts, queue_name
 from tests.brokerserver import running_rabbitmq
-from tests.e2e.checks import _email, _emails, assigned_once, check_the_run
+from tests.e2e.checks import each_ticket_once
 from tests.e2e.conftest import System
 from tests.e2e.test_lifecycle import REQUESTER, help_desk
-from tests.harness import wait_until
 
 QUORUM = {"TICKETFLOW_QUEUE_TYPE": "quorum"}
 ROOMY = {"TICKETFLOW_REQUESTER_TICKETS_PER_HOUR": "1000"}  # 200 tickets of one requester: not the limit's test
@@ -51,21 +49,6 @@ def submit_201(system: System, topic: str, count: int) -> list[dict]:
 
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(one, range(count)))
-
-
-def caught_up(system: System, tickets: list[dict], timeout: float = 300.0) -> None:
-    """Wait until assignment knows every ticket: the backlog of the outage takes a busy machine minutes to work
-    through (one worker per service), longer than check_the_run waits. Each ticket is asked for until found."""
-    missing = {t["id"] for t in tickets}
-
-    def none_missing() -> bool:
-        for ticket_id in sorted(missing):
-            if system.call("GET", "assignment", f"/tickets/{ticket_id}")[0] != 200:
-                return False
-            missing.discard(ticket_id)
-        return True
-
-    wait_until(none_missing, timeout=timeout, interval=1.0, message="assignment knows every ticket")
 
 
 def queues_are_quorum(amqp_url: str) -> bool:
@@ -115,17 +98,5 @@ def test_the_broker_stopped_for_10_s_in_the_middle_of_200_tickets_loses_nothing_
         booting.result()
 
     assert len({t["id"] for t in tickets}) == BEFORE + WHILE_DOWN + WHILE_BOOTING
-    caught_up(system, tickets)
-    views = check_the_run(system, desk, tickets, resolve_some=False)
-    for ticket in tickets:
-        timeline = assigned_once(system, ticket["id"])
-        kinds = Counter(e["type"] for e in timeline)
-        assert kinds["ticket.created"] == 1 and kinds["ticket.assigned"] == 1, (ticket["number"], kinds)
-        expected = {REQUESTER["email"]: 1, _email(desk, views[ticket["id"]]["agent_id"]): 1}
-        try:
-            wait_until(lambda ticket=ticket, expected=expected: _emails(system, ticket) == expected, timeout=60)
-        except AssertionError:
-            assert _emails(system, ticket) == expected, f"emails of #{ticket['number']}"  # what did arrive
-    copies = Counter(m["Message-ID"] for m in list(system.smtp.received))
-    assert max(copies.values()) == 1, copies.most_common(3)  # nothing killed: not even a resend
+    each_ticket_once(system, desk, tickets)  # nothing killed: not even a resend
     assert dead_lettered(rabbit.url) == dict.fromkeys(SERVICE_PORTS, 0)
