@@ -55,6 +55,7 @@ def ping(settings: Settings) -> bool:
 
 DOWN_FOR = 2.0  # seconds: how long a process trusts a server selection that timed out (the Retry-After given)
 _down_until: dict[str, float] = {}  # MONGO_URL -> time.monotonic(); a forked child starts with its parent's
+_down_lock = threading.Lock()
 
 
 class StorageDown(ConnectionFailure):
@@ -67,15 +68,39 @@ def note_failure(settings: Settings, exc: BaseException) -> None:
     For DOWN_FOR seconds after that, `known_down()` is true, and the apis refuse requests that need the
     database at once (503): without it, every request of an outage waits out the selection timeout
     (TICKETFLOW_MONGO_TIMEOUT_MS, 5 s), holding a worker, and the requests queued behind them wait for
-    minutes. Once it passes, the next request asks the database again, which finds it as soon as it is back.
-    A single broken connection (AutoReconnect) says nothing of the next one and does not count.
+    minutes. A single broken connection (AutoReconnect) says nothing of the next one and does not count.
     """
     if isinstance(exc, ServerSelectionTimeoutError):
-        _down_until[settings.mongo_url] = time.monotonic() + DOWN_FOR
+        with _down_lock:
+            _down_until[settings.mongo_url] = time.monotonic() + DOWN_FOR
 
 
 def known_down(settings: Settings) -> bool:
-    return time.monotonic() < _down_until.get(settings.mongo_url, float("-inf"))
+    """Whether a request that needs the database should be refused at once (call it only for those).
+
+    Once DOWN_FOR has passed, this call's request is the one let through to ask the database, and the window
+    is stretched over its selection timeout meanwhile: the other requests keep being answered at once until
+    its answer comes (a timeout again: note_failure; an answer: note_answer), instead of each of them waiting
+    out the timeout too.
+    """
+    if not _down_until:
+        return False
+    with _down_lock:
+        until = _down_until.get(settings.mongo_url)
+        if until is None:
+            return False
+        now = time.monotonic()
+        if now < until:
+            return True
+        _down_until[settings.mongo_url] = now + settings.mongo_timeout_ms / 1000 + DOWN_FOR
+        return False
+
+
+def note_answer(settings: Settings) -> None:
+    """A request that needed the database was answered without a storage failure: the database is back."""
+    if _down_until:
+        with _down_lock:
+            _down_until.pop(settings.mongo_url, None)
 
 
 def ensure_document(collection, doc: dict) -> None:

@@ -189,7 +189,7 @@ def _install_hooks(
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        if mongo.known_down(app.extensions["ticketflow.settings"]) and _needs_storage(request.endpoint):
+        if _needs_storage(request.endpoint) and mongo.known_down(app.extensions["ticketflow.settings"]):
             raise mongo.StorageDown("the database did not answer a moment ago")
         limit = body_limit(request.method, request.path)
         request.max_content_length = limit
@@ -208,6 +208,8 @@ def _install_hooks(
     def finish(response: Response):
         response.headers["X-Request-ID"] = getattr(g, "request_id", None) or uuid.uuid4().hex
         response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.status_code < 500 and response.status_code not in (401, 403) and _needs_storage(request.endpoint):
+            mongo.note_answer(app.extensions["ticketflow.settings"])  # it reached the database: no longer down
         route = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
         metrics.REQUEST_LATENCY.labels(service, request.method, route, str(response.status_code)).observe(elapsed)
@@ -258,7 +260,7 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(ConnectionFailure)
     def storage_down(exc):
         mongo.note_failure(app.extensions["ticketflow.settings"], exc)
-        if not isinstance(exc, mongo.StorageDown):  # one line per outage and process, not one per request
+        if not isinstance(exc, mongo.StorageDown):  # the requests refused at once are not logged one by one
             log.warning("storage unavailable: %r", exc)
         return problem(
             503, "Service unavailable", "Storage is unavailable; try again shortly.", headers={"Retry-After": "2"}

@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
     run_dir = local.REPO_ROOT / ".run"
     run_dir.mkdir(exist_ok=True)
     env = dict(os.environ)
+    env.pop("TICKETFLOW_METRICS_PORT", None)  # one port for five workers: four would fail and restart forever
     supervisor = Supervisor()
 
     amqp_url = env.get("AMQP_URL") or local.DEFAULT_AMQP_URL

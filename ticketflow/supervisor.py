@@ -25,7 +25,7 @@ from typing import TextIO
 FIRST_DELAY = 1.0
 MAX_DELAY = 30.0
 STEADY_AFTER = 30.0  # a process that ran this long had a good run: its next restart waits FIRST_DELAY again
-STOP_TIMEOUT = 15.0  # beyond gunicorn's graceful_timeout (10 s): a master stops its own workers first
+STOP_TIMEOUT = 25.0  # beyond the workers' own bound (TICKETFLOW_STOP_TIMEOUT, 20 s) and gunicorn's (10 s)
 SYSTEM = "system"  # the name in front of the supervisor's own lines
 # cyan, yellow, green, magenta, red, blue, then their bright kinds (ANSI)
 COLOURS = ("36", "33", "32", "35", "31", "34", "36;1", "33;1", "32;1", "35;1", "31;1", "34;1")

@@ -94,7 +94,7 @@ PENDING_GAUGE_INTERVAL = 15.0  # seconds: KEDA polls Prometheus every 15 s (depl
 
 
 def export_backlog(svc: Notify) -> None:
-    """Set the gauges KEDA scales the worker on: how many notifications wait, and how late the latest is."""
+    """Set the gauges KEDA scales the worker on: how many notifications wait, and how long the most overdue has."""
     pending, oldest = svc.notifications.backlog(now())
     metrics.NOTIFY_PENDING.set(pending)
     metrics.NOTIFY_OLDEST_PENDING.set(oldest)

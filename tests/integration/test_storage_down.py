@@ -12,8 +12,10 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import time
 
 import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
 from shared import mongo
 from shared.config import load_settings
@@ -76,3 +78,15 @@ def test_after_a_selection_timed_out_the_api_refuses_at_once_until_it_asks_again
     assert again.status_code == 503 and again.headers["Retry-After"] == "2" and again.mimetype == PROBLEM_JSON
     assert "ServerSelectionTimeoutError" not in caplog.text  # refused at once, without asking it
     assert client.get("/healthz").status_code == 200  # a probe never needs the database
+
+
+def test_once_the_window_passes_one_request_asks_the_database_and_the_others_wait_for_its_answer(down_settings):
+    """After DOWN_FOR, the first request asks; the next ones are refused at once while it waits its selection
+    timeout out; an answer clears the mark, a timeout sets it again."""
+    mongo.note_failure(down_settings, ServerSelectionTimeoutError("no server"))
+    assert mongo.known_down(down_settings)
+    mongo._down_until[down_settings.mongo_url] = time.monotonic() - 0.001  # DOWN_FOR has passed
+    assert not mongo.known_down(down_settings)  # this one asks the database
+    assert mongo.known_down(down_settings) and mongo.known_down(down_settings)  # these wait for its answer
+    mongo.note_answer(down_settings)
+    assert not mongo.known_down(down_settings) and not mongo.known_down(down_settings)
