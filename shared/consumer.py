@@ -61,6 +61,7 @@ class Consumer:
         self.stop = stop or threading.Event()  # the worker's: set, consuming ends after the message in hand
         self.connected = threading.Event()
         self._offline_since: float | None = time.monotonic()  # None while connected
+        self._handling_since: float | None = None  # when the work on the helper thread began; None while idle
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{service}-handler")
 
     def run(self) -> None:
@@ -80,6 +81,11 @@ class Consumer:
             self.stop.wait(backoff)
             backoff = min(backoff * 2, 10.0)
         self._pool.shutdown(wait=True)
+
+    def handling_for(self) -> float:
+        """Seconds the message in hand has been handled so far: 0 while none is (for /livez: a hung handler)."""
+        since = self._handling_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def offline_for(self) -> float:
         """Seconds since the consumer last had its broker connection (since it started, if never): 0 while it has."""
@@ -216,9 +222,13 @@ class Consumer:
 
     def _on_helper(self, connection, work: Callable[[], object]):
         """work() on the helper thread, its result or its exception; heartbeats go on meanwhile."""
-        future = self._pool.submit(work)
-        while not wait([future], timeout=1.0).done:
-            connection.process_data_events(time_limit=0)  # heartbeats while a slow handler runs
+        self._handling_since = time.monotonic()
+        try:
+            future = self._pool.submit(work)
+            while not wait([future], timeout=1.0).done:
+                connection.process_data_events(time_limit=0)  # heartbeats while a slow handler runs
+        finally:
+            self._handling_since = None
         return future.result()
 
     def _await_database(self, connection) -> None:

@@ -1,8 +1,9 @@
 """A worker's own small HTTP server on its metrics port: /metrics for Prometheus, /livez for the orchestrator.
 
 /livez tells the truth about the parts a worker cannot do without: it fails (503, with the reasons)
-once the consumer has had no broker connection for longer than the bound, or when a timer thread
-has died or one run of a timer hangs, and it answers 200 again once they are back. A dead timer is
+once the consumer has had no broker connection for longer than the bound, or its handler has held one
+message longer than that, or when a timer thread has died or one run of a timer hangs, and it answers
+200 again once they are back. A dead timer is
 not restarted in the process: a timer ends only through what its loop does not catch, which may
 leave its state (the dispatcher's count of sends in flight...) wrong, and a hung one cannot be
 stopped; a fresh process, which the orchestrator starts when /livez fails, is the state we know.
@@ -42,6 +43,8 @@ class Liveness:
         found = []
         if self.consumer is not None and (offline := self.consumer.offline_for()) > self.bound:
             found.append(f"no broker connection for {offline:.0f} s (bound {self.bound:g} s)")
+        if self.consumer is not None and (handling := self.consumer.handling_for()) > self.bound:
+            found.append(f"one message in hand for {handling:.0f} s (bound {self.bound:g} s)")
         for timer, thread in self.timers:
             since = timer.running_since
             allowed = max(self.bound, timer.interval)  # a run may take as long as the pause between two runs

@@ -17,11 +17,14 @@ from ticketflow.local import free_port
 
 
 class FakeConsumer:
-    def __init__(self, offline: float = 0.0) -> None:
-        self.offline = offline
+    def __init__(self, offline: float = 0.0, handling: float = 0.0) -> None:
+        self.offline, self.handling = offline, handling
 
     def offline_for(self) -> float:
         return self.offline
+
+    def handling_for(self) -> float:
+        return self.handling
 
 
 def running(name: str = "t") -> tuple[Timer, threading.Thread]:
@@ -41,6 +44,16 @@ def test_live_while_the_consumer_has_the_broker_or_lost_it_for_less_than_the_bou
     consumer.offline = 42.4
     assert liveness.reasons() == ["no broker connection for 42 s (bound 30 s)"]
     consumer.offline = 0.0  # reconnected
+    assert liveness.reasons() == []
+
+
+def test_a_handler_that_hangs_past_the_bound_fails_liveness():
+    consumer = FakeConsumer(handling=12.0)
+    liveness = Liveness(30.0, consumer, [running()], threading.Event())
+    assert liveness.reasons() == []
+    consumer.handling = 31.2
+    assert liveness.reasons() == ["one message in hand for 31 s (bound 30 s)"]
+    consumer.handling = 0.0  # done: the next message
     assert liveness.reasons() == []
 
 
