@@ -24,7 +24,7 @@ from tests.integration.fuzzing import (  # the fixture is autouse for this modul
 )
 
 FUZZ_SETTINGS = settings(
-    max_examples=30,  # per operation: every route of intake, 30 generated requests each
+    max_examples=20,  # per operation: every route of intake, 20 generated requests each
     deadline=None,
     database=None,  # no .hypothesis files; a failure prints the request that reproduces it
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
