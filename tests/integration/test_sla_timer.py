@@ -72,12 +72,13 @@ def test_warning_then_breach_exactly_once_with_three_workers_one_killed(
     tickets = {uuid.uuid4().hex for _ in range(6)}
     for ticket_id in tickets:
         publish("ticket.created", _created(ticket_id, start))
-    wait_until(lambda: len(_alerts(tap, tickets)) >= len(tickets), timeout=15)  # the first warnings are out
+    wait_until(lambda: len(_alerts(tap, tickets)) >= len(tickets), timeout=60)  # the first warnings are out
     workers[0].kill()  # SIGKILL, between the warnings and the breaches
     expected = len(tickets) * 4  # two clocks, each: a warning at 50 % and a breach
-    wait_until(lambda: len(_alerts(tap, tickets)) >= expected, timeout=45)
+    wait_until(lambda: len(_alerts(tap, tickets)) >= expected, timeout=90)
     wait_until(
-        lambda: sla.clocks.collection.count_documents({"_id": {"$in": list(tickets)}, "_outbox_n": {"$gt": 0}}) == 0
+        lambda: sla.clocks.collection.count_documents({"_id": {"$in": list(tickets)}, "_outbox_n": {"$gt": 0}}) == 0,
+        timeout=60,  # the killed worker's markers wait for the sweep; a busy machine takes its time
     )
     alerts = _alerts(tap, tickets)
     counts = Counter(_key(env) for env in alerts)
@@ -116,7 +117,9 @@ def test_a_ticket_resolved_a_moment_before_its_deadline_never_breaches(
             "ticket.resolved", event_from("assignment", "ticket.resolved", ticket_id, data, occurred_at=moment_before)
         )
     wait_until(lambda: [e for e in _alerts(tap, {late}) if e["type"] == "sla.breached"], timeout=40)
-    wait_until(lambda: all(sla.clocks.collection.find_one({"_id": t})["next_due"] is None for t in resolved))
+    wait_until(
+        lambda: all(sla.clocks.collection.find_one({"_id": t})["next_due"] is None for t in resolved), timeout=60
+    )
     assert [e for e in _alerts(tap, resolved) if e["type"] == "sla.breached"] == []
     for ticket_id in resolved:
         view = handlers.ticket_view(sla, ticket_id)["clocks"]
