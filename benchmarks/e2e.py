@@ -112,6 +112,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import e2e_bare as bare  # noqa: E402
+from benchmarks.meters import (  # noqa: E402
+    LIMIT_MB,
+    RssPeaks,
+    StoreCommands,
+    command_deltas,
+    data_calls,
+    kinds_of,
+    print_rss,
+    print_store_calls,
+    process_tree,
+    wait_queues_idle,
+)
 from shared.auth import issue_token  # noqa: E402
 from shared.config import SERVICE_PORTS  # noqa: E402
 from ticketflow.cli import api_command, worker_command  # noqa: E402
@@ -135,29 +147,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _parents() -> dict[int, int]:
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    found[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    return found
-
-
-def process_tree(pids: list[int]) -> list[int]:
-    """The processes and all their descendants (a gunicorn master and its workers)."""
-    parents = _parents()
-    found, todo = [], list(pids)
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += [child for child, parent in parents.items() if parent == pid]
-    return found
 
 
 def rabbitmq_pid() -> int | None:
@@ -201,6 +190,14 @@ class Processes:
             if proc.poll() is None:
                 groups.setdefault(name.split("#")[0], []).append(proc.pid)
         return {group: process_tree(pids) for group, pids in groups.items()}
+
+    def roots(self) -> dict[str, list[int]]:
+        """Group name -> the pids this run started (not their children), of the processes still running."""
+        roots: dict[str, list[int]] = {}
+        for name, proc in self.started:
+            if proc.poll() is None:
+                roots.setdefault(name.split("#")[0], []).append(proc.pid)
+        return roots
 
     def stop(self) -> None:
         """SIGTERM to each process group, then SIGKILL to what is left after 10 s."""
@@ -518,15 +515,33 @@ class Result:
     other_cores: float  # what processes not of this run used meanwhile, in cores
     consumers: dict[str, tuple[int, float]]  # consumer -> (events handled, seconds from the first to the last)
     hops: dict[str, list[float]]
+    store_calls: dict[str, int]  # command -> calls the store received, phase start .. its queues idle
+    drained: bool | None  # the queues were idle when the counters were read (None: not known, no rabbitmqctl)
+    rss_mb: dict[str, float]  # process kind -> the peak RSS of its largest process over the same span
+    idle_calls_per_s: float = 0.0  # data commands per second in the pause before the phase (timers, polls)
 
 
-def measure(system: System, sink: MailSink, phase: Phase, args, groups: dict, stop: threading.Event, run) -> Result:
-    meter = CpuMeter(groups)
+@dataclass
+class Meters:
+    """Where a phase's CPU, store commands and RSS are read from."""
+
+    groups: Callable[[], dict[str, list[int]]]  # group -> pids with their children (CPU)
+    kinds: Callable[[], dict[str, list[int]]]  # process kind -> pids (RSS)
+    store: StoreCommands
+    namespace: str  # the queues that must be idle before the store's counters are read
+
+
+def measure(system: System, sink: MailSink, phase: Phase, args, meters: Meters, stop: threading.Event, run) -> Result:
+    meter, commands = CpuMeter(meters.groups()), meters.store.read()
+    rss = RssPeaks(meters.kinds).start()
     run()
     deadline = phase.end + args.drain
     wait_first_stage(sink, system, phase.sent, deadline, stop)
     wait_first_stage(sink, system, phase.sent, time.time() + args.settle, stop)  # the rest: not in the window
     cpu, wall = meter.used(), time.time() - phase.start
+    # the trailing work (intake's timeline of the last emails) is the phase's too; the checks' reads are not
+    drained = wait_queues_idle(meters.namespace, time.time() + args.settle)
+    store_calls, rss_mb = command_deltas(commands, meters.store.read()), rss.stop()
     done = {}
     for ticket in phase.sent:
         receipt, assigned, to = emails_of(sink, system, ticket)
@@ -554,6 +569,9 @@ def measure(system: System, sink: MailSink, phase: Phase, args, groups: dict, st
         other_cores=cpu[OTHER] / wall,
         consumers=consumer_stats(args.mongo_url, system.consumer_databases, phase.start, last),
         hops=hops,
+        store_calls=store_calls,
+        drained=drained,
+        rss_mb=rss_mb,
     )
 
 
@@ -576,7 +594,7 @@ def consumer_stats(mongo_url: str, databases: dict[str, str], start: float, end:
     return stats
 
 
-def run_phases(system: System, sink: MailSink, args, groups: Callable[[], dict], stop: threading.Event) -> list[Result]:
+def run_phases(system: System, sink: MailSink, args, meters: Meters, stop: threading.Event) -> list[Result]:
     load = Load(system.post_url, system.token, system.topic)
     warm = Phase("warm-up", system.name)
     for _ in range(WARM_UP):
@@ -593,11 +611,12 @@ def run_phases(system: System, sink: MailSink, args, groups: Callable[[], dict],
     }
     for name in args.phases.split(","):
         drive = drives[name]
+        before, paused = meters.store.read(), time.monotonic()
         time.sleep(1.0)
+        idle = data_calls(command_deltas(before, meters.store.read())) / (time.monotonic() - paused)
         phase = Phase(name, system.name)
-        results.append(
-            measure(system, sink, phase, args, groups(), stop, lambda phase=phase, drive=drive: drive(phase))
-        )
+        results.append(measure(system, sink, phase, args, meters, stop, lambda phase=phase, drive=drive: drive(phase)))
+        results[-1].idle_calls_per_s = idle
         _progress(results[-1])
     return results
 
@@ -829,6 +848,27 @@ def report(results: list[Result], args) -> None:
                     f"{1000 * seconds / count:6.1f} ms each"
                 )
 
+    print_store_calls(
+        f"store calls per completed ticket, by command (serverStatus of {args.store_label}, "
+        "phase start .. last completion; server-wide):",
+        {f"{r.phase.system} {r.phase.name}": (r.store_calls, r.everything) for r in results},
+    )
+    print("  (upkeep: hello, ping, serverStatus... of every client, counted apart from the total)")
+    print(
+        "  data calls per second while idle, in the 1 s before the phase: "
+        + ", ".join(f"{r.phase.system} {r.phase.name} {r.idle_calls_per_s:.1f}" for r in results)
+    )
+    for result in results:
+        if result.drained is not True:
+            why = "rabbitmqctl cannot run here" if result.drained is None else f"not idle after {args.settle:g} s"
+            print(f"  {result.phase.system} {result.phase.name}: counted without waiting for idle queues ({why})")
+    print_rss(
+        f"RSS, peak MB (VmRSS every second, phase start .. last completion); {LIMIT_MB:.0f} MB for ticketflow's apis "
+        "and workers:",
+        {f"{r.phase.system} {r.phase.name}": r.rss_mb for r in results},
+        lambda kind: kind.startswith("tf-"),
+    )
+
     for result in results:
         if result.hops:
             print()
@@ -969,7 +1009,7 @@ def main() -> int:
     ns = f"tfbench_{secrets.token_hex(4)}"
     tmp = Path(tempfile.mkdtemp(prefix="ticketflow-e2e-"))
     procs = Processes(tmp)
-    ferretdb = controller = None
+    ferretdb = controller = store = None
     secret = secrets.token_urlsafe(32)
     env = {
         **os.environ,
@@ -990,12 +1030,15 @@ def main() -> int:
             ferretdb = start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log")
             mongo_url = f"mongodb://127.0.0.1:{port}"
         env["MONGO_URL"] = args.mongo_url = mongo_url
+        store = StoreCommands(mongo_url)
+        args.store_label = store.label
         sink, controller, smtp_url = start_sink()
         print(f"namespace {ns}, MongoDB {mongo_url}, SMTP sink {smtp_url}, logs in {tmp}", flush=True)
         shared_groups = {"ferretdb": [ferretdb.pid] if ferretdb else [], "bench (load + sink)": [os.getpid()]}
         rabbit = rabbitmq_pid()
         if rabbit:
             shared_groups["rabbitmq"] = [rabbit]
+        shared_kinds = {name.replace("rabbitmq", "rabbitmq (the machine's)"): p for name, p in shared_groups.items()}
         for name in args.systems.split(","):
             print(f"{name}: starting", flush=True)
             if args.profile_mongo:
@@ -1010,7 +1053,13 @@ def main() -> int:
                 system = start_bare(env, args, procs, smtp_url)
             else:
                 raise SystemExit(f"unknown system {name!r}")
-            results += run_phases(system, sink, args, lambda: {**shared_groups, **procs.groups()}, stop)
+            meters = Meters(
+                groups=lambda: {**shared_groups, **procs.groups()},
+                kinds=lambda: {**kinds_of(procs.roots()), **shared_kinds},
+                store=store,
+                namespace=ns,
+            )
+            results += run_phases(system, sink, args, meters, stop)
             if args.profile_mongo:
                 time.sleep(1.5)  # the last dumps
                 phases = len(args.phases.split(","))
@@ -1028,6 +1077,8 @@ def main() -> int:
     finally:
         stop.set()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the clean-up
+        if store is not None:
+            store.close()
         cleanup(procs, env, ferretdb, controller, tmp, args.keep_logs)
 
 

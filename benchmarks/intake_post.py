@@ -21,15 +21,27 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.meters import (  # noqa: E402
+    LIMIT_MB,
+    RssPeaks,
+    StoreCommands,
+    command_deltas,
+    kinds_of,
+    print_rss,
+    print_store_calls,
+)
 from shared.auth import issue_token  # noqa: E402
 from ticketflow.local import free_port, start_ferretdb, wait_for_port  # noqa: E402
 
 SECRET = secrets.token_urlsafe(32)
+LABELS = {"benchmarks.bare_app:app": "bare endpoint", "services.intake.api:create_app()": "intake api"}
 
 
 def body(i: int) -> bytes:
@@ -72,8 +84,9 @@ def _load_process(port: int, seconds: float, threads: int, headers: dict, expect
     queue.put(results)
 
 
-def drive(port: int, seconds: float, clients: int, headers: dict, expected: int) -> dict:
+def drive(port: int, seconds: float, clients: int, headers: dict, expected: int, meters: Meters) -> dict:
     _load_process(port, 2.0, clients // 2, headers, expected, multiprocessing.Queue())  # warm-up
+    commands, rss = meters.store.read(), RssPeaks(meters.kinds).start()
     queue = multiprocessing.Queue()
     procs = [
         multiprocessing.Process(target=_load_process, args=(port, seconds, clients // 2, headers, expected, queue))
@@ -84,14 +97,26 @@ def drive(port: int, seconds: float, clients: int, headers: dict, expected: int)
     results = [item for _ in procs for item in queue.get()]
     for proc in procs:
         proc.join()
+    store_calls, rss_mb = command_deltas(commands, meters.store.read()), rss.stop()
     ok = [latency for good, latency in results if good]
     latencies = sorted(ok)
     return {
+        "requests": len(ok),
+        "store_calls": store_calls,
+        "rss_mb": rss_mb,
         "requests_per_second": len(ok) / seconds,
         "errors": len(results) - len(ok),
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
     }
+
+
+@dataclass
+class Meters:
+    """The store's command counters and the processes whose RSS is sampled while the load runs."""
+
+    store: StoreCommands
+    kinds: Callable[[], dict[str, list[int]]]
 
 
 def gunicorn(app: str, port: int, env: dict, workers: int, log) -> subprocess.Popen:
@@ -141,6 +166,8 @@ def main() -> None:
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = open(tmp / "servers.log", "w")  # noqa: SIM115 - closed at the end
+    store = StoreCommands(mongo_url)
+    shared = {"ferretdb": [proc.pid for proc in procs]} if procs else {}
     try:
         _declare_intake_queue(env)  # events are routable, as when intake's worker runs (it is not started here)
         results = {}
@@ -155,8 +182,9 @@ def main() -> None:
         ]:
             port = free_port()
             server = gunicorn(app, port, env, args.workers, log)
+            meters = Meters(store, lambda app=app, pid=server.pid: {**kinds_of({LABELS[app]: [pid]}), **shared})
             try:
-                results[name] = drive(port, args.seconds, args.clients, headers, expected)
+                results[name] = drive(port, args.seconds, args.clients, headers, expected, meters)
             finally:
                 server.terminate()
                 server.wait(15)
@@ -170,7 +198,19 @@ def main() -> None:
             f"  ratio: {ratio:.2f} (intake / bare), {args.workers} gunicorn workers, {args.clients} clients, "
             f"{os.cpu_count()} cores"
         )
+        print_store_calls(
+            f"store calls per POST answered 201, by command (serverStatus of {store.label}, while the load ran; "
+            "server-wide):",
+            {name: (result["store_calls"], result["requests"]) for name, result in results.items()},
+            unit="POST",
+        )
+        print_rss(
+            f"RSS, peak MB (VmRSS every second while the load ran); {LIMIT_MB:.0f} MB for intake's api:",
+            {name: result["rss_mb"] for name, result in results.items()},
+            lambda kind: kind.startswith("intake api"),
+        )
     finally:
+        store.close()
         _cleanup(env)
         for proc in procs:
             proc.terminate()

@@ -50,7 +50,6 @@ import os
 import re
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -64,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import e2e  # noqa: E402
+from benchmarks.meters import unacked_counts  # noqa: E402
 from benchmarks.soak_report import draw, minute_stages, summarize  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
 from shared.config import SERVICE_PORTS, load_settings  # noqa: E402
@@ -358,23 +358,6 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def unacked_counts(namespace: str) -> dict[str, tuple[int, int]] | None:
-    """Queue name -> (ready, unacked) of the namespace's queues from rabbitmqctl; None where it cannot run."""
-    try:
-        out = subprocess.run(
-            ["rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged"],
-            capture_output=True, text=True, timeout=60, check=True,
-        ).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0].startswith(f"{namespace}.") and parts[1].isdigit() and parts[2].isdigit():
-            found[parts[0]] = (int(parts[1]), int(parts[2]))
-    return found
 
 
 class Sampler:
