@@ -44,7 +44,17 @@ ticket documents. Figures per phase and system:
   per event while it had a backlog (the slowest sets everyone's pace downstream);
 - ticketflow's hops (medians and p99): from the stored moments: ticket.created / ticket.assigned
   `occurred_at` (intake's timeline), the notification's `created_at` and `sent_at`, each consumer's
-  `processed_events.at`.
+  `processed_events.at`;
+- store calls per completed ticket, by command (find, insert, update, findAndModify, getMore...), the
+  systems side by side: the server's own counters (serverStatus `metrics.commands`, which FerretDB and
+  MongoDB both keep; benchmarks/meters.py) read at the phase's start and, after its last completion, once
+  every queue of the namespace is empty with nothing unacked (rabbitmqctl; the trailing work of the last
+  tickets is the phase's, the checks' reads are not). Server-wide, so background work counts too (timers,
+  the dispatcher's polls): the data calls per second in the 1 s pause before each phase are printed beside
+  it. Connection upkeep (hello, ping...) is counted apart;
+- RSS: VmRSS of every process each second over the same span, the peak of the largest of each kind (an
+  api's gunicorn master apart from its workers; FerretDB, the machine's RabbitMQ and this process
+  labelled as such), PASS / FAIL against 100 MB for ticketflow's apis and workers.
 Options: --web-concurrency 2, --agents 10, --drain 10, --settle 120, --phases steady,max,
 --systems ticketflow,bare, --profile-mongo (below), --keep-logs (the processes' logs stay in the temporary
 directory).
@@ -81,9 +91,10 @@ the team lead's email (AgentStore.lead_email, without those lists); sla's polici
 (sla/handlers.py:99-100,138); notify's projection (notify/handlers.py:90) and webhooks (:120) per
 event, each record again at its claim, and the dispatcher's due query per pass; intake's ticket for
 ticket.assigned and for each notification.sent (intake/handlers.py:112), which then changes nothing.
-With --profile-mongo every command of every service process is counted and timed (a pymongo
-CommandListener loaded through sitecustomize.py; no service code changes): ticketflow makes about 60
-MongoDB calls per ticket, the baseline 31.
+The store calls table measures it (a run on the shared 2-core machine, 10 s phases: ticketflow 69 calls
+per ticket, 31 finds, 20 inserts, 15 updates, 3 findAndModify; the baseline exactly its 31 writes). With
+--profile-mongo every command of every service process is also timed and attributed to its process and
+collection (a pymongo CommandListener loaded through sitecustomize.py; no service code changes).
 """
 
 from __future__ import annotations
@@ -849,8 +860,8 @@ def report(results: list[Result], args) -> None:
                 )
 
     print_store_calls(
-        f"store calls per completed ticket, by command (serverStatus of {args.store_label}, "
-        "phase start .. last completion; server-wide):",
+        f"store calls per completed ticket, by command (serverStatus of {args.store_label}, server-wide; "
+        "phase start .. its queues idle after the last completion):",
         {f"{r.phase.system} {r.phase.name}": (r.store_calls, r.everything) for r in results},
     )
     print("  (upkeep: hello, ping, serverStatus... of every client, counted apart from the total)")
@@ -863,7 +874,7 @@ def report(results: list[Result], args) -> None:
             why = "rabbitmqctl cannot run here" if result.drained is None else f"not idle after {args.settle:g} s"
             print(f"  {result.phase.system} {result.phase.name}: counted without waiting for idle queues ({why})")
     print_rss(
-        f"RSS, peak MB (VmRSS every second, phase start .. last completion); {LIMIT_MB:.0f} MB for ticketflow's apis "
+        f"RSS, peak MB (VmRSS every second, phase start .. its queues idle); {LIMIT_MB:.0f} MB for ticketflow's apis "
         "and workers:",
         {f"{r.phase.system} {r.phase.name}": r.rss_mb for r in results},
         lambda kind: kind.startswith("tf-"),
