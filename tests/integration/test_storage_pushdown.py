@@ -101,6 +101,7 @@ INDEXES = [
     ([("number", DESCENDING)], True),
     ([("ref", ASCENDING), ("at", ASCENDING)], False),
     ([("flag", ASCENDING), ("n", ASCENDING), ("_id", DESCENDING)], False),
+    ([("at", DESCENDING), ("_id", DESCENDING)], False),  # a date first: the patch's date ranges apply too
 ]
 FIELD_POOL = {"requester.email": "email"}  # a dotted key's values come from this pool
 RANGED = {
