@@ -205,7 +205,7 @@ def pair(infra, session_client, reference):
     docs = _documents()
     name = f"{infra.namespace}_pushdown"
     tested, expected = session_client[name].things, reference[name].things
-    for keys, unique in INDEXES:  # before the documents: an index built on inserts and one built afterwards agree
+    for keys, unique in INDEXES:  # first: the index entries are written as the documents are
         tested.create_index(keys, unique=unique)
     tested.insert_many(docs[: len(docs) // 2])
     tested.insert_many(docs[len(docs) // 2 :])
