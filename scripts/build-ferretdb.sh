@@ -2,19 +2,22 @@
 # Build FerretDB (our embedded MongoDB wire server) into .tools/bin/ferretdb, once.
 # A plain `go install` of v1.24.2 panics at start ("Invalid build/version/version.txt"),
 # so we build from the module source with the version file filled in. We also apply
-# scripts/ferretdb.patch, four fixes that make the embedded server behave as MongoDB (which
-# production uses) does:
+# scripts/ferretdb.patch, fixes that make the embedded server behave as MongoDB (which production
+# uses) does:
 #  - atomic single-document writes: v1's SQLite handler reads, changes and writes back in
 #    separate steps, so concurrent updates of one document silently lost writes;
 #  - the _id index is used: lookups and updates by _id were written with another expression
-#    than the index's, so each one scanned the whole collection;
-#  - an _id condition is pushed down to SQLite also when the filter has other conditions
-#    (a version-checked update scanned the whole collection);
-#  - a $lt/$lte/$gt/$gte condition with datetimes on a field that is the first key of a
-#    non-unique index is pushed down to SQLite and uses that index (v1 never used secondary
-#    indexes, so "clocks due soon" read the whole collection); such indexes now index the SQL
-#    value (`->>`), so that dates (integer milliseconds) compare numerically. Indexes created
-#    by an older build keep their old expression: drop and create them again to use this.
+#    than the index's, so each one scanned the whole collection; an _id condition is pushed down
+#    also when the filter has other conditions;
+#  - every other index is used, as MongoDB uses it: equality on its first keys (dotted paths too, with
+#    `--test-enable-nested-pushdown`), a range on the next one, and a sort on the keys after the
+#    equalities walks the index, so that a limit stops reading early (v1 read and decoded every
+#    document and sorted in memory). Each index key indexes two expressions, the rank of the value's
+#    type and the value, so that SQL's order and equality are MongoDB's; arrays and other values SQL
+#    cannot order are checked for through the index and left to the handler (docs/ferretdb.md);
+#  - `--test-disable-pushdown` disables the filter's pushdown too (the tests' reference server).
+# Indexes created by an older build keep their old expressions: drop and create them again (or start
+# from an empty data directory) to use these. The binary is rebuilt when the patch changes.
 set -euo pipefail
 
 VERSION="${FERRETDB_VERSION:-v1.24.2}"
@@ -22,7 +25,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 BIN="$TOOLS/bin/ferretdb"
 
-if [[ -x "$BIN" && "${1:-}" != "--force" ]]; then
+STAMP="$BIN.patch-sha256"   # which patch the binary was built with
+WANT="$(sha256sum "$ROOT/scripts/ferretdb.patch" | cut -d' ' -f1) $VERSION"
+if [[ -x "$BIN" && "${1:-}" != "--force" && "$(cat "$STAMP" 2>/dev/null)" == "$WANT" ]]; then
     exit 0
 fi
 export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"  # where Go's own installer puts it
@@ -45,4 +50,5 @@ echo "$VERSION" >"$TMP/src/build/version/version.txt"
 mkdir -p "$TOOLS/bin"
 (cd "$TMP/src" && go build -trimpath -o "$TMP/ferretdb" ./cmd/ferretdb)
 mv -f "$TMP/ferretdb" "$BIN"   # atomic: a half-built binary never sits at $BIN
+echo "$WANT" >"$STAMP"
 echo "ticketflow: built $BIN" >&2

@@ -111,6 +111,15 @@ def ensure_document(collection, doc: dict) -> None:
         pass
 
 
+def retire_indexes(collection, *names: str) -> None:
+    """Drop indexes that a newer one replaced (a name that is not there is fine): a deployment that ran an older
+    version keeps no index that nothing reads, and every write maintains."""
+    present = set(collection.index_information())
+    for name in names:
+        if name in present:
+            collection.drop_index(name)
+
+
 def next_sequence(db: Database, name: str, start: int) -> int:
     """Increase a named counter atomically and return the new value (unique, increasing)."""
     counters = db["counters"]

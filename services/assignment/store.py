@@ -14,7 +14,7 @@ from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import OPEN_STATUSES
-from shared.mongo import Stale, ensure_document
+from shared.mongo import Stale, ensure_document, retire_indexes
 from shared.relay import OutboxFlusher
 
 _TICKET_FIELDS = (
@@ -37,6 +37,8 @@ _TICKET_FIELDS = (
     "watermarks",
 )
 
+# a team's unassigned tickets, for the next free agent: emergency first, then high, normal, low; oldest first
+WAITING_ORDER = [("priority_rank", ASCENDING), ("waiting_since", ASCENDING), ("_id", ASCENDING)]
 QUEUE_ORDER = Paginator(
     (
         Key("s", "sla_sort", datetime),
@@ -191,27 +193,34 @@ class TicketStore(VersionedStore):
         super().__init__(db["tickets"], flusher)
 
     def derived(self, ticket: Ticket) -> dict:
-        return {"priority_rank": ticket.priority_rank, "sla_sort": ticket.sla_sort}
+        # `open`: one value for the open statuses, so that the queue's lists are an equality on an index's key
+        # followed by the queue's order (a `status` $in is no equality: its tickets would be sorted in memory)
+        return {"priority_rank": ticket.priority_rank, "sla_sort": ticket.sla_sort, "open": ticket.is_open()}
 
     def ensure_indexes(self) -> None:
-        """On MongoDB: a team's queue (with or without an agent), an agent's tickets (or every unassigned one),
-        and every open ticket in the queue's whole order (status first: resolved and closed ones are never read).
-        FerretDB stores them all but answers these queries by a scan (docs/ferretdb.md)."""
-        self.collection.create_index([("team", ASCENDING), ("agent_id", ASCENDING), ("status", ASCENDING)])
-        self.collection.create_index([("agent_id", ASCENDING), ("status", ASCENDING)])
+        """Every list walks one of these in its order (resolved and closed tickets are never read): the open
+        tickets, a team's, an agent's (or the unassigned ones), of one status; a team's unassigned ones by
+        priority and wait (`waiting`)."""
+        for first in ([], [("team", ASCENDING)], [("agent_id", ASCENDING)]):
+            self.collection.create_index([*first, ("open", ASCENDING), *QUEUE_ORDER.order])
         self.collection.create_index([("status", ASCENDING), *QUEUE_ORDER.order])
+        self.collection.create_index(
+            [("team", ASCENDING), ("agent_id", ASCENDING), ("open", ASCENDING), *WAITING_ORDER]
+        )
+        retire_indexes(self.collection, "team_1_agent_id_1_status_1", "agent_id_1_status_1")
+        # tickets saved before `open` was derived get theirs (once: afterwards none has none, as the index says)
+        for is_open, statuses in ((True, {"$in": list(OPEN_STATUSES)}), (False, {"$nin": list(OPEN_STATUSES)})):
+            self.collection.update_many({"open": None, "status": statuses}, {"$set": {"open": is_open}})
 
     def waiting(self, team: str, limit: int = 20) -> list[str]:
         """The team's queue: unassigned open tickets, emergency first, then high, normal, low; oldest first."""
-        query = {"team": team, "agent_id": None, "status": {"$in": list(OPEN_STATUSES)}}
-        docs = self.collection.find(query, {"_id": 1}).sort(
-            [("priority_rank", ASCENDING), ("waiting_since", ASCENDING), ("_id", ASCENDING)]
-        )
+        query = {"team": team, "agent_id": None, "open": True}
+        docs = self.collection.find(query, {"_id": 1}).sort(WAITING_ORDER)
         return [doc["_id"] for doc in docs.limit(limit)]
 
     def open_by_agent(self) -> dict[str, list[str]]:
         """Every agent's open tickets, from the tickets (one query, whatever the number of agents)."""
-        query = {"agent_id": {"$ne": None}, "status": {"$in": list(OPEN_STATUSES)}}
+        query = {"open": True, "agent_id": {"$ne": None}}
         owned: dict[str, list[str]] = {}
         for doc in self.collection.find(query, {"agent_id": 1}):
             owned.setdefault(doc["agent_id"], []).append(doc["_id"])
@@ -225,8 +234,10 @@ class TicketStore(VersionedStore):
         `filters` (None: any): fields equal to the value, and `unassigned` true (no agent) or false (an agent).
         `visible_to` (an agent) keeps the tickets of the agent's teams and those assigned to it.
         """
-        query = {"status": {"$in": list(OPEN_STATUSES)}}
+        query: dict = {"open": True}
         query |= {k: v for k, v in filters.items() if v is not None and k != "unassigned"}
+        if "status" in query:  # one of the open ones (the schema's): its own index, in the queue's order
+            del query["open"]
         if filters.get("unassigned") is True:
             query["agent_id"] = {"$eq": None}  # not a bare None, which the paginator drops; the schema refuses agent_id
         elif filters.get("unassigned") is False:

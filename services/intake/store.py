@@ -18,7 +18,7 @@ from shared.access import ListScope
 from shared.clock import now
 from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
-from shared.mongo import ensure_document, next_sequence
+from shared.mongo import ensure_document, next_sequence, retire_indexes
 from shared.relay import OutboxFlusher
 
 FIRST_NUMBER = 100001
@@ -214,9 +214,11 @@ class InboundMailStore:
         self.collection = db["inbound_mails"]
 
     def ensure_indexes(self) -> None:
+        # The log's order ends with _id (mails of one moment): so do its indexes, or a page is sorted in memory.
         self.collection.create_index([("ticket_id", ASCENDING), ("received_at", ASCENDING)])
-        self.collection.create_index([("outcome", ASCENDING), ("received_at", DESCENDING)])
-        self.collection.create_index([("received_at", DESCENDING)])
+        self.collection.create_index([("outcome", ASCENDING), *NEWEST_MAILS_FIRST.order])
+        self.collection.create_index(NEWEST_MAILS_FIRST.order)
+        retire_indexes(self.collection, "outcome_1_received_at_-1", "received_at_-1")
 
     def find(self, key: str) -> dict | None:
         return self.collection.find_one({"_id": key})

@@ -12,7 +12,7 @@ from shared import outbox
 from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
 from shared.errors import NotFound
-from shared.mongo import due_by
+from shared.mongo import due_by, retire_indexes
 from shared.relay import OutboxFlusher
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before every next attempt: `>= EPOCH` is the index's whole non-null range
@@ -76,7 +76,8 @@ class NotificationStore(VersionedStore):
     def ensure_indexes(self) -> None:
         self.collection.create_index([("next_attempt_at", ASCENDING)])
         self.collection.create_index([("created_at", DESCENDING), ("_id", DESCENDING)])
-        self.collection.create_index([("ticket_id", ASCENDING), ("created_at", DESCENDING)])
+        self.collection.create_index([("ticket_id", ASCENDING), *NEWEST_NOTIFICATIONS_FIRST.order])
+        retire_indexes(self.collection, "ticket_id_1_created_at_-1")
 
     def due(self, until: datetime, limit: int) -> list[tuple[str, datetime, str]]:
         """(id, next_attempt_at, endpoint) of up to `limit` notifications to send by `until`, soonest first."""

@@ -16,6 +16,8 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from shared.mongo import retire_indexes
+
 
 def digest(token: str) -> str:
     """Secrets are stored as their SHA-256: a copy of the database opens no session and sets no password."""
@@ -44,7 +46,10 @@ class PortalStore:
         self.password_links.create_index([("expires_at", ASCENDING)])
         self.limits.create_index([("expires_at", ASCENDING)])
         self.status_requests.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
-        self.presence.create_index([("ticket_id", ASCENDING), ("seen_at", ASCENDING)])
+        # who has a ticket open, by name (a walk of the ticket's few); the purge by age
+        self.presence.create_index([("ticket_id", ASCENDING), ("name", ASCENDING)])
+        self.presence.create_index([("seen_at", ASCENDING)])
+        retire_indexes(self.presence, "ticket_id_1_seen_at_1")
         self.welcomes.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
         self.password_links.create_index([("account_id", ASCENDING)])
 

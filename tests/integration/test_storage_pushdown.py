@@ -350,30 +350,6 @@ def test_indexed_pages_match_the_in_memory_reference(pair, query):
 # --- every list of the services is an index path ------------------------------------------------------------
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-# Until scripts/ferretdb.patch walks indexes (issue 16), FerretDB pushes down only _id and date ranges and sorts
-# in memory, so every list fails; remove a list's mark with the change that makes it pass (strict: it cannot pass
-# unseen). The lists whose query no index of their service serves (sort keys the index lacks, `$in` on the leading
-# key) say which index they need: with the patch alone they still fail.
-ON_PATCH = "issue 16: needs scripts/ferretdb.patch's index walk (WHERE and ORDER BY pushed down)"
-OPEN_IN = "issue 16: a `status` $in (the open ones) is no equality: it needs one on a leading key, e.g. `open` in "
-MAILS = "issue 16: the sort ends with _id, the index does not: (received_at -1, _id -1)"
-BY_TICKET = "issue 16: the sort ends with _id, the index does not: (ticket_id 1, created_at -1, _id -1)"
-NEEDS_INDEX = {
-    "intake mail log": MAILS,
-    "intake mail log, next page": MAILS,
-    "intake mail log by outcome": "issue 16: the sort ends with _id: (outcome 1, received_at -1, _id -1)",
-    "assignment queue": OPEN_IN + "(open, sla_sort, priority_rank, created_at, _id)",
-    "assignment queue, next page": OPEN_IN + "(open, sla_sort, priority_rank, created_at, _id)",
-    "assignment queue by team": OPEN_IN + "(team, open, sla_sort, priority_rank, created_at, _id)",
-    "assignment queue by team, next page": OPEN_IN + "(team, open, sla_sort, priority_rank, created_at, _id)",
-    "assignment queue by agent": OPEN_IN + "(agent_id, open, sla_sort, priority_rank, created_at, _id)",
-    "assignment queue unassigned": OPEN_IN + "(agent_id, open, sla_sort, ...), agent_id null (or missing)",
-    "assignment queue an agent sees": OPEN_IN + "(open, sla_sort, ...), the $or filtered as the walk goes",
-    "assignment team's waiting tickets": OPEN_IN + "(team, agent_id, open, priority_rank, waiting_since, _id)",
-    "notify notifications by ticket": BY_TICKET,
-    "notify notifications by ticket, next page": BY_TICKET,
-    "portal who has a ticket open": "issue 16: sorted by name, which (ticket_id, seen_at) lacks: (ticket_id, name)",
-}
 
 
 class FindsSent(monitoring.CommandListener):
@@ -510,12 +486,7 @@ def _explain(client: MongoClient, database: str, find: dict) -> dict:
 
 @pytest.mark.parametrize(
     ("service", "name"),
-    [
-        pytest.param(
-            service, name, id=name, marks=pytest.mark.xfail(strict=True, reason=NEEDS_INDEX.get(name, ON_PATCH))
-        )
-        for service, name in LISTS
-    ],
+    [pytest.param(service, name, id=name) for service, name in LISTS],
 )
 def test_each_list_walks_an_index(infra, service_dbs, service, name):
     """SQLite searches an index, no table scan, and the order is the index's (no sort in memory nor in SQLite)."""
