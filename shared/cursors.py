@@ -65,7 +65,11 @@ class Paginator:
             }
             for i in range(len(self.keys))
         ]
-        return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+        if len(clauses) == 1:
+            return clauses[0]
+        # Every clause keeps the first key at or beyond its value: said as a range too, an index walks from there
+        # (the `$or` alone would be filtered from the start of the list)
+        return {self.keys[0].field: {beyond + "e": values[0]}, "$or": clauses}
 
 
 def _invalid() -> Invalid:

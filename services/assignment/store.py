@@ -195,7 +195,7 @@ class TicketStore(VersionedStore):
     def derived(self, ticket: Ticket) -> dict:
         # `open`: one value for the open statuses, so that the queue's lists are an equality on an index's key
         # followed by the queue's order (a `status` $in is no equality: its tickets would be sorted in memory)
-        return {"priority_rank": ticket.priority_rank, "sla_sort": ticket.sla_sort, "open": ticket.is_open()}
+        return {"priority_rank": ticket.priority_rank, "sla_sort": ticket.sla_sort, "open": ticket.is_open}
 
     def ensure_indexes(self) -> None:
         """Every list walks one of these in its order (resolved and closed tickets are never read): the open
