@@ -69,6 +69,11 @@ TEAMS = [f"team-{n}" for n in range(8)]
 TOPICS = [topic for topic, _ in DEFAULT_TOPICS]
 QUEUE = [(key, direction) for key, direction in QUEUE_ORDER.order]
 NEWEST = [("number", DESCENDING)]
+BACKENDS = {  # --backends: name -> Backend(title, flags beyond ticketflow/local.py's, on PostgreSQL)
+    "sqlite": ("SQLite (patched)", [], False),
+    "postgresql": ("PostgreSQL", [], True),
+    "postgresql-nested": ("PostgreSQL, nested pushdown", ["--test-enable-nested-pushdown"], True),
+}
 STOPPING = threading.Event()  # set on the way out: the exactness checks' threads end their loops
 THREADS: list[threading.Thread] = []
 
@@ -543,7 +548,7 @@ def run(backends: list[Backend], args: argparse.Namespace, tmp: Path, namespace:
         start(backend, tmp, args.postgresql_url, namespace)
         measure(backend, args, docs, master if backend.postgres else None)
         stop(backend)
-    report(backends, args)
+        print(f"  {backend.name}: done", flush=True)
 
 
 def main() -> int:
@@ -557,16 +562,18 @@ def main() -> int:
         default=os.environ.get("FERRETDB_POSTGRESQL_URL", DEFAULT_PG_URL),
         help="for the PostgreSQL backend (default FERRETDB_POSTGRESQL_URL, else scripts/ensure-postgresql.sh's)",
     )
-    parser.add_argument("--no-postgresql", action="store_true", help="the SQLite backend only")
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help=f"which, in this order, comma-separated (default {','.join(BACKENDS)})",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (FerretDB's logs)")
     args = parser.parse_args()
-    if args.docs < 10 or args.repeat < 1 or args.ops < 1:
-        parser.error("--docs must be >= 10, --repeat and --ops >= 1")
+    chosen = [name.strip() for name in args.backends.split(",") if name.strip()]
+    if args.docs < 10 or args.repeat < 1 or args.ops < 1 or not chosen or not set(chosen) <= BACKENDS.keys():
+        parser.error(f"--docs must be >= 10, --repeat and --ops >= 1, --backends some of {', '.join(BACKENDS)}")
     args.port = urlsplit(args.postgresql_url).port or 5432
-    backends = [Backend("SQLite (patched)", [], postgres=False)]
-    if not args.no_postgresql:
-        backends.append(Backend("PostgreSQL", [], postgres=True))
-        backends.append(Backend("PostgreSQL, nested pushdown", ["--test-enable-nested-pushdown"], postgres=True))
+    backends = [Backend(*BACKENDS[name]) for name in chosen]
     namespace = f"tfbench_{secrets.token_hex(4)}"
     tmp = Path(tempfile.mkdtemp(prefix="ticketflow-store-backends-"))
     signal.signal(signal.SIGTERM, _interrupt)
@@ -587,6 +594,9 @@ def main() -> int:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+        done = [backend for backend in backends if "memory" in backend.results]
+        if done:  # what was measured, also when a later backend failed or the run was stopped
+            report(done, args)
     return 0 if all(ok for b in backends for _, ok in b.results.get("exact", {}).values()) else 1
 
 
