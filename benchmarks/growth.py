@@ -306,7 +306,7 @@ def report(figures: dict, args) -> None:
         f"{passed} of {len(figures['reads'])} reads within {BOUND_RATIO}x of empty and under {BOUND_MS:.0f} ms at p50"
     )
     print()
-    for phase, values in figures["latency"].items():
+    for phase, values in figures.get("latency", {}).items():
         stamped, seen = values["stamped"], values["seen"]
         print(
             f"created -> assigned, {phase}: p50 {percentile(stamped, 50):.1f} ms, p90 {percentile(stamped, 90):.1f} ms "
