@@ -318,8 +318,10 @@ def call(
     return response.status, (json.loads(raw) if raw else {})
 
 
-def ok(url: str, method: str, path: str, token: str | None = None, body: dict | None = None) -> dict:
-    status, answer = call(url, method, path, token, body)
+def ok(
+    url: str, method: str, path: str, token: str | None = None, body: dict | None = None, timeout: float = 30
+) -> dict:
+    status, answer = call(url, method, path, token, body, timeout)
     if status >= 300:
         raise RuntimeError(f"{method} {url}{path}: {status} {answer}")
     return answer

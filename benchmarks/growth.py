@@ -189,7 +189,7 @@ def latency(desk: seed.Desk) -> dict[str, list[float]]:
         seen.append(1000 * (time.perf_counter() - started))
 
         def moments(tid: str = tid) -> dict | None:
-            items = ok(intake, "GET", f"/tickets/{tid}/timeline", desk.admin)["items"]
+            items = ok(intake, "GET", f"/tickets/{tid}/timeline", desk.admin, timeout=600)["items"]
             found = {item["type"]: item["occurred_at"] for item in items}
             return found if {"ticket.created", "ticket.assigned"} <= found.keys() else None
 
@@ -242,7 +242,9 @@ def run(desk: seed.Desk, env: dict, args, figures: dict) -> None:
     first = seed.drive(desk, handful())
     seed.settle(mongo_url, ns)
     ref = first[0]
-    notification = ok(desk.urls["notify"], "GET", f"/notifications?ticket_id={ref.id}", desk.admin)["items"][0]["id"]
+    notification = ok(desk.urls["notify"], "GET", f"/notifications?ticket_id={ref.id}", desk.admin, timeout=600)[
+        "items"
+    ][0]["id"]
     emails, frequent = seed.requester_pool(rng, max(args.tickets - args.sources, 0))
     rows = reads(ref.id, ref.number, notification, frequent)
     print(f"empty: {len(first)} tickets; {len(rows)} reads x {args.calls}", flush=True)
