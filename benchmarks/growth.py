@@ -282,7 +282,7 @@ def verdict(row: Read) -> tuple[float, float, float, str]:
     empty, grown = percentile(row.ms.get("empty", []), 50), percentile(row.ms.get("grown", []), 50)
     growth = grown / empty if empty else float("nan")
     passed = grown <= BOUND_RATIO * empty and grown < BOUND_MS and not row.errors
-    return empty, grown, growth, "PASS" if passed else "FAIL"
+    return empty, grown, growth, "PASS" if passed else "not measured" if not row.ms.get("grown") else "FAIL"
 
 
 def report(figures: dict, args) -> None:
