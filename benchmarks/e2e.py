@@ -303,9 +303,11 @@ def start_sink() -> tuple[MailSink, object, str]:
 # --- HTTP -------------------------------------------------------------------------------------------
 
 
-def call(url: str, method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+def call(
+    url: str, method: str, path: str, token: str | None = None, body: dict | None = None, timeout: float = 30
+) -> tuple[int, dict]:
     host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
     try:
         conn.request(method, path, json.dumps(body).encode() if body is not None else None, headers)
@@ -316,8 +318,10 @@ def call(url: str, method: str, path: str, token: str | None = None, body: dict 
     return response.status, (json.loads(raw) if raw else {})
 
 
-def ok(url: str, method: str, path: str, token: str | None = None, body: dict | None = None) -> dict:
-    status, answer = call(url, method, path, token, body)
+def ok(
+    url: str, method: str, path: str, token: str | None = None, body: dict | None = None, timeout: float = 30
+) -> dict:
+    status, answer = call(url, method, path, token, body, timeout)
     if status >= 300:
         raise RuntimeError(f"{method} {url}{path}: {status} {answer}")
     return answer
