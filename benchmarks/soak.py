@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import e2e  # noqa: E402
-from benchmarks.meters import unacked_counts  # noqa: E402
+from benchmarks.meters import rss_mb, unacked_counts  # noqa: E402
 from benchmarks.soak_report import draw, minute_stages, summarize  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
 from shared.config import SERVICE_PORTS, load_settings  # noqa: E402
@@ -346,18 +346,6 @@ def call_with_key(url: str, method: str, path: str, token: str, body: dict, key:
 
 
 # --- what is sampled --------------------------------------------------------------------------------
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MB (VmRSS); 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 class Sampler:
