@@ -4,11 +4,13 @@
 
 Uses MONGO_URL / AMQP_URL when set; otherwise starts its own FerretDB (built by `make tools`) and
 uses the local RabbitMQ. Both servers run with the same gunicorn settings; the load generator runs
-in two processes of --clients/2 threads each. Prints requests per second, latencies and the ratio; then,
-over the measured seconds (not the warm-up), the store calls per POST answered 201 by command (the
-server's own counters, serverStatus `metrics.commands`: benchmarks/meters.py), bare endpoint beside intake,
-and the peak RSS of each server's gunicorn master and workers (VmRSS each second) and of FerretDB, with
-PASS / FAIL against 100 MB for intake's api.
+in two processes of --clients/2 threads each. Prints requests per second, latencies and the ratio;
+the CPU per POST of each server's gunicorn master and workers and of FerretDB (utime + stime from
+/proc: on a machine shared with others a steadier figure than req/s); then, over the measured seconds
+(not the warm-up), the store calls per POST answered 201 by command (the server's own counters,
+serverStatus `metrics.commands`: benchmarks/meters.py), bare endpoint beside intake, and the peak RSS
+of each server's gunicorn master and workers (VmRSS each second) and of FerretDB, with PASS / FAIL
+against 100 MB for intake's api.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from benchmarks.meters import (  # noqa: E402
     RssPeaks,
     StoreCommands,
     command_deltas,
+    cpu_seconds,
     kinds_of,
     print_rss,
     print_store_calls,
@@ -91,6 +94,8 @@ def _load_process(port: int, seconds: float, threads: int, headers: dict, expect
 def drive(port: int, seconds: float, clients: int, headers: dict, expected: int, meters: Meters) -> dict:
     _load_process(port, 2.0, clients // 2, headers, expected, multiprocessing.Queue())  # warm-up
     commands, rss = meters.store.read(), RssPeaks(meters.kinds).start()
+    kinds = meters.kinds()
+    cpu = {kind: sum(cpu_seconds(pid) for pid in pids) for kind, pids in kinds.items()}
     queue = multiprocessing.Queue()
     procs = [
         multiprocessing.Process(target=_load_process, args=(port, seconds, clients // 2, headers, expected, queue))
@@ -102,12 +107,14 @@ def drive(port: int, seconds: float, clients: int, headers: dict, expected: int,
     for proc in procs:
         proc.join()
     store_calls, rss_mb = command_deltas(commands, meters.store.read()), rss.stop()
+    cpu = {kind: sum(cpu_seconds(pid) for pid in pids) - cpu[kind] for kind, pids in kinds.items()}
     ok = [latency for good, latency in results if good]
     latencies = sorted(ok)
     return {
         "requests": len(ok),
         "store_calls": store_calls,
         "rss_mb": rss_mb,
+        "cpu_ms": {kind: 1000 * seconds / max(len(ok), 1) for kind, seconds in cpu.items()},
         "requests_per_second": len(ok) / seconds,
         "errors": len(results) - len(ok),
         "p50_ms": 1000 * statistics.median(latencies),
@@ -202,6 +209,7 @@ def main() -> None:
             f"  ratio: {ratio:.2f} (intake / bare), {args.workers} gunicorn workers, {args.clients} clients, "
             f"{os.cpu_count()} cores"
         )
+        print_cpu({name: result["cpu_ms"] for name, result in results.items()})
         print_store_calls(
             f"store calls per POST answered 201, by command (serverStatus of {store.label}, while the load ran; "
             "server-wide):",
@@ -219,6 +227,15 @@ def main() -> None:
         for proc in procs:
             proc.terminate()
         log.close()
+
+
+def print_cpu(columns: dict[str, dict[str, float]]) -> None:
+    """CPU per POST answered 201, by process (a machine shared with others changes req/s more than this)."""
+    print()
+    print("CPU, ms per POST answered 201 (utime + stime while the load ran; the load generator left out):")
+    for name, cpu in columns.items():
+        parts = ", ".join(f"{kind} {ms:.1f}" for kind, ms in sorted(cpu.items(), key=lambda kv: -kv[1]))
+        print(f"  {name:>7}: total {sum(cpu.values()):6.1f}  ({parts})")
 
 
 def _declare_intake_queue(env: dict) -> None:

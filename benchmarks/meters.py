@@ -128,7 +128,19 @@ def wait_queues_idle(namespace: str, until: float) -> bool | None:
         time.sleep(0.5)
 
 
-# --- processes and their memory ---------------------------------------------------------------------
+# --- processes: their CPU and memory ---------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def rss_mb(pid: int) -> float:

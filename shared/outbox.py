@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from pymongo import UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
@@ -104,6 +105,25 @@ def update_operators(staged: dict[str, dict]) -> tuple[dict, dict]:
 def ordered(staged: dict[str, dict]) -> list[tuple[str, dict]]:
     """Entries in the order they were written (time of the write, then position in it)."""
     return sorted(staged.items(), key=lambda item: (item[1].get("at", ""), item[1].get("seq", 0)))
+
+
+def clear_many(collection: Collection, published: list[tuple[object, list[str], int]]) -> None:
+    """Forget the published events of several documents, each (doc_id, event ids, the version its writer produced).
+
+    One round trip for all whose document is still at that version with just those entries (the usual case:
+    the flusher clears at once); when any was not, each goes through `clear` as it would alone.
+    """
+    published = [(doc_id, event_ids, version) for doc_id, event_ids, version in published if event_ids]
+    if len(published) == 1:
+        clear(collection, *published[0])
+    if len(published) <= 1:
+        return
+    empty = {"$unset": {FIELD: "", COUNT: "", DUE: ""}}
+    writes = [UpdateOne({"_id": doc_id, "_v": version, COUNT: len(ids)}, empty) for doc_id, ids, version in published]
+    done = collection.bulk_write(writes, ordered=False)
+    if done.matched_count < len(published):  # which did not match is not said: the others match nothing now
+        for doc_id, event_ids, _ in published:
+            clear(collection, doc_id, event_ids)
 
 
 def clear(collection: Collection, doc_id, published: list[str], version: int | None = None) -> None:

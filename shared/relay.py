@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 RETRY_AFTER = timedelta(seconds=2)
 KEEPALIVE = 10.0  # seconds; well within the 30 s heartbeat
+BATCH = 50  # documents whose events the flusher publishes before clearing them together
 
 
 def publish_entries(publisher: Publisher, staged: dict[str, dict]) -> tuple[list[str], bool]:
@@ -98,19 +99,40 @@ class OutboxFlusher:
         publisher = Publisher(self.settings, self.service)
         while True:
             try:
-                collection, doc_id, staged, version = self._queue.get(timeout=KEEPALIVE)
+                batch = [self._queue.get(timeout=KEEPALIVE)]
             except queue.Empty:
                 publisher.keepalive()
                 continue
+            while len(batch) < BATCH:  # what else is waiting: its clears go in one round trip with these
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                published, complete = publish_entries(publisher, staged)
-                outbox.clear(collection, doc_id, published, version if complete else None)
-                if not complete:
-                    self.pending.mark(collection, doc_id)
+                self._publish(publisher, batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _publish(self, publisher: Publisher, batch: list[tuple]) -> None:
+        """Publish each document's events, then clear those of all (one write per collection when they all
+        went out); a document whose events did not all go out is cleared of those that did, and marked."""
+        cleared: dict[str, tuple[Collection, list]] = {}
+        for collection, doc_id, staged, version in batch:
+            published, complete = publish_entries(publisher, staged)
+            try:
+                if complete:
+                    cleared.setdefault(collection.full_name, (collection, []))[1].append((doc_id, published, version))
+                    continue
+                outbox.clear(collection, doc_id, published)
+                self.pending.mark(collection, doc_id)
             except PyMongoError as exc:  # the sweep finds the document once its due date passes
                 log.warning("could not clear the outbox of %s: %r", doc_id, exc)
-            finally:
-                self._queue.task_done()
+        for collection, published in cleared.values():
+            try:
+                outbox.clear_many(collection, published)
+            except PyMongoError as exc:
+                log.warning("could not clear the outboxes of %d documents: %r", len(published), exc)
 
     def drain(self, timeout: float = 5.0) -> None:
         """Wait until everything submitted has been tried (tests and shutdown)."""

@@ -161,10 +161,15 @@ class RateLimits:
         self.collection.create_index([("expires_at", ASCENDING)])
 
     def hit(self, key: str, expires_at: datetime) -> int:
-        """Count one more under the key (its window ends at expires_at); the count so far, this one included."""
-        doc = self.collection.find_one_and_update({"_id": key}, {"$inc": {"count": 1}}, return_document=True)
-        if doc is None:
-            ensure_document(self.collection, {"_id": key, "count": 0, "expires_at": expires_at})
+        """Count one more under the key (its window ends at expires_at); the count so far, this one included.
+
+        One round trip, also for a window's first hit (an upsert): most addresses open one ticket an hour, so
+        a find, an insert and a find again would be the usual case, not the rare one.
+        """
+        count = {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}}
+        try:
+            doc = self.collection.find_one_and_update({"_id": key}, count, upsert=True, return_document=True)
+        except DuplicateKeyError:  # two first hits raced and the other created it: count on that one
             doc = self.collection.find_one_and_update({"_id": key}, {"$inc": {"count": 1}}, return_document=True)
         return int(doc["count"])
 

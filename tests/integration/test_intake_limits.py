@@ -7,8 +7,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from pymongo import MongoClient, monitoring
 
 from services.intake import domain, handlers
+from services.intake.store import RateLimits
 from shared.config import ConfigError, load_settings
 from tests.harness import auth_header
 from tests.integration.conftest import event_from, ticket_request
@@ -216,6 +218,40 @@ def test_the_next_window_starts_afresh_and_old_windows_are_forgotten(client, mak
 
     intake.limits.expire(limits + timedelta(hours=2))
     assert intake.limits.collection.count_documents({"_id": {"$regex": f"\\|{email}\\|"}}) == 0
+
+
+class CommandNames(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event) -> None:
+        self.names.append(event.command_name)
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+@pytest.fixture
+def counted_limits(infra, intake):
+    """intake's RateLimits on a client of its own that records the name of every command it sends."""
+    listener = CommandNames()
+    client = MongoClient(infra.mongo_url, tz_aware=True, event_listeners=[listener])
+    yield RateLimits(client[intake.limits.collection.database.name]), listener
+    client.close()
+
+
+def test_a_windows_first_hit_is_one_store_call(counted_limits, limits):
+    rate_limits, listener = counted_limits
+    key, ends = f"tickets|first.{uuid.uuid4().hex[:8]}@example.com|window", limits + timedelta(minutes=30)
+    listener.names.clear()
+
+    assert [rate_limits.hit(key, ends), rate_limits.hit(key, ends)] == [1, 2]
+
+    assert listener.names == ["findAndModify", "findAndModify"]  # no insert, no second try for a new window
+    assert rate_limits.collection.find_one({"_id": key})["expires_at"] == ends
 
 
 @pytest.mark.parametrize("name", ["TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR"])

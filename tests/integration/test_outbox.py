@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pika
 import pytest
+from pymongo import monitoring
 
 from shared import outbox
 from shared.clock import now
@@ -115,3 +116,53 @@ def test_clearing_after_a_concurrent_write_keeps_the_newer_events(scratch):
     assert list(doc[outbox.FIELD]) == [second_id] and doc[outbox.COUNT] == 1 and outbox.DUE in doc
     outbox.clear(scratch.docs, "d2", [second_id, first_id])  # a relay that published both, one already gone
     assert not {outbox.FIELD, outbox.COUNT, outbox.DUE} & set(scratch.docs.find_one({"_id": "d2"}))
+
+
+class UpdateCommands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event) -> None:
+        self.count += event.command_name == "update"
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+def test_the_outboxes_of_several_documents_are_cleared_in_one_write(infra, scratch):
+    from pymongo import MongoClient
+
+    listener = UpdateCommands()
+    client = MongoClient(infra.mongo_url, tz_aware=True, event_listeners=[listener])
+    docs = client[scratch.name].docs
+    published = []
+    for n in range(3):
+        event_id, entry = _entry("ticket.created")
+        docs.insert_one({"_id": f"many{n}", "_v": 1, **outbox.insert_fields({event_id: entry})})
+        published.append((f"many{n}", [event_id], 1))
+
+    outbox.clear_many(docs, published)
+
+    assert listener.count == 1
+    assert all(not {outbox.FIELD, outbox.COUNT, outbox.DUE} & set(doc) for doc in docs.find({}))
+    client.close()
+
+
+def test_clearing_several_after_a_concurrent_write_to_one_keeps_its_newer_events(scratch):
+    published = []
+    for n in range(3):
+        event_id, entry = _entry("ticket.created")
+        scratch.docs.insert_one({"_id": f"some{n}", "_v": 1, **outbox.insert_fields({event_id: entry})})
+        published.append((f"some{n}", [event_id], 1))
+    newer_id, newer = _entry("ticket.closed")
+    set_fields, inc_fields = outbox.update_operators({newer_id: newer})
+    scratch.docs.update_one({"_id": "some1"}, {"$set": {**set_fields, "_v": 2}, "$inc": inc_fields})
+
+    outbox.clear_many(scratch.docs, published)
+
+    outboxes = {doc["_id"]: list(doc.get(outbox.FIELD, {})) for doc in scratch.docs.find({})}
+    assert outboxes == {"some0": [], "some1": [newer_id], "some2": []}
+    assert scratch.docs.find_one({"_id": "some1"})[outbox.COUNT] == 1
