@@ -903,7 +903,8 @@ class _Listener(monitoring.CommandListener):
     def started(self, event):
         target = event.command.get(event.command_name)
         collection = target if isinstance(target, str) else ""
-        self.names[(event.connection_id, event.request_id)] = (event.database_name, collection, event.command_name)
+        key = (event.database_name, collection, event.command_name, _site())
+        self.names[(event.connection_id, event.request_id)] = key
 
     def succeeded(self, event):
         self._done(event)
@@ -933,12 +934,23 @@ class _Listener(monitoring.CommandListener):
                 json.dump({"argv": sys.argv, "rows": rows}, out)
             os.replace(path + ".tmp", path)
 
+def _site():
+    """The code that sent the command: the innermost three frames of the project (services/, shared/)."""
+    frame, found = sys._getframe(2), []
+    while frame is not None and len(found) < 3:
+        path = frame.f_code.co_filename
+        for top in ("/services/", "/shared/"):
+            if top in path and "site-packages" not in path:
+                found.append(f"{top[1:]}{path.rsplit(top, 1)[1]}:{frame.f_code.co_name}")
+        frame = frame.f_back
+    return " < ".join(found)
+
 monitoring.register(_Listener())
 '''
 
 
-def profile_rows(directory: Path, ns: str) -> list[tuple[str, str, str, int, float]]:
-    """(process kind, database.collection, command, count, seconds) from every dump in the directory."""
+def profile_rows(directory: Path, ns: str) -> list[tuple[str, str, str, str, int, float]]:
+    """(process kind, database.collection, command, call site, count, seconds) from every dump in the directory."""
     rows = []
     for path in directory.glob("mongo-*.json"):
         try:
@@ -953,17 +965,20 @@ def profile_rows(directory: Path, ns: str) -> list[tuple[str, str, str, int, flo
             name = f"bare {kind.group(3) or 'front'}"
         else:
             name = "gunicorn master"  # its workers' argv is the master's: counted under the master's app above
-        for database, collection, command, count, micros in dump["rows"]:
-            rows.append((name, f"{database.removeprefix(ns + '_')}.{collection}", command, count, micros / 1e6))
+        for database, collection, command, site, count, micros in dump["rows"]:
+            target = f"{database.removeprefix(ns + '_')}.{collection}"
+            rows.append((name, target, command, site, count, micros / 1e6))
     return rows
 
 
 def print_profile(directory: Path, ns: str, system: str, tickets: int, top: int = 30) -> None:
     totals: dict[tuple[str, str, str], list[float]] = {}
-    for name, target, command, count, seconds in profile_rows(directory, ns):
+    sites: dict[tuple[str, str, str, str], int] = {}
+    for name, target, command, site, count, seconds in profile_rows(directory, ns):
         entry = totals.setdefault((name, target, command), [0, 0.0])
         entry[0] += count
         entry[1] += seconds
+        sites[(name, target, command, site)] = sites.get((name, target, command, site), 0) + count
     if not totals:
         return
     overall = sum(seconds for _, seconds in totals.values())
@@ -987,6 +1002,10 @@ def print_profile(directory: Path, ns: str, system: str, tickets: int, top: int 
             f"  {name:<18} {target:<32} {command:<14} {count / tickets:5.2f}/ticket  "
             f"{1000 * seconds / max(count, 1):6.2f} ms each  {1000 * seconds / tickets:6.2f} ms/ticket"
         )
+    print()
+    print(f"{system}: MongoDB commands per ticket by call site (the innermost project frames), the most first:")
+    for (name, target, command, site), count in sorted(sites.items(), key=lambda item: -item[1]):
+        print(f"  {count / tickets:5.2f}  {name:<16} {target:<26} {command:<14} {site}")
 
 
 # --- main -------------------------------------------------------------------------------------------
