@@ -59,42 +59,41 @@ Options: --web-concurrency 2, --agents 10, --drain 10, --settle 120, --phases st
 --systems ticketflow,bare, --profile-mongo (below), --keep-logs (the processes' logs stay in the temporary
 directory).
 
-MongoDB writes and broker hops of one ticket's first stage in ticketflow, counted from the code (no
-Idempotency-Key; team and agents known; line numbers as of writing). Every consumed event also ends
-in a processed_events insert (ProcessedEvents.mark, shared/consumer.py:122):
+Store calls of one ticket's first stage in ticketflow, attributed to the code that sends them with
+--profile-mongo (its call-site table; no Idempotency-Key, team and agents known, no webhooks; 9 deliveries:
+ticket.created -> intake, assignment, sla, notify; ticket.assigned -> intake, sla, notify; notification.sent
+x2 -> intake). Before issue 16's part 2 / now:
 
-    intake api   counter findAndModify (create_ticket, services/intake/handlers.py:96 -> shared/mongo.py:61),
-                 ticket insert with ticket.created in its outbox (handlers.py:98 -> shared/outbox.py:76),
-                 outbox clear once the broker confirmed (OutboxFlusher, shared/relay.py:106 ->
-                 outbox.py:125)                                                                      3 writes
-    assignment   ticket.created (on_created): ticket insert (services/assignment/handlers.py:442), agent
-                 reservation (_assign, handlers.py:175 -> store.py:78), ticket save with ticket.assigned
-                 (handlers.py:183), outbox clear (relay.py:106), processed                          5 writes
-    sla          ticket.created: clocks insert, nothing to publish (update_clocks,
-                 services/sla/handlers.py:114), processed                                           2 writes
-    notify       ticket.created (on_event): projection insert (_learn, services/notify/handlers.py:97),
-                 receipt record (_record, :149), processed; ticket.assigned: projection save (:100),
-                 assignment record, processed; per email (dispatcher): claim (claim, the save after
-                 notifications.get), save as sent with notification.sent (send), outbox clear
-                 (relay.py:106)                                                                    12 writes
-    intake wkr   ticket.created: timeline (record_and_apply -> services/intake/store.py:141), processed;
-                 ticket.assigned: ticket save (_change, intake/handlers.py:118), timeline, processed;
-                 notification.sent x2: timeline, processed (nothing to apply: intake/domain.py _APPLY) 9 writes
-    total        31 writes; 4 confirmed publishes (ticket.created, ticket.assigned, notification.sent x2);
-                 8 deliveries (SUBSCRIPTIONS, shared/topology.py:19: ticket.created -> intake, assignment,
-                 sla, notify; ticket.assigned -> intake, notify; notification.sent -> intake, twice)
+    intake api   rate limit (RateLimits.hit): findAndModify, and for a requester new this hour (every
+                 one here) ensure_document insert + findAndModify again; counter findAndModify
+                 (next_number); ticket insert with ticket.created in its outbox; outbox clear
+                 (OutboxFlusher -> outbox.clear); topics find (cached)                        6 (+0.2) / same
+    assignment   processed find (ProcessedEvents.seen, before every delivery)                 1 / 0
+                 teams find (route), ticket insert, the ticket read again (_assign's load)    3 / 2
+                 team's agents find (_auto), the lead's email find (AgentStore.lead_email)    2 / 1
+                 agent reservation, ticket save with ticket.assigned, outbox clear, processed 4 / 4
+    sla          processed find + insert, x2 (ticket.created, ticket.assigned)                4 / 2
+                 ticket_access upsert (learn_created), policies find, clocks find (load),
+                 clocks insert, clock_histories write; ticket_access (learn_assigned)         6 / 5
+                 calendars find (cached 1 s)                                           +0.6 / same
+    notify       processed find + insert, x2                                                  4 / 2
+                 projection find + insert (created), find + save (assigned)                   4 / 3
+                 webhooks find x2, notification insert x2 (receipt, assignment email)         4 / 4
+                 per email (dispatcher): record read again at its claim, claim save, save as
+                 sent with notification.sent, outbox clear                                    8 / 6
+    intake wkr   processed find + insert x4, timeline insert x4; ticket.assigned: ticket
+                 find + save (notification.* change nothing and read nothing)                14 / 10
+    total        60 / 45 calls per ticket, plus the timers below; 4 confirmed publishes
 
-ticketflow also reads, where the baseline does not: processed_events before each of the 8 deliveries
-(consumer.py:119); intake's topic cache (intake/store.py:91); assignment's teams (handlers.py:431), the
-ticket again (:166), all the team's agents with their `open` lists of ticket ids (_auto, to choose) and
-the team lead's email (AgentStore.lead_email, without those lists); sla's policies, calendars (cached 1 s) and clocks
-(sla/handlers.py:99-100,138); notify's projection (notify/handlers.py:90) and webhooks (:120) per
-event, each record again at its claim, and the dispatcher's due query per pass; intake's ticket for
-ticket.assigned and for each notification.sent (intake/handlers.py:112), which then changes nothing.
-The store calls table measures it (a run on the shared 2-core machine, 10 s phases: ticketflow 69 calls
-per ticket, 31 finds, 20 inserts, 15 updates, 3 findAndModify; the baseline exactly its 31 writes). With
---profile-mongo every command of every service process is also timed and attributed to its process and
-collection (a pymongo CommandListener loaded through sitecustomize.py; no service code changes).
+Timers, per second whatever the load: each worker's outbox relay polled `outbox_pending` every 0.5 s
+(4 workers: 8 finds/s; now every 2 s while it finds nothing: 2/s), notify's dispatcher reads what is due
+at every pass (at least once a second, and after each notification recorded; a finished send no longer
+wakes it unless a notification waited for a sender), sla's deadline timer likewise for its clocks. At
+10 tickets/s these added about 9 calls per ticket to the 60 (the 69 first measured); on a loaded
+machine, with fewer tickets per second, they weigh more per ticket. The store calls table below
+measures all of it; --profile-mongo also prints every command of every service process by process,
+collection and call site (a pymongo CommandListener loaded through sitecustomize.py; no service code
+changes), which is where the table above comes from.
 """
 
 from __future__ import annotations
@@ -907,7 +906,8 @@ class _Listener(monitoring.CommandListener):
     def started(self, event):
         target = event.command.get(event.command_name)
         collection = target if isinstance(target, str) else ""
-        self.names[(event.connection_id, event.request_id)] = (event.database_name, collection, event.command_name)
+        key = (event.database_name, collection, event.command_name, _site())
+        self.names[(event.connection_id, event.request_id)] = key
 
     def succeeded(self, event):
         self._done(event)
@@ -937,12 +937,23 @@ class _Listener(monitoring.CommandListener):
                 json.dump({"argv": sys.argv, "rows": rows}, out)
             os.replace(path + ".tmp", path)
 
+def _site():
+    """The code that sent the command: the innermost three frames of the project (services/, shared/)."""
+    frame, found = sys._getframe(2), []
+    while frame is not None and len(found) < 3:
+        path = frame.f_code.co_filename
+        for top in ("/services/", "/shared/"):
+            if top in path and "site-packages" not in path:
+                found.append(f"{top[1:]}{path.rsplit(top, 1)[1]}:{frame.f_code.co_name}")
+        frame = frame.f_back
+    return " < ".join(found)
+
 monitoring.register(_Listener())
 '''
 
 
-def profile_rows(directory: Path, ns: str) -> list[tuple[str, str, str, int, float]]:
-    """(process kind, database.collection, command, count, seconds) from every dump in the directory."""
+def profile_rows(directory: Path, ns: str) -> list[tuple[str, str, str, str, int, float]]:
+    """(process kind, database.collection, command, call site, count, seconds) from every dump in the directory."""
     rows = []
     for path in directory.glob("mongo-*.json"):
         try:
@@ -957,17 +968,20 @@ def profile_rows(directory: Path, ns: str) -> list[tuple[str, str, str, int, flo
             name = f"bare {kind.group(3) or 'front'}"
         else:
             name = "gunicorn master"  # its workers' argv is the master's: counted under the master's app above
-        for database, collection, command, count, micros in dump["rows"]:
-            rows.append((name, f"{database.removeprefix(ns + '_')}.{collection}", command, count, micros / 1e6))
+        for database, collection, command, site, count, micros in dump["rows"]:
+            target = f"{database.removeprefix(ns + '_')}.{collection}"
+            rows.append((name, target, command, site, count, micros / 1e6))
     return rows
 
 
 def print_profile(directory: Path, ns: str, system: str, tickets: int, top: int = 30) -> None:
     totals: dict[tuple[str, str, str], list[float]] = {}
-    for name, target, command, count, seconds in profile_rows(directory, ns):
+    sites: dict[tuple[str, str, str, str], int] = {}
+    for name, target, command, site, count, seconds in profile_rows(directory, ns):
         entry = totals.setdefault((name, target, command), [0, 0.0])
         entry[0] += count
         entry[1] += seconds
+        sites[(name, target, command, site)] = sites.get((name, target, command, site), 0) + count
     if not totals:
         return
     overall = sum(seconds for _, seconds in totals.values())
@@ -991,6 +1005,10 @@ def print_profile(directory: Path, ns: str, system: str, tickets: int, top: int 
             f"  {name:<18} {target:<32} {command:<14} {count / tickets:5.2f}/ticket  "
             f"{1000 * seconds / max(count, 1):6.2f} ms each  {1000 * seconds / tickets:6.2f} ms/ticket"
         )
+    print()
+    print(f"{system}: MongoDB commands per ticket by call site (the innermost project frames), the most first:")
+    for (name, target, command, site), count in sorted(sites.items(), key=lambda item: -item[1]):
+        print(f"  {count / tickets:5.2f}  {name:<16} {target:<26} {command:<14} {site}")
 
 
 # --- main -------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Consuming a service's queue: validate, dedupe, handle, then ack; retry with growing delays or dead-letter.
+"""Consuming a service's queue: validate, handle, record, then ack; retry with growing delays or dead-letter.
 
 The handler runs on a helper thread while the consuming thread keeps pumping the connection's
 I/O, so heartbeats go on during a slow handler (a BlockingConnection is not thread-safe: only the
@@ -44,7 +44,7 @@ Handler = Callable[[dict], None]
 
 
 class Consumer:
-    """Consumes the service's queue: validate, dedupe, handle, then ack; retry or dead-letter on failure."""
+    """Consumes the service's queue: validate, handle, record, then ack; retry or dead-letter on failure."""
 
     def __init__(
         self,
@@ -199,11 +199,8 @@ class Consumer:
         """
 
         def work():
-            if self.idempotency.seen(event_id):
-                return "duplicate"
-            handler(envelope)
-            self.idempotency.mark(event_id)
-            return None
+            handler(envelope)  # idempotent: a redelivered event finds its effect stored and changes nothing
+            return None if self.idempotency.mark(event_id) else "duplicate"
 
         while True:
             try:

@@ -51,13 +51,21 @@ class Timer:
 
 
 def outbox_timers(settings: Settings, service: str, pending, stores: list) -> list[Timer]:
-    """The relay (marked documents, every 0.5 s) and the sweep (overdue documents) of the stores' outboxes."""
-    from shared.relay import OutboxRelay
+    """The relay (marked documents) and the sweep (overdue documents) of the stores' outboxes.
+
+    The relay looks every RETRY_AFTER while it finds nothing, since a marker falls due that long after it is
+    written (a poll every 0.5 s of an empty collection was most of an idle worker's store calls), and every
+    0.5 s while it publishes (a backlog after an outage)."""
+    from shared.relay import RETRY_AFTER, OutboxRelay
 
     relay = OutboxRelay(settings, service, pending, [store.collection for store in stores])
     wait_for(relay.ensure_indexes, "MongoDB")
+
+    def relay_round() -> float | None:
+        return 0.5 if relay.run_once() else None
+
     return [
-        Timer("outbox-relay", 0.5, relay.run_once, at_stop=True),
+        Timer("outbox-relay", RETRY_AFTER.total_seconds(), relay_round, at_stop=True),
         Timer("outbox-sweep", settings.outbox_sweep_interval, relay.sweep),
     ]
 

@@ -170,7 +170,8 @@ def list_teams(svc: Assignment) -> list[dict]:
 
 # --- the assignment protocol ----------------------------------------------------------------------
 
-Pick = Callable[[Ticket], tuple[dict | None, str, dict | None]]  # -> (agent or None, team, decision)
+# -> (agent or None, team, decision, the team's agents when the pick read them all: its lead is among them)
+Pick = Callable[[Ticket], tuple[dict | None, str, dict | None, list[dict] | None]]
 
 
 @dataclass
@@ -190,17 +191,27 @@ def _assign(
     by: str,
     correlation_id: str | None,
     prepare: Callable[[Ticket], bool] | None = None,
+    stored: Ticket | None = None,
 ) -> Ticket:
-    """Give a ticket to the agent `pick` chooses (None: the team's queue). `prepare` may veto or change it first."""
+    """Give a ticket to the agent `pick` chooses (None: the team's queue). `prepare` may veto or change it first.
+
+    `stored`: the ticket as this handler has just stored it, so the first attempt reads nothing (a save that
+    finds it changed since reads it again, as always).
+    """
+
+    def load() -> Ticket:
+        nonlocal stored
+        ticket, stored = stored or svc.tickets.get(ticket_id), None
+        return ticket
 
     def decide(ticket: Ticket):
         if prepare is not None and not prepare(ticket):
             return NO_CHANGE
-        agent, team, decision = pick(ticket)
+        agent, team, decision, team_agents = pick(ticket)
         if _already(ticket, agent, team):
             return NO_CHANGE  # a repeated request or event, or a queued ticket still waiting
         move = _Move(agent, ticket.agent_id, agent is not None and ticket.id not in agent["open"])
-        ticket.assign(agent, team, reason, by, now(), svc.agents.lead_email(team), decision)
+        ticket.assign(agent, team, reason, by, now(), _lead_email(svc, team, team_agents), decision)
         return move
 
     def save(ticket: Ticket, move: _Move) -> None:
@@ -214,7 +225,7 @@ def _assign(
             raise
 
     busy = "The ticket is changing too fast; try again."
-    ticket, move = update(lambda: svc.tickets.get(ticket_id), decide, save, busy)
+    ticket, move = update(load, decide, save, busy)
     if move is not NO_CHANGE and move.previous and move.previous != ticket.agent_id:
         svc.agents.release(move.previous, ticket_id)
     return ticket
@@ -228,6 +239,13 @@ def _already(ticket: Ticket, agent: dict | None, team: str) -> bool:
     return ticket.agent_id == agent["id"] and ticket.id in agent["open"]
 
 
+def _lead_email(svc: Assignment, team: str, team_agents: list[dict] | None) -> str | None:
+    """The email of the team's lead (the first by id), from the team's agents when a pick read them all."""
+    if team_agents is None:
+        return svc.agents.lead_email(team)
+    return next((agent["email"] for agent in team_agents if team in agent["lead_of"]), None)  # sorted by id
+
+
 def _auto(svc: Assignment, team: str | None = None) -> Pick:
     """Pick by the rule: the least loaded available agent of the team under capacity."""
 
@@ -235,7 +253,8 @@ def _auto(svc: Assignment, team: str | None = None) -> Pick:
         target = team or ticket.team
         agents = svc.agents.all(target)
         decision = choose_agent(target, [_candidate(a) for a in agents])
-        return next((a for a in agents if a["id"] == decision.agent_id), None), target, decision.record()
+        chosen = next((a for a in agents if a["id"] == decision.agent_id), None)
+        return chosen, target, decision.record(), agents
 
     return pick
 
@@ -244,7 +263,7 @@ def _given(svc: Assignment, agent_id: str) -> Pick:
     """A chosen agent (claim, manual reassignment), in the ticket's team."""
 
     def pick(ticket: Ticket):
-        return svc.agents.get(agent_id), ticket.team, None
+        return svc.agents.get(agent_id), ticket.team, None, None
 
     return pick
 
@@ -488,7 +507,8 @@ def on_created(svc: Assignment, envelope: dict) -> None:
         created_at=at,
         waiting_since=at,
     )
-    _save(svc, ticket, correlation_id, insert=True)  # a redelivery finds it stored: the assignment below is idempotent
+    # a redelivery finds it stored (and reads it): the assignment below is idempotent
+    inserted = _save(svc, ticket, correlation_id, insert=True)
     _assign(
         svc,
         ticket.id,
@@ -497,6 +517,7 @@ def on_created(svc: Assignment, envelope: dict) -> None:
         SYSTEM,
         correlation_id,
         prepare=lambda t: t.is_open and t.agent_id is None and not t.history,
+        stored=ticket if inserted else None,
     )
 
 
@@ -509,7 +530,7 @@ def on_reopened(svc: Assignment, envelope: dict) -> None:
         previous = svc.agents.find(ticket.agent_id)
         candidate = _candidate(previous) if previous else None
         if takes_back(candidate, ticket.team, bool(previous) and ticket.id in previous["open"]):
-            return previous, ticket.team, None
+            return previous, ticket.team, None, None
         return _auto(svc)(ticket)
 
     _assign(svc, envelope["ticket_id"], previous_or_team, "reopen", SYSTEM, correlation_id, prepare=lambda t: t.is_open)

@@ -91,10 +91,16 @@ def on_event(svc: Notify, envelope: dict) -> None:
 
 
 def _learn(svc: Notify, ticket_id: str, event_type: str, data: dict, at: datetime) -> TicketView | None:
-    """The ticket's projection after the event; None while notify knows nothing of the ticket."""
+    """The ticket's projection after the event; None while notify knows nothing of the ticket.
+
+    A ticket.created is nearly always the first news of its ticket: its first attempt inserts without a read
+    (an insert that finds the projection there, a late or repeated event, reads it and learns into that).
+    """
+    unread = event_type == "ticket.created"
 
     def load() -> tuple[TicketView, bool]:
-        view = svc.views.find(ticket_id)
+        nonlocal unread
+        view, unread = None if unread else svc.views.find(ticket_id), False
         return (TicketView(ticket_id), True) if view is None else (view, False)
 
     def learn(loaded: tuple[TicketView, bool]):
@@ -164,12 +170,14 @@ def _record(svc: Notify, records: list[Notification]) -> None:
 # --- sending (the dispatcher's steps) ----------------------------------------------------------------
 
 
-def claim(svc: Notify, notification_id: str) -> Notification | None:
+def claim(svc: Notify, notification_id: str, record: Notification | None = None) -> Notification | None:
     """Take a due notification for its lease, so that no other sender takes it meanwhile; None if not due.
 
     A sender that dies mid-send leaves the claim; when the lease ends, the next pass sends it again.
+    `record`: as the dispatcher's query just read it (the claim is version-checked: a copy that is out of
+    date claims nothing).
     """
-    record = svc.notifications.get(notification_id)
+    record = record or svc.notifications.get(notification_id)
     at = now()
     if record.next_attempt_at is None or record.next_attempt_at > at:
         return None

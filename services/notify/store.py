@@ -50,6 +50,7 @@ _NOTIFICATION_FIELDS = (
     "next_attempt_at",
 )
 
+WHOLE = (*_NOTIFICATION_FIELDS, "_v")  # a notification's fields and version, without its outbox
 NEWEST_NOTIFICATIONS_FIRST = Paginator((Key("at", "created_at", datetime), Key("id", "_id", str)), descending=True)
 
 
@@ -81,10 +82,9 @@ class NotificationStore(VersionedStore):
             self.collection.create_index([(first, ASCENDING), *NEWEST_NOTIFICATIONS_FIRST.order])
         retire_indexes(self.collection, "ticket_id_1_created_at_-1")
 
-    def due(self, until: datetime, limit: int) -> list[tuple[str, datetime, str]]:
-        """(id, next_attempt_at, endpoint) of up to `limit` notifications to send by `until`, soonest first."""
-        docs = due_by(self.collection, "next_attempt_at", until, limit, ("endpoint",))
-        return [(doc["_id"], doc["next_attempt_at"], doc.get("endpoint", "smtp")) for doc in docs]
+    def due(self, until: datetime, limit: int) -> list[Notification]:
+        """Up to `limit` notifications to send by `until`, soonest first, whole: a claim needs no read of its own."""
+        return [self.from_doc(doc) for doc in due_by(self.collection, "next_attempt_at", until, limit, WHOLE)]
 
     def backlog(self, at: datetime, cap: int = PENDING_CAP) -> tuple[int, float]:
         """(how many are pending, up to `cap`; seconds the most overdue one has waited past its attempt, or 0).

@@ -35,6 +35,7 @@ class Dispatcher:
         self.pool = ThreadPoolExecutor(senders, thread_name_prefix="notify-send") if senders else None
         self._busy: Counter[str] = Counter()  # sends in flight per endpoint
         self._in_flight: set[str] = set()
+        self._held = False  # a due notification waited for a free sender: a finished send wakes the next pass
         self._lock = threading.Lock()
 
     def run_once(self) -> float:
@@ -44,22 +45,22 @@ class Dispatcher:
         started = now()
         horizon = started + timedelta(seconds=self.lookahead)
         due = self.svc.notifications.due(horizon, 4 * self.senders)
-        for notification_id, at, endpoint in due:
-            if at <= started and self._may_start(notification_id, endpoint):
-                self._start(notification_id, endpoint)
-        later = [at for _, at, _ in due if at > started]
+        for record in due:
+            if record.next_attempt_at <= started and self._may_start(record.id, record.endpoint):
+                self._start(record)
+        later = [record.next_attempt_at for record in due if record.next_attempt_at > started]
         return seconds_until(next_wake(later, horizon), now())
 
-    def _start(self, notification_id: str, endpoint: str) -> None:
+    def _start(self, due: Notification) -> None:
         try:
-            record = claim(self.svc, notification_id)
+            record = claim(self.svc, due.id, due)
             if record is not None:
                 self.pool.submit(self._send, record)
                 return
         except Exception:
-            self._finished(notification_id, endpoint)
+            self._finished(due.id, due.endpoint)
             raise
-        self._finished(notification_id, endpoint)  # not due any more: another worker took it
+        self._finished(due.id, due.endpoint)  # not due any more: another worker took it
 
     def close(self) -> None:
         if self.pool is not None:
@@ -68,6 +69,7 @@ class Dispatcher:
     def _may_start(self, notification_id: str, endpoint: str) -> bool:
         with self._lock:
             if len(self._in_flight) >= self.senders or self._busy[endpoint] >= self.per_endpoint:
+                self._held = True
                 return False
             if notification_id in self._in_flight:
                 return False
@@ -79,7 +81,9 @@ class Dispatcher:
         with self._lock:
             self._in_flight.discard(notification_id)
             self._busy[endpoint] -= 1
-        self.wakeup.set()  # a sender is free: what waited for it may start
+            held, self._held = self._held, False
+        if held:  # a sender is free: what waited for it may start (otherwise no pass is needed: none waits)
+            self.wakeup.set()
 
     def _send(self, record: Notification) -> None:
         try:

@@ -121,11 +121,15 @@ def update_clocks(
     """Load, change, announce what is due by now, save if anything moved; on a concurrent save, again.
 
     A ticket not known yet (its ticket.created not processed) is NotFound: the consumer retries later.
+    `create`: the clocks are nearly never stored yet, so the first attempt inserts without a read (an insert
+    that finds them there, a repeated event, reads them and applies the change to them).
     """
+    unread = create
 
     def load() -> _Loaded:
+        nonlocal unread
         calendars = svc.calendars.parsed(set(needed))
-        loaded = svc.clocks.load(ticket_id, calendars)
+        loaded, unread = None if unread else svc.clocks.load(ticket_id, calendars), False
         if loaded is None and not create:
             raise NotFound(f"No clocks for ticket {ticket_id} yet.")
         return _Loaded(*(loaded or (TicketClocks(ticket_id, calendars=calendars), 0, None)))
