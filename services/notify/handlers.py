@@ -57,6 +57,7 @@ class Notify:
 
     def ensure_storage(self) -> None:
         self.notifications.ensure_indexes()
+        self.views.ensure_indexes()
         self.processed.ensure_indexes()
         self.pending.ensure_indexes()
 

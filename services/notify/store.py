@@ -60,6 +60,11 @@ class TicketViews(VersionedStore):
     def __init__(self, db: Database) -> None:
         super().__init__(db["tickets"])
 
+    def ensure_indexes(self) -> None:
+        # an agent's lists ask which tickets are the agent's teams' or the agent's: one index per branch
+        self.collection.create_index("team")
+        self.collection.create_index("agent.id")
+
     def ids_visible_to(self, agent_id: str, teams: list[str]) -> list[str]:
         """The tickets of the teams, and those assigned to the agent, as notify last heard."""
         query = {"$or": [{"team": {"$in": list(teams)}}, {"agent.id": agent_id}]}

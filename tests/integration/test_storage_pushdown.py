@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from pymongo import ASCENDING, DESCENDING, MongoClient, monitoring
 from pymongo.errors import OperationFailure
 
-from shared.access import ListScope
+from shared.access import ListScope, TicketAccess
 from shared.cursors import Paginator
 from ticketflow import local
 
@@ -117,31 +117,38 @@ EXTRA_CONDITIONS = [
 ]
 
 
-def _value(rng: random.Random, field: str) -> object:
+def _orderable(value: object) -> bool:
+    return not isinstance(value, list | dict | bytes)
+
+
+def _value(rng: random.Random, field: str, plain: bool) -> object:
     pool = AWKWARD[field] if rng.random() < 0.15 else COMMON[field]
-    return rng.choice(pool)
+    return rng.choice([v for v in pool if _orderable(v)] if plain else pool)
 
 
-def _documents() -> list[dict]:
-    """About 220 documents: most of ordinary values, some awkward in each field, each awkward value at least once."""
+def _documents(plain: bool) -> list[dict]:
+    """About 220 documents: most of ordinary values, some awkward in each field, each awkward value at least once.
+
+    Plain: without the values an index key cannot order (arrays, documents, binary data), so that the indexes
+    narrow every query (one such value in a key stops the pushdown at that key, for any query)."""
     rng = random.Random(16)
     docs = []
     for i in range(160):
-        doc: dict = {"_id": f"d{i:03}", **{field: _value(rng, field) for field in COMMON if field != "email"}}
-        doc["requester"] = {"email": _value(rng, "email"), "name": f"R{i % 4}"}
+        doc: dict = {"_id": f"d{i:03}", **{field: _value(rng, field, plain) for field in COMMON if field != "email"}}
+        doc["requester"] = {"email": _value(rng, "email", plain), "name": f"R{i % 4}"}
         doc["extra"], doc["number"] = i % 7, [i + 100, Int64(i + 100), i + 100.5][i % 3]
         if i % 3:
             doc["note"] = rng.choice(["a", "b", "skip"])
         docs.append(doc)
     for field, values in AWKWARD.items():
-        for j, value in enumerate(values):
+        for j, value in enumerate(v for v in values if not plain or _orderable(v)):
             doc = {"_id": f"w{field}{j:02}", **{f: rng.choice(COMMON[f]) for f in COMMON if f != "email"}}
             doc["requester"] = {"email": value if field == "email" else rng.choice(COMMON["email"])}
             doc["extra"], doc["number"] = j % 7, 1000 + len(docs)
             if field != "email":
                 doc[field] = value
             docs.append(doc)
-    for doc in docs[::37]:  # requester itself an array of documents
+    for doc in docs[::37] if not plain else []:  # requester itself an array of documents
         doc["requester"] = [{"email": "a@x.org"}, {"email": "b@x.org", "name": "B"}]
     docs[5]["requester"] = "a@x.org"
     del docs[6]["requester"], docs[7]["number"]  # one document without a number: the index is unique
@@ -199,11 +206,12 @@ def reference(tmp_path_factory) -> Iterator[MongoClient]:
             proc.wait()
 
 
-@pytest.fixture(scope="module")
-def pair(infra, session_client, reference):
-    """(collection under test, reference collection) holding the same documents."""
-    docs = _documents()
-    name = f"{infra.namespace}_pushdown"
+@pytest.fixture(scope="module", params=["mixed", "plain"])
+def pair(request, infra, session_client, reference):
+    """(collection under test, reference collection) holding the same documents: with every awkward value, or
+    only those an index key orders (see _documents)."""
+    docs = _documents(plain=request.param == "plain")
+    name = f"{infra.namespace}_pushdown_{request.param}"
     tested, expected = session_client[name].things, reference[name].things
     for keys, unique in INDEXES:  # first: the index entries are written as the documents are
         tested.create_index(keys, unique=unique)
@@ -298,6 +306,78 @@ def _table() -> list[dict]:
     return cases
 
 
+def _in(values: list) -> dict:
+    return {"$in": values}
+
+
+# `$in` on an index's keys (one value, several of one type, types mixed, null and arrays among them), a
+# top-level `$or` whose branches each have an index (and some whose branch has none), sorts no index serves
+# (SQLite sorts them: fields of no index, dotted ones, mixed directions), all beside ordinary conditions.
+OTHER_CASES = [
+    *(
+        {"filter": f, "sort": s, "limit": limit}
+        for f in [
+            {"team": _in(["red"])},
+            {"team": _in(["red", "blue"])},
+            {"team": _in(["red", "blue", "Red", ""]), "status": "open"},
+            {"team": _in(["red", 7])},
+            {"team": _in(["red", None])},
+            {"team": _in([["red", "blue"], "green"])},
+            {"team": _in(["green"]), "status": _in(["open", "done"])},
+            {"status": _in(["new", "open"]), "n": {"$gte": 2}},
+            {"status": _in(["new", "open"]), "n": _in([2, 3.0, Int64(5)])},
+            {"requester.email": _in(["a@x.org", "b@x.org"])},
+            {"ref": _in(OIDS[:2])},
+            {"ref": _in([OIDS[0], str(OIDS[0])])},
+            {"flag": _in([True])},
+            {"flag": _in([True, False]), "n": 3},
+            {"at": _in(DATES[1:3])},
+            {"number": _in([100, 150, Int64(201), 1000.0])},
+            {"$or": [{"team": "red"}, {"flag": True}]},
+            {"$or": [{"team": _in(["red", "blue"])}, {"requester.email": "a@x.org"}]},
+            {"$or": [{"status": "new", "n": {"$lt": 3}}, {"ref": OIDS[1]}], "extra": {"$ne": 2}},
+            {"$or": [{"team": None}, {"flag": False}]},
+            {"$or": [{"team": "red"}, {"note": "a"}]},  # a branch of no index
+            {"$or": [{"team": "red"}, {"number": {"$gte": 120}}]},
+            {"$or": [{"ref": OIDS[0]}, {"at": {"$gt": DATES[3]}}]},
+            {},
+        ]
+        for s, limit in [
+            ([("_id", 1)], None),
+            ([("n", -1), ("_id", 1)], 5),
+            ([("extra", 1), ("note", -1), ("_id", -1)], 50),
+            ([("requester.email", 1), ("at", -1), ("_id", 1)], 7),
+            ([("team", -1), ("_id", -1)], 1),
+            ([("status", 1), ("flag", -1), ("_id", 1)], None),
+        ]
+    ),
+]
+
+
+# Of OTHER_CASES' filters, those no index narrows: a `$in` with null, an array or two types, a branch of no index.
+NOT_NARROWED = [
+    {"team": _in(["red", 7])},
+    {"ref": _in([OIDS[0], str(OIDS[0])])},
+    {"team": _in(["red", None])},
+    {"team": _in([["red", "blue"], "green"])},
+    {"$or": [{"team": "red"}, {"note": "a"}]},
+    {},
+]
+
+
+def test_in_or_and_unindexed_sorts_match_the_in_memory_reference(pair):
+    """`$in` and `$or` narrowed through indexes and sorts made by SQLite give what the reference gives (and are
+    pushed down: the filter where an index narrows it, every sort)."""
+    tested = pair[0]
+    for query in OTHER_CASES if tested.database.name.endswith("plain") else []:
+        explain = {"find": tested.name, "filter": query["filter"], "sort": dict(query["sort"])}
+        plan = tested.database.command("explain", explain)
+        assert plan["sortPushdown"], f"sorted in memory: {query}"
+        assert plan["filterPushdown"] == (query["filter"] not in NOT_NARROWED), f"pushed down or not: {query}: {plan}"
+    mismatches = [found for found in (_mismatch(pair, query) for query in OTHER_CASES) if found]
+    assert not mismatches, f"{len(mismatches)} of {len(OTHER_CASES)} queries differ:\n" + "\n".join(mismatches[:10])
+
+
 def test_indexed_finds_match_the_in_memory_reference(pair):
     """A table: each index's leading keys equal to each value (awkward ones too), sorted on the keys after them."""
     cases = _table()
@@ -310,7 +390,16 @@ def queries(draw) -> dict:
     index = draw(st.integers(0, len(INDEXES) - 1))
     keys = INDEXES[index][0]
     values = [draw(st.sampled_from(_pool(field))) for field, _ in keys[: draw(st.integers(0, len(keys) - 1))]]
-    values = [{"$eq": v} if draw(st.booleans()) and not isinstance(v, dict) else v for v in values]
+    values = [
+        draw(
+            st.sampled_from(
+                [v, {"$eq": v}, {"$in": [v]}, {"$in": [v, *draw(st.lists(st.sampled_from(_pool(f)), max_size=3))]}]
+                if not isinstance(v, dict)
+                else [v]
+            )
+        )
+        for (f, _), v in zip(keys, values, strict=False)
+    ]
     bound = draw(
         st.none()
         | st.tuples(
@@ -425,9 +514,10 @@ def _assignment(db):
 def _sla(db):
     from services.sla import store
 
-    breaches = store.BreachStore(db)
+    breaches, access = store.BreachStore(db), TicketAccess(db)
     after = _cursor(store.NEWEST_BREACHES_FIRST, breached_at=NOW, _id="b1")
-    return [breaches], {
+    return [breaches, access], {
+        "sla tickets an agent sees": lambda: access.ids_visible_to("ag1", ["red", "blue"]),
         "sla breaches": lambda: breaches.page({}, None, 50, None),
         "sla breaches, next page": lambda: breaches.page({}, None, 50, after),
         "sla breaches since": lambda: breaches.page({}, NOW - timedelta(days=7), 50, None, until=NOW),
@@ -439,9 +529,10 @@ def _sla(db):
 def _notify(db):
     from services.notify import store
 
-    notifications = store.NotificationStore(db)
+    notifications, views = store.NotificationStore(db), store.TicketViews(db)
     after = _cursor(store.NEWEST_NOTIFICATIONS_FIRST, created_at=NOW, _id="n1")
-    return [notifications], {
+    return [notifications, views], {
+        "notify tickets an agent sees": lambda: views.ids_visible_to("ag1", ["red", "blue"]),
         "notify notifications": lambda: notifications.page({}, 50, None),
         "notify notifications, next page": lambda: notifications.page({}, 50, after),
         "notify notifications by ticket": lambda: notifications.page({"ticket_id": "t1"}, 50, None),
