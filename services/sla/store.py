@@ -300,6 +300,13 @@ class HistoryStore:
         ]
         return map(self.ticket_of, read_ahead(cursors, HISTORY_BATCH))
 
+    def created_between(self, since: datetime, until: datetime | None) -> Iterator[dict]:
+        """Every priority's tickets created at or after `since` and before `until`, as `since` gives them: what
+        /stats counts, read at a tenth of the clocks documents' cost (their state, breach and elapsed time)."""
+        window = {"$gte": since} | ({"$lt": until} if until is not None else {})
+        fields = {"priority": 1, "h": 1}
+        return map(self.ticket_of, self.collection.find({"created_at": window}, fields, batch_size=HISTORY_BATCH))
+
     @staticmethod
     def ticket_of(copy: dict) -> dict:
         """A copy as whatif.compare reads a ticket."""

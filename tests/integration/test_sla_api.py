@@ -530,6 +530,32 @@ def test_stats_count_met_breached_open_and_stopped_with_times(
     assert [bucket["up_to_seconds"] for bucket in histograms["low", "next_response"]][-2:] == [604800, None]
 
 
+def test_stats_from_the_history_copies_are_those_from_the_clocks(
+    sla_client, sla_ctx, sla_seed, sla_handle, forget_tickets, policies_restored, monkeypatch
+):
+    """/stats reads the compact copies of the clocks (a tenth of the cost) once every ticket has one: the same
+    rows as from the clocks, for answered, late, resolved, paused and untouched clocks of every priority."""
+    use_defaults(sla_client, *BY_URGENCY)
+    start = far_future()
+    for i, priority in enumerate(BY_URGENCY * 2):
+        answered, late, resolved, waiting, untouched = tickets = [sla_seed(priority, at=start) for _ in range(5)]
+        forget_tickets.extend(tickets)
+        sla_handle(ticket_event("ticket.replied", answered, start + timedelta(minutes=1 + i)))
+        sla_handle(ticket_event("ticket.replied", late, start + timedelta(days=3, minutes=i)))
+        sla_handle(ticket_event("ticket.resolved", resolved, start + timedelta(minutes=30 + i)))
+        waiting_on = {"status": "waiting_on_requester", "previous_status": "in_progress"}
+        sla_handle(ticket_event("ticket.status_changed", waiting, start + timedelta(minutes=2), **waiting_on))
+    monkeypatch.setattr(sla_ctx.clocks.histories, "backfilled", lambda: False)
+    answers = {False: handlers.stats(sla_ctx, start, start + timedelta(days=1))}
+    monkeypatch.setattr(sla_ctx.clocks.histories, "backfilled", lambda: True)
+    monkeypatch.setattr(sla_ctx.clocks, "created_since", None)  # not read: the copies are
+    answers[True] = handlers.stats(sla_ctx, start, start + timedelta(days=1))
+    assert answers[True] == answers[False]
+    rows = answers[True]["items"]
+    assert sum(row["measured"] for row in rows) == 24 and sum(row["breached"] for row in rows) >= 8
+    assert sum(row["open"] for row in rows) and sum(row["stopped"] for row in rows)
+
+
 def filled(histogram: list[dict]) -> dict:
     return {bucket["up_to_seconds"]: bucket["count"] for bucket in histogram if bucket["count"]}
 
