@@ -94,7 +94,7 @@ def ferretdb_command(data_dir: Path, port: int, host: str = "127.0.0.1") -> list
     return [
         str(ferretdb_binary()),
         "--handler=sqlite",
-        f"--sqlite-url=file:{data_dir}/",
+        f"--sqlite-url=file:{data_dir}/?_pragma=synchronous(normal)",
         f"--listen-addr={host}:{port}",
         "--debug-addr=-",  # no debug listener: two instances would clash on :8088
         f"--state-dir={data_dir}",
