@@ -137,7 +137,7 @@ from benchmarks.meters import (  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
 from shared.config import SERVICE_PORTS  # noqa: E402
 from ticketflow.cli import api_command, worker_command  # noqa: E402
-from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb, wait_for_port  # noqa: E402
+from ticketflow.local import DEFAULT_AMQP_URL, free_port, store_for_benchmark, wait_for_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SUBJECT_NUMBER = re.compile(r"\[#(\d+)\]")
@@ -1057,11 +1057,7 @@ def main() -> int:
     results: list[Result] = []
     profiles: list[tuple[Path, str, str, int]] = []
     try:
-        mongo_url = os.environ.get("MONGO_URL")
-        if not mongo_url:
-            port = free_port()
-            ferretdb = start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log")
-            mongo_url = f"mongodb://127.0.0.1:{port}"
+        mongo_url, ferretdb = store_for_benchmark(tmp)
         env["MONGO_URL"] = args.mongo_url = mongo_url
         store = StoreCommands(mongo_url)
         args.store_label = store.label

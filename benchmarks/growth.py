@@ -70,7 +70,7 @@ from benchmarks import growth_seed as seed  # noqa: E402
 from benchmarks.e2e import Processes, call, cleanup, ok, percentile, start_sink, wait_consumers, wait_healthy  # noqa: E402
 from shared.config import SERVICE_PORTS  # noqa: E402
 from ticketflow.cli import api_command, worker_command  # noqa: E402
-from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb  # noqa: E402
+from ticketflow.local import DEFAULT_AMQP_URL, free_port, store_for_benchmark  # noqa: E402
 
 BOUND_RATIO, BOUND_MS = 1.5, 50.0  # issue 16: within 1.5x of the empty system and under 50 ms at p50
 LATENCY_TICKETS = 20
@@ -369,11 +369,7 @@ def main() -> int:
     for name in ("PROMETHEUS_MULTIPROC_DIR", "TICKETFLOW_METRICS_PORT", "TICKETFLOW_DEV", "MONGO_URL"):
         env.pop(name, None)
     try:
-        mongo_url = os.environ.get("MONGO_URL")
-        if not mongo_url:
-            port = free_port()
-            ferretdb = start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log")
-            mongo_url = f"mongodb://127.0.0.1:{port}"
+        mongo_url, ferretdb = store_for_benchmark(tmp)
         env["MONGO_URL"] = mongo_url
         _sink, controller, smtp_url = start_sink()
         print(f"namespace {ns}, MongoDB {mongo_url}, logs in {tmp}", flush=True)

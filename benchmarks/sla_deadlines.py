@@ -61,7 +61,7 @@ from shared.config import load_settings  # noqa: E402
 from shared.events import PRIORITIES  # noqa: E402
 from shared.relay import OutboxRelay  # noqa: E402
 from ticketflow.cli import worker_command  # noqa: E402
-from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb  # noqa: E402
+from ticketflow.local import DEFAULT_AMQP_URL, store_for_benchmark  # noqa: E402
 
 BATCH = 1000
 LEAD = 10.0  # seconds from the worker's launch to the first possible due moment
@@ -230,13 +230,8 @@ def wait_started(workers: list[subprocess.Popen], log_path: Path, timeout: float
 
 def run(args: argparse.Namespace, tmp: Path, state: dict) -> None:
     rng = random.Random(args.seed)
-    mongo_url = os.environ.get("MONGO_URL")
-    ferretdb = None
-    if not mongo_url:
-        port = free_port()
-        ferretdb = start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log")
-        state["ferretdb"] = ferretdb
-        mongo_url = f"mongodb://127.0.0.1:{port}"
+    mongo_url, ferretdb = store_for_benchmark(tmp)
+    state["ferretdb"] = ferretdb
     env = {
         **os.environ,
         "MONGO_URL": mongo_url,

@@ -54,7 +54,7 @@ from services.sla.store import ClockStore, HistoryStore  # noqa: E402
 from shared import events, mongo  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
 from shared.config import load_settings  # noqa: E402
-from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb, wait_for_port  # noqa: E402
+from ticketflow.local import DEFAULT_AMQP_URL, free_port, store_for_benchmark, wait_for_port  # noqa: E402
 
 BATCH = 1000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -149,11 +149,7 @@ def gunicorn(port: int, env: dict, log) -> subprocess.Popen:
 
 def run(args: argparse.Namespace, tmp: Path, state: dict) -> None:
     rng = random.Random(args.seed)
-    mongo_url = os.environ.get("MONGO_URL")
-    if not mongo_url:
-        port = free_port()
-        state["ferretdb"] = start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log")
-        mongo_url = f"mongodb://127.0.0.1:{port}"
+    mongo_url, state["ferretdb"] = store_for_benchmark(tmp)
     env = {
         **os.environ,
         "MONGO_URL": mongo_url,
@@ -200,7 +196,7 @@ def run(args: argparse.Namespace, tmp: Path, state: dict) -> None:
     warm, status, answer = post(port, path, DRAFT)
     if status != 200:
         raise RuntimeError(f"what-if answered {status}: {answer}")
-    api, ferretdb = worker_pid(state["api"].pid), state["ferretdb"].pid if "ferretdb" in state else None
+    api, ferretdb = worker_pid(state["api"].pid), state["ferretdb"].pid if state.get("ferretdb") else None
     times, api_cpu, server_cpu = [], [], []
     for _ in range(args.runs):
         before = cpu_seconds(api), cpu_seconds(ferretdb), load_average()

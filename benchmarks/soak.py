@@ -69,7 +69,7 @@ from shared.auth import issue_token  # noqa: E402
 from shared.config import SERVICE_PORTS, load_settings  # noqa: E402
 from shared.topology import queue_counts  # noqa: E402
 from ticketflow.cli import api_command, mail_command, worker_command  # noqa: E402
-from ticketflow.local import DEFAULT_AMQP_URL, free_port, start_ferretdb  # noqa: E402
+from ticketflow.local import DEFAULT_AMQP_URL, free_port, store_for_benchmark  # noqa: E402
 
 SERVICES = [*SERVICE_PORTS, "portal"]
 NOTE_MARKER = "SOAK-INTERNAL-NOTE"
@@ -487,11 +487,7 @@ def main() -> int:
     for name in ("PROMETHEUS_MULTIPROC_DIR", "TICKETFLOW_METRICS_PORT", "TICKETFLOW_DEV"):
         env.pop(name, None)
     try:
-        mongo_url = os.environ.get("MONGO_URL")
-        if not mongo_url:
-            port = free_port()
-            ferretdb = start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log")
-            mongo_url = f"mongodb://127.0.0.1:{port}"
+        mongo_url, ferretdb = store_for_benchmark(tmp)
         env["MONGO_URL"] = mongo_url
         from aiosmtpd.controller import Controller
 

@@ -126,6 +126,16 @@ def start_ferretdb(data_dir: Path, port: int, log_path: Path, timeout: float = 3
     raise RuntimeError(f"FerretDB did not start on port {port} (exit {proc.returncode}):\n{log_tail(log_path)}")
 
 
+def store_for_benchmark(tmp: Path) -> tuple[str, subprocess.Popen | None]:
+    """MONGO_URL when set, else a FerretDB of our own on a free port with its data and log in `tmp`: (the URL,
+    that FerretDB or None). The benchmarks' way to a store."""
+    url = os.environ.get("MONGO_URL")
+    if url:
+        return url, None
+    port = free_port()
+    return f"mongodb://127.0.0.1:{port}", start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log")
+
+
 def log_tail(path: Path, lines: int = 30) -> str:
     try:
         text = path.read_text(errors="replace")
