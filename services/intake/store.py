@@ -61,6 +61,9 @@ class TicketStore(VersionedStore):
         self.collection.create_index([("requester.email", ASCENDING), ("number", DESCENDING)])
         self.collection.create_index([("status", ASCENDING), ("number", DESCENDING)])
         self.collection.create_index([("topic", ASCENDING), ("number", DESCENDING)])
+        # an agent's list, its teams' tickets or its own: one walk per team and one of its own, merged by number
+        self.collection.create_index([("team", ASCENDING), ("number", DESCENDING)])
+        self.collection.create_index([("assignee.agent_id", ASCENDING), ("number", DESCENDING)])
         self.collection.create_index([("status", ASCENDING), ("resolved_at", ASCENDING)])
         ensure_document(self.db["counters"], {"_id": "ticket_number", "value": FIRST_NUMBER - 1})
 
