@@ -123,10 +123,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import e2e_bare as bare  # noqa: E402
 from benchmarks.meters import (  # noqa: E402
+    CLK_TCK,
     LIMIT_MB,
     RssPeaks,
     StoreCommands,
     command_deltas,
+    cpu_seconds,
     data_calls,
     kinds_of,
     print_rss,
@@ -139,24 +141,13 @@ from shared.config import SERVICE_PORTS  # noqa: E402
 from ticketflow.cli import api_command, worker_command  # noqa: E402
 from ticketflow.local import DEFAULT_AMQP_URL, free_port, store_for_benchmark, wait_for_port  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SUBJECT_NUMBER = re.compile(r"\[#(\d+)\]")
 STEADY_THREADS = 4
 WARM_UP = 10
 OTHER = "other processes"  # not this run's: other people's tests on a shared machine
 
 
-# --- processes and their CPU -----------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads); 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+# --- processes and their CPU (cpu_seconds: benchmarks/meters.py) ---------------------------------------
 
 
 def rabbitmq_pid() -> int | None:
