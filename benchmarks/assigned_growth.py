@@ -1,6 +1,7 @@
 """created -> assigned inside assignment, on an empty store and on a grown one, without the system around it.
 
-    .venv/bin/python benchmarks/assigned_growth.py [--open 4000] [--total 20000] [--tickets 40] [--json PATH]
+    .venv/bin/python benchmarks/assigned_growth.py [--open 4000] [--total 20000] [--tickets 40] [--reconcile]
+        [--json PATH]
 
 The growth benchmark (benchmarks/growth.py) needs ten minutes to grow a desk; this one seeds assignment's
 own database directly and times what its worker does with one `ticket.created`: the consumer's
@@ -14,7 +15,8 @@ unavailable lead. The grown store gets --total tickets copied from a few driven 
 (created, assigned, most resolved and closed), --open of them still open and assigned, spread over the
 agents, and counted in their agents' loads as growth_seed does. Then --tickets new tickets to
 `network`, one after another; p50 and p90 of the handling, and the store calls per ticket by call site.
-Also timed once per size: the worker's timers that read the store (the reconciler, the outbox sweep).
+Also timed once per size: the worker's timers that read the store (the reconciler, the outbox sweep);
+--reconcile measures the handling again with the reconciler running back to back beside it.
 
 Uses MONGO_URL when set; otherwise starts its own FerretDB (built by `make tools`) in a temporary
 directory. Each size lives under its own namespace `tfbench_<hex>`, dropped at the end.
@@ -57,13 +59,13 @@ ADMIN = Principal("bench", "admin")
 
 
 class Calls(monitoring.CommandListener):
-    """Every store command of this process while `on`: (call site, command) -> [count, seconds]."""
+    """Every store command of the counting thread while `on`: (call site, command) -> [count, seconds]."""
 
     def __init__(self) -> None:
-        self.on, self.lock, self.sites, self.stats = False, threading.Lock(), {}, {}
+        self.on, self.lock, self.sites, self.stats, self.thread = False, threading.Lock(), {}, {}, None
 
     def started(self, event) -> None:
-        if self.on:
+        if self.on and threading.get_ident() == self.thread:
             self.sites[(event.connection_id, event.request_id)] = (_call_site(), event.command_name)
 
     def succeeded(self, event) -> None:
@@ -82,7 +84,7 @@ class Calls(monitoring.CommandListener):
 
     @contextmanager
     def counting(self):
-        self.stats, self.on = {}, True
+        self.stats, self.on, self.thread = {}, True, threading.get_ident()
         try:
             yield self.stats
         finally:
@@ -181,9 +183,24 @@ def grow(svc: handlers.Assignment, open_count: int, total: int) -> None:
     seed.count_open(svc.agents, open_by_agent)
 
 
-def measure(svc: handlers.Assignment, calls: Calls, tickets: int) -> dict:
+def reconciling(svc: handlers.Assignment, stop: threading.Event) -> threading.Thread:
+    """The worst case of the worker's reconcile timer: one run after another (its own store connection)."""
+    mirror = handlers.bootstrap(svc.settings)
+
+    def loop() -> None:
+        reconciler = Reconciler(mirror)
+        while not stop.is_set():
+            reconciler.run()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
+def measure(svc: handlers.Assignment, calls: Calls, tickets: int, reconcile: bool = False) -> dict:
     handle(svc, created("network", 800_000))  # warm-up: connections, caches
-    times = []
+    times, stop = [], threading.Event()
+    background = reconciling(svc, stop) if reconcile else None
     with calls.counting() as stats:
         for k in range(tickets):
             envelope = created("network", 800_001 + k)
@@ -191,6 +208,9 @@ def measure(svc: handlers.Assignment, calls: Calls, tickets: int) -> dict:
             handle(svc, envelope)
             times.append(time.perf_counter() - started)
             assert svc.tickets.get(envelope["ticket_id"]).agent_id, "not assigned"
+    stop.set()
+    if background is not None:
+        background.join()
     per_site = {
         f"{site} {command}": {"calls": count / tickets, "ms": 1000 * seconds / tickets}
         for (site, command), (count, seconds) in sorted(stats.items(), key=lambda item: -item[1][1])
@@ -231,6 +251,9 @@ def main() -> int:
     parser.add_argument("--open", type=int, default=4000, help="open tickets of the grown store (4000)")
     parser.add_argument("--total", type=int, default=20000, help="tickets of the grown store (20000)")
     parser.add_argument("--tickets", type=int, default=40, help="ticket.created handled and timed per size (40)")
+    parser.add_argument(
+        "--reconcile", action="store_true", help="also measure with the reconciler running without pause beside"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     calls = Calls()
@@ -251,6 +274,9 @@ def main() -> int:
                 print(f"{name}: {total} tickets, {open_count} open, seeded in {time.monotonic() - started:.0f} s")
                 results[name] = measure(svc, calls, args.tickets)
                 report(name, results[name])
+                if args.reconcile:
+                    results[f"{name}, reconciling"] = measure(svc, calls, args.tickets, reconcile=True)
+                    report(f"{name}, reconciling", results[f"{name}, reconciling"])
         finally:
             client = MongoClient(mongo_url)
             for ns in namespaces:
