@@ -70,7 +70,7 @@ class AgentStore:
             self.collection.update_one(
                 {"_id": doc["_id"], "_v": doc.get("_v")},
                 {"$set": {"open_count": len(doc["open"])}, "$unset": {"open": ""}, "$inc": {"_v": 1}},
-            )  # changed meanwhile: the next start converts it, the reconciler keeps the count meanwhile
+            )  # changed meanwhile: converted at the next start; until then the reconciler repairs its count
 
     def insert(self, agent: dict, staged: dict | None = None) -> dict:
         doc = {**agent, "_id": agent["id"], "open_count": 0, "last_assigned_at": None}
