@@ -4,9 +4,9 @@
         [--json PATH]
 
 The growth benchmark (benchmarks/growth.py) needs ten minutes to grow a desk; this one seeds assignment's
-own database directly and times what its worker does with one `ticket.created`: the consumer's
-processed-event check and mark, then handlers.on_created (route, insert, choose, reserve the agent's slot,
-save with ticket.assigned), then the outbox clear that the flusher makes after publishing (here in the same
+own database directly and times what its worker does with one `ticket.created`: handlers.on_created
+(route, insert, choose, reserve the agent's slot, save with ticket.assigned), the consumer's
+processed-event record, then the outbox clear that the flusher makes after publishing (here in the same
 thread, with no broker: publishing is no store work). Every store command is counted and timed by a pymongo
 listener and attributed to its call site (the innermost function of the project's code that sent it).
 
@@ -143,10 +143,9 @@ def created(topic: str, number: int) -> dict:
 
 
 def handle(svc: handlers.Assignment, envelope: dict) -> None:
-    """As the consumer does: the processed-event check, the handler, the mark."""
-    if not svc.processed.seen(envelope["event_id"]):
-        handlers.on_created(svc, envelope)
-        svc.processed.mark(envelope["event_id"])
+    """As the consumer does: the handler (idempotent), then the processed-event record."""
+    handlers.on_created(svc, envelope)
+    svc.processed.mark(envelope["event_id"])
 
 
 def grow(svc: handlers.Assignment, open_count: int, total: int) -> None:
