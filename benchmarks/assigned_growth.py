@@ -200,16 +200,16 @@ def measure(svc: handlers.Assignment, calls: Calls, tickets: int, reconcile: boo
     handle(svc, created("network", 800_000))  # warm-up: connections, caches
     times, stop = [], threading.Event()
     background = reconciling(svc, stop) if reconcile else None
+    envelopes = [created("network", 800_001 + k) for k in range(tickets)]
     with calls.counting() as stats:
-        for k in range(tickets):
-            envelope = created("network", 800_001 + k)
+        for envelope in envelopes:
             started = time.perf_counter()
             handle(svc, envelope)
             times.append(time.perf_counter() - started)
-            assert svc.tickets.get(envelope["ticket_id"]).agent_id, "not assigned"
     stop.set()
     if background is not None:
         background.join()
+    assert all(svc.tickets.get(e["ticket_id"]).agent_id for e in envelopes), "a ticket was not assigned"
     per_site = {
         f"{site} {command}": {"calls": count / tickets, "ms": 1000 * seconds / tickets}
         for (site, command), (count, seconds) in sorted(stats.items(), key=lambda item: -item[1][1])
