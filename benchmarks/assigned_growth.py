@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import statistics
 import sys
@@ -50,7 +49,7 @@ from shared import events, outbox  # noqa: E402
 from shared.auth import Principal  # noqa: E402
 from shared.config import load_settings  # noqa: E402
 from shared.relay import OutboxRelay  # noqa: E402
-from ticketflow.local import free_port, start_ferretdb  # noqa: E402
+from ticketflow.local import store_for_benchmark  # noqa: E402
 
 TEAMS = ("network", "hardware", "software", "access", "email", "printing")
 AGENTS_PER_TEAM = 3
@@ -258,11 +257,7 @@ def main() -> int:
     calls = Calls()
     monitoring.register(calls)
     with tempfile.TemporaryDirectory(prefix="tfbench-") as tmp:
-        ferret, mongo_url = None, os.environ.get("MONGO_URL")
-        if not mongo_url:
-            port = free_port()
-            ferret = start_ferretdb(Path(tmp) / "data", port, Path(tmp) / "ferretdb.log")
-            mongo_url = f"mongodb://127.0.0.1:{port}/"
+        mongo_url, ferret = store_for_benchmark(Path(tmp))
         results, namespaces = {}, []
         try:
             for name, open_count, total in (("empty", 0, 0), ("grown", args.open, args.total)):
