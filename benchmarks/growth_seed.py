@@ -11,7 +11,7 @@ thread entries, replies, notes, correlation ids; same form: uuid4 or hex), a new
 driven ones, in the order of the copies' creation dates), a requester from the pool, and every date moved
 back by the same amount. So every document has exactly the shape the services write, and the unique
 indexes hold. sla's compact history copy (clock_histories) is made again from the moved clocks by sla's own
-HistoryStore.copy_of; the agents' open lists get the open copies, as assignment's reconciler would.
+HistoryStore.copy_of; the agents' open counts include the open copies, as assignment's reconciler would count them.
 
 How far back a copy goes depends on its state, so that no timer of the running system picks the copies
 up: a closed ticket anywhere in the last --months months; a resolved one less than 48 h (intake closes it
@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo import MongoClient
 
 from benchmarks.e2e import call, ok
+from services.assignment.store import AgentStore
 from services.sla.store import HistoryStore
 from shared.auth import issue_token
 from shared.events import OPEN_STATUSES
@@ -390,7 +391,7 @@ def copies_of(copy: Copy) -> Iterator[tuple[str, str, dict]]:
 
 def insert_copies(client: MongoClient, ns: str, copies: list[Copy], batch: int = 1000, progress=print) -> dict:
     """Every document of every copy, with insert_many in batches (one thread per service's database); then the
-    open copies counted in their agents' open lists. The documents written per collection."""
+    open copies counted in their agents' loads. The documents written per collection."""
     written: dict[str, int] = {}
     pending: dict[tuple[str, str], list[dict]] = {}
     open_by_agent: dict[str, list[str]] = {}
@@ -415,10 +416,17 @@ def insert_copies(client: MongoClient, ns: str, copies: list[Copy], batch: int =
         if k % 2000 == 0:
             progress(f"  {k} copies ({sum(written.values())} documents, {time.monotonic() - started:.0f} s)")
     flush(list(pending))
-    agents = client[f"{ns}_assignment"]["agents"]
-    for agent_id, ids in open_by_agent.items():
-        agents.update_one({"_id": agent_id}, {"$push": {"open": {"$each": ids}}, "$inc": {"_v": 1}})
+    count_open(AgentStore(client[f"{ns}_assignment"]), open_by_agent)
     return written
+
+
+def count_open(agents: AgentStore, open_by_agent: dict[str, list[str]]) -> None:
+    """The open copies counted in their agents' loads, beside what they counted already (the reconciler's repair)."""
+    held = agents.held()
+    for agent_id, ids in open_by_agent.items():
+        agent = agents.get(agent_id)
+        counted = held.get(agent_id, [])
+        agents.set_open(agent, counted, counted + ids)
 
 
 def requester_pool(rng: random.Random, count: int, people: int = 1200) -> tuple[list[str], str]:

@@ -1,9 +1,10 @@
 """assignment's commands and event handlers: load, decide with the domain, save with the events it recorded.
 
-Capacity is counted on the agent (`open`, its open tickets). Assigning reserves a slot on the agent
-with a version-checked write (so the capacity seen when choosing still holds), then saves the
-ticket with its event; a ticket save that loses a race gives the slot back unless the ticket went
-to that agent anyway. The worker's reconciliation fixes what a crash between the two writes leaves.
+Capacity is counted on the agent (its open count, and which tickets it counts: AgentStore). Assigning
+reserves a slot on the agent with a version-checked write (so the capacity seen when choosing still
+holds), then saves the ticket with its event; a ticket save that loses a race gives the slot back
+unless the ticket went to that agent anyway. The worker's reconciliation fixes what a crash between
+the writes leaves.
 """
 
 from __future__ import annotations
@@ -208,9 +209,10 @@ def _assign(
         if prepare is not None and not prepare(ticket):
             return NO_CHANGE
         agent, team, decision, team_agents = pick(ticket)
-        if _already(ticket, agent, team):
+        counted = agent is not None and ticket.agent_id == agent["id"] and svc.agents.counts(agent["id"], ticket.id)
+        if _already(ticket, agent, team, counted):
             return NO_CHANGE  # a repeated request or event, or a queued ticket still waiting
-        move = _Move(agent, ticket.agent_id, agent is not None and ticket.id not in agent["open"])
+        move = _Move(agent, ticket.agent_id, agent is not None and not counted)
         ticket.assign(agent, team, reason, by, now(), _lead_email(svc, team, team_agents), decision)
         return move
 
@@ -231,12 +233,13 @@ def _assign(
     return ticket
 
 
-def _already(ticket: Ticket, agent: dict | None, team: str) -> bool:
+def _already(ticket: Ticket, agent: dict | None, team: str, counted: bool) -> bool:
+    """`counted`: the ticket is counted in the agent's load (it names the agent, which holds it)."""
     if ticket.team != team or not ticket.is_open or not ticket.history:
         return False
     if agent is None:
         return ticket.agent_id is None
-    return ticket.agent_id == agent["id"] and ticket.id in agent["open"]
+    return counted
 
 
 def _lead_email(svc: Assignment, team: str, team_agents: list[dict] | None) -> str | None:
@@ -529,7 +532,7 @@ def on_reopened(svc: Assignment, envelope: dict) -> None:
     def previous_or_team(ticket: Ticket):
         previous = svc.agents.find(ticket.agent_id)
         candidate = _candidate(previous) if previous else None
-        if takes_back(candidate, ticket.team, bool(previous) and ticket.id in previous["open"]):
+        if takes_back(candidate, ticket.team, bool(previous) and svc.agents.counts(previous["id"], ticket.id)):
             return previous, ticket.team, None, None
         return _auto(svc)(ticket)
 

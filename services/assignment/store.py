@@ -50,16 +50,30 @@ QUEUE_ORDER = Paginator(
 
 
 class AgentStore:
-    """Agents; a create or change carries its `agent.updated` event in the agent's outbox (shared.outbox)."""
+    """Agents; a create or change carries its `agent.updated` event in the agent's outbox (shared.outbox).
+
+    An agent's load is `open_count` on its document, with one small document per ticket it counts in
+    `reservations` (`<ticket id>/<agent id>`): a redelivery or a racing request finds the ticket counted
+    and does not count it twice. The count is a number, not a list of the tickets, so that reading or
+    writing an agent costs the same whatever its load (the store decodes and rewrites a whole document).
+    """
 
     def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
         self.collection, self.flusher = db["agents"], flusher
+        self.reservations = db["reservations"]
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("teams", ASCENDING)])
+        for doc in self.collection.find({"open": {"$exists": True}}):  # stored with the list of tickets before
+            for ticket_id in doc["open"]:
+                self._hold(doc["_id"], ticket_id, doc.get("last_assigned_at"))
+            self.collection.update_one(
+                {"_id": doc["_id"], "_v": doc.get("_v")},
+                {"$set": {"open_count": len(doc["open"])}, "$unset": {"open": ""}, "$inc": {"_v": 1}},
+            )  # changed meanwhile: converted at the next start; until then the reconciler repairs its count
 
     def insert(self, agent: dict, staged: dict | None = None) -> dict:
-        doc = {**agent, "_id": agent["id"], "open": [], "last_assigned_at": None}
+        doc = {**agent, "_id": agent["id"], "open_count": 0, "last_assigned_at": None}
         try:
             if not outbox.insert_with_events(self.collection, doc, staged or {}):
                 raise DuplicateKeyError("agent exists")
@@ -112,27 +126,60 @@ class AgentStore:
         """Count the ticket as the agent's, if the agent is still as it was read (its capacity was checked)."""
         done = self.collection.update_one(
             {"_id": agent["id"], "_v": agent["_v"]},
-            {"$push": {"open": ticket_id}, "$set": {"last_assigned_at": now}, "$inc": {"_v": 1}},
+            {"$inc": {"open_count": 1, "_v": 1}, "$set": {"last_assigned_at": now}},
         )
         if not done.matched_count:
             raise Stale(agent["id"])
+        if not self._hold(agent["id"], ticket_id, now):  # counted already (a redelivery, a racing request)
+            self.collection.update_one({"_id": agent["id"]}, {"$inc": {"open_count": -1, "_v": 1}})
 
     def release(self, agent_id: str, ticket_id: str) -> None:
-        self.collection.update_one(
-            {"_id": agent_id, "open": ticket_id}, {"$pull": {"open": ticket_id}, "$inc": {"_v": 1}}
-        )
+        if self.reservations.delete_one({"_id": _reservation(ticket_id, agent_id)}).deleted_count:
+            self.collection.update_one({"_id": agent_id}, {"$inc": {"open_count": -1, "_v": 1}})
 
-    def set_open(self, agent: dict, ticket_ids: list[str]) -> bool:
+    def counts(self, agent_id: str, ticket_id: str) -> bool:
+        """Whether the ticket is counted in the agent's load."""
+        return self.reservations.find_one({"_id": _reservation(ticket_id, agent_id)}, {"_id": 1}) is not None
+
+    def held(self) -> dict[str, list[str]]:
+        """Every agent's counted tickets, sorted (the reconciler's view of the counts)."""
+        held: dict[str, list[str]] = {}
+        for doc in self.reservations.find({}, {"agent_id": 1, "ticket_id": 1}):
+            held.setdefault(doc["agent_id"], []).append(doc["ticket_id"])
+        return {agent_id: sorted(ids) for agent_id, ids in held.items()}
+
+    def set_open(self, agent: dict, held: list[str], truth: list[str]) -> bool:
+        """Count exactly `truth` (the tickets say so) where `held` was counted, if the agent is still as read."""
         done = self.collection.update_one(
-            {"_id": agent["id"], "_v": agent["_v"]}, {"$set": {"open": ticket_ids}, "$inc": {"_v": 1}}
+            {"_id": agent["id"], "_v": agent["_v"]}, {"$set": {"open_count": len(truth)}, "$inc": {"_v": 1}}
         )
-        return bool(done.matched_count)
+        if not done.matched_count:
+            return False
+        for ticket_id in set(truth) - set(held):
+            self._hold(agent["id"], ticket_id, None)
+        for ticket_id in set(held) - set(truth):
+            self.reservations.delete_one({"_id": _reservation(ticket_id, agent["id"])})
+        return True
+
+    def _hold(self, agent_id: str, ticket_id: str, at: datetime | None) -> bool:
+        """Record the ticket as counted for the agent; False if it was already."""
+        doc = {"_id": _reservation(ticket_id, agent_id), "ticket_id": ticket_id, "agent_id": agent_id, "at": at}
+        try:
+            self.reservations.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+
+def _reservation(ticket_id: str, agent_id: str) -> str:
+    return f"{ticket_id}/{agent_id}"
 
 
 def _agent(doc: dict) -> dict:
-    agent = {key: value for key, value in doc.items() if key != "_id" and not key.startswith("_outbox")}
+    hidden = ("_id", "open", "open_count")
+    agent = {key: value for key, value in doc.items() if key not in hidden and not key.startswith("_outbox")}
     agent["id"] = doc["_id"]
-    agent["open_tickets"] = len(doc.get("open", []))
+    agent["open_tickets"] = doc["open_count"] if "open_count" in doc else len(doc.get("open", ()))
     if "lead_of" not in doc:  # stored before lead was per team: the boolean meant every one of its teams
         agent["lead_of"] = list(doc.get("teams", ())) if doc.get("lead") else []
     agent["lead"] = bool(agent["lead_of"])

@@ -6,7 +6,7 @@ from services.assignment.handlers import Assignment
 
 
 class Reconciler:
-    """Compares each agent's open tickets with the tickets; fixes a difference seen twice in a row.
+    """Compares each agent's count and counted tickets with the tickets; fixes a difference seen twice in a row.
 
     A difference seen once may be an assignment in flight (the slot is reserved before the ticket
     is saved); one that lasts across two runs is what a process that died in between left.
@@ -17,13 +17,13 @@ class Reconciler:
 
     def run(self) -> int:
         fixed, seen = 0, {}
-        owned = self.svc.tickets.open_by_agent()
+        owned, held = self.svc.tickets.open_by_agent(), self.svc.agents.held()
         for agent in self.svc.agents.all():
-            truth = owned.get(agent["id"], [])
-            if sorted(agent["open"]) == truth:
+            truth, counted = owned.get(agent["id"], []), held.get(agent["id"], [])
+            if counted == truth and agent["open_tickets"] == len(truth):
                 continue
-            key = (tuple(sorted(agent["open"])), tuple(truth))
-            if self.suspects.get(agent["id"]) == key and self.svc.agents.set_open(agent, truth):
+            key = (tuple(counted), agent["open_tickets"], tuple(truth))
+            if self.suspects.get(agent["id"]) == key and self.svc.agents.set_open(agent, counted, truth):
                 fixed += 1
             else:
                 seen[agent["id"]] = key

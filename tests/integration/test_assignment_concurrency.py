@@ -223,4 +223,5 @@ def test_a_full_team_queues_new_tickets_and_each_resolve_assigns_the_most_urgent
         to_resolve.append(waiting[name])
     for agent in (jane, omar):
         stored = assignment_db.agents.find_one({"_id": agent["id"]})
-        assert len(stored["open"]) == recount(assignment_db, agent["id"]) == agent["capacity"]
+        counted = assignment_db.reservations.count_documents({"agent_id": agent["id"]})
+        assert stored["open_count"] == counted == recount(assignment_db, agent["id"]) == agent["capacity"]
