@@ -32,9 +32,12 @@ class VersionedStore:
         values = {name: doc[name] for name in self.fields if name in doc}
         return self.model(id=doc["_id"], version=doc.get("_v", 0), **values)
 
-    def insert(self, obj: Any, staged: dict) -> bool:
-        """Store a new object with its events; False when one with its id exists already (a replay)."""
-        if not outbox.insert_with_events(self.collection, self.to_doc(obj), staged):
+    def insert(self, obj: Any, staged: dict, extra: dict | None = None) -> bool:
+        """Store a new object with its events; False when one with its id exists already (a replay).
+
+        `extra`: fields written with the new document only, never read back (a save writes the model's
+        fields and leaves them as they are)."""
+        if not outbox.insert_with_events(self.collection, {**self.to_doc(obj), **(extra or {})}, staged):
             return False
         obj.version = 1
         self.publish(obj.id, staged, obj.version)

@@ -26,7 +26,7 @@ from services.notify.domain import (
 )
 from services.notify.store import NotificationStore, TicketViews, WebhookStore
 from shared import events, outbox
-from shared.access import AgentDirectory, TicketFacts, may_read, sees_everything
+from shared.access import AgentDirectory, Stamp, StampedRecords, TicketFacts, may_read, sees_everything
 from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
@@ -84,11 +84,18 @@ def bootstrap(settings: Settings, on_recorded: Callable[[], None] = lambda: None
 
 def on_event(svc: Notify, envelope: dict) -> None:
     """Learn what the event tells about the ticket, then record its webhook deliveries and its emails."""
-    data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
-    view = _learn(svc, envelope["ticket_id"], envelope["type"], data, at)
-    records = _webhook_deliveries(svc, envelope)
-    _record(svc, records)  # before the emails: a recipient not known yet must not hold up the webhooks
-    _record(svc, _emails(svc, envelope, data, view))
+    ticket_id, data, at = envelope["ticket_id"], events.load_data(envelope), events.parse_time(envelope["occurred_at"])
+    view = _learn(svc, ticket_id, envelope["type"], data, at)
+    stamp = svc.views.stamp(view)
+    if envelope["type"] == "ticket.assigned":  # the ticket's notifications are read by its new team and agent
+        svc.notifications.stamps.restamp({"ticket_id": ticket_id}, stamp)
+    records = _record(svc, _webhook_deliveries(svc, envelope), stamp)
+    try:  # the webhooks before the emails: a recipient not known yet must not hold up the webhooks
+        records += _record(svc, _emails(svc, envelope, data, view), stamp)
+    finally:
+        if records:  # an assignment stored meanwhile may have missed them: StampedRecords
+            mine = {"_id": {"$in": [record.id for record in records]}}
+            svc.notifications.stamps.check(mine, stamp, svc.views.stamp_of(ticket_id))
 
 
 def _learn(svc: Notify, ticket_id: str, event_type: str, data: dict, at: datetime) -> TicketView | None:
@@ -160,12 +167,14 @@ def _notification(envelope: dict, channel: str, recipient: str, subject, body: s
     )
 
 
-def _record(svc: Notify, records: list[Notification]) -> None:
-    """Store each notification once; one already stored (a redelivered event) is left as it is."""
+def _record(svc: Notify, records: list[Notification], stamp: Stamp) -> list[Notification]:
+    """Store each notification once, stamped with its ticket's team and agent; one already stored (a redelivered
+    event) is left as it is. The records."""
     for record in records:
-        svc.notifications.insert(record, {})  # False for one already there
+        svc.notifications.insert(record, {}, stamp.fields())  # False for one already there
     if records:
         svc.on_recorded()
+    return records
 
 
 # --- sending (the dispatcher's steps) ----------------------------------------------------------------
@@ -306,8 +315,14 @@ def list_notifications(
     """Newest first; an agent's list holds only the notifications of the tickets it may see."""
     if principal is not None and not sees_everything(principal):
         agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
-        visible = svc.views.ids_visible_to(agent["id"], agent.get("teams", [])) if agent else []
-        items, next_cursor = svc.notifications.page(filters, limit, cursor, among=visible)
+        if agent is None:
+            items, next_cursor = svc.notifications.page(filters, limit, cursor, among=[])
+        elif svc.notifications.stamps.backfilled():
+            visible = StampedRecords.visible_to(agent["id"], agent.get("teams", []))
+            items, next_cursor = svc.notifications.page(filters, limit, cursor, visible=visible)
+        else:  # until the worker's backfill
+            among = svc.views.ids_visible_to(agent["id"], agent.get("teams", []))
+            items, next_cursor = svc.notifications.page(filters, limit, cursor, among=among)
         return [notification_view(item, principal) for item in items], next_cursor
     items, next_cursor = svc.notifications.page(filters, limit, cursor)
     return [notification_view(item, principal) for item in items], next_cursor

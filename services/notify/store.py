@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
@@ -9,6 +10,7 @@ from pymongo.database import Database
 
 from services.notify.domain import Notification, TicketView
 from shared import outbox
+from shared.access import Stamp, StampedRecords
 from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
 from shared.errors import NotFound
@@ -65,6 +67,28 @@ class TicketViews(VersionedStore):
         self.collection.create_index("team")
         self.collection.create_index("agent.id")
 
+    def stamp_of(self, ticket_id: str) -> Stamp:
+        """The ticket's team and agent as notify last heard (Stamp.at: None before its first ticket.assigned)."""
+        doc = self.collection.find_one({"_id": ticket_id}, {"team": 1, "agent.id": 1, "watermarks.assigned": 1})
+        return self._stamp(doc or {})
+
+    def stamps(self) -> Iterator[tuple[str, Stamp]]:
+        """(ticket_id, stamp) of every ticket assigned (a backfill's source)."""
+        fields = {"team": 1, "agent.id": 1, "watermarks.assigned": 1}
+        for doc in self.collection.find({"assignment_known": True}, fields, batch_size=1000):
+            yield doc["_id"], self._stamp(doc)
+
+    @staticmethod
+    def _stamp(doc: dict) -> Stamp:
+        agent = doc.get("agent") or {}
+        return Stamp(doc.get("team"), agent.get("id"), (doc.get("watermarks") or {}).get("assigned"))
+
+    @staticmethod
+    def stamp(view: TicketView | None) -> Stamp:
+        if view is None:
+            return Stamp()
+        return Stamp(view.team, view.agent["id"] if view.agent else None, view.watermarks.get("assigned"))
+
     def ids_visible_to(self, agent_id: str, teams: list[str]) -> list[str]:
         """The tickets of the teams, and those assigned to the agent, as notify last heard."""
         query = {"$or": [{"team": {"$in": list(teams)}}, {"agent.id": agent_id}]}
@@ -78,8 +102,10 @@ class NotificationStore(VersionedStore):
 
     def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
         super().__init__(db["notifications"], flusher)
+        self.stamps = StampedRecords(self.collection, db["migrations"], NEWEST_NOTIFICATIONS_FIRST.order)
 
     def ensure_indexes(self) -> None:
+        self.stamps.ensure_indexes()
         self.collection.create_index([("next_attempt_at", ASCENDING)])
         self.collection.create_index([("created_at", DESCENDING), ("_id", DESCENDING)])
         # the list's filters, each followed by the list's order (a rare status, `dead`, is then as fast as `sent`)
@@ -104,13 +130,21 @@ class NotificationStore(VersionedStore):
         return count, max(overdue, 0.0)
 
     def page(
-        self, filters: dict, limit: int, cursor: str | None, among: list[str] | None = None
+        self,
+        filters: dict,
+        limit: int,
+        cursor: str | None,
+        among: list[str] | None = None,
+        visible: dict | None = None,
     ) -> tuple[list[Notification], str | None]:
         """Newest first; the cursor is the last one's (created_at, id). `among`: only these tickets' notifications
-        (an empty list: none, still paged, so that a bad cursor is refused whoever asks)."""
+        (an empty list: none, still paged, so that a bad cursor is refused whoever asks); `visible`: only those
+        an agent reads (StampedRecords.visible_to)."""
         if among is not None:
             wanted = filters.get("ticket_id")
             filters = {**filters, "ticket_id": wanted if wanted in among else {"$in": [] if wanted else among}}
+        if visible is not None:
+            filters = {**filters, **visible}
         docs, next_cursor = NEWEST_NOTIFICATIONS_FIRST.page(self.collection, filters, limit, cursor, outbox.NO_OUTBOX)
         return [self.from_doc(doc) for doc in docs], next_cursor
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from services.notify import handlers
 from services.notify.timers import PENDING_GAUGE_INTERVAL, Dispatcher, export_backlog
 from shared.config import load_settings
 from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
+
+log = logging.getLogger(__name__)
 
 
 def main() -> None:
@@ -18,6 +21,8 @@ def main() -> None:
     wakeup = threading.Event()
     svc = handlers.bootstrap(settings, on_recorded=wakeup.set)  # a recorded notification wakes the dispatcher
     wait_for(svc.ensure_storage, "MongoDB")
+    if stamped := svc.notifications.stamps.backfill(svc.views.stamps()):
+        log.info("stamped the notifications of %d tickets with their team and agent", stamped)
     dispatcher = Dispatcher(svc, wakeup, settings.notify_senders)
     timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.notifications]),

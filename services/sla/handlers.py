@@ -14,7 +14,7 @@ from services.sla.distribution import with_histograms
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
-from shared.access import AgentDirectory, TicketAccess, may_read, sees_everything
+from shared.access import AgentDirectory, Stamp, StampedRecords, TicketAccess, may_read, sees_everything
 from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
@@ -211,13 +211,17 @@ def on_moment(method: str) -> Callable[[Sla, dict], None]:
 def on_breached(svc: Sla, envelope: dict) -> None:
     """sla's own sla.breached, recorded for GET /breaches once it has been published."""
     if envelope["producer"] == SERVICE:
-        svc.breaches.record(envelope["event_id"], events.load_data(envelope), envelope["ticket_id"])
+        ticket_id = envelope["ticket_id"]
+        stamp = svc.access.stamp_of(ticket_id)
+        svc.breaches.record(envelope["event_id"], events.load_data(envelope), ticket_id, stamp)
+        svc.breaches.stamps.check({"_id": envelope["event_id"]}, stamp, svc.access.stamp_of(ticket_id))
 
 
 def on_assigned(svc: Sla, envelope: dict) -> None:
     """The ticket's team and agent: who may read its clocks (the clocks themselves do not change)."""
-    at = events.parse_time(envelope["occurred_at"])
-    svc.access.learn_assigned(envelope["ticket_id"], events.load_data(envelope), at)
+    at, data = events.parse_time(envelope["occurred_at"]), events.load_data(envelope)
+    svc.access.learn_assigned(envelope["ticket_id"], data, at)
+    svc.breaches.stamps.restamp({"ticket_id": envelope["ticket_id"]}, Stamp(data["team"], data.get("agent_id"), at))
 
 
 def on_agent_updated(svc: Sla, envelope: dict) -> None:
@@ -377,8 +381,13 @@ def list_breaches(
     """Newest first; an agent's list holds only the breaches of the tickets it may see (shared.access)."""
     if principal is not None and not sees_everything(principal):
         agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
-        visible = svc.access.ids_visible_to(agent["id"], agent.get("teams", [])) if agent else []
-        return svc.breaches.page(filters, since, limit, cursor, among=visible, until=until)
+        if agent is None:
+            return svc.breaches.page(filters, since, limit, cursor, among=[], until=until)
+        if svc.breaches.stamps.backfilled():
+            visible = StampedRecords.visible_to(agent["id"], agent.get("teams", []))
+            return svc.breaches.page(filters, since, limit, cursor, until=until, visible=visible)
+        among = svc.access.ids_visible_to(agent["id"], agent.get("teams", []))  # until the worker's backfill
+        return svc.breaches.page(filters, since, limit, cursor, among=among, until=until)
     return svc.breaches.page(filters, since, limit, cursor, until=until)
 
 

@@ -20,6 +20,7 @@ from services.sla import whatif
 from services.sla.business_time import Calendar, parse_calendar
 from services.sla.domain import ALWAYS, Policy, TicketClocks, default_policies
 from shared import outbox
+from shared.access import Stamp, StampedRecords
 from shared.cursors import Key, Paginator
 from shared.errors import NotFound
 from shared.events import BY_URGENCY
@@ -220,13 +221,16 @@ class BreachStore:
 
     def __init__(self, db: Database) -> None:
         self.collection = db["breaches"]
+        self.stamps = StampedRecords(self.collection, db["migrations"], NEWEST_BREACHES_FIRST.order)
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("breached_at", DESCENDING), ("_id", DESCENDING)])
+        self.stamps.ensure_indexes()
 
-    def record(self, event_id: str, data: dict, ticket_id: str) -> None:
+    def record(self, event_id: str, data: dict, ticket_id: str, stamp: Stamp) -> None:
+        """The breach, with the ticket's team and agent as `stamp` (StampedRecords: who lists it)."""
         try:
-            self.collection.insert_one({"_id": event_id, "ticket_id": ticket_id, **data})
+            self.collection.insert_one({"_id": event_id, "ticket_id": ticket_id, **data, **stamp.fields()})
         except DuplicateKeyError:
             pass
 
@@ -238,10 +242,14 @@ class BreachStore:
         cursor: str | None,
         among: list[str] | None = None,
         until: datetime | None = None,
+        visible: dict | None = None,
     ) -> tuple[list, str | None]:
-        """Newest breach first; the cursor is the last one's (breached_at, id). `among`: only these tickets'."""
+        """Newest breach first; the cursor is the last one's (breached_at, id). `among`: only these tickets';
+        `visible`: only those an agent reads (StampedRecords.visible_to)."""
         if among is not None:
             filters = {**filters, "ticket_id": {"$in": among}}
+        if visible is not None:
+            filters = {**filters, **visible}
         window = ({"$gte": since} if since is not None else {}) | ({"$lt": until} if until is not None else {})
         if window:
             filters = {**filters, "breached_at": window}

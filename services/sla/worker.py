@@ -21,6 +21,8 @@ def main() -> None:
     wait_for(svc.ensure_storage, "MongoDB")
     if copied := svc.clocks.backfill_histories():
         log.info("copied the clock histories of %d tickets saved before there were copies", copied)
+    if stamped := svc.breaches.stamps.backfill(svc.access.stamps()):
+        log.info("stamped the breaches of %d tickets with their team and agent", stamped)
     deadlines = DeadlineTimer(svc, alarm, lookahead=settings.sla_lookahead)
     timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.clocks]),

@@ -481,6 +481,17 @@ def agent_updated(agent_id: str, teams: list[str]) -> dict:
     return event_from("assignment", "agent.updated", agent_id, data)
 
 
+@pytest.fixture(params=["stamped", "before the backfill"])
+def stamps_or_ids(request, notify_ctx, monkeypatch) -> None:
+    """An agent's list read through the team and agent stamped on each notification, or (until the worker's
+    backfill of older ones) through the ids of the tickets the agent may see."""
+    if request.param == "stamped":
+        notify_ctx.notifications.stamps.backfill(notify_ctx.views.stamps())
+    else:
+        monkeypatch.setattr(notify_ctx.notifications.stamps, "backfilled", lambda: False)
+
+
+@pytest.mark.usefixtures("stamps_or_ids")
 def test_an_agent_reads_the_notifications_of_its_teams_tickets_and_its_own_only(notify_client, notify_ctx,
                                                                                 notify_event):  # fmt: skip
     net, stranger = f"net-{uuid.uuid4().hex[:8]}", f"nobody-{uuid.uuid4().hex[:8]}"
@@ -504,6 +515,15 @@ def test_an_agent_reads_the_notifications_of_its_teams_tickets_and_its_own_only(
     seen = {item["ticket_id"] for page in pages for item in page["items"]}
     assert network_ticket in seen and hardware_ticket not in seen
     assert get_json(notify_client, "/notifications", auth_header("agent", stranger))["items"] == []
+
+    moved = assigned_event(network_ticket, unique_email())  # to hardware: no longer net's
+    moved["data"]["team"] = "hardware"
+    notify_event(moved)
+    assert get_json(notify_client, "/notifications", as_net, ticket_id=network_ticket)["items"] == []
+    mine = assigned_event(hardware_ticket, f"{net}@example.com")  # assigned to net, in hardware
+    mine["data"].update(team="hardware", agent_id=net)
+    notify_event(mine)
+    assert len(get_json(notify_client, "/notifications", as_net, ticket_id=hardware_ticket)["items"]) == 3
 
 
 def test_webhook_recipients_show_without_credentials_or_query(notify_client, notify_ctx, make_notification):

@@ -619,7 +619,18 @@ def test_clocks_answer_404_to_an_agent_of_another_team_and_to_another_requester(
     assert_problem(sla_client.get(f"/tickets/{mine}", headers=auth_header("agent", net)), 404)
 
 
-def test_an_agent_lists_only_the_breaches_of_its_teams_tickets_and_its_own(sla_client, sla_handle, five_breaches):
+@pytest.fixture(params=["stamped", "before the backfill"])
+def stamps_or_ids(request, sla_ctx, monkeypatch) -> None:
+    """An agent's list read through the team and agent stamped on each breach, or (until the worker's backfill
+    of older ones) through the ids of the tickets the agent may see."""
+    if request.param == "stamped":
+        sla_ctx.breaches.stamps.backfill(sla_ctx.access.stamps())
+    else:
+        monkeypatch.setattr(sla_ctx.breaches.stamps, "backfilled", lambda: False)
+
+
+def test_an_agent_lists_only_the_breaches_of_its_teams_tickets_and_its_own(sla_client, sla_handle, five_breaches,
+                                                                           stamps_or_ids):  # fmt: skip
     start, recorded = five_breaches
     net = f"net-{uuid.uuid4().hex[:8]}"
     sla_handle(agent_updated(net, ["network"]))
@@ -633,3 +644,12 @@ def test_an_agent_lists_only_the_breaches_of_its_teams_tickets_and_its_own(sla_c
     stranger = auth_header("agent", f"nobody-{uuid.uuid4().hex[:8]}")
     assert get_json(sla_client, "/breaches", stranger, since=since)["items"] == []
     assert len(get_json(sla_client, "/breaches", admin(), since=since)["items"]) == 5
+
+    sla_handle(assigned(first, "hardware", at=handlers.now() - timedelta(days=1)))  # older: changes nothing
+    sla_handle(assigned(third, "network"))
+    listed = get_json(sla_client, "/breaches", auth_header("agent", net), since=since)["items"]
+    assert [item["ticket_id"] for item in listed] == [third, second, first]
+    sla_handle(assigned(first, "hardware"))  # newer: no longer network's
+    sla_handle(recorded_again := breached_event(second, start + timedelta(minutes=9), "resolution"))
+    listed = get_json(sla_client, "/breaches", auth_header("agent", net), since=since)["items"]
+    assert [item["event_id"] for item in listed] == [recorded_again["event_id"], recorded[2][3], recorded[1][3]]

@@ -554,8 +554,19 @@ def _sla(db):
         "sla breaches, next page": lambda: breaches.page({}, None, 50, after),
         "sla breaches since": lambda: breaches.page({}, NOW - timedelta(days=7), 50, None, until=NOW),
         "sla breaches by priority": lambda: breaches.page({"priority": "high"}, None, 50, None),
-        "sla breaches an agent sees": lambda: breaches.page({}, None, 50, None, among=["t1", "t2"]),
+        "sla breaches an agent sees": lambda: breaches.page({}, None, 50, None, visible=_agent_sees()),
+        "sla breaches an agent sees, next page": lambda: breaches.page({}, None, 50, after, visible=_agent_sees()),
+        "sla breaches an agent sees since": lambda: breaches.page(
+            {}, NOW - timedelta(days=7), 50, None, until=NOW, visible=_agent_sees()
+        ),
+        "sla breaches of tickets (before the backfill)": lambda: breaches.page({}, None, 50, None, among=["t1", "t2"]),
     }
+
+
+def _agent_sees() -> dict:
+    from shared.access import StampedRecords
+
+    return StampedRecords.visible_to("ag1", ["red", "blue"])
 
 
 def _notify(db):
@@ -569,7 +580,13 @@ def _notify(db):
         "notify notifications, next page": lambda: notifications.page({}, 50, after),
         "notify notifications by ticket": lambda: notifications.page({"ticket_id": "t1"}, 50, None),
         "notify notifications by ticket, next page": lambda: notifications.page({"ticket_id": "t1"}, 50, after),
-        "notify notifications an agent sees": lambda: notifications.page({}, 50, None, among=["t1", "t2"]),
+        "notify notifications an agent sees": lambda: notifications.page({}, 50, None, visible=_agent_sees()),
+        "notify notifications an agent sees, next page": lambda: notifications.page(
+            {}, 50, after, visible=_agent_sees()
+        ),
+        "notify notifications of tickets (before the backfill)": lambda: notifications.page(
+            {}, 50, None, among=["t1", "t2"]
+        ),
     }
 
 
@@ -584,7 +601,15 @@ def _portal(db):
 
 
 # Lists of "my teams' or mine", each team and the agent's own a walk in the list's order, merged.
-MERGED_LISTS = {"intake tickets an agent sees", "assignment queue an agent sees"}
+MERGED_LISTS = {
+    "intake tickets an agent sees",
+    "assignment queue an agent sees",
+    "sla breaches an agent sees",
+    "sla breaches an agent sees, next page",
+    "sla breaches an agent sees since",
+    "notify notifications an agent sees",
+    "notify notifications an agent sees, next page",
+}
 SERVICES = {"intake": _intake, "assignment": _assignment, "sla": _sla, "notify": _notify, "portal": _portal}
 # (service, list): the names only, from stores built on no database (each collection None) and never called
 LISTS = [(service, name) for service, lists in SERVICES.items() for name in lists(defaultdict(type(None)))[1]]
