@@ -148,12 +148,17 @@ class StampedRecords:
     stamped the record too.
     """
 
-    def __init__(self, collection: Collection, migrations: Collection, order: list[tuple[str, int]]) -> None:
-        self.collection, self.migrations, self.order = collection, migrations, order
+    def __init__(
+        self, collection: Collection, migrations: Collection, order: list[tuple[str, int]], by_ticket: bool = True
+    ) -> None:
+        """`order`: the list's sort; `by_ticket`: whether to index `ticket_id` (False when an index the
+        collection has starts with it)."""
+        self.collection, self.migrations, self.order, self.by_ticket = collection, migrations, order, by_ticket
         self._backfilled = False
 
     def ensure_indexes(self) -> None:
-        self.collection.create_index([("ticket_id", ASCENDING)])
+        if self.by_ticket:
+            self.collection.create_index([("ticket_id", ASCENDING)])
         for first in ("team", "agent_id"):
             self.collection.create_index([(first, ASCENDING), *self.order])
 

@@ -102,7 +102,8 @@ class NotificationStore(VersionedStore):
 
     def __init__(self, db: Database, flusher: OutboxFlusher | None = None) -> None:
         super().__init__(db["notifications"], flusher)
-        self.stamps = StampedRecords(self.collection, db["migrations"], NEWEST_NOTIFICATIONS_FIRST.order)
+        order = NEWEST_NOTIFICATIONS_FIRST.order  # and an index by ticket_id first (ensure_indexes)
+        self.stamps = StampedRecords(self.collection, db["migrations"], order, by_ticket=False)
 
     def ensure_indexes(self) -> None:
         self.stamps.ensure_indexes()

@@ -559,6 +559,7 @@ def _sla(db):
         "sla breaches an agent sees since": lambda: breaches.page(
             {}, NOW - timedelta(days=7), 50, None, until=NOW, visible=_agent_sees()
         ),
+        "sla breaches a reassignment stamps": lambda: list(breaches.collection.find(_restamped("t1"))),
         "sla breaches of tickets (before the backfill)": lambda: breaches.page({}, None, 50, None, among=["t1", "t2"]),
     }
 
@@ -567,6 +568,11 @@ def _agent_sees() -> dict:
     from shared.access import StampedRecords
 
     return StampedRecords.visible_to("ag1", ["red", "blue"])
+
+
+def _restamped(ticket_id: str) -> dict:
+    """What StampedRecords.restamp updates (an update_many: its filter is read as a find's)."""
+    return {"ticket_id": ticket_id, "$or": [{"access_at": {"$lt": NOW}}, {"access_at": None}]}
 
 
 def _notify(db):
@@ -584,6 +590,7 @@ def _notify(db):
         "notify notifications an agent sees, next page": lambda: notifications.page(
             {}, 50, after, visible=_agent_sees()
         ),
+        "notify notifications a reassignment stamps": lambda: list(notifications.collection.find(_restamped("t1"))),
         "notify notifications of tickets (before the backfill)": lambda: notifications.page(
             {}, 50, None, among=["t1", "t2"]
         ),
