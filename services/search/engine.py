@@ -32,6 +32,7 @@ class Scope:
     teams: frozenset[str] = field(default_factory=frozenset)  # an agent: tickets of these teams ...
     agent_id: str | None = None  # ... or assigned to this agent
     requester_email: str | None = None  # a requester-scoped portal token: only this requester's tickets
+    ticket_id: str | None = None  # ... and only this one, when the token names one
 
 
 def build_schema() -> tantivy.Schema:
@@ -207,7 +208,11 @@ def _scope_query(schema: tantivy.Schema, scope: Scope) -> tantivy.Query:
     if scope.everything:
         return tantivy.Query.all_query()
     if scope.requester_email:
-        return tantivy.Query.term_query(schema, "requester_email", scope.requester_email.strip().lower())
+        own = tantivy.Query.term_query(schema, "requester_email", scope.requester_email.strip().lower())
+        if scope.ticket_id is None:
+            return own
+        one = tantivy.Query.term_query(schema, "ticket_id", scope.ticket_id)
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, own), (tantivy.Occur.Must, one)])
     mine = []
     if scope.teams:
         mine.append(tantivy.Query.term_set_query(schema, "team", sorted(scope.teams)))

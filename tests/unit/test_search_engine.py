@@ -155,6 +155,16 @@ def test_a_requester_finds_only_their_own_tickets(engine):
     assert ids(found) == ["a"] and found[1] == 1
 
 
+def test_a_requester_token_for_one_ticket_finds_only_that_one(engine):
+    index(
+        engine,
+        make_doc("a", 1, "VPN down", "VPN down."),
+        make_doc("b", 2, "VPN slow", "VPN slow."),
+    )
+    found = engine.search("vpn", scope=Scope(requester_email="ana@example.com", ticket_id="b"))
+    assert ids(found) == ["b"] and found[1] == 1
+
+
 def test_upsert_replaces_and_delete_removes(engine):
     index(engine, make_doc("a", 1, "VPN down", "VPN down."))
     index(engine, make_doc("a", 1, "VPN down", "VPN down.", messages=["the router blinks red"]))
