@@ -78,6 +78,11 @@ class Engine:
                 self._writer.commit()
         self._index.reload()
 
+    def take_writer(self) -> None:
+        """Become this index's one writer now (tantivy's lock: ValueError while another process holds it)."""
+        with self._lock:
+            self._writable()
+
     def close(self) -> None:
         """Let go of the writer (its lock file), after the merges under way end."""
         with self._lock:
@@ -137,7 +142,7 @@ class Engine:
         }
         query = tantivy.Query.boolean_query(
             [
-                (tantivy.Occur.Must, queries.similar_query(self.schema, source)),
+                (tantivy.Occur.Must, queries.similar_query(self.schema, source, searcher)),
                 (tantivy.Occur.Must, _const(tantivy.Query.term_set_query(self.schema, "status", list(CLOSED)))),
                 (tantivy.Occur.Must, _const(_scope_query(self.schema, scope))),
                 (tantivy.Occur.MustNot, self._term("ticket_id", ticket_id)),

@@ -152,6 +152,7 @@ class Writer:
     def _open(self, path: str, since: datetime | None) -> None:
         """Open `path` and index the stored documents changed since `since` (all of them when None)."""
         self.engine = Engine(path)
+        self.engine.take_writer()  # a second worker stops here until the first lets go: one writer
         caught_up = index_stored(self.engine, self.docs, None if since is None else since - MARGIN)
         self.engine.commit()
         IndexHome.write_mark(path, committed_through=now())

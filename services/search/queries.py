@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 
 import tantivy
 
@@ -24,6 +25,13 @@ NUMBER = re.compile(r"^#?(\d{1,18})$")
 SIMILAR_SUBJECT_BOOST = 3.0  # the subject says what the problem is; the thread adds how it went
 SIMILAR_MAX_TERMS = 25  # per part: the rarest, most repeated words of the ticket
 SIMILAR_MIN_WORD_LENGTH = 3
+STOP_WORDS = frozenset(
+    """a about after again all also am an and any are as at be been before being but by can could did do does doing
+    down during each every few for from had has have having he her here hers him his how i if in into is it its just
+    me more most my no nor not now of off on once only or other our out over own same she should so some such than
+    that the their them then there these they this those through to too under until up very was we were what when
+    where which while who whom why will with would you your yours hi hello thanks thank please regards dear""".split()
+)
 
 
 def english() -> tantivy.TextAnalyzer:
@@ -113,27 +121,39 @@ def text_query(schema: tantivy.Schema, q: str, *, fuzzy: bool = False) -> tantiv
     return clauses[0][1] if len(clauses) == 1 else tantivy.Query.boolean_query(clauses)
 
 
-def similar_query(schema: tantivy.Schema, doc: dict) -> tantivy.Query:
+def similar_query(schema: tantivy.Schema, doc: dict, searcher: tantivy.Searcher) -> tantivy.Query:
     """More like this ticket: its distinctive words, the subject's weighing more than the thread's.
 
-    `doc` is the ticket's document (subject, description, messages). Each part is a more-like-this query
-    (tf-idf chosen terms) against the same fields of the other tickets; what to keep out (the ticket itself,
-    open tickets, what the asker may not see) is the caller's filter.
+    `doc` is the ticket's document (subject, description, messages). Each part keeps its SIMILAR_MAX_TERMS words
+    of highest tf-idf (stop words and short words left out), each looked for in the fields of that part and
+    scored by BM25. What to keep out (the ticket itself, open tickets, what the asker may not see) is the
+    caller's filter. (tantivy's own more-like-this query panics when deleted documents, every upsert's old
+    version, make a term's document frequency exceed the live document count: this one clamps it.)
     """
     thread = [doc.get("description") or "", *(doc.get("messages") or [])]
     parts = [
-        (SIMILAR_SUBJECT_BOOST, {"subject": [doc.get("subject") or ""], "description": [doc.get("subject") or ""]}),
-        (1.0, {"description": thread, "messages": thread}),
+        (SIMILAR_SUBJECT_BOOST, [doc.get("subject") or ""], ("subject", "description")),
+        (1.0, thread, ("description", "messages", "subject")),
     ]
-    queries = []
-    for boost, fields in parts:
-        mlt = tantivy.Query.more_like_this_document_fields_query(
-            schema,
-            fields,
-            min_doc_frequency=1,
-            min_term_frequency=1,
-            max_query_terms=SIMILAR_MAX_TERMS,
-            min_word_length=SIMILAR_MIN_WORD_LENGTH,
-        )
-        queries.append((tantivy.Occur.Should, tantivy.Query.boost_query(mlt, boost)))
-    return tantivy.Query.boolean_query(queries)
+    total = max(searcher.num_docs, 1)
+    clauses = []
+    for boost, texts, fields in parts:
+        for term in _distinctive(texts, fields, searcher, total):
+            per_field = [tantivy.Query.term_query(schema, f, term) for f in fields]
+            clause = tantivy.Query.boost_query(tantivy.Query.disjunction_max_query(per_field, 0.1), boost)
+            clauses.append((tantivy.Occur.Should, clause))
+    return tantivy.Query.boolean_query(clauses) if clauses else tantivy.Query.empty_query()
+
+
+def _distinctive(texts: list[str], fields: tuple[str, ...], searcher: tantivy.Searcher, total: int) -> list[str]:
+    """The stems of `texts` with the highest tf-idf, at most SIMILAR_MAX_TERMS."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        for word in PLAIN.analyze(text):
+            if len(word) >= SIMILAR_MIN_WORD_LENGTH and word not in STOP_WORDS and not word.isdigit():
+                counts.update(ENGLISH.analyze(word))
+    scored = []
+    for term, count in counts.items():
+        frequency = min(max(searcher.doc_freq(f, term) for f in fields), total)
+        scored.append((count * math.log(1 + (total - frequency + 0.5) / (frequency + 0.5)), term))
+    return [term for _, term in sorted(scored, reverse=True)[:SIMILAR_MAX_TERMS]]

@@ -219,3 +219,13 @@ def test_similar_shows_only_what_the_asker_may_see(engine):
     assert [i["ticket_id"] for i in engine.similar("new", scope=Scope(teams=frozenset({"network", "apps"})))] == [
         "done"
     ]
+
+
+def test_similar_works_when_old_versions_of_upserted_tickets_outnumber_the_live_ones(engine):
+    """Upserts of one ticket between two commits leave its old versions, deleted, in the new segment: a term's
+    document frequency then exceeds the live count (tantivy's own more-like-this query panicked: bm25 `2 >= 5`)."""
+    for version in range(4):
+        engine.upsert(make_doc("new", 10, "Printer jams", f"The printer jams on every page ({version})."))
+    engine.upsert(make_doc("done", 11, "Printer jams", "The printer jams on each page.", status="resolved"))
+    engine.commit()
+    assert [item["ticket_id"] for item in engine.similar("new", scope=EVERYONE)] == ["done"]
