@@ -121,6 +121,9 @@ class Writer:
             path = self.home.new_generation()
             self.home.switch(path)
         self._open(path, IndexHome.read_mark(path, "committed_through"))
+        if self.home.current() != path:  # another worker made the first one meanwhile: start again on it
+            self.close()
+            raise RuntimeError("the index in use changed while this worker opened it")
 
     def upsert(self, doc: dict) -> None:
         with self._lock:
