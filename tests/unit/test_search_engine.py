@@ -229,3 +229,14 @@ def test_similar_works_when_old_versions_of_upserted_tickets_outnumber_the_live_
     engine.upsert(make_doc("done", 11, "Printer jams", "The printer jams on each page.", status="resolved"))
     engine.commit()
     assert [item["ticket_id"] for item in engine.similar("new", scope=EVERYONE)] == ["done"]
+
+
+@pytest.mark.parametrize(
+    "q",
+    ['"', '""', '"unclosed phrase', "#", "#-1", "-", "***", "a\"b'c", "🙂 printer", "x" * 500, "9" * 30,
+     "printer " * 60, "AND OR NOT", "title:printer", "printer~2", "(printer", "\\", "\x00"],
+)  # fmt: skip
+def test_whatever_is_typed_is_words_never_an_error(engine, q):
+    index(engine, make_doc("a", 1, "Printer jams", "The printer jams."))
+    items, total = engine.search(q, scope=EVERYONE)
+    assert total == len(items) and all(item["ticket_id"] == "a" for item in items)
