@@ -47,7 +47,10 @@ def build_schema() -> tantivy.Schema:
 
 
 class Engine:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, create: bool = True) -> None:
+        """`create=False`: open an existing index only (FileNotFoundError otherwise), as readers do."""
+        if not create and not (os.path.isdir(path) and tantivy.Index.exists(path)):
+            raise FileNotFoundError(path)
         os.makedirs(path, exist_ok=True)
         self.path = path
         self.schema = build_schema()

@@ -101,7 +101,12 @@ class Reader:
             return None
         with self._lock:
             if self._engine is None or self._engine.path != path:
-                self._engine = Engine(path)
+                try:
+                    self._engine = Engine(path, create=False)
+                except (FileNotFoundError, ValueError):  # removed or not written yet: keep the one it has
+                    log.warning(
+                        "search index %s cannot be opened; still reading %s", path, self._engine and self._engine.path
+                    )
             return self._engine
 
 

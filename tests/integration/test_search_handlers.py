@@ -7,6 +7,7 @@ temporary directory, so each test starts with none.
 from __future__ import annotations
 
 import dataclasses
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -194,3 +195,14 @@ def test_pages_follow_the_cursor_to_the_end(search, settings):
         if cursor is None:
             break
     assert sorted(seen) == sorted(tickets)
+
+
+def test_a_reader_never_creates_an_index_where_none_is(search):
+    before = search.reader.engine()
+    missing = os.path.join(search.home.root, "gen-gone")
+    search.home.switch(missing)  # `current` names a generation that was removed meanwhile
+    try:
+        assert search.reader.engine() is before  # it keeps reading the one it has
+    finally:
+        search.home.switch(search.writer.engine.path)
+    assert not os.path.exists(missing)
