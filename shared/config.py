@@ -14,8 +14,8 @@ DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
 QUEUE_TYPES = ("classic", "quorum")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL")  # the names logging knows
 # Every service and the port of its HTTP API. Add a service here and `ticketflow run` starts it.
-SERVICE_PORTS: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004}
-PORTAL_PORT = 8000  # the portal (services/portal): the web UI, a client of the four APIs above
+SERVICE_PORTS: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004, "search": 8005}
+PORTAL_PORT = 8000  # the portal (services/portal): the web UI, a client of the APIs above
 # Values that stand for a secret in examples and manifests (deploy/k8s/secrets.yaml): never a real one.
 PLACEHOLDERS = ("replace-me", "replace_me", "changeme", "change-me")
 SECRET_URLS = ("AMQP_URL", "MONGO_URL", "SMTP_URL", "TICKETFLOW_IMAP_URL")  # their passwords come from Secrets
@@ -68,6 +68,8 @@ class Settings:
     imap_poll_seconds: float = 30.0  # between polls of a server without IDLE; IDLE is renewed as often
     inbound_addresses: tuple[str, ...] = ()  # addresses (fnmatch patterns, lowercase) mail is taken for; (): any
     inbound_topics: tuple[tuple[str, str], ...] = ()  # (recipient address, topic) of a new ticket; else "general"
+    # search's index: generations under <dir>/<namespace>, shared by its worker (the one writer) and api (readers)
+    search_index_dir: str = ".run/search"
 
     @property
     def exchange(self) -> str:
@@ -259,6 +261,7 @@ def load_settings(env: dict | None = None) -> Settings:
         imap_poll_seconds=_positive(env, "TICKETFLOW_IMAP_POLL_SECONDS", 30.0),
         inbound_addresses=tuple(_words(env.get("TICKETFLOW_INBOUND_ADDRESSES"))),
         inbound_topics=_topics(env.get("TICKETFLOW_INBOUND_TOPICS")),
+        search_index_dir=env.get("TICKETFLOW_SEARCH_INDEX_DIR") or Settings.search_index_dir,
         requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),

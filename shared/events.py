@@ -28,6 +28,7 @@ PUBLISHED_BY = {  # which service publishes which event types (only its producer
     ),
     "sla": ("sla.warning", "sla.breached"),
     "notify": ("notification.sent", "notification.failed"),
+    "search": (),  # a projection: it publishes nothing (its broker user may publish no event type)
 }
 PRODUCERS: dict[str, str] = {kind: service for service, kinds in PUBLISHED_BY.items() for kind in kinds}
 EVENT_TYPES: tuple[str, ...] = tuple(PRODUCERS)

@@ -39,6 +39,19 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     # every ticket and sla event (emails and webhooks), agent.updated (who reads which notifications);
     # never notification.*, which a webhook would feed
     "notify": tuple(kind for kind in EVENT_TYPES if not kind.startswith("notification.")),
+    # what a ticket's words are (never a note: no event carries one), its status, team and agent; agent.updated:
+    # which tickets an agent may find
+    "search": (
+        "ticket.created",
+        "ticket.message_added",
+        "ticket.replied",
+        "ticket.assigned",
+        "ticket.status_changed",
+        "ticket.resolved",
+        "ticket.reopened",
+        "ticket.closed",
+        "agent.updated",
+    ),
 }
 
 

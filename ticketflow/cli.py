@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument(
         "--base-port", type=int, default=PORTAL_PORT, metavar="PORT",
-        help=f"the portal's port; the apis take the next four (default {PORTAL_PORT}: the apis on 8001 to 8004)",
+        help=f"the portal's port; the apis take the next five (default {PORTAL_PORT}: the apis on 8001 to 8005)",
     )  # fmt: skip
     run.set_defaults(handler=_run)
 
@@ -67,6 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--reply-to", type=Path, metavar="EML", help="answer this mail (an .eml in .run/mail, say)")
     send.add_argument("--smtp", default=INBOUND_SMTP, help=f"intake's mail in, host:port (default {INBOUND_SMTP})")
     send.set_defaults(handler=_send_mail)
+
+    search = commands.add_parser("search", help="the search service's index")
+    search_commands = search.add_subparsers(dest="search_command", required=True)
+    reindex = search_commands.add_parser(
+        "reindex", help="rebuild the index beside the one in use and switch to it; the service keeps answering"
+    )
+    reindex.add_argument(
+        "--intake-url", metavar="URL",
+        help="intake's API, read when search's database holds no ticket (default TICKETFLOW_INTAKE_URL or :8001)",
+    )  # fmt: skip
+    reindex.set_defaults(handler=_search_reindex)
 
     account = commands.add_parser("account", help="portal accounts of agents and admins")
     account_commands = account.add_subparsers(dest="account_command", required=True)
@@ -112,6 +123,35 @@ def _account_create(args: argparse.Namespace) -> int:
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
     return accounts.create(args.portal_url, args.email, args.role, args.agent_id, password)
+
+
+def _search_reindex(args: argparse.Namespace) -> int:
+    """Where `run` keeps the index unless TICKETFLOW_SEARCH_INDEX_DIR says otherwise; print what was done."""
+    import dataclasses
+
+    from services.search import handlers
+    from services.search.reindex import reindex
+    from shared.config import load_settings
+
+    settings = load_settings()
+    if not os.environ.get("TICKETFLOW_SEARCH_INDEX_DIR"):
+        settings = dataclasses.replace(settings, search_index_dir=str(search_index_dir(local.REPO_ROOT / ".run")))
+    intake_url = (
+        args.intake_url or os.environ.get("TICKETFLOW_INTAKE_URL") or f"http://127.0.0.1:{SERVICE_PORTS['intake']}"
+    )
+    svc = handlers.bootstrap(settings)
+    svc.ensure_storage()
+    done = reindex(svc, intake_url)
+    imported = done["imported_from_intake"]
+    print(f"ticketflow: indexed {done['indexed']} tickets into {done['generation']} (now in use)")
+    if imported:
+        print(f"ticketflow: search's database was empty: {imported} tickets taken from intake's API ({intake_url})")
+    return 0
+
+
+def search_index_dir(run_dir: Path) -> Path:
+    """Where `ticketflow run` keeps search's index."""
+    return run_dir / "search"
 
 
 def _usage_error(message: str) -> int:
@@ -178,11 +218,12 @@ def _run(args: argparse.Namespace) -> int:
 
     ports = run_ports(args.base_port)
     if not all(0 < port < 65536 for port in ports.values()):
-        return _fail(f"--base-port must leave room for five ports (1 to {65535 - 4}), got {args.base_port}")
+        return _fail(f"--base-port must leave room for six ports (1 to {65535 - 5}), got {args.base_port}")
     run_dir = local.REPO_ROOT / ".run"
     run_dir.mkdir(exist_ok=True)
     env = dict(os.environ)
-    env.pop("TICKETFLOW_METRICS_PORT", None)  # one port for five workers: four would fail and restart forever
+    env.pop("TICKETFLOW_METRICS_PORT", None)  # one port for six workers: five would fail and restart forever
+    env.setdefault("TICKETFLOW_SEARCH_INDEX_DIR", str(search_index_dir(run_dir)))
     supervisor = Supervisor()
 
     amqp_url = env.get("AMQP_URL") or local.DEFAULT_AMQP_URL

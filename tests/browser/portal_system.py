@@ -106,6 +106,7 @@ def _start(spawn: Spawner, recorder: SmtpRecorder, smtp_port: int, infra) -> Por
         "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
         "TICKETFLOW_PORTAL_URL": urls["portal"],
         "TICKETFLOW_SMTP_TIMEOUT": "2",
+        "TICKETFLOW_SEARCH_INDEX_DIR": str(spawn.tmp_path / "search-index"),
         **{f"TICKETFLOW_{service.upper()}_URL": urls[service] for service in SERVICE_PORTS},
     }
     apis = []

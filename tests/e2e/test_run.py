@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_killed_worker_comes_back_and_ctrl_c_stops_everything(spawn, infra, smtp_server):
-    base = _five_free_ports()
+    base = _six_free_ports()
     env = {"SMTP_URL": smtp_server[1], "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{free_port()}", "WEB_CONCURRENCY": "1"}
     run = spawn([sys.executable, "-m", "ticketflow.cli", "run", "--base-port", str(base)], env=env, name="run")
     urls = {service: f"http://127.0.0.1:{port}" for service, port in run_ports(base).items() if service != "portal"}
@@ -49,7 +49,7 @@ def test_a_killed_worker_comes_back_and_ctrl_c_stops_everything(spawn, infra, sm
         assert stopping.endswith("every process stopped\n") and "restarting" not in stopping, log
         assert "Traceback" not in log
         groups = _pids(log)
-        assert len(groups) == 2 * 5 + 1 + 1  # an api and a worker per service and the portal, intake-mail, again
+        assert len(groups) == 2 * 6 + 1 + 1  # an api and a worker per service and the portal, intake-mail, again
         wait_until(lambda: not any(_group_alive(pid) for pid in groups), timeout=30, message=log)
     finally:
         for pid in _pids(run.log_text()):  # whatever a failed test left running
@@ -57,18 +57,18 @@ def test_a_killed_worker_comes_back_and_ctrl_c_stops_everything(spawn, infra, sm
                 os.killpg(pid, signal.SIGKILL)
 
 
-def _five_free_ports() -> int:
-    """The first of five ports in a row that nothing listens on, below the range free_port() draws from."""
+def _six_free_ports() -> int:
+    """The first of six ports in a row that nothing listens on, below the range free_port() draws from."""
     for _ in range(200):
         base = random.randrange(20000, 30000)
         with contextlib.ExitStack() as stack:
             try:
-                for port in range(base, base + 5):
+                for port in range(base, base + 6):
                     stack.enter_context(socket.create_server(("127.0.0.1", port)))
             except OSError:
                 continue
         return base
-    raise AssertionError("no five free ports in a row")
+    raise AssertionError("no six free ports in a row")
 
 
 def _pids(log: str, name: str = r"[\w-]+") -> list[int]:

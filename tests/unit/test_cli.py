@@ -36,6 +36,7 @@ def test_demo_and_status_find_each_service_at_the_base_url_unless_told_otherwise
         "assignment": "http://10.0.0.5:8002",
         "sla": "http://sla.internal:9000",
         "notify": "http://10.0.0.5:8004",
+        "search": "http://10.0.0.5:8005",
     }
     assert cli.main(["demo", "--wait", "5", "--notify-url", "http://127.0.0.1:4000"]) == 0
     assert captured["demo"][0]["notify"] == "http://127.0.0.1:4000" and captured["demo"][1] == 5.0
@@ -201,11 +202,20 @@ def test_run_at_the_usual_ports_leaves_the_portal_to_its_defaults(fake_run):
     assert "TICKETFLOW_INTAKE_URL" not in processes["portal-api"][1]
 
 
-@pytest.mark.parametrize("base_port", ["65532", "0", "-5"])
-def test_run_refuses_a_base_port_without_room_for_five(fake_run, capsys, base_port):
+@pytest.mark.parametrize("base_port", ["65531", "0", "-5"])
+def test_run_refuses_a_base_port_without_room_for_six(fake_run, capsys, base_port):
     assert cli.main(["run", "--base-port", base_port]) == 1
 
-    assert "--base-port must leave room for five ports" in capsys.readouterr().err
+    assert "--base-port must leave room for six ports" in capsys.readouterr().err
+
+
+def test_run_starts_search_with_its_index_under_the_run_folder(fake_run, tmp_path):
+    assert cli.main(["run"]) == 0
+
+    processes = FakeSupervisor.last.processes
+    assert processes["search-api"][0][-2] == "127.0.0.1:8005" and "search-worker" in processes
+    assert processes["search-worker"][1]["TICKETFLOW_SEARCH_INDEX_DIR"] == str(tmp_path / ".run" / "search")
+    assert processes["search-api"][1]["TICKETFLOW_SEARCH_INDEX_DIR"] == str(tmp_path / ".run" / "search")
 
 
 # --- secrets are never printed ------------------------------------------------------------------------

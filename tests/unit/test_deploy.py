@@ -458,7 +458,7 @@ def test_k8s_api_matches_the_code(manifests, service):
     assert {"/tmp", multiproc} <= mounts
 
 
-@pytest.mark.parametrize("service", SERVICE_PORTS)
+@pytest.mark.parametrize("service", [s for s in SERVICE_PORTS if s != "search"])  # search: below
 def test_k8s_worker_matches_the_code_and_scales_on_its_queue(manifests, service):
     (container,) = _containers(by_kind(manifests, "Deployment")[f"{service}-worker"])
     assert container["command"] == ["python", *worker_command(service)[1:]]
@@ -522,6 +522,45 @@ def test_k8s_portal_worker_runs_once_with_its_metrics_probes(manifests):
     assert f"{PORTAL}-worker" not in by_kind(manifests, "HorizontalPodAutoscaler")
     assert {"cpu", "memory"} <= set(container["resources"]["requests"]) & set(container["resources"]["limits"])
     assert "SMTP_URL" in env  # it mails the links
+
+
+def test_k8s_search_worker_is_the_index_s_one_writer_and_its_apis_share_its_volume(manifests):
+    """One replica, replaced by Recreate, no KEDA: a second worker would only wait for the first's index lock.
+    The api pods mount the same ReadWriteOnce claim, so they are scheduled on the worker's node."""
+    deployments = by_kind(manifests, "Deployment")
+    worker, api = deployments["search-worker"], deployments["search-api"]
+    (container,) = _containers(worker)
+    assert container["command"] == ["python", *worker_command("search")[1:]]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TICKETFLOW_METRICS_PORT"] == str(METRICS_PORT)
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": METRICS_PORT}
+    _assert_the_grace_period_outlasts_the_stop(manifests, "search-worker", env)
+    assert (worker["spec"]["replicas"], worker["spec"]["strategy"]["type"]) == (1, "Recreate")
+    assert "search-worker" not in by_kind(manifests, "ScaledObject")
+    claims = by_kind(manifests, "PersistentVolumeClaim")
+    assert claims["search-index"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    for deployment in (worker, api):
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        volume = next(v for v in pod["volumes"] if v.get("persistentVolumeClaim"))
+        assert volume["persistentVolumeClaim"]["claimName"] == "search-index"
+        mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["TICKETFLOW_SEARCH_INDEX_DIR"] == mount["mountPath"]
+        assert pod["securityContext"]["fsGroup"] == 10001
+    (term,) = api["spec"]["template"]["spec"]["affinity"]["podAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["labelSelector"]["matchLabels"] == worker["spec"]["selector"]["matchLabels"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_compose_search_api_and_worker_share_the_index_volume(compose):
+    for name in ("search-api", "search-worker"):
+        spec = compose["services"][name]
+        assert spec["volumes"] == [f"search-index:{spec['environment']['TICKETFLOW_SEARCH_INDEX_DIR']}"], name
+    assert "search-index" in compose["volumes"]
+    assert "chown -R 10001:10001 /var/lib/ticketflow" in (ROOT / "deploy" / "Dockerfile").read_text()
 
 
 def test_k8s_config_points_the_portal_at_the_apis_services(manifests):

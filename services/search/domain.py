@@ -1,0 +1,146 @@
+"""A ticket as search knows it, learnt from events only: what the engine indexes, and whose it is.
+
+Events of one ticket may come late, twice or out of order. Each part of the document keeps the time of the
+newest event that set it (`watermarks`), so an older event never takes it back; messages and replies are kept
+by their ids, so a repeated one is not added twice; a closed ticket stays closed. Internal notes reach no
+event (assignment keeps them), so none can reach the document: what is indexed is the subject, the
+description, the requester's messages, the agents' public replies and the resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.events import OPEN_STATUSES, format_time
+
+INDEXED_EVENTS = (
+    "ticket.created",
+    "ticket.message_added",
+    "ticket.replied",
+    "ticket.assigned",
+    "ticket.status_changed",
+    "ticket.resolved",
+    "ticket.reopened",
+    "ticket.closed",
+)
+
+
+@dataclass
+class TicketDoc:
+    id: str
+    version: int = 0
+    number: int | None = None  # None until ticket.created arrives: not indexed before
+    subject: str = ""
+    description: str = ""
+    requester_email: str | None = None
+    messages: list[dict] = field(default_factory=list)  # {id, body, at}, oldest first
+    resolution: str | None = None
+    status: str = "new"
+    team: str | None = None
+    agent_id: str | None = None
+    created_at: datetime | None = None
+    resolved_at: datetime | None = None
+    watermarks: dict = field(default_factory=dict)  # part -> occurred_at of the newest event that set it
+    updated_at: datetime | None = None  # when search last changed it (reindex catches up from such a time)
+
+    @property
+    def indexable(self) -> bool:
+        return self.number is not None
+
+    def apply(self, event_type: str, data: dict, at: datetime) -> bool:
+        """Learn what the event says; whether anything changed."""
+        learn = _LEARN.get(event_type)
+        return bool(learn and learn(self, data, at))
+
+    def document(self) -> dict:
+        """The engine's document (services/search/engine.py)."""
+        return {
+            "ticket_id": self.id,
+            "number": self.number,
+            "subject": self.subject,
+            "description": self.description,
+            "messages": [m["body"] for m in self.messages],
+            "resolution": self.resolution,
+            "status": self.status,
+            "team": self.team,
+            "requester_email": self.requester_email,
+            "agent_id": self.agent_id,
+            "created_at": format_time(self.created_at) if self.created_at else None,
+            "resolved_at": format_time(self.resolved_at) if self.resolved_at else None,
+        }
+
+    # --- one function per event ---------------------------------------------------------------
+
+    def _created(self, data: dict, at: datetime) -> bool:
+        if self.number is not None:
+            return False
+        self.number, self.subject, self.description = data["number"], data["subject"], data["description"]
+        self.requester_email = data["requester"]["email"].strip().lower()
+        self.created_at = at
+        return True
+
+    def _message(self, message_id: str, body: str, at: datetime) -> bool:
+        if any(m["id"] == message_id for m in self.messages):
+            return False
+        self.messages.append({"id": message_id, "body": body, "at": at})
+        self.messages.sort(key=lambda m: m["at"])
+        return True
+
+    def _assigned(self, data: dict, at: datetime) -> bool:
+        changed = False
+        if self._newer("assignee", at):
+            self.team, self.agent_id = data["team"], data.get("agent_id")
+            changed = True
+        queued = data.get("agent_id") is None  # back in the team's queue: waiting for an agent again
+        wanted, movable = ("new", OPEN_STATUSES) if queued else ("assigned", ("new",))
+        if self.status in movable and self.status != wanted and self._newer("status", at):
+            self.status, changed = wanted, True
+        return changed
+
+    def _status_changed(self, data: dict, at: datetime) -> bool:
+        if self.status == "closed" or not self._newer("status", at):
+            return False
+        self.status = data["status"]
+        return True
+
+    def _resolved(self, data: dict, at: datetime) -> bool:
+        changed = False
+        if self._newer("resolution", at):
+            self.resolution, self.resolved_at, changed = data["resolution"], at, True
+        if self.status != "closed" and self._newer("status", at):
+            self.status, changed = "resolved", True
+        return changed
+
+    def _reopened(self, data: dict, at: datetime) -> bool:
+        if self.status == "closed" or not self._newer("status", at):
+            return False
+        self.status = "assigned" if self.agent_id else "new"  # the last resolution stays: what was tried
+        return True
+
+    def _closed(self, data: dict, at: datetime) -> bool:
+        if self.status == "closed":
+            return False
+        self.status = "closed"  # for good: nothing reopens a closed ticket
+        self.watermarks["status"] = max(at, self.watermarks.get("status", at))
+        return True
+
+    def _newer(self, part: str, at: datetime) -> bool:
+        """Whether an event at `at` is newer than what set `part`; if so, it sets it now."""
+        seen = self.watermarks.get(part)
+        if seen is not None and seen >= at:
+            return False
+        self.watermarks[part] = at
+        return True
+
+
+_LEARN = {
+    "ticket.created": TicketDoc._created,
+    "ticket.message_added": lambda doc, data, at: doc._message(data["message_id"], data["body"], at),
+    "ticket.replied": lambda doc, data, at: doc._message(data["reply_id"], data["body"], at),
+    "ticket.assigned": TicketDoc._assigned,
+    "ticket.status_changed": TicketDoc._status_changed,
+    "ticket.resolved": TicketDoc._resolved,
+    "ticket.reopened": TicketDoc._reopened,
+    "ticket.closed": TicketDoc._closed,
+}

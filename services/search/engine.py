@@ -1,0 +1,266 @@
+"""The embedded search engine: one tantivy index in a directory, behind the interface the service codes against.
+
+One process writes (the worker: `upsert`, `delete`, `commit`); any number read (the api processes), each
+seeing what the last commit published (a search looks at the index's meta file and reloads when it changed).
+Who may see what is part of every query, so a total never counts a ticket the asker may not read.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+from dataclasses import dataclass, field
+
+import tantivy
+
+from services.search import queries
+
+WRITER_HEAP = 50_000_000  # bytes of buffered documents before tantivy writes a segment on its own
+FEW = 3  # an exact search finding fewer than this tries again forgiving typos
+SNIPPET_CHARS = 200
+SNIPPET_FIELDS = ("description", "messages", "resolution", "subject")  # the first with a marked word is shown
+CLOSED = ("resolved", "closed")
+_KEYWORDS = ("ticket_id", "status", "team", "requester_email", "agent_id", "created_at", "resolved_at")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who is asking; the same rights as intake's."""
+
+    everything: bool = False  # admins, the portal server's own token
+    teams: frozenset[str] = field(default_factory=frozenset)  # an agent: tickets of these teams ...
+    agent_id: str | None = None  # ... or assigned to this agent
+    requester_email: str | None = None  # a requester-scoped portal token: only this requester's tickets
+    ticket_id: str | None = None  # ... and only this one, when the token names one
+
+
+def build_schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    for name in _KEYWORDS:
+        builder.add_text_field(name, stored=True, tokenizer_name="raw")
+    builder.add_integer_field("number", stored=True, indexed=True, fast=True)
+    for name in queries.TEXT_FIELDS:
+        builder.add_text_field(name, stored=True, tokenizer_name="en")
+    builder.add_text_field("plain", tokenizer_name="plain", index_option="freq")  # every word as written: typos
+    return builder.build()
+
+
+class Engine:
+    def __init__(self, path: str, *, create: bool = True) -> None:
+        """`create=False`: open an existing index only (FileNotFoundError otherwise), as readers do."""
+        if not create and not (os.path.isdir(path) and tantivy.Index.exists(path)):
+            raise FileNotFoundError(path)
+        os.makedirs(path, exist_ok=True)
+        self.path = path
+        self.schema = build_schema()
+        self._index = tantivy.Index(self.schema, path=path, reuse=True)
+        self._index.register_tokenizer("en", queries.ENGLISH)
+        self._index.register_tokenizer("plain", queries.PLAIN)
+        self._writer: tantivy.IndexWriter | None = None  # taken at the first write: readers never lock the index
+        self._lock = threading.Lock()  # the worker's consumer writes while its timer commits
+        self._seen: int | None = None  # the meta file's mtime the reader last loaded
+
+    # --- writing (the worker) ---------------------------------------------------------------------
+
+    def upsert(self, doc: dict) -> None:
+        """One ticket's whole document; replaces any previous one."""
+        with self._lock:
+            writer = self._writable()
+            writer.delete_documents_by_term("ticket_id", doc["ticket_id"])
+            writer.add_document(_document(doc))
+
+    def delete(self, ticket_id: str) -> None:
+        with self._lock:
+            self._writable().delete_documents_by_term("ticket_id", ticket_id)
+
+    def commit(self) -> None:
+        """What was written becomes searchable, here and (at their next search) in every reader."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.commit()
+        self._index.reload()
+
+    def take_writer(self) -> None:
+        """Become this index's one writer now (tantivy's lock: ValueError while another process holds it)."""
+        with self._lock:
+            self._writable()
+
+    def close(self) -> None:
+        """Let go of the writer (its lock file), after the merges under way end."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.wait_merging_threads()
+                self._writer = None
+
+    def _writable(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            self._writer = self._index.writer(WRITER_HEAP, 1)
+        return self._writer
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def search(
+        self,
+        q: str,
+        *,
+        scope: Scope,
+        status: str | None = None,
+        team: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[dict], int]:
+        """Best first, and how many match in all; a blank `q` lists the tickets in scope, newest first."""
+        searcher = self._searcher()
+        filters = [_scope_query(self.schema, scope)]
+        filters += [self._term(name, value) for name, value in (("status", status), ("team", team)) if value]
+        if not q.strip():
+            found = searcher.search(
+                _filtered(tantivy.Query.all_query(), filters), limit, offset=offset, order_by_field="number"
+            )
+            return [self._hit(searcher, None, address, 0.0) for _, address in found.hits], found.count
+        text = queries.text_query(self.schema, q)
+        if text is None:
+            return [], 0
+        found = searcher.search(_filtered(text, filters), limit, offset=offset)
+        if found.count < FEW:
+            fuzzy = queries.text_query(self.schema, q, fuzzy=True)
+            found = searcher.search(_filtered(fuzzy, filters), limit, offset=offset)
+            text = fuzzy
+        snippets = {f: tantivy.SnippetGenerator.create(searcher, text, self.schema, f) for f in SNIPPET_FIELDS}
+        for generator in snippets.values():
+            generator.set_max_num_chars(SNIPPET_CHARS)
+        return [self._hit(searcher, snippets, address, score) for score, address in found.hits], found.count
+
+    def similar(self, ticket_id: str, *, scope: Scope, limit: int = 5) -> list[dict]:
+        """Resolved and closed tickets most like this one (never itself); [] when the asker may not see it."""
+        searcher = self._searcher()
+        own = _filtered(self._term("ticket_id", ticket_id), [_scope_query(self.schema, scope)])
+        hits = searcher.search(own, 1).hits
+        if not hits:
+            return []
+        doc = searcher.doc(hits[0][1]).to_dict()
+        source = {name: values[0] for name, values in doc.items() if name != "messages"} | {
+            "messages": doc.get("messages", [])
+        }
+        query = tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Must, queries.similar_query(self.schema, source, searcher)),
+                (tantivy.Occur.Must, _const(tantivy.Query.term_set_query(self.schema, "status", list(CLOSED)))),
+                (tantivy.Occur.Must, _const(_scope_query(self.schema, scope))),
+                (tantivy.Occur.MustNot, self._term("ticket_id", ticket_id)),
+            ]
+        )
+        items = []
+        for score, address in searcher.search(query, limit).hits:
+            found = searcher.doc(address)
+            items.append(
+                {
+                    "ticket_id": found.get_first("ticket_id"),
+                    "number": found.get_first("number"),
+                    "subject": found.get_first("subject"),
+                    "resolution": found.get_first("resolution"),
+                    "resolved_at": found.get_first("resolved_at"),
+                    "score": round(score, 4),
+                }
+            )
+        return items
+
+    def count(self) -> int:
+        return self._searcher().num_docs
+
+    def _searcher(self) -> tantivy.Searcher:
+        """A searcher on the last commit: reloaded when the index's meta file changed since the last look."""
+        try:
+            seen = os.stat(os.path.join(self.path, "meta.json")).st_mtime_ns
+        except FileNotFoundError:
+            seen = None
+        if seen != self._seen:
+            self._index.reload()
+            self._seen = seen
+        return self._index.searcher()
+
+    def _term(self, name: str, value: str) -> tantivy.Query:
+        return tantivy.Query.term_query(self.schema, name, value)
+
+    def _hit(self, searcher: tantivy.Searcher, snippets: dict | None, address, score: float) -> dict:
+        doc = searcher.doc(address)
+        return {
+            "ticket_id": doc.get_first("ticket_id"),
+            "number": doc.get_first("number"),
+            "subject": doc.get_first("subject"),
+            "status": doc.get_first("status"),
+            "team": doc.get_first("team"),
+            "snippet": _snippet(doc, snippets),
+            "score": round(score, 4),
+        }
+
+
+def _document(doc: dict) -> tantivy.Document:
+    messages = [m for m in doc.get("messages") or [] if m]
+    fields: dict = {name: doc[name] for name in _KEYWORDS if doc.get(name)}
+    if fields.get("requester_email"):
+        fields["requester_email"] = fields["requester_email"].strip().lower()
+    fields["number"] = int(doc["number"])
+    for name in ("subject", "description", "resolution"):
+        if doc.get(name):
+            fields[name] = doc[name]
+    if messages:
+        fields["messages"] = messages
+    written = [doc.get("subject"), doc.get("description"), *messages, doc.get("resolution")]
+    fields["plain"] = [text for text in written if text]
+    return tantivy.Document(**fields)
+
+
+def _scope_query(schema: tantivy.Schema, scope: Scope) -> tantivy.Query:
+    if scope.everything:
+        return tantivy.Query.all_query()
+    if scope.requester_email:
+        own = tantivy.Query.term_query(schema, "requester_email", scope.requester_email.strip().lower())
+        if scope.ticket_id is None:
+            return own
+        one = tantivy.Query.term_query(schema, "ticket_id", scope.ticket_id)
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, own), (tantivy.Occur.Must, one)])
+    mine = []
+    if scope.teams:
+        mine.append(tantivy.Query.term_set_query(schema, "team", sorted(scope.teams)))
+    if scope.agent_id:
+        mine.append(tantivy.Query.term_query(schema, "agent_id", scope.agent_id))
+    if not mine:
+        return tantivy.Query.empty_query()
+    return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in mine])
+
+
+def _const(query: tantivy.Query) -> tantivy.Query:
+    return tantivy.Query.const_score_query(query, 0.0)
+
+
+def _filtered(query: tantivy.Query, filters: list[tantivy.Query]) -> tantivy.Query:
+    """`query` scored, each filter required and scoring nothing."""
+    clauses = [(tantivy.Occur.Must, query)] + [(tantivy.Occur.Must, _const(f)) for f in filters]
+    return tantivy.Query.boolean_query(clauses)
+
+
+def _snippet(doc: tantivy.Document, snippets: dict | None) -> str:
+    """HTML: the first field's fragment with a matched word, those words in <mark>, everything else escaped."""
+    for name in SNIPPET_FIELDS if snippets else ():
+        if not doc.get_all(name):
+            continue
+        snippet = snippets[name].snippet_from_doc(doc)
+        if snippet.highlighted():
+            return _marked(snippet.fragment(), [(r.start, r.end) for r in snippet.highlighted()])
+    text = doc.get_first("description") or doc.get_first("subject") or ""
+    return html.escape(text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""))
+
+
+def _marked(fragment: str, ranges: list[tuple[int, int]]) -> str:
+    """The ranges are byte offsets in the fragment's UTF-8."""
+    raw, out, at = fragment.encode(), [], 0
+    for start, end in sorted(ranges):
+        if start < at:
+            continue
+        out.append(html.escape(raw[at:start].decode(errors="replace")))
+        out.append("<mark>" + html.escape(raw[start:end].decode(errors="replace")) + "</mark>")
+        at = end
+    out.append(html.escape(raw[at:].decode(errors="replace")))
+    return "".join(out)

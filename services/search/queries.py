@@ -1,0 +1,159 @@
+"""How the words people type, and a ticket to compare, become tantivy queries (no I/O here).
+
+`text_query` reads `q` as people type it: words (all of them wanted, most of them enough once there are
+three or more, ranked by BM25), phrases in double quotes, a ticket number (`1234` or `#1234`), and with
+`fuzzy` each word of 5 letters or more also matches its near misses. `similar_query` is the more-like-this
+query behind "similar resolved tickets"; its weights are named constants, to be tuned on a labelled set.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+import tantivy
+
+TEXT_FIELDS = ("subject", "description", "messages", "resolution")
+BOOSTS = {"subject": 2.0, "description": 1.0, "messages": 1.0, "resolution": 0.7}
+NUMBER_BOOST = 20.0  # a bare number is nearly always the ticket's number: that ticket first
+FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
+PHRASE = re.compile(r'"([^"]*)"?')  # an unclosed quote runs to the end: people forget the second one
+NUMBER = re.compile(r"^#?(\d{1,18})$")
+
+# similar_query's knobs
+SIMILAR_SUBJECT_BOOST = 3.0  # the subject says what the problem is; the thread adds how it went
+SIMILAR_MAX_TERMS = 25  # per part: the rarest, most repeated words of the ticket
+SIMILAR_MIN_WORD_LENGTH = 3
+STOP_WORDS = frozenset(
+    """a about after again all also am an and any are as at be been before being but by can could did do does doing
+    down during each every few for from had has have having he her here hers him his how i if in into is it its just
+    me more most my no nor not now of off on once only or other our out over own same she should so some such than
+    that the their them then there these they this those through to too under until up very was we were what when
+    where which while who whom why will with would you your yours hi hello thanks thank please regards dear""".split()
+)
+
+
+def english() -> tantivy.TextAnalyzer:
+    """Words, lowercased, accents folded (café -> cafe), English stems (printers -> printer)."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+def plain() -> tantivy.TextAnalyzer:
+    """The words as written (lowercased, folded, no stems): what typos are measured against."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .build()
+    )
+
+
+ENGLISH, PLAIN = english(), plain()
+
+
+def split(q: str) -> tuple[list[str], list[str]]:
+    """(phrases, loose words) of what was typed."""
+    phrases = [p.strip() for p in PHRASE.findall(q) if p.strip()]
+    rest = PHRASE.sub(" ", q)
+    return phrases, rest.split()
+
+
+def _any_field(schema: tantivy.Schema, token: str) -> tantivy.Query:
+    return tantivy.Query.disjunction_max_query(
+        [tantivy.Query.boost_query(tantivy.Query.term_query(schema, f, token), BOOSTS[f]) for f in TEXT_FIELDS],
+        0.1,
+    )
+
+
+def _word(schema: tantivy.Schema, word: str, fuzzy: bool) -> tantivy.Query | None:
+    """One typed word: its stems in any text field, or the ticket's number, or (fuzzy) a near miss."""
+    options = [_any_field(schema, token) for token in ENGLISH.analyze(word)]
+    if number := NUMBER.match(word):
+        options.append(
+            tantivy.Query.boost_query(tantivy.Query.term_query(schema, "number", int(number[1])), NUMBER_BOOST)
+        )
+    if fuzzy:
+        for token in PLAIN.analyze(word):
+            if len(token) >= FUZZY_MIN_LENGTH:
+                distance = 1 if len(token) < 8 else 2
+                options.append(tantivy.Query.fuzzy_term_query(schema, "plain", token, distance=distance))
+    if not options:
+        return None
+    return (
+        options[0] if len(options) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, o) for o in options])
+    )
+
+
+def _phrase(schema: tantivy.Schema, phrase: str) -> tantivy.Query | None:
+    tokens = ENGLISH.analyze(phrase)
+    if not tokens:
+        return None
+    if len(tokens) == 1:
+        return _any_field(schema, tokens[0])
+    per_field = [
+        tantivy.Query.boost_query(tantivy.Query.phrase_query(schema, f, tokens), BOOSTS[f]) for f in TEXT_FIELDS
+    ]
+    return tantivy.Query.disjunction_max_query(per_field, 0.1)
+
+
+def text_query(schema: tantivy.Schema, q: str, *, fuzzy: bool = False) -> tantivy.Query | None:
+    """The query for `q`; None when it holds no word at all (punctuation only)."""
+    phrases, words = split(q)
+    musts = [p for p in (_phrase(schema, phrase) for phrase in phrases) if p is not None]
+    shoulds = [w for w in (_word(schema, word, fuzzy) for word in dict.fromkeys(words)) if w is not None]
+    if not musts and not shoulds:
+        return None
+    clauses = [(tantivy.Occur.Must, m) for m in musts]
+    if shoulds:
+        wanted = len(shoulds) if len(shoulds) <= 2 else math.ceil(len(shoulds) * 0.75)
+        clauses.append(
+            (tantivy.Occur.Must, tantivy.Query.boolean_query([(tantivy.Occur.Should, s) for s in shoulds], wanted))
+        )
+    return clauses[0][1] if len(clauses) == 1 else tantivy.Query.boolean_query(clauses)
+
+
+def similar_query(schema: tantivy.Schema, doc: dict, searcher: tantivy.Searcher) -> tantivy.Query:
+    """More like this ticket: its distinctive words, the subject's weighing more than the thread's.
+
+    `doc` is the ticket's document (subject, description, messages). Each part keeps its SIMILAR_MAX_TERMS words
+    of highest tf-idf (stop words and short words left out), each looked for in the fields of that part and
+    scored by BM25. What to keep out (the ticket itself, open tickets, what the asker may not see) is the
+    caller's filter. (tantivy's own more-like-this query panics when deleted documents, every upsert's old
+    version, make a term's document frequency exceed the live document count: this one clamps it.)
+    """
+    thread = [doc.get("description") or "", *(doc.get("messages") or [])]
+    parts = [
+        (SIMILAR_SUBJECT_BOOST, [doc.get("subject") or ""], ("subject", "description")),
+        (1.0, thread, ("description", "messages", "subject")),
+    ]
+    total = max(searcher.num_docs, 1)
+    clauses = []
+    for boost, texts, fields in parts:
+        for term in _distinctive(texts, fields, searcher, total):
+            per_field = [tantivy.Query.term_query(schema, f, term) for f in fields]
+            clause = tantivy.Query.boost_query(tantivy.Query.disjunction_max_query(per_field, 0.1), boost)
+            clauses.append((tantivy.Occur.Should, clause))
+    return tantivy.Query.boolean_query(clauses) if clauses else tantivy.Query.empty_query()
+
+
+def _distinctive(texts: list[str], fields: tuple[str, ...], searcher: tantivy.Searcher, total: int) -> list[str]:
+    """The stems of `texts` with the highest tf-idf, at most SIMILAR_MAX_TERMS."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        for word in PLAIN.analyze(text):
+            if len(word) >= SIMILAR_MIN_WORD_LENGTH and word not in STOP_WORDS and not word.isdigit():
+                counts.update(ENGLISH.analyze(word))
+    scored = []
+    for term, count in counts.items():
+        frequency = min(max(searcher.doc_freq(f, term) for f in fields), total)
+        scored.append((count * math.log(1 + (total - frequency + 0.5) / (frequency + 0.5)), term))
+    return [term for _, term in sorted(scored, reverse=True)[:SIMILAR_MAX_TERMS]]

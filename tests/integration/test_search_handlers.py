@@ -1,0 +1,208 @@
+"""search's handlers on the real store and a real index: events late, repeated or out of order, restarts, reindex.
+
+Events are handled in-process as the worker's consumer would hand them over; the index lives in the test's
+temporary directory, so each test starts with none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.search import api, handlers
+from services.search.index import IndexHome, Writer, rebuild
+from shared import mongo
+from shared.auth import Principal
+from shared.config import load_settings
+from shared.runtime import bind
+from tests.harness import auth_header
+from tests.integration.conftest import event_from
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+ADMIN = Principal("admin", "admin")
+AUTHOR = {"type": "requester", "name": "Ana", "email": "ana@example.com"}
+
+
+@pytest.fixture
+def settings(infra, tmp_path):
+    return dataclasses.replace(load_settings(), search_index_dir=str(tmp_path / "index"))
+
+
+@pytest.fixture
+def search(settings):
+    mongo.close_client()
+    svc = handlers.bootstrap(settings)
+    svc.ensure_storage()
+    svc.open_writer()
+    yield svc
+    svc.writer.close()
+    mongo.close_client()
+
+
+def handle(svc, kind: str, ticket_id: str, minutes: float, **data) -> dict:
+    producer = (
+        "intake"
+        if kind in ("ticket.created", "ticket.message_added", "ticket.reopened", "ticket.closed")
+        else "assignment"
+    )
+    envelope = event_from(producer, kind, ticket_id, data, occurred_at=T0 + timedelta(minutes=minutes))
+    bind(handlers.HANDLERS, svc)[kind](envelope)
+    return envelope
+
+
+def create(svc, minutes: float = 0, **overrides) -> str:
+    ticket_id = uuid.uuid4().hex
+    data = {
+        "number": 500_000 + uuid.uuid4().int % 400_000,
+        "subject": "Mail bounces",
+        "description": "Every message to the sales team bounces.",
+        "requester": {"name": "Ana", "email": "ana@example.com"},
+        "topic": "email",
+        "priority": "normal",
+        "source": "email",
+    } | overrides
+    handle(svc, "ticket.created", ticket_id, minutes, **data)
+    return ticket_id
+
+
+def find(svc, q: str, principal: Principal = ADMIN) -> list[str]:
+    svc.writer.commit_round()
+    result = handlers.search(svc, {"q": q, "limit": 50}, principal)
+    return [item["ticket_id"] for item in result["items"]]
+
+
+def test_a_repeated_message_is_indexed_once_and_found(search):
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    ticket = create(search)
+    envelope = handle(search, "ticket.message_added", ticket, 1, message_id="m1", body=f"Still {word}.", author=AUTHOR)
+    bind(handlers.HANDLERS, search)["ticket.message_added"](envelope)  # the same event delivered again
+    handle(search, "ticket.replied", ticket, 2, reply_id="r1", agent_id="jane", agent_name="Jane", body="On it.",
+           first_response=True)  # fmt: skip
+    handle(search, "ticket.replied", ticket, 2, reply_id="r1", agent_id="jane", agent_name="Jane", body="On it.",
+           first_response=True)  # fmt: skip
+    assert [m["id"] for m in search.tickets.get(ticket).messages] == ["m1", "r1"]
+    assert find(search, word) == [ticket]
+
+
+def test_events_out_of_order_end_in_the_state_of_the_newest(search):
+    ticket = uuid.uuid4().hex
+    handle(search, "ticket.resolved", ticket, 5, agent_id="jane", resolution="Replaced the mail filter.")
+    handle(search, "ticket.status_changed", ticket, 3, status="in_progress", previous_status="assigned")
+    handle(search, "ticket.assigned", ticket, 1, agent_id="jane", agent_name="Jane", agent_email="jane@example.com",
+           team="email", reason="auto", decision=None)  # fmt: skip
+    assert find(search, "filter") == []  # no ticket.created yet: nothing to show
+    create_data = {"subject": "Mail bounces", "description": "Sales mail bounces."}
+    handle(search, "ticket.created", ticket, 0, number=777_001, requester={"name": "Ana", "email": "ana@example.com"},
+           topic="email", priority="normal", source="email", **create_data)  # fmt: skip
+    doc = search.tickets.get(ticket)
+    assert (doc.status, doc.team, doc.agent_id, doc.resolution) == (
+        "resolved",
+        "email",
+        "jane",
+        "Replaced the mail filter.",
+    )
+    assert find(search, "filter") == [ticket]
+
+
+def test_an_older_assignment_does_not_undo_a_transfer(search):
+    ticket = create(search)
+    moved = {"agent_id": "bo", "agent_name": "Bo", "agent_email": "bo@example.com", "team": "network"}
+    handle(search, "ticket.assigned", ticket, 4, reason="transfer", decision=None, **moved)
+    first = {"agent_id": "jane", "agent_name": "Jane", "agent_email": "jane@example.com", "team": "email"}
+    handle(search, "ticket.assigned", ticket, 1, reason="auto", decision=None, **first)
+    doc = search.tickets.get(ticket)
+    assert (doc.team, doc.agent_id, doc.status) == ("network", "bo", "assigned")
+
+
+def test_a_closed_ticket_stays_closed_whatever_comes_late(search):
+    ticket = create(search)
+    handle(search, "ticket.closed", ticket, 10, by="requester")
+    handle(search, "ticket.status_changed", ticket, 11, status="in_progress", previous_status="assigned")
+    handle(search, "ticket.reopened", ticket, 12, reason="requester replied")
+    assert search.tickets.get(ticket).status == "closed"
+
+
+def test_a_worker_that_starts_on_an_empty_index_indexes_every_stored_document(search, settings):
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    ticket = create(search, description=f"The {word} fails.")
+    assert find(search, word) == [ticket]
+    search.writer.close()
+    other = IndexHome(str(settings.search_index_dir) + "-lost")  # the index's volume was lost: a new one
+    writer = Writer(other, search.tickets)
+    writer.start()
+    try:
+        assert [h["ticket_id"] for h in writer.engine.search(word, scope=handlers.Scope(everything=True))[0]] == [
+            ticket
+        ]
+    finally:
+        writer.close()
+
+
+def test_a_rebuild_switches_readers_and_the_worker_and_keeps_the_results(search):
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    tickets = sorted(create(search, description=f"{word} number {n}") for n in range(3))
+    assert sorted(find(search, word)) == tickets
+    before = search.home.current()
+    path, count = rebuild(search.home, search.tickets)
+    assert path != before and search.home.current() == path and count >= 3
+    assert sorted(find(search, word)) == tickets  # the reader reopened on the new generation
+    assert search.writer.engine.path == path  # the worker followed it (in that commit round)
+    late = create(search, description=f"{word} after the switch")
+    assert sorted(find(search, word)) == sorted([*tickets, late])
+
+
+def test_the_api_finds_with_the_askers_rights(search, settings):
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    ticket = create(search, description=f"The {word} fails.", requester={"name": "Bo", "email": "bo@example.com"})
+    search.writer.commit_round()
+    app = api.create_app(settings)
+    try:
+        client = app.test_client()
+        found = client.get(f"/search?q={word}", headers=auth_header("admin")).get_json()
+        assert [i["ticket_id"] for i in found["items"]] == [ticket] and found["total"] == 1
+        mine = client.get(f"/search?q={word}", headers=auth_header("portal", requester_email="bo@example.com"))
+        assert [i["ticket_id"] for i in mine.get_json()["items"]] == [ticket]
+        theirs = client.get(f"/search?q={word}", headers=auth_header("portal", requester_email="cy@example.com"))
+        assert theirs.get_json() == {"items": [], "next_cursor": None, "total": 0}
+        similar = client.get(
+            f"/tickets/{ticket}/similar", headers=auth_header("portal", requester_email="cy@example.com")
+        )
+        assert similar.status_code == 404 and similar.content_type == "application/problem+json"
+        stranger = client.get(f"/search?q={word}", headers=auth_header("agent", agent_id=f"nobody-{word}"))
+        assert stranger.get_json()["total"] == 0
+        bad = client.get("/search?q=x&cursor=not-a-cursor", headers=auth_header("admin"))
+        assert bad.status_code == 422 and bad.content_type == "application/problem+json"
+        assert client.get("/search?limit=0", headers=auth_header("admin")).status_code == 422
+        assert client.get("/search?status=lost", headers=auth_header("admin")).status_code == 422
+        assert client.get("/search?q=x").status_code == 401
+    finally:
+        app.extensions["ticketflow.readyz"].close()
+
+
+def test_pages_follow_the_cursor_to_the_end(search, settings):
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    tickets = {create(search, description=f"{word} {n}") for n in range(5)}
+    search.writer.commit_round()
+    seen, cursor = [], None
+    while True:
+        page = handlers.search(search, {"q": word, "limit": 2, "cursor": cursor}, ADMIN)
+        seen += [item["ticket_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(tickets)
+
+
+def test_a_reader_never_creates_an_index_where_none_is(search):
+    before = search.reader.engine()
+    missing = os.path.join(search.home.root, "gen-gone")
+    search.home.switch(missing)  # `current` names a generation that was removed meanwhile
+    try:
+        assert search.reader.engine() is before  # it keeps reading the one it has
+    finally:
+        search.home.switch(search.writer.engine.path)
+    assert not os.path.exists(missing)

@@ -1,0 +1,56 @@
+"""A ticket's search document from events, and from intake's view of it (a reindex into an empty database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.search.domain import TicketDoc
+from services.search.reindex import from_intake
+
+T0 = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def test_not_indexable_until_its_creation_is_known():
+    doc = TicketDoc("t1")
+    assert doc.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Rebooted."}, at(5))
+    assert not doc.indexable
+    created = {"number": 7, "subject": "S", "description": "D", "requester": {"name": "A", "email": " Ana@X.com "}}
+    assert doc.apply("ticket.created", created, at(0))
+    assert doc.indexable and doc.requester_email == "ana@x.com" and doc.status == "resolved"
+    assert doc.document()["resolved_at"] == "2026-11-27T09:35:00.000Z"
+
+
+def test_events_search_does_not_index_change_nothing():
+    doc = TicketDoc("t1")
+    for event_type in ("ticket.priority_changed", "sla.warning", "agent.updated", "notification.sent"):
+        assert not doc.apply(event_type, {"priority": "high", "body": "secret"}, at(1))
+    assert doc.messages == []
+
+
+def test_a_reopened_ticket_is_open_again_and_keeps_its_last_resolution():
+    doc = TicketDoc("t1", number=1, agent_id="jane", status="resolved", resolution="Rebooted.")
+    doc.watermarks["status"] = at(1)
+    assert doc.apply("ticket.reopened", {"reason": "requester replied"}, at(2))
+    assert (doc.status, doc.resolution) == ("assigned", "Rebooted.")
+
+
+def test_from_intake_takes_the_thread_the_team_and_the_agent():
+    ticket = {
+        "id": "t1", "number": 42, "subject": "VPN", "description": "Drops.", "status": "in_progress",
+        "requester": {"name": "Ana", "email": "Ana@Example.com"}, "team": "network",
+        "assignee": {"agent_id": "jane", "name": "Jane"}, "created_at": "2026-11-27T09:30:00.000Z",
+        "updated_at": "2026-11-27T10:00:00.000Z",
+        "thread": [{"id": "m1", "kind": "message", "body": "Still.", "created_at": "2026-11-27T09:40:00.000Z"}],
+    }  # fmt: skip
+    doc = from_intake(ticket)
+    assert doc.document() | {"created_at": None} == {
+        "ticket_id": "t1", "number": 42, "subject": "VPN", "description": "Drops.", "messages": ["Still."],
+        "resolution": None, "status": "in_progress", "team": "network", "requester_email": "ana@example.com",
+        "agent_id": "jane", "created_at": None, "resolved_at": None,
+    }  # fmt: skip
+    assert not doc.apply("ticket.status_changed", {"status": "assigned", "previous_status": "new"}, at(10))  # older
+    assert doc.apply("ticket.status_changed", {"status": "waiting_on_requester", "previous_status": "x"}, at(31))
