@@ -139,20 +139,22 @@ class Engine:
         hits = searcher.search(own, 1).hits
         if not hits:
             return []
-        doc = searcher.doc(hits[0][1]).to_dict()
-        source = {name: values[0] for name, values in doc.items() if name != "messages"} | {
-            "messages": doc.get("messages", [])
-        }
-        query = tantivy.Query.boolean_query(
-            [
-                (tantivy.Occur.Must, queries.similar_query(self.schema, source, searcher)),
-                (tantivy.Occur.Must, _const(tantivy.Query.term_set_query(self.schema, "status", list(CLOSED)))),
-                (tantivy.Occur.Must, _const(_scope_query(self.schema, scope))),
-                (tantivy.Occur.MustNot, self._term("ticket_id", ticket_id)),
-            ]
-        )
+        source = _source(searcher.doc(hits[0][1]))
+        keep = [
+            (tantivy.Occur.Must, _const(tantivy.Query.term_set_query(self.schema, "status", list(CLOSED)))),
+            (tantivy.Occur.Must, _const(_scope_query(self.schema, scope))),
+            (tantivy.Occur.MustNot, self._term("ticket_id", ticket_id)),
+        ]
+
+        def search(terms, count: int):
+            like = queries.similar_query(self.schema, terms)
+            return searcher.search(tantivy.Query.boolean_query([(tantivy.Occur.Must, like), *keep]), count).hits
+
+        terms = queries.similar_terms(source, searcher)
+        first = [_source(searcher.doc(address)) for _, address in search(terms, queries.SIMILAR_FEEDBACK)]
+        found = [queries.similar_terms(each, searcher, with_resolution=True) for each in first]
         items = []
-        for score, address in searcher.search(query, limit).hits:
+        for score, address in search(queries.with_feedback(terms, found), limit):
             found = searcher.doc(address)
             items.append(
                 {
@@ -264,3 +266,10 @@ def _marked(fragment: str, ranges: list[tuple[int, int]]) -> str:
         at = end
     out.append(html.escape(raw[at:].decode(errors="replace")))
     return "".join(out)
+
+
+def _source(found: tantivy.Document) -> dict:
+    """A stored ticket as queries.similar_terms reads it."""
+    doc = found.to_dict()
+    fields = {name: values[0] for name, values in doc.items() if name != "messages"}
+    return fields | {"messages": doc.get("messages", [])}

@@ -21,10 +21,13 @@ FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
 PHRASE = re.compile(r'"([^"]*)"?')  # an unclosed quote runs to the end: people forget the second one
 NUMBER = re.compile(r"^#?(\d{1,18})$")
 
-# similar_query's knobs
-SIMILAR_SUBJECT_BOOST = 3.0  # the subject says what the problem is; the thread adds how it went
-SIMILAR_MAX_TERMS = 25  # per part: the rarest, most repeated words of the ticket
+# similar's knobs, chosen on half of the labelled set in tests/data (benchmarks/similar_quality.py)
+SIMILAR_SUBJECT_TF = 2.0  # a subject's word counts twice: the subject says what the problem is
+SIMILAR_MAX_TERMS = 40  # the ticket's most distinctive words
 SIMILAR_MIN_WORD_LENGTH = 3
+SIMILAR_FIELDS = {"subject": 2.0, "description": 1.0, "messages": 1.0, "resolution": 1.0}  # where they are looked for
+SIMILAR_FEEDBACK = 3  # the first tickets found, whose words are added (with_feedback)
+SIMILAR_FEEDBACK_WEIGHT = 1.0
 STOP_WORDS = frozenset(
     """a about after again all also am an and any are as at be been before being but by can could did do does doing
     down during each every few for from had has have having he her here hers him his how i if in into is it its just
@@ -121,39 +124,54 @@ def text_query(schema: tantivy.Schema, q: str, *, fuzzy: bool = False) -> tantiv
     return clauses[0][1] if len(clauses) == 1 else tantivy.Query.boolean_query(clauses)
 
 
-def similar_query(schema: tantivy.Schema, doc: dict, searcher: tantivy.Searcher) -> tantivy.Query:
-    """More like this ticket: its distinctive words, the subject's weighing more than the thread's.
+def similar_terms(doc: dict, searcher: tantivy.Searcher, *, with_resolution: bool = False) -> Counter[str]:
+    """A ticket's distinctive stems, weighed: tf-idf, a subject's words counting SIMILAR_SUBJECT_TF times.
 
-    `doc` is the ticket's document (subject, description, messages). Each part keeps its SIMILAR_MAX_TERMS words
-    of highest tf-idf (stop words and short words left out), each looked for in the fields of that part and
-    scored by BM25. What to keep out (the ticket itself, open tickets, what the asker may not see) is the
-    caller's filter. (tantivy's own more-like-this query panics when deleted documents, every upsert's old
-    version, make a term's document frequency exceed the live document count: this one clamps it.)
+    `doc`: a ticket's document (subject, description, messages, and its resolution when `with_resolution`).
+    Stop words, short words and numbers are left out, and words of no other ticket (they find nothing). At
+    most SIMILAR_MAX_TERMS. (tantivy's own more-like-this query panics when deleted documents, every upsert's
+    old version, make a term's document frequency exceed the live document count: this clamps it.)
     """
     thread = [doc.get("description") or "", *(doc.get("messages") or [])]
-    parts = [
-        (SIMILAR_SUBJECT_BOOST, [doc.get("subject") or ""], ("subject", "description")),
-        (1.0, thread, ("description", "messages", "subject")),
-    ]
-    total = max(searcher.num_docs, 1)
-    clauses = []
-    for boost, texts, fields in parts:
-        for term in _distinctive(texts, fields, searcher, total):
-            per_field = [tantivy.Query.term_query(schema, f, term) for f in fields]
-            clause = tantivy.Query.boost_query(tantivy.Query.disjunction_max_query(per_field, 0.1), boost)
-            clauses.append((tantivy.Occur.Should, clause))
-    return tantivy.Query.boolean_query(clauses) if clauses else tantivy.Query.empty_query()
-
-
-def _distinctive(texts: list[str], fields: tuple[str, ...], searcher: tantivy.Searcher, total: int) -> list[str]:
-    """The stems of `texts` with the highest tf-idf, at most SIMILAR_MAX_TERMS."""
+    if with_resolution:
+        thread.append(doc.get("resolution") or "")
     counts: Counter[str] = Counter()
-    for text in texts:
-        for word in PLAIN.analyze(text):
-            if len(word) >= SIMILAR_MIN_WORD_LENGTH and word not in STOP_WORDS and not word.isdigit():
-                counts.update(ENGLISH.analyze(word))
-    scored = []
+    for weight, texts in ((SIMILAR_SUBJECT_TF, [doc.get("subject") or ""]), (1.0, thread)):
+        for text in texts:
+            for word in PLAIN.analyze(text):
+                if len(word) >= SIMILAR_MIN_WORD_LENGTH and word not in STOP_WORDS and not word.isdigit():
+                    for stem in ENGLISH.analyze(word):
+                        counts[stem] += weight
+    total = max(searcher.num_docs, 1)
+    scored: Counter[str] = Counter()
     for term, count in counts.items():
-        frequency = min(max(searcher.doc_freq(f, term) for f in fields), total)
-        scored.append((count * math.log(1 + (total - frequency + 0.5) / (frequency + 0.5)), term))
-    return [term for _, term in sorted(scored, reverse=True)[:SIMILAR_MAX_TERMS]]
+        frequency = min(max(searcher.doc_freq(f, term) for f in TEXT_FIELDS), total)
+        if frequency >= 2:
+            scored[term] = (1 + math.log(count)) * math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
+    return Counter(dict(scored.most_common(SIMILAR_MAX_TERMS)))
+
+
+def similar_query(schema: tantivy.Schema, terms: Counter[str]) -> tantivy.Query:
+    """More like these weighed terms: each looked for in every text field (SIMILAR_FIELDS' weights), BM25.
+
+    What to keep out (the ticket itself, open tickets, what the asker may not see) is the caller's filter.
+    """
+    if not terms:
+        return tantivy.Query.empty_query()
+    top = max(terms.values())
+    clauses = [
+        (tantivy.Occur.Should, tantivy.Query.boost_query(tantivy.Query.term_query(schema, f, t), w / top * boost))
+        for t, w in terms.items()
+        for f, boost in SIMILAR_FIELDS.items()
+    ]
+    return tantivy.Query.boolean_query(clauses)
+
+
+def with_feedback(terms: Counter[str], found: list[Counter[str]]) -> Counter[str]:
+    """`terms` and those of the first tickets found (each SIMILAR_FEEDBACK_WEIGHT shared among them): words
+    the ticket does not use but tickets like it do (a requester says "tunnel", the agents wrote "VPN")."""
+    merged = Counter(terms)
+    for each in found:
+        for term, weight in each.items():
+            merged[term] += weight * SIMILAR_FEEDBACK_WEIGHT / len(found)
+    return Counter(dict(merged.most_common(2 * SIMILAR_MAX_TERMS)))
