@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.assignment import handlers
 from services.assignment.schemas import (
@@ -30,6 +29,7 @@ from services.assignment.schemas import (
     TicketSchema,
 )
 from shared.config import Settings, load_settings
+from shared.dumping import Blueprint
 from shared.web import correlation_id, create_service_app, ensure_storage_once, principal, require_roles
 
 DESCRIPTION = """Who works on which ticket: agents, teams, queues, and the agents' work on tickets.

@@ -6,7 +6,6 @@ import re
 
 from flask import Flask, Response, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -33,6 +32,7 @@ from services.intake.schemas import (
     TopicSchema,
 )
 from shared.config import Settings, load_settings
+from shared.dumping import Blueprint
 from shared.errors import Invalid, Problem, TooLarge
 from shared.web import MAX_BODY, correlation_id, create_service_app, ensure_storage_once, principal, require_roles
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.notify import handlers
 from services.notify.schemas import (
@@ -16,6 +15,7 @@ from services.notify.schemas import (
     WebhookSchema,
 )
 from shared.config import Settings, load_settings
+from shared.dumping import Blueprint
 from shared.web import create_service_app, ensure_storage_once, principal, require_roles
 
 DESCRIPTION = """Emails and webhooks about tickets, with every delivery attempt on record.

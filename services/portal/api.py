@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from flask import Flask, current_app, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -14,6 +13,7 @@ from services.portal import handlers, pages
 from services.portal.schemas import AccountCreateSchema, AccountSchema
 from services.portal.views import admin, auth, console, health, reports, requester
 from shared.config import Settings, load_settings
+from shared.dumping import Blueprint
 from shared.errors import Problem
 from shared.web import MAX_BODY, ServiceApi, create_service_app, ensure_storage_once, require_roles
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.search import handlers
 from services.search.schemas import SearchQuerySchema, SearchResultSchema, SimilarListSchema, SimilarQuerySchema
 from shared.config import Settings, load_settings
+from shared.dumping import Blueprint
 from shared.web import create_service_app, ensure_storage_once, principal, require_roles
 
 DESCRIPTION = """Past tickets as reference: full-text search, and the resolved tickets most like one.

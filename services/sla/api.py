@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.sla import handlers
 from services.sla.schemas import (
@@ -23,6 +22,7 @@ from services.sla.schemas import (
     WhatIfSchema,
 )
 from shared.config import Settings, load_settings
+from shared.dumping import Blueprint
 from shared.web import create_service_app, ensure_storage_once, principal, require_roles
 
 DESCRIPTION = """Service level targets: policies per priority, business calendars and each ticket's clocks.
