@@ -13,17 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared.events import OPEN_STATUSES, format_time
+from shared.topology import SUBSCRIPTIONS
 
-INDEXED_EVENTS = (
-    "ticket.created",
-    "ticket.message_added",
-    "ticket.replied",
-    "ticket.assigned",
-    "ticket.status_changed",
-    "ticket.resolved",
-    "ticket.reopened",
-    "ticket.closed",
-)
+# the ticket events search subscribes to (shared.topology): what a ticket's words are, its status, team and agent
+INDEXED_EVENTS = tuple(kind for kind in SUBSCRIPTIONS["search"] if kind.startswith("ticket."))
 
 
 @dataclass
