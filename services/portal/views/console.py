@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from services.portal import attachments, console, domain
+from services.portal import attachments, console, domain, finding
 from services.portal.client import Refused
 from services.portal.handlers import UserError
 from services.portal.pages import agent_required, error_page, passed_on, portal
@@ -60,6 +60,36 @@ def _queue(template: str):
     )
 
 
+@blueprint.get("/search")
+@agent_required
+def search():
+    """Tickets by their words (search's ranking and snippets), filtered by status and team, a page at a time."""
+    me = console.profile(portal(), g.session)
+    form = {name: request.args.get(name, "") for name in (*finding.FIELDS, "cursor", "start")}
+    found, errors, message, status = None, {}, None, 200
+    if any(form[name].strip() for name in finding.FIELDS):
+        try:
+            found = finding.search(portal(), g.session, form)
+        except UserError as exc:
+            errors, message, status = exc.errors, exc.message, exc.status
+    page = render_template(
+        "console/search.html",
+        form=form,
+        found=found,
+        start=_start(form["start"]) if form["cursor"] else 1,
+        errors=errors,
+        message=message,
+        teams=finding.teams(portal(), g.session, me),
+        statuses=domain.AGENT_STATUS,
+    )
+    return page, status
+
+
+def _start(text: str) -> int:
+    """The number of a page's first result (for "results 21 to 40"): only a count shown, never trusted further."""
+    return int(text) if text.isdigit() and 0 < int(text) < 100_000 else 1
+
+
 def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None, changes=None, status=200):
     me = console.profile(portal(), g.session)
     try:
@@ -83,6 +113,7 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         statuses=domain.AGENT_STATUS,
         priorities=PRIORITIES,
         history_words=domain.history_words,
+        similar=finding.similar(portal(), g.session, ticket_id),
     )
     return html, status
 

@@ -7,7 +7,7 @@ import uuid
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from services.portal import attachments, domain, handlers
+from services.portal import attachments, domain, finding, handlers
 from services.portal.pages import error_page, passed_on, portal, set_session
 from shared.links import LinkError
 
@@ -175,6 +175,28 @@ def close(ticket_id: str):
     except handlers.UserError as exc:
         return _ticket_page(grant, {}, exc.errors, exc.message, exc.status)
     return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="closed"), 303)
+
+
+@blueprint.get("/requests")
+def my_requests():
+    """The requests this browser may open, and a search of their words (only theirs: see finding.py)."""
+    q = request.args.get("q", "")
+    found, errors, message, status = None, {}, None, 200
+    if q.strip():
+        try:
+            found = finding.requester_search(portal(), g.session, q)
+        except handlers.UserError as exc:
+            errors, message, status = exc.errors, exc.message, exc.status
+    page = render_template(
+        "requester/requests.html",
+        requests=finding.requests_of(portal(), g.session),
+        form={"q": q},
+        found=found,
+        errors=errors,
+        message=message,
+        status_words={name: words[0] for name, words in domain.REQUESTER_STATUS.items()},
+    )
+    return page, status
 
 
 @blueprint.post("/status")

@@ -81,7 +81,7 @@
     if (summary) summary.focus();
   });
 
-  // Keyboard: j/k next/previous ticket in a list, r reply, n note. Never while typing, never with
+  // Keyboard: j/k next/previous ticket in a list, r reply, n note, / search. Never while typing, never with
   // Ctrl, Alt or Meta (the browser's own shortcuts), never on a repeat.
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || typing(event.target)) return;
@@ -96,7 +96,20 @@
     } else if (key === "r" || key === "n") {
       var field = document.getElementById(key === "r" ? "reply-body" : "note-body");
       if (field) { field.focus(); event.preventDefault(); }
+    } else if (key === "/") {
+      // The search page's own box first, else the one in the console's header.
+      var box = document.querySelector("main [data-search-box]") || document.querySelector("[data-search-box]");
+      if (box) { box.focus(); box.select(); event.preventDefault(); }
     }
+  });
+
+  // Escape leaves a search box (the page's keys work again); typed words stay for a second look.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !event.target.hasAttribute || !event.target.hasAttribute("data-search-box")) return;
+    event.preventDefault();  // a search field's own Escape would empty it
+    event.target.blur();
+    var main = document.getElementById("main");
+    if (main) main.focus({ preventScroll: true });
   });
 
   // A list that refreshes by itself keeps the keyboard focus where it was.

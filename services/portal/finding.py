@@ -1,0 +1,138 @@
+"""Finding past tickets through search: the console's search and similar tickets, and a requester's own search.
+
+search answers with intake's rights, so each call carries the person's own token and search decides what they
+see. A requester's search goes once per ticket this browser was granted, each time with that ticket's token
+(which names the ticket): a session that opened a ticket under someone else's address must never search that
+address's other tickets. When search does not answer, the pages say so and show the rest (never an error page).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+from markupsafe import Markup, escape
+
+from services.portal import handlers
+from services.portal.client import Refused, Unreachable, path_id
+from services.portal.console import actor
+from services.portal.handlers import Portal, UserError
+
+QUERY_MAX = 500  # search's own limit on q: longer is answered next to the field before any call
+PAGE = 20
+SIMILAR = 5
+GRANTS_LISTED = 50  # a requester's requests listed and searched: the session's newest grants
+MARK = re.compile(r"(</?mark>)")
+FIELDS = ("q", "status", "team")  # search's query fields that are the form's fields too
+
+
+@dataclass
+class Found:
+    items: list[dict] = field(default_factory=list)  # each hit's snippet as Markup: only text and <mark>
+    total: int = 0
+    next_cursor: str | None = None
+    unavailable: bool = False  # search did not answer
+
+
+def marked(snippet: str | None) -> Markup:
+    """search's snippet as markup that holds nothing but text and <mark>: each piece between the marks is read
+    as search's escaped text and escaped again here, so whatever else it held shows as text, never as markup."""
+    out, open_ = [], False
+    for piece in MARK.split(snippet or ""):
+        if piece in ("<mark>", "</mark>"):
+            if (piece == "<mark>") != open_:
+                out.append(Markup(piece))
+                open_ = not open_
+            continue
+        out.append(escape(html.unescape(piece)))
+    if open_:
+        out.append(Markup("</mark>"))
+    return Markup("").join(out)
+
+
+def query_problems(form: dict) -> dict[str, list[str]]:
+    q = form.get("q") or ""
+    if len(q) > QUERY_MAX:
+        return {"q": [f"Use at most {QUERY_MAX} characters (this has {len(q)})."]}
+    return {}
+
+
+def search(svc: Portal, session: dict, form: dict) -> Found:
+    """A page of the tickets matching the form (q, status, team, cursor) that the person may see, best first.
+
+    UserError (field errors) for what the person can fix; an empty Found marked unavailable when search is down.
+    """
+    errors = query_problems(form)
+    if errors:
+        raise UserError("Check what you typed.", errors, 422)
+    query = {name: (form.get(name) or "").strip() for name in (*FIELDS, "cursor")}
+    try:
+        page = svc.services.get("search", "/search", actor(session), **query, limit=PAGE)
+    except Refused as refused:
+        raise _user_error(refused) from None
+    except Unreachable:
+        return Found(unavailable=True)
+    items = [{**item, "snippet": marked(item.get("snippet"))} for item in page.get("items") or []]
+    return Found(items, int(page.get("total") or 0), page.get("next_cursor"))
+
+
+def _user_error(refused: Refused) -> UserError:
+    errors = {name: messages for name, messages in refused.errors.items() if name in FIELDS}
+    if "cursor" in refused.errors:
+        return UserError("That page of results is no longer there. Search again from the first page.", status=400)
+    return UserError("Check what you typed." if errors else (refused.detail or refused.title), errors, 422)
+
+
+def similar(svc: Portal, session: dict, ticket_id: str) -> list[dict] | None:
+    """Resolved tickets most like this one (what was done then): none when search has not indexed the ticket
+    yet (404), None when search does not answer (the page says so quietly, and shows the rest)."""
+    path = f"/tickets/{path_id(ticket_id)}/similar"
+    try:
+        return svc.services.get("search", path, actor(session), limit=SIMILAR).get("items") or []
+    except Refused:
+        return []
+    except Unreachable:
+        return None
+
+
+def grants(session: dict | None) -> list[dict]:
+    """The requests this browser may open, newest first."""
+    return list(reversed((session or {}).get("tickets") or []))[:GRANTS_LISTED]
+
+
+def requests_of(svc: Portal, session: dict | None) -> list[dict]:
+    """The requester's requests as intake has them (one that intake no longer shows is left out)."""
+    found = []
+    for grant in grants(session):
+        try:
+            found.append(handlers.requester_ticket(svc, grant))
+        except Refused:
+            continue
+    return found
+
+
+def requester_search(svc: Portal, session: dict | None, q: str) -> Found:
+    """The requester's own requests matching q, best first: one search per granted ticket, with its own token."""
+    errors = query_problems({"q": q})
+    if errors:
+        raise UserError("Check what you typed.", errors, 422)
+    hits = []
+    for grant in grants(session):
+        try:
+            page = svc.services.get("search", "/search", handlers.requester(grant), q=q.strip(), limit=1)
+        except Refused as refused:
+            raise _user_error(refused) from None
+        except Unreachable:
+            return Found(unavailable=True)
+        hits += [{**item, "snippet": marked(item.get("snippet"))} for item in page.get("items") or []]
+    hits.sort(key=lambda item: -float(item.get("score") or 0))
+    return Found(hits, len(hits))
+
+
+def teams(svc: Portal, session: dict, me: dict) -> list[dict]:
+    """The teams to filter by: assignment's list, or the person's own teams if assignment will not say."""
+    try:
+        return svc.services.get("assignment", "/teams", actor(session)).get("items") or []
+    except (Refused, Unreachable):
+        return [{"id": team, "name": team} for team in me.get("teams") or []]
