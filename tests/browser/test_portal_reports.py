@@ -188,8 +188,8 @@ def test_health_shows_every_service_ready_with_its_queues_and_refreshes(portal_s
     page.get_by_role("link", name="Health").click()
     expect(page.get_by_role("heading", name="Health")).to_be_visible()
     rows = page.locator("table.health-table tbody tr")
-    expect(rows).to_have_count(4)
-    for service in ("intake", "assignment", "sla", "notify"):
+    expect(rows).to_have_count(5)
+    for service in ("intake", "assignment", "sla", "notify", "search"):
         row = rows.filter(has=page.get_by_role("rowheader", name=service, exact=True))
         expect(row.get_by_role("cell").nth(0)).to_have_text("Ready")
         consumers = row.locator("td[data-label=Consumers]").inner_text()
