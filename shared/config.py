@@ -76,6 +76,7 @@ class Settings:
     search_index_dir: str = ".run/search"
     search_engine: str = "embedded"  # embedded | opensearch (docs/search.md)
     opensearch_url: str | None = None  # http(s)://user:pass@host:9200 of the cluster, when search_engine=opensearch
+    opensearch_ca: str | None = None  # a PEM file of the CA that signed the cluster's certificate (None: the system's)
 
     @property
     def exchange(self) -> str:
@@ -283,6 +284,7 @@ def load_settings(env: dict | None = None) -> Settings:
         search_index_dir=env.get("TICKETFLOW_SEARCH_INDEX_DIR") or Settings.search_index_dir,
         search_engine=_one_of(env, "TICKETFLOW_SEARCH_ENGINE", SEARCH_ENGINES, "embedded"),
         opensearch_url=_opensearch_url(env),
+        opensearch_ca=env.get("TICKETFLOW_OPENSEARCH_CA") or None,
         requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),

@@ -64,7 +64,7 @@ def index_home(settings: Settings) -> IndexHome:
     if settings.search_engine == "opensearch":
         from services.search.opensearch import OpenSearchHome, connect
 
-        return OpenSearchHome(connect(settings.opensearch_url), settings.namespace)
+        return OpenSearchHome(connect(settings.opensearch_url, settings.opensearch_ca), settings.namespace)
     return IndexHome(os.path.join(settings.search_index_dir, settings.namespace))
 
 

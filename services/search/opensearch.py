@@ -29,6 +29,7 @@ KEYWORDS = ("ticket_id", "status", "team", "requester_email", "agent_id", "creat
 WORD_SPLIT = r"[^\p{L}\p{N}]+"  # tantivy's simple tokenizer: a token is a run of letters and digits
 SETTINGS = {
     "number_of_shards": 1,  # term statistics (similar, BM25) are the whole index's
+    "auto_expand_replicas": "0-1",  # a copy on a second node when there is one (none on a single node)
     "analysis": {
         "tokenizer": {"words": {"type": "pattern", "pattern": WORD_SPLIT}},
         "filter": {
@@ -59,13 +60,13 @@ HIGHLIGHT = {
 }
 
 
-def connect(url: str):
-    """An opensearch-py client (the optional extra: pip install 'ticketflow[opensearch]')."""
+def connect(url: str, ca: str | None = None):
+    """An opensearch-py client (the optional extra: pip install 'ticketflow[opensearch]'); `ca`: a PEM file."""
     try:
         from opensearchpy import OpenSearch
     except ImportError:
         raise RuntimeError("TICKETFLOW_SEARCH_ENGINE=opensearch needs opensearch-py: ticketflow[opensearch]") from None
-    return OpenSearch(hosts=[url], timeout=30, max_retries=2, retry_on_timeout=True)
+    return OpenSearch(hosts=[url], ca_certs=ca, timeout=30, max_retries=2, retry_on_timeout=True)
 
 
 class OpenSearchEngine:
