@@ -10,7 +10,10 @@ from datetime import UTC, datetime
 import pytest
 
 from services.search.engine import Scope
+from services.search.handlers import index_home
+from services.search.index import IndexHome
 from services.search.opensearch import MAPPINGS, SETTINGS, OpenSearchEngine, OpenSearchHome
+from shared.config import ConfigError, load_settings
 
 EVERYONE = Scope(everything=True)
 
@@ -292,3 +295,29 @@ def test_no_alias_yet_is_no_index_in_use():
     client = Client()
     client.indices.get_alias = lambda **_: (_ for _ in ()).throw(Missing())
     assert OpenSearchHome(client, "tf").current() is None
+
+
+def test_a_setting_chooses_the_engine_and_opensearch_needs_its_url():
+    assert load_settings({}).search_engine == "embedded"
+    chosen = load_settings({"TICKETFLOW_SEARCH_ENGINE": " OpenSearch", "TICKETFLOW_OPENSEARCH_URL": "http://os:9200"})
+    assert (chosen.search_engine, chosen.opensearch_url) == ("opensearch", "http://os:9200")
+    for env in (
+        {"TICKETFLOW_SEARCH_ENGINE": "opensearch"},
+        {"TICKETFLOW_SEARCH_ENGINE": "elasticsearch"},
+        {"TICKETFLOW_SEARCH_ENGINE": "opensearch", "TICKETFLOW_OPENSEARCH_URL": "os:9200"},
+        {"TICKETFLOW_SEARCH_ENGINE": "opensearch", "TICKETFLOW_OPENSEARCH_URL": "https://admin:replace-me@os:9200"},
+    ):
+        with pytest.raises(ConfigError):
+            load_settings(env)
+
+
+def test_the_service_keeps_its_index_where_the_setting_says(tmp_path):
+    embedded = load_settings({"TICKETFLOW_SEARCH_INDEX_DIR": str(tmp_path), "TICKETFLOW_NAMESPACE": "ns"})
+    assert isinstance(index_home(embedded), IndexHome)
+    env = {
+        "TICKETFLOW_SEARCH_ENGINE": "opensearch",
+        "TICKETFLOW_OPENSEARCH_URL": "http://127.0.0.1:9",
+        "TICKETFLOW_NAMESPACE": "ns",
+    }
+    home = index_home(load_settings(env))  # the client connects at its first request, not here
+    assert isinstance(home, OpenSearchHome) and home.alias == "ns-search"
