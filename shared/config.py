@@ -18,7 +18,11 @@ SERVICE_PORTS: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003
 PORTAL_PORT = 8000  # the portal (services/portal): the web UI, a client of the APIs above
 # Values that stand for a secret in examples and manifests (deploy/k8s/secrets.yaml): never a real one.
 PLACEHOLDERS = ("replace-me", "replace_me", "changeme", "change-me")
-SECRET_URLS = ("AMQP_URL", "MONGO_URL", "SMTP_URL", "TICKETFLOW_IMAP_URL")  # their passwords come from Secrets
+SECRET_URLS = ("AMQP_URL", "MONGO_URL", "SMTP_URL", "TICKETFLOW_IMAP_URL", "TICKETFLOW_OPENSEARCH_URL")
+SEARCH_ENGINES = (
+    "embedded",
+    "opensearch",
+)  # search's index: tantivy on a volume, or an OpenSearch cluster  # their passwords come from Secrets
 
 
 class ConfigError(SystemExit):
@@ -70,6 +74,9 @@ class Settings:
     inbound_topics: tuple[tuple[str, str], ...] = ()  # (recipient address, topic) of a new ticket; else "general"
     # search's index: generations under <dir>/<namespace>, shared by its worker (the one writer) and api (readers)
     search_index_dir: str = ".run/search"
+    search_engine: str = "embedded"  # embedded | opensearch (docs/search.md)
+    opensearch_url: str | None = None  # http(s)://user:pass@host:9200 of the cluster, when search_engine=opensearch
+    opensearch_ca: str | None = None  # a PEM file of the CA that signed the cluster's certificate (None: the system's)
 
     @property
     def exchange(self) -> str:
@@ -209,6 +216,19 @@ def _topics(raw: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _opensearch_url(env: dict) -> str | None:
+    """Required with TICKETFLOW_SEARCH_ENGINE=opensearch; an http(s) URL."""
+    raw = (env.get("TICKETFLOW_OPENSEARCH_URL") or "").strip() or None
+    engine = (env.get("TICKETFLOW_SEARCH_ENGINE") or "").strip().lower()
+    if raw is None and engine == "opensearch":
+        raise ConfigError(
+            "TICKETFLOW_SEARCH_ENGINE=opensearch needs TICKETFLOW_OPENSEARCH_URL (like http://opensearch:9200)"
+        )
+    if raw is not None and (urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc):
+        raise ConfigError("TICKETFLOW_OPENSEARCH_URL must be an http(s):// URL (like http://opensearch:9200)")
+    return raw
+
+
 def _port(raw: str | None) -> int | None:
     if raw in (None, ""):
         return None
@@ -262,6 +282,9 @@ def load_settings(env: dict | None = None) -> Settings:
         inbound_addresses=tuple(_words(env.get("TICKETFLOW_INBOUND_ADDRESSES"))),
         inbound_topics=_topics(env.get("TICKETFLOW_INBOUND_TOPICS")),
         search_index_dir=env.get("TICKETFLOW_SEARCH_INDEX_DIR") or Settings.search_index_dir,
+        search_engine=_one_of(env, "TICKETFLOW_SEARCH_ENGINE", SEARCH_ENGINES, "embedded"),
+        opensearch_url=_opensearch_url(env),
+        opensearch_ca=env.get("TICKETFLOW_OPENSEARCH_CA") or None,
         requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),

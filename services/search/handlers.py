@@ -55,8 +55,17 @@ class Search:
 
 def bootstrap(settings: Settings) -> Search:
     db = database(settings, SERVICE)
-    home = IndexHome(os.path.join(settings.search_index_dir, settings.namespace))
+    home = index_home(settings)
     return Search(settings, TicketDocs(db), AgentDirectory(db), ProcessedEvents(db), home, Reader(home))
+
+
+def index_home(settings: Settings) -> IndexHome:
+    """Where the index lives: a directory of generations (embedded), or indices of an OpenSearch cluster."""
+    if settings.search_engine == "opensearch":
+        from services.search.opensearch import OpenSearchHome, connect
+
+        return OpenSearchHome(connect(settings.opensearch_url, settings.opensearch_ca), settings.namespace)
+    return IndexHome(os.path.join(settings.search_index_dir, settings.namespace))
 
 
 # --- events -> documents -> index --------------------------------------------------------------------

@@ -28,10 +28,15 @@ MARGIN = timedelta(minutes=5)  # catching up from a mark starts this much earlie
 
 
 class IndexHome:
-    """The directory that holds the generations (TICKETFLOW_SEARCH_INDEX_DIR/<namespace>)."""
+    """The directory that holds the generations (TICKETFLOW_SEARCH_INDEX_DIR/<namespace>); for OpenSearch,
+    services/search/opensearch.py's OpenSearchHome does the same with indices and an alias."""
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+
+    def open(self, path: str, *, create: bool = True) -> Engine:
+        """The engine on generation `path` (`create=False`: FileNotFoundError when it holds no index yet)."""
+        return Engine(path, create=create)
 
     def current(self) -> str | None:
         """The generation in use; None before the worker made the first one."""
@@ -102,7 +107,7 @@ class Reader:
         with self._lock:
             if self._engine is None or self._engine.path != path:
                 try:
-                    self._engine = Engine(path, create=False)
+                    self._engine = self.home.open(path, create=False)
                 except (FileNotFoundError, ValueError):  # removed or not written yet: keep the one it has
                     log.warning(
                         "search index %s cannot be opened; still reading %s", path, self._engine and self._engine.path
@@ -125,7 +130,7 @@ class Writer:
         if path is None:
             path = self.home.new_generation()
             self.home.switch(path)
-        self._open(path, IndexHome.read_mark(path, "committed_through"))
+        self._open(path, self.home.read_mark(path, "committed_through"))
         if self.home.current() != path:  # another worker made the first one meanwhile: start again on it
             self.close()
             raise RuntimeError("the index in use changed while this worker opened it")
@@ -145,7 +150,7 @@ class Writer:
             if self._dirty:
                 self.engine.commit()
                 self._dirty = False
-                IndexHome.write_mark(self.engine.path, committed_through=through)
+                self.home.write_mark(self.engine.path, committed_through=through)
 
     def close(self) -> None:
         with self._lock:
@@ -155,15 +160,15 @@ class Writer:
     def _follow(self, path: str) -> None:
         log.info("search index: moving to %s", path)
         self.engine.close()
-        self._open(path, IndexHome.read_mark(path, "built_from"))
+        self._open(path, self.home.read_mark(path, "built_from"))
 
     def _open(self, path: str, since: datetime | None) -> None:
         """Open `path` and index the stored documents changed since `since` (all of them when None)."""
-        self.engine = Engine(path)
+        self.engine = self.home.open(path)
         self.engine.take_writer()  # a second worker stops here until the first lets go: one writer
         caught_up = index_stored(self.engine, self.docs, None if since is None else since - MARGIN)
         self.engine.commit()
-        IndexHome.write_mark(path, committed_through=now())
+        self.home.write_mark(path, committed_through=now())
         if caught_up:
             log.info("search index %s: %d stored documents indexed on opening", os.path.basename(path), caught_up)
 
@@ -185,7 +190,7 @@ def rebuild(home: IndexHome, docs) -> tuple[str, int]:
     """
     previous = home.current()
     path = home.new_generation()
-    engine = Engine(path)
+    engine = home.open(path)
     started = now()
     count = index_stored(engine, docs, None)
     engine.commit()
@@ -193,7 +198,7 @@ def rebuild(home: IndexHome, docs) -> tuple[str, int]:
     index_stored(engine, docs, started - MARGIN)  # what changed while the first pass ran
     engine.commit()
     engine.close()
-    IndexHome.write_mark(path, built_from=built_from, committed_through=built_from)
+    home.write_mark(path, built_from=built_from, committed_through=built_from)
     home.switch(path)
     home.prune({path} | ({previous} if previous else set()))
     return path, count

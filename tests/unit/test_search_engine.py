@@ -34,6 +34,12 @@ def engine(tmp_path):
     engine.close()
 
 
+@pytest.fixture
+def reopen():
+    """Another engine on the same index, as an api process opens it."""
+    return lambda engine: Engine(engine.path)
+
+
 def index(engine: Engine, *docs: dict) -> None:
     for doc in docs:
         engine.upsert(doc)
@@ -175,8 +181,8 @@ def test_upsert_replaces_and_delete_removes(engine):
     assert engine.search("vpn", scope=EVERYONE) == ([], 0)
 
 
-def test_a_reader_in_another_engine_sees_each_commit(engine):
-    reader = Engine(engine.path)
+def test_a_reader_in_another_engine_sees_each_commit(engine, reopen):
+    reader = reopen(engine)
     index(engine, make_doc("a", 1, "VPN down", "VPN down."))
     assert ids(reader.search("vpn", scope=EVERYONE)) == ["a"]
     index(engine, make_doc("b", 2, "VPN slow", "VPN slow."))

@@ -1,0 +1,323 @@
+"""The OpenSearch engine's requests, without a server: a fake client records each call and answers as told.
+
+What the requests do on a real cluster is tests/integration/test_search_opensearch_contract.py's.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.search.engine import Scope
+from services.search.handlers import index_home
+from services.search.index import IndexHome
+from services.search.opensearch import MAPPINGS, SETTINGS, OpenSearchEngine, OpenSearchHome
+from shared.config import ConfigError, load_settings
+
+EVERYONE = Scope(everything=True)
+
+
+def hit(ticket_id: str, **source) -> dict:
+    source = {"ticket_id": ticket_id, "number": 1, "subject": "VPN down", "status": "resolved"} | source
+    return {"_id": ticket_id, "_score": 1.5, "_source": source}
+
+
+def answer(*hits: dict, total: int | None = None) -> dict:
+    return {"hits": {"total": {"value": len(hits) if total is None else total}, "hits": list(hits)}}
+
+
+class FakeClient:
+    """opensearch-py's client as far as the engine uses it: `calls` (name, kwargs); `answers[name]` in turn."""
+
+    def __init__(self, **answers) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        self.answers = {name: list(values) for name, values in answers.items()}
+        self.indices = _Namespace(self, "indices.")
+
+    def __getattr__(self, name: str):
+        return _Namespace(self, "").__getattr__(name)
+
+    def searches(self) -> list[dict]:
+        return [kwargs["body"] for name, kwargs in self.calls if name == "search"]
+
+
+class _Namespace:
+    def __init__(self, client: FakeClient, prefix: str) -> None:
+        self.client, self.prefix = client, prefix
+
+    def __getattr__(self, name: str):
+        def call(**kwargs):
+            full = self.prefix + name
+            self.client.calls.append((full, kwargs))
+            queued = self.client.answers.get(full)
+            return queued.pop(0) if queued else {}
+
+        return call
+
+
+def search_with(q: str, *answers: dict, **options) -> tuple[list[dict], FakeClient]:
+    client = FakeClient(search=list(answers) or [answer(hit("a"), hit("b"), hit("c"))])
+    items, _ = OpenSearchEngine(client, "idx").search(q, scope=options.pop("scope", EVERYONE), **options)
+    return items, client
+
+
+def words_of(body: dict) -> dict:
+    """The bool of loose words inside a search body."""
+    return body["query"]["bool"]["must"][0]["bool"]
+
+
+def test_the_index_is_made_with_english_stems_folding_a_plain_field_and_keyword_fields():
+    client = FakeClient()
+    name = OpenSearchHome(client, "tf").new_generation()
+    [(call, kwargs)] = client.calls
+    assert call == "indices.create" and kwargs["index"] == name and name.startswith("tf-search-")
+    assert kwargs["body"] == {"settings": SETTINGS, "mappings": MAPPINGS}
+    english = SETTINGS["analysis"]["analyzer"]["english"]
+    assert english["filter"][1:] == ["lowercase", "asciifolding", "english_stems"]
+    assert SETTINGS["analysis"]["filter"]["english_stems"] == {"type": "snowball", "language": "English"}
+    assert "english_stems" not in SETTINGS["analysis"]["analyzer"]["plain"]["filter"]
+    fields = MAPPINGS["properties"]
+    assert {fields[k]["type"] for k in ("ticket_id", "status", "team", "requester_email", "agent_id")} == {"keyword"}
+    assert fields["number"] == {"type": "long"}
+    assert fields["subject"] == {"type": "text", "analyzer": "english", "copy_to": "plain"}
+    assert fields["plain"]["analyzer"] == "plain" and SETTINGS["number_of_shards"] == 1
+
+
+def test_two_words_are_both_wanted_in_any_text_field_the_subject_counting_most():
+    _, client = search_with("VPN drops")
+    [body] = client.searches()
+    words = words_of(body)
+    assert words["minimum_should_match"] == 2 and len(words["should"]) == 2
+    field_queries = words["should"][0]["dis_max"]["queries"]
+    assert {"match": {"subject": {"query": "vpn", "boost": 2.0}}} in field_queries
+    assert len(field_queries) == 4 and words["should"][0]["dis_max"]["tie_breaker"] == 0.1
+    assert body["track_total_hits"] is True and body["from"] == 0 and body["size"] == 20
+
+
+def test_four_words_need_three_of_them():
+    _, client = search_with("outlook calendar zebra crashes")
+    assert words_of(client.searches()[0])["minimum_should_match"] == 3
+
+
+def test_a_phrase_is_a_match_phrase_that_must_match():
+    _, client = search_with('"screen goes black" monday')
+    musts = client.searches()[0]["query"]["bool"]["must"][0]["bool"]["must"]
+    assert musts[0]["dis_max"]["queries"][0] == {
+        "match_phrase": {"subject": {"query": "screen goes black", "boost": 2.0}}
+    }
+    assert musts[1]["bool"]["minimum_should_match"] == 1
+
+
+def test_a_number_also_looks_for_that_ticket_boosted():
+    _, client = search_with("#100042")
+    [word] = words_of(client.searches()[0])["should"]
+    options = word["bool"]["should"]
+    assert "dis_max" in options[0] and {"term": {"number": {"value": 100042, "boost": 20.0}}} in options
+
+
+def fuzzies(query) -> list[dict]:
+    """Every fuzzy clause in a query, wherever it is."""
+    if isinstance(query, dict):
+        return [query["fuzzy"]] if "fuzzy" in query else [f for value in query.values() for f in fuzzies(value)]
+    return [f for value in query for f in fuzzies(value)] if isinstance(query, list) else []
+
+
+def test_fewer_than_three_found_asks_again_forgiving_typos_in_long_words_only():
+    items, client = search_with("printr mial", answer(), answer(hit("a")))
+    exact, fuzzy = client.searches()
+    assert fuzzies(exact) == []
+    assert fuzzies(fuzzy) == [{"plain": {"value": "printr", "fuzziness": 1, "transpositions": True}}]  # not "mial"
+    assert [item["ticket_id"] for item in items] == ["a"]
+
+
+def test_a_long_word_gets_two_edits():
+    _, client = search_with("keybaord", answer(), answer())
+    assert fuzzies(client.searches()[1]) == [{"plain": {"value": "keybaord", "fuzziness": 2, "transpositions": True}}]
+
+
+def test_three_found_are_enough_no_second_request():
+    _, client = search_with("printer")
+    assert len(client.searches()) == 1
+
+
+def test_punctuation_alone_asks_nothing():
+    items, client = search_with("***")
+    assert items == [] and client.calls == []
+
+
+def test_highlight_marks_with_mark_and_escapes_the_rest():
+    _, client = search_with("printer")
+    highlight = client.searches()[0]["highlight"]
+    assert highlight["pre_tags"] == ["<mark>"] and highlight["post_tags"] == ["</mark>"]
+    assert highlight["encoder"] == "html"
+    assert list(highlight["fields"]) == ["description", "messages", "resolution", "subject"]
+
+
+def test_the_snippet_is_the_first_highlighted_field_else_the_description_escaped():
+    marked = hit("a", description="x") | {"highlight": {"messages": ["the <mark>printer</mark> &amp; me"]}}
+    plain = hit("b", description="<b>no</b> match")
+    items, _ = search_with("printer", answer(marked, plain, hit("c")))
+    assert items[0]["snippet"] == "the <mark>printer</mark> &amp; me"
+    assert items[1]["snippet"] == "&lt;b&gt;no&lt;/b&gt; match"
+
+
+def test_filters_and_scope_are_in_bool_filter_never_scored():
+    _, client = search_with(
+        "vpn", scope=Scope(teams=frozenset({"net", "apps"}), agent_id="jane"), status="new", team="net"
+    )
+    filters = client.searches()[0]["query"]["bool"]["filter"]
+    assert filters == [
+        {"bool": {"should": [{"terms": {"team": ["apps", "net"]}}, {"term": {"agent_id": "jane"}}],
+                  "minimum_should_match": 1}},
+        {"term": {"status": "new"}},
+        {"term": {"team": "net"}},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        (EVERYONE, {"match_all": {}}),
+        (Scope(), {"match_none": {}}),
+        (Scope(agent_id="jane"), {"bool": {"should": [{"term": {"agent_id": "jane"}}], "minimum_should_match": 1}}),
+        (
+            Scope(requester_email=" Ana@Example.com"),
+            {"bool": {"filter": [{"term": {"requester_email": "ana@example.com"}}]}},
+        ),
+        (
+            Scope(requester_email="ana@example.com", ticket_id="t1"),
+            {"bool": {"filter": [{"term": {"requester_email": "ana@example.com"}}, {"term": {"ticket_id": "t1"}}]}},
+        ),
+    ],
+)
+def test_each_scope_becomes_its_filter(scope, expected):
+    _, client = search_with("vpn", scope=scope)
+    assert client.searches()[0]["query"]["bool"]["filter"] == [expected]
+
+
+def test_a_blank_q_lists_the_tickets_in_scope_newest_first_with_limit_and_offset():
+    _, client = search_with("  ", limit=5, offset=10)
+    [body] = client.searches()
+    assert body["sort"] == [{"number": "desc"}] and body["from"] == 10 and body["size"] == 5
+    assert body["query"] == {"bool": {"filter": [{"match_all": {}}]}} and "highlight" not in body
+
+
+def test_writes_wait_for_commit_then_go_in_one_bulk_and_a_refresh():
+    client = FakeClient(bulk=[{"items": [{"index": {"status": 201}}, {"delete": {"status": 404}}]}])
+    engine = OpenSearchEngine(client, "idx")
+    engine.upsert({"ticket_id": "a", "number": "7", "subject": "S", "description": "D", "messages": ["m", ""],
+                   "requester_email": " Ana@Example.com ", "agent_id": None, "resolution": None})  # fmt: skip
+    engine.upsert({"ticket_id": "a", "number": 7, "subject": "S2", "description": "D", "messages": []})
+    engine.delete("b")
+    assert client.calls == []
+    engine.commit()
+    (bulk, kwargs), (refresh, refreshed) = client.calls
+    assert bulk == "bulk" and refresh == "indices.refresh" and refreshed == {"index": "idx"}
+    assert kwargs["body"] == [
+        {"index": {"_index": "idx", "_id": "a"}},
+        {"ticket_id": "a", "number": 7, "subject": "S2", "description": "D"},
+        {"delete": {"_index": "idx", "_id": "b"}},
+    ]
+
+
+def test_a_refused_write_is_sent_again_at_the_next_commit():
+    client = FakeClient(bulk=[{"items": [{"index": {"status": 429}}]}, {"items": [{"index": {"status": 200}}]}])
+    engine = OpenSearchEngine(client, "idx")
+    engine.upsert({"ticket_id": "a", "number": 1, "subject": "S", "description": "D"})
+    with pytest.raises(RuntimeError):
+        engine.commit()
+    engine.commit()
+    assert [name for name, _ in client.calls] == ["bulk", "bulk", "indices.refresh"]
+
+
+def test_similar_weighs_terms_by_term_vectors_and_keeps_out_itself_open_and_hidden_tickets():
+    vectors = {"docs": [{"term_vectors": {"subject": {"terms": {"vpn": {"doc_freq": 3}, "drop": {"doc_freq": 2}}}}}]}
+    source = hit("new", subject="VPN drops", description="The VPN drops", status="new")
+    client = FakeClient(
+        search=[answer(source), answer(hit("done")), answer(hit("done", resolution="New profile"))],
+        count=[{"count": 10}],
+        mtermvectors=[vectors, vectors],
+    )
+    scope = Scope(teams=frozenset({"net"}))
+    found = OpenSearchEngine(client, "idx").similar("new", scope=scope, limit=4)
+    assert found == [
+        {"ticket_id": "done", "number": 1, "subject": "VPN down", "resolution": "New profile", "resolved_at": None,
+         "score": 1.5}
+    ]  # fmt: skip
+    own, first, final = client.searches()
+    assert own["query"]["bool"]["filter"][0] == {"term": {"ticket_id": "new"}} and own["size"] == 1
+    for body in (first, final):
+        query = body["query"]["bool"]
+        assert query["must_not"] == [{"term": {"ticket_id": "new"}}]
+        assert query["filter"] == [
+            {"terms": {"status": ["resolved", "closed"]}},
+            {"bool": {"should": [{"terms": {"team": ["net"]}}], "minimum_should_match": 1}},
+        ]
+    assert first["size"] == 3 and final["size"] == 4
+    terms = {next(iter(c["term"].values()))["value"] for c in first["query"]["bool"]["should"]}
+    assert terms == {"vpn", "drop"}
+    assert {"term": {"subject": {"value": "drop", "boost": 2.0}}} in first["query"]["bool"]["should"]
+    [(_, asked)] = [call for call in client.calls if call[0] == "mtermvectors"][:1]
+    assert asked["body"]["ids"] == ["new"] and asked["body"]["parameters"]["term_statistics"] is True
+
+
+def test_similar_of_a_ticket_the_asker_may_not_see_asks_nothing_more():
+    client = FakeClient(search=[answer()])
+    assert OpenSearchEngine(client, "idx").similar("x", scope=Scope()) == []
+    assert [name for name, _ in client.calls] == ["search"]
+
+
+def test_the_alias_moves_in_one_request_and_marks_live_in_the_mapping():
+    mapping = {"tf-search-new": {"mappings": {"_meta": {"a": "x"}}}}
+    client = FakeClient(**{"indices.get_alias": [{"tf-search-old": {}}], "indices.get_mapping": [mapping]})
+    home = OpenSearchHome(client, "tf")
+    home.switch("tf-search-new")
+    assert client.calls[-1] == (
+        "indices.update_aliases",
+        {"body": {"actions": [{"remove": {"index": "tf-search-old", "alias": "tf-search"}},
+                              {"add": {"index": "tf-search-new", "alias": "tf-search"}}]}},
+    )  # fmt: skip
+    home.write_mark("tf-search-new", built_from=datetime(2026, 11, 30, 10, 0, tzinfo=UTC))
+    assert client.calls[-1] == (
+        "indices.put_mapping",
+        {"index": "tf-search-new", "body": {"_meta": {"a": "x", "built_from": "2026-11-30T10:00:00.000Z"}}},
+    )
+
+
+def test_no_alias_yet_is_no_index_in_use():
+    class Missing(Exception):
+        status_code = 404
+
+    class Client(FakeClient):
+        pass
+
+    client = Client()
+    client.indices.get_alias = lambda **_: (_ for _ in ()).throw(Missing())
+    assert OpenSearchHome(client, "tf").current() is None
+
+
+def test_a_setting_chooses_the_engine_and_opensearch_needs_its_url():
+    assert load_settings({}).search_engine == "embedded"
+    chosen = load_settings({"TICKETFLOW_SEARCH_ENGINE": " OpenSearch", "TICKETFLOW_OPENSEARCH_URL": "http://os:9200"})
+    assert (chosen.search_engine, chosen.opensearch_url) == ("opensearch", "http://os:9200")
+    for env in (
+        {"TICKETFLOW_SEARCH_ENGINE": "opensearch"},
+        {"TICKETFLOW_SEARCH_ENGINE": "elasticsearch"},
+        {"TICKETFLOW_SEARCH_ENGINE": "opensearch", "TICKETFLOW_OPENSEARCH_URL": "os:9200"},
+        {"TICKETFLOW_SEARCH_ENGINE": "opensearch", "TICKETFLOW_OPENSEARCH_URL": "https://admin:replace-me@os:9200"},
+    ):
+        with pytest.raises(ConfigError):
+            load_settings(env)
+
+
+def test_the_service_keeps_its_index_where_the_setting_says(tmp_path):
+    embedded = load_settings({"TICKETFLOW_SEARCH_INDEX_DIR": str(tmp_path), "TICKETFLOW_NAMESPACE": "ns"})
+    assert isinstance(index_home(embedded), IndexHome)
+    env = {
+        "TICKETFLOW_SEARCH_ENGINE": "opensearch",
+        "TICKETFLOW_OPENSEARCH_URL": "http://127.0.0.1:9",
+        "TICKETFLOW_NAMESPACE": "ns",
+    }
+    home = index_home(load_settings(env))  # the client connects at its first request, not here
+    assert isinstance(home, OpenSearchHome) and home.alias == "ns-search"
