@@ -15,6 +15,7 @@ projections for services that have no ticket view of their own holding them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -186,12 +187,15 @@ class StampedRecords:
             self._backfilled = self.migrations.find_one({"_id": f"{name}_stamps"}) is not None
         return self._backfilled
 
-    def backfill(self, stamps: Iterable[tuple[str, Stamp]]) -> int:
-        """Once per database: stamp the records of each (ticket_id, stamp) given; how many tickets."""
+    def backfill(self, stamps: Iterable[tuple[str, Stamp]], stop: threading.Event | None = None) -> int:
+        """Once per database: stamp the records of each (ticket_id, stamp) given; how many tickets. A `stop`
+        set meanwhile ends it unmarked (the next start does it again: a restamp is idempotent)."""
         if self.backfilled():
             return 0
         count = 0
         for ticket_id, stamp in stamps:
+            if stop is not None and stop.is_set():
+                return count
             self.restamp({"ticket_id": ticket_id}, stamp)
             count += 1
         try:

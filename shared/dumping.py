@@ -16,6 +16,7 @@ it against marshmallow's own on generated objects of every response schema of ev
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -26,9 +27,18 @@ from marshmallow.decorators import POST_DUMP, PRE_DUMP
 Serializer = Callable[[Any, str, Any], Any]
 
 
+_COMPILING: set[type] = set()  # schema classes being compiled: a schema nested in itself is left to marshmallow
+
+
 def compiled(schema: Schema) -> Callable[..., Any] | None:
     """A function that dumps as `schema.dump(obj, many=None)` does, or None when it cannot be compiled."""
-    plan = _plan(schema)
+    if type(schema) in _COMPILING:
+        return None
+    _COMPILING.add(type(schema))
+    try:
+        plan = _plan(schema)
+    finally:
+        _COMPILING.discard(type(schema))
     if plan is None:
         return None
     one = _dumper(plan)
@@ -42,7 +52,7 @@ def compiled(schema: Schema) -> Callable[..., Any] | None:
     return dump
 
 
-def _plan(schema: Schema) -> list[tuple[str, str, Serializer, Any]] | None:
+def _plan(schema: Schema) -> list[tuple[str, str, str, Serializer, Any]] | None:
     if schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP] or type(schema).get_attribute is not Schema.get_attribute:
         return None
     plan = []
@@ -53,21 +63,21 @@ def _plan(schema: Schema) -> list[tuple[str, str, Serializer, Any]] | None:
         if type(field).serialize is not fields.Field.serialize or type(field).get_value is not fields.Field.get_value:
             return None
         key = name if field.data_key is None else field.data_key
-        plan.append((key, source, _serializer(field), field.dump_default))
+        plan.append((key, source, name, _serializer(field), field.dump_default))
     return plan
 
 
-def _dumper(plan: list[tuple[str, str, Serializer, Any]]) -> Callable[[Any], dict]:
+def _dumper(plan: list[tuple[str, str, str, Serializer, Any]]) -> Callable[[Any], dict]:
     def one(obj: Any) -> dict:
         out = {}
         itemized = hasattr(obj, "__getitem__")
-        for key, source, serialize, default in plan:
+        for key, source, name, serialize, default in plan:
             value = _value(obj, source, itemized)
             if value is missing:
                 value = default() if callable(default) else default
                 if value is missing:
                     continue
-            value = serialize(value, source, obj)
+            value = serialize(value, name, obj)  # a field's `_serialize` is given its name, as marshmallow does
             if value is not missing:
                 out[key] = value
         return out
@@ -112,5 +122,6 @@ class Blueprint(flask_smorest.Blueprint):
     def response(self, status_code, schema=None, **kwargs):
         instance = flask_smorest.utils.resolve_schema_instance(schema) if schema is not None else None
         if instance is not None and (fast := compiled(instance)) is not None:
+            instance = copy.copy(instance)  # an instance given here may be used elsewhere too: only this copy
             instance.dump = fast
         return super().response(status_code, instance, **kwargs)

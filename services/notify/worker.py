@@ -8,7 +8,7 @@ import threading
 from services.notify import handlers
 from services.notify.timers import PENDING_GAUGE_INTERVAL, Dispatcher, export_backlog
 from shared.config import load_settings
-from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
+from shared.runtime import STOP, Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +21,23 @@ def main() -> None:
     wakeup = threading.Event()
     svc = handlers.bootstrap(settings, on_recorded=wakeup.set)  # a recorded notification wakes the dispatcher
     wait_for(svc.ensure_storage, "MongoDB")
-    if stamped := svc.notifications.stamps.backfill(svc.views.stamps()):
-        log.info("stamped the notifications of %d tickets with their team and agent", stamped)
     dispatcher = Dispatcher(svc, wakeup, settings.notify_senders)
     timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.notifications]),
         Timer("dispatch", 1.0, dispatcher.run_once, wakeup=wakeup),
         Timer("pending-gauge", PENDING_GAUGE_INTERVAL, lambda: export_backlog(svc)),
         Timer("expire-records", 3600, svc.processed.expire),
+        Timer("stamp-backfill", 3600, lambda: _backfill(svc)),  # once per database; /metrics answers meanwhile
     ]
     try:
         run_worker(settings, handlers.SERVICE, bind(handlers.HANDLERS, svc), svc.processed, timers)
     finally:
         dispatcher.close()
+
+
+def _backfill(svc: handlers.Notify) -> None:
+    if stamped := svc.notifications.stamps.backfill(svc.views.stamps(), STOP):
+        log.info("stamped the notifications of %d tickets with their team and agent", stamped)
 
 
 if __name__ == "__main__":

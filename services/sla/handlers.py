@@ -14,7 +14,7 @@ from services.sla.distribution import with_histograms
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
-from shared.access import AgentDirectory, Stamp, StampedRecords, TicketAccess, may_read, sees_everything
+from shared.access import AgentDirectory, StampedRecords, TicketAccess, may_read, sees_everything
 from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
@@ -221,7 +221,8 @@ def on_assigned(svc: Sla, envelope: dict) -> None:
     """The ticket's team and agent: who may read its clocks (the clocks themselves do not change)."""
     at, data = events.parse_time(envelope["occurred_at"]), events.load_data(envelope)
     svc.access.learn_assigned(envelope["ticket_id"], data, at)
-    svc.breaches.stamps.restamp({"ticket_id": envelope["ticket_id"]}, Stamp(data["team"], data.get("agent_id"), at))
+    # the projection's stamp, not the event's: of two assignments at the same moment the projection kept one
+    svc.breaches.stamps.restamp({"ticket_id": envelope["ticket_id"]}, svc.access.stamp_of(envelope["ticket_id"]))
 
 
 def on_agent_updated(svc: Sla, envelope: dict) -> None:

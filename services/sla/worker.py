@@ -7,7 +7,7 @@ import logging
 from services.sla import handlers
 from services.sla.timers import Alarm, DeadlineTimer
 from shared.config import load_settings
-from shared.runtime import Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
+from shared.runtime import STOP, Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +21,19 @@ def main() -> None:
     wait_for(svc.ensure_storage, "MongoDB")
     if copied := svc.clocks.backfill_histories():
         log.info("copied the clock histories of %d tickets saved before there were copies", copied)
-    if stamped := svc.breaches.stamps.backfill(svc.access.stamps()):
-        log.info("stamped the breaches of %d tickets with their team and agent", stamped)
     deadlines = DeadlineTimer(svc, alarm, lookahead=settings.sla_lookahead)
     timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.clocks]),
         Timer("deadlines", deadlines.lookahead, deadlines.run_once, wakeup=alarm.wakeup),
         Timer("expire-records", 3600, svc.processed.expire),
+        Timer("stamp-backfill", 3600, lambda: _backfill(svc)),  # once per database; /metrics answers meanwhile
     ]
     run_worker(settings, handlers.SERVICE, bind(handlers.HANDLERS, svc), svc.processed, timers)
+
+
+def _backfill(svc) -> None:
+    if stamped := svc.breaches.stamps.backfill(svc.access.stamps(), STOP):
+        log.info("stamped the breaches of %d tickets with their team and agent", stamped)
 
 
 if __name__ == "__main__":

@@ -128,6 +128,32 @@ def test_schemas_with_dump_hooks_are_left_to_marshmallow():
     assert compiled(Hooked()) is None and compiled(Dotted()) is None and compiled(Computed()) is None
 
 
+def test_a_schema_nested_in_itself_is_dumped_by_marshmallow_where_it_nests():
+    class Tree(Schema):
+        name = fields.String()
+        children = fields.List(fields.Nested(lambda: Tree()))
+
+    fast, tree = compiled(Tree()), {"name": "a", "children": [{"name": "b", "children": []}]}
+    assert fast is not None and fast(tree) == Tree().dump(tree)
+
+
+def test_a_field_s_serialize_is_given_its_name_as_marshmallow_gives_it():
+    class Named(fields.Field):
+        def _serialize(self, value, attr, obj, **kwargs):
+            return f"{attr}={value}"
+
+    class Out(Schema):
+        n = Named(attribute="src")
+
+    assert compiled(Out())({"src": 1}) == Out().dump({"src": 1}) == {"n": "n=1"}
+
+
+def test_the_blueprint_leaves_a_schema_instance_it_is_given_as_it_was():
+    instance = __import__("services.assignment.schemas", fromlist=["TicketSchema"]).TicketSchema()
+    Blueprint("u", __name__).response(200, instance)
+    assert "dump" not in vars(instance)
+
+
 def test_the_blueprint_dumps_its_responses_with_the_compiled_dump():
     from flask import Flask
     from flask.views import MethodView
