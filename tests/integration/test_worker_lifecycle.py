@@ -10,6 +10,7 @@ import json
 import re
 import signal
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -83,8 +84,10 @@ def test_a_worker_under_load_stops_on_sigterm_by_itself_and_loses_or_doubles_not
     first = spawn_worker("intake", env=env)
     queue = queue_name(settings, "intake")
     wait_until(lambda: consumers_on(infra.amqp_url, queue) >= 1, timeout=60, message="the worker consumes")
-    ids = []
-    for n in range(300):
+    ids: list[str] = []
+
+    def publish_one() -> None:
+        n = len(ids)
         data = {"agent_id": f"stop-{uuid.uuid4().hex}", "name": f"A{n}", "email": f"a{n}@example.com",
                 "teams": ["network"], "lead_of": [], "available": True}  # fmt: skip
         envelope = event_from("assignment", "agent.updated", data["agent_id"], data)
@@ -92,15 +95,31 @@ def test_a_worker_under_load_stops_on_sigterm_by_itself_and_loses_or_doubles_not
         ids.append(envelope["event_id"])
 
     def handled() -> int:
-        return intake_db.processed_events.count_documents({"_id": {"$in": ids}})
+        return intake_db.processed_events.count_documents({"_id": {"$in": list(ids)}})
 
+    for _ in range(300):
+        publish_one()
     wait_until(lambda: handled() >= 20, timeout=60, message="the worker is busy with the events")
+    exited = threading.Event()
+
+    def keep_publishing() -> None:
+        """The load, whatever the machine's speed: events keep coming until the worker has exited (at most 3,000)."""
+        while not exited.is_set() and len(ids) < 3000:
+            publish_one()
+            time.sleep(0.002)
+
+    publisher = threading.Thread(target=keep_publishing, daemon=True)
+    publisher.start()
     first.proc.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
-    assert first.proc.wait(timeout=STOP_TIMEOUT + 30) == 0, first.log_text()  # by itself: 1 past its bound
+    code = first.proc.wait(timeout=STOP_TIMEOUT + 30)
+    exited.set()
+    publisher.join(timeout=60)
+    assert code == 0, first.log_text()  # by itself: 1 past its bound
     print(f"stopped in {time.monotonic() - signalled:.2f} s")  # measured, not asserted: a busy machine is slower
     before = handled()
-    assert before < len(ids), "the worker had handled everything before the signal: no load to stop under"
+    publish_one()  # one more after the exit: the next worker has at least this one to handle
+    assert before < len(ids)
 
     port = free_port()
     spawn_worker("intake", env={"TICKETFLOW_METRICS_PORT": str(port)})
