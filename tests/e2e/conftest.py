@@ -62,11 +62,14 @@ class System:
 
 
 @pytest.fixture
-def start_system(spawn: Spawner, infra, smtp_server) -> Iterator[Callable[..., System]]:  # noqa: F811
+def start_system(smtp_server, spawn: Spawner, infra) -> Iterator[Callable[..., System]]:  # noqa: F811
     """start_system(workers=1, env=None, mongo_url=None, worker_env=None, amqp_url=None): every api and `workers`
     workers of every service, all consuming; on the session's database and broker, or on the database at
     `mongo_url` (a test that stops its database) and the broker at `amqp_url` (a test's own node). `env` is for
-    every process, `worker_env` for the workers only (on top of `env`)."""
+    every process, `worker_env` for the workers only (on top of `env`).
+
+    The mail sink is set up before the processes (fixtures in the order of the arguments), so it stops after
+    them: a sink stopped first would leave notify's open connections to it unclosed (a ResourceWarning)."""
     recorder, smtp_url = smtp_server
     settings = load_settings()
 
