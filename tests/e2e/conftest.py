@@ -63,10 +63,14 @@ class System:
 
 @pytest.fixture
 def start_system(smtp_server, spawn: Spawner, infra) -> Iterator[Callable[..., System]]:  # noqa: F811
-    """start_system(workers=1, env=None, mongo_url=None, worker_env=None, amqp_url=None): every api and `workers`
-    workers of every service, all consuming; on the session's database and broker, or on the database at
-    `mongo_url` (a test that stops its database) and the broker at `amqp_url` (a test's own node). `env` is for
+    """start_system(workers=1, env=None, mongo_url=None, worker_env=None, amqp_url=None, search=False): every api
+    and `workers` workers of every service, all consuming; on the session's database and broker, or on the database
+    at `mongo_url` (a test that stops its database) and the broker at `amqp_url` (a test's own node). `env` is for
     every process, `worker_env` for the workers only (on top of `env`).
+
+    search's api and worker only with `search=True`: the tests of search and those of every process (faults,
+    rolling restarts). The others concern the four services of a ticket's life, and search's two processes would
+    take a share of the machine's two cores in each of them (its worker reads every event).
 
     The mail sink is set up before the processes (fixtures in the order of the arguments), so it stops after
     them: a sink stopped first would leave notify's open connections to it unclosed (a ResourceWarning)."""
@@ -79,6 +83,7 @@ def start_system(smtp_server, spawn: Spawner, infra) -> Iterator[Callable[..., S
         mongo_url: str | None = None,
         worker_env: dict[str, str] | None = None,
         amqp_url: str | None = None,
+        search: bool = False,
     ) -> System:
         # short timeouts, so that a notify worker killed mid-send leaves a claim of 12 s, not 60
         timeouts = {"TICKETFLOW_WEBHOOK_TIMEOUT": "2", "TICKETFLOW_SMTP_TIMEOUT": "2"}
@@ -92,9 +97,10 @@ def start_system(smtp_server, spawn: Spawner, infra) -> Iterator[Callable[..., S
             system.workers[service].append(handle)
             return handle
 
-        system = System({}, {service: [] for service in SERVICE_PORTS}, recorder, start_worker)
+        services = [service for service in SERVICE_PORTS if search or service != "search"]
+        system = System({}, {service: [] for service in services}, recorder, start_worker)
         apis = []
-        for service in SERVICE_PORTS:
+        for service in services:
             port = free_port()
             handle = spawn(api_command(service, port), env=spawn._service_env(service, {**API_ENV, **common}),
                            name=f"{service}-api")  # fmt: skip
@@ -104,7 +110,7 @@ def start_system(smtp_server, spawn: Spawner, infra) -> Iterator[Callable[..., S
                 start_worker(service)
         for handle in apis:
             _wait_healthy(handle, 60)
-        for service in SERVICE_PORTS:
+        for service in services:
             queue = f"{settings.namespace}.{service}"
             wanted = writers(service, workers)
             wait_until(lambda queue=queue, wanted=wanted: consumers_on(amqp_url, queue) >= wanted, timeout=60)

@@ -82,7 +82,7 @@ def dead_lettered(amqp_url: str) -> dict[str, int]:
 def test_the_broker_stopped_for_10_s_in_the_middle_of_200_tickets_loses_nothing_and_doubles_nothing(
     fresh_store, start_system, rabbit
 ):
-    system = start_system(workers=1, amqp_url=rabbit.url, mongo_url=fresh_store, env={**QUORUM, **ROOMY})
+    system = start_system(workers=1, amqp_url=rabbit.url, mongo_url=fresh_store, env={**QUORUM, **ROOMY}, search=True)
     assert queues_are_quorum(rabbit.url)
     desk = help_desk(system, agents=4, capacity=60)  # 240 places for 200 tickets: every ticket gets an agent
 

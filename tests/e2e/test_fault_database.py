@@ -81,7 +81,9 @@ def test_the_database_killed_with_200_tickets_in_flight_loses_none_accepted(own_
     database = own_database
     # The workers give up on a database call after 1 s: a handler that spent its event's retries (0.2, 0.4, 0.8 s)
     # on the outage would dead-letter it well within the 5 s. The apis keep the 5 s of the default.
-    system = start_system(workers=1, mongo_url=database.url, worker_env={"TICKETFLOW_MONGO_TIMEOUT_MS": "1000"})
+    system = start_system(
+        workers=1, mongo_url=database.url, worker_env={"TICKETFLOW_MONGO_TIMEOUT_MS": "1000"}, search=True
+    )
     desk = help_desk(system, agents=4, capacity=60)
     body = {"subject": "Laptop for a new hire", "description": "Since Monday the VPN drops every hour.",
             "requester": REQUESTER, "topic": desk["topic"], "priority": "normal", "source": "web"}  # fmt: skip

@@ -75,7 +75,7 @@ def restart(system: System, spawn: Spawner, service: str, old: Spawned) -> Spawn
 def test_every_process_restarted_in_turn_while_200_tickets_flow_loses_nothing_and_doubles_nothing(
     fresh_store, start_system, spawn
 ):
-    system = start_system(workers=1, mongo_url=fresh_store, env={**ROOMY, **BOUNDED})
+    system = start_system(workers=1, mongo_url=fresh_store, env={**ROOMY, **BOUNDED}, search=True)
     desk = help_desk(system, agents=4, capacity=60)  # 240 places for 200 tickets: every ticket gets an agent
     turn = processes_in_turn(system, spawn)
     started = threading.Event()

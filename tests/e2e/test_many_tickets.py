@@ -61,7 +61,7 @@ def test_two_workers_of_each_service_100_tickets_some_breach(fresh_store, start_
 
 
 def test_every_worker_killed_once_in_the_middle_loses_nothing_and_sends_nothing_twice(fresh_store, start_system):
-    system = start_system(workers=1, mongo_url=fresh_store)
+    system = start_system(workers=1, mongo_url=fresh_store, search=True)
     desk = help_desk(system, agents=4, capacity=30)
     order = list(SERVICE_PORTS)
     kills = {TICKETS * (i + 1) // (len(order) + 2): service for i, service in enumerate(order)}

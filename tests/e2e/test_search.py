@@ -42,7 +42,7 @@ def found(system: System, q: str, headers: dict | None = None) -> list[str]:
 
 
 def test_a_ticket_is_found_by_its_words_never_by_a_note_and_only_by_who_may_read_it(start_system):
-    system = start_system()
+    system = start_system(search=True)
     desk, other_desk = help_desk(system, agents=1), help_desk(system, agents=1)
     agent, stranger = desk["agents"][0]["id"], other_desk["agents"][0]["id"]
     described, replied, noted, later = word(), word(), word(), word()
@@ -78,7 +78,7 @@ def test_a_ticket_is_found_by_its_words_never_by_a_note_and_only_by_who_may_read
 
 
 def test_similar_shows_what_was_done_for_a_resolved_ticket_like_this_one(start_system):
-    system = start_system()
+    system = start_system(search=True)
     desk = help_desk(system, agents=1)
     agent, topic = desk["agents"][0]["id"], word()
     old = submit(system, desk["topic"], f"The {topic} printer on floor 3 jams on every page since the update.")
@@ -98,7 +98,7 @@ def test_similar_shows_what_was_done_for_a_resolved_ticket_like_this_one(start_s
 
 
 def test_a_reindex_while_searches_run_answers_throughout_and_ends_with_the_same_results(start_system, spawn):
-    system = start_system()
+    system = start_system(search=True)
     desk = help_desk(system, agents=1)
     shared_word = word()
     tickets = sorted(submit(system, desk["topic"], f"{shared_word} case {n}")["id"] for n in range(5))
