@@ -6,6 +6,7 @@ On the wire (and in every dict this module returns) times are strings like 2026-
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import uuid
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from functools import cache
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
-from marshmallow.decorators import post_dump, post_load, validates_schema
+from marshmallow.decorators import post_dump, validates_schema
 
 SCHEMA_VERSION = 1
 PUBLISHED_BY = {  # which service publishes which event types (only its producer may)
@@ -302,21 +303,20 @@ class EnvelopeSchema(Schema):
 
     @validates_schema(skip_on_field_errors=False)
     def _check_type(self, envelope: dict, **kwargs) -> None:
-        """The type's own producer sent it, and its data fits the type's schema."""
+        """The type's own producer sent it, and its data fits the type's schema: loaded here, once (the errors
+        of a load are a validation's), and kept in the envelope for the loaded result."""
         kind, errors = envelope.get("type"), {}
         if kind not in DATA_SCHEMAS:
             return
         if envelope.get("producer", PRODUCERS[kind]) != PRODUCERS[kind]:
             errors["producer"] = [f"{kind} is published by {PRODUCERS[kind]}."]
-        if "data" in envelope and (data_errors := _data_schema(kind).validate(envelope["data"])):
-            errors["data"] = data_errors
+        if "data" in envelope:
+            try:
+                envelope["data"] = _data_schema(kind).load(envelope["data"])
+            except ValidationError as err:
+                errors["data"] = err.messages
         if errors:
             raise ValidationError(errors)
-
-    @post_load
-    def _load_data(self, envelope: dict, **kwargs) -> dict:
-        envelope["data"] = _data_schema(envelope["type"]).load(envelope["data"])
-        return envelope
 
     @post_dump
     def _dump_data(self, envelope: dict, **kwargs) -> dict:
@@ -334,9 +334,6 @@ class _NewEnvelopeSchema(EnvelopeSchema):
         if kind in PRODUCERS and envelope.get("producer", PRODUCERS[kind]) != PRODUCERS[kind]:
             raise ValidationError({"producer": [f"{kind} is published by {PRODUCERS[kind]}."]})
 
-    def _load_data(self, envelope: dict, **kwargs) -> dict:  # not a post_load hook here: the data is loaded
-        return envelope
-
 
 @cache
 def _envelope_schema() -> EnvelopeSchema:
@@ -352,6 +349,14 @@ def _new_envelope_schema() -> EnvelopeSchema:
 @cache
 def _data_schema(event_type: str) -> Schema:
     return DATA_SCHEMAS[event_type]()
+
+
+class Decoded(dict):
+    """A valid envelope in wire form as `decode` gives it, which keeps its data as loaded (what load_data gives):
+    a delivery's handlers then do not check and load the data once more each. Everything else sees a dict."""
+
+    wire_data: dict | None = None
+    loaded_data: dict | None = None
 
 
 def _load(envelope: dict) -> dict:
@@ -373,11 +378,22 @@ def validate_envelope(envelope: dict) -> dict:
             f"schema_version {version} is not supported: this consumer reads version {SCHEMA_VERSION} "
             "(deploy a version of the service that reads it, then move the message back from the dead-letter queue)"
         )
-    return _envelope_schema().dump(_load(envelope))
+    loaded = _load(envelope)
+    data = loaded["data"]
+    wire = Decoded(_envelope_schema().dump(loaded))
+    wire.wire_data, wire.loaded_data = wire["data"], data
+    return wire
 
 
 def load_data(envelope: dict) -> dict:
-    """The envelope's data for handlers: validated, with datetimes as aware UTC datetimes."""
+    """The envelope's data for handlers: validated, with datetimes as aware UTC datetimes (a copy of what
+    `decode` loaded when its data is still the one decoded: an envelope is not changed after its decoding)."""
+    if (
+        isinstance(envelope, Decoded)
+        and envelope.loaded_data is not None
+        and envelope.get("data") is envelope.wire_data
+    ):
+        return copy.deepcopy(envelope.loaded_data)  # each handler its own, as a load gives (a retry runs again)
     return _load(envelope)["data"]
 
 

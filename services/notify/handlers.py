@@ -139,14 +139,20 @@ def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) ->
 
 
 def _webhook_deliveries(svc: Notify, envelope: dict) -> list[Notification]:
-    body = events.encode(envelope).decode()
-    found = []
+    body, found = None, []
     for hook in svc.webhooks.all():
         if webhooks.matches(hook["events"], envelope["type"]):
+            body = body or _wire_body(envelope)  # only when a webhook wants it
             record = _notification(envelope, "webhook", hook["url"], None, body, None, key=hook["_id"])
             record.webhook_id, record.endpoint = hook["_id"], urlsplit(hook["url"]).netloc
             found.append(record)
     return found
+
+
+def _wire_body(envelope: dict) -> str:
+    """The event as a webhook receives it: a decoded envelope is valid already, anything else is checked."""
+    wire = events.serialize(envelope) if isinstance(envelope, events.Decoded) else events.encode(envelope)
+    return wire.decode()
 
 
 def _notification(envelope: dict, channel: str, recipient: str, subject, body: str, html, key=None) -> Notification:

@@ -145,6 +145,36 @@ def test_times_inside_data_are_strings_on_the_wire_and_datetimes_for_handlers():
     assert data["breached_at"] == DUE + timedelta(seconds=1)
 
 
+@pytest.mark.parametrize("event_type", WIRE_TYPES)
+def test_a_delivery_s_data_is_loaded_once_and_handlers_get_what_a_load_gives(event_type, monkeypatch):
+    body = events.encode(make(event_type))
+    expected = events.load_data(json.loads(body))  # a plain dict: loaded the ordinary way
+    loads = []
+    real = events._data_schema
+
+    def counting(kind):
+        schema = real(kind)
+        counted = type(schema)()
+        counted.load = lambda *a, **kw: loads.append(kind) or schema.load(*a, **kw)
+        return counted
+
+    monkeypatch.setattr(events, "_data_schema", counting)
+    decoded = events.decode(body)
+    first, second = events.load_data(decoded), events.load_data(decoded)
+    assert first == second == expected
+    assert first is not second  # each handler its own dict
+    assert loads == [event_type], "decode loads the data once; load_data does not load it again"
+
+
+def test_load_data_loads_a_data_replaced_after_decode():
+    decoded = events.decode(events.encode(make("sla.breached")))
+    decoded["data"] = {**decoded["data"], "due_at": "2026-11-27T11:30:00.000Z"}
+    assert events.load_data(decoded)["due_at"] == DUE + timedelta(hours=1)
+    decoded["data"]["due_at"] = "later"
+    with pytest.raises(InvalidEvent):
+        events.load_data(decoded)
+
+
 def test_datetimes_given_in_python_form_load_as_aware_utc():
     envelope = make("sla.breached")
     envelope["data"]["due_at"] = datetime(2026, 11, 27, 10, 30)  # naive: taken as UTC
