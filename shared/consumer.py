@@ -8,6 +8,7 @@ TTL dead-letters it back into this service's queue only.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -169,12 +170,12 @@ class Consumer:
             )
             return
         error = self._run(connection, handler, envelope, event_id)
-        if error is None:
-            metrics.EVENTS_CONSUMED.labels(self.service, event_type, "ok").inc()
-        elif error == "duplicate":
-            metrics.EVENTS_CONSUMED.labels(self.service, event_type, "duplicate").inc()
-        else:
+        if error is not None:  # a success is counted once its record is written (_counted)
             self._retry_or_dead_letter(republish, props, body, headers, event_type, error)
+
+    def _counted(self, event_type: str, first: bool) -> None:
+        """A handled event's record is written: a first delivery, or a repeat of one handled before."""
+        metrics.EVENTS_CONSUMED.labels(self.service, event_type, "ok" if first else "duplicate").inc()
 
     def _dead_letter_as_is(self, republish, props, body: bytes, exc: Exception) -> None:
         """The last resort for a message whose processing failed in the plumbing: dead-letter it, headers made safe."""
@@ -200,7 +201,7 @@ class Consumer:
 
         def work():
             handler(envelope)  # idempotent: a redelivered event finds its effect stored and changes nothing
-            return None if self.idempotency.mark(event_id) else "duplicate"
+            self.idempotency.note(event_id, functools.partial(self._counted, envelope["type"]))
 
         while True:
             try:

@@ -17,6 +17,7 @@ from pymongo.errors import ConnectionFailure
 
 from shared.config import Settings
 from shared.consumer import Consumer, Handler
+from shared.idempotency import RECORD_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ def run_worker(
     """Run until STOP: the message in hand is handled and acked, the prefetched ones go back to the queue,
     the timers end and the outbox relay runs a last time; all within settings.stop_timeout."""
     consumer = Consumer(settings, service, handlers, idempotency, stop=STOP)
+    # the handled events' records, written together (ProcessedEvents.flush), a last time once the consumer stopped
+    timers = [*timers, Timer("processed-records", RECORD_EVERY, idempotency.flush, at_stop=True)]
     threads = _start(settings, service, timers, consumer)
     consumer.run()
     _finish(settings, service, timers, threads)
