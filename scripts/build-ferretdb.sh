@@ -19,6 +19,7 @@
 #  - SQL statements are prepared once per connection and kept (the 256 most recently used of each
 #    database), on a newer SQLite driver (modernc.org/sqlite v1.62.0) that can keep them: v1 parsed and
 #    planned every statement at every call, a third of the server's CPU while tickets flow.
+#  - only requests are checked for NaN (the wire package decoded every reply again to check it too).
 # Indexes created by an older build keep their old expressions: drop and create them again (or start
 # from an empty data directory) to use these. The binary is rebuilt when the patch changes.
 set -euo pipefail
