@@ -85,6 +85,10 @@ x2 -> intake). Before issue 16's part 2 / now:
                  find + save (notification.* change nothing and read nothing)                14 / 10
     total        60 / 45 calls per ticket, plus the timers below; 4 confirmed publishes
 
+Since then each consumer's "processed" insert is noted and written with others (ProcessedEvents.flush, one
+insert every 0.25 s for every delivery meanwhile): about 1 call a worker per quarter second instead of 1 a
+delivery, and search (a fifth worker) reads and writes its ticket documents: 47 calls per ticket in all.
+
 Timers, per second whatever the load: each worker's outbox relay polled `outbox_pending` every 0.5 s
 (4 workers: 8 finds/s; now every 2 s while it finds nothing: 2/s), notify's dispatcher reads what is due
 at every pass (at least once a second, and after each notification recorded; a finished send no longer

@@ -1,4 +1,5 @@
-"""Consuming a service's queue: validate, handle, record, then ack; retry with growing delays or dead-letter.
+"""Consuming a service's queue: validate, handle, note its record (written with others), then ack; retry with
+growing delays or dead-letter.
 
 The handler runs on a helper thread while the consuming thread keeps pumping the connection's
 I/O, so heartbeats go on during a slow handler (a BlockingConnection is not thread-safe: only the
@@ -45,7 +46,8 @@ Handler = Callable[[dict], None]
 
 
 class Consumer:
-    """Consumes the service's queue: validate, handle, record, then ack; retry or dead-letter on failure."""
+    """Consumes the service's queue: validate, handle, note its record (written with others), then ack; retry or
+    dead-letter on failure."""
 
     def __init__(
         self,

@@ -51,12 +51,20 @@ class ProcessedEvents:
         return True
 
     def note(self, event_id: str, recorded: Callable[[bool], None] | None = None) -> None:
-        """Record the event as handled with the next flush; `recorded(first)` is called once it is written."""
+        """Record the event as handled with the next flush; `recorded(first)` is called once it is written.
+
+        Never raises: a write of a full batch that fails here leaves the records to the timer's next flush
+        (the handler of the event that filled the batch has succeeded; its delivery must not look failed)."""
         with self._lock:
             self._pending.append((event_id, datetime.now(UTC), recorded))
             full = len(self._pending) >= RECORD_AT
         if full:
-            self.flush()
+            try:
+                self.flush()
+            except PyMongoError as exc:
+                log.warning(
+                    "processed-event records not written yet (%s); the next flush tries again", type(exc).__name__
+                )
 
     def pending(self) -> int:
         with self._lock:
@@ -78,8 +86,10 @@ class ProcessedEvents:
                 repeats = {error["index"] for error in errors if error.get("code") == 11000}
                 if failed := {error["index"] for error in errors if error.get("code") != 11000}:
                     self._give_back([batch[i] for i in sorted(failed)])
-                    log.warning("%d processed-event records not written (%s); trying again", len(failed), exc)
-            except PyMongoError:
+                    first = next(error for error in errors if error.get("code") != 11000)
+                    log.warning("%d processed-event records not written (the first: %s); trying again",
+                                len(failed), first.get("errmsg"))  # fmt: skip
+            except PyMongoError:  # written or not: a record written already comes back as a repeat (the metric's)
                 self._give_back(batch)
                 raise
             for i, (_, _, recorded) in enumerate(batch):

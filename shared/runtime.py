@@ -134,8 +134,9 @@ def run_worker(
     """Run until STOP: the message in hand is handled and acked, the prefetched ones go back to the queue,
     the timers end and the outbox relay runs a last time; all within settings.stop_timeout."""
     consumer = Consumer(settings, service, handlers, idempotency, stop=STOP)
-    # the handled events' records, written together (ProcessedEvents.flush), a last time once the consumer stopped
-    timers = [*timers, Timer("processed-records", RECORD_EVERY, idempotency.flush, at_stop=True)]
+    # the handled events' records, written together (ProcessedEvents.flush), a last time once the consumer stopped:
+    # first of the timers that run at the stop (one insert, before the outbox relay's last round)
+    timers = [Timer("processed-records", RECORD_EVERY, idempotency.flush, at_stop=True), *timers]
     threads = _start(settings, service, timers, consumer)
     consumer.run()
     _finish(settings, service, timers, threads)

@@ -71,3 +71,19 @@ def test_a_full_batch_is_written_at_once_without_waiting_for_the_timer(processed
     for _ in range(3):
         processed.note(str(uuid.uuid4()))
     assert processed.pending() == 0 and processed.collection.count_documents({}) == 3
+
+
+def test_a_full_batch_that_cannot_be_written_waits_for_the_timer_and_the_delivery_goes_on(processed, monkeypatch):
+    monkeypatch.setattr(idempotency, "RECORD_AT", 2)
+    real = processed.collection.insert_many
+
+    def away(*args, **kwargs):
+        raise AutoReconnect("the database restarts")
+
+    monkeypatch.setattr(processed.collection, "insert_many", away)
+    processed.note(str(uuid.uuid4()))
+    processed.note(str(uuid.uuid4()))  # fills the batch: its write fails, the handler's delivery does not
+    assert processed.pending() == 2
+    monkeypatch.setattr(processed.collection, "insert_many", real)
+    processed.flush()
+    assert processed.pending() == 0 and processed.collection.count_documents({}) == 2
