@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -123,14 +124,17 @@ class Engine:
         if text is None:
             return [], 0
         found = searcher.search(_filtered(text, filters), limit, offset=offset)
+        near: list[str] = []  # the typed words whose near misses matched (marked in the snippet by hand)
         if found.count < FEW:
             fuzzy = queries.text_query(self.schema, q, fuzzy=True)
             found = searcher.search(_filtered(fuzzy, filters), limit, offset=offset)
             text = fuzzy
+            near = [token for word in queries.split(q)[1] for token in queries.PLAIN.analyze(word)]
         snippets = {f: tantivy.SnippetGenerator.create(searcher, text, self.schema, f) for f in SNIPPET_FIELDS}
         for generator in snippets.values():
             generator.set_max_num_chars(SNIPPET_CHARS)
-        return [self._hit(searcher, snippets, address, score) for score, address in found.hits], found.count
+        hits = [self._hit(searcher, snippets, address, score, near) for score, address in found.hits]
+        return hits, found.count
 
     def similar(self, ticket_id: str, *, scope: Scope, limit: int = 5) -> list[dict]:
         """Resolved and closed tickets most like this one (never itself); [] when the asker may not see it."""
@@ -185,7 +189,7 @@ class Engine:
     def _term(self, name: str, value: str) -> tantivy.Query:
         return tantivy.Query.term_query(self.schema, name, value)
 
-    def _hit(self, searcher: tantivy.Searcher, snippets: dict | None, address, score: float) -> dict:
+    def _hit(self, searcher: tantivy.Searcher, snippets: dict | None, address, score: float, near=()) -> dict:
         doc = searcher.doc(address)
         return {
             "ticket_id": doc.get_first("ticket_id"),
@@ -193,7 +197,7 @@ class Engine:
             "subject": doc.get_first("subject"),
             "status": doc.get_first("status"),
             "team": doc.get_first("team"),
-            "snippet": _snippet(doc, snippets),
+            "snippet": _snippet(doc, snippets, near),
             "score": round(score, 4),
         }
 
@@ -243,16 +247,71 @@ def _filtered(query: tantivy.Query, filters: list[tantivy.Query]) -> tantivy.Que
     return tantivy.Query.boolean_query(clauses)
 
 
-def _snippet(doc: tantivy.Document, snippets: dict | None) -> str:
-    """HTML: the first field's fragment with a matched word, those words in <mark>, everything else escaped."""
+def _snippet(doc: tantivy.Document, snippets: dict | None, near=()) -> str:
+    """HTML: the first field's fragment with a matched word, those words in <mark>, everything else escaped.
+
+    A word found through a typo (`near`: the typed words of a fuzzy search) is matched in the `plain` field,
+    which tantivy's snippets do not show: its near misses are looked for in the text fields here instead."""
     for name in SNIPPET_FIELDS if snippets else ():
         if not doc.get_all(name):
             continue
         snippet = snippets[name].snippet_from_doc(doc)
         if snippet.highlighted():
             return _marked(snippet.fragment(), [(r.start, r.end) for r in snippet.highlighted()])
+    if near and (fragment := _near_snippet(doc, near)):
+        return fragment
     text = doc.get_first("description") or doc.get_first("subject") or ""
     return html.escape(text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""))
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _near_snippet(doc: tantivy.Document, typed: list[str]) -> str | None:
+    """The first text field's fragment around the words the fuzzy query took for the typed ones, marked."""
+    for name in SNIPPET_FIELDS:
+        for text in doc.get_all(name):
+            spans = [(m.start(), m.end()) for m in _WORD.finditer(text) if _near(m.group(), typed)]
+            if not spans:
+                continue
+            start = max(spans[0][0] - SNIPPET_CHARS // 4, 0)
+            window = text[start : start + SNIPPET_CHARS]
+            inside = [(a - start, b - start) for a, b in spans if b - start <= len(window)]
+            ranges = [(len(window[:a].encode()), len(window[:b].encode())) for a, b in inside]
+            more = start + SNIPPET_CHARS < len(text)
+            return ("…" if start else "") + _marked(window, ranges) + ("…" if more else "")
+    return None
+
+
+def _near(word: str, typed: list[str]) -> bool:
+    """Whether the fuzzy query's rule takes `word` for one of the typed words (queries._word: 5 letters or more,
+    one edit under 8, two from 8 on, a transposition one edit)."""
+    folded = queries.PLAIN.analyze(word)
+    if len(folded) != 1:
+        return False
+    word = folded[0]
+    for token in typed:
+        if len(token) >= queries.FUZZY_MIN_LENGTH:
+            allowed = 1 if len(token) < 8 else 2
+            if abs(len(word) - len(token)) <= allowed and _edits(word, token, allowed) <= allowed:
+                return True
+    return False
+
+
+def _edits(a: str, b: str, bound: int) -> int:
+    """Damerau-Levenshtein distance (adjacent transpositions), bound + 1 once it is over `bound`."""
+    before, row = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + cost)
+            if before is not None and i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        if min(current) > bound:
+            return bound + 1
+        before, row = row, current
+    return row[-1]
 
 
 def _marked(fragment: str, ranges: list[tuple[int, int]]) -> str:

@@ -104,6 +104,16 @@ def test_a_typo_in_a_long_word_is_forgiven_when_nothing_matches_exactly(engine):
     assert ids(engine.search("keyboadr letters", scope=EVERYONE)) == ["a"]
 
 
+def test_the_word_a_typo_found_is_marked_in_the_snippet(engine):
+    description = "Since the update <b> the keyboard types double letters, " + "and more. " * 30
+    index(engine, make_doc("a", 1, "Help", description), make_doc("b", 2, "Teclado", "El teclado está roto."))
+    [item], _ = engine.search("keybaord", scope=EVERYONE)  # a transposition: one edit
+    assert "<mark>keyboard</mark>" in item["snippet"]
+    assert "&lt;b&gt;" in item["snippet"] and item["snippet"].endswith("…")  # escaped, cut where it is long
+    [item], _ = engine.search("tecaldo", scope=EVERYONE)
+    assert item["snippet"] == "El <mark>teclado</mark> está roto."
+
+
 def test_a_typo_in_a_short_word_is_not_guessed(engine):
     index(engine, make_doc("a", 1, "Mail lost", "My mail is gone."))
     assert ids(engine.search("mial", scope=EVERYONE)) == []
