@@ -72,12 +72,18 @@ def index_home(settings: Settings) -> IndexHome:
 
 
 def on_ticket_event(svc: Search, envelope: dict) -> None:
-    """Learn the event into the ticket's document, then hand the document to the engine."""
+    """Learn the event into the ticket's document, then hand the document to the engine.
+
+    A ticket.created is nearly always the first news of its ticket: its first attempt inserts without a read
+    (an insert that finds the document there, a late or repeated event, reads it and learns into that).
+    """
     ticket_id, event_type = envelope["ticket_id"], envelope["type"]
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
+    unread = event_type == "ticket.created"
 
     def load() -> tuple[TicketDoc, bool]:
-        found = svc.tickets.find(ticket_id)
+        nonlocal unread
+        found, unread = None if unread else svc.tickets.find(ticket_id), False
         return (TicketDoc(ticket_id), True) if found is None else (found, False)
 
     def learn(loaded: tuple[TicketDoc, bool]):

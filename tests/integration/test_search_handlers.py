@@ -206,3 +206,22 @@ def test_a_reader_never_creates_an_index_where_none_is(search):
     finally:
         search.home.switch(search.writer.engine.path)
     assert not os.path.exists(missing)
+
+
+def test_a_new_ticket_is_inserted_without_a_read_and_a_late_created_learns_into_what_is_there(search, monkeypatch):
+    reads = []
+    real = search.tickets.find
+    monkeypatch.setattr(search.tickets, "find", lambda ticket_id: reads.append(ticket_id) or real(ticket_id))
+    ticket_id = create(search, subject="Scanner jams on every page")
+    assert reads == []  # the first news of a ticket: inserted at once
+    assert find(search, "scanner") == [ticket_id]
+
+    late = uuid.uuid4().hex  # its assignment came first: the created event finds the document and learns into it
+    handle(search, "ticket.assigned", late, 2, agent_id="jane", agent_name="Jane", agent_email="jane@example.com",
+           team="network", team_lead_email=None, previous_agent_id=None, reason="auto", decision=None)  # fmt: skip
+    ana = {"name": "Ana", "email": "ana@example.com"}
+    handle(search, "ticket.created", late, 1, number=900_001, subject="Plotter offline", description="The plotter.",
+           requester=ana, topic="email", priority="normal", source="email")  # fmt: skip
+    assert reads[-1] == late
+    doc = real(late)
+    assert (doc.team, doc.subject) == ("network", "Plotter offline")
