@@ -16,9 +16,6 @@
 #    type and the value, so that SQL's order and equality are MongoDB's; arrays and other values SQL
 #    cannot order are checked for through the index and left to the handler (docs/ferretdb.md);
 #  - `--test-disable-pushdown` disables the filter's pushdown too (the tests' reference server).
-#  - SQL statements are prepared once per connection and kept (the 256 most recently used of each
-#    database), on a newer SQLite driver (modernc.org/sqlite v1.62.0) that can keep them: v1 parsed and
-#    planned every statement at every call, a third of the server's CPU while tickets flow.
 #  - only requests are checked for NaN (the wire package decoded every reply again to check it too).
 # Indexes created by an older build keep their old expressions: drop and create them again (or start
 # from an empty data directory) to use these. The binary is rebuilt when the patch changes.
@@ -36,7 +33,7 @@ if [[ -x "$BIN" && "${1:-}" != "--force" && "$(cat "$STAMP" 2>/dev/null)" == "$W
 fi
 export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"  # where Go's own installer puts it
 if ! command -v go >/dev/null 2>&1; then
-    echo "ticketflow: 'go' is not on PATH; install Go >= 1.26, or >= 1.21 that fetches it (https://go.dev/dl/) to build FerretDB $VERSION, or point MONGO_URL (tests: TEST_MONGO_URL) at a MongoDB you run" >&2
+    echo "ticketflow: 'go' is not on PATH; install Go >= 1.24 (https://go.dev/dl/) to build FerretDB $VERSION, or point MONGO_URL (tests: TEST_MONGO_URL) at a MongoDB you run" >&2
     exit 1
 fi
 
