@@ -284,17 +284,15 @@ def _near_snippet(doc: tantivy.Document, typed: list[str]) -> str | None:
 
 
 def _near(word: str, typed: list[str]) -> bool:
-    """Whether the fuzzy query's rule takes `word` for one of the typed words (queries._word: 5 letters or more,
-    one edit under 8, two from 8 on, a transposition one edit)."""
+    """Whether the fuzzy query's rule (queries.fuzzy_distance) takes `word` for one of the typed words."""
     folded = queries.PLAIN.analyze(word)
     if len(folded) != 1:
         return False
     word = folded[0]
     for token in typed:
-        if len(token) >= queries.FUZZY_MIN_LENGTH:
-            allowed = 1 if len(token) < 8 else 2
-            if abs(len(word) - len(token)) <= allowed and _edits(word, token, allowed) <= allowed:
-                return True
+        allowed = queries.fuzzy_distance(token)
+        if allowed and abs(len(word) - len(token)) <= allowed and _edits(word, token, allowed) <= allowed:
+            return True
     return False
 
 

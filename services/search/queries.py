@@ -86,14 +86,20 @@ def _word(schema: tantivy.Schema, word: str, fuzzy: bool) -> tantivy.Query | Non
         )
     if fuzzy:
         for token in PLAIN.analyze(word):
-            if len(token) >= FUZZY_MIN_LENGTH:
-                distance = 1 if len(token) < 8 else 2
+            if distance := fuzzy_distance(token):
                 options.append(tantivy.Query.fuzzy_term_query(schema, "plain", token, distance=distance))
     if not options:
         return None
     return (
         options[0] if len(options) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, o) for o in options])
     )
+
+
+def fuzzy_distance(token: str) -> int:
+    """The edits a typed word's near misses may be away (a transposition is one): 0, none, under 5 letters."""
+    if len(token) < FUZZY_MIN_LENGTH:
+        return 0
+    return 1 if len(token) < 8 else 2
 
 
 def _phrase(schema: tantivy.Schema, phrase: str) -> tantivy.Query | None:
