@@ -26,6 +26,24 @@ class NoChange:
 NO_CHANGE = NoChange()
 
 
+def read_after_first(find: Callable[..., T | None], skip_first: bool) -> Callable[..., T | None]:
+    """`find`, except that with `skip_first` its first call answers None without reading.
+
+    For a document nearly never stored yet (a ticket's first news): `update`'s first attempt inserts without a
+    read; an insert that finds the document there after all raises Stale, and the next attempt reads it.
+    """
+    unread = skip_first
+
+    def reading(*args, **kwargs) -> T | None:
+        nonlocal unread
+        if unread:
+            unread = False
+            return None
+        return find(*args, **kwargs)
+
+    return reading
+
+
 def back_off(attempt: int) -> None:
     """A short random pause after losing a race, so that competing writers stop colliding in step."""
     time.sleep(random.uniform(0, 0.002 * (attempt + 1)))

@@ -35,7 +35,7 @@ from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
 from shared.redact import redact_tokens, redact_url, redact_urls
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
-from shared.saving import NO_CHANGE, update
+from shared.saving import NO_CHANGE, read_after_first, update
 
 SERVICE = "notify"
 LEASE_TIMEOUTS = 6  # a claim lasts six send timeouts (connect, EHLO, MAIL, RCPT, DATA, QUIT), then it is free again
@@ -104,11 +104,10 @@ def _learn(svc: Notify, ticket_id: str, event_type: str, data: dict, at: datetim
     A ticket.created is nearly always the first news of its ticket: its first attempt inserts without a read
     (an insert that finds the projection there, a late or repeated event, reads it and learns into that).
     """
-    unread = event_type == "ticket.created"
+    find = read_after_first(svc.views.find, event_type == "ticket.created")
 
     def load() -> tuple[TicketView, bool]:
-        nonlocal unread
-        view, unread = None if unread else svc.views.find(ticket_id), False
+        view = find(ticket_id)
         return (TicketView(ticket_id), True) if view is None else (view, False)
 
     def learn(loaded: tuple[TicketView, bool]):

@@ -25,7 +25,7 @@ from shared.config import Settings
 from shared.errors import Invalid, NotFound
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
-from shared.saving import NO_CHANGE, update
+from shared.saving import NO_CHANGE, read_after_first, update
 
 SERVICE = "search"
 COMMIT_INTERVAL = 0.5  # seconds between the worker's commits: a change is findable within about this long
@@ -79,11 +79,10 @@ def on_ticket_event(svc: Search, envelope: dict) -> None:
     """
     ticket_id, event_type = envelope["ticket_id"], envelope["type"]
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
-    unread = event_type == "ticket.created"
+    find = read_after_first(svc.tickets.find, event_type == "ticket.created")
 
     def load() -> tuple[TicketDoc, bool]:
-        nonlocal unread
-        found, unread = None if unread else svc.tickets.find(ticket_id), False
+        found = find(ticket_id)
         return (TicketDoc(ticket_id), True) if found is None else (found, False)
 
     def learn(loaded: tuple[TicketDoc, bool]):

@@ -22,7 +22,7 @@ from shared.errors import Conflict, Invalid, NotFound
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
-from shared.saving import NO_CHANGE, update
+from shared.saving import NO_CHANGE, read_after_first, update
 
 SERVICE = "sla"
 STATS_WINDOW = timedelta(days=30)
@@ -124,12 +124,11 @@ def update_clocks(
     `create`: the clocks are nearly never stored yet, so the first attempt inserts without a read (an insert
     that finds them there, a repeated event, reads them and applies the change to them).
     """
-    unread = create
+    stored = read_after_first(svc.clocks.load, create)
 
     def load() -> _Loaded:
-        nonlocal unread
         calendars = svc.calendars.parsed(set(needed))
-        loaded, unread = None if unread else svc.clocks.load(ticket_id, calendars), False
+        loaded = stored(ticket_id, calendars)
         if loaded is None and not create:
             raise NotFound(f"No clocks for ticket {ticket_id} yet.")
         return _Loaded(*(loaded or (TicketClocks(ticket_id, calendars=calendars), 0, None)))

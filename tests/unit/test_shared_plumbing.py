@@ -194,6 +194,22 @@ def test_update_gives_up_with_a_conflict_after_its_attempts(monkeypatch):
     assert len(attempts) == saving.SAVE_ATTEMPTS
 
 
+def test_read_after_first_skips_only_the_first_read_when_asked():
+    from shared.saving import read_after_first
+
+    reads = []
+
+    def find(key, extra=None):
+        reads.append((key, extra))
+        return {"key": key}
+
+    skipping = read_after_first(find, True)
+    assert skipping("a") is None and reads == []  # the first news: nothing read
+    assert skipping("a", extra=1) == {"key": "a"} and reads == [("a", 1)]  # the attempt after a Stale insert reads
+    reading = read_after_first(find, False)
+    assert reading("b") == {"key": "b"} and reads[-1] == ("b", None)
+
+
 def test_a_paginator_filters_after_the_cursor_of_the_last_item_in_its_order():
     from datetime import UTC, datetime
 
