@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from services.notify import mailer, messages, webhook_sender, webhooks
@@ -41,6 +42,16 @@ SERVICE = "notify"
 LEASE_TIMEOUTS = 6  # a claim lasts six send timeouts (connect, EHLO, MAIL, RCPT, DATA, QUIT), then it is free again
 
 
+class Sender(Protocol):
+    """What records a notification may hand it to at once: the worker's dispatcher, when a sender is free."""
+
+    def take(self, record: Notification) -> bool:
+        """Claim `record`, about to be inserted, for a free sender (its lease in the insert); False: none free."""
+
+    def taken(self, record: Notification, stored: bool) -> None:
+        """After the insert of a taken record: send it, or, when it was stored already, let it be."""
+
+
 @dataclass
 class Notify:
     """Everything notify's handlers need, wired once per process (see `bootstrap`)."""
@@ -54,6 +65,7 @@ class Notify:
     flusher: OutboxFlusher
     on_recorded: Callable[[], None]  # told when notifications were recorded: wakes the dispatcher, or nothing
     agents: AgentDirectory  # agent_id -> teams, from agent.updated: who reads which notifications
+    sender: Sender | None = None  # the worker's dispatcher: takes new notifications without a pass (see _record)
 
     def ensure_storage(self) -> None:
         self.notifications.ensure_indexes()
@@ -174,10 +186,24 @@ def _notification(envelope: dict, channel: str, recipient: str, subject, body: s
 
 def _record(svc: Notify, records: list[Notification], stamp: Stamp) -> list[Notification]:
     """Store each notification once, stamped with its ticket's team and agent; one already stored (a redelivered
-    event) is left as it is. The records."""
+    event) is left as it is. The records.
+
+    A notification the worker's dispatcher can send at once is stored claimed (its lease already running) and
+    handed to a sender: no pass reads it and no claim writes it again, two store calls of its four. A worker
+    that dies before sending it leaves the claim, and the next pass after the lease sends it, as after a death
+    mid-send. The others are stored due, and the dispatcher is woken for them.
+    """
+    waiting = False
     for record in records:
-        svc.notifications.insert(record, {}, stamp.fields())  # False for one already there
-    if records:
+        taken = svc.sender is not None and svc.sender.take(record)
+        stored = False
+        try:
+            stored = svc.notifications.insert(record, {}, stamp.fields())  # False for one already there
+        finally:
+            if taken:
+                svc.sender.taken(record, stored)
+        waiting = waiting or not (taken and stored)
+    if waiting:
         svc.on_recorded()
     return records
 

@@ -3,9 +3,10 @@
 Each pass reads, through the `next_attempt_at` index, the notifications due within the look-ahead,
 claims the due ones (a version-checked write that moves `next_attempt_at` a lease ahead, so no other
 worker takes them) and hands them to the pool; it sleeps until the soonest other one falls due, or
-until a new notification is recorded or a send finishes. No more than half the senders (at least one)
-work for one endpoint (the SMTP server, or a webhook's host) at a time, so one slow or dead server
-never holds up the others.
+until a new notification is recorded or a send finishes. A notification recorded while a sender is free
+needs no pass: the handler stores it claimed and hands it over (`take`, `taken`). No more than half the
+senders (at least one) work for one endpoint (the SMTP server, or a webhook's host) at a time, so one
+slow or dead server never holds up the others.
 
 `export_backlog`, a timer of its own, sets the gauges of pending notifications notify's worker scales on.
 """
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from services.notify.domain import Notification
-from services.notify.handlers import Notify, claim, send
+from services.notify.handlers import Notify, claim, lease, send
 from shared import metrics
 from shared.clock import now
 from shared.runtime import next_wake, seconds_until
@@ -50,6 +51,26 @@ class Dispatcher:
                 self._start(record)
         later = [record.next_attempt_at for record in due if record.next_attempt_at > started]
         return seconds_until(next_wake(later, horizon), now())
+
+    def take(self, record: Notification) -> bool:
+        """A notification notify's handler is about to insert: claimed for a free sender of its endpoint (its lease
+        from now: the insert stores the claim), so that no pass reads it and no claim writes it. False when no
+        sender is free for it: it is stored due, and a pass takes it once one is."""
+        if self.pool is None or not self._may_start(record.id, record.endpoint):
+            return False
+        record.next_attempt_at = now() + lease(self.svc.settings)
+        return True
+
+    def taken(self, record: Notification, stored: bool) -> None:
+        """After the insert of what `take` claimed: send it; one stored already (a redelivered event) is left."""
+        if not stored:
+            self._finished(record.id, record.endpoint)
+            return
+        try:
+            self.pool.submit(self._send, record)
+        except Exception:  # the pool is shut down (the worker stops): the lease runs out and a pass sends it
+            self._finished(record.id, record.endpoint)
+            raise
 
     def _start(self, due: Notification) -> None:
         try:

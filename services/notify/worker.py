@@ -22,6 +22,7 @@ def main() -> None:
     svc = handlers.bootstrap(settings, on_recorded=wakeup.set)  # a recorded notification wakes the dispatcher
     wait_for(svc.ensure_storage, "MongoDB")
     dispatcher = Dispatcher(svc, wakeup, settings.notify_senders)
+    svc.sender = dispatcher  # what is recorded while a sender is free goes to it at once
     timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.notifications]),
         Timer("dispatch", 1.0, dispatcher.run_once, wakeup=wakeup),

@@ -6,9 +6,11 @@ it, this thread's only) against the session's store, and checks the step's effec
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -29,6 +31,7 @@ from shared.consumer import Consumer
 from shared.idempotency import ProcessedEvents
 from tests.integration.assignment_fixtures import created_data, created_event, unique
 from tests.integration.conftest import event_from
+from tests.integration.notify_servers import smtp_server  # noqa: F401 - a fixture
 
 
 class Commands(monitoring.CommandListener):
@@ -167,6 +170,58 @@ def test_assignment_assigns_a_new_ticket_without_reading_it_again_or_the_lead_ap
     assert svc.tickets.get(ticket_id).agent_id.startswith("agent")
     (assigned,) = [json.loads(entry["body"]) for entries in staged for entry in entries.values()]
     assert (assigned["type"], assigned["data"]["team_lead_email"]) == ("ticket.assigned", f"{lead_id}@example.com")
+    svc.flusher.drain()
+
+
+def test_a_notification_recorded_while_a_sender_is_free_is_sent_without_a_pass_or_a_claim(
+    infra,
+    commands,
+    smtp_server,  # noqa: F811
+):
+    recorder, smtp_url = smtp_server
+    svc = notify.bootstrap(dataclasses.replace(load_settings(), smtp_url=smtp_url))
+    staged = []  # the outcome's event, kept here: no flusher thread publishes and clears it meanwhile
+    svc.notifications.flusher = SimpleNamespace(submit=lambda *args: staged.append(args[2]))
+    wakeup = threading.Event()
+    dispatcher = Dispatcher(svc, wakeup, senders=2, lookahead=0.0)
+    svc.sender, svc.on_recorded = dispatcher, wakeup.set
+    ticket_id = uuid.uuid4().hex
+
+    def record_and_send() -> None:
+        notify.on_event(svc, _created(ticket_id))
+        deadline = time.monotonic() + 30  # a bound, not a pace: the send is over as soon as no sender holds it
+        while dispatcher._in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    try:
+        calls = commands.counting(record_and_send, any_thread=True)
+    finally:
+        dispatcher.close()
+    (record,) = svc.notifications.page({"ticket_id": ticket_id}, 10, None)[0]
+    assert record.status == "sent" and len(recorder.with_id(record.id)) == 1
+    notifications = [command for collection, command in calls if collection == "notifications"]
+    assert notifications == ["insert", "update"], calls  # stored claimed, then its outcome: no read, no claim
+    assert [json.loads(entry["body"])["type"] for entries in staged for entry in entries.values()] == [
+        "notification.sent"
+    ]
+    assert not wakeup.is_set()  # no pass was needed
+
+
+def test_a_notification_recorded_while_every_sender_is_busy_is_stored_due_for_a_pass(infra, commands):
+    svc = notify.bootstrap(load_settings())
+    wakeup = threading.Event()
+    dispatcher = Dispatcher(svc, wakeup, senders=1, lookahead=0.0)
+    svc.sender, svc.on_recorded = dispatcher, wakeup.set
+    ticket_id = uuid.uuid4().hex
+    try:
+        assert dispatcher._may_start("another", "smtp")  # the only sender is busy
+        notify.on_event(svc, _created(ticket_id))
+        (record,) = svc.notifications.page({"ticket_id": ticket_id}, 10, None)[0]
+        assert record.status == "pending" and record.next_attempt_at <= now()  # due now: a pass takes it
+        assert wakeup.is_set()
+    finally:
+        dispatcher._finished("another", "smtp")
+        dispatcher.close()
     svc.flusher.drain()
 
 
