@@ -1,4 +1,5 @@
-"""SMTP plumbing: SMTP_URL parsed once, one message handed to the server per call.
+"""SMTP plumbing: SMTP_URL parsed once, one message handed to the server per call (`send_email`), or many over
+connections kept open between them (`Sessions`, notify's senders).
 
 SMTP_URL forms: smtp://host[:port] (plain, port 25), smtp://user:pass@host:587?starttls=true or
 smtp+starttls://user:pass@host[:port] (STARTTLS, port 587 by default for smtp+starttls), and
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+import threading
+import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -81,36 +84,119 @@ def _redacted(url: str) -> str:
 
 
 def send_email(config: SmtpConfig, email: EmailMessage) -> None:
-    """Hand the email to the SMTP server; SmtpError with a short reason for any failure."""
+    """Hand the email to the SMTP server over a connection of its own; SmtpError with a short reason for any failure."""
     smtp: smtplib.SMTP | None = None
     try:
-        try:  # the constructor connects and reads the greeting
-            if config.security == "tls":
-                context = ssl.create_default_context()
-                smtp = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
-            else:
-                smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+        smtp = _connect(config)
+        _hand_over(smtp, email)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SmtpError(_reason(exc, config)) from exc
+    else:
+        _quit(smtp)
+    finally:
+        if smtp is not None:
+            smtp.close()
+
+
+class Sessions:
+    """SMTP connections kept open for the next message, one per thread (a thread sends one message at a time).
+
+    Mail relays take many messages per connection; a kept one saves, per message, the TCP (and TLS)
+    handshake, the greeting, EHLO (STARTTLS, login) and QUIT, on both sides. Before it is used again it is
+    checked with RSET: one that the server closed meanwhile (relays close idle connections after a few
+    minutes), that does not answer 250, or that sat idle longer than `idle` seconds is closed and a new one
+    opened, before anything of the message is sent, so a kept connection never makes a message go twice.
+    Whatever fails while a message is handed over closes the connection, and the error is the message's,
+    as with `send_email`.
+    """
+
+    def __init__(self, idle: float = 60.0) -> None:
+        self.idle = idle
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[smtplib.SMTP] = set()
+
+    def send(self, config: SmtpConfig, email: EmailMessage) -> None:
+        smtp = self._reusable(config)
+        try:
+            if smtp is None:
+                smtp = _connect(config)
+                with self._lock:
+                    self._open.add(smtp)
+            _hand_over(smtp, email)
         except (smtplib.SMTPException, OSError) as exc:
-            raise SmtpError(_reason(exc, config), unreachable=not isinstance(exc, ssl.SSLError)) from exc
+            self._drop(smtp)
+            raise SmtpError(_reason(exc, config)) from exc
+        except BaseException:
+            self._drop(smtp)
+            raise
+        self._local.kept = (config, smtp, time.monotonic())
+
+    def close(self) -> None:
+        """QUIT and close every kept connection (the worker stops)."""
+        with self._lock:
+            kept, self._open = list(self._open), set()
+        for smtp in kept:
+            _quit(smtp)
+            smtp.close()
+
+    def _reusable(self, config: SmtpConfig) -> smtplib.SMTP | None:
+        """This thread's kept connection to `config`'s server if it still takes commands; None: open a new one."""
+        kept, self._local.kept = getattr(self._local, "kept", None), None
+        if kept is None:
+            return None
+        kept_config, smtp, since = kept
+        if kept_config == config and time.monotonic() - since < self.idle:
+            try:
+                if smtp.rset()[0] == 250:
+                    return smtp
+            except (smtplib.SMTPException, OSError):
+                pass
+        self._drop(smtp)
+        return None
+
+    def _drop(self, smtp: smtplib.SMTP | None) -> None:
+        if smtp is None:
+            return
+        with self._lock:
+            self._open.discard(smtp)
+        smtp.close()
+
+
+def _connect(config: SmtpConfig) -> smtplib.SMTP:
+    """A connection greeted, secured and logged in as SMTP_URL says; SmtpError(unreachable) if none answered."""
+    try:  # the constructor connects and reads the greeting
+        if config.security == "tls":
+            context = ssl.create_default_context()
+            smtp = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SmtpError(_reason(exc, config), unreachable=not isinstance(exc, ssl.SSLError)) from exc
+    try:
         smtp.ehlo()
         if config.security == "starttls":
             smtp.starttls(context=ssl.create_default_context())
             smtp.ehlo()
         if config.username:
             smtp.login(config.username, config.password or "")
-        refused = smtp.send_message(email)
-        if refused:  # some recipients taken, some not: the send did not reach everyone
-            raise smtplib.SMTPRecipientsRefused(refused)
-    except (smtplib.SMTPException, OSError) as exc:
-        raise SmtpError(_reason(exc, config)) from exc
-    else:
-        try:
-            smtp.quit()  # the server has the message; a failing QUIT must not cause a second send
-        except (smtplib.SMTPException, OSError):
-            pass
-    finally:
-        if smtp is not None:
-            smtp.close()
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _hand_over(smtp: smtplib.SMTP, email: EmailMessage) -> None:
+    refused = smtp.send_message(email)
+    if refused:  # some recipients taken, some not: the send did not reach everyone
+        raise smtplib.SMTPRecipientsRefused(refused)
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()  # the server has the message; a failing QUIT must not cause a second send
+    except (smtplib.SMTPException, OSError):
+        pass
 
 
 def _reason(exc: BaseException, config: SmtpConfig) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -37,6 +37,7 @@ from shared.mongo import Stale, database
 from shared.redact import redact_tokens, redact_url, redact_urls
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
 from shared.saving import NO_CHANGE, read_after_first, update
+from shared.smtp import Sessions
 
 SERVICE = "notify"
 LEASE_TIMEOUTS = 6  # a claim lasts six send timeouts (connect, EHLO, MAIL, RCPT, DATA, QUIT), then it is free again
@@ -66,6 +67,7 @@ class Notify:
     on_recorded: Callable[[], None]  # told when notifications were recorded: wakes the dispatcher, or nothing
     agents: AgentDirectory  # agent_id -> teams, from agent.updated: who reads which notifications
     sender: Sender | None = None  # the worker's dispatcher: takes new notifications without a pass (see _record)
+    smtp: Sessions = field(default_factory=Sessions)  # the senders' SMTP connections, kept between emails
 
     def ensure_storage(self) -> None:
         self.notifications.ensure_indexes()
@@ -261,7 +263,7 @@ def _deliver(svc: Notify, record: Notification) -> None:
     if record.channel == "email":
         message = Message(record.subject or "", record.body, record.html or "")
         email = mailer.build_email(svc.settings.notify_from, record.recipient, message, record.ticket_id, record.id)
-        mailer.send_email(mailer.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout), email)
+        mailer.send_email(mailer.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout), email, svc.smtp)
         return
     hook = svc.webhooks.find(record.webhook_id)
     if hook is None:

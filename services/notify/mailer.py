@@ -43,9 +43,13 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
     return email
 
 
-def send_email(config: SmtpConfig, email: EmailMessage) -> None:
-    """Hand the email to the SMTP server; SendError with a short reason for any failure."""
+def send_email(config: SmtpConfig, email: EmailMessage, sessions: smtp.Sessions | None = None) -> None:
+    """Hand the email to the SMTP server (over a kept connection of `sessions`, if given); SendError with a short
+    reason for any failure."""
     try:
-        smtp.send_email(config, email)
+        if sessions is None:
+            smtp.send_email(config, email)
+        else:
+            sessions.send(config, email)
     except smtp.SmtpError as exc:
         raise SendError(str(exc), unreachable=exc.unreachable) from exc

@@ -34,6 +34,7 @@ def main() -> None:
         run_worker(settings, handlers.SERVICE, bind(handlers.HANDLERS, svc), svc.processed, timers)
     finally:
         dispatcher.close()
+        svc.smtp.close()  # QUIT on the kept connections
 
 
 def _backfill(svc: handlers.Notify) -> None:

@@ -11,6 +11,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from services.notify.domain import Message, SendError
 from services.notify.mailer import SmtpConfig, build_email, parse_smtp_url, send_email
 from shared.config import ConfigError
+from shared.smtp import Sessions
 from ticketflow.local import free_port
 
 EVIL = "<script>alert(1)</script> & Co"
@@ -261,3 +262,78 @@ def test_a_server_that_never_answers_is_a_send_error_after_the_timeout():
             send_email(config, make_email())
         assert exc.value.unreachable  # no greeting: no server judged the message
         assert time.monotonic() - started < 2.0
+
+
+# ---- connections kept between messages (notify's senders) -----------------------------------------
+
+
+class RefusesFirst(Recorder):
+    """Answers the first DATA with 451, the others with 250."""
+
+    async def handle_DATA(self, server, session, envelope):
+        self.answer = "451 Try again later" if not self.received else "250 OK"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def _connections(handler: Recorder) -> int:
+    return len({id(session) for *_, session in handler.received})
+
+
+def test_a_kept_connection_carries_the_next_messages(smtp_server):
+    handler, sessions = Recorder(), Sessions()
+    config = smtp_server(handler)
+    try:
+        for number in range(3):
+            send_email(config, make_email(notification_id=f"n{number}"), sessions)
+    finally:
+        sessions.close()
+    assert len(handler.received) == 3 and _connections(handler) == 1
+
+
+def test_a_connection_the_server_closed_meanwhile_is_replaced_and_the_message_goes_once():
+    first, second, sessions, port = Recorder(), Recorder(), Sessions(), free_port()
+    config = SmtpConfig("127.0.0.1", port, timeout=5.0)
+    server = Controller(first, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        send_email(config, make_email(notification_id="n1"), sessions)
+    finally:
+        server.stop()  # closes the connection kept open
+    server = Controller(second, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        send_email(config, make_email(notification_id="n2"), sessions)
+    finally:
+        sessions.close()
+        server.stop()
+    assert [len(first.received), len(second.received)] == [1, 1]
+
+
+def test_a_connection_idle_longer_than_the_bound_is_not_used_again(smtp_server):
+    handler, sessions = Recorder(), Sessions(idle=0.0)
+    config = smtp_server(handler)
+    try:
+        for number in range(2):
+            send_email(config, make_email(notification_id=f"n{number}"), sessions)
+    finally:
+        sessions.close()
+    assert len(handler.received) == 2 and _connections(handler) == 2
+
+
+def test_a_refused_message_closes_its_connection_and_the_next_one_goes_over_a_new_one(smtp_server):
+    handler, sessions = RefusesFirst(), Sessions()
+    config = smtp_server(handler)
+    try:
+        with pytest.raises(SendError, match="^SMTP 451"):
+            send_email(config, make_email(notification_id="n1"), sessions)
+        send_email(config, make_email(notification_id="n2"), sessions)
+    finally:
+        sessions.close()
+    assert len(handler.received) == 2 and _connections(handler) == 2
+
+
+def test_an_unreachable_server_is_still_told_apart_with_kept_connections():
+    sessions = Sessions()
+    with pytest.raises(SendError) as exc:
+        send_email(SmtpConfig("127.0.0.1", free_port(), timeout=5.0), make_email(), sessions)
+    assert exc.value.unreachable
