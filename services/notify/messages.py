@@ -93,6 +93,7 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
         trim_blocks=True,  # so that {% if %} lines leave no blank lines behind in the text emails
         lstrip_blocks=True,
+        auto_reload=False,  # the templates ship with the code: no stat of two files per email
     )
     env.filters.update(utc=format_utc, percent=_percent, words=_words)
     return env

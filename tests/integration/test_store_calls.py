@@ -75,8 +75,11 @@ class _Channel:
     def basic_publish(self, exchange, routing_key, body, properties, mandatory=False):
         raise AssertionError(f"nothing is retried or dead-lettered here: {routing_key}")
 
-    def basic_ack(self, delivery_tag):
+    def basic_ack(self, delivery_tag, multiple=False):
         pass
+
+    def get_waiting_message_count(self) -> int:
+        return 0
 
 
 class _Connection:
@@ -197,6 +200,7 @@ def test_a_notification_recorded_while_a_sender_is_free_is_sent_without_a_pass_o
         calls = commands.counting(record_and_send, any_thread=True)
     finally:
         dispatcher.close()
+        svc.smtp.close()  # the connection the sender kept
     (record,) = svc.notifications.page({"ticket_id": ticket_id}, 10, None)[0]
     assert record.status == "sent" and len(recorder.with_id(record.id)) == 1
     notifications = [command for collection, command in calls if collection == "notifications"]

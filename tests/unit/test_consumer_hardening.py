@@ -29,8 +29,11 @@ class FakeChannel:
         properties.encode()  # what pika does on the wire: raises for a header it cannot write
         self.published.append((routing_key, dict(properties.headers or {})))
 
-    def basic_ack(self, delivery_tag):
+    def basic_ack(self, delivery_tag, multiple=False):
         self.acked.append(delivery_tag)
+
+    def get_waiting_message_count(self) -> int:
+        return 0
 
 
 class FakeConnection:
@@ -121,3 +124,45 @@ def test_the_clock_skew_setting_is_read_and_checked():
     for bad in ("soon", "-5", "0", "nan", "inf"):
         with pytest.raises(ConfigError, match="TICKETFLOW_MAX_CLOCK_SKEW"):
             load_settings({"TICKETFLOW_MAX_CLOCK_SKEW": bad})
+
+
+class Backlog(FakeChannel):
+    """A channel with `waiting` deliveries already in this process after the one in hand."""
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__()
+        self.waiting = waiting
+        self.acks: list[tuple[int, bool]] = []
+
+    def basic_ack(self, delivery_tag, multiple=False):
+        self.acks.append((delivery_tag, multiple))
+
+    def get_waiting_message_count(self) -> int:
+        return self.waiting
+
+
+def _handled(channel: FakeChannel, tags: range, consumer: Consumer | None = None) -> Consumer:
+    settings = load_settings({"TICKETFLOW_NAMESPACE": "unit"})
+    consumer = consumer or Consumer(settings, "intake", {"ticket.reopened": lambda envelope: None}, NoIdempotency())
+    body = events.encode(_envelope())
+    for tag in tags:
+        method = type("M", (), {"delivery_tag": tag})()
+        consumer._deliver(FakeConnection(), channel, channel, method, pika.BasicProperties(headers={}), body)
+    return consumer
+
+
+def test_a_caught_up_consumer_acks_each_delivery_at_once():
+    channel = Backlog(waiting=0)
+    _handled(channel, range(1, 4))._pool.shutdown()
+    assert channel.acks == [(1, True), (2, True), (3, True)]
+
+
+def test_a_backlog_is_acked_together_at_most_ack_every_deliveries_a_time_and_the_rest_once_caught_up():
+    from shared.consumer import ACK_EVERY
+
+    channel = Backlog(waiting=5)
+    consumer = _handled(channel, range(1, ACK_EVERY + 4))
+    assert channel.acks == [(ACK_EVERY, True)]  # one frame for the first ACK_EVERY; 3 more done, not acked yet
+    channel.waiting = 0
+    _handled(channel, range(ACK_EVERY + 4, ACK_EVERY + 5), consumer)._pool.shutdown()
+    assert channel.acks == [(ACK_EVERY, True), (ACK_EVERY + 4, True)]  # the queue is caught up: all of them
