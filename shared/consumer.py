@@ -69,6 +69,7 @@ class Consumer:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{service}-handler")
         self._unacked = 0  # deliveries done but not acknowledged yet, the last of them `_unacked_tag` (see _ack)
         self._unacked_tag = 0
+        self._republished = False  # the delivery in hand went to a retry or dead-letter queue: ack it at once
 
     def run(self) -> None:
         """Consume until stopped, reconnecting (and re-declaring everything) whenever the broker goes away."""
@@ -142,6 +143,7 @@ class Consumer:
         reaches `run`, which reconnects: the message comes again, and that is right. Any other fault
         while handling, retrying or dead-lettering this message dead-letters it as it is.
         """
+        self._republished = False
         try:
             self._process(connection, republish, props, body)
         except CONNECTION_ERRORS as exc:
@@ -153,19 +155,20 @@ class Consumer:
             return
         except Exception as exc:  # noqa: BLE001 - one bad message must never stall the queue
             self._dead_letter_as_is(republish, props, body, exc)
-        self._ack(channel, method.delivery_tag)
+        self._ack(channel, method.delivery_tag, now=self._republished)
 
-    def _ack(self, channel, delivery_tag: int) -> None:
+    def _ack(self, channel, delivery_tag: int, now: bool = False) -> None:
         """Acknowledge a delivery done with; while the next one is here already (a backlog), with the next ones.
 
         One `basic_ack(multiple=True)` then covers up to ACK_EVERY deliveries, each handled in order on this
         one channel: one frame and one flush of the connection instead of one each. Nothing waits for it:
-        the ack goes out as soon as no delivery is waiting in this process (the queue is caught up) and when
-        the consumer stops. A consumer that dies first has its unacked deliveries given again, as always
-        (handlers are idempotent).
+        the ack goes out as soon as no delivery is waiting in this process (the queue is caught up), when
+        the consumer stops, and at once (`now`) for a delivery republished to a retry or dead-letter queue,
+        whose copy exists already. A consumer that dies first has its unacked deliveries given again, as
+        always (handlers are idempotent): up to ACK_EVERY handled ones.
         """
         self._unacked, self._unacked_tag = self._unacked + 1, delivery_tag
-        if self._unacked >= ACK_EVERY or not channel.get_waiting_message_count():
+        if now or self._unacked >= ACK_EVERY or not channel.get_waiting_message_count():
             self._ack_done(channel)
 
     def _ack_done(self, channel) -> None:
@@ -289,6 +292,7 @@ class Consumer:
         headers.update({ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: f"{type(error).__name__}: {error}"[:1000]})
         target = retry_queue_name(self.settings, self.service, delays[attempt])
         republish.basic_publish("", target, body, _copy_props(props, headers), mandatory=True)
+        self._republished = True
         metrics.EVENTS_RETRIED.labels(self.service, event_type).inc()
 
     def _dead_letter(self, republish, props, body, headers, reason: str, detail: str) -> None:
@@ -303,6 +307,7 @@ class Consumer:
         log.error("%s: dead-lettering a message (%s): %s", self.service, reason, detail[:300])
         dead = f"{queue_name(self.settings, self.service)}.dead"
         republish.basic_publish("", dead, body, _copy_props(props, headers), mandatory=True)
+        self._republished = True
         metrics.EVENTS_DEAD_LETTERED.labels(self.service, reason).inc()
 
 

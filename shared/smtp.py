@@ -99,67 +99,81 @@ def send_email(config: SmtpConfig, email: EmailMessage) -> None:
 
 
 class Sessions:
-    """SMTP connections kept open for the next message, one per thread (a thread sends one message at a time).
+    """SMTP connections kept open for the next message: up to `keep` idle ones, shared by the sending threads.
 
     Mail relays take many messages per connection; a kept one saves, per message, the TCP (and TLS)
-    handshake, the greeting, EHLO (STARTTLS, login) and QUIT, on both sides. Before it is used again it is
-    checked with RSET: one that the server closed meanwhile (relays close idle connections after a few
-    minutes), that does not answer 250, or that sat idle longer than `idle` seconds is closed and a new one
-    opened, before anything of the message is sent, so a kept connection never makes a message go twice.
-    Whatever fails while a message is handed over closes the connection, and the error is the message's,
-    as with `send_email`.
+    handshake, the greeting, EHLO (STARTTLS, login) and QUIT, on both sides. A thread takes an idle one
+    for a message and gives it back after; beyond `keep` (notify: as many as may send to the SMTP server
+    at once) a connection is closed, so a relay never sees more open connections than concurrent sends.
+    Before it is used again it is checked with RSET (answered within RSET_TIMEOUT): one that the server
+    closed meanwhile (relays close idle connections after a few minutes), that does not answer 250, or
+    that sat idle longer than `idle` seconds is closed and a new one opened, before anything of the
+    message is sent, so a kept connection never makes a message go twice. Whatever fails while a message
+    is handed over closes the connection, and the error is the message's, as with `send_email`.
     """
 
-    def __init__(self, idle: float = 60.0) -> None:
-        self.idle = idle
-        self._local = threading.local()
+    RSET_TIMEOUT = 2.0  # seconds: a kept connection slower than this to answer RSET is replaced
+
+    def __init__(self, keep: int = 1, idle: float = 60.0) -> None:
+        self.keep, self.idle = keep, idle
         self._lock = threading.Lock()
-        self._open: set[smtplib.SMTP] = set()
+        self._idle: list[tuple[SmtpConfig, smtplib.SMTP, float]] = []  # (its server, it, idle since), newest last
 
     def send(self, config: SmtpConfig, email: EmailMessage) -> None:
         smtp = self._reusable(config)
         try:
             if smtp is None:
                 smtp = _connect(config)
-                with self._lock:
-                    self._open.add(smtp)
             _hand_over(smtp, email)
         except (smtplib.SMTPException, OSError) as exc:
-            self._drop(smtp)
+            _close(smtp)
             raise SmtpError(_reason(exc, config)) from exc
         except BaseException:
-            self._drop(smtp)
+            _close(smtp)
             raise
-        self._local.kept = (config, smtp, time.monotonic())
+        self._give_back(config, smtp)
 
     def close(self) -> None:
-        """QUIT and close every kept connection (the worker stops)."""
+        """QUIT and close the idle connections (the worker stops)."""
         with self._lock:
-            kept, self._open = list(self._open), set()
-        for smtp in kept:
-            _quit(smtp)
+            idle, self._idle = self._idle, []
+        for _, smtp, _ in idle:
+            _quit(smtp, timeout=1.0)
             smtp.close()
 
     def _reusable(self, config: SmtpConfig) -> smtplib.SMTP | None:
-        """This thread's kept connection to `config`'s server if it still takes commands; None: open a new one."""
-        kept, self._local.kept = getattr(self._local, "kept", None), None
-        if kept is None:
-            return None
-        kept_config, smtp, since = kept
-        if kept_config == config and time.monotonic() - since < self.idle:
-            try:
-                if smtp.rset()[0] == 250:
-                    return smtp
-            except (smtplib.SMTPException, OSError):
-                pass
-        self._drop(smtp)
-        return None
+        """An idle connection to `config`'s server that still takes commands; None: open a new one."""
+        while True:
+            with self._lock:
+                found = [i for i, (server, _, _) in enumerate(self._idle) if server == config]
+                if not found:
+                    return None
+                _, smtp, since = self._idle.pop(found[-1])
+            if time.monotonic() - since < self.idle and _answers_rset(smtp, config.timeout):
+                return smtp
+            _close(smtp)
 
-    def _drop(self, smtp: smtplib.SMTP | None) -> None:
-        if smtp is None:
-            return
+    def _give_back(self, config: SmtpConfig, smtp: smtplib.SMTP) -> None:
         with self._lock:
-            self._open.discard(smtp)
+            if len(self._idle) < self.keep:
+                self._idle.append((config, smtp, time.monotonic()))
+                return
+        _quit(smtp, timeout=1.0)
+        smtp.close()
+
+
+def _answers_rset(smtp: smtplib.SMTP, timeout: float) -> bool:
+    try:
+        smtp.sock.settimeout(min(timeout, Sessions.RSET_TIMEOUT))
+        answered = smtp.rset()[0] == 250
+        smtp.sock.settimeout(timeout)
+    except (smtplib.SMTPException, OSError, AttributeError):  # AttributeError: no socket any more
+        return False
+    return answered
+
+
+def _close(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
         smtp.close()
 
 
@@ -192,8 +206,10 @@ def _hand_over(smtp: smtplib.SMTP, email: EmailMessage) -> None:
         raise smtplib.SMTPRecipientsRefused(refused)
 
 
-def _quit(smtp: smtplib.SMTP) -> None:
+def _quit(smtp: smtplib.SMTP, timeout: float | None = None) -> None:
     try:
+        if timeout is not None and smtp.sock is not None:
+            smtp.sock.settimeout(timeout)  # a goodbye: not worth waiting long for
         smtp.quit()  # the server has the message; a failing QUIT must not cause a second send
     except (smtplib.SMTPException, OSError):
         pass

@@ -40,7 +40,9 @@ from shared.saving import NO_CHANGE, read_after_first, update
 from shared.smtp import Sessions
 
 SERVICE = "notify"
-LEASE_TIMEOUTS = 6  # a claim lasts six send timeouts (connect, EHLO, MAIL, RCPT, DATA, QUIT), then it is free again
+# A claim lasts six send timeouts, then it is free again: a kept connection's RSET (2 s at most) or a connect,
+# EHLO, MAIL, RCPT, DATA and its end (or QUIT, for a connection not kept).
+LEASE_TIMEOUTS = 6
 
 
 class Sender(Protocol):

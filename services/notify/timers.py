@@ -37,6 +37,7 @@ class Dispatcher:
         self._busy: Counter[str] = Counter()  # sends in flight per endpoint
         self._in_flight: set[str] = set()
         self._held = False  # a due notification waited for a free sender: a finished send wakes the next pass
+        self._waiting = False  # the last pass left due notifications unstarted: new ones queue behind them
         self._lock = threading.Lock()
 
     def run_once(self) -> float:
@@ -45,10 +46,16 @@ class Dispatcher:
             return self.lookahead  # this worker only records notifications (TICKETFLOW_NOTIFY_SENDERS=0)
         started = now()
         horizon = started + timedelta(seconds=self.lookahead)
-        due = self.svc.notifications.due(horizon, 4 * self.senders)
+        limit = 4 * self.senders
+        due = self.svc.notifications.due(horizon, limit)
+        waiting = len(due) == limit  # a full page: more may be due beyond it
         for record in due:
-            if record.next_attempt_at <= started and self._may_start(record.id, record.endpoint):
-                self._start(record)
+            if record.next_attempt_at <= started:
+                if self._may_start(record.id, record.endpoint):
+                    self._start(record)
+                else:
+                    waiting = True
+        self._waiting = waiting
         later = [record.next_attempt_at for record in due if record.next_attempt_at > started]
         return seconds_until(next_wake(later, horizon), now())
 
@@ -56,8 +63,8 @@ class Dispatcher:
         """A notification notify's handler is about to insert: claimed for a free sender of its endpoint (its lease
         from now: the insert stores the claim), so that no pass reads it and no claim writes it. False when no
         sender is free for it: it is stored due, and a pass takes it once one is."""
-        if self.pool is None or not self._may_start(record.id, record.endpoint):
-            return False
+        if self.pool is None or self._waiting or not self._may_start(record.id, record.endpoint):
+            return False  # `_waiting`: older ones wait for a sender, and go first (a pass takes them in order)
         record.next_attempt_at = now() + lease(self.svc.settings)
         return True
 

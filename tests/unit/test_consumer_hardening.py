@@ -166,3 +166,17 @@ def test_a_backlog_is_acked_together_at_most_ack_every_deliveries_a_time_and_the
     channel.waiting = 0
     _handled(channel, range(ACK_EVERY + 4, ACK_EVERY + 5), consumer)._pool.shutdown()
     assert channel.acks == [(ACK_EVERY, True), (ACK_EVERY + 4, True)]  # the queue is caught up: all of them
+
+
+def test_a_delivery_sent_to_a_retry_queue_is_acked_at_once_even_in_a_backlog():
+    channel = Backlog(waiting=5)
+    settings = load_settings({"TICKETFLOW_NAMESPACE": "unit", "TICKETFLOW_RETRY_DELAYS": "1,2"})
+    consumer = Consumer(settings, "intake", {"ticket.reopened": _failing}, NoIdempotency())
+    method = type("M", (), {"delivery_tag": 3})()
+    try:
+        consumer._deliver(FakeConnection(), channel, channel, method, pika.BasicProperties(headers={}),
+                          events.encode(_envelope()))  # fmt: skip
+    finally:
+        consumer._pool.shutdown()
+    assert len(channel.published) == 1  # its copy in the retry queue, so the original goes now
+    assert channel.acks == [(3, True)]

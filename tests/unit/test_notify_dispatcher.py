@@ -35,3 +35,38 @@ def test_a_finished_send_wakes_a_pass_once_for_what_waited_for_a_sender():
         assert not wakeup.is_set()  # nothing waited this time
     finally:
         dispatcher.close()
+
+
+def test_what_a_pass_left_waiting_for_a_sender_goes_before_a_new_notification():
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from services.notify.domain import Notification
+    from shared.clock import now
+    from shared.config import load_settings
+
+    def record(ticket: str) -> Notification:
+        at = now() - timedelta(seconds=1)
+        return Notification(f"n-{ticket}", f"e-{ticket}", "ticket.created", ticket, "email", f"{ticket}@example.com",
+                            "s", "b", at, next_attempt_at=at)  # fmt: skip
+
+    old = record("t-old")
+    due = [old]
+    svc = SimpleNamespace(settings=load_settings({"TICKETFLOW_NAMESPACE": "unit"}),
+                          notifications=SimpleNamespace(due=lambda until, limit: list(due)))  # fmt: skip
+    wakeup = threading.Event()
+    dispatcher = Dispatcher(svc, wakeup, senders=1)
+    try:
+        assert dispatcher._may_start("busy", "smtp")  # the only sender is busy
+        dispatcher.run_once()  # the old one stays due, waiting for it
+        dispatcher._finished("busy", "smtp")  # the sender is free: the old one's pass is woken...
+        assert wakeup.is_set()
+        assert not dispatcher.take(record("t-new"))  # ...and a new one, stored due behind it, does not jump ahead
+        due.clear()  # a later pass took the old one (here: found none due)
+        dispatcher.run_once()
+        new = record("t-new")
+        assert dispatcher.take(new) and new.next_attempt_at > now()  # claimed for the free sender
+        dispatcher.taken(new, stored=False)  # (stored already: let be) the sender is free again
+        assert dispatcher._may_start("next", "smtp")
+    finally:
+        dispatcher.close()

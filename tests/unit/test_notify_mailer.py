@@ -337,3 +337,14 @@ def test_an_unreachable_server_is_still_told_apart_with_kept_connections():
     with pytest.raises(SendError) as exc:
         send_email(SmtpConfig("127.0.0.1", free_port(), timeout=5.0), make_email(), sessions)
     assert exc.value.unreachable
+
+
+def test_no_connection_is_kept_beyond_the_bound(smtp_server):
+    handler, sessions = Recorder(), Sessions(keep=0)
+    config = smtp_server(handler)
+    try:
+        for number in range(2):
+            send_email(config, make_email(notification_id=f"n{number}"), sessions)
+    finally:
+        sessions.close()
+    assert len(handler.received) == 2 and _connections(handler) == 2
