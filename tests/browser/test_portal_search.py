@@ -57,6 +57,7 @@ def test_an_agent_finds_a_ticket_by_its_words_and_sees_a_resolved_look_alike(por
     agent = new_context().new_page()
     sign_in(agent, portal, STAFF["ada"]["email"])
     expect(agent.get_by_role("heading", name="Queues")).to_be_visible()
+    agent.wait_for_load_state("domcontentloaded")  # the page's keys are its deferred script's, run by then
     agent.keyboard.press("/")
     box = agent.get_by_role("searchbox", name="Search tickets")
     expect(box).to_be_focused()
@@ -71,6 +72,7 @@ def test_an_agent_finds_a_ticket_by_its_words_and_sees_a_resolved_look_alike(por
     both_widths(agent, screenshot, "console-search")
 
     # On the results page / goes to its own box, and Escape leaves it with the words kept.
+    agent.wait_for_load_state("domcontentloaded")
     agent.keyboard.press("/")
     expect(agent.get_by_role("searchbox", name="Words to find")).to_be_focused()
     agent.keyboard.press("Escape")
