@@ -279,15 +279,24 @@ def _connections(handler: Recorder) -> int:
     return len({id(session) for *_, session in handler.received})
 
 
-def test_a_kept_connection_carries_the_next_messages(smtp_server):
-    handler, sessions = Recorder(), Sessions()
+@pytest.mark.parametrize(
+    ("sessions", "connections"),
+    [
+        (lambda: Sessions(), 1),  # a kept connection carries the next messages
+        (lambda: Sessions(idle=0.0), 3),  # one idle longer than the bound is not used again
+        (lambda: Sessions(keep=0), 3),  # none is kept beyond the bound
+    ],
+    ids=["kept", "idle-too-long", "none-kept"],
+)
+def test_three_messages_over_kept_connections(smtp_server, sessions, connections):
+    handler, sessions = Recorder(), sessions()
     config = smtp_server(handler)
     try:
         for number in range(3):
             send_email(config, make_email(notification_id=f"n{number}"), sessions)
     finally:
         sessions.close()
-    assert len(handler.received) == 3 and _connections(handler) == 1
+    assert len(handler.received) == 3 and _connections(handler) == connections
 
 
 def test_a_connection_the_server_closed_meanwhile_is_replaced_and_the_message_goes_once():
@@ -309,17 +318,6 @@ def test_a_connection_the_server_closed_meanwhile_is_replaced_and_the_message_go
     assert [len(first.received), len(second.received)] == [1, 1]
 
 
-def test_a_connection_idle_longer_than_the_bound_is_not_used_again(smtp_server):
-    handler, sessions = Recorder(), Sessions(idle=0.0)
-    config = smtp_server(handler)
-    try:
-        for number in range(2):
-            send_email(config, make_email(notification_id=f"n{number}"), sessions)
-    finally:
-        sessions.close()
-    assert len(handler.received) == 2 and _connections(handler) == 2
-
-
 def test_a_refused_message_closes_its_connection_and_the_next_one_goes_over_a_new_one(smtp_server):
     handler, sessions = RefusesFirst(), Sessions()
     config = smtp_server(handler)
@@ -337,14 +335,3 @@ def test_an_unreachable_server_is_still_told_apart_with_kept_connections():
     with pytest.raises(SendError) as exc:
         send_email(SmtpConfig("127.0.0.1", free_port(), timeout=5.0), make_email(), sessions)
     assert exc.value.unreachable
-
-
-def test_no_connection_is_kept_beyond_the_bound(smtp_server):
-    handler, sessions = Recorder(), Sessions(keep=0)
-    config = smtp_server(handler)
-    try:
-        for number in range(2):
-            send_email(config, make_email(notification_id=f"n{number}"), sessions)
-    finally:
-        sessions.close()
-    assert len(handler.received) == 2 and _connections(handler) == 2
