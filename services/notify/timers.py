@@ -26,6 +26,9 @@ from shared.clock import now
 from shared.runtime import next_wake, seconds_until
 
 log = logging.getLogger(__name__)
+# A notification due this long ago and still waiting for a sender stops the hand-off of new ones (`take`) until
+# a pass has started it: under a sustained load the new ones would otherwise take every sender that frees up.
+OVERDUE = timedelta(seconds=5)
 
 
 class Dispatcher:
@@ -37,7 +40,7 @@ class Dispatcher:
         self._busy: Counter[str] = Counter()  # sends in flight per endpoint
         self._in_flight: set[str] = set()
         self._held = False  # a due notification waited for a free sender: a finished send wakes the next pass
-        self._waiting = False  # the last pass left due notifications unstarted: new ones queue behind them
+        self._waiting = False  # the last pass left overdue notifications unstarted: new ones queue behind them
         self._lock = threading.Lock()
 
     def run_once(self) -> float:
@@ -46,15 +49,14 @@ class Dispatcher:
             return self.lookahead  # this worker only records notifications (TICKETFLOW_NOTIFY_SENDERS=0)
         started = now()
         horizon = started + timedelta(seconds=self.lookahead)
-        limit = 4 * self.senders
-        due = self.svc.notifications.due(horizon, limit)
-        waiting = len(due) == limit  # a full page: more may be due beyond it
+        due = self.svc.notifications.due(horizon, 4 * self.senders)
+        overdue = started - OVERDUE
+        waiting = False
         for record in due:
-            if record.next_attempt_at <= started:
-                if self._may_start(record.id, record.endpoint):
-                    self._start(record)
-                else:
-                    waiting = True
+            if record.next_attempt_at <= started and not self._may_start(record.id, record.endpoint):
+                waiting = waiting or record.next_attempt_at <= overdue
+            elif record.next_attempt_at <= started:
+                self._start(record)
         self._waiting = waiting
         later = [record.next_attempt_at for record in due if record.next_attempt_at > started]
         return seconds_until(next_wake(later, horizon), now())
@@ -64,7 +66,7 @@ class Dispatcher:
         from now: the insert stores the claim), so that no pass reads it and no claim writes it. False when no
         sender is free for it: it is stored due, and a pass takes it once one is."""
         if self.pool is None or self._waiting or not self._may_start(record.id, record.endpoint):
-            return False  # `_waiting`: older ones wait for a sender, and go first (a pass takes them in order)
+            return False  # `_waiting`: older ones have waited OVERDUE for a sender: they go first, in order
         record.next_attempt_at = now() + lease(self.svc.settings)
         return True
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from services.notify.timers import Dispatcher
 
 
@@ -37,7 +39,10 @@ def test_a_finished_send_wakes_a_pass_once_for_what_waited_for_a_sender():
         dispatcher.close()
 
 
-def test_what_a_pass_left_waiting_for_a_sender_goes_before_a_new_notification():
+@pytest.mark.parametrize(("waited", "jumps_ahead"), [(10.0, False), (1.0, True)], ids=["overdue", "just-due"])
+def test_a_new_notification_waits_behind_one_overdue_for_a_sender(waited, jumps_ahead):
+    """One due for longer than OVERDUE (5 s) and left waiting by a pass goes first; one just due does not stop
+    the hand-off (its pass takes it at the next free sender)."""
     from datetime import timedelta
     from types import SimpleNamespace
 
@@ -45,12 +50,12 @@ def test_what_a_pass_left_waiting_for_a_sender_goes_before_a_new_notification():
     from shared.clock import now
     from shared.config import load_settings
 
-    def record(ticket: str) -> Notification:
-        at = now() - timedelta(seconds=1)
+    def record(ticket: str, waited: float = 10.0) -> Notification:
+        at = now() - timedelta(seconds=waited)
         return Notification(f"n-{ticket}", f"e-{ticket}", "ticket.created", ticket, "email", f"{ticket}@example.com",
                             "s", "b", at, next_attempt_at=at)  # fmt: skip
 
-    old = record("t-old")
+    old = record("t-old", waited)
     due = [old]
     svc = SimpleNamespace(settings=load_settings({"TICKETFLOW_NAMESPACE": "unit"}),
                           notifications=SimpleNamespace(due=lambda until, limit: list(due)))  # fmt: skip
@@ -61,7 +66,10 @@ def test_what_a_pass_left_waiting_for_a_sender_goes_before_a_new_notification():
         dispatcher.run_once()  # the old one stays due, waiting for it
         dispatcher._finished("busy", "smtp")  # the sender is free: the old one's pass is woken...
         assert wakeup.is_set()
-        assert not dispatcher.take(record("t-new"))  # ...and a new one, stored due behind it, does not jump ahead
+        newer = record("t-newer", 0.0)
+        assert dispatcher.take(newer) is jumps_ahead  # overdue: a new one is stored due behind it
+        if jumps_ahead:
+            dispatcher.taken(newer, stored=False)
         due.clear()  # a later pass took the old one (here: found none due)
         dispatcher.run_once()
         new = record("t-new")
