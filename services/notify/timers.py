@@ -50,15 +50,18 @@ class Dispatcher:
         started = now()
         horizon = started + timedelta(seconds=self.lookahead)
         due = self.svc.notifications.due(horizon, 4 * self.senders)
+        # read before any send starts: a sender sets a started record's next_attempt_at (None once sent)
+        later = [record.next_attempt_at for record in due if record.next_attempt_at > started]
         overdue = started - OVERDUE
         waiting = False
         for record in due:
-            if record.next_attempt_at <= started and not self._may_start(record.id, record.endpoint):
-                waiting = waiting or record.next_attempt_at <= overdue
-            elif record.next_attempt_at <= started:
+            if record.next_attempt_at > started:
+                continue
+            if self._may_start(record.id, record.endpoint):
                 self._start(record)
+            elif record.next_attempt_at <= overdue:
+                waiting = True
         self._waiting = waiting
-        later = [record.next_attempt_at for record in due if record.next_attempt_at > started]
         return seconds_until(next_wake(later, horizon), now())
 
     def take(self, record: Notification) -> bool:

@@ -78,3 +78,29 @@ def test_a_new_notification_waits_behind_one_overdue_for_a_sender(waited, jumps_
         assert dispatcher._may_start("next", "smtp")
     finally:
         dispatcher.close()
+
+
+def test_a_pass_whose_send_is_over_before_the_pass_is_goes_on():
+    """A sender may finish (next_attempt_at None: sent) before the pass that started it has looked at the rest."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from services.notify.domain import Notification
+    from shared.clock import now
+
+    at = now() - timedelta(seconds=1)
+    due = [Notification(f"n{i}", f"e{i}", "ticket.created", "t", "email", "a@example.com", "s", "b", at,
+                        next_attempt_at=at + timedelta(seconds=2 * i)) for i in range(2)]  # fmt: skip
+    svc = SimpleNamespace(notifications=SimpleNamespace(due=lambda until, limit: list(due)))
+
+    class SentAtOnce(Dispatcher):
+        def _start(self, record: Notification) -> None:
+            record.next_attempt_at = None  # claimed, sent and stored by the sender already
+            self._finished(record.id, record.endpoint)
+
+    dispatcher = SentAtOnce(svc, threading.Event(), senders=1)
+    try:
+        assert dispatcher.run_once() > 0  # the seconds until the second one falls due (about one)
+        assert due[0].next_attempt_at is None
+    finally:
+        dispatcher.close()
