@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from ticketflow.local import free_port, log_tail
 
@@ -35,15 +38,20 @@ class RabbitNode:
     def __init__(self, root: Path, server: str = SERVER) -> None:
         self.root, self.server = root, server
         self.node = f"tf-{secrets.token_hex(4)}@localhost"
-        self.port, self.dist_port = free_port(), free_port()
-        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
         self.log_path = root / "server.log"  # the script's output: boot errors land here
         self.proc: subprocess.Popen | None = None
         for folder in ("mnesia", "log", "home"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         (root / "enabled_plugins").write_text("[].\n")
         (root / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's
-        (root / "rabbitmq.conf").write_text(
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
+        """Listening ports below the machine's ephemeral range: an outgoing connection of another test is never
+        given one of them between our choice and the node's bind (as one was, once, with a free_port())."""
+        self.port, self.dist_port = listening_port(), listening_port()
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+        (self.root / "rabbitmq.conf").write_text(
             f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
             "loopback_users.guest = true\n"
             "disk_free_limit.absolute = 50MB\n"
@@ -76,6 +84,21 @@ class RabbitNode:
         """Start the node; return once it opens an AMQP connection (its queues recovered)."""
         if self.running:
             return
+        self._boot(timeout)
+
+    def start_first(self, timeout: float = 120.0, attempts: int = 3) -> None:
+        """The first start: a port another process took meanwhile (eaddrinuse) is chosen again, before any client
+        knows the URL. A restart (`start`) keeps its ports, as a broker's clients expect."""
+        for attempt in range(attempts):
+            try:
+                self._boot(timeout)
+                return
+            except RuntimeError as exc:
+                if "eaddrinuse" not in str(exc) or attempt == attempts - 1:
+                    raise
+                self._choose_ports()
+
+    def _boot(self, timeout: float) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [self.server], env=self._env(), cwd=self.root, stdin=subprocess.DEVNULL, stdout=log,
@@ -96,7 +119,7 @@ class RabbitNode:
         params.connection_attempts = 1
         try:
             pika.BlockingConnection(params).close()
-        except (pika.exceptions.AMQPError, OSError):
+        except (pika.exceptions.AMQPError, AMQPConnectorException, OSError):  # e.g. a handshake that timed out
             return False
         return True
 
@@ -125,13 +148,31 @@ def running_rabbitmq(root: Path) -> Iterator[RabbitNode]:
     node = RabbitNode(root, require_rabbitmq_server())
     try:
         try:
-            node.start()
+            node.start_first()
         except RuntimeError as exc:
             pytest.fail(str(exc), pytrace=False)
         yield node
     finally:
         node.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def listening_port() -> int:
+    """A TCP port on 127.0.0.1, free right now, below the ephemeral range (net.ipv4.ip_local_port_range), which
+    the kernel gives outgoing connections: only another listener could take it."""
+    try:
+        first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768
+    for _ in range(200):
+        port = random.randrange(10_000, max(first_ephemeral, 10_001))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def require_rabbitmq_server() -> str:
