@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import argparse
 import email
-import email.policy
+import email.header
 import heapq
 import json
 import os
@@ -123,10 +123,13 @@ class Sink:
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
         at = time.time()
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        part = message.get_body(("plain",))
-        text = part.get_content() if part is not None else ""
-        number = SUBJECT_NUMBER.search(str(message.get("Subject", "")))
+        # The plain (compat32) parser: the modern one costs over ten times as much (1.8 ms an email), CPU the
+        # system under test would not have.
+        message = email.message_from_bytes(envelope.content)
+        part = next((part for part in message.walk() if part.get_content_type() == "text/plain"), None)
+        text = _text_of(part) if part is not None else ""
+        subject = email.header.make_header(email.header.decode_header(message.get("Subject", "")))
+        number = SUBJECT_NUMBER.search(str(subject))
         kind = next((name for name, pattern in KINDS if pattern.search(text)), None)
         with self.lock:
             self.leaked_notes += NOTE_MARKER in text
@@ -143,6 +146,11 @@ class Sink:
     def snapshot(self) -> list[tuple[int, str, str, float]]:
         with self.lock:
             return list(self.emails)
+
+
+def _text_of(part) -> str:
+    payload = part.get_payload(decode=True) or b""
+    return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
 
 
 # --- the load ---------------------------------------------------------------------------------------

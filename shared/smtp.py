@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from shared.config import ConfigError
@@ -83,7 +83,7 @@ def _redacted(url: str) -> str:
     return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
-def send_email(config: SmtpConfig, email: EmailMessage) -> None:
+def send_email(config: SmtpConfig, email: Message) -> None:
     """Hand the email to the SMTP server over a connection of its own; SmtpError with a short reason for any failure."""
     smtp: smtplib.SMTP | None = None
     try:
@@ -119,7 +119,7 @@ class Sessions:
         self._lock = threading.Lock()
         self._idle: list[tuple[SmtpConfig, smtplib.SMTP, float]] = []  # (its server, it, idle since), newest last
 
-    def send(self, config: SmtpConfig, email: EmailMessage) -> None:
+    def send(self, config: SmtpConfig, email: Message) -> None:
         smtp = self._reusable(config)
         try:
             if smtp is None:
@@ -200,7 +200,7 @@ def _connect(config: SmtpConfig) -> smtplib.SMTP:
     return smtp
 
 
-def _hand_over(smtp: smtplib.SMTP, email: EmailMessage) -> None:
+def _hand_over(smtp: smtplib.SMTP, email: Message) -> None:
     refused = smtp.send_message(email)
     if refused:  # some recipients taken, some not: the send did not reach everyone
         raise smtplib.SMTPRecipientsRefused(refused)

@@ -119,9 +119,23 @@ def test_the_email_has_the_text_then_the_html_in_utf8():
     assert parsed["Subject"] == "[#7] Grüße"
 
 
+def test_names_and_subjects_beyond_ascii_or_a_line_are_encoded_and_read_back_as_written():
+    subject = "[#7] Grüße: the printer on the third floor jams whenever anyone prints on both sides"
+    text = "Grüße\n" + "x" * 1500 + "\nend"  # a line longer than a relay takes as it is
+    email = make_email(sender="Hélp Désk <helpdesk@example.com>", message=Message(subject, text, "<p>ok</p>"))
+    raw = email.as_bytes()
+    parsed = message_from_bytes(raw, policy=policy.default)
+
+    assert raw.isascii() and max(len(line) for line in raw.splitlines()) <= 998  # 7-bit clean for any relay
+    assert str(parsed["From"]) == "Hélp Désk <helpdesk@example.com>" and str(parsed["Subject"]) == subject
+    assert "[#7]" in raw.decode().split("Subject: ", 1)[1].split("\n", 1)[0]  # the number is readable as it is
+    assert [part.get_content() for part in parsed.iter_parts()] == [text + "\n", "<p>ok</p>\n"]
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
+        {"message": Message("[#1] two\nlines", "t", "h")},
         {"recipient": "ana@example.com\r\nBcc: everyone@example.com"},
         {"recipient": "ana@example.com\n"},
         {"sender": "helpdesk@example.com\rX: y"},
