@@ -291,7 +291,7 @@ def _add_ferretdb(supervisor, env: dict, run_dir: Path) -> str | None:
         )
     data_dir = run_dir / "ferretdb"
     data_dir.mkdir(exist_ok=True)
-    supervisor.add("ferretdb", local.ferretdb_command(data_dir, FERRETDB_PORT), env=local.ferretdb_env(env))
+    supervisor.add("ferretdb", local.ferretdb_command(data_dir, FERRETDB_PORT), env=dict(env))
     env["MONGO_URL"] = f"mongodb://127.0.0.1:{FERRETDB_PORT}"
     print(f"ticketflow: MONGO_URL is not set: starting FerretDB at {env['MONGO_URL']} (data in {data_dir})")
     return None

@@ -106,15 +106,6 @@ def ferretdb_command(data_dir: Path, port: int, host: str = "127.0.0.1") -> list
     ]
 
 
-def ferretdb_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """FerretDB's environment: `env` (default: ours) with GOGC=400 unless it sets GOGC. FerretDB's heap is a few
-    MB, so Go's default (a collection each time it doubles) collected every 15 ms under load, about a tenth of
-    FerretDB's CPU; at 400 it collects a quarter as often for about 10 MB more."""
-    env = dict(os.environ if env is None else env)
-    env.setdefault("GOGC", "400")
-    return env
-
-
 def start_ferretdb(data_dir: Path, port: int, log_path: Path, timeout: float = 30.0) -> subprocess.Popen:
     """Start FerretDB on 127.0.0.1:port with SQLite files in data_dir; return once it accepts connections."""
     binary = ferretdb_binary()
@@ -124,11 +115,7 @@ def start_ferretdb(data_dir: Path, port: int, log_path: Path, timeout: float = 3
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            ferretdb_command(data_dir, port),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=ferretdb_env(),
+            ferretdb_command(data_dir, port), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:

@@ -289,8 +289,3 @@ def test_token_prints_a_requester_scoped_portal_token(monkeypatch, capsys):
     principal = decode_token(secret, capsys.readouterr().out.strip())
     assert (principal.role, principal.requester_email, principal.ticket_id) == ("portal", "ana@example.com", "t-1")
     assert cli.main(["token", "--role", "admin", "--requester-email", "ana@example.com"]) != 0
-
-
-def test_ferretdb_collects_garbage_less_often_unless_told_otherwise():
-    assert local.ferretdb_env({"PATH": "/bin"}) == {"PATH": "/bin", "GOGC": "400"}
-    assert local.ferretdb_env({"GOGC": "100"})["GOGC"] == "100"  # an operator's own setting wins
