@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 from services.sla.business_time import Calendar, InvalidFields, add_business_minutes, business_seconds_between
@@ -145,6 +145,14 @@ class Clock:
     # every change it took: {"at", "priority", "version"} a policy from then on, {"at", "to"} a state
     history: list[dict] = field(default_factory=list)
 
+    def to_dict(self) -> dict:
+        """Its fields, the lists copied: what dataclasses.asdict gives (its steps hold only scalars and datetimes)
+        at a fiftieth of the cost (asdict deep-copies every value: 160 us a ticket of three clocks, against 3)."""
+        doc = {name: getattr(self, name) for name in _CLOCK_FIELDS}
+        doc["announced"] = list(self.announced)
+        doc["history"] = [dict(step) for step in self.history]
+        return doc
+
     @classmethod
     def under(cls, kind: str, instance: int, policy: Policy, at: datetime) -> Clock:
         """A clock of `kind` under `policy` from `at` on, not yet running."""
@@ -228,6 +236,9 @@ class Clock:
             if f"warn-{p}" not in self.announced
         ]
         return [*warnings, ("breach", None, self.due_at)]
+
+
+_CLOCK_FIELDS = tuple(f.name for f in fields(Clock))
 
 
 def _policy_step(policy: Policy, at: datetime) -> dict:
@@ -409,7 +420,7 @@ class TicketClocks:
     def to_dict(self) -> dict:
         """One document for the store (datetimes stay datetimes); the calendars are not part of it."""
         doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("clocks", "calendars")}
-        return {**doc, "watermarks": dict(self.watermarks), "clocks": [asdict(clock) for clock in self.clocks]}
+        return {**doc, "watermarks": dict(self.watermarks), "clocks": [clock.to_dict() for clock in self.clocks]}
 
     @classmethod
     def from_dict(cls, doc: Mapping, calendars: dict[str, Calendar] | None = None) -> TicketClocks:

@@ -1,6 +1,6 @@
 """sla clock rules: start, pause, resume, stop, re-target, warnings and breaches once, out-of-order events."""
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -390,6 +390,19 @@ def test_a_round_trip_through_a_document_keeps_everything():
     again = TicketClocks.from_dict(stored, calendars={})
     assert again == ticket and again.to_dict() == doc
     assert again.due_alerts(at(6)) == []
+
+
+def test_a_clock_as_stored_is_what_asdict_gives_and_a_copy():
+    ticket = make_ticket(table=policies(first_response_minutes=10, warn_at_percent=(50, 90)))
+    ticket.due_alerts(at(6))  # announces warn-50
+    clock = ticket.clocks[0]
+    assert clock.history and clock.announced
+    doc = clock.to_dict()
+
+    assert doc == asdict(clock)
+    doc["announced"].append("x")
+    doc["history"][0]["at"] = None
+    assert "x" not in clock.announced and clock.history[0]["at"] is not None
 
 
 # --- properties -------------------------------------------------------------------------------------------------
