@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from email import policy
 from email.charset import QP, Charset
+from email.message import EmailMessage
 from email.message import Message as Email
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -21,9 +22,11 @@ _ID_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # safe on the left of @ in
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP  # readable in any client's source view, 7-bit clean for any relay
-_FOLD_AT = 78  # RFC 5322's "SHOULD" for a line; its "MUST" is 998
-# The email's own policy: its headers are set already folded (below), so none is folded again short of 998.
-_POLICY = policy.compat32.clone(max_line_length=998)
+_FOLD_AT = 78  # RFC 5322's "SHOULD" for a line
+_MAX_LINE = 998  # its "MUST"
+# The plain email's policy: a header that needs folding is set folded already (`_subject`), so none is folded
+# again; a line is at most _MAX_LINE long (the boundary's Content-Type line is over 78).
+_POLICY = policy.compat32.clone(max_line_length=_MAX_LINE)
 
 
 def build_email(sender: str, recipient: str, message: Message, ticket_id: str, notification_id: str) -> Email:
@@ -32,10 +35,12 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
     The Message-ID names the ticket too (`<notification+ticket@ticketflow>`), and References names the ticket's
     thread: a reply whose client keeps only In-Reply-To still finds its ticket when it comes back by mail.
 
-    Built with the email package's plain (compat32) classes: its modern EmailMessage parses every header it is
-    given and cost notify's worker about 2 ms an email, a fifth of its time. A header that needs encoding or
-    folding (a name or subject beyond ASCII, a long subject) is still written by the modern policy, so it reads
-    exactly as before; the rest are ASCII and go as they are.
+    When the sender and the recipient are printable ASCII that fits a line (nearly always), the email is built
+    with the email package's plain (compat32) classes: the modern EmailMessage parses every header it is given,
+    about 2 ms an email, a fifth of notify's worker. A subject beyond ASCII or a line is still encoded and folded
+    by the modern policy. Otherwise (an address or a name to encode: the envelope then comes from the modern
+    policy's parse, with SMTPUTF8 where needed) the whole email is the modern EmailMessage, as it always was.
+    A header value with a line break of any kind is refused (ValueError): it would start a header of its own.
     """
     for name, value in (("sender", sender), ("recipient", recipient)):
         if _CONTROL.search(value):
@@ -43,30 +48,38 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
     for name, value in (("ticket_id", ticket_id), ("notification_id", notification_id)):
         if not _ID_PART.fullmatch(value):
             raise ValueError(f"{name} may hold letters, digits, '.', '_' and '-' only: {value!r}")
-    email = MIMEMultipart("alternative", policy=_POLICY)
-    email["From"] = _header("From", sender)
-    email["To"] = _header("To", recipient)
-    email["Subject"] = _header("Subject", message.subject)
+    if message.subject.splitlines() not in ([], [message.subject]):
+        raise ValueError(f"the subject must not contain line breaks: {message.subject!r}")
+    plain = all(_fits(name, value) for name, value in (("From", sender), ("To", recipient)))
+    email = MIMEMultipart("alternative", policy=_POLICY) if plain else EmailMessage()
+    email["From"] = sender
+    email["To"] = recipient
+    email["Subject"] = _subject(message.subject) if plain else message.subject
     email["Date"] = format_datetime(datetime.now(UTC))
     email["Message-ID"] = f"<{notification_id}+{ticket_id}@ticketflow>"
     email["In-Reply-To"] = f"<ticket-{ticket_id}@ticketflow>"
     email["References"] = f"<ticket-{ticket_id}@ticketflow>"
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders should not answer
-    email.attach(_text_part(message.text, "plain"))
-    email.attach(_text_part(message.html, "html"))
+    if plain:
+        email.attach(_text_part(message.text, "plain"))
+        email.attach(_text_part(message.html, "html"))
+    else:
+        email.set_content(message.text, subtype="plain", charset="utf-8")
+        email.add_alternative(message.html, subtype="html", charset="utf-8")
     return email
 
 
-def _header(name: str, value: str) -> str:
-    """The header's value as it goes out: printable ASCII that fits a line as it is; otherwise encoded (RFC 2047)
-    and folded by the modern policy, addresses parsed as addresses. A line break is refused (ValueError), as the
-    modern policy refuses it: it would start a header of its own."""
-    if "\r" in value or "\n" in value:
-        raise ValueError(f"{name} must not contain line breaks: {value!r}")
-    if value.isascii() and value.isprintable() and len(name) + 2 + len(value) <= _FOLD_AT:
+def _fits(name: str, value: str) -> bool:
+    """Printable ASCII that fits one line after its header's name: it goes out as it is."""
+    return value.isascii() and value.isprintable() and len(name) + 2 + len(value) <= _FOLD_AT
+
+
+def _subject(value: str) -> str:
+    """The Subject as it goes out: as it is when it fits, else encoded (RFC 2047) and folded by the modern policy."""
+    if _fits("Subject", value):
         return value
-    folded = policy.default.header_factory(name, value).fold(policy=policy.SMTP)
-    return folded[len(name) + 2 :].removesuffix("\r\n")
+    folded = policy.default.header_factory("Subject", value).fold(policy=policy.SMTP)
+    return folded.removeprefix("Subject: ").removesuffix("\r\n")
 
 
 def _text_part(text: str, subtype: str) -> MIMEText:
@@ -74,8 +87,7 @@ def _text_part(text: str, subtype: str) -> MIMEText:
     a line break, as the modern policy's parts do."""
     if not text.endswith("\n"):
         text += "\n"
-    lines = text.splitlines() or [""]
-    plain = text.isascii() and max(map(len, lines)) <= 998 and "\r" not in text
+    plain = text.isascii() and "\r" not in text and max(map(len, text.split("\n"))) <= _MAX_LINE
     part = MIMEText(text, subtype, "us-ascii" if plain else _UTF8, policy=_POLICY)
     del part["MIME-Version"]  # the email says it once
     return part

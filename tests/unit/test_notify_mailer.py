@@ -1,5 +1,6 @@
 """notify's SMTP edge: SMTP_URL parsing, the email's headers and parts, and sends to a real in-process server."""
 
+import smtplib
 import socket
 import time
 from email import message_from_bytes, policy
@@ -132,10 +133,49 @@ def test_names_and_subjects_beyond_ascii_or_a_line_are_encoded_and_read_back_as_
     assert [part.get_content() for part in parsed.iter_parts()] == [text + "\n", "<p>ok</p>\n"]
 
 
+class EnvelopeOnly(smtplib.SMTP):
+    """smtplib's send_message up to the envelope it works out: (from, to, options), nothing sent."""
+
+    def __init__(self):
+        super().__init__()  # no host: no connection
+        self.ehlo_resp, self.does_esmtp, self.esmtp_features = b"ok", True, {"smtputf8": ""}  # as after EHLO
+
+    def sendmail(self, from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
+        self.envelope = (from_addr, list(to_addrs), list(mail_options))
+        return {}
+
+
+@pytest.mark.parametrize(
+    ("sender", "recipient", "expected"),
+    [
+        ("helpdesk@example.com", "ana@example.com", ("helpdesk@example.com", ["ana@example.com"], [])),
+        ('"Doe, J" <j@example.com>', "ana@example.com", ("j@example.com", ["ana@example.com"], [])),
+        ('"Desk, Help Desk, Help Desk, Help Desk, Help Desk, Help" <x@example.com>', "a@example.com",
+         ("x@example.com", ["a@example.com"], [])),
+        ("x@example.com (Hélp, Désk)", "a@example.com", ("x@example.com", ["a@example.com"], [])),
+        ("helpdesk@example.com", "jürgen@exämple.com", ("helpdesk@example.com", ["jürgen@exämple.com"], ["SMTPUTF8", "BODY=8BITMIME"])),
+    ],
+)  # fmt: skip
+def test_the_envelope_names_the_addresses_themselves_whatever_the_names_around_them(sender, recipient, expected):
+    smtp = EnvelopeOnly()
+    smtp.send_message(make_email(sender=sender, recipient=recipient))
+
+    assert smtp.envelope == expected
+
+
+def test_every_line_stays_within_998_whatever_breaks_the_text():
+    raw = make_email(message=Message("[#1] s", "x" * 600 + "\f" + "y" * 600, "<p>ok</p>")).as_bytes()
+
+    assert max(len(line) for line in raw.split(b"\n")) <= 998
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
         {"message": Message("[#1] two\nlines", "t", "h")},
+        {"message": Message("[#1] a\x0cb", "t", "h")},  # any line break, not only CR and LF
+        {"message": Message("[#1] a\x0bReply-To : evil@example.com", "t", "h")},
+        {"message": Message("[#1] a\u2028b", "t", "h")},
         {"recipient": "ana@example.com\r\nBcc: everyone@example.com"},
         {"recipient": "ana@example.com\n"},
         {"sender": "helpdesk@example.com\rX: y"},
