@@ -48,7 +48,7 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
     for name, value in (("ticket_id", ticket_id), ("notification_id", notification_id)):
         if not _ID_PART.fullmatch(value):
             raise ValueError(f"{name} may hold letters, digits, '.', '_' and '-' only: {value!r}")
-    if message.subject.splitlines() not in ([], [message.subject]):
+    if message.subject.splitlines() not in ([], [message.subject]):  # any break str.splitlines knows
         raise ValueError(f"the subject must not contain line breaks: {message.subject!r}")
     plain = all(_fits(name, value) for name, value in (("From", sender), ("To", recipient)))
     email = MIMEMultipart("alternative", policy=_POLICY) if plain else EmailMessage()

@@ -120,17 +120,36 @@ def test_the_email_has_the_text_then_the_html_in_utf8():
     assert parsed["Subject"] == "[#7] Grüße"
 
 
-def test_names_and_subjects_beyond_ascii_or_a_line_are_encoded_and_read_back_as_written():
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "helpdesk@example.com",  # the plain build
+        "Hélp Désk <helpdesk@example.com>",  # a name to encode: the modern one
+        '"Help Desk of the Third Floor, Building C, Main Campus" <helpdesk-third-floor@example.com>',
+    ],
+)
+def test_names_and_subjects_beyond_ascii_or_a_line_are_encoded_folded_and_read_back_as_written(sender):
     subject = "[#7] Grüße: the printer on the third floor jams whenever anyone prints on both sides"
     text = "Grüße\n" + "x" * 1500 + "\nend"  # a line longer than a relay takes as it is
-    email = make_email(sender="Hélp Désk <helpdesk@example.com>", message=Message(subject, text, "<p>ok</p>"))
-    raw = email.as_bytes()
+    raw = make_email(sender=sender, message=Message(subject, text, "<p>ok</p>")).as_bytes()
     parsed = message_from_bytes(raw, policy=policy.default)
+    head = raw.decode().split("\n\n", 1)[0]
+    folded = head.replace("\n ", " ").splitlines()  # one line a header, continuations joined
 
     assert raw.isascii() and max(len(line) for line in raw.splitlines()) <= 998  # 7-bit clean for any relay
-    assert str(parsed["From"]) == "Hélp Désk <helpdesk@example.com>" and str(parsed["Subject"]) == subject
-    assert "[#7]" in raw.decode().split("Subject: ", 1)[1].split("\n", 1)[0]  # the number is readable as it is
+    assert str(parsed["From"]) == sender and str(parsed["Subject"]) == subject
+    assert next(line for line in folded if line.startswith("Subject: ")).startswith("Subject: [#7] ")  # readable
+    for name in ("From", "Subject"):  # folded within RFC 5322's 78 (an encoded word within RFC 2047's 75)
+        assert all(len(line) <= 78 for line in _header_lines(head, name)), name
     assert [part.get_content() for part in parsed.iter_parts()] == [text + "\n", "<p>ok</p>\n"]
+
+
+def _header_lines(head: str, name: str) -> list[str]:
+    """The header's lines as written: its first and the continuation lines after it."""
+    lines = head.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{name}: "))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith((" ", "\t"))), len(lines))
+    return lines[start:end]
 
 
 class EnvelopeOnly(smtplib.SMTP):
@@ -153,7 +172,8 @@ class EnvelopeOnly(smtplib.SMTP):
         ('"Desk, Help Desk, Help Desk, Help Desk, Help Desk, Help" <x@example.com>', "a@example.com",
          ("x@example.com", ["a@example.com"], [])),
         ("x@example.com (Hélp, Désk)", "a@example.com", ("x@example.com", ["a@example.com"], [])),
-        ("helpdesk@example.com", "jürgen@exämple.com", ("helpdesk@example.com", ["jürgen@exämple.com"], ["SMTPUTF8", "BODY=8BITMIME"])),
+        ("helpdesk@example.com", "jürgen@exämple.com",
+         ("helpdesk@example.com", ["jürgen@exämple.com"], ["SMTPUTF8", "BODY=8BITMIME"])),
     ],
 )  # fmt: skip
 def test_the_envelope_names_the_addresses_themselves_whatever_the_names_around_them(sender, recipient, expected):
