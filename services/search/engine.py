@@ -7,6 +7,8 @@ Who may see what is part of every query, so a total never counts a ticket the as
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import html
 import os
 import re
@@ -18,6 +20,8 @@ import tantivy
 from services.search import queries
 
 WRITER_HEAP = 50_000_000  # bytes of buffered documents before tantivy writes a segment on its own
+MALLOC_ARENAS = 2  # glibc malloc arenas of the writing process (limit_malloc_arenas)
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
 FEW = 3  # an exact search finding fewer than this tries again forgiving typos
 SNIPPET_CHARS = 200
 SNIPPET_FIELDS = ("description", "messages", "resolution", "subject")  # the first with a marked word is shown
@@ -45,6 +49,24 @@ def build_schema() -> tantivy.Schema:
         builder.add_text_field(name, stored=True, tokenizer_name="en")
     builder.add_text_field("plain", tokenizer_name="plain", index_option="freq")  # every word as written: typos
     return builder.build()
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas in this process (mallopt M_ARENA_MAX), before tantivy starts its threads; True
+    when done. Not done where the C library is not glibc's, or when MALLOC_ARENA_MAX says the operator's own.
+
+    glibc gives each new thread that allocates an arena of its own, up to eight per core, and keeps what they
+    freed: tantivy's merge threads left the writing process's memory in steps, 10 -> 89 MB over 20,000 tickets
+    indexed (one process, the labelled set upserted over and over, a commit every 5); capped at 2, 44 to 52 MB
+    all the way to 30,000, in the same time (130 s for the 30,000 either way).
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return mallopt(_M_ARENA_MAX, arenas) == 1
 
 
 class Engine:

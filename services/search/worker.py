@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from services.search import handlers
+from services.search.engine import limit_malloc_arenas
 from shared.config import load_settings
 from shared.runtime import Timer, bind, configure_logging, run_worker, stop_on_signals, wait_for
 
 
 def main() -> None:
+    limit_malloc_arenas()  # before the index's threads: its merges would otherwise keep memory in arenas of their own
     settings = load_settings()
     configure_logging(settings)
     stop_on_signals(handlers.SERVICE)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from services.search.engine import Engine, Scope
@@ -256,3 +260,37 @@ def test_whatever_is_typed_is_words_never_an_error(engine, q):
     index(engine, make_doc("a", 1, "Printer jams", "The printer jams."))
     items, total = engine.search(q, scope=EVERYONE)
     assert total == len(items) and all(item["ticket_id"] == "a" for item in items)
+
+
+# --- the writing process's memory ---------------------------------------------------------------------
+
+
+def _in_a_process(code: str, **env: str) -> str:
+    environ = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"} | env
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_writing_process_caps_its_malloc_arenas_unless_the_operator_set_them():
+    code = "from services.search.engine import limit_malloc_arenas; print(limit_malloc_arenas())"
+
+    assert _in_a_process(code) == "True"  # glibc, as on every machine and image the project runs on
+    assert _in_a_process(code, MALLOC_ARENA_MAX="4") == "False"
+
+
+def test_the_worker_caps_them_before_anything_else(monkeypatch):
+    from services.search import worker
+
+    calls = []
+
+    def settings_next():
+        calls.append("settings")
+        raise SystemExit
+
+    monkeypatch.setattr(worker, "limit_malloc_arenas", lambda: calls.append("arenas"))
+    monkeypatch.setattr(worker, "load_settings", settings_next)
+    with pytest.raises(SystemExit):
+        worker.main()
+
+    assert calls == ["arenas", "settings"]
