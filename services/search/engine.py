@@ -52,13 +52,15 @@ def build_schema() -> tantivy.Schema:
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas in this process (mallopt M_ARENA_MAX), before tantivy starts its threads; True
-    when done. Not done where the C library is not glibc's, or when MALLOC_ARENA_MAX says the operator's own.
+    """Cap glibc's malloc arenas in this process (mallopt M_ARENA_MAX); True when mallopt took it. Call it before
+    any thread starts (tantivy's, pymongo's): arenas made before it stay. Not done when MALLOC_ARENA_MAX is set
+    (the operator's own; GLIBC_TUNABLES' glibc.malloc.arena_max is not looked at), nor where the C library
+    has no mallopt (musl, macOS).
 
-    glibc gives each new thread that allocates an arena of its own, up to eight per core, and keeps what they
-    freed: tantivy's merge threads left the writing process's memory in steps, 10 -> 89 MB over 20,000 tickets
-    indexed (one process, the labelled set upserted over and over, a commit every 5); capped at 2, 44 to 52 MB
-    all the way to 30,000, in the same time (130 s for the 30,000 either way).
+    glibc gives each new thread that allocates an arena of its own, up to eight per core, and keeps what was
+    freed in it: tantivy's merge threads left the writing process's memory in steps, 10 -> 53 MB at 5,000
+    tickets indexed, 85 to 89 MB from 15,000 to 40,000 (one process, the labelled set upserted over and over, a
+    commit every 5); capped at 2, 44 to 52 MB all the way to 30,000, in the same time (130 s either way).
     """
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
