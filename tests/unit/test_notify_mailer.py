@@ -134,11 +134,10 @@ def test_names_and_subjects_beyond_ascii_or_a_line_are_encoded_folded_and_read_b
     raw = make_email(sender=sender, message=Message(subject, text, "<p>ok</p>")).as_bytes()
     parsed = message_from_bytes(raw, policy=policy.default)
     head = raw.decode().split("\n\n", 1)[0]
-    folded = head.replace("\n ", " ").splitlines()  # one line a header, continuations joined
 
     assert raw.isascii() and max(len(line) for line in raw.splitlines()) <= 998  # 7-bit clean for any relay
     assert str(parsed["From"]) == sender and str(parsed["Subject"]) == subject
-    assert next(line for line in folded if line.startswith("Subject: ")).startswith("Subject: [#7] ")  # readable
+    assert _header_lines(head, "Subject")[0].startswith("Subject: [#7] ")  # the number readable as it is
     for name in ("From", "Subject"):  # folded within RFC 5322's 78 (an encoded word within RFC 2047's 75)
         assert all(len(line) <= 78 for line in _header_lines(head, name)), name
     assert [part.get_content() for part in parsed.iter_parts()] == [text + "\n", "<p>ok</p>\n"]

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from services.search import worker
+
 
 def _in_a_process(code: str, *args: str, **env: str) -> str:
     environ = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"} | env
@@ -56,8 +58,6 @@ def test_an_operators_malloc_arena_max_is_left_alone():
 
 
 def test_the_worker_caps_them_before_anything_else(monkeypatch):
-    from services.search import worker
-
     calls = []
 
     def settings_next():
