@@ -32,3 +32,8 @@ def with_histograms(rows: list[dict], tickets: Iterable[Mapping]) -> list[dict]:
             if finished(clock):
                 times[(ticket.get("priority"), clock["kind"])].append(float(clock["elapsed"]))
     return [{**row, "histogram": histogram(times[(row["priority"], row["clock"])])} for row in rows]
+
+
+def with_tallied_histograms(rows: list[dict], tallied: Mapping[tuple, Mapping]) -> list[dict]:
+    """The rows of reports.rows(tallied), each with the histogram of its tally's times (as `with_histograms`)."""
+    return [{**row, "histogram": histogram(tallied[(row["priority"], row["clock"])]["times"])} for row in rows]

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from services.sla import reports, whatif
 from services.sla.business_time import DAYS, CalendarError, add_business_minutes, parse_calendar
-from services.sla.distribution import with_histograms
+from services.sla.distribution import with_tallied_histograms
 from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
@@ -292,12 +292,15 @@ def ticket_view(svc: Sla, ticket_id: str, principal: Principal | None = None) ->
 
 def stats(svc: Sla, since: datetime | None, until: datetime | None = None) -> dict:
     since = since or now() - STATS_WINDOW
+    # the days' figures and the copies written since (store.StatsDays); before the worker's first pass over them,
     # the compact copies once every ticket has one (a copy follows each write of the clocks, in the same
     # handling), else the clocks themselves
     histories = svc.clocks.histories
-    source = histories.created_between if histories.backfilled() else svc.clocks.created_since
-    tickets = list(source(since, until))
-    items = with_histograms(reports.stats(tickets), tickets)
+    tallied = histories.days.tallied(since, until)
+    if tallied is None:
+        source = histories.created_between if histories.backfilled() else svc.clocks.created_since
+        tallied = reports.tally(source(since, until))
+    items = with_tallied_histograms(reports.rows(tallied), tallied)
     return {"since": since, "until": until, "items": items, "next_cursor": None}
 
 

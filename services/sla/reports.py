@@ -35,18 +35,42 @@ def finished(clock: Mapping) -> bool:
     return clock["state"] == "met" or (clock["state"] == "stopped" and clock["kind"] == "resolution")
 
 
+OUTCOMES = ("met", "breached", "open", "stopped")
+
+
 def stats(tickets: Iterable[Mapping]) -> list[dict]:
     """One row per priority and clock over stored clock documents ({"priority", "clocks": [...]})."""
-    rows = {(p, c): {"met": 0, "breached": 0, "open": 0, "stopped": 0, "times": []} for p in BY_URGENCY for c in CLOCKS}
+    return rows(tally(tickets))
+
+
+def tally(tickets: Iterable[Mapping]) -> dict[tuple[str, str], dict]:
+    """Per priority and clock: how many clocks of each outcome, and the finished ones' times (`times`)."""
+    tallied = {(p, c): {**dict.fromkeys(OUTCOMES, 0), "times": []} for p in BY_URGENCY for c in CLOCKS}
     for ticket in tickets:
         for clock in ticket.get("clocks", []):
-            row = rows.get((ticket.get("priority"), clock["kind"]))
+            row = tallied.get((ticket.get("priority"), clock["kind"]))
             if row is None:
                 continue
             row[outcome(clock)] += 1
             if finished(clock):
                 row["times"].append(float(clock["elapsed"]))
-    return [_row(priority, clock, row) for (priority, clock), row in rows.items()]
+    return tallied
+
+
+def add(total: dict[tuple[str, str], dict], part: dict[tuple[str, str], dict]) -> None:
+    """Another tally's counts and times into `total` (one of `tally`)."""
+    for key, row in part.items():
+        into = total.get(key)
+        if into is None:
+            continue
+        for name in OUTCOMES:
+            into[name] += row[name]
+        into["times"] += row["times"]
+
+
+def rows(tallied: dict[tuple[str, str], dict]) -> list[dict]:
+    """The rows of a tally, in priority then clock order."""
+    return [_row(priority, clock, dict(row)) for (priority, clock), row in tallied.items()]
 
 
 def _row(priority: str, clock: str, row: dict) -> dict:

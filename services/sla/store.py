@@ -16,10 +16,11 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from services.sla import whatif
+from services.sla import reports, whatif
 from services.sla.business_time import Calendar, parse_calendar
 from services.sla.domain import ALWAYS, Policy, TicketClocks, default_policies
 from shared import outbox
+from shared.clock import now
 from shared.access import Stamp, StampedRecords
 from shared.cursors import Key, Paginator
 from shared.errors import NotFound
@@ -30,6 +31,11 @@ from shared.relay import OutboxFlusher
 POLICY_TERMS = ("first_response_minutes", "next_response_minutes", "resolution_minutes", "warn_at_percent", "calendar")
 BREACH_FIELDS = ("ticket_id", "clock", "instance", "priority", "due_at", "breached_at", "policy_version")
 HISTORY_BATCH = 1000  # tickets per batch read for a what-if
+# a copy's `u` is taken just before its write lands: a pass of StatsDays reads back this far before its start
+ROLL_UP_MARGIN = timedelta(seconds=10)
+FULL_ROLL_UP_EVERY = timedelta(hours=1)  # a pass that reads every copy: those written without `u` (older workers)
+ROLL_UP_LEASE = timedelta(minutes=5)
+DAY = timedelta(days=1)  # one pass at a time among the workers; a dead one's lease runs out
 NEWEST_BREACHES_FIRST = Paginator((Key("at", "breached_at", datetime), Key("id", "_id", str)), descending=True)
 
 
@@ -272,9 +278,12 @@ class HistoryStore:
 
     def __init__(self, db: Database) -> None:
         self.collection, self.migrations = db["clock_histories"], db["migrations"]
+        self.days = StatsDays(db, self.collection)
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("created_at", ASCENDING)])
+        self.collection.create_index([("u", ASCENDING)])
+        self.days.ensure_indexes()
 
     def write(self, clocks_doc: dict, version: int) -> None:
         """The copy of a stored clocks document at `version`, unless a copy of a later version is there."""
@@ -286,13 +295,15 @@ class HistoryStore:
 
     @staticmethod
     def copy_of(clocks_doc: dict, version: int) -> dict:
-        """The copy's document: the ticket's id, priority and creation time, the version, the histories."""
+        """The copy's document: the ticket's id, priority and creation time, the version, the histories, and
+        when it was written (`u`: what StatsDays reads changes by)."""
         return {
             "_id": clocks_doc["_id"],
             "priority": clocks_doc.get("priority"),
             "created_at": clocks_doc.get("created_at"),
             "v": version,
             "h": _compact(clocks_doc.get("clocks", [])),
+            "u": now(),
         }
 
     def since(self, since: datetime, priority: str) -> Iterator[dict]:
@@ -320,6 +331,10 @@ class HistoryStore:
         """A copy as whatif.compare reads a ticket."""
         return {"_id": copy["_id"], "priority": copy["priority"], "clocks": _expand(copy["h"])}
 
+    def roll_up(self) -> int:
+        """A pass of StatsDays (the worker's timer), once every ticket has its copy; the copies it read."""
+        return self.days.roll_up() if self.backfilled() else 0
+
     def backfilled(self) -> bool:
         return self.migrations.find_one({"_id": "clock_histories"}) is not None
 
@@ -328,6 +343,185 @@ class HistoryStore:
             self.migrations.insert_one({"_id": "clock_histories", "at": datetime.now(UTC)})
         except DuplicateKeyError:
             pass  # another worker finished first
+
+
+class StatsDays:
+    """What GET /stats counts of each ticket, gathered per UTC day of its creation: one document a day.
+
+    /stats over 30 days read every ticket's copy of the window (0.15 ms of FerretDB each: 3,300 tickets,
+    half a second); it now reads the window's days and the copies written since the last pass. Each day
+    holds, per ticket, the copy's version, priority, creation time and each clock's kind, state, whether
+    it breached and its elapsed time (`t`, one JSON string: FerretDB reads a string at once).
+
+    A pass (sla worker's timer, one worker at a time by a lease) reads the copies written since the last
+    pass's start less ROLL_UP_MARGIN (`u`, indexed; every copy since the last pass that read all of them,
+    hourly and first) and merges them into their days, each entry replaced only by a later version of its
+    copy and each day written only if unchanged since read (`n`), so that passes and readers never lose a
+    change; then it moves the watermark (`upto`) to its start less the margin. A reader takes the days of
+    the window and, over them, every copy written since the watermark: together, each ticket's last copy.
+    Until a first full pass has run, `tickets` answers None (the caller reads the copies as before).
+    """
+
+    WATERMARK = "watermark"
+
+    def __init__(self, db: Database, copies) -> None:
+        self.collection, self.copies = db["stats_days"], copies
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("day", ASCENDING)])
+
+    def tallied(self, since: datetime, until: datetime | None) -> dict[tuple[str, str], dict] | None:
+        """reports.tally of the tickets created at or after `since` and before `until`; None before a full pass.
+
+        A day inside the window that no copy written since the watermark belongs to is read as its tally (`s`);
+        the others (the window's first and last, those with newer copies) as their tickets (`t`), merged with
+        the newer copies and cut to the window."""
+        mark = self.collection.find_one({"_id": self.WATERMARK})
+        if mark is None or mark.get("full_at") is None:
+            return None
+        newer = dict(filter(None, map(_entry, self.copies.find({"u": {"$gte": mark["upto"]}}, COPY_FIELDS))))
+        touched = {_day_key(entry[2]) for entry in newer.values()}
+        total, partial = reports.tally(()), []
+        days = {"$gte": _day_of(since)} | ({"$lt": until} if until is not None else {})
+        for doc in self.collection.find({"day": days}, {"day": 1, "s": 1}):
+            inside = doc["day"] >= since and (until is None or doc["day"] + DAY <= until)
+            if inside and doc["_id"] not in touched:
+                reports.add(total, _tally_of(json.loads(doc["s"])))
+            else:
+                partial.append(doc["day"])
+        entries: dict[str, list] = {}
+        for doc in self.collection.find({"day": {"$in": partial}}, {"t": 1}) if partial else ():  # (by `day`: indexed)
+            _merge_into(entries, json.loads(doc["t"]))
+        _merge_into(entries, newer)
+        low, high = whatif.ms(since), None if until is None else whatif.ms(until)
+        cut = [entry for entry in entries.values() if low <= entry[2] and (high is None or entry[2] < high)]
+        reports.add(total, reports.tally(map(_ticket, cut)))
+        return total
+
+    def roll_up(self, full: bool = False) -> int:
+        """One pass (the worker's timer); how many copies it read (0 also when another worker's pass runs)."""
+        started = now()
+        mark = self.collection.find_one({"_id": self.WATERMARK}) or {}
+        full = full or mark.get("full_at") is None or started - mark["full_at"] >= FULL_ROLL_UP_EVERY
+        if not self._lease(mark, started):
+            return 0
+        changed = {} if full else {"u": {"$gte": mark["upto"]}}
+        by_day: dict[datetime, dict[str, list]] = {}
+        read = 0
+        for copy in self.copies.find(changed, COPY_FIELDS, batch_size=HISTORY_BATCH):
+            read += 1
+            if (found := _entry(copy)) is not None:
+                by_day.setdefault(_day_of(copy["created_at"]), {})[found[0]] = found[1]
+        for day, entries in sorted(by_day.items()):
+            self._merge(day, entries)
+        done = {"lease_until": None} | ({"full_at": started} if full else {})
+        self.collection.update_one(
+            {"_id": self.WATERMARK}, {"$max": {"upto": started - ROLL_UP_MARGIN}, "$set": done}, upsert=True
+        )
+        return read
+
+    def _lease(self, mark: dict, started: datetime) -> bool:
+        until = started + ROLL_UP_LEASE
+        if not mark:
+            try:
+                self.collection.insert_one({"_id": self.WATERMARK, "lease_until": until})
+            except DuplicateKeyError:
+                return False  # another worker's first pass
+            return True
+        held = mark.get("lease_until")
+        if held is not None and held > started:
+            return False  # another worker's pass runs
+        return bool(  # unless another worker took it since `mark` was read
+            self.collection.update_one(
+                {"_id": self.WATERMARK, "lease_until": held}, {"$set": {"lease_until": until}}
+            ).matched_count
+        )
+
+    def _merge(self, day: datetime, entries: dict[str, list]) -> None:
+        key = _day_key(whatif.ms(day))
+        for _ in range(20):
+            doc = self.collection.find_one({"_id": key})
+            if doc is None:
+                try:
+                    self.collection.insert_one(
+                        {"_id": key, "day": day, "n": 1, "t": _json(entries), "s": _summary(entries)}
+                    )
+                    return
+                except DuplicateKeyError:
+                    continue  # written meanwhile: merge into it
+            held = json.loads(doc["t"])
+            if not _merge_into(held, entries):
+                return
+            update = {"$set": {"t": _json(held), "s": _summary(held), "n": doc["n"] + 1}}
+            if self.collection.update_one({"_id": key, "n": doc["n"]}, update).matched_count:
+                return
+        raise Stale(key)
+
+
+COPY_FIELDS = {"priority": 1, "created_at": 1, "v": 1, "h": 1}
+
+
+def _entry(copy: dict) -> tuple[str, list] | None:
+    """(ticket id, [version, priority, created ms, [[kind, state, breached, elapsed], ...]]) of a copy; None
+    for a ticket without clocks (no creation time: /stats never counts it)."""
+    if copy.get("created_at") is None:
+        return None
+    clocks = [[kind, state, breached is not None, elapsed] for kind, _, _, (state, breached, elapsed, _) in
+              json.loads(copy["h"])]  # fmt: skip
+    return copy["_id"], [copy.get("v", 0), copy.get("priority"), whatif.ms(copy["created_at"]), clocks]
+
+
+def _merge_into(held: dict[str, list], entries: dict[str, list]) -> bool:
+    """Each entry into `held` unless it holds the same or a later version of that ticket; whether any went in."""
+    changed = False
+    for ticket_id, entry in entries.items():
+        mine = held.get(ticket_id)
+        if mine is None or mine[0] < entry[0]:
+            held[ticket_id], changed = entry, True
+    return changed
+
+
+def _ticket(entry: list) -> dict:
+    """An entry as reports.tally reads a ticket (its outcome and time are those of the copy's clocks)."""
+    return {
+        "priority": entry[1],
+        "clocks": [
+            {"kind": kind, "state": state, "breached_at": True if breached else None, "elapsed": elapsed}
+            for kind, state, breached, elapsed in entry[3]
+        ],
+    }
+
+
+def _summary(entries: dict[str, list]) -> str:
+    """A day's tally as JSON: {"priority|clock": [met, breached, open, stopped, [times]]}, the empty ones left out."""
+    tallied = reports.tally(map(_ticket, entries.values()))
+    return _json(
+        {
+            f"{priority}|{clock}": [*(row[name] for name in reports.OUTCOMES), row["times"]]
+            for (priority, clock), row in tallied.items()
+            if any(row[name] for name in reports.OUTCOMES)
+        }
+    )
+
+
+def _tally_of(summary: dict[str, list]) -> dict[tuple[str, str], dict]:
+    return {
+        tuple(key.split("|", 1)): {**dict(zip(reports.OUTCOMES, row[:4], strict=True)), "times": row[4]}
+        for key, row in summary.items()
+    }
+
+
+def _day_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _day_key(milliseconds: int) -> str:
+    """The `_id` of the day of a time in epoch ms: its UTC date."""
+    return whatif.moment(milliseconds).strftime("%Y-%m-%d")
+
+
+def _json(entries: dict[str, list]) -> str:
+    return json.dumps(entries, separators=(",", ":"))
 
 
 def _compact(clocks: list[dict]) -> str:

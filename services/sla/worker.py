@@ -10,6 +10,7 @@ from shared.config import load_settings
 from shared.runtime import STOP, Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
 
 log = logging.getLogger(__name__)
+STATS_DAYS_EVERY = 10.0  # seconds between passes gathering /stats's figures per day (store.StatsDays)
 
 
 def main() -> None:
@@ -25,6 +26,7 @@ def main() -> None:
     timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.clocks]),
         Timer("deadlines", deadlines.lookahead, deadlines.run_once, wakeup=alarm.wakeup),
+        Timer("stats-days", STATS_DAYS_EVERY, svc.clocks.histories.roll_up),  # what GET /stats reads
         Timer("expire-records", 3600, svc.processed.expire),
         Timer("stamp-backfill", 3600, lambda: _backfill(svc)),  # once per database; /metrics answers meanwhile
     ]

@@ -205,12 +205,14 @@ def policies_restored_fixture(sla_ctx, sla_db) -> Iterator[None]:
 
 @pytest.fixture(name="forget_tickets")
 def forget_tickets_fixture(sla_db) -> Iterator[list[str]]:
-    """Ticket ids whose clocks and breaches are removed after the test (data other tests must not count)."""
+    """Ticket ids whose clocks, copies and breaches are removed after the test, and every far-future day's figures
+    (data other tests must not count)."""
     ticket_ids: list[str] = []
     yield ticket_ids
     sla_db.clocks.delete_many({"_id": {"$in": ticket_ids}})
     sla_db.clock_histories.delete_many({"_id": {"$in": ticket_ids}})
     sla_db.breaches.delete_many({"ticket_id": {"$in": ticket_ids}})
+    sla_db.stats_days.delete_many({"day": {"$gte": utc(2100, 1, 1)}})  # the far-future days' figures (StatsDays)
 
 
 @pytest.fixture(name="sla")

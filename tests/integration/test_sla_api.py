@@ -556,6 +556,127 @@ def test_stats_from_the_history_copies_are_those_from_the_clocks(
     assert sum(row["open"] for row in rows) and sum(row["stopped"] for row in rows)
 
 
+def test_stats_from_the_days_are_those_from_the_copies_before_and_after_each_pass(
+    sla_client, sla_ctx, sla_seed, sla_handle, forget_tickets, policies_restored, monkeypatch
+):
+    """/stats reads each day's figures (StatsDays) and the copies written since its last pass: the same rows as
+    from the copies alone, for windows that cut days, after changes and new tickets the pass has not seen."""
+    use_defaults(sla_client, *BY_URGENCY)
+    days = sla_ctx.clocks.histories.days
+    start = far_future().replace(hour=22, minute=0, second=0, microsecond=0)  # the tickets span midnight
+
+    def seed(hours: float) -> list[str]:
+        tickets = [sla_seed(priority, at=start + timedelta(hours=hours)) for priority in BY_URGENCY]
+        forget_tickets.extend(tickets)
+        return tickets
+
+    def same(since, until=None) -> dict:
+        assert days.tallied(since, until) is not None  # the days are read
+        answer = handlers.stats(sla_ctx, since, until)
+        with monkeypatch.context() as patched:
+            patched.setattr(days, "tallied", lambda since, until: None)
+            assert handlers.stats(sla_ctx, since, until) == answer
+        return answer
+
+    def counted(answer: dict) -> int:  # tickets: each has one first response clock
+        rows = [row for row in answer["items"] if row["clock"] == "first_response"]
+        return sum(row["met"] + row["breached"] + row["open"] + row["stopped"] for row in rows)
+
+    first = seed(0) + seed(3)  # 22:00 and 01:00 the next day
+    sla_handle(ticket_event("ticket.replied", first[0], start + timedelta(minutes=5)))
+    sla_handle(ticket_event("ticket.resolved", first[1], start + timedelta(minutes=30)))
+    assert days.roll_up(full=True) >= len(first)
+    whole = (start - timedelta(hours=1), start + timedelta(days=3))
+    assert counted(same(*whole)) == 8
+
+    sla_handle(ticket_event("ticket.replied", first[2], start + timedelta(days=2)))  # late: breached
+    sla_handle(ticket_event("ticket.resolved", first[5], start + timedelta(hours=4)))
+    later = seed(5)  # 03:00: tickets the pass has not seen
+    assert counted(same(*whole)) == 12
+    assert days.roll_up() >= 6  # the changed and new copies, not every one
+    assert counted(same(*whole)) == 12
+    assert sum(row["breached"] for row in same(*whole)["items"]) >= 1
+    for since, until in [
+        (start + timedelta(hours=1), start + timedelta(hours=3, minutes=30)),  # 23:00 to 01:30: the second four
+        (start + timedelta(hours=3), start + timedelta(hours=3, seconds=1)),
+        (start, None),
+        (start + timedelta(hours=5), start + timedelta(hours=5)),  # nothing
+    ]:
+        same(since, until)
+    assert counted(same(start + timedelta(hours=1), start + timedelta(hours=3, minutes=30))) == 4
+    assert later
+
+
+def test_a_copy_written_without_its_time_is_counted_from_the_next_full_pass(
+    sla_client, sla_ctx, sla_db, sla_seed, forget_tickets, policies_restored
+):
+    """A worker of an older version writes copies without `u`: the hourly pass over every copy takes them in."""
+    days = sla_ctx.clocks.histories.days
+    start = far_future()
+    days.roll_up(full=True)
+    ticket = sla_seed("high", at=start)
+    forget_tickets.append(ticket)
+    sla_db.clock_histories.update_one({"_id": ticket}, {"$unset": {"u": ""}})
+    window = (start, start + timedelta(hours=1))
+    days.roll_up()
+    assert opened(days.tallied(*window)) == {}
+    days.roll_up(full=True)
+    assert opened(days.tallied(*window)) == {"high": 1}
+
+
+def opened(tallied: dict) -> dict:
+    """Tickets per priority in a tally (each has one first response clock)."""
+    return {
+        priority: sum(row[name] for name in ("met", "breached", "open", "stopped"))
+        for (priority, clock), row in tallied.items()
+        if clock == "first_response" and row["open"] + row["met"] + row["breached"] + row["stopped"]
+    }
+
+
+def test_one_pass_at_a_time_and_a_dead_workers_lease_runs_out(sla_ctx, sla_db, sla_seed, forget_tickets):
+    days = sla_ctx.clocks.histories.days
+    days.roll_up(full=True)
+    mark = sla_db.stats_days.find_one({"_id": days.WATERMARK})
+    forget_tickets.append(sla_seed("low", at=far_future()))
+    sla_db.stats_days.update_one({"_id": days.WATERMARK}, {"$set": {"lease_until": handlers.now() + timedelta(minutes=1)}})
+    assert days.roll_up() == 0
+    assert sla_db.stats_days.find_one({"_id": days.WATERMARK})["upto"] == mark["upto"]
+    sla_db.stats_days.update_one({"_id": days.WATERMARK}, {"$set": {"lease_until": handlers.now() - timedelta(seconds=1)}})
+    assert days.roll_up() >= 1
+    after = sla_db.stats_days.find_one({"_id": days.WATERMARK})
+    assert after["upto"] > mark["upto"] and after["lease_until"] is None
+
+
+def test_a_day_keeps_each_tickets_latest_copy_whatever_the_order_of_the_writes(sla_ctx, sla_db, monkeypatch):
+    """Two passes merging into one day at once: neither loses the other's entries (the day is written only if
+    unchanged since read), and an entry is replaced only by a later version of its ticket's copy."""
+    days = sla_ctx.clocks.histories.days
+    day = far_future().replace(hour=0, minute=0, second=0, microsecond=0)
+    key = day.strftime("%Y-%m-%d")
+
+    def entry(version: int) -> list:
+        return [version, "low", 0, [["resolution", "running", False, version]]]
+
+    try:
+        days._merge(day, {"a": entry(2)})
+        days._merge(day, {"a": entry(1)})  # an older copy: kept out
+        assert json.loads(sla_db.stats_days.find_one({"_id": key})["t"]) == {"a": entry(2)}
+        update_one, interleaved = days.collection.update_one, []
+
+        def another_pass_first(query, update, **kwargs):  # another pass writes the day between read and write
+            if query.get("_id") == key and not interleaved:
+                interleaved.append(True)
+                days._merge(day, {"b": entry(1)})
+            return update_one(query, update, **kwargs)
+
+        monkeypatch.setattr(days.collection, "update_one", another_pass_first)
+        days._merge(day, {"c": entry(1), "a": entry(3)})
+        held = json.loads(sla_db.stats_days.find_one({"_id": key})["t"])
+        assert interleaved and {ticket: value[0] for ticket, value in held.items()} == {"a": 3, "b": 1, "c": 1}
+    finally:
+        sla_db.stats_days.delete_one({"_id": key})
+
+
 def filled(histogram: list[dict]) -> dict:
     return {bucket["up_to_seconds"]: bucket["count"] for bucket in histogram if bucket["count"]}
 
