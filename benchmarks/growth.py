@@ -22,7 +22,9 @@ benchmarks/e2e.py; notify's emails go to the sink.
    empty desk's pages hold 3 to 7 items). Then their documents are copied, as benchmarks/growth_seed.py
    explains (why and how), into --tickets minus --sources more tickets: requesters from a pool of 1,200
    addresses with a skew and one frequent requester with a fiftieth of them, dates spread back over --months
-   (closed ones). The same reads again, with the same tokens and parameters, then created -> assigned with new tickets.
+   (closed ones). Once sla's worker has gathered /stats's figures per day past the last copy (a pass begun
+   after it: a desk that grew over months has them; growth_seed.stats_gathered), the same reads again, with
+   the same tokens and parameters, then created -> assigned with new tickets.
 
 Each read is timed through the public HTTP API, a new connection per call as a client makes it: --calls
 rounds (10) over every read in turn after one untimed warm-up round, p50 and p90 in ms. A read stops once it
@@ -42,7 +44,8 @@ polled until it has an agent; the figure is the two events' occurred_at on intak
 Left out: POST /policies/{priority}/what-if (a replay over every clock in the window, a command that grows
 with the tickets by design; benchmarks/sla_whatif.py measures it); GET /tickets/{id}/attachments/{aid}
 and /metrics, /openapi.json (not lists); search (port 8005, not built); the portal's own pages (they are
-these reads, made by the portal: its console's queues are the `queue` rows with limit=200, check status is
+these reads, made by the portal: its console's queues are the `queue` rows with limit=200 and the fields its
+rows show (`fields=`; the same page of whole tickets, notes and history included, is a row of its own), check status is
 `tickets requester+number`, the health page `notifications status=dead`). Mail in is not driven, so
 GET /mail and a ticket's mail list read empty collections in both phases.
 """
@@ -68,6 +71,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import growth_seed as seed  # noqa: E402
 from benchmarks.e2e import Processes, call, cleanup, ok, percentile, start_sink, wait_consumers, wait_healthy  # noqa: E402
+from services.portal.console import QUEUE_FIELDS  # noqa: E402  (the console's queue rows)
 from shared.config import SERVICE_PORTS  # noqa: E402
 from ticketflow.cli import api_command, worker_command  # noqa: E402
 from ticketflow.local import DEFAULT_AMQP_URL, free_port, store_for_benchmark  # noqa: E402
@@ -115,10 +119,11 @@ def reads(ref: str, number: int, notification: str, frequent: str) -> list[Read]
         ("mail log", "intake", "/mail", "admin"),
         ("topics", "intake", "/topics", "portal"),
         ("queue team=network", "assignment", "/queue?team=network", "admin"),
-        ("queue (all, limit=200)", "assignment", "/queue?limit=200", "admin"),
+        ("queue (all, limit=200)", "assignment", f"/queue?limit=200&fields={QUEUE_FIELDS}", "admin"),
+        ("queue (all, 200 whole tickets)", "assignment", "/queue?limit=200", "admin"),
         ("queue status=waiting", "assignment", "/queue?status=waiting_on_requester", "admin"),
-        ("queue agent_id= (agent)", "assignment", f"/queue?agent_id={AGENT}&limit=200", "agent"),
-        ("queue unassigned (agent)", "assignment", "/queue?unassigned=true&limit=200", "agent"),
+        ("queue agent_id= (agent)", "assignment", f"/queue?agent_id={AGENT}&limit=200&fields={QUEUE_FIELDS}", "agent"),
+        ("queue unassigned (agent)", "assignment", f"/queue?unassigned=true&limit=200&fields={QUEUE_FIELDS}", "agent"),
         ("ticket", "assignment", f"/tickets/{ref}", "admin"),
         ("agents", "assignment", "/agents", "admin"),
         ("agents team=network", "assignment", "/agents?team=network", "admin"),
@@ -273,6 +278,7 @@ def run(desk: seed.Desk, env: dict, args, figures: dict) -> None:
         written = seed.insert_copies(client, ns, copies, progress=lambda line: print(line, flush=True))
         seconds = time.monotonic() - started
         seed.check(desk, copies, client, ns)
+        seed.stats_gathered(mongo_url, ns)
     finally:
         client.close()
     figures |= {"copies": len(copies), "documents": written, "collections without ticket documents": untouched}

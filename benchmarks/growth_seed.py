@@ -217,6 +217,26 @@ def settle(mongo_url: str, ns: str, quiet: float = 5.0, timeout: float = 300.0) 
         client.close()
 
 
+def stats_gathered(mongo_url: str, ns: str, timeout: float = 300.0) -> None:
+    """Wait until sla's worker has gathered /stats's figures per day (services/sla/store.py StatsDays) past the
+    last copy: a pass begun after it. A desk that grew over months has them gathered as it went; the copies,
+    all written in a few minutes, would otherwise be read one by one as written since the last pass."""
+    client = MongoClient(mongo_url, tz_aware=True)
+    try:
+        db = client[f"{ns}_sla"]
+        newest = db["clock_histories"].find_one({"u": {"$ne": None}}, {"u": 1}, sort=[("u", -1)])
+        deadline = time.monotonic() + timeout
+        while newest is not None and time.monotonic() < deadline:
+            mark = db["stats_days"].find_one({"_id": "watermark"}) or {}
+            if mark.get("upto") is not None and mark["upto"] > newest["u"]:
+                return
+            time.sleep(0.5)
+        if newest is not None:
+            raise RuntimeError(f"sla did not gather the figures per day in {timeout:.0f} s")
+    finally:
+        client.close()
+
+
 # --- copies -----------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from flask.views import MethodView
 
 from services.assignment import handlers
 from services.assignment.schemas import (
+    HEAVY_FIELDS,
     AgentCreateSchema,
     AgentListQuerySchema,
     AgentListSchema,
@@ -27,6 +28,7 @@ from services.assignment.schemas import (
     TeamSchema,
     TicketListSchema,
     TicketSchema,
+    only_fields,
 )
 from shared.config import Settings, load_settings
 from shared.dumping import Blueprint
@@ -142,7 +144,11 @@ class Queue(MethodView):
     def get(self, query):
         """Open tickets, soonest SLA deadline first, then priority, then age; the filters combine."""
         filters = {name: query.get(name) for name in ("agent_id", "team", "status", "priority", "topic", "unassigned")}
-        items, cursor = handlers.queue(assignment(), filters, query["limit"], query.get("cursor"), principal())
+        only = query.get("only")
+        unread = [name for name in HEAVY_FIELDS if name not in only] if only else []
+        items, cursor = handlers.queue(assignment(), filters, query["limit"], query.get("cursor"), principal(), unread)
+        if only:
+            items = [only_fields(ticket, only) for ticket in items]
         return {"items": items, "next_cursor": cursor}
 
 

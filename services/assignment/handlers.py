@@ -343,13 +343,14 @@ def get_ticket(svc: Assignment, ticket_id: str, principal: Principal) -> Ticket:
     return ticket
 
 
-def queue(svc: Assignment, filters: dict, limit: int, cursor: str | None, principal: Principal):
-    """Open tickets; an agent sees its teams' tickets and its own, as on GET /tickets/{id}."""
+def queue(svc: Assignment, filters: dict, limit: int, cursor: str | None, principal: Principal, unread: list[str] = ()):
+    """Open tickets; an agent sees its teams' tickets and its own, as on GET /tickets/{id}. `unread`: fields
+    left unread (their defaults: nothing)."""
     agent = _actor(svc, principal)
     if principal.role == "agent":
         _require(filters.get("team") in (None, *agent["teams"]), "Agents read the queues of their own teams.")
-        return svc.tickets.page(filters, limit, cursor, visible_to=agent)
-    return svc.tickets.page(filters, limit, cursor)
+        return svc.tickets.page(filters, limit, cursor, visible_to=agent, unread=unread)
+    return svc.tickets.page(filters, limit, cursor, unread=unread)
 
 
 def claim(svc: Assignment, ticket_id: str, principal: Principal, correlation_id: str | None) -> Ticket:

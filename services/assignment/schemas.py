@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+from webargs.fields import DelimitedList
 
 from services.assignment.domain import WORK_STATUSES
 from shared.events import CLOCKS, OPEN_STATUSES, PRIORITIES, STATUSES, StrictBoolean, Timestamp
@@ -186,6 +187,16 @@ class TicketSchema(Schema):
     history = fields.List(fields.Nested(HistoryEntrySchema))
 
 
+TICKET_FIELDS = tuple(TicketSchema._declared_fields)
+HEAVY_FIELDS = ("notes", "history")  # read from the store only when asked for: most of a ticket's bytes
+
+
+def only_fields(ticket, names: list[str]) -> dict:
+    """What TicketSchema dumps of `ticket` for these of its fields alone (the others are left out)."""
+    declared = TicketSchema._declared_fields
+    return {declared[name].attribute or name: getattr(ticket, declared[name].attribute or name) for name in names}
+
+
 class QueryBoolean(fields.Boolean):
     """A query parameter's `true` or `false`, spelled so: never 1, yes, on or True."""
 
@@ -208,6 +219,16 @@ class QueueQuerySchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
     cursor = fields.String(
         validate=validate.Length(1, 500), metadata={"description": "a next_cursor given out, with the same filters"}
+    )
+    only = DelimitedList(
+        fields.String(validate=validate.OneOf(TICKET_FIELDS)),
+        data_key="fields",
+        validate=validate.Length(min=1),
+        metadata={
+            "description": "only these fields of each ticket, comma-separated (e.g. ticket_id,number,subject,"
+            "priority,status,team,agent_id,sla): a lighter page; a ticket's notes and history are read only "
+            "when asked for. Default: every field."
+        },
     )
 
     @validates_schema

@@ -274,7 +274,7 @@ class TicketStore(VersionedStore):
         return {agent_id: sorted(ids) for agent_id, ids in owned.items()}
 
     def page(
-        self, filters: dict, limit: int, cursor: str | None, visible_to: dict | None = None
+        self, filters: dict, limit: int, cursor: str | None, visible_to: dict | None = None, unread=()
     ) -> tuple[list[Ticket], str | None]:
         """Open tickets: soonest SLA deadline, then priority, then age (cursor: the last one's sort key).
 
@@ -291,5 +291,6 @@ class TicketStore(VersionedStore):
             query.setdefault("agent_id", {"$ne": None})
         if visible_to is not None:
             query["$or"] = [{"team": {"$in": visible_to["teams"]}}, {"agent_id": visible_to["id"]}]
-        docs, next_cursor = QUEUE_ORDER.page(self.collection, query, limit, cursor, outbox.NO_OUTBOX)
+        fields = {**outbox.NO_OUTBOX, **dict.fromkeys(unread, 0)}  # (unread fields: the model's defaults)
+        docs, next_cursor = QUEUE_ORDER.page(self.collection, query, limit, cursor, fields)
         return [self.from_doc(doc) for doc in docs], next_cursor

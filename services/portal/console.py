@@ -15,6 +15,8 @@ from services.portal.handlers import Portal, UserError
 from shared.clock import now
 
 QUEUE_LIMIT = 200  # one page per queue: the count shows "200+" past it
+# what a queue's row shows (templates/console/_queue.html): assignment leaves each ticket's notes and history unread
+QUEUE_FIELDS = "ticket_id,number,subject,priority,status,team,agent_id,sla,first_response_at"
 VIEWS = {  # queue -> (title, query); "all" is for admins
     "mine": ("My tickets", lambda me: {"agent_id": me}),
     "team": ("My teams' unassigned", lambda me: {"unassigned": "true"}),
@@ -76,7 +78,7 @@ def queues(svc: Portal, session: dict, view: str, filters: dict) -> dict:
     view = view if view in names else names[0]
     found = {}
     for name in names:
-        query = {**VIEWS[name][1](me.agent_id), **filters, "limit": QUEUE_LIMIT}
+        query = {**VIEWS[name][1](me.agent_id), **filters, "limit": QUEUE_LIMIT, "fields": QUEUE_FIELDS}
         found[name] = svc.services.get("assignment", "/queue", me, **query)
     return {
         "view": view,

@@ -20,6 +20,8 @@ from shared.clock import now
 PAGE = 200  # the longest page the APIs give
 MAX_PAGES = 10  # of breaches, of open tickets: at most 2000 of each are read
 MAX_LOOKUPS = 300  # breached tickets whose team is looked up one by one in assignment
+# what the backlog and the oldest waiting ticket show (figures.py): assignment leaves notes and history unread
+BACKLOG_FIELDS = "ticket_id,number,subject,priority,status,team,agent_id,created_at"
 TABLES = ("summary", "compliance", "first-response", "resolution", "breaches", "backlog", "capacity")
 
 
@@ -89,8 +91,11 @@ class Source:
     @cached_property
     def open_tickets(self) -> list[dict]:
         if self.who.teams is None:
-            return self._pages("assignment", "/queue", "backlog")
-        return [t for team in self.who.teams for t in self._pages("assignment", "/queue", "backlog", team=team)]
+            return self._pages("assignment", "/queue", "backlog", fields=BACKLOG_FIELDS)
+        pages = (
+            self._pages("assignment", "/queue", "backlog", team=team, fields=BACKLOG_FIELDS) for team in self.who.teams
+        )
+        return [ticket for page in pages for ticket in page]
 
     @cached_property
     def agents(self) -> list[dict]:

@@ -7,6 +7,7 @@ index lookups on MongoDB and on the embedded FerretDB (see scripts/ferretdb.patc
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -20,19 +21,20 @@ from services.sla import reports, whatif
 from services.sla.business_time import Calendar, parse_calendar
 from services.sla.domain import ALWAYS, Policy, TicketClocks, default_policies
 from shared import outbox
-from shared.clock import now
 from shared.access import Stamp, StampedRecords
+from shared.clock import now
 from shared.cursors import Key, Paginator
 from shared.errors import NotFound
 from shared.events import BY_URGENCY
 from shared.mongo import Stale, due_by, ensure_document, read_ahead
 from shared.relay import OutboxFlusher
 
+log = logging.getLogger(__name__)
 POLICY_TERMS = ("first_response_minutes", "next_response_minutes", "resolution_minutes", "warn_at_percent", "calendar")
 BREACH_FIELDS = ("ticket_id", "clock", "instance", "priority", "due_at", "breached_at", "policy_version")
 HISTORY_BATCH = 1000  # tickets per batch read for a what-if
 # a copy's `u` is taken just before its write lands: a pass of StatsDays reads back this far before its start
-ROLL_UP_MARGIN = timedelta(seconds=10)
+ROLL_UP_MARGIN = timedelta(seconds=5)
 FULL_ROLL_UP_EVERY = timedelta(hours=1)  # a pass that reads every copy: those written without `u` (older workers)
 ROLL_UP_LEASE = timedelta(minutes=5)
 DAY = timedelta(days=1)  # one pass at a time among the workers; a dead one's lease runs out
@@ -414,6 +416,11 @@ class StatsDays:
                 by_day.setdefault(_day_of(copy["created_at"]), {})[found[0]] = found[1]
         for day, entries in sorted(by_day.items()):
             self._merge(day, entries)
+        log.log(
+            logging.INFO if full else logging.DEBUG,
+            "stats per day: %s pass, %d copies read, %d days merged, %.2f s",
+            "full" if full else "incremental", read, len(by_day), (now() - started).total_seconds(),
+        )  # fmt: skip
         done = {"lease_until": None} | ({"full_at": started} if full else {})
         self.collection.update_one(
             {"_id": self.WATERMARK}, {"$max": {"upto": started - ROLL_UP_MARGIN}, "$set": done}, upsert=True

@@ -10,7 +10,7 @@ from shared.config import load_settings
 from shared.runtime import STOP, Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
 
 log = logging.getLogger(__name__)
-STATS_DAYS_EVERY = 10.0  # seconds between passes gathering /stats's figures per day (store.StatsDays)
+STATS_DAYS_EVERY = 5.0  # seconds between passes gathering /stats's figures per day (store.StatsDays)
 
 
 def main() -> None:

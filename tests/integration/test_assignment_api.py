@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.assignment.store import TicketStore
 from shared.events import format_time, parse_time
 from tests.harness import auth_header, wait_until, walk_pages
 from tests.integration.assignment_fixtures import (  # fixtures: pytest finds them by their short names
@@ -711,6 +712,45 @@ def test_queue_unassigned_true_lists_the_waiting_tickets_and_false_the_assigned_
     assert all(t["agent_id"] is None for t in everywhere), [t for t in everywhere if t["agent_id"]]
     listed = [t["ticket_id"] for t in everywhere]
     assert {old, young} <= set(listed) and not {claimed, urgent} & set(listed)
+
+
+def test_queue_gives_only_the_fields_asked_for_and_reads_notes_and_history_only_when_asked(
+    aclient, make_team, make_agent, new_ticket, monkeypatch
+):
+    """`fields` (the console's rows): only those keys, values as in the whole ticket, pages as without it; a
+    ticket's notes and history (most of its bytes) are left unread by the store unless asked for."""
+    team = make_team()
+    jane = make_agent(team["id"], available=False)
+    now = datetime.now(UTC)
+    tickets = [new_ticket(team["topics"][0], occurred_at=now - timedelta(minutes=m)) for m in (30, 20, 10)]
+    assert aclient.post(f"/tickets/{tickets[0]}/claim", headers=as_agent(jane["id"])).status_code == 200
+    noted = aclient.post(f"/tickets/{tickets[0]}/notes", json={"body": "Called her."}, headers=as_agent(jane["id"]))
+    assert noted.status_code in (200, 201), noted.get_json()
+    whole = aclient.get("/queue", query_string={"team": team["id"]}, headers=admin()).get_json()["items"]
+    claimed = next(ticket for ticket in whole if ticket["ticket_id"] == tickets[0])
+    assert claimed["notes"] and claimed["history"] and len(whole) == 3
+    projections = []
+    page = TicketStore.page
+
+    def spied(store, *args, **kwargs):
+        projections.append(list(kwargs.get("unread", ())))
+        return page(store, *args, **kwargs)
+
+    monkeypatch.setattr(TicketStore, "page", spied)
+    row = ["ticket_id", "number", "subject", "priority", "status", "team", "agent_id", "sla", "first_response_at"]
+    for names, unread in ((row, ["notes", "history"]), (["ticket_id", "notes"], ["history"]), (list(TICKET_KEYS), [])):
+        query = {"team": team["id"], "fields": ",".join(names)}
+        items = aclient.get("/queue", query_string=query, headers=as_agent(jane["id"])).get_json()["items"]
+        assert items == [{name: ticket[name] for name in names} for ticket in whole], names
+        assert projections.pop() == unread
+        pages = walk_pages(aclient, "/queue", {**query, "limit": 1}, admin())
+        assert [t for p in pages for t in p["items"]] == items
+
+
+@pytest.mark.parametrize("fields", ["bogus", "ticket_id,bogus", "", "ticket_id,,number"])
+def test_queue_refuses_a_field_a_ticket_has_not(aclient, fields):
+    body = assert_problem(aclient.get("/queue", query_string={"fields": fields}, headers=admin()), 422)
+    assert any(name.startswith("fields") for name in body["errors"]), body
 
 
 def test_queue_refuses_unassigned_true_together_with_an_agent_id(aclient, make_team, make_agent):

@@ -638,10 +638,14 @@ def test_one_pass_at_a_time_and_a_dead_workers_lease_runs_out(sla_ctx, sla_db, s
     days.roll_up(full=True)
     mark = sla_db.stats_days.find_one({"_id": days.WATERMARK})
     forget_tickets.append(sla_seed("low", at=far_future()))
-    sla_db.stats_days.update_one({"_id": days.WATERMARK}, {"$set": {"lease_until": handlers.now() + timedelta(minutes=1)}})
+
+    def leased(until) -> None:
+        sla_db.stats_days.update_one({"_id": days.WATERMARK}, {"$set": {"lease_until": until}})
+
+    leased(handlers.now() + timedelta(minutes=1))  # another worker's pass runs
     assert days.roll_up() == 0
     assert sla_db.stats_days.find_one({"_id": days.WATERMARK})["upto"] == mark["upto"]
-    sla_db.stats_days.update_one({"_id": days.WATERMARK}, {"$set": {"lease_until": handlers.now() - timedelta(seconds=1)}})
+    leased(handlers.now() - timedelta(seconds=1))  # its worker died: the lease ran out
     assert days.roll_up() >= 1
     after = sla_db.stats_days.find_one({"_id": days.WATERMARK})
     assert after["upto"] > mark["upto"] and after["lease_until"] is None
