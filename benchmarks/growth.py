@@ -23,7 +23,7 @@ benchmarks/e2e.py; notify's emails go to the sink.
    explains (why and how), into --tickets minus --sources more tickets: requesters from a pool of 1,200
    addresses with a skew and one frequent requester with a fiftieth of them, dates spread back over --months
    (closed ones). Once sla's worker has gathered /stats's figures per day past the last copy (a pass begun
-   after it: a desk that grew over months has them; growth_seed.stats_gathered), the same reads again, with
+   at least 5 s after it: a desk that grew over months has them; growth_seed.stats_gathered), the same reads again, with
    the same tokens and parameters, then created -> assigned with new tickets.
 
 Each read is timed through the public HTTP API, a new connection per call as a client makes it: --calls

@@ -219,8 +219,9 @@ def settle(mongo_url: str, ns: str, quiet: float = 5.0, timeout: float = 300.0) 
 
 def stats_gathered(mongo_url: str, ns: str, timeout: float = 300.0) -> None:
     """Wait until sla's worker has gathered /stats's figures per day (services/sla/store.py StatsDays) past the
-    last copy: a pass begun after it. A desk that grew over months has them gathered as it went; the copies,
-    all written in a few minutes, would otherwise be read one by one as written since the last pass."""
+    last copy: a pass begun at least its margin (5 s) after it. A desk that grew over months has them gathered
+    as it went; the copies, all written in a few minutes, would otherwise be read one by one as written since
+    the last pass."""
     client = MongoClient(mongo_url, tz_aware=True)
     try:
         db = client[f"{ns}_sla"]
@@ -419,7 +420,11 @@ def insert_copies(client: MongoClient, ns: str, copies: list[Copy], batch: int =
 
     def flush(keys: list[tuple[str, str]]) -> None:
         def one(key: tuple[str, str]) -> None:
-            client[f"{ns}_{key[0]}"][key[1]].insert_many(pending.pop(key), ordered=False)
+            docs = pending.pop(key)
+            if key == ("sla", "clock_histories"):  # when each was written, as HistoryStore.write has the database set
+                written_at = datetime.now(UTC)
+                docs = [{**doc, "u": written_at} for doc in docs]
+            client[f"{ns}_{key[0]}"][key[1]].insert_many(docs, ordered=False)
 
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(one, keys))

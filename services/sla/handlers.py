@@ -292,7 +292,7 @@ def ticket_view(svc: Sla, ticket_id: str, principal: Principal | None = None) ->
 
 def stats(svc: Sla, since: datetime | None, until: datetime | None = None) -> dict:
     since = since or now() - STATS_WINDOW
-    # the days' figures and the copies written since (store.StatsDays); before the worker's first pass over them,
+    # the days' figures and the copies written since (store.StatsDays); until the worker's first sweep of them,
     # the compact copies once every ticket has one (a copy follows each write of the clocks, in the same
     # handling), else the clocks themselves
     histories = svc.clocks.histories

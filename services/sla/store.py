@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -33,11 +33,13 @@ log = logging.getLogger(__name__)
 POLICY_TERMS = ("first_response_minutes", "next_response_minutes", "resolution_minutes", "warn_at_percent", "calendar")
 BREACH_FIELDS = ("ticket_id", "clock", "instance", "priority", "due_at", "breached_at", "policy_version")
 HISTORY_BATCH = 1000  # tickets per batch read for a what-if
-# a copy's `u` is taken just before its write lands: a pass of StatsDays reads back this far before its start
+# a copy's `u` is the database's time as it is written: a pass of StatsDays reads back this far before its start
 ROLL_UP_MARGIN = timedelta(seconds=5)
-FULL_ROLL_UP_EVERY = timedelta(hours=1)  # a pass that reads every copy: those written without `u` (older workers)
-ROLL_UP_LEASE = timedelta(minutes=5)
-DAY = timedelta(days=1)  # one pass at a time among the workers; a dead one's lease runs out
+SWEEP_EVERY = timedelta(hours=1)  # a sweep reads every copy: those an older worker wrote without `u`
+SWEEP_SPAN = timedelta(days=30)  # of creation dates, a sweep's share of each pass (a pass stays short on any desk)
+ROLL_UP_LEASE = timedelta(minutes=5)  # one pass at a time among the workers; a dead one's lease runs out
+DAY = timedelta(days=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NEWEST_BREACHES_FIRST = Paginator((Key("at", "breached_at", datetime), Key("id", "_id", str)), descending=True)
 
 
@@ -290,22 +292,22 @@ class HistoryStore:
     def write(self, clocks_doc: dict, version: int) -> None:
         """The copy of a stored clocks document at `version`, unless a copy of a later version is there."""
         copy = self.copy_of(clocks_doc, version)
+        update = {"$set": copy, "$currentDate": {"u": True}}  # when it was written, by the database's clock
         try:
-            self.collection.update_one({"_id": copy.pop("_id"), "v": {"$lt": version}}, {"$set": copy}, upsert=True)
+            self.collection.update_one({"_id": copy.pop("_id"), "v": {"$lt": version}}, update, upsert=True)
         except DuplicateKeyError:
             pass  # a later version's copy is there already
 
     @staticmethod
     def copy_of(clocks_doc: dict, version: int) -> dict:
-        """The copy's document: the ticket's id, priority and creation time, the version, the histories, and
-        when it was written (`u`: what StatsDays reads changes by)."""
+        """The copy's document: the ticket's id, priority and creation time, the version, the histories (`write`
+        adds when it was written, `u`, by the database's clock: what StatsDays reads changes by)."""
         return {
             "_id": clocks_doc["_id"],
             "priority": clocks_doc.get("priority"),
             "created_at": clocks_doc.get("created_at"),
             "v": version,
             "h": _compact(clocks_doc.get("clocks", [])),
-            "u": now(),
         }
 
     def since(self, since: datetime, priority: str) -> Iterator[dict]:
@@ -353,15 +355,21 @@ class StatsDays:
     /stats over 30 days read every ticket's copy of the window (0.15 ms of FerretDB each: 3,300 tickets,
     half a second); it now reads the window's days and the copies written since the last pass. Each day
     holds, per ticket, the copy's version, priority, creation time and each clock's kind, state, whether
-    it breached and its elapsed time (`t`, one JSON string: FerretDB reads a string at once).
+    it breached and its elapsed time (`t`, one JSON string: FerretDB reads a string at once), and the
+    day's tally (`s`).
 
     A pass (sla worker's timer, one worker at a time by a lease) reads the copies written since the last
-    pass's start less ROLL_UP_MARGIN (`u`, indexed; every copy since the last pass that read all of them,
-    hourly and first) and merges them into their days, each entry replaced only by a later version of its
-    copy and each day written only if unchanged since read (`n`), so that passes and readers never lose a
-    change; then it moves the watermark (`upto`) to its start less the margin. A reader takes the days of
-    the window and, over them, every copy written since the watermark: together, each ticket's last copy.
-    Until a first full pass has run, `tickets` answers None (the caller reads the copies as before).
+    pass began less ROLL_UP_MARGIN (`u`, indexed, set by the database as it writes the copy; the pass's start
+    is the database's time too, so that no host's clock matters) and merges them into their days, each
+    entry replaced only by a later version of its copy and each day written only if unchanged since read
+    (`n`); then it moves the watermark (`upto`) to its start less the margin. A sweep reads every copy, a
+    SWEEP_SPAN of creation dates a pass (first, then hourly: copies an older worker wrote without `u`);
+    until the first sweep has ended, `tallied` answers None (the caller reads the copies as before). A
+    reader takes the days of the window and every copy written since the watermark: together, each
+    ticket's last copy. A ticket's creation time never changes (the earliest start of its clocks, and a
+    clock only ever starts later), so a ticket stays in one day; a copy is never deleted.
+    A day holds its tickets in one document: some 100,000 tickets created in one day would reach MongoDB's
+    16 MB (the pass then fails and logs, and /stats reads ever more copies, still right).
     """
 
     WATERMARK = "watermark"
@@ -373,15 +381,17 @@ class StatsDays:
         self.collection.create_index([("day", ASCENDING)])
 
     def tallied(self, since: datetime, until: datetime | None) -> dict[tuple[str, str], dict] | None:
-        """reports.tally of the tickets created at or after `since` and before `until`; None before a full pass.
+        """reports.tally of the tickets created at or after `since` and before `until`; None before a sweep.
 
         A day inside the window that no copy written since the watermark belongs to is read as its tally (`s`);
         the others (the window's first and last, those with newer copies) as their tickets (`t`), merged with
         the newer copies and cut to the window."""
         mark = self.collection.find_one({"_id": self.WATERMARK})
-        if mark is None or mark.get("full_at") is None:
+        if mark is None or mark.get("full_at") is None or mark.get("upto") is None:
             return None
-        newer = dict(filter(None, map(_entry, self.copies.find({"u": {"$gte": mark["upto"]}}, COPY_FIELDS))))
+        window = {"$gte": since} | ({"$lt": until} if until is not None else {})
+        changed = {"u": {"$gte": mark["upto"]}, "created_at": window}
+        newer = dict(filter(None, map(_entry, self.copies.find(changed, COPY_FIELDS))))
         touched = {_day_key(entry[2]) for entry in newer.values()}
         total, partial = reports.tally(()), []
         days = {"$gte": _day_of(since)} | ({"$lt": until} if until is not None else {})
@@ -400,49 +410,71 @@ class StatsDays:
         reports.add(total, reports.tally(map(_ticket, cut)))
         return total
 
-    def roll_up(self, full: bool = False) -> int:
-        """One pass (the worker's timer); how many copies it read (0 also when another worker's pass runs)."""
-        started = now()
-        mark = self.collection.find_one({"_id": self.WATERMARK}) or {}
-        full = full or mark.get("full_at") is None or started - mark["full_at"] >= FULL_ROLL_UP_EVERY
-        if not self._lease(mark, started):
-            return 0
-        changed = {} if full else {"u": {"$gte": mark["upto"]}}
-        by_day: dict[datetime, dict[str, list]] = {}
-        read = 0
-        for copy in self.copies.find(changed, COPY_FIELDS, batch_size=HISTORY_BATCH):
-            read += 1
-            if (found := _entry(copy)) is not None:
-                by_day.setdefault(_day_of(copy["created_at"]), {})[found[0]] = found[1]
-        for day, entries in sorted(by_day.items()):
-            self._merge(day, entries)
-        log.log(
-            logging.INFO if full else logging.DEBUG,
-            "stats per day: %s pass, %d copies read, %d days merged, %.2f s",
-            "full" if full else "incremental", read, len(by_day), (now() - started).total_seconds(),
-        )  # fmt: skip
-        done = {"lease_until": None} | ({"full_at": started} if full else {})
-        self.collection.update_one(
-            {"_id": self.WATERMARK}, {"$max": {"upto": started - ROLL_UP_MARGIN}, "$set": done}, upsert=True
-        )
-        return read
+    def roll_up(self, sweep: bool = False) -> int:
+        """One pass (the worker's timer); how many copies it read (0 also when another worker's pass runs).
 
-    def _lease(self, mark: dict, started: datetime) -> bool:
-        until = started + ROLL_UP_LEASE
-        if not mark:
-            try:
-                self.collection.insert_one({"_id": self.WATERMARK, "lease_until": until})
-            except DuplicateKeyError:
-                return False  # another worker's first pass
-            return True
-        held = mark.get("lease_until")
-        if held is not None and held > started:
-            return False  # another worker's pass runs
-        return bool(  # unless another worker took it since `mark` was read
+        `sweep` starts a sweep now (else: first, then once an hour after the last one ended)."""
+        mark = self._lease()
+        if mark is None:
+            return 0
+        lease, started = mark["lease_until"], mark["pass_at"]  # pass_at: the database's clock, as each copy's `u`
+        try:
+            read, by_day = 0, {}
+            sources = [{"u": {"$gte": mark["upto"]}}] if mark.get("upto") is not None else []
+            sweeping = sweep or mark.get("sweep_from") is not None or mark.get("full_at") is None
+            sweeping = sweeping or started - mark["full_at"] >= SWEEP_EVERY
+            if sweeping:  # the copies created in the next SWEEP_SPAN that has any
+                low = self._first_created(None if sweep else mark.get("sweep_from"))
+                high = None if low is None else low + SWEEP_SPAN
+                if low is not None:
+                    sources.append({"created_at": {"$gte": low, "$lt": high}})
+            for source in sources:
+                for copy in self.copies.find(source, COPY_FIELDS, batch_size=HISTORY_BATCH):
+                    read += 1
+                    if (found := _entry(copy)) is not None:
+                        by_day.setdefault(_day_of(copy["created_at"]), {})[found[0]] = found[1]
+            for day, entries in sorted(by_day.items()):
+                self._merge(day, entries)
+            done: dict = {"lease_until": None}
+            if sweeping:
+                began = (mark.get("sweep_began") if not sweep else None) or started
+                if high is None:  # swept to the newest: every copy there was when it began is in
+                    done |= {"full_at": began, "sweep_from": None, "sweep_began": None}
+                else:
+                    done |= {"sweep_from": high, "sweep_began": began}
             self.collection.update_one(
-                {"_id": self.WATERMARK, "lease_until": held}, {"$set": {"lease_until": until}}
-            ).matched_count
-        )
+                {"_id": self.WATERMARK, "lease_until": lease},
+                {"$max": {"upto": started - ROLL_UP_MARGIN}, "$set": done},
+            )
+            log.log(
+                logging.INFO if sweeping else logging.DEBUG,
+                "stats per day: %d copies read%s, %d days merged",
+                read, f" (a sweep, {high:%Y-%m-%d} reached)" if sweeping and high else "", len(by_day),
+            )  # fmt: skip
+            return read
+        finally:  # a pass that failed lets the next one try at once (and never frees another worker's lease)
+            self.collection.update_one({"_id": self.WATERMARK, "lease_until": lease}, {"$set": {"lease_until": None}})
+
+    def _lease(self) -> dict | None:
+        """The watermark document with this pass's lease and start (`pass_at`, the database's time), or None
+        while another worker's lease runs."""
+        mine = now() + ROLL_UP_LEASE
+        free = {"$or": [{"lease_until": None}, {"lease_until": {"$lte": now()}}]}
+        try:
+            return self.collection.find_one_and_update(
+                {"_id": self.WATERMARK, **free},
+                {"$set": {"lease_until": mine}, "$currentDate": {"pass_at": True}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return None  # held: the upsert found no free lease and the document is there
+
+    def _first_created(self, since: datetime | None) -> datetime | None:
+        """When the first copy created at or after `since` (None: ever) was created; None when there is none."""
+        window = {"$gte": since or EPOCH}  # a range (an index walk), where `$ne: None` would be filtered in memory
+        first = self.copies.find_one({"created_at": window}, {"created_at": 1}, sort=[("created_at", ASCENDING)])
+        return None if first is None else first["created_at"]
 
     def _merge(self, day: datetime, entries: dict[str, list]) -> None:
         key = _day_key(whatif.ms(day))

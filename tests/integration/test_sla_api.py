@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.sla import handlers
+from services.sla import handlers, store
 from services.sla.domain import DEFAULT_MINUTES
 from shared.events import BY_URGENCY, parse_time
 from tests.harness import auth_header, requester_header, walk_pages
@@ -556,6 +556,13 @@ def test_stats_from_the_history_copies_are_those_from_the_clocks(
     assert sum(row["open"] for row in rows) and sum(row["stopped"] for row in rows)
 
 
+def swept(days) -> None:
+    """A sweep of every copy, run to its end (StatsDays: SWEEP_SPAN of creation dates a pass)."""
+    days.roll_up(sweep=True)
+    while days.collection.find_one({"_id": days.WATERMARK}).get("sweep_from") is not None:
+        days.roll_up()
+
+
 def test_stats_from_the_days_are_those_from_the_copies_before_and_after_each_pass(
     sla_client, sla_ctx, sla_seed, sla_handle, forget_tickets, policies_restored, monkeypatch
 ):
@@ -585,7 +592,7 @@ def test_stats_from_the_days_are_those_from_the_copies_before_and_after_each_pas
     first = seed(0) + seed(3)  # 22:00 and 01:00 the next day
     sla_handle(ticket_event("ticket.replied", first[0], start + timedelta(minutes=5)))
     sla_handle(ticket_event("ticket.resolved", first[1], start + timedelta(minutes=30)))
-    assert days.roll_up(full=True) >= len(first)
+    swept(days)
     whole = (start - timedelta(hours=1), start + timedelta(days=3))
     assert counted(same(*whole)) == 8
 
@@ -593,7 +600,7 @@ def test_stats_from_the_days_are_those_from_the_copies_before_and_after_each_pas
     sla_handle(ticket_event("ticket.resolved", first[5], start + timedelta(hours=4)))
     later = seed(5)  # 03:00: tickets the pass has not seen
     assert counted(same(*whole)) == 12
-    assert days.roll_up() >= 6  # the changed and new copies, not every one
+    assert days.roll_up() >= 6  # the changed and new copies
     assert counted(same(*whole)) == 12
     assert sum(row["breached"] for row in same(*whole)["items"]) >= 1
     for since, until in [
@@ -610,17 +617,17 @@ def test_stats_from_the_days_are_those_from_the_copies_before_and_after_each_pas
 def test_a_copy_written_without_its_time_is_counted_from_the_next_full_pass(
     sla_client, sla_ctx, sla_db, sla_seed, forget_tickets, policies_restored
 ):
-    """A worker of an older version writes copies without `u`: the hourly pass over every copy takes them in."""
+    """A worker of an older version writes copies without `u`: the hourly sweep of every copy takes them in."""
     days = sla_ctx.clocks.histories.days
     start = far_future()
-    days.roll_up(full=True)
+    swept(days)
     ticket = sla_seed("high", at=start)
     forget_tickets.append(ticket)
     sla_db.clock_histories.update_one({"_id": ticket}, {"$unset": {"u": ""}})
     window = (start, start + timedelta(hours=1))
     days.roll_up()
     assert opened(days.tallied(*window)) == {}
-    days.roll_up(full=True)
+    swept(days)
     assert opened(days.tallied(*window)) == {"high": 1}
 
 
@@ -635,7 +642,7 @@ def opened(tallied: dict) -> dict:
 
 def test_one_pass_at_a_time_and_a_dead_workers_lease_runs_out(sla_ctx, sla_db, sla_seed, forget_tickets):
     days = sla_ctx.clocks.histories.days
-    days.roll_up(full=True)
+    swept(days)
     mark = sla_db.stats_days.find_one({"_id": days.WATERMARK})
     forget_tickets.append(sla_seed("low", at=far_future()))
 
@@ -649,6 +656,55 @@ def test_one_pass_at_a_time_and_a_dead_workers_lease_runs_out(sla_ctx, sla_db, s
     assert days.roll_up() >= 1
     after = sla_db.stats_days.find_one({"_id": days.WATERMARK})
     assert after["upto"] > mark["upto"] and after["lease_until"] is None
+
+
+def test_a_quiet_day_is_read_as_its_tally_and_a_failed_pass_lets_the_next_one_run(
+    sla_client, sla_ctx, sla_db, sla_seed, sla_handle, forget_tickets, policies_restored, monkeypatch
+):
+    """Days inside the window that no newer copy touches are read as their tally (`s`), the same rows; a pass
+    that fails frees its lease at once and moves nothing."""
+    use_defaults(sla_client, *BY_URGENCY)
+    days = sla_ctx.clocks.histories.days
+    start = far_future().replace(hour=12, minute=0, second=0, microsecond=0)
+    tickets = [sla_seed(priority, at=start + timedelta(days=d)) for d in range(3) for priority in BY_URGENCY]
+    forget_tickets.extend(tickets)
+    sla_handle(ticket_event("ticket.replied", tickets[0], start + timedelta(minutes=3)))
+    sla_handle(ticket_event("ticket.resolved", tickets[5], start + timedelta(days=1, hours=2)))
+    monkeypatch.setattr(store, "ROLL_UP_MARGIN", timedelta(0))  # so that no copy is newer than the pass
+    swept(days)
+    days.roll_up()
+    tallies, read = [], store._tally_of
+    monkeypatch.setattr(store, "_tally_of", lambda summary: tallies.append(summary) or read(summary))
+    window = (start - timedelta(hours=12), start + timedelta(days=3))
+    answer = handlers.stats(sla_ctx, *window)
+    assert len(tallies) == 3  # the three days, whole inside the window
+    with monkeypatch.context() as patched:
+        patched.setattr(days, "tallied", lambda since, until: None)
+        assert handlers.stats(sla_ctx, *window) == answer
+
+    mark = sla_db.stats_days.find_one({"_id": days.WATERMARK})
+    monkeypatch.setattr(days, "_merge", lambda day, entries: 1 / 0)
+    forget_tickets.append(sla_seed("low", at=start))
+    with pytest.raises(ZeroDivisionError):
+        days.roll_up()
+    after = sla_db.stats_days.find_one({"_id": days.WATERMARK})
+    assert after["lease_until"] is None and after["upto"] == mark["upto"]
+
+
+def test_a_sweep_reads_a_span_of_creation_dates_a_pass_and_ends_past_the_newest(
+    sla_ctx, sla_db, sla_seed, forget_tickets, monkeypatch
+):
+    days = sla_ctx.clocks.histories.days
+    start = far_future()
+    forget_tickets.extend(sla_seed("normal", at=start + timedelta(days=d)) for d in (0, 2, 4))
+    monkeypatch.setattr(store, "SWEEP_SPAN", timedelta(days=1))
+    days.roll_up(sweep=True)
+    passes = 1
+    while sla_db.stats_days.find_one({"_id": days.WATERMARK}).get("sweep_from") is not None:
+        days.roll_up()
+        passes += 1
+    assert passes >= 4  # a day each for the three far-future ones (and the days before them), then the end
+    assert sla_db.stats_days.find_one({"_id": days.WATERMARK})["full_at"] is not None
 
 
 def test_a_day_keeps_each_tickets_latest_copy_whatever_the_order_of_the_writes(sla_ctx, sla_db, monkeypatch):
