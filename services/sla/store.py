@@ -389,9 +389,8 @@ class StatsDays:
         mark = self.collection.find_one({"_id": self.WATERMARK})
         if mark is None or mark.get("full_at") is None or mark.get("upto") is None:
             return None
-        window = {"$gte": since} | ({"$lt": until} if until is not None else {})
-        changed = {"u": {"$gte": mark["upto"]}, "created_at": window}
-        newer = dict(filter(None, map(_entry, self.copies.find(changed, COPY_FIELDS))))
+        # (`u` alone: with the window beside it, FerretDB walks the window's `created_at` instead, every copy of it)
+        newer = dict(filter(None, map(_entry, self.copies.find({"u": {"$gte": mark["upto"]}}, COPY_FIELDS))))
         touched = {_day_key(entry[2]) for entry in newer.values()}
         total, partial = reports.tally(()), []
         days = {"$gte": _day_of(since)} | ({"$lt": until} if until is not None else {})
