@@ -280,6 +280,7 @@ class TicketStore(VersionedStore):
 
         `filters` (None: any): fields equal to the value, and `unassigned` true (no agent) or false (an agent).
         `visible_to` (an agent) keeps the tickets of the agent's teams and those assigned to it.
+        `unread`: fields not read (a ticket then holds its model's default there: for answering, never saving).
         """
         query: dict = {"open": True}
         query |= {k: v for k, v in filters.items() if v is not None and k != "unassigned"}

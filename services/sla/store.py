@@ -36,7 +36,7 @@ HISTORY_BATCH = 1000  # tickets per batch read for a what-if
 # a copy's `u` is the database's time as it is written: a pass of StatsDays reads back this far before its start
 ROLL_UP_MARGIN = timedelta(seconds=5)
 SWEEP_EVERY = timedelta(hours=1)  # a sweep reads every copy: those an older worker wrote without `u`
-SWEEP_SPAN = timedelta(days=30)  # of creation dates, a sweep's share of each pass (a pass stays short on any desk)
+SWEEP_SPAN = timedelta(days=30)  # of creation dates, a sweep's share of each pass (not the whole desk at once)
 ROLL_UP_LEASE = timedelta(minutes=5)  # one pass at a time among the workers; a dead one's lease runs out
 DAY = timedelta(days=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -366,10 +366,14 @@ class StatsDays:
     SWEEP_SPAN of creation dates a pass (first, then hourly: copies an older worker wrote without `u`);
     until the first sweep has ended, `tallied` answers None (the caller reads the copies as before). A
     reader takes the days of the window and every copy written since the watermark: together, each
-    ticket's last copy. A ticket's creation time never changes (the earliest start of its clocks, and a
-    clock only ever starts later), so a ticket stays in one day; a copy is never deleted.
+    ticket's last copy. A ticket stays in one day: its creation time is the earliest start of its clocks, and
+    a clock starts later than the ticket's first (only an event stamped before `ticket.created`, with the
+    services' clocks apart across midnight, could move it: that ticket would then count in both days); a
+    copy is never deleted.
     A day holds its tickets in one document: some 100,000 tickets created in one day would reach MongoDB's
-    16 MB (the pass then fails and logs, and /stats reads ever more copies, still right).
+    16 MB (the pass then fails and logs, the watermark stays, and /stats reads ever more copies, still right).
+    The lease is by the hosts' clocks: it decides only whether two passes run at once (harmless), never what
+    a pass reads.
     """
 
     WATERMARK = "watermark"
@@ -412,7 +416,7 @@ class StatsDays:
     def roll_up(self, sweep: bool = False) -> int:
         """One pass (the worker's timer); how many copies it read (0 also when another worker's pass runs).
 
-        `sweep` starts a sweep now (else: first, then once an hour after the last one ended)."""
+        `sweep` starts a sweep now (else: first, then once an hour after the last one began)."""
         mark = self._lease()
         if mark is None:
             return 0
@@ -443,7 +447,7 @@ class StatsDays:
                     done |= {"sweep_from": high, "sweep_began": began}
             self.collection.update_one(
                 {"_id": self.WATERMARK, "lease_until": lease},
-                {"$max": {"upto": started - ROLL_UP_MARGIN}, "$set": done},
+                {"$set": {**done, "upto": started - ROLL_UP_MARGIN}},  # (not $max: a clock set back re-reads)
             )
             log.log(
                 logging.INFO if sweeping else logging.DEBUG,
