@@ -193,8 +193,8 @@ HEAVY_FIELDS = ("notes", "history")  # read from the store only when asked for: 
 
 def only_fields(ticket, names: list[str]) -> dict:
     """What TicketSchema dumps of `ticket` for these of its fields alone (the others are left out)."""
-    declared = TicketSchema._declared_fields
-    return {declared[name].attribute or name: getattr(ticket, declared[name].attribute or name) for name in names}
+    attributes = (TicketSchema._declared_fields[name].attribute or name for name in names)
+    return {attribute: getattr(ticket, attribute) for attribute in attributes}
 
 
 class QueryBoolean(fields.Boolean):

@@ -6,10 +6,9 @@ Kept apart from reports.py (which computes the rest of a row) so that each can c
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from services.sla.reports import finished
+from services.sla.reports import tally
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 # upper bounds in business seconds, inclusive: 1, 5, 15, 30 minutes, 1, 2, 4, 8 hours, 1, 3, 7 days; then beyond
@@ -26,12 +25,7 @@ def histogram(times: Iterable[float]) -> list[dict]:
 
 def with_histograms(rows: list[dict], tickets: Iterable[Mapping]) -> list[dict]:
     """The rows of reports.stats, each with the histogram of the same finished clocks its median is over."""
-    times: dict[tuple, list[float]] = defaultdict(list)
-    for ticket in tickets:
-        for clock in ticket.get("clocks", []):
-            if finished(clock):
-                times[(ticket.get("priority"), clock["kind"])].append(float(clock["elapsed"]))
-    return [{**row, "histogram": histogram(times[(row["priority"], row["clock"])])} for row in rows]
+    return with_tallied_histograms(rows, tally(tickets))
 
 
 def with_tallied_histograms(rows: list[dict], tallied: Mapping[tuple, Mapping]) -> list[dict]:

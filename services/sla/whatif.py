@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.sla import reports
 from services.sla.business_time import Calendar
-from services.sla.distribution import with_histograms
+from services.sla.distribution import with_tallied_histograms
 from services.sla.domain import Clock, Policy
 from shared.events import CLOCKS
 
@@ -178,7 +178,9 @@ class Comparison:
 
     def _rows(self, tickets: list[dict]) -> list[dict]:
         """The priority's rows as GET /stats gives them, histograms included."""
-        return [row for row in with_histograms(reports.stats(tickets), tickets) if row["priority"] == self.priority]
+        tallied = reports.tally(tickets)
+        rows = with_tallied_histograms(reports.rows(tallied), tallied)
+        return [row for row in rows if row["priority"] == self.priority]
 
 
 def compare(
