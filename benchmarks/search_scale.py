@@ -1,7 +1,7 @@
 """Search at scale, run by hand: indexing N tickets, searching them under concurrent load, indexing lag.
 
     .venv/bin/python benchmarks/search_scale.py [--tickets 100000] [--threads 8] [--seconds 20]
-        [--lag-seconds 30] [--rate 20] [--opensearch-url http://127.0.0.1:9200] [--json PATH]
+        [--similar 300] [--lag-seconds 30] [--rate 20] [--opensearch-url http://127.0.0.1:9200] [--json PATH]
 
 1. Indexing: N tickets written straight into a fresh engine (services/search/engine.py's Engine in a temporary
    directory, removed at the end; or, with --opensearch-url, a new index of that cluster, deleted at the end),
@@ -13,7 +13,10 @@
 2. Search under load: --threads threads search for --seconds, each query one of the mix people type (two or
    three words of a ticket, a "phrase" of three, a ticket number, a word with a typo), half of them as an admin,
    half as an agent of one team: p50, p99 and queries per second.
-3. Indexing lag: new tickets upserted at --rate per second by a writer that commits on the worker's cadence
+3. Similar: --similar questions "similar resolved tickets" about random tickets, one at a time, as an admin:
+   p50 and p99 with the re-rank by meaning (services/search/semantic.py) and with the words alone
+   (TICKETFLOW_SIMILAR_MODEL=off), and what loading the embedding added to this process's memory (VmRSS).
+4. Indexing lag: new tickets upserted at --rate per second by a writer that commits on the worker's cadence
    (services/search/handlers.COMMIT_INTERVAL), while another engine on the same index (an api process) lists
    the newest tickets again and again (one query a round, whatever the number waiting): the time from upsert to
    findable, p50, p99 and the longest.
@@ -37,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.meters import rss_mb  # noqa: E402
+from services.search import semantic  # noqa: E402
 from services.search.engine import Engine, Scope  # noqa: E402
 from services.search.handlers import COMMIT_INTERVAL  # noqa: E402
 
@@ -167,6 +172,25 @@ def search_load(engine, tickets: Tickets, total: int, threads: int, seconds: flo
     return figures
 
 
+def similar_questions(engine, total: int, count: int, seed: int) -> dict:
+    """Latencies (ms) of `count` similar questions, with the meaning's re-rank and with the words alone."""
+    asked = random.Random(seed).sample(range(1, total + 1), min(count, total))
+    ids = [hit["ticket_id"] for n in asked for hit in engine.search(f"#{n}", scope=Scope(everything=True), limit=1)[0]]
+    figures: dict = {"questions": len(ids)}
+    before = rss_mb(os.getpid())
+    for label, switch in (("words", "off"), ("words_and_meaning", "on")):
+        os.environ[semantic.SWITCH] = switch
+        engine.similar(ids[0], scope=Scope(everything=True))  # the first loads the embedding
+        took = []
+        for ticket_id in ids:
+            started = time.perf_counter()
+            engine.similar(ticket_id, scope=Scope(everything=True))
+            took.append((time.perf_counter() - started) * 1000)
+        figures[label] = {"p50_ms": round(percentile(took, 50), 2), "p99_ms": round(percentile(took, 99), 2)}
+    figures["embedding_rss_mb"] = round(rss_mb(os.getpid()) - before, 1)
+    return figures
+
+
 def indexing_lag(writer, reader, tickets: Tickets, first: int, rate: float, seconds: float) -> dict:
     """Seconds from upsert to findable by `reader`, for tickets written at `rate` per second for `seconds`."""
     written: dict[int, float] = {}  # number -> when it was upserted, until found
@@ -230,6 +254,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000, help="tickets between two commits while indexing")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0, help="of search under load")
+    parser.add_argument("--similar", type=int, default=300, help="similar questions (0: none)")
     parser.add_argument("--rate", type=float, default=20.0, help="tickets per second while measuring the lag")
     parser.add_argument("--lag-seconds", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=18)
@@ -265,6 +290,9 @@ def main() -> None:
         figures["search"] = search_load(reader, tickets, args.tickets, args.threads, args.seconds)
         figures["search"]["threads"] = args.threads
         print(f"search under load: {figures['search']}", flush=True)
+        if args.similar:
+            figures["similar"] = similar_questions(reader, args.tickets, args.similar, args.seed)
+            print(f"similar: {figures['similar']}", flush=True)
         figures["lag"] = indexing_lag(engine, reader, tickets, args.tickets + 1, args.rate, args.lag_seconds)
         print(f"indexing lag at {args.rate:g}/s: {figures['lag']}", flush=True)
     finally:

@@ -15,6 +15,9 @@ on its own (its tickets only, 8 or 7 of each kind: at least 6 others to find, mo
 report `test` and `whole` beside it. `--part all` (the default) runs the three; the kinds, the kinds most often
 offered in place of another and the worst-answered tickets are shown for the last.
 
+The engine re-ranks its lexical candidates by meaning (services/search/semantic.py) unless
+TICKETFLOW_SIMILAR_MODEL=off: the first line printed says which.
+
 `--engine MODULE` names another module with the same Engine and Scope (an experiment beside the real one).
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -165,11 +169,21 @@ def as_json(results: dict[str, dict], last: str, args) -> dict:
     return {
         "set": str(SET.relative_to(ROOT)),
         "engine": args.engine,
+        "meaning": meaning(),
         "k": K,
         "parts": {part: {key: result[key] for key in keep} for part, result in results.items()},
         "confused": confused(results[last]),
         "misses": misses(results[last], args.misses),
     }
+
+
+def meaning() -> str:
+    """Whether the engine's similar is re-ranked by meaning here (services/search/semantic.py)."""
+    from services.search import semantic
+
+    if semantic.embedder() is not None:
+        return f"on ({semantic.CONFIG}, the first {semantic.DEPTH} re-ranked)"
+    return f"off ({semantic.SWITCH}={os.environ.get(semantic.SWITCH, '')!r} or its packages missing): the words alone"
 
 
 def main() -> int:
@@ -195,6 +209,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(as_json(results, chosen[-1], args), indent=1) + "\n")
+    print(f"re-ranked by meaning: {meaning()}")
     report(results, chosen[-1], args)
     return 0
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import tantivy
 
-from services.search import queries
+from services.search import queries, semantic
 
 WRITER_HEAP = 50_000_000  # bytes of buffered documents before tantivy writes a segment on its own
 MALLOC_ARENAS = 2  # glibc malloc arenas of the writing process (limit_malloc_arenas)
@@ -26,6 +26,7 @@ FEW = 3  # an exact search finding fewer than this tries again forgiving typos
 SNIPPET_CHARS = 200
 SNIPPET_FIELDS = ("description", "messages", "resolution", "subject")  # the first with a marked word is shown
 CLOSED = ("resolved", "closed")
+SIMILAR_ITEM = ("ticket_id", "number", "subject", "resolution", "resolved_at")  # a similar ticket's fields
 _KEYWORDS = ("ticket_id", "status", "team", "requester_email", "agent_id", "created_at", "resolved_at")
 
 
@@ -181,20 +182,10 @@ class Engine:
         terms = queries.similar_terms(source, searcher)
         first = [_source(searcher.doc(address)) for _, address in search(terms, queries.SIMILAR_FEEDBACK)]
         found = [queries.similar_terms(each, searcher, with_resolution=True) for each in first]
-        items = []
-        for score, address in search(queries.with_feedback(terms, found), limit):
-            found = searcher.doc(address)
-            items.append(
-                {
-                    "ticket_id": found.get_first("ticket_id"),
-                    "number": found.get_first("number"),
-                    "subject": found.get_first("subject"),
-                    "resolution": found.get_first("resolution"),
-                    "resolved_at": found.get_first("resolved_at"),
-                    "score": round(score, 4),
-                }
-            )
-        return items
+        hits = search(queries.with_feedback(terms, found), max(limit, semantic.DEPTH))
+        docs = [_source(searcher.doc(address)) for _, address in hits]
+        order = semantic.rerank(source, docs, [score for score, _ in hits], limit)
+        return [{name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(s, 4)} for i, s in order]
 
     def count(self) -> int:
         return self._searcher().num_docs

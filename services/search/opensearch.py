@@ -20,8 +20,8 @@ import html
 import math
 import uuid
 
-from services.search import queries
-from services.search.engine import CLOSED, FEW, SNIPPET_CHARS, SNIPPET_FIELDS, Scope
+from services.search import queries, semantic
+from services.search.engine import CLOSED, FEW, SIMILAR_ITEM, SNIPPET_CHARS, SNIPPET_FIELDS, Scope
 from shared.clock import now
 from shared.events import format_time, parse_time
 
@@ -153,17 +153,17 @@ class OpenSearchEngine:
                               "must_not": [{"term": {"ticket_id": ticket_id}}]}}  # fmt: skip
             return self.client.search(index=self.path, body={"query": query, "size": count})["hits"]["hits"]
 
-        terms = queries.similar_terms(source_of(hits[0]), stats)
+        asked = source_of(hits[0])
+        terms = queries.similar_terms(asked, stats)
         if not terms:
             return []
         first = search(terms, queries.SIMILAR_FEEDBACK)
         stats.learn([hit["_id"] for hit in first])
         found = [queries.similar_terms(source_of(hit), stats, with_resolution=True) for hit in first]
-        return [
-            {name: hit["_source"].get(name) for name in ("ticket_id", "number", "subject", "resolution", "resolved_at")}
-            | {"score": round(hit["_score"], 4)}
-            for hit in search(queries.with_feedback(terms, found), limit)
-        ]
+        hits = search(queries.with_feedback(terms, found), max(limit, semantic.DEPTH))
+        docs = [source_of(hit) for hit in hits]
+        order = semantic.rerank(asked, docs, [hit["_score"] for hit in hits], limit)
+        return [{name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(s, 4)} for i, s in order]
 
     def count(self) -> int:
         return self.client.count(index=self.path)["count"]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.search import semantic
 from services.search.engine import Scope
 from services.search.handlers import index_home
 from services.search.index import IndexHome
@@ -231,7 +232,8 @@ def test_a_refused_write_is_sent_again_at_the_next_commit():
     assert [name for name, _ in client.calls] == ["bulk", "bulk", "indices.refresh"]
 
 
-def test_similar_weighs_terms_by_term_vectors_and_keeps_out_itself_open_and_hidden_tickets():
+def test_similar_weighs_terms_by_term_vectors_and_keeps_out_itself_open_and_hidden_tickets(monkeypatch):
+    monkeypatch.setenv(semantic.SWITCH, "off")  # the lexical order and scores (the re-rank: the test below)
     vectors = {"docs": [{"term_vectors": {"subject": {"terms": {"vpn": {"doc_freq": 3}, "drop": {"doc_freq": 2}}}}}]}
     source = hit("new", subject="VPN drops", description="The VPN drops", status="new")
     client = FakeClient(
@@ -254,12 +256,30 @@ def test_similar_weighs_terms_by_term_vectors_and_keeps_out_itself_open_and_hidd
             {"terms": {"status": ["resolved", "closed"]}},
             {"bool": {"should": [{"terms": {"team": ["net"]}}], "minimum_should_match": 1}},
         ]
-    assert first["size"] == 3 and final["size"] == 4
+    assert first["size"] == 3 and final["size"] == semantic.DEPTH  # the candidates the meaning re-ranks
     terms = {next(iter(c["term"].values()))["value"] for c in first["query"]["bool"]["should"]}
     assert terms == {"vpn", "drop"}
     assert {"term": {"subject": {"value": "drop", "boost": 2.0}}} in first["query"]["bool"]["should"]
     [(_, asked)] = [call for call in client.calls if call[0] == "mtermvectors"][:1]
     assert asked["body"]["ids"] == ["new"] and asked["body"]["parameters"]["term_statistics"] is True
+
+
+def test_similar_orders_the_candidates_by_words_and_meaning_together():
+    vectors = {"docs": [{"term_vectors": {"subject": {"terms": {"vpn": {"doc_freq": 3}}}}}]}
+    source = hit("new", subject="VPN drops", description="The VPN tunnel keeps disconnecting from home", status="new")
+    printer = hit("printer", subject="Printer", description="The printer on floor 3 jams", resolution="Cleared")
+    tunnel = hit("tunnel", subject="AnyConnect", description="The VPN client disconnects every few minutes at home",
+                 resolution="New VPN profile")  # fmt: skip
+    printer["_score"], tunnel["_score"] = 2.0, 1.0  # the words put the printer first
+    client = FakeClient(
+        search=[answer(source), answer(printer), answer(printer, tunnel)],
+        count=[{"count": 10}],
+        mtermvectors=[vectors, vectors],
+    )
+    found = OpenSearchEngine(client, "idx").similar("new", scope=Scope(everything=True), limit=2)
+    assert [item["ticket_id"] for item in found] == ["tunnel", "printer"]
+    k, w = semantic.FUSION_K, semantic.WEIGHT  # the tunnel: lexical rank 1, meaning rank 0; the printer: 0 and 1
+    assert [item["score"] for item in found] == [round(1 / (k + 1) + w / k, 4), round(1 / k + w / (k + 1), 4)]
 
 
 def test_similar_of_a_ticket_the_asker_may_not_see_asks_nothing_more():
