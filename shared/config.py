@@ -77,6 +77,7 @@ class Settings:
     search_engine: str = "embedded"  # embedded | opensearch (docs/search.md)
     opensearch_url: str | None = None  # http(s)://user:pass@host:9200 of the cluster, when search_engine=opensearch
     opensearch_ca: str | None = None  # a PEM file of the CA that signed the cluster's certificate (None: the system's)
+    similar_model: bool = True  # similar re-ranked by meaning (services/search/semantic.py); TICKETFLOW_SIMILAR_MODEL
 
     @property
     def exchange(self) -> str:
@@ -144,6 +145,11 @@ def _one_of(env: dict, name: str, choices: tuple[str, ...], default: str) -> str
     if found is None:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return found
+
+
+def similar_model_on(env) -> bool:
+    """TICKETFLOW_SIMILAR_MODEL: `on` (the default) or `off`; services/search/semantic.py reads it each time."""
+    return _one_of(env, "TICKETFLOW_SIMILAR_MODEL", ("on", "off"), "on") == "on"
 
 
 def _positive(env: dict, name: str, default: float) -> float:
@@ -285,6 +291,7 @@ def load_settings(env: dict | None = None) -> Settings:
         search_engine=_one_of(env, "TICKETFLOW_SEARCH_ENGINE", SEARCH_ENGINES, "embedded"),
         opensearch_url=_opensearch_url(env),
         opensearch_ca=env.get("TICKETFLOW_OPENSEARCH_CA") or None,
+        similar_model=similar_model_on(env),
         requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),

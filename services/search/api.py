@@ -21,6 +21,9 @@ English stems (printers finds printer), accents folded (cafe finds café), and w
 fewer than three tickets, a word of 5 letters or more also finds its near misses (one typo; two for 8+).
 A hit's `snippet` is HTML: a passage with the matched words in `<mark>`, everything else escaped.
 `total` counts every match the asker may see; the cursor pages through the ranking (up to 10,000 hits).
+`GET /tickets/{id}/similar` finds its candidates by the ticket's distinctive words, then orders them by the
+words and their meaning together (a small embedding: "the tunnel drops" is near "VPN disconnects"); an
+item's `score` orders one answer and is not comparable between answers.
 
 Rights, the same as intake's: admins and the portal server's own token find every ticket; an agent the
 tickets of its teams and those assigned to it (as search heard from `agent.updated` and `ticket.assigned`);

@@ -182,10 +182,9 @@ class Engine:
         terms = queries.similar_terms(source, searcher)
         first = [_source(searcher.doc(address)) for _, address in search(terms, queries.SIMILAR_FEEDBACK)]
         found = [queries.similar_terms(each, searcher, with_resolution=True) for each in first]
-        hits = search(queries.with_feedback(terms, found), max(limit, semantic.DEPTH))
+        hits = search(queries.with_feedback(terms, found), semantic.depth(limit))
         docs = [_source(searcher.doc(address)) for _, address in hits]
-        order = semantic.rerank(source, docs, [score for score, _ in hits], limit)
-        return [{name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(s, 4)} for i, s in order]
+        return similar_items(docs, semantic.rerank(source, docs, [score for score, _ in hits], limit))
 
     def count(self) -> int:
         return self._searcher().num_docs
@@ -215,6 +214,12 @@ class Engine:
             "snippet": _snippet(doc, snippets, near),
             "score": round(score, 4),
         }
+
+
+def similar_items(docs: list[dict], order: list[tuple[int, float]]) -> list[dict]:
+    """similar's answer: the documents at `order`'s positions, each with its score (BM25, or fused with the
+    meaning: semantic.rerank), in that order."""
+    return [{name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(score, 6)} for i, score in order]
 
 
 def _document(doc: dict) -> tantivy.Document:

@@ -21,7 +21,7 @@ import math
 import uuid
 
 from services.search import queries, semantic
-from services.search.engine import CLOSED, FEW, SIMILAR_ITEM, SNIPPET_CHARS, SNIPPET_FIELDS, Scope
+from services.search.engine import CLOSED, FEW, SIMILAR_ITEM, SNIPPET_CHARS, SNIPPET_FIELDS, Scope, similar_items
 from shared.clock import now
 from shared.events import format_time, parse_time
 
@@ -58,6 +58,8 @@ HIGHLIGHT = {
     "order": "score",
     "fields": {name: {"fragment_size": SNIPPET_CHARS, "number_of_fragments": 1} for name in SNIPPET_FIELDS},
 }
+
+SIMILAR_SOURCE = list(dict.fromkeys([*SIMILAR_ITEM, *queries.TEXT_FIELDS]))  # a candidate: its words and answer
 
 
 def connect(url: str, ca: str | None = None):
@@ -151,7 +153,8 @@ class OpenSearchEngine:
         def search(terms, count: int) -> list[dict]:
             query = {"bool": {"should": similar_clauses(terms), "filter": keep,
                               "must_not": [{"term": {"ticket_id": ticket_id}}]}}  # fmt: skip
-            return self.client.search(index=self.path, body={"query": query, "size": count})["hits"]["hits"]
+            body = {"query": query, "size": count, "_source": SIMILAR_SOURCE}
+            return self.client.search(index=self.path, body=body)["hits"]["hits"]
 
         asked = source_of(hits[0])
         terms = queries.similar_terms(asked, stats)
@@ -160,10 +163,9 @@ class OpenSearchEngine:
         first = search(terms, queries.SIMILAR_FEEDBACK)
         stats.learn([hit["_id"] for hit in first])
         found = [queries.similar_terms(source_of(hit), stats, with_resolution=True) for hit in first]
-        hits = search(queries.with_feedback(terms, found), max(limit, semantic.DEPTH))
+        hits = search(queries.with_feedback(terms, found), semantic.depth(limit))
         docs = [source_of(hit) for hit in hits]
-        order = semantic.rerank(asked, docs, [hit["_score"] for hit in hits], limit)
-        return [{name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(s, 4)} for i, s in order]
+        return similar_items(docs, semantic.rerank(asked, docs, [hit["_score"] for hit in hits], limit))
 
     def count(self) -> int:
         return self.client.count(index=self.path)["count"]

@@ -50,7 +50,10 @@ class SimilarTicketSchema(Schema):
     subject = fields.String()
     resolution = fields.String(allow_none=True, metadata={"description": "what was done"})
     resolved_at = fields.String(allow_none=True, metadata={"format": "date-time"})
-    score = fields.Float()
+    score = fields.Float(
+        metadata={"description": "what ordered the answer (the words and the meaning fused, or BM25 with the "
+                  "meaning off): higher first; not comparable between answers"}
+    )  # fmt: skip
 
 
 class SimilarListSchema(Schema):

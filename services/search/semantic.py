@@ -5,27 +5,30 @@ A ticket is a vector: the mean of its tokens' rows in WordLlama's `l2_supercat` 
 Two tickets that say the same thing in other words ("the tunnel drops", "AnyConnect disconnects") are near,
 which the words' scores (BM25) cannot see. It is not a ranking of its own: `rerank` takes the engine's first
 DEPTH lexical candidates, best first, and orders them by reciprocal rank fusion of their lexical rank and their
-rank by cosine to the ticket asked about (its vector moved a little towards its nearest candidates first). On
-the labelled set (benchmarks/similar_quality.py) precision at 5 went from 0.514 / 0.427 / 0.541 (tune / test /
-whole) to 0.566 / 0.498 / 0.632, at about 8 ms more a question.
+rank by nearness to the ticket asked about (its vector plus half the mean of its nearest candidates' first). On
+the labelled set (benchmarks/similar_quality.py) precision at 5 went from 0.427 to 0.498 on the half the knobs
+were not chosen on (`test`), 0.541 to 0.632 on the whole set, at about 8 ms more a question.
 
 The files are read with the libraries they are stored for (safetensors, tokenizers), not through
-`wordllama.WordLlama`, whose float32 table and imports take some 70 MB in each process that loads it: here the
-table is kept in int8 with a scale per row (8 MB; the vectors agree with WordLlama's own to a cosine of 0.9999,
-tests/unit/test_search_semantic.py), and the whole costs an api worker about 40 MB (numpy, the tokenizer, the
-table). Loaded once per process, on its first `similar`. `TICKETFLOW_SIMILAR_MODEL=off` keeps the lexical order,
-and so does a missing package (logged once).
+`wordllama.WordLlama`, whose float32 table and imports take some 70 MB in each process that loads it. Here the
+table is kept in int8 with a scale per row (8 MB; vectors WordLlama's own to a cosine of 0.9999,
+tests/unit/test_search_semantic.py), converted a slice at a time, and a text is cut at MAX_CHARS before it is
+tokenized: what an api worker holds stays about 40 MB more (numpy, the tokenizer, the table) whatever the
+tickets. Loaded once per process, on its first `similar` (about 0.3 s). `TICKETFLOW_SIMILAR_MODEL=off` keeps
+the lexical order, and so does an install without the `similar` extra or a table that fails to load (logged
+once).
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import threading
 from importlib import util
 from pathlib import Path
+
+from shared.config import similar_model_on
 
 log = logging.getLogger(__name__)
 
@@ -33,33 +36,41 @@ CONFIG = "l2_supercat"  # the wordllama wheel's table: Llama 2's tokenizer, 32,0
 TABLE_FILE = f"weights/{CONFIG}_256.safetensors"
 TOKENIZER_FILE = f"tokenizers/{CONFIG}_tokenizer_config.json"
 TENSOR = "embedding.weight"
-SWITCH = "TICKETFLOW_SIMILAR_MODEL"  # "off" (or "0", "false", "no"): the lexical order alone
-BATCH = 64  # texts tokenized at once
+SWITCH = "TICKETFLOW_SIMILAR_MODEL"  # on (the default) | off: the lexical order alone
+PACKAGES = ("numpy", "safetensors", "tokenizers", "wordllama")  # the `similar` extra
+MAX_CHARS = 2_000  # of a ticket's text, subject first (1,000: -0.004 on `tune`; 4,000: as 2,000 on the set)
+QUANTIZE_ROWS = 4_096  # rows converted to int8 at a time (a float32 slice of 4 MB, not the table's 32)
 
 # the fusion's knobs, chosen on the `tune` half of the labelled set (benchmarks/similar_quality.py)
 DEPTH = 20  # lexical candidates re-ranked (30: +0.002 on `tune`, 50: +0.005, each at half as much time again)
 FUSION_K = 60  # reciprocal rank fusion's constant: a rank r scores 1 / (K + r)
 WEIGHT = 3.0  # the meaning's rank against the words' (1.0); 1.0 to 10.0 gave 0.552 to 0.555 on `tune`
-FEEDBACK = 3  # the asked ticket's vector moves towards the mean of its 3 nearest candidates ...
-FEEDBACK_WEIGHT = 0.5  # ... by half of it (0.555 -> 0.567 on `tune`)
+FEEDBACK = 3  # the asked ticket's vector, plus the mean of its 3 nearest candidates' ...
+FEEDBACK_WEIGHT = 0.5  # ... times a half (0.555 -> 0.567 on `tune`)
 
 _lock = threading.Lock()
-_loaded: dict[str, Embedder | None] = {}
+_state: dict[str, Embedder | None] = {}  # "embedder" once loaded, or tried and failed (None)
 
 
 class Embedder:
     """Texts to unit vectors: each the mean of its tokens' rows (a text without tokens: zeros)."""
 
     def __init__(self, folder: Path) -> None:
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no thread pool per process; no fork warning
         import numpy
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
         from tokenizers import Tokenizer
 
         self._np = numpy
-        table = load_file(str(folder / TABLE_FILE))[TENSOR].astype(numpy.float32)  # float16 on disk, (32000, 256)
-        self.scale = numpy.abs(table).max(axis=1) / 127  # each row in int8 with a scale of its own: 8 MB, not 16
-        self.table = numpy.round(table / numpy.where(self.scale > 0, self.scale, 1)[:, None]).astype(numpy.int8)
+        with safe_open(str(folder / TABLE_FILE), framework="np") as weights:
+            table = weights.get_tensor(TENSOR)  # float16, (32000, 256)
+        self.table = numpy.empty(table.shape, dtype=numpy.int8)  # each row in int8 with a scale of its own
+        self.scale = numpy.empty(len(table), dtype=numpy.float32)
+        for start in range(0, len(table), QUANTIZE_ROWS):
+            rows = table[start : start + QUANTIZE_ROWS].astype(numpy.float32)
+            scale = numpy.abs(rows).max(axis=1) / 127
+            self.scale[start : start + len(rows)] = scale
+            numpy.round(rows / numpy.where(scale > 0, scale, 1)[:, None], out=rows)
+            self.table[start : start + len(rows)] = rows
         del table
         self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self.tokenizer.no_padding()
@@ -71,53 +82,51 @@ class Embedder:
         return int(self.table.shape[1])
 
     def embed(self, texts: list[str]):
-        """A (len(texts), 256) float32 array of unit vectors."""
+        """A (len(texts), 256) float32 array of unit vectors; each text read up to MAX_CHARS."""
         np = self._np
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        for start in range(0, len(texts), BATCH):
-            encoded = self.tokenizer.encode_batch(texts[start : start + BATCH], add_special_tokens=False)
-            counts = np.array([len(encoding.ids) for encoding in encoded])
-            if not counts.sum():
-                continue
-            ids = np.clip(np.fromiter((i for e in encoded for i in e.ids), dtype=np.int64), 0, len(self.table) - 1)
-            rows = self.table[ids].astype(np.float32) * self.scale[ids, None]
-            filled = np.flatnonzero(counts)  # reduceat sums each text's rows; an empty text keeps its zeros
-            sums = np.add.reduceat(rows, np.concatenate(([0], np.cumsum(counts)[:-1]))[filled], axis=0)
-            out[start + filled] = sums / counts[filled, None]
+        for row, text in enumerate(texts):
+            # one at a time: encode_batch would start the library's thread pool in each api process
+            ids = self.tokenizer.encode(text[:MAX_CHARS], add_special_tokens=False).ids
+            if ids:
+                ids = np.clip(np.asarray(ids, dtype=np.int64), 0, len(self.table) - 1)
+                out[row] = self.scale[ids] @ self.table[ids].astype(np.float32) / len(ids)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
 
 
 def _trim_heap() -> None:
-    """Hand the C heap's free pages back to the system (glibc's malloc_trim); nothing where there is none."""
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim); nothing elsewhere (musl, macOS)."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
     if trim is not None:
         trim(0)
 
 
 def enabled() -> bool:
-    return os.environ.get(SWITCH, "on").strip().lower() not in ("off", "0", "false", "no")
+    return similar_model_on(os.environ)
 
 
 def embedder() -> Embedder | None:
-    """This process's embedder: None when switched off or when the model's packages are not installed."""
+    """This process's embedder: None when switched off, without the `similar` extra, or when loading failed."""
     if not enabled():
         return None
     with _lock:
-        if CONFIG not in _loaded:
-            _loaded[CONFIG] = _load()
-        return _loaded[CONFIG]
+        if "embedder" not in _state:
+            _state["embedder"] = _load()
+        return _state["embedder"]
 
 
 def _load() -> Embedder | None:
-    spec = util.find_spec("wordllama")
-    missing = [name for name in ("numpy", "safetensors", "tokenizers") if util.find_spec(name) is None]
-    if spec is None or spec.origin is None or missing:
-        log.warning("similar: the embedding's packages are missing (%s): the lexical order alone",
-                    ", ".join(missing + (["wordllama"] if spec is None else [])))  # fmt: skip
+    missing = [name for name in PACKAGES if util.find_spec(name) is None]
+    if missing:
+        log.warning("similar: without %s (the `similar` extra): the lexical order alone", ", ".join(missing))
         return None
-    return Embedder(Path(spec.origin).parent)  # the wheel's folder, without importing wordllama (and pydantic)
+    folder = Path(util.find_spec("wordllama").origin or "").parent  # the wheel's files; wordllama is not imported
+    try:
+        return Embedder(folder)
+    except Exception:  # a renamed file in another wordllama, a broken install: similar answers, by its words
+        log.exception("similar: the embedding did not load from %s: the lexical order alone", folder)
+        return None
 
 
 def ticket_text(doc: dict, *, with_resolution: bool) -> str:
@@ -146,13 +155,18 @@ def rerank(asked: dict, candidates: list[dict], scores: list[float], limit: int)
     asked_vector, found = vectors[0], vectors[1:]
     nearest = found[(-(found @ asked_vector)).argsort(kind="stable")[:FEEDBACK]]
     towards = asked_vector + FEEDBACK_WEIGHT * nearest.mean(axis=0)  # Rocchio: the meaning its neighbours share
-    return fuse([float(c) for c in found @ towards], limit)
+    return fuse([float(n) for n in found @ towards], limit)
 
 
-def fuse(cosines: list[float], limit: int) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion of the lexical order (the positions themselves) and the order by cosine:
-    (position, score) pairs, best first; a tie keeps the lexical order."""
-    by_meaning = sorted(range(len(cosines)), key=lambda i: (-cosines[i], i))
+def fuse(nearness: list[float], limit: int) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of the lexical order (the positions themselves) and the order by `nearness`
+    (higher: nearer): (position, score) pairs, best first; a tie keeps the lexical order."""
+    by_meaning = sorted(range(len(nearness)), key=lambda i: (-nearness[i], i))
     meaning_rank = {position: rank for rank, position in enumerate(by_meaning)}
-    score = [1 / (FUSION_K + i) + WEIGHT / (FUSION_K + meaning_rank[i]) for i in range(len(cosines))]
-    return [(i, score[i]) for i in sorted(range(len(cosines)), key=lambda i: (-score[i], i))[:limit]]
+    score = [1 / (FUSION_K + i) + WEIGHT / (FUSION_K + meaning_rank[i]) for i in range(len(nearness))]
+    return [(i, score[i]) for i in sorted(range(len(nearness)), key=lambda i: (-score[i], i))[:limit]]
+
+
+def depth(limit: int) -> int:
+    """How many lexical candidates to fetch for `limit` results: DEPTH to re-rank, or `limit` alone without."""
+    return max(limit, DEPTH) if embedder() is not None else limit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.search import semantic
 from services.search.engine import Engine, Scope
 
 EVERYONE = Scope(everything=True)
@@ -235,6 +236,37 @@ def test_similar_shows_only_what_the_asker_may_see(engine):
     assert [i["ticket_id"] for i in engine.similar("new", scope=Scope(teams=frozenset({"network", "apps"})))] == [
         "done"
     ]
+
+
+def index_look_alikes(engine: Engine) -> None:
+    """A ticket, a resolved one that shares its words but not its problem, one with its problem in other words."""
+    index(
+        engine,
+        make_doc("new", 10, "Keeps disconnecting at home", "Since Monday my connection to the office keeps "
+                 "disconnecting when I work at home, every few minutes."),
+        make_doc("printer", 11, "Printer at home keeps jamming", "Since Monday my printer at home keeps jamming "
+                 "every few pages when I print.", status="resolved", resolution="Cleaned the rollers."),
+        make_doc("vpn", 12, "AnyConnect drops", "The VPN tunnel is disconnecting: remote access to the office is "
+                 "lost several times an hour.", status="resolved", resolution="Reinstalled the VPN client."),
+    )  # fmt: skip
+
+
+def test_similar_puts_the_same_problem_in_other_words_before_the_same_words(engine):
+    index_look_alikes(engine)
+    found = engine.similar("new", scope=EVERYONE)
+    assert [item["ticket_id"] for item in found] == ["vpn", "printer"]
+    k, w = semantic.FUSION_K, semantic.WEIGHT  # the words: printer 0, vpn 1; the meaning: vpn 0, printer 1
+    assert [item["score"] for item in found] == [round(1 / (k + 1) + w / k, 6), round(1 / k + w / (k + 1), 6)]
+    assert [item["ticket_id"] for item in engine.similar("new", scope=EVERYONE, limit=1)] == ["vpn"]
+
+
+def test_similar_with_the_words_alone_keeps_their_order_and_bm25_scores(engine, monkeypatch):
+    monkeypatch.setenv(semantic.SWITCH, "off")
+    index_look_alikes(engine)
+    found = engine.similar("new", scope=EVERYONE)
+    assert [item["ticket_id"] for item in found] == ["printer", "vpn"]
+    assert found[0]["score"] > found[1]["score"] > 0.1  # BM25, not a fused score (under 0.07)
+    assert semantic.depth(5) == 5  # no more candidates read than are answered
 
 
 def test_similar_works_when_old_versions_of_upserted_tickets_outnumber_the_live_ones(engine):

@@ -13,7 +13,7 @@ from services.search import semantic
 from services.search.engine import Scope
 from services.search.handlers import index_home
 from services.search.index import IndexHome
-from services.search.opensearch import MAPPINGS, SETTINGS, OpenSearchEngine, OpenSearchHome
+from services.search.opensearch import MAPPINGS, SETTINGS, SIMILAR_SOURCE, OpenSearchEngine, OpenSearchHome
 from shared.config import ConfigError, load_settings
 
 EVERYONE = Scope(everything=True)
@@ -256,7 +256,8 @@ def test_similar_weighs_terms_by_term_vectors_and_keeps_out_itself_open_and_hidd
             {"terms": {"status": ["resolved", "closed"]}},
             {"bool": {"should": [{"terms": {"team": ["net"]}}], "minimum_should_match": 1}},
         ]
-    assert first["size"] == 3 and final["size"] == semantic.DEPTH  # the candidates the meaning re-ranks
+    assert first["size"] == 3 and final["size"] == 4  # the words alone: as many as are answered
+    assert first["_source"] == final["_source"] == SIMILAR_SOURCE  # not each candidate's every field
     terms = {next(iter(c["term"].values()))["value"] for c in first["query"]["bool"]["should"]}
     assert terms == {"vpn", "drop"}
     assert {"term": {"subject": {"value": "drop", "boost": 2.0}}} in first["query"]["bool"]["should"]
@@ -278,8 +279,9 @@ def test_similar_orders_the_candidates_by_words_and_meaning_together():
     )
     found = OpenSearchEngine(client, "idx").similar("new", scope=Scope(everything=True), limit=2)
     assert [item["ticket_id"] for item in found] == ["tunnel", "printer"]
+    assert client.searches()[-1]["size"] == semantic.DEPTH  # the candidates the meaning re-ranks
     k, w = semantic.FUSION_K, semantic.WEIGHT  # the tunnel: lexical rank 1, meaning rank 0; the printer: 0 and 1
-    assert [item["score"] for item in found] == [round(1 / (k + 1) + w / k, 4), round(1 / k + w / (k + 1), 4)]
+    assert [item["score"] for item in found] == [round(1 / (k + 1) + w / k, 6), round(1 / k + w / (k + 1), 6)]
 
 
 def test_similar_of_a_ticket_the_asker_may_not_see_asks_nothing_more():

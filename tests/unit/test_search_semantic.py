@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from importlib import util
 from pathlib import Path
@@ -10,6 +11,9 @@ import numpy
 import pytest
 
 from services.search import semantic
+from shared.config import ConfigError, load_settings
+
+SET = Path(__file__).resolve().parents[1] / "data" / "similar_tickets.jsonl"
 
 VPN = "VPN keeps disconnecting\nThe tunnel drops every few minutes when I work from home."
 ANYCONNECT = "AnyConnect client disconnects\nRemote access goes down at home several times an hour."
@@ -26,19 +30,33 @@ def model() -> semantic.Embedder:
 @pytest.fixture
 def fresh(monkeypatch):
     """The process's embedder forgotten (and forgotten again after the test)."""
-    monkeypatch.setattr(semantic, "_loaded", {})
+    monkeypatch.setattr(semantic, "_state", {})
     return semantic
 
 
+def set_texts(count: int) -> list[str]:
+    """Tickets of the labelled set as the embedding reads them: varied words, lengths and languages' marks."""
+    lines = SET.read_text(encoding="utf-8").splitlines()[:count]
+    return [semantic.ticket_text(json.loads(line), with_resolution=True) for line in lines]
+
+
 def test_the_vectors_are_wordllamas_own(model):
-    from wordllama import WordLlama  # its own loader and its float32 table; semantic reads the table in float16
+    from wordllama import WordLlama  # its own loader and its float32 table; semantic reads the table in int8
 
     folder = Path(util.find_spec("wordllama").origin).parent  # the wheel's own files; nothing is downloaded
     theirs = WordLlama.load(semantic.CONFIG, cache_dir=folder, disable_download=True, dim=256)
-    texts = [VPN, ANYCONNECT, PRINTER, "Ünïcödé — naïve café", "x" * 5000]
+    texts = [VPN, ANYCONNECT, PRINTER, "Ünïcödé — naïve café 😀 日本語", *set_texts(40)]
+    assert all(len(text) <= semantic.MAX_CHARS for text in texts)
     ours, expected = model.embed(texts), theirs.embed(texts, norm=True)
-    assert ours.shape == (5, 256) and ours.dtype == numpy.float32
+    assert ours.shape == (len(texts), 256) and ours.dtype == numpy.float32
     assert (ours * expected).sum(axis=1).min() > 0.9999
+
+
+def test_a_long_text_is_read_up_to_its_first_max_chars(model):
+    long = " ".join(set_texts(60))
+    assert len(long) > 2 * semantic.MAX_CHARS
+    assert numpy.allclose(model.embed([long]), model.embed([long[: semantic.MAX_CHARS]]))
+    assert not numpy.allclose(model.embed([long]), model.embed([long[: semantic.MAX_CHARS // 2]]), atol=1e-3)
 
 
 def test_vectors_are_unit_long_and_an_empty_text_is_zeros(model):
@@ -48,8 +66,8 @@ def test_vectors_are_unit_long_and_an_empty_text_is_zeros(model):
     assert model.embed([]).shape == (0, 256)
 
 
-def test_texts_past_one_batch_are_each_their_own(model):
-    texts = [f"{VPN} {i}" if i % 3 else PRINTER for i in range(semantic.BATCH + 7)] + [""]
+def test_texts_together_are_each_their_own(model):
+    texts = [*set_texts(10), "", PRINTER]
     together = model.embed(texts)
     alone = numpy.vstack([model.embed([text]) for text in texts])
     assert numpy.allclose(together, alone, atol=1e-6)
@@ -96,15 +114,54 @@ def test_switched_off_the_words_order_and_scores_stand(monkeypatch, fresh):
     assert semantic.rerank(asked, [], [], 5) == []
 
 
+class Finder:
+    """importlib.util as semantic sees it, without `missing`."""
+
+    def __init__(self, *missing: str) -> None:
+        self.missing = missing
+
+    def find_spec(self, name: str):
+        return None if name in self.missing else util.find_spec(name)
+
+
 def test_without_its_packages_similar_keeps_the_words_order_and_says_so(monkeypatch, fresh, caplog):
-    real = semantic.util.find_spec
-    monkeypatch.setattr(semantic.util, "find_spec", lambda name: None if name == "tokenizers" else real(name))
+    monkeypatch.setattr(semantic, "util", Finder("tokenizers", "wordllama"))
     with caplog.at_level(logging.WARNING, logger=semantic.__name__):
         assert semantic.embedder() is None
         assert semantic.embedder() is None
     assert [r.getMessage() for r in caplog.records] == [
-        "similar: the embedding's packages are missing (tokenizers): the lexical order alone"
+        "similar: without tokenizers, wordllama (the `similar` extra): the lexical order alone"
     ]
+    assert semantic.depth(5) == 5
+
+
+def test_a_table_that_fails_to_load_leaves_the_words_order_and_is_tried_once(monkeypatch, fresh, caplog):
+    tries = []
+
+    def broken(folder):
+        tries.append(folder)
+        raise FileNotFoundError(folder / semantic.TABLE_FILE)
+
+    monkeypatch.setattr(semantic, "Embedder", broken)
+    with caplog.at_level(logging.WARNING, logger=semantic.__name__):
+        assert semantic.embedder() is None
+        assert semantic.rerank(ticket("a", "b"), [ticket("c", "d")], [2.5], 5) == [(0, 2.5)]
+    assert len(tries) == 1
+    assert [r.levelname for r in caplog.records] == ["ERROR"] and "did not load" in caplog.records[0].getMessage()
+
+
+def test_the_switch_is_on_or_off_and_nothing_else(monkeypatch):
+    monkeypatch.setenv(semantic.SWITCH, "Off ")
+    assert semantic.enabled() is False and load_settings().similar_model is False
+    monkeypatch.setenv(semantic.SWITCH, "disabled")
+    with pytest.raises(ConfigError, match="TICKETFLOW_SIMILAR_MODEL must be one of on, off"):
+        load_settings()
+    monkeypatch.delenv(semantic.SWITCH)
+    assert semantic.enabled() is True and load_settings().similar_model is True
+
+
+def test_with_the_meaning_similar_reads_depth_candidates(model):
+    assert semantic.depth(5) == semantic.DEPTH and semantic.depth(50) == 50
 
 
 def test_ticket_text_counts_the_subject_twice_and_the_resolution_of_a_candidate_only():
