@@ -195,14 +195,21 @@ def similar_questions(engine, total: int, count: int, seed: int) -> dict:
                 engine.similar(ticket_id, scope=Scope(everything=True))
                 took[label].append((time.perf_counter() - started) * 1000)
     finally:
-        if saved is None:
-            os.environ.pop(semantic.SWITCH, None)
-        else:
-            os.environ[semantic.SWITCH] = saved
+        _restore(saved)
     figures: dict = {"questions": len(ids), "embedding_rss_mb": took.pop("embedding_rss_mb")}
+    os.environ[semantic.SWITCH] = "on"
+    figures["meaning_loaded"] = semantic.embedder() is not None  # False: "words_and_meaning" was the words alone
+    _restore(saved)
     for label, values in took.items():
         figures[label] = {"p50_ms": round(percentile(values, 50), 2), "p99_ms": round(percentile(values, 99), 2)}
     return figures
+
+
+def _restore(switch: str | None) -> None:
+    if switch is None:
+        os.environ.pop(semantic.SWITCH, None)
+    else:
+        os.environ[semantic.SWITCH] = switch
 
 
 def indexing_lag(writer, reader, tickets: Tickets, first: int, rate: float, seconds: float) -> dict:

@@ -178,7 +178,8 @@ def as_json(results: dict[str, dict], last: str, args) -> dict:
 
 
 def meaning() -> str:
-    """Whether the engine's similar is re-ranked by meaning here (services/search/semantic.py)."""
+    """Whether services/search/semantic.py re-ranks here (what services/search/engine.py's similar does; an
+    --engine of another module may use it or not)."""
     from services.search import semantic
 
     if semantic.embedder() is not None:

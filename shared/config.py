@@ -77,7 +77,6 @@ class Settings:
     search_engine: str = "embedded"  # embedded | opensearch (docs/search.md)
     opensearch_url: str | None = None  # http(s)://user:pass@host:9200 of the cluster, when search_engine=opensearch
     opensearch_ca: str | None = None  # a PEM file of the CA that signed the cluster's certificate (None: the system's)
-    similar_model: bool = True  # similar re-ranked by meaning (services/search/semantic.py); TICKETFLOW_SIMILAR_MODEL
 
     @property
     def exchange(self) -> str:
@@ -147,9 +146,13 @@ def _one_of(env: dict, name: str, choices: tuple[str, ...], default: str) -> str
     return found
 
 
+SIMILAR_MODEL = "TICKETFLOW_SIMILAR_MODEL"  # search's similar re-ranked by meaning: on (the default) | off
+
+
 def similar_model_on(env) -> bool:
-    """TICKETFLOW_SIMILAR_MODEL: `on` (the default) or `off`; services/search/semantic.py reads it each time."""
-    return _one_of(env, "TICKETFLOW_SIMILAR_MODEL", ("on", "off"), "on") == "on"
+    """SIMILAR_MODEL's value: services/search/semantic.py reads it at each question (a benchmark switches it
+    between two); load_settings checks it once, so that a process with a wrong value does not start."""
+    return _one_of(env, SIMILAR_MODEL, ("on", "off"), "on") == "on"
 
 
 def _positive(env: dict, name: str, default: float) -> float:
@@ -251,6 +254,7 @@ def load_settings(env: dict | None = None) -> Settings:
     namespace = env.get("TICKETFLOW_NAMESPACE") or "ticketflow"
     if not namespace.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"TICKETFLOW_NAMESPACE may hold letters, digits, - and _ only, got {namespace!r}")
+    similar_model_on(env)  # checked here; read where it is used (services/search/semantic.py)
     return Settings(
         amqp_url=env.get("AMQP_URL") or Settings.amqp_url,
         mongo_url=env.get("MONGO_URL") or Settings.mongo_url,
@@ -291,7 +295,6 @@ def load_settings(env: dict | None = None) -> Settings:
         search_engine=_one_of(env, "TICKETFLOW_SEARCH_ENGINE", SEARCH_ENGINES, "embedded"),
         opensearch_url=_opensearch_url(env),
         opensearch_ca=env.get("TICKETFLOW_OPENSEARCH_CA") or None,
-        similar_model=similar_model_on(env),
         requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),

@@ -61,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
         TICKETFLOW_AUTO_CLOSE_HOURS=None,
         PROMETHEUS_MULTIPROC_DIR=None,
         TICKETFLOW_SIMILAR_MODEL=None,  # similar re-ranked by meaning, as shipped (tests that want it off say so)
+        TOKENIZERS_PARALLELISM="false",  # WordLlama's own embed (a test compares with it) starts no thread pool
         # the tests' webhook receivers listen on this host: admit loopback (only loopback) as a webhook target
         TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
     )

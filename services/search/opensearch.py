@@ -137,7 +137,8 @@ class OpenSearchEngine:
         found = self._hits(self.client.search(index=self.path, body=page | search_body(text, filters)))
         if found[1] < FEW:
             fuzzy = text_query(q, fuzzy=True)
-            found = self._hits(self.client.search(index=self.path, body=page | search_body(fuzzy, filters)))
+            body = page | search_body(fuzzy, filters, marked=near_misses(q, fuzzy))
+            found = self._hits(self.client.search(index=self.path, body=body), cut_marks=True)
         return found
 
     def similar(self, ticket_id: str, *, scope: Scope, limit: int = 5) -> list[dict]:
@@ -170,13 +171,14 @@ class OpenSearchEngine:
     def count(self) -> int:
         return self.client.count(index=self.path)["count"]
 
-    def _hits(self, answer: dict) -> tuple[list[dict], int]:
+    def _hits(self, answer: dict, *, cut_marks: bool = False) -> tuple[list[dict], int]:
         items = []
         for hit in answer["hits"]["hits"]:
-            source = hit["_source"]
+            source, highlight = hit["_source"], hit.get("highlight") or {}
             items.append(
                 {name: source.get(name) for name in ("ticket_id", "number", "subject", "status", "team")}
-                | {"snippet": snippet(source, hit.get("highlight") or {}), "score": round(hit.get("_score") or 0.0, 4)}
+                | {"snippet": snippet(source, highlight, cut_marks=cut_marks)}
+                | {"score": round(hit.get("_score") or 0.0, 4)}
             )
         return items, answer["hits"]["total"]["value"]
 
@@ -280,8 +282,22 @@ def text_query(q: str, *, fuzzy: bool = False) -> dict | None:
     return musts[0] if len(musts) == 1 else {"bool": {"must": musts}}
 
 
-def search_body(text: dict, filters: list[dict]) -> dict:
-    return {"query": {"bool": {"must": [text], "filter": filters}}, "highlight": HIGHLIGHT}
+def search_body(text: dict, filters: list[dict], marked: dict | None = None) -> dict:
+    """The query and its highlighting; `marked`: what to mark when it is not the query's own terms."""
+    highlight = HIGHLIGHT if marked is None else HIGHLIGHT | {"highlight_query": marked}
+    return {"query": {"bool": {"must": [text], "filter": filters}}, "highlight": highlight}
+
+
+def near_misses(q: str, fuzzy: dict) -> dict:
+    """What the fuzzy round marks: its own terms, and each typed word's near misses in the shown fields (the
+    query looks for them in `plain`, which is not shown), as the embedded engine marks them by hand."""
+    near = [
+        {"fuzzy": {name: {"value": token, "fuzziness": 1 if len(token) < 8 else 2, "transpositions": True}}}
+        for token in dict.fromkeys(t for word in queries.split(q)[1] for t in queries.PLAIN.analyze(word))
+        if len(token) >= queries.FUZZY_MIN_LENGTH
+        for name in SNIPPET_FIELDS
+    ]
+    return {"bool": {"should": [fuzzy, *near]}}
 
 
 def similar_clauses(terms) -> list[dict]:
@@ -294,13 +310,27 @@ def similar_clauses(terms) -> list[dict]:
     ]
 
 
-def snippet(source: dict, highlight: dict) -> str:
-    """HTML: the first field's fragment with a matched word (OpenSearch escaped it), else the description's start."""
+def snippet(source: dict, highlight: dict, *, cut_marks: bool = False) -> str:
+    """HTML: the first field's fragment with a matched word (OpenSearch escaped it), else the description's start.
+
+    `cut_marks` (a search forgiving typos): "…" where the fragment starts after or ends before its text, as the
+    embedded engine writes a fragment around a near miss."""
     for name in SNIPPET_FIELDS:
         if highlight.get(name):
-            return highlight[name][0]
+            fragment = highlight[name][0]
+            return _with_cut_marks(fragment, source.get(name)) if cut_marks else fragment
     text = source.get("description") or source.get("subject") or ""
     return html.escape(text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""))
+
+
+def _with_cut_marks(fragment: str, value) -> str:
+    """`fragment` (escaped HTML with <mark>s) with "…" on each side its field's text goes on past it."""
+    shown = html.unescape(fragment.replace("<mark>", "").replace("</mark>", "")).strip()
+    for text in value if isinstance(value, list) else [value or ""]:
+        at = text.find(shown)
+        if at >= 0:
+            return ("…" if text[:at].strip() else "") + fragment + ("…" if text[at + len(shown) :].strip() else "")
+    return fragment
 
 
 def source_of(hit: dict) -> dict:

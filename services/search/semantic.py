@@ -5,7 +5,8 @@ A ticket is a vector: the mean of its tokens' rows in WordLlama's `l2_supercat` 
 Two tickets that say the same thing in other words ("the tunnel drops", "AnyConnect disconnects") are near,
 which the words' scores (BM25) cannot see. It is not a ranking of its own: `rerank` takes the engine's first
 DEPTH lexical candidates, best first, and orders them by reciprocal rank fusion of their lexical rank and their
-rank by nearness to the ticket asked about (its vector plus half the mean of its nearest candidates' first). On
+rank by nearness to the ticket asked about (to be exact: to its vector plus half the mean vector of its three
+nearest candidates, what its neighbours have in common). On
 the labelled set (benchmarks/similar_quality.py) precision at 5 went from 0.427 to 0.498 on the half the knobs
 were not chosen on (`test`), 0.541 to 0.632 on the whole set, at about 8 ms more a question.
 
@@ -28,7 +29,7 @@ import threading
 from importlib import util
 from pathlib import Path
 
-from shared.config import similar_model_on
+from shared.config import SIMILAR_MODEL, similar_model_on
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +37,17 @@ CONFIG = "l2_supercat"  # the wordllama wheel's table: Llama 2's tokenizer, 32,0
 TABLE_FILE = f"weights/{CONFIG}_256.safetensors"
 TOKENIZER_FILE = f"tokenizers/{CONFIG}_tokenizer_config.json"
 TENSOR = "embedding.weight"
-SWITCH = "TICKETFLOW_SIMILAR_MODEL"  # on (the default) | off: the lexical order alone
+SWITCH = SIMILAR_MODEL  # TICKETFLOW_SIMILAR_MODEL: on (the default) | off, the lexical order alone
 PACKAGES = ("numpy", "safetensors", "tokenizers", "wordllama")  # the `similar` extra
 MAX_CHARS = 2_000  # of a ticket's text, subject first (1,000: -0.004 on `tune`; 4,000: as 2,000 on the set)
 QUANTIZE_ROWS = 4_096  # rows converted to int8 at a time (a float32 slice of 4 MB, not the table's 32)
 
 # the fusion's knobs, chosen on the `tune` half of the labelled set (benchmarks/similar_quality.py)
 DEPTH = 20  # lexical candidates re-ranked (30: +0.002 on `tune`, 50: +0.005, each at half as much time again)
-FUSION_K = 60  # reciprocal rank fusion's constant: a rank r scores 1 / (K + r)
+FUSION_K = 60  # reciprocal rank fusion's constant: a rank r (counted from 0) scores 1 / (K + r)
 WEIGHT = 3.0  # the meaning's rank against the words' (1.0); 1.0 to 10.0 gave 0.552 to 0.555 on `tune`
 FEEDBACK = 3  # the asked ticket's vector, plus the mean of its 3 nearest candidates' ...
-FEEDBACK_WEIGHT = 0.5  # ... times a half (0.555 -> 0.567 on `tune`)
+FEEDBACK_WEIGHT = 0.5  # ... times a half (0.555 -> 0.566 on `tune`)
 
 _lock = threading.Lock()
 _state: dict[str, Embedder | None] = {}  # "embedder" once loaded, or tried and failed (None)
@@ -168,5 +169,6 @@ def fuse(nearness: list[float], limit: int) -> list[tuple[int, float]]:
 
 
 def depth(limit: int) -> int:
-    """How many lexical candidates to fetch for `limit` results: DEPTH to re-rank, or `limit` alone without."""
+    """How many lexical candidates to fetch for `limit` results: DEPTH to re-rank, or `limit` alone without.
+    Asks `embedder()`, so the process's first call loads the embedding (about 0.3 s) when it is on."""
     return max(limit, DEPTH) if embedder() is not None else limit

@@ -252,6 +252,7 @@ def index_look_alikes(engine: Engine) -> None:
 
 
 def test_similar_puts_the_same_problem_in_other_words_before_the_same_words(engine):
+    assert semantic.embedder() is not None, "the `similar` extra is missing: pip install -e '.[dev]'"
     index_look_alikes(engine)
     found = engine.similar("new", scope=EVERYONE)
     assert [item["ticket_id"] for item in found] == ["vpn", "printer"]

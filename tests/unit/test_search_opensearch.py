@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.search import semantic
-from services.search.engine import Scope
+from services.search.engine import SNIPPET_FIELDS, Scope
 from services.search.handlers import index_home
 from services.search.index import IndexHome
 from services.search.opensearch import MAPPINGS, SETTINGS, SIMILAR_SOURCE, OpenSearchEngine, OpenSearchHome
@@ -128,13 +128,18 @@ def test_fewer_than_three_found_asks_again_forgiving_typos_in_long_words_only():
     items, client = search_with("printr mial", answer(), answer(hit("a")))
     exact, fuzzy = client.searches()
     assert fuzzies(exact) == []
-    assert fuzzies(fuzzy) == [{"plain": {"value": "printr", "fuzziness": 1, "transpositions": True}}]  # not "mial"
+    wanted = {"value": "printr", "fuzziness": 1, "transpositions": True}  # not "mial"
+    assert fuzzies(fuzzy["query"]) == [{"plain": wanted}]
+    marked = fuzzies(fuzzy["highlight"]["highlight_query"])  # marked in the fields a snippet shows, too
+    assert marked == [{"plain": wanted}] + [{name: wanted} for name in SNIPPET_FIELDS]
     assert [item["ticket_id"] for item in items] == ["a"]
 
 
 def test_a_long_word_gets_two_edits():
     _, client = search_with("keybaord", answer(), answer())
-    assert fuzzies(client.searches()[1]) == [{"plain": {"value": "keybaord", "fuzziness": 2, "transpositions": True}}]
+    assert fuzzies(client.searches()[1]["query"]) == [
+        {"plain": {"value": "keybaord", "fuzziness": 2, "transpositions": True}}
+    ]
 
 
 def test_three_found_are_enough_no_second_request():
@@ -266,6 +271,7 @@ def test_similar_weighs_terms_by_term_vectors_and_keeps_out_itself_open_and_hidd
 
 
 def test_similar_orders_the_candidates_by_words_and_meaning_together():
+    assert semantic.embedder() is not None, "the `similar` extra is missing: pip install -e '.[dev]'"
     vectors = {"docs": [{"term_vectors": {"subject": {"terms": {"vpn": {"doc_freq": 3}}}}}]}
     source = hit("new", subject="VPN drops", description="The VPN tunnel keeps disconnecting from home", status="new")
     printer = hit("printer", subject="Printer", description="The printer on floor 3 jams", resolution="Cleared")
@@ -343,3 +349,16 @@ def test_the_service_keeps_its_index_where_the_setting_says(tmp_path):
     }
     home = index_home(load_settings(env))  # the client connects at its first request, not here
     assert isinstance(home, OpenSearchHome) and home.alias == "ns-search"
+
+
+def test_a_fragment_found_through_a_typo_says_where_its_text_goes_on():
+    from services.search.opensearch import snippet
+
+    source = {"description": "Since the update <b> the keyboard types double letters, and more.", "messages": ["x"]}
+    cut = {"description": ["the <mark>keyboard</mark> types double"]}
+    assert snippet(source, cut, cut_marks=True) == "…the <mark>keyboard</mark> types double…"
+    assert snippet(source, cut) == "the <mark>keyboard</mark> types double"  # exact words: as OpenSearch gives it
+    whole = {"description": ["Since the update &lt;b&gt; the <mark>keyboard</mark> types double letters, and more."]}
+    assert snippet(source, whole, cut_marks=True) == whole["description"][0]
+    message = {"messages": ["<mark>x</mark>"]}
+    assert snippet(source, message, cut_marks=True) == "<mark>x</mark>"

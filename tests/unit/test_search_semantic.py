@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from importlib import util
 from pathlib import Path
 
@@ -23,13 +24,13 @@ PRINTER = "Printer jam on floor 3\nThe printer by the kitchen jams on every seco
 @pytest.fixture
 def model() -> semantic.Embedder:
     found = semantic.embedder()
-    assert found is not None, "make test installs the embedding's packages (pyproject's dependencies)"
+    assert found is not None, "the `similar` extra is missing: pip install -e '.[dev]' (make test installs it)"
     return found
 
 
 @pytest.fixture
 def fresh(monkeypatch):
-    """The process's embedder forgotten (and forgotten again after the test)."""
+    """The process's embedder forgotten for the test (and the process's own, loaded or not, back after it)."""
     monkeypatch.setattr(semantic, "_state", {})
     return semantic
 
@@ -41,7 +42,9 @@ def set_texts(count: int) -> list[str]:
 
 
 def test_the_vectors_are_wordllamas_own(model):
-    from wordllama import WordLlama  # its own loader and its float32 table; semantic reads the table in int8
+    with warnings.catch_warnings():  # what wordllama imports (pydantic, ...) may deprecate things: not ours
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from wordllama import WordLlama  # its own loader and its float32 table; semantic reads the table in int8
 
     folder = Path(util.find_spec("wordllama").origin).parent  # the wheel's own files; nothing is downloaded
     theirs = WordLlama.load(semantic.CONFIG, cache_dir=folder, disable_download=True, dim=256)
@@ -152,12 +155,13 @@ def test_a_table_that_fails_to_load_leaves_the_words_order_and_is_tried_once(mon
 
 def test_the_switch_is_on_or_off_and_nothing_else(monkeypatch):
     monkeypatch.setenv(semantic.SWITCH, "Off ")
-    assert semantic.enabled() is False and load_settings().similar_model is False
+    assert semantic.enabled() is False
+    load_settings()  # a process with the switch off starts
     monkeypatch.setenv(semantic.SWITCH, "disabled")
     with pytest.raises(ConfigError, match="TICKETFLOW_SIMILAR_MODEL must be one of on, off"):
         load_settings()
     monkeypatch.delenv(semantic.SWITCH)
-    assert semantic.enabled() is True and load_settings().similar_model is True
+    assert semantic.enabled() is True
 
 
 def test_with_the_meaning_similar_reads_depth_candidates(model):
