@@ -313,7 +313,9 @@ _SUMMARIES = {
     ),
     "ticket.assigned": _assigned_summary,
     "ticket.replied": lambda d: f"{d['agent_name']} replied" + (" (first response)" if d.get("first_response") else ""),
-    "ticket.status_changed": lambda d: f"Status changed from {d['previous_status']} to {d['status']}",
+    "ticket.status_changed": lambda d: (  # in words: "waiting on requester", not waiting_on_requester
+        f"Status changed from {d['previous_status'].replace('_', ' ')} to {d['status'].replace('_', ' ')}"
+    ),
     "ticket.priority_changed": lambda d: f"Priority changed from {d['previous_priority']} to {d['priority']}",
     "ticket.resolved": lambda d: f"Resolved by {d['agent_id']}: {d['resolution']}",
     "sla.warning": lambda d: _sla_summary(d, breached=False),

@@ -111,6 +111,8 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     agents = teams = []
     if rights & LEAD_ACTIONS:
         agents = svc.services.get("assignment", "/agents", who, limit=200)["items"]
+        team = (view.work or {}).get("team")  # assignment takes an agent of the ticket's team only
+        agents = [agent for agent in agents if team in (agent.get("teams") or [])]
         teams = svc.services.get("assignment", "/teams", who)["items"]
     mail = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/mail", who)["items"]
     kept = [m for m in mail if m["outcome"] in KEPT_MAIL]

@@ -203,6 +203,15 @@ def history_words(entry: dict) -> str:
     return f"{entry.get('by') or 'the system'}: " + template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
 
 
+def decision_words(entry: dict) -> str:
+    """The heading of an automatic assignment's reasons: "Why ada got it (rule)", or, when no agent could take
+    the ticket, "Why it waits in the team's queue (rule)"."""
+    rule = (entry.get("decision") or {}).get("rule") or "auto"
+    if entry.get("to"):
+        return f"Why {entry['to']} got it ({rule})"
+    return f"Why it waits in the team's queue ({rule})"
+
+
 # Attachments: what intake takes (contract section 10), checked here first so that a form with files too large
 # is answered next to its file field before anything is sent.
 ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024

@@ -90,6 +90,7 @@ def install(app: Flask) -> None:
         max_total_bytes=domain.ATTACHMENTS_MAX_BYTES,
     )
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["why"] = domain.decision_words
 
     @app.after_request
     def headers(response: Response):

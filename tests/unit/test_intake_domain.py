@@ -207,6 +207,8 @@ def test_every_event_type_has_a_readable_summary():
     assert (
         summarize("ticket.replied", {"agent_name": "Jane", "first_response": True}) == "Jane replied (first response)"
     )
+    changed = {"previous_status": "in_progress", "status": "waiting_on_requester"}
+    assert summarize("ticket.status_changed", changed) == "Status changed from in progress to waiting on requester"
 
 
 def test_a_ticket_sent_to_a_team_queue_has_no_assignee_and_waits_as_new():

@@ -112,3 +112,15 @@ def test_files_and_kept_mail_join_the_timeline_in_the_order_they_happened():
         "Assigned to ada",
         "Mail from bob@example.com not added to the conversation: not the requester",
     ]
+
+
+def test_an_automatic_assignments_reasons_say_who_got_it_or_that_it_waits_in_the_queue():
+    decision = {"rule": "the available agent of the team under capacity", "candidates": []}
+    given = {"action": "assigned", "by": "system", "to": "ada", "decision": decision}
+    assert domain.decision_words(given) == "Why ada got it (the available agent of the team under capacity)"
+    queued = {"action": "queued", "by": "system", "to": None, "decision": decision}
+    assert (
+        domain.decision_words(queued)
+        == "Why it waits in the team's queue (the available agent of the team under capacity)"
+    )
+    assert domain.decision_words({"to": "li", "decision": {"rule": None}}) == "Why li got it (auto)"

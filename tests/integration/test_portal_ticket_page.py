@@ -1,0 +1,36 @@
+"""The console's ticket page in-process, the other services a stub server (tests/integration/test_portal_search.py):
+what a lead may assign the ticket to, and why the automatic assignment did what it did."""
+
+from __future__ import annotations
+
+from tests.integration.test_portal_search import a_ticket, portal, signed_in, stub, text  # noqa: F401
+
+QUEUED = {"at": "2026-01-01T10:00:01.000Z", "action": "queued", "by": "system", "from": None, "to": None,
+          "decision": {"rule": "the available agent with the fewest open tickets", "candidates": []}}  # fmt: skip
+AGENTS = [
+    {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "open_tickets": 2},
+    {"id": "ines", "name": "Ines Romero", "teams": ["general"], "open_tickets": 1},
+]
+
+
+def a_queued_ticket(stub) -> None:  # noqa: F811
+    """t-1 waiting in network's queue: nobody could take it (intake and assignment answer alike here)."""
+    a_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {"team": "network", "agent_id": None, "history": [QUEUED]}
+    stub.answers["/agents"] = {"items": AGENTS}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "general", "name": "General"}]}
+
+
+def test_a_ticket_in_the_queue_offers_its_teams_agents_only_and_none_chosen(portal, stub):  # noqa: F811
+    a_queued_ticket(stub)
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert '<option value="" selected disabled>Choose an agent of network</option>' in html
+    assert '<option value="ada">Ada Lovelace (2 open)</option>' in html
+    assert "Ines Romero" not in html  # of another team: assignment would refuse her (422)
+
+
+def test_an_automatic_assignment_that_found_nobody_says_the_ticket_waits(portal, stub):  # noqa: F811
+    a_queued_ticket(stub)
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert "Why it waits in the team&#39;s queue (the available agent with the fewest open tickets)" in html
+    assert "Why None got it" not in html
