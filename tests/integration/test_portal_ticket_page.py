@@ -3,6 +3,8 @@ what a lead may assign the ticket to, and why the automatic assignment did what 
 
 from __future__ import annotations
 
+import re
+
 from tests.integration.test_portal_search import a_ticket, portal, signed_in, stub, text  # noqa: F401
 
 QUEUED = {"at": "2026-01-01T10:00:01.000Z", "action": "queued", "by": "system", "from": None, "to": None,
@@ -34,3 +36,26 @@ def test_an_automatic_assignment_that_found_nobody_says_the_ticket_waits(portal,
     html = text(signed_in(portal).get("/console/tickets/t-1"))
     assert "Why it waits in the team&#39;s queue (the available agent with the fewest open tickets)" in html
     assert "Why None got it" not in html
+
+
+def live_url(html: str) -> str:
+    """The URL the page's live part polls (htmx), as the browser would read it from the attribute."""
+    return re.search(r'<div id="live" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+
+
+def test_the_live_part_answers_204_while_nothing_changed_and_the_new_part_when_something_did(portal, stub):  # noqa: F811
+    a_ticket(stub)
+    client = signed_in(portal)
+    url = live_url(text(client.get("/console/tickets/t-1")))
+
+    unchanged = client.get(url)
+    assert unchanged.status_code == 204 and not unchanged.data  # nothing swapped: a click in it is never lost
+
+    message = {"id": "m-1", "kind": "message", "author": {"type": "requester", "name": "Ana"},
+               "body": "It jams again on tray 2.", "at": "2026-01-01T11:00:00.000Z"}  # fmt: skip
+    stub.answers["/tickets/t-1"] |= {"thread": [message]}
+    changed = client.get(url)
+    assert changed.status_code == 200
+    assert "It jams again on tray 2." in text(changed)
+    newer = live_url(text(changed))
+    assert newer != url and client.get(newer).status_code == 204  # the new part polls with its own digest

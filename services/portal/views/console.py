@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import Blueprint, g, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from services.portal import attachments, console, domain, finding
 from services.portal.client import Refused
@@ -98,14 +101,16 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         if refused.status in (403, 404):
             return error_page(404, "No such ticket here", "It does not exist, or it is not in your teams.")
         raise
+    seen = page.view.snapshot().encode()
     html = render_template(
         "console/ticket.html",
+        live=_live(page.view, seen, changes=[], others=[]),
         me=me,
         page=page,
         ticket=page.view.ticket,
         work=page.view.work,
         attachments=page.view.attachments,
-        seen=page.view.snapshot().encode(),
+        seen=seen,
         form=form or {},
         message=message,
         changes=changes or [],
@@ -148,10 +153,18 @@ def live(ticket_id: str):
         state = console.live(portal(), g.session, ticket_id, request.args.get("seen"), me.get("name") or "")
     except Refused:
         return "", 204
-    view = state["view"]
-    return render_template(
-        "console/_live.html", ticket=view.ticket, work=view.work, attachments=view.attachments, **state
-    )
+    live = _live(state["view"], request.args.get("seen") or "", state["changes"], state["others"])
+    if live["digest"] == request.args.get("shown"):
+        return "", 204  # as shown: nothing is swapped, so a click or a selection in it is never lost
+    return render_template("console/_live_box.html", live=live)
+
+
+def _live(view: domain.TicketView, seen: str, changes: list, others: list) -> dict:
+    """The ticket page's live part: its HTML, and a digest of it that the page sends back with each poll."""
+    html = render_template("console/_live.html", ticket=view.ticket, work=view.work, attachments=view.attachments,
+                           changes=changes, others=others)  # fmt: skip
+    digest = hashlib.sha256(html.encode()).hexdigest()[:32]
+    return {"html": Markup(html), "digest": digest, "ticket_id": view.ticket["id"], "seen": seen}
 
 
 @blueprint.get("/tickets/<ticket_id>/attachments/<attachment_id>")
