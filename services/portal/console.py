@@ -110,9 +110,8 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     rights = rights_on(view.work, who, me)
     agents = teams = []
     if rights & LEAD_ACTIONS:
-        agents = svc.services.get("assignment", "/agents", who, limit=200)["items"]
         team = (view.work or {}).get("team")  # assignment takes an agent of the ticket's team only
-        agents = [agent for agent in agents if team in (agent.get("teams") or [])]
+        agents = svc.services.get("assignment", "/agents", who, team=team)["items"] if team else []
         teams = svc.services.get("assignment", "/teams", who)["items"]
     mail = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/mail", who)["items"]
     kept = [m for m in mail if m["outcome"] in KEPT_MAIL]
@@ -197,13 +196,18 @@ def _check_unchanged(svc: Portal, session: dict, ticket_id: str, seen_text: str 
         raise ChangedMeanwhile(changes)
 
 
+def presence(svc: Portal, session: dict, ticket_id: str, name: str) -> list[str]:
+    """This person is on the ticket's page now; the names of the others who are (seen in PRESENCE_SECONDS)."""
+    svc.store.seen(ticket_id, session["account_id"], name, now())
+    since = now() - timedelta(seconds=domain.PRESENCE_SECONDS)
+    return [p["name"] for p in svc.store.present(ticket_id, since) if p["account_id"] != session["account_id"]]
+
+
 def live(svc: Portal, session: dict, ticket_id: str, seen_text: str | None, name: str) -> dict:
     """What the open ticket page refreshes: the conversation, what others changed, who else is looking."""
     view = ticket_view(svc, session, ticket_id)
     seen = domain.Snapshot.decode(seen_text)
-    svc.store.seen(ticket_id, session["account_id"], name, now())
-    since = now() - timedelta(seconds=domain.PRESENCE_SECONDS)
-    others = [p["name"] for p in svc.store.present(ticket_id, since) if p["account_id"] != session["account_id"]]
+    others = presence(svc, session, ticket_id, name)
     return {
         "view": view,
         "changes": view.changes_since(seen, session.get("agent_id")) if seen else [],

@@ -205,11 +205,15 @@ def history_words(entry: dict) -> str:
 
 def decision_words(entry: dict) -> str:
     """The heading of an automatic assignment's reasons: "Why ada got it (rule)", or, when no agent could take
-    the ticket, "Why it waits in the team's queue (rule)"."""
-    rule = (entry.get("decision") or {}).get("rule") or "auto"
-    if entry.get("to"):
-        return f"Why {entry['to']} got it ({rule})"
-    return f"Why it waits in the team's queue ({rule})"
+    the ticket, "Why it waits in network's queue (rule)". From the decision itself: a transfer's history entry
+    names the team it went to, not the agent."""
+    decision = entry.get("decision") or {}
+    rule = decision.get("rule") or "auto"
+    chosen = decision["chosen"] if "chosen" in decision else entry.get("to")
+    if chosen:
+        return f"Why {chosen} got it ({rule})"
+    team = decision.get("team")
+    return f"Why it waits in {team}'s queue ({rule})" if team else f"Why it waits in the team's queue ({rule})"
 
 
 # Attachments: what intake takes (contract section 10), checked here first so that a form with files too large

@@ -1005,7 +1005,7 @@ def test_a_requester_reads_entries_recorded_before_requester_summaries_but_no_no
     ticket = make_ticket()
     at = datetime.now(UTC)
     for kind, summary in (
-        ("ticket.status_changed", "Status changed from new to in progress"),
+        ("ticket.status_changed", "Status changed from new to in_progress"),
         ("notification.sent", "Email about ticket.assigned sent to jane.agent@example.com"),
     ):
         intake_db["timeline"].insert_one({"_id": str(uuid.uuid4()), "event_id": "x", "ticket_id": ticket["id"],
@@ -1013,5 +1013,5 @@ def test_a_requester_reads_entries_recorded_before_requester_summaries_but_no_no
                                           "correlation_id": None, "summary": summary})  # fmt: skip
     items = client.get(f"/tickets/{ticket['id']}/timeline", headers=requester(ticket)).get_json()["items"]
     assert [item["summary"] for item in items if item["type"] != "ticket.created"] == [
-        "Status changed from new to in progress"
+        "Status changed from new to in_progress"
     ]

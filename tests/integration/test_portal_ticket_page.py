@@ -25,10 +25,29 @@ def a_queued_ticket(stub) -> None:  # noqa: F811
 
 def test_a_ticket_in_the_queue_offers_its_teams_agents_only_and_none_chosen(portal, stub):  # noqa: F811
     a_queued_ticket(stub)
+    stub.answers["/agents"] = {"items": AGENTS[:1]}  # assignment's answer to ?team=network
     html = text(signed_in(portal).get("/console/tickets/t-1"))
-    assert '<option value="" selected disabled>Choose an agent of network</option>' in html
+    assert '<option value="" selected disabled>Choose an agent of Network</option>' in html
     assert '<option value="ada">Ada Lovelace (2 open)</option>' in html
-    assert "Ines Romero" not in html  # of another team: assignment would refuse her (422)
+    [asked] = [call["args"] for call in stub.calls if call["path"] == "/agents"]
+    assert asked == {"team": "network"}  # of another team, assignment would refuse them (422)
+
+
+def test_a_holder_who_left_the_team_is_not_shown_as_chosen(portal, stub):  # noqa: F811
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {"agent_id": "bob"}  # bob has it, but is no longer in network
+    stub.answers["/agents"] = {"items": AGENTS[:1]}
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert '<option value="" selected disabled>Choose an agent of Network</option>' in html
+    assert "selected>Ada" not in html
+
+
+def test_a_team_without_agents_says_to_transfer_the_ticket(portal, stub):  # noqa: F811
+    a_queued_ticket(stub)
+    stub.answers["/agents"] = {"items": []}
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert "Network has no agents to assign it to: transfer it to another team." in html
+    assert 'id="assign-agent"' not in html
 
 
 def test_an_automatic_assignment_that_found_nobody_says_the_ticket_waits(portal, stub):  # noqa: F811
@@ -38,15 +57,15 @@ def test_an_automatic_assignment_that_found_nobody_says_the_ticket_waits(portal,
     assert "Why None got it" not in html
 
 
-def live_url(html: str) -> str:
-    """The URL the page's live part polls (htmx), as the browser would read it from the attribute."""
-    return re.search(r'<div id="live" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+def poll_url(html: str) -> str:
+    """The URL the page's live parts poll (htmx), as the browser reads it from the poller's attribute."""
+    return re.search(r'<div id="live-poll" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
 
 
-def test_the_live_part_answers_204_while_nothing_changed_and_the_new_part_when_something_did(portal, stub):  # noqa: F811
+def test_the_live_parts_answer_204_while_nothing_changed_and_the_changed_part_alone_when_it_did(portal, stub):  # noqa: F811
     a_ticket(stub)
     client = signed_in(portal)
-    url = live_url(text(client.get("/console/tickets/t-1")))
+    url = poll_url(text(client.get("/console/tickets/t-1")))
 
     unchanged = client.get(url)
     assert unchanged.status_code == 204 and not unchanged.data  # nothing swapped: a click in it is never lost
@@ -54,8 +73,22 @@ def test_the_live_part_answers_204_while_nothing_changed_and_the_new_part_when_s
     message = {"id": "m-1", "kind": "message", "author": {"type": "requester", "name": "Ana"},
                "body": "It jams again on tray 2.", "at": "2026-01-01T11:00:00.000Z"}  # fmt: skip
     stub.answers["/tickets/t-1"] |= {"thread": [message]}
-    changed = client.get(url)
-    assert changed.status_code == 200
-    assert "It jams again on tray 2." in text(changed)
-    newer = live_url(text(changed))
-    assert newer != url and client.get(newer).status_code == 204  # the new part polls with its own digest
+    changed = text(client.get(url))
+    assert '<div id="live" hx-swap-oob="true">' in changed and "It jams again on tray 2." in changed
+    newer = poll_url(changed)
+    assert newer != url and client.get(newer).status_code == 204  # the new poller sends the new digests
+
+
+def test_someone_else_arriving_changes_the_notices_alone_not_the_conversation(portal, stub):  # noqa: F811
+    a_ticket(stub)
+    ana = signed_in(portal)
+    url = poll_url(text(ana.get("/console/tickets/t-1")))
+    assert ana.get(url).status_code == 204
+
+    bob_page = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert "Also viewing now: admin-" in bob_page  # who is here, from the first moment (not the first poll)
+
+    arrived = text(ana.get(url))
+    assert '<div id="live-notices" class="live-notices" hx-swap-oob="true">' in arrived
+    assert "Also viewing now: admin-" in arrived
+    assert 'id="live" ' not in arrived  # the conversation, with its links, stays as it is

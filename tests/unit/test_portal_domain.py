@@ -124,3 +124,9 @@ def test_an_automatic_assignments_reasons_say_who_got_it_or_that_it_waits_in_the
         == "Why it waits in the team's queue (the available agent of the team under capacity)"
     )
     assert domain.decision_words({"to": "li", "decision": {"rule": None}}) == "Why li got it (auto)"
+    # a transfer's entry names the team it went to; the decision says who got it, or nobody
+    found = {"rule": "least loaded", "team": "hardware", "chosen": "li", "candidates": []}
+    transfer = {"action": "transferred", "to": "hardware", "decision": found}
+    assert domain.decision_words(transfer) == "Why li got it (least loaded)"
+    nobody = {**transfer, "decision": {**found, "chosen": None}}
+    assert domain.decision_words(nobody) == "Why it waits in hardware's queue (least loaded)"

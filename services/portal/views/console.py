@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, get_template_attribute, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from services.portal import attachments, console, domain, finding
@@ -102,9 +102,10 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
             return error_page(404, "No such ticket here", "It does not exist, or it is not in your teams.")
         raise
     seen = page.view.snapshot().encode()
+    others = console.presence(portal(), g.session, ticket_id, me.get("name") or "")  # here from the first moment
     html = render_template(
         "console/ticket.html",
-        live=_live(page.view, seen, changes=[], others=[]),
+        live=_live(page.view, seen, [], others),
         me=me,
         page=page,
         ticket=page.view.ticket,
@@ -154,17 +155,31 @@ def live(ticket_id: str):
     except Refused:
         return "", 204
     live = _live(state["view"], request.args.get("seen") or "", state["changes"], state["others"])
-    if live["digest"] == request.args.get("shown"):
+    live["conversation_changed"] = live["shown"] != request.args.get("shown")
+    live["notices_changed"] = live["noted"] != request.args.get("noted")
+    if not (live["conversation_changed"] or live["notices_changed"]):
         return "", 204  # as shown: nothing is swapped, so a click or a selection in it is never lost
-    return render_template("console/_live_box.html", live=live)
+    return render_template("console/_live_changed.html", live=live)
 
 
 def _live(view: domain.TicketView, seen: str, changes: list, others: list) -> dict:
-    """The ticket page's live part: its HTML, and a digest of it that the page sends back with each poll."""
-    html = render_template("console/_live.html", ticket=view.ticket, work=view.work, attachments=view.attachments,
-                           changes=changes, others=others)  # fmt: skip
-    digest = hashlib.sha256(html.encode()).hexdigest()[:32]
-    return {"html": Markup(html), "digest": digest, "ticket_id": view.ticket["id"], "seen": seen}
+    """The ticket page's two live parts, each with a digest the page sends back with each poll (`shown` for the
+    conversation, `noted` for the notices): a part is swapped only when its digest changed."""
+    conversation = render_template("console/_conversation.html", ticket=view.ticket, work=view.work,
+                                   attachments=view.attachments)  # fmt: skip
+    notices = get_template_attribute("console/_live.html", "notices")(view.ticket, changes, others)
+    return {
+        "conversation": Markup(conversation),
+        "notices": Markup(notices),
+        "shown": _digest(conversation),
+        "noted": _digest(notices),
+        "ticket_id": view.ticket["id"],
+        "seen": seen,
+    }
+
+
+def _digest(html: str) -> str:
+    return hashlib.sha256(html.encode()).hexdigest()[:32]
 
 
 @blueprint.get("/tickets/<ticket_id>/attachments/<attachment_id>")
