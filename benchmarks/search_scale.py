@@ -182,34 +182,28 @@ def similar_questions(engine, total: int, count: int, seed: int) -> dict:
     if not ids:
         return {"questions": 0}
     took: dict[str, list[float]] = {"words": [], "words_and_meaning": []}
+    figures: dict = {"questions": len(ids)}
     saved = os.environ.get(semantic.SWITCH)
     try:
         for label, switch in [("words", "off"), ("words_and_meaning", "on")] * 2:
             os.environ[semantic.SWITCH] = switch
-            if switch == "on" and "embedding_rss_mb" not in took:
+            if switch == "on" and "embedding_rss_mb" not in figures:
                 before = rss_mb(os.getpid())
                 engine.similar(ids[0], scope=Scope(everything=True))  # loads the embedding
-                took["embedding_rss_mb"] = round(rss_mb(os.getpid()) - before, 1)
+                figures["embedding_rss_mb"] = round(rss_mb(os.getpid()) - before, 1)
+                figures["meaning_loaded"] = semantic.embedder() is not None  # False: "words_and_meaning" was not
             for ticket_id in ids:
                 started = time.perf_counter()
                 engine.similar(ticket_id, scope=Scope(everything=True))
                 took[label].append((time.perf_counter() - started) * 1000)
     finally:
-        _restore(saved)
-    figures: dict = {"questions": len(ids), "embedding_rss_mb": took.pop("embedding_rss_mb")}
-    os.environ[semantic.SWITCH] = "on"
-    figures["meaning_loaded"] = semantic.embedder() is not None  # False: "words_and_meaning" was the words alone
-    _restore(saved)
+        if saved is None:
+            os.environ.pop(semantic.SWITCH, None)
+        else:
+            os.environ[semantic.SWITCH] = saved
     for label, values in took.items():
         figures[label] = {"p50_ms": round(percentile(values, 50), 2), "p99_ms": round(percentile(values, 99), 2)}
     return figures
-
-
-def _restore(switch: str | None) -> None:
-    if switch is None:
-        os.environ.pop(semantic.SWITCH, None)
-    else:
-        os.environ[semantic.SWITCH] = switch
 
 
 def indexing_lag(writer, reader, tickets: Tickets, first: int, rate: float, seconds: float) -> dict:

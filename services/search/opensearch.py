@@ -259,8 +259,7 @@ def _word(word: str, fuzzy: bool) -> dict | None:
         options.append({"term": {"number": {"value": int(number[1]), "boost": queries.NUMBER_BOOST}}})
     if fuzzy:
         for token in queries.PLAIN.analyze(word):
-            if len(token) >= queries.FUZZY_MIN_LENGTH:
-                distance = 1 if len(token) < 8 else 2
+            if distance := queries.fuzzy_distance(token):
                 options.append({"fuzzy": {"plain": {"value": token, "fuzziness": distance, "transpositions": True}}})
     if not options:
         return None
@@ -291,10 +290,11 @@ def search_body(text: dict, filters: list[dict], marked: dict | None = None) -> 
 def near_misses(q: str, fuzzy: dict) -> dict:
     """What the fuzzy round marks: its own terms, and each typed word's near misses in the shown fields (the
     query looks for them in `plain`, which is not shown), as the embedded engine marks them by hand."""
+    tokens = dict.fromkeys(t for word in queries.split(q)[1] for t in queries.PLAIN.analyze(word))
     near = [
-        {"fuzzy": {name: {"value": token, "fuzziness": 1 if len(token) < 8 else 2, "transpositions": True}}}
-        for token in dict.fromkeys(t for word in queries.split(q)[1] for t in queries.PLAIN.analyze(word))
-        if len(token) >= queries.FUZZY_MIN_LENGTH
+        {"fuzzy": {name: {"value": token, "fuzziness": distance, "transpositions": True}}}
+        for token in tokens
+        if (distance := queries.fuzzy_distance(token))
         for name in SNIPPET_FIELDS
     ]
     return {"bool": {"should": [fuzzy, *near]}}
