@@ -76,6 +76,9 @@ class TcpProxy:
 
     stop() closes the listener and every open connection, so clients see the server go away
     and new connects are refused; start() listens again on the same port ("the broker is back").
+    While stopped the port stays bound, not listening (a connect is refused as before): on a busy
+    machine another process's bind(0) or outgoing connection would otherwise take it in the meantime.
+    close() (the end of a `with`) lets it go.
     """
 
     def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
@@ -84,6 +87,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
+        self._holder: socket.socket | None = None  # the port, bound and not listening, while stopped
         self._stopping = threading.Event()
         self._acceptor: threading.Thread | None = None
         self.start()
@@ -91,9 +95,8 @@ class TcpProxy:
     def start(self) -> None:
         if self._listener is not None:
             return
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.url_port))
+        self._release()
+        listener = _bound(self.url_port)
         listener.listen(64)
         listener.settimeout(0.1)
         self._stopping.clear()
@@ -113,6 +116,17 @@ class TcpProxy:
             sockets, self._sockets = self._sockets, set()
         for sock in sockets:
             _close(sock)
+        self._holder = _bound(self.url_port)
+
+    def close(self) -> None:
+        """Stop, and give the port back."""
+        self.stop()
+        self._release()
+
+    def _release(self) -> None:
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
 
     @property
     def running(self) -> bool:
@@ -129,7 +143,7 @@ class TcpProxy:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        self.close()
 
     def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stopping.is_set():
@@ -166,6 +180,19 @@ class TcpProxy:
             _close(sock)
         with self._lock:
             self._sockets.difference_update((src, dst))
+
+
+def _bound(port: int) -> socket.socket:
+    """A TCP socket bound to 127.0.0.1:port (past the TIME_WAIT of closed connections); closed if that fails, so
+    no socket is left for the garbage collector to warn about in some later test."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _close(sock: socket.socket) -> None:

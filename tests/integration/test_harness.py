@@ -92,7 +92,17 @@ def test_proxy_forwards_refuses_while_stopped_and_comes_back_on_the_same_port(ec
         proxy.start()
         assert _echo_through(proxy.url_port, b"back") == b"back"
     finally:
-        proxy.stop()
+        proxy.close()
+
+
+def test_a_stopped_proxy_keeps_its_port_from_everyone_else_until_it_is_closed(echo_server):
+    proxy = TcpProxy("127.0.0.1", echo_server)
+    proxy.stop()  # no connection was ever made: nothing but the proxy's own hold is on the port
+    with socket.socket() as other, pytest.raises(OSError):
+        other.bind(("127.0.0.1", proxy.url_port))
+    proxy.close()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", proxy.url_port))  # given back
 
 
 def test_a_broker_connection_through_the_proxy_drops_when_the_proxy_stops(infra):
