@@ -63,6 +63,7 @@ class Settings:
     portal_token_max_hours: float | None = None  # the same for the portal server's own token; None: no cap
     requester_tickets_per_hour: int = 200  # tickets one requester address may open per hour (each mails a receipt)
     requester_messages_per_hour: int = 600  # messages one requester address may add per hour
+    portal_tickets_per_client_hour: int = 60  # requests one client address may open per hour with the portal's form
     max_clock_skew: float = 300.0  # seconds an event's occurred_at may lie ahead of now; later ones are dead-lettered
     portal_url: str = "http://127.0.0.1:8000"  # the portal's public base URL: requesters' links point under it
     link_days: float = 30.0  # days a requester's link (in each email) opens their ticket
@@ -297,6 +298,7 @@ def load_settings(env: dict | None = None) -> Settings:
         opensearch_ca=env.get("TICKETFLOW_OPENSEARCH_CA") or None,
         requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
+        portal_tickets_per_client_hour=_count(env, "TICKETFLOW_PORTAL_TICKETS_PER_CLIENT_HOUR", 60),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),
         portal_token_max_hours=(
             _positive(env, "TICKETFLOW_PORTAL_TOKEN_MAX_HOURS", 0.0)

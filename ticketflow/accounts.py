@@ -1,10 +1,11 @@
-"""`ticketflow account create`: an account through the portal's API, with an admin token minted here."""
+"""`ticketflow account create|disable|enable`: accounts through the portal's API, with an admin token minted here."""
 
 from __future__ import annotations
 
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from shared.auth import issue_token
@@ -17,19 +18,8 @@ def create(portal_url: str, email: str, role: str, agent_id: str | None, passwor
         body["agent_id"] = agent_id
     if password is not None:
         body["password"] = password
-    try:
-        answer = post_account(portal_url, body)
-    except urllib.error.HTTPError as exc:
-        problem = _json(exc.read())
-        fields = "; ".join(f"{k}: {' '.join(v)}" for k, v in (problem.get("errors") or {}).items())
-        print(
-            f"ticketflow: {problem.get('detail') or exc.reason}{' (' + fields + ')' if fields else ''}", file=sys.stderr
-        )
-        return 1
-    except OSError as exc:
-        print(
-            f"ticketflow: the portal does not answer at {portal_url} ({exc}); is `make run` running?", file=sys.stderr
-        )
+    answer = _answer(portal_url, lambda: post_account(portal_url, body))
+    if answer is None:
         return 1
     print(f"account {answer['email']} ({answer['role']}) created")
     if answer.get("set_password_url"):
@@ -37,14 +27,46 @@ def create(portal_url: str, email: str, role: str, agent_id: str | None, passwor
     return 0
 
 
+def change(portal_url: str, email: str, disabled: bool) -> int:
+    """Disable an account (it cannot sign in; its sessions end) or enable it again."""
+    path = "/api/accounts/" + urllib.parse.quote(email.strip(), safe="@")
+    answer = _answer(portal_url, lambda: call(portal_url, "PATCH", path, {"disabled": disabled}))
+    if answer is None:
+        return 1
+    print(f"account {answer['email']} ({answer['role']}) {'disabled' if disabled else 'enabled'}")
+    return 0
+
+
+def _answer(portal_url: str, request) -> dict | None:
+    """What the portal answered; None after saying on stderr why there is nothing."""
+    try:
+        return request()
+    except urllib.error.HTTPError as exc:
+        problem = _json(exc.read())
+        fields = "; ".join(f"{k}: {' '.join(v)}" for k, v in (problem.get("errors") or {}).items())
+        print(
+            f"ticketflow: {problem.get('detail') or exc.reason}{' (' + fields + ')' if fields else ''}", file=sys.stderr
+        )
+    except OSError as exc:
+        print(
+            f"ticketflow: the portal does not answer at {portal_url} ({exc}); is `make run` running?", file=sys.stderr
+        )
+    return None
+
+
 def post_account(portal_url: str, body: dict, timeout: float = 10.0) -> dict:
     """POST /api/accounts with a 5-minute admin token; the account the portal answers."""
+    return call(portal_url, "POST", "/api/accounts", body, timeout)
+
+
+def call(portal_url: str, method: str, path: str, body: dict, timeout: float = 10.0) -> dict:
+    """A JSON request to the portal's API with a 5-minute admin token; what it answers."""
     token = issue_token(load_settings().require_secret(), "admin", ttl=300, sub="ticketflow-cli")
     request = urllib.request.Request(
-        portal_url.rstrip("/") + "/api/accounts",
+        portal_url.rstrip("/") + path,
         data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
+        method=method,
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())

@@ -90,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     create.add_argument("--portal-url", default=f"http://127.0.0.1:{PORTAL_PORT}", help="the portal (default :8000)")
     create.set_defaults(handler=_account_create)
+    for verb, words in (("disable", "stop an account signing in (its sessions end at once)"),
+                        ("enable", "let a disabled account sign in again")):  # fmt: skip
+        change = account_commands.add_parser(verb, help=words)
+        change.add_argument("--email", required=True)
+        change.add_argument("--portal-url", default=create.get_default("portal_url"), help="the portal (default :8000)")
+        change.set_defaults(handler=_account_change, disabled=verb == "disable")
 
     args = parser.parse_args(argv)
     return args.handler(args)
@@ -123,6 +129,12 @@ def _account_create(args: argparse.Namespace) -> int:
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
     return accounts.create(args.portal_url, args.email, args.role, args.agent_id, password)
+
+
+def _account_change(args: argparse.Namespace) -> int:
+    from ticketflow import accounts
+
+    return accounts.change(args.portal_url, args.email, args.disabled)
 
 
 def _search_reindex(args: argparse.Namespace) -> int:

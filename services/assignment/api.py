@@ -43,7 +43,8 @@ soon as capacity frees, emergency first, then high, normal, low, oldest first.
 
 Rights: the role `agent` acts on tickets assigned to its `agent_id` or waiting unassigned in one of
 its teams, reads agents, teams and queues, and switches its own availability (`PATCH /agents/{id}` with
-`available` alone, on its own id). An agent who is a team lead (`lead: true`) also assigns
+`available` alone, on its own id). Every agent of a ticket's team may also add an internal note to
+it, whoever has it (a word for the one who does). An agent who is a team lead (`lead: true`) also assigns
 and transfers tickets of its team and changes their priority. `admin` may do everything; agents and
 teams are otherwise managed by admins only. A ticket outside an agent's rights answers 403.
 
@@ -54,7 +55,8 @@ the other gets 409.
 `open_tickets` counts the tickets assigned to the agent that are not resolved or closed.
 `ticket.assigned` has null `agent_id`, `agent_name` and `agent_email` when a transfer or a reopen puts
 the ticket in the team queue rather than with an agent. Replies are public (`ticket.replied`, the
-first one is the first response); notes are internal and never leave this service.
+first one is the first response); a reply by an admin who is no agent is signed "The help desk", never with
+their address. Notes are internal and never leave this service.
 """
 
 agents = Blueprint("agents", __name__, description="Agents: their teams, capacity and availability")

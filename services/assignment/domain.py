@@ -308,6 +308,14 @@ def may_work_on(role: str, agent: dict | None, ticket: Ticket) -> bool:
     return ticket.agent_id == agent["id"] or (ticket.agent_id is None and ticket.team in agent["teams"])
 
 
+def may_note(role: str, agent: dict | None, ticket: Ticket) -> bool:
+    """An internal note (the requester never sees it, it changes nothing): whoever may work on the ticket, and
+    every agent of its team, so that a teammate or a lead can leave a word for the one who has it."""
+    if may_work_on(role, agent, ticket):
+        return True
+    return role == "agent" and agent is not None and ticket.team in agent["teams"]
+
+
 def leads(agent: dict | None, team: str) -> bool:
     """Lead is per team: the agent leads `team` if it is in its `lead_of` (and still one of its teams)."""
     return bool(agent and team in agent.get("lead_of", ()) and team in agent.get("teams", ()))

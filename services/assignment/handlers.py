@@ -21,6 +21,7 @@ from services.assignment.domain import (
     lead_of,
     may_change_agent,
     may_manage,
+    may_note,
     may_work_on,
     route,
     takes_back,
@@ -427,6 +428,9 @@ def _work(
     return _change(svc, ticket_id, write, correlation_id)
 
 
+DESK_NAME = "The help desk"  # who a reply is from when no agent wrote it (an admin's, a script's)
+
+
 def reply(
     svc: Assignment, ticket_id: str, body: str, status: str | None, principal: Principal, correlation_id: str | None
 ) -> dict:
@@ -434,7 +438,7 @@ def reply(
 
     def write(ticket: Ticket, actor: dict | None) -> dict:
         author_id = actor["id"] if actor else principal.actor
-        name = actor["name"] if actor else principal.sub
+        name = actor["name"] if actor else DESK_NAME  # an admin who is no agent: never their address (section 3)
         at = now()
         first = ticket.reply(reply_id, author_id, name, body, status, at)
         return {"id": reply_id, "body": body, "by": author_id, "at": at, "first_response": first}
@@ -446,15 +450,16 @@ def reply(
 def add_note(svc: Assignment, ticket_id: str, body: str, principal: Principal) -> dict:
     note_id = uuid.uuid4().hex
     write = lambda t, actor: t.add_note(note_id, body, actor["id"] if actor else principal.actor, now())  # noqa: E731
-    refusal = "Agents note on their own tickets and their teams'."
-    return _work(svc, ticket_id, principal, None, _may_work_on(principal), refusal, write)[1]
+    refusal = "Agents note on their own tickets and on their teams' tickets."
+    allowed = lambda actor, t: may_note(principal.role, actor, t)  # noqa: E731
+    return _work(svc, ticket_id, principal, None, allowed, refusal, write)[1]
 
 
 def change_status(
     svc: Assignment, ticket_id: str, status: str, principal: Principal, correlation_id: str | None
 ) -> Ticket:
     write = lambda t, _: t.set_status(status, principal.actor, now())  # noqa: E731
-    refusal = "Agents change their own tickets and their teams'."
+    refusal = "Agents change the status of their own tickets and of their teams' unassigned ones."
     return _work(svc, ticket_id, principal, correlation_id, _may_work_on(principal), refusal, write)[0]
 
 

@@ -273,6 +273,8 @@ def _recipient(data: dict) -> str:
 
 def _assigned_summary(data: dict) -> str:
     if data.get("agent_id") is None:
+        if data.get("reason") == "transfer":
+            return f"Transferred to team {data['team']}: waiting in its queue"
         return f"Waiting in team {data['team']}'s queue: nobody is free"
     who = f"{data['agent_name']} ({data['team']})"
     reason = data.get("reason")
@@ -286,6 +288,9 @@ def _assigned_summary(data: dict) -> str:
     if reason == "transfer":
         return f"Transferred to team {data['team']} and assigned to {who}"
     if reason == "reopen":
+        if data.get("decision"):  # the previous agent could not take it back: the team's rule chose
+            rule = data["decision"].get("rule", "least loaded available agent")
+            return f"Assigned to {who} after reopening, automatically ({rule}): the previous agent was not free"
         return f"Back with {who} after reopening"
     return f"Reassigned to {who}"
 
@@ -299,6 +304,12 @@ def _sla_summary(data: dict, breached: bool) -> str:
 
 def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, datetime) else str(value)
+
+
+def _resolver(agent_id: str | None) -> str:
+    """An agent's id as it is; an admin or a script ("admin:boss@example.com") is the help desk: a requester reads
+    the timeline too, and never a staff address (section 3)."""
+    return agent_id if agent_id and ":" not in agent_id else "the help desk"
 
 
 _SUMMARIES = {
@@ -317,7 +328,7 @@ _SUMMARIES = {
         f"Status changed from {d['previous_status'].replace('_', ' ')} to {d['status'].replace('_', ' ')}"
     ),
     "ticket.priority_changed": lambda d: f"Priority changed from {d['previous_priority']} to {d['priority']}",
-    "ticket.resolved": lambda d: f"Resolved by {d['agent_id']}: {d['resolution']}",
+    "ticket.resolved": lambda d: f"Resolved by {_resolver(d['agent_id'])}: {d['resolution']}",
     "sla.warning": lambda d: _sla_summary(d, breached=False),
     "sla.breached": lambda d: _sla_summary(d, breached=True),
     "notification.sent": lambda d: f"{d['channel'].capitalize()} about {d['event_type']} sent to {_recipient(d)}",

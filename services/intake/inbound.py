@@ -58,7 +58,7 @@ class InboundMail:
     subject: str  # decoded, whitespace collapsed
     text: str  # what the person wrote now: no quoted earlier mail, no signature (full_text when nothing is left)
     full_text: str  # the whole text body (text/plain, else the HTML as text), quotes included
-    ticket_number: int | None  # the last "[#123456]" in the subject
+    ticket_numbers: tuple[int, ...]  # each "[#123456]" of the subject, in its order (the newest prefix first)
     references: tuple[str, ...]  # In-Reply-To, then References: message ids without <>, de-duplicated
     referenced_ticket_ids: tuple[str, ...]  # tickets named by our own Message-IDs among references
     automatic: str | None  # why no ticket and no receipt (auto-reply, bounce, list, loop); None for a person
@@ -119,7 +119,7 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
         subject=subject,
         text=latest_reply(full_text),
         full_text=full_text,
-        ticket_number=int(numbered[-1]) if numbered else None,
+        ticket_numbers=tuple(dict.fromkeys(int(number) for number in numbered)),
         references=references,
         referenced_ticket_ids=headers_of.ticket_ids(references),
         automatic=headers_of.automatic(message, headers, sender, envelope, own),

@@ -44,6 +44,7 @@ RAW_MAX_BYTES = 35 * 1024 * 1024  # a mail as received: 25 MiB of attachments, b
 SUBJECT_MAX, TEXT_MAX = 200, 20000  # as the API takes them
 TRUNCATED = "\n\n[The mail was longer; it is kept whole.]"
 DEFAULT_TOPIC = "general"
+MAX_NUMBERS = 5  # "[#n]"s of a subject looked up (a subject of thousands would cost a read each)
 
 
 class MailRefused(Exception):
@@ -145,14 +146,17 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
 
 
 def _ticket_replied_to(svc: Intake, mail: inbound.InboundMail) -> Ticket | None:
-    """The ticket a reply names: by notify's Message-IDs in In-Reply-To/References first, else by [#number]."""
+    """The ticket a reply names: by notify's Message-IDs in In-Reply-To/References first, else by [#number].
+
+    A subject may hold several numbers: "[#100076] Re: [#100063] VPN" is the receipt of a follow-up to closed
+    #100063, kept in a reply as the receipt asks. The first number naming a ticket not closed wins, else the
+    first naming a ticket at all (a closed one: the reply opens a follow-up)."""
     for ticket_id in mail.referenced_ticket_ids:
         ticket = svc.tickets.find(ticket_id)
         if ticket is not None:
             return ticket
-    if mail.ticket_number is not None:
-        return svc.tickets.find_by_number(mail.ticket_number)
-    return None
+    found = [ticket for number in mail.ticket_numbers[:MAX_NUMBERS] if (ticket := svc.tickets.find_by_number(number))]
+    return next((ticket for ticket in found if ticket.status != "closed"), found[0] if found else None)
 
 
 def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None) -> Outcome:

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.portal import handlers, pages
-from services.portal.schemas import AccountCreateSchema, AccountSchema
+from services.portal.schemas import AccountChangeSchema, AccountCreateSchema, AccountSchema
 from services.portal.views import admin, auth, console, health, reports, requester
 from shared.config import Settings, load_settings
 from shared.dumping import Blueprint
@@ -22,7 +22,9 @@ DESCRIPTION = """The web portal's JSON API: accounts of agents and admins (for o
 The portal itself is HTML: `/` for requesters, `/login`, `/console/` for agents, `/admin/` for admins.
 `POST /api/accounts` (admin token) adds an account; passwords are hashed with argon2id and have at
 least 12 characters. Without a password the answer carries `set_password_url`, a one-time link
-(3 days) where the person sets one.
+(3 days) where the person sets one. `PATCH /api/accounts/{email}` with `{"disabled": true}` disables
+an account (it cannot sign in, its sessions and password links end; nothing it did is lost), and
+`{"disabled": false}` enables it again.
 """
 
 # templates/ and static/ of this folder (the app's own root is not a package folder)
@@ -49,10 +51,28 @@ class Accounts(MethodView):
         return account
 
 
+@accounts.route("/accounts/<email>")
+class AccountByEmail(MethodView):
+    @require_roles("admin")
+    @accounts.arguments(AccountChangeSchema())
+    @accounts.response(200, AccountSchema)
+    @accounts.alt_response(404, response="NOT_FOUND")
+    def patch(self, data, email):
+        """Disable an account (it cannot sign in; its sessions and password links end) or enable it again."""
+        svc = current_app.extensions["ticketflow.portal"]
+        account = svc.store.account_by_email(email.strip().lower())
+        if account is None:
+            raise _problem(handlers.UserError(f"No account for {email}.", status=404))
+        try:
+            return handlers.set_disabled(svc, account["_id"], data["disabled"])
+        except handlers.UserError as exc:
+            raise _problem(exc) from None
+
+
 def _problem(exc: handlers.UserError) -> Problem:
     problem = Problem(exc.message, exc.errors or None)
     problem.status = exc.status
-    problem.title = {409: "Conflict", 422: "Validation failed"}.get(exc.status, "Bad request")
+    problem.title = {404: "Not found", 409: "Conflict", 422: "Validation failed"}.get(exc.status, "Bad request")
     return problem
 
 

@@ -131,6 +131,18 @@ def ticket_view(svc: Portal, session: dict, ticket_id: str) -> domain.TicketView
     return domain.TicketView(ticket, work, attachments.listed(svc.services, who, ticket_id))
 
 
+def may_read(svc: Portal, session: dict, ticket_id: str) -> bool:
+    """Whether the person still reads the ticket in assignment (where a transfer shows at once; intake learns
+    it from the event a moment later)."""
+    try:
+        svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", actor(session))
+    except Refused as refused:
+        if refused.status in (403, 404):
+            return False
+        raise
+    return True
+
+
 def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict]:
     """The ticket's clocks in words; none until sla has started them."""
     try:
@@ -141,7 +153,7 @@ def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict]:
         {
             "name": domain.CLOCK_NAMES.get(name, name),
             "state": clock.get("state"),
-            "state_words": domain.CLOCK_STATES.get(clock.get("state"), clock.get("state")),
+            "state_words": domain.clock_state_words(clock),
             "due_at": clock.get("due_at"),
             "remaining": domain.remaining_words(clock.get("remaining_seconds"))
             if clock.get("state") in ("running", "paused")
@@ -157,8 +169,8 @@ def rights_on(work: dict, who: Actor, me: dict) -> set[str]:
     if work.get("status") in (None, "resolved", "closed"):
         return {"note"} if work.get("status") == "resolved" else set()
     mine = who.agent_id is not None and work.get("agent_id") == who.agent_id
-    rights = {"note"}
-    if who.role == "agent" and not mine:
+    rights = {"note"}  # whoever reads it: the holder, its team's agents, admins
+    if who.role == "agent" and work.get("agent_id") is None:  # another agent's ticket: a claim is refused (409)
         rights.add("claim")
     if mine or who.role == "admin":
         rights |= {"reply", "status", "resolve"}

@@ -48,6 +48,14 @@ CLOCK_STATES = {
 }
 
 
+def clock_state_words(clock: dict) -> str:
+    """A clock's state in words; a stopped one (resolved or closed) says whether it stopped within its target."""
+    state = clock.get("state")
+    if state == "stopped":
+        return "Stopped after its breach" if clock.get("breached_at") else "Stopped within its target"
+    return CLOCK_STATES.get(state, state)
+
+
 def password_problems(password: str) -> list[str]:
     """What is wrong with a new password (empty: it will do)."""
     if len(password) < PASSWORD_MIN:

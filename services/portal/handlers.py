@@ -100,6 +100,10 @@ def load_session(svc: Portal, token: str | None) -> dict | None:
     if session is None:
         return None
     if session.get("account_id") and now() - session["last_seen"] > timedelta(minutes=1):
+        account = svc.store.account(session["account_id"])
+        if account is None or account.get("disabled_at"):  # disabled while it signed in: ended here at the latest
+            svc.store.end_session(session["_id"])
+            return None
         expires = min(now() + IDLE_LIMIT, session["ends_at"])
         svc.store.touch_session(session["_id"], now(), expires)
     return session
@@ -127,6 +131,8 @@ def sign_in(svc: Portal, email: str, password: str) -> dict:
     if account is None or not _password_matches(svc, account.get("password_hash"), password):
         raise UserError("The email or password is not right.", status=401)
     svc.store.clear_failures(email)
+    if account.get("disabled_at"):  # said only to whoever knows the password
+        raise UserError("This account is disabled. Ask an admin to enable it again.", status=403)
     return account
 
 
@@ -165,6 +171,27 @@ def create_account(
     return account, link
 
 
+def set_disabled(svc: Portal, account_id: str, disabled: bool, by: dict | None = None) -> dict:
+    """Disable an account (its sessions and password links end; it cannot sign in) or enable it again.
+
+    `by`: the admin's own account when a person does it (an admin cannot disable themselves: the desk would
+    be one admin short, or none). Idempotent: disabling a disabled account keeps its first date."""
+    if by is not None and by.get("_id") == account_id and disabled:
+        raise UserError("You cannot disable your own account. Ask another admin.", status=409)
+    account = svc.store.account(account_id)
+    if account is None:
+        raise UserError("No such account.", status=404)
+    if bool(account.get("disabled_at")) != disabled:
+        account = svc.store.set_disabled(account_id, now() if disabled else None)
+        if account is None:
+            raise UserError("No such account.", status=404)
+        log.info("account %s %s", account["email"], "disabled" if disabled else "enabled")
+    if disabled:  # again when it was: a session that slipped past the first time ends now
+        svc.store.end_sessions_of(account_id)
+        svc.store.end_password_links_of(account_id)
+    return {key: value for key, value in account.items() if key != "password_hash"}
+
+
 def password_link_valid(svc: Portal, token: str) -> bool:
     return svc.store.password_link(token, now()) is not None
 
@@ -176,7 +203,7 @@ def set_password(svc: Portal, token: str, password: str) -> dict:
         raise UserError("Choose another password.", {"password": problems})
     link = svc.store.use_password_link(token, now())
     account = svc.store.account(link["account_id"]) if link else None
-    if account is None:
+    if account is None or account.get("disabled_at"):
         raise UserError("This link is not valid any more. Ask an admin for a new one.", status=404)
     svc.store.set_password_hash(account["_id"], svc.hasher.hash(password))
     svc.store.end_password_links_of(account["_id"])  # the emailed link, when the admin's was used (or the reverse)
@@ -195,11 +222,17 @@ def topics(svc: Portal) -> list[dict]:
 
 
 def open_ticket(
-    svc: Portal, form: dict, idempotency_key: str, request_id: str | None, files: list[attachments.Chosen] | None = None
+    svc: Portal,
+    form: dict,
+    idempotency_key: str,
+    request_id: str | None,
+    files: list[attachments.Chosen] | None = None,
+    client: str = "",
 ) -> dict:
     """Open the ticket (a repeat of the same form answers the same ticket); UserError with field errors.
 
-    The files are checked here (nothing is opened when they will not do) and sent by `attach_files`.
+    The files are checked here (nothing is opened when they will not do) and sent by `attach_files`. A client
+    address opens at most `portal_tickets_per_client_hour` (each mails a receipt to the address typed in).
     """
     fields = {name: (form.get(name) or "").strip() for name in ("name", "email", "topic", "subject")}
     fields["description"] = (form.get("description") or "").strip()
@@ -207,6 +240,10 @@ def open_ticket(
     errors |= attachments.problems(files or [])
     if errors:
         raise UserError("Some answers need another look.", errors)
+    window = now().replace(minute=0, second=0, microsecond=0)
+    opened = svc.store.count_hit(f"open:client:{client}", window, timedelta(hours=1))
+    if opened > svc.settings.portal_tickets_per_client_hour:
+        raise UserError(TOO_MANY_OPENED, status=429)
     body = {
         "subject": fields["subject"],
         "description": fields["description"],
@@ -223,11 +260,14 @@ def open_ticket(
         raise _user_error(refused) from None
 
 
+TOO_MANY_OPENED = "You have sent a lot of requests in a short time. Please try again in a while."
+
+
 def _user_error(refused: Refused) -> UserError:
     errors = {FIELD_NAMES.get(name, name): messages for name, messages in refused.errors.items()}
     message = refused.detail or refused.title
     if refused.status == 429:
-        message = "You have sent a lot of requests in a short time. Please try again in a while."
+        message = TOO_MANY_OPENED
     elif refused.status == 409:
         message = f"{refused.detail} Please reload the page and try again."
     return UserError(message, errors, refused.status)

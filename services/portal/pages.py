@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+from datetime import UTC, datetime
 from functools import cache, wraps
 from pathlib import Path
 
@@ -152,14 +153,17 @@ def install(app: Flask) -> None:
         )
 
 
-def when(value: str | None) -> str:
-    """An RFC 3339 time as people read it: 29 Nov 2026, 09:30 UTC."""
+def when(value: str | datetime | None) -> str:
+    """An RFC 3339 time (or a datetime of the portal's own store) as people read it: 29 Nov 2026, 09:30 UTC."""
     if not value:
         return ""
-    try:
-        moment = parse_time(value)
-    except (TypeError, ValueError):
-        return str(value)
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    else:
+        try:
+            moment = parse_time(value)
+        except (TypeError, ValueError):
+            return str(value)
     return moment.strftime("%-d %b %Y, %H:%M UTC")
 
 

@@ -18,12 +18,20 @@ class AccountCreateSchema(Strict):
     )
 
 
+class AccountChangeSchema(Strict):
+    disabled = fields.Boolean(
+        required=True,
+        metadata={"description": "true: it cannot sign in and its sessions end at once; false: it signs in again"},
+    )
+
+
 class AccountSchema(Schema):
     id = fields.String(attribute="_id")
     email = fields.String()
     role = fields.String()
     agent_id = fields.String(allow_none=True)
     created_at = fields.DateTime()
+    disabled_at = fields.DateTime(metadata={"description": "only when disabled: since when"})
     set_password_url = fields.String(
         metadata={"description": "only without a password: a one-time link (3 days) to set one"}
     )

@@ -78,6 +78,11 @@ class PortalStore:
     def list_accounts(self, limit: int = 500) -> list[dict]:
         return list(self.accounts.find({}, {"password_hash": 0}).sort("email", ASCENDING).limit(limit))
 
+    def set_disabled(self, account_id: str, at: datetime | None) -> dict | None:
+        """Disable the account from `at` on (None: enable it again); the account as it is now, or None."""
+        change = {"$set": {"disabled_at": at}} if at is not None else {"$unset": {"disabled_at": ""}}
+        return self.accounts.find_one_and_update({"_id": account_id}, change, return_document=ReturnDocument.AFTER)
+
     def set_password_hash(self, account_id: str, password_hash: str) -> None:
         self.accounts.update_one({"_id": account_id}, {"$set": {"password_hash": password_hash}})
 

@@ -17,7 +17,7 @@ import pytest
 
 from shared.cursors import Paginator
 from shared.events import format_time, parse_time
-from tests.harness import auth_header, wait_until, walk_pages
+from tests.harness import auth_header, token, wait_until, walk_pages
 from tests.integration.assignment_fixtures import (  # fixtures: pytest finds them by their short names
     AGENT_KEYS,
     HISTORY_KEYS,
@@ -475,6 +475,20 @@ def test_replies_first_is_the_first_response_and_may_wait_on_the_requester(
         {"status": "in_progress", "previous_status": "assigned"},
         {"status": "waiting_on_requester", "previous_status": "in_progress"},
     ]
+
+
+def test_a_reply_by_an_admin_who_is_no_agent_is_the_help_desks_never_their_address(
+    aclient, assigned, settled, events_of
+):
+    _, _, _, ticket_id = assigned
+    boss = {"Authorization": f"Bearer {token('admin', sub='boss@example.com')}"}
+
+    reply = aclient.post(f"/tickets/{ticket_id}/replies", json={"body": "We are on it."}, headers=boss)
+
+    assert reply.status_code == 201, reply.get_json()
+    settled(ticket_id)
+    [replied] = events_of(ticket_id, "ticket.replied")
+    assert replied["data"]["agent_name"] == "The help desk"  # what the requester's page and email show
 
 
 def test_notes_are_stored_and_shown_but_never_leave_in_any_event(aclient, assigned, read_ticket, settled, tap):
@@ -1139,7 +1153,7 @@ RIGHTS = {
         "assign agent": (403, 403, 403, 200, 403, 200, 401),
         "assign team": (403, 403, 403, 200, 403, 200, 401),
         "replies": (403, 201, 403, 403, 403, 201, 401),
-        "notes": (403, 201, 403, 403, 403, 201, 401),
+        "notes": (403, 201, 201, 201, 403, 201, 401),  # a teammate or a lead leaves a word for the assignee
         "status": (403, 200, 403, 403, 403, 200, 401),
         "priority": (403, 403, 403, 200, 403, 200, 401),
         "resolve": (403, 200, 403, 403, 403, 200, 401),

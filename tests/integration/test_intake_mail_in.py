@@ -111,6 +111,19 @@ def test_a_reply_found_by_its_subjects_number_alone(svc):
     assert (outcome.kind, outcome.ticket_id) == ("message", ticket.id)
 
 
+def test_a_reply_keeping_a_follow_ups_subject_joins_the_follow_up_not_a_third_ticket(svc):
+    """The follow-up's receipt reads "[#new] Re: [#old] ..."; a reply keeping that subject (no headers of ours, as
+    from webmail) belongs to the open follow-up, whichever number comes first."""
+    sender = address()
+    closed = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    handlers.close_ticket(svc, closed.id, "requester", None)
+    follow_up = svc.tickets.get(receive(svc, reply_to(closed, sender, "It is back.")).ticket_id)
+    for subject in (f"Re: [#{follow_up.number}] Re: [#{closed.number}] VPN drops",
+                    f"Re: [#{closed.number}] VPN drops, see [#{follow_up.number}]"):  # fmt: skip
+        outcome = receive(svc, mail(sender, subject, f"Which ticket? {subject}"))
+        assert (outcome.kind, outcome.ticket_id) == ("message", follow_up.id)
+
+
 def test_a_reply_to_a_resolved_ticket_reopens_it(svc, tap):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)

@@ -345,7 +345,7 @@ def test_a_gmail_reply_gives_the_new_text_the_ticket_and_our_references():
     assert mail.sender == "ana.ruiz@gmail.com"
     assert mail.sender_name == "Ana Ruiz"
     assert mail.subject == "Re: [#100042] VPN drops every hour"
-    assert mail.ticket_number == 100042
+    assert mail.ticket_numbers == (100042,)
     assert mail.text == "Thanks, restarting the client fixed it \u2013 the tunnel has been up for two hours now.\n\nAna"
     assert "Please restart the VPN client" in mail.full_text and mail.full_text.startswith("Thanks, restarting")
     assert "<div" not in mail.full_text  # text/plain was preferred over the HTML alternative
@@ -367,7 +367,7 @@ def test_an_outlook_reply_leaves_out_the_quoted_header_block_and_reads_windows_1
     signed = "Best regards,\nBob Smith\nFacilities"  # a sign-off without "-- " is the person's own words
     assert mail.text == f"Hi,\n\nThe printer still shows \u201coffline\u201d after the restart.\n\n{signed}"
     assert "Could you restart it" in mail.full_text
-    assert mail.ticket_number == 100043
+    assert mail.ticket_numbers == (100043,)
     assert mail.referenced_ticket_ids == ("t43",)
     assert mail.envelope_sender == "Bob.Smith@contoso.example"
 
@@ -572,10 +572,11 @@ def test_message_id_is_normalised_and_keys_the_mail():
     assert read(no_id).key == hashlib.sha256(no_id.as_bytes()).hexdigest()
 
 
-def test_ticket_number_is_the_last_bracketed_one():
-    assert read(make_mail(Subject="Fwd: Re: [#100001] old, now [#100002]")).ticket_number == 100002
-    assert read(make_mail(Subject="[#12a] not a number, #100003 neither")).ticket_number is None
-    assert read(make_mail(Subject="[#" + "9" * 5000 + "]")).ticket_number is None  # no 5000-digit int
+def test_ticket_numbers_are_every_bracketed_one_in_the_subjects_order():
+    assert read(make_mail(Subject="Re: [#100076] Re: [#100063] VPN")).ticket_numbers == (100076, 100063)
+    assert read(make_mail(Subject="Fwd: [#100001] and [#100001] again")).ticket_numbers == (100001,)
+    assert read(make_mail(Subject="[#12a] not a number, #100003 neither")).ticket_numbers == ()
+    assert read(make_mail(Subject="[#" + "9" * 5000 + "]")).ticket_numbers == ()  # no 5000-digit int
 
 
 def test_references_are_in_order_without_duplicates_and_name_our_tickets():
@@ -802,7 +803,7 @@ def assert_well_formed(mail: InboundMail) -> None:
     assert mail.message_id is None or (isinstance(mail.message_id, str) and mail.message_id)
     assert all(isinstance(item, str) for item in (*mail.recipients, *mail.references, *mail.referenced_ticket_ids))
     assert mail.automatic is None or isinstance(mail.automatic, str)
-    assert mail.ticket_number is None or isinstance(mail.ticket_number, int)
+    assert isinstance(mail.ticket_numbers, tuple) and all(isinstance(n, int) for n in mail.ticket_numbers)
     for attachment in mail.attachments:
         assert attachment.filename and "/" not in attachment.filename and "\\" not in attachment.filename
         assert attachment.content_type == attachment.content_type.lower()

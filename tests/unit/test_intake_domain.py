@@ -209,6 +209,15 @@ def test_every_event_type_has_a_readable_summary():
     )
     changed = {"previous_status": "in_progress", "status": "waiting_on_requester"}
     assert summarize("ticket.status_changed", changed) == "Status changed from in progress to waiting on requester"
+    assert summarize("ticket.resolved", {"agent_id": "jane", "resolution": "Fixed."}) == "Resolved by jane: Fixed."
+    back = {**ASSIGNED, "reason": "reopen"}
+    assert summarize("ticket.assigned", back) == "Back with Jane Doe (network) after reopening"
+    fallback = {**back, "decision": {"rule": "least loaded", "candidates": [1]}}
+    assert summarize("ticket.assigned", fallback) == (
+        "Assigned to Jane Doe (network) after reopening, automatically (least loaded): the previous agent was not free"
+    )
+    by_admin = {"agent_id": "admin:boss@example.com", "resolution": "Fixed."}
+    assert summarize("ticket.resolved", by_admin) == "Resolved by the help desk: Fixed."  # a requester reads it too
 
 
 def test_a_ticket_sent_to_a_team_queue_has_no_assignee_and_waits_as_new():
@@ -224,4 +233,7 @@ def test_a_ticket_sent_to_a_team_queue_has_no_assignee_and_waits_as_new():
     }
     assert ticket.apply("ticket.assigned", queued, at(2))
     assert (ticket.assignee, ticket.team, ticket.status) == (None, "hardware", "new")
-    assert summarize("ticket.assigned", queued) == "Waiting in team hardware's queue: nobody is free"
+    assert summarize("ticket.assigned", queued) == "Transferred to team hardware: waiting in its queue"
+    assert summarize("ticket.assigned", {**queued, "reason": "auto"}) == (
+        "Waiting in team hardware's queue: nobody is free"
+    )

@@ -130,3 +130,12 @@ def test_an_automatic_assignments_reasons_say_who_got_it_or_that_it_waits_in_the
     assert domain.decision_words(transfer) == "Why li got it (least loaded)"
     nobody = {**transfer, "decision": {**found, "chosen": None}}
     assert domain.decision_words(nobody) == "Why it waits in hardware's queue (least loaded)"
+
+
+def test_a_stopped_clock_says_whether_it_stopped_within_its_target():
+    assert domain.clock_state_words({"state": "stopped", "breached_at": None}) == "Stopped within its target"
+    assert domain.clock_state_words({"state": "stopped", "breached_at": "2026-12-01T04:25:59Z"}) == (
+        "Stopped after its breach"
+    )
+    assert domain.clock_state_words({"state": "met"}) == "Met"
+    assert domain.clock_state_words({"state": "someday"}) == "someday"  # a state of a newer sla, as it is

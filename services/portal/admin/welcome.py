@@ -20,7 +20,11 @@ def queue_welcome(svc: Portal, account: dict) -> None:
 
 
 def send_welcome(svc: Portal, waiting: dict) -> str:
-    """Email a new account a link of its own to set its password; the link goes again if the email does not."""
+    """Email a new account a link of its own to set its password; the link goes again if the email does not.
+    An account disabled meanwhile (or gone) gets nothing: "skipped"."""
+    account = svc.store.account(waiting["account_id"])
+    if account is None or account.get("disabled_at"):
+        return "skipped"
     token = secrets.token_urlsafe(32)
     svc.store.add_password_link(token, waiting["account_id"], now() + PASSWORD_LINK_LIFE)
     portal, days = svc.settings.portal_url, PASSWORD_LINK_LIFE.days

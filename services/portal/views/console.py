@@ -60,7 +60,11 @@ def _queue(template: str):
         topics=topics,
         priorities=PRIORITIES,
         statuses=domain.AGENT_STATUS,
+        notice=QUEUE_NOTICES.get(request.args.get("notice", "")),
     )
+
+
+QUEUE_NOTICES = {"handed-on": "The ticket is with another team now: it waits in their queue, out of your sight."}
 
 
 @blueprint.get("/search")
@@ -142,6 +146,8 @@ def act(ticket_id: str, action: str):
     except UserError as exc:
         refusal = f"That did not work: {exc.message}"
         return _ticket(ticket_id, {**form, "action": action, "errors": exc.errors}, refusal, status=exc.status)
+    if action in ("transfer", "assign") and not console.may_read(portal(), g.session, ticket_id):
+        return redirect(url_for("console.queue", notice="handed-on"), 303)  # to another team: no page of it here
     return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=action), 303)
 
 

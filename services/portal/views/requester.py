@@ -35,6 +35,14 @@ def home():
     return _home()
 
 
+@blueprint.post("/new")
+def new_request():
+    """The form to open a request, filled in with what a closed request's page kept (a message it could not
+    take): it only shows the form, so nothing is opened or sent until the person sends it."""
+    form = {name: request.form.get(name, "") for name in ("name", "email", "subject", "description")}
+    return _home({name: value for name, value in form.items() if value})
+
+
 @blueprint.post("/tickets")
 def open_ticket():
     form = request.form.to_dict()
@@ -44,7 +52,7 @@ def open_ticket():
         return _home(form, message="This form has expired. Please check your answers and send it again.", status=400)
     files = attachments.chosen(request.files.getlist("files"))
     try:
-        ticket = handlers.open_ticket(portal(), form, key, g.get("request_id"), files)
+        ticket = handlers.open_ticket(portal(), form, key, g.get("request_id"), files, request.remote_addr or "")
     except handlers.UserError as exc:
         return _home(form, exc.errors, exc.message, exc.status, choose_again=bool(files))
     grant = {"id": ticket["id"], "email": ticket["requester"]["email"]}
@@ -141,7 +149,10 @@ def reply(ticket_id: str):
     try:
         entry = handlers.add_message(portal(), grant, body, g.get("request_id"), files)
     except handlers.UserError as exc:
-        return _ticket_page(grant, {"body": body}, exc.errors, exc.message, exc.status, choose_again=bool(files))
+        message = exc.message
+        if exc.status == 409:  # closed meanwhile (another tab, the auto-close): the page offers a new request
+            message = "This request was closed meanwhile, so your message was not sent. It is kept below."
+        return _ticket_page(grant, {"body": body}, exc.errors, message, exc.status, choose_again=bool(files))
     try:  # the message's id as the key: its files are attached once
         handlers.attach_files(portal(), grant, files, entry["id"], entry["id"], g.get("request_id"))
     except handlers.UserError as exc:

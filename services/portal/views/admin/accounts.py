@@ -1,12 +1,17 @@
-"""The accounts of the help desk: who signs in to the console, as agent or admin."""
+"""The accounts of the help desk: who signs in to the console, as agent or admin; disabling and enabling them."""
 
 from __future__ import annotations
 
-from flask import url_for
+from flask import g, redirect, url_for
 
 from services.portal import handlers
 from services.portal.pages import admin_required, portal
 from services.portal.views.admin import blueprint, form_data, page
+
+NOTICES = {
+    "disabled": "The account is disabled: its sessions ended and it cannot sign in.",
+    "enabled": "The account is enabled again: it signs in with its password.",
+}
 
 
 @blueprint.get("/")
@@ -18,8 +23,8 @@ def index():
 def _page(form=None, errors=None, message=None, added=None, status=200):
     accounts = portal().store.list_accounts()
     return page(
-        "admin/index.html", "accounts", status, accounts=accounts, form=form or {}, errors=errors or {},
-        message=message, added=added,
+        "admin/index.html", "accounts", status, NOTICES, accounts=accounts, form=form or {}, errors=errors or {},
+        message=message, added=added, me=g.session.get("account_id"),
     )  # fmt: skip
 
 
@@ -35,3 +40,16 @@ def add_account():
         return _page(form, exc.errors, exc.message, status=exc.status)
     link = portal().settings.portal_url + url_for("auth.password", token=token)
     return _page(added={"email": account["email"], "link": link})
+
+
+@blueprint.post("/accounts/<account_id>/disabled")
+@admin_required
+def account_disabled(account_id: str):
+    """The form's `disabled` is "true" (disable) or "false" (enable)."""
+    disabled = form_data().get("disabled") == "true"
+    by = {"_id": g.session.get("account_id")}
+    try:
+        handlers.set_disabled(portal(), account_id, disabled, by=by)
+    except handlers.UserError as exc:
+        return _page(message=exc.message, status=exc.status)
+    return redirect(url_for("admin.index", notice="disabled" if disabled else "enabled"), 303)

@@ -1,0 +1,222 @@
+"""Disabling an account (someone who left): its sessions end, it cannot sign in or set a password, and it can be
+enabled again. In-process, on the real portal database; the other services are the stub of test_portal_search."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import threading
+import uuid
+from datetime import timedelta
+
+from werkzeug.serving import make_server
+
+from services.portal import handlers
+from services.portal.admin import welcome
+from services.portal.pages import cookie_names
+from shared.auth import issue_token
+from shared.clock import now
+from tests.integration.test_portal_search import PASSWORD, portal, stub, text  # noqa: F401
+from ticketflow import cli
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def account_with_session(app, role: str = "agent") -> tuple[dict, str]:
+    """A new account (a password of its own) and the token of a session it signed in with."""
+    svc = app.extensions["ticketflow.portal"]
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    account, _ = handlers.create_account(svc, email, role, "ada" if role == "agent" else None, PASSWORD)
+    token, _ = handlers.start_session(svc, account)
+    return account, token
+
+
+def browser(app, token: str | None = None):
+    client = app.test_client()
+    if token:
+        client.set_cookie(cookie_names(False)[0], token)
+    return client
+
+
+def post_form(client, path: str, page: str, form: dict):
+    """POST a form as the browser sends it: with the CSRF token of the page it came from."""
+    token = CSRF.search(text(client.get(page))).group(1)
+    return client.post(path, data={**form, "csrf_token": token})
+
+
+def sign_in(app, email: str, password: str = PASSWORD):
+    return post_form(browser(app), "/login", "/login", {"email": email, "password": password})
+
+
+def test_an_admin_disables_an_account_its_session_ends_and_its_sign_ins_are_refused(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    _, admin_token = account_with_session(portal, "admin")
+    agent, agent_token = account_with_session(portal, "agent")
+    admin = browser(portal, admin_token)
+
+    done = post_form(admin, f"/admin/accounts/{agent['_id']}/disabled", "/admin/", {"disabled": "true"})
+
+    assert done.status_code == 303 and done.headers["Location"].endswith("/admin/?notice=disabled")
+    assert handlers.load_session(svc, agent_token) is None  # ended at once, not at its expiry
+    page = text(admin.get("/admin/?notice=disabled"))
+    assert "The account is disabled: its sessions ended and it cannot sign in." in page
+    row = page[page.index(f"<td>{agent['email']}") :].split("</tr>")[0]
+    assert "No: disabled" in row and ">Enable<" in row
+    refused = sign_in(portal, agent["email"])
+    assert refused.status_code == 403 and "This account is disabled. Ask an admin to enable it again." in text(refused)
+    wrong = sign_in(portal, agent["email"], "not the password at all")
+    assert wrong.status_code == 401 and "disabled" not in text(wrong)  # said only to whoever knows the password
+
+    post_form(admin, f"/admin/accounts/{agent['_id']}/disabled", "/admin/", {"disabled": "false"})
+
+    assert svc.store.account(agent["_id"]).get("disabled_at") is None
+    assert sign_in(portal, agent["email"]).status_code == 303  # signs in again, with the same password
+
+
+def test_an_admin_cannot_disable_their_own_account(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    admin_account, admin_token = account_with_session(portal, "admin")
+    admin = browser(portal, admin_token)
+    page = text(admin.get("/admin/"))
+    own_row = page[page.index(f"<td>{admin_account['email']}") :].split("</tr>")[0]
+    assert "(you)" in own_row and "Disable" not in own_row  # no button to do it
+
+    refused = post_form(admin, f"/admin/accounts/{admin_account['_id']}/disabled", "/admin/", {"disabled": "true"})
+
+    assert refused.status_code == 409 and "You cannot disable your own account. Ask another admin." in text(refused)
+    assert handlers.load_session(svc, admin_token) is not None
+
+
+def test_a_session_that_slipped_past_the_disabling_ends_at_its_next_check(portal):  # noqa: F811
+    """A sign-in that read the account just before it was disabled: its session ends within a minute."""
+    svc = portal.extensions["ticketflow.portal"]
+    agent, token = account_with_session(portal, "agent")
+    svc.store.set_disabled(agent["_id"], now())  # as if the session were made after end_sessions_of ran
+    session = handlers.load_session(svc, token)
+    assert session is not None  # checked at most once a minute, as the session's sliding expiry is
+    svc.store.touch_session(session["_id"], now() - timedelta(minutes=2), session["expires_at"])
+
+    assert handlers.load_session(svc, token) is None
+    assert svc.store.sessions.find_one({"_id": session["_id"]}) is None
+
+
+def test_a_disabled_accounts_password_links_and_welcome_email_are_void(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    account, link = handlers.create_account(svc, f"new-{uuid.uuid4().hex[:8]}@example.com", "admin", None, None)
+    assert handlers.password_link_valid(svc, link)
+
+    handlers.set_disabled(svc, account["_id"], True)
+
+    assert not handlers.password_link_valid(svc, link)
+    assert welcome.send_welcome(svc, {"account_id": account["_id"], "email": account["email"]}) == "skipped"
+    assert svc.store.password_links.count_documents({"account_id": account["_id"]}) == 0  # no new link minted
+
+
+def test_disabling_twice_keeps_the_first_date_and_an_unknown_account_is_not_found(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    agent, _ = account_with_session(portal, "agent")
+    first = handlers.set_disabled(svc, agent["_id"], True)["disabled_at"]
+    assert handlers.set_disabled(svc, agent["_id"], True)["disabled_at"] == first
+    try:
+        handlers.set_disabled(svc, "no-such-account", True)
+    except handlers.UserError as exc:
+        assert exc.status == 404
+    else:
+        raise AssertionError("an unknown account was disabled")
+
+
+def test_the_api_disables_and_enables_by_email_for_admins_only(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    agent, token = account_with_session(portal, "agent")
+    secret = os.environ["TICKETFLOW_JWT_SECRET"]
+    admin = {"Authorization": f"Bearer {issue_token(secret, 'admin', ttl=60, sub='ops')}"}
+    client = browser(portal)
+    path = f"/api/accounts/{agent['email'].upper()}"  # as typed: the address's case does not matter
+
+    answer = client.patch(path, json={"disabled": True}, headers=admin)
+
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["email"] == agent["email"] and body["disabled_at"] and "password_hash" not in body
+    assert handlers.load_session(svc, token) is None
+    enabled = client.patch(path, json={"disabled": False}, headers=admin).get_json()
+    assert "disabled_at" not in enabled
+
+    unknown = client.patch("/api/accounts/nobody@example.com", json={"disabled": True}, headers=admin)
+    assert unknown.status_code == 404 and unknown.headers["Content-Type"] == "application/problem+json"
+    invalid = client.patch(path, json={"disabled": "maybe"}, headers=admin)
+    assert invalid.status_code == 422 and "disabled" in invalid.get_json()["errors"]
+    agent_token = issue_token(secret, "agent", agent_id="ada", ttl=60)
+    forbidden = client.patch(path, json={"disabled": True}, headers={"Authorization": f"Bearer {agent_token}"})
+    assert forbidden.status_code == 403 and svc.store.account(agent["_id"]).get("disabled_at") is None
+
+
+class Intake:
+    """intake as the portal's form calls it: its topics, and each ticket opened (one per form key)."""
+
+    def __init__(self) -> None:
+        self.opened: dict[str, dict] = {}
+
+    def get(self, service, path, actor, **params):
+        assert (service, path) == ("intake", "/topics")
+        return {"items": [{"id": "general", "name": "General"}]}
+
+    def post(self, service, path, actor, body, headers=None, **kwargs):
+        assert (service, path) == ("intake", "/tickets")
+        key = headers["Idempotency-Key"]
+        number = 100000 + len(self.opened)
+        return self.opened.setdefault(key, {"id": f"t-{number}", "number": number, **body})
+
+
+def test_one_client_address_opens_so_many_requests_an_hour_with_the_form(portal, monkeypatch):  # noqa: F811
+    """Each request mails a receipt to the address typed in: a script may not mail the world from the desk."""
+    svc = portal.extensions["ticketflow.portal"]
+    intake = Intake()
+    monkeypatch.setattr(svc, "services", intake)
+    monkeypatch.setattr(svc, "settings", dataclasses.replace(svc.settings, portal_tickets_per_client_hour=2))
+    address = f"10.{uuid.uuid4().int % 250}.0.7"  # this test's own: the window is the portal database's
+
+    def send(n: int, client: str):
+        browser = portal.test_client()
+        home = text(browser.get("/", environ_base={"REMOTE_ADDR": client}))
+        form = {
+            name: re.search(rf'name="{name}" value="([^"]+)"', home).group(1) for name in ("csrf_token", "form_key")
+        }
+        form |= {
+            "name": "Ana",
+            "email": f"victim{n}@example.com",
+            "topic": "general",
+            "subject": "Hi",
+            "description": "x",
+        }
+        return browser.post("/tickets", data=form, environ_base={"REMOTE_ADDR": client})
+
+    assert [send(n, address).status_code for n in range(2)] == [303, 303]
+    refused = send(2, address)
+
+    assert refused.status_code == 429
+    assert "You have sent a lot of requests in a short time. Please try again in a while." in text(refused)
+    assert 'value="victim2@example.com"' in text(refused)  # what was typed is kept
+    assert len(intake.opened) == 2  # the third was never sent to intake
+    assert send(3, f"{address}1").status_code == 303  # another address is not held up
+
+
+def test_ticketflow_account_disable_and_enable_from_the_command_line(portal, capsys):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    agent, token = account_with_session(portal, "agent")
+    server = make_server("127.0.0.1", 0, portal, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert cli.main(["account", "disable", "--email", agent["email"], "--portal-url", url]) == 0
+        assert f"account {agent['email']} (agent) disabled" in capsys.readouterr().out
+        assert svc.store.account(agent["_id"])["disabled_at"] and handlers.load_session(svc, token) is None
+
+        assert cli.main(["account", "enable", "--email", agent["email"], "--portal-url", url]) == 0
+        assert svc.store.account(agent["_id"]).get("disabled_at") is None
+
+        assert cli.main(["account", "disable", "--email", "nobody@example.com", "--portal-url", url]) == 1
+        assert "No account for nobody@example.com." in capsys.readouterr().err
+    finally:
+        server.shutdown()

@@ -1,0 +1,71 @@
+"""The requester's pages in-process, on the real portal database, intake a fake: what a message sent from a page
+left open on a request closed meanwhile becomes, and the form's number field on phones."""
+
+from __future__ import annotations
+
+import re
+
+from services.portal.client import Refused
+from tests.integration.test_portal_search import portal, stub, text, with_grants  # noqa: F401
+
+CLOSED = {"id": "t-9", "number": 100063, "subject": "VPN disconnects during video calls", "status": "closed",
+          "description": "It drops.", "requester": {"name": "Mia Moreno", "email": "mia@example.com"},
+          "thread": [], "created_at": "2026-12-01T04:00:00.000Z", "topic": "network"}  # fmt: skip
+
+
+class Intake:
+    """intake as the requester's pages call it: a closed ticket, and a 409 for any message to it."""
+
+    def __init__(self) -> None:
+        self.posts: list[str] = []
+
+    def get(self, service, path, actor, **params):
+        if path == "/topics":
+            return {"items": [{"id": "network", "name": "Network"}]}
+        if path == "/tickets/t-9":
+            return CLOSED
+        return {"items": []}  # its attachments
+
+    def post(self, service, path, actor, body, **kwargs):
+        self.posts.append(path)
+        raise Refused(409, "Conflict", "The ticket is closed; open a new ticket instead.")
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_a_message_to_a_request_closed_meanwhile_is_kept_and_opens_a_new_request_filled_in(portal, monkeypatch):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    monkeypatch.setattr(svc, "services", Intake())
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    token = csrf(text(browser.get("/")))  # the session's (the page of a closed request has no form)
+    words = "One more thing: it also fails on Wi-Fi <b>today</b>."
+
+    refused = browser.post("/tickets/t-9/messages", data={"body": words, "csrf_token": token})
+
+    assert refused.status_code == 409
+    page = text(refused)
+    assert "This request was closed meanwhile, so your message was not sent. It is kept below." in page
+    assert "reload" not in page.lower()  # a reload cannot send it
+    kept = re.search(r'action="/new">(.*?)</form>', page, re.S).group(1)
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', kept))
+    assert fields["description"] == "One more thing: it also fails on Wi-Fi &lt;b&gt;today&lt;/b&gt;."
+    assert fields["subject"] == "Follow-up to request 100063: VPN disconnects during video calls"
+    assert (fields["name"], fields["email"]) == ("Mia Moreno", "mia@example.com")
+
+    form = browser.post("/new", data={k: v.replace("&lt;", "<").replace("&gt;", ">") for k, v in fields.items()})
+
+    assert form.status_code == 200
+    home = text(form)
+    assert "One more thing: it also fails on Wi-Fi &lt;b&gt;today&lt;/b&gt;.</textarea>" in home
+    assert 'value="Follow-up to request 100063: VPN disconnects during video calls"' in home
+    assert 'value="mia@example.com"' in home
+    assert svc.services.posts == ["/tickets/t-9/messages"]  # showing the form opened nothing
+
+
+def test_the_request_number_field_asks_phones_for_digits(portal, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake())
+    html = text(portal.test_client().get("/"))
+    assert '<input id="number" name="number" type="text"' in html
+    assert 'inputmode="numeric">' in html and "&#34;" not in html
