@@ -6,13 +6,17 @@ the console only hides the controls a person has no right to, and shows a refusa
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from services.portal import attachments, domain
-from services.portal.client import Actor, Refused, path_id
+from services.portal.client import Actor, Refused, Unreachable, path_id
 from services.portal.handlers import Portal, UserError
 from shared.clock import now
+from shared.events import parse_time
+
+log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 200  # one page per queue: the count shows "200+" past it
 # what a queue's row shows (templates/console/_queue.html): assignment leaves each ticket's notes and history unread
@@ -82,9 +86,62 @@ def queues(svc: Portal, session: dict, view: str, filters: dict) -> dict:
         found[name] = svc.services.get("assignment", "/queue", me, **query)
     return {
         "view": view,
-        "tabs": [{"name": n, "title": VIEWS[n][0], "count": _count(found[n]), "current": n == view} for n in names],
-        "tickets": found[view]["items"],
+        "tabs": [{"name": n, "title": _title(n, me), "count": _count(found[n]), "current": n == view} for n in names],
+        "tickets": with_deadlines(svc, me, found[view]["items"]),
     }
+
+
+def _title(view: str, who: Actor) -> str:
+    if view == "team" and not who.agent_id:  # an admin in no team: every team's
+        return "Unassigned"
+    return VIEWS[view][0]
+
+
+def with_deadlines(svc: Portal, who: Actor, rows: list[dict]) -> list[dict]:
+    """Each row with `deadline` (its soonest running clock's due time) and `breached`, from sla's clocks, and
+    the rows soonest deadline first (the rest after, in assignment's order: priority, then age).
+
+    assignment learns a due time from sla's alerts only (the first comes at 80 % of a target), so its own copy
+    has none for most open tickets; sla has them all, for the page's rows in one call. Without sla, the rows
+    keep assignment's copy and order."""
+    if not rows:
+        return rows
+    try:
+        found = svc.services.get("sla", "/tickets", who, ticket_id=[row["ticket_id"] for row in rows])["items"]
+    except (Refused, Unreachable) as exc:
+        log.warning("the queue's deadlines from assignment's copy alone: sla did not answer (%s)", exc)
+        return [{**row, **_copied_deadline(row)} for row in rows]
+    clocks = {item["ticket_id"]: item["clocks"] for item in found}
+    shown = [
+        {**row, **(_deadline(clocks[row["ticket_id"]]) if row["ticket_id"] in clocks else _copied_deadline(row))}
+        for row in rows
+    ]
+    return sorted(shown, key=lambda row: (row["deadline"] is None, row["deadline"] or ""))  # stable: ties keep order
+
+
+def _deadline(clocks: dict) -> dict:
+    """The soonest due time of the clocks still counting (running, or breached and not stopped), and whether
+    one is breached."""
+    counting = [clock for clock in clocks.values() if clock and clock.get("state") in ("running", "breached")]
+    due = [parse_time(clock["due_at"]) for clock in counting if clock.get("due_at")]
+    breached = any(
+        clock and (clock.get("state") == "breached" or clock.get("breached_at")) for clock in clocks.values()
+    )
+    return {"deadline": _iso(min(due)) if due else None, "breached": breached}
+
+
+def _copied_deadline(row: dict) -> dict:
+    """What assignment's copy says: a due time a warning or a breach brought, or none."""
+    sla = row.get("sla") or {}
+    first = sla.get("first_response_due_at") if not row.get("first_response_at") else None
+    due = [
+        parse_time(value) for value in (first, sla.get("next_response_due_at"), sla.get("resolution_due_at")) if value
+    ]
+    return {"deadline": _iso(min(due)) if due else None, "breached": bool(sla.get("breached"))}
+
+
+def _iso(moment) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _count(page: dict) -> str:

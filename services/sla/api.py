@@ -17,7 +17,9 @@ from services.sla.schemas import (
     PolicySchema,
     StatsQuerySchema,
     StatsSchema,
+    TicketClocksListSchema,
     TicketClocksSchema,
+    TicketsQuerySchema,
     WhatIfQuerySchema,
     WhatIfSchema,
 )
@@ -162,6 +164,17 @@ class CalendarById(MethodView):
         """Create (201) or replace (200) a calendar."""
         document, created = handlers.put_calendar(sla(), calendar_id, body)
         return document, 201 if created else 200
+
+
+@tickets.route("/tickets")
+class SeveralTicketsClocks(MethodView):
+    @require_roles("portal", "agent", "admin")
+    @tickets.arguments(TicketsQuerySchema(), location="query")
+    @tickets.response(200, TicketClocksListSchema)
+    def get(self, query):
+        """The clocks of several tickets at once (a queue's rows), in the order asked; those the reader may not
+        see, or sla does not know yet, are left out."""
+        return {"items": handlers.tickets_view(sla(), query["ticket_id"], principal())}
 
 
 @tickets.route("/tickets/<ticket_id>")

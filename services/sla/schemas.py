@@ -133,6 +133,19 @@ class TicketClocksSchema(Schema):
     clocks = fields.Nested(ClocksSchema)
 
 
+class TicketsQuerySchema(Schema):
+    ticket_id = fields.List(
+        fields.String(validate=validate.Length(1, 64)),
+        required=True,
+        validate=validate.Length(1, 200),
+        metadata={"description": "a ticket's id, repeated for each (1 to 200)"},
+    )
+
+
+class TicketClocksListSchema(Schema):
+    items = fields.List(fields.Nested(TicketClocksSchema))
+
+
 class BreachQuerySchema(Schema):
     since = Timestamp(metadata={"description": "breached at or after this UTC time (ending in Z)"})
     until = Timestamp(metadata={"description": "breached before this UTC time (ending in Z); default: no end"})

@@ -128,14 +128,17 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     wait_until(lambda: system.ticket(ticket_id)["status"] not in ("resolved", "closed"), timeout=30)
     wait_until(lambda: system.work(ticket_id)["status"] not in ("resolved", "closed"), timeout=30)
 
-    # A second agent's claim of the ticket ada has: refused, and the page says why.
+    # A teammate on the ticket ada has: no claim to offer (it would be refused), but a note for her.
     other = new_context().new_page()
     sign_in(other, portal, STAFF["bob"]["email"])
     other.goto(f"{portal}/console/tickets/{ticket_id}")
     expect(other.get_by_text("Also viewing now: Ada Lovelace")).to_be_visible()  # her page is open too
-    other.get_by_role("button", name="Claim this ticket").click()
-    expect(other.get_by_role("alert")).to_contain_text("ada has this ticket")
+    expect(other.get_by_role("button", name="Claim this ticket")).to_have_count(0)
+    other.get_by_label("Add an internal note").fill("Ada: the same happened to the Lisbon office last week.")
+    other.get_by_role("button", name="Add note").click()
+    expect(other.get_by_text("Note added.")).to_be_visible()
     assert system.work(ticket_id)["agent_id"] == "ada"
+    assert system.work(ticket_id)["notes"][-1]["by"] == "bob"
 
 
 def test_a_reply_onto_a_ticket_that_changed_waits_for_the_agent(portal_system, new_context):  # noqa: F811

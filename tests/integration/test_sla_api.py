@@ -111,7 +111,8 @@ def test_probes_and_document_need_no_token(sla_client):
     assert sla_client.get("/healthz").status_code == 200
     document = sla_client.get("/openapi.json").get_json()
     paths = {"/policies", "/policies/{priority}", "/policies/{priority}/versions", "/policies/{priority}/what-if",
-             "/calendars", "/calendars/{calendar_id}", "/tickets/{ticket_id}", "/breaches", "/stats"}  # fmt: skip
+             "/calendars", "/calendars/{calendar_id}", "/tickets", "/tickets/{ticket_id}", "/breaches",
+             "/stats"}  # fmt: skip
     assert paths <= set(document["paths"])
     put = document["paths"]["/policies/{priority}"]["put"]
     assert POLICY_SENTENCE in put["description"]
@@ -804,6 +805,28 @@ def test_clocks_answer_404_to_an_agent_of_another_team_and_to_another_requester(
     assert sla_client.get(f"/tickets/{mine}", headers=auth_header("agent", net)).status_code == 200
     sla_handle(assigned(mine, "hardware"))  # newer: back in hardware's queue, no longer net's
     assert_problem(sla_client.get(f"/tickets/{mine}", headers=auth_header("agent", net)), 404)
+
+
+def test_several_tickets_clocks_at_once_only_those_the_reader_sees_in_the_order_asked(sla_client, sla_seed, sla_handle):
+    hardware, mine, unknown = sla_seed(), sla_seed(), uuid.uuid4().hex
+    net = f"net-{uuid.uuid4().hex[:8]}"
+    sla_handle(agent_updated(net, ["network"]))
+    sla_handle(assigned(hardware, "hardware"))
+    sla_handle(assigned(mine, "hardware", agent_id=net))
+    asked = {"ticket_id": [mine, unknown, hardware, mine]}
+
+    every = get_json(sla_client, "/tickets", admin(), **asked)["items"]
+    assert [item["ticket_id"] for item in every] == [mine, hardware]  # unknown left out, each once
+    timeless = lambda view: {kind: {k: v for k, v in clock.items() if not k.endswith("_seconds")}  # noqa: E731
+                             for kind, clock in view["clocks"].items() if clock}  # fmt: skip
+    assert timeless(every[0]) == timeless(get_json(sla_client, f"/tickets/{mine}", admin()))  # as its own read
+    for headers, seen in ((auth_header("agent", net), [mine]), (requester_header("ana@example.com", ticket_id=mine),
+                          [mine]), (requester_header("bob@example.com"), [])):  # fmt: skip
+        assert [item["ticket_id"] for item in get_json(sla_client, "/tickets", headers, **asked)["items"]] == seen
+
+    assert_problem(sla_client.get("/tickets", headers=admin()), 422, "ticket_id")
+    too_many = {"ticket_id": [uuid.uuid4().hex for _ in range(201)]}
+    assert_problem(sla_client.get("/tickets", query_string=too_many, headers=admin()), 422, "ticket_id")
 
 
 @pytest.fixture(params=["stamped", "before the backfill"])
