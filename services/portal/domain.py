@@ -19,6 +19,24 @@ FAILURE_WINDOW = timedelta(minutes=15)
 LOCK_TIME = timedelta(minutes=15)
 PRESENCE_SECONDS = 30  # an agent who has a ticket open polls every few seconds; gone after this long
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_LABEL = re.compile(r"^[^.\s@]+$")
+
+
+def email_ok(email: str) -> bool:
+    """An address mail can go to, as the services check it: one @, a local part of at most 64 characters, a
+    domain of dot-separated labels none of them empty ("example..com" is not one), 254 characters in all."""
+    if not EMAIL.match(email or "") or len(email) > 254:
+        return False
+    local, domain = email.rsplit("@", 1)
+    return (
+        len(local) <= 64
+        and not local.startswith(".")
+        and not local.endswith(".")
+        and ".." not in local
+        and all(_LABEL.match(label) for label in domain.split("."))
+    )
+
+
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 # Status in words for the requester (the service's status names are for machines)
@@ -70,7 +88,7 @@ def password_problems(password: str) -> list[str]:
 def account_problems(email: str, role: str, agent_id: str | None) -> dict[str, list[str]]:
     """Field errors of a new account (empty: valid)."""
     errors: dict[str, list[str]] = {}
-    if not EMAIL.match(email or ""):
+    if not email_ok(email or ""):
         errors["email"] = ["Enter an email address like jane@example.com."]
     if role not in ROLES:
         errors["role"] = [f"Choose one of {', '.join(ROLES)}."]
@@ -98,7 +116,7 @@ def ticket_form_problems(fields: dict[str, str], topics: set[str]) -> dict[str, 
             errors[name] = [f"Enter {label}."]
         elif len(value) > longest:
             errors[name] = [f"Use at most {longest} characters (you have {len(value)})."]
-    if "email" not in errors and not EMAIL.match(fields["email"]):
+    if "email" not in errors and not email_ok(fields["email"]):
         errors["email"] = ["Enter an email address like ana@example.com."]
     if fields.get("topic") not in topics:
         errors["topic"] = ["Choose what your request is about."]

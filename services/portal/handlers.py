@@ -5,6 +5,7 @@ The agents' console is in console.py. Each use case takes the `Portal` container
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
@@ -16,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from services.portal import attachments, domain, mailing
 from services.portal.client import PORTAL, Actor, Refused, Services, Unreachable, path_id
-from services.portal.store import AccountExists, PortalStore
+from services.portal.store import AccountExists, PortalStore, digest
 from shared import links, mongo
 from shared.clock import now
 from shared.config import SERVICE_PORTS, Settings
@@ -89,7 +90,7 @@ def start_session(svc: Portal, account: dict | None = None, grant: dict | None =
         session.update(account_id=account["_id"], role=account["role"], agent_id=account.get("agent_id"))
         session["email"] = account["email"]
     svc.store.add_session(token, session)
-    return token, session
+    return token, {**session, "_id": digest(token)}
 
 
 def load_session(svc: Portal, token: str | None) -> dict | None:
@@ -260,6 +261,23 @@ def open_ticket(
         raise _user_error(refused) from None
 
 
+SAME_REQUEST_WINDOW = timedelta(minutes=10)  # the same words sent again from one browser within it: the same request
+
+
+def form_digest(form: dict) -> str:
+    """What a request says (who, about what, its words; not its files), to know it when it comes again."""
+    words = [" ".join((form.get(name) or "").split()).lower() for name in ("email", "topic", "subject", "description")]
+    return hashlib.sha256("\x1f".join(words).encode()).hexdigest()
+
+
+def opened_already(session: dict | None, digest_of_form: str) -> str | None:
+    """The ticket this browser opened from the same words a moment ago (Back, then Send again), if any."""
+    for opened in reversed((session or {}).get("opened") or []):
+        if opened["digest"] == digest_of_form and opened["at"] > now() - SAME_REQUEST_WINDOW:
+            return opened["ticket_id"]
+    return None
+
+
 TOO_MANY_OPENED = "You have sent a lot of requests in a short time. Please try again in a while."
 
 
@@ -334,7 +352,7 @@ def request_status_link(svc: Portal, email: str, number: str, client: str) -> No
     """Note the request for the worker (the page answers the same whether or not they match); limits apply."""
     email = email.strip().lower()
     errors = {}
-    if not domain.EMAIL.match(email):
+    if not domain.email_ok(email):
         errors["status_email"] = ["Enter the email address you used, like ana@example.com."]
     if not NUMBER.fullmatch(number.strip()):
         errors["number"] = ["Enter the ticket number from your receipt, like 100042."]

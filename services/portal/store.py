@@ -99,6 +99,11 @@ class PortalStore:
     def grant_ticket(self, session_id: str, ticket_id: str, email: str) -> None:
         self.sessions.update_one({"_id": session_id}, {"$addToSet": {"tickets": {"id": ticket_id, "email": email}}})
 
+    def remember_opened(self, session_id: str, digest_of_form: str, ticket_id: str, at: datetime) -> None:
+        """The session opened `ticket_id` from a form with this content (its last few kept)."""
+        opened = {"digest": digest_of_form, "ticket_id": ticket_id, "at": at}
+        self.sessions.update_one({"_id": session_id}, {"$push": {"opened": {"$each": [opened], "$slice": -5}}})
+
     def end_session(self, session_id: str) -> None:
         self.sessions.delete_one({"_id": session_id})
 

@@ -61,7 +61,7 @@ def test_an_admin_disables_an_account_its_session_ends_and_its_sign_ins_are_refu
     assert handlers.load_session(svc, agent_token) is None  # ended at once, not at its expiry
     page = text(admin.get("/admin/?notice=disabled"))
     assert "The account is disabled: its sessions ended and it cannot sign in." in page
-    row = page[page.index(f"<td>{agent['email']}") :].split("</tr>")[0]
+    row = page[page.index('"break-anywhere">' + agent["email"]) :].split("</tr>")[0]
     assert "No: disabled" in row and ">Enable<" in row
     refused = sign_in(portal, agent["email"])
     assert refused.status_code == 403 and "This account is disabled. Ask an admin to enable it again." in text(refused)
@@ -79,7 +79,7 @@ def test_an_admin_cannot_disable_their_own_account(portal):  # noqa: F811
     admin_account, admin_token = account_with_session(portal, "admin")
     admin = browser(portal, admin_token)
     page = text(admin.get("/admin/"))
-    own_row = page[page.index(f"<td>{admin_account['email']}") :].split("</tr>")[0]
+    own_row = page[page.index('"break-anywhere">' + admin_account["email"]) :].split("</tr>")[0]
     assert "(you)" in own_row and "Disable" not in own_row  # no button to do it
 
     refused = post_form(admin, f"/admin/accounts/{admin_account['_id']}/disabled", "/admin/", {"disabled": "true"})
@@ -159,14 +159,19 @@ class Intake:
         self.opened: dict[str, dict] = {}
 
     def get(self, service, path, actor, **params):
-        assert (service, path) == ("intake", "/topics")
-        return {"items": [{"id": "general", "name": "General"}]}
+        if path == "/topics":
+            return {"items": [{"id": "general", "name": "General"}]}
+        if path.endswith("/attachments"):
+            return {"items": []}
+        return next(ticket for ticket in self.opened.values() if path == f"/tickets/{ticket['id']}")
 
     def post(self, service, path, actor, body, headers=None, **kwargs):
         assert (service, path) == ("intake", "/tickets")
         key = headers["Idempotency-Key"]
         number = 100000 + len(self.opened)
-        return self.opened.setdefault(key, {"id": f"t-{number}", "number": number, **body})
+        ticket = {"id": f"t-{number}", "number": number, "status": "new", "thread": [],
+                  "created_at": "2026-12-01T04:00:00.000Z", **body}  # fmt: skip
+        return self.opened.setdefault(key, ticket)
 
 
 def test_one_client_address_opens_so_many_requests_an_hour_with_the_form(portal, monkeypatch):  # noqa: F811
@@ -220,3 +225,51 @@ def test_ticketflow_account_disable_and_enable_from_the_command_line(portal, cap
         assert "No account for nobody@example.com." in capsys.readouterr().err
     finally:
         server.shutdown()
+
+
+def test_an_agent_account_is_for_an_agent_assignment_has(portal, stub):  # noqa: F811
+    _, admin_token = account_with_session(portal, "admin")
+    admin = browser(portal, admin_token)
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    ghost = f"ghost-{uuid.uuid4().hex[:6]}"
+
+    refused = post_form(admin, "/admin/accounts", "/admin/", {"email": f"{ghost}@example.com", "role": "agent",
+                                                              "agent_id": ghost})  # fmt: skip
+
+    assert refused.status_code == 422
+    assert f"assignment has no agent {ghost}. Add a new agent on Agents: it adds the account too." in text(refused)
+    added = post_form(admin, "/admin/accounts", "/admin/", {"email": f"ada-{ghost}@example.com", "role": "agent",
+                                                            "agent_id": "ada"})  # fmt: skip
+    assert added.status_code == 200 and f"Account ada-{ghost}@example.com added." in text(added)
+
+
+def test_the_same_request_sent_again_from_the_same_browser_opens_no_second_ticket(portal, monkeypatch):  # noqa: F811
+    """Back, then Send again: the page came back with a new form key, the same words; one ticket."""
+    svc = portal.extensions["ticketflow.portal"]
+    intake = Intake()
+    monkeypatch.setattr(svc, "services", intake)
+    browser = portal.test_client()
+
+    def send(description: str):
+        home = text(browser.get("/"))
+        form = {
+            name: re.search(rf'name="{name}" value="([^"]+)"', home).group(1) for name in ("csrf_token", "form_key")
+        }
+        form |= {
+            "name": "Ana",
+            "email": "ana@example.com",
+            "topic": "general",
+            "subject": "VPN",
+            "description": description,
+        }
+        return browser.post("/tickets", data=form)
+
+    first = send("It drops every hour.")
+    again = send("It  drops every hour. ")  # the same words, as a browser refills them
+
+    assert first.status_code == again.status_code == 303
+    assert again.headers["Location"] == first.headers["Location"].replace("notice=opened", "notice=sent-before")
+    assert len(intake.opened) == 1
+    shown = text(browser.get(again.headers["Location"]))
+    assert "You sent this request a moment ago: here it is." in shown
+    assert send("It drops every hour, and the printer too.").status_code == 303 and len(intake.opened) == 2

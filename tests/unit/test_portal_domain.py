@@ -139,3 +139,15 @@ def test_a_stopped_clock_says_whether_it_stopped_within_its_target():
     )
     assert domain.clock_state_words({"state": "met"}) == "Met"
     assert domain.clock_state_words({"state": "someday"}) == "someday"  # a state of a newer sla, as it is
+
+
+@pytest.mark.parametrize(
+    ("email", "ok"),
+    [("ana@example.com", True), ("ana.ruiz+vpn@mail.example.co.uk", True), ("ana@example..com", False),
+     ("ana@.example.com", False), ("ana.@example.com", False), ("a..b@example.com", False),
+     ("x" * 65 + "@example.com", False), ("x" * 64 + "@example.com", True), ("a@" + "b" * 250 + ".com", False),
+     ("ana@example", False), ("ana @example.com", False)],
+)  # fmt: skip
+def test_an_email_address_is_one_mail_can_go_to(email, ok):
+    assert domain.email_ok(email) is ok
+    assert ("email" not in domain.account_problems(email, "admin", None)) is ok

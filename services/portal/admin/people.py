@@ -33,6 +33,20 @@ def agent(svc: Portal, session: dict, agent_id: str) -> dict:
     return svc.services.get("assignment", f"/agents/{path_id(agent_id)}", actor(session))
 
 
+def add_account(svc: Portal, session: dict, email: str, role: str, agent_id: str | None) -> tuple[dict, str | None]:
+    """An account of an admin, or of an agent assignment has (one for an id it does not know would sign in to
+    an empty console): the account and its one-time link."""
+    if role == "agent" and agent_id and domain.AGENT_ID.match(agent_id):
+        try:
+            agent(svc, session, agent_id)
+        except Refused as refused:
+            if refused.status != 404:
+                raise
+            problem = f"assignment has no agent {agent_id}. Add a new agent on Agents: it adds the account too."
+            raise UserError("The account has invalid fields.", {"agent_id": [problem]}) from None
+    return create_account(svc, email, role, agent_id, None)
+
+
 def agent_body(form: dict) -> dict:
     """The fields of an agent as assignment takes them (what does not fit goes as typed: assignment says why)."""
     return {

@@ -51,12 +51,16 @@ def open_ticket():
         form.pop("form_key", None)
         return _home(form, message="This form has expired. Please check your answers and send it again.", status=400)
     files = attachments.chosen(request.files.getlist("files"))
+    digest = handlers.form_digest(form)
+    if (already := handlers.opened_already(g.session, digest)) and _granted(already):
+        return redirect(url_for("requester.ticket", ticket_id=already, notice="sent-before"), 303)
     try:
         ticket = handlers.open_ticket(portal(), form, key, g.get("request_id"), files, request.remote_addr or "")
     except handlers.UserError as exc:
         return _home(form, exc.errors, exc.message, exc.status, choose_again=bool(files))
     grant = {"id": ticket["id"], "email": ticket["requester"]["email"]}
     _grant(grant)
+    portal().store.remember_opened(g.session["_id"], digest, ticket["id"], handlers.now())
     notice = "opened"
     try:  # the form's key again: a resubmitted form attaches each file once
         handlers.attach_files(portal(), grant, files, None, key, g.get("request_id"))
@@ -124,6 +128,7 @@ NOTICES = {  # what a redirect after a change says (a fixed text: nothing from t
     "opened-without-files": "We have your request and have emailed you a receipt, but your files could not be "
     "attached. Please send them with a reply below.",
     "sent": "Your message was sent.",
+    "sent-before": "You sent this request a moment ago: here it is. Add anything new as a message below.",
     "closed": "Your request is closed. Thank you.",
 }
 

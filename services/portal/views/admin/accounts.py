@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g, redirect, url_for
 
 from services.portal import handlers
+from services.portal.admin import people
 from services.portal.pages import admin_required, portal
 from services.portal.views.admin import blueprint, form_data, page
 
@@ -33,8 +34,8 @@ def _page(form=None, errors=None, message=None, added=None, status=200):
 def add_account():
     form = form_data()
     try:
-        account, token = handlers.create_account(
-            portal(), form.get("email", ""), form.get("role", ""), form.get("agent_id") or None, None
+        account, token = people.add_account(
+            portal(), g.session, form.get("email", ""), form.get("role", ""), form.get("agent_id") or None
         )
     except handlers.UserError as exc:
         return _page(form, exc.errors, exc.message, status=exc.status)
