@@ -260,10 +260,29 @@ def summarize_for_requester(event_type: str, data: dict) -> str | None:
     whom; webhook deliveries and failures are left out.
     """
     if event_type == "notification.sent":
-        return f"Email about {data['event_type']} sent" if data.get("channel") == "email" else None
+        return f"Email about {_about(data['event_type'])} sent" if data.get("channel") == "email" else None
     if event_type == "notification.failed":
         return None
     return summarize(event_type, data)
+
+
+EVENT_WORDS = {  # what a notification was about, as people say it
+    "ticket.created": "the new ticket",
+    "ticket.assigned": "the assignment",
+    "ticket.replied": "a reply",
+    "ticket.message_added": "a requester's message",
+    "ticket.status_changed": "a status change",
+    "ticket.priority_changed": "a priority change",
+    "ticket.resolved": "the resolution",
+    "ticket.reopened": "the reopening",
+    "ticket.closed": "the closing",
+    "sla.warning": "an SLA warning",
+    "sla.breached": "an SLA breach",
+}
+
+
+def _about(event_type: str) -> str:
+    return EVENT_WORDS.get(event_type, event_type)
 
 
 def _recipient(data: dict) -> str:
@@ -303,7 +322,7 @@ def _sla_summary(data: dict, breached: bool) -> str:
 
 
 def _when(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, datetime) else str(value)
+    return value.strftime("%-d %b %Y, %H:%M UTC") if isinstance(value, datetime) else str(value)
 
 
 def _resolver(agent_id: str | None) -> str:
@@ -331,9 +350,11 @@ _SUMMARIES = {
     "ticket.resolved": lambda d: f"Resolved by {_resolver(d['agent_id'])}: {d['resolution']}",
     "sla.warning": lambda d: _sla_summary(d, breached=False),
     "sla.breached": lambda d: _sla_summary(d, breached=True),
-    "notification.sent": lambda d: f"{d['channel'].capitalize()} about {d['event_type']} sent to {_recipient(d)}",
+    "notification.sent": lambda d: (
+        f"{d['channel'].capitalize()} about {_about(d['event_type'])} sent to {_recipient(d)}"
+    ),
     "notification.failed": lambda d: (
-        f"{d['channel'].capitalize()} about {d['event_type']} to {_recipient(d)} "
+        f"{d['channel'].capitalize()} about {_about(d['event_type'])} to {_recipient(d)} "
         f"failed: {redact_urls(d.get('error') or 'unknown error')}"
     ),
 }

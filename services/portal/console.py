@@ -38,6 +38,11 @@ ACTIONS = {  # action -> (path under /tickets/{id}, fields of the form it takes)
     "priority": ("priority", ("priority",)),
 }
 LEAD_ACTIONS = {"assign", "transfer", "priority"}
+WRITTEN = {  # actions whose text is needed: (field, what to say next to it when empty)
+    "reply": ("body", "Write your reply first."),
+    "note": ("body", "Write the note first."),
+    "resolve": ("resolution", "Say how it was resolved: the requester reads it."),
+}
 
 
 class ChangedMeanwhile(Exception):
@@ -245,6 +250,9 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         raise UserError(f"There is no action {action!r}.", status=404)
     path, names = ACTIONS[action]
     body = {name: form[name].strip() for name in names if (form.get(name) or "").strip()}
+    if action in WRITTEN and not body.get(WRITTEN[action][0]):
+        name, words = WRITTEN[action]
+        raise UserError(words, {name: [words]})
     if action == "reply" and not form.get("confirmed"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
     try:

@@ -28,7 +28,9 @@ AGENT_SESSION = timedelta(hours=12)  # a signed-in agent signs in again after th
 IDLE_LIMIT = timedelta(hours=2)  # ... or after this long without a request
 REQUESTER_SESSION = timedelta(days=7)  # a requester's session, from a link or a new ticket
 PASSWORD_LINK_LIFE = timedelta(days=3)
-STATUS_LIMITS = (("email", 5), ("client", 20))  # check-status requests per hour, per email and per client address
+# check-status requests per hour: per email and number (links to one request), per email (all its requests: a
+# stranger's wrong numbers never use up the owner's five), per client address
+STATUS_LIMITS = (("request", 5), ("email", 30), ("client", 20))
 NUMBER = re.compile(r"#?[0-9]{1,15}")  # a ticket number as people quote it (ASCII digits only)
 FIELD_NAMES = {"requester.name": "name", "requester.email": "email"}  # intake's fields -> the form's
 
@@ -355,13 +357,14 @@ def request_status_link(svc: Portal, email: str, number: str, client: str) -> No
     if not domain.email_ok(email):
         errors["status_email"] = ["Enter the email address you used, like ana@example.com."]
     if not NUMBER.fullmatch(number.strip()):
-        errors["number"] = ["Enter the ticket number from your receipt, like 100042."]
+        errors["number"] = ["Enter the request number from your receipt, like 100042."]
     if errors:
         raise UserError("Some answers need another look.", errors)
     at = now()
     window = at.replace(minute=0, second=0, microsecond=0)
+    keys = {"request": f"{email}|{number.strip().lstrip('#')}", "email": email, "client": client}
     for kind, limit in STATUS_LIMITS:
-        key = email if kind == "email" else client
+        key = keys[kind]
         if svc.store.count_hit(f"status:{kind}:{key}", window, timedelta(hours=1)) > limit:
             raise UserError("Too many requests for a link. Please try again in an hour.", status=429)
     svc.store.add_status_request(email, int(number.strip().lstrip("#")), at)

@@ -102,8 +102,10 @@ def set_up_team_and_agents(admin: Page, portal: str, pat_email: str) -> str:
 
     admin.goto(portal + "/admin/agents")
     add_agent(admin, "pat", "Pat Printer", pat_email, "lots")  # assignment refuses the capacity: next to the field
-    expect(admin.locator("#capacity-error")).to_contain_text("Not a valid integer.")
-    expect(admin.get_by_role("link", name="Capacity: Not a valid integer.")).to_be_visible()  # the error summary
+    expect(admin.locator("#capacity-error")).to_contain_text("Enter a whole number, like 10.")
+    expect(
+        admin.get_by_role("link", name="Capacity: Enter a whole number, like 10.")
+    ).to_be_visible()  # the error summary
     expect(admin.get_by_label("Agent id")).to_have_value("pat")  # what was typed is kept
     expect(admin.get_by_role("group", name="Teams", exact=True).get_by_label("Printing (printing)")).to_be_checked()
     assert_accessible(admin)

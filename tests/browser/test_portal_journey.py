@@ -140,6 +140,14 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     assert system.work(ticket_id)["agent_id"] == "ada"
     assert system.work(ticket_id)["notes"][-1]["by"] == "bob"
 
+    # The requester closes it: asked once more first, since a closed request stays closed.
+    reader.reload()
+    expect(reader.get_by_role("button", name="Yes, close it")).to_be_hidden()
+    reader.get_by_text("Close request", exact=True).click()
+    reader.get_by_role("button", name="Yes, close it").click()
+    expect(reader.get_by_text("Your request is closed. Thank you.")).to_be_visible()
+    wait_until(lambda: system.ticket(ticket_id)["status"] == "closed", timeout=30)
+
 
 def test_a_reply_onto_a_ticket_that_changed_waits_for_the_agent(portal_system, new_context):  # noqa: F811
     system, portal = portal_system, portal_system.portal

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,7 @@ def test_an_admin_reads_sla_figures_and_downloads_the_same_as_csv(portal_system,
     with page.expect_download() as download:
         page.get_by_role("link", name="Download as CSV: Compliance per priority and clock").click()
     assert csv_rows(Path(download.value.path()).read_text(encoding="utf-8")) == expected
+    assert re.fullmatch(r"ticketflow-summary-\d{8}-\d{8}\.csv", download.value.suggested_filename)  # from, to
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     for name in ("compliance", "first-response", "resolution", "breaches", "backlog", "capacity"):
         href = page.locator(f"#{name} .download a").get_attribute("href")

@@ -89,6 +89,17 @@ def test_an_agent_finds_a_ticket_by_its_words_and_sees_a_resolved_look_alike(por
     assert_accessible(agent)
     both_widths(agent, screenshot, "console-similar")
 
+    # n goes to the note box; Escape leaves it with the words kept, and the page's keys work again.
+    note = agent.get_by_label("Add an internal note")
+    agent.keyboard.press("n")
+    expect(note).to_be_focused()
+    agent.keyboard.type("check the fuser")
+    agent.keyboard.press("Escape")
+    expect(note).not_to_be_focused()
+    expect(note).to_have_value("check the fuser")
+    agent.keyboard.press("n")
+    expect(note).to_be_focused()
+
     # Ana searches her requests: hers only, though the others' say the same words.
     requester.get_by_role("link", name="Your requests").click()
     expect(requester.get_by_role("link", name=f"Request {number}: Printer jams after toner change")).to_be_visible()

@@ -241,7 +241,7 @@ def test_check_status_answers_the_same_and_emails_a_link_only_when_they_match(po
 def test_check_status_names_a_bad_number_next_to_its_field(portal_system, number):  # noqa: F811
     answer = _status_page(requests.Session(), portal_system.portal, unique_email("typo"), number)
     assert answer.status_code == 422
-    assert 'id="number-error"' in answer.text and "Enter the ticket number" in answer.text
+    assert 'id="number-error"' in answer.text and "Enter the request number" in answer.text
 
 
 def test_check_status_is_rate_limited_per_email(portal_system):  # noqa: F811

@@ -939,13 +939,13 @@ def test_a_requester_reads_no_agent_email_webhook_url_or_delivery_error(client, 
     for secret in ("jane.agent@", "lead.person@", "hooks.example.com", "t0ps3cret", "mailbox unavailable", "HTTP 500"):
         assert secret not in text, secret
     assert [item["summary"] for item in seen if item["type"].startswith("notification.")] == [
-        "Email about ticket.assigned sent"
+        "Email about the assignment sent"
     ]
 
     staff = client.get(f"/tickets/{ticket['id']}/timeline", headers=admin()).get_json()["items"]
     summaries = [item["summary"] for item in staff if item["type"].startswith("notification.")]
-    assert len(summaries) == 4 and "Email about ticket.assigned sent to jane.agent@example.com" in summaries
-    assert "Webhook about ticket.assigned sent to https://hooks.example.com/in" in summaries
+    assert len(summaries) == 4 and "Email about the assignment sent to jane.agent@example.com" in summaries
+    assert "Webhook about the assignment sent to https://hooks.example.com/in" in summaries
     assert not any("s3cret" in summary or "t0ps3cret" in summary for summary in summaries), summaries
 
 

@@ -4,6 +4,7 @@ left open on a request closed meanwhile becomes, and the form's number field on 
 from __future__ import annotations
 
 import re
+import uuid
 
 from services.portal.client import Refused
 from tests.integration.test_portal_search import portal, stub, text, with_grants  # noqa: F401
@@ -69,3 +70,28 @@ def test_the_request_number_field_asks_phones_for_digits(portal, monkeypatch):  
     html = text(portal.test_client().get("/"))
     assert '<input id="number" name="number" type="text"' in html
     assert 'inputmode="numeric">' in html and "&#34;" not in html
+
+
+def test_a_strangers_wrong_numbers_never_use_up_the_owners_links(portal, monkeypatch):  # noqa: F811
+    """Links are limited per email and number (5 an hour): guesses of other numbers leave the owner's alone."""
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake())
+    owner = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+
+    def ask(number: str, client: str) -> int:
+        browser = portal.test_client()
+        token = csrf(text(browser.get("/", environ_base={"REMOTE_ADDR": client})))
+        data = {"status_email": owner, "number": number, "csrf_token": token}
+        answer = browser.post("/status", data=data, environ_base={"REMOTE_ADDR": client})
+        return answer.status_code
+
+    stranger, me = f"10.9.{uuid.uuid4().int % 250}.1", f"10.8.{uuid.uuid4().int % 250}.1"
+    assert [ask(str(100001 + i), stranger) for i in range(6)] == [303] * 6  # each number its own five
+    assert [ask("100500", me) for _ in range(6)] == [303] * 5 + [429]  # the owner's number: five links an hour
+
+
+def test_a_form_pages_address_opened_again_goes_to_its_form(portal, monkeypatch):  # noqa: F811
+    """After a form error the address bar shows where the form went; opening it again is no 405."""
+    browser = portal.test_client()
+    for path, target in (("/tickets", "/"), ("/status", "/"), ("/new", "/"), ("/tickets/t-9/messages", "/tickets/t-9")):
+        answer = browser.get(path)
+        assert (answer.status_code, answer.headers["Location"]) == (303, target), path

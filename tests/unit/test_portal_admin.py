@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.portal.admin import number, people, refusal, sla, words
+from services.portal.admin import in_words, number, people, refusal, sla, words
 from services.portal.client import Refused
 from services.portal.handlers import UserError
 from services.portal.views.admin import minutes, percent
@@ -53,7 +53,22 @@ def test_a_refusal_keeps_the_services_words_under_the_forms_names():
     error = refusal(refused, {"id": "topic_id"})
     assert isinstance(error, UserError) and error.status == 422
     assert error.message == "The agent has invalid fields."
-    assert error.errors == {"teams": ["Unknown team."], "capacity": ["Not a valid integer."], "topic_id": ["Bad."]}
+    assert error.errors == {
+        "teams": ["Unknown team."],
+        "capacity": ["Enter a whole number, like 10."],
+        "topic_id": ["Bad."],
+    }  # fmt: skip  (the library's words in a person's)
+
+
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [("Shorter than minimum length 1.", "Choose at least one."),
+     ("Length must be between 1 and 200. Must not be blank.", "Write 1 to 200 characters."),
+     ("Item 0: must be a whole number from 1 to 99.", "Item 1: must be a whole number from 1 to 99."),
+     ("An agent omar exists already.", "An agent omar exists already.")],
+)  # fmt: skip
+def test_the_validation_librarys_words_become_a_persons(said, shown):
+    assert in_words(said) == shown
 
 
 def test_an_agent_form_becomes_assignments_body():
@@ -81,6 +96,8 @@ def test_a_calendar_form_becomes_slas_body():
         "hours": {"mon": [["09:00", "13:00"], ["14:00", "18:00"]], "sat": [["9 to 1"]]},  # sla says what is wrong
         "holidays": ["2026-12-25", "2027-01-01"],
     }
+    typed = sla.calendar_body({**form, "holidays": "2026-02-30\nnot a date, 2026-12-24"})["holidays"]
+    assert typed == ["2026-02-30", "not a date", "2026-12-24"]  # a line (or comma) each: refused as typed
     calendar = {"id": "shop", "timezone": "UTC", "hours": {"mon": [["09:00", "17:00"]]}, "holidays": ["2026-12-25"]}
     shown = sla.calendar_form(calendar)
     assert shown["hours-mon"] == "09:00-17:00" and shown["hours-sun"] == "" and shown["calendar_id"] == "shop"
@@ -92,8 +109,11 @@ def test_a_calendar_refusal_names_the_day_field_and_the_date_typed():
     problems = {"hours.sat": ["Period 0: times must be HH:MM."], "holidays.1": ["Not a valid date."], "id": ["Bad."]}
     refused = Refused(422, "Validation failed", "The calendar is not valid.", problems)
     errors = sla._calendar_refusal(refused, body).errors
-    assert errors == {"hours-sat": ["Period 0: times must be HH:MM."], "holidays": ["tomorrow: Not a valid date."],
-                      "calendar_id": ["Bad."]}  # fmt: skip
+    assert errors == {
+        "hours-sat": ["Period 1: times must be HH:MM."],
+        "holidays": ["tomorrow: Not a valid date."],
+        "calendar_id": ["Bad."],
+    }  # fmt: skip  (periods counted from 1, as people count)
 
 
 def test_the_week_grid_runs_from_the_first_opening_to_the_last_closing():

@@ -15,13 +15,37 @@ SEPARATORS = re.compile(r"[,\s]+")
 
 
 def refusal(refused: Refused, names: dict[str, str] | None = None) -> UserError:
-    """A service's refusal with its field errors under the form's field names (`teams.0` counts as `teams`)."""
+    """A service's refusal with its field errors under the form's field names (`teams.0` counts as `teams`), in
+    words for a person (the services word theirs for API clients: "Not a valid integer.")."""
     names = names or {}
     errors: dict[str, list[str]] = {}
     for field, messages in refused.errors.items():
         name = names.get(field) or names.get(field.split(".")[0]) or field.split(".")[0]
-        errors.setdefault(name, []).extend(messages if isinstance(messages, list) else [str(messages)])
+        said = messages if isinstance(messages, list) else [str(messages)]
+        errors.setdefault(name, []).extend(in_words(str(message)) for message in said)
     return UserError(refused.detail or refused.title, errors, refused.status)
+
+
+PLAIN_WORDS = (  # the validation library's words -> a person's
+    (re.compile(r"^Not a valid integer\.$"), lambda m: "Enter a whole number, like 10."),
+    (re.compile(r"^Not a valid number\.$"), lambda m: "Enter a number, like 60."),
+    (re.compile(r"^Shorter than minimum length 1\.$"), lambda m: "Choose at least one."),
+    (re.compile(r"^Missing data for required field\.$"), lambda m: "This is needed."),
+    (re.compile(r"^Field may not be null\.$"), lambda m: "This is needed."),
+    (re.compile(r"^Not a valid email address\.$"), lambda m: "Enter an email address like jane@example.com."),
+    (
+        re.compile(r"^Length must be between 1 and (\d+)\.(?: Must not be blank\.)?$"),
+        lambda m: f"Write 1 to {m.group(1)} characters.",
+    ),
+    (re.compile(r"^(Item|Period) (\d+): "), lambda m: f"{m.group(1)} {int(m.group(2)) + 1}: "),  # counted from 1
+)
+
+
+def in_words(message: str) -> str:
+    for pattern, words_for in PLAIN_WORDS:
+        if found := pattern.search(message):
+            return message[: found.start()] + words_for(found) + message[found.end() :]
+    return message
 
 
 def number(text: str | None) -> int | float | str:

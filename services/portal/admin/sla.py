@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from services.portal.admin import number, path_id, refusal, require_id, words
 from services.portal.client import Refused
 from services.portal.console import actor
@@ -100,7 +102,8 @@ def calendar_body(form: dict) -> dict:
         periods = [part.strip() for part in (form.get(f"hours-{day}") or "").split(",") if part.strip()]
         if periods:
             hours[day] = [_period(part) for part in periods]
-    return {"timezone": form.get("timezone", "").strip(), "hours": hours, "holidays": words(form.get("holidays"))}
+    holidays = [day.strip() for day in re.split(r"[,;\n]+", form.get("holidays") or "") if day.strip()]  # a line each
+    return {"timezone": form.get("timezone", "").strip(), "hours": hours, "holidays": holidays}
 
 
 def _period(text: str) -> list[str]:

@@ -81,7 +81,8 @@ def download(name: str):
     if chosen is None:
         return error_page(422, "That period does not work", " ".join(m for ms in errors.values() for m in ms))
     table = reports.table(reports.Source(portal(), g.reports_reader, chosen, form["clock"]), name)
-    filename = f"ticketflow-{name}-{chosen.since:%Y%m%d}.csv"
+    last = chosen.until - timedelta(microseconds=1) if chosen.until else now()  # until is the next midnight
+    filename = f"ticketflow-{name}-{chosen.since:%Y%m%d}-{last:%Y%m%d}.csv"
     return Response(
         figures.csv_text(table),
         mimetype="text/csv",

@@ -225,4 +225,23 @@ def check_status():
             "requester/home.html", topics=handlers.topics(portal()), form=form, errors=exc.errors, message=exc.message
         )
         return page, exc.status
+    return redirect(url_for("requester.status_sent"), 303)  # a reload of the page shows it again, sends nothing
+
+
+@blueprint.get("/status/sent")
+def status_sent():
     return render_template("requester/status_sent.html")
+
+
+@blueprint.get("/tickets")
+@blueprint.get("/status")
+@blueprint.get("/new")
+def forms_home():
+    """The address a form answered from (after an error the bar shows it): opened again, the form's page."""
+    return redirect(url_for("requester.home"), 303)
+
+
+@blueprint.get("/tickets/<ticket_id>/messages")
+@blueprint.get("/tickets/<ticket_id>/close")
+def ticket_forms(ticket_id: str):
+    return redirect(url_for("requester.ticket", ticket_id=ticket_id), 303)

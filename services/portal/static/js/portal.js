@@ -103,9 +103,12 @@
     }
   });
 
-  // Escape leaves a search box (the page's keys work again); typed words stay for a second look.
+  // Escape leaves a search box, the reply box or the note box (the page's keys work again); what was typed stays.
   document.addEventListener("keydown", function (event) {
-    if (event.key !== "Escape" || !event.target.hasAttribute || !event.target.hasAttribute("data-search-box")) return;
+    var target = event.target;
+    var leaves = target.hasAttribute && (target.hasAttribute("data-search-box") ||
+      target.id === "reply-body" || target.id === "note-body");
+    if (event.key !== "Escape" || !leaves) return;
     event.preventDefault();  // a search field's own Escape would empty it
     event.target.blur();
     var main = document.getElementById("main");
