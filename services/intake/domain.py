@@ -64,6 +64,7 @@ class Ticket:
     )
     thread: list[dict] = field(default_factory=list)
     resolved_at: datetime | None = None
+    resolution: str | None = None  # what the agent did, as the requester reads it (kept once closed; none reopened)
     closed_at: datetime | None = None
     watermarks: dict[str, datetime] = field(default_factory=dict)
     version: int = 0
@@ -113,7 +114,7 @@ class Ticket:
         )
         if self.status == "resolved":
             self._set_status("assigned" if self.assignee else "new", now)
-            self.resolved_at = None
+            self.resolved_at = self.resolution = None
             self._record("ticket.reopened", {"reason": "requester replied"})
         self.updated_at = now
 
@@ -179,7 +180,7 @@ class Ticket:
     def _resolved(self, data: dict, at: datetime) -> bool:
         if self.status == "closed" or not self._newer("status", at):
             return False
-        self.status, self.resolved_at = "resolved", at
+        self.status, self.resolved_at, self.resolution = "resolved", at, data.get("resolution")
         return True
 
     def _replied(self, data: dict, at: datetime) -> bool:

@@ -81,6 +81,9 @@ class TicketSchema(Schema):
     team = fields.String(allow_none=True)
     sla = fields.Nested(SlaSchema)
     thread = fields.List(fields.Nested(ThreadEntrySchema))
+    resolution = fields.String(
+        allow_none=True, metadata={"description": "what was done, while resolved or once closed after it"}
+    )
     created_at = Timestamp()
     updated_at = Timestamp()
 

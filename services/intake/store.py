@@ -38,6 +38,7 @@ _TICKET_FIELDS = (
     "created_at",
     "updated_at",
     "resolved_at",
+    "resolution",
     "closed_at",
     "watermarks",
 )

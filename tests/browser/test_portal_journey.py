@@ -122,6 +122,7 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     wait_until(lambda: system.ticket(ticket_id)["status"] == "resolved", timeout=30)
     reader.reload()
     expect(reader.get_by_text("Status: Resolved")).to_be_visible()
+    expect(reader.get_by_text("What was done: New profile with a shorter rekey interval.")).to_be_visible()
     reader.get_by_label("Your message").fill("Sorry, it is back this morning.")
     reader.get_by_role("button", name="Send message").click()
     expect(reader.get_by_text("Your message was sent.")).to_be_visible()

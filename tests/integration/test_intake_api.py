@@ -30,7 +30,7 @@ RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 TICKET_KEYS = {
     "id", "number", "subject", "description", "requester", "topic", "priority", "source", "status", "assignee",
-    "team", "sla", "thread", "created_at", "updated_at",
+    "team", "sla", "thread", "resolution", "created_at", "updated_at",
 }  # fmt: skip
 THREAD_ENTRY_KEYS = {"id", "kind", "author", "body", "created_at"}
 TIMELINE_ITEM_KEYS = {"event_id", "type", "producer", "occurred_at", "correlation_id", "summary"}
@@ -559,6 +559,8 @@ def test_message_on_a_resolved_ticket_reopens_it(client, make_ticket, tap, publi
                                           {"agent_id": "jane", "resolution": "fixed"}))  # fmt: skip
     wait_until(lambda: get_ticket(client, ticket["id"])["status"] == "resolved", timeout=EVENT_TIMEOUT,
                message="intake shows the ticket resolved")  # fmt: skip
+    seen = client.get(f"/tickets/{ticket['id']}", headers=requester(ticket)).get_json()
+    assert seen["resolution"] == "fixed"  # the requester's page says what was done
 
     request_id = f"reopen-{uuid.uuid4().hex}"
     headers = {**portal(), "X-Request-ID": request_id}
@@ -566,7 +568,7 @@ def test_message_on_a_resolved_ticket_reopens_it(client, make_ticket, tap, publi
 
     assert response.status_code == 201, response.get_json()
     after = get_ticket(client, ticket["id"])
-    assert after["status"] == "new" and after["assignee"] is None
+    assert after["status"] == "new" and after["assignee"] is None and after["resolution"] is None
     (added,) = wait_for_envelopes(tap, ticket["id"], "ticket.message_added")
     (reopened,) = wait_for_envelopes(tap, ticket["id"], "ticket.reopened")
     assert added["correlation_id"] == reopened["correlation_id"] == request_id

@@ -70,9 +70,10 @@ def test_message_on_a_resolved_ticket_reopens_it_to_its_agent():
     ticket = make_ticket()
     ticket.apply("ticket.assigned", ASSIGNED, at(1))
     ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "reset"}, at(2))
+    assert ticket.resolution == "reset"  # the requester's page says what was done
     ticket.add_message("m1", "it is back", at(3))
     assert [kind for kind, _ in ticket.recorded] == ["ticket.message_added", "ticket.reopened"]
-    assert ticket.status == "assigned" and ticket.resolved_at is None
+    assert ticket.status == "assigned" and ticket.resolved_at is None and ticket.resolution is None
 
 
 def test_message_on_a_closed_ticket_is_refused():
