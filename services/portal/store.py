@@ -39,6 +39,7 @@ class PortalStore:
         self.status_requests = db["status_requests"]
         self.presence = db["presence"]
         self.welcomes = db["welcome_emails"]
+        self.confirmations = db["confirmed_addresses"]
 
     def ensure_indexes(self) -> None:
         self.accounts.create_index([("email", ASCENDING)], unique=True)
@@ -109,6 +110,14 @@ class PortalStore:
 
     def end_sessions_of(self, account_id: str) -> None:
         self.sessions.delete_many({"account_id": account_id})
+
+    # requesters' addresses proven: someone followed a link emailed to the ticket's address
+    def confirm_address(self, ticket_id: str, email: str, at: datetime) -> None:
+        self.confirmations.update_one({"_id": ticket_id}, {"$setOnInsert": {"email": email, "at": at}}, upsert=True)
+
+    def confirmed(self, ticket_id: str) -> dict | None:
+        """When someone first followed an emailed link to the ticket (its address is theirs), or None."""
+        return self.confirmations.find_one({"_id": ticket_id})
 
     # sign-in failures
     def add_attempt(self, email: str, at: datetime, keep: int) -> list[datetime]:

@@ -3,8 +3,11 @@ what a lead may assign the ticket to, and why the automatic assignment did what 
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 
+from shared import links
 from tests.integration.test_portal_search import a_ticket, portal, signed_in, stub, text  # noqa: F401
 
 QUEUED = {"at": "2026-01-01T10:00:01.000Z", "action": "queued", "by": "system", "from": None, "to": None,
@@ -92,3 +95,23 @@ def test_someone_else_arriving_changes_the_notices_alone_not_the_conversation(po
     assert '<div id="live-notices" class="live-notices" hx-swap-oob="true">' in arrived
     assert "Also viewing now: admin-" in arrived
     assert 'id="live" ' not in arrived  # the conversation, with its links, stays as it is
+
+
+def test_an_address_nobody_proved_is_marked_until_an_emailed_link_is_followed(portal, stub):  # noqa: F811
+    """The web form takes any address; an agent sees so, until someone follows a link emailed to it."""
+    ticket_id = f"t-{uuid.uuid4().hex[:8]}"
+    a_ticket(stub)
+    stub.answers[f"/tickets/{ticket_id}"] = stub.answers["/tickets/t-1"] | {"id": ticket_id, "source": "web"}
+    for part in ("timeline", "mail", "attachments"):
+        stub.answers[f"/tickets/{ticket_id}/{part}"] = {"items": []}
+    agent = signed_in(portal)
+    assert "Address not confirmed" in text(agent.get(f"/console/tickets/{ticket_id}"))
+
+    token = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], ticket_id, "a@example.com", 30)
+    followed = portal.test_client().get(f"/t/{token}")
+
+    assert followed.status_code == 303
+    html = text(agent.get(f"/console/tickets/{ticket_id}"))
+    assert "Address not confirmed" not in html and "· address confirmed" in html
+    stub.answers[f"/tickets/{ticket_id}"]["source"] = "email"  # by mail: nothing said either way
+    assert "address confirmed" not in text(agent.get(f"/console/tickets/{ticket_id}")).lower()

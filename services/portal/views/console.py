@@ -124,6 +124,7 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         priorities=PRIORITIES,
         history_words=domain.history_words,
         similar=finding.similar(portal(), g.session, ticket_id),
+        confirmed=portal().store.confirmed(ticket_id),
     )
     return html, status
 

@@ -6,6 +6,7 @@ import re
 import uuid
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
+from pymongo.errors import DuplicateKeyError
 
 from services.portal import attachments, domain, finding, handlers
 from services.portal.pages import error_page, passed_on, portal, set_session
@@ -86,6 +87,10 @@ def follow_link(token: str):
         page = render_template("requester/bad_link.html", form={}, errors={})
         return page, 404
     _grant(grant)
+    try:  # the link came by email to the ticket's address: whoever followed it reads that mailbox
+        portal().store.confirm_address(grant["id"], grant["email"], handlers.now())
+    except DuplicateKeyError:
+        pass  # two first follows at once: either is the first
     return redirect(url_for("requester.ticket", ticket_id=grant["id"]), 303)  # the token leaves the address bar
 
 
