@@ -99,6 +99,7 @@ def account_problems(email: str, role: str, agent_id: str | None) -> dict[str, l
     return errors
 
 
+MESSAGE_MAX = 20000  # a requester's message, as intake takes it (MessageCreateSchema)
 TICKET_FIELDS = (  # (field, label, longest): the requester's form
     ("name", "your name", 200),
     ("email", "your email address", 254),

@@ -301,7 +301,10 @@ def add_message(
     svc: Portal, grant: dict, body: str, request_id: str | None, files: list[attachments.Chosen] | None = None
 ) -> dict:
     """The requester's message (its thread entry); the files are checked here and sent by `attach_files`."""
+    longest = domain.MESSAGE_MAX
     errors = {"body": ["Write your message first."]} if not body.strip() else {}
+    if len(body) > longest:
+        errors["body"] = [f"Use at most {longest} characters (you have {len(body)})."]
     errors |= attachments.problems(files or [])
     if errors:
         raise UserError(next(iter(errors.values()))[0], errors)

@@ -17,14 +17,15 @@ CLOSED = {"id": "t-9", "number": 100063, "subject": "VPN disconnects during vide
 class Intake:
     """intake as the requester's pages call it: a closed ticket, and a 409 for any message to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, ticket: dict = CLOSED) -> None:
         self.posts: list[str] = []
+        self.ticket = ticket
 
     def get(self, service, path, actor, **params):
         if path == "/topics":
             return {"items": [{"id": "network", "name": "Network"}]}
         if path == "/tickets/t-9":
-            return CLOSED
+            return self.ticket
         return {"items": []}  # its attachments
 
     def post(self, service, path, actor, body, **kwargs):
@@ -95,3 +96,16 @@ def test_a_form_pages_address_opened_again_goes_to_its_form(portal, monkeypatch)
     for path, target in (("/tickets", "/"), ("/status", "/"), ("/new", "/"), ("/tickets/t-9/messages", "/tickets/t-9")):
         answer = browser.get(path)
         assert (answer.status_code, answer.headers["Location"]) == (303, target), path
+
+
+def test_a_message_too_long_is_said_in_words_next_to_its_field_before_intake_is_asked(portal, monkeypatch):  # noqa: F811
+    intake = Intake(CLOSED | {"status": "in_progress"})
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    token = csrf(text(browser.get("/")))
+
+    answer = browser.post("/tickets/t-9/messages", data={"body": "x" * 20001, "csrf_token": token})
+
+    assert answer.status_code == 422
+    assert "Use at most 20000 characters (you have 20001)." in text(answer)
+    assert intake.posts == []

@@ -923,3 +923,13 @@ def test_a_large_mail_parses_in_linear_memory():
     assert mail.attachments[0].data == data
     assert mail.text == "The dump is attached."
     assert peak < 12 * len(raw)  # about 8x today: copies, not squares
+
+
+def test_an_html_links_address_is_kept_beside_its_words():
+    html = ('<p>The form is <a href="https://forms.example.com/vpn?id=7">here</a>; the guide is at '
+            '<a href="https://wiki.example.com/vpn">https://wiki.example.com/vpn</a>.</p>')  # fmt: skip
+    message = make_mail()
+    message.set_content(html, subtype="html")
+    text = read(message).full_text
+    assert "[here](https://forms.example.com/vpn?id=7)" in text
+    assert "the guide is at https://wiki.example.com/vpn." in text  # an address as its own words: once
