@@ -195,3 +195,12 @@ def test_minutes_and_percents_in_words():
     assert [minutes(v) for v in (15, 90, 4320, 0.05, None)] == ["15 min", "90 min (1.5 h)", "4320 min (3 d)",
                                                                  "0.05 min", "—"]  # fmt: skip
     assert percent(93.333) == "93.3 %" and percent(None) == "—"
+
+
+def test_a_topic_two_teams_name_is_shown_going_where_assignment_sends_it():
+    teams = [{"id": "qa-team", "name": "QA", "topics": ["network", "qa"]},
+             {"id": "network", "name": "Network", "topics": ["network", "vpn"]}]  # fmt: skip
+    services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
+    svc = SimpleNamespace(services=services, store=SimpleNamespace(list_accounts=lambda: []))
+    found = {team["id"]: team["elsewhere"] for team in people.directory(svc, ADMIN)["teams"]}
+    assert found == {"qa-team": {"network": "network"}, "network": {}}  # the first by id takes it

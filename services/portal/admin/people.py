@@ -17,9 +17,14 @@ def directory(svc: Portal, session: dict) -> dict:
     who = actor(session)
     agents = svc.services.get("assignment", "/agents", who)["items"]
     teams = svc.services.get("assignment", "/teams", who)["items"]
+    routes: dict[str, str] = {}  # topic -> the team its tickets go to (assignment: the first by id naming it)
+    for team in sorted(teams, key=lambda t: t["id"]):
+        for topic in team.get("topics") or []:
+            routes.setdefault(topic, team["id"])
     for team in teams:
         team["members"] = [agent for agent in agents if team["id"] in agent["teams"]]
         team["leads"] = [agent for agent in team["members"] if team["id"] in agent.get("lead_of", [])]
+        team["elsewhere"] = {topic: routes[topic] for topic in team.get("topics") or [] if routes[topic] != team["id"]}
     topics = svc.services.get("intake", "/topics", who)["items"]
     accounts = {account.get("agent_id") for account in svc.store.list_accounts()}
     return {
