@@ -89,7 +89,7 @@ def parse(
             subject="",
             text=text,
             full_text=text,
-            ticket_number=None,
+            ticket_numbers=(),
             references=(),
             referenced_ticket_ids=(),
             automatic=None,

@@ -149,14 +149,16 @@ def _ticket_replied_to(svc: Intake, mail: inbound.InboundMail) -> Ticket | None:
     """The ticket a reply names: by notify's Message-IDs in In-Reply-To/References first, else by [#number].
 
     A subject may hold several numbers: "[#100076] Re: [#100063] VPN" is the receipt of a follow-up to closed
-    #100063, kept in a reply as the receipt asks. The first number naming a ticket not closed wins, else the
-    first naming a ticket at all (a closed one: the reply opens a follow-up)."""
+    #100063, kept in a reply as the receipt asks. The sender's own tickets come first, open before closed, each
+    in the subject's order; then anyone's (kept, not posted: not its requester)."""
     for ticket_id in mail.referenced_ticket_ids:
         ticket = svc.tickets.find(ticket_id)
         if ticket is not None:
             return ticket
     found = [ticket for number in mail.ticket_numbers[:MAX_NUMBERS] if (ticket := svc.tickets.find_by_number(number))]
-    return next((ticket for ticket in found if ticket.status != "closed"), found[0] if found else None)
+    theirs = lambda ticket: same_email(ticket.requester["email"], mail.sender)  # noqa: E731
+    ranked = sorted(found, key=lambda ticket: (not theirs(ticket), ticket.status == "closed"))  # stable: in order
+    return ranked[0] if ranked else None
 
 
 def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None) -> Outcome:

@@ -28,9 +28,10 @@ AGENT_SESSION = timedelta(hours=12)  # a signed-in agent signs in again after th
 IDLE_LIMIT = timedelta(hours=2)  # ... or after this long without a request
 REQUESTER_SESSION = timedelta(days=7)  # a requester's session, from a link or a new ticket
 PASSWORD_LINK_LIFE = timedelta(days=3)
-# check-status requests per hour: per email and number (links to one request), per email (all its requests: a
-# stranger's wrong numbers never use up the owner's five), per client address
-STATUS_LIMITS = (("request", 5), ("email", 30), ("client", 20))
+# check-status requests per hour, checked in this order and each counted only once the ones before it passed:
+# per client address, per email and number (links to one request), per email (all its requests). So a stranger's
+# wrong numbers use up their own address's twenty, never the owner's five for their request.
+STATUS_LIMITS = (("client", 20), ("request", 5), ("email", 30))
 NUMBER = re.compile(r"#?[0-9]{1,15}")  # a ticket number as people quote it (ASCII digits only)
 FIELD_NAMES = {"requester.name": "name", "requester.email": "email"}  # intake's fields -> the form's
 
@@ -365,12 +366,13 @@ def request_status_link(svc: Portal, email: str, number: str, client: str) -> No
         raise UserError("Some answers need another look.", errors)
     at = now()
     window = at.replace(minute=0, second=0, microsecond=0)
-    keys = {"request": f"{email}|{number.strip().lstrip('#')}", "email": email, "client": client}
+    as_number = int(number.strip().lstrip("#"))  # "0100042" is 100042, as the request stored is
+    keys = {"request": f"{email}|{as_number}", "email": email, "client": client}
     for kind, limit in STATUS_LIMITS:
         key = keys[kind]
         if svc.store.count_hit(f"status:{kind}:{key}", window, timedelta(hours=1)) > limit:
             raise UserError("Too many requests for a link. Please try again in an hour.", status=429)
-    svc.store.add_status_request(email, int(number.strip().lstrip("#")), at)
+    svc.store.add_status_request(email, as_number, at)
 
 
 def answer_status_request(svc: Portal, request: dict) -> str:

@@ -112,8 +112,20 @@ class PortalStore:
         self.sessions.delete_many({"account_id": account_id})
 
     # requesters' addresses proven: someone followed a link emailed to the ticket's address
-    def confirm_address(self, ticket_id: str, email: str, at: datetime) -> None:
-        self.confirmations.update_one({"_id": ticket_id}, {"$setOnInsert": {"email": email, "at": at}}, upsert=True)
+    def confirm_address(self, ticket_id: str, email: str, at: datetime) -> bool:
+        """Note that someone read a link emailed to the ticket's address; whether this was the first time."""
+        done = self.confirmations.update_one(
+            {"_id": ticket_id}, {"$setOnInsert": {"email": email, "at": at}}, upsert=True
+        )
+        return done.upserted_id is not None
+
+    def drop_grants(self, grant: dict, keep_session_id: str) -> None:
+        """Every session but `keep_session_id` loses the grant (they must follow an emailed link to see it again).
+        The grant whole, as `grant_ticket` adds it: the embedded store's $pull takes a value, not a condition."""
+        value = {"id": grant["id"], "email": grant["email"]}
+        self.sessions.update_many(
+            {"tickets.id": grant["id"], "_id": {"$ne": keep_session_id}}, {"$pull": {"tickets": value}}
+        )
 
     def confirmed(self, ticket_id: str) -> dict | None:
         """When someone first followed an emailed link to the ticket (its address is theirs), or None."""

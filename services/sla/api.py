@@ -174,7 +174,7 @@ class SeveralTicketsClocks(MethodView):
     def get(self, query):
         """The clocks of several tickets at once (a queue's rows), in the order asked; those the reader may not
         see, or sla does not know yet, are left out."""
-        return {"items": handlers.tickets_view(sla(), query["ticket_id"], principal())}
+        return {"items": handlers.tickets_view(sla(), query["ticket_id"], principal()), "next_cursor": None}
 
 
 @tickets.route("/tickets/<ticket_id>")

@@ -144,6 +144,7 @@ class TicketsQuerySchema(Schema):
 
 class TicketClocksListSchema(Schema):
     items = fields.List(fields.Nested(TicketClocksSchema))
+    next_cursor = fields.String(allow_none=True, dump_default=None, metadata={"description": "always null: one page"})
 
 
 class BreachQuerySchema(Schema):

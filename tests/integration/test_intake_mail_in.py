@@ -124,6 +124,14 @@ def test_a_reply_keeping_a_follow_ups_subject_joins_the_follow_up_not_a_third_ti
         assert (outcome.kind, outcome.ticket_id) == ("message", follow_up.id)
 
 
+def test_among_a_subjects_numbers_the_senders_own_ticket_comes_first(svc):
+    sender, other = address(), address()
+    theirs = svc.tickets.get(receive(svc, mail(other, "Printer", "Jams.")).ticket_id)
+    mine = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    outcome = receive(svc, mail(sender, f"Re: [#{theirs.number}] and [#{mine.number}]", "Same as my colleague."))
+    assert (outcome.kind, outcome.ticket_id) == ("message", mine.id)
+
+
 def test_a_reply_to_a_resolved_ticket_reopens_it(svc, tap):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)

@@ -180,6 +180,8 @@ def test_one_client_address_opens_so_many_requests_an_hour_with_the_form(portal,
     intake = Intake()
     monkeypatch.setattr(svc, "services", intake)
     monkeypatch.setattr(svc, "settings", dataclasses.replace(svc.settings, portal_tickets_per_client_hour=2))
+    at = handlers.now()
+    monkeypatch.setattr(handlers, "now", lambda: at)  # one hour's window for the whole test, whenever it runs
     address = f"10.{uuid.uuid4().int % 250}.0.7"  # this test's own: the window is the portal database's
 
     def send(n: int, client: str):

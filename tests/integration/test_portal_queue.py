@@ -53,7 +53,17 @@ def test_each_row_shows_its_soonest_running_deadline_from_sla_soonest_first(port
         ("100003", "—"),  # sla does not know it yet: assignment's copy, which has nothing either
     ]
     [asked] = [call for call in stub.calls if call["path"] == "/tickets"]
-    assert asked["args"]["ticket_id"] == "t-1"  # the rows' ids, one call for the page
+    assert asked["lists"]["ticket_id"] == ["t-1", "t-2", "t-3"]  # the rows' ids, one call for the page
+
+
+def test_a_long_queue_asks_sla_fifty_rows_at_a_time(portal, stub):  # noqa: F811
+    """200 ids in one query string would pass the 4 KB request line a server takes (gunicorn's)."""
+    queue_stub(stub)
+    stub.answers["/queue"] = {"items": [row(f"t-{n}", 100000 + n) for n in range(120)], "next_cursor": None}
+    signed_in(portal).get("/console/?view=all")
+    asked = [call["lists"]["ticket_id"] for call in stub.calls if call["path"] == "/tickets"]
+    assert [len(ids) for ids in asked] == [50, 50, 20]
+    assert [ticket_id for ids in asked for ticket_id in ids] == [f"t-{n}" for n in range(120)]
 
 
 def test_without_sla_the_rows_keep_assignments_copy_and_order(portal, stub):  # noqa: F811

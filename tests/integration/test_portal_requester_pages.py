@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from services.portal import handlers
 from services.portal.client import Refused
 from tests.integration.test_portal_search import portal, stub, text, with_grants  # noqa: F401
 
@@ -74,20 +75,24 @@ def test_the_request_number_field_asks_phones_for_digits(portal, monkeypatch):  
 
 
 def test_a_strangers_wrong_numbers_never_use_up_the_owners_links(portal, monkeypatch):  # noqa: F811
-    """Links are limited per email and number (5 an hour): guesses of other numbers leave the owner's alone."""
+    """Links are limited per client address (20 an hour), then per email and number (5), then per email (30),
+    each counted once the ones before passed: a stranger's guesses use up their own address's, never the
+    owner's; "0100500" is 100500."""
     monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake())
+    at = handlers.now()
+    monkeypatch.setattr(handlers, "now", lambda: at)  # one hour's window for the whole test, whenever it runs
     owner = f"owner-{uuid.uuid4().hex[:8]}@example.com"
 
     def ask(number: str, client: str) -> int:
         browser = portal.test_client()
         token = csrf(text(browser.get("/", environ_base={"REMOTE_ADDR": client})))
         data = {"status_email": owner, "number": number, "csrf_token": token}
-        answer = browser.post("/status", data=data, environ_base={"REMOTE_ADDR": client})
-        return answer.status_code
+        return browser.post("/status", data=data, environ_base={"REMOTE_ADDR": client}).status_code
 
     stranger, me = f"10.9.{uuid.uuid4().int % 250}.1", f"10.8.{uuid.uuid4().int % 250}.1"
-    assert [ask(str(100001 + i), stranger) for i in range(6)] == [303] * 6  # each number its own five
-    assert [ask("100500", me) for _ in range(6)] == [303] * 5 + [429]  # the owner's number: five links an hour
+    assert [ask(str(100001 + i), stranger) for i in range(31)] == [303] * 20 + [429] * 11  # their address's twenty
+    asked = [ask(number, me) for number in ("100500", "0100500", "#100500", "00100500", "100500", "100500")]
+    assert asked == [303] * 5 + [429]  # the owner's number: five links an hour, however it is written
 
 
 def test_a_form_pages_address_opened_again_goes_to_its_form(portal, monkeypatch):  # noqa: F811

@@ -48,7 +48,8 @@ class Stub:
         @app.route("/<path:path>")
         def answer(path):
             token = request.headers["Authorization"].removeprefix("Bearer ")
-            self.calls.append({"path": "/" + path, "args": request.args.to_dict(), "token": token})
+            self.calls.append({"path": "/" + path, "args": request.args.to_dict(), "token": token,
+                               "lists": request.args.to_dict(flat=False)})  # fmt: skip
             found = self.answers.get("/" + path, (404, {"title": "Not Found", "detail": "none here"}))
             status, body = found if isinstance(found, tuple) else (200, found)
             return jsonify(body), status

@@ -7,8 +7,10 @@ import os
 import re
 import uuid
 
+from services.portal import handlers
+from services.portal.pages import cookie_names
 from shared import links
-from tests.integration.test_portal_search import a_ticket, portal, signed_in, stub, text  # noqa: F401
+from tests.integration.test_portal_search import a_ticket, portal, signed_in, stub, text, with_grants  # noqa: F401
 
 QUEUED = {"at": "2026-01-01T10:00:01.000Z", "action": "queued", "by": "system", "from": None, "to": None,
           "decision": {"rule": "the available agent with the fewest open tickets", "candidates": []}}  # fmt: skip
@@ -107,10 +109,19 @@ def test_an_address_nobody_proved_is_marked_until_an_emailed_link_is_followed(po
     agent = signed_in(portal)
     assert "Address not confirmed" in text(agent.get(f"/console/tickets/{ticket_id}"))
 
+    svc = portal.extensions["ticketflow.portal"]
+    form_session = with_grants(portal, [{"id": ticket_id, "email": "a@example.com"}])  # the web form's browser
     token = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], ticket_id, "a@example.com", 30)
-    followed = portal.test_client().get(f"/t/{token}")
+    mailbox = portal.test_client()
+    followed = mailbox.get(f"/t/{token}")
 
     assert followed.status_code == 303
+    granted = lambda client: any(  # noqa: E731
+        grant["id"] == ticket_id
+        for grant in handlers.load_session(svc, client.get_cookie(cookie_names(False)[0]).value)["tickets"]
+    )
+    assert granted(mailbox) and not granted(form_session)  # whoever typed the address needs a link now
+    assert portal.test_client().get(f"/t/{token}").status_code == 303 and granted(mailbox)  # later ones drop none
     html = text(agent.get(f"/console/tickets/{ticket_id}"))
     assert "Address not confirmed" not in html and "· address confirmed" in html
     stub.answers[f"/tickets/{ticket_id}"]["source"] = "email"  # by mail: nothing said either way

@@ -933,3 +933,15 @@ def test_an_html_links_address_is_kept_beside_its_words():
     text = read(message).full_text
     assert "[here](https://forms.example.com/vpn?id=7)" in text
     assert "the guide is at https://wiki.example.com/vpn." in text  # an address as its own words: once
+
+
+def test_a_mail_the_parser_fails_on_is_kept_as_text(monkeypatch):
+    """The safety net: a bug of ours or the stdlib's keeps the mail (as its raw text), never loses it."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a parser bug")
+
+    monkeypatch.setattr(inbound, "_parse", broken)
+    mail = parse(crlf(b"From: ana@example.com\nSubject: [#100042] VPN\n\nStill down.\n"))
+    assert "Still down." in mail.full_text and mail.ticket_numbers == ()
+    assert mail.defects == ("the mail could not be parsed (RuntimeError: a parser bug)",)

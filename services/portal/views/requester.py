@@ -53,7 +53,8 @@ def open_ticket():
         return _home(form, message="This form has expired. Please check your answers and send it again.", status=400)
     files = attachments.chosen(request.files.getlist("files"))
     digest = handlers.form_digest(form)
-    if (already := handlers.opened_already(g.session, digest)) and _granted(already):
+    already = None if files else handlers.opened_already(g.session, digest)  # files chosen again: a new request
+    if already and _granted(already):
         return redirect(url_for("requester.ticket", ticket_id=already, notice="sent-before"), 303)
     try:
         ticket = handlers.open_ticket(portal(), form, key, g.get("request_id"), files, request.remote_addr or "")
@@ -88,9 +89,11 @@ def follow_link(token: str):
         return page, 404
     _grant(grant)
     try:  # the link came by email to the ticket's address: whoever followed it reads that mailbox
-        portal().store.confirm_address(grant["id"], grant["email"], handlers.now())
+        first = portal().store.confirm_address(grant["id"], grant["email"], handlers.now())
     except DuplicateKeyError:
-        pass  # two first follows at once: either is the first
+        first = False  # two first follows at once: the other one is the first
+    if first:  # the sessions that had it without a link (the web form's, anyone's) need one from now on
+        portal().store.drop_grants(grant, keep_session_id=g.session["_id"])
     return redirect(url_for("requester.ticket", ticket_id=grant["id"]), 303)  # the token leaves the address bar
 
 
@@ -160,7 +163,8 @@ def reply(ticket_id: str):
         entry = handlers.add_message(portal(), grant, body, g.get("request_id"), files)
     except handlers.UserError as exc:
         message = exc.message
-        if exc.status == 409:  # closed meanwhile (another tab, the auto-close): the page offers a new request
+        closed = exc.status == 409 and handlers.requester_ticket(portal(), grant)["status"] == "closed"
+        if closed:  # closed meanwhile (another tab, the auto-close): the page offers a new request with it
             message = "This request was closed meanwhile, so your message was not sent. It is kept below."
         return _ticket_page(grant, {"body": body}, exc.errors, message, exc.status, choose_again=bool(files))
     try:  # the message's id as the key: its files are attached once
