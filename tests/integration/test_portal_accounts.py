@@ -239,7 +239,7 @@ def test_an_agent_account_is_for_an_agent_assignment_has(portal, stub):  # noqa:
                                                               "agent_id": ghost})  # fmt: skip
 
     assert refused.status_code == 422
-    assert f"assignment has no agent {ghost}. Add a new agent on Agents: it adds the account too." in text(refused)
+    assert f"No agent has the id {ghost}. To add a new agent, use Agents: it adds the account too." in text(refused)
     added = post_form(admin, "/admin/accounts", "/admin/", {"email": f"ada-{ghost}@example.com", "role": "agent",
                                                             "agent_id": "ada"})  # fmt: skip
     assert added.status_code == 200 and f"Account ada-{ghost}@example.com added." in text(added)

@@ -55,7 +55,7 @@ def test_a_message_to_a_request_closed_meanwhile_is_kept_and_opens_a_new_request
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', kept))
     assert fields["description"] == "One more thing: it also fails on Wi-Fi &lt;b&gt;today&lt;/b&gt;."
     assert fields["subject"] == "Follow-up to request 100063: VPN disconnects during video calls"
-    assert (fields["name"], fields["email"]) == ("Mia Moreno", "mia@example.com")
+    assert (fields["name"], fields["email"], fields["topic"]) == ("Mia Moreno", "mia@example.com", "network")
 
     form = browser.post("/new", data={k: v.replace("&lt;", "<").replace("&gt;", ">") for k, v in fields.items()})
 
@@ -63,7 +63,7 @@ def test_a_message_to_a_request_closed_meanwhile_is_kept_and_opens_a_new_request
     home = text(form)
     assert "One more thing: it also fails on Wi-Fi &lt;b&gt;today&lt;/b&gt;.</textarea>" in home
     assert 'value="Follow-up to request 100063: VPN disconnects during video calls"' in home
-    assert 'value="mia@example.com"' in home
+    assert 'value="mia@example.com"' in home and '<option value="network" selected>' in home
     assert svc.services.posts == ["/tickets/t-9/messages"]  # showing the form opened nothing
 
 

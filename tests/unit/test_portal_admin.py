@@ -65,6 +65,10 @@ def test_a_refusal_keeps_the_services_words_under_the_forms_names():
     [("Shorter than minimum length 1.", "Choose at least one."),
      ("Length must be between 1 and 200. Must not be blank.", "Write 1 to 200 characters."),
      ("Item 0: must be a whole number from 1 to 99.", "Item 1: must be a whole number from 1 to 99."),
+     ("Must be greater than or equal to 1 and less than or equal to 1000.", "Enter a whole number from 1 to 1000."),
+     ("Must be a finite number greater than 0 and at most 5270400.",
+      "Enter a number of minutes above 0, like 60 (at most 3660 days)."),
+     ('Not a valid date: use "YYYY-MM-DD"', "Not a day of the calendar: use YYYY-MM-DD, like 2026-12-25."),
      ("An agent omar exists already.", "An agent omar exists already.")],
 )  # fmt: skip
 def test_the_validation_librarys_words_become_a_persons(said, shown):

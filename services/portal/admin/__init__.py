@@ -37,6 +37,18 @@ PLAIN_WORDS = (  # the validation library's words -> a person's
         re.compile(r"^Length must be between 1 and (\d+)\.(?: Must not be blank\.)?$"),
         lambda m: f"Write 1 to {m.group(1)} characters.",
     ),
+    (
+        re.compile(r"^Must be greater than or equal to (\d+) and less than or equal to (\d+)\.$"),
+        lambda m: f"Enter a whole number from {m.group(1)} to {m.group(2)}.",
+    ),
+    (
+        re.compile(r"^Must be a finite number greater than 0 and at most (\d+)\.$"),
+        lambda m: f"Enter a number of minutes above 0, like 60 (at most {int(m.group(1)) // 1440} days).",
+    ),
+    (
+        re.compile(r'^Not a valid date: use "YYYY-MM-DD"\.?$'),
+        lambda m: "Not a day of the calendar: use YYYY-MM-DD, like 2026-12-25.",
+    ),
     (re.compile(r"^(Item|Period) (\d+): "), lambda m: f"{m.group(1)} {int(m.group(2)) + 1}: "),  # counted from 1
 )
 

@@ -47,7 +47,7 @@ def add_account(svc: Portal, session: dict, email: str, role: str, agent_id: str
         except Refused as refused:
             if refused.status != 404:
                 raise
-            problem = f"assignment has no agent {agent_id}. Add a new agent on Agents: it adds the account too."
+            problem = f"No agent has the id {agent_id}. To add a new agent, use Agents: it adds the account too."
             raise UserError("The account has invalid fields.", {"agent_id": [problem]}) from None
     return create_account(svc, email, role, agent_id, None)
 

@@ -40,7 +40,7 @@ def home():
 def new_request():
     """The form to open a request, filled in with what a closed request's page kept (a message it could not
     take): it only shows the form, so nothing is opened or sent until the person sends it."""
-    form = {name: request.form.get(name, "") for name in ("name", "email", "subject", "description")}
+    form = {name: request.form.get(name, "") for name in ("name", "email", "topic", "subject", "description")}
     return _home({name: value for name, value in form.items() if value})
 
 
