@@ -245,13 +245,6 @@ class TicketAccess:
             return None
         return TicketFacts(ticket_id, doc.get("requester_email"), doc.get("team"), doc.get("agent_id"))
 
-    def find_many(self, ticket_ids: list[str]) -> dict[str, TicketFacts]:
-        """The facts of those of `ticket_ids` the service knows, in one read."""
-        return {
-            doc["_id"]: TicketFacts(doc["_id"], doc.get("requester_email"), doc.get("team"), doc.get("agent_id"))
-            for doc in self.collection.find({"_id": {"$in": list(ticket_ids)}})
-        }
-
 
 def _newest_wins(collection, doc_id: str, mark: str, at: datetime, fields: dict) -> None:
     """Set `fields` unless a newer event (a later `mark`) set them already: events arrive out of order."""

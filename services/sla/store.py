@@ -1,7 +1,8 @@
 """The only module that touches sla's collections: policies (with their history), calendars, clocks, breaches.
 
-Filters on the clocks are `_id` or a range on one indexed date (`next_due`, `created_at`): both are
-index lookups on MongoDB and on the embedded FerretDB (see scripts/ferretdb.patch).
+Filters on the clocks are `_id`, a range on one indexed date (`next_due`, `created_at`), or `ticket_id` (the
+same value as `_id`, indexed of its own) `$in` a list: all index lookups on MongoDB and on the embedded FerretDB
+(see scripts/ferretdb.patch; there `_id $in` reads the whole collection, 1.4 s at 20,000 tickets).
 """
 
 from __future__ import annotations
@@ -167,6 +168,7 @@ class ClockStore:
     def ensure_indexes(self) -> None:
         self.collection.create_index([("next_due", ASCENDING)])
         self.collection.create_index([("created_at", ASCENDING)])
+        self.collection.create_index([("ticket_id", ASCENDING)])  # several tickets' clocks at once (load_many)
         self.histories.ensure_indexes()
 
     def load(self, ticket_id: str, calendars: dict[str, Calendar]) -> tuple[TicketClocks, int, datetime | None] | None:
@@ -176,7 +178,7 @@ class ClockStore:
 
     def load_many(self, ticket_ids: list[str], calendars: dict[str, Calendar]) -> list[TicketClocks]:
         """The clocks of those of `ticket_ids` sla knows, in one read (in no particular order)."""
-        found = self.collection.find({"_id": {"$in": list(ticket_ids)}}, outbox.NO_OUTBOX)
+        found = self.collection.find({"ticket_id": {"$in": list(ticket_ids)}}, outbox.NO_OUTBOX)
         return [TicketClocks.from_dict(doc, calendars) for doc in found]
 
     def insert(self, clocks: TicketClocks, next_due: datetime | None, staged: dict) -> bool:
