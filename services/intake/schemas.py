@@ -84,6 +84,7 @@ class TicketSchema(Schema):
     resolution = fields.String(
         allow_none=True, metadata={"description": "what was done, while resolved or once closed after it"}
     )
+    resolved_at = Timestamp(allow_none=True, metadata={"description": "when, with the resolution"})
     created_at = Timestamp()
     updated_at = Timestamp()
 

@@ -109,7 +109,7 @@ def with_deadlines(svc: Portal, who: Actor, rows: list[dict]) -> list[dict]:
     priority, then age).
 
     assignment learns a due time from sla's alerts only (the first comes at 80 % of a target), so its own copy
-    has none for most open tickets; sla has them all, for the page's rows in one call. Without sla, the rows
+    has none for most open tickets; sla has them all, for the page's rows 50 a call. Without sla, the rows
     keep assignment's copy and order."""
     if not rows:
         return rows

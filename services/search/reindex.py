@@ -2,8 +2,8 @@
 
 When search's database holds no document (a new deployment of search beside a desk that has tickets), the
 documents are first taken from intake's API (GET /tickets, then each ticket for its thread), as an admin.
-intake shows no resolution, so tickets imported that way have none until their next ticket.resolved; the
-events that arrive later are learnt into them as usual (each part newer than the ticket's updated_at).
+intake shows a resolved (or closed) ticket's resolution, which comes along; the events that arrive later are
+learnt into them as usual (each part newer than the ticket's updated_at).
 """
 
 from __future__ import annotations
@@ -68,9 +68,11 @@ def from_intake(ticket: dict) -> TicketDoc:
             for entry in ticket.get("thread", [])
         ],
         status=ticket["status"],
+        resolution=ticket.get("resolution"),
+        resolved_at=parse_time(ticket["resolved_at"]) if ticket.get("resolved_at") else None,
         team=ticket.get("team"),
         agent_id=(ticket.get("assignee") or {}).get("agent_id"),
         created_at=parse_time(ticket["created_at"]),
-        watermarks={"status": updated, "assignee": updated},
+        watermarks={"status": updated, "assignee": updated, "resolution": updated},
         updated_at=now(),
     )

@@ -178,6 +178,8 @@ class ClockStore:
 
     def load_many(self, ticket_ids: list[str], calendars: dict[str, Calendar]) -> list[TicketClocks]:
         """The clocks of those of `ticket_ids` sla knows, in one read (in no particular order)."""
+        if not ticket_ids:
+            return []
         found = self.collection.find({"ticket_id": {"$in": list(ticket_ids)}}, outbox.NO_OUTBOX)
         return [TicketClocks.from_dict(doc, calendars) for doc in found]
 

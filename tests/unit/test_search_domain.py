@@ -54,3 +54,14 @@ def test_from_intake_takes_the_thread_the_team_and_the_agent():
     }  # fmt: skip
     assert not doc.apply("ticket.status_changed", {"status": "assigned", "previous_status": "new"}, at(10))  # older
     assert doc.apply("ticket.status_changed", {"status": "waiting_on_requester", "previous_status": "x"}, at(31))
+
+
+def test_from_intake_takes_a_resolved_tickets_resolution():
+    ticket = {
+        "id": "t2", "number": 43, "subject": "VPN", "description": "Drops.", "status": "closed",
+        "requester": {"name": "Ana", "email": "ana@example.com"}, "team": "network", "assignee": None,
+        "created_at": "2026-11-27T09:30:00.000Z", "updated_at": "2026-11-28T10:00:00.000Z", "thread": [],
+        "resolution": "New VPN profile.", "resolved_at": "2026-11-27T12:00:00.000Z",
+    }  # fmt: skip
+    doc = from_intake(ticket).document()
+    assert (doc["resolution"], doc["resolved_at"]) == ("New VPN profile.", "2026-11-27T12:00:00.000Z")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from services.portal.admin import number, path_id, refusal, require_id, words
+from services.portal.admin import in_words, number, path_id, refusal, require_id, words
 from services.portal.client import Refused
 from services.portal.console import actor
 from services.portal.handlers import Portal, UserError
@@ -125,8 +125,8 @@ def _calendar_refusal(refused: Refused, body: dict) -> UserError:
     """hours.mon is the Monday field; holidays.2 the third date of the holidays field (named in the message)."""
     names = {f"hours.{day}": f"hours-{day}" for day, _ in DAYS} | {"id": "calendar_id"}
     error = refusal(refused, names)
-    dates = [f"{body['holidays'][int(f.split('.')[1])]}: {' '.join(m)}" for f, m in refused.errors.items()
-             if f.startswith("holidays.") and f.split(".")[1].isdigit()]  # fmt: skip
+    dates = [f"{body['holidays'][int(f.split('.')[1])]}: {' '.join(map(in_words, m))}"
+             for f, m in refused.errors.items() if f.startswith("holidays.") and f.split(".")[1].isdigit()]  # fmt: skip
     if dates:
         error.errors["holidays"] = dates
     return error

@@ -61,6 +61,9 @@ def open_ticket():
     except handlers.UserError as exc:
         return _home(form, exc.errors, exc.message, exc.status, choose_again=bool(files))
     grant = {"id": ticket["id"], "email": ticket["requester"]["email"]}
+    if not _granted(ticket["id"]) and portal().store.confirmed(ticket["id"]):  # the same form sent again, after
+        # the address's owner followed an emailed link (which took the request from browsers without one)
+        return _home({}, message=SENT_BEFORE_CONFIRMED, status=200)
     _grant(grant)
     portal().store.remember_opened(g.session["_id"], digest, ticket["id"], handlers.now())
     notice = "opened"
@@ -131,6 +134,7 @@ def _ticket_page(grant: dict, form=None, errors=None, message=None, status=200, 
     return page, status
 
 
+SENT_BEFORE_CONFIRMED = "You sent this request already. Open it from the link in the email we sent you."
 NOTICES = {  # what a redirect after a change says (a fixed text: nothing from the address is shown)
     "opened": "Thank you. We have your request and have emailed you a receipt with a link to this page.",
     "opened-without-files": "We have your request and have emailed you a receipt, but your files could not be "
