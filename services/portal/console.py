@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from services.portal import attachments, domain
 from services.portal.client import Actor, Refused, Unreachable, path_id
 from services.portal.handlers import Portal, UserError
 from shared.clock import now
-from shared.events import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -122,38 +121,11 @@ def with_deadlines(svc: Portal, who: Actor, rows: list[dict]) -> list[dict]:
         ]
     except (Refused, Unreachable) as exc:
         log.warning("the queue's deadlines from assignment's copy alone: sla did not answer (%s)", exc)
-        return [{**row, **_copied_deadline(row)} for row in rows]
+        return [{**row, **domain.copied_deadline(row)} for row in rows]
     clocks = {item["ticket_id"]: item["clocks"] for item in found}
-    shown = [
-        {**row, **(_deadline(clocks[row["ticket_id"]]) if row["ticket_id"] in clocks else _copied_deadline(row))}
-        for row in rows
-    ]
+    due = lambda row: domain.deadline(clocks[row["ticket_id"]]) if row["ticket_id"] in clocks else None  # noqa: E731
+    shown = [{**row, **(due(row) or domain.copied_deadline(row))} for row in rows]
     return sorted(shown, key=lambda row: (row["deadline"] is None, row["deadline"] or ""))  # stable: ties keep order
-
-
-def _deadline(clocks: dict) -> dict:
-    """The soonest due time of the clocks still counting (running, or breached and not stopped), and whether
-    one is breached."""
-    counting = [clock for clock in clocks.values() if clock and clock.get("state") in ("running", "breached")]
-    due = [parse_time(clock["due_at"]) for clock in counting if clock.get("due_at")]
-    breached = any(
-        clock and (clock.get("state") == "breached" or clock.get("breached_at")) for clock in clocks.values()
-    )
-    return {"deadline": _iso(min(due)) if due else None, "breached": breached}
-
-
-def _copied_deadline(row: dict) -> dict:
-    """What assignment's copy says: a due time a warning or a breach brought, or none."""
-    sla = row.get("sla") or {}
-    first = sla.get("first_response_due_at") if not row.get("first_response_at") else None
-    due = [
-        parse_time(value) for value in (first, sla.get("next_response_due_at"), sla.get("resolution_due_at")) if value
-    ]
-    return {"deadline": _iso(min(due)) if due else None, "breached": bool(sla.get("breached"))}
-
-
-def _iso(moment) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _count(page: dict) -> str:

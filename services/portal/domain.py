@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from shared.events import parse_time
+from shared.events import format_time, parse_time
 
 ROLES = ("agent", "admin")
 PASSWORD_MIN = 12
@@ -72,6 +72,27 @@ def clock_state_words(clock: dict) -> str:
     if state == "stopped":
         return "Stopped after its breach" if clock.get("breached_at") else "Stopped within its target"
     return CLOCK_STATES.get(state, state)
+
+
+def deadline(clocks: dict) -> dict:
+    """The soonest due time of the clocks still counting (running, or breached and not stopped), and whether
+    one is breached."""
+    counting = [clock for clock in clocks.values() if clock and clock.get("state") in ("running", "breached")]
+    due = [parse_time(clock["due_at"]) for clock in counting if clock.get("due_at")]
+    breached = any(
+        clock and (clock.get("state") == "breached" or clock.get("breached_at")) for clock in clocks.values()
+    )
+    return {"deadline": format_time(min(due)) if due else None, "breached": breached}
+
+
+def copied_deadline(row: dict) -> dict:
+    """What assignment's copy says: a due time a warning or a breach brought, or none."""
+    sla = row.get("sla") or {}
+    first = sla.get("first_response_due_at") if not row.get("first_response_at") else None
+    due = [
+        parse_time(value) for value in (first, sla.get("next_response_due_at"), sla.get("resolution_due_at")) if value
+    ]
+    return {"deadline": format_time(min(due)) if due else None, "breached": bool(sla.get("breached"))}
 
 
 def password_problems(password: str) -> list[str]:
