@@ -113,9 +113,7 @@ class Ticket:
             {"message_id": message_id, "body": body, "author": {**author, "email": self.requester["email"]}},
         )
         if self.status == "resolved":
-            self._set_status("assigned" if self.assignee else "new", now)
-            self.resolved_at = self.resolution = None
-            self._record("ticket.reopened", {"reason": "requester replied"})
+            self._reopen(now)
         self.updated_at = now
 
     def thread_full(self, body: str, headroom: int = 1) -> str | None:
@@ -181,6 +179,9 @@ class Ticket:
         if self.status == "closed" or not self._newer("status", at):
             return False
         self.status, self.resolved_at, self.resolution = "resolved", at, data.get("resolution")
+        written = [e["created_at"] for e in self.thread if e["kind"] == "message" and e["created_at"] > at]
+        if written:  # the requester wrote while the resolve was on its way: their message reopens it, as it would have
+            self._reopen(max(written))
         return True
 
     def _replied(self, data: dict, at: datetime) -> bool:
@@ -220,6 +221,11 @@ class Ticket:
 
     def _newer(self, name: str, at: datetime) -> bool:
         return newer(self.watermarks, name, at)
+
+    def _reopen(self, now: datetime) -> None:
+        self._set_status("assigned" if self.assignee else "new", now)
+        self.resolved_at = self.resolution = None
+        self._record("ticket.reopened", {"reason": "requester replied"})
 
     def _set_status(self, status: str, now: datetime) -> None:
         self.status = status

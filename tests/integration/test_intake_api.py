@@ -575,6 +575,24 @@ def test_message_on_a_resolved_ticket_reopens_it(client, make_ticket, tap, publi
     assert reopened["producer"] == "intake" and reopened["data"]["reason"]
 
 
+def test_a_resolve_decided_before_the_requesters_message_but_heard_after_it_reopens(client, make_ticket, tap):
+    """The agent resolves; the requester writes before intake hears of it: the message must not be left unanswered."""
+    ticket = make_ticket()
+    learn(client.application, event_from("assignment", "ticket.assigned", ticket["id"], assigned_data()))
+    resolved_at = datetime.now(UTC)  # the agent resolves now, in assignment...
+    response = client.post(f"/tickets/{ticket['id']}/messages", json={"body": "One more thing."}, headers=portal())
+    assert response.status_code == 201, response.get_json()  # ...the requester writes, still seeing it open...
+
+    resolve = event_from("assignment", "ticket.resolved", ticket["id"], {"agent_id": "jane", "resolution": "fixed"},
+                         occurred_at=resolved_at)  # fmt: skip
+    learn(client.application, resolve)  # ...and intake hears of the resolve after the message
+
+    after = get_ticket(client, ticket["id"])
+    assert after["status"] == "assigned" and after["resolution"] is None and after["resolved_at"] is None
+    (reopened,) = wait_for_envelopes(tap, ticket["id"], "ticket.reopened")
+    assert reopened["producer"] == "intake" and reopened["data"] == {"reason": "requester replied"}
+
+
 # --- close ------------------------------------------------------------------------------------
 
 

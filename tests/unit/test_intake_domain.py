@@ -76,6 +76,26 @@ def test_message_on_a_resolved_ticket_reopens_it_to_its_agent():
     assert ticket.status == "assigned" and ticket.resolved_at is None and ticket.resolution is None
 
 
+def test_a_resolve_that_arrives_after_the_requester_wrote_again_reopens_the_ticket():
+    ticket = make_ticket()
+    ticket.apply("ticket.assigned", ASSIGNED, at(1))
+    ticket.add_message("m1", "one more thing", at(3))  # written after the agent resolved, before intake heard
+    ticket.recorded.clear()
+    assert ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "reset"}, at(2))
+    assert [kind for kind, _ in ticket.recorded] == ["ticket.reopened"]
+    assert ticket.status == "assigned" and ticket.resolved_at is None and ticket.resolution is None
+    assert not ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "reset"}, at(2))  # redelivered
+
+
+def test_a_resolve_after_the_requesters_last_message_stays_resolved():
+    ticket = make_ticket()
+    ticket.apply("ticket.assigned", ASSIGNED, at(1))
+    ticket.add_message("m1", "thanks, trying that", at(2))
+    ticket.recorded.clear()
+    assert ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "reset"}, at(3))
+    assert ticket.recorded == [] and ticket.status == "resolved"
+
+
 def test_message_on_a_closed_ticket_is_refused():
     ticket = make_ticket()
     ticket.close("requester", at(1))
