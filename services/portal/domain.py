@@ -95,6 +95,32 @@ def copied_deadline(row: dict) -> dict:
     return {"deadline": format_time(min(due)) if due else None, "breached": bool(sla.get("breached"))}
 
 
+_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+_URL_TAIL = ".,;:!?*"
+_PAIRS = {")": "(", "]": "["}
+
+
+def link_parts(text: str) -> list[tuple[str, bool]]:
+    """The text cut into (piece, is_a_link): every http(s) address written in it, as a person would read where it
+    ends: not the full stop or comma after it, nor a closing bracket it did not open ("(see https://x/a)")."""
+    parts: list[tuple[str, bool]] = []
+    start = 0
+    for found in _URL.finditer(text or ""):
+        url = found.group()
+        while url and (url[-1] in _URL_TAIL or (url[-1] in _PAIRS and url.count(url[-1]) > url.count(_PAIRS[url[-1]]))):
+            url = url[:-1]
+        if len(url) <= len("https://"):
+            continue
+        end = found.start() + len(url)
+        if found.start() > start:
+            parts.append((text[start : found.start()], False))
+        parts.append((url, True))
+        start = end
+    if start < len(text or ""):
+        parts.append((text[start:], False))
+    return parts
+
+
 def password_problems(password: str) -> list[str]:
     """What is wrong with a new password (empty: it will do)."""
     if len(password) < PASSWORD_MIN:

@@ -18,6 +18,7 @@ from functools import cache, wraps
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, redirect, render_template, request, url_for
+from markupsafe import Markup
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
@@ -92,6 +93,7 @@ def install(app: Flask) -> None:
     )
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["why"] = domain.decision_words
+    app.jinja_env.filters["linked"] = linked
 
     @app.after_request
     def headers(response: Response):
@@ -151,6 +153,17 @@ def install(app: Flask) -> None:
         return error_page(
             503, "We cannot reach the help desk right now", "Please try again in a minute. Nothing you sent was lost."
         )
+
+
+def linked(text: str) -> Markup:
+    """A message's text, escaped, with each web address in it a link that opens in a new tab and tells the site
+    nothing of the page it came from (a requester's links reach agents and the other way round)."""
+    return Markup("").join(
+        Markup('<a href="{0}" rel="noopener noreferrer nofollow" target="_blank">{0}</a>').format(piece)
+        if is_link
+        else piece
+        for piece, is_link in domain.link_parts(text)
+    )
 
 
 def when(value: str | datetime | None) -> str:

@@ -114,3 +114,19 @@ def test_a_message_too_long_is_said_in_words_next_to_its_field_before_intake_is_
     assert answer.status_code == 422
     assert "Use at most 20000 characters (you have 20001)." in text(answer)
     assert intake.posts == []
+
+
+def test_web_addresses_in_the_conversation_are_links_that_tell_the_site_nothing(portal, monkeypatch):  # noqa: F811
+    reply = {"id": "r1", "kind": "reply", "author": {"type": "agent", "name": "Jane Doe"},
+             "created_at": "2026-12-01T04:05:00.000Z",
+             "body": "Install it from https://intranet.example/vpn?os=mac&v=2. <script>x()</script>"}  # fmt: skip
+    ticket = {**CLOSED, "description": "The guide (https://help.example/vpn) did not help.", "thread": [reply]}
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake(ticket))
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+
+    page = text(browser.get("/tickets/t-9"))
+
+    link = '<a href="{0}" rel="noopener noreferrer nofollow" target="_blank">{0}</a>'
+    assert f"Install it from {link.format('https://intranet.example/vpn?os=mac&amp;v=2')}. &lt;script&gt;" in page
+    assert f"The guide ({link.format('https://help.example/vpn')}) did not help." in page
+    assert "<script>x()" not in page

@@ -151,3 +151,20 @@ def test_a_stopped_clock_says_whether_it_stopped_within_its_target():
 def test_an_email_address_is_one_mail_can_go_to(email, ok):
     assert domain.email_ok(email) is ok
     assert ("email" not in domain.account_problems(email, "admin", None)) is ok
+
+
+@pytest.mark.parametrize(
+    "text, links",
+    [
+        ("see https://example.com/a?b=1&c=2.", ["https://example.com/a?b=1&c=2"]),
+        ("(see https://example.com/wiki/Foo_(bar)) then", ["https://example.com/wiki/Foo_(bar)"]),
+        ("[the form](https://example.com/f), and HTTP://E.COM/x!", ["https://example.com/f", "HTTP://E.COM/x"]),
+        ('"https://example.com/q" or <https://example.com/r>', ["https://example.com/q", "https://example.com/r"]),
+        ("no address: http:// or ftp://example.com or javascript:alert(1)", []),
+        ("", []),
+    ],
+)
+def test_web_addresses_end_where_a_reader_sees_them_end(text, links):
+    parts = domain.link_parts(text)
+    assert [piece for piece, is_link in parts if is_link] == links
+    assert "".join(piece for piece, _ in parts) == text  # nothing of the text lost or doubled
