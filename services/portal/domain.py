@@ -5,6 +5,7 @@ No flask, no HTTP, no database here.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -93,6 +94,29 @@ def copied_deadline(row: dict) -> dict:
         parse_time(value) for value in (first, sla.get("next_response_due_at"), sla.get("resolution_due_at")) if value
     ]
     return {"deadline": format_time(min(due)) if due else None, "breached": bool(sla.get("breached"))}
+
+
+def requester_view_digest(ticket: dict, attachments: list[dict]) -> str:
+    """A short digest of what the requester's page of a ticket shows: it changes when anything on it would."""
+    shown = [
+        ticket.get("status"),
+        ticket.get("resolution"),
+        [entry.get("id") for entry in ticket.get("thread") or []],
+        sorted(a.get("id") or "" for a in attachments),
+    ]
+    return hashlib.sha256(repr(shown).encode()).hexdigest()[:16]
+
+
+def requester_update_words(ticket: dict, thread_seen: int, status_seen: str) -> str:
+    """What the requester is told when their open page updates itself (read out by screen readers)."""
+    thread = ticket.get("thread") or []
+    new = thread[thread_seen:] if 0 <= thread_seen <= len(thread) else []
+    if any((entry.get("author") or {}).get("type") != "requester" for entry in new):
+        return "The help desk replied: the conversation below is up to date."
+    if ticket.get("status") != status_seen:
+        title = REQUESTER_STATUS.get(ticket.get("status"), (ticket.get("status"), ""))[0]
+        return f"The status changed to “{title}”."
+    return "This request was updated."
 
 
 _URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)

@@ -130,3 +130,40 @@ def test_web_addresses_in_the_conversation_are_links_that_tell_the_site_nothing(
     assert f"Install it from {link.format('https://intranet.example/vpn?os=mac&amp;v=2')}. &lt;script&gt;" in page
     assert f"The guide ({link.format('https://help.example/vpn')}) did not help." in page
     assert "<script>x()" not in page
+
+
+def test_the_requesters_open_page_updates_itself_when_the_help_desk_replies(portal, monkeypatch):  # noqa: F811
+    ticket = {**CLOSED, "status": "assigned", "thread": []}
+    intake = Intake(ticket)
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    page = text(browser.get("/tickets/t-9"))
+    poll = re.search(r'id="request-poll" hx-get="([^"]+)" hx-trigger="every 10s"', page).group(1).replace("&amp;", "&")
+
+    unchanged = browser.get(poll)
+    assert unchanged.status_code == 204 and unchanged.get_data() == b""
+
+    reply = {"id": "r1", "kind": "reply", "author": {"type": "agent", "name": "Jane Doe"},
+             "created_at": "2026-12-01T04:05:00.000Z", "body": "Please restart the VPN client."}  # fmt: skip
+    intake.ticket = {**ticket, "status": "waiting_on_requester", "thread": [reply]}
+    changed = browser.get(poll)
+
+    assert changed.status_code == 200
+    parts = text(changed)
+    assert '<p id="request-update" class="live-update" role="status" hx-swap-oob="innerHTML">' in parts
+    assert "The help desk replied: the conversation below is up to date." in parts
+    assert (
+        'id="request-thread" class="thread" hx-swap-oob="true"' in parts and "Please restart the VPN client." in parts
+    )
+    assert "Status: Waiting for your reply" in parts
+    next_poll = re.search(r'id="request-poll" hx-get="([^"]+)"', parts).group(1).replace("&amp;", "&")
+    assert next_poll != poll and browser.get(next_poll).status_code == 204
+    assert "<textarea" not in parts  # what the requester is typing is never swapped
+
+    intake.ticket = {**intake.ticket, "status": "closed"}
+    closed = text(browser.get(next_poll))
+    assert "The status changed to “Closed”." in closed
+    assert '<div id="request-poll" hx-swap-oob="true"></div>' in closed  # a closed request changes no more
+
+    stranger = portal.test_client()
+    assert stranger.get(poll).status_code == 286  # htmx stops polling: this browser may not read it

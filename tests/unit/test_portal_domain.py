@@ -168,3 +168,23 @@ def test_web_addresses_end_where_a_reader_sees_them_end(text, links):
     parts = domain.link_parts(text)
     assert [piece for piece, is_link in parts if is_link] == links
     assert "".join(piece for piece, _ in parts) == text  # nothing of the text lost or doubled
+
+
+def test_what_the_requesters_open_page_says_changed():
+    reply = {"id": "r1", "author": {"type": "agent", "name": "Jane"}}
+    mine = {"id": "m1", "author": {"type": "requester", "name": "Mia"}}
+    assert domain.requester_update_words({"status": "assigned", "thread": [mine, reply]}, 1, "assigned").startswith(
+        "The help desk replied"
+    )
+    assert (
+        domain.requester_update_words({"status": "resolved", "thread": [mine]}, 1, "assigned")
+        == "The status changed to “Resolved”."
+    )
+    assert (
+        domain.requester_update_words({"status": "assigned", "thread": [mine]}, 0, "assigned")
+        == "This request was updated."
+    )
+    assert (
+        domain.requester_update_words({"status": "assigned", "thread": [reply]}, -1, "")
+        == "The status changed to “With an agent”."
+    )

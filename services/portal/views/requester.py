@@ -116,15 +116,24 @@ def _no_access():
     )
 
 
-def _ticket_page(grant: dict, form=None, errors=None, message=None, status=200, choose_again: bool = False):
+def _shown(grant: dict) -> dict:
+    """What the requester's page of the ticket shows, and the digest its poller compares."""
     ticket = handlers.requester_ticket(portal(), grant)
+    files = handlers.requester_attachments(portal(), grant)
     title, explanation = domain.REQUESTER_STATUS.get(ticket["status"], (ticket["status"], ""))
+    return {
+        "ticket": ticket,
+        "files": domain.attachments_by_entry(ticket, files),
+        "status_title": title,
+        "status_explanation": explanation,
+        "digest": domain.requester_view_digest(ticket, files),
+    }
+
+
+def _ticket_page(grant: dict, form=None, errors=None, message=None, status=200, choose_again: bool = False):
     page = render_template(
         "requester/ticket.html",
-        ticket=ticket,
-        files=domain.attachments_by_entry(ticket, handlers.requester_attachments(portal(), grant)),
-        status_title=title,
-        status_explanation=explanation,
+        **_shown(grant),
         form=form or {},
         errors=errors or {},
         message=message,
@@ -154,6 +163,26 @@ def ticket(ticket_id: str):
         return _ticket_page(grant)
     except handlers.Refused:
         return _no_access()
+
+
+@blueprint.get("/tickets/<ticket_id>/live")
+def live(ticket_id: str):
+    """The open page's poll: 204 while what it shows is unchanged, else its changed parts (out of band); 286 (htmx:
+    stop polling) once the page may no longer read the request (the session ended)."""
+    grant = _granted(ticket_id)
+    if grant is None:
+        return "", 286
+    try:
+        shown = _shown(grant)
+    except handlers.Refused:
+        return "", 286
+    if shown["digest"] == request.args.get("shown"):
+        return "", 204
+    thread_seen = request.args.get("n", "")
+    words = domain.requester_update_words(
+        shown["ticket"], int(thread_seen) if thread_seen.isdigit() else -1, request.args.get("s", "")
+    )
+    return render_template("requester/_live_changed.html", words=words, **shown)
 
 
 @blueprint.post("/tickets/<ticket_id>/messages")
