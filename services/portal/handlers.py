@@ -118,6 +118,18 @@ def end_session(svc: Portal, session: dict | None) -> None:
         svc.store.end_session(session["_id"])
 
 
+def forget_requests(svc: Portal, session: dict | None) -> bool:
+    """A requester on a shared computer: this browser opens none of the requests it had any more. A signed-in
+    agent's session stays signed in and only loses them; anyone else's session ends. Whether the session ends."""
+    if not session:
+        return True
+    if session.get("account_id"):
+        svc.store.forget_grants(session["_id"])
+        return False
+    svc.store.end_session(session["_id"])
+    return True
+
+
 # sign-in and accounts
 def sign_in(svc: Portal, email: str, password: str) -> dict:
     """The account for these credentials; UserError (the same for an unknown email and a wrong password).

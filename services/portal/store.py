@@ -105,6 +105,10 @@ class PortalStore:
         opened = {"digest": digest_of_form, "ticket_id": ticket_id, "at": at}
         self.sessions.update_one({"_id": session_id}, {"$push": {"opened": {"$each": [opened], "$slice": -5}}})
 
+    def forget_grants(self, session_id: str) -> None:
+        """The session reads no requester's ticket any more (and forgets the forms it sent)."""
+        self.sessions.update_one({"_id": session_id}, {"$set": {"tickets": [], "opened": []}})
+
     def end_session(self, session_id: str) -> None:
         self.sessions.delete_one({"_id": session_id})
 

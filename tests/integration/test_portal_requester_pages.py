@@ -8,7 +8,8 @@ import uuid
 
 from services.portal import handlers
 from services.portal.client import Refused
-from tests.integration.test_portal_search import portal, stub, text, with_grants  # noqa: F401
+from services.portal.pages import cookie_names
+from tests.integration.test_portal_search import portal, signed_in, stub, text, with_grants  # noqa: F401
 
 CLOSED = {"id": "t-9", "number": 100063, "subject": "VPN disconnects during video calls", "status": "closed",
           "description": "It drops.", "requester": {"name": "Mia Moreno", "email": "mia@example.com"},
@@ -167,3 +168,38 @@ def test_the_requesters_open_page_updates_itself_when_the_help_desk_replies(port
 
     stranger = portal.test_client()
     assert stranger.get(poll).status_code == 286  # htmx stops polling: this browser may not read it
+
+
+def test_a_shared_computer_forgets_the_requests_it_opened(portal, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake({**CLOSED, "status": "assigned"}))
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    mine = text(browser.get("/requests"))
+    assert "Forget my requests on this device" in mine
+
+    forgotten = browser.post("/forget", data={"csrf_token": csrf(mine)})
+
+    assert forgotten.status_code == 303 and forgotten.headers["Location"].endswith("/?notice=forgotten")
+    assert "Max-Age=0" in forgotten.headers.get(
+        "Set-Cookie", ""
+    ) or "expires=Thu, 01 Jan 1970" in forgotten.headers.get("Set-Cookie", "")
+    assert "this device no longer opens your requests" in text(browser.get("/?notice=forgotten"))
+    assert browser.get("/tickets/t-9").status_code == 404
+    assert "Your requests" not in text(browser.get("/"))
+
+
+def test_forgetting_requests_keeps_an_agent_signed_in(portal, monkeypatch):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    monkeypatch.setattr(svc, "services", Intake({**CLOSED, "status": "assigned"}))
+    agent = signed_in(portal, "admin")
+    session = handlers.load_session(svc, agent.get_cookie(cookie_names(False)[0]).value)
+    svc.store.grant_ticket(session["_id"], "t-9", "mia@example.com")
+    assert agent.get("/tickets/t-9").status_code == 200
+    token = csrf(text(agent.get("/requests")))
+
+    assert agent.post("/forget", data={"csrf_token": token}).status_code == 303
+
+    assert agent.get("/tickets/t-9").status_code == 404
+    assert (
+        handlers.load_session(svc, agent.get_cookie(cookie_names(False)[0]).value)["account_id"]
+        == session["account_id"]
+    )

@@ -27,8 +27,12 @@ def _home(form=None, errors=None, message=None, status: int = 200, choose_again:
         errors=errors or {},
         message=message,
         choose_again=choose_again,
+        notice=HOME_NOTICES.get(request.args.get("notice", "")) if request.method == "GET" else None,
     )
     return page, status
+
+
+HOME_NOTICES = {"forgotten": "Done: this device no longer opens your requests. Their emails' links still do."}
 
 
 @blueprint.get("/")
@@ -255,6 +259,14 @@ def my_requests():
         status_words={name: words[0] for name, words in domain.REQUESTER_STATUS.items()},
     )
     return page, status
+
+
+@blueprint.post("/forget")
+def forget():
+    """ "Forget my requests on this device": for a shared or public computer."""
+    if handlers.forget_requests(portal(), g.session):
+        set_session(None)
+    return redirect(url_for("requester.home", notice="forgotten"), 303)
 
 
 @blueprint.post("/status")
