@@ -27,6 +27,7 @@ from services.intake.schemas import (
     TicketListSchema,
     TicketSchema,
     TimelineSchema,
+    TopicListQuerySchema,
     TopicListSchema,
     TopicPutSchema,
     TopicSchema,
@@ -252,10 +253,12 @@ def _body_limit(method: str, path: str) -> int:
 @topics.route("/topics")
 class Topics(MethodView):
     @require_roles("portal", "agent", "admin")
+    @topics.arguments(TopicListQuerySchema(), location="query")
     @topics.response(200, TopicListSchema)
-    def get(self):
-        """The help topics (a short fixed list: next_cursor is always null)."""
-        return {"items": handlers.list_topics(intake()), "next_cursor": None}
+    def get(self, query):
+        """The help topics a new ticket may take; `include_retired=true` also those taken off the form (a short
+        list: next_cursor is always null). `retired` and `include_retired` are an addition to the contract."""
+        return {"items": handlers.list_topics(intake(), query["include_retired"]), "next_cursor": None}
 
 
 @topics.route("/topics/<topic_id>")
@@ -264,12 +267,13 @@ class TopicById(MethodView):
     @topics.arguments(TopicPutSchema())
     @topics.response(200, TopicSchema)
     def put(self, body, topic_id):
-        """Create or rename a topic."""
+        """Create or rename a topic; `retired` (an addition to the contract) takes it off the form (no new ticket
+        takes it; its tickets keep it) or brings it back; `general` cannot be retired (422)."""
         try:
             TOPIC_ID(topic_id)
         except ValidationError as err:
             raise Invalid("The topic id is not valid.", {"id": err.messages}) from None
-        return handlers.put_topic(intake(), topic_id, body["name"])
+        return handlers.put_topic(intake(), topic_id, body["name"], body["retired"])
 
 
 @tickets.route("/tickets/<ticket_id>/mail")

@@ -15,6 +15,7 @@ from shared.events import OPEN_STATUSES
 from shared.ordering import newer
 from shared.redact import redact_url, redact_urls
 
+DEFAULT_TOPIC = "general"  # mail that names no topic takes it; never retired
 DEFAULT_TOPICS = (
     ("general", "General"),
     ("hardware", "Hardware"),

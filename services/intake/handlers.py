@@ -13,6 +13,7 @@ from datetime import timedelta
 from services.intake import files
 from services.intake.domain import (
     ATTACHMENT_MAX_BYTES,
+    DEFAULT_TOPIC,
     MAIL_MAX_BYTES,
     ThreadFull,
     Ticket,
@@ -173,7 +174,10 @@ def create_ticket(
         if not same_email(request["requester"]["email"], principal.requester_email):
             raise Forbidden("This token acts for another requester: it opens tickets for that requester only.")
     if not svc.topics.known(request["topic"]):
-        raise Invalid("Unknown topic.", {"topic": [f"Unknown topic {request['topic']!r}; see GET /topics."]})
+        raise Invalid(
+            "Unknown topic.",
+            {"topic": [f"Unknown topic {request['topic']!r}, or one no longer offered; see GET /topics."]},
+        )
     ticket_id = uuid.uuid4().hex
     if idempotency_key:
         request_hash = _request_hash(request)
@@ -291,8 +295,13 @@ def _attachable_to(ticket: Ticket, message_id: str, principal: Principal) -> boo
     return any(entry["id"] == message_id and entry["kind"] in kinds for entry in ticket.thread)
 
 
-def put_topic(svc: Intake, topic_id: str, name: str) -> dict:
-    return svc.topics.put(topic_id, name)
+def put_topic(svc: Intake, topic_id: str, name: str, retired: bool | None = None) -> dict:
+    if retired and topic_id == DEFAULT_TOPIC:
+        raise Invalid(
+            "The topic has invalid fields.",
+            {"retired": [f"“{DEFAULT_TOPIC}” takes the mail that names no other topic; it cannot be retired."]},
+        )
+    return svc.topics.put(topic_id, name, retired)
 
 
 # --- queries ----------------------------------------------------------------------------------
@@ -343,8 +352,8 @@ def attachment(svc: Intake, ticket_id: str, attachment_id: str, principal: Princ
     return item, data, files.served_type(item["content_type"], data)
 
 
-def list_topics(svc: Intake) -> list[dict]:
-    return svc.topics.all()
+def list_topics(svc: Intake, include_retired: bool = False) -> list[dict]:
+    return svc.topics.all(include_retired)
 
 
 # --- events -----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from marshmallow import ValidationError
 from services.intake import files, inbound
 from services.intake.domain import (
     ATTACHMENT_MAX_BYTES,
+    DEFAULT_TOPIC,
     MAIL_MAX_BYTES,
     ThreadFull,
     Ticket,
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 RAW_MAX_BYTES = 35 * 1024 * 1024  # a mail as received: 25 MiB of attachments, base64-encoded, and its text
 SUBJECT_MAX, TEXT_MAX = 200, 20000  # as the API takes them
 TRUNCATED = "\n\n[The mail was longer; it is kept whole.]"
-DEFAULT_TOPIC = "general"
 MAX_NUMBERS = 5  # "[#n]"s of a subject looked up (a subject of thousands would cost a read each)
 
 

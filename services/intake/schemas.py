@@ -130,6 +130,7 @@ class MessageCreateSchema(Strict):
 class TopicSchema(Schema):
     id = fields.String()
     name = fields.String()
+    retired = fields.Boolean(metadata={"description": "Taken off the form: no new ticket takes it"})
 
 
 class TopicListSchema(Schema):
@@ -139,6 +140,14 @@ class TopicListSchema(Schema):
 
 class TopicPutSchema(Strict):
     name = fields.String(required=True, validate=[validate.Length(1, 100), not_blank])
+    retired = fields.Boolean(
+        load_default=None,
+        metadata={"description": "true takes the topic off the form (its tickets keep it), false brings it back"},
+    )
+
+
+class TopicListQuerySchema(Strict):
+    include_retired = fields.Boolean(load_default=False, metadata={"description": "also the retired topics"})
 
 
 class TimelineItemSchema(Schema):

@@ -112,22 +112,34 @@ class TopicStore:
         for topic_id, name in DEFAULT_TOPICS:
             ensure_document(self.collection, {"_id": topic_id, "name": name})
 
-    def all(self) -> list[dict]:
-        return [{"id": doc["_id"], "name": doc["name"]} for doc in self.collection.find().sort("_id", ASCENDING)]
+    def all(self, include_retired: bool = False) -> list[dict]:
+        """The topics requesters choose from; with `include_retired`, also those retired from the form."""
+        query = {} if include_retired else ACTIVE
+        return [_topic(doc) for doc in self.collection.find(query).sort("_id", ASCENDING)]
 
     def known(self, topic_id: str) -> bool:
+        """Whether a new ticket may take the topic (a retired one is not offered, nor taken)."""
         if time.monotonic() >= self._fresh_until or topic_id not in self._ids:
-            self._ids = frozenset(doc["_id"] for doc in self.collection.find({}, {"_id": 1}))
+            self._ids = frozenset(doc["_id"] for doc in self.collection.find(ACTIVE, {"_id": 1}))
             self._fresh_until = time.monotonic() + self.CACHE_SECONDS
         return topic_id in self._ids
 
-    def put(self, topic_id: str, name: str) -> dict:
+    def put(self, topic_id: str, name: str, retired: bool | None = None) -> dict:
+        """Create or rename the topic; `retired` True takes it off the form, False brings it back, None keeps it."""
+        change = {"name": name} if retired is None else {"name": name, "retired": retired}
         try:
-            self.collection.update_one({"_id": topic_id}, {"$set": {"name": name}}, upsert=True)
+            self.collection.update_one({"_id": topic_id}, {"$set": change}, upsert=True)
         except DuplicateKeyError:  # a concurrent PUT created it: now it exists, so set its name
-            self.collection.update_one({"_id": topic_id}, {"$set": {"name": name}})
+            self.collection.update_one({"_id": topic_id}, {"$set": change})
         self._fresh_until = 0.0
-        return {"id": topic_id, "name": name}
+        return _topic(self.collection.find_one({"_id": topic_id}))
+
+
+ACTIVE = {"retired": {"$ne": True}}
+
+
+def _topic(doc: dict) -> dict:
+    return {"id": doc["_id"], "name": doc["name"], "retired": bool(doc.get("retired"))}
 
 
 class IdempotencyKeys:

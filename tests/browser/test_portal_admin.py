@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -291,6 +292,34 @@ def test_an_admin_changes_an_agent_from_the_pages(portal_system, new_context):  
     expect(admin.locator("#teams-error")).to_be_visible()  # its reason, next to the teams
     assert_accessible(admin)
     assert system.call("GET", "assignment", "/agents/cora")["teams"] == ["network"]
+
+
+def test_an_admin_retires_a_topic_from_the_form_and_brings_it_back(portal_system, new_context, screenshot):  # noqa: F811
+    system, portal = portal_system, portal_system.portal
+    topic = f"fax-{uuid.uuid4().hex[:6]}"
+    system.call("PUT", "intake", f"/topics/{topic}", json={"name": "Fax machines"})
+    requester = new_context().new_page()
+    requester.goto(portal + "/")
+    expect(requester.get_by_label("What is it about?").locator(f"option[value='{topic}']")).to_have_count(1)
+
+    admin = new_context().new_page()
+    sign_in(admin, portal, ADMIN_EMAIL)
+    admin.goto(portal + "/admin/teams")
+    expect(admin.get_by_role("button", name="Retire (General)")).to_have_count(0)  # mail of no topic goes there
+    admin.get_by_role("button", name="Retire (Fax machines)").click()
+    expect(admin.get_by_text("The topic is retired: it is no longer on the form")).to_be_visible()
+    row = admin.get_by_role("row").filter(has_text=topic)
+    expect(row.get_by_text("No: retired")).to_be_visible()
+    assert_accessible(admin)
+    screenshot(admin, "admin-topics-desktop")
+
+    requester.reload()
+    expect(requester.get_by_label("What is it about?").locator(f"option[value='{topic}']")).to_have_count(0)
+
+    admin.get_by_role("button", name="Bring back (Fax machines)").click()
+    expect(admin.get_by_text("The topic is back on the form.")).to_be_visible()
+    requester.reload()
+    expect(requester.get_by_label("What is it about?").locator(f"option[value='{topic}']")).to_have_count(1)
 
 
 def test_an_agent_switches_its_own_availability_from_the_queue(portal_system, new_context):  # noqa: F811

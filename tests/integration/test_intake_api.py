@@ -628,7 +628,7 @@ def test_topics_list_the_six_defaults(client):
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {"items", "next_cursor"} and body["next_cursor"] is None
-    assert all(set(item) == {"id", "name"} for item in body["items"])
+    assert all(set(item) == {"id", "name", "retired"} and item["retired"] is False for item in body["items"])
     names = {item["id"]: item["name"] for item in body["items"]}
     assert {topic: names.get(topic) for topic, _ in DEFAULT_TOPICS} == dict(DEFAULT_TOPICS)
     assert names["network"] == "Network & VPN"
@@ -641,13 +641,47 @@ def test_admin_creates_and_renames_a_topic_which_tickets_can_then_use(client, ma
 
     created = client.put(f"/topics/{topic_id}", json={"name": "Printers"}, headers=admin())
     assert created.status_code == 200, created.get_json()
-    assert created.get_json() == {"id": topic_id, "name": "Printers"}
+    assert created.get_json() == {"id": topic_id, "name": "Printers", "retired": False}
     renamed = client.put(f"/topics/{topic_id}", json={"name": "Printers & scanners"}, headers=admin())
-    assert renamed.status_code == 200 and renamed.get_json() == {"id": topic_id, "name": "Printers & scanners"}
+    renamed_topic = {"id": topic_id, "name": "Printers & scanners", "retired": False}
+    assert renamed.status_code == 200 and renamed.get_json() == renamed_topic
 
     listed = client.get("/topics", headers=portal()).get_json()["items"]
-    assert [item for item in listed if item["id"] == topic_id] == [{"id": topic_id, "name": "Printers & scanners"}]
+    assert [item for item in listed if item["id"] == topic_id] == [renamed_topic]
     assert make_ticket(topic=topic_id)["topic"] == topic_id
+
+
+def test_a_retired_topic_leaves_the_form_keeps_its_tickets_and_can_come_back(client, make_ticket):
+    topic_id = f"fax-{uuid.uuid4().hex[:8]}"
+    client.put(f"/topics/{topic_id}", json={"name": "Fax machines"}, headers=admin())
+    older = make_ticket(topic=topic_id)
+
+    retired = client.put(f"/topics/{topic_id}", json={"name": "Fax machines", "retired": True}, headers=admin())
+
+    assert retired.status_code == 200 and retired.get_json() == {
+        "id": topic_id,
+        "name": "Fax machines",
+        "retired": True,
+    }
+    offered = {item["id"] for item in client.get("/topics", headers=portal()).get_json()["items"]}
+    assert topic_id not in offered and "general" in offered
+    every = client.get("/topics", query_string={"include_retired": "true"}, headers=admin()).get_json()["items"]
+    assert {"id": topic_id, "name": "Fax machines", "retired": True} in every
+    assert_problem(client.post("/tickets", json=ticket_request(topic=topic_id), headers=portal()), 422, "topic")
+    assert get_ticket(client, older["id"])["topic"] == topic_id  # its tickets keep it
+    renamed = client.put(f"/topics/{topic_id}", json={"name": "Fax"}, headers=admin()).get_json()
+    assert renamed["retired"] is True  # a rename without `retired` keeps it retired
+
+    back = client.put(f"/topics/{topic_id}", json={"name": "Fax", "retired": False}, headers=admin())
+
+    assert back.get_json()["retired"] is False
+    assert make_ticket(topic=topic_id)["topic"] == topic_id
+
+
+def test_the_general_topic_cannot_be_retired(client):
+    refused = client.put("/topics/general", json={"name": "General", "retired": True}, headers=admin())
+    assert_problem(refused, 422, "retired")
+    assert "general" in {item["id"] for item in client.get("/topics", headers=portal()).get_json()["items"]}
 
 
 def test_topic_put_is_admin_only(client):
@@ -665,7 +699,8 @@ def test_topic_put_is_admin_only(client):
      pytest.param("t" * 41, {"name": "x"}, "id", id="41-chars"),
      pytest.param("ok-id", {"name": "x", "colour": "red"}, "colour", id="unknown-field"),
      pytest.param("ok-id", {}, "name", id="missing-name"),
-     pytest.param("ok-id", {"name": "  "}, "name", id="blank-name")],
+     pytest.param("ok-id", {"name": "  "}, "name", id="blank-name"),
+     pytest.param("ok-id", {"name": "x", "retired": "maybe"}, "retired", id="retired-not-a-boolean")],
 )  # fmt: skip
 def test_topic_put_refuses_invalid_ids_and_bodies_with_422(client, topic_id, body, field):
     assert_problem(client.put(f"/topics/{topic_id}", json=body, headers=admin()), 422, field)

@@ -77,6 +77,11 @@ def test_the_recipient_address_picks_the_topic(svc):
     svc.settings = unknown
     outcome = receive(svc, mail(address(), "No VPN", "Down."), recipients=["x@help.example.com"])
     assert svc.tickets.get(outcome.ticket_id).topic == "general"
+    retired = f"retired-{uuid.uuid4().hex[:8]}"
+    svc.topics.put(retired, "Old topic", retired=True)
+    svc.settings = dataclasses.replace(svc.settings, inbound_topics=(("old@help.example.com", retired),))
+    outcome = receive(svc, mail(address(), "No VPN", "Down."), recipients=["old@help.example.com"])
+    assert svc.tickets.get(outcome.ticket_id).topic == "general"  # a retired topic takes no new ticket
 
 
 def test_the_same_mail_twice_and_at_once_has_one_effect(svc, intake_db):

@@ -25,12 +25,12 @@ def directory(svc: Portal, session: dict) -> dict:
         team["members"] = [agent for agent in agents if team["id"] in agent["teams"]]
         team["leads"] = [agent for agent in team["members"] if team["id"] in agent.get("lead_of", [])]
         team["elsewhere"] = {topic: routes[topic] for topic in team.get("topics") or [] if routes[topic] != team["id"]}
-    topics = svc.services.get("intake", "/topics", who)["items"]
+    topics = svc.services.get("intake", "/topics", who, include_retired="true")["items"]
     accounts = {account.get("agent_id") for account in svc.store.list_accounts()}
     return {
         "agents": agents, "teams": teams, "topics": topics, "with_account": accounts,
         "team_options": [(team["id"], f"{team['name']} ({team['id']})") for team in teams],
-        "topic_options": [(topic["id"], f"{topic['name']} ({topic['id']})") for topic in topics],
+        "topic_options": [(topic["id"], topic_label(topic)) for topic in topics],
     }  # fmt: skip
 
 
@@ -126,6 +126,25 @@ def set_lead(svc: Portal, session: dict, team_id: str, lead: str) -> None:
         wanted = [t for t in leads if t != team_id] + ([team_id] if member["id"] == lead else [])
         if sorted(wanted) != sorted(leads):
             change_agent(svc, session, member["id"], {"lead_of": wanted})
+
+
+def topic_label(topic: dict) -> str:
+    return f"{topic['name']} ({topic['id']}{', retired' if topic.get('retired') else ''})"
+
+
+def set_topic_retired(svc: Portal, session: dict, topic_id: str, retired: bool) -> dict:
+    """Take one of intake's help topics off the form (its tickets keep it), or bring it back."""
+    who = actor(session)
+    topics = svc.services.get("intake", "/topics", who, include_retired="true")["items"]
+    topic = next((t for t in topics if t["id"] == topic_id), None)
+    if topic is None:
+        raise UserError("No such topic.", {}, status=404)
+    try:
+        return svc.services.call(
+            "intake", "PUT", f"/topics/{topic_id}", who, json={"name": topic["name"], "retired": retired}
+        )
+    except Refused as refused:
+        raise refusal(refused, {}) from None
 
 
 def put_topic(svc: Portal, session: dict, form: dict) -> dict:

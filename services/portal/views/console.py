@@ -51,7 +51,7 @@ def _queue(template: str):
         queues = console.queues(portal(), g.session, request.args.get("view", "mine"), _filters())
     except Refused as refused:
         return error_page(400, "That filter does not work", refused.detail)
-    topics = portal().services.get("intake", "/topics", console.actor(g.session))["items"]
+    topics = portal().services.get("intake", "/topics", console.actor(g.session), include_retired="true")["items"]
     return render_template(
         template,
         me=me,

@@ -14,6 +14,8 @@ NOTICES = {
     "saved": "The team's changes are saved.",
     "lead": "The team's lead is set.",
     "topic": "The topic is saved.",
+    "retired": "The topic is retired: it is no longer on the form, and its tickets keep it.",
+    "restored": "The topic is back on the form.",
 }
 
 
@@ -51,6 +53,21 @@ def put_topic():
     except UserError as exc:
         return _list(form, exc.errors, exc.message, exc.status)
     return redirect(url_for("admin.teams", notice="topic", _anchor="topics-title"), 303)
+
+
+@blueprint.post("/topics/<topic_id>/retired")
+@admin_required
+def topic_retired(topic_id: str):
+    """The form's `retired` is "true" (off the form) or "false" (back on it)."""
+    retired = form_data().get("retired") == "true"
+    try:
+        people.set_topic_retired(portal(), g.session, topic_id, retired)
+    except UserError as exc:
+        if exc.status == 404:
+            return error_page(404, "No such topic", "It does not exist. Go back to the list of topics.")
+        said = [message for messages in exc.errors.values() for message in messages]
+        return _list({}, {}, " ".join(said) or exc.message, exc.status)
+    return redirect(url_for("admin.teams", notice="retired" if retired else "restored", _anchor="topics-title"), 303)
 
 
 def _edit(team_id: str, form: dict | None = None, errors=None, message=None, status=200):
