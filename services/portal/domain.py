@@ -96,6 +96,49 @@ def copied_deadline(row: dict) -> dict:
     return {"deadline": format_time(min(due)) if due else None, "breached": bool(sla.get("breached"))}
 
 
+SAVED_REPLY_TITLE_MAX, SAVED_REPLY_BODY_MAX = 100, 20000  # a reply's body is sent as the API takes one
+SAVED_REPLIES_MAX = 500  # a list an agent picks from on every ticket page
+SAVED_REPLY_FIELDS = {  # what a saved reply may say, filled in from the ticket it is inserted into
+    "{requester_name}": "the requester's name",
+    "{requester_first_name}": "the first word of it",
+    "{ticket_number}": "the ticket's number",
+    "{ticket_subject}": "its subject",
+    "{agent_name}": "your name",
+}
+_SAVED_REPLY_FIELD = re.compile(r"\{[a-z_]+\}")
+
+
+def saved_reply_problems(title: str, body: str) -> dict[str, list[str]]:
+    """What is wrong with a saved reply as typed (empty: nothing)."""
+    problems: dict[str, list[str]] = {}
+    if not title.strip():
+        problems["title"] = ["Enter a title, like “Password reset: how to”."]
+    elif len(title) > SAVED_REPLY_TITLE_MAX:
+        problems["title"] = [f"Keep the title to {SAVED_REPLY_TITLE_MAX} characters (it has {len(title)})."]
+    if not body.strip():
+        problems["body"] = ["Enter the reply's text."]
+    elif len(body) > SAVED_REPLY_BODY_MAX:
+        problems["body"] = [f"Keep the reply to {SAVED_REPLY_BODY_MAX:,} characters (it has {len(body):,})."]
+    unknown = sorted({f for f in _SAVED_REPLY_FIELD.findall(body) if f not in SAVED_REPLY_FIELDS})
+    if unknown and "body" not in problems:
+        known = ", ".join(SAVED_REPLY_FIELDS)
+        problems["body"] = [f"Unknown {'field' if len(unknown) == 1 else 'fields'} {', '.join(unknown)}: use {known}."]
+    return problems
+
+
+def fill_saved_reply(body: str, ticket: dict, agent_name: str) -> str:
+    """The saved reply's text with its fields filled in from the ticket (an unknown one stays as written)."""
+    name = ((ticket.get("requester") or {}).get("name") or "").strip()
+    values = {
+        "{requester_name}": name,
+        "{requester_first_name}": name.split()[0] if name else "",
+        "{ticket_number}": str(ticket.get("number") or ""),
+        "{ticket_subject}": ticket.get("subject") or "",
+        "{agent_name}": agent_name,
+    }
+    return _SAVED_REPLY_FIELD.sub(lambda found: values.get(found.group(), found.group()), body)
+
+
 def requester_view_digest(ticket: dict, attachments: list[dict]) -> str:
     """A short digest of what the requester's page of a ticket shows: it changes when anything on it would."""
     shown = [

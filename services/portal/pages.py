@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import cache, wraps
 from pathlib import Path
 
-from flask import Flask, Response, current_app, g, redirect, render_template, request, url_for
+from flask import Flask, Request, Response, current_app, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
@@ -50,7 +50,21 @@ def cookie_names(secure: bool) -> tuple[str, str]:
     return f"{prefix}tf_session", f"{prefix}tf_csrf"
 
 
+class FormRequest(Request):
+    """A page's request whose form fields hold line breaks as "\n": a browser sends a textarea's as CRLF (HTML's
+    rule for forms), and the services, their emails and search keep "\n"."""
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        form = self.__dict__.get("form")
+        if form and any("\r" in value for _, value in form.items(multi=True)):
+            self.__dict__["form"] = self.parameter_storage_class(
+                [(name, value.replace("\r\n", "\n").replace("\r", "\n")) for name, value in form.items(multi=True)]
+            )
+
+
 def install(app: Flask) -> None:
+    app.request_class = FormRequest
     secure = app.extensions["ticketflow.settings"].portal_url.startswith("https://")
     session_cookie, csrf_cookie = cookie_names(secure)
     csrf_key = hmac.new(app.extensions["ticketflow.secret"].encode(), b"ticketflow portal csrf", "sha256").digest()

@@ -1,5 +1,6 @@
 """The portal's own collections in `<ns>_portal`: accounts, sessions, sign-in failures, one-time password
-links, rate-limit windows, check-status requests, new accounts' welcome emails and who has a ticket open.
+links, rate-limit windows, check-status requests, new accounts' welcome emails, who has a ticket open and the
+agents' saved replies.
 The only module that touches them.
 
 Nothing expires by a TTL index (the embedded store has none): every read checks the expiry, and the
@@ -28,6 +29,10 @@ class AccountExists(Exception):
     """An account with this email exists."""
 
 
+class TitleTaken(Exception):
+    """Another saved reply has this title."""
+
+
 class PortalStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -40,6 +45,7 @@ class PortalStore:
         self.presence = db["presence"]
         self.welcomes = db["welcome_emails"]
         self.confirmations = db["confirmed_addresses"]
+        self.saved_replies = db["saved_replies"]
 
     def ensure_indexes(self) -> None:
         self.accounts.create_index([("email", ASCENDING)], unique=True)
@@ -53,6 +59,36 @@ class PortalStore:
         retire_indexes(self.presence, "ticket_id_1_seen_at_1")
         self.welcomes.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
         self.password_links.create_index([("account_id", ASCENDING)])
+        self.saved_replies.create_index([("title_key", ASCENDING)], unique=True)
+
+    # saved replies: what agents insert into a reply, by title
+    def saved_replies_list(self, limit: int) -> list[dict]:
+        return list(self.saved_replies.find().sort("title_key", ASCENDING).limit(limit))
+
+    def saved_reply(self, reply_id: str) -> dict | None:
+        return self.saved_replies.find_one({"_id": reply_id})
+
+    def add_saved_reply(self, title: str, body: str, by: str, at: datetime) -> dict:
+        """The new saved reply; TitleTaken when another has the same title (whatever its case)."""
+        doc = {"_id": uuid.uuid4().hex, "title": title, "title_key": title.casefold(), "body": body,
+               "created_by": by, "created_at": at, "updated_at": at}  # fmt: skip
+        try:
+            self.saved_replies.insert_one(doc)
+        except DuplicateKeyError:
+            raise TitleTaken(title) from None
+        return doc
+
+    def change_saved_reply(self, reply_id: str, title: str, body: str, at: datetime) -> dict | None:
+        change = {"title": title, "title_key": title.casefold(), "body": body, "updated_at": at}
+        try:
+            return self.saved_replies.find_one_and_update(
+                {"_id": reply_id}, {"$set": change}, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:
+            raise TitleTaken(title) from None
+
+    def delete_saved_reply(self, reply_id: str) -> bool:
+        return self.saved_replies.delete_one({"_id": reply_id}).deleted_count == 1
 
     # accounts
     def add_account(self, email: str, role: str, agent_id: str | None, password_hash: str | None, at: datetime) -> dict:

@@ -11,7 +11,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from tests.browser.helpers import assert_accessible
-from tests.browser.portal_system import PASSWORD, STAFF, portal_system, unique_email  # noqa: F401 - a fixture
+from tests.browser.portal_system import ADMIN_EMAIL, PASSWORD, STAFF, portal_system, unique_email  # noqa: F401 - a fixture
 from tests.harness import wait_until
 
 PHONE = {"width": 390, "height": 844}
@@ -200,3 +200,46 @@ def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system,
     agent.keyboard.press("j")
     expect(agent.get_by_label("Topic")).to_be_focused()
     assert created["id"]
+
+
+def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_system, new_context, screenshot):  # noqa: F811
+    system, portal = portal_system, portal_system.portal
+    ana = unique_email("ana")
+    created = system.call("POST", "intake", "/tickets", json={
+        "subject": "Forgot my password", "description": "Locked out.", "topic": "network",
+        "requester": {"name": "Ana Ruiz", "email": ana}})  # fmt: skip
+    ticket_id, number = created["id"], created["number"]
+    wait_until(lambda: system.work(ticket_id).get("agent_id") == "ada", timeout=30)
+
+    # An admin keeps the answer once.
+    admin = new_context().new_page()
+    sign_in(admin, portal, ADMIN_EMAIL)
+    admin.goto(portal + "/admin/replies")
+    admin.get_by_label("Title").fill("Password reset: self-service")
+    admin.get_by_label("Text").fill(
+        "Hello {requester_first_name},\n\nReset it at the self-service page (#{ticket_number})."
+    )
+    admin.get_by_role("button", name="Add saved reply").click()
+    expect(admin.get_by_text("The saved reply is added")).to_be_visible()
+    assert_accessible(admin)
+
+    # The agent has typed a line, then inserts it after that line, with the ticket's details in it.
+    agent = new_context().new_page()
+    sign_in(agent, portal, STAFF["ada"]["email"])
+    agent.goto(f"{portal}/console/tickets/{ticket_id}")
+    box = agent.get_by_label("Reply to the requester")
+    box.fill("Sorry for the wait.")
+    agent.get_by_label("Insert a saved reply").select_option(label="Password reset: self-service")
+    agent.get_by_role("button", name="Insert", exact=True).click()
+    inserted = f"Sorry for the wait.\n\nHello Ana,\n\nReset it at the self-service page (#{number})."
+    expect(box).to_have_value(inserted)
+    expect(box).to_be_focused()
+    assert_accessible(agent)
+    screenshot(agent, "console-saved-reply")
+    box.press("End")
+    box.type(" It takes a minute.")
+    agent.get_by_role("button", name="Send reply").click()
+    expect(agent.get_by_text("Reply sent.")).to_be_visible()
+    replies = wait_until(lambda: [e["body"] for e in system.ticket(ticket_id)["thread"] if e["kind"] == "reply"],
+                         timeout=30)  # fmt: skip
+    assert replies == [inserted + " It takes a minute."]

@@ -203,3 +203,24 @@ def test_forgetting_requests_keeps_an_agent_signed_in(portal, monkeypatch):  # n
         handlers.load_session(svc, agent.get_cookie(cookie_names(False)[0]).value)["account_id"]
         == session["account_id"]
     )
+
+
+def test_line_breaks_typed_in_a_form_reach_the_services_as_newlines(portal, monkeypatch):  # noqa: F811
+    """A browser sends a textarea's line breaks as CRLF; what is stored, emailed and searched holds "\\n"."""
+
+    class Recording(Intake):
+        def post(self, service, path, actor, body, **kwargs):
+            self.posts.append(body)
+            return {"id": "m1", "kind": "message", "body": body["body"]}
+
+    intake = Recording({**CLOSED, "status": "assigned"})
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    token = csrf(text(browser.get("/tickets/t-9")))
+
+    sent = browser.post(
+        "/tickets/t-9/messages", data={"body": "First line.\r\n\r\nSecond.\rThird.", "csrf_token": token}
+    )
+
+    assert sent.status_code == 303
+    assert intake.posts == [{"body": "First line.\n\nSecond.\nThird."}]

@@ -188,3 +188,21 @@ def test_what_the_requesters_open_page_says_changed():
         domain.requester_update_words({"status": "assigned", "thread": [reply]}, -1, "")
         == "The status changed to “With an agent”."
     )
+
+
+def test_a_saved_reply_needs_a_title_and_a_text_and_known_fields():
+    assert domain.saved_reply_problems("Password reset", "Hello {requester_first_name},\n\nDone.") == {}
+    assert set(domain.saved_reply_problems(" ", " ")) == {"title", "body"}
+    assert "100 characters (it has 101)" in domain.saved_reply_problems("t" * 101, "x")["title"][0]
+    unknown = domain.saved_reply_problems("Hi", "Dear {customer}, see {ticket_number} and {foo_bar}.")["body"][0]
+    assert unknown.startswith("Unknown fields {customer}, {foo_bar}: use {requester_name}")
+    assert "20,000 characters" in domain.saved_reply_problems("Long", "x" * 20001)["body"][0]
+
+
+def test_a_saved_reply_reads_with_the_tickets_details_filled_in():
+    ticket = {"number": 100042, "subject": "VPN drops", "requester": {"name": "Ana María Ruiz", "email": "a@x.io"}}
+    text = "Hello {requester_first_name} ({requester_name}): about #{ticket_number} {ticket_subject}. {agent_name}"
+    assert domain.fill_saved_reply(text, ticket, "Jane") == (
+        "Hello Ana (Ana María Ruiz): about #100042 VPN drops. Jane"
+    )
+    assert domain.fill_saved_reply("Hi {requester_first_name}, {other}", {"requester": {}}, "") == "Hi , {other}"

@@ -8,6 +8,7 @@ from flask import Blueprint, g, get_template_attribute, redirect, render_templat
 from markupsafe import Markup
 
 from services.portal import attachments, console, domain, finding
+from services.portal.admin import replies
 from services.portal.client import Refused
 from services.portal.handlers import UserError
 from services.portal.pages import agent_required, error_page, passed_on, portal
@@ -107,6 +108,10 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         raise
     seen = page.view.snapshot().encode()
     others = console.presence(portal(), g.session, ticket_id, me.get("name") or "")  # here from the first moment
+    saved = replies.for_ticket(portal(), page.view.ticket, me.get("name") or "") if "reply" in page.rights else []
+    chosen = next((reply for reply in saved if reply["id"] == request.args.get("reply_with")), None)
+    if form is None and chosen:  # "Insert" without JavaScript: the page again, the reply box holding it
+        form = {"action": "reply", "body": chosen["body"]}
     html = render_template(
         "console/ticket.html",
         live=_live(page.view, seen, [], others),
@@ -125,6 +130,7 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         history_words=domain.history_words,
         similar=finding.similar(portal(), g.session, ticket_id),
         confirmed=portal().store.confirmed(ticket_id),
+        saved_replies=saved,
     )
     return html, status
 

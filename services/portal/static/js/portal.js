@@ -115,6 +115,27 @@
     if (main) main.focus({ preventScroll: true });
   });
 
+  // "Insert" a saved reply: its text goes into the reply box where the cursor is (what was typed stays), and the
+  // box gets the focus to change it. Without JavaScript the button asks for the page with the box holding it.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-insert-reply]") : null;
+    if (!button) return;
+    var box = document.getElementById(button.getAttribute("data-insert-reply"));
+    var picker = document.getElementById("reply-with");
+    var saved = picker && picker.value ? document.getElementById("saved-reply-" + picker.value) : null;
+    event.preventDefault();
+    if (!box || !saved) { if (picker) picker.focus(); return; }
+    var text = saved.content ? saved.content.textContent : saved.textContent;
+    var start = box.selectionStart, end = box.selectionEnd;
+    if (box.value && start === box.value.length && !/\n\n$/.test(box.value)) {
+      text = (/\n$/.test(box.value) ? "\n" : "\n\n") + text;  // after what is there, as a paragraph of its own
+    }
+    box.setRangeText(text, start, end, "end");
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    picker.value = "";
+    box.focus();
+  });
+
   // A list that refreshes by itself keeps the keyboard focus where it was.
   var focusedId = null;
   document.addEventListener("htmx:beforeSwap", function (event) {

@@ -1,5 +1,5 @@
-"""Admins' pages: accounts, agents, teams and topics, SLA policies, business calendars, webhooks and the
-notifications that failed. Thin views: form -> use case (services/portal/admin/) -> page. Each use case calls
+"""Admins' pages: accounts, agents, teams and topics, saved replies, SLA policies, business calendars, webhooks
+and the notifications that failed. Thin views: form -> use case (services/portal/admin/) -> page. Each use case calls
 the services with the admin's own token; a refusal comes back with the service's reason and its field errors,
 shown next to the fields, with what was typed kept.
 """
@@ -16,6 +16,7 @@ SECTIONS = (  # the admin pages' own navigation: (section, endpoint, words)
     ("accounts", "admin.index", "Accounts"),
     ("agents", "admin.agents", "Agents"),
     ("teams", "admin.teams", "Teams and topics"),
+    ("replies", "admin.saved_replies", "Saved replies"),
     ("policies", "admin.policies", "SLA policies"),
     ("calendars", "admin.calendars", "Calendars"),
     ("webhooks", "admin.webhooks", "Webhooks"),
@@ -72,4 +73,4 @@ def notice(texts: dict[str, str]) -> str | None:
 
 
 # each module adds its routes to the blueprint
-from services.portal.views.admin import accounts, agents, policies, calendars, teams, webhooks, mail  # noqa: E402, F401, I001
+from services.portal.views.admin import accounts, agents, policies, calendars, teams, replies, webhooks, mail  # noqa: E402, F401, I001

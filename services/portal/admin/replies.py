@@ -1,0 +1,67 @@
+"""Saved replies: texts an admin keeps for the answers agents give again and again, which agents insert into a
+reply on a ticket's page (with the ticket's fields filled in) and change before sending. Kept by the portal."""
+
+from __future__ import annotations
+
+from services.portal import domain
+from services.portal.handlers import Portal, UserError
+from services.portal.store import TitleTaken
+from shared.clock import now
+
+TAKEN = "Another saved reply has this title; choose another, or change that one."
+
+
+def listed(svc: Portal) -> list[dict]:
+    return svc.store.saved_replies_list(domain.SAVED_REPLIES_MAX)
+
+
+def one(svc: Portal, reply_id: str) -> dict:
+    found = svc.store.saved_reply(reply_id)
+    if found is None:
+        raise UserError("No such saved reply.", {}, status=404)
+    return found
+
+
+def _checked(form: dict) -> tuple[str, str]:
+    title, body = form.get("title", "").strip(), form.get("body", "").strip()
+    if problems := domain.saved_reply_problems(title, body):
+        raise UserError("The saved reply has invalid fields.", problems)
+    return title, body
+
+
+def add(svc: Portal, session: dict, form: dict) -> dict:
+    title, body = _checked(form)
+    if len(listed(svc)) >= domain.SAVED_REPLIES_MAX:
+        raise UserError(f"There are {domain.SAVED_REPLIES_MAX} saved replies, the most kept; delete one first.", {})
+    try:
+        return svc.store.add_saved_reply(title, body, session.get("account_id") or "", now())
+    except TitleTaken:
+        raise UserError("The saved reply has invalid fields.", {"title": [TAKEN]}, status=409) from None
+
+
+def change(svc: Portal, reply_id: str, form: dict) -> dict:
+    title, body = _checked(form)
+    try:
+        changed = svc.store.change_saved_reply(reply_id, title, body, now())
+    except TitleTaken:
+        raise UserError("The saved reply has invalid fields.", {"title": [TAKEN]}, status=409) from None
+    if changed is None:
+        raise UserError("No such saved reply.", {}, status=404)
+    return changed
+
+
+def delete(svc: Portal, reply_id: str) -> None:
+    if not svc.store.delete_saved_reply(reply_id):
+        raise UserError("No such saved reply.", {}, status=404)
+
+
+def for_ticket(svc: Portal, ticket: dict, agent_name: str) -> list[dict]:
+    """Every saved reply as it reads on this ticket: its fields filled in."""
+    return [
+        {
+            "id": reply["_id"],
+            "title": reply["title"],
+            "body": domain.fill_saved_reply(reply["body"], ticket, agent_name),
+        }
+        for reply in listed(svc)
+    ]

@@ -1,0 +1,86 @@
+"""Saved replies: the list, adding one, changing one, deleting one (services/portal/admin/replies.py)."""
+
+from __future__ import annotations
+
+from flask import g, redirect, url_for
+
+from services.portal import domain
+from services.portal.admin import replies
+from services.portal.handlers import UserError
+from services.portal.pages import admin_required, error_page, portal
+from services.portal.views.admin import blueprint, form_data, page
+
+NOTICES = {
+    "added": "The saved reply is added: agents can insert it into a reply now.",
+    "saved": "The saved reply's changes are saved.",
+    "deleted": "The saved reply is deleted.",
+}
+LABELS = {"title": "Title", "body": "Text"}
+
+
+def _gone():
+    return error_page(404, "No such saved reply", "It does not exist, or no longer does. Go back to the list.")
+
+
+def _list(form: dict | None = None, errors=None, message=None, status=200):
+    return page(
+        "admin/replies.html", "replies", status, saved_replies=replies.listed(portal()), form=form or {},
+        errors=errors or {}, message=message, notices=NOTICES, labels=LABELS, fields=domain.SAVED_REPLY_FIELDS,
+    )  # fmt: skip
+
+
+@blueprint.get("/replies")
+@admin_required
+def saved_replies():
+    return _list()
+
+
+@blueprint.post("/replies")
+@admin_required
+def add_saved_reply():
+    form = form_data()
+    try:
+        replies.add(portal(), g.session, form)
+    except UserError as exc:
+        return _list(form, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.saved_replies", notice="added"), 303)
+
+
+def _edit(reply: dict, form: dict | None = None, errors=None, message=None, status=200):
+    form = form or {"title": reply["title"], "body": reply["body"]}
+    return page(
+        "admin/reply.html", "replies", status, reply=reply, form=form, errors=errors or {}, message=message,
+        labels=LABELS, fields=domain.SAVED_REPLY_FIELDS,
+    )  # fmt: skip
+
+
+@blueprint.get("/replies/<reply_id>")
+@admin_required
+def saved_reply(reply_id: str):
+    try:
+        return _edit(replies.one(portal(), reply_id))
+    except UserError:
+        return _gone()
+
+
+@blueprint.post("/replies/<reply_id>")
+@admin_required
+def change_saved_reply(reply_id: str):
+    form = form_data()
+    try:
+        replies.change(portal(), reply_id, form)
+    except UserError as exc:
+        if exc.status == 404:
+            return _gone()
+        return _edit({"_id": reply_id, **form}, form, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.saved_replies", notice="saved"), 303)
+
+
+@blueprint.post("/replies/<reply_id>/delete")
+@admin_required
+def delete_saved_reply(reply_id: str):
+    try:
+        replies.delete(portal(), reply_id)
+    except UserError:
+        return _gone()
+    return redirect(url_for("admin.saved_replies", notice="deleted"), 303)
