@@ -96,6 +96,23 @@ def copied_deadline(row: dict) -> dict:
     return {"deadline": format_time(min(due)) if due else None, "breached": bool(sla.get("breached"))}
 
 
+RATINGS = {"good": "Good, I am satisfied", "bad": "Bad, I am not satisfied"}  # what a requester rates a resolution
+RATING_COMMENT_MAX = 2000
+RATABLE = ("resolved", "closed")
+
+
+def rating_problems(rating: str, comment: str, status: str) -> dict[str, list[str]]:
+    """What is wrong with a requester's rating as sent (empty: nothing)."""
+    if status not in RATABLE:
+        return {"rating": ["You can rate your request once it is resolved."]}
+    problems: dict[str, list[str]] = {}
+    if rating not in RATINGS:
+        problems["rating"] = ["Choose Good or Bad."]
+    if len(comment) > RATING_COMMENT_MAX:
+        problems["comment"] = [f"Keep your comment to {RATING_COMMENT_MAX:,} characters (it has {len(comment):,})."]
+    return problems
+
+
 SAVED_REPLY_TITLE_MAX, SAVED_REPLY_BODY_MAX = 100, 20000  # a reply's body is sent as the API takes one
 SAVED_REPLIES_MAX = 500  # a list an agent picks from on every ticket page
 SAVED_REPLY_FIELDS = {  # what a saved reply may say, filled in from the ticket it is inserted into

@@ -170,3 +170,20 @@ def capacity_table(agents: list[dict]) -> Table:
     columns = [("Agent", "text"), ("Agent id", "text"), ("Teams", "text"), ("Open tickets", "count"),
                ("Capacity", "count"), ("Available", "text")]  # fmt: skip
     return Table("capacity", "Agents at capacity", columns, rows)
+
+
+def satisfaction_table(ratings: list[dict]) -> Table:
+    """The requesters' ratings of resolved tickets per team (the ticket's team when it was rated), and all."""
+    good = Counter(r.get("team") or NO_TEAM for r in ratings if r.get("rating") == "good")
+    bad = Counter(r.get("team") or NO_TEAM for r in ratings if r.get("rating") == "bad")
+    teams = sorted(set(good) | set(bad), key=lambda t: (-(good[t] + bad[t]), t))
+    rows = [[team, good[team], bad[team], good[team] + bad[team], percent(good[team], bad[team])] for team in teams]
+    if len(rows) > 1:
+        total_good, total_bad = sum(good.values()), sum(bad.values())
+        rows.append(["All teams", total_good, total_bad, total_good + total_bad, percent(total_good, total_bad)])
+    columns = [("Team", "text"), ("Good", "count"), ("Bad", "count"), ("Rated", "count"), ("Satisfied", "percent")]
+    table = Table("satisfaction", "Requesters' satisfaction per team", columns, rows)
+    table.chart = charts.bar_chart(
+        table.title, [(row[0], row[-1]) for row in rows], unit=" %", empty="No request was rated in this period."
+    )
+    return table

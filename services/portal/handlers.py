@@ -351,6 +351,29 @@ def requester_attachments(svc: Portal, grant: dict) -> list[dict]:
     return attachments.listed(svc.services, requester(grant), grant["id"])
 
 
+def rate(svc: Portal, grant: dict, rating: str, comment: str) -> dict:
+    """The requester rates how their resolved (or closed) request was handled; rating again replaces it. The
+    ticket's team and agent then are kept with it, for the reports."""
+    ticket = requester_ticket(svc, grant)
+    comment = comment.strip()
+    if problems := domain.rating_problems(rating, comment, ticket.get("status", "")):
+        raise UserError(
+            next(iter(problems.values()))[0], problems, 409 if ticket.get("status") not in domain.RATABLE else 422
+        )
+    assignee = ticket.get("assignee") or {}
+    rated = {
+        "rating": rating,
+        "comment": comment,
+        "rated_at": now(),
+        "number": ticket.get("number"),
+        "team": ticket.get("team"),
+        "agent_id": assignee.get("agent_id"),
+        "agent_name": assignee.get("name"),
+    }
+    svc.store.rate(grant["id"], rated)
+    return rated
+
+
 def close_ticket(svc: Portal, grant: dict, request_id: str | None) -> None:
     try:
         svc.services.post(

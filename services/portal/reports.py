@@ -22,7 +22,8 @@ MAX_PAGES = 10  # of breaches, of open tickets: at most 2000 of each are read
 MAX_LOOKUPS = 300  # breached tickets whose team is looked up one by one in assignment
 # what the backlog and the oldest waiting ticket show (figures.py): assignment leaves notes and history unread
 BACKLOG_FIELDS = "ticket_id,number,subject,priority,status,team,agent_id,created_at"
-TABLES = ("summary", "compliance", "first-response", "resolution", "breaches", "backlog", "capacity")
+TABLES = ("summary", "compliance", "first-response", "resolution", "breaches", "satisfaction", "backlog", "capacity")
+MAX_RATINGS = 10_000  # ratings of a period read from the portal's database
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,16 @@ class Source:
         return teams
 
     @cached_property
+    def ratings(self) -> list[dict]:
+        """The requesters' ratings given in the period (a lead: of its teams' tickets), from the portal's own store."""
+        found = self.svc.store.ratings_between(self.period.since, self.period.until, MAX_RATINGS)
+        if len(found) == MAX_RATINGS:
+            self.notes.setdefault("satisfaction", []).append(f"Only the first {MAX_RATINGS} ratings were read.")
+        if self.who.teams is not None:
+            found = [r for r in found if r.get("team") in self.who.teams]
+        return found
+
+    @cached_property
     def open_tickets(self) -> list[dict]:
         if self.who.teams is None:
             return self._pages("assignment", "/queue", "backlog", fields=BACKLOG_FIELDS)
@@ -115,6 +126,9 @@ def table(source: Source, name: str) -> figures.Table:
         made = figures.histogram_table(source.stats, name.replace("-", "_"))
     elif name == "breaches":
         made = _breaches(source)
+    elif name == "satisfaction":
+        made = figures.satisfaction_table(source.ratings)
+        made.notes.append("Requesters rate a request once it is resolved; a rating counts in the period it was given.")
     elif name == "backlog":
         made = figures.backlog_table(source.open_tickets)
     else:

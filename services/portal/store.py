@@ -1,6 +1,6 @@
 """The portal's own collections in `<ns>_portal`: accounts, sessions, sign-in failures, one-time password
-links, rate-limit windows, check-status requests, new accounts' welcome emails, who has a ticket open and the
-agents' saved replies.
+links, rate-limit windows, check-status requests, new accounts' welcome emails, who has a ticket open, the
+agents' saved replies and the requesters' ratings.
 The only module that touches them.
 
 Nothing expires by a TTL index (the embedded store has none): every read checks the expiry, and the
@@ -46,6 +46,7 @@ class PortalStore:
         self.welcomes = db["welcome_emails"]
         self.confirmations = db["confirmed_addresses"]
         self.saved_replies = db["saved_replies"]
+        self.ratings = db["ratings"]
 
     def ensure_indexes(self) -> None:
         self.accounts.create_index([("email", ASCENDING)], unique=True)
@@ -60,6 +61,18 @@ class PortalStore:
         self.welcomes.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
         self.password_links.create_index([("account_id", ASCENDING)])
         self.saved_replies.create_index([("title_key", ASCENDING)], unique=True)
+        self.ratings.create_index([("rated_at", ASCENDING)])  # the reports' period
+
+    # requesters' ratings of resolved tickets, one a ticket (the last one given)
+    def rate(self, ticket_id: str, rating: dict) -> None:
+        self.ratings.replace_one({"_id": ticket_id}, {**rating, "_id": ticket_id}, upsert=True)
+
+    def rating(self, ticket_id: str) -> dict | None:
+        return self.ratings.find_one({"_id": ticket_id})
+
+    def ratings_between(self, since: datetime, until: datetime | None, limit: int) -> list[dict]:
+        window = {"$gte": since} | ({"$lt": until} if until else {})
+        return list(self.ratings.find({"rated_at": window}).sort("rated_at", ASCENDING).limit(limit))
 
     # saved replies: what agents insert into a reply, by title
     def saved_replies_list(self, limit: int) -> list[dict]:

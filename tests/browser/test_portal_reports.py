@@ -135,7 +135,7 @@ def test_an_admin_reads_sla_figures_and_downloads_the_same_as_csv(portal_system,
     assert csv_rows(Path(download.value.path()).read_text(encoding="utf-8")) == expected
     assert re.fullmatch(r"ticketflow-summary-\d{8}-\d{8}\.csv", download.value.suggested_filename)  # from, to
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
-    for name in ("compliance", "first-response", "resolution", "breaches", "backlog", "capacity"):
+    for name in ("compliance", "first-response", "resolution", "breaches", "satisfaction", "backlog", "capacity"):
         href = page.locator(f"#{name} .download a").get_attribute("href")
         answer = requests.get(portal + href, cookies=cookies, timeout=30)
         assert answer.headers["Content-Type"].startswith("text/csv")

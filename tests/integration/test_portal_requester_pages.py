@@ -161,8 +161,16 @@ def test_the_requesters_open_page_updates_itself_when_the_help_desk_replies(port
     assert next_poll != poll and browser.get(next_poll).status_code == 204
     assert "<textarea" not in parts  # what the requester is typing is never swapped
 
+    assert 'id="request-rating"' not in parts  # not ratable before, not now: left as it is
+
+    intake.ticket = {**intake.ticket, "status": "resolved"}
+    resolved = text(browser.get(next_poll))
+    assert '<div id="request-rating" hx-swap-oob="true">' in resolved and "How did we do?" in resolved
+    next_poll = re.search(r'id="request-poll" hx-get="([^"]+)"', resolved).group(1).replace("&amp;", "&")
+
     intake.ticket = {**intake.ticket, "status": "closed"}
     closed = text(browser.get(next_poll))
+    assert 'id="request-rating"' not in closed  # ratable before and now: what they may be typing stays
     assert "The status changed to “Closed”." in closed
     assert '<div id="request-poll" hx-swap-oob="true"></div>' in closed  # a closed request changes no more
 
@@ -224,3 +232,58 @@ def test_line_breaks_typed_in_a_form_reach_the_services_as_newlines(portal, monk
 
     assert sent.status_code == 303
     assert intake.posts == [{"body": "First line.\n\nSecond.\nThird."}]
+
+
+def test_a_requester_rates_a_resolved_request_and_the_agent_and_the_reports_read_it(portal, monkeypatch):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    ticket_id = f"t-{uuid.uuid4().hex[:8]}"
+    ticket = {**CLOSED, "id": ticket_id, "status": "resolved", "resolution": "New VPN profile.",
+              "team": "network", "assignee": {"agent_id": "jane", "name": "Jane Doe"}}  # fmt: skip
+
+    class Rated(Intake):
+        def get(self, service, path, actor, **params):
+            return self.ticket if path == f"/tickets/{ticket_id}" else super().get(service, path, actor, **params)
+
+    intake = Rated(ticket)
+    monkeypatch.setattr(svc, "services", intake)
+    browser = with_grants(portal, [{"id": ticket_id, "email": "mia@example.com"}])
+    page = text(browser.get(f"/tickets/{ticket_id}"))
+    assert "How did we do?" in page and "Were you satisfied with how your request was handled?" in page
+
+    none_chosen = browser.post(f"/tickets/{ticket_id}/rating", data={"comment": "Meh", "csrf_token": csrf(page)})
+    assert none_chosen.status_code == 422
+    assert 'id="rating-error"' in text(none_chosen) and "Choose Good or Bad." in text(none_chosen)
+    assert ">Meh</textarea>" in text(none_chosen)  # what was typed stays
+
+    form = {"rating": "bad", "comment": "It took <b>two</b> days.", "csrf_token": csrf(page)}
+    rated = browser.post(f"/tickets/{ticket_id}/rating", data=form)
+    assert rated.status_code == 303
+    after = text(browser.get(f"/tickets/{ticket_id}?notice=rated"))
+    assert (
+        "Thank you for your rating" in after
+        and "You rated this request: <strong>Bad, I am not satisfied</strong>" in after
+    )
+    assert "It took &lt;b&gt;two&lt;/b&gt; days." in after
+    stored = svc.store.rating(ticket_id)
+    assert (stored["rating"], stored["team"], stored["agent_id"], stored["number"]) == (
+        "bad",
+        "network",
+        "jane",
+        100063,
+    )
+
+    again = browser.post(f"/tickets/{ticket_id}/rating", data={"rating": "good", "csrf_token": csrf(after)})
+    assert again.status_code == 303 and svc.store.rating(ticket_id)["rating"] == "good"  # changed, not added
+
+    intake.ticket = {**ticket, "status": "assigned"}  # reopened: nothing to rate until it is resolved again
+    refused = browser.post(f"/tickets/{ticket_id}/rating", data={"rating": "bad", "csrf_token": csrf(after)})
+    assert refused.status_code == 409 and "once it is resolved" in text(refused)
+    assert svc.store.rating(ticket_id)["rating"] == "good"
+
+
+def test_someone_without_the_request_cannot_rate_it(portal, monkeypatch):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    monkeypatch.setattr(svc, "services", Intake({**CLOSED, "status": "resolved"}))
+    stranger = with_grants(portal, [{"id": "t-other", "email": "eve@example.com"}])
+    token = csrf(text(stranger.get("/")))
+    assert stranger.post("/tickets/t-9/rating", data={"rating": "bad", "csrf_token": token}).status_code == 404

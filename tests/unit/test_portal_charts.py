@@ -162,3 +162,15 @@ def test_health_names_what_needs_a_look_and_a_silent_broker_hides_no_api():
     assert Health(services[:1], None, None, "notify did not answer", NOW).problems == []
     silent = Health(services, "RabbitMQ does not answer at 127.0.0.1:5672", None, None, NOW)
     assert silent.problems == ["the sla API is not ready (mongodb)", "RabbitMQ does not answer at 127.0.0.1:5672"]
+
+
+def test_satisfaction_per_team_with_all_teams_and_the_csv_carries_the_same_figures():
+    ratings = [{"team": "network", "rating": "good"}] * 3 + [{"team": "network", "rating": "bad"},
+               {"team": None, "rating": "bad"}]  # fmt: skip
+    table = figures.satisfaction_table(ratings)
+    assert table.rows == [["network", 3, 1, 4, 75.0], ["Not known", 0, 1, 1, 0.0], ["All teams", 3, 2, 5, 60.0]]
+    assert figures.csv_text(table).splitlines()[0] == "Team,Good,Bad,Rated,Satisfied (%)"
+    assert "75 %" in str(table.chart)
+    alone = figures.satisfaction_table([{"team": "desk", "rating": "good"}])
+    assert alone.rows == [["desk", 1, 0, 1, 100.0]]  # one team: no "All teams" row that says it again
+    assert "No request was rated" in str(figures.satisfaction_table([]).chart)

@@ -131,6 +131,7 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         similar=finding.similar(portal(), g.session, ticket_id),
         confirmed=portal().store.confirmed(ticket_id),
         saved_replies=saved,
+        rating=portal().store.rating(ticket_id),
     )
     return html, status
 

@@ -138,6 +138,8 @@ def _ticket_page(grant: dict, form=None, errors=None, message=None, status=200, 
     page = render_template(
         "requester/ticket.html",
         **_shown(grant),
+        rating=portal().store.rating(grant["id"]),
+        ratings=domain.RATINGS,
         form=form or {},
         errors=errors or {},
         message=message,
@@ -155,6 +157,7 @@ NOTICES = {  # what a redirect after a change says (a fixed text: nothing from t
     "sent": "Your message was sent.",
     "sent-before": "You sent this request a moment ago: here it is. Add anything new as a message below.",
     "closed": "Your request is closed. Thank you.",
+    "rated": "Thank you for your rating: it helps us do better.",
 }
 
 
@@ -186,7 +189,15 @@ def live(ticket_id: str):
     words = domain.requester_update_words(
         shown["ticket"], int(thread_seen) if thread_seen.isdigit() else -1, request.args.get("s", "")
     )
-    return render_template("requester/_live_changed.html", words=words, **shown)
+    ratable = shown["ticket"]["status"] in domain.RATABLE
+    return render_template(
+        "requester/_live_changed.html",
+        words=words,
+        rating_changed=ratable != (request.args.get("s", "") in domain.RATABLE),
+        rating=portal().store.rating(ticket_id) if ratable else None,
+        ratings=domain.RATINGS,
+        **shown,
+    )
 
 
 @blueprint.post("/tickets/<ticket_id>/messages")
@@ -210,6 +221,22 @@ def reply(ticket_id: str):
         message = "Your message was sent, but its files were not attached."
         return _ticket_page(grant, {}, exc.errors, message, exc.status, choose_again=True)
     return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent", _anchor="conversation"), 303)
+
+
+@blueprint.post("/tickets/<ticket_id>/rating")
+def rate(ticket_id: str):
+    """How the requester rates the handling of their resolved or closed request (again: the rating changes)."""
+    grant = _granted(ticket_id)
+    if grant is None:
+        return _no_access()
+    form = {"rating": request.form.get("rating", ""), "comment": request.form.get("comment", "")}
+    try:
+        handlers.rate(portal(), grant, form["rating"], form["comment"])
+    except handlers.UserError as exc:
+        return _ticket_page(grant, {"rating_form": form, "rating_errors": exc.errors}, None, exc.message, exc.status)
+    except handlers.Refused:
+        return _no_access()
+    return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="rated", _anchor="rating-title"), 303)
 
 
 @blueprint.get("/tickets/<ticket_id>/attachments/<attachment_id>")
