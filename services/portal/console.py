@@ -223,7 +223,8 @@ def rights_on(work: dict, who: Actor, me: dict) -> set[str]:
 def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, request_id: str | None) -> None:
     """Take an action on the ticket; UserError with the service's reason when it refuses.
 
-    A reply onto a ticket that others changed since the agent saw it (`seen`) waits for a confirmation.
+    A reply or a resolve onto a ticket that others changed since the agent saw it (`seen`) waits for a
+    confirmation: a requester's message the agent has not read is not answered by a resolve unawares.
     """
     if action not in ACTIONS:
         raise UserError(f"There is no action {action!r}.", status=404)
@@ -232,7 +233,7 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
     if action in WRITTEN and not body.get(WRITTEN[action][0]):
         name, words = WRITTEN[action]
         raise UserError(words, {name: [words]})
-    if action == "reply" and not form.get("confirmed"):
+    if action in ("reply", "resolve") and not form.get("confirmed"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
     try:
         svc.services.post(

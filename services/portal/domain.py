@@ -171,17 +171,21 @@ def requester_update_words(ticket: dict, thread_seen: int, status_seen: str) -> 
     """What the requester is told when their open page updates itself (read out by screen readers)."""
     thread = ticket.get("thread") or []
     new = thread[thread_seen:] if 0 <= thread_seen <= len(thread) else []
-    if any((entry.get("author") or {}).get("type") != "requester" for entry in new):
+    replied = any((entry.get("author") or {}).get("type") != "requester" for entry in new)
+    title = REQUESTER_STATUS.get(ticket.get("status"), (ticket.get("status"), ""))[0]
+    moved = ticket.get("status") != status_seen
+    if replied and moved:
+        return f"The help desk replied, and the status changed to “{title}”."
+    if replied:
         return "The help desk replied: the conversation below is up to date."
-    if ticket.get("status") != status_seen:
-        title = REQUESTER_STATUS.get(ticket.get("status"), (ticket.get("status"), ""))[0]
+    if moved:
         return f"The status changed to “{title}”."
     return "This request was updated."
 
 
-_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
-_URL_TAIL = ".,;:!?*"
-_PAIRS = {")": "(", "]": "["}
+_URL = re.compile(r"https?://[^\s<>\"`“”«»]+", re.IGNORECASE)
+_URL_TAIL = ".,;:!?*'’"
+_PAIRS = {")": "(", "]": "[", "}": "{"}
 
 
 def link_parts(text: str) -> list[tuple[str, bool]]:

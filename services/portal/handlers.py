@@ -118,11 +118,18 @@ def end_session(svc: Portal, session: dict | None) -> None:
         svc.store.end_session(session["_id"])
 
 
+FORM_KEYS_KEPT = timedelta(hours=48)  # as long as intake keeps an Idempotency-Key
+
+
 def forget_requests(svc: Portal, session: dict | None) -> bool:
     """A requester on a shared computer: this browser opens none of the requests it had any more. A signed-in
-    agent's session stays signed in and only loses them; anyone else's session ends. Whether the session ends."""
+    agent's session stays signed in and only loses them; anyone else's session ends. Whether the session ends.
+
+    The forms it sent are forgotten too: sent again (Back to a form page, then Send or a reload), intake would
+    answer the same ticket for the same key, and the next person at the computer would read it."""
     if not session:
         return True
+    svc.store.forget_form_keys(session.get("form_keys") or [], now() + FORM_KEYS_KEPT)
     if session.get("account_id"):
         svc.store.forget_grants(session["_id"])
         return False

@@ -47,6 +47,7 @@ class PortalStore:
         self.confirmations = db["confirmed_addresses"]
         self.saved_replies = db["saved_replies"]
         self.ratings = db["ratings"]
+        self.forgotten_keys = db["forgotten_form_keys"]
 
     def ensure_indexes(self) -> None:
         self.accounts.create_index([("email", ASCENDING)], unique=True)
@@ -62,6 +63,7 @@ class PortalStore:
         self.password_links.create_index([("account_id", ASCENDING)])
         self.saved_replies.create_index([("title_key", ASCENDING)], unique=True)
         self.ratings.create_index([("rated_at", ASCENDING)])  # the reports' period
+        self.forgotten_keys.create_index([("expires_at", ASCENDING)])
 
     # requesters' ratings of resolved tickets, one a ticket (the last one given)
     def rate(self, ticket_id: str, rating: dict) -> None:
@@ -149,14 +151,23 @@ class PortalStore:
     def grant_ticket(self, session_id: str, ticket_id: str, email: str) -> None:
         self.sessions.update_one({"_id": session_id}, {"$addToSet": {"tickets": {"id": ticket_id, "email": email}}})
 
-    def remember_opened(self, session_id: str, digest_of_form: str, ticket_id: str, at: datetime) -> None:
-        """The session opened `ticket_id` from a form with this content (its last few kept)."""
+    def remember_opened(self, session_id: str, digest_of_form: str, ticket_id: str, at: datetime, key: str) -> None:
+        """The session opened `ticket_id` from a form with this content (its last few kept) and this form key."""
         opened = {"digest": digest_of_form, "ticket_id": ticket_id, "at": at}
-        self.sessions.update_one({"_id": session_id}, {"$push": {"opened": {"$each": [opened], "$slice": -5}}})
+        pushed = {"opened": {"$each": [opened], "$slice": -5}, "form_keys": {"$each": [key], "$slice": -100}}
+        self.sessions.update_one({"_id": session_id}, {"$push": pushed})
+
+    def forget_form_keys(self, keys: list[str], until: datetime) -> None:
+        """Forms this browser sent before it forgot its requests: sent again (Back, a reload), they open nothing."""
+        for key in keys:
+            self.forgotten_keys.update_one({"_id": key}, {"$set": {"expires_at": until}}, upsert=True)
+
+    def form_key_forgotten(self, key: str, now: datetime) -> bool:
+        return self.forgotten_keys.find_one({"_id": key, "expires_at": {"$gt": now}}) is not None
 
     def forget_grants(self, session_id: str) -> None:
         """The session reads no requester's ticket any more (and forgets the forms it sent)."""
-        self.sessions.update_one({"_id": session_id}, {"$set": {"tickets": [], "opened": []}})
+        self.sessions.update_one({"_id": session_id}, {"$set": {"tickets": [], "opened": [], "form_keys": []}})
 
     def end_session(self, session_id: str) -> None:
         self.sessions.delete_one({"_id": session_id})
@@ -281,7 +292,7 @@ class PortalStore:
 
     def purge(self, now: datetime, presence_before: datetime, requests_before: datetime) -> None:
         """Forget expired sessions, links and windows, old presence, answered requests and stale failures."""
-        for collection in (self.sessions, self.password_links, self.limits):
+        for collection in (self.sessions, self.password_links, self.limits, self.forgotten_keys):
             collection.delete_many({"expires_at": {"$lte": now}})
         self.presence.delete_many({"seen_at": {"$lte": presence_before}})
         self.status_requests.delete_many(

@@ -192,6 +192,20 @@ def test_a_reply_onto_a_ticket_that_changed_waits_for_the_agent(portal_system, n
     wait_until(lambda: [e["body"] for e in system.ticket(ticket_id)["thread"] if e["kind"] == "reply"]
                == ["Which printer is it?"], timeout=30)  # fmt: skip
 
+    # A resolve asks the same way: the requester wrote while the agent's page was open.
+    agent.goto(f"{portal}/console/tickets/{ticket_id}")
+    agent.get_by_label("Resolution").fill("Cleared the paper path.")
+    system.call("POST", "intake", f"/tickets/{ticket_id}/messages", json={"body": "It jams again now."})
+    wait_until(lambda: len(system.ticket(ticket_id)["thread"]) == 3, timeout=30)
+    agent.get_by_role("button", name="Resolve", exact=True).click()
+    expect(agent.get_by_role("alert")).to_contain_text("It is not resolved yet")
+    expect(agent.get_by_role("alert")).to_contain_text("wrote a new message")
+    assert system.work(ticket_id)["status"] != "resolved"
+    expect(agent.get_by_label("Resolution")).to_have_value("Cleared the paper path.")
+    agent.get_by_role("button", name="Resolve anyway").click()
+    expect(agent.get_by_text("Ticket resolved.")).to_be_visible()
+    wait_until(lambda: system.work(ticket_id)["status"] == "resolved", timeout=30)
+
 
 def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system, new_context):  # noqa: F811
     system, portal = portal_system, portal_system.portal
@@ -255,3 +269,26 @@ def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_sys
     replies = wait_until(lambda: [e["body"] for e in system.ticket(ticket_id)["thread"] if e["kind"] == "reply"],
                          timeout=30)  # fmt: skip
     assert replies == [inserted + " It takes a minute."]
+
+
+def test_back_after_forgetting_the_requests_shows_no_ones_answers(portal_system, new_context):  # noqa: F811
+    """A shared computer: the requester opens a request, then makes the device forget it; the next person presses
+    Back to the form, which the browser would fill in again with what the previous person typed."""
+    portal = portal_system.portal
+    page = new_context().new_page()
+    open_request(page, portal, "Ana Ruiz", unique_email("ana"), "Salary slip", "Account 12345 does not load.")
+    page.get_by_role("button", name="Send request").click()
+    expect(page.get_by_role("heading", name="Salary slip")).to_be_visible()
+    page.get_by_role("link", name="Your requests").click()
+    page.get_by_role("button", name="Forget my requests on this device").click()
+    expect(page.get_by_text("this device no longer opens your requests")).to_be_visible()
+
+    page.go_back()  # "Your requests": none
+    page.go_back()  # the request's page: not this browser's any more
+    expect(page.get_by_role("heading", name="We cannot show this request")).to_be_visible()
+    page.go_back()  # the form
+
+    expect(page.get_by_role("heading", name="Get help")).to_be_visible()
+    expect(page.get_by_label("Describe the problem")).to_have_value("")
+    expect(page.get_by_label("Subject")).to_have_value("")
+    expect(page.get_by_label("Your email address")).to_have_value("")

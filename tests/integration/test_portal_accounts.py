@@ -300,3 +300,35 @@ def test_the_same_form_sent_again_after_the_owner_confirmed_gives_no_way_back_in
     assert again.status_code == 200
     assert "You sent this request already. Open it from the link in the email we sent you." in text(again)
     assert typist.get(f"/tickets/{ticket['id']}").status_code == 404  # still no way in without the link
+
+
+def test_a_form_sent_again_after_the_device_forgot_its_requests_opens_nothing(portal, monkeypatch):  # noqa: F811
+    """Back to the form's page on a shared computer, then Send (or reload it): intake would answer the same ticket
+    for the same key, and the next person would read the previous one's request."""
+    intake = Intake()
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
+    browser = portal.test_client()
+    home = text(browser.get("/"))
+    form = {name: re.search(rf'name="{name}" value="([^"]+)"', home).group(1) for name in ("csrf_token", "form_key")}
+    form |= {"name": "Ana", "email": f"ana.{uuid.uuid4().hex[:6]}@example.com", "topic": "general",
+             "subject": "Salary slip", "description": "Account 12345 does not load."}  # fmt: skip
+    opened = browser.post("/tickets", data=form)
+    assert opened.status_code == 303
+    ticket_id = opened.headers["Location"].split("/tickets/")[1].split("?")[0]
+    mine = text(browser.get("/requests"))
+    forgot = browser.post(
+        "/forget", data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', mine).group(1)}
+    )
+    assert forgot.status_code == 303
+
+    next_person = browser  # the same browser, its cookie gone: a new session from here on
+    page = text(next_person.get("/"))
+    again = next_person.post(
+        "/tickets", data={**form, "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)}
+    )
+
+    assert again.status_code == 409
+    assert "sent from this device before it forgot its requests" in text(again)
+    assert "Account 12345" not in text(again) and form["email"] not in text(again)  # nothing of it shown
+    assert next_person.get(f"/tickets/{ticket_id}").status_code == 404
+    assert len(intake.opened) == 1

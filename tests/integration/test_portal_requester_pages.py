@@ -152,7 +152,7 @@ def test_the_requesters_open_page_updates_itself_when_the_help_desk_replies(port
     assert changed.status_code == 200
     parts = text(changed)
     assert '<p id="request-update" class="live-update" role="status" hx-swap-oob="innerHTML">' in parts
-    assert "The help desk replied: the conversation below is up to date." in parts
+    assert "The help desk replied, and the status changed to “Waiting for your reply”." in parts
     assert (
         'id="request-thread" class="thread" hx-swap-oob="true"' in parts and "Please restart the VPN client." in parts
     )

@@ -149,7 +149,8 @@ def act(ticket_id: str, action: str):
     try:
         console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"))
     except console.ChangedMeanwhile as changed:
-        message = "This ticket changed since you opened it. Your reply has not been sent yet."
+        not_yet = "It is not resolved yet." if action == "resolve" else "Your reply has not been sent yet."
+        message = f"This ticket changed since you opened it. {not_yet}"
         return _ticket(ticket_id, {**form, "action": action}, message, changed.changes, 409)
     except UserError as exc:
         refusal = f"That did not work: {exc.message}"

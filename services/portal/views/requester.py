@@ -55,6 +55,8 @@ def open_ticket():
     if not FORM_KEY.fullmatch(key):
         form.pop("form_key", None)
         return _home(form, message="This form has expired. Please check your answers and send it again.", status=400)
+    if portal().store.form_key_forgotten(key, handlers.now()):  # Back after "Forget": nobody's request again
+        return _home({}, message=FORGOTTEN_FORM, status=409)
     files = attachments.chosen(request.files.getlist("files"))
     digest = handlers.form_digest(form)
     already = None if files else handlers.opened_already(g.session, digest)  # files chosen again: a new request
@@ -69,7 +71,7 @@ def open_ticket():
         # the address's owner followed an emailed link (which took the request from browsers without one)
         return _home({}, message=SENT_BEFORE_CONFIRMED, status=200)
     _grant(grant)
-    portal().store.remember_opened(g.session["_id"], digest, ticket["id"], handlers.now())
+    portal().store.remember_opened(g.session["_id"], digest, ticket["id"], handlers.now(), key)
     notice = "opened"
     try:  # the form's key again: a resubmitted form attaches each file once
         handlers.attach_files(portal(), grant, files, None, key, g.get("request_id"))
@@ -149,6 +151,10 @@ def _ticket_page(grant: dict, form=None, errors=None, message=None, status=200, 
     return page, status
 
 
+FORGOTTEN_FORM = (
+    "This form was sent from this device before it forgot its requests, so it is not sent again. "
+    "To open a request, fill in the form."
+)
 SENT_BEFORE_CONFIRMED = "You sent this request already. Open it from the link in the email we sent you."
 NOTICES = {  # what a redirect after a change says (a fixed text: nothing from the address is shown)
     "opened": "Thank you. We have your request and have emailed you a receipt with a link to this page.",

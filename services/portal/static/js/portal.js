@@ -136,6 +136,20 @@
     box.focus();
   });
 
+  // After "Forget my requests on this device", a page reached with Back or Forward in that tab shows no one's
+  // answers: the browser would fill its forms in again with what the previous person typed.
+  var FORGOTTEN = "ticketflow-forgotten";
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!document.querySelector("[data-forgotten]")) return;
+    try { sessionStorage.setItem(FORGOTTEN, "1"); } catch (e) { /* storage off: nothing to remember it by */ }
+  });
+  window.addEventListener("pageshow", function (event) {
+    var entry = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+    if (!event.persisted && !(entry && entry.type === "back_forward")) return;
+    try { if (sessionStorage.getItem(FORGOTTEN) !== "1") return; } catch (e) { return; }
+    Array.prototype.forEach.call(document.forms, function (form) { form.reset(); });
+  });
+
   // A list that refreshes by itself keeps the keyboard focus where it was.
   var focusedId = null;
   document.addEventListener("htmx:beforeSwap", function (event) {
