@@ -174,6 +174,8 @@ def create_ticket(
         if not same_email(request["requester"]["email"], principal.requester_email):
             raise Forbidden("This token acts for another requester: it opens tickets for that requester only.")
     if not svc.topics.known(request["topic"]):
+        if replayed := _replayed(svc, request, idempotency_key):  # its topic retired since: the same ticket
+            return replayed, False
         raise Invalid(
             "Unknown topic.",
             {"topic": [f"Unknown topic {request['topic']!r}, or one no longer offered; see GET /topics."]},
@@ -195,6 +197,14 @@ def create_ticket(
     if not svc.tickets.insert(ticket, _recorded(ticket, correlation_id, at)):  # occurred_at is its created_at
         return svc.tickets.get(ticket_id), False  # a concurrent request with the same key won
     return ticket, True
+
+
+def _replayed(svc: Intake, request: dict, idempotency_key: str | None) -> Ticket | None:
+    """The ticket an earlier request with this key and body opened, if there is one (a read: claims nothing)."""
+    record = svc.keys.find(idempotency_key) if idempotency_key else None
+    if record is None or record["request_hash"] != _request_hash(request):
+        return None
+    return svc.tickets.find(record["ticket_id"])
 
 
 def add_message(
@@ -295,13 +305,16 @@ def _attachable_to(ticket: Ticket, message_id: str, principal: Principal) -> boo
     return any(entry["id"] == message_id and entry["kind"] in kinds for entry in ticket.thread)
 
 
-def put_topic(svc: Intake, topic_id: str, name: str, retired: bool | None = None) -> dict:
+def put_topic(svc: Intake, topic_id: str, name: str | None, retired: bool | None = None) -> dict:
     if retired and topic_id == DEFAULT_TOPIC:
         raise Invalid(
             "The topic has invalid fields.",
             {"retired": [f"“{DEFAULT_TOPIC}” takes the mail that names no other topic; it cannot be retired."]},
         )
-    return svc.topics.put(topic_id, name, retired)
+    topic = svc.topics.put(topic_id, name, retired)
+    if topic is None:
+        raise Invalid("The topic has invalid fields.", {"name": ["A new topic needs a name."]})
+    return topic
 
 
 # --- queries ----------------------------------------------------------------------------------

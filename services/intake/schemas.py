@@ -131,6 +131,7 @@ class TopicSchema(Schema):
     id = fields.String()
     name = fields.String()
     retired = fields.Boolean(metadata={"description": "Taken off the form: no new ticket takes it"})
+    retirable = fields.Boolean(metadata={"description": "Whether it may be retired (not `general`)"})
 
 
 class TopicListSchema(Schema):
@@ -139,7 +140,11 @@ class TopicListSchema(Schema):
 
 
 class TopicPutSchema(Strict):
-    name = fields.String(required=True, validate=[validate.Length(1, 100), not_blank])
+    name = fields.String(
+        load_default=None,
+        validate=[validate.Length(1, 100), not_blank],
+        metadata={"description": "needed to create a topic; left out, a topic keeps its name"},
+    )
     retired = fields.Boolean(
         load_default=None,
         metadata={"description": "true takes the topic off the form (its tickets keep it), false brings it back"},

@@ -12,7 +12,7 @@ from pymongo import ASCENDING, DESCENDING, ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.intake.domain import DEFAULT_TOPICS, Ticket
+from services.intake.domain import DEFAULT_TOPIC, DEFAULT_TOPICS, Ticket
 from shared import outbox
 from shared.access import ListScope
 from shared.clock import now
@@ -124,22 +124,30 @@ class TopicStore:
             self._fresh_until = time.monotonic() + self.CACHE_SECONDS
         return topic_id in self._ids
 
-    def put(self, topic_id: str, name: str, retired: bool | None = None) -> dict:
-        """Create or rename the topic; `retired` True takes it off the form, False brings it back, None keeps it."""
-        change = {"name": name} if retired is None else {"name": name, "retired": retired}
-        try:
-            self.collection.update_one({"_id": topic_id}, {"$set": change}, upsert=True)
-        except DuplicateKeyError:  # a concurrent PUT created it: now it exists, so set its name
-            self.collection.update_one({"_id": topic_id}, {"$set": change})
+    def put(self, topic_id: str, name: str | None, retired: bool | None = None) -> dict | None:
+        """Create or rename the topic; `retired` True takes it off the form, False brings it back, None keeps it.
+        Without a name only an existing topic changes (None: there is none)."""
+        change = {k: v for k, v in (("name", name), ("retired", retired)) if v is not None}
+        if change:
+            try:
+                self.collection.update_one({"_id": topic_id}, {"$set": change}, upsert=name is not None)
+            except DuplicateKeyError:  # a concurrent PUT created it: now it exists, so set its name
+                self.collection.update_one({"_id": topic_id}, {"$set": change})
         self._fresh_until = 0.0
-        return _topic(self.collection.find_one({"_id": topic_id}))
+        found = self.collection.find_one({"_id": topic_id})
+        return _topic(found) if found else None
 
 
 ACTIVE = {"retired": {"$ne": True}}
 
 
 def _topic(doc: dict) -> dict:
-    return {"id": doc["_id"], "name": doc["name"], "retired": bool(doc.get("retired"))}
+    return {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "retired": bool(doc.get("retired")),
+        "retirable": doc["_id"] != DEFAULT_TOPIC,
+    }
 
 
 class IdempotencyKeys:
@@ -162,6 +170,9 @@ class IdempotencyKeys:
         except DuplicateKeyError:
             existing = self.collection.find_one({"_id": key})
             return existing or record
+
+    def find(self, key: str) -> dict | None:
+        return self.collection.find_one({"_id": key})
 
     def expire(self, now: datetime) -> int:
         return self.collection.delete_many({"created_at": {"$lt": now - self.KEEP}}).deleted_count

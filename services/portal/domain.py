@@ -122,7 +122,7 @@ SAVED_REPLY_FIELDS = {  # what a saved reply may say, filled in from the ticket 
     "{ticket_subject}": "its subject",
     "{agent_name}": "your name",
 }
-_SAVED_REPLY_FIELD = re.compile(r"\{[a-z_]+\}")
+_SAVED_REPLY_FIELD = re.compile(r"\{[^{}\s]+\}")  # any {word}: a misspelt field is said, not sent as typed
 
 
 def saved_reply_problems(title: str, body: str) -> dict[str, list[str]]:
@@ -188,15 +188,29 @@ _URL_TAIL = ".,;:!?*'’"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 
 
+def _trimmed(url: str) -> str:
+    """The address without what ends the sentence around it; brackets counted once (linear in its length)."""
+    opened = {close: url.count(close) - url.count(opening) for close, opening in _PAIRS.items()}  # closes unmatched
+    end = len(url)
+    while end:
+        last = url[end - 1]
+        if last in _URL_TAIL:
+            end -= 1
+        elif last in _PAIRS and opened[last] > 0:
+            opened[last] -= 1
+            end -= 1
+        else:
+            break
+    return url[:end]
+
+
 def link_parts(text: str) -> list[tuple[str, bool]]:
     """The text cut into (piece, is_a_link): every http(s) address written in it, as a person would read where it
     ends: not the full stop or comma after it, nor a closing bracket it did not open ("(see https://x/a)")."""
     parts: list[tuple[str, bool]] = []
     start = 0
     for found in _URL.finditer(text or ""):
-        url = found.group()
-        while url and (url[-1] in _URL_TAIL or (url[-1] in _PAIRS and url.count(url[-1]) > url.count(_PAIRS[url[-1]]))):
-            url = url[:-1]
+        url = _trimmed(found.group())
         if len(url) <= len("https://"):
             continue
         end = found.start() + len(url)

@@ -241,7 +241,13 @@ def requester(grant: dict) -> Actor:
 
 
 def topics(svc: Portal) -> list[dict]:
+    """The topics a requester chooses from."""
     return svc.services.get("intake", "/topics", PORTAL)["items"]
+
+
+def every_topic(svc: Portal, who: Actor) -> list[dict]:
+    """Every topic, the retired ones too (their tickets keep them: the console's and the admin pages' lists)."""
+    return svc.services.get("intake", "/topics", who, include_retired="true")["items"]
 
 
 def open_ticket(

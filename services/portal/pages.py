@@ -173,7 +173,10 @@ def linked(text: str) -> Markup:
     """A message's text, escaped, with each web address in it a link that opens in a new tab and tells the site
     nothing of the page it came from (a requester's links reach agents and the other way round)."""
     return Markup("").join(
-        Markup('<a href="{0}" rel="noopener noreferrer nofollow" target="_blank">{0}</a>').format(piece)
+        Markup(
+            '<a href="{0}" rel="noopener noreferrer nofollow" target="_blank">{0}'
+            '<span class="visually-hidden"> (opens in a new tab)</span></a>'
+        ).format(piece)
         if is_link
         else piece
         for piece, is_link in domain.link_parts(text)
@@ -248,8 +251,10 @@ def set_session(token: str | None) -> None:
     g.session_cookie = token
 
 
-def error_page(status: int, title: str, detail: str) -> Response:
-    response = Response(render_template("error.html", status=status, title=title, detail=detail), status=status)
+def error_page(status: int, title: str, detail: str, kept: str | None = None) -> Response:
+    """A page that says what went wrong; `kept`: what the person wrote, which was not sent, to copy."""
+    page = render_template("error.html", status=status, title=title, detail=detail, kept=kept)
+    response = Response(page, status=status)
     response.mimetype = "text/html"
     return response
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from shared.mongo import retire_indexes
 
@@ -94,13 +94,26 @@ class PortalStore:
         return doc
 
     def change_saved_reply(self, reply_id: str, title: str, body: str, at: datetime) -> dict | None:
-        change = {"title": title, "title_key": title.casefold(), "body": body, "updated_at": at}
+        """The reply as changed (None: there is none); TitleTaken when another has the title. Asked first: an
+        update that breaks the unique index is an OperationFailure of its own on the embedded store, not the
+        DuplicateKeyError an insert gets; the index still refuses a rename racing this one."""
+        key = title.casefold()
+        if self.saved_replies.find_one({"title_key": key, "_id": {"$ne": reply_id}}, {"_id": 1}):
+            raise TitleTaken(title)
+        change = {"title": title, "title_key": key, "body": body, "updated_at": at}
         try:
             return self.saved_replies.find_one_and_update(
                 {"_id": reply_id}, {"$set": change}, return_document=ReturnDocument.AFTER
             )
         except DuplicateKeyError:
             raise TitleTaken(title) from None
+        except OperationFailure as failure:  # the embedded store's word for it
+            if "UNIQUE constraint" in str(failure):
+                raise TitleTaken(title) from None
+            raise
+
+    def count_saved_replies(self) -> int:
+        return self.saved_replies.count_documents({})
 
     def delete_saved_reply(self, reply_id: str) -> bool:
         return self.saved_replies.delete_one({"_id": reply_id}).deleted_count == 1

@@ -628,7 +628,8 @@ def test_topics_list_the_six_defaults(client):
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {"items", "next_cursor"} and body["next_cursor"] is None
-    assert all(set(item) == {"id", "name", "retired"} and item["retired"] is False for item in body["items"])
+    assert all(set(item) == {"id", "name", "retired", "retirable"} and not item["retired"] for item in body["items"])
+    assert {item["id"] for item in body["items"] if not item["retirable"]} == {"general"}
     names = {item["id"]: item["name"] for item in body["items"]}
     assert {topic: names.get(topic) for topic, _ in DEFAULT_TOPICS} == dict(DEFAULT_TOPICS)
     assert names["network"] == "Network & VPN"
@@ -641,9 +642,9 @@ def test_admin_creates_and_renames_a_topic_which_tickets_can_then_use(client, ma
 
     created = client.put(f"/topics/{topic_id}", json={"name": "Printers"}, headers=admin())
     assert created.status_code == 200, created.get_json()
-    assert created.get_json() == {"id": topic_id, "name": "Printers", "retired": False}
+    assert created.get_json() == {"id": topic_id, "name": "Printers", "retired": False, "retirable": True}
     renamed = client.put(f"/topics/{topic_id}", json={"name": "Printers & scanners"}, headers=admin())
-    renamed_topic = {"id": topic_id, "name": "Printers & scanners", "retired": False}
+    renamed_topic = {"id": topic_id, "name": "Printers & scanners", "retired": False, "retirable": True}
     assert renamed.status_code == 200 and renamed.get_json() == renamed_topic
 
     listed = client.get("/topics", headers=portal()).get_json()["items"]
@@ -658,19 +659,28 @@ def test_a_retired_topic_leaves_the_form_keeps_its_tickets_and_can_come_back(cli
 
     retired = client.put(f"/topics/{topic_id}", json={"name": "Fax machines", "retired": True}, headers=admin())
 
-    assert retired.status_code == 200 and retired.get_json() == {
-        "id": topic_id,
-        "name": "Fax machines",
-        "retired": True,
-    }
+    fax = {"id": topic_id, "name": "Fax machines", "retired": True, "retirable": True}
+    assert retired.status_code == 200 and retired.get_json() == fax
     offered = {item["id"] for item in client.get("/topics", headers=portal()).get_json()["items"]}
     assert topic_id not in offered and "general" in offered
     every = client.get("/topics", query_string={"include_retired": "true"}, headers=admin()).get_json()["items"]
-    assert {"id": topic_id, "name": "Fax machines", "retired": True} in every
+    assert fax in every
     assert_problem(client.post("/tickets", json=ticket_request(topic=topic_id), headers=portal()), 422, "topic")
     assert get_ticket(client, older["id"])["topic"] == topic_id  # its tickets keep it
     renamed = client.put(f"/topics/{topic_id}", json={"name": "Fax"}, headers=admin()).get_json()
     assert renamed["retired"] is True  # a rename without `retired` keeps it retired
+    kept = client.put(f"/topics/{topic_id}", json={"retired": True}, headers=admin()).get_json()
+    assert kept["name"] == "Fax"  # `retired` without a name keeps the name
+    nothing = client.put(f"/topics/none-{uuid.uuid4().hex[:6]}", json={"retired": False}, headers=admin())
+    assert_problem(nothing, 422, "name")  # no name: no new topic
+
+    request, key = ticket_request(topic=topic_id), uuid.uuid4().hex
+    client.put(f"/topics/{topic_id}", json={"name": "Fax", "retired": False}, headers=admin())
+    first = client.post("/tickets", json=request, headers={**portal(), "Idempotency-Key": key})
+    client.put(f"/topics/{topic_id}", json={"name": "Fax", "retired": True}, headers=admin())
+    retried = client.post("/tickets", json=request, headers={**portal(), "Idempotency-Key": key})
+    assert (first.status_code, retried.status_code) == (201, 200)  # a retry of the same request: the same ticket
+    assert retried.get_json()["id"] == first.get_json()["id"]
 
     back = client.put(f"/topics/{topic_id}", json={"name": "Fax", "retired": False}, headers=admin())
 

@@ -127,7 +127,10 @@ def test_web_addresses_in_the_conversation_are_links_that_tell_the_site_nothing(
 
     page = text(browser.get("/tickets/t-9"))
 
-    link = '<a href="{0}" rel="noopener noreferrer nofollow" target="_blank">{0}</a>'
+    link = (
+        '<a href="{0}" rel="noopener noreferrer nofollow" target="_blank">{0}'
+        '<span class="visually-hidden"> (opens in a new tab)</span></a>'
+    )
     assert f"Install it from {link.format('https://intranet.example/vpn?os=mac&amp;v=2')}. &lt;script&gt;" in page
     assert f"The guide ({link.format('https://help.example/vpn')}) did not help." in page
     assert "<script>x()" not in page
@@ -171,6 +174,10 @@ def test_the_requesters_open_page_updates_itself_when_the_help_desk_replies(port
     intake.ticket = {**intake.ticket, "status": "closed"}
     closed = text(browser.get(next_poll))
     assert 'id="request-rating"' not in closed  # ratable before and now: what they may be typing stays
+    assert '<h2 id="reply-title" hx-swap-oob="true">Closed meanwhile' in closed  # the reply box says so
+    assert re.search(r'<div id="request-close" hx-swap-oob="true">\s*</div>', closed)  # nothing to close any more
+    junk = browser.get(next_poll.replace("&n=", "&n=%C2%B2&x="))  # n=² is a digit to str.isdigit, not to int()
+    assert junk.status_code == 200
     assert "The status changed to “Closed”." in closed
     assert '<div id="request-poll" hx-swap-oob="true"></div>' in closed  # a closed request changes no more
 
@@ -204,7 +211,9 @@ def test_forgetting_requests_keeps_an_agent_signed_in(portal, monkeypatch):  # n
     assert agent.get("/tickets/t-9").status_code == 200
     token = csrf(text(agent.get("/requests")))
 
-    assert agent.post("/forget", data={"csrf_token": token}).status_code == 303
+    forgot = agent.post("/forget", data={"csrf_token": token})
+    assert forgot.status_code == 303 and forgot.headers["Location"].endswith("notice=forgotten-signed-in")
+    assert "You are still signed in to the console" in text(agent.get("/?notice=forgotten-signed-in"))
 
     assert agent.get("/tickets/t-9").status_code == 404
     assert (
@@ -234,7 +243,7 @@ def test_line_breaks_typed_in_a_form_reach_the_services_as_newlines(portal, monk
     assert intake.posts == [{"body": "First line.\n\nSecond.\nThird."}]
 
 
-def test_a_requester_rates_a_resolved_request_and_the_agent_and_the_reports_read_it(portal, monkeypatch):  # noqa: F811
+def test_a_requester_rates_a_resolved_request_and_may_change_it_until_it_reopens(portal, monkeypatch):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]
     ticket_id = f"t-{uuid.uuid4().hex[:8]}"
     ticket = {**CLOSED, "id": ticket_id, "status": "resolved", "resolution": "New VPN profile.",
@@ -287,3 +296,39 @@ def test_someone_without_the_request_cannot_rate_it(portal, monkeypatch):  # noq
     stranger = with_grants(portal, [{"id": "t-other", "email": "eve@example.com"}])
     token = csrf(text(stranger.get("/")))
     assert stranger.post("/tickets/t-9/rating", data={"rating": "bad", "csrf_token": token}).status_code == 404
+    assert svc.store.rating("t-9") is None  # nothing stored for it
+
+
+def test_a_message_sent_from_a_page_that_lost_its_request_is_shown_to_copy(portal, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake({**CLOSED, "status": "assigned"}))
+    browser = with_grants(portal, [{"id": "t-other", "email": "mia@example.com"}])  # t-9 is not (any more) its
+    token = csrf(text(browser.get("/")))
+
+    sent = browser.post("/tickets/t-9/messages", data={"body": "My long <i>answer</i>.", "csrf_token": token})
+
+    assert sent.status_code == 404
+    assert "Your message, not sent" in text(sent) and "My long &lt;i&gt;answer&lt;/i&gt;." in text(sent)
+
+
+def test_the_reports_count_the_ratings_of_the_period_and_a_lead_its_teams_alone(portal):  # noqa: F811
+    from datetime import timedelta
+
+    from services.portal import reports
+    from services.portal.client import Actor
+    from services.portal.period import Period
+
+    svc = portal.extensions["ticketflow.portal"]
+    at, mark = handlers.now(), uuid.uuid4().hex[:6]
+    for n, (team, rating) in enumerate([("network", "good"), ("network", "bad"), ("desk", "good")]):
+        svc.store.rate(f"t-{mark}-{n}", {"rating": rating, "comment": "", "rated_at": at, "team": f"{team}-{mark}"})
+    svc.store.rate(f"t-{mark}-old", {"rating": "bad", "rated_at": at - timedelta(days=40), "team": f"network-{mark}"})
+    period = Period(at - timedelta(days=30), at + timedelta(seconds=1), "")
+    admin = Actor(role="admin", sub="admin")
+
+    every = reports.Source(svc, reports.Reader(admin, None), period, "all").ratings
+    lead = reports.Source(svc, reports.Reader(admin, (f"network-{mark}",)), period, "all").ratings
+
+    mine = [r for r in every if r["team"].endswith(mark)]
+    assert sorted((r["team"], r["rating"]) for r in mine) == [
+        (f"desk-{mark}", "good"), (f"network-{mark}", "bad"), (f"network-{mark}", "good")]  # fmt: skip
+    assert sorted(r["rating"] for r in lead) == ["bad", "good"]  # its team's, in the period

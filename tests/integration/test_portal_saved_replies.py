@@ -60,12 +60,35 @@ def test_the_ticket_page_offers_the_saved_replies_filled_in_for_its_ticket(porta
     add(admin, title, "Hello {requester_first_name}, about #{ticket_number}: <b>done</b>.")
     html = text(admin.get("/console/tickets/t-1"))
     reply_id = re.search(r'<option value="([0-9a-f]{32})">' + re.escape(title) + "</option>", html).group(1)
+    assert "<template" not in html  # the titles alone: a text comes when it is chosen
 
-    assert f'<template id="saved-reply-{reply_id}">Hello Ana, about #7: &lt;b&gt;done&lt;/b&gt;.</template>' in html
-    assert 'form="saved-reply-form"' in html and '<form id="saved-reply-form" method="get"' in html
+    answer = admin.get(f"/console/tickets/t-1/saved-replies/{reply_id}")  # what portal.js asks for
 
-    without_js = text(admin.get(f"/console/tickets/t-1?reply_with={reply_id}"))  # what "Insert" asks without JS
+    assert answer.status_code == 200 and answer.mimetype == "text/plain"
+    assert answer.get_data(as_text=True) == "Hello Ana, about #7: <b>done</b>."
+    assert admin.get("/console/tickets/t-1/saved-replies/nothing-such").status_code == 404
+    assert admin.get(f"/console/tickets/t-404/saved-replies/{reply_id}").status_code == 404  # intake: no ticket
 
-    assert ">Hello Ana, about #7: &lt;b&gt;done&lt;/b&gt;.</textarea>" in without_js
-    unknown = text(admin.get("/console/tickets/t-1?reply_with=nothing-such"))
-    assert 'name="body" rows="5" required aria-describedby="reply-hint"></textarea>' in unknown
+    form = {"body": "Sorry for the wait.", "reply_with": reply_id, "csrf_token": csrf(html)}
+    without_js = admin.post("/console/tickets/t-1/insert", data=form)  # "Insert" without JavaScript
+
+    assert without_js.status_code == 200
+    assert ">Sorry for the wait.\n\nHello Ana, about #7: &lt;b&gt;done&lt;/b&gt;.</textarea>" in text(without_js)
+    nothing_chosen = admin.post("/console/tickets/t-1/insert", data={"body": "Typed.", "csrf_token": csrf(html)})
+    assert ">Typed.</textarea>" in text(nothing_chosen)  # what was typed stays
+
+
+def test_a_saved_reply_renamed_to_another_ones_title_is_said_next_to_the_field(portal):  # noqa: F811
+    admin = signed_in(portal)
+    first, second = f"First {uuid.uuid4().hex[:6]}", f"Second {uuid.uuid4().hex[:6]}"
+    add(admin, first, "One.")
+    add(admin, second, "Two.")
+    listed = text(admin.get("/admin/replies"))
+    reply_id = re.search(r'href="/admin/replies/([0-9a-f]{32})">' + re.escape(second), listed).group(1)
+
+    renamed = admin.post(f"/admin/replies/{reply_id}", data={"title": first.upper(), "body": "Two.",
+                                                              "csrf_token": csrf(listed)})  # fmt: skip
+
+    assert renamed.status_code == 409
+    assert "Another saved reply has this title" in text(renamed)
+    assert f"<h1>{second}</h1>" in text(renamed)  # the heading names the reply as it is, not as typed

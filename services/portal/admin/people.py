@@ -7,7 +7,7 @@ from services.portal.admin import number, path_id, refusal, require_id
 from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused
 from services.portal.console import actor
-from services.portal.handlers import Portal, UserError, create_account
+from services.portal.handlers import Portal, UserError, create_account, every_topic
 
 ACCOUNT_TAKEN = "An account with this email exists."
 
@@ -25,7 +25,7 @@ def directory(svc: Portal, session: dict) -> dict:
         team["members"] = [agent for agent in agents if team["id"] in agent["teams"]]
         team["leads"] = [agent for agent in team["members"] if team["id"] in agent.get("lead_of", [])]
         team["elsewhere"] = {topic: routes[topic] for topic in team.get("topics") or [] if routes[topic] != team["id"]}
-    topics = svc.services.get("intake", "/topics", who, include_retired="true")["items"]
+    topics = every_topic(svc, who)
     accounts = {account.get("agent_id") for account in svc.store.list_accounts()}
     return {
         "agents": agents, "teams": teams, "topics": topics, "with_account": accounts,
@@ -134,16 +134,12 @@ def topic_label(topic: dict) -> str:
 
 def set_topic_retired(svc: Portal, session: dict, topic_id: str, retired: bool) -> dict:
     """Take one of intake's help topics off the form (its tickets keep it), or bring it back."""
-    who = actor(session)
-    topics = svc.services.get("intake", "/topics", who, include_retired="true")["items"]
-    topic = next((t for t in topics if t["id"] == topic_id), None)
-    if topic is None:
-        raise UserError("No such topic.", {}, status=404)
-    try:
-        return svc.services.call(
-            "intake", "PUT", f"/topics/{topic_id}", who, json={"name": topic["name"], "retired": retired}
-        )
+    path, body = f"/topics/{path_id(topic_id)}", {"retired": retired}
+    try:  # its name left out: a rename made meanwhile stays, and intake creates no topic that is not there
+        return svc.services.call("intake", "PUT", path, actor(session), json=body)
     except Refused as refused:
+        if refused.status == 422 and "name" in refused.errors:
+            raise UserError("No such topic.", {}, status=404) from None
         raise refusal(refused, {}) from None
 
 

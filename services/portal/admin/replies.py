@@ -4,6 +4,8 @@ reply on a ticket's page (with the ticket's fields filled in) and change before 
 from __future__ import annotations
 
 from services.portal import domain
+from services.portal.client import path_id
+from services.portal.console import actor
 from services.portal.handlers import Portal, UserError
 from services.portal.store import TitleTaken
 from shared.clock import now
@@ -31,7 +33,7 @@ def _checked(form: dict) -> tuple[str, str]:
 
 def add(svc: Portal, session: dict, form: dict) -> dict:
     title, body = _checked(form)
-    if len(listed(svc)) >= domain.SAVED_REPLIES_MAX:
+    if svc.store.count_saved_replies() >= domain.SAVED_REPLIES_MAX:
         raise UserError(f"There are {domain.SAVED_REPLIES_MAX} saved replies, the most kept; delete one first.", {})
     try:
         return svc.store.add_saved_reply(title, body, session.get("account_id") or "", now())
@@ -55,13 +57,8 @@ def delete(svc: Portal, reply_id: str) -> None:
         raise UserError("No such saved reply.", {}, status=404)
 
 
-def for_ticket(svc: Portal, ticket: dict, agent_name: str) -> list[dict]:
-    """Every saved reply as it reads on this ticket: its fields filled in."""
-    return [
-        {
-            "id": reply["_id"],
-            "title": reply["title"],
-            "body": domain.fill_saved_reply(reply["body"], ticket, agent_name),
-        }
-        for reply in listed(svc)
-    ]
+def filled(svc: Portal, session: dict, reply_id: str, ticket_id: str, me: dict) -> str:
+    """One saved reply as it reads on this ticket, read with the agent's rights (Refused when it may not)."""
+    reply = one(svc, reply_id)
+    ticket = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}", actor(session))
+    return domain.fill_saved_reply(reply["body"], ticket, me.get("name") or "")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, g, get_template_attribute, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, get_template_attribute, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from services.portal import attachments, console, domain, finding
 from services.portal.admin import replies
 from services.portal.client import Refused
-from services.portal.handlers import UserError
+from services.portal.handlers import UserError, every_topic
 from services.portal.pages import agent_required, error_page, passed_on, portal
+from shared.events import format_time
 
 blueprint = Blueprint("console", __name__, url_prefix="/console")
 FILTERS = ("status", "priority", "topic")
@@ -52,7 +53,7 @@ def _queue(template: str):
         queues = console.queues(portal(), g.session, request.args.get("view", "mine"), _filters())
     except Refused as refused:
         return error_page(400, "That filter does not work", refused.detail)
-    topics = portal().services.get("intake", "/topics", console.actor(g.session), include_retired="true")["items"]
+    topics = every_topic(portal(), console.actor(g.session))
     return render_template(
         template,
         me=me,
@@ -95,7 +96,7 @@ def search():
 
 def _start(text: str) -> int:
     """The number of a page's first result (for "results 21 to 40"): only a count shown, never trusted further."""
-    return int(text) if text.isdigit() and 0 < int(text) < 100_000 else 1
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 100_000 else 1
 
 
 def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None, changes=None, status=200):
@@ -108,10 +109,7 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         raise
     seen = page.view.snapshot().encode()
     others = console.presence(portal(), g.session, ticket_id, me.get("name") or "")  # here from the first moment
-    saved = replies.for_ticket(portal(), page.view.ticket, me.get("name") or "") if "reply" in page.rights else []
-    chosen = next((reply for reply in saved if reply["id"] == request.args.get("reply_with")), None)
-    if form is None and chosen:  # "Insert" without JavaScript: the page again, the reply box holding it
-        form = {"action": "reply", "body": chosen["body"]}
+    saved = replies.listed(portal()) if "reply" in page.rights else []  # their titles: the text comes when chosen
     html = render_template(
         "console/ticket.html",
         live=_live(page.view, seen, [], others),
@@ -131,15 +129,48 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         similar=finding.similar(portal(), g.session, ticket_id),
         confirmed=portal().store.confirmed(ticket_id),
         saved_replies=saved,
-        rating=portal().store.rating(ticket_id),
+        rating=_rating(ticket_id),
+        ratings=domain.RATINGS,
     )
     return html, status
+
+
+def _rating(ticket_id: str) -> dict | None:
+    """The requester's rating of the ticket, its time as the page's <time> elements carry them."""
+    rating = portal().store.rating(ticket_id)
+    return {**rating, "rated_at": format_time(rating["rated_at"])} if rating else None
 
 
 @blueprint.get("/tickets/<ticket_id>")
 @agent_required
 def ticket(ticket_id: str):
     return _ticket(ticket_id)
+
+
+@blueprint.get("/tickets/<ticket_id>/saved-replies/<reply_id>")
+@agent_required
+def saved_reply_text(ticket_id: str, reply_id: str):
+    """A saved reply's text with the ticket's details filled in, for the reply box (portal.js asks for it)."""
+    try:
+        text = replies.filled(portal(), g.session, reply_id, ticket_id, console.profile(portal(), g.session))
+    except (UserError, Refused):
+        return error_page(404, "No such saved reply", "It does not exist, or the ticket is not yours to read.")
+    return Response(text, mimetype="text/plain")
+
+
+@blueprint.post("/tickets/<ticket_id>/insert")
+@agent_required
+def insert_saved_reply(ticket_id: str):
+    """ "Insert" without JavaScript: the page again, the reply box holding what was typed and then the reply."""
+    form = request.form.to_dict()
+    typed = (form.get("body") or "").rstrip()
+    try:
+        text = replies.filled(portal(), g.session, form.get("reply_with") or "", ticket_id,
+                              console.profile(portal(), g.session))  # fmt: skip
+    except (UserError, Refused):
+        text = ""
+    body = f"{typed}\n\n{text}" if typed and text else typed or text
+    return _ticket(ticket_id, {**form, "action": "reply", "body": body})
 
 
 @blueprint.post("/tickets/<ticket_id>/<action>")

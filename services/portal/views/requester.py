@@ -32,7 +32,11 @@ def _home(form=None, errors=None, message=None, status: int = 200, choose_again:
     return page, status
 
 
-HOME_NOTICES = {"forgotten": "Done: this device no longer opens your requests. Their emails' links still do."}
+HOME_NOTICES = {
+    "forgotten": "Done: this device no longer opens your requests. Their emails' links still do.",
+    "forgotten-signed-in": "Done: this device no longer opens the requests it had. You are still signed in to the "
+    "console: on a shared computer, sign out too.",
+}
 
 
 @blueprint.get("/")
@@ -113,12 +117,13 @@ def _granted(ticket_id: str) -> dict | None:
     return None
 
 
-def _no_access():
+def _no_access(kept: str | None = None):
     return error_page(
         404,
         "We cannot show this request",
         "Open it from the link in one of our emails about it, or ask for a fresh link with "
         "“Check a request” on the home page.",
+        kept=kept,
     )
 
 
@@ -187,13 +192,15 @@ def live(ticket_id: str):
         return "", 286
     try:
         shown = _shown(grant)
-    except handlers.Refused:
-        return "", 286
+    except handlers.Refused as refused:  # gone for this browser: stop; anything else (too many): the next poll
+        return "", 286 if refused.status in (403, 404) else 204
     if shown["digest"] == request.args.get("shown"):
         return "", 204
     thread_seen = request.args.get("n", "")
     words = domain.requester_update_words(
-        shown["ticket"], int(thread_seen) if thread_seen.isdigit() else -1, request.args.get("s", "")
+        shown["ticket"],
+        int(thread_seen) if thread_seen.isascii() and thread_seen.isdigit() else -1,
+        request.args.get("s", ""),
     )
     ratable = shown["ticket"]["status"] in domain.RATABLE
     return render_template(
@@ -209,9 +216,9 @@ def live(ticket_id: str):
 @blueprint.post("/tickets/<ticket_id>/messages")
 def reply(ticket_id: str):
     grant = _granted(ticket_id)
-    if grant is None:
-        return _no_access()
     body = request.form.get("body", "")
+    if grant is None:  # taken from this browser while the page was open: what was typed is shown to copy
+        return _no_access(kept=body.strip() or None)
     files = attachments.chosen(request.files.getlist("files"))
     try:
         entry = handlers.add_message(portal(), grant, body, g.get("request_id"), files)
@@ -239,7 +246,8 @@ def rate(ticket_id: str):
     try:
         handlers.rate(portal(), grant, form["rating"], form["comment"])
     except handlers.UserError as exc:
-        return _ticket_page(grant, {"rating_form": form, "rating_errors": exc.errors}, None, exc.message, exc.status)
+        shown = {"rating_form": form, "rating_errors": exc.errors}  # next to the fields, in the box's own summary
+        return _ticket_page(grant, shown, None, exc.message if exc.status == 409 else None, exc.status)
     except handlers.Refused:
         return _no_access()
     return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="rated", _anchor="rating-title"), 303)
@@ -299,7 +307,8 @@ def forget():
     """ "Forget my requests on this device": for a shared or public computer."""
     if handlers.forget_requests(portal(), g.session):
         set_session(None)
-    return redirect(url_for("requester.home", notice="forgotten"), 303)
+        return redirect(url_for("requester.home", notice="forgotten"), 303)
+    return redirect(url_for("requester.home", notice="forgotten-signed-in"), 303)
 
 
 @blueprint.post("/status")

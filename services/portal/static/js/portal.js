@@ -115,25 +115,34 @@
     if (main) main.focus({ preventScroll: true });
   });
 
-  // "Insert" a saved reply: its text goes into the reply box where the cursor is (what was typed stays), and the
-  // box gets the focus to change it. Without JavaScript the button asks for the page with the box holding it.
+  // "Insert" a saved reply: its text (the ticket's details filled in) goes into the reply box where the cursor
+  // is, after what was typed, and the box gets the focus to change it. Without JavaScript, or should the text
+  // not come, the button sends the form to the page that does the same on the server.
   document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("[data-insert-reply]") : null;
-    if (!button) return;
+    if (!button || !window.fetch) return;
     var box = document.getElementById(button.getAttribute("data-insert-reply"));
     var picker = document.getElementById("reply-with");
-    var saved = picker && picker.value ? document.getElementById("saved-reply-" + picker.value) : null;
+    if (!box || !picker) return;
     event.preventDefault();
-    if (!box || !saved) { if (picker) picker.focus(); return; }
-    var text = saved.content ? saved.content.textContent : saved.textContent;
-    var start = box.selectionStart, end = box.selectionEnd;
-    if (box.value && start === box.value.length && !/\n\n$/.test(box.value)) {
-      text = (/\n$/.test(box.value) ? "\n" : "\n\n") + text;  // after what is there, as a paragraph of its own
-    }
-    box.setRangeText(text, start, end, "end");
-    box.dispatchEvent(new Event("input", { bubbles: true }));
-    picker.value = "";
-    box.focus();
+    if (!picker.value) { picker.focus(); return; }
+    var url = button.getAttribute("data-saved-reply-url").replace(/ID$/, encodeURIComponent(picker.value));
+    fetch(url, { credentials: "same-origin", headers: { Accept: "text/plain" } }).then(function (answer) {
+      if (!answer.ok) throw new Error(String(answer.status));
+      return answer.text();
+    }).then(function (text) {
+      var start = box.selectionStart, end = box.selectionEnd;
+      if (box.value && start === box.value.length && !/\n\n$/.test(box.value)) {
+        text = (/\n$/.test(box.value) ? "\n" : "\n\n") + text;  // after what is there, as a paragraph of its own
+      }
+      box.setRangeText(text, start, end, "end");
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+      picker.value = "";
+      box.focus();
+    }).catch(function () {
+      button.form.action = button.getAttribute("formaction");
+      button.form.submit();  // the server's way: the page again, the box holding what was typed and the reply
+    });
   });
 
   // After "Forget my requests on this device", a page reached with Back or Forward in that tab shows no one's
@@ -148,6 +157,15 @@
     if (!event.persisted && !(entry && entry.type === "back_forward")) return;
     try { if (sessionStorage.getItem(FORGOTTEN) !== "1") return; } catch (e) { return; }
     Array.prototype.forEach.call(document.forms, function (form) { form.reset(); });
+  });
+
+  // A requester's page that may no longer read its request (the session ended, the emailed link was followed
+  // elsewhere) stops updating (htmx stops at 286): it says so, before anything typed is sent into a refusal.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var line = document.getElementById("request-update");
+    if (!line || event.detail.elt.id !== "request-poll" || event.detail.xhr.status !== 286) return;
+    line.textContent = "This page no longer updates: this device may not open the request any more. " +
+      "Copy anything you are writing, then open the request from the link in its email.";
   });
 
   // A list that refreshes by itself keeps the keyboard focus where it was.

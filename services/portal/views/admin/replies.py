@@ -72,7 +72,11 @@ def change_saved_reply(reply_id: str):
     except UserError as exc:
         if exc.status == 404:
             return _gone()
-        return _edit({"_id": reply_id, **form}, form, exc.errors, exc.message, exc.status)
+        try:
+            stored = replies.one(portal(), reply_id)  # its heading names it as it is, not as typed
+        except UserError:
+            return _gone()
+        return _edit(stored, form, exc.errors, exc.message, exc.status)
     return redirect(url_for("admin.saved_replies", notice="saved"), 303)
 
 
