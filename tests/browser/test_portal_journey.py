@@ -125,8 +125,8 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     expect(reader.get_by_role("heading", name="Reply to reopen your request")).to_be_visible()
     expect(reader.get_by_text("What was done: New profile with a shorter rekey interval.")).to_be_visible()
     reader.get_by_label("Good, I am satisfied").check()  # the rating came with the update too
-    reader.get_by_label("Anything you would like to tell us (optional)").fill("Quick and clear, thank you.")
     both_widths(reader, screenshot, "requester-rating")
+    reader.get_by_label("Anything you would like to tell us (optional)").fill("Quick and clear, thank you.")
     reader.get_by_role("button", name="Send rating").click()
     expect(reader.get_by_text("Thank you for your rating")).to_be_visible()
     expect(reader.get_by_text("You rated this request: Good, I am satisfied")).to_be_visible()
