@@ -223,6 +223,20 @@ def link_parts(text: str) -> list[tuple[str, bool]]:
     return parts
 
 
+def policy_oddities(policy: dict) -> list[str]:
+    """What in an SLA policy is allowed but likely a slip: a response target at or past the resolution's."""
+    resolution = policy.get("resolution_minutes")
+    said = []
+    for name, words in (("first_response_minutes", "first response"), ("next_response_minutes", "next response")):
+        minutes = policy.get(name)
+        if resolution and minutes and minutes >= resolution:
+            said.append(
+                f"The {words} target ({minutes:g} min) is not shorter than the resolution target "
+                f"({resolution:g} min): a ticket nobody answers breaches its resolution first."
+            )
+    return said
+
+
 def password_problems(password: str) -> list[str]:
     """What is wrong with a new password (empty: it will do)."""
     if len(password) < PASSWORD_MIN:

@@ -206,3 +206,11 @@ def test_a_saved_reply_reads_with_the_tickets_details_filled_in():
         "Hello Ana (Ana María Ruiz): about #100042 VPN drops. Jane"
     )
     assert domain.fill_saved_reply("Hi {requester_first_name}, {other}", {"requester": {}}, "") == "Hi , {other}"
+
+
+def test_a_policy_whose_response_target_is_not_shorter_than_its_resolution_is_pointed_out():
+    fine = {"first_response_minutes": 60, "next_response_minutes": 240, "resolution_minutes": 480}
+    assert domain.policy_oddities(fine) == []
+    odd = domain.policy_oddities({**fine, "first_response_minutes": 480, "next_response_minutes": 600})
+    assert odd[0].startswith("The first response target (480 min) is not shorter than the resolution target (480 min)")
+    assert odd[1].startswith("The next response target (600 min)")

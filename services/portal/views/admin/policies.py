@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g, redirect, url_for
 
+from services.portal import domain
 from services.portal.admin import sla
 from services.portal.handlers import UserError
 from services.portal.pages import admin_required, error_page, portal
@@ -24,7 +25,8 @@ def _edit(priority: str, form: dict | None = None, errors=None, message=None, st
     found = sla.policy(portal(), g.session, priority)
     return page(
         "admin/policy.html", "policies", status, priority=priority, form=form or sla.policy_form(found["policy"]),
-        errors=errors or {}, message=message, notices=NOTICES, what_if=what_if, **found,
+        errors=errors or {}, message=message, notices=NOTICES, what_if=what_if,
+        oddities=domain.policy_oddities(found["policy"]), **found,
     )  # fmt: skip
 
 

@@ -1,0 +1,19 @@
+"""Admin pages in-process, on the real portal database, the other services a stub."""
+
+from __future__ import annotations
+
+from tests.integration.test_portal_search import portal, signed_in, stub, text  # noqa: F401
+
+
+def test_a_policy_page_points_out_a_response_target_past_the_resolution(portal, stub):  # noqa: F811
+    policy = {"priority": "low", "version": 3, "first_response_minutes": 600, "next_response_minutes": 60,
+              "resolution_minutes": 480, "warn_at_percent": [80], "calendar": "24x7",
+              "changed_at": "2026-12-01T04:00:00.000Z"}  # fmt: skip
+    stub.answers["/policies/low"] = policy
+    stub.answers["/policies/low/versions"] = {"items": [policy]}
+    stub.answers["/calendars"] = {"items": [{"id": "24x7", "timezone": "UTC"}]}
+
+    page = text(signed_in(portal).get("/admin/policies/low"))
+
+    assert "The first response target (600 min) is not shorter than the resolution target (480 min)" in page
+    assert "next response target" not in page
