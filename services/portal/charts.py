@@ -42,11 +42,14 @@ def _short(label: str, length: int = 22) -> str:
     return label if len(label) <= length else label[: length - 1] + "…"
 
 
-def bar_chart(title: str, bars: Sequence[tuple[str, float]], unit: str = "", empty: str = "Nothing to show.") -> Markup:
-    """One horizontal bar per (label, value): its label above it, its value at its end."""
+def bar_chart(
+    title: str, bars: Sequence[tuple[str, float]], unit: str = "", empty: str = "Nothing to show.", top: float = 0
+) -> Markup:
+    """One horizontal bar per (label, value): its label above it, its value at its end; the longest bar is `top`
+    (a percent's 100), or the largest value when none is given."""
     if not bars:
         return _empty(empty)
-    top = max((value for _, value in bars), default=0) or 1
+    top = top or max((value for _, value in bars), default=0) or 1
     room = WIDTH - VALUE_WIDTH
     parts = []
     for i, (label, value) in enumerate(bars):

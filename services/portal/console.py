@@ -38,10 +38,10 @@ ACTIONS = {  # action -> (path under /tickets/{id}, fields of the form it takes)
     "priority": ("priority", ("priority",)),
 }
 LEAD_ACTIONS = {"assign", "transfer", "priority"}
-WRITTEN = {  # actions whose text is needed: (field, what to say next to it when empty)
-    "reply": ("body", "Write your reply first."),
-    "note": ("body", "Write the note first."),
-    "resolve": ("resolution", "Say how it was resolved: the requester reads it."),
+WRITTEN = {  # actions whose text is needed: (field, what to say next to it when empty, the longest assignment takes)
+    "reply": ("body", "Write your reply first.", 20_000),
+    "note": ("body", "Write the note first.", 20_000),
+    "resolve": ("resolution", "Say how it was resolved: the requester reads it.", 5_000),
 }
 
 
@@ -223,17 +223,22 @@ def rights_on(work: dict, who: Actor, me: dict) -> set[str]:
 def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, request_id: str | None) -> None:
     """Take an action on the ticket; UserError with the service's reason when it refuses.
 
-    A reply or a resolve onto a ticket that others changed since the agent saw it (`seen`) waits for a
-    confirmation: a requester's message the agent has not read is not answered by a resolve unawares.
+    A reply or a resolve onto a ticket that others changed since the agent saw it (`seen`, what the page showed)
+    is held back, and the page shows the changes with the same form: sent from there ("anyway"), it goes unless
+    the ticket changed again since (a requester's message the agent has not read is never answered unawares).
     """
     if action not in ACTIONS:
         raise UserError(f"There is no action {action!r}.", status=404)
     path, names = ACTIONS[action]
     body = {name: form[name].strip() for name in names if (form.get(name) or "").strip()}
-    if action in WRITTEN and not body.get(WRITTEN[action][0]):
-        name, words = WRITTEN[action]
-        raise UserError(words, {name: [words]})
-    if action in ("reply", "resolve") and not form.get("confirmed"):
+    if action in WRITTEN:
+        name, words, longest = WRITTEN[action]
+        if not body.get(name):
+            raise UserError(words, {name: [words]})
+        if len(body[name]) > longest:
+            words = f"Keep it to {longest:,} characters (it has {len(body[name]):,})."
+            raise UserError(words, {name: [words]})
+    if action in ("reply", "resolve"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
     try:
         svc.services.post(

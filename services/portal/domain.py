@@ -96,6 +96,7 @@ def copied_deadline(row: dict) -> dict:
     return {"deadline": format_time(min(due)) if due else None, "breached": bool(sla.get("breached"))}
 
 
+DESK_NAME = "The help desk"  # who a reply is from when no agent wrote it (assignment signs it so)
 RATINGS = {"good": "Good, I am satisfied", "bad": "Bad, I am not satisfied"}  # what a requester rates a resolution
 RATING_COMMENT_MAX = 2000
 RATABLE = ("resolved", "closed")
@@ -123,6 +124,7 @@ SAVED_REPLY_FIELDS = {  # what a saved reply may say, filled in from the ticket 
     "{agent_name}": "your name",
 }
 _SAVED_REPLY_FIELD = re.compile(r"\{[^{}\s]+\}")  # any {word}: a misspelt field is said, not sent as typed
+_UNCLOSED_FIELD = re.compile(r"\{[a-z_]+(?![a-z_}])")  # "{requester_name" and no "}"
 
 
 def saved_reply_problems(title: str, body: str) -> dict[str, list[str]]:
@@ -136,11 +138,22 @@ def saved_reply_problems(title: str, body: str) -> dict[str, list[str]]:
         problems["body"] = ["Enter the reply's text."]
     elif len(body) > SAVED_REPLY_BODY_MAX:
         problems["body"] = [f"Keep the reply to {SAVED_REPLY_BODY_MAX:,} characters (it has {len(body):,})."]
-    unknown = sorted({f for f in _SAVED_REPLY_FIELD.findall(body) if f not in SAVED_REPLY_FIELDS})
-    if unknown and "body" not in problems:
-        known = ", ".join(SAVED_REPLY_FIELDS)
-        problems["body"] = [f"Unknown {'field' if len(unknown) == 1 else 'fields'} {', '.join(unknown)}: use {known}."]
+    if "body" not in problems and (wrong := _field_problem(body)):
+        problems["body"] = [wrong]
     return problems
+
+
+def _field_problem(body: str) -> str | None:
+    """What is wrong with the fields a saved reply's text names, if anything: it would reach requesters as typed."""
+    unknown = sorted({f for f in _SAVED_REPLY_FIELD.findall(body) if f not in SAVED_REPLY_FIELDS})
+    if unknown:
+        known = ", ".join(SAVED_REPLY_FIELDS)
+        return f"Unknown {'field' if len(unknown) == 1 else 'fields'} {', '.join(unknown)}: use {known}."
+    if "{{" in body or "}}" in body:
+        return "Put one pair of braces around a field, like {requester_first_name}."
+    if unclosed := _UNCLOSED_FIELD.search(body):
+        return f"“{unclosed.group()}” needs its closing brace: {unclosed.group()}}}."
+    return None
 
 
 def fill_saved_reply(body: str, ticket: dict, agent_name: str) -> str:
@@ -282,8 +295,10 @@ def ticket_form_problems(fields: dict[str, str], topics: set[str]) -> dict[str, 
             errors[name] = [f"Use at most {longest} characters (you have {len(value)})."]
     if "email" not in errors and not email_ok(fields["email"]):
         errors["email"] = ["Enter an email address like ana@example.com."]
-    if fields.get("topic") not in topics:
+    if not fields.get("topic"):
         errors["topic"] = ["Choose what your request is about."]
+    elif fields["topic"] not in topics:  # retired while the form was open
+        errors["topic"] = ["That choice is no longer offered: choose what your request is about again."]
     return errors
 
 
@@ -386,11 +401,23 @@ HISTORY_WORDS = {
 }
 
 
+def who_words(by: str | None) -> str:
+    """Who did something, as agents read it: an agent's id as it is, "an admin" for an admin who is no agent (whose
+    actor is "admin:<their address>"), "the system" for nobody."""
+    if not by or by == "system":
+        return "the system"
+    return "an admin" if by.startswith("admin:") else by
+
+
 def history_words(entry: dict) -> str:
-    """A history entry of assignment's as a sentence: "jane: claimed it"."""
+    """A history entry of assignment's as a sentence: "jane: claimed it"; what followed a requester's message says
+    so ("the requester's message set the status to in progress"): the requester does nothing in assignment."""
     to = entry.get("to") or ""
     template = HISTORY_WORDS.get(entry.get("action", ""), entry.get("action", "changed it").replace("_", " "))
-    return f"{entry.get('by') or 'the system'}: " + template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
+    done = template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
+    if entry.get("by") == "requester":
+        return f"the requester's message {done}"
+    return f"{who_words(entry.get('by'))}: {done}"
 
 
 def decision_words(entry: dict) -> str:

@@ -184,6 +184,10 @@ def satisfaction_table(ratings: list[dict]) -> Table:
     columns = [("Team", "text"), ("Good", "count"), ("Bad", "count"), ("Rated", "count"), ("Satisfied", "percent")]
     table = Table("satisfaction", "Requesters' satisfaction per team", columns, rows)
     table.chart = charts.bar_chart(
-        table.title, [(row[0], row[-1]) for row in rows], unit=" %", empty="No request was rated in this period."
+        table.title,
+        [(row[0], row[-1]) for row in rows],
+        unit="%",
+        empty="No request was rated in this period.",
+        top=100,
     )
     return table

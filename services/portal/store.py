@@ -33,6 +33,10 @@ class TitleTaken(Exception):
     """Another saved reply has this title."""
 
 
+class ChangedMeanwhile(Exception):
+    """The document changed since the form that changes it was opened."""
+
+
 class PortalStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -86,25 +90,30 @@ class PortalStore:
     def add_saved_reply(self, title: str, body: str, by: str, at: datetime) -> dict:
         """The new saved reply; TitleTaken when another has the same title (whatever its case)."""
         doc = {"_id": uuid.uuid4().hex, "title": title, "title_key": title.casefold(), "body": body,
-               "created_by": by, "created_at": at, "updated_at": at}  # fmt: skip
+               "created_by": by, "created_at": at, "updated_at": at, "version": 1}  # fmt: skip
         try:
             self.saved_replies.insert_one(doc)
         except DuplicateKeyError:
             raise TitleTaken(title) from None
         return doc
 
-    def change_saved_reply(self, reply_id: str, title: str, body: str, at: datetime) -> dict | None:
-        """The reply as changed (None: there is none); TitleTaken when another has the title. Asked first: an
-        update that breaks the unique index is an OperationFailure of its own on the embedded store, not the
-        DuplicateKeyError an insert gets; the index still refuses a rename racing this one."""
+    def change_saved_reply(self, reply_id: str, title: str, body: str, at: datetime, version: int) -> dict | None:
+        """The reply as changed (None: there is none); TitleTaken when another has the title; ChangedMeanwhile when
+        it is no longer at `version` (what the form was opened on). The title is asked first: an update that
+        breaks the unique index is an OperationFailure of its own on the embedded store, not the DuplicateKeyError
+        an insert gets; the index still refuses a rename racing this one."""
         key = title.casefold()
         if self.saved_replies.find_one({"title_key": key, "_id": {"$ne": reply_id}}, {"_id": 1}):
             raise TitleTaken(title)
-        change = {"title": title, "title_key": key, "body": body, "updated_at": at}
+        change = {"$set": {"title": title, "title_key": key, "body": body, "updated_at": at}, "$inc": {"version": 1}}
         try:
-            return self.saved_replies.find_one_and_update(
-                {"_id": reply_id}, {"$set": change}, return_document=ReturnDocument.AFTER
+            at_version = version if version else {"$exists": False}  # 0: one saved before replies had versions
+            changed = self.saved_replies.find_one_and_update(
+                {"_id": reply_id, "version": at_version}, change, return_document=ReturnDocument.AFTER
             )
+            if changed is None and self.saved_reply(reply_id) is not None:
+                raise ChangedMeanwhile(reply_id)
+            return changed
         except DuplicateKeyError:
             raise TitleTaken(title) from None
         except OperationFailure as failure:  # the embedded store's word for it

@@ -127,8 +127,10 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     reader.get_by_label("Good, I am satisfied").check()  # the rating came with the update too
     both_widths(reader, screenshot, "requester-rating")
     reader.get_by_label("Anything you would like to tell us (optional)").fill("Quick and clear, thank you.")
+    reader.get_by_label("Your message").fill("One question though:")  # a draft, not sent with the rating
     reader.get_by_role("button", name="Send rating").click()
     expect(reader.get_by_text("Thank you for your rating")).to_be_visible()
+    expect(reader.get_by_label("Your message")).to_have_value("One question though:")
     expect(reader.get_by_text("You rated this request: Good, I am satisfied")).to_be_visible()
     assert_accessible(reader)
     agent.reload()
@@ -202,6 +204,12 @@ def test_a_reply_onto_a_ticket_that_changed_waits_for_the_agent(portal_system, n
     expect(agent.get_by_role("alert")).to_contain_text("wrote a new message")
     assert system.work(ticket_id)["status"] != "resolved"
     expect(agent.get_by_label("Resolution")).to_have_value("Cleared the paper path.")
+    # The requester writes once more before the agent confirms: "anyway" covers what was shown, not this.
+    system.call("POST", "intake", f"/tickets/{ticket_id}/messages", json={"body": "Now it smokes."})
+    wait_until(lambda: len(system.ticket(ticket_id)["thread"]) == 4, timeout=30)
+    agent.get_by_role("button", name="Resolve anyway").click()
+    expect(agent.get_by_role("alert")).to_contain_text("It is not resolved yet")
+    assert system.work(ticket_id)["status"] != "resolved"
     agent.get_by_role("button", name="Resolve anyway").click()
     expect(agent.get_by_text("Ticket resolved.")).to_be_visible()
     wait_until(lambda: system.work(ticket_id)["status"] == "resolved", timeout=30)
@@ -255,13 +263,27 @@ def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_sys
     agent.goto(f"{portal}/console/tickets/{ticket_id}")
     box = agent.get_by_label("Reply to the requester")
     box.fill("Sorry for the wait.")
+    box.press("Control+a")  # selected, to copy it say: the saved reply goes after it, not over it
     agent.get_by_label("Insert a saved reply").select_option(label="Password reset: self-service")
     agent.get_by_role("button", name="Insert", exact=True).click()
     inserted = f"Sorry for the wait.\n\nHello Ana,\n\nReset it at the self-service page (#{number})."
     expect(box).to_have_value(inserted)
     expect(box).to_be_focused()
+    box.press("Control+z")  # as typing is undone
+    expect(box).to_have_value("Sorry for the wait.")
+    box.press("Control+Shift+z")
+    expect(box).to_have_value(inserted)
     assert_accessible(agent)
     screenshot(agent, "console-saved-reply")
+
+    # Another button of the page does not throw away what is typed in the reply and note boxes.
+    agent.get_by_label("Add an internal note").fill("Checked the directory first.")
+    agent.get_by_label("Status", exact=True).select_option(label="In progress")
+    agent.get_by_role("button", name="Set status").click()
+    expect(agent.get_by_text("Status changed.")).to_be_visible()
+    expect(box).to_have_value(inserted)
+    expect(agent.get_by_label("Add an internal note")).to_have_value("Checked the directory first.")
+    expect(agent.get_by_text("Your unsent draft is back.").first).to_be_visible()
     box.press("End")
     box.type(" It takes a minute.")
     agent.get_by_role("button", name="Send reply").click()
@@ -269,6 +291,9 @@ def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_sys
     replies = wait_until(lambda: [e["body"] for e in system.ticket(ticket_id)["thread"] if e["kind"] == "reply"],
                          timeout=30)  # fmt: skip
     assert replies == [inserted + " It takes a minute."]
+    agent.reload()  # the sent reply's draft has ended; the note's is still there
+    expect(box).to_have_value("")
+    expect(agent.get_by_label("Add an internal note")).to_have_value("Checked the directory first.")
 
 
 def test_back_after_forgetting_the_requests_shows_no_ones_answers(portal_system, new_context):  # noqa: F811

@@ -13,6 +13,18 @@ def csrf(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
+def edit(admin, reply_id: str, page: str, **fields):
+    """Send the saved reply's form as the page showed it (its version), with these fields."""
+    version = re.search(r'name="version" value="(\d+)"', page).group(1)
+    return admin.post(f"/admin/replies/{reply_id}", data={**fields, "version": version, "csrf_token": csrf(page)})
+
+
+def reply_id_of(admin, title: str) -> str:
+    return re.search(
+        r'href="/admin/replies/([0-9a-f]{32})">' + re.escape(title), text(admin.get("/admin/replies"))
+    ).group(1)
+
+
 def add(admin, title: str, body: str):
     token = csrf(text(admin.get("/admin/replies")))
     return admin.post("/admin/replies", data={"title": title, "body": body, "csrf_token": token})
@@ -34,9 +46,9 @@ def test_an_admin_adds_changes_and_deletes_a_saved_reply(portal):  # noqa: F811
     reply_id = re.search(r'href="/admin/replies/([0-9a-f]{32})">' + re.escape(title), listed).group(1)
     page = text(admin.get(f"/admin/replies/{reply_id}"))
     assert "Use the self-service page." in page
-    bad = admin.post(f"/admin/replies/{reply_id}", data={"title": title, "body": "Hi {name}", "csrf_token": csrf(page)})
+    bad = edit(admin, reply_id, page, title=title, body="Hi {name}")
     assert bad.status_code == 422 and "Unknown field {name}" in text(bad) and "Hi {name}</textarea>" in text(bad)
-    saved = admin.post(f"/admin/replies/{reply_id}", data={"title": title, "body": "Hi.", "csrf_token": csrf(page)})
+    saved = edit(admin, reply_id, page, title=title, body="Hi.")
     assert saved.status_code == 303
 
     deleted = admin.post(f"/admin/replies/{reply_id}/delete", data={"csrf_token": csrf(page)})
@@ -83,12 +95,27 @@ def test_a_saved_reply_renamed_to_another_ones_title_is_said_next_to_the_field(p
     first, second = f"First {uuid.uuid4().hex[:6]}", f"Second {uuid.uuid4().hex[:6]}"
     add(admin, first, "One.")
     add(admin, second, "Two.")
-    listed = text(admin.get("/admin/replies"))
-    reply_id = re.search(r'href="/admin/replies/([0-9a-f]{32})">' + re.escape(second), listed).group(1)
+    reply_id = reply_id_of(admin, second)
 
-    renamed = admin.post(f"/admin/replies/{reply_id}", data={"title": first.upper(), "body": "Two.",
-                                                              "csrf_token": csrf(listed)})  # fmt: skip
+    renamed = edit(admin, reply_id, text(admin.get(f"/admin/replies/{reply_id}")), title=first.upper(), body="Two.")
 
     assert renamed.status_code == 409
     assert "Another saved reply has this title" in text(renamed)
     assert f"<h1>{second}</h1>" in text(renamed)  # the heading names the reply as it is, not as typed
+
+
+def test_two_admins_changing_one_saved_reply_do_not_overwrite_each_other_unawares(portal):  # noqa: F811
+    first, second = signed_in(portal), signed_in(portal)
+    title = f"Printer {uuid.uuid4().hex[:6]}"
+    add(first, title, "Restart it.")
+    reply_id = reply_id_of(first, title)
+    page_one, page_two = text(first.get(f"/admin/replies/{reply_id}")), text(second.get(f"/admin/replies/{reply_id}"))
+
+    assert edit(first, reply_id, page_one, title=title, body="Restart it, then wait.").status_code == 303
+    late = edit(second, reply_id, page_two, title=title + " (b)", body="Restart it.")
+
+    assert late.status_code == 409 and "Someone changed this saved reply since you opened it" in text(late)
+    assert 'value="' + title + ' (b)"' in text(late)  # their own changes are kept in the form
+    assert portal.extensions["ticketflow.portal"].store.saved_reply(reply_id)["body"] == "Restart it, then wait."
+    again = edit(second, reply_id, text(late), title=title + " (b)", body="Restart it.")
+    assert again.status_code == 303  # saved knowingly: the form now carries the version it showed

@@ -127,3 +127,17 @@ def test_an_address_nobody_proved_is_marked_until_an_emailed_link_is_followed(po
     for source in ("email", "phone", "api"):  # by mail, an agent on the phone, an integration: nothing said
         stub.answers[f"/tickets/{ticket_id}"]["source"] = source
         assert "address confirmed" not in text(agent.get(f"/console/tickets/{ticket_id}")).lower()
+
+
+def test_a_reply_too_long_is_said_in_words_and_kept_before_assignment_is_asked(portal, stub):  # noqa: F811
+    a_ticket(stub)
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+    calls = len(stub.calls)
+
+    sent = admin.post("/console/tickets/t-1/reply", data={"body": "x" * 20_001, "csrf_token": token})
+
+    assert sent.status_code == 422
+    assert "Keep it to 20,000 characters (it has 20,001)." in text(sent)
+    assert ">" + "x" * 20_001 + "</textarea>" in text(sent)  # what was typed stays
+    assert not [c for c in stub.calls[calls:] if c["path"] == "/tickets/t-1/replies"]

@@ -170,7 +170,14 @@ def test_satisfaction_per_team_with_all_teams_and_the_csv_carries_the_same_figur
     table = figures.satisfaction_table(ratings)
     assert table.rows == [["network", 3, 1, 4, 75.0], ["Not known", 0, 1, 1, 0.0], ["All teams", 3, 2, 5, 60.0]]
     assert figures.csv_text(table).splitlines()[0] == "Team,Good,Bad,Rated,Satisfied (%)"
-    assert "75 %" in str(table.chart)
+    assert "75%" in str(table.chart)
+    bars = re.findall(r'<rect x="0" y="\d+" width="([\d.]+)"', str(table.chart))
+    assert float(bars[0]) / float(bars[-1]) == 75 / 60  # to the same scale
+    alone_bar = re.findall(
+        r'width="([\d.]+)"',
+        str(figures.satisfaction_table([{"team": "d", "rating": "good"}, {"team": "d", "rating": "bad"}]).chart),
+    )
+    assert float(alone_bar[-1]) < float(bars[0])  # 50% is shorter than 75%: bars are of 100%, not of the best team
     alone = figures.satisfaction_table([{"team": "desk", "rating": "good"}])
     assert alone.rows == [["desk", 1, 0, 1, 100.0]]  # one team: no "All teams" row that says it again
     assert "No request was rated" in str(figures.satisfaction_table([]).chart)

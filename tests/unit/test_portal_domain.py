@@ -64,6 +64,8 @@ def test_the_ticket_form_says_what_to_do_for_each_field():
     }
     fine = {"name": "Ana", "email": "ana@example.com", "subject": "VPN", "description": "Drops", "topic": "network"}
     assert domain.ticket_form_problems(fine, {"network"}) == {}
+    retired = domain.ticket_form_problems({**fine, "topic": "fax"}, {"network"})  # retired while the form was open
+    assert retired == {"topic": ["That choice is no longer offered: choose what your request is about again."]}
 
 
 def test_a_snapshot_survives_its_text_and_junk_reads_as_none():
@@ -197,6 +199,10 @@ def test_a_saved_reply_needs_a_title_and_a_text_and_known_fields():
     unknown = domain.saved_reply_problems("Hi", "Dear {customer}, see {ticket_number} and {foo_bar}.")["body"][0]
     assert unknown.startswith("Unknown fields {customer}, {foo_bar}: use {requester_name}")
     assert "20,000 characters" in domain.saved_reply_problems("Long", "x" * 20001)["body"][0]
+    doubled = domain.saved_reply_problems("Hi", "Dear {{requester_name}},")["body"][0]
+    assert doubled == "Put one pair of braces around a field, like {requester_first_name}."
+    unclosed = domain.saved_reply_problems("Hi", "Dear {requester_name, hello")["body"][0]
+    assert unclosed == "“{requester_name” needs its closing brace: {requester_name}."
 
 
 def test_a_saved_reply_reads_with_the_tickets_details_filled_in():
@@ -214,3 +220,14 @@ def test_a_policy_whose_response_target_is_not_shorter_than_its_resolution_is_po
     odd = domain.policy_oddities({**fine, "first_response_minutes": 480, "next_response_minutes": 600})
     assert odd[0].startswith("The first response target (480 min) is not shorter than the resolution target (480 min)")
     assert odd[1].startswith("The next response target (600 min)")
+
+
+def test_who_did_what_reads_as_agents_say_it():
+    assert domain.history_words({"action": "claimed", "by": "ada"}) == "ada: claimed it"
+    assert (
+        domain.history_words({"action": "noted", "by": "admin:boss@example.com"}) == "an admin: added an internal note"
+    )
+    assert domain.history_words({"action": "status_changed", "by": "requester", "to": "in_progress"}) == (
+        "the requester's message set the status to in progress"
+    )
+    assert domain.history_words({"action": "queued"}) == "the system: put it back in the team queue"

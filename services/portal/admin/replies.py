@@ -7,7 +7,7 @@ from services.portal import domain
 from services.portal.client import path_id
 from services.portal.console import actor
 from services.portal.handlers import Portal, UserError
-from services.portal.store import TitleTaken
+from services.portal.store import ChangedMeanwhile, TitleTaken
 from shared.clock import now
 
 TAKEN = "Another saved reply has this title; choose another, or change that one."
@@ -41,12 +41,21 @@ def add(svc: Portal, session: dict, form: dict) -> dict:
         raise UserError("The saved reply has invalid fields.", {"title": [TAKEN]}, status=409) from None
 
 
+CHANGED = (
+    "Someone changed this saved reply since you opened it. Your changes are below and not saved: save them to "
+    "replace theirs, or open it again from the list to see theirs."
+)
+
+
 def change(svc: Portal, reply_id: str, form: dict) -> dict:
     title, body = _checked(form)
+    version = form.get("version") or ""
     try:
-        changed = svc.store.change_saved_reply(reply_id, title, body, now())
+        changed = svc.store.change_saved_reply(reply_id, title, body, now(), int(version) if version.isdigit() else 0)
     except TitleTaken:
         raise UserError("The saved reply has invalid fields.", {"title": [TAKEN]}, status=409) from None
+    except ChangedMeanwhile:
+        raise UserError(CHANGED, status=409) from None
     if changed is None:
         raise UserError("No such saved reply.", {}, status=404)
     return changed
@@ -61,4 +70,5 @@ def filled(svc: Portal, session: dict, reply_id: str, ticket_id: str, me: dict) 
     """One saved reply as it reads on this ticket, read with the agent's rights (Refused when it may not)."""
     reply = one(svc, reply_id)
     ticket = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}", actor(session))
-    return domain.fill_saved_reply(reply["body"], ticket, me.get("name") or "")
+    signer = me.get("name") if session.get("agent_id") else None  # an admin who is no agent signs as the desk
+    return domain.fill_saved_reply(reply["body"], ticket, signer or domain.DESK_NAME)

@@ -131,6 +131,7 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         saved_replies=saved,
         rating=_rating(ticket_id),
         ratings=domain.RATINGS,
+        ratable=domain.RATABLE,
     )
     return html, status
 
@@ -163,13 +164,15 @@ def saved_reply_text(ticket_id: str, reply_id: str):
 def insert_saved_reply(ticket_id: str):
     """ "Insert" without JavaScript: the page again, the reply box holding what was typed and then the reply."""
     form = request.form.to_dict()
-    typed = (form.get("body") or "").rstrip()
+    typed, chosen = (form.get("body") or "").rstrip(), form.get("reply_with") or ""
+    if not chosen:
+        return _ticket(ticket_id, {**form, "action": "reply"}, "Choose a saved reply first, then Insert.", status=422)
     try:
-        text = replies.filled(portal(), g.session, form.get("reply_with") or "", ticket_id,
-                              console.profile(portal(), g.session))  # fmt: skip
+        text = replies.filled(portal(), g.session, chosen, ticket_id, console.profile(portal(), g.session))
     except (UserError, Refused):
-        text = ""
-    body = f"{typed}\n\n{text}" if typed and text else typed or text
+        message = "That saved reply no longer exists; choose another."
+        return _ticket(ticket_id, {**form, "action": "reply"}, message, status=404)
+    body = f"{typed}\n\n{text}" if typed else text
     return _ticket(ticket_id, {**form, "action": "reply", "body": body})
 
 

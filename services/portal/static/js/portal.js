@@ -115,6 +115,49 @@
     if (main) main.focus({ preventScroll: true });
   });
 
+  // Text goes in after the selection (never over it: what was selected stays), as a paragraph of its own, and as
+  // typing does, so that the browser's Undo takes it out again.
+  function insertAt(box, text) {
+    var at = box.selectionEnd, before = box.value.slice(0, at), after = box.value.slice(at);
+    if (before && !/\n\n$/.test(before)) text = (/\n$/.test(before) ? "\n" : "\n\n") + text;
+    if (after && !/^\n/.test(after)) text += "\n\n";
+    box.focus();
+    box.setSelectionRange(at, at);
+    if (!document.execCommand || !document.execCommand("insertText", false, text)) {
+      box.setRangeText(text, at, at, "end");
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  }
+
+  // Drafts: what is typed in a box with data-draft is kept in this tab (sessionStorage) until it is sent, so that
+  // another button of the page (Set priority, a rating) or a reload does not throw it away. A page that confirms a
+  // send names the drafts it ends (data-draft-sent).
+  function storage() { try { return window.sessionStorage; } catch (e) { return null; } }
+  document.addEventListener("input", function (event) {
+    var key = event.target.getAttribute && event.target.getAttribute("data-draft");
+    var kept = storage();
+    if (!key || !kept) return;
+    try {
+      if (event.target.value.trim()) kept.setItem(key, event.target.value); else kept.removeItem(key);
+    } catch (e) { /* full or refused: the draft is not kept */ }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var kept = storage();
+    if (!kept) return;
+    Array.prototype.forEach.call(document.querySelectorAll("[data-draft-sent]"), function (sent) {
+      sent.getAttribute("data-draft-sent").split(" ").forEach(function (key) { kept.removeItem(key); });
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("textarea[data-draft]"), function (box) {
+      var draft = kept.getItem(box.getAttribute("data-draft"));
+      if (!draft || box.value.trim()) return;
+      box.value = draft;
+      var said = document.createElement("p");
+      said.className = "hint";
+      said.textContent = "Your unsent draft is back.";
+      box.insertAdjacentElement("afterend", said);
+    });
+  });
+
   // "Insert" a saved reply: its text (the ticket's details filled in) goes into the reply box where the cursor
   // is, after what was typed, and the box gets the focus to change it. Without JavaScript, or should the text
   // not come, the button sends the form to the page that does the same on the server.
@@ -131,15 +174,9 @@
       if (!answer.ok) throw new Error(String(answer.status));
       return answer.text();
     }).then(function (text) {
-      var start = box.selectionStart, end = box.selectionEnd;
-      if (box.value && start === box.value.length && !/\n\n$/.test(box.value)) {
-        text = (/\n$/.test(box.value) ? "\n" : "\n\n") + text;  // after what is there, as a paragraph of its own
-      }
-      box.setRangeText(text, start, end, "end");
-      box.dispatchEvent(new Event("input", { bubbles: true }));
+      insertAt(box, text);
       picker.value = "";
-      box.focus();
-    }).catch(function () {
+    }).catch(function () {    }).catch(function () {
       button.form.action = button.getAttribute("formaction");
       button.form.submit();  // the server's way: the page again, the box holding what was typed and the reply
     });
@@ -150,7 +187,12 @@
   var FORGOTTEN = "ticketflow-forgotten";
   document.addEventListener("DOMContentLoaded", function () {
     if (!document.querySelector("[data-forgotten]")) return;
-    try { sessionStorage.setItem(FORGOTTEN, "1"); } catch (e) { /* storage off: nothing to remember it by */ }
+    try {
+      for (var i = sessionStorage.length - 1; i >= 0; i--) {
+        if (sessionStorage.key(i).indexOf("draft:") === 0) sessionStorage.removeItem(sessionStorage.key(i));
+      }
+      sessionStorage.setItem(FORGOTTEN, "1");
+    } catch (e) { /* storage off: nothing to remember it by, nor any draft kept */ }
   });
   window.addEventListener("pageshow", function (event) {
     var entry = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;

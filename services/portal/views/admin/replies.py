@@ -18,8 +18,10 @@ NOTICES = {
 LABELS = {"title": "Title", "body": "Text"}
 
 
-def _gone():
-    return error_page(404, "No such saved reply", "It does not exist, or no longer does. Go back to the list.")
+def _gone(kept: str | None = None):
+    return error_page(
+        404, "No such saved reply", "It does not exist, or no longer does. Go back to the list.", kept=kept or None
+    )
 
 
 def _list(form: dict | None = None, errors=None, message=None, status=200):
@@ -71,11 +73,11 @@ def change_saved_reply(reply_id: str):
         replies.change(portal(), reply_id, form)
     except UserError as exc:
         if exc.status == 404:
-            return _gone()
+            return _gone(form.get("body"))  # deleted meanwhile: what was typed, to copy
         try:
             stored = replies.one(portal(), reply_id)  # its heading names it as it is, not as typed
         except UserError:
-            return _gone()
+            return _gone(form.get("body"))
         return _edit(stored, form, exc.errors, exc.message, exc.status)
     return redirect(url_for("admin.saved_replies", notice="saved"), 303)
 
