@@ -124,7 +124,9 @@ SAVED_REPLY_FIELDS = {  # what a saved reply may say, filled in from the ticket 
     "{agent_name}": "your name",
 }
 _SAVED_REPLY_FIELD = re.compile(r"\{[^{}\s]+\}")  # any {word}: a misspelt field is said, not sent as typed
-_UNCLOSED_FIELD = re.compile(r"\{[a-z_]+(?![a-z_}])")  # "{requester_name" and no "}"
+_FIELD_NAMES = "|".join(name.strip("{}") for name in SAVED_REPLY_FIELDS)
+_UNCLOSED_FIELD = re.compile(rf"\{{({_FIELD_NAMES})(?!\}})")  # "{requester_name" and no "}": other braces are text
+_DOUBLED_FIELD = re.compile(rf"\{{\{{({_FIELD_NAMES})\}}|\{{({_FIELD_NAMES})\}}\}}")  # "{{ticket_number}}"
 
 
 def saved_reply_problems(title: str, body: str) -> dict[str, list[str]]:
@@ -149,7 +151,7 @@ def _field_problem(body: str) -> str | None:
     if unknown:
         known = ", ".join(SAVED_REPLY_FIELDS)
         return f"Unknown {'field' if len(unknown) == 1 else 'fields'} {', '.join(unknown)}: use {known}."
-    if "{{" in body or "}}" in body:
+    if _DOUBLED_FIELD.search(body):
         return "Put one pair of braces around a field, like {requester_first_name}."
     if unclosed := _UNCLOSED_FIELD.search(body):
         return f"“{unclosed.group()}” needs its closing brace: {unclosed.group()}}}."
@@ -401,11 +403,16 @@ HISTORY_WORDS = {
 }
 
 
+SYSTEM_ACTORS = ("system", "assignment", "auto")  # assignment's automatic moves; intake's auto-close
+
+
 def who_words(by: str | None) -> str:
     """Who did something, as agents read it: an agent's id as it is, "an admin" for an admin who is no agent (whose
-    actor is "admin:<their address>"), "the system" for nobody."""
-    if not by or by == "system":
+    actor is "admin:<their address>"), "the requester", "the system" for the services' own moves."""
+    if not by or by in SYSTEM_ACTORS:
         return "the system"
+    if by == "requester":
+        return "the requester"
     return "an admin" if by.startswith("admin:") else by
 
 
@@ -415,7 +422,7 @@ def history_words(entry: dict) -> str:
     to = entry.get("to") or ""
     template = HISTORY_WORDS.get(entry.get("action", ""), entry.get("action", "changed it").replace("_", " "))
     done = template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
-    if entry.get("by") == "requester":
+    if entry.get("by") == "requester" and entry.get("action") == "status_changed":
         return f"the requester's message {done}"
     return f"{who_words(entry.get('by'))}: {done}"
 

@@ -102,6 +102,11 @@ class PortalStore:
         it is no longer at `version` (what the form was opened on). The title is asked first: an update that
         breaks the unique index is an OperationFailure of its own on the embedded store, not the DuplicateKeyError
         an insert gets; the index still refuses a rename racing this one."""
+        current = self.saved_reply(reply_id)
+        if current is None:
+            return None
+        if current.get("version", 0) != version:
+            raise ChangedMeanwhile(reply_id)
         key = title.casefold()
         if self.saved_replies.find_one({"title_key": key, "_id": {"$ne": reply_id}}, {"_id": 1}):
             raise TitleTaken(title)
@@ -111,7 +116,7 @@ class PortalStore:
             changed = self.saved_replies.find_one_and_update(
                 {"_id": reply_id, "version": at_version}, change, return_document=ReturnDocument.AFTER
             )
-            if changed is None and self.saved_reply(reply_id) is not None:
+            if changed is None and self.saved_reply(reply_id) is not None:  # changed between the two
                 raise ChangedMeanwhile(reply_id)
             return changed
         except DuplicateKeyError:

@@ -295,6 +295,14 @@ def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_sys
     expect(box).to_have_value("")
     expect(agent.get_by_label("Add an internal note")).to_have_value("Checked the directory first.")
 
+    # Signed out, the tab keeps no one's drafts: a teammate signing in on it finds an empty note box.
+    agent.get_by_role("button", name="Sign out").click()
+    expect(agent.get_by_text("You are signed out.")).to_be_visible()
+    sign_in(agent, portal, STAFF["bob"]["email"])
+    agent.goto(f"{portal}/console/tickets/{ticket_id}")
+    expect(agent.get_by_label("Add an internal note")).to_have_value("")
+    expect(agent.get_by_text("Your unsent draft is back.")).to_have_count(0)
+
 
 def test_back_after_forgetting_the_requests_shows_no_ones_answers(portal_system, new_context):  # noqa: F811
     """A shared computer: the requester opens a request, then makes the device forget it; the next person presses

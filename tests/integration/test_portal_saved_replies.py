@@ -87,7 +87,12 @@ def test_the_ticket_page_offers_the_saved_replies_filled_in_for_its_ticket(porta
     assert without_js.status_code == 200
     assert ">Sorry for the wait.\n\nHello Ana, about #7: &lt;b&gt;done&lt;/b&gt;.</textarea>" in text(without_js)
     nothing_chosen = admin.post("/console/tickets/t-1/insert", data={"body": "Typed.", "csrf_token": csrf(html)})
+    assert nothing_chosen.status_code == 422 and "Choose a saved reply first, then Insert." in text(nothing_chosen)
     assert ">Typed.</textarea>" in text(nothing_chosen)  # what was typed stays
+    gone = admin.post("/console/tickets/t-1/insert", data={"body": "Typed.", "reply_with": "f" * 32,
+                                                           "csrf_token": csrf(html)})  # fmt: skip
+    assert gone.status_code == 404 and "That saved reply no longer exists" in text(gone)
+    assert ">Typed.</textarea>" in text(gone)
 
 
 def test_a_saved_reply_renamed_to_another_ones_title_is_said_next_to_the_field(portal):  # noqa: F811
@@ -119,3 +124,21 @@ def test_two_admins_changing_one_saved_reply_do_not_overwrite_each_other_unaware
     assert portal.extensions["ticketflow.portal"].store.saved_reply(reply_id)["body"] == "Restart it, then wait."
     again = edit(second, reply_id, text(late), title=title + " (b)", body="Restart it.")
     assert again.status_code == 303  # saved knowingly: the form now carries the version it showed
+
+
+def test_a_refused_save_keeps_the_version_the_form_was_opened_on(portal):  # noqa: F811
+    first, second = signed_in(portal), signed_in(portal)
+    title = f"Scanner {uuid.uuid4().hex[:6]}"
+    add(first, title, "Unplug it.")
+    reply_id = reply_id_of(first, title)
+    page_one, page_two = text(first.get(f"/admin/replies/{reply_id}")), text(second.get(f"/admin/replies/{reply_id}"))
+    assert edit(first, reply_id, page_one, title=title, body="Unplug it for ten seconds.").status_code == 303
+
+    typo = edit(second, reply_id, page_two, title=title, body="Hello {Name}")  # refused for its field...
+    assert typo.status_code == 422
+    fixed = edit(second, reply_id, text(typo), title=title, body="Hello.")  # ...then fixed: still told, not saved
+
+    assert fixed.status_code == 409 and "Someone changed this saved reply since you opened it" in text(fixed)
+    assert portal.extensions["ticketflow.portal"].store.saved_reply(reply_id)["body"] == "Unplug it for ten seconds."
+    assert first.post(f"/admin/replies/{reply_id}", data={"title": title, "body": "x", "version": "²",
+                                                          "csrf_token": csrf(page_one)}).status_code == 409  # fmt: skip

@@ -203,6 +203,7 @@ def test_a_saved_reply_needs_a_title_and_a_text_and_known_fields():
     assert doubled == "Put one pair of braces around a field, like {requester_first_name}."
     unclosed = domain.saved_reply_problems("Hi", "Dear {requester_name, hello")["body"][0]
     assert unclosed == "“{requester_name” needs its closing brace: {requester_name}."
+    assert domain.saved_reply_problems("Hi", "Use the set {a, b} or press {enter. x }} y") == {}  # braces as text
 
 
 def test_a_saved_reply_reads_with_the_tickets_details_filled_in():
@@ -230,4 +231,8 @@ def test_who_did_what_reads_as_agents_say_it():
     assert domain.history_words({"action": "status_changed", "by": "requester", "to": "in_progress"}) == (
         "the requester's message set the status to in progress"
     )
-    assert domain.history_words({"action": "queued"}) == "the system: put it back in the team queue"
+    assert domain.history_words({"action": "closed", "by": "requester"}) == "the requester: closed it"
+    assert domain.history_words({"action": "assigned", "by": "assignment", "to": "ada"}) == (
+        "the system: assigned it to ada"
+    )
+    assert domain.history_words({"action": "closed", "by": "auto"}) == "the system: closed it"

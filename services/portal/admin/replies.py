@@ -50,8 +50,9 @@ CHANGED = (
 def change(svc: Portal, reply_id: str, form: dict) -> dict:
     title, body = _checked(form)
     version = form.get("version") or ""
+    seen = int(version) if version.isascii() and version.isdigit() and len(version) < 10 else 0
     try:
-        changed = svc.store.change_saved_reply(reply_id, title, body, now(), int(version) if version.isdigit() else 0)
+        changed = svc.store.change_saved_reply(reply_id, title, body, now(), seen)
     except TitleTaken:
         raise UserError("The saved reply has invalid fields.", {"title": [TAKEN]}, status=409) from None
     except ChangedMeanwhile:

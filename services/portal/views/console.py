@@ -99,7 +99,12 @@ def _start(text: str) -> int:
     return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 100_000 else 1
 
 
-def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None, changes=None, status=200):
+def _ticket(
+    ticket_id: str, form: dict | None = None, message: str | None = None, status=200, held_since: str | None = None
+):
+    """The ticket's page; `held_since`: a reply or resolve was held back, the ticket having changed since that
+    snapshot: the page lists the changes from the same read that gives its new `seen`, so that a send from it
+    ("anyway") confirms exactly what it showed."""
     me = console.profile(portal(), g.session)
     try:
         page = console.ticket_page(portal(), g.session, ticket_id, me)
@@ -108,6 +113,8 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
             return error_page(404, "No such ticket here", "It does not exist, or it is not in your teams.")
         raise
     seen = page.view.snapshot().encode()
+    held = domain.Snapshot.decode(held_since) if held_since else None
+    changes = page.view.changes_since(held, g.session.get("agent_id")) if held else []
     others = console.presence(portal(), g.session, ticket_id, me.get("name") or "")  # here from the first moment
     saved = replies.listed(portal()) if "reply" in page.rights else []  # their titles: the text comes when chosen
     html = render_template(
@@ -121,7 +128,7 @@ def _ticket(ticket_id: str, form: dict | None = None, message: str | None = None
         seen=seen,
         form=form or {},
         message=message,
-        changes=changes or [],
+        changes=changes,
         notice=request.args.get("notice"),
         statuses=domain.AGENT_STATUS,
         priorities=PRIORITIES,
@@ -182,10 +189,10 @@ def act(ticket_id: str, action: str):
     form = request.form.to_dict()
     try:
         console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"))
-    except console.ChangedMeanwhile as changed:
+    except console.ChangedMeanwhile:
         not_yet = "It is not resolved yet." if action == "resolve" else "Your reply has not been sent yet."
         message = f"This ticket changed since you opened it. {not_yet}"
-        return _ticket(ticket_id, {**form, "action": action}, message, changed.changes, 409)
+        return _ticket(ticket_id, {**form, "action": action}, message, 409, held_since=form.get("seen"))
     except UserError as exc:
         refusal = f"That did not work: {exc.message}"
         return _ticket(ticket_id, {**form, "action": action, "errors": exc.errors}, refusal, status=exc.status)

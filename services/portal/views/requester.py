@@ -141,7 +141,9 @@ def _shown(grant: dict) -> dict:
     }
 
 
-def _ticket_page(grant: dict, form=None, errors=None, message=None, status=200, choose_again: bool = False):
+def _ticket_page(
+    grant: dict, form=None, errors=None, message=None, status=200, choose_again: bool = False, draft_sent: bool = False
+):
     page = render_template(
         "requester/ticket.html",
         **_shown(grant),
@@ -152,6 +154,7 @@ def _ticket_page(grant: dict, form=None, errors=None, message=None, status=200, 
         message=message,
         notice=NOTICES.get(request.args.get("notice", "")),
         choose_again=choose_again,
+        draft_sent=draft_sent,
     )
     return page, status
 
@@ -232,7 +235,7 @@ def reply(ticket_id: str):
         handlers.attach_files(portal(), grant, files, entry["id"], entry["id"], g.get("request_id"))
     except handlers.UserError as exc:
         message = "Your message was sent, but its files were not attached."
-        return _ticket_page(grant, {}, exc.errors, message, exc.status, choose_again=True)
+        return _ticket_page(grant, {}, exc.errors, message, exc.status, choose_again=True, draft_sent=True)
     return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent", _anchor="conversation"), 303)
 
 

@@ -116,9 +116,10 @@
   });
 
   // Text goes in after the selection (never over it: what was selected stays), as a paragraph of its own, and as
-  // typing does, so that the browser's Undo takes it out again.
+  // typing does, so that the browser's Undo takes it out again. A box never touched takes it at its end.
   function insertAt(box, text) {
-    var at = box.selectionEnd, before = box.value.slice(0, at), after = box.value.slice(at);
+    var at = box.hasAttribute("data-touched") ? box.selectionEnd : box.value.length;
+    var before = box.value.slice(0, at), after = box.value.slice(at);
     if (before && !/\n\n$/.test(before)) text = (/\n$/.test(before) ? "\n" : "\n\n") + text;
     if (after && !/^\n/.test(after)) text += "\n\n";
     box.focus();
@@ -128,33 +129,53 @@
       box.dispatchEvent(new Event("input", { bubbles: true }));
     }
   }
+  document.addEventListener("focusin", function (event) {
+    if (event.target.matches && event.target.matches("textarea[data-draft]")) event.target.setAttribute("data-touched", "");
+  });
 
   // Drafts: what is typed in a box with data-draft is kept in this tab (sessionStorage) until it is sent, so that
-  // another button of the page (Set priority, a rating) or a reload does not throw it away. A page that confirms a
-  // send names the drafts it ends (data-draft-sent).
+  // another button of the page (Set priority, a rating) or a reload does not throw it away. The key names the
+  // person (an agent's account, or the requester) and the box. A page that confirms a send names the drafts it
+  // ends (data-draft-sent) and then leaves the address without its notice, so that a reload ends no newer draft;
+  // signing out and "Forget my requests" end them all (data-drafts-end).
   function storage() { try { return window.sessionStorage; } catch (e) { return null; } }
-  document.addEventListener("input", function (event) {
-    var key = event.target.getAttribute && event.target.getAttribute("data-draft");
-    var kept = storage();
-    if (!key || !kept) return;
+  function keep(box) {
+    var kept = storage(), key = box.getAttribute("data-draft");
+    if (!kept || !key) return;
     try {
-      if (event.target.value.trim()) kept.setItem(key, event.target.value); else kept.removeItem(key);
+      if (box.value.trim()) kept.setItem(key, box.value); else kept.removeItem(key);
     } catch (e) { /* full or refused: the draft is not kept */ }
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.hasAttribute && event.target.hasAttribute("data-draft")) keep(event.target);
   });
   document.addEventListener("DOMContentLoaded", function () {
     var kept = storage();
     if (!kept) return;
-    Array.prototype.forEach.call(document.querySelectorAll("[data-draft-sent]"), function (sent) {
-      sent.getAttribute("data-draft-sent").split(" ").forEach(function (key) { kept.removeItem(key); });
+    if (document.querySelector("[data-drafts-end]")) {
+      for (var i = kept.length - 1; i >= 0; i--) {
+        if (kept.key(i).indexOf("draft:") === 0) kept.removeItem(kept.key(i));
+      }
+    }
+    var sent = document.querySelectorAll("[data-draft-sent]");
+    Array.prototype.forEach.call(sent, function (done) {
+      done.getAttribute("data-draft-sent").split(" ").forEach(function (key) { kept.removeItem(key); });
     });
+    if (sent.length && window.history.replaceState && /[?&]notice=/.test(window.location.search)) {
+      window.history.replaceState(null, "", window.location.pathname + window.location.hash);
+    }
     Array.prototype.forEach.call(document.querySelectorAll("textarea[data-draft]"), function (box) {
+      if (box.value.trim()) { keep(box); return; }  // the page's own (a form sent back): the draft now
       var draft = kept.getItem(box.getAttribute("data-draft"));
-      if (!draft || box.value.trim()) return;
+      if (!draft) return;
       box.value = draft;
       var said = document.createElement("p");
       said.className = "hint";
+      said.id = box.id + "-draft";
       said.textContent = "Your unsent draft is back.";
       box.insertAdjacentElement("afterend", said);
+      var described = box.getAttribute("aria-describedby");
+      box.setAttribute("aria-describedby", (described ? described + " " : "") + said.id);
     });
   });
 
@@ -176,7 +197,7 @@
     }).then(function (text) {
       insertAt(box, text);
       picker.value = "";
-    }).catch(function () {    }).catch(function () {
+    }).catch(function () {
       button.form.action = button.getAttribute("formaction");
       button.form.submit();  // the server's way: the page again, the box holding what was typed and the reply
     });
@@ -187,12 +208,7 @@
   var FORGOTTEN = "ticketflow-forgotten";
   document.addEventListener("DOMContentLoaded", function () {
     if (!document.querySelector("[data-forgotten]")) return;
-    try {
-      for (var i = sessionStorage.length - 1; i >= 0; i--) {
-        if (sessionStorage.key(i).indexOf("draft:") === 0) sessionStorage.removeItem(sessionStorage.key(i));
-      }
-      sessionStorage.setItem(FORGOTTEN, "1");
-    } catch (e) { /* storage off: nothing to remember it by, nor any draft kept */ }
+    try { sessionStorage.setItem(FORGOTTEN, "1"); } catch (e) { /* storage off: nothing to remember it by */ }
   });
   window.addEventListener("pageshow", function (event) {
     var entry = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;

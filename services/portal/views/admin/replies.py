@@ -78,6 +78,8 @@ def change_saved_reply(reply_id: str):
             stored = replies.one(portal(), reply_id)  # its heading names it as it is, not as typed
         except UserError:
             return _gone(form.get("body"))
+        if exc.message == replies.CHANGED:  # told now: saved again, the form replaces the version it was shown
+            form = {name: value for name, value in form.items() if name != "version"}
         return _edit(stored, form, exc.errors, exc.message, exc.status)
     return redirect(url_for("admin.saved_replies", notice="saved"), 303)
 
