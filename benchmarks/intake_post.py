@@ -223,10 +223,12 @@ def main() -> None:
         )
     finally:
         store.close()
-        _cleanup(env)
-        for proc in procs:
-            proc.terminate()
-        log.close()
+        try:
+            _cleanup(env)
+        finally:  # a broker that does not answer must not leave the benchmark's own FerretDB running
+            for proc in procs:
+                proc.terminate()
+            log.close()
 
 
 def print_cpu(columns: dict[str, dict[str, float]]) -> None:

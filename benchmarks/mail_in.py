@@ -121,10 +121,12 @@ def main() -> None:
         for proc in reversed(procs[1:] if not os.environ.get("MONGO_URL") else procs):
             proc.terminate()
             proc.wait(15)
-        _cleanup(env)
-        for proc in procs:
-            proc.terminate()
-        log.close()
+        try:
+            _cleanup(env)
+        finally:  # a broker that does not answer must not leave the benchmark's own FerretDB running
+            for proc in procs:
+                proc.terminate()
+            log.close()
 
 
 if __name__ == "__main__":
