@@ -201,9 +201,10 @@ class Ticket:
         self.set_status(status or "in_progress", agent_id, at, quiet_if_same=True)
         return first
 
-    def add_note(self, note_id: str, body: str, by: str, at: datetime) -> dict:
-        """An internal note: stored here only, never in an event."""
-        note = {"id": note_id, "body": body, "by": by, "at": at}
+    def add_note(self, note_id: str, body: str, by: str, at: datetime, by_name: str | None = None) -> dict:
+        """An internal note: stored here only, never in an event. `by_name`: the agent's name as it was then (none
+        for an admin who is no agent)."""
+        note = {"id": note_id, "body": body, "by": by, "by_name": by_name, "at": at}
         self.notes.append(note)
         self._history(at, "noted", by, None, None)
         return note

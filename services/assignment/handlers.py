@@ -449,7 +449,11 @@ def reply(
 
 def add_note(svc: Assignment, ticket_id: str, body: str, principal: Principal) -> dict:
     note_id = uuid.uuid4().hex
-    write = lambda t, actor: t.add_note(note_id, body, actor["id"] if actor else principal.actor, now())  # noqa: E731
+
+    def write(ticket: Ticket, actor: dict | None) -> dict:
+        by, name = (actor["id"], actor.get("name")) if actor else (principal.actor, None)
+        return ticket.add_note(note_id, body, by, now(), by_name=name)
+
     refusal = "Agents note on their own tickets and on their teams' tickets."
     allowed = lambda actor, t: may_note(principal.role, actor, t)  # noqa: E731
     return _work(svc, ticket_id, principal, None, allowed, refusal, write)[1]

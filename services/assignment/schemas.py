@@ -136,10 +136,11 @@ class NoteSchema(Schema):
     id = fields.String()
     body = fields.String()
     by = fields.String()
+    by_name = fields.String(allow_none=True, metadata={"description": "the agent's name then; null for an admin"})
     at = Timestamp()
 
 
-class ReplySchema(NoteSchema):
+class ReplySchema(NoteSchema):  # a reply has no by_name: left out of the answer (marshmallow skips what is missing)
     first_response = fields.Boolean()
 
 

@@ -230,7 +230,7 @@ def conversation(ticket: dict, work: dict, attachments: list[dict] | None = None
         entries.append(
             {
                 "kind": "note",
-                "author": domain.who_words(note.get("by")),
+                "author": note.get("by_name") or domain.who_words(note.get("by")),
                 "role": "internal note",
                 "body": note.get("body"),
                 "at": note.get("at"),

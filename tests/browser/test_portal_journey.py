@@ -87,6 +87,7 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     agent.get_by_role("button", name="Add note").click()
     expect(agent.get_by_text("Note added.")).to_be_visible()
     expect(agent.get_by_text("Internal note: only agents see this")).to_be_visible()
+    expect(agent.locator(".entry--note .entry-meta").first).to_contain_text("Ada Lovelace")  # her name, not her id
     agent.get_by_label("Reply to the requester").fill("Hello Ana, please install the new VPN profile.")
     agent.get_by_label("Then set the status to").select_option(label="Waiting on requester")
     agent.get_by_role("button", name="Send reply").click()

@@ -47,7 +47,7 @@ from tests.integration.assignment_fixtures import (  # fixtures: pytest finds th
 from tests.integration.conftest import event_from
 
 REPLY_KEYS = {"id", "body", "by", "at", "first_response"}
-NOTE_KEYS = {"id", "body", "by", "at"}
+NOTE_KEYS = {"id", "body", "by", "by_name", "at"}
 CANDIDATE_KEYS = {"agent_id", "open_tickets", "capacity", "available"}
 
 
@@ -499,7 +499,7 @@ def test_notes_are_stored_and_shown_but_never_leave_in_any_event(aclient, assign
 
     assert noted.status_code == 201, noted.get_json()
     note = noted.get_json()
-    assert set(note) == NOTE_KEYS and (note["body"], note["by"]) == (secret, jane["id"])
+    assert set(note) == NOTE_KEYS and (note["body"], note["by"], note["by_name"]) == (secret, jane["id"], jane["name"])
     assert read_ticket(ticket_id)["notes"] == [note]
     # every move that publishes, after the note
     steps = [
