@@ -7,7 +7,7 @@ the console only hides the controls a person has no right to, and shows a refusa
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from services.portal import attachments, domain
@@ -141,6 +141,7 @@ class TicketPage:
     agents: list[dict]
     teams: list[dict]
     mail: list[dict]  # mail about the ticket that did not go into the thread (from others, automatic), and why
+    others: list[dict] = field(default_factory=list)  # the requester's other tickets this person may read, newest
 
 
 def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketPage:
@@ -157,7 +158,24 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     mail = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/mail", who)["items"]
     kept = [m for m in mail if m["outcome"] in KEPT_MAIL]
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept)
-    return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept)
+    others = requesters_other_tickets(svc, who, view.ticket)
+    return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept, others)
+
+
+OTHERS_SHOWN = 5
+
+
+def requesters_other_tickets(svc: Portal, who: Actor, ticket: dict) -> list[dict]:
+    """The requester's newest other tickets, as intake lists them for this person (its rights: an agent reads its
+    teams' and its own), for the ticket page's side; none when intake does not answer."""
+    email = (ticket.get("requester") or {}).get("email")
+    if not email:
+        return []
+    try:
+        found = svc.services.get("intake", "/tickets", who, requester_email=email, limit=OTHERS_SHOWN + 1)["items"]
+    except (Refused, Unreachable):
+        return []
+    return [item for item in found if item.get("id") != ticket.get("id")][:OTHERS_SHOWN]
 
 
 def ticket_view(svc: Portal, session: dict, ticket_id: str) -> domain.TicketView:

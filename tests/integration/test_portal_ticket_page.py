@@ -141,3 +141,23 @@ def test_a_reply_too_long_is_said_in_words_and_kept_before_assignment_is_asked(p
     assert "Keep it to 20,000 characters (it has 20,001)." in text(sent)
     assert ">" + "x" * 20_001 + "</textarea>" in text(sent)  # what was typed stays
     assert not [c for c in stub.calls[calls:] if c["path"] == "/tickets/t-1/replies"]
+
+
+def test_the_page_lists_the_requesters_other_requests_as_intake_gives_them_to_the_reader(portal, stub):  # noqa: F811
+    a_ticket(stub)
+    stub.answers["/tickets"] = {"items": [
+        {"id": "t-1", "number": 7, "subject": "Printer", "status": "new", "created_at": "2026-01-01T10:00:00.000Z"},
+        {"id": "t-0", "number": 5, "subject": "Toner <low>", "status": "closed",
+         "created_at": "2025-12-01T10:00:00.000Z"},
+    ], "next_cursor": None}  # fmt: skip
+
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+
+    assert "Ana's other requests</h2>" in html
+    assert '<a href="/console/tickets/t-0">#5 Toner &lt;low&gt;</a>' in html and "Closed · opened" in html
+    assert 'href="/console/tickets/t-1">#7' not in html  # not itself
+    [asked] = [call["args"] for call in stub.calls if call["path"] == "/tickets"]
+    assert asked["requester_email"] == "a@example.com"
+
+    stub.answers.pop("/tickets")  # intake refuses or has none: no panel
+    assert "other requests" not in text(signed_in(portal).get("/console/tickets/t-1"))
