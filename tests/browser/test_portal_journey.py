@@ -240,6 +240,9 @@ def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system,
 def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_system, new_context, screenshot):  # noqa: F811
     system, portal = portal_system, portal_system.portal
     ana = unique_email("ana")
+    earlier = system.call("POST", "intake", "/tickets", json={
+        "subject": "New laptop for Ana", "description": "Starting Monday.", "topic": "network",
+        "requester": {"name": "Ana Ruiz", "email": ana}})  # fmt: skip
     created = system.call("POST", "intake", "/tickets", json={
         "subject": "Forgot my password", "description": "Locked out.", "topic": "network",
         "requester": {"name": "Ana Ruiz", "email": ana}})  # fmt: skip
@@ -262,6 +265,8 @@ def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_sys
     agent = new_context().new_page()
     sign_in(agent, portal, STAFF["ada"]["email"])
     agent.goto(f"{portal}/console/tickets/{ticket_id}")
+    others = agent.get_by_role("region", name="Ana Ruiz's other requests")
+    expect(others.get_by_role("link", name=f"#{earlier['number']} New laptop for Ana")).to_be_visible()
     box = agent.get_by_label("Reply to the requester")
     box.fill("Sorry for the wait.")
     box.press("Control+a")  # selected, to copy it say: the saved reply goes after it, not over it
