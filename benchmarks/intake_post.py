@@ -40,6 +40,7 @@ from benchmarks.meters import (  # noqa: E402
     StoreCommands,
     command_deltas,
     cpu_seconds,
+    finish,
     kinds_of,
     print_rss,
     print_store_calls,
@@ -223,12 +224,7 @@ def main() -> None:
         )
     finally:
         store.close()
-        try:
-            _cleanup(env)
-        finally:  # a broker that does not answer must not leave the benchmark's own FerretDB running
-            for proc in procs:
-                proc.terminate()
-            log.close()
+        finish(lambda: _cleanup(env), procs, log)
 
 
 def print_cpu(columns: dict[str, dict[str, float]]) -> None:

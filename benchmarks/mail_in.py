@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.intake_post import _cleanup, _declare_intake_queue, gunicorn, store_url  # noqa: E402
+from benchmarks.meters import finish  # noqa: E402
 from benchmarks.portal_post import SECRET, _intake_once, drive  # noqa: E402
 from ticketflow.local import free_port, port_answers  # noqa: E402
 
@@ -121,12 +122,7 @@ def main() -> None:
         for proc in reversed(procs[1:] if not os.environ.get("MONGO_URL") else procs):
             proc.terminate()
             proc.wait(15)
-        try:
-            _cleanup(env)
-        finally:  # a broker that does not answer must not leave the benchmark's own FerretDB running
-            for proc in procs:
-                proc.terminate()
-            log.close()
+        finish(lambda: _cleanup(env), procs, log)
 
 
 if __name__ == "__main__":

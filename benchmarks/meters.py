@@ -253,3 +253,15 @@ def print_rss(title: str, columns: dict[str, dict[str, float]], limited: Callabl
         print(f"  {kind:<{label}}{cells}  {verdict}")
     print(f"  every limited process under {LIMIT_MB:.0f} MB: {'PASS' if passed else 'FAIL'}")
     return passed
+
+
+def finish(cleanup: Callable[[], None], procs: list, log) -> None:
+    """A benchmark's end, whatever happened: its topology and databases removed (`cleanup`), then its own
+    processes stopped and its log closed even when that failed (a broker that does not answer would otherwise
+    leave its FerretDB running)."""
+    try:
+        cleanup()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        log.close()

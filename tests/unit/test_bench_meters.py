@@ -15,6 +15,7 @@ from benchmarks.meters import (
     command_deltas,
     command_totals,
     data_calls,
+    finish,
     kinds_of,
     print_rss,
     print_store_calls,
@@ -89,3 +90,25 @@ def test_rss_verdict_only_for_the_limited_kinds(capsys, peak, passed):
     out = capsys.readouterr().out
     assert ("FAIL" in out) is not passed
     assert [line for line in out.splitlines() if "rabbitmq" in line][0].rstrip().endswith("500.0")
+
+
+def test_a_benchmark_stops_its_own_processes_even_when_its_cleanup_fails():
+    class Process:
+        terminated = False
+
+        def terminate(self):
+            self.terminated = True
+
+    class Log:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    def broker_gone():
+        raise ConnectionError("the broker does not answer")
+
+    procs, log = [Process(), Process()], Log()
+    with pytest.raises(ConnectionError):
+        finish(broker_gone, procs, log)
+    assert all(proc.terminated for proc in procs) and log.closed
