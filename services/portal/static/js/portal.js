@@ -179,9 +179,9 @@
     });
   });
 
-  // "Insert" a saved reply: its text (the ticket's details filled in) goes into the reply box where the cursor
-  // is, after what was typed, and the box gets the focus to change it. Without JavaScript, or should the text
-  // not come, the button sends the form to the page that does the same on the server.
+  // "Insert" a saved reply: its text (the ticket's details filled in) goes into the reply box after the selection
+  // (insertAt), and the box gets the focus to change it. Without JavaScript, or should the text not come, the
+  // button sends the form to the page that puts it after what was typed, on the server.
   document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("[data-insert-reply]") : null;
     if (!button || !window.fetch) return;
