@@ -192,6 +192,13 @@ class PortalStore:
     def form_key_forgotten(self, key: str, now: datetime) -> bool:
         return self.forgotten_keys.find_one({"_id": key, "expires_at": {"$gt": now}}) is not None
 
+    def note_link_followed(self, session_id: str, ticket_id: str) -> None:
+        """The session came with a link emailed about the ticket: its first sign of a person confirms the address."""
+        self.sessions.update_one({"_id": session_id}, {"$addToSet": {"links_followed": ticket_id}})
+
+    def link_acted_on(self, session_id: str, ticket_id: str) -> None:
+        self.sessions.update_one({"_id": session_id}, {"$pull": {"links_followed": ticket_id}})
+
     def forget_grants(self, session_id: str) -> None:
         """The session reads no requester's ticket any more (and forgets the forms it sent)."""
         self.sessions.update_one({"_id": session_id}, {"$set": {"tickets": [], "opened": [], "form_keys": []}})

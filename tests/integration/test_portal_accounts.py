@@ -292,7 +292,9 @@ def test_the_same_form_sent_again_after_the_owner_confirmed_gives_no_way_back_in
     assert typist.post("/tickets", data=form).status_code == 303
     [ticket] = intake.opened.values()
     token = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], ticket["id"], ticket["requester"]["email"], 30)
-    assert portal.test_client().get(f"/t/{token}").status_code == 303  # the owner, from the receipt
+    owner = portal.test_client()
+    assert owner.get(f"/t/{token}").status_code == 303  # the owner, from the receipt...
+    assert owner.get(f"/tickets/{ticket['id']}/live?shown=-&n=0&s=new").status_code == 200  # ...reading the page
 
     fresh = re.search(r'name="csrf_token" value="([^"]+)"', text(typist.get("/"))).group(1)  # its session's now
     again = typist.post("/tickets", data={**form, "csrf_token": fresh})  # the old form key: intake's same ticket

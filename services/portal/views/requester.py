@@ -101,13 +101,25 @@ def follow_link(token: str):
         page = render_template("requester/bad_link.html", form={}, errors={})
         return page, 404
     _grant(grant)
-    try:  # the link came by email to the ticket's address: whoever followed it reads that mailbox
+    # Following the link proves the mailbox only once a person acts on the page it opens (_confirm_link): mail
+    # scanners fetch every link of a message as it arrives, and would confirm any address typed into the form.
+    portal().store.note_link_followed(g.session["_id"], grant["id"])
+    return redirect(url_for("requester.ticket", ticket_id=grant["id"]), 303)  # the token leaves the address bar
+
+
+def _confirm_link(grant: dict) -> None:
+    """A person acts on a page that a link emailed to the ticket's address opened (its poll, a reply, a close, a
+    rating): whoever followed it reads that mailbox. The first time, the sessions that had the request without a
+    link (the web form's, anyone's) need one from now on."""
+    if grant["id"] not in (g.session or {}).get("links_followed", ()):
+        return
+    portal().store.link_acted_on(g.session["_id"], grant["id"])
+    try:
         first = portal().store.confirm_address(grant["id"], grant["email"], handlers.now())
     except DuplicateKeyError:
-        first = False  # two first follows at once: the other one is the first
-    if first:  # the sessions that had it without a link (the web form's, anyone's) need one from now on
+        first = False  # two first confirmations at once: the other one is the first
+    if first:
         portal().store.drop_grants(grant, keep_session_id=g.session["_id"])
-    return redirect(url_for("requester.ticket", ticket_id=grant["id"]), 303)  # the token leaves the address bar
 
 
 def _granted(ticket_id: str) -> dict | None:
@@ -193,6 +205,7 @@ def live(ticket_id: str):
     grant = _granted(ticket_id)
     if grant is None:
         return "", 286
+    _confirm_link(grant)  # the page asks by itself after 10 s, with JavaScript: a reader, not a scanner
     try:
         shown = _shown(grant)
     except handlers.Refused as refused:  # gone for this browser: stop; anything else (too many): the next poll
@@ -222,6 +235,7 @@ def reply(ticket_id: str):
     body = request.form.get("body", "")
     if grant is None:  # taken from this browser while the page was open: what was typed is shown to copy
         return _no_access(kept=body.strip() or None)
+    _confirm_link(grant)
     files = attachments.chosen(request.files.getlist("files"))
     try:
         entry = handlers.add_message(portal(), grant, body, g.get("request_id"), files)
@@ -245,6 +259,7 @@ def rate(ticket_id: str):
     grant = _granted(ticket_id)
     if grant is None:
         return _no_access()
+    _confirm_link(grant)
     form = {"rating": request.form.get("rating", ""), "comment": request.form.get("comment", "")}
     try:
         handlers.rate(portal(), grant, form["rating"], form["comment"])
@@ -276,6 +291,7 @@ def close(ticket_id: str):
     grant = _granted(ticket_id)
     if grant is None:
         return _no_access()
+    _confirm_link(grant)
     try:
         handlers.close_ticket(portal(), grant, g.get("request_id"))
     except handlers.UserError as exc:
