@@ -68,6 +68,22 @@ class AccountByEmail(MethodView):
         except handlers.UserError as exc:
             raise _problem(exc) from None
 
+    @require_roles("admin")
+    @accounts.response(204)
+    @accounts.alt_response(404, response="NOT_FOUND")
+    @accounts.alt_response(409, response="CONFLICT")
+    def delete(self, email):
+        """Delete a disabled account for good (409 while it is enabled: disable it first)."""
+        svc = current_app.extensions["ticketflow.portal"]
+        account = svc.store.account_by_email(email.strip().lower())
+        if account is None:
+            raise _problem(handlers.UserError(f"No account for {email}.", status=404))
+        try:
+            handlers.delete_account(svc, account["_id"])
+        except handlers.UserError as exc:
+            raise _problem(exc) from None
+        return "", 204
+
 
 def _problem(exc: handlers.UserError) -> Problem:
     problem = Problem(exc.message, exc.errors or None)

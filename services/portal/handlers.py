@@ -215,6 +215,23 @@ def set_disabled(svc: Portal, account_id: str, disabled: bool, by: dict | None =
     return {key: value for key, value in account.items() if key != "password_hash"}
 
 
+def delete_account(svc: Portal, account_id: str, by: dict | None = None) -> dict:
+    """Delete a disabled account for good (a person who left: nothing of theirs is kept here; what they did stays
+    in the services, under their agent id). Only a disabled one: a slip cannot delete someone still working, and
+    an admin never deletes themselves."""
+    if by is not None and by.get("_id") == account_id:
+        raise UserError("You cannot delete your own account. Ask another admin.", status=409)
+    account = svc.store.account(account_id)
+    if account is None:
+        raise UserError("No such account.", status=404)
+    if not account.get("disabled_at"):
+        raise UserError("Disable the account first: only a disabled account can be deleted.", status=409)
+    if not svc.store.delete_account(account_id):
+        raise UserError("No such account.", status=404)
+    log.info("account %s deleted", account["email"])
+    return {key: value for key, value in account.items() if key != "password_hash"}
+
+
 def password_link_valid(svc: Portal, token: str) -> bool:
     return svc.store.password_link(token, now()) is not None
 

@@ -262,6 +262,16 @@ class PortalStore:
     def end_password_links_of(self, account_id: str) -> None:
         self.password_links.delete_many({"account_id": account_id})
 
+    def delete_account(self, account_id: str) -> bool:
+        """The account gone with its sessions, password links and failed sign-ins (whether there was one)."""
+        account = self.account(account_id)
+        if account is None:
+            return False
+        self.end_sessions_of(account_id)
+        self.end_password_links_of(account_id)
+        self.clear_failures(account["email"])
+        return self.accounts.delete_one({"_id": account_id}).deleted_count == 1
+
     # welcome emails of new accounts: the worker sends them, each with a link of its own
     def add_welcome(self, account_id: str, email: str, at: datetime) -> None:
         self.welcomes.insert_one(

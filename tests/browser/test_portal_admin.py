@@ -322,6 +322,30 @@ def test_an_admin_retires_a_topic_from_the_form_and_brings_it_back(portal_system
     expect(requester.get_by_label("What is it about?").locator(f"option[value='{topic}']")).to_have_count(1)
 
 
+def test_an_admin_disables_then_deletes_an_account_that_left(portal_system, new_context, screenshot):  # noqa: F811
+    portal = portal_system.portal
+    email = unique_email("leaver")
+    created = requests.post(f"{portal}/api/accounts", json={"email": email, "role": "admin", "password": PASSWORD},
+                            headers=auth_header("admin"), timeout=15)  # fmt: skip
+    assert created.status_code == 201, created.text
+    admin = new_context().new_page()
+    sign_in(admin, portal, ADMIN_EMAIL)
+    admin.goto(portal + "/admin/")
+    expect(admin.get_by_text(f"Delete ({email})")).to_have_count(0)  # enabled: nothing to delete yet
+    admin.get_by_role("button", name=f"Disable ({email})").click()
+    expect(admin.get_by_text("The account is disabled")).to_be_visible()
+
+    admin.get_by_text(f"Delete ({email})").click()
+    assert_accessible(admin)
+    screenshot(admin, "admin-accounts-delete")
+    admin.get_by_role("button", name=f"Yes, delete {email}").click()
+
+    expect(admin.get_by_text("The account is deleted.")).to_be_visible()
+    expect(admin.get_by_role("cell", name=email)).to_have_count(0)
+    gone = requests.delete(f"{portal}/api/accounts/{email}", headers=auth_header("admin"), timeout=15)
+    assert gone.status_code == 404
+
+
 def test_an_agent_switches_its_own_availability_from_the_queue(portal_system, new_context):  # noqa: F811
     agent = new_context().new_page()
     sign_in(agent, portal_system.portal, STAFF["bob"]["email"])  # bob starts away

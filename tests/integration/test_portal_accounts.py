@@ -334,3 +334,46 @@ def test_a_form_sent_again_after_the_device_forgot_its_requests_opens_nothing(po
     assert "Account 12345" not in text(again) and form["email"] not in text(again)  # nothing of it shown
     assert next_person.get(f"/tickets/{ticket_id}").status_code == 404
     assert len(intake.opened) == 1
+
+
+def test_a_disabled_account_can_be_deleted_for_good_and_an_enabled_one_cannot(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    agent, token = account_with_session(portal, "agent")
+    secret = os.environ["TICKETFLOW_JWT_SECRET"]
+    admin = {"Authorization": f"Bearer {issue_token(secret, 'admin', ttl=60, sub='ops')}"}
+    client = browser(portal)
+    path = f"/api/accounts/{agent['email']}"
+
+    enabled = client.delete(path, headers=admin)
+    assert enabled.status_code == 409 and "Disable the account first" in enabled.get_json()["detail"]
+    assert svc.store.account(agent["_id"]) is not None and handlers.load_session(svc, token) is not None
+    agent_token = issue_token(secret, "agent", agent_id="ada", ttl=60)
+    assert client.delete(path, headers={"Authorization": f"Bearer {agent_token}"}).status_code == 403
+
+    assert client.patch(path, json={"disabled": True}, headers=admin).status_code == 200
+    deleted = client.delete(path, headers=admin)
+
+    assert deleted.status_code == 204 and svc.store.account(agent["_id"]) is None
+    assert svc.store.account_by_email(agent["email"]) is None
+    assert client.delete(path, headers=admin).status_code == 404
+
+
+def test_an_admin_deletes_a_disabled_account_from_the_page_but_never_their_own(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    me, my_token = account_with_session(portal, "admin")
+    other, _ = account_with_session(portal, "agent")
+    page = browser(portal, my_token)
+    handlers.set_disabled(svc, other["_id"], True)
+    assert f"Yes, delete {other['email']}" in text(page.get("/admin/"))
+
+    deleted = post_form(page, f"/admin/accounts/{other['_id']}/delete", "/admin/", {})
+
+    assert deleted.status_code == 303 and deleted.headers["Location"].endswith("notice=deleted")
+    assert svc.store.account(other["_id"]) is None and other["email"] not in text(page.get("/admin/"))
+    try:
+        handlers.delete_account(svc, me["_id"], by={"_id": me["_id"]})  # as the page passes who acts
+    except handlers.UserError as exc:
+        assert exc.status == 409 and "your own account" in exc.message
+    else:
+        raise AssertionError("an admin deleted their own account")
+    assert svc.store.account(me["_id"]) is not None

@@ -12,6 +12,7 @@ from services.portal.views.admin import blueprint, form_data, page
 NOTICES = {
     "disabled": "The account is disabled: its sessions ended and it cannot sign in.",
     "enabled": "The account is enabled again: it signs in with its password.",
+    "deleted": "The account is deleted.",
 }
 
 
@@ -54,3 +55,14 @@ def account_disabled(account_id: str):
     except handlers.UserError as exc:
         return _page(message=exc.message, status=exc.status)
     return redirect(url_for("admin.index", notice="disabled" if disabled else "enabled"), 303)
+
+
+@blueprint.post("/accounts/<account_id>/delete")
+@admin_required
+def delete_account(account_id: str):
+    """A disabled account, deleted for good (asked once more on the page)."""
+    try:
+        handlers.delete_account(portal(), account_id, by={"_id": g.session.get("account_id")})
+    except handlers.UserError as exc:
+        return _page(message=exc.message, status=exc.status)
+    return redirect(url_for("admin.index", notice="deleted"), 303)
