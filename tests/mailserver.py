@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import pytest
 
-from ticketflow.local import REPO_ROOT, free_port, log_tail
+from ticketflow.local import REPO_ROOT, free_ports, log_tail
 
 USER = "helpdesk@example.com"
 PASSWORD = "s3cret /@%pw"  # a space, a slash, an @ and a %: the URL must percent-encode them all
@@ -138,7 +138,7 @@ class Dovecot:
         if len(str(root / "run")) + len("/token-login/imap-urlauth") >= 108:  # sun_path's limit, the NUL included
             raise ValueError(f"{root}: too long a path for Dovecot's sockets; use a shorter temporary folder")
         self.user, self.password = USER, PASSWORD
-        self.port, self.tls_port = free_port(), free_port()
+        self.port, self.tls_port = free_ports(2)  # two different ones
         self.proc: subprocess.Popen | None = None
         self.cert = root / "cert.pem"
         self.log_path = root / "dovecot.log"

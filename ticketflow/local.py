@@ -36,6 +36,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different TCP ports on 127.0.0.1 that nothing listens on right now. They are held together while
+    chosen: one free_port() after another may give the same port twice (the kernel hands a port just let go to
+    the next bind(0)), and two services of one system then fight over it."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         socket.create_connection((host, port), timeout=timeout).close()

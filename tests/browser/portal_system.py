@@ -27,7 +27,7 @@ from tests.conftest import Spawner, _wait_healthy, own_namespace
 from tests.harness import auth_header, consumers_on, wait_until
 from tests.integration.notify_servers import SmtpRecorder
 from ticketflow.cli import api_command, mail_command
-from ticketflow.local import free_port, port_answers
+from ticketflow.local import free_port, free_ports, port_answers
 
 PASSWORD = "correct horse battery staple"
 STAFF = {
@@ -100,7 +100,9 @@ def portal_system(infra) -> Iterator[PortalSystem]:
 
 
 def _start(spawn: Spawner, recorder: SmtpRecorder, smtp_port: int, infra) -> PortalSystem:
-    ports = {service: free_port() for service in [*SERVICE_PORTS, "portal"]}
+    names = [*SERVICE_PORTS, "portal", "mail-in"]
+    ports = dict(zip(names, free_ports(len(names)), strict=True))  # each its own port
+    mail_in_port = ports.pop("mail-in")
     urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
     env = {
         "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
@@ -117,7 +119,6 @@ def _start(spawn: Spawner, recorder: SmtpRecorder, smtp_port: int, infra) -> Por
         api.url = urls[service]
         apis.append(api)
         spawn.worker(service, env=env)
-    mail_in_port = free_port()
     spawn(mail_command(), env={**env, "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{mail_in_port}"}, name="intake-mail")
     for api in apis:
         _wait_healthy(api, 60)

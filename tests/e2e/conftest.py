@@ -17,7 +17,7 @@ from tests.harness import auth_header, consumers_on, wait_until
 from tests.integration.notify_servers import SmtpRecorder, smtp_server  # noqa: F401 - a fixture
 from ticketflow import local
 from ticketflow.cli import api_command
-from ticketflow.local import free_port
+from ticketflow.local import free_ports
 
 API_ENV = {"WEB_CONCURRENCY": "1"}  # one gunicorn worker per api: each costs a second of CPU to start, and the suite's
 # systems start dozens; the runs of hundreds of tickets are bound by the workers, not by the apis
@@ -100,8 +100,7 @@ def start_system(smtp_server, spawn: Spawner, infra) -> Iterator[Callable[..., S
         services = [service for service in SERVICE_PORTS if search or service != "search"]
         system = System({}, {service: [] for service in services}, recorder, start_worker)
         apis = []
-        for service in services:
-            port = free_port()
+        for service, port in zip(services, free_ports(len(services)), strict=True):  # each its own port
             handle = spawn(api_command(service, port), env=spawn._service_env(service, {**API_ENV, **common}),
                            name=f"{service}-api")  # fmt: skip
             handle.url = system.urls[service] = f"http://127.0.0.1:{port}"

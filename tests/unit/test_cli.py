@@ -9,7 +9,7 @@ import pytest
 
 from shared.config import SERVICE_PORTS
 from ticketflow import cli, demo, local, mailsink, status
-from ticketflow.local import free_port
+from ticketflow.local import free_port, free_ports
 
 
 @pytest.fixture
@@ -289,3 +289,11 @@ def test_token_prints_a_requester_scoped_portal_token(monkeypatch, capsys):
     principal = decode_token(secret, capsys.readouterr().out.strip())
     assert (principal.role, principal.requester_email, principal.ticket_id) == ("portal", "ana@example.com", "t-1")
     assert cli.main(["token", "--role", "admin", "--requester-email", "ana@example.com"]) != 0
+
+
+def test_free_ports_are_different_ports_nothing_listens_on():
+    from ticketflow.local import port_answers
+
+    ports = free_ports(12)
+    assert len(set(ports)) == 12  # one system's services never share one
+    assert not any(port_answers("127.0.0.1", port, timeout=0.2) for port in ports)
