@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         change.add_argument("--email", required=True)
         change.add_argument("--portal-url", default=create.get_default("portal_url"), help="the portal (default :8000)")
         change.set_defaults(handler=_account_change, disabled=verb == "disable")
+    for verb, words in (("delete", "delete a disabled account for good (what it did stays on the tickets)"),
+                        ("password-link", "print a one-time link to set an account's password (3 days)")):  # fmt: skip
+        other = account_commands.add_parser(verb, help=words)
+        other.add_argument("--email", required=True)
+        other.add_argument("--portal-url", default=create.get_default("portal_url"), help="the portal (default :8000)")
+        other.set_defaults(handler=_account_delete if verb == "delete" else _account_password_link)
 
     args = parser.parse_args(argv)
     return args.handler(args)
@@ -135,6 +141,18 @@ def _account_change(args: argparse.Namespace) -> int:
     from ticketflow import accounts
 
     return accounts.change(args.portal_url, args.email, args.disabled)
+
+
+def _account_delete(args: argparse.Namespace) -> int:
+    from ticketflow import accounts
+
+    return accounts.delete(args.portal_url, args.email)
+
+
+def _account_password_link(args: argparse.Namespace) -> int:
+    from ticketflow import accounts
+
+    return accounts.password_link(args.portal_url, args.email)
 
 
 def _search_reindex(args: argparse.Namespace) -> int:

@@ -24,7 +24,10 @@ The portal itself is HTML: `/` for requesters, `/login`, `/console/` for agents,
 least 12 characters. Without a password the answer carries `set_password_url`, a one-time link
 (3 days) where the person sets one. `PATCH /api/accounts/{email}` with `{"disabled": true}` disables
 an account (it cannot sign in, its sessions and password links end; nothing it did is lost), and
-`{"disabled": false}` enables it again.
+`{"disabled": false}` enables it again; `DELETE` deletes a disabled one for good. `POST
+/api/accounts/{email}/password-link` answers a new one-time link (3 days) for an enabled account whose person
+cannot choose a password by email: its password works until the link is used (`ticketflow account
+password-link`, for the last admin who forgot theirs).
 """
 
 # templates/ and static/ of this folder (the app's own root is not a package folder)
@@ -83,6 +86,26 @@ class AccountByEmail(MethodView):
         except handlers.UserError as exc:
             raise _problem(exc) from None
         return "", 204
+
+
+@accounts.route("/accounts/<email>/password-link")
+class AccountPasswordLink(MethodView):
+    @require_roles("admin")
+    @accounts.response(201, AccountSchema)
+    @accounts.alt_response(404, response="NOT_FOUND")
+    @accounts.alt_response(409, response="CONFLICT")
+    def post(self, email):
+        """A new one-time link to set the account's password (`set_password_url`, 3 days); 409 while disabled."""
+        svc = current_app.extensions["ticketflow.portal"]
+        account = svc.store.account_by_email(email.strip().lower())
+        if account is None:
+            raise _problem(handlers.UserError(f"No account for {email}.", status=404))
+        try:
+            account, token = handlers.new_password_link(svc, account["_id"])
+        except handlers.UserError as exc:
+            raise _problem(exc) from None
+        link = svc.settings.portal_url + url_for("auth.password", token=token)
+        return {**{k: v for k, v in account.items() if k != "password_hash"}, "set_password_url": link}
 
 
 def _problem(exc: handlers.UserError) -> Problem:

@@ -143,13 +143,8 @@ def sign_in(svc: Portal, email: str, password: str) -> dict:
 
     The attempt counts as a failure before the password is checked: parallel guesses cannot slip past the limit.
     """
-    at = now()
-    email, at = email.strip().lower(), at.replace(microsecond=at.microsecond // 1000 * 1000)  # as stored (ms)
-    until = domain.locked_until(svc.store.add_attempt(email, at, keep=domain.MAX_FAILURES * 2), at)
-    if until is not None:
-        svc.store.drop_attempt(email, at)
-        minutes = max(1, round((until - at).total_seconds() / 60))
-        raise UserError(f"Too many failed sign-ins for this email. Try again in {minutes} minutes.", status=429)
+    email = email.strip().lower()
+    _count_attempt(svc, email, "Too many failed sign-ins for this email.")
     account = svc.store.account_by_email(email) if email else None
     if account is None or not _password_matches(svc, account.get("password_hash"), password):
         raise UserError("The email or password is not right.", status=401)
@@ -157,6 +152,18 @@ def sign_in(svc: Portal, email: str, password: str) -> dict:
     if account.get("disabled_at"):  # said only to whoever knows the password
         raise UserError("This account is disabled. Ask an admin to enable it again.", status=403)
     return account
+
+
+def _count_attempt(svc: Portal, email: str, too_many: str) -> None:
+    """Count an attempt with a password as failed before it is checked (parallel guesses cannot slip past the
+    limit); UserError 429 while the email is locked. A right password clears the count (clear_failures)."""
+    at = now()
+    at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # as stored (ms)
+    until = domain.locked_until(svc.store.add_attempt(email, at, keep=domain.MAX_FAILURES * 2), at)
+    if until is not None:
+        svc.store.drop_attempt(email, at)
+        minutes = max(1, round((until - at).total_seconds() / 60))
+        raise UserError(f"{too_many} Try again in {minutes} minutes.", status=429)
 
 
 _DUMMY_HASH = PasswordHasher().hash("a password nobody has, for the time an unknown email takes")
@@ -236,19 +243,97 @@ def password_link_valid(svc: Portal, token: str) -> bool:
     return svc.store.password_link(token, now()) is not None
 
 
+def new_password_link(svc: Portal, account_id: str, by: dict | None = None) -> tuple[dict, str]:
+    """(the account, a one-time link token) for an admin to give someone who cannot choose a password by email
+    (it never arrives, or they never had one). Their password works until the link is used; the link ends
+    with every other of the account's when a password is set. One's own: "Your password" asks the current one."""
+    if by is not None and by.get("_id") == account_id:
+        raise UserError("Change your own password on “Your password”.", status=409)
+    account = svc.store.account(account_id)
+    if account is None:
+        raise UserError("No such account.", status=404)
+    if account.get("disabled_at"):
+        raise UserError("The account is disabled: enable it first.", status=409)
+    token = secrets.token_urlsafe(32)
+    svc.store.add_password_link(token, account_id, now() + PASSWORD_LINK_LIFE)
+    log.info("account %s: a new link to set its password", account["email"])
+    return account, token
+
+
+LINK_GONE = (
+    "Links to set a password work once, for a while. Ask for a new one with “Forgot your password?” on the "
+    "sign-in page, or ask an admin."
+)
+
+
 def set_password(svc: Portal, token: str, password: str) -> dict:
-    """Set the password of the link's account (once); every session and every other link of the account ends."""
+    """Set the password of the link's account (once); every session and every other link of the account ends,
+    and so do its failed sign-ins (whoever holds the link reads the account's email)."""
     problems = domain.password_problems(password)
     if problems:
         raise UserError("Choose another password.", {"password": problems})
     link = svc.store.use_password_link(token, now())
     account = svc.store.account(link["account_id"]) if link else None
     if account is None or account.get("disabled_at"):
-        raise UserError("This link is not valid any more. Ask an admin for a new one.", status=404)
+        raise UserError(LINK_GONE, status=404)
     svc.store.set_password_hash(account["_id"], svc.hasher.hash(password))
     svc.store.end_password_links_of(account["_id"])  # the emailed link, when the admin's was used (or the reverse)
     svc.store.end_sessions_of(account["_id"])
+    svc.store.clear_failures(account["email"])
     return account
+
+
+# "Forgot your password?" requests an hour, checked in this order and each counted only once the ones before it
+# passed: per client address, then per email (each asks for an email to that address)
+RESET_LIMITS = (("client", 20), ("email", 5))
+RESET_LINK_LIFE = timedelta(hours=1)
+
+
+def request_password_reset(svc: Portal, email: str, client: str) -> None:
+    """Note the request for the worker, which emails a link when the address is an enabled account's: the page
+    answers the same whether or not it is one (nobody learns who has an account). Limits apply."""
+    email = email.strip().lower()
+    if not domain.email_ok(email):
+        raise UserError(
+            "Some answers need another look.",
+            {"email": ["Enter the email address you sign in with, like ada@example.com."]},
+        )
+    at = now()
+    window = at.replace(minute=0, second=0, microsecond=0)
+    keys = {"client": client, "email": email}
+    for kind, limit in RESET_LIMITS:
+        if svc.store.count_hit(f"reset:{kind}:{keys[kind]}", window, timedelta(hours=1)) > limit:
+            raise UserError("Too many requests for a link. Please try again in an hour.", status=429)
+    svc.store.add_password_reset(email, at)
+
+
+def change_password(svc: Portal, session: dict, current: str, new: str, again: str) -> tuple[str, dict]:
+    """A signed-in person's new password, given their current one: every session of the account ends (a session
+    someone else took too) and so do its password links; the (token, session) of a new one for this browser.
+
+    A wrong current password counts as a failed sign-in of the account's email: a session left open on a shared
+    computer cannot be used to guess it."""
+    account = svc.store.account(session["account_id"])
+    if account is None or account.get("disabled_at"):
+        raise UserError("This account cannot sign in any more.", status=403)
+    _count_attempt(svc, account["email"], "Too many wrong passwords.")
+    errors: dict[str, list[str]] = {}
+    if not _password_matches(svc, account.get("password_hash"), current):
+        errors["current"] = ["This is not your current password."]
+    else:
+        svc.store.clear_failures(account["email"])
+    if problems := domain.password_problems(new):
+        errors["password"] = problems
+    elif new != again:
+        errors["again"] = ["This is not the same as the new password above."]
+    elif "current" not in errors and new == current:
+        errors["password"] = ["This is your current password. Choose a new one."]
+    if errors:
+        raise UserError("Some answers need another look.", errors)
+    svc.store.set_password_hash(account["_id"], svc.hasher.hash(new))
+    svc.store.end_password_links_of(account["_id"])
+    svc.store.end_sessions_of(account["_id"])
+    return start_session(svc, account=account)
 
 
 # requesters

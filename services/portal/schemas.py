@@ -33,5 +33,7 @@ class AccountSchema(Schema):
     created_at = fields.DateTime()
     disabled_at = fields.DateTime(metadata={"description": "only when disabled: since when"})
     set_password_url = fields.String(
-        metadata={"description": "only without a password: a one-time link (3 days) to set one"}
+        metadata={
+            "description": "at creation without a password, and from password-link: a one-time link (3 days) to set one"
+        }
     )

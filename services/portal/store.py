@@ -48,6 +48,7 @@ class PortalStore:
         self.status_requests = db["status_requests"]
         self.presence = db["presence"]
         self.welcomes = db["welcome_emails"]
+        self.password_resets = db["password_resets"]
         self.confirmations = db["confirmed_addresses"]
         self.saved_replies = db["saved_replies"]
         self.ratings = db["ratings"]
@@ -64,6 +65,7 @@ class PortalStore:
         self.presence.create_index([("seen_at", ASCENDING)])
         retire_indexes(self.presence, "ticket_id_1_seen_at_1")
         self.welcomes.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
+        self.password_resets.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
         self.password_links.create_index([("account_id", ASCENDING)])
         self.saved_replies.create_index([("title_key", ASCENDING)], unique=True)
         self.ratings.create_index([("rated_at", ASCENDING)])  # the reports' period
@@ -278,6 +280,10 @@ class PortalStore:
             {"_id": uuid.uuid4().hex, "account_id": account_id, "email": email, "state": "pending", "created_at": at}
         )
 
+    # "Forgot your password?": the worker emails a link when the address is an account's
+    def add_password_reset(self, email: str, at: datetime) -> None:
+        self.password_resets.insert_one({"_id": uuid.uuid4().hex, "email": email, "state": "pending", "created_at": at})
+
     # rate limits: fixed windows
     def count_hit(self, key: str, window_start: datetime, window: timedelta) -> int:
         """Count one more hit of `key` in the window that began at `window_start`; the count so far."""
@@ -343,4 +349,7 @@ class PortalStore:
             {"state": {"$in": ["sent", "no-match", "failed"]}, "created_at": {"$lte": requests_before}}
         )
         self.welcomes.delete_many({"state": {"$in": ["sent", "failed"]}, "created_at": {"$lte": requests_before}})
+        self.password_resets.delete_many(
+            {"state": {"$in": ["sent", "no-account", "failed"]}, "created_at": {"$lte": requests_before}}
+        )
         self.failures.delete_many({"last": {"$lte": requests_before}})

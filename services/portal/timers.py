@@ -1,10 +1,11 @@
-"""What the portal's worker runs on a clock: check-status links, welcome emails, forgetting what expired."""
+"""What the portal's worker runs on a clock: check-status links, welcome emails, links to choose a new password,
+forgetting what expired."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from services.portal import domain, mailing
+from services.portal import domain, mailing, resets
 from services.portal.admin.welcome import send_welcome
 from services.portal.handlers import Portal, answer_status_request
 from shared.clock import now
@@ -18,6 +19,10 @@ def answer_requests(svc: Portal) -> int:
 
 def send_welcomes(svc: Portal) -> int:
     return mailing.work(svc, "welcome_emails", send_welcome)
+
+
+def send_resets(svc: Portal) -> int:
+    return mailing.work(svc, "password_resets", resets.send_reset)
 
 
 def purge(svc: Portal) -> None:

@@ -464,3 +464,59 @@ def test_mail_in_shows_on_the_ticket_and_on_the_admins_mail_page(portal_system, 
     admin.get_by_role("button", name="Show").click()
     expect(admin.get_by_role("row").filter(has_text=requester)).to_have_count(1)
     expect(admin.get_by_role("row").filter(has_text=colleague)).to_have_count(0)
+
+
+def test_someone_who_forgot_their_password_gets_back_in_then_changes_it(portal_system, new_context, screenshot):  # noqa: F811
+    """ "Forgot your password?" emails a link (the page says the same for any address), the link sets a new
+    password; "Your password" changes it again with the current one and signs out the other browser."""
+    system, portal = portal_system, portal_system.portal
+    email, old_password = unique_email("forgetful"), "the password I cannot remember"
+    created = requests.post(f"{portal}/api/accounts", json={"email": email, "role": "admin", "password": old_password},
+                            headers=auth_header("admin"), timeout=15)  # fmt: skip
+    assert created.status_code == 201, created.text
+    elsewhere = new_context().new_page()  # signed in on another computer, forgotten since
+    sign_in(elsewhere, portal, email, old_password)
+    expect(elsewhere.get_by_role("heading", name="Queues")).to_be_visible()
+
+    page = new_context().new_page()
+    page.goto(portal + "/login")
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_label("Email address").fill("not an address")
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.locator("#email-error")).to_contain_text("Enter the email address you sign in with")
+    assert_accessible(page)
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    assert_accessible(page)
+    screenshot(page, "password-forgot-sent")
+
+    wait_until(lambda: [m for m in list(system.smtp.received) if m["To"] == email], timeout=30)
+    message = next(m for m in list(system.smtp.received) if m["To"] == email)
+    assert message["Subject"] == "Choose a new password for the help desk"
+    link = next(w for w in message.get_body(("plain",)).get_content().split() if "/password/" in w)
+    page.goto(link)
+    page.get_by_label("New password").fill(PASSWORD)
+    page.get_by_role("button", name="Set password").click()
+    expect(page.get_by_text("Your password is set. Sign in with it.")).to_be_visible()
+    sign_in(page, portal, email)
+    expect(page.get_by_role("heading", name="Queues")).to_be_visible()
+    elsewhere.reload()  # setting the password ended every session of the account
+    expect(elsewhere.get_by_role("heading", name="Sign in")).to_be_visible()
+
+    page.get_by_role("link", name="Your password").click()
+    page.get_by_label("Current password").fill(old_password)
+    page.get_by_label("New password", exact=True).fill("a newer password still")
+    page.get_by_label("New password again").fill("a newer password still")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#current-error")).to_contain_text("This is not your current password.")
+    expect(page.get_by_label("Current password")).to_have_value("")  # no password is written back
+    assert_accessible(page)
+    both_widths(page, screenshot, "password-change")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password", exact=True).fill("a newer password still")
+    page.get_by_label("New password again").fill("a newer password still")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_text("Your password is changed.")).to_be_visible()
+    page.get_by_role("link", name="Queues").click()  # still signed in here
+    expect(page.get_by_role("heading", name="Queues")).to_be_visible()

@@ -1,4 +1,5 @@
-"""Sign in and out (agents and admins), and setting a password from a one-time link."""
+"""Sign in and out (agents and admins); setting a password from a one-time link, asking for one by email
+("Forgot your password?"), and changing one's password while signed in."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from services.portal import handlers
-from services.portal.pages import error_page, portal, set_session
+from services.portal.pages import agent_required, error_page, portal, set_session
 
 blueprint = Blueprint("auth", __name__)
 
@@ -53,7 +54,7 @@ def logout():
 @blueprint.get("/password/<token>")
 def password(token: str):
     if not handlers.password_link_valid(portal(), token):
-        return error_page(404, "This link is not valid any more", "Ask an admin for a new link to set your password.")
+        return error_page(404, "This link is not valid any more", handlers.LINK_GONE)
     return render_template("auth/password.html", token=token, errors={})
 
 
@@ -66,3 +67,43 @@ def password_post(token: str):
             return error_page(404, "This link is not valid any more", exc.message)
         return render_template("auth/password.html", token=token, errors=exc.errors, message=exc.message), 422
     return redirect(url_for("auth.login", notice="password-set"), 303)
+
+
+@blueprint.get("/password/forgot")
+def forgot():
+    return render_template("auth/forgot.html", form={}, errors={})
+
+
+@blueprint.post("/password/forgot")
+def forgot_post():
+    form = {"email": request.form.get("email", "")}
+    try:
+        handlers.request_password_reset(portal(), form["email"], request.remote_addr or "")
+    except handlers.UserError as exc:
+        return render_template("auth/forgot.html", form=form, errors=exc.errors, message=exc.message), exc.status
+    return redirect(url_for("auth.forgot_sent"), 303)  # a reload shows the page again and asks for nothing
+
+
+@blueprint.get("/password/forgot/sent")
+def forgot_sent():
+    return render_template("auth/forgot_sent.html")
+
+
+@blueprint.get("/account/password")
+@agent_required
+def change_password():
+    return render_template("auth/change_password.html", errors={})
+
+
+@blueprint.post("/account/password")
+@agent_required
+def change_password_post():
+    form = request.form
+    try:
+        token, g.session = handlers.change_password(
+            portal(), g.session, form.get("current", ""), form.get("password", ""), form.get("again", "")
+        )
+    except handlers.UserError as exc:  # no password is ever written back into the page
+        return render_template("auth/change_password.html", errors=exc.errors, message=exc.message), exc.status
+    set_session(token)  # every session of the account ended, this browser's too: it gets a new one
+    return redirect(url_for("auth.change_password", notice="changed"), 303)

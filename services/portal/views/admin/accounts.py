@@ -1,4 +1,5 @@
-"""The accounts of the help desk: who signs in to the console, as agent or admin; disabling and enabling them."""
+"""The accounts of the help desk: who signs in to the console, as agent or admin; disabling and enabling them, a new
+link to set a password, deleting a disabled one."""
 
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ def index():
     return _page()
 
 
-def _page(form=None, errors=None, message=None, added=None, status=200):
+def _page(form=None, errors=None, message=None, added=None, status=200, link=None):
     accounts = portal().store.list_accounts()
     return page(
         "admin/index.html", "accounts", status, NOTICES, accounts=accounts, form=form or {}, errors=errors or {},
-        message=message, added=added, me=g.session.get("account_id"),
+        message=message, added=added, link=link, me=g.session.get("account_id"),
     )  # fmt: skip
 
 
@@ -55,6 +56,18 @@ def account_disabled(account_id: str):
     except handlers.UserError as exc:
         return _page(message=exc.message, status=exc.status)
     return redirect(url_for("admin.index", notice="disabled" if disabled else "enabled"), 303)
+
+
+@blueprint.post("/accounts/<account_id>/password-link")
+@admin_required
+def password_link(account_id: str):
+    """A one-time link to set a password, shown once for the admin to give the person (another account's)."""
+    try:
+        account, token = handlers.new_password_link(portal(), account_id, by={"_id": g.session.get("account_id")})
+    except handlers.UserError as exc:
+        return _page(message=exc.message, status=exc.status)
+    link = portal().settings.portal_url + url_for("auth.password", token=token)
+    return _page(link={"email": account["email"], "link": link})
 
 
 @blueprint.post("/accounts/<account_id>/delete")
