@@ -62,10 +62,7 @@ class AccountByEmail(MethodView):
     @accounts.alt_response(404, response="NOT_FOUND")
     def patch(self, data, email):
         """Disable an account (it cannot sign in; its sessions and password links end) or enable it again."""
-        svc = current_app.extensions["ticketflow.portal"]
-        account = svc.store.account_by_email(email.strip().lower())
-        if account is None:
-            raise _problem(handlers.UserError(f"No account for {email}.", status=404))
+        svc, account = _by_email(email)
         try:
             return handlers.set_disabled(svc, account["_id"], data["disabled"])
         except handlers.UserError as exc:
@@ -77,10 +74,7 @@ class AccountByEmail(MethodView):
     @accounts.alt_response(409, response="CONFLICT")
     def delete(self, email):
         """Delete a disabled account for good (409 while it is enabled: disable it first)."""
-        svc = current_app.extensions["ticketflow.portal"]
-        account = svc.store.account_by_email(email.strip().lower())
-        if account is None:
-            raise _problem(handlers.UserError(f"No account for {email}.", status=404))
+        svc, account = _by_email(email)
         try:
             handlers.delete_account(svc, account["_id"])
         except handlers.UserError as exc:
@@ -96,16 +90,22 @@ class AccountPasswordLink(MethodView):
     @accounts.alt_response(409, response="CONFLICT")
     def post(self, email):
         """A new one-time link to set the account's password (`set_password_url`, 3 days); 409 while disabled."""
-        svc = current_app.extensions["ticketflow.portal"]
-        account = svc.store.account_by_email(email.strip().lower())
-        if account is None:
-            raise _problem(handlers.UserError(f"No account for {email}.", status=404))
+        svc, account = _by_email(email)
         try:
             account, token = handlers.new_password_link(svc, account["_id"])
         except handlers.UserError as exc:
             raise _problem(exc) from None
         link = svc.settings.portal_url + url_for("auth.password", token=token)
         return {**{k: v for k, v in account.items() if k != "password_hash"}, "set_password_url": link}
+
+
+def _by_email(email: str) -> tuple[handlers.Portal, dict]:
+    """The portal and the account of the path's address (as people type it); 404 problem when there is none."""
+    svc = current_app.extensions["ticketflow.portal"]
+    account = svc.store.account_by_email(email.strip().lower())
+    if account is None:
+        raise _problem(handlers.UserError(f"No account for {email}.", status=404))
+    return svc, account
 
 
 def _problem(exc: handlers.UserError) -> Problem:

@@ -1,4 +1,5 @@
-"""The portal's own emails (check-status links, new accounts' welcomes), sent by its worker from job queues.
+"""The portal's own emails (check-status links, new accounts' welcomes, links to choose a new password), sent by its
+worker from job queues.
 
 A job is taken by one worker at a time. One that cannot be sent (the SMTP server or intake does not answer,
 the server refuses the address) goes back with a growing delay, and after ATTEMPTS tries ends `failed`: an
@@ -8,6 +9,7 @@ address that is always refused never holds up the jobs behind it.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
@@ -40,6 +42,18 @@ def work(svc, queue: str, handle: Callable[[object, dict], str], most: int = 50)
         svc.store.finish_job(queue, job["_id"], outcome, now())
         done += 1
     return done
+
+
+def send_password_link(svc, account_id: str, to: str, subject: str, text: Callable[[str], str], life) -> None:
+    """Mint a link to set the account's password (`life` long, once; only its digest is stored) and email
+    `text(url)`; when the server does not take the email the link goes too (smtp.SmtpError, the job retries)."""
+    token = secrets.token_urlsafe(32)
+    svc.store.add_password_link(token, account_id, now() + life)
+    try:
+        send(svc.settings, to, subject, text(f"{svc.settings.portal_url}/password/{token}"))
+    except smtp.SmtpError:
+        svc.store.use_password_link(token, now())
+        raise
 
 
 def send(settings, to: str, subject: str, text: str) -> None:

@@ -8,12 +8,8 @@ password: the old one works until the link is used, so a stranger who asks for s
 
 from __future__ import annotations
 
-import secrets
-
 from services.portal import mailing
 from services.portal.handlers import RESET_LINK_LIFE, Portal
-from shared import smtp
-from shared.clock import now
 
 
 def send_reset(svc: Portal, request: dict) -> str:
@@ -22,17 +18,17 @@ def send_reset(svc: Portal, request: dict) -> str:
     account = svc.store.account_by_email(request["email"])
     if account is None or account.get("disabled_at"):
         return "no-account"
-    token = secrets.token_urlsafe(32)
-    svc.store.add_password_link(token, account["_id"], now() + RESET_LINK_LIFE)
-    portal, minutes = svc.settings.portal_url, int(RESET_LINK_LIFE.total_seconds() // 60)
-    text = (
-        "Hello,\n\nSomeone, we hope you, asked for a new password for your account on the help desk. Choose one\n"
-        f"here (the link works once, for {minutes} minutes):\n\n{portal}/password/{token}\n\n"
-        "If you did not ask for it, ignore this email: your password stays as it is.\n"
+    minutes = int(RESET_LINK_LIFE.total_seconds() // 60)
+    mailing.send_password_link(
+        svc,
+        account["_id"],
+        account["email"],
+        "Choose a new password for the help desk",
+        lambda url: (
+            "Hello,\n\nSomeone, we hope you, asked for a new password for your account on the help desk. Choose "
+            f"one\nhere (the link works once, for {minutes} minutes):\n\n{url}\n\n"
+            "If you did not ask for it, ignore this email: your password stays as it is.\n"
+        ),
+        RESET_LINK_LIFE,
     )
-    try:
-        mailing.send(svc.settings, account["email"], "Choose a new password for the help desk", text)
-    except smtp.SmtpError:
-        svc.store.use_password_link(token, now())  # not sent: the link goes too
-        raise
     return "sent"

@@ -8,6 +8,8 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from werkzeug.serving import make_server
@@ -38,6 +40,17 @@ def browser(app, token: str | None = None):
     if token:
         client.set_cookie(cookie_names(False)[0], token)
     return client
+
+
+@contextmanager
+def served(app) -> Iterator[str]:
+    """The app on a real port of this machine (for the command line, which speaks HTTP): its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
 
 
 def post_form(client, path: str, page: str, form: dict):
@@ -213,10 +226,7 @@ def test_one_client_address_opens_so_many_requests_an_hour_with_the_form(portal,
 def test_ticketflow_account_disable_and_enable_from_the_command_line(portal, capsys):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]
     agent, token = account_with_session(portal, "agent")
-    server = make_server("127.0.0.1", 0, portal, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    try:
+    with served(portal) as url:
         assert cli.main(["account", "disable", "--email", agent["email"], "--portal-url", url]) == 0
         assert f"account {agent['email']} (agent) disabled" in capsys.readouterr().out
         assert svc.store.account(agent["_id"])["disabled_at"] and handlers.load_session(svc, token) is None
@@ -226,8 +236,6 @@ def test_ticketflow_account_disable_and_enable_from_the_command_line(portal, cap
 
         assert cli.main(["account", "disable", "--email", "nobody@example.com", "--portal-url", url]) == 1
         assert "No account for nobody@example.com." in capsys.readouterr().err
-    finally:
-        server.shutdown()
 
 
 def test_an_agent_account_is_for_an_agent_assignment_has(portal, stub):  # noqa: F811

@@ -5,16 +5,14 @@ In-process, on the real portal database; the other services are the stub of test
 from __future__ import annotations
 
 import re
-import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from werkzeug.serving import make_server
 
 from services.portal import handlers, mailing, resets, timers
 from shared.auth import issue_token
-from tests.integration.test_portal_accounts import CSRF, account_with_session, browser, sign_in
+from tests.integration.test_portal_accounts import CSRF, account_with_session, browser, served, sign_in
 from tests.integration.test_portal_search import PASSWORD, portal, stub, text  # noqa: F401
 from ticketflow import cli
 
@@ -256,10 +254,7 @@ def test_an_admin_gives_someone_a_new_password_link_from_the_accounts_page(porta
 def test_ticketflow_account_password_link_and_delete_from_the_command_line(portal, capsys):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]
     agent, _ = account_with_session(portal, "agent")
-    server = make_server("127.0.0.1", 0, portal, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    try:
+    with served(portal) as url:
         assert cli.main(["account", "password-link", "--email", agent["email"].upper(), "--portal-url", url]) == 0
         out = capsys.readouterr().out
         assert f"a new password for {agent['email']} (one-time link, 3 days): " in out
@@ -274,8 +269,6 @@ def test_ticketflow_account_password_link_and_delete_from_the_command_line(porta
         assert cli.main(["account", "delete", "--email", agent["email"], "--portal-url", url]) == 0
         assert f"account {agent['email']} deleted" in capsys.readouterr().out
         assert svc.store.account(agent["_id"]) is None
-    finally:
-        server.shutdown()
 
 
 def test_the_api_gives_a_password_link_to_admins_only(portal):  # noqa: F811

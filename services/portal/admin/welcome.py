@@ -7,11 +7,8 @@ Setting a password ends every link of the account.
 
 from __future__ import annotations
 
-import secrets
-
 from services.portal import mailing
 from services.portal.handlers import PASSWORD_LINK_LIFE, Portal
-from shared import smtp
 from shared.clock import now
 
 
@@ -25,17 +22,16 @@ def send_welcome(svc: Portal, waiting: dict) -> str:
     account = svc.store.account(waiting["account_id"])
     if account is None or account.get("disabled_at"):
         return "skipped"
-    token = secrets.token_urlsafe(32)
-    svc.store.add_password_link(token, waiting["account_id"], now() + PASSWORD_LINK_LIFE)
     portal, days = svc.settings.portal_url, PASSWORD_LINK_LIFE.days
-    text = (
-        f"Hello,\n\nAn admin has added you to the help desk as an agent. Choose your password here (the link\n"
-        f"works once, for {days} days):\n\n{portal}/password/{token}\n\nThen sign in at {portal}/login with "
-        "this email address.\n"
+    mailing.send_password_link(
+        svc,
+        waiting["account_id"],
+        waiting["email"],
+        "Your account on the help desk",
+        lambda url: (
+            f"Hello,\n\nAn admin has added you to the help desk as an agent. Choose your password here (the link\n"
+            f"works once, for {days} days):\n\n{url}\n\nThen sign in at {portal}/login with this email address.\n"
+        ),
+        PASSWORD_LINK_LIFE,
     )
-    try:
-        mailing.send(svc.settings, waiting["email"], "Your account on the help desk", text)
-    except smtp.SmtpError:
-        svc.store.use_password_link(token, now())  # not sent: the link goes too
-        raise
     return "sent"
