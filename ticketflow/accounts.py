@@ -50,7 +50,7 @@ def password_link(portal_url: str, email: str) -> int:
     answer = _answer(portal_url, lambda: call(portal_url, "POST", _path(email) + "/password-link", {}))
     if answer is None:
         return 1
-    print(f"a new password for {answer['email']} (one-time link, 3 days): {answer['set_password_url']}")
+    print(f"a link to set a new password for {answer['email']} (one time, 3 days): {answer['set_password_url']}")
     return 0
 
 

@@ -4,18 +4,18 @@ JSON API for accounts. It owns `<ns>_portal` and calls the four services' APIs w
 
 from __future__ import annotations
 
-from flask import Flask, current_app, url_for
+from flask import Flask, current_app
 from flask.views import MethodView
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.portal import handlers, pages
+from services.portal import handlers, pages, passwords
 from services.portal.schemas import AccountChangeSchema, AccountCreateSchema, AccountSchema
 from services.portal.views import admin, auth, console, health, reports, requester
 from shared.config import Settings, load_settings
 from shared.dumping import Blueprint
 from shared.errors import Problem
-from shared.web import MAX_BODY, ServiceApi, create_service_app, ensure_storage_once, require_roles
+from shared.web import MAX_BODY, ServiceApi, create_service_app, ensure_storage_once, principal, require_roles
 
 DESCRIPTION = """The web portal's JSON API: accounts of agents and admins (for ops scripts).
 
@@ -50,7 +50,7 @@ class Accounts(MethodView):
         except handlers.UserError as exc:
             raise _problem(exc) from None
         if token:
-            account = {**account, "set_password_url": svc.settings.portal_url + url_for("auth.password", token=token)}
+            account = {**account, "set_password_url": passwords.url(svc, token)}
         return account
 
 
@@ -92,11 +92,10 @@ class AccountPasswordLink(MethodView):
         """A new one-time link to set the account's password (`set_password_url`, 3 days); 409 while disabled."""
         svc, account = _by_email(email)
         try:
-            account, token = handlers.new_password_link(svc, account["_id"])
+            account, token = passwords.new_link(svc, account["_id"], by=f"the API ({principal().sub})")
         except handlers.UserError as exc:
             raise _problem(exc) from None
-        link = svc.settings.portal_url + url_for("auth.password", token=token)
-        return {**{k: v for k, v in account.items() if k != "password_hash"}, "set_password_url": link}
+        return {**account, "set_password_url": passwords.url(svc, token)}
 
 
 def _by_email(email: str) -> tuple[handlers.Portal, dict]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -105,7 +106,9 @@ def load_session(svc: Portal, token: str | None) -> dict | None:
         return None
     if session.get("account_id") and now() - session["last_seen"] > timedelta(minutes=1):
         account = svc.store.account(session["account_id"])
-        if account is None or account.get("disabled_at"):  # disabled while it signed in: ended here at the latest
+        changed = account.get("password_changed_at") if account else None
+        if account is None or account.get("disabled_at") or (changed and session["created_at"] < changed):
+            # disabled while it signed in, or a sign-in with the password just changed: ended here at the latest
             svc.store.end_session(session["_id"])
             return None
         expires = min(now() + IDLE_LIMIT, session["ends_at"])
@@ -144,9 +147,9 @@ def sign_in(svc: Portal, email: str, password: str) -> dict:
     The attempt counts as a failure before the password is checked: parallel guesses cannot slip past the limit.
     """
     email = email.strip().lower()
-    _count_attempt(svc, email, "Too many failed sign-ins for this email.")
+    count_attempt(svc, email, "Too many failed sign-ins for this email.")
     account = svc.store.account_by_email(email) if email else None
-    if account is None or not _password_matches(svc, account.get("password_hash"), password):
+    if account is None or not password_matches(svc, account.get("password_hash"), password):
         raise UserError("The email or password is not right.", status=401)
     svc.store.clear_failures(email)
     if account.get("disabled_at"):  # said only to whoever knows the password
@@ -154,7 +157,7 @@ def sign_in(svc: Portal, email: str, password: str) -> dict:
     return account
 
 
-def _count_attempt(svc: Portal, email: str, too_many: str) -> None:
+def count_attempt(svc: Portal, email: str, too_many: str) -> None:
     """Count an attempt with a password as failed before it is checked (parallel guesses cannot slip past the
     limit); UserError 429 while the email is locked. A right password clears the count (clear_failures)."""
     at = now()
@@ -169,7 +172,7 @@ def _count_attempt(svc: Portal, email: str, too_many: str) -> None:
 _DUMMY_HASH = PasswordHasher().hash("a password nobody has, for the time an unknown email takes")
 
 
-def _password_matches(svc: Portal, stored: str | None, password: str) -> bool:
+def password_matches(svc: Portal, stored: str | None, password: str) -> bool:
     """argon2 verify; an unknown email or an unset password costs the same time as a wrong one."""
     try:
         return svc.hasher.verify(stored or _DUMMY_HASH, password[: domain.PASSWORD_MAX]) and stored is not None
@@ -194,10 +197,7 @@ def create_account(
         raise UserError(
             f"An account for {email} exists.", {"email": ["An account with this email exists."]}, 409
         ) from None
-    link = None
-    if password is None:
-        link = secrets.token_urlsafe(32)
-        svc.store.add_password_link(link, account["_id"], now() + PASSWORD_LINK_LIFE)
+    link = svc.store.new_password_link(account["_id"], now(), PASSWORD_LINK_LIFE) if password is None else None
     return account, link
 
 
@@ -218,7 +218,12 @@ def set_disabled(svc: Portal, account_id: str, disabled: bool, by: dict | None =
         log.info("account %s %s", account["email"], "disabled" if disabled else "enabled")
     if disabled:  # again when it was: a session that slipped past the first time ends now
         svc.store.end_sessions_of(account_id)
-        svc.store.end_password_links_of(account_id)
+    svc.store.end_password_links_of(account_id)  # enabled too: a link minted as it was being disabled ends
+    return shown(account)
+
+
+def shown(account: dict) -> dict:
+    """An account as pages and the API show it: never its password's hash."""
     return {key: value for key, value in account.items() if key != "password_hash"}
 
 
@@ -236,104 +241,7 @@ def delete_account(svc: Portal, account_id: str, by: dict | None = None) -> dict
     if not svc.store.delete_account(account_id):
         raise UserError("No such account.", status=404)
     log.info("account %s deleted", account["email"])
-    return {key: value for key, value in account.items() if key != "password_hash"}
-
-
-def password_link_valid(svc: Portal, token: str) -> bool:
-    return svc.store.password_link(token, now()) is not None
-
-
-def new_password_link(svc: Portal, account_id: str, by: dict | None = None) -> tuple[dict, str]:
-    """(the account, a one-time link token) for an admin to give someone who cannot choose a password by email
-    (it never arrives, or they never had one). Their password works until the link is used; the link ends
-    with every other of the account's when a password is set. One's own: "Your password" asks the current one."""
-    if by is not None and by.get("_id") == account_id:
-        raise UserError("Change your own password on “Your password”.", status=409)
-    account = svc.store.account(account_id)
-    if account is None:
-        raise UserError("No such account.", status=404)
-    if account.get("disabled_at"):
-        raise UserError("The account is disabled: enable it first.", status=409)
-    token = secrets.token_urlsafe(32)
-    svc.store.add_password_link(token, account_id, now() + PASSWORD_LINK_LIFE)
-    log.info("account %s: a new link to set its password", account["email"])
-    return account, token
-
-
-LINK_GONE = (
-    "Links to set a password work once, for a while. Ask for a new one with “Forgot your password?” on the "
-    "sign-in page, or ask an admin."
-)
-
-
-def set_password(svc: Portal, token: str, password: str) -> dict:
-    """Set the password of the link's account (once); every session and every other link of the account ends,
-    and so do its failed sign-ins (whoever holds the link reads the account's email)."""
-    problems = domain.password_problems(password)
-    if problems:
-        raise UserError("Choose another password.", {"password": problems})
-    link = svc.store.use_password_link(token, now())
-    account = svc.store.account(link["account_id"]) if link else None
-    if account is None or account.get("disabled_at"):
-        raise UserError(LINK_GONE, status=404)
-    svc.store.set_password_hash(account["_id"], svc.hasher.hash(password))
-    svc.store.end_password_links_of(account["_id"])  # the emailed link, when the admin's was used (or the reverse)
-    svc.store.end_sessions_of(account["_id"])
-    svc.store.clear_failures(account["email"])
-    return account
-
-
-# "Forgot your password?" requests an hour, checked in this order and each counted only once the ones before it
-# passed: per client address, then per email (each asks for an email to that address)
-RESET_LIMITS = (("client", 20), ("email", 5))
-RESET_LINK_LIFE = timedelta(hours=1)
-
-
-def request_password_reset(svc: Portal, email: str, client: str) -> None:
-    """Note the request for the worker, which emails a link when the address is an enabled account's: the page
-    answers the same whether or not it is one (nobody learns who has an account). Limits apply."""
-    email = email.strip().lower()
-    if not domain.email_ok(email):
-        raise UserError(
-            "Some answers need another look.",
-            {"email": ["Enter the email address you sign in with, like ada@example.com."]},
-        )
-    at = now()
-    window = at.replace(minute=0, second=0, microsecond=0)
-    keys = {"client": client, "email": email}
-    for kind, limit in RESET_LIMITS:
-        if svc.store.count_hit(f"reset:{kind}:{keys[kind]}", window, timedelta(hours=1)) > limit:
-            raise UserError("Too many requests for a link. Please try again in an hour.", status=429)
-    svc.store.add_password_reset(email, at)
-
-
-def change_password(svc: Portal, session: dict, current: str, new: str, again: str) -> tuple[str, dict]:
-    """A signed-in person's new password, given their current one: every session of the account ends (a session
-    someone else took too) and so do its password links; the (token, session) of a new one for this browser.
-
-    A wrong current password counts as a failed sign-in of the account's email: a session left open on a shared
-    computer cannot be used to guess it."""
-    account = svc.store.account(session["account_id"])
-    if account is None or account.get("disabled_at"):
-        raise UserError("This account cannot sign in any more.", status=403)
-    _count_attempt(svc, account["email"], "Too many wrong passwords.")
-    errors: dict[str, list[str]] = {}
-    if not _password_matches(svc, account.get("password_hash"), current):
-        errors["current"] = ["This is not your current password."]
-    else:
-        svc.store.clear_failures(account["email"])
-    if problems := domain.password_problems(new):
-        errors["password"] = problems
-    elif new != again:
-        errors["again"] = ["This is not the same as the new password above."]
-    elif "current" not in errors and new == current:
-        errors["password"] = ["This is your current password. Choose a new one."]
-    if errors:
-        raise UserError("Some answers need another look.", errors)
-    svc.store.set_password_hash(account["_id"], svc.hasher.hash(new))
-    svc.store.end_password_links_of(account["_id"])
-    svc.store.end_sessions_of(account["_id"])
-    return start_session(svc, account=account)
+    return shown(account)
 
 
 # requesters
@@ -504,6 +412,16 @@ def follow_link(svc: Portal, token: str) -> dict:
     return {"id": link.ticket_id, "email": link.email}
 
 
+def within_limits(svc: Portal, action: str, limits: tuple, keys: dict[str, str], at) -> None:
+    """Count one more `action` under each (kind, limit) of `limits` in this clock hour, in their order, each only
+    once the ones before it passed; UserError 429 with the minutes to the hour's end past one of them."""
+    window = at.replace(minute=0, second=0, microsecond=0)
+    for kind, limit in limits:
+        if svc.store.count_hit(f"{action}:{kind}:{keys[kind]}", window, timedelta(hours=1)) > limit:
+            minutes = max(1, math.ceil((window + timedelta(hours=1) - at).total_seconds() / 60))
+            raise UserError(f"Too many requests for a link. Please try again in {minutes} minutes.", status=429)
+
+
 def request_status_link(svc: Portal, email: str, number: str, client: str) -> None:
     """Note the request for the worker (the page answers the same whether or not they match); limits apply."""
     email = email.strip().lower()
@@ -515,13 +433,9 @@ def request_status_link(svc: Portal, email: str, number: str, client: str) -> No
     if errors:
         raise UserError("Some answers need another look.", errors)
     at = now()
-    window = at.replace(minute=0, second=0, microsecond=0)
     as_number = int(number.strip().lstrip("#"))  # "0100042" is 100042, as the request stored is
     keys = {"request": f"{email}|{as_number}", "email": email, "client": client}
-    for kind, limit in STATUS_LIMITS:
-        key = keys[kind]
-        if svc.store.count_hit(f"status:{kind}:{key}", window, timedelta(hours=1)) > limit:
-            raise UserError("Too many requests for a link. Please try again in an hour.", status=429)
+    within_limits(svc, "status", STATUS_LIMITS, keys, at)
     svc.store.add_status_request(email, as_number, at)
 
 

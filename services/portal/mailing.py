@@ -9,7 +9,6 @@ address that is always refused never holds up the jobs behind it.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
@@ -42,18 +41,6 @@ def work(svc, queue: str, handle: Callable[[object, dict], str], most: int = 50)
         svc.store.finish_job(queue, job["_id"], outcome, now())
         done += 1
     return done
-
-
-def send_password_link(svc, account_id: str, to: str, subject: str, text: Callable[[str], str], life) -> None:
-    """Mint a link to set the account's password (`life` long, once; only its digest is stored) and email
-    `text(url)`; when the server does not take the email the link goes too (smtp.SmtpError, the job retries)."""
-    token = secrets.token_urlsafe(32)
-    svc.store.add_password_link(token, account_id, now() + life)
-    try:
-        send(svc.settings, to, subject, text(f"{svc.settings.portal_url}/password/{token}"))
-    except smtp.SmtpError:
-        svc.store.use_password_link(token, now())
-        raise
 
 
 def send(settings, to: str, subject: str, text: str) -> None:

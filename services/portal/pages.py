@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -244,6 +245,17 @@ def vendored(package: str) -> str:
     """The file name of a vendored package in static/vendor (its manifest records version and checksum)."""
     manifest = json.loads((Path(__file__).parent / "static" / "vendor" / "manifest.json").read_text())
     return next(item["path"] for item in manifest["files"] if item["package"] == package)
+
+
+def client_network() -> str:
+    """Whom the per-client limits count: the client's address, or its /64 for IPv6 (one machine or home holds a
+    whole /64 and may use any address of it)."""
+    address = request.remote_addr or ""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 
 
 def set_session(token: str | None) -> None:

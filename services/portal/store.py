@@ -10,6 +10,7 @@ worker's `purge` removes what has expired.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import uuid
 from datetime import datetime, timedelta
 
@@ -49,6 +50,7 @@ class PortalStore:
         self.presence = db["presence"]
         self.welcomes = db["welcome_emails"]
         self.password_resets = db["password_resets"]
+        self.account_notices = db["account_notices"]
         self.confirmations = db["confirmed_addresses"]
         self.saved_replies = db["saved_replies"]
         self.ratings = db["ratings"]
@@ -66,6 +68,7 @@ class PortalStore:
         retire_indexes(self.presence, "ticket_id_1_seen_at_1")
         self.welcomes.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
         self.password_resets.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
+        self.account_notices.create_index([("state", ASCENDING), ("created_at", ASCENDING)])
         self.password_links.create_index([("account_id", ASCENDING)])
         self.saved_replies.create_index([("title_key", ASCENDING)], unique=True)
         self.ratings.create_index([("rated_at", ASCENDING)])  # the reports' period
@@ -164,8 +167,10 @@ class PortalStore:
         change = {"$set": {"disabled_at": at}} if at is not None else {"$unset": {"disabled_at": ""}}
         return self.accounts.find_one_and_update({"_id": account_id}, change, return_document=ReturnDocument.AFTER)
 
-    def set_password_hash(self, account_id: str, password_hash: str) -> None:
-        self.accounts.update_one({"_id": account_id}, {"$set": {"password_hash": password_hash}})
+    def set_password_hash(self, account_id: str, password_hash: str, at: datetime) -> None:
+        """The new password's hash, and when it changed: links and sessions made before then are void."""
+        change = {"password_hash": password_hash, "password_changed_at": at}
+        self.accounts.update_one({"_id": account_id}, {"$set": change})
 
     # sessions
     def add_session(self, token: str, session: dict) -> None:
@@ -251,8 +256,12 @@ class PortalStore:
         self.failures.delete_one({"_id": email})
 
     # one-time password links
-    def add_password_link(self, token: str, account_id: str, expires_at: datetime) -> None:
-        self.password_links.insert_one({"_id": digest(token), "account_id": account_id, "expires_at": expires_at})
+    def new_password_link(self, account_id: str, at: datetime, life: timedelta) -> str:
+        """A new one-time link's token to set the account's password (only its digest is stored)."""
+        token = secrets.token_urlsafe(32)
+        link = {"_id": digest(token), "account_id": account_id, "created_at": at, "expires_at": at + life}
+        self.password_links.insert_one(link)
+        return token
 
     def password_link(self, token: str, now: datetime) -> dict | None:
         return self.password_links.find_one({"_id": digest(token), "expires_at": {"$gt": now}})
@@ -283,6 +292,12 @@ class PortalStore:
     # "Forgot your password?": the worker emails a link when the address is an account's
     def add_password_reset(self, email: str, at: datetime) -> None:
         self.password_resets.insert_one({"_id": uuid.uuid4().hex, "email": email, "state": "pending", "created_at": at})
+
+    # what an account's person is told by email (their password changed, an admin made a link for them)
+    def add_account_notice(self, email: str, kind: str, at: datetime) -> None:
+        self.account_notices.insert_one(
+            {"_id": uuid.uuid4().hex, "email": email, "kind": kind, "at": at, "state": "pending", "created_at": at}
+        )
 
     # rate limits: fixed windows
     def count_hit(self, key: str, window_start: datetime, window: timedelta) -> int:
@@ -349,7 +364,7 @@ class PortalStore:
             {"state": {"$in": ["sent", "no-match", "failed"]}, "created_at": {"$lte": requests_before}}
         )
         self.welcomes.delete_many({"state": {"$in": ["sent", "failed"]}, "created_at": {"$lte": requests_before}})
-        self.password_resets.delete_many(
-            {"state": {"$in": ["sent", "no-account", "failed"]}, "created_at": {"$lte": requests_before}}
-        )
+        finished = {"$in": ["sent", "no-account", "superseded", "failed"]}
+        for jobs in (self.password_resets, self.account_notices):
+            jobs.delete_many({"state": finished, "created_at": {"$lte": requests_before}})
         self.failures.delete_many({"last": {"$lte": requests_before}})

@@ -1,11 +1,11 @@
-"""What the portal's worker runs on a clock: check-status links, welcome emails, links to choose a new password,
-forgetting what expired."""
+"""What the portal's worker runs on a clock: check-status links, welcome emails, links to choose a new password and
+notices about passwords, forgetting what expired."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from services.portal import domain, mailing, resets
+from services.portal import domain, mailing, passwords
 from services.portal.admin.welcome import send_welcome
 from services.portal.handlers import Portal, answer_status_request
 from shared.clock import now
@@ -22,7 +22,11 @@ def send_welcomes(svc: Portal) -> int:
 
 
 def send_resets(svc: Portal) -> int:
-    return mailing.work(svc, "password_resets", resets.send_reset)
+    return mailing.work(svc, "password_resets", passwords.send_reset)
+
+
+def send_account_notices(svc: Portal) -> int:
+    return mailing.work(svc, "account_notices", passwords.send_notice)
 
 
 def purge(svc: Portal) -> None:

@@ -1,5 +1,5 @@
 """The portal's worker: emails the links people ask for with "check status" and "Forgot your password?", new
-accounts' links to set a password, and purges what expired.
+accounts' links to set a password, notices that a password changed, and purges what expired.
 
 It consumes no events: the portal reads the other services through their APIs.
 """
@@ -24,6 +24,7 @@ def main() -> None:
             Timer("status-links", timers.MAIL_INTERVAL, lambda: timers.answer_requests(svc)),
             Timer("welcome-emails", timers.MAIL_INTERVAL, lambda: timers.send_welcomes(svc)),
             Timer("password-resets", timers.MAIL_INTERVAL, lambda: timers.send_resets(svc)),
+            Timer("account-notices", timers.MAIL_INTERVAL, lambda: timers.send_account_notices(svc)),
             Timer("purge", 600, lambda: timers.purge(svc)),
         ],
     )

@@ -7,7 +7,7 @@ Setting a password ends every link of the account.
 
 from __future__ import annotations
 
-from services.portal import mailing
+from services.portal import passwords
 from services.portal.handlers import PASSWORD_LINK_LIFE, Portal
 from shared.clock import now
 
@@ -23,7 +23,7 @@ def send_welcome(svc: Portal, waiting: dict) -> str:
     if account is None or account.get("disabled_at"):
         return "skipped"
     portal, days = svc.settings.portal_url, PASSWORD_LINK_LIFE.days
-    mailing.send_password_link(
+    passwords.send_password_link(
         svc,
         waiting["account_id"],
         waiting["email"],

@@ -7,8 +7,8 @@ import re
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from services.portal import handlers
-from services.portal.pages import agent_required, error_page, portal, set_session
+from services.portal import handlers, passwords
+from services.portal.pages import agent_required, client_network, error_page, portal, set_session
 
 blueprint = Blueprint("auth", __name__)
 
@@ -53,19 +53,24 @@ def logout():
 
 @blueprint.get("/password/<token>")
 def password(token: str):
-    if not handlers.password_link_valid(portal(), token):
-        return error_page(404, "This link is not valid any more", handlers.LINK_GONE)
-    return render_template("auth/password.html", token=token, errors={})
+    account = passwords.link_account(portal(), token)
+    if account is None:
+        return error_page(404, "This link is not valid any more", passwords.LINK_GONE)
+    return render_template("auth/password.html", token=token, email=account["email"], errors={})
 
 
 @blueprint.post("/password/<token>")
 def password_post(token: str):
     try:
-        handlers.set_password(portal(), token, request.form.get("password", ""))
+        passwords.set_password(portal(), token, request.form.get("password", ""))
     except handlers.UserError as exc:
         if exc.status == 404:
             return error_page(404, "This link is not valid any more", exc.message)
-        return render_template("auth/password.html", token=token, errors=exc.errors, message=exc.message), 422
+        account = passwords.link_account(portal(), token) or {}
+        page = render_template(
+            "auth/password.html", token=token, email=account.get("email", ""), errors=exc.errors, message=exc.message
+        )
+        return page, 422
     return redirect(url_for("auth.login", notice="password-set"), 303)
 
 
@@ -78,7 +83,7 @@ def forgot():
 def forgot_post():
     form = {"email": request.form.get("email", "")}
     try:
-        handlers.request_password_reset(portal(), form["email"], request.remote_addr or "")
+        passwords.request_reset(portal(), form["email"], client_network())
     except handlers.UserError as exc:
         return render_template("auth/forgot.html", form=form, errors=exc.errors, message=exc.message), exc.status
     return redirect(url_for("auth.forgot_sent"), 303)  # a reload shows the page again and asks for nothing
@@ -100,7 +105,7 @@ def change_password():
 def change_password_post():
     form = request.form
     try:
-        token, g.session = handlers.change_password(
+        token, g.session = passwords.change_password(
             portal(), g.session, form.get("current", ""), form.get("password", ""), form.get("again", "")
         )
     except handlers.UserError as exc:  # no password is ever written back into the page

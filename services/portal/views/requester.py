@@ -9,7 +9,7 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from pymongo.errors import DuplicateKeyError
 
 from services.portal import attachments, domain, finding, handlers
-from services.portal.pages import error_page, passed_on, portal, set_session
+from services.portal.pages import client_network, error_page, passed_on, portal, set_session
 from shared.links import LinkError
 
 blueprint = Blueprint("requester", __name__)
@@ -67,7 +67,7 @@ def open_ticket():
     if already and _granted(already):
         return redirect(url_for("requester.ticket", ticket_id=already, notice="sent-before"), 303)
     try:
-        ticket = handlers.open_ticket(portal(), form, key, g.get("request_id"), files, request.remote_addr or "")
+        ticket = handlers.open_ticket(portal(), form, key, g.get("request_id"), files, client_network())
     except handlers.UserError as exc:
         return _home(form, exc.errors, exc.message, exc.status, choose_again=bool(files))
     grant = {"id": ticket["id"], "email": ticket["requester"]["email"]}
@@ -334,7 +334,7 @@ def forget():
 def check_status():
     form = {"status_email": request.form.get("status_email", ""), "number": request.form.get("number", "")}
     try:
-        handlers.request_status_link(portal(), form["status_email"], form["number"], request.remote_addr or "")
+        handlers.request_status_link(portal(), form["status_email"], form["number"], client_network())
     except handlers.UserError as exc:
         page = render_template(
             "requester/home.html", topics=handlers.topics(portal()), form=form, errors=exc.errors, message=exc.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import g, redirect, url_for
 
-from services.portal import handlers
+from services.portal import handlers, passwords
 from services.portal.admin import people
 from services.portal.pages import admin_required, portal
 from services.portal.views.admin import blueprint, form_data, page
@@ -41,8 +41,7 @@ def add_account():
         )
     except handlers.UserError as exc:
         return _page(form, exc.errors, exc.message, status=exc.status)
-    link = portal().settings.portal_url + url_for("auth.password", token=token)
-    return _page(added={"email": account["email"], "link": link})
+    return _page(added={"email": account["email"], "link": passwords.url(portal(), token)})
 
 
 @blueprint.post("/accounts/<account_id>/disabled")
@@ -58,16 +57,24 @@ def account_disabled(account_id: str):
     return redirect(url_for("admin.index", notice="disabled" if disabled else "enabled"), 303)
 
 
+@blueprint.get("/accounts/<account_id>/password-link")
+@admin_required
+def password_link_page(account_id: str):
+    """The address the link was shown at, opened again (Back, a bookmark): the accounts, no new link."""
+    return redirect(url_for("admin.index"), 303)
+
+
 @blueprint.post("/accounts/<account_id>/password-link")
 @admin_required
 def password_link(account_id: str):
     """A one-time link to set a password, shown once for the admin to give the person (another account's)."""
     try:
-        account, token = handlers.new_password_link(portal(), account_id, by={"_id": g.session.get("account_id")})
+        account, token = passwords.new_link(
+            portal(), account_id, by=f"admin {g.session.get('email')}", own_id=g.session.get("account_id")
+        )
     except handlers.UserError as exc:
         return _page(message=exc.message, status=exc.status)
-    link = portal().settings.portal_url + url_for("auth.password", token=token)
-    return _page(link={"email": account["email"], "link": link})
+    return _page(link={"email": account["email"], "link": passwords.url(portal(), token)})
 
 
 @blueprint.post("/accounts/<account_id>/delete")
