@@ -7,6 +7,7 @@ the console only hides the controls a person has no right to, and shows a refusa
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -154,7 +155,7 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     if rights & LEAD_ACTIONS:
         team = (view.work or {}).get("team")  # assignment takes an agent of the ticket's team only
         agents = svc.services.get("assignment", "/agents", who, team=team)["items"] if team else []
-        teams = svc.services.get("assignment", "/teams", who)["items"]
+        teams = every_team(svc, session)
     mail = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/mail", who)["items"]
     kept = [m for m in mail if m["outcome"] in KEPT_MAIL]
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept)
@@ -265,6 +266,47 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
     except Refused as refused:
         errors = {name.split(".")[-1]: messages for name, messages in refused.errors.items()}
         raise UserError(refused.detail or refused.title, errors, refused.status) from None
+
+
+BULK_ACTIONS = ("claim", "status", "priority", "transfer", "resolve")
+BULK_MOST = 100  # tickets one bulk action takes: a queue page's worth and then some
+SELECTED = re.compile(r"([0-9A-Za-z_-]{1,64}):([0-9]{1,15})")  # a row's checkbox: "<ticket id>:<number>"
+
+
+def every_team(svc: Portal, session: dict) -> list[dict]:
+    """Every team (a transfer's choices, for admins and leads)."""
+    return svc.services.get("assignment", "/teams", actor(session))["items"]
+
+
+def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dict, request_id: str | None) -> dict:
+    """One action on each selected ticket of a queue, as if taken on each ticket's page (the same rights, each
+    refusal the service's own): {"action", "done": [numbers], "refused": [{"number", "reason"}]} (no nested
+    arrays: the embedded store keeps none). UserError when nothing can be tried (no ticket chosen, no action,
+    the action's field empty).
+
+    A resolve is not held back by what changed since the queue showed the ticket (the ticket's page asks, the
+    queue shows no thread); a requester's message that comes after it reopens the ticket (intake's rule)."""
+    rows = [match.groups() for value in dict.fromkeys(selected) if (match := SELECTED.fullmatch(value))]
+    errors: dict[str, list[str]] = {}
+    if not rows:
+        errors["ticket_ids"] = ["Choose the tickets first: tick them in the list."]
+    elif len(rows) > BULK_MOST:
+        errors["ticket_ids"] = [f"Choose at most {BULK_MOST} tickets at once (you chose {len(rows)})."]
+    if action not in BULK_ACTIONS:
+        errors["action"] = ["Choose what to do with them."]
+    elif action in WRITTEN and not (form.get(WRITTEN[action][0]) or "").strip():
+        errors[WRITTEN[action][0]] = [WRITTEN[action][1]]
+    if errors:
+        raise UserError("Some answers need another look.", errors)
+    done, refused = [], []
+    for ticket_id, number in rows:
+        try:
+            act(svc, session, ticket_id, action, form, request_id)
+        except UserError as exc:
+            refused.append({"number": int(number), "reason": exc.message})
+        else:
+            done.append(int(number))
+    return {"action": action, "done": done, "refused": refused}
 
 
 def _check_unchanged(svc: Portal, session: dict, ticket_id: str, seen_text: str | None) -> None:

@@ -206,6 +206,14 @@ class PortalStore:
     def link_acted_on(self, session_id: str, ticket_id: str) -> None:
         self.sessions.update_one({"_id": session_id}, {"$pull": {"links_followed": ticket_id}})
 
+    def set_flash(self, session_id: str, flash: dict) -> None:
+        """What the next page of this session says once (a redirect after a form: a reload does not act again)."""
+        self.sessions.update_one({"_id": session_id}, {"$set": {"flash": flash}})
+
+    def pop_flash(self, session_id: str) -> dict | None:
+        before = self.sessions.find_one_and_update({"_id": session_id}, {"$unset": {"flash": ""}})
+        return (before or {}).get("flash")
+
     def forget_grants(self, session_id: str) -> None:
         """The session reads no requester's ticket any more (and forgets the forms it sent)."""
         self.sessions.update_one({"_id": session_id}, {"$set": {"tickets": [], "opened": [], "form_keys": []}})

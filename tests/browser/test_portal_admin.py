@@ -520,3 +520,50 @@ def test_someone_who_forgot_their_password_gets_back_in_then_changes_it(portal_s
     expect(page.get_by_text("Your password is changed.")).to_be_visible()
     page.get_by_role("link", name="Queues").click()  # still signed in here
     expect(page.get_by_role("heading", name="Queues")).to_be_visible()
+
+
+def test_an_admin_acts_on_several_tickets_of_a_queue_at_once(portal_system, new_context, screenshot):  # noqa: F811
+    """Ticks survive the list's refresh; one action goes to each ticked ticket, and the queue says what was done."""
+    system, portal = portal_system, portal_system.portal
+    body = {"description": "The mail server does not answer.", "topic": "network", "priority": "normal",
+            "requester": {"name": "Ana Ruiz", "email": unique_email("ana")}}  # fmt: skip
+    tickets = [system.call("POST", "intake", "/tickets", json={**body, "subject": f"Mail down {n}"}) for n in range(3)]
+    wait_until(lambda: all(system.work(t["id"]).get("agent_id") for t in tickets), timeout=30, interval=0.5)
+    admin = new_context().new_page()
+    sign_in(admin, portal, ADMIN_EMAIL)
+    admin.goto(portal + "/console/?view=all")
+
+    admin.get_by_text("Act on the ticked tickets").click()  # folded until opened, or until a row is ticked
+    admin.get_by_role("button", name="Apply to the ticked tickets").click()  # nothing ticked, nothing chosen
+    expect(admin.locator("#ticket_ids-error")).to_contain_text("Choose the tickets first")
+    expect(admin.locator("#action-error")).to_contain_text("Choose what to do with them.")
+    admin.goto(portal + "/console/?view=all")
+    expect(admin.get_by_role("button", name="Apply to the ticked tickets")).to_be_hidden()
+    for ticket in tickets[:2]:
+        admin.get_by_label(f"Tick #{ticket['number']}", exact=True).check()
+    expect(admin.locator("[data-bulk-count]")).to_have_text("(2 ticked)")
+    admin.evaluate("() => new Promise(done => document.addEventListener('htmx:afterSwap', done, {once: true}))")
+    for ticket in tickets[:2]:  # the list was swapped by its refresh: the ticks are still there
+        expect(admin.get_by_label(f"Tick #{ticket['number']}", exact=True)).to_be_checked()
+    expect(admin.get_by_label(f"Tick #{tickets[2]['number']}", exact=True)).not_to_be_checked()
+    admin.get_by_label("Set the priority to").check()
+    admin.get_by_label("New priority").select_option("emergency")
+    assert_accessible(admin)
+    admin.get_by_role("button", name="Apply to the ticked tickets").click()
+
+    first, second = (f"#{t['number']}" for t in tickets[:2])
+    expect(admin.locator("[data-bulk-outcome]")).to_contain_text(
+        f"Set the priority: done on 2 tickets ({first}, {second})."
+    )
+    assert [system.work(t["id"])["priority"] for t in tickets] == ["emergency", "emergency", "normal"]
+    admin.get_by_label(f"Tick #{tickets[2]['number']}", exact=True).check()
+    admin.get_by_label("Resolve them, telling each requester what was done:").check()
+    admin.get_by_label("How it was resolved").fill("The mail server is back since 10:20.")
+    both_widths(admin, screenshot, "console-bulk")
+    admin.get_by_role("button", name="Apply to the ticked tickets").click()
+
+    expect(admin.locator("[data-bulk-outcome]")).to_contain_text(
+        f"Resolve: done on 1 ticket (#{tickets[2]['number']})."
+    )
+    assert system.work(tickets[2]["id"])["status"] == "resolved"
+    assert system.work(tickets[0]["id"])["status"] != "resolved"

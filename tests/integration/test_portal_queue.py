@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.integration.test_portal_search import portal, signed_in, stub, text  # noqa: F401
 
 
@@ -85,3 +87,106 @@ def test_an_admin_in_no_team_sees_the_unassigned_tab_for_what_it_is(portal, stub
     tabs = re.findall(r'>([^<>]+) <span class="count"', html)
     assert [tab for tab in tabs if tab] == ["Unassigned", "Every open ticket"]
     assert "My teams&#39; unassigned" not in html and "My teams' unassigned" not in html
+
+
+def ticked(client, form: dict, ticks: list[str], view: str = "all"):
+    """POST the queue's bulk form as the browser sends it: the page's CSRF token, the ticked rows' boxes."""
+    page = text(client.get(f"/console/?view={view}"))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    data = {"csrf_token": token, "view": view, **form, "ticket_ids": ticks}
+    return client.post("/console/bulk", data=data)
+
+
+def test_every_row_has_a_box_for_the_bulk_form_and_leads_get_priority_and_teams(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
+
+    admin_page = text(signed_in(portal).get("/console/?view=all"))
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    agent_page = text(signed_in(portal, "agent", "ada").get("/console/"))
+
+    for ticket_id, number in (("t-1", 100001), ("t-2", 100002), ("t-3", 100003)):
+        assert f'name="ticket_ids" value="{ticket_id}:{number}" id="tick-{ticket_id}" form="bulk"' in admin_page
+    assert 'value="priority"' in admin_page and '<option value="desk">Desk</option>' in admin_page
+    assert (
+        'value="claim"' in agent_page and 'value="priority"' not in agent_page and "Move them to team" not in agent_page
+    )
+    assert [c["path"] for c in stub.calls].count("/teams") == 1  # the admin's page only: an agent moves no ticket
+
+
+def test_a_bulk_claim_acts_on_each_ticket_and_says_what_assignment_refused(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/tickets/t-1/claim"] = {"ticket_id": "t-1"}
+    stub.answers["/tickets/t-2/claim"] = (409, {"title": "Conflict", "detail": "Agent bob has this ticket."})
+    stub.answers["/tickets/t-3/claim"] = {"ticket_id": "t-3"}
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    agent = signed_in(portal, "agent", "ada")
+
+    done = ticked(agent, {"action": "claim", "filter_priority": "high"}, ["t-1:100001", "t-2:100002", "t-3:100003"])
+
+    assert done.status_code == 303 and done.headers["Location"].endswith("/console/?view=all&priority=high")
+    claims = [c for c in stub.calls if c["method"] == "POST"]
+    assert [c["path"] for c in claims] == ["/tickets/t-1/claim", "/tickets/t-2/claim", "/tickets/t-3/claim"]
+    page = text(agent.get(done.headers["Location"]))
+    assert "<strong>Claim:</strong> done on 2 tickets (#100001, #100003)." in page
+    assert "Not done on 1:" in page and "<li>#100002: Agent bob has this ticket.</li>" in page
+    again = text(agent.get(done.headers["Location"]))  # said once: a reload of the queue does not say it again
+    assert "Not done on" not in again and len([c for c in stub.calls if c["method"] == "POST"]) == 3
+
+
+def test_a_bulk_resolve_sends_the_same_words_to_each_and_priority_its_value(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    for ticket_id in ("t-1", "t-2"):
+        stub.answers[f"/tickets/{ticket_id}/resolve"] = {"ticket_id": ticket_id}
+        stub.answers[f"/tickets/{ticket_id}/priority"] = {"ticket_id": ticket_id}
+    admin = signed_in(portal)
+
+    ticked(
+        admin,
+        {"action": "resolve", "resolution": "The outage is over.\r\nSorry for the wait."},
+        ["t-1:100001", "t-2:100002"],
+    )
+    ticked(
+        admin, {"action": "priority", "priority": "emergency", "resolution": "not sent"}, ["t-2:100002", "t-2:100002"]
+    )
+
+    posts = [(c["path"], c["json"]) for c in stub.calls if c["method"] == "POST"]
+    assert posts == [
+        ("/tickets/t-1/resolve", {"resolution": "The outage is over.\nSorry for the wait."}),
+        ("/tickets/t-2/resolve", {"resolution": "The outage is over.\nSorry for the wait."}),
+        ("/tickets/t-2/priority", {"priority": "emergency"}),  # a ticket ticked twice is acted on once
+    ]
+
+
+@pytest.mark.parametrize(
+    ("form", "ticks", "field", "words"),
+    [
+        ({"action": "claim"}, [], "ticket_ids", "Choose the tickets first: tick them in the list."),
+        ({}, ["t-1:100001"], "action", "Choose what to do with them."),
+        ({"action": "resolve", "resolution": "  "}, ["t-1:100001"], "resolution",
+         "Say how it was resolved: the requester reads it."),
+        ({"action": "claim"}, [f"t-{n}:{100000 + n}" for n in range(101)], "ticket_ids",
+         "Choose at most 100 tickets at once (you chose 101)."),
+        ({"action": "delete"}, ["t-1:100001"], "action", "Choose what to do with them."),
+    ],
+)  # fmt: skip
+def test_a_bulk_form_that_will_not_do_is_said_next_to_the_field_and_acts_on_nothing(
+    portal,  # noqa: F811
+    stub,  # noqa: F811
+    form,
+    ticks,
+    field,
+    words,
+):
+    queue_stub(stub)
+    admin = signed_in(portal)
+
+    refused = ticked(admin, form, ticks)
+
+    page = text(refused)
+    assert refused.status_code == 422 and f'id="{field}-error"' in page and words in page
+    assert "<title>Error: Queues" in page
+    assert not [c for c in stub.calls if c["method"] == "POST"]
+    for tick in ticks[:3]:  # the rows stay ticked, what was typed stays
+        if tick.startswith("t-1:") or tick.startswith("t-2:") or tick.startswith("t-3:"):
+            assert f'value="{tick}" id="tick-{tick.split(":")[0]}" form="bulk" checked' in page

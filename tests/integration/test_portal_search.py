@@ -45,11 +45,12 @@ class Stub:
         self.calls: list[dict] = []
         app = Flask("stub")
 
-        @app.route("/<path:path>")
+        @app.route("/<path:path>", methods=["GET", "POST"])
         def answer(path):
             token = request.headers["Authorization"].removeprefix("Bearer ")
             self.calls.append({"path": "/" + path, "args": request.args.to_dict(), "token": token,
-                               "lists": request.args.to_dict(flat=False)})  # fmt: skip
+                               "lists": request.args.to_dict(flat=False), "method": request.method,
+                               "json": request.get_json(silent=True)})  # fmt: skip
             found = self.answers.get("/" + path, (404, {"title": "Not Found", "detail": "none here"}))
             status, body = found if isinstance(found, tuple) else (200, found)
             return jsonify(body), status

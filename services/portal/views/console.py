@@ -9,7 +9,7 @@ from markupsafe import Markup
 
 from services.portal import attachments, console, domain, finding
 from services.portal.admin import replies
-from services.portal.client import Refused
+from services.portal.client import Refused, Unreachable
 from services.portal.handlers import UserError, every_topic
 from services.portal.pages import agent_required, error_page, passed_on, portal
 from shared.events import format_time
@@ -19,7 +19,10 @@ FILTERS = ("status", "priority", "topic")
 PRIORITIES = ("emergency", "high", "normal", "low")
 
 
-def _filters() -> dict:
+def _filters(bulk_form: dict | None = None) -> dict:
+    """The queue's filters: the page's query, or those the bulk form carried (`filter_<name>`)."""
+    if bulk_form is not None:
+        return {name: bulk_form[f"filter_{name}"] for name in FILTERS if bulk_form.get(f"filter_{name}")}
     return {name: request.args.get(name) for name in FILTERS if request.args.get(name)}
 
 
@@ -36,6 +39,23 @@ def queue_table():
     return _queue("console/_queue.html")
 
 
+@blueprint.post("/bulk")
+@agent_required
+def bulk():
+    """One action on the tickets ticked in a queue; back on the queue, which says what happened to each."""
+    form = request.form.to_dict()
+    back = {"view": form.get("view") or "mine", **_filters(form)}
+    try:
+        outcome = console.bulk(
+            portal(), g.session, request.form.getlist("ticket_ids"), form.get("action", ""), form, g.get("request_id")
+        )
+    except UserError as exc:
+        selected = request.form.getlist("ticket_ids")
+        return _queue("console/queue.html", bulk_form=form, bulk_errors=exc.errors, selected=selected), exc.status
+    portal().store.set_flash(g.session["_id"], {"bulk": outcome})
+    return redirect(url_for("console.queue", **back), 303)
+
+
 @blueprint.post("/availability")
 @agent_required
 def availability():
@@ -47,23 +67,43 @@ def availability():
     return redirect(url_for("console.queue"), 303)
 
 
-def _queue(template: str):
+def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | None = None, selected=()):
     me = console.profile(portal(), g.session)
+    filters = _filters(bulk_form)
+    view = request.args.get("view", "mine") if bulk_form is None else bulk_form.get("view") or "mine"
     try:
-        queues = console.queues(portal(), g.session, request.args.get("view", "mine"), _filters())
+        queues = console.queues(portal(), g.session, view, filters)
     except Refused as refused:
         return error_page(400, "That filter does not work", refused.detail)
     topics = every_topic(portal(), console.actor(g.session))
+    whole = template == "console/queue.html"  # not the list alone that refreshes every few seconds
+    may_lead = g.session.get("role") == "admin" or bool(me.get("lead_of"))
+    said = whole and bulk_form is None and g.session.get("flash")  # as loaded: written only when there is one
+    flash = portal().store.pop_flash(g.session["_id"]) if said else None
     return render_template(
         template,
         me=me,
         queues=queues,
-        filters=_filters(),
+        filters=filters,
         topics=topics,
         priorities=PRIORITIES,
         statuses=domain.AGENT_STATUS,
         notice=QUEUE_NOTICES.get(request.args.get("notice", "")),
+        bulk=(flash or {}).get("bulk"),
+        bulk_form=bulk_form or {},
+        errors=bulk_errors or {},
+        selected=set(selected),
+        may_lead=may_lead,
+        teams=_teams() if whole and may_lead else [],
     )
+
+
+def _teams() -> list[dict]:
+    """The teams a bulk move may go to; none (no such choice) when assignment does not list them."""
+    try:
+        return console.every_team(portal(), g.session)
+    except (Refused, Unreachable):
+        return []
 
 
 QUEUE_NOTICES = {"handed-on": "The ticket is with another team now: it waits in their queue, out of your sight."}
