@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -52,6 +53,25 @@ class ChangedMeanwhile(Exception):
     def __init__(self, changes: list[str]) -> None:
         super().__init__("; ".join(changes))
         self.changes = changes
+
+
+NAMES_KEPT = 60.0  # seconds an api process keeps the agents' names (a renamed agent shows the new name after it)
+
+
+def agent_names(svc: Portal, session: dict) -> dict[str, str]:
+    """Agent id -> name, for pages that would show ids (the queue's Agent column, who has a ticket, what others did,
+    notes from before assignment kept `by_name`). One `GET /agents` a minute per process; ids when it fails."""
+    at, names = svc.kept.get("agent_names", (-NAMES_KEPT, {}))
+    if time.monotonic() - at < NAMES_KEPT:
+        return names
+    try:
+        agents = svc.services.get("assignment", "/agents", actor(session))["items"]
+    except (Refused, Unreachable) as exc:
+        log.warning("agents' names not known (ids shown): %s", exc)
+        return names
+    names = {agent["id"]: agent.get("name") or agent["id"] for agent in agents}
+    svc.kept["agent_names"] = (time.monotonic(), names)
+    return names
 
 
 def actor(session: dict) -> Actor:
@@ -250,13 +270,8 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         raise UserError(f"There is no action {action!r}.", status=404)
     path, names = ACTIONS[action]
     body = {name: form[name].strip() for name in names if (form.get(name) or "").strip()}
-    if action in WRITTEN:
-        name, words, longest = WRITTEN[action]
-        if not body.get(name):
-            raise UserError(words, {name: [words]})
-        if len(body[name]) > longest:
-            words = f"Keep it to {longest:,} characters (it has {len(body[name]):,})."
-            raise UserError(words, {name: [words]})
+    if problems := written_problems(action, body):
+        raise UserError(next(iter(problems.values()))[0], problems)
     if action in ("reply", "resolve"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
     try:
@@ -268,8 +283,22 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         raise UserError(refused.detail or refused.title, errors, refused.status) from None
 
 
+def written_problems(action: str, body: dict) -> dict[str, list[str]]:
+    """What is wrong with the text an action needs (a reply's, a note's, a resolution): empty, or too long for
+    assignment; nothing for an action that needs none."""
+    if action not in WRITTEN:
+        return {}
+    name, words, longest = WRITTEN[action]
+    if not body.get(name):
+        return {name: [words]}
+    if len(body[name]) > longest:
+        return {name: [f"Keep it to {longest:,} characters (it has {len(body[name]):,})."]}
+    return {}
+
+
 BULK_ACTIONS = ("claim", "status", "priority", "transfer", "resolve")
-BULK_MOST = 100  # tickets one bulk action takes: a queue page's worth and then some
+BULK_MOST = QUEUE_LIMIT  # tickets one bulk action takes: every row a queue page shows
+BULK_SECONDS = 20.0  # then the rest are left, said as not tried: a page's request must end (gunicorn's 30 s)
 SELECTED = re.compile(r"([0-9A-Za-z_-]{1,64}):([0-9]{1,15})")  # a row's checkbox: "<ticket id>:<number>"
 
 
@@ -280,40 +309,57 @@ def every_team(svc: Portal, session: dict) -> list[dict]:
 
 def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dict, request_id: str | None) -> dict:
     """One action on each selected ticket of a queue, as if taken on each ticket's page (the same rights, each
-    refusal the service's own): {"action", "done": [numbers], "refused": [{"number", "reason"}]} (no nested
-    arrays: the embedded store keeps none). UserError when nothing can be tried (no ticket chosen, no action,
-    the action's field empty).
+    refusal the service's own): {"action", "done": [numbers], "refused": [{"number", "reason"}], "unanswered":
+    number or None, "not_tried": [numbers]} (no nested arrays: the embedded store keeps none). UserError when
+    nothing can be tried (no ticket chosen, no action, the action's text empty or too long). A service that does
+    not answer stops it ("unanswered": that ticket may or may not be done): the tickets after are "not tried",
+    as are those left after BULK_SECONDS.
 
     A resolve is not held back by what changed since the queue showed the ticket (the ticket's page asks, the
     queue shows no thread); a requester's message that comes after it reopens the ticket (intake's rule)."""
-    rows = [match.groups() for value in dict.fromkeys(selected) if (match := SELECTED.fullmatch(value))]
+    rows = {}  # ticket id -> its number as the row showed it, each ticket once
+    for value in selected:
+        if (match := SELECTED.fullmatch(value)) and match.group(1) not in rows:
+            rows[match.group(1)] = int(match.group(2))
     errors: dict[str, list[str]] = {}
     if not rows:
         errors["ticket_ids"] = ["Choose the tickets first: tick them in the list."]
     elif len(rows) > BULK_MOST:
         errors["ticket_ids"] = [f"Choose at most {BULK_MOST} tickets at once (you chose {len(rows)})."]
-    if action not in BULK_ACTIONS:
+    if action not in BULK_ACTIONS or (action == "claim" and not session.get("agent_id")):
         errors["action"] = ["Choose what to do with them."]
-    elif action in WRITTEN and not (form.get(WRITTEN[action][0]) or "").strip():
-        errors[WRITTEN[action][0]] = [WRITTEN[action][1]]
+    else:
+        path, names = ACTIONS[action]
+        errors |= written_problems(action, {name: (form.get(name) or "").strip() for name in names})
     if errors:
         raise UserError("Some answers need another look.", errors)
-    done, refused = [], []
-    for ticket_id, number in rows:
+    fields = {name: form.get(name) or "" for name in ACTIONS[action][1]}  # never a page's `seen`: no hold-back here
+    outcome: dict = {"action": action, "done": [], "refused": [], "unanswered": None, "not_tried": []}
+    started = time.monotonic()
+    for ticket_id, number in rows.items():
+        if outcome["unanswered"] or time.monotonic() - started > BULK_SECONDS:
+            outcome["not_tried"].append(number)
+            continue
         try:
-            act(svc, session, ticket_id, action, form, request_id)
+            act(svc, session, ticket_id, action, fields, request_id)
         except UserError as exc:
-            refused.append({"number": int(number), "reason": exc.message})
+            details = [m for messages in exc.errors.values() for m in messages if m != exc.message]
+            outcome["refused"].append({"number": number, "reason": " ".join([exc.message, *details])})
+        except Unreachable as exc:  # maybe done, maybe not: the service did not say
+            log.warning("bulk %s stopped at ticket %s: %s", action, ticket_id, exc)
+            outcome["unanswered"] = number
         else:
-            done.append(int(number))
-    return {"action": action, "done": done, "refused": refused}
+            outcome["done"].append(number)
+    return outcome
 
 
 def _check_unchanged(svc: Portal, session: dict, ticket_id: str, seen_text: str | None) -> None:
     seen = domain.Snapshot.decode(seen_text)
     if seen is None:
         return
-    changes = ticket_view(svc, session, ticket_id).changes_since(seen, session.get("agent_id"))
+    changes = ticket_view(svc, session, ticket_id).changes_since(
+        seen, session.get("agent_id"), agent_names(svc, session)
+    )
     if changes:
         raise ChangedMeanwhile(changes)
 
@@ -332,6 +378,6 @@ def live(svc: Portal, session: dict, ticket_id: str, seen_text: str | None, name
     others = presence(svc, session, ticket_id, name)
     return {
         "view": view,
-        "changes": view.changes_since(seen, session.get("agent_id")) if seen else [],
+        "changes": view.changes_since(seen, session.get("agent_id"), agent_names(svc, session)) if seen else [],
         "others": others,
     }

@@ -377,14 +377,16 @@ class TicketView:
             priority=self.work.get("priority") or self.ticket.get("priority", ""),
         )
 
-    def changes_since(self, seen: Snapshot, me: str | None) -> list[str]:
-        """What others did since `seen`, in words, oldest first (the agent's own doings left out)."""
+    def changes_since(self, seen: Snapshot, me: str | None, names: dict[str, str] | None = None) -> list[str]:
+        """What others did since `seen`, in words, oldest first (the agent's own doings left out); `names`: agents'
+        names by id."""
         changes = [
             f"{(entry.get('author') or {}).get('name') or 'The requester'} (requester) wrote a new message"
             for entry in (self.ticket.get("thread") or [])[seen.thread :]
             if entry.get("kind") == "message"
         ]
-        changes += [history_words(e) for e in (self.work.get("history") or [])[seen.history :] if e.get("by") != me]
+        history = (self.work.get("history") or [])[seen.history :]
+        changes += [history_words(e, names) for e in history if e.get("by") != me]
         return changes
 
 
@@ -406,17 +408,18 @@ HISTORY_WORDS = {
 SYSTEM_ACTORS = ("system", "assignment", "auto")  # assignment's automatic moves; intake's auto-close
 
 
-def who_words(by: str | None) -> str:
-    """Who did something, as agents read it: an agent's id as it is, "an admin" for an admin who is no agent (whose
-    actor is "admin:<their address>"), "the requester", "the system" for the services' own moves."""
+def who_words(by: str | None, names: dict[str, str] | None = None) -> str:
+    """Who did something, as agents read it: an agent's name (`names`: by id; else the id as it is), "an admin" for
+    an admin who is no agent (whose actor is "admin:<their address>"), "the requester", "the system" for the
+    services' own moves."""
     if not by or by in SYSTEM_ACTORS:
         return "the system"
     if by == "requester":
         return "the requester"
-    return "an admin" if by.startswith("admin:") else by
+    return "an admin" if by.startswith("admin:") else (names or {}).get(by) or by
 
 
-def history_words(entry: dict) -> str:
+def history_words(entry: dict, names: dict[str, str] | None = None) -> str:
     """A history entry of assignment's as a sentence: "jane: claimed it"; what followed a requester's message says
     so ("the requester's message set the status to in progress"): the requester does nothing in assignment."""
     to = entry.get("to") or ""
@@ -424,7 +427,7 @@ def history_words(entry: dict) -> str:
     done = template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
     if entry.get("by") == "requester" and entry.get("action") == "status_changed":
         return f"the requester's message {done}"
-    return f"{who_words(entry.get('by'))}: {done}"
+    return f"{who_words(entry.get('by'), names)}: {done}"
 
 
 def decision_words(entry: dict) -> str:

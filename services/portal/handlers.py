@@ -10,7 +10,7 @@ import logging
 import math
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -52,6 +52,7 @@ class Portal:
     services: Services
     secret: str
     hasher: PasswordHasher
+    kept: dict = field(default_factory=dict)  # what this process keeps a while (console.agent_names)
 
     def ensure_storage(self) -> None:
         self.store.ensure_indexes()

@@ -109,6 +109,7 @@ def install(app: Flask) -> None:
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["why"] = domain.decision_words
     app.jinja_env.filters["linked"] = linked
+    app.jinja_env.filters["agent_name"] = lambda agent_id: agent_names().get(agent_id) or agent_id
 
     @app.after_request
     def headers(response: Response):
@@ -198,6 +199,16 @@ def when(value: str | datetime | None) -> str:
     return moment.strftime("%-d %b %Y, %H:%M UTC")
 
 
+def agent_names() -> dict[str, str]:
+    """The agents' names by id for this request's pages (a signed-in person's; none for anyone else)."""
+    if "agent_names" not in g:
+        from services.portal import console  # console's use cases build on pages' helpers, not the reverse
+
+        signed_in = g.get("session") and g.session.get("account_id")
+        g.agent_names = console.agent_names(portal(), g.session) if signed_in else {}
+    return g.agent_names
+
+
 def conversation(ticket: dict, work: dict, attachments: list[dict] | None = None) -> list[dict]:
     """The requester's first words, the thread and the agents' internal notes, oldest first; each with the files
     that came with it (`files`: the opening's with the first words)."""
@@ -231,7 +242,7 @@ def conversation(ticket: dict, work: dict, attachments: list[dict] | None = None
         entries.append(
             {
                 "kind": "note",
-                "author": note.get("by_name") or domain.who_words(note.get("by")),
+                "author": note.get("by_name") or domain.who_words(note.get("by"), agent_names()),
                 "role": "internal note",
                 "body": note.get("body"),
                 "at": note.get("at"),

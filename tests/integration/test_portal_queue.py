@@ -165,9 +165,12 @@ def test_a_bulk_resolve_sends_the_same_words_to_each_and_priority_its_value(port
         ({}, ["t-1:100001"], "action", "Choose what to do with them."),
         ({"action": "resolve", "resolution": "  "}, ["t-1:100001"], "resolution",
          "Say how it was resolved: the requester reads it."),
-        ({"action": "claim"}, [f"t-{n}:{100000 + n}" for n in range(101)], "ticket_ids",
-         "Choose at most 100 tickets at once (you chose 101)."),
+        ({"action": "priority"}, [f"t-{n}:{100000 + n}" for n in range(201)], "ticket_ids",
+         "Choose at most 200 tickets at once (you chose 201)."),
         ({"action": "delete"}, ["t-1:100001"], "action", "Choose what to do with them."),
+        ({"action": "claim"}, ["t-1:100001"], "action", "Choose what to do with them."),  # an admin who is no agent
+        ({"action": "resolve", "resolution": "x" * 5001}, ["t-1:100001"], "resolution",
+         "Keep it to 5,000 characters (it has 5,001)."),
     ],
 )  # fmt: skip
 def test_a_bulk_form_that_will_not_do_is_said_next_to_the_field_and_acts_on_nothing(
@@ -190,3 +193,76 @@ def test_a_bulk_form_that_will_not_do_is_said_next_to_the_field_and_acts_on_noth
     for tick in ticks[:3]:  # the rows stay ticked, what was typed stays
         if tick.startswith("t-1:") or tick.startswith("t-2:") or tick.startswith("t-3:"):
             assert f'value="{tick}" id="tick-{tick.split(":")[0]}" form="bulk" checked' in page
+    if form.get("resolution"):
+        assert f">{form['resolution']}</textarea>" in page
+    for target in re.findall(r'<li><a href="#([^"]+)">', page):  # the error summary's links lead somewhere
+        assert f'id="{target}"' in page, target
+
+
+def test_a_bulk_action_stops_where_a_service_does_not_answer_and_says_which_were_not_tried(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/tickets/t-1/priority"] = {"ticket_id": "t-1"}
+    stub.answers["/tickets/t-2/priority"] = (503, {"title": "Service Unavailable", "detail": "down"})
+    stub.answers["/tickets/t-3/priority"] = {"ticket_id": "t-3"}
+    admin = signed_in(portal)
+
+    done = ticked(admin, {"action": "priority", "priority": "high"}, ["t-1:100001", "t-2:100002", "t-3:100003"])
+
+    assert done.status_code == 303  # the outcome is kept and said: a reload of the queue acts on nothing
+    assert [c["path"] for c in stub.calls if c["method"] == "POST"] == [
+        "/tickets/t-1/priority",
+        "/tickets/t-2/priority",
+    ]
+    page = text(admin.get(done.headers["Location"]))
+    assert "<strong>Set the priority:</strong> done on 1 ticket (#100001)." in page
+    assert "At #100002 the help desk's services did not answer: it may or may not be done" in page
+    assert "Not tried, tick them again: #100003." in page
+
+
+def test_a_ticket_ticked_twice_or_under_another_number_is_acted_on_once(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/tickets/t-1/priority"] = {"ticket_id": "t-1"}
+    admin = signed_in(portal)
+
+    done = ticked(
+        admin, {"action": "priority", "priority": "low", "seen": "forged"}, ["t-1:100001", "t-1:5", "t-1:100001"]
+    )
+
+    assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-1/priority"]
+    assert "done on 1 ticket (#100001)." in text(admin.get(done.headers["Location"]))
+
+
+def test_a_refusals_field_errors_are_part_of_its_reason(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/tickets/t-1/transfer"] = (422, {"title": "Validation failed", "detail": "",
+                                                   "errors": {"team": ["No team desk."]}})  # fmt: skip
+    stub.answers["/tickets/t-1/assign"] = stub.answers["/tickets/t-1/transfer"]
+    admin = signed_in(portal)
+
+    done = ticked(admin, {"action": "transfer", "team": "desk"}, ["t-1:100001"])
+
+    assert "<li>#100001: Validation failed No team desk.</li>" in text(admin.get(done.headers["Location"]))
+
+
+def test_the_agent_column_names_the_agent_and_shows_the_id_when_names_are_not_known(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/agents"] = {"items": [{"id": "ada", "name": "Ada Lovelace"}], "next_cursor": None}
+
+    named = text(signed_in(portal).get("/console/?view=all"))
+    portal.extensions["ticketflow.portal"].kept.clear()  # what the process kept: asked again
+    stub.answers["/agents"] = (503, {"title": "Service Unavailable", "detail": "down"})
+    unnamed = text(signed_in(portal).get("/console/?view=all"))
+
+    assert named.count('<td data-label="Agent">Ada Lovelace</td>') == 3
+    assert unnamed.count('<td data-label="Agent">ada</td>') == 3
+
+
+def test_the_agents_names_are_asked_once_a_minute_not_on_every_refresh(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/agents"] = {"items": [{"id": "ada", "name": "Ada Lovelace"}], "next_cursor": None}
+    admin = signed_in(portal)
+
+    for _ in range(3):
+        admin.get("/console/queue?view=all")
+
+    assert [c["path"] for c in stub.calls].count("/agents") == 1

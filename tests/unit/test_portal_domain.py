@@ -236,3 +236,7 @@ def test_who_did_what_reads_as_agents_say_it():
         "the system: assigned it to ada"
     )
     assert domain.history_words({"action": "closed", "by": "auto"}) == "the system: closed it"
+    names = {"ada": "Ada Lovelace"}  # the agents' names, when the page knows them
+    assert domain.history_words({"action": "claimed", "by": "ada"}, names) == "Ada Lovelace: claimed it"
+    assert domain.history_words({"action": "claimed", "by": "zed"}, names) == "zed: claimed it"  # not known: its id
+    assert domain.who_words("admin:ada@example.com", names) == "an admin"

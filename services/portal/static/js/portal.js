@@ -226,41 +226,46 @@
       "Copy anything you are writing, then open the request from the link in its email.";
   });
 
-  // The queue's ticks survive its refresh every few seconds (the list is swapped whole), and "tick every ticket"
-  // (hidden without JavaScript, where each row's box is ticked alone) ticks the list's rows.
-  var ticked = null;
-  function tickBoxes(root) { return (root || document).querySelectorAll("input[name=ticket_ids]"); }
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    if (event.detail.target.id !== "queue") return;
-    ticked = {};
-    Array.prototype.forEach.call(tickBoxes(event.detail.target), function (box) {
-      if (box.checked) ticked[box.value] = true;
-    });
+  // The queue's bulk form: the list stops refreshing while a row is ticked (its rows would move under the
+  // pointer, and a tick could land on the wrong one); "tick every ticket" (hidden without JavaScript, where each
+  // row's box is ticked alone) ticks the list's rows; choosing a value beside an action chooses that action.
+  function tickBoxes() { return document.querySelectorAll("input[name=ticket_ids]"); }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "queue" && document.querySelector("input[name=ticket_ids]:checked")) {
+      event.preventDefault();
+    }
   });
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target.id !== "queue" || !ticked) return;
-    Array.prototype.forEach.call(tickBoxes(event.detail.target), function (box) { box.checked = !!ticked[box.value]; });
-    ticked = null;
-    showTickAll();
+    if (event.detail.target.id === "queue") showTickAll();
   });
   function showTickAll() {
+    var boxes = tickBoxes();
+    var count = Array.prototype.filter.call(boxes, function (box) { return box.checked; }).length;
+    var said = document.querySelector("[data-bulk-count]");
+    if (said) said.textContent = count ? "(" + count + " ticked)" : "";
     var all = document.querySelector("[data-bulk-all]");
     if (!all) return;
     all.hidden = false;
-    var boxes = tickBoxes();
-    var count = Array.prototype.filter.call(boxes, function (box) { return box.checked; }).length;
     all.checked = boxes.length > 0 && count === boxes.length;
-    var said = document.querySelector("[data-bulk-count]");
-    if (said) said.textContent = count ? "(" + count + " ticked)" : "";
   }
   function openBulk() {  // ticking a row opens the form that acts on it
     var form = document.querySelector("details[data-bulk]");
     if (form && !form.open) form.open = true;
   }
   document.addEventListener("DOMContentLoaded", showTickAll);
+  function chooseAction(field) {
+    var radio = field.form && field.form.querySelector("input[name=action][value=" + field.dataset.choose + "]");
+    if (radio) radio.checked = true;
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.dataset && event.target.dataset.choose) chooseAction(event.target);
+  });
   document.addEventListener("change", function (event) {
     var box = event.target;
-    if (box.matches && box.matches("[data-bulk-all]")) {
+    if (box.dataset && box.dataset.choose) {
+      chooseAction(box);
+    } else if (box.matches && box.matches("[data-bulk-all]")) {
       Array.prototype.forEach.call(tickBoxes(), function (one) { one.checked = box.checked; });
       showTickAll();
       if (box.checked) openBulk();
