@@ -334,13 +334,17 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
     if errors:
         raise UserError("Some answers need another look.", errors)
     fields = {name: form.get(name) or "" for name in ACTIONS[action][1]}  # never a page's `seen`: no hold-back here
-    outcome: dict = {"action": action, "done": [], "refused": [], "unanswered": None, "not_tried": []}
+    to = {"status": domain.AGENT_STATUS.get(fields.get("status", ""), fields.get("status")),
+          "priority": fields.get("priority", "").capitalize(), "transfer": fields.get("team")}.get(action)  # fmt: skip
+    outcome: dict = {"action": action, "to": to, "done": [], "refused": [], "unanswered": None, "not_tried": []}
     started = time.monotonic()
     for ticket_id, number in rows.items():
         if outcome["unanswered"] or time.monotonic() - started > BULK_SECONDS:
             outcome["not_tried"].append(number)
             continue
         try:
+            if action == "status":
+                _status_is_theirs(svc, session, ticket_id)
             act(svc, session, ticket_id, action, fields, request_id)
         except UserError as exc:
             details = [m for messages in exc.errors.values() for m in messages if m != exc.message]
@@ -351,6 +355,19 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
         else:
             outcome["done"].append(number)
     return outcome
+
+
+def _status_is_theirs(svc: Portal, session: dict, ticket_id: str) -> None:
+    """A status is set by the ticket's agent or an admin, as its page offers it (assignment would let a team's agent
+    set an unassigned ticket's, which then reads as if someone were on it)."""
+    if session.get("role") == "admin":
+        return
+    try:
+        work = svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", actor(session))
+    except Refused as refused:
+        raise UserError(refused.detail or refused.title, status=refused.status) from None
+    if work.get("agent_id") != session.get("agent_id"):
+        raise UserError("Only its agent or an admin sets its status: claim it first.", status=403)
 
 
 def _check_unchanged(svc: Portal, session: dict, ticket_id: str, seen_text: str | None) -> None:

@@ -554,9 +554,13 @@ def test_an_admin_acts_on_several_tickets_of_a_queue_at_once(portal_system, new_
 
     first, second = (f"#{t['number']}" for t in tickets[:2])
     expect(admin.locator("[data-bulk-outcome]")).to_contain_text(
-        f"Set the priority: done on 2 tickets ({first}, {second})."
+        f"Set the priority to Emergency: done on 2 tickets ({first}, {second})."
     )
     assert [system.work(t["id"])["priority"] for t in tickets] == ["emergency", "emergency", "normal"]
+    admin.go_back()  # the page the ticks were made on: the browser would tick the same places again
+    expect(admin.get_by_label(f"Tick #{tickets[0]['number']}", exact=True)).not_to_be_checked()
+    expect(admin.get_by_label("Set the priority to")).not_to_be_checked()
+    admin.goto(portal + "/console/?view=all")
     admin.get_by_label(f"Tick #{tickets[2]['number']}", exact=True).check()
     admin.get_by_label("Resolve them, telling each requester what was done:").check()
     admin.get_by_label("How it was resolved").fill("The mail server is back since 10:20.")

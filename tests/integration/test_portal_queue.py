@@ -192,7 +192,7 @@ def test_a_bulk_form_that_will_not_do_is_said_next_to_the_field_and_acts_on_noth
     assert not [c for c in stub.calls if c["method"] == "POST"]
     for tick in ticks[:3]:  # the rows stay ticked, what was typed stays
         if tick.startswith("t-1:") or tick.startswith("t-2:") or tick.startswith("t-3:"):
-            assert f'value="{tick}" id="tick-{tick.split(":")[0]}" form="bulk" checked' in page
+            assert f'value="{tick}" id="tick-{tick.split(":")[0]}" form="bulk" autocomplete="off" checked' in page
     if form.get("resolution"):
         assert f">{form['resolution']}</textarea>" in page
     for target in re.findall(r'<li><a href="#([^"]+)">', page):  # the error summary's links lead somewhere
@@ -214,7 +214,7 @@ def test_a_bulk_action_stops_where_a_service_does_not_answer_and_says_which_were
         "/tickets/t-2/priority",
     ]
     page = text(admin.get(done.headers["Location"]))
-    assert "<strong>Set the priority:</strong> done on 1 ticket (#100001)." in page
+    assert "<strong>Set the priority to High:</strong> done on 1 ticket (#100001)." in page
     assert "At #100002 the help desk's services did not answer: it may or may not be done" in page
     assert "Not tried, tick them again: #100003." in page
 
@@ -266,3 +266,22 @@ def test_the_agents_names_are_asked_once_a_minute_not_on_every_refresh(portal, s
         admin.get("/console/queue?view=all")
 
     assert [c["path"] for c in stub.calls].count("/agents") == 1
+
+
+def test_a_bulk_status_is_set_on_the_agents_own_tickets_only_as_their_pages_offer_it(portal, stub):  # noqa: F811
+    """assignment lets a team's agent set an unassigned ticket's status; the ticket's page offers it to its agent
+    and admins only, and so does the queue."""
+    queue_stub(stub)
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    stub.answers["/tickets/t-1"] = {"ticket_id": "t-1", "agent_id": "ada", "status": "assigned"}
+    stub.answers["/tickets/t-2"] = {"ticket_id": "t-2", "agent_id": None, "status": "new"}
+    stub.answers["/tickets/t-1/status"] = {"ticket_id": "t-1"}
+    stub.answers["/tickets/t-2/status"] = {"ticket_id": "t-2"}
+    agent = signed_in(portal, "agent", "ada")
+
+    done = ticked(agent, {"action": "status", "status": "waiting_on_requester"}, ["t-1:100001", "t-2:100002"])
+
+    assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-1/status"]
+    page = text(agent.get(done.headers["Location"]))
+    assert "<strong>Set the status to Waiting on requester:</strong> done on 1 ticket (#100001)." in page
+    assert "<li>#100002: Only its agent or an admin sets its status: claim it first.</li>" in page

@@ -6,6 +6,7 @@
   function typing(target) {
     if (!target) return false;
     var tag = target.tagName;
+    if (tag === "INPUT" && (target.type === "checkbox" || target.type === "radio")) return false;  // no text
     return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
   }
 
@@ -254,6 +255,17 @@
     if (form && !form.open) form.open = true;
   }
   document.addEventListener("DOMContentLoaded", showTickAll);
+  // Back to a queue (after Apply, or from a ticket): the browser would tick again the boxes at the same places,
+  // on rows that may be other tickets now, and keep the chosen action and words. Nothing is ticked or chosen.
+  window.addEventListener("pageshow", function (event) {
+    var form = document.getElementById("bulk");
+    if (!form) return;
+    var entry = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+    if (!event.persisted && !(entry && entry.type === "back_forward")) return;
+    form.reset();
+    Array.prototype.forEach.call(tickBoxes(), function (box) { box.checked = false; });
+    showTickAll();
+  });
   function chooseAction(field) {
     var radio = field.form && field.form.querySelector("input[name=action][value=" + field.dataset.choose + "]");
     if (radio) radio.checked = true;
