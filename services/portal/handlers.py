@@ -424,24 +424,28 @@ def within_limits(svc: Portal, action: str, limits: tuple, keys: dict[str, str],
 
 
 def request_status_link(svc: Portal, email: str, number: str, client: str) -> None:
-    """Note the request for the worker (the page answers the same whether or not they match); limits apply."""
-    email = email.strip().lower()
+    """Note the request for the worker (the page answers the same whether or not they match); limits apply. No
+    number: links to every request of the address that is not closed."""
+    email, number = email.strip().lower(), number.strip()
     errors = {}
     if not domain.email_ok(email):
         errors["status_email"] = ["Enter the email address you used, like ana@example.com."]
-    if not NUMBER.fullmatch(number.strip()):
-        errors["number"] = ["Enter the request number from your receipt, like 100042."]
+    if number and not NUMBER.fullmatch(number):
+        errors["number"] = ["Enter the request number from your receipt, like 100042, or leave it empty."]
     if errors:
         raise UserError("Some answers need another look.", errors)
     at = now()
-    as_number = int(number.strip().lstrip("#"))  # "0100042" is 100042, as the request stored is
-    keys = {"request": f"{email}|{as_number}", "email": email, "client": client}
+    as_number = int(number.lstrip("#")) if number else None  # "0100042" is 100042, as the request stored is
+    keys = {"request": f"{email}|{as_number or 'all'}", "email": email, "client": client}
     within_limits(svc, "status", STATUS_LIMITS, keys, at)
     svc.store.add_status_request(email, as_number, at)
 
 
 def answer_status_request(svc: Portal, request: dict) -> str:
-    """Email a fresh link when the request's email and number match a ticket: "sent", else "no-match"."""
+    """Email a fresh link when the request's email and number match a ticket, or, without a number, links to the
+    address's requests that are not closed (its newest ALL_LINKS): "sent", else "no-match"."""
+    if request.get("number") is None:
+        return _answer_with_every_link(svc, request)
     try:
         found = svc.services.get(
             "intake", "/tickets", PORTAL, requester_email=request["email"], number=request["number"], limit=1
@@ -452,8 +456,7 @@ def answer_status_request(svc: Portal, request: dict) -> str:
     if not found:
         return "no-match"
     ticket = found[0]
-    token = links.mint_link_token(svc.secret, ticket["id"], request["email"], svc.settings.link_days)
-    url = links.link_url(svc.settings.portal_url, token)
+    url = _link(svc, ticket, request["email"])
     mailing.send(
         svc.settings,
         request["email"],
@@ -463,3 +466,36 @@ def answer_status_request(svc: Portal, request: dict) -> str:
         "for it, you can ignore this email.\n",
     )
     return "sent"
+
+
+ALL_LINKS = 20  # requests one "links to all my requests" email lists, newest first
+
+
+def _answer_with_every_link(svc: Portal, request: dict) -> str:
+    items = svc.services.get("intake", "/tickets", PORTAL, requester_email=request["email"], limit=50)["items"]
+    open_ones = [ticket for ticket in items if ticket.get("status") != "closed"][:ALL_LINKS]
+    if not open_ones:
+        return "no-match"
+    status = lambda t: domain.REQUESTER_STATUS.get(t.get("status"), (t.get("status"),))[0]  # noqa: E731
+    listed = "\n\n".join(
+        f"#{t['number']} {t.get('subject', '')} ({status(t)})\n{_link(svc, t, request['email'])}" for t in open_ones
+    )
+    more = (
+        f"\n\nThese are your {ALL_LINKS} newest; ask with its number for an older one."
+        if len(open_ones) == ALL_LINKS
+        else ""
+    )
+    mailing.send(
+        svc.settings,
+        request["email"],
+        "Links to your requests",
+        f"Hello,\n\nYou asked for links to your requests that are not closed. Open one to see its status, reply\n"
+        f"or close it:\n\n{listed}{more}\n\nThe links work for {svc.settings.link_days:g} days. If you did not "
+        "ask for them, you can ignore this email.\n",
+    )
+    return "sent"
+
+
+def _link(svc: Portal, ticket: dict, email: str) -> str:
+    token = links.mint_link_token(svc.secret, ticket["id"], email, svc.settings.link_days)
+    return links.link_url(svc.settings.portal_url, token)

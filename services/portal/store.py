@@ -326,7 +326,7 @@ class PortalStore:
         self.limits.update_one({"_id": f"form:{digest(key)}"}, {"$set": {"expires_at": expires_at}}, upsert=True)
 
     # check-status requests: the worker answers them, so the page answers the same whatever they hold
-    def add_status_request(self, email: str, number: int, at: datetime) -> None:
+    def add_status_request(self, email: str, number: int | None, at: datetime) -> None:
         self.status_requests.insert_one(
             {"_id": uuid.uuid4().hex, "email": email, "number": number, "state": "pending", "created_at": at}
         )

@@ -237,11 +237,30 @@ def test_check_status_answers_the_same_and_emails_a_link_only_when_they_match(po
     expect(page.get_by_role("heading", name="Where is my order?")).to_be_visible()
 
 
-@pytest.mark.parametrize("number", ["²", "12a", "1" * 16, ""])
+@pytest.mark.parametrize("number", ["²", "12a", "1" * 16])  # an empty one asks for every open request's link
 def test_check_status_names_a_bad_number_next_to_its_field(portal_system, number):  # noqa: F811
     answer = _status_page(requests.Session(), portal_system.portal, unique_email("typo"), number)
     assert answer.status_code == 422
     assert 'id="number-error"' in answer.text and "Enter the request number" in answer.text
+
+
+def test_check_status_without_a_number_emails_a_link_to_each_request_not_closed(portal_system, new_context):  # noqa: F811
+    system = portal_system
+    ana = unique_email("ana")
+    first, second = new_ticket(system, ana, "Where is my order?"), new_ticket(system, ana, "And my invoice?")
+    asked = _status_page(requests.Session(), system.portal, ana, "")
+    assert asked.status_code == 200 and "we have sent it a fresh link to each" in asked.text
+
+    def links_sent() -> list:
+        return [m for m in list(system.smtp.received) if m["To"] == ana and m["Subject"] == "Links to your requests"]
+
+    wait_until(links_sent, timeout=30)
+    [email] = links_sent()
+    body = email.get_body(("plain",)).get_content()
+    assert f"#{first['number']} Where is my order?" in body and f"#{second['number']} And my invoice?" in body
+    page = new_context().new_page()
+    page.goto(LINK.findall(body)[0])  # the newest first
+    expect(page.get_by_role("heading", name="And my invoice?")).to_be_visible()
 
 
 def test_check_status_is_rate_limited_per_email(portal_system):  # noqa: F811

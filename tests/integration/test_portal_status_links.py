@@ -1,0 +1,89 @@
+""" "Check a request" without a number: the worker emails links to every request of the address that is not closed
+(the page answers the same whatever was typed); with one, the link to that request as before. In-process, on the real
+portal database; intake is the stub of test_portal_search."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from services.portal import handlers, mailing
+from shared import links
+from tests.integration.test_portal_search import portal, stub, text  # noqa: F401
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def outbox(monkeypatch) -> list[dict]:
+    sent: list[dict] = []
+    monkeypatch.setattr(mailing, "send", lambda settings, to, subject, body: sent.append(
+        {"to": to, "subject": subject, "text": body}))  # fmt: skip
+    return sent
+
+
+@pytest.fixture(autouse=True)
+def topics(stub) -> None:  # noqa: F811
+    stub.answers["/topics"] = {"items": [{"id": "general", "name": "General"}]}
+
+
+def ask(app, email: str, number: str = ""):
+    browser = app.test_client()
+    address = f"10.7.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"  # the per-client count is the hour's
+    token = CSRF.search(text(browser.get("/"))).group(1)
+    data = {"status_email": email, "number": number, "csrf_token": token}
+    return browser.post("/status", data=data, environ_base={"REMOTE_ADDR": address})
+
+
+def ticket(ticket_id: str, number: int, status: str) -> dict:
+    return {"id": ticket_id, "number": number, "subject": f"Printer {number}", "status": status}
+
+
+def the_request(svc, email: str) -> dict:
+    return svc.store.status_requests.find_one({"email": email})
+
+
+def test_without_a_number_the_address_gets_a_link_to_each_request_not_closed(portal, stub, outbox):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    owner = f"mia-{uuid.uuid4().hex[:8]}@example.com"
+    stub.answers["/tickets"] = {"items": [ticket("t-3", 100003, "waiting_on_requester"),
+                                          ticket("t-2", 100002, "closed"), ticket("t-1", 100001, "resolved")],
+                                "next_cursor": None}  # fmt: skip
+
+    asked = ask(portal, owner.upper())
+
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/status/sent")
+    assert handlers.answer_status_request(svc, the_request(svc, owner)) == "sent"
+    [lookup] = [call for call in stub.calls if call["path"] == "/tickets"]
+    assert lookup["args"] == {"requester_email": owner, "limit": "50"}
+    [email] = outbox
+    assert email["to"] == owner and email["subject"] == "Links to your requests"
+    assert "#100003 Printer 100003 (Waiting for your reply)" in email["text"]
+    assert "#100001 Printer 100001 (Resolved)" in email["text"] and "#100002" not in email["text"]
+    granted = [
+        links.read_link_token(svc.secret, url.rsplit("/", 1)[1]) for url in re.findall(r"http\S+/t/\S+", email["text"])
+    ]
+    assert [(link.ticket_id, link.email) for link in granted] == [("t-3", owner), ("t-1", owner)]
+
+
+def test_an_address_with_nothing_open_gets_nothing_and_the_page_is_the_same(portal, stub, outbox):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    nobody = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
+    stub.answers["/tickets"] = {"items": [ticket("t-2", 100002, "closed")], "next_cursor": None}
+
+    asked = ask(portal, nobody)
+
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/status/sent")
+    assert handlers.answer_status_request(svc, the_request(svc, nobody)) == "no-match"
+    assert outbox == []
+
+
+def test_a_number_that_is_not_one_is_said_next_to_the_field_and_an_empty_one_is_not(portal, stub):  # noqa: F811
+    refused = ask(portal, "mia@example.com", "my printer")
+    page = text(refused)
+    assert refused.status_code == 422 and 'id="number-error"' in page
+    assert "Enter the request number from your receipt, like 100042, or leave it empty." in page
+    home = text(portal.test_client().get("/"))
+    assert "Request number (optional)" in home and "Leave it empty to get links to all your requests" in home
