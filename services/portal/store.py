@@ -221,8 +221,14 @@ class PortalStore:
     def end_session(self, session_id: str) -> None:
         self.sessions.delete_one({"_id": session_id})
 
-    def end_sessions_of(self, account_id: str) -> None:
-        self.sessions.delete_many({"account_id": account_id})
+    def end_sessions_of(self, account_id: str, but: str | None = None) -> None:
+        """End every session of the account (`but`: save this one)."""
+        self.sessions.delete_many({"account_id": account_id, **({"_id": {"$ne": but}} if but else {})})
+
+    def other_sessions(self, account_id: str, this_one: str, now: datetime) -> int:
+        """How many live sessions the account has besides this one (other browsers and computers)."""
+        live = {"account_id": account_id, "_id": {"$ne": this_one}, "expires_at": {"$gt": now}}
+        return self.sessions.count_documents(live)
 
     # requesters' addresses proven: someone followed a link emailed to the ticket's address
     def confirm_address(self, ticket_id: str, email: str, at: datetime) -> bool:

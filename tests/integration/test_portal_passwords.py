@@ -420,3 +420,24 @@ def test_the_new_forms_are_refused_without_their_csrf_token(portal, path):  # no
     assert refused.status_code in (400, 403)
     assert svc.store.password_resets.count_documents({"email": agent["email"]}) == 0
     assert sign_in(portal, agent["email"]).status_code == 303  # the password did not change
+
+
+def test_sign_out_everywhere_else_ends_the_other_sessions_and_keeps_this_one(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    agent, here = account_with_session(portal, "agent")
+    elsewhere = [handlers.start_session(svc, agent)[0] for _ in range(2)]
+    _, someone_else = account_with_session(portal, "agent")
+    client = browser(portal, here)
+    assert "You are signed in on 2 other browsers or computers too." in text(client.get("/account/password"))
+
+    done = post(client, "/account/sessions/others", "/account/password", {})
+
+    assert done.status_code == 303 and done.headers["Location"].endswith(
+        "/account/password?notice=signed-out-elsewhere"
+    )
+    page = text(client.get(done.headers["Location"]))
+    assert "You are signed out everywhere else. This browser stays signed in." in page
+    assert "You are signed in here only." in page
+    assert [handlers.load_session(svc, token) for token in elsewhere] == [None, None]
+    assert handlers.load_session(svc, here) is not None and handlers.load_session(svc, someone_else) is not None
+    assert sign_in(portal, agent["email"]).status_code == 303  # the password did not change

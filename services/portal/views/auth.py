@@ -9,6 +9,7 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from services.portal import handlers, passwords
 from services.portal.pages import agent_required, client_network, error_page, portal, set_session
+from shared.clock import now
 
 blueprint = Blueprint("auth", __name__)
 
@@ -97,7 +98,20 @@ def forgot_sent():
 @blueprint.get("/account/password")
 @agent_required
 def change_password():
-    return render_template("auth/change_password.html", errors={})
+    return _password_page({})
+
+
+def _password_page(errors: dict, message: str | None = None, status: int = 200):
+    others = portal().store.other_sessions(g.session["account_id"], g.session["_id"], now())
+    return render_template("auth/change_password.html", errors=errors, message=message, others=others), status
+
+
+@blueprint.post("/account/sessions/others")
+@agent_required
+def end_other_sessions():
+    """ "Sign out everywhere else": a computer someone forgot to sign out of, without changing the password."""
+    portal().store.end_sessions_of(g.session["account_id"], but=g.session["_id"])
+    return redirect(url_for("auth.change_password", notice="signed-out-elsewhere"), 303)
 
 
 @blueprint.post("/account/password")
@@ -109,6 +123,6 @@ def change_password_post():
             portal(), g.session, form.get("current", ""), form.get("password", ""), form.get("again", "")
         )
     except handlers.UserError as exc:  # no password is ever written back into the page
-        return render_template("auth/change_password.html", errors=exc.errors, message=exc.message), exc.status
+        return _password_page(exc.errors, exc.message, exc.status)
     set_session(token)  # every session of the account ended, this browser's too: it gets a new one
     return redirect(url_for("auth.change_password", notice="changed"), 303)
