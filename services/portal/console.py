@@ -272,6 +272,8 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
     body = {name: form[name].strip() for name in names if (form.get(name) or "").strip()}
     if problems := written_problems(action, body):
         raise UserError(next(iter(problems.values()))[0], problems)
+    if action == "status":
+        _status_is_theirs(svc, session, ticket_id)
     if action in ("reply", "resolve"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
     try:
@@ -336,6 +338,8 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
     fields = {name: form.get(name) or "" for name in ACTIONS[action][1]}  # never a page's `seen`: no hold-back here
     to = {"status": domain.AGENT_STATUS.get(fields.get("status", ""), fields.get("status")),
           "priority": fields.get("priority", "").capitalize(), "transfer": fields.get("team")}.get(action)  # fmt: skip
+    if action == "transfer":
+        to = _team_name(svc, session, fields.get("team", ""))
     outcome: dict = {"action": action, "to": to, "done": [], "refused": [], "unanswered": None, "not_tried": []}
     started = time.monotonic()
     for ticket_id, number in rows.items():
@@ -343,8 +347,6 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
             outcome["not_tried"].append(number)
             continue
         try:
-            if action == "status":
-                _status_is_theirs(svc, session, ticket_id)
             act(svc, session, ticket_id, action, fields, request_id)
         except UserError as exc:
             details = [m for messages in exc.errors.values() for m in messages if m != exc.message]
@@ -357,16 +359,25 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
     return outcome
 
 
+def _team_name(svc: Portal, session: dict, team_id: str) -> str:
+    """The name a team is shown by (its id when assignment does not list it)."""
+    try:
+        return next((t["name"] for t in every_team(svc, session) if t["id"] == team_id), team_id)
+    except (Refused, Unreachable):
+        return team_id
+
+
 def _status_is_theirs(svc: Portal, session: dict, ticket_id: str) -> None:
     """A status is set by the ticket's agent or an admin, as its page offers it (assignment would let a team's agent
-    set an unassigned ticket's, which then reads as if someone were on it)."""
+    set an unassigned ticket's, which then reads as if someone were on it): from the page, a form sent by hand,
+    or the queue's bulk form."""
     if session.get("role") == "admin":
         return
     try:
         work = svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", actor(session))
     except Refused as refused:
         raise UserError(refused.detail or refused.title, status=refused.status) from None
-    if work.get("agent_id") != session.get("agent_id"):
+    if not session.get("agent_id") or work.get("agent_id") != session.get("agent_id"):
         raise UserError("Only its agent or an admin sets its status: claim it first.", status=403)
 
 

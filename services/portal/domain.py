@@ -182,12 +182,17 @@ def requester_view_digest(ticket: dict, attachments: list[dict]) -> str:
     return hashlib.sha256(repr(shown).encode()).hexdigest()[:16]
 
 
+def requester_status_title(status: str | None) -> str:
+    """A status as requesters read it: "Being worked on", "Waiting for your reply"..."""
+    return REQUESTER_STATUS.get(status, (status or "", ""))[0]
+
+
 def requester_update_words(ticket: dict, thread_seen: int, status_seen: str) -> str:
     """What the requester is told when their open page updates itself (read out by screen readers)."""
     thread = ticket.get("thread") or []
     new = thread[thread_seen:] if 0 <= thread_seen <= len(thread) else []
     replied = any((entry.get("author") or {}).get("type") != "requester" for entry in new)
-    title = REQUESTER_STATUS.get(ticket.get("status"), (ticket.get("status"), ""))[0]
+    title = requester_status_title(ticket.get("status"))
     moved = ticket.get("status") != status_seen
     if replied and moved:
         return f"The help desk replied, and the status changed to “{title}”."

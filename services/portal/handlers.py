@@ -33,6 +33,9 @@ PASSWORD_LINK_LIFE = timedelta(days=3)
 # per client address, per email and number (links to one request), per email (all its requests). So a stranger's
 # wrong numbers use up their own address's twenty, never the owner's five for their request.
 STATUS_LIMITS = (("client", 20), ("request", 5), ("email", 30))
+# without a number, an email with a link to each of the address's requests: anyone may ask for any address, and
+# each mails it, so two an hour (then the per-email thirty, shared with the numbered ones)
+ALL_LINKS_LIMITS = (("client", 20), ("request", 2), ("email", 30))
 NUMBER = re.compile(r"#?[0-9]{1,15}")  # a ticket number as people quote it (ASCII digits only)
 FIELD_NAMES = {"requester.name": "name", "requester.email": "email"}  # intake's fields -> the form's
 
@@ -436,8 +439,8 @@ def request_status_link(svc: Portal, email: str, number: str, client: str) -> No
         raise UserError("Some answers need another look.", errors)
     at = now()
     as_number = int(number.lstrip("#")) if number else None  # "0100042" is 100042, as the request stored is
-    keys = {"request": f"{email}|{as_number or 'all'}", "email": email, "client": client}
-    within_limits(svc, "status", STATUS_LIMITS, keys, at)
+    keys = {"request": f"{email}|{'all' if as_number is None else as_number}", "email": email, "client": client}
+    within_limits(svc, "status", STATUS_LIMITS if as_number is not None else ALL_LINKS_LIMITS, keys, at)
     svc.store.add_status_request(email, as_number, at)
 
 
@@ -469,20 +472,35 @@ def answer_status_request(svc: Portal, request: dict) -> str:
 
 
 ALL_LINKS = 20  # requests one "links to all my requests" email lists, newest first
+ALL_LINKS_PAGES = 4  # pages of intake's list (50 each) looked through for them
 
 
 def _answer_with_every_link(svc: Portal, request: dict) -> str:
-    items = svc.services.get("intake", "/tickets", PORTAL, requester_email=request["email"], limit=50)["items"]
-    open_ones = [ticket for ticket in items if ticket.get("status") != "closed"][:ALL_LINKS]
+    """Links to the newest ALL_LINKS requests of the address that are not closed, found among its newest
+    ALL_LINKS_PAGES * 50; "no-match" when there is none (or intake will not list the address)."""
+    open_ones, cursor = [], None
+    try:
+        for _ in range(ALL_LINKS_PAGES):
+            page = svc.services.get(
+                "intake", "/tickets", PORTAL, requester_email=request["email"], limit=50, cursor=cursor
+            )
+            open_ones += [ticket for ticket in page["items"] if ticket.get("status") != "closed"]
+            cursor = page.get("next_cursor")
+            if len(open_ones) > ALL_LINKS or not cursor:
+                break
+    except Refused as refused:  # an address intake does not take: nobody's requests
+        log.info("check-status request %s: intake refused the lookup: %s", request["_id"], refused)
+        return "no-match"
     if not open_ones:
         return "no-match"
-    status = lambda t: domain.REQUESTER_STATUS.get(t.get("status"), (t.get("status"),))[0]  # noqa: E731
     listed = "\n\n".join(
-        f"#{t['number']} {t.get('subject', '')} ({status(t)})\n{_link(svc, t, request['email'])}" for t in open_ones
+        f"#{t['number']} {t.get('subject', '')} ({domain.requester_status_title(t.get('status'))})\n"
+        f"{_link(svc, t, request['email'])}"
+        for t in open_ones[:ALL_LINKS]
     )
     more = (
         f"\n\nThese are your {ALL_LINKS} newest; ask with its number for an older one."
-        if len(open_ones) == ALL_LINKS
+        if len(open_ones) > ALL_LINKS
         else ""
     )
     mailing.send(

@@ -29,7 +29,9 @@ def work(svc, queue: str, handle: Callable[[object, dict], str], most: int = 50)
     while done < most and (job := svc.store.take_job(queue, now(), STALE)) is not None:
         try:
             outcome = handle(svc, job)
-        except (Unreachable, smtp.SmtpError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any job that fails is tried again later, then given up
+            if not isinstance(exc, (Unreachable, smtp.SmtpError)):
+                log.exception("%s job %s failed unexpectedly", queue, job["_id"])
             if job.get("attempts", 1) >= ATTEMPTS:
                 log.error("%s job %s failed for good after %s tries: %s", queue, job["_id"], ATTEMPTS, exc)
                 svc.store.finish_job(queue, job["_id"], "failed", now())

@@ -409,15 +409,18 @@ def test_the_api_refuses_a_link_for_a_disabled_account_as_a_problem(portal):  # 
     assert refused.json["detail"] == "The account is disabled: enable it first."
 
 
-@pytest.mark.parametrize("path", ["/password/forgot", "/account/password"])
+@pytest.mark.parametrize("path", ["/password/forgot", "/account/password", "/account/sessions/others"])
 def test_the_new_forms_are_refused_without_their_csrf_token(portal, path):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]
     agent, here = account_with_session(portal, "agent")
     form = {"email": agent["email"], "current": PASSWORD, "password": NEW_PASSWORD, "again": NEW_PASSWORD}
 
+    other, _ = handlers.start_session(svc, agent)
+
     refused = browser(portal, here).post(path, data=form)
 
     assert refused.status_code in (400, 403)
+    assert handlers.load_session(svc, other) is not None  # no session ended
     assert svc.store.password_resets.count_documents({"email": agent["email"]}) == 0
     assert sign_in(portal, agent["email"]).status_code == 303  # the password did not change
 
@@ -428,7 +431,9 @@ def test_sign_out_everywhere_else_ends_the_other_sessions_and_keeps_this_one(por
     elsewhere = [handlers.start_session(svc, agent)[0] for _ in range(2)]
     _, someone_else = account_with_session(portal, "agent")
     client = browser(portal, here)
-    assert "You are signed in on 2 other browsers or computers too." in text(client.get("/account/password"))
+    page = text(client.get("/account/password"))
+    assert "You are signed in on 2 other browsers or computers too." in page
+    assert "<title>Your password · ticketflow</title>" in page
 
     done = post(client, "/account/sessions/others", "/account/password", {})
 

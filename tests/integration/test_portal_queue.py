@@ -285,3 +285,17 @@ def test_a_bulk_status_is_set_on_the_agents_own_tickets_only_as_their_pages_offe
     page = text(agent.get(done.headers["Location"]))
     assert "<strong>Set the status to Waiting on requester:</strong> done on 1 ticket (#100001)." in page
     assert "<li>#100002: Only its agent or an admin sets its status: claim it first.</li>" in page
+
+
+def test_a_status_set_from_a_ticket_page_is_the_tickets_agents_alone(portal, stub):  # noqa: F811
+    """The page offers it to the ticket's agent and admins; a form sent by hand to an unassigned ticket is refused
+    before assignment (which would take it from any agent of the team) is asked."""
+    queue_stub(stub)
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    stub.answers["/tickets/t-2"] = {"ticket_id": "t-2", "agent_id": None, "status": "new", "team": "network"}
+    agent = signed_in(portal, "agent", "ada")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(agent.get("/console/"))).group(1)
+
+    agent.post("/console/tickets/t-2/status", data={"csrf_token": token, "status": "in_progress"})
+
+    assert not [c for c in stub.calls if c["method"] == "POST"]

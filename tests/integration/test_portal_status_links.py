@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -25,11 +26,19 @@ def outbox(monkeypatch) -> list[dict]:
 
 
 @pytest.fixture(autouse=True)
-def topics(stub) -> None:  # noqa: F811
+def topics(portal, stub) -> Iterator[None]:  # noqa: F811
     stub.answers["/topics"] = {"items": [{"id": "general", "name": "General"}]}
+    yield
+    jobs = portal.extensions["ticketflow.portal"].store.status_requests  # this test's requests: no one's work later
+    jobs.delete_many({"email": {"$in": [call["args"].get("requester_email") for call in stub.calls] + list(ASKED)}})
+    ASKED.clear()
+
+
+ASKED: set[str] = set()  # the addresses this test asked for
 
 
 def ask(app, email: str, number: str = ""):
+    ASKED.add(email.strip().lower())
     browser = app.test_client()
     address = f"10.7.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"  # the per-client count is the hour's
     token = CSRF.search(text(browser.get("/"))).group(1)
@@ -87,3 +96,41 @@ def test_a_number_that_is_not_one_is_said_next_to_the_field_and_an_empty_one_is_
     assert "Enter the request number from your receipt, like 100042, or leave it empty." in page
     home = text(portal.test_client().get("/"))
     assert "Request number (optional)" in home and "Leave it empty to get links to all your requests" in home
+
+
+def test_an_address_intake_will_not_list_is_nobodys_and_the_job_ends(portal, stub, outbox):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    odd = f'a"b-{uuid.uuid4().hex[:6]}@example.com'
+    stub.answers["/tickets"] = (422, {"title": "Validation failed", "errors": {"requester_email": ["Not an email."]}})
+    ask(portal, odd)
+
+    assert handlers.answer_status_request(svc, the_request(svc, odd)) == "no-match"
+    assert outbox == []
+
+
+def test_only_the_newest_twenty_are_listed_and_the_email_says_so(portal, stub, outbox):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    owner = f"many-{uuid.uuid4().hex[:8]}@example.com"
+    first = {"items": [ticket(f"t-{n}", 100100 - n, "in_progress") for n in range(15)] +
+             [ticket(f"c-{n}", 100050 - n, "closed") for n in range(35)], "next_cursor": "page-2"}  # fmt: skip
+    stub.answers["/tickets"] = first  # the stub answers every page alike: 15 more open ones on the second
+    ask(portal, owner)
+
+    assert handlers.answer_status_request(svc, the_request(svc, owner)) == "sent"
+
+    assert [call["args"].get("cursor") for call in stub.calls if call["path"] == "/tickets"] == [None, "page-2"]
+    text_sent = outbox[0]["text"]
+    assert len(re.findall(r"http\S+/t/\S+", text_sent)) == 20
+    assert "These are your 20 newest; ask with its number for an older one." in text_sent
+
+
+def test_without_a_number_an_address_gets_two_such_emails_an_hour_and_numbered_links_still(portal, monkeypatch):  # noqa: F811
+    at = handlers.now().replace(minute=30)
+    monkeypatch.setattr(handlers, "now", lambda: at)  # one hour's window, whenever the test runs
+    owner = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+
+    answers = [ask(portal, owner).status_code for _ in range(3)]
+
+    assert answers == [303, 303, 429]
+    assert ask(portal, owner, "0").status_code == 303  # "0" is a number (no request has it), not "every request"
+    assert ask(portal, owner, "100042").status_code == 303

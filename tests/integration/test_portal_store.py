@@ -65,6 +65,25 @@ def test_an_address_always_refused_holds_up_nothing_and_ends_failed(store, monke
     assert states == {"refused@example.com": ("failed", mailing.ATTEMPTS), "ana@example.com": ("sent", 1)}
 
 
+def test_a_job_whose_handler_fails_unexpectedly_is_tried_again_then_ends_failed(store, monkeypatch):
+    """Not left taken for ever (taken again every five minutes past its attempts, holding up the queue)."""
+    clock = {"now": NOW}
+    monkeypatch.setattr(mailing, "now", lambda: clock["now"])
+    store.add_status_request("odd@example.com", None, NOW)
+
+    def handle(svc, job):
+        raise ValueError("a bug of the handler's")
+
+    svc = SimpleNamespace(store=store)
+    mailing.work(svc, "status_requests", handle)
+    assert store.status_requests.find_one({"email": "odd@example.com"})["state"] == "pending"  # again later
+    for delay in mailing.DELAYS:
+        clock["now"] += delay
+        mailing.work(svc, "status_requests", handle)
+    job = store.status_requests.find_one({"email": "odd@example.com"})
+    assert (job["state"], job["attempts"]) == ("failed", mailing.ATTEMPTS)
+
+
 def test_a_fixed_window_counts_every_hit_once(store):
     window = NOW.replace(minute=0)
     counts = [store.count_hit("status:email:ana@example.com", window, timedelta(hours=1)) for _ in range(3)]

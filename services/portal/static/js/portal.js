@@ -211,9 +211,12 @@
     if (!document.querySelector("[data-forgotten]")) return;
     try { sessionStorage.setItem(FORGOTTEN, "1"); } catch (e) { /* storage off: nothing to remember it by */ }
   });
-  window.addEventListener("pageshow", function (event) {
+  function reachedWithBack(event) {  // Back or Forward: from the browser's cache, or loaded again
     var entry = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
-    if (!event.persisted && !(entry && entry.type === "back_forward")) return;
+    return event.persisted || !!(entry && entry.type === "back_forward");
+  }
+  window.addEventListener("pageshow", function (event) {
+    if (!reachedWithBack(event)) return;
     try { if (sessionStorage.getItem(FORGOTTEN) !== "1") return; } catch (e) { return; }
     Array.prototype.forEach.call(document.forms, function (form) { form.reset(); });
   });
@@ -259,9 +262,7 @@
   // on rows that may be other tickets now, and keep the chosen action and words. Nothing is ticked or chosen.
   window.addEventListener("pageshow", function (event) {
     var form = document.getElementById("bulk");
-    if (!form) return;
-    var entry = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
-    if (!event.persisted && !(entry && entry.type === "back_forward")) return;
+    if (!form || !reachedWithBack(event)) return;
     form.reset();
     Array.prototype.forEach.call(tickBoxes(), function (box) { box.checked = false; });
     showTickAll();
