@@ -10,19 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.portal import handlers, mailing
+from services.portal import handlers
 from shared import links
+from tests.integration.test_portal_passwords import outbox  # noqa: F401
 from tests.integration.test_portal_search import portal, stub, text  # noqa: F401
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def outbox(monkeypatch) -> list[dict]:
-    sent: list[dict] = []
-    monkeypatch.setattr(mailing, "send", lambda settings, to, subject, body: sent.append(
-        {"to": to, "subject": subject, "text": body}))  # fmt: skip
-    return sent
 
 
 @pytest.fixture(autouse=True)
