@@ -347,6 +347,8 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
             outcome["not_tried"].append(number)
             continue
         try:
+            if action == "transfer":
+                _not_there_yet(svc, session, ticket_id, fields.get("team", ""), to)
             act(svc, session, ticket_id, action, fields, request_id)
         except UserError as exc:
             details = [m for messages in exc.errors.values() for m in messages if m != exc.message]
@@ -357,6 +359,17 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
         else:
             outcome["done"].append(number)
     return outcome
+
+
+def _not_there_yet(svc: Portal, session: dict, ticket_id: str, team: str, team_name: str) -> None:
+    """A ticket ticked with others and already in the team they move to stays as it is: assignment's transfer
+    picks an agent of the team again, and would take it from the one working on it."""
+    try:
+        work = svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", actor(session))
+    except Refused as refused:
+        raise UserError(refused.detail or refused.title, status=refused.status) from None
+    if work.get("team") == team:
+        raise UserError(f"It is in {team_name} already: it stays with its agent.", status=409)
 
 
 def _team_name(svc: Portal, session: dict, team_id: str) -> str:

@@ -232,11 +232,28 @@ def test_a_ticket_ticked_twice_or_under_another_number_is_acted_on_once(portal, 
     assert "done on 1 ticket (#100001)." in text(admin.get(done.headers["Location"]))
 
 
+def test_a_bulk_move_leaves_a_ticket_already_in_that_team_with_its_agent(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
+    stub.answers["/tickets/t-1"] = {"ticket_id": "t-1", "team": "network", "agent_id": "ada", "status": "assigned"}
+    stub.answers["/tickets/t-2"] = {"ticket_id": "t-2", "team": "desk", "agent_id": "bob", "status": "assigned"}
+    stub.answers["/tickets/t-1/assign"] = stub.answers["/tickets/t-2/assign"] = {"ticket_id": "t-x"}
+    admin = signed_in(portal)
+
+    done = ticked(admin, {"action": "transfer", "team": "network"}, ["t-1:100001", "t-2:100002"])
+
+    assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-2/assign"]
+    page = text(admin.get(done.headers["Location"]))
+    assert "<strong>Move to Network:</strong> done on 1 ticket (#100002)." in page
+    assert "<li>#100001: It is in Network already: it stays with its agent.</li>" in page
+
+
 def test_a_refusals_field_errors_are_part_of_its_reason(portal, stub):  # noqa: F811
     queue_stub(stub)
     stub.answers["/tickets/t-1/transfer"] = (422, {"title": "Validation failed", "detail": "",
                                                    "errors": {"team": ["No team desk."]}})  # fmt: skip
     stub.answers["/tickets/t-1/assign"] = stub.answers["/tickets/t-1/transfer"]
+    stub.answers["/tickets/t-1"] = {"ticket_id": "t-1", "team": "network", "agent_id": "ada", "status": "assigned"}
     admin = signed_in(portal)
 
     done = ticked(admin, {"action": "transfer", "team": "desk"}, ["t-1:100001"])
