@@ -7,7 +7,6 @@ the console only hides the controls a person has no right to, and shows a refusa
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -40,11 +39,6 @@ ACTIONS = {  # action -> (path under /tickets/{id}, fields of the form it takes)
     "priority": ("priority", ("priority",)),
 }
 LEAD_ACTIONS = {"assign", "transfer", "priority"}
-WRITTEN = {  # actions whose text is needed: (field, what to say next to it when empty, the longest assignment takes)
-    "reply": ("body", "Write your reply first.", 20_000),
-    "note": ("body", "Write the note first.", 20_000),
-    "resolve": ("resolution", "Say how it was resolved: the requester reads it.", 5_000),
-}
 
 
 class ChangedMeanwhile(Exception):
@@ -270,7 +264,7 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         raise UserError(f"There is no action {action!r}.", status=404)
     path, names = ACTIONS[action]
     body = {name: form[name].strip() for name in names if (form.get(name) or "").strip()}
-    if problems := written_problems(action, body):
+    if problems := domain.written_problems(action, body):
         raise UserError(next(iter(problems.values()))[0], problems)
     if action == "status":
         _status_is_theirs(svc, session, ticket_id)
@@ -285,23 +279,9 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         raise UserError(refused.detail or refused.title, errors, refused.status) from None
 
 
-def written_problems(action: str, body: dict) -> dict[str, list[str]]:
-    """What is wrong with the text an action needs (a reply's, a note's, a resolution): empty, or too long for
-    assignment; nothing for an action that needs none."""
-    if action not in WRITTEN:
-        return {}
-    name, words, longest = WRITTEN[action]
-    if not body.get(name):
-        return {name: [words]}
-    if len(body[name]) > longest:
-        return {name: [f"Keep it to {longest:,} characters (it has {len(body[name]):,})."]}
-    return {}
-
-
 BULK_ACTIONS = ("claim", "status", "priority", "transfer", "resolve")
 BULK_MOST = QUEUE_LIMIT  # tickets one bulk action takes: every row a queue page shows
 BULK_SECONDS = 20.0  # then the rest are left, said as not tried: a page's request must end (gunicorn's 30 s)
-SELECTED = re.compile(r"([0-9A-Za-z_-]{1,64}):([0-9]{1,15})")  # a row's checkbox: "<ticket id>:<number>"
 
 
 def every_team(svc: Portal, session: dict) -> list[dict]:
@@ -319,10 +299,7 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
 
     A resolve is not held back by what changed since the queue showed the ticket (the ticket's page asks, the
     queue shows no thread); a requester's message that comes after it reopens the ticket (intake's rule)."""
-    rows = {}  # ticket id -> its number as the row showed it, each ticket once
-    for value in selected:
-        if (match := SELECTED.fullmatch(value)) and match.group(1) not in rows:
-            rows[match.group(1)] = int(match.group(2))
+    rows = domain.ticked_rows(selected)
     errors: dict[str, list[str]] = {}
     if not rows:
         errors["ticket_ids"] = ["Choose the tickets first: tick them in the list."]
@@ -332,7 +309,7 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
         errors["action"] = ["Choose what to do with them."]
     else:
         path, names = ACTIONS[action]
-        errors |= written_problems(action, {name: (form.get(name) or "").strip() for name in names})
+        errors |= domain.written_problems(action, {name: (form.get(name) or "").strip() for name in names})
     if errors:
         raise UserError("Some answers need another look.", errors)
     fields = {name: form.get(name) or "" for name in ACTIONS[action][1]}  # never a page's `seen`: no hold-back here
@@ -361,14 +338,18 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
     return outcome
 
 
+def _work_of(svc: Portal, session: dict, ticket_id: str) -> dict:
+    """The ticket as assignment has it, read with the person's rights; UserError with assignment's refusal."""
+    try:
+        return svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", actor(session))
+    except Refused as refused:
+        raise UserError(refused.detail or refused.title, status=refused.status) from None
+
+
 def _not_there_yet(svc: Portal, session: dict, ticket_id: str, team: str, team_name: str) -> None:
     """A ticket ticked with others and already in the team they move to stays as it is: assignment's transfer
     picks an agent of the team again, and would take it from the one working on it."""
-    try:
-        work = svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", actor(session))
-    except Refused as refused:
-        raise UserError(refused.detail or refused.title, status=refused.status) from None
-    if work.get("team") == team:
+    if _work_of(svc, session, ticket_id).get("team") == team:
         raise UserError(f"It is in {team_name} already: it stays with its agent.", status=409)
 
 
@@ -386,10 +367,7 @@ def _status_is_theirs(svc: Portal, session: dict, ticket_id: str) -> None:
     or the queue's bulk form."""
     if session.get("role") == "admin":
         return
-    try:
-        work = svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", actor(session))
-    except Refused as refused:
-        raise UserError(refused.detail or refused.title, status=refused.status) from None
+    work = _work_of(svc, session, ticket_id)
     if not session.get("agent_id") or work.get("agent_id") != session.get("agent_id"):
         raise UserError("Only its agent or an admin sets its status: claim it first.", status=403)
 

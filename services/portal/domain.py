@@ -511,3 +511,44 @@ def _moment(value: str | None) -> datetime:
         return parse_time(value) if value else datetime.min.replace(tzinfo=UTC)
     except (TypeError, ValueError):
         return datetime.min.replace(tzinfo=UTC)
+
+
+# the console's actions that carry text: (field, what to say next to it when empty, the longest assignment takes)
+WRITTEN = {
+    "reply": ("body", "Write your reply first.", 20_000),
+    "note": ("body", "Write the note first.", 20_000),
+    "resolve": ("resolution", "Say how it was resolved: the requester reads it.", 5_000),
+}
+
+
+def written_problems(action: str, body: dict) -> dict[str, list[str]]:
+    """What is wrong with the text an action needs (a reply's, a note's, a resolution): empty, or too long for
+    assignment; nothing for an action that needs none."""
+    if action not in WRITTEN:
+        return {}
+    name, words, longest = WRITTEN[action]
+    if not body.get(name):
+        return {name: [words]}
+    if len(body[name]) > longest:
+        return {name: [f"Keep it to {longest:,} characters (it has {len(body[name]):,})."]}
+    return {}
+
+
+TICKED = re.compile(r"([0-9A-Za-z_-]{1,64}):([0-9]{1,15})")  # a queue row's box: "<ticket id>:<number>"
+
+
+def ticked_rows(values: list[str]) -> dict[str, int]:
+    """The queue rows a bulk form ticked: ticket id -> its number as the row showed it, each ticket once (however
+    often, and under whatever numbers, it was sent); values that are no row's left out."""
+    rows: dict[str, int] = {}
+    for value in values:
+        if (match := TICKED.fullmatch(value)) and match.group(1) not in rows:
+            rows[match.group(1)] = int(match.group(2))
+    return rows
+
+
+def password_link_good(link: dict, account: dict) -> bool:
+    """A password link still sets its account's password: the account enabled, and the link not older than the
+    password's last change (links made in the instant of a change are void with the others)."""
+    changed = account.get("password_changed_at")
+    return not account.get("disabled_at") and not (changed and link.get("created_at", changed) < changed)

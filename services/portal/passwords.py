@@ -60,12 +60,7 @@ def link_account(svc: Portal, token: str) -> dict | None:
     account's last password change, the account enabled); else None."""
     link = svc.store.password_link(token, now())
     account = svc.store.account(link["account_id"]) if link else None
-    return account if account is not None and _link_good(link, account) else None
-
-
-def _link_good(link: dict, account: dict) -> bool:
-    changed = account.get("password_changed_at")
-    return not account.get("disabled_at") and not (changed and link.get("created_at", changed) < changed)
+    return account if account is not None and domain.password_link_good(link, account) else None
 
 
 def set_password(svc: Portal, token: str, password: str) -> dict:
@@ -76,7 +71,7 @@ def set_password(svc: Portal, token: str, password: str) -> dict:
         raise UserError("Choose another password.", {"password": problems})
     link = svc.store.use_password_link(token, now())
     account = svc.store.account(link["account_id"]) if link else None
-    if account is None or not _link_good(link, account):
+    if account is None or not domain.password_link_good(link, account):
         raise UserError(LINK_GONE, status=404)
     _new_password(svc, account, password)
     svc.store.clear_failures(account["email"])
