@@ -268,6 +268,8 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         raise UserError(next(iter(problems.values()))[0], problems)
     if action == "status":
         _status_is_theirs(svc, session, ticket_id)
+    if action == "transfer" and body.get("team"):  # the form shows its own team first: sent as is, nothing to do
+        _not_there_yet(svc, session, ticket_id, body["team"])
     if action in ("reply", "resolve"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
     try:
@@ -346,11 +348,12 @@ def _work_of(svc: Portal, session: dict, ticket_id: str) -> dict:
         raise UserError(refused.detail or refused.title, status=refused.status) from None
 
 
-def _not_there_yet(svc: Portal, session: dict, ticket_id: str, team: str, team_name: str) -> None:
-    """A ticket ticked with others and already in the team they move to stays as it is: assignment's transfer
-    picks an agent of the team again, and would take it from the one working on it."""
+def _not_there_yet(svc: Portal, session: dict, ticket_id: str, team: str, team_name: str | None = None) -> None:
+    """A ticket already in the team it is moved to stays as it is (from its page, or ticked with others):
+    assignment's transfer picks an agent of the team again, and would take it from the one working on it."""
     if _work_of(svc, session, ticket_id).get("team") == team:
-        raise UserError(f"It is in {team_name} already: it stays with its agent.", status=409)
+        name = team_name or _team_name(svc, session, team)
+        raise UserError(f"It is in {name} already: it stays with its agent.", status=409)
 
 
 def _team_name(svc: Portal, session: dict, team_id: str) -> str:

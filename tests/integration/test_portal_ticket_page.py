@@ -171,3 +171,24 @@ def test_the_page_lists_the_requesters_other_requests_as_intake_gives_them_to_th
 
     stub.answers.pop("/tickets")  # intake refuses or has none: no panel
     assert "other requests" not in text(signed_in(portal).get("/console/tickets/t-1"))
+
+
+def test_a_transfer_to_the_team_the_ticket_is_in_leaves_it_with_its_agent(portal, stub):  # noqa: F811
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {"agent_id": "ada", "status": "assigned"}
+    stub.answers["/tickets/t-1/assign"] = {"ticket_id": "t-1"}
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+
+    same = admin.post("/console/tickets/t-1/transfer", data={"team": "network", "csrf_token": token})
+
+    assert same.status_code == 409  # the form's first choice, sent as it is: assignment would pick an agent again
+    assert "That did not work: It is in Network already: it stays with its agent." in text(same)
+    assert '<option value="network" selected>Network (its team now)</option>' in text(same)
+    assert not [c for c in stub.calls if c["method"] == "POST" and c["path"] == "/tickets/t-1/assign"]
+
+    moved = admin.post("/console/tickets/t-1/transfer", data={"team": "general", "csrf_token": token})
+
+    assert moved.status_code == 303
+    [sent] = [c for c in stub.calls if c["method"] == "POST" and c["path"] == "/tickets/t-1/assign"]
+    assert sent["json"] == {"team": "general"}
