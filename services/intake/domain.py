@@ -253,7 +253,8 @@ def changes_view(event_type: str) -> bool:
 
 
 def summarize(event_type: str, data: dict) -> str:
-    """One line a requester or an agent can read: what happened, and why."""
+    """One line a requester or an agent can read: what happened, and why. A resolve's `data` may carry the
+    resolver's `agent_name` (the event has the id alone: the handler adds the name intake knows)."""
     describe = _SUMMARIES.get(event_type)
     try:
         return describe(data) if describe else event_type
@@ -319,7 +320,7 @@ def _assigned_summary(data: dict) -> str:
             rule = data["decision"].get("rule", "least loaded available agent")
             return f"Assigned to {who} after reopening, automatically ({rule}): the previous agent was not free"
         return f"Back with {who} after reopening"
-    return f"Reassigned to {who}"
+    return f"Reassigned to {who}" if data.get("previous_agent_id") else f"Assigned to {who}"
 
 
 def _sla_summary(data: dict, breached: bool) -> str:
@@ -355,7 +356,7 @@ _SUMMARIES = {
         f"Status changed from {d['previous_status'].replace('_', ' ')} to {d['status'].replace('_', ' ')}"
     ),
     "ticket.priority_changed": lambda d: f"Priority changed from {d['previous_priority']} to {d['priority']}",
-    "ticket.resolved": lambda d: f"Resolved by {_resolver(d['agent_id'])}: {d['resolution']}",
+    "ticket.resolved": lambda d: f"Resolved by {d.get('agent_name') or _resolver(d['agent_id'])}: {d['resolution']}",
     "sla.warning": lambda d: _sla_summary(d, breached=False),
     "sla.breached": lambda d: _sla_summary(d, breached=True),
     "notification.sent": lambda d: (

@@ -377,7 +377,11 @@ def record_and_apply(svc: Intake, envelope: dict) -> None:
     data = events.load_data(envelope)
     at = events.parse_time(envelope["occurred_at"])
 
+    named = dict(data)  # what the timeline says: a resolver by the name intake knows, not by id
+
     def apply(ticket: Ticket):
+        if envelope["type"] == "ticket.resolved" and (ticket.assignee or {}).get("agent_id") == data["agent_id"]:
+            named["agent_name"] = ticket.assignee["name"]
         return None if ticket.apply(envelope["type"], data, at) else NO_CHANGE
 
     # intake's own events changed the ticket when they were stored; notification.* never change it
@@ -391,8 +395,8 @@ def record_and_apply(svc: Intake, envelope: dict) -> None:
             "producer": envelope["producer"],
             "occurred_at": at,
             "correlation_id": envelope.get("correlation_id"),
-            "summary": summarize(envelope["type"], data),
-            "requester_summary": summarize_for_requester(envelope["type"], data),
+            "summary": summarize(envelope["type"], named),
+            "requester_summary": summarize_for_requester(envelope["type"], named),
         }
     )
 

@@ -153,7 +153,8 @@ def sign_in(svc: Portal, email: str, password: str) -> dict:
     email = email.strip().lower()
     count_attempt(svc, email, "Too many failed sign-ins for this email.")
     account = svc.store.account_by_email(email) if email else None
-    if account is None or not password_matches(svc, account.get("password_hash"), password):
+    matches = password_matches(svc, account and account.get("password_hash"), password)  # an unknown email too
+    if account is None or not matches:
         raise UserError("The email or password is not right.", status=401)
     svc.store.clear_failures(email)
     if account.get("disabled_at"):  # said only to whoever knows the password

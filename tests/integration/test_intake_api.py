@@ -1080,3 +1080,17 @@ def test_a_requester_reads_entries_recorded_before_requester_summaries_but_no_no
     assert [item["summary"] for item in items if item["type"] != "ticket.created"] == [
         "Status changed from new to in_progress"
     ]
+
+
+def test_the_timeline_names_the_agent_who_resolved_as_intake_knows_them(client, make_ticket):
+    """`ticket.resolved` carries the agent's id alone: the timeline says the name its assignment gave."""
+    ticket = make_ticket()
+    learn(client.application, event_from("assignment", "ticket.assigned", ticket["id"], assigned_data()))
+    learn(client.application, event_from("assignment", "ticket.resolved", ticket["id"],
+                                         {"agent_id": "jane", "resolution": "Toner replaced."}))  # fmt: skip
+
+    items = client.get(f"/tickets/{ticket['id']}/timeline", headers=portal()).get_json()["items"]
+    summaries = [item["summary"] for item in items if item["type"] == "ticket.resolved"]
+    assert summaries == ["Resolved by Jane Doe: Toner replaced."]
+    seen = client.get(f"/tickets/{ticket['id']}/timeline", headers=requester(ticket)).get_json()["items"]
+    assert "Resolved by Jane Doe: Toner replaced." in [item["summary"] for item in seen]  # as the reply's author

@@ -385,3 +385,26 @@ def test_an_admin_deletes_a_disabled_account_from_the_page_but_never_their_own(p
     else:
         raise AssertionError("an admin deleted their own account")
     assert svc.store.account(me["_id"]) is not None
+
+
+def test_an_unknown_email_is_checked_against_a_password_hash_as_a_known_one_is(portal, monkeypatch):  # noqa: F811
+    """The same answer in the same time: a sign-in with an email nobody has runs argon2 once, as a wrong password
+    does (without it, the answer came 25 times sooner and told which emails have accounts)."""
+    svc = portal.extensions["ticketflow.portal"]
+    agent, _ = account_with_session(portal, "agent")
+    checked = []
+    real = svc.hasher
+
+    class Counting:
+        def verify(self, stored, password):
+            checked.append(stored)
+            return real.verify(stored, password)
+
+    monkeypatch.setattr(svc, "hasher", Counting())
+
+    unknown = sign_in(portal, f"nobody-{uuid.uuid4().hex[:8]}@example.com", "not the password at all")
+    wrong = sign_in(portal, agent["email"], "not the password at all")
+
+    assert unknown.status_code == wrong.status_code == 401
+    assert text(unknown).count("The email or password is not right.") == 1
+    assert len(checked) == 2 and checked[0] == handlers._DUMMY_HASH and checked[1] == agent["password_hash"]

@@ -192,3 +192,18 @@ def test_a_transfer_to_the_team_the_ticket_is_in_leaves_it_with_its_agent(portal
     assert moved.status_code == 303
     [sent] = [c for c in stub.calls if c["method"] == "POST" and c["path"] == "/tickets/t-1/assign"]
     assert sent["json"] == {"team": "general"}
+
+
+def test_an_actions_address_opened_again_leads_to_its_ticket_and_the_bulk_forms_to_the_queue(portal, stub):  # noqa: F811
+    """After a refusal the bar shows the form's address; Enter there, or a copied link, is a GET of it."""
+    a_ticket(stub)
+    admin = signed_in(portal)
+    for action in ("resolve", "status", "reply", "note", "transfer", "insert"):
+        again = admin.get(f"/console/tickets/t-1/{action}")
+        assert again.status_code == 303 and again.headers["Location"].endswith("/console/tickets/t-1"), action
+    assert admin.get("/console/tickets/t-1/nothing-here").status_code == 404
+    bulk = admin.get("/console/bulk")
+    assert bulk.status_code == 303 and bulk.headers["Location"].endswith("/console/")
+    assert not [c for c in stub.calls if c["method"] == "POST"]
+    rating = portal.test_client().get("/tickets/t-1/rating")
+    assert rating.status_code == 303 and rating.headers["Location"].endswith("/tickets/t-1")

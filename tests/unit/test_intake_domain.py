@@ -231,6 +231,11 @@ def test_every_event_type_has_a_readable_summary():
     changed = {"previous_status": "in_progress", "status": "waiting_on_requester"}
     assert summarize("ticket.status_changed", changed) == "Status changed from in progress to waiting on requester"
     assert summarize("ticket.resolved", {"agent_id": "jane", "resolution": "Fixed."}) == "Resolved by jane: Fixed."
+    named = {"agent_id": "jane", "agent_name": "Jane Doe", "resolution": "Fixed."}  # the name intake knows, added
+    assert summarize("ticket.resolved", named) == "Resolved by Jane Doe: Fixed."
+    manual = {**ASSIGNED, "reason": "manual", "previous_agent_id": None}
+    assert summarize("ticket.assigned", manual) == "Assigned to Jane Doe (network)"  # nobody had it before
+    assert summarize("ticket.assigned", {**manual, "previous_agent_id": "tom"}) == "Reassigned to Jane Doe (network)"
     back = {**ASSIGNED, "reason": "reopen"}
     assert summarize("ticket.assigned", back) == "Back with Jane Doe (network) after reopening"
     fallback = {**back, "decision": {"rule": "least loaded", "candidates": [1]}}

@@ -56,6 +56,13 @@ def bulk():
     return redirect(url_for("console.queue", **back), 303)
 
 
+@blueprint.get("/bulk")
+@agent_required
+def bulk_form_address():
+    """The address the bulk form answered from after an error, opened again (Enter in the bar, a copied link)."""
+    return redirect(url_for("console.queue"), 303)
+
+
 @blueprint.post("/availability")
 @agent_required
 def availability():
@@ -239,6 +246,15 @@ def act(ticket_id: str, action: str):
     if action in ("transfer", "assign") and not console.may_read(portal(), g.session, ticket_id):
         return redirect(url_for("console.queue", notice="handed-on"), 303)  # to another team: no page of it here
     return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=action), 303)
+
+
+@blueprint.get("/tickets/<ticket_id>/<action>")
+@agent_required
+def action_address(ticket_id: str, action: str):
+    """The address an action's form answered from after an error (the bar shows it), opened again: its ticket."""
+    if action not in console.ACTIONS and action != "insert":
+        return error_page(404, "No such page", "There is nothing at this address.")
+    return redirect(url_for("console.ticket", ticket_id=ticket_id), 303)
 
 
 @blueprint.get("/tickets/<ticket_id>/live")

@@ -358,5 +358,6 @@ def forms_home():
 
 @blueprint.get("/tickets/<ticket_id>/messages")
 @blueprint.get("/tickets/<ticket_id>/close")
+@blueprint.get("/tickets/<ticket_id>/rating")
 def ticket_forms(ticket_id: str):
     return redirect(url_for("requester.ticket", ticket_id=ticket_id), 303)
