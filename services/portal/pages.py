@@ -17,6 +17,7 @@ import secrets
 from datetime import UTC, datetime
 from functools import cache, wraps
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, current_app, g, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -81,6 +82,9 @@ def install(app: Flask) -> None:
             return None  # no session for the JSON API or the static files: no database read per stylesheet
         g.session = handlers.load_session(portal(), request.cookies.get(session_cookie))
         if request.method in UNSAFE_METHODS and not _csrf_ok(request.form.get("csrf_token")):
+            if request.cookies.get(session_cookie) and not g.session and staff_page(request.path):
+                # the staff session ended (signed out elsewhere, disabled, expired) while the form was open
+                return redirect(sign_in_again(page_of(request.path)), 303)
             return error_page(403, "This form has expired", "Please go back, reload the page and try again.")
         return None
 
@@ -315,16 +319,37 @@ def passed_on(upstream) -> Response:
     return response
 
 
+STAFF_PAGES = ("/console", "/admin", "/reports", "/account")
+
+
+def staff_page(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in STAFF_PAGES)
+
+
+def page_of(path: str) -> str:
+    """The page a form of `path` was on, to come back to after signing in again: a ticket's action, its ticket;
+    another form of the console, the queue; of the admin pages, the reports or the account, their first page."""
+    if match := re.fullmatch(r"(/console/tickets/[^/]+)(?:/.*)?", path):
+        return match.group(1)
+    return next((prefix + "/" for prefix in STAFF_PAGES if staff_page(path)), "/console/")
+
+
+def sign_in_again(where: str) -> str:
+    """The sign-in page for a person whose session ended under an open page: it says so, then goes back there."""
+    return url_for("auth.login", next=where, notice="session-ended")
+
+
 def agent_required(view):
-    """A signed-in agent or admin; without a session, a redirect to the sign-in page."""
+    """A signed-in agent or admin; without a session, a redirect to the sign-in page, which comes back here."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not (g.session and g.session.get("account_id")):
-            login = url_for("auth.login", next=request.full_path.rstrip("?"))
             if request.headers.get("HX-Request"):  # a part of a page refreshing: the whole page goes to sign-in
-                return Response(status=204, headers={"HX-Redirect": url_for("auth.login")})
-            return redirect(login)
+                shown = urlsplit(request.headers.get("HX-Current-URL", ""))  # the page the browser shows
+                where = shown.path + (f"?{shown.query}" if shown.query else "") if staff_page(shown.path) else ""
+                return Response(status=204, headers={"HX-Redirect": sign_in_again(where or page_of(request.path))})
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
     return wrapper

@@ -182,9 +182,9 @@ class Engine:
         terms = queries.similar_terms(source, searcher)
         first = [_source(searcher.doc(address)) for _, address in search(terms, queries.SIMILAR_FEEDBACK)]
         found = [queries.similar_terms(each, searcher, with_resolution=True) for each in first]
-        hits = search(queries.with_feedback(terms, found), semantic.depth(limit))
+        hits = search(queries.with_feedback(terms, found), semantic.depth(limit + SIMILAR_SPARE))
         docs = [_source(searcher.doc(address)) for _, address in hits]
-        return similar_items(docs, semantic.rerank(source, docs, [score for score, _ in hits], limit))
+        return similar_items(docs, semantic.rerank(source, docs, [score for score, _ in hits], len(docs)), limit)
 
     def count(self) -> int:
         return self._searcher().num_docs
@@ -216,10 +216,24 @@ class Engine:
         }
 
 
-def similar_items(docs: list[dict], order: list[tuple[int, float]]) -> list[dict]:
+SIMILAR_SPARE = 5  # candidates fetched beyond `limit`, for the repeats similar_items leaves out
+
+
+def similar_items(docs: list[dict], order: list[tuple[int, float]], limit: int) -> list[dict]:
     """similar's answer: the documents at `order`'s positions, each with its score (BM25, or fused with the
-    meaning: semantic.rerank), in that order."""
-    return [{name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(score, 6)} for i, score in order]
+    meaning: semantic.rerank), in that order, up to `limit`. A ticket with the subject and the resolution of one
+    before it is left out: the same thing fixed the same way again takes no second place (the first is the
+    better match)."""
+    items, seen = [], set()
+    for i, score in order:
+        same = tuple(" ".join((docs[i].get(name) or "").casefold().split()) for name in ("subject", "resolution"))
+        if same in seen:
+            continue
+        seen.add(same)
+        items.append({name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(score, 6)})
+        if len(items) == limit:
+            break
+    return items
 
 
 def _document(doc: dict) -> tantivy.Document:

@@ -21,7 +21,16 @@ import math
 import uuid
 
 from services.search import queries, semantic
-from services.search.engine import CLOSED, FEW, SIMILAR_ITEM, SNIPPET_CHARS, SNIPPET_FIELDS, Scope, similar_items
+from services.search.engine import (
+    CLOSED,
+    FEW,
+    SIMILAR_ITEM,
+    SIMILAR_SPARE,
+    SNIPPET_CHARS,
+    SNIPPET_FIELDS,
+    Scope,
+    similar_items,
+)
 from shared.clock import now
 from shared.events import format_time, parse_time
 
@@ -164,9 +173,9 @@ class OpenSearchEngine:
         first = search(terms, queries.SIMILAR_FEEDBACK)
         stats.learn([hit["_id"] for hit in first])
         found = [queries.similar_terms(source_of(hit), stats, with_resolution=True) for hit in first]
-        hits = search(queries.with_feedback(terms, found), semantic.depth(limit))
+        hits = search(queries.with_feedback(terms, found), semantic.depth(limit + SIMILAR_SPARE))
         docs = [source_of(hit) for hit in hits]
-        return similar_items(docs, semantic.rerank(asked, docs, [hit["_score"] for hit in hits], limit))
+        return similar_items(docs, semantic.rerank(asked, docs, [hit["_score"] for hit in hits], len(docs)), limit)
 
     def count(self) -> int:
         return self.client.count(index=self.path)["count"]

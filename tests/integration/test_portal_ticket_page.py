@@ -207,3 +207,32 @@ def test_an_actions_address_opened_again_leads_to_its_ticket_and_the_bulk_forms_
     assert not [c for c in stub.calls if c["method"] == "POST"]
     rating = portal.test_client().get("/tickets/t-1/rating")
     assert rating.status_code == 303 and rating.headers["Location"].endswith("/tickets/t-1")
+
+
+def test_a_session_that_ended_under_an_open_ticket_signs_in_again_and_goes_back_to_it(portal, stub):  # noqa: F811
+    """Signed out in another tab (or disabled, or expired): the page's refresh and its forms go to the sign-in
+    page, which says why and then leads back to the ticket, not to the queue or a "form has expired" page."""
+    a_ticket(stub)
+    svc = portal.extensions["ticketflow.portal"]
+    admin = signed_in(portal)
+    html = text(admin.get("/console/tickets/t-1"))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    session_token = admin.get_cookie(cookie_names(False)[0]).value
+    handlers.end_session(svc, handlers.load_session(svc, session_token))  # "Sign out" in another tab
+
+    refresh = admin.get(
+        poll_url(html), headers={"HX-Request": "true", "HX-Current-URL": "http://portal/console/tickets/t-1"}
+    )
+    assert refresh.status_code == 204
+    assert refresh.headers["HX-Redirect"] == "/login?next=/console/tickets/t-1&notice=session-ended"
+
+    sent = admin.post("/console/tickets/t-1/note", data={"body": "Checked the cable.", "csrf_token": token})
+    assert sent.status_code == 303
+    assert sent.headers["Location"] == "/login?next=/console/tickets/t-1&notice=session-ended"
+    assert "You were signed out: in another tab, by an admin, or after a while." in text(
+        admin.get(sent.headers["Location"])
+    )
+    assert not [c for c in stub.calls if c["method"] == "POST"]  # nothing sent without a session
+
+    stranger = portal.test_client().post("/console/tickets/t-1/note", data={"body": "x", "csrf_token": "forged"})
+    assert stranger.status_code == 403  # no session cookie at all: the form's own problem, as before

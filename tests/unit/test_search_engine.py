@@ -224,6 +224,21 @@ def test_similar_finds_resolved_and_closed_ones_never_itself_nor_open_ones(engin
     assert [item["ticket_id"] for item in engine.similar("done", scope=EVERYONE)][0] == "shut"  # a resolved one too
 
 
+def test_similar_gives_one_place_to_the_same_subject_fixed_the_same_way(engine):
+    """The same outage reported twice and fixed alike is one answer; the same subject fixed otherwise is another."""
+    vpn = "The VPN connection drops every hour since the update, I must reconnect."
+    index(
+        engine,
+        make_doc("new", 10, "VPN keeps dropping", vpn),
+        make_doc("a", 11, "VPN drops hourly", vpn, status="resolved", resolution="New VPN profile."),
+        make_doc("b", 12, "vpn  drops HOURLY", vpn, status="closed", resolution="New VPN  profile."),
+        make_doc("c", 13, "VPN drops hourly", vpn, status="resolved", resolution="Replaced the router."),
+        make_doc("d", 14, "VPN disconnects", "The VPN drops after the update.", status="closed", resolution="Reset."),
+    )
+    found = [item["ticket_id"] for item in engine.similar("new", scope=EVERYONE, limit=3)]
+    assert sorted(found) == ["a", "c", "d"]  # b, a's repeat, takes none of the 3 places
+
+
 def test_similar_shows_only_what_the_asker_may_see(engine):
     vpn = "The VPN connection drops every hour since the update."
     index(
