@@ -291,7 +291,8 @@ def _snippet(doc: tantivy.Document, snippets: dict | None, near=()) -> str:
             continue
         snippet = snippets[name].snippet_from_doc(doc)
         if snippet.highlighted():
-            return _marked(snippet.fragment(), [(r.start, r.end) for r in snippet.highlighted()])
+            ranges = [(r.start, r.end) for r in snippet.highlighted()]
+            return _whole_words(doc.get_all(name), snippet.fragment(), ranges)
     if near and (fragment := _near_snippet(doc, near)):
         return fragment
     text = doc.get_first("description") or doc.get_first("subject") or ""
@@ -344,6 +345,23 @@ def _edits(a: str, b: str, bound: int) -> int:
             return bound + 1
         before, row = row, current
     return row[-1]
+
+
+def _whole_words(texts: list[str], fragment: str, ranges: list[tuple[int, int]]) -> str:
+    """tantivy's fragment, marked, with what its first and last words carry on the text's side ("<tag>", not
+    "<tag": a fragment runs from a token's start to a token's end), and "…" where the text goes on."""
+    text = next((text for text in texts if fragment in text), None)
+    if text is None:
+        return _marked(fragment, ranges)
+    at = text.index(fragment)
+    start, end = at, at + len(fragment)
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    shift = len(text[start:at].encode())
+    marked = _marked(text[start:end], [(a + shift, b + shift) for a, b in ranges])
+    return ("…" if start else "") + marked + ("…" if end < len(text) else "")
 
 
 def _marked(fragment: str, ranges: list[tuple[int, int]]) -> str:

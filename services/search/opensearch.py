@@ -147,7 +147,7 @@ class OpenSearchEngine:
         if found[1] < FEW:
             fuzzy = text_query(q, fuzzy=True)
             body = page | search_body(fuzzy, filters, marked=near_misses(q, fuzzy))
-            found = self._hits(self.client.search(index=self.path, body=body), cut_marks=True)
+            found = self._hits(self.client.search(index=self.path, body=body))
         return found
 
     def similar(self, ticket_id: str, *, scope: Scope, limit: int = 5) -> list[dict]:
@@ -180,13 +180,13 @@ class OpenSearchEngine:
     def count(self) -> int:
         return self.client.count(index=self.path)["count"]
 
-    def _hits(self, answer: dict, *, cut_marks: bool = False) -> tuple[list[dict], int]:
+    def _hits(self, answer: dict) -> tuple[list[dict], int]:
         items = []
         for hit in answer["hits"]["hits"]:
             source, highlight = hit["_source"], hit.get("highlight") or {}
             items.append(
                 {name: source.get(name) for name in ("ticket_id", "number", "subject", "status", "team")}
-                | {"snippet": snippet(source, highlight, cut_marks=cut_marks)}
+                | {"snippet": snippet(source, highlight)}
                 | {"score": round(hit.get("_score") or 0.0, 4)}
             )
         return items, answer["hits"]["total"]["value"]
@@ -319,15 +319,12 @@ def similar_clauses(terms) -> list[dict]:
     ]
 
 
-def snippet(source: dict, highlight: dict, *, cut_marks: bool = False) -> str:
-    """HTML: the first field's fragment with a matched word (OpenSearch escaped it), else the description's start.
-
-    `cut_marks` (a search forgiving typos): "…" where the fragment starts after or ends before its text, as the
-    embedded engine writes a fragment around a near miss."""
+def snippet(source: dict, highlight: dict) -> str:
+    """HTML: the first field's fragment with a matched word (OpenSearch escaped it), with "…" where it starts after
+    or ends before its text, as the embedded engine writes its fragments; else the description's start."""
     for name in SNIPPET_FIELDS:
         if highlight.get(name):
-            fragment = highlight[name][0]
-            return _with_cut_marks(fragment, source.get(name)) if cut_marks else fragment
+            return _with_cut_marks(highlight[name][0], source.get(name))
     text = source.get("description") or source.get("subject") or ""
     return html.escape(text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""))
 

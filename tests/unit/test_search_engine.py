@@ -129,6 +129,20 @@ def test_snippets_mark_the_matched_words_and_escape_the_rest(engine):
     assert "&amp;" in item["snippet"]
 
 
+def test_a_snippet_keeps_what_its_first_and_last_words_carry_and_says_where_the_text_goes_on(engine):
+    index(engine, make_doc("a", 1, "Accents", 'Un café "quoted" & <tag>'))
+    [item], _ = engine.search("café", scope=EVERYONE)
+    assert item["snippet"] == "Un <mark>café</mark> &quot;quoted&quot; &amp; &lt;tag&gt;"  # tantivy's ends at "tag"
+    long = "Words before. " * 40 + "The (printer) jams." + " Words after." * 40
+    index(engine, make_doc("b", 2, "Long", long))
+    [item], _ = engine.search("printer", scope=EVERYONE)
+    assert (
+        item["snippet"].startswith("…")
+        and item["snippet"].endswith("…")
+        and "(<mark>printer</mark>)" in item["snippet"]
+    )
+
+
 def test_filters_by_status_and_team(engine):
     index(
         engine,
