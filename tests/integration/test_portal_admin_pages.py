@@ -17,3 +17,19 @@ def test_a_policy_page_points_out_a_response_target_past_the_resolution(portal, 
 
     assert "The first response target (600 min) is not shorter than the resolution target (480 min)" in page
     assert "next response target" not in page
+
+
+def test_the_agents_page_says_who_holds_more_than_their_capacity(portal, stub):  # noqa: F811
+    stub.answers["/agents"] = {"items": [
+        {"id": "sofia", "name": "Sofia", "email": "sofia@example.com", "teams": ["network"], "lead_of": [],
+         "capacity": 4, "available": True, "open_tickets": 10},
+        {"id": "omar", "name": "Omar", "email": "omar@example.com", "teams": ["network"], "lead_of": [],
+         "capacity": 4, "available": True, "open_tickets": 4},
+    ]}  # fmt: skip
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+    stub.answers["/topics"] = {"items": []}
+
+    page = text(signed_in(portal).get("/admin/agents"))
+
+    over = "(more than its capacity: no new ticket goes to them by itself)"
+    assert page.count(over) == 1 and page.index("sofia@example.com") < page.index(over) < page.index("omar@example.com")

@@ -155,6 +155,18 @@ def test_an_agent_searches_with_its_own_token_and_pages_on_with_the_cursor(porta
     assert (principal.role, principal.agent_id) == ("agent", "ada")
 
 
+def test_an_agents_team_filter_offers_its_own_teams_and_an_admins_every_team(portal, stub):
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    stub.answers["/search"] = {"items": [], "total": 0, "next_cursor": None}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "billing", "name": "Billing"}]}
+
+    agents = text(signed_in(portal, "agent", "ada").get("/console/search?q=vpn"))
+    admins = text(signed_in(portal).get("/console/search?q=vpn"))
+
+    assert '<option value="network"' in agents and '<option value="billing"' not in agents  # it finds nothing there
+    assert '<option value="network"' in admins and '<option value="billing"' in admins
+
+
 def test_nothing_found_says_so(portal, stub):
     stub.answers["/search"] = {"items": [], "total": 0, "next_cursor": None}
     page = signed_in(portal).get("/console/search?q=zebra&status=closed")

@@ -33,9 +33,13 @@ def test_a_ticket_in_the_queue_offers_its_teams_agents_only_and_none_chosen(port
     stub.answers["/agents"] = {"items": AGENTS[:1]}  # assignment's answer to ?team=network
     html = text(signed_in(portal).get("/console/tickets/t-1"))
     assert '<option value="" selected disabled>Choose an agent of Network</option>' in html
-    assert '<option value="ada">Ada Lovelace (2 open)</option>' in html
+    assert '<option value="ada">Ada Lovelace (2 open)</option>' in html  # assignment said no capacity here
     [asked] = [call["args"] for call in stub.calls if call["path"] == "/agents"]
     assert asked == {"team": "network"}  # of another team, assignment would refuse them (422)
+
+    stub.answers["/agents"] = {"items": [AGENTS[0] | {"capacity": 2, "available": False}]}
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert '<option value="ada">Ada Lovelace (2 open of 2: full, away)</option>' in html  # a lead may still choose
 
 
 def test_a_holder_who_left_the_team_is_not_shown_as_chosen(portal, stub):  # noqa: F811
