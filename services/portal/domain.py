@@ -435,17 +435,19 @@ def history_words(entry: dict, names: dict[str, str] | None = None) -> str:
     return f"{who_words(entry.get('by'), names)}: {done}"
 
 
-def decision_words(entry: dict) -> str:
-    """The heading of an automatic assignment's reasons: "Why ada got it (rule)", or, when no agent could take
-    the ticket, "Why it waits in network's queue (rule)". From the decision itself: a transfer's history entry
-    names the team it went to, not the agent."""
+def decision_words(entry: dict, names: dict[str, str] | None = None) -> str:
+    """The heading of an automatic assignment's reasons: "Why Ada got it (rule)", or, when no agent could take
+    the ticket, "Why it went to wait in network's queue (rule)" (a record of then: it may have an agent since).
+    From the decision itself: a transfer's history entry names the team it went to, not the agent. `names`:
+    agents' names by id (else the id)."""
     decision = entry.get("decision") or {}
     rule = decision.get("rule") or "auto"
     chosen = decision["chosen"] if "chosen" in decision else entry.get("to")
     if chosen:
-        return f"Why {chosen} got it ({rule})"
+        return f"Why {(names or {}).get(chosen) or chosen} got it ({rule})"
     team = decision.get("team")
-    return f"Why it waits in {team}'s queue ({rule})" if team else f"Why it waits in the team's queue ({rule})"
+    queue = f"{team}'s queue" if team else "the team's queue"
+    return f"Why it went to wait in {queue} ({rule})"
 
 
 # Attachments: what intake takes (contract section 10), checked here first so that a form with files too large

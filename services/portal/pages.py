@@ -111,7 +111,7 @@ def install(app: Flask) -> None:
         max_total_bytes=domain.ATTACHMENTS_MAX_BYTES,
     )
     app.jinja_env.filters["when"] = when
-    app.jinja_env.filters["why"] = domain.decision_words
+    app.jinja_env.filters["why"] = lambda entry: domain.decision_words(entry, agent_names())
     app.jinja_env.filters["linked"] = linked
     app.jinja_env.filters["agent_name"] = lambda agent_id: agent_names().get(agent_id) or agent_id
 
