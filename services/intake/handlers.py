@@ -380,8 +380,10 @@ def record_and_apply(svc: Intake, envelope: dict) -> None:
     named = dict(data)  # what the timeline says: a resolver by the name intake knows, not by id
 
     def apply(ticket: Ticket):
-        if envelope["type"] == "ticket.resolved" and (ticket.assignee or {}).get("agent_id") == data["agent_id"]:
-            named["agent_name"] = ticket.assignee["name"]
+        assignee = ticket.assignee or {}
+        resolver = data.get("agent_id") if envelope["type"] == "ticket.resolved" else None
+        if resolver and assignee.get("agent_id") == resolver:
+            named["agent_name"] = assignee.get("name")
         return None if ticket.apply(envelope["type"], data, at) else NO_CHANGE
 
     # intake's own events changed the ticket when they were stored; notification.* never change it
