@@ -587,3 +587,33 @@ def next_refresh_held_back(page: Page) -> bool:
 def _assignment_knows(system, ticket_id: str) -> bool:
     response = requests.get(f"{system.urls['assignment']}/tickets/{ticket_id}", headers=auth_header("admin"), timeout=5)
     return response.status_code == 200
+
+
+def test_signed_out_in_another_tab_the_ticket_tab_signs_in_again_and_gets_its_note_back(  # noqa: F811
+    portal_system, new_context, screenshot
+):
+    system, portal = portal_system, portal_system.portal
+    body = {"subject": "Paper jam on floor 2", "description": "Since the update.", "topic": "network",
+            "requester": {"name": "Ana Ruiz", "email": unique_email("ana")}}  # fmt: skip
+    ticket_id = system.call("POST", "intake", "/tickets", json=body)["id"]
+    browser = new_context()
+    tab = browser.new_page()
+    sign_in(tab, portal, ADMIN_EMAIL)
+    tab.goto(f"{portal}/console/tickets/{ticket_id}")
+    tab.get_by_label("Add an internal note").fill("Called facilities: the tray is bent.")
+
+    other = browser.new_page()  # the same browser, another tab
+    other.goto(portal + "/console/")
+    other.get_by_role("button", name="Sign out").click()
+    expect(other.get_by_text("You are signed out.")).to_be_visible()
+
+    # the ticket tab's refresh finds the session gone: the sign-in page says why, then leads back to the ticket
+    expect(tab.get_by_text("You were signed out: in another tab, by an admin, or after a while.")).to_be_visible(
+        timeout=20_000
+    )
+    screenshot(tab, "session-ended")
+    tab.get_by_label("Email address").fill(ADMIN_EMAIL)
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Sign in").click()
+    expect(tab).to_have_url(f"{portal}/console/tickets/{ticket_id}")
+    expect(tab.get_by_label("Add an internal note")).to_have_value("Called facilities: the tray is bent.")
