@@ -240,3 +240,15 @@ def test_a_session_that_ended_under_an_open_ticket_signs_in_again_and_goes_back_
 
     stranger = portal.test_client().post("/console/tickets/t-1/note", data={"body": "x", "csrf_token": "forged"})
     assert stranger.status_code == 403  # no session cookie at all: the form's own problem, as before
+
+
+def test_a_reply_to_a_ticket_nobody_has_waits_on_the_requester_unless_chosen_otherwise(portal, stub):  # noqa: F811
+    """An admin answers a ticket in the queue: "In progress" would tell the requester someone works on it."""
+    a_queued_ticket(stub)
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert '<option value="waiting_on_requester" selected>Waiting on requester</option>' in html
+    assert "Nobody has this ticket: after your reply it waits on the requester" in html
+
+    stub.answers["/tickets/t-1"] |= {"agent_id": "ada", "status": "assigned"}
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert '<option value="in_progress" selected>In progress</option>' in html and "Nobody has this" not in html
