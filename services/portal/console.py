@@ -268,7 +268,7 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         raise UserError(next(iter(problems.values()))[0], problems)
     if action == "status":
         _status_is_theirs(svc, session, ticket_id)
-    if action == "transfer" and body.get("team"):  # the form shows its own team first: sent as is, nothing to do
+    if action == "transfer" and body.get("team"):  # the form has its own team chosen: sent as is, nothing to do
         _not_there_yet(svc, session, ticket_id, body["team"])
     if action in ("reply", "resolve"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
@@ -349,9 +349,11 @@ def _work_of(svc: Portal, session: dict, ticket_id: str) -> dict:
 
 
 def _not_there_yet(svc: Portal, session: dict, ticket_id: str, team: str, team_name: str | None = None) -> None:
-    """A ticket already in the team it is moved to stays as it is (from its page, or ticked with others):
-    assignment's transfer picks an agent of the team again, and would take it from the one working on it."""
-    if _work_of(svc, session, ticket_id).get("team") == team:
+    """A ticket with an agent, already in the team it is moved to, stays as it is (from its page, or ticked with
+    others): assignment's transfer picks an agent of the team again, and would take it from the one working on
+    it. One waiting in that team's queue goes (the pick tried again, as a transfer does)."""
+    work = _work_of(svc, session, ticket_id)
+    if work.get("team") == team and work.get("agent_id"):
         name = team_name or _team_name(svc, session, team)
         raise UserError(f"It is in {name} already: it stays with its agent.", status=409)
 

@@ -437,7 +437,7 @@ def history_words(entry: dict, names: dict[str, str] | None = None) -> str:
 
 def decision_words(entry: dict, names: dict[str, str] | None = None) -> str:
     """The heading of an automatic assignment's reasons: "Why Ada got it (rule)", or, when no agent could take
-    the ticket, "Why it went to wait in network's queue (rule)" (a record of then: it may have an agent since).
+    the ticket, "Why it was left in network's queue (rule)" (a record of then: it may have an agent since).
     From the decision itself: a transfer's history entry names the team it went to, not the agent. `names`:
     agents' names by id (else the id)."""
     decision = entry.get("decision") or {}
@@ -447,7 +447,7 @@ def decision_words(entry: dict, names: dict[str, str] | None = None) -> str:
         return f"Why {(names or {}).get(chosen) or chosen} got it ({rule})"
     team = decision.get("team")
     queue = f"{team}'s queue" if team else "the team's queue"
-    return f"Why it went to wait in {queue} ({rule})"
+    return f"Why it was left in {queue} ({rule})"
 
 
 # Attachments: what intake takes (contract section 10), checked here first so that a form with files too large

@@ -130,12 +130,16 @@ def requester_search(svc: Portal, session: dict | None, q: str) -> Found:
     return Found(hits, len(hits))
 
 
-def teams(svc: Portal, session: dict, me: dict) -> list[dict]:
-    """The teams to filter by: every team for an admin, the person's own for an agent (another team's tickets
-    are not theirs to find: the filter would find nothing); by assignment's names, or ids if it will not say."""
+def teams(svc: Portal, session: dict, me: dict, chosen: str = "") -> list[dict]:
+    """The teams to filter by: every team for an admin, the person's own for an agent (of another team it may read
+    only a ticket it holds, which "My tickets" lists); by assignment's names, or ids if it will not say. A team
+    `chosen` in the address (a shared link, the next page) is offered too, so that the list shows the filter."""
     own = me.get("teams") or []
     try:
         every = svc.services.get("assignment", "/teams", actor(session)).get("items") or []
+        offered = every if session.get("role") == "admin" else [team for team in every if team.get("id") in own]
     except (Refused, Unreachable):
-        return [{"id": team, "name": team} for team in own]
-    return every if session.get("role") == "admin" else [team for team in every if team.get("id") in own]
+        every, offered = [], [{"id": team, "name": team} for team in own]
+    if chosen and chosen not in {team.get("id") for team in offered}:
+        offered.append(next((team for team in every if team.get("id") == chosen), {"id": chosen, "name": chosen}))
+    return offered

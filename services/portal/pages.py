@@ -17,7 +17,7 @@ import secrets
 from datetime import UTC, datetime
 from functools import cache, wraps
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Flask, Request, Response, current_app, g, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -82,9 +82,10 @@ def install(app: Flask) -> None:
             return None  # no session for the JSON API or the static files: no database read per stylesheet
         g.session = handlers.load_session(portal(), request.cookies.get(session_cookie))
         if request.method in UNSAFE_METHODS and not _csrf_ok(request.form.get("csrf_token")):
-            if request.cookies.get(session_cookie) and not g.session and staff_page(request.path):
-                # the staff session ended (signed out elsewhere, disabled, expired) while the form was open
-                return redirect(sign_in_again(page_of(request.path)), 303)
+            if staff_page(request.path) and not (g.session and g.session.get("account_id")):
+                # the staff session ended under the open form (signed out in another tab, disabled, expired)
+                kept = request.form.get("body") or request.form.get("resolution")
+                return error_page(403, "You are signed out", SIGNED_OUT, kept, sign_in_again(page_of(request.path)))
             return error_page(403, "This form has expired", "Please go back, reload the page and try again.")
         return None
 
@@ -278,9 +279,16 @@ def set_session(token: str | None) -> None:
     g.session_cookie = token
 
 
-def error_page(status: int, title: str, detail: str, kept: str | None = None) -> Response:
-    """A page that says what went wrong; `kept`: what the person wrote, which was not sent, to copy."""
-    page = render_template("error.html", status=status, title=title, detail=detail, kept=kept)
+SIGNED_OUT = (
+    "Nothing was sent: your session ended (signed out in another tab, by an admin, or after a while). "
+    "Sign in again to go back to where you were."
+)
+
+
+def error_page(status: int, title: str, detail: str, kept: str | None = None, sign_in: str | None = None) -> Response:
+    """A page that says what went wrong; `kept`: what the person wrote, which was not sent, to copy; `sign_in`:
+    the sign-in page's address that leads back, for a person whose session ended."""
+    page = render_template("error.html", status=status, title=title, detail=detail, kept=kept, sign_in=sign_in)
     response = Response(page, status=status)
     response.mimetype = "text/html"
     return response
@@ -319,7 +327,8 @@ def passed_on(upstream) -> Response:
     return response
 
 
-STAFF_PAGES = ("/console", "/admin", "/reports", "/account")
+# the staff pages' prefixes, each with the page a person whose session ended goes back to after signing in
+STAFF_PAGES = {"/console": "/console/", "/admin": "/admin/", "/reports": "/reports", "/account": "/account/password"}
 
 
 def staff_page(path: str) -> bool:
@@ -331,7 +340,7 @@ def page_of(path: str) -> str:
     another form of the console, the queue; of the admin pages, the reports or the account, their first page."""
     if match := re.fullmatch(r"(/console/tickets/[^/]+)(?:/.*)?", path):
         return match.group(1)
-    return next((prefix + "/" for prefix in STAFF_PAGES if staff_page(path)), "/console/")
+    return next((page for prefix, page in STAFF_PAGES.items() if path == prefix or path.startswith(prefix + "/")), "/")
 
 
 def sign_in_again(where: str) -> str:
@@ -347,7 +356,8 @@ def agent_required(view):
         if not (g.session and g.session.get("account_id")):
             if request.headers.get("HX-Request"):  # a part of a page refreshing: the whole page goes to sign-in
                 shown = urlsplit(request.headers.get("HX-Current-URL", ""))  # the page the browser shows
-                where = shown.path + (f"?{shown.query}" if shown.query else "") if staff_page(shown.path) else ""
+                query = urlencode([(k, v) for k, v in parse_qsl(shown.query) if k != "notice"])  # said once
+                where = shown.path + (f"?{query}" if query else "") if staff_page(shown.path) else ""
                 return Response(status=204, headers={"HX-Redirect": sign_in_again(where or page_of(request.path))})
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)

@@ -223,11 +223,11 @@ def similar_items(docs: list[dict], order: list[tuple[int, float]], limit: int) 
     """similar's answer: the documents at `order`'s positions, each with its score (BM25, or fused with the
     meaning: semantic.rerank), in that order, up to `limit`. A ticket with the subject and the resolution of one
     before it is left out: the same thing fixed the same way again takes no second place (the first is the
-    better match)."""
+    better match). Tickets closed without a resolution are never taken for repeats: nothing says they were."""
     items, seen = [], set()
     for i, score in order:
         same = tuple(" ".join((docs[i].get(name) or "").casefold().split()) for name in ("subject", "resolution"))
-        if same in seen:
+        if same[1] and same in seen:
             continue
         seen.add(same)
         items.append({name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(score, 6)})
@@ -347,21 +347,25 @@ def _edits(a: str, b: str, bound: int) -> int:
     return row[-1]
 
 
+CARRIED = 8  # punctuation a fragment's first or last word may carry into it ("<tag>", "(printer)", "ok?!")
+
+
 def _whole_words(texts: list[str], fragment: str, ranges: list[tuple[int, int]]) -> str:
-    """tantivy's fragment, marked, with what its first and last words carry on the text's side ("<tag>", not
-    "<tag": a fragment runs from a token's start to a token's end), and "…" where the text goes on."""
+    """tantivy's fragment, marked, with the punctuation its first and last words carry on the text's side
+    ("<tag>", not "<tag": a fragment runs from a token's start to a token's end; at most CARRIED characters, and
+    never a letter or digit of a word it cut), and "…" where the text goes on past it."""
     text = next((text for text in texts if fragment in text), None)
     if text is None:
         return _marked(fragment, ranges)
     at = text.index(fragment)
     start, end = at, at + len(fragment)
-    while start > 0 and not text[start - 1].isspace():
+    while start > max(at - CARRIED, 0) and not text[start - 1].isspace() and not text[start - 1].isalnum():
         start -= 1
-    while end < len(text) and not text[end].isspace():
+    while end < min(at + len(fragment) + CARRIED, len(text)) and not text[end].isspace() and not text[end].isalnum():
         end += 1
     shift = len(text[start:at].encode())
     marked = _marked(text[start:end], [(a + shift, b + shift) for a, b in ranges])
-    return ("…" if start else "") + marked + ("…" if end < len(text) else "")
+    return ("…" if text[:start].strip() else "") + marked + ("…" if text[end:].strip() else "")
 
 
 def _marked(fragment: str, ranges: list[tuple[int, int]]) -> str:

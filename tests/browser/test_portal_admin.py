@@ -589,8 +589,10 @@ def _assignment_knows(system, ticket_id: str) -> bool:
     return response.status_code == 200
 
 
-def test_signed_out_in_another_tab_the_ticket_tab_signs_in_again_and_gets_its_note_back(  # noqa: F811
-    portal_system, new_context, screenshot
+def test_signed_out_in_another_tab_the_ticket_tab_signs_in_again_and_gets_its_note_back(
+    portal_system,  # noqa: F811
+    new_context,
+    screenshot,
 ):
     system, portal = portal_system, portal_system.portal
     body = {"subject": "Paper jam on floor 2", "description": "Since the update.", "topic": "network",

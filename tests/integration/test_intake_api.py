@@ -1094,3 +1094,10 @@ def test_the_timeline_names_the_agent_who_resolved_as_intake_knows_them(client, 
     assert summaries == ["Resolved by Jane Doe: Toner replaced."]
     seen = client.get(f"/tickets/{ticket['id']}/timeline", headers=requester(ticket)).get_json()["items"]
     assert "Resolved by Jane Doe: Toner replaced." in [item["summary"] for item in seen]  # as the reply's author
+
+    other = make_ticket()  # the resolve heard before the assignment: intake knows no name yet, so the id
+    learn(client.application, event_from("assignment", "ticket.resolved", other["id"],
+                                         {"agent_id": "jane", "resolution": "Done."}))  # fmt: skip
+    learn(client.application, event_from("assignment", "ticket.assigned", other["id"], assigned_data()))
+    items = client.get(f"/tickets/{other['id']}/timeline", headers=portal()).get_json()["items"]
+    assert [item["summary"] for item in items if item["type"] == "ticket.resolved"] == ["Resolved by jane: Done."]

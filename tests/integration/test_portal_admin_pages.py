@@ -31,5 +31,5 @@ def test_the_agents_page_says_who_holds_more_than_their_capacity(portal, stub): 
 
     page = text(signed_in(portal).get("/admin/agents"))
 
-    over = "(more than its capacity: no new ticket goes to them by itself)"
+    over = "(more than their capacity: no new ticket goes to them by itself)"
     assert page.count(over) == 1 and page.index("sofia@example.com") < page.index(over) < page.index("omar@example.com")

@@ -165,6 +165,8 @@ def test_an_agents_team_filter_offers_its_own_teams_and_an_admins_every_team(por
 
     assert '<option value="network"' in agents and '<option value="billing"' not in agents  # it finds nothing there
     assert '<option value="network"' in admins and '<option value="billing"' in admins
+    linked = text(signed_in(portal, "agent", "ada").get("/console/search?q=vpn&team=billing"))  # a link shared
+    assert '<option value="billing" selected>Billing</option>' in linked  # the list says what filters
 
 
 def test_nothing_found_says_so(portal, stub):

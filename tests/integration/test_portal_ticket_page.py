@@ -62,7 +62,7 @@ def test_a_team_without_agents_says_to_transfer_the_ticket(portal, stub):  # noq
 def test_an_automatic_assignment_that_found_nobody_says_the_ticket_waits(portal, stub):  # noqa: F811
     a_queued_ticket(stub)
     html = text(signed_in(portal).get("/console/tickets/t-1"))
-    assert "Why it went to wait in the team&#39;s queue (the available agent with the fewest open tickets)" in html
+    assert "Why it was left in the team&#39;s queue (the available agent with the fewest open tickets)" in html
     assert "Why None got it" not in html
 
 
@@ -197,6 +197,13 @@ def test_a_transfer_to_the_team_the_ticket_is_in_leaves_it_with_its_agent(portal
     [sent] = [c for c in stub.calls if c["method"] == "POST" and c["path"] == "/tickets/t-1/assign"]
     assert sent["json"] == {"team": "general"}
 
+    stub.answers["/tickets/t-1"] |= {"agent_id": None, "status": "new"}  # waiting in network's queue
+    again = admin.post("/console/tickets/t-1/transfer", data={"team": "network", "csrf_token": token})
+    assert again.status_code == 303  # assignment tries its pick again: nobody's work is taken
+    assert [c["json"] for c in stub.calls if c["method"] == "POST" and c["path"] == "/tickets/t-1/assign"][-1] == {
+        "team": "network"
+    }
+
 
 def test_an_actions_address_opened_again_leads_to_its_ticket_and_the_bulk_forms_to_the_queue(portal, stub):  # noqa: F811
     """After a refusal the bar shows the form's address; Enter there, or a copied link, is a GET of it."""
@@ -214,41 +221,49 @@ def test_an_actions_address_opened_again_leads_to_its_ticket_and_the_bulk_forms_
 
 
 def test_a_session_that_ended_under_an_open_ticket_signs_in_again_and_goes_back_to_it(portal, stub):  # noqa: F811
-    """Signed out in another tab (or disabled, or expired): the page's refresh and its forms go to the sign-in
-    page, which says why and then leads back to the ticket, not to the queue or a "form has expired" page."""
+    """Signed out in another tab (or disabled, or expired): the page's refresh goes to the sign-in page, which says
+    why and then leads back to the ticket; a form sent from it is refused (403) saying so, with what was typed to
+    copy and a link that signs in again and leads back."""
     a_ticket(stub)
     svc = portal.extensions["ticketflow.portal"]
     admin = signed_in(portal)
-    html = text(admin.get("/console/tickets/t-1"))
+    html = text(admin.get("/console/tickets/t-1?notice=note"))
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
     session_token = admin.get_cookie(cookie_names(False)[0]).value
-    handlers.end_session(svc, handlers.load_session(svc, session_token))  # "Sign out" in another tab
+    handlers.end_session(svc, handlers.load_session(svc, session_token))  # disabled, expired: the cookie stays
 
-    refresh = admin.get(
-        poll_url(html), headers={"HX-Request": "true", "HX-Current-URL": "http://portal/console/tickets/t-1"}
-    )
-    assert refresh.status_code == 204
-    assert refresh.headers["HX-Redirect"] == "/login?next=/console/tickets/t-1&notice=session-ended"
+    shown = {"HX-Request": "true", "HX-Current-URL": "http://portal/console/tickets/t-1?notice=note&x=1"}
+    refresh = admin.get(poll_url(html), headers=shown)
+    assert refresh.status_code == 204  # the confirmation is not said again after signing in
+    assert refresh.headers["HX-Redirect"] == "/login?next=/console/tickets/t-1?x%3D1&notice=session-ended"
+    again = text(admin.get("/login?next=/console/tickets/t-1&notice=session-ended"))
+    assert "You were signed out: in another tab, by an admin, or after a while." in again
 
     sent = admin.post("/console/tickets/t-1/note", data={"body": "Checked the cable.", "csrf_token": token})
-    assert sent.status_code == 303
-    assert sent.headers["Location"] == "/login?next=/console/tickets/t-1&notice=session-ended"
-    assert "You were signed out: in another tab, by an admin, or after a while." in text(
-        admin.get(sent.headers["Location"])
+    assert sent.status_code == 403
+    page = text(sent)
+    assert "You are signed out" in page and "Nothing was sent: your session ended" in page
+    assert "Checked the cable." in page  # to copy
+    assert 'href="/login?next=/console/tickets/t-1&amp;notice=session-ended">Sign in again</a>' in page
+    assert not [c for c in stub.calls if c["method"] == "POST"]
+
+
+def test_a_form_sent_after_signing_out_in_another_tab_says_so_and_leads_back(portal, stub):  # noqa: F811
+    """ "Sign out" deletes the cookie both tabs share: the other tab's form comes with no session at all."""
+    a_ticket(stub)
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+    assert admin.post("/logout", data={"csrf_token": token}).status_code == 303
+
+    for path, form, back in (
+        ("/console/tickets/t-1/resolve", {"resolution": "Replaced the cable."}, "/console/tickets/t-1"),
+        ("/admin/accounts", {"email": "x@example.com"}, "/admin/"),
+        ("/account/password", {}, "/account/password"),
+    ):
+        sent = admin.post(path, data={**form, "csrf_token": token})
+        assert sent.status_code == 403 and "You are signed out" in text(sent), path
+        assert f'href="/login?next={back}&amp;notice=session-ended">Sign in again</a>' in text(sent), path
+    assert "Replaced the cable." in text(
+        admin.post("/console/tickets/t-1/resolve", data={"resolution": "Replaced the cable."})
     )
-    assert not [c for c in stub.calls if c["method"] == "POST"]  # nothing sent without a session
-
-    stranger = portal.test_client().post("/console/tickets/t-1/note", data={"body": "x", "csrf_token": "forged"})
-    assert stranger.status_code == 403  # no session cookie at all: the form's own problem, as before
-
-
-def test_a_reply_to_a_ticket_nobody_has_waits_on_the_requester_unless_chosen_otherwise(portal, stub):  # noqa: F811
-    """An admin answers a ticket in the queue: "In progress" would tell the requester someone works on it."""
-    a_queued_ticket(stub)
-    html = text(signed_in(portal).get("/console/tickets/t-1"))
-    assert '<option value="waiting_on_requester" selected>Waiting on requester</option>' in html
-    assert "Nobody has this ticket: after your reply it waits on the requester" in html
-
-    stub.answers["/tickets/t-1"] |= {"agent_id": "ada", "status": "assigned"}
-    html = text(signed_in(portal).get("/console/tickets/t-1"))
-    assert '<option value="in_progress" selected>In progress</option>' in html and "Nobody has this" not in html
+    assert not [c for c in stub.calls if c["method"] == "POST"]

@@ -125,7 +125,7 @@ def test_an_automatic_assignments_reasons_say_who_got_it_or_that_it_waits_in_the
     queued = {"action": "queued", "by": "system", "to": None, "decision": decision}
     assert (
         domain.decision_words(queued)
-        == "Why it went to wait in the team's queue (the available agent of the team under capacity)"
+        == "Why it was left in the team's queue (the available agent of the team under capacity)"
     )
     assert domain.decision_words({"to": "li", "decision": {"rule": None}}) == "Why li got it (auto)"
     # a transfer's entry names the team it went to; the decision says who got it, or nobody
@@ -133,7 +133,7 @@ def test_an_automatic_assignments_reasons_say_who_got_it_or_that_it_waits_in_the
     transfer = {"action": "transferred", "to": "hardware", "decision": found}
     assert domain.decision_words(transfer) == "Why li got it (least loaded)"
     nobody = {**transfer, "decision": {**found, "chosen": None}}
-    assert domain.decision_words(nobody) == "Why it went to wait in hardware's queue (least loaded)"
+    assert domain.decision_words(nobody) == "Why it was left in hardware's queue (least loaded)"
 
 
 def test_a_stopped_clock_says_whether_it_stopped_within_its_target():

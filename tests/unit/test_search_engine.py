@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.search import semantic
-from services.search.engine import Engine, Scope
+from services.search.engine import SNIPPET_CHARS, Engine, Scope
 
 EVERYONE = Scope(everything=True)
 
@@ -141,6 +141,12 @@ def test_a_snippet_keeps_what_its_first_and_last_words_carry_and_says_where_the_
         and item["snippet"].endswith("…")
         and "(<mark>printer</mark>)" in item["snippet"]
     )
+    index(engine, make_doc("c", 3, "Link", "The toner " + "x" * 3000 + " ends.\n"))
+    [item], _ = engine.search("toner", scope=EVERYONE)
+    assert len(item["snippet"]) < 2 * SNIPPET_CHARS  # a word of 3,000 letters is cut, not carried whole
+    index(engine, make_doc("d", 4, "Short", "The scanner jams.\n"))
+    [item], _ = engine.search("scanner", scope=EVERYONE)
+    assert item["snippet"] == "The <mark>scanner</mark> jams."  # nothing but a line's end after it: no "…"
 
 
 def test_filters_by_status_and_team(engine):
@@ -238,7 +244,7 @@ def test_similar_finds_resolved_and_closed_ones_never_itself_nor_open_ones(engin
     assert [item["ticket_id"] for item in engine.similar("done", scope=EVERYONE)][0] == "shut"  # a resolved one too
 
 
-def test_similar_gives_one_place_to_the_same_subject_fixed_the_same_way(engine):
+def test_similar_gives_one_place_to_the_same_subject_fixed_the_same_way(engine, monkeypatch):
     """The same outage reported twice and fixed alike is one answer; the same subject fixed otherwise is another."""
     vpn = "The VPN connection drops every hour since the update, I must reconnect."
     index(
@@ -251,6 +257,16 @@ def test_similar_gives_one_place_to_the_same_subject_fixed_the_same_way(engine):
     )
     found = [item["ticket_id"] for item in engine.similar("new", scope=EVERYONE, limit=3)]
     assert sorted(found) == ["a", "c", "d"]  # b, a's repeat, takes none of the 3 places
+    monkeypatch.setenv("TICKETFLOW_SIMILAR_MODEL", "off")  # the words alone fetch limit + SIMILAR_SPARE
+    found = [item["ticket_id"] for item in engine.similar("new", scope=EVERYONE, limit=3)]
+    assert sorted(found) == ["a", "c", "d"]
+    index(
+        engine,
+        make_doc("e", 15, "VPN keeps dropping", vpn, status="closed"),  # closed without a resolution: no repeat
+        make_doc("f", 16, "VPN keeps dropping", vpn, status="closed"),
+    )
+    found = [item["ticket_id"] for item in engine.similar("new", scope=EVERYONE, limit=7)]
+    assert {"e", "f"} <= set(found) and "b" not in found
 
 
 def test_similar_shows_only_what_the_asker_may_see(engine):

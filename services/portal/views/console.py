@@ -135,7 +135,7 @@ def search():
         start=_start(form["start"]) if form["cursor"] else 1,
         errors=errors,
         message=message,
-        teams=finding.teams(portal(), g.session, me),
+        teams=finding.teams(portal(), g.session, me, form.get("team") or ""),
         statuses=domain.AGENT_STATUS,
     )
     return page, status
