@@ -78,13 +78,18 @@ def _any_field(schema: tantivy.Schema, token: str) -> tantivy.Query:
 
 
 def _word(schema: tantivy.Schema, word: str, fuzzy: bool) -> tantivy.Query | None:
-    """One typed word: its stems in any text field, or the ticket's number, or (fuzzy) a near miss."""
-    options = [_any_field(schema, token) for token in ENGLISH.analyze(word)]
+    """One typed word: its stems in any text field, or the ticket's number, or (fuzzy) a near miss. A word the
+    analysis cuts in parts (ERR_CONN_RESET, won't, e-mail, <b>) is those parts in that order, as a phrase: any
+    one of them alone ("reset", "t", "b") would find what it never meant."""
+    word = without_possessive(word)
+    tokens = ENGLISH.analyze(word)
+    whole = _phrase(schema, word) if len(tokens) > 1 else None
+    options = [whole] if whole is not None else [_any_field(schema, token) for token in tokens]
     if number := NUMBER.match(word):
         options.append(
             tantivy.Query.boost_query(tantivy.Query.term_query(schema, "number", int(number[1])), NUMBER_BOOST)
         )
-    if fuzzy:
+    if fuzzy and whole is None:  # a near miss of one part would be the part alone again
         for token in PLAIN.analyze(word):
             if distance := fuzzy_distance(token):
                 options.append(tantivy.Query.fuzzy_term_query(schema, "plain", token, distance=distance))
@@ -93,6 +98,14 @@ def _word(schema: tantivy.Schema, word: str, fuzzy: bool) -> tantivy.Query | Non
     return (
         options[0] if len(options) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, o) for o in options])
     )
+
+
+POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
+
+
+def without_possessive(word: str) -> str:
+    """A typed word without its "'s": "printer's" is looked for as "printer", not as the phrase "printer s"."""
+    return POSSESSIVE.sub("", word)
 
 
 def fuzzy_distance(token: str) -> int:

@@ -115,6 +115,19 @@ def test_the_word_a_typo_found_is_marked_in_the_snippet(engine):
     assert item["snippet"] == "El <mark>teclado</mark> está roto."
 
 
+def test_a_word_cut_in_parts_is_those_parts_in_order_and_a_possessive_is_its_word(engine):
+    index(
+        engine,
+        make_doc("a", 1, "Password reset", "Please reset my password."),
+        make_doc("b", 2, "Chrome error", "Pages fail with ERR_CONN_RESET since today."),
+        make_doc("c", 3, "PC won't boot", "My PC won't start after the update."),
+        make_doc("d", 4, "Printer", "The printer on floor 2 jams, t."),
+    )
+    assert ids(engine.search("ERR_CONN_RESET", scope=EVERYONE)) == ["b"]  # not every "reset" (typos round too)
+    assert ids(engine.search("won't", scope=EVERYONE)) == ["c"]  # not every "t"
+    assert ids(engine.search("printer's", scope=EVERYONE)) == ["d"]  # "printer", not the phrase "printer s"
+
+
 def test_a_typo_in_a_short_word_is_not_guessed(engine):
     index(engine, make_doc("a", 1, "Mail lost", "My mail is gone."))
     assert ids(engine.search("mial", scope=EVERYONE)) == []

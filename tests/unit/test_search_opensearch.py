@@ -361,3 +361,14 @@ def test_a_fragment_says_where_its_text_goes_on():
     assert snippet(source, whole) == whole["description"][0]
     message = {"messages": ["<mark>x</mark>"]}
     assert snippet(source, message) == "<mark>x</mark>"
+
+
+def test_a_word_cut_in_parts_is_a_phrase_of_them_and_its_parts_get_no_near_misses():
+    from services.search.opensearch import text_query
+
+    query = text_query("ERR_CONN_RESET", fuzzy=True)
+    assert "match_phrase" in str(query) and "'err conn reset'" in str(query)
+    assert "fuzzy" not in str(query) and "'match'" not in str(query)
+    single = text_query("keybaord", fuzzy=True)
+    assert "fuzzy" in str(single) and "match_phrase" not in str(single)
+    assert text_query("printer's") == text_query("printer")
