@@ -26,7 +26,8 @@ Who gets which email: the requester on `ticket.created` (a receipt with the tick
 agent and the team lead on `sla.breached`. Every subject reads `[#<number>] <ticket subject>`.
 Internal notes are never sent anywhere. Every email to the requester carries a link to the ticket's page
 in the portal (`TICKETFLOW_PORTAL_URL/t/<token>`, a token of its own per email, valid TICKETFLOW_LINK_DAYS
-days for that ticket and that address); no email to an agent or lead does.
+days for that ticket and that address); no email to an agent or lead does: theirs lead to the ticket's page in
+the console instead (`TICKETFLOW_PORTAL_URL/console/tickets/<id>`, behind their own sign-in).
 
 One notification record per (event, channel, recipient), unique: a redelivered event never sends
 twice. `status` is `pending` (not tried yet, or retried by an admin), `sent`, `failed` (the last

@@ -9,14 +9,16 @@
      "event": {"type": str, "occurred_at": datetime,
                "data": dict},        # the event's data as shared.events.load_data gives it (datetimes parsed)
      "recipient": {"name": str | None, "email": str},
-     "link": str}                    # requester emails only: `requester_link(...)`, the ticket's page in the portal
+     "link": str,                    # requester emails only: `requester_link(...)`, the ticket's page in the portal
+     "console_link": str}            # agent and lead emails only: `console_link(...)`, the ticket in the console
 
 The subject is always `[#<number>] <ticket subject>` so that a mail client threads a ticket's emails.
 Filters for the templates: `utc` (a datetime as 2026-11-27 09:30 UTC), `percent` (80.0 -> 80%),
 `words` (first_response -> first response).
 
 Every requester template shows `link` (StrictUndefined: a requester email without one fails to render);
-agent and lead templates never do, since a link acts as the requester.
+agent and lead templates never do, since a link acts as the requester. They show `console_link` instead: the
+ticket's page in the agents' console, which asks them to sign in (it grants nothing by itself).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import re
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -61,6 +64,11 @@ def requester_link(settings: Settings, ticket_id: str, email: str) -> str:
     email's link then works for the full TICKETFLOW_LINK_DAYS, whenever the ticket began."""
     token = mint_link_token(settings.require_secret(), ticket_id, email, settings.link_days)
     return link_url(settings.portal_url, token)
+
+
+def console_link(settings: Settings, ticket_id: str) -> str:
+    """The ticket's page in the portal's console: for agents and leads, behind their own sign-in."""
+    return f"{settings.portal_url.rstrip('/')}/console/tickets/{quote(ticket_id, safe='')}"
 
 
 def subject_line(number: int, subject: str) -> str:

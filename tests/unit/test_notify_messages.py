@@ -92,6 +92,7 @@ def make_context(event_type: str, data: dict | None = None, **ticket) -> dict:
         "event": {"type": event_type, "occurred_at": DUE, "data": {**DATA[event_type], **(data or {})}},
         "recipient": {"name": "Ana Ruiz", "email": "ana@example.com"},
         "link": "https://help.example.com/t/a-token",  # what handlers add for a requester's email only
+        "console_link": f"{PORTAL}/console/tickets/t-1",  # what handlers add for an agent's or a lead's only
     }
 
 
@@ -237,6 +238,25 @@ def test_agent_and_lead_emails_carry_no_requester_link(event_type, audience):
 
     for part in (message.text, message.html):
         assert "/t/" not in part and not JWT.search(part) and "See your ticket" not in part
+
+
+@pytest.mark.parametrize(("event_type", "audience"), AGENT_PAIRS)
+def test_agent_and_lead_emails_lead_to_the_ticket_in_the_console(event_type, audience):
+    message = messages.render(event_type, audience, make_context(event_type))
+
+    assert f"Open it in the console: {PORTAL}/console/tickets/t-1" in message.text
+    assert f'<a href="{PORTAL}/console/tickets/t-1"' in message.html and "in the console</a>" in message.html
+
+
+@pytest.mark.parametrize(("event_type", "audience"), REQUESTER_PAIRS)
+def test_requester_emails_never_show_the_console(event_type, audience):
+    message = messages.render(event_type, audience, make_context(event_type))
+    assert "/console/" not in message.text and "/console/" not in message.html
+
+
+def test_the_console_link_is_under_the_configured_portal_with_the_id_quoted():
+    assert messages.console_link(LINK_SETTINGS, "t-1") == f"{PORTAL}/console/tickets/t-1"
+    assert messages.console_link(LINK_SETTINGS, "a/b?c") == f"{PORTAL}/console/tickets/a%2Fb%3Fc"
 
 
 def test_each_link_has_a_token_of_its_own_under_the_configured_portal():
