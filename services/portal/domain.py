@@ -182,6 +182,21 @@ def requester_view_digest(ticket: dict, attachments: list[dict]) -> str:
     return hashlib.sha256(repr(shown).encode()).hexdigest()[:16]
 
 
+UNASSIGNED_AT_WORK = (
+    "Waiting for an agent",
+    "The help desk has your request and what you added; an agent will take it on.",
+)
+
+
+def requester_status_words(ticket: dict) -> tuple[str, str]:
+    """A ticket's status as requesters read it, (title, explanation): "Being worked on" only when an agent has
+    it (a reply to one in the team's queue moves it to in progress with nobody on it yet)."""
+    status = ticket.get("status")
+    if status == "in_progress" and "assignee" in ticket and not ticket.get("assignee"):
+        return UNASSIGNED_AT_WORK
+    return REQUESTER_STATUS.get(status, (status or "", ""))
+
+
 def requester_status_title(status: str | None) -> str:
     """A status as requesters read it: "Being worked on", "Waiting for your reply"..."""
     return REQUESTER_STATUS.get(status, (status or "", ""))[0]
@@ -192,7 +207,7 @@ def requester_update_words(ticket: dict, thread_seen: int, status_seen: str) -> 
     thread = ticket.get("thread") or []
     new = thread[thread_seen:] if 0 <= thread_seen <= len(thread) else []
     replied = any((entry.get("author") or {}).get("type") != "requester" for entry in new)
-    title = requester_status_title(ticket.get("status"))
+    title = requester_status_words(ticket)[0]
     moved = ticket.get("status") != status_seen
     if replied and moved:
         return f"The help desk replied, and the status changed to “{title}”."

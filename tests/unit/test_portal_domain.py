@@ -194,6 +194,20 @@ def test_what_the_requesters_open_page_says_changed():
     )
 
 
+def test_a_request_in_progress_with_nobody_on_it_waits_for_an_agent_in_the_requesters_words():
+    """A requester's reply to a ticket in the team's queue moves it to in progress with no agent yet."""
+    nobody = {"status": "in_progress", "assignee": None}
+    assert domain.requester_status_words(nobody)[0] == "Waiting for an agent"
+    assert domain.requester_status_words({**nobody, "assignee": {"agent_id": "ada", "name": "Ada"}}) == (
+        "Being worked on",
+        "An agent is working on your request.",
+    )
+    assert domain.requester_status_words({"status": "in_progress"})[0] == "Being worked on"  # not said: as before
+    assert domain.requester_update_words({**nobody, "thread": []}, 0, "waiting_on_requester") == (
+        "The status changed to “Waiting for an agent”."
+    )
+
+
 def test_a_saved_reply_needs_a_title_and_a_text_and_known_fields():
     assert domain.saved_reply_problems("Password reset", "Hello {requester_first_name},\n\nDone.") == {}
     assert set(domain.saved_reply_problems(" ", " ")) == {"title", "body"}

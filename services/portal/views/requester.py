@@ -143,7 +143,7 @@ def _shown(grant: dict) -> dict:
     """What the requester's page of the ticket shows, and the digest its poller compares."""
     ticket = handlers.requester_ticket(portal(), grant)
     files = handlers.requester_attachments(portal(), grant)
-    title, explanation = domain.REQUESTER_STATUS.get(ticket["status"], (ticket["status"], ""))
+    title, explanation = domain.requester_status_words(ticket)
     return {
         "ticket": ticket,
         "files": domain.attachments_by_entry(ticket, files),
