@@ -223,11 +223,12 @@ def similar_items(docs: list[dict], order: list[tuple[int, float]], limit: int) 
     """similar's answer: the documents at `order`'s positions, each with its score (BM25, or fused with the
     meaning: semantic.rerank), in that order, up to `limit`. A ticket with the subject and the resolution of one
     before it is left out: the same thing fixed the same way again takes no second place (the first is the
-    better match). Tickets closed without a resolution are never taken for repeats: nothing says they were."""
+    better match). A ticket closed without a resolution (its requester closed it first) is left out too: the
+    panel is what was done before, and nothing says what was."""
     items, seen = [], set()
     for i, score in order:
         same = tuple(" ".join((docs[i].get(name) or "").casefold().split()) for name in ("subject", "resolution"))
-        if same[1] and same in seen:
+        if same[1] and same in seen or not same[1] and docs[i].get("status") == "closed":
             continue
         seen.add(same)
         items.append({name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(score, 6)})

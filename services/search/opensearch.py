@@ -68,7 +68,7 @@ HIGHLIGHT = {
     "fields": {name: {"fragment_size": SNIPPET_CHARS, "number_of_fragments": 1} for name in SNIPPET_FIELDS},
 }
 
-SIMILAR_SOURCE = list(dict.fromkeys([*SIMILAR_ITEM, *queries.TEXT_FIELDS]))  # a candidate: its words and answer
+SIMILAR_SOURCE = list(dict.fromkeys([*SIMILAR_ITEM, "status", *queries.TEXT_FIELDS]))  # its words, state, answer
 
 
 def connect(url: str, ca: str | None = None):
