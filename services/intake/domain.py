@@ -320,7 +320,8 @@ def _assigned_summary(data: dict) -> str:
             rule = data["decision"].get("rule", "least loaded available agent")
             return f"Assigned to {who} after reopening, automatically ({rule}): the previous agent was not free"
         return f"Back with {who} after reopening"
-    return f"Reassigned to {who}" if data.get("previous_agent_id") else f"Assigned to {who}"
+    by_hand = " by a lead or an admin" if reason == "manual" else ""
+    return f"Reassigned to {who}{by_hand}" if data.get("previous_agent_id") else f"Assigned to {who}{by_hand}"
 
 
 def _sla_summary(data: dict, breached: bool) -> str:

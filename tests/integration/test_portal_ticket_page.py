@@ -267,3 +267,12 @@ def test_a_form_sent_after_signing_out_in_another_tab_says_so_and_leads_back(por
         admin.post("/console/tickets/t-1/resolve", data={"resolution": "Replaced the cable."})
     )
     assert not [c for c in stub.calls if c["method"] == "POST"]
+
+
+def test_the_sign_out_address_opened_in_the_bar_signs_nobody_out(portal, stub):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    admin = signed_in(portal)
+    opened = admin.get("/logout")
+    assert opened.status_code == 303 and opened.headers["Location"].endswith("/console/")
+    token = admin.get_cookie(cookie_names(False)[0]).value
+    assert handlers.load_session(svc, token) is not None  # still signed in: a link cannot sign anyone out

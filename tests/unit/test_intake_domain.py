@@ -234,8 +234,9 @@ def test_every_event_type_has_a_readable_summary():
     named = {"agent_id": "jane", "agent_name": "Jane Doe", "resolution": "Fixed."}  # the name intake knows, added
     assert summarize("ticket.resolved", named) == "Resolved by Jane Doe: Fixed."
     manual = {**ASSIGNED, "reason": "manual", "previous_agent_id": None}
-    assert summarize("ticket.assigned", manual) == "Assigned to Jane Doe (network)"  # nobody had it before
-    assert summarize("ticket.assigned", {**manual, "previous_agent_id": "tom"}) == "Reassigned to Jane Doe (network)"
+    assert summarize("ticket.assigned", manual) == "Assigned to Jane Doe (network) by a lead or an admin"
+    reassigned = summarize("ticket.assigned", {**manual, "previous_agent_id": "tom"})
+    assert reassigned == "Reassigned to Jane Doe (network) by a lead or an admin"
     back = {**ASSIGNED, "reason": "reopen"}
     assert summarize("ticket.assigned", back) == "Back with Jane Doe (network) after reopening"
     fallback = {**back, "decision": {"rule": "least loaded", "candidates": [1]}}

@@ -45,6 +45,13 @@ def login_post():
     return redirect(_safe_next(form["next"]), 303)
 
 
+@blueprint.get("/logout")
+def logout_address():
+    """The sign-out button's address opened in the bar: it signs nobody out (a link could), it shows the queue,
+    or the sign-in page to whoever is not signed in."""
+    return redirect(url_for("console.queue"), 303)
+
+
 @blueprint.post("/logout")
 def logout():
     handlers.end_session(portal(), g.session)
