@@ -619,3 +619,6 @@ def test_signed_out_in_another_tab_the_ticket_tab_signs_in_again_and_gets_its_no
     tab.get_by_role("button", name="Sign in").click()
     expect(tab).to_have_url(f"{portal}/console/tickets/{ticket_id}")
     expect(tab.get_by_label("Add an internal note")).to_have_value("Called facilities: the tray is bent.")
+    expect(tab.get_by_label("Add an internal note")).to_be_in_viewport()  # the page opens where the draft is
+    expect(tab.get_by_text("Your unsent draft is back.")).to_be_visible()
+    screenshot(tab, "session-ended-back")

@@ -165,11 +165,13 @@
     if (sent.length && window.history.replaceState && /[?&]notice=/.test(window.location.search)) {
       window.history.replaceState(null, "", window.location.pathname + window.location.hash);
     }
+    var restored = null;
     Array.prototype.forEach.call(document.querySelectorAll("textarea[data-draft]"), function (box) {
       if (box.value.trim()) { keep(box); return; }  // the page's own (a form sent back): the draft now
       var draft = kept.getItem(box.getAttribute("data-draft"));
       if (!draft) return;
       box.value = draft;
+      restored = restored || box;
       var said = document.createElement("p");
       said.className = "hint";
       said.id = box.id + "-draft";
@@ -178,6 +180,11 @@
       var described = box.getAttribute("aria-describedby");
       box.setAttribute("aria-describedby", (described ? described + " " : "") + said.id);
     });
+    // a page opened at its top (after signing in again, a reload) shows the draft it brought back, unless it
+    // leads to an anchor or an alert takes the eye first
+    if (restored && !window.location.hash && !document.querySelector("[data-autofocus]") && !window.scrollY) {
+      restored.scrollIntoView({ block: "center" });
+    }
   });
 
   // "Insert" a saved reply: its text (the ticket's details filled in) goes into the reply box after the selection
