@@ -141,8 +141,20 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
         _store_attachments(svc, mail, ticket.id, message_id)
         return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
     if ticket.status == "closed":
-        return _open_ticket(svc, mail, follows=ticket)
+        # a reply to an older email of a closed ticket: into the follow-up a mail opened for it, while it is open
+        follow_up = svc.tickets.open_follow_up(mail.sender, ticket.number, follows_up_words(ticket.number))
+        if follow_up is None:
+            return _open_ticket(svc, mail, follows=ticket)
+        ticket = follow_up
+        if any(entry["id"] == message_id for entry in ticket.thread):  # delivered before, into the follow-up
+            _store_attachments(svc, mail, ticket.id, message_id)
+            return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
     return _add_message(svc, mail, ticket, message_id)
+
+
+def follows_up_words(number: int) -> str:
+    """How a follow-up's description starts: what says which closed ticket it follows (and finds it again)."""
+    return f"(Follows up ticket #{number}, which was closed.)"
 
 
 def _ticket_replied_to(svc: Intake, mail: inbound.InboundMail) -> Ticket | None:
@@ -164,7 +176,7 @@ def _ticket_replied_to(svc: Intake, mail: inbound.InboundMail) -> Ticket | None:
 def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None) -> Outcome:
     body = _clip(redact_tokens(mail.full_text if follows is None else mail.text), TEXT_MAX)
     if follows is not None:
-        body = _clip(f"(Follows up ticket #{follows.number}, which was closed.)\n\n{body}", TEXT_MAX)
+        body = _clip(f"{follows_up_words(follows.number)}\n\n{body}", TEXT_MAX)
     request = {
         "subject": _clip(mail.subject, SUBJECT_MAX, "") or "(no subject)",
         "description": body.strip() or "(The mail had no text.)",

@@ -93,6 +93,13 @@ class TicketStore(VersionedStore):
         doc = self.collection.find_one({"number": number}, {"_id": 1})
         return self.find(doc["_id"]) if doc else None
 
+    def open_follow_up(self, email: str, number: int, prefix: str, looked_at: int = 50) -> Ticket | None:
+        """The requester's newest ticket not closed that a mail opened to follow up closed ticket #`number`
+        (its description starts with `prefix`), among its newest `looked_at` opened after it; None if none."""
+        query = {"requester.email": email.strip().lower(), "number": {"$gt": number}, "status": {"$ne": "closed"}}
+        found = self.collection.find(query, {"_id": 1, "description": 1}).sort("number", DESCENDING).limit(looked_at)
+        return next((self.find(doc["_id"]) for doc in found if (doc.get("description") or "").startswith(prefix)), None)
+
     def resolved_before(self, moment: datetime, limit: int = 200) -> list[str]:
         query = {"status": "resolved", "resolved_at": {"$lte": moment}}
         return [doc["_id"] for doc in self.collection.find(query, {"_id": 1}).limit(limit)]

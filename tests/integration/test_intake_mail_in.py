@@ -160,6 +160,26 @@ def test_a_reply_to_a_closed_ticket_opens_a_new_one_that_says_so(svc):
     assert follow_up.description == f"(Follows up ticket #{ticket.number}, which was closed.)\n\nIt is back."
 
 
+def test_more_replies_to_a_closed_tickets_old_emails_join_its_open_follow_up(svc):
+    """A requester answers an old email of the closed ticket again: the follow-up the first answer opened takes
+    it, while it is open; once that one is closed too, another follow-up opens."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    handlers.close_ticket(svc, ticket.id, "requester", None)
+    first = receive(svc, reply_to(ticket, sender, "It is back."))
+
+    again = receive(svc, reply_to(ticket, sender.upper(), "And again this morning."))
+
+    assert (again.kind, again.ticket_id) == ("message", first.ticket_id)
+    assert [entry["body"] for entry in svc.tickets.get(first.ticket_id).thread] == ["And again this morning."]
+    other = address("someone")  # another requester's answer to the same email opens nothing of theirs here
+    assert receive(svc, reply_to(ticket, other, "Me too.")).kind == "kept"
+
+    handlers.close_ticket(svc, first.ticket_id, "requester", None)
+    third = receive(svc, reply_to(ticket, sender, "Still."))
+    assert third.kind == "ticket" and third.ticket_id not in (ticket.id, first.ticket_id)
+
+
 def test_a_reply_from_another_address_is_kept_for_the_agents_not_posted_as_the_requester(svc, client):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
