@@ -16,6 +16,14 @@ _TICKET_REFERENCE = re.compile(
 )
 _ADDRESS = re.compile(r"[^\s<>,;:\"'()\[\]]+@[^\s<>,;:\"'()\[\]]+")
 _AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+# what auto-replies that carry none of the headers above begin their subject with (Outlook's and the usual
+# vacation responders', in the languages a desk sees most), a colon included: "Out of office" alone may be a person
+_AUTOMATIC_SUBJECT = re.compile(
+    r"(?:automatic reply|auto[- ]?reply|autoreply|out of (?:the )?office|abwesenheitsnotiz|automatische antwort"
+    r"|réponse automatique|respuesta automática|risposta automatica|automatisch antwoord|afwezig"
+    r"|frånvaromeddelande)\s*:",
+    re.IGNORECASE,
+)
 _OUTLOOK_SUPPRESS = frozenset({"all", "oof", "autoreply"})
 Headers = dict[str, list[str]]  # raw values by lowercase name (inbound_mime.raw_headers)
 
@@ -118,4 +126,7 @@ def automatic(message: Message, headers: Headers, sender: str, envelope: str, ow
     for name, label in (("list-id", "List-Id"), ("list-unsubscribe", "List-Unsubscribe")):
         if name in headers:
             return f"a mailing list ({label})"
+    said = subject(headers, [])
+    if _AUTOMATIC_SUBJECT.match(said):
+        return f"an auto-reply by its subject ({said[:60]})"
     return None

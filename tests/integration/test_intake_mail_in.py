@@ -219,6 +219,18 @@ def test_automatic_mail_to_a_ticket_makes_no_message_and_no_event(svc, tap, head
     assert len(tap.envelopes(ticket_id=ticket.id)) == before  # ticket.created only
 
 
+@pytest.mark.parametrize("prefix", ["Out of Office:", "Automatic reply:", "AutoReply :", "Abwesenheitsnotiz:"])
+def test_an_auto_reply_known_by_its_subject_alone_is_no_message(svc, prefix):
+    """Some vacation responders send none of the headers above: their subject still says what they are."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    away = receive(svc, mail(sender, f"{prefix} [#{ticket.number}] VPN drops", "I am away until Monday."))
+    assert (away.kind, away.ticket_id) == ("ignored", ticket.id) and "auto-reply by its subject" in away.reason
+    assert svc.tickets.get(ticket.id).thread == []
+    person = receive(svc, mail(address(), "Out of office replies do not work", "My vacation reply is not sent."))
+    assert person.kind == "ticket"  # without the colon it is a person's subject
+
+
 def test_automatic_mail_and_notifys_own_mail_open_no_ticket(svc, intake_db):
     sender = address()
     out_of_office = mail(sender, "Out of office", "Back on Monday.", Auto_Submitted="auto-replied")
