@@ -35,7 +35,7 @@ from services.intake.schemas import TicketCreateSchema
 from shared.access import same_email
 from shared.auth import Principal
 from shared.clock import now
-from shared.errors import TooManyRequests
+from shared.errors import NotFound, TooManyRequests
 from shared.redact import redact_tokens
 from shared.saving import NO_CHANGE
 
@@ -73,6 +73,18 @@ def ticket_mail(svc: Intake, ticket_id: str, principal: Principal | None) -> lis
     return [_view(record) for record in svc.mails.of_ticket(ticket_id)]
 
 
+def raw_mail(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | None) -> tuple[dict, bytes]:
+    """One mail about the ticket as it came, every byte (its text in the thread may have been cut at TEXT_MAX),
+    for the agents who see the ticket; NotFound for another ticket's mail or one whose bytes are not kept."""
+    get_ticket(svc, ticket_id, principal)  # 404 for a ticket the principal may not see
+    record = svc.mails.find(mail_id)
+    blob = record.get("raw_blob") if record and record.get("ticket_id") == ticket_id else None
+    data = svc.blobs.read(blob) if blob else None
+    if data is None:
+        raise NotFound(f"No mail {mail_id} about ticket {ticket_id}.")
+    return record, data
+
+
 def mail_page(svc: Intake, outcome: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """Inbound mails, newest first (an admin's view: what was kept or ignored, and why)."""
     records, next_cursor = svc.mails.page(outcome, limit, cursor)
@@ -80,7 +92,7 @@ def mail_page(svc: Intake, outcome: str | None, limit: int, cursor: str | None) 
 
 
 def _view(record: dict) -> dict:
-    return {**record, "id": record["_id"]}
+    return {**record, "id": record["_id"], "whole": bool(record.get("raw_blob"))}
 
 
 def accepts(svc: Intake, address: str) -> bool:

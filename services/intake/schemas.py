@@ -201,6 +201,9 @@ class InboundMailSchema(Schema):
     reason = fields.String()
     ticket_id = fields.String(allow_none=True)
     number = fields.Integer(allow_none=True)
+    whole = fields.Boolean(
+        metadata={"description": "its bytes are kept: GET /tickets/{id}/mail/{mail id}/raw gives them (an addition)"}
+    )
     received_at = Timestamp()
 
 

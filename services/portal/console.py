@@ -157,6 +157,7 @@ class TicketPage:
     teams: list[dict]
     mail: list[dict]  # mail about the ticket that did not go into the thread (from others, automatic), and why
     others: list[dict] = field(default_factory=list)  # the requester's other tickets this person may read, newest
+    mails: list[dict] = field(default_factory=list)  # every mail about the ticket, each to download whole
 
 
 def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketPage:
@@ -174,7 +175,8 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     kept = [m for m in mail if m["outcome"] in KEPT_MAIL]
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept)
     others = requesters_other_tickets(svc, who, view.ticket)
-    return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept, others)
+    kept_bytes = [m for m in mail if m.get("whole")]
+    return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept, others, kept_bytes)
 
 
 OTHERS_SHOWN = 5

@@ -180,6 +180,27 @@ def test_more_replies_to_a_closed_tickets_old_emails_join_its_open_follow_up(svc
     assert third.kind == "ticket" and third.ticket_id not in (ticket.id, first.ticket_id)
 
 
+def test_a_mail_longer_than_the_thread_takes_is_there_whole_for_who_sees_its_ticket(svc, client):
+    sender = address()
+    long = mail(sender, "Forwarded thread", "Line of the old thread.\n" * 2_000)  # 48,000 characters
+    ticket = svc.tickets.get(receive(svc, long).ticket_id)
+    assert ticket.description.endswith("[The mail was longer; it is kept whole.]")
+    [record] = client.get(f"/tickets/{ticket.id}/mail", headers=auth_header("admin")).get_json()["items"]
+
+    whole = client.get(f"/tickets/{ticket.id}/mail/{record['id']}/raw", headers=auth_header("admin"))
+
+    assert whole.status_code == 200 and whole.data == long.as_bytes()
+    assert whole.headers["Content-Type"] == "application/octet-stream"  # never shown by a browser
+    assert whole.headers["Content-Disposition"].startswith(f'attachment; filename="mail-{ticket.number}-')
+    assert "sandbox" in whole.headers["Content-Security-Policy"]
+    other = svc.tickets.get(receive(svc, mail(sender, "Another", "Hello.")).ticket_id)
+    assert client.get(f"/tickets/{other.id}/mail/{record['id']}/raw", headers=auth_header("admin")).status_code == 404
+    stranger = auth_header("agent", "nobody-here")  # an agent of no team: the ticket is not theirs to see
+    assert client.get(f"/tickets/{ticket.id}/mail/{record['id']}/raw", headers=stranger).status_code == 404
+    requester = auth_header("portal", requester_email=sender)
+    assert client.get(f"/tickets/{ticket.id}/mail/{record['id']}/raw", headers=requester).status_code == 403
+
+
 def test_a_reply_from_another_address_is_kept_for_the_agents_not_posted_as_the_requester(svc, client):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)

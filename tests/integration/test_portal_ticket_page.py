@@ -276,3 +276,24 @@ def test_the_sign_out_address_opened_in_the_bar_signs_nobody_out(portal, stub): 
     assert opened.status_code == 303 and opened.headers["Location"].endswith("/console/")
     token = admin.get_cookie(cookie_names(False)[0]).value
     assert handlers.load_session(svc, token) is not None  # still signed in: a link cannot sign anyone out
+
+
+def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(portal, stub):  # noqa: F811
+    a_ticket(stub)
+    stub.answers["/tickets/t-1/mail"] = {"items": [
+        {"id": "m-1", "subject": "Forwarded <thread>", "sender": "ana@example.com", "outcome": "ticket",
+         "received_at": "2026-01-01T10:00:00.000Z", "whole": True, "text": "x", "reason": "opened a ticket"},
+        {"id": "m-2", "subject": "Refused", "sender": "b@example.com", "outcome": "kept",
+         "received_at": "2026-01-01T10:01:00.000Z", "whole": False, "text": "y", "reason": "kept"},
+    ]}  # fmt: skip
+    stub.answers["/tickets/t-1/mail/m-1/raw"] = {"raw": "as it came"}
+    admin = signed_in(portal)
+
+    html = text(admin.get("/console/tickets/t-1"))
+    assert '<a href="/console/tickets/t-1/mail/m-1.eml" download>Forwarded &lt;thread&gt;</a>' in html
+    assert "/mail/m-2.eml" not in html  # its bytes are not kept
+
+    whole = admin.get("/console/tickets/t-1/mail/m-1.eml")
+    assert whole.status_code == 200 and whole.get_json() == {"raw": "as it came"}  # intake's answer, passed on
+    assert [c["path"] for c in stub.calls if c["path"].endswith("/raw")] == ["/tickets/t-1/mail/m-1/raw"]
+    assert admin.get("/console/tickets/t-1/mail/m-9.eml").status_code == 404

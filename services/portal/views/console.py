@@ -9,7 +9,7 @@ from markupsafe import Markup
 
 from services.portal import attachments, console, domain, finding
 from services.portal.admin import replies
-from services.portal.client import Refused, Unreachable
+from services.portal.client import Refused, Unreachable, path_id
 from services.portal.handlers import UserError, every_topic
 from services.portal.pages import agent_required, error_page, passed_on, portal
 from shared.events import format_time
@@ -292,6 +292,18 @@ def _live(view: domain.TicketView, seen: str, changes: list, others: list) -> di
 
 def _digest(html: str) -> str:
     return hashlib.sha256(html.encode()).hexdigest()[:32]
+
+
+@blueprint.get("/tickets/<ticket_id>/mail/<mail_id>.eml")
+@agent_required
+def whole_mail(ticket_id: str, mail_id: str):
+    """One mail about the ticket, every byte as it came, streamed from intake (always a download)."""
+    path = f"/tickets/{path_id(ticket_id)}/mail/{path_id(mail_id)}/raw"
+    try:
+        upstream = portal().services.stream("intake", path, console.actor(g.session), request_id=g.get("request_id"))
+    except Refused:
+        return error_page(404, "No such mail here", "It does not exist, or its ticket is not in your teams.")
+    return passed_on(upstream)
 
 
 @blueprint.get("/tickets/<ticket_id>/attachments/<attachment_id>")
