@@ -289,13 +289,22 @@ class TicketMail(MethodView):
 
 @tickets.route("/tickets/<ticket_id>/mail/<mail_id>/raw")
 class TicketMailRaw(MethodView):
-    @require_roles("agent", "admin")
-    @tickets.response(200, description="The mail's bytes as they came (message/rfc822), as a download")
+    @require_roles("admin")
+    @tickets.doc(
+        responses={
+            "200": {
+                "description": "The mail's bytes as they came, as a download",
+                "content": {files.OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    )
     def get(self, ticket_id, mail_id):
         """One mail about the ticket, every byte as it came (a long mail's text is cut in the thread at 20,000
-        characters): always a download, never shown by a browser. An addition to the contract (section 10)."""
+        characters): always a download, never shown by a browser. Admins only: a reply quotes the requester's
+        portal link, which acts as the requester, and only admins see those (agents read the mail's text with
+        them hidden). An addition to the contract (section 10)."""
         record, data = inbox.raw_mail(intake(), ticket_id, mail_id, principal())
-        response = Response(data, content_type="application/octet-stream")
+        response = Response(data, content_type=files.OCTET_STREAM)
         response.headers.update(DOWNLOAD_HEADERS)
         name = f"mail-{record.get('number') or 'ticket'}-{record['received_at']:%Y%m%d-%H%M%S}.eml"
         response.headers["Content-Disposition"] = files.content_disposition(name)

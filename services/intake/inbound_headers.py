@@ -126,7 +126,13 @@ def automatic(message: Message, headers: Headers, sender: str, envelope: str, ow
     for name, label in (("list-id", "List-Id"), ("list-unsubscribe", "List-Unsubscribe")):
         if name in headers:
             return f"a mailing list ({label})"
-    said = subject(headers, [])
+    return None
+
+
+def auto_reply_by_subject(said: str) -> str | None:
+    """Why a mail that names a ticket is an auto-reply by its subject alone (vacation responders that send none
+    of the headers `automatic` reads); None otherwise. Only for a mail that names a ticket: a new mail titled
+    "Automatic reply: not sent outside" is a person asking about Outlook's feature."""
     if _AUTOMATIC_SUBJECT.match(said):
         return f"an auto-reply by its subject ({said[:60]})"
     return None

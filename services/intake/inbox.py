@@ -137,8 +137,9 @@ def _check_sizes(mail: inbound.InboundMail) -> None:
 
 def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
     ticket = _ticket_replied_to(svc, mail)
-    if mail.automatic:
-        return Outcome("ignored", f"automatic mail: {mail.automatic}", ticket and ticket.id, ticket and ticket.number)
+    automatic = mail.automatic or (ticket is not None and inbound.auto_reply_by_subject(mail.subject))
+    if automatic:
+        return Outcome("ignored", f"automatic mail: {automatic}", ticket and ticket.id, ticket and ticket.number)
     if not mail.sender:
         return Outcome("kept", "the mail names no sender address", ticket and ticket.id, ticket and ticket.number)
     if ticket is None:
@@ -154,7 +155,10 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
         return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
     if ticket.status == "closed":
         # a reply to an older email of a closed ticket: into the follow-up a mail opened for it, while it is open
-        follow_up = svc.tickets.open_follow_up(mail.sender, ticket.number, follows_up_words(ticket.number))
+        # (this mail's own follow-up first: a delivery again after it opened one, before its record was written)
+        own = svc.tickets.find(_derived(mail, "ticket")[:32])
+        words = follows_up_words(ticket.number)
+        follow_up = None if own else svc.tickets.open_follow_up(mail.sender, ticket.number, words)
         if follow_up is None:
             return _open_ticket(svc, mail, follows=ticket)
         ticket = follow_up

@@ -175,7 +175,8 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     kept = [m for m in mail if m["outcome"] in KEPT_MAIL]
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept)
     others = requesters_other_tickets(svc, who, view.ticket)
-    kept_bytes = [m for m in mail if m.get("whole")]
+    # a mail's bytes hold the requester's links as they came: admins only (intake's rule), agents read its text
+    kept_bytes = [m for m in mail if m.get("whole")] if session.get("role") == "admin" else []
     return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept, others, kept_bytes)
 
 

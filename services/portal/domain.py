@@ -174,7 +174,7 @@ def fill_saved_reply(body: str, ticket: dict, agent_name: str) -> str:
 def requester_view_digest(ticket: dict, attachments: list[dict]) -> str:
     """A short digest of what the requester's page of a ticket shows: it changes when anything on it would."""
     shown = [
-        ticket.get("status"),
+        requester_status_words(ticket),  # the status, and whether an agent has it ("Waiting for an agent")
         ticket.get("resolution"),
         [entry.get("id") for entry in ticket.get("thread") or []],
         sorted(a.get("id") or "" for a in attachments),
@@ -195,11 +195,6 @@ def requester_status_words(ticket: dict) -> tuple[str, str]:
     if status == "in_progress" and "assignee" in ticket and not ticket.get("assignee"):
         return UNASSIGNED_AT_WORK
     return REQUESTER_STATUS.get(status, (status or "", ""))
-
-
-def requester_status_title(status: str | None) -> str:
-    """A status as requesters read it: "Being worked on", "Waiting for your reply"..."""
-    return REQUESTER_STATUS.get(status, (status or "", ""))[0]
 
 
 def requester_update_words(ticket: dict, thread_seen: int, status_seen: str) -> str:

@@ -495,7 +495,7 @@ def _answer_with_every_link(svc: Portal, request: dict) -> str:
     if not open_ones:
         return "no-match"
     listed = "\n\n".join(
-        f"#{t['number']} {t.get('subject', '')} ({domain.requester_status_title(t.get('status'))})\n"
+        f"#{t['number']} {t.get('subject', '')} ({domain.requester_status_words(t)[0]})\n"
         f"{_link(svc, t, request['email'])}"
         for t in open_ones[:ALL_LINKS]
     )

@@ -262,12 +262,12 @@ def _any_field(kind: str, text: str) -> dict:
 def _word(word: str, fuzzy: bool) -> dict | None:
     """queries._word: its stems in any text field, or the ticket's number, or (fuzzy) a near miss."""
     options, word = [], queries.without_possessive(word)
-    if tokens := queries.ENGLISH.analyze(word):  # the words tantivy's analysis keeps (never punctuation alone)
-        kind = "match_phrase" if len(tokens) > 1 else "match"  # a word cut in parts: those parts in order
+    if queries.ENGLISH.analyze(word):  # the words tantivy's analysis keeps (never punctuation alone)
+        kind = "match_phrase" if queries.in_parts(word) else "match"  # a word cut in parts: those parts in order
         options.append(_any_field(kind, " ".join(queries.PLAIN.analyze(word))))
     if number := queries.NUMBER.match(word):
         options.append({"term": {"number": {"value": int(number[1]), "boost": queries.NUMBER_BOOST}}})
-    if fuzzy and len(queries.ENGLISH.analyze(word)) <= 1:  # a near miss of one part would be the part alone
+    if fuzzy and not queries.in_parts(word):  # a near miss of one part would be the part alone
         for token in queries.PLAIN.analyze(word):
             if distance := queries.fuzzy_distance(token):
                 options.append({"fuzzy": {"plain": {"value": token, "fuzziness": distance, "transpositions": True}}})

@@ -17,6 +17,7 @@ import tantivy
 TEXT_FIELDS = ("subject", "description", "messages", "resolution")
 BOOSTS = {"subject": 2.0, "description": 1.0, "messages": 1.0, "resolution": 0.7}
 NUMBER_BOOST = 20.0  # a bare number is nearly always the ticket's number: that ticket first
+LONGEST = 40  # bytes: the analysers drop a longer part (a hash, a link's token), and its place with it
 FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
 PHRASE = re.compile(r'"([^"]*)"?')  # an unclosed quote runs to the end: people forget the second one
 NUMBER = re.compile(r"^#?(\d{1,18})$")
@@ -41,7 +42,7 @@ def english() -> tantivy.TextAnalyzer:
     """Words, lowercased, accents folded (café -> cafe), English stems (printers -> printer)."""
     return (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.remove_long(LONGEST))
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.ascii_fold())
         .filter(tantivy.Filter.stemmer("english"))
@@ -53,7 +54,7 @@ def plain() -> tantivy.TextAnalyzer:
     """The words as written (lowercased, folded, no stems): what typos are measured against."""
     return (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.remove_long(LONGEST))
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.ascii_fold())
         .build()
@@ -83,7 +84,7 @@ def _word(schema: tantivy.Schema, word: str, fuzzy: bool) -> tantivy.Query | Non
     one of them alone ("reset", "t", "b") would find what it never meant."""
     word = without_possessive(word)
     tokens = ENGLISH.analyze(word)
-    whole = _phrase(schema, word) if len(tokens) > 1 else None
+    whole = _phrase(schema, word) if in_parts(word) else None
     options = [whole] if whole is not None else [_any_field(schema, token) for token in tokens]
     if number := NUMBER.match(word):
         options.append(
@@ -98,6 +99,13 @@ def _word(schema: tantivy.Schema, word: str, fuzzy: bool) -> tantivy.Query | Non
     return (
         options[0] if len(options) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, o) for o in options])
     )
+
+
+def in_parts(word: str) -> bool:
+    """Whether a typed word is searched as the phrase of its parts: it has several, and none that the analysers
+    drop (the phrase would no longer line up with the text's; such a word's parts are looked for one by one)."""
+    parts = re.findall(r"[^\W_]+", word)
+    return len(ENGLISH.analyze(word)) > 1 and all(len(part.encode()) < LONGEST for part in parts)
 
 
 POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)

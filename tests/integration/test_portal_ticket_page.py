@@ -273,9 +273,13 @@ def test_the_sign_out_address_opened_in_the_bar_signs_nobody_out(portal, stub): 
     svc = portal.extensions["ticketflow.portal"]
     admin = signed_in(portal)
     opened = admin.get("/logout")
-    assert opened.status_code == 303 and opened.headers["Location"].endswith("/console/")
+    assert opened.status_code == 200 and '<button type="submit" class="button">Sign out</button>' in text(opened)
     token = admin.get_cookie(cookie_names(False)[0]).value
     assert handlers.load_session(svc, token) is not None  # still signed in: a link cannot sign anyone out
+    form = re.search(r'name="csrf_token" value="([^"]+)"', text(opened)).group(1)
+    assert admin.post("/logout", data={"csrf_token": form}).status_code == 303  # the page's button does
+    assert handlers.load_session(svc, token) is None
+    assert portal.test_client().get("/logout").headers["Location"].endswith("/login")
 
 
 def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(portal, stub):  # noqa: F811
@@ -297,3 +301,6 @@ def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(por
     assert whole.status_code == 200 and whole.get_json() == {"raw": "as it came"}  # intake's answer, passed on
     assert [c["path"] for c in stub.calls if c["path"].endswith("/raw")] == ["/tickets/t-1/mail/m-1/raw"]
     assert admin.get("/console/tickets/t-1/mail/m-9.eml").status_code == 404
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    agent = text(signed_in(portal, "agent", "ada").get("/console/tickets/t-1"))
+    assert "Printer" in agent and "The mails, whole" not in agent  # the bytes hold the requester's links

@@ -206,6 +206,8 @@ def test_a_request_in_progress_with_nobody_on_it_waits_for_an_agent_in_the_reque
     assert domain.requester_update_words({**nobody, "thread": []}, 0, "waiting_on_requester") == (
         "The status changed to “Waiting for an agent”."
     )
+    taken = {**nobody, "assignee": {"agent_id": "ada", "name": "Ada"}}  # an agent takes it: still in progress
+    assert domain.requester_view_digest(nobody, []) != domain.requester_view_digest(taken, [])  # the page updates
 
 
 def test_a_saved_reply_needs_a_title_and_a_text_and_known_fields():

@@ -126,6 +126,9 @@ def test_a_word_cut_in_parts_is_those_parts_in_order_and_a_possessive_is_its_wor
     assert ids(engine.search("ERR_CONN_RESET", scope=EVERYONE)) == ["b"]  # not every "reset" (typos round too)
     assert ids(engine.search("won't", scope=EVERYONE)) == ["c"]  # not every "t"
     assert ids(engine.search("printer's", scope=EVERYONE)) == ["d"]  # "printer", not the phrase "printer s"
+    commit = "0123456789abcdef0123456789abcdef01234567-fix"  # a part of 40 the analysis drops, and its place
+    index(engine, make_doc("e", 5, "Build", f"Commit {commit} broke the build."))
+    assert ids(engine.search(commit, scope=EVERYONE)) == ["e"]  # its other parts, one by one, as before
 
 
 def test_a_typo_in_a_short_word_is_not_guessed(engine):

@@ -47,9 +47,11 @@ def login_post():
 
 @blueprint.get("/logout")
 def logout_address():
-    """The sign-out button's address opened in the bar: it signs nobody out (a link could), it shows the queue,
-    or the sign-in page to whoever is not signed in."""
-    return redirect(url_for("console.queue"), 303)
+    """The sign-out button's address opened in the bar: a page with the button (a GET signs nobody out: a link
+    could), or the sign-in page to whoever is not signed in."""
+    if not (g.session and g.session.get("account_id")):
+        return redirect(url_for("auth.login"), 303)
+    return render_template("auth/logout.html")
 
 
 @blueprint.post("/logout")
