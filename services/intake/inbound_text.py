@@ -76,9 +76,18 @@ def tidy(text: str) -> str:
 
 
 def latest_reply(text: str) -> str:
-    """What the person wrote above the quoted mail and signature; `text` itself when nothing else is left."""
-    lines = text.split("\n")
-    kept = [line for line in lines[: _cut_at(lines)] if not line.startswith(">")]
+    """What the person wrote above the quoted mail and signature; `text` itself when nothing else is left.
+
+    Quoted lines go, unless the person answered between them ("> Which phone?", "iPhone 14", "> Which iOS?",
+    "18.1": their text between two quoted passages): then the questions stay with their answers, as written. (A
+    name under one quoted mail is not that: its quote still goes.)"""
+    lines = text.split("\n")[: _cut_at(text.split("\n"))]
+    kinds = [line.startswith(">") for line in lines if line.strip()]  # quoted or written, blank lines aside
+    passages = [quoted for index, quoted in enumerate(kinds) if index == 0 or kinds[index - 1] != quoted]
+    answered_between = any(  # a quote, the person's text, a quote again
+        passages[i] and not passages[i + 1] and passages[i + 2] for i in range(len(passages) - 2)
+    )
+    kept = lines if answered_between else [line for line in lines if not line.startswith(">")]
     reply = tidy("\n".join(kept)).strip()
     return reply or text
 

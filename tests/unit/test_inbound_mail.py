@@ -615,6 +615,7 @@ REPLIES = {
     "android": "Done.\n\nSent from my Android phone with Gmail\n",
     "bare wrote": "Done.\n\nHelp Desk wrote:\n> Is it done?\n",
     "interleaved": "> Which version?\nVersion 5.2\n> Which OS?\nWindows 11\n",
+    "name under a quote": "Thanks, it works now.\n\n> Try restarting it.\n> Bye\n\nJohn\n",
 }
 EXPECTED = {
     "thunderbird": "Here are the logs.",
@@ -627,7 +628,8 @@ EXPECTED = {
     "signature": "The screen flickers when docked.\n- since Monday\n- left monitor only",
     "android": "Done.",
     "bare wrote": "Done.",
-    "interleaved": "Version 5.2\nWindows 11",
+    "interleaved": "> Which version?\nVersion 5.2\n> Which OS?\nWindows 11",  # the answers with their questions
+    "name under a quote": "Thanks, it works now.\n\nJohn",  # one quoted passage: not answered in between
 }
 
 
