@@ -15,7 +15,7 @@ from email.message import Message
 from email.utils import parseaddr
 
 from services.intake import inbound_headers as headers_of
-from services.intake.inbound_headers import OWN_MESSAGE_DOMAIN, auto_reply_by_subject  # noqa: F401  (inbox's)
+from services.intake.inbound_headers import OWN_MESSAGE_DOMAIN
 from services.intake.inbound_mime import (
     Part,
     all_parts,

@@ -20,6 +20,7 @@ from fnmatch import fnmatchcase
 from marshmallow import ValidationError
 
 from services.intake import files, inbound
+from services.intake.inbound_headers import auto_reply_by_subject
 from services.intake.domain import (
     ATTACHMENT_MAX_BYTES,
     DEFAULT_TOPIC,
@@ -137,7 +138,7 @@ def _check_sizes(mail: inbound.InboundMail) -> None:
 
 def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
     ticket = _ticket_replied_to(svc, mail)
-    automatic = mail.automatic or (ticket is not None and inbound.auto_reply_by_subject(mail.subject))
+    automatic = mail.automatic or (ticket is not None and auto_reply_by_subject(mail.subject))
     if automatic:
         return Outcome("ignored", f"automatic mail: {automatic}", ticket and ticket.id, ticket and ticket.number)
     if not mail.sender:
