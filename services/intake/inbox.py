@@ -20,7 +20,6 @@ from fnmatch import fnmatchcase
 from marshmallow import ValidationError
 
 from services.intake import files, inbound
-from services.intake.inbound_headers import auto_reply_by_subject
 from services.intake.domain import (
     ATTACHMENT_MAX_BYTES,
     DEFAULT_TOPIC,
@@ -32,6 +31,7 @@ from services.intake.domain import (
     over_the_limits,
 )
 from services.intake.handlers import Intake, _recorded, change_ticket, get_ticket, within_rate_limit
+from services.intake.inbound_headers import auto_reply_by_subject
 from services.intake.schemas import TicketCreateSchema
 from shared.access import same_email
 from shared.auth import Principal
