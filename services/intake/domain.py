@@ -252,6 +252,12 @@ def changes_view(event_type: str) -> bool:
     return event_type in _APPLY
 
 
+def follows_up_words(number: int) -> str:
+    """How a follow-up's description starts (a mail answering a closed ticket): it says which closed ticket it
+    follows, and finds the follow-up again for the next such mail."""
+    return f"(Follows up ticket #{number}, which was closed.)"
+
+
 def summarize(event_type: str, data: dict) -> str:
     """One line a requester or an agent can read: what happened, and why. A resolve's `data` may carry the
     resolver's `agent_name` (the event has the id alone: the handler adds the name intake knows)."""

@@ -27,6 +27,7 @@ from services.intake.domain import (
     ThreadFull,
     Ticket,
     TicketClosed,
+    follows_up_words,
     mib,
     over_the_limits,
 )
@@ -167,11 +168,6 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
             _store_attachments(svc, mail, ticket.id, message_id)
             return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
     return _add_message(svc, mail, ticket, message_id)
-
-
-def follows_up_words(number: int) -> str:
-    """How a follow-up's description starts: what says which closed ticket it follows (and finds it again)."""
-    return f"(Follows up ticket #{number}, which was closed.)"
 
 
 def _ticket_replied_to(svc: Intake, mail: inbound.InboundMail) -> Ticket | None:

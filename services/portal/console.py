@@ -176,8 +176,8 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept)
     others = requesters_other_tickets(svc, who, view.ticket)
     # a mail's bytes hold the requester's links as they came: admins only (intake's rule), agents read its text
-    kept_bytes = [m for m in mail if m.get("whole")] if session.get("role") == "admin" else []
-    return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept, others, kept_bytes)
+    whole = [m for m in mail if m.get("whole")] if session.get("role") == "admin" else []
+    return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept, others, whole)
 
 
 OTHERS_SHOWN = 5

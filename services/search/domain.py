@@ -137,3 +137,25 @@ _LEARN = {
     "ticket.reopened": TicketDoc._reopened,
     "ticket.closed": TicketDoc._closed,
 }
+
+
+# --- what "similar resolved tickets" shows ---------------------------------------------------------
+
+SIMILAR_SPARE = 5  # candidates fetched beyond `limit`, for the repeats similar_places leaves out
+
+
+def similar_places(docs: list[dict], order: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
+    """The (position, score) pairs of `order` that take a place in similar's answer, in that order, up to `limit`.
+    A ticket with the subject and the resolution of one before it is left out: the same thing fixed the same way
+    again takes no second place (the first is the better match). A ticket closed without a resolution (its
+    requester closed it first) is left out too: the panel is what was done before, and nothing says what was."""
+    places, seen = [], set()
+    for i, score in order:
+        same = tuple(" ".join((docs[i].get(name) or "").casefold().split()) for name in ("subject", "resolution"))
+        if same[1] and same in seen or not same[1] and docs[i].get("status") == "closed":
+            continue
+        seen.add(same)
+        places.append((i, score))
+        if len(places) == limit:
+            break
+    return places

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import tantivy
 
 from services.search import queries, semantic
+from services.search.domain import SIMILAR_SPARE, similar_places
 
 WRITER_HEAP = 50_000_000  # bytes of buffered documents before tantivy writes a segment on its own
 MALLOC_ARENAS = 2  # glibc malloc arenas of the writing process (limit_malloc_arenas)
@@ -216,25 +217,13 @@ class Engine:
         }
 
 
-SIMILAR_SPARE = 5  # candidates fetched beyond `limit`, for the repeats similar_items leaves out
-
-
 def similar_items(docs: list[dict], order: list[tuple[int, float]], limit: int) -> list[dict]:
-    """similar's answer: the documents at `order`'s positions, each with its score (BM25, or fused with the
-    meaning: semantic.rerank), in that order, up to `limit`. A ticket with the subject and the resolution of one
-    before it is left out: the same thing fixed the same way again takes no second place (the first is the
-    better match). A ticket closed without a resolution (its requester closed it first) is left out too: the
-    panel is what was done before, and nothing says what was."""
-    items, seen = [], set()
-    for i, score in order:
-        same = tuple(" ".join((docs[i].get(name) or "").casefold().split()) for name in ("subject", "resolution"))
-        if same[1] and same in seen or not same[1] and docs[i].get("status") == "closed":
-            continue
-        seen.add(same)
-        items.append({name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(score, 6)})
-        if len(items) == limit:
-            break
-    return items
+    """similar's answer: the documents at `order`'s positions that take a place (domain.similar_places), each with
+    its score (BM25, or fused with the meaning: semantic.rerank), in that order, up to `limit`."""
+    return [
+        {name: docs[i].get(name) for name in SIMILAR_ITEM} | {"score": round(score, 6)}
+        for i, score in similar_places(docs, order, limit)
+    ]
 
 
 def _document(doc: dict) -> tantivy.Document:

@@ -21,11 +21,11 @@ import math
 import uuid
 
 from services.search import queries, semantic
+from services.search.domain import SIMILAR_SPARE
 from services.search.engine import (
     CLOSED,
     FEW,
     SIMILAR_ITEM,
-    SIMILAR_SPARE,
     SNIPPET_CHARS,
     SNIPPET_FIELDS,
     Scope,

@@ -71,17 +71,28 @@ def poll_url(html: str) -> str:
     return re.search(r'<div id="live-poll" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
 
 
-def test_the_live_parts_answer_204_while_nothing_changed_and_the_changed_part_alone_when_it_did(portal, stub):  # noqa: F811
+def a_ticket_of_its_own(stub) -> str:  # noqa: F811
+    """t-1's answers under an id no other test opens: who has a ticket open is kept in the portal's database,
+    which every test of the session shares (another test's visit to t-1 would show as someone here)."""
+    ticket_id = f"t-{uuid.uuid4().hex[:8]}"
     a_ticket(stub)
+    stub.answers[f"/tickets/{ticket_id}"] = stub.answers["/tickets/t-1"] | {"id": ticket_id}
+    for part in ("timeline", "mail", "attachments"):
+        stub.answers[f"/tickets/{ticket_id}/{part}"] = {"items": []}
+    return ticket_id
+
+
+def test_the_live_parts_answer_204_while_nothing_changed_and_the_changed_part_alone_when_it_did(portal, stub):  # noqa: F811
+    ticket_id = a_ticket_of_its_own(stub)
     client = signed_in(portal)
-    url = poll_url(text(client.get("/console/tickets/t-1")))
+    url = poll_url(text(client.get(f"/console/tickets/{ticket_id}")))
 
     unchanged = client.get(url)
     assert unchanged.status_code == 204 and not unchanged.data  # nothing swapped: a click in it is never lost
 
     message = {"id": "m-1", "kind": "message", "author": {"type": "requester", "name": "Ana"},
                "body": "It jams again on tray 2.", "at": "2026-01-01T11:00:00.000Z"}  # fmt: skip
-    stub.answers["/tickets/t-1"] |= {"thread": [message]}
+    stub.answers[f"/tickets/{ticket_id}"] |= {"thread": [message]}
     changed = text(client.get(url))
     assert '<div id="live" hx-swap-oob="true">' in changed and "It jams again on tray 2." in changed
     newer = poll_url(changed)
@@ -89,12 +100,12 @@ def test_the_live_parts_answer_204_while_nothing_changed_and_the_changed_part_al
 
 
 def test_someone_else_arriving_changes_the_notices_alone_not_the_conversation(portal, stub):  # noqa: F811
-    a_ticket(stub)
+    ticket_id = a_ticket_of_its_own(stub)
     ana = signed_in(portal)
-    url = poll_url(text(ana.get("/console/tickets/t-1")))
+    url = poll_url(text(ana.get(f"/console/tickets/{ticket_id}")))
     assert ana.get(url).status_code == 204
 
-    bob_page = text(signed_in(portal).get("/console/tickets/t-1"))
+    bob_page = text(signed_in(portal).get(f"/console/tickets/{ticket_id}"))
     assert "Also viewing now: admin-" in bob_page  # who is here, from the first moment (not the first poll)
 
     arrived = text(ana.get(url))
@@ -105,11 +116,8 @@ def test_someone_else_arriving_changes_the_notices_alone_not_the_conversation(po
 
 def test_an_address_nobody_proved_is_marked_until_an_emailed_link_is_followed(portal, stub):  # noqa: F811
     """The web form takes any address; an agent sees so, until someone follows a link emailed to it."""
-    ticket_id = f"t-{uuid.uuid4().hex[:8]}"
-    a_ticket(stub)
-    stub.answers[f"/tickets/{ticket_id}"] = stub.answers["/tickets/t-1"] | {"id": ticket_id, "source": "web"}
-    for part in ("timeline", "mail", "attachments"):
-        stub.answers[f"/tickets/{ticket_id}/{part}"] = {"items": []}
+    ticket_id = a_ticket_of_its_own(stub)
+    stub.answers[f"/tickets/{ticket_id}"]["source"] = "web"
     agent = signed_in(portal)
     assert "Address not confirmed" in text(agent.get(f"/console/tickets/{ticket_id}"))
 

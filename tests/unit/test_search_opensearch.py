@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from services.search import semantic
-from services.search.engine import SIMILAR_SPARE, SNIPPET_FIELDS, Scope
+from services.search.domain import SIMILAR_SPARE
+from services.search.engine import SNIPPET_FIELDS, Scope
 from services.search.handlers import index_home
 from services.search.index import IndexHome
 from services.search.opensearch import MAPPINGS, SETTINGS, SIMILAR_SOURCE, OpenSearchEngine, OpenSearchHome
