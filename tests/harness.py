@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -38,6 +39,20 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise AssertionError(f"timed out after {timeout} s: {message or predicate!r}{detail}") from last_error
         time.sleep(interval)
+
+
+def listen_port() -> int:
+    """A port on 127.0.0.1 for a process of a test to listen on: one nothing listens on, below the range the
+    kernel draws its ephemeral ports from (32768 and up), so that no client connection of another test running
+    beside takes it between this choice and the process's bind (free_port()'s ports can be taken so)."""
+    for _ in range(500):
+        port = random.randrange(20000, 32000)
+        try:
+            socket.create_server(("127.0.0.1", port)).close()
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def token(role: str, **claims) -> str:

@@ -16,17 +16,16 @@ import sys
 
 import pytest
 
-from tests.harness import wait_until
+from tests.harness import listen_port, wait_until
 from ticketflow import status
 from ticketflow.cli import run_ports
-from ticketflow.local import free_port
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_killed_worker_comes_back_and_ctrl_c_stops_everything(spawn, infra, smtp_server):
     base = _six_free_ports()
-    env = {"SMTP_URL": smtp_server[1], "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{free_port()}", "WEB_CONCURRENCY": "1"}
+    env = {"SMTP_URL": smtp_server[1], "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{listen_port()}", "WEB_CONCURRENCY": "1"}
     run = spawn([sys.executable, "-m", "ticketflow.cli", "run", "--base-port", str(base)], env=env, name="run")
     urls = {service: f"http://127.0.0.1:{port}" for service, port in run_ports(base).items() if service != "portal"}
     portal = f"http://127.0.0.1:{run_ports(base)['portal']}"
