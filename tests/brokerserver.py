@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,7 +25,8 @@ import pika
 import pytest
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
-from ticketflow.local import free_port, log_tail
+from tests.harness import listening_port
+from ticketflow.local import log_tail
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
@@ -155,24 +154,6 @@ def running_rabbitmq(root: Path) -> Iterator[RabbitNode]:
     finally:
         node.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def listening_port() -> int:
-    """A TCP port on 127.0.0.1, free right now, below the ephemeral range (net.ipv4.ip_local_port_range), which
-    the kernel gives outgoing connections: only another listener could take it."""
-    try:
-        first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        first_ephemeral = 32768
-    for _ in range(200):
-        port = random.randrange(10_000, max(first_ephemeral, 10_001))
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    return free_port()
 
 
 def require_rabbitmq_server() -> str:

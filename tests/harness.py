@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,18 +42,26 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
-def listen_port() -> int:
-    """A port on 127.0.0.1 for a process of a test to listen on: one nothing listens on, below the range the
-    kernel draws its ephemeral ports from (32768 and up), so that no client connection of another test running
-    beside takes it between this choice and the process's bind (free_port()'s ports can be taken so)."""
-    for _ in range(500):
-        port = random.randrange(20000, 32000)
-        try:
-            socket.create_server(("127.0.0.1", port)).close()
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no free port below the ephemeral range")
+_PORTS = random.SystemRandom()  # not `random`'s: pytest-randomly seeds it alike in every worker, so parallel tests
+# drew the same port, and two mail processes (SO_REUSEPORT) shared it
+
+
+def listening_port() -> int:
+    """A TCP port on 127.0.0.1, free right now, below the ephemeral range (net.ipv4.ip_local_port_range), which
+    the kernel gives outgoing connections: only another listener could take it."""
+    try:
+        first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768
+    for _ in range(200):
+        port = _PORTS.randrange(10_000, max(first_ephemeral, 10_001))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def token(role: str, **claims) -> str:

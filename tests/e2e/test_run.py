@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.harness import listen_port, wait_until
+from tests.harness import wait_until
 from ticketflow import status
 from ticketflow.cli import run_ports
 
@@ -24,8 +24,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_killed_worker_comes_back_and_ctrl_c_stops_everything(spawn, infra, smtp_server):
-    base = _six_free_ports()
-    env = {"SMTP_URL": smtp_server[1], "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{listen_port()}", "WEB_CONCURRENCY": "1"}
+    base = _free_ports_in_a_row(7)  # the six of `run` and, after them, the one its mail process listens on
+    env = {"SMTP_URL": smtp_server[1], "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{base + 6}", "WEB_CONCURRENCY": "1"}
     run = spawn([sys.executable, "-m", "ticketflow.cli", "run", "--base-port", str(base)], env=env, name="run")
     urls = {service: f"http://127.0.0.1:{port}" for service, port in run_ports(base).items() if service != "portal"}
     portal = f"http://127.0.0.1:{run_ports(base)['portal']}"
@@ -56,18 +56,18 @@ def test_a_killed_worker_comes_back_and_ctrl_c_stops_everything(spawn, infra, sm
                 os.killpg(pid, signal.SIGKILL)
 
 
-def _six_free_ports() -> int:
-    """The first of six ports in a row that nothing listens on, below the range free_port() draws from."""
+def _free_ports_in_a_row(count: int) -> int:
+    """The first of `count` ports in a row that nothing listens on, below the range free_port() draws from."""
     for _ in range(200):
-        base = random.randrange(20000, 30000)
+        base = random.SystemRandom().randrange(20000, 30000)  # pytest-randomly seeds `random` alike everywhere
         with contextlib.ExitStack() as stack:
             try:
-                for port in range(base, base + 6):
+                for port in range(base, base + count):
                     stack.enter_context(socket.create_server(("127.0.0.1", port)))
             except OSError:
                 continue
         return base
-    raise AssertionError("no six free ports in a row")
+    raise AssertionError(f"no {count} free ports in a row")
 
 
 def _pids(log: str, name: str = r"[\w-]+") -> list[int]:
