@@ -5,7 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared import events
@@ -366,3 +366,133 @@ def test_agent_updated_is_published_by_assignment_with_the_agent_id_as_its_ticke
     assert events.load_data(envelope)["lead_of"] == ["network"]
     with pytest.raises(InvalidEvent):
         events.make_event("agent.updated", "jane", SAMPLE_DATA["agent.updated"], producer="intake")
+
+
+# ---- the envelope's checks written out (events._envelope_as_loaded) against the schema's --------------------
+
+ENVELOPE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 1),  # a newer version is refused before either load (its own test above)
+    st.floats(allow_nan=False),
+    st.sampled_from(
+        [
+            "",
+            "t-1",
+            "x" * 100,
+            "x" * 101,
+            "x" * 201,
+            "intake",
+            "assignment",
+            "notify",
+            "ticket.closed",
+            "ticket.created",
+            "2026-11-27T09:30:00.000Z",
+            "2026-11-27T09:30:00Z",
+            "2026-11-27t09:30:00.5+00:00",
+            "2026-11-27T09:30:00.000+01:00",
+            "8fd05e55-4889-4f5d-b578-c1626fb26eb3",
+            "8FD05E55-4889-4F5D-B578-C1626FB26EB3",
+            "8fd05e5548894f5db578c1626fb26eb3",
+        ]
+    ),
+    st.text(max_size=5),
+    st.just(datetime(2026, 11, 27, 9, 30)),
+    st.just(datetime(2026, 11, 27, 9, 30, tzinfo=timezone(timedelta(hours=2)))),
+    st.just({"by": "auto"}),
+    st.just({"by": "nobody"}),
+    st.just({1: "auto"}),
+    st.just({"by": "auto", 1: "auto"}),
+    st.just(["by", "auto"]),
+)
+
+
+def _by_schema(envelope: dict):
+    """What the schema alone gives for an envelope: its wire form and loaded data, or the errors it names."""
+    try:
+        loaded = events._load_by_schema(envelope)
+    except InvalidEvent as err:
+        return "invalid", err.errors
+    return "valid", events._envelope_schema().dump(loaded), loaded["data"]
+
+
+def _as_checked(envelope: dict):
+    try:
+        wire = events.validate_envelope(envelope)
+    except InvalidEvent as err:
+        return "invalid", err.errors
+    return "valid", dict(wire), events.load_data(wire)
+
+
+@pytest.mark.parametrize("event_type", WIRE_TYPES)
+def test_a_valid_envelope_loads_and_dumps_as_the_schema_does_it(event_type):
+    envelope = make(event_type)
+    for given_form in (envelope, {**envelope, "occurred_at": events.parse_time(envelope["occurred_at"])}):
+        assert _as_checked(given_form) == _by_schema(given_form)
+        assert json.dumps(_as_checked(given_form)[1]) == json.dumps(_by_schema(given_form)[1])  # the order too
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ticket_id", "x" * 100),
+        ("ticket_id", "x" * 101),
+        ("ticket_id", ""),
+        ("ticket_id", 7),
+        ("correlation_id", "x" * 200),
+        ("correlation_id", "x" * 201),
+        ("correlation_id", None),
+        ("correlation_id", 7),
+        ("producer", "assignment"),
+        ("producer", ["intake"]),
+        ("type", "ticket.created"),
+        ("type", "ticket.deleted"),
+        ("type", ["ticket.closed"]),
+        ("schema_version", True),
+        ("schema_version", 1.0),
+        ("schema_version", "1"),
+        ("event_id", "8FD05E55-4889-4F5D-B578-C1626FB26EB3"),
+        ("event_id", "8fd05e5548894f5db578c1626fb26eb3"),
+        ("event_id", 7),
+        ("occurred_at", "2026-11-27t09:30:00.5+00:00"),
+        ("occurred_at", "2026-11-27T09:30:00.000+01:00"),
+        ("occurred_at", datetime(2026, 11, 27, 9, 30)),
+        ("occurred_at", datetime(2026, 11, 27, 9, 30, tzinfo=timezone(timedelta(hours=2)))),
+        ("occurred_at", 1764236400),
+        ("data", {"by": "auto", 1: "auto"}),
+        ("data", {"by": "auto", "added_later": 1}),
+        ("data", {"by": "nobody"}),
+        ("data", None),
+        ("priority", "high"),
+    ],
+)
+def test_each_envelope_field_is_valid_or_refused_as_the_schema_says(field, value):
+    envelope = {**make("ticket.closed"), field: value}
+    assert _as_checked(envelope) == _by_schema(envelope)
+    del envelope[field]
+    assert _as_checked(envelope) == _by_schema(envelope)
+
+
+@settings(max_examples=300)
+@given(
+    event_type=st.sampled_from(["ticket.closed", "ticket.created", "notification.sent"]),
+    changes=st.dictionaries(st.sampled_from([*events._ENVELOPE_FIELDS, "priority"]), ENVELOPE_VALUES, max_size=3),
+    dropped=st.sets(st.sampled_from(events._ENVELOPE_FIELDS), max_size=2),
+)
+def test_any_envelope_is_valid_or_refused_as_the_schema_says(event_type, changes, dropped):
+    envelope = {**make(event_type), **changes}
+    for name in dropped:
+        envelope.pop(name, None)
+    assert _as_checked(envelope) == _by_schema(envelope)
+
+
+@pytest.mark.parametrize("event_type", WIRE_TYPES)
+def test_make_event_gives_what_the_schema_gives(event_type):
+    at = datetime(2026, 11, 27, 9, 30, 1, 234567, tzinfo=timezone(timedelta(hours=-5)))
+    made = events.make_event(
+        event_type, "t-9", SAMPLE_DATA[event_type], producer=events.PRODUCERS[event_type], occurred_at=at
+    )
+    data = events._data_schema(event_type).load(SAMPLE_DATA[event_type])
+    envelope = {**made, "occurred_at": at, "data": data}
+    by_schema = events._new_envelope_schema().dump(events._new_envelope_schema().load(envelope))
+    assert json.dumps(made) == json.dumps(by_schema)
