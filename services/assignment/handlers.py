@@ -509,7 +509,7 @@ def on_created(svc: Assignment, envelope: dict) -> None:
         events.parse_time(envelope["occurred_at"]),
         envelope["correlation_id"],
     )
-    team = route(data["topic"], svc.teams.as_of(at))
+    team = route(data["topic"], svc.teams.all())
     ticket = Ticket(
         id=envelope["ticket_id"],
         number=data["number"],

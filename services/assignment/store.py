@@ -16,7 +16,6 @@ from shared.errors import Conflict, Invalid, NotFound
 from shared.events import OPEN_STATUSES
 from shared.mongo import Stale, ensure_document, retire_indexes
 from shared.relay import OutboxFlusher
-from shared.snapshots import Snapshot
 
 _TICKET_FIELDS = (
     "number",
@@ -190,20 +189,17 @@ def _agent(doc: dict) -> dict:
 class TeamStore:
     def __init__(self, db: Database) -> None:
         self.collection = db["teams"]
-        self.snapshot = Snapshot(self.all)
 
     def seed_general(self, now: datetime) -> None:
         ensure_document(
             self.collection, {"_id": GENERAL, "name": "General", "topics": [], "created_at": now, "updated_at": now}
         )
-        self.snapshot.forget()
 
     def insert(self, team: dict) -> dict:
         try:
             self.collection.insert_one({**team, "_id": team["id"]})
         except DuplicateKeyError:
             raise Conflict(f"A team {team['id']} exists already.") from None
-        self.snapshot.forget()
         return self.get(team["id"])
 
     def get(self, team_id: str) -> dict:
@@ -215,14 +211,8 @@ class TeamStore:
     def all(self) -> list[dict]:
         return [_team(doc) for doc in self.collection.find().sort("_id", ASCENDING)]
 
-    def as_of(self, occurred_at: datetime) -> list[dict]:
-        """The teams for an event that occurred then (shared/snapshots.py): not to be changed."""
-        return self.snapshot.as_of(occurred_at)
-
     def update(self, team_id: str, changes: dict, now: datetime) -> dict:
-        matched = self.collection.update_one({"_id": team_id}, {"$set": {**changes, "updated_at": now}}).matched_count
-        self.snapshot.forget()
-        if not matched:
+        if not self.collection.update_one({"_id": team_id}, {"$set": {**changes, "updated_at": now}}).matched_count:
             raise NotFound(f"No team {team_id}.")
         return self.get(team_id)
 

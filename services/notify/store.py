@@ -16,7 +16,6 @@ from shared.documents import VersionedStore
 from shared.errors import NotFound
 from shared.mongo import due_by, retire_indexes
 from shared.relay import OutboxFlusher
-from shared.snapshots import Snapshot
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before every next attempt: `>= EPOCH` is the index's whole non-null range
 PENDING_CAP = 10_000  # the count stops there: enough to scale on, and never a long scan
@@ -156,25 +155,17 @@ class WebhookStore:
 
     def __init__(self, db: Database) -> None:
         self.collection = db["webhooks"]
-        self.snapshot = Snapshot(self.all)
 
     def add(self, webhook: dict) -> dict:
         self.collection.insert_one(dict(webhook))
-        self.snapshot.forget()
         return webhook
 
     def all(self) -> list[dict]:
         return list(self.collection.find().sort([("created_at", ASCENDING), ("_id", ASCENDING)]))
 
-    def as_of(self, occurred_at: datetime) -> list[dict]:
-        """The webhooks for an event that occurred then (shared/snapshots.py): not to be changed."""
-        return self.snapshot.as_of(occurred_at)
-
     def find(self, webhook_id: str) -> dict | None:
         return self.collection.find_one({"_id": webhook_id})
 
     def delete(self, webhook_id: str) -> None:
-        deleted = self.collection.delete_one({"_id": webhook_id}).deleted_count
-        self.snapshot.forget()
-        if not deleted:
+        if not self.collection.delete_one({"_id": webhook_id}).deleted_count:
             raise NotFound(f"No webhook {webhook_id}.")

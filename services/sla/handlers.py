@@ -168,7 +168,7 @@ def announce_due(svc: Sla, ticket_id: str) -> None:
 def on_created(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
     svc.access.learn_created(envelope["ticket_id"], data)
-    policies = svc.policies.as_of(at)
+    policies = svc.policies.all()
 
     def start(clocks: TicketClocks) -> bool:
         clocks.correlation_id = clocks.correlation_id or envelope.get("correlation_id")
@@ -181,13 +181,13 @@ def on_message_added(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
     if data["author"]["type"] != "requester":
         return
-    policies = svc.policies.as_of(at)
+    policies = svc.policies.all()
     update_clocks(svc, envelope["ticket_id"], lambda c: c.message_added(at, policies), needed=_calendars_of(policies))
 
 
 def on_priority_changed(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
-    policies = svc.policies.as_of(at)
+    policies = svc.policies.all()
     change = lambda c: c.priority_changed(data["priority"], at, policies)  # noqa: E731
     update_clocks(svc, envelope["ticket_id"], change, needed=_calendars_of(policies))
 

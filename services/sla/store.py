@@ -29,7 +29,6 @@ from shared.errors import NotFound
 from shared.events import BY_URGENCY
 from shared.mongo import Stale, due_by, ensure_document, read_ahead
 from shared.relay import OutboxFlusher
-from shared.snapshots import Snapshot
 
 log = logging.getLogger(__name__)
 POLICY_TERMS = ("first_response_minutes", "next_response_minutes", "resolution_minutes", "warn_at_percent", "calendar")
@@ -50,22 +49,16 @@ class PolicyStore:
 
     def __init__(self, db: Database) -> None:
         self.collection = db["policies"]
-        self.snapshot = Snapshot(self.all)
 
     def seed_defaults(self, at: datetime) -> None:
         for policy in default_policies().values():
             terms = self._terms(policy)
             first = {**terms, "version": policy.version, "changed_at": at}
             ensure_document(self.collection, {"_id": policy.priority, **first, "versions": [first]})
-        self.snapshot.forget()
 
     def all(self) -> dict[str, Policy]:
         docs = {doc["_id"]: doc for doc in self.collection.find({}, {"versions": 0})}
         return {priority: self._policy(docs[priority]) for priority in BY_URGENCY if priority in docs}
-
-    def as_of(self, occurred_at: datetime) -> dict[str, Policy]:
-        """The policies for an event that occurred then (shared/snapshots.py): not to be changed."""
-        return self.snapshot.as_of(occurred_at)
 
     def get(self, priority: str) -> Policy:
         doc = self.collection.find_one({"_id": priority}, {"versions": 0}) if priority in BY_URGENCY else None
@@ -90,7 +83,6 @@ class PolicyStore:
         done = self.collection.update_one(
             {"_id": current.priority, "version": current.version}, {"$set": version, "$push": {"versions": version}}
         )
-        self.snapshot.forget()
         if not done.matched_count:
             raise Stale(current.priority)
         return self._policy({"_id": current.priority, **version})

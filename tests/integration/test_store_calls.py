@@ -185,7 +185,7 @@ def test_a_notification_recorded_while_a_sender_is_free_is_sent_without_a_pass_o
     svc = notify.bootstrap(dataclasses.replace(load_settings(), smtp_url=smtp_url))
     staged = []  # the outcome's event, kept here: no flusher thread publishes and clears it meanwhile
     svc.notifications.flusher = SimpleNamespace(submit=lambda *args: staged.append(args[2]))
-    svc.webhooks = SimpleNamespace(as_of=lambda at: [])  # the receipt only, whatever webhooks other tests hold
+    svc.webhooks = SimpleNamespace(all=list)  # the receipt only, whatever webhooks other tests registered
     wakeup = threading.Event()
     dispatcher = Dispatcher(svc, wakeup, senders=2, lookahead=0.0)
     svc.sender, svc.on_recorded = dispatcher, wakeup.set
