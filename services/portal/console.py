@@ -79,7 +79,7 @@ def profile(svc: Portal, session: dict) -> dict:
     try:
         return svc.services.get("assignment", f"/agents/{path_id(session['agent_id'])}", actor(session))
     except Refused:  # an account whose agent is not (or no longer) in assignment
-        return {"id": session["agent_id"], "name": session["agent_id"], "teams": [], "lead_of": []}
+        return {"id": session["agent_id"], "name": session["agent_id"], "teams": [], "lead_of": [], "unknown": True}
 
 
 def set_available(svc: Portal, session: dict, available: bool) -> None:

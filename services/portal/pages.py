@@ -295,8 +295,39 @@ def error_page(status: int, title: str, detail: str, kept: str | None = None, si
     return response
 
 
+# a form's address whose page is not the address above it
+FORM_PAGES = {
+    "/admin/topics": "/admin/teams",
+    "/admin/accounts": "/admin/",
+    "/account/sessions/others": "/account/password",
+}
+
+
+def form_page(path: str) -> str | None:
+    """The page a form's address belongs to, for that address opened with GET (the bar after the form answered
+    with an error, a bookmark): the nearest address above it that is a page, or the one FORM_PAGES names."""
+    if path in FORM_PAGES:
+        return FORM_PAGES[path]
+    adapter = current_app.url_map.bind("")
+    parts = path.rstrip("/").split("/")
+    for end in range(len(parts) - 1, 0, -1):
+        above = "/".join(parts[:end]) or "/"
+        for candidate in (above, above + "/"):
+            try:
+                adapter.match(candidate, method="GET")
+            except HTTPException:
+                continue
+            return FORM_PAGES.get(candidate, candidate)
+    return None
+
+
 def page_error(error: HTTPException) -> Response:
-    """An HTTP error of a page as a page: what happened and what the person can do."""
+    """An HTTP error of a page as a page: what happened and what the person can do. A form's address opened
+    with GET leads to the form's page instead (a 405 would be a dead end)."""
+    if error.code == 405 and request.method in ("GET", "HEAD"):
+        page = form_page(request.path)
+        if page is not None:
+            return redirect(page, 303)
     titles = {
         404: ("Page not found", "Check the address, or start again from the home page."),
         405: ("That did not work", "Go back and use the page's buttons and forms."),

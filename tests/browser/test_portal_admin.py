@@ -118,9 +118,10 @@ def set_up_team_and_agents(admin: Page, portal: str, pat_email: str) -> str:
     expect(admin.get_by_text("Quinn Queue (quinn) is added")).to_be_visible()
 
     admin.goto(portal + "/admin/teams/printing")
-    admin.get_by_label("Lead", exact=True).select_option(label="Quinn Queue (quinn)")
-    admin.get_by_role("button", name="Set lead").click()
-    expect(admin.get_by_text("The team's lead is set.")).to_be_visible()
+    admin.get_by_role("group", name="Leads").get_by_label("Quinn Queue (quinn)").check()
+    admin.get_by_role("button", name="Save leads").click()
+    expect(admin.get_by_text("The team's leads are saved.")).to_be_visible()
+    expect(admin.get_by_role("group", name="Leads").get_by_label("Quinn Queue (quinn)")).to_be_checked()
     assert_accessible(admin)
     admin.goto(portal + "/admin/teams")
     expect(admin.get_by_role("row").filter(has_text="Printing")).to_contain_text("Quinn Queue")

@@ -33,3 +33,21 @@ def test_the_agents_page_says_who_holds_more_than_their_capacity(portal, stub): 
 
     over = "(more than their capacity: no new ticket goes to them by itself)"
     assert page.count(over) == 1 and page.index("sofia@example.com") < page.index(over) < page.index("omar@example.com")
+
+
+def test_a_form_s_address_opened_again_leads_to_its_page(portal, stub):  # noqa: F811
+    admin = signed_in(portal)
+    expected = {
+        "/admin/policies/high/what-if": "/admin/policies/high",
+        "/admin/topics": "/admin/teams",
+        "/admin/teams/network/lead": "/admin/teams/network",
+        "/admin/agents/omar/teams/network/remove": "/admin/agents/omar",
+        "/admin/webhooks/w-1/delete": "/admin/webhooks",
+        "/admin/accounts/a-1/delete": "/admin/",
+        "/account/sessions/others": "/account/password",
+        "/forget": "/",
+    }
+    for address, page in expected.items():
+        answer = admin.get(address)
+        assert (answer.status_code, answer.headers.get("Location")) == (303, page), address
+    assert admin.get("/admin/no-such-page").status_code == 404

@@ -131,19 +131,29 @@ def test_the_week_grid_runs_from_the_first_opening_to_the_last_closing():
     assert sla.week_grid({}) == []
 
 
-def test_setting_a_lead_changes_only_the_members_whose_lead_teams_change():
+def test_setting_the_leads_changes_only_the_members_whose_lead_teams_change():
     members = [
         {"id": "pat", "lead_of": ["printing"]},
         {"id": "quinn", "lead_of": ["other"]},
         {"id": "ro", "lead_of": []},
     ]
     services = FakeServices({("assignment", "GET", "/agents"): {"items": members}})
-    people.set_lead(SimpleNamespace(services=services), ADMIN, "printing", "quinn")
+    people.set_leads(SimpleNamespace(services=services), ADMIN, "printing", ["quinn"])
     patches = [(path, body) for _, method, path, body in services.calls if method == "PATCH"]
     assert patches == [("/agents/pat", {"lead_of": []}), ("/agents/quinn", {"lead_of": ["other", "printing"]})]
     with pytest.raises(UserError) as refused:
-        people.set_lead(SimpleNamespace(services=services), ADMIN, "printing", "stranger")
-    assert "lead" in refused.value.errors
+        people.set_leads(SimpleNamespace(services=services), ADMIN, "printing", ["quinn", "stranger"])
+    assert "leads" in refused.value.errors
+
+
+def test_two_leads_of_a_team_are_both_kept_when_its_leads_are_saved_as_shown():
+    members = [{"id": "pat", "lead_of": ["printing"]}, {"id": "quinn", "lead_of": ["printing", "other"]}]
+    services = FakeServices({("assignment", "GET", "/agents"): {"items": members}})
+    people.set_leads(SimpleNamespace(services=services), ADMIN, "printing", ["pat", "quinn"])
+    assert [call for call in services.calls if call[1] == "PATCH"] == []  # nobody loses the lead
+    people.set_leads(SimpleNamespace(services=services), ADMIN, "printing", [])
+    patches = [(path, body) for _, method, path, body in services.calls if method == "PATCH"]
+    assert patches == [("/agents/pat", {"lead_of": []}), ("/agents/quinn", {"lead_of": ["other"]})]
 
 
 def test_removing_an_agent_from_a_team_keeps_its_other_teams():
@@ -208,3 +218,37 @@ def test_a_topic_two_teams_name_is_shown_going_where_assignment_sends_it():
     svc = SimpleNamespace(services=services, store=SimpleNamespace(list_accounts=lambda: []))
     found = {team["id"]: team["elsewhere"] for team in people.directory(svc, ADMIN)["teams"]}
     assert found == {"qa-team": {"network": "network"}, "network": {}}  # the first by id takes it
+
+
+def test_an_agent_page_refuses_an_email_another_agent_has_next_to_the_field():
+    agents = [{"id": "omar", "name": "Omar", "email": "omar@example.com"}, {"id": "tess", "email": "t@example.com"}]
+    services = FakeServices({("assignment", "GET", "/agents"): {"items": agents}})
+    form = {"name": "Tess", "email": " Omar@Example.com ", "teams": ["network"], "capacity": "2"}
+    with pytest.raises(UserError) as refused:
+        people.save_agent(SimpleNamespace(services=services), ADMIN, "tess", form)
+    assert refused.value.errors == {"email": ["Omar (omar) has this email address: each agent's emails go to its own."]}
+    assert [call for call in services.calls if call[1] == "PATCH"] == []  # nothing changed
+    people.save_agent(SimpleNamespace(services=services), ADMIN, "omar", {**form, "name": "Omar"})  # its own
+    people.save_agent(SimpleNamespace(services=services), ADMIN, "tess", {**form, "email": "tess@example.com"})
+    assert [path for _, method, path, _ in services.calls if method == "PATCH"] == ["/agents/omar", "/agents/tess"]
+
+
+def test_a_topic_another_team_has_is_moved_only_when_asked_and_never_where_it_would_not_go():
+    teams = [
+        {"id": "general", "topics": ["software"]},
+        {"id": "network", "topics": ["vpn"]},
+        {"id": "b-team", "topics": ["printers"]},
+    ]
+    services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
+    svc = SimpleNamespace(services=services)
+    with pytest.raises(UserError) as asked:  # a-tester comes before general: software's tickets would move
+        people.create_team(svc, ADMIN, {"id": "a-tester", "name": "A", "topics": ["software"]})
+    assert asked.value.errors["topics"][0].startswith("software goes to general now")
+    with pytest.raises(UserError) as refused:  # zz comes after network: it would get none of vpn's tickets
+        people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["vpn"], people.MOVE_TOPICS: "on"})
+    assert refused.value.errors["topics"][0].startswith("vpn goes to network, which comes first by id")
+    assert [call for call in services.calls if call[1] == "POST"] == []
+    people.create_team(svc, ADMIN, {"id": "a-tester", "name": "A", "topics": ["software"], people.MOVE_TOPICS: "on"})
+    people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["new-topic"]})  # nobody names it
+    people.change_team(svc, ADMIN, "b-team", {"name": "B", "topics": ["printers"]})  # what it has, kept
+    assert [path for _, method, path, _ in services.calls if method != "GET"] == ["/teams", "/teams", "/teams/b-team"]

@@ -87,6 +87,19 @@ def _account_possible(svc: Portal, email: str) -> None:
         raise UserError(ACCOUNT_TAKEN, {"email": [ACCOUNT_TAKEN]}, 409)
 
 
+def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict:
+    """The agent page's changes. An email another agent has is refused here, next to the field: that agent
+    would get this one's assignment and breach emails (assignment's API allows it; this page does not)."""
+    body = agent_body(form)
+    wanted = body["email"].lower()
+    others = svc.services.get("assignment", "/agents", actor(session))["items"]
+    taken = next((a for a in others if a["id"] != agent_id and a.get("email", "").lower() == wanted), None)
+    if wanted and taken is not None:
+        said = f"{taken['name']} ({taken['id']}) has this email address: each agent's emails go to its own."
+        raise UserError("The agent needs another email address.", {"email": [said]}, 409)
+    return change_agent(svc, session, agent_id, body)
+
+
 def change_agent(svc: Portal, session: dict, agent_id: str, changes: dict) -> dict:
     try:
         return svc.services.call("assignment", "PATCH", f"/agents/{path_id(agent_id)}", actor(session), json=changes)
@@ -100,8 +113,39 @@ def remove_from_team(svc: Portal, session: dict, agent_id: str, team: str) -> di
     return change_agent(svc, session, agent_id, {"teams": teams})
 
 
+MOVE_TOPICS = "move_topics"  # the form's box: yes, take these topics from the team that has them now
+
+
+def check_topics(svc: Portal, session: dict, team_id: str, form: dict) -> None:
+    """A topic goes to the first team by id that names it (assignment's rule). A topic newly given to a team:
+    refused next to the field when another team that names it comes first (this one would get none of its
+    tickets), and asked once more when this one would come first (its tickets would move here, away from that
+    team's agents). What the team has already is left as it is (the teams' list points it out)."""
+    if not team_id:
+        return
+    teams = sorted(svc.services.get("assignment", "/teams", actor(session))["items"], key=lambda t: t["id"])
+    had = next((team.get("topics") or [] for team in teams if team["id"] == team_id), [])
+    routes: dict[str, str] = {}  # topic -> the team its tickets go to now, this one left out
+    for team in teams:
+        for topic in team.get("topics") or []:
+            if team["id"] != team_id:
+                routes.setdefault(topic, team["id"])
+    new = [topic for topic in form.get("topics", []) if topic not in had and topic in routes]
+    kept = {topic: routes[topic] for topic in new if routes[topic] < team_id}
+    taken = {topic: routes[topic] for topic in new if routes[topic] > team_id}
+    if kept:
+        said = [f"{topic} goes to {other}, which comes first by id: this team would get none of its tickets. "
+                f"Take it off {other} first, or leave it out here." for topic, other in kept.items()]  # fmt: skip
+        raise UserError("A topic cannot go to this team.", {"topics": said})
+    if taken and not form.get(MOVE_TOPICS):
+        said = [f"{topic} goes to {other} now: saved, its new tickets go to this team instead. "
+                "Tick “Move these topics to this team” to save it so." for topic, other in taken.items()]  # fmt: skip
+        raise UserError("Move a topic from another team?", {"topics": said})
+
+
 def create_team(svc: Portal, session: dict, form: dict) -> dict:
     body = {"id": form.get("id", "").strip(), "name": form.get("name", "").strip(), "topics": form.get("topics", [])}
+    check_topics(svc, session, body["id"], form)
     try:
         return svc.services.post("assignment", "/teams", actor(session), body)
     except Refused as refused:
@@ -110,21 +154,23 @@ def create_team(svc: Portal, session: dict, form: dict) -> dict:
 
 def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
     body = {"name": form.get("name", "").strip(), "topics": form.get("topics", [])}
+    check_topics(svc, session, team_id, form)
     try:
         return svc.services.call("assignment", "PATCH", f"/teams/{path_id(team_id)}", actor(session), json=body)
     except Refused as refused:
         raise refusal(refused) from None
 
 
-def set_lead(svc: Portal, session: dict, team_id: str, lead: str) -> None:
-    """Make `lead` the one lead of the team (none when empty): each member's lead_of gains or loses the team."""
+def set_leads(svc: Portal, session: dict, team_id: str, leads: list[str]) -> None:
+    """Make `leads` the team's leads (none when empty; a team may have several, as an agent's page can make it):
+    each member's lead_of gains or loses the team."""
     members = svc.services.get("assignment", "/agents", actor(session), team=team_id)["items"]
-    if lead and lead not in {member["id"] for member in members}:
-        raise UserError("Choose one of the team's agents.", {"lead": ["Choose one of the team's agents."]})
+    if not set(leads) <= {member["id"] for member in members}:
+        raise UserError("Choose among the team's agents.", {"leads": ["Choose among the team's agents."]})
     for member in members:
-        leads = member.get("lead_of", [])
-        wanted = [t for t in leads if t != team_id] + ([team_id] if member["id"] == lead else [])
-        if sorted(wanted) != sorted(leads):
+        led = member.get("lead_of", [])
+        wanted = [t for t in led if t != team_id] + ([team_id] if member["id"] in leads else [])
+        if sorted(wanted) != sorted(led):
             change_agent(svc, session, member["id"], {"lead_of": wanted})
 
 

@@ -76,6 +76,13 @@ def availability():
 
 def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | None = None, selected=()):
     me = console.profile(portal(), g.session)
+    if me.get("unknown") and g.session.get("role") == "agent":
+        said = (
+            f"This account is for the agent {me['id']}, whom the help desk does not know: it has no queue yet. "
+            "An admin adds the agent with that id on the Agents page (or deletes this account and adds the "
+            "agent there, which adds its account too)."
+        )
+        return error_page(409, "Your agent profile is missing", said)
     filters = _filters(bulk_form)
     view = request.args.get("view", "mine") if bulk_form is None else bulk_form.get("view") or "mine"
     try:

@@ -68,7 +68,7 @@ def agent(agent_id: str):
 def change_agent(agent_id: str):
     form = form_data(*LISTS)
     try:
-        people.change_agent(portal(), g.session, agent_id, people.agent_body(form))
+        people.save_agent(portal(), g.session, agent_id, form)
     except UserError as exc:
         return _edit(agent_id, form, exc.errors, exc.message, exc.status)
     return redirect(url_for("admin.agent", agent_id=agent_id, notice="saved"), 303)

@@ -12,7 +12,7 @@ from services.portal.views.admin import blueprint, form_data, page
 NOTICES = {
     "added": "The team is added.",
     "saved": "The team's changes are saved.",
-    "lead": "The team's lead is set.",
+    "lead": "The team's leads are saved.",
     "topic": "The topic is saved.",
     "retired": "The topic is retired: it is no longer on the form, and its tickets keep it.",
     "restored": "The topic is back on the form.",
@@ -76,7 +76,7 @@ def _edit(team_id: str, form: dict | None = None, errors=None, message=None, sta
     if team is None:
         return error_page(404, "No such team", "It does not exist. Go back to the list of teams.")
     if form is None:
-        form = {"name": team["name"], "topics": team["topics"], "lead": (team["leads"] or [{}])[0].get("id", "")}
+        form = {"name": team["name"], "topics": team["topics"], "leads": [lead["id"] for lead in team["leads"]]}
     return page(
         "admin/team.html", "teams", status, team=team, topic_options=directory["topic_options"], form=form,
         errors=errors or {}, message=message, notices=NOTICES,
@@ -103,9 +103,9 @@ def change_team(team_id: str):
 @blueprint.post("/teams/<team_id>/lead")
 @admin_required
 def team_lead(team_id: str):
-    form = form_data()
+    form = form_data("leads")
     try:
-        people.set_lead(portal(), g.session, team_id, form.get("lead", ""))
+        people.set_leads(portal(), g.session, team_id, form.get("leads", []))
     except UserError as exc:
         return _edit(team_id, None, exc.errors, exc.message, exc.status)
     return redirect(url_for("admin.team", team_id=team_id, notice="lead"), 303)
