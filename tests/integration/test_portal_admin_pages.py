@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.integration.test_portal_search import portal, signed_in, stub, text  # noqa: F401
 
 
@@ -51,3 +53,27 @@ def test_a_form_s_address_opened_again_leads_to_its_page(portal, stub):  # noqa:
         answer = admin.get(address)
         assert (answer.status_code, answer.headers.get("Location")) == (303, page), address
     assert admin.get("/admin/no-such-page").status_code == 404
+
+
+def test_an_agent_out_of_a_team_hands_its_tickets_there_back_and_the_page_says_so(portal, stub):  # noqa: F811
+    cora = {"id": "cora", "name": "Cora", "email": "cora@example.com", "teams": ["network", "desk"], "lead_of": [],
+            "capacity": 4, "available": True, "open_tickets": 2}  # fmt: skip
+    stub.answers["/agents/cora"] = cora
+    stub.answers["/agents"] = {"items": [cora]}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
+    stub.answers["/topics"] = {"items": []}
+    stub.answers["/queue"] = {"items": [{"ticket_id": "t-7", "number": 107}], "next_cursor": None}
+    stub.answers["/tickets/t-7/assign"] = {"ticket_id": "t-7", "team": "desk", "agent_id": "omar"}
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/agents/cora"))).group(1)
+
+    answer = admin.post("/admin/agents/cora/teams/desk/remove", data={"csrf_token": token})
+
+    assert answer.status_code == 303
+    sent = [(call["method"], call["path"], call["json"]) for call in stub.calls if call["method"] != "GET"]
+    assert sent == [
+        ("PATCH", "/agents/cora", {"teams": ["network"]}),
+        ("POST", "/tickets/t-7/assign", {"team": "desk"}),
+    ]
+    page = text(admin.get(answer.headers["Location"]))
+    assert "Its 1 open ticket there went back to the team: each to another of its agents, or to its queue." in page

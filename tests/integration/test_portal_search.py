@@ -45,7 +45,7 @@ class Stub:
         self.calls: list[dict] = []
         app = Flask("stub")
 
-        @app.route("/<path:path>", methods=["GET", "POST"])
+        @app.route("/<path:path>", methods=["GET", "POST", "PATCH"])
         def answer(path):
             token = request.headers["Authorization"].removeprefix("Bearer ")
             self.calls.append({"path": "/" + path, "args": request.args.to_dict(), "token": token,

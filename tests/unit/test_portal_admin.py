@@ -160,7 +160,38 @@ def test_removing_an_agent_from_a_team_keeps_its_other_teams():
     agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": ["desk"]}
     services = FakeServices({("assignment", "GET", "/agents/cora"): agent})
     people.remove_from_team(SimpleNamespace(services=services), ADMIN, "cora", "desk")
-    assert services.calls[-1] == ("assignment", "PATCH", "/agents/cora", {"teams": ["network"]})
+    assert ("assignment", "PATCH", "/agents/cora", {"teams": ["network"]}) in services.calls
+
+
+def test_removing_an_agent_from_a_team_hands_its_open_tickets_there_back_to_the_team():
+    agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": []}
+    held = {"items": [{"ticket_id": "t-1", "number": 101}, {"ticket_id": "t-2", "number": 102}], "next_cursor": None}
+    services = FakeServices({("assignment", "GET", "/agents/cora"): agent, ("assignment", "GET", "/queue"): held})
+    outcome = people.remove_from_team(SimpleNamespace(services=services), ADMIN, "cora", "desk")
+    after = [(method, path, body) for _, method, path, body in services.calls if method != "GET" or path == "/queue"]
+    assert after == [
+        ("PATCH", "/agents/cora", {"teams": ["network"]}),  # out of the team first: the team's pick skips it
+        ("GET", "/queue", {"agent_id": "cora", "team": "desk", "limit": people.HAND_BACK_MAX}),
+        ("POST", "/tickets/t-1/assign", {"team": "desk"}),
+        ("POST", "/tickets/t-2/assign", {"team": "desk"}),
+    ]
+    assert outcome == {"moved": 2, "failed": [], "more": False}
+
+
+def test_a_ticket_that_cannot_be_handed_back_is_named_and_the_others_go_on():
+    agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": []}
+    held = {"items": [{"ticket_id": "t-1", "number": 101}, {"ticket_id": "t-2", "number": 102}], "next_cursor": "c"}
+    services = FakeServices({("assignment", "GET", "/agents/cora"): agent, ("assignment", "GET", "/queue"): held})
+    answer = services.call
+
+    def call(service, method, path, actor, json=None, params=None, **kwargs):
+        if path == "/tickets/t-1/assign":
+            raise Refused(409, "Conflict", "The ticket is resolved.")
+        return answer(service, method, path, actor, json=json, params=params)
+
+    services.call = call
+    outcome = people.remove_from_team(SimpleNamespace(services=services), ADMIN, "cora", "desk")
+    assert outcome == {"moved": 1, "failed": [(101, "The ticket is resolved.")], "more": True}
 
 
 def test_an_empty_id_is_a_field_error_before_any_call():
@@ -252,3 +283,26 @@ def test_a_topic_another_team_has_is_moved_only_when_asked_and_never_where_it_wo
     people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["new-topic"]})  # nobody names it
     people.change_team(svc, ADMIN, "b-team", {"name": "B", "topics": ["printers"]})  # what it has, kept
     assert [path for _, method, path, _ in services.calls if method != "GET"] == ["/teams", "/teams", "/teams/b-team"]
+
+
+def test_a_policy_saved_with_its_own_terms_says_nothing_changed():
+    services = FakeServices(
+        {("sla", "GET", "/policies/low"): {"version": 4}, ("sla", "PUT", "/policies/low"): {"version": 4}}
+    )
+    form = {"first_response_minutes": "60", "next_response_minutes": "60", "resolution_minutes": "480",
+            "warn_at_percent": "80", "calendar": "24x7"}  # fmt: skip
+    assert sla.put_policy(SimpleNamespace(services=services), ADMIN, "low", form)[1] is False
+    services.answers[("sla", "PUT", "/policies/low")] = {"version": 5}
+    assert sla.put_policy(SimpleNamespace(services=services), ADMIN, "low", form)[1] is True
+
+
+def test_a_calendar_saved_as_it_is_makes_no_new_version():
+    current = {"id": "office", "version": 3, "timezone": "Europe/Berlin", "hours": {"mon": [["09:00", "17:00"]]},
+               "holidays": ["2026-12-25"]}  # fmt: skip
+    services = FakeServices({("sla", "GET", "/calendars/office"): current})
+    form = {"calendar_id": "office", "existing": "1", "timezone": "Europe/Berlin", "hours-mon": "09:00-17:00",
+            "holidays": "2026-12-25"}  # fmt: skip
+    assert sla.put_calendar(SimpleNamespace(services=services), ADMIN, form)["unchanged"] is True
+    assert [call for call in services.calls if call[1] == "PUT"] == []
+    sla.put_calendar(SimpleNamespace(services=services), ADMIN, {**form, "hours-mon": "08:00-17:00"})
+    assert [call[2] for call in services.calls if call[1] == "PUT"] == ["/calendars/office"]

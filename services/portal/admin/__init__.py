@@ -14,11 +14,14 @@ from services.portal.handlers import UserError
 SEPARATORS = re.compile(r"[,\s]+")
 
 
-def refusal(refused: Refused, names: dict[str, str] | None = None) -> UserError:
+def refusal(refused: Refused, names: dict[str, str] | None = None, conflict: str | None = None) -> UserError:
     """A service's refusal with its field errors under the form's field names (`teams.0` counts as `teams`), in
-    words for a person (the services word theirs for API clients: "Not a valid integer.")."""
+    words for a person (the services word theirs for API clients: "Not a valid integer."). `conflict`: the field
+    a 409 is about when the service names none (an id taken: "An agent omar exists already.")."""
     names = names or {}
     errors: dict[str, list[str]] = {}
+    if conflict and refused.status == 409 and not refused.errors:
+        return UserError(refused.detail or refused.title, {conflict: [refused.detail or refused.title]}, 409)
     for field, messages in refused.errors.items():
         name = names.get(field) or names.get(field.split(".")[0]) or field.split(".")[0]
         said = messages if isinstance(messages, list) else [str(messages)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.portal import domain
 from services.portal.admin import number, path_id, refusal, require_id
 from services.portal.admin.welcome import queue_welcome
-from services.portal.client import Refused
+from services.portal.client import Refused, Unreachable
 from services.portal.console import actor
 from services.portal.handlers import Portal, UserError, create_account, every_topic
 
@@ -71,7 +71,7 @@ def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, boo
     try:
         created = svc.services.post("assignment", "/agents", actor(session), body)
     except Refused as refused:
-        raise refusal(refused) from None
+        raise refusal(refused, conflict="id") from None
     account, token = create_account(svc, created["email"], "agent", created["id"], None)
     if form.get("send_email"):
         queue_welcome(svc, account)
@@ -107,10 +107,30 @@ def change_agent(svc: Portal, session: dict, agent_id: str, changes: dict) -> di
         raise refusal(refused) from None
 
 
+HAND_BACK_MAX = 200  # an agent's open tickets of one team handed back at once (a page of assignment's queue)
+
+
 def remove_from_team(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
-    """Take the agent out of one team (it stops leading it too); assignment refuses to leave it in none."""
+    """Take the agent out of one team (it stops leading it too; assignment refuses to leave it in none), then
+    hand its open tickets of that team back to the team: each is transferred to it, so that assignment picks
+    one of the team's agents again, or it waits in the team's queue. Left with the agent, they would stay with
+    someone out of the team, counted under its other teams in the reports.
+
+    {"moved": tickets handed back, "failed": [(number, reason)], "more": whether some were left unread}."""
     teams = [name for name in agent(svc, session, agent_id)["teams"] if name != team]
-    return change_agent(svc, session, agent_id, {"teams": teams})
+    change_agent(svc, session, agent_id, {"teams": teams})
+    who = actor(session)
+    held = svc.services.get("assignment", "/queue", who, agent_id=agent_id, team=team, limit=HAND_BACK_MAX)
+    outcome: dict = {"moved": 0, "failed": [], "more": bool(held.get("next_cursor"))}
+    for ticket in held["items"]:
+        try:
+            svc.services.post("assignment", f"/tickets/{path_id(ticket['ticket_id'])}/assign", who, {"team": team})
+            outcome["moved"] += 1
+        except Refused as refused:  # closed or moved meanwhile: said, the others go on
+            outcome["failed"].append((ticket.get("number"), refused.detail or refused.title))
+        except Unreachable:
+            outcome["failed"].append((ticket.get("number"), "assignment did not answer"))
+    return outcome
 
 
 MOVE_TOPICS = "move_topics"  # the form's box: yes, take these topics from the team that has them now
@@ -149,7 +169,7 @@ def create_team(svc: Portal, session: dict, form: dict) -> dict:
     try:
         return svc.services.post("assignment", "/teams", actor(session), body)
     except Refused as refused:
-        raise refusal(refused) from None
+        raise refusal(refused, conflict="id") from None
 
 
 def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:

@@ -47,11 +47,15 @@ def policy_body(form: dict) -> dict:
     return {**body, "calendar": form.get("calendar", "")}
 
 
-def put_policy(svc: Portal, session: dict, priority: str, form: dict) -> dict:
+def put_policy(svc: Portal, session: dict, priority: str, form: dict) -> tuple[dict, bool]:
+    """(the policy, whether it changed): sla keeps the version when the terms are the ones it has."""
+    path = f"/policies/{path_id(priority)}"
+    before = svc.services.get("sla", path, actor(session)).get("version")
     try:
-        return svc.services.call("sla", "PUT", f"/policies/{path_id(priority)}", actor(session), json=policy_body(form))
+        saved = svc.services.call("sla", "PUT", path, actor(session), json=policy_body(form))
     except Refused as refused:
         raise refusal(refused) from None
+    return saved, saved.get("version") != before
 
 
 def what_if(svc: Portal, session: dict, priority: str, form: dict) -> dict:
@@ -115,6 +119,13 @@ def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
     """Create or replace a calendar."""
     calendar_id = require_id(form.get("calendar_id", ""), "calendar_id", "calendar")
     body = calendar_body(form)
+    if form.get("existing"):  # saved as it is: no new version (sla would make one at every PUT)
+        try:
+            current = svc.services.get("sla", f"/calendars/{calendar_id}", actor(session))
+        except Refused:
+            current = {}
+        if current and {name: current.get(name) for name in body} == body:
+            return {**current, "unchanged": True}
     try:
         return svc.services.call("sla", "PUT", f"/calendars/{calendar_id}", actor(session), json=body)
     except Refused as refused:
@@ -124,7 +135,7 @@ def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
 def _calendar_refusal(refused: Refused, body: dict) -> UserError:
     """hours.mon is the Monday field; holidays.2 the third date of the holidays field (named in the message)."""
     names = {f"hours.{day}": f"hours-{day}" for day, _ in DAYS} | {"id": "calendar_id"}
-    error = refusal(refused, names)
+    error = refusal(refused, names, conflict="calendar_id")  # 24x7's refusal: next to the id
     dates = [f"{body['holidays'][int(f.split('.')[1])]}: {' '.join(map(in_words, m))}"
              for f, m in refused.errors.items() if f.startswith("holidays.") and f.split(".")[1].isdigit()]  # fmt: skip
     if dates:

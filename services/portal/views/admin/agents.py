@@ -3,7 +3,7 @@ making one unavailable and taking one out of a team."""
 
 from __future__ import annotations
 
-from flask import g, redirect, url_for
+from flask import g, redirect, request, url_for
 
 from services.portal.admin import people
 from services.portal.handlers import UserError
@@ -51,9 +51,15 @@ def _edit(agent_id: str, form: dict | None = None, errors=None, message=None, st
     team_options = people.directory(portal(), g.session)["team_options"]
     if form is None:
         form = {**agent, "capacity": str(agent["capacity"]), "available": "on" if agent["available"] else ""}
+    notices = NOTICES
+    moved = request.args.get("moved", "")
+    if moved.isdigit() and int(moved) > 0:  # after a removal from a team: what became of its tickets there
+        back = f"{moved} open ticket{'s' if moved != '1' else ''}"
+        notices = {**NOTICES, "removed": f"The agent is out of that team. Its {back} there went back to the team: "
+                                         "each to another of its agents, or to its queue."}  # fmt: skip
     return page(
         "admin/agent.html", "agents", status, agent=agent, team_options=team_options, form=form, errors=errors or {},
-        message=message, notices=NOTICES,
+        message=message, notices=notices,
     )  # fmt: skip
 
 
@@ -89,7 +95,14 @@ def agent_availability(agent_id: str):
 @admin_required
 def remove_from_team(agent_id: str, team_id: str):
     try:
-        people.remove_from_team(portal(), g.session, agent_id, team_id)
+        outcome = people.remove_from_team(portal(), g.session, agent_id, team_id)
     except UserError as exc:
         return _edit(agent_id, message=exc.message, errors=exc.errors, status=exc.status)
-    return redirect(url_for("admin.agent", agent_id=agent_id, notice="removed"), 303)
+    if not outcome["failed"] and not outcome["more"]:
+        moved = outcome["moved"]
+        return redirect(url_for("admin.agent", agent_id=agent_id, notice="removed", moved=moved), 303)
+    said = [f"The agent is out of {team_id}; {outcome['moved']} of its open tickets there went back to the team."]
+    said += [f"#{number} stayed with the agent: {reason}" for number, reason in outcome["failed"]]
+    if outcome["more"]:
+        said.append(f"It held more than {people.HAND_BACK_MAX}: remove it again to hand back the rest.")
+    return _edit(agent_id, message=" ".join(said), status=200)

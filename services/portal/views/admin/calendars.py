@@ -9,7 +9,10 @@ from services.portal.handlers import UserError
 from services.portal.pages import admin_required, portal
 from services.portal.views.admin import blueprint, form_data, page
 
-NOTICES = {"saved": "The calendar is saved. Deadlines computed from now on count in it."}
+NOTICES = {
+    "saved": "The calendar is saved. Deadlines computed from now on count in it.",
+    "unchanged": "Nothing changed: these are the calendar's hours already, so its version stays.",
+}
 BUILT_IN = "24x7"
 
 
@@ -32,12 +35,13 @@ def _list(form: dict | None = None, errors=None, message=None, status=200):
 def put_calendar():
     form = form_data()
     try:
-        sla.put_calendar(portal(), g.session, form)
+        saved = sla.put_calendar(portal(), g.session, form)
     except UserError as exc:
         if form.get("existing"):
             return _show(form["calendar_id"], form, exc.errors, exc.message, exc.status)
         return _list(form, exc.errors, exc.message, exc.status)
-    return redirect(url_for("admin.calendar", calendar_id=form["calendar_id"], notice="saved"), 303)
+    notice = "unchanged" if saved.get("unchanged") else "saved"
+    return redirect(url_for("admin.calendar", calendar_id=form["calendar_id"], notice=notice), 303)
 
 
 def _show(calendar_id: str, form: dict | None = None, errors=None, message=None, status=200):

@@ -10,7 +10,10 @@ from services.portal.handlers import UserError
 from services.portal.pages import admin_required, error_page, portal
 from services.portal.views.admin import blueprint, form_data, page
 
-NOTICES = {"saved": "The policy is saved. New tickets of this priority run under it."}
+NOTICES = {
+    "saved": "The policy is saved. New tickets of this priority run under it.",
+    "unchanged": "Nothing changed: these are the policy's terms already, so its version stays.",
+}
 
 
 @blueprint.get("/policies")
@@ -41,10 +44,10 @@ def policy(priority: str):
 def put_policy(priority: str):
     form = form_data()
     try:
-        sla.put_policy(portal(), g.session, priority, form)
+        _, changed = sla.put_policy(portal(), g.session, priority, form)
     except UserError as exc:
         return _edit(priority, form, exc.errors, exc.message, exc.status)
-    return redirect(url_for("admin.policy", priority=priority, notice="saved"), 303)
+    return redirect(url_for("admin.policy", priority=priority, notice="saved" if changed else "unchanged"), 303)
 
 
 @blueprint.post("/policies/<priority>/what-if")
