@@ -274,7 +274,7 @@ def test_a_topic_another_team_has_is_moved_only_when_asked_and_never_where_it_wo
     svc = SimpleNamespace(services=services)
     with pytest.raises(UserError) as asked:  # a-tester comes before general: software's tickets would move
         people.create_team(svc, ADMIN, {"id": "a-tester", "name": "A", "topics": ["software"]})
-    assert asked.value.errors["topics"][0].startswith("software goes to general now")
+    assert asked.value.errors["topics"][0].startswith("software's tickets go to general now")
     with pytest.raises(UserError) as refused:  # zz comes after network: it would get none of vpn's tickets
         people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["vpn"], people.MOVE_TOPICS: "on"})
     assert refused.value.errors["topics"][0].startswith("vpn goes to network, which comes first by id")

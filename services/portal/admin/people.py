@@ -158,8 +158,9 @@ def check_topics(svc: Portal, session: dict, team_id: str, form: dict) -> None:
                 f"Take it off {other} first, or leave it out here." for topic, other in kept.items()]  # fmt: skip
         raise UserError("A topic cannot go to this team.", {"topics": said})
     if taken and not form.get(MOVE_TOPICS):
-        said = [f"{topic} goes to {other} now: saved, its new tickets go to this team instead. "
-                "Tick “Move these topics to this team” to save it so." for topic, other in taken.items()]  # fmt: skip
+        ask = "To move them, tick “Move these topics to this team” and send again."
+        said = [f"{topic}'s tickets go to {other} now; with this team they would come here instead. {ask}"
+                for topic, other in taken.items()]  # fmt: skip
         raise UserError("Move a topic from another team?", {"topics": said})
 
 
