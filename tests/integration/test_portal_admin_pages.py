@@ -77,3 +77,27 @@ def test_an_agent_out_of_a_team_hands_its_tickets_there_back_and_the_page_says_s
     ]
     page = text(admin.get(answer.headers["Location"]))
     assert "Its 1 open ticket there went back to the team: each to another of its agents, or to its queue." in page
+
+
+def test_the_what_if_counts_the_clocks_neither_met_nor_breached(portal, stub):  # noqa: F811
+    policy = {"priority": "high", "version": 2, "first_response_minutes": 60, "next_response_minutes": 60,
+              "resolution_minutes": 480, "warn_at_percent": [80], "calendar": "24x7",
+              "changed_at": "2026-12-01T04:00:00.000Z"}  # fmt: skip
+    stub.answers["/policies/high"] = policy
+    stub.answers["/policies/high/versions"] = {"items": [policy]}
+    stub.answers["/calendars"] = {"items": [{"id": "24x7", "timezone": "UTC"}]}
+    row = {"priority": "high", "clock": "first_response", "met": 20, "breached": 103, "compliance_percent": 16.3}
+    stub.answers["/policies/high/what-if"] = {
+        "since": "2026-11-01T00:00:00.000Z", "replayed": 186, "skipped": 0, "changed": [],
+        "current": {"items": [{**row, "open": 11, "stopped": 52}]},
+        "draft": {"items": [{**row, "met": 30, "breached": 90, "open": 14, "stopped": 52}]},
+    }  # fmt: skip
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/policies/high"))).group(1)
+    form = {"csrf_token": token, "first_response_minutes": "90", "next_response_minutes": "60",
+            "resolution_minutes": "480", "warn_at_percent": "80", "calendar": "24x7"}  # fmt: skip
+
+    page = text(admin.post("/admin/policies/high/what-if", data=form))
+
+    assert '<td data-label="Neither now">63</td>' in page
+    assert '<td data-label="Neither with the draft">66</td>' in page
