@@ -78,8 +78,9 @@ def profile(svc: Portal, session: dict) -> dict:
         return {"id": None, "name": session["email"], "teams": [], "lead_of": []}
     try:
         return svc.services.get("assignment", f"/agents/{path_id(session['agent_id'])}", actor(session))
-    except Refused:  # an account whose agent is not (or no longer) in assignment
-        return {"id": session["agent_id"], "name": session["agent_id"], "teams": [], "lead_of": [], "unknown": True}
+    except Refused as refused:  # an account whose agent is not (or no longer) in assignment: 404
+        unknown = refused.status == 404
+        return {"id": session["agent_id"], "name": session["agent_id"], "teams": [], "lead_of": [], "unknown": unknown}
 
 
 def set_available(svc: Portal, session: dict, available: bool) -> None:

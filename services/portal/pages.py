@@ -312,6 +312,8 @@ def form_page(path: str) -> str | None:
     parts = path.rstrip("/").split("/")
     for end in range(len(parts) - 1, 0, -1):
         above = "/".join(parts[:end]) or "/"
+        if above in FORM_PAGES:  # a topic's retire form: its page is Teams and topics
+            return FORM_PAGES[above]
         for candidate in (above, above + "/"):
             try:
                 adapter.match(candidate, method="GET")

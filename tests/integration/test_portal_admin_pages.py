@@ -42,6 +42,7 @@ def test_a_form_s_address_opened_again_leads_to_its_page(portal, stub):  # noqa:
     expected = {
         "/admin/policies/high/what-if": "/admin/policies/high",
         "/admin/topics": "/admin/teams",
+        "/admin/topics/software/retired": "/admin/teams",
         "/admin/teams/network/lead": "/admin/teams/network",
         "/admin/agents/omar/teams/network/remove": "/admin/agents/omar",
         "/admin/webhooks/w-1/delete": "/admin/webhooks",
@@ -75,8 +76,9 @@ def test_an_agent_out_of_a_team_hands_its_tickets_there_back_and_the_page_says_s
         ("PATCH", "/agents/cora", {"teams": ["network"]}),
         ("POST", "/tickets/t-7/assign", {"team": "desk"}),
     ]
-    page = text(admin.get(answer.headers["Location"]))
-    assert "Its 1 open ticket there went back to the team: each to another of its agents, or to its queue." in page
+    said = "The agent is out of desk. 1 open ticket of desk went back to the team: each to another of its agents"
+    assert said in text(admin.get(answer.headers["Location"]))
+    assert said not in text(admin.get(answer.headers["Location"]))  # said once: a reload sends nothing again
 
 
 def test_the_what_if_counts_the_clocks_neither_met_nor_breached(portal, stub):  # noqa: F811
@@ -101,3 +103,27 @@ def test_the_what_if_counts_the_clocks_neither_met_nor_breached(portal, stub):  
 
     assert '<td data-label="Neither now">63</td>' in page
     assert '<td data-label="Neither with the draft">66</td>' in page
+
+
+def test_an_agent_account_whose_agent_assignment_does_not_know_is_told_so(portal, stub):  # noqa: F811
+    stub.answers["/agents/ghost"] = (404, {"title": "Not Found", "detail": "No agent ghost."})
+    page = signed_in(portal, "agent", agent_id="ghost").get("/console/")
+    assert page.status_code == 409
+    assert "This account is for the agent ghost, whom the help desk does not know" in text(page)
+
+
+def test_a_team_page_drawn_again_after_a_topic_question_keeps_its_leads_ticked(portal, stub):  # noqa: F811
+    ann = {"id": "ann", "name": "Ann", "email": "ann@example.com", "teams": ["a-team"], "lead_of": ["a-team"],
+           "capacity": 4, "available": True, "open_tickets": 0}  # fmt: skip
+    stub.answers["/agents"] = {"items": [ann]}
+    stub.answers["/teams"] = {"items": [{"id": "a-team", "name": "A", "topics": []},
+                                        {"id": "network", "name": "Network", "topics": ["vpn"]}]}  # fmt: skip
+    stub.answers["/topics"] = {"items": [{"id": "vpn", "name": "VPN"}]}
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/teams/a-team"))).group(1)
+
+    page = text(admin.post("/admin/teams/a-team", data={"csrf_token": token, "name": "A", "topics": ["vpn"]}))
+
+    assert "tickets go to network now; with this team they would come here instead" in page
+    assert 'id="move_topics" name="move_topics" value="vpn"' in page
+    assert 'id="leads-ann" name="leads" value="ann" checked' in page

@@ -170,8 +170,8 @@ def test_removing_an_agent_from_a_team_hands_its_open_tickets_there_back_to_the_
     outcome = people.remove_from_team(SimpleNamespace(services=services), ADMIN, "cora", "desk")
     after = [(method, path, body) for _, method, path, body in services.calls if method != "GET" or path == "/queue"]
     assert after == [
-        ("PATCH", "/agents/cora", {"teams": ["network"]}),  # out of the team first: the team's pick skips it
-        ("GET", "/queue", {"agent_id": "cora", "team": "desk", "limit": people.HAND_BACK_MAX}),
+        ("GET", "/queue", {"agent_id": "cora", "team": "desk", "limit": people.HAND_BACK_MAX}),  # read first
+        ("PATCH", "/agents/cora", {"teams": ["network"]}),  # out of the team before: the team's pick skips it
         ("POST", "/tickets/t-1/assign", {"team": "desk"}),
         ("POST", "/tickets/t-2/assign", {"team": "desk"}),
     ]
@@ -276,10 +276,12 @@ def test_a_topic_another_team_has_is_moved_only_when_asked_and_never_where_it_wo
         people.create_team(svc, ADMIN, {"id": "a-tester", "name": "A", "topics": ["software"]})
     assert asked.value.errors["topics"][0].startswith("software's tickets go to general now")
     with pytest.raises(UserError) as refused:  # zz comes after network: it would get none of vpn's tickets
-        people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["vpn"], people.MOVE_TOPICS: "on"})
+        people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["vpn"], people.MOVE_TOPICS: "vpn"})
     assert refused.value.errors["topics"][0].startswith("vpn goes to network, which comes first by id")
     assert [call for call in services.calls if call[1] == "POST"] == []
-    people.create_team(svc, ADMIN, {"id": "a-tester", "name": "A", "topics": ["software"], people.MOVE_TOPICS: "on"})
+    assert asked.value.asked == ["software"]
+    yes = {"id": "a-tester", "name": "A", "topics": ["software", "vpn2"], people.MOVE_TOPICS: "software"}
+    people.create_team(svc, ADMIN, yes)
     people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["new-topic"]})  # nobody names it
     people.change_team(svc, ADMIN, "b-team", {"name": "B", "topics": ["printers"]})  # what it has, kept
     assert [path for _, method, path, _ in services.calls if method != "GET"] == ["/teams", "/teams", "/teams/b-team"]
@@ -306,3 +308,44 @@ def test_a_calendar_saved_as_it_is_makes_no_new_version():
     assert [call for call in services.calls if call[1] == "PUT"] == []
     sla.put_calendar(SimpleNamespace(services=services), ADMIN, {**form, "hours-mon": "08:00-17:00"})
     assert [call[2] for call in services.calls if call[1] == "PUT"] == ["/calendars/office"]
+
+
+def test_the_yes_to_moving_topics_covers_only_the_topics_it_was_asked_about():
+    teams = [{"id": "general", "topics": ["software"]}, {"id": "network", "topics": ["printers"]}]
+    services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
+    form = {"id": "a-team", "name": "A", "topics": ["software", "printers"], people.MOVE_TOPICS: "software"}
+    with pytest.raises(UserError) as asked:  # printers was added after the question: asked about too
+        people.create_team(SimpleNamespace(services=services), ADMIN, form)
+    assert asked.value.asked == ["printers", "software"]
+
+
+def test_a_team_id_taken_is_left_to_assignment_to_say_not_asked_about_topics():
+    teams = [{"id": "general", "topics": ["software"]}, {"id": "a-team", "topics": []}]
+    services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
+    people.create_team(SimpleNamespace(services=services), ADMIN, {"id": "a-team", "name": "A", "topics": ["software"]})
+    assert [path for _, method, path, _ in services.calls if method == "POST"] == ["/teams"]
+
+
+def test_agents_that_share_an_email_already_may_change_the_rest():
+    agents = [{"id": "omar", "name": "Omar", "email": "desk@example.com"}, {"id": "tess", "email": "DESK@example.com"}]
+    services = FakeServices({("assignment", "GET", "/agents"): {"items": agents}})
+    form = {"name": "Tess", "email": "desk@example.com", "teams": ["network"], "capacity": "3"}
+    people.save_agent(SimpleNamespace(services=services), ADMIN, "tess", form)  # its email as it was
+    assert [path for _, method, path, _ in services.calls if method == "PATCH"] == ["/agents/tess"]
+
+
+def test_a_new_agent_with_another_agent_s_email_is_refused_next_to_the_field():
+    agents = [{"id": "omar", "name": "Omar", "email": "omar@example.com"}]
+    services = FakeServices({("assignment", "GET", "/agents"): {"items": agents}})
+    svc = SimpleNamespace(services=services, store=SimpleNamespace(account_by_email=lambda email: None))
+    form = {"id": "tess", "name": "Tess", "email": "omar@example.com", "teams": ["network"], "capacity": "3"}
+    with pytest.raises(UserError) as refused:
+        people.create_agent(svc, ADMIN, form)
+    assert "email" in refused.value.errors and [c for c in services.calls if c[1] == "POST"] == []
+
+
+def test_tickets_are_handed_back_only_to_a_team_the_agent_has_left():
+    services = FakeServices({("assignment", "GET", "/agents/cora"): {"id": "cora", "teams": ["desk"]}})
+    with pytest.raises(UserError):
+        people.hand_back(SimpleNamespace(services=services), ADMIN, "cora", "desk")
+    assert [call for call in services.calls if call[1] != "GET"] == []

@@ -68,6 +68,7 @@ def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, boo
     """A new agent with its portal account: (the agent, a one-time token to set a password, whether it is emailed)."""
     body = {"id": form.get("id", "").strip(), **agent_body(form)}
     _account_possible(svc, body["email"].lower())
+    _email_of_nobody_else(svc, session, body["id"], body["email"])
     try:
         created = svc.services.post("assignment", "/agents", actor(session), body)
     except Refused as refused:
@@ -89,15 +90,22 @@ def _account_possible(svc: Portal, email: str) -> None:
 
 def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict:
     """The agent page's changes. An email another agent has is refused here, next to the field: that agent
-    would get this one's assignment and breach emails (assignment's API allows it; this page does not)."""
+    would get this one's assignment and breach emails (assignment's API allows it; these pages do not)."""
     body = agent_body(form)
-    wanted = body["email"].lower()
-    others = svc.services.get("assignment", "/agents", actor(session))["items"]
-    taken = next((a for a in others if a["id"] != agent_id and a.get("email", "").lower() == wanted), None)
-    if wanted and taken is not None:
+    _email_of_nobody_else(svc, session, agent_id, body["email"])
+    return change_agent(svc, session, agent_id, body)
+
+
+def _email_of_nobody_else(svc: Portal, session: dict, agent_id: str, email: str) -> None:
+    wanted = email.strip().lower()
+    agents = svc.services.get("assignment", "/agents", actor(session))["items"]
+    own = next((a for a in agents if a["id"] == agent_id), None)
+    if not wanted or (own is not None and (own.get("email") or "").lower() == wanted):
+        return  # unchanged: agents that share one already may still change the rest
+    taken = next((a for a in agents if a["id"] != agent_id and (a.get("email") or "").lower() == wanted), None)
+    if taken is not None:
         said = f"{taken['name']} ({taken['id']}) has this email address: each agent's emails go to its own."
         raise UserError("The agent needs another email address.", {"email": [said]}, 409)
-    return change_agent(svc, session, agent_id, body)
 
 
 def change_agent(svc: Portal, session: dict, agent_id: str, changes: dict) -> dict:
@@ -107,20 +115,46 @@ def change_agent(svc: Portal, session: dict, agent_id: str, changes: dict) -> di
         raise refusal(refused) from None
 
 
-HAND_BACK_MAX = 200  # an agent's open tickets of one team handed back at once (a page of assignment's queue)
+HAND_BACK_MAX = 200  # an agent's open tickets read at once (a page of assignment's queue)
 
 
 def remove_from_team(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
     """Take the agent out of one team (it stops leading it too; assignment refuses to leave it in none), then
-    hand its open tickets of that team back to the team: each is transferred to it, so that assignment picks
-    one of the team's agents again, or it waits in the team's queue. Left with the agent, they would stay with
-    someone out of the team, counted under its other teams in the reports.
-
-    {"moved": tickets handed back, "failed": [(number, reason)], "more": whether some were left unread}."""
+    hand its open tickets of that team back to the team (`hand_back`). Left with the agent, they would stay
+    with someone out of the team, counted under its other teams in the reports. Its tickets are read first: a
+    service that does not answer then changes nothing."""
+    held = _held(svc, session, agent_id, team)
     teams = [name for name in agent(svc, session, agent_id)["teams"] if name != team]
     change_agent(svc, session, agent_id, {"teams": teams})
+    return _transfer_back(svc, session, team, held)
+
+
+def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
+    """Transfer the agent's open tickets of a team it is not in back to that team: assignment picks another of
+    its agents, or the ticket waits in its queue (a transfer's way: a ticket that waits there is new again).
+
+    {"moved": tickets handed back, "failed": [(number, reason)], "more": whether some were left unread}."""
+    if team in agent(svc, session, agent_id)["teams"]:
+        raise UserError(f"The agent is in {team}: its tickets there stay with it.", status=409)
+    return _transfer_back(svc, session, team, _held(svc, session, agent_id, team))
+
+
+def stranded(svc: Portal, session: dict, agent_found: dict) -> dict[str, int]:
+    """The agent's open tickets in teams it is not in, counted by team (none read past HAND_BACK_MAX)."""
+    held = svc.services.get("assignment", "/queue", actor(session), agent_id=agent_found["id"], limit=HAND_BACK_MAX)
+    counts: dict[str, int] = {}
+    for ticket in held["items"]:
+        if ticket.get("team") and ticket["team"] not in agent_found["teams"]:
+            counts[ticket["team"]] = counts.get(ticket["team"], 0) + 1
+    return counts
+
+
+def _held(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
+    return svc.services.get("assignment", "/queue", actor(session), agent_id=agent_id, team=team, limit=HAND_BACK_MAX)
+
+
+def _transfer_back(svc: Portal, session: dict, team: str, held: dict) -> dict:
     who = actor(session)
-    held = svc.services.get("assignment", "/queue", who, agent_id=agent_id, team=team, limit=HAND_BACK_MAX)
     outcome: dict = {"moved": 0, "failed": [], "more": bool(held.get("next_cursor"))}
     for ticket in held["items"]:
         try:
@@ -133,19 +167,37 @@ def remove_from_team(svc: Portal, session: dict, agent_id: str, team: str) -> di
     return outcome
 
 
+def hand_back_words(team: str, outcome: dict) -> str:
+    """What became of the tickets, in a sentence or a few."""
+    moved = outcome["moved"]
+    said = [
+        f"{moved} open ticket{'' if moved == 1 else 's'} of {team} went back to the team: each to another of its "
+        "agents, or to its queue."
+        if moved
+        else f"No open ticket of {team} was with the agent."
+    ]
+    said += [f"#{number or '?'} stayed with the agent: {reason}" for number, reason in outcome["failed"]]
+    if outcome["more"]:
+        said.append(f"It held more than {HAND_BACK_MAX}: hand back the rest from this page.")
+    return " ".join(said)
+
+
 MOVE_TOPICS = "move_topics"  # the form's box: yes, take these topics from the team that has them now
 
 
-def check_topics(svc: Portal, session: dict, team_id: str, form: dict) -> None:
-    """A topic goes to the first team by id that names it (assignment's rule). A topic newly given to a team:
-    refused next to the field when another team that names it comes first (this one would get none of its
-    tickets), and asked once more when this one would come first (its tickets would move here, away from that
-    team's agents). What the team has already is left as it is (the teams' list points it out)."""
+def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team: bool = False) -> None:
+    """A topic goes to the first team by id that names it (assignment's rule; a topic no team names goes to
+    general). A topic newly given to a team: refused next to the field when another team that names it comes
+    first (this one would get none of its tickets), and asked once more when this one would come first (its
+    tickets would move here, away from that team's agents): yes is the form's MOVE_TOPICS, which names the topics
+    asked about. What the team has already is left as it is (the teams' list points it out)."""
     if not team_id:
         return
     teams = sorted(svc.services.get("assignment", "/teams", actor(session))["items"], key=lambda t: t["id"])
+    if new_team and any(team["id"] == team_id for team in teams):
+        return  # the id is taken: assignment says so, next to the id
     had = next((team.get("topics") or [] for team in teams if team["id"] == team_id), [])
-    routes: dict[str, str] = {}  # topic -> the team its tickets go to now, this one left out
+    routes: dict[str, str] = {}  # topic -> the team that names it and comes first, this one left out
     for team in teams:
         for topic in team.get("topics") or []:
             if team["id"] != team_id:
@@ -157,16 +209,18 @@ def check_topics(svc: Portal, session: dict, team_id: str, form: dict) -> None:
         said = [f"{topic} goes to {other}, which comes first by id: this team would get none of its tickets. "
                 f"Take it off {other} first, or leave it out here." for topic, other in kept.items()]  # fmt: skip
         raise UserError("A topic cannot go to this team.", {"topics": said})
-    if taken and not form.get(MOVE_TOPICS):
+    if taken and not set(taken) <= set((form.get(MOVE_TOPICS) or "").split(",")):
         ask = "To move them, tick “Move these topics to this team” and send again."
         said = [f"{topic}'s tickets go to {other} now; with this team they would come here instead. {ask}"
                 for topic, other in taken.items()]  # fmt: skip
-        raise UserError("Move a topic from another team?", {"topics": said})
+        question = UserError("Move a topic from another team?", {"topics": said})
+        question.asked = sorted(taken)  # the topics the form's box then says yes to
+        raise question
 
 
 def create_team(svc: Portal, session: dict, form: dict) -> dict:
     body = {"id": form.get("id", "").strip(), "name": form.get("name", "").strip(), "topics": form.get("topics", [])}
-    check_topics(svc, session, body["id"], form)
+    check_topics(svc, session, body["id"], form, new_team=True)
     try:
         return svc.services.post("assignment", "/teams", actor(session), body)
     except Refused as refused:

@@ -78,9 +78,9 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     me = console.profile(portal(), g.session)
     if me.get("unknown") and g.session.get("role") == "agent":
         said = (
-            f"This account is for the agent {me['id']}, whom the help desk does not know: it has no queue yet. "
-            "An admin adds the agent with that id on the Agents page (or deletes this account and adds the "
-            "agent there, which adds its account too)."
+            f"This account is for the agent {me['id']}, whom the help desk does not know: it has no queue. An "
+            "admin disables and deletes this account (Accounts), then adds the agent on the Agents page with this "
+            "email address, which adds its account again."
         )
         return error_page(409, "Your agent profile is missing", said)
     filters = _filters(bulk_form)

@@ -58,7 +58,8 @@ def page(template: str, section: str, status: int = 200, notices: dict[str, str]
     redirect after a change says (one of `notices`)."""
     context.setdefault("form", {})
     context.setdefault("errors", {})
-    return render_template(template, section=section, done=notice(notices or {}), **context), status
+    done = context.pop("done", None) or notice(notices or {})  # or a text of the page's own (a flash)
+    return render_template(template, section=section, done=done, **context), status
 
 
 def form_data(*lists: str) -> dict:

@@ -3,7 +3,7 @@ making one unavailable and taking one out of a team."""
 
 from __future__ import annotations
 
-from flask import g, redirect, request, url_for
+from flask import g, redirect, url_for
 
 from services.portal.admin import people
 from services.portal.handlers import UserError
@@ -15,7 +15,6 @@ NOTICES = {
     "saved": "The agent's changes are saved.",
     "available": "The agent is available: new tickets may be assigned to them.",
     "unavailable": "The agent is unavailable: no new tickets are assigned to them.",
-    "removed": "The agent is out of that team.",
 }
 
 
@@ -51,15 +50,13 @@ def _edit(agent_id: str, form: dict | None = None, errors=None, message=None, st
     team_options = people.directory(portal(), g.session)["team_options"]
     if form is None:
         form = {**agent, "capacity": str(agent["capacity"]), "available": "on" if agent["available"] else ""}
-    notices = NOTICES
-    moved = request.args.get("moved", "")
-    if moved.isdigit() and int(moved) > 0:  # after a removal from a team: what became of its tickets there
-        back = f"{moved} open ticket{'s' if moved != '1' else ''}"
-        notices = {**NOTICES, "removed": f"The agent is out of that team. Its {back} there went back to the team: "
-                                         "each to another of its agents, or to its queue."}  # fmt: skip
+    done = None
+    said = g.session.get("flash") and portal().store.pop_flash(g.session["_id"])  # a hand-back's outcome, once
+    if said and said.get("agent") == agent_id:
+        done, message = (said["text"], message) if said.get("ok") else (None, message or said["text"])
     return page(
         "admin/agent.html", "agents", status, agent=agent, team_options=team_options, form=form, errors=errors or {},
-        message=message, notices=notices,
+        message=message, notices=NOTICES, done=done, stranded=people.stranded(portal(), g.session, agent),
     )  # fmt: skip
 
 
@@ -98,11 +95,22 @@ def remove_from_team(agent_id: str, team_id: str):
         outcome = people.remove_from_team(portal(), g.session, agent_id, team_id)
     except UserError as exc:
         return _edit(agent_id, message=exc.message, errors=exc.errors, status=exc.status)
-    if not outcome["failed"] and not outcome["more"]:
-        moved = outcome["moved"]
-        return redirect(url_for("admin.agent", agent_id=agent_id, notice="removed", moved=moved), 303)
-    said = [f"The agent is out of {team_id}; {outcome['moved']} of its open tickets there went back to the team."]
-    said += [f"#{number} stayed with the agent: {reason}" for number, reason in outcome["failed"]]
-    if outcome["more"]:
-        said.append(f"It held more than {people.HAND_BACK_MAX}: remove it again to hand back the rest.")
-    return _edit(agent_id, message=" ".join(said), status=200)
+    return _handed_back(agent_id, f"The agent is out of {team_id}.", people.hand_back_words(team_id, outcome), outcome)
+
+
+@blueprint.post("/agents/<agent_id>/teams/<team_id>/hand-back")
+@admin_required
+def hand_back(agent_id: str, team_id: str):
+    """The agent's open tickets of a team it is no longer in, back to that team (the agent page lists them)."""
+    try:
+        outcome = people.hand_back(portal(), g.session, agent_id, team_id)
+    except UserError as exc:
+        return _edit(agent_id, message=exc.message, errors=exc.errors, status=exc.status)
+    return _handed_back(agent_id, "", people.hand_back_words(team_id, outcome), outcome)
+
+
+def _handed_back(agent_id: str, first: str, words: str, outcome: dict):
+    """The agent's page again, saying once what became of the tickets (a reload does not send them again)."""
+    ok = not outcome["failed"] and not outcome["more"]
+    portal().store.set_flash(g.session["_id"], {"agent": agent_id, "text": f"{first} {words}".strip(), "ok": ok})
+    return redirect(url_for("admin.agent", agent_id=agent_id), 303)

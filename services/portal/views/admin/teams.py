@@ -19,11 +19,11 @@ NOTICES = {
 }
 
 
-def _list(form: dict | None = None, errors=None, message=None, status=200):
+def _list(form: dict | None = None, errors=None, message=None, status=200, asked=None):
     directory = people.directory(portal(), g.session)
     return page(
         "admin/teams.html", "teams", status, form=form or {}, errors=errors or {}, message=message, notices=NOTICES,
-        **directory,
+        asked=asked, **directory,
     )  # fmt: skip
 
 
@@ -40,7 +40,7 @@ def add_team():
     try:
         people.create_team(portal(), g.session, form)
     except UserError as exc:
-        return _list(form, exc.errors, exc.message, exc.status)
+        return _list(form, exc.errors, exc.message, exc.status, getattr(exc, "asked", None))
     return redirect(url_for("admin.teams", notice="added"), 303)
 
 
@@ -70,16 +70,19 @@ def topic_retired(topic_id: str):
     return redirect(url_for("admin.teams", notice="retired" if retired else "restored", _anchor="topics-title"), 303)
 
 
-def _edit(team_id: str, form: dict | None = None, errors=None, message=None, status=200):
+def _edit(team_id: str, form: dict | None = None, errors=None, message=None, status=200, asked=None):
     directory = people.directory(portal(), g.session)
     team = next((team for team in directory["teams"] if team["id"] == team_id), None)
     if team is None:
         return error_page(404, "No such team", "It does not exist. Go back to the list of teams.")
+    leads = [lead["id"] for lead in team["leads"]]
     if form is None:
-        form = {"name": team["name"], "topics": team["topics"], "leads": [lead["id"] for lead in team["leads"]]}
+        form = {"name": team["name"], "topics": team["topics"], "leads": leads}
+    else:  # the other form's fields as stored: saving them as shown changes nothing
+        form = {"leads": leads, "name": team["name"], "topics": team["topics"], **form}
     return page(
         "admin/team.html", "teams", status, team=team, topic_options=directory["topic_options"], form=form,
-        errors=errors or {}, message=message, notices=NOTICES,
+        errors=errors or {}, message=message, notices=NOTICES, asked=asked,
     )  # fmt: skip
 
 
@@ -96,7 +99,7 @@ def change_team(team_id: str):
     try:
         people.change_team(portal(), g.session, team_id, form)
     except UserError as exc:
-        return _edit(team_id, form, exc.errors, exc.message, exc.status)
+        return _edit(team_id, form, exc.errors, exc.message, exc.status, getattr(exc, "asked", None))
     return redirect(url_for("admin.team", team_id=team_id, notice="saved"), 303)
 
 
