@@ -286,7 +286,7 @@ def test_an_admin_changes_an_agent_from_the_pages(portal_system, new_context):  
     admin.get_by_role("button", name="Save changes").click()
     expect(admin.get_by_text("The agent's changes are saved.")).to_be_visible()
     admin.get_by_role("button", name="Remove from desk").click()
-    expect(admin.get_by_text("The agent is out of that team.")).to_be_visible()
+    expect(admin.get_by_text("The agent is out of desk. No open ticket of desk was with the agent.")).to_be_visible()
     agent = system.call("GET", "assignment", "/agents/cora")
     assert (agent["capacity"], agent["teams"], agent["lead_of"], agent["available"]) == (7, ["network"], [], False)
     admin.get_by_role("button", name="Remove from network").click()  # the last team: assignment refuses
