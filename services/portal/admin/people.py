@@ -140,8 +140,12 @@ def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
 
 
 def stranded(svc: Portal, session: dict, agent_found: dict) -> dict[str, int]:
-    """The agent's open tickets in teams it is not in, counted by team (none read past HAND_BACK_MAX)."""
-    held = svc.services.get("assignment", "/queue", actor(session), agent_id=agent_found["id"], limit=HAND_BACK_MAX)
+    """The agent's open tickets in teams it is not in, counted by team (none read past HAND_BACK_MAX; none said
+    when assignment does not answer: the page shows the rest)."""
+    try:
+        held = svc.services.get("assignment", "/queue", actor(session), agent_id=agent_found["id"], limit=HAND_BACK_MAX)
+    except (Refused, Unreachable):
+        return {}
     counts: dict[str, int] = {}
     for ticket in held["items"]:
         if ticket.get("team") and ticket["team"] not in agent_found["teams"]:
