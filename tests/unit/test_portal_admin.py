@@ -284,7 +284,13 @@ def test_a_topic_another_team_has_is_moved_only_when_asked_and_never_where_it_wo
     people.create_team(svc, ADMIN, yes)
     people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["new-topic"]})  # nobody names it
     people.change_team(svc, ADMIN, "b-team", {"name": "B", "topics": ["printers"]})  # what it has, kept
-    assert [path for _, method, path, _ in services.calls if method != "GET"] == ["/teams", "/teams", "/teams/b-team"]
+    sent = [(method, path, body) for _, method, path, body in services.calls if method != "GET"]
+    assert sent == [
+        ("POST", "/teams", {"id": "a-tester", "name": "A", "topics": ["software", "vpn2"]}),
+        ("PATCH", "/teams/general", {"topics": []}),  # moved: general no longer names software
+        ("POST", "/teams", {"id": "zz", "name": "Z", "topics": ["new-topic"]}),
+        ("PATCH", "/teams/b-team", {"name": "B", "topics": ["printers"]}),
+    ]
 
 
 def test_a_policy_saved_with_its_own_terms_says_nothing_changed():
@@ -305,6 +311,9 @@ def test_a_calendar_saved_as_it_is_makes_no_new_version():
     form = {"calendar_id": "office", "existing": "1", "timezone": "Europe/Berlin", "hours-mon": "09:00-17:00",
             "holidays": "2026-12-25"}  # fmt: skip
     assert sla.put_calendar(SimpleNamespace(services=services), ADMIN, form)["unchanged"] is True
+    current["holidays"] = ["2026-12-25", "2027-01-01"]  # sla keeps them sorted, once each
+    twice_backwards = {**form, "holidays": "2027-01-01, 2026-12-25\n2027-01-01"}
+    assert sla.put_calendar(SimpleNamespace(services=services), ADMIN, twice_backwards)["unchanged"] is True
     assert [call for call in services.calls if call[1] == "PUT"] == []
     sla.put_calendar(SimpleNamespace(services=services), ADMIN, {**form, "hours-mon": "08:00-17:00"})
     assert [call[2] for call in services.calls if call[1] == "PUT"] == ["/calendars/office"]
@@ -349,3 +358,16 @@ def test_tickets_are_handed_back_only_to_a_team_the_agent_has_left():
     with pytest.raises(UserError):
         people.hand_back(SimpleNamespace(services=services), ADMIN, "cora", "desk")
     assert [call for call in services.calls if call[1] != "GET"] == []
+
+
+def test_unticking_a_team_on_the_agent_page_hands_its_tickets_there_back():
+    agents = [{"id": "cora", "name": "Cora", "email": "cora@example.com", "teams": ["network", "desk"]}]
+    held = {"items": [{"ticket_id": "t-1", "number": 101}], "next_cursor": None}
+    services = FakeServices(
+        {("assignment", "GET", "/agents"): {"items": agents}, ("assignment", "GET", "/queue"): held}
+    )
+    form = {"name": "Cora", "email": "cora@example.com", "teams": ["network"], "capacity": "3"}
+    handed = people.save_agent(SimpleNamespace(services=services), ADMIN, "cora", form)
+    assert handed == {"desk": {"moved": 1, "failed": [], "more": False}}
+    sent = [(method, path) for _, method, path, _ in services.calls if method != "GET" or path == "/queue"]
+    assert sent == [("GET", "/queue"), ("PATCH", "/agents/cora"), ("POST", "/tickets/t-1/assign")]

@@ -88,17 +88,24 @@ def _account_possible(svc: Portal, email: str) -> None:
         raise UserError(ACCOUNT_TAKEN, {"email": [ACCOUNT_TAKEN]}, 409)
 
 
-def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict:
+def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[str, dict]:
     """The agent page's changes. An email another agent has is refused here, next to the field: that agent
-    would get this one's assignment and breach emails (assignment's API allows it; these pages do not)."""
+    would get this one's assignment and breach emails (assignment's API allows it; these pages do not). A team
+    unticked hands the agent's open tickets there back to it, as "Remove from <team>" does: {team: outcome}."""
     body = agent_body(form)
-    _email_of_nobody_else(svc, session, agent_id, body["email"])
-    return change_agent(svc, session, agent_id, body)
-
-
-def _email_of_nobody_else(svc: Portal, session: dict, agent_id: str, email: str) -> None:
-    wanted = email.strip().lower()
     agents = svc.services.get("assignment", "/agents", actor(session))["items"]
+    _email_of_nobody_else(svc, session, agent_id, body["email"], agents)
+    own = next((a for a in agents if a["id"] == agent_id), None)
+    kept = body["teams"] if isinstance(body["teams"], list) else []
+    left = [team for team in (own or {}).get("teams", []) if team not in kept]
+    held = {team: _held(svc, session, agent_id, team) for team in left}  # read first: a silence changes nothing
+    change_agent(svc, session, agent_id, body)
+    return {team: _transfer_back(svc, session, team, held[team]) for team in left}
+
+
+def _email_of_nobody_else(svc: Portal, session: dict, agent_id: str, email: str, agents: list | None = None) -> None:
+    wanted = email.strip().lower()
+    agents = agents if agents is not None else svc.services.get("assignment", "/agents", actor(session))["items"]
     own = next((a for a in agents if a["id"] == agent_id), None)
     if not wanted or (own is not None and (own.get("email") or "").lower() == wanted):
         return  # unchanged: agents that share one already may still change the rest
@@ -189,17 +196,19 @@ def hand_back_words(team: str, outcome: dict) -> str:
 MOVE_TOPICS = "move_topics"  # the form's box: yes, take these topics from the team that has them now
 
 
-def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team: bool = False) -> None:
+def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team: bool = False) -> dict[str, list]:
     """A topic goes to the first team by id that names it (assignment's rule; a topic no team names goes to
     general). A topic newly given to a team: refused next to the field when another team that names it comes
     first (this one would get none of its tickets), and asked once more when this one would come first (its
     tickets would move here, away from that team's agents): yes is the form's MOVE_TOPICS, which names the topics
-    asked about. What the team has already is left as it is (the teams' list points it out)."""
+    asked about. What the team has already is left as it is (the teams' list points it out).
+
+    The moves said yes to: {other team: its topics without the moved ones}, to save once this team has them."""
     if not team_id:
-        return
+        return {}
     teams = sorted(svc.services.get("assignment", "/teams", actor(session))["items"], key=lambda t: t["id"])
     if new_team and any(team["id"] == team_id for team in teams):
-        return  # the id is taken: assignment says so, next to the id
+        return {}  # the id is taken: assignment says so, next to the id
     had = next((team.get("topics") or [] for team in teams if team["id"] == team_id), [])
     routes: dict[str, str] = {}  # topic -> the team that names it and comes first, this one left out
     for team in teams:
@@ -220,24 +229,44 @@ def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team:
         question = UserError("Move a topic from another team?", {"topics": said})
         question.asked = sorted(taken)  # the topics the form's box then says yes to
         raise question
+    left = {}  # the other teams lose the moved topics: they would still name them and get none of their tickets
+    for team in teams:
+        moved = [topic for topic, other in taken.items() if other == team["id"]]
+        if moved:
+            left[team["id"]] = [topic for topic in team.get("topics") or [] if topic not in moved]
+    return left
+
+
+def _take_topics_off(svc: Portal, session: dict, left: dict[str, list]) -> None:
+    """After a move: each other team's topics without the moved ones (a refusal leaves it naming them, as before)."""
+    for other, topics in left.items():
+        path = f"/teams/{path_id(other)}"
+        try:
+            svc.services.call("assignment", "PATCH", path, actor(session), json={"topics": topics})
+        except (Refused, Unreachable):
+            pass  # it still names them and gets none of their tickets: the teams' list says so
 
 
 def create_team(svc: Portal, session: dict, form: dict) -> dict:
     body = {"id": form.get("id", "").strip(), "name": form.get("name", "").strip(), "topics": form.get("topics", [])}
-    check_topics(svc, session, body["id"], form, new_team=True)
+    left = check_topics(svc, session, body["id"], form, new_team=True)
     try:
-        return svc.services.post("assignment", "/teams", actor(session), body)
+        created = svc.services.post("assignment", "/teams", actor(session), body)
     except Refused as refused:
         raise refusal(refused, conflict="id") from None
+    _take_topics_off(svc, session, left)
+    return created
 
 
 def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
     body = {"name": form.get("name", "").strip(), "topics": form.get("topics", [])}
-    check_topics(svc, session, team_id, form)
+    left = check_topics(svc, session, team_id, form)
     try:
-        return svc.services.call("assignment", "PATCH", f"/teams/{path_id(team_id)}", actor(session), json=body)
+        changed = svc.services.call("assignment", "PATCH", f"/teams/{path_id(team_id)}", actor(session), json=body)
     except Refused as refused:
         raise refusal(refused) from None
+    _take_topics_off(svc, session, left)
+    return changed
 
 
 def set_leads(svc: Portal, session: dict, team_id: str, leads: list[str]) -> None:

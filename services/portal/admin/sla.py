@@ -124,7 +124,8 @@ def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
             current = svc.services.get("sla", f"/calendars/{calendar_id}", actor(session))
         except Refused:
             current = {}
-        if current and {name: current.get(name) for name in body} == body:
+        kept_as = {**body, "holidays": sorted(set(body["holidays"]))}  # sla keeps them sorted, once each
+        if current and {name: current.get(name) for name in body} == kept_as:
             return {**current, "unchanged": True}
     try:
         return svc.services.call("sla", "PUT", f"/calendars/{calendar_id}", actor(session), json=body)

@@ -71,10 +71,15 @@ def agent(agent_id: str):
 def change_agent(agent_id: str):
     form = form_data(*LISTS)
     try:
-        people.save_agent(portal(), g.session, agent_id, form)
+        handed = people.save_agent(portal(), g.session, agent_id, form)
     except UserError as exc:
         return _edit(agent_id, form, exc.errors, exc.message, exc.status)
-    return redirect(url_for("admin.agent", agent_id=agent_id, notice="saved"), 303)
+    if not handed:
+        return redirect(url_for("admin.agent", agent_id=agent_id, notice="saved"), 303)
+    words = " ".join(people.hand_back_words(team, outcome) for team, outcome in handed.items())
+    whole = {"moved": 0, "failed": [f for o in handed.values() for f in o["failed"]],
+             "more": any(o["more"] for o in handed.values())}  # fmt: skip
+    return _handed_back(agent_id, NOTICES["saved"], words, whole)
 
 
 @blueprint.post("/agents/<agent_id>/availability")
