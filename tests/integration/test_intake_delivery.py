@@ -137,10 +137,14 @@ def test_a_worker_killed_mid_handling_redelivers_and_each_event_has_one_effect(
         reply_ids = [m["id"] for m in doc["thread"] if m["kind"] == "reply"]
         assert len(reply_ids) == len(set(reply_ids)) == 30
         assert all(replies[r] == doc["_id"] for r in reply_ids)
-    timeline_ids = [
-        d["_id"] for d in intake_db.timeline.find({"ticket_id": {"$in": tickets}, "type": "ticket.replied"})
-    ]
-    assert len(timeline_ids) == len(set(timeline_ids)) == len(replies)
+
+    def timeline_ids() -> list:
+        found = intake_db.timeline.find({"ticket_id": {"$in": tickets}, "type": "ticket.replied"}, {"_id": 1})
+        return [d["_id"] for d in found]
+
+    # the handler applies a reply, then records it on the timeline: the last one's entry may come a moment later
+    wait_until(lambda: len(timeline_ids()) >= len(replies), timeout=30, message="a reply never reached the timeline")
+    assert len(timeline_ids()) == len(set(timeline_ids())) == len(replies)
 
 
 def _dead_letters(infra, settings) -> list[tuple[dict, bytes]]:
