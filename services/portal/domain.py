@@ -564,3 +564,35 @@ def password_link_good(link: dict, account: dict) -> bool:
     password's last change (links made in the instant of a change are void with the others)."""
     changed = account.get("password_changed_at")
     return not account.get("disabled_at") and not (changed and link.get("created_at", changed) < changed)
+
+
+def topic_routes(teams: list[dict], leaving_out: str | None = None) -> dict[str, str]:
+    """topic -> the team its tickets go to: the first by id that names it (assignment's rule; a topic no team
+    names goes to general). `leaving_out`: as if that team named none."""
+    routes: dict[str, str] = {}
+    for team in sorted(teams, key=lambda t: t["id"]):
+        if team["id"] != leaving_out:
+            for topic in team.get("topics") or []:
+                routes.setdefault(topic, team["id"])
+    return routes
+
+
+def topic_moves(teams: list[dict], team_id: str, topics: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The topics newly given to a team that another team names, by that team: (kept: it comes first by id, so
+    this team would get none of their tickets; taken: this one comes first, so their tickets would move here)."""
+    had = next((team.get("topics") or [] for team in teams if team["id"] == team_id), [])
+    routes = topic_routes(teams, leaving_out=team_id)
+    new = [topic for topic in topics if topic not in had and topic in routes]
+    kept = {topic: routes[topic] for topic in new if routes[topic] < team_id}
+    taken = {topic: routes[topic] for topic in new if routes[topic] > team_id}
+    return kept, taken
+
+
+def topics_left(teams: list[dict], taken: dict[str, str]) -> dict[str, list[str]]:
+    """Each team that loses moved topics: {team: its topics without them}."""
+    left = {}
+    for team in teams:
+        moved = [topic for topic, other in taken.items() if other == team["id"]]
+        if moved:
+            left[team["id"]] = [topic for topic in team.get("topics") or [] if topic not in moved]
+    return left

@@ -17,10 +17,7 @@ def directory(svc: Portal, session: dict) -> dict:
     who = actor(session)
     agents = svc.services.get("assignment", "/agents", who)["items"]
     teams = svc.services.get("assignment", "/teams", who)["items"]
-    routes: dict[str, str] = {}  # topic -> the team its tickets go to (assignment: the first by id naming it)
-    for team in sorted(teams, key=lambda t: t["id"]):
-        for topic in team.get("topics") or []:
-            routes.setdefault(topic, team["id"])
+    routes = domain.topic_routes(teams)
     for team in teams:
         team["members"] = [agent for agent in agents if team["id"] in agent["teams"]]
         team["leads"] = [agent for agent in team["members"] if team["id"] in agent.get("lead_of", [])]
@@ -206,18 +203,10 @@ def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team:
     The moves said yes to: {other team: its topics without the moved ones}, to save once this team has them."""
     if not team_id:
         return {}
-    teams = sorted(svc.services.get("assignment", "/teams", actor(session))["items"], key=lambda t: t["id"])
+    teams = svc.services.get("assignment", "/teams", actor(session))["items"]
     if new_team and any(team["id"] == team_id for team in teams):
         return {}  # the id is taken: assignment says so, next to the id
-    had = next((team.get("topics") or [] for team in teams if team["id"] == team_id), [])
-    routes: dict[str, str] = {}  # topic -> the team that names it and comes first, this one left out
-    for team in teams:
-        for topic in team.get("topics") or []:
-            if team["id"] != team_id:
-                routes.setdefault(topic, team["id"])
-    new = [topic for topic in form.get("topics", []) if topic not in had and topic in routes]
-    kept = {topic: routes[topic] for topic in new if routes[topic] < team_id}
-    taken = {topic: routes[topic] for topic in new if routes[topic] > team_id}
+    kept, taken = domain.topic_moves(teams, team_id, form.get("topics", []))
     if kept:
         said = [f"{topic} goes to {other}, which comes first by id: this team would get none of its tickets. "
                 f"Take it off {other} first, or leave it out here." for topic, other in kept.items()]  # fmt: skip
@@ -229,12 +218,7 @@ def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team:
         question = UserError("Move a topic from another team?", {"topics": said})
         question.asked = sorted(taken)  # the topics the form's box then says yes to
         raise question
-    left = {}  # the other teams lose the moved topics: they would still name them and get none of their tickets
-    for team in teams:
-        moved = [topic for topic, other in taken.items() if other == team["id"]]
-        if moved:
-            left[team["id"]] = [topic for topic in team.get("topics") or [] if topic not in moved]
-    return left
+    return domain.topics_left(teams, taken)  # they would still name them and get none of their tickets
 
 
 def _take_topics_off(svc: Portal, session: dict, left: dict[str, list]) -> None:

@@ -96,22 +96,22 @@ def agent_availability(agent_id: str):
 @blueprint.post("/agents/<agent_id>/teams/<team_id>/remove")
 @admin_required
 def remove_from_team(agent_id: str, team_id: str):
-    try:
-        outcome = people.remove_from_team(portal(), g.session, agent_id, team_id)
-    except UserError as exc:
-        return _edit(agent_id, message=exc.message, errors=exc.errors, status=exc.status)
-    return _handed_back(agent_id, f"The agent is out of {team_id}.", people.hand_back_words(team_id, outcome), outcome)
+    return _handing_back(agent_id, team_id, people.remove_from_team, f"The agent is out of {team_id}.")
 
 
 @blueprint.post("/agents/<agent_id>/teams/<team_id>/hand-back")
 @admin_required
 def hand_back(agent_id: str, team_id: str):
     """The agent's open tickets of a team it is no longer in, back to that team (the agent page lists them)."""
+    return _handing_back(agent_id, team_id, people.hand_back, "")
+
+
+def _handing_back(agent_id: str, team_id: str, act, first: str):
     try:
-        outcome = people.hand_back(portal(), g.session, agent_id, team_id)
+        outcome = act(portal(), g.session, agent_id, team_id)
     except UserError as exc:
         return _edit(agent_id, message=exc.message, errors=exc.errors, status=exc.status)
-    return _handed_back(agent_id, "", people.hand_back_words(team_id, outcome), outcome)
+    return _handed_back(agent_id, first, people.hand_back_words(team_id, outcome), outcome)
 
 
 def _handed_back(agent_id: str, first: str, words: str, outcome: dict):
