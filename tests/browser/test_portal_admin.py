@@ -214,6 +214,7 @@ def test_an_admin_sets_up_the_help_desk_from_the_pages(portal_system, new_contex
     both_widths(admin, screenshot, "admin-agents")
 
     retry_a_dead_delivery(admin, system, receiver, assigned, secret)
+    remove_the_webhook(admin, system, receiver)
     pat_sets_a_password_from_the_email(new_context, system, pat_email, tickets)
     used = new_context().new_page()  # the link the admin was shown ended with the password set from the email
     assert used.goto(shown_link).status == 404
@@ -235,7 +236,8 @@ def retry_a_dead_delivery(admin: Page, system, receiver: Receiver, ticket_id: st
     receiver.failing = False  # the endpoint is fixed
     admin.goto(system.portal + "/admin/notifications")
     assert_accessible(admin)
-    row = admin.get_by_role("row").filter(has_text=ticket_id[:8]).filter(has_text="ticket.created")
+    number = system.ticket(ticket_id)["number"]  # the list names tickets by number
+    row = admin.get_by_role("row").filter(has_text=f"#{number}").filter(has_text="ticket.created")
     row.get_by_role("button", name="Retry").click()
     expect(admin.get_by_text("The notification is being sent again.")).to_be_visible()
     wait_until(lambda: receiver.delivered(notification_id), timeout=30)
@@ -244,10 +246,22 @@ def retry_a_dead_delivery(admin: Page, system, receiver: Receiver, ticket_id: st
     assert headers["X-Ticketflow-Signature"] == f"sha256={expected}"
     assert json.loads(body)["ticket_id"] == ticket_id
     admin.goto(system.portal + "/admin/webhooks")
-    expect(admin.get_by_role("row").filter(has_text=ticket_id[:8]).filter(has_text="ticket.created")).to_contain_text(
+    expect(admin.get_by_role("row").filter(has_text=f"#{number}").filter(has_text="ticket.created")).to_contain_text(
         "Sent"
     )
     assert_accessible(admin)
+
+
+def remove_the_webhook(admin: Page, system, receiver: Receiver) -> None:
+    """Removing asks first: the first click only opens the question."""
+    admin.goto(system.portal + "/admin/webhooks")
+    admin.locator("details.confirm summary", has_text="Remove this webhook").click()
+    assert [hook["url"] for hook in system.call("GET", "notify", "/webhooks")["items"]] == [receiver.url]
+    expect(admin.get_by_text(f"No more events go to {receiver.url}")).to_be_visible()
+    assert_accessible(admin)
+    admin.get_by_role("button", name="Yes, remove it").click()
+    expect(admin.get_by_text("No webhooks yet.")).to_be_visible()
+    assert system.call("GET", "notify", "/webhooks")["items"] == []
 
 
 def pat_sets_a_password_from_the_email(new_context, system, email: str, tickets: list[str]) -> None:

@@ -46,6 +46,7 @@ def test_a_form_s_address_opened_again_leads_to_its_page(portal, stub):  # noqa:
         "/admin/teams/network/lead": "/admin/teams/network",
         "/admin/agents/omar/teams/network/remove": "/admin/agents/omar",
         "/admin/webhooks/w-1/delete": "/admin/webhooks",
+        "/admin/notifications/retry-all": "/admin/notifications",
         "/admin/accounts/a-1/delete": "/admin/",
         "/account/sessions/others": "/account/password",
         "/forget": "/",
@@ -122,8 +123,47 @@ def test_a_team_page_drawn_again_after_a_topic_question_keeps_its_leads_ticked(p
     admin = signed_in(portal)
     token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/teams/a-team"))).group(1)
 
-    page = text(admin.post("/admin/teams/a-team", data={"csrf_token": token, "name": "A", "topics": ["vpn"]}))
+    answer = admin.post("/admin/teams/a-team", data={"csrf_token": token, "name": "A", "topics": ["vpn"]})
+    page = text(answer)
 
+    assert answer.status_code == 200  # a question about the form as sent, not a mistake in it
     assert "tickets go to network now; with this team they would come here instead" in page
+    assert "There is a problem" not in page and "field--error" not in page
+    assert '<h2 id="question-title">Move a topic from another team?</h2>' in page
     assert 'id="move_topics" name="move_topics" value="vpn"' in page
     assert 'id="leads-ann" name="leads" value="ann" checked' in page
+
+
+def test_failed_notifications_show_ticket_numbers_and_retry_all_at_once(portal, stub):  # noqa: F811
+    def dead(notification_id: str, ticket_id: str, channel: str, error: str) -> dict:
+        return {"id": notification_id, "ticket_id": ticket_id, "channel": channel, "event_type": "ticket.created",
+                "recipient": "ana@example.com", "attempts": 5, "last_error": error, "status": "dead",
+                "created_at": "2026-12-01T04:00:00.000Z"}  # fmt: skip
+
+    stub.answers["/notifications"] = {"items": [
+        dead("n-1", "t-1", "email", "SMTP: connection refused"),
+        dead("n-2", "t-1", "webhook", "HTTP 500"),
+        dead("n-3", "t-2222222", "webhook", "the webhook was deleted"),
+    ]}  # fmt: skip
+    stub.answers["/tickets/t-1"] = {"id": "t-1", "number": 101}  # t-2222222: intake says 404, its id is shown
+    stub.answers["/notifications/n-1/retry"] = {"id": "n-1", "status": "pending"}
+    stub.answers["/notifications/n-2/retry"] = (409, {"title": "Conflict", "detail": "not dead"})
+    admin = signed_in(portal)
+
+    page = text(admin.get("/admin/notifications"))
+
+    assert ">#101</a>" in page and ">t-222222</a>" in page
+    asked = [call["path"] for call in stub.calls if call["path"].startswith("/tickets/")]
+    assert asked == ["/tickets/t-1", "/tickets/t-2222222"]  # each ticket once
+    assert "Retry all 2" in page  # not the delivery whose webhook is gone
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    stub.calls.clear()
+
+    answer = admin.post("/admin/notifications/retry-all", data={"csrf_token": token})
+
+    assert answer.status_code == 303
+    sent = [call["path"] for call in stub.calls if call["method"] == "POST"]
+    assert sent == ["/notifications/n-1/retry", "/notifications/n-2/retry"]
+    said = "1 notification is being sent again. 1 had left the list meanwhile (sent, or retried from another page)."
+    assert said in text(admin.get(answer.headers["Location"]))
+    assert said not in text(admin.get(answer.headers["Location"]))  # said once

@@ -113,6 +113,11 @@ def test_every_row_has_a_box_for_the_bulk_form_and_leads_get_priority_and_teams(
     )
     assert [c["path"] for c in stub.calls].count("/teams") == 1  # the admin's page only: an agent moves no ticket
 
+    stub.answers["/agents"] = {"items": [{"id": "ada", "name": "Ada", "teams": ["network"], "available": False}]}
+    admin_page = text(signed_in(portal).get("/console/?view=all"))
+    assert '<option value="desk">Desk (no agents)</option>' in admin_page  # where nobody would pick them up
+    assert '<option value="network">Network (nobody available)</option>' in admin_page
+
 
 def test_a_bulk_claim_acts_on_each_ticket_and_says_what_assignment_refused(portal, stub):  # noqa: F811
     queue_stub(stub)

@@ -15,8 +15,8 @@ from tests.integration.test_portal_search import a_ticket, portal, signed_in, st
 QUEUED = {"at": "2026-01-01T10:00:01.000Z", "action": "queued", "by": "system", "from": None, "to": None,
           "decision": {"rule": "the available agent with the fewest open tickets", "candidates": []}}  # fmt: skip
 AGENTS = [
-    {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "open_tickets": 2},
-    {"id": "ines", "name": "Ines Romero", "teams": ["general"], "open_tickets": 1},
+    {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "open_tickets": 2, "available": True},
+    {"id": "ines", "name": "Ines Romero", "teams": ["general"], "open_tickets": 1, "available": True},
 ]
 
 
@@ -29,17 +29,18 @@ def a_queued_ticket(stub) -> None:  # noqa: F811
 
 
 def test_a_ticket_in_the_queue_offers_its_teams_agents_only_and_none_chosen(portal, stub):  # noqa: F811
-    a_queued_ticket(stub)
-    stub.answers["/agents"] = {"items": AGENTS[:1]}  # assignment's answer to ?team=network
+    a_queued_ticket(stub)  # every agent: ada of network, ines of general
     html = text(signed_in(portal).get("/console/tickets/t-1"))
     assert '<option value="" selected disabled>Choose an agent of Network</option>' in html
     assert '<option value="ada">Ada Lovelace (2 open)</option>' in html  # assignment said no capacity here
-    [asked] = [call["args"] for call in stub.calls if call["path"] == "/agents" and call["args"]]  # not the names
-    assert asked == {"team": "network"}  # of another team, assignment would refuse them (422)
+    assert '<option value="ines"' not in html  # of another team: assignment would refuse her (422)
+    assert '<option value="general">General</option>' in html  # ines takes its tickets
 
     stub.answers["/agents"] = {"items": [AGENTS[0] | {"capacity": 2, "available": False}]}
     html = text(signed_in(portal).get("/console/tickets/t-1"))
     assert '<option value="ada">Ada Lovelace (2 open of 2: full, away)</option>' in html  # a lead may still choose
+    assert '<option value="general">General (no agents)</option>' in html  # a transfer there would wait
+    assert "Network (its team now) (nobody available)</option>" in html
 
 
 def test_a_holder_who_left_the_team_is_not_shown_as_chosen(portal, stub):  # noqa: F811

@@ -272,11 +272,13 @@ def test_a_topic_another_team_has_is_moved_only_when_asked_and_never_where_it_wo
     ]
     services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
     svc = SimpleNamespace(services=services)
-    with pytest.raises(UserError) as asked:  # a-tester comes before general: software's tickets would move
+    with pytest.raises(people.TopicQuestion) as asked:  # a-tester comes before general: software's would move
         people.create_team(svc, ADMIN, {"id": "a-tester", "name": "A", "topics": ["software"]})
-    assert asked.value.errors["topics"][0].startswith("software's tickets go to general now")
+    assert asked.value.question[0].startswith("software's tickets go to general now")
+    assert asked.value.errors == {}  # a question, not a mistake in the form: no field is marked wrong
     with pytest.raises(UserError) as refused:  # zz comes after network: it would get none of vpn's tickets
         people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["vpn"], people.MOVE_TOPICS: "vpn"})
+    assert not isinstance(refused.value, people.TopicQuestion)
     assert refused.value.errors["topics"][0].startswith("vpn goes to network, which comes first by id")
     assert [call for call in services.calls if call[1] == "POST"] == []
     assert asked.value.asked == ["software"]
@@ -323,7 +325,7 @@ def test_the_yes_to_moving_topics_covers_only_the_topics_it_was_asked_about():
     teams = [{"id": "general", "topics": ["software"]}, {"id": "network", "topics": ["printers"]}]
     services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
     form = {"id": "a-team", "name": "A", "topics": ["software", "printers"], people.MOVE_TOPICS: "software"}
-    with pytest.raises(UserError) as asked:  # printers was added after the question: asked about too
+    with pytest.raises(people.TopicQuestion) as asked:  # printers was added after the question: asked about too
         people.create_team(SimpleNamespace(services=services), ADMIN, form)
     assert asked.value.asked == ["printers", "software"]
 
@@ -371,3 +373,18 @@ def test_unticking_a_team_on_the_agent_page_hands_its_tickets_there_back():
     assert handed == {"desk": {"moved": 1, "failed": [], "more": False}}
     sent = [(method, path) for _, method, path, _ in services.calls if method != "GET" or path == "/queue"]
     assert sent == [("GET", "/queue"), ("PATCH", "/agents/cora"), ("POST", "/tickets/t-1/assign")]
+
+
+def test_an_empty_add_agent_form_gets_every_fields_error_at_once():
+    """No email: the portal's own checks of it wait, so that assignment names every field the form lacks."""
+    problems = {"id": ["Missing data for required field."], "name": ["Shorter than minimum length 1."],
+                "email": ["Not a valid email address."], "capacity": ["Not a valid integer."]}  # fmt: skip
+    services = FakeServices(refuse=Refused(422, "Validation failed", "The agent has invalid fields.", problems))
+    svc = SimpleNamespace(services=services, store=SimpleNamespace(account_by_email=lambda email: None))
+    with pytest.raises(UserError) as refused:
+        people.create_agent(svc, ADMIN, {"id": "", "name": "", "email": "", "capacity": ""})
+    assert set(refused.value.errors) == {"id", "name", "email", "capacity"}
+    assert [call[:3] for call in services.calls] == [("assignment", "POST", "/agents")]
+    with pytest.raises(UserError) as email_only:  # an email typed: the portal's rules for it come first, as before
+        people.create_agent(svc, ADMIN, {"id": "", "name": "", "email": "not-an-address", "capacity": ""})
+    assert set(email_only.value.errors) == {"email"}

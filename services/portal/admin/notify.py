@@ -6,7 +6,7 @@ import secrets
 from datetime import timedelta
 
 from services.portal.admin import path_id, refusal, words
-from services.portal.client import Refused
+from services.portal.client import Refused, Unreachable
 from services.portal.console import actor
 from services.portal.handlers import Portal, UserError
 from shared.clock import now
@@ -25,7 +25,7 @@ def webhooks(svc: Portal, session: dict) -> list[dict]:
     hooks = svc.services.get("notify", "/webhooks", who)["items"]
     for hook in hooks:
         found = svc.services.get("notify", "/notifications", who, recipient=hook["url"], limit=DELIVERIES_SHOWN)
-        hook["deliveries"] = found["items"]
+        hook["deliveries"] = numbered(svc, who, found["items"])
     return hooks
 
 
@@ -54,9 +54,56 @@ def delete_webhook(svc: Portal, session: dict, webhook_id: str) -> None:
         raise refusal(refused) from None
 
 
+NUMBERS_LOOKED_UP = 30  # distinct tickets of a list whose numbers are asked of intake, one GET each
+WEBHOOK_GONE = "webhook was deleted"  # in notify's last error of a delivery whose webhook was removed
+
+
 def dead(svc: Portal, session: dict) -> list[dict]:
-    """The notifications every retry of which failed, newest first."""
-    return svc.services.get("notify", "/notifications", actor(session), status="dead", limit=DEAD_SHOWN)["items"]
+    """The notifications every retry of which failed, newest first, each `numbered` and `retriable`."""
+    who = actor(session)
+    items = svc.services.get("notify", "/notifications", who, status="dead", limit=DEAD_SHOWN)["items"]
+    for item in numbered(svc, who, items):
+        item["retriable"] = retriable(item)
+    return items
+
+
+def numbered(svc: Portal, who, items: list[dict]) -> list[dict]:
+    """The notifications, each with its ticket's `number` as intake says it: one GET a ticket, for the first
+    NUMBERS_LOOKED_UP tickets (None past them, or when intake does not answer: the page shows the id)."""
+    numbers: dict[str, int | None] = {}
+    for item in items:
+        ticket_id = item["ticket_id"]
+        if ticket_id not in numbers and len(numbers) < NUMBERS_LOOKED_UP:
+            try:
+                numbers[ticket_id] = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}", who).get("number")
+            except (Refused, Unreachable):
+                numbers[ticket_id] = None
+        item["number"] = numbers.get(ticket_id)
+    return items
+
+
+def retriable(item: dict) -> bool:
+    """Whether Retry can do anything: not when the delivery's webhook is gone."""
+    return WEBHOOK_GONE not in (item.get("last_error") or "")
+
+
+def retry_all(svc: Portal, session: dict) -> dict[str, int]:
+    """Retry every failed notification of the list that can be: {"retried", "gone" (sent meanwhile, or retried
+    by someone else), "failed" (notify refused or did not answer)}. Each is its own request: one that fails
+    leaves the others retried."""
+    outcome = {"retried": 0, "gone": 0, "failed": 0}
+    who = actor(session)
+    for item in svc.services.get("notify", "/notifications", who, status="dead", limit=DEAD_SHOWN)["items"]:
+        if not retriable(item):
+            continue
+        try:
+            svc.services.post("notify", f"/notifications/{path_id(item['id'])}/retry", who, {})
+            outcome["retried"] += 1
+        except Refused as refused:
+            outcome["gone" if refused.status in (404, 409) else "failed"] += 1
+        except Unreachable:
+            outcome["failed"] += 1
+    return outcome
 
 
 def retry(svc: Portal, session: dict, notification_id: str) -> dict:

@@ -64,8 +64,9 @@ def agent_body(form: dict) -> dict:
 def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, bool]:
     """A new agent with its portal account: (the agent, a one-time token to set a password, whether it is emailed)."""
     body = {"id": form.get("id", "").strip(), **agent_body(form)}
-    _account_possible(svc, body["email"].lower())
-    _email_of_nobody_else(svc, session, body["id"], body["email"])
+    if body["email"]:  # none: assignment refuses it, and says at once what else the form lacks
+        _account_possible(svc, body["email"].lower())
+        _email_of_nobody_else(svc, session, body["id"], body["email"])
     try:
         created = svc.services.post("assignment", "/agents", actor(session), body)
     except Refused as refused:
@@ -193,6 +194,15 @@ def hand_back_words(team: str, outcome: dict) -> str:
 MOVE_TOPICS = "move_topics"  # the form's box: yes, take these topics from the team that has them now
 
 
+class TopicQuestion(UserError):
+    """Not a mistake in the form: a question the page asks before the team takes topics another team has.
+    `question`: what would happen, a sentence a topic; `asked`: the topics the form's box then says yes to."""
+
+    def __init__(self, message: str, question: list[str], asked: list[str]) -> None:
+        super().__init__(message, status=200)
+        self.question, self.asked = question, asked
+
+
 def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team: bool = False) -> dict[str, list]:
     """A topic goes to the first team by id that names it (assignment's rule; a topic no team names goes to
     general). A topic newly given to a team: refused next to the field when another team that names it comes
@@ -212,12 +222,12 @@ def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team:
                 f"Take it off {other} first, or leave it out here." for topic, other in kept.items()]  # fmt: skip
         raise UserError("A topic cannot go to this team.", {"topics": said})
     if taken and not set(taken) <= set((form.get(MOVE_TOPICS) or "").split(",")):
-        ask = "To move them, tick “Move these topics to this team” and send again."
-        said = [f"{topic}'s tickets go to {other} now; with this team they would come here instead. {ask}"
-                for topic, other in taken.items()]  # fmt: skip
-        question = UserError("Move a topic from another team?", {"topics": said})
-        question.asked = sorted(taken)  # the topics the form's box then says yes to
-        raise question
+        raise TopicQuestion(
+            "Move a topic from another team?",
+            [f"{topic}'s tickets go to {other} now; with this team they would come here instead."
+             for topic, other in taken.items()],
+            sorted(taken),
+        )  # fmt: skip
     return domain.topics_left(teams, taken)  # they would still name them and get none of their tickets
 
 

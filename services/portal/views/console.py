@@ -115,9 +115,13 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
 def _teams() -> list[dict]:
     """The teams a bulk move may go to; none (no such choice) when assignment does not list them."""
     try:
-        return console.every_team(portal(), g.session)
+        teams = console.every_team(portal(), g.session)
     except (Refused, Unreachable):
         return []
+    try:
+        return console.staffed(teams, portal().services.get("assignment", "/agents", console.actor(g.session))["items"])
+    except (Refused, Unreachable):
+        return teams  # the choices still, without saying who is in each
 
 
 QUEUE_NOTICES = {"handed-on": "The ticket is with another team now: it waits in their queue, out of your sight."}

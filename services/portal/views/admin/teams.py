@@ -19,11 +19,18 @@ NOTICES = {
 }
 
 
-def _list(form: dict | None = None, errors=None, message=None, status=200, asked=None):
+def _question(exc: UserError) -> tuple[list | None, list | None]:
+    """The topics a form asks about and what it says of them (people.TopicQuestion), or (None, None)."""
+    if isinstance(exc, people.TopicQuestion):
+        return exc.asked, exc.question
+    return None, None
+
+
+def _list(form: dict | None = None, errors=None, message=None, status=200, asked=None, question=None):
     directory = people.directory(portal(), g.session)
     return page(
         "admin/teams.html", "teams", status, form=form or {}, errors=errors or {}, message=message, notices=NOTICES,
-        asked=asked, **directory,
+        asked=asked, question=question, **directory,
     )  # fmt: skip
 
 
@@ -40,7 +47,7 @@ def add_team():
     try:
         people.create_team(portal(), g.session, form)
     except UserError as exc:
-        return _list(form, exc.errors, exc.message, exc.status, getattr(exc, "asked", None))
+        return _list(form, exc.errors, exc.message, exc.status, *_question(exc))
     return redirect(url_for("admin.teams", notice="added"), 303)
 
 
@@ -70,7 +77,7 @@ def topic_retired(topic_id: str):
     return redirect(url_for("admin.teams", notice="retired" if retired else "restored", _anchor="topics-title"), 303)
 
 
-def _edit(team_id: str, form: dict | None = None, errors=None, message=None, status=200, asked=None):
+def _edit(team_id: str, form: dict | None = None, errors=None, message=None, status=200, asked=None, question=None):
     directory = people.directory(portal(), g.session)
     team = next((team for team in directory["teams"] if team["id"] == team_id), None)
     if team is None:
@@ -82,7 +89,7 @@ def _edit(team_id: str, form: dict | None = None, errors=None, message=None, sta
         form = {"leads": leads, "name": team["name"], "topics": team["topics"], **form}
     return page(
         "admin/team.html", "teams", status, team=team, topic_options=directory["topic_options"], form=form,
-        errors=errors or {}, message=message, notices=NOTICES, asked=asked,
+        errors=errors or {}, message=message, notices=NOTICES, asked=asked, question=question,
     )  # fmt: skip
 
 
@@ -99,7 +106,7 @@ def change_team(team_id: str):
     try:
         people.change_team(portal(), g.session, team_id, form)
     except UserError as exc:
-        return _edit(team_id, form, exc.errors, exc.message, exc.status, getattr(exc, "asked", None))
+        return _edit(team_id, form, exc.errors, exc.message, exc.status, *_question(exc))
     return redirect(url_for("admin.team", team_id=team_id, notice="saved"), 303)
 
 

@@ -58,13 +58,37 @@ def delete_webhook(webhook_id: str):
 
 def _dead(message=None, status=200):
     items = notify.dead(portal(), g.session)
-    return page("admin/dead.html", "dead", status, notifications=items, message=message, notices=NOTICES)
+    done = None
+    said = g.session.get("flash") and portal().store.pop_flash(g.session["_id"])  # "Retry all"'s outcome, once
+    if said and said.get("page") == "dead":
+        done, message = (said["text"], message) if said.get("ok") else (None, message or said["text"])
+    return page("admin/dead.html", "dead", status, notifications=items, message=message, notices=NOTICES, done=done)
 
 
 @blueprint.get("/notifications")
 @admin_required
 def dead():
     return _dead()
+
+
+@blueprint.post("/notifications/retry-all")
+@admin_required
+def retry_all():
+    """Every failed notification of the list that can be sent again; the page then says once how many were."""
+    outcome = notify.retry_all(portal(), g.session)
+    said = {"page": "dead", "text": retried_words(outcome), "ok": not outcome["failed"]}
+    portal().store.set_flash(g.session["_id"], said)
+    return redirect(url_for("admin.dead"), 303)
+
+
+def retried_words(outcome: dict[str, int]) -> str:
+    retried, gone, failed = outcome["retried"], outcome["gone"], outcome["failed"]
+    said = [f"{retried} {'notification is' if retried == 1 else 'notifications are'} being sent again."]
+    if gone:
+        said.append(f"{gone} had left the list meanwhile (sent, or retried from another page).")
+    if failed:
+        said.append(f"{failed} could not be retried: notify refused or did not answer. Try again in a moment.")
+    return " ".join(said)
 
 
 @blueprint.post("/notifications/<notification_id>/retry")
