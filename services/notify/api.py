@@ -96,7 +96,8 @@ class Retry(MethodView):
     @notifications.alt_response(404, response="NOT_FOUND")
     @notifications.alt_response(409, response="CONFLICT")
     def post(self, notification_id):
-        """Send a dead notification again: pending, due now, its retry delays starting over (409 if not dead)."""
+        """Send a dead notification again: pending, due now, its retry delays starting over (409 if not dead, or if
+        its webhook was removed)."""
         return handlers.notification_view(handlers.retry(notify(), notification_id), principal())
 
 

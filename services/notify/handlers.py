@@ -293,6 +293,8 @@ def retry(svc: Notify, notification_id: str) -> Notification:
             record.retry(now())
         except NotDead as exc:
             raise Conflict(str(exc)) from None
+        if record.channel == "webhook" and svc.webhooks.find(record.webhook_id) is None:
+            raise Conflict("Its webhook was removed: there is nothing to send it to.")
 
     load = lambda: svc.notifications.get(notification_id)  # noqa: E731
     save = lambda record, _: svc.notifications.save(record, {})  # noqa: E731

@@ -84,9 +84,10 @@ def refusal(url: str, allowed: Networks, timeout: float) -> str | None:
 def _refused(host: str, addresses: list[str], allowed: Networks) -> str | None:
     for address in addresses:
         if problem := address_problem(address, allowed):
-            shown = "" if _literal(host) else f"{host} resolves to "
+            if not _literal(host):  # "10.0.0.1 is a private address" -> "h resolves to 10.0.0.1, which is a ..."
+                problem = f"{host} resolves to " + problem.replace(" is ", ", which is ", 1)
             return (
-                f"Must point to a public address: {shown}{problem} "
+                f"Must point to a public address: {problem} "
                 "(TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS admits chosen networks)."
             )
     return None

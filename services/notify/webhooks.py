@@ -189,7 +189,7 @@ def _events_problems(events: object) -> list[str]:
             )
         elif not any(glob_match(pattern, kind) for kind in WEBHOOK_EVENT_TYPES):
             problems.append(
-                f"Item {index}: {pattern!r} matches no event type notify forwards: {', '.join(WEBHOOK_EVENT_TYPES)}."
+                f"Item {index}: {pattern!r} matches no event type a webhook can get: {', '.join(WEBHOOK_EVENT_TYPES)}."
             )
     return problems
 

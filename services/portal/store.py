@@ -20,6 +20,8 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from shared.mongo import retire_indexes
 
+FLASH_FOR = timedelta(minutes=10)  # a page's once-said outcome (set_flash) is dropped after that unsaid
+
 
 def digest(token: str) -> str:
     """Secrets are stored as their SHA-256: a copy of the database opens no session and sets no password."""
@@ -206,13 +208,22 @@ class PortalStore:
     def link_acted_on(self, session_id: str, ticket_id: str) -> None:
         self.sessions.update_one({"_id": session_id}, {"$pull": {"links_followed": ticket_id}})
 
-    def set_flash(self, session_id: str, flash: dict) -> None:
-        """What the next page of this session says once (a redirect after a form: a reload does not act again)."""
-        self.sessions.update_one({"_id": session_id}, {"$set": {"flash": flash}})
+    def set_flash(self, session_id: str, kind: str, page: str, flash: dict, at: datetime) -> None:
+        """What a page of this session says once, the next time it is drawn (a redirect after a form: a reload does
+        not act again). One a `kind` of page ("bulk", "dead", "agent"); `page` names which (an agent's id), so that
+        another page, or another agent's, never takes it."""
+        self.sessions.update_one({"_id": session_id}, {"$set": {f"flash.{kind}": {**flash, "page": page, "at": at}}})
 
-    def pop_flash(self, session_id: str) -> dict | None:
-        before = self.sessions.find_one_and_update({"_id": session_id}, {"$unset": {"flash": ""}})
-        return (before or {}).get("flash")
+    def pop_flash(self, session_id: str, kind: str, page: str, now: datetime) -> dict | None:
+        """The page's flash, taken: None when there is none for it, or when it is older than FLASH_FOR (a page
+        that failed to draw left it, and it no longer says what just happened)."""
+        before = self.sessions.find_one_and_update(
+            {"_id": session_id, f"flash.{kind}.page": page}, {"$unset": {f"flash.{kind}": ""}}
+        )
+        flash = ((before or {}).get("flash") or {}).get(kind)
+        if flash is None or flash["at"] < now - FLASH_FOR:
+            return None
+        return flash
 
     def forget_grants(self, session_id: str) -> None:
         """The session reads no requester's ticket any more (and forgets the forms it sent)."""

@@ -356,7 +356,7 @@ def no_allowed_networks(notify_ctx, monkeypatch):
     ("url", "why"),
     [
         ("http://127.0.0.1:8099/hook", "127.0.0.1 is a loopback address"),
-        ("http://localhost:8099/hook", "localhost resolves to 127.0.0.1 is a loopback address"),
+        ("http://localhost:8099/hook", "localhost resolves to 127.0.0.1, which is a loopback address"),
         ("https://[::1]:8443/hook", "::1 is a loopback address"),
         ("https://[::ffff:10.0.0.1]/hook", "::ffff:a00:1 is a private address"),
         ("http://10.1.2.3/hook", "10.1.2.3 is a private address"),
@@ -378,7 +378,7 @@ def test_a_name_that_resolves_into_the_private_network_is_refused_at_registratio
     monkeypatch.setattr(webhook_sender, "resolve", lambda host, port: ["93.184.215.14", "10.0.0.1"])
     response = notify_client.post("/webhooks", json=webhook_body(url="https://hooks.example.com/x"), headers=admin())
     (message,) = assert_problem(response, 422, "url")["errors"]["url"]
-    assert "hooks.example.com resolves to 10.0.0.1 is a private address" in message
+    assert "hooks.example.com resolves to 10.0.0.1, which is a private address" in message
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8099/hook", "http://localhost:8099/hook"])
@@ -389,7 +389,10 @@ def test_an_allowed_network_admits_a_webhook_on_this_host(notify_client, notify_
 
 @pytest.mark.parametrize(
     ("answer", "why"),
-    [(["10.0.0.1"], "10.0.0.1 is a private address"), (["169.254.169.254"], "169.254.169.254 is a cloud metadata")],
+    [
+        (["10.0.0.1"], "10.0.0.1, which is a private address"),
+        (["169.254.169.254"], "169.254.169.254, which is a cloud metadata"),
+    ],
 )
 def test_a_delivery_to_a_name_now_resolving_into_the_private_network_fails_without_connecting(
     notify_client, notify_ctx, notify_event, monkeypatch, answer, why

@@ -296,3 +296,28 @@ def test_two_webhooks_on_one_url_each_get_their_delivery(notify, webhook_server)
     deliveries = [r for r in _records(notify, ticket_id) if r["channel"] == "webhook"]
     assert sorted(r["webhook_id"] for r in deliveries) == sorted(h["_id"] for h in hooks)
     assert len({r["_id"] for r in deliveries}) == 2
+
+
+def test_a_dead_webhook_delivery_is_not_retried_once_its_webhook_is_removed(notify):
+    from datetime import UTC, datetime
+
+    from services.notify.domain import Notification
+    from shared.errors import Conflict
+
+    hook = notify.webhooks.add({"_id": uuid.uuid4().hex, "url": "http://127.0.0.1:9/x", "events": ["*"],
+                                "secret": "s", "created_at": datetime.now(UTC)})  # fmt: skip
+    record = Notification(
+        id=uuid.uuid4().hex, event_id=uuid.uuid4().hex, event_type="ticket.created", ticket_id=uuid.uuid4().hex,
+        channel="webhook", recipient=hook["url"], subject=None, body="{}", created_at=datetime.now(UTC),
+        webhook_id=hook["_id"], endpoint="127.0.0.1", status="dead", attempts=6, last_error="HTTP 500",
+    )  # fmt: skip
+    notify.notifications.insert(record, {})
+    handlers.delete_webhook(notify, hook["_id"])
+
+    with pytest.raises(Conflict, match="Its webhook was removed"):
+        handlers.retry(notify, record.id)
+    assert notify.notifications.get(record.id).status == "dead"  # left as it was
+
+    notify.webhooks.add({**hook, "created_at": datetime.now(UTC)})  # the same webhook back: retried
+    assert handlers.retry(notify, record.id).status == "pending"
+    notify.notifications.collection.delete_one({"_id": record.id})  # no later test's worker may send it

@@ -135,16 +135,17 @@ def test_a_team_page_drawn_again_after_a_topic_question_keeps_its_leads_ticked(p
 
 
 def test_failed_notifications_show_ticket_numbers_and_retry_all_at_once(portal, stub):  # noqa: F811
-    def dead(notification_id: str, ticket_id: str, channel: str, error: str) -> dict:
+    def dead(notification_id: str, ticket_id: str, channel: str, recipient: str) -> dict:
         return {"id": notification_id, "ticket_id": ticket_id, "channel": channel, "event_type": "ticket.created",
-                "recipient": "ana@example.com", "attempts": 5, "last_error": error, "status": "dead",
+                "recipient": recipient, "attempts": 5, "last_error": "it failed", "status": "dead",
                 "created_at": "2026-12-01T04:00:00.000Z"}  # fmt: skip
 
     stub.answers["/notifications"] = {"items": [
-        dead("n-1", "t-1", "email", "SMTP: connection refused"),
-        dead("n-2", "t-1", "webhook", "HTTP 500"),
-        dead("n-3", "t-2222222", "webhook", "the webhook was deleted"),
+        dead("n-1", "t-1", "email", "ana@example.com"),
+        dead("n-2", "t-1", "webhook", "https://hooks.example.com/ok"),
+        dead("n-3", "t-2222222", "webhook", "https://hooks.example.com/gone"),  # its webhook was removed since
     ]}  # fmt: skip
+    stub.answers["/webhooks"] = {"items": [{"id": "w-1", "url": "https://user:pw@hooks.example.com/ok?k=1"}]}
     stub.answers["/tickets/t-1"] = {"id": "t-1", "number": 101}  # t-2222222: intake says 404, its id is shown
     stub.answers["/notifications/n-1/retry"] = {"id": "n-1", "status": "pending"}
     stub.answers["/notifications/n-2/retry"] = (409, {"title": "Conflict", "detail": "not dead"})
@@ -155,15 +156,27 @@ def test_failed_notifications_show_ticket_numbers_and_retry_all_at_once(portal, 
     assert ">#101</a>" in page and ">t-222222</a>" in page
     asked = [call["path"] for call in stub.calls if call["path"].startswith("/tickets/")]
     assert asked == ["/tickets/t-1", "/tickets/t-2222222"]  # each ticket once
-    assert "Retry all 2" in page  # not the delivery whose webhook is gone
+    assert "Retry all 2" in page and page.count("Its webhook was removed: nothing to retry.") == 1
+    shown = re.findall(r'name="notification_ids" value="([^"]+)"', page)
+    assert shown == ["n-1", "n-2"]
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    stub.answers["/notifications"]["items"].append(dead("n-4", "t-1", "email", "bo@example.com"))  # failed since
     stub.calls.clear()
 
-    answer = admin.post("/admin/notifications/retry-all", data={"csrf_token": token})
+    answer = admin.post("/admin/notifications/retry-all", data={"csrf_token": token, "notification_ids": shown})
 
     assert answer.status_code == 303
     sent = [call["path"] for call in stub.calls if call["method"] == "POST"]
-    assert sent == ["/notifications/n-1/retry", "/notifications/n-2/retry"]
-    said = "1 notification is being sent again. 1 had left the list meanwhile (sent, or retried from another page)."
+    assert sent == ["/notifications/n-1/retry", "/notifications/n-2/retry"]  # the ones shown, not n-4
+    said = "1 notification is being sent again. 1 notification had left the list meanwhile"
+    cora = {"id": "cora", "name": "Cora", "email": "cora@example.com", "teams": ["desk"], "lead_of": [],
+            "capacity": 4, "available": True, "open_tickets": 0}  # fmt: skip
+    stub.answers |= {"/agents/cora": cora, "/agents": {"items": [cora]}, "/topics": {"items": []},
+                     "/teams": {"items": [{"id": "desk", "name": "Desk"}]}, "/queue": {"items": []}}  # fmt: skip
+    agent_page = admin.get("/admin/agents/cora")
+    assert agent_page.status_code == 200 and said not in text(agent_page)  # another page leaves it alone
     assert said in text(admin.get(answer.headers["Location"]))
     assert said not in text(admin.get(answer.headers["Location"]))  # said once
+
+    nothing = admin.post("/admin/notifications/retry-all", data={"csrf_token": token})
+    assert "Nothing to retry: no failed notification was chosen." in text(admin.get(nothing.headers["Location"]))

@@ -40,7 +40,7 @@ def test_a_ticket_in_the_queue_offers_its_teams_agents_only_and_none_chosen(port
     html = text(signed_in(portal).get("/console/tickets/t-1"))
     assert '<option value="ada">Ada Lovelace (2 open of 2: full, away)</option>' in html  # a lead may still choose
     assert '<option value="general">General (no agents)</option>' in html  # a transfer there would wait
-    assert "Network (its team now) (nobody available)</option>" in html
+    assert "Network (its team now; nobody available)</option>" in html
 
 
 def test_a_holder_who_left_the_team_is_not_shown_as_chosen(portal, stub):  # noqa: F811

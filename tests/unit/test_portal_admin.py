@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.portal.admin import in_words, number, people, refusal, sla, words
-from services.portal.client import Refused
+from services.portal.admin import in_words, notify, number, people, refusal, sla, words
+from services.portal.client import Refused, Unreachable
 from services.portal.handlers import UserError
 from services.portal.views.admin import minutes, percent
+from services.portal.views.admin.webhooks import retried_words
 
 ADMIN = {"_id": "s1", "role": "admin", "email": "admin@example.com", "agent_id": None}
 
@@ -388,3 +389,51 @@ def test_an_empty_add_agent_form_gets_every_fields_error_at_once():
     with pytest.raises(UserError) as email_only:  # an email typed: the portal's rules for it come first, as before
         people.create_agent(svc, ADMIN, {"id": "", "name": "", "email": "not-an-address", "capacity": ""})
     assert set(email_only.value.errors) == {"email"}
+
+
+class Silent(FakeServices):
+    """A service that stops answering after `answered` calls of `method`; every call kept."""
+
+    def __init__(self, method: str, answered: int, answers: dict | None = None) -> None:
+        super().__init__(answers)
+        self.method, self.answered = method, answered
+
+    def call(self, service, method, path, actor, json=None, params=None, **kwargs):
+        if method == self.method and len([c for c in self.calls if c[1] == method]) >= self.answered:
+            self.calls.append((service, method, path, json if json is not None else params))
+            raise Unreachable(service, "timed out")
+        return super().call(service, method, path, actor, json, params, **kwargs)
+
+
+def test_retry_all_stops_at_notify_s_first_silence_and_says_what_was_not_tried():
+    services = Silent("POST", answered=1)
+    outcome = notify.retry_all(SimpleNamespace(services=services), ADMIN, ["n-1", "n-2", "n-3", "n-4"])
+    assert outcome == {"retried": 1, "gone": 0, "refused": 0, "unanswered": 1, "not_tried": 2}
+    assert [call[2] for call in services.calls] == ["/notifications/n-1/retry", "/notifications/n-2/retry"]
+    words = retried_words(outcome)
+    assert words.startswith("1 notification is being sent again. notify stopped answering: the last one tried")
+    assert words.endswith("2 notifications not tried: Retry all again in a moment.")
+    assert retried_words(notify.retry_all(SimpleNamespace(services=FakeServices()), ADMIN, [])) == (
+        "Nothing to retry: no failed notification was chosen."
+    )
+
+
+def test_ticket_numbers_are_not_asked_of_intake_after_it_stops_answering():
+    items = [{"ticket_id": f"t-{i}"} for i in range(5)]
+    services = Silent("GET", answered=1, answers={("intake", "GET", "/tickets/t-0"): {"number": 100}})
+    notify.numbered(SimpleNamespace(services=services), None, items)
+    assert [item["number"] for item in items] == [100, None, None, None, None]
+    assert [call[2] for call in services.calls] == ["/tickets/t-0", "/tickets/t-1"]  # then no more waiting
+
+
+def test_a_webhook_for_a_url_that_has_one_is_refused_next_to_the_url():
+    hooks = {"items": [{"id": "w-1", "url": "https://hooks.example.com/ticketflow"}]}
+    services = FakeServices({("notify", "GET", "/webhooks"): hooks})
+    svc = SimpleNamespace(services=services, store=SimpleNamespace(form_used=lambda key: False, use_form=print))
+    form = {"url": " https://hooks.example.com/ticketflow ", "events": "ticket.*", "form_key": "k"}
+    with pytest.raises(UserError) as refused:
+        notify.add_webhook(svc, {**ADMIN, "_id": "s-1"}, form)
+    assert refused.value.status == 409 and refused.value.errors["url"][0].startswith("A webhook for this URL exists")
+    assert [call for call in services.calls if call[1] == "POST"] == []
+    notify.add_webhook(svc, {**ADMIN, "_id": "s-1"}, {**form, "url": "https://hooks.example.com/other"})
+    assert [call[2] for call in services.calls if call[1] == "POST"] == ["/webhooks"]

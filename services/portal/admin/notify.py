@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import timedelta
 
 from services.portal.admin import path_id, refusal, words
@@ -10,6 +11,7 @@ from services.portal.client import Refused, Unreachable
 from services.portal.console import actor
 from services.portal.handlers import Portal, UserError
 from shared.clock import now
+from shared.redact import redact_url
 
 DELIVERIES_SHOWN = 10  # a webhook's last deliveries on the page
 DEAD_SHOWN = 100
@@ -23,9 +25,10 @@ def webhooks(svc: Portal, session: dict) -> list[dict]:
     """Every webhook with its last deliveries, newest first (notify's notifications to its URL)."""
     who = actor(session)
     hooks = svc.services.get("notify", "/webhooks", who)["items"]
+    numbers: dict = {}  # the tickets' numbers, looked up once for the page
     for hook in hooks:
         found = svc.services.get("notify", "/notifications", who, recipient=hook["url"], limit=DELIVERIES_SHOWN)
-        hook["deliveries"] = numbered(svc, who, found["items"])
+        hook["deliveries"] = numbered(svc, who, found["items"], numbers)
     return hooks
 
 
@@ -39,6 +42,14 @@ def add_webhook(svc: Portal, session: dict, form: dict) -> tuple[dict, str]:
         raise UserError(SENT_BEFORE, status=409)
     secret = secrets.token_urlsafe(32)
     body = {"url": form.get("url", "").strip(), "events": words(form.get("events")), "secret": secret}
+    if body["url"] and any(
+        hook["url"] == body["url"] for hook in svc.services.get("notify", "/webhooks", actor(session))["items"]
+    ):
+        said = (
+            "A webhook for this URL exists already: each event would go to it twice. "
+            "To change its events or its secret, remove it and add it again."
+        )
+        raise UserError("This webhook exists already.", {"url": [said]}, 409)
     try:
         hook = svc.services.post("notify", "/webhooks", actor(session), body)
     except Refused as refused:
@@ -54,55 +65,63 @@ def delete_webhook(svc: Portal, session: dict, webhook_id: str) -> None:
         raise refusal(refused) from None
 
 
-NUMBERS_LOOKED_UP = 30  # distinct tickets of a list whose numbers are asked of intake, one GET each
-WEBHOOK_GONE = "webhook was deleted"  # in notify's last error of a delivery whose webhook was removed
+NUMBERS_LOOKED_UP = 30  # distinct tickets of a page whose numbers are asked of intake, one GET each
+RETRY_ALL_SECONDS = 20.0  # then the rest are left, said as not tried: a page's request must end (gunicorn's 30 s)
 
 
 def dead(svc: Portal, session: dict) -> list[dict]:
     """The notifications every retry of which failed, newest first, each `numbered` and `retriable`."""
     who = actor(session)
     items = svc.services.get("notify", "/notifications", who, status="dead", limit=DEAD_SHOWN)["items"]
+    try:
+        hooks = {redact_url(hook["url"]) for hook in svc.services.get("notify", "/webhooks", who)["items"]}
+    except (Refused, Unreachable):
+        hooks = None  # not known: Retry is offered, and notify refuses one whose webhook is gone
     for item in numbered(svc, who, items):
-        item["retriable"] = retriable(item)
+        item["retriable"] = item["channel"] != "webhook" or hooks is None or item["recipient"] in hooks
     return items
 
 
-def numbered(svc: Portal, who, items: list[dict]) -> list[dict]:
+def numbered(svc: Portal, who, items: list[dict], numbers: dict | None = None) -> list[dict]:
     """The notifications, each with its ticket's `number` as intake says it: one GET a ticket, for the first
-    NUMBERS_LOOKED_UP tickets (None past them, or when intake does not answer: the page shows the id)."""
-    numbers: dict[str, int | None] = {}
+    NUMBERS_LOOKED_UP tickets of `numbers` (the page's: shared by its lists). None past them, for a ticket intake
+    refuses, and for all once intake does not answer (the page then shows ids, without waiting on each)."""
+    numbers = {} if numbers is None else numbers
     for item in items:
         ticket_id = item["ticket_id"]
-        if ticket_id not in numbers and len(numbers) < NUMBERS_LOOKED_UP:
+        if ticket_id not in numbers and len(numbers) < NUMBERS_LOOKED_UP and not numbers.get(SILENT):
             try:
                 numbers[ticket_id] = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}", who).get("number")
-            except (Refused, Unreachable):
+            except Refused:
                 numbers[ticket_id] = None
+            except Unreachable:
+                numbers[SILENT] = True
         item["number"] = numbers.get(ticket_id)
     return items
 
 
-def retriable(item: dict) -> bool:
-    """Whether Retry can do anything: not when the delivery's webhook is gone."""
-    return WEBHOOK_GONE not in (item.get("last_error") or "")
+SILENT = "(intake did not answer)"  # a key of `numbered`'s numbers: ask no more
 
 
-def retry_all(svc: Portal, session: dict) -> dict[str, int]:
-    """Retry every failed notification of the list that can be: {"retried", "gone" (sent meanwhile, or retried
-    by someone else), "failed" (notify refused or did not answer)}. Each is its own request: one that fails
-    leaves the others retried."""
-    outcome = {"retried": 0, "gone": 0, "failed": 0}
+def retry_all(svc: Portal, session: dict, shown: list[str]) -> dict[str, int]:
+    """Retry the failed notifications the page showed as retriable (`shown`: their ids; not any that failed
+    since), one request each: {"retried", "gone" (sent, retried or removed meanwhile: notify's 404 or 409),
+    "refused" (another refusal), "unanswered" (notify did not answer: that one may or may not be retried),
+    "not_tried" (after a silence, or past RETRY_ALL_SECONDS)}."""
+    outcome = {"retried": 0, "gone": 0, "refused": 0, "unanswered": 0, "not_tried": 0}
     who = actor(session)
-    for item in svc.services.get("notify", "/notifications", who, status="dead", limit=DEAD_SHOWN)["items"]:
-        if not retriable(item):
-            continue
+    started = time.monotonic()
+    for position, notification_id in enumerate(shown):
+        if outcome["unanswered"] or time.monotonic() - started > RETRY_ALL_SECONDS:
+            outcome["not_tried"] = len(shown) - position
+            break
         try:
-            svc.services.post("notify", f"/notifications/{path_id(item['id'])}/retry", who, {})
+            svc.services.post("notify", f"/notifications/{path_id(notification_id)}/retry", who, {})
             outcome["retried"] += 1
         except Refused as refused:
-            outcome["gone" if refused.status in (404, 409) else "failed"] += 1
+            outcome["gone" if refused.status in (404, 409) else "refused"] += 1
         except Unreachable:
-            outcome["failed"] += 1
+            outcome["unanswered"] += 1
     return outcome
 
 

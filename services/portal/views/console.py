@@ -12,6 +12,7 @@ from services.portal.admin import replies
 from services.portal.client import Refused, Unreachable, path_id
 from services.portal.handlers import UserError, every_topic
 from services.portal.pages import agent_required, error_page, passed_on, portal
+from shared.clock import now
 from shared.events import format_time
 
 blueprint = Blueprint("console", __name__, url_prefix="/console")
@@ -52,7 +53,7 @@ def bulk():
     except UserError as exc:
         selected = request.form.getlist("ticket_ids")
         return _queue("console/queue.html", bulk_form=form, bulk_errors=exc.errors, selected=selected), exc.status
-    portal().store.set_flash(g.session["_id"], {"bulk": outcome})
+    portal().store.set_flash(g.session["_id"], "bulk", "", {"bulk": outcome}, now())
     return redirect(url_for("console.queue", **back), 303)
 
 
@@ -92,8 +93,8 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     topics = every_topic(portal(), console.actor(g.session))
     whole = template == "console/queue.html"  # not the list alone that refreshes every few seconds
     may_lead = g.session.get("role") == "admin" or bool(me.get("lead_of"))
-    said = whole and bulk_form is None and g.session.get("flash")  # as loaded: written only when there is one
-    flash = portal().store.pop_flash(g.session["_id"]) if said else None
+    said = whole and bulk_form is None and (g.session.get("flash") or {}).get("bulk")  # as loaded: only if one
+    flash = portal().store.pop_flash(g.session["_id"], "bulk", "", now()) if said else None
     return render_template(
         template,
         me=me,

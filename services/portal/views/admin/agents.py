@@ -9,6 +9,7 @@ from services.portal.admin import people
 from services.portal.handlers import UserError
 from services.portal.pages import admin_required, portal
 from services.portal.views.admin import blueprint, form_data, page
+from shared.clock import now
 
 LISTS = ("teams", "lead_of")
 NOTICES = {
@@ -51,8 +52,10 @@ def _edit(agent_id: str, form: dict | None = None, errors=None, message=None, st
     if form is None:
         form = {**agent, "capacity": str(agent["capacity"]), "available": "on" if agent["available"] else ""}
     done = None
-    said = g.session.get("flash") and portal().store.pop_flash(g.session["_id"])  # a hand-back's outcome, once
-    if said and said.get("agent") == agent_id:
+    said = (g.session.get("flash") or {}).get("agent") and portal().store.pop_flash(
+        g.session["_id"], "agent", agent_id, now()
+    )  # a hand-back's outcome, once
+    if said:
         done, message = (said["text"], message) if said.get("ok") else (None, message or said["text"])
     return page(
         "admin/agent.html", "agents", status, agent=agent, team_options=team_options, form=form, errors=errors or {},
@@ -117,5 +120,6 @@ def _handing_back(agent_id: str, team_id: str, act, first: str):
 def _handed_back(agent_id: str, first: str, words: str, outcome: dict):
     """The agent's page again, saying once what became of the tickets (a reload does not send them again)."""
     ok = not outcome["failed"] and not outcome["more"]
-    portal().store.set_flash(g.session["_id"], {"agent": agent_id, "text": f"{first} {words}".strip(), "ok": ok})
+    said = {"text": f"{first} {words}".strip(), "ok": ok}
+    portal().store.set_flash(g.session["_id"], "agent", agent_id, said, now())
     return redirect(url_for("admin.agent", agent_id=agent_id), 303)

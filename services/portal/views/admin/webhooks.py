@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 
-from flask import g, redirect, url_for
+from flask import g, redirect, request, url_for
 
 from services.portal.admin import notify
 from services.portal.handlers import UserError
 from services.portal.pages import admin_required, portal
 from services.portal.views.admin import blueprint, form_data, page
+from shared.clock import now
 
 NOTICES = {
     "deleted": "The webhook is removed: it gets no more deliveries.",
@@ -57,11 +58,13 @@ def delete_webhook(webhook_id: str):
 
 
 def _dead(message=None, status=200):
-    items = notify.dead(portal(), g.session)
+    said = (g.session.get("flash") or {}).get("dead") and portal().store.pop_flash(
+        g.session["_id"], "dead", "", now()
+    )  # "Retry all"'s outcome, once: taken first, so that a page that fails to draw does not keep it for later
     done = None
-    said = g.session.get("flash") and portal().store.pop_flash(g.session["_id"])  # "Retry all"'s outcome, once
-    if said and said.get("page") == "dead":
+    if said:
         done, message = (said["text"], message) if said.get("ok") else (None, message or said["text"])
+    items = notify.dead(portal(), g.session)
     return page("admin/dead.html", "dead", status, notifications=items, message=message, notices=NOTICES, done=done)
 
 
@@ -74,21 +77,32 @@ def dead():
 @blueprint.post("/notifications/retry-all")
 @admin_required
 def retry_all():
-    """Every failed notification of the list that can be sent again; the page then says once how many were."""
-    outcome = notify.retry_all(portal(), g.session)
-    said = {"page": "dead", "text": retried_words(outcome), "ok": not outcome["failed"]}
-    portal().store.set_flash(g.session["_id"], said)
+    """The failed notifications the page showed as retriable, each sent again; the page then says once how it went."""
+    outcome = notify.retry_all(portal(), g.session, request.form.getlist("notification_ids"))
+    ok = outcome["retried"] > 0 and not (outcome["refused"] or outcome["unanswered"] or outcome["not_tried"])
+    said = {"text": retried_words(outcome), "ok": ok}
+    portal().store.set_flash(g.session["_id"], "dead", "", said, now())
     return redirect(url_for("admin.dead"), 303)
 
 
 def retried_words(outcome: dict[str, int]) -> str:
-    retried, gone, failed = outcome["retried"], outcome["gone"], outcome["failed"]
-    said = [f"{retried} {'notification is' if retried == 1 else 'notifications are'} being sent again."]
-    if gone:
-        said.append(f"{gone} had left the list meanwhile (sent, or retried from another page).")
-    if failed:
-        said.append(f"{failed} could not be retried: notify refused or did not answer. Try again in a moment.")
-    return " ".join(said)
+    def count(n: int) -> str:
+        return f"{n} notification{'' if n == 1 else 's'}"
+
+    said = []
+    if outcome["retried"]:
+        verb = "is" if outcome["retried"] == 1 else "are"
+        said.append(f"{count(outcome['retried'])} {verb} being sent again.")
+    if outcome["gone"]:
+        said.append(f"{count(outcome['gone'])} had left the list meanwhile (sent, retried from another page, or its "
+                    "webhook removed).")  # fmt: skip
+    if outcome["refused"]:
+        said.append(f"notify refused {count(outcome['refused'])}.")
+    if outcome["unanswered"]:
+        said.append("notify stopped answering: the last one tried may or may not be sent again.")
+    if outcome["not_tried"]:
+        said.append(f"{count(outcome['not_tried'])} not tried: Retry all again in a moment.")
+    return " ".join(said) or "Nothing to retry: no failed notification was chosen."
 
 
 @blueprint.post("/notifications/<notification_id>/retry")
