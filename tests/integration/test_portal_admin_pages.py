@@ -127,7 +127,7 @@ def test_a_team_page_drawn_again_after_a_topic_question_keeps_its_leads_ticked(p
     page = text(answer)
 
     assert answer.status_code == 200  # a question about the form as sent, not a mistake in it
-    assert "tickets go to network now; with this team they would come here instead" in page
+    assert "Topic vpn: its tickets go to Network (network) now; with this team they would come here instead" in page
     assert "There is a problem" not in page and "field--error" not in page
     assert '<h2 id="question-title">Move a topic from another team?</h2>' in page
     assert 'id="move_topics" name="move_topics" value="vpn"' in page

@@ -275,12 +275,12 @@ def test_a_topic_another_team_has_is_moved_only_when_asked_and_never_where_it_wo
     svc = SimpleNamespace(services=services)
     with pytest.raises(people.TopicQuestion) as asked:  # a-tester comes before general: software's would move
         people.create_team(svc, ADMIN, {"id": "a-tester", "name": "A", "topics": ["software"]})
-    assert asked.value.question[0].startswith("software's tickets go to general now")
+    assert asked.value.question[0].startswith("Topic software: its tickets go to general (general) now")
     assert asked.value.errors == {}  # a question, not a mistake in the form: no field is marked wrong
     with pytest.raises(UserError) as refused:  # zz comes after network: it would get none of vpn's tickets
         people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["vpn"], people.MOVE_TOPICS: "vpn"})
     assert not isinstance(refused.value, people.TopicQuestion)
-    assert refused.value.errors["topics"][0].startswith("vpn goes to network, which comes first by id")
+    assert refused.value.errors["topics"][0].startswith("Topic vpn goes to network (network): when two teams")
     assert [call for call in services.calls if call[1] == "POST"] == []
     assert asked.value.asked == ["software"]
     yes = {"id": "a-tester", "name": "A", "topics": ["software", "vpn2"], people.MOVE_TOPICS: "software"}

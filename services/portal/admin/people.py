@@ -217,14 +217,16 @@ def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team:
     if new_team and any(team["id"] == team_id for team in teams):
         return {}  # the id is taken: assignment says so, next to the id
     kept, taken = domain.topic_moves(teams, team_id, form.get("topics", []))
+    names = {team["id"]: f"{team.get('name') or team['id']} ({team['id']})" for team in teams}
     if kept:
-        said = [f"{topic} goes to {other}, which comes first by id: this team would get none of its tickets. "
-                f"Take it off {other} first, or leave it out here." for topic, other in kept.items()]  # fmt: skip
+        said = [f"Topic {topic} goes to {names[other]}: when two teams take a topic, the one whose id comes first "
+                f"in the alphabet gets its tickets, so this team would get none. Take it off {names[other]} first, "
+                "or leave it out here." for topic, other in kept.items()]  # fmt: skip
         raise UserError("A topic cannot go to this team.", {"topics": said})
     if taken and not set(taken) <= set((form.get(MOVE_TOPICS) or "").split(",")):
         raise TopicQuestion(
             "Move a topic from another team?",
-            [f"{topic}'s tickets go to {other} now; with this team they would come here instead."
+            [f"Topic {topic}: its tickets go to {names[other]} now; with this team they would come here instead."
              for topic, other in taken.items()],
             sorted(taken),
         )  # fmt: skip
