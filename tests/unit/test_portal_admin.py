@@ -437,3 +437,16 @@ def test_a_webhook_for_a_url_that_has_one_is_refused_next_to_the_url():
     assert [call for call in services.calls if call[1] == "POST"] == []
     notify.add_webhook(svc, {**ADMIN, "_id": "s-1"}, {**form, "url": "https://hooks.example.com/other"})
     assert [call[2] for call in services.calls if call[1] == "POST"] == ["/webhooks"]
+
+
+def test_an_empty_field_is_told_once_what_it_needs():
+    refused = Refused(422, "Validation failed", "The agent has invalid fields.", {
+        "name": ["Length must be between 1 and 200.", "Must not be blank."],
+        "id": ["Must not be blank."],  # spaces only: long enough, but blank
+        "teams.0": ["Unknown team."], "teams.1": ["Unknown team."],
+    })  # fmt: skip
+    assert refusal(refused).errors == {
+        "name": ["Write 1 to 200 characters."],
+        "id": ["Must not be blank."],
+        "teams": ["Unknown team."],
+    }

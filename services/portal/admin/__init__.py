@@ -26,6 +26,10 @@ def refusal(refused: Refused, names: dict[str, str] | None = None, conflict: str
         name = names.get(field) or names.get(field.split(".")[0]) or field.split(".")[0]
         said = messages if isinstance(messages, list) else [str(messages)]
         errors.setdefault(name, []).extend(in_words(str(message)) for message in said)
+    for words_said in errors.values():  # an empty field breaks two rules: "Write 1 to 200 characters." says it
+        if any(word.startswith("Write 1 to ") for word in words_said):
+            words_said[:] = [word for word in words_said if word != "Must not be blank."]
+        words_said[:] = list(dict.fromkeys(words_said))  # and a message said twice (two items of a list) once
     return UserError(refused.detail or refused.title, errors, refused.status)
 
 
