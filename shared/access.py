@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -206,6 +206,9 @@ class StampedRecords:
         return count
 
 
+RECORDS = "records"  # TicketAccess: False while no record stamped with the ticket's access exists (sla's breaches)
+
+
 class TicketAccess:
     """ticket_id -> (requester email, team, agent), from `ticket.created` and `ticket.assigned`."""
 
@@ -217,12 +220,35 @@ class TicketAccess:
         self.collection.create_index("agent_id")
 
     def learn_created(self, ticket_id: str, data: dict) -> None:
+        """The requester; and, when this is the ticket's first event here, that no record of it is stamped yet
+        (RECORDS: a ticket's records are written after its creation; a redelivered creation changes nothing)."""
         email = data["requester"]["email"].strip().lower()
-        self.collection.update_one({"_id": ticket_id}, {"$set": {"requester_email": email}}, upsert=True)
+        self.collection.update_one(
+            {"_id": ticket_id}, {"$set": {"requester_email": email}, "$setOnInsert": {RECORDS: False}}, upsert=True
+        )
 
-    def learn_assigned(self, ticket_id: str, data: dict, at: datetime) -> None:
+    def note_records(self, ticket_id: str) -> None:
+        """Before a record of the ticket is stamped (and its stamp read): its assignments must restamp them now."""
+        self.collection.update_one({"_id": ticket_id}, {"$set": {RECORDS: True}}, upsert=True)
+
+    def learn_assigned(self, ticket_id: str, data: dict, at: datetime) -> tuple[Stamp, bool]:
+        """Learn the assignment unless a newer one is known: (the ticket's stamp now, whether records of it may
+        carry another stamp and need restamping). One write that reads the result; a read more only when a
+        newer assignment held (the write then matched nothing)."""
         fields = {"team": data["team"], "agent_id": data.get("agent_id"), "assigned_at": at}
-        _newest_wins(self.collection, ticket_id, "assigned_at", at, fields)
+        try:
+            doc = self.collection.find_one_and_update(
+                {"_id": ticket_id, "$or": [{"assigned_at": {"$lt": at}}, {"assigned_at": None}]},
+                {"$set": fields},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # the document holds a newer (or the same) assignment: this one is older
+            doc = None
+        if doc is None:
+            doc = self.collection.find_one({"_id": ticket_id}) or {}
+        stamp = Stamp(doc.get("team"), doc.get("agent_id"), doc.get("assigned_at"))
+        return stamp, doc.get(RECORDS) is not False  # unknown (before the flag, or no creation seen): restamp
 
     def ids_visible_to(self, agent_id: str, teams: list[str]) -> list[str]:
         """The tickets of the teams, and those assigned to the agent."""

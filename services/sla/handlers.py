@@ -211,6 +211,7 @@ def on_breached(svc: Sla, envelope: dict) -> None:
     """sla's own sla.breached, recorded for GET /breaches once it has been published."""
     if envelope["producer"] == SERVICE:
         ticket_id = envelope["ticket_id"]
+        svc.access.note_records(ticket_id)  # first: an assignment learnt from now on restamps the breach
         stamp = svc.access.stamp_of(ticket_id)
         svc.breaches.record(envelope["event_id"], events.load_data(envelope), ticket_id, stamp)
         svc.breaches.stamps.check({"_id": envelope["event_id"]}, stamp, svc.access.stamp_of(ticket_id))
@@ -219,9 +220,10 @@ def on_breached(svc: Sla, envelope: dict) -> None:
 def on_assigned(svc: Sla, envelope: dict) -> None:
     """The ticket's team and agent: who may read its clocks (the clocks themselves do not change)."""
     at, data = events.parse_time(envelope["occurred_at"]), events.load_data(envelope)
-    svc.access.learn_assigned(envelope["ticket_id"], data, at)
     # the projection's stamp, not the event's: of two assignments at the same moment the projection kept one
-    svc.breaches.stamps.restamp({"ticket_id": envelope["ticket_id"]}, svc.access.stamp_of(envelope["ticket_id"]))
+    stamp, records = svc.access.learn_assigned(envelope["ticket_id"], data, at)
+    if records:  # else no breach of the ticket exists: on_breached notes one before it reads the stamp to write
+        svc.breaches.stamps.restamp({"ticket_id": envelope["ticket_id"]}, stamp)
 
 
 def on_agent_updated(svc: Sla, envelope: dict) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import DESCENDING, MongoClient
 
-from shared.access import Stamp, StampedRecords
+from shared.access import Stamp, StampedRecords, TicketAccess
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -87,3 +87,39 @@ def test_the_backfill_stamps_older_records_once_and_marks_the_database(records):
     assert again.backfilled()
     assert again.backfill(iter([("t1", Stamp("green", None, T0 + timedelta(hours=1)))])) == 0
     assert _stamp_of(records, "r1") == Stamp("red", "ana", T0)
+
+
+@pytest.fixture
+def access(infra, settings):
+    client = MongoClient(infra.mongo_url, tz_aware=True)
+    db = client[settings.database_name("accesstest")]
+    yield TicketAccess(db)
+    client.drop_database(db.name)
+    client.close()
+
+
+CREATED = {"requester": {"name": "Ana", "email": "Ana@Example.com"}}
+
+
+def _assigned(team: str, agent: str | None = "jane") -> dict:
+    return {"team": team, "agent_id": agent}
+
+
+def test_a_ticket_s_assignment_says_whether_its_records_need_restamping(access):
+    access.learn_created("t-1", CREATED)  # created here first: no record of it is stamped yet
+    assert access.learn_assigned("t-1", _assigned("network"), T0) == (Stamp("network", "jane", T0), False)
+
+    access.note_records("t-1")  # a breach is about to be recorded
+    access.learn_created("t-1", CREATED)  # delivered again later: it does not forget the records
+    later = T0 + timedelta(minutes=5)
+    assert access.learn_assigned("t-1", _assigned("desk", None), later) == (Stamp("desk", None, later), True)
+
+    # an older assignment arriving late changes nothing and answers the stamp the ticket has
+    assert access.learn_assigned("t-1", _assigned("network"), T0) == (Stamp("desk", None, later), True)
+    assert access.find("t-1").requester_email == "ana@example.com"
+
+
+def test_an_assignment_before_the_creation_restamps_since_nothing_says_no_record_exists(access):
+    assert access.learn_assigned("t-2", _assigned("network"), T0) == (Stamp("network", "jane", T0), True)
+    access.learn_created("t-2", CREATED)  # the document exists: creation does not claim there are no records
+    assert access.learn_assigned("t-2", _assigned("desk"), T0 + timedelta(minutes=1))[1] is True

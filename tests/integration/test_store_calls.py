@@ -243,3 +243,23 @@ def test_the_dispatcher_claims_what_its_query_read_without_reading_it_again(infr
         svc.smtp.close()
     assert calls.count(("notifications", "find")) == 1 and ("notifications", "update") in calls
     svc.flusher.drain()
+
+
+def test_sla_learns_a_new_ticket_s_assignment_in_one_call_and_restamps_once_it_has_breaches(infra, commands):
+    svc = sla.bootstrap(load_settings())
+    svc.ensure_storage()
+    ticket_id = uuid.uuid4().hex
+    sla.on_created(svc, _created(ticket_id))
+    assigned = {"agent_id": "jane", "agent_name": "Jane", "agent_email": "jane@example.com", "team": "general",
+                "team_lead_email": None, "previous_agent_id": None, "reason": "auto", "decision": None}  # fmt: skip
+    first = event_from("assignment", "ticket.assigned", ticket_id, assigned)
+    calls = commands.counting(lambda: sla.on_assigned(svc, first))
+    assert calls == [("ticket_access", "findAndModify")]  # no breach can exist yet: nothing to restamp
+    svc.breaches.collection.insert_one({"_id": uuid.uuid4().hex, "ticket_id": ticket_id, "team": "general"})
+    svc.access.note_records(ticket_id)  # as on_breached does before it records one
+    queued = {"agent_id": None, "agent_name": None, "agent_email": None, "team": "desk"}
+    again = event_from("assignment", "ticket.assigned", ticket_id, {**assigned, **queued})
+    calls = commands.counting(lambda: sla.on_assigned(svc, again))
+    assert calls == [("ticket_access", "findAndModify"), ("breaches", "update")]
+    assert svc.breaches.collection.find_one({"ticket_id": ticket_id})["team"] == "desk"
+    svc.flusher.drain()
