@@ -16,9 +16,10 @@ projections for services that have no ticket view of their own holding them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.collection import Collection
@@ -26,6 +27,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from shared.auth import Principal
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -170,8 +173,12 @@ class StampedRecords:
         older = {"$or": [{STAMPED_AT: {"$lt": stamp.at}}, {STAMPED_AT: None}]}
         self.collection.update_many({**match, **older}, {"$set": stamp.fields()})
 
-    def check(self, match: dict, stamped: Stamp, current: Stamp | None) -> None:
-        """After writing records stamped with `stamped`: restamp them if the ticket's assignment changed."""
+    def check(self, match: dict, stamped: Stamp | None, current: Stamp | None) -> None:
+        """After writing records stamped with `stamped`: restamp them if the ticket's assignment changed.
+
+        `stamped` None: some of them were there already (a redelivery), with whatever stamp the first delivery
+        wrote; a worker that died before its check left it, so they are restamped unless they hold `current`
+        or a newer one."""
         if current is not None and current.at is not None and current != stamped:
             self.restamp(match, current)
 
@@ -236,15 +243,12 @@ class TicketAccess:
         carry another stamp and need restamping). One write that reads the result; a read more only when a
         newer assignment held (the write then matched nothing)."""
         fields = {"team": data["team"], "agent_id": data.get("agent_id"), "assigned_at": at}
-        try:
-            doc = self.collection.find_one_and_update(
-                {"_id": ticket_id, "$or": [{"assigned_at": {"$lt": at}}, {"assigned_at": None}]},
-                {"$set": fields},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
+        older = {"_id": ticket_id, "$or": [{"assigned_at": {"$lt": at}}, {"assigned_at": None}]}
+        doc = _upserted(
+            lambda: self.collection.find_one_and_update(
+                older, {"$set": fields}, upsert=True, return_document=ReturnDocument.AFTER
             )
-        except DuplicateKeyError:  # the document holds a newer (or the same) assignment: this one is older
-            doc = None
+        )
         if doc is None:
             doc = self.collection.find_one({"_id": ticket_id}) or {}
         stamp = Stamp(doc.get("team"), doc.get("agent_id"), doc.get("assigned_at"))
@@ -274,9 +278,21 @@ class TicketAccess:
 
 def _newest_wins(collection, doc_id: str, mark: str, at: datetime, fields: dict) -> None:
     """Set `fields` unless a newer event (a later `mark`) set them already: events arrive out of order."""
-    try:
-        collection.update_one(
-            {"_id": doc_id, "$or": [{mark: {"$lt": at}}, {mark: None}]}, {"$set": fields}, upsert=True
-        )
-    except DuplicateKeyError:
-        pass  # the document holds a newer (or the same) event's fields: this one is older
+    older = {"_id": doc_id, "$or": [{mark: {"$lt": at}}, {mark: None}]}
+    _upserted(lambda: collection.update_one(older, {"$set": fields}, upsert=True))
+
+
+def _upserted(write: Callable[[], T]) -> T | None:
+    """An upsert whose filter holds more than `_id`; None when the document exists and does not match.
+
+    Such an upsert meets the document as it is (filter unmatched: it inserts, and the duplicate _id says
+    so) or, on MongoDB, loses a race with another upsert creating it (MongoDB retries that itself only for
+    a filter of equalities on the key). Once more, then: the document is there now, so the write either
+    matches it or truly finds it newer."""
+    for attempt in range(2):
+        try:
+            return write()
+        except DuplicateKeyError:
+            if attempt:
+                return None
+    return None

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from ticketflow import local
 from ticketflow.cli import api_command, worker_command
@@ -35,6 +36,11 @@ from ticketflow.cli import api_command, worker_command
 LOCAL_AMQP_URL = local.DEFAULT_AMQP_URL
 MONGO_IMAGE = "mongo:7.0"
 RABBITMQ_IMAGE = "rabbitmq:3.13-management"
+# Property tests are judged by what their examples give, never by how long one takes: Hypothesis's default
+# deadline (200 ms an example) failed a run on a machine busy with other work. In CI (CI set) the examples
+# are the same every run, so that a run's verdict is the code's; elsewhere they vary, to find new faults.
+hypothesis_settings.register_profile("ticketflow", deadline=None, derandomize=bool(os.environ.get("CI")))
+hypothesis_settings.load_profile("ticketflow")
 _saved_env: dict[str, str | None] = {}
 _spawned_key = pytest.StashKey[list]()
 _namespace_numbers = itertools.count(1)

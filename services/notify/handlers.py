@@ -105,13 +105,15 @@ def on_event(svc: Notify, envelope: dict) -> None:
     stamp = svc.views.stamp(view)
     if envelope["type"] == "ticket.assigned":  # the ticket's notifications are read by its new team and agent
         svc.notifications.stamps.restamp({"ticket_id": ticket_id}, stamp)
-    records = _record(svc, _webhook_deliveries(svc, envelope), stamp)
+    records, earlier = _record(svc, _webhook_deliveries(svc, envelope), stamp)
     try:  # the webhooks before the emails: a recipient not known yet must not hold up the webhooks
-        records += _record(svc, _emails(svc, envelope, data, view), stamp)
+        emails, earlier_emails = _record(svc, _emails(svc, envelope, data, view), stamp)
+        records, earlier = records + emails, earlier or earlier_emails
     finally:
         if records:  # an assignment stored meanwhile may have missed them: StampedRecords
             mine = {"_id": {"$in": [record.id for record in records]}}
-            svc.notifications.stamps.check(mine, stamp, svc.views.stamp_of(ticket_id))
+            # some stored by an earlier delivery, which may have died before this check: their stamp is unknown
+            svc.notifications.stamps.check(mine, None if earlier else stamp, svc.views.stamp_of(ticket_id))
 
 
 def _learn(svc: Notify, ticket_id: str, event_type: str, data: dict, at: datetime) -> TicketView | None:
@@ -190,16 +192,16 @@ def _notification(envelope: dict, channel: str, recipient: str, subject, body: s
     )
 
 
-def _record(svc: Notify, records: list[Notification], stamp: Stamp) -> list[Notification]:
+def _record(svc: Notify, records: list[Notification], stamp: Stamp) -> tuple[list[Notification], bool]:
     """Store each notification once, stamped with its ticket's team and agent; one already stored (a redelivered
-    event) is left as it is. The records.
+    event) is left as it is. The records, and whether any was stored before.
 
     A notification the worker's dispatcher can send at once is stored claimed (its lease already running) and
     handed to a sender: no pass reads it and no claim writes it again, two store calls of its four. A worker
     that dies before sending it leaves the claim, and the next pass after the lease sends it, as after a death
     mid-send. The others are stored due, and the dispatcher is woken for them.
     """
-    waiting = False
+    waiting = earlier = False
     for record in records:
         taken = svc.sender is not None and svc.sender.take(record)
         stored = False
@@ -209,9 +211,10 @@ def _record(svc: Notify, records: list[Notification], stamp: Stamp) -> list[Noti
             if taken:
                 svc.sender.taken(record, stored)
         waiting = waiting or not (taken and stored)
+        earlier = earlier or not stored
     if waiting:
         svc.on_recorded()
-    return records
+    return records, earlier
 
 
 # --- sending (the dispatcher's steps) ----------------------------------------------------------------

@@ -213,8 +213,9 @@ def on_breached(svc: Sla, envelope: dict) -> None:
         ticket_id = envelope["ticket_id"]
         svc.access.note_records(ticket_id)  # first: an assignment learnt from now on restamps the breach
         stamp = svc.access.stamp_of(ticket_id)
-        svc.breaches.record(envelope["event_id"], events.load_data(envelope), ticket_id, stamp)
-        svc.breaches.stamps.check({"_id": envelope["event_id"]}, stamp, svc.access.stamp_of(ticket_id))
+        new = svc.breaches.record(envelope["event_id"], events.load_data(envelope), ticket_id, stamp)
+        # a redelivery: the first may have died between its write and this check, leaving an older stamp
+        svc.breaches.stamps.check({"_id": envelope["event_id"]}, stamp if new else None, svc.access.stamp_of(ticket_id))
 
 
 def on_assigned(svc: Sla, envelope: dict) -> None:

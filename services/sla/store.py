@@ -246,12 +246,14 @@ class BreachStore:
         self.collection.create_index([("breached_at", DESCENDING), ("_id", DESCENDING)])
         self.stamps.ensure_indexes()
 
-    def record(self, event_id: str, data: dict, ticket_id: str, stamp: Stamp) -> None:
-        """The breach, with the ticket's team and agent as `stamp` (StampedRecords: who lists it)."""
+    def record(self, event_id: str, data: dict, ticket_id: str, stamp: Stamp) -> bool:
+        """The breach, with the ticket's team and agent as `stamp` (StampedRecords: who lists it); False when
+        it was recorded before (a redelivery: it keeps the stamp written then)."""
         try:
             self.collection.insert_one({"_id": event_id, "ticket_id": ticket_id, **data, **stamp.fields()})
         except DuplicateKeyError:
-            pass
+            return False
+        return True
 
     def page(
         self,
