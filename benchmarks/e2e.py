@@ -12,12 +12,13 @@ by (system, `[#number]` of the subject, To); the Message-ID tells the systems ap
 `<notification_id+ticket_id@ticketflow>`, the baseline's `<id@bare>`). Then, one system after the other on the
 same FerretDB, RabbitMQ and machine (the first is stopped before the second starts):
 
-- ticketflow: the four apis (`ticketflow.cli.api_command`, gunicorn, WEB_CONCURRENCY=--web-concurrency)
+- ticketflow: the five apis (`ticketflow.cli.api_command`, gunicorn, WEB_CONCURRENCY=--web-concurrency)
   and --workers workers of each service (`worker_command`), SMTP_URL at the sink; a topic, a team
   routing it, an unavailable lead and --agents agents of capacity 1000 (nothing ever waits in a queue).
 - bare: benchmarks/e2e_bare.py, the same number of MongoDB writes and broker hops per ticket with raw
-  pymongo + pika, in the same process layout: a Flask front under gunicorn (same WEB_CONCURRENCY) and
-  --workers consumer processes per role, the emails to the same sink.
+  pymongo + pika (and tantivy for its search role, with search's schema), in the same process layout: a
+  Flask front under gunicorn (same WEB_CONCURRENCY) and --workers consumer processes per role, the emails
+  to the same sink.
 
 Each system gets 10 warm-up tickets, then two phases:
 1. steady: --rate tickets/s for --seconds, open loop (each POST at its fixed moment, from 4 threads; the
@@ -751,7 +752,7 @@ def ticketflow_hops(env: dict, tickets: list[Sent], done: dict[str, tuple]) -> d
 def start_bare(env: dict, args, procs: Processes, smtp_url: str) -> System:
     ns = env["TICKETFLOW_NAMESPACE"]
     bare_env = {**env, "BARE_NS": ns, "BARE_AGENTS": str(args.agents), "SMTP_URL": smtp_url,
-                "WEB_CONCURRENCY": str(args.web_concurrency)}  # fmt: skip
+                "WEB_CONCURRENCY": str(args.web_concurrency), "BARE_INDEX_DIR": str(procs.log_dir / "bare-index")}  # fmt: skip
     bare.declare(env["AMQP_URL"], ns)
     port = free_port()
     gunicorn = [*api_command("intake", port)[:-1], "benchmarks.e2e_bare:app"]  # same settings, the bare app

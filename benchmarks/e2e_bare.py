@@ -1,9 +1,9 @@
 """The bare baseline of benchmarks/e2e.py: ticketflow's first stage as raw pymongo + pika, nothing else.
 
-Per ticket it does the same number of MongoDB writes (31) and broker hops (4 confirmed, persistent,
-mandatory publishes; 8 deliveries, each acked after its writes) as ticketflow, in the same process
+Per ticket it does the same number of MongoDB writes (35) and broker hops (4 confirmed, persistent,
+mandatory publishes; 10 deliveries, each acked after its writes) as ticketflow, in the same process
 layout: an HTTP front under gunicorn (`benchmarks.e2e_bare:app`) and one consumer process per role
-(`python -m benchmarks.e2e_bare assignment|sla|notify|intake`), each role with its own database
+(`python -m benchmarks.e2e_bare assignment|sla|notify|intake|search`), each role with its own database
 `<ns>_bare_<role>` (the front shares intake's, as intake's api and worker do). No validation, no
 reads, no secondary indexes, no domain logic: the agent is picked round-robin by ticket number, the
 emails are a fixed text and HTML body of the size of notify's. See benchmarks/e2e.py for the counts,
@@ -20,10 +20,18 @@ with references to the code that makes them.
                  publish `sent`, clear the outbox                                12 writes, 2 publishes
     intake       created: timeline, processed; assigned: ticket save, timeline, processed;
                  sent (x2): timeline, processed                                   9 writes
-    deliveries   created -> assignment, sla, notify, intake; assigned -> notify, intake; sent x2 -> intake
+    search       created: document insert, processed; assigned: document update (findAndModify, the
+                 document after it), processed; each time the whole document to a tantivy index of
+                 search's schema and analyzers, committed every 0.5 s by a timer  4 writes
+    deliveries   created -> assignment, sla, notify, intake, search; assigned -> notify, intake, search;
+                 sent x2 -> intake
+
+Search (issue 18's sixth service) came after the first four: until then the baseline had no search role
+and did 31 writes and 8 deliveries a ticket.
 
 Environment: MONGO_URL, AMQP_URL, SMTP_URL, BARE_NS (exchange `<ns>.bare`, queues `<ns>.bare.<role>`),
-BARE_AGENTS (how many agents, `agent<k>@bare.example.com`).
+BARE_AGENTS (how many agents, `agent<k>@bare.example.com`), BARE_INDEX_DIR (the search role's index goes
+in `<dir>/<ns>`).
 """
 
 from __future__ import annotations
@@ -34,21 +42,25 @@ import queue
 import smtplib
 import sys
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pika
+import tantivy
 from pymongo import MongoClient, ReturnDocument
 
-ROLES = ("assignment", "sla", "notify", "intake")
+ROLES = ("assignment", "sla", "notify", "intake", "search")
 BINDINGS = {
     "assignment": ("created",),
     "sla": ("created",),
     "notify": ("created", "assigned"),
     "intake": ("created", "assigned", "sent"),
+    "search": ("created", "assigned"),
 }
-DATABASE_OF = {"front": "intake", "assignment": "assignment", "sla": "sla", "notify": "notify", "intake": "intake"}
+DATABASE_OF = {"front": "intake", **{role: role for role in ROLES}}
+COMMIT_INTERVAL = 0.5  # seconds between the search role's index commits, as search's worker
 SENDERS = 4  # notify's sender threads (ticketflow's dispatcher: 8 senders, at most half per endpoint)
 PREFETCH = 20  # as shared/consumer.py
 TEXT = "Hello,\n\nwe have received your request and will answer soon.\n\n" + "Details follow. " * 40
@@ -199,6 +211,8 @@ class Role:
             self.outgoing: queue.Queue = queue.Queue()
             for _ in range(SENDERS):
                 threading.Thread(target=self._sender, daemon=True).start()
+        if role == "search":
+            self._open_index()
 
     def run(self) -> None:
         channel = self.connection.channel()
@@ -311,6 +325,52 @@ class Role:
         )
         publisher.publish(sent)
         records.update_one({"_id": record["_id"], "_v": 3}, {"$unset": {"_outbox": ""}})
+
+    # search: 1 write here + processed = 2 per event; the ticket's whole document written to the index
+    def on_search(self, envelope: dict) -> None:
+        ticket_id, data, docs = envelope["ticket_id"], envelope["data"], self.db["tickets"]
+        if envelope["type"] == "created":
+            doc = {"_id": ticket_id, "number": data["number"], "subject": data["subject"]}
+            doc |= {"description": data["description"], "requester_email": data["requester"]["email"].lower()}
+            doc |= {"status": "new", "team": None, "agent_id": None, "created_at": now().isoformat(), "_v": 1}
+            docs.insert_one(doc)
+        else:
+            change = {"team": data["team"], "agent_id": data["agent"]["id"], "status": "assigned"}
+            doc = docs.find_one_and_update(
+                {"_id": ticket_id}, {"$set": change, "$inc": {"_v": 1}}, return_document=ReturnDocument.AFTER
+            )
+        fields = {name: doc[name] for name in ("status", "team", "agent_id", "requester_email", "created_at")}
+        fields = {name: value for name, value in fields.items() if value}
+        fields |= {"ticket_id": ticket_id, "number": doc["number"], "subject": doc["subject"]}
+        fields |= {"description": doc["description"], "plain": [doc["subject"], doc["description"]]}
+        with self.index_lock:
+            self.writer.delete_documents_by_term("ticket_id", ticket_id)
+            self.writer.add_document(tantivy.Document(**fields))
+            self.dirty = True
+
+    def _open_index(self) -> None:
+        """An index of search's schema and analyzers (services/search/engine.py) in BARE_INDEX_DIR, one writer
+        thread and heap as search's worker, and a timer thread that commits every COMMIT_INTERVAL."""
+        from services.search import queries
+        from services.search.engine import WRITER_HEAP, build_schema, limit_malloc_arenas
+
+        limit_malloc_arenas()
+        path = os.path.join(os.environ["BARE_INDEX_DIR"], self.ns)
+        os.makedirs(path, exist_ok=True)
+        index = tantivy.Index(build_schema(), path=path, reuse=True)
+        index.register_tokenizer("en", queries.ENGLISH)
+        index.register_tokenizer("plain", queries.PLAIN)
+        self.writer, self.index_lock, self.dirty = index.writer(WRITER_HEAP, 1), threading.Lock(), False
+
+        def commit_rounds() -> None:
+            while True:
+                time.sleep(COMMIT_INTERVAL)
+                with self.index_lock:
+                    if self.dirty:
+                        self.writer.commit()
+                        self.dirty = False
+
+        threading.Thread(target=commit_rounds, daemon=True).start()
 
     # intake: 1 or 2 writes here + processed = 2 (created, sent) or 3 (assigned)
     def on_intake(self, envelope: dict) -> None:
