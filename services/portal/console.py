@@ -172,7 +172,7 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
         everyone = svc.services.get("assignment", "/agents", who)["items"]
         team = (view.work or {}).get("team")  # assignment takes an agent of the ticket's team only
         agents = [agent for agent in everyone if team and team in agent.get("teams", [])]
-        teams = staffed(every_team(svc, session), everyone)
+        teams = domain.staffed(every_team(svc, session), everyone)
     mail = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/mail", who)["items"]
     kept = [m for m in mail if m["outcome"] in KEPT_MAIL]
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept)
@@ -294,16 +294,6 @@ BULK_SECONDS = 20.0  # then the rest are left, said as not tried: a page's reque
 def every_team(svc: Portal, session: dict) -> list[dict]:
     """Every team (a transfer's choices, for admins and leads)."""
     return svc.services.get("assignment", "/teams", actor(session))["items"]
-
-
-def staffed(teams: list[dict], agents: list[dict]) -> list[dict]:
-    """The teams, each with `agents` (how many are in it) and `available` (how many of them take tickets now),
-    so that a transfer's list can say where nobody would pick a ticket up."""
-    out = []
-    for team in teams:
-        members = [agent for agent in agents if team["id"] in agent.get("teams", [])]
-        out.append({**team, "agents": len(members), "available": sum(a.get("available") is True for a in members)})
-    return out
 
 
 def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dict, request_id: str | None) -> dict:

@@ -596,3 +596,13 @@ def topics_left(teams: list[dict], taken: dict[str, str]) -> dict[str, list[str]
         if moved:
             left[team["id"]] = [topic for topic in team.get("topics") or [] if topic not in moved]
     return left
+
+
+def staffed(teams: list[dict], agents: list[dict]) -> list[dict]:
+    """The teams, each with `agents` (how many are in it) and `available` (how many of them take tickets now),
+    so that a transfer's list can say where nobody would pick a ticket up."""
+    out = []
+    for team in teams:
+        members = [agent for agent in agents if team["id"] in agent.get("teams", [])]
+        out.append({**team, "agents": len(members), "available": sum(a.get("available") is True for a in members)})
+    return out

@@ -258,3 +258,15 @@ def test_who_did_what_reads_as_agents_say_it():
     assert domain.history_words({"action": "claimed", "by": "ada"}, names) == "Ada Lovelace: claimed it"
     assert domain.history_words({"action": "claimed", "by": "zed"}, names) == "zed: claimed it"  # not known: its id
     assert domain.who_words("admin:ada@example.com", names) == "an admin"
+
+
+def test_each_team_says_how_many_agents_it_has_and_how_many_take_tickets_now():
+    teams = [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}, {"id": "empty", "name": "Empty"}]
+    agents = [
+        {"id": "ana", "teams": ["network", "desk"], "available": True},
+        {"id": "bo", "teams": ["network"], "available": False},
+        {"id": "cy", "teams": ["desk"]},  # availability not said: not counted as taking tickets
+    ]
+    counts = [(team["id"], team["agents"], team["available"]) for team in domain.staffed(teams, agents)]
+    assert counts == [("network", 2, 1), ("desk", 2, 1), ("empty", 0, 0)]
+    assert domain.staffed(teams, agents)[0]["name"] == "Network"  # the team's own fields stay

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from services.portal.admin import path_id, refusal, words
@@ -25,7 +26,7 @@ def webhooks(svc: Portal, session: dict) -> list[dict]:
     """Every webhook with its last deliveries, newest first (notify's notifications to its URL)."""
     who = actor(session)
     hooks = svc.services.get("notify", "/webhooks", who)["items"]
-    numbers: dict = {}  # the tickets' numbers, looked up once for the page
+    numbers = TicketNumbers()  # looked up once for the page
     for hook in hooks:
         found = svc.services.get("notify", "/notifications", who, recipient=hook["url"], limit=DELIVERIES_SHOWN)
         hook["deliveries"] = numbered(svc, who, found["items"], numbers)
@@ -82,25 +83,31 @@ def dead(svc: Portal, session: dict) -> list[dict]:
     return items
 
 
-def numbered(svc: Portal, who, items: list[dict], numbers: dict | None = None) -> list[dict]:
+@dataclass
+class TicketNumbers:
+    """The tickets' numbers one page asked intake for (its lists share them); `silent` once intake did not answer."""
+
+    known: dict[str, int | None] = field(default_factory=dict)
+    silent: bool = False
+
+
+def numbered(svc: Portal, who, items: list[dict], numbers: TicketNumbers | None = None) -> list[dict]:
     """The notifications, each with its ticket's `number` as intake says it: one GET a ticket, for the first
-    NUMBERS_LOOKED_UP tickets of `numbers` (the page's: shared by its lists). None past them, for a ticket intake
-    refuses, and for all once intake does not answer (the page then shows ids, without waiting on each)."""
-    numbers = {} if numbers is None else numbers
+    NUMBERS_LOOKED_UP tickets of `numbers` (the page's). None past them, for a ticket intake refuses, and for all
+    once intake does not answer (the page then shows ids, without waiting on each)."""
+    numbers = TicketNumbers() if numbers is None else numbers
+    known = numbers.known
     for item in items:
         ticket_id = item["ticket_id"]
-        if ticket_id not in numbers and len(numbers) < NUMBERS_LOOKED_UP and not numbers.get(SILENT):
+        if ticket_id not in known and len(known) < NUMBERS_LOOKED_UP and not numbers.silent:
             try:
-                numbers[ticket_id] = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}", who).get("number")
+                known[ticket_id] = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}", who).get("number")
             except Refused:
-                numbers[ticket_id] = None
+                known[ticket_id] = None
             except Unreachable:
-                numbers[SILENT] = True
-        item["number"] = numbers.get(ticket_id)
+                numbers.silent = True
+        item["number"] = known.get(ticket_id)
     return items
-
-
-SILENT = "(intake did not answer)"  # a key of `numbered`'s numbers: ask no more
 
 
 def retry_all(svc: Portal, session: dict, shown: list[str]) -> dict[str, int]:

@@ -120,7 +120,7 @@ def _teams() -> list[dict]:
     except (Refused, Unreachable):
         return []
     try:
-        return console.staffed(teams, portal().services.get("assignment", "/agents", console.actor(g.session))["items"])
+        return domain.staffed(teams, portal().services.get("assignment", "/agents", console.actor(g.session))["items"])
     except (Refused, Unreachable):
         return teams  # the choices still, without saying who is in each
 
