@@ -752,7 +752,8 @@ def ticketflow_hops(env: dict, tickets: list[Sent], done: dict[str, tuple]) -> d
 def start_bare(env: dict, args, procs: Processes, smtp_url: str) -> System:
     ns = env["TICKETFLOW_NAMESPACE"]
     bare_env = {**env, "BARE_NS": ns, "BARE_AGENTS": str(args.agents), "SMTP_URL": smtp_url,
-                "WEB_CONCURRENCY": str(args.web_concurrency), "BARE_INDEX_DIR": str(procs.log_dir / "bare-index")}  # fmt: skip
+                "WEB_CONCURRENCY": str(args.web_concurrency),
+                "BARE_INDEX_DIR": str(procs.log_dir / "bare-index")}  # fmt: skip
     bare.declare(env["AMQP_URL"], ns)
     port = free_port()
     gunicorn = [*api_command("intake", port)[:-1], "benchmarks.e2e_bare:app"]  # same settings, the bare app

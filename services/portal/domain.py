@@ -606,3 +606,15 @@ def staffed(teams: list[dict], agents: list[dict]) -> list[dict]:
         members = [agent for agent in agents if team["id"] in agent.get("teams", [])]
         out.append({**team, "agents": len(members), "available": sum(a.get("available") is True for a in members)})
     return out
+
+
+def unstaffed_words(team: dict | None) -> str | None:
+    """What a transfer to `team` (a `staffed` team) leaves unsaid when nobody there takes tickets now: the ticket
+    waits in its queue; None for a team with an agent available, or one whose staffing is not known."""
+    if not team or team.get("available") is None or team["available"] > 0:
+        return None
+    why = "it has no agents" if team.get("agents") == 0 else "its agents are all away"
+    name = team.get("name") or team.get("id")
+    return (
+        f"Nobody in {name} takes tickets now ({why}): the ticket waits in its queue until an agent there is available."
+    )

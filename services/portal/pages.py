@@ -112,6 +112,7 @@ def install(app: Flask) -> None:
         max_total_bytes=domain.ATTACHMENTS_MAX_BYTES,
     )
     app.jinja_env.globals["requester_status"] = lambda ticket: domain.requester_status_words(ticket)[0]
+    app.jinja_env.globals["unstaffed_words"] = domain.unstaffed_words
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["why"] = lambda entry: domain.decision_words(entry, agent_names())
     app.jinja_env.filters["linked"] = linked

@@ -321,3 +321,16 @@ def test_a_status_set_from_a_ticket_page_is_the_tickets_agents_alone(portal, stu
     agent.post("/console/tickets/t-2/status", data={"csrf_token": token, "status": "in_progress"})
 
     assert not [c for c in stub.calls if c["method"] == "POST"]
+
+
+def test_a_ticket_handed_on_to_a_team_where_nobody_takes_tickets_says_it_waits_there(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
+    stub.answers["/agents"] = {"items": [{"id": "ada", "name": "Ada", "teams": ["network"], "available": True}]}
+    page = text(signed_in(portal).get("/console/?notice=handed-on&team=desk"))
+    assert (
+        "it waits in their queue, out of your sight. Nobody in Desk takes tickets now (it has no agents): the ticket "
+        "waits in its queue until an agent there is available." in page
+    )
+    page = text(signed_in(portal).get("/console/?notice=handed-on&team=network"))  # ada takes it
+    assert "out of your sight.</p>" in page and "Nobody in" not in page

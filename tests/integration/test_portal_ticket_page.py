@@ -313,3 +313,16 @@ def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(por
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
     agent = text(signed_in(portal, "agent", "ada").get("/console/tickets/t-1"))
     assert "Printer" in agent and "The mails, whole" not in agent  # the bytes hold the requester's links
+
+
+def test_a_ticket_transferred_to_a_team_where_nobody_takes_tickets_says_it_waits(portal, stub):  # noqa: F811
+    a_queued_ticket(stub)  # in network's queue, no agent
+    stub.answers["/agents"] = {"items": [AGENTS[0] | {"available": False}, AGENTS[1]]}
+    html = text(signed_in(portal).get("/console/tickets/t-1?notice=transfer"))
+    assert (
+        "Ticket transferred. Nobody in Network takes tickets now (its agents are all away): the ticket waits in its "
+        "queue until an agent there is available." in html
+    )
+    stub.answers["/agents"] = {"items": AGENTS}  # ada is back: nothing to warn of
+    html = text(signed_in(portal).get("/console/tickets/t-1?notice=transfer"))
+    assert "Ticket transferred.</p>" in html and "Nobody in" not in html

@@ -270,3 +270,14 @@ def test_each_team_says_how_many_agents_it_has_and_how_many_take_tickets_now():
     counts = [(team["id"], team["agents"], team["available"]) for team in domain.staffed(teams, agents)]
     assert counts == [("network", 2, 1), ("desk", 2, 1), ("empty", 0, 0)]
     assert domain.staffed(teams, agents)[0]["name"] == "Network"  # the team's own fields stay
+
+
+def test_a_team_where_nobody_takes_tickets_is_said_so_and_others_are_not():
+    assert domain.unstaffed_words({"id": "desk", "name": "Desk", "agents": 0, "available": 0}) == (
+        "Nobody in Desk takes tickets now (it has no agents): the ticket waits in its queue until an agent there is "
+        "available."
+    )
+    assert "(its agents are all away)" in domain.unstaffed_words({"id": "desk", "agents": 2, "available": 0})
+    assert domain.unstaffed_words({"id": "desk", "agents": 2, "available": 1}) is None
+    assert domain.unstaffed_words({"id": "desk"}) is None  # staffing not known: nothing said
+    assert domain.unstaffed_words(None) is None

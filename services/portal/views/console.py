@@ -103,7 +103,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         topics=topics,
         priorities=PRIORITIES,
         statuses=domain.AGENT_STATUS,
-        notice=QUEUE_NOTICES.get(request.args.get("notice", "")),
+        notice=_queue_notice(request.args.get("notice", ""), request.args.get("team"), may_lead and whole),
         bulk=(flash or {}).get("bulk"),
         bulk_form=bulk_form or {},
         errors=bulk_errors or {},
@@ -126,6 +126,15 @@ def _teams() -> list[dict]:
 
 
 QUEUE_NOTICES = {"handed-on": "The ticket is with another team now: it waits in their queue, out of your sight."}
+
+
+def _queue_notice(notice: str, team_id: str | None, may_lead: bool) -> str | None:
+    """The queue's notice; after a ticket was handed on to a team where nobody takes tickets now, also that."""
+    said = QUEUE_NOTICES.get(notice)
+    if said and team_id and may_lead:
+        team = next((team for team in _teams() if team["id"] == team_id), None)
+        said = " ".join(filter(None, [said, domain.unstaffed_words(team)]))
+    return said
 
 
 @blueprint.get("/search")
@@ -256,7 +265,8 @@ def act(ticket_id: str, action: str):
         refusal = f"That did not work: {exc.message}"
         return _ticket(ticket_id, {**form, "action": action, "errors": exc.errors}, refusal, status=exc.status)
     if action in ("transfer", "assign") and not console.may_read(portal(), g.session, ticket_id):
-        return redirect(url_for("console.queue", notice="handed-on"), 303)  # to another team: no page of it here
+        team = form.get("team") if action == "transfer" else None  # said in the queue if nobody there takes it
+        return redirect(url_for("console.queue", notice="handed-on", team=team), 303)  # no page of it here now
     return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=action), 303)
 
 
