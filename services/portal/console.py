@@ -49,22 +49,36 @@ class ChangedMeanwhile(Exception):
         self.changes = changes
 
 
-NAMES_KEPT = 60.0  # seconds an api process keeps the agents' names (a renamed agent shows the new name after it)
+NAMES_KEPT = 60.0  # seconds an api process keeps the agents' and teams' names (a new name shows after it)
 
 
 def agent_names(svc: Portal, session: dict) -> dict[str, str]:
     """Agent id -> name, for pages that would show ids (the queue's Agent column, who has a ticket, what others did,
     notes from before assignment kept `by_name`). One `GET /agents` a minute per process; ids when it fails."""
-    at, names = svc.kept.get("agent_names", (-NAMES_KEPT, {}))
+    return _kept_names(svc, session, "agents")
+
+
+def team_names(svc: Portal, session: dict) -> dict[str, str]:
+    """Team id -> name, for pages that would show ids (a ticket's team, the queue's Team column, search results,
+    an agent's teams). One `GET /teams` a minute per process; ids when it fails."""
+    return _kept_names(svc, session, "teams")
+
+
+def _kept_names(svc: Portal, session: dict, what: str) -> dict[str, str]:
+    at, names = svc.kept.get(f"{what}_names", (-NAMES_KEPT, {}))
     if time.monotonic() - at < NAMES_KEPT:
         return names
     try:
-        agents = svc.services.get("assignment", "/agents", actor(session))["items"]
+        items = svc.services.get("assignment", f"/{what}", actor(session))["items"]
     except (Refused, Unreachable) as exc:
-        log.warning("agents' names not known (ids shown): %s", exc)
+        log.warning("%s' names not known (ids shown): %s", what, exc)
         return names
-    names = {agent["id"]: agent.get("name") or agent["id"] for agent in agents}
-    svc.kept["agent_names"] = (time.monotonic(), names)
+    return _keep_names(svc, what, items)
+
+
+def _keep_names(svc: Portal, what: str, items: list[dict]) -> dict[str, str]:
+    names = {item["id"]: item.get("name") or item["id"] for item in items}
+    svc.kept[f"{what}_names"] = (time.monotonic(), names)
     return names
 
 
@@ -292,8 +306,10 @@ BULK_SECONDS = 20.0  # then the rest are left, said as not tried: a page's reque
 
 
 def every_team(svc: Portal, session: dict) -> list[dict]:
-    """Every team (a transfer's choices, for admins and leads)."""
-    return svc.services.get("assignment", "/teams", actor(session))["items"]
+    """Every team (a transfer's choices, for admins and leads); their names are kept as `team_names` keeps them."""
+    teams = svc.services.get("assignment", "/teams", actor(session))["items"]
+    _keep_names(svc, "teams", teams)
+    return teams
 
 
 def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dict, request_id: str | None) -> dict:

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 
 from services.portal import handlers
 from services.portal.client import Refused, Unreachable, path_id
-from services.portal.console import actor
+from services.portal.console import actor, every_team
 from services.portal.handlers import Portal, UserError
 
 QUERY_MAX = 500  # search's own limit on q: longer is answered next to the field before any call
@@ -136,7 +136,7 @@ def teams(svc: Portal, session: dict, me: dict, chosen: str = "") -> list[dict]:
     `chosen` in the address (a shared link, the next page) is offered too, so that the list shows the filter."""
     own = me.get("teams") or []
     try:
-        every = svc.services.get("assignment", "/teams", actor(session)).get("items") or []
+        every = every_team(svc, session)
         offered = every if session.get("role") == "admin" else [team for team in every if team.get("id") in own]
     except (Refused, Unreachable):
         every, offered = [], [{"id": team, "name": team} for team in own]

@@ -117,6 +117,7 @@ def install(app: Flask) -> None:
     app.jinja_env.filters["why"] = lambda entry: domain.decision_words(entry, agent_names())
     app.jinja_env.filters["linked"] = linked
     app.jinja_env.filters["agent_name"] = lambda agent_id: agent_names().get(agent_id) or agent_id
+    app.jinja_env.filters["team_name"] = lambda team_id: team_names().get(team_id) or team_id if team_id else team_id
 
     @app.after_request
     def headers(response: Response):
@@ -208,12 +209,21 @@ def when(value: str | datetime | None) -> str:
 
 def agent_names() -> dict[str, str]:
     """The agents' names by id for this request's pages (a signed-in person's; none for anyone else)."""
-    if "agent_names" not in g:
+    return _names("agent_names")
+
+
+def team_names() -> dict[str, str]:
+    """The teams' names by id for this request's pages (a signed-in person's; none for anyone else)."""
+    return _names("team_names")
+
+
+def _names(kind: str) -> dict[str, str]:
+    if kind not in g:
         from services.portal import console  # console's use cases build on pages' helpers, not the reverse
 
         signed_in = g.get("session") and g.session.get("account_id")
-        g.agent_names = console.agent_names(portal(), g.session) if signed_in else {}
-    return g.agent_names
+        setattr(g, kind, getattr(console, kind)(portal(), g.session) if signed_in else {})
+    return g.get(kind)
 
 
 def conversation(ticket: dict, work: dict, attachments: list[dict] | None = None) -> list[dict]:

@@ -334,3 +334,4 @@ def test_a_ticket_handed_on_to_a_team_where_nobody_takes_tickets_says_it_waits_t
     )
     page = text(signed_in(portal).get("/console/?notice=handed-on&team=network"))  # ada takes it
     assert "out of your sight.</p>" in page and "Nobody in" not in page
+    assert '<td data-label="Team">Network</td>' in page  # the rows' team by its name

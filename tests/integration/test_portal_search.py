@@ -128,7 +128,8 @@ def test_results_show_number_subject_status_team_and_only_the_snippets_marks(por
     assert page.status_code == 200
     html = text(page)
     assert "#100042 VPN drops &lt;b&gt;every&lt;/b&gt; hour" in html
-    assert "In progress · network" in html
+    assert "In progress · Network" in html  # the team's name, from the one GET /teams of the page
+    assert [call["path"] for call in stub.calls].count("/teams") == 1
     snippet = "the <mark>vpn</mark> drops &lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x&gt;"
     assert f'<p class="snippet">{snippet}</p>' in html
     assert "<script>alert" not in html and "<img" not in html

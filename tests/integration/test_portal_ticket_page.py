@@ -326,3 +326,4 @@ def test_a_ticket_transferred_to_a_team_where_nobody_takes_tickets_says_it_waits
     stub.answers["/agents"] = {"items": AGENTS}  # ada is back: nothing to warn of
     html = text(signed_in(portal).get("/console/tickets/t-1?notice=transfer"))
     assert "Ticket transferred.</p>" in html and "Nobody in" not in html
+    assert "<dt>Team</dt><dd>Network</dd>" in html  # the team's name, not its id
