@@ -16,10 +16,9 @@ projections for services that have no ticket view of their own holding them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.collection import Collection
@@ -27,8 +26,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from shared.auth import Principal
-
-T = TypeVar("T")
+from shared.mongo import upserted
 
 
 @dataclass(frozen=True)
@@ -244,7 +242,7 @@ class TicketAccess:
         newer assignment held (the write then matched nothing)."""
         fields = {"team": data["team"], "agent_id": data.get("agent_id"), "assigned_at": at}
         older = {"_id": ticket_id, "$or": [{"assigned_at": {"$lt": at}}, {"assigned_at": None}]}
-        doc = _upserted(
+        doc = upserted(
             lambda: self.collection.find_one_and_update(
                 older, {"$set": fields}, upsert=True, return_document=ReturnDocument.AFTER
             )
@@ -279,20 +277,4 @@ class TicketAccess:
 def _newest_wins(collection, doc_id: str, mark: str, at: datetime, fields: dict) -> None:
     """Set `fields` unless a newer event (a later `mark`) set them already: events arrive out of order."""
     older = {"_id": doc_id, "$or": [{mark: {"$lt": at}}, {mark: None}]}
-    _upserted(lambda: collection.update_one(older, {"$set": fields}, upsert=True))
-
-
-def _upserted(write: Callable[[], T]) -> T | None:
-    """An upsert whose filter holds more than `_id`; None when the document exists and does not match.
-
-    Such an upsert meets the document as it is (filter unmatched: it inserts, and the duplicate _id says
-    so) or, on MongoDB, loses a race with another upsert creating it (MongoDB retries that itself only for
-    a filter of equalities on the key). Once more, then: the document is there now, so the write either
-    matches it or truly finds it newer."""
-    for attempt in range(2):
-        try:
-            return write()
-        except DuplicateKeyError:
-            if attempt:
-                return None
-    return None
+    upserted(lambda: collection.update_one(older, {"$set": fields}, upsert=True))

@@ -6,14 +6,17 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from queue import Empty, Queue
+from typing import TypeVar
 
 from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 
 from shared.config import Settings
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _client: MongoClient | None = None
@@ -118,6 +121,22 @@ def retire_indexes(collection, *names: str) -> None:
     for name in names:
         if name in present:
             collection.drop_index(name)
+
+
+def upserted(write: Callable[[], T]) -> T | None:
+    """An upsert whose filter holds more than `_id`; None when the document exists and does not match.
+
+    Such an upsert meets the document as it is (filter unmatched: it inserts, and the duplicate _id says
+    so) or, on MongoDB, loses a race with another upsert creating it (MongoDB retries that itself only for
+    a filter of equalities on the key). Once more, then: the document is there now, so the write either
+    matches it or truly finds it newer."""
+    for attempt in range(2):
+        try:
+            return write()
+        except DuplicateKeyError:
+            if attempt:
+                return None
+    return None
 
 
 def next_sequence(db: Database, name: str, start: int) -> int:

@@ -39,7 +39,9 @@ RABBITMQ_IMAGE = "rabbitmq:3.13-management"
 # Property tests are judged by what their examples give, never by how long one takes: Hypothesis's default
 # deadline (200 ms an example) failed a run on a machine busy with other work. In CI (CI set) the examples
 # are the same every run, so that a run's verdict is the code's; elsewhere they vary, to find new faults.
-hypothesis_settings.register_profile("ticketflow", deadline=None, derandomize=bool(os.environ.get("CI")))
+hypothesis_settings.register_profile(
+    "ticketflow", deadline=None, derandomize=os.environ.get("CI", "").lower() in ("1", "true", "yes")
+)
 hypothesis_settings.load_profile("ticketflow")
 _saved_env: dict[str, str | None] = {}
 _spawned_key = pytest.StashKey[list]()

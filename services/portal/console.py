@@ -64,6 +64,11 @@ def team_names(svc: Portal, session: dict) -> dict[str, str]:
     return _kept_names(svc, session, "teams")
 
 
+def forget_team_names(svc: Portal) -> None:
+    """After a team is added or renamed here: the next page asks again (other processes within NAMES_KEPT)."""
+    svc.kept.pop("teams_names", None)
+
+
 def _kept_names(svc: Portal, session: dict, what: str) -> dict[str, str]:
     at, names = svc.kept.get(f"{what}_names", (-NAMES_KEPT, {}))
     if time.monotonic() - at < NAMES_KEPT:

@@ -445,18 +445,18 @@ def history_words(entry: dict, names: dict[str, str] | None = None) -> str:
     return f"{who_words(entry.get('by'), names)}: {done}"
 
 
-def decision_words(entry: dict, names: dict[str, str] | None = None) -> str:
+def decision_words(entry: dict, names: dict[str, str] | None = None, teams: dict[str, str] | None = None) -> str:
     """The heading of an automatic assignment's reasons: "Why Ada got it (rule)", or, when no agent could take
-    the ticket, "Why it was left in network's queue (rule)" (a record of then: it may have an agent since).
+    the ticket, "Why it was left in Network's queue (rule)" (a record of then: it may have an agent since).
     From the decision itself: a transfer's history entry names the team it went to, not the agent. `names`:
-    agents' names by id (else the id)."""
+    agents' names by id, `teams` teams' (else the ids)."""
     decision = entry.get("decision") or {}
     rule = decision.get("rule") or "auto"
     chosen = decision["chosen"] if "chosen" in decision else entry.get("to")
     if chosen:
         return f"Why {(names or {}).get(chosen) or chosen} got it ({rule})"
     team = decision.get("team")
-    queue = f"{team}'s queue" if team else "the team's queue"
+    queue = f"{(teams or {}).get(team) or team}'s queue" if team else "the team's queue"
     return f"Why it was left in {queue} ({rule})"
 
 

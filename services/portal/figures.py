@@ -131,23 +131,26 @@ def span_words(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def breaches_table(breaches: list[dict], team_of: dict[str, str]) -> Table:
-    """Breaches per team (the ticket's team now) and clock, most first."""
+def breaches_table(breaches: list[dict], team_of: dict[str, str], names: dict[str, str] | None = None) -> Table:
+    """Breaches per team (the ticket's team now) and clock, most first; `names`: the teams' names by id."""
     counted = Counter((team_of.get(b["ticket_id"]) or NO_TEAM, b["clock"]) for b in breaches)
     teams = sorted({team for team, _ in counted}, key=lambda t: (-sum(counted[t, c] for c in CLOCKS), t))
-    rows = [[team, *(counted[team, c] for c in CLOCKS), sum(counted[team, c] for c in CLOCKS)] for team in teams]
+    rows = [
+        [_named(team, names), *(counted[team, c] for c in CLOCKS), sum(counted[team, c] for c in CLOCKS)]
+        for team in teams
+    ]
     columns = [("Team", "text"), *((CLOCK_NAMES[c], "count") for c in CLOCKS), ("All", "count")]
     table = Table("breaches", "SLA breaches per team", columns, rows)
     table.chart = charts.bar_chart(table.title, [(row[0], row[-1]) for row in rows], empty="No breach in this period.")
     return table
 
 
-def backlog_table(tickets: list[dict]) -> Table:
-    """Open tickets now, per team and status, and how many of them no agent has."""
+def backlog_table(tickets: list[dict], names: dict[str, str] | None = None) -> Table:
+    """Open tickets now, per team and status, and how many of them no agent has; `names`: the teams' by id."""
     counted = Counter((t.get("team") or NO_TEAM, t.get("status")) for t in tickets)
     waiting = Counter(t.get("team") or NO_TEAM for t in tickets if not t.get("agent_id"))
     teams = sorted({team for team, _ in counted})
-    rows = [[team, *(counted[team, s] for s in OPEN_STATUSES), waiting[team],
+    rows = [[_named(team, names), *(counted[team, s] for s in OPEN_STATUSES), waiting[team],
              sum(counted[team, s] for s in OPEN_STATUSES)] for team in teams]  # fmt: skip
     columns = [("Team", "text"), *((AGENT_STATUS[s], "count") for s in OPEN_STATUSES), ("Unassigned", "count"),
                ("All open", "count")]  # fmt: skip
@@ -162,22 +165,25 @@ def oldest_waiting(tickets: list[dict]) -> dict | None:
     return min(waiting, key=lambda t: t["created_at"], default=None)
 
 
-def capacity_table(agents: list[dict]) -> Table:
-    """Agents whose open tickets reach their capacity: auto-assignment passes them by."""
+def capacity_table(agents: list[dict], names: dict[str, str] | None = None) -> Table:
+    """Agents whose open tickets reach their capacity: auto-assignment passes them by; `names`: the teams'."""
     full = [a for a in agents if a.get("open_tickets", 0) >= a.get("capacity", 1)]
-    rows = [[a["name"], a["id"], ", ".join(a.get("teams", [])), a["open_tickets"], a["capacity"],
-             "yes" if a.get("available") else "no"] for a in full]  # fmt: skip
+    rows = [[a["name"], a["id"], ", ".join(_named(team, names) for team in a.get("teams", [])), a["open_tickets"],
+             a["capacity"], "yes" if a.get("available") else "no"] for a in full]  # fmt: skip
     columns = [("Agent", "text"), ("Agent id", "text"), ("Teams", "text"), ("Open tickets", "count"),
                ("Capacity", "count"), ("Available", "text")]  # fmt: skip
     return Table("capacity", "Agents at capacity", columns, rows)
 
 
-def satisfaction_table(ratings: list[dict]) -> Table:
+def satisfaction_table(ratings: list[dict], names: dict[str, str] | None = None) -> Table:
     """The requesters' ratings of resolved tickets per team (the ticket's team when it was rated), and all."""
     good = Counter(r.get("team") or NO_TEAM for r in ratings if r.get("rating") == "good")
     bad = Counter(r.get("team") or NO_TEAM for r in ratings if r.get("rating") == "bad")
     teams = sorted(set(good) | set(bad), key=lambda t: (-(good[t] + bad[t]), t))
-    rows = [[team, good[team], bad[team], good[team] + bad[team], percent(good[team], bad[team])] for team in teams]
+    rows = [
+        [_named(team, names), good[team], bad[team], good[team] + bad[team], percent(good[team], bad[team])]
+        for team in teams
+    ]
     if len(rows) > 1:
         total_good, total_bad = sum(good.values()), sum(bad.values())
         rows.append(["All teams", total_good, total_bad, total_good + total_bad, percent(total_good, total_bad)])
@@ -191,3 +197,8 @@ def satisfaction_table(ratings: list[dict]) -> Table:
         top=100,
     )
     return table
+
+
+def _named(team: str, names: dict[str, str] | None) -> str:
+    """A team's name for a table (its id when the name is not known; NO_TEAM as it is)."""
+    return (names or {}).get(team) or team

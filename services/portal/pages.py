@@ -114,7 +114,7 @@ def install(app: Flask) -> None:
     app.jinja_env.globals["requester_status"] = lambda ticket: domain.requester_status_words(ticket)[0]
     app.jinja_env.globals["unstaffed_words"] = domain.unstaffed_words
     app.jinja_env.filters["when"] = when
-    app.jinja_env.filters["why"] = lambda entry: domain.decision_words(entry, agent_names())
+    app.jinja_env.filters["why"] = lambda entry: domain.decision_words(entry, agent_names(), team_names())
     app.jinja_env.filters["linked"] = linked
     app.jinja_env.filters["agent_name"] = lambda agent_id: agent_names().get(agent_id) or agent_id
     app.jinja_env.filters["team_name"] = lambda team_id: team_names().get(team_id) or team_id if team_id else team_id

@@ -77,6 +77,14 @@ class Source:
     def breaches(self) -> list[dict]:
         return self._pages("sla", "/breaches", "breaches", **self.period.query())
 
+    @cached_property
+    def team_names(self) -> dict[str, str]:
+        """Team id -> name, for the tables' Team column (ids when assignment does not say)."""
+        try:
+            return {team["id"]: team.get("name") or team["id"] for team in self._get("assignment", "/teams")["items"]}
+        except (Refused, Unreachable):
+            return {}
+
     def team_of(self, ticket_ids: list[str]) -> dict[str, str]:
         """Each breached ticket's team now (assignment's); unknown past MAX_LOOKUPS or when it refuses."""
         teams = {}
@@ -127,12 +135,12 @@ def table(source: Source, name: str) -> figures.Table:
     elif name == "breaches":
         made = _breaches(source)
     elif name == "satisfaction":
-        made = figures.satisfaction_table(source.ratings)
+        made = figures.satisfaction_table(source.ratings, source.team_names)
         made.notes.append("Requesters rate a request once it is resolved; a rating counts in the period it was given.")
     elif name == "backlog":
-        made = figures.backlog_table(source.open_tickets)
+        made = figures.backlog_table(source.open_tickets, source.team_names)
     else:
-        made = figures.capacity_table(source.agents)
+        made = figures.capacity_table(source.agents, source.team_names)
     made.notes += source.notes.get(name, [])
     return made
 
@@ -142,4 +150,4 @@ def _breaches(source: Source) -> figures.Table:
     team_of = source.team_of([b["ticket_id"] for b in breaches])
     if source.who.teams is not None:  # a lead: its teams' breaches (sla lists those of every team it is in)
         breaches = [b for b in breaches if team_of.get(b["ticket_id"]) in source.who.teams]
-    return figures.breaches_table(breaches, team_of)
+    return figures.breaches_table(breaches, team_of, source.team_names)

@@ -27,7 +27,7 @@ from shared.clock import now
 from shared.cursors import Key, Paginator
 from shared.errors import NotFound
 from shared.events import BY_URGENCY
-from shared.mongo import Stale, due_by, ensure_document, read_ahead
+from shared.mongo import Stale, due_by, ensure_document, read_ahead, upserted
 from shared.relay import OutboxFlusher
 
 log = logging.getLogger(__name__)
@@ -304,10 +304,8 @@ class HistoryStore:
         """The copy of a stored clocks document at `version`, unless a copy of a later version is there."""
         copy = self.copy_of(clocks_doc, version)
         update = {"$set": copy, "$currentDate": {"u": True}}  # when it was written, by the database's clock
-        try:
-            self.collection.update_one({"_id": copy.pop("_id"), "v": {"$lt": version}}, update, upsert=True)
-        except DuplicateKeyError:
-            pass  # a later version's copy is there already
+        older = {"_id": copy.pop("_id"), "v": {"$lt": version}}
+        upserted(lambda: self.collection.update_one(older, update, upsert=True))  # None: a later copy is there
 
     @staticmethod
     def copy_of(clocks_doc: dict, version: int) -> dict:

@@ -77,7 +77,7 @@ def test_an_agent_out_of_a_team_hands_its_tickets_there_back_and_the_page_says_s
         ("PATCH", "/agents/cora", {"teams": ["network"]}),
         ("POST", "/tickets/t-7/assign", {"team": "desk"}),
     ]
-    said = "The agent is out of desk. 1 open ticket of desk went back to the team: each to another of its agents"
+    said = "The agent is out of Desk. 1 open ticket of Desk went back to the team: each to another of its agents"
     assert said in text(admin.get(answer.headers["Location"]))
     assert said not in text(admin.get(answer.headers["Location"]))  # said once: a reload sends nothing again
 

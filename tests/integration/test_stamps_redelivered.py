@@ -3,7 +3,6 @@
 The first delivery read the ticket's stamp, an assignment was stored meanwhile (finding no record to restamp),
 the record was written with the older stamp, and the worker died before its check. The redelivery finds the
 record there: it must still end with the ticket's newest stamp, or the record is listed to the wrong team.
-Also: an upsert that loses a race with another creating the document (MongoDB) is tried once more.
 """
 
 from __future__ import annotations
@@ -13,12 +12,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from pymongo.errors import DuplicateKeyError
 
 from services.notify import handlers as notify
 from services.sla import handlers as sla
 from shared import events, mongo
-from shared.access import Stamp, _upserted
+from shared.access import Stamp
 from shared.clock import now
 from shared.config import load_settings
 from tests.integration.assignment_fixtures import created_data, unique
@@ -79,22 +77,3 @@ def test_notify_restamps_notifications_a_dead_worker_wrote_with_an_older_stamp_w
     docs = list(svc.notifications.collection.find({"ticket_id": ticket_id}))
     assert len(docs) == 2 and all((doc["team"], doc["agent_id"]) == ("network", "jane") for doc in docs), docs
     svc.flusher.drain()
-
-
-def test_an_upsert_that_lost_a_race_to_create_its_document_is_tried_once_more():
-    attempts = []
-
-    def write():
-        attempts.append(1)
-        if len(attempts) == 1:  # another upsert created the document between this one's match and insert
-            raise DuplicateKeyError("E11000 duplicate key error")
-        return "written"
-
-    assert _upserted(write) == "written" and len(attempts) == 2
-
-    def newer():  # the document holds a newer value: the filter never matches, the insert always collides
-        attempts.append(1)
-        raise DuplicateKeyError("E11000 duplicate key error")
-
-    attempts.clear()
-    assert _upserted(newer) is None and len(attempts) == 2

@@ -139,20 +139,20 @@ def test_setting_the_leads_changes_only_the_members_whose_lead_teams_change():
         {"id": "ro", "lead_of": []},
     ]
     services = FakeServices({("assignment", "GET", "/agents"): {"items": members}})
-    people.set_leads(SimpleNamespace(services=services), ADMIN, "printing", ["quinn"])
+    people.set_leads(SimpleNamespace(services=services, kept={}), ADMIN, "printing", ["quinn"])
     patches = [(path, body) for _, method, path, body in services.calls if method == "PATCH"]
     assert patches == [("/agents/pat", {"lead_of": []}), ("/agents/quinn", {"lead_of": ["other", "printing"]})]
     with pytest.raises(UserError) as refused:
-        people.set_leads(SimpleNamespace(services=services), ADMIN, "printing", ["quinn", "stranger"])
+        people.set_leads(SimpleNamespace(services=services, kept={}), ADMIN, "printing", ["quinn", "stranger"])
     assert "leads" in refused.value.errors
 
 
 def test_two_leads_of_a_team_are_both_kept_when_its_leads_are_saved_as_shown():
     members = [{"id": "pat", "lead_of": ["printing"]}, {"id": "quinn", "lead_of": ["printing", "other"]}]
     services = FakeServices({("assignment", "GET", "/agents"): {"items": members}})
-    people.set_leads(SimpleNamespace(services=services), ADMIN, "printing", ["pat", "quinn"])
+    people.set_leads(SimpleNamespace(services=services, kept={}), ADMIN, "printing", ["pat", "quinn"])
     assert [call for call in services.calls if call[1] == "PATCH"] == []  # nobody loses the lead
-    people.set_leads(SimpleNamespace(services=services), ADMIN, "printing", [])
+    people.set_leads(SimpleNamespace(services=services, kept={}), ADMIN, "printing", [])
     patches = [(path, body) for _, method, path, body in services.calls if method == "PATCH"]
     assert patches == [("/agents/pat", {"lead_of": []}), ("/agents/quinn", {"lead_of": ["other"]})]
 
@@ -160,7 +160,7 @@ def test_two_leads_of_a_team_are_both_kept_when_its_leads_are_saved_as_shown():
 def test_removing_an_agent_from_a_team_keeps_its_other_teams():
     agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": ["desk"]}
     services = FakeServices({("assignment", "GET", "/agents/cora"): agent})
-    people.remove_from_team(SimpleNamespace(services=services), ADMIN, "cora", "desk")
+    people.remove_from_team(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
     assert ("assignment", "PATCH", "/agents/cora", {"teams": ["network"]}) in services.calls
 
 
@@ -168,7 +168,7 @@ def test_removing_an_agent_from_a_team_hands_its_open_tickets_there_back_to_the_
     agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": []}
     held = {"items": [{"ticket_id": "t-1", "number": 101}, {"ticket_id": "t-2", "number": 102}], "next_cursor": None}
     services = FakeServices({("assignment", "GET", "/agents/cora"): agent, ("assignment", "GET", "/queue"): held})
-    outcome = people.remove_from_team(SimpleNamespace(services=services), ADMIN, "cora", "desk")
+    outcome = people.remove_from_team(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
     after = [(method, path, body) for _, method, path, body in services.calls if method != "GET" or path == "/queue"]
     assert after == [
         ("GET", "/queue", {"agent_id": "cora", "team": "desk", "limit": people.HAND_BACK_MAX}),  # read first
@@ -191,20 +191,20 @@ def test_a_ticket_that_cannot_be_handed_back_is_named_and_the_others_go_on():
         return answer(service, method, path, actor, json=json, params=params)
 
     services.call = call
-    outcome = people.remove_from_team(SimpleNamespace(services=services), ADMIN, "cora", "desk")
+    outcome = people.remove_from_team(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
     assert outcome == {"moved": 1, "failed": [(101, "The ticket is resolved.")], "more": True}
 
 
 def test_an_empty_id_is_a_field_error_before_any_call():
     services = FakeServices()
     with pytest.raises(UserError) as refused:
-        people.put_topic(SimpleNamespace(services=services), ADMIN, {"topic_id": " ", "topic_name": "Printers"})
+        people.put_topic(SimpleNamespace(services=services, kept={}), ADMIN, {"topic_id": " ", "topic_name": "Printers"})
     assert refused.value.errors == {"topic_id": ["Enter the topic's id."]} and services.calls == []
 
 
 def test_ids_typed_in_a_form_stay_one_path_segment():
     services = FakeServices()
-    people.put_topic(SimpleNamespace(services=services), ADMIN, {"topic_id": "a/../b", "topic_name": "X"})
+    people.put_topic(SimpleNamespace(services=services, kept={}), ADMIN, {"topic_id": "a/../b", "topic_name": "X"})
     assert services.calls == [("intake", "PUT", "/topics/a%2F..%2Fb", {"name": "X"})]
 
 
@@ -212,7 +212,7 @@ def test_a_what_if_refused_by_sla_shows_its_reasons_under_the_fields():
     draft = {"first_response_minutes": "30", "calendar": "24x7"}
     services = FakeServices(refuse=Refused(422, "Validation failed", "", {"calendar": ["Unknown calendar."]}))
     with pytest.raises(UserError) as refused:
-        sla.what_if(SimpleNamespace(services=services), ADMIN, "high", draft)
+        sla.what_if(SimpleNamespace(services=services, kept={}), ADMIN, "high", draft)
     assert refused.value.errors == {"calendar": ["Unknown calendar."]}
 
 
@@ -229,7 +229,7 @@ def test_a_what_ifs_changed_tickets_are_named_by_number_and_subject_and_the_newe
     answer = {"current": {"items": []}, "draft": {"items": []}, "changed": [change(n) for n in range(103)]}
     services = Intake({("sla", "POST", "/policies/high/what-if"): answer, ("intake", "GET", "/tickets/t102"): {
         "number": 100042, "subject": "VPN drops"}})  # fmt: skip
-    shown = sla.what_if(SimpleNamespace(services=services), ADMIN, "high", {"calendar": "24x7"})
+    shown = sla.what_if(SimpleNamespace(services=services, kept={}), ADMIN, "high", {"calendar": "24x7"})
     assert len(shown["changed"]) == 100 and shown["not_shown"] == 3
     assert shown["changed"][0]["ticket"] == {"number": 100042, "subject": "VPN drops"}
     assert shown["changed"][1]["ticket"] is None and shown["changed"][1]["ticket_id"] == "t101"
@@ -247,7 +247,7 @@ def test_a_topic_two_teams_name_is_shown_going_where_assignment_sends_it():
     teams = [{"id": "qa-team", "name": "QA", "topics": ["network", "qa"]},
              {"id": "network", "name": "Network", "topics": ["network", "vpn"]}]  # fmt: skip
     services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
-    svc = SimpleNamespace(services=services, store=SimpleNamespace(list_accounts=lambda: []))
+    svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(list_accounts=lambda: []))
     found = {team["id"]: team["elsewhere"] for team in people.directory(svc, ADMIN)["teams"]}
     assert found == {"qa-team": {"network": "network"}, "network": {}}  # the first by id takes it
 
@@ -257,11 +257,11 @@ def test_an_agent_page_refuses_an_email_another_agent_has_next_to_the_field():
     services = FakeServices({("assignment", "GET", "/agents"): {"items": agents}})
     form = {"name": "Tess", "email": " Omar@Example.com ", "teams": ["network"], "capacity": "2"}
     with pytest.raises(UserError) as refused:
-        people.save_agent(SimpleNamespace(services=services), ADMIN, "tess", form)
+        people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "tess", form)
     assert refused.value.errors == {"email": ["Omar (omar) has this email address: each agent's emails go to its own."]}
     assert [call for call in services.calls if call[1] == "PATCH"] == []  # nothing changed
-    people.save_agent(SimpleNamespace(services=services), ADMIN, "omar", {**form, "name": "Omar"})  # its own
-    people.save_agent(SimpleNamespace(services=services), ADMIN, "tess", {**form, "email": "tess@example.com"})
+    people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "omar", {**form, "name": "Omar"})  # its own
+    people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "tess", {**form, "email": "tess@example.com"})
     assert [path for _, method, path, _ in services.calls if method == "PATCH"] == ["/agents/omar", "/agents/tess"]
 
 
@@ -272,7 +272,7 @@ def test_a_topic_another_team_has_is_moved_only_when_asked_and_never_where_it_wo
         {"id": "b-team", "topics": ["printers"]},
     ]
     services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
-    svc = SimpleNamespace(services=services)
+    svc = SimpleNamespace(services=services, kept={})
     with pytest.raises(people.TopicQuestion) as asked:  # a-tester comes before general: software's would move
         people.create_team(svc, ADMIN, {"id": "a-tester", "name": "A", "topics": ["software"]})
     assert asked.value.question[0].startswith("Topic software: its tickets go to general (general) now")
@@ -302,9 +302,9 @@ def test_a_policy_saved_with_its_own_terms_says_nothing_changed():
     )
     form = {"first_response_minutes": "60", "next_response_minutes": "60", "resolution_minutes": "480",
             "warn_at_percent": "80", "calendar": "24x7"}  # fmt: skip
-    assert sla.put_policy(SimpleNamespace(services=services), ADMIN, "low", form)[1] is False
+    assert sla.put_policy(SimpleNamespace(services=services, kept={}), ADMIN, "low", form)[1] is False
     services.answers[("sla", "PUT", "/policies/low")] = {"version": 5}
-    assert sla.put_policy(SimpleNamespace(services=services), ADMIN, "low", form)[1] is True
+    assert sla.put_policy(SimpleNamespace(services=services, kept={}), ADMIN, "low", form)[1] is True
 
 
 def test_a_calendar_saved_as_it_is_makes_no_new_version():
@@ -313,12 +313,12 @@ def test_a_calendar_saved_as_it_is_makes_no_new_version():
     services = FakeServices({("sla", "GET", "/calendars/office"): current})
     form = {"calendar_id": "office", "existing": "1", "timezone": "Europe/Berlin", "hours-mon": "09:00-17:00",
             "holidays": "2026-12-25"}  # fmt: skip
-    assert sla.put_calendar(SimpleNamespace(services=services), ADMIN, form)["unchanged"] is True
+    assert sla.put_calendar(SimpleNamespace(services=services, kept={}), ADMIN, form)["unchanged"] is True
     current["holidays"] = ["2026-12-25", "2027-01-01"]  # sla keeps them sorted, once each
     twice_backwards = {**form, "holidays": "2027-01-01, 2026-12-25\n2027-01-01"}
-    assert sla.put_calendar(SimpleNamespace(services=services), ADMIN, twice_backwards)["unchanged"] is True
+    assert sla.put_calendar(SimpleNamespace(services=services, kept={}), ADMIN, twice_backwards)["unchanged"] is True
     assert [call for call in services.calls if call[1] == "PUT"] == []
-    sla.put_calendar(SimpleNamespace(services=services), ADMIN, {**form, "hours-mon": "08:00-17:00"})
+    sla.put_calendar(SimpleNamespace(services=services, kept={}), ADMIN, {**form, "hours-mon": "08:00-17:00"})
     assert [call[2] for call in services.calls if call[1] == "PUT"] == ["/calendars/office"]
 
 
@@ -327,14 +327,14 @@ def test_the_yes_to_moving_topics_covers_only_the_topics_it_was_asked_about():
     services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
     form = {"id": "a-team", "name": "A", "topics": ["software", "printers"], people.MOVE_TOPICS: "software"}
     with pytest.raises(people.TopicQuestion) as asked:  # printers was added after the question: asked about too
-        people.create_team(SimpleNamespace(services=services), ADMIN, form)
+        people.create_team(SimpleNamespace(services=services, kept={}), ADMIN, form)
     assert asked.value.asked == ["printers", "software"]
 
 
 def test_a_team_id_taken_is_left_to_assignment_to_say_not_asked_about_topics():
     teams = [{"id": "general", "topics": ["software"]}, {"id": "a-team", "topics": []}]
     services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
-    people.create_team(SimpleNamespace(services=services), ADMIN, {"id": "a-team", "name": "A", "topics": ["software"]})
+    people.create_team(SimpleNamespace(services=services, kept={}), ADMIN, {"id": "a-team", "name": "A", "topics": ["software"]})
     assert [path for _, method, path, _ in services.calls if method == "POST"] == ["/teams"]
 
 
@@ -342,14 +342,14 @@ def test_agents_that_share_an_email_already_may_change_the_rest():
     agents = [{"id": "omar", "name": "Omar", "email": "desk@example.com"}, {"id": "tess", "email": "DESK@example.com"}]
     services = FakeServices({("assignment", "GET", "/agents"): {"items": agents}})
     form = {"name": "Tess", "email": "desk@example.com", "teams": ["network"], "capacity": "3"}
-    people.save_agent(SimpleNamespace(services=services), ADMIN, "tess", form)  # its email as it was
+    people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "tess", form)  # its email as it was
     assert [path for _, method, path, _ in services.calls if method == "PATCH"] == ["/agents/tess"]
 
 
 def test_a_new_agent_with_another_agent_s_email_is_refused_next_to_the_field():
     agents = [{"id": "omar", "name": "Omar", "email": "omar@example.com"}]
     services = FakeServices({("assignment", "GET", "/agents"): {"items": agents}})
-    svc = SimpleNamespace(services=services, store=SimpleNamespace(account_by_email=lambda email: None))
+    svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(account_by_email=lambda email: None))
     form = {"id": "tess", "name": "Tess", "email": "omar@example.com", "teams": ["network"], "capacity": "3"}
     with pytest.raises(UserError) as refused:
         people.create_agent(svc, ADMIN, form)
@@ -359,7 +359,7 @@ def test_a_new_agent_with_another_agent_s_email_is_refused_next_to_the_field():
 def test_tickets_are_handed_back_only_to_a_team_the_agent_has_left():
     services = FakeServices({("assignment", "GET", "/agents/cora"): {"id": "cora", "teams": ["desk"]}})
     with pytest.raises(UserError):
-        people.hand_back(SimpleNamespace(services=services), ADMIN, "cora", "desk")
+        people.hand_back(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
     assert [call for call in services.calls if call[1] != "GET"] == []
 
 
@@ -370,7 +370,7 @@ def test_unticking_a_team_on_the_agent_page_hands_its_tickets_there_back():
         {("assignment", "GET", "/agents"): {"items": agents}, ("assignment", "GET", "/queue"): held}
     )
     form = {"name": "Cora", "email": "cora@example.com", "teams": ["network"], "capacity": "3"}
-    handed = people.save_agent(SimpleNamespace(services=services), ADMIN, "cora", form)
+    handed = people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "cora", form)
     assert handed == {"desk": {"moved": 1, "failed": [], "more": False}}
     sent = [(method, path) for _, method, path, _ in services.calls if method != "GET" or path == "/queue"]
     assert sent == [("GET", "/queue"), ("PATCH", "/agents/cora"), ("POST", "/tickets/t-1/assign")]
@@ -381,7 +381,7 @@ def test_an_empty_add_agent_form_gets_every_fields_error_at_once():
     problems = {"id": ["Missing data for required field."], "name": ["Shorter than minimum length 1."],
                 "email": ["Not a valid email address."], "capacity": ["Not a valid integer."]}  # fmt: skip
     services = FakeServices(refuse=Refused(422, "Validation failed", "The agent has invalid fields.", problems))
-    svc = SimpleNamespace(services=services, store=SimpleNamespace(account_by_email=lambda email: None))
+    svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(account_by_email=lambda email: None))
     with pytest.raises(UserError) as refused:
         people.create_agent(svc, ADMIN, {"id": "", "name": "", "email": "", "capacity": ""})
     assert set(refused.value.errors) == {"id", "name", "email", "capacity"}
@@ -407,7 +407,7 @@ class Silent(FakeServices):
 
 def test_retry_all_stops_at_notify_s_first_silence_and_says_what_was_not_tried():
     services = Silent("POST", answered=1)
-    outcome = notify.retry_all(SimpleNamespace(services=services), ADMIN, ["n-1", "n-2", "n-3", "n-4"])
+    outcome = notify.retry_all(SimpleNamespace(services=services, kept={}), ADMIN, ["n-1", "n-2", "n-3", "n-4"])
     assert outcome == {"retried": 1, "gone": 0, "refused": 0, "unanswered": 1, "not_tried": 2}
     assert [call[2] for call in services.calls] == ["/notifications/n-1/retry", "/notifications/n-2/retry"]
     words = retried_words(outcome)
@@ -421,7 +421,7 @@ def test_retry_all_stops_at_notify_s_first_silence_and_says_what_was_not_tried()
 def test_ticket_numbers_are_not_asked_of_intake_after_it_stops_answering():
     items = [{"ticket_id": f"t-{i}"} for i in range(5)]
     services = Silent("GET", answered=1, answers={("intake", "GET", "/tickets/t-0"): {"number": 100}})
-    notify.numbered(SimpleNamespace(services=services), None, items)
+    notify.numbered(SimpleNamespace(services=services, kept={}), None, items)
     assert [item["number"] for item in items] == [100, None, None, None, None]
     assert [call[2] for call in services.calls] == ["/tickets/t-0", "/tickets/t-1"]  # then no more waiting
 
@@ -429,7 +429,7 @@ def test_ticket_numbers_are_not_asked_of_intake_after_it_stops_answering():
 def test_a_webhook_for_a_url_that_has_one_is_refused_next_to_the_url():
     hooks = {"items": [{"id": "w-1", "url": "https://hooks.example.com/ticketflow"}]}
     services = FakeServices({("notify", "GET", "/webhooks"): hooks})
-    svc = SimpleNamespace(services=services, store=SimpleNamespace(form_used=lambda key: False, use_form=print))
+    svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(form_used=lambda key: False, use_form=print))
     form = {"url": " https://hooks.example.com/ticketflow ", "events": "ticket.*", "form_key": "k"}
     with pytest.raises(UserError) as refused:
         notify.add_webhook(svc, {**ADMIN, "_id": "s-1"}, form)

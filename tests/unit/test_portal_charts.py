@@ -181,3 +181,15 @@ def test_satisfaction_per_team_with_all_teams_and_the_csv_carries_the_same_figur
     alone = figures.satisfaction_table([{"team": "desk", "rating": "good"}])
     assert alone.rows == [["desk", 1, 0, 1, 100.0]]  # one team: no "All teams" row that says it again
     assert "No request was rated" in str(figures.satisfaction_table([]).chart)
+
+
+def test_the_tables_name_teams_by_their_names_and_by_id_when_a_name_is_not_known():
+    names = {"network": "Network & VPN"}
+    backlog = figures.backlog_table([{"team": "network", "status": "new"}, {"team": "desk", "status": "new"}], names)
+    assert [row[0] for row in backlog.rows] == ["desk", "Network & VPN"]
+    breaches = figures.breaches_table([{"ticket_id": "a", "clock": "resolution"}], {"a": "network"}, names)
+    assert breaches.rows[0][0] == "Network & VPN"
+    rated = figures.satisfaction_table([{"team": "network", "rating": "good"}], names)
+    assert rated.rows[0][0] == "Network & VPN"
+    full = [{"id": "ada", "name": "Ada", "teams": ["network", "desk"], "open_tickets": 3, "capacity": 3}]
+    assert figures.capacity_table(full, names).rows[0][2] == "Network & VPN, desk"

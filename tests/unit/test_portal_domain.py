@@ -134,6 +134,9 @@ def test_an_automatic_assignments_reasons_say_who_got_it_or_that_it_waits_in_the
     assert domain.decision_words(transfer) == "Why li got it (least loaded)"
     nobody = {**transfer, "decision": {**found, "chosen": None}}
     assert domain.decision_words(nobody) == "Why it was left in hardware's queue (least loaded)"
+    assert domain.decision_words(nobody, teams={"hardware": "Hardware"}) == (
+        "Why it was left in Hardware's queue (least loaded)"
+    )
 
 
 def test_a_stopped_clock_says_whether_it_stopped_within_its_target():

@@ -6,7 +6,7 @@ from services.portal import domain
 from services.portal.admin import number, path_id, refusal, require_id
 from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused, Unreachable
-from services.portal.console import actor
+from services.portal.console import actor, every_team, forget_team_names, team_names
 from services.portal.handlers import Portal, UserError, create_account, every_topic
 
 ACCOUNT_TAKEN = "An account with this email exists."
@@ -16,7 +16,7 @@ def directory(svc: Portal, session: dict) -> dict:
     """The agents, the teams (each with its members and leads) and the help topics."""
     who = actor(session)
     agents = svc.services.get("assignment", "/agents", who)["items"]
-    teams = svc.services.get("assignment", "/teams", who)["items"]
+    teams = every_team(svc, session)  # the names kept for other pages, fresh after a team is added or renamed
     routes = domain.topic_routes(teams)
     for team in teams:
         team["members"] = [agent for agent in agents if team["id"] in agent["teams"]]
@@ -140,7 +140,8 @@ def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
 
     {"moved": tickets handed back, "failed": [(number, reason)], "more": whether some were left unread}."""
     if team in agent(svc, session, agent_id)["teams"]:
-        raise UserError(f"The agent is in {team}: its tickets there stay with it.", status=409)
+        named = team_names(svc, session).get(team) or team
+        raise UserError(f"The agent is in {named}: its tickets there stay with it.", status=409)
     return _transfer_back(svc, session, team, _held(svc, session, agent_id, team))
 
 
@@ -213,7 +214,7 @@ def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team:
     The moves said yes to: {other team: its topics without the moved ones}, to save once this team has them."""
     if not team_id:
         return {}
-    teams = svc.services.get("assignment", "/teams", actor(session))["items"]
+    teams = every_team(svc, session)
     if new_team and any(team["id"] == team_id for team in teams):
         return {}  # the id is taken: assignment says so, next to the id
     kept, taken = domain.topic_moves(teams, team_id, form.get("topics", []))
@@ -250,6 +251,7 @@ def create_team(svc: Portal, session: dict, form: dict) -> dict:
         created = svc.services.post("assignment", "/teams", actor(session), body)
     except Refused as refused:
         raise refusal(refused, conflict="id") from None
+    forget_team_names(svc)
     _take_topics_off(svc, session, left)
     return created
 
@@ -261,6 +263,7 @@ def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
         changed = svc.services.call("assignment", "PATCH", f"/teams/{path_id(team_id)}", actor(session), json=body)
     except Refused as refused:
         raise refusal(refused) from None
+    forget_team_names(svc)
     _take_topics_off(svc, session, left)
     return changed
 

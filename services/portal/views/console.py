@@ -95,6 +95,8 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     may_lead = g.session.get("role") == "admin" or bool(me.get("lead_of"))
     said = whole and bulk_form is None and (g.session.get("flash") or {}).get("bulk")  # as loaded: only if one
     flash = portal().store.pop_flash(g.session["_id"], "bulk", "", now()) if said else None
+    teams = _teams() if whole and may_lead else []
+    notice, warns = _queue_notice(request.args.get("notice", ""), request.args.get("team"), teams)
     return render_template(
         template,
         me=me,
@@ -103,13 +105,14 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         topics=topics,
         priorities=PRIORITIES,
         statuses=domain.AGENT_STATUS,
-        notice=_queue_notice(request.args.get("notice", ""), request.args.get("team"), may_lead and whole),
+        notice=notice,
+        notice_warns=warns,
         bulk=(flash or {}).get("bulk"),
         bulk_form=bulk_form or {},
         errors=bulk_errors or {},
         selected=set(selected),
         may_lead=may_lead,
-        teams=_teams() if whole and may_lead else [],
+        teams=teams,
     )
 
 
@@ -128,13 +131,12 @@ def _teams() -> list[dict]:
 QUEUE_NOTICES = {"handed-on": "The ticket is with another team now: it waits in their queue, out of your sight."}
 
 
-def _queue_notice(notice: str, team_id: str | None, may_lead: bool) -> str | None:
-    """The queue's notice; after a ticket was handed on to a team where nobody takes tickets now, also that."""
+def _queue_notice(notice: str, team_id: str | None, teams: list[dict]) -> tuple[str | None, bool]:
+    """The queue's notice, and whether it warns: after a ticket was handed on to a team where nobody takes tickets
+    now (`teams`: staffed, the page's transfer choices), it says that too. Only a known team's name is shown."""
     said = QUEUE_NOTICES.get(notice)
-    if said and team_id and may_lead:
-        team = next((team for team in _teams() if team["id"] == team_id), None)
-        said = " ".join(filter(None, [said, domain.unstaffed_words(team)]))
-    return said
+    waits = domain.unstaffed_words(next((team for team in teams if team["id"] == team_id), None)) if said else None
+    return (f"{said} {waits}" if waits else said), bool(waits)
 
 
 @blueprint.get("/search")

@@ -7,7 +7,7 @@ from flask import g, redirect, url_for
 
 from services.portal.admin import people
 from services.portal.handlers import UserError
-from services.portal.pages import admin_required, portal
+from services.portal.pages import admin_required, portal, team_names
 from services.portal.views.admin import blueprint, form_data, page
 from shared.clock import now
 
@@ -79,7 +79,7 @@ def change_agent(agent_id: str):
         return _edit(agent_id, form, exc.errors, exc.message, exc.status)
     if not handed:
         return redirect(url_for("admin.agent", agent_id=agent_id, notice="saved"), 303)
-    words = " ".join(people.hand_back_words(team, outcome) for team, outcome in handed.items())
+    words = " ".join(people.hand_back_words(_named(team), outcome) for team, outcome in handed.items())
     whole = {"moved": 0, "failed": [f for o in handed.values() for f in o["failed"]],
              "more": any(o["more"] for o in handed.values())}  # fmt: skip
     return _handed_back(agent_id, NOTICES["saved"], words, whole)
@@ -99,7 +99,7 @@ def agent_availability(agent_id: str):
 @blueprint.post("/agents/<agent_id>/teams/<team_id>/remove")
 @admin_required
 def remove_from_team(agent_id: str, team_id: str):
-    return _handing_back(agent_id, team_id, people.remove_from_team, f"The agent is out of {team_id}.")
+    return _handing_back(agent_id, team_id, people.remove_from_team, f"The agent is out of {_named(team_id)}.")
 
 
 @blueprint.post("/agents/<agent_id>/teams/<team_id>/hand-back")
@@ -114,7 +114,7 @@ def _handing_back(agent_id: str, team_id: str, act, first: str):
         outcome = act(portal(), g.session, agent_id, team_id)
     except UserError as exc:
         return _edit(agent_id, message=exc.message, errors=exc.errors, status=exc.status)
-    return _handed_back(agent_id, first, people.hand_back_words(team_id, outcome), outcome)
+    return _handed_back(agent_id, first, people.hand_back_words(_named(team_id), outcome), outcome)
 
 
 def _handed_back(agent_id: str, first: str, words: str, outcome: dict):
@@ -123,3 +123,7 @@ def _handed_back(agent_id: str, first: str, words: str, outcome: dict):
     said = {"text": f"{first} {words}".strip(), "ok": ok}
     portal().store.set_flash(g.session["_id"], "agent", agent_id, said, now())
     return redirect(url_for("admin.agent", agent_id=agent_id), 303)
+
+
+def _named(team_id: str) -> str:
+    return team_names().get(team_id) or team_id
