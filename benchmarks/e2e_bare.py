@@ -1,7 +1,7 @@
 """The bare baseline of benchmarks/e2e.py: ticketflow's first stage as raw pymongo + pika, nothing else.
 
-Per ticket it does the same number of MongoDB writes (35) and broker hops (4 confirmed, persistent,
-mandatory publishes; 10 deliveries, each acked after its writes) as ticketflow, in the same process
+Per ticket it does the same broker hops as ticketflow (4 confirmed, persistent, mandatory publishes; 11
+deliveries, each acked after its writes) and 37 MongoDB writes, in the same process
 layout: an HTTP front under gunicorn (`benchmarks.e2e_bare:app`) and one consumer process per role
 (`python -m benchmarks.e2e_bare assignment|sla|notify|intake|search`), each role with its own database
 `<ns>_bare_<role>` (the front shares intake's, as intake's api and worker do). No validation, no
@@ -13,7 +13,8 @@ with references to the code that makes them.
                  publish `created`, clear the outbox                               3 writes, 1 publish
     assignment   created: ticket insert, agent reservation ($push), ticket save with `assigned` in
                  its outbox, publish `assigned`, clear the outbox, processed mark  5 writes, 1 publish
-    sla          created: clocks insert, processed mark                           2 writes
+    sla          created: clocks insert, processed mark; assigned: the ticket's team and agent (an
+                 upsert), processed mark                                          4 writes
     notify       created: projection insert, receipt record, processed mark;
                  assigned: projection save, assignment record, processed mark;
                  each record (sender threads): claim, SMTP, save as sent with `sent` in its outbox,
@@ -23,11 +24,12 @@ with references to the code that makes them.
     search       created: document insert, processed; assigned: document update (findAndModify, the
                  document after it), processed; each time the whole document to a tantivy index of
                  search's schema and analyzers, committed every 0.5 s by a timer  4 writes
-    deliveries   created -> assignment, sla, notify, intake, search; assigned -> notify, intake, search;
-                 sent x2 -> intake
+    deliveries   created -> assignment, sla, notify, intake, search; assigned -> sla, notify, intake,
+                 search; sent x2 -> intake
 
-Search (issue 18's sixth service) came after the first four: until then the baseline had no search role
-and did 31 writes and 8 deliveries a ticket.
+Search (issue 18's sixth service) came after the first four, and sla's reading of ticket.assigned (who may
+read a ticket's clocks) with issue 11: until 2026-12-01 the baseline had neither, and did 31 writes and 8
+deliveries a ticket against ticketflow's 11.
 
 Environment: MONGO_URL, AMQP_URL, SMTP_URL, BARE_NS (exchange `<ns>.bare`, queues `<ns>.bare.<role>`),
 BARE_AGENTS (how many agents, `agent<k>@bare.example.com`), BARE_INDEX_DIR (the search role's index goes
@@ -54,7 +56,7 @@ from pymongo import MongoClient, ReturnDocument
 ROLES = ("assignment", "sla", "notify", "intake", "search")
 BINDINGS = {
     "assignment": ("created",),
-    "sla": ("created",),
+    "sla": ("created", "assigned"),
     "notify": ("created", "assigned"),
     "intake": ("created", "assigned", "sent"),
     "search": ("created", "assigned"),
@@ -252,9 +254,13 @@ class Role:
         self.publisher.publish(assigned)
         tickets.update_one({"_id": ticket_id, "_v": 2}, {"$unset": {"_outbox": ""}})
 
-    # sla: 1 write here + processed = 2
+    # sla: 1 write here + processed = 2 per event
     def on_sla(self, envelope: dict) -> None:
         at = now()
+        if envelope["type"] == "assigned":  # who may read the ticket's clocks: its team and agent
+            access = {"team": envelope["data"]["team"], "agent_id": envelope["data"]["agent"]["id"], "assigned_at": at}
+            self.db["ticket_access"].update_one({"_id": envelope["ticket_id"]}, {"$set": access}, upsert=True)
+            return
         clocks = {
             name: {"state": "running", "started_at": at, "due_at": at + timedelta(minutes=minutes), "elapsed": 0}
             for name, minutes in (("first_response", 240), ("resolution", 1440))

@@ -225,7 +225,7 @@ def start(env: dict, procs: Processes, smtp_url: str, secret: str) -> seed.Desk:
     for url in urls.values():
         wait_healthy(url, procs)
     ns = env["TICKETFLOW_NAMESPACE"]
-    wait_consumers(env["AMQP_URL"], [f"{ns}.{service}" for service in SERVICE_PORTS], 1, procs)
+    wait_consumers(env["AMQP_URL"], dict.fromkeys((f"{ns}.{service}" for service in SERVICE_PORTS), 1), procs)
     return seed.Desk(urls, secret)
 
 

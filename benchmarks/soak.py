@@ -436,7 +436,7 @@ def start_system(env: dict, procs: e2e.Processes, smtp_url: str, agents: int) ->
     for url in urls.values():
         e2e.wait_healthy(url, procs)
     ns = env["TICKETFLOW_NAMESPACE"]
-    e2e.wait_consumers(env["AMQP_URL"], [f"{ns}.{service}" for service in SERVICE_PORTS], 1, procs)
+    e2e.wait_consumers(env["AMQP_URL"], dict.fromkeys((f"{ns}.{service}" for service in SERVICE_PORTS), 1), procs)
 
     admin = issue_token(env["TICKETFLOW_JWT_SECRET"], "admin")
     topic, team = f"soak-{secrets.token_hex(3)}", f"team-{secrets.token_hex(3)}"
