@@ -49,19 +49,26 @@ class ChangedMeanwhile(Exception):
         self.changes = changes
 
 
-NAMES_KEPT = 60.0  # seconds an api process keeps the agents' and teams' names (a new name shows after it)
+NAMES_KEPT = 60.0  # seconds an api process keeps agents', teams' and topics' names (a new name shows after)
 
 
-def agent_names(svc: Portal, session: dict) -> dict[str, str]:
+def agent_names(svc: Portal, session: dict, fresh: bool = False) -> dict[str, str]:
     """Agent id -> name, for pages that would show ids (the queue's Agent column, who has a ticket, what others did,
-    notes from before assignment kept `by_name`). One `GET /agents` a minute per process; ids when it fails."""
-    return _kept_names(svc, session, "agents")
+    notes from before assignment kept `by_name`). One `GET /agents` a minute per process (`fresh`: now); ids when
+    it fails."""
+    return _kept_names(svc, session, "agents", fresh=fresh)
 
 
-def team_names(svc: Portal, session: dict) -> dict[str, str]:
+def team_names(svc: Portal, session: dict, fresh: bool = False) -> dict[str, str]:
     """Team id -> name, for pages that would show ids (a ticket's team, the queue's Team column, search results,
-    an agent's teams). One `GET /teams` a minute per process; ids when it fails."""
-    return _kept_names(svc, session, "teams")
+    an agent's teams). One `GET /teams` a minute per process (`fresh`: now); ids when it fails."""
+    return _kept_names(svc, session, "teams", fresh=fresh)
+
+
+def topic_names(svc: Portal, session: dict, fresh: bool = False) -> dict[str, str]:
+    """Help topic id -> name (retired ones too), for a ticket's page. One `GET /topics` of intake a minute per
+    process (`fresh`: now); ids when it fails."""
+    return _kept_names(svc, session, "topics", "intake", fresh=fresh, include_retired="true")
 
 
 def forget_team_names(svc: Portal) -> None:
@@ -69,12 +76,14 @@ def forget_team_names(svc: Portal) -> None:
     svc.kept.pop("teams_names", None)
 
 
-def _kept_names(svc: Portal, session: dict, what: str) -> dict[str, str]:
+def _kept_names(
+    svc: Portal, session: dict, what: str, service: str = "assignment", fresh: bool = False, **query
+) -> dict[str, str]:
     at, names = svc.kept.get(f"{what}_names", (-NAMES_KEPT, {}))
-    if time.monotonic() - at < NAMES_KEPT:
+    if time.monotonic() - at < NAMES_KEPT and not fresh:
         return names
     try:
-        items = svc.services.get("assignment", f"/{what}", actor(session))["items"]
+        items = svc.services.get(service, f"/{what}", actor(session), **query)["items"]
     except (Refused, Unreachable) as exc:
         log.warning("%s' names not known (ids shown): %s", what, exc)
         return names

@@ -168,7 +168,7 @@ def oldest_waiting(tickets: list[dict]) -> dict | None:
 def capacity_table(agents: list[dict], names: dict[str, str] | None = None) -> Table:
     """Agents whose open tickets reach their capacity: auto-assignment passes them by; `names`: the teams'."""
     full = [a for a in agents if a.get("open_tickets", 0) >= a.get("capacity", 1)]
-    rows = [[a["name"], a["id"], ", ".join(_named(team, names) for team in a.get("teams", [])), a["open_tickets"],
+    rows = [[a["name"], a["id"], "; ".join(_named(team, names) for team in a.get("teams", [])), a["open_tickets"],
              a["capacity"], "yes" if a.get("available") else "no"] for a in full]  # fmt: skip
     columns = [("Agent", "text"), ("Agent id", "text"), ("Teams", "text"), ("Open tickets", "count"),
                ("Capacity", "count"), ("Available", "text")]  # fmt: skip

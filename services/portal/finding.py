@@ -140,6 +140,9 @@ def teams(svc: Portal, session: dict, me: dict, chosen: str = "") -> list[dict]:
         offered = every if session.get("role") == "admin" else [team for team in every if team.get("id") in own]
     except (Refused, Unreachable):
         every, offered = [], [{"id": team, "name": team} for team in own]
-    if chosen and chosen not in {team.get("id") for team in offered}:
-        offered.append(next((team for team in every if team.get("id") == chosen), {"id": chosen, "name": chosen}))
+    if chosen and chosen not in {team.get("id") for team in offered}:  # named by assignment, never by the address
+        offered.append(next((team for team in every if team.get("id") == chosen), {"id": chosen, "name": UNKNOWN_TEAM}))
     return offered
+
+
+UNKNOWN_TEAM = "A team not known"  # the address names a team assignment does not list

@@ -114,10 +114,11 @@ def install(app: Flask) -> None:
     app.jinja_env.globals["requester_status"] = lambda ticket: domain.requester_status_words(ticket)[0]
     app.jinja_env.globals["unstaffed_words"] = domain.unstaffed_words
     app.jinja_env.filters["when"] = when
-    app.jinja_env.filters["why"] = lambda entry: domain.decision_words(entry, agent_names(), team_names())
+    app.jinja_env.filters["why"] = why
     app.jinja_env.filters["linked"] = linked
     app.jinja_env.filters["agent_name"] = lambda agent_id: agent_names().get(agent_id) or agent_id
-    app.jinja_env.filters["team_name"] = lambda team_id: team_names().get(team_id) or team_id if team_id else team_id
+    app.jinja_env.filters["team_name"] = lambda team_id: name_of("team_names", team_id)
+    app.jinja_env.filters["topic_name"] = lambda topic: name_of("topic_names", topic)
 
     @app.after_request
     def headers(response: Response):
@@ -212,18 +213,31 @@ def agent_names() -> dict[str, str]:
     return _names("agent_names")
 
 
-def team_names() -> dict[str, str]:
-    """The teams' names by id for this request's pages (a signed-in person's; none for anyone else)."""
-    return _names("team_names")
-
-
-def _names(kind: str) -> dict[str, str]:
-    if kind not in g:
+def _names(kind: str, fresh: bool = False) -> dict[str, str]:
+    if kind not in g or fresh:
         from services.portal import console  # console's use cases build on pages' helpers, not the reverse
 
         signed_in = g.get("session") and g.session.get("account_id")
-        setattr(g, kind, getattr(console, kind)(portal(), g.session) if signed_in else {})
+        setattr(g, kind, getattr(console, kind)(portal(), g.session, fresh=fresh) if signed_in else {})
     return g.get(kind)
+
+
+def why(entry: dict) -> str:
+    """The heading of an automatic assignment's reasons, its agent and team by name."""
+    team = (entry.get("decision") or {}).get("team")
+    return domain.decision_words(entry, agent_names(), {team: name_of("team_names", team)} if team else None)
+
+
+def name_of(kind: str, key: str | None) -> str | None:
+    """A team's or a topic's name (`kind`: "team_names", "topic_names"), else its id. The names an api process
+    keeps may be older than the id: one not among them is asked for again, once in a request."""
+    if not key:
+        return key
+    names = _names(kind)
+    if key not in names and not g.get(f"{kind}_fresh"):
+        setattr(g, f"{kind}_fresh", True)
+        names = _names(kind, fresh=True)
+    return names.get(key) or key
 
 
 def conversation(ticket: dict, work: dict, attachments: list[dict] | None = None) -> list[dict]:

@@ -209,7 +209,7 @@ def test_an_admin_sets_up_the_help_desk_from_the_pages(portal_system, new_contex
     pat_row = admin.get_by_role("row").filter(has_text="Pat Printer")
     expect(pat_row.locator("td[data-label='Open tickets']")).to_have_text("1")
     expect(admin.get_by_role("row").filter(has_text="Quinn Queue").locator("td[data-label='Teams']")).to_have_text(
-        "printing (lead)"
+        "Printing (lead)"  # the team by its name
     )
     assert_accessible(admin)
     both_widths(admin, screenshot, "admin-agents")
@@ -300,11 +300,11 @@ def test_an_admin_changes_an_agent_from_the_pages(portal_system, new_context):  
     admin.get_by_label("Capacity").fill("7")
     admin.get_by_role("button", name="Save changes").click()
     expect(admin.get_by_text("The agent's changes are saved.")).to_be_visible()
-    admin.get_by_role("button", name="Remove from desk").click()
-    expect(admin.get_by_text("The agent is out of desk. No open ticket of desk was with the agent.")).to_be_visible()
+    admin.get_by_role("button", name="Remove from Desk").click()  # the team made a moment ago, by its name
+    expect(admin.get_by_text("The agent is out of Desk. No open ticket of Desk was with the agent.")).to_be_visible()
     agent = system.call("GET", "assignment", "/agents/cora")
     assert (agent["capacity"], agent["teams"], agent["lead_of"], agent["available"]) == (7, ["network"], [], False)
-    admin.get_by_role("button", name="Remove from network").click()  # the last team: assignment refuses
+    admin.get_by_role("button", name="Remove from Network").click()  # the last team: assignment refuses
     expect(admin.locator("#teams-error")).to_be_visible()  # its reason, next to the teams
     assert_accessible(admin)
     assert system.call("GET", "assignment", "/agents/cora")["teams"] == ["network"]

@@ -112,7 +112,7 @@ def test_an_admin_reads_sla_figures_and_downloads_the_same_as_csv(portal_system,
 
     breaches = system.call("GET", "sla", "/breaches", params={"since": since, "limit": 200})["items"]
     per_clock = [str(sum(b["clock"] == clock for b in breaches)) for clock in CLOCK_NAMES]
-    assert table_rows(page, "breaches") == [["network", *per_clock, str(len(breaches))]]
+    assert table_rows(page, "breaches") == [["Network", *per_clock, str(len(breaches))]]  # the team by its name
     expect(page.get_by_role("img", name="SLA breaches per team")).to_be_visible()
 
     last_week, *weekly = table_rows(page, "compliance")[-1]
@@ -124,7 +124,8 @@ def test_an_admin_reads_sla_figures_and_downloads_the_same_as_csv(portal_system,
     assert answered == sum(r["measured"] for r in stats if r["clock"] == "first_response") == 3
     queue = system.call("GET", "assignment", "/queue", params={"limit": 200})["items"]
     backlog = {row[0]: row[-1] for row in table_rows(page, "backlog")}
-    assert backlog == {team: str(sum(t["team"] == team for t in queue)) for team in {t["team"] for t in queue}}
+    names = {team["id"]: team["name"] for team in system.call("GET", "assignment", "/teams")["items"]}
+    assert backlog == {names[team]: str(sum(t["team"] == team for t in queue)) for team in {t["team"] for t in queue}}
     assert [row[:2] for row in table_rows(page, "capacity")] == [["Ada Lovelace", "ada"]]
     expect(page.get_by_role("link", name="hardware", exact=False).first).to_be_visible()  # the oldest waiting
     assert_accessible(page)
@@ -172,7 +173,7 @@ def test_a_team_lead_reads_reports_and_a_plain_agent_may_not(portal_system, desk
     lead = new_context().new_page()
     sign_in(lead, portal_system.portal, STAFF["bob"]["email"])
     lead.get_by_role("link", name="Reports").click()
-    expect(lead.get_by_text("You lead network")).to_be_visible()
+    expect(lead.get_by_text("You lead Network")).to_be_visible()
     assert table_rows(lead, "breaches")[0][-1] == "6"
     expect(lead.get_by_role("link", name="Health")).to_have_count(0)
     assert_accessible(lead)

@@ -168,6 +168,9 @@ def test_an_agents_team_filter_offers_its_own_teams_and_an_admins_every_team(por
     assert '<option value="network"' in admins and '<option value="billing"' in admins
     linked = text(signed_in(portal, "agent", "ada").get("/console/search?q=vpn&team=billing"))  # a link shared
     assert '<option value="billing" selected>Billing</option>' in linked  # the list says what filters
+    made_up = text(signed_in(portal).get("/console/search?q=vpn&team=bogus%3Ci%3Ex"))
+    assert '<option value="bogus&lt;i&gt;x" selected>A team not known</option>' in made_up
+    assert ">bogus" not in made_up  # the address's words are the value the form sends again, never shown
 
 
 def test_nothing_found_says_so(portal, stub):

@@ -41,6 +41,7 @@ def test_a_ticket_in_the_queue_offers_its_teams_agents_only_and_none_chosen(port
     assert '<option value="ada">Ada Lovelace (2 open of 2: full, away)</option>' in html  # a lead may still choose
     assert '<option value="general">General (no agents)</option>' in html  # a transfer there would wait
     assert "Network (its team now; nobody available)</option>" in html
+    assert "It is in Network now (nobody available).</p>" in html  # said where a narrow box cannot cut it off
 
 
 def test_a_holder_who_left_the_team_is_not_shown_as_chosen(portal, stub):  # noqa: F811
@@ -327,3 +328,21 @@ def test_a_ticket_transferred_to_a_team_where_nobody_takes_tickets_says_it_waits
     html = text(signed_in(portal).get("/console/tickets/t-1?notice=transfer"))
     assert "Ticket transferred.</p>" in html and "Nobody in" not in html
     assert "<dt>Team</dt><dd>Network</dd>" in html  # the team's name, not its id
+
+
+def test_a_ticket_s_topic_is_shown_by_its_name_and_by_its_id_when_intake_does_not_say(portal, stub):  # noqa: F811
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {"topic": "vpn"}
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert "<dt>Topic</dt><dd>vpn</dd>" in html  # no /topics here: the id
+    stub.answers["/topics"] = {"items": [{"id": "vpn", "name": "Network & VPN"}]}
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert "<dt>Topic</dt><dd>Network &amp; VPN</dd>" in html
+
+
+def test_a_team_made_after_the_names_were_kept_is_shown_by_its_name_at_once(portal, stub):  # noqa: F811
+    a_queued_ticket(stub)  # network and general are known: the page keeps their names for a minute
+    assert "<dt>Team</dt><dd>Network</dd>" in text(signed_in(portal).get("/console/tickets/t-1"))
+    stub.answers["/teams"]["items"].append({"id": "nights", "name": "Night shift"})
+    stub.answers["/tickets/t-1"] |= {"team": "nights"}  # moved there since, by someone else
+    assert "<dt>Team</dt><dd>Night shift</dd>" in text(signed_in(portal).get("/console/tickets/t-1"))

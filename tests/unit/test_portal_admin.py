@@ -198,7 +198,9 @@ def test_a_ticket_that_cannot_be_handed_back_is_named_and_the_others_go_on():
 def test_an_empty_id_is_a_field_error_before_any_call():
     services = FakeServices()
     with pytest.raises(UserError) as refused:
-        people.put_topic(SimpleNamespace(services=services, kept={}), ADMIN, {"topic_id": " ", "topic_name": "Printers"})
+        people.put_topic(
+            SimpleNamespace(services=services, kept={}), ADMIN, {"topic_id": " ", "topic_name": "Printers"}
+        )
     assert refused.value.errors == {"topic_id": ["Enter the topic's id."]} and services.calls == []
 
 
@@ -334,7 +336,9 @@ def test_the_yes_to_moving_topics_covers_only_the_topics_it_was_asked_about():
 def test_a_team_id_taken_is_left_to_assignment_to_say_not_asked_about_topics():
     teams = [{"id": "general", "topics": ["software"]}, {"id": "a-team", "topics": []}]
     services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
-    people.create_team(SimpleNamespace(services=services, kept={}), ADMIN, {"id": "a-team", "name": "A", "topics": ["software"]})
+    people.create_team(
+        SimpleNamespace(services=services, kept={}), ADMIN, {"id": "a-team", "name": "A", "topics": ["software"]}
+    )
     assert [path for _, method, path, _ in services.calls if method == "POST"] == ["/teams"]
 
 
@@ -429,7 +433,9 @@ def test_ticket_numbers_are_not_asked_of_intake_after_it_stops_answering():
 def test_a_webhook_for_a_url_that_has_one_is_refused_next_to_the_url():
     hooks = {"items": [{"id": "w-1", "url": "https://hooks.example.com/ticketflow"}]}
     services = FakeServices({("notify", "GET", "/webhooks"): hooks})
-    svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(form_used=lambda key: False, use_form=print))
+    svc = SimpleNamespace(
+        services=services, kept={}, store=SimpleNamespace(form_used=lambda key: False, use_form=print)
+    )
     form = {"url": " https://hooks.example.com/ticketflow ", "events": "ticket.*", "form_key": "k"}
     with pytest.raises(UserError) as refused:
         notify.add_webhook(svc, {**ADMIN, "_id": "s-1"}, form)

@@ -7,7 +7,7 @@ from flask import g, redirect, url_for
 
 from services.portal.admin import people
 from services.portal.handlers import UserError
-from services.portal.pages import admin_required, portal, team_names
+from services.portal.pages import admin_required, name_of, portal
 from services.portal.views.admin import blueprint, form_data, page
 from shared.clock import now
 
@@ -126,4 +126,4 @@ def _handed_back(agent_id: str, first: str, words: str, outcome: dict):
 
 
 def _named(team_id: str) -> str:
-    return team_names().get(team_id) or team_id
+    return name_of("team_names", team_id)
