@@ -338,3 +338,15 @@ def test_a_ticket_handed_on_to_a_team_where_nobody_takes_tickets_says_it_waits_t
     page = text(signed_in(portal).get("/console/?notice=handed-on&team=%3Cb%3EAll%20lost%3C%2Fb%3E"))
     assert "All lost" not in page  # a team the address names is looked up, never shown as given
     assert '<td data-label="Team">Network</td>' in page  # the rows' team by its name
+
+
+def test_a_team_made_after_the_names_were_kept_is_shown_by_its_name_at_once(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+    agent = signed_in(portal, "agent", "ada")
+    assert '<td data-label="Team">Network</td>' in text(agent.get("/console/"))  # kept a minute from here
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "nights", "name": "Night shift"}]}
+    stub.answers["/queue"]["items"][0]["team"] = "nights"  # a team made since, and a ticket moved there
+    page = text(agent.get("/console/"))
+    assert '<td data-label="Team">Night shift</td>' in page and '<td data-label="Team">Network</td>' in page

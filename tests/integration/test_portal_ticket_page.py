@@ -338,11 +338,3 @@ def test_a_ticket_s_topic_is_shown_by_its_name_and_by_its_id_when_intake_does_no
     stub.answers["/topics"] = {"items": [{"id": "vpn", "name": "Network & VPN"}]}
     html = text(signed_in(portal).get("/console/tickets/t-1"))
     assert "<dt>Topic</dt><dd>Network &amp; VPN</dd>" in html
-
-
-def test_a_team_made_after_the_names_were_kept_is_shown_by_its_name_at_once(portal, stub):  # noqa: F811
-    a_queued_ticket(stub)  # network and general are known: the page keeps their names for a minute
-    assert "<dt>Team</dt><dd>Network</dd>" in text(signed_in(portal).get("/console/tickets/t-1"))
-    stub.answers["/teams"]["items"].append({"id": "nights", "name": "Night shift"})
-    stub.answers["/tickets/t-1"] |= {"team": "nights"}  # moved there since, by someone else
-    assert "<dt>Team</dt><dd>Night shift</dd>" in text(signed_in(portal).get("/console/tickets/t-1"))
