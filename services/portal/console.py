@@ -71,19 +71,32 @@ def topic_names(svc: Portal, session: dict, fresh: bool = False) -> dict[str, st
     return _kept_names(svc, session, "topics", "intake", fresh=fresh, include_retired="true")
 
 
-def forget_team_names(svc: Portal) -> None:
-    """After a team is added or renamed here: the next page asks again (other processes within NAMES_KEPT)."""
-    svc.kept.pop("teams_names", None)
+def forget_names(svc: Portal, what: str) -> None:
+    """After a team or topic (`what`: "teams", "topics") is added or renamed here: the next page asks again
+    (other processes within NAMES_KEPT)."""
+    svc.kept.pop(f"{what}_names", None)
+
+
+def names_asked_at(svc: Portal, what: str) -> float:
+    """When this process last asked for the names of `what` (time.monotonic(); answered or not)."""
+    return svc.kept.get(f"{what}_asked", float("-inf"))
+
+
+def kept_team_names(svc: Portal, who: Actor) -> dict[str, str]:
+    """team_names for a reader known by its token's actor (the reports)."""
+    return _kept_names(svc, who, "teams")
 
 
 def _kept_names(
-    svc: Portal, session: dict, what: str, service: str = "assignment", fresh: bool = False, **query
+    svc: Portal, who: dict | Actor, what: str, service: str = "assignment", fresh: bool = False, **query
 ) -> dict[str, str]:
+    """`who`: a session, or the actor it acts as."""
     at, names = svc.kept.get(f"{what}_names", (-NAMES_KEPT, {}))
     if time.monotonic() - at < NAMES_KEPT and not fresh:
         return names
+    svc.kept[f"{what}_asked"] = time.monotonic()
     try:
-        items = svc.services.get(service, f"/{what}", actor(session), **query)["items"]
+        items = svc.services.get(service, f"/{what}", who if isinstance(who, Actor) else actor(who), **query)["items"]
     except (Refused, Unreachable) as exc:
         log.warning("%s' names not known (ids shown): %s", what, exc)
         return names
@@ -92,7 +105,8 @@ def _kept_names(
 
 def _keep_names(svc: Portal, what: str, items: list[dict]) -> dict[str, str]:
     names = {item["id"]: item.get("name") or item["id"] for item in items}
-    svc.kept[f"{what}_names"] = (time.monotonic(), names)
+    at = time.monotonic()
+    svc.kept[f"{what}_names"], svc.kept[f"{what}_asked"] = (at, names), at
     return names
 
 

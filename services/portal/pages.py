@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from datetime import UTC, datetime
 from functools import cache, wraps
 from pathlib import Path
@@ -76,6 +77,7 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def load():
+        g.began = time.monotonic()  # name_of: names asked for since are this request's
         g.new_cookies = {}
         g.session = None
         if not is_page(request.path) or request.path.startswith("/static/"):
@@ -230,13 +232,17 @@ def why(entry: dict) -> str:
 
 def name_of(kind: str, key: str | None) -> str | None:
     """A team's or a topic's name (`kind`: "team_names", "topic_names"), else its id. The names an api process
-    keeps may be older than the id: one not among them is asked for again, once in a request."""
+    keeps may be older than the id: one not among them is asked for again, unless this request asked already
+    (answered or not: a service that does not answer is waited for once a request)."""
     if not key:
         return key
     names = _names(kind)
-    if key not in names and not g.get(f"{kind}_fresh"):
-        setattr(g, f"{kind}_fresh", True)
-        names = _names(kind, fresh=True)
+    if key not in names:
+        from services.portal import console
+
+        what = kind.removesuffix("_names") + "s"
+        if console.names_asked_at(portal(), what) < g.get("began", float("inf")):
+            names = _names(kind, fresh=True)
     return names.get(key) or key
 
 

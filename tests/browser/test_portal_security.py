@@ -53,6 +53,7 @@ def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(por
 def test_a_signed_in_agent_cannot_act_without_the_session_csrf_token(portal_system):  # noqa: F811
     system = portal_system
     ticket = new_ticket(system, unique_email())
+    wait_until(lambda: system.work(ticket["id"]), timeout=30, message="assignment knows the ticket")  # asynchronous
     session = requests.Session()
     login = session.get(system.portal + "/login", timeout=10).text
     data = {"email": STAFF["bob"]["email"], "password": PASSWORD, "csrf_token": CSRF_FIELD.search(login).group(1)}

@@ -348,5 +348,9 @@ def test_a_team_made_after_the_names_were_kept_is_shown_by_its_name_at_once(port
     assert '<td data-label="Team">Network</td>' in text(agent.get("/console/"))  # kept a minute from here
     stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "nights", "name": "Night shift"}]}
     stub.answers["/queue"]["items"][0]["team"] = "nights"  # a team made since, and a ticket moved there
+    stub.answers["/queue"]["items"][1]["team"] = "gone"  # and one assignment does not list (yet)
+    before = len(stub.calls)
     page = text(agent.get("/console/"))
     assert '<td data-label="Team">Night shift</td>' in page and '<td data-label="Team">Network</td>' in page
+    assert '<td data-label="Team">gone</td>' in page  # its id, asked for once with the other
+    assert [call["path"] for call in stub.calls[before:]].count("/teams") == 1  # once a request, not per row

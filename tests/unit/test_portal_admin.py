@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from services.portal import console
 from services.portal.admin import in_words, notify, number, people, refusal, sla, words
 from services.portal.client import Refused, Unreachable
 from services.portal.handlers import UserError
@@ -456,3 +457,25 @@ def test_an_empty_field_is_told_once_what_it_needs():
         "id": ["Must not be blank."],
         "teams": ["Unknown team."],
     }
+
+
+def test_names_a_service_did_not_give_are_not_kept_and_the_next_page_asks_again():
+    svc = SimpleNamespace(services=Silent("GET", answered=0), kept={})
+    assert console.team_names(svc, ADMIN) == {}
+    assert "teams_names" not in svc.kept and console.names_asked_at(svc, "teams") > float("-inf")
+    svc.services = FakeServices({("assignment", "GET", "/teams"): {"items": [{"id": "desk", "name": "Desk"}]}})
+    assert console.team_names(svc, ADMIN) == {"desk": "Desk"}  # not a kept failure: asked again
+    assert console.team_names(svc, ADMIN) == {"desk": "Desk"} and len(svc.services.calls) == 1  # then kept
+
+
+def test_a_team_or_topic_added_or_renamed_here_is_asked_for_again_on_the_next_page():
+    teams = {"items": [{"id": "general", "topics": []}]}
+    services = FakeServices({("assignment", "GET", "/teams"): teams, ("intake", "PUT", "/topics/fax"): {"id": "fax"}})
+    svc = SimpleNamespace(services=services, kept={"teams_names": (0.0, {}), "topics_names": (0.0, {})})
+    people.create_team(svc, ADMIN, {"id": "desk", "name": "Desk", "topics": []})
+    assert "teams_names" not in svc.kept or svc.kept["teams_names"][1] != {}  # forgotten, or read again since
+    svc.kept["teams_names"] = (0.0, {"desk": "Old name"})
+    people.change_team(svc, ADMIN, "desk", {"name": "Desk", "topics": []})
+    assert "teams_names" not in svc.kept
+    people.put_topic(svc, ADMIN, {"topic_id": "fax", "topic_name": "Fax"})
+    assert "topics_names" not in svc.kept

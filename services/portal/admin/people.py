@@ -6,7 +6,7 @@ from services.portal import domain
 from services.portal.admin import number, path_id, refusal, require_id
 from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused, Unreachable
-from services.portal.console import actor, every_team, forget_team_names, team_names
+from services.portal.console import actor, every_team, forget_names, team_names
 from services.portal.handlers import Portal, UserError, create_account, every_topic
 
 ACCOUNT_TAKEN = "An account with this email exists."
@@ -251,7 +251,7 @@ def create_team(svc: Portal, session: dict, form: dict) -> dict:
         created = svc.services.post("assignment", "/teams", actor(session), body)
     except Refused as refused:
         raise refusal(refused, conflict="id") from None
-    forget_team_names(svc)
+    forget_names(svc, "teams")
     _take_topics_off(svc, session, left)
     return created
 
@@ -263,7 +263,7 @@ def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
         changed = svc.services.call("assignment", "PATCH", f"/teams/{path_id(team_id)}", actor(session), json=body)
     except Refused as refused:
         raise refusal(refused) from None
-    forget_team_names(svc)
+    forget_names(svc, "teams")
     _take_topics_off(svc, session, left)
     return changed
 
@@ -301,6 +301,8 @@ def put_topic(svc: Portal, session: dict, form: dict) -> dict:
     topic_id = require_id(form.get("topic_id", ""), "topic_id", "topic")
     body = {"name": form.get("topic_name", "").strip()}
     try:
-        return svc.services.call("intake", "PUT", f"/topics/{topic_id}", actor(session), json=body)
+        saved = svc.services.call("intake", "PUT", f"/topics/{topic_id}", actor(session), json=body)
     except Refused as refused:
         raise refusal(refused, {"id": "topic_id", "name": "topic_name"}) from None
+    forget_names(svc, "topics")
+    return saved
