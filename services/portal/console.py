@@ -56,19 +56,19 @@ def agent_names(svc: Portal, session: dict, fresh: bool = False) -> dict[str, st
     """Agent id -> name, for pages that would show ids (the queue's Agent column, who has a ticket, what others did,
     notes from before assignment kept `by_name`). One `GET /agents` a minute per process (`fresh`: now); ids when
     it fails."""
-    return _kept_names(svc, session, "agents", fresh=fresh)
+    return _kept_names(svc, actor(session), "agents", fresh=fresh)
 
 
 def team_names(svc: Portal, session: dict, fresh: bool = False) -> dict[str, str]:
     """Team id -> name, for pages that would show ids (a ticket's team, the queue's Team column, search results,
     an agent's teams). One `GET /teams` a minute per process (`fresh`: now); ids when it fails."""
-    return _kept_names(svc, session, "teams", fresh=fresh)
+    return _kept_names(svc, actor(session), "teams", fresh=fresh)
 
 
 def topic_names(svc: Portal, session: dict, fresh: bool = False) -> dict[str, str]:
     """Help topic id -> name (retired ones too), for a ticket's page. One `GET /topics` of intake a minute per
     process (`fresh`: now); ids when it fails."""
-    return _kept_names(svc, session, "topics", "intake", fresh=fresh, include_retired="true")
+    return _kept_names(svc, actor(session), "topics", "intake", fresh=fresh, include_retired="true")
 
 
 def forget_names(svc: Portal, what: str) -> None:
@@ -88,15 +88,14 @@ def kept_team_names(svc: Portal, who: Actor) -> dict[str, str]:
 
 
 def _kept_names(
-    svc: Portal, who: dict | Actor, what: str, service: str = "assignment", fresh: bool = False, **query
+    svc: Portal, who: Actor, what: str, service: str = "assignment", fresh: bool = False, **query
 ) -> dict[str, str]:
-    """`who`: a session, or the actor it acts as."""
     at, names = svc.kept.get(f"{what}_names", (-NAMES_KEPT, {}))
     if time.monotonic() - at < NAMES_KEPT and not fresh:
         return names
     svc.kept[f"{what}_asked"] = time.monotonic()
     try:
-        items = svc.services.get(service, f"/{what}", who if isinstance(who, Actor) else actor(who), **query)["items"]
+        items = svc.services.get(service, f"/{what}", who, **query)["items"]
     except (Refused, Unreachable) as exc:
         log.warning("%s' names not known (ids shown): %s", what, exc)
         return names
