@@ -178,6 +178,7 @@ class TicketAssignedData(_Data):
     agent_name = fields.String(required=True, allow_none=True, validate=validate.Length(1, 200))
     agent_email = fields.Email(required=True, allow_none=True, validate=validate.Length(max=254))
     team = _text(100)
+    team_name = _text(200, required=False)  # the team as people know it (added after the contract: may be absent)
     team_lead_email = _email(required=False)
     previous_agent_id = _text(100, required=False)
     reason = _choice(ASSIGN_REASONS)

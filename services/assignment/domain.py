@@ -148,8 +148,10 @@ class Ticket:
         at: datetime,
         team_lead_email: str | None = None,
         decision: dict | None = None,
+        team_name: str | None = None,
     ) -> None:
-        """Give the ticket to an agent, or (agent None) put it in the team's queue."""
+        """Give the ticket to an agent, or (agent None) put it in the team's queue. `team_name` goes in the
+        event, so that its readers (intake's timeline, notify's emails) name the team as people know it."""
         previous, previous_team = self.agent_id, self.team
         self.agent_id, self.team = (agent["id"] if agent else None), team
         if agent is None and self.is_open:  # nobody has it: it waits in the team's queue, whatever it was
@@ -172,6 +174,7 @@ class Ticket:
                 "agent_name": agent["name"] if agent else None,
                 "agent_email": agent["email"] if agent else None,
                 "team": team,
+                "team_name": team_name,
                 "team_lead_email": team_lead_email,
                 "previous_agent_id": previous,
                 "reason": reason,

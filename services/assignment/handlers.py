@@ -194,11 +194,13 @@ def _assign(
     correlation_id: str | None,
     prepare: Callable[[Ticket], bool] | None = None,
     stored: Ticket | None = None,
+    teams: list[dict] | None = None,
 ) -> Ticket:
     """Give a ticket to the agent `pick` chooses (None: the team's queue). `prepare` may veto or change it first.
 
     `stored`: the ticket as this handler has just stored it, so the first attempt reads nothing (a save that
-    finds it changed since reads it again, as always).
+    finds it changed since reads it again, as always). `teams`: every team, when the handler has read them
+    (the event names the ticket's team from them instead of reading it).
     """
 
     def load() -> Ticket:
@@ -214,7 +216,8 @@ def _assign(
         if _already(ticket, agent, team, counted):
             return NO_CHANGE  # a repeated request or event, or a queued ticket still waiting
         move = _Move(agent, ticket.agent_id, agent is not None and not counted)
-        ticket.assign(agent, team, reason, by, now(), _lead_email(svc, team, team_agents), decision)
+        lead_email, team_name = _lead_email(svc, team, team_agents), _team_name(svc, team, teams)
+        ticket.assign(agent, team, reason, by, now(), lead_email, decision, team_name)
         return move
 
     def save(ticket: Ticket, move: _Move) -> None:
@@ -248,6 +251,12 @@ def _lead_email(svc: Assignment, team: str, team_agents: list[dict] | None) -> s
     if team_agents is None:
         return svc.agents.lead_email(team)
     return next((agent["email"] for agent in team_agents if team in agent["lead_of"]), None)  # sorted by id
+
+
+def _team_name(svc: Assignment, team: str, teams: list[dict] | None) -> str | None:
+    """The team's name, from the teams the handler has read when they hold it."""
+    known = next((each["name"] for each in teams or () if each["id"] == team), None)
+    return known or svc.teams.name(team)
 
 
 def _auto(svc: Assignment, team: str | None = None) -> Pick:
@@ -509,7 +518,8 @@ def on_created(svc: Assignment, envelope: dict) -> None:
         events.parse_time(envelope["occurred_at"]),
         envelope["correlation_id"],
     )
-    team = route(data["topic"], svc.teams.all())
+    teams = svc.teams.all()
+    team = route(data["topic"], teams)
     ticket = Ticket(
         id=envelope["ticket_id"],
         number=data["number"],
@@ -531,6 +541,7 @@ def on_created(svc: Assignment, envelope: dict) -> None:
         correlation_id,
         prepare=lambda t: t.is_open and t.agent_id is None and not t.history,
         stored=ticket if inserted else None,
+        teams=teams,
     )
 
 

@@ -211,6 +211,11 @@ class TeamStore:
     def all(self) -> list[dict]:
         return [_team(doc) for doc in self.collection.find().sort("_id", ASCENDING)]
 
+    def name(self, team_id: str) -> str | None:
+        """The team's name; None for a team not stored."""
+        doc = self.collection.find_one({"_id": team_id}, {"name": 1})
+        return doc["name"] if doc else None
+
     def update(self, team_id: str, changes: dict, now: datetime) -> dict:
         if not self.collection.update_one({"_id": team_id}, {"$set": {**changes, "updated_at": now}}).matched_count:
             raise NotFound(f"No team {team_id}.")

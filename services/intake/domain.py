@@ -260,7 +260,8 @@ def follows_up_words(number: int) -> str:
 
 def summarize(event_type: str, data: dict) -> str:
     """One line a requester or an agent can read: what happened, and why. A resolve's `data` may carry the
-    resolver's `agent_name` (the event has the id alone: the handler adds the name intake knows)."""
+    resolver's `agent_name`, a creation's its `topic_name` (the events have the ids alone: the handler adds the
+    names intake knows)."""
     describe = _SUMMARIES.get(event_type)
     try:
         return describe(data) if describe else event_type
@@ -305,12 +306,17 @@ def _recipient(data: dict) -> str:
     return redact_url(data["recipient"]) if data["channel"] == "webhook" else data["recipient"]
 
 
+def _team(data: dict) -> str:
+    """The team by its name, which the event carries since assignment sends it; an older event's by its id."""
+    return data.get("team_name") or f"team {data['team']}"
+
+
 def _assigned_summary(data: dict) -> str:
     if data.get("agent_id") is None:
         if data.get("reason") == "transfer":
-            return f"Transferred to team {data['team']}: waiting in its queue"
-        return f"Waiting in team {data['team']}'s queue: nobody is free"
-    who = f"{data['agent_name']} ({data['team']})"
+            return f"Transferred to {_team(data)}: waiting in its queue"
+        return f"Waiting in {_team(data)}'s queue: nobody is free"
+    who = f"{data['agent_name']} ({data.get('team_name') or data['team']})"
     reason = data.get("reason")
     if reason == "auto":
         decision = data.get("decision") or {}
@@ -320,7 +326,7 @@ def _assigned_summary(data: dict) -> str:
     if reason == "claim":
         return f"Claimed by {who}"
     if reason == "transfer":
-        return f"Transferred to team {data['team']} and assigned to {who}"
+        return f"Transferred to {_team(data)} and assigned to {who}"
     if reason == "reopen":
         if data.get("decision"):  # the previous agent could not take it back: the team's rule chose
             rule = data["decision"].get("rule", "least loaded available agent")
@@ -350,7 +356,7 @@ def _resolver(agent_id: str | None) -> str:
 _SUMMARIES = {
     "ticket.created": lambda d: (
         f"Ticket #{d['number']} opened by {d['requester']['name']} via {d['source']}: "
-        f"{d['subject']} ({d['topic']}, {d['priority']} priority)"
+        f"{d['subject']} ({d.get('topic_name') or d['topic']}, {d['priority']} priority)"
     ),
     "ticket.message_added": lambda d: f"{d['author']['name']} ({d['author']['type']}) wrote a message",
     "ticket.reopened": lambda d: f"Reopened: {d['reason']}",

@@ -377,7 +377,9 @@ def record_and_apply(svc: Intake, envelope: dict) -> None:
     data = events.load_data(envelope)
     at = events.parse_time(envelope["occurred_at"])
 
-    named = dict(data)  # what the timeline says: a resolver by the name intake knows, not by id
+    named = dict(data)  # what the timeline says: a resolver and a topic by the names intake knows, not by id
+    if envelope["type"] == "ticket.created":
+        named["topic_name"] = svc.topics.name(data["topic"])
 
     def apply(ticket: Ticket):
         assignee = ticket.assignee or {}

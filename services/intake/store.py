@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable, Container
 from datetime import datetime, timedelta
 
 from bson import Binary
@@ -106,14 +107,24 @@ class TicketStore(VersionedStore):
 
 
 class TopicStore:
-    """Help topics; the ids are cached for a few seconds, since every new ticket checks its topic."""
+    """Help topics; they are cached for a few seconds, since every new ticket checks its topic and the timeline
+    names it."""
 
     CACHE_SECONDS = 5.0
 
     def __init__(self, db: Database) -> None:
         self.collection = db["topics"]
-        self._ids: frozenset[str] = frozenset()
+        self._ids: frozenset[str] = frozenset()  # those offered
+        self._names: dict[str, str] = {}  # every topic's, retired ones too
         self._fresh_until = 0.0
+
+    def _cached(self, topic_id: str, among: Callable[[], Container[str]]) -> None:
+        """Read the topics again when the cache is old or `among()` lacks the topic."""
+        if time.monotonic() >= self._fresh_until or topic_id not in among():
+            docs = list(self.collection.find({}, {"name": 1, "retired": 1}))
+            self._ids = frozenset(doc["_id"] for doc in docs if not doc.get("retired"))
+            self._names = {doc["_id"]: doc["name"] for doc in docs}
+            self._fresh_until = time.monotonic() + self.CACHE_SECONDS
 
     def seed_defaults(self) -> None:
         for topic_id, name in DEFAULT_TOPICS:
@@ -126,10 +137,13 @@ class TopicStore:
 
     def known(self, topic_id: str) -> bool:
         """Whether a new ticket may take the topic (a retired one is not offered, nor taken)."""
-        if time.monotonic() >= self._fresh_until or topic_id not in self._ids:
-            self._ids = frozenset(doc["_id"] for doc in self.collection.find(ACTIVE, {"_id": 1}))
-            self._fresh_until = time.monotonic() + self.CACHE_SECONDS
+        self._cached(topic_id, lambda: self._ids)
         return topic_id in self._ids
+
+    def name(self, topic_id: str) -> str | None:
+        """The topic's name (a retired one's too); None for a topic never stored."""
+        self._cached(topic_id, lambda: self._names)
+        return self._names.get(topic_id)
 
     def put(self, topic_id: str, name: str | None, retired: bool | None = None) -> dict | None:
         """Create or rename the topic; `retired` True takes it off the form, False brings it back, None keeps it.

@@ -65,6 +65,7 @@ class TicketView:
     requester: dict | None = None  # {name, email}
     agent: dict | None = None  # {id, name, email}; None while unassigned
     team: str | None = None
+    team_name: str | None = None  # as the assignment named it (an older event: None)
     team_lead_email: str | None = None
     assignment_known: bool = False  # a ticket.assigned (maybe to nobody: queued) has been seen
     watermarks: dict[str, datetime] = field(default_factory=dict)
@@ -79,7 +80,8 @@ class TicketView:
         if event_type == "ticket.assigned" and newer(self.watermarks, "assigned", at):
             agent = {"id": data["agent_id"], "name": data["agent_name"], "email": data["agent_email"]}
             self.agent = agent if data["agent_id"] else None
-            self.team, self.team_lead_email, self.assignment_known = data["team"], data.get("team_lead_email"), True
+            self.team, self.team_name = data["team"], data.get("team_name")
+            self.team_lead_email, self.assignment_known = data.get("team_lead_email"), True
             return True
         if event_type == "ticket.priority_changed" and newer(self.watermarks, "priority", at):
             self.priority = data["priority"]
@@ -96,6 +98,7 @@ class TicketView:
             "requester": self.requester,
             "agent": self.agent,
             "team": self.team,
+            "team_name": self.team_name or self.team,  # what a message calls the team
         }
 
 

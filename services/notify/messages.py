@@ -5,7 +5,7 @@
     {"ticket": {"id": str, "number": int, "subject": str, "priority": str,
                 "requester": {"name": str, "email": str},
                 "agent": {"id": str, "name": str, "email": str} | None,
-                "team": str | None},
+                "team": str | None, "team_name": str | None},  # its name, or its id before events named it
      "event": {"type": str, "occurred_at": datetime,
                "data": dict},        # the event's data as shared.events.load_data gives it (datetimes parsed)
      "recipient": {"name": str | None, "email": str},

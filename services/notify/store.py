@@ -27,6 +27,7 @@ _VIEW_FIELDS = (
     "requester",
     "agent",
     "team",
+    "team_name",
     "team_lead_email",
     "assignment_known",
     "watermarks",

@@ -246,6 +246,7 @@ def test_auto_assignment_never_picks_an_unavailable_or_full_agent_and_records_wh
         "agent_name": busy["name"],
         "agent_email": busy["email"],
         "team": team["id"],
+        "team_name": team["name"],  # for the timeline's and the emails' words
         "team_lead_email": idle["email"],
         "previous_agent_id": None,
         "reason": "auto",
@@ -343,7 +344,7 @@ def test_assign_to_an_agent_of_the_team_moves_the_ticket_and_both_counts(
 def test_transfer_reruns_the_choice_of_agent_in_the_new_team(
     aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, settled, events_of
 ):
-    network, email = make_team(), make_team()
+    network, email = make_team(), make_team(name="Email & calendars")
     jane = make_agent(network["id"])
     busy = make_agent(email["id"], lead=True)
     new_ticket(email["topics"][0])  # busy: 1 open
@@ -363,14 +364,14 @@ def test_transfer_reruns_the_choice_of_agent_in_the_new_team(
     assert (data["reason"], data["team"], data["agent_id"], data["previous_agent_id"]) == (
         "transfer", email["id"], free["id"], jane["id"],
     )  # fmt: skip
-    assert data["team_lead_email"] == busy["email"]
+    assert (data["team_lead_email"], data["team_name"]) == (busy["email"], email["name"])
     assert candidates(data["decision"]) == {busy["id"]: (1, 10, True), free["id"]: (0, 10, True)}
 
 
 def test_transfer_to_a_team_where_nobody_is_free_queues_it_with_null_agent_fields(
     aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, settled, events_of
 ):
-    network, email = make_team(), make_team()
+    network, email = make_team(), make_team(name="Email & calendars")
     jane = make_agent(network["id"])
     away = make_agent(email["id"], available=False)
     ticket_id = new_ticket(network["topics"][0])
@@ -386,9 +387,13 @@ def test_transfer_to_a_team_where_nobody_is_free_queues_it_with_null_agent_field
     data = events_of(ticket_id, "ticket.assigned")[-1]["data"]
     assert (data["agent_id"], data["agent_name"], data["agent_email"]) == (None, None, None)
     assert (data["team"], data["reason"], data["previous_agent_id"]) == (email["id"], "transfer", jane["id"])
+    assert data["team_name"] == email["name"]  # read for the event: the transfer's request names the id only
 
     aclient.patch(f"/agents/{away['id']}", json={"available": True}, headers=admin())  # capacity frees
     assert read_ticket(ticket_id)["agent_id"] == away["id"]
+    settled(ticket_id)
+    drained = events_of(ticket_id, "ticket.assigned")[-1]["data"]
+    assert (drained["agent_id"], drained["reason"], drained["team_name"]) == (away["id"], "auto", email["name"])
 
 
 def test_a_ticket_in_progress_transferred_to_a_full_team_is_assigned_when_capacity_frees(

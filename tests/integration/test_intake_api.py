@@ -747,7 +747,7 @@ def test_timeline_tells_what_happened_oldest_first(client, publish, intake_worke
     assert items[0]["correlation_id"] == request_id and items[2]["correlation_id"] == request_id
     assert items[2]["event_id"] == assigned["event_id"]
     assert items[0]["summary"] == (f"Ticket #{ticket['number']} opened by Ana Ruiz via web: {ticket['subject']} "
-                                   "(network, normal priority)")  # fmt: skip
+                                   "(Network & VPN, normal priority)")  # the topic by its name  # fmt: skip
     assert items[1]["summary"] == "Ana Ruiz (requester) wrote a message"
     assert (
         items[2]["summary"] == "Assigned to Jane Doe (network) automatically: fewest open tickets, among 2 candidate(s)"

@@ -123,11 +123,13 @@ JANE = {"id": "jane", "name": "Jane Doe", "email": "jane@example.com", "teams": 
 
 def test_assigning_records_the_event_with_who_and_why():
     ticket = make_ticket()
-    ticket.assign(JANE, "network", "auto", "assignment", T0, "lead@example.com", {"rule": "r", "candidates": []})
+    decision = {"rule": "r", "candidates": []}
+    ticket.assign(JANE, "network", "auto", "assignment", T0, "lead@example.com", decision, "Network & VPN")
     ((kind, data),) = ticket.recorded
     assert (
         kind == "ticket.assigned"
         and data["agent_name"] == "Jane Doe"
+        and (data["team"], data["team_name"]) == ("network", "Network & VPN")
         and data["team_lead_email"] == "lead@example.com"
         and data["decision"] == {"rule": "r", "candidates": []}
     )

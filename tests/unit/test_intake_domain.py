@@ -247,6 +247,34 @@ def test_every_event_type_has_a_readable_summary():
     assert summarize("ticket.resolved", by_admin) == "Resolved by the help desk: Fixed."  # a requester reads it too
 
 
+def test_summaries_name_the_team_and_the_topic_when_the_data_carries_their_names():
+    named = {**ASSIGNED, "team_name": "Network & VPN", "decision": {"rule": "least loaded", "candidates": [1]}}
+    assert summarize("ticket.assigned", named) == (
+        "Assigned to Jane Doe (Network & VPN) automatically: least loaded, among 1 candidate(s)"
+    )
+    queued = {**named, "agent_id": None, "agent_name": None, "agent_email": None, "reason": "transfer"}
+    assert summarize("ticket.assigned", queued) == "Transferred to Network & VPN: waiting in its queue"
+    assert (
+        summarize("ticket.assigned", {**queued, "reason": "auto"}) == "Waiting in Network & VPN's queue: nobody is free"
+    )
+    moved = {**named, "reason": "transfer"}
+    assert (
+        summarize("ticket.assigned", moved) == "Transferred to Network & VPN and assigned to Jane Doe (Network & VPN)"
+    )
+    created = {
+        "number": 100042,
+        "subject": "VPN drops",
+        "requester": {"name": "Ana", "email": "ana@example.com"},
+        "source": "web",
+        "topic": "network",
+        "priority": "high",
+    }
+    assert summarize("ticket.created", created).endswith("VPN drops (network, high priority)")
+    assert summarize("ticket.created", {**created, "topic_name": "Network & VPN"}).endswith(
+        "VPN drops (Network & VPN, high priority)"
+    )
+
+
 def test_a_ticket_sent_to_a_team_queue_has_no_assignee_and_waits_as_new():
     ticket = make_ticket()
     ticket.apply("ticket.assigned", ASSIGNED, at(1))

@@ -45,6 +45,17 @@ def test_the_projection_keeps_the_latest_assignment_even_when_events_come_late()
     assert ticket.number == 100042
 
 
+def test_the_projection_names_its_team_as_the_newest_assignment_did_or_by_its_id():
+    named = view(("ticket.assigned", {**assigned(), "team_name": "Network & VPN"}, 1))
+    assert (named.team, named.context()["team"], named.context()["team_name"]) == (
+        "network", "network", "Network & VPN",
+    )  # fmt: skip
+    older = view(
+        ("ticket.assigned", {**assigned(), "team_name": "Network & VPN"}, 1), ("ticket.assigned", assigned(), 2)
+    )
+    assert (older.team_name, older.context()["team_name"]) == (None, "network")  # an event before names: the id
+
+
 def test_recipients_of_each_event_type():
     ticket = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(), 1))
     author = {"author": {"type": "requester", "name": "Ana"}}

@@ -41,6 +41,7 @@ DATA = {
         "agent_name": "Bo Lind",
         "agent_email": "bo@example.com",
         "team": "network",
+        "team_name": "Network & VPN",
         "team_lead_email": "lead@example.com",
         "previous_agent_id": None,
         "reason": "auto",
@@ -87,6 +88,7 @@ def make_context(event_type: str, data: dict | None = None, **ticket) -> dict:
             "requester": {"name": "Ana Ruiz", "email": "ana@example.com"},
             "agent": {"id": "agent-7", "name": "Bo Lind", "email": "bo@example.com"},
             "team": "network",
+            "team_name": "Network & VPN",
             **ticket,
         },
         "event": {"type": event_type, "occurred_at": DUE, "data": {**DATA[event_type], **(data or {})}},
@@ -157,7 +159,19 @@ def test_the_leads_breach_message_is_an_escalation_naming_the_assigned_agent():
 def test_the_leads_breach_message_says_when_nobody_is_assigned():
     message = messages.render("sla.breached", "lead", make_context("sla.breached", agent=None))
 
-    assert "Nobody is assigned to it yet; it is waiting in the network queue." in message.text
+    assert "Nobody is assigned to it yet; it is waiting in the Network & VPN queue." in message.text
+    assert "waiting in the Network &amp; VPN queue" in message.html
+    assert "as the lead of the Network &amp; VPN team" in message.html
+
+
+def test_the_agents_assignment_email_names_the_team_or_its_id_when_the_event_did_not():
+    named = messages.render("ticket.assigned", "agent", make_context("ticket.assigned"))
+    older = messages.render("ticket.assigned", "agent", make_context("ticket.assigned", {"team_name": None}))
+    del (unnamed := make_context("ticket.assigned"))["event"]["data"]["team_name"]
+
+    assert "Team:      Network & VPN" in named.text and "Network &amp; VPN" in named.html
+    assert "Team:      network" in older.text
+    assert "Team:      network" in messages.render("ticket.assigned", "agent", unnamed).text
 
 
 def test_the_sla_warning_gives_the_clock_the_percent_and_the_time_in_utc():
