@@ -299,8 +299,9 @@ def rights_on(work: dict, who: Actor, me: dict) -> set[str]:
     return rights
 
 
-def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, request_id: str | None) -> None:
-    """Take an action on the ticket; UserError with the service's reason when it refuses.
+def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, request_id: str | None) -> dict:
+    """Take an action on the ticket: assignment's answer (the ticket as it is now); UserError with the service's
+    reason when it refuses.
 
     A reply or a resolve onto a ticket that others changed since the agent saw it (`seen`, what the page showed)
     is held back, and the page shows the changes with the same form: sent from there ("anyway"), it goes unless
@@ -319,12 +320,13 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
     if action in ("reply", "resolve"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
     try:
-        svc.services.post(
+        answer = svc.services.post(
             "assignment", f"/tickets/{path_id(ticket_id)}/{path}", actor(session), body, request_id=request_id
         )
     except Refused as refused:
         errors = {name.split(".")[-1]: messages for name, messages in refused.errors.items()}
         raise UserError(refused.detail or refused.title, errors, refused.status) from None
+    return answer if isinstance(answer, dict) else {}
 
 
 BULK_ACTIONS = ("claim", "status", "priority", "transfer", "resolve")

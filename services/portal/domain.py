@@ -457,7 +457,28 @@ def decision_words(entry: dict, names: dict[str, str] | None = None, teams: dict
         return f"Why {(names or {}).get(chosen) or chosen} got it ({rule})"
     team = decision.get("team")
     queue = f"{(teams or {}).get(team) or team}'s queue" if team else "the team's queue"
-    return f"Why it was left in {queue} ({rule})"
+    why = _nobody_words(decision["candidates"]) if isinstance(decision.get("candidates"), list) else rule
+    return f"Why it was left in {queue} ({why})"
+
+
+def _nobody_words(candidates: list) -> str:
+    """Why none of the team's agents (the candidates the rule looked at, as they were then) took the ticket."""
+    if not candidates:
+        return "the team had no agents"
+    described = [c for c in candidates if isinstance(c, dict)]
+    away = sum(1 for c in described if c.get("available") is False)
+    full = sum(1 for c in described if c.get("available") is not False and _at_capacity(c))
+    if len(candidates) == 1:
+        return {(1, 0): "its only agent was away", (0, 1): "its only agent was at capacity"}.get(
+            (away, full), "its only agent could not take it"
+        )
+    why = ", ".join(part for part in (f"{away} away" if away else "", f"{full} at capacity" if full else "") if part)
+    return f"none of its {len(candidates)} agents could take it" + (f": {why}" if why else "")
+
+
+def _at_capacity(candidate: dict) -> bool:
+    taken, capacity = candidate.get("open_tickets"), candidate.get("capacity")
+    return isinstance(taken, int) and isinstance(capacity, int) and taken >= capacity
 
 
 # Attachments: what intake takes (contract section 10), checked here first so that a form with files too large

@@ -327,16 +327,18 @@ def test_a_ticket_handed_on_to_a_team_where_nobody_takes_tickets_says_it_waits_t
     queue_stub(stub)
     stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
     stub.answers["/agents"] = {"items": [{"id": "ada", "name": "Ada", "teams": ["network"], "available": True}]}
-    page = text(signed_in(portal).get("/console/?notice=handed-on&team=desk"))
-    assert '<p class="notice notice--warning" role="status">The ticket is with another team now' in page
+    page = text(signed_in(portal).get("/console/?notice=handed-on-waiting&team=desk"))
     assert (
-        "it waits in their queue, out of your sight. Nobody in Desk takes tickets now (it has no agents): the ticket "
-        "waits in its queue until an agent there is available." in page
+        '<p class="notice notice--warning" role="status">The ticket is with Desk now, out of your sight: it waits in '
+        "their queue. Nobody in Desk takes tickets now (it has no agents): the ticket waits in its queue until an "
+        "agent there is available.</p>" in page
     )
-    page = text(signed_in(portal).get("/console/?notice=handed-on&team=network"))  # ada takes it
-    assert "out of your sight.</p>" in page and "Nobody in" not in page and "notice--warning" not in page
-    page = text(signed_in(portal).get("/console/?notice=handed-on&team=%3Cb%3EAll%20lost%3C%2Fb%3E"))
+    page = text(signed_in(portal).get("/console/?notice=handed-on&team=network"))  # ada took it
+    assert "The ticket is with Network now, out of your sight: an agent there has it.</p>" in page
+    assert "Nobody in" not in page and "notice--warning" not in page
+    page = text(signed_in(portal).get("/console/?notice=handed-on-waiting&team=%3Cb%3EAll%20lost%3C%2Fb%3E"))
     assert "All lost" not in page  # a team the address names is looked up, never shown as given
+    assert "The ticket is with another team now, out of your sight: it waits in their queue.</p>" in page
     assert '<td data-label="Team">Network</td>' in page  # the rows' team by its name
 
 

@@ -38,7 +38,8 @@ HIT = {
 
 
 class Stub:
-    """The other services: answers by path (a dict, or a (status, dict)), every call recorded with its token."""
+    """The other services: answers by path (a dict, a (status, dict), or a function of no argument giving one),
+    every call recorded with its token."""
 
     def __init__(self) -> None:
         self.answers: dict[str, object] = {}
@@ -52,6 +53,7 @@ class Stub:
                                "lists": request.args.to_dict(flat=False), "method": request.method,
                                "json": request.get_json(silent=True)})  # fmt: skip
             found = self.answers.get("/" + path, (404, {"title": "Not Found", "detail": "none here"}))
+            found = found() if callable(found) else found
             status, body = found if isinstance(found, tuple) else (200, found)
             return jsonify(body), status
 

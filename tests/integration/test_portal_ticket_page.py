@@ -64,7 +64,7 @@ def test_a_team_without_agents_says_to_transfer_the_ticket(portal, stub):  # noq
 def test_an_automatic_assignment_that_found_nobody_says_the_ticket_waits(portal, stub):  # noqa: F811
     a_queued_ticket(stub)
     html = text(signed_in(portal).get("/console/tickets/t-1"))
-    assert "Why it was left in the team&#39;s queue (the available agent with the fewest open tickets)" in html
+    assert "Why it was left in the team&#39;s queue (the team had no agents)" in html  # its decision had no candidates
     assert "Why None got it" not in html
 
 
@@ -328,6 +328,27 @@ def test_a_ticket_transferred_to_a_team_where_nobody_takes_tickets_says_it_waits
     html = text(signed_in(portal).get("/console/tickets/t-1?notice=transfer"))
     assert "Ticket transferred.</p>" in html and "Nobody in" not in html
     assert "<dt>Team</dt><dd>Network</dd>" in html  # the team's name, not its id
+
+
+def test_a_transfer_out_of_the_leads_sight_ends_on_the_queue_saying_whether_an_agent_there_has_it(portal, stub):  # noqa: F811
+    a_queued_ticket(stub)
+    seen = dict(stub.answers["/tickets/t-1"])
+
+    def the_ticket():  # the lead reads it until it is transferred to a team the lead is not in
+        moved = any(call["path"] == "/tickets/t-1/assign" for call in stub.calls)
+        return (404, {"title": "Not Found", "detail": "No ticket t-1."}) if moved else seen
+
+    stub.answers["/tickets/t-1"] = the_ticket
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "lead_of": ["network"]}
+    lead = signed_in(portal, "agent", "ada")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(lead.get("/console/tickets/t-1"))).group(1)
+    for taken, notice in (("ines", "handed-on"), (None, "handed-on-waiting")):
+        stub.calls.clear()
+        stub.answers["/tickets/t-1/assign"] = {"ticket_id": "t-1", "team": "general", "agent_id": taken}
+
+        done = lead.post("/console/tickets/t-1/transfer", data={"csrf_token": token, "team": "general"})
+
+        assert done.status_code == 303 and done.headers["Location"].endswith(f"/console/?notice={notice}&team=general")
 
 
 def test_a_ticket_s_topic_is_shown_by_its_name_and_by_its_id_when_intake_does_not_say(portal, stub):  # noqa: F811

@@ -123,20 +123,27 @@ def test_an_automatic_assignments_reasons_say_who_got_it_or_that_it_waits_in_the
     named = domain.decision_words(given, {"ada": "Ada Lovelace"})
     assert named == "Why Ada Lovelace got it (the available agent of the team under capacity)"
     queued = {"action": "queued", "by": "system", "to": None, "decision": decision}
-    assert (
-        domain.decision_words(queued)
-        == "Why it was left in the team's queue (the available agent of the team under capacity)"
-    )
+    assert domain.decision_words(queued) == "Why it was left in the team's queue (the team had no agents)"
+    ruled = {**queued, "decision": {"rule": "least loaded"}}  # no candidates recorded: the rule is all it says
+    assert domain.decision_words(ruled) == "Why it was left in the team's queue (least loaded)"
     assert domain.decision_words({"to": "li", "decision": {"rule": None}}) == "Why li got it (auto)"
     # a transfer's entry names the team it went to; the decision says who got it, or nobody
     found = {"rule": "least loaded", "team": "hardware", "chosen": "li", "candidates": []}
     transfer = {"action": "transferred", "to": "hardware", "decision": found}
     assert domain.decision_words(transfer) == "Why li got it (least loaded)"
-    nobody = {**transfer, "decision": {**found, "chosen": None}}
-    assert domain.decision_words(nobody) == "Why it was left in hardware's queue (least loaded)"
-    assert domain.decision_words(nobody, teams={"hardware": "Hardware"}) == (
-        "Why it was left in Hardware's queue (least loaded)"
+    away = {"agent_id": "li", "open_tickets": 0, "capacity": 5, "available": False}
+    full = {"agent_id": "bo", "open_tickets": 5, "capacity": 5, "available": True}
+    nobody = {**transfer, "decision": {**found, "chosen": None, "candidates": [away, full]}}
+    assert domain.decision_words(nobody) == (
+        "Why it was left in hardware's queue (none of its 2 agents could take it: 1 away, 1 at capacity)"
     )
+    assert domain.decision_words(nobody, teams={"hardware": "Hardware"}) == (
+        "Why it was left in Hardware's queue (none of its 2 agents could take it: 1 away, 1 at capacity)"
+    )
+    alone = {**transfer, "decision": {**found, "chosen": None, "candidates": [away]}}
+    assert domain.decision_words(alone) == "Why it was left in hardware's queue (its only agent was away)"
+    alone = {**transfer, "decision": {**found, "chosen": None, "candidates": [full]}}
+    assert domain.decision_words(alone) == "Why it was left in hardware's queue (its only agent was at capacity)"
 
 
 def test_a_stopped_clock_says_whether_it_stopped_within_its_target():

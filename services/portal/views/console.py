@@ -128,14 +128,21 @@ def _teams() -> list[dict]:
         return teams  # the choices still, without saying who is in each
 
 
-QUEUE_NOTICES = {"handed-on": "The ticket is with another team now: it waits in their queue, out of your sight."}
+QUEUE_NOTICES = {  # {team}: the team's name when the page's list of teams has it
+    "handed-on": "The ticket is with {team} now, out of your sight: an agent there has it.",
+    "handed-on-waiting": "The ticket is with {team} now, out of your sight: it waits in their queue.",
+}
 
 
 def _queue_notice(notice: str, team_id: str | None, teams: list[dict]) -> tuple[str | None, bool]:
     """The queue's notice, and whether it warns: after a ticket was handed on to a team where nobody takes tickets
     now (`teams`: staffed, the page's transfer choices), it says that too. Only a known team's name is shown."""
     said = QUEUE_NOTICES.get(notice)
-    waits = domain.unstaffed_words(next((team for team in teams if team["id"] == team_id), None)) if said else None
+    if said is None:
+        return None, False
+    team = next((team for team in teams if team["id"] == team_id), None)
+    said = said.format(team=(team or {}).get("name") or "another team")
+    waits = domain.unstaffed_words(team)
     return (f"{said} {waits}" if waits else said), bool(waits)
 
 
@@ -258,7 +265,7 @@ def insert_saved_reply(ticket_id: str):
 def act(ticket_id: str, action: str):
     form = request.form.to_dict()
     try:
-        console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"))
+        answer = console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"))
     except console.ChangedMeanwhile:
         not_yet = "It is not resolved yet." if action == "resolve" else "Your reply has not been sent yet."
         message = f"This ticket changed since you opened it. {not_yet}"
@@ -267,8 +274,9 @@ def act(ticket_id: str, action: str):
         refusal = f"That did not work: {exc.message}"
         return _ticket(ticket_id, {**form, "action": action, "errors": exc.errors}, refusal, status=exc.status)
     if action in ("transfer", "assign") and not console.may_read(portal(), g.session, ticket_id):
-        team = form.get("team") if action == "transfer" else None  # said in the queue if nobody there takes it
-        return redirect(url_for("console.queue", notice="handed-on", team=team), 303)  # no page of it here now
+        team = answer.get("team") or form.get("team")  # named in the queue, and said if nobody there takes it
+        handed = "handed-on" if answer.get("agent_id") else "handed-on-waiting"
+        return redirect(url_for("console.queue", notice=handed, team=team), 303)  # no page of it here now
     return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=action), 303)
 
 
