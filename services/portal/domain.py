@@ -102,10 +102,23 @@ RATING_COMMENT_MAX = 2000
 RATABLE = ("resolved", "closed")
 
 
-def rating_problems(rating: str, comment: str, status: str) -> dict[str, list[str]]:
+def ratable(ticket: dict) -> bool:
+    """Whether the requester is asked how the request was handled: once it is resolved, or closed after the help
+    desk worked on it (a resolution or an agent's reply). One its requester closed before anyone answered was
+    not handled: there is nothing to rate."""
+    if ticket.get("status") not in RATABLE:
+        return False
+    thread = ticket.get("thread") or []
+    answered = any(((entry or {}).get("author") or {}).get("type") == "agent" for entry in thread)
+    return ticket["status"] == "resolved" or bool(ticket.get("resolution")) or answered
+
+
+def rating_problems(rating: str, comment: str, ticket: dict) -> dict[str, list[str]]:
     """What is wrong with a requester's rating as sent (empty: nothing)."""
-    if status not in RATABLE:
+    if ticket.get("status") not in RATABLE:
         return {"rating": ["You can rate your request once it is resolved."]}
+    if not ratable(ticket):
+        return {"rating": ["This request was closed before anyone worked on it: there is nothing to rate."]}
     problems: dict[str, list[str]] = {}
     if rating not in RATINGS:
         problems["rating"] = ["Choose Good or Bad."]

@@ -384,10 +384,8 @@ def rate(svc: Portal, grant: dict, rating: str, comment: str) -> dict:
     ticket's team and agent then are kept with it, for the reports."""
     ticket = requester_ticket(svc, grant)
     comment = comment.strip()
-    if problems := domain.rating_problems(rating, comment, ticket.get("status", "")):
-        raise UserError(
-            next(iter(problems.values()))[0], problems, 409 if ticket.get("status") not in domain.RATABLE else 422
-        )
+    if problems := domain.rating_problems(rating, comment, ticket):
+        raise UserError(next(iter(problems.values()))[0], problems, 422 if domain.ratable(ticket) else 409)
     assignee = ticket.get("assignee") or {}
     rated = {
         "rating": rating,

@@ -408,3 +408,25 @@ def test_an_unknown_email_is_checked_against_a_password_hash_as_a_known_one_is(p
     assert unknown.status_code == wrong.status_code == 401
     assert text(unknown).count("The email or password is not right.") == 1
     assert len(checked) == 2 and checked[0] == handlers._DUMMY_HASH and checked[1] == agent["password_hash"]
+
+
+def test_a_sign_in_with_an_empty_field_says_which_next_to_it_and_counts_no_attempt(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    agent, _ = account_with_session(portal, "agent")
+
+    both = sign_in(portal, "  ", "")
+    no_password = sign_in(portal, agent["email"], "")
+
+    assert both.status_code == no_password.status_code == 422
+    page = text(both)
+    assert (
+        '<p class="field-error" id="email-error"><span class="visually-hidden">Error:</span> Enter your email ' in page
+    )
+    assert (
+        '<p class="field-error" id="password-error"><span class="visually-hidden">Error:</span> Enter your pass' in page
+    )
+    assert "not right" not in page and "<title>Error: Sign in" in page
+    page = text(no_password)
+    assert "Enter your password." in page and "Enter your email address." not in page
+    assert f'value="{agent["email"]}"' in page  # what was typed stays
+    assert svc.store.failures.find_one({"_id": agent["email"]}) is None  # nothing was checked: no attempt counted

@@ -290,6 +290,24 @@ def test_a_requester_rates_a_resolved_request_and_may_change_it_until_it_reopens
     assert svc.store.rating(ticket_id)["rating"] == "good"
 
 
+def test_a_request_its_requester_closed_before_anyone_worked_on_it_asks_for_no_rating(portal, monkeypatch):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    intake = Intake(CLOSED)  # closed, with no agent's reply and no resolution
+    monkeypatch.setattr(svc, "services", intake)
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    page = text(browser.get("/tickets/t-9"))
+    assert "How did we do?" not in page
+
+    token = csrf(text(browser.get("/")))  # the page has no form left: a rating sent by hand
+    refused = browser.post("/tickets/t-9/rating", data={"rating": "bad", "csrf_token": token})
+    assert refused.status_code == 409 and "closed before anyone worked on it" in text(refused)
+    assert svc.store.rating("t-9") is None
+
+    reply = {"id": "r1", "kind": "reply", "author": {"type": "agent", "name": "Jane"}, "body": "Try this."}
+    intake.ticket = {**CLOSED, "thread": [reply]}  # answered, then closed: the handling may be rated
+    assert "How did we do?" in text(browser.get("/tickets/t-9"))
+
+
 def test_someone_without_the_request_cannot_rate_it(portal, monkeypatch):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]
     monkeypatch.setattr(svc, "services", Intake({**CLOSED, "status": "resolved"}))

@@ -34,6 +34,13 @@ def login():
 @blueprint.post("/login")
 def login_post():
     form = {"email": request.form.get("email", ""), "next": request.form.get("next", "")}
+    errors = {}
+    if not form["email"].strip():
+        errors["email"] = ["Enter your email address."]
+    if not request.form.get("password"):
+        errors["password"] = ["Enter your password."]
+    if errors:  # nothing to check yet: said next to the field, and no attempt counted
+        return render_template("auth/login.html", form=form, errors=errors), 422
     try:
         account = handlers.sign_in(portal(), form["email"], request.form.get("password", ""))
     except handlers.UserError as exc:

@@ -218,7 +218,7 @@ def live(ticket_id: str):
         int(thread_seen) if thread_seen.isascii() and thread_seen.isdigit() else -1,
         request.args.get("s", ""),
     )
-    ratable = shown["ticket"]["status"] in domain.RATABLE
+    ratable = domain.ratable(shown["ticket"])
     return render_template(
         "requester/_live_changed.html",
         words=words,
