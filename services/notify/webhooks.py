@@ -48,7 +48,7 @@ def url_problems(url: object) -> list[str]:
     if len(url) > MAX_URL_LENGTH:
         return [f"Longer than {MAX_URL_LENGTH} characters."]
     if any(c.isspace() or not c.isprintable() for c in url):  # urlsplit would silently drop some of them
-        return ["Must not contain whitespace or control characters."]
+        return ["Enter a web address like https://example.com/hooks: this one has spaces or control characters."]
     if not url.isascii():
         return ["Must contain only ASCII characters (percent-encode the others, punycode the host)."]
     try:
@@ -184,13 +184,11 @@ def _events_problems(events: object) -> list[str]:
             problems.append(f"Item {index}: not a string.")
         elif not _PATTERN.fullmatch(pattern):
             problems.append(
-                f"Item {index}: {pattern[:100]!r} is not an event type or a pattern with * (like ticket.*) "
+                f"{pattern[:100]!r} is not an event type or a pattern with * (like ticket.*) "
                 "of at most 100 lowercase letters, digits, '_', '.' and '*'."
             )
         elif not any(glob_match(pattern, kind) for kind in WEBHOOK_EVENT_TYPES):
-            problems.append(
-                f"Item {index}: {pattern!r} matches no event type a webhook can get: {', '.join(WEBHOOK_EVENT_TYPES)}."
-            )
+            problems.append(f"{pattern!r} matches no event type a webhook can get: {', '.join(WEBHOOK_EVENT_TYPES)}.")
     return problems
 
 

@@ -12,6 +12,7 @@ the clock those would have made (services/sla/whatif.py).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Collection, Mapping
@@ -99,9 +100,9 @@ def _valid_minutes(value: object) -> bool:
 def _percent_problems(value: object) -> list[str]:
     if not isinstance(value, list):
         return ["Must be a list of whole percents from 1 to 99."]
-    problems = [
-        f"Item {i}: must be a whole number from 1 to 99."
-        for i, p in enumerate(value)
+    problems = [  # named by the value, as typed: "200" is clearer than its place in the list
+        f"{json.dumps(p)[:40]} is not a whole percent from 1 to 99."
+        for p in value
         if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 99
     ]
     if not problems and len(set(value)) < len(value):

@@ -114,6 +114,18 @@ def test_validate_policy_rejects(change, field):
     assert list(caught.value.errors) == [field]
 
 
+def test_a_warning_percent_out_of_range_is_named_by_its_value():
+    with pytest.raises(PolicyError) as caught:
+        validate_policy({**GOOD, "warn_at_percent": [80, 200, 50.5, "x"]})
+    assert caught.value.errors == {
+        "warn_at_percent": [
+            "200 is not a whole percent from 1 to 99.",
+            "50.5 is not a whole percent from 1 to 99.",
+            '"x" is not a whole percent from 1 to 99.',
+        ]
+    }
+
+
 def test_validate_policy_lists_every_missing_field_and_unknown_calendars():
     with pytest.raises(PolicyError) as caught:
         validate_policy({})
