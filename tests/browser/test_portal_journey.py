@@ -269,12 +269,16 @@ def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_sys
     expect(others.get_by_role("link", name=f"#{earlier['number']} New laptop for Ana")).to_be_visible()
     box = agent.get_by_label("Reply to the requester")
     box.fill("Sorry for the wait.")
+    agent.get_by_role("button", name="Insert", exact=True).click()  # none chosen yet: said next to the list
+    expect(agent.get_by_role("alert").filter(has_text="Choose a saved reply first, then Insert.")).to_be_visible()
+    expect(box).to_have_value("Sorry for the wait.")
     box.press("Control+a")  # selected, to copy it say: the saved reply goes after it, not over it
     agent.get_by_label("Insert a saved reply").select_option(label="Password reset: self-service")
     agent.get_by_role("button", name="Insert", exact=True).click()
     inserted = f"Sorry for the wait.\n\nHello Ana,\n\nReset it at the self-service page (#{number})."
     expect(box).to_have_value(inserted)
     expect(box).to_be_focused()
+    expect(agent.get_by_text("Choose a saved reply first, then Insert.")).to_have_count(0)
     box.press("Control+z")  # as typing is undone
     expect(box).to_have_value("Sorry for the wait.")
     box.press("Control+Shift+z")

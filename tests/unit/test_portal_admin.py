@@ -203,6 +203,10 @@ def test_an_empty_id_is_a_field_error_before_any_call():
             SimpleNamespace(services=services, kept={}), ADMIN, {"topic_id": " ", "topic_name": "Printers"}
         )
     assert refused.value.errors == {"topic_id": ["Enter the topic's id."]} and services.calls == []
+    with pytest.raises(UserError) as refused:  # both empty: both said at once
+        people.put_topic(SimpleNamespace(services=services, kept={}), ADMIN, {"topic_id": "", "topic_name": " "})
+    assert refused.value.errors == {"topic_id": ["Enter the topic's id."], "topic_name": ["Enter the topic's name."]}
+    assert services.calls == []
 
 
 def test_ids_typed_in_a_form_stay_one_path_segment():

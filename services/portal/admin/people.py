@@ -297,9 +297,12 @@ def set_topic_retired(svc: Portal, session: dict, topic_id: str, retired: bool) 
 
 
 def put_topic(svc: Portal, session: dict, form: dict) -> dict:
-    """Add or rename one of intake's help topics."""
-    topic_id = require_id(form.get("topic_id", ""), "topic_id", "topic")
+    """Add or rename one of intake's help topics. Both fields left empty are both said at once."""
     body = {"name": form.get("topic_name", "").strip()}
+    if not body["name"] and not form.get("topic_id", "").strip():
+        said = {"topic_id": ["Enter the topic's id."], "topic_name": ["Enter the topic's name."]}
+        raise UserError("Enter the topic's id and name.", said)
+    topic_id = require_id(form.get("topic_id", ""), "topic_id", "topic")
     try:
         saved = svc.services.call("intake", "PUT", f"/topics/{topic_id}", actor(session), json=body)
     except Refused as refused:

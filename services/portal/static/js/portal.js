@@ -197,7 +197,21 @@
     var picker = document.getElementById("reply-with");
     if (!box || !picker) return;
     event.preventDefault();
-    if (!picker.value) { picker.focus(); return; }
+    var said = document.getElementById("reply-with-error");
+    if (!picker.value) {  // said next to the list, as the page without JavaScript says it
+      if (!said) {
+        said = document.createElement("p");
+        said.id = "reply-with-error";
+        said.className = "field-error";
+        said.setAttribute("role", "alert");
+        said.textContent = "Choose a saved reply first, then Insert.";
+        (picker.closest(".saved-replies") || picker).insertAdjacentElement("afterend", said);
+        picker.setAttribute("aria-describedby", said.id);
+      }
+      picker.focus();
+      return;
+    }
+    if (said) { said.remove(); picker.removeAttribute("aria-describedby"); }
     var url = button.getAttribute("data-saved-reply-url").replace(/ID$/, encodeURIComponent(picker.value));
     fetch(url, { credentials: "same-origin", headers: { Accept: "text/plain" } }).then(function (answer) {
       if (!answer.ok) throw new Error(String(answer.status));
