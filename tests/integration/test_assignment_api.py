@@ -138,6 +138,24 @@ def test_agents_are_created_read_listed_and_patched_with_the_contract_shape(acli
     assert_problem(aclient.patch(f"/agents/{unique('nobody')}", json={"capacity": 2}, headers=admin()), 404)
 
 
+def test_an_empty_email_is_always_refused_with_the_other_fields_errors_and_nothing_is_stored(
+    aclient, make_team, make_agent
+):
+    """The portal relies on it: it sends a form whose email it refuses with an empty one, for the other errors."""
+    team = make_team()
+    body = {"id": unique("pat"), "name": "", "email": "", "teams": [team["id"]], "capacity": "lots"}
+    created = aclient.post("/agents", json=body, headers=admin())
+    assert_problem(created, 422)
+    assert {"name", "email", "capacity"} <= set(created.get_json()["errors"])
+    assert aclient.get(f"/agents/{body['id']}", headers=admin()).status_code == 404
+
+    agent = make_agent(team["id"])
+    patched = aclient.patch(f"/agents/{agent['id']}", json={"email": "", "capacity": 3}, headers=admin())
+    assert_problem(patched, 422)
+    assert set(patched.get_json()["errors"]) == {"email"}
+    assert aclient.get(f"/agents/{agent['id']}", headers=admin()).get_json()["capacity"] == agent["capacity"]
+
+
 def test_an_agent_switches_its_own_availability_and_nothing_else(aclient, make_team, make_agent):
     team = make_team()
     jane, omar = make_agent(team["id"], prefix="jane"), make_agent(team["id"], prefix="omar")

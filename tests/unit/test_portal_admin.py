@@ -259,14 +259,33 @@ def test_a_topic_two_teams_name_is_shown_going_where_assignment_sends_it():
     assert found == {"qa-team": {"network": "network"}, "network": {}}  # the first by id takes it
 
 
+class Checking(FakeServices):
+    """assignment as it answers a form with an empty email: refused, with that and the other fields' errors."""
+
+    def call(self, service, method, path, actor, json=None, params=None, **kwargs):
+        if method != "GET" and (json or {}).get("email") == "":
+            self.calls.append((service, method, path, json))
+            errors = {"email": ["Not a valid email address."], **({"capacity": ["Not a valid integer."]} if
+                      json.get("capacity") == "lots" else {})}  # fmt: skip
+            raise Refused(422, "Validation failed", "The agent has invalid fields.", errors)
+        return super().call(service, method, path, actor, json=json, params=params, **kwargs)
+
+
 def test_an_agent_page_refuses_an_email_another_agent_has_next_to_the_field():
     agents = [{"id": "omar", "name": "Omar", "email": "omar@example.com"}, {"id": "tess", "email": "t@example.com"}]
-    services = FakeServices({("assignment", "GET", "/agents"): {"items": agents}})
+    services = Checking({("assignment", "GET", "/agents"): {"items": agents}})
     form = {"name": "Tess", "email": " Omar@Example.com ", "teams": ["network"], "capacity": "2"}
     with pytest.raises(UserError) as refused:
         people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "tess", form)
     assert refused.value.errors == {"email": ["Omar (omar) has this email address: each agent's emails go to its own."]}
-    assert [call for call in services.calls if call[1] == "PATCH"] == []  # nothing changed
+    assert [call[3]["email"] for call in services.calls if call[1] == "PATCH"] == [""]  # only asked: nothing changed
+    with pytest.raises(UserError) as refused:  # the other fields' problems said with it
+        people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "tess", {**form, "capacity": "lots"})
+    assert refused.value.errors == {
+        "capacity": ["Enter a whole number, like 10."],
+        "email": ["Omar (omar) has this email address: each agent's emails go to its own."],
+    }
+    services.calls.clear()
     people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "omar", {**form, "name": "Omar"})  # its own
     people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "tess", {**form, "email": "tess@example.com"})
     assert [path for _, method, path, _ in services.calls if method == "PATCH"] == ["/agents/omar", "/agents/tess"]
@@ -357,12 +376,16 @@ def test_agents_that_share_an_email_already_may_change_the_rest():
 
 def test_a_new_agent_with_another_agent_s_email_is_refused_next_to_the_field():
     agents = [{"id": "omar", "name": "Omar", "email": "omar@example.com"}]
-    services = FakeServices({("assignment", "GET", "/agents"): {"items": agents}})
+    services = Checking({("assignment", "GET", "/agents"): {"items": agents}})
     svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(account_by_email=lambda email: None))
     form = {"id": "tess", "name": "Tess", "email": "omar@example.com", "teams": ["network"], "capacity": "3"}
     with pytest.raises(UserError) as refused:
         people.create_agent(svc, ADMIN, form)
-    assert "email" in refused.value.errors and [c for c in services.calls if c[1] == "POST"] == []
+    assert list(refused.value.errors) == ["email"]
+    assert [c[3]["email"] for c in services.calls if c[1] == "POST"] == [""]  # only asked, so nothing is added
+    with pytest.raises(UserError) as refused:
+        people.create_agent(svc, ADMIN, {**form, "capacity": "lots"})
+    assert set(refused.value.errors) == {"email", "capacity"}  # said together
 
 
 def test_tickets_are_handed_back_only_to_a_team_the_agent_has_left():
@@ -395,9 +418,10 @@ def test_an_empty_add_agent_form_gets_every_fields_error_at_once():
         people.create_agent(svc, ADMIN, {"id": "", "name": "", "email": "", "capacity": ""})
     assert set(refused.value.errors) == {"id", "name", "email", "capacity"}
     assert [call[:3] for call in services.calls] == [("assignment", "POST", "/agents")]
-    with pytest.raises(UserError) as email_only:  # an email typed: the portal's rules for it come first, as before
+    with pytest.raises(UserError) as refused:  # an email typed: the portal's words for it, with the others' errors
         people.create_agent(svc, ADMIN, {"id": "", "name": "", "email": "not-an-address", "capacity": ""})
-    assert set(email_only.value.errors) == {"email"}
+    assert set(refused.value.errors) == {"id", "name", "email", "capacity"}
+    assert refused.value.errors["email"] != ["Not a valid email address."]  # the portal's own, not assignment's
 
 
 class Silent(FakeServices):

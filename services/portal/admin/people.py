@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from services.portal import domain
 from services.portal.admin import number, path_id, refusal, require_id
 from services.portal.admin.welcome import queue_welcome
@@ -65,8 +68,9 @@ def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, boo
     """A new agent with its portal account: (the agent, a one-time token to set a password, whether it is emailed)."""
     body = {"id": form.get("id", "").strip(), **agent_body(form)}
     if body["email"]:  # none: assignment refuses it, and says at once what else the form lacks
-        _account_possible(svc, body["email"].lower())
-        _email_of_nobody_else(svc, session, body["id"], body["email"])
+        with _and_the_rest(svc, session, "POST", "/agents", body):
+            _account_possible(svc, body["email"].lower())
+            _email_of_nobody_else(svc, session, body["id"], body["email"])
     try:
         created = svc.services.post("assignment", "/agents", actor(session), body)
     except Refused as refused:
@@ -92,13 +96,32 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[st
     unticked hands the agent's open tickets there back to it, as "Remove from <team>" does: {team: outcome}."""
     body = agent_body(form)
     agents = svc.services.get("assignment", "/agents", actor(session))["items"]
-    _email_of_nobody_else(svc, session, agent_id, body["email"], agents)
+    with _and_the_rest(svc, session, "PATCH", f"/agents/{path_id(agent_id)}", body):
+        _email_of_nobody_else(svc, session, agent_id, body["email"], agents)
     own = next((a for a in agents if a["id"] == agent_id), None)
     kept = body["teams"] if isinstance(body["teams"], list) else []
     left = [team for team in (own or {}).get("teams", []) if team not in kept]
     held = {team: _held(svc, session, agent_id, team) for team in left}  # read first: a silence changes nothing
     change_agent(svc, session, agent_id, body)
     return {team: _transfer_back(svc, session, team, held[team]) for team in left}
+
+
+@contextmanager
+def _and_the_rest(svc: Portal, session: dict, method: str, path: str, body: dict) -> Iterator[None]:
+    """An email the portal refuses (its account's, another agent's) is said with the form's other problems, as
+    assignment finds them: assignment is sent the form with an empty email, which its rules always refuse (so
+    nothing is stored or changed), and its other field errors join the email's."""
+    try:
+        yield
+    except UserError as refused:
+        try:
+            svc.services.call("assignment", method, path, actor(session), json={**body, "email": ""})
+        except Refused as checked:
+            others = {name: said for name, said in refusal(checked).errors.items() if name != "email"}
+            refused.errors = {**others, **refused.errors}
+        except Unreachable:
+            pass  # the email's problem alone, as before
+        raise
 
 
 def _email_of_nobody_else(svc: Portal, session: dict, agent_id: str, email: str, agents: list | None = None) -> None:
