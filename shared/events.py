@@ -183,6 +183,7 @@ class TicketAssignedData(_Data):
     previous_agent_id = _text(100, required=False)
     reason = _choice(ASSIGN_REASONS)
     decision = fields.Dict(keys=fields.String(), allow_none=True)  # rule and candidates, for auto
+    by_name = _text(200, required=False)  # who moved it by hand (manual, transfer): added after the contract
 
     @validates_schema
     def _agent_all_or_nothing(self, data: dict, **kwargs) -> None:
@@ -202,11 +203,13 @@ class TicketRepliedData(_Data):
 class TicketStatusChangedData(_Data):
     status = _choice(STATUSES)
     previous_status = _choice(STATUSES)
+    by_name = _text(200, required=False)  # who changed it (absent: the system did): added after the contract
 
 
 class TicketPriorityChangedData(_Data):
     priority = _choice(PRIORITIES)
     previous_priority = _choice(PRIORITIES)
+    by_name = _text(200, required=False)  # who changed it: added after the contract
 
 
 class TicketResolvedData(_Data):

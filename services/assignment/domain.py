@@ -25,6 +25,11 @@ class RuleViolation(Exception):
 # --- routing and choice ---------------------------------------------------------------------------
 
 
+def _by(by_name: str | None) -> dict:
+    """An event's `by_name`, when a person acted (an automatic change names nobody)."""
+    return {"by_name": by_name} if by_name else {}
+
+
 def route(topic: str, teams: list[dict]) -> str:
     """The team whose topics name the topic (the first by id when several do); `general` otherwise."""
     for team in sorted(teams, key=lambda t: t["id"]):
@@ -149,6 +154,7 @@ class Ticket:
         team_lead_email: str | None = None,
         decision: dict | None = None,
         team_name: str | None = None,
+        by_name: str | None = None,
     ) -> None:
         """Give the ticket to an agent, or (agent None) put it in the team's queue. `team_name` goes in the
         event, so that its readers (intake's timeline, notify's emails) name the team as people know it."""
@@ -179,6 +185,7 @@ class Ticket:
                 "previous_agent_id": previous,
                 "reason": reason,
                 "decision": decision,
+                **_by(by_name),
             },
         )
 
@@ -201,7 +208,7 @@ class Ticket:
                 "first_response": first,
             },
         )
-        self.set_status(status or "in_progress", agent_id, at, quiet_if_same=True)
+        self.set_status(status or "in_progress", agent_id, at, quiet_if_same=True, by_name=agent_name)
         return first
 
     def add_note(self, note_id: str, body: str, by: str, at: datetime, by_name: str | None = None) -> dict:
@@ -212,7 +219,10 @@ class Ticket:
         self._history(at, "noted", by, None, None)
         return note
 
-    def set_status(self, status: str, by: str, at: datetime, quiet_if_same: bool = False) -> None:
+    def set_status(
+        self, status: str, by: str, at: datetime, quiet_if_same: bool = False, by_name: str | None = None
+    ) -> None:
+        """`by_name`: the person who changed it, as the timeline names them (none when the system did)."""
         self._require_open()
         if status == self.status:
             if quiet_if_same:
@@ -221,15 +231,15 @@ class Ticket:
         previous, self.status = self.status, status
         self.watermarks["status"] = max(at, self.watermarks.get("status", at))
         self._history(at, "status_changed", by, previous, status)
-        self._record("ticket.status_changed", {"status": status, "previous_status": previous})
+        self._record("ticket.status_changed", {"status": status, "previous_status": previous, **_by(by_name)})
 
-    def set_priority(self, priority: str, by: str, at: datetime) -> None:
+    def set_priority(self, priority: str, by: str, at: datetime, by_name: str | None = None) -> None:
         self._require_open()
         if priority == self.priority:
             raise RuleViolation(f"The ticket's priority is already {priority}.")
         previous, self.priority = self.priority, priority
         self._history(at, "priority_changed", by, previous, priority)
-        self._record("ticket.priority_changed", {"priority": priority, "previous_priority": previous})
+        self._record("ticket.priority_changed", {"priority": priority, "previous_priority": previous, **_by(by_name)})
 
     def resolve(self, resolution: str, by: str, at: datetime) -> None:
         if not self.is_open:

@@ -195,6 +195,7 @@ def _assign(
     prepare: Callable[[Ticket], bool] | None = None,
     stored: Ticket | None = None,
     teams: list[dict] | None = None,
+    by_name: str | None = None,
 ) -> Ticket:
     """Give a ticket to the agent `pick` chooses (None: the team's queue). `prepare` may veto or change it first.
 
@@ -217,7 +218,7 @@ def _assign(
             return NO_CHANGE  # a repeated request or event, or a queued ticket still waiting
         move = _Move(agent, ticket.agent_id, agent is not None and not counted)
         lead_email, team_name = _lead_email(svc, team, team_agents), _team_name(svc, team, teams)
-        ticket.assign(agent, team, reason, by, now(), lead_email, decision, team_name)
+        ticket.assign(agent, team, reason, by, now(), lead_email, decision, team_name, by_name)
         return move
 
     def save(ticket: Ticket, move: _Move) -> None:
@@ -409,13 +410,18 @@ def assign(
 
     if team is not None:
         svc.teams.require([team], "team")
-        return _assign(svc, ticket_id, _auto(svc, team), "transfer", principal.actor, correlation_id, prepare=allowed)
+        transfer = _auto(svc, team)
+        return _assign(
+            svc, ticket_id, transfer, "transfer", principal.actor, correlation_id, prepare=allowed, by_name=_name(actor)
+        )
     target = svc.agents.find(agent_id)
     if target is None:
         may_assign(svc.tickets.get(ticket_id))  # 404, 403 and 409 come before an unknown agent's 422
         raise Invalid("Unknown agent.", {"agent_id": [f"No agent {agent_id}."]})
     pick = _given(svc, agent_id)
-    return _assign(svc, ticket_id, pick, "manual", principal.actor, correlation_id, prepare=allowed)
+    return _assign(
+        svc, ticket_id, pick, "manual", principal.actor, correlation_id, prepare=allowed, by_name=_name(actor)
+    )
 
 
 def _work(
@@ -438,6 +444,12 @@ def _work(
 
 
 DESK_NAME = "The help desk"  # who a reply is from when no agent wrote it (an admin's, a script's)
+
+
+def _name(actor: dict | None) -> str:
+    """Who acted, as events name them: the agent, or the help desk for an admin who is no agent (never an
+    address: requesters read the timeline too)."""
+    return actor["name"] if actor else DESK_NAME
 
 
 def reply(
@@ -471,7 +483,7 @@ def add_note(svc: Assignment, ticket_id: str, body: str, principal: Principal) -
 def change_status(
     svc: Assignment, ticket_id: str, status: str, principal: Principal, correlation_id: str | None
 ) -> Ticket:
-    write = lambda t, _: t.set_status(status, principal.actor, now())  # noqa: E731
+    write = lambda t, actor: t.set_status(status, principal.actor, now(), by_name=_name(actor))  # noqa: E731
     refusal = "Agents change the status of their own tickets and of their teams' unassigned ones."
     return _work(svc, ticket_id, principal, correlation_id, _may_work_on(principal), refusal, write)[0]
 
@@ -479,7 +491,7 @@ def change_status(
 def change_priority(
     svc: Assignment, ticket_id: str, priority: str, principal: Principal, correlation_id: str | None
 ) -> Ticket:
-    write = lambda t, _: t.set_priority(priority, principal.actor, now())  # noqa: E731
+    write = lambda t, actor: t.set_priority(priority, principal.actor, now(), by_name=_name(actor))  # noqa: E731
     allowed = lambda actor, t: may_manage(principal.role, actor, t)  # noqa: E731
     refusal = "Only admins and the team's leads change priority."
     return _work(svc, ticket_id, principal, correlation_id, allowed, refusal, write)[0]

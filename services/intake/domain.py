@@ -311,10 +311,16 @@ def _team(data: dict) -> str:
     return data.get("team_name") or f"team {data['team']}"
 
 
+def _by(data: dict) -> str:
+    """ " by <who>" when the event names the person who acted (assignment sends `by_name` since it was added)."""
+    by = data.get("by_name")
+    return f" by {'the help desk' if by == 'The help desk' else by}" if by else ""
+
+
 def _assigned_summary(data: dict) -> str:
     if data.get("agent_id") is None:
         if data.get("reason") == "transfer":
-            return f"Transferred to {_team(data)}: waiting in its queue"
+            return f"Transferred to {_team(data)}{_by(data)}: waiting in its queue"
         return f"Waiting in {_team(data)}'s queue: nobody is free"
     who = f"{data['agent_name']} ({data.get('team_name') or data['team']})"
     reason = data.get("reason")
@@ -326,13 +332,13 @@ def _assigned_summary(data: dict) -> str:
     if reason == "claim":
         return f"Claimed by {who}"
     if reason == "transfer":
-        return f"Transferred to {_team(data)} and assigned to {who}"
+        return f"Transferred to {_team(data)}{_by(data)} and assigned to {who}"
     if reason == "reopen":
         if data.get("decision"):  # the previous agent could not take it back: the team's rule chose
             rule = data["decision"].get("rule", "least loaded available agent")
             return f"Assigned to {who} after reopening, automatically ({rule}): the previous agent was not free"
         return f"Back with {who} after reopening"
-    by_hand = " by a lead or an admin" if reason == "manual" else ""
+    by_hand = (_by(data) or " by a lead or an admin") if reason == "manual" else ""
     return f"Reassigned to {who}{by_hand}" if data.get("previous_agent_id") else f"Assigned to {who}{by_hand}"
 
 
@@ -366,9 +372,9 @@ _SUMMARIES = {
     "ticket.assigned": _assigned_summary,
     "ticket.replied": lambda d: f"{d['agent_name']} replied" + (" (first response)" if d.get("first_response") else ""),
     "ticket.status_changed": lambda d: (  # in words: "waiting on requester", not waiting_on_requester
-        f"Status changed from {d['previous_status'].replace('_', ' ')} to {d['status'].replace('_', ' ')}"
+        f"Status changed from {d['previous_status'].replace('_', ' ')} to {d['status'].replace('_', ' ')}{_by(d)}"
     ),
-    "ticket.priority_changed": lambda d: f"Priority changed from {d['previous_priority']} to {d['priority']}",
+    "ticket.priority_changed": lambda d: f"Priority changed from {d['previous_priority']} to {d['priority']}{_by(d)}",
     "ticket.resolved": lambda d: f"Resolved by {d.get('agent_name') or _resolver(d['agent_id'])}: {d['resolution']}",
     "sla.warning": lambda d: _sla_summary(d, breached=False),
     "sla.breached": lambda d: _sla_summary(d, breached=True),

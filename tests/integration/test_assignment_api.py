@@ -383,6 +383,7 @@ def test_transfer_reruns_the_choice_of_agent_in_the_new_team(
         "transfer", email["id"], free["id"], jane["id"],
     )  # fmt: skip
     assert (data["team_lead_email"], data["team_name"]) == (busy["email"], email["name"])
+    assert data["by_name"] == "The help desk"  # moved by an admin who is no agent: never an address
     assert candidates(data["decision"]) == {busy["id"]: (1, 10, True), free["id"]: (0, 10, True)}
 
 
@@ -494,9 +495,9 @@ def test_replies_first_is_the_first_response_and_may_wait_on_the_requester(
     ]  # fmt: skip
     assert replied[0]["correlation_id"] == "reply-1"
     changes = [e["data"] for e in events_of(ticket_id, "ticket.status_changed")]
-    assert changes == [
-        {"status": "in_progress", "previous_status": "assigned"},
-        {"status": "waiting_on_requester", "previous_status": "in_progress"},
+    assert changes == [  # each by the agent who replied
+        {"status": "in_progress", "previous_status": "assigned", "by_name": jane["name"]},
+        {"status": "waiting_on_requester", "previous_status": "in_progress", "by_name": jane["name"]},
     ]
 
 
@@ -569,8 +570,8 @@ def test_status_changes_publish_status_changed_and_a_repeat_is_a_conflict(
     assert back.status_code == 200 and read_ticket(ticket_id)["status"] == "in_progress"
     settled(ticket_id)
     assert [e["data"] for e in events_of(ticket_id, "ticket.status_changed")] == [
-        {"status": "waiting_on_requester", "previous_status": "assigned"},
-        {"status": "in_progress", "previous_status": "waiting_on_requester"},
+        {"status": "waiting_on_requester", "previous_status": "assigned", "by_name": jane["name"]},
+        {"status": "in_progress", "previous_status": "waiting_on_requester", "by_name": jane["name"]},
     ]
 
 
@@ -591,8 +592,8 @@ def test_priority_changes_publish_priority_changed(aclient, assigned, read_ticke
     assert low.status_code == 200
     settled(ticket_id)
     assert [e["data"] for e in events_of(ticket_id, "ticket.priority_changed")] == [
-        {"priority": "emergency", "previous_priority": "normal"},
-        {"priority": "low", "previous_priority": "emergency"},
+        {"priority": "emergency", "previous_priority": "normal", "by_name": lead["name"]},
+        {"priority": "low", "previous_priority": "emergency", "by_name": "The help desk"},  # an admin: no address
     ]
 
 
@@ -988,8 +989,8 @@ def test_message_added_turns_waiting_on_requester_back_to_in_progress(
     handle(event_from("intake", "ticket.message_added", ticket_id, {**message, "message_id": unique("msg")}))
     settled(ticket_id)
     assert [e["data"] for e in events_of(ticket_id, "ticket.status_changed")] == [
-        {"status": "waiting_on_requester", "previous_status": "assigned"},
-        {"status": "in_progress", "previous_status": "waiting_on_requester"},
+        {"status": "waiting_on_requester", "previous_status": "assigned", "by_name": jane["name"]},  # her reply's
+        {"status": "in_progress", "previous_status": "waiting_on_requester"},  # the requester's message: nobody
     ]  # the second message found the ticket in progress: nothing to change
 
 

@@ -136,6 +136,24 @@ def test_assigning_records_the_event_with_who_and_why():
     assert ticket.status == "assigned" and ticket.history[-1]["action"] == "assigned"
 
 
+def test_a_change_a_person_makes_names_them_in_its_event_and_the_systems_name_nobody():
+    ticket = make_ticket(agent_id="jane", status="assigned")
+    ticket.set_priority("high", "agent:tess", T0, by_name="Tess Lead")
+    ticket.set_status("in_progress", "agent:jane", T0, by_name="Jane Doe")
+    ticket.reply("r1", "jane", "Jane Doe", "On it.", "waiting_on_requester", T0)
+    ticket.set_status("in_progress", "requester", T0)  # the requester's message: nobody named
+    ticket.assign(JANE, "desk", "transfer", "agent:tess", T0, team_name="Desk", by_name="Tess Lead")
+    named = [(kind, data.get("by_name")) for kind, data in ticket.recorded if kind != "ticket.replied"]
+    assert named == [
+        ("ticket.priority_changed", "Tess Lead"),
+        ("ticket.status_changed", "Jane Doe"),
+        ("ticket.status_changed", "Jane Doe"),
+        ("ticket.status_changed", None),
+        ("ticket.assigned", "Tess Lead"),
+    ]
+    assert "by_name" not in ticket.recorded[-2][1]  # absent, not null: an older reader sees the event it knew
+
+
 def test_the_first_reply_is_the_first_response_and_may_wait_on_the_requester():
     ticket = make_ticket(agent_id="jane", status="assigned")
     assert ticket.reply("r1", "jane", "Jane", "Try this", None, T0) is True

@@ -247,6 +247,22 @@ def test_every_event_type_has_a_readable_summary():
     assert summarize("ticket.resolved", by_admin) == "Resolved by the help desk: Fixed."  # a requester reads it too
 
 
+def test_summaries_name_the_person_who_acted_when_the_event_does():
+    manual = {**ASSIGNED, "reason": "manual", "previous_agent_id": "tom", "by_name": "Tess Lead"}
+    assert summarize("ticket.assigned", manual) == "Reassigned to Jane Doe (network) by Tess Lead"
+    moved = {**ASSIGNED, "reason": "transfer", "team_name": "Desk", "by_name": "The help desk"}  # an admin
+    assert summarize("ticket.assigned", moved) == "Transferred to Desk by the help desk and assigned to Jane Doe (Desk)"
+    queued = {**moved, "agent_id": None, "agent_name": None, "agent_email": None, "by_name": "Tess Lead"}
+    assert summarize("ticket.assigned", queued) == "Transferred to Desk by Tess Lead: waiting in its queue"
+    changed = {"previous_status": "in_progress", "status": "waiting_on_requester", "by_name": "Jane Doe"}
+    assert summarize("ticket.status_changed", changed) == (
+        "Status changed from in progress to waiting on requester by Jane Doe"
+    )
+    raised = {"previous_priority": "normal", "priority": "high", "by_name": "Tess Lead"}
+    assert summarize("ticket.priority_changed", raised) == "Priority changed from normal to high by Tess Lead"
+    assert summarize("ticket.priority_changed", {**raised, "by_name": None}) == "Priority changed from normal to high"
+
+
 def test_summaries_name_the_team_and_the_topic_when_the_data_carries_their_names():
     named = {**ASSIGNED, "team_name": "Network & VPN", "decision": {"rule": "least loaded", "candidates": [1]}}
     assert summarize("ticket.assigned", named) == (
