@@ -51,8 +51,12 @@ def parse(args, now: datetime) -> tuple[Period | None, dict, dict[str, list[str]
     if form["period"] in PRESETS:
         days = int(form["period"])
         return Period(_midnight(today - timedelta(days=days - 1)), None, PRESETS[form["period"]]), form, {}
+    if form["from"] and not form["to"]:  # no last day: up to today, shown in its field
+        form["to"] = today.isoformat()
     first, last = _date(form["from"]), _date(form["to"])
     errors = _date_problems(first, last, today)
+    if not form["from"]:
+        errors["from"] = ["Enter the first day."]
     if errors:
         return None, form, errors
     label = f"{first:%-d %b %Y} to {last:%-d %b %Y}"
@@ -62,11 +66,11 @@ def parse(args, now: datetime) -> tuple[Period | None, dict, dict[str, list[str]
 def _date_problems(first: date | None, last: date | None, today: date) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if first is None:
-        errors["from"] = ["Enter the first day as a date, like 2026-11-01."]
+        errors["from"] = ["Enter the first day as a date (year, month, day: 2026-11-01)."]
     elif first > today:
         errors["from"] = ["The first day cannot be in the future."]
     if last is None:
-        errors["to"] = ["Enter the last day as a date, like 2026-11-30."]
+        errors["to"] = ["Enter the last day as a date (year, month, day: 2026-11-30)."]
     elif first is not None and last < first:
         errors["to"] = ["The last day must be the same as or after the first day."]
     elif first is not None and (last - first).days >= MAX_DAYS:

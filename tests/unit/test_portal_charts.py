@@ -135,6 +135,15 @@ def test_two_days_run_from_the_first_midnight_to_the_one_after_the_last():
     ]
 
 
+def test_a_first_day_without_a_last_runs_to_today_and_shows_it():
+    chosen, form, errors = period.parse({"period": "dates", "from": "2026-11-20", "to": ""}, NOW)
+    today = NOW.date()
+    assert errors == {} and form["to"] == today.isoformat()
+    assert chosen.query()["until"] == (datetime.combine(today, datetime.min.time(), UTC) + timedelta(days=1)).strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z"
+    )
+
+
 @pytest.mark.parametrize(
     ("first", "last", "field", "message"),
     [
