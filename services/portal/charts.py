@@ -85,12 +85,34 @@ def line_chart(
         return PLOT_TOP + PLOT_HEIGHT * (1 - min(value, top) / top)
 
     parts = [_axes(xs, x_labels, top, unit, y_of)]
-    for (name, values), style in zip(series.items(), LINE_STYLES * 2, strict=False):
-        points = [(x, y_of(v)) for x, v in zip(xs, values, strict=True) if v is not None]
+    shifts = _side_by_side([[None if v is None else y_of(v) for v in values] for values in series.values()])
+    for (name, values), style, shift in zip(series.items(), LINE_STYLES * 2, shifts, strict=False):
+        points = [(x + dx, y_of(v)) for x, v, dx in zip(xs, values, shift, strict=True) if v is not None]
         parts.append(_line(name, _segments(xs, values, y_of), points, style))
     legend_top = PLOT_TOP + PLOT_HEIGHT + 44
     parts.append(_legend(list(series), legend_top))
     return _svg(title, legend_top + 24 * math.ceil(len(series) / 2), "".join(parts))
+
+
+MARKER_GAP = 10  # markers of one week that would cover each other stand this far apart, centred on the week
+
+
+def _side_by_side(heights: list[list[float | None]]) -> list[list[float]]:
+    """Per series and week, how far its marker moves sideways: markers within a marker's size of each other (two
+    priorities both at 100 %) stand side by side instead of one hiding the others. Lines still meet the week."""
+    shifts = [[0.0] * len(values) for values in heights]
+    for week in range(len(heights[0]) if heights else 0):
+        placed = sorted((values[week], i) for i, values in enumerate(heights) if values[week] is not None)
+        groups: list[list[int]] = []
+        for y, i in placed:
+            if groups and y - heights[groups[-1][-1]][week] < MARKER_GAP:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        for group in groups:
+            for rank, i in enumerate(sorted(group)):
+                shifts[i][week] = (rank - (len(group) - 1) / 2) * MARKER_GAP
+    return shifts
 
 
 def _axes(xs, x_labels, top, unit, y_of) -> str:

@@ -64,6 +64,27 @@ def test_a_line_chart_has_a_line_and_a_marker_per_figure_and_a_legend_in_words()
     assert {"0%", "50%", "100%", "1 Nov", "22 Nov"} <= set(texts(svg))
 
 
+def test_markers_of_one_week_at_the_same_height_stand_side_by_side():
+    series = {"Emergency": [100.0, 50.0], "Normal": [100.0, 100.0], "Low": [100.0, 20.0]}
+    svg = parsed(charts.line_chart("Compliance per week", ["23 Nov", "30 Nov"], series))
+    lines = {g.get("data-series"): g for g in svg.iter(f"{SVG}g") if g.get("data-series")}
+    first_week = [float(lines["Emergency"].findall(f"{SVG}circle")[0].get("cx"))]
+    first_week += [_marker_x(lines[name], 0) for name in ("Normal", "Low")]
+    assert first_week[1] - first_week[0] == pytest.approx(charts.MARKER_GAP)  # all three at 100 %: apart, in order
+    assert first_week[2] - first_week[1] == pytest.approx(charts.MARKER_GAP)
+    second_week = [float(lines["Emergency"].findall(f"{SVG}circle")[1].get("cx")), _marker_x(lines["Normal"], 1)]
+    assert second_week[0] == second_week[1]  # 50 % and 100 %: far apart already, on the week itself
+    points = lines["Normal"].find(f"{SVG}polyline").get("points").split()
+    assert float(points[0].split(",")[0]) == pytest.approx(sum(first_week) / 3)  # the line still meets the week
+
+
+def _marker_x(series, index: int) -> float:
+    """A square's or diamond's x, from its path's first point (a diamond starts at its tip, a square a corner)."""
+    path = series.findall(f"{SVG}path")[index].get("d")
+    x = float(re.match(r"M([\d.]+)", path).group(1))
+    return x + 4 if series.get("data-series") == "Normal" else x
+
+
 def test_a_line_chart_without_figures_is_an_empty_state():
     html = str(charts.line_chart("Compliance", ["1 Nov"], {"High": [None]}, empty="No clock was judged."))
     assert "<svg" not in html and "No clock was judged." in html
