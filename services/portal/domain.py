@@ -538,10 +538,16 @@ def attachments_by_entry(ticket: dict, attachments: list[dict]) -> dict[str | No
     return grouped
 
 
-def timeline_with_files_and_mail(timeline: list[dict], attachments: list[dict], kept_mail: list[dict]) -> list[dict]:
-    """The ticket's events with its files and the mail kept about it, in the order they happened: files and kept
-    mail publish no event of their own, but belong in "what happened"."""
+def timeline_with_files_and_mail(
+    timeline: list[dict], attachments: list[dict], kept_mail: list[dict], notes: list[dict] = ()
+) -> list[dict]:
+    """The ticket's events with its files, the mail kept about it and its internal notes (the console's page
+    only), in the order they happened: none of them publishes an event (a note never leaves assignment), but
+    they belong in "what happened". A note is named with its author, never with its words."""
     entries = [*timeline]
+    for note in notes:
+        who = note.get("by_name") or note.get("by") or "an agent"
+        entries.append({"occurred_at": note.get("at"), "summary": f"Internal note added by {who}"})
     for item in attachments:
         words = f"File {item.get('filename')} ({size_words(item.get('size') or 0)}) attached"
         entries.append({"occurred_at": item.get("created_at"), "summary": words})

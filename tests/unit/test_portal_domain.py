@@ -107,11 +107,15 @@ def test_files_and_kept_mail_join_the_timeline_in_the_order_they_happened():
                 {"occurred_at": "2026-11-30T09:05:00.000Z", "summary": "Assigned to ada"}]  # fmt: skip
     files = [{"filename": "invoice.pdf", "size": 2048, "created_at": "2026-11-30T09:01:00.000Z"}]
     kept = [{"sender": "bob@example.com", "reason": "not the requester", "received_at": "2026-11-30T09:10:00.000Z"}]
-    merged = domain.timeline_with_files_and_mail(timeline, files, kept)
+    notes = [
+        {"body": "Checked the <b>logs</b>.", "by": "ada", "by_name": "Ada Lovelace", "at": "2026-11-30T09:07:00.000Z"}
+    ]
+    merged = domain.timeline_with_files_and_mail(timeline, files, kept, notes)
     assert [entry["summary"] for entry in merged] == [
         "Ticket #100001 opened",
         "File invoice.pdf (2 KB) attached",
         "Assigned to ada",
+        "Internal note added by Ada Lovelace",  # who, never the note's words
         "Mail from bob@example.com not added to the conversation: not the requester",
     ]
 
