@@ -379,6 +379,8 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
         try:
             if action == "transfer":
                 _not_there_yet(svc, session, ticket_id, fields.get("team", ""), to)
+            if action == "claim" and _work_of(svc, session, ticket_id).get("agent_id") == session.get("agent_id"):
+                raise UserError("It is yours already.", status=409)  # assignment's claim would answer 200: not done
             act(svc, session, ticket_id, action, fields, request_id)
         except UserError as exc:
             details = [m for messages in exc.errors.values() for m in messages if m != exc.message]

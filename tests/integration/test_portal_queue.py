@@ -124,17 +124,22 @@ def test_a_bulk_claim_acts_on_each_ticket_and_says_what_assignment_refused(porta
     stub.answers["/tickets/t-1/claim"] = {"ticket_id": "t-1"}
     stub.answers["/tickets/t-2/claim"] = (409, {"title": "Conflict", "detail": "Agent bob has this ticket."})
     stub.answers["/tickets/t-3/claim"] = {"ticket_id": "t-3"}
+    stub.answers["/tickets/t-4/claim"] = {"ticket_id": "t-4"}  # what assignment answers a claim of one's own
+    for ticket_id, holder in (("t-1", None), ("t-2", "bob"), ("t-3", None), ("t-4", "ada")):
+        stub.answers[f"/tickets/{ticket_id}"] = {"ticket_id": ticket_id, "agent_id": holder, "team": "network"}
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
     agent = signed_in(portal, "agent", "ada")
 
-    done = ticked(agent, {"action": "claim", "filter_priority": "high"}, ["t-1:100001", "t-2:100002", "t-3:100003"])
+    ticks = ["t-1:100001", "t-2:100002", "t-3:100003", "t-4:100004"]
+    done = ticked(agent, {"action": "claim", "filter_priority": "high"}, ticks)
 
     assert done.status_code == 303 and done.headers["Location"].endswith("/console/?view=all&priority=high")
     claims = [c for c in stub.calls if c["method"] == "POST"]
     assert [c["path"] for c in claims] == ["/tickets/t-1/claim", "/tickets/t-2/claim", "/tickets/t-3/claim"]
     page = text(agent.get(done.headers["Location"]))
     assert "<strong>Claim:</strong> done on 2 tickets (#100001, #100003)." in page
-    assert "Not done on 1:" in page and "<li>#100002: Agent bob has this ticket.</li>" in page
+    assert "Not done on 2:" in page and "<li>#100002: Agent bob has this ticket.</li>" in page
+    assert "<li>#100004: It is yours already.</li>" in page  # not counted as done
     again = text(agent.get(done.headers["Location"]))  # said once: a reload of the queue does not say it again
     assert "Not done on" not in again and len([c for c in stub.calls if c["method"] == "POST"]) == 3
 
