@@ -349,6 +349,7 @@ class Role:
         fields = {name: value for name, value in fields.items() if value}
         fields |= {"ticket_id": ticket_id, "number": doc["number"], "subject": doc["subject"]}
         fields |= {"description": doc["description"], "plain": [doc["subject"], doc["description"]]}
+        fields |= {self.copy_of(name): self.joined(doc[name]) for name in ("subject", "description")}  # as search's
         with self.index_lock:
             self.writer.delete_documents_by_term("ticket_id", ticket_id)
             self.writer.add_document(tantivy.Document(**fields))
@@ -367,6 +368,7 @@ class Role:
         index.register_tokenizer("en", queries.ENGLISH)
         index.register_tokenizer("plain", queries.PLAIN)
         self.writer, self.index_lock, self.dirty = index.writer(WRITER_HEAP, 1), threading.Lock(), False
+        self.joined, self.copy_of = queries.joined, queries.copy_of  # the text fields' joined copies, as search's
 
         def commit_rounds() -> None:
             while True:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import html
 import os
 import re
@@ -42,7 +43,9 @@ class Scope:
     ticket_id: str | None = None  # ... and only this one, when the token names one
 
 
-def build_schema() -> tantivy.Schema:
+def build_schema(*, copies: bool = True) -> tantivy.Schema:
+    """The index's fields. `copies=False`: the schema before the text fields' joined copies, which an index made
+    before them still has (`outdated`: the worker rebuilds it; the apis read it as it is meanwhile)."""
     builder = tantivy.SchemaBuilder()
     for name in _KEYWORDS:
         builder.add_text_field(name, stored=True, tokenizer_name="raw")
@@ -50,7 +53,16 @@ def build_schema() -> tantivy.Schema:
     for name in queries.TEXT_FIELDS:
         builder.add_text_field(name, stored=True, tokenizer_name="en")
     builder.add_text_field("plain", tokenizer_name="plain", index_option="freq")  # every word as written: typos
+    if copies:  # each text field again, joined up (queries.joined: Wi-Fi as wifi), with positions for phrases
+        for name in queries.TEXT_FIELDS:
+            builder.add_text_field(queries.copy_of(name), tokenizer_name="en")
     return builder.build()
+
+
+def outdated(path: str) -> bool:
+    """Whether `path` holds an index of another schema than build_schema()'s (one made before the joined copies):
+    the worker rebuilds such a generation when it starts (services/search/index.py's Writer.start)."""
+    return os.path.isdir(path) and tantivy.Index.exists(path) and tantivy.Index.open(path).schema != build_schema()
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
@@ -80,7 +92,9 @@ class Engine:
             raise FileNotFoundError(path)
         os.makedirs(path, exist_ok=True)
         self.path = path
-        self.schema = build_schema()
+        self.schema, self.copies = build_schema(), True
+        if tantivy.Index.exists(path) and tantivy.Index.open(path).schema == build_schema(copies=False):
+            self.schema, self.copies = build_schema(copies=False), False  # made before the joined copies: as it is
         self._index = tantivy.Index(self.schema, path=path, reuse=True)
         self._index.register_tokenizer("en", queries.ENGLISH)
         self._index.register_tokenizer("plain", queries.PLAIN)
@@ -95,7 +109,7 @@ class Engine:
         with self._lock:
             writer = self._writable()
             writer.delete_documents_by_term("ticket_id", doc["ticket_id"])
-            writer.add_document(_document(doc))
+            writer.add_document(_document(doc, self.copies))
 
     def delete(self, ticket_id: str) -> None:
         with self._lock:
@@ -146,20 +160,21 @@ class Engine:
                 _filtered(tantivy.Query.all_query(), filters), limit, offset=offset, order_by_field="number"
             )
             return [self._hit(searcher, None, address, 0.0) for _, address in found.hits], found.count
-        text = queries.text_query(self.schema, q)
+        text = queries.text_query(self.schema, q, copies=self.copies)
         if text is None:
             return [], 0
         found = searcher.search(_filtered(text, filters), limit, offset=offset)
         near: list[str] = []  # the typed words whose near misses matched (marked in the snippet by hand)
+        joined = queries.joined_terms(q) if self.copies else None  # what the copies matched: marked by hand
         if found.count < FEW:
-            fuzzy = queries.text_query(self.schema, q, fuzzy=True)
+            fuzzy = queries.text_query(self.schema, q, fuzzy=True, copies=self.copies)
             found = searcher.search(_filtered(fuzzy, filters), limit, offset=offset)
             text = fuzzy
             near = [token for word in queries.split(q)[1] for token in queries.PLAIN.analyze(word)]
         snippets = {f: tantivy.SnippetGenerator.create(searcher, text, self.schema, f) for f in SNIPPET_FIELDS}
         for generator in snippets.values():
             generator.set_max_num_chars(SNIPPET_CHARS)
-        hits = [self._hit(searcher, snippets, address, score, near) for score, address in found.hits]
+        hits = [self._hit(searcher, snippets, address, score, near, joined) for score, address in found.hits]
         return hits, found.count
 
     def similar(self, ticket_id: str, *, scope: Scope, limit: int = 5) -> list[dict]:
@@ -204,7 +219,9 @@ class Engine:
     def _term(self, name: str, value: str) -> tantivy.Query:
         return tantivy.Query.term_query(self.schema, name, value)
 
-    def _hit(self, searcher: tantivy.Searcher, snippets: dict | None, address, score: float, near=()) -> dict:
+    def _hit(
+        self, searcher: tantivy.Searcher, snippets: dict | None, address, score: float, near=(), joined=None
+    ) -> dict:
         doc = searcher.doc(address)
         return {
             "ticket_id": doc.get_first("ticket_id"),
@@ -212,7 +229,7 @@ class Engine:
             "subject": doc.get_first("subject"),
             "status": doc.get_first("status"),
             "team": doc.get_first("team"),
-            "snippet": _snippet(doc, snippets, near),
+            "snippet": _snippet(doc, snippets, near, joined),
             "score": round(score, 4),
         }
 
@@ -226,7 +243,7 @@ def similar_items(docs: list[dict], order: list[tuple[int, float]], limit: int) 
     ]
 
 
-def _document(doc: dict) -> tantivy.Document:
+def _document(doc: dict, copies: bool = True) -> tantivy.Document:
     messages = [m for m in doc.get("messages") or [] if m]
     fields: dict = {name: doc[name] for name in _KEYWORDS if doc.get(name)}
     if fields.get("requester_email"):
@@ -239,6 +256,12 @@ def _document(doc: dict) -> tantivy.Document:
         fields["messages"] = messages
     written = [doc.get("subject"), doc.get("description"), *messages, doc.get("resolution")]
     fields["plain"] = [text for text in written if text]
+    if copies:  # every text, hyphenated or not: its copy's lengths are then the text's, and so are its scores
+        for name in queries.TEXT_FIELDS:
+            if name in fields:
+                value = fields[name]
+                copy = [queries.joined(v) for v in value] if name == "messages" else queries.joined(value)
+                fields[queries.copy_of(name)] = copy
     return tantivy.Document(**fields)
 
 
@@ -271,18 +294,23 @@ def _filtered(query: tantivy.Query, filters: list[tantivy.Query]) -> tantivy.Que
     return tantivy.Query.boolean_query(clauses)
 
 
-def _snippet(doc: tantivy.Document, snippets: dict | None, near=()) -> str:
+def _snippet(doc: tantivy.Document, snippets: dict | None, near=(), joined=None) -> str:
     """HTML: the first field's fragment with a matched word, those words in <mark>, everything else escaped.
 
     A word found through a typo (`near`: the typed words of a fuzzy search) is matched in the `plain` field,
-    which tantivy's snippets do not show: its near misses are looked for in the text fields here instead."""
+    which tantivy's snippets do not show: its near misses are looked for in the text fields here instead. So is
+    a word found in a joined copy (`joined`: queries.joined_terms; "wifi" found "Wi-Fi", "wi-fi" found "wifi"),
+    which tantivy's snippets, knowing only the words as written, never take for the word looked for."""
     for name in SNIPPET_FIELDS if snippets else ():
-        if not doc.get_all(name):
+        texts = doc.get_all(name)
+        if not texts:
             continue
         snippet = snippets[name].snippet_from_doc(doc)
         if snippet.highlighted():
             ranges = [(r.start, r.end) for r in snippet.highlighted()]
-            return _whole_words(doc.get_all(name), snippet.fragment(), ranges)
+            return _whole_words(texts, snippet.fragment(), ranges, joined)
+        if joined and (fragment := _joined_snippet(texts, joined)):
+            return fragment
     if near and (fragment := _near_snippet(doc, near)):
         return fragment
     text = doc.get_first("description") or doc.get_first("subject") or ""
@@ -297,15 +325,51 @@ def _near_snippet(doc: tantivy.Document, typed: list[str]) -> str | None:
     for name in SNIPPET_FIELDS:
         for text in doc.get_all(name):
             spans = [(m.start(), m.end()) for m in _WORD.finditer(text) if _near(m.group(), typed)]
-            if not spans:
-                continue
-            start = max(spans[0][0] - SNIPPET_CHARS // 4, 0)
-            window = text[start : start + SNIPPET_CHARS]
-            inside = [(a - start, b - start) for a, b in spans if b - start <= len(window)]
-            ranges = [(len(window[:a].encode()), len(window[:b].encode())) for a, b in inside]
-            more = start + SNIPPET_CHARS < len(text)
-            return ("…" if start else "") + _marked(window, ranges) + ("…" if more else "")
+            if spans:
+                return _window(text, spans)
     return None
+
+
+_HYPHENATED = re.compile(rf"(?<![^\W_])(?>[^\W_]+)(?:[{queries.HYPHENS}][^\W_]+)+")  # a word with hyphens inside
+_JOINABLE = re.compile(rf"(?<![^\W_])(?>[^\W_]+)(?:[{queries.HYPHENS}][^\W_]+)*")  # a word, with or without
+
+
+def _joined_spans(text: str, joined: tuple[frozenset[str], frozenset[str]]) -> list[tuple[int, int]]:
+    """Where `text` has a word that, joined up, is one the copies matched (`joined`: queries.joined_terms): a
+    hyphenated one ("Wi-Fi" for "wifi"), and one as written when the typed word was hyphenated ("wifi" for
+    "wi-fi", whose "wi" and "fi" are all tantivy's snippets know of). Only then is every word looked at."""
+    together, unwritten = joined
+    spans = []
+    if queries.HYPHEN.search(text):  # (most texts have no such word: the quick look first)
+        spans = [(m.start(), m.end()) for m in _HYPHENATED.finditer(text) if _joined_stem(m.group()) in together]
+    if unwritten:
+        words = (m for m in _JOINABLE.finditer(text) if not queries.HYPHEN.search(m.group()))
+        spans += [(m.start(), m.end()) for m in words if _joined_stem(m.group()) in unwritten]
+    return spans
+
+
+@functools.lru_cache(maxsize=8192)
+def _joined_stem(word: str) -> str | None:
+    """A word's stem joined up, as its joined copy has it ("Wi-Fi" -> "wifi"); None when it is not one token."""
+    stems = queries.ENGLISH.analyze(queries.joined(word))
+    return stems[0] if len(stems) == 1 else None
+
+
+def _joined_snippet(texts: list[str], joined) -> str | None:
+    """A field's fragment around the words its joined copy matched, marked; None when it has none."""
+    for text in texts:
+        if spans := _joined_spans(text, joined):
+            return _window(text, spans)
+    return None
+
+
+def _window(text: str, spans: list[tuple[int, int]]) -> str:
+    """The fragment of `text` from a little before its first span, the spans inside it marked."""
+    start = max(spans[0][0] - SNIPPET_CHARS // 4, 0)
+    window = text[start : start + SNIPPET_CHARS]
+    inside = [(a - start, b - start) for a, b in spans if b - start <= len(window)]
+    more = start + SNIPPET_CHARS < len(text)
+    return ("…" if start else "") + _marked(window, _byte_ranges(window, inside)) + ("…" if more else "")
 
 
 def _near(word: str, typed: list[str]) -> bool:
@@ -340,13 +404,14 @@ def _edits(a: str, b: str, bound: int) -> int:
 CARRIED = 8  # punctuation a fragment's first or last word may carry into it ("<tag>", "(printer)", "ok?!")
 
 
-def _whole_words(texts: list[str], fragment: str, ranges: list[tuple[int, int]]) -> str:
+def _whole_words(texts: list[str], fragment: str, ranges: list[tuple[int, int]], joined=None) -> str:
     """tantivy's fragment, marked, with the punctuation its first and last words carry on the text's side
     ("<tag>", not "<tag": a fragment runs from a token's start to a token's end; at most CARRIED characters, and
-    never a letter or digit of a word it cut), and "…" where the text goes on past it."""
+    never a letter or digit of a word it cut), and "…" where the text goes on past it. The hyphenated words in
+    it that a joined copy matched are marked whole (`joined`: the stems looked for there)."""
     text = next((text for text in texts if fragment in text), None)
     if text is None:
-        return _marked(fragment, ranges)
+        return _marked(fragment, ranges + _byte_ranges(fragment, _joined_spans(fragment, joined) if joined else []))
     at = text.index(fragment)
     start, end = at, at + len(fragment)
     while start > max(at - CARRIED, 0) and not text[start - 1].isspace() and not text[start - 1].isalnum():
@@ -354,16 +419,30 @@ def _whole_words(texts: list[str], fragment: str, ranges: list[tuple[int, int]])
     while end < min(at + len(fragment) + CARRIED, len(text)) and not text[end].isspace() and not text[end].isalnum():
         end += 1
     shift = len(text[start:at].encode())
-    marked = _marked(text[start:end], [(a + shift, b + shift) for a, b in ranges])
+    shown = text[start:end]
+    ranges = [(a + shift, b + shift) for a, b in ranges]
+    if joined:
+        ranges += _byte_ranges(shown, _joined_spans(shown, joined))
+    marked = _marked(shown, ranges)
     return ("…" if text[:start].strip() else "") + marked + ("…" if text[end:].strip() else "")
 
 
+def _byte_ranges(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Character spans of `text` as byte offsets in its UTF-8."""
+    return [(len(text[:a].encode()), len(text[:b].encode())) for a, b in spans]
+
+
 def _marked(fragment: str, ranges: list[tuple[int, int]]) -> str:
-    """The ranges are byte offsets in the fragment's UTF-8."""
-    raw, out, at = fragment.encode(), [], 0
+    """The ranges are byte offsets in the fragment's UTF-8; overlapping ones are marked as one ("Wi" and "Fi"
+    marked by tantivy, "Wi-Fi" by hand: "<mark>Wi-Fi</mark>")."""
+    merged: list[tuple[int, int]] = []
     for start, end in sorted(ranges):
-        if start < at:
-            continue
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    raw, out, at = fragment.encode(), [], 0
+    for start, end in merged:
         out.append(html.escape(raw[at:start].decode(errors="replace")))
         out.append("<mark>" + html.escape(raw[start:end].decode(errors="replace")) + "</mark>")
         at = end

@@ -3,7 +3,9 @@
 A reindex builds a new generation beside the one in use and then moves `current` to it in one rename, so
 readers never see half an index: each api process reopens the engine when `current` names another directory;
 the worker (the only writer) follows it, catching up on what changed while the new one was built. Each
-generation keeps `ticketflow.json`: up to when the documents stored in MongoDB are surely in it.
+generation keeps `ticketflow.json`: up to when the documents stored in MongoDB are surely in it. A generation
+made with an earlier schema (before the text fields' joined copies) is read as it is, and the worker, when it
+starts, rebuilds it before writing (`Writer.start`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 import uuid
 from datetime import datetime, timedelta
 
-from services.search.engine import Engine
+from services.search.engine import Engine, outdated
 from shared.clock import now
 from shared.events import format_time, parse_time
 
@@ -37,6 +39,10 @@ class IndexHome:
     def open(self, path: str, *, create: bool = True) -> Engine:
         """The engine on generation `path` (`create=False`: FileNotFoundError when it holds no index yet)."""
         return Engine(path, create=create)
+
+    def outdated(self, path: str) -> bool:
+        """Whether generation `path` was made with an earlier schema than this code's (engine.build_schema)."""
+        return outdated(path)
 
     def current(self) -> str | None:
         """The generation in use; None before the worker made the first one."""
@@ -125,11 +131,14 @@ class Writer:
         self._lock = threading.Lock()  # the consumer's thread writes, the timer's commits or switches
 
     def start(self) -> None:
-        """Open the generation in use (the first one, if none), and index what its last commit may have missed."""
+        """Open the generation in use (the first one, if none), and index what its last commit may have missed.
+        A generation of an earlier schema is rebuilt first (`rebuild`), the apis reading it meanwhile."""
         path = self.home.current()
         if path is None:
             path = self.home.new_generation()
             self.home.switch(path)
+        elif self.home.outdated(path):
+            path = self._rebuild_outdated(path)
         self._open(path, self.home.read_mark(path, "committed_through"))
         if self.home.current() != path:  # another worker made the first one meanwhile: start again on it
             self.close()
@@ -139,6 +148,21 @@ class Writer:
         with self._lock:
             self.engine.upsert(doc)
             self._dirty = True
+
+    def _rebuild_outdated(self, path: str) -> str:
+        """A generation of the current schema in place of `path`, built from the stored documents as `ticketflow
+        search reindex` builds one; its path. The old one's writer is held meanwhile: a second worker waits."""
+        old = self.home.open(path)
+        old.take_writer()
+        try:
+            if self.home.current() != path:  # another worker rebuilt it before this one took the writer
+                return self.home.current()
+            log.info("search index %s: made with an earlier schema, rebuilding", os.path.basename(path))
+            path, count = rebuild(self.home, self.docs)
+            log.info("search index %s: rebuilt, %d stored documents indexed", os.path.basename(path), count)
+            return path
+        finally:
+            old.close()
 
     def commit_round(self) -> None:
         """Commit what was written since the last round; follow `current` when a reindex moved it."""

@@ -2,7 +2,8 @@
 
 `OpenSearchEngine` answers as services/search/engine.py's Engine does (the same tests run against both:
 tests/integration/test_search_opensearch_contract.py): the same analysis (words split on what is not a letter or
-digit, lowercased, accents folded, Snowball English stems; a "plain" field without stems for typos), the same
+digit, lowercased, accents folded, Snowball English stems; each text field's joined copy, `<field>.joined`, the
+same after a hyphen inside a word is taken out; a "plain" field without stems for typos), the same
 reading of `q` (queries.split, the same minimum of words, the number first, fuzzy when fewer than FEW match), the
 asker's rights in `bool.filter` (never counted, never scored). Writes are buffered and sent in one _bulk at
 `commit`, then a refresh: as with tantivy, a change is findable once committed. `OpenSearchHome` keeps the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import uuid
 
 from services.search import queries, semantic
@@ -36,10 +38,12 @@ from shared.events import format_time, parse_time
 
 KEYWORDS = ("ticket_id", "status", "team", "requester_email", "agent_id", "created_at", "resolved_at")
 WORD_SPLIT = r"[^\p{L}\p{N}]+"  # tantivy's simple tokenizer: a token is a run of letters and digits
+HYPHEN = r"(?<=[\p{L}\p{N}])[\-\u00AD\u2010\u2011](?=[\p{L}\p{N}])"  # queries.HYPHEN: inside a word (Wi-Fi)
 SETTINGS = {
     "number_of_shards": 1,  # term statistics (similar, BM25) are the whole index's
     "auto_expand_replicas": "0-1",  # a copy on a second node when there is one (none on a single node)
     "analysis": {
+        "char_filter": {"joined_up": {"type": "pattern_replace", "pattern": HYPHEN, "replacement": ""}},
         "tokenizer": {"words": {"type": "pattern", "pattern": WORD_SPLIT}},
         "filter": {
             "not_long": {"type": "length", "max": 39},  # tantivy's remove_long(40)
@@ -48,15 +52,25 @@ SETTINGS = {
         "analyzer": {
             "english": {"tokenizer": "words", "filter": ["not_long", "lowercase", "asciifolding", "english_stems"]},
             "plain": {"tokenizer": "words", "filter": ["not_long", "lowercase", "asciifolding"]},
+            "joined": {  # queries.joined, then the english analyzer: "Wi-Fi" is "wifi" (its offsets: "Wi-Fi")
+                "char_filter": ["joined_up"],
+                "tokenizer": "words",
+                "filter": ["not_long", "lowercase", "asciifolding", "english_stems"],
+            },
         },
     },
 }
+COPY = queries.COPY  # a text field's joined copy: the multi-field `<field>.joined`
+JOINED_COPY = {"type": "text", "analyzer": "joined"}
 MAPPINGS = {
     "dynamic": "strict",
     "properties": {
         **{name: {"type": "keyword"} for name in KEYWORDS},
         "number": {"type": "long"},
-        **{name: {"type": "text", "analyzer": "english", "copy_to": "plain"} for name in queries.TEXT_FIELDS},
+        **{
+            name: {"type": "text", "analyzer": "english", "copy_to": "plain", "fields": {COPY: JOINED_COPY}}
+            for name in queries.TEXT_FIELDS
+        },
         "plain": {"type": "text", "analyzer": "plain", "index_options": "freqs"},
     },
 }
@@ -65,7 +79,11 @@ HIGHLIGHT = {
     "post_tags": ["</mark>"],
     "encoder": "html",  # everything around the marks escaped
     "order": "score",
-    "fields": {name: {"fragment_size": SNIPPET_CHARS, "number_of_fragments": 1} for name in SNIPPET_FIELDS},
+    "fields": {
+        field: {"fragment_size": SNIPPET_CHARS, "number_of_fragments": 1}
+        for name in SNIPPET_FIELDS
+        for field in (name, f"{name}.{COPY}")  # the copy marks "Wi-Fi" whole where "wifi" found it
+    },
 }
 
 SIMILAR_SOURCE = list(dict.fromkeys([*SIMILAR_ITEM, "status", *queries.TEXT_FIELDS]))  # its words, state, answer
@@ -249,22 +267,44 @@ def scope_filter(scope: Scope) -> dict:
     return {"bool": {"should": mine, "minimum_should_match": 1}}
 
 
-def _any_field(kind: str, text: str) -> dict:
-    """`text` in the best text field (subject counting most), the others adding a little: queries._any_field."""
-    return {
-        "dis_max": {
-            "queries": [{kind: {f: {"query": text, "boost": queries.BOOSTS[f]}}} for f in queries.TEXT_FIELDS],
-            "tie_breaker": 0.1,
-        }
-    }
+def _in_fields(written: tuple[str, str], together: tuple[str, str] | None) -> dict:
+    """queries._in_fields: `written` ((kind, text): a `match` or `match_phrase` and its words) in each text field,
+    `together` (the same joined up) in its joined copy, the better of the two in each field; the best field
+    counting (subject most), the others adding a little."""
+    per_field = []
+    for f in queries.TEXT_FIELDS:
+        kind, text = written
+        best = {kind: {f: {"query": text, "boost": queries.BOOSTS[f]}}}
+        if together:
+            kind, text = together
+            joined = {kind: {f"{f}.{COPY}": {"query": text, "boost": queries.BOOSTS[f]}}}
+            best = {"dis_max": {"queries": [best, joined]}}
+        per_field.append(best)
+    return {"dis_max": {"queries": per_field, "tie_breaker": 0.1}}
+
+
+def _plain(text: str) -> str:
+    """The words of `text` as the analysers split them (a part of 40 bytes or more dropped), for OpenSearch to
+    analyse again: what tantivy's query is made of."""
+    return " ".join(queries.PLAIN.analyze(text))
+
+
+def _phrase_or_word(text: str | None) -> tuple[str, str] | None:
+    """A `match_phrase` of the words of `text`, a `match` when there is one; None when there is none."""
+    words = _plain(text) if text else ""
+    if not words:
+        return None
+    return ("match_phrase" if " " in words else "match", words)
 
 
 def _word(word: str, fuzzy: bool) -> dict | None:
     """queries._word: its stems in any text field, or the ticket's number, or (fuzzy) a near miss."""
     options, word = [], queries.without_possessive(word)
     if queries.ENGLISH.analyze(word):  # the words tantivy's analysis keeps (never punctuation alone)
-        kind = "match_phrase" if queries.in_parts(word) else "match"  # a word cut in parts: those parts in order
-        options.append(_any_field(kind, " ".join(queries.PLAIN.analyze(word))))
+        if queries.in_parts(word):  # a word cut in parts: those parts in order, or the word joined up
+            options.append(_in_fields(("match_phrase", _plain(word)), _phrase_or_word(queries.together_of(word))))
+        else:
+            options.append(_in_fields(("match", _plain(word)), ("match", _plain(word))))
     if number := queries.NUMBER.match(word):
         options.append({"term": {"number": {"value": int(number[1]), "boost": queries.NUMBER_BOOST}}})
     if fuzzy and not queries.in_parts(word):  # a near miss of one part would be the part alone
@@ -280,7 +320,9 @@ def text_query(q: str, *, fuzzy: bool = False) -> dict | None:
     """queries.text_query as OpenSearch's query DSL; None when `q` holds no word at all."""
     phrases, words = queries.split(q)
     musts = [
-        _any_field("match_phrase", " ".join(queries.PLAIN.analyze(p))) for p in phrases if queries.ENGLISH.analyze(p)
+        _in_fields(("match_phrase", _plain(p)), ("match_phrase", _plain(queries.joined(p))))
+        for p in phrases
+        if queries.ENGLISH.analyze(p)
     ]
     shoulds = [w for w in (_word(word, fuzzy) for word in dict.fromkeys(words)) if w is not None]
     if not musts and not shoulds:
@@ -322,12 +364,51 @@ def similar_clauses(terms) -> list[dict]:
 
 def snippet(source: dict, highlight: dict) -> str:
     """HTML: the first field's fragment with a matched word (OpenSearch escaped it), with "…" where it starts after
-    or ends before its text, as the embedded engine writes its fragments; else the description's start."""
+    or ends before its text, as the embedded engine writes its fragments; else the description's start. A field
+    and its joined copy each have their fragment: the one marking more is shown ("<mark>Wi-Fi</mark> drops" from
+    the copy for "wifi drops", where the field marks only "drops"; "e-<mark>mail</mark>" from the field for
+    "mail", which the copy, holding "email", does not mark)."""
     for name in SNIPPET_FIELDS:
-        if highlight.get(name):
-            return _with_cut_marks(highlight[name][0], source.get(name))
+        fragments = [found[0] for found in (highlight.get(name), highlight.get(f"{name}.{COPY}")) if found]
+        if fragments:
+            return _with_cut_marks(_within(max(fragments, key=_marked_length)), source.get(name))
     text = source.get("description") or source.get("subject") or ""
     return html.escape(text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""))
+
+
+_MARK = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
+
+
+def _marked_length(fragment: str) -> int:
+    """How many characters of the text a fragment marks (the first of two that mark as many wins)."""
+    return sum(len(html.unescape(marked)) for marked in _MARK.findall(fragment))
+
+
+def _within(fragment: str) -> str:
+    """`fragment` cut to SNIPPET_CHARS of text around its first mark, as the embedded engine's windows are: the
+    highlighter never cuts inside a word, and a word of thousands of letters (a token, a dump) came whole."""
+    parts = [(html.unescape(text), marked) for text, marked in _pieces(fragment)]
+    if sum(len(text) for text, _ in parts) <= SNIPPET_CHARS:
+        return fragment
+    first = next((i for i, (_, marked) in enumerate(parts) if marked), 0)
+    before = sum(len(text) for text, _ in parts[:first])
+    start = max(before - SNIPPET_CHARS // 4, 0)
+    kept, at = [], 0
+    for text, marked in parts:
+        piece = text[max(start - at, 0) : max(start + SNIPPET_CHARS - at, 0)]
+        at += len(text)
+        if piece:
+            kept.append(f"<mark>{html.escape(piece, quote=True)}</mark>" if marked else html.escape(piece, quote=True))
+    return "".join(kept)
+
+
+def _pieces(fragment: str) -> list[tuple[str, bool]]:
+    """A fragment's escaped text, cut at its marks: (text, marked) each."""
+    pieces, at = [], 0
+    for found in _MARK.finditer(fragment):
+        pieces += [(fragment[at : found.start()], False), (found.group(1), True)]
+        at = found.end()
+    return [piece for piece in [*pieces, (fragment[at:], False)] if piece[0]]
 
 
 def _with_cut_marks(fragment: str, value) -> str:
@@ -358,6 +439,13 @@ class OpenSearchHome:
         if not create and not self.client.indices.exists(index=path):
             raise FileNotFoundError(path)
         return OpenSearchEngine(self.client, path)
+
+    def outdated(self, path: str) -> bool:
+        """Whether index `path` was made with earlier mappings (without the text fields' joined copies): the worker
+        builds a new one when it starts. Until then it is searched as it is (the copies' clauses find nothing)."""
+        mapping = self.client.indices.get_mapping(index=path).get(path, {}).get("mappings", {})
+        fields = mapping.get("properties", {})
+        return any(COPY not in fields.get(name, {}).get("fields", {}) for name in queries.TEXT_FIELDS)
 
     def current(self) -> str | None:
         """The index the alias names (one request: every search asks, as the embedded one reads its symlink)."""

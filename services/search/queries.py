@@ -2,8 +2,10 @@
 
 `text_query` reads `q` as people type it: words (all of them wanted, most of them enough once there are
 three or more, ranked by BM25), phrases in double quotes, a ticket number (`1234` or `#1234`), and with
-`fuzzy` each word of 5 letters or more also matches its near misses. `similar_query` is the more-like-this
-query behind "similar resolved tickets"; its weights are named constants, to be tuned on a labelled set.
+`fuzzy` each word of 5 letters or more also matches its near misses. Each word and phrase is also looked for
+joined up (`joined`: "wi-fi" as "wifi") in the text fields' joined copies, where "Wi-Fi" was indexed as "wifi".
+`similar_query` is the more-like-this query behind "similar resolved tickets"; its weights are named constants,
+to be tuned on a labelled set.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ BOOSTS = {"subject": 2.0, "description": 1.0, "messages": 1.0, "resolution": 0.7
 NUMBER_BOOST = 20.0  # a bare number is nearly always the ticket's number: that ticket first
 LONGEST = 40  # bytes: the analysers drop a longer part (a hash, a link's token), and its place with it
 FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
+HYPHENS = "-\u00ad\u2010\u2011"  # hyphen-minus, soft hyphen, hyphen, non-breaking hyphen
+HYPHEN = re.compile(rf"[{HYPHENS}](?<=[^\W_][{HYPHENS}])(?=[^\W_])")  # between letters or digits: Wi-Fi, e-mail
+COPY = "joined"  # a text field's joined copy: subject_joined (OpenSearch: the multi-field subject.joined)
 PHRASE = re.compile(r'"([^"]*)"?')  # an unclosed quote runs to the end: people forget the second one
 NUMBER = re.compile(r"^#?(\d{1,18})$")
 
@@ -64,6 +69,17 @@ def plain() -> tantivy.TextAnalyzer:
 ENGLISH, PLAIN = english(), plain()
 
 
+def joined(text: str) -> str:
+    """`text` with each hyphen inside a word taken out ("Wi-Fi" -> "WiFi", "e-mail" -> "email"): what a text
+    field's joined copy indexes, so that "wifi" finds the "Wi-Fi" the analysis cuts in two."""
+    return HYPHEN.sub("", text)
+
+
+def copy_of(field: str) -> str:
+    """The name of a text field's joined copy in the embedded index."""
+    return f"{field}_{COPY}"
+
+
 def split(q: str) -> tuple[list[str], list[str]]:
     """(phrases, loose words) of what was typed."""
     phrases = [p.strip() for p in PHRASE.findall(q) if p.strip()]
@@ -71,21 +87,39 @@ def split(q: str) -> tuple[list[str], list[str]]:
     return phrases, rest.split()
 
 
-def _any_field(schema: tantivy.Schema, token: str) -> tantivy.Query:
-    return tantivy.Query.disjunction_max_query(
-        [tantivy.Query.boost_query(tantivy.Query.term_query(schema, f, token), BOOSTS[f]) for f in TEXT_FIELDS],
-        0.1,
-    )
+def _in_fields(schema: tantivy.Schema, written: list[str], together: list[str], copies: bool) -> tantivy.Query:
+    """`written` (a word's or phrase's stems, a phrase when several) in each text field and `together` (the same
+    joined up) in its joined copy: the better of the two in each field, the best field counting (subject most),
+    the others adding a little. A text with no hyphen inside a word scores about the same in its copy as written
+    (the better one counts, never both): the copies barely move what never was hyphenated."""
+    per_field = []
+    for f in TEXT_FIELDS:
+        options = [_terms(schema, f, written)]
+        if copies and together:
+            options.append(_terms(schema, copy_of(f), together))
+        best = options[0] if len(options) == 1 else tantivy.Query.disjunction_max_query(options, 0.0)
+        per_field.append(tantivy.Query.boost_query(best, BOOSTS[f]))
+    return tantivy.Query.disjunction_max_query(per_field, 0.1)
 
 
-def _word(schema: tantivy.Schema, word: str, fuzzy: bool) -> tantivy.Query | None:
+def _terms(schema: tantivy.Schema, field: str, tokens: list[str]) -> tantivy.Query:
+    if len(tokens) == 1:
+        return tantivy.Query.term_query(schema, field, tokens[0])
+    return tantivy.Query.phrase_query(schema, field, tokens)
+
+
+def _word(schema: tantivy.Schema, word: str, fuzzy: bool, copies: bool = True) -> tantivy.Query | None:
     """One typed word: its stems in any text field, or the ticket's number, or (fuzzy) a near miss. A word the
     analysis cuts in parts (ERR_CONN_RESET, won't, e-mail, <b>) is those parts in that order, as a phrase: any
-    one of them alone ("reset", "t", "b") would find what it never meant."""
+    one of them alone ("reset", "t", "b") would find what it never meant; a hyphenated one is also itself joined
+    up ("e-mail" finds "email" too). `copies`: the index has the joined copies (one made before them has not)."""
     word = without_possessive(word)
     tokens = ENGLISH.analyze(word)
-    whole = _phrase(schema, word) if in_parts(word) else None
-    options = [whole] if whole is not None else [_any_field(schema, token) for token in tokens]
+    whole = None
+    if in_parts(word):
+        together = together_of(word)
+        whole = _in_fields(schema, tokens, ENGLISH.analyze(together) if together else [], copies)
+    options = [whole] if whole is not None else [_in_fields(schema, [t], [t], copies) for t in tokens]
     if number := NUMBER.match(word):
         options.append(
             tantivy.Query.boost_query(tantivy.Query.term_query(schema, "number", int(number[1])), NUMBER_BOOST)
@@ -99,6 +133,23 @@ def _word(schema: tantivy.Schema, word: str, fuzzy: bool) -> tantivy.Query | Non
     return (
         options[0] if len(options) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, o) for o in options])
     )
+
+
+def together_of(word: str) -> str | None:
+    """A typed word joined up, as its joined copies are searched; None when that joins parts into one the
+    analysers drop (40 bytes or more): a phrase of what is left would be one part alone again."""
+    together = joined(word)
+    return None if any(len(part.encode()) >= LONGEST for part in re.findall(r"[^\W_]+", together)) else together
+
+
+def joined_terms(q: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The stems `q` looks for in the joined copies, and those of them it does not look for as written ("wi-fi"
+    looks for "wifi" there, for "wi" and "fi" as written): a text's word that is one of them joined up is marked in
+    its snippet ("wifi" marks "Wi-Fi"; "wi-fi" marks "wifi" too)."""
+    phrases, words = split(q)
+    texts = [*phrases, *map(without_possessive, words)]
+    together = frozenset(t for text in texts for t in ENGLISH.analyze(joined(text)))
+    return together, together - {t for text in texts for t in ENGLISH.analyze(text)}
 
 
 def in_parts(word: str) -> bool:
@@ -123,23 +174,19 @@ def fuzzy_distance(token: str) -> int:
     return 1 if len(token) < 8 else 2
 
 
-def _phrase(schema: tantivy.Schema, phrase: str) -> tantivy.Query | None:
+def _phrase(schema: tantivy.Schema, phrase: str, copies: bool = True) -> tantivy.Query | None:
     tokens = ENGLISH.analyze(phrase)
     if not tokens:
         return None
-    if len(tokens) == 1:
-        return _any_field(schema, tokens[0])
-    per_field = [
-        tantivy.Query.boost_query(tantivy.Query.phrase_query(schema, f, tokens), BOOSTS[f]) for f in TEXT_FIELDS
-    ]
-    return tantivy.Query.disjunction_max_query(per_field, 0.1)
+    return _in_fields(schema, tokens, ENGLISH.analyze(joined(phrase)), copies)
 
 
-def text_query(schema: tantivy.Schema, q: str, *, fuzzy: bool = False) -> tantivy.Query | None:
-    """The query for `q`; None when it holds no word at all (punctuation only)."""
+def text_query(schema: tantivy.Schema, q: str, *, fuzzy: bool = False, copies: bool = True) -> tantivy.Query | None:
+    """The query for `q`; None when it holds no word at all (punctuation only). `copies`: whether the index has
+    the text fields' joined copies (an index made before them is searched without)."""
     phrases, words = split(q)
-    musts = [p for p in (_phrase(schema, phrase) for phrase in phrases) if p is not None]
-    shoulds = [w for w in (_word(schema, word, fuzzy) for word in dict.fromkeys(words)) if w is not None]
+    musts = [p for p in (_phrase(schema, phrase, copies) for phrase in phrases) if p is not None]
+    shoulds = [w for w in (_word(schema, word, fuzzy, copies) for word in dict.fromkeys(words)) if w is not None]
     if not musts and not shoulds:
         return None
     clauses = [(tantivy.Occur.Must, m) for m in musts]

@@ -5,9 +5,9 @@
 tests/unit/test_search_engine.py's cases: each test gets an index of its own (a generation of OpenSearchHome
 under a namespace of its own), deleted after. tests/integration/test_search_handlers.py's (events to documents
 to the index, the worker's commit rounds, a rebuild moving the alias, the api's rights): on the session's
-namespace, as there; its indices are deleted after this module. Two of those are about the directory of the
-embedded index and stay there. Without TEST_OPENSEARCH_URL every case is skipped, saying so: `make test` has
-no OpenSearch to run.
+namespace, as there; its indices are deleted after this module. Three of those are about the embedded index's
+directory (a lost volume, a removed generation, one of an earlier schema) and stay there. Without
+TEST_OPENSEARCH_URL every case is skipped, saying so: `make test` has no OpenSearch to run.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ URL = os.environ.get("TEST_OPENSEARCH_URL")
 pytestmark = pytest.mark.skipif(
     not URL, reason="TEST_OPENSEARCH_URL is not set: no OpenSearch to hold the engine's contract against"
 )
-# about the embedded index's directory (a lost volume, a `current` symlink to a removed generation)
+# about the embedded index's directory (a lost volume, a `current` symlink to a removed generation, one of an
+# earlier schema)
 del test_a_worker_that_starts_on_an_empty_index_indexes_every_stored_document  # noqa: F821
 del test_a_reader_never_creates_an_index_where_none_is  # noqa: F821
+del test_a_worker_rebuilds_an_index_made_before_the_joined_copies_which_the_api_reads_meanwhile  # noqa: F821
 
 
 def connected():

@@ -131,6 +131,107 @@ def test_a_word_cut_in_parts_is_those_parts_in_order_and_a_possessive_is_its_wor
     assert ids(engine.search(commit, scope=EVERYONE)) == ["e"]  # its other parts, one by one, as before
 
 
+TWO_WAYS = [("wifi", "wi-fi"), ("email", "e-mail"), ("login", "log-in"), ("setup", "set-up"),
+            ("onboarding", "on-boarding")]  # fmt: skip
+
+
+def index_two_ways(engine) -> None:
+    """The help desk's common words each written joined up by one ticket and hyphenated by another."""
+    index(
+        engine,
+        make_doc("wifi", 1, "No wifi", "The wifi drops every hour."),
+        make_doc("wi-fi", 2, "No Wi-Fi", "The Wi-Fi drops on floor 3."),
+        make_doc("email", 3, "Bounced email", "My email to sales bounces."),
+        make_doc("e-mail", 4, "E-mail bounces", "Every e-mail to the sales team bounces."),
+        make_doc("login", 5, "Portal", "The login page hangs."),
+        make_doc("log-in", 6, "Portal", "I cannot log-in since the update."),
+        make_doc("setup", 7, "Desk", "Please finish the setup of my monitors."),
+        make_doc("set-up", 8, "Desk", "The set-up of the meeting room is missing a cable."),
+        make_doc("onboarding", 9, "New hire", "Onboarding for Ana on Monday."),
+        make_doc("on-boarding", 10, "New hire", "The on-boarding checklist for Bo."),
+        make_doc("printer", 11, "Printer jams", "The printer in the post room jams."),
+    )
+
+
+@pytest.mark.parametrize(("together", "hyphenated"), TWO_WAYS)
+def test_a_word_written_joined_up_or_hyphenated_finds_both(engine, together, hyphenated):
+    index_two_ways(engine)
+    for q in (together, hyphenated, hyphenated.upper(), together.capitalize()):
+        found = engine.search(q, scope=EVERYONE)
+        assert sorted(ids(found)) == sorted([together, hyphenated]) and found[1] == 2, q
+
+
+def test_the_spelling_typed_comes_first(engine):
+    """Of two texts alike, the one written as typed: its word is rarer written so than joined up (BM25)."""
+    index_two_ways(engine)
+    assert ids(engine.search("wifi", scope=EVERYONE))[0] == "wifi"
+    assert ids(engine.search("wi-fi", scope=EVERYONE))[0] == "wi-fi"
+
+
+def test_a_hyphenated_word_is_still_found_by_its_parts_and_its_plural_joined_up(engine):
+    index_two_ways(engine)
+    assert ids(engine.search("mail", scope=EVERYONE)) == ["e-mail"]  # as before
+    assert sorted(ids(engine.search("e-mails", scope=EVERYONE))) == ["e-mail", "email"]
+    assert sorted(ids(engine.search("emails", scope=EVERYONE))) == ["e-mail", "email"]
+    assert sorted(ids(engine.search("wifi drops", scope=EVERYONE))) == ["wi-fi", "wifi"]
+    assert ids(engine.search("wifi floor", scope=EVERYONE)) == ["wi-fi"]  # both words wanted, as before
+
+
+def test_a_phrase_finds_a_hyphenated_word_either_way(engine):
+    index_two_ways(engine)
+    assert sorted(ids(engine.search('"wifi drops"', scope=EVERYONE))) == ["wi-fi", "wifi"]
+    assert sorted(ids(engine.search('"wi-fi drops"', scope=EVERYONE))) == ["wi-fi", "wifi"]
+    assert ids(engine.search('"wifi drops on floor"', scope=EVERYONE)) == ["wi-fi"]
+    assert ids(engine.search('"drops wifi"', scope=EVERYONE)) == []  # its words together, in that order
+
+
+def test_the_snippet_marks_the_hyphenated_word_whole_whichever_way_it_was_typed(engine):
+    index_two_ways(engine)
+    for q in ("wifi", "wi-fi", "WIFI"):
+        snippets = {item["ticket_id"]: item["snippet"] for item in engine.search(q, scope=EVERYONE)[0]}
+        assert snippets == {
+            "wi-fi": "The <mark>Wi-Fi</mark> drops on floor 3.",
+            "wifi": "The <mark>wifi</mark> drops every hour.",
+        }, q
+    snippets = {item["ticket_id"]: item["snippet"] for item in engine.search("mail", scope=EVERYONE)[0]}
+    assert snippets["e-mail"] == "Every e-<mark>mail</mark> to the sales team bounces."  # the part, as before
+    [item], _ = engine.search('"wifi drops on"', scope=EVERYONE)
+    assert item["snippet"] == "The <mark>Wi-Fi</mark> <mark>drops</mark> <mark>on</mark> floor 3."
+
+
+def test_a_hyphenated_word_found_joined_up_is_marked_where_no_other_word_is(engine):
+    long = "Words before. " * 20 + "The Wi-Fi (guest) is down." + " Words after." * 20
+    index(engine, make_doc("a", 1, "Help", long), make_doc("b", 2, "Other", "Nothing here <b>."))
+    [item], total = engine.search("wifi", scope=EVERYONE)
+    assert total == 1 and "<mark>Wi-Fi</mark> (guest)" in item["snippet"]
+    assert item["snippet"].startswith("…") and item["snippet"].endswith("…")
+
+
+def test_joining_up_keeps_the_rights_and_the_totals(engine):
+    index(
+        engine,
+        make_doc("a", 1, "Wi-Fi down", "No Wi-Fi.", team="network"),
+        make_doc("b", 2, "wifi down", "No wifi.", team="apps"),
+    )
+    found = engine.search("wifi", scope=Scope(teams=frozenset({"network"})))
+    assert ids(found) == ["a"] and found[1] == 1
+    assert engine.search("wi-fi", scope=Scope(teams=frozenset({"facilities"}))) == ([], 0)
+    found = engine.search("wi-fi", scope=Scope(requester_email="ana@example.com", ticket_id="b"))
+    assert ids(found) == ["b"] and found[1] == 1
+
+
+def test_other_punctuation_inside_a_word_is_not_joined_up(engine):
+    index(
+        engine,
+        make_doc("a", 1, "Chrome", "Pages fail with ERR_CONN_RESET."),
+        make_doc("b", 2, "Dates", "Closed 2025–2026 and from Monday - Friday."),  # an en dash, a spaced hyphen
+    )
+    assert ids(engine.search("errconnreset", scope=EVERYONE)) == []
+    assert ids(engine.search("20252026", scope=EVERYONE)) == []
+    assert ids(engine.search("mondayfriday", scope=EVERYONE)) == []
+    assert ids(engine.search("ERR_CONN_RESET", scope=EVERYONE)) == ["a"]
+
+
 def test_a_typo_in_a_short_word_is_not_guessed(engine):
     index(engine, make_doc("a", 1, "Mail lost", "My mail is gone."))
     assert ids(engine.search("mial", scope=EVERYONE)) == []

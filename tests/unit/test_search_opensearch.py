@@ -11,7 +11,7 @@ import pytest
 
 from services.search import semantic
 from services.search.domain import SIMILAR_SPARE
-from services.search.engine import SNIPPET_FIELDS, Scope
+from services.search.engine import SNIPPET_CHARS, SNIPPET_FIELDS, Scope
 from services.search.handlers import index_home
 from services.search.index import IndexHome
 from services.search.opensearch import MAPPINGS, SETTINGS, SIMILAR_SOURCE, OpenSearchEngine, OpenSearchHome
@@ -82,7 +82,12 @@ def test_the_index_is_made_with_english_stems_folding_a_plain_field_and_keyword_
     fields = MAPPINGS["properties"]
     assert {fields[k]["type"] for k in ("ticket_id", "status", "team", "requester_email", "agent_id")} == {"keyword"}
     assert fields["number"] == {"type": "long"}
-    assert fields["subject"] == {"type": "text", "analyzer": "english", "copy_to": "plain"}
+    assert fields["subject"] == {
+        "type": "text",
+        "analyzer": "english",
+        "copy_to": "plain",
+        "fields": {"joined": {"type": "text", "analyzer": "joined"}},
+    }
     assert fields["plain"]["analyzer"] == "plain" and SETTINGS["number_of_shards"] == 1
 
 
@@ -92,7 +97,14 @@ def test_two_words_are_both_wanted_in_any_text_field_the_subject_counting_most()
     words = words_of(body)
     assert words["minimum_should_match"] == 2 and len(words["should"]) == 2
     field_queries = words["should"][0]["dis_max"]["queries"]
-    assert {"match": {"subject": {"query": "vpn", "boost": 2.0}}} in field_queries
+    assert {
+        "dis_max": {
+            "queries": [
+                {"match": {"subject": {"query": "vpn", "boost": 2.0}}},
+                {"match": {"subject.joined": {"query": "vpn", "boost": 2.0}}},  # as written, or joined up
+            ]
+        }
+    } in field_queries
     assert len(field_queries) == 4 and words["should"][0]["dis_max"]["tie_breaker"] == 0.1
     assert body["track_total_hits"] is True and body["from"] == 0 and body["size"] == 20
 
@@ -105,7 +117,7 @@ def test_four_words_need_three_of_them():
 def test_a_phrase_is_a_match_phrase_that_must_match():
     _, client = search_with('"screen goes black" monday')
     musts = client.searches()[0]["query"]["bool"]["must"][0]["bool"]["must"]
-    assert musts[0]["dis_max"]["queries"][0] == {
+    assert musts[0]["dis_max"]["queries"][0]["dis_max"]["queries"][0] == {
         "match_phrase": {"subject": {"query": "screen goes black", "boost": 2.0}}
     }
     assert musts[1]["bool"]["minimum_should_match"] == 1
@@ -158,7 +170,9 @@ def test_highlight_marks_with_mark_and_escapes_the_rest():
     highlight = client.searches()[0]["highlight"]
     assert highlight["pre_tags"] == ["<mark>"] and highlight["post_tags"] == ["</mark>"]
     assert highlight["encoder"] == "html"
-    assert list(highlight["fields"]) == ["description", "messages", "resolution", "subject"]
+    assert list(highlight["fields"])[::2] == ["description", "messages", "resolution", "subject"]
+    assert list(highlight["fields"])[1::2] == ["description.joined", "messages.joined", "resolution.joined",
+                                               "subject.joined"]  # fmt: skip
 
 
 def test_the_snippet_is_the_first_highlighted_field_else_the_description_escaped():
@@ -373,3 +387,92 @@ def test_a_word_cut_in_parts_is_a_phrase_of_them_and_its_parts_get_no_near_misse
     single = text_query("keybaord", fuzzy=True)
     assert "fuzzy" in str(single) and "match_phrase" not in str(single)
     assert text_query("printer's") == text_query("printer")
+
+
+def test_each_text_field_has_a_joined_copy_analysed_as_the_embedded_engine_joins_it_up():
+    import re
+
+    from services.search import queries
+    from services.search.opensearch import HYPHEN
+
+    analysis = SETTINGS["analysis"]
+    joined = analysis["analyzer"]["joined"]
+    assert joined["char_filter"] == ["joined_up"] and joined["tokenizer"] == "words"
+    assert joined["filter"] == analysis["analyzer"]["english"]["filter"]  # then as the field: stems and all
+    assert analysis["char_filter"]["joined_up"] == {"type": "pattern_replace", "pattern": HYPHEN, "replacement": ""}
+    for name in ("subject", "description", "messages", "resolution"):
+        assert MAPPINGS["properties"][name]["fields"] == {"joined": {"type": "text", "analyzer": "joined"}}
+    # the char filter's Java pattern takes out what queries.joined takes out (\p{L}\p{N}: Python's [^\W_])
+    as_python = re.compile(HYPHEN.replace(r"[\p{L}\p{N}]", r"[^\W_]"))
+    for text in ("Wi-Fi", "e\u00admail, set\u2010up, on\u2011boarding", "Monday - Friday", "2025–2026", "e--mail",
+                 "-wifi-", "wi_-fi", "café-crème", "COVID-19", "ERR_CONN_RESET"):  # fmt: skip
+        assert as_python.sub("", text) == queries.joined(text), text
+
+
+def test_a_word_is_looked_for_as_written_in_each_field_and_joined_up_in_its_copy():
+    from services.search.opensearch import text_query
+
+    def subject(query: dict) -> list[dict]:
+        """The first clause's choices in the subject: as written, and in the joined copy."""
+        return query["bool"]["should"][0]["dis_max"]["queries"][0]["dis_max"]["queries"]
+
+    assert subject(text_query("wi-fi")) == [
+        {"match_phrase": {"subject": {"query": "wi fi", "boost": 2.0}}},
+        {"match": {"subject.joined": {"query": "wifi", "boost": 2.0}}},
+    ]
+    assert subject(text_query("WiFi's")) == [
+        {"match": {"subject": {"query": "wifi", "boost": 2.0}}},
+        {"match": {"subject.joined": {"query": "wifi", "boost": 2.0}}},
+    ]
+    assert subject(text_query("wi-fi/lan")) == [
+        {"match_phrase": {"subject": {"query": "wi fi lan", "boost": 2.0}}},
+        {"match_phrase": {"subject.joined": {"query": "wifi lan", "boost": 2.0}}},
+    ]
+    phrase = text_query('"the wi-fi drops"')["dis_max"]["queries"][1]["dis_max"]["queries"]
+    assert phrase == [
+        {"match_phrase": {"description": {"query": "the wi fi drops", "boost": 1.0}}},
+        {"match_phrase": {"description.joined": {"query": "the wifi drops", "boost": 1.0}}},
+    ]
+    long = "a" * 20 + "-" + "b" * 20  # joined up, a part the analysers drop: the phrase of its parts only
+    [word] = text_query(long)["bool"]["should"]
+    assert word["dis_max"]["queries"][0] == {"match_phrase": {"subject": {"query": "a" * 20 + " " + "b" * 20,
+                                                                          "boost": 2.0}}}  # fmt: skip
+    assert "fuzzy" not in str(text_query("wi-fi", fuzzy=True))  # a word in parts: no near misses, as before
+
+
+def test_the_snippet_is_the_fields_fragment_or_its_copys_whichever_marks_more():
+    from services.search.opensearch import snippet
+
+    source = {"description": "The Wi-Fi drops and my e-mail bounces."}
+    field = {"description": ["The Wi-Fi <mark>drops</mark> and my e-mail bounces."]}
+    copy = {"description.joined": ["The <mark>Wi-Fi</mark> <mark>drops</mark> and my e-mail bounces."]}
+    assert snippet(source, field | copy) == copy["description.joined"][0]  # "wifi drops"
+    assert snippet(source, copy) == copy["description.joined"][0]  # "wifi": the field marks nothing
+    part = {"description": ["The Wi-Fi drops and my e-<mark>mail</mark> bounces."]}
+    assert snippet(source, part) == part["description"][0]  # "mail": the copy, holding "email", marks nothing
+    same = {"description.joined": ["The Wi-Fi <mark>drops</mark> and my e-mail bounces."]}
+    assert snippet(source, field | same) == field["description"][0]
+    assert snippet(source, {"subject.joined": ["<mark>Wi-Fi</mark>"]} | field) == field["description"][0]
+
+
+def test_an_index_without_the_joined_copies_is_outdated():
+    old = {"tf-search-old": {"mappings": {"properties": {
+        "subject": {"type": "text", "analyzer": "english", "copy_to": ["plain"]}}}}}  # fmt: skip
+    new = {"tf-search-new": {"mappings": MAPPINGS | {"_meta": {"built_from": "2026-11-30T10:00:00.000Z"}}}}
+    client = FakeClient(**{"indices.get_mapping": [old, new]})
+    home = OpenSearchHome(client, "tf")
+    assert home.outdated("tf-search-old") and not home.outdated("tf-search-new")
+    assert [kwargs["index"] for name, kwargs in client.calls] == ["tf-search-old", "tf-search-new"]
+
+
+def test_a_fragment_with_a_word_of_thousands_of_letters_is_cut_around_its_mark():
+    """OpenSearch's highlighter never cuts inside a word: a dump of 3,000 letters came whole, past the window the
+    embedded engine keeps."""
+    from services.search.opensearch import snippet
+
+    text = "The toner & " + "x" * 3000 + " ends."
+    source = {"description": text}
+    found = {"description": ["The <mark>toner</mark> &amp; " + "x" * 3000 + " ends."]}
+    shown = snippet(source, found)
+    assert shown.startswith("The <mark>toner</mark> &amp; xxx") and shown.endswith("x…")
+    assert len(shown) < 2 * SNIPPET_CHARS

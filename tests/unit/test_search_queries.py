@@ -1,0 +1,121 @@
+"""The embedded engine's joined copies: how a text and a typed word are joined up, the schema with and without the
+copies, and an index made before them (read as it is until the worker rebuilds it)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import tantivy
+
+from services.search import queries
+from services.search.engine import Engine, Scope, _document, build_schema, outdated
+from tests.unit.test_search_engine import make_doc
+
+EVERYONE = Scope(everything=True)
+
+
+def schema_before_the_copies() -> tantivy.Schema:
+    """engine.build_schema as it was before the joined copies: the schema of every index made until then."""
+    builder = tantivy.SchemaBuilder()
+    for name in ("ticket_id", "status", "team", "requester_email", "agent_id", "created_at", "resolved_at"):
+        builder.add_text_field(name, stored=True, tokenizer_name="raw")
+    builder.add_integer_field("number", stored=True, indexed=True, fast=True)
+    for name in ("subject", "description", "messages", "resolution"):
+        builder.add_text_field(name, stored=True, tokenizer_name="en")
+    builder.add_text_field("plain", tokenizer_name="plain", index_option="freq")
+    return builder.build()
+
+
+def index_made_before_the_copies(path: str, *docs: dict) -> None:
+    """An index at `path` as the code before the joined copies wrote it."""
+    os.makedirs(path, exist_ok=True)
+    index = tantivy.Index(schema_before_the_copies(), path=path)
+    index.register_tokenizer("en", queries.ENGLISH)
+    index.register_tokenizer("plain", queries.PLAIN)
+    writer = index.writer(15_000_000, 1)
+    for doc in docs:
+        fields = _document(doc, copies=False).to_dict()
+        assert "subject_joined" not in fields
+        writer.add_document(tantivy.Document(**fields))
+    writer.commit()
+    writer.wait_merging_threads()
+
+
+@pytest.mark.parametrize(
+    ("text", "joined"),
+    [
+        ("Wi-Fi", "WiFi"),
+        ("my e-mail, your log-in", "my email, your login"),
+        ("the set‐up (U+2010) and on‑boarding (U+2011)", "the setup (U+2010) and onboarding (U+2011)"),
+        ("e\u00admail", "email"),  # a soft hyphen
+        ("out-of-office", "outofoffice"),
+        ("COVID-19 and 2025-3318", "COVID19 and 20253318"),
+        ("ERR_CONN_RESET won't <b>", "ERR_CONN_RESET won't <b>"),  # other punctuation stays
+        ("Monday - Friday, 2025–2026, e--mail, -wifi-, wi_-fi", "Monday - Friday, 2025–2026, e--mail, -wifi-, wi_-fi"),
+        ("café-crème", "cafécrème"),
+    ],
+)
+def test_joined_takes_out_a_hyphen_between_two_letters_or_digits_only(text, joined):
+    assert queries.joined(text) == joined
+
+
+def test_a_typed_word_joined_up_unless_that_makes_a_part_the_analysers_drop():
+    assert queries.together_of("wi-fi") == "wifi"
+    assert queries.together_of("ERR_CONN_RESET") == "ERR_CONN_RESET"
+    assert queries.together_of("a" * 20 + "-" + "b" * 20) is None  # 40 letters: dropped, as in the copies
+    assert queries.together_of("a" * 19 + "-" + "b" * 20) == "a" * 19 + "b" * 20
+
+
+def test_the_stems_a_query_looks_for_joined_up_and_those_it_does_not_look_for_as_written():
+    together, unwritten = queries.joined_terms('Wi-Fi "e-mails bounce" printer\'s #12 wifi')
+    assert together == {"wifi", "email", "bounc", "printer", "12"}
+    assert unwritten == {"email"}  # "wifi" is also typed as written
+    assert queries.joined_terms("***") == (set(), set())
+
+
+def test_the_schema_without_the_copies_is_the_one_indexes_were_made_with():
+    assert build_schema(copies=False) == schema_before_the_copies()
+    assert build_schema() != schema_before_the_copies()
+
+
+def test_a_document_has_a_joined_copy_of_each_of_its_texts(tmp_path):
+    doc = make_doc("a", 1, "Wi-Fi down", "No e-mail either.", messages=["log-in fails", ""], resolution="Set-up redone")
+    fields = _document(doc).to_dict()
+    assert fields["subject_joined"] == ["WiFi down"] and fields["description_joined"] == ["No email either."]
+    assert fields["messages_joined"] == ["login fails"] and fields["resolution_joined"] == ["Setup redone"]
+    assert fields["subject"] == ["Wi-Fi down"] and fields["plain"][0] == "Wi-Fi down"  # as written, as before
+    assert "subject_joined" not in _document(doc, copies=False).to_dict()
+
+
+def test_an_index_made_before_the_copies_is_read_as_it_is_and_known_as_outdated(tmp_path):
+    path = str(tmp_path / "old")
+    index_made_before_the_copies(
+        path,
+        make_doc("a", 1, "Wi-Fi down", "The Wi-Fi drops on floor 3."),
+        make_doc("b", 2, "Printer jams", "The printer jams."),
+    )
+    assert outdated(path)
+    reader = Engine(path, create=False)  # an api process, before the worker rebuilt it
+    assert not reader.copies
+    [item], total = reader.search("wi-fi", scope=EVERYONE)
+    assert (item["ticket_id"], total) == ("a", 1)
+    assert item["snippet"] == "The <mark>Wi</mark>-<mark>Fi</mark> drops on floor 3."  # as before the copies
+    assert [i["ticket_id"] for i in reader.search("printers", scope=EVERYONE)[0]] == ["b"]
+    assert reader.search("wifi", scope=EVERYONE) == ([], 0)  # joined up only once rebuilt
+    writer = Engine(path)
+    writer.upsert(make_doc("c", 3, "Wi-Fi slow", "Slow Wi-Fi."))  # written as it was: its schema's fields
+    writer.commit()
+    writer.close()
+    assert reader.search("wi-fi", scope=EVERYONE)[1] == 2
+
+
+def test_a_new_index_has_the_copies_and_is_not_outdated(tmp_path):
+    assert not outdated(str(tmp_path / "none"))
+    assert not outdated(str(tmp_path))  # a directory without an index yet (a generation being made)
+    engine = Engine(str(tmp_path / "new"))
+    engine.upsert(make_doc("a", 1, "Wi-Fi down", "The Wi-Fi drops."))
+    engine.commit()
+    engine.close()
+    assert engine.copies and not outdated(engine.path)
+    assert [i["ticket_id"] for i in Engine(engine.path, create=False).search("wifi", scope=EVERYONE)[0]] == ["a"]
