@@ -459,7 +459,7 @@ def reply(
 
     def write(ticket: Ticket, actor: dict | None) -> dict:
         author_id = actor["id"] if actor else principal.actor
-        name = actor["name"] if actor else DESK_NAME  # an admin who is no agent: never their address (section 3)
+        name = _name(actor)  # an admin who is no agent: never their address (section 3)
         at = now()
         first = ticket.reply(reply_id, author_id, name, body, status, at)
         return {"id": reply_id, "body": body, "by": author_id, "at": at, "first_response": first}

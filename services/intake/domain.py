@@ -311,10 +311,14 @@ def _team(data: dict) -> str:
     return data.get("team_name") or f"team {data['team']}"
 
 
+DESK = "The help desk"  # how assignment's events name an admin who is no agent (its DESK_NAME)
+
+
 def _by(data: dict) -> str:
-    """ " by <who>" when the event names the person who acted (assignment sends `by_name` since it was added)."""
+    """The words " by <who>" when the event names the person who acted (assignment sends `by_name` since it was
+    added); none when it does not."""
     by = data.get("by_name")
-    return f" by {'the help desk' if by == 'The help desk' else by}" if by else ""
+    return f" by {'the help desk' if by == DESK else by}" if by else ""
 
 
 def _assigned_summary(data: dict) -> str:

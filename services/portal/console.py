@@ -217,7 +217,8 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     mail = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/mail", who)["items"]
     kept = [m for m in mail if m["outcome"] in KEPT_MAIL]
     notes = (view.work or {}).get("notes") or []
-    timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept, notes)
+    names = agent_names(svc, session) if any(not note.get("by_name") for note in notes) else None
+    timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept, notes, names)
     others = requesters_other_tickets(svc, who, view.ticket)
     # a mail's bytes hold the requester's links as they came: admins only (intake's rule), agents read its text
     whole = [m for m in mail if m.get("whole")] if session.get("role") == "admin" else []

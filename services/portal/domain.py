@@ -539,14 +539,19 @@ def attachments_by_entry(ticket: dict, attachments: list[dict]) -> dict[str | No
 
 
 def timeline_with_files_and_mail(
-    timeline: list[dict], attachments: list[dict], kept_mail: list[dict], notes: list[dict] = ()
+    timeline: list[dict],
+    attachments: list[dict],
+    kept_mail: list[dict],
+    notes: list[dict] = (),
+    names: dict[str, str] | None = None,
 ) -> list[dict]:
     """The ticket's events with its files, the mail kept about it and its internal notes (the console's page
     only), in the order they happened: none of them publishes an event (a note never leaves assignment), but
-    they belong in "what happened". A note is named with its author, never with its words."""
+    they belong in "what happened". A note is named with its author as the conversation names it (`who_words`:
+    "an admin", never an admin's address; `names`: agents' by id), never with its words."""
     entries = [*timeline]
     for note in notes:
-        who = note.get("by_name") or note.get("by") or "an agent"
+        who = note.get("by_name") or who_words(note.get("by"), names)
         entries.append({"occurred_at": note.get("at"), "summary": f"Internal note added by {who}"})
     for item in attachments:
         words = f"File {item.get('filename')} ({size_words(item.get('size') or 0)}) attached"

@@ -57,6 +57,8 @@ def parse(args, now: datetime) -> tuple[Period | None, dict, dict[str, list[str]
     errors = _date_problems(first, last, today)
     if not form["from"]:
         errors["from"] = ["Enter the first day."]
+        if not form["to"]:
+            errors.pop("to", None)  # an empty last day means today: only the first day is missing
     if errors:
         return None, form, errors
     label = f"{first:%-d %b %Y} to {last:%-d %b %Y}"

@@ -65,6 +65,10 @@ class IndexHome:
         os.symlink(os.path.basename(path), link)
         os.replace(link, os.path.join(self.root, CURRENT))
 
+    def discard(self, path: str) -> None:
+        """Remove a generation never made current (a build that failed)."""
+        shutil.rmtree(path, ignore_errors=True)
+
     def prune(self, keep: set[str]) -> None:
         """Remove the generations not in `keep` (the one in use and the one before it, which a slow process
         may still be leaving)."""
@@ -214,15 +218,19 @@ def rebuild(home: IndexHome, docs) -> tuple[str, int]:
     """
     previous = home.current()
     path = home.new_generation()
-    engine = home.open(path)
-    started = now()
-    count = index_stored(engine, docs, None)
-    engine.commit()
-    built_from = now()
-    index_stored(engine, docs, started - MARGIN)  # what changed while the first pass ran
-    engine.commit()
-    engine.close()
-    home.write_mark(path, built_from=built_from, committed_through=built_from)
+    try:
+        engine = home.open(path)
+        started = now()
+        count = index_stored(engine, docs, None)
+        engine.commit()
+        built_from = now()
+        index_stored(engine, docs, started - MARGIN)  # what changed while the first pass ran
+        engine.commit()
+        engine.close()
+        home.write_mark(path, built_from=built_from, committed_through=built_from)
+    except BaseException:
+        home.discard(path)  # half built: a build tried again (the worker's, every second) must not pile them up
+        raise
     home.switch(path)
     home.prune({path} | ({previous} if previous else set()))
     return path, count

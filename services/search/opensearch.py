@@ -320,7 +320,7 @@ def text_query(q: str, *, fuzzy: bool = False) -> dict | None:
     """queries.text_query as OpenSearch's query DSL; None when `q` holds no word at all."""
     phrases, words = queries.split(q)
     musts = [
-        _in_fields(("match_phrase", _plain(p)), ("match_phrase", _plain(queries.joined(p))))
+        _in_fields(("match_phrase", _plain(p)), _phrase_or_word(queries.together_of(p)))
         for p in phrases
         if queries.ENGLISH.analyze(p)
     ]
@@ -385,21 +385,35 @@ def _marked_length(fragment: str) -> int:
 
 
 def _within(fragment: str) -> str:
-    """`fragment` cut to SNIPPET_CHARS of text around its first mark, as the embedded engine's windows are: the
-    highlighter never cuts inside a word, and a word of thousands of letters (a token, a dump) came whole."""
+    """`fragment` cut to about SNIPPET_CHARS of text around its first mark when it is far longer: the highlighter
+    never cuts inside a word, so a word of thousands of letters (a token, a dump) comes whole. A fragment a word
+    past SNIPPET_CHARS (the highlighter's usual) is left as it is; the cut falls on a space where one is near."""
     parts = [(html.unescape(text), marked) for text, marked in _pieces(fragment)]
-    if sum(len(text) for text, _ in parts) <= SNIPPET_CHARS:
+    text = "".join(piece for piece, _ in parts)
+    if len(text) <= 2 * SNIPPET_CHARS:
         return fragment
     first = next((i for i, (_, marked) in enumerate(parts) if marked), 0)
-    before = sum(len(text) for text, _ in parts[:first])
-    start = max(before - SNIPPET_CHARS // 4, 0)
+    before = sum(len(piece) for piece, _ in parts[:first])
+    start = _space_near(text, max(before - SNIPPET_CHARS // 4, 0), before, forward=True)
+    end = _space_near(text, start + SNIPPET_CHARS, start + SNIPPET_CHARS // 2, forward=False)
     kept, at = [], 0
-    for text, marked in parts:
-        piece = text[max(start - at, 0) : max(start + SNIPPET_CHARS - at, 0)]
-        at += len(text)
-        if piece:
-            kept.append(f"<mark>{html.escape(piece, quote=True)}</mark>" if marked else html.escape(piece, quote=True))
+    for piece, marked in parts:
+        shown = piece[max(start - at, 0) : max(end - at, 0)]
+        at += len(piece)
+        if shown:
+            kept.append(f"<mark>{html.escape(shown, quote=True)}</mark>" if marked else html.escape(shown, quote=True))
     return "".join(kept)
+
+
+def _space_near(text: str, at: int, limit: int, *, forward: bool) -> int:
+    """Where a cut at `at` moves to just after (forward) or at (back) a space, not past `limit`; `at` if none."""
+    if at <= 0 or at >= len(text) or text[at - 1] == " ":
+        return at  # the text's start or end, or already after a space
+    if forward:
+        found = text.find(" ", at, limit)
+        return found + 1 if found >= 0 else at
+    found = text.rfind(" ", limit, at)
+    return found if found >= 0 else at
 
 
 def _pieces(fragment: str) -> list[tuple[str, bool]]:
@@ -467,6 +481,10 @@ class OpenSearchHome:
         previous = self.current()
         actions = [{"remove": {"index": previous, "alias": self.alias}}] if previous and previous != path else []
         self.client.indices.update_aliases(body={"actions": [*actions, {"add": {"index": path, "alias": self.alias}}]})
+
+    def discard(self, path: str) -> None:
+        """Delete an index never made current (a build that failed)."""
+        self.client.indices.delete(index=path, ignore_unavailable=True)
 
     def prune(self, keep: set[str]) -> None:
         for name in self.client.indices.get(index=f"{self.alias}-*"):

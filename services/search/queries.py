@@ -136,8 +136,8 @@ def _word(schema: tantivy.Schema, word: str, fuzzy: bool, copies: bool = True) -
 
 
 def together_of(word: str) -> str | None:
-    """A typed word joined up, as its joined copies are searched; None when that joins parts into one the
-    analysers drop (40 bytes or more): a phrase of what is left would be one part alone again."""
+    """A typed word (or phrase) joined up, as its joined copies are searched; None when that joins parts into one
+    the analysers drop (40 bytes or more): a phrase of what is left would find what it never meant."""
     together = joined(word)
     return None if any(len(part.encode()) >= LONGEST for part in re.findall(r"[^\W_]+", together)) else together
 
@@ -178,7 +178,8 @@ def _phrase(schema: tantivy.Schema, phrase: str, copies: bool = True) -> tantivy
     tokens = ENGLISH.analyze(phrase)
     if not tokens:
         return None
-    return _in_fields(schema, tokens, ENGLISH.analyze(joined(phrase)), copies)
+    together = together_of(phrase)  # none when joining makes a part the analysers drop: the rest alone would match
+    return _in_fields(schema, tokens, ENGLISH.analyze(together) if together else [], copies)
 
 
 def text_query(schema: tantivy.Schema, q: str, *, fuzzy: bool = False, copies: bool = True) -> tantivy.Query | None:

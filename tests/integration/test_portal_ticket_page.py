@@ -349,6 +349,10 @@ def test_a_transfer_out_of_the_leads_sight_ends_on_the_queue_saying_whether_an_a
         done = lead.post("/console/tickets/t-1/transfer", data={"csrf_token": token, "team": "general"})
 
         assert done.status_code == 303 and done.headers["Location"].endswith(f"/console/?notice={notice}&team=general")
+        stub.answers |= {"/queue": {"items": [], "next_cursor": None}, "/topics": {"items": []}}
+        said = text(lead.get(done.headers["Location"]))
+        tail = "an agent there has it." if taken else "it waits in their queue."
+        assert f"The ticket is with General now, out of your sight: {tail}" in said
 
 
 def test_a_ticket_s_topic_is_shown_by_its_name_and_by_its_id_when_intake_does_not_say(portal, stub):  # noqa: F811

@@ -156,6 +156,20 @@ def test_a_rebuild_switches_readers_and_the_worker_and_keeps_the_results(search)
     assert sorted(find(search, word)) == sorted([*tickets, late])
 
 
+def test_a_rebuild_that_fails_leaves_no_half_built_generation(search):
+    create(search, description="before the failure")
+    before = sorted(os.listdir(search.home.root))
+
+    class Failing:
+        def indexable(self, since):
+            raise RuntimeError("the store went away")
+
+    for _ in range(3):  # as the worker tries again
+        with pytest.raises(RuntimeError):
+            rebuild(search.home, Failing())
+    assert sorted(os.listdir(search.home.root)) == before  # no generation piles up
+
+
 def test_a_word_hyphenated_in_one_ticket_and_joined_up_in_another_is_found_either_way(search):
     word = f"zq{uuid.uuid4().hex[:8]}"
     hyphenated = create(search, subject="Wi-Fi down", description=f"The Wi-Fi drops in {word}.")

@@ -108,14 +108,18 @@ def test_files_and_kept_mail_join_the_timeline_in_the_order_they_happened():
     files = [{"filename": "invoice.pdf", "size": 2048, "created_at": "2026-11-30T09:01:00.000Z"}]
     kept = [{"sender": "bob@example.com", "reason": "not the requester", "received_at": "2026-11-30T09:10:00.000Z"}]
     notes = [
-        {"body": "Checked the <b>logs</b>.", "by": "ada", "by_name": "Ada Lovelace", "at": "2026-11-30T09:07:00.000Z"}
+        {"body": "Checked the <b>logs</b>.", "by": "ada", "by_name": "Ada Lovelace", "at": "2026-11-30T09:07:00.000Z"},
+        {"body": "Called them.", "by": "admin:boss@example.com", "by_name": None, "at": "2026-11-30T09:08:00.000Z"},
+        {"body": "Older note.", "by": "li", "at": "2026-11-30T09:09:00.000Z"},  # from before notes kept by_name
     ]
-    merged = domain.timeline_with_files_and_mail(timeline, files, kept, notes)
+    merged = domain.timeline_with_files_and_mail(timeline, files, kept, notes, {"li": "Li Wei"})
     assert [entry["summary"] for entry in merged] == [
         "Ticket #100001 opened",
         "File invoice.pdf (2 KB) attached",
         "Assigned to ada",
         "Internal note added by Ada Lovelace",  # who, never the note's words
+        "Internal note added by an admin",  # never an admin's address
+        "Internal note added by Li Wei",
         "Mail from bob@example.com not added to the conversation: not the requester",
     ]
 

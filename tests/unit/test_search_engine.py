@@ -183,6 +183,8 @@ def test_a_phrase_finds_a_hyphenated_word_either_way(engine):
     assert sorted(ids(engine.search('"wi-fi drops"', scope=EVERYONE))) == ["wi-fi", "wifi"]
     assert ids(engine.search('"wifi drops on floor"', scope=EVERYONE)) == ["wi-fi"]
     assert ids(engine.search('"drops wifi"', scope=EVERYONE)) == []  # its words together, in that order
+    long = "a" * 20 + "-" + "b" * 20  # joined up, one part of 41 letters, which the analysers drop
+    assert ids(engine.search(f'"{long} drops"', scope=EVERYONE)) == []  # never "drops" alone
 
 
 def test_the_snippet_marks_the_hyphenated_word_whole_whichever_way_it_was_typed(engine):

@@ -123,6 +123,15 @@ def test_a_phrase_is_a_match_phrase_that_must_match():
     assert musts[1]["bool"]["minimum_should_match"] == 1
 
 
+def test_a_phrase_that_joined_up_has_a_part_the_analysers_drop_is_not_looked_for_joined_up():
+    long = "a" * 20 + "-" + "b" * 20
+    _, client = search_with(f'"{long} drops"')
+    query = client.searches()[0]["query"]
+    assert "bbbb drops" in str(query) and ".joined" not in str(query)  # "drops" alone there: what it never meant
+    _, client = search_with('"wi-fi drops"')
+    assert "subject.joined" in str(client.searches()[0]["query"])
+
+
 def test_a_number_also_looks_for_that_ticket_boosted():
     _, client = search_with("#100042")
     [word] = words_of(client.searches()[0])["should"]
@@ -476,3 +485,14 @@ def test_a_fragment_with_a_word_of_thousands_of_letters_is_cut_around_its_mark()
     shown = snippet(source, found)
     assert shown.startswith("The <mark>toner</mark> &amp; xxx") and shown.endswith("x…")
     assert len(shown) < 2 * SNIPPET_CHARS
+
+
+def test_a_fragment_a_little_past_the_window_is_left_whole():
+    """The highlighter's usual: it ends at the word after SNIPPET_CHARS. Nothing is cut mid-word."""
+    from services.search.opensearch import snippet
+
+    words = "Please print the double sided document again, " * 5
+    text = words + "the toner is low."
+    source = {"description": text}
+    found = {"description": [words + "the <mark>toner</mark> is low."]}
+    assert len(text) > SNIPPET_CHARS and snippet(source, found) == found["description"][0]

@@ -198,7 +198,7 @@
     if (!box || !picker) return;
     event.preventDefault();
     var said = document.getElementById("reply-with-error");
-    if (!picker.value) {  // said next to the list, as the page without JavaScript says it
+    if (!picker.value) {  // said next to the list (without JavaScript, the page again says it at its top)
       if (!said) {
         said = document.createElement("p");
         said.id = "reply-with-error";
