@@ -72,3 +72,41 @@ def settings(infra, namespaces):
     settings = dataclasses.replace(load_settings(), search_engine="opensearch", opensearch_url=URL)
     namespaces.add(settings.namespace)
     return settings
+
+
+def test_an_index_made_before_the_joined_copies_is_read_as_it_is_and_rebuilt(search):
+    """OpenSearch's side of the embedded case deleted above: an index whose mapping has no `.joined` copies (as one
+    made before them) answers as it did, and the worker, starting, builds one with them and moves the alias."""
+    from services.search.index import Writer
+    from services.search.opensearch import MAPPINGS, SETTINGS, OpenSearchEngine
+
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    ticket = create(search, subject="Wi-Fi down", description=f"The Wi-Fi drops in {word}.")  # noqa: F405
+    search.writer.commit_round()
+    search.writer.close()
+    home = search.home
+    fields = MAPPINGS["properties"].items()
+    before = {
+        **MAPPINGS,
+        "properties": {name: {k: v for k, v in spec.items() if k != "fields"} for name, spec in fields},
+    }
+    old = f"{home.alias}-19990101t000000-{uuid.uuid4().hex[:6]}"
+    home.client.indices.create(index=old, body={"settings": SETTINGS, "mappings": before})
+    engine = OpenSearchEngine(home.client, old)
+    for doc in search.tickets.indexable(None):
+        engine.upsert(doc.document())
+    engine.commit()
+    home.switch(old)
+
+    def found(q: str) -> list[str]:
+        return [item["ticket_id"] for item in handlers.search(search, {"q": q, "limit": 50}, ADMIN)["items"]]  # noqa: F405
+
+    assert home.outdated(old)
+    assert found(f"{word} wi-fi") == [ticket] and found(f"{word} wifi") == []  # as before the copies
+    writer = Writer(home, search.tickets)
+    writer.start()
+    search.writer = writer  # the fixture closes it
+    new = home.current()
+    assert new != old and writer.engine.path == new and not home.outdated(new)
+    assert home.client.indices.exists(index=old)  # the previous index is kept, as a reindex keeps it
+    assert found(f"{word} wifi") == [ticket]
