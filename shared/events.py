@@ -215,6 +215,7 @@ class TicketPriorityChangedData(_Data):
 class TicketResolvedData(_Data):
     agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))  # None: no agent
     resolution = _text(20000)
+    by_name = _text(200, required=False)  # who resolved it (the ticket's agent or another): added after the contract
 
 
 class AgentUpdatedData(_Data):

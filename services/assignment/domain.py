@@ -241,12 +241,13 @@ class Ticket:
         self._history(at, "priority_changed", by, previous, priority)
         self._record("ticket.priority_changed", {"priority": priority, "previous_priority": previous, **_by(by_name)})
 
-    def resolve(self, resolution: str, by: str, at: datetime) -> None:
+    def resolve(self, resolution: str, by: str, at: datetime, by_name: str | None = None) -> None:
+        """`agent_id` in the event is the ticket's agent (whose work it was); `by_name` who resolved it."""
         if not self.is_open:
             raise RuleViolation(f"The ticket is already {self.status}.")
         self.status, self.resolved_at = "resolved", at
         self._history(at, "resolved", by, self.agent_id, None)
-        self._record("ticket.resolved", {"agent_id": self.agent_id, "resolution": resolution})
+        self._record("ticket.resolved", {"agent_id": self.agent_id, "resolution": resolution, **_by(by_name)})
 
     # -- other services' events --
 

@@ -500,7 +500,7 @@ def change_priority(
 def resolve(
     svc: Assignment, ticket_id: str, resolution: str, principal: Principal, correlation_id: str | None
 ) -> Ticket:
-    write = lambda t, _: t.resolve(resolution, principal.actor, now())  # noqa: E731
+    write = lambda t, actor: t.resolve(resolution, principal.actor, now(), by_name=_name(actor))  # noqa: E731
     allowed = lambda actor, t: principal.role == "admin" or (actor is not None and t.agent_id == actor["id"])  # noqa: E731
     refusal = "Only the assigned agent or an admin resolves a ticket."
     ticket, _ = _work(svc, ticket_id, principal, correlation_id, allowed, refusal, write)

@@ -379,7 +379,9 @@ _SUMMARIES = {
         f"Status changed from {d['previous_status'].replace('_', ' ')} to {d['status'].replace('_', ' ')}{_by(d)}"
     ),
     "ticket.priority_changed": lambda d: f"Priority changed from {d['previous_priority']} to {d['priority']}{_by(d)}",
-    "ticket.resolved": lambda d: f"Resolved by {d.get('agent_name') or _resolver(d['agent_id'])}: {d['resolution']}",
+    "ticket.resolved": lambda d: (
+        f"Resolved{_by(d) or ' by ' + (d.get('agent_name') or _resolver(d['agent_id']))}: {d['resolution']}"
+    ),
     "sla.warning": lambda d: _sla_summary(d, breached=False),
     "sla.breached": lambda d: _sla_summary(d, breached=True),
     "notification.sent": lambda d: (

@@ -616,7 +616,7 @@ def test_resolve_publishes_resolved_frees_the_agent_and_a_second_resolve_is_409(
     assert_problem(aclient.post(f"/tickets/{ticket_id}/replies", json={"body": "Hi"}, headers=admin()), 409)
     settled(ticket_id)
     event = only(events_of(ticket_id, "ticket.resolved"))
-    assert event["data"] == {"agent_id": jane["id"], "resolution": "Replaced the router."}
+    assert event["data"] == {"agent_id": jane["id"], "resolution": "Replaced the router.", "by_name": jane["name"]}
 
 
 # --- GET /queue -----------------------------------------------------------------------------------

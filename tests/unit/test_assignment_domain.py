@@ -152,6 +152,10 @@ def test_a_change_a_person_makes_names_them_in_its_event_and_the_systems_name_no
         ("ticket.assigned", "Tess Lead"),
     ]
     assert "by_name" not in ticket.recorded[-2][1]  # absent, not null: an older reader sees the event it knew
+    ticket.resolve("Fixed.", "admin:boss@example.com", T0, by_name="The help desk")  # an admin, on jane's ticket
+    assert ticket.recorded[-1] == (
+        "ticket.resolved", {"agent_id": "jane", "resolution": "Fixed.", "by_name": "The help desk"},
+    )  # fmt: skip
 
 
 def test_the_first_reply_is_the_first_response_and_may_wait_on_the_requester():

@@ -258,6 +258,10 @@ def test_summaries_name_the_person_who_acted_when_the_event_does():
     assert summarize("ticket.status_changed", changed) == (
         "Status changed from in progress to waiting on requester by Jane Doe"
     )
+    resolved = {"agent_id": "marta", "agent_name": "Marta Vidal", "resolution": "Restarted the AP."}
+    assert summarize("ticket.resolved", resolved) == "Resolved by Marta Vidal: Restarted the AP."
+    by_admin = {**resolved, "by_name": "The help desk"}  # an admin resolved Marta's ticket
+    assert summarize("ticket.resolved", by_admin) == "Resolved by the help desk: Restarted the AP."
     raised = {"previous_priority": "normal", "priority": "high", "by_name": "Tess Lead"}
     assert summarize("ticket.priority_changed", raised) == "Priority changed from normal to high by Tess Lead"
     assert summarize("ticket.priority_changed", {**raised, "by_name": None}) == "Priority changed from normal to high"
