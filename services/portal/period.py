@@ -73,7 +73,7 @@ def _date_problems(first: date | None, last: date | None, today: date) -> dict[s
         errors["from"] = ["The first day cannot be in the future."]
     if last is None:
         errors["to"] = ["Enter the last day as a date (year, month, day: 2026-11-30)."]
-    elif first is not None and last < first:
+    elif first is not None and first <= today and last < first:  # a first day in the future is said alone
         errors["to"] = ["The last day must be the same as or after the first day."]
     elif first is not None and (last - first).days >= MAX_DAYS:
         errors["to"] = [f"Choose at most {MAX_DAYS} days."]

@@ -156,6 +156,11 @@ def test_two_days_run_from_the_first_midnight_to_the_one_after_the_last():
     ]
 
 
+def test_a_first_day_in_the_future_is_said_alone():
+    _, _, errors = period.parse({"period": "dates", "from": "2026-12-05", "to": ""}, NOW)
+    assert errors == {"from": ["The first day cannot be in the future."]}  # not the last day left empty
+
+
 def test_no_day_at_all_asks_for_the_first_only():
     chosen, _, errors = period.parse({"period": "dates", "from": "", "to": ""}, NOW)
     assert chosen is None and errors == {"from": ["Enter the first day."]}  # an empty last day means today

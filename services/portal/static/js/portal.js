@@ -187,6 +187,15 @@
     }
   });
 
+  // The reports' dates: a day typed or picked chooses "From one day to another" (else the period chosen, the last
+  // 30 days say, would be shown and the day left unused).
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (!field || (field.id !== "from" && field.id !== "to") || !field.value) return;
+    var dates = document.getElementById("period-dates");
+    if (dates) dates.checked = true;
+  });
+
   // "Insert" a saved reply: its text (the ticket's details filled in) goes into the reply box after the selection
   // (insertAt), and the box gets the focus to change it. Without JavaScript, or should the text not come, the
   // button sends the form to the page that puts it after what was typed, on the server.
