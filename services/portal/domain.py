@@ -658,7 +658,8 @@ def unstaffed_words(team: dict | None) -> str | None:
     waits in its queue; None for a team with an agent available, or one whose staffing is not known."""
     if not team or team.get("available") is None or team["available"] > 0:
         return None
-    why = "it has no agents" if team.get("agents") == 0 else "its agents are all away"
+    agents = team.get("agents")
+    why = "it has no agents" if agents == 0 else "its only agent is away" if agents == 1 else "its agents are all away"
     name = team.get("name") or team.get("id")
     return (
         f"Nobody in {name} takes tickets now ({why}): the ticket waits in its queue until an agent there is available."

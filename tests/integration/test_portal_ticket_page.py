@@ -321,7 +321,7 @@ def test_a_ticket_transferred_to_a_team_where_nobody_takes_tickets_says_it_waits
     stub.answers["/agents"] = {"items": [AGENTS[0] | {"available": False}, AGENTS[1]]}
     html = text(signed_in(portal).get("/console/tickets/t-1?notice=transfer"))
     assert (
-        "Ticket transferred. Nobody in Network takes tickets now (its agents are all away): the ticket waits in its "
+        "Ticket transferred. Nobody in Network takes tickets now (its only agent is away): the ticket waits in its "
         "queue until an agent there is available." in html
     )
     stub.answers["/agents"] = {"items": AGENTS}  # ada is back: nothing to warn of

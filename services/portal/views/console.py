@@ -141,9 +141,10 @@ def _queue_notice(notice: str, team_id: str | None, teams: list[dict]) -> tuple[
     if said is None:
         return None, False
     team = next((team for team in teams if team["id"] == team_id), None)
-    said = said.format(team=(team or {}).get("name") or "another team")
-    waits = domain.unstaffed_words(team)
-    return (f"{said} {waits}" if waits else said), bool(waits)
+    name = (team or {}).get("name") or "another team"
+    if waits := domain.unstaffed_words(team):  # why it waits, and until when: said once
+        return f"The ticket is with {name} now, out of your sight. {waits}", True
+    return said.format(team=name), False
 
 
 @blueprint.get("/search")
