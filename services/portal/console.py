@@ -345,10 +345,11 @@ def every_team(svc: Portal, session: dict) -> list[dict]:
 
 def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dict, request_id: str | None) -> dict:
     """One action on each selected ticket of a queue, as if taken on each ticket's page (the same rights, each
-    refusal the service's own): {"action", "done": [numbers], "refused": [{"number", "reason"}], "unanswered":
-    number or None, "not_tried": [numbers]} (no nested arrays: the embedded store keeps none). UserError when
-    nothing can be tried (no ticket chosen, no action, the action's text empty or too long). A service that does
-    not answer stops it ("unanswered": that ticket may or may not be done): the tickets after are "not tried",
+    refusal the service's own): {"action", "done": [numbers], "already": [numbers] (a claim of one's own ticket),
+    "refused": [{"number", "reason"}], "unanswered": number or None, "not_tried": [numbers]} (no nested arrays:
+    the embedded store keeps none). UserError when nothing can be tried (no ticket chosen, no action, the action's
+    text empty or too long). A service that does not answer stops it ("unanswered": that ticket may or may not be
+    done): the tickets after are "not tried",
     as are those left after BULK_SECONDS.
 
     A resolve is not held back by what changed since the queue showed the ticket (the ticket's page asks, the
@@ -371,7 +372,9 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
           "priority": fields.get("priority", "").capitalize(), "transfer": fields.get("team")}.get(action)  # fmt: skip
     if action == "transfer":
         to = _team_name(svc, session, fields.get("team", ""))
-    outcome: dict = {"action": action, "to": to, "done": [], "refused": [], "unanswered": None, "not_tried": []}
+    outcome: dict = {
+        "action": action, "to": to, "done": [], "already": [], "refused": [], "unanswered": None, "not_tried": []
+    }  # fmt: skip
     started = time.monotonic()
     for ticket_id, number in rows.items():
         if outcome["unanswered"] or time.monotonic() - started > BULK_SECONDS:
@@ -381,7 +384,8 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
             if action == "transfer":
                 _not_there_yet(svc, session, ticket_id, fields.get("team", ""), to)
             if action == "claim" and _work_of(svc, session, ticket_id).get("agent_id") == session.get("agent_id"):
-                raise UserError("It is yours already.", status=409)  # assignment's claim would answer 200: not done
+                outcome["already"].append(number)  # assignment's claim would answer 200: said apart, not as done
+                continue
             act(svc, session, ticket_id, action, fields, request_id)
         except UserError as exc:
             details = [m for messages in exc.errors.values() for m in messages if m != exc.message]

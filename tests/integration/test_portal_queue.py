@@ -138,10 +138,13 @@ def test_a_bulk_claim_acts_on_each_ticket_and_says_what_assignment_refused(porta
     assert [c["path"] for c in claims] == ["/tickets/t-1/claim", "/tickets/t-2/claim", "/tickets/t-3/claim"]
     page = text(agent.get(done.headers["Location"]))
     assert "<strong>Claim:</strong> done on 2 tickets (#100001, #100003)." in page
-    assert "Not done on 2:" in page and "<li>#100002: Agent bob has this ticket.</li>" in page
-    assert "<li>#100004: It is yours already.</li>" in page  # not counted as done
+    assert "Not done on 1:" in page and "<li>#100002: Agent bob has this ticket.</li>" in page
+    assert "<p>Yours already: #100004.</p>" in page  # neither done nor refused
     again = text(agent.get(done.headers["Location"]))  # said once: a reload of the queue does not say it again
     assert "Not done on" not in again and len([c for c in stub.calls if c["method"] == "POST"]) == 3
+    mine = text(agent.get(ticked(agent, {"action": "claim"}, ["t-4:100004"]).headers["Location"]))
+    assert "<strong>Claim:</strong> nothing to do.</p>" in mine and "Yours already: #100004." in mine
+    assert "notice--success" in mine and "notice--warning" not in mine  # nothing went wrong
 
 
 def test_a_bulk_resolve_sends_the_same_words_to_each_and_priority_its_value(portal, stub):  # noqa: F811
