@@ -374,6 +374,20 @@ def test_agents_that_share_an_email_already_may_change_the_rest():
     assert [path for _, method, path, _ in services.calls if method == "PATCH"] == ["/agents/tess"]
 
 
+def test_a_team_led_but_not_joined_is_said_by_its_name_with_the_forms_other_problems():
+    teams = {"items": [{"id": "t3a", "name": "T3 Printing"}, {"id": "desk", "name": "Desk"}]}
+    services = Checking({("assignment", "GET", "/agents"): {"items": []}, ("assignment", "GET", "/teams"): teams})
+    svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(account_by_email=lambda email: None))
+    form = {"id": "pat", "name": "Pat", "email": "", "teams": ["desk"], "lead_of": ["t3a"], "capacity": "lots"}
+    with pytest.raises(UserError) as refused:
+        people.create_agent(svc, ADMIN, form)
+    assert refused.value.errors["lead_of"] == [
+        "An agent leads only teams it is in: tick T3 Printing under Teams too, or untick it here."
+    ]
+    assert {"email", "capacity"} <= set(refused.value.errors)  # the email left empty is said too, by assignment
+    assert [c[3]["email"] for c in services.calls if c[1] == "POST"] == [""]  # only asked: nothing is added
+
+
 def test_a_new_agent_with_another_agent_s_email_is_refused_next_to_the_field():
     agents = [{"id": "omar", "name": "Omar", "email": "omar@example.com"}]
     services = Checking({("assignment", "GET", "/agents"): {"items": agents}})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from services.portal import domain
@@ -67,10 +67,13 @@ def agent_body(form: dict) -> dict:
 def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, bool]:
     """A new agent with its portal account: (the agent, a one-time token to set a password, whether it is emailed)."""
     body = {"id": form.get("id", "").strip(), **agent_body(form)}
-    if body["email"]:  # none: assignment refuses it, and says at once what else the form lacks
-        with _and_the_rest(svc, session, "POST", "/agents", body):
-            _account_possible(svc, body["email"].lower())
-            _email_of_nobody_else(svc, session, body["id"], body["email"])
+    with _and_the_rest(svc, session, "POST", "/agents", body):
+        _all_said(
+            # no email: assignment refuses it, and says at once what else the form lacks
+            lambda: body["email"] and _account_possible(svc, body["email"].lower()),
+            lambda: body["email"] and _email_of_nobody_else(svc, session, body["id"], body["email"]),
+            lambda: _leads_its_teams(svc, session, body),
+        )
     try:
         created = svc.services.post("assignment", "/agents", actor(session), body)
     except Refused as refused:
@@ -97,7 +100,10 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[st
     body = agent_body(form)
     agents = svc.services.get("assignment", "/agents", actor(session))["items"]
     with _and_the_rest(svc, session, "PATCH", f"/agents/{path_id(agent_id)}", body):
-        _email_of_nobody_else(svc, session, agent_id, body["email"], agents)
+        _all_said(
+            lambda: _email_of_nobody_else(svc, session, agent_id, body["email"], agents),
+            lambda: _leads_its_teams(svc, session, body),
+        )
     own = next((a for a in agents if a["id"] == agent_id), None)
     kept = body["teams"] if isinstance(body["teams"], list) else []
     left = [team for team in (own or {}).get("teams", []) if team not in kept]
@@ -106,18 +112,50 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[st
     return {team: _transfer_back(svc, session, team, held[team]) for team in left}
 
 
+def _all_said(*checks: Callable[[], object]) -> None:
+    """Run every check; their refusals together as one UserError (the first one's message and status)."""
+    refusals = []
+    for check in checks:
+        try:
+            check()
+        except UserError as refused:
+            refusals.append(refused)
+    if refusals:
+        errors: dict[str, list[str]] = {}
+        for refused in refusals:
+            for name, said in refused.errors.items():
+                errors.setdefault(name, []).extend(said)
+        raise UserError(refusals[0].message, errors, refusals[0].status)
+
+
+def _leads_its_teams(svc: Portal, session: dict, body: dict) -> None:
+    """An agent leads only teams it is in (assignment's rule, which it checks only once the rest is right): said
+    here with the others, by the teams' names."""
+    teams, leads = body.get("teams"), body.get("lead_of")
+    if not isinstance(teams, list) or not isinstance(leads, list):
+        return
+    outside = [team for team in leads if team not in teams]
+    if outside:
+        names = team_names(svc, session)
+        said = ", ".join(names.get(team) or team for team in outside)
+        problem = f"An agent leads only teams it is in: tick {said} under Teams too, or untick it here."
+        raise UserError("The agent has invalid fields.", {"lead_of": [problem]})
+
+
 @contextmanager
 def _and_the_rest(svc: Portal, session: dict, method: str, path: str, body: dict) -> Iterator[None]:
-    """An email the portal refuses (its account's, another agent's) is said with the form's other problems, as
-    assignment finds them: assignment is sent the form with an empty email, which its rules always refuse (so
-    nothing is stored or changed), and its other field errors join the email's."""
+    """What the portal refuses in an agent's form (an email of an account or of another agent, a team led but not
+    joined) is said with the form's other problems, as assignment finds them: assignment is sent the form with an
+    empty email, which its rules always refuse (so nothing is stored or changed), and its other field errors join
+    the portal's."""
     try:
         yield
     except UserError as refused:
         try:
             svc.services.call("assignment", method, path, actor(session), json={**body, "email": ""})
         except Refused as checked:
-            others = {name: said for name, said in refusal(checked).errors.items() if name != "email"}
+            ours = bool(body.get("email"))  # an email typed: its error is the portal's, not the probe's empty one
+            others = {name: said for name, said in refusal(checked).errors.items() if not (ours and name == "email")}
             refused.errors = {**others, **refused.errors}
         except Unreachable:
             pass  # the email's problem alone, as before
