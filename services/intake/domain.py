@@ -332,7 +332,8 @@ def _assigned_summary(data: dict) -> str:
         decision = data.get("decision") or {}
         candidates = decision.get("candidates") or []
         rule = decision.get("rule", "least loaded available agent")
-        return f"Assigned to {who} automatically: {rule}, among {len(candidates)} candidate(s)"
+        among = f"{len(candidates)} candidate" + ("" if len(candidates) == 1 else "s")
+        return f"Assigned to {who} automatically: {rule}, among {among}"
     if reason == "claim":
         return f"Claimed by {who}"
     if reason == "transfer":
@@ -342,6 +343,8 @@ def _assigned_summary(data: dict) -> str:
             rule = data["decision"].get("rule", "least loaded available agent")
             return f"Assigned to {who} after reopening, automatically ({rule}): the previous agent was not free"
         return f"Back with {who} after reopening"
+    if reason == "manual" and data.get("by_name") == data["agent_name"]:  # a lead who gave it to themselves
+        return f"Taken over by {who}" if data.get("previous_agent_id") else f"Taken by {who}"
     by_hand = (_by(data) or " by a lead or an admin") if reason == "manual" else ""
     return f"Reassigned to {who}{by_hand}" if data.get("previous_agent_id") else f"Assigned to {who}{by_hand}"
 

@@ -750,7 +750,7 @@ def test_timeline_tells_what_happened_oldest_first(client, publish, intake_worke
                                    "(Network & VPN, normal priority)")  # the topic by its name  # fmt: skip
     assert items[1]["summary"] == "Ana Ruiz (requester) wrote a message"
     assert (
-        items[2]["summary"] == "Assigned to Jane Doe (network) automatically: fewest open tickets, among 2 candidate(s)"
+        items[2]["summary"] == "Assigned to Jane Doe (network) automatically: fewest open tickets, among 2 candidates"
     )
 
     wait_until(lambda: get_ticket(client, ticket["id"])["status"] == "assigned", timeout=EVENT_TIMEOUT,

@@ -222,7 +222,7 @@ def test_the_final_status_does_not_depend_on_arrival_order(order):
 def test_every_event_type_has_a_readable_summary():
     assert (
         summarize("ticket.assigned", {**ASSIGNED, "decision": {"rule": "least loaded", "candidates": [1, 2]}})
-        == "Assigned to Jane Doe (network) automatically: least loaded, among 2 candidate(s)"
+        == "Assigned to Jane Doe (network) automatically: least loaded, among 2 candidates"
     )
     assert summarize("ticket.closed", {"by": "auto"}).startswith("Closed automatically")
     assert (
@@ -250,6 +250,9 @@ def test_every_event_type_has_a_readable_summary():
 def test_summaries_name_the_person_who_acted_when_the_event_does():
     manual = {**ASSIGNED, "reason": "manual", "previous_agent_id": "tom", "by_name": "Tess Lead"}
     assert summarize("ticket.assigned", manual) == "Reassigned to Jane Doe (network) by Tess Lead"
+    themselves = {**manual, "by_name": "Jane Doe"}  # a lead who gave it to themselves
+    assert summarize("ticket.assigned", themselves) == "Taken over by Jane Doe (network)"
+    assert summarize("ticket.assigned", {**themselves, "previous_agent_id": None}) == "Taken by Jane Doe (network)"
     moved = {**ASSIGNED, "reason": "transfer", "team_name": "Desk", "by_name": "The help desk"}  # an admin
     assert summarize("ticket.assigned", moved) == "Transferred to Desk by the help desk and assigned to Jane Doe (Desk)"
     queued = {**moved, "agent_id": None, "agent_name": None, "agent_email": None, "by_name": "Tess Lead"}
@@ -270,7 +273,7 @@ def test_summaries_name_the_person_who_acted_when_the_event_does():
 def test_summaries_name_the_team_and_the_topic_when_the_data_carries_their_names():
     named = {**ASSIGNED, "team_name": "Network & VPN", "decision": {"rule": "least loaded", "candidates": [1]}}
     assert summarize("ticket.assigned", named) == (
-        "Assigned to Jane Doe (Network & VPN) automatically: least loaded, among 1 candidate(s)"
+        "Assigned to Jane Doe (Network & VPN) automatically: least loaded, among 1 candidate"
     )
     queued = {**named, "agent_id": None, "agent_name": None, "agent_email": None, "reason": "transfer"}
     assert summarize("ticket.assigned", queued) == "Transferred to Network & VPN: waiting in its queue"

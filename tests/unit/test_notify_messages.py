@@ -164,6 +164,17 @@ def test_the_leads_breach_message_says_when_nobody_is_assigned():
     assert "as the lead of the Network &amp; VPN team" in message.html
 
 
+def test_the_agents_assignment_email_says_who_moved_it_where():
+    moved = {"reason": "transfer", "by_name": "Tess <Lead>"}
+    transfer = messages.render("ticket.assigned", "agent", make_context("ticket.assigned", moved))
+    assert "It was moved to Network & VPN by Tess <Lead>, and given to you there." in transfer.text
+    assert "by Tess &lt;Lead&gt;, and given to you there." in transfer.html
+    manual = messages.render("ticket.assigned", "agent", make_context("ticket.assigned", {"reason": "manual"}))
+    assert "It was assigned to you by a lead or an admin." in manual.text  # an event from before by_name
+    named = make_context("ticket.assigned", {"reason": "manual", "by_name": "Tess Lead"})
+    assert "It was assigned to you by Tess Lead." in messages.render("ticket.assigned", "agent", named).text
+
+
 def test_the_agents_assignment_email_names_the_team_or_its_id_when_the_event_did_not():
     named = messages.render("ticket.assigned", "agent", make_context("ticket.assigned"))
     older = messages.render("ticket.assigned", "agent", make_context("ticket.assigned", {"team_name": None}))
