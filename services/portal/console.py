@@ -373,7 +373,8 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
     if action == "transfer":
         to = _team_name(svc, session, fields.get("team", ""))
     outcome: dict = {
-        "action": action, "to": to, "done": [], "already": [], "refused": [], "unanswered": None, "not_tried": []
+        "action": action, "to": to, "done": [], "already": [], "refused": [], "unanswered": None, "not_tried": [],
+        "team": fields.get("team") if action == "transfer" else None,  # the queue says if nobody there takes them
     }  # fmt: skip
     started = time.monotonic()
     for ticket_id, number in rows.items():

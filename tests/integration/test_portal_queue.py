@@ -261,6 +261,25 @@ def test_a_bulk_move_leaves_a_ticket_already_in_that_team_with_its_agent(portal,
     assert "<li>#100001: It is in Network already: it stays with its agent.</li>" in page
 
 
+def test_a_bulk_move_to_a_team_where_nobody_takes_tickets_says_they_wait_there(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
+    stub.answers["/agents"] = {"items": [{"id": "ada", "name": "Ada", "teams": ["network"], "available": True}]}
+    stub.answers["/tickets/t-1"] = {"ticket_id": "t-1", "team": "network", "agent_id": "ada", "status": "assigned"}
+    stub.answers["/tickets/t-1/assign"] = {"ticket_id": "t-1", "team": "desk", "agent_id": None}
+    admin = signed_in(portal)
+
+    done = ticked(admin, {"action": "transfer", "team": "desk"}, ["t-1:100001"])
+
+    page = text(admin.get(done.headers["Location"]))
+    assert "<strong>Move to Desk:</strong> done on 1 ticket (#100001).</p>" in page
+    assert (
+        "<p>Nobody in Desk takes tickets now (it has no agents): the ticket waits in its queue until an agent there "
+        "is available.</p>" in page
+    )
+    assert 'class="notice notice--warning"' in page
+
+
 def test_a_refusals_field_errors_are_part_of_its_reason(portal, stub):  # noqa: F811
     queue_stub(stub)
     stub.answers["/tickets/t-1/transfer"] = (422, {"title": "Validation failed", "detail": "",
