@@ -172,7 +172,9 @@ class TicketClosedData(_Data):
 
 
 class TicketAssignedData(_Data):
-    """Who has the ticket now; the agent fields are all null when it waits in the team's queue."""
+    """Who has the ticket now; the agent fields are all null when it waits in the team's queue. `team_name` is the
+    team's name then; `by_name`, present only when a person moved the ticket (`manual`, `transfer`), is who: an
+    agent's name, or "The help desk" for an admin who is no agent. Both are left out by producers older than them."""
 
     agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))
     agent_name = fields.String(required=True, allow_none=True, validate=validate.Length(1, 200))
@@ -201,18 +203,25 @@ class TicketRepliedData(_Data):
 
 
 class TicketStatusChangedData(_Data):
+    """`by_name`: who changed it (an agent's name, "The help desk" for an admin); left out when the system did."""
+
     status = _choice(STATUSES)
     previous_status = _choice(STATUSES)
     by_name = _text(200, required=False)  # who changed it (absent: the system did): added after the contract
 
 
 class TicketPriorityChangedData(_Data):
+    """`by_name`: who changed it (an agent's name, "The help desk" for an admin)."""
+
     priority = _choice(PRIORITIES)
     previous_priority = _choice(PRIORITIES)
     by_name = _text(200, required=False)  # who changed it: added after the contract
 
 
 class TicketResolvedData(_Data):
+    """`agent_id`: the ticket's agent, whose work it was; `by_name`: who resolved it (that agent, another, or "The
+    help desk" for an admin)."""
+
     agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))  # None: no agent
     resolution = _text(20000)
     by_name = _text(200, required=False)  # who resolved it (the ticket's agent or another): added after the contract
