@@ -45,7 +45,7 @@ REQUESTER_STATUS = {
     "new": ("Received", "We have your request; it is waiting for an agent."),
     "assigned": ("With an agent", "An agent has your request and will answer soon."),
     "in_progress": ("Being worked on", "An agent is working on your request."),
-    "waiting_on_requester": ("Waiting for your reply", "The agent needs an answer from you to go on."),
+    "waiting_on_requester": ("Waiting for your reply", "The agent is waiting to hear from you: reply below."),
     "resolved": ("Resolved", "We think this is solved. Not so? Reply below and we will reopen it."),
     "closed": ("Closed", "This request is closed. Open a new one if you need more help."),
 }
