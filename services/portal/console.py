@@ -349,8 +349,7 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
     "refused": [{"number", "reason"}], "unanswered": number or None, "not_tried": [numbers]} (no nested arrays:
     the embedded store keeps none). UserError when nothing can be tried (no ticket chosen, no action, the action's
     text empty or too long). A service that does not answer stops it ("unanswered": that ticket may or may not be
-    done): the tickets after are "not tried",
-    as are those left after BULK_SECONDS.
+    done): the tickets after are "not tried", as are those left after BULK_SECONDS.
 
     A resolve is not held back by what changed since the queue showed the ticket (the ticket's page asks, the
     queue shows no thread); a requester's message that comes after it reopens the ticket (intake's rule)."""
