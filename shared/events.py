@@ -173,7 +173,7 @@ class TicketClosedData(_Data):
 
 class TicketAssignedData(_Data):
     """Who has the ticket now; the agent fields are all null when it waits in the team's queue. `team_name` is the
-    team's name then; `by_name`, present only when a person moved the ticket (`manual`, `transfer`), is who: an
+    team's name then, `team_lead_name` its lead's (beside `team_lead_email`); `by_name`, present only when a person moved the ticket (`manual`, `transfer`), is who: an
     agent's name, or "The help desk" for an admin who is no agent. Both are left out by producers older than them."""
 
     agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))
@@ -182,6 +182,7 @@ class TicketAssignedData(_Data):
     team = _text(100)
     team_name = _text(200, required=False)  # the team as people know it (added after the contract: may be absent)
     team_lead_email = _email(required=False)
+    team_lead_name = _text(200, required=False)  # that lead's name, for the emails' greeting: after the contract
     previous_agent_id = _text(100, required=False)
     reason = _choice(ASSIGN_REASONS)
     decision = fields.Dict(keys=fields.String(), allow_none=True)  # rule and candidates, for auto

@@ -155,6 +155,7 @@ class Ticket:
         decision: dict | None = None,
         team_name: str | None = None,
         by_name: str | None = None,
+        team_lead_name: str | None = None,
     ) -> None:
         """Give the ticket to an agent, or (agent None) put it in the team's queue. `team_name` goes in the
         event, so that its readers (intake's timeline, notify's emails) name the team as people know it."""
@@ -182,6 +183,7 @@ class Ticket:
                 "team": team,
                 "team_name": team_name,
                 "team_lead_email": team_lead_email,
+                "team_lead_name": team_lead_name if team_lead_email else None,
                 "previous_agent_id": previous,
                 "reason": reason,
                 "decision": decision,

@@ -217,8 +217,8 @@ def _assign(
         if _already(ticket, agent, team, counted):
             return NO_CHANGE  # a repeated request or event, or a queued ticket still waiting
         move = _Move(agent, ticket.agent_id, agent is not None and not counted)
-        lead_email, team_name = _lead_email(svc, team, team_agents), _team_name(svc, team, teams)
-        ticket.assign(agent, team, reason, by, now(), lead_email, decision, team_name, by_name)
+        lead, team_name = _lead(svc, team, team_agents) or {}, _team_name(svc, team, teams)
+        ticket.assign(agent, team, reason, by, now(), lead.get("email"), decision, team_name, by_name, lead.get("name"))
         return move
 
     def save(ticket: Ticket, move: _Move) -> None:
@@ -247,11 +247,11 @@ def _already(ticket: Ticket, agent: dict | None, team: str, counted: bool) -> bo
     return counted
 
 
-def _lead_email(svc: Assignment, team: str, team_agents: list[dict] | None) -> str | None:
-    """The email of the team's lead (the first by id), from the team's agents when a pick read them all."""
+def _lead(svc: Assignment, team: str, team_agents: list[dict] | None) -> dict | None:
+    """The team's lead (the first by id), its name and email, from the team's agents when a pick read them all."""
     if team_agents is None:
-        return svc.agents.lead_email(team)
-    return next((agent["email"] for agent in team_agents if team in agent["lead_of"]), None)  # sorted by id
+        return svc.agents.lead(team)
+    return next((agent for agent in team_agents if team in agent["lead_of"]), None)  # sorted by id
 
 
 def _team_name(svc: Assignment, team: str, teams: list[dict] | None) -> str | None:

@@ -96,14 +96,14 @@ class AgentStore:
         query = {"teams": team} if team else {}
         return [_agent(doc) for doc in self.collection.find(query).sort("_id", ASCENDING)]
 
-    def lead_email(self, team: str) -> str | None:
-        """The email of a lead of the team (the first by id), read without the agents' open lists."""
+    def lead(self, team: str) -> dict | None:
+        """A lead of the team (the first by id): its name and email, read without the agents' open lists."""
         query = {
             "teams": team,
             "$or": [{"lead_of": team}, {"lead": True, "lead_of": {"$exists": False}}],  # or the older boolean
         }
-        docs = self.collection.find(query, {"email": 1}).sort("_id", ASCENDING).limit(1)
-        return next((doc["email"] for doc in docs), None)
+        docs = self.collection.find(query, {"email": 1, "name": 1}).sort("_id", ASCENDING).limit(1)
+        return next(({"name": doc.get("name"), "email": doc["email"]} for doc in docs), None)
 
     def update(self, agent: dict, changes: dict, now: datetime, staged: dict | None = None) -> dict:
         version = outbox.save_with_events(

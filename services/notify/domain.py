@@ -67,6 +67,7 @@ class TicketView:
     team: str | None = None
     team_name: str | None = None  # as the assignment named it (an older event: None)
     team_lead_email: str | None = None
+    team_lead_name: str | None = None  # as the assignment named the lead (an older event: None)
     assignment_known: bool = False  # a ticket.assigned (maybe to nobody: queued) has been seen
     watermarks: dict[str, datetime] = field(default_factory=dict)
 
@@ -81,7 +82,8 @@ class TicketView:
             agent = {"id": data["agent_id"], "name": data["agent_name"], "email": data["agent_email"]}
             self.agent = agent if data["agent_id"] else None
             self.team, self.team_name = data["team"], data.get("team_name")
-            self.team_lead_email, self.assignment_known = data.get("team_lead_email"), True
+            self.team_lead_email, self.team_lead_name = data.get("team_lead_email"), data.get("team_lead_name")
+            self.assignment_known = True
             return True
         if event_type == "ticket.priority_changed" and newer(self.watermarks, "priority", at):
             self.priority = data["priority"]
@@ -128,7 +130,7 @@ def _recipient(audience: str, event_type: str, data: dict, view: TicketView) -> 
         raise NotKnownYet("the ticket's ticket.assigned has not arrived yet")
     if audience == "agent":
         return {"name": view.agent["name"], "email": view.agent["email"]} if view.agent else None
-    return {"name": None, "email": view.team_lead_email} if view.team_lead_email else None
+    return {"name": view.team_lead_name, "email": view.team_lead_email} if view.team_lead_email else None
 
 
 # --- one notification: pending -> sent, or failed (retried) -> dead --------------------------------

@@ -29,6 +29,7 @@ _VIEW_FIELDS = (
     "team",
     "team_name",
     "team_lead_email",
+    "team_lead_name",
     "assignment_known",
     "watermarks",
 )

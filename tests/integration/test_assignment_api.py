@@ -266,6 +266,7 @@ def test_auto_assignment_never_picks_an_unavailable_or_full_agent_and_records_wh
         "team": team["id"],
         "team_name": team["name"],  # for the timeline's and the emails' words
         "team_lead_email": idle["email"],
+        "team_lead_name": idle["name"],  # the breach emails' greeting
         "previous_agent_id": None,
         "reason": "auto",
     }
@@ -331,6 +332,7 @@ def test_assign_to_an_agent_of_the_team_moves_the_ticket_and_both_counts(
     jane = make_agent(team["id"])
     omar = make_agent(team["id"], available=False)
     stranger = make_agent(elsewhere["id"])
+    lead = make_agent(team["id"], available=False, lead=True)
     ticket_id = new_ticket(team["topics"][0])
     assert read_ticket(ticket_id)["agent_id"] == jane["id"]
 
@@ -351,6 +353,7 @@ def test_assign_to_an_agent_of_the_team_moves_the_ticket_and_both_counts(
     event = events_of(ticket_id, "ticket.assigned")[-1]["data"]
     assert (event["agent_id"], event["agent_name"], event["agent_email"]) == (omar["id"], omar["name"], omar["email"])
     assert (event["previous_agent_id"], event["reason"], event["team"]) == (jane["id"], "manual", team["id"])
+    assert (event["team_lead_email"], event["team_lead_name"]) == (lead["email"], lead["name"])  # read apart
 
     outside = aclient.post(f"/tickets/{ticket_id}/assign", json={"agent_id": stranger["id"]}, headers=admin())
     assert_problem(outside, 422, "agent_id")

@@ -56,6 +56,16 @@ def test_the_projection_names_its_team_as_the_newest_assignment_did_or_by_its_id
     assert (older.team_name, older.context()["team_name"]) == (None, "network")  # an event before names: the id
 
 
+def test_the_lead_is_greeted_by_the_name_the_assignment_gave_or_by_none():
+    named = view(("ticket.created", CREATED, 0), ("ticket.assigned", {**assigned(), "team_lead_name": "Tess Lead"}, 1))
+    breached = {"clock": "resolution"}
+    assert ("lead", {"name": "Tess Lead", "email": "lead@example.com"}) in email_recipients(
+        "sla.breached", breached, named
+    )
+    older = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(), 1))  # an event from before the name
+    assert ("lead", {"name": None, "email": "lead@example.com"}) in email_recipients("sla.breached", breached, older)
+
+
 def test_recipients_of_each_event_type():
     ticket = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(), 1))
     author = {"author": {"type": "requester", "name": "Ana"}}
