@@ -173,8 +173,9 @@ class TicketClosedData(_Data):
 
 class TicketAssignedData(_Data):
     """Who has the ticket now; the agent fields are all null when it waits in the team's queue. `team_name` is the
-    team's name then, `team_lead_name` its lead's (beside `team_lead_email`); `by_name`, present only when a person moved the ticket (`manual`, `transfer`), is who: an
-    agent's name, or "The help desk" for an admin who is no agent. Both are left out by producers older than them."""
+    team's name then, `team_lead_name` its lead's (beside `team_lead_email`); `by_name`, present only when a person
+    moved the ticket (`manual`, `transfer`), is who: an agent's name, or "The help desk" for an admin who is no
+    agent. Producers older than these fields leave them out."""
 
     agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))
     agent_name = fields.String(required=True, allow_none=True, validate=validate.Length(1, 200))
