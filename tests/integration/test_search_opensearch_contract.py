@@ -5,8 +5,9 @@
 tests/unit/test_search_engine.py's cases: each test gets an index of its own (a generation of OpenSearchHome
 under a namespace of its own), deleted after. tests/integration/test_search_handlers.py's (events to documents
 to the index, the worker's commit rounds, a rebuild moving the alias, the api's rights): on the session's
-namespace, as there; its indices are deleted after this module. Three of those are about the embedded index's
-directory (a lost volume, a removed generation, one of an earlier schema) and stay there. Without
+namespace, as there; its indices are deleted after this module. Two of those are about the embedded index's
+directory (a lost volume, a removed generation) and stay there; the index of an earlier schema is made here with
+the mappings before the joined copies (`made_before_the_copies`). Without
 TEST_OPENSEARCH_URL every case is skipped, saying so: `make test` has no OpenSearch to run.
 """
 
@@ -26,11 +27,9 @@ URL = os.environ.get("TEST_OPENSEARCH_URL")
 pytestmark = pytest.mark.skipif(
     not URL, reason="TEST_OPENSEARCH_URL is not set: no OpenSearch to hold the engine's contract against"
 )
-# about the embedded index's directory (a lost volume, a `current` symlink to a removed generation, one of an
-# earlier schema)
+# about the embedded index's directory (a lost volume, a `current` symlink to a removed generation)
 del test_a_worker_that_starts_on_an_empty_index_indexes_every_stored_document  # noqa: F821
 del test_a_reader_never_creates_an_index_where_none_is  # noqa: F821
-del test_a_worker_rebuilds_an_index_made_before_the_joined_copies_which_the_api_reads_meanwhile  # noqa: F821
 
 
 def connected():
@@ -74,39 +73,24 @@ def settings(infra, namespaces):
     return settings
 
 
-def test_an_index_made_before_the_joined_copies_is_read_as_it_is_and_rebuilt(search):
-    """OpenSearch's side of the embedded case deleted above: an index whose mapping has no `.joined` copies (as one
-    made before them) answers as it did, and the worker, starting, builds one with them and moves the alias."""
-    from services.search.index import Writer
+@pytest.fixture
+def made_before_the_copies():
+    """An index of the mappings before the joined copies (no `.joined` multi-fields), holding the documents."""
     from services.search.opensearch import MAPPINGS, SETTINGS, OpenSearchEngine
 
-    word = f"zq{uuid.uuid4().hex[:8]}"
-    ticket = create(search, subject="Wi-Fi down", description=f"The Wi-Fi drops in {word}.")  # noqa: F405
-    search.writer.commit_round()
-    search.writer.close()
-    home = search.home
     fields = MAPPINGS["properties"].items()
     before = {
         **MAPPINGS,
         "properties": {name: {k: v for k, v in spec.items() if k != "fields"} for name, spec in fields},
     }
-    old = f"{home.alias}-19990101t000000-{uuid.uuid4().hex[:6]}"
-    home.client.indices.create(index=old, body={"settings": SETTINGS, "mappings": before})
-    engine = OpenSearchEngine(home.client, old)
-    for doc in search.tickets.indexable(None):
-        engine.upsert(doc.document())
-    engine.commit()
-    home.switch(old)
 
-    def found(q: str) -> list[str]:
-        return [item["ticket_id"] for item in handlers.search(search, {"q": q, "limit": 50}, ADMIN)["items"]]  # noqa: F405
+    def made(home, docs: list[dict]) -> str:
+        name = f"{home.alias}-19990101t000000-{uuid.uuid4().hex[:6]}"
+        home.client.indices.create(index=name, body={"settings": SETTINGS, "mappings": before})
+        engine = OpenSearchEngine(home.client, name)
+        for doc in docs:
+            engine.upsert(doc)
+        engine.commit()
+        return name
 
-    assert home.outdated(old)
-    assert found(f"{word} wi-fi") == [ticket] and found(f"{word} wifi") == []  # as before the copies
-    writer = Writer(home, search.tickets)
-    writer.start()
-    search.writer = writer  # the fixture closes it
-    new = home.current()
-    assert new != old and writer.engine.path == new and not home.outdated(new)
-    assert home.client.indices.exists(index=old)  # the previous index is kept, as a reindex keeps it
-    assert found(f"{word} wifi") == [ticket]
+    return made
