@@ -102,6 +102,20 @@ RATING_COMMENT_MAX = 2000
 RATABLE = ("resolved", "closed")
 
 
+def led_not_joined(teams: object, leads: object) -> list[str]:
+    """The teams an agent's form has it lead but not be in: an agent leads only teams it is in (assignment's rule,
+    which it checks only once the rest of the form is right; the portal says it with the form's other problems).
+    Empty when either is not a list (assignment says what is wrong with it)."""
+    if not isinstance(teams, list) or not isinstance(leads, list):
+        return []
+    return [team for team in leads if team not in teams]
+
+
+def led_not_joined_words(outside: list[str], names: dict[str, str]) -> str:
+    said = ", ".join(names.get(team) or team for team in outside)
+    return f"An agent leads only teams it is in: tick {said} under Teams too, or untick it here."
+
+
 def ratable(ticket: dict) -> bool:
     """Whether the requester is asked how the request was handled: once it is resolved, or closed after the help
     desk worked on it (a resolution or an agent's reply). One its requester closed before anyone answered was

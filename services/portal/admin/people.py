@@ -129,16 +129,9 @@ def _all_said(*checks: Callable[[], object]) -> None:
 
 
 def _leads_its_teams(svc: Portal, session: dict, body: dict) -> None:
-    """An agent leads only teams it is in (assignment's rule, which it checks only once the rest is right): said
-    here with the others, by the teams' names."""
-    teams, leads = body.get("teams"), body.get("lead_of")
-    if not isinstance(teams, list) or not isinstance(leads, list):
-        return
-    outside = [team for team in leads if team not in teams]
-    if outside:
-        names = team_names(svc, session)
-        said = ", ".join(names.get(team) or team for team in outside)
-        problem = f"An agent leads only teams it is in: tick {said} under Teams too, or untick it here."
+    """domain.led_not_joined, said by the teams' names (read only when there is something to say)."""
+    if outside := domain.led_not_joined(body.get("teams"), body.get("lead_of")):
+        problem = domain.led_not_joined_words(outside, team_names(svc, session))
         raise UserError("The agent has invalid fields.", {"lead_of": [problem]})
 
 
