@@ -58,7 +58,10 @@ ticket documents. Figures per phase and system:
   labelled as such), PASS / FAIL against 100 MB for ticketflow's apis and workers.
 Options: --web-concurrency 2, --agents 10, --drain 10, --settle 120, --phases steady,max,
 --systems ticketflow,bare, --profile-mongo (below), --keep-logs (the processes' logs stay in the temporary
-directory).
+directory), --rounds N: the systems in turn N times (ticketflow, bare, ticketflow, bare...), each round on a fresh
+store (databases dropped, indexes removed) and the same processes' settings, then each round's ratios and their
+medians. The machine's speed moves from minute to minute by more than some of the differences measured; a pair run
+back to back compares fairly, and the rounds' spread says how far one run can be trusted.
 
 Store calls of one ticket's first stage in ticketflow, attributed to the code that sends them with
 --profile-mongo (its call-site table; no Idempotency-Key, team and agents known, no webhooks; 9 deliveries:
@@ -113,6 +116,7 @@ import re
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -280,6 +284,12 @@ class MailSink:
             if number:
                 self.arrivals.setdefault((system, int(number.group(1))), {}).setdefault(to, at)
         return "250 OK"
+
+    def reset(self) -> None:
+        """Forget every arrival (a new round numbers its tickets from the start again); resends stay counted."""
+        with self._lock:
+            self.arrivals.clear()
+            self.message_ids.clear()
 
     def of(self, system: str, number: int) -> dict[str, float]:
         with self._lock:
@@ -897,6 +907,63 @@ def report(results: list[Result], args) -> None:
                 print(f"  {name:<78} {pair(values)}")
 
 
+def report_rounds(rounds: list[list[Result]], args) -> None:
+    """Each round's ratios, ticketflow against the bare pipeline run just before or after it, and their medians.
+
+    The machine's speed moves from minute to minute by more than some of the differences measured; each round
+    compares two systems run back to back, so its ratio is fairer than any one system's figure, and the rounds'
+    spread says how far one run can be trusted.
+    """
+
+    def cpu(result: Result) -> float:
+        return sum(ms for name, ms in result.cpu_ms.items() if name != OTHER)
+
+    print()
+    print(f"rounds: ticketflow against the bare pipeline, {len(rounds)} rounds, each run back to back")
+    header = (
+        f"{'round':<6} {'CPU a ticket at ' + format(args.rate, 'g') + '/s':>24} {'CPU a ticket, max':>24} "
+        f"{'all done, max (/s)':>24} {'email p50 at ' + format(args.rate, 'g') + '/s':>20}"
+    )
+    print(header)
+    print("-" * len(header))
+    columns: dict[str, list[float]] = {"steady": [], "max": [], "all done": [], "email": []}
+    for n, results in enumerate(rounds, 1):
+        by = {(r.phase.system, r.phase.name): r for r in results}
+        cells = []
+        for phase in ("steady", "max"):
+            tf, base = by.get(("ticketflow", phase)), by.get(("bare", phase))
+            if tf and base and cpu(base):
+                ratio = cpu(tf) / cpu(base)
+                columns[phase].append(ratio)
+                cells.append(f"{cpu(tf):.1f} / {cpu(base):.1f} = {ratio:.2f}x")
+            else:
+                cells.append("n/a")
+        tf, base = by.get(("ticketflow", "max")), by.get(("bare", "max"))
+        if tf and base and base.capacity:
+            columns["all done"].append(tf.capacity / base.capacity)
+            cells.append(f"{tf.capacity:.1f} / {base.capacity:.1f} = {tf.capacity / base.capacity:.2f}")
+        else:
+            cells.append("n/a")
+        steady = by.get(("ticketflow", "steady"))
+        if steady and steady.latency_ms:
+            columns["email"].append(percentile(steady.latency_ms, 50))
+            cells.append(f"{columns['email'][-1]:.1f} ms")
+        else:
+            cells.append("n/a")
+        print(f"{n:<6} {cells[0]:>24} {cells[1]:>24} {cells[2]:>24} {cells[3]:>20}")
+
+    def spread(values: list[float], unit: str = "") -> str:
+        if not values:
+            return "n/a"
+        return f"{statistics.median(values):.2f}{unit} (from {min(values):.2f} to {max(values):.2f})"
+
+    print(
+        f"median: CPU a ticket {spread(columns['steady'], 'x')} at {args.rate:g}/s, {spread(columns['max'], 'x')} as "
+        f"fast as it goes; all done {spread(columns['all done'])}; email p50 {spread(columns['email'], ' ms')}"
+    )
+    print("issue 16 asks: CPU at most 1.3x, all done at least 0.8, email p50 under 100 ms at 20/s")
+
+
 # --- optional: every MongoDB command of the services, counted and timed (--profile-mongo) -----------
 
 PROFILER = '''"""Written by benchmarks/e2e.py --profile-mongo: count and time every MongoDB command of this process."""
@@ -1034,6 +1101,13 @@ def main() -> int:
         "--profile-mongo", action="store_true", help="count and time every MongoDB command (adds a little overhead)"
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary directory's logs")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the systems in turn this many times (ticketflow, bare, ticketflow, bare...) and print the ratios "
+        "of each pair and their median (1)",
+    )
     args = parser.parse_args()
 
     stop = threading.Event()
@@ -1055,10 +1129,11 @@ def main() -> int:
         "TICKETFLOW_JWT_SECRET": secret,
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
+        "TICKETFLOW_SEARCH_INDEX_DIR": str(tmp / "search-index"),  # removed with the rest at the end
     }
     for name in ("PROMETHEUS_MULTIPROC_DIR", "TICKETFLOW_METRICS_PORT", "TICKETFLOW_DEV"):
         env.pop(name, None)
-    results: list[Result] = []
+    rounds: list[list[Result]] = []
     profiles: list[tuple[Path, str, str, int]] = []
     try:
         mongo_url, ferretdb = store_for_benchmark(tmp)
@@ -1072,10 +1147,19 @@ def main() -> int:
         if rabbit:
             shared_groups["rabbitmq"] = [rabbit]
         shared_kinds = {name.replace("rabbitmq", "rabbitmq (the machine's)"): p for name, p in shared_groups.items()}
-        for name in args.systems.split(","):
-            print(f"{name}: starting", flush=True)
+        turns = [(n, name) for n in range(1, args.rounds + 1) for name in args.systems.split(",")]
+        for n, name in turns:
+            if n > len(rounds):
+                if rounds:  # each round starts afresh: no data, index or email of the last one to read or grow
+                    _drop_databases(env)
+                    sink.reset()
+                    for index in (tmp / "search-index", procs.log_dir / "bare-index"):
+                        shutil.rmtree(index, ignore_errors=True)
+                rounds.append([])
+            results = rounds[-1]
+            print(f"{name}: starting" + (f" (round {n} of {args.rounds})" if args.rounds > 1 else ""), flush=True)
             if args.profile_mongo:
-                profile_dir = tmp / f"profile-{name}"
+                profile_dir = tmp / f"profile-{name}-{n}"
                 profile_dir.mkdir()
                 (profile_dir / "sitecustomize.py").write_text(PROFILER)
                 env["E2E_PROFILE_DIR"] = str(profile_dir)
@@ -1100,7 +1184,12 @@ def main() -> int:
             procs.stop()
         if sink.repeated:
             print(f"note: {sink.repeated} emails arrived more than once (same Message-ID)")
-        report(results, args)
+        for n, results in enumerate(rounds, 1):
+            if len(rounds) > 1:
+                print(f"\n=== round {n} of {len(rounds)}")
+            report(results, args)
+        if len(rounds) > 1:
+            report_rounds(rounds, args)
         for profile in profiles:
             print_profile(*profile)
         return 0

@@ -396,7 +396,10 @@ class Spawner:
         """A service's api and worker share one Prometheus multiprocess folder, as under `ticketflow run`."""
         path = self.tmp_path / "metrics" / service
         path.mkdir(parents=True, exist_ok=True)
-        return {"PROMETHEUS_MULTIPROC_DIR": str(path), **(extra or {})}
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(path)}
+        if service == "search":  # the index lives and goes with the test, never in the repository's .run
+            env["TICKETFLOW_SEARCH_INDEX_DIR"] = str(self.tmp_path / "search-index")
+        return {**env, **(extra or {})}
 
 
 def _wait_healthy(handle: Spawned, timeout: float) -> None:
