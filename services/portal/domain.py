@@ -336,7 +336,7 @@ def ticket_form_problems(fields: dict[str, str], topics: set[str]) -> dict[str, 
         if not value:
             errors[name] = [f"Enter {label}."]
         elif len(value) > longest:
-            errors[name] = [f"Use at most {longest} characters (you have {len(value)})."]
+            errors[name] = [f"Use at most {longest:,} characters (you have {len(value):,})."]
     if "email" not in errors and not email_ok(fields["email"]):
         errors["email"] = ["Enter an email address like ana@example.com."]
     if not fields.get("topic"):

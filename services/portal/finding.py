@@ -54,7 +54,7 @@ def marked(snippet: str | None) -> Markup:
 def query_problems(form: dict) -> dict[str, list[str]]:
     q = form.get("q") or ""
     if len(q) > QUERY_MAX:
-        return {"q": [f"Use at most {QUERY_MAX} characters (this has {len(q)})."]}
+        return {"q": [f"Use at most {QUERY_MAX:,} characters (this has {len(q):,})."]}
     return {}
 
 

@@ -321,6 +321,19 @@ def opened_already(session: dict | None, digest_of_form: str) -> str | None:
     return None
 
 
+def words_digest(ticket_id: str, kind: str, body: str) -> str:
+    """What a message, a reply or a note to a ticket says (spacing and case aside), to know it when it comes again."""
+    words = " ".join(body.split()).lower()
+    return hashlib.sha256("\x1f".join((ticket_id, kind, words)).encode()).hexdigest()
+
+
+def sent_already(session: dict | None, digest_of_words: str) -> bool:
+    """This browser sent the same words onto the same ticket a moment ago: Back brought the page with them filled in
+    (the browser refills a form it left), and Send again would post them twice."""
+    since = now() - SAME_REQUEST_WINDOW
+    return any(sent["digest"] == digest_of_words and sent["at"] > since for sent in (session or {}).get("sent") or [])
+
+
 TOO_MANY_OPENED = "You have sent a lot of requests in a short time. Please try again in a while."
 
 
@@ -345,7 +358,7 @@ def add_message(
     longest = domain.MESSAGE_MAX
     errors = {"body": ["Write your message first."]} if not body.strip() else {}
     if len(body) > longest:
-        errors["body"] = [f"Use at most {longest} characters (you have {len(body)})."]
+        errors["body"] = [f"Use at most {longest:,} characters (you have {len(body):,})."]
     errors |= attachments.problems(files or [])
     if errors:
         raise UserError(next(iter(errors.values()))[0], errors)

@@ -84,11 +84,12 @@ def install(app: Flask) -> None:
             return None  # no session for the JSON API or the static files: no database read per stylesheet
         g.session = handlers.load_session(portal(), request.cookies.get(session_cookie))
         if request.method in UNSAFE_METHODS and not _csrf_ok(request.form.get("csrf_token")):
+            # what was written is shown back to copy: nothing of the form was used
+            kept = request.form.get("body") or request.form.get("resolution") or request.form.get("description")
             if staff_page(request.path) and not (g.session and g.session.get("account_id")):
                 # the staff session ended under the open form (signed out in another tab, disabled, expired)
-                kept = request.form.get("body") or request.form.get("resolution")
                 return error_page(403, "You are signed out", SIGNED_OUT, kept, sign_in_again(page_of(request.path)))
-            return error_page(403, "This form has expired", "Please go back, reload the page and try again.")
+            return error_page(403, "This form has expired", FORM_EXPIRED, kept)
         return None
 
     def _csrf_ok(sent: str | None) -> bool:
@@ -312,6 +313,11 @@ def set_session(token: str | None) -> None:
     g.session_cookie = token
 
 
+FORM_EXPIRED = (
+    "Nothing was sent: the form came from a page that is out of date (opened before this browser signed in or "
+    "out, or its session ended, or it was sent already). Open the page again, from its link if you need one, and "
+    "send it from there."
+)
 SIGNED_OUT = (
     "Nothing was sent: your session ended (signed out in another tab, by an admin, or after a while). "
     "Sign in again to go back to where you were."

@@ -193,6 +193,11 @@ class PortalStore:
         pushed = {"opened": {"$each": [opened], "$slice": -5}, "form_keys": {"$each": [key], "$slice": -100}}
         self.sessions.update_one({"_id": session_id}, {"$push": pushed})
 
+    def remember_sent(self, session_id: str, digest_of_words: str, at: datetime) -> None:
+        """The session sent these words onto a ticket (a message, a reply, a note): its last few kept."""
+        sent = {"digest": digest_of_words, "at": at}
+        self.sessions.update_one({"_id": session_id}, {"$push": {"sent": {"$each": [sent], "$slice": -10}}})
+
     def forget_form_keys(self, keys: list[str], until: datetime) -> None:
         """Forms this browser sent before it forgot its requests: sent again (Back, a reload), they open nothing."""
         for key in keys:

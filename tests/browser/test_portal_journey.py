@@ -301,6 +301,9 @@ def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_sys
     replies = wait_until(lambda: [e["body"] for e in system.ticket(ticket_id)["thread"] if e["kind"] == "reply"],
                          timeout=30)  # fmt: skip
     assert replies == [inserted + " It takes a minute."]
+    agent.go_back()  # to the page it was sent from: the browser does not fill the sent reply in again
+    expect(agent.get_by_label("Add an internal note")).to_have_value("Checked the directory first.")
+    expect(box).to_have_value("")
     agent.reload()  # the sent reply's draft has ended; the note's is still there
     expect(box).to_have_value("")
     expect(agent.get_by_label("Add an internal note")).to_have_value("Checked the directory first.")

@@ -180,3 +180,18 @@ def test_failed_notifications_show_ticket_numbers_and_retry_all_at_once(portal, 
 
     nothing = admin.post("/admin/notifications/retry-all", data={"csrf_token": token})
     assert "Nothing to retry: no failed notification was chosen." in text(admin.get(nothing.headers["Location"]))
+
+
+def test_a_topic_id_no_path_can_carry_is_said_next_to_its_field(portal, stub):  # noqa: F811
+    """intake never sees such an id: a path cannot carry it as one part ("a/b", ".."), so it would answer 404."""
+    stub.answers["/agents"] = {"items": []}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+    stub.answers["/topics"] = {"items": []}
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/teams"))).group(1)
+    for typed in ("a/b", "..", "<script>x</script>"):
+        answer = admin.post("/admin/topics", data={"topic_id": typed, "topic_name": "X", "csrf_token": token})
+        assert answer.status_code == 422, typed
+        said = "A topic&#39;s id starts with a letter or a digit, and holds letters, digits, - or _ (no “/”)."
+        assert said in text(answer)
+    assert not [call for call in stub.calls if call["method"] != "GET"]

@@ -40,7 +40,7 @@ def queue_stub(stub) -> None:  # noqa: F811
 
 def rows_of(html: str) -> list[tuple[str, str]]:
     """(ticket number, what its Next deadline cell says), in the table's order."""
-    found = re.findall(r'>#(\d+) Ticket \d+</a>.*?data-label="Next deadline">(.*?)</td>', html, re.S)
+    found = re.findall(r'>#(\d+) <bdi>Ticket \d+</bdi></a>.*?data-label="Next deadline">(.*?)</td>', html, re.S)
     return [(number, re.sub(r"<[^>]+>", "", cell).strip()) for number, cell in found]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 
 from services.portal import handlers
 from services.portal.client import Refused
@@ -113,7 +114,7 @@ def test_a_message_too_long_is_said_in_words_next_to_its_field_before_intake_is_
     answer = browser.post("/tickets/t-9/messages", data={"body": "x" * 20001, "csrf_token": token})
 
     assert answer.status_code == 422
-    assert "Use at most 20000 characters (you have 20001)." in text(answer)
+    assert "Use at most 20,000 characters (you have 20,001)." in text(answer)
     assert intake.posts == []
 
 
@@ -350,3 +351,56 @@ def test_the_reports_count_the_ratings_of_the_period_and_a_lead_its_teams_alone(
     assert sorted((r["team"], r["rating"]) for r in mine) == [
         (f"desk-{mark}", "good"), (f"network-{mark}", "bad"), (f"network-{mark}", "good")]  # fmt: skip
     assert sorted(r["rating"] for r in lead) == ["bad", "good"]  # its team's, in the period
+
+
+def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twice(portal, monkeypatch):  # noqa: F811
+    """Back after Send brings the page with the words filled in again (the browser refills the form it left); Send
+    again must not post them twice. Other words, or the same to another request, go as usual."""
+
+    class Recording(Intake):
+        def post(self, service, path, actor, body, **kwargs):
+            self.posts.append((path, body["body"]))
+            return {"id": f"m{len(self.posts)}", "kind": "message", "body": body["body"]}
+
+    intake = Recording({**CLOSED, "status": "assigned"})
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    token = csrf(text(browser.get("/tickets/t-9")))
+    words = "It drops again\r\nat 10:20."
+
+    first = browser.post("/tickets/t-9/messages", data={"body": words, "csrf_token": token})
+    again = browser.post("/tickets/t-9/messages", data={"body": "It drops  again\nat 10:20. ", "csrf_token": token})
+    other = browser.post("/tickets/t-9/messages", data={"body": "And on Wi-Fi too.", "csrf_token": token})
+
+    assert first.headers["Location"] == "/tickets/t-9?notice=sent#conversation"
+    assert again.status_code == 303 and again.headers["Location"] == "/tickets/t-9?notice=sent-before-message"
+    assert other.headers["Location"] == "/tickets/t-9?notice=sent#conversation"
+    assert intake.posts == [
+        ("/tickets/t-9/messages", "It drops again\nat 10:20."),
+        ("/tickets/t-9/messages", "And on Wi-Fi too."),
+    ]
+    page = text(browser.get(again.headers["Location"]))
+    assert "You sent this message a moment ago, so it was not sent again: it is in the conversation." in page
+    assert 'data-draft-sent="draft:request:t-9"' in page  # the tab's draft of it ends too
+
+    later = handlers.now() + handlers.SAME_REQUEST_WINDOW + timedelta(seconds=1)
+    monkeypatch.setattr(handlers, "now", lambda: later)  # long after: meant again
+    assert browser.post("/tickets/t-9/messages", data={"body": words, "csrf_token": token}).status_code == 303
+    assert len(intake.posts) == 3
+
+
+def test_a_message_sent_after_the_session_ended_is_shown_back_to_copy(portal, monkeypatch):  # noqa: F811
+    """The session ended under the open page (it expired, or "Forget my requests" in another tab): the form's
+    token is no longer good, nothing is sent, and the words come back to copy."""
+    intake = Intake({**CLOSED, "status": "assigned"})
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    token = csrf(text(browser.get("/tickets/t-9")))
+    browser.delete_cookie(cookie_names(False)[0])
+
+    sent = browser.post("/tickets/t-9/messages", data={"body": "My long <i>answer</i>.", "csrf_token": token})
+
+    assert sent.status_code == 403 and intake.posts == []
+    page = text(sent)
+    assert "This form has expired" in page and "Nothing was sent" in page
+    assert "Your message, not sent" in page and "My long &lt;i&gt;answer&lt;/i&gt;." in page

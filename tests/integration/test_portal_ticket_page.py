@@ -177,8 +177,8 @@ def test_the_page_lists_the_requesters_other_requests_as_intake_gives_them_to_th
 
     html = text(signed_in(portal).get("/console/tickets/t-1"))
 
-    assert "Ana's other requests</h2>" in html
-    assert '<a href="/console/tickets/t-0">#5 Toner &lt;low&gt;</a>' in html and "Closed · opened" in html
+    assert "<bdi>Ana</bdi>'s other requests</h2>" in html
+    assert '<a href="/console/tickets/t-0">#5 <bdi>Toner &lt;low&gt;</bdi></a>' in html and "Closed · opened" in html
     assert 'href="/console/tickets/t-1">#7' not in html  # not itself
     [asked] = [call["args"] for call in stub.calls if call["path"] == "/tickets"]
     assert asked["requester_email"] == "a@example.com"
@@ -363,3 +363,32 @@ def test_a_ticket_s_topic_is_shown_by_its_name_and_by_its_id_when_intake_does_no
     stub.answers["/topics"] = {"items": [{"id": "vpn", "name": "Network & VPN"}]}
     html = text(signed_in(portal).get("/console/tickets/t-1"))
     assert "<dt>Topic</dt><dd>Network &amp; VPN</dd>" in html
+
+
+def test_a_reply_or_note_sent_again_from_a_page_brought_back_is_not_sent_twice(portal, stub):  # noqa: F811
+    """Back after Send reply brings the ticket's page with the reply filled in again; Send again posts nothing."""
+    a_ticket(stub)
+    stub.answers["/tickets/t-1/replies"] = (201, {"id": "r1"})
+    stub.answers["/tickets/t-1/notes"] = (201, {"id": "n1"})
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+
+    def sent(action: str, body: str) -> str:
+        answer = admin.post(f"/console/tickets/t-1/{action}", data={"body": body, "csrf_token": token})
+        assert answer.status_code == 303
+        return answer.headers["Location"]
+
+    assert sent("reply", "Please restart the printer.") == "/console/tickets/t-1?notice=reply"
+    assert sent("reply", "Please restart the  printer.\n") == "/console/tickets/t-1?notice=reply-before"
+    assert sent("note", "Please restart the printer.") == "/console/tickets/t-1?notice=note"  # a note is not a reply
+    assert sent("note", "Please restart the printer.") == "/console/tickets/t-1?notice=note-before"
+    assert sent("reply", "And the spooler.") == "/console/tickets/t-1?notice=reply"
+    posted = [(c["path"], c["json"]["body"]) for c in stub.calls if c["method"] == "POST"]
+    assert posted == [
+        ("/tickets/t-1/replies", "Please restart the printer."),
+        ("/tickets/t-1/notes", "Please restart the printer."),
+        ("/tickets/t-1/replies", "And the spooler."),
+    ]
+    page = text(admin.get("/console/tickets/t-1?notice=reply-before"))
+    assert "You sent this reply a moment ago, so it was not sent again: it is in the conversation." in page
+    assert re.search(r'data-draft-sent="draft:[^"]+:t-1:reply"', page)  # its draft in the tab ends too

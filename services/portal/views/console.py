@@ -7,7 +7,7 @@ import hashlib
 from flask import Blueprint, Response, g, get_template_attribute, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from services.portal import attachments, console, domain, finding
+from services.portal import attachments, console, domain, finding, handlers
 from services.portal.admin import replies
 from services.portal.client import Refused, Unreachable, path_id
 from services.portal.handlers import UserError, every_topic
@@ -265,6 +265,9 @@ def insert_saved_reply(ticket_id: str):
 @agent_required
 def act(ticket_id: str, action: str):
     form = request.form.to_dict()
+    said = handlers.words_digest(ticket_id, action, form.get("body") or "") if action in ("reply", "note") else None
+    if said and (form.get("body") or "").strip() and handlers.sent_already(g.session, said):
+        return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=f"{action}-before"), 303)
     try:
         answer = console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"))
     except console.ChangedMeanwhile:
@@ -274,6 +277,8 @@ def act(ticket_id: str, action: str):
     except UserError as exc:
         refusal = f"That did not work: {exc.message}"
         return _ticket(ticket_id, {**form, "action": action, "errors": exc.errors}, refusal, status=exc.status)
+    if said:
+        portal().store.remember_sent(g.session["_id"], said, handlers.now())
     if action in ("transfer", "assign") and not console.may_read(portal(), g.session, ticket_id):
         team = answer.get("team") or form.get("team")  # named in the queue, and said if nobody there takes it
         handed = "handed-on" if answer.get("agent_id") else "handed-on-waiting"

@@ -182,6 +182,7 @@ NOTICES = {  # what a redirect after a change says (a fixed text: nothing from t
     "attached. Please send them with a reply below.",
     "sent": "Your message was sent.",
     "sent-before": "You sent this request a moment ago: here it is. Add anything new as a message below.",
+    "sent-before-message": "You sent this message a moment ago, so it was not sent again: it is in the conversation.",
     "closed": "Your request is closed. Thank you.",
     "rated": "Thank you for your rating: it helps us do better.",
 }
@@ -237,6 +238,9 @@ def reply(ticket_id: str):
         return _no_access(kept=body.strip() or None)
     _confirm_link(grant)
     files = attachments.chosen(request.files.getlist("files"))
+    said = handlers.words_digest(ticket_id, "message", body)
+    if not files and body.strip() and handlers.sent_already(g.session, said):  # files chosen again: meant anew
+        return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent-before-message"), 303)
     try:
         entry = handlers.add_message(portal(), grant, body, g.get("request_id"), files)
     except handlers.UserError as exc:
@@ -245,6 +249,7 @@ def reply(ticket_id: str):
         if closed:  # closed meanwhile (another tab, the auto-close): the page offers a new request with it
             message = "This request was closed meanwhile, so your message was not sent. It is kept below."
         return _ticket_page(grant, {"body": body}, exc.errors, message, exc.status, choose_again=bool(files))
+    portal().store.remember_sent(g.session["_id"], said, handlers.now())
     try:  # the message's id as the key: its files are attached once
         handlers.attach_files(portal(), grant, files, entry["id"], entry["id"], g.get("request_id"))
     except handlers.UserError as exc:

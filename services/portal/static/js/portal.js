@@ -167,6 +167,9 @@
     }
     var restored = null;
     Array.prototype.forEach.call(document.querySelectorAll("textarea[data-draft]"), function (box) {
+      // what the browser filled in again (Back to a page whose form was sent) is not a draft: only what this tab
+      // kept unsent is; the page's own text (a form sent back with an error) is
+      if (box.value !== box.defaultValue) box.value = box.defaultValue;
       if (box.value.trim()) { keep(box); return; }  // the page's own (a form sent back): the draft now
       var draft = kept.getItem(box.getAttribute("data-draft"));
       if (!draft) return;
@@ -185,6 +188,16 @@
     if (restored && !window.location.hash && !document.querySelector("[data-autofocus]") && !window.scrollY) {
       restored.scrollIntoView({ block: "center" });
     }
+  });
+
+  // Back to a page kept whole by the browser (its back-forward cache): a box whose words were sent since (their
+  // draft ended) is emptied, so that Send does not post them again; one still unsent keeps them.
+  window.addEventListener("pageshow", function (event) {
+    var kept = storage();
+    if (!event.persisted || !kept) return;
+    Array.prototype.forEach.call(document.querySelectorAll("textarea[data-draft]"), function (box) {
+      if (box.value.trim() && !kept.getItem(box.getAttribute("data-draft"))) box.value = box.defaultValue;
+    });
   });
 
   // The reports' dates: a day typed or picked chooses "From one day to another" (else the period chosen, the last
