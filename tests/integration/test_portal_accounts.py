@@ -252,6 +252,10 @@ def test_an_agent_account_is_for_an_agent_assignment_has(portal, stub):  # noqa:
     added = post_form(admin, "/admin/accounts", "/admin/", {"email": f"ada-{ghost}@example.com", "role": "agent",
                                                             "agent_id": "ada"})  # fmt: skip
     assert added.status_code == 200 and f"Account ada-{ghost}@example.com added." in text(added)
+    again = post_form(admin, "/admin/accounts", "/admin/", {"email": f"ada-{ghost}@example.com", "role": "agent",
+                                                            "agent_id": "ada"})  # fmt: skip
+    assert again.status_code == 409  # a reload sends the form again: the way to a new link is said with it
+    assert "An account with this email exists." in text(again) and "use “New password link” on its row" in text(again)
 
 
 def test_the_same_request_sent_again_from_the_same_browser_opens_no_second_ticket(portal, monkeypatch):  # noqa: F811

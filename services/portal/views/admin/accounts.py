@@ -31,6 +31,11 @@ def _page(form=None, errors=None, message=None, added=None, status=200, link=Non
     )  # fmt: skip
 
 
+NEW_LINK_HINT = (
+    "To give its person a new one-time link to set a password, use “New password link” on its row in the list above."
+)
+
+
 @blueprint.post("/accounts")
 @admin_required
 def add_account():
@@ -40,6 +45,8 @@ def add_account():
             portal(), g.session, form.get("email", ""), form.get("role", ""), form.get("agent_id") or None
         )
     except handlers.UserError as exc:
+        if exc.status == 409:  # added already (a reload resends the form that added it): its link is one button away
+            exc.errors["email"] = [*exc.errors.get("email", []), NEW_LINK_HINT]
         return _page(form, exc.errors, exc.message, status=exc.status)
     return _page(added={"email": account["email"], "link": passwords.url(portal(), token)})
 
