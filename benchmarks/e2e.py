@@ -1,6 +1,6 @@
 """The whole system end to end: tickets per second through the first stage, and 201 -> assignment email latency.
 
-    .venv/bin/python benchmarks/e2e.py [--rate 20] [--seconds 20] [--clients 8] [--workers 1]
+    .venv/bin/python benchmarks/e2e.py [--rate 20] [--seconds 20] [--clients 8] [--workers 1] [--rounds 1]
 
 Uses MONGO_URL / AMQP_URL when set; otherwise starts its own FerretDB (built by `make tools`, data in
 a temporary directory) and uses the local RabbitMQ. Everything lives under a fresh namespace
