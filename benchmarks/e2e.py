@@ -58,10 +58,11 @@ ticket documents. Figures per phase and system:
   labelled as such), PASS / FAIL against 100 MB for ticketflow's apis and workers.
 Options: --web-concurrency 2, --agents 10, --drain 10, --settle 120, --phases steady,max,
 --systems ticketflow,bare, --profile-mongo (below), --keep-logs (the processes' logs stay in the temporary
-directory), --rounds N: the systems in turn N times (ticketflow, bare, ticketflow, bare...), each round on a fresh
-store (databases dropped, indexes removed) and the same processes' settings, then each round's ratios and their
-medians. The machine's speed moves from minute to minute by more than some of the differences measured; a pair run
-back to back compares fairly, and the rounds' spread says how far one run can be trusted.
+directory), --rounds N: the systems in turn N times (ticketflow, bare, ticketflow, bare...), each round afresh (the
+namespace's queues deleted, its databases dropped, both search indexes removed, the sink's arrivals forgotten),
+then each round's ratios and their medians. The machine's speed moves from minute to minute by more than some of
+the differences measured; a pair run back to back compares fairly, and the rounds' spread says how far one run can
+be trusted.
 
 Store calls of one ticket's first stage in ticketflow, attributed to the code that sends them with
 --profile-mongo (its call-site table; no Idempotency-Key, team and agents known, no webhooks; 9 deliveries:
@@ -1109,6 +1110,8 @@ def main() -> int:
         "of each pair and their median (1)",
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
 
     stop = threading.Event()
 
@@ -1150,7 +1153,8 @@ def main() -> int:
         turns = [(n, name) for n in range(1, args.rounds + 1) for name in args.systems.split(",")]
         for n, name in turns:
             if n > len(rounds):
-                if rounds:  # each round starts afresh: no data, index or email of the last one to read or grow
+                if rounds:  # each round starts afresh: no message, data, index or email of the last one left
+                    _delete_topology(env)  # queues and exchanges: each process declares its own again as it starts
                     _drop_databases(env)
                     sink.reset()
                     for index in (tmp / "search-index", procs.log_dir / "bare-index"):

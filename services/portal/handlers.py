@@ -321,15 +321,16 @@ def opened_already(session: dict | None, digest_of_form: str) -> str | None:
     return None
 
 
-def words_digest(ticket_id: str, kind: str, body: str) -> str:
-    """What a message, a reply or a note to a ticket says (spacing and case aside), to know it when it comes again."""
-    words = " ".join(body.split()).lower()
-    return hashlib.sha256("\x1f".join((ticket_id, kind, words)).encode()).hexdigest()
+def words_digest(ticket_id: str, kind: str, seen: str, body: str) -> str:
+    """A message, a reply or a note to a ticket as one form sends it: its words, and `seen`, the page's own mark of
+    what it showed (which changes once the words are in the conversation). The same form sent again has both."""
+    return hashlib.sha256("\x1f".join((ticket_id, kind, seen, body)).encode()).hexdigest()
 
 
 def sent_already(session: dict | None, digest_of_words: str) -> bool:
-    """This browser sent the same words onto the same ticket a moment ago: Back brought the page with them filled in
-    (the browser refills a form it left), and Send again would post them twice."""
+    """This browser sent these words from this same page a moment ago: Back brought the page back with them filled
+    in (a browser may fill in again a form it left), and Send again would post them twice. The same words sent from
+    a page opened since (a new question answered "Yes" again) are another message."""
     since = now() - SAME_REQUEST_WINDOW
     return any(sent["digest"] == digest_of_words and sent["at"] > since for sent in (session or {}).get("sent") or [])
 

@@ -84,8 +84,11 @@ def install(app: Flask) -> None:
             return None  # no session for the JSON API or the static files: no database read per stylesheet
         g.session = handlers.load_session(portal(), request.cookies.get(session_cookie))
         if request.method in UNSAFE_METHODS and not _csrf_ok(request.form.get("csrf_token")):
-            # what was written is shown back to copy: nothing of the form was used
+            # what was written is shown back to copy (nothing of the form was used), to a form of this site only:
+            # a page elsewhere that posts here gets no words of its choosing shown on this site's own page
+            same_site = request.headers.get("Sec-Fetch-Site", "same-origin") == "same-origin"
             kept = request.form.get("body") or request.form.get("resolution") or request.form.get("description")
+            kept = kept if same_site else None
             if staff_page(request.path) and not (g.session and g.session.get("account_id")):
                 # the staff session ended under the open form (signed out in another tab, disabled, expired)
                 return error_page(403, "You are signed out", SIGNED_OUT, kept, sign_in_again(page_of(request.path)))
@@ -315,8 +318,8 @@ def set_session(token: str | None) -> None:
 
 FORM_EXPIRED = (
     "Nothing was sent: the form came from a page that is out of date (opened before this browser signed in or "
-    "out, or its session ended, or it was sent already). Open the page again, from its link if you need one, and "
-    "send it from there."
+    "out, or before its session ended, or sent already). Open the page again and send it from there; for a request "
+    "of yours, open it from the link in one of our emails about it."
 )
 SIGNED_OUT = (
     "Nothing was sent: your session ended (signed out in another tab, by an admin, or after a while). "

@@ -192,6 +192,6 @@ def test_a_topic_id_no_path_can_carry_is_said_next_to_its_field(portal, stub):  
     for typed in ("a/b", "..", "<script>x</script>"):
         answer = admin.post("/admin/topics", data={"topic_id": typed, "topic_name": "X", "csrf_token": token})
         assert answer.status_code == 422, typed
-        said = "A topic&#39;s id starts with a letter or a digit, and holds letters, digits, - or _ (no “/”)."
+        said = "A topic&#39;s id cannot hold “/”, or be “.” or “..”."
         assert said in text(answer)
     assert not [call for call in stub.calls if call["method"] != "GET"]

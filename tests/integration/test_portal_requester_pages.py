@@ -355,7 +355,8 @@ def test_the_reports_count_the_ratings_of_the_period_and_a_lead_its_teams_alone(
 
 def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twice(portal, monkeypatch):  # noqa: F811
     """Back after Send brings the page with the words filled in again (the browser refills the form it left); Send
-    again must not post them twice. Other words, or the same to another request, go as usual."""
+    again must not post them twice. The same words from a page opened since (a new question answered "Yes" again),
+    other words, or the same long after, go as usual."""
 
     class Recording(Intake):
         def post(self, service, path, actor, body, **kwargs):
@@ -365,28 +366,27 @@ def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twic
     intake = Recording({**CLOSED, "status": "assigned"})
     monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
     browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
-    token = csrf(text(browser.get("/tickets/t-9")))
-    words = "It drops again\r\nat 10:20."
+    page = text(browser.get("/tickets/t-9"))
+    token, seen = csrf(page), re.search(r'name="seen" value="([^"]+)"', page).group(1)
+    form = {"body": "Yes.", "seen": seen, "csrf_token": token}
 
-    first = browser.post("/tickets/t-9/messages", data={"body": words, "csrf_token": token})
-    again = browser.post("/tickets/t-9/messages", data={"body": "It drops  again\nat 10:20. ", "csrf_token": token})
-    other = browser.post("/tickets/t-9/messages", data={"body": "And on Wi-Fi too.", "csrf_token": token})
+    first = browser.post("/tickets/t-9/messages", data=form)
+    again = browser.post("/tickets/t-9/messages", data=form)  # Back, then Send: the same form again
+    other = browser.post("/tickets/t-9/messages", data={**form, "body": "And on Wi-Fi too."})
+    newer = browser.post("/tickets/t-9/messages", data={**form, "seen": "a-page-opened-since"})
 
     assert first.headers["Location"] == "/tickets/t-9?notice=sent#conversation"
     assert again.status_code == 303 and again.headers["Location"] == "/tickets/t-9?notice=sent-before-message"
-    assert other.headers["Location"] == "/tickets/t-9?notice=sent#conversation"
-    assert intake.posts == [
-        ("/tickets/t-9/messages", "It drops again\nat 10:20."),
-        ("/tickets/t-9/messages", "And on Wi-Fi too."),
-    ]
-    page = text(browser.get(again.headers["Location"]))
-    assert "You sent this message a moment ago, so it was not sent again: it is in the conversation." in page
-    assert 'data-draft-sent="draft:request:t-9"' in page  # the tab's draft of it ends too
+    assert other.headers["Location"] == newer.headers["Location"] == "/tickets/t-9?notice=sent#conversation"
+    assert intake.posts == [("/tickets/t-9/messages", words) for words in ("Yes.", "And on Wi-Fi too.", "Yes.")]
+    shown = text(browser.get(again.headers["Location"]))
+    assert "You sent this message a moment ago, so it was not sent again: it is in the conversation." in shown
+    assert 'data-draft-sent="draft:request:t-9"' in shown  # the tab's draft of it ends too
 
     later = handlers.now() + handlers.SAME_REQUEST_WINDOW + timedelta(seconds=1)
     monkeypatch.setattr(handlers, "now", lambda: later)  # long after: meant again
-    assert browser.post("/tickets/t-9/messages", data={"body": words, "csrf_token": token}).status_code == 303
-    assert len(intake.posts) == 3
+    assert browser.post("/tickets/t-9/messages", data=form).headers["Location"].endswith("notice=sent#conversation")
+    assert len(intake.posts) == 4
 
 
 def test_a_message_sent_after_the_session_ended_is_shown_back_to_copy(portal, monkeypatch):  # noqa: F811
@@ -404,3 +404,10 @@ def test_a_message_sent_after_the_session_ended_is_shown_back_to_copy(portal, mo
     page = text(sent)
     assert "This form has expired" in page and "Nothing was sent" in page
     assert "Your message, not sent" in page and "My long &lt;i&gt;answer&lt;/i&gt;." in page
+
+    elsewhere = {"Sec-Fetch-Site": "cross-site"}  # a page of another site posting here: no words of its choosing
+    forged = browser.post(
+        "/tickets/t-9/messages", data={"body": "Call +1 555 0100 now", "csrf_token": "x"}, headers=elsewhere
+    )
+    assert forged.status_code == 403 and "This form has expired" in text(forged)
+    assert "555 0100" not in text(forged) and "Your message, not sent" not in text(forged)

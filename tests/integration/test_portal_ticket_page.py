@@ -304,7 +304,7 @@ def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(por
     admin = signed_in(portal)
 
     html = text(admin.get("/console/tickets/t-1"))
-    assert '<a href="/console/tickets/t-1/mail/m-1.eml" download>Forwarded &lt;thread&gt;</a>' in html
+    assert '<a href="/console/tickets/t-1/mail/m-1.eml" download><bdi>Forwarded &lt;thread&gt;</bdi></a>' in html
     assert "/mail/m-2.eml" not in html  # its bytes are not kept
 
     whole = admin.get("/console/tickets/t-1/mail/m-1.eml")
@@ -366,29 +366,38 @@ def test_a_ticket_s_topic_is_shown_by_its_name_and_by_its_id_when_intake_does_no
 
 
 def test_a_reply_or_note_sent_again_from_a_page_brought_back_is_not_sent_twice(portal, stub):  # noqa: F811
-    """Back after Send reply brings the ticket's page with the reply filled in again; Send again posts nothing."""
+    """Back after Send reply brings the ticket's page with the reply filled in again; Send again posts nothing. The
+    same words sent from the page as it is now (a note "Called, no answer" twice) go."""
     a_ticket(stub)
     stub.answers["/tickets/t-1/replies"] = (201, {"id": "r1"})
     stub.answers["/tickets/t-1/notes"] = (201, {"id": "n1"})
     admin = signed_in(portal)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+    page = text(admin.get("/console/tickets/t-1"))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    seen = re.search(r'name="seen" value="([^"]*)"', page).group(1)
+    assert page.count(f'name="seen" value="{seen}"') >= 2  # the reply's form and the note's
 
-    def sent(action: str, body: str) -> str:
-        answer = admin.post(f"/console/tickets/t-1/{action}", data={"body": body, "csrf_token": token})
+    def sent(action: str, body: str, page_seen: str = seen) -> str:
+        form = {"body": body, "seen": page_seen, "csrf_token": token}
+        answer = admin.post(f"/console/tickets/t-1/{action}", data=form)
         assert answer.status_code == 303
         return answer.headers["Location"]
 
     assert sent("reply", "Please restart the printer.") == "/console/tickets/t-1?notice=reply"
-    assert sent("reply", "Please restart the  printer.\n") == "/console/tickets/t-1?notice=reply-before"
+    assert sent("reply", "Please restart the printer.") == "/console/tickets/t-1?notice=reply-before"
     assert sent("note", "Please restart the printer.") == "/console/tickets/t-1?notice=note"  # a note is not a reply
     assert sent("note", "Please restart the printer.") == "/console/tickets/t-1?notice=note-before"
+    assert (
+        sent("note", "Please restart the printer.", "seen-on-a-page-opened-since") == "/console/tickets/t-1?notice=note"
+    )
     assert sent("reply", "And the spooler.") == "/console/tickets/t-1?notice=reply"
     posted = [(c["path"], c["json"]["body"]) for c in stub.calls if c["method"] == "POST"]
     assert posted == [
         ("/tickets/t-1/replies", "Please restart the printer."),
         ("/tickets/t-1/notes", "Please restart the printer."),
+        ("/tickets/t-1/notes", "Please restart the printer."),
         ("/tickets/t-1/replies", "And the spooler."),
     ]
-    page = text(admin.get("/console/tickets/t-1?notice=reply-before"))
-    assert "You sent this reply a moment ago, so it was not sent again: it is in the conversation." in page
-    assert re.search(r'data-draft-sent="draft:[^"]+:t-1:reply"', page)  # its draft in the tab ends too
+    shown = text(admin.get("/console/tickets/t-1?notice=reply-before"))
+    assert "You sent this reply a moment ago, so it was not sent again: it is in the conversation." in shown
+    assert re.search(r'data-draft-sent="draft:[^"]+:t-1:reply"', shown)  # its draft in the tab ends too

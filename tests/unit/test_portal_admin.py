@@ -216,7 +216,9 @@ def test_ids_typed_in_a_form_stay_one_path_segment():
     for typed in ("a/../b", "..", "."):  # no path carries these as one part: said here, never sent
         with pytest.raises(UserError) as refused:
             people.put_topic(SimpleNamespace(services=services, kept={}), ADMIN, {"topic_id": typed, "topic_name": "X"})
-        assert refused.value.errors == {"topic_id": [refused.value.message]} and "(no “/”)" in refused.value.message
+        assert (
+            refused.value.errors == {"topic_id": [refused.value.message]} and "cannot hold “/”" in refused.value.message
+        )
     assert len(services.calls) == 1
 
 

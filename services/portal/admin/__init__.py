@@ -90,6 +90,6 @@ def require_id(text: str, field: str, what: str) -> str:
         raise UserError(f"Enter the {what}'s id.", {field: [f"Enter the {what}'s id."]})
     # what no service's id can be, and no path can carry as one part: said here (the service would never see it)
     if "/" in text or text.strip() in (".", ".."):
-        said = f"A {what}'s id starts with a letter or a digit, and holds letters, digits, - or _ (no “/”)."
+        said = f"A {what}'s id cannot hold “/”, or be “.” or “..”."
         raise UserError(said, {field: [said]})
     return path_id(text)

@@ -265,8 +265,11 @@ def insert_saved_reply(ticket_id: str):
 @agent_required
 def act(ticket_id: str, action: str):
     form = request.form.to_dict()
-    said = handlers.words_digest(ticket_id, action, form.get("body") or "") if action in ("reply", "note") else None
-    if said and (form.get("body") or "").strip() and handlers.sent_already(g.session, said):
+    words = form.get("body") or ""
+    said = (
+        handlers.words_digest(ticket_id, action, form.get("seen") or "", words) if action in ("reply", "note") else None
+    )
+    if said and words.strip() and handlers.sent_already(g.session, said):
         return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=f"{action}-before"), 303)
     try:
         answer = console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"))

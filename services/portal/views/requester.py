@@ -182,7 +182,8 @@ NOTICES = {  # what a redirect after a change says (a fixed text: nothing from t
     "attached. Please send them with a reply below.",
     "sent": "Your message was sent.",
     "sent-before": "You sent this request a moment ago: here it is. Add anything new as a message below.",
-    "sent-before-message": "You sent this message a moment ago, so it was not sent again: it is in the conversation.",
+    "sent-before-message": "You sent this message a moment ago, so it was not sent again: it is in the "
+    "conversation. To send the same words once more, send them from this page.",
     "closed": "Your request is closed. Thank you.",
     "rated": "Thank you for your rating: it helps us do better.",
 }
@@ -238,7 +239,7 @@ def reply(ticket_id: str):
         return _no_access(kept=body.strip() or None)
     _confirm_link(grant)
     files = attachments.chosen(request.files.getlist("files"))
-    said = handlers.words_digest(ticket_id, "message", body)
+    said = handlers.words_digest(ticket_id, "message", request.form.get("seen", ""), body)
     if not files and body.strip() and handlers.sent_already(g.session, said):  # files chosen again: meant anew
         return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent-before-message"), 303)
     try:

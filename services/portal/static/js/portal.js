@@ -74,6 +74,9 @@
     form.setAttribute("data-sent", "1");
     var button = form.querySelector("button[type=submit]");
     if (button) { button.setAttribute("aria-disabled", "true"); button.classList.add("is-busy"); }
+    Array.prototype.forEach.call(form.querySelectorAll("textarea[data-draft]"), function (box) {
+      box.setAttribute("data-submitted", "");  // for Back to this page as it was (below)
+    });
   });
 
   // Put focus on an error summary, so a screen reader announces it and Tab goes through its links.
@@ -169,7 +172,7 @@
     Array.prototype.forEach.call(document.querySelectorAll("textarea[data-draft]"), function (box) {
       // what the browser filled in again (Back to a page whose form was sent) is not a draft: only what this tab
       // kept unsent is; the page's own text (a form sent back with an error) is
-      if (box.value !== box.defaultValue) box.value = box.defaultValue;
+      if (box.value !== box.defaultValue && document.activeElement !== box) box.value = box.defaultValue;
       if (box.value.trim()) { keep(box); return; }  // the page's own (a form sent back): the draft now
       var draft = kept.getItem(box.getAttribute("data-draft"));
       if (!draft) return;
@@ -190,13 +193,21 @@
     }
   });
 
-  // Back to a page kept whole by the browser (its back-forward cache): a box whose words were sent since (their
-  // draft ended) is emptied, so that Send does not post them again; one still unsent keeps them.
+  // Back to a page kept whole by the browser (its back-forward cache), as it was when its form was sent: the
+  // form may be sent again, and a box whose words went shows the tab's unsent draft instead (none once they were
+  // sent: the page that said so ended it), so that Send does not post them twice. Boxes not sent keep their words.
   window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
     var kept = storage();
-    if (!event.persisted || !kept) return;
-    Array.prototype.forEach.call(document.querySelectorAll("textarea[data-draft]"), function (box) {
-      if (box.value.trim() && !kept.getItem(box.getAttribute("data-draft"))) box.value = box.defaultValue;
+    Array.prototype.forEach.call(document.querySelectorAll("textarea[data-submitted]"), function (box) {
+      box.removeAttribute("data-submitted");
+      var draft = kept ? kept.getItem(box.getAttribute("data-draft")) : null;
+      box.value = draft || box.defaultValue;
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-once][data-sent]"), function (form) {
+      form.removeAttribute("data-sent");
+      var button = form.querySelector("button[type=submit]");
+      if (button) { button.removeAttribute("aria-disabled"); button.classList.remove("is-busy"); }
     });
   });
 

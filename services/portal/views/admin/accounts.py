@@ -32,7 +32,8 @@ def _page(form=None, errors=None, message=None, added=None, status=200, link=Non
 
 
 NEW_LINK_HINT = (
-    "To give its person a new one-time link to set a password, use “New password link” on its row in the list above."
+    "To give its person a new one-time link to set a password, use “New password link” on its row in the list above "
+    "(if it is disabled, Enable it first)."
 )
 
 
