@@ -21,7 +21,7 @@ from ticketflow.local import free_port, is_local_host
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, message: str = "") -> T:
+def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, message: str = "") -> T:
     """Poll predicate until it returns something truthy and return that; AssertionError on timeout.
 
     An exception raised by the predicate counts as "not yet"; the last one is shown on timeout.

@@ -48,7 +48,8 @@ def check_the_run(system: System, desk: dict, tickets: list[dict], resolve_some:
                 views[ticket["id"]] = view
         return views
 
-    wait_until(assignment_views, timeout=90, interval=0.5, message="every ticket assigned or queued")
+    # an outage's or a kill's backlog takes a busy machine minutes to work through, with one worker per service
+    wait_until(assignment_views, timeout=300, interval=0.5, message="every ticket assigned or queued")
     load = Counter(v["agent_id"] for v in views.values() if v["agent_id"] and v["status"] != "resolved")
     assert all(load[agent] <= capacity[agent] for agent in load), load
     if resolve_some:
@@ -57,7 +58,7 @@ def check_the_run(system: System, desk: dict, tickets: list[dict], resolve_some:
                 system.ok("POST", "assignment", f"/tickets/{view['ticket_id']}/resolve", "agent", view["agent_id"],
                           json={"resolution": "Done."})  # fmt: skip
     agreed = {
-        t["id"]: wait_until(lambda t=t: _agreed(system, t["id"]), timeout=60, message=f"views of {t['id']}")
+        t["id"]: wait_until(lambda t=t: _agreed(system, t["id"]), timeout=120, message=f"views of {t['id']}")
         for t in tickets
     }
     for agent in system.items("assignment", "/agents", {"team": desk["team"]}):
@@ -97,7 +98,7 @@ def _emails(system: System, ticket: dict) -> dict[str, int]:
 
 def caught_up(system: System, tickets: list[dict], timeout: float = 300.0) -> None:
     """Wait until assignment knows every ticket: the backlog of the outage takes a busy machine minutes to work
-    through (one worker per service), longer than check_the_run waits. Each ticket is asked for until found."""
+    through (one worker per service). Each ticket is asked for until found."""
     missing = {t["id"] for t in tickets}
 
     def none_missing() -> bool:

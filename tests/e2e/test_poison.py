@@ -59,11 +59,12 @@ def test_a_message_with_a_broken_attempt_header_is_dead_lettered_once_and_the_ne
 
     ticket = submit(system, desk["topic"])
     agent = desk["agents"][0]
-    wait_until(lambda: system.ok("GET", "assignment", f"/tickets/{ticket['id']}")["agent_id"] == agent["id"])
-    wait_until(lambda: system.ok("GET", "intake", f"/tickets/{ticket['id']}")["status"] == "assigned")
-    clocks = system.ok("GET", "sla", f"/tickets/{ticket['id']}")["clocks"]
+    path = f"/tickets/{ticket['id']}"
+    wait_until(lambda: system.ok("GET", "assignment", path)["agent_id"] == agent["id"], timeout=30)
+    wait_until(lambda: system.ok("GET", "intake", path)["status"] == "assigned", timeout=30)
+    clocks = wait_until(lambda: system.ok("GET", "sla", path)["clocks"], timeout=30)  # sla may come after the others
     assert clocks["first_response"]["state"] == "running"
-    wait_until(lambda: system.emails_to(REQUESTER["email"], ticket["number"]))  # the receipt
-    wait_until(lambda: system.emails_to(agent["email"], ticket["number"]))  # the assignment
+    wait_until(lambda: system.emails_to(REQUESTER["email"], ticket["number"]), timeout=30)  # the receipt
+    wait_until(lambda: system.emails_to(agent["email"], ticket["number"]), timeout=30)  # the assignment
     for service in FAILING:  # once, never again: nothing retried it behind the next ticket
         assert len(dead(service)) == 1, service

@@ -250,7 +250,7 @@ def settled_fixture(actx, assignment_db) -> Callable[[str], None]:
     """settled(ticket_id): everything staged for the ticket went to the broker (or the test fails)."""
 
     def wait(ticket_ids) -> None:
-        actx.flusher.drain()
+        actx.flusher.drain(30)
         wait_until(lambda: outbox_empty(assignment_db, ticket_ids), timeout=EVENT_TIMEOUT, message="the outbox empties")
 
     return wait

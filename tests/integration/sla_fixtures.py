@@ -222,5 +222,5 @@ def sla_fixture(infra) -> Iterator[handlers.Sla]:
     app = handlers.bootstrap(load_settings())
     app.ensure_storage()
     yield app
-    app.flusher.drain()
+    app.flusher.drain(30)
     mongo.close_client()

@@ -59,7 +59,7 @@ def test_the_demo_walks_a_dozen_tickets_through_twice_and_status_reports_all_rea
     assert all(any(f"[#{t.number}]" in text for text in texts) for t in first + second)
     assert {t.number for t in first}.isdisjoint(t.number for t in second)
 
-    report = wait_until(lambda: (r := status.collect(urls, settings)).ready and r, timeout=15)
+    report = wait_until(lambda: (r := status.collect(urls, settings)).ready and r, timeout=30)
     assert status.render(report, settings.namespace).endswith("all ready")
     teams = {row["team"]: row for row in report.teams}
     assert set(teams) == {"network", "hardware", "access", "general"}
@@ -71,7 +71,7 @@ def test_the_demo_walks_a_dozen_tickets_through_twice_and_status_reports_all_rea
 def _run_demo(urls: dict[str, str], secret: str) -> list:
     lines: list[str] = []
     try:
-        return demo.run(urls, secret, wait=30, out=lines.append)
+        return demo.run(urls, secret, wait=90, out=lines.append)
     finally:
         print("\n".join(lines))  # in the report when the test fails
 

@@ -61,7 +61,7 @@ class Deliveries:
         return [raw for raw, _ in self.calls]
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> None:
+def wait_until(condition: Callable[[], object], timeout: float = 30.0, what: str = "the condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"

@@ -49,7 +49,7 @@ def test_an_unroutable_event_stays_in_the_outbox_until_a_queue_is_bound(infra, s
     pending = PendingOutboxes(scratch)
     flusher = OutboxFlusher(settings, "outboxtest", pending)
     flusher.submit(scratch.docs, "d1", staged, 1)
-    flusher.drain()
+    flusher.drain(30)
     assert scratch.docs.find_one({"_id": "d1"})[outbox.COUNT] == 1, "an unroutable event left the outbox"
     assert pending.collection.find_one({"_id": "docs:d1"}) is not None, "no marker for the relay"
 
@@ -63,7 +63,7 @@ def test_an_unroutable_event_stays_in_the_outbox_until_a_queue_is_bound(infra, s
         relay.run_once()
         return channel.basic_get(queue, auto_ack=True)[0]
 
-    method = wait_until(relayed, timeout=10, interval=0.3, message="the relay did not publish the event")
+    method = wait_until(relayed, timeout=30, interval=0.3, message="the relay did not publish the event")
     assert method.routing_key == kind
     assert outbox.FIELD not in scratch.docs.find_one({"_id": "d1"})
     assert pending.collection.count_documents({}) == 0

@@ -57,7 +57,7 @@ def test_sla_restamps_a_breach_a_dead_worker_wrote_with_an_older_stamp_when_it_i
 
     doc = svc.breaches.collection.find_one({"_id": breach["event_id"]})
     assert (doc["team"], doc["agent_id"]) == ("network", "jane")
-    svc.flusher.drain()
+    svc.flusher.drain(30)
 
 
 def test_notify_restamps_notifications_a_dead_worker_wrote_with_an_older_stamp_when_it_is_delivered_again(infra):
@@ -76,4 +76,4 @@ def test_notify_restamps_notifications_a_dead_worker_wrote_with_an_older_stamp_w
 
     docs = list(svc.notifications.collection.find({"ticket_id": ticket_id}))
     assert len(docs) == 2 and all((doc["team"], doc["agent_id"]) == ("network", "jane") for doc in docs), docs
-    svc.flusher.drain()
+    svc.flusher.drain(30)

@@ -94,10 +94,10 @@ def test_the_timer_loop_records_the_run_under_way_and_returns_on_a_stop_set_with
     timer = Timer("t", 3600.0, lambda: seen.append(timer.running_since) or release.wait(5), wakeup=wakeup)
     thread = threading.Thread(target=_timer_loop, args=(timer, stop), daemon=True)
     thread.start()
-    wait_until(lambda: seen, timeout=5)
+    wait_until(lambda: seen, timeout=30)
     assert seen[0] is not None and timer.running_since is not None
     release.set()
-    wait_until(lambda: timer.running_since is None, timeout=5)
+    wait_until(lambda: timer.running_since is None, timeout=30)
     stop.set()
     wakeup.set()  # what the worker's stop watch does: a timer sleeping on its own wake-up sees the stop
     thread.join(timeout=5)
