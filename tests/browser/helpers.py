@@ -17,7 +17,7 @@ from ticketflow.local import REPO_ROOT
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # Generous for a busy two-core machine; a test that waits this long has failed anyway.
-DEFAULT_TIMEOUT_MS = 10_000
+DEFAULT_TIMEOUT_MS = 30_000
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 # Chromium's own traffic (updates, sync, safe browsing lists, field trials...) stays off: the tests reach only
 # servers on this machine. Playwright passes most of these itself; they are repeated here so that no release

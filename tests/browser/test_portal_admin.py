@@ -202,6 +202,7 @@ def test_an_admin_sets_up_the_help_desk_from_the_pages(portal_system, new_contex
     agents = sorted(str(system.work(t).get("agent_id")) for t in tickets)
     assert agents == ["None", "pat", "quinn", "quinn"]
     assigned = next(t for t in tickets if system.work(t).get("agent_id"))
+    wait_until(lambda: _sla_knows(system, assigned), timeout=30, interval=0.5)  # sla's worker runs beside assignment's
     clocks = system.call("GET", "sla", f"/tickets/{assigned}")["clocks"]
     assert clocks["first_response"]["policy_version"] == version
 
@@ -246,6 +247,9 @@ def retry_a_dead_delivery(admin: Page, system, receiver: Receiver, ticket_id: st
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert headers["X-Ticketflow-Signature"] == f"sha256={expected}"
     assert json.loads(body)["ticket_id"] == ticket_id
+    # the receiver has it before it answers; notify marks it sent once it reads that answer
+    sent = lambda: system.call("GET", "notify", f"/notifications/{notification_id}")["status"] == "sent"  # noqa: E731
+    wait_until(sent, timeout=30)
     admin.goto(system.portal + "/admin/webhooks")
     expect(admin.get_by_role("row").filter(has_text=f"#{number}").filter(has_text="ticket.created")).to_contain_text(
         "Sent"
@@ -560,6 +564,10 @@ def test_an_admin_acts_on_several_tickets_of_a_queue_at_once(portal_system, new_
     expect(admin.locator("#action-error")).to_contain_text("Choose what to do with them.")
     admin.goto(portal + "/console/?view=all")
     expect(admin.get_by_role("button", name="Apply to the ticked tickets")).to_be_hidden()
+    held = hold_next_refresh(admin)  # a refresh that left before the first tick and answers after it
+    admin.get_by_label(f"Tick #{tickets[0]['number']}", exact=True).check()
+    assert release(admin, held) == "kept"  # its rows, none ticked, did not replace the ticked one
+    expect(admin.get_by_label(f"Tick #{tickets[0]['number']}", exact=True)).to_be_checked()
     for ticket in tickets[:2]:
         admin.get_by_label(f"Tick #{ticket['number']}", exact=True).check()
     expect(admin.locator("[data-bulk-count]")).to_have_text("(2 ticked)")
@@ -602,6 +610,32 @@ def next_refresh_held_back(page: Page) -> bool:
                if (event.detail.target.id === 'queue') done(event.defaultPrevented);
            }))"""
     )
+
+
+def hold_next_refresh(page: Page) -> tuple:
+    """The queue's next refresh (every 5 s), held on its way to the portal until `release`: (its route, the
+    matcher that caught it)."""
+    held: list = []
+    refresh = lambda url: "/console/queue?" in url  # noqa: E731
+    page.route(refresh, lambda route: route.continue_() if held else held.append(route))  # the first one only
+    # page.evaluate lets Playwright run the route's handler in this thread
+    wait_until(lambda: page.evaluate("0") == 0 and held, timeout=30, message="the queue's refresh")
+    return held[0], refresh
+
+
+def release(page: Page, held: tuple) -> str:
+    """Let the held refresh through; once its answer comes back, whether the list was swapped or kept."""
+    page.evaluate(
+        """() => { window.queueAnswer = null;
+                   document.addEventListener('htmx:beforeSwap', event => {
+                     if (event.detail.target.id === 'queue') window.queueAnswer = event.detail.shouldSwap;
+                   }); }"""
+    )  # listeners run in order: portal.js's has decided by then
+    route, refresh = held
+    route.continue_()
+    wait_until(lambda: page.evaluate("window.queueAnswer !== null"), timeout=30, message="the refresh's answer")
+    page.unroute(refresh)
+    return "swapped" if page.evaluate("window.queueAnswer") else "kept"
 
 
 def _assignment_knows(system, ticket_id: str) -> bool:

@@ -203,6 +203,6 @@ def test_health_shows_every_service_ready_with_its_queues_and_refreshes(portal_s
         assert int(consumers) >= 1, (service, consumers)
     expect(page.locator("#notifications")).to_contain_text("Waiting to be sent")
     checked = page.locator("#health-summary time").get_attribute("datetime")
-    expect(page.locator("#health-summary time")).not_to_have_attribute("datetime", checked, timeout=15_000)
+    expect(page.locator("#health-summary time")).not_to_have_attribute("datetime", checked, timeout=30_000)
     assert_accessible(page)
     screenshot(page, "health-desktop")

@@ -267,6 +267,9 @@ def test_check_status_without_a_number_emails_a_link_to_each_request_not_closed(
 
 def test_check_status_is_rate_limited_per_email(portal_system):  # noqa: F811
     email, session = unique_email("flood"), requests.Session()
+    left = 3600 - time.time() % 3600  # the limit counts in clock hours: the six asks go in one hour's window
+    if left < 30:
+        time.sleep(left + 1)
     answers = [_status_page(session, portal_system.portal, email, "100001").status_code for _ in range(6)]
     assert answers == [200] * 5 + [429]
     assert _status_page(session, portal_system.portal, unique_email("other"), "100001").status_code == 200

@@ -288,11 +288,14 @@
   // pointer, and a tick could land on the wrong one); "tick every ticket" (hidden without JavaScript, where each
   // row's box is ticked alone) ticks the list's rows; choosing a value beside an action chooses that action.
   function tickBoxes() { return document.querySelectorAll("input[name=ticket_ids]"); }
+  function queueHeld(target) {
+    return target && target.id === "queue" && document.querySelector("input[name=ticket_ids]:checked");
+  }
   document.addEventListener("htmx:beforeRequest", function (event) {
-    var target = event.detail.target;
-    if (target && target.id === "queue" && document.querySelector("input[name=ticket_ids]:checked")) {
-      event.preventDefault();
-    }
+    if (queueHeld(event.detail.target)) event.preventDefault();
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {  // a refresh that left before the first tick
+    if (queueHeld(event.detail.target)) event.detail.shouldSwap = false;
   });
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target.id === "queue") showTickAll();
