@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 # The suite runs on TEST_WORKERS processes (pytest-xdist; 0 runs it in this process); each module of e2e and
 # browser tests stays in one of them (its own xdist_group). Four on 2 cores: the fault and browser tests spend much
 # of their time waiting (a database or broker down, a mail relay cut for a minute, a page's poll) while the other
-# processes work; with one core kept busy, a fresh clone's `make test` took 781 s with four against 854 with three.
+# processes work; with one core kept busy, a fresh clone's `make test` took 781 s with four against 854 with three
+# (one run each).
 # TEST_SEED=N runs it in an order shuffled by pytest-randomly with seed N.
 TEST_WORKERS ?= 4
 TEST_SEED ?=

@@ -134,11 +134,11 @@ class OutboxFlusher:
             except PyMongoError as exc:
                 log.warning("could not clear the outboxes of %d documents: %r", len(published), exc)
 
-    def drain(self, timeout: float = 5.0) -> None:
-        """Wait until everything submitted has been tried (tests and shutdown)."""
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until everything submitted has been tried (tests and shutdown); whether it was, within timeout."""
         done = threading.Event()
         threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
-        done.wait(timeout)
+        return done.wait(timeout)
 
 
 def outbox_for(settings: Settings, service: str, db: Database) -> tuple[PendingOutboxes, OutboxFlusher]:

@@ -42,6 +42,12 @@ def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
+def flushed(flusher) -> None:
+    """Wait until an outbox flusher has tried to publish everything it was given (a busy machine's first publish
+    connects to the broker first); AssertionError if it has not within 30 s."""
+    assert flusher.drain(30.0), "the outbox flusher did not finish publishing within 30 s"
+
+
 _PORTS = random.SystemRandom()  # not `random`'s: pytest-randomly seeds it alike in every worker, so parallel tests
 # drew the same port, and two mail processes (SO_REUSEPORT) shared it
 

@@ -286,7 +286,7 @@ def settle(api: Client, tickets: list[Ticket], wait: float) -> None:
         now = [(len(t.view["timeline"]), sorted((n["id"], n["status"]) for n in t.view["mail"])) for t in tickets]
         done = all(
             reached(t, t.view["ticket"]["status"], t.view["timeline"])
-            and any(n["event_type"] == "ticket.created" for n in t.view["mail"])  # notify has its receipt
+            and any(n["event_type"] == "ticket.created" and n["channel"] == "email" for n in t.view["mail"])  # receipt
             and not any(n["status"] == "pending" for n in t.view["mail"])
             for t in tickets
         )

@@ -75,6 +75,11 @@ class PortalSystem:
     def work(self, ticket_id: str) -> dict:
         return self.call("GET", "assignment", f"/tickets/{ticket_id}")
 
+    def sla_knows(self, ticket_id: str) -> bool:
+        """Whether sla has the ticket's clocks (its worker learns a ticket beside assignment's, not after it)."""
+        response = requests.get(f"{self.urls['sla']}/tickets/{ticket_id}", headers=auth_header("admin"), timeout=15)
+        return response.status_code == 200 and response.json()["clocks"]["first_response"] is not None
+
 
 def unique_email(name: str = "ana") -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}@example.com"

@@ -66,8 +66,7 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
 
     # It is assigned automatically, to ada (bob is away).
     wait_until(lambda: system.work(ticket_id).get("agent_id") == "ada", timeout=30)
-    # sla's clocks are drawn when the page loads: sla has learnt the ticket (its worker runs beside assignment's)
-    wait_until(lambda: system.call("GET", "sla", f"/tickets/{ticket_id}")["clocks"]["first_response"], timeout=30)
+    wait_until(lambda: system.sla_knows(ticket_id), timeout=30)  # the page draws sla's clocks when it loads
 
     # The agent signs in, finds it in her queue and opens it.
     agent = new_context().new_page()

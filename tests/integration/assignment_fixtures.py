@@ -24,7 +24,7 @@ from services.assignment import handlers
 from shared.events import format_time
 from shared.runtime import bind
 from shared.topology import SUBSCRIPTIONS, declare_service_topology, queue_name
-from tests.harness import auth_header, consumers_on, wait_until
+from tests.harness import auth_header, consumers_on, flushed, wait_until
 from tests.integration.conftest import event_from, in_process_app, service_database
 
 PROBLEM_JSON = "application/problem+json"
@@ -250,7 +250,7 @@ def settled_fixture(actx, assignment_db) -> Callable[[str], None]:
     """settled(ticket_id): everything staged for the ticket went to the broker (or the test fails)."""
 
     def wait(ticket_ids) -> None:
-        actx.flusher.drain(30)
+        flushed(actx.flusher)
         wait_until(lambda: outbox_empty(assignment_db, ticket_ids), timeout=EVENT_TIMEOUT, message="the outbox empties")
 
     return wait

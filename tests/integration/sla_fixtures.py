@@ -23,7 +23,7 @@ from shared import mongo
 from shared.config import load_settings
 from shared.events import format_time
 from shared.runtime import bind
-from tests.harness import auth_header
+from tests.harness import auth_header, flushed
 from tests.integration.conftest import event_from, in_process_app, service_database
 
 PROBLEM_JSON = "application/problem+json"
@@ -222,5 +222,5 @@ def sla_fixture(infra) -> Iterator[handlers.Sla]:
     app = handlers.bootstrap(load_settings())
     app.ensure_storage()
     yield app
-    app.flusher.drain(30)
+    flushed(app.flusher)
     mongo.close_client()

@@ -14,7 +14,7 @@ import pytest
 from services.intake.api import create_app
 from shared import events, mongo
 from shared.topology import declare_service_topology
-from tests.harness import TcpProxy, auth_header, dead_letters, rabbitmqctl_available, wait_until
+from tests.harness import TcpProxy, auth_header, dead_letters, flushed, rabbitmqctl_available, wait_until
 from tests.integration.conftest import event_from, ticket_request
 from ticketflow.local import free_port
 
@@ -75,7 +75,7 @@ def test_broker_down_requests_succeed_and_each_event_arrives_once_when_it_is_bac
             response = client.post("/tickets", json=ticket_request(), headers=auth_header("portal"))
             assert response.status_code == 201, response.get_json()
             ids.append(response.get_json()["id"])
-        app.extensions["ticketflow.intake"].flusher.drain(30)
+        flushed(app.extensions["ticketflow.intake"].flusher)
         assert not {e["ticket_id"] for e in tap.envelopes()} & set(ids)
         spawn_worker("intake", env={"AMQP_URL": proxied.amqp_url})
         proxy.start()  # the broker is back

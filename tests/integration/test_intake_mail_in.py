@@ -13,7 +13,7 @@ from email.utils import make_msgid
 import pytest
 
 from services.intake import handlers, inbox
-from tests.harness import auth_header
+from tests.harness import auth_header, flushed
 from tests.integration.conftest import event_from
 
 PDF = b"%PDF-1.7\n" + b"1 0 obj << /Type /Catalog >> endobj\n" * 10 + b"%%EOF\n"
@@ -64,7 +64,7 @@ def test_a_new_mail_opens_a_ticket_from_its_sender_subject_and_text(svc, tap):
     assert (ticket.subject, ticket.source, ticket.topic) == ("VPN drops every hour", "email", "general")
     assert ticket.requester == {"name": "Ana Ruiz", "email": sender}
     assert ticket.description.startswith("Since Monday.")
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
     (created,) = tap.envelopes(ticket_id=ticket.id, type="ticket.created")
     assert created["data"]["source"] == "email"
 
@@ -103,7 +103,7 @@ def test_a_reply_from_the_requester_adds_a_message_without_the_quoted_receipt(sv
     assert (outcome.kind, outcome.ticket_id) == ("message", ticket.id)
     (entry,) = svc.tickets.get(ticket.id).thread
     assert entry["kind"] == "message" and entry["body"] == "It dropped again at 10:00."
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
     (added,) = tap.envelopes(ticket_id=ticket.id, type="ticket.message_added")
     assert added["data"]["body"] == "It dropped again at 10:00."
     assert receive(svc, reply_to(ticket, sender, "x")).kind == "message"  # another reply: another message
@@ -146,7 +146,7 @@ def test_a_reply_to_a_resolved_ticket_reopens_it(svc, tap):
     assert svc.tickets.get(ticket.id).status == "resolved"
     assert receive(svc, reply_to(ticket, sender, "No, it is not fixed.")).kind == "message"
     assert svc.tickets.get(ticket.id).status == "new"
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
     assert tap.envelopes(ticket_id=ticket.id, type="ticket.reopened")
 
 
@@ -229,13 +229,13 @@ def test_a_reply_from_another_address_is_kept_for_the_agents_not_posted_as_the_r
 def test_automatic_mail_to_a_ticket_makes_no_message_and_no_event(svc, tap, headers, envelope_sender):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
     before = len(tap.envelopes(ticket_id=ticket.id))
     automatic = mail(sender, f"Re: [#{ticket.number}] VPN drops", "I am away until Monday.", **headers)
     outcome = receive(svc, automatic, sender=envelope_sender)
     assert outcome.kind == "ignored" and outcome.ticket_id == ticket.id
     assert svc.tickets.get(ticket.id).thread == []
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
     assert len(tap.envelopes(ticket_id=ticket.id)) == before  # ticket.created only
 
 

@@ -18,7 +18,7 @@ from services.notify import handlers
 from shared import mongo
 from shared.config import load_settings
 from shared.links import read_link_token
-from tests.harness import consumers_on, wait_until
+from tests.harness import consumers_on, flushed, wait_until
 from tests.integration.conftest import event_from
 from tests.integration.notify_servers import smtp_server, webhook_server  # noqa: F401 - fixtures
 
@@ -34,7 +34,7 @@ def notify(infra):
     app = handlers.bootstrap(load_settings())
     app.ensure_storage()
     yield app
-    app.flusher.drain(30)
+    flushed(app.flusher)
     app.webhooks.collection.delete_many({})  # webhooks get every later event: none may outlive its test
     mongo.close_client()
 

@@ -14,7 +14,7 @@ from pymongo import monitoring
 from shared import outbox
 from shared.clock import now
 from shared.relay import OutboxFlusher, OutboxRelay, PendingOutboxes
-from tests.harness import wait_until
+from tests.harness import flushed, wait_until
 from ticketflow.local import free_port
 
 
@@ -49,7 +49,7 @@ def test_an_unroutable_event_stays_in_the_outbox_until_a_queue_is_bound(infra, s
     pending = PendingOutboxes(scratch)
     flusher = OutboxFlusher(settings, "outboxtest", pending)
     flusher.submit(scratch.docs, "d1", staged, 1)
-    flusher.drain(30)
+    flushed(flusher)
     assert scratch.docs.find_one({"_id": "d1"})[outbox.COUNT] == 1, "an unroutable event left the outbox"
     assert pending.collection.find_one({"_id": "docs:d1"}) is not None, "no marker for the relay"
 

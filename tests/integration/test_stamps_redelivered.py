@@ -19,6 +19,7 @@ from shared import events, mongo
 from shared.access import Stamp
 from shared.clock import now
 from shared.config import load_settings
+from tests.harness import flushed
 from tests.integration.assignment_fixtures import created_data, unique
 from tests.integration.conftest import event_from
 
@@ -57,7 +58,7 @@ def test_sla_restamps_a_breach_a_dead_worker_wrote_with_an_older_stamp_when_it_i
 
     doc = svc.breaches.collection.find_one({"_id": breach["event_id"]})
     assert (doc["team"], doc["agent_id"]) == ("network", "jane")
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
 
 
 def test_notify_restamps_notifications_a_dead_worker_wrote_with_an_older_stamp_when_it_is_delivered_again(infra):
@@ -76,4 +77,4 @@ def test_notify_restamps_notifications_a_dead_worker_wrote_with_an_older_stamp_w
 
     docs = list(svc.notifications.collection.find({"ticket_id": ticket_id}))
     assert len(docs) == 2 and all((doc["team"], doc["agent_id"]) == ("network", "jane") for doc in docs), docs
-    svc.flusher.drain(30)
+    flushed(svc.flusher)

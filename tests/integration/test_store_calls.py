@@ -29,6 +29,7 @@ from shared.clock import now
 from shared.config import load_settings
 from shared.consumer import Consumer
 from shared.idempotency import ProcessedEvents
+from tests.harness import flushed
 from tests.integration.assignment_fixtures import created_data, created_event, unique
 from tests.integration.conftest import event_from
 from tests.integration.notify_servers import smtp_server  # noqa: F401 - a fixture
@@ -152,7 +153,7 @@ def test_sla_starts_a_new_tickets_clocks_without_reading_them_first(infra, comma
     sla.on_created(svc, envelope)  # delivered again: the insert finds them, and nothing changes
     doc = svc.clocks.collection.find_one({"_id": ticket_id})
     assert doc["_v"] == 1
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
 
 
 def test_assignment_assigns_a_new_ticket_without_reading_it_again_or_the_lead_apart(infra, commands):
@@ -173,7 +174,7 @@ def test_assignment_assigns_a_new_ticket_without_reading_it_again_or_the_lead_ap
     assert svc.tickets.get(ticket_id).agent_id.startswith("agent")
     (assigned,) = [json.loads(entry["body"]) for entries in staged for entry in entries.values()]
     assert (assigned["type"], assigned["data"]["team_lead_email"]) == ("ticket.assigned", f"{lead_id}@example.com")
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
 
 
 def test_a_notification_recorded_while_a_sender_is_free_is_sent_without_a_pass_or_a_claim(
@@ -227,7 +228,7 @@ def test_a_notification_recorded_while_every_sender_is_busy_is_stored_due_for_a_
     finally:
         dispatcher._finished("another", "smtp")
         dispatcher.close()
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
 
 
 def test_the_dispatcher_claims_what_its_query_read_without_reading_it_again(infra, commands):
@@ -242,7 +243,7 @@ def test_the_dispatcher_claims_what_its_query_read_without_reading_it_again(infr
         dispatcher.close()
         svc.smtp.close()
     assert calls.count(("notifications", "find")) == 1 and ("notifications", "update") in calls
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
 
 
 def test_sla_learns_a_new_ticket_s_assignment_in_one_call_and_restamps_once_it_has_breaches(infra, commands):
@@ -262,4 +263,4 @@ def test_sla_learns_a_new_ticket_s_assignment_in_one_call_and_restamps_once_it_h
     calls = commands.counting(lambda: sla.on_assigned(svc, again))
     assert calls == [("ticket_access", "findAndModify"), ("breaches", "update")]
     assert svc.breaches.collection.find_one({"ticket_id": ticket_id})["team"] == "desk"
-    svc.flusher.drain(30)
+    flushed(svc.flusher)
