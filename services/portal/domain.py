@@ -667,14 +667,14 @@ def staffed(teams: list[dict], agents: list[dict]) -> list[dict]:
     return out
 
 
-def unstaffed_words(team: dict | None) -> str | None:
-    """What a transfer to `team` (a `staffed` team) leaves unsaid when nobody there takes tickets now: the ticket
-    waits in its queue; None for a team with an agent available, or one whose staffing is not known."""
+def unstaffed_words(team: dict | None, tickets: int = 1) -> str | None:
+    """What a transfer of `tickets` tickets to `team` (a `staffed` team) leaves unsaid when nobody there takes
+    tickets now: they wait in its queue; None for a team with an agent available, or one whose staffing is not
+    known."""
     if not team or team.get("available") is None or team["available"] > 0:
         return None
     agents = team.get("agents")
     why = "it has no agents" if agents == 0 else "its only agent is away" if agents == 1 else "its agents are all away"
     name = team.get("name") or team.get("id")
-    return (
-        f"Nobody in {name} takes tickets now ({why}): the ticket waits in its queue until an agent there is available."
-    )
+    waits = "the ticket waits" if tickets == 1 else "the tickets wait"
+    return f"Nobody in {name} takes tickets now ({why}): {waits} in its queue until an agent there is available."

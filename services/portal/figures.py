@@ -36,13 +36,19 @@ def csv_text(table: Table) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([heading + UNITS.get(kind, "") for heading, kind in table.columns])
+    kinds = [kind for _, kind in table.columns]
     for row in table.rows:
-        writer.writerow(["" if value is None else _cell(value) for value in row])
+        writer.writerow(
+            ["" if value is None else _cell(value, kinds[i] if i < len(kinds) else "") for i, value in enumerate(row)]
+        )
     return out.getvalue()
 
 
-def _cell(value):
-    """Text that a spreadsheet would take for a formula is quoted with an apostrophe first."""
+def _cell(value, kind: str):
+    """A number as precise as its figure is (percentages to a tenth, anything else to a thousandth: 70.303, not
+    70.30300000000001); text that a spreadsheet would take for a formula is quoted with an apostrophe first."""
+    if isinstance(value, float):
+        return round(value, 1) if kind == "percent" else round(value, 3)
     return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from services.portal import handlers
 from services.portal.client import Refused, Unreachable, path_id
 from services.portal.console import actor, every_team
+from services.portal.domain import AGENT_STATUS
 from services.portal.handlers import Portal, UserError
 
 QUERY_MAX = 500  # search's own limit on q: longer is answered next to the field before any call
@@ -52,10 +53,14 @@ def marked(snippet: str | None) -> Markup:
 
 
 def query_problems(form: dict) -> dict[str, list[str]]:
-    q = form.get("q") or ""
+    """What the person can fix before search is asked, in the page's words (a status by its name, not its id)."""
+    q, status = form.get("q") or "", (form.get("status") or "").strip()
+    errors = {}
     if len(q) > QUERY_MAX:
-        return {"q": [f"Use at most {QUERY_MAX:,} characters (this has {len(q):,})."]}
-    return {}
+        errors["q"] = [f"Use at most {QUERY_MAX:,} characters (this has {len(q):,})."]
+    if status and status not in AGENT_STATUS:
+        errors["status"] = [f"Choose a status from the list: {', '.join(AGENT_STATUS.values())}; or any."]
+    return errors
 
 
 def search(svc: Portal, session: dict, form: dict) -> Found:

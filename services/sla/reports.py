@@ -17,6 +17,11 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
 
 
+def _to_the_millisecond(seconds: float | None) -> float | None:
+    """Durations as precise as the timestamps they come from: 70.303, not 70.30300000000001."""
+    return None if seconds is None else round(seconds, 3)
+
+
 def outcome(clock: Mapping) -> str:
     """breached (whenever it passed its target), met, open (running or paused) or stopped (ended unanswered).
 
@@ -81,7 +86,7 @@ def _row(priority: str, clock: str, row: dict) -> dict:
         "clock": clock,
         **row,
         "compliance_percent": round(100 * row["met"] / judged, 1) if judged else None,
-        "median_seconds": statistics.median(times) if times else None,
-        "p90_seconds": percentile(times, 90),
+        "median_seconds": _to_the_millisecond(statistics.median(times) if times else None),
+        "p90_seconds": _to_the_millisecond(percentile(times, 90)),
         "measured": len(times),
     }

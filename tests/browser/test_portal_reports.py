@@ -154,6 +154,8 @@ def test_a_chosen_period_ends_where_it_says_and_a_wrong_date_is_named(portal_sys
     page = new_context().new_page()
     sign_in(page, portal_system.portal, ADMIN_EMAIL)
     page.goto(portal_system.portal + "/reports")
+    for name in ("Oldest ticket waiting for an agent", "Open tickets per team", "Agents at capacity"):
+        expect(page.get_by_role("heading", name=name, level=3)).to_be_visible()  # under "The backlog now"
     expect(page.get_by_label("From one day to another (UTC)")).not_to_be_checked()
     page.get_by_label("First day").fill("2026-01-10")  # a day typed chooses the dates, else it would go unused
     expect(page.get_by_label("From one day to another (UTC)")).to_be_checked()

@@ -195,3 +195,20 @@ def test_a_topic_id_no_path_can_carry_is_said_next_to_its_field(portal, stub):  
         said = "A topic&#39;s id cannot hold “/”, or be “.” or “..”."
         assert said in text(answer)
     assert not [call for call in stub.calls if call["method"] != "GET"]
+
+
+def test_a_calendar_s_errors_are_summed_up_in_the_form_s_order(portal, stub):  # noqa: F811
+    stub.answers["/calendars"] = {
+        "items": [{"id": "24x7", "timezone": "UTC", "hours": {}, "holidays": [], "version": 1}]
+    }
+    stub.answers["/calendars/shop"] = (422, {"title": "Unprocessable Entity", "status": 422, "errors": {
+        "timezone": ["Unknown time zone."], "holidays.1": ["Not a day of the calendar."],
+        "hours.sat": ["A period ends after it starts."]}})  # fmt: skip
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/calendars"))).group(1)
+    form = {"csrf_token": token, "calendar_id": "shop", "timezone": "Europe/Lisbn", "hours-sat": "10:00-09:00",
+            "holidays": "2026-12-25\n2026-13-40"}  # fmt: skip
+    page = text(admin.post("/admin/calendars", data=form))
+    summary = page[page.index("There is a problem") :]
+    found = [summary.index(name) for name in ("Time zone:", "Saturday:", "Holidays:")]
+    assert found == sorted(found), summary[:400]  # as the fields come on the form

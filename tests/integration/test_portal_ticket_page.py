@@ -167,6 +167,23 @@ def test_a_reply_too_long_is_said_in_words_and_kept_before_assignment_is_asked(p
     assert not [c for c in stub.calls[calls:] if c["path"] == "/tickets/t-1/replies"]
 
 
+def test_an_empty_resolution_is_summed_up_linked_to_its_field_and_marked_there(portal, stub):  # noqa: F811
+    a_ticket(stub)
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+    calls = len(stub.calls)
+
+    sent = text(admin.post("/console/tickets/t-1/resolve", data={"resolution": "  ", "csrf_token": token}))
+
+    summary = sent[sent.index('class="error-summary"') : sent.index("</div>", sent.index('class="error-summary"'))]
+    assert '<a href="#resolution">Say how it was resolved: the requester reads it.</a>' in summary
+    assert "That did not work" not in sent  # nothing refused it: the field was empty
+    field = re.search(r'<input id="resolution"[^>]*>', sent).group(0)
+    assert 'aria-invalid="true"' in field and 'aria-describedby="resolution-error"' in field
+    assert 'id="resolution-error"' in sent
+    assert not [c for c in stub.calls[calls:] if c["path"] == "/tickets/t-1/resolve"]
+
+
 def test_the_page_lists_the_requesters_other_requests_as_intake_gives_them_to_the_reader(portal, stub):  # noqa: F811
     a_ticket(stub)
     stub.answers["/tickets"] = {"items": [

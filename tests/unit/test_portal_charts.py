@@ -128,6 +128,13 @@ def test_breaches_per_team_and_the_csv_carries_the_same_figures():
     assert rows[2][0] == "'=HYPERLINK()"  # a spreadsheet does not run it
 
 
+def test_the_csv_gives_percentages_to_a_tenth_and_other_figures_to_a_thousandth():
+    columns = [("Median time", "seconds"), ("Compliance", "percent"), ("Ratio", "ratio"), ("Count", "count")]
+    table = figures.Table("t", "T", columns, [[70.30300000000001, 96.3045, 0.7595000000000001, 3]])
+    rows = list(csv.reader(io.StringIO(figures.csv_text(table))))
+    assert rows[1] == ["70.303", "96.3", "0.76", "3"]
+
+
 def test_durations_and_buckets_in_words():
     assert [figures.duration_words(s) for s in (2.25, 42, 750, 7500, 3 * 86400 + 4 * 3600)] == [
         "2.2 s", "42 s", "12 min", "2 h 05 min", "3 d 4 h"]  # fmt: skip

@@ -296,6 +296,7 @@ def test_a_team_where_nobody_takes_tickets_is_said_so_and_others_are_not():
         "available."
     )
     assert "(its agents are all away)" in domain.unstaffed_words({"id": "desk", "agents": 2, "available": 0})
+    assert ": the tickets wait in its queue" in domain.unstaffed_words({"id": "desk", "agents": 0, "available": 0}, 2)
     assert "(its only agent is away)" in domain.unstaffed_words({"id": "desk", "agents": 1, "available": 0})
     assert domain.unstaffed_words({"id": "desk", "agents": 2, "available": 1}) is None
     assert domain.unstaffed_words({"id": "desk"}) is None  # staffing not known: nothing said

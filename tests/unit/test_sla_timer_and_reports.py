@@ -125,6 +125,12 @@ def test_stats_count_met_breached_open_and_stopped_per_priority_and_clock():
     assert _row(rows, "normal", "resolution")["compliance_percent"] is None  # nothing judged: no percent
 
 
+def test_stats_give_durations_to_the_millisecond_without_float_noise():
+    rows = reports.rows({("high", "first_response"): {"met": 2, "breached": 0, "open": 0, "stopped": 0,
+                                                       "times": [70.30300000000001, 0.7595000000000001]}})  # fmt: skip
+    assert (rows[0]["median_seconds"], rows[0]["p90_seconds"]) == (35.531, 70.303)
+
+
 def test_percentiles_are_observed_values_by_nearest_rank():
     values = [float(v) for v in range(1, 11)]
     assert reports.percentile(values, 90) == 9.0

@@ -277,8 +277,8 @@ def act(ticket_id: str, action: str):
         not_yet = "It is not resolved yet." if action == "resolve" else "Your reply has not been sent yet."
         message = f"This ticket changed since you opened it. {not_yet}"
         return _ticket(ticket_id, {**form, "action": action}, message, 409, held_since=form.get("seen"))
-    except UserError as exc:
-        refusal = f"That did not work: {exc.message}"
+    except UserError as exc:  # the action's own text wrong: said as such; else the services' refusal
+        refusal = exc.message if exc.errors else f"That did not work: {exc.message}"
         return _ticket(ticket_id, {**form, "action": action, "errors": exc.errors}, refusal, status=exc.status)
     if said:
         portal().store.remember_sent(g.session["_id"], said, handlers.now())
