@@ -22,9 +22,11 @@ QUEUE_LIMIT = 200  # one page per queue: the count shows "200+" past it
 CLOCKS_AT_ONCE = 50  # ticket ids in one call for sla's clocks (with_deadlines)
 # what a queue's row shows (templates/console/_queue.html): assignment leaves each ticket's notes and history unread
 QUEUE_FIELDS = "ticket_id,number,subject,priority,status,team,agent_id,sla,first_response_at"
-VIEWS = {  # queue -> (title, query); "all" is for admins
+VIEWS = {  # queue -> (title, query); "led" is for team leads, "all" for admins
     "mine": ("My tickets", lambda me: {"agent_id": me}),
     "team": ("My teams' unassigned", lambda me: {"unassigned": "true"}),
+    # assignment gives an agent its teams' open tickets and its own: those a lead assigns, moves and reprioritises
+    "led": ("My teams' open tickets", lambda me: {}),
     "all": ("Every open ticket", lambda me: {}),
 }
 KEPT_MAIL = ("kept", "ignored")  # outcomes of mail about a ticket that is not in its thread
@@ -135,10 +137,11 @@ def set_available(svc: Portal, session: dict, available: bool) -> None:
         raise UserError(refused.detail or refused.title, status=refused.status) from None
 
 
-def queues(svc: Portal, session: dict, view: str, filters: dict) -> dict:
-    """Every queue the person has, each with its count; the tickets of the one asked for."""
+def queues(svc: Portal, session: dict, view: str, filters: dict, leads: bool = False) -> dict:
+    """Every queue the person has, each with its count; the tickets of the one asked for. `leads`: an agent who
+    leads a team, who also sees every open ticket of its teams (an admin sees every open ticket anyway)."""
     me = actor(session)
-    names = ["mine", "team"] + (["all"] if me.role == "admin" else [])
+    names = ["mine", "team"] + (["all"] if me.role == "admin" else ["led"] if leads else [])
     if me.role == "admin" and not me.agent_id:
         names.remove("mine")
     view = view if view in names else names[0]

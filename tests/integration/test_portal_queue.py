@@ -89,6 +89,24 @@ def test_an_admin_in_no_team_sees_the_unassigned_tab_for_what_it_is(portal, stub
     assert "My teams&#39; unassigned" not in html and "My teams' unassigned" not in html
 
 
+def test_a_team_lead_also_has_every_open_ticket_of_its_teams_and_an_agent_does_not(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+    stub.answers["/agents/lena"] = {"id": "lena", "name": "Lena", "teams": ["network"], "lead_of": ["network"]}
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+
+    lead = text(signed_in(portal, "agent", "lena").get("/console/?view=led"))
+    tabs = re.findall(r'>([^<>]+) <span class="count"', lead)
+    assert [tab for tab in tabs if tab] == ["My tickets", "My teams&#39; unassigned", "My teams&#39; open tickets"]
+    assert [number for number, _ in rows_of(lead)] == ["100002", "100001", "100003"]  # assigned ones too
+    asked = [c["args"] for c in stub.calls if c["path"] == "/queue" and c["token"]]
+    assert {"agent_id", "unassigned"}.isdisjoint(asked[-1])  # assignment gives an agent its teams' tickets
+
+    agent = text(signed_in(portal, "agent", "ada").get("/console/?view=led"))  # not offered: the first tab
+    tabs = re.findall(r'>([^<>]+) <span class="count"', agent)
+    assert [tab for tab in tabs if tab] == ["My tickets", "My teams&#39; unassigned"]
+
+
 def ticked(client, form: dict, ticks: list[str], view: str = "all"):
     """POST the queue's bulk form as the browser sends it: the page's CSRF token, the ticked rows' boxes."""
     page = text(client.get(f"/console/?view={view}"))

@@ -87,7 +87,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     filters = _filters(bulk_form)
     view = request.args.get("view", "mine") if bulk_form is None else bulk_form.get("view") or "mine"
     try:
-        queues = console.queues(portal(), g.session, view, filters)
+        queues = console.queues(portal(), g.session, view, filters, leads=bool(me.get("lead_of")))
     except Refused as refused:
         return error_page(400, "That filter does not work", refused.detail)
     topics = every_topic(portal(), console.actor(g.session))
