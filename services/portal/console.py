@@ -25,7 +25,7 @@ QUEUE_FIELDS = "ticket_id,number,subject,priority,status,team,agent_id,sla,first
 VIEWS = {  # queue -> (title, query); "led" is for team leads, "all" for admins
     "mine": ("My tickets", lambda me: {"agent_id": me}),
     "team": ("My teams' unassigned", lambda me: {"unassigned": "true"}),
-    # assignment gives an agent its teams' open tickets and its own: those a lead assigns, moves and reprioritises
+    # assignment gives an agent every open ticket of its teams and its own, whoever has them
     "led": ("My teams' open tickets", lambda me: {}),
     "all": ("Every open ticket", lambda me: {}),
 }
@@ -139,7 +139,7 @@ def set_available(svc: Portal, session: dict, available: bool) -> None:
 
 def queues(svc: Portal, session: dict, view: str, filters: dict, leads: bool = False) -> dict:
     """Every queue the person has, each with its count; the tickets of the one asked for. `leads`: an agent who
-    leads a team, who also sees every open ticket of its teams (an admin sees every open ticket anyway)."""
+    leads one of its teams, who also has every open ticket of its teams (an admin has every open ticket)."""
     me = actor(session)
     names = ["mine", "team"] + (["all"] if me.role == "admin" else ["led"] if leads else [])
     if me.role == "admin" and not me.agent_id:

@@ -175,7 +175,7 @@ def test_a_chosen_period_ends_where_it_says_and_a_wrong_date_is_named(portal_sys
 def test_a_team_lead_reads_reports_and_a_plain_agent_may_not(portal_system, desk, new_context, screenshot):  # noqa: F811
     lead = new_context().new_page()
     sign_in(lead, portal_system.portal, STAFF["bob"]["email"])
-    # the team's open tickets, whoever has them (ada has these): what a lead assigns, moves and reprioritises
+    # the team's open tickets, whoever has them (ada has these)
     lead.get_by_role("link", name=re.compile("^My teams' open tickets")).click()
     for ticket_id in desk["breached"]:
         number = portal_system.ticket(ticket_id)["number"]

@@ -184,6 +184,20 @@ def test_an_empty_resolution_is_summed_up_linked_to_its_field_and_marked_there(p
     assert not [c for c in stub.calls[calls:] if c["path"] == "/tickets/t-1/resolve"]
 
 
+def test_a_refusal_of_another_field_is_the_services_refusal_not_the_replys_text(portal, stub):  # noqa: F811
+    a_ticket(stub)
+    stub.answers["/tickets/t-1/replies"] = (422, {"title": "Unprocessable Entity", "status": 422,
+                                                  "detail": "The request has invalid fields.",
+                                                  "errors": {"status": ["Must be one of: in_progress."]}})  # fmt: skip
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+
+    sent = text(admin.post("/console/tickets/t-1/reply", data={"body": "On it.", "csrf_token": token}))
+
+    assert "That did not work" in sent and 'class="error-summary"' not in sent
+    assert 'aria-invalid="true"' not in re.search(r'<textarea id="reply-body"[^>]*>', sent).group(0)
+
+
 def test_the_page_lists_the_requesters_other_requests_as_intake_gives_them_to_the_reader(portal, stub):  # noqa: F811
     a_ticket(stub)
     stub.answers["/tickets"] = {"items": [

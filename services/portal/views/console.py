@@ -87,7 +87,8 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     filters = _filters(bulk_form)
     view = request.args.get("view", "mine") if bulk_form is None else bulk_form.get("view") or "mine"
     try:
-        queues = console.queues(portal(), g.session, view, filters, leads=bool(me.get("lead_of")))
+        leads = set(me.get("lead_of") or []) & set(me.get("teams") or [])  # a team it leads and is in
+        queues = console.queues(portal(), g.session, view, filters, leads=bool(leads))
     except Refused as refused:
         return error_page(400, "That filter does not work", refused.detail)
     topics = every_topic(portal(), console.actor(g.session))
@@ -277,8 +278,9 @@ def act(ticket_id: str, action: str):
         not_yet = "It is not resolved yet." if action == "resolve" else "Your reply has not been sent yet."
         message = f"This ticket changed since you opened it. {not_yet}"
         return _ticket(ticket_id, {**form, "action": action}, message, 409, held_since=form.get("seen"))
-    except UserError as exc:  # the action's own text wrong: said as such; else the services' refusal
-        refusal = exc.message if exc.errors else f"That did not work: {exc.message}"
+    except UserError as exc:  # the action's own text wrong (empty, too long): said as such; else a refusal
+        own_text = domain.WRITTEN.get(action, (None,))[0]
+        refusal = exc.message if own_text in exc.errors else f"That did not work: {exc.message}"
         return _ticket(ticket_id, {**form, "action": action, "errors": exc.errors}, refusal, status=exc.status)
     if said:
         portal().store.remember_sent(g.session["_id"], said, handlers.now())
