@@ -241,6 +241,21 @@ def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system,
     agent.keyboard.press("j")
     expect(agent.get_by_label("Topic")).to_be_focused()
     assert created["id"]
+    # j/k go on from the row last reached after a detour to the search box (/, then Escape)
+    system.call("POST", "intake", "/tickets", json={
+        "subject": f"Second {subject}", "description": "Loud too.", "topic": "network",
+        "requester": {"name": "Li", "email": unique_email("li")}})  # fmt: skip
+    expect(agent.get_by_role("link", name=re.compile(re.escape(f"Second {subject}")))).to_be_visible(timeout=40_000)
+    rows = agent.locator("[data-row-link]")
+    agent.locator("main").click(position={"x": 1, "y": 1})  # nothing focused: j starts at the first row
+    agent.keyboard.press("j")
+    agent.keyboard.press("j")
+    expect(rows.nth(1)).to_be_focused()
+    agent.keyboard.press("/")
+    expect(agent.locator("[data-search-box]").first).to_be_focused()
+    agent.keyboard.press("Escape")
+    agent.keyboard.press("j")
+    expect(rows.nth(min(2, rows.count() - 1))).to_be_focused()  # the row after the second (or it, the last)
 
 
 def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_system, new_context, screenshot):  # noqa: F811

@@ -86,7 +86,12 @@
   });
 
   // Keyboard: j/k next/previous ticket in a list, r reply, n note, / search. Never while typing, never with
-  // Ctrl, Alt or Meta (the browser's own shortcuts), never on a repeat.
+  // Ctrl, Alt or Meta (the browser's own shortcuts), never on a repeat. j/k go on from the row last reached, also
+  // after a detour (/ and Escape, a click elsewhere), by its address: the list may have refreshed meanwhile.
+  var lastRow = null;
+  document.addEventListener("focusin", function (event) {
+    if (event.target.matches && event.target.matches("[data-row-link]")) lastRow = event.target.getAttribute("href");
+  });
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || typing(event.target)) return;
     var key = event.key;
@@ -94,6 +99,9 @@
       var links = Array.prototype.slice.call(document.querySelectorAll("[data-row-link]"));
       if (!links.length) return;
       var at = links.indexOf(document.activeElement);
+      if (at < 0 && lastRow) {
+        at = links.map(function (link) { return link.getAttribute("href"); }).indexOf(lastRow);
+      }
       var next = at < 0 ? 0 : Math.min(Math.max(at + (key === "j" ? 1 : -1), 0), links.length - 1);
       links[next].focus();
       event.preventDefault();
