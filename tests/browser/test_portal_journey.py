@@ -123,6 +123,11 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     # learnt the message (one drawn before would hold her resolve back, as made on a page out of date).
     wait_until(lambda: system.work(ticket_id)["status"] == "in_progress", timeout=30)
     agent.goto(f"{portal}/console/tickets/{ticket_id}")
+    agent.get_by_role("button", name="Resolve").click()  # nothing said: the summary links to the field
+    agent.get_by_role("link", name="Say how it was resolved: the requester reads it.").click()
+    expect(agent.get_by_label("Resolution")).to_be_focused()
+    expect(agent.get_by_label("Resolution")).to_have_attribute("aria-invalid", "true")
+    screenshot(agent, "console-resolve-empty")
     agent.get_by_label("Resolution").fill("New profile with a shorter rekey interval.")
     agent.get_by_role("button", name="Resolve").click()
     expect(agent.get_by_text("Ticket resolved.")).to_be_visible()
