@@ -252,8 +252,7 @@ def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system,
         "requester": {"name": "Li", "email": unique_email("li")}})  # fmt: skip
     expect(agent.get_by_role("link", name=re.compile(re.escape(f"Second {subject}")))).to_be_visible(timeout=40_000)
     rows = agent.locator("[data-row-link]")
-    agent.locator("main").click(position={"x": 1, "y": 1})  # nothing focused: j starts at the first row
-    agent.keyboard.press("j")
+    rows.first.focus()
     agent.keyboard.press("j")
     expect(rows.nth(1)).to_be_focused()
     agent.keyboard.press("/")
