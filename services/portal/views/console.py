@@ -280,8 +280,10 @@ def act(ticket_id: str, action: str):
         return _ticket(ticket_id, {**form, "action": action}, message, 409, held_since=form.get("seen"))
     except UserError as exc:  # the action's own text wrong (empty, too long): said as such; else a refusal
         own_text = domain.WRITTEN.get(action, (None,))[0]
-        refusal = exc.message if own_text in exc.errors else f"That did not work: {exc.message}"
-        return _ticket(ticket_id, {**form, "action": action, "errors": exc.errors}, refusal, status=exc.status)
+        wrong = own_text if own_text in exc.errors else None  # the field the page marks and links to
+        refusal = exc.message if wrong else f"That did not work: {exc.message}"
+        form = {**form, "action": action, "errors": exc.errors, "wrong_text": wrong}
+        return _ticket(ticket_id, form, refusal, status=exc.status)
     if said:
         portal().store.remember_sent(g.session["_id"], said, handlers.now())
     if action in ("transfer", "assign") and not console.may_read(portal(), g.session, ticket_id):
