@@ -334,7 +334,7 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
     return answer if isinstance(answer, dict) else {}
 
 
-BULK_ACTIONS = ("claim", "status", "priority", "transfer", "resolve")
+BULK_ACTIONS = ("claim", "status", "priority", "transfer", "assign", "resolve")
 BULK_MOST = QUEUE_LIMIT  # tickets one bulk action takes: every row a queue page shows
 BULK_SECONDS = 20.0  # then the rest are left, said as not tried: a page's request must end (gunicorn's 30 s)
 
@@ -364,6 +364,8 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
         errors["ticket_ids"] = [f"Choose at most {BULK_MOST} tickets at once (you chose {len(rows)})."]
     if action not in BULK_ACTIONS or (action == "claim" and not session.get("agent_id")):
         errors["action"] = ["Choose what to do with them."]
+    elif action == "assign" and not (form.get("agent_id") or "").strip():
+        errors["action"] = ["Choose the agent to give them to."]
     else:
         path, names = ACTIONS[action]
         errors |= domain.written_problems(action, {name: (form.get(name) or "").strip() for name in names})
@@ -374,6 +376,9 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
           "priority": fields.get("priority", "").capitalize(), "transfer": fields.get("team")}.get(action)  # fmt: skip
     if action == "transfer":
         to = _team_name(svc, session, fields.get("team", ""))
+    given = _agent_of(svc, session, fields["agent_id"].strip()) if action == "assign" else None
+    if action == "assign":
+        to = given["name"]
     outcome: dict = {
         "action": action, "to": to, "done": [], "already": [], "refused": [], "unanswered": None, "not_tried": [],
         "team": fields.get("team") if action == "transfer" else None,  # the queue says if nobody there takes them
@@ -388,6 +393,9 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
                 _not_there_yet(svc, session, ticket_id, fields.get("team", ""), to)
             if action == "claim" and _work_of(svc, session, ticket_id).get("agent_id") == session.get("agent_id"):
                 outcome["already"].append(number)  # assignment's claim would answer 200: said apart, not as done
+                continue
+            if action == "assign" and _theirs_already(svc, session, ticket_id, given):
+                outcome["already"].append(number)
                 continue
             act(svc, session, ticket_id, action, fields, request_id)
         except UserError as exc:
@@ -407,6 +415,32 @@ def _work_of(svc: Portal, session: dict, ticket_id: str) -> dict:
         return svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", actor(session))
     except Refused as refused:
         raise UserError(refused.detail or refused.title, status=refused.status) from None
+
+
+def _agent_of(svc: Portal, session: dict, agent_id: str) -> dict:
+    """The agent a bulk assign gives the tickets to, as assignment lists it; UserError next to the choice when it
+    does not (gone since the page showed it, or a form sent by hand)."""
+    found = next(
+        (a for a in svc.services.get("assignment", "/agents", actor(session))["items"] if a["id"] == agent_id), None
+    )
+    if found is None:
+        raise UserError("Some answers need another look.", {"action": ["That agent is not on the help desk now."]})
+    return found
+
+
+def _theirs_already(svc: Portal, session: dict, ticket_id: str, agent: dict) -> bool:
+    """Whether the ticket is the agent's already (a bulk assign says so apart, as assignment would answer 200); a
+    UserError in the page's words when the ticket's team is not one of the agent's (assignment takes an agent of
+    the ticket's team only, and says so with ids)."""
+    work = _work_of(svc, session, ticket_id)
+    if work.get("agent_id") == agent["id"]:
+        return True
+    if work.get("team") not in agent.get("teams", []):
+        team = _team_name(svc, session, work.get("team") or "")
+        raise UserError(
+            f"It is in {team}, where {agent['name']} is not: move it to one of their teams first.", status=422
+        )
+    return False
 
 
 def _not_there_yet(svc: Portal, session: dict, ticket_id: str, team: str, team_name: str | None = None) -> None:

@@ -597,6 +597,18 @@ def test_an_admin_acts_on_several_tickets_of_a_queue_at_once(portal_system, new_
     assert system.work(tickets[0]["id"])["status"] != "resolved"
     assert not next_refresh_held_back(admin)  # nothing ticked after the action: the list refreshes again
 
+    for ticket in tickets[:2]:  # ada's (the team's available agent): given to bob, who is away but may have them
+        admin.get_by_label(f"Tick #{ticket['number']}", exact=True).check()
+    admin.get_by_label("Agent to give them to").select_option("bob")  # choosing one chooses the action
+    expect(admin.get_by_label("Give them to agent")).to_be_checked()
+    admin.get_by_role("button", name="Apply to the ticked tickets").click()
+
+    expect(admin.locator("[data-bulk-outcome]")).to_contain_text(
+        f"Give to Bob Marley: done on 2 tickets ({first}, {second})."
+    )
+    assert [system.work(t["id"])["agent_id"] for t in tickets[:2]] == ["bob", "bob"]
+    screenshot(admin, "console-bulk-assign")
+
 
 def next_refresh_held_back(page: Page) -> bool:
     """Whether the queue's next refresh (every 5 s) was held back by portal.js (its listener runs before this)."""

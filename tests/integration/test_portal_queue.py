@@ -401,3 +401,50 @@ def test_a_team_made_after_the_names_were_kept_is_shown_by_its_name_at_once(port
     assert '<td data-label="Team">Night shift</td>' in page and '<td data-label="Team">Network</td>' in page
     assert '<td data-label="Team">gone</td>' in page  # its id, asked for once with the other
     assert [call["path"] for call in stub.calls[before:]].count("/teams") == 1  # once a request, not per row
+
+
+def test_a_bulk_assign_gives_each_ticket_to_the_agent_chosen_and_says_which_stay(portal, stub):  # noqa: F811
+    """A lead is offered the agents of the teams it leads; each ticket goes as from its page, one already theirs is
+    said apart, and one of a team the agent is not in is refused in the page's words (assignment's names ids)."""
+    queue_stub(stub)
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
+    stub.answers["/agents"] = {"items": [
+        {"id": "ada", "name": "Ada", "teams": ["network"], "available": True},
+        {"id": "bob", "name": "Bob", "teams": ["network", "desk"], "available": False},
+        {"id": "cy", "name": "Cy", "teams": ["desk"], "available": True},
+    ]}  # fmt: skip
+    stub.answers["/agents/lena"] = {"id": "lena", "name": "Lena", "teams": ["network"], "lead_of": ["network"]}
+    stub.answers["/tickets/t-1"] = {"ticket_id": "t-1", "team": "network", "agent_id": "ada", "status": "assigned"}
+    stub.answers["/tickets/t-2"] = {"ticket_id": "t-2", "team": "network", "agent_id": "bob", "status": "assigned"}
+    stub.answers["/tickets/t-3"] = {"ticket_id": "t-3", "team": "billing", "agent_id": None, "status": "new"}
+    stub.answers["/tickets/t-1/assign"] = {"ticket_id": "t-1", "agent_id": "bob"}
+    lead = signed_in(portal, "agent", "lena")
+
+    page = text(lead.get("/console/"))
+    offered = re.search(r'<select id="bulk-assign-value" name="agent_id"[^>]*>(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r'<option value="(\w+)">([^<]*)</option>', offered) == [
+        ("ada", "Ada (Network)"), ("bob", "Bob (Network, Desk; away)")]  # fmt: skip  # not Cy: not in a team it leads
+
+    done = ticked(lead, {"action": "assign", "agent_id": "bob"}, ["t-1:100001", "t-2:100002", "t-3:100003"])
+
+    assert [(c["path"], c["json"]) for c in stub.calls if c["method"] == "POST"] == [
+        ("/tickets/t-1/assign", {"agent_id": "bob"})]  # fmt: skip
+    said = text(lead.get(done.headers["Location"]))
+    assert "<strong>Give to Bob:</strong> done on 1 ticket (#100001).</p>" in said
+    assert "<p>Already Bob’s: #100002.</p>" in said
+    assert "<li>#100003: It is in billing, where Bob is not: move it to one of their teams first.</li>" in said
+
+
+def test_a_bulk_assign_with_no_agent_or_an_unknown_one_is_said_next_to_the_choice(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+    stub.answers["/agents"] = {"items": [{"id": "ada", "name": "Ada", "teams": ["network"], "available": True}]}
+    admin = signed_in(portal)
+
+    unknown = {"action": "assign", "agent_id": "zed"}
+    for form, said in (({"action": "assign"}, "Choose the agent to give them to."),
+                       (unknown, "That agent is not on the help desk now.")):  # fmt: skip
+        page = ticked(admin, form, ["t-1:100001"])
+        assert page.status_code == 422
+        assert said in text(page) and 'href="#action"' in text(page)
+    assert not [c for c in stub.calls if c["method"] == "POST"]

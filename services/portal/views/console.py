@@ -96,7 +96,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     may_lead = g.session.get("role") == "admin" or bool(me.get("lead_of"))
     said = whole and bulk_form is None and (g.session.get("flash") or {}).get("bulk")  # as loaded: only if one
     flash = portal().store.pop_flash(g.session["_id"], "bulk", "", now()) if said else None
-    teams = _teams() if whole and may_lead else []
+    teams, agents = _choices(me) if whole and may_lead else ([], [])
     notice, warns = _queue_notice(request.args.get("notice", ""), request.args.get("team"), teams)
     return render_template(
         template,
@@ -114,19 +114,29 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         selected=set(selected),
         may_lead=may_lead,
         teams=teams,
+        agents=agents,
     )
 
 
-def _teams() -> list[dict]:
-    """The teams a bulk move may go to; none (no such choice) when assignment does not list them."""
+def _choices(me: dict) -> tuple[list[dict], list[dict]]:
+    """The teams a bulk move may go to, and the agents a bulk assign may give tickets to (an admin: every agent; a
+    lead: the agents of the teams it leads); none (no such choice) when assignment does not list them."""
     try:
         teams = console.every_team(portal(), g.session)
     except (Refused, Unreachable):
-        return []
+        return [], []
     try:
-        return domain.staffed(teams, portal().services.get("assignment", "/agents", console.actor(g.session))["items"])
+        agents = portal().services.get("assignment", "/agents", console.actor(g.session))["items"]
     except (Refused, Unreachable):
-        return teams  # the choices still, without saying who is in each
+        return teams, []  # the choices still, without saying who is in each
+    led = set(me.get("lead_of") or [])
+    names = {team["id"]: team["name"] for team in teams}
+    givable = [
+        {**agent, "team_names": [names.get(team, team) for team in agent.get("teams") or []]}
+        for agent in agents
+        if g.session.get("role") == "admin" or led & set(agent.get("teams") or [])
+    ]
+    return domain.staffed(teams, agents), sorted(givable, key=lambda agent: agent["name"].casefold())
 
 
 QUEUE_NOTICES = {  # {team}: the team's name when the page's list of teams has it
