@@ -146,8 +146,9 @@ def queues(svc: Portal, session: dict, view: str, filters: dict, leads: bool = F
         names.remove("mine")
     view = view if view in names else names[0]
     found = {}
-    for name in names:
-        query = {**VIEWS[name][1](me.agent_id), **filters, "limit": QUEUE_LIMIT, "fields": QUEUE_FIELDS}
+    for name in names:  # the other tabs are only counted: their rows' ids alone
+        fields = QUEUE_FIELDS if name == view else "ticket_id"
+        query = {**VIEWS[name][1](me.agent_id), **filters, "limit": QUEUE_LIMIT, "fields": fields}
         found[name] = svc.services.get("assignment", "/queue", me, **query)
     return {
         "view": view,

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from services.portal.console import QUEUE_FIELDS
 from tests.integration.test_portal_search import portal, signed_in, stub, text  # noqa: F401
 
 
@@ -101,6 +102,7 @@ def test_a_team_lead_also_has_every_open_ticket_of_its_teams_and_an_agent_does_n
     assert [number for number, _ in rows_of(lead)] == ["100002", "100001", "100003"]  # assigned ones too
     asked = [c["args"] for c in stub.calls if c["path"] == "/queue" and c["token"]]
     assert {"agent_id", "unassigned"}.isdisjoint(asked[-1])  # assignment gives an agent its teams' tickets
+    assert [args["fields"] for args in asked] == ["ticket_id", "ticket_id", QUEUE_FIELDS]  # the others only counted
 
     agent = text(signed_in(portal, "agent", "ada").get("/console/?view=led"))  # not offered: the first tab
     tabs = re.findall(r'>([^<>]+) <span class="count"', agent)

@@ -432,3 +432,25 @@ def test_a_reply_or_note_sent_again_from_a_page_brought_back_is_not_sent_twice(p
     shown = text(admin.get("/console/tickets/t-1?notice=reply-before"))
     assert "You sent this reply a moment ago, so it was not sent again: it is in the conversation." in shown
     assert re.search(r'data-draft-sent="draft:[^"]+:t-1:reply"', shown)  # its draft in the tab ends too
+
+
+def test_the_peoples_words_in_the_timelines_sentences_are_isolated_and_escaped(portal, stub):  # noqa: F811
+    """A right-to-left subject inside intake's English sentence keeps the sentence's order: each piece of people's
+    words (the subject, the requester's, agents' and teams' names) in <bdi>, escaped, and nothing else touched."""
+    a_queued_ticket(stub)
+    subject = "الطابعة لا تعمل <b>!</b>"
+    stub.answers["/tickets/t-1"] |= {"subject": subject, "requester": {"name": "سارة", "email": "s@example.com"}}
+    stub.answers["/tickets/t-1/timeline"] = {"items": [
+        {"type": "ticket.created", "occurred_at": "2026-01-01T10:00:00.000Z",
+         "summary": f"Ticket #7 opened by سارة via web: {subject} (network, normal priority)"},
+        {"type": "ticket.assigned", "occurred_at": "2026-01-01T10:00:01.000Z",
+         "summary": "Assigned to Ada Lovelace (Network) automatically: the rule, among 1 candidate"},
+    ]}  # fmt: skip
+
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+
+    assert (
+        "Ticket #7 opened by <bdi>سارة</bdi> via web: <bdi>الطابعة لا تعمل &lt;b&gt;!&lt;/b&gt;</bdi> "
+        "(network, normal priority)</li>" in html
+    )
+    assert "Assigned to <bdi>Ada Lovelace</bdi> (<bdi>Network</bdi>) automatically: the rule, among 1 candidate" in html
