@@ -95,15 +95,27 @@ class TicketStore(VersionedStore):
         return self.find(doc["_id"]) if doc else None
 
     def open_follow_up(self, email: str, number: int, prefix: str, looked_at: int = 50) -> Ticket | None:
-        """The requester's newest ticket not closed that a mail opened to follow up closed ticket #`number`
-        (its description starts with `prefix`), among its newest `looked_at` opened after it; None if none."""
-        query = {"requester.email": email.strip().lower(), "number": {"$gt": number}, "status": {"$ne": "closed"}}
-        found = self.collection.find(query, {"_id": 1, "description": 1}).sort("number", DESCENDING).limit(looked_at)
-        return next((self.find(doc["_id"]) for doc in found if (doc.get("description") or "").startswith(prefix)), None)
+        """The requester's newest ticket not closed that a mail opened to follow up closed ticket #`number`, among
+        its newest `looked_at` mailed ones opened after it; None if none.
+
+        Only mail in marks a ticket as one (`follows_up`, written with it): a ticket anyone may open on the web form
+        under the requester's address, with the same words, must not receive the requester's mail. A follow-up
+        opened before the mark was written is known by its description starting with `prefix`, mailed ones only."""
+        query = {"requester.email": email.strip().lower(), "number": {"$gt": number}, "status": {"$ne": "closed"},
+                 "source": "email"}  # fmt: skip
+        fields = {"_id": 1, "description": 1, "follows_up": 1}
+        found = self.collection.find(query, fields).sort("number", DESCENDING).limit(looked_at)
+        return next((self.find(doc["_id"]) for doc in found if _follows_up(doc, number, prefix)), None)
 
     def resolved_before(self, moment: datetime, limit: int = 200) -> list[str]:
         query = {"status": "resolved", "resolved_at": {"$lte": moment}}
         return [doc["_id"] for doc in self.collection.find(query, {"_id": 1}).limit(limit)]
+
+
+def _follows_up(doc: dict, number: int, prefix: str) -> bool:
+    if "follows_up" in doc:
+        return doc["follows_up"] == number
+    return (doc.get("description") or "").startswith(prefix)  # opened before mail in marked its follow-ups
 
 
 class TopicStore:

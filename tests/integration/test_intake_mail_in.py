@@ -180,6 +180,37 @@ def test_more_replies_to_a_closed_tickets_old_emails_join_its_open_follow_up(svc
     assert third.kind == "ticket" and third.ticket_id not in (ticket.id, first.ticket_id)
 
 
+def test_a_ticket_opened_on_the_web_with_a_follow_ups_words_never_receives_the_requesters_mail(svc):
+    """Anyone may open a ticket on the web form under the requester's address, and read it from that browser until
+    the requester confirms: written as mail in writes a follow-up, it must not take the requester's next answer to
+    the closed ticket's emails (only mail in marks its follow-ups)."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    handlers.close_ticket(svc, ticket.id, "requester", None)
+    words = f"(Follows up ticket #{ticket.number}, which was closed.)"
+    request = {"subject": "re", "description": words, "requester": {"name": "Ana", "email": sender},
+               "topic": "general", "priority": "normal", "source": "web"}  # fmt: skip
+    planted, _ = handlers.create_ticket(svc, request, None, None)
+
+    outcome = receive(svc, reply_to(ticket, sender, "My payslip is attached."))
+
+    assert outcome.kind == "ticket" and outcome.ticket_id not in (ticket.id, planted.id)  # a follow-up of its own
+    assert svc.tickets.get(planted.id).thread == []
+    assert svc.tickets.collection.find_one({"_id": outcome.ticket_id})["follows_up"] == ticket.number
+
+
+def test_a_follow_up_mail_in_opened_before_it_marked_them_still_takes_the_next_answer(svc):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    handlers.close_ticket(svc, ticket.id, "requester", None)
+    first = receive(svc, reply_to(ticket, sender, "It is back."))
+    svc.tickets.collection.update_one({"_id": first.ticket_id}, {"$unset": {"follows_up": ""}})  # as they were
+
+    again = receive(svc, reply_to(ticket, sender, "And again this morning."))
+
+    assert (again.kind, again.ticket_id) == ("message", first.ticket_id)
+
+
 def test_a_mail_longer_than_the_thread_takes_is_there_whole_for_who_sees_its_ticket(svc, client):
     sender = address()
     long = mail(sender, "Forwarded thread", "Line of the old thread.\n" * 2_000)  # 48,000 characters
