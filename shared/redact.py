@@ -13,8 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 # A JWT in compact form: base64url header, payload and signature. The header is a JSON object written
-# without blanks (`{"alg":...`), so its base64url starts `eyJ`: no word of prose looks like that.
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# without blanks (`{"alg":...`), so its base64url starts `eyJ`: no word of prose looks like that. Wherever it
+# starts: a link a mail client rewrote (Outlook's Safe Links) has it percent-encoded after "%2F", where no word
+# boundary is, and may have its dots encoded too.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+(?:\.|%2[Ee])[A-Za-z0-9_-]+(?:\.|%2[Ee])[A-Za-z0-9_-]+")
 HIDDEN = "(hidden)"
 
 

@@ -4,6 +4,7 @@ until it expires, and is never an API bearer token (nor is a bearer token ever a
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -112,6 +113,19 @@ def test_a_link_s_token_is_hidden_from_readers_of_the_email_body():
         redact_tokens('<a href="x">eyJ-is-not.a token</a> at 10.20.30')
         == '<a href="x">eyJ-is-not.a token</a> at 10.20.30'
     )
+
+
+def test_a_link_a_mail_client_rewrote_has_its_token_hidden_too():
+    """Outlook's Safe Links (and other rewriters) percent-encode the link into their own: the token follows "%2F",
+    where no word boundary is, and its dots may be encoded as well."""
+    token = mint_link_token(SECRET, "t-42", "ana@example.com", 30)
+    url = quote(link_url("https://help.example.com", token), safe="")
+    rewritten = f"https://eur01.safelinks.protection.outlook.com/?url={url}&data=05%7C02"
+    dots = rewritten.replace(".", "%2E")
+
+    for text in (rewritten, dots, f"(see{token})"):
+        shown = redact_tokens(f"Quoted: {text} thanks")
+        assert HIDDEN in shown and not any(part in shown for part in token.split("."))
 
 
 # --- the settings: TICKETFLOW_PORTAL_URL and TICKETFLOW_LINK_DAYS --------------------------------------
