@@ -673,7 +673,23 @@ def test_html_conversion_is_cut_at_its_limit(monkeypatch):
     message.set_content("<p>" + "word " * 50 + "</p><p>LAST</p>", subtype="html")
     mail = read(message)
     assert "LAST" not in mail.full_text and mail.full_text.startswith("word word")
-    assert any("HTML body over" in defect for defect in mail.defects)
+    assert any("HTML is over" in defect for defect in mail.defects)
+
+
+def test_the_html_limit_is_the_whole_mails_not_each_parts(monkeypatch):
+    """Many large HTML parts in one mail would each take seconds of CPU to turn into text: the limit is for the
+    mail, and the parts past it are not read."""
+    monkeypatch.setattr(inbound, "MAX_HTML_CHARS", 100)
+    converted: list[int] = []
+    real = inbound.html_to_text
+    monkeypatch.setattr(inbound, "html_to_text", lambda html: converted.append(len(html)) or real(html))
+    parts = b"".join(b"--B\nContent-Type: text/html\n\n<p>PART%d " % n + b"word " * 12 + b"</p>\n" for n in range(5))
+    raw = crlf(b'From: a@example.com\nContent-Type: multipart/mixed; boundary="B"\n\n' + parts + b"--B--\n")
+
+    mail = read(raw)
+
+    assert sum(converted) <= 100 and "PART0" in mail.full_text and "PART2" not in mail.full_text
+    assert [d for d in mail.defects if "HTML is over" in d][-1].endswith("not read as text")
 
 
 # --- Attachments --------------------------------------------------------------------------------------------------
