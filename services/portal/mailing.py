@@ -12,12 +12,14 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 
 from services.portal.client import Unreachable
 from shared import smtp
 from shared.clock import now
 
 log = logging.getLogger(__name__)
+OWN_MESSAGE_DOMAIN = "ticketflow"  # the right of @ in the help desk's Message-IDs (notify's, mail in's reading)
 ATTEMPTS = 5
 DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2))
 STALE = timedelta(minutes=5)  # a job taken this long ago by a worker that died is free again
@@ -51,6 +53,9 @@ def send(settings, to: str, subject: str, text: str) -> None:
     message["From"] = settings.notify_from
     message["To"] = to
     message["Subject"] = subject
+    message["Date"] = format_datetime(now())
+    # a new one each time (each carries a link of its own), never one that names a ticket as notify's do
+    message["Message-ID"] = make_msgid("portal", domain=OWN_MESSAGE_DOMAIN)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders should not answer
     message.set_content(text)
     smtp.send_email(smtp.parse_smtp_url(settings.smtp_url, settings.smtp_timeout), message)

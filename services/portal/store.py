@@ -314,10 +314,11 @@ class PortalStore:
         return self.accounts.delete_one({"_id": account_id}).deleted_count == 1
 
     # welcome emails of new accounts: the worker sends them, each with a link of its own
-    def add_welcome(self, account_id: str, email: str, at: datetime) -> None:
+    def add_welcome(self, account_id: str, email: str, at: datetime, name: str | None = None) -> None:
         self.welcomes.insert_one(
-            {"_id": uuid.uuid4().hex, "account_id": account_id, "email": email, "state": "pending", "created_at": at}
-        )
+            {"_id": uuid.uuid4().hex, "account_id": account_id, "email": email, "name": name, "state": "pending",
+             "created_at": at}
+        )  # fmt: skip
 
     # "Forgot your password?": the worker emails a link when the address is an account's
     def add_password_reset(self, email: str, at: datetime) -> None:

@@ -131,6 +131,30 @@ def test_script_in_a_subject_a_name_and_a_message_is_shown_as_text(portal_system
     assert dialogs == []
 
 
+def test_words_without_a_space_never_push_a_page_sideways(portal_system, new_context, screenshot):  # noqa: F811
+    """A name, a subject and a message of 200 letters without a space (the forms take them) wrap inside their boxes,
+    on the requester's page and the agent's, at phone and desktop widths."""
+    system, long = portal_system, "N" * 200
+    page = new_context().new_page()
+    open_request(page, system.portal, long, unique_email("long"), "S" * 200, "D" * 2000)
+    page.get_by_role("button", name="Send request").click()
+    page.get_by_label("Your message").fill("M" * 2000)
+    page.get_by_role("button", name="Send message").click()
+    expect(page.get_by_text("M" * 2000)).to_be_visible()
+    ticket_id = ticket_id_of(page)
+    agent = new_context().new_page()
+    sign_in(agent, system.portal, STAFF["ada"]["email"])
+    agent.goto(f"{system.portal}/console/tickets/{ticket_id}")
+    expect(agent.get_by_text("M" * 2000)).to_be_visible()
+
+    for shown, name in ((page, "requester-long-words"), (agent, "console-long-words")):
+        for width in (1280, 390):
+            shown.set_viewport_size({"width": width, "height": 844})
+            assert shown.evaluate("document.documentElement.scrollWidth") <= width, (name, width)
+        shown.locator(".entry-meta").last.evaluate("e => e.scrollIntoView()")  # the name above the message
+        screenshot(shown, f"{name}-phone", full_page=False)
+
+
 def test_a_link_opens_its_own_ticket_only_and_leaves_the_address_bar(portal_system, new_context):  # noqa: F811
     system = portal_system
     ana, ben = unique_email("ana"), unique_email("ben")

@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 from werkzeug.serving import make_server
 
-from services.portal import handlers, passwords
+from services.intake import inbound_headers
+from services.portal import handlers, mailing, passwords
 from services.portal.admin import welcome
 from services.portal.pages import cookie_names
 from shared import links
@@ -125,6 +127,24 @@ def test_a_disabled_accounts_password_links_and_welcome_email_are_void(portal): 
     assert passwords.link_account(svc, link) is None
     assert welcome.send_welcome(svc, {"account_id": account["_id"], "email": account["email"]}) == "skipped"
     assert svc.store.password_links.count_documents({"account_id": account["_id"]}) == 0  # no new link minted
+
+
+def test_the_welcome_email_greets_the_agent_by_name_and_is_dated_with_an_id_of_its_own(portal, monkeypatch):  # noqa: F811
+    """Mail clients show an email without Date undated, and spam filters mark one without Message-ID down."""
+    svc = portal.extensions["ticketflow.portal"]
+    account, _ = handlers.create_account(svc, f"new-{uuid.uuid4().hex[:8]}@example.com", "agent", "ada", None)
+    sent = []
+    monkeypatch.setattr(mailing.smtp, "send_email", lambda server, message: sent.append(message))
+
+    for _ in range(2):
+        waiting = {"account_id": account["_id"], "email": account["email"], "name": "Ada\nLovelace"}
+        assert welcome.send_welcome(svc, waiting) == "sent"
+
+    first, second = sent
+    assert first.get_content().startswith("Hello Ada Lovelace,\n\nAn admin has added you")
+    assert abs((parsedate_to_datetime(first["Date"]) - now()).total_seconds()) < 600
+    assert first["Message-ID"] != second["Message-ID"] and first["Message-ID"].endswith("@ticketflow>")
+    assert not inbound_headers.ticket_ids((first["Message-ID"].strip("<>"),))  # names no ticket: a reply opens one
 
 
 def test_disabling_twice_keeps_the_first_date_and_an_unknown_account_is_not_found(portal):  # noqa: F811

@@ -80,7 +80,7 @@ def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, boo
         raise refusal(refused, conflict="id") from None
     account, token = create_account(svc, created["email"], "agent", created["id"], None)
     if form.get("send_email"):
-        queue_welcome(svc, account)
+        queue_welcome(svc, account, created.get("name"))
     return created, token or "", bool(form.get("send_email"))
 
 

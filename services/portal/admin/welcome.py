@@ -12,8 +12,9 @@ from services.portal.handlers import PASSWORD_LINK_LIFE, Portal
 from shared.clock import now
 
 
-def queue_welcome(svc: Portal, account: dict) -> None:
-    svc.store.add_welcome(account["_id"], account["email"], now())
+def queue_welcome(svc: Portal, account: dict, name: str | None = None) -> None:
+    """`name`: the agent's, as the admin typed it (the email greets them by it)."""
+    svc.store.add_welcome(account["_id"], account["email"], now(), name)
 
 
 def send_welcome(svc: Portal, waiting: dict) -> str:
@@ -23,13 +24,14 @@ def send_welcome(svc: Portal, waiting: dict) -> str:
     if account is None or account.get("disabled_at"):
         return "skipped"
     portal, days = svc.settings.portal_url, PASSWORD_LINK_LIFE.days
+    hello = f"Hello {name}," if (name := " ".join((waiting.get("name") or "").split())) else "Hello,"
     passwords.send_password_link(
         svc,
         waiting["account_id"],
         waiting["email"],
         "Your account on the help desk",
         lambda url: (
-            f"Hello,\n\nAn admin has added you to the help desk as an agent. Choose your password here (the link\n"
+            f"{hello}\n\nAn admin has added you to the help desk as an agent. Choose your password here (the link\n"
             f"works once, for {days} days):\n\n{url}\n\nThen sign in at {portal}/login with this email address.\n"
         ),
         PASSWORD_LINK_LIFE,
