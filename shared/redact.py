@@ -13,10 +13,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 # A JWT in compact form: base64url header, payload and signature. The header is a JSON object written
-# without blanks (`{"alg":...`), so its base64url starts `eyJ`: no word of prose looks like that. Wherever it
-# starts: a link a mail client rewrote (Outlook's Safe Links) has it percent-encoded after "%2F", where no word
-# boundary is, and may have its dots encoded too.
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+(?:\.|%2[Ee])[A-Za-z0-9_-]+(?:\.|%2[Ee])[A-Za-z0-9_-]+")
+# without blanks (`{"alg":...`), so its base64url starts `eyJ`: no word of prose starts like that. It starts a run
+# of base64url characters, or follows a percent-encoded "/" or "=" (a link a mail client rewrote into its own, as
+# Outlook's Safe Links does, with its dots maybe encoded too), never inside a word ("surveyJS.min.js"). The
+# segments are possessive and only a run's start is tried: linear in the text, whatever it holds.
+_SEGMENT = r"[A-Za-z0-9_-]++"
+_JWT = re.compile(
+    rf"(?:(?<![A-Za-z0-9_-])|(?<=%2[Ff])|(?<=%3[Dd]))eyJ{_SEGMENT}(?:\.|%2[Ee]){_SEGMENT}(?:\.|%2[Ee]){_SEGMENT}"
+)
 HIDDEN = "(hidden)"
 
 

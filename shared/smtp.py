@@ -20,6 +20,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from shared.config import ConfigError
 
+# the right of @ in the help desk's own Message-IDs: notify's (<notification+ticket@...>, <ticket-ID@...>), which mail
+# in reads back to find the ticket a reply is about, and the portal's own emails' (which name no ticket)
+OWN_MESSAGE_DOMAIN = "ticketflow"
+
 _SCHEMES = {"smtp": ("none", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 

@@ -166,12 +166,15 @@ def _body_text(bodies: list[Part], kind: str, numbers: dict[int, int], defects: 
         if any(branches.setdefault(group, branch) != branch for group, branch in part.alternative):
             continue
         where = _where(message, numbers)
+        if kind == "html" and not html_left:
+            defects.append(f"{where}: the mail's HTML is over {MAX_HTML_CHARS >> 20} MiB, not read as text")
+            continue
         text = decode_bytes(payload(message, where, defects), _charset(message), where, defects)
         if kind == "html":
             if len(text) > html_left:
-                said = "only its start read as text" if html_left else "not read as text"
-                defects.append(f"{where}: the mail's HTML is over {MAX_HTML_CHARS >> 20} MiB, {said}")
-            text, html_left = html_to_text(text[:html_left]) if html_left else "", max(0, html_left - len(text))
+                defects.append(f"{where}: the mail's HTML is over {MAX_HTML_CHARS >> 20} MiB, only its start read")
+            html, html_left = text[:html_left], max(0, html_left - len(text))
+            text = html_to_text(html)
         texts.append(clean(text).replace("\r\n", "\n").replace("\r", "\n").strip("\n"))
     return "\n\n".join(text for text in texts if text.strip()).rstrip()
 

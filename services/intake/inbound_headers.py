@@ -8,8 +8,8 @@ from email.message import Message
 from email.utils import getaddresses
 
 from services.intake.inbound_mime import MAX_STRUCTURED_HEADER, POLICY, clean, one_line, unfold_8bit, unique, words
+from shared.smtp import OWN_MESSAGE_DOMAIN  # the right of @ in notify's Message-IDs
 
-OWN_MESSAGE_DOMAIN = "ticketflow"  # the right of @ in notify's Message-IDs
 MAX_LIST_HEADER = 65536  # To, Cc, References: long in real threads, read with linear parsers
 _TICKET_REFERENCE = re.compile(
     rf"(?:ticket-(?P<own>[A-Za-z0-9._-]+)|.*\+(?P<notification>[A-Za-z0-9._-]+))@{OWN_MESSAGE_DOMAIN}", re.IGNORECASE

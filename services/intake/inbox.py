@@ -213,7 +213,9 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
         return Outcome("kept", f"not opened: {limited.detail}")
     at = now()
     ticket = Ticket.open(ticket_id, svc.tickets.next_number(), request, at)
-    mark = {"follows_up": follows.number} if follows is not None else None  # what open_follow_up looks for
+    # what open_follow_up looks for; on every mailed ticket, so that only those opened before it was written are
+    # known by their description
+    mark = {"follows_up": follows.number if follows is not None else None}
     if not svc.tickets.insert(ticket, _recorded(ticket, None, at), mark):
         ticket = svc.tickets.get(ticket_id)  # another mail process opened it at the same moment
     _store_attachments(svc, mail, ticket.id, None)  # after the ticket: a crash before is completed on redelivery

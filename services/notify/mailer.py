@@ -14,7 +14,7 @@ from email.utils import format_datetime
 
 from services.notify.domain import Message, SendError
 from shared import smtp
-from shared.smtp import SmtpConfig, parse_smtp_url
+from shared.smtp import OWN_MESSAGE_DOMAIN, SmtpConfig, parse_smtp_url
 
 __all__ = ["SmtpConfig", "build_email", "parse_smtp_url", "send_email"]
 
@@ -56,9 +56,9 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
     email["To"] = recipient
     email["Subject"] = _subject(message.subject) if plain else message.subject
     email["Date"] = format_datetime(datetime.now(UTC))
-    email["Message-ID"] = f"<{notification_id}+{ticket_id}@ticketflow>"
-    email["In-Reply-To"] = f"<ticket-{ticket_id}@ticketflow>"
-    email["References"] = f"<ticket-{ticket_id}@ticketflow>"
+    email["Message-ID"] = f"<{notification_id}+{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
+    email["In-Reply-To"] = f"<ticket-{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
+    email["References"] = f"<ticket-{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders should not answer
     if plain:
         email.attach(_text_part(message.text, "plain"))

@@ -380,6 +380,7 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
     given = _agent_of(svc, session, fields["agent_id"].strip()) if action == "assign" else None
     if action == "assign":
         to = given["name"]
+        team_names = _team_names(svc, session)  # a refusal names the ticket's team: asked once, not once a ticket
     outcome: dict = {
         "action": action, "to": to, "done": [], "already": [], "refused": [], "unanswered": None, "not_tried": [],
         "team": fields.get("team") if action == "transfer" else None,  # the queue says if nobody there takes them
@@ -395,7 +396,7 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
             if action == "claim" and _work_of(svc, session, ticket_id).get("agent_id") == session.get("agent_id"):
                 outcome["already"].append(number)  # assignment's claim would answer 200: said apart, not as done
                 continue
-            if action == "assign" and _theirs_already(svc, session, ticket_id, given):
+            if action == "assign" and _theirs_already(svc, session, ticket_id, given, team_names):
                 outcome["already"].append(number)
                 continue
             act(svc, session, ticket_id, action, fields, request_id)
@@ -429,7 +430,7 @@ def _agent_of(svc: Portal, session: dict, agent_id: str) -> dict:
     return found
 
 
-def _theirs_already(svc: Portal, session: dict, ticket_id: str, agent: dict) -> bool:
+def _theirs_already(svc: Portal, session: dict, ticket_id: str, agent: dict, team_names: dict[str, str]) -> bool:
     """Whether the ticket is the agent's already (a bulk assign says so apart, as assignment would answer 200); a
     UserError in the page's words when the ticket's team is not one of the agent's (assignment takes an agent of
     the ticket's team only, and says so with ids)."""
@@ -437,7 +438,7 @@ def _theirs_already(svc: Portal, session: dict, ticket_id: str, agent: dict) -> 
     if work.get("agent_id") == agent["id"]:
         return True
     if work.get("team") not in agent.get("teams", []):
-        team = _team_name(svc, session, work.get("team") or "")
+        team = team_names.get(work.get("team") or "") or work.get("team") or "no team"
         raise UserError(
             f"It is in {team}, where {agent['name']} is not: move it to one of their teams first.", status=422
         )
@@ -456,10 +457,15 @@ def _not_there_yet(svc: Portal, session: dict, ticket_id: str, team: str, team_n
 
 def _team_name(svc: Portal, session: dict, team_id: str) -> str:
     """The name a team is shown by (its id when assignment does not list it)."""
+    return _team_names(svc, session).get(team_id, team_id)
+
+
+def _team_names(svc: Portal, session: dict) -> dict[str, str]:
+    """Every team's name by its id; none when assignment does not answer (each shown by its id)."""
     try:
-        return next((t["name"] for t in every_team(svc, session) if t["id"] == team_id), team_id)
+        return {team["id"]: team["name"] for team in every_team(svc, session)}
     except (Refused, Unreachable):
-        return team_id
+        return {}
 
 
 def _status_is_theirs(svc: Portal, session: dict, ticket_id: str) -> None:

@@ -17,9 +17,9 @@ from email.utils import format_datetime, make_msgid
 from services.portal.client import Unreachable
 from shared import smtp
 from shared.clock import now
+from shared.smtp import OWN_MESSAGE_DOMAIN
 
 log = logging.getLogger(__name__)
-OWN_MESSAGE_DOMAIN = "ticketflow"  # the right of @ in the help desk's Message-IDs (notify's, mail in's reading)
 ATTEMPTS = 5
 DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2))
 STALE = timedelta(minutes=5)  # a job taken this long ago by a worker that died is free again

@@ -218,16 +218,23 @@ def when(value: str | datetime | None) -> str:
 
 def isolated(sentence: str, *pieces: str | None) -> Markup:
     """A sentence the services wrote (a timeline's summary) with the people's words in it (`pieces`: a subject, a
-    name, a resolution; the agents' and teams' names always) each in <bdi>: a right-to-left subject in an English
-    sentence keeps the sentence's order, and its own. One pass, longest first, over the escaped sentence (the
-    marks added are never matched again)."""
-    words = {*pieces, *agent_names().values(), *_names("team_names").values()}
-    escaped = sorted({str(Markup.escape(w)) for w in words if w and len(w.strip()) > 1}, key=len, reverse=True)
-    text = str(Markup.escape(sentence))
-    if not escaped:
-        return Markup(text)
-    found = re.compile("|".join(map(re.escape, escaped)))
-    return Markup(found.sub(lambda match: f"<bdi>{match.group(0)}</bdi>", text))
+    name, a resolution; the agents' and teams' names always) each in <bdi>, where it stands as words of its own: a
+    right-to-left subject in an English sentence keeps the sentence's order, and its own. Found in the sentence as
+    written, longest first, then every part escaped (an escape's letters are never matched)."""
+    kept = g.setdefault("isolating", {})  # the pattern of these pieces, made once a page (a timeline: one each entry)
+    if pieces not in kept:
+        words = {*pieces, *agent_names().values(), *_names("team_names").values()}
+        longest_first = sorted({w for w in words if w and len(w.strip()) > 1}, key=len, reverse=True)
+        either = "|".join(map(re.escape, longest_first))
+        kept[pieces] = re.compile(rf"(?<!\w)(?:{either})(?!\w)") if longest_first else None
+    found = kept[pieces]
+    if found is None:
+        return Markup.escape(sentence)
+    out, at = [], 0
+    for match in found.finditer(sentence):
+        out += [Markup.escape(sentence[at : match.start()]), Markup("<bdi>%s</bdi>") % match.group(0)]
+        at = match.end()
+    return Markup("").join([*out, Markup.escape(sentence[at:])])
 
 
 def agent_names() -> dict[str, str]:

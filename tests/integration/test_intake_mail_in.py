@@ -197,6 +197,7 @@ def test_a_ticket_opened_on_the_web_with_a_follow_ups_words_never_receives_the_r
     assert outcome.kind == "ticket" and outcome.ticket_id not in (ticket.id, planted.id)  # a follow-up of its own
     assert svc.tickets.get(planted.id).thread == []
     assert svc.tickets.collection.find_one({"_id": outcome.ticket_id})["follows_up"] == ticket.number
+    assert svc.tickets.collection.find_one({"_id": ticket.id})["follows_up"] is None  # mailed, and no follow-up
 
 
 def test_a_follow_up_mail_in_opened_before_it_marked_them_still_takes_the_next_answer(svc):

@@ -433,7 +433,7 @@ def test_a_bulk_assign_gives_each_ticket_to_the_agent_chosen_and_says_which_stay
         ("/tickets/t-1/assign", {"agent_id": "bob"})]  # fmt: skip
     said = text(lead.get(done.headers["Location"]))
     assert "<strong>Give to Bob:</strong> done on 1 ticket (#100001).</p>" in said
-    assert "<p>Already Bob’s: #100002.</p>" in said
+    assert "<p>Already Bob&#39;s: #100002.</p>" in said
     assert "<li>#100003: It is in billing, where Bob is not: move it to one of their teams first.</li>" in said
 
 

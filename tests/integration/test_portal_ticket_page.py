@@ -445,7 +445,11 @@ def test_the_peoples_words_in_the_timelines_sentences_are_isolated_and_escaped(p
          "summary": f"Ticket #7 opened by سارة via web: {subject} (network, normal priority)"},
         {"type": "ticket.assigned", "occurred_at": "2026-01-01T10:00:01.000Z",
          "summary": "Assigned to Ada Lovelace (Network) automatically: the rule, among 1 candidate"},
+        {"type": "ticket.reopened", "occurred_at": "2026-01-01T10:00:02.000Z",
+         "summary": "Reopened: Network's & Adams' queue"},
     ]}  # fmt: skip
+    stub.answers["/agents"]["items"] = [*AGENTS, {"id": "amp", "name": "amp", "teams": []},
+                                        {"id": "ada2", "name": "Ada", "teams": []}]  # fmt: skip
 
     html = text(signed_in(portal).get("/console/tickets/t-1"))
 
@@ -454,3 +458,5 @@ def test_the_peoples_words_in_the_timelines_sentences_are_isolated_and_escaped(p
         "(network, normal priority)</li>" in html
     )
     assert "Assigned to <bdi>Ada Lovelace</bdi> (<bdi>Network</bdi>) automatically: the rule, among 1 candidate" in html
+    # an escape's letters ("amp", "39") are never matched, nor a name inside a word ("Ada" in "Adams")
+    assert "Reopened: <bdi>Network</bdi>&#39;s &amp; Adams&#39; queue</li>" in html

@@ -123,9 +123,14 @@ def test_a_link_a_mail_client_rewrote_has_its_token_hidden_too():
     rewritten = f"https://eur01.safelinks.protection.outlook.com/?url={url}&data=05%7C02"
     dots = rewritten.replace(".", "%2E")
 
-    for text in (rewritten, dots, f"(see{token})"):
+    for text in (rewritten, dots, f"https://x.example/?token={token}"):
         shown = redact_tokens(f"Quoted: {text} thanks")
         assert HIDDEN in shown and not any(part in shown for part in token.split("."))
+
+
+def test_words_with_eyj_inside_them_are_no_tokens():
+    for text in ("surveyJS.min.js is loaded", "turkeyJerky.example.com", "see keyJSON.parse.result"):
+        assert redact_tokens(text) == text
 
 
 # --- the settings: TICKETFLOW_PORTAL_URL and TICKETFLOW_LINK_DAYS --------------------------------------

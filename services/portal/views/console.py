@@ -129,12 +129,12 @@ def _choices(me: dict) -> tuple[list[dict], list[dict]]:
         agents = portal().services.get("assignment", "/agents", console.actor(g.session))["items"]
     except (Refused, Unreachable):
         return teams, []  # the choices still, without saying who is in each
-    led = set(me.get("lead_of") or [])
+    led = set(me.get("lead_of") or []) & set(me.get("teams") or [])  # a team it leads and is in, as the queue's
     names = {team["id"]: team["name"] for team in teams}
     givable = [
-        {**agent, "team_names": [names.get(team, team) for team in agent.get("teams") or []]}
+        {**agent, "team_names": [names.get(team, team) for team in agent["teams"]]}
         for agent in agents
-        if g.session.get("role") == "admin" or led & set(agent.get("teams") or [])
+        if agent.get("teams") and (g.session.get("role") == "admin" or led & set(agent["teams"]))
     ]
     return domain.staffed(teams, agents), sorted(givable, key=lambda agent: agent["name"].casefold())
 
