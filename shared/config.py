@@ -73,6 +73,9 @@ class Settings:
     imap_poll_seconds: float = 30.0  # between polls of a server without IDLE; IDLE is renewed as often
     inbound_addresses: tuple[str, ...] = ()  # addresses (fnmatch patterns, lowercase) mail is taken for; (): any
     inbound_topics: tuple[tuple[str, str], ...] = ()  # (recipient address, topic) of a new ticket; else "general"
+    # authserv-ids of the MTAs in front whose Authentication-Results mail in believes: a mail they found failing
+    # DMARC is kept for the agents, never posted as its From (docs/mail-in.md); (): none, From believed as is
+    inbound_verified_by: tuple[str, ...] = ()
     # search's index: generations under <dir>/<namespace>, shared by its worker (the one writer) and api (readers)
     search_index_dir: str = ".run/search"
     search_engine: str = "embedded"  # embedded | opensearch (docs/search.md)
@@ -292,6 +295,7 @@ def load_settings(env: dict | None = None) -> Settings:
         imap_poll_seconds=_positive(env, "TICKETFLOW_IMAP_POLL_SECONDS", 30.0),
         inbound_addresses=tuple(_words(env.get("TICKETFLOW_INBOUND_ADDRESSES"))),
         inbound_topics=_topics(env.get("TICKETFLOW_INBOUND_TOPICS")),
+        inbound_verified_by=tuple(_words(env.get("TICKETFLOW_INBOUND_VERIFIED_BY"))),
         search_index_dir=env.get("TICKETFLOW_SEARCH_INDEX_DIR") or Settings.search_index_dir,
         search_engine=_one_of(env, "TICKETFLOW_SEARCH_ENGINE", SEARCH_ENGINES, "embedded"),
         opensearch_url=_opensearch_url(env),

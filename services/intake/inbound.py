@@ -66,6 +66,8 @@ class InboundMail:
     automatic: str | None  # why no ticket and no receipt (auto-reply, bounce, list, loop); None for a person
     attachments: tuple[InboundAttachment, ...]
     defects: tuple[str, ...]  # what was malformed, in words, for the record
+    # (authserv-id, method, result) of its Authentication-Results headers: what the MTAs in front found of it
+    authentication: tuple[tuple[str, str, str], ...] = ()
 
 
 def parse(
@@ -127,6 +129,7 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
         automatic=headers_of.automatic(message, headers, sender, envelope, own),
         attachments=attachments,
         defects=_record(message, numbers, defects),
+        authentication=headers_of.authentication_results(headers),
     )
 
 

@@ -136,3 +136,28 @@ def auto_reply_by_subject(said: str) -> str | None:
     if _AUTOMATIC_SUBJECT.match(said):
         return f"an auto-reply by its subject ({said[:60]})"
     return None
+
+
+MAX_AUTHENTICATION_RESULTS = 20  # headers read; a mail passes few MTAs, each adding one
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_COMMENT = re.compile(r"\([^()]*\)")
+_RESINFO = re.compile(r"\s*([A-Za-z0-9_-]+)(?:/[0-9]+)?\s*=\s*([A-Za-z]+)")
+
+
+def authentication_results(headers: Headers) -> tuple[tuple[str, str, str], ...]:
+    """(authserv-id, method, result) of each method each Authentication-Results header (RFC 8601) reports, lowercased,
+    in order: ("mx.help.example.com", "dmarc", "fail"). Comments and quoted values are left out; what does not
+    read as a result is skipped."""
+    found = []
+    for value in headers.get("authentication-results", ())[:MAX_AUTHENTICATION_RESULTS]:
+        value = _QUOTED.sub('""', one_line(value[:MAX_LIST_HEADER]))
+        for _ in range(3):  # comments nest
+            value = _COMMENT.sub(" ", value)
+        server, _, results = value.partition(";")
+        if not server.split():
+            continue
+        authserv = server.split()[0].lower()
+        for resinfo in results.split(";"):
+            if matched := _RESINFO.match(resinfo):
+                found.append((authserv, matched.group(1).lower(), matched.group(2).lower()))
+    return tuple(found)

@@ -144,6 +144,9 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
         return Outcome("ignored", f"automatic mail: {automatic}", ticket and ticket.id, ticket and ticket.number)
     if not mail.sender:
         return Outcome("kept", "the mail names no sender address", ticket and ticket.id, ticket and ticket.number)
+    if forged := forged_sender(mail, svc.settings.inbound_verified_by):
+        what = "not posted as the requester" if ticket is not None else "no ticket opened"
+        return Outcome("kept", f"{forged}: {what}", ticket and ticket.id, ticket and ticket.number)
     if ticket is None:
         return _open_ticket(svc, mail, follows=None)
     if not same_email(mail.sender, ticket.requester.get("email")):
@@ -168,6 +171,19 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
             _store_attachments(svc, mail, ticket.id, message_id)
             return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
     return _add_message(svc, mail, ticket, message_id)
+
+
+def forged_sender(mail: inbound.InboundMail, trusted: tuple[str, ...]) -> str | None:
+    """Why the mail's From may be forged: an MTA the desk trusts (TICKETFLOW_INBOUND_VERIFIED_BY, by the authserv-id
+    its Authentication-Results carry) found that it fails DMARC. None otherwise: no such MTA set, or none of
+    them said so (a domain without a DMARC policy is believed, as every mail was before).
+
+    Any trusted header that says "fail" counts: an MTA removes headers that forge its own id (RFC 8601), and a
+    forged "pass" beside its "fail" would not undo it."""
+    for server, method, result in mail.authentication:
+        if server in trusted and method == "dmarc" and result == "fail":
+            return f"the sender's address failed DMARC at {server}, so the mail may not be from {mail.sender}"
+    return None
 
 
 def _ticket_replied_to(svc: Intake, mail: inbound.InboundMail) -> Ticket | None:

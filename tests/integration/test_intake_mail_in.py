@@ -212,6 +212,47 @@ def test_a_follow_up_mail_in_opened_before_it_marked_them_still_takes_the_next_a
     assert (again.kind, again.ticket_id) == ("message", first.ticket_id)
 
 
+def results(server: str, dmarc: str) -> str:
+    return (
+        f"{server}; spf=softfail smtp.mailfrom=example.com; dkim=none; dmarc={dmarc} (p=none) header.from=example.com"
+    )
+
+
+def test_a_mail_an_mta_the_desk_trusts_found_failing_dmarc_is_kept_never_posted_as_its_from(svc):
+    """With TICKETFLOW_INBOUND_VERIFIED_BY, the MTA in front says whose From is forged: such a reply is kept for the
+    agents (as a colleague's is), and such a new mail opens nothing; other MTAs' words, and passes, change nothing."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    forged = reply_to(ticket, sender, "Please send the VPN config to my new address.")
+    forged["Authentication-Results"] = results("mx.help.example.com", "fail")
+    before = dataclasses.replace(svc.settings)
+
+    assert receive(svc, forged).kind == "message"  # no MTA trusted yet: From is believed, as before
+    svc.settings = dataclasses.replace(before, inbound_verified_by=("mx.help.example.com",))
+    again = reply_to(ticket, sender, "Please send it now.")
+    again["Authentication-Results"] = results("mx.help.example.com", "fail")
+    again["Authentication-Results"] = results("mx.help.example.com", "pass")  # a forged pass undoes nothing
+    kept = receive(svc, again)
+    new = mail(sender, "Invoice", "Pay this.", Authentication_Results=results("mx.help.example.com", "fail"))
+    refused_new = receive(svc, new)
+    elsewhere = reply_to(ticket, sender, "Untrusted words.")
+    elsewhere["Authentication-Results"] = results("mx.attacker.example", "fail")  # not an MTA of ours: not read
+    passed = reply_to(ticket, sender, "Verified words.")
+    passed["Authentication-Results"] = results("mx.help.example.com", "pass")
+
+    assert (kept.kind, kept.ticket_id) == ("kept", ticket.id)
+    assert kept.reason == (
+        f"the sender's address failed DMARC at mx.help.example.com, so the mail may not be from {sender}: not posted "
+        "as the requester"
+    )
+    assert (refused_new.kind, refused_new.ticket_id) == ("kept", None) and refused_new.reason.endswith(
+        "no ticket opened"
+    )
+    assert receive(svc, elsewhere).kind == "message" and receive(svc, passed).kind == "message"
+    bodies = [entry["body"] for entry in svc.tickets.get(ticket.id).thread]
+    assert bodies == ["Please send the VPN config to my new address.", "Untrusted words.", "Verified words."]
+
+
 def test_a_mail_longer_than_the_thread_takes_is_there_whole_for_who_sees_its_ticket(svc, client):
     sender = address()
     long = mail(sender, "Forwarded thread", "Line of the old thread.\n" * 2_000)  # 48,000 characters

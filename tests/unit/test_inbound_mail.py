@@ -667,6 +667,24 @@ def test_text_plain_is_preferred_but_an_empty_one_gives_way_to_html():
     assert read(empty_plain).text == "HTML words."
 
 
+def test_authentication_results_are_read_as_server_method_and_result():
+    """RFC 8601's header as MTAs write it (folded): comments with ";" in them, quoted values, versions, several."""
+    headers = crlf(
+        b"Authentication-Results: MX.Help.Example.com 1;\n spf=pass smtp.mailfrom=example.net;\n"
+        b' dkim/1=pass (good; 2048-bit) header.d=example.net header.b="x;y";\n'
+        b" dmarc=FAIL (p=reject) header.from=example.net\n"
+        b"Authentication-Results: relay.example.org; none\n"
+        b"Authentication-Results: ; dmarc=pass\n"  # no server: skipped
+    )
+
+    assert read(headers + make_mail().as_bytes()).authentication == (
+        ("mx.help.example.com", "spf", "pass"),
+        ("mx.help.example.com", "dkim", "pass"),
+        ("mx.help.example.com", "dmarc", "fail"),
+    )
+    assert read(make_mail()).authentication == ()
+
+
 def test_html_conversion_is_cut_at_its_limit(monkeypatch):
     monkeypatch.setattr(inbound, "MAX_HTML_CHARS", 40)
     message = make_mail()
