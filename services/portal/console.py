@@ -384,11 +384,13 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
     outcome: dict = {
         "action": action, "to": to, "done": [], "already": [], "refused": [], "unanswered": None, "not_tried": [],
         "team": fields.get("team") if action == "transfer" else None,  # the queue says if nobody there takes them
+        "again": [],  # the boxes of those not done ("<id>:<number>"): the queue shows them ticked, to try again
     }  # fmt: skip
     started = time.monotonic()
     for ticket_id, number in rows.items():
         if outcome["unanswered"] or time.monotonic() - started > BULK_SECONDS:
             outcome["not_tried"].append(number)
+            outcome["again"].append(f"{ticket_id}:{number}")
             continue
         try:
             if action == "transfer":
@@ -403,9 +405,11 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
         except UserError as exc:
             details = [m for messages in exc.errors.values() for m in messages if m != exc.message]
             outcome["refused"].append({"number": number, "reason": " ".join([exc.message, *details])})
+            outcome["again"].append(f"{ticket_id}:{number}")
         except Unreachable as exc:  # maybe done, maybe not: the service did not say
             log.warning("bulk %s stopped at ticket %s: %s", action, ticket_id, exc)
             outcome["unanswered"] = number
+            outcome["again"].append(f"{ticket_id}:{number}")
         else:
             outcome["done"].append(number)
     return outcome

@@ -249,7 +249,10 @@ def test_a_bulk_action_stops_where_a_service_does_not_answer_and_says_which_were
     page = text(admin.get(done.headers["Location"]))
     assert "<strong>Set the priority to High:</strong> done on 1 ticket (#100001)." in page
     assert "At #100002 the help desk's services did not answer: it may or may not be done" in page
-    assert "Not tried, tick them again: #100003." in page
+    assert "Not tried: #100003." in page
+    for tick in ("t-2:100002", "t-3:100003"):  # maybe done, and not tried: ticked again, the priority chosen
+        assert f'value="{tick}" id="tick-{tick.split(":")[0]}" form="bulk" autocomplete="off" checked' in page
+    assert 'value="t-1:100001" id="tick-t-1" form="bulk" autocomplete="off">' in page  # done: not ticked
 
 
 def test_a_ticket_ticked_twice_or_under_another_number_is_acted_on_once(portal, stub):  # noqa: F811
@@ -435,6 +438,40 @@ def test_a_bulk_assign_gives_each_ticket_to_the_agent_chosen_and_says_which_stay
     assert "<strong>Give to Bob:</strong> done on 1 ticket (#100001).</p>" in said
     assert "<p>Already Bob&#39;s: #100002.</p>" in said
     assert "<li>#100003: It is in billing, where Bob is not: move it to one of their teams first.</li>" in said
+
+
+def test_a_partly_refused_bulk_resolve_keeps_its_words_and_the_refused_tickets_ticked(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/tickets/t-1/resolve"] = {"ticket_id": "t-1"}
+    refusal = {"title": "Forbidden", "detail": "Only the assigned agent or an admin resolves a ticket."}
+    stub.answers["/tickets/t-2/resolve"] = (403, refusal)
+    admin = signed_in(portal)
+    words = "The mail server is back since 10:20."
+
+    done = ticked(admin, {"action": "resolve", "resolution": words}, ["t-1:100001", "t-2:100002"])
+    page = text(admin.get(done.headers["Location"]))
+
+    assert "<strong>Resolve:</strong> done on 1 ticket (#100001).</p>" in page
+    assert "<li>#100002: Only the assigned agent or an admin resolves a ticket.</li>" in page
+    assert 'value="t-2:100002" id="tick-t-2" form="bulk" autocomplete="off" checked' in page
+    assert 'value="t-1:100001" id="tick-t-1" form="bulk" autocomplete="off">' in page
+    assert f">{words}</textarea>" in page and 'value="resolve" checked' in page
+    assert '<details class="bulk filters" data-bulk open>' in page
+    again = text(admin.get(done.headers["Location"]))  # said once: a reload shows the queue as it is
+    assert "checked" not in again and words not in again
+
+
+def test_a_bulk_resolve_refused_everywhere_says_so_even_beside_one_already_done(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/agents"] = {"items": [{"id": "bob", "name": "Bob", "teams": ["network"], "available": True}]}
+    stub.answers["/tickets/t-1"] = {"ticket_id": "t-1", "team": "network", "agent_id": "bob", "status": "assigned"}
+    stub.answers["/tickets/t-2"] = {"ticket_id": "t-2", "team": "desk", "agent_id": None, "status": "new"}
+    admin = signed_in(portal)
+
+    done = ticked(admin, {"action": "assign", "agent_id": "bob"}, ["t-1:100001", "t-2:100002"])
+
+    page = text(admin.get(done.headers["Location"]))
+    assert "<strong>Give to Bob:</strong> done on none of them.</p>" in page and "nothing to do" not in page
 
 
 def test_a_bulk_assign_with_no_agent_or_an_unknown_one_is_said_next_to_the_choice(portal, stub):  # noqa: F811

@@ -53,8 +53,13 @@ def bulk():
     except UserError as exc:
         selected = request.form.getlist("ticket_ids")
         return _queue("console/queue.html", bulk_form=form, bulk_errors=exc.errors, selected=selected), exc.status
-    portal().store.set_flash(g.session["_id"], "bulk", "", {"bulk": outcome}, now())
+    # those not done come back ticked, with what was chosen and written: tried again in one click once they can be
+    kept = {name: form[name] for name in BULK_KEPT if form.get(name)} if outcome["again"] else None
+    portal().store.set_flash(g.session["_id"], "bulk", "", {"bulk": outcome, "form": kept}, now())
     return redirect(url_for("console.queue", **back), 303)
+
+
+BULK_KEPT = ("action", "status", "priority", "team", "agent_id", "resolution")  # a bulk form's choices and words
 
 
 @blueprint.get("/bulk")
@@ -96,6 +101,8 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     may_lead = g.session.get("role") == "admin" or bool(me.get("lead_of"))
     said = whole and bulk_form is None and (g.session.get("flash") or {}).get("bulk")  # as loaded: only if one
     flash = portal().store.pop_flash(g.session["_id"], "bulk", "", now()) if said else None
+    if flash and flash.get("form"):  # some were not done: ticked again, the form as it was sent
+        bulk_form, selected = flash["form"], flash["bulk"]["again"]
     teams, agents = _choices(me) if whole and may_lead else ([], [])
     notice, warns = _queue_notice(request.args.get("notice", ""), request.args.get("team"), teams)
     return render_template(
