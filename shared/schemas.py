@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 
@@ -27,6 +29,25 @@ def unique(values: list) -> None:
 def text(max_length: int, **kwargs) -> fields.String:
     """A string of 1..max_length characters that is not only white space."""
     return fields.String(validate=[validate.Length(1, max_length), not_blank], **kwargs)
+
+
+# control characters, and the bidi controls that make one name show as another ("\u202eevil" reads "live")
+_HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def shown_as_typed(value: str) -> None:
+    if found := _HIDDEN.search(value):
+        raise ValidationError(f"Must not hold control characters (U+{ord(found.group()):04X}): a name shows as typed.")
+
+
+def name_text(max_length: int, **kwargs) -> fields.String:
+    """A name people choose things by (a team's, a topic's, an agent's): text, and no control characters."""
+    return fields.String(validate=[validate.Length(1, max_length), not_blank, shown_as_typed], **kwargs)
+
+
+def same_name(a: str, b: str) -> bool:
+    """Whether two names would read the same in a list: case and runs of spaces aside."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 class Strict(Schema):

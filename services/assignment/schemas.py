@@ -7,7 +7,7 @@ from webargs.fields import DelimitedList
 
 from services.assignment.domain import WORK_STATUSES
 from shared.events import CLOCKS, OPEN_STATUSES, PRIORITIES, STATUSES, StrictBoolean, Timestamp
-from shared.schemas import FullMatch, Strict, text, unique
+from shared.schemas import FullMatch, Strict, name_text, text, unique
 
 AGENT_ID = FullMatch(r"^[a-z0-9][a-z0-9._-]{0,63}$", error="Use 1 to 64 lowercase letters, digits, ., - or _.")
 TEAM_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
@@ -42,7 +42,7 @@ class _LowercaseEmail:
 
 class AgentCreateSchema(_LowercaseEmail, Strict):
     id = fields.String(required=True, validate=AGENT_ID)
-    name = text(200, required=True)
+    name = name_text(200, required=True)
     email = fields.Email(required=True, validate=validate.Length(max=254))
     teams = _ids(TEAM_ID, 1, required=True)
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(1, 1000))
@@ -54,7 +54,7 @@ class AgentCreateSchema(_LowercaseEmail, Strict):
 
 
 class AgentPatchSchema(_LowercaseEmail, Patch):
-    name = text(200)
+    name = name_text(200)
     email = fields.Email(validate=validate.Length(max=254))
     teams = _ids(TEAM_ID, 1)
     capacity = fields.Integer(strict=True, validate=validate.Range(1, 1000))
@@ -90,12 +90,12 @@ class AgentListSchema(Schema):
 
 class TeamCreateSchema(Strict):
     id = fields.String(required=True, validate=TEAM_ID)
-    name = text(200, required=True)
+    name = name_text(200, required=True)
     topics = _ids(TOPIC_ID, load_default=list)
 
 
 class TeamPatchSchema(Patch):
-    name = text(200)
+    name = name_text(200)
     topics = _ids(TOPIC_ID)
 
 

@@ -8,7 +8,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from shared.events import PRIORITIES, SOURCES, STATUSES, Timestamp
-from shared.schemas import FullMatch, Strict, not_blank
+from shared.schemas import FullMatch, Strict, not_blank, shown_as_typed
 
 TOPIC_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
 
@@ -142,7 +142,7 @@ class TopicListSchema(Schema):
 class TopicPutSchema(Strict):
     name = fields.String(
         load_default=None,
-        validate=[validate.Length(1, 100), not_blank],
+        validate=[validate.Length(1, 100), not_blank, shown_as_typed],
         metadata={"description": "needed to create a topic; left out, a topic keeps its name"},
     )
     retired = fields.Boolean(

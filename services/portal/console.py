@@ -480,6 +480,9 @@ def _status_is_theirs(svc: Portal, session: dict, ticket_id: str) -> None:
         return
     work = _work_of(svc, session, ticket_id)
     if not session.get("agent_id") or work.get("agent_id") != session.get("agent_id"):
+        if work.get("agent_id"):  # someone else's: claiming it would be refused too
+            name = agent_names(svc, session).get(work["agent_id"]) or work["agent_id"]
+            raise UserError(f"Only its agent, {name}, or an admin sets its status.", status=403)
         raise UserError("Only its agent or an admin sets its status: claim it first.", status=403)
 
 

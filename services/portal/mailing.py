@@ -9,6 +9,7 @@ address that is always refused never holds up the jobs behind it.
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
@@ -47,6 +48,18 @@ def work(svc, queue: str, handle: Callable[[object, dict], str], most: int = 50)
     return done
 
 
+LINE = 72  # characters a line of an email's text, as notify's emails are written
+
+
+def wrapped(text: str) -> str:
+    """The text with each line longer than LINE broken between words (a link, or any word longer than a line,
+    stays whole: a broken link does not open)."""
+    return "\n".join(
+        textwrap.fill(line, LINE, break_long_words=False, break_on_hyphens=False) if len(line) > LINE else line
+        for line in text.split("\n")
+    )
+
+
 def send(settings, to: str, subject: str, text: str) -> None:
     """One plain-text email from NOTIFY_FROM over SMTP_URL; smtp.SmtpError when the server does not take it."""
     message = EmailMessage()
@@ -57,5 +70,5 @@ def send(settings, to: str, subject: str, text: str) -> None:
     # a new one each time (each carries a link of its own), never one that names a ticket as notify's do
     message["Message-ID"] = make_msgid("portal", domain=OWN_MESSAGE_DOMAIN)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders should not answer
-    message.set_content(text)
+    message.set_content(wrapped(text))
     smtp.send_email(smtp.parse_smtp_url(settings.smtp_url, settings.smtp_timeout), message)

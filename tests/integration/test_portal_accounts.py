@@ -168,6 +168,8 @@ def test_the_welcome_email_greets_the_agent_by_name_and_is_dated_with_an_id_of_i
 
     first, second = sent
     assert first.get_content().startswith("Hello Ada Lovelace,\n\nAn admin has added you")
+    lines = first.get_content().splitlines()  # at most 72 characters, as notify's: only a link may be longer
+    assert all(len(line) <= 72 or " " not in line for line in lines) and any("/password/" in line for line in lines)
     assert abs((parsedate_to_datetime(first["Date"]) - now()).total_seconds()) < 600
     assert first["Message-ID"] != second["Message-ID"] and first["Message-ID"].endswith("@ticketflow>")
     assert not inbound_headers.ticket_ids((first["Message-ID"].strip("<>"),))  # names no ticket: a reply opens one

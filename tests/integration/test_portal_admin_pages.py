@@ -212,3 +212,30 @@ def test_a_calendar_s_errors_are_summed_up_in_the_form_s_order(portal, stub):  #
     summary = page[page.index("There is a problem") :]
     found = [summary.index(name) for name in ("Time zone:", "Saturday:", "Holidays:")]
     assert found == sorted(found), summary[:400]  # as the fields come on the form
+
+
+def test_a_team_or_topic_named_as_another_is_said_next_to_the_name_and_nothing_is_sent(portal, stub):  # noqa: F811
+    """The queue's choices, the requesters' list and the reports name teams and topics: two of one name (case and
+    spaces aside) could not be told apart there. A team keeps its own name when its other fields change."""
+    stub.answers["/agents"] = {"items": []}
+    stub.answers["/teams"] = {"items": [{"id": "desk", "name": "Service Desk", "topics": []},
+                                        {"id": "net", "name": "Network", "topics": []}]}  # fmt: skip
+    stub.answers["/teams/net"] = {"id": "net", "name": "Network", "topics": []}
+    stub.answers["/topics"] = {"items": [{"id": "vpn", "name": "VPN and remote access", "retired": True}]}
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/teams"))).group(1)
+
+    new = admin.post("/admin/teams", data={"csrf_token": token, "id": "desk2", "name": "service  DESK"})
+    renamed = admin.post("/admin/teams/net", data={"csrf_token": token, "name": "Service Desk"})
+    topic = admin.post(
+        "/admin/topics", data={"csrf_token": token, "topic_id": "remote", "topic_name": "VPN and Remote access"}
+    )  # noqa: E501
+
+    for answer in (new, renamed):
+        assert answer.status_code == 422
+        assert "The team desk is named “Service Desk” already: choose a name people can tell apart." in text(answer)
+    assert topic.status_code == 422
+    assert "The topic vpn is named “VPN and remote access” already" in text(topic)  # a retired one too
+    assert not [call for call in stub.calls if call["method"] != "GET"]
+    admin.post("/admin/teams/net", data={"csrf_token": token, "name": "Network"})  # its own name, kept
+    assert [call["path"] for call in stub.calls if call["method"] == "PATCH"] == ["/teams/net"]

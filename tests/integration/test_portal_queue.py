@@ -349,14 +349,18 @@ def test_a_bulk_status_is_set_on_the_agents_own_tickets_only_as_their_pages_offe
     stub.answers["/tickets/t-2"] = {"ticket_id": "t-2", "agent_id": None, "status": "new"}
     stub.answers["/tickets/t-1/status"] = {"ticket_id": "t-1"}
     stub.answers["/tickets/t-2/status"] = {"ticket_id": "t-2"}
+    stub.answers["/tickets/t-3"] = {"ticket_id": "t-3", "agent_id": "bob", "status": "assigned"}
+    stub.answers["/agents"] = {"items": [{"id": "bob", "name": "Bob Marley", "teams": ["network"]}]}
     agent = signed_in(portal, "agent", "ada")
 
-    done = ticked(agent, {"action": "status", "status": "waiting_on_requester"}, ["t-1:100001", "t-2:100002"])
+    ticks = ["t-1:100001", "t-2:100002", "t-3:100003"]
+    done = ticked(agent, {"action": "status", "status": "waiting_on_requester"}, ticks)
 
     assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-1/status"]
     page = text(agent.get(done.headers["Location"]))
     assert "<strong>Set the status to Waiting on requester:</strong> done on 1 ticket (#100001)." in page
     assert "<li>#100002: Only its agent or an admin sets its status: claim it first.</li>" in page
+    assert "<li>#100003: Only its agent, Bob Marley, or an admin sets its status.</li>" in page  # no claim to make
 
 
 def test_a_status_set_from_a_ticket_page_is_the_tickets_agents_alone(portal, stub):  # noqa: F811

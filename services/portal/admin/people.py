@@ -11,6 +11,7 @@ from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused, Unreachable
 from services.portal.console import actor, every_team, forget_names, team_names
 from services.portal.handlers import Portal, UserError, create_account, every_topic
+from shared.schemas import same_name
 
 ACCOUNT_TAKEN = "An account with this email exists."
 
@@ -298,8 +299,19 @@ def _take_topics_off(svc: Portal, session: dict, left: dict[str, list]) -> None:
             pass  # it still names them and gets none of their tickets: the teams' list says so
 
 
+def _name_untaken(others: list[dict], item_id: str, name: str, what: str, field: str = "name") -> None:
+    """A name another team (or topic) has already, case and spaces aside, said next to the field: the queue's
+    choices, the requesters' list and the reports name them, and two of one name cannot be told apart there.
+    (The services take such names: the page asks for names people can tell apart.)"""
+    other = next((o for o in others if o["id"] != item_id and name and same_name(o.get("name") or "", name)), None)
+    if other is not None:
+        said = f"The {what} {other['id']} is named “{other['name']}” already: choose a name people can tell apart."
+        raise UserError("Some answers need another look.", {field: [said]})
+
+
 def create_team(svc: Portal, session: dict, form: dict) -> dict:
     body = {"id": form.get("id", "").strip(), "name": form.get("name", "").strip(), "topics": form.get("topics", [])}
+    _name_untaken(every_team(svc, session), body["id"], body["name"], "team")
     left = check_topics(svc, session, body["id"], form, new_team=True)
     try:
         created = svc.services.post("assignment", "/teams", actor(session), body)
@@ -312,6 +324,7 @@ def create_team(svc: Portal, session: dict, form: dict) -> dict:
 
 def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
     body = {"name": form.get("name", "").strip(), "topics": form.get("topics", [])}
+    _name_untaken(every_team(svc, session), team_id, body["name"], "team")
     left = check_topics(svc, session, team_id, form)
     try:
         changed = svc.services.call("assignment", "PATCH", f"/teams/{path_id(team_id)}", actor(session), json=body)
@@ -357,6 +370,7 @@ def put_topic(svc: Portal, session: dict, form: dict) -> dict:
         said = {"topic_id": ["Enter the topic's id."], "topic_name": ["Enter the topic's name."]}
         raise UserError("Enter the topic's id and name.", said)
     topic_id = require_id(form.get("topic_id", ""), "topic_id", "topic")
+    _name_untaken(every_topic(svc, actor(session)), topic_id, body["name"], "topic", "topic_name")
     try:
         saved = svc.services.call("intake", "PUT", f"/topics/{topic_id}", actor(session), json=body)
     except Refused as refused:
