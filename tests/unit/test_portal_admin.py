@@ -212,14 +212,15 @@ def test_an_empty_id_is_a_field_error_before_any_call():
 def test_ids_typed_in_a_form_stay_one_path_segment():
     services = FakeServices()
     people.put_topic(SimpleNamespace(services=services, kept={}), ADMIN, {"topic_id": "a?b#c%2F", "topic_name": "X"})
-    assert services.calls == [("intake", "PUT", "/topics/a%3Fb%23c%252F", {"name": "X"})]  # intake says what is wrong
+    sent = lambda: [call for call in services.calls if call[1] != "GET"]  # noqa: E731 - the names read first
+    assert sent() == [("intake", "PUT", "/topics/a%3Fb%23c%252F", {"name": "X"})]  # intake says what is wrong
     for typed in ("a/../b", "..", "."):  # no path carries these as one part: said here, never sent
         with pytest.raises(UserError) as refused:
             people.put_topic(SimpleNamespace(services=services, kept={}), ADMIN, {"topic_id": typed, "topic_name": "X"})
         assert (
             refused.value.errors == {"topic_id": [refused.value.message]} and "cannot hold “/”" in refused.value.message
         )
-    assert len(services.calls) == 1
+    assert len(sent()) == 1
 
 
 def test_a_what_if_refused_by_sla_shows_its_reasons_under_the_fields():
