@@ -9,6 +9,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from shared.events import format_time, parse_time
 
@@ -679,3 +680,22 @@ def unstaffed_words(team: dict | None, tickets: int = 1) -> str | None:
     name = team.get("name") or team.get("id")
     waits = "the ticket waits" if tickets == 1 else "the tickets wait"
     return f"Nobody in {name} takes tickets now ({why}): {waits} in its queue until an agent there is available."
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_url(a: str, b: str) -> bool:
+    """Whether two URLs reach the same place as a server reads them: scheme and host in any case, the scheme's own
+    port said or not, an empty path as "/" ("HTTPS://Hooks.example.com:443" is "https://hooks.example.com/").
+    The path and query as written (a server may tell their cases apart)."""
+
+    def reached(url: str) -> tuple | str:
+        try:
+            parts = urlsplit(url.strip())
+            port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+        except ValueError:
+            return url
+        return (parts.scheme.lower(), (parts.hostname or "").rstrip("."), port, parts.path or "/", parts.query)
+
+    return reached(a) == reached(b)

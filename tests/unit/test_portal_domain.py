@@ -301,3 +301,12 @@ def test_a_team_where_nobody_takes_tickets_is_said_so_and_others_are_not():
     assert domain.unstaffed_words({"id": "desk", "agents": 2, "available": 1}) is None
     assert domain.unstaffed_words({"id": "desk"}) is None  # staffing not known: nothing said
     assert domain.unstaffed_words(None) is None
+
+
+def test_urls_that_reach_the_same_place_are_the_same_webhook():
+    same = ("https://hooks.example.com/x", "HTTPS://HOOKS.example.com/x", "https://hooks.example.com:443/x")
+    assert all(domain.same_url(same[0], other) for other in same)
+    assert domain.same_url("https://h.example.com", "https://h.example.com/")
+    for other in ("https://hooks.example.com/X", "http://hooks.example.com/x", "https://hooks.example.com:8443/x",
+                  "https://hooks.example.com/x?a=1", "https://[::1/x"):  # fmt: skip
+        assert not domain.same_url(same[0], other), other

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from services.portal import domain
 from services.portal.admin import path_id, refusal, words
 from services.portal.client import Refused, Unreachable
 from services.portal.console import actor
@@ -44,7 +45,8 @@ def add_webhook(svc: Portal, session: dict, form: dict) -> tuple[dict, str]:
     secret = secrets.token_urlsafe(32)
     body = {"url": form.get("url", "").strip(), "events": words(form.get("events")), "secret": secret}
     if body["url"] and any(
-        hook["url"] == body["url"] for hook in svc.services.get("notify", "/webhooks", actor(session))["items"]
+        domain.same_url(hook["url"], body["url"])
+        for hook in svc.services.get("notify", "/webhooks", actor(session))["items"]
     ):
         said = (
             "A webhook for this URL exists already: each event would go to it twice. "
