@@ -159,6 +159,10 @@ def test_failed_notifications_show_ticket_numbers_and_retry_all_at_once(portal, 
     assert "Retry all 2" in page and page.count("Its webhook was removed: nothing to retry.") == 1
     shown = re.findall(r'name="notification_ids" value="([^"]+)"', page)
     assert shown == ["n-1", "n-2"]
+    assert "older ones failed too" not in page
+    stub.answers["/notifications"]["next_cursor"] = "n-3"  # more failed before these than the page lists
+    assert "These are the newest 3: older ones failed too." in text(admin.get("/admin/notifications"))
+    del stub.answers["/notifications"]["next_cursor"]
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     stub.answers["/notifications"]["items"].append(dead("n-4", "t-1", "email", "bo@example.com"))  # failed since
     stub.calls.clear()

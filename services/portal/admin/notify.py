@@ -72,17 +72,19 @@ NUMBERS_LOOKED_UP = 30  # distinct tickets of a page whose numbers are asked of 
 RETRY_ALL_SECONDS = 20.0  # then the rest are left, said as not tried: a page's request must end (gunicorn's 30 s)
 
 
-def dead(svc: Portal, session: dict) -> list[dict]:
-    """The notifications every retry of which failed, newest first, each `numbered` and `retriable`."""
+def dead(svc: Portal, session: dict) -> tuple[list[dict], bool]:
+    """The newest DEAD_SHOWN notifications every retry of which failed, newest first, each `numbered` and
+    `retriable`; and whether older ones failed too (not listed: the page says so)."""
     who = actor(session)
-    items = svc.services.get("notify", "/notifications", who, status="dead", limit=DEAD_SHOWN)["items"]
+    found = svc.services.get("notify", "/notifications", who, status="dead", limit=DEAD_SHOWN)
+    items = found["items"]
     try:
         hooks = {redact_url(hook["url"]) for hook in svc.services.get("notify", "/webhooks", who)["items"]}
     except (Refused, Unreachable):
         hooks = None  # not known: Retry is offered, and notify refuses one whose webhook is gone
     for item in numbered(svc, who, items):
         item["retriable"] = item["channel"] != "webhook" or hooks is None or item["recipient"] in hooks
-    return items
+    return items, bool(found.get("next_cursor"))
 
 
 @dataclass

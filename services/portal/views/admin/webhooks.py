@@ -64,8 +64,10 @@ def _dead(message=None, status=200):
     done = None
     if said:
         done, message = (said["text"], message) if said.get("ok") else (None, message or said["text"])
-    items = notify.dead(portal(), g.session)
-    return page("admin/dead.html", "dead", status, notifications=items, message=message, notices=NOTICES, done=done)
+    items, more = notify.dead(portal(), g.session)
+    return page(
+        "admin/dead.html", "dead", status, notifications=items, more=more, message=message, notices=NOTICES, done=done
+    )
 
 
 @blueprint.get("/notifications")
