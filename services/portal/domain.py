@@ -19,7 +19,6 @@ PASSWORD_MAX = 1024  # argon2 hashes anything, but a megabyte password is a deni
 MAX_FAILURES = 5  # failed sign-ins for one email within FAILURE_WINDOW lock it for LOCK_TIME
 FAILURE_WINDOW = timedelta(minutes=15)
 LOCK_TIME = timedelta(minutes=15)
-CLIENT_FAILURES = 50  # failed sign-ins from one client (address, or IPv6 /64) in a clock hour, whatever the emails
 PRESENCE_SECONDS = 30  # an agent who has a ticket open polls every few seconds; gone after this long
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _LABEL = re.compile(r"^[^.\s@]+$")

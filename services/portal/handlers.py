@@ -145,25 +145,16 @@ def forget_requests(svc: Portal, session: dict | None) -> bool:
 
 
 # sign-in and accounts
-def sign_in(svc: Portal, email: str, password: str, client: str | None = None) -> dict:
+def sign_in(svc: Portal, email: str, password: str) -> dict:
     """The account for these credentials; UserError (the same for an unknown email and a wrong password).
 
     The attempt counts as a failure before the password is checked: parallel guesses cannot slip past the limit.
-    A `client` (its network, pages.client_network) with CLIENT_FAILURES failures this clock hour is refused before
-    any email's count: one machine guessing the passwords of many emails, or locking every agent out, soon stops
-    (only failures count, so an office behind one address signs in as often as it likes).
     """
     email = email.strip().lower()
-    window = now().replace(minute=0, second=0, microsecond=0)
-    if client and svc.store.hits(f"sign-in-failed:{client}", window) >= domain.CLIENT_FAILURES:
-        minutes = max(1, math.ceil((window + timedelta(hours=1) - now()).total_seconds() / 60))
-        raise UserError(f"Too many failed sign-ins from your network. Try again in {minutes} minutes.", status=429)
     count_attempt(svc, email, "Too many failed sign-ins for this email.")
     account = svc.store.account_by_email(email) if email else None
     matches = password_matches(svc, account and account.get("password_hash"), password)  # an unknown email too
     if account is None or not matches:
-        if client:
-            svc.store.count_hit(f"sign-in-failed:{client}", window, timedelta(hours=1))
         raise UserError("The email or password is not right.", status=401)
     svc.store.clear_failures(email)
     if account.get("disabled_at"):  # said only to whoever knows the password

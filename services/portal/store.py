@@ -341,11 +341,6 @@ class PortalStore:
         )
         return int(doc["count"])
 
-    def hits(self, key: str, window_start: datetime) -> int:
-        """How many hits `count_hit` counted of `key` in the window that began at `window_start`."""
-        doc = self.limits.find_one({"_id": f"{key}|{window_start.isoformat()}"}, {"count": 1})
-        return int(doc["count"]) if doc else 0
-
     # forms that must not act twice (a reload of the page a POST answered sends it again)
     def form_used(self, key: str) -> bool:
         return self.limits.find_one({"_id": f"form:{digest(key)}"}) is not None

@@ -13,14 +13,7 @@ import pytest
 
 from services.portal import handlers, mailing, passwords, timers
 from shared.auth import issue_token
-from tests.integration.test_portal_accounts import (
-    CSRF,
-    account_with_session,
-    browser,
-    new_client_address,
-    served,
-    sign_in,
-)
+from tests.integration.test_portal_accounts import CSRF, account_with_session, browser, served, sign_in
 from tests.integration.test_portal_search import PASSWORD, portal, stub, text  # noqa: F401
 from ticketflow import cli
 
@@ -35,6 +28,12 @@ def outbox(monkeypatch) -> list[dict]:
     monkeypatch.setattr(mailing, "send", lambda settings, to, subject, body: sent.append(
         {"to": to, "subject": subject, "text": body}))  # fmt: skip
     return sent
+
+
+def new_client_address() -> str:
+    """A client address of this test's own (a /64 of 64 random bits): the per-client counts are kept for the hour
+    across tests."""
+    return f"fd00:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 def post(client, path: str, page: str, form: dict, address: str = "127.0.0.1"):

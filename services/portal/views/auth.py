@@ -42,7 +42,7 @@ def login_post():
     if errors:  # nothing to check yet: said next to the field, and no attempt counted
         return render_template("auth/login.html", form=form, errors=errors), 422
     try:
-        account = handlers.sign_in(portal(), form["email"], request.form.get("password", ""), client_network())
+        account = handlers.sign_in(portal(), form["email"], request.form.get("password", ""))
     except handlers.UserError as exc:
         page = render_template("auth/login.html", form=form, errors={}, message=exc.message)
         return page, exc.status
