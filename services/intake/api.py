@@ -66,7 +66,9 @@ each inbound mail into a ticket (`source: email`), a requester message (a reply,
 subject or by In-Reply-To/References naming one of notify's messages, from the ticket's requester), or a record
 kept with its reason: a reply from any other address is never posted as the requester; automatic mail
 (Auto-Submitted, Precedence bulk/junk/list/auto_reply, bounces, notify's own mail) opens nothing and gets no
-receipt. `GET /tickets/{id}/mail` (agents who see the ticket, admins) and `GET /mail` (admins) show what each
+receipt. An addition to the contract, off unless set: with TICKETFLOW_INBOUND_VERIFIED_BY naming the MTAs in front,
+a mail one of them found failing DMARC (its Authentication-Results) is kept too, never posted as its From nor a
+ticket. `GET /tickets/{id}/mail` (agents who see the ticket, admins) and `GET /mail` (admins) show what each
 mail became.
 
 Attachments. The files that came with a ticket (with its opening mail or form, or with one of its

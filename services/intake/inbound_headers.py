@@ -138,7 +138,6 @@ def auto_reply_by_subject(said: str) -> str | None:
     return None
 
 
-MAX_AUTHENTICATION_RESULTS = 20  # headers read; a mail passes few MTAs, each adding one
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _COMMENT = re.compile(r"\([^()]*\)")
 _RESINFO = re.compile(r"\s*([A-Za-z0-9_-]+)(?:/[0-9]+)?\s*=\s*([A-Za-z]+)")
@@ -147,9 +146,10 @@ _RESINFO = re.compile(r"\s*([A-Za-z0-9_-]+)(?:/[0-9]+)?\s*=\s*([A-Za-z]+)")
 def authentication_results(headers: Headers) -> tuple[tuple[str, str, str], ...]:
     """(authserv-id, method, result) of each method each Authentication-Results header (RFC 8601) reports, lowercased,
     in order: ("mx.help.example.com", "dmarc", "fail"). Comments and quoted values are left out; what does not
-    read as a result is skipped."""
+    read as a result is skipped. Every header is read (each up to MAX_LIST_HEADER characters): an MTA may add its
+    own below the sender's, and a sender could put any number of its own above it."""
     found = []
-    for value in headers.get("authentication-results", ())[:MAX_AUTHENTICATION_RESULTS]:
+    for value in headers.get("authentication-results", ()):
         value = _QUOTED.sub('""', one_line(value[:MAX_LIST_HEADER]))
         for _ in range(3):  # comments nest
             value = _COMMENT.sub(" ", value)

@@ -685,6 +685,15 @@ def test_authentication_results_are_read_as_server_method_and_result():
     assert read(make_mail()).authentication == ()
 
 
+def test_an_mtas_authentication_results_below_any_number_of_the_senders_are_read():
+    """An MTA may add its header below the ones a sender wrote (Exim's add_header does): 40 of the sender's above
+    it do not hide it."""
+    forged = b"".join(b"Authentication-Results: x%d.example; none\n" % n for n in range(40))
+    raw = crlf(forged + b"Authentication-Results: mx.help.example.com; dmarc=fail header.from=example.com\n")
+
+    assert ("mx.help.example.com", "dmarc", "fail") in read(raw + make_mail().as_bytes()).authentication
+
+
 def test_html_conversion_is_cut_at_its_limit(monkeypatch):
     monkeypatch.setattr(inbound, "MAX_HTML_CHARS", 40)
     message = make_mail()
