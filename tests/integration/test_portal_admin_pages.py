@@ -241,5 +241,26 @@ def test_a_team_or_topic_named_as_another_is_said_next_to_the_name_and_nothing_i
     assert topic.status_code == 422
     assert "The topic vpn is named “VPN and remote access” already" in text(topic)  # a retired one too
     assert not [call for call in stub.calls if call["method"] != "GET"]
-    admin.post("/admin/teams/net", data={"csrf_token": token, "name": "Network"})  # its own name, kept
-    assert [call["path"] for call in stub.calls if call["method"] == "PATCH"] == ["/teams/net"]
+    stub.answers["/teams"]["items"].append({"id": "net2", "name": "Network", "topics": []})  # two, from before
+    admin.post("/admin/teams/net", data={"csrf_token": token, "name": "Network"})  # its own name, left as it is
+    patched = [call for call in stub.calls if call["method"] == "PATCH"]
+    assert [(call["path"], call["json"]) for call in patched] == [("/teams/net", {"topics": []})]
+
+
+def test_an_agent_saved_with_its_name_unchanged_is_sent_without_it(portal, stub):  # noqa: F811
+    """A name made before a rule it breaks (a control character) does not stop the rest of the page being saved."""
+    old = {"id": "cora", "name": "Cora\u202e", "email": "cora@example.com", "teams": ["network"], "lead_of": [],
+           "capacity": 4, "available": True, "open_tickets": 0}  # fmt: skip
+    stub.answers["/agents/cora"] = old
+    stub.answers["/agents"] = {"items": [old]}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+    stub.answers["/topics"] = {"items": []}
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/agents/cora"))).group(1)
+    form = {"csrf_token": token, "name": "Cora\u202e", "email": "cora@example.com", "teams": "network",
+            "capacity": "6", "available": "true"}  # fmt: skip
+
+    admin.post("/admin/agents/cora", data=form)
+
+    [patch] = [call for call in stub.calls if call["method"] == "PATCH"]
+    assert "name" not in patch["json"] and patch["json"]["capacity"] == 6

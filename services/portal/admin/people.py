@@ -106,6 +106,8 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[st
             lambda: _leads_its_teams(svc, session, body),
         )
     own = next((a for a in agents if a["id"] == agent_id), None)
+    if own and body["name"] == own.get("name"):  # unchanged: saved without it (one made before a rule it breaks)
+        del body["name"]
     kept = body["teams"] if isinstance(body["teams"], list) else []
     left = [team for team in (own or {}).get("teams", []) if team not in kept]
     held = {team: _held(svc, session, agent_id, team) for team in left}  # read first: a silence changes nothing
@@ -324,7 +326,11 @@ def create_team(svc: Portal, session: dict, form: dict) -> dict:
 
 def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
     body = {"name": form.get("name", "").strip(), "topics": form.get("topics", [])}
-    _name_untaken(every_team(svc, session), team_id, body["name"], "team")
+    teams = every_team(svc, session)
+    if any(team["id"] == team_id and team["name"] == body["name"] for team in teams):
+        del body["name"]  # unchanged: saved without it (one made before a rule it breaks, or one another shares)
+    else:
+        _name_untaken(teams, team_id, body["name"], "team")
     left = check_topics(svc, session, team_id, form)
     try:
         changed = svc.services.call("assignment", "PATCH", f"/teams/{path_id(team_id)}", actor(session), json=body)
