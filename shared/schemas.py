@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import unicodedata
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -31,13 +31,18 @@ def text(max_length: int, **kwargs) -> fields.String:
     return fields.String(validate=[validate.Length(1, max_length), not_blank], **kwargs)
 
 
-# control characters, and the bidi controls that make one name show as another ("\u202eevil" reads "live")
-_HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+_JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: parts of how some scripts and emoji are written
+
+
+def _hidden(char: str) -> bool:
+    """Control, format (bidi controls, zero-width spaces), line and paragraph separator characters: they make one
+    name show as another ("\u202eevil" reads "live"), or two names that look the same differ."""
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char not in _JOINERS
 
 
 def shown_as_typed(value: str) -> None:
-    if found := _HIDDEN.search(value):
-        raise ValidationError(f"Must not hold control characters (U+{ord(found.group()):04X}): a name shows as typed.")
+    if found := next((char for char in value if _hidden(char)), None):
+        raise ValidationError(f"Must not hold control characters (U+{ord(found):04X}): a name shows as typed.")
 
 
 def name_text(max_length: int, **kwargs) -> fields.String:
@@ -46,8 +51,13 @@ def name_text(max_length: int, **kwargs) -> fields.String:
 
 
 def same_name(a: str, b: str) -> bool:
-    """Whether two names would read the same in a list: case and runs of spaces aside."""
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    """Whether two names would read the same in a list: case, runs of spaces, compatibility forms ("Ｎｅｔ") and
+    characters that show as nothing aside."""
+
+    def shown(name: str) -> str:
+        return " ".join("".join(c for c in unicodedata.normalize("NFKC", name) if not _hidden(c)).split()).casefold()
+
+    return shown(a) == shown(b)
 
 
 class Strict(Schema):

@@ -6,6 +6,7 @@ No flask, no HTTP, no database here.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -692,9 +693,14 @@ def same_url(a: str, b: str) -> bool:
     def reached(url: str) -> tuple | str:
         try:
             parts = urlsplit(url.strip())
-            port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+            port = DEFAULT_PORTS.get(parts.scheme.lower()) if parts.port is None else parts.port
         except ValueError:
             return url
-        return (parts.scheme.lower(), (parts.hostname or "").rstrip("."), port, parts.path or "/", parts.query)
+        host = (parts.hostname or "").rstrip(".")
+        try:
+            host = str(ipaddress.ip_address(host))  # 2001:0db8::1 is 2001:db8::1
+        except ValueError:
+            pass
+        return (parts.scheme.lower(), host, port, parts.path or "/", parts.query)
 
     return reached(a) == reached(b)

@@ -9,6 +9,7 @@ address that is always refused never holds up the jobs behind it.
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
 from collections.abc import Callable
 from datetime import timedelta
@@ -53,11 +54,16 @@ LINE = 72  # characters a line of an email's text, as notify's emails are writte
 
 def wrapped(text: str) -> str:
     """The text with each line longer than LINE broken between words (a link, or any word longer than a line,
-    stays whole: a broken link does not open)."""
-    return "\n".join(
-        textwrap.fill(line, LINE, break_long_words=False, break_on_hyphens=False) if len(line) > LINE else line
-        for line in text.split("\n")
-    )
+    stays whole: a broken link does not open); the lines a line makes keep its indent or quote marks."""
+
+    def fill(line: str) -> str:
+        prefix = re.match(r"[ \t>]*", line).group()
+        return textwrap.fill(
+            line, LINE, subsequent_indent=prefix, break_long_words=False, break_on_hyphens=False,
+            expand_tabs=False, replace_whitespace=False,
+        )  # fmt: skip
+
+    return "\n".join(fill(line) if len(line) > LINE else line for line in text.split("\n"))
 
 
 def send(settings, to: str, subject: str, text: str) -> None:

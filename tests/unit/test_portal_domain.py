@@ -307,6 +307,16 @@ def test_urls_that_reach_the_same_place_are_the_same_webhook():
     same = ("https://hooks.example.com/x", "HTTPS://HOOKS.example.com/x", "https://hooks.example.com:443/x")
     assert all(domain.same_url(same[0], other) for other in same)
     assert domain.same_url("https://h.example.com", "https://h.example.com/")
+    assert domain.same_url("https://[2001:0db8::1]/x", "https://[2001:db8::1]:443/x")
+    assert not domain.same_url("https://h.example.com:0/x", "https://h.example.com/x")
     for other in ("https://hooks.example.com/X", "http://hooks.example.com/x", "https://hooks.example.com:8443/x",
                   "https://hooks.example.com/x?a=1", "https://[::1/x"):  # fmt: skip
         assert not domain.same_url(same[0], other), other
+
+
+def test_names_that_read_the_same_in_a_list_are_the_same_name():
+    from shared.schemas import same_name
+
+    for other in ("network", "  NETWORK ", "Net\u200bwork", "Ｎｅｔｗｏｒｋ", "Net\u2060work"):
+        assert same_name("Network", other), other
+    assert not same_name("Network", "Networks") and not same_name("Desk", "Dësk")

@@ -327,7 +327,7 @@ def create_team(svc: Portal, session: dict, form: dict) -> dict:
 def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
     body = {"name": form.get("name", "").strip(), "topics": form.get("topics", [])}
     teams = every_team(svc, session)
-    if any(team["id"] == team_id and team["name"] == body["name"] for team in teams):
+    if any(team["id"] == team_id and team.get("name") == body["name"] for team in teams):
         del body["name"]  # unchanged: saved without it (one made before a rule it breaks, or one another shares)
     else:
         _name_untaken(teams, team_id, body["name"], "team")

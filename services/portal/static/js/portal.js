@@ -328,8 +328,11 @@
   window.addEventListener("pageshow", function (event) {
     var form = document.getElementById("bulk");
     if (!form || !reachedWithBack(event)) return;
-    form.reset();
+    form.reset();  // and what the page came with (a bulk action's refused tickets, its choice and words): cleared
     Array.prototype.forEach.call(tickBoxes(), function (box) { box.checked = false; });
+    Array.prototype.forEach.call(form.querySelectorAll("input[name=action]"), function (r) { r.checked = false; });
+    var words = form.querySelector("textarea[name=resolution]");
+    if (words) words.value = "";
     showTickAll();
   });
   function chooseAction(field) {
