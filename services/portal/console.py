@@ -378,9 +378,9 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
     if action == "transfer":
         to = _team_name(svc, session, fields.get("team", ""))
     given = _agent_of(svc, session, fields["agent_id"].strip()) if action == "assign" else None
-    if action == "assign":
+    team_names = _team_names(svc, session) if given else {}  # a refusal names the ticket's team: asked once
+    if given:
         to = given["name"]
-        team_names = _team_names(svc, session)  # a refusal names the ticket's team: asked once, not once a ticket
     outcome: dict = {
         "action": action, "to": to, "done": [], "already": [], "refused": [], "unanswered": None, "not_tried": [],
         "team": fields.get("team") if action == "transfer" else None,  # the queue says if nobody there takes them

@@ -659,6 +659,11 @@ def topics_left(teams: list[dict], taken: dict[str, str]) -> dict[str, list[str]
     return left
 
 
+def led_teams(agent: dict) -> set[str]:
+    """The teams an agent leads and is in (assignment's rule: a lead who left a team leads it no more)."""
+    return set(agent.get("lead_of") or []) & set(agent.get("teams") or [])
+
+
 def staffed(teams: list[dict], agents: list[dict]) -> list[dict]:
     """The teams, each with `agents` (how many are in it) and `available` (how many of them take tickets now),
     so that a transfer's list can say where nobody would pick a ticket up."""

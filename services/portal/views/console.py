@@ -92,8 +92,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     filters = _filters(bulk_form)
     view = request.args.get("view", "mine") if bulk_form is None else bulk_form.get("view") or "mine"
     try:
-        leads = set(me.get("lead_of") or []) & set(me.get("teams") or [])  # a team it leads and is in
-        queues = console.queues(portal(), g.session, view, filters, leads=bool(leads))
+        queues = console.queues(portal(), g.session, view, filters, leads=bool(domain.led_teams(me)))
     except Refused as refused:
         return error_page(400, "That filter does not work", refused.detail)
     topics = every_topic(portal(), console.actor(g.session))
@@ -136,7 +135,7 @@ def _choices(me: dict) -> tuple[list[dict], list[dict]]:
         agents = portal().services.get("assignment", "/agents", console.actor(g.session))["items"]
     except (Refused, Unreachable):
         return teams, []  # the choices still, without saying who is in each
-    led = set(me.get("lead_of") or []) & set(me.get("teams") or [])  # a team it leads and is in, as the queue's
+    led = domain.led_teams(me)
     names = {team["id"]: team["name"] for team in teams}
     givable = [
         {**agent, "team_names": [names.get(team, team) for team in agent["teams"]]}
