@@ -34,30 +34,20 @@ def text(max_length: int, **kwargs) -> fields.String:
 _JOINERS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: parts of how some scripts and emoji are written
 
 
-def _hidden(char: str) -> bool:
+def hidden_character(char: str) -> bool:
     """Control, format (bidi controls, zero-width spaces), line and paragraph separator characters: they make one
     name show as another ("\u202eevil" reads "live"), or two names that look the same differ."""
     return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char not in _JOINERS
 
 
 def shown_as_typed(value: str) -> None:
-    if found := next((char for char in value if _hidden(char)), None):
+    if found := next((char for char in value if hidden_character(char)), None):
         raise ValidationError(f"Must not hold control characters (U+{ord(found):04X}): a name shows as typed.")
 
 
 def name_text(max_length: int, **kwargs) -> fields.String:
     """A name people choose things by (a team's, a topic's, an agent's): text, and no control characters."""
     return fields.String(validate=[validate.Length(1, max_length), not_blank, shown_as_typed], **kwargs)
-
-
-def same_name(a: str, b: str) -> bool:
-    """Whether two names would read the same in a list: case, runs of spaces, compatibility forms ("Ｎｅｔ") and
-    characters that show as nothing aside."""
-
-    def shown(name: str) -> str:
-        return " ".join("".join(c for c in unicodedata.normalize("NFKC", name) if not _hidden(c)).split()).casefold()
-
-    return shown(a) == shown(b)
 
 
 class Strict(Schema):

@@ -8,11 +8,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from shared.events import format_time, parse_time
+from shared.schemas import hidden_character
 
 ROLES = ("agent", "admin")
 PASSWORD_MIN = 12
@@ -709,3 +711,15 @@ def same_url(a: str, b: str) -> bool:
         return (parts.scheme.lower(), host, port, parts.path or "/", parts.query)
 
     return reached(a) == reached(b)
+
+
+def same_name(a: str, b: str) -> bool:
+    """Whether two names would read the same in a list: case, runs of spaces, compatibility forms ("Ｎｅｔ") and
+    characters that show as nothing aside."""
+
+    def shown(name: str) -> str:
+        return " ".join(
+            "".join(c for c in unicodedata.normalize("NFKC", name) if not hidden_character(c)).split()
+        ).casefold()
+
+    return shown(a) == shown(b)

@@ -315,7 +315,7 @@ def test_urls_that_reach_the_same_place_are_the_same_webhook():
 
 
 def test_names_that_read_the_same_in_a_list_are_the_same_name():
-    from shared.schemas import same_name
+    same_name = domain.same_name
 
     for other in ("network", "  NETWORK ", "Net\u200bwork", "Ｎｅｔｗｏｒｋ", "Net\u2060work"):
         assert same_name("Network", other), other

@@ -11,7 +11,6 @@ from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused, Unreachable
 from services.portal.console import actor, every_team, forget_names, team_names
 from services.portal.handlers import Portal, UserError, create_account, every_topic
-from shared.schemas import same_name
 
 ACCOUNT_TAKEN = "An account with this email exists."
 
@@ -305,7 +304,9 @@ def _name_untaken(others: list[dict], item_id: str, name: str, what: str, field:
     """A name another team (or topic) has already, case and spaces aside, said next to the field: the queue's
     choices, the requesters' list and the reports name them, and two of one name cannot be told apart there.
     (The services take such names: the page asks for names people can tell apart.)"""
-    other = next((o for o in others if o["id"] != item_id and name and same_name(o.get("name") or "", name)), None)
+    other = next(
+        (o for o in others if o["id"] != item_id and name and domain.same_name(o.get("name") or "", name)), None
+    )
     if other is not None:
         said = f"The {what} {other['id']} is named “{other['name']}” already: choose a name people can tell apart."
         raise UserError("Some answers need another look.", {field: [said]})
