@@ -104,6 +104,9 @@ def portal_system(infra) -> Iterator[PortalSystem]:
             controller.stop()
 
 
+STARTS_WITHIN = 180  # seconds each part of a system has to start
+
+
 def _start(spawn: Spawner, recorder: SmtpRecorder, smtp_port: int, infra) -> PortalSystem:
     names = [*SERVICE_PORTS, "portal", "mail-in"]
     ports = dict(zip(names, free_ports(len(names)), strict=True))  # each its own port
@@ -125,12 +128,18 @@ def _start(spawn: Spawner, recorder: SmtpRecorder, smtp_port: int, infra) -> Por
         apis.append(api)
         spawn.worker(service, env=env)
     spawn(mail_command(), env={**env, "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{mail_in_port}"}, name="intake-mail")
+    # bounds for a busy machine: four test processes may each be starting a whole system (a dozen Python
+    # processes, the search worker loading its embedding) on two cores, one of them kept busy
     for api in apis:
-        _wait_healthy(api, 60)
-    wait_until(lambda: port_answers("127.0.0.1", mail_in_port), timeout=60)
+        _wait_healthy(api, STARTS_WITHIN)
+    wait_until(lambda: port_answers("127.0.0.1", mail_in_port), timeout=STARTS_WITHIN, message="mail in's port")
     namespace = load_settings().namespace
     for service in SERVICE_PORTS:
-        wait_until(lambda s=service: consumers_on(infra.amqp_url, f"{namespace}.{s}") >= 1, timeout=60)
+        wait_until(
+            lambda s=service: consumers_on(infra.amqp_url, f"{namespace}.{s}") >= 1,
+            timeout=STARTS_WITHIN,
+            message=f"{service}'s worker consuming",
+        )
     system = PortalSystem(urls["portal"], urls, recorder, spawn.handles, mail_in_port)
     _staff(system)
     return system
