@@ -149,7 +149,7 @@ from benchmarks.meters import (  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
 from shared.config import SERVICE_PORTS  # noqa: E402
 from ticketflow.cli import api_command, worker_command  # noqa: E402
-from ticketflow.local import DEFAULT_AMQP_URL, free_port, store_for_benchmark, wait_for_port  # noqa: E402
+from ticketflow.local import broker_for_benchmark, free_port, store_for_benchmark, wait_for_port  # noqa: E402
 
 SUBJECT_NUMBER = re.compile(r"\[#(\d+)\]")
 STEADY_THREADS = 4
@@ -1127,7 +1127,7 @@ def main() -> int:
     secret = secrets.token_urlsafe(32)
     env = {
         **os.environ,
-        "AMQP_URL": os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL,
+        "AMQP_URL": broker_for_benchmark(),
         "TICKETFLOW_NAMESPACE": ns,
         "TICKETFLOW_JWT_SECRET": secret,
         "PYTHONPATH": str(ROOT),

@@ -74,7 +74,7 @@ from benchmarks.e2e import Processes, call, cleanup, ok, percentile, start_sink,
 from services.portal.console import QUEUE_FIELDS  # noqa: E402  (the console's queue rows)
 from shared.config import SERVICE_PORTS  # noqa: E402
 from ticketflow.cli import api_command, worker_command  # noqa: E402
-from ticketflow.local import DEFAULT_AMQP_URL, free_port, store_for_benchmark  # noqa: E402
+from ticketflow.local import broker_for_benchmark, free_port, store_for_benchmark  # noqa: E402
 
 BOUND_RATIO, BOUND_MS = 1.5, 50.0  # issue 16: within 1.5x of the empty system and under 50 ms at p50
 LATENCY_TICKETS = 20
@@ -375,7 +375,7 @@ def main() -> int:
     ns, secret = f"tfbench_{secrets.token_hex(4)}", secrets.token_urlsafe(32)
     tmp = Path(tempfile.mkdtemp(prefix="ticketflow-growth-"))
     procs, ferretdb, controller, figures = Processes(tmp), None, None, {}
-    env = {**os.environ, "AMQP_URL": os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL, "TICKETFLOW_NAMESPACE": ns,
+    env = {**os.environ, "AMQP_URL": broker_for_benchmark(), "TICKETFLOW_NAMESPACE": ns,
            "TICKETFLOW_JWT_SECRET": secret, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
            "GUNICORN_CMD_ARGS": "--timeout 600"}  # fmt: skip  # a read that scans for a minute is timed, not killed
     for name in ("PROMETHEUS_MULTIPROC_DIR", "TICKETFLOW_METRICS_PORT", "TICKETFLOW_DEV", "MONGO_URL"):

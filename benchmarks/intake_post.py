@@ -46,7 +46,7 @@ from benchmarks.meters import (  # noqa: E402
     print_store_calls,
 )
 from shared.auth import issue_token  # noqa: E402
-from ticketflow.local import free_port, start_ferretdb, wait_for_port  # noqa: E402
+from ticketflow.local import broker_for_benchmark, free_port, start_ferretdb, wait_for_port  # noqa: E402
 
 SECRET = secrets.token_urlsafe(32)
 LABELS = {"benchmarks.bare_app:app": "bare endpoint", "services.intake.api:create_app()": "intake api"}
@@ -170,6 +170,7 @@ def main() -> None:
     mongo_url = store_url(tmp, procs)
     env = {
         **os.environ,
+        "AMQP_URL": broker_for_benchmark(),
         "MONGO_URL": mongo_url,
         "TICKETFLOW_NAMESPACE": namespace,
         "TICKETFLOW_JWT_SECRET": SECRET,

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.intake_post import _cleanup, _declare_intake_queue, gunicorn, store_url  # noqa: E402
 from benchmarks.meters import finish  # noqa: E402
 from benchmarks.portal_post import SECRET, _intake_once, drive  # noqa: E402
-from ticketflow.local import free_port, port_answers  # noqa: E402
+from ticketflow.local import broker_for_benchmark, free_port, port_answers  # noqa: E402
 
 BODY = "Since Monday the VPN drops every hour, for a minute or two.\n\n-- \nAna Ruiz\nACME Corp, floor 3\n"
 
@@ -91,8 +91,9 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     mongo_url = store_url(tmp, procs)
     intake_port, smtp_port = free_port(), free_port()
-    env = {**os.environ, "MONGO_URL": mongo_url, "TICKETFLOW_NAMESPACE": namespace, "TICKETFLOW_JWT_SECRET": SECRET,
-           "PYTHONPATH": str(ROOT), "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{smtp_port}",
+    env = {**os.environ, "AMQP_URL": broker_for_benchmark(), "MONGO_URL": mongo_url, "TICKETFLOW_NAMESPACE": namespace,
+           "TICKETFLOW_JWT_SECRET": SECRET, "PYTHONPATH": str(ROOT),
+           "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{smtp_port}",
            "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR": "1000000"}  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = open(tmp / "servers.log", "w")  # noqa: SIM115 - closed at the end

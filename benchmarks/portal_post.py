@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.intake_post import _cleanup, _declare_intake_queue, body, gunicorn, store_url  # noqa: E402
 from benchmarks.meters import finish  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
-from ticketflow.local import free_port  # noqa: E402
+from ticketflow.local import broker_for_benchmark, free_port  # noqa: E402
 
 SECRET = secrets.token_urlsafe(32)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -150,8 +150,8 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     mongo_url = store_url(tmp, procs)
     intake_port, portal_port = free_port(), free_port()
-    env = {**os.environ, "MONGO_URL": mongo_url, "TICKETFLOW_NAMESPACE": namespace, "TICKETFLOW_JWT_SECRET": SECRET,
-           "PYTHONPATH": str(ROOT), "TICKETFLOW_INTAKE_URL": f"http://127.0.0.1:{intake_port}",
+    env = {**os.environ, "AMQP_URL": broker_for_benchmark(), "MONGO_URL": mongo_url, "TICKETFLOW_NAMESPACE": namespace,
+           "TICKETFLOW_JWT_SECRET": SECRET, "PYTHONPATH": str(ROOT), "TICKETFLOW_INTAKE_URL": f"http://127.0.0.1:{intake_port}",
            "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR": "1000000"}  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = open(tmp / "servers.log", "w")  # noqa: SIM115 - closed at the end

@@ -61,7 +61,7 @@ from shared.config import load_settings  # noqa: E402
 from shared.events import PRIORITIES  # noqa: E402
 from shared.relay import OutboxRelay  # noqa: E402
 from ticketflow.cli import worker_command  # noqa: E402
-from ticketflow.local import DEFAULT_AMQP_URL, store_for_benchmark  # noqa: E402
+from ticketflow.local import broker_for_benchmark, store_for_benchmark  # noqa: E402
 
 BATCH = 1000
 LEAD = 10.0  # seconds from the worker's launch to the first possible due moment
@@ -235,7 +235,7 @@ def run(args: argparse.Namespace, tmp: Path, state: dict) -> None:
     env = {
         **os.environ,
         "MONGO_URL": mongo_url,
-        "AMQP_URL": os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL,
+        "AMQP_URL": broker_for_benchmark(),
         "TICKETFLOW_NAMESPACE": state["namespace"],
         "PYTHONPATH": str(ROOT),
     }

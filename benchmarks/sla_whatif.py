@@ -54,7 +54,7 @@ from services.sla.store import ClockStore, HistoryStore  # noqa: E402
 from shared import events, mongo  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
 from shared.config import load_settings  # noqa: E402
-from ticketflow.local import DEFAULT_AMQP_URL, free_port, store_for_benchmark, wait_for_port  # noqa: E402
+from ticketflow.local import broker_for_benchmark, free_port, store_for_benchmark, wait_for_port  # noqa: E402
 
 BATCH = 1000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace, tmp: Path, state: dict) -> None:
     env = {
         **os.environ,
         "MONGO_URL": mongo_url,
-        "AMQP_URL": os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL,
+        "AMQP_URL": broker_for_benchmark(),
         "TICKETFLOW_NAMESPACE": state["namespace"],
         "TICKETFLOW_JWT_SECRET": SECRET,
         "PYTHONPATH": str(ROOT),

@@ -69,7 +69,7 @@ from shared.auth import issue_token  # noqa: E402
 from shared.config import SERVICE_PORTS, load_settings  # noqa: E402
 from shared.topology import queue_counts  # noqa: E402
 from ticketflow.cli import api_command, mail_command, worker_command  # noqa: E402
-from ticketflow.local import DEFAULT_AMQP_URL, free_port, store_for_benchmark  # noqa: E402
+from ticketflow.local import broker_for_benchmark, free_port, store_for_benchmark  # noqa: E402
 
 SERVICES = [*SERVICE_PORTS, "portal"]
 NOTE_MARKER = "SOAK-INTERNAL-NOTE"
@@ -489,7 +489,7 @@ def main() -> int:
     procs = e2e.Processes(tmp)
     ferretdb = controller = sampler = meter = None
     stop = threading.Event()
-    env = {**os.environ, "AMQP_URL": os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL, "TICKETFLOW_NAMESPACE": ns,
+    env = {**os.environ, "AMQP_URL": broker_for_benchmark(), "TICKETFLOW_NAMESPACE": ns,
            "TICKETFLOW_JWT_SECRET": secrets.token_urlsafe(32), "PYTHONPATH": str(ROOT),
            "PYTHONUNBUFFERED": "1"}  # fmt: skip
     for name in ("PROMETHEUS_MULTIPROC_DIR", "TICKETFLOW_METRICS_PORT", "TICKETFLOW_DEV"):

@@ -152,6 +152,18 @@ def store_for_benchmark(tmp: Path) -> tuple[str, subprocess.Popen | None]:
     return f"mongodb://127.0.0.1:{port}", start_ferretdb(tmp / "ferretdb", port, tmp / "ferretdb.log")
 
 
+def broker_for_benchmark() -> str:
+    """AMQP_URL when set, else the machine's RabbitMQ, started (installed if need be) by scripts/ensure-rabbitmq.sh
+    when it does not answer, as `make run` does. The benchmarks' way to a broker."""
+    url = os.environ.get("AMQP_URL")
+    if url:
+        return url
+    if not amqp_answers(DEFAULT_AMQP_URL):
+        script = REPO_ROOT / "scripts" / "ensure-rabbitmq.sh"
+        subprocess.run([str(script)], check=True, env={**os.environ, "AMQP_URL": DEFAULT_AMQP_URL})
+    return DEFAULT_AMQP_URL
+
+
 def log_tail(path: Path, lines: int = 30) -> str:
     try:
         text = path.read_text(errors="replace")

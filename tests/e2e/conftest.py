@@ -21,6 +21,9 @@ from ticketflow.local import free_ports
 
 API_ENV = {"WEB_CONCURRENCY": "1"}  # one gunicorn worker per api: each costs a second of CPU to start, and the suite's
 # systems start dozens; the runs of hundreds of tickets are bound by the workers, not by the apis
+# Seconds each part of a system has to start: on a busy machine, with the other test processes starting theirs, a
+# worker took over 60 s to consume (tests/browser/portal_system.py's STARTS_WITHIN too).
+STARTS_WITHIN = 180
 
 
 @dataclass
@@ -108,11 +111,12 @@ def start_system(smtp_server, spawn: Spawner, infra) -> Iterator[Callable[..., S
             for _ in range(writers(service, workers)):
                 start_worker(service)
         for handle in apis:
-            _wait_healthy(handle, 60)
+            _wait_healthy(handle, STARTS_WITHIN)
         for service in services:
             queue = f"{settings.namespace}.{service}"
             wanted = writers(service, workers)
-            wait_until(lambda queue=queue, wanted=wanted: consumers_on(amqp_url, queue) >= wanted, timeout=60)
+            consuming = lambda queue=queue, wanted=wanted: consumers_on(amqp_url, queue) >= wanted  # noqa: E731
+            wait_until(consuming, timeout=STARTS_WITHIN)
         return system
 
     yield start

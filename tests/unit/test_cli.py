@@ -297,3 +297,17 @@ def test_free_ports_are_different_ports_nothing_listens_on():
     ports = free_ports(12)
     assert len(set(ports)) == 12  # one system's services never share one
     assert not any(port_answers("127.0.0.1", port, timeout=0.2) for port in ports)
+
+
+def test_a_benchmark_starts_the_machines_broker_only_when_it_does_not_answer(monkeypatch):
+    started = []
+    monkeypatch.setattr(local.subprocess, "run", lambda cmd, **kw: started.append((cmd, kw["env"]["AMQP_URL"])))
+    monkeypatch.setenv("AMQP_URL", "amqp://elsewhere:5672/%2F")
+    assert local.broker_for_benchmark() == "amqp://elsewhere:5672/%2F"  # set: used as it is, nothing started
+    monkeypatch.delenv("AMQP_URL")
+    monkeypatch.setattr(local, "amqp_answers", lambda url: True)
+    assert local.broker_for_benchmark() == local.DEFAULT_AMQP_URL
+    assert started == []
+    monkeypatch.setattr(local, "amqp_answers", lambda url: False)
+    assert local.broker_for_benchmark() == local.DEFAULT_AMQP_URL
+    assert started == [([str(local.REPO_ROOT / "scripts" / "ensure-rabbitmq.sh")], local.DEFAULT_AMQP_URL)]
