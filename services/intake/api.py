@@ -82,8 +82,9 @@ they go with the ticket's opening. Who: the ticket's requester through a request
 admins, and agents who see the ticket (the portal server's own token: 403; another ticket: 404). A file
 over 10 MiB, or files over 25 MiB together: 413 naming the file (a body over 26 MiB is refused before it is
 read); no file or an empty one, or an unknown part: 422; a closed ticket: 409. With the same
-`Idempotency-Key` the files are stored once: a repeat answers the items stored the first time. This route
-is an addition to the contract (section 10 lists only the reads)."""
+`Idempotency-Key` the files are stored once: a repeat answers 200 with the items stored the first time, and the
+key with other files (another name, type, content, count or message) 409. This route is an addition to the
+contract (section 10 lists only the reads)."""
 DOWNLOAD = """The bytes, always as `Content-Disposition: attachment; filename="<ASCII fallback>";
 filename*=UTF-8''<name>` (never inline), with `X-Content-Type-Options: nosniff`,
 `Content-Security-Policy: sandbox; default-src 'none'` and `Cache-Control: private, no-store`. The
@@ -193,13 +194,15 @@ class Attachments(MethodView):
         requestBody={"required": True, "content": {"multipart/form-data": {"schema": AttachmentUploadSchema}}},
     )
     @tickets.response(201, AttachmentsAddedSchema)
+    @tickets.alt_response(200, schema=AttachmentsAddedSchema, description="A repeat of an upload (Idempotency-Key)")
     @tickets.alt_response(409, response="CONFLICT")
     @tickets.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     def post(self, ticket_id, idempotency_key=None):
         """Attach files to the ticket (an addition to the contract, for the portal's forms)."""
         uploads, message_id = _read_upload()
-        items = handlers.add_attachments(intake(), ticket_id, uploads, message_id, idempotency_key, principal())
-        return {"items": items}
+        svc, who = intake(), principal()
+        items, created = handlers.add_attachments(svc, ticket_id, uploads, message_id, idempotency_key, who)
+        return {"items": items}, 201 if created else 200
 
 
 def _read_upload() -> tuple[list[handlers.Upload], str | None]:

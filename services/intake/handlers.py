@@ -256,10 +256,11 @@ def add_attachments(
     idempotency_key: str | None,
     principal: Principal,
 ) -> list[dict]:
-    """Attach the files to the ticket (to one of its thread messages with message_id); their items, in order.
+    """Attach the files to the ticket (to one of its thread messages with message_id): their items, in order, and
+    whether they were stored now (False: a repeat of an earlier request with the same Idempotency-Key).
 
     The ticket's requester (a requester-scoped token), admins and agents who see the ticket may; with the same
-    Idempotency-Key the same files are not stored twice.
+    Idempotency-Key the same files are not stored twice, and other files are refused (409), never dropped.
     """
     if principal.role == "portal" and not principal.requester_scoped:
         raise Forbidden("The portal attaches files for a requester: use a token scoped to the ticket's requester.")
@@ -269,8 +270,15 @@ def add_attachments(
         raise Conflict("The ticket is closed; open a new ticket instead.")
     if message_id is not None and not _attachable_to(ticket, message_id, principal):
         raise Invalid("No such message.", {"message_id": [f"The ticket has no message {message_id!r} of yours."]})
+    created = True
+    if idempotency_key:  # the files as sent, under a key of this ticket's own (POST /tickets keeps the bare keys)
+        request_hash = _upload_hash(uploads, message_id)
+        key = f"attachments\n{ticket.id}\n{idempotency_key}"
+        record, created = svc.keys.claimed(key, request_hash, ticket.id, now())
+        if record["request_hash"] != request_hash:
+            raise Conflict("This Idempotency-Key was used with other files; send these with a new key.")
     items = []
-    for n, upload in enumerate(uploads):
+    for n, upload in enumerate(uploads):  # a repeat puts them again: a request that died half-way is completed
         seed = f"{ticket.id}\n{idempotency_key}\n{n}" if idempotency_key else uuid.uuid4().hex
         attachment_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
         name, kind = files.clean_filename(upload.filename), files.declared_type(upload.content_type)
@@ -278,7 +286,14 @@ def add_attachments(
             items.append(svc.attachments.put(ticket.id, attachment_id, name, kind, upload.data, message_id, "web"))
         except AttachmentIdTaken:
             raise Conflict("This Idempotency-Key was used for another ticket's files.") from None
-    return items
+    return items, created
+
+
+def _upload_hash(uploads: list[Upload], message_id: str | None) -> str:
+    """What an upload's Idempotency-Key stands for: the message and each file's name, type and bytes, in order."""
+    described = [message_id, *([upload.filename, upload.content_type, hashlib.sha256(upload.data).hexdigest()]
+                                for upload in uploads)]  # fmt: skip
+    return hashlib.sha256(json.dumps(described, separators=(",", ":")).encode()).hexdigest()
 
 
 def _check_uploads(uploads: list[Upload]) -> None:

@@ -196,13 +196,17 @@ class IdempotencyKeys:
 
     def claim(self, key: str, request_hash: str, ticket_id: str, now: datetime) -> dict:
         """Record the key for this ticket, or return the record that already holds it."""
+        return self.claimed(key, request_hash, ticket_id, now)[0]
+
+    def claimed(self, key: str, request_hash: str, ticket_id: str, now: datetime) -> tuple[dict, bool]:
+        """As `claim`, and whether this call recorded the key (False: an earlier request holds it)."""
         record = {"_id": key, "request_hash": request_hash, "ticket_id": ticket_id, "created_at": now}
         try:
             self.collection.insert_one(record)
-            return record
+            return record, True
         except DuplicateKeyError:
             existing = self.collection.find_one({"_id": key})
-            return existing or record
+            return (existing, False) if existing else (record, True)
 
     def find(self, key: str) -> dict | None:
         return self.collection.find_one({"_id": key})

@@ -352,10 +352,32 @@ def test_the_same_idempotency_key_stores_the_files_once(client, make_ticket):
     first = upload(client, ticket, files, headers=headers)
     again = upload(client, ticket, files, headers=headers)
 
-    assert first.status_code == again.status_code == 201
+    assert (first.status_code, again.status_code) == (201, 200)  # a repeat, as POST /tickets answers one
     assert again.get_json() == first.get_json()
     listed = client.get(f"/tickets/{ticket['id']}/attachments", headers=as_requester(ticket)).get_json()["items"]
     assert listed == first.get_json()["items"]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        [("a.txt", b"one", "text/plain"), ("b.txt", b"TWO", "text/plain")],  # other bytes
+        [("a.txt", b"one", "text/plain"), ("c.txt", b"two", "text/plain")],  # another name
+        [("a.txt", b"one", "text/plain")],  # fewer files
+        [("a.txt", b"one", "text/plain"), ("b.txt", b"two", "text/plain"), ("c.txt", b"3", "text/plain")],  # more
+    ],
+    ids=["bytes", "name", "fewer", "more"],
+)
+def test_the_same_idempotency_key_with_other_files_is_refused_never_dropped(client, make_ticket, other):
+    ticket, key = make_ticket(), uuid.uuid4().hex
+    headers = {**as_requester(ticket), "Idempotency-Key": key}
+    first = upload(client, ticket, [("a.txt", b"one", "text/plain"), ("b.txt", b"two", "text/plain")], headers=headers)
+
+    assert "other files" in problem(upload(client, ticket, other, headers=headers), 409)["detail"]
+    listed = client.get(f"/tickets/{ticket['id']}/attachments", headers=as_requester(ticket)).get_json()["items"]
+    assert listed == first.get_json()["items"]  # nothing of the refused upload stored
+    fresh = upload(client, ticket, other, headers={**as_requester(ticket), "Idempotency-Key": uuid.uuid4().hex})
+    assert fresh.status_code == 201  # sent again with a key of its own, they are stored
 
 
 # --- the API: downloads that cannot run in a browser ---------------------------------------------
