@@ -16,9 +16,10 @@ DESCRIPTION = """Past tickets as reference: full-text search, and the resolved t
 The index is built from the ticket events: subject, description, the requester's messages, the agents'
 public replies and the resolution; never internal notes (no event carries them). A change is findable
 within about a second of its event. `q` reads as people type: several words (all of them wanted; with
-three or more, most of them are enough), a "phrase in quotes", a ticket number (`1234` or `#1234`);
-English stems (printers finds printer), accents folded (cafe finds café), and when the exact words find
-fewer than three tickets, a word of 5 letters or more also finds its near misses (one typo; two for 8+).
+three or more, most of them are enough), a "phrase in quotes" (“ ”, „ “ and « » too), a ticket number
+(`1234` or `#1234`); English stems (printers finds printer), accents folded (cafe finds café), and when the
+exact words find fewer than three tickets, a word of 5 letters or more with no digit also finds its near
+misses (one typo; two for 8+): a number or code one digit off is another one, not a typo.
 A hit's `snippet` is HTML: a passage with the matched words in `<mark>`, everything else escaped.
 `total` counts every match the asker may see; the cursor pages through the ranking (up to 10,000 hits).
 `GET /tickets/{id}/similar` finds its candidates by the ticket's distinctive words, then orders them by the

@@ -25,6 +25,9 @@ HYPHENS = "-\u00ad\u2010\u2011"  # hyphen-minus, soft hyphen, hyphen, non-breaki
 HYPHEN = re.compile(rf"[{HYPHENS}](?<=[^\W_][{HYPHENS}])(?=[^\W_])")  # between letters or digits: Wi-Fi, e-mail
 COPY = "joined"  # a text field's joined copy: subject_joined (OpenSearch: the multi-field subject.joined)
 PHRASE = re.compile(r'"([^"]*)"?')  # an unclosed quote runs to the end: people forget the second one
+# Double quotes as keyboards type them (phones and Macs: “ ”, German „ “, French « », full-width ＂): each a '"'.
+# Single ones stay: they are apostrophes in words (won't, O’Brien) far more often than quotes.
+QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\u2033\u301d\u301e\uff02", '"'))
 NUMBER = re.compile(r"^#?(\d{1,18})$")
 
 # similar's knobs, chosen on half of the labelled set in tests/data (benchmarks/similar_quality.py)
@@ -81,7 +84,8 @@ def copy_of(field: str) -> str:
 
 
 def split(q: str) -> tuple[list[str], list[str]]:
-    """(phrases, loose words) of what was typed."""
+    """(phrases, loose words) of what was typed; a phrase in any kind of double quotes."""
+    q = q.translate(QUOTES)
     phrases = [p.strip() for p in PHRASE.findall(q) if p.strip()]
     rest = PHRASE.sub(" ", q)
     return phrases, rest.split()
@@ -168,8 +172,9 @@ def without_possessive(word: str) -> str:
 
 
 def fuzzy_distance(token: str) -> int:
-    """The edits a typed word's near misses may be away (a transposition is one): 0, none, under 5 letters."""
-    if len(token) < FUZZY_MIN_LENGTH:
+    """The edits a typed word's near misses may be away (a transposition is one): 0, none, under 5 letters or with
+    a digit (a ticket's number, an error code, a model: one digit off is another one, never a typo to forgive)."""
+    if len(token) < FUZZY_MIN_LENGTH or any(c.isdigit() for c in token):
         return 0
     return 1 if len(token) < 8 else 2
 

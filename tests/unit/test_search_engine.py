@@ -89,6 +89,30 @@ def test_a_phrase_in_quotes_needs_its_words_together(engine):
     assert sorted(ids(engine.search("screen black", scope=EVERYONE))) == ["a", "b"]
 
 
+@pytest.mark.parametrize("marks", ["“”", "„“", "«»", "＂＂"])
+def test_a_phrase_in_typographic_quotes_is_a_phrase_too(engine, marks):
+    quoted = f"{marks[0]}screen goes black{marks[1]}"  # as phones, Macs and other languages type them
+    index(
+        engine,
+        make_doc("a", 1, "Screen flickers", "The screen goes black every morning."),
+        make_doc("b", 2, "Black screen", "Every screen goes off, then it is black."),  # the words, apart
+    )
+    assert sorted(ids(engine.search("screen goes black", scope=EVERYONE))) == ["a", "b"]
+    assert ids(engine.search(quoted, scope=EVERYONE)) == ["a"]
+
+
+def test_a_number_or_code_one_digit_off_finds_nothing(engine):
+    index(
+        engine,
+        make_doc("a", 100086, "Re: [#100086] Wifi drops", "Since Monday."),
+        make_doc("b", 7, "Update fails", "Windows says 0x80070005 when it updates."),
+    )
+    assert ids(engine.search("100084", scope=EVERYONE)) == []  # not #100086, two digits away
+    assert ids(engine.search("100085", scope=EVERYONE)) == []
+    assert ids(engine.search("0x80070006", scope=EVERYONE)) == []
+    assert ids(engine.search("0x80070005", scope=EVERYONE)) == ["b"]
+
+
 def test_a_bare_number_finds_that_ticket_first(engine):
     index(
         engine,
