@@ -262,6 +262,35 @@ def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system,
     expect(rows.nth(min(2, rows.count() - 1))).to_be_focused()  # the row after the second (or it, the last)
 
 
+def test_the_queue_refreshing_keeps_the_page_where_the_keys_left_it(portal_system, new_context):  # noqa: F811
+    """htmx puts the new rows in before it takes the old out; Chromium kept the focused old row still (scroll
+    anchoring) and so threw the page to its end at every refresh."""
+    system, portal = portal_system, portal_system.portal
+    for n in range(10):
+        system.call("POST", "intake", "/tickets", json={
+            "subject": f"Dock {n} {unique_email('x')[:8]}", "description": "No picture.", "topic": "network",
+            "requester": {"name": "Li", "email": unique_email("li")}})  # fmt: skip
+    agent = new_context(viewport={"width": 1280, "height": 420}).new_page()
+    sign_in(agent, portal, STAFF["ada"]["email"])
+    rows = agent.locator("[data-row-link]")
+    expect(rows.nth(9)).to_be_attached(timeout=40_000)
+    agent.locator("h1").click()
+    for _ in range(6):
+        agent.keyboard.press("j")
+    expect(rows.nth(5)).to_be_focused()
+    before = agent.evaluate("window.scrollY")
+    assert before > 0  # the list is longer than the window, and the keys took the page down
+    after = agent.evaluate("""() => new Promise(done => {
+        document.addEventListener("htmx:afterSettle", event => {
+            if (event.detail.target.id === "queue") done(window.scrollY);
+        });
+        setTimeout(() => done(null), 60000);
+    })""")  # the next refresh (every 5 s)
+    assert after is not None, "the queue did not refresh within a minute"
+    assert abs(after - before) <= 2, (before, after)
+    expect(rows.nth(5)).to_be_focused()
+
+
 def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_system, new_context, screenshot):  # noqa: F811
     system, portal = portal_system, portal_system.portal
     ana = unique_email("ana")
