@@ -161,6 +161,16 @@
   document.addEventListener("input", function (event) {
     if (event.target.hasAttribute && event.target.hasAttribute("data-draft")) keep(event.target);
   });
+  // A notice ("Ticket resolved.", "Reply sent.") is said once: the address loses it, so that a reload, or the
+  // page opened again from the history, shows the ticket as it is then without a stale word above it (and ends
+  // no newer draft: see below). The address's other parts (a queue's view and filters) stay.
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!window.history.replaceState || !/[?&]notice=/.test(window.location.search)) return;
+    var query = window.location.search.slice(1).split("&").filter(function (part) {
+      return part && part.split("=")[0] !== "notice";
+    }).join("&");
+    window.history.replaceState(null, "", window.location.pathname + (query ? "?" + query : "") + window.location.hash);
+  });
   document.addEventListener("DOMContentLoaded", function () {
     var kept = storage();
     if (!kept) return;
@@ -173,9 +183,6 @@
     Array.prototype.forEach.call(sent, function (done) {
       done.getAttribute("data-draft-sent").split(" ").forEach(function (key) { kept.removeItem(key); });
     });
-    if (sent.length && window.history.replaceState && /[?&]notice=/.test(window.location.search)) {
-      window.history.replaceState(null, "", window.location.pathname + window.location.hash);
-    }
     var restored = null;
     Array.prototype.forEach.call(document.querySelectorAll("textarea[data-draft]"), function (box) {
       // what the browser filled in again (Back to a page whose form was sent) is not a draft: only what this tab
