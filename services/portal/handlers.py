@@ -477,9 +477,9 @@ def answer_status_request(svc: Portal, request: dict) -> str:
         svc.settings,
         request["email"],
         f"[#{ticket['number']}] Your link to your request",
-        f"Hello,\n\nYou asked for a link to your request #{ticket['number']}. Open it here to see its status,\n"
-        f"reply or close it:\n\n{url}\n\nThe link works for {svc.settings.link_days:g} days. If you did not ask "
-        "for it, you can ignore this email.\n",
+        f"Hello,\n\nYou asked for a link to your request #{ticket['number']}. {_what_a_link_does(ticket)}\n\n"
+        f"{url}\n\nThe link works for {svc.settings.link_days:g} days. If you did not ask for it, you can ignore "
+        "this email.\n",
     )
     return "sent"
 
@@ -520,11 +520,17 @@ def _answer_with_every_link(svc: Portal, request: dict) -> str:
         svc.settings,
         request["email"],
         "Links to your requests",
-        f"Hello,\n\nYou asked for links to your requests that are not closed. Open one to see its status, reply\n"
+        "Hello,\n\nYou asked for links to your requests that are not closed. Open one to see its status, reply "
         f"or close it:\n\n{listed}{more}\n\nThe links work for {svc.settings.link_days:g} days. If you did not "
         "ask for them, you can ignore this email.\n",
     )
     return "sent"
+
+
+def _what_a_link_does(ticket: dict) -> str:
+    if ticket.get("status") == "closed":  # nothing to reply to or close: what is left is to read it
+        return "It is closed; open it here to read it (to ask again, open a new request from the help desk's page):"
+    return "Open it here to see its status, reply or close it:"
 
 
 def _link(svc: Portal, ticket: dict, email: str) -> str:

@@ -174,7 +174,7 @@ def send_reset(svc: Portal, request: dict) -> str:
         "Choose a new password for the help desk",
         lambda url: (
             "Hello,\n\nSomeone, we hope you, asked for a new password for your account on the help desk. Choose "
-            f"one\nhere (the link works once, for {minutes} minutes):\n\n{url}\n\n"
+            f"one here (the link works once, for {minutes} minutes):\n\n{url}\n\n"
             "If you did not ask for it, ignore this email: your password stays as it is.\n"
         ),
         RESET_LINK_LIFE,
@@ -185,13 +185,13 @@ def send_reset(svc: Portal, request: dict) -> str:
 NOTICES = {
     "password-changed": (
         "Your password on the help desk was changed",
-        "The password of your account on the help desk was changed on {when}. If you did it, there is nothing to\n"
-        "do. If you did not, choose a new one at once with “Forgot your password?” ({portal}/password/forgot)\n"
+        "The password of your account on the help desk was changed on {when}. If you did it, there is nothing to "
+        "do. If you did not, choose a new one at once with “Forgot your password?” ({portal}/password/forgot) "
         "and tell an admin.\n",
     ),
     "admin-link": (
         "A link to set your password on the help desk",
-        "On {when} an admin made a link to set a new password for your account on the help desk, to give to\n"
+        "On {when} an admin made a link to set a new password for your account on the help desk, to give to "
         "you. Your password works until the link is used. If you did not ask for it, tell an admin.\n",
     ),
 }

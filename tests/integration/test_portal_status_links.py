@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.portal import handlers
+from services.portal import handlers, mailing
 from shared import links
 from tests.integration.test_portal_passwords import outbox  # noqa: F401
 from tests.integration.test_portal_search import portal, stub, text  # noqa: F401
@@ -127,3 +127,26 @@ def test_without_a_number_an_address_gets_two_such_emails_an_hour_and_numbered_l
     assert answers == [303, 303, 429]
     assert ask(portal, owner, "0").status_code == 303  # "0" is a number (no request has it), not "every request"
     assert ask(portal, owner, "100042").status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("status", "says", "never"),
+    [
+        ("in_progress", "Open it here to see its status, reply or close it:", "It is closed"),
+        ("closed", "It is closed; open it here to read it", "reply or close it"),
+    ],
+)
+def test_a_numbers_email_says_what_its_link_is_for_filled_evenly(portal, stub, outbox, status, says, never):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    owner = f"ola-{uuid.uuid4().hex[:8]}@example.com"
+    stub.answers["/tickets"] = {"items": [ticket("t-7", 100007, status)], "next_cursor": None}
+    ask(portal, owner, "100007")
+
+    assert handlers.answer_status_request(svc, the_request(svc, owner)) == "sent"
+    [email] = outbox
+    words = " ".join(email["text"].split())
+    assert says in words and never not in words
+    sent = mailing.wrapped(email["text"])  # as the email carries it (the outbox takes the text before)
+    lines = sent.split("\n\n")[1].split("\n")  # the paragraph that says what the link is for
+    assert all(len(line) <= 72 for line in lines)
+    assert all(len(line) > 50 for line in lines[:-1]), lines  # filled: no line broken short before the last

@@ -31,7 +31,7 @@ def send_welcome(svc: Portal, waiting: dict) -> str:
         waiting["email"],
         "Your account on the help desk",
         lambda url: (
-            f"{hello}\n\nAn admin has added you to the help desk as an agent. Choose your password here (the link\n"
+            f"{hello}\n\nAn admin has added you to the help desk as an agent. Choose your password here (the link "
             f"works once, for {days} days):\n\n{url}\n\nThen sign in at {portal}/login with this email address.\n"
         ),
         PASSWORD_LINK_LIFE,
