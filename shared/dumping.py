@@ -17,12 +17,14 @@ it against marshmallow's own on generated objects of every response schema of ev
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
 from marshmallow import Schema, fields, missing
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
+from webargs.flaskparser import FlaskParser, is_json_request
 
 Serializer = Callable[[Any, str, Any], Any]
 
@@ -116,8 +118,21 @@ def _serializer(field: fields.Field) -> Serializer:
     return general
 
 
+class _Parser(FlaskParser):
+    """webargs' parser, except that an empty body said to be JSON is not taken for `{}`: it is not JSON (400), as
+    the contract has it for a malformed body, rather than a 422 for every field it lacks."""
+
+    def load_json(self, req, schema):
+        if is_json_request(req) and not req.get_data(cache=True).strip():
+            return self._handle_invalid_json_error(json.JSONDecodeError("Expecting value", "", 0), req)
+        return super().load_json(req, schema)
+
+
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint whose responses are dumped by `compiled` (documented as before)."""
+    """flask-smorest's Blueprint whose responses are dumped by `compiled` (documented as before), and whose
+    arguments are read by `_Parser`."""
+
+    ARGUMENTS_PARSER = _Parser()
 
     def response(self, status_code, schema=None, **kwargs):
         instance = flask_smorest.utils.resolve_schema_instance(schema) if schema is not None else None

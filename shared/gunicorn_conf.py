@@ -1,9 +1,12 @@
 """gunicorn settings for every service's api (`gunicorn -c python:shared.gunicorn_conf ...`)."""
 
+import json
 import multiprocessing
 import os
+import uuid
 
 # imported here, not in child_exit: two workers exiting at once would re-enter a half-done import there
+from gunicorn import util
 from prometheus_client import multiprocess
 
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
@@ -30,3 +33,18 @@ def on_starting(server):
     settings = load_settings()
     settings.require_secret()
     refuse_dev_on_public_bind(settings, list(server.cfg.bind or []))
+    if "services.portal." not in (server.cfg.wsgi_app or ""):  # the portal's people read pages: gunicorn's is one
+        util.write_error = write_problem  # the workers are forked from here: theirs too
+
+
+def write_problem(sock, status: int, reason: str, message: str) -> None:
+    """What gunicorn answers itself, before the app sees the request (a request line or headers too long or
+    malformed), as the APIs answer everything else: problem+json with an X-Request-ID, not an HTML page."""
+    slug = {400: "bad-request", 403: "forbidden", 431: "request-header-fields-too-large"}.get(status, "error")
+    body = json.dumps({"type": f"urn:ticketflow:problem:{slug}", "title": reason, "status": status,
+                       "detail": message or reason}).encode()  # fmt: skip
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
+        f"Content-Length: {len(body)}\r\nX-Request-ID: {uuid.uuid4().hex}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)

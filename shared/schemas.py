@@ -55,3 +55,10 @@ class Strict(Schema):
 
     class Meta:
         unknown = RAISE
+
+
+class QueryBoolean(fields.Boolean):
+    """A query parameter's `true` or `false`, spelled so: never 1, yes, on or True."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(truthy={"true"}, falsy={"false"}, **kwargs)

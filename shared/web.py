@@ -58,6 +58,14 @@ class BodyTooLarge(RequestEntityTooLarge):
     name = "Payload too large"
 
 
+def too_many_parts(request) -> bool:
+    """Whether a RequestEntityTooLarge met while a form was read says its parts are too many (werkzeug's
+    max_form_parts, a file or field each), not its size: the body's stated length is within its limit (a larger one
+    is refused before it is read)."""
+    length, limit = request.content_length, request.max_content_length
+    return length is not None and limit is not None and length <= limit
+
+
 class ProblemSchema(Schema):
     type = fields.String(required=True)
     title = fields.String(required=True)

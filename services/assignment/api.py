@@ -109,7 +109,11 @@ class Teams(MethodView):
     @teams.arguments(TeamCreateSchema())
     @teams.response(201, TeamSchema)
     def post(self, body):
-        """Add a team and the topics it takes; 409 if the id exists."""
+        """Add a team and the topics it takes; 409 if the id exists.
+
+        A topic goes to the team that names it. Where several name one (a move half done), it goes to the first of
+        them by id, and `general` takes every topic no team names; the portal's team page asks before a team takes
+        another's topic, then takes it off that team."""
         return handlers.create_team(assignment(), body)
 
     @require_roles("agent", "admin")
@@ -125,7 +129,7 @@ class TeamById(MethodView):
     @teams.arguments(TeamPatchSchema())
     @teams.response(200, TeamSchema)
     def patch(self, changes, team_id):
-        """Rename a team or change the topics it takes."""
+        """Rename a team or change the topics it takes (a topic several teams name goes to the first by id)."""
         return handlers.update_team(assignment(), team_id, changes)
 
 

@@ -87,9 +87,11 @@ def choose_agent(team: str, agents: list[Candidate]) -> Decision:
 
 
 def takes_back(previous: Candidate | None, team: str, still_counted: bool) -> bool:
-    """On reopen: the previous agent takes the ticket back if in the team, available and under capacity
-    (or if its slot is still counted for the ticket, when a first attempt was interrupted)."""
-    return previous is not None and team in previous.teams and (still_counted or previous.eligible(team))
+    """On reopen: the previous agent takes the ticket back if still in the team and available (contract section 5),
+    even at capacity: the ticket is its own work going on, which it knows, and its requester is answered by the
+    person they wrote with (capacity limits what new work the rule gives). `still_counted`: its slot is counted
+    for the ticket already (a first attempt was interrupted)."""
+    return previous is not None and team in previous.teams and (still_counted or previous.available)
 
 
 # --- a ticket's workflow --------------------------------------------------------------------------

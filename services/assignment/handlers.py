@@ -558,7 +558,8 @@ def on_created(svc: Assignment, envelope: dict) -> None:
 
 
 def on_reopened(svc: Assignment, envelope: dict) -> None:
-    """Back to the previous agent if available and under capacity; else the team's rule, else its queue."""
+    """Back to the previous agent if still in the team and available (at capacity too); else the team's rule,
+    else its queue."""
     at, correlation_id = events.parse_time(envelope["occurred_at"]), envelope["correlation_id"]
     _change(svc, envelope["ticket_id"], lambda t: None if t.reopen(at) else NO_CHANGE, correlation_id)
 

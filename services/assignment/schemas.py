@@ -7,7 +7,7 @@ from webargs.fields import DelimitedList
 
 from services.assignment.domain import WORK_STATUSES
 from shared.events import CLOCKS, OPEN_STATUSES, PRIORITIES, STATUSES, StrictBoolean, Timestamp
-from shared.schemas import FullMatch, Strict, name_text, text, unique
+from shared.schemas import FullMatch, QueryBoolean, Strict, name_text, text, unique
 
 AGENT_ID = FullMatch(r"^[a-z0-9][a-z0-9._-]{0,63}$", error="Use 1 to 64 lowercase letters, digits, ., - or _.")
 TEAM_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
@@ -196,13 +196,6 @@ def only_fields(ticket, names: list[str]) -> dict:
     """What TicketSchema dumps of `ticket` for these of its fields alone (the others are left out)."""
     attributes = (TicketSchema._declared_fields[name].attribute or name for name in names)
     return {attribute: getattr(ticket, attribute) for attribute in attributes}
-
-
-class QueryBoolean(fields.Boolean):
-    """A query parameter's `true` or `false`, spelled so: never 1, yes, on or True."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(truthy={"true"}, falsy={"false"}, **kwargs)
 
 
 class QueueQuerySchema(Schema):

@@ -35,7 +35,15 @@ from services.intake.schemas import (
 from shared.config import Settings, load_settings
 from shared.dumping import Blueprint
 from shared.errors import Invalid, Problem, TooLarge
-from shared.web import MAX_BODY, correlation_id, create_service_app, ensure_storage_once, principal, require_roles
+from shared.web import (
+    MAX_BODY,
+    correlation_id,
+    create_service_app,
+    ensure_storage_once,
+    principal,
+    require_roles,
+    too_many_parts,
+)
 
 DESCRIPTION = """Tickets of record, the requester's thread and help topics.
 
@@ -212,6 +220,10 @@ def _read_upload() -> tuple[list[handlers.Upload], str | None]:
     try:
         parts, fields = request.files, request.form
     except RequestEntityTooLarge:
+        if too_many_parts(request):
+            raise TooLarge(
+                f"The upload has more than {request.max_form_parts:,} parts: send fewer files at once."
+            ) from None
         raise TooLarge(f"The upload is larger than {UPLOAD_BODY_MAX // (1024 * 1024)} MiB.") from None
     except ValueError:  # a body that is not what its Content-Type says
         raise Problem("The body is not valid multipart/form-data.") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -202,12 +203,28 @@ def _ticket_replied_to(svc: Intake, mail: inbound.InboundMail) -> Ticket | None:
     return ranked[0] if ranked else None
 
 
+# What a mail client puts before a subject it answers or forwards (English, German, Nordic, Dutch, French, Italian,
+# Polish, Spanish...), with Outlook's count ("RE[2]:"), and ticket tags ("[#100063]").
+_ANSWERED = re.compile(
+    r"^(?:\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|odp|rv|enc)\s*(?:\[\d+\])?\s*[:\uff1a]|\[#\d+\]))+\s*",
+    re.IGNORECASE,
+)
+
+
+def follow_up_subject(subject: str) -> str:
+    """A follow-up's subject: the closed ticket's, without the "Re:" and "[#n]" its answer put before it (the
+    description says which ticket it follows, and its receipt gets its own number)."""
+    return _ANSWERED.sub("", subject) or subject
+
+
 def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None) -> Outcome:
     body = _clip(redact_tokens(mail.full_text if follows is None else mail.text), TEXT_MAX)
+    subject = mail.subject
     if follows is not None:
         body = _clip(f"{follows_up_words(follows.number)}\n\n{body}", TEXT_MAX)
+        subject = follow_up_subject(subject)
     request = {
-        "subject": _clip(mail.subject, SUBJECT_MAX, "") or "(no subject)",
+        "subject": _clip(subject, SUBJECT_MAX, "") or "(no subject)",
         "description": body.strip() or "(The mail had no text.)",
         "requester": {"name": _clip(mail.sender_name, 200, "") or mail.sender, "email": mail.sender},
         "topic": _topic(svc, mail),

@@ -7,8 +7,8 @@ import unicodedata
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
-from shared.events import PRIORITIES, SOURCES, STATUSES, Timestamp
-from shared.schemas import FullMatch, Strict, not_blank, shown_as_typed
+from shared.events import PRIORITIES, SOURCES, STATUSES, StrictBoolean, Timestamp
+from shared.schemas import FullMatch, QueryBoolean, Strict, not_blank, shown_as_typed
 
 TOPIC_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
 
@@ -145,14 +145,14 @@ class TopicPutSchema(Strict):
         validate=[validate.Length(1, 100), not_blank, shown_as_typed],
         metadata={"description": "needed to create a topic; left out, a topic keeps its name"},
     )
-    retired = fields.Boolean(
+    retired = StrictBoolean(
         load_default=None,
         metadata={"description": "true takes the topic off the form (its tickets keep it), false brings it back"},
     )
 
 
 class TopicListQuerySchema(Strict):
-    include_retired = fields.Boolean(load_default=False, metadata={"description": "also the retired topics"})
+    include_retired = QueryBoolean(load_default=False, metadata={"description": "`true`: also the retired topics"})
 
 
 class TimelineItemSchema(Schema):

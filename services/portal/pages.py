@@ -29,6 +29,7 @@ from services.portal import attachments, domain, handlers
 from services.portal.client import Refused, Unreachable
 from shared import mongo
 from shared.events import parse_time
+from shared.web import too_many_parts
 
 log = logging.getLogger(__name__)
 CSP = (
@@ -398,7 +399,13 @@ def page_error(error: HTTPException) -> Response:
         405: ("That did not work", "Go back and use the page's buttons and forms."),
         413: ("That is too much text", "Shorten what you wrote (at most 1 MB) and send it again."),
     }
-    if error.code == 413 and takes_files(request.method, request.path):
+    if error.code == 413 and too_many_parts(request):
+        titles[413] = (
+            "That is too many files",
+            f"A form may carry at most {request.max_form_parts:,} files and fields. Go back and choose fewer files; "
+            "send the others with a reply.",
+        )
+    elif error.code == 413 and takes_files(request.method, request.path):
         titles[413] = (
             "Those files are too large",
             f"A file may have {domain.size_words(domain.ATTACHMENT_MAX_BYTES)} and the files of one form "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from services.portal.domain import PASSWORD_MAX, PASSWORD_MIN, ROLES
+from shared.events import StrictBoolean
 from shared.schemas import Strict
 
 
@@ -19,7 +20,7 @@ class AccountCreateSchema(Strict):
 
 
 class AccountChangeSchema(Strict):
-    disabled = fields.Boolean(
+    disabled = StrictBoolean(
         required=True,
         metadata={"description": "true: it cannot sign in and its sessions end at once; false: it signs in again"},
     )

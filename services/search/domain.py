@@ -106,10 +106,16 @@ class TicketDoc:
         return changed
 
     def _reopened(self, data: dict, at: datetime) -> bool:
-        if self.status == "closed" or not self._newer("status", at):
-            return False
-        self.status = "assigned" if self.agent_id else "new"  # the last resolution stays: what was tried
-        return True
+        """Open again; its resolution did not hold, so, as in intake, it has none: "similar resolved tickets" never
+        offers what failed as what was done (a ticket closed with none is left out there), and a reindex from
+        intake's tickets finds the same. Words of it an agent wrote in a reply stay in the thread."""
+        changed = False
+        if self._newer("resolution", at):  # a reopen after the resolution (a late, older one changes nothing)
+            changed = self.resolution is not None or self.resolved_at is not None
+            self.resolution = self.resolved_at = None
+        if self.status != "closed" and self._newer("status", at):
+            self.status, changed = "assigned" if self.agent_id else "new", True
+        return changed
 
     def _closed(self, data: dict, at: datetime) -> bool:
         if self.status == "closed":

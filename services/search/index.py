@@ -10,6 +10,7 @@ starts, rebuilds it before writing (`Writer.start`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -66,8 +67,11 @@ class IndexHome:
         os.replace(link, os.path.join(self.root, CURRENT))
 
     def discard(self, path: str) -> None:
-        """Remove a generation never made current (a build that failed)."""
-        shutil.rmtree(path, ignore_errors=True)
+        """Remove a generation never made current (a build that failed); again if a file came while it went."""
+        for _ in range(3):
+            shutil.rmtree(path, ignore_errors=True)
+            if not os.path.exists(path):
+                return
 
     def prune(self, keep: set[str]) -> None:
         """Remove the generations not in `keep` (the one in use and the one before it, which a slow process
@@ -218,6 +222,7 @@ def rebuild(home: IndexHome, docs) -> tuple[str, int]:
     """
     previous = home.current()
     path = home.new_generation()
+    engine = None
     try:
         engine = home.open(path)
         started = now()
@@ -229,6 +234,9 @@ def rebuild(home: IndexHome, docs) -> tuple[str, int]:
         engine.close()
         home.write_mark(path, built_from=built_from, committed_through=built_from)
     except BaseException:
+        if engine is not None:  # its writer's threads and lock file first: they would write into what is removed
+            with contextlib.suppress(Exception):
+                engine.close()
         home.discard(path)  # half built: a build tried again (the worker's, every second) must not pile them up
         raise
     home.switch(path)

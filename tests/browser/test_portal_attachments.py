@@ -213,8 +213,11 @@ def test_a_form_too_large_to_read_is_refused_with_a_page(portal_system):  # noqa
 
     files = requests.post(f"{portal}/tickets", data=b"x" * (41 * MB), headers=multipart, timeout=30)
     text = requests.post(f"{portal}/login", data=b"x" * (2 * MB), headers=multipart, timeout=30)
+    many = [("files", (f"{n}.txt", b"x")) for n in range(1001)]  # small, but more parts than a form is read with
+    parts = requests.post(f"{portal}/tickets", files=many, timeout=30)
 
-    for answer, title in ((files, "Those files are too large"), (text, "That is too much text")):
+    said = ((files, "Those files are too large"), (text, "That is too much text"), (parts, "That is too many files"))
+    for answer, title in said:
         assert answer.status_code == 413 and answer.headers["Content-Type"].startswith("text/html")
         assert f"<h1>{title}</h1>" in answer.text
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import requests
+
 from services.notify.domain import EMAIL_AUDIENCES  # who is emailed for which event
 from tests.e2e.conftest import System, unique
 from tests.harness import wait_until
@@ -149,3 +151,12 @@ def test_a_ticket_s_whole_life_through_the_public_apis(start_system):
     sent = emails_once(system, ticket, people)
     assert sent[(REQUESTER["email"], "ticket.resolved")] == 2 and sent[(free_agent["email"], "ticket.reopened")] == 1
     assert sent[(REQUESTER["email"], "ticket.closed")] == 1 and sent[(free_agent["email"], "ticket.message_added")] == 1
+
+    # What gunicorn refuses before the app sees it is answered as the app answers: problem+json, not a page.
+    for service in ("intake", "search"):
+        long_line = requests.get(f"{system.urls[service]}/tickets/{'x' * 9000}", timeout=10)
+        many_headers = requests.get(f"{system.urls[service]}/tickets", headers={f"X-H{n}": "v" for n in range(120)},
+                                    timeout=10)  # fmt: skip
+        for answer, status in ((long_line, 400), (many_headers, 431)):
+            assert answer.status_code == status and answer.headers["Content-Type"] == "application/problem+json"
+            assert answer.json()["status"] == status and answer.headers["X-Request-ID"]

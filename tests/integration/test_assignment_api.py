@@ -910,15 +910,18 @@ def reopened(ticket_id: str) -> dict:
     return event_from("intake", "ticket.reopened", ticket_id, {"reason": "The requester wrote again."})
 
 
-def test_reopened_goes_back_to_the_previous_agent_when_available_and_under_capacity(
-    aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, handle, settled, events_of
+@pytest.mark.parametrize("full", [False, True], ids=["under-capacity", "at-capacity"])
+def test_reopened_goes_back_to_the_previous_agent_when_available(
+    full, aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, handle, settled, events_of
 ):
     team = make_team()
     jane = make_agent(team["id"])
     ticket_id = new_ticket(team["topics"][0])
-    new_ticket(team["topics"][0])  # jane: 2 open
+    new_ticket(team["topics"][0])  # jane: 2 open, then 1 once resolved
     omar = make_agent(team["id"])  # 0 open: the rule alone would pick omar
     aclient.post(f"/tickets/{ticket_id}/resolve", json={"resolution": "Fixed."}, headers=as_agent(jane["id"]))
+    if full:  # at capacity when it reopens: it is still her ticket (contract: only an unavailable one loses it)
+        aclient.patch(f"/agents/{jane['id']}", json={"capacity": 1}, headers=admin())
 
     handle(reopened(ticket_id))
 
@@ -931,7 +934,7 @@ def test_reopened_goes_back_to_the_previous_agent_when_available_and_under_capac
     assert (data["agent_id"], data["reason"]) == (jane["id"], "reopen")
 
 
-@pytest.mark.parametrize("previous_is", ["unavailable", "full"])
+@pytest.mark.parametrize("previous_is", ["unavailable", "out-of-the-team"])
 def test_reopened_goes_to_the_team_when_the_previous_agent_cannot_take_it(
     previous_is, aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, handle, settled, events_of
 ):
@@ -941,8 +944,8 @@ def test_reopened_goes_to_the_team_when_the_previous_agent_cannot_take_it(
     aclient.post(f"/tickets/{ticket_id}/resolve", json={"resolution": "Fixed."}, headers=as_agent(jane["id"]))
     if previous_is == "unavailable":
         aclient.patch(f"/agents/{jane['id']}", json={"available": False}, headers=admin())
-    else:
-        new_ticket(team["topics"][0])  # jane: 1 of 1
+    else:  # moved to another team meanwhile
+        aclient.patch(f"/agents/{jane['id']}", json={"teams": [make_team()["id"]]}, headers=admin())
     omar = make_agent(team["id"])
 
     handle(reopened(ticket_id))

@@ -710,10 +710,27 @@ def test_topic_put_is_admin_only(client):
      pytest.param("ok-id", {"name": "x", "colour": "red"}, "colour", id="unknown-field"),
      pytest.param("ok-id", {}, "name", id="missing-name"),
      pytest.param("ok-id", {"name": "  "}, "name", id="blank-name"),
-     pytest.param("ok-id", {"name": "x", "retired": "maybe"}, "retired", id="retired-not-a-boolean")],
+     pytest.param("ok-id", {"name": "x", "retired": "maybe"}, "retired", id="retired-not-a-boolean"),
+     pytest.param("ok-id", {"name": "x", "retired": "yes"}, "retired", id="retired-yes"),
+     pytest.param("ok-id", {"name": "x", "retired": 1}, "retired", id="retired-one")],
 )  # fmt: skip
 def test_topic_put_refuses_invalid_ids_and_bodies_with_422(client, topic_id, body, field):
     assert_problem(client.put(f"/topics/{topic_id}", json=body, headers=admin()), 422, field)
+    assert topic_id not in {item["id"] for item in client.get("/topics", headers=admin()).get_json()["items"]}
+
+
+@pytest.mark.parametrize("spelled", ["1", "yes", "True", "on"])
+def test_include_retired_is_true_or_false_spelled_so(client, spelled):
+    assert_problem(
+        client.get("/topics", query_string={"include_retired": spelled}, headers=admin()), 422, "include_retired"
+    )
+
+
+@pytest.mark.parametrize(("method", "path"), [("post", "/tickets"), ("put", "/topics/empty-body")])
+def test_an_empty_body_said_to_be_json_is_not_json_400(client, method, path):
+    response = getattr(client, method)(path, data=b"", content_type="application/json", headers=admin())
+    assert_problem(response, 400)
+    assert "not valid JSON" in response.get_json()["detail"]
 
 
 # --- timeline and events from other services (a real intake worker consumes them) -------------

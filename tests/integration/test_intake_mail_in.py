@@ -158,6 +158,7 @@ def test_a_reply_to_a_closed_ticket_opens_a_new_one_that_says_so(svc):
     assert outcome.kind == "ticket" and outcome.ticket_id != ticket.id
     follow_up = svc.tickets.get(outcome.ticket_id)
     assert follow_up.description == f"(Follows up ticket #{ticket.number}, which was closed.)\n\nIt is back."
+    assert follow_up.subject == "VPN drops"  # not "Re: [#n] VPN drops": its receipt gets a number of its own
 
 
 def test_more_replies_to_a_closed_tickets_old_emails_join_its_open_follow_up(svc):

@@ -262,7 +262,7 @@ def test_on_reopen_the_previous_agent_takes_it_back_only_when_free_for_it():
     from services.assignment.domain import takes_back
 
     assert takes_back(agent("jane", 1), "network", still_counted=False)
-    assert not takes_back(agent("jane", 5, capacity=5), "network", still_counted=False)  # full
+    assert takes_back(agent("jane", 5, capacity=5), "network", still_counted=False)  # full: its own ticket still
     assert not takes_back(agent("jane", available=False), "network", still_counted=False)
     assert not takes_back(agent("jane", teams=("hardware",)), "network", still_counted=False)  # left the team
     assert takes_back(agent("jane", 5, capacity=5), "network", still_counted=True)  # its slot is already counted

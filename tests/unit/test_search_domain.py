@@ -31,11 +31,21 @@ def test_events_search_does_not_index_change_nothing():
     assert doc.messages == []
 
 
-def test_a_reopened_ticket_is_open_again_and_keeps_its_last_resolution():
-    doc = TicketDoc("t1", number=1, agent_id="jane", status="resolved", resolution="Rebooted.")
-    doc.watermarks["status"] = at(1)
+def test_a_reopened_ticket_is_open_again_without_the_resolution_that_did_not_hold():
+    doc = TicketDoc("t1", number=1, agent_id="jane", status="resolved", resolution="Rebooted.", resolved_at=at(1))
+    doc.watermarks.update(status=at(1), resolution=at(1))
     assert doc.apply("ticket.reopened", {"reason": "requester replied"}, at(2))
-    assert (doc.status, doc.resolution) == ("assigned", "Rebooted.")
+    assert (doc.status, doc.resolution, doc.resolved_at) == ("assigned", None, None)  # as intake has it
+    assert not doc.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Rebooted."}, at(1))  # late: older
+    assert doc.apply("ticket.resolved", {"agent_id": "jane", "resolution": "New dock."}, at(3))
+    assert (doc.status, doc.resolution) == ("resolved", "New dock.")
+
+
+def test_a_reopen_that_comes_after_the_close_still_takes_the_resolution_away():
+    doc = TicketDoc("t1", number=1, agent_id="jane", status="closed", resolution="Rebooted.", resolved_at=at(1))
+    doc.watermarks.update(status=at(3), resolution=at(1))  # resolved at 1, reopened at 2, closed at 3
+    assert doc.apply("ticket.reopened", {"reason": "requester replied"}, at(2))
+    assert (doc.status, doc.resolution) == ("closed", None)
 
 
 def test_from_intake_takes_the_thread_the_team_and_the_agent():
