@@ -153,7 +153,7 @@ def test_a_ticket_s_whole_life_through_the_public_apis(start_system):
     assert sent[(REQUESTER["email"], "ticket.closed")] == 1 and sent[(free_agent["email"], "ticket.message_added")] == 1
 
     # What gunicorn refuses before the app sees it is answered as the app answers: problem+json, not a page.
-    for service in ("intake", "search"):
+    for service in ("intake", "sla"):
         long_line = requests.get(f"{system.urls[service]}/tickets/{'x' * 9000}", timeout=10)
         many_headers = requests.get(f"{system.urls[service]}/tickets", headers={f"X-H{n}": "v" for n in range(120)},
                                     timeout=10)  # fmt: skip
