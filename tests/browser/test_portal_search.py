@@ -102,12 +102,12 @@ def test_an_agent_finds_a_ticket_by_its_words_and_sees_a_resolved_look_alike(por
 
     # Ana searches her requests: hers only, though the others' say the same words.
     requester.get_by_role("link", name="Your requests").click()
-    expect(requester.get_by_role("link", name=f"Request {number}: Printer jams after toner change")).to_be_visible()
+    expect(requester.get_by_role("link", name=f"Request #{number}: Printer jams after toner change")).to_be_visible()
     assert_accessible(requester)
     requester.get_by_label("Search your requests").fill("printer toner")
     requester.get_by_role("button", name="Search").click()
     expect(requester.get_by_role("heading", name="1 request found")).to_be_visible()
-    expect(requester.get_by_role("link", name=f"Request {number}: Printer jams after toner change")).to_be_visible()
+    expect(requester.get_by_role("link", name=f"Request #{number}: Printer jams after toner change")).to_be_visible()
     expect(requester.locator(".result")).to_have_count(1)
     expect(requester.locator(".result mark").first).to_be_visible()
     assert_accessible(requester)

@@ -248,7 +248,7 @@ def test_a_requester_searches_each_of_its_own_tickets_with_that_tickets_token(po
     client = with_grants(portal, mine)
 
     listing = text(client.get("/requests"))
-    assert "Request 1: <bdi>One</bdi>" in listing and "Request 2: <bdi>Two</bdi>" in listing and "Resolved" in listing
+    assert "Request #1: <bdi>One</bdi>" in listing and "Request #2: <bdi>Two</bdi>" in listing and "Resolved" in listing
     page = client.get("/requests?q=vpn")
     assert page.status_code == 200 and "<mark>vpn</mark>" in text(page)
 
@@ -265,7 +265,7 @@ def test_a_requester_sees_search_down_and_bad_input_as_messages(infra, stub):
     client = with_grants(app, [{"id": "t-1", "email": "ana@example.com"}])
     down = client.get("/requests?q=vpn")
     assert down.status_code == 200 and "Searching is not possible right now" in text(down)
-    assert "Request 1: <bdi>One</bdi>" in text(down)  # the list still shows
+    assert "Request #1: <bdi>One</bdi>" in text(down)  # the list still shows
     long = client.get("/requests?q=" + "y" * 501)
     assert long.status_code == 422 and '<p class="field-error" id="q-error">' in text(long)
     mongo.close_client()
