@@ -19,11 +19,13 @@ from inscriptis.model.config import ParserConfig
 from inscriptis.model.html_element import HtmlElement
 
 _HIDDEN = ("head", "script", "style", "title", "noscript", "template")
-_HTML_CONFIG = ParserConfig(  # a link keeps its address: "[text](https://...)" (an agent may need where it went)
+_HTML_CONFIG = ParserConfig(  # a link keeps its address: "text (https://...)" (an agent may need where it went)
     css={**CSS_PROFILES["strict"], **{tag: HtmlElement(display=Display.none) for tag in _HIDDEN}},
     display_links=True,
 )
 _SAME_LINK = re.compile(r"\[([^\[\]\n]{1,2000})\]\(\1\)")  # "[https://x](https://x)": the address once
+# "[the driver](https://x/driver)" as people write it in a plain mail: "the driver (https://x/driver)", not Markdown
+_LINK = re.compile(r"\[([^\[\]\n]{1,2000})\]\(((?:https?|mailto|ftp):[^()\s]{1,4000})\)", re.IGNORECASE)
 _MAX_MARKER_LINE = 500  # intros and header lines are short; longer lines are text, and no pattern runs on them
 
 # "On <date>, <name> wrote:" in the languages of our requesters' mail clients (Gmail, Apple Mail, Thunderbird):
@@ -63,7 +65,7 @@ _MARKER_STARTS = frozenset("-_*adefgilosvw")  # first letters of every marker ab
 def html_to_text(html: str) -> str:
     """Readable text of an HTML body (inscriptis lays out lists and tables); never the markup, scripts or styles."""
     try:
-        text = _SAME_LINK.sub(r"\1", get_text(html, _HTML_CONFIG))
+        text = _LINK.sub(r"\1 (\2)", _SAME_LINK.sub(r"\1", get_text(html, _HTML_CONFIG)))
     except Exception:  # a parser failure must not lose the mail: fall back to the stdlib's tokenizer
         text = _strip_tags(html)
     return tidy(text)
