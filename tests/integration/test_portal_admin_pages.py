@@ -201,6 +201,23 @@ def test_a_topic_id_no_path_can_carry_is_said_next_to_its_field(portal, stub):  
     assert not [call for call in stub.calls if call["method"] != "GET"]
 
 
+def test_an_id_longer_than_its_services_bound_is_said_next_to_its_field_not_sent(portal, stub):  # noqa: F811
+    """A path of thousands of characters is refused by the service's server before it reads it: a page with no
+    word next to the field. The bound is said here instead."""
+    stub.answers["/agents"] = {"items": []}
+    stub.answers["/teams"] = {"items": []}
+    stub.answers["/topics"] = {"items": []}
+    stub.answers["/calendars"] = {"items": []}
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/teams"))).group(1)
+    topic = admin.post("/admin/topics", data={"topic_id": "t" * 5000, "topic_name": "X", "csrf_token": token})
+    calendar = admin.post("/admin/calendars", data={"calendar_id": "c" * 5000, "timezone": "UTC", "csrf_token": token})
+    assert topic.status_code == calendar.status_code == 422
+    assert 'id="topic_id-error"' in text(topic) and "A topic&#39;s id has at most 40 characters" in text(topic)
+    assert "A calendar&#39;s id has at most 64 characters; this one has 5,000." in text(calendar)
+    assert not [call for call in stub.calls if call["method"] != "GET"]
+
+
 def test_a_calendar_s_errors_are_summed_up_in_the_form_s_order(portal, stub):  # noqa: F811
     stub.answers["/calendars"] = {
         "items": [{"id": "24x7", "timezone": "UTC", "hours": {}, "holidays": [], "version": 1}]

@@ -84,10 +84,14 @@ def words(text: str | None) -> list[str]:
     return [item for item in SEPARATORS.split(text or "") if item]
 
 
-def require_id(text: str, field: str, what: str) -> str:
-    """The id for a path; a field error when there is none (a service cannot be asked about an empty one)."""
+def require_id(text: str, field: str, what: str, longest: int) -> str:
+    """The id for a path; a field error when there is none (a service cannot be asked about an empty one), or when
+    it is longer than `longest`, the service's own bound (a path of thousands is refused before it is read)."""
     if not text.strip():
         raise UserError(f"Enter the {what}'s id.", {field: [f"Enter the {what}'s id."]})
+    if len(text.strip()) > longest:
+        said = f"A {what}'s id has at most {longest} characters; this one has {len(text.strip()):,}."
+        raise UserError(said, {field: [said]})
     # what no service's id can be, and no path can carry as one part: said here (the service would never see it)
     if "/" in text or text.strip() in (".", ".."):
         said = f"A {what}'s id cannot hold “/”, or be “.” or “..”."

@@ -376,7 +376,7 @@ def put_topic(svc: Portal, session: dict, form: dict) -> dict:
     if not body["name"] and not form.get("topic_id", "").strip():
         said = {"topic_id": ["Enter the topic's id."], "topic_name": ["Enter the topic's name."]}
         raise UserError("Enter the topic's id and name.", said)
-    topic_id = require_id(form.get("topic_id", ""), "topic_id", "topic")
+    topic_id = require_id(form.get("topic_id", ""), "topic_id", "topic", 40)
     _name_untaken(every_topic(svc, actor(session)), topic_id, body["name"], "topic", "topic_name")
     try:
         saved = svc.services.call("intake", "PUT", f"/topics/{topic_id}", actor(session), json=body)

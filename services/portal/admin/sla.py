@@ -117,7 +117,7 @@ def _period(text: str) -> list[str]:
 
 def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
     """Create or replace a calendar."""
-    calendar_id = require_id(form.get("calendar_id", ""), "calendar_id", "calendar")
+    calendar_id = require_id(form.get("calendar_id", ""), "calendar_id", "calendar", 64)
     body = calendar_body(form)
     if form.get("existing"):  # saved as it is: no new version (sla would make one at every PUT)
         try:
