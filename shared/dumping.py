@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
-from marshmallow import Schema, fields, missing
+from marshmallow import Schema, ValidationError, fields, missing
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -119,13 +119,23 @@ def _serializer(field: fields.Field) -> Serializer:
 
 
 class _Parser(FlaskParser):
-    """webargs' parser, except that an empty body said to be JSON is not taken for `{}`: it is not JSON (400), as
-    the contract has it for a malformed body, rather than a 422 for every field it lacks."""
+    """webargs' parser, stricter on two points: an empty body said to be JSON is not taken for `{}` (it is not JSON:
+    400, as the contract has it for a malformed body, rather than a 422 for every field it lacks), and a query
+    parameter of one value given twice is refused."""
 
     def load_json(self, req, schema):
         if is_json_request(req) and not req.get_data(cache=True).strip():
             return self._handle_invalid_json_error(json.JSONDecodeError("Expecting value", "", 0), req)
         return super().load_json(req, schema)
+
+    def load_querystring(self, req, schema):
+        """The query's parameters; one that takes a single value given twice (`status=new&status=closed`) is a
+        422 naming it, not its first value alone (which would answer a question that was not asked)."""
+        single = {field.data_key or name for name, field in schema.fields.items() if not isinstance(field, fields.List)}
+        twice = [name for name in req.args if name in single and len(req.args.getlist(name)) > 1]
+        if twice:
+            raise ValidationError({name: ["Give it once: it takes one value."] for name in twice})
+        return super().load_querystring(req, schema)
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -1118,3 +1118,9 @@ def test_the_timeline_names_the_agent_who_resolved_as_intake_knows_them(client, 
     learn(client.application, event_from("assignment", "ticket.assigned", other["id"], assigned_data()))
     items = client.get(f"/tickets/{other['id']}/timeline", headers=portal()).get_json()["items"]
     assert [item["summary"] for item in items if item["type"] == "ticket.resolved"] == ["Resolved by jane: Done."]
+
+
+def test_a_query_parameter_of_one_value_given_twice_is_refused_not_half_read(client):
+    answer = client.get("/tickets?status=new&status=closed", headers=admin())
+    assert "Give it once" in assert_problem(answer, 422, "status")["errors"]["status"][0]
+    assert client.get("/tickets?status=new&limit=5", headers=admin()).status_code == 200
