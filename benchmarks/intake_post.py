@@ -167,10 +167,11 @@ def main() -> None:
     namespace = f"bench_{secrets.token_hex(3)}"
     tmp = Path(tempfile.mkdtemp(prefix="ticketflow-bench-"))
     procs: list[subprocess.Popen] = []
+    amqp_url = broker_for_benchmark()  # first: a broker that cannot start leaves no store behind
     mongo_url = store_url(tmp, procs)
     env = {
         **os.environ,
-        "AMQP_URL": broker_for_benchmark(),
+        "AMQP_URL": amqp_url,
         "MONGO_URL": mongo_url,
         "TICKETFLOW_NAMESPACE": namespace,
         "TICKETFLOW_JWT_SECRET": SECRET,

@@ -148,9 +148,10 @@ def main() -> None:
     args = parser.parse_args()
     namespace, tmp = f"bench_{secrets.token_hex(3)}", Path(tempfile.mkdtemp(prefix="ticketflow-bench-"))
     procs: list[subprocess.Popen] = []
+    amqp_url = broker_for_benchmark()  # first: a broker that cannot start leaves no store behind
     mongo_url = store_url(tmp, procs)
     intake_port, portal_port = free_port(), free_port()
-    env = {**os.environ, "AMQP_URL": broker_for_benchmark(), "MONGO_URL": mongo_url, "TICKETFLOW_NAMESPACE": namespace,
+    env = {**os.environ, "AMQP_URL": amqp_url, "MONGO_URL": mongo_url, "TICKETFLOW_NAMESPACE": namespace,
            "TICKETFLOW_JWT_SECRET": SECRET, "PYTHONPATH": str(ROOT), "TICKETFLOW_INTAKE_URL": f"http://127.0.0.1:{intake_port}",
            "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR": "1000000"}  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -131,7 +131,9 @@ class _Parser(FlaskParser):
     def load_querystring(self, req, schema):
         """The query's parameters; one that takes a single value given twice (`status=new&status=closed`) is a
         422 naming it, not its first value alone (which would answer a question that was not asked)."""
-        single = {field.data_key or name for name, field in schema.fields.items() if not isinstance(field, fields.List)}
+        # webargs' own rule: a DelimitedList is one value ("a,b"), a List several
+        multiple = lambda field: getattr(field, "is_multiple", isinstance(field, fields.List))  # noqa: E731
+        single = {field.data_key or name for name, field in schema.fields.items() if not multiple(field)}
         twice = [name for name in req.args if name in single and len(req.args.getlist(name)) > 1]
         if twice:
             raise ValidationError({name: ["Give it once: it takes one value."] for name in twice})

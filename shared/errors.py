@@ -49,3 +49,20 @@ class TooManyRequests(Problem):
 
 class Unavailable(Problem):
     status, title, slug = 503, "Service unavailable", "unavailable"
+
+
+# problem+json's `type` is urn:ticketflow:problem:<slug>, by status
+SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    431: "request-header-fields-too-large",
+    500: "internal-error",
+    503: "unavailable",
+}

@@ -9,6 +9,8 @@ import uuid
 from gunicorn import util
 from prometheus_client import multiprocess
 
+from shared.errors import SLUGS
+
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
@@ -33,14 +35,15 @@ def on_starting(server):
     settings = load_settings()
     settings.require_secret()
     refuse_dev_on_public_bind(settings, list(server.cfg.bind or []))
-    if "services.portal." not in (server.cfg.wsgi_app or ""):  # the portal's people read pages: gunicorn's is one
+    app = getattr(server.app, "app_uri", None) or server.cfg.wsgi_app or ""  # given as an argument, or --wsgi-app
+    if "services.portal." not in app:  # the portal's people read pages: gunicorn's own is one
         util.write_error = write_problem  # the workers are forked from here: theirs too
 
 
 def write_problem(sock, status: int, reason: str, message: str) -> None:
     """What gunicorn answers itself, before the app sees the request (a request line or headers too long or
     malformed), as the APIs answer everything else: problem+json with an X-Request-ID, not an HTML page."""
-    slug = {400: "bad-request", 403: "forbidden", 431: "request-header-fields-too-large"}.get(status, "error")
+    slug = SLUGS.get(status, "error")
     body = json.dumps({"type": f"urn:ticketflow:problem:{slug}", "title": reason, "status": status,
                        "detail": message or reason}).encode()  # fmt: skip
     head = (

@@ -27,7 +27,7 @@ from shared import metrics, mongo
 from shared.auth import AuthError, Principal, decode_token
 from shared.bus import BrokerProbe
 from shared.config import Settings, load_settings
-from shared.errors import Forbidden, Problem, Unauthorized
+from shared.errors import SLUGS, Forbidden, Problem, Unauthorized
 from shared.events import Timestamp
 
 log = logging.getLogger(__name__)
@@ -36,19 +36,6 @@ WITHOUT_STORAGE = ("healthz", "readyz", "metrics_endpoint", "docs", "docs_asset"
 READY_CACHE_SECONDS = 1.5  # /readyz answers from its last probe for this long: one probe for a burst of calls
 PROBLEM_JSON = "application/problem+json"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-SLUGS = {
-    400: "bad-request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not-found",
-    405: "method-not-allowed",
-    409: "conflict",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    422: "validation-error",
-    500: "internal-error",
-    503: "unavailable",
-}
 
 
 class BodyTooLarge(RequestEntityTooLarge):
@@ -201,6 +188,9 @@ def _install_hooks(
             raise mongo.StorageDown("the database did not answer a moment ago")
         limit = body_limit(request.method, request.path)
         request.max_content_length = limit
+        # a form's text field may be as long as the body (the page says it is too long, next to it): below the body's
+        # limit, only too many parts stop a form being read (too_many_parts)
+        request.max_form_memory_size = limit
         if request.content_length is not None and request.content_length > limit:
             raise BodyTooLarge(f"The body is larger than {limit / (1024 * 1024):g} MiB.")
         has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")

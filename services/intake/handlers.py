@@ -255,7 +255,7 @@ def add_attachments(
     message_id: str | None,
     idempotency_key: str | None,
     principal: Principal,
-) -> list[dict]:
+) -> tuple[list[dict], bool]:
     """Attach the files to the ticket (to one of its thread messages with message_id): their items, in order, and
     whether they were stored now (False: a repeat of an earlier request with the same Idempotency-Key).
 
@@ -270,7 +270,7 @@ def add_attachments(
         raise Conflict("The ticket is closed; open a new ticket instead.")
     if message_id is not None and not _attachable_to(ticket, message_id, principal):
         raise Invalid("No such message.", {"message_id": [f"The ticket has no message {message_id!r} of yours."]})
-    created = True
+    created, request_hash = True, None
     if idempotency_key:  # the files as sent, under a key of this ticket's own (POST /tickets keeps the bare keys)
         request_hash = _upload_hash(uploads, message_id)
         key = f"attachments\n{ticket.id}\n{idempotency_key}"
@@ -279,7 +279,8 @@ def add_attachments(
             raise Conflict("This Idempotency-Key was used with other files; send these with a new key.")
     items = []
     for n, upload in enumerate(uploads):  # a repeat puts them again: a request that died half-way is completed
-        seed = f"{ticket.id}\n{idempotency_key}\n{n}" if idempotency_key else uuid.uuid4().hex
+        # with what the files are: the key reused with others once its record expired (48 h) stores them anew
+        seed = f"{ticket.id}\n{idempotency_key}\n{request_hash}\n{n}" if idempotency_key else uuid.uuid4().hex
         attachment_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
         name, kind = files.clean_filename(upload.filename), files.declared_type(upload.content_type)
         try:

@@ -65,10 +65,17 @@ _MARKER_STARTS = frozenset("-_*adefgilosvw")  # first letters of every marker ab
 def html_to_text(html: str) -> str:
     """Readable text of an HTML body (inscriptis lays out lists and tables); never the markup, scripts or styles."""
     try:
-        text = _LINK.sub(r"\1 (\2)", _SAME_LINK.sub(r"\1", get_text(html, _HTML_CONFIG)))
+        text = _LINK.sub(_said_with_address, _SAME_LINK.sub(r"\1", get_text(html, _HTML_CONFIG)))
     except Exception:  # a parser failure must not lose the mail: fall back to the stdlib's tokenizer
         text = _strip_tags(html)
     return tidy(text)
+
+
+def _said_with_address(link: re.Match) -> str:
+    words, address = link[1], link[2]
+    if address.lower() == f"mailto:{words.lower()}":  # "ana@example.com (mailto:ana@example.com)": the address once
+        return words
+    return f"{words} ({address})"
 
 
 def tidy(text: str) -> str:

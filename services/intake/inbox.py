@@ -191,8 +191,9 @@ def _ticket_replied_to(svc: Intake, mail: inbound.InboundMail) -> Ticket | None:
     """The ticket a reply names: by notify's Message-IDs in In-Reply-To/References first, else by [#number].
 
     A subject may hold several numbers: "[#100076] Re: [#100063] VPN" is the receipt of a follow-up to closed
-    #100063, kept in a reply as the receipt asks. The sender's own tickets come first, open before closed, each
-    in the subject's order; then anyone's (kept, not posted: not its requester)."""
+    #100063 opened before follow-ups lost the "Re: [#n]" (follow_up_subject), kept in a reply as it asks. The
+    sender's own tickets come first, open before closed, each in the subject's order; then anyone's (kept, not
+    posted: not its requester)."""
     for ticket_id in mail.referenced_ticket_ids:
         ticket = svc.tickets.find(ticket_id)
         if ticket is not None:

@@ -25,9 +25,10 @@ HYPHENS = "-\u00ad\u2010\u2011"  # hyphen-minus, soft hyphen, hyphen, non-breaki
 HYPHEN = re.compile(rf"[{HYPHENS}](?<=[^\W_][{HYPHENS}])(?=[^\W_])")  # between letters or digits: Wi-Fi, e-mail
 COPY = "joined"  # a text field's joined copy: subject_joined (OpenSearch: the multi-field subject.joined)
 PHRASE = re.compile(r'"([^"]*)"?')  # an unclosed quote runs to the end: people forget the second one
-# Double quotes as keyboards type them (phones and Macs: “ ”, German „ “, French « », full-width ＂): each a '"'.
+# Double quotes as keyboards type them (phones and Macs: “ ”, German „ “, French « », full-width ＂): each a '"'
+# (not ″, the inches' sign: 27″ monitor).
 # Single ones stay: they are apostrophes in words (won't, O’Brien) far more often than quotes.
-QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\u2033\u301d\u301e\uff02", '"'))
+QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\u301d\u301e\uff02", '"'))
 NUMBER = re.compile(r"^#?(\d{1,18})$")
 
 # similar's knobs, chosen on half of the labelled set in tests/data (benchmarks/similar_quality.py)

@@ -221,6 +221,13 @@ def test_a_form_too_large_to_read_is_refused_with_a_page(portal_system):  # noqa
         assert answer.status_code == 413 and answer.headers["Content-Type"].startswith("text/html")
         assert f"<h1>{title}</h1>" in answer.text
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+    # one long text field in a form with files is read (then judged as any form is: here, it has no CSRF token)
+    long_text = requests.post(f"{portal}/tickets", data={"description": "log line\n" * 70_000},
+                              files={"files": ("a.txt", b"hi")}, timeout=30)  # fmt: skip
+    assert long_text.status_code == 403 and "too many files" not in long_text.text
+    # what gunicorn refuses before the portal sees it is still a page (the APIs answer problem+json)
+    long_path = requests.get(f"{portal}/{'x' * 9000}", timeout=30)
+    assert long_path.status_code == 400 and long_path.headers["Content-Type"].startswith("text/html")
 
 
 def test_a_form_with_files_still_needs_its_csrf_token(portal_system):  # noqa: F811

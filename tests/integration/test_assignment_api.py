@@ -808,6 +808,12 @@ def test_queue_refuses_a_field_a_ticket_has_not(aclient, fields):
     assert any(name.startswith("fields") for name in body["errors"]), body
 
 
+def test_queue_refuses_a_parameter_given_twice_even_a_list_written_as_one(aclient):
+    for query in ("fields=ticket_id&fields=number", "team=a&team=b"):
+        body = assert_problem(aclient.get(f"/queue?{query}", headers=admin()), 422)
+        assert body["errors"] == {query.split("=")[0]: ["Give it once: it takes one value."]}
+
+
 def test_queue_refuses_unassigned_true_together_with_an_agent_id(aclient, make_team, make_agent):
     team = make_team()
     jane = make_agent(team["id"])

@@ -66,6 +66,8 @@ def test_forgot_emails_a_link_that_sets_a_new_password_once(portal, outbox):  # 
     [email] = outbox
     assert email["to"] == agent["email"] and email["subject"] == "Choose a new password for the help desk"
     assert "works once, for 60 minutes" in email["text"] and "your password stays as it is" in email["text"]
+    asking = mailing.wrapped(email["text"]).split("\n\n")[1].split("\n")  # as the email carries it
+    assert all(50 < len(line) <= 72 for line in asking[:-1]), asking  # filled: no line broken short
     url, token = LINK.search(email["text"]).groups()
     assert url.startswith(svc.settings.portal_url)
     assert sign_in(portal, agent["email"]).status_code == 303  # asking changed nothing yet

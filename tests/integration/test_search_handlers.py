@@ -177,6 +177,30 @@ def test_a_rebuild_that_fails_leaves_no_half_built_generation(search):
     assert generations() == before  # no generation piles up
 
 
+def test_a_rebuild_that_fails_half_way_lets_go_of_its_writer_before_its_generation_goes(search, monkeypatch):
+    """Its writer's threads and lock file would otherwise write into the directory while it is removed."""
+    create(search, description="indexed before the failure")
+    opened = []
+    real_open = search.home.open
+
+    def open_and_keep(path, **options):
+        opened.append(real_open(path, **options))
+        return opened[-1]
+
+    monkeypatch.setattr(search.home, "open", open_and_keep)
+
+    class HalfWay:
+        def indexable(self, since):
+            yield from search.tickets.indexable(since)  # the writer has documents, then the store goes away
+            raise RuntimeError("the store went away")
+
+    with pytest.raises(RuntimeError):
+        rebuild(search.home, HalfWay())
+    [engine] = opened
+    assert engine._writer is None  # closed: no thread or lock file of it is left
+    assert not os.path.exists(engine.path)  # and its half-built generation gone
+
+
 def test_a_word_hyphenated_in_one_ticket_and_joined_up_in_another_is_found_either_way(search):
     word = f"zq{uuid.uuid4().hex[:8]}"
     hyphenated = create(search, subject="Wi-Fi down", description=f"The Wi-Fi drops in {word}.")

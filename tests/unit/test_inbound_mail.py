@@ -980,6 +980,13 @@ def test_an_html_links_address_is_kept_beside_its_words():
     assert "the guide is at https://wiki.example.com/vpn." in text  # an address as its own words: once
 
 
+def test_an_html_mail_address_link_is_the_address_once():
+    html = '<p>Write to <a href="mailto:Ana@Example.com">ana@example.com</a> or <a href="mailto:b@x.org">Bo</a>.</p>'
+    message = make_mail()
+    message.set_content(html, subtype="html")
+    assert "Write to ana@example.com or Bo (mailto:b@x.org)." in read(message).full_text
+
+
 def test_a_mail_the_parser_fails_on_is_kept_as_text(monkeypatch):
     """The safety net: a bug of ours or the stdlib's keeps the mail (as its raw text), never loses it."""
 
