@@ -90,7 +90,10 @@ def render_api() -> str:
         "  Some routes check more than the role (the ticket's team, its lead, its assignee): the summary",
         "  says so.",
         "- Every error is `application/problem+json`: `type`, `title`, `status`, `detail`, and `errors`",
-        "  (field -> messages) for a 422.",
+        "  (field -> messages) for a 422; also what the server refuses before a route reads it (a request",
+        "  line too long: 400, headers too many or too long: 431). A body that is not JSON is 400, an empty",
+        "  one sent as `application/json` too; a query parameter that takes one value, given twice, is 422;",
+        "  a boolean is JSON `true` or `false` (in a query, the words `true` or `false`).",
     ]
     if len(open_paths) == 1:
         paths = ", ".join(f"`{path}`" for path in next(iter(open_paths)))
