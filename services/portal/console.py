@@ -335,6 +335,39 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
     return answer if isinstance(answer, dict) else {}
 
 
+REPLY_REACHES_INTAKE = 10.0  # seconds a reply's files wait for intake to learn the reply (its event), usually less
+REPLY_LOOKS = 0.2  # seconds between two looks
+
+
+def attach_to_reply(
+    svc: Portal, session: dict, ticket_id: str, reply_id: str | None, files: list, request_id: str | None
+) -> list[dict]:
+    """Attach the agent's files to its reply, just sent: intake takes files for a message of the ticket's thread,
+    which has the reply once intake has its `ticket.replied` (a moment: it waits for it, REPLY_REACHES_INTAKE at
+    most). The reply's id is the key, so a page sent twice attaches them once. UserError when they are not."""
+    again = "Attach them with another reply."
+    if not reply_id:  # assignment's answer always has it; a proxy that ate it is said, not guessed around
+        raise UserError(f"the reply's id was not known. {again}", {"files": [again]}, 502)
+    who, deadline = actor(session), time.monotonic() + REPLY_REACHES_INTAKE
+    try:
+        while not _in_thread(svc, who, ticket_id, reply_id):
+            if time.monotonic() > deadline:
+                message = f"the reply had not reached the ticket's record yet. {again}"
+                raise UserError(message, {"files": [message]}, 503)
+            time.sleep(REPLY_LOOKS)
+        return attachments.send(svc.services, who, ticket_id, files, reply_id, reply_id, request_id)
+    except Refused as refused:
+        raise UserError(refused.detail or refused.title, {"files": [refused.detail or refused.title]}) from None
+    except Unreachable:
+        message = f"the files could not be sent just now. {again}"
+        raise UserError(message, {"files": [message]}, 503) from None
+
+
+def _in_thread(svc: Portal, who: Actor, ticket_id: str, entry_id: str) -> bool:
+    thread = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}", who).get("thread") or []
+    return any(entry.get("id") == entry_id for entry in thread)
+
+
 BULK_ACTIONS = ("claim", "status", "priority", "transfer", "assign", "resolve")
 BULK_MOST = QUEUE_LIMIT  # tickets one bulk action takes: every row a queue page shows
 BULK_SECONDS = 20.0  # then the rest are left, said as not tried: a page's request must end (gunicorn's 30 s)

@@ -415,7 +415,8 @@ def page_error(error: HTTPException) -> Response:
     return error_page(error.code or 500, title, detail)
 
 
-FORMS_WITH_FILES = re.compile(r"^/tickets(/[^/]+/messages)?$")  # the requester's new request and reply
+# the requester's new request and reply, and an agent's reply
+FORMS_WITH_FILES = re.compile(r"^/tickets(/[^/]+/messages)?$|^/console/tickets/[^/]+/reply$")
 FORM_WITH_FILES_MAX = 40 * 1024 * 1024  # room for files past the limits, so they are answered next to the field
 
 

@@ -120,6 +120,49 @@ def test_files_sent_with_a_reply_show_with_that_reply(portal_system, new_context
     assert downloaded(agent, message.get_by_role("link", name="log.txt")) == b"E-42"
 
 
+def test_an_agent_replies_with_files_the_requester_gets_with_it(portal_system, new_context, screenshot):  # noqa: F811
+    system, portal = portal_system, portal_system.portal
+    requester = opened(new_context(), portal, unique_email("cleo"), "Which driver for the label printer?")
+    ticket_id = ticket_id_of(requester)
+    wait_until(lambda: system.work(ticket_id).get("agent_id") == "ada", timeout=30)
+
+    agent = new_context().new_page()
+    sign_in(agent, portal, STAFF["ada"]["email"])
+    agent.goto(f"{portal}/console/tickets/{ticket_id}")
+    agent.get_by_label("Reply to the requester").fill("The driver and its guide are attached.")
+    files = agent.locator("#reply-form").get_by_label("Attach files (optional)")
+    files.set_input_files(
+        [a_file("driver-guide.pdf", PDF, "application/pdf"), a_file("notes.txt", b"v2", "text/plain")]
+    )
+    assert_accessible(agent)
+    screenshot(agent, "console-reply-with-files")
+    agent.get_by_role("button", name="Send reply").click()
+    expect(agent.get_by_text("Reply sent.")).to_be_visible()
+
+    # The files are the reply's, on the requester's page with it (its page refreshes itself), and downloadable.
+    reply = requester.locator(".entry").filter(has_text="The driver and its guide are attached.")
+    expect(reply.get_by_role("link")).to_have_text(["driver-guide.pdf", "notes.txt"], timeout=40_000)
+    assert downloaded(requester, reply.get_by_role("link", name="driver-guide.pdf")) == PDF
+    reply_id = next(e["id"] for e in system.ticket(ticket_id)["thread"] if e["kind"] == "reply")
+    listed = system.call("GET", "intake", f"/tickets/{ticket_id}/attachments")["items"]
+    assert {(item["filename"], item["message_id"]) for item in listed} == {
+        ("driver-guide.pdf", reply_id), ("notes.txt", reply_id)}  # fmt: skip
+    screenshot(requester, "requester-agent-files")
+    # and on the console, with the reply
+    agent.reload()
+    mine = agent.locator(".entry").filter(has_text="The driver and its guide are attached.")
+    expect(mine.get_by_role("link")).to_have_text(["driver-guide.pdf", "notes.txt"])
+
+    # A file over the limit is said next to the field and nothing is sent: the words stay.
+    agent.get_by_label("Reply to the requester").fill("And the firmware.")
+    agent.evaluate("document.querySelectorAll('[data-max-file-bytes]').forEach(f => f.dataset.maxFileBytes = 1e12)")
+    files.set_input_files(a_file("firmware.bin", b"x" * (11 * MB), "application/octet-stream"))
+    agent.get_by_role("button", name="Send reply").click()
+    expect(agent.locator("#files-error")).to_contain_text("firmware.bin")
+    expect(agent.get_by_label("Reply to the requester")).to_have_value("And the firmware.")
+    assert [e for e in system.ticket(ticket_id)["thread"] if e["kind"] == "reply"][1:] == []
+
+
 def opened(context: BrowserContext, portal: str, email: str, subject: str) -> Page:
     page = context.new_page()
     open_request(page, portal, "Ben Okri", email, subject, "Since this morning.")

@@ -3,11 +3,12 @@ what a lead may assign the ticket to, and why the automatic assignment did what 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import uuid
 
-from services.portal import handlers
+from services.portal import attachments, console, handlers
 from services.portal.pages import cookie_names
 from shared import links
 from tests.integration.test_portal_search import a_ticket, portal, signed_in, stub, text, with_grants  # noqa: F401
@@ -460,3 +461,27 @@ def test_the_peoples_words_in_the_timelines_sentences_are_isolated_and_escaped(p
     assert "Assigned to <bdi>Ada Lovelace</bdi> (<bdi>Network</bdi>) automatically: the rule, among 1 candidate" in html
     # an escape's letters ("amp", "39") are never matched, nor a name inside a word ("Ada" in "Adams")
     assert "Reopened: <bdi>Network</bdi>&#39;s &amp; Adams&#39; queue</li>" in html
+
+
+def test_a_replys_files_wait_for_intake_to_know_the_reply(portal, stub, monkeypatch):  # noqa: F811
+    """intake takes files for a message of the thread it has: the reply comes to it by event, a moment later."""
+    svc = portal.extensions["ticketflow.portal"]
+    a_ticket(stub)
+    session = {"role": "agent", "email": "ada@example.com", "agent_id": "ada"}
+    file = attachments.Chosen("log.txt", "text/plain", io.BytesIO(b"E-42"), 4)
+    monkeypatch.setattr(console, "REPLY_REACHES_INTAKE", 0.3)
+    monkeypatch.setattr(console, "REPLY_LOOKS", 0.05)
+
+    try:  # intake never learns it: nothing is sent, and the agent is told
+        console.attach_to_reply(svc, session, "t-1", "r-1", [file], None)
+    except handlers.UserError as refused:
+        assert refused.status == 503 and "had not reached" in refused.message
+    else:
+        raise AssertionError("attached to a reply intake does not have")
+    assert not [call for call in stub.calls if call["method"] == "POST"]
+
+    stub.answers["/tickets/t-1"]["thread"] = [{"id": "r-1", "kind": "reply", "body": "Here."}]
+    stub.answers["/tickets/t-1/attachments"] = {"items": [{"id": "a-1", "filename": "log.txt"}]}
+    assert console.attach_to_reply(svc, session, "t-1", "r-1", [file], None) == [{"id": "a-1", "filename": "log.txt"}]
+    [sent] = [call for call in stub.calls if call["method"] == "POST"]
+    assert sent["path"] == "/tickets/t-1/attachments"

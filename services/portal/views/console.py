@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from flask import Blueprint, Response, g, get_template_attribute, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -14,6 +15,8 @@ from services.portal.handlers import UserError, every_topic
 from services.portal.pages import agent_required, error_page, passed_on, portal
 from shared.clock import now
 from shared.events import format_time
+
+log = logging.getLogger(__name__)
 
 blueprint = Blueprint("console", __name__, url_prefix="/console")
 FILTERS = ("status", "priority", "topic")
@@ -282,12 +285,18 @@ def insert_saved_reply(ticket_id: str):
 @agent_required
 def act(ticket_id: str, action: str):
     form = request.form.to_dict()
+    files = attachments.chosen(request.files.getlist("files")) if action == "reply" else []
+    if files:  # a page cannot keep them: a reply that comes back asks for them again
+        form["choose_again"] = True
     words = form.get("body") or ""
     said = (
         handlers.words_digest(ticket_id, action, form.get("seen") or "", words) if action in ("reply", "note") else None
     )
-    if said and words.strip() and handlers.sent_already(g.session, said):
+    if said and words.strip() and not files and handlers.sent_already(g.session, said):  # files chosen: meant anew
         return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=f"{action}-before"), 303)
+    if wrong_files := attachments.problems(files):  # nothing is sent when its files will not do
+        message = next(iter(wrong_files.values()))[0]
+        return _ticket(ticket_id, {**form, "action": action, "errors": wrong_files}, message, 422)
     try:
         answer = console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"))
     except console.ChangedMeanwhile:
@@ -302,6 +311,12 @@ def act(ticket_id: str, action: str):
         return _ticket(ticket_id, form, refusal, status=exc.status)
     if said:
         portal().store.remember_sent(g.session["_id"], said, handlers.now())
+    if files:
+        try:
+            console.attach_to_reply(portal(), g.session, ticket_id, answer.get("id"), files, g.get("request_id"))
+        except UserError as exc:  # the reply went: a page of its own (a reload must not send it again)
+            log.warning("reply %s on ticket %s: its files were not attached: %s", answer.get("id"), ticket_id, exc)
+            return redirect(url_for("console.ticket", ticket_id=ticket_id, notice="reply-without-files"), 303)
     if action in ("transfer", "assign") and not console.may_read(portal(), g.session, ticket_id):
         team = answer.get("team") or form.get("team")  # named in the queue, and said if nobody there takes it
         handed = "handed-on" if answer.get("agent_id") else "handed-on-waiting"
