@@ -640,15 +640,11 @@ def topic_routes(teams: list[dict], leaving_out: str | None = None) -> dict[str,
     return routes
 
 
-def topic_moves(teams: list[dict], team_id: str, topics: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """The topics newly given to a team that another team names, by that team: (kept: it comes first by id, so
-    this team would get none of their tickets; taken: this one comes first, so their tickets would move here)."""
+def topic_moves(teams: list[dict], team_id: str, topics: list[str]) -> dict[str, str]:
+    """The topics newly given to a team that another team names: {topic: the team whose tickets they are now}."""
     had = next((team.get("topics") or [] for team in teams if team["id"] == team_id), [])
     routes = topic_routes(teams, leaving_out=team_id)
-    new = [topic for topic in topics if topic not in had and topic in routes]
-    kept = {topic: routes[topic] for topic in new if routes[topic] < team_id}
-    taken = {topic: routes[topic] for topic in new if routes[topic] > team_id}
-    return kept, taken
+    return {topic: routes[topic] for topic in topics if topic not in had and topic in routes}
 
 
 def topics_left(teams: list[dict], taken: dict[str, str]) -> dict[str, list[str]]:

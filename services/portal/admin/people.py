@@ -261,25 +261,20 @@ class TopicQuestion(UserError):
 
 
 def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team: bool = False) -> dict[str, list]:
-    """A topic goes to the first team by id that names it (assignment's rule; a topic no team names goes to
-    general). A topic newly given to a team: refused next to the field when another team that names it comes
-    first (this one would get none of its tickets), and asked once more when this one would come first (its
-    tickets would move here, away from that team's agents): yes is the form's MOVE_TOPICS, which names the topics
-    asked about. What the team has already is left as it is (the teams' list points it out).
+    """A topic newly given to a team that another team names is asked about once more (its tickets would move
+    here, away from that team's agents): yes is the form's MOVE_TOPICS, which names the topics asked about. What
+    the team has already is left as it is (the teams' list points it out).
 
-    The moves said yes to: {other team: its topics without the moved ones}, to save once this team has them."""
+    The moves said yes to: {other team: its topics without the moved ones}, to save once this team has them.
+    Between the two saves both teams name the topic, and it goes to the first of them by id (assignment's rule):
+    the team it had or this one, never general."""
     if not team_id:
         return {}
     teams = every_team(svc, session)
     if new_team and any(team["id"] == team_id for team in teams):
         return {}  # the id is taken: assignment says so, next to the id
-    kept, taken = domain.topic_moves(teams, team_id, form.get("topics", []))
+    taken = domain.topic_moves(teams, team_id, form.get("topics", []))
     names = {team["id"]: f"{team.get('name') or team['id']} ({team['id']})" for team in teams}
-    if kept:
-        said = [f"Topic {topic} goes to {names[other]}: when two teams take a topic, the one whose id comes first "
-                f"in the alphabet gets its tickets, so this team would get none. Take it off {names[other]} first, "
-                "or leave it out here." for topic, other in kept.items()]  # fmt: skip
-        raise UserError("A topic cannot go to this team.", {"topics": said})
     if taken and not set(taken) <= set((form.get(MOVE_TOPICS) or "").split(",")):
         raise TopicQuestion(
             "Move a topic from another team?",
