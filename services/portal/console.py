@@ -154,6 +154,7 @@ def queues(svc: Portal, session: dict, view: str, filters: dict, leads: bool = F
         "view": view,
         "tabs": [{"name": n, "title": _title(n, me), "count": _count(found[n]), "current": n == view} for n in names],
         "tickets": with_deadlines(svc, me, found[view]["items"]),
+        "more": bool(found[view].get("next_cursor")),  # past the page's QUEUE_LIMIT rows: said under them
     }
 
 

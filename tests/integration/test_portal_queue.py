@@ -69,6 +69,16 @@ def test_a_long_queue_asks_sla_fifty_rows_at_a_time(portal, stub):  # noqa: F811
     assert [ticket_id for ids in asked for ticket_id in ids] == [f"t-{n}" for n in range(120)]
 
 
+def test_a_queue_longer_than_its_page_says_more_wait_and_how_to_reach_them(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/queue"] = {"items": [row(f"t-{n}", 100000 + n) for n in range(3)], "next_cursor": None}
+    assert "more wait behind them" not in text(signed_in(portal).get("/console/?view=all"))
+    stub.answers["/queue"] = {"items": [row(f"t-{n}", 100000 + n) for n in range(3)], "next_cursor": "c2"}
+    html = text(signed_in(portal).get("/console/?view=all"))
+    assert "These are the first 3, soonest deadline first; more wait behind them." in html
+    assert ">200+</span>" in html
+
+
 def test_without_sla_the_rows_keep_assignments_copy_and_order(portal, stub):  # noqa: F811
     queue_stub(stub)
     stub.answers["/tickets"] = (503, {"title": "Service Unavailable", "detail": "down"})
