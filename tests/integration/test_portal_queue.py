@@ -428,8 +428,9 @@ def test_a_bulk_assign_gives_each_ticket_to_the_agent_chosen_and_says_which_stay
     queue_stub(stub)
     stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
     stub.answers["/agents"] = {"items": [
-        {"id": "ada", "name": "Ada", "teams": ["network"], "available": True},
-        {"id": "bob", "name": "Bob", "teams": ["network", "desk"], "available": False},
+        {"id": "ada", "name": "Ada", "teams": ["network"], "available": True, "open_tickets": 2, "capacity": 5},
+        {"id": "bob", "name": "Bob", "teams": ["network", "desk"], "available": False, "open_tickets": 3,
+         "capacity": 3},
         {"id": "cy", "name": "Cy", "teams": ["desk"], "available": True},
     ]}  # fmt: skip
     stub.answers["/agents/lena"] = {"id": "lena", "name": "Lena", "teams": ["network"], "lead_of": ["network"]}
@@ -442,7 +443,8 @@ def test_a_bulk_assign_gives_each_ticket_to_the_agent_chosen_and_says_which_stay
     page = text(lead.get("/console/"))
     offered = re.search(r'<select id="bulk-assign-value" name="agent_id"[^>]*>(.*?)</select>', page, re.S).group(1)
     assert re.findall(r'<option value="(\w+)">([^<]*)</option>', offered) == [
-        ("ada", "Ada (Network)"), ("bob", "Bob (Network, Desk; away)")]  # fmt: skip  # not Cy: not in a team it leads
+        ("ada", "Ada (Network; 2 open of 5)"),
+        ("bob", "Bob (Network, Desk; 3 open of 3: full; away)")]  # fmt: skip  # not Cy: not in a team it leads
 
     done = ticked(lead, {"action": "assign", "agent_id": "bob"}, ["t-1:100001", "t-2:100002", "t-3:100003"])
 
