@@ -12,20 +12,20 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from inscriptis import get_text
+from inscriptis import Inscriptis
 from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.html_properties import Display
 from inscriptis.model.config import ParserConfig
 from inscriptis.model.html_element import HtmlElement
+from lxml.etree import ParserError
+from lxml.html import document_fromstring
 
 _HIDDEN = ("head", "script", "style", "title", "noscript", "template")
-_HTML_CONFIG = ParserConfig(  # a link keeps its address: "text (https://...)" (an agent may need where it went)
+_HTML_CONFIG = ParserConfig(
     css={**CSS_PROFILES["strict"], **{tag: HtmlElement(display=Display.none) for tag in _HIDDEN}},
-    display_links=True,
 )
-_SAME_LINK = re.compile(r"\[([^\[\]\n]{1,2000})\]\(\1\)")  # "[https://x](https://x)": the address once
-# "[the driver](https://x/driver)" as people write it in a plain mail: "the driver (https://x/driver)", not Markdown
-_LINK = re.compile(r"\[([^\[\]\n]{1,2000})\]\(((?:https?|mailto|ftp):[^()\s]{1,4000})\)", re.IGNORECASE)
+_XML_DECLARATION = re.compile(r"^<\?xml [^>]{0,500}\?>")
+_LINK_SCHEMES = ("http:", "https:", "mailto:", "ftp:", "tel:")  # an address worth keeping beside its words
 _MAX_MARKER_LINE = 500  # intros and header lines are short; longer lines are text, and no pattern runs on them
 
 # "On <date>, <name> wrote:" in the languages of our requesters' mail clients (Gmail, Apple Mail, Thunderbird):
@@ -65,17 +65,41 @@ _MARKER_STARTS = frozenset("-_*adefgilosvw")  # first letters of every marker ab
 def html_to_text(html: str) -> str:
     """Readable text of an HTML body (inscriptis lays out lists and tables); never the markup, scripts or styles."""
     try:
-        text = _LINK.sub(_said_with_address, _SAME_LINK.sub(r"\1", get_text(html, _HTML_CONFIG)))
+        tree = html_tree(html)
+        if tree is None:
+            return ""
+        _addresses_beside_links(tree)
+        text = Inscriptis(tree, _HTML_CONFIG).get_text()
     except Exception:  # a parser failure must not lose the mail: fall back to the stdlib's tokenizer
         text = _strip_tags(html)
     return tidy(text)
 
 
-def _said_with_address(link: re.Match) -> str:
-    words, address = link[1], link[2]
-    if address.lower() == f"mailto:{words.lower()}":  # "ana@example.com (mailto:ana@example.com)": the address once
-        return words
-    return f"{words} ({address})"
+def html_tree(html: str):
+    """The document's tree as inscriptis builds it (None for an empty one): a whole document, never a fragment's
+    wrapper that the CSS profiles would style; an XML declaration, which lxml refuses in text, left out."""
+    html = _XML_DECLARATION.sub("", html.strip(), count=1)
+    if not html:
+        return None
+    try:
+        return document_fromstring(html)
+    except ParserError:
+        return document_fromstring(f"<pre>{html}</pre>")
+
+
+def _addresses_beside_links(tree) -> None:
+    """Each link's address after its words, as people write one in a plain mail: "the driver (https://x/d)"; the
+    address alone where the words are it (or a linked image has none), a mail address without its "mailto:"."""
+    for link in tree.iter("a"):
+        address = (link.get("href") or "").strip()
+        if not address.lower().startswith(_LINK_SCHEMES):
+            continue  # an anchor, a relative or script link: its words alone
+        shown = address[7:] if address.lower().startswith("mailto:") else address
+        shown = shown.split("?", 1)[0] if address.lower().startswith("mailto:") else shown
+        words = " ".join(link.text_content().split())
+        if words.casefold() in (shown.casefold(), address.casefold()):
+            continue  # the address is its words already
+        link.tail = f"{' (' if words else ''}{shown}{')' if words else ''}{link.tail or ''}"
 
 
 def tidy(text: str) -> str:

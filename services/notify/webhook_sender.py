@@ -71,13 +71,18 @@ def _target(url: str) -> tuple[str, str, int, str]:
 def refusal(url: str, allowed: Networks, timeout: float) -> str | None:
     """Why a webhook URL must not be registered (its host is or resolves to a non-public address), else None.
 
-    A name that does not resolve now is accepted: every delivery resolves and checks it again.
+    A name that does not resolve now is accepted: every delivery resolves and checks it again. A name that is this
+    machine by definition (RFC 6761: localhost and *.localhost, with or without the root's dot) is refused by name,
+    whatever it resolves to here.
     """
     _, host, port, _ = _target(url)
     try:
         addresses = _resolve_within(host, port, timeout)
-    except (OSError, UnicodeError):  # gaierror, TimeoutError: nothing to judge yet
-        return None
+    except (OSError, UnicodeError):  # gaierror, TimeoutError: nothing to judge yet, but for what a name says
+        name = host.rstrip(".").lower()
+        if allowed or not (name == "localhost" or name.endswith(".localhost")):
+            return None
+        addresses = ["127.0.0.1"]  # what it is wherever it resolves (RFC 6761)
     return _refused(host, addresses, allowed)
 
 

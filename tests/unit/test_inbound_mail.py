@@ -984,7 +984,25 @@ def test_an_html_mail_address_link_is_the_address_once():
     html = '<p>Write to <a href="mailto:Ana@Example.com">ana@example.com</a> or <a href="mailto:b@x.org">Bo</a>.</p>'
     message = make_mail()
     message.set_content(html, subtype="html")
-    assert "Write to ana@example.com or Bo (mailto:b@x.org)." in read(message).full_text
+    assert "Write to ana@example.com or Bo (b@x.org)." in read(message).full_text
+
+
+def test_every_kind_of_html_link_reads_as_a_plain_mail_says_it_never_as_markdown():
+    html = (
+        '<p>See <a href="https://en.wikipedia.org/wiki/Printer_(computing)">the printer article</a> please.</p>'
+        '<p>Social: <a href="https://twitter.com/acme"><img src="https://x/t.png" alt=""></a></p>'
+        '<p><a href="https://example.com/two">first line<br>second line</a></p>'
+        '<p><a href="https://example.com/x_(y)">the [beta] page</a>, <a href="#top">top</a>, '
+        '<a href="javascript:alert(1)">this</a></p>'
+    )
+    message = make_mail()
+    message.set_content(html, subtype="html")
+    text = read(message).full_text
+    assert "the printer article (https://en.wikipedia.org/wiki/Printer_(computing)) please." in text
+    assert "Social: https://twitter.com/acme" in text  # a linked image without words: its address
+    assert "second line (https://example.com/two)" in text
+    assert "the [beta] page (https://example.com/x_(y)), top, this" in text  # no address for # or a script
+    assert "](" not in text
 
 
 def test_a_mail_the_parser_fails_on_is_kept_as_text(monkeypatch):
