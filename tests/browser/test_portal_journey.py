@@ -295,6 +295,39 @@ def test_the_queue_refreshing_keeps_the_page_where_the_keys_left_it(portal_syste
     assert abs(after - before) <= 2, (before, after)
     expect(rows.nth(5)).to_be_focused()
 
+    # The focused row goes (resolved elsewhere): j goes on to the row that followed it, not back to the first.
+    gone, following = rows.nth(5).get_attribute("href"), rows.nth(6).get_attribute("href")
+    system.call("POST", "assignment", f"/tickets/{gone.rsplit('/', 1)[1]}/resolve", json={"resolution": "Done."})
+    expect(agent.locator(f'[data-row-link][href="{gone}"]')).to_have_count(0, timeout=40_000)
+    agent.keyboard.press("j")
+    expect(agent.locator(f'[data-row-link][href="{following}"]')).to_be_focused()
+
+
+def test_a_ticket_page_that_updates_itself_keeps_what_is_being_read_in_its_place(portal_system, new_context):  # noqa: F811
+    """A notice put in above the conversation ("... wrote a new message") pushed what the agent read down."""
+    system, portal = portal_system, portal_system.portal
+    created = system.call("POST", "intake", "/tickets", json={
+        "subject": "Scanner drops pages", "description": "Every second page.", "topic": "network",
+        "requester": {"name": "Li", "email": unique_email("li")}})  # fmt: skip
+    ticket_id = created["id"]
+    for n in range(8):
+        system.call("POST", "intake", f"/tickets/{ticket_id}/messages", json={"body": f"Update {n}.\n" * 6})
+    wait_until(lambda: system.work(ticket_id).get("agent_id") == "ada", timeout=30)
+    agent = new_context(viewport={"width": 1280, "height": 500}).new_page()
+    sign_in(agent, portal, STAFF["ada"]["email"])
+    agent.goto(f"{portal}/console/tickets/{ticket_id}")
+    reading = agent.locator(".conversation .entry").filter(has_text="Update 5.")
+    expect(reading).to_be_visible()
+    reading.scroll_into_view_if_needed()
+    agent.evaluate("window.scrollBy(0, -40)")
+    before = reading.bounding_box()["y"]
+
+    system.call("POST", "intake", f"/tickets/{ticket_id}/messages", json={"body": "It works now, thanks."})
+    expect(agent.locator(".conversation .entry").filter(has_text="It works now")).to_be_attached(timeout=40_000)
+    expect(agent.locator("#live-notices")).to_contain_text("new message")
+    wait_until(lambda: abs(reading.bounding_box()["y"] - before) <= 2, timeout=10,  # set right after the swap
+               message=f"the entry read at {before} moved")  # fmt: skip
+
 
 def test_an_agent_inserts_a_saved_reply_and_changes_it_before_sending(portal_system, new_context, screenshot):  # noqa: F811
     system, portal = portal_system, portal_system.portal

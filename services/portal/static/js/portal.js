@@ -88,9 +88,11 @@
   // Keyboard: j/k next/previous ticket in a list, r reply, n note, / search. Never while typing, never with
   // Ctrl, Alt or Meta (the browser's own shortcuts), never on a repeat. j/k go on from the row last reached, also
   // after a detour (/ and Escape, a click elsewhere), by its address: the list may have refreshed meanwhile.
-  var lastRow = null;
+  var lastRow = null, lastRowAt = -1;
   document.addEventListener("focusin", function (event) {
-    if (event.target.matches && event.target.matches("[data-row-link]")) lastRow = event.target.getAttribute("href");
+    if (!event.target.matches || !event.target.matches("[data-row-link]")) return;
+    lastRow = event.target.getAttribute("href");
+    lastRowAt = Array.prototype.indexOf.call(document.querySelectorAll("[data-row-link]"), event.target);
   });
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || typing(event.target)) return;
@@ -101,6 +103,8 @@
       var at = links.indexOf(document.activeElement);
       if (at < 0 && lastRow) {
         at = links.map(function (link) { return link.getAttribute("href"); }).indexOf(lastRow);
+        // gone meanwhile (resolved, taken): the row that followed it is in its place now; j goes there, k above
+        if (at < 0 && lastRowAt >= 0) at = Math.min(lastRowAt, links.length) - (key === "j" ? 1 : 0);
       }
       var next = at < 0 ? 0 : Math.min(Math.max(at + (key === "j" ? 1 : -1), 0), links.length - 1);
       links[next].focus();
@@ -361,6 +365,27 @@
       showTickAll();
       if (box.checked) openBulk();
     }
+  });
+
+  // A ticket's page that updates itself keeps what is being read where it is on the screen: a notice put in above
+  // the conversation ("... wrote a new message") would push it down. The first entry in view is found again
+  // after the swap (entries are only ever added, after it) and the page moved by what it moved. A page read at
+  // the notices themselves is left alone: they are what changed.
+  function conversationEntries() { return document.querySelectorAll(".conversation .entry"); }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var notices = document.getElementById("live-notices");
+    if (event.detail.elt.id !== "live-poll" || !notices || notices.getBoundingClientRect().bottom >= 0) return;
+    var entries = conversationEntries(), reading = null;
+    for (var i = 0; i < entries.length && !reading; i++) {
+      var box = entries[i].getBoundingClientRect();
+      if (box.bottom > 0) reading = { index: i, top: box.top };
+    }
+    if (!reading) return;
+    // the poller swaps itself out (its answer's parts go out of band): after the swap, not on its events
+    setTimeout(function () {
+      var same = conversationEntries()[reading.index];
+      if (same) window.scrollBy(0, same.getBoundingClientRect().top - reading.top);
+    }, 0);
   });
 
   // A list that refreshes by itself keeps the keyboard focus where it was.
