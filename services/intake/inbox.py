@@ -212,10 +212,10 @@ _ANSWERED = re.compile(
 )
 
 
-def follow_up_subject(subject: str) -> str:
-    """A follow-up's subject: the closed ticket's, without the "Re:" and "[#n]" its answer put before it (the
-    description says which ticket it follows, and its receipt gets its own number)."""
-    return _ANSWERED.sub("", subject) or subject
+def follow_up_subject(subject: str, closed: str) -> str:
+    """A follow-up's subject: the mail's, without the "Re:" and "[#n]" its answer put before it (the description
+    says which ticket it follows, and its receipt gets its own number); the closed ticket's when nothing is left."""
+    return _ANSWERED.sub("", subject) or closed
 
 
 def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None) -> Outcome:
@@ -223,7 +223,7 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
     subject = mail.subject
     if follows is not None:
         body = _clip(f"{follows_up_words(follows.number)}\n\n{body}", TEXT_MAX)
-        subject = follow_up_subject(subject)
+        subject = follow_up_subject(subject, follows.subject)
     request = {
         "subject": _clip(subject, SUBJECT_MAX, "") or "(no subject)",
         "description": body.strip() or "(The mail had no text.)",

@@ -477,7 +477,7 @@ def answer_status_request(svc: Portal, request: dict) -> str:
         svc.settings,
         request["email"],
         f"[#{ticket['number']}] Your link to your request",
-        f"Hello,\n\nYou asked for a link to your request #{ticket['number']}. {_what_a_link_does(ticket)}\n\n"
+        f"Hello,\n\nYou asked for a link to your request #{ticket['number']}. {_what_a_link_does(ticket, svc.settings.portal_url)}\n\n"
         f"{url}\n\nThe link works for {svc.settings.link_days:g} days. If you did not ask for it, you can ignore "
         "this email.\n",
     )
@@ -527,9 +527,9 @@ def _answer_with_every_link(svc: Portal, request: dict) -> str:
     return "sent"
 
 
-def _what_a_link_does(ticket: dict) -> str:
+def _what_a_link_does(ticket: dict, portal_url: str) -> str:
     if ticket.get("status") == "closed":  # nothing to reply to or close: what is left is to read it
-        return "It is closed; open it here to read it (to ask again, open a new request from the help desk's page):"
+        return f"It is closed; open it here to read it (to ask again, open a new request at {portal_url}/):"
     return "Open it here to see its status, reply or close it:"
 
 
