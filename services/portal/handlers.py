@@ -472,12 +472,12 @@ def answer_status_request(svc: Portal, request: dict) -> str:
     if not found:
         return "no-match"
     ticket = found[0]
-    url = _link(svc, ticket, request["email"])
+    url, what = _link(svc, ticket, request["email"]), _what_a_link_does(ticket, svc.settings.portal_url)
     mailing.send(
         svc.settings,
         request["email"],
         f"[#{ticket['number']}] Your link to your request",
-        f"Hello,\n\nYou asked for a link to your request #{ticket['number']}. {_what_a_link_does(ticket, svc.settings.portal_url)}\n\n"
+        f"Hello,\n\nYou asked for a link to your request #{ticket['number']}. {what}\n\n"
         f"{url}\n\nThe link works for {svc.settings.link_days:g} days. If you did not ask for it, you can ignore "
         "this email.\n",
     )
