@@ -75,7 +75,7 @@ def test_a_queue_longer_than_its_page_says_more_wait_and_how_to_reach_them(porta
     assert "more wait behind them" not in text(signed_in(portal).get("/console/?view=all"))
     stub.answers["/queue"] = {"items": [row(f"t-{n}", 100000 + n) for n in range(3)], "next_cursor": "c2"}
     html = text(signed_in(portal).get("/console/?view=all"))
-    assert "These are the first 3, soonest deadline first; more wait behind them." in html
+    assert "These are the first 3 in the queue's order" in html and "more wait behind them." in html
     assert ">200+</span>" in html
 
 
