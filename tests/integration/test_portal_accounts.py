@@ -73,10 +73,11 @@ def test_an_admin_disables_an_account_its_session_ends_and_its_sign_ins_are_refu
 
     done = post_form(admin, f"/admin/accounts/{agent['_id']}/disabled", "/admin/", {"disabled": "true"})
 
-    assert done.status_code == 303 and done.headers["Location"].endswith("/admin/?notice=disabled")
+    assert done.status_code == 303 and done.headers["Location"].endswith("/admin/?notice=disabled-agent")
     assert handlers.load_session(svc, agent_token) is None  # ended at once, not at its expiry
-    page = text(admin.get("/admin/?notice=disabled"))
+    page = text(admin.get("/admin/?notice=disabled-agent"))
     assert "The account is disabled: its sessions ended and it cannot sign in." in page
+    assert "Its agent still takes new tickets of its teams" in page  # a leaver's tickets are the admin's next step
     row = page[page.index('"break-anywhere">' + agent["email"]) :].split("</tr>")[0]
     assert "No: disabled" in row and ">Enable<" in row
     refused = sign_in(portal, agent["email"])

@@ -12,6 +12,8 @@ from services.portal.views.admin import blueprint, form_data, page
 
 NOTICES = {
     "disabled": "The account is disabled: its sessions ended and it cannot sign in.",
+    "disabled-agent": "The account is disabled: its sessions ended and it cannot sign in. Its agent still takes new "
+    "tickets of its teams: on Agents, make them away and hand back their open tickets.",
     "enabled": "The account is enabled again: it signs in with its password.",
     "deleted": "The account is deleted.",
 }
@@ -59,10 +61,11 @@ def account_disabled(account_id: str):
     disabled = form_data().get("disabled") == "true"
     by = {"_id": g.session.get("account_id")}
     try:
-        handlers.set_disabled(portal(), account_id, disabled, by=by)
+        account = handlers.set_disabled(portal(), account_id, disabled, by=by)
     except handlers.UserError as exc:
         return _page(message=exc.message, status=exc.status)
-    return redirect(url_for("admin.index", notice="disabled" if disabled else "enabled"), 303)
+    said = ("disabled-agent" if account.get("agent_id") else "disabled") if disabled else "enabled"
+    return redirect(url_for("admin.index", notice=said), 303)
 
 
 @blueprint.get("/accounts/<account_id>/password-link")
