@@ -102,6 +102,8 @@ class Timestamp(fields.Field):
 class StrictBoolean(fields.Boolean):
     """A JSON true or false, never 1, "yes" or "true"."""
 
+    default_error_messages = {"invalid": "Use true or false (JSON, not in quotes)."}
+
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)

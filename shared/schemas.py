@@ -60,5 +60,7 @@ class Strict(Schema):
 class QueryBoolean(fields.Boolean):
     """A query parameter's `true` or `false`, spelled so: never 1, yes, on or True."""
 
+    default_error_messages = {"invalid": "Use true or false, in lowercase."}
+
     def __init__(self, **kwargs) -> None:
         super().__init__(truthy={"true"}, falsy={"false"}, **kwargs)
