@@ -647,14 +647,14 @@ def topic_moves(teams: list[dict], team_id: str, topics: list[str]) -> dict[str,
     return {topic: routes[topic] for topic in topics if topic not in had and topic in routes}
 
 
-def topics_left(teams: list[dict], taken: dict[str, str]) -> dict[str, list[str]]:
-    """Each team that loses moved topics: {team: its topics without them}."""
-    left = {}
-    for team in teams:
-        moved = [topic for topic, other in taken.items() if other == team["id"]]
-        if moved:
-            left[team["id"]] = [topic for topic in team.get("topics") or [] if topic not in moved]
-    return left
+def topics_left(teams: list[dict], team_id: str, moved: set[str]) -> dict[str, list[str]]:
+    """Each other team that names a topic moving to `team_id` (every one of them: the first by id would keep its
+    tickets): {team: its topics without the moved ones}."""
+    return {
+        team["id"]: [topic for topic in team.get("topics") or [] if topic not in moved]
+        for team in teams
+        if team["id"] != team_id and moved & set(team.get("topics") or [])
+    }
 
 
 def led_teams(agent: dict) -> set[str]:

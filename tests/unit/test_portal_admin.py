@@ -330,6 +330,30 @@ def test_a_topic_another_team_has_is_moved_only_when_asked_whichever_team_comes_
     ]
 
 
+def test_a_topic_two_teams_name_leaves_both_and_a_team_that_would_not_change_is_said():
+    teams = [{"id": "alpha", "topics": ["vpn"]}, {"id": "network", "topics": ["vpn", "wifi"]}]
+    services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
+    svc = SimpleNamespace(services=services, kept={})
+    people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["vpn"], people.MOVE_TOPICS: "vpn"})
+    sent = [(method, path, body) for _, method, path, body in services.calls if method != "GET"]
+    assert sent == [
+        ("POST", "/teams", {"id": "zz", "name": "Z", "topics": ["vpn"]}),
+        ("PATCH", "/teams/alpha", {"topics": []}),  # both lose it: network, before zz by id, would keep its tickets
+        ("PATCH", "/teams/network", {"topics": ["wifi"]}),
+    ]
+
+    class RefusingPatches(FakeServices):
+        def call(self, service, method, path, actor, json=None, params=None, **kwargs):
+            if method == "PATCH":
+                raise Unreachable("assignment", "timed out")
+            return super().call(service, method, path, actor, json=json, params=params)
+
+    svc = SimpleNamespace(services=RefusingPatches({("assignment", "GET", "/teams"): {"items": teams}}), kept={})
+    with pytest.raises(UserError) as said:
+        people.create_team(svc, ADMIN, {"id": "zz", "name": "Z", "topics": ["vpn"], people.MOVE_TOPICS: "vpn"})
+    assert said.value.message.startswith("Saved, but alpha, network could not be changed")
+
+
 def test_a_policy_saved_with_its_own_terms_says_nothing_changed():
     services = FakeServices(
         {("sla", "GET", "/policies/low"): {"version": 4}, ("sla", "PUT", "/policies/low"): {"version": 4}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -13,6 +14,8 @@ from services.portal.console import actor, every_team, forget_names, team_names
 from services.portal.handlers import Portal, UserError, create_account, every_topic
 
 ACCOUNT_TAKEN = "An account with this email exists."
+
+log = logging.getLogger(__name__)
 
 
 def directory(svc: Portal, session: dict) -> dict:
@@ -282,17 +285,27 @@ def check_topics(svc: Portal, session: dict, team_id: str, form: dict, new_team:
              for topic, other in taken.items()],
             sorted(taken),
         )  # fmt: skip
-    return domain.topics_left(teams, taken)  # they would still name them and get none of their tickets
+    return domain.topics_left(teams, team_id, set(taken))
 
 
 def _take_topics_off(svc: Portal, session: dict, left: dict[str, list]) -> None:
-    """After a move: each other team's topics without the moved ones (a refusal leaves it naming them, as before)."""
+    """After a move: each other team's topics without the moved ones. One that could not be changed still names
+    them, and, first by id, still gets their tickets: said (UserError), after this team was saved."""
+    kept = []
     for other, topics in left.items():
         path = f"/teams/{path_id(other)}"
         try:
             svc.services.call("assignment", "PATCH", path, actor(session), json={"topics": topics})
-        except (Refused, Unreachable):
-            pass  # it still names them and gets none of their tickets: the teams' list says so
+        except (Refused, Unreachable) as exc:
+            log.warning("topics not taken off team %s after a move: %s", other, exc)
+            kept.append(other)
+    if kept:
+        teams = ", ".join(kept)
+        raise UserError(
+            f"Saved, but {teams} could not be changed: it still names the moved topics, and where its id comes first "
+            "it still gets their tickets. Save this team again to try once more, or take them off there.",
+            status=502,
+        )
 
 
 def _name_untaken(others: list[dict], item_id: str, name: str, what: str, field: str = "name") -> None:
