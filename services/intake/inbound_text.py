@@ -89,17 +89,22 @@ def html_tree(html: str):
 
 def _addresses_beside_links(tree) -> None:
     """Each link's address after its words, as people write one in a plain mail: "the driver (https://x/d)"; the
-    address alone where the words are it (or a linked image has none), a mail address without its "mailto:"."""
+    address alone where the words are it (or a linked image has none), a mail address without its "mailto:". The
+    address goes inside the link, so a link the mail hides hides it too; a link inside a link (only broken HTML
+    has one) is its outer link's words: each text is read once."""
     for link in tree.iter("a"):
         address = (link.get("href") or "").strip()
-        if not address.lower().startswith(_LINK_SCHEMES):
-            continue  # an anchor, a relative or script link: its words alone
-        shown = address[7:] if address.lower().startswith("mailto:") else address
-        shown = shown.split("?", 1)[0] if address.lower().startswith("mailto:") else shown
+        if not address.lower().startswith(_LINK_SCHEMES) or next(link.iterancestors("a"), None) is not None:
+            continue  # an anchor, a relative or script link, a nested one: its words alone
+        shown = address.split(":", 1)[1].split("?", 1)[0] if address.lower().startswith("mailto:") else address
         words = " ".join(link.text_content().split())
-        if words.casefold() in (shown.casefold(), address.casefold()):
-            continue  # the address is its words already
-        link.tail = f"{' (' if words else ''}{shown}{')' if words else ''}{link.tail or ''}"
+        if not shown or words.casefold() in (shown.casefold(), address.casefold()):
+            continue  # the address is its words already, or there is none to show
+        added = f" ({shown})" if words else shown
+        if len(link):
+            link[-1].tail = (link[-1].tail or "") + added
+        else:
+            link.text = (link.text or "") + added
 
 
 def tidy(text: str) -> str:

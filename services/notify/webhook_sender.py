@@ -76,13 +76,18 @@ def refusal(url: str, allowed: Networks, timeout: float) -> str | None:
     whatever it resolves to here.
     """
     _, host, port, _ = _target(url)
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):  # this machine wherever it is asked (RFC 6761)
+        if any(address_problem(address, allowed) for address in ("127.0.0.1", "::1")):
+            return (
+                f"Must point to a public address: {host} is this machine, by name "
+                "(TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS admits chosen networks)."
+            )
+        return None
     try:
         addresses = _resolve_within(host, port, timeout)
-    except (OSError, UnicodeError):  # gaierror, TimeoutError: nothing to judge yet, but for what a name says
-        name = host.rstrip(".").lower()
-        if allowed or not (name == "localhost" or name.endswith(".localhost")):
-            return None
-        addresses = ["127.0.0.1"]  # what it is wherever it resolves (RFC 6761)
+    except (OSError, UnicodeError):  # gaierror, TimeoutError: nothing to judge yet
+        return None
     return _refused(host, addresses, allowed)
 
 

@@ -336,8 +336,8 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
     return answer if isinstance(answer, dict) else {}
 
 
-REPLY_REACHES_INTAKE = 10.0  # seconds a reply's files wait for intake to learn the reply (its event), usually less
-REPLY_LOOKS = 0.2  # seconds between two looks
+REPLY_REACHES_INTAKE = 8.0  # seconds a reply's files wait for intake to learn the reply (its event): a moment, mostly
+REPLY_FIRST_LOOK, REPLY_LOOKS_MOST = 0.1, 1.0  # seconds between two looks: doubled each time, up to the most
 
 
 def attach_to_reply(
@@ -345,23 +345,27 @@ def attach_to_reply(
 ) -> list[dict]:
     """Attach the agent's files to its reply, just sent: intake takes files for a message of the ticket's thread,
     which has the reply once intake has its `ticket.replied` (a moment: it waits for it, REPLY_REACHES_INTAKE at
-    most). The reply's id is the key, so a page sent twice attaches them once. UserError when they are not."""
+    most, looking less often as it waits). The reply's id is the key: files sent for it twice are stored once.
+    UserError when they are not attached: at once when intake refuses (the ticket closed, no longer the agent's to
+    read), after the wait when the reply has not reached it; an intake that does not answer is asked again."""
     again = "Attach them with another reply."
     if not reply_id:  # assignment's answer always has it; a proxy that ate it is said, not guessed around
         raise UserError(f"the reply's id was not known. {again}", {"files": [again]}, 502)
-    who, deadline = actor(session), time.monotonic() + REPLY_REACHES_INTAKE
-    try:
-        while not _in_thread(svc, who, ticket_id, reply_id):
-            if time.monotonic() > deadline:
-                message = f"the reply had not reached the ticket's record yet. {again}"
-                raise UserError(message, {"files": [message]}, 503)
-            time.sleep(REPLY_LOOKS)
-        return attachments.send(svc.services, who, ticket_id, files, reply_id, reply_id, request_id)
-    except Refused as refused:
-        raise UserError(refused.detail or refused.title, {"files": [refused.detail or refused.title]}) from None
-    except Unreachable:
-        message = f"the files could not be sent just now. {again}"
-        raise UserError(message, {"files": [message]}, 503) from None
+    who, deadline, pause = actor(session), time.monotonic() + REPLY_REACHES_INTAKE, REPLY_FIRST_LOOK
+    while True:
+        try:
+            if _in_thread(svc, who, ticket_id, reply_id):
+                return attachments.send(svc.services, who, ticket_id, files, reply_id, reply_id, request_id)
+        except Refused as refused:
+            said = refused.detail or refused.title
+            raise UserError(said, {"files": [said]}, refused.status) from None
+        except Unreachable as unreachable:
+            log.info("reply %s's files: intake did not answer (%s); asking again", reply_id, unreachable)
+        if time.monotonic() + pause > deadline:
+            message = f"the reply had not reached the ticket's record yet. {again}"
+            raise UserError(message, {"files": [message]}, 503)
+        time.sleep(pause)
+        pause = min(pause * 2, REPLY_LOOKS_MOST)
 
 
 def _in_thread(svc: Portal, who: Actor, ticket_id: str, entry_id: str) -> bool:

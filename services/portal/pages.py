@@ -281,6 +281,7 @@ def conversation(ticket: dict, work: dict, attachments: list[dict] | None = None
     files = domain.attachments_by_entry(ticket, attachments or [])
     entries = [
         {
+            "id": "opening",
             "kind": "requester",
             "author": requester.get("name"),
             "role": "requester",
@@ -295,6 +296,7 @@ def conversation(ticket: dict, work: dict, attachments: list[dict] | None = None
         role = "requester" if kind == "requester" else "public reply"
         entries.append(
             {
+                "id": entry.get("id"),
                 "kind": kind,
                 "author": author.get("name"),
                 "role": role,
@@ -306,6 +308,7 @@ def conversation(ticket: dict, work: dict, attachments: list[dict] | None = None
     for note in work.get("notes") or []:
         entries.append(
             {
+                "id": note.get("id"),
                 "kind": "note",
                 "author": note.get("by_name") or domain.who_words(note.get("by"), agent_names()),
                 "role": "internal note",
@@ -416,12 +419,12 @@ def page_error(error: HTTPException) -> Response:
 
 
 # the requester's new request and reply, and an agent's reply
-FORMS_WITH_FILES = re.compile(r"^/tickets(/[^/]+/messages)?$|^/console/tickets/[^/]+/reply$")
+FORMS_WITH_FILES = re.compile(r"/tickets(/[^/]+/messages)?|/console/tickets/[^/]+/(reply|insert)")  # fullmatch
 FORM_WITH_FILES_MAX = 40 * 1024 * 1024  # room for files past the limits, so they are answered next to the field
 
 
 def takes_files(method: str, path: str) -> bool:
-    return method == "POST" and FORMS_WITH_FILES.match(path) is not None
+    return method == "POST" and FORMS_WITH_FILES.fullmatch(path) is not None
 
 
 def passed_on(upstream) -> Response:

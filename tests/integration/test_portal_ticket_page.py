@@ -470,7 +470,7 @@ def test_a_replys_files_wait_for_intake_to_know_the_reply(portal, stub, monkeypa
     session = {"role": "agent", "email": "ada@example.com", "agent_id": "ada"}
     file = attachments.Chosen("log.txt", "text/plain", io.BytesIO(b"E-42"), 4)
     monkeypatch.setattr(console, "REPLY_REACHES_INTAKE", 0.3)
-    monkeypatch.setattr(console, "REPLY_LOOKS", 0.05)
+    monkeypatch.setattr(console, "REPLY_FIRST_LOOK", 0.05)
 
     try:  # intake never learns it: nothing is sent, and the agent is told
         console.attach_to_reply(svc, session, "t-1", "r-1", [file], None)
@@ -480,6 +480,16 @@ def test_a_replys_files_wait_for_intake_to_know_the_reply(portal, stub, monkeypa
         raise AssertionError("attached to a reply intake does not have")
     assert not [call for call in stub.calls if call["method"] == "POST"]
 
+    kept = stub.answers["/tickets/t-1"]
+    stub.answers["/tickets/t-1"] = (404, {"title": "Not found", "status": 404, "detail": "No ticket t-1."})
+    try:  # no longer the agent's to read (moved to another team meanwhile): said at once, with intake's reason
+        console.attach_to_reply(svc, session, "t-1", "r-1", [file], None)
+    except handlers.UserError as refused:
+        assert refused.status == 404 and refused.message == "No ticket t-1."
+    else:
+        raise AssertionError("attached to a ticket intake does not show")
+
+    stub.answers["/tickets/t-1"] = kept
     stub.answers["/tickets/t-1"]["thread"] = [{"id": "r-1", "kind": "reply", "body": "Here."}]
     stub.answers["/tickets/t-1/attachments"] = {"items": [{"id": "a-1", "filename": "log.txt"}]}
     assert console.attach_to_reply(svc, session, "t-1", "r-1", [file], None) == [{"id": "a-1", "filename": "log.txt"}]

@@ -1015,3 +1015,12 @@ def test_a_mail_the_parser_fails_on_is_kept_as_text(monkeypatch):
     mail = parse(crlf(b"From: ana@example.com\nSubject: [#100042] VPN\n\nStill down.\n"))
     assert "Still down." in mail.full_text and mail.ticket_numbers == ()
     assert mail.defects == ("the mail could not be parsed (RuntimeError: a parser bug)",)
+
+
+def test_a_hidden_link_hides_its_address_and_an_empty_address_adds_nothing():
+    html = ('<p>Hi<a style="display:none" href="https://track.example.com/p">x</a>. '
+            '<a href="mailto:?subject=hello">Write to us</a>.</p>')  # fmt: skip
+    message = make_mail()
+    message.set_content(html, subtype="html")
+    text = read(message).full_text
+    assert "track.example.com" not in text and "Write to us." in text and "()" not in text

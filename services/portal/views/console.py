@@ -269,6 +269,8 @@ def saved_reply_text(ticket_id: str, reply_id: str):
 def insert_saved_reply(ticket_id: str):
     """ "Insert" without JavaScript: the page again, the reply box holding what was typed and then the reply."""
     form = request.form.to_dict()
+    if attachments.chosen(request.files.getlist("files")):  # the page comes back: it cannot keep them
+        form["choose_again"] = True
     typed, chosen = (form.get("body") or "").rstrip(), form.get("reply_with") or ""
     if not chosen:
         return _ticket(ticket_id, {**form, "action": "reply"}, "Choose a saved reply first, then Insert.", status=422)
@@ -289,10 +291,13 @@ def act(ticket_id: str, action: str):
     if files:  # a page cannot keep them: a reply that comes back asks for them again
         form["choose_again"] = True
     words = form.get("body") or ""
+    with_files = words + "".join(f"\x1e{file.name}\x1f{file.size}" for file in files)  # the same page, files and all
     said = (
-        handlers.words_digest(ticket_id, action, form.get("seen") or "", words) if action in ("reply", "note") else None
+        handlers.words_digest(ticket_id, action, form.get("seen") or "", with_files)
+        if action in ("reply", "note")
+        else None
     )
-    if said and words.strip() and not files and handlers.sent_already(g.session, said):  # files chosen: meant anew
+    if said and words.strip() and handlers.sent_already(g.session, said):
         return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=f"{action}-before"), 303)
     if wrong_files := attachments.problems(files):  # nothing is sent when its files will not do
         message = next(iter(wrong_files.values()))[0]

@@ -368,23 +368,24 @@
   });
 
   // A ticket's page that updates itself keeps what is being read where it is on the screen: a notice put in above
-  // the conversation ("... wrote a new message") would push it down. The first entry in view is found again
-  // after the swap (entries are only ever added, after it) and the page moved by what it moved. A page read at
-  // the notices themselves is left alone: they are what changed.
-  function conversationEntries() { return document.querySelectorAll(".conversation .entry"); }
+  // the conversation ("... wrote a new message") would push it down. The first entry in view is found again by
+  // its id after the swap, and the page moved by what it moved. A page read at the notices themselves is left
+  // alone: they are what changed. Nothing is done for an answer that changes nothing (204).
   document.addEventListener("htmx:beforeSwap", function (event) {
     var notices = document.getElementById("live-notices");
-    if (event.detail.elt.id !== "live-poll" || !notices || notices.getBoundingClientRect().bottom >= 0) return;
-    var entries = conversationEntries(), reading = null;
+    if (event.detail.elt.id !== "live-poll" || !event.detail.shouldSwap) return;
+    if (!notices || notices.getBoundingClientRect().bottom >= 0) return;
+    var entries = document.querySelectorAll(".conversation [data-entry]"), reading = null;
     for (var i = 0; i < entries.length && !reading; i++) {
       var box = entries[i].getBoundingClientRect();
-      if (box.bottom > 0) reading = { index: i, top: box.top };
+      if (box.bottom > 0) reading = { id: entries[i].getAttribute("data-entry"), top: box.top };
     }
-    if (!reading) return;
+    if (!reading || !reading.id) return;
     // the poller swaps itself out (its answer's parts go out of band): after the swap, not on its events
     setTimeout(function () {
-      var same = conversationEntries()[reading.index];
-      if (same) window.scrollBy(0, same.getBoundingClientRect().top - reading.top);
+      var same = document.querySelector('.conversation [data-entry="' + CSS.escape(reading.id) + '"]');
+      var moved = same ? same.getBoundingClientRect().top - reading.top : 0;
+      if (moved) window.scrollBy(0, moved);
     }, 0);
   });
 

@@ -13,7 +13,8 @@ from services.portal.views.admin import blueprint, form_data, page
 NOTICES = {
     "disabled": "The account is disabled: its sessions ended and it cannot sign in.",
     "disabled-agent": "The account is disabled: its sessions ended and it cannot sign in. Its agent still takes new "
-    "tickets of its teams: on Agents, make them away and hand back their open tickets.",
+    "tickets of its teams: make them unavailable on their page in Agents, and give their open tickets to others from "
+    "the queue (Give them to agent, or Move them to a team).",
     "enabled": "The account is enabled again: it signs in with its password.",
     "deleted": "The account is deleted.",
 }
