@@ -970,21 +970,24 @@ def test_a_large_mail_parses_in_linear_memory():
     assert peak < 12 * len(raw)  # about 8x today: copies, not squares
 
 
+def html_mail_text(html: str) -> str:
+    """The text mail in reads from a mail whose only body is this HTML."""
+    message = make_mail()
+    message.set_content(html, subtype="html")
+    return read(message).full_text
+
+
 def test_an_html_links_address_is_kept_beside_its_words():
     html = ('<p>The form is <a href="https://forms.example.com/vpn?id=7">here</a>; the guide is at '
             '<a href="https://wiki.example.com/vpn">https://wiki.example.com/vpn</a>.</p>')  # fmt: skip
-    message = make_mail()
-    message.set_content(html, subtype="html")
-    text = read(message).full_text
+    text = html_mail_text(html)
     assert "The form is here (https://forms.example.com/vpn?id=7);" in text  # as a plain mail says it, not Markdown
     assert "the guide is at https://wiki.example.com/vpn." in text  # an address as its own words: once
 
 
 def test_an_html_mail_address_link_is_the_address_once():
     html = '<p>Write to <a href="mailto:Ana@Example.com">ana@example.com</a> or <a href="mailto:b@x.org">Bo</a>.</p>'
-    message = make_mail()
-    message.set_content(html, subtype="html")
-    assert "Write to ana@example.com or Bo (b@x.org)." in read(message).full_text
+    assert "Write to ana@example.com or Bo (b@x.org)." in html_mail_text(html)
 
 
 def test_every_kind_of_html_link_reads_as_a_plain_mail_says_it_never_as_markdown():
@@ -995,9 +998,7 @@ def test_every_kind_of_html_link_reads_as_a_plain_mail_says_it_never_as_markdown
         '<p><a href="https://example.com/x_(y)">the [beta] page</a>, <a href="#top">top</a>, '
         '<a href="javascript:alert(1)">this</a></p>'
     )
-    message = make_mail()
-    message.set_content(html, subtype="html")
-    text = read(message).full_text
+    text = html_mail_text(html)
     assert "the printer article (https://en.wikipedia.org/wiki/Printer_(computing)) please." in text
     assert "Social: https://twitter.com/acme" in text  # a linked image without words: its address
     assert "second line (https://example.com/two)" in text
@@ -1020,7 +1021,5 @@ def test_a_mail_the_parser_fails_on_is_kept_as_text(monkeypatch):
 def test_a_hidden_link_hides_its_address_and_an_empty_address_adds_nothing():
     html = ('<p>Hi<a style="display:none" href="https://track.example.com/p">x</a>. '
             '<a href="mailto:?subject=hello">Write to us</a>.</p>')  # fmt: skip
-    message = make_mail()
-    message.set_content(html, subtype="html")
-    text = read(message).full_text
+    text = html_mail_text(html)
     assert "track.example.com" not in text and "Write to us." in text and "()" not in text
