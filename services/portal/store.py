@@ -162,7 +162,9 @@ class PortalStore:
         return self.accounts.find_one({"_id": account_id})
 
     def list_accounts(self, limit: int = 500) -> list[dict]:
-        return list(self.accounts.find({}, {"password_hash": 0}).sort("email", ASCENDING).limit(limit))
+        """The accounts, each with `has_password` (whether one was ever set) in place of its hash."""
+        found = self.accounts.find({}).sort("email", ASCENDING).limit(limit)
+        return [_without_hash(account) | {"has_password": bool(account.get("password_hash"))} for account in found]
 
     def set_disabled(self, account_id: str, at: datetime | None) -> dict | None:
         """Disable the account from `at` on (None: enable it again); the account as it is now, or None."""
@@ -399,3 +401,7 @@ class PortalStore:
         for jobs in (self.password_resets, self.account_notices):
             jobs.delete_many({"state": finished, "created_at": {"$lte": requests_before}})
         self.failures.delete_many({"last": {"$lte": requests_before}})
+
+
+def _without_hash(account: dict) -> dict:
+    return {key: value for key, value in account.items() if key != "password_hash"}

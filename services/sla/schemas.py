@@ -7,7 +7,7 @@ describe the bodies for the OpenAPI document and only ever see values the domain
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from services.sla.business_time import CalendarError, parse_calendar
 from services.sla.domain import MAX_MINUTES, PolicyError, validate_policy
@@ -147,7 +147,17 @@ class TicketClocksListSchema(Schema):
     next_cursor = fields.String(allow_none=True, dump_default=None, metadata={"description": "always null: one page"})
 
 
-class BreachQuerySchema(Schema):
+class _Window(Schema):
+    """A query's `since` and `until`: one after the other (a window that ends before it starts is a mistake, said,
+    not an empty answer)."""
+
+    @validates_schema
+    def _in_order(self, data, **kwargs):
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise ValidationError({"until": ["Must not be before since."]})
+
+
+class BreachQuerySchema(_Window):
     since = Timestamp(metadata={"description": "breached at or after this UTC time (ending in Z)"})
     until = Timestamp(metadata={"description": "breached before this UTC time (ending in Z); default: no end"})
     priority = fields.String(validate=validate.OneOf(BY_URGENCY))
@@ -172,7 +182,7 @@ class BreachListSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-class StatsQuerySchema(Schema):
+class StatsQuerySchema(_Window):
     since = Timestamp(metadata={"description": "tickets created at or after this UTC time; default 30 days ago"})
     until = Timestamp(metadata={"description": "tickets created before this UTC time; default: no end"})
 

@@ -459,3 +459,17 @@ def test_a_sign_in_with_an_empty_field_says_which_next_to_it_and_counts_no_attem
     assert "Enter your password." in page and "Enter your email address." not in page
     assert f'value="{agent["email"]}"' in page  # what was typed stays
     assert svc.store.failures.find_one({"_id": agent["email"]}) is None  # nothing was checked: no attempt counted
+
+
+def test_the_accounts_list_says_which_never_set_a_password(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    _, admin_token = account_with_session(portal, "admin")
+    invited, _ = handlers.create_account(svc, f"new-{uuid.uuid4().hex[:8]}@example.com", "agent", "ada", None)
+    with_password, _ = account_with_session(portal, "agent")
+
+    page = text(browser(portal, admin_token).get("/admin/"))
+
+    row = lambda account: page[page.index('"break-anywhere">' + account["email"]) :].split("</tr>")[0]  # noqa: E731
+    assert "Not yet: no password set" in row(invited)
+    assert "Not yet" not in row(with_password) and ">Yes<" in row(with_password)
+    assert all("password_hash" not in account for account in svc.store.list_accounts())

@@ -865,3 +865,11 @@ def test_an_agent_lists_only_the_breaches_of_its_teams_tickets_and_its_own(sla_c
     sla_handle(recorded_again := breached_event(second, start + timedelta(minutes=9), "resolution"))
     listed = get_json(sla_client, "/breaches", auth_header("agent", net), since=since)["items"]
     assert [item["event_id"] for item in listed] == [recorded_again["event_id"], recorded[2][3], recorded[1][3]]
+
+
+@pytest.mark.parametrize("path", ["/stats", "/breaches"])
+def test_a_window_that_ends_before_it_starts_is_refused_not_answered_empty(sla_client, path):
+    query = {"since": "2026-12-02T00:00:00.000Z", "until": "2026-12-01T00:00:00.000Z"}
+    assert_problem(sla_client.get(path, query_string=query, headers=auth_header("admin")), 422, "until")
+    same = {"since": "2026-12-01T00:00:00.000Z", "until": "2026-12-01T00:00:00.000Z"}  # empty, but not a mistake
+    assert sla_client.get(path, query_string=same, headers=auth_header("admin")).status_code == 200
