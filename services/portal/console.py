@@ -137,9 +137,12 @@ def set_available(svc: Portal, session: dict, available: bool) -> None:
         raise UserError(refused.detail or refused.title, status=refused.status) from None
 
 
-def queues(svc: Portal, session: dict, view: str, filters: dict, leads: bool = False) -> dict:
-    """Every queue the person has, each with its count; the tickets of the one asked for. `leads`: an agent who
-    leads one of its teams, who also has every open ticket of its teams (an admin has every open ticket)."""
+def queues(
+    svc: Portal, session: dict, view: str, filters: dict, leads: bool = False, cursor: str | None = None
+) -> dict:
+    """Every queue the person has, each with its count; the tickets of the one asked for, a page of QUEUE_LIMIT
+    from `cursor` (assignment's, None: the first page). `leads`: an agent who leads one of its teams, who also has
+    every open ticket of its teams (an admin has every open ticket)."""
     me = actor(session)
     names = ["mine", "team"] + (["all"] if me.role == "admin" else ["led"] if leads else [])
     if me.role == "admin" and not me.agent_id:
@@ -149,12 +152,14 @@ def queues(svc: Portal, session: dict, view: str, filters: dict, leads: bool = F
     for name in names:  # the other tabs are only counted: their rows' ids alone
         fields = QUEUE_FIELDS if name == view else "ticket_id"
         query = {**VIEWS[name][1](me.agent_id), **filters, "limit": QUEUE_LIMIT, "fields": fields}
+        if name == view and cursor:
+            query["cursor"] = cursor
         found[name] = svc.services.get("assignment", "/queue", me, **query)
     return {
         "view": view,
         "tabs": [{"name": n, "title": _title(n, me), "count": _count(found[n]), "current": n == view} for n in names],
         "tickets": with_deadlines(svc, me, found[view]["items"]),
-        "more": bool(found[view].get("next_cursor")),  # past the page's QUEUE_LIMIT rows: said under them
+        "next_cursor": found[view].get("next_cursor"),  # past the page's QUEUE_LIMIT rows: a link to the next
     }
 
 
@@ -192,6 +197,15 @@ def with_deadlines(svc: Portal, who: Actor, rows: list[dict]) -> list[dict]:
 
 def _count(page: dict) -> str:
     return f"{QUEUE_LIMIT}+" if page.get("next_cursor") else str(len(page["items"]))
+
+
+def queue_start(text: str) -> int:
+    """The row number a queue page starts at (for "tickets 201 to 400"): only a count shown, never trusted further;
+    1 for anything but a page's start (201, 401...)."""
+    if not (text.isascii() and text.isdigit() and len(text) < 7):
+        return 1
+    start = int(text)
+    return start if start > QUEUE_LIMIT and (start - 1) % QUEUE_LIMIT == 0 else 1
 
 
 @dataclass

@@ -281,3 +281,29 @@ def test_an_agent_saved_with_its_name_unchanged_is_sent_without_it(portal, stub)
 
     [patch] = [call for call in stub.calls if call["method"] == "PATCH"]
     assert "name" not in patch["json"] and patch["json"]["capacity"] == 6
+
+
+def test_a_webhook_s_deliveries_say_retrying_for_one_that_will_be_tried_again(portal, stub):  # noqa: F811
+    """notify's `failed` is an attempt that failed, tried again at next_attempt_at; `dead` is the one given up."""
+
+    def delivery(notification_id: str, status: str, **more) -> dict:
+        return {"id": notification_id, "ticket_id": "t-1", "channel": "webhook", "event_type": "ticket.created",
+                "recipient": "https://hooks.example.com/in", "attempts": 2, "last_error": None, "status": status,
+                "created_at": "2026-12-01T04:00:00.000Z", "sent_at": None, "next_attempt_at": None} | more  # fmt: skip
+
+    hook = {"id": "w-1", "url": "https://hooks.example.com/in", "events": ["ticket.created"],
+            "created_at": "2026-12-01T03:00:00.000Z"}  # fmt: skip
+    stub.answers["/webhooks"] = {"items": [hook]}
+    stub.answers["/notifications"] = {"items": [
+        delivery("n-1", "failed", last_error="HTTP 503", next_attempt_at="2026-12-01T04:05:00.000Z"),
+        delivery("n-2", "dead", last_error="HTTP 404"),
+        delivery("n-3", "sent", sent_at="2026-12-01T04:00:01.000Z"),
+        delivery("n-4", "pending"),
+    ]}  # fmt: skip
+    stub.answers["/tickets/t-1"] = {"id": "t-1", "number": 101}
+
+    page = text(signed_in(portal).get("/admin/webhooks"))
+
+    states = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r'data-label="Status">(.*?)</td>', page)]
+    assert states == ["Retrying next at 1 Dec 2026, 04:05 UTC", "Failed gave up: retry it", "Sent", "Waiting"]
+    assert '<a href="/admin/notifications">retry it</a>' in page

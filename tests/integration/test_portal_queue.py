@@ -72,11 +72,64 @@ def test_a_long_queue_asks_sla_fifty_rows_at_a_time(portal, stub):  # noqa: F811
 def test_a_queue_longer_than_its_page_says_more_wait_and_how_to_reach_them(portal, stub):  # noqa: F811
     queue_stub(stub)
     stub.answers["/queue"] = {"items": [row(f"t-{n}", 100000 + n) for n in range(3)], "next_cursor": None}
-    assert "more wait behind them" not in text(signed_in(portal).get("/console/?view=all"))
-    stub.answers["/queue"] = {"items": [row(f"t-{n}", 100000 + n) for n in range(3)], "next_cursor": "c2"}
     html = text(signed_in(portal).get("/console/?view=all"))
-    assert "These are the first 3 in the queue's order" in html and "more wait behind them." in html
+    assert "more wait behind them" not in html and "Next page" not in html and "First page" not in html
+    stub.answers["/queue"] = {"items": [row(f"t-{n}", 100000 + n) for n in range(200)], "next_cursor": "c2"}
+    html = text(signed_in(portal).get("/console/?view=all&priority=normal"))
+    assert "Tickets 1 to 200 in the queue's order" in html and "more wait behind them." in html
     assert ">200+</span>" in html
+    [link] = re.findall(r'<a href="([^"]+)" rel="next">Next page: tickets 201 onwards</a>', html)
+    assert link.replace("&amp;", "&") == "/console/?view=all&cursor=c2&start=201&priority=normal"
+    assert "First page" not in html
+
+
+def test_the_next_page_of_a_queue_is_asked_from_assignments_cursor_and_stays_on_refresh(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/queue"] = {"items": [row(f"t-{n}", 100200 + n) for n in range(200)], "next_cursor": "c3"}
+    client = signed_in(portal)
+
+    html = text(client.get("/console/?view=all&cursor=c2&start=201&priority=normal"))
+
+    asked = [
+        call["args"] for call in stub.calls if call["path"] == "/queue" and call["args"].get("fields") != "ticket_id"
+    ]
+    assert asked[-1]["cursor"] == "c2" and asked[-1]["priority"] == "normal"  # the page's own view only
+    counted = [
+        call["args"] for call in stub.calls if call["path"] == "/queue" and call["args"].get("fields") == "ticket_id"
+    ]
+    assert all("cursor" not in args for args in counted)  # the other tabs are counted from their start
+    assert "Tickets 201 to 400 in the queue's order" in html
+    assert 'href="/console/?view=all&amp;priority=normal">First page</a>' in html
+    assert "Next page: tickets 401 onwards" in html and "cursor=c3&amp;start=401" in html
+    [refresh] = re.findall(r'id="queue" hx-get="([^"]+)"', html)
+    assert refresh.replace("&amp;", "&") == "/console/queue?view=all&priority=normal&cursor=c2&start=201"
+    assert '<input type="hidden" name="cursor" value="c2">' in html  # a bulk action comes back to this page
+
+    stub.answers["/queue"] = {"items": [], "next_cursor": None}  # all done meanwhile
+    empty = text(client.get("/console/queue?view=all&cursor=c2&start=201"))
+    assert "The tickets that were on this page are done or have moved up." in empty
+
+
+def test_a_queue_page_whose_cursor_assignment_refuses_says_so_and_leads_to_the_first(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    invalid = {"title": "Unprocessable Entity", "detail": "The cursor is not one this API gave out."}
+    stub.answers["/queue"] = lambda: (
+        (422, invalid)
+        if any(c["args"].get("cursor") for c in stub.calls[-1:])
+        else (200, {"items": [], "next_cursor": None})
+    )
+
+    page = signed_in(portal).get("/console/?view=all&cursor=forged&start=abc")
+
+    assert page.status_code == 400
+    html = text(page)
+    assert "That page of the queue is not there" in html and 'href="/console/?view=all">Open its first page</a>' in html
+
+
+def test_a_start_that_is_not_a_pages_start_is_not_shown():
+    from services.portal.console import queue_start
+
+    assert [queue_start(t) for t in ("201", "401", "1", "200", "202", "", "x", "²01", "9" * 9)] == [201, 401] + [1] * 7
 
 
 def test_without_sla_the_rows_keep_assignments_copy_and_order(portal, stub):  # noqa: F811
@@ -175,6 +228,9 @@ def test_a_bulk_claim_acts_on_each_ticket_and_says_what_assignment_refused(porta
     mine = text(agent.get(ticked(agent, {"action": "claim"}, ["t-4:100004"]).headers["Location"]))
     assert "<strong>Claim:</strong> nothing to do.</p>" in mine and "Yours already: #100004." in mine
     assert "notice--success" in mine and "notice--warning" not in mine  # nothing went wrong
+
+    later = ticked(agent, {"action": "claim", "cursor": "c2", "start": "201"}, ["t-1:100001"])  # from a later page
+    assert later.headers["Location"].endswith("/console/?view=all&cursor=c2&start=201")  # back on that page
 
 
 def test_a_bulk_resolve_sends_the_same_words_to_each_and_priority_its_value(portal, stub):  # noqa: F811

@@ -553,3 +553,29 @@ def test_a_team_or_topic_added_or_renamed_here_is_asked_for_again_on_the_next_pa
     assert "teams_names" not in svc.kept
     people.put_topic(svc, ADMIN, {"topic_id": "fax", "topic_name": "Fax"})
     assert "topics_names" not in svc.kept
+
+
+def test_a_calendar_form_takes_times_and_time_zones_as_people_type_them():
+    body = sla.calendar_body({"timezone": " europe/madrid ", "hours-mon": "9-13, 14:00–18:00", "hours-tue": "930-1200",
+                              "hours-wed": "08:00-9:30", "holidays": ""})  # fmt: skip
+    assert body["timezone"] == "Europe/Madrid"
+    assert body["hours"] == {"mon": [["09:00", "13:00"], ["14:00", "18:00"]], "tue": [["09:30", "12:00"]],
+                             "wed": [["08:00", "09:30"]]}  # fmt: skip
+
+
+def test_a_calendar_period_past_midnight_goes_on_into_the_next_day_and_sunday_s_into_monday():
+    body = sla.calendar_body({"timezone": "UTC", "hours-mon": "08:00-12:00", "hours-tue": "22:00-06:00",
+                              "hours-sun": "20:00-00:00, 23:00-2:00"})  # fmt: skip
+    assert body["hours"] == {
+        "mon": [["00:00", "02:00"], ["08:00", "12:00"]],  # Sunday's night
+        "tue": [["22:00", "24:00"]],
+        "wed": [["00:00", "06:00"]],
+        "sun": [["20:00", "24:00"], ["23:00", "24:00"]],  # they overlap: sla says so, as typed
+    }
+
+
+@pytest.mark.parametrize("typed", ["25:00-06:00", "9:60-10:00", "x", "９:00-10:00", "Mars/Base"])
+def test_what_is_not_a_time_or_a_zone_goes_to_sla_as_typed_for_it_to_refuse(typed):
+    body = sla.calendar_body({"timezone": typed, "hours-mon": typed})
+    assert body["timezone"] == typed
+    assert body["hours"]["mon"] in ([[typed]], [typed.split("-")])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 
 from services.portal.admin import in_words, number, path_id, refusal, require_id, words
 from services.portal.client import Refused
@@ -100,19 +102,51 @@ def calendar_form(calendar: dict) -> dict:
 
 
 def calendar_body(form: dict) -> dict:
-    """The calendar as sla takes it: "09:00-13:00, 14:00-18:00" is two periods; an empty day is closed."""
-    hours = {}
-    for day, _ in DAYS:
-        periods = [part.strip() for part in (form.get(f"hours-{day}") or "").split(",") if part.strip()]
-        if periods:
-            hours[day] = [_period(part) for part in periods]
+    """The calendar as sla takes it: "09:00-13:00, 14:00-18:00" is two periods; an empty day is closed.
+
+    As people type them: "9:00" or "9" is 09:00; a period past midnight ("22:00-06:00" on Monday) is the day's until
+    24:00 and the next day's from 00:00; a time zone in other letter case ("europe/madrid") is the one it names."""
+    hours: dict[str, list[list[str]]] = {}
+    for n, (day, _) in enumerate(DAYS):
+        for part in (form.get(f"hours-{day}") or "").split(","):
+            if part.strip():
+                period = _period(part.strip())
+                if len(period) == 2 and _CLOCK.fullmatch(period[0]) and period[1] == "00:00" < period[0]:
+                    period[1] = "24:00"  # until midnight
+                if len(period) == 2 and _CLOCK.fullmatch(period[0]) and "00:00" < period[1] < period[0]:  # overnight
+                    hours.setdefault(day, []).append([period[0], "24:00"])
+                    hours.setdefault(DAYS[(n + 1) % len(DAYS)][0], []).insert(0, ["00:00", period[1]])
+                else:
+                    hours.setdefault(day, []).append(period)
     holidays = [day.strip() for day in re.split(r"[,;\n]+", form.get("holidays") or "") if day.strip()]  # a line each
-    return {"timezone": form.get("timezone", "").strip(), "hours": hours, "holidays": holidays}
+    return {"timezone": _zone(form.get("timezone", "").strip()), "hours": hours, "holidays": holidays}
+
+
+_CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
 
 def _period(text: str) -> list[str]:
     start, dash, end = text.replace("–", "-").partition("-")
-    return [start.strip(), end.strip()] if dash else [text]  # one string: sla says what a period is
+    return [_time(start.strip()), _time(end.strip())] if dash else [text]  # one string: sla says what a period is
+
+
+def _time(text: str) -> str:
+    """ "9", "9:00" or "0900" as sla's "09:00"; anything else as typed, for sla to refuse in its words."""
+    found = re.fullmatch(r"(\d{1,2})(?::?(\d{2}))?", text)
+    if not found or not text.isascii():
+        return text
+    hour, minute = int(found.group(1)), int(found.group(2) or 0)
+    return f"{hour:02d}:{minute:02d}" if hour <= 24 and minute < 60 else text
+
+
+@functools.cache
+def _zones() -> dict[str, str]:
+    return {zone.casefold(): zone for zone in zoneinfo.available_timezones()}
+
+
+def _zone(text: str) -> str:
+    """The IANA time zone named in any letter case ("europe/madrid": Europe/Madrid); anything else as typed."""
+    return _zones().get(text.casefold(), text)
 
 
 def put_calendar(svc: Portal, session: dict, form: dict) -> dict:

@@ -48,7 +48,7 @@ def queue_table():
 def bulk():
     """One action on the tickets ticked in a queue; back on the queue, which says what happened to each."""
     form = request.form.to_dict()
-    back = {"view": form.get("view") or "mine", **_filters(form)}
+    back = {"view": form.get("view") or "mine", **_filters(form), **_paging(form)}
     try:
         outcome = console.bulk(
             portal(), g.session, request.form.getlist("ticket_ids"), form.get("action", ""), form, g.get("request_id")
@@ -60,6 +60,13 @@ def bulk():
     kept = {name: form[name] for name in BULK_KEPT if form.get(name)} if outcome["again"] else None
     portal().store.set_flash(g.session["_id"], "bulk", "", {"bulk": outcome, "form": kept}, now())
     return redirect(url_for("console.queue", **back), 303)
+
+
+def _paging(source) -> dict:
+    """A later page of the queue: assignment's cursor and the row number it starts at (for "tickets 201 to 400"),
+    from the page's query or the bulk form; {} for the first page."""
+    cursor = source.get("cursor") or ""
+    return {"cursor": cursor, "start": str(console.queue_start(source.get("start") or ""))} if cursor else {}
 
 
 BULK_KEPT = ("action", "status", "priority", "team", "agent_id", "resolution")  # a bulk form's choices and words
@@ -94,10 +101,19 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         return error_page(409, "Your agent profile is missing", said)
     filters = _filters(bulk_form)
     view = request.args.get("view", "mine") if bulk_form is None else bulk_form.get("view") or "mine"
+    paging = _paging(request.args if bulk_form is None else bulk_form)  # a later page, or the one the bulk form was on
+    cursor = paging.get("cursor")
+    leads = bool(domain.led_teams(me))
     try:
-        queues = console.queues(portal(), g.session, view, filters, leads=bool(domain.led_teams(me)))
+        queues = console.queues(portal(), g.session, view, filters, leads=leads, cursor=cursor)
     except Refused as refused:
+        if cursor and refused.status in (400, 422):  # a page's address kept too long, or edited: not a filter's fault
+            back = url_for("console.queue", view=view, **filters)
+            said = Markup('Its address no longer leads to a page of the queue. <a href="{}">Open its first page</a>.')
+            return error_page(400, "That page of the queue is not there", said.format(back))
         return error_page(400, "That filter does not work", refused.detail)
+    queues["cursor"], queues["start"] = cursor, console.queue_start(paging.get("start", "")) if cursor else 1
+    queues["here"] = {**filters, **paging}  # the list's refresh asks for this page again
     topics = every_topic(portal(), console.actor(g.session))
     whole = template == "console/queue.html"  # not the list alone that refreshes every few seconds
     may_lead = g.session.get("role") == "admin" or bool(me.get("lead_of"))
