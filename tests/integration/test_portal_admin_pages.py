@@ -227,7 +227,7 @@ def test_a_calendar_s_errors_are_summed_up_in_the_form_s_order(portal, stub):  #
         "hours.sat": ["A period ends after it starts."]}})  # fmt: skip
     admin = signed_in(portal)
     token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/calendars"))).group(1)
-    form = {"csrf_token": token, "calendar_id": "shop", "timezone": "Europe/Lisbn", "hours-sat": "10:00-09:00",
+    form = {"csrf_token": token, "calendar_id": "shop", "timezone": "Europe/Lisbn", "hours-sat": "10:00-10:00",
             "holidays": "2026-12-25\n2026-13-40"}  # fmt: skip
     page = text(admin.post("/admin/calendars", data=form))
     summary = page[page.index("There is a problem") :]
