@@ -199,9 +199,12 @@ NOTICES = {
 
 def send_notice(svc: Portal, notice: dict) -> str:
     """Tell an account's person what happened to their password; "sent", or "no-account" when it is gone."""
-    if svc.store.account_by_email(notice["email"]) is None:
+    account = svc.store.account_by_email(notice["email"])
+    if account is None:
         return "no-account"
     subject, text = NOTICES[notice["kind"]]
+    if notice["kind"] == "admin-link" and not account.get("password_hash"):  # none set yet: nothing "works until"
+        text = text.replace("Your password works until the link is used.", "With it you choose your first password.")
     when = _when(notice["at"])
     text = "Hello,\n\n" + text.format(when=when, portal=svc.settings.portal_url)
     mailing.send(svc.settings, notice["email"], subject, text)
