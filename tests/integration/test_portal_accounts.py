@@ -473,3 +473,46 @@ def test_the_accounts_list_says_which_never_set_a_password(portal):  # noqa: F81
     assert "Not yet: no password set" in row(invited)
     assert "Not yet" not in row(with_password) and ">Yes<" in row(with_password)
     assert all("password_hash" not in account for account in svc.store.list_accounts())
+
+
+def test_guesses_from_elsewhere_lock_the_email_but_not_a_browser_that_signed_in_to_it_before(portal):  # noqa: F811
+    """Device cookies: the person's own browser is known at its next sign-in, and counts its failures apart."""
+    svc = portal.extensions["ticketflow.portal"]
+    agent, _ = account_with_session(portal, "agent")
+    own = browser(portal)
+    first = post_form(own, "/login", "/login", {"email": agent["email"], "password": PASSWORD})
+    assert first.status_code == 303
+    device = own.get_cookie("tf_device")
+    assert device is not None and device.http_only and device.max_age == 365 * 86400
+    nonce = handlers.device_nonce(svc, agent["email"], device.value)
+    assert nonce is not None and handlers.device_nonce(svc, "someone-else@example.com", device.value) is None
+    own.post("/logout", data={"csrf_token": CSRF.search(text(own.get("/logout"))).group(1)})
+
+    for _ in range(6):  # someone else's guesses: the email is locked for any browser it does not know
+        guessed = sign_in(portal, agent["email"], "a guess of a password")
+    assert guessed.status_code == 429 and handlers.DEVICE_HINT.strip() in text(guessed)
+    assert sign_in(portal, agent["email"]).status_code == 429  # the right password, from a browser it does not know
+
+    back = post_form(own, "/login", "/login", {"email": agent["email"], "password": PASSWORD})
+    assert back.status_code == 303  # its own browser signs in
+
+    forged = browser(portal)
+    forged.set_cookie("tf_device", f"{nonce}.{'0' * 32}")
+    assert post_form(forged, "/login", "/login", {"email": agent["email"], "password": PASSWORD}).status_code == 429
+
+
+def test_a_known_browser_that_fails_as_often_is_locked_in_turn(portal):  # noqa: F811
+    agent, _ = account_with_session(portal, "agent")
+    own = browser(portal)
+    post_form(own, "/login", "/login", {"email": agent["email"], "password": PASSWORD})
+    own.post("/logout", data={"csrf_token": CSRF.search(text(own.get("/logout"))).group(1)})
+
+    answers = [
+        post_form(own, "/login", "/login", {"email": agent["email"], "password": "a guess"}).status_code
+        for _ in range(6)
+    ]
+
+    assert answers == [401] * 5 + [429]
+    locked = post_form(own, "/login", "/login", {"email": agent["email"], "password": PASSWORD})
+    assert locked.status_code == 429 and handlers.DEVICE_HINT.strip() not in text(locked)
+    assert sign_in(portal, agent["email"]).status_code == 303  # the email itself is not locked by them
