@@ -6,7 +6,6 @@ The agents' console is in console.py. Each use case takes the `Portal` container
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import math
 import re
@@ -146,49 +145,21 @@ def forget_requests(svc: Portal, session: dict | None) -> bool:
 
 
 # sign-in and accounts
-def sign_in(svc: Portal, email: str, password: str, device: str | None = None) -> dict:
+def sign_in(svc: Portal, email: str, password: str) -> dict:
     """The account for these credentials; UserError (the same for an unknown email and a wrong password).
 
     The attempt counts as a failure before the password is checked: parallel guesses cannot slip past the limit.
-    `device`: the browser's device cookie (device_token). A browser that signed in to this email before counts
-    its failures apart, so that guesses from elsewhere, which lock the email, do not lock out its own person;
-    a device that fails as often is locked in turn.
     """
     email = email.strip().lower()
-    known = device_nonce(svc, email, device)
-    counted = f"{email}|device:{known}" if known else email
-    count_attempt(svc, counted, "Too many failed sign-ins for this email." + ("" if known else DEVICE_HINT))
+    count_attempt(svc, email, "Too many failed sign-ins for this email.")
     account = svc.store.account_by_email(email) if email else None
     matches = password_matches(svc, account and account.get("password_hash"), password)  # an unknown email too
     if account is None or not matches:
         raise UserError("The email or password is not right.", status=401)
-    svc.store.clear_failures(counted)
+    svc.store.clear_failures(email)
     if account.get("disabled_at"):  # said only to whoever knows the password
         raise UserError("This account is disabled. Ask an admin to enable it again.", status=403)
     return account
-
-
-DEVICE_HINT = " A browser that signed in to this account before is not held up."
-
-
-def device_token(svc: Portal, email: str) -> str:
-    """A device cookie's value for a browser that just signed in with `email`: a random id and its HMAC, which
-    binds it to the email; nothing is stored."""
-    nonce = secrets.token_urlsafe(16)
-    return f"{nonce}.{_device_mac(svc, email, nonce)}"
-
-
-def device_nonce(svc: Portal, email: str, token: str | None) -> str | None:
-    """The random id of a device cookie made for this email; None for none, another email's, or a forged one."""
-    nonce, _, mac = (token or "").partition(".")
-    if not (nonce and mac and email) or len(token or "") > 200:
-        return None
-    return nonce if hmac.compare_digest(mac.encode(), _device_mac(svc, email, nonce).encode()) else None
-
-
-def _device_mac(svc: Portal, email: str, nonce: str) -> str:
-    key = hmac.new(svc.secret.encode(), b"ticketflow portal device", hashlib.sha256).digest()
-    return hmac.new(key, f"{email.strip().lower()}|{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def count_attempt(svc: Portal, email: str, too_many: str) -> None:

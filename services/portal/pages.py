@@ -54,21 +54,6 @@ def cookie_names(secure: bool) -> tuple[str, str]:
     return f"{prefix}tf_session", f"{prefix}tf_csrf"
 
 
-DEVICE_COOKIE_DAYS = 365  # a browser that signed in is known for a year after its last sign-in
-
-
-def device_cookie_name() -> str:
-    """The device cookie's name (handlers.device_token): it outlives sessions, so that a browser that signed in
-    before is known at its next sign-in."""
-    secure = current_app.extensions["ticketflow.settings"].portal_url.startswith("https://")
-    return ("__Host-" if secure else "") + "tf_device"
-
-
-def set_device(token: str) -> None:
-    """Send this browser's device cookie with the response."""
-    g.device_cookie = token
-
-
 class FormRequest(Request):
     """A page's request whose form fields hold line breaks as "\n": a browser sends a textarea's as CRLF (HTML's
     rule for forms), and the services, their emails and search keep "\n"."""
@@ -148,8 +133,6 @@ def install(app: Flask) -> None:
     def headers(response: Response):
         for name, value in getattr(g, "new_cookies", {}).items():
             set_cookie(response, name, value)
-        if "device_cookie" in g:
-            set_cookie(response, device_cookie_name(), g.device_cookie, max_age=DEVICE_COOKIE_DAYS * 86400)
         if "session_cookie" in g:
             token = g.session_cookie
             if token:

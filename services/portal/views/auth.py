@@ -8,15 +8,7 @@ import re
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from services.portal import handlers, passwords
-from services.portal.pages import (
-    agent_required,
-    client_network,
-    device_cookie_name,
-    error_page,
-    portal,
-    set_device,
-    set_session,
-)
+from services.portal.pages import agent_required, client_network, error_page, portal, set_session
 from shared.clock import now
 
 blueprint = Blueprint("auth", __name__)
@@ -50,15 +42,13 @@ def login_post():
     if errors:  # nothing to check yet: said next to the field, and no attempt counted
         return render_template("auth/login.html", form=form, errors=errors), 422
     try:
-        device = request.cookies.get(device_cookie_name())
-        account = handlers.sign_in(portal(), form["email"], request.form.get("password", ""), device)
+        account = handlers.sign_in(portal(), form["email"], request.form.get("password", ""))
     except handlers.UserError as exc:
         page = render_template("auth/login.html", form=form, errors={}, message=exc.message)
         return page, exc.status
     handlers.end_session(portal(), g.session)  # a new session id at sign-in: never the one the browser brought
     token, g.session = handlers.start_session(portal(), account=account)
     set_session(token)
-    set_device(handlers.device_token(portal(), account["email"]))  # known at its next sign-in, a new one each time
     return redirect(_safe_next(form["next"]), 303)
 
 
