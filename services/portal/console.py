@@ -138,11 +138,18 @@ def set_available(svc: Portal, session: dict, available: bool) -> None:
 
 
 def queues(
-    svc: Portal, session: dict, view: str, filters: dict, leads: bool = False, cursor: str | None = None
+    svc: Portal,
+    session: dict,
+    view: str,
+    filters: dict,
+    leads: bool = False,
+    cursor: str | None = None,
+    start: int | None = 1,
 ) -> dict:
     """Every queue the person has, each with its count; the tickets of the one asked for, a page of QUEUE_LIMIT
-    from `cursor` (assignment's, None: the first page). `leads`: an agent who leads one of its teams, who also has
-    every open ticket of its teams (an admin has every open ticket)."""
+    from `cursor` (assignment's, None: the first page) whose first row is number `start` (None: not known).
+    `leads`: an agent who leads one of its teams, who also has every open ticket of its teams (an admin has every
+    open ticket)."""
     me = actor(session)
     names = ["mine", "team"] + (["all"] if me.role == "admin" else ["led"] if leads else [])
     if me.role == "admin" and not me.agent_id:
@@ -157,7 +164,15 @@ def queues(
         found[name] = svc.services.get("assignment", "/queue", me, **query)
     return {
         "view": view,
-        "tabs": [{"name": n, "title": _title(n, me), "count": _count(found[n]), "current": n == view} for n in names],
+        "tabs": [
+            {
+                "name": n,
+                "title": _title(n, me),
+                "count": _count(found[n], start if n == view and cursor else 1),
+                "current": n == view,
+            }
+            for n in names
+        ],  # fmt: skip
         "tickets": with_deadlines(svc, me, found[view]["items"]),
         "next_cursor": found[view].get("next_cursor"),  # past the page's QUEUE_LIMIT rows: a link to the next
     }
@@ -195,17 +210,22 @@ def with_deadlines(svc: Portal, who: Actor, rows: list[dict]) -> list[dict]:
     return sorted(shown, key=lambda row: (row["deadline"] is None, row["deadline"] or ""))  # stable: ties keep order
 
 
-def _count(page: dict) -> str:
-    return f"{QUEUE_LIMIT}+" if page.get("next_cursor") else str(len(page["items"]))
+def _count(page: dict, start: int | None = 1) -> str:
+    """A queue's count as its tab shows it, from the page read: "200+" past a page; on a later page (`start`, its
+    first row's number; None: not known) the rows before it counted in, "more than 200" when that is not known."""
+    if start is None:
+        return f"{QUEUE_LIMIT}+"
+    shown = start - 1 + len(page["items"])
+    return f"{shown}+" if page.get("next_cursor") else str(shown)
 
 
-def queue_start(text: str) -> int:
-    """The row number a queue page starts at (for "tickets 201 to 400"): only a count shown, never trusted further;
-    1 for anything but a page's start (201, 401...)."""
+def queue_start(text: str) -> int | None:
+    """The row number a later page of a queue starts at (for "tickets 201 to 400"): only a count shown, never
+    trusted further; None for anything but a later page's start (201, 401...)."""
     if not (text.isascii() and text.isdigit() and len(text) < 7):
-        return 1
+        return None
     start = int(text)
-    return start if start > QUEUE_LIMIT and (start - 1) % QUEUE_LIMIT == 0 else 1
+    return start if start > QUEUE_LIMIT and (start - 1) % QUEUE_LIMIT == 0 else None
 
 
 @dataclass

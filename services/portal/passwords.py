@@ -135,7 +135,8 @@ def new_link(svc: Portal, account_id: str, by: str, own_id: str | None = None) -
     at = now()
     svc.store.end_password_links_of(account_id)
     token = svc.store.new_password_link(account_id, at, PASSWORD_LINK_LIFE)
-    svc.store.add_account_notice(account["email"], "admin-link", at)
+    first = not account.get("password_hash")  # as it is when the link is made: the person may use it at once
+    svc.store.add_account_notice(account["email"], "admin-first-link" if first else "admin-link", at)
     log.info("account %s: %s made a new link to set its password", account["email"], by)
     return shown(account), token
 
@@ -194,17 +195,19 @@ NOTICES = {
         "On {when} an admin made a link to set a new password for your account on the help desk, to give to "
         "you. Your password works until the link is used. If you did not ask for it, tell an admin.\n",
     ),
+    "admin-first-link": (
+        "A link to set your password on the help desk",
+        "On {when} an admin made a link for you to choose your password for your account on the help desk (it "
+        "has none yet), to give to you. If you did not ask for it, tell an admin.\n",
+    ),
 }
 
 
 def send_notice(svc: Portal, notice: dict) -> str:
     """Tell an account's person what happened to their password; "sent", or "no-account" when it is gone."""
-    account = svc.store.account_by_email(notice["email"])
-    if account is None:
+    if svc.store.account_by_email(notice["email"]) is None:
         return "no-account"
     subject, text = NOTICES[notice["kind"]]
-    if notice["kind"] == "admin-link" and not account.get("password_hash"):  # none set yet: nothing "works until"
-        text = text.replace("Your password works until the link is used.", "With it you choose your first password.")
     when = _when(notice["at"])
     text = "Hello,\n\n" + text.format(when=when, portal=svc.settings.portal_url)
     mailing.send(svc.settings, notice["email"], subject, text)

@@ -99,11 +99,21 @@ def test_the_next_page_of_a_queue_is_asked_from_assignments_cursor_and_stays_on_
     ]
     assert all("cursor" not in args for args in counted)  # the other tabs are counted from their start
     assert "Tickets 201 to 400 in the queue's order" in html
+    assert ">400+</span>" in html  # the tab counts the rows before this page in
     assert 'href="/console/?view=all&amp;priority=normal">First page</a>' in html
     assert "Next page: tickets 401 onwards" in html and "cursor=c3&amp;start=401" in html
     [refresh] = re.findall(r'id="queue" hx-get="([^"]+)"', html)
     assert refresh.replace("&amp;", "&") == "/console/queue?view=all&priority=normal&cursor=c2&start=201"
     assert '<input type="hidden" name="cursor" value="c2">' in html  # a bulk action comes back to this page
+
+    stub.answers["/queue"] = {"items": [row(f"t-{n}", 100400 + n) for n in range(50)], "next_cursor": None}
+    last = text(client.get("/console/?view=all&cursor=c3&start=401"))
+    assert "Tickets 401 to 450 in the queue's order" in last and ">450</span>" in last and "Next page" not in last
+
+    unknown = text(client.get("/console/?view=all&cursor=c3&start=7"))  # an edited start: no numbers made up
+    assert "Later tickets in the queue's order" in unknown and ">200+</span>" in unknown
+    [refresh] = re.findall(r'id="queue" hx-get="([^"]+)"', unknown)
+    assert refresh.replace("&amp;", "&") == "/console/queue?view=all&cursor=c3"
 
     stub.answers["/queue"] = {"items": [], "next_cursor": None}  # all done meanwhile
     empty = text(client.get("/console/queue?view=all&cursor=c2&start=201"))
@@ -129,7 +139,8 @@ def test_a_queue_page_whose_cursor_assignment_refuses_says_so_and_leads_to_the_f
 def test_a_start_that_is_not_a_pages_start_is_not_shown():
     from services.portal.console import queue_start
 
-    assert [queue_start(t) for t in ("201", "401", "1", "200", "202", "", "x", "²01", "9" * 9)] == [201, 401] + [1] * 7
+    shown = [queue_start(text) for text in ("201", "401", "1", "200", "202", "", "x", "²01", "9" * 9)]
+    assert shown == [201, 401] + [None] * 7
 
 
 def test_without_sla_the_rows_keep_assignments_copy_and_order(portal, stub):  # noqa: F811

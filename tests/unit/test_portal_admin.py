@@ -556,7 +556,7 @@ def test_a_team_or_topic_added_or_renamed_here_is_asked_for_again_on_the_next_pa
 
 
 def test_a_calendar_form_takes_times_and_time_zones_as_people_type_them():
-    body = sla.calendar_body({"timezone": " europe/madrid ", "hours-mon": "9-13, 14:00–18:00", "hours-tue": "930-1200",
+    body = sla.calendar_body({"timezone": " europe/madrid ", "hours-mon": "9-13, 14:00–18:00", "hours-tue": "0930-1200",
                               "hours-wed": "08:00-9:30", "holidays": ""})  # fmt: skip
     assert body["timezone"] == "Europe/Madrid"
     assert body["hours"] == {"mon": [["09:00", "13:00"], ["14:00", "18:00"]], "tue": [["09:30", "12:00"]],
@@ -574,7 +574,14 @@ def test_a_calendar_period_past_midnight_goes_on_into_the_next_day_and_sunday_s_
     }
 
 
-@pytest.mark.parametrize("typed", ["25:00-06:00", "9:60-10:00", "x", "９:00-10:00", "Mars/Base"])
+def test_a_period_ending_before_it_starts_is_a_night_only_when_written_with_its_minutes():
+    """ "9-5" is office hours written short, not a night from 09:00 to 05:00: sla refuses it next to its day."""
+    body = sla.calendar_body({"timezone": "UTC", "hours-mon": "9-5", "hours-tue": "8-4:30", "hours-wed": "17:00-9:00"})
+    assert body["hours"] == {"mon": [["09:00", "05:00"]], "tue": [["08:00", "04:30"]], "wed": [["17:00", "24:00"]],
+                             "thu": [["00:00", "09:00"]]}  # fmt: skip
+
+
+@pytest.mark.parametrize("typed", ["25:00-06:00", "9:60-10:00", "x", "９:00-10:00", "Mars/Base", "123-200"])
 def test_what_is_not_a_time_or_a_zone_goes_to_sla_as_typed_for_it_to_refuse(typed):
     body = sla.calendar_body({"timezone": typed, "hours-mon": typed})
     assert body["timezone"] == typed

@@ -104,25 +104,39 @@ def calendar_form(calendar: dict) -> dict:
 def calendar_body(form: dict) -> dict:
     """The calendar as sla takes it: "09:00-13:00, 14:00-18:00" is two periods; an empty day is closed.
 
-    As people type them: "9:00" or "9" is 09:00; a period past midnight ("22:00-06:00" on Monday) is the day's until
-    24:00 and the next day's from 00:00; a time zone in other letter case ("europe/madrid") is the one it names."""
+    As people type them: "9:00", "9" or "0900" is 09:00; a time zone in other letter case ("europe/madrid") is the
+    one it names; a period past midnight written with its minutes ("22:00-06:00" on Monday) is the day's until 24:00
+    and the next day's from 00:00, and "18:00-00:00" ends at midnight. "9-5" is not read as a night: it goes to sla
+    as 09:00-05:00, which refuses it next to its day."""
     hours: dict[str, list[list[str]]] = {}
     for n, (day, _) in enumerate(DAYS):
         for part in (form.get(f"hours-{day}") or "").split(","):
-            if part.strip():
-                period = _period(part.strip())
-                if len(period) == 2 and _CLOCK.fullmatch(period[0]) and period[1] == "00:00" < period[0]:
-                    period[1] = "24:00"  # until midnight
-                if len(period) == 2 and _CLOCK.fullmatch(period[0]) and "00:00" < period[1] < period[0]:  # overnight
-                    hours.setdefault(day, []).append([period[0], "24:00"])
-                    hours.setdefault(DAYS[(n + 1) % len(DAYS)][0], []).insert(0, ["00:00", period[1]])
-                else:
-                    hours.setdefault(day, []).append(period)
+            if not part.strip():
+                continue
+            period = _period(part.strip())
+            if _night(part, period) and period[1] == "00:00":
+                period[1] = "24:00"  # until midnight
+            if _night(part, period) and period[1] not in ("00:00", "24:00"):
+                hours.setdefault(day, []).append([period[0], "24:00"])
+                hours.setdefault(DAYS[(n + 1) % len(DAYS)][0], []).insert(0, ["00:00", period[1]])
+            else:
+                hours.setdefault(day, []).append(period)
     holidays = [day.strip() for day in re.split(r"[,;\n]+", form.get("holidays") or "") if day.strip()]  # a line each
     return {"timezone": _zone(form.get("timezone", "").strip()), "hours": hours, "holidays": holidays}
 
 
 _CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+_TYPED_WITH_MINUTES = re.compile(r"\s*\d{1,2}:\d{2}\s*[-–]\s*\d{1,2}:\d{2}\s*")
+
+
+def _night(typed: str, period: list[str]) -> bool:
+    """Whether a period typed with its minutes ends before it starts: a night, going on into the next day."""
+    return (
+        len(period) == 2
+        and bool(_TYPED_WITH_MINUTES.fullmatch(typed))
+        and all(_CLOCK.fullmatch(end) for end in period)
+        and period[1] < period[0]
+    )
 
 
 def _period(text: str) -> list[str]:
@@ -132,10 +146,10 @@ def _period(text: str) -> list[str]:
 
 def _time(text: str) -> str:
     """ "9", "9:00" or "0900" as sla's "09:00"; anything else as typed, for sla to refuse in its words."""
-    found = re.fullmatch(r"(\d{1,2})(?::?(\d{2}))?", text)
+    found = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?|(\d{2})(\d{2})", text)
     if not found or not text.isascii():
         return text
-    hour, minute = int(found.group(1)), int(found.group(2) or 0)
+    hour, minute = int(found.group(1) or found.group(3)), int(found.group(2) or found.group(4) or 0)
     return f"{hour:02d}:{minute:02d}" if hour <= 24 and minute < 60 else text
 
 

@@ -65,8 +65,8 @@ def bulk():
 def _paging(source) -> dict:
     """A later page of the queue: assignment's cursor and the row number it starts at (for "tickets 201 to 400"),
     from the page's query or the bulk form; {} for the first page."""
-    cursor = source.get("cursor") or ""
-    return {"cursor": cursor, "start": str(console.queue_start(source.get("start") or ""))} if cursor else {}
+    cursor, start = source.get("cursor") or "", console.queue_start(source.get("start") or "")
+    return ({"cursor": cursor} | ({"start": str(start)} if start else {})) if cursor else {}
 
 
 BULK_KEPT = ("action", "status", "priority", "team", "agent_id", "resolution")  # a bulk form's choices and words
@@ -103,16 +103,17 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     view = request.args.get("view", "mine") if bulk_form is None else bulk_form.get("view") or "mine"
     paging = _paging(request.args if bulk_form is None else bulk_form)  # a later page, or the one the bulk form was on
     cursor = paging.get("cursor")
+    start = console.queue_start(paging.get("start", "")) if cursor else 1
     leads = bool(domain.led_teams(me))
     try:
-        queues = console.queues(portal(), g.session, view, filters, leads=leads, cursor=cursor)
+        queues = console.queues(portal(), g.session, view, filters, leads=leads, cursor=cursor, start=start)
     except Refused as refused:
         if cursor and refused.status in (400, 422):  # a page's address kept too long, or edited: not a filter's fault
             back = url_for("console.queue", view=view, **filters)
             said = Markup('Its address no longer leads to a page of the queue. <a href="{}">Open its first page</a>.')
             return error_page(400, "That page of the queue is not there", said.format(back))
         return error_page(400, "That filter does not work", refused.detail)
-    queues["cursor"], queues["start"] = cursor, console.queue_start(paging.get("start", "")) if cursor else 1
+    queues["cursor"], queues["start"] = cursor, start
     queues["here"] = {**filters, **paging}  # the list's refresh asks for this page again
     topics = every_topic(portal(), console.actor(g.session))
     whole = template == "console/queue.html"  # not the list alone that refreshes every few seconds
