@@ -151,7 +151,8 @@ def sign_in(svc: Portal, email: str, password: str) -> dict:
     The attempt counts as a failure before the password is checked: parallel guesses cannot slip past the limit.
     """
     email = email.strip().lower()
-    count_attempt(svc, email, "Too many failed sign-ins for this email.")
+    or_else = " Or choose a new password with “Forgot your password?”: that ends the wait."
+    count_attempt(svc, email, "Too many failed sign-ins for this email.", or_else)
     account = svc.store.account_by_email(email) if email else None
     matches = password_matches(svc, account and account.get("password_hash"), password)  # an unknown email too
     if account is None or not matches:
@@ -162,7 +163,7 @@ def sign_in(svc: Portal, email: str, password: str) -> dict:
     return account
 
 
-def count_attempt(svc: Portal, email: str, too_many: str) -> None:
+def count_attempt(svc: Portal, email: str, too_many: str, or_else: str = "") -> None:
     """Count an attempt with a password as failed before it is checked (parallel guesses cannot slip past the
     limit); UserError 429 while the email is locked. A right password clears the count (clear_failures)."""
     at = now()
@@ -171,7 +172,11 @@ def count_attempt(svc: Portal, email: str, too_many: str) -> None:
     if until is not None:
         svc.store.drop_attempt(email, at)
         minutes = max(1, round((until - at).total_seconds() / 60))
-        raise UserError(f"{too_many} Try again in {minutes} minutes.", status=429)
+        raise UserError(f"{too_many} Try again in {_minutes(minutes)}.{or_else}", status=429)
+
+
+def _minutes(count: int) -> str:
+    return "1 minute" if count == 1 else f"{count} minutes"
 
 
 _DUMMY_HASH = PasswordHasher().hash("a password nobody has, for the time an unknown email takes")
@@ -436,7 +441,7 @@ def within_limits(svc: Portal, action: str, limits: tuple, keys: dict[str, str],
     for kind, limit in limits:
         if svc.store.count_hit(f"{action}:{kind}:{keys[kind]}", window, timedelta(hours=1)) > limit:
             minutes = max(1, math.ceil((window + timedelta(hours=1) - at).total_seconds() / 60))
-            raise UserError(f"Too many requests for a link. Please try again in {minutes} minutes.", status=429)
+            raise UserError(f"Too many requests for a link. Please try again in {_minutes(minutes)}.", status=429)
 
 
 def request_status_link(svc: Portal, email: str, number: str, client: str) -> None:

@@ -159,7 +159,11 @@ def test_a_reset_clears_the_failed_sign_ins_that_locked_the_address(portal, outb
     agent, _ = account_with_session(portal, "agent")
     for _ in range(5):
         sign_in(portal, agent["email"], "a wrong guess of a password")
-    assert sign_in(portal, agent["email"]).status_code == 429
+    locked = sign_in(portal, agent["email"])
+    assert locked.status_code == 429 and "Too many failed sign-ins for this email. Try again in 15 minutes." in text(
+        locked
+    )
+    assert "Or choose a new password with “Forgot your password?”: that ends the wait." in text(locked)  # it does:
     ask_for_link(portal, agent["email"])
     passwords.send_reset(svc, the_request(svc, agent["email"]))
     token = LINK.search(outbox[-1]["text"]).group(2)

@@ -117,7 +117,7 @@ def test_the_next_page_of_a_queue_is_asked_from_assignments_cursor_and_stays_on_
 
     stub.answers["/queue"] = {"items": [], "next_cursor": None}  # all done meanwhile
     empty = text(client.get("/console/queue?view=all&cursor=c2&start=201"))
-    assert "The tickets that were on this page are done or have moved up." in empty
+    assert "No ticket is left on this page: those that were here are done, or are on an earlier page now." in empty
 
 
 def test_a_queue_page_whose_cursor_assignment_refuses_says_so_and_leads_to_the_first(portal, stub):  # noqa: F811

@@ -586,3 +586,21 @@ def test_what_is_not_a_time_or_a_zone_goes_to_sla_as_typed_for_it_to_refuse(type
     body = sla.calendar_body({"timezone": typed, "hours-mon": typed})
     assert body["timezone"] == typed
     assert body["hours"]["mon"] in ([[typed]], [typed.split("-")])
+
+
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [
+        ('Period 0: must be two "HH:MM" strings.', "Period 1: write a start and an end, like 09:00-17:00 (periods "
+         "apart by commas)."),
+        ('Period 1: times must be "HH:MM" from 00:00 to 23:59 (24:00 may end a period).', "Period 2: write times "
+         "like 09:00 or 9:30, from 00:00 to 24:00, and the periods of a day apart by commas, like 09:00-13:00, "
+         "14:00-18:00."),
+        ("Period 0: 09:00-05:00 must start before it ends (24:00 is midnight).", "Period 1: 09:00-05:00 ends before it "
+         "starts. Write the afternoon as 17:00, or a night with its minutes, like 22:00-06:00."),
+        ("Unknown time zone: ''.", "Enter a time zone, like Europe/Madrid or America/New_York."),
+        ("Unknown time zone: 'Mars/Base'.", "Unknown time zone: 'Mars/Base'."),
+    ],
+)  # fmt: skip
+def test_sla_s_words_for_a_calendar_are_said_as_a_person_types_it(said, shown):
+    assert in_words(said) == shown

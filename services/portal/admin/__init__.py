@@ -56,6 +56,27 @@ PLAIN_WORDS = (  # the validation library's words -> a person's
         re.compile(r'^Not a valid date: use "YYYY-MM-DD"\.?$'),
         lambda m: "Not a day of the calendar: use YYYY-MM-DD, like 2026-12-25.",
     ),
+    (
+        re.compile(r'^Period (\d+): must be two "HH:MM" strings\.$'),
+        lambda m: (
+            f"Period {int(m.group(1)) + 1}: write a start and an end, like 09:00-17:00 (periods apart by commas)."
+        ),
+    ),
+    (
+        re.compile(r'^Period (\d+): times must be "HH:MM" from 00:00 to 23:59 \(24:00 may end a period\)\.$'),
+        lambda m: (
+            f"Period {int(m.group(1)) + 1}: write times like 09:00 or 9:30, from 00:00 to 24:00, and the periods "
+            "of a day apart by commas, like 09:00-13:00, 14:00-18:00."
+        ),
+    ),
+    (
+        re.compile(r"^Period (\d+): (\S+) must start before it ends \(24:00 is midnight\)\.$"),
+        lambda m: (
+            f"Period {int(m.group(1)) + 1}: {m.group(2)} ends before it starts. Write the afternoon as 17:00, "
+            "or a night with its minutes, like 22:00-06:00."
+        ),
+    ),
+    (re.compile(r"^Unknown time zone: ''\.$"), lambda m: "Enter a time zone, like Europe/Madrid or America/New_York."),
     (re.compile(r"^(Item|Period) (\d+): "), lambda m: f"{m.group(1)} {int(m.group(2)) + 1}: "),  # counted from 1
 )
 
