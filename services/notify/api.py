@@ -49,7 +49,8 @@ whose host is or resolves to a loopback, private, link-local, multicast, reserve
 cloud metadata address is refused: 422 at registration, and a failed attempt at delivery, where the
 name is resolved once, checked, and the connection made to that checked address (unless the address
 falls in TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS, empty by default). A webhook's secret is never shown
-after it is registered; deliveries still due to a deleted webhook fail ("the webhook was deleted").
+after it is registered; deliveries still due to a deleted webhook fail at their next attempt, for good (`dead`, "the
+webhook was deleted").
 
 Rights: `agent` and `admin` read notifications; only `admin` retries one and manages webhooks;
 `portal` may do nothing here. An agent reads the notifications of its teams' tickets and of those

@@ -254,6 +254,8 @@ def send(svc: Notify, record: Notification) -> None:
             record.relay_down(str(exc), now(), svc.settings.retry_delays)
         else:
             record.failed(str(exc), now(), svc.settings.retry_delays)
+    except WebhookGone as exc:  # removed since: no retry would find it again
+        record.failed(str(exc), now(), ())
     except ValueError as exc:  # no email can carry it (a control character in an address): no retry would mend it
         record.failed(f"cannot be built: {exc}", now(), ())
     except Exception as exc:  # any other fault while sending: tried again like a refusal, never a silent loop
@@ -266,6 +268,10 @@ def send(svc: Notify, record: Notification) -> None:
         return
 
 
+class WebhookGone(Exception):
+    """The delivery's webhook was removed: the delivery fails for good at its next attempt."""
+
+
 def _deliver(svc: Notify, record: Notification) -> None:
     if record.channel == "email":
         message = Message(record.subject or "", record.body, record.html or "")
@@ -274,7 +280,7 @@ def _deliver(svc: Notify, record: Notification) -> None:
         return
     hook = svc.webhooks.find(record.webhook_id)
     if hook is None:
-        raise SendError("the webhook was deleted")
+        raise WebhookGone("the webhook was deleted")
     body = record.body.encode()
     headers = {
         "X-Ticketflow-Signature": webhooks.signature(hook["secret"], body),

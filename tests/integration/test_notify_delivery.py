@@ -322,3 +322,26 @@ def test_a_dead_webhook_delivery_is_not_retried_once_its_webhook_is_removed(noti
     notify.webhooks.add({**hook, "created_at": datetime.now(UTC)})  # the same webhook back: retried
     assert handlers.retry(notify, record.id).status == "pending"
     notify.notifications.collection.delete_one({"_id": record.id})  # no later test's worker may send it
+
+
+def test_a_delivery_whose_webhook_was_removed_fails_for_good_at_its_next_attempt(notify):
+    """Its webhook will not come back by waiting: no retries, which would keep it "Retrying" on the admin page."""
+    from datetime import UTC, datetime
+
+    from services.notify.domain import Notification
+
+    hook = notify.webhooks.add({"_id": uuid.uuid4().hex, "url": "http://127.0.0.1:9/x", "events": ["*"],
+                                "secret": "s", "created_at": datetime.now(UTC)})  # fmt: skip
+    record = Notification(
+        id=uuid.uuid4().hex, event_id=uuid.uuid4().hex, event_type="ticket.created", ticket_id=uuid.uuid4().hex,
+        channel="webhook", recipient=hook["url"], subject=None, body="{}", created_at=datetime.now(UTC),
+        webhook_id=hook["_id"], endpoint="127.0.0.1", status="failed", attempts=1, step=1, last_error="HTTP 500",
+    )  # fmt: skip
+    notify.notifications.insert(record, {})
+    handlers.delete_webhook(notify, hook["_id"])
+
+    handlers.send(notify, notify.notifications.get(record.id))
+
+    after = notify.notifications.get(record.id)
+    notify.notifications.collection.delete_one({"_id": record.id})  # no later test's worker may send it
+    assert (after.status, after.attempts, after.last_error) == ("dead", 2, "the webhook was deleted")

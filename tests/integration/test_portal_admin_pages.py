@@ -307,3 +307,22 @@ def test_a_webhook_s_deliveries_say_retrying_for_one_that_will_be_tried_again(po
     states = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r'data-label="Status">(.*?)</td>', page)]
     assert states == ["Retrying next at 1 Dec 2026, 04:05 UTC", "Failed gave up: retry it", "Sent", "Waiting"]
     assert '<a href="/admin/notifications">retry it</a>' in page
+
+
+def test_the_new_calendar_form_never_replaces_one_by_the_same_id(portal, stub):  # noqa: F811
+    office = {"id": "office", "timezone": "Europe/Madrid", "hours": {"mon": [["09:00", "17:00"]]}, "holidays": [],
+              "version": 3}  # fmt: skip
+    stub.answers["/calendars"] = {"items": [office]}
+    stub.answers["/calendars/office"] = office
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/calendars"))).group(1)
+    form = {"csrf_token": token, "calendar_id": "office", "timezone": "UTC", "hours-mon": "08:00-12:00"}
+
+    refused = admin.post("/admin/calendars", data=form)
+
+    assert refused.status_code == 409
+    assert "A calendar office exists already: change it on its page, or choose another id." in text(refused)
+    assert not [call for call in stub.calls if call["method"] == "PUT"]  # nothing sent
+    stub.answers["/calendars/office"] = {**office, "timezone": "UTC", "version": 4}
+    changed = admin.post("/admin/calendars", data={**form, "existing": "1"})  # from its own page: changed
+    assert changed.status_code == 303 and [call["method"] for call in stub.calls].count("PUT") == 1

@@ -163,15 +163,21 @@ def _zone(text: str) -> str:
     return _zones().get(text.casefold(), text)
 
 
+BUILT_IN = "24x7"  # sla's own calendar, which nobody changes
+
+
 def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
     """Create or replace a calendar."""
     calendar_id = require_id(form.get("calendar_id", ""), "calendar_id", "calendar", 64)
     body = calendar_body(form)
+    try:
+        current = svc.services.get("sla", f"/calendars/{calendar_id}", actor(session))
+    except Refused:
+        current = {}
+    if current and not form.get("existing") and calendar_id != BUILT_IN:  # a new one's form: never over another
+        said = f"A calendar {calendar_id} exists already: change it on its page, or choose another id."
+        raise UserError("This calendar exists already.", {"calendar_id": [said]}, 409)
     if form.get("existing"):  # saved as it is: no new version (sla would make one at every PUT)
-        try:
-            current = svc.services.get("sla", f"/calendars/{calendar_id}", actor(session))
-        except Refused:
-            current = {}
         kept_as = {**body, "holidays": sorted(set(body["holidays"]))}  # sla keeps them sorted, once each
         if current and {name: current.get(name) for name in body} == kept_as:
             return {**current, "unchanged": True}

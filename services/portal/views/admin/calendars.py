@@ -13,7 +13,6 @@ NOTICES = {
     "saved": "The calendar is saved. Deadlines computed from now on count in it.",
     "unchanged": "Nothing changed: these are the calendar's hours already, so its version stays.",
 }
-BUILT_IN = "24x7"
 
 
 @blueprint.get("/calendars")
@@ -48,7 +47,7 @@ def _show(calendar_id: str, form: dict | None = None, errors=None, message=None,
     found = sla.calendar(portal(), g.session, calendar_id)
     return page(
         "admin/calendar.html", "calendars", status, calendar=found, grid=sla.week_grid(found["hours"]),
-        days=sla.DAYS, built_in=calendar_id == BUILT_IN, form=form or sla.calendar_form(found),
+        days=sla.DAYS, built_in=calendar_id == sla.BUILT_IN, form=form or sla.calendar_form(found),
         errors=errors or {}, message=message, notices=NOTICES,
     )  # fmt: skip
 
