@@ -16,7 +16,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from services.portal import attachments, domain, mailing
+from services.portal import attachments, devices, domain, mailing
 from services.portal.client import PORTAL, Actor, Refused, Services, Unreachable, path_id
 from services.portal.store import AccountExists, PortalStore, digest
 from shared import links, mongo
@@ -145,33 +145,47 @@ def forget_requests(svc: Portal, session: dict | None) -> bool:
 
 
 # sign-in and accounts
-def sign_in(svc: Portal, email: str, password: str) -> dict:
+def sign_in(svc: Portal, email: str, password: str, device: str | None = None) -> dict:
     """The account for these credentials; UserError (the same for an unknown email and a wrong password).
 
     The attempt counts as a failure before the password is checked: parallel guesses cannot slip past the limit.
+    `device`: the browser's device cookie for this email (services/portal/devices.py); a browser that signed in to
+    the account before counts its failures apart, so that guesses from elsewhere do not lock its person out.
     """
     email = email.strip().lower()
-    or_else = " Or choose a new password with “Forgot your password?”: that ends the wait."
-    count_attempt(svc, email, "Too many failed sign-ins for this email.", or_else)
     account = svc.store.account_by_email(email) if email else None
+    or_else = " Or choose a new password with “Forgot your password?”: that ends the wait."
+    counted = failures_key(svc, email, account, device)
+    count_attempt(svc, counted, "Too many failed sign-ins for this email.", or_else)
     matches = password_matches(svc, account and account.get("password_hash"), password)  # an unknown email too
     if account is None or not matches:
         raise UserError("The email or password is not right.", status=401)
-    svc.store.clear_failures(email)
+    svc.store.clear_failure(counted[0])  # a known browser's own count: a lock others made on the email stays
     if account.get("disabled_at"):  # said only to whoever knows the password
         raise UserError("This account is disabled. Ask an admin to enable it again.", status=403)
     return account
 
 
-def count_attempt(svc: Portal, email: str, too_many: str, or_else: str = "") -> None:
+def failures_key(svc: Portal, email: str, account: dict | None, device: str | None) -> tuple[str, str]:
+    """Under what an attempt's failure counts: (key, email). The email itself, or, for a browser that brings a
+    good device token of the account, that device (devices.known)."""
+    nonce = devices.known(svc.secret, account, device, now())
+    return (f"{email}|device:{nonce}" if nonce else email), email
+
+
+def count_attempt(svc: Portal, counted: tuple[str, str], too_many: str, or_else: str = "") -> None:
     """Count an attempt with a password as failed before it is checked (parallel guesses cannot slip past the
-    limit); UserError 429 while the email is locked. A right password clears the count (clear_failures)."""
+    limit); UserError 429 while its key (failures_key: the email, or a known browser of it) is locked. A right
+    password clears the email's counts (clear_failures)."""
+    key, email = counted
     at = now()
     at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # as stored (ms)
-    until = domain.locked_until(svc.store.add_attempt(email, at, keep=domain.MAX_FAILURES * 2), at)
+    until = domain.locked_until(svc.store.add_attempt(key, at, keep=domain.MAX_FAILURES * 2, email=email), at)
     if until is not None:
-        svc.store.drop_attempt(email, at)
+        svc.store.drop_attempt(key, at)
         minutes = max(1, round((until - at).total_seconds() / 60))
+        if key != email:  # a browser of the account's, locked by its own failures: the email may work elsewhere
+            too_many = too_many.replace("for this email", "from this browser")
         raise UserError(f"{too_many} Try again in {_minutes(minutes)}.{or_else}", status=429)
 
 

@@ -25,9 +25,10 @@ from markupsafe import Markup
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
-from services.portal import attachments, domain, handlers
+from services.portal import attachments, devices, domain, handlers
 from services.portal.client import Refused, Unreachable
 from shared import mongo
+from shared.clock import now
 from shared.events import parse_time
 from shared.web import too_many_parts
 
@@ -133,6 +134,9 @@ def install(app: Flask) -> None:
     def headers(response: Response):
         for name, value in getattr(g, "new_cookies", {}).items():
             set_cookie(response, name, value)
+        if "device_cookie" in g:
+            name, value = g.device_cookie
+            set_cookie(response, name, value, max_age=int(devices.LIFE.total_seconds()))
         if "session_cookie" in g:
             token = g.session_cookie
             if token:
@@ -340,6 +344,21 @@ def client_network() -> str:
 def set_session(token: str | None) -> None:
     """Send this session's cookie with the response (None: remove it)."""
     g.session_cookie = token
+
+
+def device_cookie(email: str) -> str | None:
+    """The device token this browser brings for the email (services/portal/devices.py), if any."""
+    return request.cookies.get(devices.cookie_name(portal().secret, email, _secure()))
+
+
+def set_device(account: dict) -> None:
+    """Send a new device token for the account with the response: this browser is known at its next sign-in."""
+    name = devices.cookie_name(portal().secret, account["email"], _secure())
+    g.device_cookie = (name, devices.token(portal().secret, account, now()))
+
+
+def _secure() -> bool:
+    return current_app.extensions["ticketflow.settings"].portal_url.startswith("https://")
 
 
 FORM_EXPIRED = (

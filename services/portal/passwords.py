@@ -19,6 +19,7 @@ from services.portal.handlers import (
     Portal,
     UserError,
     count_attempt,
+    failures_key,
     password_matches,
     shown,
     start_session,
@@ -78,7 +79,9 @@ def set_password(svc: Portal, token: str, password: str) -> dict:
     return account
 
 
-def change_password(svc: Portal, session: dict, current: str, new: str, again: str) -> tuple[str, dict]:
+def change_password(
+    svc: Portal, session: dict, current: str, new: str, again: str, device: str | None = None
+) -> tuple[str, dict]:
     """A signed-in person's new password, given their current one: every session of the account ends (one someone
     else took too) and so do its password links; the (token, session) of a new one for this browser.
 
@@ -91,7 +94,7 @@ def change_password(svc: Portal, session: dict, current: str, new: str, again: s
     if not current:  # nothing tried: no failure counted
         errors["current"] = ["Enter your current password."]
     else:
-        count_attempt(svc, account["email"], "Too many wrong passwords.")
+        count_attempt(svc, failures_key(svc, account["email"], account, device), "Too many wrong passwords.")
         if not password_matches(svc, account.get("password_hash"), current):
             errors["current"] = ["This is not your current password."]
         else:

@@ -23,6 +23,9 @@ from shared.mongo import retire_indexes
 FLASH_FOR = timedelta(minutes=10)  # a page's once-said outcome (set_flash) is dropped after that unsaid
 
 
+FORGET_DEVICES = {"devices_epoch": 1}  # counted up: every device token made before is void (portal/devices.py)
+
+
 def digest(token: str) -> str:
     """Secrets are stored as their SHA-256: a copy of the database opens no session and sets no password."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -75,6 +78,7 @@ class PortalStore:
         self.saved_replies.create_index([("title_key", ASCENDING)], unique=True)
         self.ratings.create_index([("rated_at", ASCENDING)])  # the reports' period
         self.forgotten_keys.create_index([("expires_at", ASCENDING)])
+        self.failures.create_index([("email", ASCENDING)])  # an email's own count and its known browsers'
 
     # requesters' ratings of resolved tickets, one a ticket (the last one given)
     def rate(self, ticket_id: str, rating: dict) -> None:
@@ -169,12 +173,13 @@ class PortalStore:
     def set_disabled(self, account_id: str, at: datetime | None) -> dict | None:
         """Disable the account from `at` on (None: enable it again); the account as it is now, or None."""
         change = {"$set": {"disabled_at": at}} if at is not None else {"$unset": {"disabled_at": ""}}
+        change["$inc"] = FORGET_DEVICES  # its browsers are known again only after a new sign-in
         return self.accounts.find_one_and_update({"_id": account_id}, change, return_document=ReturnDocument.AFTER)
 
     def set_password_hash(self, account_id: str, password_hash: str, at: datetime) -> None:
         """The new password's hash, and when it changed: links and sessions made before then are void."""
         change = {"password_hash": password_hash, "password_changed_at": at}
-        self.accounts.update_one({"_id": account_id}, {"$set": change})
+        self.accounts.update_one({"_id": account_id}, {"$set": change, "$inc": FORGET_DEVICES})
 
     # sessions
     def add_session(self, token: str, session: dict) -> None:
@@ -269,23 +274,32 @@ class PortalStore:
         return self.confirmations.find_one({"_id": ticket_id})
 
     # sign-in failures
-    def add_attempt(self, email: str, at: datetime, keep: int) -> list[datetime]:
-        """Count a sign-in attempt as failed before it is checked (atomic, so parallel attempts all count);
-        the failures before it."""
+    def add_attempt(self, key: str, at: datetime, keep: int, email: str | None = None) -> list[datetime]:
+        """Count a sign-in attempt under `key` (an email, or a known browser of it) as failed before it is checked
+        (atomic, so parallel attempts all count); the failures before it."""
         doc = self.failures.find_one_and_update(
-            {"_id": email},
-            {"$push": {"times": {"$each": [at], "$slice": -keep}}, "$set": {"last": at}},
+            {"_id": key},
+            {"$push": {"times": {"$each": [at], "$slice": -keep}}, "$set": {"last": at, "email": email or key}},
             upsert=True,
             return_document=ReturnDocument.BEFORE,
         )
         return (doc or {}).get("times", [])
 
-    def drop_attempt(self, email: str, at: datetime) -> None:
+    def drop_attempt(self, key: str, at: datetime) -> None:
         """An attempt refused unchecked (the email was locked) is not a failure of its own."""
-        self.failures.update_one({"_id": email}, {"$pull": {"times": at}})
+        self.failures.update_one({"_id": key}, {"$pull": {"times": at}})
+
+    def clear_failure(self, key: str) -> None:
+        """The failed sign-ins counted under one key (failures_key): an email's, or one of its known browsers'."""
+        self.failures.delete_one({"_id": key})
 
     def clear_failures(self, email: str) -> None:
-        self.failures.delete_one({"_id": email})
+        """The email's failed sign-ins, and those of every browser known to it."""
+        self.failures.delete_many({"$or": [{"_id": email}, {"email": email}]})
+
+    def forget_devices(self, account_id: str) -> None:
+        """Every device token made for the account so far is void (services/portal/devices.py)."""
+        self.accounts.update_one({"_id": account_id}, {"$inc": FORGET_DEVICES})
 
     # one-time password links
     def new_password_link(self, account_id: str, at: datetime, life: timedelta) -> str:

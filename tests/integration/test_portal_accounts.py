@@ -13,10 +13,11 @@ from contextlib import contextmanager
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
+import pytest
 from werkzeug.serving import make_server
 
 from services.intake import inbound_headers
-from services.portal import handlers, mailing, passwords
+from services.portal import devices, handlers, mailing, passwords
 from services.portal.admin import welcome
 from services.portal.pages import cookie_names
 from shared import links
@@ -473,3 +474,107 @@ def test_the_accounts_list_says_which_never_set_a_password(portal):  # noqa: F81
     assert "Not yet: no password set" in row(invited)
     assert "Not yet" not in row(with_password) and ">Yes<" in row(with_password)
     assert all("password_hash" not in account for account in svc.store.list_accounts())
+
+
+def device_of(app, client, email: str):
+    """The device cookie the browser holds for the email (services/portal/devices.py)."""
+    svc = app.extensions["ticketflow.portal"]
+    return client.get_cookie(devices.cookie_name(svc.secret, email, False))
+
+
+def signed_in_once(app, email: str):
+    """A browser that signed in to the account, then signed out: it keeps its device cookie."""
+    own = browser(app)
+    assert post_form(own, "/login", "/login", {"email": email, "password": PASSWORD}).status_code == 303
+    own.post("/logout", data={"csrf_token": CSRF.search(text(own.get("/logout"))).group(1)})
+    return own
+
+
+def test_guesses_from_elsewhere_lock_the_email_but_not_a_browser_that_signed_in_to_it_before(portal):  # noqa: F811
+    agent, _ = account_with_session(portal, "agent")
+    own = signed_in_once(portal, agent["email"])
+    cookie = device_of(portal, own, agent["email"])
+    assert cookie is not None and cookie.http_only and cookie.max_age == 365 * 86400 and cookie.same_site == "Lax"
+
+    for _ in range(6):  # someone else's guesses: the email is locked for any browser it does not know
+        guessed = sign_in(portal, agent["email"], "a guess of a password")
+    assert guessed.status_code == 429 and "Too many failed sign-ins for this email." in text(guessed)
+    assert sign_in(portal, agent["email"]).status_code == 429  # the right password, from a browser it does not know
+
+    assert post_form(own, "/login", "/login", {"email": agent["email"], "password": PASSWORD}).status_code == 303
+
+    forged = browser(portal)
+    issued, nonce, _ = cookie.value.split(".")
+    forged.set_cookie(cookie.key, f"{issued}.{nonce}.{'0' * 32}")
+    assert post_form(forged, "/login", "/login", {"email": agent["email"], "password": PASSWORD}).status_code == 429
+    other = browser(portal)  # another account's good cookie, under this email's name, is no device of this one
+    someone, _ = account_with_session(portal, "agent")
+    other.set_cookie(cookie.key, device_of(portal, signed_in_once(portal, someone["email"]), someone["email"]).value)
+    assert post_form(other, "/login", "/login", {"email": agent["email"], "password": PASSWORD}).status_code == 429
+
+
+def test_a_known_browser_that_fails_as_often_is_locked_in_turn_and_a_reset_frees_it(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    agent, _ = account_with_session(portal, "agent")
+    own = signed_in_once(portal, agent["email"])
+    guess = {"email": agent["email"], "password": "a guess"}
+
+    answers = [post_form(own, "/login", "/login", guess).status_code for _ in range(6)]
+
+    assert answers == [401] * 5 + [429]
+    locked = post_form(own, "/login", "/login", {"email": agent["email"], "password": PASSWORD})
+    assert locked.status_code == 429 and "Too many failed sign-ins from this browser." in text(locked)
+    assert sign_in(portal, agent["email"]).status_code == 303  # the email itself is not locked by them
+    for _ in range(5):
+        post_form(own, "/login", "/login", guess)
+    token = svc.store.new_password_link(agent["_id"], now(), timedelta(hours=1))
+    passwords.set_password(svc, token, "a new password, long enough")  # "Forgot your password?" ends the wait
+    assert post_form(own, "/login", "/login", {**guess, "password": "a new password, long enough"}).status_code == 303
+
+
+def test_a_browser_knows_each_account_it_signed_in_to(portal):  # noqa: F811
+    first, _ = account_with_session(portal, "agent")
+    second, _ = account_with_session(portal, "agent")
+    shared = signed_in_once(portal, first["email"])
+    assert post_form(shared, "/login", "/login", {"email": second["email"], "password": PASSWORD}).status_code == 303
+
+    for _ in range(6):
+        sign_in(portal, first["email"], "a guess of a password")
+
+    assert device_of(portal, shared, first["email"]) is not None and device_of(portal, shared, second["email"])
+    shared.post("/logout", data={"csrf_token": CSRF.search(text(shared.get("/logout"))).group(1)})
+    assert post_form(shared, "/login", "/login", {"email": first["email"], "password": PASSWORD}).status_code == 303
+
+
+@pytest.mark.parametrize("forget", ["new password", "disabled and enabled", "signed out everywhere else"])
+def test_what_forgets_every_browser_of_an_account(portal, forget):  # noqa: F811
+    """A new password, disabling, or "sign out everywhere else": older device cookies count as no device's."""
+    svc = portal.extensions["ticketflow.portal"]
+    agent, session_token = account_with_session(portal, "agent")
+    old = signed_in_once(portal, agent["email"])
+    here = signed_in_once(portal, agent["email"])  # the browser where it is done
+    old_token = device_of(portal, old, agent["email"]).value
+    assert devices.known(svc.secret, svc.store.account(agent["_id"]), old_token, now()) is not None
+    password = PASSWORD
+    if forget == "new password":
+        password = "another password, long enough"
+        assert post_form(here, "/login", "/login", {"email": agent["email"], "password": PASSWORD}).status_code == 303
+        changed = post_form(here, "/account/password", "/account/password",
+                            {"current": PASSWORD, "password": password, "again": password})  # fmt: skip
+        assert changed.status_code == 303
+    elif forget == "disabled and enabled":
+        handlers.set_disabled(svc, agent["_id"], True)
+        handlers.set_disabled(svc, agent["_id"], False)
+        here = None  # no browser is known after it
+    else:
+        assert post_form(here, "/login", "/login", {"email": agent["email"], "password": PASSWORD}).status_code == 303
+        post_form(here, "/account/sessions/others", "/account/password", {})
+
+    assert devices.known(svc.secret, svc.store.account(agent["_id"]), old_token, now()) is None
+    for _ in range(6):
+        sign_in(portal, agent["email"], "a guess of a password")
+
+    assert post_form(old, "/login", "/login", {"email": agent["email"], "password": password}).status_code == 429
+    if here is not None:  # the browser where it was done is still known
+        here.post("/logout", data={"csrf_token": CSRF.search(text(here.get("/logout"))).group(1)})
+        assert post_form(here, "/login", "/login", {"email": agent["email"], "password": password}).status_code == 303

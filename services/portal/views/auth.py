@@ -8,7 +8,15 @@ import re
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from services.portal import handlers, passwords
-from services.portal.pages import agent_required, client_network, error_page, portal, set_session
+from services.portal.pages import (
+    agent_required,
+    client_network,
+    device_cookie,
+    error_page,
+    portal,
+    set_device,
+    set_session,
+)
 from shared.clock import now
 
 blueprint = Blueprint("auth", __name__)
@@ -42,13 +50,16 @@ def login_post():
     if errors:  # nothing to check yet: said next to the field, and no attempt counted
         return render_template("auth/login.html", form=form, errors=errors), 422
     try:
-        account = handlers.sign_in(portal(), form["email"], request.form.get("password", ""))
+        account = handlers.sign_in(
+            portal(), form["email"], request.form.get("password", ""), device_cookie(form["email"].strip().lower())
+        )
     except handlers.UserError as exc:
         page = render_template("auth/login.html", form=form, errors={}, message=exc.message)
         return page, exc.status
     handlers.end_session(portal(), g.session)  # a new session id at sign-in: never the one the browser brought
     token, g.session = handlers.start_session(portal(), account=account)
     set_session(token)
+    set_device(account)  # known at its next sign-in, with a new token each time
     return redirect(_safe_next(form["next"]), 303)
 
 
@@ -126,7 +137,11 @@ def _password_page(errors: dict, message: str | None = None, status: int = 200):
 @agent_required
 def end_other_sessions():
     """ "Sign out everywhere else": a computer someone forgot to sign out of, without changing the password."""
-    portal().store.end_sessions_of(g.session["account_id"], but=g.session["_id"])
+    svc = portal()
+    svc.store.end_sessions_of(g.session["account_id"], but=g.session["_id"])
+    svc.store.forget_devices(g.session["account_id"])  # and no browser is known to the account any more,
+    if account := svc.store.account(g.session["account_id"]):  # but this one
+        set_device(account)
     return redirect(url_for("auth.change_password", notice="signed-out-elsewhere"), 303)
 
 
@@ -136,9 +151,12 @@ def change_password_post():
     form = request.form
     try:
         token, g.session = passwords.change_password(
-            portal(), g.session, form.get("current", ""), form.get("password", ""), form.get("again", "")
-        )
+            portal(), g.session, form.get("current", ""), form.get("password", ""), form.get("again", ""),
+            device_cookie(g.session["email"]),
+        )  # fmt: skip
     except handlers.UserError as exc:  # no password is ever written back into the page
         return _password_page(exc.errors, exc.message, exc.status)
     set_session(token)  # every session of the account ended, this browser's too: it gets a new one
+    if account := portal().store.account(g.session["account_id"]):  # a new password forgot every browser but this
+        set_device(account)
     return redirect(url_for("auth.change_password", notice="changed"), 303)
