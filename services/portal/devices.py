@@ -21,6 +21,7 @@ import secrets
 from datetime import datetime, timedelta
 
 LIFE = timedelta(days=365)
+KEPT = 20  # device cookies a browser keeps (the accounts it signed in to last)
 COOKIE_PREFIX = "tf_device_"
 _LONGEST = 200  # characters of a cookie's value read; a longer one is no device cookie
 
@@ -35,10 +36,23 @@ def cookie_name(secret: str, email: str, secure: bool) -> str:
     return ("__Host-" if secure else "") + COOKIE_PREFIX + tag
 
 
-def token(secret: str, account: dict, at: datetime) -> str:
-    """A new device token for a browser that just signed in to `account`."""
-    issued, nonce = str(int(at.timestamp())), secrets.token_urlsafe(12)
+def token(secret: str, account: dict, at: datetime, nonce: str | None = None) -> str:
+    """A device token of `account` for a browser that just proved its password: a new device id, or `nonce`, the
+    one it had (signed again under the account's epoch now, its count of failures kept)."""
+    issued, nonce = str(int(at.timestamp())), nonce or secrets.token_urlsafe(12)
     return f"{issued}.{nonce}.{_mac(secret, account, issued, nonce)}"
+
+
+def oldest_beyond(cookies: dict[str, str], keep: int) -> list[str]:
+    """The names of a browser's device cookies past the newest `keep` (by the time each was made), oldest first:
+    those a browser used for many accounts drops, so that its cookies stay well under a request header's size."""
+    made = []
+    for name, value in cookies.items():
+        if COOKIE_PREFIX in name:
+            issued = value.partition(".")[0]
+            made.append((int(issued) if issued.isascii() and issued.isdigit() and len(issued) <= 12 else 0, name))
+    made.sort(reverse=True)
+    return [name for _, name in reversed(made[keep:])]
 
 
 def known(secret: str, account: dict | None, value: str | None, now: datetime) -> str | None:

@@ -153,7 +153,9 @@ def sign_in(svc: Portal, email: str, password: str, device: str | None = None) -
     the account before counts its failures apart, so that guesses from elsewhere do not lock its person out.
     """
     email = email.strip().lower()
-    account = svc.store.account_by_email(email) if email else None
+    if not domain.email_ok(email):  # no account has such an address: nothing to count (nor a key to reach)
+        raise UserError("The email or password is not right.", status=401)
+    account = svc.store.account_by_email(email)
     or_else = " Or choose a new password with “Forgot your password?”: that ends the wait."
     counted = failures_key(svc, email, account, device)
     count_attempt(svc, counted, "Too many failed sign-ins for this email.", or_else)
@@ -170,13 +172,13 @@ def failures_key(svc: Portal, email: str, account: dict | None, device: str | No
     """Under what an attempt's failure counts: (key, email). The email itself, or, for a browser that brings a
     good device token of the account, that device (devices.known)."""
     nonce = devices.known(svc.secret, account, device, now())
-    return (f"{email}|device:{nonce}" if nonce else email), email
+    return (f"device {nonce}" if nonce else email), email  # a space: no address has one
 
 
 def count_attempt(svc: Portal, counted: tuple[str, str], too_many: str, or_else: str = "") -> None:
     """Count an attempt with a password as failed before it is checked (parallel guesses cannot slip past the
     limit); UserError 429 while its key (failures_key: the email, or a known browser of it) is locked. A right
-    password clears the email's counts (clear_failures)."""
+    password clears that key's count (clear_failure); a new password every count of the email (clear_failures)."""
     key, email = counted
     at = now()
     at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # as stored (ms)

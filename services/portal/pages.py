@@ -137,6 +137,8 @@ def install(app: Flask) -> None:
         if "device_cookie" in g:
             name, value = g.device_cookie
             set_cookie(response, name, value, max_age=int(devices.LIFE.total_seconds()))
+            for dropped in g.get("device_cookies_dropped", ()):
+                response.delete_cookie(dropped, path="/", secure=secure, httponly=True, samesite="Lax")
         if "session_cookie" in g:
             token = g.session_cookie
             if token:
@@ -351,10 +353,13 @@ def device_cookie(email: str) -> str | None:
     return request.cookies.get(devices.cookie_name(portal().secret, email, _secure()))
 
 
-def set_device(account: dict) -> None:
-    """Send a new device token for the account with the response: this browser is known at its next sign-in."""
+def set_device(account: dict, nonce: str | None = None) -> None:
+    """Send a device token for the account with the response (a new device id, or `nonce`, the browser's own):
+    this browser is known at its next sign-in. The oldest past devices.KEPT go."""
     name = devices.cookie_name(portal().secret, account["email"], _secure())
-    g.device_cookie = (name, devices.token(portal().secret, account, now()))
+    g.device_cookie = (name, devices.token(portal().secret, account, now(), nonce))
+    others = {key: value for key, value in request.cookies.items() if key != name}
+    g.device_cookies_dropped = devices.oldest_beyond(others, devices.KEPT - 1)
 
 
 def _secure() -> bool:

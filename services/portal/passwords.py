@@ -94,11 +94,10 @@ def change_password(
     if not current:  # nothing tried: no failure counted
         errors["current"] = ["Enter your current password."]
     else:
-        count_attempt(svc, failures_key(svc, account["email"], account, device), "Too many wrong passwords.")
+        counted = failures_key(svc, account["email"], account, device)
+        count_attempt(svc, counted, "Too many wrong passwords.")
         if not password_matches(svc, account.get("password_hash"), current):
             errors["current"] = ["This is not your current password."]
-        else:
-            svc.store.clear_failures(account["email"])
     if problems := domain.password_problems(new):
         errors["password"] = problems
     elif not again:
@@ -109,6 +108,7 @@ def change_password(
         errors["password"] = ["This is your current password. Choose a new one."]
     if errors:
         raise UserError("Some answers need another look.", errors)
+    svc.store.clear_failure(counted[0])  # this browser's or the email's own count; a lock others made stays
     _new_password(svc, account, new)
     return start_session(svc, account=account)
 

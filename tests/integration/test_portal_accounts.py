@@ -578,3 +578,55 @@ def test_what_forgets_every_browser_of_an_account(portal, forget):  # noqa: F811
     if here is not None:  # the browser where it was done is still known
         here.post("/logout", data={"csrf_token": CSRF.search(text(here.get("/logout"))).group(1)})
         assert post_form(here, "/login", "/login", {"email": agent["email"], "password": password}).status_code == 303
+
+
+def test_a_session_alone_mints_no_device_and_sign_out_elsewhere_keeps_this_browser_s_count(portal):  # noqa: F811
+    """Without the password, a session must not get fresh counts of failures (a new device id each time)."""
+    svc = portal.extensions["ticketflow.portal"]
+    agent, session_token = account_with_session(portal, "agent")
+    held = browser(portal, session_token)  # a session, no device cookie: as one left open on a shared computer
+    post_form(held, "/account/sessions/others", "/account/password", {})
+    assert device_of(portal, held, agent["email"]) is None
+
+    own = signed_in_once(portal, agent["email"])
+    assert post_form(own, "/login", "/login", {"email": agent["email"], "password": PASSWORD}).status_code == 303
+    before = device_of(portal, own, agent["email"]).value
+    wrong = {
+        "current": "not my password",
+        "password": "a new password, long enough",
+        "again": "a new password, long enough",
+    }
+    for _ in range(3):
+        assert post_form(own, "/account/password", "/account/password", wrong).status_code == 422
+    post_form(own, "/account/sessions/others", "/account/password", {})
+    after = device_of(portal, own, agent["email"]).value
+
+    assert after.split(".")[1] == before.split(".")[1]  # the same device id, signed under the new epoch
+    assert devices.known(svc.secret, svc.store.account(agent["_id"]), before, now()) is None
+    answers = [post_form(own, "/account/password", "/account/password", wrong).status_code for _ in range(3)]
+    assert answers == [422, 422, 429]  # its count went on: 3 before, 2 more, then locked
+
+
+def test_a_known_browser_changes_its_password_while_others_lock_the_email_and_their_lock_stays(portal):  # noqa: F811
+    agent, _ = account_with_session(portal, "agent")
+    own = signed_in_once(portal, agent["email"])
+    assert post_form(own, "/login", "/login", {"email": agent["email"], "password": PASSWORD}).status_code == 303
+    for _ in range(6):
+        sign_in(portal, agent["email"], "a guess of a password")
+    short = {"current": PASSWORD, "password": "short", "again": "short"}
+
+    assert post_form(own, "/account/password", "/account/password", short).status_code == 422  # refused: too short
+
+    assert sign_in(portal, agent["email"], "another guess").status_code == 429  # the right current password freed
+    new = "a new password, long enough"  # nothing of the others' lock
+    changed = post_form(own, "/account/password", "/account/password", {"current": PASSWORD, "password": new,
+                                                                         "again": new})  # fmt: skip
+    assert changed.status_code == 303
+    assert sign_in(portal, agent["email"], new).status_code == 429  # still theirs: their lock ends by itself
+
+
+def test_an_email_no_account_could_have_is_refused_without_counting(portal):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    for email in ("not an email", "device abc", "a@b"):
+        assert sign_in(portal, email, "whatever password").status_code == 401
+        assert svc.store.failures.count_documents({"_id": email}) == 0

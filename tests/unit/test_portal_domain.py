@@ -320,3 +320,37 @@ def test_names_that_read_the_same_in_a_list_are_the_same_name():
     for other in ("network", "  NETWORK ", "Net\u200bwork", "Ｎｅｔｗｏｒｋ", "Net\u2060work"):
         assert same_name("Network", other), other
     assert not same_name("Network", "Networks") and not same_name("Desk", "Dësk")
+
+
+def test_a_device_token_is_good_for_its_account_epoch_and_year_only():
+    from datetime import UTC, datetime, timedelta
+
+    from services.portal import devices
+
+    at = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    account = {"_id": "a1", "email": "Ada@Example.com"}
+    token = devices.token("secret", account, at)
+    nonce = token.split(".")[1]
+
+    assert devices.known("secret", account, token, at + timedelta(days=364)) == nonce
+    assert devices.known("secret", {**account, "email": "ada@example.com"}, token, at) == nonce  # case aside
+    assert devices.known("secret", account, token, at + timedelta(days=366)) is None  # a year
+    assert devices.known("secret", account, token, at - timedelta(minutes=5)) is None  # made in the future
+    assert devices.known("secret", {**account, "devices_epoch": 1}, token, at) is None  # forgotten
+    assert devices.known("secret", {**account, "disabled_at": at}, token, at) is None
+    assert devices.known("secret", {**account, "_id": "a2"}, token, at) is None  # another account, same email
+    assert devices.known("other secret", account, token, at) is None
+    assert devices.known("secret", account, token + "x" * 200, at) is None
+    assert devices.known("secret", account, devices.token("secret", account, at, nonce), at) == nonce  # re-signed
+    assert devices.cookie_name("secret", "ada@example.com", True).startswith("__Host-tf_device_")
+    assert devices.cookie_name("secret", "ADA@example.com ", False) == devices.cookie_name(
+        "secret", "ada@example.com", False
+    )
+
+
+def test_a_browser_drops_its_oldest_device_cookies_past_those_it_keeps():
+    from services.portal import devices
+
+    cookies = {f"tf_device_{n}": f"{1000 + n}.x.y" for n in range(5)} | {"tf_session": "s", "tf_device_bad": "zz"}
+    assert devices.oldest_beyond(cookies, 3) == ["tf_device_bad", "tf_device_0", "tf_device_1"]
+    assert devices.oldest_beyond(cookies, 10) == []

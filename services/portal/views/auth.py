@@ -7,7 +7,7 @@ import re
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from services.portal import handlers, passwords
+from services.portal import devices, handlers, passwords
 from services.portal.pages import (
     agent_required,
     client_network,
@@ -133,15 +133,22 @@ def _password_page(errors: dict, message: str | None = None, status: int = 200):
     return render_template("auth/change_password.html", errors=errors, message=message, others=others), status
 
 
+def _own_device(svc) -> str | None:
+    """The device id of this browser's good device cookie for the signed-in account, if it has one."""
+    account = svc.store.account(g.session["account_id"])
+    return devices.known(svc.secret, account, device_cookie(g.session["email"]), now()) if account else None
+
+
 @blueprint.post("/account/sessions/others")
 @agent_required
 def end_other_sessions():
     """ "Sign out everywhere else": a computer someone forgot to sign out of, without changing the password."""
     svc = portal()
+    own = _own_device(svc)  # the id of this browser's device cookie, read before the others are forgotten
     svc.store.end_sessions_of(g.session["account_id"], but=g.session["_id"])
     svc.store.forget_devices(g.session["account_id"])  # and no browser is known to the account any more,
-    if account := svc.store.account(g.session["account_id"]):  # but this one
-        set_device(account)
+    if own and (account := svc.store.account(g.session["account_id"])):  # but this one, if it was: no new id
+        set_device(account, own)  # (a session alone, without the password, must not mint fresh counts)
     return redirect(url_for("auth.change_password", notice="signed-out-elsewhere"), 303)
 
 
@@ -150,6 +157,7 @@ def end_other_sessions():
 def change_password_post():
     form = request.form
     try:
+        own = _own_device(portal())
         token, g.session = passwords.change_password(
             portal(), g.session, form.get("current", ""), form.get("password", ""), form.get("again", ""),
             device_cookie(g.session["email"]),
@@ -158,5 +166,5 @@ def change_password_post():
         return _password_page(exc.errors, exc.message, exc.status)
     set_session(token)  # every session of the account ended, this browser's too: it gets a new one
     if account := portal().store.account(g.session["account_id"]):  # a new password forgot every browser but this
-        set_device(account)
+        set_device(account, own)
     return redirect(url_for("auth.change_password", notice="changed"), 303)
