@@ -108,7 +108,7 @@ def change_password(
         errors["password"] = ["This is your current password. Choose a new one."]
     if errors:
         raise UserError("Some answers need another look.", errors)
-    svc.store.clear_failure(counted[0])  # this browser's or the email's own count; a lock others made stays
+    svc.store.clear_failures(account["email"])  # a new password ends every lock of the email, as a link's does
     _new_password(svc, account, new)
     return start_session(svc, account=account)
 

@@ -323,6 +323,8 @@ def test_the_new_calendar_form_never_replaces_one_by_the_same_id(portal, stub): 
     assert refused.status_code == 409
     assert "A calendar office exists already: change it on its page, or choose another id." in text(refused)
     assert not [call for call in stub.calls if call["method"] == "PUT"]  # nothing sent
+    other_case = admin.post("/admin/calendars", data={**form, "calendar_id": "Office"})  # sla would keep both
+    assert other_case.status_code == 409 and "A calendar office exists already" in text(other_case)
     stub.answers["/calendars/office"] = {**office, "timezone": "UTC", "version": 4}
     changed = admin.post("/admin/calendars", data={**form, "existing": "1"})  # from its own page: changed
     assert changed.status_code == 303 and [call["method"] for call in stub.calls].count("PUT") == 1

@@ -576,9 +576,18 @@ def test_a_calendar_period_past_midnight_goes_on_into_the_next_day_and_sunday_s_
 
 def test_a_period_ending_before_it_starts_is_a_night_only_when_written_with_its_minutes():
     """ "9-5" is office hours written short, not a night from 09:00 to 05:00: sla refuses it next to its day."""
-    body = sla.calendar_body({"timezone": "UTC", "hours-mon": "9-5", "hours-tue": "8-4:30", "hours-wed": "17:00-9:00"})
+    body = sla.calendar_body(
+        {
+            "timezone": "UTC",
+            "hours-mon": "9-5",
+            "hours-tue": "8-4:30",
+            "hours-wed": "17:00-9:00",
+            "hours-fri": "10:00-09:00",
+        }
+    )
     assert body["hours"] == {"mon": [["09:00", "05:00"]], "tue": [["08:00", "04:30"]], "wed": [["17:00", "24:00"]],
-                             "thu": [["00:00", "09:00"]]}  # fmt: skip
+                             "thu": [["00:00", "09:00"]], "fri": [["10:00", "09:00"]]}  # fmt: skip
+    # Friday's starts in the morning: a slip, not a night
 
 
 @pytest.mark.parametrize("typed", ["25:00-06:00", "9:60-10:00", "x", "９:00-10:00", "Mars/Base", "123-200"])

@@ -130,11 +130,13 @@ _TYPED_WITH_MINUTES = re.compile(r"\s*\d{1,2}:\d{2}\s*[-–]\s*\d{1,2}:\d{2}\s*"
 
 
 def _night(typed: str, period: list[str]) -> bool:
-    """Whether a period typed with its minutes ends before it starts: a night, going on into the next day."""
+    """Whether a period typed with its minutes starts in the afternoon or evening and ends before it starts the
+    next morning: a night. "10:00-09:00" is rather a slip, for sla to refuse."""
     return (
         len(period) == 2
         and bool(_TYPED_WITH_MINUTES.fullmatch(typed))
         and all(_CLOCK.fullmatch(end) for end in period)
+        and period[1] <= "12:00" <= period[0]
         and period[1] < period[0]
     )
 
@@ -174,9 +176,13 @@ def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
         current = svc.services.get("sla", f"/calendars/{calendar_id}", actor(session))
     except Refused:
         current = {}
-    if current and not form.get("existing") and calendar_id != BUILT_IN:  # a new one's form: never over another
-        said = f"A calendar {calendar_id} exists already: change it on its page, or choose another id."
-        raise UserError("This calendar exists already.", {"calendar_id": [said]}, 409)
+    if not form.get("existing") and calendar_id != BUILT_IN:  # a new one's form: never over another, nor beside
+        named = current.get("id") or next(  # one of the same id in other letter case, which a policy's list mixes up
+            (c["id"] for c in calendars(svc, session) if c["id"].casefold() == calendar_id.casefold()), None
+        )
+        if named:
+            said = f"A calendar {named} exists already: change it on its page, or choose another id."
+            raise UserError("This calendar exists already.", {"calendar_id": [said]}, 409)
     if form.get("existing"):  # saved as it is: no new version (sla would make one at every PUT)
         kept_as = {**body, "holidays": sorted(set(body["holidays"]))}  # sla keeps them sorted, once each
         if current and {name: current.get(name) for name in body} == kept_as:
