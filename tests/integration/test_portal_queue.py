@@ -99,6 +99,7 @@ def test_the_next_page_of_a_queue_is_asked_from_assignments_cursor_and_stays_on_
     ]
     assert all("cursor" not in args for args in counted)  # the other tabs are counted from their start
     assert "Tickets 201 to 400 in the queue's order" in html
+    assert html.index("A later page of the queue: tickets 201 to 400.") < html.index('<table class="queue"')
     assert ">400+</span>" in html  # the tab counts the rows before this page in
     assert 'href="/console/?view=all&amp;priority=normal">First page</a>' in html
     assert "Next page: tickets 401 onwards" in html and "cursor=c3&amp;start=401" in html
