@@ -299,21 +299,30 @@ def test_two_webhooks_on_one_url_each_get_their_delivery(notify, webhook_server)
     assert len({r["_id"] for r in deliveries}) == 2
 
 
-def test_a_dead_webhook_delivery_is_not_retried_once_its_webhook_is_removed(notify):
+def _delivery_of_a_removed_webhook(notify, **state) -> tuple[dict, object]:
+    """(the webhook, now removed; a delivery to it stored as `state` says)."""
     from datetime import UTC, datetime
 
     from services.notify.domain import Notification
-    from shared.errors import Conflict
 
     hook = notify.webhooks.add({"_id": uuid.uuid4().hex, "url": "http://127.0.0.1:9/x", "events": ["*"],
                                 "secret": "s", "created_at": datetime.now(UTC)})  # fmt: skip
     record = Notification(
         id=uuid.uuid4().hex, event_id=uuid.uuid4().hex, event_type="ticket.created", ticket_id=uuid.uuid4().hex,
         channel="webhook", recipient=hook["url"], subject=None, body="{}", created_at=datetime.now(UTC),
-        webhook_id=hook["_id"], endpoint="127.0.0.1", status="dead", attempts=6, last_error="HTTP 500",
+        webhook_id=hook["_id"], endpoint="127.0.0.1", last_error="HTTP 500", **state,
     )  # fmt: skip
     notify.notifications.insert(record, {})
     handlers.delete_webhook(notify, hook["_id"])
+    return hook, record
+
+
+def test_a_dead_webhook_delivery_is_not_retried_once_its_webhook_is_removed(notify):
+    from datetime import UTC, datetime
+
+    from shared.errors import Conflict
+
+    hook, record = _delivery_of_a_removed_webhook(notify, status="dead", attempts=6)
 
     with pytest.raises(Conflict, match="Its webhook was removed"):
         handlers.retry(notify, record.id)
@@ -326,19 +335,7 @@ def test_a_dead_webhook_delivery_is_not_retried_once_its_webhook_is_removed(noti
 
 def test_a_delivery_whose_webhook_was_removed_fails_for_good_at_its_next_attempt(notify):
     """Its webhook will not come back by waiting: no retries, which would keep it "Retrying" on the admin page."""
-    from datetime import UTC, datetime
-
-    from services.notify.domain import Notification
-
-    hook = notify.webhooks.add({"_id": uuid.uuid4().hex, "url": "http://127.0.0.1:9/x", "events": ["*"],
-                                "secret": "s", "created_at": datetime.now(UTC)})  # fmt: skip
-    record = Notification(
-        id=uuid.uuid4().hex, event_id=uuid.uuid4().hex, event_type="ticket.created", ticket_id=uuid.uuid4().hex,
-        channel="webhook", recipient=hook["url"], subject=None, body="{}", created_at=datetime.now(UTC),
-        webhook_id=hook["_id"], endpoint="127.0.0.1", status="failed", attempts=1, step=1, last_error="HTTP 500",
-    )  # fmt: skip
-    notify.notifications.insert(record, {})
-    handlers.delete_webhook(notify, hook["_id"])
+    _, record = _delivery_of_a_removed_webhook(notify, status="failed", attempts=1, step=1)
 
     handlers.send(notify, notify.notifications.get(record.id))
 
