@@ -114,13 +114,12 @@ def calendar_body(form: dict) -> dict:
             if not part.strip():
                 continue
             period = _period(part.strip())
-            if _night(part, period) and period[1] == "00:00":
-                period[1] = "24:00"  # until midnight
-            if _night(part, period) and period[1] not in ("00:00", "24:00"):
-                hours.setdefault(day, []).append([period[0], "24:00"])
-                hours.setdefault(DAYS[(n + 1) % len(DAYS)][0], []).insert(0, ["00:00", period[1]])
-            else:
+            if not _night(part, period):
                 hours.setdefault(day, []).append(period)
+                continue
+            hours.setdefault(day, []).append([period[0], "24:00"])  # the evening; "18:00-00:00" ends there
+            if period[1] != "00:00":  # the next morning
+                hours.setdefault(DAYS[(n + 1) % len(DAYS)][0], []).insert(0, ["00:00", period[1]])
     holidays = [day.strip() for day in re.split(r"[,;\n]+", form.get("holidays") or "") if day.strip()]  # a line each
     return {"timezone": _zone(form.get("timezone", "").strip()), "hours": hours, "holidays": holidays}
 
@@ -172,18 +171,18 @@ def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
     """Create or replace a calendar."""
     calendar_id = require_id(form.get("calendar_id", ""), "calendar_id", "calendar", 64)
     body = calendar_body(form)
-    try:
-        current = svc.services.get("sla", f"/calendars/{calendar_id}", actor(session))
-    except Refused:
-        current = {}
     if not form.get("existing") and calendar_id != BUILT_IN:  # a new one's form: never over another, nor beside
-        named = current.get("id") or next(  # one of the same id in other letter case, which a policy's list mixes up
+        named = next(  # one of the same id in any letter case, which a policy's list would mix up
             (c["id"] for c in calendars(svc, session) if c["id"].casefold() == calendar_id.casefold()), None
         )
         if named:
             said = f"A calendar {named} exists already: change it on its page, or choose another id."
             raise UserError("This calendar exists already.", {"calendar_id": [said]}, 409)
     if form.get("existing"):  # saved as it is: no new version (sla would make one at every PUT)
+        try:
+            current = svc.services.get("sla", f"/calendars/{calendar_id}", actor(session))
+        except Refused:
+            current = {}
         kept_as = {**body, "holidays": sorted(set(body["holidays"]))}  # sla keeps them sorted, once each
         if current and {name: current.get(name) for name in body} == kept_as:
             return {**current, "unchanged": True}
