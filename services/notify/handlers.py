@@ -150,6 +150,7 @@ def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) ->
         context = {"ticket": view.context(), "event": event, "recipient": recipient}
         if audience == "requester":  # a link acts as the requester: only the requester's own emails carry one
             context["link"] = messages.requester_link(svc.settings, view.id, recipient["email"])
+            context["closes_in"] = messages.period_words(svc.settings.auto_close_hours)  # a resolved one, unanswered
         else:  # agents and leads: the console's page of the ticket, behind their sign-in
             context["console_link"] = messages.console_link(svc.settings, view.id)
         message = messages.render(envelope["type"], audience, context)

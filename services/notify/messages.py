@@ -10,11 +10,12 @@
                "data": dict},        # the event's data as shared.events.load_data gives it (datetimes parsed)
      "recipient": {"name": str | None, "email": str},
      "link": str,                    # requester emails only: `requester_link(...)`, the ticket's page in the portal
+     "closes_in": str,               # requester emails only: `period_words(auto_close_hours)`, a resolved one's time
      "console_link": str}            # agent and lead emails only: `console_link(...)`, the ticket in the console
 
 The subject is always `[#<number>] <ticket subject>` so that a mail client threads a ticket's emails.
 Filters for the templates: `utc` (a datetime as 2026-11-27 09:30 UTC), `percent` (80.0 -> 80%),
-`words` (first_response -> first response).
+`words` (first_response -> first response), `follows_up` (a description -> the closed ticket's number it follows).
 
 Every requester template shows `link` (StrictUndefined: a requester email without one fails to render);
 agent and lead templates never do, since a link acts as the requester. They show `console_link` instead: the
@@ -92,6 +93,28 @@ def _words(value: str) -> str:
     return value.replace("_", " ")
 
 
+def period_words(hours: float) -> str:
+    """A setting's hours as a requester reads them: "3 days", "36 hours", "1 hour", "5 minutes"."""
+    minutes = round(hours * 60)
+    if minutes >= 48 * 60 and minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)} days"
+    if minutes >= 60 and minutes % 60 == 0:
+        return f"{minutes // 60} hour{'s' if minutes != 60 else ''}"
+    if minutes >= 120:
+        return f"about {round(minutes / 60)} hours"
+    return f"{max(minutes, 1)} minute{'s' if max(minutes, 1) != 1 else ''}"
+
+
+# how intake begins a follow-up's description (a mail answering a closed ticket): services/intake/domain.py
+_FOLLOWS_UP = re.compile(r"\(Follows up ticket #(\d+), which was closed\.\)")
+
+
+def _follows_up(description: str) -> str | None:
+    """The number of the closed ticket a new ticket follows up (its receipt says why a new ticket), or None."""
+    found = _FOLLOWS_UP.match(description or "")
+    return found.group(1) if found else None
+
+
 @cache
 def _environment() -> Environment:
     env = Environment(
@@ -103,5 +126,5 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,  # the templates ship with the code: no stat of two files per email
     )
-    env.filters.update(utc=format_utc, percent=_percent, words=_words)
+    env.filters.update(utc=format_utc, percent=_percent, words=_words, follows_up=_follows_up)
     return env

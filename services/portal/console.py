@@ -366,8 +366,23 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         )
     except Refused as refused:
         errors = {name.split(".")[-1]: messages for name, messages in refused.errors.items()}
-        raise UserError(refused.detail or refused.title, errors, refused.status) from None
+        said = refused.detail or refused.title
+        if action == "claim" and refused.status == 409:  # a claim race lost: the winner by name, not by id
+            said = _claimed_by(svc, session, ticket_id) or said
+        raise UserError(said, errors, refused.status) from None
     return answer if isinstance(answer, dict) else {}
+
+
+def _claimed_by(svc: Portal, session: dict, ticket_id: str) -> str | None:
+    """Who has the ticket another claimed first, in words; None when it cannot be said."""
+    try:
+        work = _work_of(svc, session, ticket_id)
+    except (UserError, Unreachable):
+        return None
+    holder = work.get("agent_id")
+    if not holder or holder == session.get("agent_id") or work.get("status") in ("resolved", "closed"):
+        return None  # refused for another reason: assignment's words
+    return f"{agent_names(svc, session).get(holder) or holder} has this ticket."
 
 
 REPLY_REACHES_INTAKE = 8.0  # seconds a reply's files wait for intake to learn the reply (its event): a moment, mostly

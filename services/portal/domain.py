@@ -222,10 +222,19 @@ UNASSIGNED_AT_WORK = (
 def requester_status_words(ticket: dict) -> tuple[str, str]:
     """A ticket's status as requesters read it, (title, explanation): "Being worked on" only when an agent has
     it (a reply to one in the team's queue moves it to in progress with nobody on it yet)."""
-    status = ticket.get("status")
+    status = shown_status(ticket)
     if status == "in_progress" and "assignee" in ticket and not ticket.get("assignee"):
         return UNASSIGNED_AT_WORK
     return REQUESTER_STATUS.get(status, (status or "", ""))
+
+
+def shown_status(ticket: dict) -> str:
+    """The status the requester's pages go by: waiting on the requester who wrote last is in progress already
+    (the page right after their message, before assignment's status change reaches intake)."""
+    status = ticket.get("status") or ""
+    thread = ticket.get("thread") or []
+    answered = bool(thread) and (thread[-1].get("author") or {}).get("type") == "requester"
+    return "in_progress" if status == "waiting_on_requester" and answered else status
 
 
 def requester_update_words(ticket: dict, thread_seen: int, status_seen: str) -> str:
@@ -234,7 +243,7 @@ def requester_update_words(ticket: dict, thread_seen: int, status_seen: str) -> 
     new = thread[thread_seen:] if 0 <= thread_seen <= len(thread) else []
     replied = any((entry.get("author") or {}).get("type") != "requester" for entry in new)
     title = requester_status_words(ticket)[0]
-    moved = ticket.get("status") != status_seen
+    moved = shown_status(ticket) != status_seen
     if replied and moved:
         return f"The help desk replied, and the status changed to “{title}”."
     if replied:

@@ -83,11 +83,18 @@ def bootstrap(settings: Settings, urls: dict[str, str] | None = None) -> Portal:
 
 
 # sessions
-def start_session(svc: Portal, account: dict | None = None, grant: dict | None = None) -> tuple[str, dict]:
-    """A new session (a new id: never one a browser brought along); its token is what the cookie holds."""
+def start_session(
+    svc: Portal, account: dict | None = None, grant: dict | None = None, csrf: str | None = None
+) -> tuple[str, dict]:
+    """A new session (a new id: never one a browser brought along); its token is what the cookie holds.
+
+    `csrf`: the forms' token the browser had without a session, kept by a requester's session, so that a form
+    open in another tab (a new request being written) still sends once a link opened a request. A sign-in
+    never keeps one (a new token with the new rights).
+    """
     token, at = secrets.token_urlsafe(32), now()
     session = {
-        "csrf": secrets.token_urlsafe(32),
+        "csrf": csrf if csrf and account is None else secrets.token_urlsafe(32),
         "created_at": at,
         "last_seen": at,
         "expires_at": at + (IDLE_LIMIT if account else REQUESTER_SESSION),
@@ -328,9 +335,11 @@ def open_ticket(
 SAME_REQUEST_WINDOW = timedelta(minutes=10)  # the same words sent again from one browser within it: the same request
 
 
-def form_digest(form: dict) -> str:
-    """What a request says (who, about what, its words; not its files), to know it when it comes again."""
+def form_digest(form: dict, files: list[attachments.Chosen] = ()) -> str:
+    """What a request says (who, about what, its words, its files' names and sizes), to know it when it comes again
+    (Back, then Send again: a browser keeps the words, and the person chooses the same files again)."""
     words = [" ".join((form.get(name) or "").split()).lower() for name in ("email", "topic", "subject", "description")]
+    words += sorted(f"{file.name}\x1e{file.size}" for file in files)
     return hashlib.sha256("\x1f".join(words).encode()).hexdigest()
 
 
@@ -376,9 +385,13 @@ def requester_ticket(svc: Portal, grant: dict) -> dict:
 def add_message(
     svc: Portal, grant: dict, body: str, request_id: str | None, files: list[attachments.Chosen] | None = None
 ) -> dict:
-    """The requester's message (its thread entry); the files are checked here and sent by `attach_files`."""
+    """The requester's message (its thread entry); the files are checked here and sent by `attach_files`. Files
+    without words (the screenshot an agent asked for) go with a message that names them."""
     longest = domain.MESSAGE_MAX
-    errors = {"body": ["Write your message first."]} if not body.strip() else {}
+    if not body.strip() and files:
+        names = ", ".join(file.name for file in files)
+        body = f"Sent a file: {names}" if len(files) == 1 else f"Sent {len(files)} files: {names}"
+    errors = {"body": ["Write your message, or attach a file."]} if not body.strip() else {}
     if len(body) > longest:
         errors["body"] = [f"Use at most {longest:,} characters (you have {len(body):,})."]
     errors |= attachments.problems(files or [])

@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache, wraps
 from pathlib import Path
@@ -25,7 +26,7 @@ from markupsafe import Markup
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
-from services.portal import attachments, devices, domain, handlers
+from services.portal import attachments, devices, domain, finding, handlers
 from services.portal.client import Refused, Unreachable
 from shared import mongo
 from shared.clock import now
@@ -94,6 +95,8 @@ def install(app: Flask) -> None:
             if staff_page(request.path) and not (g.session and g.session.get("account_id")):
                 # the staff session ended under the open form (signed out in another tab, disabled, expired)
                 return error_page(403, "You are signed out", SIGNED_OUT, kept, sign_in_again(page_of(request.path)))
+            if again := EXPIRED_FORMS.get(request.endpoint or ""):  # its form again, filled in: nothing was sent
+                return again(same_site)
             return error_page(403, "This form has expired", FORM_EXPIRED, kept)
         return None
 
@@ -118,8 +121,10 @@ def install(app: Flask) -> None:
         htmx_file=vendored("htmx.org"),
         max_file_bytes=domain.ATTACHMENT_MAX_BYTES,
         max_total_bytes=domain.ATTACHMENTS_MAX_BYTES,
+        query_max=finding.QUERY_MAX,  # a search box takes no more (a longer address meets gunicorn's own refusal)
     )
     app.jinja_env.globals["requester_status"] = lambda ticket: domain.requester_status_words(ticket)[0]
+    app.jinja_env.globals["shown_status"] = domain.shown_status
     app.jinja_env.globals["unstaffed_words"] = domain.unstaffed_words
     app.jinja_env.globals["ratable"] = domain.ratable  # whether the requester is asked how it was handled
     app.jinja_env.filters["when"] = when
@@ -385,6 +390,10 @@ def error_page(status: int, title: str, detail: str, kept: str | None = None, si
     response.mimetype = "text/html"
     return response
 
+
+# a form that comes back filled in when its token is out of date, by its endpoint: the page to answer with, given
+# whether the form was this site's (only then may what it holds be shown; nothing of it is used either way)
+EXPIRED_FORMS: dict[str, Callable[[bool], object]] = {}
 
 # a form's address whose page is not the address above it
 FORM_PAGES = {

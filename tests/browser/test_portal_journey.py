@@ -102,6 +102,9 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     # intake learns the reply and the status from the same events as notify, in a worker of its own
     wait_until(lambda: (t := system.ticket(ticket_id))["status"] == "waiting_on_requester"
                and any(e["kind"] == "reply" for e in t["thread"]), timeout=30)  # fmt: skip
+    wait_until(lambda: system.work(ticket_id)["status"] == "waiting_on_requester", timeout=30)
+    agent.reload()  # a follow-up reply keeps the ticket waiting on the requester, unless the agent says otherwise
+    expect(agent.get_by_label("Then set the status to")).to_have_value("waiting_on_requester")
     link = system.links_to(ana, number)[-1]
     reader = new_context().new_page()
     reader.goto(link)
@@ -230,6 +233,20 @@ def test_a_reply_onto_a_ticket_that_changed_waits_for_the_agent(portal_system, n
     agent.reload()
     expect(agent.get_by_role("heading", name=re.compile(r"#\d+"))).to_be_visible()
     expect(agent.get_by_text("Ticket resolved.")).to_have_count(0)
+
+    # Resolved by someone else while a reply is being written: the reply form is gone, the words are not.
+    system.call("POST", "intake", f"/tickets/{ticket_id}/messages", json={"body": "It smokes still."})  # reopens
+    wait_until(lambda: system.work(ticket_id)["status"] not in ("resolved", "closed"), timeout=30)
+    agent.goto(f"{portal}/console/tickets/{ticket_id}")
+    agent.get_by_label("Reply to the requester").fill("Unplug it and wait for me.")
+    system.call("POST", "assignment", f"/tickets/{ticket_id}/resolve", json={"resolution": "Replaced it."})
+    wait_until(lambda: system.work(ticket_id)["status"] == "resolved", timeout=30)
+    agent.get_by_role("button", name="Send reply").click()
+    expect(agent.get_by_role("alert")).to_contain_text("Your reply has not been sent yet")
+    expect(agent.get_by_role("alert")).to_contain_text("Your reply, not sent")
+    expect(agent.get_by_role("alert")).to_contain_text("Unplug it and wait for me.")
+    expect(agent.get_by_label("Reply to the requester")).to_have_count(0)
+    assert "Unplug" not in str(system.ticket(ticket_id)["thread"])
 
 
 def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system, new_context):  # noqa: F811

@@ -4,6 +4,7 @@ enabled again. In-process, on the real portal database; the other services are t
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 import threading
@@ -197,6 +198,7 @@ class Intake:
 
     def __init__(self) -> None:
         self.opened: dict[str, dict] = {}
+        self.attached: dict[str, list[str]] = {}  # the file names sent, by Idempotency-Key
 
     def get(self, service, path, actor, **params):
         if path == "/topics":
@@ -212,6 +214,11 @@ class Intake:
         ticket = {"id": f"t-{uuid.uuid4().hex[:12]}", "number": number, "status": "new", "thread": [],
                   "created_at": "2026-12-01T04:00:00.000Z", **body}  # fmt: skip
         return self.opened.setdefault(key, ticket)
+
+    def call(self, service, method, path, actor, files=(), headers=None, **kwargs):
+        assert (service, method) == ("intake", "POST") and path.endswith("/attachments")
+        self.attached.setdefault(headers["Idempotency-Key"], [name for _, (name, *_) in files])
+        return {"items": []}
 
 
 def test_one_client_address_opens_so_many_requests_an_hour_with_the_form(portal, monkeypatch):  # noqa: F811
@@ -314,6 +321,88 @@ def test_the_same_request_sent_again_from_the_same_browser_opens_no_second_ticke
     shown = text(browser.get(again.headers["Location"]))
     assert "You sent this request a moment ago: here it is." in shown
     assert send("It drops every hour, and the printer too.").status_code == 303 and len(intake.opened) == 2
+
+
+def test_the_same_request_with_the_same_files_chosen_again_opens_no_second_ticket(portal, monkeypatch):  # noqa: F811
+    """Back, then Send again: a browser keeps the words but not the files; the person chooses them again. The
+    same words with the same files (names and sizes) are the same request; other files make another one."""
+    svc = portal.extensions["ticketflow.portal"]
+    intake = Intake()
+    monkeypatch.setattr(svc, "services", intake)
+    browser = portal.test_client()
+
+    def send(*files: tuple[str, bytes]):
+        home = text(browser.get("/"))
+        form = {"csrf_token": _csrf(home), "form_key": re.search(r'name="form_key" value="([^"]+)"', home).group(1)}
+        form |= {"name": "Ana", "email": "ana@example.com", "topic": "general", "subject": "VPN", "description": "Log."}
+        form["files"] = [(io.BytesIO(content), name) for name, content in files]
+        return browser.post("/tickets", data=form, content_type="multipart/form-data")
+
+    first = send(("log.txt", b"12345"))
+    again = send(("log.txt", b"abcde"))  # the same file chosen again: its name and size
+
+    assert first.status_code == again.status_code == 303
+    assert again.headers["Location"] == first.headers["Location"].replace("notice=opened", "notice=sent-before")
+    assert len(intake.opened) == 1 and list(intake.attached.values()) == [["log.txt"]]
+    assert send(("log.txt", b"123456")).headers["Location"].endswith("notice=opened")  # another file: a new one
+    assert send(("log.txt", b"12345"), ("b.png", b"x")).headers["Location"].endswith("notice=opened")
+    assert send().headers["Location"].endswith("notice=opened")  # no file: not the request sent with one
+    assert len(intake.opened) == 4
+
+
+def test_a_request_form_whose_token_went_out_of_date_comes_back_filled_in(portal, monkeypatch):  # noqa: F811
+    """The browser lost its cookies while the request was being written (closed, a phone's tab reloaded): nothing is
+    sent, and the form comes back with what was typed, to send again. A form from another site comes back empty."""
+    svc = portal.extensions["ticketflow.portal"]
+    intake = Intake()
+    monkeypatch.setattr(svc, "services", intake)
+    browser = portal.test_client()
+    home = text(browser.get("/"))
+    form = {name: re.search(rf'name="{name}" value="([^"]+)"', home).group(1) for name in ("csrf_token", "form_key")}
+    form |= {"name": "Ana", "email": "ana@example.com", "topic": "general", "subject": "VPN <b>drops</b>",
+             "description": "Every hour."}  # fmt: skip
+    browser.delete_cookie(cookie_names(False)[1])  # the forms' cookie of a browser without a session
+
+    stale = browser.post("/tickets", data=form)
+
+    assert stale.status_code == 403 and intake.opened == {}
+    page = text(stale)
+    assert "Nothing was sent yet: this page was out of date" in page and "This form has expired" not in page
+    assert 'value="VPN &lt;b&gt;drops&lt;/b&gt;"' in page and "Every hour." in page
+    assert f'name="form_key" value="{form["form_key"]}"' in page  # sent again: still the one request
+    sent = browser.post("/tickets", data=form | {"csrf_token": _csrf(page)})
+    assert sent.status_code == 303 and len(intake.opened) == 1
+
+    elsewhere = browser.post("/tickets", data=form | {"csrf_token": "x"}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert elsewhere.status_code == 403 and "Nothing was sent: the form was out of date." in text(elsewhere)
+    assert "Every hour." not in text(elsewhere) and "&lt;b&gt;" not in text(elsewhere)
+    assert form["form_key"] not in text(elsewhere) and len(intake.opened) == 1
+
+
+def test_a_request_being_written_still_sends_after_another_tab_opened_an_emailed_link(portal, monkeypatch):  # noqa: F811
+    """Tab one: the request form, half written. Tab two: a link from a receipt, which starts the browser's session.
+    The form of tab one was made before the session: it still sends."""
+    svc = portal.extensions["ticketflow.portal"]
+    intake = Intake()
+    monkeypatch.setattr(svc, "services", intake)
+    browser = portal.test_client()
+    earlier = intake.post("intake", "/tickets", None, {"requester": {"email": "ana@example.com"}},
+                          headers={"Idempotency-Key": "earlier-request"})  # fmt: skip
+    home = text(browser.get("/"))
+    form = {name: re.search(rf'name="{name}" value="([^"]+)"', home).group(1) for name in ("csrf_token", "form_key")}
+    form |= {"name": "Ana", "email": "ana@example.com", "topic": "general", "subject": "VPN", "description": "Drops."}
+    token = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], earlier["id"], "ana@example.com", 30)
+
+    assert browser.get(f"/t/{token}").status_code == 303  # the other tab
+
+    sent = browser.post("/tickets", data=form)
+    assert sent.status_code == 303 and sent.headers["Location"].endswith("notice=opened") and len(intake.opened) == 2
+    assert browser.get(sent.headers["Location"]).status_code == 200  # this browser has both requests now
+    assert browser.get(f"/tickets/{earlier['id']}").status_code == 200
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def test_the_same_form_sent_again_after_the_owner_confirmed_gives_no_way_back_in(portal, monkeypatch):  # noqa: F811

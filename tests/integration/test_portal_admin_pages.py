@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import uuid
 
-from tests.integration.test_portal_search import portal, signed_in, stub, text  # noqa: F401
+from services.portal import handlers
+from tests.integration.test_portal_search import PASSWORD, portal, signed_in, stub, text  # noqa: F401
 
 
 def test_a_policy_page_points_out_a_response_target_past_the_resolution(portal, stub):  # noqa: F811
@@ -328,3 +330,66 @@ def test_the_new_calendar_form_never_replaces_one_by_the_same_id(portal, stub): 
     stub.answers["/calendars/office"] = {**office, "timezone": "UTC", "version": 4}
     changed = admin.post("/admin/calendars", data={**form, "existing": "1"})  # from its own page: changed
     assert changed.status_code == 303 and [call["method"] for call in stub.calls].count("PUT") == 1
+
+
+def test_disabling_an_agents_account_makes_the_agent_unavailable_and_the_agents_page_says_so(portal, stub):  # noqa: F811
+    """Someone who left: no new tickets go to them. Enabling the account again leaves the agent unavailable, and
+    an assignment that will not change the agent is said."""
+    svc = portal.extensions["ticketflow.portal"]
+    agent_id = f"gone-{uuid.uuid4().hex[:6]}"
+    account, _ = handlers.create_account(svc, f"{agent_id}@example.com", "agent", agent_id, PASSWORD)
+    gone = {"id": agent_id, "name": "Gus Gone", "email": f"{agent_id}@example.com", "teams": ["desk"],
+            "lead_of": [], "capacity": 4, "available": False, "open_tickets": 1}  # fmt: skip
+    stub.answers[f"/agents/{agent_id}"] = gone
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/"))).group(1)
+    path = f"/admin/accounts/{account['_id']}/disabled"
+
+    disabled = admin.post(path, data={"csrf_token": token, "disabled": "true"})
+
+    assert disabled.headers["Location"].endswith("notice=disabled-agent")
+    changes = [(call["method"], call["path"], call["json"]) for call in stub.calls if call["method"] != "GET"]
+    assert changes == [("PATCH", f"/agents/{agent_id}", {"available": False})]
+    assert "Its agent is unavailable now, so it gets no new tickets." in text(admin.get(disabled.headers["Location"]))
+    stub.answers["/agents"] = {"items": [gone]}
+    stub.answers["/teams"] = {"items": [{"id": "desk", "name": "Desk"}]}
+    stub.answers["/topics"] = {"items": []}
+    assert re.search(rf"{agent_id} · .*Account disabled", text(admin.get("/admin/agents")))
+
+    enabled = admin.post(path, data={"csrf_token": token, "disabled": "false"})
+    assert enabled.headers["Location"].endswith("notice=enabled-agent")
+    assert len([call for call in stub.calls if call["method"] == "PATCH"]) == 1  # available stays the admin's call
+
+    stub.answers[f"/agents/{agent_id}"] = (404, {"title": "Not Found", "detail": "No agent."})
+    again = admin.post(path, data={"csrf_token": token, "disabled": "true"})
+    assert again.headers["Location"].endswith("notice=disabled-agent-available")
+    assert "could not be made unavailable just now" in text(admin.get(again.headers["Location"]))
+    assert svc.store.account(account["_id"])["disabled_at"]  # disabled all the same
+
+
+def test_an_unavailable_agent_hands_back_its_tickets_of_its_own_teams(portal, stub):  # noqa: F811
+    """Away or gone: its open tickets go back to their teams, to another available agent or the queue. While it is
+    available, those of its own teams stay with it."""
+    cora = {"id": "cora", "name": "Cora", "email": "cora@example.com", "teams": ["desk"], "lead_of": [],
+            "capacity": 4, "available": False, "open_tickets": 1}  # fmt: skip
+    stub.answers["/agents/cora"] = cora
+    stub.answers["/agents"] = {"items": [cora]}
+    stub.answers["/teams"] = {"items": [{"id": "desk", "name": "Desk"}]}
+    stub.answers["/topics"] = {"items": []}
+    stub.answers["/queue"] = {"items": [{"ticket_id": "t-7", "number": 107, "team": "desk"}], "next_cursor": None}
+    stub.answers["/tickets/t-7/assign"] = {"ticket_id": "t-7", "team": "desk", "agent_id": "omar"}
+    admin = signed_in(portal)
+    page = text(admin.get("/admin/agents/cora"))
+    assert "Their open tickets" in page and "Hand them back to Desk" in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    answer = admin.post("/admin/agents/cora/teams/desk/hand-back", data={"csrf_token": token})
+
+    assert answer.status_code == 303
+    assert [(c["method"], c["path"], c["json"]) for c in stub.calls if c["method"] != "GET"] == [
+        ("POST", "/tickets/t-7/assign", {"team": "desk"})
+    ]
+    stub.answers["/agents/cora"] = {**cora, "available": True}
+    kept = admin.post("/admin/agents/cora/teams/desk/hand-back", data={"csrf_token": token})
+    assert kept.status_code == 409 and "Make it unavailable first to hand them back." in text(kept)
+    assert "Hand them back to Desk" not in text(admin.get("/admin/agents/cora"))

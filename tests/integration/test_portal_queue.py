@@ -223,6 +223,7 @@ def test_a_bulk_claim_acts_on_each_ticket_and_says_what_assignment_refused(porta
     for ticket_id, holder in (("t-1", None), ("t-2", "bob"), ("t-3", None), ("t-4", "ada")):
         stub.answers[f"/tickets/{ticket_id}"] = {"ticket_id": ticket_id, "agent_id": holder, "team": "network"}
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    stub.answers["/agents"] = {"items": [{"id": "bob", "name": "Bob Baker", "teams": ["network"]}]}
     agent = signed_in(portal, "agent", "ada")
 
     ticks = ["t-1:100001", "t-2:100002", "t-3:100003", "t-4:100004"]
@@ -233,7 +234,7 @@ def test_a_bulk_claim_acts_on_each_ticket_and_says_what_assignment_refused(porta
     assert [c["path"] for c in claims] == ["/tickets/t-1/claim", "/tickets/t-2/claim", "/tickets/t-3/claim"]
     page = text(agent.get(done.headers["Location"]))
     assert "<strong>Claim:</strong> done on 2 tickets (#100001, #100003)." in page
-    assert "Not done on 1:" in page and "<li>#100002: Agent bob has this ticket.</li>" in page
+    assert "Not done on 1:" in page and "<li>#100002: Bob Baker has this ticket.</li>" in page  # by name
     assert "<p>Yours already: #100004.</p>" in page  # neither done nor refused
     again = text(agent.get(done.headers["Location"]))  # said once: a reload of the queue does not say it again
     assert "Not done on" not in again and len([c for c in stub.calls if c["method"] == "POST"]) == 3

@@ -3,6 +3,7 @@ left open on a request closed meanwhile becomes, and the form's number field on 
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from datetime import timedelta
@@ -411,3 +412,38 @@ def test_a_message_sent_after_the_session_ended_is_shown_back_to_copy(portal, mo
     )
     assert forged.status_code == 403 and "This form has expired" in text(forged)
     assert "555 0100" not in text(forged) and "Your message, not sent" not in text(forged)
+
+
+def test_files_sent_without_words_go_with_a_message_that_names_them(portal, monkeypatch):  # noqa: F811
+    """The screenshot an agent asked for, and nothing to say: the files go, with a message naming them. Neither
+    words nor files: the message is asked for, next to its field."""
+
+    class Recording(Intake):
+        def post(self, service, path, actor, body, **kwargs):
+            self.posts.append((path, body["body"]))
+            return {"id": f"m{len(self.posts)}", "kind": "message", "body": body["body"]}
+
+        def call(self, service, method, path, actor, files=(), data=None, **kwargs):
+            self.posts.append((path, data["message_id"], [name for _, (name, *_) in files]))
+            return {"items": []}
+
+    intake = Recording({**CLOSED, "status": "waiting_on_requester"})
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    page = text(browser.get("/tickets/t-9"))
+    form = {"body": "  ", "seen": re.search(r'name="seen" value="([^"]+)"', page).group(1), "csrf_token": csrf(page)}
+
+    one = browser.post("/tickets/t-9/messages", content_type="multipart/form-data",
+                       data={**form, "files": [(io.BytesIO(b"png"), "screen shot.png")]})  # fmt: skip
+    two = browser.post("/tickets/t-9/messages", content_type="multipart/form-data",
+                       data={**form, "files": [(io.BytesIO(b"a"), "a.pdf"), (io.BytesIO(b"b"), "b.log")]})  # fmt: skip
+    none = browser.post("/tickets/t-9/messages", data=form)
+
+    assert one.status_code == two.status_code == 303
+    assert intake.posts == [
+        ("/tickets/t-9/messages", "Sent a file: screen shot.png"),
+        ("/tickets/t-9/attachments", "m1", ["screen shot.png"]),
+        ("/tickets/t-9/messages", "Sent 2 files: a.pdf, b.log"),
+        ("/tickets/t-9/attachments", "m3", ["a.pdf", "b.log"]),
+    ]
+    assert none.status_code == 422 and "Write your message, or attach a file." in text(none)

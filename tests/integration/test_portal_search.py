@@ -17,7 +17,7 @@ import pytest
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
-from services.portal import handlers
+from services.portal import domain, handlers
 from services.portal.api import create_app
 from services.portal.pages import cookie_names
 from shared import mongo
@@ -256,6 +256,21 @@ def test_a_requester_searches_each_of_its_own_tickets_with_that_tickets_token(po
     principals = [decode_token(secret, call["token"]) for call in stub.searches()]
     scopes = sorted((principal.requester_email, principal.ticket_id) for principal in principals)
     assert scopes == [(ana, "t-1"), (ana, "t-2")]  # never a token for every ticket of the address
+
+
+def test_a_requesters_search_result_says_its_status_as_the_list_does(portal, stub):
+    """A request in progress that nobody has (a reply to one in the team's queue): the list says it waits for an
+    agent; its search result says the same, not search's plain "Being worked on"."""
+    stub.answers["/tickets/t-1"] = {"id": "t-1", "number": 100042, "subject": "VPN", "status": "in_progress",
+                                    "assignee": None, "created_at": "2026-01-01T10:00:00.000Z"}  # fmt: skip
+    stub.answers["/search"] = {"items": [HIT], "total": 1, "next_cursor": None}  # search: in_progress
+    client = with_grants(portal, [{"id": "t-1", "email": "ana@example.com"}])
+
+    listing, found = text(client.get("/requests")), text(client.get("/requests?q=vpn"))
+
+    waiting = domain.UNASSIGNED_AT_WORK[0]
+    assert f'<p class="result-meta">{waiting} · opened' in listing
+    assert f'<p class="result-meta">{waiting}</p>' in found and "Being worked on" not in found
 
 
 def test_a_requester_sees_search_down_and_bad_input_as_messages(infra, stub):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from jinja2 import UndefinedError
 
+from services.intake.domain import follows_up_words
 from services.notify import messages
 from services.notify.domain import EMAIL_AUDIENCES
 from shared.config import load_settings
@@ -94,6 +95,7 @@ def make_context(event_type: str, data: dict | None = None, **ticket) -> dict:
         "event": {"type": event_type, "occurred_at": DUE, "data": {**DATA[event_type], **(data or {})}},
         "recipient": {"name": "Ana Ruiz", "email": "ana@example.com"},
         "link": "https://help.example.com/t/a-token",  # what handlers add for a requester's email only
+        "closes_in": "3 days",
         "console_link": f"{PORTAL}/console/tickets/t-1",  # what handlers add for an agent's or a lead's only
     }
 
@@ -146,6 +148,19 @@ def test_the_receipt_carries_the_ticket_number_and_the_subject():
 
     assert "opened ticket #100042" in message.text and "<strong>ticket #100042</strong>" in message.html
     assert "VPN drops every hour" in message.text
+
+
+def test_a_follow_ups_receipt_says_it_answered_a_closed_ticket():
+    """A mail answering a closed ticket opens a new one (intake's follow-up); its receipt says why."""
+    follow_up = f"{follows_up_words(100031)}\n\nIt is broken again."
+    message = messages.render("ticket.created", "requester", make_context("ticket.created", {"description": follow_up}))
+
+    assert "Your email answered ticket #100031, which is closed, so it\nopened this new ticket." in message.text
+    assert "Your email answered ticket #100031, which is closed" in message.html
+    plain = messages.render("ticket.created", "requester", make_context("ticket.created"))
+    assert "answered ticket" not in plain.text and "answered ticket" not in plain.html
+    quoted = make_context("ticket.created", {"description": f"About this: {follows_up_words(100031)}"})
+    assert "answered ticket" not in messages.render("ticket.created", "requester", quoted).text  # only at its start
 
 
 def test_the_leads_breach_message_is_an_escalation_naming_the_assigned_agent():
@@ -290,3 +305,20 @@ def test_each_link_has_a_token_of_its_own_under_the_configured_portal():
     assert first != second and first.startswith(f"{PORTAL}/t/") and second.startswith(f"{PORTAL}/t/")
     expires = read_link_token(LINK_SETTINGS.require_secret(), first.rsplit("/", 1)[1]).expires_at
     assert abs(expires - (datetime.now(UTC).timestamp() + 30 * 86400)) < 60  # TICKETFLOW_LINK_DAYS
+
+
+def test_the_resolved_email_says_when_the_ticket_closes_by_itself_and_asks_how_it_went():
+    message = messages.render("ticket.resolved", "requester", make_context("ticket.resolved"))
+
+    assert "If we do not hear from you, it closes by itself in 3 days." in message.text
+    assert "it closes by itself in 3 days." in message.html
+    assert "How did we do? Tell us on your ticket's page" in message.text
+
+
+@pytest.mark.parametrize(
+    ("hours", "words"),
+    [(72, "3 days"), (48, "2 days"), (36, "36 hours"), (24, "24 hours"), (1, "1 hour"), (2.5, "about 2 hours"),
+     (0.5, "30 minutes"), (1 / 60, "1 minute"), (0.001, "1 minute")],
+)  # fmt: skip
+def test_a_period_in_hours_reads_as_people_say_it(hours, words):
+    assert messages.period_words(hours) == words

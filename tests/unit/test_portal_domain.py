@@ -354,3 +354,20 @@ def test_a_browser_drops_its_oldest_device_cookies_past_those_it_keeps():
     cookies = {f"tf_device_{n}": f"{1000 + n}.x.y" for n in range(5)} | {"tf_session": "s", "tf_device_bad": "zz"}
     assert devices.oldest_beyond(cookies, 3) == ["tf_device_bad", "tf_device_0", "tf_device_1"]
     assert devices.oldest_beyond(cookies, 10) == []
+
+
+def test_a_request_waiting_on_the_requester_who_wrote_last_is_shown_in_progress():
+    """Right after the requester answers, intake still says waiting on them (assignment's status change is a moment
+    away): the page says what comes, not "Waiting for your reply"; and the change itself updates nothing shown."""
+    asked = {"id": "r1", "author": {"type": "agent"}}
+    answer = {"id": "m2", "author": {"type": "requester"}}
+    waiting = {"status": "waiting_on_requester", "assignee": {"agent_id": "ada"}, "thread": [asked]}
+    answered = {**waiting, "thread": [asked, answer]}
+
+    assert domain.requester_status_words(waiting)[0] == "Waiting for your reply"
+    assert domain.shown_status(answered) == "in_progress"
+    assert domain.requester_status_words(answered)[0] == "Being worked on"
+    assert domain.requester_status_words({**answered, "assignee": None}) == domain.UNASSIGNED_AT_WORK
+    moved_on = {**answered, "status": "in_progress"}
+    assert domain.requester_view_digest(moved_on, []) == domain.requester_view_digest(answered, [])
+    assert domain.shown_status({"status": "resolved", "thread": [answer]}) == "resolved"  # only a wait ends

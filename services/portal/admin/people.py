@@ -29,9 +29,11 @@ def directory(svc: Portal, session: dict) -> dict:
         team["leads"] = [agent for agent in team["members"] if team["id"] in agent.get("lead_of", [])]
         team["elsewhere"] = {topic: routes[topic] for topic in team.get("topics") or [] if routes[topic] != team["id"]}
     topics = every_topic(svc, who)
-    accounts = {account.get("agent_id") for account in svc.store.list_accounts()}
+    accounts = svc.store.list_accounts()
     return {
-        "agents": agents, "teams": teams, "topics": topics, "with_account": accounts,
+        "agents": agents, "teams": teams, "topics": topics,
+        "with_account": {account.get("agent_id") for account in accounts},
+        "disabled": {account.get("agent_id") for account in accounts if account.get("disabled_at")},
         "team_options": [(team["id"], f"{team['name']} ({team['id']})") for team in teams],
         "topic_options": [(topic["id"], topic_label(topic)) for topic in topics],
     }  # fmt: skip
@@ -194,26 +196,34 @@ def remove_from_team(svc: Portal, session: dict, agent_id: str, team: str) -> di
 
 
 def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
-    """Transfer the agent's open tickets of a team it is not in back to that team: assignment picks another of
-    its agents, or the ticket waits in its queue (a transfer's way: a ticket that waits there is new again).
+    """Transfer the agent's open tickets of a team back to that team: of a team it is not in, or of any team once
+    it is unavailable (away, or gone: its account disabled). assignment picks another available agent of the team,
+    or the ticket waits in its queue (a transfer's way: a ticket that waits there is new again).
 
     {"moved": tickets handed back, "failed": [(number, reason)], "more": whether some were left unread}."""
-    if team in agent(svc, session, agent_id)["teams"]:
+    found = agent(svc, session, agent_id)
+    if team in found["teams"] and found.get("available", True):
         named = team_names(svc, session).get(team) or team
-        raise UserError(f"The agent is in {named}: its tickets there stay with it.", status=409)
+        raise UserError(
+            f"The agent is in {named} and available: its tickets there stay with it. Make it unavailable first to "
+            "hand them back.",
+            status=409,
+        )
     return _transfer_back(svc, session, team, _held(svc, session, agent_id, team))
 
 
 def stranded(svc: Portal, session: dict, agent_found: dict) -> dict[str, int]:
-    """The agent's open tickets in teams it is not in, counted by team (none read past HAND_BACK_MAX; none said
-    when assignment does not answer: the page shows the rest)."""
+    """The agent's open tickets that may go back to their teams, counted by team: in teams it is not in, or all of
+    them while it is unavailable (none read past HAND_BACK_MAX; none said when assignment does not answer: the
+    page shows the rest)."""
+    every = not agent_found.get("available", True)
     try:
         held = svc.services.get("assignment", "/queue", actor(session), agent_id=agent_found["id"], limit=HAND_BACK_MAX)
     except (Refused, Unreachable):
         return {}
     counts: dict[str, int] = {}
     for ticket in held["items"]:
-        if ticket.get("team") and ticket["team"] not in agent_found["teams"]:
+        if ticket.get("team") and (every or ticket["team"] not in agent_found["teams"]):
             counts[ticket["team"]] = counts.get(ticket["team"], 0) + 1
     return counts
 

@@ -229,7 +229,8 @@ def _ticket(
         raise
     seen = page.view.snapshot().encode()
     held = domain.Snapshot.decode(held_since) if held_since else None
-    changes = page.view.changes_since(held, g.session.get("agent_id")) if held else []
+    names = console.agent_names(portal(), g.session) if held else {}  # who did what, by name as the banner says it
+    changes = page.view.changes_since(held, g.session.get("agent_id"), names) if held else []
     others = console.presence(portal(), g.session, ticket_id, me.get("name") or "")  # here from the first moment
     saved = replies.listed(portal()) if "reply" in page.rights else []  # their titles: the text comes when chosen
     html = render_template(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from pymongo.errors import DuplicateKeyError
 
-from services.portal import attachments, domain, finding, handlers
+from services.portal import attachments, domain, finding, handlers, pages
 from services.portal.pages import client_network, error_page, passed_on, portal, set_session
 from shared.links import LinkError
 
@@ -62,8 +62,8 @@ def open_ticket():
     if portal().store.form_key_forgotten(key, handlers.now()):  # Back after "Forget": nobody's request again
         return _home({}, message=FORGOTTEN_FORM, status=409)
     files = attachments.chosen(request.files.getlist("files"))
-    digest = handlers.form_digest(form)
-    already = None if files else handlers.opened_already(g.session, digest)  # files chosen again: a new request
+    digest = handlers.form_digest(form, files)
+    already = handlers.opened_already(g.session, digest)
     if already and _granted(already):
         return redirect(url_for("requester.ticket", ticket_id=already, notice="sent-before"), 303)
     try:
@@ -84,12 +84,28 @@ def open_ticket():
     return redirect(url_for("requester.ticket", ticket_id=ticket["id"], notice=notice), 303)
 
 
+def _open_ticket_again(same_site: bool):
+    """The request form came with a token out of date (the browser's cookies gone, a session ended meanwhile):
+    nothing was sent; the form comes back filled in, to send again, when it was this site's own."""
+    fields = ("name", "email", "topic", "subject", "description", "form_key") if same_site else ()
+    form = {name: request.form[name] for name in fields if request.form.get(name)}
+    if not FORM_KEY.fullmatch(form.get("form_key", "")):
+        form.pop("form_key", None)
+    files = bool(same_site and attachments.chosen(request.files.getlist("files")))
+    return _home(form, message=FORM_OUT_OF_DATE if form else FORM_GONE, status=403, choose_again=files)
+
+
+pages.EXPIRED_FORMS["requester.open_ticket"] = _open_ticket_again
+
+
 def _grant(grant: dict) -> None:
     """Let this browser's session open the ticket (a new session if it has none)."""
     if g.session:
         portal().store.grant_ticket(g.session["_id"], grant["id"], grant["email"])
     else:
-        token, g.session = handlers.start_session(portal(), grant=grant)
+        # the forms' token this browser had is kept: a new request half written in another tab still sends
+        forms_token = current_app.jinja_env.globals["csrf_token"]()
+        token, g.session = handlers.start_session(portal(), grant=grant, csrf=forms_token)
         set_session(token)
 
 
@@ -171,6 +187,11 @@ def _ticket_page(
     return page, status
 
 
+FORM_OUT_OF_DATE = (
+    "Nothing was sent yet: this page was out of date (this browser's session changed while it was open). "
+    "Check your request below and send it again."
+)
+FORM_GONE = "Nothing was sent: the form was out of date. To open a request, fill in the form."
 FORGOTTEN_FORM = (
     "This form was sent from this device before it forgot its requests, so it is not sent again. "
     "To open a request, fill in the form."
@@ -315,13 +336,16 @@ def my_requests():
             found = finding.requester_search(portal(), g.session, q)
         except handlers.UserError as exc:
             errors, message, status = exc.errors, exc.message, exc.status
+    requests = finding.requests_of(portal(), g.session)
     page = render_template(
         "requester/requests.html",
-        requests=finding.requests_of(portal(), g.session),
+        requests=requests,
         form={"q": q},
         found=found,
         errors=errors,
         message=message,
+        # a result's status as the list and its page say it (intake's, with who has it); search's words otherwise
+        status_of={ticket["id"]: domain.requester_status_words(ticket)[0] for ticket in requests},
         status_words={name: words[0] for name, words in domain.REQUESTER_STATUS.items()},
     )
     return page, status

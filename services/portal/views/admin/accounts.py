@@ -7,15 +7,20 @@ from flask import g, redirect, url_for
 
 from services.portal import handlers, passwords
 from services.portal.admin import people
+from services.portal.client import Unreachable
 from services.portal.pages import admin_required, portal
 from services.portal.views.admin import blueprint, form_data, page
 
 NOTICES = {
     "disabled": "The account is disabled: its sessions ended and it cannot sign in.",
-    "disabled-agent": "The account is disabled: its sessions ended and it cannot sign in. Its agent still takes new "
-    "tickets of its teams: make them unavailable on their page in Agents, and give their open tickets to others from "
-    "the queue (Give them to agent, or Move them to a team).",
+    "disabled-agent": "The account is disabled: its sessions ended and it cannot sign in. Its agent is unavailable "
+    "now, so it gets no new tickets. Give its open tickets to others from its page in Agents, or from the queue.",
+    "disabled-agent-available": "The account is disabled: its sessions ended and it cannot sign in. Its agent could "
+    "not be made unavailable just now, so it still takes new tickets of its teams: make it unavailable on its page in "
+    "Agents.",
     "enabled": "The account is enabled again: it signs in with its password.",
+    "enabled-agent": "The account is enabled again: it signs in with its password. Its agent is still unavailable: "
+    "make it available on its page in Agents when it takes tickets again.",
     "deleted": "The account is deleted.",
 }
 
@@ -65,7 +70,15 @@ def account_disabled(account_id: str):
         account = handlers.set_disabled(portal(), account_id, disabled, by=by)
     except handlers.UserError as exc:
         return _page(message=exc.message, status=exc.status)
-    said = ("disabled-agent" if account.get("agent_id") else "disabled") if disabled else "enabled"
+    said = "disabled" if disabled else "enabled"
+    if account.get("agent_id") and disabled:  # someone who left: no new tickets go to them
+        try:
+            people.change_agent(portal(), g.session, account["agent_id"], {"available": False})
+            said = "disabled-agent"
+        except (handlers.UserError, Unreachable):
+            said = "disabled-agent-available"
+    elif account.get("agent_id"):
+        said = "enabled-agent"
     return redirect(url_for("admin.index", notice=said), 303)
 
 
