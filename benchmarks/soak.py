@@ -28,7 +28,7 @@ the email's arrival at the sink (an email may arrive before the answer is read):
 receipt (requester) and assignment email (agent); reply -> its email (requester); requester message ->
 email to the agent; resolve -> email (requester); reopen -> reopened email (agent). The n-th action of
 a kind on a ticket is paired with the n-th email of its kind (a reopen also brings the agent a message
-and an assignment email). Notes carry a marker: an email with it is a leak.
+email; the ticket comes back to the same agent, which no assignment email tells). Notes carry a marker: an email with it is a leak.
 
 Every 10 s (the figure's points) and each minute: the RSS of every process (VmRSS from /proc; an api
 is its gunicorn master and workers summed), each service's queue (ready, from passive declares; plus
@@ -89,7 +89,7 @@ EMAILS_OF = {
     "reply": ("replied",),
     "note": (),
     "message": ("message",),
-    "reopen": ("reopened", "message", "assigned"),  # assignment assigns a reopened ticket again (the same agent)
+    "reopen": ("reopened", "message"),  # back to the same agent: no assignment email (notify's domain.py)
     "resolve": ("resolved",),
 }
 # (seconds after the 201 at the earliest, action, the positions i % 20 that get it, the email of the ticket that

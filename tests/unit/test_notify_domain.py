@@ -95,6 +95,17 @@ def test_an_agent_s_message_and_a_queued_ticket_email_nobody():
     assert email_recipients("ticket.assigned", assigned(None, None), queued) == []
 
 
+def test_a_reopened_ticket_back_with_its_agent_emails_the_reopening_not_an_assignment():
+    """A requester's reply to a resolved ticket: the agent hears of the message and the reopening; the ticket coming
+    back to that same agent is no news (a third email for one reply). Back to another agent, it is."""
+    ticket = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(), 1))
+    back = {**assigned(), "reason": "reopen", "previous_agent_id": "jane"}
+    assert email_recipients("ticket.assigned", back, ticket) == []
+    other = {**assigned(), "reason": "reopen", "previous_agent_id": "omar"}  # the previous one away: jane now
+    assert [r["email"] for _, r in email_recipients("ticket.assigned", other, ticket)] == ["jane@example.com"]
+    assert email_recipients("ticket.assigned", {**back, "reason": "manual"}, ticket)  # given again by a lead: said
+
+
 def test_a_recipient_not_known_yet_waits_rather_than_being_dropped():
     with pytest.raises(NotKnownYet):
         email_recipients("ticket.replied", {}, None)  # ticket.created not seen yet

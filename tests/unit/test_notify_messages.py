@@ -322,3 +322,10 @@ def test_the_resolved_email_says_when_the_ticket_closes_by_itself_and_asks_how_i
 )  # fmt: skip
 def test_a_period_in_hours_reads_as_people_say_it(hours, words):
     assert messages.period_words(hours) == words
+
+
+def test_a_reopened_ticket_given_to_another_agent_says_why_it_is_theirs():
+    data = {"reason": "reopen", "previous_agent_id": "omar"}
+    message = messages.render("ticket.assigned", "agent", make_context("ticket.assigned", data))
+    assert "It was reopened, and given to you: the agent who had it before does\nnot take it now." in message.text
+    assert "given to you: the agent who had it before" in message.html
