@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 from services.portal import handlers
 from services.portal.client import Refused, Unreachable, path_id
 from services.portal.console import actor, every_team
-from services.portal.domain import AGENT_STATUS
+from services.portal.domain import AGENT_STATUS, email_ok
 from services.portal.handlers import Portal, UserError
 
 QUERY_MAX = 500  # search's own limit on q: longer is answered next to the field before any call
@@ -80,6 +80,28 @@ def search(svc: Portal, session: dict, form: dict) -> Found:
         return Found(unavailable=True)
     items = [{**item, "snippet": marked(item.get("snippet"))} for item in page.get("items") or []]
     return Found(items, int(page.get("total") or 0), page.get("next_cursor"))
+
+
+FROM_SHOWN = 20  # a requester's tickets listed when their address is searched for
+
+
+def from_requester(svc: Portal, session: dict, form: dict) -> dict | None:
+    """A requester's address searched for: their tickets the person may read (intake's list, newest first, with the
+    form's status and team), shown beside what its words find; None for anything else, and when intake does not
+    answer (the words' results still show)."""
+    email = (form.get("q") or "").strip().lower()
+    if form.get("cursor") or not email_ok(email):
+        return None
+    query = {"requester_email": email, "limit": FROM_SHOWN + 1}
+    if form.get("status"):
+        query["status"] = form["status"]
+    try:
+        items = svc.services.get("intake", "/tickets", actor(session), **query)["items"]
+    except (Refused, Unreachable):
+        return None
+    if team := form.get("team"):
+        items = [item for item in items if item.get("team") == team]
+    return {"email": email, "items": items[:FROM_SHOWN], "more": len(items) > FROM_SHOWN}
 
 
 def _user_error(refused: Refused) -> UserError:

@@ -141,6 +141,31 @@ def test_results_show_number_subject_status_team_and_only_the_snippets_marks(por
     assert decode_token(os.environ["TICKETFLOW_JWT_SECRET"], call["token"]).role == "admin"  # the person's own
 
 
+def test_a_requesters_address_searched_for_lists_their_tickets_the_agent_may_read(portal, stub):
+    """Everything from one caller: their tickets from intake (with the agent's own token: its rights), with the
+    form's status and team, beside what the words find."""
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    stub.answers["/search"] = {"items": [], "total": 0, "next_cursor": None}
+    theirs = [{"id": f"t-{n}", "number": 100100 + n, "subject": f"Printer {n}", "status": "assigned",
+               "team": "network" if n % 2 else "desk", "created_at": "2026-01-01T10:00:00.000Z"} for n in range(3)]  # fmt: skip
+    stub.answers["/tickets"] = {"items": theirs, "next_cursor": None}
+    client = signed_in(portal, "agent", "ada")
+
+    page = text(client.get("/console/search?q=+Ana%40Example.com+&status=assigned"))
+
+    assert "Tickets from <bdi>ana@example.com</bdi>" in page
+    assert all(f"#{100100 + n} <bdi>Printer {n}</bdi>" in page for n in range(3)) and "No results" in page
+    (listed,) = [call for call in stub.calls if call["path"] == "/tickets"]
+    assert listed["args"] == {"requester_email": "ana@example.com", "limit": "21", "status": "assigned"}
+    assert decode_token(os.environ["TICKETFLOW_JWT_SECRET"], listed["token"]).agent_id == "ada"
+    one_team = text(client.get("/console/search?q=ana@example.com&team=desk"))
+    assert "#100100 <bdi>" in one_team and "#100102 <bdi>" in one_team and "#100101 <bdi>" not in one_team
+    stub.answers["/tickets"] = {"items": [], "next_cursor": None}
+    assert "None that you may see." in text(client.get("/console/search?q=ana@example.com"))
+    words = text(client.get("/console/search?q=ana+printer"))
+    assert "Tickets from" not in words and len([c for c in stub.calls if c["path"] == "/tickets"]) == 3
+
+
 def test_an_agent_searches_with_its_own_token_and_pages_on_with_the_cursor(portal, stub):
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
     stub.answers["/search"] = {"items": [HIT] * 20, "total": 45, "next_cursor": "abc"}

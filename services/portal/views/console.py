@@ -190,16 +190,18 @@ def search():
     """Tickets by their words (search's ranking and snippets), filtered by status and team, a page at a time."""
     me = console.profile(portal(), g.session)
     form = {name: request.args.get(name, "") for name in (*finding.FIELDS, "cursor", "start")}
-    found, errors, message, status = None, {}, None, 200
+    found, requester, errors, message, status = None, None, {}, None, 200
     if any(form[name].strip() for name in finding.FIELDS):
         try:
             found = finding.search(portal(), g.session, form)
+            requester = finding.from_requester(portal(), g.session, form)  # an address: that requester's tickets
         except UserError as exc:
             errors, message, status = exc.errors, exc.message, exc.status
     page = render_template(
         "console/search.html",
         form=form,
         found=found,
+        requester=requester,
         start=_start(form["start"]) if form["cursor"] else 1,
         errors=errors,
         message=message,
