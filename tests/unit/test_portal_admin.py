@@ -118,8 +118,44 @@ def test_a_calendar_refusal_names_the_day_field_and_the_date_typed():
     assert errors == {
         "hours-sat": ["Period 1: times must be HH:MM."],
         "holidays": ["tomorrow: Not a valid date."],
-        "calendar_id": ["Bad."],
+        "calendar_id": [sla.ID_WORDS],  # sla's rule, in the form's words
     }  # fmt: skip  (periods counted from 1, as people count)
+
+
+def test_a_days_periods_are_counted_as_typed_when_the_night_before_spills_into_it():
+    """Tuesday 17:00-09:00 is a night: Wednesday's first period is its morning, which the admin did not type."""
+    form = {"hours-tue": "17:00-09:00", "hours-wed": "abc, 10:00-12:00", "hours-thu": "08:00-12:00"}
+    spilled = sla._spilled(form)
+    assert spilled == {"wed": ("Tuesday", "00:00-09:00")}
+    assert sla.calendar_body(form)["hours"]["wed"][0] == ["00:00", "09:00"]
+    problems = {"hours.wed": ['Period 1: must be two "HH:MM" strings.', "Periods 00:00-09:00 and 08:00-10:00 overlap."],
+                "hours.thu": ['Period 0: must be two "HH:MM" strings.']}  # fmt: skip
+    refused = Refused(422, "Validation failed", "The calendar is not valid.", problems)
+    errors = sla._calendar_refusal(refused, sla.calendar_body(form), spilled).errors
+    assert errors["hours-wed"][0].startswith("Period 1: write a start and an end")  # "abc", the first one typed
+    assert errors["hours-wed"][1] == (
+        "Periods 00:00-09:00 and 08:00-10:00 overlap. (00:00-09:00 is the morning of Tuesday's night.)"
+    )
+    assert errors["hours-thu"][0].startswith("Period 1: write a start")  # no night before it: as sla counts
+    morning = Refused(422, "Validation failed", "x", {"hours.wed": ["Period 0: 00:00-09:00 must start before it ends."]})
+    said = sla._calendar_refusal(morning, {}, spilled).errors["hours-wed"][0]
+    assert said.startswith("The morning of Tuesday's night (00:00-09:00): ")
+
+
+def test_a_calendar_form_with_a_bad_id_says_so_with_the_other_fields_problems():
+    """sla checks the fields before the id, and is not asked without an id: each problem is said at once."""
+    refused = Refused(422, "Validation failed", "The calendar is not valid.", {"timezone": ["Unknown time zone: 'x'."]})
+    shop = SimpleNamespace(services=FakeServices(refuse=refused), kept={})
+    with pytest.raises(UserError) as bad_id:
+        sla.put_calendar(shop, ADMIN, {"calendar_id": "quokka cal!", "timezone": "x", "hours-mon": "09:00-17:00"})
+    assert bad_id.value.errors["calendar_id"] == [sla.ID_WORDS] and "timezone" in bad_id.value.errors
+    with pytest.raises(UserError) as none:
+        sla.put_calendar(shop, ADMIN, {"calendar_id": " ", "timezone": "", "hours-mon": "09:00-17:00"})
+    assert none.value.errors["calendar_id"] == ["Enter the calendar's id."]
+    assert none.value.errors["timezone"] == ["Enter a time zone, like Europe/Madrid or America/New_York."]
+    with pytest.raises(UserError) as zone_ok:
+        sla.put_calendar(shop, ADMIN, {"calendar_id": "", "timezone": "europe/madrid"})
+    assert list(zone_ok.value.errors) == ["calendar_id"]
 
 
 def test_the_week_grid_runs_from_the_first_opening_to_the_last_closing():

@@ -101,6 +101,19 @@ def calendar_form(calendar: dict) -> dict:
     return {**form, "holidays": "\n".join(calendar.get("holidays", []))}
 
 
+def _spilled(form: dict) -> dict[str, tuple[str, str]]:
+    """The days that begin with the morning of the day before's night (calendar_body puts it first): day -> (the
+    day before's name, that morning as sla reads it, "00:00-06:00"), for sla's refusals to name the periods as typed.
+    """
+    found = {}
+    for n, (day, name) in enumerate(DAYS):
+        for part in (form.get(f"hours-{day}") or "").split(","):
+            period = _period(part.strip()) if part.strip() else []
+            if period and _night(part, period) and period[1] != "00:00":
+                found[DAYS[(n + 1) % len(DAYS)][0]] = (name, f"00:00-{period[1]}")
+    return found
+
+
 def calendar_body(form: dict) -> dict:
     """The calendar as sla takes it: "09:00-13:00, 14:00-18:00" is two periods; an empty day is closed.
 
@@ -169,8 +182,13 @@ BUILT_IN = "24x7"  # sla's own calendar, which nobody changes
 
 def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
     """Create or replace a calendar."""
-    calendar_id = require_id(form.get("calendar_id", ""), "calendar_id", "calendar", 64)
     body = calendar_body(form)
+    try:
+        calendar_id = require_id(form.get("calendar_id", ""), "calendar_id", "calendar", 64)
+    except UserError as exc:  # sla is not asked without an id: its time zone is checked here, to say both at once
+        if body["timezone"] not in _zones().values():
+            exc.errors["timezone"] = [in_words(f"Unknown time zone: {body['timezone']!r}.")]
+        raise
     if not form.get("existing") and calendar_id != BUILT_IN:  # a new one's form: never over another, nor beside
         named = next(  # one of the same id in any letter case, which a policy's list would mix up
             (c["id"] for c in calendars(svc, session) if c["id"].casefold() == calendar_id.casefold()), None
@@ -189,18 +207,43 @@ def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
     try:
         return svc.services.call("sla", "PUT", f"/calendars/{calendar_id}", actor(session), json=body)
     except Refused as refused:
-        raise _calendar_refusal(refused, body) from None
+        error = _calendar_refusal(refused, body, _spilled(form))
+        if not _CALENDAR_ID.fullmatch(calendar_id):  # sla checks the id after the fields: both said at once
+            error.errors.setdefault("calendar_id", [ID_WORDS])
+        raise error from None
 
 
-def _calendar_refusal(refused: Refused, body: dict) -> UserError:
-    """hours.mon is the Monday field; holidays.2 the third date of the holidays field (named in the message)."""
+_CALENDAR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # sla's rule for a calendar's id
+ID_WORDS = "Use letters, digits, “_”, “.” or “-”, up to 64, starting with a letter or digit."
+
+
+def _calendar_refusal(refused: Refused, body: dict, spilled: dict[str, tuple[str, str]] | None = None) -> UserError:
+    """hours.mon is the Monday field; holidays.2 the third date of the holidays field (named in the message). A day
+    that begins with the night before's morning has its periods counted as typed, that morning named as such."""
     names = {f"hours.{day}": f"hours-{day}" for day, _ in DAYS} | {"id": "calendar_id"}
     error = refusal(refused, names, conflict="calendar_id")  # 24x7's refusal: next to the id
     dates = [f"{body['holidays'][int(f.split('.')[1])]}: {' '.join(map(in_words, m))}"
              for f, m in refused.errors.items() if f.startswith("holidays.") and f.split(".")[1].isdigit()]  # fmt: skip
     if dates:
         error.errors["holidays"] = dates
+    for day, (before, morning) in (spilled or {}).items():
+        if messages := error.errors.get(f"hours-{day}"):
+            error.errors[f"hours-{day}"] = [_counted_as_typed(said, before, morning) for said in messages]
+    if "id" in refused.errors:
+        error.errors["calendar_id"] = [ID_WORDS]
     return error
+
+
+def _counted_as_typed(said: str, before: str, morning: str) -> str:
+    """sla's words about a day whose first period is the night before's morning, as the admin typed the day."""
+    found = re.match(r"Period (\d+): ", said)
+    if found and found.group(1) == "1":
+        return f"The morning of {before}'s night ({morning}): {said[found.end() :]}"
+    if found:
+        return f"Period {int(found.group(1)) - 1}: {said[found.end() :]}"
+    if morning in said:
+        return f"{said} ({morning} is the morning of {before}'s night.)"
+    return said
 
 
 def week_grid(hours: dict[str, list[list[str]]]) -> list[dict]:
