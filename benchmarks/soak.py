@@ -28,7 +28,8 @@ the email's arrival at the sink (an email may arrive before the answer is read):
 receipt (requester) and assignment email (agent); reply -> its email (requester); requester message ->
 email to the agent; resolve -> email (requester); reopen -> reopened email (agent). The n-th action of
 a kind on a ticket is paired with the n-th email of its kind (a reopen also brings the agent a message
-email; the ticket comes back to the same agent, which no assignment email tells). Notes carry a marker: an email with it is a leak.
+email; the ticket comes back to the same agent, which no assignment email tells). Notes carry a marker:
+an email with it is a leak.
 
 Every 10 s (the figure's points) and each minute: the RSS of every process (VmRSS from /proc; an api
 is its gunicorn master and workers summed), each service's queue (ready, from passive declares; plus

@@ -147,7 +147,8 @@ def test_a_requesters_address_searched_for_lists_their_tickets_the_agent_may_rea
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
     stub.answers["/search"] = {"items": [], "total": 0, "next_cursor": None}
     theirs = [{"id": f"t-{n}", "number": 100100 + n, "subject": f"Printer {n}", "status": "assigned",
-               "team": "network" if n % 2 else "desk", "created_at": "2026-01-01T10:00:00.000Z"} for n in range(3)]  # fmt: skip
+               "team": "network" if n % 2 else "desk", "created_at": "2026-01-01T10:00:00.000Z"}
+              for n in range(3)]  # fmt: skip
     stub.answers["/tickets"] = {"items": theirs, "next_cursor": None}
     client = signed_in(portal, "agent", "ada")
 

@@ -137,7 +137,8 @@ def test_a_days_periods_are_counted_as_typed_when_the_night_before_spills_into_i
         "Periods 00:00-09:00 and 08:00-10:00 overlap. (00:00-09:00 is the morning of Tuesday's night.)"
     )
     assert errors["hours-thu"][0].startswith("Period 1: write a start")  # no night before it: as sla counts
-    morning = Refused(422, "Validation failed", "x", {"hours.wed": ["Period 0: 00:00-09:00 must start before it ends."]})
+    wrong_morning = {"hours.wed": ["Period 0: 00:00-09:00 must start before it ends."]}
+    morning = Refused(422, "Validation failed", "x", wrong_morning)
     said = sla._calendar_refusal(morning, {}, spilled).errors["hours-wed"][0]
     assert said.startswith("The morning of Tuesday's night (00:00-09:00): ")
 
