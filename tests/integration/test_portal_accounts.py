@@ -67,8 +67,9 @@ def sign_in(app, email: str, password: str = PASSWORD):
     return post_form(browser(app), "/login", "/login", {"email": email, "password": password})
 
 
-def test_an_admin_disables_an_account_its_session_ends_and_its_sign_ins_are_refused(portal):  # noqa: F811
+def test_an_admin_disables_an_account_its_session_ends_and_its_sign_ins_are_refused(portal, stub):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "available": False}
     _, admin_token = account_with_session(portal, "admin")
     agent, agent_token = account_with_session(portal, "agent")
     admin = browser(portal, admin_token)
@@ -79,7 +80,7 @@ def test_an_admin_disables_an_account_its_session_ends_and_its_sign_ins_are_refu
     assert handlers.load_session(svc, agent_token) is None  # ended at once, not at its expiry
     page = text(admin.get("/admin/?notice=disabled-agent"))
     assert "The account is disabled: its sessions ended and it cannot sign in." in page
-    assert "Its agent still takes new tickets of its teams" in page  # a leaver's tickets are the admin's next step
+    assert "Its agent is unavailable now, so it gets no new tickets." in page  # a leaver's tickets: the next step
     row = page[page.index('"break-anywhere">' + agent["email"]) :].split("</tr>")[0]
     assert "No: disabled" in row and ">Enable<" in row
     refused = sign_in(portal, agent["email"])
