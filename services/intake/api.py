@@ -21,6 +21,7 @@ from services.intake.schemas import (
     MailListQuerySchema,
     MessageCreateSchema,
     PageQuerySchema,
+    ReopenSchema,
     ThreadEntrySchema,
     TicketCreateSchema,
     TicketListQuerySchema,
@@ -174,6 +175,19 @@ class Close(MethodView):
     def post(self, ticket_id):
         """The requester closes the ticket; closing again answers 200 and publishes nothing."""
         return handlers.close_ticket(intake(), ticket_id, "requester", correlation_id(), principal())
+
+
+@tickets.route("/tickets/<ticket_id>/reopen")
+class Reopen(MethodView):
+    @require_roles("agent", "admin")
+    @tickets.arguments(ReopenSchema())
+    @tickets.response(200, TicketSchema)
+    @tickets.alt_response(409, response="CONFLICT")
+    def post(self, body, ticket_id):
+        """An agent who may read the ticket (its teams' and its own), or an admin, reopens a resolved ticket, with
+        the reason (`ticket.reopened`): the requester called, the fix did not hold. An open ticket is answered as
+        it is and nothing is published; a closed one is 409 (a closed ticket stays closed)."""
+        return handlers.reopen_ticket(intake(), ticket_id, body["reason"], correlation_id(), principal())
 
 
 @tickets.route("/tickets/<ticket_id>/timeline")

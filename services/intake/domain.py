@@ -37,6 +37,10 @@ class TicketClosed(Exception):
     """A closed ticket takes no more messages."""
 
 
+class NotResolved(Exception):
+    """Only a resolved ticket reopens: a closed one stays closed (a new ticket follows it up)."""
+
+
 class ThreadFull(Exception):
     """The ticket holds as much as one ticket may: its detail says which limit, and what to do."""
 
@@ -128,6 +132,17 @@ class Ticket:
                 "open a new ticket to go on."
             )
         return None
+
+    def reopen(self, reason: str, now: datetime) -> bool:
+        """An agent or an admin reopens a resolved ticket (the requester called, the fix did not hold); a ticket
+        reopened already changes nothing (False). NotResolved for any other: a closed one stays closed."""
+        if self.status in OPEN_STATUSES:
+            return False
+        if self.status != "resolved":
+            raise NotResolved(self.status)
+        self._reopen(now, reason)
+        self.updated_at = now
+        return True
 
     def close(self, by: str, now: datetime) -> bool:
         """Close the ticket; closing a closed ticket changes nothing (and records nothing)."""
@@ -223,10 +238,10 @@ class Ticket:
     def _newer(self, name: str, at: datetime) -> bool:
         return newer(self.watermarks, name, at)
 
-    def _reopen(self, now: datetime) -> None:
+    def _reopen(self, now: datetime, reason: str = "requester replied") -> None:
         self._set_status("assigned" if self.assignee else "new", now)
         self.resolved_at = self.resolution = None
-        self._record("ticket.reopened", {"reason": "requester replied"})
+        self._record("ticket.reopened", {"reason": reason})
 
     def _set_status(self, status: str, now: datetime) -> None:
         self.status = status

@@ -15,6 +15,7 @@ from services.intake.domain import (
     ATTACHMENT_MAX_BYTES,
     DEFAULT_TOPIC,
     MAIL_MAX_BYTES,
+    NotResolved,
     ThreadFull,
     Ticket,
     TicketClosed,
@@ -225,6 +226,22 @@ def add_message(
 
     ticket, _ = change_ticket(svc, ticket_id, write, correlation_id)
     return next(entry for entry in ticket.thread if entry["id"] == message_id)
+
+
+def reopen_ticket(
+    svc: Intake, ticket_id: str, reason: str, correlation_id: str | None, principal: Principal | None = None
+) -> Ticket:
+    """An agent who may read the ticket, or an admin, reopens a resolved ticket (the requester called: the fix did
+    not hold); an open one is left as it is (nothing published); a closed one is 409."""
+
+    def reopen(ticket: Ticket):
+        _require_visible(svc, ticket, principal)
+        try:
+            return None if ticket.reopen(reason, now()) else NO_CHANGE
+        except NotResolved:
+            raise Conflict("The ticket is closed, and a closed ticket stays closed: open a new one.") from None
+
+    return change_ticket(svc, ticket_id, reopen, correlation_id)[0]
 
 
 def close_ticket(

@@ -127,6 +127,14 @@ class MessageCreateSchema(Strict):
     body = fields.String(required=True, validate=[validate.Length(1, 20000), not_blank])
 
 
+class ReopenSchema(Strict):
+    reason = fields.String(
+        required=True,
+        validate=[validate.Length(1, 2000), not_blank],
+        metadata={"description": "Why it reopens, as the timeline and the agent's email say it"},
+    )
+
+
 class TopicSchema(Schema):
     id = fields.String()
     name = fields.String()

@@ -39,8 +39,10 @@ ACTIONS = {  # action -> (path under /tickets/{id}, fields of the form it takes)
     "assign": ("assign", ("agent_id",)),
     "transfer": ("assign", ("team",)),
     "priority": ("priority", ("priority",)),
+    "reopen": ("reopen", ("reason",)),  # intake's: a resolved ticket reopens there (its ticket.reopened)
 }
 LEAD_ACTIONS = {"assign", "transfer", "priority"}
+INTAKE_ACTIONS = {"reopen"}
 
 
 class ChangedMeanwhile(Exception):
@@ -327,8 +329,8 @@ def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict]:
 
 def rights_on(work: dict, who: Actor, me: dict) -> set[str]:
     """The actions to offer (the services decide; this only spares people buttons that cannot work)."""
-    if work.get("status") in (None, "resolved", "closed"):
-        return {"note"} if work.get("status") == "resolved" else set()
+    if work.get("status") in (None, "resolved", "closed"):  # a resolved one: whoever reads it reopens it (intake)
+        return {"note", "reopen"} if work.get("status") == "resolved" else set()
     mine = who.agent_id is not None and work.get("agent_id") == who.agent_id
     rights = {"note"}  # whoever reads it: the holder, its team's agents, admins
     if who.role == "agent" and work.get("agent_id") is None:  # another agent's ticket: a claim is refused (409)
@@ -361,8 +363,9 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
     if action in ("reply", "resolve"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
     try:
+        service = "intake" if action in INTAKE_ACTIONS else "assignment"
         answer = svc.services.post(
-            "assignment", f"/tickets/{path_id(ticket_id)}/{path}", actor(session), body, request_id=request_id
+            service, f"/tickets/{path_id(ticket_id)}/{path}", actor(session), body, request_id=request_id
         )
     except Refused as refused:
         errors = {name.split(".")[-1]: messages for name, messages in refused.errors.items()}

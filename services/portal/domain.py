@@ -602,6 +602,7 @@ WRITTEN = {
     "reply": ("body", "Write your reply first.", 20_000),
     "note": ("body", "Write the note first.", 20_000),
     "resolve": ("resolution", "Say how it was resolved: the requester reads it.", 5_000),
+    "reopen": ("reason", "Say why it reopens: its agent reads it.", 2_000),
 }
 
 

@@ -247,6 +247,14 @@ def test_a_reply_onto_a_ticket_that_changed_waits_for_the_agent(portal_system, n
     expect(agent.get_by_role("alert")).to_contain_text("Unplug it and wait for me.")
     expect(agent.get_by_label("Reply to the requester")).to_have_count(0)
     assert "Unplug" not in str(system.ticket(ticket_id)["thread"])
+    # The agent reopens it (intake's ticket.reopened): it comes back to her, and takes the reply again.
+    agent.get_by_label("Reopen it, because").fill("Not solved: it smokes still.")
+    agent.get_by_role("button", name="Reopen").click()
+    expect(agent.get_by_text("Ticket reopened.")).to_be_visible()
+    wait_until(lambda: system.work(ticket_id)["status"] not in ("resolved", "closed"), timeout=30)
+    agent.reload()
+    expect(agent.get_by_label("Reply to the requester")).to_be_visible()
+    assert system.ticket(ticket_id)["status"] not in ("resolved", "closed")
 
 
 def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system, new_context):  # noqa: F811

@@ -6,7 +6,7 @@ import re
 import uuid
 
 from services.portal import handlers
-from tests.integration.test_portal_search import PASSWORD, portal, signed_in, stub, text  # noqa: F401
+from tests.integration.test_portal_search import PASSWORD, a_ticket, portal, signed_in, stub, text  # noqa: F401
 
 
 def test_a_policy_page_points_out_a_response_target_past_the_resolution(portal, stub):  # noqa: F811
@@ -393,3 +393,28 @@ def test_an_unavailable_agent_hands_back_its_tickets_of_its_own_teams(portal, st
     kept = admin.post("/admin/agents/cora/teams/desk/hand-back", data={"csrf_token": token})
     assert kept.status_code == 409 and "Make it unavailable first to hand them back." in text(kept)
     assert "Hand them back to Desk" not in text(admin.get("/admin/agents/cora"))
+
+
+def test_a_resolved_ticket_reopens_from_its_console_page_with_a_reason(portal, stub):  # noqa: F811
+    """The requester called: the fix did not hold. intake reopens it (its ticket.reopened), the page says so; a
+    reason is asked for next to its field."""
+    a_ticket(stub)
+    stub.answers["/tickets/t-1"] = {**stub.answers["/tickets/t-1"], "status": "resolved", "agent_id": "ada",
+                                    "team": "network", "ticket_id": "t-1"}  # fmt: skip
+    stub.answers["/tickets/t-1/reopen"] = {"id": "t-1", "status": "assigned"}
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    agent = signed_in(portal, "agent", "ada")
+    page = text(agent.get("/console/tickets/t-1"))
+    assert 'action="/console/tickets/t-1/reopen"' in page and "Reopen it, because" in page
+    assert 'action="/console/tickets/t-1/reply"' not in page  # a resolved ticket takes no reply
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    empty = agent.post("/console/tickets/t-1/reopen", data={"csrf_token": token, "reason": " "})
+    done = agent.post("/console/tickets/t-1/reopen", data={"csrf_token": token, "reason": "She called: it jams."})
+
+    assert empty.status_code == 422 and "Say why it reopens: its agent reads it." in text(empty)
+    assert 'href="#reopen-reason"' in text(empty) and 'aria-invalid="true"' in text(empty)
+    assert done.status_code == 303 and done.headers["Location"].endswith("notice=reopen")
+    (sent,) = [(c["path"], c["json"]) for c in stub.calls if c["method"] == "POST"]
+    assert sent == ("/tickets/t-1/reopen", {"reason": "She called: it jams."})
+    assert "Ticket reopened." in text(agent.get(done.headers["Location"]))
