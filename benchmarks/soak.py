@@ -79,7 +79,7 @@ SUBJECT_NUMBER = re.compile(r"\[#(\d+)\]")
 KINDS = [
     ("receipt", re.compile(r"We have received your request")),
     ("assigned", re.compile(r"is now assigned to you")),
-    ("replied", re.compile(r"has replied to your ticket")),
+    ("replied", re.compile(r"has replied to your request")),
     ("message", re.compile(r"wrote on ticket")),
     ("resolved", re.compile(r"has been resolved")),
     ("reopened", re.compile(r"has been reopened")),

@@ -146,7 +146,7 @@ def test_control_characters_in_the_ticket_subject_become_spaces_in_the_subject()
 def test_the_receipt_carries_the_ticket_number_and_the_subject():
     message = messages.render("ticket.created", "requester", make_context("ticket.created"))
 
-    assert "opened ticket #100042" in message.text and "<strong>ticket #100042</strong>" in message.html
+    assert "Its number is #100042." in message.text and "<strong>#100042</strong>" in message.html
     assert "VPN drops every hour" in message.text
 
 
@@ -155,12 +155,12 @@ def test_a_follow_ups_receipt_says_it_answered_a_closed_ticket():
     follow_up = f"{follows_up_words(100031)}\n\nIt is broken again."
     message = messages.render("ticket.created", "requester", make_context("ticket.created", {"description": follow_up}))
 
-    assert "Your email answered ticket #100031, which is closed, so it\nopened this new ticket." in message.text
-    assert "Your email answered ticket #100031, which is closed" in message.html
+    assert "Your email answered request #100031, which is closed, so it\nopened this new one." in message.text
+    assert "Your email answered request #100031, which is closed" in message.html
     plain = messages.render("ticket.created", "requester", make_context("ticket.created"))
-    assert "answered ticket" not in plain.text and "answered ticket" not in plain.html
+    assert "answered request" not in plain.text and "answered request" not in plain.html
     quoted = make_context("ticket.created", {"description": f"About this: {follows_up_words(100031)}"})
-    assert "answered ticket" not in messages.render("ticket.created", "requester", quoted).text  # only at its start
+    assert "answered request" not in messages.render("ticket.created", "requester", quoted).text  # at its start only
 
 
 def test_the_leads_breach_message_is_an_escalation_naming_the_assigned_agent():
@@ -257,7 +257,7 @@ def test_every_requester_email_links_to_that_ticket_for_that_requester(event_typ
     assert text_links == html_links  # the same link in both parts of one email
     link = read_link_token(LINK_SETTINGS.require_secret(), text_links[0])
     assert (link.ticket_id, link.email) == ("t-1", "ana@example.com")
-    assert "See your ticket" in message.text and "See your ticket" in message.html
+    assert "See your request" in message.text and "See your request" in message.html
 
 
 @pytest.mark.parametrize(("event_type", "audience"), REQUESTER_PAIRS)
@@ -277,7 +277,7 @@ def test_agent_and_lead_emails_carry_no_requester_link(event_type, audience):
     message = messages.render(event_type, audience, context)
 
     for part in (message.text, message.html):
-        assert "/t/" not in part and not JWT.search(part) and "See your ticket" not in part
+        assert "/t/" not in part and not JWT.search(part) and "See your request" not in part
 
 
 @pytest.mark.parametrize(("event_type", "audience"), AGENT_PAIRS)
@@ -312,7 +312,7 @@ def test_the_resolved_email_says_when_the_ticket_closes_by_itself_and_asks_how_i
 
     assert "If we do not hear from you, it closes by itself in 3 days." in message.text
     assert "it closes by itself in 3 days." in message.html
-    assert "How did we do? Tell us on your ticket's page" in message.text
+    assert "How did we do? Tell us on your request's page" in message.text
 
 
 @pytest.mark.parametrize(
@@ -329,3 +329,14 @@ def test_a_reopened_ticket_given_to_another_agent_says_why_it_is_theirs():
     message = messages.render("ticket.assigned", "agent", make_context("ticket.assigned", data))
     assert "It was reopened, and given to you: the agent who had it before does\nnot take it now." in message.text
     assert "given to you: the agent who had it before" in message.html
+
+
+def test_a_requesters_emails_say_request_as_the_portal_does_and_an_agents_say_ticket():
+    for event_type in ("ticket.created", "ticket.replied", "ticket.resolved", "ticket.closed"):
+        message = messages.render(event_type, "requester", make_context(event_type))
+        prose = re.sub(r"\{\{.*?\}\}|\[#\d+\]|<[^>]+>", "", message.text + message.html)
+        assert not re.search(r"\bticket\b", prose, re.IGNORECASE), event_type
+        assert "Request #100042" in message.html and "about request #100042" in message.html
+    to_agent = {k: v for k, v in make_context("ticket.assigned").items() if k not in ("link", "closes_in")}  # as sent
+    agents = messages.render("ticket.assigned", "agent", to_agent)
+    assert "Ticket #100042" in agents.html and not re.search(r"\brequest\b", agents.html, re.IGNORECASE)
