@@ -22,6 +22,8 @@ QUEUE_LIMIT = 200  # one page per queue: the count shows "200+" past it
 CLOCKS_AT_ONCE = 50  # ticket ids in one call for sla's clocks (with_deadlines)
 # what a queue's row shows (templates/console/_queue.html): assignment leaves each ticket's notes and history unread
 QUEUE_FIELDS = "ticket_id,number,subject,priority,status,team,agent_id,sla,first_response_at"
+QUERY_NAMES = {"agent": "agent_id", "in_team": "team"}  # a queue filter -> assignment's `GET /queue` (`team` in the
+# page's address names the team a ticket was handed on to)
 VIEWS = {  # queue -> (title, query); "led" is for team leads, "all" for admins
     "mine": ("My tickets", lambda me: {"agent_id": me}),
     "team": ("My teams' unassigned", lambda me: {"unassigned": "true"}),
@@ -160,7 +162,8 @@ def queues(
     found = {}
     for name in names:  # the other tabs are only counted: their rows' ids alone
         fields = QUEUE_FIELDS if name == view else "ticket_id"
-        query = {**VIEWS[name][1](me.agent_id), **filters, "limit": QUEUE_LIMIT, "fields": fields}
+        asked = {QUERY_NAMES.get(key, key): value for key, value in filters.items()}
+        query = {**asked, **VIEWS[name][1](me.agent_id), "limit": QUEUE_LIMIT, "fields": fields}  # "mine" stays mine
         if name == view and cursor:
             query["cursor"] = cursor
         found[name] = svc.services.get("assignment", "/queue", me, **query)

@@ -572,3 +572,26 @@ def test_a_bulk_assign_with_no_agent_or_an_unknown_one_is_said_next_to_the_choic
         assert page.status_code == 422
         assert said in text(page) and 'href="#action"' in text(page)
     assert not [c for c in stub.calls if c["method"] == "POST"]
+
+
+def test_a_lead_narrows_the_queue_to_one_agent_and_one_team(portal, stub):  # noqa: F811
+    """Leads and admins: one agent's tickets, or one team's, in any queue but the person's own "My tickets"."""
+    queue_stub(stub)
+    stub.answers["/agents/lea"] = {"id": "lea", "name": "Lea", "teams": ["network"], "lead_of": ["network"]}
+    stub.answers["/agents"] = {"items": [
+        {"id": "lea", "name": "Lea", "teams": ["network"], "lead_of": ["network"], "available": True},
+        {"id": "bob", "name": "Bob Baker", "teams": ["network"], "lead_of": [], "available": False}]}  # fmt: skip
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
+    lead = signed_in(portal, "agent", "lea")
+
+    html = text(lead.get("/console/?view=led&agent=bob&in_team=network&priority=high"))
+
+    led = [c["args"] for c in stub.calls if c["path"] == "/queue" and c["args"].get("fields") != "ticket_id"]
+    assert led[-1]["agent_id"] == "bob" and led[-1]["team"] == "network" and led[-1]["priority"] == "high"
+    mine = [c["args"] for c in stub.calls if c["path"] == "/queue" and c["args"].get("agent_id") == "lea"]
+    assert mine and all(args.get("team") == "network" for args in mine)  # "My tickets" stays the lead's own
+    assert '<option value="bob" selected>Bob Baker (away)</option>' in html
+    assert '<select id="filter-team" name="in_team">' in html and '<option value="network" selected>' in html
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    plain = text(signed_in(portal, "agent", "ada").get("/console/"))  # an agent who leads nothing: no such filters
+    assert 'aria-label="Filter the queue"' in plain and 'name="agent"' not in plain and 'name="in_team"' not in plain

@@ -19,7 +19,7 @@ from shared.events import format_time
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("console", __name__, url_prefix="/console")
-FILTERS = ("status", "priority", "topic")
+FILTERS = ("status", "priority", "topic", "agent", "in_team")  # the last two: leads' and admins' (console.QUERY_NAMES)
 PRIORITIES = ("emergency", "high", "normal", "low")
 
 
