@@ -333,8 +333,7 @@ def test_the_same_request_with_the_same_files_chosen_again_opens_no_second_ticke
     browser = portal.test_client()
 
     def send(*files: tuple[str, bytes]):
-        home = text(browser.get("/"))
-        form = {"csrf_token": _csrf(home), "form_key": re.search(r'name="form_key" value="([^"]+)"', home).group(1)}
+        form = _form_of(text(browser.get("/")))
         form |= {"name": "Ana", "email": "ana@example.com", "topic": "general", "subject": "VPN", "description": "Log."}
         form["files"] = [(io.BytesIO(content), name) for name, content in files]
         return browser.post("/tickets", data=form, content_type="multipart/form-data")
@@ -358,8 +357,7 @@ def test_a_request_form_whose_token_went_out_of_date_comes_back_filled_in(portal
     intake = Intake()
     monkeypatch.setattr(svc, "services", intake)
     browser = portal.test_client()
-    home = text(browser.get("/"))
-    form = {name: re.search(rf'name="{name}" value="([^"]+)"', home).group(1) for name in ("csrf_token", "form_key")}
+    form = _form_of(text(browser.get("/")))
     form |= {"name": "Ana", "email": "ana@example.com", "topic": "general", "subject": "VPN <b>drops</b>",
              "description": "Every hour."}  # fmt: skip
     browser.delete_cookie(cookie_names(False)[1])  # the forms' cookie of a browser without a session
@@ -389,8 +387,7 @@ def test_a_request_being_written_still_sends_after_another_tab_opened_an_emailed
     browser = portal.test_client()
     earlier = intake.post("intake", "/tickets", None, {"requester": {"email": "ana@example.com"}},
                           headers={"Idempotency-Key": "earlier-request"})  # fmt: skip
-    home = text(browser.get("/"))
-    form = {name: re.search(rf'name="{name}" value="([^"]+)"', home).group(1) for name in ("csrf_token", "form_key")}
+    form = _form_of(text(browser.get("/")))
     form |= {"name": "Ana", "email": "ana@example.com", "topic": "general", "subject": "VPN", "description": "Drops."}
     token = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], earlier["id"], "ana@example.com", 30)
 
@@ -406,6 +403,11 @@ def _csrf(page: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
+def _form_of(home: str) -> dict:
+    """The hidden fields of the home page's request form: its token and its form key."""
+    return {name: re.search(rf'name="{name}" value="([^"]+)"', home).group(1) for name in ("csrf_token", "form_key")}
+
+
 def test_the_same_form_sent_again_after_the_owner_confirmed_gives_no_way_back_in(portal, monkeypatch):  # noqa: F811
     """Whoever typed someone's address lost the request when its owner followed an emailed link; sending the same
     form again (intake answers the same ticket) must not give it back."""
@@ -413,8 +415,7 @@ def test_the_same_form_sent_again_after_the_owner_confirmed_gives_no_way_back_in
     intake = Intake()
     monkeypatch.setattr(svc, "services", intake)
     typist = portal.test_client()
-    home = text(typist.get("/"))
-    form = {name: re.search(rf'name="{name}" value="([^"]+)"', home).group(1) for name in ("csrf_token", "form_key")}
+    form = _form_of(text(typist.get("/")))
     form |= {"name": "Ana", "email": f"ana-{uuid.uuid4().hex[:6]}@example.com", "topic": "general",
              "subject": "VPN", "description": "Drops."}  # fmt: skip
     assert typist.post("/tickets", data=form).status_code == 303
@@ -438,8 +439,7 @@ def test_a_form_sent_again_after_the_device_forgot_its_requests_opens_nothing(po
     intake = Intake()
     monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
     browser = portal.test_client()
-    home = text(browser.get("/"))
-    form = {name: re.search(rf'name="{name}" value="([^"]+)"', home).group(1) for name in ("csrf_token", "form_key")}
+    form = _form_of(text(browser.get("/")))
     form |= {"name": "Ana", "email": f"ana.{uuid.uuid4().hex[:6]}@example.com", "topic": "general",
              "subject": "Salary slip", "description": "Account 12345 does not load."}  # fmt: skip
     opened = browser.post("/tickets", data=form)
