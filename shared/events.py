@@ -164,6 +164,7 @@ class TicketMessageAddedData(_Data):
 
 class TicketReopenedData(_Data):
     reason = _text(1000)
+    by = fields.String(validate=validate.Length(1, 300))  # the agent or admin who reopened it; absent: the requester
 
 
 class TicketClosedData(_Data):

@@ -255,11 +255,12 @@ class Ticket:
 
     # -- other services' events --
 
-    def reopen(self, at: datetime) -> bool:
+    def reopen(self, at: datetime, by: str | None = None) -> bool:
+        """Back to work (`by`: the agent or admin who reopened it; None: the requester's message)."""
         if self.status != "resolved" or not self._newer("reopened", at):
             return False
         self.status, self.resolved_at, self.waiting_since = ("assigned" if self.agent_id else "new"), None, at
-        self._history(at, "reopened", "requester", "resolved", self.status)
+        self._history(at, "reopened", by or "requester", "resolved", self.status)
         return True
 
     def close(self, by: str, at: datetime) -> bool:

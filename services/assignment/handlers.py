@@ -561,7 +561,8 @@ def on_reopened(svc: Assignment, envelope: dict) -> None:
     """Back to the previous agent if still in the team and available (at capacity too); else the team's rule,
     else its queue."""
     at, correlation_id = events.parse_time(envelope["occurred_at"]), envelope["correlation_id"]
-    _change(svc, envelope["ticket_id"], lambda t: None if t.reopen(at) else NO_CHANGE, correlation_id)
+    by = events.load_data(envelope).get("by")
+    _change(svc, envelope["ticket_id"], lambda t: None if t.reopen(at, by) else NO_CHANGE, correlation_id)
 
     def previous_or_team(ticket: Ticket):
         previous = svc.agents.find(ticket.agent_id)

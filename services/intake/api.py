@@ -185,8 +185,9 @@ class Reopen(MethodView):
     @tickets.alt_response(409, response="CONFLICT")
     def post(self, body, ticket_id):
         """An agent who may read the ticket (its teams' and its own), or an admin, reopens a resolved ticket, with
-        the reason (`ticket.reopened`): the requester called, the fix did not hold. An open ticket is answered as
-        it is and nothing is published; a closed one is 409 (a closed ticket stays closed)."""
+        the reason (`ticket.reopened`, with `by`): the requester called, the fix did not hold. 409 for any other: a
+        closed ticket stays closed, and an open one may be resolved in assignment a moment before intake hears of
+        it (try again shortly)."""
         return handlers.reopen_ticket(intake(), ticket_id, body["reason"], correlation_id(), principal())
 
 

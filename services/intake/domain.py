@@ -133,16 +133,14 @@ class Ticket:
             )
         return None
 
-    def reopen(self, reason: str, now: datetime) -> bool:
-        """An agent or an admin reopens a resolved ticket (the requester called, the fix did not hold); a ticket
-        reopened already changes nothing (False). NotResolved for any other: a closed one stays closed."""
-        if self.status in OPEN_STATUSES:
-            return False
+    def reopen(self, reason: str, by: str, now: datetime) -> None:
+        """An agent or an admin (`by`, its actor) reopens a resolved ticket: the requester called, the fix did not
+        hold. NotResolved for any other (a closed one stays closed; an open one may be resolved in assignment, which
+        intake has not heard of yet)."""
         if self.status != "resolved":
             raise NotResolved(self.status)
-        self._reopen(now, reason)
+        self._reopen(now, reason, by)
         self.updated_at = now
-        return True
 
     def close(self, by: str, now: datetime) -> bool:
         """Close the ticket; closing a closed ticket changes nothing (and records nothing)."""
@@ -238,10 +236,10 @@ class Ticket:
     def _newer(self, name: str, at: datetime) -> bool:
         return newer(self.watermarks, name, at)
 
-    def _reopen(self, now: datetime, reason: str = "requester replied") -> None:
+    def _reopen(self, now: datetime, reason: str = "requester replied", by: str | None = None) -> None:
         self._set_status("assigned" if self.assignee else "new", now)
         self.resolved_at = self.resolution = None
-        self._record("ticket.reopened", {"reason": reason})
+        self._record("ticket.reopened", {"reason": reason} | ({"by": by} if by else {}))
 
     def _set_status(self, status: str, now: datetime) -> None:
         self.status = status

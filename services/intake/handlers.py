@@ -232,14 +232,19 @@ def reopen_ticket(
     svc: Intake, ticket_id: str, reason: str, correlation_id: str | None, principal: Principal | None = None
 ) -> Ticket:
     """An agent who may read the ticket, or an admin, reopens a resolved ticket (the requester called: the fix did
-    not hold); an open one is left as it is (nothing published); a closed one is 409."""
+    not hold); any other is 409: a closed one stays closed, and an open one may be resolved in assignment a moment
+    before intake hears of it."""
 
-    def reopen(ticket: Ticket):
+    def reopen(ticket: Ticket) -> None:
         _require_visible(svc, ticket, principal)
         try:
-            return None if ticket.reopen(reason, now()) else NO_CHANGE
-        except NotResolved:
-            raise Conflict("The ticket is closed, and a closed ticket stays closed: open a new one.") from None
+            ticket.reopen(reason, principal.actor if principal else "intake", now())
+        except NotResolved as status:
+            if str(status) == "closed":
+                raise Conflict("The ticket is closed, and a closed ticket stays closed: open a new one.") from None
+            raise Conflict(
+                "The ticket is not resolved here yet: a resolve takes a moment to reach intake. Try again shortly."
+            ) from None
 
     return change_ticket(svc, ticket_id, reopen, correlation_id)[0]
 

@@ -130,7 +130,7 @@ class MessageCreateSchema(Strict):
 class ReopenSchema(Strict):
     reason = fields.String(
         required=True,
-        validate=[validate.Length(1, 2000), not_blank],
+        validate=[validate.Length(1, 1000), not_blank],  # ticket.reopened's own bound
         metadata={"description": "Why it reopens, as the timeline and the agent's email say it"},
     )
 

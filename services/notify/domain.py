@@ -111,6 +111,8 @@ def email_recipients(event_type: str, data: dict, view: TicketView | None) -> li
         return []
     if event_type == "ticket.message_added" and data["author"]["type"] != "requester":
         return []  # only the requester's messages are news to the agent
+    if event_type == "ticket.reopened" and view is not None and view.agent and data.get("by") == view.agent["id"]:
+        return []  # the agent reopened it: no email about its own doing
     back = data.get("reason") == "reopen" and data.get("agent_id") == data.get("previous_agent_id")
     if event_type == "ticket.assigned" and back:
         return []  # back to the agent who had it: the reopening's email says so (and the message that reopened it)

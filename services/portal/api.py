@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.portal import handlers, pages, passwords
+from services.portal.admin import people
 from services.portal.schemas import AccountChangeSchema, AccountCreateSchema, AccountSchema
 from services.portal.views import admin, auth, console, health, reports, requester
 from shared.config import Settings, load_settings
@@ -64,9 +65,13 @@ class AccountByEmail(MethodView):
         """Disable an account (it cannot sign in; its sessions and password links end) or enable it again."""
         svc, account = _by_email(email)
         try:
-            return handlers.set_disabled(svc, account["_id"], data["disabled"])
+            changed = handlers.set_disabled(svc, account["_id"], data["disabled"])
         except handlers.UserError as exc:
             raise _problem(exc) from None
+        if data["disabled"]:  # its agent stops taking tickets, as from the Accounts page
+            who = principal()
+            people.leaves(svc, {"role": who.role, "email": who.sub, "agent_id": who.agent_id}, changed)
+        return changed
 
     @require_roles("admin")
     @accounts.response(204)

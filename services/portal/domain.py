@@ -42,6 +42,8 @@ def email_ok(email: str) -> bool:
     )
 
 
+QUERY_MAX = 500  # search's own limit on q: longer is answered next to the field before any call
+
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 # Status in words for the requester (the service's status names are for machines)
@@ -229,12 +231,18 @@ def requester_status_words(ticket: dict) -> tuple[str, str]:
 
 
 def shown_status(ticket: dict) -> str:
-    """The status the requester's pages go by: waiting on the requester who wrote last is in progress already
-    (the page right after their message, before assignment's status change reaches intake)."""
+    """The status the requester's pages go by: waiting on the requester who wrote last, since anything else changed
+    the ticket, is in progress already (the page right after their message, before assignment's status change
+    reaches intake). A wait an agent set after the message (a call, a note) stays a wait."""
     status = ticket.get("status") or ""
-    thread = ticket.get("thread") or []
-    answered = bool(thread) and (thread[-1].get("author") or {}).get("type") == "requester"
-    return "in_progress" if status == "waiting_on_requester" and answered else status
+    last = (ticket.get("thread") or [{}])[-1]
+    if status != "waiting_on_requester" or (last.get("author") or {}).get("type") != "requester":
+        return status
+    try:
+        answered = parse_time(last["created_at"]) >= parse_time(ticket["updated_at"])
+    except (KeyError, TypeError, ValueError):  # a ticket without its times: as intake says it
+        return status
+    return "in_progress" if answered else status
 
 
 def requester_update_words(ticket: dict, thread_seen: int, status_seen: str) -> str:
@@ -602,7 +610,7 @@ WRITTEN = {
     "reply": ("body", "Write your reply first.", 20_000),
     "note": ("body", "Write the note first.", 20_000),
     "resolve": ("resolution", "Say how it was resolved: the requester reads it.", 5_000),
-    "reopen": ("reason", "Say why it reopens: its agent reads it.", 2_000),
+    "reopen": ("reason", "Say why it reopens: its agent reads it.", 1_000),
 }
 
 

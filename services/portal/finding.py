@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
-from services.portal import handlers
+from services.portal import domain, handlers
 from services.portal.client import Refused, Unreachable, path_id
 from services.portal.console import actor, every_team
 from services.portal.domain import AGENT_STATUS, email_ok
 from services.portal.handlers import Portal, UserError
 
-QUERY_MAX = 500  # search's own limit on q: longer is answered next to the field before any call
+QUERY_MAX = domain.QUERY_MAX
 PAGE = 20
 SIMILAR = 5
 GRANTS_LISTED = 50  # a requester's requests listed and searched: the session's newest grants
@@ -99,9 +99,11 @@ def from_requester(svc: Portal, session: dict, form: dict) -> dict | None:
         items = svc.services.get("intake", "/tickets", actor(session), **query)["items"]
     except (Refused, Unreachable):
         return None
+    read = len(items)  # intake lists by requester, not by team: the team's are those among the newest read
     if team := form.get("team"):
         items = [item for item in items if item.get("team") == team]
-    return {"email": email, "items": items[:FROM_SHOWN], "more": len(items) > FROM_SHOWN}
+    among = read if team and read > FROM_SHOWN else None
+    return {"email": email, "items": items[:FROM_SHOWN], "more": len(items) > FROM_SHOWN, "among": among}
 
 
 def _user_error(refused: Refused) -> UserError:

@@ -26,7 +26,7 @@ from markupsafe import Markup
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
-from services.portal import attachments, devices, domain, finding, handlers
+from services.portal import attachments, devices, domain, handlers
 from services.portal.client import Refused, Unreachable
 from shared import mongo
 from shared.clock import now
@@ -95,8 +95,9 @@ def install(app: Flask) -> None:
             if staff_page(request.path) and not (g.session and g.session.get("account_id")):
                 # the staff session ended under the open form (signed out in another tab, disabled, expired)
                 return error_page(403, "You are signed out", SIGNED_OUT, kept, sign_in_again(page_of(request.path)))
-            if again := EXPIRED_FORMS.get(request.endpoint or ""):  # its form again, filled in: nothing was sent
-                return again(same_site)
+            if again := EXPIRED_FORMS.get(request.endpoint or ""):  # its form again (filled in only when the browser
+                # says it is this site's own: a browser that does not say gets it empty): nothing was sent
+                return again(request.headers.get("Sec-Fetch-Site") == "same-origin")
             return error_page(403, "This form has expired", FORM_EXPIRED, kept)
         return None
 
@@ -115,13 +116,14 @@ def install(app: Flask) -> None:
             seed = new_cookies[csrf_cookie] = secrets.token_urlsafe(24)
         return hmac.new(csrf_key, seed.encode(), hashlib.sha256).hexdigest()
 
+    app.extensions["ticketflow.forms_token"] = csrf_token if secure else None  # see kept_forms_token
     app.jinja_env.globals.update(
         csrf_token=csrf_token,
         conversation=conversation,
         htmx_file=vendored("htmx.org"),
         max_file_bytes=domain.ATTACHMENT_MAX_BYTES,
         max_total_bytes=domain.ATTACHMENTS_MAX_BYTES,
-        query_max=finding.QUERY_MAX,  # a search box takes no more (a longer address meets gunicorn's own refusal)
+        query_max=domain.QUERY_MAX,  # a search box takes no more (a longer address meets gunicorn's own refusal)
     )
     app.jinja_env.globals["requester_status"] = lambda ticket: domain.requester_status_words(ticket)[0]
     app.jinja_env.globals["shown_status"] = domain.shown_status
@@ -380,6 +382,14 @@ SIGNED_OUT = (
     "Nothing was sent: your session ended (signed out in another tab, by an admin, or after a while). "
     "Sign in again to go back to where you were."
 )
+
+
+def kept_forms_token() -> str | None:
+    """The forms' token of this browser while it has no session, for a requester's session a link starts to keep
+    (a request half written in another tab still sends). Only over https, whose `__Host-` cookie no other site
+    can set: elsewhere the new session has a token of its own, and such a form comes back filled in instead."""
+    token = current_app.extensions.get("ticketflow.forms_token")
+    return token() if token else None
 
 
 def error_page(status: int, title: str, detail: str, kept: str | None = None, sign_in: str | None = None) -> Response:

@@ -281,5 +281,5 @@ def test_a_form_with_files_still_needs_its_csrf_token(portal_system):  # noqa: F
 
     answer = requests.post(f"{system.portal}/tickets", data=form, files={"files": ("a.txt", b"hi")}, timeout=15)
 
-    assert answer.status_code == 403 and "Nothing was sent" in answer.text
+    assert answer.status_code == 403 and "Your request was not sent" in answer.text
     assert system.call("GET", "intake", "/tickets", params={"requester_email": email})["items"] == []

@@ -22,7 +22,7 @@ from services.portal import devices, handlers, mailing, passwords
 from services.portal.admin import welcome
 from services.portal.pages import cookie_names
 from shared import links
-from shared.auth import issue_token
+from shared.auth import decode_token, issue_token
 from shared.clock import now
 from tests.integration.test_portal_search import PASSWORD, portal, stub, text  # noqa: F401
 from ticketflow import cli
@@ -166,8 +166,9 @@ def test_disabling_twice_keeps_the_first_date_and_an_unknown_account_is_not_foun
         raise AssertionError("an unknown account was disabled")
 
 
-def test_the_api_disables_and_enables_by_email_for_admins_only(portal):  # noqa: F811
+def test_the_api_disables_and_enables_by_email_for_admins_only(portal, stub):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "available": False}
     agent, token = account_with_session(portal, "agent")
     secret = os.environ["TICKETFLOW_JWT_SECRET"]
     admin = {"Authorization": f"Bearer {issue_token(secret, 'admin', ttl=60, sub='ops')}"}
@@ -180,6 +181,9 @@ def test_the_api_disables_and_enables_by_email_for_admins_only(portal):  # noqa:
     body = answer.get_json()
     assert body["email"] == agent["email"] and body["disabled_at"] and "password_hash" not in body
     assert handlers.load_session(svc, token) is None
+    left = [(c["method"], c["path"], c["json"]) for c in stub.calls if c["method"] == "PATCH"]
+    assert left == [("PATCH", "/agents/ada", {"available": False})]  # its agent takes no new tickets
+    assert decode_token(secret, stub.calls[-1]["token"]).sub == "ops"  # with the admin's own rights
     enabled = client.patch(path, json={"disabled": False}, headers=admin).get_json()
     assert "disabled_at" not in enabled
 
@@ -362,20 +366,22 @@ def test_a_request_form_whose_token_went_out_of_date_comes_back_filled_in(portal
              "description": "Every hour."}  # fmt: skip
     browser.delete_cookie(cookie_names(False)[1])  # the forms' cookie of a browser without a session
 
-    stale = browser.post("/tickets", data=form)
+    ours = {"Sec-Fetch-Site": "same-origin"}  # what a browser says of a form of this site
+    stale = browser.post("/tickets", data=form, headers=ours)
 
     assert stale.status_code == 403 and intake.opened == {}
     page = text(stale)
-    assert "Nothing was sent yet: this page was out of date" in page and "This form has expired" not in page
+    assert "Your request was not sent: this page had expired." in page and "This form has expired" not in page
     assert 'value="VPN &lt;b&gt;drops&lt;/b&gt;"' in page and "Every hour." in page
     assert f'name="form_key" value="{form["form_key"]}"' in page  # sent again: still the one request
     sent = browser.post("/tickets", data=form | {"csrf_token": _csrf(page)})
     assert sent.status_code == 303 and len(intake.opened) == 1
 
-    elsewhere = browser.post("/tickets", data=form | {"csrf_token": "x"}, headers={"Sec-Fetch-Site": "cross-site"})
-    assert elsewhere.status_code == 403 and "Nothing was sent: the form was out of date." in text(elsewhere)
-    assert "Every hour." not in text(elsewhere) and "&lt;b&gt;" not in text(elsewhere)
-    assert form["form_key"] not in text(elsewhere) and len(intake.opened) == 1
+    for elsewhere in ({"Sec-Fetch-Site": "cross-site"}, {}):  # another site's, or a browser that does not say
+        answer = text(browser.post("/tickets", data=form | {"csrf_token": "x"}, headers=elsewhere))
+        assert "Your request was not sent: the form had expired." in answer, elsewhere
+        assert "Every hour." not in answer and "&lt;b&gt;" not in answer and form["form_key"] not in answer
+    assert len(intake.opened) == 1
 
 
 def test_a_request_being_written_still_sends_after_another_tab_opened_an_emailed_link(portal, monkeypatch):  # noqa: F811
@@ -391,8 +397,15 @@ def test_a_request_being_written_still_sends_after_another_tab_opened_an_emailed
     form |= {"name": "Ana", "email": "ana@example.com", "topic": "general", "subject": "VPN", "description": "Drops."}
     token = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], earlier["id"], "ana@example.com", 30)
 
-    assert browser.get(f"/t/{token}").status_code == 303  # the other tab
+    assert browser.get(f"/t/{token}").status_code == 303  # the other tab: its own token over http
+    ours = {"Sec-Fetch-Site": "same-origin"}
+    again = browser.post("/tickets", data=form, headers=ours)
+    assert again.status_code == 403 and "Your request was not sent: this page had expired." in text(again)
 
+    browser = portal.test_client()  # over https, whose __Host- cookie no other site sets: the session keeps it
+    monkeypatch.setitem(portal.extensions, "ticketflow.forms_token", portal.jinja_env.globals["csrf_token"])
+    form |= _form_of(text(browser.get("/")))
+    assert browser.get(f"/t/{token}").status_code == 303
     sent = browser.post("/tickets", data=form)
     assert sent.status_code == 303 and sent.headers["Location"].endswith("notice=opened") and len(intake.opened) == 2
     assert browser.get(sent.headers["Location"]).status_code == 200  # this browser has both requests now

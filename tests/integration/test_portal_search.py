@@ -161,10 +161,14 @@ def test_a_requesters_address_searched_for_lists_their_tickets_the_agent_may_rea
     assert decode_token(os.environ["TICKETFLOW_JWT_SECRET"], listed["token"]).agent_id == "ada"
     one_team = text(client.get("/console/search?q=ana@example.com&team=desk"))
     assert "#100100 <bdi>" in one_team and "#100102 <bdi>" in one_team and "#100101 <bdi>" not in one_team
+    many = [{**theirs[1], "id": f"t-{n}", "number": 100200 + n} for n in range(21)]  # all of network
+    stub.answers["/tickets"] = {"items": many, "next_cursor": "more"}
+    desk_only = text(client.get("/console/search?q=ana@example.com&team=desk"))
+    assert "None that you may see with this status and team among their 21 newest tickets." in desk_only
     stub.answers["/tickets"] = {"items": [], "next_cursor": None}
     assert "None that you may see." in text(client.get("/console/search?q=ana@example.com"))
     words = text(client.get("/console/search?q=ana+printer"))
-    assert "Tickets from" not in words and len([c for c in stub.calls if c["path"] == "/tickets"]) == 3
+    assert "Tickets from" not in words and len([c for c in stub.calls if c["path"] == "/tickets"]) == 4
 
 
 def test_an_agent_searches_with_its_own_token_and_pages_on_with_the_cursor(portal, stub):

@@ -189,6 +189,9 @@ def test_resolving_twice_is_refused_and_reopen_returns_to_work():
         ticket.resolve("fixed", "jane", T0)
     assert ticket.reopen(T0 + timedelta(minutes=1)) and ticket.status == "assigned"
     assert not ticket.reopen(T0 + timedelta(minutes=1))  # the same reopen again changes nothing
+    assert ticket.history[-1]["by"] == "requester"  # a requester's message reopened it
+    ticket.resolve("fixed again", "jane", T0 + timedelta(minutes=2))
+    assert ticket.reopen(T0 + timedelta(minutes=3), by="omar") and ticket.history[-1]["by"] == "omar"  # an agent
 
 
 def test_the_queue_sorts_on_the_soonest_known_deadline():

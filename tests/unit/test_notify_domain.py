@@ -104,6 +104,8 @@ def test_a_reopened_ticket_back_with_its_agent_emails_the_reopening_not_an_assig
     other = {**assigned(), "reason": "reopen", "previous_agent_id": "omar"}  # the previous one away: jane now
     assert [r["email"] for _, r in email_recipients("ticket.assigned", other, ticket)] == ["jane@example.com"]
     assert email_recipients("ticket.assigned", {**back, "reason": "manual"}, ticket)  # given again by a lead: said
+    assert email_recipients("ticket.reopened", {"reason": "x", "by": "jane"}, ticket) == []  # her own doing
+    assert email_recipients("ticket.reopened", {"reason": "x", "by": "omar"}, ticket)  # another agent's: said
 
 
 def test_a_recipient_not_known_yet_waits_rather_than_being_dropped():

@@ -152,14 +152,18 @@ def test_the_receipt_carries_the_ticket_number_and_the_subject():
 
 def test_a_follow_ups_receipt_says_it_answered_a_closed_ticket():
     """A mail answering a closed ticket opens a new one (intake's follow-up); its receipt says why."""
-    follow_up = f"{follows_up_words(100031)}\n\nIt is broken again."
-    message = messages.render("ticket.created", "requester", make_context("ticket.created", {"description": follow_up}))
+    follow_up = {"description": f"{follows_up_words(100031)}\n\nIt is broken again.", "source": "email"}
+    message = messages.render("ticket.created", "requester", make_context("ticket.created", follow_up))
+    typed = make_context("ticket.created", {**follow_up, "source": "web"})  # the same words typed on the web form
+    assert "answered request" not in messages.render("ticket.created", "requester", typed).text
 
     assert "Your email answered request #100031, which is closed, so it\nopened this new one." in message.text
     assert "Your email answered request #100031, which is closed" in message.html
     plain = messages.render("ticket.created", "requester", make_context("ticket.created"))
     assert "answered request" not in plain.text and "answered request" not in plain.html
-    quoted = make_context("ticket.created", {"description": f"About this: {follows_up_words(100031)}"})
+    quoted = make_context(
+        "ticket.created", {"description": f"About this: {follows_up_words(100031)}", "source": "email"}
+    )
     assert "answered request" not in messages.render("ticket.created", "requester", quoted).text  # at its start only
 
 
@@ -329,6 +333,10 @@ def test_a_reopened_ticket_given_to_another_agent_says_why_it_is_theirs():
     message = messages.render("ticket.assigned", "agent", make_context("ticket.assigned", data))
     assert "It was reopened, and given to you: the agent who had it before does\nnot take it now." in message.text
     assert "given to you: the agent who had it before" in message.html
+    nobody = messages.render(
+        "ticket.assigned", "agent", make_context("ticket.assigned", {**data, "previous_agent_id": None})
+    )
+    assert "It was reopened, and given to you.\n" in nobody.text and "had it before" not in nobody.html
 
 
 def test_a_requesters_emails_say_request_as_the_portal_does_and_an_agents_say_ticket():

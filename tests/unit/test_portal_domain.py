@@ -359,10 +359,11 @@ def test_a_browser_drops_its_oldest_device_cookies_past_those_it_keeps():
 def test_a_request_waiting_on_the_requester_who_wrote_last_is_shown_in_progress():
     """Right after the requester answers, intake still says waiting on them (assignment's status change is a moment
     away): the page says what comes, not "Waiting for your reply"; and the change itself updates nothing shown."""
-    asked = {"id": "r1", "author": {"type": "agent"}}
-    answer = {"id": "m2", "author": {"type": "requester"}}
-    waiting = {"status": "waiting_on_requester", "assignee": {"agent_id": "ada"}, "thread": [asked]}
-    answered = {**waiting, "thread": [asked, answer]}
+    asked = {"id": "r1", "author": {"type": "agent"}, "created_at": "2026-12-01T10:00:00.000Z"}
+    answer = {"id": "m2", "author": {"type": "requester"}, "created_at": "2026-12-01T10:05:00.000Z"}
+    waiting = {"status": "waiting_on_requester", "assignee": {"agent_id": "ada"}, "thread": [asked],
+               "updated_at": "2026-12-01T10:00:00.000Z"}  # fmt: skip
+    answered = {**waiting, "thread": [asked, answer], "updated_at": answer["created_at"]}
 
     assert domain.requester_status_words(waiting)[0] == "Waiting for your reply"
     assert domain.shown_status(answered) == "in_progress"
@@ -371,3 +372,5 @@ def test_a_request_waiting_on_the_requester_who_wrote_last_is_shown_in_progress(
     moved_on = {**answered, "status": "in_progress"}
     assert domain.requester_view_digest(moved_on, []) == domain.requester_view_digest(answered, [])
     assert domain.shown_status({"status": "resolved", "thread": [answer]}) == "resolved"  # only a wait ends
+    asked_since = {**answered, "updated_at": "2026-12-01T10:20:00.000Z"}  # an agent set the wait after (a call)
+    assert domain.requester_status_words(asked_since)[0] == "Waiting for your reply"

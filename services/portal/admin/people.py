@@ -174,6 +174,28 @@ def _email_of_nobody_else(svc: Portal, session: dict, agent_id: str, email: str,
         raise UserError("The agent needs another email address.", {"email": [said]}, 409)
 
 
+def leaves(svc: Portal, session: dict, account: dict) -> bool | None:
+    """A disabled account's agent (someone who left) becomes unavailable: no new tickets go to it. Whether it did
+    (False: assignment refused or did not answer, and the agent still takes tickets); None for an account with no
+    agent. Its open tickets stay its own until an admin hands them back (its page in Agents)."""
+    if not account.get("agent_id"):
+        return None
+    try:
+        change_agent(svc, session, account["agent_id"], {"available": False})
+    except (UserError, Unreachable) as exc:
+        log.warning("the agent %s of a disabled account is still available: %s", account["agent_id"], exc)
+        return False
+    return True
+
+
+def still_away(svc: Portal, session: dict, account: dict) -> bool:
+    """Whether an enabled account's agent is still unavailable (as disabling left it), for the page to say so."""
+    try:
+        return bool(account.get("agent_id")) and not agent(svc, session, account["agent_id"]).get("available", True)
+    except (Refused, Unreachable):
+        return False
+
+
 def change_agent(svc: Portal, session: dict, agent_id: str, changes: dict) -> dict:
     try:
         return svc.services.call("assignment", "PATCH", f"/agents/{path_id(agent_id)}", actor(session), json=changes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from pymongo.errors import DuplicateKeyError
 
 from services.portal import attachments, domain, finding, handlers, pages
@@ -103,9 +103,7 @@ def _grant(grant: dict) -> None:
     if g.session:
         portal().store.grant_ticket(g.session["_id"], grant["id"], grant["email"])
     else:
-        # the forms' token this browser had is kept: a new request half written in another tab still sends
-        forms_token = current_app.jinja_env.globals["csrf_token"]()
-        token, g.session = handlers.start_session(portal(), grant=grant, csrf=forms_token)
+        token, g.session = handlers.start_session(portal(), grant=grant, csrf=pages.kept_forms_token())
         set_session(token)
 
 
@@ -187,11 +185,8 @@ def _ticket_page(
     return page, status
 
 
-FORM_OUT_OF_DATE = (
-    "Nothing was sent yet: this page was out of date (this browser's session changed while it was open). "
-    "Check your request below and send it again."
-)
-FORM_GONE = "Nothing was sent: the form was out of date. To open a request, fill in the form."
+FORM_OUT_OF_DATE = "Your request was not sent: this page had expired. Check it below and send it."
+FORM_GONE = "Your request was not sent: the form had expired. To open a request, fill in the form."
 FORGOTTEN_FORM = (
     "This form was sent from this device before it forgot its requests, so it is not sent again. "
     "To open a request, fill in the form."

@@ -7,7 +7,6 @@ from flask import g, redirect, url_for
 
 from services.portal import handlers, passwords
 from services.portal.admin import people
-from services.portal.client import Unreachable
 from services.portal.pages import admin_required, portal
 from services.portal.views.admin import blueprint, form_data, page
 
@@ -70,15 +69,11 @@ def account_disabled(account_id: str):
         account = handlers.set_disabled(portal(), account_id, disabled, by=by)
     except handlers.UserError as exc:
         return _page(message=exc.message, status=exc.status)
-    said = "disabled" if disabled else "enabled"
-    if account.get("agent_id") and disabled:  # someone who left: no new tickets go to them
-        try:
-            people.change_agent(portal(), g.session, account["agent_id"], {"available": False})
-            said = "disabled-agent"
-        except (handlers.UserError, Unreachable):
-            said = "disabled-agent-available"
-    elif account.get("agent_id"):
-        said = "enabled-agent"
+    if disabled:  # someone who left: no new tickets go to them
+        left = people.leaves(portal(), g.session, account)
+        said = {None: "disabled", True: "disabled-agent", False: "disabled-agent-available"}[left]
+    else:
+        said = "enabled-agent" if people.still_away(portal(), g.session, account) else "enabled"
     return redirect(url_for("admin.index", notice=said), 303)
 
 
