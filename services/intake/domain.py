@@ -282,6 +282,13 @@ def summarize(event_type: str, data: dict) -> str:
         return event_type
 
 
+def _by_whom(by: str | None) -> str:
+    """ " by jane" (an agent's id), " by an admin" (an admin who is no agent), "" (the requester's message)."""
+    if not by:
+        return ""
+    return " by an admin" if by.startswith("admin:") else f" by {by}"
+
+
 def summarize_for_requester(event_type: str, data: dict) -> str | None:
     """What a requester-scoped reader sees of the event; None: nothing.
 
@@ -292,6 +299,8 @@ def summarize_for_requester(event_type: str, data: dict) -> str | None:
         return f"Email about {_about(data['event_type'])} sent" if data.get("channel") == "email" else None
     if event_type == "notification.failed":
         return None
+    if event_type == "ticket.reopened" and data.get("by"):  # an agent's reason is the agents' own
+        return "Reopened by the help desk"
     return summarize(event_type, data)
 
 
@@ -385,7 +394,7 @@ _SUMMARIES = {
         f"{d['subject']} ({d.get('topic_name') or d['topic']}, {d['priority']} priority)"
     ),
     "ticket.message_added": lambda d: f"{d['author']['name']} ({d['author']['type']}) wrote a message",
-    "ticket.reopened": lambda d: f"Reopened: {d['reason']}",
+    "ticket.reopened": lambda d: f"Reopened{_by_whom(d.get('by'))}: {d['reason']}",
     "ticket.closed": lambda d: (
         "Closed by the requester" if d["by"] == "requester" else "Closed automatically after staying resolved"
     ),

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from services.portal import attachments, domain
+from services.portal import attachments, domain, handlers
 from services.portal.client import Actor, Refused, Unreachable, path_id
 from services.portal.handlers import Portal, UserError
 from shared.clock import now
@@ -256,7 +256,12 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     if rights & LEAD_ACTIONS:
         everyone = svc.services.get("assignment", "/agents", who)["items"]
         team = (view.work or {}).get("team")  # assignment takes an agent of the ticket's team only
-        agents = [agent for agent in everyone if team and team in agent.get("teams", [])]
+        gone = handlers.disabled_agents(svc)  # said, and not offered: nobody would work on the ticket
+        agents = [
+            {**agent, "account_disabled": agent["id"] in gone}
+            for agent in everyone
+            if team and team in agent.get("teams", [])
+        ]
         teams = domain.staffed(every_team(svc, session), everyone)
     mail = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/mail", who)["items"]
     kept = [m for m in mail if m["outcome"] in KEPT_MAIL]
@@ -361,6 +366,9 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         raise UserError(next(iter(problems.values()))[0], problems)
     if action == "status":
         _status_is_theirs(svc, session, ticket_id)
+    if action == "assign" and body.get("agent_id") in handlers.disabled_agents(svc):
+        said = "Their account is disabled (they left, or may not sign in): choose another agent."
+        raise UserError(said, {"agent_id": [said]}, 409)
     if action == "transfer" and body.get("team"):  # the form has its own team chosen: sent as is, nothing to do
         _not_there_yet(svc, session, ticket_id, body["team"])
     if action in ("reply", "resolve"):

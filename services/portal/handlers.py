@@ -255,6 +255,12 @@ def set_disabled(svc: Portal, account_id: str, disabled: bool, by: dict | None =
     return shown(account)
 
 
+def disabled_agents(svc: Portal) -> set[str]:
+    """The agents whose account is disabled (someone who left): no ticket should go to them."""
+    accounts = svc.store.list_accounts()
+    return {account["agent_id"] for account in accounts if account.get("disabled_at") and account.get("agent_id")}
+
+
 def shown(account: dict) -> dict:
     """An account as pages and the API show it: never its password's hash."""
     return {key: value for key, value in account.items() if key != "password_hash"}

@@ -246,6 +246,7 @@ def test_a_reply_onto_a_ticket_that_changed_waits_for_the_agent(portal_system, n
     expect(agent.get_by_role("alert")).to_contain_text("Your reply, not sent")
     expect(agent.get_by_role("alert")).to_contain_text("Unplug it and wait for me.")
     expect(agent.get_by_label("Reply to the requester")).to_have_count(0)
+    expect(agent.get_by_label("Add an internal note")).to_have_value("Unplug it and wait for me.")  # to keep
     assert "Unplug" not in str(system.ticket(ticket_id)["thread"])
     # The agent reopens it (intake's ticket.reopened): it comes back to her, and takes the reply again.
     agent.get_by_label("Reopen it, because").fill("Not solved: it smokes still.")

@@ -355,6 +355,15 @@ def test_disabling_an_agents_account_makes_the_agent_unavailable_and_the_agents_
     stub.answers["/teams"] = {"items": [{"id": "desk", "name": "Desk"}]}
     stub.answers["/topics"] = {"items": []}
     assert re.search(rf"{agent_id} · .*Account disabled", text(admin.get("/admin/agents")))
+    back = admin.post(f"/admin/agents/{agent_id}/availability", data={"csrf_token": token, "available": "true"})
+    assert back.status_code == 409 and "enable the account first" in text(back)  # no tickets nobody works on
+    a_ticket(stub)
+    stub.answers["/tickets/t-1"] = {**stub.answers["/tickets/t-1"], "status": "assigned", "team": "desk"}
+    stub.answers["/agents"] = {"items": [gone]}
+    assert "Gus Gone (1 open of 4, away, account disabled)</option>" in text(admin.get("/console/tickets/t-1"))
+    given = admin.post("/console/tickets/t-1/assign", data={"csrf_token": token, "agent_id": agent_id})
+    assert given.status_code == 409 and "Their account is disabled" in text(given)
+    assert [c["path"] for c in stub.calls if c["method"] == "POST"] == []  # neither reached assignment
 
     enabled = admin.post(path, data={"csrf_token": token, "disabled": "false"})
     assert enabled.headers["Location"].endswith("notice=enabled-agent")

@@ -155,7 +155,8 @@ def test_a_requesters_address_searched_for_lists_their_tickets_the_agent_may_rea
     page = text(client.get("/console/search?q=+Ana%40Example.com+&status=assigned"))
 
     assert "Tickets from <bdi>ana@example.com</bdi>" in page
-    assert all(f"#{100100 + n} <bdi>Printer {n}</bdi>" in page for n in range(3)) and "No results" in page
+    assert all(f"#{100100 + n} <bdi>Printer {n}</bdi>" in page for n in range(3))
+    assert "No results" not in page  # no ticket's words hold the address: its tickets above are the answer
     (listed,) = [call for call in stub.calls if call["path"] == "/tickets"]
     assert listed["args"] == {"requester_email": "ana@example.com", "limit": "21", "status": "assigned"}
     assert decode_token(os.environ["TICKETFLOW_JWT_SECRET"], listed["token"]).agent_id == "ada"

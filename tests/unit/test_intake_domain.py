@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.intake.domain import Ticket, TicketClosed, summarize
+from services.intake.domain import Ticket, TicketClosed, summarize, summarize_for_requester
 
 T0 = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 
@@ -268,6 +268,12 @@ def test_summaries_name_the_person_who_acted_when_the_event_does():
     raised = {"previous_priority": "normal", "priority": "high", "by_name": "Tess Lead"}
     assert summarize("ticket.priority_changed", raised) == "Priority changed from normal to high by Tess Lead"
     assert summarize("ticket.priority_changed", {**raised, "by_name": None}) == "Priority changed from normal to high"
+    assert summarize("ticket.reopened", {"reason": "requester replied"}) == "Reopened: requester replied"
+    assert summarize("ticket.reopened", {"reason": "She called.", "by": "jane"}) == "Reopened by jane: She called."
+    assert summarize("ticket.reopened", {"reason": "x", "by": "admin:ops@example.com"}) == "Reopened by an admin: x"
+    agents_words = {"reason": "She called: customer is furious.", "by": "jane"}  # the agents' own words
+    assert summarize_for_requester("ticket.reopened", agents_words) == "Reopened by the help desk"
+    assert summarize_for_requester("ticket.reopened", {"reason": "requester replied"}) == "Reopened: requester replied"
 
 
 def test_summaries_name_the_team_and_the_topic_when_the_data_carries_their_names():

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from services.portal import domain
+from services.portal import domain, handlers
 from services.portal.admin import number, path_id, refusal, require_id
 from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused, Unreachable
@@ -108,6 +108,7 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[st
         _all_said(
             lambda: _email_of_nobody_else(svc, session, agent_id, body["email"], agents),
             lambda: _leads_its_teams(svc, session, body),
+            lambda: _may_be_available(svc, agent_id, body.get("available")),
         )
     own = next((a for a in agents if a["id"] == agent_id), None)
     if own and body["name"] == own.get("name"):  # unchanged: saved without it (one made before a rule it breaks)
@@ -186,6 +187,14 @@ def leaves(svc: Portal, session: dict, account: dict) -> bool | None:
         log.warning("the agent %s of a disabled account is still available: %s", account["agent_id"], exc)
         return False
     return True
+
+
+DISABLED_AGENT = "Its account is disabled, so it cannot sign in to work on tickets: enable the account first."
+
+
+def _may_be_available(svc: Portal, agent_id: str, available: object) -> None:
+    if available is True and agent_id in handlers.disabled_agents(svc):
+        raise UserError("The agent cannot take tickets.", {"available": [DISABLED_AGENT]}, 409)
 
 
 def still_away(svc: Portal, session: dict, account: dict) -> bool:
