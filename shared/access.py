@@ -98,13 +98,14 @@ def sees_everything(principal: Principal) -> bool:
 
 
 class AgentDirectory:
-    """agent_id -> {teams, lead_of, available}, from `agent.updated`; the newest event wins."""
+    """agent_id -> {name, teams, lead_of, available}, from `agent.updated`; the newest event wins."""
 
     def __init__(self, db: Database) -> None:
         self.collection = db["agents_seen"]
 
     def learn(self, data: dict, at: datetime) -> None:
         fields = {
+            "name": data.get("name"),  # what intake's timeline calls the agent (a reopen)
             "teams": list(data["teams"]),
             "lead_of": list(data["lead_of"]),
             "available": data["available"],

@@ -164,7 +164,8 @@ class TicketMessageAddedData(_Data):
 
 class TicketReopenedData(_Data):
     reason = _text(1000)
-    by = fields.String(validate=validate.Length(1, 300))  # the agent or admin who reopened it; absent: the requester
+    by = fields.String(validate=validate.Length(1, 100))  # who reopened it: an agent id, or "admin"; absent: requester
+    by_name = fields.String(validate=validate.Length(1, 200))  # as people read it ("The help desk" for an admin)
 
 
 class TicketClosedData(_Data):

@@ -37,6 +37,9 @@ class TicketClosed(Exception):
     """A closed ticket takes no more messages."""
 
 
+REQUESTER_REOPENS = "requester replied"  # the reason of a reopen by the requester's message
+
+
 class NotResolved(Exception):
     """Only a resolved ticket reopens: a closed one stays closed (a new ticket follows it up)."""
 
@@ -133,13 +136,13 @@ class Ticket:
             )
         return None
 
-    def reopen(self, reason: str, by: str, now: datetime) -> None:
-        """An agent or an admin (`by`, its actor) reopens a resolved ticket: the requester called, the fix did not
-        hold. NotResolved for any other (a closed one stays closed; an open one may be resolved in assignment, which
-        intake has not heard of yet)."""
+    def reopen(self, reason: str, by: str, by_name: str, now: datetime) -> None:
+        """An agent or an admin (`by`: the agent's id, or "admin"; `by_name` as people read it) reopens a resolved
+        ticket: the requester called, the fix did not hold. NotResolved for any other (a closed one stays closed;
+        an open one may be resolved in assignment, which intake has not heard of yet)."""
         if self.status != "resolved":
             raise NotResolved(self.status)
-        self._reopen(now, reason, by)
+        self._reopen(now, reason, {"by": by, "by_name": by_name})
         self.updated_at = now
 
     def close(self, by: str, now: datetime) -> bool:
@@ -236,10 +239,10 @@ class Ticket:
     def _newer(self, name: str, at: datetime) -> bool:
         return newer(self.watermarks, name, at)
 
-    def _reopen(self, now: datetime, reason: str = "requester replied", by: str | None = None) -> None:
+    def _reopen(self, now: datetime, reason: str = REQUESTER_REOPENS, who: dict | None = None) -> None:
         self._set_status("assigned" if self.assignee else "new", now)
         self.resolved_at = self.resolution = None
-        self._record("ticket.reopened", {"reason": reason} | ({"by": by} if by else {}))
+        self._record("ticket.reopened", {"reason": reason, **(who or {})})
 
     def _set_status(self, status: str, now: datetime) -> None:
         self.status = status
@@ -282,11 +285,12 @@ def summarize(event_type: str, data: dict) -> str:
         return event_type
 
 
-def _by_whom(by: str | None) -> str:
-    """ " by jane" (an agent's id), " by an admin" (an admin who is no agent), "" (the requester's message)."""
-    if not by:
+def _by_whom(data: dict) -> str:
+    """Who reopened it: " by Jane Doe" (an agent), " by the help desk" (an admin), "" (the requester's message)."""
+    if not data.get("by"):
         return ""
-    return " by an admin" if by.startswith("admin:") else f" by {by}"
+    name = data.get("by_name") or data["by"]
+    return f" by {'the help desk' if name == 'The help desk' else name}"
 
 
 def summarize_for_requester(event_type: str, data: dict) -> str | None:
@@ -299,8 +303,8 @@ def summarize_for_requester(event_type: str, data: dict) -> str | None:
         return f"Email about {_about(data['event_type'])} sent" if data.get("channel") == "email" else None
     if event_type == "notification.failed":
         return None
-    if event_type == "ticket.reopened" and data.get("by"):  # an agent's reason is the agents' own
-        return "Reopened by the help desk"
+    if event_type == "ticket.reopened" and (data.get("by") or data["reason"] != REQUESTER_REOPENS):
+        return "Reopened by the help desk"  # an agent's reason is the agents' own
     return summarize(event_type, data)
 
 
@@ -394,7 +398,7 @@ _SUMMARIES = {
         f"{d['subject']} ({d.get('topic_name') or d['topic']}, {d['priority']} priority)"
     ),
     "ticket.message_added": lambda d: f"{d['author']['name']} ({d['author']['type']}) wrote a message",
-    "ticket.reopened": lambda d: f"Reopened{_by_whom(d.get('by'))}: {d['reason']}",
+    "ticket.reopened": lambda d: f"Reopened{_by_whom(d)}: {d['reason']}",
     "ticket.closed": lambda d: (
         "Closed by the requester" if d["by"] == "requester" else "Closed automatically after staying resolved"
     ),

@@ -235,15 +235,21 @@ def reopen_ticket(
     not hold); any other is 409: a closed one stays closed, and an open one may be resolved in assignment a moment
     before intake hears of it."""
 
+    by, by_name = "admin", "The help desk"  # an admin who is no agent: never their address in an event
+    if principal is not None and principal.agent_id:
+        by = principal.agent_id
+        by_name = (svc.agents.find(by) or {}).get("name") or by
+
     def reopen(ticket: Ticket) -> None:
         _require_visible(svc, ticket, principal)
         try:
-            ticket.reopen(reason, principal.actor if principal else "intake", now())
+            ticket.reopen(reason, by, by_name, now())
         except NotResolved as status:
             if str(status) == "closed":
                 raise Conflict("The ticket is closed, and a closed ticket stays closed: open a new one.") from None
             raise Conflict(
-                "The ticket is not resolved here yet: a resolve takes a moment to reach intake. Try again shortly."
+                "The ticket is open: reopened already, or its resolve has not reached intake yet (then try again "
+                "in a moment)."
             ) from None
 
     return change_ticket(svc, ticket_id, reopen, correlation_id)[0]

@@ -166,6 +166,9 @@ def queues(
         query = {**asked, **VIEWS[name][1](me.agent_id), "limit": QUEUE_LIMIT, "fields": fields}  # "mine" stays mine
         if name == view and cursor:
             query["cursor"] = cursor
+        if query.get("unassigned") and query.get("agent_id"):  # one agent's unassigned tickets: none (assignment
+            found[name] = {"items": [], "next_cursor": None}  # refuses the question)
+            continue
         found[name] = svc.services.get("assignment", "/queue", me, **query)
     return {
         "view": view,
@@ -256,11 +259,12 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     if rights & LEAD_ACTIONS:
         everyone = svc.services.get("assignment", "/agents", who)["items"]
         team = (view.work or {}).get("team")  # assignment takes an agent of the ticket's team only
-        gone = handlers.disabled_agents(svc)  # said, and not offered: nobody would work on the ticket
+        gone = handlers.disabled_agents(svc)  # not offered (nobody would work on the ticket): its holder, said
+        holder = (view.work or {}).get("agent_id")
         agents = [
             {**agent, "account_disabled": agent["id"] in gone}
             for agent in everyone
-            if team and team in agent.get("teams", [])
+            if team and team in agent.get("teams", []) and (agent["id"] not in gone or agent["id"] == holder)
         ]
         teams = domain.staffed(every_team(svc, session), everyone)
     mail = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}/mail", who)["items"]

@@ -257,8 +257,7 @@ def set_disabled(svc: Portal, account_id: str, disabled: bool, by: dict | None =
 
 def disabled_agents(svc: Portal) -> set[str]:
     """The agents whose account is disabled (someone who left): no ticket should go to them."""
-    accounts = svc.store.list_accounts()
-    return {account["agent_id"] for account in accounts if account.get("disabled_at") and account.get("agent_id")}
+    return svc.store.disabled_agent_ids()
 
 
 def shown(account: dict) -> dict:

@@ -89,15 +89,14 @@ def install(app: Flask) -> None:
         if request.method in UNSAFE_METHODS and not _csrf_ok(request.form.get("csrf_token")):
             # what was written is shown back to copy (nothing of the form was used), to a form of this site only:
             # a page elsewhere that posts here gets no words of its choosing shown on this site's own page
-            same_site = request.headers.get("Sec-Fetch-Site", "same-origin") == "same-origin"
+            same_site = request.headers.get("Sec-Fetch-Site") == "same-origin"  # a browser that does not say: not
             kept = request.form.get("body") or request.form.get("resolution") or request.form.get("description")
             kept = kept if same_site else None
             if staff_page(request.path) and not (g.session and g.session.get("account_id")):
                 # the staff session ended under the open form (signed out in another tab, disabled, expired)
                 return error_page(403, "You are signed out", SIGNED_OUT, kept, sign_in_again(page_of(request.path)))
-            if again := EXPIRED_FORMS.get(request.endpoint or ""):  # its form again (filled in only when the browser
-                # says it is this site's own: a browser that does not say gets it empty): nothing was sent
-                return again(request.headers.get("Sec-Fetch-Site") == "same-origin")
+            if again := EXPIRED_FORMS.get(request.endpoint or ""):  # its form again: nothing was sent
+                return again(same_site)
             return error_page(403, "This form has expired", FORM_EXPIRED, kept)
         return None
 

@@ -170,6 +170,11 @@ class PortalStore:
         found = self.accounts.find({}).sort("email", ASCENDING).limit(limit)
         return [_without_hash(account) | {"has_password": bool(account.get("password_hash"))} for account in found]
 
+    def disabled_agent_ids(self) -> set[str]:
+        """The agents whose account is disabled (however many accounts there are)."""
+        found = self.accounts.find({"disabled_at": {"$ne": None}, "agent_id": {"$ne": None}}, {"agent_id": 1})
+        return {account["agent_id"] for account in found if account.get("agent_id")}
+
     def set_disabled(self, account_id: str, at: datetime | None) -> dict | None:
         """Disable the account from `at` on (None: enable it again); the account as it is now, or None."""
         change = {"$set": {"disabled_at": at}} if at is not None else {"$unset": {"disabled_at": ""}}

@@ -618,9 +618,10 @@ def test_an_agent_reopens_a_resolved_ticket_of_its_own_with_a_reason(client, mak
 
     assert reopened.status_code == 200
     assert reopened.get_json()["status"] == "assigned" and reopened.get_json()["resolution"] is None
-    assert "not resolved here yet" in assert_problem(again, 409)["detail"]
+    assert "reopened already, or its resolve has not reached intake yet" in assert_problem(again, 409)["detail"]
     (event,) = wait_for_envelopes(tap, ticket["id"], "ticket.reopened")
-    assert event["data"] == {"reason": "She called: it drops again.", "by": "jane"} and event["producer"] == "intake"
+    assert event["data"] == {"reason": "She called: it drops again.", "by": "jane", "by_name": "Agent jane"}
+    assert event["producer"] == "intake"
     assert len(tap.envelopes(ticket_id=ticket["id"], type="ticket.reopened")) == 1  # the second changed nothing
     assert client.post(f"/tickets/{ticket['id']}/close", headers=portal()).status_code == 200
     closed = client.post(path, json=why, headers=auth_header("admin"))

@@ -360,6 +360,8 @@ def test_disabling_an_agents_account_makes_the_agent_unavailable_and_the_agents_
     a_ticket(stub)
     stub.answers["/tickets/t-1"] = {**stub.answers["/tickets/t-1"], "status": "assigned", "team": "desk"}
     stub.answers["/agents"] = {"items": [gone]}
+    assert "Gus Gone" not in text(admin.get("/console/tickets/t-1"))  # not offered
+    stub.answers["/tickets/t-1"] = {**stub.answers["/tickets/t-1"], "agent_id": agent_id}  # its holder: said
     assert "Gus Gone (1 open of 4, away, account disabled)</option>" in text(admin.get("/console/tickets/t-1"))
     given = admin.post("/console/tickets/t-1/assign", data={"csrf_token": token, "agent_id": agent_id})
     assert given.status_code == 409 and "Their account is disabled" in text(given)

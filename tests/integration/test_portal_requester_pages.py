@@ -398,8 +398,10 @@ def test_a_message_sent_after_the_session_ended_is_shown_back_to_copy(portal, mo
     browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
     token = csrf(text(browser.get("/tickets/t-9")))
     browser.delete_cookie(cookie_names(False)[0])
+    ours = {"Sec-Fetch-Site": "same-origin"}  # a form of this site, as the browser says it
 
-    sent = browser.post("/tickets/t-9/messages", data={"body": "My long <i>answer</i>.", "csrf_token": token})
+    sent = browser.post("/tickets/t-9/messages", data={"body": "My long <i>answer</i>.", "csrf_token": token},
+                        headers=ours)  # fmt: skip
 
     assert sent.status_code == 403 and intake.posts == []
     page = text(sent)
@@ -412,6 +414,8 @@ def test_a_message_sent_after_the_session_ended_is_shown_back_to_copy(portal, mo
     )
     assert forged.status_code == 403 and "This form has expired" in text(forged)
     assert "555 0100" not in text(forged) and "Your message, not sent" not in text(forged)
+    unsaid = browser.post("/tickets/t-9/messages", data={"body": "Call +1 555 0100 now", "csrf_token": "x"})
+    assert "555 0100" not in text(unsaid)  # a browser that does not say whose form it is: not shown either
 
 
 def test_files_sent_without_words_go_with_a_message_that_names_them(portal, monkeypatch):  # noqa: F811

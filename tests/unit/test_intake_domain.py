@@ -269,10 +269,14 @@ def test_summaries_name_the_person_who_acted_when_the_event_does():
     assert summarize("ticket.priority_changed", raised) == "Priority changed from normal to high by Tess Lead"
     assert summarize("ticket.priority_changed", {**raised, "by_name": None}) == "Priority changed from normal to high"
     assert summarize("ticket.reopened", {"reason": "requester replied"}) == "Reopened: requester replied"
-    assert summarize("ticket.reopened", {"reason": "She called.", "by": "jane"}) == "Reopened by jane: She called."
-    assert summarize("ticket.reopened", {"reason": "x", "by": "admin:ops@example.com"}) == "Reopened by an admin: x"
-    agents_words = {"reason": "She called: customer is furious.", "by": "jane"}  # the agents' own words
+    by_jane = {"reason": "She called.", "by": "jane", "by_name": "Jane Doe"}
+    assert summarize("ticket.reopened", by_jane) == "Reopened by Jane Doe: She called."
+    by_admin = {"reason": "x", "by": "admin", "by_name": "The help desk"}
+    assert summarize("ticket.reopened", by_admin) == "Reopened by the help desk: x"
+    agents_words = {**by_jane, "reason": "She called: customer is furious."}  # the agents' own words
     assert summarize_for_requester("ticket.reopened", agents_words) == "Reopened by the help desk"
+    before_by = {"reason": "She called: customer is furious."}  # a reopen from before `by` was said
+    assert summarize_for_requester("ticket.reopened", before_by) == "Reopened by the help desk"
     assert summarize_for_requester("ticket.reopened", {"reason": "requester replied"}) == "Reopened: requester replied"
 
 

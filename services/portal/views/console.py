@@ -155,12 +155,14 @@ def _choices(me: dict) -> tuple[list[dict], list[dict]]:
         agents = portal().services.get("assignment", "/agents", console.actor(g.session))["items"]
     except (Refused, Unreachable):
         return teams, []  # the choices still, without saying who is in each
-    led = domain.led_teams(me)
+    led, gone = domain.led_teams(me), handlers.disabled_agents(portal())  # a disabled account's agent: not offered
     names = {team["id"]: team["name"] for team in teams}
     givable = [
         {**agent, "team_names": [names.get(team, team) for team in agent["teams"]]}
         for agent in agents
-        if agent.get("teams") and (g.session.get("role") == "admin" or led & set(agent["teams"]))
+        if agent.get("teams")
+        and agent["id"] not in gone
+        and (g.session.get("role") == "admin" or led & set(agent["teams"]))
     ]
     return domain.staffed(teams, agents), sorted(givable, key=lambda agent: agent["name"].casefold())
 
