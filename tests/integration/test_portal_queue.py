@@ -588,6 +588,8 @@ def test_a_lead_narrows_the_queue_to_one_agent_and_one_team(portal, stub):  # no
 
     led = [c["args"] for c in stub.calls if c["path"] == "/queue" and c["args"].get("fields") != "ticket_id"]
     assert led[-1]["agent_id"] == "bob" and led[-1]["team"] == "network" and led[-1]["priority"] == "high"
+    asked = [c["args"] for c in stub.calls if c["path"] == "/queue"]
+    assert not [args for args in asked if args.get("unassigned") and args.get("agent_id")]  # assignment's 422
     mine = [c["args"] for c in stub.calls if c["path"] == "/queue" and c["args"].get("agent_id") == "lea"]
     assert mine and all(args.get("team") == "network" for args in mine)  # "My tickets" stays the lead's own
     assert '<option value="bob" selected>Bob Baker (away)</option>' in html
