@@ -73,6 +73,8 @@ def expected_emails(system: System, ticket_id: str, people: dict[str, str]) -> C
         for audience in EMAIL_AUDIENCES.get(entry["type"], ()):
             if entry["type"] == "ticket.assigned" and "queue" in entry["summary"].lower():
                 continue  # waiting in the team's queue: nobody to tell
+            if entry["type"] == "ticket.assigned" and entry["summary"].startswith("Back with "):
+                continue  # a reopened ticket back with its agent: the reopening's email tells them
             expected[(people[audience], entry["type"])] += 1
     return expected
 
