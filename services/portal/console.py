@@ -166,8 +166,9 @@ def queues(
         query = {**asked, **VIEWS[name][1](me.agent_id), "limit": QUEUE_LIMIT, "fields": fields}  # "mine" stays mine
         if name == view and cursor:
             query["cursor"] = cursor
-        if query.get("unassigned") and query.get("agent_id"):  # one agent's unassigned tickets: none (assignment
-            found[name] = {"items": [], "next_cursor": None}  # refuses the question)
+        mine_not = name == "mine" and filters.get("agent") not in (None, me.agent_id)  # another's in "My tickets"
+        if mine_not or (query.get("unassigned") and query.get("agent_id")):  # one agent's unassigned: none
+            found[name] = {"items": [], "next_cursor": None}  # (assignment refuses the question)
             continue
         found[name] = svc.services.get("assignment", "/queue", me, **query)
     return {

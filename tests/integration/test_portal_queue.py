@@ -590,10 +590,11 @@ def test_a_lead_narrows_the_queue_to_one_agent_and_one_team(portal, stub):  # no
     assert led[-1]["agent_id"] == "bob" and led[-1]["team"] == "network" and led[-1]["priority"] == "high"
     asked = [c["args"] for c in stub.calls if c["path"] == "/queue"]
     assert not [args for args in asked if args.get("unassigned") and args.get("agent_id")]  # assignment's 422
-    mine = [c["args"] for c in stub.calls if c["path"] == "/queue" and c["args"].get("agent_id") == "lea"]
-    assert mine and all(args.get("team") == "network" for args in mine)  # "My tickets" stays the lead's own
+    assert not [args for args in asked if args.get("agent_id") == "lea"]  # another's tickets in "My tickets": none
+    assert '<a href="/console/?view=mine' in html and "My tickets" in html
     assert '<option value="bob" selected>Bob Baker (away)</option>' in html
     assert '<select id="filter-team" name="in_team">' in html and '<option value="network" selected>' in html
+    assert '<option value="desk"' not in html.split('name="in_team"')[1].split("</select>")[0]  # not the lead's team
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
     plain = text(signed_in(portal, "agent", "ada").get("/console/"))  # an agent who leads nothing: no such filters
     assert 'aria-label="Filter the queue"' in plain and 'name="agent"' not in plain and 'name="in_team"' not in plain

@@ -123,6 +123,8 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     if flash and flash.get("form"):  # some were not done: ticked again, the form as it was sent
         bulk_form, selected = flash["form"], flash["bulk"]["again"]
     teams, agents = _choices(me) if whole and may_lead else ([], [])
+    own = set(me.get("teams") or [])  # the team filter: an admin's every team, an agent's own (others refused)
+    filter_teams = teams if g.session.get("role") == "admin" else [team for team in teams if team["id"] in own]
     notice, warns = _queue_notice(request.args.get("notice", ""), request.args.get("team"), teams)
     return render_template(
         template,
@@ -141,6 +143,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         may_lead=may_lead,
         teams=teams,
         agents=agents,
+        filter_teams=filter_teams,
     )
 
 
