@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from services.portal import attachments, domain, handlers
+from services.portal import attachments, domain
 from services.portal.client import Actor, Refused, Unreachable, path_id
 from services.portal.handlers import Portal, UserError
 from shared.clock import now
@@ -260,7 +260,7 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     if rights & LEAD_ACTIONS:
         everyone = svc.services.get("assignment", "/agents", who)["items"]
         team = (view.work or {}).get("team")  # assignment takes an agent of the ticket's team only
-        gone = handlers.disabled_agents(svc)  # not offered (nobody would work on the ticket): its holder, said
+        gone = svc.store.disabled_agent_ids()  # not offered (nobody would work on the ticket): its holder, said
         holder = (view.work or {}).get("agent_id")
         agents = [
             {**agent, "account_disabled": agent["id"] in gone}
@@ -371,7 +371,7 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         raise UserError(next(iter(problems.values()))[0], problems)
     if action == "status":
         _status_is_theirs(svc, session, ticket_id)
-    if action == "assign" and body.get("agent_id") in handlers.disabled_agents(svc):
+    if action == "assign" and body.get("agent_id") in svc.store.disabled_agent_ids():
         said = "Their account is disabled (they left, or may not sign in): choose another agent."
         raise UserError(said, {"agent_id": [said]}, 409)
     if action == "transfer" and body.get("team"):  # the form has its own team chosen: sent as is, nothing to do

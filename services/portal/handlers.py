@@ -255,11 +255,6 @@ def set_disabled(svc: Portal, account_id: str, disabled: bool, by: dict | None =
     return shown(account)
 
 
-def disabled_agents(svc: Portal) -> set[str]:
-    """The agents whose account is disabled (someone who left): no ticket should go to them."""
-    return svc.store.disabled_agent_ids()
-
-
 def shown(account: dict) -> dict:
     """An account as pages and the API show it: never its password's hash."""
     return {key: value for key, value in account.items() if key != "password_hash"}

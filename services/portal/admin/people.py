@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from services.portal import domain, handlers
+from services.portal import domain
 from services.portal.admin import number, path_id, refusal, require_id
 from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused, Unreachable
@@ -193,7 +193,7 @@ DISABLED_AGENT = "Its account is disabled, so it cannot sign in to work on ticke
 
 
 def _may_be_available(svc: Portal, agent_id: str, available: object) -> None:
-    if available is True and agent_id in handlers.disabled_agents(svc):
+    if available is True and agent_id in svc.store.disabled_agent_ids():
         raise UserError("The agent cannot take tickets.", {"available": [DISABLED_AGENT]}, 409)
 
 

@@ -101,17 +101,25 @@ def calendar_form(calendar: dict) -> dict:
     return {**form, "holidays": "\n".join(calendar.get("holidays", []))}
 
 
+def _typed_periods(form: dict):
+    """Each period typed in the form, in order: (the day's index, the day, the period as sla reads it, whether it
+    is a night that goes on into the next day)."""
+    for n, (day, _) in enumerate(DAYS):
+        for part in (form.get(f"hours-{day}") or "").split(","):
+            if part.strip():
+                period = _period(part.strip())
+                yield n, day, period, _night(part, period)
+
+
 def _spilled(form: dict) -> dict[str, tuple[str, str]]:
     """The days that begin with the morning of the day before's night (calendar_body puts it first): day -> (the
     day before's name, that morning as sla reads it, "00:00-06:00"), for sla's refusals to name the periods as typed.
     """
-    found = {}
-    for n, (day, name) in enumerate(DAYS):
-        for part in (form.get(f"hours-{day}") or "").split(","):
-            period = _period(part.strip()) if part.strip() else []
-            if period and _night(part, period) and period[1] != "00:00":
-                found[DAYS[(n + 1) % len(DAYS)][0]] = (name, f"00:00-{period[1]}")
-    return found
+    return {
+        DAYS[(n + 1) % len(DAYS)][0]: (DAYS[n][1], f"00:00-{period[1]}")
+        for n, _, period, night in _typed_periods(form)
+        if night and period[1] != "00:00"
+    }
 
 
 def calendar_body(form: dict) -> dict:
@@ -122,17 +130,13 @@ def calendar_body(form: dict) -> dict:
     and the next day's from 00:00, and "18:00-00:00" ends at midnight. "9-5" is not read as a night: it goes to sla
     as 09:00-05:00, which refuses it next to its day."""
     hours: dict[str, list[list[str]]] = {}
-    for n, (day, _) in enumerate(DAYS):
-        for part in (form.get(f"hours-{day}") or "").split(","):
-            if not part.strip():
-                continue
-            period = _period(part.strip())
-            if not _night(part, period):
-                hours.setdefault(day, []).append(period)
-                continue
-            hours.setdefault(day, []).append([period[0], "24:00"])  # the evening; "18:00-00:00" ends there
-            if period[1] != "00:00":  # the next morning
-                hours.setdefault(DAYS[(n + 1) % len(DAYS)][0], []).insert(0, ["00:00", period[1]])
+    for n, day, period, night in _typed_periods(form):
+        if not night:
+            hours.setdefault(day, []).append(period)
+            continue
+        hours.setdefault(day, []).append([period[0], "24:00"])  # the evening; "18:00-00:00" ends there
+        if period[1] != "00:00":  # the next morning
+            hours.setdefault(DAYS[(n + 1) % len(DAYS)][0], []).insert(0, ["00:00", period[1]])
     holidays = [day.strip() for day in re.split(r"[,;\n]+", form.get("holidays") or "") if day.strip()]  # a line each
     return {"timezone": _zone(form.get("timezone", "").strip()), "hours": hours, "holidays": holidays}
 

@@ -158,7 +158,7 @@ def _choices(me: dict) -> tuple[list[dict], list[dict]]:
         agents = portal().services.get("assignment", "/agents", console.actor(g.session))["items"]
     except (Refused, Unreachable):
         return teams, []  # the choices still, without saying who is in each
-    led, gone = domain.led_teams(me), handlers.disabled_agents(portal())  # a disabled account's agent: not offered
+    led, gone = domain.led_teams(me), portal().store.disabled_agent_ids()  # a disabled account's agent: not offered
     names = {team["id"]: team["name"] for team in teams}
     givable = [
         {**agent, "team_names": [names.get(team, team) for team in agent["teams"]]}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flask import g, redirect, url_for
 
-from services.portal import handlers
 from services.portal.admin import people
 from services.portal.handlers import UserError
 from services.portal.pages import admin_required, name_of, portal
@@ -90,7 +89,7 @@ def change_agent(agent_id: str):
 @admin_required
 def agent_availability(agent_id: str):
     available = form_data().get("available") == "true"
-    if available and agent_id in handlers.disabled_agents(portal()):  # it would take tickets nobody works on
+    if available and agent_id in portal().store.disabled_agent_ids():  # it would take tickets nobody works on
         return _list(message=people.DISABLED_AGENT, status=409)
     try:
         people.change_agent(portal(), g.session, agent_id, {"available": available})
