@@ -150,14 +150,15 @@ def _kind(field: fields.Field) -> str:
 
 def _rules(field: fields.Field) -> list[str]:
     rules = []
+    unit = "items" if isinstance(field, fields.List) else "characters"
     for rule in field.validators:
         if isinstance(rule, validate.OneOf):
             rules.append("one of " + ", ".join(f"`{choice}`" for choice in rule.choices))
         elif isinstance(rule, validate.Length):
             if rule.min and rule.max:
-                rules.append(f"{rule.min}..{rule.max} characters")
+                rules.append(f"{rule.min}..{rule.max} {unit}")
             elif rule.max:
-                rules.append(f"at most {rule.max} characters")
+                rules.append(f"at most {rule.max} {unit}")
         elif isinstance(rule, validate.Range):
             low = "" if rule.min is None else f"{'>=' if rule.min_inclusive else '>'} {rule.min}"
             high = "" if rule.max is None else f"{'<=' if rule.max_inclusive else '<'} {rule.max}"
@@ -166,6 +167,8 @@ def _rules(field: fields.Field) -> list[str]:
             rules.append(f"always {rule.comparable}")
         elif callable(rule) and getattr(rule, "__name__", "").strip("_"):  # a check function: say its name
             rules.append(rule.__name__.strip("_").replace("_", " "))
+    if isinstance(field, fields.List) and (each := _rules(field.inner)):
+        rules.append(f"each a {_kind(field.inner)} of " + ", ".join(each))
     return rules
 
 

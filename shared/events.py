@@ -16,6 +16,8 @@ from functools import cache
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 from marshmallow.decorators import post_dump, validates_schema
 
+from shared.schemas import FILE_NAME_MAX, FILES_NAMED_MOST
+
 SCHEMA_VERSION = 1
 PUBLISHED_BY = {  # which service publishes which event types (only its producer may)
     "intake": ("ticket.created", "ticket.message_added", "ticket.reopened", "ticket.closed"),
@@ -156,10 +158,19 @@ class TicketCreatedData(_Data):
     source = _choice(SOURCES)
 
 
+def _file_names() -> fields.List:
+    """Optional: the names of the files that came with a message or a reply (stored apart, on intake), for its
+    emails. Absent when none came, or when the client did not say."""
+    return fields.List(
+        fields.String(validate=validate.Length(1, FILE_NAME_MAX)), validate=validate.Length(1, FILES_NAMED_MOST)
+    )
+
+
 class TicketMessageAddedData(_Data):
     message_id = _text(100)
     body = _text(20000)
     author = fields.Nested(AuthorData, required=True)
+    files = _file_names()
 
 
 class TicketReopenedData(_Data):
@@ -206,6 +217,7 @@ class TicketRepliedData(_Data):
     agent_name = _text(200)
     body = _text(20000)
     first_response = StrictBoolean(required=True)
+    files = _file_names()
 
 
 class TicketStatusChangedData(_Data):

@@ -50,6 +50,43 @@ def name_text(max_length: int, **kwargs) -> fields.String:
     return fields.String(validate=[validate.Length(1, max_length), not_blank, shown_as_typed], **kwargs)
 
 
+FILE_NAME_MAX = 255
+FILES_NAMED_MOST = 50  # file names an event carries (a mail with more: the first 50)
+
+
+def clean_filename(name: str | None) -> str:
+    """The file's own name: no folders, no control or format characters (no right-to-left override that shows
+    `exe.txt` for `txt.exe`), at most 255 characters with its extension kept; "attachment" when nothing is left."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(char for char in name if unicodedata.category(char)[0] not in ("C", "Z") or char == " ")
+    name = name.strip()
+    if name in ("", ".", ".."):
+        return "attachment"
+    if len(name) > FILE_NAME_MAX:
+        stem, dot, extension = name.rpartition(".")
+        extension = extension if dot and stem and len(extension) <= 16 else ""
+        name = name[: FILE_NAME_MAX - len(extension) - 1].rstrip() + "." + extension if extension else name[:255]
+    return name
+
+
+class FileName(fields.String):
+    """A file's name as its sender's computer gave it, read as a stored attachment's is named (`clean_filename`)."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        return clean_filename(super()._deserialize(value, attr, data, **kwargs))
+
+
+def file_names(**kwargs) -> fields.List:
+    """The names of the files that go with a message or a reply (for its emails): at most FILES_NAMED_MOST."""
+    described = "the names of the files the client attaches to it next (`POST /tickets/{id}/attachments` on intake)"
+    return fields.List(
+        FileName(),  # any string: cleaned to what the stored file is named (at most FILE_NAME_MAX characters)
+        validate=validate.Length(max=FILES_NAMED_MOST),
+        metadata={"description": f"{described}, named in its emails; at most {FILES_NAMED_MOST}"},
+        **kwargs,
+    )
+
+
 class Strict(Schema):
     """Request bodies: a field the API does not know is an error (422), never silently dropped."""
 

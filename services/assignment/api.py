@@ -185,8 +185,12 @@ class Replies(MethodView):
     @tickets.arguments(ReplyCreateSchema())
     @tickets.response(201, ReplySchema)
     def post(self, body, ticket_id):
-        """A public reply to the requester, optionally with a new status; the first one is the first response."""
-        return handlers.reply(assignment(), ticket_id, body["body"], body.get("status"), principal(), correlation_id())
+        """A public reply to the requester, optionally with a new status; the first one is the first response.
+        `files` (an addition to the contract): the names of the files the client attaches to it next, on intake; its
+        event names them, so the requester's email says they came."""
+        return handlers.reply(
+            assignment(), ticket_id, body["body"], body.get("status"), principal(), correlation_id(), body.get("files")
+        )
 
 
 @tickets.route("/tickets/<ticket_id>/notes")

@@ -193,8 +193,18 @@ class Ticket:
             },
         )
 
-    def reply(self, reply_id: str, agent_id: str, agent_name: str, body: str, status: str | None, at: datetime) -> bool:
-        """A public reply; returns whether it is the first response."""
+    def reply(
+        self,
+        reply_id: str,
+        agent_id: str,
+        agent_name: str,
+        body: str,
+        status: str | None,
+        at: datetime,
+        files: list[str] | None = None,
+    ) -> bool:
+        """A public reply; returns whether it is the first response. `files`: the names of the files that go with it
+        (attached on intake after; its emails name them)."""
         self._require_open()
         first = self.first_response_at is None
         if first:
@@ -210,6 +220,7 @@ class Ticket:
                 "agent_name": agent_name,
                 "body": body,
                 "first_response": first,
+                **({"files": list(files)} if files else {}),
             },
         )
         self.set_status(status or "in_progress", agent_id, at, quiet_if_same=True, by_name=agent_name)

@@ -453,15 +453,22 @@ def _name(actor: dict | None) -> str:
 
 
 def reply(
-    svc: Assignment, ticket_id: str, body: str, status: str | None, principal: Principal, correlation_id: str | None
+    svc: Assignment,
+    ticket_id: str,
+    body: str,
+    status: str | None,
+    principal: Principal,
+    correlation_id: str | None,
+    files: list[str] | None = None,
 ) -> dict:
+    """A public reply; `files`: the names of the files the client attaches to it next (its event names them)."""
     reply_id = uuid.uuid4().hex
 
     def write(ticket: Ticket, actor: dict | None) -> dict:
         author_id = actor["id"] if actor else principal.actor
         name = _name(actor)  # an admin who is no agent: never their address (section 3)
         at = now()
-        first = ticket.reply(reply_id, author_id, name, body, status, at)
+        first = ticket.reply(reply_id, author_id, name, body, status, at, files)
         return {"id": reply_id, "body": body, "by": author_id, "at": at, "first_response": first}
 
     refusal = "Agents reply on their own tickets and their teams'."

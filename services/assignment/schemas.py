@@ -7,7 +7,7 @@ from webargs.fields import DelimitedList
 
 from services.assignment.domain import WORK_STATUSES
 from shared.events import CLOCKS, OPEN_STATUSES, PRIORITIES, STATUSES, StrictBoolean, Timestamp
-from shared.schemas import FullMatch, QueryBoolean, Strict, name_text, text, unique
+from shared.schemas import FullMatch, QueryBoolean, Strict, file_names, name_text, text, unique
 
 AGENT_ID = FullMatch(r"^[a-z0-9][a-z0-9._-]{0,63}$", error="Use 1 to 64 lowercase letters, digits, ., - or _.")
 TEAM_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
@@ -251,6 +251,7 @@ class AssignSchema(Strict):
 class ReplyCreateSchema(Strict):
     body = text(20000, required=True)
     status = fields.String(validate=validate.OneOf(WORK_STATUSES))
+    files = file_names()
 
 
 class NoteCreateSchema(Strict):

@@ -164,8 +164,9 @@ class Messages(MethodView):
     @tickets.alt_response(429, response="TOO_MANY_REQUESTS")
     def post(self, body, ticket_id):
         """The requester writes; on a resolved ticket this reopens it; on a closed or full one 409; 429 past the
-        address's hourly limit."""
-        return handlers.add_message(intake(), ticket_id, body["body"], correlation_id(), principal())
+        address's hourly limit. `files` (an addition to the contract): the names of the files the client attaches to
+        it next; its event names them, so the agent's email says they came."""
+        return handlers.add_message(intake(), ticket_id, body["body"], correlation_id(), principal(), body.get("files"))
 
 
 @tickets.route("/tickets/<ticket_id>/close")

@@ -108,8 +108,9 @@ class Ticket:
 
     # --- the requester's moves -------------------------------------------------------------
 
-    def add_message(self, message_id: str, body: str, now: datetime) -> None:
-        """The requester writes; on a resolved ticket this reopens it."""
+    def add_message(self, message_id: str, body: str, now: datetime, files: list[str] | None = None) -> None:
+        """The requester writes; on a resolved ticket this reopens it. `files`: the names of the files that come with
+        the message (stored apart; its event names them)."""
         if self.status == "closed":
             raise TicketClosed(self.id)
         if problem := self.thread_full(body):
@@ -118,7 +119,12 @@ class Ticket:
         self.thread.append({"id": message_id, "kind": "message", "author": author, "body": body, "created_at": now})
         self._record(
             "ticket.message_added",
-            {"message_id": message_id, "body": body, "author": {**author, "email": self.requester["email"]}},
+            {
+                "message_id": message_id,
+                "body": body,
+                "author": {**author, "email": self.requester["email"]},
+                **({"files": list(files)} if files else {}),
+            },
         )
         if self.status == "resolved":
             self._reopen(now)

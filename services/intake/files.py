@@ -13,8 +13,9 @@ import unicodedata
 from collections.abc import Callable
 from urllib.parse import quote
 
+from shared.schemas import clean_filename as clean_filename  # a stored file's name (the events' too)
+
 OCTET_STREAM = "application/octet-stream"
-FILENAME_MAX = 255
 MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # C0 controls other than tab, newlines and form feed
 ALIASES = {
@@ -73,21 +74,6 @@ def served_type(declared: str | None, data: bytes) -> str:
     if check is None or not check(data):
         return OCTET_STREAM
     return f"{kind}; charset=utf-8" if kind.startswith("text/") else kind
-
-
-def clean_filename(name: str | None) -> str:
-    """The file's own name: no folders, no control or format characters (no right-to-left override that shows
-    `exe.txt` for `txt.exe`), at most 255 characters with its extension kept; "attachment" when nothing is left."""
-    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(char for char in name if unicodedata.category(char)[0] not in ("C", "Z") or char == " ")
-    name = name.strip()
-    if name in ("", ".", ".."):
-        return "attachment"
-    if len(name) > FILENAME_MAX:
-        stem, dot, extension = name.rpartition(".")
-        extension = extension if dot and stem and len(extension) <= 16 else ""
-        name = name[: FILENAME_MAX - len(extension) - 1].rstrip() + "." + extension if extension else name[:255]
-    return name
 
 
 def ascii_filename(name: str) -> str:

@@ -209,8 +209,15 @@ def _replayed(svc: Intake, request: dict, idempotency_key: str | None) -> Ticket
 
 
 def add_message(
-    svc: Intake, ticket_id: str, body: str, correlation_id: str | None, principal: Principal | None = None
+    svc: Intake,
+    ticket_id: str,
+    body: str,
+    correlation_id: str | None,
+    principal: Principal | None = None,
+    files: list[str] | None = None,
 ) -> dict:
+    """The requester's message; `files`: the names of the files the client attaches to it next (its event names
+    them for the agent's email)."""
     message_id = uuid.uuid4().hex
     ticket = _require_visible(svc, svc.tickets.get(ticket_id), principal)  # 404 before any count is spent
     within_rate_limit(svc, "messages", ticket.requester["email"])
@@ -218,7 +225,7 @@ def add_message(
     def write(ticket: Ticket) -> None:
         _require_visible(svc, ticket, principal)
         try:
-            ticket.add_message(message_id, body, now())
+            ticket.add_message(message_id, body, now(), files)
         except TicketClosed:
             raise Conflict("The ticket is closed; open a new ticket instead.") from None
         except ThreadFull as full:

@@ -129,10 +129,16 @@ def automatic(message: Message, headers: Headers, sender: str, envelope: str, ow
     return None
 
 
+def answers_our_mail(references: tuple[str, ...]) -> bool:
+    """Whether the mail answers one of the help desk's own mails (notify's, or the portal's sign-in and link
+    mails): In-Reply-To or References names a Message-ID of ours."""
+    return any(reference.lower().endswith(f"@{OWN_MESSAGE_DOMAIN}") for reference in references)
+
+
 def auto_reply_by_subject(said: str) -> str | None:
-    """Why a mail that names a ticket is an auto-reply by its subject alone (vacation responders that send none
-    of the headers `automatic` reads); None otherwise. Only for a mail that names a ticket: a new mail titled
-    "Automatic reply: not sent outside" is a person asking about Outlook's feature."""
+    """Why a mail that names a ticket, or answers one of our mails, is an auto-reply by its subject alone (vacation
+    responders that send none of the headers `automatic` reads); None otherwise. Only for such a mail: a new mail
+    titled "Automatic reply: not sent outside" is a person asking about Outlook's feature."""
     if _AUTOMATIC_SUBJECT.match(said):
         return f"an auto-reply by its subject ({said[:60]})"
     return None

@@ -99,6 +99,9 @@ def decode_bytes(data: bytes, charset: str | None, where: str, defects: list[str
     try:
         return data.decode(codec)
     except UnicodeDecodeError:
+        if codec == "utf-8":  # a client that says UTF-8 and writes windows-1252 ("Café" as one byte é): read as such
+            defects.append(f"{where}: bytes not valid in utf-8, read as windows-1252")
+            return data.decode("cp1252", errors="replace")
         defects.append(f"{where}: bytes not valid in {codec}, replaced")
     except Exception:  # a codec's own failure (they exist): the bytes, as latin-1
         return data.decode("latin-1")

@@ -114,7 +114,13 @@ def tidy(text: str) -> str:
 
 
 def latest_reply(text: str) -> str:
-    """What the person wrote above the quoted mail and signature; `text` itself when nothing else is left.
+    """What the person wrote above the quoted mail and signature (`own_words`); `text` itself when nothing else is
+    left (what a kept mail's record shows)."""
+    return own_words(text) or text
+
+
+def own_words(text: str) -> str:
+    """What the person wrote above the quoted mail and signature; empty when the mail holds nothing else.
 
     Quoted lines go, unless the person answered between them ("> Which phone?", "iPhone 14", "> Which iOS?",
     "18.1": their text between two quoted passages): then the questions stay with their answers, as written. (A
@@ -126,8 +132,7 @@ def latest_reply(text: str) -> str:
         passages[i] and not passages[i + 1] and passages[i + 2] for i in range(len(passages) - 2)
     )
     kept = lines if answered_between else [line for line in lines if not line.startswith(">")]
-    reply = tidy("\n".join(kept)).strip()
-    return reply or text
+    return tidy("\n".join(kept)).strip()
 
 
 def _cut_at(lines: list[str]) -> int:

@@ -33,7 +33,8 @@ from services.intake.domain import (
     over_the_limits,
 )
 from services.intake.handlers import Intake, _recorded, change_ticket, get_ticket, within_rate_limit
-from services.intake.inbound_headers import auto_reply_by_subject
+from services.intake.inbound_headers import answers_our_mail, auto_reply_by_subject
+from services.intake.inbound_text import own_words
 from services.intake.schemas import TicketCreateSchema
 from shared.access import same_email
 from shared.auth import Principal
@@ -41,6 +42,7 @@ from shared.clock import now
 from shared.errors import NotFound, TooManyRequests
 from shared.redact import redact_tokens
 from shared.saving import NO_CHANGE
+from shared.schemas import FILES_NAMED_MOST
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +142,8 @@ def _check_sizes(mail: inbound.InboundMail) -> None:
 
 def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
     ticket = _ticket_replied_to(svc, mail)
-    automatic = mail.automatic or (ticket is not None and auto_reply_by_subject(mail.subject))
+    answers = ticket is not None or answers_our_mail(mail.references)
+    automatic = mail.automatic or (answers and auto_reply_by_subject(mail.subject))
     if automatic:
         return Outcome("ignored", f"automatic mail: {automatic}", ticket and ticket.id, ticket and ticket.number)
     if not mail.sender:
@@ -225,7 +228,7 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
         body = _clip(f"{follows_up_words(follows.number)}\n\n{body}", TEXT_MAX)
         subject = follow_up_subject(subject, follows.subject)
     request = {
-        "subject": _clip(subject, SUBJECT_MAX, "") or "(no subject)",
+        "subject": _clip(subject, SUBJECT_MAX, "…") or "(no subject)",  # the whole subject is in the raw mail
         "description": body.strip() or "(The mail had no text.)",
         "requester": {"name": _clip(mail.sender_name, 200, "") or mail.sender, "email": mail.sender},
         "topic": _topic(svc, mail),
@@ -257,8 +260,14 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
 
 
 def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message_id: str) -> Outcome:
-    """The requester's reply on the ticket, then its files (a crash between: the redelivery stores them)."""
-    body = _clip(redact_tokens(mail.text).strip(), TEXT_MAX) or "(The reply had no text.)"
+    """The requester's reply on the ticket, then its files (a crash between: the redelivery stores them). A reply
+    with no words of its own (only the mail it answers, quoted) is a message naming its files when it has some (a
+    phone's "reply with a photo"), else kept: the quoted mail is not the requester's words."""
+    names = _named_files(mail)
+    body = _clip(redact_tokens(own_words(mail.full_text)).strip(), TEXT_MAX) or _files_sent(names)
+    if not body:
+        reason = "not added: the reply has no words of its own, only the mail it answers"
+        return Outcome("kept", reason, ticket.id, ticket.number)
     try:
         within_rate_limit(svc, "messages", mail.sender)
     except TooManyRequests as limited:
@@ -267,7 +276,7 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
     def write(ticket: Ticket):
         if any(entry["id"] == message_id for entry in ticket.thread):
             return NO_CHANGE  # this mail, delivered before (or by another mail process just now)
-        ticket.add_message(message_id, body, now())
+        ticket.add_message(message_id, body, now(), names)
 
     try:
         change_ticket(svc, ticket.id, write, None)
@@ -277,6 +286,18 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
         return Outcome("kept", f"not added: {full}", ticket.id, ticket.number)
     _store_attachments(svc, mail, ticket.id, message_id)
     return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
+
+
+def _files_sent(names: list[str]) -> str:
+    """A message that is only files, in words (as the portal says it): "Sent a file: a.png"; "" for no file."""
+    if not names:
+        return ""
+    return f"Sent a file: {names[0]}" if len(names) == 1 else f"Sent {len(names)} files: {', '.join(names)}"
+
+
+def _named_files(mail: inbound.InboundMail) -> list[str]:
+    """The names the mail's files are stored under, as its message's event names them (the first 50)."""
+    return [files.clean_filename(attachment.filename) for attachment in mail.attachments][:FILES_NAMED_MOST]
 
 
 def _store_attachments(svc: Intake, mail: inbound.InboundMail, ticket_id: str, message_id: str | None) -> None:

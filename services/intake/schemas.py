@@ -8,7 +8,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from shared.events import PRIORITIES, SOURCES, STATUSES, StrictBoolean, Timestamp
-from shared.schemas import FullMatch, QueryBoolean, Strict, not_blank, shown_as_typed
+from shared.schemas import FullMatch, QueryBoolean, Strict, file_names, not_blank, shown_as_typed
 
 TOPIC_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
 
@@ -125,6 +125,7 @@ class TicketListSchema(Schema):
 
 class MessageCreateSchema(Strict):
     body = fields.String(required=True, validate=[validate.Length(1, 20000), not_blank])
+    files = file_names()
 
 
 class ReopenSchema(Strict):

@@ -109,6 +109,17 @@ def period_words(hours: float) -> str:
 _FOLLOWS_UP = re.compile(r"\(Follows up ticket #(\d+), which was closed\.\)")
 
 
+def _files_came(data: dict, what: str) -> str | None:
+    """The files a message or reply came with, in a sentence ("A file came with this reply: a.pdf."), or None.
+    The event names them (`files`); they are on the ticket's page, never in the email."""
+    names = data.get("files") or []
+    if not names:
+        return None
+    if len(names) == 1:
+        return f"A file came with this {what}: {names[0]}."
+    return f"{len(names)} files came with this {what}: {', '.join(names)}."
+
+
 def _follows_up(description: str) -> str | None:
     """The number of the closed ticket a new ticket follows up (its receipt says why a new ticket), or None."""
     found = _FOLLOWS_UP.match(description or "")
@@ -126,5 +137,5 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,  # the templates ship with the code: no stat of two files per email
     )
-    env.filters.update(utc=format_utc, percent=_percent, words=_words, follows_up=_follows_up)
+    env.filters.update(utc=format_utc, percent=_percent, words=_words, follows_up=_follows_up, files_came=_files_came)
     return env

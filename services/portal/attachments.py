@@ -14,6 +14,7 @@ import requests
 
 from services.portal import domain
 from services.portal.client import Actor, Services, path_id
+from shared.schemas import FILES_NAMED_MOST, clean_filename
 
 # intake's headers a download keeps on its way through the portal
 PASSED_ON = (
@@ -47,6 +48,11 @@ def chosen(parts: list) -> list[Chosen]:
         part.stream.seek(0)
         files.append(Chosen(part.filename, part.mimetype or "application/octet-stream", part.stream, size))
     return files
+
+
+def named(files: list[Chosen]) -> list[str]:
+    """The names the files will be stored under, for the message or reply they go with (its emails name them)."""
+    return [clean_filename(file.name) for file in files][:FILES_NAMED_MOST]
 
 
 def problems(files: list[Chosen]) -> dict[str, list[str]]:

@@ -355,9 +355,12 @@ def rights_on(work: dict, who: Actor, me: dict) -> set[str]:
     return rights
 
 
-def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, request_id: str | None) -> dict:
+def act(
+    svc: Portal, session: dict, ticket_id: str, action: str, form: dict, request_id: str | None, files: list = ()
+) -> dict:
     """Take an action on the ticket: assignment's answer (the ticket as it is now); UserError with the service's
-    reason when it refuses.
+    reason when it refuses. `files`: a reply's chosen files (attachments.Chosen), named in its event; the caller
+    attaches them once the reply is sent (`attach_to_reply`).
 
     A reply or a resolve onto a ticket that others changed since the agent saw it (`seen`, what the page showed)
     is held back, and the page shows the changes with the same form: sent from there ("anyway"), it goes unless
@@ -367,6 +370,8 @@ def act(svc: Portal, session: dict, ticket_id: str, action: str, form: dict, req
         raise UserError(f"There is no action {action!r}.", status=404)
     path, names = ACTIONS[action]
     body = {name: form[name].strip() for name in names if (form.get(name) or "").strip()}
+    if action == "reply" and files:
+        body["files"] = attachments.named(files)
     if problems := domain.written_problems(action, body):
         raise UserError(next(iter(problems.values()))[0], problems)
     if action == "status":

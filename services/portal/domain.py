@@ -552,6 +552,12 @@ def file_problems(files: list[tuple[str, int]]) -> list[str]:
     return problems
 
 
+def files_sent(names: list[str]) -> str:
+    """Words for a message or reply that is only files (the screenshot asked for): "Sent a file: screen.png"."""
+    joined = ", ".join(names)
+    return f"Sent a file: {joined}" if len(names) == 1 else f"Sent {len(names)} files: {joined}"
+
+
 def size_words(size: int) -> str:
     """A file's size as people read it: 532 bytes, 12 KB, 1.5 MB (of 1024)."""
     if size < 1024:
@@ -607,7 +613,7 @@ def _moment(value: str | None) -> datetime:
 
 # the console's actions that carry text: (field, what to say next to it when empty, the longest assignment takes)
 WRITTEN = {
-    "reply": ("body", "Write your reply first.", 20_000),
+    "reply": ("body", "Write your reply, or attach a file.", 20_000),
     "note": ("body", "Write the note first.", 20_000),
     "resolve": ("resolution", "Say how it was resolved: the requester reads it.", 5_000),
     "reopen": ("reason", "Say why it reopens: its agent reads it.", 1_000),

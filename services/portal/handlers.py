@@ -389,8 +389,7 @@ def add_message(
     without words (the screenshot an agent asked for) go with a message that names them."""
     longest = domain.MESSAGE_MAX
     if not body.strip() and files:
-        names = ", ".join(file.name for file in files)
-        body = f"Sent a file: {names}" if len(files) == 1 else f"Sent {len(files)} files: {names}"
+        body = domain.files_sent([file.name for file in files])
     errors = {"body": ["Write your message, or attach a file."]} if not body.strip() else {}
     if len(body) > longest:
         errors["body"] = [f"Use at most {longest:,} characters (you have {len(body):,})."]
@@ -402,7 +401,7 @@ def add_message(
             "intake",
             f"/tickets/{path_id(grant['id'])}/messages",
             requester(grant),
-            {"body": body},
+            {"body": body, **({"files": attachments.named(files)} if files else {})},
             request_id=request_id,
         )
     except Refused as refused:

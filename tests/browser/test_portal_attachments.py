@@ -122,7 +122,8 @@ def test_files_sent_with_a_reply_show_with_that_reply(portal_system, new_context
 
 def test_an_agent_replies_with_files_the_requester_gets_with_it(portal_system, new_context, screenshot):  # noqa: F811
     system, portal = portal_system, portal_system.portal
-    requester = opened(new_context(), portal, unique_email("cleo"), "Which driver for the label printer?")
+    cleo = unique_email("cleo")
+    requester = opened(new_context(), portal, cleo, "Which driver for the label printer?")
     ticket_id = ticket_id_of(requester)
     wait_until(lambda: system.work(ticket_id).get("agent_id") == "ada", timeout=30)
 
@@ -162,6 +163,17 @@ def test_an_agent_replies_with_files_the_requester_gets_with_it(portal_system, n
     expect(agent.get_by_label("Reply to the requester")).to_have_value("And the firmware.")
     replied = [e for e in system.work(ticket_id)["history"] if e["action"] == "replied"]  # assignment's own record
     assert len(replied) == 1  # the first reply only: the second was never sent
+
+    # The requester's email of the reply names its files (they are on the request's page, not in the email).
+    number = system.ticket(ticket_id)["number"]
+    said = "2 files came with this reply: driver-guide.pdf, notes.txt. Download them on your request's page."
+
+    def reply_emails() -> list[str]:
+        texts = [m.get_body(("plain",)).get_content() for m in system.emails_to(cleo, number)]
+        return [text for text in texts if "The driver and its guide are attached." in text]
+
+    wait_until(lambda: reply_emails(), timeout=30, message="the reply's email reaches the requester")
+    assert [said in text for text in reply_emails()] == [True]
 
 
 def opened(context: BrowserContext, portal: str, email: str, subject: str) -> Page:

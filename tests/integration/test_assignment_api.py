@@ -518,6 +518,26 @@ def test_replies_first_is_the_first_response_and_may_wait_on_the_requester(
     ]
 
 
+def test_a_replys_files_are_named_in_its_event_and_too_many_names_are_422(
+    aclient, assigned, read_ticket, settled, events_of
+):
+    """The portal names the files it attaches to the reply next (`files`), cleaned as intake stores a file's name:
+    the requester's email says they came. More than 50 names: 422, and no reply."""
+    _, jane, _, ticket_id = assigned
+    path, headers = f"/tickets/{ticket_id}/replies", as_agent(jane["id"])
+
+    too_many = aclient.post(path, json={"body": "Attached.", "files": ["a.pdf"] * 51}, headers=headers)
+    sent = aclient.post(path, json={"body": "Attached.", "files": ["C:\\tmp\\guide.pdf", "notes.txt"]}, headers=headers)
+
+    assert too_many.status_code == 422 and "files" in too_many.get_json()["errors"]
+    assert sent.status_code == 201, sent.get_json()
+    assert set(sent.get_json()) == REPLY_KEYS
+    assert [e["action"] for e in read_ticket(ticket_id)["history"]].count("replied") == 1
+    settled(ticket_id)
+    [replied] = events_of(ticket_id, "ticket.replied")
+    assert replied["data"]["files"] == ["guide.pdf", "notes.txt"]
+
+
 def test_a_reply_by_an_admin_who_is_no_agent_is_the_help_desks_never_their_address(
     aclient, assigned, settled, events_of
 ):

@@ -514,6 +514,34 @@ def test_message_answers_201_with_the_thread_entry_and_shows_in_the_thread(clien
     assert tap.envelopes(ticket_id=ticket["id"], type="ticket.reopened") == []
 
 
+def test_a_messages_files_are_named_in_its_event_as_they_will_be_stored(client, make_ticket, tap):
+    """The portal names the files it attaches next to the message (`files`): the event carries the names (for the
+    agent's email), cleaned as a stored file's name is; the thread entry is as before."""
+    ticket = make_ticket()
+    names = ["C:\\Users\\ana\\screen.png", "\u202etxt.exe", "log.txt"]
+    response = client.post(
+        f"/tickets/{ticket['id']}/messages", json={"body": "Here.", "files": names}, headers=portal()
+    )
+
+    assert response.status_code == 201, response.get_json()
+    assert set(response.get_json()) == THREAD_ENTRY_KEYS
+    (added,) = wait_for_envelopes(tap, ticket["id"], "ticket.message_added")
+    assert added["data"]["files"] == ["screen.png", "txt.exe", "log.txt"]
+
+
+@pytest.mark.parametrize(
+    ("files", "field"),
+    [pytest.param(["a.txt"] * 51, "files", id="more-than-50"),
+     pytest.param("a.txt", "files", id="not-a-list"),
+     pytest.param(["a.txt", 7], "files.1", id="not-a-name")],
+)  # fmt: skip
+def test_a_messages_file_names_that_will_not_do_are_422_and_nothing_is_added(client, make_ticket, files, field):
+    ticket = make_ticket()
+    answer = client.post(f"/tickets/{ticket['id']}/messages", json={"body": "Here.", "files": files}, headers=portal())
+    assert_problem(answer, 422, field)
+    assert get_ticket(client, ticket["id"])["thread"] == []
+
+
 def test_messages_keep_their_order_in_the_thread(client, make_ticket):
     ticket = make_ticket()
     bodies = ["first", "second", "third"]

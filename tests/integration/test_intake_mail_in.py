@@ -109,6 +109,53 @@ def test_a_reply_from_the_requester_adds_a_message_without_the_quoted_receipt(sv
     assert receive(svc, reply_to(ticket, sender, "x")).kind == "message"  # another reply: another message
 
 
+def test_a_reply_with_files_names_them_in_its_event_as_they_are_stored(svc, tap, client):
+    """The agent's email of the requester's mailed reply says which files came with it."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    reply = reply_to(ticket, sender, "The log and a screenshot.")
+    reply.add_attachment(b"line 1\n", maintype="text", subtype="plain", filename="vpn.log")
+    reply.add_attachment(b"\x89PNG\r\n\x1a\n", maintype="image", subtype="png", filename="../screen\u202e.png")
+    assert receive(svc, reply).kind == "message"
+    flushed(svc.flusher)
+    (added,) = tap.envelopes(ticket_id=ticket.id, type="ticket.message_added")
+    listed = client.get(f"/tickets/{ticket.id}/attachments", headers=auth_header("admin")).get_json()["items"]
+    assert added["data"]["files"] == [item["filename"] for item in listed] == ["vpn.log", "screen.png"]
+
+
+def test_a_reply_of_only_the_quoted_mail_and_a_photo_is_a_message_naming_the_photo(svc, tap):
+    """A phone's "reply with a photo": nothing typed above the quote. The photo goes, with a message that names it
+    (as the portal's); the quoted mail is not posted as the requester's words."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    photo = reply_to(ticket, sender, "", quoted="See http://help.example.com/t/eyJhbGciOi.abc.def")
+    photo.add_attachment(b"\xff\xd8\xff\xe0jpeg", maintype="image", subtype="jpeg", filename="IMG_0042.jpg")
+    assert receive(svc, photo).kind == "message"
+    (entry,) = svc.tickets.get(ticket.id).thread
+    assert entry["body"] == "Sent a file: IMG_0042.jpg"
+    flushed(svc.flusher)
+    (added,) = tap.envelopes(ticket_id=ticket.id, type="ticket.message_added")
+    assert added["data"]["files"] == ["IMG_0042.jpg"]
+
+
+def test_a_reply_of_only_the_quoted_mail_is_kept_not_posted(svc, tap):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    outcome = receive(svc, reply_to(ticket, sender, ""))
+    assert (outcome.kind, outcome.ticket_id) == ("kept", ticket.id)
+    assert "no words of its own" in outcome.reason
+    assert svc.tickets.get(ticket.id).thread == []
+    flushed(svc.flusher)
+    assert tap.envelopes(ticket_id=ticket.id, type="ticket.message_added") == []
+
+
+def test_a_subject_longer_than_a_tickets_is_cut_with_an_ellipsis(svc):
+    subject = "Printer on floor 3 " + "and then it jams again " * 20
+    outcome = receive(svc, mail(address(), subject, "It jams."))
+    kept = svc.tickets.get(outcome.ticket_id).subject
+    assert len(kept) == 200 and kept.endswith("…") and subject.startswith(kept[:-1])
+
+
 def test_a_reply_found_by_its_subjects_number_alone(svc):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
@@ -354,6 +401,18 @@ def test_an_auto_reply_known_by_its_subject_alone_is_no_message(svc, prefix):
     assert person.kind == "ticket"  # without the colon it is a person's subject
     asking = receive(svc, mail(address(), f"{prefix} it is not sent outside", "How do I turn it on for everyone?"))
     assert asking.kind == "ticket"  # naming no ticket: a person asking about the feature, whatever the subject
+
+
+def test_an_auto_reply_to_the_portals_own_mail_opens_no_ticket(svc, intake_db):
+    """The portal's sign-in and link mails name no ticket; a vacation responder answering one is known by its
+    subject all the same (it answers a Message-ID of ours), and sends no receipt back."""
+    sender = address()
+    links_mail = "<175.28.portal@ticketflow>"  # make_msgid("portal", domain="ticketflow")
+    away = mail(sender, "Automatic reply: Links to your requests", "I am away.", In_Reply_To=links_mail)
+    thanks = mail(sender, "Re: Links to your requests", "Thanks, but the second one is wrong.", In_Reply_To=links_mail)
+    assert receive(svc, away).kind == "ignored"
+    assert receive(svc, thanks).kind == "ticket"  # a person answering it: as any new mail
+    assert intake_db.tickets.count_documents({"requester.email": sender}) == 1
 
 
 def test_automatic_mail_and_notifys_own_mail_open_no_ticket(svc, intake_db):

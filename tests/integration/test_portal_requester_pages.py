@@ -419,12 +419,12 @@ def test_a_message_sent_after_the_session_ended_is_shown_back_to_copy(portal, mo
 
 
 def test_files_sent_without_words_go_with_a_message_that_names_them(portal, monkeypatch):  # noqa: F811
-    """The screenshot an agent asked for, and nothing to say: the files go, with a message naming them. Neither
-    words nor files: the message is asked for, next to its field."""
+    """The screenshot an agent asked for, and nothing to say: the files go, with a message naming them (and the
+    message's `files`, for the agent's email). Neither words nor files: the message is asked for, next to its field."""
 
     class Recording(Intake):
         def post(self, service, path, actor, body, **kwargs):
-            self.posts.append((path, body["body"]))
+            self.posts.append((path, body["body"], body.get("files")))
             return {"id": f"m{len(self.posts)}", "kind": "message", "body": body["body"]}
 
         def call(self, service, method, path, actor, files=(), data=None, **kwargs):
@@ -445,9 +445,9 @@ def test_files_sent_without_words_go_with_a_message_that_names_them(portal, monk
 
     assert one.status_code == two.status_code == 303
     assert intake.posts == [
-        ("/tickets/t-9/messages", "Sent a file: screen shot.png"),
+        ("/tickets/t-9/messages", "Sent a file: screen shot.png", ["screen shot.png"]),
         ("/tickets/t-9/attachments", "m1", ["screen shot.png"]),
-        ("/tickets/t-9/messages", "Sent 2 files: a.pdf, b.log"),
+        ("/tickets/t-9/messages", "Sent 2 files: a.pdf, b.log", ["a.pdf", "b.log"]),
         ("/tickets/t-9/attachments", "m3", ["a.pdf", "b.log"]),
     ]
     assert none.status_code == 422 and "Write your message, or attach a file." in text(none)

@@ -497,3 +497,50 @@ def test_a_replys_files_wait_for_intake_to_know_the_reply(portal, stub, monkeypa
     assert console.attach_to_reply(svc, session, "t-1", "r-1", [file], None) == [{"id": "a-1", "filename": "log.txt"}]
     [sent] = [call for call in stub.calls if call["method"] == "POST"]
     assert sent["path"] == "/tickets/t-1/attachments"
+
+
+def test_a_reply_sent_with_files_names_them_to_assignment_then_attaches_them(portal, stub):  # noqa: F811
+    """assignment's `ticket.replied` names the files (the requester's email says they came); intake gets the files
+    once it has the reply."""
+    a_ticket(stub)
+
+    def replied():
+        stub.answers["/tickets/t-1"]["thread"] = [{"id": "r-1", "kind": "reply", "body": "Attached."}]
+        return 201, {"id": "r-1", "body": "Attached.", "by": "ada", "first_response": True}
+
+    stub.answers["/tickets/t-1/replies"] = replied
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+    files = [(io.BytesIO(b"%PDF-1.4"), "driver guide.pdf"), (io.BytesIO(b"v2"), "\u202enotes.txt")]  # named as stored
+
+    sent = admin.post("/console/tickets/t-1/reply", content_type="multipart/form-data",
+                      data={"body": "Attached.", "csrf_token": token, "files": files})  # fmt: skip
+
+    assert sent.status_code == 303 and "notice=reply" in sent.headers["Location"]
+    posts = [(call["path"], call["json"]) for call in stub.calls if call["method"] == "POST"]
+    assert posts[0] == ("/tickets/t-1/replies", {"body": "Attached.", "files": ["driver guide.pdf", "notes.txt"]})
+    assert [path for path, _ in posts] == ["/tickets/t-1/replies", "/tickets/t-1/attachments"]
+
+
+def test_a_reply_of_files_alone_names_them_and_a_reply_of_nothing_is_asked_for(portal, stub):  # noqa: F811
+    a_ticket(stub)
+
+    def replied():
+        stub.answers["/tickets/t-1"]["thread"] = [{"id": "r-1", "kind": "reply", "body": "Sent a file: steps.txt"}]
+        return 201, {"id": "r-1", "body": "Sent a file: steps.txt", "by": "ada", "first_response": True}
+
+    stub.answers["/tickets/t-1/replies"] = replied
+    admin = signed_in(portal)
+    page = text(admin.get("/console/tickets/t-1"))
+    assert " required " not in re.search(r'<textarea id="reply-body"[^>]*>', page).group(0)  # files may go alone
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    nothing = admin.post("/console/tickets/t-1/reply", data={"body": "  ", "csrf_token": token})
+    steps = [(io.BytesIO(b"1. Restart"), "steps.txt")]
+    files_only = admin.post("/console/tickets/t-1/reply", content_type="multipart/form-data",
+                            data={"body": "", "csrf_token": token, "files": steps})  # fmt: skip
+
+    assert nothing.status_code == 422 and "Write your reply, or attach a file." in text(nothing)
+    assert files_only.status_code == 303
+    replies = [call["json"] for call in stub.calls if call["method"] == "POST" and call["path"].endswith("/replies")]
+    assert replies == [{"body": "Sent a file: steps.txt", "files": ["steps.txt"]}]

@@ -167,6 +167,14 @@ def test_the_first_reply_is_the_first_response_and_may_wait_on_the_requester():
     assert ticket.status == "waiting_on_requester" and ticket.first_response_at == T0
 
 
+def test_a_reply_with_files_names_them_in_its_event_and_one_without_says_nothing_of_files():
+    ticket = make_ticket(agent_id="jane", status="assigned")
+    ticket.reply("r1", "jane", "Jane", "The guide is attached.", None, T0, ["guide.pdf", "notes.txt"])
+    ticket.reply("r2", "jane", "Jane", "Any luck?", None, T0 + timedelta(minutes=1), [])
+    replied = [data for kind, data in ticket.recorded if kind == "ticket.replied"]
+    assert replied[0]["files"] == ["guide.pdf", "notes.txt"] and "files" not in replied[1]
+
+
 def test_a_requester_message_older_than_the_wait_does_not_end_it():
     ticket = make_ticket(agent_id="jane", status="in_progress")
     ticket.set_status("waiting_on_requester", "jane", T0 + timedelta(minutes=5))

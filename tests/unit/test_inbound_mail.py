@@ -814,11 +814,13 @@ def test_odd_charsets_on_8bit_text_are_read_as_latin1_and_fast(charset):
     assert body[:100] in eml.data  # written back as the bytes it came as, never decoded by that charset
 
 
-def test_invalid_utf8_is_replaced_and_noted():
-    raw = crlf(b"From: a@example.com\nContent-Type: text/plain; charset=utf-8\n\nbad \xff\xfe bytes\n")
+def test_a_body_said_to_be_utf8_in_windows_1252_is_read_as_written_and_noted():
+    """A client that declares UTF-8 and writes windows-1252: "Café crème", not "Caf� cr�me"; a byte that is in
+    neither is replaced."""
+    raw = crlf(b"From: a@example.com\nContent-Type: text/plain; charset=utf-8\n\nCaf\xe9 cr\xe8me \x81\n")
     mail = read(raw)
-    assert mail.text == "bad \ufffd\ufffd bytes"
-    assert any("not valid in utf-8" in defect for defect in mail.defects)
+    assert mail.text == "Caf\u00e9 cr\u00e8me \ufffd"
+    assert any("not valid in utf-8, read as windows-1252" in defect for defect in mail.defects)
 
 
 def test_a_start_boundary_never_found_and_a_nul_in_a_header():

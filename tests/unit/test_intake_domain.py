@@ -66,6 +66,15 @@ def test_message_on_an_open_ticket_is_added_without_reopening():
     assert ticket.thread[-1]["author"] == {"type": "requester", "name": "Ana Ruiz"}
 
 
+def test_a_message_with_files_names_them_in_its_event_not_in_the_thread():
+    ticket = make_ticket()
+    ticket.add_message("m1", "the log", at(1), ["log.txt"])
+    ticket.add_message("m2", "and nothing else", at(2))
+    added = [data for kind, data in ticket.recorded if kind == "ticket.message_added"]
+    assert added[0]["files"] == ["log.txt"] and "files" not in added[1]
+    assert all("files" not in entry for entry in ticket.thread)  # the files are stored apart, with the message's id
+
+
 def test_message_on_a_resolved_ticket_reopens_it_to_its_agent():
     ticket = make_ticket()
     ticket.apply("ticket.assigned", ASSIGNED, at(1))

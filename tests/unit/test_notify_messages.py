@@ -348,3 +348,19 @@ def test_a_requesters_emails_say_request_as_the_portal_does_and_an_agents_say_ti
     to_agent = {k: v for k, v in make_context("ticket.assigned").items() if k not in ("link", "closes_in")}  # as sent
     agents = messages.render("ticket.assigned", "agent", to_agent)
     assert "Ticket #100042" in agents.html and not re.search(r"\brequest\b", agents.html, re.IGNORECASE)
+
+
+def test_a_reply_or_message_that_came_with_files_names_them_and_says_where_they_are():
+    one = messages.render("ticket.replied", "requester", make_context("ticket.replied", data={"files": ["guide.pdf"]}))
+    two = messages.render(
+        "ticket.message_added", "agent", make_context("ticket.message_added", data={"files": ["a<b>.png", "log.txt"]})
+    )
+    none = messages.render("ticket.replied", "requester", make_context("ticket.replied"))
+
+    said = "A file came with this reply: guide.pdf. Download it on your request's page."
+    assert said in one.text and said in one.html
+    said = "2 files came with this message: a<b>.png, log.txt. They are on the ticket's page in the console."
+    assert said in two.text
+    assert "a&lt;b&gt;.png, log.txt. They are on the ticket's page" in two.html  # a name is text, never markup
+    assert "came with this" not in none.text and "came with this" not in none.html
+    assert "\n\n\n" not in none.text  # no blank lines left where the sentence would be

@@ -315,6 +315,8 @@ def act(ticket_id: str, action: str):
     files = attachments.chosen(request.files.getlist("files")) if action == "reply" else []
     if files:  # a page cannot keep them: a reply that comes back asks for them again
         form["choose_again"] = True
+        if not (form.get("body") or "").strip():  # files without words (the guide asked for): a reply naming them
+            form["body"] = domain.files_sent([file.name for file in files])
     words = form.get("body") or ""
     with_files = words + "".join(f"\x1e{file.name}\x1f{file.size}" for file in files)  # the same page, files and all
     said = (
@@ -328,7 +330,7 @@ def act(ticket_id: str, action: str):
         message = next(iter(wrong_files.values()))[0]
         return _ticket(ticket_id, {**form, "action": action, "errors": wrong_files}, message, 422)
     try:
-        answer = console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"))
+        answer = console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"), files)
     except console.ChangedMeanwhile:
         not_yet = "It is not resolved yet." if action == "resolve" else "Your reply has not been sent yet."
         message = f"This ticket changed since you opened it. {not_yet}"
