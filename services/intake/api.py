@@ -344,6 +344,30 @@ class TicketMailRaw(MethodView):
         return response
 
 
+@tickets.route("/tickets/<ticket_id>/mail/<mail_id>/text")
+class TicketMailText(MethodView):
+    @require_roles("agent", "admin")
+    @tickets.doc(
+        responses={
+            "200": {
+                "description": "The mail's whole text, as plain text",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
+    )
+    def get(self, ticket_id, mail_id):
+        """One mail about the ticket, its whole text as read (what it quotes and the mails it carries included,
+        never cut at 20,000 characters as in the thread), with the requester's portal links hidden as in the thread:
+        for the agents who see the ticket. Plain text, shown by a browser as text, never run. An addition to the
+        contract (section 10)."""
+        record, text = inbox.mail_text(intake(), ticket_id, mail_id, principal())
+        response = Response(text, content_type="text/plain; charset=utf-8")
+        response.headers.update(DOWNLOAD_HEADERS)
+        name = f"mail-{record.get('number') or 'ticket'}-{record['received_at']:%Y%m%d-%H%M%S}.txt"
+        response.headers["Content-Disposition"] = files.content_disposition(name, shown=True)
+        return response
+
+
 @mail.route("/mail")
 class Mail(MethodView):
     @require_roles("admin")

@@ -87,6 +87,8 @@ def ascii_filename(name: str) -> str:
     return plain
 
 
-def content_disposition(name: str) -> str:
-    """`attachment` always (never inline), with the name for every client: RFC 6266 and RFC 8187."""
-    return f"attachment; filename=\"{ascii_filename(name)}\"; filename*=UTF-8''{quote(name, safe='')}"
+def content_disposition(name: str, shown: bool = False) -> str:
+    """`attachment` (a file is never shown inline; `shown` only for text the service wrote as text/plain itself),
+    with the name for every client: RFC 6266 and RFC 8187."""
+    kind = "inline" if shown else "attachment"
+    return f"{kind}; filename=\"{ascii_filename(name)}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -28,7 +28,7 @@ from services.intake.inbound_mime import (
     unique,
     words,
 )
-from services.intake.inbound_parts import content_id, filename, is_body, payload
+from services.intake.inbound_parts import MAILS, attached_mail, content_id, filename, is_body, payload
 from services.intake.inbound_text import html_to_text, latest_reply, tidy
 
 __all__ = ["OWN_MESSAGE_DOMAIN", "InboundAttachment", "InboundMail", "parse"]
@@ -134,15 +134,46 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
 
 
 def _contents(message: Message, numbers: dict[int, int], defects: list[str]) -> tuple[str, tuple]:
-    """The body text (text/plain preferred, else HTML as text) and every other part as an attachment."""
-    parts = leaves(message)
-    bodies = [part for part in parts if is_body(part.message)]
-    text = _body_text(bodies, "plain", numbers, defects) or _body_text(bodies, "html", numbers, defects)
-    others = [part.message for part in parts if not is_body(part.message)]
+    """The body text (text/plain preferred, else HTML as text), then the text of each mail it carries as an
+    attachment (a mail forwarded "as attachment": agents read it without a mail program), and every other part
+    as an attachment (those mails too, whole, as .eml)."""
+    html_left = [MAX_HTML_CHARS]  # for the mail and the mails it carries together: HTML costs CPU to read
+    text = _text_of(message, numbers, defects, html_left)
+    others = [part.message for part in leaves(message) if not is_body(part.message)]
+    forwarded = [_forwarded(part, numbers, defects, html_left) for part in others if part.get_content_type() in MAILS]
+    text = "\n\n".join(part for part in (text, *forwarded) if part)
     attachments = tuple(
         _attachment(part, index, _where(part, numbers), defects) for index, part in enumerate(others, start=1)
     )
     return text, attachments
+
+
+def _text_of(message: Message, numbers: dict[int, int], defects: list[str], html_left: list[int]) -> str:
+    bodies = [part for part in leaves(message) if is_body(part.message)]
+    plain = _body_text(bodies, "plain", numbers, defects, html_left)
+    return plain or _body_text(bodies, "html", numbers, defects, html_left)
+
+
+FORWARDED = "---------- Forwarded message ----------"  # as mail programs begin a mail forwarded inline
+
+
+def _forwarded(part: Message, numbers: dict[int, int], defects: list[str], html_left: list[int]) -> str:
+    """A mail attached to this one, as a mail program shows it forwarded inline: who sent it, when, its subject
+    and its text (its own attached mails are its attachments, not read again). "" when it cannot be read."""
+    inner = attached_mail(part)
+    if inner is None:
+        return ""
+    where = _where(part, numbers)
+    try:
+        headers = raw_headers(inner)
+        said = [f"{name}: {one_line(str(inner.get(name, '')))[:300]}" for name in ("From", "Date") if inner.get(name)]
+        subject = headers_of.subject(headers, [])
+        text = _text_of(inner, numbers, defects, html_left)
+    except Exception as exc:  # a mail inside a mail that will not read: still the attachment it is
+        defects.append(f"{where}: the attached mail could not be read as text ({type(exc).__name__})")
+        return ""
+    said += [f"Subject: {subject}"] if subject else []
+    return "\n".join([FORWARDED, *said, "", text or "(The mail had no text.)"])
 
 
 def _attachment(part: Message, index: int, where: str, defects: list[str]) -> InboundAttachment:
@@ -157,11 +188,12 @@ def _attachment(part: Message, index: int, where: str, defects: list[str]) -> In
     )
 
 
-def _body_text(bodies: list[Part], kind: str, numbers: dict[int, int], defects: list[str]) -> str:
-    """The text of the body parts of one kind; of a multipart/alternative, the first branch that has that kind."""
+def _body_text(bodies: list[Part], kind: str, numbers: dict[int, int], defects: list[str], budget: list[int]) -> str:
+    """The text of the body parts of one kind; of a multipart/alternative, the first branch that has that kind.
+    `budget`: the characters of HTML still to be read as text (shared with the mails this one carries)."""
     branches: dict[int, int] = {}
     texts = []
-    html_left = MAX_HTML_CHARS
+    html_left = budget[0]
     for part in bodies:
         message = part.message
         if ("html" if message.get_content_subtype() == "html" else "plain") != kind:
@@ -177,6 +209,7 @@ def _body_text(bodies: list[Part], kind: str, numbers: dict[int, int], defects: 
             if len(text) > html_left:
                 defects.append(f"{where}: the mail's HTML is over {MAX_HTML_CHARS >> 20} MiB, only its start read")
             html, html_left = text[:html_left], max(0, html_left - len(text))
+            budget[0] = html_left
             text = html_to_text(html)
         texts.append(clean(text).replace("\r\n", "\n").replace("\r", "\n").strip("\n"))
     return "\n\n".join(text for text in texts if text.strip()).rstrip()

@@ -10,7 +10,7 @@ from email.message import Message
 from services.intake.inbound_mime import POLICY, one_line, unfold_8bit
 
 MAX_FILENAME = 255  # what file systems take, and plenty for a list on a ticket
-_MAILS = frozenset({"message/rfc822", "message/global"})
+MAILS = frozenset({"message/rfc822", "message/global"})
 
 
 def is_body(part: Message) -> bool:
@@ -66,12 +66,34 @@ def filename(part: Message, index: int, content_type: str) -> str:
     if "=?" in name:  # an encoded word inside a quoted parameter (Outlook, Gmail): decode it as a header would
         name = str(POLICY.header_factory("subject", unfold_8bit(name)))
     name = re.split(r"[/\\]", one_line(name))[-1].strip()
+    if name in ("", ".", "..") and content_type in MAILS:  # a forwarded mail: by its subject, as mail programs do
+        subject = _UNSAFE_IN_NAME.sub("-", _subject_of(part))[: MAX_FILENAME - 4].strip(" .")
+        name = f"{subject}.eml" if subject else ""
     if name in ("", ".", ".."):
-        return f"attachment-{index}{'.eml' if content_type in _MAILS else '.bin'}"
+        return f"attachment-{index}{'.eml' if content_type in MAILS else '.bin'}"
     if len(name) > MAX_FILENAME:
         stem, extension = os.path.splitext(name)
         name = stem[: MAX_FILENAME - len(extension)] + extension if len(extension) < 16 else name[:MAX_FILENAME]
     return name
+
+
+_UNSAFE_IN_NAME = re.compile(r'[/\\:*?"<>|]+')  # what a file name may not hold on some systems
+
+
+def attached_mail(part: Message) -> Message | None:
+    """The mail a message/rfc822 (or message/global) part carries, parsed; None when the parser made none."""
+    inner = part.get_payload()
+    inner = inner[0] if isinstance(inner, list) and inner else None
+    return inner if isinstance(inner, Message) else None
+
+
+def _subject_of(part: Message) -> str:
+    """The subject of the mail a message/rfc822 part carries, on one line ("" when it has none or will not read)."""
+    inner = attached_mail(part)
+    try:
+        return one_line(str(inner.get("subject", ""))).strip() if inner is not None else ""
+    except Exception:  # a header the parser cannot read: the mail keeps its numbered name
+        return ""
 
 
 def content_id(part: Message) -> str | None:

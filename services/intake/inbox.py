@@ -90,6 +90,14 @@ def raw_mail(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | N
     return record, data
 
 
+def mail_text(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | None) -> tuple[dict, str]:
+    """One mail about the ticket as its text reads whole (what it quotes, the mails it carries, never cut), read
+    again from its bytes, with portal links and tokens hidden as in the thread: for the agents who see the ticket
+    (the bytes themselves are admins', `raw_mail`). NotFound as `raw_mail`."""
+    record, data = raw_mail(svc, ticket_id, mail_id, principal)
+    return record, redact_tokens(inbound.parse(data, record.get("sender") or "").full_text)
+
+
 def mail_page(svc: Intake, outcome: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """Inbound mails, newest first (an admin's view: what was kept or ignored, and why)."""
     records, next_cursor = svc.mails.page(outcome, limit, cursor)

@@ -274,8 +274,9 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     names = agent_names(svc, session) if any(not note.get("by_name") for note in notes) else None
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept, notes, names)
     others = requesters_other_tickets(svc, who, view.ticket)
-    # a mail's bytes hold the requester's links as they came: admins only (intake's rule), agents read its text
-    whole = [m for m in mail if m.get("whole")] if session.get("role") == "admin" else []
+    # each mail's whole text for whoever reads the ticket (links hidden); its bytes, which hold the requester's
+    # links as they came, for admins only (intake's rule): the template offers those to admins
+    whole = [m for m in mail if m.get("whole")]
     return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept, others, whole)
 
 

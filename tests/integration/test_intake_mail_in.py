@@ -321,6 +321,32 @@ def test_a_mail_longer_than_the_thread_takes_is_there_whole_for_who_sees_its_tic
         assert client.get(f"/tickets/{ticket.id}/mail/{record['id']}/raw", headers=who).status_code == 403
 
 
+def test_a_mails_whole_text_is_read_again_from_its_bytes_with_links_hidden(svc, client):
+    """What the thread cuts (past 20,000 characters) and leaves out (the quote of a reply), as text: for agents,
+    who may not have the bytes (they hold the requester's link as it came)."""
+    sender = address()
+    link = "http://127.0.0.1:8000/t/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    long = reply_to(ticket, sender, "Still down. " * 2_000, quoted=f"Your request: {link}")  # 24,000 characters
+    assert receive(svc, long).kind == "message"
+    [record] = [m for m in client.get(f"/tickets/{ticket.id}/mail", headers=auth_header("admin")).get_json()["items"]
+                if m["outcome"] == "message"]  # fmt: skip
+    path = f"/tickets/{ticket.id}/mail/{record['id']}/text"
+
+    read = client.get(path, headers=auth_header("admin"))
+
+    assert read.status_code == 200 and read.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert read.headers["Content-Disposition"].startswith(f'inline; filename="mail-{ticket.number}-')
+    assert read.headers["X-Content-Type-Options"] == "nosniff" and "sandbox" in read.headers["Content-Security-Policy"]
+    whole = read.get_data(as_text=True)
+    assert whole.count("Still down.") == 2_000 and "> Your request: http://127.0.0.1:8000/t/(hidden)" in whole
+    assert "eyJ" not in whole
+    assert client.get(path, headers=auth_header("portal", requester_email=sender)).status_code == 403
+    assert client.get(path, headers=auth_header("agent", "nobody-here")).status_code == 404  # not in its teams
+    other = svc.tickets.get(receive(svc, mail(sender, "Another", "Hello.")).ticket_id)
+    assert client.get(f"/tickets/{other.id}/mail/{record['id']}/text", headers=auth_header("admin")).status_code == 404
+
+
 def test_a_reply_from_another_address_is_kept_for_the_agents_not_posted_as_the_requester(svc, client):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)

@@ -335,19 +335,26 @@ def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(por
          "received_at": "2026-01-01T10:01:00.000Z", "whole": False, "text": "y", "reason": "kept"},
     ]}  # fmt: skip
     stub.answers["/tickets/t-1/mail/m-1/raw"] = {"raw": "as it came"}
+    stub.answers["/tickets/t-1/mail/m-1/text"] = {"text": "whole, links hidden"}
     admin = signed_in(portal)
 
     html = text(admin.get("/console/tickets/t-1"))
-    assert '<a href="/console/tickets/t-1/mail/m-1.eml" download><bdi>Forwarded &lt;thread&gt;</bdi></a>' in html
-    assert "/mail/m-2.eml" not in html  # its bytes are not kept
+    assert '<a href="/console/tickets/t-1/mail/m-1.txt"><bdi>Forwarded &lt;thread&gt;</bdi></a>' in html
+    assert '<a href="/console/tickets/t-1/mail/m-1.eml" download>as it came (.eml)</a>' in html
+    assert "/mail/m-2." not in html  # its bytes are not kept
 
     whole = admin.get("/console/tickets/t-1/mail/m-1.eml")
     assert whole.status_code == 200 and whole.get_json() == {"raw": "as it came"}  # intake's answer, passed on
     assert [c["path"] for c in stub.calls if c["path"].endswith("/raw")] == ["/tickets/t-1/mail/m-1/raw"]
     assert admin.get("/console/tickets/t-1/mail/m-9.eml").status_code == 404
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
-    agent = text(signed_in(portal, "agent", "ada").get("/console/tickets/t-1"))
-    assert "Printer" in agent and "The mails, whole" not in agent  # the bytes hold the requester's links
+    ada = signed_in(portal, "agent", "ada")
+    agent = text(ada.get("/console/tickets/t-1"))
+    assert '<a href="/console/tickets/t-1/mail/m-1.txt"><bdi>Forwarded &lt;thread&gt;</bdi></a>' in agent
+    assert ".eml" not in agent  # the bytes hold the requester's links as they came: admins only
+    read = ada.get("/console/tickets/t-1/mail/m-1.txt")
+    assert read.status_code == 200 and read.get_json() == {"text": "whole, links hidden"}  # intake's, passed on
+    assert ada.get("/console/tickets/t-1/mail/m-9.txt").status_code == 404
 
 
 def test_a_ticket_transferred_to_a_team_where_nobody_takes_tickets_says_it_waits(portal, stub):  # noqa: F811

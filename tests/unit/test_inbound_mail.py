@@ -731,17 +731,42 @@ def test_attachments_inline_images_and_attached_mails():
     message.add_attachment(make_mail("the original", Subject="Forwarded"))  # message/rfc822
     message.add_attachment("notes\n", subtype="plain", filename="notes.txt")  # text, but with a file name
     mail = read(message)
-    assert mail.text == "See the screenshot."
+    # the attached mail is read too, as a mail program shows a mail forwarded inline (agents have no mail program)
+    forwarded = "---------- Forwarded message ----------\nFrom: Ana Ruiz <ana.ruiz@example.com>\nSubject: Forwarded"
+    assert mail.text == f"See the screenshot.\n\n{forwarded}\n\nthe original"
     found = [(a.filename, a.content_type, a.inline, a.content_id) for a in mail.attachments]
     assert found == [
         ("attachment-1.bin", "image/png", True, "shot1@example.com"),
         ("data.csv", "text/csv", False, None),
-        ("attachment-3.eml", "message/rfc822", False, None),
+        ("Forwarded.eml", "message/rfc822", False, None),  # named by its subject
         ("notes.txt", "text/plain", False, None),
     ]
     assert mail.attachments[0].data == b"\x89PNG fake"
     assert b"Subject: Forwarded" in mail.attachments[2].data and b"the original" in mail.attachments[2].data
     assert mail.attachments[3].data == b"notes\n"
+
+
+def test_an_attached_mail_in_html_without_a_subject_is_read_and_numbered_and_one_that_will_not_parse_is_a_file():
+    inner = make_mail("x", Subject="")
+    del inner["Subject"]
+    inner.set_content("<p>Where is <b>my order</b>?</p>", subtype="html")
+    message = make_mail("Please see below.")
+    message.add_attachment(inner)
+    mail = read(message)
+    assert mail.text.endswith("From: Ana Ruiz <ana.ruiz@example.com>\n\nWhere is my order?")
+    assert [a.filename for a in mail.attachments] == ["attachment-1.eml"]
+
+    raw = crlf(b'From: a@example.com\nContent-Type: multipart/mixed; boundary="B"\n\n--B\n'
+               b"Content-Type: text/plain\n\nsee attached\n--B\nContent-Type: message/rfc822\n\n"
+               b"\x00\xff not a mail at all\n--B--\n")  # fmt: skip
+    broken = read(raw)
+    assert broken.text.startswith("see attached") and len(broken.attachments) == 1
+
+
+def test_a_forwarded_mails_subject_names_its_file_without_what_a_file_name_may_not_hold():
+    message = make_mail("fyi")
+    message.add_attachment(make_mail("the original", Subject='Re: order 12/34 "urgent"?'))
+    assert [a.filename for a in read(message).attachments] == ["Re- order 12-34 -urgent-.eml"]
 
 
 def test_file_names_are_decoded_and_stripped_of_folders():

@@ -414,6 +414,18 @@ def whole_mail(ticket_id: str, mail_id: str):
     return passed_on(upstream)
 
 
+@blueprint.get("/tickets/<ticket_id>/mail/<mail_id>.txt")
+@agent_required
+def mail_text(ticket_id: str, mail_id: str):
+    """One mail's whole text (what the thread cuts at 20,000 characters; links hidden), from intake, as text."""
+    path = f"/tickets/{path_id(ticket_id)}/mail/{path_id(mail_id)}/text"
+    try:
+        upstream = portal().services.stream("intake", path, console.actor(g.session), request_id=g.get("request_id"))
+    except Refused:
+        return error_page(404, "No such mail here", "It does not exist, or its ticket is not in your teams.")
+    return passed_on(upstream)
+
+
 @blueprint.get("/tickets/<ticket_id>/attachments/<attachment_id>")
 @agent_required
 def attachment(ticket_id: str, attachment_id: str):
