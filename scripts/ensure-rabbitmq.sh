@@ -15,12 +15,17 @@ give_up() {
 
 # A test session deletes its queues when it ends; one that was killed leaves them behind, and a broker that
 # recovers thousands of queues at start is slow (and stalls when they outnumber its file handles). On a local
-# broker this policy deletes a test namespace's queue after an hour without use (no consumer, no declare).
-# Sessions are minutes long. Only a warning if rabbitmqctl cannot set it (not root, another node's cookie).
+# broker this policy deletes a test namespace's queue after an hour without use (no consumer, no declare), in
+# AMQP_URL's virtual host. Sessions are minutes long. rabbitmqctl speaks to the machine's own node: a broker at
+# a local port that is not that node (a container's mapped port) gets no policy. Only a warning when it cannot
+# be set (not root and no sudo, another node's cookie).
 expire_test_queues() {
     command -v rabbitmqctl >/dev/null 2>&1 || return 0
-    rabbitmqctl -q set_policy --apply-to queues --priority 0 ticketflow-test-queues-expire '^tftest_' \
-        '{"expires": 3600000}' >/dev/null 2>&1 ||
+    local sudo="" vhost
+    [[ "$(id -u)" == 0 ]] || sudo="sudo -n"  # Debian's rabbitmqctl runs for root or the rabbitmq user only
+    vhost="$(python3 -I "$INFRA" amqp-vhost "$URL")"
+    $sudo rabbitmqctl -q set_policy -p "$vhost" --apply-to queues --priority 0 ticketflow-test-queues-expire \
+        '^tftest_' '{"expires": 3600000}' >/dev/null 2>&1 ||
         echo "ticketflow: could not set the policy that expires killed test sessions' queues (rabbitmqctl)" >&2
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -67,6 +68,19 @@ def clean_filename(name: str | None) -> str:
         extension = extension if dot and stem and len(extension) <= 16 else ""
         name = name[: FILE_NAME_MAX - len(extension) - 1].rstrip() + "." + extension if extension else name[:255]
     return name
+
+
+def named_files(names: Iterable[str | None]) -> list[str]:
+    """The names files are stored under (`clean_filename`), as an event names them: the first FILES_NAMED_MOST."""
+    return [clean_filename(name) for name in names][:FILES_NAMED_MOST]
+
+
+def files_sent(names: list[str], count: int | None = None) -> str:
+    """The words of a message or reply that is only files (the screenshot an agent asked for): "Sent a file:
+    screen.png", "Sent 3 files: a.pdf, b.png, c.txt"; `count` when there were more files than `names`."""
+    count = max(count or 0, len(names))
+    joined = ", ".join(names) + (", …" if count > len(names) else "")
+    return f"Sent a file: {joined}" if count == 1 else f"Sent {count} files: {joined}"
 
 
 class FileName(fields.String):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -75,6 +75,12 @@ def amqp_host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     default_port = 5671 if parts.scheme == "amqps" else 5672
     return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def amqp_vhost(url: str) -> str:
+    """The URL's virtual host, as pika reads it: "/" when the path is empty ("%2F" is "/")."""
+    path = urlsplit(url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
 
 
 def amqp_answers(url: str, timeout: float = 2.0) -> bool:
@@ -179,7 +185,10 @@ def _main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "amqp-host-port":
         print(*amqp_host_port(argv[1]))
         return 0
-    print("usage: local.py amqp-answers URL | amqp-host-port URL", file=sys.stderr)
+    if len(argv) == 2 and argv[0] == "amqp-vhost":
+        print(amqp_vhost(argv[1]))
+        return 0
+    print("usage: local.py amqp-answers URL | amqp-host-port URL | amqp-vhost URL", file=sys.stderr)
     return 2
 
 

@@ -4,12 +4,14 @@ the parts sorted into body text and attachments. Every function here takes whate
 
 from __future__ import annotations
 
+import base64
 import codecs
 import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email import errors, policy
+from email.header import decode_header
 from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -83,6 +85,15 @@ def safe_codec(charset: str | None) -> str | None:
     return info.name
 
 
+def _invalid_as_cp1252(error: UnicodeDecodeError) -> tuple[str, int]:
+    """A decode error handler: the bytes UTF-8 refuses, read as windows-1252 (one that is in neither: U+FFFD)."""
+    return error.object[error.start : error.end].decode("cp1252", errors="replace"), error.end
+
+
+_AS_CP1252 = "ticketflow-invalid-utf8-as-cp1252"
+codecs.register_error(_AS_CP1252, _invalid_as_cp1252)
+
+
 def decode_bytes(data: bytes, charset: str | None, where: str, defects: list[str]) -> str:
     """Text from a part's bytes: its charset, else UTF-8 then windows-1252; unknown charsets read as latin-1."""
     codec = safe_codec(charset) if charset else None
@@ -99,9 +110,10 @@ def decode_bytes(data: bytes, charset: str | None, where: str, defects: list[str
     try:
         return data.decode(codec)
     except UnicodeDecodeError:
-        if codec == "utf-8":  # a client that says UTF-8 and writes windows-1252 ("Café" as one byte é): read as such
-            defects.append(f"{where}: bytes not valid in utf-8, read as windows-1252")
-            return data.decode("cp1252", errors="replace")
+        if codec == "utf-8":  # a client that says UTF-8 and writes windows-1252 ("Café" as one byte é), or a relay
+            # that appended a Latin-1 footer to a UTF-8 body: the invalid bytes alone read as windows-1252
+            defects.append(f"{where}: bytes not valid in utf-8, those read as windows-1252")
+            return data.decode("utf-8", errors=_AS_CP1252)
         defects.append(f"{where}: bytes not valid in {codec}, replaced")
     except Exception:  # a codec's own failure (they exist): the bytes, as latin-1
         return data.decode("latin-1")
@@ -147,8 +159,9 @@ def raw_headers(message: Message) -> dict[str, list[str]]:
 
 
 def unfold_8bit(value: str, where: str = "", defects: list[str] | None = None) -> str:
-    """A raw header value unfolded, its 8-bit bytes read as UTF-8 (else windows-1252), and encoded words in an
-    unknown charset relabelled latin-1, so the stdlib's decoder reads them instead of replacing them."""
+    """A raw header value unfolded, its 8-bit bytes read as UTF-8 (else windows-1252), encoded words in an
+    unknown charset relabelled latin-1, and words said to be UTF-8 whose bytes are not relabelled windows-1252 (a
+    client that says UTF-8 and writes windows-1252), so the stdlib's decoder reads them instead of replacing them."""
     noted = defects if defects is not None else []
     value = re.sub(r"\r?\n(?=[ \t])", "", value)
     if any("\udc80" <= char <= "\udcff" for char in value):
@@ -162,12 +175,33 @@ def unfold_8bit(value: str, where: str = "", defects: list[str] | None = None) -
                 continue
 
     def relabel(word: re.Match) -> str:
-        if safe_codec(word.group(1)):
+        codec = safe_codec(word.group(1))
+        if codec == "utf-8" and (fixed := _utf8_mended(word.group(0))):
+            noted.append(f"{where}: an encoded word not valid in utf-8, its invalid bytes read as windows-1252")
+            return fixed
+        if codec:
             return word.group(0)
         noted.append(f"{where}: unknown charset {one_line(word.group(1))[:40]!r}, read as latin-1")
         return f"=?iso-8859-1{word.group(2)}"
 
     return _ENCODED_WORD.sub(relabel, value)
+
+
+def _utf8_mended(word: str) -> str | None:
+    """An encoded word said to be UTF-8 whose bytes are not, written again as valid UTF-8 with its invalid bytes
+    read as windows-1252 (as a body's are); None when its bytes are UTF-8, or cannot be read (left to the stdlib)."""
+    try:
+        data = decode_header(word)[0][0]
+    except Exception:
+        return None
+    if not isinstance(data, bytes):
+        return None
+    try:
+        data.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors=_AS_CP1252)
+    return f"=?utf-8?b?{base64.b64encode(text.encode('utf-8')).decode('ascii')}?="
 
 
 @dataclass

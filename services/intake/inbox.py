@@ -42,7 +42,7 @@ from shared.clock import now
 from shared.errors import NotFound, TooManyRequests
 from shared.redact import redact_tokens
 from shared.saving import NO_CHANGE
-from shared.schemas import FILES_NAMED_MOST
+from shared.schemas import files_sent, named_files
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +81,39 @@ def ticket_mail(svc: Intake, ticket_id: str, principal: Principal | None) -> lis
 def raw_mail(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | None) -> tuple[dict, bytes]:
     """One mail about the ticket as it came, every byte (its text in the thread may have been cut at TEXT_MAX),
     for the agents who see the ticket; NotFound for another ticket's mail or one whose bytes are not kept."""
-    get_ticket(svc, ticket_id, principal)  # 404 for a ticket the principal may not see
-    record = svc.mails.find(mail_id)
-    blob = record.get("raw_blob") if record and record.get("ticket_id") == ticket_id else None
-    data = svc.blobs.read(blob) if blob else None
+    record = _kept_mail(svc, ticket_id, mail_id, principal)
+    data = svc.blobs.read(record["raw_blob"])
     if data is None:
         raise NotFound(f"No mail {mail_id} about ticket {ticket_id}.")
     return record, data
+
+
+def _kept_mail(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | None) -> dict:
+    """The record of a mail about the ticket whose bytes are kept; NotFound for another's, or the principal's
+    ticket it is not."""
+    get_ticket(svc, ticket_id, principal)  # 404 for a ticket the principal may not see
+    record = svc.mails.find(mail_id)
+    if not (record and record.get("ticket_id") == ticket_id and record.get("raw_blob")):
+        raise NotFound(f"No mail {mail_id} about ticket {ticket_id}.")
+    return record
 
 
 def mail_text(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | None) -> tuple[dict, str]:
     """One mail about the ticket as its text reads whole (what it quotes, the mails it carries, never cut), read
     again from its bytes, with portal links and tokens hidden as in the thread: for the agents who see the ticket
     (the bytes themselves are admins', `raw_mail`). NotFound as `raw_mail`."""
-    record, data = raw_mail(svc, ticket_id, mail_id, principal)
-    return record, redact_tokens(inbound.parse(data, record.get("sender") or "").full_text)
+    record = _kept_mail(svc, ticket_id, mail_id, principal)
+    text_blob = f"{record['raw_blob']}.{TEXT_VERSION}"  # read once (a large HTML mail takes seconds of CPU), kept
+    kept = svc.blobs.read(text_blob)
+    if kept is not None:
+        return record, kept.decode("utf-8")
+    _, data = raw_mail(svc, ticket_id, mail_id, principal)
+    text = redact_tokens(inbound.parse(data, record.get("sender") or "").full_text)
+    svc.blobs.put(text_blob, text.encode("utf-8"), {"kind": "mail-text", "message_id": record.get("message_id")})
+    return record, text
+
+
+TEXT_VERSION = "text-1"  # a mail's whole text as mail_text keeps it: a new way of reading mail is read anew
 
 
 def mail_page(svc: Intake, outcome: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
@@ -271,8 +289,10 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
     """The requester's reply on the ticket, then its files (a crash between: the redelivery stores them). A reply
     with no words of its own (only the mail it answers, quoted) is a message naming its files when it has some (a
     phone's "reply with a photo"), else kept: the quoted mail is not the requester's words."""
-    names = _named_files(mail)
-    body = _clip(redact_tokens(own_words(mail.full_text)).strip(), TEXT_MAX) or _files_sent(names)
+    names = named_files(attachment.filename for attachment in mail.attachments)
+    body = _clip(redact_tokens(own_words(mail.full_text)).strip(), TEXT_MAX)
+    if not body and names:  # a phone's "reply with a photo": the photo, with words that name it
+        body = _clip(files_sent(names, len(mail.attachments)), TEXT_MAX)
     if not body:
         reason = "not added: the reply has no words of its own, only the mail it answers"
         return Outcome("kept", reason, ticket.id, ticket.number)
@@ -294,18 +314,6 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
         return Outcome("kept", f"not added: {full}", ticket.id, ticket.number)
     _store_attachments(svc, mail, ticket.id, message_id)
     return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
-
-
-def _files_sent(names: list[str]) -> str:
-    """A message that is only files, in words (as the portal says it): "Sent a file: a.png"; "" for no file."""
-    if not names:
-        return ""
-    return f"Sent a file: {names[0]}" if len(names) == 1 else f"Sent {len(names)} files: {', '.join(names)}"
-
-
-def _named_files(mail: inbound.InboundMail) -> list[str]:
-    """The names the mail's files are stored under, as its message's event names them (the first 50)."""
-    return [files.clean_filename(attachment.filename) for attachment in mail.attachments][:FILES_NAMED_MOST]
 
 
 def _store_attachments(svc: Intake, mail: inbound.InboundMail, ticket_id: str, message_id: str | None) -> None:

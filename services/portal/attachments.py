@@ -14,7 +14,7 @@ import requests
 
 from services.portal import domain
 from services.portal.client import Actor, Services, path_id
-from shared.schemas import FILES_NAMED_MOST, clean_filename
+from shared.schemas import named_files
 
 # intake's headers a download keeps on its way through the portal
 PASSED_ON = (
@@ -52,7 +52,7 @@ def chosen(parts: list) -> list[Chosen]:
 
 def named(files: list[Chosen]) -> list[str]:
     """The names the files will be stored under, for the message or reply they go with (its emails name them)."""
-    return [clean_filename(file.name) for file in files][:FILES_NAMED_MOST]
+    return named_files(file.name for file in files)
 
 
 def problems(files: list[Chosen]) -> dict[str, list[str]]:

@@ -15,6 +15,7 @@ from services.portal import attachments, domain
 from services.portal.client import Actor, Refused, Unreachable, path_id
 from services.portal.handlers import Portal, UserError
 from shared.clock import now
+from shared.schemas import files_sent
 
 log = logging.getLogger(__name__)
 
@@ -371,8 +372,9 @@ def act(
         raise UserError(f"There is no action {action!r}.", status=404)
     path, names = ACTIONS[action]
     body = {name: form[name].strip() for name in names if (form.get(name) or "").strip()}
-    if action == "reply" and files:
+    if action == "reply" and files:  # files without words (the guide asked for): a reply that names them
         body["files"] = attachments.named(files)
+        body.setdefault("body", files_sent(body["files"], len(files)))
     if problems := domain.written_problems(action, body):
         raise UserError(next(iter(problems.values()))[0], problems)
     if action == "status":

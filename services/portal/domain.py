@@ -552,12 +552,6 @@ def file_problems(files: list[tuple[str, int]]) -> list[str]:
     return problems
 
 
-def files_sent(names: list[str]) -> str:
-    """Words for a message or reply that is only files (the screenshot asked for): "Sent a file: screen.png"."""
-    joined = ", ".join(names)
-    return f"Sent a file: {joined}" if len(names) == 1 else f"Sent {len(names)} files: {joined}"
-
-
 def size_words(size: int) -> str:
     """A file's size as people read it: 532 bytes, 12 KB, 1.5 MB (of 1024)."""
     if size < 1024:

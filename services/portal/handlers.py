@@ -22,6 +22,7 @@ from services.portal.store import AccountExists, PortalStore, digest
 from shared import links, mongo
 from shared.clock import now
 from shared.config import SERVICE_PORTS, Settings
+from shared.schemas import files_sent
 
 log = logging.getLogger(__name__)
 SERVICE = "portal"
@@ -389,7 +390,7 @@ def add_message(
     without words (the screenshot an agent asked for) go with a message that names them."""
     longest = domain.MESSAGE_MAX
     if not body.strip() and files:
-        body = domain.files_sent([file.name for file in files])
+        body = files_sent(attachments.named(files), len(files))
     errors = {"body": ["Write your message, or attach a file."]} if not body.strip() else {}
     if len(body) > longest:
         errors["body"] = [f"Use at most {longest:,} characters (you have {len(body):,})."]

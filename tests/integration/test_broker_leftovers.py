@@ -66,7 +66,7 @@ def test_the_script_expires_a_test_sessions_queues_after_an_hour_unused(local_br
         channel.queue_declare(other_queue, durable=True)
         try:
             wait_until(lambda: _policy_of(test_queue) == POLICY, message="the test queue takes the policy")
-            assert _policy_of(other_queue) == ""
+            assert _policy_of(other_queue) != POLICY  # (another policy of the broker may match it)
         finally:
             channel.queue_delete(test_queue)
             channel.queue_delete(other_queue)

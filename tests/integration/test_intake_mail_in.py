@@ -341,6 +341,9 @@ def test_a_mails_whole_text_is_read_again_from_its_bytes_with_links_hidden(svc, 
     whole = read.get_data(as_text=True)
     assert whole.count("Still down.") == 2_000 and "> Your request: http://127.0.0.1:8000/t/(hidden)" in whole
     assert "eyJ" not in whole
+    kept = svc.mails.find(record["id"])["raw_blob"] + "." + inbox.TEXT_VERSION  # read from the bytes once, then kept
+    assert svc.blobs.read(kept).decode() == whole
+    assert client.get(path, headers=auth_header("admin")).get_data(as_text=True) == whole
     assert client.get(path, headers=auth_header("portal", requester_email=sender)).status_code == 403
     assert client.get(path, headers=auth_header("agent", "nobody-here")).status_code == 404  # not in its teams
     other = svc.tickets.get(receive(svc, mail(sender, "Another", "Hello.")).ticket_id)

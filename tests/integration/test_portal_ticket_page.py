@@ -539,10 +539,17 @@ def test_a_reply_of_files_alone_names_them_and_a_reply_of_nothing_is_asked_for(p
     stub.answers["/tickets/t-1/replies"] = replied
     admin = signed_in(portal)
     page = text(admin.get("/console/tickets/t-1"))
-    assert " required " not in re.search(r'<textarea id="reply-body"[^>]*>', page).group(0)  # files may go alone
+    reply_box = re.search(r'<textarea id="reply-body"[^>]*>', page).group(0)
+    assert not re.search(r"\srequired[\s>=]", reply_box)  # files may go alone
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
     nothing = admin.post("/console/tickets/t-1/reply", data={"body": "  ", "csrf_token": token})
+    empty = [(io.BytesIO(b""), "huge.iso")]
+    empty_file = admin.post("/console/tickets/t-1/reply", content_type="multipart/form-data",
+                            data={"body": "", "csrf_token": token, "files": empty})  # fmt: skip
+    # refused (the file is empty): the box is as it was typed, never words naming a file that was not sent
+    assert empty_file.status_code == 422
+    assert re.search(r'<textarea id="reply-body"[^>]*></textarea>', text(empty_file))
     steps = [(io.BytesIO(b"1. Restart"), "steps.txt")]
     files_only = admin.post("/console/tickets/t-1/reply", content_type="multipart/form-data",
                             data={"body": "", "csrf_token": token, "files": steps})  # fmt: skip

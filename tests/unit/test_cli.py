@@ -311,3 +311,15 @@ def test_a_benchmark_starts_the_machines_broker_only_when_it_does_not_answer(mon
     monkeypatch.setattr(local, "amqp_answers", lambda url: False)
     assert local.broker_for_benchmark() == local.DEFAULT_AMQP_URL
     assert started == [([str(local.REPO_ROOT / "scripts" / "ensure-rabbitmq.sh")], local.DEFAULT_AMQP_URL)]
+
+
+@pytest.mark.parametrize(
+    ("url", "vhost"),
+    [("amqp://guest:guest@127.0.0.1:5672/%2F", "/"), ("amqp://g:g@localhost", "/"), ("amqp://g:g@localhost/", "/"),
+     ("amqp://g:g@localhost/dev", "dev"), ("amqps://g:g@localhost:5671/team%2Fa", "team/a")],
+)  # fmt: skip
+def test_the_scripts_read_the_virtual_host_of_amqp_url_as_pika_does(url, vhost):
+    """scripts/ensure-rabbitmq.sh sets its policy in AMQP_URL's virtual host (`local.py amqp-vhost URL`)."""
+    import pika
+
+    assert local.amqp_vhost(url) == vhost == pika.URLParameters(url).virtual_host

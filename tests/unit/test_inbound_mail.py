@@ -769,6 +769,14 @@ def test_a_forwarded_mails_subject_names_its_file_without_what_a_file_name_may_n
     assert [a.filename for a in read(message).attachments] == ["Re- order 12-34 -urgent-.eml"]
 
 
+def test_an_encoded_subject_said_to_be_utf8_in_windows_1252_is_read_as_written():
+    subject = b"=?utf-8?q?broken_=E9ncoding_=C3=A9t=C3=A9?= =?UTF-8?B?Y2Fmw6k=?="  # one byte of windows-1252 amid UTF-8
+    raw = crlf(b"From: a@example.com\nSubject: " + subject + b"\n\nhi\n")
+    mail = read(raw)
+    assert mail.subject == "broken \u00e9ncoding \u00e9t\u00e9caf\u00e9"  # adjacent encoded words join (RFC 2047)
+    assert any("read as windows-1252" in defect for defect in mail.defects)
+
+
 def test_file_names_are_decoded_and_stripped_of_folders():
     names = {
         "filename*=UTF-8''%E2%82%AC%20rates.pdf": "\u20ac rates.pdf",  # RFC 2231
@@ -841,11 +849,14 @@ def test_odd_charsets_on_8bit_text_are_read_as_latin1_and_fast(charset):
 
 def test_a_body_said_to_be_utf8_in_windows_1252_is_read_as_written_and_noted():
     """A client that declares UTF-8 and writes windows-1252: "Café crème", not "Caf� cr�me"; a byte that is in
-    neither is replaced."""
+    neither is replaced. A UTF-8 body with a Latin-1 footer a relay appended keeps its UTF-8 as it is."""
     raw = crlf(b"From: a@example.com\nContent-Type: text/plain; charset=utf-8\n\nCaf\xe9 cr\xe8me \x81\n")
     mail = read(raw)
     assert mail.text == "Caf\u00e9 cr\u00e8me \ufffd"
-    assert any("not valid in utf-8, read as windows-1252" in defect for defect in mail.defects)
+    assert any("not valid in utf-8, those read as windows-1252" in defect for defect in mail.defects)
+    mixed = "Gr\u00fc\u00dfe, \u65e5\u672c\u8a9e \u2014 ok".encode() + b"\n-- \nVertraulich: f\xfcr Sie\n"
+    raw = crlf(b"From: a@example.com\nContent-Type: text/plain; charset=utf-8\n\n") + mixed
+    assert read(raw).full_text == "Gr\u00fc\u00dfe, \u65e5\u672c\u8a9e \u2014 ok\n-- \nVertraulich: f\u00fcr Sie"
 
 
 def test_a_start_boundary_never_found_and_a_nul_in_a_header():

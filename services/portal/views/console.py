@@ -315,8 +315,6 @@ def act(ticket_id: str, action: str):
     files = attachments.chosen(request.files.getlist("files")) if action == "reply" else []
     if files:  # a page cannot keep them: a reply that comes back asks for them again
         form["choose_again"] = True
-        if not (form.get("body") or "").strip():  # files without words (the guide asked for): a reply naming them
-            form["body"] = domain.files_sent([file.name for file in files])
     words = form.get("body") or ""
     with_files = words + "".join(f"\x1e{file.name}\x1f{file.size}" for file in files)  # the same page, files and all
     said = (
@@ -324,7 +322,7 @@ def act(ticket_id: str, action: str):
         if action in ("reply", "note")
         else None
     )
-    if said and words.strip() and handlers.sent_already(g.session, said):
+    if said and (words.strip() or files) and handlers.sent_already(g.session, said):
         return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=f"{action}-before"), 303)
     if wrong_files := attachments.problems(files):  # nothing is sent when its files will not do
         message = next(iter(wrong_files.values()))[0]
