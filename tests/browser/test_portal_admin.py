@@ -468,6 +468,14 @@ def test_mail_in_shows_on_the_ticket_and_on_the_admins_mail_page(portal_system, 
     expect(admin.locator("#live")).not_to_contain_text("Same here")  # not in the conversation
     assert_accessible(admin)
     screenshot(admin, "console-kept-mail")
+    # each mail whole: its text (with what it quotes) for whoever reads the ticket, the .eml for admins
+    mails = admin.locator(".mail-downloads li")
+    expect(mails).to_have_count(2)
+    expect(mails.get_by_role("link", name="as it came (.eml)")).to_have_count(2)
+    mails.filter(has_text=colleague).get_by_role("link", name=f"Re: [#{ticket['number']}] VPN drops hourly").click()
+    expect(admin.locator("body")).to_contain_text("Same here, on the 3rd floor.")
+    expect(admin.locator("body")).to_contain_text("> Since Monday the VPN drops every hour.")  # the quote too
+    screenshot(admin, "console-mail-whole-text")
 
     admin.goto(f"{system.portal}/admin/mail")
     rows = admin.get_by_role("row").filter(has_text=colleague)

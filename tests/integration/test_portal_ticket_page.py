@@ -506,16 +506,21 @@ def test_a_replys_files_wait_for_intake_to_know_the_reply(portal, stub, monkeypa
     assert sent["path"] == "/tickets/t-1/attachments"
 
 
-def test_a_reply_sent_with_files_names_them_to_assignment_then_attaches_them(portal, stub):  # noqa: F811
-    """assignment's `ticket.replied` names the files (the requester's email says they came); intake gets the files
-    once it has the reply."""
+def replies_reach_intake(stub, body: str) -> None:  # noqa: F811
+    """Ticket t-1, whose reply (id r-1) assignment takes and intake then has in its thread (its files may go)."""
     a_ticket(stub)
 
     def replied():
-        stub.answers["/tickets/t-1"]["thread"] = [{"id": "r-1", "kind": "reply", "body": "Attached."}]
-        return 201, {"id": "r-1", "body": "Attached.", "by": "ada", "first_response": True}
+        stub.answers["/tickets/t-1"]["thread"] = [{"id": "r-1", "kind": "reply", "body": body}]
+        return 201, {"id": "r-1", "body": body, "by": "ada", "first_response": True}
 
     stub.answers["/tickets/t-1/replies"] = replied
+
+
+def test_a_reply_sent_with_files_names_them_to_assignment_then_attaches_them(portal, stub):  # noqa: F811
+    """assignment's `ticket.replied` names the files (the requester's email says they came); intake gets the files
+    once it has the reply."""
+    replies_reach_intake(stub, "Attached.")
     admin = signed_in(portal)
     token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
     files = [(io.BytesIO(b"%PDF-1.4"), "driver guide.pdf"), (io.BytesIO(b"v2"), "\u202enotes.txt")]  # named as stored
@@ -530,13 +535,7 @@ def test_a_reply_sent_with_files_names_them_to_assignment_then_attaches_them(por
 
 
 def test_a_reply_of_files_alone_names_them_and_a_reply_of_nothing_is_asked_for(portal, stub):  # noqa: F811
-    a_ticket(stub)
-
-    def replied():
-        stub.answers["/tickets/t-1"]["thread"] = [{"id": "r-1", "kind": "reply", "body": "Sent a file: steps.txt"}]
-        return 201, {"id": "r-1", "body": "Sent a file: steps.txt", "by": "ada", "first_response": True}
-
-    stub.answers["/tickets/t-1/replies"] = replied
+    replies_reach_intake(stub, "Sent a file: steps.txt")
     admin = signed_in(portal)
     page = text(admin.get("/console/tickets/t-1"))
     reply_box = re.search(r'<textarea id="reply-body"[^>]*>', page).group(0)
