@@ -29,7 +29,7 @@ from services.intake.inbound_mime import (
     words,
 )
 from services.intake.inbound_parts import MAILS, attached_mail, content_id, filename, is_body, payload
-from services.intake.inbound_text import html_to_text, latest_reply, tidy
+from services.intake.inbound_text import html_to_text, own_words, tidy
 
 __all__ = ["OWN_MESSAGE_DOMAIN", "InboundAttachment", "InboundMail", "parse"]
 
@@ -59,7 +59,7 @@ class InboundMail:
     recipients: tuple[str, ...]  # the envelope's RCPT TO, lowercased; To and Cc when none were given
     subject: str  # decoded, whitespace collapsed
     text: str  # what the person wrote now: no quoted earlier mail, no signature (full_text when nothing is left)
-    full_text: str  # the whole text body (text/plain, else the HTML as text), quotes included
+    full_text: str  # the whole text body (text/plain, else the HTML as text), quotes included, then attached mails
     ticket_numbers: tuple[int, ...]  # each "[#123456]" of the subject, in its order (the newest prefix first)
     references: tuple[str, ...]  # In-Reply-To, then References: message ids without <>, de-duplicated
     referenced_ticket_ids: tuple[str, ...]  # tickets named by our own Message-IDs among references
@@ -68,6 +68,9 @@ class InboundMail:
     defects: tuple[str, ...]  # what was malformed, in words, for the record
     # (authserv-id, method, result) of its Authentication-Results headers: what the MTAs in front found of it
     authentication: tuple[tuple[str, str, str], ...] = ()
+    # what the person wrote now (as `text`), then the mails they attached (a vendor's answer forwarded into a reply):
+    # "" when the mail holds nothing of its own, only what it quotes
+    own_text: str = ""
 
 
 def parse(
@@ -93,6 +96,7 @@ def parse(
             subject="",
             text=text,
             full_text=text,
+            own_text=text,
             ticket_numbers=(),
             references=(),
             referenced_ticket_ids=(),
@@ -111,7 +115,9 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
     sender, sender_name = headers_of.from_address(headers, defects)
     subject = headers_of.subject(headers, defects)
     references = headers_of.references(headers)
-    full_text, attachments = _contents(message, numbers, defects)
+    body, forwarded, attachments = _contents(message, numbers, defects)
+    full_text = _joined(body, *forwarded)
+    own_text = _joined(own_words(body), *forwarded)  # the quote cut from the person's own words, not what they attach
     numbered = _TICKET_NUMBER.findall(subject)
     return InboundMail(
         key=hashlib.sha256(message_id.encode("utf-8", "surrogatepass") if message_id else raw).hexdigest(),
@@ -121,8 +127,9 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
         envelope_sender=envelope,
         recipients=given or headers_of.to_and_cc(headers),
         subject=subject,
-        text=latest_reply(full_text),
+        text=own_text or full_text,
         full_text=full_text,
+        own_text=own_text,
         ticket_numbers=tuple(dict.fromkeys(int(number) for number in numbered)),
         references=references,
         referenced_ticket_ids=headers_of.ticket_ids(references),
@@ -133,19 +140,22 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
     )
 
 
-def _contents(message: Message, numbers: dict[int, int], defects: list[str]) -> tuple[str, tuple]:
-    """The body text (text/plain preferred, else HTML as text), then the text of each mail it carries as an
-    attachment (a mail forwarded "as attachment": agents read it without a mail program), and every other part
-    as an attachment (those mails too, whole, as .eml)."""
+def _contents(message: Message, numbers: dict[int, int], defects: list[str]) -> tuple[str, list[str], tuple]:
+    """The body text (text/plain preferred, else HTML as text); the text of each mail it carries as an attachment
+    (a mail forwarded "as attachment": agents read it without a mail program); every other part as an attachment
+    (those mails too, whole, as .eml)."""
     html_left = [MAX_HTML_CHARS]  # for the mail and the mails it carries together: HTML costs CPU to read
-    text = _text_of(message, numbers, defects, html_left)
+    body = _text_of(message, numbers, defects, html_left)
     others = [part.message for part in leaves(message) if not is_body(part.message)]
     forwarded = [_forwarded(part, numbers, defects, html_left) for part in others if part.get_content_type() in MAILS]
-    text = "\n\n".join(part for part in (text, *forwarded) if part)
     attachments = tuple(
         _attachment(part, index, _where(part, numbers), defects) for index, part in enumerate(others, start=1)
     )
-    return text, attachments
+    return body, [text for text in forwarded if text], attachments
+
+
+def _joined(*texts: str) -> str:
+    return "\n\n".join(text for text in texts if text)
 
 
 def _text_of(message: Message, numbers: dict[int, int], defects: list[str], html_left: list[int]) -> str:
@@ -180,12 +190,21 @@ def _attachment(part: Message, index: int, where: str, defects: list[str]) -> In
     content_type = part.get_content_type()
     cid = content_id(part)
     return InboundAttachment(
-        filename=filename(part, index, content_type),
+        filename=filename(part, index, content_type, _subject_of(part) if content_type in MAILS else ""),
         content_type=content_type,
         data=payload(part, where, defects),
         inline=cid is not None and part.get_content_disposition() != "attachment",
         content_id=cid,
     )
+
+
+def _subject_of(part: Message) -> str:
+    """The subject of the mail a message/rfc822 part carries, read as the mail's own is ("" when it will not read)."""
+    inner = attached_mail(part)
+    try:
+        return headers_of.subject(raw_headers(inner), []) if inner is not None else ""
+    except Exception:  # a header the parser cannot read: the mail keeps its numbered name
+        return ""
 
 
 def _body_text(bodies: list[Part], kind: str, numbers: dict[int, int], defects: list[str], budget: list[int]) -> str:

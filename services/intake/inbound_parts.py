@@ -60,14 +60,15 @@ def _declared_filename(part: Message) -> str:
         return ""
 
 
-def filename(part: Message, index: int, content_type: str) -> str:
-    """The declared name decoded, without folders or controls, at most 255 characters; else attachment-N.bin."""
+def filename(part: Message, index: int, content_type: str, subject: str = "") -> str:
+    """The declared name decoded, without folders or controls, at most 255 characters; else, for an attached mail,
+    its `subject` + .eml; else attachment-N.bin."""
     name = _declared_filename(part)
     if "=?" in name:  # an encoded word inside a quoted parameter (Outlook, Gmail): decode it as a header would
         name = str(POLICY.header_factory("subject", unfold_8bit(name)))
     name = re.split(r"[/\\]", one_line(name))[-1].strip()
     if name in ("", ".", "..") and content_type in MAILS:  # a forwarded mail: by its subject, as mail programs do
-        subject = _UNSAFE_IN_NAME.sub("-", _subject_of(part))[: MAX_FILENAME - 4].strip(" .")
+        subject = _UNSAFE_IN_NAME.sub("-", subject)[: MAX_FILENAME - 4].strip(" .")
         name = f"{subject}.eml" if subject else ""
     if name in ("", ".", ".."):
         return f"attachment-{index}{'.eml' if content_type in MAILS else '.bin'}"
@@ -85,15 +86,6 @@ def attached_mail(part: Message) -> Message | None:
     inner = part.get_payload()
     inner = inner[0] if isinstance(inner, list) and inner else None
     return inner if isinstance(inner, Message) else None
-
-
-def _subject_of(part: Message) -> str:
-    """The subject of the mail a message/rfc822 part carries, on one line ("" when it has none or will not read)."""
-    inner = attached_mail(part)
-    try:
-        return one_line(str(inner.get("subject", ""))).strip() if inner is not None else ""
-    except Exception:  # a header the parser cannot read: the mail keeps its numbered name
-        return ""
 
 
 def content_id(part: Message) -> str | None:

@@ -1,6 +1,6 @@
 """The text of an inbound email: HTML turned into readable text, and the reply cut from what it quotes.
 
-`latest_reply` is a small marker-based extractor of our own. The libraries weighed for it fell short:
+`own_words` is a small marker-based extractor of our own. The libraries weighed for it fell short:
 email-reply-parser (last release 2020, English only), talon (2017, pulls scikit-learn), quotequail (finds
 "On ... wrote:" but not signatures, "Sent from my iPhone" or an Outlook header block without a rule above it)
 and mail-parser-reply (maintained, but its regexes backtrack: 80 KB of "On a" took minutes, one mail's
@@ -111,12 +111,6 @@ def tidy(text: str) -> str:
     """One line ending, no trailing blanks on a line, at most one empty line in a row, no blank edges."""
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
-
-
-def latest_reply(text: str) -> str:
-    """What the person wrote above the quoted mail and signature (`own_words`); `text` itself when nothing else is
-    left (what a kept mail's record shows)."""
-    return own_words(text) or text
 
 
 def own_words(text: str) -> str:

@@ -34,7 +34,6 @@ from services.intake.domain import (
 )
 from services.intake.handlers import Intake, _recorded, change_ticket, get_ticket, within_rate_limit
 from services.intake.inbound_headers import answers_our_mail, auto_reply_by_subject
-from services.intake.inbound_text import own_words
 from services.intake.schemas import TicketCreateSchema
 from shared.access import same_email
 from shared.auth import Principal
@@ -290,7 +289,7 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
     with no words of its own (only the mail it answers, quoted) is a message naming its files when it has some (a
     phone's "reply with a photo"), else kept: the quoted mail is not the requester's words."""
     names = named_files(attachment.filename for attachment in mail.attachments)
-    body = _clip(redact_tokens(own_words(mail.full_text)).strip(), TEXT_MAX)
+    body = _clip(redact_tokens(mail.own_text).strip(), TEXT_MAX)
     if not body and names:  # a phone's "reply with a photo": the photo, with words that name it
         body = _clip(files_sent(names, len(mail.attachments)), TEXT_MAX)
     if not body:

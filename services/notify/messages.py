@@ -110,14 +110,21 @@ _FOLLOWS_UP = re.compile(r"\(Follows up ticket #(\d+), which was closed\.\)")
 
 
 def _files_came(data: dict, what: str) -> str | None:
-    """The files a message or reply came with, in a sentence ("A file came with this reply: a.pdf."), or None.
-    The event names them (`files`); they are on the ticket's page, never in the email."""
+    """The files a message or reply came with, in a sentence ("A file came with this reply: a.pdf."); "" when its
+    words are only those names ("Sent a file: a.pdf", files sent alone); None when no file came. The event names
+    them (`files`); they are on the ticket's page, never in the email."""
     names = data.get("files") or []
     if not names:
         return None
+    alone = _FILES_ALONE.fullmatch(data.get("body") or "")
+    if alone and alone.group(1).startswith(", ".join(names)):
+        return ""
     if len(names) == 1:
         return f"A file came with this {what}: {names[0]}."
     return f"{len(names)} files came with this {what}: {', '.join(names)}."
+
+
+_FILES_ALONE = re.compile(r"Sent (?:a file|\d+ files): (.*)", re.DOTALL)  # shared.schemas.files_sent's words
 
 
 def _follows_up(description: str) -> str | None:

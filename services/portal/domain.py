@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from shared.events import format_time, parse_time
+from shared.redact import HIDDEN
 from shared.schemas import hidden_character
 
 ROLES = ("agent", "admin")
@@ -261,6 +262,15 @@ def requester_update_words(ticket: dict, thread_seen: int, status_seen: str) -> 
     return "This request was updated."
 
 
+MAIL_OUTCOMES = {  # intake's outcome of an inbound mail -> what the pages call it
+    "ticket": "Opened a ticket",
+    "message": "Added to a ticket",
+    "kept": "Kept for people to read",
+    "ignored": "Automatic: nothing done",
+    "refused": "Refused (too big)",
+}
+
+
 _URL = re.compile(r"https?://[^\s<>\"`“”«»]+", re.IGNORECASE)
 _URL_TAIL = ".,;:!?*'’"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
@@ -294,7 +304,7 @@ def link_parts(text: str) -> list[tuple[str, bool]]:
         end = found.start() + len(url)
         if found.start() > start:
             parts.append((text[start : found.start()], False))
-        parts.append((url, True))
+        parts.append((url, HIDDEN not in url))  # a link whose token intake hid leads nowhere: text, not a link
         start = end
     if start < len(text or ""):
         parts.append((text[start:], False))

@@ -138,6 +138,24 @@ def test_a_reply_of_only_the_quoted_mail_and_a_photo_is_a_message_naming_the_pho
     assert added["data"]["files"] == ["IMG_0042.jpg"]
 
 
+def test_a_vendors_answer_forwarded_into_a_reply_is_in_the_message_the_quote_is_not(svc):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "Printer broken", "Tray 2 jams.")).ticket_id)
+    vendor = mail("rma@vendor.example.com", "RMA 77 approved", "Your RMA 77 is approved: send the unit back.")
+    words = reply_to(ticket, sender, "The vendor answered, see attached.")
+    words.add_attachment(vendor)
+    only = reply_to(ticket, sender, "")  # forwarded with nothing typed above the quote
+    only.add_attachment(vendor)
+
+    assert receive(svc, words).kind == receive(svc, only).kind == "message"
+
+    first, second = (entry["body"] for entry in svc.tickets.get(ticket.id).thread)
+    forwarded = "---------- Forwarded message ----------\nFrom: Ana Ruiz <rma@vendor.example.com>"
+    assert first.startswith(f"The vendor answered, see attached.\n\n{forwarded}")
+    assert second.startswith(forwarded)
+    assert all("Your RMA 77 is approved" in body and "Thank you for contacting" not in body for body in (first, second))
+
+
 def test_a_reply_of_only_the_quoted_mail_is_kept_not_posted(svc, tap):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)

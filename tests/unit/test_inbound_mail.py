@@ -767,6 +767,10 @@ def test_a_forwarded_mails_subject_names_its_file_without_what_a_file_name_may_n
     message = make_mail("fyi")
     message.add_attachment(make_mail("the original", Subject='Re: order 12/34 "urgent"?'))
     assert [a.filename for a in read(message).attachments] == ["Re- order 12-34 -urgent-.eml"]
+    mislabelled = make_mail("fyi")
+    mislabelled.add_attachment(make_mail("the original", Subject="placeholder"))
+    raw = mislabelled.as_bytes().replace(b"Subject: placeholder", b"Subject: =?utf-8?q?caf=E9_order?=")
+    assert [a.filename for a in read(raw).attachments] == ["caf\u00e9 order.eml"]  # read as the mail's own subject
 
 
 def test_an_encoded_subject_said_to_be_utf8_in_windows_1252_is_read_as_written():

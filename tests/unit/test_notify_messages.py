@@ -364,3 +364,19 @@ def test_a_reply_or_message_that_came_with_files_names_them_and_says_where_they_
     assert "a&lt;b&gt;.png, log.txt. They are on the ticket's page" in two.html  # a name is text, never markup
     assert "came with this" not in none.text and "came with this" not in none.html
     assert "\n\n\n" not in none.text  # no blank lines left where the sentence would be
+
+
+def test_files_sent_alone_are_named_once_with_where_to_find_them():
+    alone = {"body": "Sent 2 files: a.png, log.txt", "files": ["a.png", "log.txt"]}
+    message = messages.render("ticket.message_added", "agent", make_context("ticket.message_added", data=alone))
+    reply = messages.render(
+        "ticket.replied",
+        "requester",
+        make_context("ticket.replied", data={"body": "Sent a file: guide.pdf", "files": ["guide.pdf"]}),  # fmt: skip
+    )
+    assert "came with this" not in message.text and "came with this" not in message.html
+    assert "\nThey are on the ticket's page in the console.\n" in message.text
+    assert "\nDownload it on your request's page.\n" in reply.text and "Download it on your request" in reply.html
+    worded = {"body": "Sent a file: see the log", "files": ["log.txt"]}  # words of the person's own, not the names
+    assert "A file came with this message: log.txt." in messages.render(
+        "ticket.message_added", "agent", make_context("ticket.message_added", data=worded)).text  # fmt: skip

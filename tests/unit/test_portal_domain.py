@@ -183,6 +183,7 @@ def test_an_email_address_is_one_mail_can_go_to(email, ok):
         ("[the form](https://example.com/f), and HTTP://E.COM/x!", ["https://example.com/f", "HTTP://E.COM/x"]),
         ('"https://example.com/q" or <https://example.com/r>', ["https://example.com/q", "https://example.com/r"]),
         ("no address: http:// or ftp://example.com or javascript:alert(1)", []),
+        ("your link http://help.example.com/t/(hidden) and https://x.example/", ["https://x.example/"]),  # no token
         ("", []),
     ],
 )

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
+from services.portal import domain
 from services.portal.console import actor
 from services.portal.handlers import Portal
 
-OUTCOMES = {  # intake's outcome -> what the page calls it
-    "ticket": "Opened a ticket",
-    "message": "Added to a ticket",
-    "kept": "Kept for people to read",
-    "ignored": "Automatic: nothing done",
-    "refused": "Refused (too big)",
-}
+OUTCOMES = domain.MAIL_OUTCOMES
 
 
 def inbound(svc: Portal, session: dict, outcome: str | None, cursor: str | None) -> dict:

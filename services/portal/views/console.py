@@ -256,6 +256,7 @@ def _ticket(
         statuses=domain.AGENT_STATUS,
         priorities=PRIORITIES,
         history_words=domain.history_words,
+        mail_outcomes=domain.MAIL_OUTCOMES,
         similar=finding.similar(portal(), g.session, ticket_id),
         confirmed=portal().store.confirmed(ticket_id),
         saved_replies=saved,
