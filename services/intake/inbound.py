@@ -7,6 +7,7 @@ charsets, 8-bit headers): it reads what it can and lists what was wrong in `defe
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable
@@ -47,6 +48,7 @@ class InboundAttachment:
     data: bytes  # decoded payload (the raw bytes when it could not be decoded: see defects)
     inline: bool  # has a Content-ID and is not Content-Disposition: attachment (an image in the HTML)
     content_id: str | None  # without <>
+    answered: bool = False  # a copy of the mail being answered, or of one of ours, attached whole: not the person's
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,14 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
     subject = headers_of.subject(headers, defects)
     references = headers_of.references(headers)
     body, forwarded, attachments = _contents(message, numbers, defects)
-    full_text = _joined(body, *forwarded)
-    own_text = _joined(own_words(body), *forwarded)  # the quote cut from the person's own words, not what they attach
+    full_text = _joined(body, *(mail.text for mail in forwarded))
+    # the person's own words (the quote cut), then the mails they attached: not the mail they answer, attached
+    # (Outlook's "attach original message"), nor one of ours, which are no more their words than a quote is
+    answered = {reference.lower() for reference in references}
+    copies = {mail.index for mail in forwarded if mail.answered(answered, own)}
+    own_text = _joined(own_words(body), *(mail.text for mail in forwarded if mail.index not in copies))
+    attachments = tuple(dataclasses.replace(file, answered=True) if n in copies else file
+                        for n, file in enumerate(attachments, start=1))  # fmt: skip
     numbered = _TICKET_NUMBER.findall(subject)
     return InboundMail(
         key=hashlib.sha256(message_id.encode("utf-8", "surrogatepass") if message_id else raw).hexdigest(),
@@ -140,18 +148,24 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
     )
 
 
-def _contents(message: Message, numbers: dict[int, int], defects: list[str]) -> tuple[str, list[str], tuple]:
+def _contents(
+    message: Message, numbers: dict[int, int], defects: list[str]
+) -> tuple[str, list[Forwarded], tuple[InboundAttachment, ...]]:
     """The body text (text/plain preferred, else HTML as text); the text of each mail it carries as an attachment
     (a mail forwarded "as attachment": agents read it without a mail program); every other part as an attachment
     (those mails too, whole, as .eml)."""
     html_left = [MAX_HTML_CHARS]  # for the mail and the mails it carries together: HTML costs CPU to read
     body = _text_of(message, numbers, defects, html_left)
     others = [part.message for part in leaves(message) if not is_body(part.message)]
-    forwarded = [_forwarded(part, numbers, defects, html_left) for part in others if part.get_content_type() in MAILS]
+    forwarded = [
+        _forwarded(part, index, numbers, defects, html_left)
+        for index, part in enumerate(others, start=1)
+        if part.get_content_type() in MAILS
+    ]
     attachments = tuple(
         _attachment(part, index, _where(part, numbers), defects) for index, part in enumerate(others, start=1)
     )
-    return body, [text for text in forwarded if text], attachments
+    return body, [mail for mail in forwarded if mail is not None], attachments
 
 
 def _joined(*texts: str) -> str:
@@ -167,23 +181,45 @@ def _text_of(message: Message, numbers: dict[int, int], defects: list[str], html
 FORWARDED = "---------- Forwarded message ----------"  # as mail programs begin a mail forwarded inline
 
 
-def _forwarded(part: Message, numbers: dict[int, int], defects: list[str], html_left: list[int]) -> str:
-    """A mail attached to this one, as a mail program shows it forwarded inline: who sent it, when, its subject
-    and its text (its own attached mails are its attachments, not read again). "" when it cannot be read."""
+@dataclass(frozen=True)
+class Forwarded:
+    """A mail attached to the mail, as text, with what tells whose it is."""
+
+    text: str
+    message_id: str | None
+    sender: str
+    index: int  # its place among the mail's attachments, from 1
+
+    def answered(self, references: set[str], own: frozenset[str]) -> bool:
+        """Whether it is the mail being answered (named by In-Reply-To/References) or one of the help desk's."""
+        named = (self.message_id or "").lower()
+        return bool(named) and (named in references or named.endswith(f"@{OWN_MESSAGE_DOMAIN}")) or self.sender in own
+
+
+def _forwarded(
+    part: Message, index: int, numbers: dict[int, int], defects: list[str], html_left: list[int]
+) -> Forwarded | None:
+    """A mail attached to this one, as a mail program shows it forwarded inline: who sent it, when, its subject,
+    its text and the names of its files (those are in the .eml, not read again). None when it cannot be read."""
     inner = attached_mail(part)
     if inner is None:
-        return ""
+        return None
     where = _where(part, numbers)
     try:
         headers = raw_headers(inner)
         said = [f"{name}: {one_line(str(inner.get(name, '')))[:300]}" for name in ("From", "Date") if inner.get(name)]
         subject = headers_of.subject(headers, [])
         text = _text_of(inner, numbers, defects, html_left)
+        its_files = [leaf.message for leaf in leaves(inner) if not is_body(leaf.message)]
+        files = [filename(file, n, file.get_content_type()) for n, file in enumerate(its_files, start=1)]
+        sender = headers_of.from_address(headers, [])[0]
+        message_id = headers_of.message_id(headers)
     except Exception as exc:  # a mail inside a mail that will not read: still the attachment it is
         defects.append(f"{where}: the attached mail could not be read as text ({type(exc).__name__})")
-        return ""
+        return None
     said += [f"Subject: {subject}"] if subject else []
-    return "\n".join([FORWARDED, *said, "", text or "(The mail had no text.)"])
+    said += [f"Attachments: {', '.join(files)}"] if files else []
+    return Forwarded("\n".join([FORWARDED, *said, "", text or "(The mail had no text.)"]), message_id, sender, index)
 
 
 def _attachment(part: Message, index: int, where: str, defects: list[str]) -> InboundAttachment:

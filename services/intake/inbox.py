@@ -288,10 +288,11 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
     """The requester's reply on the ticket, then its files (a crash between: the redelivery stores them). A reply
     with no words of its own (only the mail it answers, quoted) is a message naming its files when it has some (a
     phone's "reply with a photo"), else kept: the quoted mail is not the requester's words."""
-    names = named_files(attachment.filename for attachment in mail.attachments)
+    files = [attachment for attachment in mail.attachments if not attachment.answered]
+    names = named_files(attachment.filename for attachment in files)
     body = _clip(redact_tokens(mail.own_text).strip(), TEXT_MAX)
     if not body and names:  # a phone's "reply with a photo": the photo, with words that name it
-        body = _clip(files_sent(names, len(mail.attachments)), TEXT_MAX)
+        body = _clip(files_sent(names, len(files)), TEXT_MAX)
     if not body:
         reason = "not added: the reply has no words of its own, only the mail it answers"
         return Outcome("kept", reason, ticket.id, ticket.number)

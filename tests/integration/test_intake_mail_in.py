@@ -156,6 +156,23 @@ def test_a_vendors_answer_forwarded_into_a_reply_is_in_the_message_the_quote_is_
     assert all("Your RMA 77 is approved" in body and "Thank you for contacting" not in body for body in (first, second))
 
 
+def test_the_mail_answered_attached_whole_is_not_the_requesters_words(svc):
+    """Outlook's "attach original message": the help desk's own mail comes back attached. Like a quote, it is not
+    posted as the requester's: a reply of only that is kept, one with words is those words."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    ours = mail("helpdesk@localhost", f"[#{ticket.number}] VPN drops", "Thank you for contacting the help desk.",
+                message_id=f"<{uuid.uuid4()}+{ticket.id}@ticketflow>")  # fmt: skip
+    bare = reply_to(ticket, sender, "")
+    bare.add_attachment(ours)
+    worded = reply_to(ticket, sender, "Still down this morning.")
+    worded.add_attachment(ours)
+
+    assert receive(svc, bare).kind == "kept"
+    assert receive(svc, worded).kind == "message"
+    assert [entry["body"] for entry in svc.tickets.get(ticket.id).thread] == ["Still down this morning."]
+
+
 def test_a_reply_of_only_the_quoted_mail_is_kept_not_posted(svc, tap):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)

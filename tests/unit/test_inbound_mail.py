@@ -763,6 +763,14 @@ def test_an_attached_mail_in_html_without_a_subject_is_read_and_numbered_and_one
     assert broken.text.startswith("see attached") and len(broken.attachments) == 1
 
 
+def test_a_forwarded_mail_says_which_files_it_carries():
+    invoice = make_mail("Please find the invoice attached.", Subject="Invoice 12")
+    invoice.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="inv.pdf")
+    message = make_mail("fyi")
+    message.add_attachment(invoice)
+    assert "Subject: Invoice 12\nAttachments: inv.pdf\n\nPlease find the invoice attached." in read(message).text
+
+
 def test_a_forwarded_mails_subject_names_its_file_without_what_a_file_name_may_not_hold():
     message = make_mail("fyi")
     message.add_attachment(make_mail("the original", Subject='Re: order 12/34 "urgent"?'))
