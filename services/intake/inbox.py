@@ -99,8 +99,8 @@ def _kept_mail(svc: Intake, ticket_id: str, mail_id: str, principal: Principal |
 
 def mail_text(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | None) -> tuple[dict, str]:
     """One mail about the ticket as its text reads whole (what it quotes, the mails it carries, never cut), read
-    again from its bytes, with portal links and tokens hidden as in the thread: for the agents who see the ticket
-    (the bytes themselves are admins', `raw_mail`). NotFound as `raw_mail`."""
+    from its bytes the first time and kept beside them, with portal links and tokens hidden as in the thread: for
+    the agents who see the ticket (the bytes themselves are admins', `raw_mail`). NotFound as `raw_mail`."""
     record = _kept_mail(svc, ticket_id, mail_id, principal)
     text_blob = f"{record['raw_blob']}.{TEXT_VERSION}"  # read once (a large HTML mail takes seconds of CPU), kept
     kept = svc.blobs.read(text_blob)
