@@ -81,10 +81,7 @@ def raw_mail(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | N
     """One mail about the ticket as it came, every byte (its text in the thread may have been cut at TEXT_MAX),
     for the agents who see the ticket; NotFound for another ticket's mail or one whose bytes are not kept."""
     record = _kept_mail(svc, ticket_id, mail_id, principal)
-    data = svc.blobs.read(record["raw_blob"])
-    if data is None:
-        raise NotFound(f"No mail {mail_id} about ticket {ticket_id}.")
-    return record, data
+    return record, _bytes_of(svc, record)
 
 
 def _kept_mail(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | None) -> dict:
@@ -97,6 +94,13 @@ def _kept_mail(svc: Intake, ticket_id: str, mail_id: str, principal: Principal |
     return record
 
 
+def _bytes_of(svc: Intake, record: dict) -> bytes:
+    data = svc.blobs.read(record["raw_blob"])
+    if data is None:  # its record written, its bytes not (yet): as good as no mail
+        raise NotFound(f"No mail {record['_id']} about ticket {record.get('ticket_id')}.")
+    return data
+
+
 def mail_text(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | None) -> tuple[dict, str]:
     """One mail about the ticket as its text reads whole (what it quotes, the mails it carries, never cut), read
     from its bytes the first time and kept beside them, with portal links and tokens hidden as in the thread: for
@@ -106,8 +110,7 @@ def mail_text(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | 
     kept = svc.blobs.read(text_blob)
     if kept is not None:
         return record, kept.decode("utf-8")
-    _, data = raw_mail(svc, ticket_id, mail_id, principal)
-    text = redact_tokens(inbound.parse(data, record.get("sender") or "").full_text)
+    text = redact_tokens(inbound.parse(_bytes_of(svc, record), record.get("sender") or "").full_text)
     svc.blobs.put(text_blob, text.encode("utf-8"), {"kind": "mail-text", "message_id": record.get("message_id")})
     return record, text
 

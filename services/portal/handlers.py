@@ -389,8 +389,9 @@ def add_message(
     """The requester's message (its thread entry); the files are checked here and sent by `attach_files`. Files
     without words (the screenshot an agent asked for) go with a message that names them."""
     longest = domain.MESSAGE_MAX
+    names = attachments.named(files or [])
     if not body.strip() and files:
-        body = files_sent(attachments.named(files), len(files))
+        body = files_sent(names, len(files))
     errors = {"body": ["Write your message, or attach a file."]} if not body.strip() else {}
     if len(body) > longest:
         errors["body"] = [f"Use at most {longest:,} characters (you have {len(body):,})."]
@@ -402,7 +403,7 @@ def add_message(
             "intake",
             f"/tickets/{path_id(grant['id'])}/messages",
             requester(grant),
-            {"body": body, **({"files": attachments.named(files)} if files else {})},
+            {"body": body, **({"files": names} if names else {})},
             request_id=request_id,
         )
     except Refused as refused:
