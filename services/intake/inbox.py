@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 RAW_MAX_BYTES = 35 * 1024 * 1024  # a mail as received: 25 MiB of attachments, base64-encoded, and its text
 SUBJECT_MAX, TEXT_MAX = 200, 20000  # as the API takes them
-TRUNCATED = "\n\n[The mail was longer; it is kept whole.]"
+TRUNCATED = "\n\n[Cut here: the mail was longer than a message holds. The help desk keeps the whole mail.]"
 MAX_NUMBERS = 5  # "[#n]"s of a subject looked up (a subject of thousands would cost a read each)
 
 

@@ -340,7 +340,7 @@ def test_a_mail_longer_than_the_thread_takes_is_there_whole_for_who_sees_its_tic
     sender = address()
     long = mail(sender, "Forwarded thread", "Line of the old thread.\n" * 2_000)  # 48,000 characters
     ticket = svc.tickets.get(receive(svc, long).ticket_id)
-    assert ticket.description.endswith("[The mail was longer; it is kept whole.]")
+    assert ticket.description.endswith(inbox.TRUNCATED)
     [record] = client.get(f"/tickets/{ticket.id}/mail", headers=auth_header("admin")).get_json()["items"]
 
     whole = client.get(f"/tickets/{ticket.id}/mail/{record['id']}/raw", headers=auth_header("admin"))

@@ -372,8 +372,35 @@ def test_three_messages_over_kept_connections(smtp_server, sessions, connections
     assert len(handler.received) == 3 and _connections(handler) == connections
 
 
-def test_a_connection_the_server_closed_meanwhile_is_replaced_and_the_message_goes_once():
+class CountsRset(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rsets = 0
+
+    async def handle_RSET(self, server, session, envelope):
+        self.rsets += 1
+        return "250 OK"
+
+
+@pytest.mark.parametrize(("fresh", "rsets"), [(3600.0, 0), (0.0, 2)], ids=["given-back-just-now", "older"])
+def test_a_connection_given_back_just_now_is_used_again_without_a_round_trip(smtp_server, fresh, rsets):
+    """A kept connection is checked with RSET, unless it was given back less than FRESH seconds ago and the
+    server has said nothing on it since (the next emails of a busy minute)."""
+    handler, sessions = CountsRset(), Sessions()
+    sessions.FRESH = fresh
+    config = smtp_server(handler)
+    try:
+        for number in range(3):
+            send_email(config, make_email(notification_id=f"n{number}"), sessions)
+    finally:
+        sessions.close()
+    assert len(handler.received) == 3 and _connections(handler) == 1 and handler.rsets == rsets
+
+
+@pytest.mark.parametrize("fresh", [3600.0, 0.0], ids=["given-back-just-now", "older"])
+def test_a_connection_the_server_closed_meanwhile_is_replaced_and_the_message_goes_once(fresh):
     first, second, sessions, port = Recorder(), Recorder(), Sessions(), free_port()
+    sessions.FRESH = fresh  # closed: the socket says so, or RSET finds it
     config = SmtpConfig("127.0.0.1", port, timeout=5.0)
     server = Controller(first, hostname="127.0.0.1", port=port)
     server.start()
