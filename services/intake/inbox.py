@@ -259,7 +259,7 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
         "subject": _clip(subject, SUBJECT_MAX, "…") or "(no subject)",  # the whole subject is in the raw mail
         "description": body.strip() or "(The mail had no text.)",
         "requester": {"name": _clip(mail.sender_name, 200, "") or mail.sender, "email": mail.sender},
-        "topic": _topic(svc, mail),
+        "topic": _topic(svc, mail, follows),
         "priority": "normal",
         "source": "email",
     }
@@ -329,8 +329,11 @@ def _store_attachments(svc: Intake, mail: inbound.InboundMail, ticket_id: str, m
         )  # fmt: skip
 
 
-def _topic(svc: Intake, mail: inbound.InboundMail) -> str:
-    """The topic of the first recipient address that names one (TICKETFLOW_INBOUND_TOPICS), if intake knows it."""
+def _topic(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None = None) -> str:
+    """A follow-up's: the closed ticket's topic while it is offered (so its team, who know the story, has it);
+    else the topic of the first recipient address that names one (TICKETFLOW_INBOUND_TOPICS), if intake knows it."""
+    if follows is not None and svc.topics.known(follows.topic):
+        return follows.topic
     topics = dict(svc.settings.inbound_topics)
     for recipient in mail.recipients:
         topic = topics.get(recipient.strip().lower())

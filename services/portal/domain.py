@@ -155,7 +155,7 @@ SAVED_REPLY_FIELDS = {  # what a saved reply may say, filled in from the ticket 
     "{requester_first_name}": "the first word of it",
     "{ticket_number}": "the ticket's number",
     "{ticket_subject}": "its subject",
-    "{agent_name}": "your name",
+    "{agent_name}": "the name of the agent who inserts it",
 }
 _SAVED_REPLY_FIELD = re.compile(r"\{[^{}\s]+\}")  # any {word}: a misspelt field is said, not sent as typed
 _FIELD_NAMES = "|".join(name.strip("{}") for name in SAVED_REPLY_FIELDS)

@@ -26,7 +26,7 @@ MALLOC_ARENAS = 2  # glibc malloc arenas of the writing process (limit_malloc_ar
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
 FEW = 3  # an exact search finding fewer than this tries again forgiving typos
 SNIPPET_CHARS = 200
-SNIPPET_FIELDS = ("description", "messages", "resolution", "subject")  # the first with a marked word is shown
+SNIPPET_FIELDS = ("description", "messages", "resolution", "subject")  # of those marking as many words, the first
 CLOSED = ("resolved", "closed")
 SIMILAR_ITEM = ("ticket_id", "number", "subject", "resolution", "resolved_at")  # a similar ticket's fields
 _KEYWORDS = ("ticket_id", "status", "team", "requester_email", "agent_id", "created_at", "resolved_at")
@@ -295,12 +295,15 @@ def _filtered(query: tantivy.Query, filters: list[tantivy.Query]) -> tantivy.Que
 
 
 def _snippet(doc: tantivy.Document, snippets: dict | None, near=(), joined=None) -> str:
-    """HTML: the first field's fragment with a matched word, those words in <mark>, everything else escaped.
+    """HTML: the fragment of the field that marks the most of the words looked for (of two that mark as many, the
+    first of SNIPPET_FIELDS), those words in <mark>, everything else escaped: "thanks for the details" shows the
+    reply that holds all four, not the description's "the".
 
     A word found through a typo (`near`: the typed words of a fuzzy search) is matched in the `plain` field,
     which tantivy's snippets do not show: its near misses are looked for in the text fields here instead. So is
     a word found in a joined copy (`joined`: queries.joined_terms; "wifi" found "Wi-Fi", "wi-fi" found "wifi"),
     which tantivy's snippets, knowing only the words as written, never take for the word looked for."""
+    best, most = None, 0
     for name in SNIPPET_FIELDS if snippets else ():
         texts = doc.get_all(name)
         if not texts:
@@ -308,13 +311,25 @@ def _snippet(doc: tantivy.Document, snippets: dict | None, near=(), joined=None)
         snippet = snippets[name].snippet_from_doc(doc)
         if snippet.highlighted():
             ranges = [(r.start, r.end) for r in snippet.highlighted()]
-            return _whole_words(texts, snippet.fragment(), ranges, joined)
-        if joined and (fragment := _joined_snippet(texts, joined)):
-            return fragment
+            shown = _whole_words(texts, snippet.fragment(), ranges, joined)
+        else:
+            shown = _joined_snippet(texts, joined) if joined else None
+        if shown and (marks := _words_marked(shown)) > most:
+            best, most = shown, marks
+    if best is not None:
+        return best
     if near and (fragment := _near_snippet(doc, near)):
         return fragment
     text = doc.get_first("description") or doc.get_first("subject") or ""
     return html.escape(text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""))
+
+
+_MARKED = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
+
+
+def _words_marked(shown: str) -> int:
+    """How many different words a snippet marks (letters' case aside)."""
+    return len({html.unescape(word).casefold() for word in _MARKED.findall(shown)})
 
 
 _WORD = re.compile(r"\w+")

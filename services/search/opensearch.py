@@ -363,20 +363,29 @@ def similar_clauses(terms) -> list[dict]:
 
 
 def snippet(source: dict, highlight: dict) -> str:
-    """HTML: the first field's fragment with a matched word (OpenSearch escaped it), with "…" where it starts after
-    or ends before its text, as the embedded engine writes its fragments; else the description's start. A field
-    and its joined copy each have their fragment: the one marking more is shown ("<mark>Wi-Fi</mark> drops" from
-    the copy for "wifi drops", where the field marks only "drops"; "e-<mark>mail</mark>" from the field for
-    "mail", which the copy, holding "email", does not mark)."""
+    """HTML: the fragment of the field that marks the most different words (OpenSearch escaped it; of two fields
+    that mark as many, the first of SNIPPET_FIELDS), with "…" where it starts after or ends before its text, as
+    the embedded engine writes its fragments; else the description's start. A field and its joined copy each
+    have their fragment: the one marking more is the field's ("<mark>Wi-Fi</mark> drops" from the copy for "wifi
+    drops", where the field marks only "drops"; "e-<mark>mail</mark>" from the field for "mail", which the copy,
+    holding "email", does not mark)."""
+    best, most = None, 0
     for name in SNIPPET_FIELDS:
         fragments = [found[0] for found in (highlight.get(name), highlight.get(f"{name}.{COPY}")) if found]
-        if fragments:
-            return _with_cut_marks(_within(max(fragments, key=_marked_length)), source.get(name))
+        if fragments and (marks := _words_marked(chosen := max(fragments, key=_marked_length))) > most:
+            best, most = (name, chosen), marks
+    if best is not None:
+        return _with_cut_marks(_within(best[1]), source.get(best[0]))
     text = source.get("description") or source.get("subject") or ""
     return html.escape(text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""))
 
 
 _MARK = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
+
+
+def _words_marked(fragment: str) -> int:
+    """How many different words a fragment marks (letters' case aside)."""
+    return len({html.unescape(word).casefold() for word in _MARK.findall(fragment)})
 
 
 def _marked_length(fragment: str) -> int:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 
 import pytest
 import requests
 from playwright.sync_api import expect
 
 from shared.links import link_url, mint_link_token
-from tests.browser.portal_system import LINK, PASSWORD, STAFF, portal_system, unique_email  # noqa: F401 - a fixture
+from tests.browser.portal_system import ADMIN_EMAIL, LINK, PASSWORD, STAFF, portal_system, unique_email  # noqa: F401 - a fixture
 from tests.browser.test_portal_journey import open_request, sign_in, ticket_id_of
 from tests.harness import auth_header, wait_until
 
@@ -133,8 +134,17 @@ def test_script_in_a_subject_a_name_and_a_message_is_shown_as_text(portal_system
 
 def test_words_without_a_space_never_push_a_page_sideways(portal_system, new_context, screenshot):  # noqa: F811
     """A name, a subject and a message of 200 letters without a space (the forms take them) wrap inside their boxes,
-    on the requester's page and the agent's, at phone and desktop widths."""
+    on the requester's page and the agent's, at phone and desktop widths; a saved reply's title of 100 characters
+    is cut in its list on the agent's."""
     system, long = portal_system, "N" * 200
+    admin = new_context().new_page()
+    sign_in(admin, system.portal, ADMIN_EMAIL)
+    admin.goto(system.portal + "/admin/replies")
+    title = f"Password reset from home over the VPN, the laptop never on the office network ({uuid.uuid4().hex[:8]})"
+    admin.get_by_label("Title").fill(title)
+    admin.get_by_label("Text").fill("Hello {requester_first_name}, here is how.")
+    admin.get_by_role("button", name="Add saved reply").click()
+    expect(admin.get_by_text("The saved reply is added")).to_be_visible()
     page = new_context().new_page()
     open_request(page, system.portal, long, unique_email("long"), "S" * 200, "D" * 2000)
     page.get_by_role("button", name="Send request").click()

@@ -243,6 +243,20 @@ def test_a_reply_to_a_closed_ticket_opens_a_new_one_that_says_so(svc):
     assert follow_up.subject == "VPN drops"  # not "Re: [#n] VPN drops": its receipt gets a number of its own
 
 
+def test_a_follow_up_keeps_the_closed_tickets_topic_so_its_team_has_it(svc):
+    """The requester answers an email of a closed network ticket, sent to the general address: the follow-up is a
+    network ticket too (its receipt says the agents see both), not the general team's."""
+    svc.settings = dataclasses.replace(svc.settings, inbound_topics=(("network@help.example.com", "network"),))
+    sender = address()
+    opened = receive(svc, mail(sender, "VPN drops", "Since Monday."), recipients=("network@help.example.com",))
+    closed = svc.tickets.get(opened.ticket_id)
+    handlers.close_ticket(svc, closed.id, "requester", None)
+
+    outcome = receive(svc, reply_to(closed, sender, "It is back."), recipients=("help@help.example.com",))
+
+    assert outcome.kind == "ticket" and svc.tickets.get(outcome.ticket_id).topic == "network"
+
+
 def test_more_replies_to_a_closed_tickets_old_emails_join_its_open_follow_up(svc):
     """A requester answers an old email of the closed ticket again: the follow-up the first answer opened takes
     it, while it is open; once that one is closed too, another follow-up opens."""

@@ -598,3 +598,49 @@ def test_a_lead_narrows_the_queue_to_one_agent_and_one_team(portal, stub):  # no
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
     plain = text(signed_in(portal, "agent", "ada").get("/console/"))  # an agent who leads nothing: no such filters
     assert 'aria-label="Filter the queue"' in plain and 'name="agent"' not in plain and 'name="in_team"' not in plain
+
+
+def test_a_status_or_priority_the_list_does_not_offer_is_said_beside_it_and_the_queue_shown_without(
+    portal,  # noqa: F811
+    stub,  # noqa: F811
+):
+    """An old bookmark or an edited address (`priority=urgent`, `status=resolved`): the queue still, not an error
+    page, and the reason beside the filter."""
+    queue_stub(stub)
+
+    page = signed_in(portal).get("/console/?view=all&status=resolved&priority=urgent&topic=network")
+
+    assert page.status_code == 200
+    html = text(page)
+    assert rows_of(html)  # the queue
+    assert "The queue is shown without the filters it could not use: the reason is beside each." in html
+    assert (
+        '<p class="field-error" id="status-error"><span class="visually-hidden">Error:</span> Choose a status from '
+        "the list: New, Assigned, In progress, Waiting on requester; or any open.</p>"
+    ) in html
+    assert "Choose a priority from the list: Emergency, High, Normal, Low; or any." in html
+    assert '<select id="filter-priority" name="priority" aria-describedby="priority-error" aria-invalid="true">' in html
+    asked = [c["args"] for c in stub.calls if c["path"] == "/queue"]
+    assert asked and all("status" not in args and "priority" not in args for args in asked)
+    assert all(args.get("topic") == "network" for args in asked)  # the filter that works is kept
+
+
+def test_a_team_a_lead_may_not_read_is_said_beside_the_team_and_the_queue_shown_without(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/agents/lea"] = {"id": "lea", "name": "Lea", "teams": ["network"], "lead_of": ["network"]}
+    stub.answers["/agents"] = {"items": [{"id": "lea", "name": "Lea", "teams": ["network"], "lead_of": ["network"]}]}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
+    rows = {"items": [row("t-1", 100001)], "next_cursor": None}
+    refused = {"title": "Forbidden", "detail": "Agents read the queues of their own teams."}
+    stub.answers["/queue"] = lambda: (403, refused) if stub.calls[-1]["args"].get("team") else (200, rows)
+
+    page = signed_in(portal, "agent", "lea").get("/console/?view=led&in_team=desk&priority=high")
+
+    assert page.status_code == 200
+    html = text(page)
+    assert [number for number, _ in rows_of(html)] == ["100001"]
+    assert '<p class="field-error" id="in_team-error"><span class="visually-hidden">Error:</span> Agents read the ' \
+        "queues of their own teams.</p>" in html  # fmt: skip
+    assert "priority-error" not in html  # the priority was not the fault: kept
+    last = [c["args"] for c in stub.calls if c["path"] == "/queue"][-1]
+    assert "team" not in last and last["priority"] == "high"

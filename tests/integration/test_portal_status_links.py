@@ -56,7 +56,7 @@ def test_without_a_number_the_address_gets_a_link_to_each_request_not_closed(por
 
     asked = ask(portal, owner.upper())
 
-    assert asked.status_code == 303 and asked.headers["Location"].endswith("/status/sent")
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/status/sent?asked=all")
     assert handlers.answer_status_request(svc, the_request(svc, owner)) == "sent"
     [lookup] = [call for call in stub.calls if call["path"] == "/tickets"]
     assert lookup["args"] == {"requester_email": owner, "limit": "50"}
@@ -77,7 +77,7 @@ def test_an_address_with_nothing_open_gets_nothing_and_the_page_is_the_same(port
 
     asked = ask(portal, nobody)
 
-    assert asked.status_code == 303 and asked.headers["Location"].endswith("/status/sent")
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/status/sent?asked=all")
     assert handlers.answer_status_request(svc, the_request(svc, nobody)) == "no-match"
     assert outbox == []
 
@@ -89,6 +89,40 @@ def test_a_number_that_is_not_one_is_said_next_to_the_field_and_an_empty_one_is_
     assert "Enter the request number from your receipt, like 100042, or leave it empty." in page
     home = text(portal.test_client().get("/"))
     assert "Request number (optional)" in home and "Leave it empty to get links to all your requests" in home
+
+
+def test_the_page_after_says_what_was_sent_for_what_was_typed(portal, stub):  # noqa: F811
+    """With a number: a link to that request; without: a link to each request not closed; never whether either is
+    the address's."""
+    browser = portal.test_client()
+    one, each = text(browser.get("/status/sent?asked=one")), text(browser.get("/status/sent?asked=all"))
+    assert "a fresh link to the request." in one and "a link to each" not in one
+    assert "If that email address has requests that are not closed" in each and "request number" not in each
+    assert ask(portal, "mia@example.com", "100042").headers["Location"].endswith("/status/sent?asked=one")
+
+
+def test_the_bad_links_form_says_its_errors_on_its_own_page(portal, stub):  # noqa: F811
+    browser = portal.test_client()
+    page = browser.get("/t/not-a-token")
+    assert page.status_code == 404 and "Request number (optional)" in text(page)
+    token = CSRF.search(text(page)).group(1)
+
+    form = {"status_email": "", "number": "", "page": "bad_link", "csrf_token": token}
+    refused = browser.post("/status", data=form, environ_base={"REMOTE_ADDR": "10.9.0.1"})
+
+    html = text(refused)
+    assert refused.status_code == 422 and "This link does not work" in html
+    assert 'id="status_email-error"' in html and "There is a problem" in html
+    email = f"kim-{uuid.uuid4().hex[:8]}@example.com"
+    ASKED.add(email)
+    network = {"REMOTE_ADDR": f"10.8.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"}  # a client's own count
+    for _ in range(20):  # the address's asks are counted: past its limit, the page says so (it said nothing)
+        data = {"status_email": email, "page": "bad_link", "csrf_token": token}
+        limited = browser.post("/status", data=data, environ_base=network)
+        if limited.status_code != 303:
+            break
+    html = text(limited)
+    assert limited.status_code == 429 and "This link does not work" in html and "Too many requests for a link" in html
 
 
 def test_an_address_intake_will_not_list_is_nobodys_and_the_job_ends(portal, stub, outbox):  # noqa: F811

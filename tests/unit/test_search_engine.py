@@ -272,6 +272,21 @@ def test_snippets_mark_the_matched_words_and_escape_the_rest(engine):
     assert "&amp;" in item["snippet"]
 
 
+def test_the_snippet_is_the_field_that_marks_the_most_words(engine):
+    """Not the first field with a match: an agent sees why the ticket was found."""
+    thanks = ["Hi Jakob, thanks for the details."]
+    index(engine, make_doc("a", 1, "Slow laptop", "The laptop is slow.", messages=thanks))
+    [item], _ = engine.search("thanks for the details", scope=EVERYONE)
+    assert item["snippet"] == "Hi Jakob, <mark>thanks</mark> <mark>for</mark> <mark>the</mark> <mark>details</mark>."
+    fixed = "Put it on the proxy allow-list."
+    index(engine, make_doc("b", 2, "Site blocked", "The proxy blocks it.", resolution=fixed))
+    [item], _ = engine.search("proxy allow-list", scope=EVERYONE)
+    assert item["snippet"].startswith("Put it on the <mark>proxy</mark> <mark>allow")
+    index(engine, make_doc("c", 3, "Toner", "Toner empty.", resolution="Replaced the toner."))
+    [item], _ = engine.search("toner", scope=EVERYONE)
+    assert item["snippet"] == "<mark>Toner</mark> empty."  # as many words marked: the first field, the description
+
+
 def test_a_snippet_keeps_what_its_first_and_last_words_carry_and_says_where_the_text_goes_on(engine):
     index(engine, make_doc("a", 1, "Accents", 'Un café "quoted" & <tag>'))
     [item], _ = engine.search("café", scope=EVERYONE)

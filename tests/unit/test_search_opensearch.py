@@ -464,6 +464,17 @@ def test_the_snippet_is_the_fields_fragment_or_its_copys_whichever_marks_more():
     assert snippet(source, {"subject.joined": ["<mark>Wi-Fi</mark>"]} | field) == field["description"][0]
 
 
+def test_the_snippet_is_the_field_marking_the_most_different_words():
+    from services.search.opensearch import snippet
+
+    source = {"description": "The laptop is slow.", "messages": ["Hi Jakob, thanks for the details."]}
+    first = {"description": ["<mark>The</mark> laptop is slow."]}
+    reply = {"messages": ["Hi Jakob, <mark>thanks</mark> <mark>for</mark> <mark>the</mark> <mark>details</mark>."]}
+    assert snippet(source, first | reply) == reply["messages"][0]
+    twice = {"messages": ["<mark>The</mark> laptop, <mark>the</mark> update."]}  # one word twice: one word
+    assert snippet(source, first | twice) == first["description"][0]
+
+
 def test_an_index_without_the_joined_copies_is_outdated():
     old = {"tf-search-old": {"mappings": {"properties": {
         "subject": {"type": "text", "analyzer": "english", "copy_to": ["plain"]}}}}}  # fmt: skip

@@ -100,6 +100,8 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         )
         return error_page(409, "Your agent profile is missing", said)
     filters = _filters(bulk_form)
+    filter_errors = _filter_problems(filters)  # a value the list does not offer (an old bookmark, an edited address)
+    filters = {name: value for name, value in filters.items() if name not in filter_errors}
     view = request.args.get("view", "mine") if bulk_form is None else bulk_form.get("view") or "mine"
     paging = _paging(request.args if bulk_form is None else bulk_form)  # a later page, or the one the bulk form was on
     cursor = paging.get("cursor")
@@ -112,7 +114,16 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
             back = url_for("console.queue", view=view, **filters)
             said = Markup('Its address no longer leads to a page of the queue. <a href="{}">Open its first page</a>.')
             return error_page(400, "That page of the queue is not there", said.format(back))
-        return error_page(400, "That filter does not work", refused.detail)
+        if not filters or refused.status not in (400, 403, 422):
+            return error_page(400, "That filter does not work", refused.detail)
+        # the queue without the filters assignment refused (another team's, for a lead), the reason beside them
+        filter_errors |= _refused_filters(refused, filters)
+        filters = {name: value for name, value in filters.items() if name not in filter_errors}
+        cursor, start, paging = None, 1, {}
+        try:
+            queues = console.queues(portal(), g.session, view, filters, leads=leads)
+        except Refused as again:
+            return error_page(400, "That filter does not work", again.detail)
     queues["cursor"], queues["start"] = cursor, start
     queues["here"] = {**filters, **paging}  # the list's refresh asks for this page again
     topics = every_topic(portal(), console.actor(g.session))
@@ -144,7 +155,31 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         teams=teams,
         agents=agents,
         filter_teams=filter_teams,
+        filter_errors=filter_errors,
     )
+
+
+def _filter_problems(filters: dict) -> dict[str, list[str]]:
+    """The status or priority filter whose value the list does not offer, each with what to do instead."""
+    problems = {}
+    statuses = {value: words for value, words in domain.AGENT_STATUS.items() if value not in ("resolved", "closed")}
+    if filters.get("status") and filters["status"] not in statuses:
+        problems["status"] = [f"Choose a status from the list: {', '.join(statuses.values())}; or any open."]
+    if filters.get("priority") and filters["priority"] not in PRIORITIES:
+        choices = ", ".join(priority.capitalize() for priority in PRIORITIES)
+        problems["priority"] = [f"Choose a priority from the list: {choices}; or any."]
+    return problems
+
+
+def _refused_filters(refused: Refused, filters: dict) -> dict[str, list[str]]:
+    """The filters assignment refused, each with its reason: those its problem names, else every filter asked."""
+    names = {asked: name for name, asked in console.QUERY_NAMES.items()}  # assignment's name -> the page's
+    named = {names.get(field, field): list(words) for field, words in (refused.errors or {}).items()}
+    if named := {name: words for name, words in named.items() if name in filters}:
+        return named
+    if refused.status == 403 and "in_team" in filters:  # a lead's filter on a team it does not lead
+        return {"in_team": [refused.detail]}
+    return {name: [refused.detail] for name in filters}
 
 
 def _choices(me: dict) -> tuple[list[dict], list[dict]]:

@@ -361,16 +361,21 @@ def check_status():
     try:
         handlers.request_status_link(portal(), form["status_email"], form["number"], client_network())
     except handlers.UserError as exc:
+        if request.form.get("page") == "bad_link":  # the errors on the page the form was on, beside its fields
+            page = render_template("requester/bad_link.html", form=form, errors=exc.errors, message=exc.message)
+            return page, exc.status
         page = render_template(
             "requester/home.html", topics=handlers.topics(portal()), form=form, errors=exc.errors, message=exc.message
         )
         return page, exc.status
-    return redirect(url_for("requester.status_sent"), 303)  # a reload of the page shows it again, sends nothing
+    # a reload of the page shows it again, sends nothing; it says what was done for what was typed (never whether
+    # the address has requests)
+    return redirect(url_for("requester.status_sent", asked="one" if form["number"].strip() else "all"), 303)
 
 
 @blueprint.get("/status/sent")
 def status_sent():
-    return render_template("requester/status_sent.html")
+    return render_template("requester/status_sent.html", asked=request.args.get("asked"))
 
 
 @blueprint.get("/tickets")
