@@ -25,6 +25,7 @@ CLOCKS_AT_ONCE = 50  # ticket ids in one call for sla's clocks (with_deadlines)
 QUEUE_FIELDS = "ticket_id,number,subject,priority,status,team,agent_id,sla,first_response_at"
 QUERY_NAMES = {"agent": "agent_id", "in_team": "team"}  # a queue filter -> assignment's `GET /queue` (`team` in the
 # page's address names the team a ticket was handed on to)
+FILTER_NAMES = {asked: name for name, asked in QUERY_NAMES.items()}  # assignment's name of a filter -> the page's
 VIEWS = {  # queue -> (title, query); "led" is for team leads, "all" for admins
     "mine": ("My tickets", lambda me: {"agent_id": me}),
     "team": ("My teams' unassigned", lambda me: {"unassigned": "true"}),

@@ -64,6 +64,7 @@ AGENT_STATUS = {
     "resolved": "Resolved",
     "closed": "Closed",
 }
+OPEN_STATUS = {status: words for status, words in AGENT_STATUS.items() if status not in ("resolved", "closed")}
 CLOCK_NAMES = {"first_response": "First response", "next_response": "Next response", "resolution": "Resolution"}
 CLOCK_STATES = {
     "running": "Running",

@@ -123,6 +123,8 @@ def install(app: Flask) -> None:
         max_file_bytes=domain.ATTACHMENT_MAX_BYTES,
         max_total_bytes=domain.ATTACHMENTS_MAX_BYTES,
         query_max=domain.QUERY_MAX,  # a search box takes no more (a longer address meets gunicorn's own refusal)
+        # the longest each requester's field takes, said in its hint before anyone types past it
+        longest={**{name: most for name, _, most in domain.TICKET_FIELDS}, "message": domain.MESSAGE_MAX},
     )
     app.jinja_env.globals["requester_status"] = lambda ticket: domain.requester_status_words(ticket)[0]
     app.jinja_env.globals["shown_status"] = domain.shown_status

@@ -314,7 +314,7 @@ def _snippet(doc: tantivy.Document, snippets: dict | None, near=(), joined=None)
             shown = _whole_words(texts, snippet.fragment(), ranges, joined)
         else:
             shown = _joined_snippet(texts, joined) if joined else None
-        if shown and (marks := _words_marked(shown)) > most:
+        if shown and (marks := words_marked(shown)) > most:
             best, most = shown, marks
     if best is not None:
         return best
@@ -324,12 +324,14 @@ def _snippet(doc: tantivy.Document, snippets: dict | None, near=(), joined=None)
     return html.escape(text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""))
 
 
-_MARKED = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
+MARKED = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)  # a marked word of a snippet (HTML, escaped)
 
 
-def _words_marked(shown: str) -> int:
-    """How many different words a snippet marks (letters' case aside)."""
-    return len({html.unescape(word).casefold() for word in _MARKED.findall(shown)})
+def words_marked(shown: str) -> int:
+    """How many different words a snippet marks, each by its stem ("drops" and "dropping" are one word), joined
+    up ("Wi-Fi" is one word)."""
+    marked = (queries.joined(html.unescape(word)) for word in MARKED.findall(shown))
+    return len({stem for word in marked for stem in queries.ENGLISH.analyze(word)})
 
 
 _WORD = re.compile(r"\w+")

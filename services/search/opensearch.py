@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 import uuid
 
 from services.search import queries, semantic
@@ -27,11 +26,13 @@ from services.search.domain import SIMILAR_SPARE
 from services.search.engine import (
     CLOSED,
     FEW,
+    MARKED,
     SIMILAR_ITEM,
     SNIPPET_CHARS,
     SNIPPET_FIELDS,
     Scope,
     similar_items,
+    words_marked,
 )
 from shared.clock import now
 from shared.events import format_time, parse_time
@@ -372,7 +373,7 @@ def snippet(source: dict, highlight: dict) -> str:
     best, most = None, 0
     for name in SNIPPET_FIELDS:
         fragments = [found[0] for found in (highlight.get(name), highlight.get(f"{name}.{COPY}")) if found]
-        if fragments and (marks := _words_marked(chosen := max(fragments, key=_marked_length))) > most:
+        if fragments and (marks := words_marked(chosen := max(fragments, key=_marked_length))) > most:
             best, most = (name, chosen), marks
     if best is not None:
         return _with_cut_marks(_within(best[1]), source.get(best[0]))
@@ -380,17 +381,9 @@ def snippet(source: dict, highlight: dict) -> str:
     return html.escape(text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""))
 
 
-_MARK = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
-
-
-def _words_marked(fragment: str) -> int:
-    """How many different words a fragment marks (letters' case aside)."""
-    return len({html.unescape(word).casefold() for word in _MARK.findall(fragment)})
-
-
 def _marked_length(fragment: str) -> int:
     """How many characters of the text a fragment marks (the first of two that mark as many wins)."""
-    return sum(len(html.unescape(marked)) for marked in _MARK.findall(fragment))
+    return sum(len(html.unescape(marked)) for marked in MARKED.findall(fragment))
 
 
 def _within(fragment: str) -> str:
@@ -428,7 +421,7 @@ def _space_near(text: str, at: int, limit: int, *, forward: bool) -> int:
 def _pieces(fragment: str) -> list[tuple[str, bool]]:
     """A fragment's escaped text, cut at its marks: (text, marked) each."""
     pieces, at = [], 0
-    for found in _MARK.finditer(fragment):
+    for found in MARKED.finditer(fragment):
         pieces += [(fragment[at : found.start()], False), (found.group(1), True)]
         at = found.end()
     return [piece for piece in [*pieces, (fragment[at:], False)] if piece[0]]

@@ -134,8 +134,8 @@ def test_script_in_a_subject_a_name_and_a_message_is_shown_as_text(portal_system
 
 def test_words_without_a_space_never_push_a_page_sideways(portal_system, new_context, screenshot):  # noqa: F811
     """A name, a subject and a message of 200 letters without a space (the forms take them) wrap inside their boxes,
-    on the requester's page and the agent's, at phone and desktop widths; a saved reply's title of 100 characters
-    is cut in its list on the agent's."""
+    on the requester's page and the agent's, at phone and desktop widths; a saved reply's long title is cut in its
+    list on the agent's."""
     system, long = portal_system, "N" * 200
     admin = new_context().new_page()
     sign_in(admin, system.portal, ADMIN_EMAIL)
@@ -163,6 +163,10 @@ def test_words_without_a_space_never_push_a_page_sideways(portal_system, new_con
             assert shown.evaluate("document.documentElement.scrollWidth") <= width, (name, width)
         shown.locator(".entry-meta").last.evaluate("e => e.scrollIntoView()")  # the name above the message
         screenshot(shown, f"{name}-phone", full_page=False)
+    admin.get_by_role("link", name=title).click()  # the desk's saved replies as they were
+    admin.get_by_text("Delete this saved reply").click()
+    admin.get_by_role("button", name="Yes, delete it").click()
+    expect(admin.get_by_role("link", name=title)).to_have_count(0)
 
 
 def test_a_link_opens_its_own_ticket_only_and_leaves_the_address_bar(portal_system, new_context):  # noqa: F811

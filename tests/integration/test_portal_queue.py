@@ -607,6 +607,7 @@ def test_a_status_or_priority_the_list_does_not_offer_is_said_beside_it_and_the_
     """An old bookmark or an edited address (`priority=urgent`, `status=resolved`): the queue still, not an error
     page, and the reason beside the filter."""
     queue_stub(stub)
+    stub.answers["/topics"] = {"items": [{"id": "network", "name": "Network"}]}
 
     page = signed_in(portal).get("/console/?view=all&status=resolved&priority=urgent&topic=network")
 
@@ -623,6 +624,39 @@ def test_a_status_or_priority_the_list_does_not_offer_is_said_beside_it_and_the_
     asked = [c["args"] for c in stub.calls if c["path"] == "/queue"]
     assert asked and all("status" not in args and "priority" not in args for args in asked)
     assert all(args.get("topic") == "network" for args in asked)  # the filter that works is kept
+    refresh = re.search(r'hx-get="([^"]+)"', html).group(1)  # the list's refresh, and the bulk form, drop them too
+    assert "topic=network" in refresh and "status=" not in refresh and "priority=" not in refresh
+    assert 'name="filter_topic" value="network"' in html and 'name="filter_status"' not in html
+
+
+def test_a_dropped_filter_also_drops_the_page_and_a_topic_not_offered_is_one(portal, stub):  # noqa: F811
+    """A later page of the filtered list is not a page of the list without the filter: the first page is shown."""
+    queue_stub(stub)
+    stub.answers["/topics"] = {"items": [{"id": "network", "name": "Network"}]}
+
+    html = text(signed_in(portal).get("/console/?view=all&topic=printers&cursor=c2&start=201"))
+
+    assert "Choose a topic from the list, or any." in html and "A later page of the queue" not in html
+    asked = [c["args"] for c in stub.calls if c["path"] == "/queue"]
+    assert asked and all("cursor" not in args and "topic" not in args for args in asked)
+
+
+def test_a_filter_assignment_refuses_on_a_later_page_is_said_beside_it_not_blamed_on_the_page(
+    portal,  # noqa: F811
+    stub,  # noqa: F811
+):
+    queue_stub(stub)
+    stub.answers["/agents"] = {"items": [{"id": "bob", "name": "Bob", "teams": ["network"], "lead_of": []}]}
+    invalid = {"title": "Validation failed", "detail": "The request has invalid fields.",
+               "errors": {"agent_id": ["Use 1 to 40 lowercase letters, digits, - or _."]}}  # fmt: skip
+    rows = {"items": [row("t-1", 100001)], "next_cursor": None}
+    stub.answers["/queue"] = lambda: (422, invalid) if stub.calls[-1]["args"].get("agent_id") else (200, rows)
+
+    page = signed_in(portal).get("/console/?view=all&agent=Bob!&cursor=c2&start=201")
+
+    html = text(page)
+    assert page.status_code == 200 and "That page of the queue is not there" not in html
+    assert "Choose an agent from the list, or anyone." in html and "lowercase letters" not in html
 
 
 def test_a_team_a_lead_may_not_read_is_said_beside_the_team_and_the_queue_shown_without(portal, stub):  # noqa: F811

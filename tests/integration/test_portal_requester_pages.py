@@ -117,6 +117,14 @@ def test_a_message_too_long_is_said_in_words_next_to_its_field_before_intake_is_
     assert answer.status_code == 422
     assert "Use at most 20,000 characters (you have 20,001)." in text(answer)
     assert intake.posts == []
+    assert 'id="body-hint">Up to 20,000 characters.</p>' in text(browser.get("/tickets/t-9"))  # said before, too
+
+
+def test_the_forms_hints_say_how_long_a_subject_and_a_description_may_be(portal, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake())
+    html = text(portal.test_client().get("/"))
+    assert "like “VPN drops every hour” (200 characters at most).</p>" in html
+    assert "and what you have tried (up to 20,000 characters).</p>" in html
 
 
 def test_web_addresses_in_the_conversation_are_links_that_tell_the_site_nothing(portal, monkeypatch):  # noqa: F811

@@ -285,6 +285,10 @@ def test_the_snippet_is_the_field_that_marks_the_most_words(engine):
     index(engine, make_doc("c", 3, "Toner", "Toner empty.", resolution="Replaced the toner."))
     [item], _ = engine.search("toner", scope=EVERYONE)
     assert item["snippet"] == "<mark>Toner</mark> empty."  # as many words marked: the first field, the description
+    again = ["It dropped again, it drops, it keeps dropping."]  # one word three ways: one word, not three
+    index(engine, make_doc("d", 4, "Remote", "The VPN drops every hour.", messages=again))
+    [item], _ = engine.search("vpn drops", scope=EVERYONE)
+    assert item["snippet"] == "The <mark>VPN</mark> <mark>drops</mark> every hour."
 
 
 def test_a_snippet_keeps_what_its_first_and_last_words_carry_and_says_where_the_text_goes_on(engine):

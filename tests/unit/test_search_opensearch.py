@@ -473,6 +473,9 @@ def test_the_snippet_is_the_field_marking_the_most_different_words():
     assert snippet(source, first | reply) == reply["messages"][0]
     twice = {"messages": ["<mark>The</mark> laptop, <mark>the</mark> update."]}  # one word twice: one word
     assert snippet(source, first | twice) == first["description"][0]
+    vpn = {"description": ["The <mark>VPN</mark> <mark>drops</mark> every hour."]}
+    forms = {"messages": ["It <mark>dropped</mark>, it <mark>drops</mark>, it keeps <mark>dropping</mark>."]}
+    assert snippet(source, vpn | forms) == vpn["description"][0]  # one word three ways: one word
 
 
 def test_an_index_without_the_joined_copies_is_outdated():

@@ -100,17 +100,21 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         )
         return error_page(409, "Your agent profile is missing", said)
     filters = _filters(bulk_form)
-    filter_errors = _filter_problems(filters)  # a value the list does not offer (an old bookmark, an edited address)
+    topics = every_topic(portal(), console.actor(g.session))
+    # a value the list does not offer (an old bookmark, an edited address): the queue without it, the reason beside
+    filter_errors = _filter_problems(filters, {topic["id"] for topic in topics})
     filters = {name: value for name, value in filters.items() if name not in filter_errors}
     view = request.args.get("view", "mine") if bulk_form is None else bulk_form.get("view") or "mine"
-    paging = _paging(request.args if bulk_form is None else bulk_form)  # a later page, or the one the bulk form was on
+    # a later page, or the one the bulk form was on; a page of the list with a filter dropped is another list's
+    paging = {} if filter_errors else _paging(request.args if bulk_form is None else bulk_form)
     cursor = paging.get("cursor")
     start = console.queue_start(paging.get("start", "")) if cursor else 1
     leads = bool(domain.led_teams(me))
     try:
         queues = console.queues(portal(), g.session, view, filters, leads=leads, cursor=cursor, start=start)
     except Refused as refused:
-        if cursor and refused.status in (400, 422):  # a page's address kept too long, or edited: not a filter's fault
+        named = {console.FILTER_NAMES.get(field, field) for field in refused.errors or {}}
+        if cursor and refused.status in (400, 422) and not named & set(filters):  # the page's address: edited
             back = url_for("console.queue", view=view, **filters)
             said = Markup('Its address no longer leads to a page of the queue. <a href="{}">Open its first page</a>.')
             return error_page(400, "That page of the queue is not there", said.format(back))
@@ -126,7 +130,6 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
             return error_page(400, "That filter does not work", again.detail)
     queues["cursor"], queues["start"] = cursor, start
     queues["here"] = {**filters, **paging}  # the list's refresh asks for this page again
-    topics = every_topic(portal(), console.actor(g.session))
     whole = template == "console/queue.html"  # not the list alone that refreshes every few seconds
     may_lead = g.session.get("role") == "admin" or bool(me.get("lead_of"))
     said = whole and bulk_form is None and (g.session.get("flash") or {}).get("bulk")  # as loaded: only if one
@@ -145,6 +148,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         topics=topics,
         priorities=PRIORITIES,
         statuses=domain.AGENT_STATUS,
+        open_statuses=domain.OPEN_STATUS,
         notice=notice,
         notice_warns=warns,
         bulk=(flash or {}).get("bulk"),
@@ -159,25 +163,28 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     )
 
 
-def _filter_problems(filters: dict) -> dict[str, list[str]]:
-    """The status or priority filter whose value the list does not offer, each with what to do instead."""
-    problems = {}
-    statuses = {value: words for value, words in domain.AGENT_STATUS.items() if value not in ("resolved", "closed")}
-    if filters.get("status") and filters["status"] not in statuses:
-        problems["status"] = [f"Choose a status from the list: {', '.join(statuses.values())}; or any open."]
-    if filters.get("priority") and filters["priority"] not in PRIORITIES:
-        choices = ", ".join(priority.capitalize() for priority in PRIORITIES)
-        problems["priority"] = [f"Choose a priority from the list: {choices}; or any."]
-    return problems
+CHOOSE = {  # a filter's value the list does not offer: what to do instead (each filter is a list to choose from)
+    "status": "Choose a status from the list: " + ", ".join(domain.OPEN_STATUS.values()) + "; or any open.",
+    "priority": "Choose a priority from the list: " + ", ".join(p.capitalize() for p in PRIORITIES) + "; or any.",
+    "topic": "Choose a topic from the list, or any.",
+    "agent": "Choose an agent from the list, or anyone.",
+    "in_team": "Choose a team from the list, or any.",
+}
+
+
+def _filter_problems(filters: dict, topics: set[str]) -> dict[str, list[str]]:
+    """The filters whose value the list does not offer (a status, a priority, a topic), each with what to do."""
+    offered = {"status": set(domain.OPEN_STATUS), "priority": set(PRIORITIES), "topic": topics}
+    return {name: [CHOOSE[name]] for name, values in offered.items() if filters.get(name) not in (None, *values)}
 
 
 def _refused_filters(refused: Refused, filters: dict) -> dict[str, list[str]]:
-    """The filters assignment refused, each with its reason: those its problem names, else every filter asked."""
-    names = {asked: name for name, asked in console.QUERY_NAMES.items()}  # assignment's name -> the page's
-    named = {names.get(field, field): list(words) for field, words in (refused.errors or {}).items()}
-    if named := {name: words for name, words in named.items() if name in filters}:
-        return named
-    if refused.status == 403 and "in_team" in filters:  # a lead's filter on a team it does not lead
+    """The filters assignment refused, each with what to do: those its problem names (its words are for an API:
+    the page's own), a team for a lead's filter on a team it does not lead (the 403's reason), else every one."""
+    named = {console.FILTER_NAMES.get(field, field) for field in refused.errors or {}} & set(filters)
+    if named:
+        return {name: [CHOOSE[name]] for name in named}
+    if refused.status == 403 and "in_team" in filters:
         return {"in_team": [refused.detail]}
     return {name: [refused.detail] for name in filters}
 
