@@ -37,6 +37,7 @@ class TicketClosed(Exception):
     """A closed ticket takes no more messages."""
 
 
+EARLIER_KEPT = 10  # the resolutions a ticket reopened keeps, the newest
 REQUESTER_REOPENS = "requester replied"  # the reason of a reopen by the requester's message
 
 
@@ -73,6 +74,7 @@ class Ticket:
     thread: list[dict] = field(default_factory=list)
     resolved_at: datetime | None = None
     resolution: str | None = None  # what the agent did, as the requester reads it (kept once closed; none reopened)
+    earlier_resolutions: list[dict] = field(default_factory=list)  # {resolution, resolved_at} of each reopen's resolve
     closed_at: datetime | None = None
     watermarks: dict[str, datetime] = field(default_factory=dict)
     version: int = 0
@@ -247,6 +249,9 @@ class Ticket:
 
     def _reopen(self, now: datetime, reason: str = REQUESTER_REOPENS, who: dict | None = None) -> None:
         self._set_status("assigned" if self.assignee else "new", now)
+        if self.resolution:  # what was tried stays readable (the newest EARLIER_KEPT, oldest first)
+            earlier = {"resolution": self.resolution, "resolved_at": self.resolved_at}
+            self.earlier_resolutions = [*self.earlier_resolutions, earlier][-EARLIER_KEPT:]
         self.resolved_at = self.resolution = None
         self._record("ticket.reopened", {"reason": reason, **(who or {})})
 

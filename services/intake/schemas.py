@@ -67,6 +67,11 @@ class ThreadEntrySchema(Schema):
     created_at = Timestamp()
 
 
+class EarlierResolutionSchema(Schema):
+    resolution = fields.String()
+    resolved_at = Timestamp(allow_none=True)
+
+
 class TicketSchema(Schema):
     id = fields.String()
     number = fields.Integer()
@@ -85,6 +90,10 @@ class TicketSchema(Schema):
         allow_none=True, metadata={"description": "what was done, while resolved or once closed after it"}
     )
     resolved_at = Timestamp(allow_none=True, metadata={"description": "when, with the resolution"})
+    earlier_resolutions = fields.List(
+        fields.Nested(EarlierResolutionSchema),
+        metadata={"description": "what was done before each time the ticket reopened, oldest first (the last 10)"},
+    )
     created_at = Timestamp()
     updated_at = Timestamp()
 
@@ -113,7 +122,7 @@ class TicketListItemSchema(TicketSchema):
     """A ticket in a list: without its thread (GET /tickets/{id} has it), with the thread's length."""
 
     class Meta:
-        exclude = ("thread",)
+        exclude = ("thread", "earlier_resolutions")  # a ticket's page has them
 
     thread_count = fields.Integer(metadata={"description": "entries in the ticket's thread"})
 

@@ -40,6 +40,7 @@ _TICKET_FIELDS = (
     "updated_at",
     "resolved_at",
     "resolution",
+    "earlier_resolutions",
     "closed_at",
     "watermarks",
 )
@@ -81,7 +82,7 @@ class TicketStore(VersionedStore):
         """Newest first, each ticket without its thread (empty) and with its thread's length; the cursor is the
         last number seen. `scope`: only the tickets one reader may see (None: every ticket)."""
         filters = _scoped(filters, scope)
-        projection = {**outbox.NO_OUTBOX, "thread": 0}
+        projection = {**outbox.NO_OUTBOX, "thread": 0, "earlier_resolutions": 0}
         docs, next_cursor = NEWEST_TICKETS_FIRST.page(self.collection, filters, limit, cursor, projection)
         unknown = [doc["_id"] for doc in docs if "thread_count" not in doc]  # saved before thread_count was
         counts = {

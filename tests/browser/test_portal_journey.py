@@ -158,6 +158,12 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     expect(reader.get_by_text("Your message was sent.")).to_be_visible()
     wait_until(lambda: system.ticket(ticket_id)["status"] not in ("resolved", "closed"), timeout=30)
     wait_until(lambda: system.work(ticket_id)["status"] not in ("resolved", "closed"), timeout=30)
+    reader.reload()  # reopened: what was tried is still there to read
+    tried = reader.locator("#request-status .resolution")
+    expect(tried).to_contain_text("Tried before it was reopened (resolved")
+    expect(tried).to_contain_text("New profile with a shorter rekey interval.")
+    expect(reader.get_by_text("What was done:")).to_have_count(0)
+    screenshot(reader, "requester-reopened")
 
     # A teammate on the ticket ada has: no claim to offer (it would be refused), but a note for her.
     other = new_context().new_page()

@@ -30,7 +30,7 @@ RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 TICKET_KEYS = {
     "id", "number", "subject", "description", "requester", "topic", "priority", "source", "status", "assignee",
-    "team", "sla", "thread", "resolution", "resolved_at", "created_at", "updated_at",
+    "team", "sla", "thread", "resolution", "resolved_at", "earlier_resolutions", "created_at", "updated_at",
 }  # fmt: skip
 THREAD_ENTRY_KEYS = {"id", "kind", "author", "body", "created_at"}
 TIMELINE_ITEM_KEYS = {"event_id", "type", "producer", "occurred_at", "correlation_id", "summary"}
@@ -412,7 +412,8 @@ def test_list_is_newest_first_and_filters_by_requester_email_status_and_topic(cl
         assert response.status_code == 200, response.get_json()
         body = response.get_json()
         assert set(body) == {"items", "next_cursor"} and body["next_cursor"] is None
-        assert all(set(item) == TICKET_KEYS - {"thread"} | {"thread_count"} for item in body["items"])  # no threads
+        listed = TICKET_KEYS - {"thread", "earlier_resolutions"} | {"thread_count"}  # no threads
+        assert all(set(item) == listed for item in body["items"])
         return [item["id"] for item in body["items"]]
 
     assert ids(requester_email=email) == [third["id"], second["id"], first["id"]]
@@ -597,6 +598,8 @@ def test_message_on_a_resolved_ticket_reopens_it(client, make_ticket, tap, publi
     assert response.status_code == 201, response.get_json()
     after = get_ticket(client, ticket["id"])
     assert after["status"] == "new" and after["assignee"] is None and after["resolution"] is None
+    assert [earlier["resolution"] for earlier in after["earlier_resolutions"]] == ["fixed"]  # what was tried, kept
+    assert after["earlier_resolutions"][0]["resolved_at"] == seen["resolved_at"]
     (added,) = wait_for_envelopes(tap, ticket["id"], "ticket.message_added")
     (reopened,) = wait_for_envelopes(tap, ticket["id"], "ticket.reopened")
     assert added["correlation_id"] == reopened["correlation_id"] == request_id

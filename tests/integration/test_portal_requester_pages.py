@@ -120,6 +120,24 @@ def test_a_message_too_long_is_said_in_words_next_to_its_field_before_intake_is_
     assert 'id="body-hint">Up to 20,000 characters.</p>' in text(browser.get("/tickets/t-9"))  # said before, too
 
 
+def test_a_reopened_request_still_says_what_was_tried_before(portal, monkeypatch):  # noqa: F811
+    earlier = [{"resolution": "Reset the VPN profile.", "resolved_at": "2026-12-01T05:00:00.000Z"},
+               {"resolution": "Restarted the VPN gateway.", "resolved_at": "2026-12-02T05:00:00.000Z"}]  # fmt: skip
+    reopened = CLOSED | {"status": "assigned", "resolution": None, "earlier_resolutions": earlier}
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake(reopened))
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+
+    html = text(browser.get("/tickets/t-9"))
+
+    assert "<strong>Tried before it was reopened</strong> (resolved" in html
+    assert "Restarted the VPN gateway." in html and "Reset the VPN profile." not in html  # the newest
+    assert "What was done:" not in html
+    resolved = reopened | {"status": "resolved", "resolution": "Replaced the router."}
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake(resolved))
+    html = text(browser.get("/tickets/t-9"))
+    assert 'What was done:</strong> <span dir="auto">Replaced the router.' in html and "Tried before" not in html
+
+
 def test_the_forms_hints_say_how_long_a_subject_and_a_description_may_be(portal, monkeypatch):  # noqa: F811
     monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake())
     html = text(portal.test_client().get("/"))

@@ -83,6 +83,16 @@ def test_message_on_a_resolved_ticket_reopens_it_to_its_agent():
     ticket.add_message("m1", "it is back", at(3))
     assert [kind for kind, _ in ticket.recorded] == ["ticket.message_added", "ticket.reopened"]
     assert ticket.status == "assigned" and ticket.resolved_at is None and ticket.resolution is None
+    assert ticket.earlier_resolutions == [{"resolution": "reset", "resolved_at": at(2)}]  # what was tried stays
+
+
+def test_a_ticket_reopened_again_and_again_keeps_its_newest_earlier_resolutions_in_order():
+    ticket = make_ticket()
+    ticket.apply("ticket.assigned", ASSIGNED, at(1))
+    for n in range(12):
+        ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": f"fix {n}"}, at(2 + 2 * n))
+        ticket.reopen("not fixed", "jane", "Jane", at(3 + 2 * n))
+    assert [earlier["resolution"] for earlier in ticket.earlier_resolutions] == [f"fix {n}" for n in range(2, 12)]
 
 
 def test_a_resolve_that_arrives_after_the_requester_wrote_again_reopens_the_ticket():
