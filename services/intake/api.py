@@ -65,7 +65,7 @@ ticket for a repeat with the same body (409 with another body); keys are kept 48
 
 Limits. One ticket's thread holds at most 500 entries and 4 MB of text: a requester message past
 either is refused (409, saying which; open a new ticket). Lists (`GET /tickets`) carry each ticket
-without its thread, with `thread_count`; `GET /tickets/{id}` has the whole thread. A requester
+without its thread (with `thread_count`) and its `earlier_resolutions`; `GET /tickets/{id}` has them whole. A requester
 address may open at most TICKETFLOW_REQUESTER_TICKETS_PER_HOUR tickets (200) and add at most
 TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR messages (600) per hour (fixed windows on the hour), so intake
 cannot be used to flood an address with receipts: past a limit 429 with `Retry-After` (seconds).

@@ -211,6 +211,7 @@ def requester_view_digest(ticket: dict, attachments: list[dict]) -> str:
     shown = [
         requester_status_words(ticket),  # the status, and whether an agent has it ("Waiting for an agent")
         ticket.get("resolution"),
+        (ticket.get("earlier_resolutions") or [])[-1:],  # what was tried, once reopened (the status may be the same)
         [entry.get("id") for entry in ticket.get("thread") or []],
         sorted(a.get("id") or "" for a in attachments),
     ]

@@ -331,7 +331,8 @@ def words_marked(shown: str) -> int:
     """How many different words a snippet marks, each by its stem ("drops" and "dropping" are one word), joined
     up ("Wi-Fi" is one word)."""
     marked = (queries.joined(html.unescape(word)) for word in MARKED.findall(shown))
-    return len({stem for word in marked for stem in queries.ENGLISH.analyze(word)})
+    # a word the analysis drops (40 bytes or more, which OpenSearch may still mark) counts as itself
+    return len({stem for word in marked for stem in queries.ENGLISH.analyze(word) or [word.casefold()]})
 
 
 _WORD = re.compile(r"\w+")

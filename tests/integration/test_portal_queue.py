@@ -647,6 +647,7 @@ def test_a_filter_assignment_refuses_on_a_later_page_is_said_beside_it_not_blame
 ):
     queue_stub(stub)
     stub.answers["/agents"] = {"items": [{"id": "bob", "name": "Bob", "teams": ["network"], "lead_of": []}]}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
     invalid = {"title": "Validation failed", "detail": "The request has invalid fields.",
                "errors": {"agent_id": ["Use 1 to 40 lowercase letters, digits, - or _."]}}  # fmt: skip
     rows = {"items": [row("t-1", 100001)], "next_cursor": None}
@@ -678,3 +679,19 @@ def test_a_team_a_lead_may_not_read_is_said_beside_the_team_and_the_queue_shown_
     assert "priority-error" not in html  # the priority was not the fault: kept
     last = [c["args"] for c in stub.calls if c["path"] == "/queue"][-1]
     assert "team" not in last and last["priority"] == "high"
+
+
+def test_a_filter_the_page_offers_no_list_of_is_said_above_the_list_as_left_out(portal, stub):  # noqa: F811
+    """An agent who leads nothing has no team filter: a team in the address is said left out, not "choose one"."""
+    queue_stub(stub)
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    invalid = {"title": "Validation failed", "detail": "The request has invalid fields.",
+               "errors": {"team": ["Use 1 to 40 lowercase letters, digits, - or _."]}}  # fmt: skip
+    rows = {"items": [row("t-1", 100001)], "next_cursor": None}
+    stub.answers["/queue"] = lambda: (422, invalid) if stub.calls[-1]["args"].get("team") else (200, rows)
+
+    html = text(signed_in(portal, "agent", "ada").get("/console/?view=team&in_team=Bad!"))
+
+    assert "The queue is shown without the filter it could not use. The team in the address is not one this " \
+        "queue can be narrowed to: it was left out." in html  # fmt: skip
+    assert "Choose a team" not in html and 'name="in_team"' not in html

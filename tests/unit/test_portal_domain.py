@@ -375,3 +375,11 @@ def test_a_request_waiting_on_the_requester_who_wrote_last_is_shown_in_progress(
     assert domain.shown_status({"status": "resolved", "thread": [answer]}) == "resolved"  # only a wait ends
     asked_since = {**answered, "updated_at": "2026-12-01T10:20:00.000Z"}  # an agent set the wait after (a call)
     assert domain.requester_status_words(asked_since)[0] == "Waiting for your reply"
+
+
+def test_the_requesters_page_updates_when_a_late_resolve_is_reopened_at_once():
+    """The requester wrote while the agent resolved: intake reopens at once, the status the same as before and no
+    resolution; the page updates to say what was tried."""
+    assigned = {"status": "assigned", "assignee": {"agent_id": "ada"}, "thread": [], "resolution": None}
+    tried = assigned | {"earlier_resolutions": [{"resolution": "Reset it.", "resolved_at": "2026-12-03T08:00:00Z"}]}
+    assert domain.requester_view_digest(assigned, []) != domain.requester_view_digest(tried, [])

@@ -476,6 +476,13 @@ def test_the_snippet_is_the_field_marking_the_most_different_words():
     vpn = {"description": ["The <mark>VPN</mark> <mark>drops</mark> every hour."]}
     forms = {"messages": ["It <mark>dropped</mark>, it <mark>drops</mark>, it keeps <mark>dropping</mark>."]}
     assert snippet(source, vpn | forms) == vpn["description"][0]  # one word three ways: one word
+    long = "x" * 45  # OpenSearch marks a word the embedded analysis drops: it still counts, as itself
+    marked = {"description": [f"The <mark>{long}</mark> token."]}
+    assert snippet({"description": f"The {long} token."}, marked) == marked["description"][0]
+    texts = {"description": "The Wi-Fi is down.", "messages": ["A router reboot."]}
+    wifi = {"description": ["The <mark>Wi-Fi</mark> is down."],
+            "messages": ["A <mark>router</mark> <mark>reboot</mark>."]}  # fmt: skip
+    assert snippet(texts, wifi) == wifi["messages"][0]  # "Wi-Fi" is one word, fewer than two
 
 
 def test_an_index_without_the_joined_copies_is_outdated():

@@ -113,15 +113,15 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     try:
         queues = console.queues(portal(), g.session, view, filters, leads=leads, cursor=cursor, start=start)
     except Refused as refused:
-        named = {console.FILTER_NAMES.get(field, field) for field in refused.errors or {}}
-        if cursor and refused.status in (400, 422) and not named & set(filters):  # the page's address: edited
+        named = {console.FILTER_NAMES.get(field, field) for field in refused.errors or {}} & set(filters)
+        if cursor and refused.status in (400, 422) and not named:  # the page's address: edited
             back = url_for("console.queue", view=view, **filters)
             said = Markup('Its address no longer leads to a page of the queue. <a href="{}">Open its first page</a>.')
             return error_page(400, "That page of the queue is not there", said.format(back))
         if not filters or refused.status not in (400, 403, 422):
             return error_page(400, "That filter does not work", refused.detail)
         # the queue without the filters assignment refused (another team's, for a lead), the reason beside them
-        filter_errors |= _refused_filters(refused, filters)
+        filter_errors |= _refused_filters(refused, named, filters)
         filters = {name: value for name, value in filters.items() if name not in filter_errors}
         cursor, start, paging = None, 1, {}
         try:
@@ -139,6 +139,10 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     teams, agents = _choices(me) if whole and may_lead else ([], [])
     own = set(me.get("teams") or [])  # the team filter: an admin's every team, an agent's own (others refused)
     filter_teams = teams if g.session.get("role") == "admin" else [team for team in teams if team["id"] in own]
+    lists = {"agent": agents, "in_team": filter_teams}  # a list to choose from only where the page shows one
+    for name, words in filter_errors.items():
+        if name in lists and not lists[name] and words == [CHOOSE[name]]:
+            filter_errors[name] = [LEFT_OUT[name]]
     notice, warns = _queue_notice(request.args.get("notice", ""), request.args.get("team"), teams)
     return render_template(
         template,
@@ -172,16 +176,21 @@ CHOOSE = {  # a filter's value the list does not offer: what to do instead (each
 }
 
 
+LEFT_OUT = {  # the same, for a filter the page offers no list of (an agent's, or a list that did not load)
+    "agent": "The agent in the address is not one this queue can be narrowed to: it was left out.",
+    "in_team": "The team in the address is not one this queue can be narrowed to: it was left out.",
+}
+
+
 def _filter_problems(filters: dict, topics: set[str]) -> dict[str, list[str]]:
     """The filters whose value the list does not offer (a status, a priority, a topic), each with what to do."""
     offered = {"status": set(domain.OPEN_STATUS), "priority": set(PRIORITIES), "topic": topics}
     return {name: [CHOOSE[name]] for name, values in offered.items() if filters.get(name) not in (None, *values)}
 
 
-def _refused_filters(refused: Refused, filters: dict) -> dict[str, list[str]]:
-    """The filters assignment refused, each with what to do: those its problem names (its words are for an API:
-    the page's own), a team for a lead's filter on a team it does not lead (the 403's reason), else every one."""
-    named = {console.FILTER_NAMES.get(field, field) for field in refused.errors or {}} & set(filters)
+def _refused_filters(refused: Refused, named: set[str], filters: dict) -> dict[str, list[str]]:
+    """The filters assignment refused, each with what to do: those its problem names (`named`; its words are for an
+    API: the page's own), a team for a lead's filter on a team it does not lead (the 403's reason), else every one."""
     if named:
         return {name: [CHOOSE[name]] for name in named}
     if refused.status == 403 and "in_team" in filters:
