@@ -119,6 +119,7 @@ class Ticket:
             raise ThreadFull(problem)
         author = {"type": "requester", "name": self.requester["name"]}
         self.thread.append({"id": message_id, "kind": "message", "author": author, "body": body, "created_at": now})
+        reopens = self.status == "resolved"
         self._record(
             "ticket.message_added",
             {
@@ -126,10 +127,11 @@ class Ticket:
                 "body": body,
                 "author": {**author, "email": self.requester["email"]},
                 **({"files": list(files)} if files else {}),
+                **({"reopens": True} if reopens else {}),  # one email to the agent says both
             },
         )
-        if self.status == "resolved":
-            self._reopen(now)
+        if reopens:
+            self._reopen(now, who={"message_id": message_id})
         self.updated_at = now
 
     def thread_full(self, body: str, headroom: int = 1) -> str | None:

@@ -613,10 +613,13 @@ def _check_unchanged(svc: Portal, session: dict, ticket_id: str, seen_text: str 
 
 
 def presence(svc: Portal, session: dict, ticket_id: str, name: str) -> list[str]:
-    """This person is on the ticket's page now; the names of the others who are (seen in PRESENCE_SECONDS)."""
+    """This person is on the ticket's page now; the names of the others who are (seen in PRESENCE_SECONDS), each
+    once. An admin who is no agent is "an admin", as its notes and the changes it made are named to agents."""
+    name = name if session.get("agent_id") else domain.who_words(f"admin:{session.get('email')}")
     svc.store.seen(ticket_id, session["account_id"], name, now())
     since = now() - timedelta(seconds=domain.PRESENCE_SECONDS)
-    return [p["name"] for p in svc.store.present(ticket_id, since) if p["account_id"] != session["account_id"]]
+    present = svc.store.present(ticket_id, since)
+    return list(dict.fromkeys(p["name"] for p in present if p["account_id"] != session["account_id"]))
 
 
 def live(svc: Portal, session: dict, ticket_id: str, seen_text: str | None, name: str) -> dict:

@@ -126,13 +126,14 @@ def led_not_joined_words(outside: list[str], names: dict[str, str]) -> str:
 
 def ratable(ticket: dict) -> bool:
     """Whether the requester is asked how the request was handled: once it is resolved, or closed after the help
-    desk worked on it (a resolution or an agent's reply). One its requester closed before anyone answered was
-    not handled: there is nothing to rate."""
+    desk worked on it (a resolution, one from before it was reopened, or an agent's reply). One its requester
+    closed before anyone answered was not handled: there is nothing to rate."""
     if ticket.get("status") not in RATABLE:
         return False
     thread = ticket.get("thread") or []
     answered = any(((entry or {}).get("author") or {}).get("type") == "agent" for entry in thread)
-    return ticket["status"] == "resolved" or bool(ticket.get("resolution")) or answered
+    resolved_before = bool(ticket.get("earlier_resolutions"))  # resolved, reopened, then closed: it was worked on
+    return ticket["status"] == "resolved" or bool(ticket.get("resolution")) or resolved_before or answered
 
 
 def rating_problems(rating: str, comment: str, ticket: dict) -> dict[str, list[str]]:

@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -477,7 +478,7 @@ def within_limits(svc: Portal, action: str, limits: tuple, keys: dict[str, str],
 def request_status_link(svc: Portal, email: str, number: str, client: str) -> None:
     """Note the request for the worker (the page answers the same whether or not they match); limits apply. No
     number: links to every request of the address that is not closed."""
-    email, number = email.strip().lower(), number.strip()
+    email, number = email.strip().lower(), unicodedata.normalize("NFKC", number).strip()  # "１０００４２" as typed
     errors = {}
     if not domain.email_ok(email):
         errors["status_email"] = ["Enter the email address you used, like ana@example.com."]

@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 
 from services.sla.business_time import CalendarError, parse_calendar
 from services.sla.domain import MAX_MINUTES, PolicyError, validate_policy
+from shared.clock import now
 from shared.events import BY_URGENCY, CLOCKS, Timestamp
 from shared.schemas import Strict
 
@@ -222,8 +223,15 @@ OUTCOMES = ("met", "breached", "open", "stopped")
 
 class WhatIfQuerySchema(Schema):
     since = Timestamp(
-        metadata={"description": "tickets created at or after this UTC time (as /stats); default 30 days ago"}
-    )
+        metadata={"description": "tickets created at or after this UTC time (as /stats), not in the future; default "
+                  "30 days ago"}
+    )  # fmt: skip
+
+    @validates_schema
+    def _not_ahead(self, data, **kwargs):
+        """A replay of what has not happened yet is a mistake (a year typed wrong), said, not an empty answer."""
+        if data.get("since") and data["since"] > now():
+            raise ValidationError({"since": ["Must not be in the future: the replay covers tickets since then."]})
 
 
 class DraftPolicySchema(Schema):

@@ -695,3 +695,37 @@ def test_a_filter_the_page_offers_no_list_of_is_said_above_the_list_as_left_out(
     assert "The queue is shown without the filter it could not use. The team in the address is not one this " \
         "queue can be narrowed to: it was left out." in html  # fmt: skip
     assert "Choose a team" not in html and 'name="in_team"' not in html
+
+
+def test_an_agent_or_team_the_help_desk_has_none_of_is_said_beside_it_and_the_queue_shown_without(
+    portal,  # noqa: F811
+    stub,  # noqa: F811
+):
+    """An admin's old bookmark on an agent or a team since deleted: not an empty queue under "Anyone"."""
+    queue_stub(stub)
+    stub.answers["/agents"] = {"items": [{"id": "bob", "name": "Bob", "teams": ["network"], "lead_of": []}]}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+
+    html = text(signed_in(portal).get("/console/?view=all&agent=ghost&in_team=gone&priority=high&cursor=c2"))
+
+    assert rows_of(html)
+    assert "The help desk has no agent “ghost”. Choose an agent from the list, or anyone." in html
+    assert "The help desk has no team “gone”. Choose a team from the list, or any." in html
+    assert '<select id="filter-agent" name="agent" aria-describedby="agent-error" aria-invalid="true">' in html
+    last = [c["args"] for c in stub.calls if c["path"] == "/queue"][-1]
+    assert "agent_id" not in last and "team" not in last and "cursor" not in last and last["priority"] == "high"
+    refresh = re.search(r'hx-get="([^"]+)"', html).group(1)
+    assert "ghost" not in refresh and "gone" not in refresh and "priority=high" in refresh
+
+
+def test_an_agent_not_offered_in_the_filter_is_still_shown_as_the_one_filtered_on(portal, stub):  # noqa: F811
+    """A disabled account's agent still has tickets an admin may look for: its name stays in the filter."""
+    queue_stub(stub)
+    stub.answers["/agents"] = {"items": [{"id": "bob", "name": "Bob", "teams": ["network"], "lead_of": []},
+                                         {"id": "zoe", "name": "Zoe Left", "teams": [], "lead_of": []}]}  # fmt: skip
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+
+    html = text(signed_in(portal).get("/console/?view=all&agent=zoe"))
+
+    assert '<option value="zoe" selected>Zoe Left (not in the list)</option>' in html and "agent-error" not in html
+    assert [c["args"] for c in stub.calls if c["path"] == "/queue"][-1]["agent_id"] == "zoe"

@@ -335,6 +335,10 @@ def test_a_request_its_requester_closed_before_anyone_worked_on_it_asks_for_no_r
     intake.ticket = {**CLOSED, "thread": [reply]}  # answered, then closed: the handling may be rated
     assert "How did we do?" in text(browser.get("/tickets/t-9"))
 
+    tried = [{"resolution": "Restarted the router.", "resolved_at": "2026-12-01T09:00:00.000Z"}]
+    intake.ticket = {**CLOSED, "earlier_resolutions": tried}  # resolved, reopened, closed with no new resolve
+    assert "How did we do?" in text(browser.get("/tickets/t-9"))  # the form's post checks the same rule
+
 
 def test_someone_without_the_request_cannot_rate_it(portal, monkeypatch):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]

@@ -101,6 +101,15 @@ def test_the_page_after_says_what_was_sent_for_what_was_typed(portal, stub):  # 
     assert ask(portal, "mia@example.com", "100042").headers["Location"].endswith("/status/sent?asked=one")
 
 
+def test_a_number_typed_in_full_width_digits_is_the_same_number(portal, stub):  # noqa: F811
+    """A Japanese or Chinese keyboard types "＃１０００４２": the request's number all the same."""
+    svc = portal.extensions["ticketflow.portal"]
+    owner = f"mia-{uuid.uuid4().hex[:8]}@example.com"
+    asked = ask(portal, owner, " ＃１０００４２ ")
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/status/sent?asked=one")
+    assert the_request(svc, owner)["number"] == 100042
+
+
 def test_the_bad_links_form_says_its_errors_on_its_own_page(portal, stub):  # noqa: F811
     browser = portal.test_client()
     page = browser.get("/t/not-a-token")

@@ -13,7 +13,8 @@ from datetime import timedelta
 
 import pytest
 
-from services.sla import whatif
+from services.sla import schemas, whatif
+from shared.clock import now
 from shared.events import format_time, parse_time
 from tests.harness import auth_header
 from tests.integration.conftest import EventTap
@@ -52,8 +53,15 @@ def answer_of(response) -> dict:
     return response.get_json()
 
 
+@pytest.fixture(name="far_window")
+def far_window_fixture(monkeypatch):
+    """The tickets' window far in the future: the API's check that `since` is not in the future reads a clock past
+    it (the replay itself reads the real one)."""
+    monkeypatch.setattr(schemas, "now", lambda: utc(3000, 1, 1))
+
+
 @pytest.fixture(name="history")
-def history_fixture(sla_client, sla_seed, sla_handle, forget_tickets, policies_restored):
+def history_fixture(sla_client, sla_seed, sla_handle, forget_tickets, policies_restored, far_window):
     """Six `low` tickets created at t0, each through a history of its own; (t0, {name: ticket id})."""
     assert sla_client.put("/policies/low", json=SECONDS, headers=admin()).status_code == 200
     t0 = utc(2200, 1, 1) + timedelta(minutes=random.randrange(10_000_000))
@@ -245,7 +253,7 @@ def test_an_event_delivered_again_makes_the_copy_a_process_died_before_making(
 
 
 def test_tickets_saved_before_clocks_kept_their_history_are_copied_once_and_counted_as_skipped(
-    sla_client, sla_ctx, sla_db, sla_seed, forget_tickets, policies_restored
+    sla_client, sla_ctx, sla_db, sla_seed, forget_tickets, policies_restored, far_window
 ):
     assert sla_client.put("/policies/low", json=SECONDS, headers=admin()).status_code == 200
     t0 = utc(2300, 1, 1) + timedelta(minutes=random.randrange(10_000_000))
@@ -308,3 +316,10 @@ def test_the_document_describes_the_what_if(sla_client):
     assert "Nothing changes: no policy version, no clock, no event." in operation["description"]
     assert {"200", "422"} <= set(operation["responses"])
     assert [p["name"] for p in operation["parameters"] if p["in"] == "query"] == ["since"]
+
+
+def test_a_since_in_the_future_is_refused_beside_it_not_answered_with_nothing(sla_client):
+    ahead = what_if(sla_client, "low", SECONDS, since=now() + timedelta(days=1))
+    assert_problem(ahead, 422)
+    assert ahead.get_json()["errors"] == {"since": ["Must not be in the future: the replay covers tickets since then."]}
+    assert what_if(sla_client, "low", SECONDS, since=now() - timedelta(minutes=1)).status_code == 200

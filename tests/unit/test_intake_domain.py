@@ -84,6 +84,18 @@ def test_message_on_a_resolved_ticket_reopens_it_to_its_agent():
     assert [kind for kind, _ in ticket.recorded] == ["ticket.message_added", "ticket.reopened"]
     assert ticket.status == "assigned" and ticket.resolved_at is None and ticket.resolution is None
     assert ticket.earlier_resolutions == [{"resolution": "reset", "resolved_at": at(2)}]  # what was tried stays
+    (_, added), (_, reopened) = ticket.recorded
+    assert added["reopens"] is True and reopened == {"reason": "requester replied", "message_id": "m1"}
+
+
+def test_only_the_message_that_reopens_says_so():
+    ticket = make_ticket()
+    ticket.add_message("m1", "still broken", at(1))
+    ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "reset"}, at(2))
+    ticket.add_message("m2", "it is back", at(3))
+    ticket.add_message("m3", "and again", at(4))
+    added = {data["message_id"]: data for kind, data in ticket.recorded if kind == "ticket.message_added"}
+    assert [("reopens" in added[m]) for m in ("m1", "m2", "m3")] == [False, True, False]
 
 
 def test_a_ticket_reopened_again_and_again_keeps_its_newest_earlier_resolutions_in_order():
@@ -102,6 +114,7 @@ def test_a_resolve_that_arrives_after_the_requester_wrote_again_reopens_the_tick
     ticket.recorded.clear()
     assert ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "reset"}, at(2))
     assert [kind for kind, _ in ticket.recorded] == ["ticket.reopened"]
+    assert "message_id" not in ticket.recorded[0][1]  # its message's email did not say it reopened: this one does
     assert ticket.status == "assigned" and ticket.resolved_at is None and ticket.resolution is None
     assert not ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "reset"}, at(2))  # redelivered
 

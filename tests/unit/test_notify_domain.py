@@ -108,6 +108,19 @@ def test_a_reopened_ticket_back_with_its_agent_emails_the_reopening_not_an_assig
     assert email_recipients("ticket.reopened", {"reason": "x", "by": "omar"}, ticket)  # another agent's: said
 
 
+def test_a_message_that_reopens_a_ticket_is_one_email_to_its_agent_not_two():
+    """The message's email says it reopened the ticket; the reopening that names the message sends nothing. A
+    reopening that names no message (a late resolve reopened by a message written before it) is still said."""
+    ticket = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(), 1))
+    message = {"message_id": "m1", "body": "back", "author": {"type": "requester", "name": "Ana"}, "reopens": True}
+    assert [r["email"] for _, r in email_recipients("ticket.message_added", message, ticket)] == ["jane@example.com"]
+    reason = "requester replied"
+    assert email_recipients("ticket.reopened", {"reason": reason, "message_id": "m1"}, ticket) == []
+    assert [r["email"] for _, r in email_recipients("ticket.reopened", {"reason": reason}, ticket)] == [
+        "jane@example.com"
+    ]
+
+
 def test_a_recipient_not_known_yet_waits_rather_than_being_dropped():
     with pytest.raises(NotKnownYet):
         email_recipients("ticket.replied", {}, None)  # ticket.created not seen yet

@@ -380,3 +380,13 @@ def test_files_sent_alone_are_named_once_with_where_to_find_them():
     worded = {"body": "Sent a file: see the log", "files": ["log.txt"]}  # words of the person's own, not the names
     assert "A file came with this message: log.txt." in messages.render(
         "ticket.message_added", "agent", make_context("ticket.message_added", data=worded)).text  # fmt: skip
+
+
+def test_a_message_that_reopened_its_ticket_says_so_in_its_one_email():
+    reopened = messages.render("ticket.message_added", "agent", make_context("ticket.message_added", {"reopens": True}))
+    plain = messages.render("ticket.message_added", "agent", make_context("ticket.message_added"))
+    said = "Ana Ruiz wrote on ticket #100042, which was resolved: the message has reopened it:"
+    assert said in reopened.text and "A message reopened your ticket" in reopened.html
+    assert "which was resolved: the message has reopened it:</p>" in reopened.html
+    assert "reopened" not in plain.text and "reopened" not in plain.html
+    assert "Ana Ruiz wrote on ticket #100042:\n" in plain.text

@@ -136,9 +136,19 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     flash = portal().store.pop_flash(g.session["_id"], "bulk", "", now()) if said else None
     if flash and flash.get("form"):  # some were not done: ticked again, the form as it was sent
         bulk_form, selected = flash["form"], flash["bulk"]["again"]
-    teams, agents = _choices(me) if whole and may_lead else ([], [])
+    teams, agents, known = _choices(me) if whole and may_lead else ([], [], {})
     own = set(me.get("teams") or [])  # the team filter: an admin's every team, an agent's own (others refused)
     filter_teams = teams if g.session.get("role") == "admin" else [team for team in teams if team["id"] in own]
+    if unknown := _unknown_filters(filters, known, teams):  # filtered to nothing by a name nobody has: without it
+        filter_errors |= unknown
+        filters = {name: value for name, value in filters.items() if name not in unknown}
+        try:
+            queues = console.queues(portal(), g.session, view, filters, leads=leads)
+        except Refused as again:
+            return error_page(400, "That filter does not work", again.detail)
+        queues["cursor"], queues["start"], queues["here"] = None, 1, dict(filters)
+    offered = {agent["id"] for agent in agents}  # an agent not offered (a disabled account's): shown, not changed
+    filter_agent = filters.get("agent") if filters.get("agent") not in offered else None
     lists = {"agent": agents, "in_team": filter_teams}  # a list to choose from only where the page shows one
     for name, words in filter_errors.items():
         if name in lists and not lists[name] and words == [CHOOSE[name]]:
@@ -164,6 +174,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         agents=agents,
         filter_teams=filter_teams,
         filter_errors=filter_errors,
+        filter_agent_name=known.get(filter_agent) if filter_agent else None,
     )
 
 
@@ -198,17 +209,29 @@ def _refused_filters(refused: Refused, named: set[str], filters: dict) -> dict[s
     return {name: [refused.detail] for name in filters}
 
 
-def _choices(me: dict) -> tuple[list[dict], list[dict]]:
-    """The teams a bulk move may go to, and the agents a bulk assign may give tickets to (an admin: every agent; a
-    lead: the agents of the teams it leads); none (no such choice) when assignment does not list them."""
+def _unknown_filters(filters: dict, known: dict[str, str], teams: list[dict]) -> dict[str, list[str]]:
+    """An agent or a team filter the help desk has none of (an admin's old bookmark, an edited address), each with
+    what to do; none when the lists did not load (then nothing is known to be missing)."""
+    unknown = {}
+    if known and filters.get("agent") and filters["agent"] not in known:
+        unknown["agent"] = [f"The help desk has no agent “{filters['agent']}”. {CHOOSE['agent']}"]
+    if teams and filters.get("in_team") and filters["in_team"] not in {team["id"] for team in teams}:
+        unknown["in_team"] = [f"The help desk has no team “{filters['in_team']}”. {CHOOSE['in_team']}"]
+    return unknown
+
+
+def _choices(me: dict) -> tuple[list[dict], list[dict], dict[str, str]]:
+    """The teams a bulk move may go to, the agents a bulk assign may give tickets to (an admin: every agent; a
+    lead: the agents of the teams it leads), and every agent assignment lists by id (its name); none (no such
+    choice) when assignment does not list them."""
     try:
         teams = console.every_team(portal(), g.session)
     except (Refused, Unreachable):
-        return [], []
+        return [], [], {}
     try:
         agents = portal().services.get("assignment", "/agents", console.actor(g.session))["items"]
     except (Refused, Unreachable):
-        return teams, []  # the choices still, without saying who is in each
+        return teams, [], {}  # the choices still, without saying who is in each
     led, gone = domain.led_teams(me), portal().store.disabled_agent_ids()  # a disabled account's agent: not offered
     names = {team["id"]: team["name"] for team in teams}
     givable = [
@@ -218,7 +241,8 @@ def _choices(me: dict) -> tuple[list[dict], list[dict]]:
         and agent["id"] not in gone
         and (g.session.get("role") == "admin" or led & set(agent["teams"]))
     ]
-    return domain.staffed(teams, agents), sorted(givable, key=lambda agent: agent["name"].casefold())
+    known = {agent["id"]: agent["name"] for agent in agents}
+    return domain.staffed(teams, agents), sorted(givable, key=lambda agent: agent["name"].casefold()), known
 
 
 QUEUE_NOTICES = {  # {team}: the team's name when the page's list of teams has it
