@@ -10,7 +10,6 @@ import logging
 import math
 import re
 import secrets
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -39,6 +38,8 @@ STATUS_LIMITS = (("client", 20), ("request", 5), ("email", 30))
 # each mails it, so two an hour (then the per-email thirty, shared with the numbered ones)
 ALL_LINKS_LIMITS = (("client", 20), ("request", 2), ("email", 30))
 NUMBER = re.compile(r"#?[0-9]{1,15}")  # a ticket number as people quote it (ASCII digits only)
+# what a Chinese or Japanese keyboard types for them: full-width digits and "＃" (not "²" or other scripts' digits)
+FULL_WIDTH = {0xFF10 + n: ord("0") + n for n in range(10)} | {0xFF03: ord("#")}
 FIELD_NAMES = {"requester.name": "name", "requester.email": "email"}  # intake's fields -> the form's
 
 
@@ -478,7 +479,7 @@ def within_limits(svc: Portal, action: str, limits: tuple, keys: dict[str, str],
 def request_status_link(svc: Portal, email: str, number: str, client: str) -> None:
     """Note the request for the worker (the page answers the same whether or not they match); limits apply. No
     number: links to every request of the address that is not closed."""
-    email, number = email.strip().lower(), unicodedata.normalize("NFKC", number).strip()  # "１０００４２" as typed
+    email, number = email.strip().lower(), number.translate(FULL_WIDTH).strip()  # "＃１０００４２" as typed
     errors = {}
     if not domain.email_ok(email):
         errors["status_email"] = ["Enter the email address you used, like ana@example.com."]
