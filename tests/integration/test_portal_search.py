@@ -181,12 +181,38 @@ def test_an_agent_searches_with_its_own_token_and_pages_on_with_the_cursor(porta
     assert "45 tickets found" in first and "(showing 1 to 20)" in first
     next_link = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
     second = text(client.get(next_link))
-    assert "(showing 21 to 40)" in second and "First results" in second
+    assert "(showing 21 to 40)" in second and "First results" not in second  # the page before is the first
+    previous = re.search(r'href="([^"]+)" rel="prev">Previous results', second).group(1).replace("&amp;", "&")
+    assert "cursor" not in previous and "q=vpn" in previous
 
     calls = stub.searches()
     assert calls[1]["args"]["cursor"] == "abc"
     principal = decode_token(os.environ["TICKETFLOW_JWT_SECRET"], calls[0]["token"])
     assert (principal.role, principal.agent_id) == ("agent", "ada")
+
+
+def test_results_page_back_one_page_at_a_time(portal, stub):  # noqa: F811
+    """search's cursors go one way: the address keeps the pages before, so "Previous results" is the page before."""
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    client = signed_in(portal, "agent", "ada")
+    pages = ["c2", "c3", "c4"]  # the cursor search gives with each page, for the next one
+    seen = []
+    url = "/console/search?q=vpn"
+    for cursor in pages:
+        stub.answers["/search"] = {"items": [HIT] * 20, "total": 100, "next_cursor": cursor}
+        page = text(client.get(url))
+        seen.append(page)
+        url = re.search(r'href="([^"]+)" rel="next"', page).group(1).replace("&amp;", "&")
+    third = seen[2]
+    assert "(showing 41 to 60)" in third and "First results" in third
+    previous = re.search(r'href="([^"]+)" rel="prev">Previous results', third).group(1).replace("&amp;", "&")
+    stub.answers["/search"] = {"items": [HIT] * 20, "total": 100, "next_cursor": "c3"}
+    second = text(client.get(previous))
+    assert stub.searches()[-1]["args"]["cursor"] == "c2" and "(showing 21 to 40)" in second
+    again = re.search(r'href="([^"]+)" rel="next"', second).group(1).replace("&amp;", "&")
+    assert "cursor=c3" in again and "back=c2" in again and "c2%2Cc2" not in again  # on again, as the first time
+    forged = text(client.get("/console/search?q=vpn&cursor=c3&start=41&back=c2,<script>,c3"))
+    assert "script" not in forged.split("Result pages")[1]  # only what looks like a cursor is carried on
 
 
 def test_an_agents_team_filter_offers_its_own_teams_and_an_admins_every_team(portal, stub):

@@ -269,7 +269,7 @@ def _queue_notice(notice: str, team_id: str | None, teams: list[dict]) -> tuple[
 def search():
     """Tickets by their words (search's ranking and snippets), filtered by status and team, a page at a time."""
     me = console.profile(portal(), g.session)
-    form = {name: request.args.get(name, "") for name in (*finding.FIELDS, "cursor", "start")}
+    form = {name: request.args.get(name, "") for name in (*finding.FIELDS, "cursor", "start", "back")}
     found, requester, errors, message, status = None, None, {}, None, 200
     if any(form[name].strip() for name in finding.FIELDS):
         try:
@@ -283,6 +283,8 @@ def search():
         found=found,
         requester=requester,
         start=_start(form["start"]) if form["cursor"] else 1,
+        back=finding.earlier_pages(form["back"]) if form["cursor"] else [],
+        per_page=finding.PAGE,
         errors=errors,
         message=message,
         teams=finding.teams(portal(), g.session, me, form.get("team") or ""),
