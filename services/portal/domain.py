@@ -750,3 +750,15 @@ def same_name(a: str, b: str) -> bool:
         ).casefold()
 
     return shown(a) == shown(b)
+
+
+EARLIER_PAGES = 25  # the cursors of the pages before this one that a list's address keeps, for its "Previous" link
+CURSOR = re.compile(r"[A-Za-z0-9_=-]{1,200}")  # how the services' cursors are written (opaque; anything else dropped)
+
+
+def earlier_pages(text: str) -> list[str]:
+    """The cursors of the pages before this one, oldest first (the first page has none), as the address carries
+    them ("back", comma-separated: the services' cursors go one way only); the newest EARLIER_PAGES, each looking
+    like a cursor (it is the service that tells a cursor it gave out; a forged one gets its refusal)."""
+    cursors = [cursor for cursor in text.split(",") if CURSOR.fullmatch(cursor)]
+    return cursors[-EARLIER_PAGES:]

@@ -82,18 +82,6 @@ def search(svc: Portal, session: dict, form: dict) -> Found:
     return Found(items, int(page.get("total") or 0), page.get("next_cursor"))
 
 
-EARLIER_PAGES = 25  # the cursors of the pages before this one that its address keeps, for "Previous results"
-CURSOR = re.compile(r"[A-Za-z0-9_=-]{1,200}")  # how search's cursors are written (opaque; anything else is dropped)
-
-
-def earlier_pages(text: str) -> list[str]:
-    """The cursors of the pages before this one, oldest first (the first page has none), as the address carries
-    them ("back", comma-separated: search's cursors go one way only); the newest EARLIER_PAGES, each looking like
-    one of search's (it is search that tells a cursor it gave out; a forged one gets its refusal)."""
-    cursors = [cursor for cursor in text.split(",") if CURSOR.fullmatch(cursor)]
-    return cursors[-EARLIER_PAGES:]
-
-
 FROM_SHOWN = 20  # a requester's tickets listed when their address is searched for
 
 

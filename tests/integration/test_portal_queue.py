@@ -101,15 +101,22 @@ def test_the_next_page_of_a_queue_is_asked_from_assignments_cursor_and_stays_on_
     assert "Tickets 201 to 400 in the queue's order" in html
     assert html.index("A later page of the queue: tickets 201 to 400.") < html.index('<table class="queue"')
     assert ">400+</span>" in html  # the tab counts the rows before this page in
-    assert 'href="/console/?view=all&amp;priority=normal">First page</a>' in html
-    assert "Next page: tickets 401 onwards" in html and "cursor=c3&amp;start=401" in html
+    assert 'href="/console/?view=all&amp;priority=normal" rel="prev">Previous page</a>' in html  # the first
+    assert "First page" not in html.split('aria-label="Pages of the queue"')[1]  # (the hint above still has it)
+    assert "Next page: tickets 401 onwards" in html and "cursor=c3&amp;start=401&amp;back=c2" in html
     [refresh] = re.findall(r'id="queue" hx-get="([^"]+)"', html)
     assert refresh.replace("&amp;", "&") == "/console/queue?view=all&priority=normal&cursor=c2&start=201"
     assert '<input type="hidden" name="cursor" value="c2">' in html  # a bulk action comes back to this page
 
     stub.answers["/queue"] = {"items": [row(f"t-{n}", 100400 + n) for n in range(50)], "next_cursor": None}
-    last = text(client.get("/console/?view=all&cursor=c3&start=401"))
+    last = text(client.get("/console/?view=all&cursor=c3&start=401&back=c2&priority=normal"))
     assert "Tickets 401 to 450 in the queue's order" in last and ">450</span>" in last and "Next page" not in last
+    [previous] = re.findall(r'<a href="([^"]+)" rel="prev">Previous page: tickets 201 to 400</a>', last)
+    assert previous.replace("&amp;", "&") == "/console/?view=all&cursor=c2&start=201&priority=normal"
+    assert 'href="/console/?view=all&amp;priority=normal">First page</a>' in last
+    [refresh] = re.findall(r'id="queue" hx-get="([^"]+)"', last)  # the refresh and the bulk form keep the way back
+    assert refresh.replace("&amp;", "&") == "/console/queue?view=all&priority=normal&cursor=c3&start=401&back=c2"
+    assert '<input type="hidden" name="back" value="c2">' in last
 
     unknown = text(client.get("/console/?view=all&cursor=c3&start=7"))  # an edited start: no numbers made up
     assert "Later tickets in the queue's order" in unknown and ">200+</span>" in unknown
@@ -244,6 +251,8 @@ def test_a_bulk_claim_acts_on_each_ticket_and_says_what_assignment_refused(porta
 
     later = ticked(agent, {"action": "claim", "cursor": "c2", "start": "201"}, ["t-1:100001"])  # from a later page
     assert later.headers["Location"].endswith("/console/?view=all&cursor=c2&start=201")  # back on that page
+    third = ticked(agent, {"action": "claim", "cursor": "c3", "start": "401", "back": "c2"}, ["t-1:100001"])
+    assert third.headers["Location"].endswith("/console/?view=all&cursor=c3&start=401&back=c2")  # its way back too
 
 
 def test_a_bulk_resolve_sends_the_same_words_to_each_and_priority_its_value(portal, stub):  # noqa: F811

@@ -63,10 +63,14 @@ def bulk():
 
 
 def _paging(source) -> dict:
-    """A later page of the queue: assignment's cursor and the row number it starts at (for "tickets 201 to 400"),
-    from the page's query or the bulk form; {} for the first page."""
+    """A later page of the queue: assignment's cursor, the row number it starts at (for "tickets 201 to 400") and
+    the cursors of the pages between the first and it (for "Previous page"), from the page's query or the bulk
+    form; {} for the first page."""
     cursor, start = source.get("cursor") or "", console.queue_start(source.get("start") or "")
-    return ({"cursor": cursor} | ({"start": str(start)} if start else {})) if cursor else {}
+    if not cursor:
+        return {}
+    back = ",".join(domain.earlier_pages(source.get("back") or ""))
+    return {"cursor": cursor} | ({"start": str(start)} if start else {}) | ({"back": back} if back else {})
 
 
 BULK_KEPT = ("action", "status", "priority", "team", "agent_id", "resolution")  # a bulk form's choices and words
@@ -129,6 +133,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         except Refused as again:
             return error_page(400, "That filter does not work", again.detail)
     queues["cursor"], queues["start"] = cursor, start
+    queues["back"] = domain.earlier_pages(paging.get("back") or "")
     queues["here"] = {**filters, **paging}  # the list's refresh asks for this page again
     whole = template == "console/queue.html"  # not the list alone that refreshes every few seconds
     may_lead = g.session.get("role") == "admin" or bool(me.get("lead_of"))
@@ -146,7 +151,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
             queues = console.queues(portal(), g.session, view, filters, leads=leads)
         except Refused as again:
             return error_page(400, "That filter does not work", again.detail)
-        queues["cursor"], queues["start"], queues["here"] = None, 1, dict(filters)
+        queues["cursor"], queues["start"], queues["back"], queues["here"] = None, 1, [], dict(filters)
     offered = {agent["id"] for agent in agents}  # an agent not offered (a disabled account's): shown, not changed
     filter_agent = filters.get("agent") if filters.get("agent") not in offered else None
     lists = {"agent": agents, "in_team": filter_teams}  # a list to choose from only where the page shows one
@@ -158,6 +163,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         template,
         me=me,
         queues=queues,
+        per_page=console.QUEUE_LIMIT,
         filters=filters,
         topics=topics,
         priorities=PRIORITIES,
@@ -283,7 +289,7 @@ def search():
         found=found,
         requester=requester,
         start=_start(form["start"]) if form["cursor"] else 1,
-        back=finding.earlier_pages(form["back"]) if form["cursor"] else [],
+        back=domain.earlier_pages(form["back"]) if form["cursor"] else [],
         per_page=finding.PAGE,
         errors=errors,
         message=message,
