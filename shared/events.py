@@ -168,25 +168,26 @@ def _file_names() -> fields.List:
 
 class TicketMessageAddedData(_Data):
     """The requester's message. `reopens` is true when it reopened a resolved ticket (then the ticket.reopened that
-    follows names it by `message_id`, and notify sends the agent one email for both); absent otherwise."""
+    follows names it by `message_id`, and notify's email of the message says it reopened the ticket); absent
+    otherwise."""
 
     message_id = _text(100)
     body = _text(20000)
     author = fields.Nested(AuthorData, required=True)
     files = _file_names()
-    reopens = fields.Boolean()  # optional: true when the message reopened a resolved ticket (absent otherwise)
+    reopens = StrictBoolean()  # optional: true when the message reopened a resolved ticket (absent otherwise)
 
 
 class TicketReopenedData(_Data):
     """Why it is open again. `by` and `by_name` when an agent or an admin reopened it; `message_id` when the
     requester's message in the same change did (its ticket.message_added carries `reopens`); neither when a message
-    written before a late resolve reopened it."""
+    written after the agent resolved, but before intake heard of the resolve, reopened it."""
 
     reason = _text(1000)
     by = fields.String(validate=validate.Length(1, 100))  # who reopened it: an agent id, or "admin"; absent: requester
     by_name = fields.String(validate=validate.Length(1, 200))  # as people read it ("The help desk" for an admin)
     # optional: the requester's message that reopened it, in the same change (its ticket.message_added says so,
-    # with `reopens`); absent when a late resolve is reopened by a message written before it
+    # with `reopens`); absent when a resolve that intake heard of late is reopened by a message written after it
     message_id = fields.String(validate=validate.Length(1, 100))
 
 

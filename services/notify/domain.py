@@ -113,8 +113,6 @@ def email_recipients(event_type: str, data: dict, view: TicketView | None) -> li
         return []  # only the requester's messages are news to the agent
     if event_type == "ticket.reopened" and view is not None and view.agent and data.get("by") == view.agent["id"]:
         return []  # the agent reopened it: no email about its own doing
-    if event_type == "ticket.reopened" and data.get("message_id"):
-        return []  # the requester's message reopened it: that message's email says so (one email, not two)
     back = data.get("reason") == "reopen" and data.get("agent_id") == data.get("previous_agent_id")
     if event_type == "ticket.assigned" and back:
         return []  # back to the agent who had it: the reopening's email says so (and the message that reopened it)

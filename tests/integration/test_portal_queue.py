@@ -728,7 +728,7 @@ def test_an_agent_or_team_the_help_desk_has_none_of_is_said_beside_it_and_the_qu
 
 
 def test_an_agent_not_offered_in_the_filter_is_still_shown_as_the_one_filtered_on(portal, stub):  # noqa: F811
-    """A disabled account's agent still has tickets an admin may look for: its name stays in the filter."""
+    """An agent in no team (or a disabled account's) may still have tickets an admin looks for: its name stays."""
     queue_stub(stub)
     stub.answers["/agents"] = {"items": [{"id": "bob", "name": "Bob", "teams": ["network"], "lead_of": []},
                                          {"id": "zoe", "name": "Zoe Left", "teams": [], "lead_of": []}]}  # fmt: skip
@@ -736,5 +736,5 @@ def test_an_agent_not_offered_in_the_filter_is_still_shown_as_the_one_filtered_o
 
     html = text(signed_in(portal).get("/console/?view=all&agent=zoe"))
 
-    assert '<option value="zoe" selected>Zoe Left (not in the list)</option>' in html and "agent-error" not in html
+    assert '<option value="zoe" selected>Zoe Left (in no team)</option>' in html and "agent-error" not in html
     assert [c["args"] for c in stub.calls if c["path"] == "/queue"][-1]["agent_id"] == "zoe"

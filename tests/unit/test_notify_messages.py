@@ -382,11 +382,11 @@ def test_files_sent_alone_are_named_once_with_where_to_find_them():
         "ticket.message_added", "agent", make_context("ticket.message_added", data=worded)).text  # fmt: skip
 
 
-def test_a_message_that_reopened_its_ticket_says_so_in_its_one_email():
+def test_a_message_that_reopened_its_ticket_says_so_in_its_email():
     reopened = messages.render("ticket.message_added", "agent", make_context("ticket.message_added", {"reopens": True}))
     plain = messages.render("ticket.message_added", "agent", make_context("ticket.message_added"))
-    said = "Ana Ruiz wrote on ticket #100042, which was resolved: the message has reopened it:"
+    said = "Ana Ruiz wrote on ticket #100042, which was resolved; the message reopened it:"
     assert said in reopened.text and "A message reopened your ticket" in reopened.html
-    assert "which was resolved: the message has reopened it:</p>" in reopened.html
+    assert "which was resolved; the message reopened it:</p>" in reopened.html
     assert "reopened" not in plain.text and "reopened" not in plain.html
     assert "Ana Ruiz wrote on ticket #100042:\n" in plain.text

@@ -180,7 +180,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         agents=agents,
         filter_teams=filter_teams,
         filter_errors=filter_errors,
-        filter_agent_name=known.get(filter_agent) if filter_agent else None,
+        filter_agent_name=_not_offered(filter_agent, known) if filter_agent else None,
     )
 
 
@@ -213,6 +213,15 @@ def _refused_filters(refused: Refused, named: set[str], filters: dict) -> dict[s
     if refused.status == 403 and "in_team" in filters:
         return {"in_team": [refused.detail]}
     return {name: [refused.detail] for name in filters}
+
+
+def _not_offered(agent_id: str, known: dict[str, str]) -> str | None:
+    """How the agent filter names an agent it filters on but does not offer, and why; None when none is known."""
+    if agent_id not in known:
+        return None
+    if agent_id in portal().store.disabled_agent_ids():
+        return f"{known[agent_id]} (account disabled)"
+    return f"{known[agent_id]} ({'in no team' if g.session.get('role') == 'admin' else 'not in the teams you lead'})"
 
 
 def _unknown_filters(filters: dict, known: dict[str, str], teams: list[dict]) -> dict[str, list[str]]:
