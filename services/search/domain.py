@@ -101,6 +101,8 @@ class TicketDoc:
         changed = False
         if self._newer("resolution", at):
             self.resolution, self.resolved_at, changed = data["resolution"], at, True
+        elif self.resolved_at != at:  # came after a newer reopen or resolve: an earlier resolution, still words of it
+            changed = self._message(earlier_resolution_id(at), data["resolution"], at)
         if self.status != "closed" and self._newer("status", at):
             self.status, changed = "resolved", True
         return changed
@@ -108,10 +110,13 @@ class TicketDoc:
     def _reopened(self, data: dict, at: datetime) -> bool:
         """Open again; its resolution did not hold, so, as in intake, it has none: "similar resolved tickets" never
         offers what failed as what was done (a ticket closed with none is left out there), and a reindex from
-        intake's tickets finds the same. Words of it an agent wrote in a reply stay in the thread."""
+        intake's tickets finds the same. What was tried stays findable: the earlier resolution joins the thread's
+        words (as intake keeps it in `earlier_resolutions`), as do words of it an agent wrote in a reply."""
         changed = False
         if self._newer("resolution", at):  # a reopen after the resolution (a late, older one changes nothing)
             changed = self.resolution is not None or self.resolved_at is not None
+            if self.resolution and self.resolved_at:
+                self._message(earlier_resolution_id(self.resolved_at), self.resolution, self.resolved_at)
             self.resolution = self.resolved_at = None
         if self.status != "closed" and self._newer("status", at):
             self.status, changed = "assigned" if self.agent_id else "new", True
@@ -131,6 +136,11 @@ class TicketDoc:
             return False
         self.watermarks[part] = at
         return True
+
+
+def earlier_resolution_id(resolved_at: datetime) -> str:
+    """The thread's id of a resolution that a reopen set aside (one a resolve: its time), so a repeat adds none."""
+    return f"resolution-{format_time(resolved_at)}"
 
 
 _LEARN = {

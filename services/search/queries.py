@@ -29,7 +29,7 @@ PHRASE = re.compile(r'"([^"]*)"?')  # an unclosed quote runs to the end: people 
 # (not ″, the inches' sign: 27″ monitor).
 # Single ones stay: they are apostrophes in words (won't, O’Brien) far more often than quotes.
 QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\u301d\u301e\uff02", '"'))
-NUMBER = re.compile(r"^#?(\d{1,18})$")
+NUMBER = re.compile(r"^[#＃]?(\d{1,18})$")  # and full-width, as Chinese and Japanese keyboards type them
 
 # similar's knobs, chosen on half of the labelled set in tests/data (benchmarks/similar_quality.py)
 SIMILAR_SUBJECT_TF = 2.0  # a subject's word counts twice: the subject says what the problem is

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import requests
 
-from services.search.domain import TicketDoc
+from services.search.domain import TicketDoc, earlier_resolution_id
 from services.search.handlers import Search
 from services.search.index import rebuild
 from shared.auth import issue_token
@@ -63,10 +63,18 @@ def from_intake(ticket: dict) -> TicketDoc:
         subject=ticket["subject"],
         description=ticket["description"],
         requester_email=ticket["requester"]["email"].strip().lower(),
-        messages=[
-            {"id": entry["id"], "body": entry["body"], "at": parse_time(entry["created_at"])}
-            for entry in ticket.get("thread", [])
-        ],
+        messages=sorted(
+            [
+                {"id": entry["id"], "body": entry["body"], "at": parse_time(entry["created_at"])}
+                for entry in ticket.get("thread", [])
+            ]
+            + [
+                {"id": earlier_resolution_id(at), "body": earlier["resolution"], "at": at}
+                for earlier in ticket.get("earlier_resolutions") or []
+                if (at := parse_time(earlier["resolved_at"])) and earlier.get("resolution")
+            ],
+            key=lambda message: message["at"],
+        ),
         status=ticket["status"],
         resolution=ticket.get("resolution"),
         resolved_at=parse_time(ticket["resolved_at"]) if ticket.get("resolved_at") else None,

@@ -119,6 +119,16 @@ def test_an_older_assignment_does_not_undo_a_transfer(search):
     assert (doc.team, doc.agent_id, doc.status) == ("network", "bo", "assigned")
 
 
+def test_what_a_reopened_ticket_tried_is_still_found_by_its_words(search):
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    ticket = create(search)
+    handle(search, "ticket.resolved", ticket, 5, agent_id="jane", resolution=f"Cleared the {word} rule.")
+    handle(search, "ticket.reopened", ticket, 9, reason="requester replied")
+    assert find(search, word) == [ticket]
+    doc = search.tickets.get(ticket)  # as stored: a worker that starts again keeps it
+    assert (doc.resolution, [m["body"] for m in doc.messages]) == (None, [f"Cleared the {word} rule."])
+
+
 def test_a_closed_ticket_stays_closed_whatever_comes_late(search):
     ticket = create(search)
     handle(search, "ticket.closed", ticket, 10, by="requester")

@@ -41,6 +41,27 @@ def test_a_reopened_ticket_is_open_again_without_the_resolution_that_did_not_hol
     assert (doc.status, doc.resolution) == ("resolved", "New dock.")
 
 
+def test_what_a_reopened_ticket_tried_stays_findable_in_its_thread_once():
+    doc = TicketDoc("t1", number=1, agent_id="jane", status="resolved", resolution="Reseated the dock.")
+    doc.resolved_at = at(1)
+    doc.watermarks.update(status=at(1), resolution=at(1))
+    assert doc.apply("ticket.reopened", {"reason": "requester replied"}, at(2))
+    assert doc.document()["messages"] == ["Reseated the dock."] and doc.document()["resolution"] is None
+    assert not doc.apply("ticket.reopened", {"reason": "requester replied"}, at(2))  # a repeat
+    assert not doc.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Reseated the dock."}, at(1))
+    assert doc.document()["messages"] == ["Reseated the dock."]
+
+
+def test_a_resolution_learnt_after_its_reopen_is_an_earlier_one_and_its_repeat_changes_nothing():
+    doc = TicketDoc("t1", number=1, agent_id="jane", status="assigned")
+    assert doc.apply("ticket.reopened", {"reason": "requester replied"}, at(2))  # came first
+    assert doc.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Reseated the dock."}, at(1))
+    assert (doc.status, doc.resolution, doc.document()["messages"]) == ("assigned", None, ["Reseated the dock."])
+    assert doc.apply("ticket.resolved", {"agent_id": "jane", "resolution": "New dock."}, at(3))
+    assert not doc.apply("ticket.resolved", {"agent_id": "jane", "resolution": "New dock."}, at(3))  # a repeat
+    assert (doc.resolution, doc.document()["messages"]) == ("New dock.", ["Reseated the dock."])
+
+
 def test_a_reopen_that_comes_after_the_close_still_takes_the_resolution_away():
     doc = TicketDoc("t1", number=1, agent_id="jane", status="closed", resolution="Rebooted.", resolved_at=at(1))
     doc.watermarks.update(status=at(3), resolution=at(1))  # resolved at 1, reopened at 2, closed at 3
@@ -75,3 +96,18 @@ def test_from_intake_takes_a_resolved_tickets_resolution():
     }  # fmt: skip
     doc = from_intake(ticket).document()
     assert (doc["resolution"], doc["resolved_at"]) == ("New VPN profile.", "2026-11-27T12:00:00.000Z")
+
+
+def test_from_intake_takes_the_earlier_resolutions_into_the_thread_as_the_events_would():
+    ticket = {
+        "id": "t3", "number": 44, "subject": "Dock", "description": "Screens flicker.", "status": "assigned",
+        "requester": {"name": "Ana", "email": "ana@example.com"}, "team": "desk", "assignee": None,
+        "created_at": "2026-11-27T09:30:00.000Z", "updated_at": "2026-11-28T10:00:00.000Z",
+        "thread": [{"id": "m1", "kind": "message", "body": "Back again.", "created_at": "2026-11-27T12:30:00.000Z"}],
+        "earlier_resolutions": [{"resolution": "Reseated the dock.", "resolved_at": "2026-11-27T12:00:00.000Z"}],
+    }  # fmt: skip
+    doc = from_intake(ticket)
+    assert doc.document()["messages"] == ["Reseated the dock.", "Back again."]
+    late = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # its resolve's event, replayed after the reindex
+    assert not doc.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Reseated the dock."}, late)
+    assert doc.document()["messages"] == ["Reseated the dock.", "Back again."]

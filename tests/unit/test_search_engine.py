@@ -121,6 +121,7 @@ def test_a_bare_number_finds_that_ticket_first(engine):
     )
     assert ids(engine.search("100042", scope=EVERYONE))[0] == "a"
     assert ids(engine.search("#100043", scope=EVERYONE))[0] == "b"
+    assert ids(engine.search("＃１０００４３", scope=EVERYONE))[0] == "b"  # as a Chinese or Japanese keyboard types it
 
 
 def test_a_typo_in_a_long_word_is_forgiven_when_nothing_matches_exactly(engine):
