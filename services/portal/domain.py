@@ -46,6 +46,8 @@ def email_ok(email: str) -> bool:
 QUERY_MAX = 500  # search's own limit on q: longer is answered next to the field before any call
 
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+NAMED_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # a team's or help topic's id, as assignment and intake take it
+NAMED_ID_RULE = "Use 1 to 40 lowercase letters, digits, - or _."  # and say it
 
 # Status in words for the requester (the service's status names are for machines)
 REQUESTER_STATUS = {

@@ -259,6 +259,11 @@ def test_a_team_or_topic_named_as_another_is_said_next_to_the_name_and_nothing_i
         assert "The team desk is named “Service Desk” already: choose a name people can tell apart." in text(answer)
     assert topic.status_code == 422
     assert "The topic vpn is named “VPN and remote access” already" in text(topic)  # a retired one too
+    both = admin.post("/admin/topics", data={"csrf_token": token, "topic_id": "Remote VPN", "topic_name": "vpn and "
+                                             "remote access"})  # fmt: skip
+    said = text(both)  # the id's fault said at once with the name's, not after the name is mended
+    assert 'id="topic_id-error"' in said and "Use 1 to 40 lowercase letters, digits, - or _." in said
+    assert 'id="topic_name-error"' in said and "The topic vpn is named" in said
     assert not [call for call in stub.calls if call["method"] != "GET"]
     stub.answers["/teams"]["items"].append({"id": "net2", "name": "Network", "topics": []})  # two, from before
     admin.post("/admin/teams/net", data={"csrf_token": token, "name": "Network"})  # its own name, left as it is
@@ -354,7 +359,12 @@ def test_disabling_an_agents_account_makes_the_agent_unavailable_and_the_agents_
     stub.answers["/agents"] = {"items": [gone]}
     stub.answers["/teams"] = {"items": [{"id": "desk", "name": "Desk"}]}
     stub.answers["/topics"] = {"items": []}
-    assert re.search(rf"{agent_id} · .*Account disabled", text(admin.get("/admin/agents")))
+    agents_page = text(admin.get("/admin/agents"))
+    assert re.search(rf"{agent_id} · .*Account disabled", agents_page)
+    assert f'<a href="/console/?view=all&amp;agent={agent_id}" aria-label="Gus Gone: 1 open, in the queue">1</a>' \
+        in agents_page  # fmt: skip  # their tickets, to hand on
+    assert "Make available" not in agents_page and "To make them available, <a href=\"/admin/#accounts-title\">" \
+        "enable their account</a> first." in agents_page  # fmt: skip
     back = admin.post(f"/admin/agents/{agent_id}/availability", data={"csrf_token": token, "available": "true"})
     assert back.status_code == 409 and "enable the account first" in text(back)  # no tickets nobody works on
     a_ticket(stub)

@@ -4,11 +4,14 @@ row's next deadline from sla's clocks, soonest first, and the rows as assignment
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 
+from services.portal import handlers
 from services.portal.console import QUEUE_FIELDS
-from tests.integration.test_portal_search import portal, signed_in, stub, text  # noqa: F401
+from tests.integration.test_portal_search import PASSWORD, portal, signed_in, stub, text  # noqa: F401
 
 
 def row(ticket_id: str, number: int, priority: str = "normal") -> dict:
@@ -738,3 +741,32 @@ def test_an_agent_not_offered_in_the_filter_is_still_shown_as_the_one_filtered_o
 
     assert '<option value="zoe" selected>Zoe Left (in no team)</option>' in html and "agent-error" not in html
     assert [c["args"] for c in stub.calls if c["path"] == "/queue"][-1]["agent_id"] == "zoe"
+
+
+def test_a_lead_finds_the_tickets_of_someone_who_left_but_gives_them_none(portal, stub):  # noqa: F811
+    """A disabled account's agent of a team the lead leads is offered by the filter (to hand its tickets on), after
+    the others and said why; a bulk assign never offers it; an agent of another team is offered by neither."""
+    svc = portal.extensions["ticketflow.portal"]
+    gone = f"gus-{uuid.uuid4().hex[:6]}"
+    account, _ = handlers.create_account(svc, f"{gone}@example.com", "agent", gone, PASSWORD)
+    svc.store.set_disabled(account["_id"], datetime.now(UTC))
+    queue_stub(stub)
+    lea = {"id": "lea", "name": "Lea", "teams": ["network"], "lead_of": ["network"]}
+    stub.answers["/agents/lea"] = lea
+    stub.answers["/agents"] = {"items": [
+        lea,
+        {"id": gone, "name": "Gus Gone", "teams": ["network"], "lead_of": [], "available": False},
+        {"id": "bob", "name": "Bob", "teams": ["network"], "lead_of": []},
+        {"id": "zed", "name": "Zed Other", "teams": ["desk"], "lead_of": []},
+    ]}  # fmt: skip
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
+
+    html = text(signed_in(portal, "agent", "lea").get(f"/console/?view=led&agent={gone}"))
+
+    offered = re.search(r'<select id="filter-agent".*?</select>', html, re.S).group(0)
+    names = re.findall(r"<option[^>]*>([^<]*)</option>", offered)
+    assert names == ["Anyone", "Bob", "Lea", "Gus Gone (account disabled)"]
+    assert f'<option value="{gone}" selected>' in offered and "agent-error" not in html
+    given = re.search(r'<select id="bulk-assign-value".*?</select>', html, re.S).group(0)
+    assert "Bob" in given and "Gus Gone" not in given and "Zed" not in given
+    assert [c["args"] for c in stub.calls if c["path"] == "/queue"][-1]["agent_id"] == gone

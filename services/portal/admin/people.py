@@ -349,21 +349,27 @@ def _take_topics_off(svc: Portal, session: dict, left: dict[str, list]) -> None:
         )
 
 
-def _name_untaken(others: list[dict], item_id: str, name: str, what: str, field: str = "name") -> None:
+def _name_untaken(
+    others: list[dict], item_id: str, name: str, what: str, field: str = "name", new_id: str | None = None
+) -> None:
     """A name another team (or topic) has already, case and spaces aside, said next to the field: the queue's
     choices, the requesters' list and the reports name them, and two of one name cannot be told apart there.
-    (The services take such names: the page asks for names people can tell apart.)"""
+    (The services take such names: the page asks for names people can tell apart.) `new_id`: the id field of a
+    form that adds one, whose id, if not one the services take, is said at once with the name, not after it."""
     other = next(
         (o for o in others if o["id"] != item_id and name and domain.same_name(o.get("name") or "", name)), None
     )
     if other is not None:
         said = f"The {what} {other['id']} is named “{other['name']}” already: choose a name people can tell apart."
-        raise UserError("Some answers need another look.", {field: [said]})
+        errors = {field: [said]}
+        if new_id and not domain.NAMED_ID.fullmatch(item_id):
+            errors[new_id] = [domain.NAMED_ID_RULE]
+        raise UserError("Some answers need another look.", errors)
 
 
 def create_team(svc: Portal, session: dict, form: dict) -> dict:
     body = {"id": form.get("id", "").strip(), "name": form.get("name", "").strip(), "topics": form.get("topics", [])}
-    _name_untaken(every_team(svc, session), body["id"], body["name"], "team")
+    _name_untaken(every_team(svc, session), body["id"], body["name"], "team", new_id="id")
     left = check_topics(svc, session, body["id"], form, new_team=True)
     try:
         created = svc.services.post("assignment", "/teams", actor(session), body)
@@ -426,7 +432,7 @@ def put_topic(svc: Portal, session: dict, form: dict) -> dict:
         said = {"topic_id": ["Enter the topic's id."], "topic_name": ["Enter the topic's name."]}
         raise UserError("Enter the topic's id and name.", said)
     topic_id = require_id(form.get("topic_id", ""), "topic_id", "topic", 40)
-    _name_untaken(every_topic(svc, actor(session)), topic_id, body["name"], "topic", "topic_name")
+    _name_untaken(every_topic(svc, actor(session)), topic_id, body["name"], "topic", "topic_name", "topic_id")
     try:
         saved = svc.services.call("intake", "PUT", f"/topics/{topic_id}", actor(session), json=body)
     except Refused as refused:

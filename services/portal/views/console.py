@@ -141,7 +141,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
     flash = portal().store.pop_flash(g.session["_id"], "bulk", "", now()) if said else None
     if flash and flash.get("form"):  # some were not done: ticked again, the form as it was sent
         bulk_form, selected = flash["form"], flash["bulk"]["again"]
-    teams, agents, known = _choices(me) if whole and may_lead else ([], [], {})
+    teams, agents, known, findable = _choices(me) if whole and may_lead else ([], [], {}, [])
     own = set(me.get("teams") or [])  # the team filter: an admin's every team, an agent's own (others refused)
     filter_teams = teams if g.session.get("role") == "admin" else [team for team in teams if team["id"] in own]
     if unknown := _unknown_filters(filters, known, teams):  # filtered to nothing by a name nobody has: without it
@@ -152,9 +152,9 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         except Refused as again:
             return error_page(400, "That filter does not work", again.detail)
         queues["cursor"], queues["start"], queues["back"], queues["here"] = None, 1, [], dict(filters)
-    offered = {agent["id"] for agent in agents}  # an agent not offered (a disabled account's): shown, not changed
+    offered = {agent["id"] for agent in findable}  # an agent the list does not offer: shown, not changed
     filter_agent = filters.get("agent") if filters.get("agent") not in offered else None
-    lists = {"agent": agents, "in_team": filter_teams}  # a list to choose from only where the page shows one
+    lists = {"agent": findable, "in_team": filter_teams}  # a list to choose from only where the page shows one
     for name, words in filter_errors.items():
         if name in lists and not lists[name] and words == [CHOOSE[name]]:
             filter_errors[name] = [LEFT_OUT[name]]
@@ -178,6 +178,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         may_lead=may_lead,
         teams=teams,
         agents=agents,
+        filter_agents=findable,
         filter_teams=filter_teams,
         filter_errors=filter_errors,
         filter_agent_name=_not_offered(filter_agent, known) if filter_agent else None,
@@ -235,29 +236,38 @@ def _unknown_filters(filters: dict, known: dict[str, str], teams: list[dict]) ->
     return unknown
 
 
-def _choices(me: dict) -> tuple[list[dict], list[dict], dict[str, str]]:
-    """The teams a bulk move may go to, the agents a bulk assign may give tickets to (an admin: every agent; a
-    lead: the agents of the teams it leads), and every agent assignment lists by id (its name); none (no such
-    choice) when assignment does not list them."""
+def _choices(me: dict) -> tuple[list[dict], list[dict], dict[str, str], list[dict]]:
+    """The teams a bulk move may go to; the agents a bulk assign may give tickets to (an admin: every agent in a
+    team; a lead: the agents of the teams it leads; never a disabled account's); every agent assignment lists by id
+    (its name); and the agents the queue's filter offers: those a bulk assign may give to, and also, after them,
+    a disabled account's agent (someone who left, whose tickets a lead hands on) and, for an admin, an agent in no
+    team, each `why` it takes no tickets. None of them (no such choice) when assignment does not list them."""
     try:
         teams = console.every_team(portal(), g.session)
     except (Refused, Unreachable):
-        return [], [], {}
+        return [], [], {}, []
     try:
         agents = portal().services.get("assignment", "/agents", console.actor(g.session))["items"]
     except (Refused, Unreachable):
-        return teams, [], {}  # the choices still, without saying who is in each
-    led, gone = domain.led_teams(me), portal().store.disabled_agent_ids()  # a disabled account's agent: not offered
+        return teams, [], {}, []  # the choices still, without saying who is in each
+    led, gone = domain.led_teams(me), portal().store.disabled_agent_ids()  # a disabled account's agent: not given
+    admin = g.session.get("role") == "admin"
     names = {team["id"]: team["name"] for team in teams}
-    givable = [
+    seen = [
         {**agent, "team_names": [names.get(team, team) for team in agent["teams"]]}
         for agent in agents
-        if agent.get("teams")
-        and agent["id"] not in gone
-        and (g.session.get("role") == "admin" or led & set(agent["teams"]))
+        if admin or led & set(agent.get("teams") or [])
+    ]
+    givable = [agent for agent in seen if agent.get("teams") and agent["id"] not in gone]
+    others = [
+        {**agent, "why": "account disabled" if agent["id"] in gone else "in no team"}
+        for agent in seen
+        if agent not in givable
     ]
     known = {agent["id"]: agent["name"] for agent in agents}
-    return domain.staffed(teams, agents), sorted(givable, key=lambda agent: agent["name"].casefold()), known
+    by_name = lambda agent: agent["name"].casefold()  # noqa: E731
+    givable.sort(key=by_name)
+    return domain.staffed(teams, agents), givable, known, givable + sorted(others, key=by_name)
 
 
 QUEUE_NOTICES = {  # {team}: the team's name when the page's list of teams has it
