@@ -23,6 +23,9 @@ EMAIL_AUDIENCES: dict[str, tuple[str, ...]] = {
     "sla.warning": ("agent",),
     "sla.breached": ("agent", "lead"),
 }
+# The assigned agent's emails that also go to the team's lead while the agent is away (unavailable: on leave, or
+# gone, its account disabled): the requester's words, a reopen and a deadline coming reach someone who reads them.
+AWAY_COVER = ("ticket.message_added", "ticket.reopened", "sla.warning")
 
 
 class SendError(Exception):
@@ -104,8 +107,12 @@ class TicketView:
         }
 
 
-def email_recipients(event_type: str, data: dict, view: TicketView | None) -> list[tuple[str, dict]]:
-    """(audience, {name, email}) of each email the event causes; NotKnownYet when the projection lacks one."""
+def email_recipients(
+    event_type: str, data: dict, view: TicketView | None, agent_away: bool = False
+) -> list[tuple[str, dict]]:
+    """(audience, {name, email}) of each email the event causes; NotKnownYet when the projection lacks one.
+    `agent_away`: the ticket's agent is unavailable (as its last agent.updated said): an AWAY_COVER event's email
+    goes to the team's lead too (not twice to a lead who is the agent)."""
     audiences = EMAIL_AUDIENCES.get(event_type, ())
     if not audiences:
         return []
@@ -123,6 +130,10 @@ def email_recipients(event_type: str, data: dict, view: TicketView | None) -> li
         recipient = _recipient(audience, event_type, data, view)
         if recipient is not None and recipient["email"]:
             found.append((audience, recipient))
+    lead = view.team_lead_email
+    covered = agent_away and event_type in AWAY_COVER and found and lead
+    if covered and lead.casefold() != found[0][1]["email"].casefold():
+        found.append(("lead", {"name": view.team_lead_name, "email": lead}))
     return found
 
 

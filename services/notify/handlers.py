@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from services.notify import mailer, messages, webhook_sender, webhooks
 from services.notify.domain import (
+    AWAY_COVER,
     Message,
     NotDead,
     Notification,
@@ -146,7 +147,10 @@ def _learn(svc: Notify, ticket_id: str, event_type: str, data: dict, at: datetim
 def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) -> list[Notification]:
     found = []
     event = {"type": envelope["type"], "occurred_at": events.parse_time(envelope["occurred_at"]), "data": data}
-    for audience, recipient in email_recipients(envelope["type"], data, view):
+    covered = view is not None and view.agent and view.team_lead_email and envelope["type"] in AWAY_COVER
+    # is its agent away? (one read, where a lead would hear of it)
+    away = bool(covered) and (svc.agents.find(view.agent["id"]) or {}).get("available") is False
+    for audience, recipient in email_recipients(envelope["type"], data, view, agent_away=away):
         context = {"ticket": view.context(), "event": event, "recipient": recipient}
         if audience == "requester":  # a link acts as the requester: only the requester's own emails carry one
             context["link"] = messages.requester_link(svc.settings, view.id, recipient["email"])

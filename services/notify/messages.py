@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from services.notify.domain import EMAIL_AUDIENCES, Message
+from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES, Message
 from shared.config import Settings
 from shared.events import parse_time
 from shared.links import link_url, mint_link_token
@@ -43,8 +43,8 @@ _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def known(event_type: str, audience: str) -> bool:
-    """Whether an email exists for this event type and audience."""
-    return audience in EMAIL_AUDIENCES.get(event_type, ())
+    """Whether an email exists for this event type and audience (a lead's of AWAY_COVER: while the agent is away)."""
+    return audience in EMAIL_AUDIENCES.get(event_type, ()) or (audience == "lead" and event_type in AWAY_COVER)
 
 
 def render(event_type: str, audience: str, context: dict) -> Message:

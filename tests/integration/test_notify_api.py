@@ -177,6 +177,29 @@ def test_a_ticket_assigned_gives_the_agent_an_email(notify_client, notify_event)
     assert [(i["id"], i["event_type"], i["ticket_id"]) for i in items] == [(record.id, "ticket.assigned", ticket_id)]
 
 
+def test_while_the_agent_is_away_a_requesters_message_reaches_the_team_lead_too(notify_event, notify_ctx):
+    """Someone on leave, or gone (their account disabled): the requester's words still reach someone who reads."""
+    ticket_id, agent_id = uuid.uuid4().hex, f"away-{uuid.uuid4().hex[:8]}"
+    notify_event(created_event(ticket_id))
+    assignment = assigned_event(ticket_id, f"{agent_id}@example.com")
+    assignment["data"] |= {"agent_id": agent_id, "team_lead_name": "Tess Lead"}
+    notify_event(assignment)
+    message = {"message_id": uuid.uuid4().hex, "body": "Still broken.",
+               "author": {"type": "requester", "name": "Ana Ruiz", "email": "ana@example.com"}}  # fmt: skip
+
+    (present,) = notify_event(event_from("intake", "ticket.message_added", ticket_id, message))
+    away = {**agent_updated(agent_id, ["network"])["data"], "available": False}
+    handlers.HANDLERS["agent.updated"](notify_ctx, event_from("assignment", "agent.updated", agent_id, away))
+    covered = notify_event(event_from("intake", "ticket.message_added", ticket_id, {**message, "message_id": "m2"}))
+
+    assert present.recipient == f"{agent_id}@example.com"
+    by_recipient = {record.recipient: record for record in covered}
+    assert set(by_recipient) == {f"{agent_id}@example.com", "lead@example.com"}
+    lead = by_recipient["lead@example.com"]
+    assert lead.body.startswith("Hello Tess Lead,") and "who has this ticket, is away" in lead.body
+    assert "Still broken." in lead.body
+
+
 def test_a_redelivered_event_is_listed_once(notify_client, notify_event):
     ticket_id = uuid.uuid4().hex
     envelope = created_event(ticket_id)

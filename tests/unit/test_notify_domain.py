@@ -118,6 +118,28 @@ def test_a_message_that_reopens_a_ticket_and_its_reopening_each_email_the_agent(
     assert [r["email"] for _, r in email_recipients("ticket.reopened", reopened, ticket)] == ["jane@example.com"]
 
 
+def test_while_its_agent_is_away_the_lead_hears_of_the_requesters_words_a_reopen_and_a_deadline_coming():
+    ticket = view(("ticket.created", CREATED, 0), ("ticket.assigned", {**assigned(), "team_lead_name": "Tess"}, 1))
+    author = {"author": {"type": "requester", "name": "Ana"}, "reason": "x", "by": "omar", "clock": "resolution"}
+    emails = {kind: [(a, r["email"]) for a, r in email_recipients(kind, {**assigned(), **author}, ticket, True)]
+              for kind in EMAIL_AUDIENCES}  # fmt: skip
+    agent, lead = ("agent", "jane@example.com"), ("lead", "lead@example.com")
+    assert {kind: found for kind, found in emails.items() if lead in found} == {
+        "ticket.message_added": [agent, lead],
+        "ticket.reopened": [agent, lead],
+        "sla.warning": [agent, lead],
+        "sla.breached": [agent, lead],  # as ever: once
+    }
+    assert ("lead", {"name": "Tess", "email": "lead@example.com"}) in email_recipients(
+        "ticket.message_added", author, ticket, agent_away=True
+    )
+    jane = {"name": "Jane", "email": "jane@example.com"}
+    assert email_recipients("ticket.message_added", author, ticket) == [("agent", jane)]  # in: the agent alone
+    own = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(lead="JANE@example.com"), 1))
+    assert [a for a, _ in email_recipients("ticket.message_added", author, own, True)] == ["agent"]  # leads itself
+    assert email_recipients("ticket.reopened", {"reason": "x", "by": "jane"}, ticket, True) == []  # her own doing
+
+
 def test_a_recipient_not_known_yet_waits_rather_than_being_dropped():
     with pytest.raises(NotKnownYet):
         email_recipients("ticket.replied", {}, None)  # ticket.created not seen yet

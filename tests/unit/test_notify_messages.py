@@ -9,7 +9,7 @@ from jinja2 import UndefinedError
 
 from services.intake.domain import follows_up_words
 from services.notify import messages
-from services.notify.domain import EMAIL_AUDIENCES
+from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES
 from shared.config import load_settings
 from shared.links import read_link_token
 
@@ -72,6 +72,7 @@ DATA = {
     },
 }
 PAIRS = [(event_type, audience) for event_type, audiences in EMAIL_AUDIENCES.items() for audience in audiences]
+PAIRS += [(event_type, "lead") for event_type in AWAY_COVER]  # while the agent is away
 REQUESTER_PAIRS = [(event_type, audience) for event_type, audience in PAIRS if audience == "requester"]
 AGENT_PAIRS = [(event_type, audience) for event_type, audience in PAIRS if audience != "requester"]
 PORTAL = "https://help.example.com/desk"
