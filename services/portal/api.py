@@ -46,7 +46,7 @@ class Accounts(MethodView):
         svc = current_app.extensions["ticketflow.portal"]
         try:
             account, token = handlers.create_account(
-                svc, data["email"], data["role"], data.get("agent_id"), data.get("password")
+                svc, data["email"], data["role"], data.get("agent_id"), data.get("password"), agent_field="agent_id"
             )
         except handlers.UserError as exc:
             raise _problem(exc) from None

@@ -217,15 +217,19 @@ def password_matches(svc: Portal, stored: str | None, password: str) -> bool:
 
 
 def create_account(
-    svc: Portal, email: str, role: str, agent_id: str | None, password: str | None
+    svc: Portal, email: str, role: str, agent_id: str | None, password: str | None, *, agent_field: str | None = None
 ) -> tuple[dict, str | None]:
-    """A new account; without a password, also a one-time token to set one (its link goes to the person)."""
+    """A new account; without a password, also a one-time token to set one (its link goes to the person).
+    `agent_field`: the field that names the agent, for an agent that has an account already (agent_untaken; said
+    after an email address taken: that is the account asked for again)."""
     email = (email or "").strip().lower()
     errors = domain.account_problems(email, role, agent_id)
     if password is not None and domain.password_problems(password):
         errors["password"] = domain.password_problems(password)
     if errors:
         raise UserError("The account has invalid fields.", errors)
+    if agent_field and svc.store.account_by_email(email) is None:
+        agent_untaken(svc, agent_id, agent_field)
     password_hash = svc.hasher.hash(password) if password is not None else None
     try:
         account = svc.store.add_account(email, role, agent_id or None, password_hash, now())
@@ -235,6 +239,18 @@ def create_account(
         ) from None
     link = svc.store.new_password_link(account["_id"], now(), PASSWORD_LINK_LIFE) if password is None else None
     return account, link
+
+
+def agent_untaken(svc: Portal, agent_id: str | None, field: str = "agent_id") -> None:
+    """An agent is one person, with one account: a second account signing in as an agent would act in its name,
+    and disabling either would stop the other. Said next to `field` (409) when an account has the agent."""
+    taken = svc.store.accounts_of_agent(agent_id) if agent_id else []
+    if taken:
+        said = (
+            f"The account {taken[0]['email']} signs in as the agent {agent_id} already: each agent has one account. "
+            "Leave the agent id empty for an admin who does not work tickets, or change that account."
+        )
+        raise UserError(f"The agent {agent_id} has an account.", {field: [said]}, 409)
 
 
 def set_disabled(svc: Portal, account_id: str, disabled: bool, by: dict | None = None) -> dict:

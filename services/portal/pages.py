@@ -135,6 +135,7 @@ def install(app: Flask) -> None:
     app.jinja_env.filters["linked"] = linked
     app.jinja_env.filters["isolated"] = isolated
     app.jinja_env.filters["agent_name"] = lambda agent_id: agent_names().get(agent_id) or agent_id
+    app.jinja_env.filters["holder"] = holder
     app.jinja_env.filters["team_name"] = lambda team_id: name_of("team_names", team_id)
     app.jinja_env.filters["topic_name"] = lambda topic: name_of("topic_names", topic)
 
@@ -250,6 +251,17 @@ def isolated(sentence: str, *pieces: str | None) -> Markup:
         out += [Markup.escape(sentence[at : match.start()]), Markup("<bdi>%s</bdi>") % match.group(0)]
         at = match.end()
     return Markup("").join([*out, Markup.escape(sentence[at:])])
+
+
+def holder(agent_id: str) -> Markup:
+    """The agent who has a ticket, by name, and "(account disabled)" when nobody signs in as it any more: someone
+    who left, whose tickets wait for a lead or an admin to hand them on."""
+    name = Markup.escape(agent_names().get(agent_id) or agent_id)
+    if "disabled_agents" not in g:
+        g.disabled_agents = portal().store.disabled_agent_ids()
+    if agent_id in g.disabled_agents:
+        return name + Markup(' <span class="badge badge--warn">account disabled</span>')
+    return name
 
 
 def agent_names() -> dict[str, str]:

@@ -171,9 +171,19 @@ class PortalStore:
         return [_without_hash(account) | {"has_password": bool(account.get("password_hash"))} for account in found]
 
     def disabled_agent_ids(self) -> set[str]:
-        """The agents whose account is disabled (however many accounts there are)."""
-        found = self.accounts.find({"disabled_at": {"$ne": None}, "agent_id": {"$ne": None}}, {"agent_id": 1})
-        return {account["agent_id"] for account in found if account.get("agent_id")}
+        """The agents whose accounts are all disabled: nobody signs in to work as them. (One account an agent is
+        the rule, which the pages and the API keep; accounts made before it may share an agent, and one of them
+        disabled leaves the agent to the others.)"""
+        found = self.accounts.find({"agent_id": {"$ne": None}}, {"agent_id": 1, "disabled_at": 1})
+        disabled, enabled = set(), set()
+        for account in found:
+            if account.get("agent_id"):
+                (disabled if account.get("disabled_at") else enabled).add(account["agent_id"])
+        return disabled - enabled
+
+    def accounts_of_agent(self, agent_id: str) -> list[dict]:
+        """The accounts that sign in as this agent (one, as a rule), oldest first."""
+        return list(self.accounts.find({"agent_id": agent_id}, {"password_hash": 0}).sort("created_at", ASCENDING))
 
     def set_disabled(self, account_id: str, at: datetime | None) -> dict | None:
         """Disable the account from `at` on (None: enable it again); the account as it is now, or None."""

@@ -30,11 +30,11 @@ from ticketflow import cli
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def account_with_session(app, role: str = "agent") -> tuple[dict, str]:
+def account_with_session(app, role: str = "agent", agent_id: str = "ada") -> tuple[dict, str]:
     """A new account (a password of its own) and the token of a session it signed in with."""
     svc = app.extensions["ticketflow.portal"]
     email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
-    account, _ = handlers.create_account(svc, email, role, "ada" if role == "agent" else None, PASSWORD)
+    account, _ = handlers.create_account(svc, email, role, agent_id if role == "agent" else None, PASSWORD)
     token, _ = handlers.start_session(svc, account)
     return account, token
 
@@ -168,8 +168,9 @@ def test_disabling_twice_keeps_the_first_date_and_an_unknown_account_is_not_foun
 
 def test_the_api_disables_and_enables_by_email_for_admins_only(portal, stub):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]
-    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "available": False}
-    agent, token = account_with_session(portal, "agent")
+    ada = f"ada-{uuid.uuid4().hex[:6]}"  # this agent's one account
+    stub.answers[f"/agents/{ada}"] = {"id": ada, "name": "Ada", "teams": ["network"], "available": False}
+    agent, token = account_with_session(portal, "agent", ada)
     secret = os.environ["TICKETFLOW_JWT_SECRET"]
     admin = {"Authorization": f"Bearer {issue_token(secret, 'admin', ttl=60, sub='ops')}"}
     client = browser(portal)
@@ -182,7 +183,7 @@ def test_the_api_disables_and_enables_by_email_for_admins_only(portal, stub):  #
     assert body["email"] == agent["email"] and body["disabled_at"] and "password_hash" not in body
     assert handlers.load_session(svc, token) is None
     left = [(c["method"], c["path"], c["json"]) for c in stub.calls if c["method"] == "PATCH"]
-    assert left == [("PATCH", "/agents/ada", {"available": False})]  # its agent takes no new tickets
+    assert left == [("PATCH", f"/agents/{ada}", {"available": False})]  # its agent takes no new tickets
     assert decode_token(secret, stub.calls[-1]["token"]).sub == "ops"  # with the admin's own rights
     enabled = client.patch(path, json={"disabled": False}, headers=admin).get_json()
     assert "disabled_at" not in enabled
@@ -279,8 +280,9 @@ def test_ticketflow_account_disable_and_enable_from_the_command_line(portal, cap
 def test_an_agent_account_is_for_an_agent_assignment_has(portal, stub):  # noqa: F811
     _, admin_token = account_with_session(portal, "admin")
     admin = browser(portal, admin_token)
-    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
     ghost = f"ghost-{uuid.uuid4().hex[:6]}"
+    ada = f"ada-{ghost}"  # an agent with no account yet
+    stub.answers[f"/agents/{ada}"] = {"id": ada, "name": "Ada", "teams": ["network"], "lead_of": []}
 
     refused = post_form(admin, "/admin/accounts", "/admin/", {"email": f"{ghost}@example.com", "role": "agent",
                                                               "agent_id": ghost})  # fmt: skip
@@ -288,12 +290,18 @@ def test_an_agent_account_is_for_an_agent_assignment_has(portal, stub):  # noqa:
     assert refused.status_code == 422
     assert f"No agent has the id {ghost}. To add a new agent, use Agents: it adds the account too." in text(refused)
     added = post_form(admin, "/admin/accounts", "/admin/", {"email": f"ada-{ghost}@example.com", "role": "agent",
-                                                            "agent_id": "ada"})  # fmt: skip
+                                                            "agent_id": ada})  # fmt: skip
     assert added.status_code == 200 and f"Account ada-{ghost}@example.com added." in text(added)
     again = post_form(admin, "/admin/accounts", "/admin/", {"email": f"ada-{ghost}@example.com", "role": "agent",
-                                                            "agent_id": "ada"})  # fmt: skip
+                                                            "agent_id": ada})  # fmt: skip
     assert again.status_code == 409  # a reload sends the form again: the way to a new link is said with it
     assert "An account with this email exists." in text(again) and "use “New password link” on its row" in text(again)
+    second = post_form(admin, "/admin/accounts", "/admin/", {"email": f"boss-{ghost}@example.com", "role": "admin",
+                                                             "agent_id": ada})  # fmt: skip  # it would act as Ada
+    assert second.status_code == 409 and 'id="agent_id-error"' in text(second)
+    assert f"The account ada-{ghost}@example.com signs in as the agent {ada} already: each agent has one account." \
+        in text(second)  # fmt: skip
+    assert not portal.extensions["ticketflow.portal"].store.account_by_email(f"boss-{ghost}@example.com")
 
 
 def test_the_same_request_sent_again_from_the_same_browser_opens_no_second_ticket(portal, monkeypatch):  # noqa: F811
@@ -733,3 +741,30 @@ def test_an_email_no_account_could_have_is_refused_without_counting(portal):  # 
     for email in ("not an email", "device abc", "a@b"):
         assert sign_in(portal, email, "whatever password").status_code == 401
         assert svc.store.failures.count_documents({"_id": email}) == 0
+
+
+def test_an_agent_with_two_accounts_from_before_the_rule_stays_available_while_one_signs_in(portal, stub):  # noqa: F811
+    """One account an agent is the rule now (a second would act in its name); accounts made before it may share
+    one, and disabling one of them must not stop the person who still signs in with the other."""
+    svc = portal.extensions["ticketflow.portal"]
+    li = f"li-{uuid.uuid4().hex[:6]}"
+    stub.answers[f"/agents/{li}"] = {"id": li, "name": "Li", "teams": ["network"], "available": True}
+    own, _ = handlers.create_account(svc, f"{li}@example.com", "agent", li, PASSWORD)
+    other, _ = handlers.create_account(svc, f"boss-{li}@example.com", "admin", li, PASSWORD)  # from before the rule
+    secret = os.environ["TICKETFLOW_JWT_SECRET"]
+    admin = {"Authorization": f"Bearer {issue_token(secret, 'admin', ttl=60, sub='ops')}"}
+    client = browser(portal)
+
+    assert client.patch(f"/api/accounts/{other['email']}", json={"disabled": True}, headers=admin).status_code == 200
+
+    assert li not in svc.store.disabled_agent_ids()
+    assert not [c for c in stub.calls if c["method"] == "PATCH"]  # Li still works: left available
+    assert client.patch(f"/api/accounts/{own['email']}", json={"disabled": True}, headers=admin).status_code == 200
+    assert li in svc.store.disabled_agent_ids()  # nobody signs in as Li now
+    assert [(c["path"], c["json"]) for c in stub.calls if c["method"] == "PATCH"] == [
+        (f"/agents/{li}", {"available": False})
+    ]
+    third = {"email": f"new-{li}@example.com", "role": "agent", "agent_id": li, "password": PASSWORD}
+    refused = client.post("/api/accounts", json=third, headers=admin)
+    assert refused.status_code == 409 and refused.headers["Content-Type"] == "application/problem+json"
+    assert "each agent has one account" in refused.get_json()["errors"]["agent_id"][0]

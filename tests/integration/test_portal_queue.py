@@ -760,6 +760,7 @@ def test_a_lead_finds_the_tickets_of_someone_who_left_but_gives_them_none(portal
         {"id": "zed", "name": "Zed Other", "teams": ["desk"], "lead_of": []},
     ]}  # fmt: skip
     stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
+    stub.answers["/queue"] = {"items": [{**row("t-1", 100001), "agent_id": gone}], "next_cursor": None}
 
     html = text(signed_in(portal, "agent", "lea").get(f"/console/?view=led&agent={gone}"))
 
@@ -770,3 +771,4 @@ def test_a_lead_finds_the_tickets_of_someone_who_left_but_gives_them_none(portal
     given = re.search(r'<select id="bulk-assign-value".*?</select>', html, re.S).group(0)
     assert "Bob" in given and "Gus Gone" not in given and "Zed" not in given
     assert [c["args"] for c in stub.calls if c["path"] == "/queue"][-1]["agent_id"] == gone
+    assert '<td data-label="Agent">Gus Gone <span class="badge badge--warn">account disabled</span></td>' in html

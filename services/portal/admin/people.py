@@ -11,7 +11,7 @@ from services.portal.admin import number, path_id, refusal, require_id
 from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused, Unreachable
 from services.portal.console import actor, every_team, forget_names, team_names
-from services.portal.handlers import Portal, UserError, create_account, every_topic
+from services.portal.handlers import Portal, UserError, agent_untaken, create_account, every_topic
 
 ACCOUNT_TAKEN = "An account with this email exists."
 
@@ -54,7 +54,7 @@ def add_account(svc: Portal, session: dict, email: str, role: str, agent_id: str
                 raise
             problem = f"No agent has the id {agent_id}. To add a new agent, use Agents: it adds the account too."
             raise UserError("The account has invalid fields.", {"agent_id": [problem]}) from None
-    return create_account(svc, email, role, agent_id, None)
+    return create_account(svc, email, role, agent_id, None, agent_field="agent_id")
 
 
 def agent_body(form: dict) -> dict:
@@ -78,12 +78,13 @@ def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, boo
             lambda: body["email"] and _account_possible(svc, body["email"].lower()),
             lambda: body["email"] and _email_of_nobody_else(svc, session, body["id"], body["email"]),
             lambda: _leads_its_teams(svc, session, body),
+            lambda: body["id"] and agent_untaken(svc, body["id"], "id"),  # an account left from an agent deleted
         )
     try:
         created = svc.services.post("assignment", "/agents", actor(session), body)
     except Refused as refused:
         raise refusal(refused, conflict="id") from None
-    account, token = create_account(svc, created["email"], "agent", created["id"], None)
+    account, token = create_account(svc, created["email"], "agent", created["id"], None, agent_field="id")
     if form.get("send_email"):
         queue_welcome(svc, account, created.get("name"))
     return created, token or "", bool(form.get("send_email"))
@@ -175,18 +176,22 @@ def _email_of_nobody_else(svc: Portal, session: dict, agent_id: str, email: str,
         raise UserError("The agent needs another email address.", {"email": [said]}, 409)
 
 
-def leaves(svc: Portal, session: dict, account: dict) -> bool | None:
-    """A disabled account's agent (someone who left) becomes unavailable: no new tickets go to it. Whether it did
-    (False: assignment refused or did not answer, and the agent still takes tickets); None for an account with no
-    agent. Its open tickets stay its own until an admin hands them back (its page in Agents)."""
+def leaves(svc: Portal, session: dict, account: dict) -> str:
+    """A disabled account's agent (someone who left) becomes unavailable: no new tickets go to it. What was done:
+    "disabled-agent" (unavailable now), "disabled-agent-available" (assignment refused or did not answer, and the
+    agent still takes tickets), "disabled-shared" (another account still signs in as the agent, one made before one
+    account an agent was the rule: left as it is), "disabled" (no agent). Its open tickets stay its own until an
+    admin hands them back (its page in Agents)."""
     if not account.get("agent_id"):
-        return None
+        return "disabled"
+    if account["agent_id"] not in svc.store.disabled_agent_ids():
+        return "disabled-shared"
     try:
         change_agent(svc, session, account["agent_id"], {"available": False})
     except (UserError, Unreachable) as exc:
         log.warning("the agent %s of a disabled account is still available: %s", account["agent_id"], exc)
-        return False
-    return True
+        return "disabled-agent-available"
+    return "disabled-agent"
 
 
 DISABLED_AGENT = "Its account is disabled, so it cannot sign in to work on tickets: enable the account first."

@@ -17,6 +17,8 @@ NOTICES = {
     "disabled-agent-available": "The account is disabled: its sessions ended and it cannot sign in. Its agent could "
     "not be made unavailable just now, so it still takes new tickets of its teams: make it unavailable on its page in "
     "Agents.",
+    "disabled-shared": "The account is disabled: its sessions ended and it cannot sign in. Its agent is left as it "
+    "is: another account still signs in as that agent.",
     "enabled": "The account is enabled again: it signs in with its password.",
     "enabled-agent": "The account is enabled again: it signs in with its password. Its agent is still unavailable: "
     "make it available on its page in Agents when it takes tickets again.",
@@ -70,8 +72,7 @@ def account_disabled(account_id: str):
     except handlers.UserError as exc:
         return _page(message=exc.message, status=exc.status)
     if disabled:  # someone who left: no new tickets go to them
-        left = people.leaves(portal(), g.session, account)
-        said = {None: "disabled", True: "disabled-agent", False: "disabled-agent-available"}[left]
+        said = people.leaves(portal(), g.session, account)
     else:
         said = "enabled-agent" if people.still_away(portal(), g.session, account) else "enabled"
     return redirect(url_for("admin.index", notice=said), 303)
