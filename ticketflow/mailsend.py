@@ -15,11 +15,17 @@ from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
+# Headers folded where mail clients fold them, at spaces: the default (78) turns a longer message id (notify's
+# are 88 characters) into encoded words, which no client writes and threading cannot read.
+LINES = policy.default.clone(max_line_length=998)
+
 
 def build(sender: str, to: str, subject: str, body: str, reply_to: Path | None = None) -> EmailMessage:
-    """The mail; a reply to the mail in `reply_to` when given (its subject, threading headers and a quote)."""
-    mail = EmailMessage()
-    mail["From"], mail["To"] = sender, to
+    """The mail; a reply to the mail in `reply_to` when given (its subject, threading headers and a quote).
+    Addresses are taken without the spaces and line ends around them (one pasted from a file keeps its "\r",
+    which would end the mail's headers after the first)."""
+    mail = EmailMessage(policy=LINES)
+    mail["From"], mail["To"] = sender.strip(), to.strip()
     mail["Date"] = format_datetime(datetime.now(UTC))
     mail["Message-ID"] = make_msgid(domain="ticketflow-cli.localhost")
     if reply_to is not None:

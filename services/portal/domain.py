@@ -396,15 +396,15 @@ def locked_until(failures: list[datetime], now: datetime) -> datetime | None:
 
 
 def remaining_words(seconds: float | None) -> str:
-    """Business time left (or over) in words: 2 h 05 min left, 12 min overdue."""
+    """Business time left (or over) in words: 2 h 05 min left, 12 min overdue, 40 h left. In hours however many:
+    a day of it would read as a calendar day ("1 d" left of an 8-hour office's 24 hours is three days away)."""
     if seconds is None:
         return "no target"
     late = seconds < 0
     minutes = int(abs(seconds) // 60)
     hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        text = f"{days} d {hours} h"
+    if hours >= 24:
+        text = f"{hours:,} h"
     elif hours:
         text = f"{hours} h {minutes:02d} min"
     else:

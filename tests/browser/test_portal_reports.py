@@ -139,7 +139,8 @@ def test_an_admin_reads_sla_figures_and_downloads_the_same_as_csv(portal_system,
     for name in ("compliance", "first-response", "resolution", "breaches", "satisfaction", "backlog", "capacity"):
         href = page.locator(f"#{name} .download a").get_attribute("href")
         answer = requests.get(portal + href, cookies=cookies, timeout=30)
-        assert answer.headers["Content-Type"].startswith("text/csv")
+        assert answer.headers["Content-Type"] == "text/csv; charset=utf-8"
+        assert answer.content.startswith(b"\xef\xbb\xbf")  # the byte order mark Excel needs for UTF-8
         assert answer.headers["Content-Disposition"].startswith("attachment; filename=")
         assert csv_rows(answer.text) == table_rows(page, name), name
 

@@ -49,7 +49,8 @@ def test_remaining_business_time_in_words():
     assert domain.remaining_words(2 * 3600 + 5 * 60) == "2 h 05 min left"
     assert domain.remaining_words(-12 * 60) == "12 min overdue"
     assert domain.remaining_words(30) == "under a minute left"
-    assert domain.remaining_words(3 * 86400 + 3600) == "3 d 1 h left"
+    assert domain.remaining_words(3 * 86400 + 3600) == "73 h left"  # business hours: never read as calendar days
+    assert domain.remaining_words(-(1200 * 3600 + 59)) == "1,200 h overdue"
     assert domain.remaining_words(None) == "no target"
 
 
