@@ -439,3 +439,37 @@ def test_a_resolved_ticket_reopens_from_its_console_page_with_a_reason(portal, s
     (sent,) = [(c["path"], c["json"]) for c in stub.calls if c["method"] == "POST"]
     assert sent == ("/tickets/t-1/reopen", {"reason": "She called: it jams."})
     assert "Ticket reopened." in text(agent.get(done.headers["Location"]))
+
+
+def test_a_webhook_without_a_url_or_into_the_desks_own_network_is_said_in_an_admins_words(portal, stub):  # noqa: F811
+    stub.answers["/webhooks"] = lambda: (
+        (
+            422,
+            {
+                "title": "Unprocessable Entity",
+                "status": 422,
+                "errors": {
+                    "url": [
+                        "Must point to a public address: 127.0.0.1 is a loopback address "
+                        "(TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS admits chosen networks)."
+                    ]
+                },
+            },
+        )  # fmt: skip
+        if stub.calls[-1]["method"] == "POST"
+        else (200, {"items": []})
+    )
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/webhooks"))).group(1)
+
+    empty = admin.post("/admin/webhooks", data={"csrf_token": token, "url": "  ", "events": "ticket.*"})
+    inside = admin.post("/admin/webhooks", data={"csrf_token": token, "url": "http://127.0.0.1:8765/hook",
+                                                 "events": "ticket.*", "form_key": "k2"})  # fmt: skip
+
+    assert empty.status_code == 422 and "Enter the URL the events are posted to, like https://" in text(empty)
+    assert len([call for call in stub.calls if call["method"] == "POST"]) == 1  # the empty one was never sent
+    said = text(inside)
+    assert inside.status_code == 422 and 'id="url-error"' in said
+    assert "Must point to a public address: 127.0.0.1 is a loopback address. Webhooks go to addresses outside your " \
+        "network; one inside it works once whoever runs the help desk allows its network (the setting " \
+        "TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS)." in said  # fmt: skip

@@ -34,6 +34,13 @@ def refusal(refused: Refused, names: dict[str, str] | None = None, conflict: str
 
 
 PLAIN_WORDS = (  # the validation library's words -> a person's
+    (
+        re.compile(r"^(Must point to a public address: .*) \(TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS admits [^)]*\)\.$"),
+        lambda m: (
+            f"{m.group(1)}. Webhooks go to addresses outside your network; one inside it works once whoever "
+            "runs the help desk allows its network (the setting TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS)."
+        ),
+    ),
     (re.compile(r"^Not a valid integer\.$"), lambda m: "Enter a whole number, like 10."),
     (re.compile(r"^Not a valid number\.$"), lambda m: "Enter a number, like 60."),
     (re.compile(r"^Shorter than minimum length 1\.$"), lambda m: "Choose at least one."),

@@ -44,6 +44,9 @@ def add_webhook(svc: Portal, session: dict, form: dict) -> tuple[dict, str]:
         raise UserError(SENT_BEFORE, status=409)
     secret = secrets.token_urlsafe(32)
     body = {"url": form.get("url", "").strip(), "events": words(form.get("events")), "secret": secret}
+    if not body["url"]:  # notify would say what a URL must be: first, that there is none
+        said = "Enter the URL the events are posted to, like https://hooks.example.com/ticketflow."
+        raise UserError("The webhook needs a URL.", {"url": [said]})
     if body["url"] and any(
         domain.same_url(hook["url"], body["url"])
         for hook in svc.services.get("notify", "/webhooks", actor(session))["items"]
