@@ -446,7 +446,11 @@ def test_agents_that_share_an_email_already_may_change_the_rest():
 def test_a_team_led_but_not_joined_is_said_by_its_name_with_the_forms_other_problems():
     teams = {"items": [{"id": "t3a", "name": "T3 Printing"}, {"id": "desk", "name": "Desk"}]}
     services = Checking({("assignment", "GET", "/agents"): {"items": []}, ("assignment", "GET", "/teams"): teams})
-    svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(account_by_email=lambda email: None))
+    svc = SimpleNamespace(
+        services=services,
+        kept={},
+        store=SimpleNamespace(account_by_email=lambda email: None, accounts_of_agent=lambda agent_id: []),
+    )
     form = {"id": "pat", "name": "Pat", "email": "", "teams": ["desk"], "lead_of": ["t3a"], "capacity": "lots"}
     with pytest.raises(UserError) as refused:
         people.create_agent(svc, ADMIN, form)
@@ -460,7 +464,11 @@ def test_a_team_led_but_not_joined_is_said_by_its_name_with_the_forms_other_prob
 def test_a_new_agent_with_another_agent_s_email_is_refused_next_to_the_field():
     agents = [{"id": "omar", "name": "Omar", "email": "omar@example.com"}]
     services = Checking({("assignment", "GET", "/agents"): {"items": agents}})
-    svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(account_by_email=lambda email: None))
+    svc = SimpleNamespace(
+        services=services,
+        kept={},
+        store=SimpleNamespace(account_by_email=lambda email: None, accounts_of_agent=lambda agent_id: []),
+    )
     form = {"id": "tess", "name": "Tess", "email": "omar@example.com", "teams": ["network"], "capacity": "3"}
     with pytest.raises(UserError) as refused:
         people.create_agent(svc, ADMIN, form)
@@ -496,7 +504,11 @@ def test_an_empty_add_agent_form_gets_every_fields_error_at_once():
     problems = {"id": ["Missing data for required field."], "name": ["Shorter than minimum length 1."],
                 "email": ["Not a valid email address."], "capacity": ["Not a valid integer."]}  # fmt: skip
     services = FakeServices(refuse=Refused(422, "Validation failed", "The agent has invalid fields.", problems))
-    svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(account_by_email=lambda email: None))
+    svc = SimpleNamespace(
+        services=services,
+        kept={},
+        store=SimpleNamespace(account_by_email=lambda email: None, accounts_of_agent=lambda agent_id: []),
+    )
     with pytest.raises(UserError) as refused:
         people.create_agent(svc, ADMIN, {"id": "", "name": "", "email": "", "capacity": ""})
     assert set(refused.value.errors) == {"id", "name", "email", "capacity"}
