@@ -297,6 +297,11 @@ def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system,
     agent.keyboard.press("Escape")
     agent.keyboard.press("j")
     expect(rows.nth(min(2, rows.count() - 1))).to_be_focused()  # the row after the second (or it, the last)
+    # the keys are said where a keyboard is likely, not on a phone's screen
+    hint = agent.locator(".keys", has_text="next/previous ticket")
+    expect(hint).to_be_visible()
+    agent.set_viewport_size(PHONE)
+    expect(hint).to_be_hidden()
 
 
 def test_the_queue_refreshing_keeps_the_page_where_the_keys_left_it(portal_system, new_context):  # noqa: F811
