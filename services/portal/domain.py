@@ -456,15 +456,21 @@ class TicketView:
         )
 
     def changes_since(self, seen: Snapshot, me: str | None, names: dict[str, str] | None = None) -> list[str]:
-        """What others did since `seen`, in words, oldest first (the agent's own doings left out); `names`: agents'
-        names by id."""
+        """What changed since `seen`, in words, oldest first; `names`: agents' names by id.
+
+        The agent's own doings count only where they change what a reply would say (a reply, a resolve, a status,
+        a hand-over: OWN_CHANGES), said as theirs from elsewhere: every action reloads its own page, so a doing of
+        theirs that the page has not seen was done in another tab or window (a reply sent twice, unawares)."""
         changes = [
             f"{(entry.get('author') or {}).get('name') or 'The requester'} (requester) wrote a new message"
             for entry in (self.ticket.get("thread") or [])[seen.thread :]
             if entry.get("kind") == "message"
         ]
-        history = (self.work.get("history") or [])[seen.history :]
-        changes += [history_words(e, names) for e in history if e.get("by") != me]
+        for entry in (self.work.get("history") or [])[seen.history :]:
+            if me is None or entry.get("by") != me:
+                changes.append(history_words(entry, names))
+            elif entry.get("action") in OWN_CHANGES:
+                changes.append(f"You, in another tab or window: {done_words(entry)}")
         return changes
 
 
@@ -483,6 +489,10 @@ HISTORY_WORDS = {
 }
 
 
+# The agent's own doings that a page which has not seen them tells of (changes_since): not a note or a claim, and
+# none that assignment learns from an event (a reopen, a close), which the agent's own page may read before them.
+OWN_CHANGES = frozenset({"replied", "resolved", "status_changed", "transferred", "assigned", "queued"})
+
 SYSTEM_ACTORS = ("system", "assignment", "auto")  # assignment's automatic moves; intake's auto-close
 
 
@@ -497,12 +507,17 @@ def who_words(by: str | None, names: dict[str, str] | None = None) -> str:
     return "an admin" if by.startswith("admin:") else (names or {}).get(by) or by
 
 
+def done_words(entry: dict) -> str:
+    """What a history entry did, without who: "claimed it", "set the status to in progress"."""
+    to = entry.get("to") or ""
+    template = HISTORY_WORDS.get(entry.get("action", ""), entry.get("action", "changed it").replace("_", " "))
+    return template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
+
+
 def history_words(entry: dict, names: dict[str, str] | None = None) -> str:
     """A history entry of assignment's as a sentence: "jane: claimed it"; what followed a requester's message says
     so ("the requester's message set the status to in progress"): the requester does nothing in assignment."""
-    to = entry.get("to") or ""
-    template = HISTORY_WORDS.get(entry.get("action", ""), entry.get("action", "changed it").replace("_", " "))
-    done = template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
+    done = done_words(entry)
     if entry.get("by") == "requester" and entry.get("action") == "status_changed":
         return f"the requester's message {done}"
     return f"{who_words(entry.get('by'), names)}: {done}"

@@ -264,6 +264,34 @@ def test_a_reply_onto_a_ticket_that_changed_waits_for_the_agent(portal_system, n
     assert system.ticket(ticket_id)["status"] not in ("resolved", "closed")
 
 
+def test_a_reply_from_a_second_tab_waits_when_the_agent_replied_from_the_first(portal_system, new_context, screenshot):  # noqa: F811, E501
+    system, portal = portal_system, portal_system.portal
+    created = system.call("POST", "intake", "/tickets", json={
+        "subject": "Scanner sends blank pages", "description": "Every scan.", "topic": "network",
+        "requester": {"name": "Ana Ruiz", "email": unique_email("ana")}})  # fmt: skip
+    ticket_id = created["id"]
+    wait_until(lambda: system.work(ticket_id).get("agent_id") == "ada", timeout=30)
+    context = new_context()
+    first, second = context.new_page(), context.new_page()  # one browser, one session, two tabs
+    sign_in(first, portal, STAFF["ada"]["email"])
+    for tab in (first, second):
+        tab.goto(f"{portal}/console/tickets/{ticket_id}")
+    second.get_by_label("Reply to the requester").fill("Is the glass clean?")
+    first.get_by_label("Reply to the requester").fill("Which scanner is it?")
+    first.get_by_role("button", name="Send reply").click()
+    expect(first.get_by_text("Reply sent.")).to_be_visible()
+
+    second.get_by_role("button", name="Send reply").click()
+    expect(second.get_by_role("alert")).to_contain_text("Your reply has not been sent yet")
+    expect(second.get_by_text("You, in another tab or window: replied to the requester").first).to_be_visible()
+    expect(second.get_by_label("Reply to the requester")).to_have_value("Is the glass clean?")
+    screenshot(second, "console-own-reply-elsewhere")
+    second.get_by_role("button", name="Send reply anyway").click()
+    expect(second.get_by_text("Reply sent.")).to_be_visible()
+    wait_until(lambda: [e["body"] for e in system.ticket(ticket_id)["thread"] if e["kind"] == "reply"]
+               == ["Which scanner is it?", "Is the glass clean?"], timeout=30)  # fmt: skip
+
+
 def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system, new_context):  # noqa: F811
     system, portal = portal_system, portal_system.portal
     agent = new_context().new_page()
@@ -299,9 +327,15 @@ def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system,
     expect(rows.nth(min(2, rows.count() - 1))).to_be_focused()  # the row after the second (or it, the last)
     # the keys are said where a keyboard is likely, not on a phone's screen
     hint = agent.locator(".keys", has_text="next/previous ticket")
+    search_key = agent.locator(".header-search .keys")
     expect(hint).to_be_visible()
+    expect(search_key).to_be_visible()
+    assert "/" not in agent.get_by_role("searchbox", name="Search tickets").get_attribute(
+        "placeholder"
+    )  # hidden with the rest
     agent.set_viewport_size(PHONE)
     expect(hint).to_be_hidden()
+    expect(search_key).to_be_hidden()
 
 
 def test_the_queue_refreshing_keeps_the_page_where_the_keys_left_it(portal_system, new_context):  # noqa: F811

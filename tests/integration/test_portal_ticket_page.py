@@ -558,3 +558,30 @@ def test_a_reply_of_files_alone_names_them_and_a_reply_of_nothing_is_asked_for(p
     assert files_only.status_code == 303
     replies = [call["json"] for call in stub.calls if call["method"] == "POST" and call["path"].endswith("/replies")]
     assert replies == [{"body": "Sent a file: steps.txt", "files": ["steps.txt"]}]
+
+
+def test_a_reply_from_a_second_tab_after_the_agents_own_reply_in_another_waits_for_the_agent(portal, stub):  # noqa: F811
+    """Ada has the ticket open in two tabs and replies from one: the other's reply, written before it, is held back
+    with what she did elsewhere; her note or claim in the other tab would not hold it."""
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {"agent_id": "ada", "status": "assigned"}
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "lead_of": []}
+    stub.answers["/tickets/t-1/replies"] = (201, {"id": "r1"})
+    ada = signed_in(portal, "agent", "ada")
+    page = text(ada.get("/console/tickets/t-1"))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    seen = re.search(r'name="seen" value="([^"]*)"', page).group(1)
+    reply = {"body": "Please restart the printer.", "seen": seen, "csrf_token": token}
+
+    stub.answers["/tickets/t-1"] |= {"history": [QUEUED, {"action": "noted", "by": "ada"}]}  # a note elsewhere
+    assert ada.post("/console/tickets/t-1/reply", data=reply).status_code == 303
+
+    stub.answers["/tickets/t-1"] |= {"history": [QUEUED, {"action": "noted", "by": "ada"},
+                                                 {"action": "replied", "by": "ada"}]}  # fmt: skip
+    held = ada.post("/console/tickets/t-1/reply", data={**reply, "body": "Or try the other printer."})
+    assert held.status_code == 409
+    html = text(held)
+    assert "Your reply has not been sent yet." in html
+    assert "<li>You, in another tab or window: replied to the requester</li>" in html
+    assert "Or try the other printer." in html  # what she typed is kept
+    assert [call["path"] for call in stub.calls].count("/tickets/t-1/replies") == 1

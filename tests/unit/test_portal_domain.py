@@ -103,6 +103,28 @@ def test_changes_since_name_what_others_did_and_leave_out_the_agents_own():
     assert before.changes_since(seen, me="ada") == []
 
 
+def test_changes_since_tell_of_the_agents_own_reply_from_another_tab_but_not_its_notes_or_claims():
+    before = view([], [{"action": "queued", "by": "auto", "to": None}])
+    seen = before.snapshot()
+    after = view(
+        [],
+        [
+            {"action": "queued", "by": "auto", "to": None},
+            {"action": "claimed", "by": "ada", "to": "ada"},
+            {"action": "noted", "by": "ada"},
+            {"action": "replied", "by": "ada"},
+            {"action": "status_changed", "by": "ada", "to": "waiting_on_requester"},
+            {"action": "reopened", "by": "ada", "to": "assigned"},  # learnt from intake's event, after the page
+            {"action": "resolved", "by": "ada"},
+        ],
+    )
+    assert after.changes_since(seen, me="ada", names={"ada": "Ada Lovelace"}) == [
+        "You, in another tab or window: replied to the requester",
+        "You, in another tab or window: set the status to waiting on requester",
+        "You, in another tab or window: resolved it",
+    ]
+
+
 def test_files_and_kept_mail_join_the_timeline_in_the_order_they_happened():
     timeline = [{"occurred_at": "2026-11-30T09:00:00.000Z", "summary": "Ticket #100001 opened"},
                 {"occurred_at": "2026-11-30T09:05:00.000Z", "summary": "Assigned to ada"}]  # fmt: skip
