@@ -733,6 +733,28 @@ def unstaffed_words(team: dict | None, tickets: int = 1) -> str | None:
     return f"Nobody in {name} takes tickets now ({why}): {waits} in its queue until an agent there is available."
 
 
+def assigned_words(agent: dict | None, me: str | None) -> str | None:
+    """What an assign to `agent` (as assignment lists agents, after it) leaves unsaid: that it took them past their
+    capacity, or gave the ticket to someone away; "you" when the person gave it to themself (`me`, their agent id).
+    None when neither, or when the list does not say."""
+    if not agent:
+        return None
+    you = bool(me) and agent.get("id") == me
+    name = agent.get("name") or agent.get("id")
+    said = []
+    load, capacity = agent.get("open_tickets"), agent.get("capacity")
+    if isinstance(load, int) and isinstance(capacity, int) and capacity > 0 and load > capacity:
+        who, whose, them = ("You have", "your", "you") if you else (f"{name} has", "their", "them")
+        said.append(
+            f"{who} {load} open tickets now, over {whose} capacity of {capacity}: no new ticket is given to {them} "
+            f"automatically until fewer than {capacity} are open."
+        )
+    if agent.get("available") is False:
+        who, them = ("You are", "you") if you else (f"{name} is", "them")
+        said.append(f"{who} away: the ticket stays with {them} until someone hands it on.")
+    return " ".join(said) or None
+
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

@@ -585,3 +585,34 @@ def test_a_reply_from_a_second_tab_after_the_agents_own_reply_in_another_waits_f
     assert "<li>You, in another tab or window: replied to the requester</li>" in html
     assert "Or try the other printer." in html  # what she typed is kept
     assert [call["path"] for call in stub.calls].count("/tickets/t-1/replies") == 1
+
+
+def test_an_assign_past_the_agents_capacity_or_to_one_away_says_so(portal, stub):  # noqa: F811
+    """The lead gives the ticket to themself at 4 open of 3, then to Ines who is away: the page after says what
+    the list said ("full", "away") once more, in words; within capacity and available, just "Ticket assigned."."""
+    a_queued_ticket(stub)
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "lead_of": ["network"]}
+    lead = signed_in(portal, "agent", "ada")
+
+    def after_assign_to(agent_id: str, listed: dict) -> str:
+        stub.answers["/tickets/t-1"] |= {"agent_id": agent_id, "status": "assigned"}
+        stub.answers["/agents"] = {"items": [listed]}
+        stub.answers["/teams/network/agents"] = {"items": [listed]}
+        return " ".join(text(lead.get("/console/tickets/t-1?notice=assign")).split())
+
+    ada = {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "capacity": 3, "available": True}
+    html = after_assign_to("ada", ada | {"open_tickets": 4})
+    assert (
+        '<p class="notice notice--warning" role="status">Ticket assigned. You have 4 open tickets now, over your '
+        "capacity of 3: no new ticket is given to you automatically until fewer than 3 are open.</p>" in html
+    )
+    html = after_assign_to("ada", ada | {"open_tickets": 3})
+    assert '<p class="notice notice--success" role="status">Ticket assigned.</p>' in html
+
+    ines = {"id": "ines", "name": "Ines Romero", "teams": ["network"], "capacity": 5, "open_tickets": 6}
+    html = after_assign_to("ines", ines | {"available": False})
+    assert (
+        "Ticket assigned. Ines Romero has 6 open tickets now, over their capacity of 5: no new ticket is given to "
+        "them automatically until fewer than 5 are open. Ines Romero is away: the ticket stays with them until "
+        "someone hands it on.</p>" in html
+    )
