@@ -527,7 +527,19 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
             outcome["again"].append(f"{ticket_id}:{number}")
         else:
             outcome["done"].append(number)
+    if given and outcome["done"]:  # what the page of one would say after it: past capacity, or away
+        outcome["load"] = _load_words(svc, session, given["id"], len(outcome["done"]))
     return outcome
+
+
+def _load_words(svc: Portal, session: dict, agent_id: str, tickets: int) -> str | None:
+    """What a bulk assign of `tickets` tickets left the agent with, in words (domain.assigned_words), from
+    assignment's list as it is after it; None when nothing is worth saying or assignment does not answer."""
+    try:
+        agent = _agent_of(svc, session, agent_id)
+    except (UserError, Unreachable):
+        return None
+    return domain.assigned_words(agent, session.get("agent_id"), tickets)
 
 
 def _work_of(svc: Portal, session: dict, ticket_id: str) -> dict:

@@ -733,10 +733,10 @@ def unstaffed_words(team: dict | None, tickets: int = 1) -> str | None:
     return f"Nobody in {name} takes tickets now ({why}): {waits} in its queue until an agent there is available."
 
 
-def assigned_words(agent: dict | None, me: str | None) -> str | None:
-    """What an assign to `agent` (as assignment lists agents, after it) leaves unsaid: that it took them past their
-    capacity, or gave the ticket to someone away; "you" when the person gave it to themself (`me`, their agent id).
-    None when neither, or when the list does not say."""
+def assigned_words(agent: dict | None, me: str | None, tickets: int = 1) -> str | None:
+    """What an assign of `tickets` tickets to `agent` (as assignment lists agents, after it) leaves unsaid: that it
+    took them past their capacity, or gave the tickets to someone away; "you" when the person gave them to themself
+    (`me`, their agent id). None when neither, or when the list does not say."""
     if not agent:
         return None
     you = bool(me) and agent.get("id") == me
@@ -751,7 +751,8 @@ def assigned_words(agent: dict | None, me: str | None) -> str | None:
         )
     if agent.get("available") is False:
         who, them = ("You are", "you") if you else (f"{name} is", "them")
-        said.append(f"{who} away: the ticket stays with {them} until someone hands it on.")
+        stays = "the ticket stays" if tickets == 1 else "the tickets stay"
+        said.append(f"{who} away: {stays} with {them} until someone hands it on.")
     return " ".join(said) or None
 
 

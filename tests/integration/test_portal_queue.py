@@ -519,6 +519,13 @@ def test_a_bulk_assign_gives_each_ticket_to_the_agent_chosen_and_says_which_stay
     stub.answers["/tickets/t-2"] = {"ticket_id": "t-2", "team": "network", "agent_id": "bob", "status": "assigned"}
     stub.answers["/tickets/t-3"] = {"ticket_id": "t-3", "team": "billing", "agent_id": None, "status": "new"}
     stub.answers["/tickets/t-1/assign"] = {"ticket_id": "t-1", "agent_id": "bob"}
+    agents = stub.answers["/agents"]
+
+    def agents_now():  # Bob's count as assignment has it after the assign
+        given = any(c["path"] == "/tickets/t-1/assign" for c in stub.calls)
+        return {"items": [a | {"open_tickets": 4} if given and a["id"] == "bob" else a for a in agents["items"]]}
+
+    stub.answers["/agents"] = agents_now
     lead = signed_in(portal, "agent", "lena")
 
     page = text(lead.get("/console/"))
@@ -535,6 +542,10 @@ def test_a_bulk_assign_gives_each_ticket_to_the_agent_chosen_and_says_which_stay
     assert "<strong>Give to Bob:</strong> done on 1 ticket (#100001).</p>" in said
     assert "<p>Already Bob&#39;s: #100002.</p>" in said
     assert "<li>#100003: It is in billing, where Bob is not: move it to one of their teams first.</li>" in said
+    assert (  # as the ticket's page says after an assign
+        "<p>Bob has 4 open tickets now, over their capacity of 3: no new ticket is given to them automatically until "
+        "fewer than 3 are open. Bob is away: the ticket stays with them until someone hands it on.</p>" in said
+    )
 
 
 def test_a_partly_refused_bulk_resolve_keeps_its_words_and_the_refused_tickets_ticked(portal, stub):  # noqa: F811
