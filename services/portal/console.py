@@ -90,9 +90,10 @@ def names_asked_at(svc: Portal, what: str) -> float:
     return svc.kept.get(f"{what}_asked", float("-inf"))
 
 
-def kept_team_names(svc: Portal, who: Actor) -> dict[str, str]:
-    """team_names for a reader known by its token's actor (the reports)."""
-    return _kept_names(svc, who, "teams")
+def fresh_team_names(svc: Portal, who: Actor) -> dict[str, str]:
+    """team_names asked now, for a reader known by its token's actor: the reports, whose tables (and CSV files, kept
+    and passed on) must not carry a team's old name for a minute after a rename in another process."""
+    return _kept_names(svc, who, "teams", fresh=True)
 
 
 def _kept_names(

@@ -12,7 +12,7 @@ from functools import cached_property
 
 from services.portal import figures
 from services.portal.client import Actor, Refused, Unreachable
-from services.portal.console import actor, kept_team_names, profile
+from services.portal.console import actor, fresh_team_names, profile
 from services.portal.handlers import Portal
 from services.portal.period import Period
 from shared.clock import now
@@ -79,8 +79,8 @@ class Source:
 
     @cached_property
     def team_names(self) -> dict[str, str]:
-        """Team id -> name, for the tables' Team column (ids when assignment does not say)."""
-        return kept_team_names(self.svc, self.who.actor)
+        """Team id -> name, for the tables' Team column, as they are now (ids when assignment does not say)."""
+        return fresh_team_names(self.svc, self.who.actor)
 
     def team_of(self, ticket_ids: list[str]) -> dict[str, str]:
         """Each breached ticket's team now (assignment's); unknown past MAX_LOOKUPS or when it refuses."""
