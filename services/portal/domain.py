@@ -466,11 +466,13 @@ class TicketView:
             for entry in (self.ticket.get("thread") or [])[seen.thread :]
             if entry.get("kind") == "message"
         ]
+        previous: dict = {}
         for entry in (self.work.get("history") or [])[seen.history :]:
             if me is None or entry.get("by") != me:
                 changes.append(history_words(entry, names))
-            elif entry.get("action") in OWN_CHANGES:
+            elif entry.get("action") in OWN_CHANGES and not _part_of_reply(entry, previous):
                 changes.append(f"You, in another tab or window: {done_words(entry)}")
+            previous = entry
         return changes
 
 
@@ -505,6 +507,16 @@ def who_words(by: str | None, names: dict[str, str] | None = None) -> str:
     if by == "requester":
         return "the requester"
     return "an admin" if by.startswith("admin:") else (names or {}).get(by) or by
+
+
+def _part_of_reply(entry: dict, previous: dict) -> bool:
+    """Whether a status change is the one a reply made with it (its "Then set the status to"): said with the reply."""
+    return (
+        entry.get("action") == "status_changed"
+        and previous.get("action") == "replied"
+        and previous.get("by") == entry.get("by")
+        and previous.get("at") == entry.get("at")
+    )
 
 
 def done_words(entry: dict) -> str:
@@ -751,8 +763,8 @@ def assigned_words(agent: dict | None, me: str | None, tickets: int = 1) -> str 
         )
     if agent.get("available") is False:
         who, them = ("You are", "you") if you else (f"{name} is", "them")
-        stays = "the ticket stays" if tickets == 1 else "the tickets stay"
-        said.append(f"{who} away: {stays} with {them} until someone hands it on.")
+        stays, it = ("the ticket stays", "it") if tickets == 1 else ("the tickets stay", "them")
+        said.append(f"{who} away: {stays} with {them} until someone hands {it} on.")
     return " ".join(said) or None
 
 

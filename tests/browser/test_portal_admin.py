@@ -613,6 +613,9 @@ def test_an_admin_acts_on_several_tickets_of_a_queue_at_once(portal_system, new_
     expect(admin.locator("[data-bulk-outcome]")).to_contain_text(
         f"Give to Bob Marley: done on 2 tickets ({first}, {second})."
     )
+    expect(admin.locator("[data-bulk-outcome]")).to_contain_text(
+        "Bob Marley is away: the tickets stay with them until someone hands them on."
+    )
     assert [system.work(t["id"])["agent_id"] for t in tickets[:2]] == ["bob", "bob"]
     screenshot(admin, "console-bulk-assign")
 

@@ -112,14 +112,15 @@ def test_changes_since_tell_of_the_agents_own_reply_from_another_tab_but_not_its
             {"action": "queued", "by": "auto", "to": None},
             {"action": "claimed", "by": "ada", "to": "ada"},
             {"action": "noted", "by": "ada"},
-            {"action": "replied", "by": "ada"},
-            {"action": "status_changed", "by": "ada", "to": "waiting_on_requester"},
+            {"action": "replied", "by": "ada", "at": "2026-12-04T10:00:00.000Z"},
+            {"action": "status_changed", "by": "ada", "to": "in_progress", "at": "2026-12-04T10:00:00.000Z"},
+            {"action": "status_changed", "by": "ada", "to": "waiting_on_requester", "at": "2026-12-04T10:05:00.000Z"},
             {"action": "reopened", "by": "ada", "to": "assigned"},  # learnt from intake's event, after the page
             {"action": "resolved", "by": "ada"},
         ],
     )
     assert after.changes_since(seen, me="ada", names={"ada": "Ada Lovelace"}) == [
-        "You, in another tab or window: replied to the requester",
+        "You, in another tab or window: replied to the requester",  # and the status it set with it: not said apart
         "You, in another tab or window: set the status to waiting on requester",
         "You, in another tab or window: resolved it",
     ]
