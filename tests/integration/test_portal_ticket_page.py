@@ -602,6 +602,7 @@ def test_an_assign_past_the_agents_capacity_or_to_one_away_says_so(portal, stub)
 
     ada = {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "capacity": 3, "available": True}
     html = after_assign_to("ada", ada | {"open_tickets": 4})
+    assert '<option value="ada" selected>Ada Lovelace (4 open of 3: over capacity)</option>' in html
     assert (
         '<p class="notice notice--warning" role="status">Ticket assigned. You have 4 open tickets now, over your '
         "capacity of 3: no new ticket is given to you automatically until fewer than 3 are open.</p>" in html
