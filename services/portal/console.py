@@ -538,7 +538,7 @@ def _load_words(svc: Portal, session: dict, agent_id: str, tickets: int) -> str 
     assignment's list as it is after it; None when nothing is worth saying or assignment does not answer."""
     try:
         agent = _agent_of(svc, session, agent_id)
-    except (UserError, Unreachable):
+    except (UserError, Refused, Unreachable):  # the tickets are given: their outcome is said all the same
         return None
     return domain.assigned_words(agent, session.get("agent_id"), tickets)
 

@@ -755,16 +755,18 @@ def assigned_words(agent: dict | None, me: str | None, tickets: int = 1) -> str 
     name = agent.get("name") or agent.get("id")
     said = []
     load, capacity = agent.get("open_tickets"), agent.get("capacity")
+    away = agent.get("available") is False
     if isinstance(load, int) and isinstance(capacity, int) and capacity > 0 and load > capacity:
         who, whose, them = ("You have", "your", "you") if you else (f"{name} has", "their", "them")
-        said.append(
-            f"{who} {load} open tickets now, over {whose} capacity of {capacity}: no new ticket is given to {them} "
-            f"automatically until fewer than {capacity} are open."
-        )
-    if agent.get("available") is False:
-        who, them = ("You are", "you") if you else (f"{name} is", "them")
+        over = f"{who} {load} open tickets now, over {whose} capacity of {capacity}"
+        until = f"no new ticket is given to {them} automatically until fewer than {capacity} are open"
+        said.append(f"{over}." if away else f"{over}: {until}.")  # away: none is given anyway, said next
+    if away:
         stays, it = ("the ticket stays", "it") if tickets == 1 else ("the tickets stay", "them")
-        said.append(f"{who} away: {stays} with {them} until someone hands {it} on.")
+        if you:
+            said.append(f"You are away: {stays} with you, and no new ticket is given to you automatically.")
+        else:
+            said.append(f"{name} is away: {stays} with them until someone hands {it} on.")
     return " ".join(said) or None
 
 

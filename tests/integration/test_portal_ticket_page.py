@@ -588,8 +588,8 @@ def test_a_reply_from_a_second_tab_after_the_agents_own_reply_in_another_waits_f
 
 
 def test_an_assign_past_the_agents_capacity_or_to_one_away_says_so(portal, stub):  # noqa: F811
-    """The lead gives the ticket to themself at 4 open of 3, then to Ines who is away: the page after says what
-    the list said ("full", "away") once more, in words; within capacity and available, just "Ticket assigned."."""
+    """The lead gives the ticket to themself at 4 open of 3, then to Ines who is away: the page after says so in
+    words (the list says "over capacity", "away"); at capacity or under it and available, just "Ticket assigned."."""
     a_queued_ticket(stub)
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "lead_of": ["network"]}
     lead = signed_in(portal, "agent", "ada")
@@ -609,11 +609,15 @@ def test_an_assign_past_the_agents_capacity_or_to_one_away_says_so(portal, stub)
     )
     html = after_assign_to("ada", ada | {"open_tickets": 3})
     assert '<p class="notice notice--success" role="status">Ticket assigned.</p>' in html
+    html = after_assign_to("ada", ada | {"open_tickets": 3, "available": False})
+    assert (
+        "Ticket assigned. You are away: the ticket stays with you, and no new ticket is given to you automatically."
+        "</p>" in html
+    )
 
     ines = {"id": "ines", "name": "Ines Romero", "teams": ["network"], "capacity": 5, "open_tickets": 6}
     html = after_assign_to("ines", ines | {"available": False})
     assert (
-        "Ticket assigned. Ines Romero has 6 open tickets now, over their capacity of 5: no new ticket is given to "
-        "them automatically until fewer than 5 are open. Ines Romero is away: the ticket stays with them until "
-        "someone hands it on.</p>" in html
+        "Ticket assigned. Ines Romero has 6 open tickets now, over their capacity of 5. Ines Romero is away: the "
+        "ticket stays with them until someone hands it on.</p>" in html
     )
