@@ -571,6 +571,15 @@ def _at_capacity(candidate: dict) -> bool:
     return isinstance(taken, int) and isinstance(capacity, int) and taken >= capacity
 
 
+def load_word(agent: dict) -> str:
+    """An agent's open tickets against their capacity, as the assign lists say it: "full", "over capacity" (no new
+    ticket goes to them automatically either way), or "" (room left, or not known)."""
+    taken, capacity = agent.get("open_tickets"), agent.get("capacity")
+    if not isinstance(taken, int) or not isinstance(capacity, int) or capacity <= 0 or taken < capacity:
+        return ""
+    return "over capacity" if taken > capacity else "full"
+
+
 # Attachments: what intake takes (contract section 10), checked here first so that a form with files too large
 # is answered next to its file field before anything is sent.
 ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
@@ -756,7 +765,7 @@ def assigned_words(agent: dict | None, me: str | None, tickets: int = 1) -> str 
     said = []
     load, capacity = agent.get("open_tickets"), agent.get("capacity")
     away = agent.get("available") is False
-    if isinstance(load, int) and isinstance(capacity, int) and capacity > 0 and load > capacity:
+    if load_word(agent) == "over capacity":
         who, whose, them = ("You have", "your", "you") if you else (f"{name} has", "their", "them")
         over = f"{who} {load} open tickets now, over {whose} capacity of {capacity}"
         until = f"no new ticket is given to {them} automatically until fewer than {capacity} are open"
