@@ -619,7 +619,7 @@ def _check_unchanged(svc: Portal, session: dict, ticket_id: str, seen_text: str 
     if seen is None:
         return
     changes = ticket_view(svc, session, ticket_id).changes_since(
-        seen, session.get("agent_id"), agent_names(svc, session)
+        seen, session.get("agent_id"), agent_names(svc, session), team_names(svc, session)
     )
     if changes:
         raise ChangedMeanwhile(changes)
@@ -642,6 +642,10 @@ def live(svc: Portal, session: dict, ticket_id: str, seen_text: str | None, name
     others = presence(svc, session, ticket_id, name)
     return {
         "view": view,
-        "changes": view.changes_since(seen, session.get("agent_id"), agent_names(svc, session)) if seen else [],
+        "changes": (
+            view.changes_since(seen, session.get("agent_id"), agent_names(svc, session), team_names(svc, session))
+            if seen
+            else []
+        ),
         "others": others,
     }

@@ -455,8 +455,10 @@ class TicketView:
             priority=self.work.get("priority") or self.ticket.get("priority", ""),
         )
 
-    def changes_since(self, seen: Snapshot, me: str | None, names: dict[str, str] | None = None) -> list[str]:
-        """What changed since `seen`, in words, oldest first; `names`: agents' names by id.
+    def changes_since(
+        self, seen: Snapshot, me: str | None, names: dict[str, str] | None = None, teams: dict[str, str] | None = None
+    ) -> list[str]:
+        """What changed since `seen`, in words, oldest first; `names`: agents' names by id, `teams` teams'.
 
         The agent's own doings count only where they change what a reply would say (a reply, a resolve, a status,
         a hand-over: OWN_CHANGES), said as theirs from elsewhere: every action reloads its own page, so a doing of
@@ -469,9 +471,9 @@ class TicketView:
         previous: dict = {}
         for entry in (self.work.get("history") or [])[seen.history :]:
             if me is None or entry.get("by") != me:
-                changes.append(history_words(entry, names))
+                changes.append(history_words(entry, names, teams))
             elif entry.get("action") in OWN_CHANGES and not _part_of_reply(entry, previous):
-                changes.append(f"You, in another tab or window: {done_words(entry)}")
+                changes.append(f"You, in another tab or window: {done_words(entry, names, teams)}")
             previous = entry
         return changes
 
@@ -519,17 +521,20 @@ def _part_of_reply(entry: dict, previous: dict) -> bool:
     )
 
 
-def done_words(entry: dict) -> str:
-    """What a history entry did, without who: "claimed it", "set the status to in progress"."""
+def done_words(entry: dict, names: dict[str, str] | None = None, teams: dict[str, str] | None = None) -> str:
+    """What a history entry did, without who: "claimed it", "set the status to in progress", "assigned it to Ada
+    Lovelace" (`names`: agents' names by id, `teams` teams'; else the ids as they are)."""
     to = entry.get("to") or ""
+    if entry.get("action") in ("assigned", "transferred"):
+        to = ((names if entry["action"] == "assigned" else teams) or {}).get(to) or to
     template = HISTORY_WORDS.get(entry.get("action", ""), entry.get("action", "changed it").replace("_", " "))
     return template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
 
 
-def history_words(entry: dict, names: dict[str, str] | None = None) -> str:
+def history_words(entry: dict, names: dict[str, str] | None = None, teams: dict[str, str] | None = None) -> str:
     """A history entry of assignment's as a sentence: "jane: claimed it"; what followed a requester's message says
     so ("the requester's message set the status to in progress"): the requester does nothing in assignment."""
-    done = done_words(entry)
+    done = done_words(entry, names, teams)
     if entry.get("by") == "requester" and entry.get("action") == "status_changed":
         return f"the requester's message {done}"
     return f"{who_words(entry.get('by'), names)}: {done}"

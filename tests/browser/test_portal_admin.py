@@ -293,8 +293,8 @@ def test_an_admin_changes_an_agent_from_the_pages(portal_system, new_context):  
     admin = new_context().new_page()
     sign_in(admin, portal, ADMIN_EMAIL)
     admin.goto(portal + "/admin/agents")
-    admin.get_by_role("button", name="Make unavailable (Cora Desk)").click()
-    expect(admin.get_by_text("The agent is unavailable")).to_be_visible()
+    admin.get_by_role("button", name="Set away (Cora Desk)").click()
+    expect(admin.get_by_text("The agent is away")).to_be_visible()
     assert system.call("GET", "assignment", "/agents/cora")["available"] is False
 
     admin.get_by_role("link", name="Cora Desk").click()
@@ -370,10 +370,10 @@ def test_an_agent_switches_its_own_availability_from_the_queue(portal_system, ne
     sign_in(agent, portal_system.portal, STAFF["bob"]["email"])  # bob starts away
     expect(agent.get_by_text("You are away")).to_be_visible()
     assert_accessible(agent)
-    agent.get_by_role("button", name="Make me available").click()
+    agent.get_by_role("button", name="Set me available").click()
     expect(agent.get_by_text("You are available")).to_be_visible()
     assert portal_system.call("GET", "assignment", "/agents/bob")["available"] is True
-    agent.get_by_role("button", name="Make me unavailable").click()
+    agent.get_by_role("button", name="Set me away").click()
     expect(agent.get_by_text("You are away")).to_be_visible()
     assert portal_system.call("GET", "assignment", "/agents/bob")["available"] is False
 

@@ -80,7 +80,7 @@ def test_an_admin_disables_an_account_its_session_ends_and_its_sign_ins_are_refu
     assert handlers.load_session(svc, agent_token) is None  # ended at once, not at its expiry
     page = text(admin.get("/admin/?notice=disabled-agent"))
     assert "The account is disabled: its sessions ended and it cannot sign in." in page
-    assert "Its agent is unavailable now, so it gets no new tickets." in page  # a leaver's tickets: the next step
+    assert "Its agent is away now, so it gets no new tickets." in page  # a leaver's tickets: the next step
     row = page[page.index('"break-anywhere">' + agent["email"]) :].split("</tr>")[0]
     assert "No: disabled" in row and ">Enable<" in row
     refused = sign_in(portal, agent["email"])

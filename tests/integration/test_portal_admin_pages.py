@@ -355,7 +355,7 @@ def test_disabling_an_agents_account_makes_the_agent_unavailable_and_the_agents_
     assert disabled.headers["Location"].endswith("notice=disabled-agent")
     changes = [(call["method"], call["path"], call["json"]) for call in stub.calls if call["method"] != "GET"]
     assert changes == [("PATCH", f"/agents/{agent_id}", {"available": False})]
-    assert "Its agent is unavailable now, so it gets no new tickets." in text(admin.get(disabled.headers["Location"]))
+    assert "Its agent is away now, so it gets no new tickets." in text(admin.get(disabled.headers["Location"]))
     stub.answers["/agents"] = {"items": [gone]}
     stub.answers["/teams"] = {"items": [{"id": "desk", "name": "Desk"}]}
     stub.answers["/topics"] = {"items": []}
@@ -363,7 +363,7 @@ def test_disabling_an_agents_account_makes_the_agent_unavailable_and_the_agents_
     assert re.search(rf"{agent_id} · .*Account disabled", agents_page)
     assert f'<a href="/console/?view=all&amp;agent={agent_id}" aria-label="Gus Gone: 1 open, in the queue">1</a>' \
         in agents_page  # fmt: skip  # their tickets, to hand on
-    assert "Make available" not in agents_page and "To make them available, <a href=\"/admin/#accounts-title\">" \
+    assert "Set available" not in agents_page and "To make them available, <a href=\"/admin/#accounts-title\">" \
         "enable their account</a> first." in agents_page  # fmt: skip
     back = admin.post(f"/admin/agents/{agent_id}/availability", data={"csrf_token": token, "available": "true"})
     assert back.status_code == 409 and "enable the account first" in text(back)  # no tickets nobody works on
@@ -384,7 +384,7 @@ def test_disabling_an_agents_account_makes_the_agent_unavailable_and_the_agents_
     stub.answers[f"/agents/{agent_id}"] = (404, {"title": "Not Found", "detail": "No agent."})
     again = admin.post(path, data={"csrf_token": token, "disabled": "true"})
     assert again.headers["Location"].endswith("notice=disabled-agent-available")
-    assert "could not be made unavailable just now" in text(admin.get(again.headers["Location"]))
+    assert "could not be set away just now" in text(admin.get(again.headers["Location"]))
     assert svc.store.account(account["_id"])["disabled_at"]  # disabled all the same
 
 
@@ -412,7 +412,7 @@ def test_an_unavailable_agent_hands_back_its_tickets_of_its_own_teams(portal, st
     ]
     stub.answers["/agents/cora"] = {**cora, "available": True}
     kept = admin.post("/admin/agents/cora/teams/desk/hand-back", data={"csrf_token": token})
-    assert kept.status_code == 409 and "Make it unavailable first to hand them back." in text(kept)
+    assert kept.status_code == 409 and "Set it away first to hand them back." in text(kept)
     assert "Hand them back to Desk" not in text(admin.get("/admin/agents/cora"))
 
 

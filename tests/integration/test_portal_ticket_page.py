@@ -425,14 +425,14 @@ def test_a_reply_or_note_sent_again_from_a_page_brought_back_is_not_sent_twice(p
         assert answer.status_code == 303
         return answer.headers["Location"]
 
-    assert sent("reply", "Please restart the printer.") == "/console/tickets/t-1?notice=reply"
+    assert sent("reply", "Please restart the printer.") == "/console/tickets/t-1?notice=reply&sent=r1"
     assert sent("reply", "Please restart the printer.") == "/console/tickets/t-1?notice=reply-before"
     assert sent("note", "Please restart the printer.") == "/console/tickets/t-1?notice=note"  # a note is not a reply
     assert sent("note", "Please restart the printer.") == "/console/tickets/t-1?notice=note-before"
     assert (
         sent("note", "Please restart the printer.", "seen-on-a-page-opened-since") == "/console/tickets/t-1?notice=note"
     )
-    assert sent("reply", "And the spooler.") == "/console/tickets/t-1?notice=reply"
+    assert sent("reply", "And the spooler.") == "/console/tickets/t-1?notice=reply&sent=r1"
     posted = [(c["path"], c["json"]["body"]) for c in stub.calls if c["method"] == "POST"]
     assert posted == [
         ("/tickets/t-1/replies", "Please restart the printer."),
@@ -443,6 +443,23 @@ def test_a_reply_or_note_sent_again_from_a_page_brought_back_is_not_sent_twice(p
     shown = text(admin.get("/console/tickets/t-1?notice=reply-before"))
     assert "You sent this reply a moment ago, so it was not sent again: it is in the conversation." in shown
     assert re.search(r'data-draft-sent="draft:[^"]+:t-1:reply"', shown)  # its draft in the tab ends too
+
+
+def test_a_sent_reply_is_said_to_be_on_its_way_only_while_the_conversation_lacks_it(portal, stub):  # noqa: F811
+    """After Send reply the page says the reply joins the conversation in a moment; when intake has it in the
+    thread already (the page came after the event), it says only that it was sent."""
+    a_ticket(stub)
+    admin = signed_in(portal)
+    on_its_way = "Reply sent. It joins the conversation below in a moment."
+    page = text(admin.get("/console/tickets/t-1?notice=reply&sent=r1"))
+    assert on_its_way in page and re.search(r'data-draft-sent="draft:[^"]+:t-1:reply"', page)
+    reply = {"id": "r1", "author": {"type": "agent", "name": "Jane Doe"}, "body": "Restart it.", "at": "2026-01-01T10:05:00.000Z"}
+    stub.answers["/tickets/t-1"] |= {"thread": [*stub.answers["/tickets/t-1"].get("thread", []), reply]}
+    page = text(admin.get("/console/tickets/t-1?notice=reply&sent=r1"))
+    assert on_its_way not in page and '<p class="notice notice--success" role="status"' in page
+    assert "Reply sent.</p>" in page and re.search(r'data-draft-sent="draft:[^"]+:t-1:reply"', page)
+    page = text(admin.get("/console/tickets/t-1?notice=reply&sent=r2"))  # another reply's id: still on its way
+    assert on_its_way in page
 
 
 def test_the_peoples_words_in_the_timelines_sentences_are_isolated_and_escaped(portal, stub):  # noqa: F811

@@ -117,12 +117,17 @@ def test_changes_since_tell_of_the_agents_own_reply_from_another_tab_but_not_its
             {"action": "status_changed", "by": "ada", "to": "waiting_on_requester", "at": "2026-12-04T10:05:00.000Z"},
             {"action": "reopened", "by": "ada", "to": "assigned"},  # learnt from intake's event, after the page
             {"action": "resolved", "by": "ada"},
+            {"action": "transferred", "by": "ada", "to": "desk"},
+            {"action": "assigned", "by": "ada", "to": "bo"},
         ],
     )
-    assert after.changes_since(seen, me="ada", names={"ada": "Ada Lovelace"}) == [
+    names, teams = {"ada": "Ada Lovelace", "bo": "Bo Ek"}, {"desk": "Service desk"}
+    assert after.changes_since(seen, me="ada", names=names, teams=teams) == [
         "You, in another tab or window: replied to the requester",  # and the status it set with it: not said apart
         "You, in another tab or window: set the status to waiting on requester",
         "You, in another tab or window: resolved it",
+        "You, in another tab or window: transferred it to team Service desk",  # by name, as the page says them
+        "You, in another tab or window: assigned it to Bo Ek",
     ]
 
 
@@ -301,6 +306,13 @@ def test_who_did_what_reads_as_agents_say_it():
     assert domain.history_words({"action": "claimed", "by": "ada"}, names) == "Ada Lovelace: claimed it"
     assert domain.history_words({"action": "claimed", "by": "zed"}, names) == "zed: claimed it"  # not known: its id
     assert domain.who_words("admin:ada@example.com", names) == "an admin"
+    teams = {"network": "Network & VPN"}  # whom and where to, by name too
+    assigned = {"action": "assigned", "by": "bo", "to": "ada"}
+    assert domain.history_words(assigned, names, teams) == "bo: assigned it to Ada Lovelace"
+    moved = {"action": "transferred", "by": "ada", "to": "network"}
+    assert domain.history_words(moved, names, teams) == "Ada Lovelace: transferred it to team Network & VPN"
+    assert domain.history_words(moved, names) == "Ada Lovelace: transferred it to team network"  # not known: its id
+    assert domain.done_words({"action": "assigned", "to": "network"}, {}, teams) == "assigned it to network"
 
 
 def test_each_team_says_how_many_agents_it_has_and_how_many_take_tickets_now():

@@ -241,7 +241,7 @@ def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
     if team in found["teams"] and found.get("available", True):
         named = team_names(svc, session).get(team) or team
         raise UserError(
-            f"The agent is in {named} and available: its tickets there stay with it. Make it unavailable first to "
+            f"The agent is in {named} and available: its tickets there stay with it. Set it away first to "
             "hand them back.",
             status=409,
         )

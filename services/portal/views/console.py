@@ -339,7 +339,8 @@ def _ticket(
     seen = page.view.snapshot().encode()
     held = domain.Snapshot.decode(held_since) if held_since else None
     names = console.agent_names(portal(), g.session) if held else {}  # who did what, by name as the banner says it
-    changes = page.view.changes_since(held, g.session.get("agent_id"), names) if held else []
+    teams = console.team_names(portal(), g.session) if held else {}
+    changes = page.view.changes_since(held, g.session.get("agent_id"), names, teams) if held else []
     others = console.presence(portal(), g.session, ticket_id, me.get("name") or "")  # here from the first moment
     saved = replies.listed(portal()) if "reply" in page.rights else []  # their titles: the text comes when chosen
     html = render_template(
@@ -354,10 +355,9 @@ def _ticket(
         form=form or {},
         message=message,
         changes=changes,
-        notice=request.args.get("notice"),
+        notice=_notice(page.view.ticket),
         statuses=domain.AGENT_STATUS,
         priorities=PRIORITIES,
-        history_words=domain.history_words,
         mail_outcomes=domain.MAIL_OUTCOMES,
         similar=finding.similar(portal(), g.session, ticket_id),
         confirmed=portal().store.confirmed(ticket_id),
@@ -367,6 +367,15 @@ def _ticket(
         ratable=domain.RATABLE,
     )
     return html, status
+
+
+def _notice(ticket: dict) -> str | None:
+    """What the address says was just done; a reply that intake has in the thread already is "reply-shown" (the
+    page then does not say it is on its way)."""
+    notice, sent = request.args.get("notice"), request.args.get("sent")
+    if notice == "reply" and sent and any((entry or {}).get("id") == sent for entry in ticket.get("thread") or []):
+        return "reply-shown"
+    return notice
 
 
 def _rating(ticket_id: str) -> dict | None:
@@ -454,7 +463,8 @@ def act(ticket_id: str, action: str):
         team = answer.get("team") or form.get("team")  # named in the queue, and said if nobody there takes it
         handed = "handed-on" if answer.get("agent_id") else "handed-on-waiting"
         return redirect(url_for("console.queue", notice=handed, team=team), 303)  # no page of it here now
-    return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=action), 303)
+    sent = {"sent": answer["id"]} if action == "reply" and isinstance(answer.get("id"), str) else {}
+    return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=action, **sent), 303)
 
 
 @blueprint.get("/tickets/<ticket_id>/<action>")

@@ -12,16 +12,15 @@ from services.portal.views.admin import blueprint, form_data, page
 
 NOTICES = {
     "disabled": "The account is disabled: its sessions ended and it cannot sign in.",
-    "disabled-agent": "The account is disabled: its sessions ended and it cannot sign in. Its agent is unavailable "
+    "disabled-agent": "The account is disabled: its sessions ended and it cannot sign in. Its agent is away "
     "now, so it gets no new tickets. Give its open tickets to others from its page in Agents, or from the queue.",
     "disabled-agent-available": "The account is disabled: its sessions ended and it cannot sign in. Its agent could "
-    "not be made unavailable just now, so it still takes new tickets of its teams: make it unavailable on its page in "
-    "Agents.",
+    "not be set away just now, so it still takes new tickets of its teams: set it away on its page in Agents.",
     "disabled-shared": "The account is disabled: its sessions ended and it cannot sign in. Its agent is left as it "
     "is: another account still signs in as that agent.",
     "enabled": "The account is enabled again: it signs in with its password.",
-    "enabled-agent": "The account is enabled again: it signs in with its password. Its agent is still unavailable: "
-    "make it available on its page in Agents when it takes tickets again.",
+    "enabled-agent": "The account is enabled again: it signs in with its password. Its agent is still away: "
+    "set it available on its page in Agents when it takes tickets again.",
     "deleted": "The account is deleted.",
 }
 

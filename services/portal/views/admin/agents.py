@@ -1,5 +1,5 @@
 """Agents: the list (teams, capacity, availability, open tickets), adding one with its account, editing one,
-making one unavailable and taking one out of a team."""
+setting one away and taking one out of a team."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ LISTS = ("teams", "lead_of")
 NOTICES = {
     "saved": "The agent's changes are saved.",
     "available": "The agent is available: new tickets may be assigned to them.",
-    "unavailable": "The agent is unavailable: no new tickets are assigned to them.",
+    "unavailable": "The agent is away: no new tickets are assigned to them.",
 }
 
 
