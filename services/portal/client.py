@@ -28,6 +28,11 @@ class Actor:
     requester_email: str | None = None
     ticket_id: str | None = None
 
+    @property
+    def recorded_as(self) -> str:
+        """Who this is in the services' histories (shared.auth.Principal.actor): the agent, else "admin:<address>"."""
+        return self.agent_id or f"{self.role}:{self.sub}"
+
     def token(self, secret: str) -> str:
         return issue_token(
             secret,

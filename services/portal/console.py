@@ -619,7 +619,7 @@ def _check_unchanged(svc: Portal, session: dict, ticket_id: str, seen_text: str 
     if seen is None:
         return
     changes = ticket_view(svc, session, ticket_id).changes_since(
-        seen, session.get("agent_id"), agent_names(svc, session), team_names(svc, session)
+        seen, actor(session).recorded_as, agent_names(svc, session), team_names(svc, session)
     )
     if changes:
         raise ChangedMeanwhile(changes)
@@ -643,7 +643,7 @@ def live(svc: Portal, session: dict, ticket_id: str, seen_text: str | None, name
     return {
         "view": view,
         "changes": (
-            view.changes_since(seen, session.get("agent_id"), agent_names(svc, session), team_names(svc, session))
+            view.changes_since(seen, actor(session).recorded_as, agent_names(svc, session), team_names(svc, session))
             if seen
             else []
         ),

@@ -458,7 +458,8 @@ class TicketView:
     def changes_since(
         self, seen: Snapshot, me: str | None, names: dict[str, str] | None = None, teams: dict[str, str] | None = None
     ) -> list[str]:
-        """What changed since `seen`, in words, oldest first; `names`: agents' names by id, `teams` teams'.
+        """What changed since `seen`, in words, oldest first; `me`: the reader as the histories record them (an agent's
+        id, an admin who is no agent "admin:<address>"); `names`: agents' names by id, `teams` teams'.
 
         The agent's own doings count only where they change what a reply would say (a reply, a resolve, a status,
         a hand-over: OWN_CHANGES), said as theirs from elsewhere: every action reloads its own page, so a doing of

@@ -11,7 +11,7 @@ import uuid
 from services.portal import attachments, console, handlers
 from services.portal.pages import cookie_names
 from shared import links
-from tests.integration.test_portal_search import a_ticket, portal, signed_in, stub, text, with_grants  # noqa: F401
+from tests.integration.test_portal_search import PASSWORD, a_ticket, portal, signed_in, stub, text, with_grants  # noqa: F401
 
 QUEUED = {"at": "2026-01-01T10:00:01.000Z", "action": "queued", "by": "system", "from": None, "to": None,
           "decision": {"rule": "the available agent with the fewest open tickets", "candidates": []}}  # fmt: skip
@@ -453,7 +453,12 @@ def test_a_sent_reply_is_said_to_be_on_its_way_only_while_the_conversation_lacks
     on_its_way = "Reply sent. It joins the conversation below in a moment."
     page = text(admin.get("/console/tickets/t-1?notice=reply&sent=r1"))
     assert on_its_way in page and re.search(r'data-draft-sent="draft:[^"]+:t-1:reply"', page)
-    reply = {"id": "r1", "author": {"type": "agent", "name": "Jane Doe"}, "body": "Restart it.", "at": "2026-01-01T10:05:00.000Z"}
+    reply = {
+        "id": "r1",
+        "author": {"type": "agent", "name": "Jane Doe"},
+        "body": "Restart it.",
+        "at": "2026-01-01T10:05:00.000Z",
+    }
     stub.answers["/tickets/t-1"] |= {"thread": [*stub.answers["/tickets/t-1"].get("thread", []), reply]}
     page = text(admin.get("/console/tickets/t-1?notice=reply&sent=r1"))
     assert on_its_way not in page and '<p class="notice notice--success" role="status"' in page
@@ -602,6 +607,37 @@ def test_a_reply_from_a_second_tab_after_the_agents_own_reply_in_another_waits_f
     assert "<li>You, in another tab or window: replied to the requester</li>" in html
     assert "Or try the other printer." in html  # what she typed is kept
     assert [call["path"] for call in stub.calls].count("/tickets/t-1/replies") == 1
+
+
+def test_an_admin_who_is_no_agent_is_told_of_their_own_doings_elsewhere_as_their_own(portal, stub):  # noqa: F811
+    """An admin without an agent (recorded as "admin:<address>") is one person too: their own note in another tab
+    does not hold back a resolve, their own reply there is "You, in another tab or window", and another admin's
+    note is "an admin"'s."""
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {"agent_id": "ada", "status": "assigned"}
+    stub.answers["/tickets/t-1/resolve"] = (200, {"id": "t-1", "status": "resolved"})
+    svc = portal.extensions["ticketflow.portal"]
+    email = f"boss-{uuid.uuid4().hex[:8]}@example.com"
+    account, _ = handlers.create_account(svc, email, "admin", None, PASSWORD)
+    boss = portal.test_client()
+    boss.set_cookie(cookie_names(False)[0], handlers.start_session(svc, account)[0])
+    page = text(boss.get("/console/tickets/t-1"))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    seen = re.search(r'name="seen" value="([^"]*)"', page).group(1)
+    resolve = {"resolution": "Restarted the spooler.", "seen": seen, "csrf_token": token}
+
+    stub.answers["/tickets/t-1"] |= {"history": [QUEUED, {"action": "noted", "by": f"admin:{email}"}]}
+    assert boss.post("/console/tickets/t-1/resolve", data=resolve).status_code == 303
+
+    stub.answers["/tickets/t-1"] |= {"history": [QUEUED, {"action": "noted", "by": f"admin:{email}"},
+                                                 {"action": "replied", "by": f"admin:{email}"},
+                                                 {"action": "noted", "by": "admin:other@example.com"}]}  # fmt: skip
+    held = boss.post("/console/tickets/t-1/resolve", data=resolve)
+    assert held.status_code == 409
+    html = text(held)
+    assert "<li>You, in another tab or window: replied to the requester</li>" in html
+    assert "<li>an admin: added an internal note</li>" in html and html.count("added an internal note") == 1
+    assert [call["path"] for call in stub.calls].count("/tickets/t-1/resolve") == 1
 
 
 def test_an_assign_past_the_agents_capacity_or_to_one_away_says_so(portal, stub):  # noqa: F811
