@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime
 from email import policy
-from email.charset import QP, Charset
+from email.charset import BASE64, QP, Charset
+from email.header import Header
 from email.message import EmailMessage
 from email.message import Message as Email
 from email.mime.multipart import MIMEMultipart
@@ -22,6 +24,8 @@ _ID_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # safe on the left of @ in
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP  # readable in any client's source view, 7-bit clean for any relay
+_UTF8_HEADER = Charset("utf-8")
+_UTF8_HEADER.header_encoding = BASE64  # a subject's words beyond ASCII: the shorter encoding for most scripts
 _FOLD_AT = 78  # RFC 5322's "SHOULD" for a line
 _MAX_LINE = 998  # its "MUST"
 # The plain email's policy: a header that needs folding is set folded already (`_subject`), so none is folded
@@ -37,8 +41,8 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
 
     When the sender and the recipient are printable ASCII that fits a line (nearly always), the email is built
     with the email package's plain (compat32) classes: the modern EmailMessage parses every header it is given,
-    about 2 ms an email, a fifth of notify's worker. A subject beyond ASCII or a line is still encoded and folded
-    by the modern policy. Otherwise (an address or a name to encode: the envelope then comes from the modern
+    about 2 ms an email, a fifth of notify's worker. A subject beyond ASCII or a line is encoded and folded by
+    `_subject` in both. Otherwise (an address or a name to encode: the envelope then comes from the modern
     policy's parse, with SMTPUTF8 where needed) the whole email is the modern EmailMessage, as it always was.
     A header value with a line break of any kind is refused (ValueError): it would start a header of its own.
     """
@@ -54,7 +58,10 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
     email = MIMEMultipart("alternative", policy=_POLICY) if plain else EmailMessage()
     email["From"] = sender
     email["To"] = recipient
-    email["Subject"] = _subject(message.subject) if plain else message.subject
+    if plain:
+        email["Subject"] = _subject(message.subject)
+    else:  # as folded here: the modern policy would parse it and fold it again, its own way (see _subject)
+        email.set_raw("Subject", _subject(message.subject))
     email["Date"] = format_datetime(datetime.now(UTC))
     email["Message-ID"] = f"<{notification_id}+{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
     email["In-Reply-To"] = f"<ticket-{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
@@ -75,11 +82,31 @@ def _fits(name: str, value: str) -> bool:
 
 
 def _subject(value: str) -> str:
-    """The Subject as it goes out: as it is when it fits, else encoded (RFC 2047) and folded by the modern policy."""
-    if _fits("Subject", value):
+    """The Subject as it goes out: as it is when it fits; printable ASCII folded at its spaces by the modern policy;
+    else (beyond ASCII, or holding what reads as an encoded word) its leading ASCII words (the ticket's `[#number]`)
+    as they are and the rest encoded (RFC 2047) and folded by `email.header.Header`, which cuts between characters
+    inside encoded words only, so that every space is kept and no encoded word is empty (the modern policy's
+    folding drops a space at each fold between encoded words, and may write an empty `=?utf-8?q??=`, which some
+    clients show as it is)."""
+    literal = "=?" not in value  # else even ASCII is encoded: a reader would take "=?utf-8?q?x?=" for "x"
+    if literal and _fits("Subject", value):
         return value
-    folded = policy.default.header_factory("Subject", value).fold(policy=policy.SMTP)
-    return folded.removeprefix("Subject: ").removesuffix("\r\n")
+    if literal and value.isascii() and value.isprintable():
+        folded = policy.default.header_factory("Subject", value).fold(policy=policy.SMTP)
+        return folded.removeprefix("Subject: ").removesuffix("\r\n")
+    words = value.split(" ")
+    plain = list(itertools.takewhile(_plain_word, words[: len(words) - 1]))  # at least the last word is encoded
+    while plain and len("Subject: ") + len(" ".join(plain)) > _FOLD_AT // 2:
+        plain.pop()
+    prefix = " ".join(plain) + " " if plain else ""
+    first_line = len("Subject: ") + len(prefix)
+    encoded = Header(value[len(prefix) :], _UTF8_HEADER, _FOLD_AT, header_name="x" * (first_line - 2))
+    return prefix + encoded.encode(linesep="\r\n")
+
+
+def _plain_word(word: str) -> bool:
+    """A word of the subject that goes out as it is: printable ASCII that cannot be read as an encoded word."""
+    return bool(word) and word.isascii() and word.isprintable() and "=?" not in word
 
 
 def _text_part(text: str, subtype: str) -> MIMEText:

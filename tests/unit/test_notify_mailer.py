@@ -143,6 +143,30 @@ def test_names_and_subjects_beyond_ascii_or_a_line_are_encoded_folded_and_read_b
     assert [part.get_content() for part in parsed.iter_parts()] == [text + "\n", "<p>ok</p>\n"]
 
 
+@pytest.mark.parametrize("sender", ["helpdesk@example.com", "Hélp Désk <helpdesk@example.com>"])
+@pytest.mark.parametrize(
+    "subject",
+    [
+        '[#100025] VPN drops every hour <b>bold</b> & "quotes" 🚀',  # an empty encoded word before the emoji once
+        '[#7] xaj z=🚀&b中i=mñ🚀>exhc<<k_da ?ñeyé=mxykeñkii🚀n"a>ze<bibeffd "hy>bhh> cicéh🚀??🚀>li<niy=aeb',
+        "[#7]  Grüße  aus  Köln, the  printer  on  the  third  floor  jams  again  and  again  and  again  ünd",
+        "[#7] a subject that says =?utf-8?q?x?= as its requester typed it",  # ASCII, but it reads as an encoded word
+        "Grüße " + "x" * 100 + " ñ",
+    ],
+)
+def test_a_subject_is_read_back_exactly_as_written_every_space_kept_no_encoded_word_empty(sender, subject):
+    """The modern policy's folding dropped the space at each fold between encoded words and could write an empty
+    encoded word (`=?utf-8?q??=`, which some clients show as it is); the subject as its ticket has it comes back."""
+    raw = make_email(sender=sender, message=Message(subject, "ok", "<p>ok</p>")).as_bytes()
+    head = raw.decode().split("\n\n", 1)[0]
+    lines = _header_lines(head, "Subject")
+
+    assert str(message_from_bytes(raw, policy=policy.default)["Subject"]) == subject
+    assert "??=" not in head and raw.isascii() and all(len(line.rstrip("\r")) <= 78 for line in lines)
+    if subject.startswith("[#"):
+        assert lines[0].startswith(f"Subject: {subject.split(' ')[0]} ")  # the number readable as it is
+
+
 def _header_lines(head: str, name: str) -> list[str]:
     """The header's lines as written: its first and the continuation lines after it."""
     lines = head.splitlines()
