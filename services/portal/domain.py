@@ -86,14 +86,19 @@ def clock_state_words(clock: dict) -> str:
 
 
 def deadline(clocks: dict) -> dict:
-    """The soonest due time of the clocks still counting (running, or breached and not stopped), and whether
-    one is breached."""
-    counting = [clock for clock in clocks.values() if clock and clock.get("state") in ("running", "breached")]
+    """The soonest due time of the clocks still counting (running, or breached and not stopped); whether one of
+    them is breached (`breached`), else whether a clock was breached before it was met or paused (`missed`); and,
+    when nothing counts, whether a clock waits on the requester (`paused`)."""
+    known = [clock for clock in clocks.values() if clock]
+    counting = [clock for clock in known if clock.get("state") in ("running", "breached")]
     due = [parse_time(clock["due_at"]) for clock in counting if clock.get("due_at")]
-    breached = any(
-        clock and (clock.get("state") == "breached" or clock.get("breached_at")) for clock in clocks.values()
-    )
-    return {"deadline": format_time(min(due)) if due else None, "breached": breached}
+    breached = any(clock.get("state") == "breached" for clock in counting)
+    return {
+        "deadline": format_time(min(due)) if due else None,
+        "breached": breached,
+        "missed": not breached and any(clock.get("breached_at") for clock in known),
+        "paused": not due and any(clock.get("state") == "paused" for clock in known),
+    }
 
 
 def copied_deadline(row: dict) -> dict:

@@ -32,7 +32,7 @@ def queue_stub(stub) -> None:  # noqa: F811
                               "next_cursor": None}  # fmt: skip
     stub.answers["/tickets"] = {"items": [  # sla's clocks of the rows (t-3: not known to sla yet)
         {"ticket_id": "t-1", "priority": "high", "clocks": {
-            "first_response": clock("met", "2026-12-01T05:00:00.000Z"),
+            "first_response": clock("met", "2026-12-01T05:00:00.000Z", "2026-12-01T05:00:00.000Z"),
             "next_response": None,
             "resolution": clock("paused", "2026-12-01T06:00:00.000Z")}},
         {"ticket_id": "t-2", "priority": "normal", "clocks": {
@@ -55,7 +55,7 @@ def test_each_row_shows_its_soonest_running_deadline_from_sla_soonest_first(port
 
     assert rows_of(html) == [
         ("100002", "1 Dec 2026, 04:30 UTC Breached"),  # breached, still counting: first
-        ("100001", "—"),  # met, and the resolution paused (waiting on the requester): nothing is due
+        ("100001", "Paused Breached earlier"),  # met late, the resolution paused (on the requester): nothing due
         ("100003", "—"),  # sla does not know it yet: assignment's copy, which has nothing either
     ]
     [asked] = [call for call in stub.calls if call["path"] == "/tickets"]
