@@ -179,8 +179,8 @@ def test_an_empty_resolution_is_summed_up_linked_to_its_field_and_marked_there(p
     summary = sent[sent.index('class="error-summary"') : sent.index("</div>", sent.index('class="error-summary"'))]
     assert '<a href="#resolution">Say how it was resolved: the requester reads it.</a>' in summary
     assert "That did not work" not in sent  # nothing refused it: the field was empty
-    field = re.search(r'<input id="resolution"[^>]*>', sent).group(0)
-    assert 'aria-invalid="true"' in field and 'aria-describedby="resolution-error"' in field
+    field = re.search(r'<textarea id="resolution"[^>]*>', sent).group(0)  # a box of lines: the requester reads it
+    assert 'aria-invalid="true"' in field and 'aria-describedby="resolution-hint resolution-error"' in field
     assert 'id="resolution-error"' in sent
     assert not [c for c in stub.calls[calls:] if c["path"] == "/tickets/t-1/resolve"]
 
