@@ -78,7 +78,7 @@ def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, boo
             lambda: body["email"] and _account_possible(svc, body["email"].lower()),
             lambda: body["email"] and _email_of_nobody_else(svc, session, body["id"], body["email"]),
             lambda: _leads_its_teams(svc, session, body),
-            lambda: body["id"] and agent_untaken(svc, body["id"], "id"),  # an account left from an agent deleted
+            lambda: body["id"] and _id_free(svc, session, body["id"]),
         )
     try:
         created = svc.services.post("assignment", "/agents", actor(session), body)
@@ -88,6 +88,26 @@ def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, boo
     if form.get("send_email"):
         queue_welcome(svc, account, created.get("name"))
     return created, token or "", bool(form.get("send_email"))
+
+
+def _id_free(svc: Portal, session: dict, agent_id: str) -> None:
+    """A new agent's id that an account signs in as already (409, next to the id): an agent that exists, or one
+    deleted from assignment whose account is left (agent_untaken), each said in the words of this form."""
+    try:
+        agent_untaken(svc, agent_id, "id")
+    except UserError as taken:
+        try:
+            exists = bool(agent(svc, session, agent_id))
+        except (Refused, Unreachable):  # 404: gone from assignment; not answering: its account says enough
+            exists = False
+        account = svc.store.accounts_of_agent(agent_id)[0]["email"]
+        said = (
+            f"An agent with the id {agent_id} exists already: choose another id for the new agent."
+            if exists
+            else f"The account {account} still signs in as {agent_id}, an agent deleted since: choose another id, "
+            "or disable and delete that account first (Accounts)."
+        )
+        raise UserError(taken.message, {"id": [said]}, 409) from None
 
 
 def _account_possible(svc: Portal, email: str) -> None:
@@ -375,6 +395,7 @@ def _name_untaken(
 def create_team(svc: Portal, session: dict, form: dict) -> dict:
     body = {"id": form.get("id", "").strip(), "name": form.get("name", "").strip(), "topics": form.get("topics", [])}
     _name_untaken(every_team(svc, session), body["id"], body["name"], "team", new_id="id")
+    _topics_known(svc, session, body["topics"])
     left = check_topics(svc, session, body["id"], form, new_team=True)
     try:
         created = svc.services.post("assignment", "/teams", actor(session), body)
@@ -385,6 +406,21 @@ def create_team(svc: Portal, session: dict, form: dict) -> dict:
     return created
 
 
+def _topics_known(svc: Portal, session: dict, topics: list) -> None:
+    """Topics given to a team are intake's (the form offers only those; an edited form may send others, which no
+    ticket would ever have): one intake does not list is refused next to the list. Unchecked while intake does
+    not answer (assignment takes any id)."""
+    if not topics:
+        return
+    try:
+        known = {topic["id"] for topic in every_topic(svc, actor(session))}
+    except (Refused, Unreachable):
+        return
+    if unknown := [topic for topic in topics if topic not in known]:
+        said = f"No help topic has the id {unknown[0]}: choose topics from the list."
+        raise UserError("The team's topics are not help topics.", {"topics": [said]})
+
+
 def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
     body = {"name": form.get("name", "").strip(), "topics": form.get("topics", [])}
     teams = every_team(svc, session)
@@ -392,6 +428,8 @@ def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
         del body["name"]  # unchanged: saved without it (one made before a rule it breaks, or one another shares)
     else:
         _name_untaken(teams, team_id, body["name"], "team")
+    had = next((team.get("topics") or [] for team in teams if team["id"] == team_id), [])
+    _topics_known(svc, session, [topic for topic in body["topics"] if topic not in had])  # what it had stays
     left = check_topics(svc, session, team_id, form)
     try:
         changed = svc.services.call("assignment", "PATCH", f"/teams/{path_id(team_id)}", actor(session), json=body)
