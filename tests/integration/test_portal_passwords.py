@@ -75,7 +75,10 @@ def test_forgot_emails_a_link_that_sets_a_new_password_once(portal, outbox):  # 
 
     chosen = post(browser(portal), f"/password/{token}", f"/password/{token}", {"password": NEW_PASSWORD})
 
-    assert chosen.status_code == 303 and chosen.headers["Location"].endswith("/login?notice=password-set")
+    assert chosen.status_code == 303 and "/login?notice=password-set&email=" in chosen.headers["Location"]
+    signing_in = text(browser(portal).get(chosen.headers["Location"]))  # the address it was set for, filled in
+    assert "Your password is set. Sign in with it." in signing_in
+    assert re.search(rf'<input id="email" name="email" type="email" value="{re.escape(agent["email"])}"', signing_in)
     assert sign_in(portal, agent["email"]).status_code == 401  # the old password is gone
     assert sign_in(portal, agent["email"], NEW_PASSWORD).status_code == 303
     assert handlers.load_session(svc, session) is None  # every session of the account ended

@@ -36,7 +36,10 @@ def _safe_next(target: str | None) -> str:
 def login():
     if g.session and g.session.get("account_id"):
         return redirect(_safe_next(request.args.get("next")))
-    return render_template("auth/login.html", form={"next": request.args.get("next", "")}, errors={})
+    form = {"next": request.args.get("next", "")}
+    if request.args.get("notice") == "password-set":  # the address the password was just set for, to sign in with
+        form["email"] = request.args.get("email", "")[:320]
+    return render_template("auth/login.html", form=form, errors={})
 
 
 @blueprint.post("/login")
@@ -89,6 +92,7 @@ def password(token: str):
 
 @blueprint.post("/password/<token>")
 def password_post(token: str):
+    email = (passwords.link_account(portal(), token) or {}).get("email")  # the link is spent once it is used
     try:
         passwords.set_password(portal(), token, request.form.get("password", ""))
     except handlers.UserError as exc:
@@ -99,7 +103,7 @@ def password_post(token: str):
             "auth/password.html", token=token, email=account.get("email", ""), errors=exc.errors, message=exc.message
         )
         return page, 422
-    return redirect(url_for("auth.login", notice="password-set"), 303)
+    return redirect(url_for("auth.login", notice="password-set", **({"email": email} if email else {})), 303)
 
 
 @blueprint.get("/password/forgot")
