@@ -61,8 +61,13 @@ def parse(args, now: datetime) -> tuple[Period | None, dict, dict[str, list[str]
             errors.pop("to", None)  # an empty last day means today: only the first day is missing
     if errors:
         return None, form, errors
-    label = f"{first:%-d %b %Y} to {last:%-d %b %Y}"
+    label = f"{_day(first)} to {_day(last)}"
     return Period(_midnight(first), _midnight(last + timedelta(days=1)), label), form, {}
+
+
+def _day(day: date) -> str:
+    """"1 Nov 2026"; the year in four digits always ("1 Jan 0001", where strftime's %Y would write "1")."""
+    return f"{day.day} {day:%b} {day.year:04d}"
 
 
 def _date_problems(first: date | None, last: date | None, today: date) -> dict[str, list[str]]:

@@ -50,7 +50,7 @@ def minutes(value: float | None) -> str:
 
 @blueprint.app_template_filter("percent")
 def percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} %"
+    return "—" if value is None else f"{value:.1f}%"  # as the reports write it
 
 
 def page(template: str, section: str, status: int = 200, notices: dict[str, str] | None = None, **context):
