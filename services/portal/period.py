@@ -66,7 +66,7 @@ def parse(args, now: datetime) -> tuple[Period | None, dict, dict[str, list[str]
 
 
 def _day(day: date) -> str:
-    """"1 Nov 2026"; the year in four digits always ("1 Jan 0001", where strftime's %Y would write "1")."""
+    """ "1 Nov 2026"; the year in four digits always ("1 Jan 0001", where strftime's %Y would write "1")."""
     return f"{day.day} {day:%b} {day.year:04d}"
 
 
