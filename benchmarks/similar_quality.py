@@ -108,6 +108,9 @@ def measure(module, tickets: list[dict], directory: Path) -> dict:
         "first_result_right": statistics.fmean(
             bool(row["found"]) and kind_of[row["found"][0]] == row["ticket"]["kind"] for row in asked
         ),
+        # what an agent sees: the results shown (the engine leaves out those far in meaning), and how many are right
+        "shown_per_ticket": statistics.fmean(len(row["found"]) for row in asked),
+        "precision_of_shown": sum(row["hits"] for row in asked) / max(1, sum(len(row["found"]) for row in asked)),
         "per_kind": {kind: statistics.fmean(values) for kind, values in sorted(per_kind.items())},
         "ms_per_similar": 1000 * statistics.fmean(seconds),
         "rows": asked,
@@ -148,6 +151,7 @@ def confused(result: dict, count: int = 8) -> list[dict]:
 def report(results: dict[str, dict], last: str, args) -> None:
     for part, result in results.items():
         print(f"{part:>5}: P@5 {result['precision_at_5']:.3f}  first result right {result['first_result_right']:.3f}"
+              f"  shown {result['shown_per_ticket']:.2f} a ticket, {result['precision_of_shown']:.3f} of them right"
               f"  ({result['tickets']} tickets, {result['ms_per_similar']:.1f} ms a similar)")  # fmt: skip
     per_kind = results[last]["per_kind"]
     print(f"\nper kind ({last}), worst first:")
@@ -165,7 +169,15 @@ def report(results: dict[str, dict], last: str, args) -> None:
 
 
 def as_json(results: dict[str, dict], last: str, args) -> dict:
-    keep = ("tickets", "precision_at_5", "first_result_right", "per_kind", "ms_per_similar")
+    keep = (
+        "tickets",
+        "precision_at_5",
+        "first_result_right",
+        "shown_per_ticket",
+        "precision_of_shown",
+        "per_kind",
+        "ms_per_similar",
+    )
     return {
         "set": str(SET.relative_to(ROOT)),
         "engine": args.engine,

@@ -298,19 +298,20 @@ def test_similar_orders_the_candidates_by_words_and_meaning_together():
     assert semantic.embedder() is not None, "the `similar` extra is missing: pip install -e '.[dev]'"
     vectors = {"docs": [{"term_vectors": {"subject": {"terms": {"vpn": {"doc_freq": 3}}}}}]}
     source = hit("new", subject="VPN drops", description="The VPN tunnel keeps disconnecting from home", status="new")
+    wifi = hit("wifi", subject="Wi-Fi at home", description="My home link keeps dropping out", resolution="Reset")
     printer = hit("printer", subject="Printer", description="The printer on floor 3 jams", resolution="Cleared")
     tunnel = hit("tunnel", subject="AnyConnect", description="The VPN client disconnects every few minutes at home",
                  resolution="New VPN profile")  # fmt: skip
-    printer["_score"], tunnel["_score"] = 2.0, 1.0  # the words put the printer first
+    wifi["_score"], tunnel["_score"], printer["_score"] = 2.0, 1.0, 0.5  # the words put Wi-Fi first
     client = FakeClient(
-        search=[answer(source), answer(printer), answer(printer, tunnel)],
+        search=[answer(source), answer(wifi), answer(wifi, tunnel, printer)],
         count=[{"count": 10}],
         mtermvectors=[vectors, vectors],
     )
-    found = OpenSearchEngine(client, "idx").similar("new", scope=Scope(everything=True), limit=2)
-    assert [item["ticket_id"] for item in found] == ["tunnel", "printer"]
+    found = OpenSearchEngine(client, "idx").similar("new", scope=Scope(everything=True), limit=5)
+    assert [item["ticket_id"] for item in found] == ["tunnel", "wifi"]  # the printer: far in meaning, left out
     assert client.searches()[-1]["size"] == semantic.DEPTH  # the candidates the meaning re-ranks
-    k, w = semantic.FUSION_K, semantic.WEIGHT  # the tunnel: lexical rank 1, meaning rank 0; the printer: 0 and 1
+    k, w = semantic.FUSION_K, semantic.WEIGHT  # the tunnel: lexical rank 1, meaning rank 0; Wi-Fi: 0 and 1
     assert [item["score"] for item in found] == [round(1 / (k + 1) + w / k, 6), round(1 / k + w / (k + 1), 6)]
 
 
