@@ -185,6 +185,23 @@ def test_an_empty_resolution_is_summed_up_linked_to_its_field_and_marked_there(p
     assert not [c for c in stub.calls[calls:] if c["path"] == "/tickets/t-1/resolve"]
 
 
+def test_an_empty_note_is_said_next_to_its_box_as_a_reply_is_not_left_to_the_browser(portal, stub):  # noqa: F811
+    """The note's box is not `required`: a browser's own bubble says nothing a screen reader and the page's
+    summary would; the page says it, as for an empty reply."""
+    a_ticket(stub)
+    admin = signed_in(portal)
+    page = text(admin.get("/console/tickets/t-1"))
+    assert "required" not in re.search(r'<textarea id="note-body"[^>]*>', page).group(0)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    sent = admin.post("/console/tickets/t-1/note", data={"body": " ", "csrf_token": token})
+
+    assert sent.status_code == 422
+    assert '<a href="#note-body">Write the note first.</a>' in text(sent)
+    assert 'aria-invalid="true"' in re.search(r'<textarea id="note-body"[^>]*>', text(sent)).group(0)
+    assert not [c for c in stub.calls if c["path"] == "/tickets/t-1/notes"]
+
+
 def test_a_refusal_of_another_field_is_the_services_refusal_not_the_replys_text(portal, stub):  # noqa: F811
     a_ticket(stub)
     stub.answers["/tickets/t-1/replies"] = (422, {"title": "Unprocessable Entity", "status": 422,
