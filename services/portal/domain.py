@@ -468,7 +468,8 @@ class TicketView:
 
         The agent's own doings count only where they change what a reply would say (a reply, a resolve, a status,
         a hand-over: OWN_CHANGES), said as theirs from elsewhere: every action reloads its own page, so a doing of
-        theirs that the page has not seen was done in another tab or window (a reply sent twice, unawares)."""
+        theirs that the page has not seen was done in another tab or window (a reply sent twice, unawares), or by a
+        send whose answer was lost (the error page, then Back and Send again: it may have gone through)."""
         changes = [
             f"{(entry.get('author') or {}).get('name') or 'The requester'} (requester) wrote a new message"
             for entry in (self.ticket.get("thread") or [])[seen.thread :]
@@ -479,7 +480,7 @@ class TicketView:
             if me is None or entry.get("by") != me:
                 changes.append(history_words(entry, names, teams))
             elif entry.get("action") in OWN_CHANGES and not _part_of_reply(entry, previous):
-                changes.append(f"You, in another tab or window: {done_words(entry, names, teams)}")
+                changes.append(f"You, in another tab or window or an earlier try: {done_words(entry, names, teams)}")
             previous = entry
         return changes
 

@@ -201,9 +201,11 @@ def install(app: Flask) -> None:
     @app.errorhandler(Unreachable)
     def unreachable(exc: Unreachable):
         log.warning("a service did not answer: %s", exc)
-        return error_page(
-            503, "We cannot reach the help desk right now", "Please try again in a minute. Nothing you sent was lost."
-        )
+        if request.method == "POST":  # the service may have done it, its answer lost on the way back
+            said = "Please try again in a minute. It may have gone through before the answer was lost: look first."
+        else:
+            said = "Please try again in a minute. Nothing you sent was lost."
+        return error_page(503, "We cannot reach the help desk right now", said)
 
 
 def linked(text: str) -> Markup:

@@ -202,6 +202,28 @@ def test_an_empty_note_is_said_next_to_its_box_as_a_reply_is_not_left_to_the_bro
     assert not [c for c in stub.calls if c["path"] == "/tickets/t-1/notes"]
 
 
+def test_a_send_whose_answer_is_lost_says_it_may_have_gone_through_a_page_that_is_not_says_nothing_was(
+    portal,  # noqa: F811
+    stub,  # noqa: F811
+):
+    """assignment failing (5xx, or no answer) under a reply may have done it first: the page says to look before
+    sending again (a second send from the old page is then held back: "an earlier try"); a page that could not be
+    read sent nothing."""
+    a_ticket(stub)
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+    stub.answers["/tickets/t-1/replies"] = (503, {"title": "Service Unavailable", "detail": "down"})
+
+    sent = admin.post("/console/tickets/t-1/reply", data={"body": "Restart it.", "csrf_token": token})
+
+    assert sent.status_code == 503
+    assert "It may have gone through before the answer was lost: look first." in text(sent)
+    assert "Nothing you sent was lost" not in text(sent)
+    stub.answers["/tickets/t-1"] = (503, {"title": "Service Unavailable", "detail": "down"})
+    read = admin.get("/console/tickets/t-1")
+    assert read.status_code == 503 and "Nothing you sent was lost." in text(read)
+
+
 def test_a_refusal_of_another_field_is_the_services_refusal_not_the_replys_text(portal, stub):  # noqa: F811
     a_ticket(stub)
     stub.answers["/tickets/t-1/replies"] = (422, {"title": "Unprocessable Entity", "status": 422,
@@ -621,15 +643,15 @@ def test_a_reply_from_a_second_tab_after_the_agents_own_reply_in_another_waits_f
     assert held.status_code == 409
     html = text(held)
     assert "Your reply has not been sent yet." in html
-    assert "<li>You, in another tab or window: replied to the requester</li>" in html
+    assert "<li>You, in another tab or window or an earlier try: replied to the requester</li>" in html
     assert "Or try the other printer." in html  # what she typed is kept
     assert [call["path"] for call in stub.calls].count("/tickets/t-1/replies") == 1
 
 
 def test_an_admin_who_is_no_agent_is_told_of_their_own_doings_elsewhere_as_their_own(portal, stub):  # noqa: F811
     """An admin without an agent (recorded as "admin:<address>") is one person too: their own note in another tab
-    does not hold back a resolve, their own reply there is "You, in another tab or window", and another admin's
-    note is "an admin"'s."""
+    does not hold back a resolve, their own reply there is "You, in another tab or window or an earlier try", and
+    another admin's note is "an admin"'s."""
     a_queued_ticket(stub)
     stub.answers["/tickets/t-1"] |= {"agent_id": "ada", "status": "assigned"}
     stub.answers["/tickets/t-1/resolve"] = (200, {"id": "t-1", "status": "resolved"})
@@ -652,7 +674,7 @@ def test_an_admin_who_is_no_agent_is_told_of_their_own_doings_elsewhere_as_their
     held = boss.post("/console/tickets/t-1/resolve", data=resolve)
     assert held.status_code == 409
     html = text(held)
-    assert "<li>You, in another tab or window: replied to the requester</li>" in html
+    assert "<li>You, in another tab or window or an earlier try: replied to the requester</li>" in html
     assert "<li>an admin: added an internal note</li>" in html and html.count("added an internal note") == 1
     assert [call["path"] for call in stub.calls].count("/tickets/t-1/resolve") == 1
 
