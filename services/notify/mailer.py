@@ -21,6 +21,7 @@ from shared.smtp import OWN_MESSAGE_DOMAIN, SmtpConfig, parse_smtp_url
 __all__ = ["SmtpConfig", "build_email", "parse_smtp_url", "send_email"]
 
 _ID_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # safe on the left of @ in a Message-ID, and without "+"
+_PIECES = re.compile(r" *[^ ]+")  # a subject's words, each with the spaces before it (_folded)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP  # readable in any client's source view, 7-bit clean for any relay
@@ -31,6 +32,9 @@ _MAX_LINE = 998  # its "MUST"
 # The plain email's policy: a header that needs folding is set folded already (`_subject`), so none is folded
 # again; a line is at most _MAX_LINE long (the boundary's Content-Type line is over 78).
 _POLICY = policy.compat32.clone(max_line_length=_MAX_LINE)
+# The other emails' policy: the Subject, set folded already (set_raw), is never folded again, even with a word
+# longer than a line (refold_source "long" would, its own way: see _subject).
+_MODERN = policy.default.clone(refold_source="none")
 
 
 def build_email(sender: str, recipient: str, message: Message, ticket_id: str, notification_id: str) -> Email:
@@ -55,7 +59,7 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
     if message.subject.splitlines() not in ([], [message.subject]):  # any break str.splitlines knows
         raise ValueError(f"the subject must not contain line breaks: {message.subject!r}")
     plain = all(_fits(name, value) for name, value in (("From", sender), ("To", recipient)))
-    email = MIMEMultipart("alternative", policy=_POLICY) if plain else EmailMessage()
+    email = MIMEMultipart("alternative", policy=_POLICY) if plain else EmailMessage(policy=_MODERN)
     email["From"] = sender
     email["To"] = recipient
     if plain:
@@ -82,18 +86,17 @@ def _fits(name: str, value: str) -> bool:
 
 
 def _subject(value: str) -> str:
-    """The Subject as it goes out: as it is when it fits; printable ASCII folded at its spaces by the modern policy;
-    else (beyond ASCII, or holding what reads as an encoded word) its leading ASCII words (the ticket's `[#number]`)
-    as they are and the rest encoded (RFC 2047) and folded by `email.header.Header`, which cuts between characters
-    inside encoded words only, so that every space is kept and no encoded word is empty (the modern policy's
-    folding drops a space at each fold between encoded words, and may write an empty `=?utf-8?q??=`, which some
-    clients show as it is)."""
+    """The Subject as it goes out, read back exactly as written: as it is when it fits; printable ASCII folded
+    before one of its spaces (`_folded`); else (beyond ASCII, or holding what reads as an encoded word) its leading
+    ASCII words (the ticket's `[#number]`) as they are and the rest encoded (RFC 2047) and folded by
+    `email.header.Header`, which cuts between characters inside encoded words only. Not the modern policy's
+    folding: it drops a space at each fold between encoded words and where a fold meets two spaces, may write an
+    empty `=?utf-8?q??=` (which some clients show as it is), and may fold right after "Subject:"."""
     literal = "=?" not in value  # else even ASCII is encoded: a reader would take "=?utf-8?q?x?=" for "x"
     if literal and _fits("Subject", value):
         return value
     if literal and value.isascii() and value.isprintable():
-        folded = policy.default.header_factory("Subject", value).fold(policy=policy.SMTP)
-        return folded.removeprefix("Subject: ").removesuffix("\r\n")
+        return _folded(value, _FOLD_AT - len("Subject: "))
     words = value.split(" ")
     plain = list(itertools.takewhile(_plain_word, words[: len(words) - 1]))  # at least the last word is encoded
     while plain and len("Subject: ") + len(" ".join(plain)) > _FOLD_AT // 2:
@@ -102,6 +105,22 @@ def _subject(value: str) -> str:
     first_line = len("Subject: ") + len(prefix)
     encoded = Header(value[len(prefix) :], _UTF8_HEADER, _FOLD_AT, header_name="x" * (first_line - 2))
     return prefix + encoded.encode(linesep="\r\n")
+
+
+def _folded(value: str, room: int) -> str:
+    """ASCII text in lines of at most _FOLD_AT (a word longer than a line stays whole), each fold a line break put
+    before the spaces between two words, so that unfolding (taking the breaks out) gives the text back, every
+    space kept: no line ends in a space (a generator may strip it) or is only spaces. The first line has `room`."""
+    pieces = _PIECES.findall(value)  # each word with the spaces before it
+    pieces[-1] += value[len("".join(pieces)) :]  # spaces at the end, if any, stay on the last line
+    lines, line = [], pieces[0]
+    for piece in pieces[1:]:
+        if len(line) + len(piece) > room:
+            lines.append(line)
+            line, room = piece, _FOLD_AT
+        else:
+            line += piece
+    return "\r\n".join([*lines, line])
 
 
 def _plain_word(word: str) -> bool:
