@@ -618,11 +618,15 @@ def _check_unchanged(svc: Portal, session: dict, ticket_id: str, seen_text: str 
     seen = domain.Snapshot.decode(seen_text)
     if seen is None:
         return
-    changes = ticket_view(svc, session, ticket_id).changes_since(
-        seen, actor(session).recorded_as, agent_names(svc, session), team_names(svc, session)
-    )
+    changes = changes_since(svc, session, ticket_view(svc, session, ticket_id), seen)
     if changes:
         raise ChangedMeanwhile(changes)
+
+
+def changes_since(svc: Portal, session: dict, view: domain.TicketView, seen: domain.Snapshot) -> list[str]:
+    """What changed on the ticket since the page's `seen`, as the page says it: the reader known as the histories
+    record them (their own doings said as theirs), agents and teams by name."""
+    return view.changes_since(seen, actor(session).recorded_as, agent_names(svc, session), team_names(svc, session))
 
 
 def presence(svc: Portal, session: dict, ticket_id: str, name: str) -> list[str]:
@@ -642,10 +646,6 @@ def live(svc: Portal, session: dict, ticket_id: str, seen_text: str | None, name
     others = presence(svc, session, ticket_id, name)
     return {
         "view": view,
-        "changes": (
-            view.changes_since(seen, actor(session).recorded_as, agent_names(svc, session), team_names(svc, session))
-            if seen
-            else []
-        ),
+        "changes": changes_since(svc, session, view, seen) if seen else [],
         "others": others,
     }

@@ -201,10 +201,12 @@ def install(app: Flask) -> None:
     @app.errorhandler(Unreachable)
     def unreachable(exc: Unreachable):
         log.warning("a service did not answer: %s", exc)
-        if request.method == "POST":  # the service may have done it, its answer lost on the way back
-            said = "Please try again in a minute. It may have gone through before the answer was lost: look first."
-        else:
+        if request.method != "POST":
             said = "Please try again in a minute. Nothing you sent was lost."
+        elif request.path.startswith(("/console", "/admin")):  # the service may have done it, its answer lost
+            said = "Please try again in a minute. It may have gone through before the answer was lost: look first."
+        else:  # a requester's request opens once however often it is sent; a message may have gone
+            said = "Please try again in a minute. If what you sent went through meanwhile, its page shows it."
         return error_page(503, "We cannot reach the help desk right now", said)
 
 

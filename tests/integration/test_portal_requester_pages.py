@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 
 from services.portal import handlers
-from services.portal.client import Refused
+from services.portal.client import Refused, Unreachable
 from services.portal.pages import cookie_names
 from tests.integration.test_portal_search import portal, signed_in, stub, text, with_grants  # noqa: F401
 
@@ -418,6 +418,26 @@ def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twic
     monkeypatch.setattr(handlers, "now", lambda: later)  # long after: meant again
     assert browser.post("/tickets/t-9/messages", data=form).headers["Location"].endswith("notice=sent#conversation")
     assert len(intake.posts) == 4
+
+
+def test_a_message_whose_answer_is_lost_points_to_the_requests_page(portal, monkeypatch):  # noqa: F811
+    """intake not answering a message: it may have stored it; the requester is told where to see that, in their
+    words (a staff page's "look first" would not say where)."""
+
+    class Lost(Intake):
+        def post(self, service, path, actor, body, **kwargs):
+            raise Unreachable("intake", "timed out")
+
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Lost({**CLOSED, "status": "assigned"}))
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    page = text(browser.get("/tickets/t-9"))
+    form = {"body": "Yes.", "seen": re.search(r'name="seen" value="([^"]+)"', page).group(1), "csrf_token": csrf(page)}
+
+    lost = browser.post("/tickets/t-9/messages", data=form)
+
+    assert lost.status_code == 503
+    assert "If what you sent went through meanwhile, its page shows it." in text(lost)
+    assert "look first" not in text(lost) and "Nothing you sent was lost" not in text(lost)
 
 
 def test_a_message_sent_after_the_session_ended_is_shown_back_to_copy(portal, monkeypatch):  # noqa: F811

@@ -516,6 +516,18 @@ def test_a_new_agent_s_id_that_an_account_signs_in_as_is_said_in_the_add_form_s_
         assert refused.value.status == 409 and refused.value.errors == {"id": [said]}
     assert not [call for call in svc.services.calls if call[1] == "POST" and call[3]["email"]]  # nothing added
 
+    class Silent(Agents):  # assignment does not answer the look-up: neither "exists" nor "deleted" is claimed
+        def call(self, service, method, path, actor, json=None, params=None, **kwargs):
+            if method == "GET" and path.startswith("/agents/"):
+                raise Unreachable("assignment", "timed out")
+            return super().call(service, method, path, actor, json=json, params=params, **kwargs)
+
+    svc.services = Silent({})
+    with pytest.raises(UserError) as refused:
+        people.create_agent(svc, ADMIN, {**form, "id": "gus"})
+    [said] = refused.value.errors["id"]
+    assert said.startswith("The account gus@example.com signs in as the agent gus already") and "deleted" not in said
+
 
 def test_a_team_s_new_topics_are_help_topics_intake_has_and_what_it_had_stays():
     """The form offers intake's topics only; an edited form's other id is refused next to the list, before

@@ -97,15 +97,18 @@ def _id_free(svc: Portal, session: dict, agent_id: str) -> None:
         agent_untaken(svc, agent_id, "id")
     except UserError as taken:
         try:
-            exists = bool(agent(svc, session, agent_id))
-        except (Refused, Unreachable):  # 404: gone from assignment; not answering: its account says enough
-            exists = False
+            agent(svc, session, agent_id)
+            gone = False
+        except Refused as refused:
+            gone = refused.status == 404
+        except Unreachable:  # assignment does not say: agent_untaken's words, which claim neither
+            raise taken from None
         account = svc.store.accounts_of_agent(agent_id)[0]["email"]
         said = (
-            f"An agent with the id {agent_id} exists already: choose another id for the new agent."
-            if exists
-            else f"The account {account} still signs in as {agent_id}, an agent deleted since: choose another id, "
+            f"The account {account} still signs in as {agent_id}, an agent deleted since: choose another id, "
             "or disable and delete that account first (Accounts)."
+            if gone
+            else f"An agent with the id {agent_id} exists already: choose another id for the new agent."
         )
         raise UserError(taken.message, {"id": [said]}, 409) from None
 

@@ -338,9 +338,7 @@ def _ticket(
         raise
     seen = page.view.snapshot().encode()
     held = domain.Snapshot.decode(held_since) if held_since else None
-    names = console.agent_names(portal(), g.session) if held else {}  # who did what, by name as the banner says it
-    teams = console.team_names(portal(), g.session) if held else {}
-    changes = page.view.changes_since(held, console.actor(g.session).recorded_as, names, teams) if held else []
+    changes = console.changes_since(portal(), g.session, page.view, held) if held else []
     others = console.presence(portal(), g.session, ticket_id, me.get("name") or "")  # here from the first moment
     saved = replies.listed(portal()) if "reply" in page.rights else []  # their titles: the text comes when chosen
     html = render_template(
