@@ -114,18 +114,32 @@ def tidy(text: str) -> str:
 
 
 def own_words(text: str) -> str:
-    """What the person wrote above the quoted mail and signature; empty when the mail holds nothing else.
+    """What the person wrote, without the quoted mail and signature; empty when the mail holds nothing else.
 
     Quoted lines go, unless the person answered between them ("> Which phone?", "iPhone 14", "> Which iOS?",
-    "18.1": their text between two quoted passages): then the questions stay with their answers, as written. (A
-    name under one quoted mail is not that: its quote still goes.)"""
-    lines = text.split("\n")[: _cut_at(text.split("\n"))]
-    kinds = [line.startswith(">") for line in lines if line.strip()]  # quoted or written, blank lines aside
+    "18.1": their text between two quoted passages): then the questions stay with their answers, as written, and
+    what is quoted after the last answer goes. (A name under one quoted mail is not that: its quote still goes.)
+    The mail is cut at the first line that starts the quoted mail or a signature; where that is an "On ... wrote:"
+    above "> " lines, what the person wrote under them (a reply written below the quote, or answers between its
+    lines) is theirs too, up to their own signature."""
+    lines = text.split("\n")
+    cut = _cut_at(lines)
+    kept = lines[:cut]
+    if cut < len(lines) and (span := _intro_span(lines, cut)):
+        after = lines[cut + span :]
+        below = after[: _cut_at(["" if line.startswith(">") else line for line in after])]  # markers of theirs
+        if any(line.strip() and not line.startswith(">") for line in below):
+            kept += below
+    kinds = [line.startswith(">") for line in kept if line.strip()]  # quoted or written, blank lines aside
     passages = [quoted for index, quoted in enumerate(kinds) if index == 0 or kinds[index - 1] != quoted]
     answered_between = any(  # a quote, the person's text, a quote again
         passages[i] and not passages[i + 1] and passages[i + 2] for i in range(len(passages) - 2)
     )
-    kept = lines if answered_between else [line for line in lines if not line.startswith(">")]
+    if answered_between:
+        last = max(index for index, line in enumerate(kept) if line.strip() and not line.startswith(">"))
+        kept = kept[: last + 1]  # the quote after the last answer goes
+    else:
+        kept = [line for line in kept if not line.startswith(">")]
     return tidy("\n".join(kept)).strip()
 
 
@@ -150,19 +164,29 @@ def _cut_at(lines: list[str]) -> int:
 
 def _is_intro(lines: list[str], index: int, stripped: str) -> bool:
     """ "On ... wrote:", also wrapped over three lines (Gmail wraps it); a bare "... wrote:" only above a quote."""
+    return _intro_lines(lines, index, stripped) > 0
+
+
+def _intro_span(lines: list[str], index: int) -> int:
+    """How many lines the "On ... wrote:" at `index` takes (1 to 3), 0 when it is none (another marker)."""
+    stripped = lines[index].lstrip("> \t").strip()
+    return _intro_lines(lines, index, stripped) if stripped and len(stripped) <= _MAX_MARKER_LINE else 0
+
+
+def _intro_lines(lines: list[str], index: int, stripped: str) -> int:
     verb = _INTROS.get(stripped.split(maxsplit=1)[0].lower().rstrip(","))
     if verb is not None:
         joined = stripped
-        for follow in [*lines[index + 1 : index + 3], ""]:
+        for taken, follow in enumerate([*lines[index + 1 : index + 3], ""], start=1):
             if joined.endswith(":") and verb.search(joined):
-                return True
+                return taken
             if not follow.strip() or len(joined) > _MAX_MARKER_LINE:
                 break
             joined = f"{joined} {follow.lstrip('> ').strip()}"
     if stripped.endswith(":") and _WROTE.search(stripped):
         following = [line for line in lines[index + 1 : index + 4] if line.strip()]
-        return bool(following) and following[0].startswith(">")
-    return False
+        return 1 if following and following[0].startswith(">") else 0
+    return 0
 
 
 def _is_one_line_header(stripped: str) -> bool:

@@ -616,6 +616,13 @@ REPLIES = {
     "bare wrote": "Done.\n\nHelp Desk wrote:\n> Is it done?\n",
     "interleaved": "> Which version?\nVersion 5.2\n> Which OS?\nWindows 11\n",
     "name under a quote": "Thanks, it works now.\n\n> Try restarting it.\n> Bye\n\nJohn\n",
+    "written below the quote": "On 04/12/2026 08:07, helpdesk@localhost wrote:\n> Hello Maria, which model is it?"
+    "\n> The help desk\n\nThe model is HP LaserJet M507, bought in 2022.\n",
+    "below a wrapped intro, signed": "On Fri, 4 Dec 2026 at 08:00, Help Desk <\nhelpdesk@localhost> wrote:\n"
+    "> Which floor?\n> > On Thu, Ana wrote:\n> > It jams.\n\nThe third.\n\n-- \nAna Ruiz\nFinance\n",
+    "answered between, under gmail's intro": "The asset tag is PRN-3F-0042.\n\nOn Fri, 4 Dec 2026 at 08:00, Help "
+    "Desk <helpdesk@localhost> wrote:\n> Where is the printer?\n> At the front?\nIt is on the left side, not the "
+    "front.\n> Which tray jams?\nTray 2.\n> Kind regards,\n> The help desk\n",
 }
 EXPECTED = {
     "thunderbird": "Here are the logs.",
@@ -630,6 +637,10 @@ EXPECTED = {
     "bare wrote": "Done.",
     "interleaved": "> Which version?\nVersion 5.2\n> Which OS?\nWindows 11",  # the answers with their questions
     "name under a quote": "Thanks, it works now.\n\nJohn",  # one quoted passage: not answered in between
+    "written below the quote": "The model is HP LaserJet M507, bought in 2022.",  # bottom-posted: theirs
+    "below a wrapped intro, signed": "The third.",  # a quoted "On ... wrote:" inside is the quote's, not a cut
+    "answered between, under gmail's intro": "The asset tag is PRN-3F-0042.\n\n> Where is the printer?\n> At the "
+    "front?\nIt is on the left side, not the front.\n> Which tray jams?\nTray 2.",  # the quote after the last goes
 }
 
 
