@@ -84,6 +84,7 @@ def add_agent(page: Page, agent_id: str, name: str, email: str, capacity: str) -
     page.get_by_label("Email address").fill(email)
     checked_in(page, "Teams", "Printing (printing)")
     page.get_by_label("Capacity").fill(capacity)
+    page.get_by_label("Available now").check()  # a new agent is away unless ticked
     page.get_by_role("button", name="Add agent").click()
 
 

@@ -37,6 +37,9 @@ def test_the_agents_page_says_who_holds_more_than_their_capacity(portal, stub): 
 
     over = "(more than their capacity: no new ticket goes to them by itself)"
     assert page.count(over) == 1 and page.index("sofia@example.com") < page.index(over) < page.index("omar@example.com")
+    # a new agent is away until ticked (or until they set themselves available once signed in), its email sent
+    assert '<input type="checkbox" id="available" name="available" value="on" aria-describedby' in page
+    assert '<input type="checkbox" id="send_email" name="send_email" value="on" checked' in page
 
 
 def test_a_form_s_address_opened_again_leads_to_its_page(portal, stub):  # noqa: F811

@@ -21,7 +21,7 @@ NOTICES = {
 
 def _list(form: dict | None = None, errors=None, message=None, created=None, status=200):
     directory = people.directory(portal(), g.session)
-    form = form if form is not None else {"available": "on", "send_email": "on"}
+    form = form if form is not None else {"send_email": "on"}  # away until they can sign in (below)
     return page(
         "admin/agents.html", "agents", status, form=form, errors=errors or {}, message=message, notices=NOTICES,
         created=created, **directory,
