@@ -338,6 +338,7 @@ def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict]:
             "remaining": domain.remaining_words(clock.get("remaining_seconds"))
             if clock.get("state") in ("running", "paused")
             else "",
+            "business": domain.counts_business_time(clock, now()),
         }
         for name, clock in clocks.items()
         if clock

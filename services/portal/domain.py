@@ -400,6 +400,19 @@ def locked_until(failures: list[datetime], now: datetime) -> datetime | None:
     return None
 
 
+def counts_business_time(clock: dict, at: datetime) -> bool:
+    """Whether a running clock's time left is business time that differs from the time to its deadline (a calendar
+    with hours): "(business time)" says so. Under 24x7 the two agree, and saying it would only puzzle; a paused
+    clock's time left is business time whatever its deadline."""
+    if clock.get("state") != "running":
+        return True
+    try:
+        wall = (parse_time(clock["due_at"]) - at).total_seconds()
+        return abs(wall - float(clock["remaining_seconds"])) > 60
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
 def remaining_words(seconds: float | None) -> str:
     """Business time left (or over) in words: 2 h 05 min left, 12 min overdue, 40 h left. In hours however many:
     a day of it would read as a calendar day ("1 d" left of an 8-hour office's 24 hours is three days away)."""

@@ -420,3 +420,15 @@ def test_the_requesters_page_updates_when_a_late_resolve_is_reopened_at_once():
     assigned = {"status": "assigned", "assignee": {"agent_id": "ada"}, "thread": [], "resolution": None}
     tried = assigned | {"earlier_resolutions": [{"resolution": "Reset it.", "resolved_at": "2026-12-03T08:00:00Z"}]}
     assert domain.requester_view_digest(assigned, []) != domain.requester_view_digest(tried, [])
+
+
+def test_time_left_is_said_to_be_business_time_only_where_it_differs_from_the_time_to_the_deadline():
+    """Under 24x7 the time left and the time to the deadline agree: "(business time)" would only puzzle. Under
+    office hours (the deadline tomorrow, 2 hours of business time left) it says why they differ."""
+    at = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    always = {"state": "running", "due_at": "2026-12-04T11:00:00.000Z", "remaining_seconds": 7200.0}
+    office = {"state": "running", "due_at": "2026-12-05T11:00:00.000Z", "remaining_seconds": 7200.0}
+    assert domain.counts_business_time(always, at) is False
+    assert domain.counts_business_time(office, at) is True
+    assert domain.counts_business_time({**always, "state": "paused"}, at) is True  # the time left, not a deadline
+    assert domain.counts_business_time({"state": "running"}, at) is True  # an older sla's view: as before
