@@ -803,3 +803,15 @@ def test_a_bulk_assign_whose_agent_list_is_refused_after_it_still_says_what_was_
 
     assert done.status_code == 303
     assert "<strong>Give to Bob:</strong> done on 1 ticket (#100001).</p>" in text(admin.get(done.headers["Location"]))
+
+
+def test_an_agent_away_is_told_their_open_tickets_stay_theirs(portal, stub):  # noqa: F811
+    queue_stub(stub)
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": [],
+                                   "available": False, "open_tickets": 3}  # fmt: skip
+    html = " ".join(text(signed_in(portal, "agent", "ada").get("/console/")).split())
+    assert "You are <strong>away</strong>: no new tickets are assigned to you. Your 3 open tickets stay yours: they " \
+        "wait for you, or a team lead hands them on." in html  # fmt: skip
+    stub.answers["/agents/ada"] |= {"open_tickets": 0}
+    html = " ".join(text(signed_in(portal, "agent", "ada").get("/console/")).split())
+    assert "no new tickets are assigned to you." in html and "stay yours" not in html  # none to say
