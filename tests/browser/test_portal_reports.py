@@ -167,6 +167,7 @@ def test_a_chosen_period_ends_where_it_says_and_a_wrong_date_is_named(portal_sys
     page.get_by_label("Last day").fill("2026-01-20")
     page.get_by_role("button", name="Show").click()
     expect(page.get_by_text("10 Jan 2026 to 20 Jan 2026")).to_be_visible()
+    expect(page.locator("#period")).to_contain_text("measured against the targets of the policy it was opened under")
     assert page.locator("#period").get_attribute("data-until") == "2026-01-21T00:00:00.000Z"
     expect(page.get_by_text("No breach in this period.").first).to_be_visible()  # our tickets are newer
     assert page.goto(portal_system.portal + "/reports/nothing.csv").status == 404
