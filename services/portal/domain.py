@@ -108,7 +108,9 @@ def copied_deadline(row: dict) -> dict:
     due = [
         parse_time(value) for value in (first, sla.get("next_response_due_at"), sla.get("resolution_due_at")) if value
     ]
-    return {"deadline": format_time(min(due)) if due else None, "breached": bool(sla.get("breached"))}
+    # the copy says neither whether a breach is past nor whether a clock waits: as `deadline` says "not known"
+    return {"deadline": format_time(min(due)) if due else None, "breached": bool(sla.get("breached")), "missed": False,
+            "paused": False}  # fmt: skip
 
 
 DESK_NAME = "The help desk"  # who a reply is from when no agent wrote it (assignment signs it so)
@@ -582,18 +584,13 @@ def _nobody_words(candidates: list) -> str:
         return "the team had no agents"
     described = [c for c in candidates if isinstance(c, dict)]
     away = sum(1 for c in described if c.get("available") is False)
-    full = sum(1 for c in described if c.get("available") is not False and _at_capacity(c))
+    full = sum(1 for c in described if c.get("available") is not False and load_word(c))  # full or over
     if len(candidates) == 1:
         return {(1, 0): "its only agent was away", (0, 1): "its only agent was at capacity"}.get(
             (away, full), "its only agent could not take it"
         )
     why = ", ".join(part for part in (f"{away} away" if away else "", f"{full} at capacity" if full else "") if part)
     return f"none of its {len(candidates)} agents could take it" + (f": {why}" if why else "")
-
-
-def _at_capacity(candidate: dict) -> bool:
-    taken, capacity = candidate.get("open_tickets"), candidate.get("capacity")
-    return isinstance(taken, int) and isinstance(capacity, int) and taken >= capacity
 
 
 def load_word(agent: dict) -> str:
