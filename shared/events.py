@@ -20,7 +20,13 @@ from shared.schemas import FILE_NAME_MAX, FILES_NAMED_MOST
 
 SCHEMA_VERSION = 1
 PUBLISHED_BY = {  # which service publishes which event types (only its producer may)
-    "intake": ("ticket.created", "ticket.message_added", "ticket.reopened", "ticket.closed"),
+    "intake": (
+        "ticket.created",
+        "ticket.message_added",
+        "ticket.reopened",
+        "ticket.closed",
+        "ticket.mail_kept",  # a mail about the ticket kept for the agents, not added to the conversation
+    ),
     "assignment": (
         "ticket.assigned",
         "ticket.replied",
@@ -195,6 +201,23 @@ class TicketClosedData(_Data):
     by = _choice(("requester", "auto"))
 
 
+MAIL_KEPT_WHY = ("another_sender", "thread_full")
+
+
+class TicketMailKeptData(_Data):
+    """A mail about the ticket that mail in kept for the agents instead of adding it to the conversation: a reply
+    from another address than the requester's (`another_sender`: a colleague, an assistant), or the requester's
+    reply when the thread has no room left (`thread_full`). The requester never sees it; its agent is emailed.
+    `mail_id` is the mail's id in intake's mail log; `body` what the sender wrote (without what it quotes)."""
+
+    mail_id = _text(100)
+    why = _choice(MAIL_KEPT_WHY)
+    sender = fields.Nested(PersonData, required=True)
+    subject = _text(998, required=False)
+    body = _text(20000)
+    files = _file_names()
+
+
 # ---- assignment -----------------------------------------------------------------------------------
 
 
@@ -305,6 +328,7 @@ DATA_SCHEMAS: dict[str, type[Schema]] = {
     "ticket.message_added": TicketMessageAddedData,
     "ticket.reopened": TicketReopenedData,
     "ticket.closed": TicketClosedData,
+    "ticket.mail_kept": TicketMailKeptData,
     "ticket.assigned": TicketAssignedData,
     "ticket.replied": TicketRepliedData,
     "ticket.status_changed": TicketStatusChangedData,

@@ -37,6 +37,7 @@ class TicketClosed(Exception):
     """A closed ticket takes no more messages."""
 
 
+MAIL_KEPT_REMEMBERED = 50  # mails kept for the agents a ticket remembers announcing (a mail delivered again: once)
 EARLIER_KEPT = 10  # the resolutions a ticket reopened keeps, the newest
 REQUESTER_REOPENS = "requester replied"  # the reason of a reopen by the requester's message
 
@@ -76,6 +77,7 @@ class Ticket:
     resolution: str | None = None  # what the agent did, as the requester reads it (kept once closed; none reopened)
     earlier_resolutions: list[dict] = field(default_factory=list)  # {resolution, resolved_at} of each reopen's resolve
     closed_at: datetime | None = None
+    mail_kept: list[str] = field(default_factory=list)  # the newest MAIL_KEPT_REMEMBERED mails announced as kept
     watermarks: dict[str, datetime] = field(default_factory=dict)
     version: int = 0
     recorded: list[tuple[str, dict]] = field(default_factory=list)
@@ -133,6 +135,17 @@ class Ticket:
         if reopens:
             self._reopen(now, who={"message_id": message_id})
         self.updated_at = now
+
+    def keep_mail(self, mail_id: str, why: str, sender: dict, subject: str | None, body: str, files: list[str]) -> bool:
+        """A mail about the ticket kept for the agents, not added to the conversation (`why`: events.MAIL_KEPT_WHY):
+        its event tells the agent. False when this mail was announced before (a delivery again)."""
+        if mail_id in self.mail_kept:
+            return False
+        self.mail_kept = [*self.mail_kept, mail_id][-MAIL_KEPT_REMEMBERED:]
+        data = {"mail_id": mail_id, "why": why, "sender": dict(sender), "body": body}
+        optional = {**({"subject": subject} if subject else {}), **({"files": list(files)} if files else {})}
+        self._record("ticket.mail_kept", {**data, **optional})
+        return True
 
     def thread_full(self, body: str, headroom: int = 1) -> str | None:
         """Why one more entry with this body does not fit in the thread (None when it does)."""
@@ -314,7 +327,7 @@ def summarize_for_requester(event_type: str, data: dict) -> str | None:
     """
     if event_type == "notification.sent":
         return f"Email about {_about(data['event_type'])} sent" if data.get("channel") == "email" else None
-    if event_type == "notification.failed":
+    if event_type in ("notification.failed", "ticket.mail_kept"):  # someone else's mail is the agents' to read
         return None
     if event_type == "ticket.reopened" and (data.get("by") or data["reason"] != REQUESTER_REOPENS):
         return "Reopened by the help desk"  # an agent's reason is the agents' own
@@ -331,6 +344,7 @@ EVENT_WORDS = {  # what a notification was about, as people say it
     "ticket.resolved": "the resolution",
     "ticket.reopened": "the reopening",
     "ticket.closed": "the closing",
+    "ticket.mail_kept": "a mail kept for the agents",
     "sla.warning": "an SLA warning",
     "sla.breached": "an SLA breach",
 }
@@ -412,6 +426,10 @@ _SUMMARIES = {
     ),
     "ticket.message_added": lambda d: f"{d['author']['name']} ({d['author']['type']}) wrote a message",
     "ticket.reopened": lambda d: f"Reopened{_by_whom(d)}: {d['reason']}",
+    "ticket.mail_kept": lambda d: (
+        f"Mail from {d['sender']['name']} <{d['sender']['email']}> kept for the agents, not added to the "
+        + ("conversation: they are not the requester" if d["why"] == "another_sender" else "full conversation")
+    ),
     "ticket.closed": lambda d: (
         "Closed by the requester" if d["by"] == "requester" else "Closed automatically after staying resolved"
     ),

@@ -182,10 +182,8 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
     if ticket is None:
         return _open_ticket(svc, mail, follows=None)
     if not same_email(mail.sender, ticket.requester.get("email")):
-        return Outcome(
-            "kept", f"a reply from {mail.sender}, who is not the ticket's requester: kept for the agents",
-            ticket.id, ticket.number,
-        )  # fmt: skip
+        kept = f"a reply from {mail.sender}, who is not the ticket's requester: kept for the agents"
+        return _keep_for_agents(svc, mail, ticket, "another_sender", kept)
     message_id = _derived(mail, "message")[:32]
     if any(entry["id"] == message_id for entry in ticket.thread):  # delivered before, as far as the message
         _store_attachments(svc, mail, ticket.id, message_id)
@@ -314,9 +312,34 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
     except TicketClosed:  # closed between the lookup and the write
         return _open_ticket(svc, mail, follows=svc.tickets.get(ticket.id))
     except ThreadFull as full:
-        return Outcome("kept", f"not added: {full}", ticket.id, ticket.number)
+        return _keep_for_agents(svc, mail, svc.tickets.get(ticket.id), "thread_full", f"not added: {full}")
     _store_attachments(svc, mail, ticket.id, message_id)
     return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
+
+
+def _keep_for_agents(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, why: str, reason: str) -> Outcome:
+    """A mail about the ticket kept on its page, not in the conversation; its `ticket.mail_kept` tells the agent
+    (once however often the mail comes), unless it has no words of its own or files, or its sender has written more
+    than their hourly limit of messages (a loop or a flood: the page still shows each mail)."""
+    outcome = Outcome("kept", reason, ticket.id, ticket.number)
+    files = [attachment for attachment in mail.attachments if not attachment.answered]
+    names = named_files(attachment.filename for attachment in files)
+    body = _clip(redact_tokens(mail.own_text).strip(), TEXT_MAX) or (names and files_sent(names, len(files)))
+    if not body:
+        return outcome
+    try:
+        within_rate_limit(svc, "messages", mail.sender)
+    except TooManyRequests:
+        return Outcome("kept", f"{reason} (its agent not emailed: {mail.sender} wrote too often this hour)",
+                       ticket.id, ticket.number)  # fmt: skip
+    sender = {"name": _clip(mail.sender_name or mail.sender, 200, "…"), "email": mail.sender}
+    subject = _clip(mail.subject or "", 998, "…") or None
+    keep = lambda t: t.keep_mail(mail.key, why, sender, subject, _clip(body, TEXT_MAX), names) or NO_CHANGE  # noqa: E731
+    try:
+        change_ticket(svc, ticket.id, keep, None)
+    except ValidationError as invalid:  # an address the events' schema refuses: the page shows the mail all the same
+        log.warning("mail %s kept on ticket %s, its agent not emailed: %s", mail.key[:12], ticket.id, invalid.messages)
+    return outcome
 
 
 def _store_attachments(svc: Intake, mail: inbound.InboundMail, ticket_id: str, message_id: str | None) -> None:

@@ -42,6 +42,7 @@ _TICKET_FIELDS = (
     "resolution",
     "earlier_resolutions",
     "closed_at",
+    "mail_kept",
     "watermarks",
 )
 

@@ -22,14 +22,16 @@ DESCRIPTION = """Emails and webhooks about tickets, with every delivery attempt 
 
 Who gets which email: the requester on `ticket.created` (a receipt with the ticket's number),
 `ticket.replied`, `ticket.resolved` and `ticket.closed`; the assigned agent on `ticket.assigned`,
-`ticket.message_added` (a requester's message), `ticket.reopened` and `sla.warning`; the assigned
-agent and the team lead on `sla.breached`; while the assigned agent is away (unavailable, as its last
-`agent.updated` said: on leave, or gone), the team lead also gets its emails of `ticket.message_added`,
-`ticket.reopened` and `sla.warning`, saying so. Every subject reads `[#<number>] <ticket subject>`.
-Internal notes are never sent anywhere. Every email to the requester carries a link to the ticket's page
-in the portal (`TICKETFLOW_PORTAL_URL/t/<token>`, a token of its own per email, valid TICKETFLOW_LINK_DAYS
-days for that ticket and that address); no email to an agent or lead does: theirs lead to the ticket's page in
-the console instead (`TICKETFLOW_PORTAL_URL/console/tickets/<id>`, behind their own sign-in).
+`ticket.message_added` (a requester's message), `ticket.mail_kept` (a mail about the ticket that mail in
+kept off the conversation: another sender's, or one a full thread cannot take), `ticket.reopened` and
+`sla.warning`; the assigned agent and the team lead on `sla.breached`; while the assigned agent is away
+(unavailable, as its last `agent.updated` said: on leave, or gone), the team lead also gets its emails of
+`ticket.message_added`, `ticket.mail_kept`, `ticket.reopened` and `sla.warning`, saying so. Every subject
+reads `[#<number>] <ticket subject>`. Internal notes are never sent anywhere. Every email to the requester
+carries a link to the ticket's page in the portal (`TICKETFLOW_PORTAL_URL/t/<token>`, a token of its own per
+email, valid TICKETFLOW_LINK_DAYS days for that ticket and that address); no email to an agent or lead does:
+theirs lead to the ticket's page in the console instead (`TICKETFLOW_PORTAL_URL/console/tickets/<id>`,
+behind their own sign-in).
 
 One notification record per (event, channel, recipient), unique: a redelivered event never sends
 twice. `status` is `pending` (not tried yet, or retried by an admin), `sent`, `failed` (the last

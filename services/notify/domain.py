@@ -20,12 +20,14 @@ EMAIL_AUDIENCES: dict[str, tuple[str, ...]] = {
     "ticket.assigned": ("agent",),
     "ticket.message_added": ("agent",),
     "ticket.reopened": ("agent",),
+    "ticket.mail_kept": ("agent",),  # a mail about the ticket that mail in kept for the agents (not the requester's)
     "sla.warning": ("agent",),
     "sla.breached": ("agent", "lead"),
 }
 # The assigned agent's emails that also go to the team's lead while the agent is away (unavailable: on leave, or
-# gone, its account disabled): the requester's words, a reopen and a deadline coming reach someone who reads them.
-AWAY_COVER = ("ticket.message_added", "ticket.reopened", "sla.warning")
+# gone, its account disabled): the requester's words (or another's about the ticket), a reopen and a deadline
+# coming reach someone who reads them.
+AWAY_COVER = ("ticket.message_added", "ticket.mail_kept", "ticket.reopened", "sla.warning")
 
 
 class SendError(Exception):

@@ -656,8 +656,9 @@ def timeline_with_files_and_mail(
     """The ticket's events with its files, the mail kept about it and its internal notes (the console's page
     only), in the order they happened: none of them publishes an event (a note never leaves assignment), but
     they belong in "what happened". A note is named with its author as the conversation names it (`who_words`:
-    "an admin", never an admin's address; `names`: agents' by id), never with its words."""
-    entries = [*timeline]
+    "an admin", never an admin's address; `names`: agents' by id), never with its words. A kept mail's own event
+    (`ticket.mail_kept`, which emails the agent) is left out: the mail's entry says it."""
+    entries = [entry for entry in timeline if entry.get("type") != "ticket.mail_kept"]
     for note in notes:
         who = note.get("by_name") or who_words(note.get("by"), names)
         entries.append({"occurred_at": note.get("at"), "summary": f"Internal note added by {who}"})

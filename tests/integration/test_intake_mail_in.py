@@ -12,7 +12,7 @@ from email.utils import make_msgid
 
 import pytest
 
-from services.intake import handlers, inbox
+from services.intake import domain, handlers, inbox
 from tests.harness import auth_header, flushed
 from tests.integration.conftest import event_from
 
@@ -413,6 +413,56 @@ def test_a_reply_from_another_address_is_kept_for_the_agents_not_posted_as_the_r
     assert client.get(f"/tickets/{ticket.id}/mail", headers=requester).status_code == 403
     listed = client.get("/mail", query_string={"outcome": "kept"}, headers=auth_header("admin")).get_json()["items"]
     assert any(m["sender"] == colleague for m in listed)
+
+
+def test_a_mail_kept_for_the_agents_tells_them_once_and_never_the_requester(svc, client, tap):
+    """A colleague's reply is kept off the conversation, and its `ticket.mail_kept` emails the agent (notify): once,
+    however often the mail comes; the requester's timeline never shows it. A reply of theirs with nothing of their
+    own (only the quote) tells nobody."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    colleague = address("bob")
+    reply = reply_to(ticket, colleague, "Same for me since the update.")
+    receive(svc, reply)
+    svc.mails.collection.delete_many({"ticket_id": ticket.id, "outcome": "kept"})  # died before its record was kept
+    assert receive(svc, reply).kind == "kept"
+    assert receive(svc, reply_to(ticket, address("carl"), "")).kind == "kept"  # the quote alone: nothing to tell
+    flushed(svc.flusher)
+
+    (kept,) = tap.envelopes(ticket_id=ticket.id, type="ticket.mail_kept")
+    record = svc.mails.collection.find_one({"ticket_id": ticket.id, "sender": colleague})
+    assert kept["producer"] == "intake" and kept["data"] == {
+        "mail_id": record["_id"],
+        "why": "another_sender",
+        "sender": {"name": "Ana Ruiz", "email": colleague},  # the mail's From name (this test's mails all say it)
+        "subject": f"Re: [#{ticket.number}] VPN drops",
+        "body": "Same for me since the update.",
+    }
+    for envelope in (*tap.envelopes(ticket_id=ticket.id, type="ticket.created"), kept):
+        handlers.record_and_apply(svc, envelope)  # intake's worker puts them on the timeline
+    path = f"/tickets/{ticket.id}/timeline"
+    staff = [e["summary"] for e in client.get(path, headers=auth_header("admin")).get_json()["items"]]
+    assert f"Mail from Ana Ruiz <{colleague}> kept for the agents, not added to the conversation: they are not the " \
+           "requester" in staff  # fmt: skip
+    requester = client.get(path, headers=auth_header("portal", requester_email=sender)).get_json()["items"]
+    assert requester and not [e for e in requester if e["type"] == "ticket.mail_kept" or colleague in e["summary"]]
+
+
+def test_a_requesters_reply_a_full_thread_cannot_take_tells_the_agent(svc, tap):
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    svc.tickets.collection.update_one(
+        {"_id": ticket.id},
+        {"$set": {"thread": [{"id": uuid.uuid4().hex, "kind": "message", "author": {"type": "requester", "name": "A"},
+                              "body": "x", "created_at": handlers.now()} for _ in range(domain.MAX_THREAD_ENTRIES)]}},
+    )  # fmt: skip
+    outcome = receive(svc, reply_to(ticket, sender, "Still down."))
+    assert outcome.kind == "kept" and "maximum of 500 entries" in outcome.reason
+    flushed(svc.flusher)
+    (kept,) = tap.envelopes(ticket_id=ticket.id, type="ticket.mail_kept")
+    assert (kept["data"]["why"], kept["data"]["body"], kept["data"]["sender"]["email"]) == (
+        "thread_full", "Still down.", sender
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

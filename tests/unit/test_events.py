@@ -16,6 +16,7 @@ WIRE_TYPES = [
     "ticket.message_added",
     "ticket.reopened",
     "ticket.closed",
+    "ticket.mail_kept",
     "ticket.assigned",
     "ticket.replied",
     "ticket.status_changed",
@@ -54,6 +55,13 @@ SAMPLE_DATA = {
     },
     "ticket.reopened": {"reason": "requester wrote after resolution"},
     "ticket.closed": {"by": "requester"},
+    "ticket.mail_kept": {
+        "mail_id": "3f1c",
+        "why": "another_sender",
+        "sender": {"name": "Bo Lind", "email": "bo@example.com"},
+        "subject": "Re: [#100042] VPN drops",
+        "body": "Same here since Monday.",
+    },
     "ticket.assigned": {
         "agent_id": "jane",
         "agent_name": "Jane Doe",

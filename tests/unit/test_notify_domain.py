@@ -80,6 +80,7 @@ def test_recipients_of_each_event_type():
         "ticket.assigned": [agent],
         "ticket.message_added": [agent],
         "ticket.reopened": [agent],
+        "ticket.mail_kept": [agent],
         "sla.warning": [agent],
         "sla.breached": [agent, ("lead", "lead@example.com")],
     }
@@ -118,7 +119,7 @@ def test_a_message_that_reopens_a_ticket_and_its_reopening_each_email_the_agent(
     assert [r["email"] for _, r in email_recipients("ticket.reopened", reopened, ticket)] == ["jane@example.com"]
 
 
-def test_while_its_agent_is_away_the_lead_hears_of_the_requesters_words_a_reopen_and_a_deadline_coming():
+def test_while_its_agent_is_away_the_lead_hears_of_the_requesters_words_a_kept_mail_a_reopen_and_a_deadline_coming():
     ticket = view(("ticket.created", CREATED, 0), ("ticket.assigned", {**assigned(), "team_lead_name": "Tess"}, 1))
     author = {"author": {"type": "requester", "name": "Ana"}, "reason": "x", "by": "omar", "clock": "resolution"}
     emails = {kind: [(a, r["email"]) for a, r in email_recipients(kind, {**assigned(), **author}, ticket, True)]
@@ -126,6 +127,7 @@ def test_while_its_agent_is_away_the_lead_hears_of_the_requesters_words_a_reopen
     agent, lead = ("agent", "jane@example.com"), ("lead", "lead@example.com")
     assert {kind: found for kind, found in emails.items() if lead in found} == {
         "ticket.message_added": [agent, lead],
+        "ticket.mail_kept": [agent, lead],
         "ticket.reopened": [agent, lead],
         "sla.warning": [agent, lead],
         "sla.breached": [agent, lead],  # as ever: once

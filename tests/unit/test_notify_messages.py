@@ -37,6 +37,12 @@ DATA = {
     },
     "ticket.resolved": {"agent_id": "agent-7", "resolution": "Replaced the VPN profile."},
     "ticket.closed": {"by": "auto"},
+    "ticket.mail_kept": {
+        "mail_id": "3f1c",
+        "why": "another_sender",
+        "sender": {"name": "Bo Lind", "email": "bo@example.com"},
+        "body": "Same here since Monday.",
+    },
     "ticket.assigned": {
         "agent_id": "agent-7",
         "agent_name": "Bo Lind",

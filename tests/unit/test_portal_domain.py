@@ -134,7 +134,9 @@ def test_changes_since_tell_of_the_agents_own_reply_from_another_tab_but_not_its
 
 def test_files_and_kept_mail_join_the_timeline_in_the_order_they_happened():
     timeline = [{"occurred_at": "2026-11-30T09:00:00.000Z", "summary": "Ticket #100001 opened"},
-                {"occurred_at": "2026-11-30T09:05:00.000Z", "summary": "Assigned to ada"}]  # fmt: skip
+                {"occurred_at": "2026-11-30T09:05:00.000Z", "summary": "Assigned to ada"},
+                {"occurred_at": "2026-11-30T09:10:00.100Z", "summary": "Bob's mail", "type": "ticket.mail_kept"},
+                ]  # fmt: skip
     files = [{"filename": "invoice.pdf", "size": 2048, "created_at": "2026-11-30T09:01:00.000Z"}]
     kept = [{"sender": "bob@example.com", "reason": "not the requester", "received_at": "2026-11-30T09:10:00.000Z"}]
     notes = [
@@ -150,7 +152,7 @@ def test_files_and_kept_mail_join_the_timeline_in_the_order_they_happened():
         "Internal note added by Ada Lovelace",  # who, never the note's words
         "Internal note added by an admin",  # never an admin's address
         "Internal note added by Li Wei",
-        "Mail from bob@example.com not added to the conversation: not the requester",
+        "Mail from bob@example.com not added to the conversation: not the requester",  # once: not its event too
     ]
 
 
