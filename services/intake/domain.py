@@ -326,8 +326,10 @@ def summarize_for_requester(event_type: str, data: dict) -> str | None:
     whom; webhook deliveries and failures are left out.
     """
     if event_type == "notification.sent":
-        return f"Email about {_about(data['event_type'])} sent" if data.get("channel") == "email" else None
-    if event_type in ("notification.failed", "ticket.mail_kept"):  # someone else's mail is the agents' to read
+        if data.get("channel") != "email" or data.get("event_type") == "ticket.mail_kept":
+            return None  # someone else's mail is the agents' to read, and so is the email that tells them of it
+        return f"Email about {_about(data['event_type'])} sent"
+    if event_type in ("notification.failed", "ticket.mail_kept"):
         return None
     if event_type == "ticket.reopened" and (data.get("by") or data["reason"] != REQUESTER_REOPENS):
         return "Reopened by the help desk"  # an agent's reason is the agents' own

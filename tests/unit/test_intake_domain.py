@@ -312,6 +312,20 @@ def test_summaries_name_the_person_who_acted_when_the_event_does():
     assert summarize_for_requester("ticket.reopened", {"reason": "requester replied"}) == "Reopened: requester replied"
 
 
+def test_a_mail_kept_for_the_agents_and_its_email_are_the_agents_alone():
+    kept = {"mail_id": "m", "why": "another_sender", "sender": {"name": "Bo", "email": "bo@example.com"}, "body": "x"}
+    assert summarize("ticket.mail_kept", kept) == (
+        "Mail from Bo <bo@example.com> kept for the agents, not added to the conversation: they are not the requester"
+    )
+    assert summarize("ticket.mail_kept", {**kept, "why": "thread_full"}).endswith("not added to the full conversation")
+    assert summarize_for_requester("ticket.mail_kept", kept) is None
+    sent = {"channel": "email", "recipient": "jane@example.com", "notification_id": "n", "error": None}
+    assert summarize_for_requester("notification.sent", {**sent, "event_type": "ticket.mail_kept"}) is None
+    assert summarize_for_requester("notification.sent", {**sent, "event_type": "ticket.replied"}) == (
+        "Email about a reply sent"
+    )
+
+
 def test_summaries_name_the_team_and_the_topic_when_the_data_carries_their_names():
     named = {**ASSIGNED, "team_name": "Network & VPN", "decision": {"rule": "least loaded", "candidates": [1]}}
     assert summarize("ticket.assigned", named) == (
