@@ -333,8 +333,10 @@ def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict]:
         {
             "name": domain.CLOCK_NAMES.get(name, name),
             "state": clock.get("state"),
+            "look": domain.clock_look(clock),
             "state_words": domain.clock_state_words(clock),
             "due_at": clock.get("due_at"),
+            "breached_at": clock.get("breached_at") if clock.get("state") in ("met", "stopped") else None,
             "remaining": domain.remaining_words(clock.get("remaining_seconds"))
             if clock.get("state") in ("running", "paused")
             else "",

@@ -78,11 +78,20 @@ CLOCK_STATES = {
 
 
 def clock_state_words(clock: dict) -> str:
-    """A clock's state in words; a stopped one (resolved or closed) says whether it stopped within its target."""
+    """A clock's state in words; a stopped one (resolved or closed) says whether it stopped within its target, a met
+    one whether it was met late (as the reports count it: breached)."""
     state = clock.get("state")
     if state == "stopped":
         return "Stopped after its breach" if clock.get("breached_at") else "Stopped within its target"
+    if state == "met" and clock.get("breached_at"):
+        return "Met late, after its breach"
     return CLOCK_STATES.get(state, state)
+
+
+def clock_look(clock: dict) -> str:
+    """The state a clock is drawn as: a clock met or stopped after its breach looks breached, not met."""
+    state = clock.get("state")
+    return "breached" if state in ("met", "stopped") and clock.get("breached_at") else state
 
 
 def deadline(clocks: dict) -> dict:

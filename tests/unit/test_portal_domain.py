@@ -192,6 +192,11 @@ def test_a_stopped_clock_says_whether_it_stopped_within_its_target():
         "Stopped after its breach"
     )
     assert domain.clock_state_words({"state": "met"}) == "Met"
+    late = {"state": "met", "breached_at": "2026-12-04T01:10:00Z", "met_at": "2026-12-04T08:20:00Z"}
+    assert domain.clock_state_words(late) == "Met late, after its breach"  # not a green "Met": the reports count it
+    assert [domain.clock_look(c) for c in ({"state": "met"}, late, {"state": "stopped", "breached_at": "x"})] == [
+        "met", "breached", "breached"
+    ]  # fmt: skip
     assert domain.clock_state_words({"state": "someday"}) == "someday"  # a state of a newer sla, as it is
 
 
