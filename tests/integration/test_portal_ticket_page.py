@@ -436,6 +436,31 @@ def test_a_transfer_out_of_the_leads_sight_ends_on_the_queue_saying_whether_an_a
         assert f"The ticket is with General now, out of your sight: {tail}" in said
 
 
+def test_a_ticket_handed_out_of_sight_while_open_says_so_and_gives_back_what_was_typed(portal, stub):  # noqa: F811
+    """A lead moves the ticket to a team its agent is not in while the agent's page is open: the page's poll says the
+    ticket is out of sight now (and stops), and a note sent from it says nothing was done and gives the note back."""
+    a_queued_ticket(stub)
+    seen = dict(stub.answers["/tickets/t-1"])
+    moved = {"now": False}
+    gone = (404, {"title": "Not Found", "detail": "No ticket t-1."})
+    stub.answers["/tickets/t-1"] = lambda: gone if moved["now"] else seen
+    stub.answers["/tickets/t-1/notes"] = lambda: gone if moved["now"] else {"id": "n-1"}
+    agent = signed_in(portal)
+    page = text(agent.get("/console/tickets/t-1"))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    poll = re.search(r'hx-get="([^"]+/live[^"]*)"', page).group(1).replace("&amp;", "&")
+    assert agent.get(poll).status_code == 204  # nothing changed
+
+    moved["now"] = True
+    told = text(agent.get(poll))
+    assert "This ticket is out of your sight now." in told and "hx-trigger" not in told  # the poller stops
+    sent = agent.post("/console/tickets/t-1/note", data={"csrf_token": token, "body": "Called <b>Paul</b>, no answer."})
+    assert sent.status_code == 404
+    assert "This ticket is out of your sight now" in text(sent) and "nothing was done" in text(sent)
+    assert "Called &lt;b&gt;Paul&lt;/b&gt;, no answer." in text(sent)  # to copy: not lost
+    assert "No such ticket here" in text(agent.get("/console/tickets/t-1"))  # opened afresh: as any unseen ticket
+
+
 def test_a_ticket_s_topic_is_shown_by_its_name_and_by_its_id_when_intake_does_not_say(portal, stub):  # noqa: F811
     a_queued_ticket(stub)
     stub.answers["/tickets/t-1"] |= {"topic": "vpn"}

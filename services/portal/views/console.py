@@ -333,9 +333,15 @@ def _ticket(
     try:
         page = console.ticket_page(portal(), g.session, ticket_id, me)
     except Refused as refused:
-        if refused.status in (403, 404):
+        if refused.status not in (403, 404):
+            raise
+        if form is None:
             return error_page(404, "No such ticket here", "It does not exist, or it is not in your teams.")
-        raise
+        # an action on a ticket that left the agent's sight since the page was opened: nothing was done, and what
+        # they typed is given back to copy
+        typed = next((form[name] for name in ("body", "resolution", "reason") if (form.get(name) or "").strip()), None)
+        gone = "It was handed on to a team you are not in, or you are no longer in its team: nothing was done."
+        return error_page(404, "This ticket is out of your sight now", gone, kept=typed)
     seen = page.view.snapshot().encode()
     held = domain.Snapshot.decode(held_since) if held_since else None
     changes = console.changes_since(portal(), g.session, page.view, held) if held else []
@@ -481,7 +487,9 @@ def live(ticket_id: str):
     me = console.profile(portal(), g.session)
     try:
         state = console.live(portal(), g.session, ticket_id, request.args.get("seen"), me.get("name") or "")
-    except Refused:
+    except Refused as refused:
+        if refused.status in (403, 404):  # it left the agent's sight since the page was opened: said, polls stop
+            return render_template("console/_live_gone.html")
         return "", 204
     live = _live(state["view"], request.args.get("seen") or "", state["changes"], state["others"])
     live["conversation_changed"] = live["shown"] != request.args.get("shown")
