@@ -504,6 +504,7 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
         "action": action, "to": to, "done": [], "already": [], "refused": [], "unanswered": None, "not_tried": [],
         "team": fields.get("team") if action == "transfer" else None,  # the queue says if nobody there takes them
         "again": [],  # the boxes of those not done ("<id>:<number>"): the queue shows them ticked, to try again
+        "claimed": [],  # a resolve's tickets that waited in the queue: claimed first (resolving is their agent's)
     }  # fmt: skip
     started = time.monotonic()
     for ticket_id, number in rows.items():
@@ -520,6 +521,10 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
             if action == "assign" and _theirs_already(svc, session, ticket_id, given, team_names):
                 outcome["already"].append(number)
                 continue
+            if action == "resolve" and _unassigned(svc, session, ticket_id):
+                # a ticket is resolved by its agent: one waiting in the queue is the resolver's first (as a claim)
+                act(svc, session, ticket_id, "claim", {}, request_id)
+                outcome["claimed"].append(number)
             act(svc, session, ticket_id, action, fields, request_id)
         except UserError as exc:
             details = [m for messages in exc.errors.values() for m in messages if m != exc.message]
@@ -544,6 +549,12 @@ def _load_words(svc: Portal, session: dict, agent_id: str, tickets: int) -> str 
     except (UserError, Refused, Unreachable):  # the tickets are given: their outcome is said all the same
         return None
     return domain.assigned_words(agent, session.get("agent_id"), tickets)
+
+
+def _unassigned(svc: Portal, session: dict, ticket_id: str) -> bool:
+    """Whether an agent's resolve finds the ticket in its team's queue (nobody has it): the agent claims it first.
+    An admin who is no agent resolves any ticket as it is."""
+    return bool(session.get("agent_id")) and _work_of(svc, session, ticket_id).get("agent_id") is None
 
 
 def _work_of(svc: Portal, session: dict, ticket_id: str) -> dict:

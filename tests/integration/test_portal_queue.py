@@ -569,6 +569,35 @@ def test_a_partly_refused_bulk_resolve_keeps_its_words_and_the_refused_tickets_t
     assert "checked" not in again and words not in again
 
 
+def test_an_agents_bulk_resolve_claims_the_tickets_waiting_in_the_queue_first(portal, stub):  # noqa: F811
+    """An outage's tickets, some in the team's queue: resolving is their agent's, so the agent's resolve claims
+    those first (a claim, as the agent could), then resolves each; one an agent took meanwhile is refused."""
+    queue_stub(stub)
+    stub.answers["/tickets/t-1"] = {"ticket_id": "t-1", "team": "network", "agent_id": None, "status": "new"}
+    stub.answers["/tickets/t-2"] = {"ticket_id": "t-2", "team": "network", "agent_id": "ada", "status": "assigned"}
+    for ticket_id in ("t-1", "t-2"):
+        stub.answers[f"/tickets/{ticket_id}/resolve"] = {"ticket_id": ticket_id}
+    stub.answers["/tickets/t-1/claim"] = {"ticket_id": "t-1", "agent_id": "ada"}
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "available": True}
+    ada = signed_in(portal, "agent", "ada")
+    stub.calls.clear()
+
+    done = ticked(ada, {"action": "resolve", "resolution": "The Wi-Fi is back."}, ["t-1:100001", "t-2:100002"])
+
+    posts = [(c["path"], c["json"]) for c in stub.calls if c["method"] == "POST"]
+    assert posts == [("/tickets/t-1/claim", {}), ("/tickets/t-1/resolve", {"resolution": "The Wi-Fi is back."}),
+                     ("/tickets/t-2/resolve", {"resolution": "The Wi-Fi is back."})]  # fmt: skip
+    page = text(ada.get(done.headers["Location"]))
+    assert "<strong>Resolve:</strong> done on 2 tickets (#100001, #100002).</p>" in page
+    assert "Waiting in the queue, so claimed by you first (a ticket is resolved by its agent): #100001." in page
+
+    stub.answers["/tickets/t-1/claim"] = (409, {"title": "Conflict", "detail": "Ticket t-1 is assigned to bob."})
+    stub.calls.clear()
+    done = ticked(ada, {"action": "resolve", "resolution": "The Wi-Fi is back."}, ["t-1:100001"])
+    assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-1/claim"]  # not resolved
+    assert "<li>#100001: Ticket t-1 is assigned to bob.</li>" in text(ada.get(done.headers["Location"]))
+
+
 def test_a_bulk_resolve_refused_everywhere_says_so_even_beside_one_already_done(portal, stub):  # noqa: F811
     queue_stub(stub)
     stub.answers["/agents"] = {"items": [{"id": "bob", "name": "Bob", "teams": ["network"], "available": True}]}
