@@ -21,7 +21,7 @@ from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
 from marshmallow import Schema, fields
 from pymongo.errors import ConnectionFailure, PyMongoError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from shared import metrics, mongo
 from shared.auth import AuthError, Principal, decode_token
@@ -184,6 +184,10 @@ def _install_hooks(
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        try:  # werkzeug decodes the query strictly when it is first read: its error would be a 500
+            request.query_string.decode()
+        except UnicodeDecodeError:
+            raise BadRequest("The address's query is not UTF-8: percent-encode its bytes (%C3%A9 for é).") from None
         if _needs_storage(request.endpoint) and mongo.known_down(app.extensions["ticketflow.settings"]):
             raise mongo.StorageDown("the database did not answer a moment ago")
         limit = body_limit(request.method, request.path)
@@ -191,9 +195,15 @@ def _install_hooks(
         # a form's text field may be as long as the body (the page says it is too long, next to it): below the body's
         # limit, only too many parts stop a form being read (too_many_parts)
         request.max_form_memory_size = limit
+        too_large = f"The body is larger than {limit / (1024 * 1024):g} MiB."
         if request.content_length is not None and request.content_length > limit:
-            raise BodyTooLarge(f"The body is larger than {limit / (1024 * 1024):g} MiB.")
-        has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
+            raise BodyTooLarge(too_large)
+        chunked = request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if chunked:  # werkzeug ends a chunked body at the limit without a word: read one byte more to know
+            request.max_content_length = limit + 1
+            if len(request.get_data(cache=True)) > limit:
+                raise BodyTooLarge(too_large)
+        has_body = bool(request.content_length) or chunked
         if not json_only(request.path):
             return None
         if request.method in ("POST", "PUT", "PATCH") and has_body and not request.is_json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import re
 import time
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ from services.intake.api import create_app
 from shared import bus, mongo, web
 from tests.harness import TcpProxy, auth_header, wait_until
 from tests.integration.conftest import in_process_app
+from tests.integration.test_portal_search import portal, stub  # noqa: F401
 
 # The Swagger UI files /docs serves, from the pinned flask-swagger-ui package (pyproject.toml).
 # Upgrading the package changes these: check the new files, then record their sums here.
@@ -124,3 +126,43 @@ def test_readyz_keeps_one_broker_connection_across_probes_and_tells_when_the_bro
         wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30)
         app.extensions["ticketflow.readyz"].close()
     mongo.close_client()
+
+
+LISTS = {"intake": "/tickets", "assignment": "/queue", "sla": "/breaches", "notify": "/notifications"}
+
+
+@pytest.mark.parametrize("service", LISTS)
+def test_a_query_of_bytes_that_are_not_utf8_is_a_bad_request_not_a_server_error(infra, service):
+    """Bytes sent as they are (not percent-encoded) in the query: werkzeug's strict decoding would raise in the
+    view; every service says 400 before any view reads it, a percent-encoded one is the view's to judge."""
+    with in_process_app(service) as app:
+        client = app.test_client()
+        path = LISTS[service]
+        wsgi = {"QUERY_STRING": "status=\xc3&limit=\xff&q=caf\xe9"}  # WSGI's str: each byte as a latin-1 character
+        raw = client.get(path, environ_overrides=wsgi, headers=auth_header("admin"))
+        assert raw.status_code == 400 and raw.mimetype == "application/problem+json", raw.data[:200]
+        assert "not UTF-8" in raw.get_json()["detail"]
+        encoded = client.get(path, query_string="limit=%C3", headers=auth_header("admin"))
+        assert encoded.status_code == 422, encoded.data[:200]
+
+
+def test_a_chunked_json_body_over_the_limit_is_too_large_not_bad_json(client):
+    """Without Content-Length werkzeug stops reading at the limit and says nothing: the body would be cut and
+    blamed for its JSON. One byte more is read to know."""
+    description = "d" * (web.MAX_BODY + 10)
+    body = ('{"subject": "s", "description": "' + description + '", "topic": "general", '
+            '"requester": {"name": "N", "email": "n@example.com"}}').encode()  # fmt: skip
+
+    headers = {**auth_header("admin"), "Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    as_gunicorn = {"wsgi.input_terminated": True}  # a chunked body, de-chunked by the server: no length is known
+    answer = client.post("/tickets", input_stream=io.BytesIO(body), headers=headers, environ_overrides=as_gunicorn)
+    assert answer.status_code == 413 and answer.mimetype == "application/problem+json", answer.data[:300]
+    small = b'{"subject": "s", "description": "d", "topic": "general", "requester": {"name": "N", "email": "n@x.org"}}'
+    fine = client.post("/tickets", input_stream=io.BytesIO(small), headers=headers, environ_overrides=as_gunicorn)
+    assert fine.status_code == 201, fine.data[:300]
+
+
+def test_a_portal_page_asked_with_bytes_that_are_not_utf8_says_bad_request_on_a_page(portal):  # noqa: F811
+    answer = portal.test_client().get("/", environ_overrides={"QUERY_STRING": "x=\xff"})
+    assert answer.status_code == 400 and answer.mimetype == "text/html"
+    assert "not UTF-8" in answer.get_data(as_text=True)
