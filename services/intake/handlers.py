@@ -393,11 +393,13 @@ def timeline(
 ) -> tuple[list[dict], str | None]:
     """A page of the ticket's events, oldest first (NotFound for an unknown ticket, or one the principal may not see).
 
-    A requester-scoped reader gets the requester's version: no recipients, no webhooks, no delivery errors.
+    A requester-scoped reader gets the requester's version: no recipients, no webhooks, no delivery errors. An agent
+    reads no webhook's delivery (webhooks are the admins': an address may carry its secret in its path).
     """
     _require_visible(svc, svc.tickets.get(ticket_id), principal)
     for_requester = principal is not None and principal.requester_scoped
-    items, next_cursor = svc.timeline.page(ticket_id, limit, cursor, for_requester=for_requester)
+    for_agent = principal is not None and not for_requester and not sees_everything(principal)
+    items, next_cursor = svc.timeline.page(ticket_id, limit, cursor, for_requester=for_requester, for_agent=for_agent)
     return [{**item, "event_id": item["_id"]} for item in items], next_cursor
 
 
@@ -452,6 +454,7 @@ def record_and_apply(svc: Intake, envelope: dict) -> None:
             "correlation_id": envelope.get("correlation_id"),
             "summary": summarize(envelope["type"], named),
             "requester_summary": summarize_for_requester(envelope["type"], named),
+            **({"webhook": True} if data.get("channel") == "webhook" else {}),  # the admins' alone (its address)
         }
     )
 

@@ -49,6 +49,7 @@ _TICKET_FIELDS = (
 NEWEST_TICKETS_FIRST = Paginator((Key("n", "number", int),), descending=True)
 DUPLICATE_KEY = 11000  # MongoDB's error code
 NOTIFICATION_TYPES = ("notification.sent", "notification.failed")
+WEBHOOK_LINE = {"$regex": "^Webhook about "}  # how a webhook's delivery reads on the timeline (domain.summarize)
 OLDEST_EVENTS_FIRST = Paginator((Key("at", "occurred_at", datetime), Key("id", "_id", str)))
 NEWEST_MAILS_FIRST = Paginator((Key("at", "received_at", datetime), Key("id", "_id", str)), descending=True)
 
@@ -259,13 +260,16 @@ class TimelineStore:
             pass
 
     def page(
-        self, ticket_id: str, limit: int, cursor: str | None, for_requester: bool = False
+        self, ticket_id: str, limit: int, cursor: str | None, for_requester: bool = False, for_agent: bool = False
     ) -> tuple[list[dict], str | None]:
         """The ticket's events, oldest first; the cursor is the last one's (occurred_at, id).
 
-        For a requester: only the events with a requester summary, which stands in for the summary.
+        For a requester: only the events with a requester summary, which stands in for the summary. For an agent:
+        no webhook's delivery (marked `webhook` since it was; before, known by its summary's first word).
         """
-        filters = {"ticket_id": ticket_id}
+        filters: dict = {"ticket_id": ticket_id}
+        if for_agent:
+            filters["$nor"] = [{"webhook": True}, {"type": {"$in": list(NOTIFICATION_TYPES)}, "summary": WEBHOOK_LINE}]
         if for_requester:
             filters["$or"] = [
                 {"requester_summary": {"$type": "string"}},

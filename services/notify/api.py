@@ -57,9 +57,10 @@ after it is registered; deliveries still due to a deleted webhook fail at their 
 webhook was deleted").
 
 Rights: `agent` and `admin` read notifications; only `admin` retries one and manages webhooks;
-`portal` may do nothing here. An agent reads the notifications of its teams' tickets and of those
-assigned to it (as notify learnt them from `ticket.assigned` and `agent.updated`); any other answers
-404, and lists leave it out. A webhook's URL shows without credentials, query or fragment. The token
+`portal` may do nothing here. An agent reads the emails of its teams' tickets and of those assigned
+to it (as notify learnt them from `ticket.assigned` and `agent.updated`); any other notification, and
+every webhook delivery (webhooks are the admins': an address may hold its secret in its path), answers
+404, and lists leave it out. To an admin a webhook's URL shows without credentials, query or fragment. The token
 of a requester's link, which acts as the requester, shows only to an admin: an agent reads the email's
 `body` with every token in it as `(hidden)`.
 """

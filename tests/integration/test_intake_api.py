@@ -1096,6 +1096,15 @@ def test_a_requester_reads_no_agent_email_webhook_url_or_delivery_error(client, 
     assert "Webhook about the assignment sent to https://hooks.example.com/in" in summaries
     assert not any("s3cret" in summary or "t0ps3cret" in summary for summary in summaries), summaries
 
+    agent = unique("net")  # an agent of the ticket's team reads its emails, not its webhooks' deliveries
+    learn_agent(intake_app, agent, ["network"])
+    old = {"_id": unique("e"), "ticket_id": ticket["id"], "type": "notification.sent", "occurred_at": datetime.now(UTC),
+           "summary": "Webhook about the reply sent to https://hooks.example.com/services/T0/B0/s3cr3t"}  # fmt: skip
+    intake_app.extensions["ticketflow.intake"].timeline.collection.insert_one(old)  # recorded before the mark
+    read = client.get(f"/tickets/{ticket['id']}/timeline", headers=auth_header("agent", agent)).get_json()["items"]
+    lines = [item["summary"] for item in read if item["type"].startswith("notification.")]
+    assert len(lines) == 2 and all(line.startswith("Email about") for line in lines), lines
+
 
 def test_an_agent_reads_only_its_teams_tickets_and_its_own_and_an_unknown_agent_none(client, make_ticket, intake_app):
     network, hardware, mine = make_ticket(), make_ticket(topic="hardware"), make_ticket(topic="hardware")

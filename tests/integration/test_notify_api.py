@@ -554,6 +554,27 @@ def test_an_agent_reads_the_notifications_of_its_teams_tickets_and_its_own_only(
     assert len(get_json(notify_client, "/notifications", as_net, ticket_id=hardware_ticket)["items"]) == 3
 
 
+@pytest.mark.usefixtures("stamps_or_ids")
+def test_an_agent_reads_no_webhook_delivery_of_its_tickets(notify_client, notify_ctx, notify_event):
+    """Webhooks are the admins': a webhook's address may hold its secret in its path (chat services' do), which
+    no redaction of credentials and query hides. An agent reads the emails of its tickets, no delivery to one."""
+    net = f"net-{uuid.uuid4().hex[:8]}"
+    handlers.HANDLERS["agent.updated"](notify_ctx, agent_updated(net, ["network"]))
+    hook = add_webhook(notify_client, events=["ticket.created"], url="https://hooks.example.com/services/T0/B0/s3cr3t")
+    ticket_id = uuid.uuid4().hex
+    records = notify_event(created_event(ticket_id))
+    notify_event(assigned_event(ticket_id, unique_email()))  # team network: net's to read
+    (delivery,) = [record for record in records if record.channel == "webhook"]
+
+    as_net = auth_header("agent", net)
+    listed = get_json(notify_client, "/notifications", as_net, ticket_id=ticket_id)["items"]
+    assert listed and {item["channel"] for item in listed} == {"email"}
+    assert get_json(notify_client, "/notifications", as_net, recipient=hook["url"])["items"] == []
+    assert_problem(notify_client.get(f"/notifications/{delivery.id}", headers=as_net), 404)
+    assert get_json(notify_client, f"/notifications/{delivery.id}")["recipient"] == hook["url"]  # an admin's: there
+    notify_client.delete(f"/webhooks/{hook['id']}", headers=admin())
+
+
 def test_webhook_recipients_show_without_credentials_or_query(notify_client, notify_ctx, make_notification):
     ticket_id = uuid.uuid4().hex
     url = "https://bob:s3cret@hooks.example.com/in?token=t0ps3cret"
