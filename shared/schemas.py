@@ -46,6 +46,16 @@ def shown_as_typed(value: str) -> None:
         raise ValidationError(f"Must not hold control characters (U+{ord(found):04X}): a name shows as typed.")
 
 
+class OneLine(fields.String):
+    """A line of text (a ticket's subject, a person's name): each control character or line break in it (pasted, or
+    from an email's header) is read as a space, so that it shows as one line and never starts a line of its own in
+    an email it goes into ("Hello Ana\r\nBcc: ..."). Format characters (bidi marks) stay: names need them."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return "".join(" " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in text)
+
+
 def name_text(max_length: int, **kwargs) -> fields.String:
     """A name people choose things by (a team's, a topic's, an agent's): text, and no control characters."""
     return fields.String(validate=[validate.Length(1, max_length), not_blank, shown_as_typed], **kwargs)

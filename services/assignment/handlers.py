@@ -471,7 +471,7 @@ def reply(
         first = ticket.reply(reply_id, author_id, name, body, status, at, files)
         return {"id": reply_id, "body": body, "by": author_id, "at": at, "first_response": first}
 
-    refusal = "Agents reply on their own tickets and their teams'."
+    refusal = "Agents reply on the tickets assigned to them and on their teams' unassigned ones."
     return _work(svc, ticket_id, principal, correlation_id, _may_work_on(principal), refusal, write)[1]
 
 

@@ -8,7 +8,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from shared.events import PRIORITIES, SOURCES, STATUSES, StrictBoolean, Timestamp
-from shared.schemas import FullMatch, QueryBoolean, Strict, file_names, not_blank, shown_as_typed
+from shared.schemas import FullMatch, OneLine, QueryBoolean, Strict, file_names, not_blank, shown_as_typed
 
 TOPIC_ID = FullMatch(r"^[a-z0-9][a-z0-9_-]{0,39}$", error="Use 1 to 40 lowercase letters, digits, - or _.")
 
@@ -24,7 +24,7 @@ def mailable(value: str) -> None:
 
 
 class RequesterSchema(Strict):
-    name = fields.String(required=True, validate=[validate.Length(1, 200), not_blank])
+    name = OneLine(required=True, validate=[validate.Length(1, 200), not_blank])
     email = fields.Email(required=True, validate=[validate.Length(max=254), mailable])
 
     @pre_load
@@ -35,7 +35,7 @@ class RequesterSchema(Strict):
 
 
 class TicketCreateSchema(Strict):
-    subject = fields.String(required=True, validate=[validate.Length(1, 200), not_blank])
+    subject = OneLine(required=True, validate=[validate.Length(1, 200), not_blank])
     description = fields.String(required=True, validate=[validate.Length(1, 20000), not_blank])
     requester = fields.Nested(RequesterSchema, required=True)
     topic = fields.String(required=True, validate=TOPIC_ID)

@@ -293,6 +293,22 @@ def test_create_refuses_bad_input_with_problem_json_and_stores_nothing(client, i
     assert stored_count(intake_db, **{"$or": [{"subject": subject}, {"requester.email": email}]}) == 0
 
 
+def test_a_subject_and_a_requesters_name_are_one_line_each(make_ticket, client):
+    """A control character or a line break in them (pasted, an email header's) becomes a space: a name never starts
+    a line of its own in an email ("Hello Ana" then a forged "Bcc:"), a NUL never reaches a page. A bidi mark stays
+    (a name in Arabic needs it); the description keeps its lines."""
+    ticket = make_ticket(
+        subject="VPN\x00 down\r\nagain",
+        description="Line one\nLine two",
+        requester={"name": "Ana\r\nBcc: evil@example.com\u2028\u200f", "email": "ana@example.com"},
+    )
+    assert ticket["subject"] == "VPN  down  again"
+    assert ticket["requester"]["name"] == "Ana  Bcc: evil@example.com \u200f"
+    assert ticket["description"] == "Line one\nLine two"
+    blank = client.post("/tickets", json=ticket_request(subject="\x00\x07"), headers=portal())
+    assert_problem(blank, 422, field="subject")  # nothing but controls: blank
+
+
 def test_unknown_route_and_unknown_ticket_answer_404_problem_json(client):
     assert_problem(client.get("/no-such-route", headers=portal()), 404)
     missing = uuid.uuid4().hex
