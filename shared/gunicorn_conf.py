@@ -12,7 +12,8 @@ from prometheus_client import multiprocess
 from shared.errors import SLUGS
 
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+# the sync worker, each connection's reads limited (shared/gunicorn_worker.py: a stalled client frees its worker)
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "shared.gunicorn_worker.TimedSyncWorker")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = 30
 graceful_timeout = 10

@@ -21,7 +21,7 @@ from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
 from marshmallow import Schema, fields
 from pymongo.errors import ConnectionFailure, PyMongoError
-from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, ClientDisconnected, HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from shared import metrics, mongo
 from shared.auth import AuthError, Principal, decode_token
@@ -110,6 +110,8 @@ class ServiceApi(Api):
             self.DEFAULT_RESPONSE_CONTENT_TYPE = content_type
 
     def handle_http_exception(self, error: HTTPException):
+        if isinstance(error, ClientDisconnected):  # the body stopped coming (gone, or silent past the read timeout)
+            return stalled_body()
         data = getattr(error, "data", None) or {}
         messages = data.get("messages")
         if error.code == 422 and messages:
@@ -224,6 +226,12 @@ def _install_hooks(
         return response
 
 
+def stalled_body() -> Response:
+    """A request whose body stopped coming before its end (silent past gunicorn_worker.READ_TIMEOUT, or gone)."""
+    log.info("the body of %s %s stopped coming", request.method, request.path)
+    return problem(408, "Request timeout", "The request's body stopped arriving before its end; send it again.")
+
+
 def _needs_storage(endpoint: str | None) -> bool:
     """Whether a route may read or write the database (probes, docs and static files do not; nor a 404)."""
     return endpoint is not None and endpoint not in WITHOUT_STORAGE and not endpoint.endswith(".static")
@@ -273,6 +281,10 @@ def _install_error_handlers(app: Flask) -> None:
         return problem(
             503, "Service unavailable", "Storage is unavailable; try again shortly.", headers={"Retry-After": "2"}
         )
+
+    @app.errorhandler(TimeoutError)
+    def stalled(exc):  # a request's body that stopped coming (gunicorn_worker.READ_TIMEOUT): the client's doing
+        return stalled_body()
 
     @app.errorhandler(Exception)
     def unexpected(exc):  # HTTPExceptions go to ServiceApi.handle_http_exception, the more specific handler

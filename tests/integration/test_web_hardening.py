@@ -7,7 +7,9 @@ import dataclasses
 import hashlib
 import io
 import re
+import socket
 import time
+import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
@@ -166,3 +168,24 @@ def test_a_portal_page_asked_with_bytes_that_are_not_utf8_says_bad_request_on_a_
     answer = portal.test_client().get("/", environ_overrides={"QUERY_STRING": "x=\xff"})
     assert answer.status_code == 400 and answer.mimetype == "text/html"
     assert "not UTF-8" in answer.get_data(as_text=True)
+
+
+@pytest.mark.slow
+def test_a_client_that_stalls_in_its_body_gets_a_408_and_frees_its_worker(spawn_api):
+    """Under gunicorn, one worker: a client sends its headers and part of its body, then nothing. The worker gives
+    up on it after GUNICORN_READ_TIMEOUT (1 s here) with a 408, and serves the next client (it was held until
+    gunicorn's 30 s timeout killed it, the stalled client getting no answer)."""
+    api = spawn_api("intake", env={"WEB_CONCURRENCY": "1", "GUNICORN_READ_TIMEOUT": "1"})
+    port = int(api.url.rsplit(":", 1)[1])
+    stalled = socket.create_connection(("127.0.0.1", port), timeout=60)
+    head = "POST /tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    stalled.sendall(head.encode() + b'{"subject": ')
+    answer = b""
+    while b"\r\n\r\n" not in answer:  # however long the machine takes: the answer, not a closed socket
+        chunk = stalled.recv(4096)
+        assert chunk, f"closed without an answer: {answer!r}"
+        answer += chunk
+    stalled.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    with urllib.request.urlopen(f"{api.url}/healthz", timeout=60) as response:
+        assert response.status == 200
