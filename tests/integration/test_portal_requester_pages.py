@@ -406,9 +406,11 @@ def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twic
     other = browser.post("/tickets/t-9/messages", data={**form, "body": "And on Wi-Fi too."})
     newer = browser.post("/tickets/t-9/messages", data={**form, "seen": "a-page-opened-since"})
 
-    assert first.headers["Location"] == "/tickets/t-9?notice=sent#conversation"
-    assert again.status_code == 303 and again.headers["Location"] == "/tickets/t-9?notice=sent-before-message"
-    assert other.headers["Location"] == newer.headers["Location"] == "/tickets/t-9?notice=sent#conversation"
+    assert first.headers["Location"] == "/tickets/t-9?notice=sent#sent-notice"
+    assert (
+        again.status_code == 303 and again.headers["Location"] == "/tickets/t-9?notice=sent-before-message#sent-notice"
+    )
+    assert other.headers["Location"] == newer.headers["Location"] == "/tickets/t-9?notice=sent#sent-notice"
     assert intake.posts == [("/tickets/t-9/messages", words) for words in ("Yes.", "And on Wi-Fi too.", "Yes.")]
     shown = text(browser.get(again.headers["Location"]))
     assert "You sent this message a moment ago, so it was not sent again: it is in the conversation." in shown
@@ -416,8 +418,35 @@ def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twic
 
     later = handlers.now() + handlers.SAME_REQUEST_WINDOW + timedelta(seconds=1)
     monkeypatch.setattr(handlers, "now", lambda: later)  # long after: meant again
-    assert browser.post("/tickets/t-9/messages", data=form).headers["Location"].endswith("notice=sent#conversation")
+    assert browser.post("/tickets/t-9/messages", data=form).headers["Location"].endswith("notice=sent#sent-notice")
     assert len(intake.posts) == 4
+
+
+def test_a_message_sent_is_said_below_the_conversation_and_a_reopening_in_words(portal, monkeypatch):  # noqa: F811
+    """After Send the page lands where the new message shows, saying it went (at the top the requester, taken to
+    the conversation, never saw it); a message that reopens a resolved request says so."""
+
+    class Resolved(Intake):
+        def post(self, service, path, actor, body, **kwargs):
+            self.posts.append(path)
+            self.ticket = {**self.ticket, "status": "in_progress"}
+            return {"id": "m1", "kind": "message", "body": body["body"]}
+
+    intake = Resolved({**CLOSED, "status": "resolved"})
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    page = text(browser.get("/tickets/t-9"))
+    form = {"body": "It drops again.", "seen": "x", "csrf_token": csrf(page)}
+
+    sent = browser.post("/tickets/t-9/messages", data=form)
+
+    assert sent.headers["Location"] == "/tickets/t-9?notice=sent-reopened#sent-notice"
+    shown = text(browser.get(sent.headers["Location"]))
+    said = "Your message was sent, and your request is open again: an agent will look at it."
+    assert said in shown and shown.index(said) > shown.index('id="conversation"')
+    assert '<p class="notice notice--success" role="status" id="sent-notice" tabindex="-1">' in shown
+    again = browser.post("/tickets/t-9/messages", data={**form, "body": "And on Wi-Fi."})  # open now: plain
+    assert again.headers["Location"] == "/tickets/t-9?notice=sent#sent-notice"
 
 
 def test_a_message_whose_answer_is_lost_points_to_the_requests_page(portal, monkeypatch):  # noqa: F811

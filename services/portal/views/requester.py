@@ -197,6 +197,7 @@ NOTICES = {  # what a redirect after a change says (a fixed text: nothing from t
     "opened-without-files": "We have your request and have emailed you a receipt, but your files could not be "
     "attached. Please send them with a reply below.",
     "sent": "Your message was sent.",
+    "sent-reopened": "Your message was sent, and your request is open again: an agent will look at it.",
     "sent-before": "You sent this request a moment ago: here it is. Add anything new as a message below.",
     "sent-before-message": "You sent this message a moment ago, so it was not sent again: it is in the "
     "conversation. To send the same words once more, send them from this page.",
@@ -257,8 +258,10 @@ def reply(ticket_id: str):
     files = attachments.chosen(request.files.getlist("files"))
     said = handlers.words_digest(ticket_id, "message", request.form.get("seen", ""), body)
     if not files and body.strip() and handlers.sent_already(g.session, said):  # files chosen again: meant anew
-        return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent-before-message"), 303)
+        return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent-before-message",
+                                _anchor="sent-notice"), 303)  # fmt: skip
     try:
+        was_resolved = handlers.requester_ticket(portal(), grant)["status"] == "resolved"  # the message reopens it
         entry = handlers.add_message(portal(), grant, body, g.get("request_id"), files)
     except handlers.UserError as exc:
         message = exc.message
@@ -272,7 +275,8 @@ def reply(ticket_id: str):
     except handlers.UserError as exc:
         message = "Your message was sent, but its files were not attached."
         return _ticket_page(grant, {}, exc.errors, message, exc.status, choose_again=True, draft_sent=True)
-    return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent", _anchor="conversation"), 303)
+    sent = "sent-reopened" if was_resolved else "sent"  # said below the conversation, where the message shows
+    return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice=sent, _anchor="sent-notice"), 303)
 
 
 @blueprint.post("/tickets/<ticket_id>/rating")
