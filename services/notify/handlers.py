@@ -1,467 +1,403 @@
-"""intake's commands, queries and event handlers: load, call the domain, save with the events it recorded."""
+"""notify's event handlers and commands: record each notification an event causes, then send it (the dispatcher).
+
+A notification is stored, unique per (event, channel, recipient), before anything is sent; sending is a
+separate step that the worker's dispatcher takes for due notifications, so a redelivered event never
+sends twice, and a worker that dies between the two leaves a pending notification another one sends.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
+import dataclasses
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+from urllib.parse import urlsplit
 
-from services.intake import files
-from services.intake.domain import (
-    ATTACHMENT_MAX_BYTES,
-    DEFAULT_TOPIC,
-    MAIL_MAX_BYTES,
-    NotResolved,
-    ThreadFull,
-    Ticket,
-    TicketClosed,
-    changes_view,
-    mib,
-    over_the_limits,
-    summarize,
-    summarize_for_requester,
+from services.notify import mailer, messages, webhook_sender, webhooks
+from services.notify.domain import (
+    AWAY_COVER,
+    Message,
+    NotDead,
+    Notification,
+    SendError,
+    TicketView,
+    email_recipients,
+    notification_id,
 )
-from services.intake.store import (
-    AttachmentIdTaken,
-    AttachmentStore,
-    BlobStore,
-    IdempotencyKeys,
-    InboundMailStore,
-    RateLimits,
-    TicketStore,
-    TimelineStore,
-    TopicStore,
-)
+from services.notify.store import NotificationStore, TicketViews, WebhookStore
 from shared import events, outbox
-from shared.access import AgentDirectory, TicketFacts, list_scope, may_read, same_email, sees_everything
+from shared.access import AgentDirectory, Stamp, StampedRecords, TicketFacts, may_read, sees_everything
 from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
-from shared.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, TooManyRequests
+from shared.errors import Conflict, Invalid, NotFound
 from shared.idempotency import ProcessedEvents
-from shared.mongo import database
+from shared.mongo import Stale, database
+from shared.redact import redact_tokens, redact_url, redact_urls
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
-from shared.saving import NO_CHANGE, update
+from shared.saving import NO_CHANGE, read_after_first, update
+from shared.smtp import Sessions
 
-SERVICE = "intake"
-RATE_WINDOW = timedelta(hours=1)  # fixed windows, on the hour
+SERVICE = "notify"
+# A claim lasts six send timeouts, then it is free again: a kept connection's RSET (2 s at most) or a connect,
+# EHLO, MAIL, RCPT, DATA and its end (or QUIT, for a connection not kept).
+LEASE_TIMEOUTS = 6
+
+
+class Sender(Protocol):
+    """What records a notification may hand it to at once: the worker's dispatcher, when a sender is free."""
+
+    def take(self, record: Notification) -> bool:
+        """Claim `record`, about to be inserted, for a free sender (its lease in the insert); False: none free."""
+
+    def taken(self, record: Notification, stored: bool) -> None:
+        """After the insert of a taken record: send it, or, when it was stored already, let it be."""
 
 
 @dataclass
-class Intake:
-    """Everything intake's handlers need, wired once per process (see `bootstrap`)."""
+class Notify:
+    """Everything notify's handlers need, wired once per process (see `bootstrap`)."""
 
     settings: Settings
-    tickets: TicketStore
-    topics: TopicStore
-    keys: IdempotencyKeys
-    timeline: TimelineStore
+    views: TicketViews
+    notifications: NotificationStore
+    webhooks: WebhookStore
     processed: ProcessedEvents
     pending: PendingOutboxes
     flusher: OutboxFlusher
-    limits: RateLimits
-    agents: AgentDirectory  # agent_id -> teams, from agent.updated: who reads which ticket
-    mails: InboundMailStore  # what each inbound mail became (services/intake/inbox.py)
-    blobs: BlobStore  # bytes of any size: attachments' contents, raw mails
-    attachments: AttachmentStore
+    on_recorded: Callable[[], None]  # told when notifications were recorded: wakes the dispatcher, or nothing
+    agents: AgentDirectory  # agent_id -> teams, from agent.updated: who reads which notifications
+    sender: Sender | None = None  # the worker's dispatcher: takes new notifications without a pass (see _record)
+    smtp: Sessions = field(default_factory=Sessions)  # the senders' SMTP connections, kept between emails
 
     def ensure_storage(self) -> None:
-        self.tickets.ensure_indexes()
-        self.blobs.ensure_indexes()
-        self.attachments.ensure_indexes()
-        self.limits.ensure_indexes()
-        self.keys.ensure_indexes()
-        self.timeline.ensure_indexes()
+        self.notifications.ensure_indexes()
+        self.views.ensure_indexes()
         self.processed.ensure_indexes()
         self.pending.ensure_indexes()
-        self.mails.ensure_indexes()
-        self.topics.seed_defaults()
 
 
-def bootstrap(settings: Settings) -> Intake:
-    """intake's stores on its own database; the tickets' events go to the flusher as they are saved."""
+def bootstrap(settings: Settings, on_recorded: Callable[[], None] = lambda: None) -> Notify:
+    """notify's stores on its own database; `on_recorded` hears of new notifications (the worker's dispatcher)."""
     db = database(settings, SERVICE)
     pending, flusher = outbox_for(settings, SERVICE, db)
-    blobs = BlobStore(db)
-    return Intake(
+    return Notify(
         settings,
-        TicketStore(db, flusher),
-        TopicStore(db),
-        IdempotencyKeys(db),
-        TimelineStore(db),
+        TicketViews(db),
+        NotificationStore(db, flusher),
+        WebhookStore(db),
         ProcessedEvents(db),
         pending,
         flusher,
-        RateLimits(db),
+        on_recorded,
         AgentDirectory(db),
-        InboundMailStore(db),
-        blobs,
-        AttachmentStore(db, blobs),
     )
 
 
-def _recorded(ticket: Ticket, correlation_id: str | None, at=None) -> dict:
-    """The events the ticket recorded, as outbox entries."""
-    recorded, ticket.recorded = ticket.recorded, []
-    return outbox.stage(SERVICE, ticket.id, recorded, correlation_id, at)
+# --- events -> notifications -------------------------------------------------------------------------
 
 
-def _request_hash(request: dict) -> str:
-    return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def on_event(svc: Notify, envelope: dict) -> None:
+    """Learn what the event tells about the ticket, then record its webhook deliveries and its emails."""
+    ticket_id, data, at = envelope["ticket_id"], events.load_data(envelope), events.parse_time(envelope["occurred_at"])
+    view = _learn(svc, ticket_id, envelope["type"], data, at)
+    stamp = svc.views.stamp(view)
+    if envelope["type"] == "ticket.assigned":  # the ticket's notifications are read by its new team and agent
+        svc.notifications.stamps.restamp({"ticket_id": ticket_id}, stamp)
+    records, earlier = _record(svc, _webhook_deliveries(svc, envelope), stamp)
+    try:  # the webhooks before the emails: a recipient not known yet must not hold up the webhooks
+        emails, earlier_emails = _record(svc, _emails(svc, envelope, data, view), stamp)
+        records, earlier = records + emails, earlier or earlier_emails
+    finally:
+        if records:  # an assignment stored meanwhile may have missed them: StampedRecords
+            mine = {"_id": {"$in": [record.id for record in records]}}
+            # some stored by an earlier delivery, which may have died before this check: their stamp is unknown
+            svc.notifications.stamps.check(mine, None if earlier else stamp, svc.views.stamp_of(ticket_id))
 
 
-def within_rate_limit(svc: Intake, action: str, address: str) -> None:
-    """Count the requester address's action in this hour's window; TooManyRequests (429) past its limit.
+def _learn(svc: Notify, ticket_id: str, event_type: str, data: dict, at: datetime) -> TicketView | None:
+    """The ticket's projection after the event; None while notify knows nothing of the ticket.
 
-    So that intake cannot be used to mail-bomb an address: every ticket mails a receipt to it.
+    A ticket.created is nearly always the first news of its ticket: its first attempt inserts without a read
+    (an insert that finds the projection there, a late or repeated event, reads it and learns into that).
     """
-    limits = {"tickets": svc.settings.requester_tickets_per_hour, "messages": svc.settings.requester_messages_per_hour}
+    find = read_after_first(svc.views.find, event_type == "ticket.created")
+
+    def load() -> tuple[TicketView, bool]:
+        view = find(ticket_id)
+        return (TicketView(ticket_id), True) if view is None else (view, False)
+
+    def learn(loaded: tuple[TicketView, bool]):
+        return None if loaded[0].apply(event_type, data, at) else NO_CHANGE
+
+    def save(loaded: tuple[TicketView, bool], _) -> None:
+        view, fresh = loaded
+        if not fresh:
+            svc.views.save(view, {})
+        elif not svc.views.insert(view, {}):
+            raise Stale(ticket_id)  # created meanwhile: learn into that one
+
+    busy = f"The projection of ticket {ticket_id} is changing too fast."
+    (view, fresh), result = update(load, learn, save, busy)
+    return None if fresh and result is NO_CHANGE else view
+
+
+def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) -> list[Notification]:
+    found = []
+    event = {"type": envelope["type"], "occurred_at": events.parse_time(envelope["occurred_at"]), "data": data}
+    covered = view is not None and view.agent and view.team_lead_email and envelope["type"] in AWAY_COVER
+    # is its agent away? (one read, where a lead would hear of it)
+    away = bool(covered) and (svc.agents.find(view.agent["id"]) or {}).get("available") is False
+    for audience, recipient in email_recipients(envelope["type"], data, view, agent_away=away):
+        context = {"ticket": view.context(), "event": event, "recipient": recipient}
+        if audience == "requester":  # a link acts as the requester: only the requester's own emails carry one
+            context["link"] = messages.requester_link(svc.settings, view.id, recipient["email"])
+            context["closes_in"] = messages.period_words(svc.settings.auto_close_hours)  # a resolved one, unanswered
+        else:  # agents and leads: the console's page of the ticket, behind their sign-in
+            context["console_link"] = messages.console_link(svc.settings, view.id)
+        message = messages.render(envelope["type"], audience, context)
+        found.append(_notification(envelope, "email", recipient["email"], message.subject, message.text, message.html))
+    return found
+
+
+def _webhook_deliveries(svc: Notify, envelope: dict) -> list[Notification]:
+    body, found = None, []
+    for hook in svc.webhooks.all():
+        if webhooks.matches(hook["events"], envelope["type"]):
+            body = body or _wire_body(envelope)  # only when a webhook wants it
+            record = _notification(envelope, "webhook", hook["url"], None, body, None, key=hook["_id"])
+            record.webhook_id, record.endpoint = hook["_id"], urlsplit(hook["url"]).netloc
+            found.append(record)
+    return found
+
+
+def _wire_body(envelope: dict) -> str:
+    """The event as a webhook receives it: a decoded envelope is valid already, anything else is checked."""
+    wire = events.serialize(envelope) if isinstance(envelope, events.Decoded) else events.encode(envelope)
+    return wire.decode()
+
+
+def _notification(envelope: dict, channel: str, recipient: str, subject, body: str, html, key=None) -> Notification:
+    """A new notification; `key` (a webhook's id: two may share a URL) stands for the recipient in its id."""
     at = now()
-    start = at.replace(minute=0, second=0, microsecond=0)
-    ends = start + RATE_WINDOW
-    count = svc.limits.hit(f"{action}|{address.strip().lower()}|{start:%Y-%m-%dT%H}", ends)
-    if count > limits[action]:
-        wait = max(1, math.ceil((ends - at).total_seconds()))
-        raise TooManyRequests(
-            f"This requester address has reached its limit of {limits[action]} {action} per hour; "
-            f"try again in {wait} s.",
-            headers={"Retry-After": str(wait)},
-        )
+    return Notification(
+        id=notification_id(envelope["event_id"], channel, key or recipient),
+        event_id=envelope["event_id"],
+        event_type=envelope["type"],
+        ticket_id=envelope["ticket_id"],
+        channel=channel,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        html=html,
+        created_at=at,
+        next_attempt_at=at,
+    )
 
 
-def change_ticket(svc: Intake, ticket_id: str, change: Callable[[Ticket], object], correlation_id: str | None):
-    """(ticket, what `change` returned): load, change, save with its events; NO_CHANGE saves nothing."""
-    save = lambda ticket, _: svc.tickets.save(ticket, _recorded(ticket, correlation_id))  # noqa: E731
-    return update(lambda: svc.tickets.get(ticket_id), change, save, "The ticket is changing too fast; try again.")
+def _record(svc: Notify, records: list[Notification], stamp: Stamp) -> tuple[list[Notification], bool]:
+    """Store each notification once, stamped with its ticket's team and agent; one already stored (a redelivered
+    event) is left as it is. The records, and whether any was stored before.
 
-
-# --- who reads which ticket (shared.access: the same rule in every service) --------------------
-
-
-def _facts(ticket: Ticket) -> TicketFacts:
-    agent_id = ticket.assignee["agent_id"] if ticket.assignee else None
-    return TicketFacts(ticket.id, ticket.requester.get("email"), ticket.team, agent_id)
-
-
-def _require_visible(svc: Intake, ticket: Ticket, principal: Principal | None) -> Ticket:
-    """The ticket, if the principal may see it (None: intake itself); else 404, as for a ticket that is not there."""
-    if principal is None or sees_everything(principal):
-        return ticket
-    agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
-    if not may_read(principal, _facts(ticket), agent):
-        raise NotFound(f"No ticket {ticket.id}.")
-    return ticket
-
-
-# --- commands ---------------------------------------------------------------------------------
-
-
-def create_ticket(
-    svc: Intake,
-    request: dict,
-    idempotency_key: str | None,
-    correlation_id: str | None,
-    principal: Principal | None = None,
-) -> tuple[Ticket, bool]:
-    """Open a ticket; with an Idempotency-Key the same request gives the same ticket. Returns (ticket, created).
-
-    A requester-scoped token opens tickets for its own requester only (403 otherwise).
+    A notification the worker's dispatcher can send at once is stored claimed (its lease already running) and
+    handed to a sender: no pass reads it and no claim writes it again, two store calls of its four. A worker
+    that dies before sending it leaves the claim, and the next pass after the lease sends it, as after a death
+    mid-send. The others are stored due, and the dispatcher is woken for them.
     """
-    if principal is not None and principal.requester_scoped:
-        if not same_email(request["requester"]["email"], principal.requester_email):
-            raise Forbidden("This token acts for another requester: it opens tickets for that requester only.")
-    if not svc.topics.known(request["topic"]):
-        if replayed := _replayed(svc, request, idempotency_key):  # its topic retired since: the same ticket
-            return replayed, False
-        raise Invalid(
-            "Unknown topic.",
-            {"topic": [f"Unknown topic {request['topic']!r}, or one no longer offered; see GET /topics."]},
-        )
-    ticket_id = uuid.uuid4().hex
-    if idempotency_key:
-        request_hash = _request_hash(request)
-        record = svc.keys.claim(idempotency_key, request_hash, ticket_id, now())
-        if record["request_hash"] != request_hash:
-            raise Conflict("This Idempotency-Key was used with a different request body.")
-        if record["ticket_id"] != ticket_id:  # the key was used before: answer with its ticket
-            ticket_id = record["ticket_id"]
-            existing = svc.tickets.find(ticket_id)
-            if existing is not None:
-                return existing, False
-    within_rate_limit(svc, "tickets", request["requester"]["email"])  # a repeat with its key is not counted
+    waiting = earlier = False
+    for record in records:
+        taken = svc.sender is not None and svc.sender.take(record)
+        stored = False
+        try:
+            stored = svc.notifications.insert(record, {}, stamp.fields())  # False for one already there
+        finally:
+            if taken:
+                svc.sender.taken(record, stored)
+        waiting = waiting or not (taken and stored)
+        earlier = earlier or not stored
+    if waiting:
+        svc.on_recorded()
+    return records, earlier
+
+
+# --- sending (the dispatcher's steps) ----------------------------------------------------------------
+
+
+def claim(svc: Notify, notification_id: str, record: Notification | None = None) -> Notification | None:
+    """Take a due notification for its lease, so that no other sender takes it meanwhile; None if not due.
+
+    A sender that dies mid-send leaves the claim; when the lease ends, the next pass sends it again.
+    `record`: as the dispatcher's query just read it (the claim is version-checked: a copy that is out of
+    date claims nothing).
+    """
+    record = record or svc.notifications.get(notification_id)
     at = now()
-    ticket = Ticket.open(ticket_id, svc.tickets.next_number(), request, at)
-    if not svc.tickets.insert(ticket, _recorded(ticket, correlation_id, at)):  # occurred_at is its created_at
-        return svc.tickets.get(ticket_id), False  # a concurrent request with the same key won
-    return ticket, True
-
-
-def _replayed(svc: Intake, request: dict, idempotency_key: str | None) -> Ticket | None:
-    """The ticket an earlier request with this key and body opened, if there is one (a read: claims nothing)."""
-    record = svc.keys.find(idempotency_key) if idempotency_key else None
-    if record is None or record["request_hash"] != _request_hash(request):
+    if record.next_attempt_at is None or record.next_attempt_at > at:
         return None
-    return svc.tickets.find(record["ticket_id"])
+    record.next_attempt_at = at + lease(svc.settings)
+    try:
+        svc.notifications.save(record, {})
+    except Stale:
+        return None
+    return record
 
 
-def add_message(
-    svc: Intake,
-    ticket_id: str,
-    body: str,
-    correlation_id: str | None,
-    principal: Principal | None = None,
-    files: list[str] | None = None,
-) -> dict:
-    """The requester's message; `files`: the names of the files the client attaches to it next (its event names
-    them for the agent's email)."""
-    message_id = uuid.uuid4().hex
-    ticket = _require_visible(svc, svc.tickets.get(ticket_id), principal)  # 404 before any count is spent
-    within_rate_limit(svc, "messages", ticket.requester["email"])
-
-    def write(ticket: Ticket) -> None:
-        _require_visible(svc, ticket, principal)
-        try:
-            ticket.add_message(message_id, body, now(), files)
-        except TicketClosed:
-            raise Conflict("The ticket is closed; open a new ticket instead.") from None
-        except ThreadFull as full:
-            raise Conflict(str(full)) from None
-
-    ticket, _ = change_ticket(svc, ticket_id, write, correlation_id)
-    return next(entry for entry in ticket.thread if entry["id"] == message_id)
+def lease(settings: Settings) -> timedelta:
+    """How long a claim holds: longer than any send can take (60 s with the default timeouts)."""
+    return timedelta(seconds=LEASE_TIMEOUTS * max(settings.smtp_timeout, settings.webhook_timeout))
 
 
-def reopen_ticket(
-    svc: Intake, ticket_id: str, reason: str, correlation_id: str | None, principal: Principal | None = None
-) -> Ticket:
-    """An agent who may read the ticket, or an admin, reopens a resolved ticket (the requester called: the fix did
-    not hold); any other is 409: a closed one stays closed, and an open one may be resolved in assignment a moment
-    before intake hears of it."""
-
-    by, by_name = "admin", "The help desk"  # an admin who is no agent: never their address in an event
-    if principal is not None and principal.agent_id:
-        by = principal.agent_id
-        by_name = (svc.agents.find(by) or {}).get("name") or by
-
-    def reopen(ticket: Ticket) -> None:
-        _require_visible(svc, ticket, principal)
-        try:
-            ticket.reopen(reason, by, by_name, now())
-        except NotResolved as status:
-            if str(status) == "closed":
-                raise Conflict("The ticket is closed, and a closed ticket stays closed: open a new one.") from None
-            raise Conflict(
-                "The ticket is open: reopened already, or its resolve has not reached intake yet (then try again "
-                "in a moment)."
-            ) from None
-
-    return change_ticket(svc, ticket_id, reopen, correlation_id)[0]
-
-
-def close_ticket(
-    svc: Intake, ticket_id: str, by: str, correlation_id: str | None, principal: Principal | None = None
-) -> Ticket:
-    """Close the ticket; closing a closed ticket saves and publishes nothing."""
-
-    def close(ticket: Ticket):
-        _require_visible(svc, ticket, principal)
-        return None if ticket.close(by, now()) else NO_CHANGE
-
-    return change_ticket(svc, ticket_id, close, correlation_id)[0]
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file as it came in: the name and type its sender gave, and its (decoded) bytes."""
-
-    filename: str | None
-    content_type: str | None
-    data: bytes
-
-
-def add_attachments(
-    svc: Intake,
-    ticket_id: str,
-    uploads: list[Upload],
-    message_id: str | None,
-    idempotency_key: str | None,
-    principal: Principal,
-) -> tuple[list[dict], bool]:
-    """Attach the files to the ticket (to one of its thread messages with message_id): their items, in order, and
-    whether they were stored now (False: a repeat of an earlier request with the same Idempotency-Key).
-
-    The ticket's requester (a requester-scoped token), admins and agents who see the ticket may; with the same
-    Idempotency-Key the same files are not stored twice, and other files are refused (409), never dropped.
-    """
-    if principal.role == "portal" and not principal.requester_scoped:
-        raise Forbidden("The portal attaches files for a requester: use a token scoped to the ticket's requester.")
-    ticket = _require_visible(svc, svc.tickets.get(ticket_id), principal)
-    _check_uploads(uploads)
-    if ticket.status == "closed":
-        raise Conflict("The ticket is closed; open a new ticket instead.")
-    if message_id is not None and not _attachable_to(ticket, message_id, principal):
-        raise Invalid("No such message.", {"message_id": [f"The ticket has no message {message_id!r} of yours."]})
-    created, request_hash = True, None
-    if idempotency_key:  # the files as sent, under a key of this ticket's own (POST /tickets keeps the bare keys)
-        request_hash = _upload_hash(uploads, message_id)
-        key = f"attachments\n{ticket.id}\n{idempotency_key}"
-        record, created = svc.keys.claimed(key, request_hash, ticket.id, now())
-        if record["request_hash"] != request_hash:
-            raise Conflict("This Idempotency-Key was used with other files; send these with a new key.")
-    items = []
-    for n, upload in enumerate(uploads):  # a repeat puts them again: a request that died half-way is completed
-        # with what the files are: the key reused with others once its record expired (48 h) stores them anew
-        seed = f"{ticket.id}\n{idempotency_key}\n{request_hash}\n{n}" if idempotency_key else uuid.uuid4().hex
-        attachment_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
-        name, kind = files.clean_filename(upload.filename), files.declared_type(upload.content_type)
-        try:
-            items.append(svc.attachments.put(ticket.id, attachment_id, name, kind, upload.data, message_id, "web"))
-        except AttachmentIdTaken:
-            raise Conflict("This Idempotency-Key was used for another ticket's files.") from None
-    return items, created
-
-
-def _upload_hash(uploads: list[Upload], message_id: str | None) -> str:
-    """What an upload's Idempotency-Key stands for: the message and each file's name, type and bytes, in order."""
-    described = [message_id, *([upload.filename, upload.content_type, hashlib.sha256(upload.data).hexdigest()]
-                                for upload in uploads)]  # fmt: skip
-    return hashlib.sha256(json.dumps(described, separators=(",", ":")).encode()).hexdigest()
-
-
-def _check_uploads(uploads: list[Upload]) -> None:
-    """422 for no file or an empty one; 413 naming the file past 10 MiB, or the one that takes all past 25 MiB."""
-    if not uploads:
-        raise Invalid("No file was sent.", {"file": ["Send one or more files in `file` fields."]})
-    for upload in uploads:
-        if not upload.data:
-            name = files.clean_filename(upload.filename)
-            raise Invalid(f"The file {name!r} is empty.", {"file": [f"{name} is empty."]})
-    problem = over_the_limits((files.clean_filename(upload.filename), len(upload.data)) for upload in uploads)
-    if problem is not None:
-        limit, name = problem
-        if limit == "file":
-            message = f"{name} is larger than {mib(ATTACHMENT_MAX_BYTES)}, the most one file may be."
+def send(svc: Notify, record: Notification) -> None:
+    """One attempt at a claimed notification; the outcome (and its event) stored with it."""
+    try:
+        _deliver(svc, record)
+        record.succeeded(now())
+    except SendError as exc:
+        if exc.unreachable:
+            record.relay_down(str(exc), now(), svc.settings.retry_delays)
         else:
-            message = f"With {name} the files are larger than {mib(MAIL_MAX_BYTES)} together, the most they may be."
-        raise TooLarge(message, {"file": [message]})
+            record.failed(str(exc), now(), svc.settings.retry_delays)
+    except WebhookGone as exc:  # removed since: no retry would find it again
+        record.failed(str(exc), now(), ())
+    except ValueError as exc:  # no email can carry it (a control character in an address): no retry would mend it
+        record.failed(f"cannot be built: {exc}", now(), ())
+    except Exception as exc:  # any other fault while sending: tried again like a refusal, never a silent loop
+        record.failed(f"{type(exc).__name__}: {exc}", now(), svc.settings.retry_delays)
+    staged = outbox.stage(SERVICE, record.ticket_id, record.recorded, None)
+    record.recorded = []
+    try:
+        svc.notifications.save(record, staged)
+    except Stale:  # our lease ran out and another sender took it: its outcome counts
+        return
 
 
-def _attachable_to(ticket: Ticket, message_id: str, principal: Principal) -> bool:
-    """Whether the thread has the message; a requester attaches to its own messages only (not to agents' replies)."""
-    kinds = ("message",) if principal.requester_scoped else ("message", "reply")
-    return any(entry["id"] == message_id and entry["kind"] in kinds for entry in ticket.thread)
+class WebhookGone(Exception):
+    """The delivery's webhook was removed: the delivery fails for good at its next attempt."""
 
 
-def put_topic(svc: Intake, topic_id: str, name: str | None, retired: bool | None = None) -> dict:
-    if retired and topic_id == DEFAULT_TOPIC:
-        raise Invalid(
-            "The topic has invalid fields.",
-            {"retired": [f"“{DEFAULT_TOPIC}” takes the mail that names no other topic; it cannot be retired."]},
-        )
-    topic = svc.topics.put(topic_id, name, retired)
-    if topic is None:
-        raise Invalid("The topic has invalid fields.", {"name": ["A new topic needs a name."]})
-    return topic
+def _deliver(svc: Notify, record: Notification) -> None:
+    if record.channel == "email":
+        message = Message(record.subject or "", record.body, record.html or "")
+        email = mailer.build_email(svc.settings.notify_from, record.recipient, message, record.ticket_id, record.id)
+        mailer.send_email(mailer.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout), email, svc.smtp)
+        return
+    hook = svc.webhooks.find(record.webhook_id)
+    if hook is None:
+        raise WebhookGone("the webhook was deleted")
+    body = record.body.encode()
+    headers = {
+        "X-Ticketflow-Signature": webhooks.signature(hook["secret"], body),
+        "X-Ticketflow-Event": record.event_type,
+        "X-Ticketflow-Delivery": record.id,
+    }
+    settings = svc.settings
+    webhook_sender.deliver(hook["url"], body, headers, settings.webhook_timeout, settings.webhook_allowed_networks)
 
 
-# --- queries ----------------------------------------------------------------------------------
+# --- commands of the API -----------------------------------------------------------------------------
 
 
-def get_ticket(svc: Intake, ticket_id: str, principal: Principal | None = None) -> Ticket:
-    return _require_visible(svc, svc.tickets.get(ticket_id), principal)
+def retry(svc: Notify, notification_id: str) -> Notification:
+    """Send a dead notification again (its delays start over)."""
+
+    def again(record: Notification) -> None:
+        try:
+            record.retry(now())
+        except NotDead as exc:
+            raise Conflict(str(exc)) from None
+        if record.channel == "webhook" and svc.webhooks.find(record.webhook_id) is None:
+            raise Conflict("Its webhook was removed: there is nothing to send it to.")
+
+    load = lambda: svc.notifications.get(notification_id)  # noqa: E731
+    save = lambda record, _: svc.notifications.save(record, {})  # noqa: E731
+    return update(load, again, save, "The notification is changing too fast; try again.")[0]
 
 
-def list_tickets(
-    svc: Intake, filters: dict, limit: int, cursor: str | None, principal: Principal | None = None
-) -> tuple[list[dict], str | None]:
-    """A page of the tickets the principal may see (an agent's teams' and its own, a requester's own), newest first,
-    without their threads (each with thread_count): a list never carries whole threads."""
-    scope = None
-    if principal is not None:
-        agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
-        scope = list_scope(principal, agent)
-    page, next_cursor = svc.tickets.page(filters, limit, cursor, scope)
-    return [{**vars(ticket), "thread_count": count} for ticket, count in page], next_cursor
+def add_webhook(svc: Notify, raw: object) -> dict:
+    """Register a webhook; Invalid (422) when its URL is or resolves to a non-public address not allowed."""
+    webhook = webhooks.validate_webhook(raw)
+    settings = svc.settings
+    if refused := webhook_sender.refusal(webhook["url"], settings.webhook_allowed_networks, settings.webhook_timeout):
+        raise Invalid("The webhook is not valid.", {"url": [refused]})
+    return svc.webhooks.add({"_id": uuid.uuid4().hex, **webhook, "created_at": now()})
 
 
-def timeline(
-    svc: Intake, ticket_id: str, limit: int, cursor: str | None, principal: Principal | None = None
-) -> tuple[list[dict], str | None]:
-    """A page of the ticket's events, oldest first (NotFound for an unknown ticket, or one the principal may not see).
+def delete_webhook(svc: Notify, webhook_id: str) -> None:
+    svc.webhooks.delete(webhook_id)
 
-    A requester-scoped reader gets the requester's version: no recipients, no webhooks, no delivery errors. An agent
-    reads no webhook's delivery (webhooks are the admins': an address may carry its secret in its path).
+
+def webhook_view(webhook: dict) -> dict:
+    """A webhook as the API shows it: never its secret."""
+    return {key: webhook[key] for key in ("url", "events", "created_at")} | {"id": webhook["_id"]}
+
+
+def notification_view(record: Notification, principal: Principal | None = None) -> Notification:
+    """A notification as the API shows it: a webhook's URL, and URLs in errors, without credentials or query.
+
+    A requester's email carries a link that acts as the requester (reads, replies, closes). Only an admin,
+    who may do all of that anyway, sees its token; anyone else (an agent of the ticket's team: the only
+    other reader, since requester-scoped and portal tokens may not read notifications at all) sees the
+    body with every token hidden. Otherwise an agent could post as the requester or close the ticket.
     """
-    _require_visible(svc, svc.tickets.get(ticket_id), principal)
-    for_requester = principal is not None and principal.requester_scoped
-    for_agent = principal is not None and not for_requester and not sees_everything(principal)
-    items, next_cursor = svc.timeline.page(ticket_id, limit, cursor, for_requester=for_requester, for_agent=for_agent)
-    return [{**item, "event_id": item["_id"]} for item in items], next_cursor
+    recipient = redact_url(record.recipient) if record.channel == "webhook" else record.recipient
+    last_error = redact_urls(record.last_error) if record.last_error else record.last_error
+    body = record.body
+    if record.channel == "email" and (principal is None or principal.role != "admin"):
+        body = redact_tokens(body)
+    return dataclasses.replace(record, recipient=recipient, last_error=last_error, body=body)
 
 
-def list_attachments(svc: Intake, ticket_id: str, principal: Principal | None = None) -> list[dict]:
-    _require_visible(svc, svc.tickets.get(ticket_id), principal)
-    return svc.attachments.list(ticket_id)
+def _may_read(svc: Notify, principal: Principal | None, ticket_id: str) -> bool:
+    """shared.access's rule on notify's projection of the ticket (agents: their teams' tickets and their own)."""
+    if principal is None or sees_everything(principal):
+        return True
+    view = svc.views.find(ticket_id)
+    facts = None
+    if view is not None:
+        email = view.requester.get("email") if view.requester else None
+        facts = TicketFacts(ticket_id, email, view.team, view.agent["id"] if view.agent else None)
+    agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+    return may_read(principal, facts, agent)
 
 
-def attachment(svc: Intake, ticket_id: str, attachment_id: str, principal: Principal | None = None):
-    """(item, bytes, the Content-Type to serve them with); NotFound for an unknown or unseen ticket or file."""
-    _require_visible(svc, svc.tickets.get(ticket_id), principal)
-    found = svc.attachments.get(ticket_id, attachment_id)
-    if found is None:
-        raise NotFound(f"No attachment {attachment_id} on ticket {ticket_id}.")
-    item, data = found
-    return item, data, files.served_type(item["content_type"], data)
+def list_notifications(
+    svc: Notify, filters: dict, limit: int, cursor: str | None, principal: Principal | None = None
+) -> tuple[list[Notification], str | None]:
+    """Newest first; an agent's list holds only the emails of the tickets it may see (webhooks are the admins': a
+    webhook's address may carry its secret in its path, as chat services' do)."""
+    if principal is not None and not sees_everything(principal):
+        filters = {**filters, "channel": "email"}
+        agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
+        if agent is None:
+            items, next_cursor = svc.notifications.page(filters, limit, cursor, among=[])
+        elif svc.notifications.stamps.backfilled():
+            visible = StampedRecords.visible_to(agent["id"], agent.get("teams", []))
+            items, next_cursor = svc.notifications.page(filters, limit, cursor, visible=visible)
+        else:  # until the worker's backfill
+            among = svc.views.ids_visible_to(agent["id"], agent.get("teams", []))
+            items, next_cursor = svc.notifications.page(filters, limit, cursor, among=among)
+        return [notification_view(item, principal) for item in items], next_cursor
+    items, next_cursor = svc.notifications.page(filters, limit, cursor)
+    return [notification_view(item, principal) for item in items], next_cursor
 
 
-def list_topics(svc: Intake, include_retired: bool = False) -> list[dict]:
-    return svc.topics.all(include_retired)
+def get_notification(svc: Notify, notification_id: str, principal: Principal | None = None) -> Notification:
+    record = svc.notifications.get(notification_id)
+    admins_only = record.channel == "webhook" and principal is not None and not sees_everything(principal)
+    if admins_only or not _may_read(svc, principal, record.ticket_id):
+        raise NotFound(f"No notification {notification_id}.")
+    return notification_view(record, principal)
 
 
-# --- events -----------------------------------------------------------------------------------
+def list_webhooks(svc: Notify) -> list[dict]:
+    return [webhook_view(hook) for hook in svc.webhooks.all()]
 
 
-def record_and_apply(svc: Intake, envelope: dict) -> None:
-    """Apply another service's event to intake's view, then put every event on the ticket's timeline."""
-    data = events.load_data(envelope)
-    at = events.parse_time(envelope["occurred_at"])
-
-    named = dict(data)  # what the timeline says: a resolver and a topic by the names intake knows, not by id
-    if envelope["type"] == "ticket.created":
-        named["topic_name"] = svc.topics.name(data["topic"])
-
-    def apply(ticket: Ticket):
-        assignee = ticket.assignee or {}
-        resolver = data.get("agent_id") if envelope["type"] == "ticket.resolved" else None
-        if resolver and assignee.get("agent_id") == resolver:
-            named["agent_name"] = assignee.get("name")
-        return None if ticket.apply(envelope["type"], data, at) else NO_CHANGE
-
-    # intake's own events changed the ticket when they were stored; notification.* never change it
-    if envelope["producer"] != SERVICE and changes_view(envelope["type"]):
-        change_ticket(svc, envelope["ticket_id"], apply, envelope.get("correlation_id"))
-    svc.timeline.record(
-        {
-            "event_id": envelope["event_id"],
-            "ticket_id": envelope["ticket_id"],
-            "type": envelope["type"],
-            "producer": envelope["producer"],
-            "occurred_at": at,
-            "correlation_id": envelope.get("correlation_id"),
-            "summary": summarize(envelope["type"], named),
-            "requester_summary": summarize_for_requester(envelope["type"], named),
-            **({"webhook": True} if data.get("channel") == "webhook" else {}),  # the admins' alone (its address)
-        }
-    )
-
-
-def on_agent_updated(svc: Intake, envelope: dict) -> None:
-    """An agent's teams, for deciding which tickets it reads (not a ticket's event: no timeline entry)."""
+def on_agent_updated(svc: Notify, envelope: dict) -> None:
+    """An agent's teams, for deciding whose notifications it reads (nothing is sent for it)."""
     svc.agents.learn(events.load_data(envelope), events.parse_time(envelope["occurred_at"]))
 
 
-HANDLERS = {event_type: record_and_apply for event_type in events.EVENT_TYPES} | {"agent.updated": on_agent_updated}
+HANDLERS = {event_type: on_event for event_type in webhooks.WEBHOOK_EVENT_TYPES} | {"agent.updated": on_agent_updated}
