@@ -104,7 +104,7 @@ def test_an_agent_finds_a_ticket_by_its_words_and_sees_a_resolved_look_alike(por
     requester.get_by_role("link", name="Your requests").click()
     expect(requester.get_by_role("link", name=f"Request #{number}: Printer jams after toner change")).to_be_visible()
     assert_accessible(requester)
-    requester.get_by_label("Search your requests").fill("printer toner")
+    requester.get_by_label("Search the requests on this device").fill("printer toner")
     requester.get_by_role("button", name="Search").click()
     expect(requester.get_by_role("heading", name="1 request found")).to_be_visible()
     expect(requester.get_by_role("link", name=f"Request #{number}: Printer jams after toner change")).to_be_visible()

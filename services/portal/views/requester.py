@@ -143,14 +143,19 @@ def _granted(ticket_id: str) -> dict | None:
     return None
 
 
+NO_ACCESS = (
+    "This browser cannot open this request now: it never had it, it forgot it, or its email address was confirmed "
+    "from a link in one of our emails (on another device, perhaps), after which only those links open it (anyone "
+    "may type an address on our form)."
+)
+
+
 def _no_access(kept: str | None = None):
-    return error_page(
-        404,
-        "We cannot show this request",
-        "Open it from the link in one of our emails about it, or ask for a fresh link with "
-        "“Check a request” on the home page.",
-        kept=kept,
-    )
+    """The page of a request this browser may not read (never had it, or lost it when a link of ours was used):
+    why, and the form that emails a fresh link, with what the requester typed to copy."""
+    page = render_template("requester/bad_link.html", form={}, errors={}, heading="We cannot show this request here",
+                           explanation=NO_ACCESS, kept=kept)  # fmt: skip
+    return page, 404
 
 
 def _shown(grant: dict) -> dict:
