@@ -60,8 +60,22 @@ def from_address(headers: Headers, defects: list[str]) -> tuple[str, str]:
     for name, address in pairs:
         address = "".join(one_line(address).split())
         if "@" in address:
-            return address.lower(), one_line(name) or address.rpartition("@")[0]
+            return address.lower(), one_line(name) or name_of_address(address.rpartition("@")[0])
     return "", one_line(pairs[0][0]) if pairs else ""
+
+
+_NAME_WORDS = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*(?:[._][^\W\d_]+(?:-[^\W\d_]+)*){1,3}")
+
+
+def name_of_address(local: str) -> str:
+    """A person's name from the part of their address before the @, for a mail that gives none: two to four words
+    of letters between dots or underscores are a name ("noah.fischer" is Noah Fischer, "jean-luc_picard"
+    Jean-Luc Picard), each word's first letter made capital; anything else stays as it is ("jsmith", "it-support2"):
+    the greeting of every email to the requester uses it."""
+    if not _NAME_WORDS.fullmatch(local):
+        return local
+    words = re.split(r"[._]", local)
+    return " ".join("-".join(part[:1].upper() + part[1:] for part in word.split("-")) for word in words)
 
 
 def subject(headers: Headers, defects: list[str]) -> str:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.intake import inbound
+from services.intake import inbound, inbound_headers
 from services.intake.inbound import OWN_MESSAGE_DOMAIN, InboundMail, parse
 
 PERSON = "ana.ruiz@example.com"  # the envelope sender of a person's mail, unless a test says otherwise
@@ -544,7 +544,20 @@ def test_8bit_bytes_in_headers_are_read_as_utf8_and_noted():
 
 
 def test_the_sender_name_falls_back_to_the_local_part_and_a_missing_from_gives_empty_strings():
-    assert read(make_mail(From="Printer.Room@Example.com")).sender_name == "Printer.Room"
+    assert read(make_mail(From="Printer.Room@Example.com")).sender_name == "Printer Room"
+
+
+@pytest.mark.parametrize(
+    ("local", "name"),
+    [("noah.fischer", "Noah Fischer"), ("hélène.dupont", "Hélène Dupont"), ("Hélène.Dupont", "Hélène Dupont"),
+     ("jean-luc_picard", "Jean-Luc Picard"), ("ana.maria.de.souza", "Ana Maria De Souza"), ("jsmith", "jsmith"),
+     ("it-support2", "it-support2"), ("j.r.r.r.tolkien", "j.r.r.r.tolkien"), ("noah..fischer", "noah..fischer"),
+     ("x.1", "x.1"), ("first.last+tag", "first.last+tag")],
+)  # fmt: skip
+def test_a_name_is_read_from_an_address_of_words_and_nothing_else(local, name):
+    """The mail gives no name: "Hello noah.fischer," reads badly, "Hello Noah Fischer," as the person expects;
+    an address that is not words between dots stays as it is."""
+    assert inbound_headers.name_of_address(local) == name
     no_from = crlf(b"To: help@help.example.com\nSubject: hi\n\nbody\n")
     assert (read(no_from).sender, read(no_from).sender_name) == ("", "")
     assert read(crlf(b"From: not an address\nSubject: hi\n\nbody\n")).sender == ""
