@@ -294,11 +294,11 @@ def test_a_requester_rates_a_resolved_request_and_may_change_it_until_it_reopens
 
     form = {"rating": "bad", "comment": "It took <b>two</b> days.", "csrf_token": csrf(page)}
     rated = browser.post(f"/tickets/{ticket_id}/rating", data=form)
-    assert rated.status_code == 303
-    after = text(browser.get(f"/tickets/{ticket_id}?notice=rated"))
-    assert (
-        "Thank you for your rating" in after
-        and "You rated this request: <strong>Bad, I am not satisfied</strong>" in after
+    assert rated.status_code == 303 and rated.headers["Location"].endswith("notice=rated-bad-resolved#rated-notice")
+    after = text(browser.get(rated.headers["Location"]))
+    assert (  # what to do when it is not solved, said above the rating
+        "If the problem is not solved, write to us below: your message reopens the request." in after
+        and after.index('id="rated-notice"') < after.index("You rated this request: <strong>Bad, I am not satisfied")
     )
     assert "It took &lt;b&gt;two&lt;/b&gt; days." in after
     stored = svc.store.rating(ticket_id)
@@ -311,6 +311,7 @@ def test_a_requester_rates_a_resolved_request_and_may_change_it_until_it_reopens
 
     again = browser.post(f"/tickets/{ticket_id}/rating", data={"rating": "good", "csrf_token": csrf(after)})
     assert again.status_code == 303 and svc.store.rating(ticket_id)["rating"] == "good"  # changed, not added
+    assert "Thank you for your rating: it helps us do better." in text(browser.get(again.headers["Location"]))
 
     intake.ticket = {**ticket, "status": "assigned"}  # reopened: nothing to rate until it is resolved again
     refused = browser.post(f"/tickets/{ticket_id}/rating", data={"rating": "bad", "csrf_token": csrf(after)})

@@ -208,6 +208,10 @@ NOTICES = {  # what a redirect after a change says (a fixed text: nothing from t
     "conversation. To send the same words once more, send them from this page.",
     "closed": "Your request is closed. Thank you.",
     "rated": "Thank you for your rating: it helps us do better.",
+    "rated-bad-resolved": "Thank you for telling us: the help desk reads every rating. If the problem is not solved, "
+    "write to us below: your message reopens the request.",
+    "rated-bad-closed": "Thank you for telling us: the help desk reads every rating. If the problem is not solved, "
+    "open a new request and say what is still wrong.",
 }
 
 
@@ -299,7 +303,11 @@ def rate(ticket_id: str):
         return _ticket_page(grant, shown, None, exc.message if exc.status == 409 else None, exc.status)
     except handlers.Refused:
         return _no_access()
-    return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="rated", _anchor="rating-title"), 303)
+    rated = "rated"
+    if form["rating"] == "bad":  # what to do if it is not solved: reopen it with a message, or a new request
+        resolved = handlers.requester_ticket(portal(), grant)["status"] == "resolved"
+        rated = "rated-bad-resolved" if resolved else "rated-bad-closed"
+    return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice=rated, _anchor="rated-notice"), 303)
 
 
 @blueprint.get("/tickets/<ticket_id>/attachments/<attachment_id>")
