@@ -162,6 +162,10 @@ def queues(
     if me.role == "admin" and not me.agent_id:
         names.remove("mine")
     view = view if view in names else names[0]
+    another = filters.get("agent") not in (None, me.agent_id)
+    wide = next((name for name in ("led", "all") if name in names), None)
+    if another and view in ("mine", "team") and wide:  # another agent's tickets: in the tab that has them all
+        view = wide  # ("My tickets" filtered to Omar said "Nothing here" of a lead handing on Omar's tickets)
     found = {}
     for name in names:  # the other tabs are only counted: their rows' ids alone
         fields = QUEUE_FIELDS if name == view else "ticket_id"

@@ -567,8 +567,13 @@ def test_an_admin_acts_on_several_tickets_of_a_queue_at_once(portal_system, new_
     expect(admin.locator("#action-error")).to_contain_text("Choose what to do with them.")
     admin.goto(portal + "/console/?view=all")
     expect(admin.get_by_role("button", name="Apply to the ticked tickets")).to_be_hidden()
+    first_box = admin.get_by_label(f"Tick #{tickets[0]['number']}", exact=True)
+    first_box.scroll_into_view_if_needed()
+    before = first_box.bounding_box()["y"]
     held = hold_next_refresh(admin)  # a refresh that left before the first tick and answers after it
-    admin.get_by_label(f"Tick #{tickets[0]['number']}", exact=True).check()
+    first_box.check()
+    # the tick opened the form above the list: the page followed, the row stayed under the pointer
+    assert abs(first_box.bounding_box()["y"] - before) < 2, (before, first_box.bounding_box())
     assert release(admin, held) == "kept"  # its rows, none ticked, did not replace the ticked one
     expect(admin.get_by_label(f"Tick #{tickets[0]['number']}", exact=True)).to_be_checked()
     for ticket in tickets[:2]:

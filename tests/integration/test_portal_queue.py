@@ -647,6 +647,11 @@ def test_a_lead_narrows_the_queue_to_one_agent_and_one_team(portal, stub):  # no
     assert '<option value="bob" selected>Bob Baker (away)</option>' in html
     assert '<select id="filter-team" name="in_team">' in html and '<option value="network" selected>' in html
     assert '<option value="desk"' not in html.split('name="in_team"')[1].split("</select>")[0]  # not the lead's team
+    stub.calls.clear()  # Bob's tickets asked from "My tickets" (where Lea was): the tab that has them, not "Nothing"
+    mine = text(lead.get("/console/?view=mine&agent=bob"))
+    shown = [c["args"] for c in stub.calls if c["path"] == "/queue" and c["args"].get("fields") != "ticket_id"]
+    assert shown == [{"agent_id": "bob", "limit": "200", "fields": QUEUE_FIELDS}]  # every open one of Bob's
+    assert re.search(r'<a href="/console/\?view=led[^"]*" aria-current="page"', mine), "the tab shown is 'led'"
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
     plain = text(signed_in(portal, "agent", "ada").get("/console/"))  # an agent who leads nothing: no such filters
     assert 'aria-label="Filter the queue"' in plain and 'name="agent"' not in plain and 'name="in_team"' not in plain

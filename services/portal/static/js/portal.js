@@ -329,9 +329,14 @@
     all.hidden = false;
     all.checked = boxes.length > 0 && count === boxes.length;
   }
-  function openBulk() {  // ticking a row opens the form that acts on it
+  function openBulk(box) {  // ticking a row opens the form that acts on it, above the list
     var form = document.querySelector("details[data-bulk]");
-    if (form && !form.open) form.open = true;
+    if (!form || form.open) return;
+    var before = box.getBoundingClientRect().top;
+    form.open = true;
+    // the rows moved down by the form's height: the page follows, so the row ticked stays under the pointer
+    var moved = box.getBoundingClientRect().top - before;
+    if (moved) window.scrollBy(0, moved);
   }
   document.addEventListener("DOMContentLoaded", showTickAll);
   // Back to a queue (after Apply, or from a ticket): the browser would tick again the boxes at the same places,
@@ -360,10 +365,10 @@
     } else if (box.matches && box.matches("[data-bulk-all]")) {
       Array.prototype.forEach.call(tickBoxes(), function (one) { one.checked = box.checked; });
       showTickAll();
-      if (box.checked) openBulk();
+      if (box.checked) openBulk(box);
     } else if (box.name === "ticket_ids") {
       showTickAll();
-      if (box.checked) openBulk();
+      if (box.checked) openBulk(box);
     }
   });
 
