@@ -96,7 +96,7 @@ def test_the_page_after_says_what_was_sent_for_what_was_typed(portal, stub):  # 
     the address's."""
     browser = portal.test_client()
     one, each = text(browser.get("/status/sent?asked=one")), text(browser.get("/status/sent?asked=all"))
-    assert "a fresh link to the request." in one and "a link to each" not in one
+    assert "a fresh link to the request is on its way there." in one and "a link to each" not in one
     assert "If that email address has requests that are not closed" in each and "request number" not in each
     assert ask(portal, "mia@example.com", "100042").headers["Location"].endswith("/status/sent?asked=one")
 

@@ -45,6 +45,25 @@ def test_a_ticket_in_the_queue_offers_its_teams_agents_only_and_none_chosen(port
     assert "It is in Network now (nobody available).</p>" in html  # said where a narrow box cannot cut it off
 
 
+def test_a_resolved_ticket_says_what_was_done_at_its_top_and_what_was_tried_before(portal, stub):  # noqa: F811
+    """An agent on a resolved ticket reads the resolution as the requester does, not as a line deep in the history;
+    what was done before each reopening, under it."""
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {
+        "status": "resolved", "agent_id": "ada", "resolution": "New VPN profile.\nRekey every 8 h.",
+        "resolved_at": "2026-12-04T08:20:00.000Z",
+        "earlier_resolutions": [{"resolution": "Restarted the <b>client</b>.", "resolved_at": "2026-12-03T10:00:00.000Z"}],
+    }  # fmt: skip
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    top = html.split('id="resolution-title"')[1]
+    assert '<p class="resolution"><span dir="auto">New VPN profile.\nRekey every 8 h.</span></p>' in top
+    assert "The requester reads these words with the ticket." in top
+    assert "Tried before it was reopened (1)" in html and "Restarted the &lt;b&gt;client&lt;/b&gt;." in html
+    assert html.index('id="resolution-title"') < html.index('id="live"')  # above the conversation
+    stub.answers["/tickets/t-1"] |= {"status": "in_progress", "resolution": None}  # reopened: no "What was done"
+    assert 'id="resolution-title"' not in text(signed_in(portal).get("/console/tickets/t-1"))
+
+
 def test_a_holder_who_left_the_team_is_not_shown_as_chosen(portal, stub):  # noqa: F811
     a_queued_ticket(stub)
     stub.answers["/tickets/t-1"] |= {"agent_id": "bob"}  # bob has it, but is no longer in network

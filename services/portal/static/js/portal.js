@@ -119,6 +119,17 @@
     }
   });
 
+  // Ctrl+Enter (Cmd+Enter on a Mac) in the reply or the note box sends it, as its button does (the form's checks
+  // and its sending once included).
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey) || event.repeat) return;
+    if (!box.id || (box.id !== "reply-body" && box.id !== "note-body") || !box.form) return;
+    event.preventDefault();
+    var send = box.form.querySelector("button[type=submit]:not([formaction])");  // not "Insert" (a saved reply)
+    if (box.form.requestSubmit) box.form.requestSubmit(send || undefined); else if (send) send.click();
+  });
+
   // Escape leaves a search box, the reply box or the note box (the page's keys work again); what was typed stays.
   document.addEventListener("keydown", function (event) {
     var target = event.target;
