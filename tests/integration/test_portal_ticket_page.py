@@ -52,7 +52,7 @@ def test_a_resolved_ticket_says_what_was_done_at_its_top_and_what_was_tried_befo
     stub.answers["/tickets/t-1"] |= {
         "status": "resolved", "agent_id": "ada", "resolution": "New VPN profile.\nRekey every 8 h.",
         "resolved_at": "2026-12-04T08:20:00.000Z",
-        "earlier_resolutions": [{"resolution": "Restarted the <b>client</b>.", "resolved_at": "2026-12-03T10:00:00.000Z"}],
+        "earlier_resolutions": [{"resolution": "Restarted the <b>client</b>.", "resolved_at": "2026-12-03T10:00Z"}],
     }  # fmt: skip
     html = text(signed_in(portal).get("/console/tickets/t-1"))
     top = html.split('id="resolution-title"')[1]
