@@ -398,10 +398,11 @@ def _assigned_summary(data: dict) -> str:
             rule = data["decision"].get("rule", "least loaded available agent")
             return f"Assigned to {who} after reopening, automatically ({rule}): the previous agent was not free"
         return f"Back with {who} after reopening"
+    before = f" from {data['previous_agent_name']}" if data.get("previous_agent_name") else ""  # intake's name of them
     if reason == "manual" and data.get("by_name") == data["agent_name"]:  # a lead who gave it to themselves
-        return f"Taken over by {who}" if data.get("previous_agent_id") else f"Taken by {who}"
+        return f"Taken over{before} by {who}" if data.get("previous_agent_id") else f"Taken by {who}"
     by_hand = (_by(data) or " by a lead or an admin") if reason == "manual" else ""
-    return f"Reassigned to {who}{by_hand}" if data.get("previous_agent_id") else f"Assigned to {who}{by_hand}"
+    return f"Reassigned{before} to {who}{by_hand}" if data.get("previous_agent_id") else f"Assigned to {who}{by_hand}"
 
 
 def _sla_summary(data: dict, breached: bool) -> str:

@@ -439,6 +439,9 @@ def record_and_apply(svc: Intake, envelope: dict) -> None:
         resolver = data.get("agent_id") if envelope["type"] == "ticket.resolved" else None
         if resolver and assignee.get("agent_id") == resolver:
             named["agent_name"] = assignee.get("name")
+        previous = data.get("previous_agent_id") if envelope["type"] == "ticket.assigned" else None
+        if previous and assignee.get("agent_id") == previous and assignee.get("name"):  # who had it, by name
+            named["previous_agent_name"] = assignee["name"]
         return None if ticket.apply(envelope["type"], data, at) else NO_CHANGE
 
     # intake's own events changed the ticket when they were stored; notification.* never change it

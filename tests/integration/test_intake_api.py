@@ -1190,6 +1190,20 @@ def test_a_requester_reads_entries_recorded_before_requester_summaries_but_no_no
     ]
 
 
+def test_the_timeline_names_the_agent_a_ticket_was_taken_from(client, make_ticket):
+    """`ticket.assigned` names the new agent and only the id of the one before: the timeline says who had it, by
+    the name intake knew them by ("Taken over by Marta" read as if nobody had it)."""
+    ticket = make_ticket()
+    learn(client.application, event_from("assignment", "ticket.assigned", ticket["id"], assigned_data()))
+    taken = assigned_data(agent_id="tess", agent_name="Tess Lead", agent_email="tess@example.com", reason="manual",
+                          previous_agent_id="jane", by_name="Tess Lead")  # fmt: skip
+    learn(client.application, event_from("assignment", "ticket.assigned", ticket["id"], taken))
+    items = client.get(f"/tickets/{ticket['id']}/timeline", headers=portal()).get_json()["items"]
+    assert [item["summary"] for item in items if item["type"] == "ticket.assigned"][-1] == (
+        "Taken over from Jane Doe by Tess Lead (network)"
+    )
+
+
 def test_the_timeline_names_the_agent_who_resolved_as_intake_knows_them(client, make_ticket):
     """`ticket.resolved` carries the agent's id alone: the timeline says the name its assignment gave."""
     ticket = make_ticket()

@@ -284,6 +284,11 @@ def test_summaries_name_the_person_who_acted_when_the_event_does():
     assert summarize("ticket.assigned", manual) == "Reassigned to Jane Doe (network) by Tess Lead"
     themselves = {**manual, "by_name": "Jane Doe"}  # a lead who gave it to themselves
     assert summarize("ticket.assigned", themselves) == "Taken over by Jane Doe (network)"
+    handed = {**themselves, "previous_agent_name": "Omar Haddad"}  # intake knew who had it: said by name
+    assert summarize("ticket.assigned", handed) == "Taken over from Omar Haddad by Jane Doe (network)"
+    assert summarize("ticket.assigned", {**handed, "by_name": "Tess Lead"}) == (
+        "Reassigned from Omar Haddad to Jane Doe (network) by Tess Lead"
+    )
     assert summarize("ticket.assigned", {**themselves, "previous_agent_id": None}) == "Taken by Jane Doe (network)"
     moved = {**ASSIGNED, "reason": "transfer", "team_name": "Desk", "by_name": "The help desk"}  # an admin
     assert summarize("ticket.assigned", moved) == "Transferred to Desk by the help desk and assigned to Jane Doe (Desk)"
