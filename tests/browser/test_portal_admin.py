@@ -704,3 +704,20 @@ def test_signed_out_in_another_tab_the_ticket_tab_signs_in_again_and_gets_its_no
     expect(tab.get_by_label("Add an internal note")).to_be_in_viewport()  # the page opens where the draft is
     expect(tab.get_by_text("Your unsent draft is back.")).to_be_visible()
     screenshot(tab, "session-ended-back")
+
+
+def test_times_show_in_the_browsers_time_zone_saying_which(portal_system, new_context):  # noqa: F811
+    """The pages write times in UTC; a browser in Paris reads each in its own zone, saying so, the UTC time on hover
+    (a requester's "since 09:00" beside "08:26 UTC" read as two different moments)."""
+    system, portal = portal_system, portal_system.portal
+    ticket = system.call("POST", "intake", "/tickets", json={
+        "subject": "Printer jams", "description": "Tray 2 again.", "topic": "hardware", "priority": "normal",
+        "requester": {"name": "Ana Ruiz", "email": unique_email("ana")}})  # fmt: skip
+    created = parse_time(ticket["created_at"])
+    page = new_context(timezone_id="Europe/Paris").new_page()
+    sign_in(page, portal, ADMIN_EMAIL)
+    page.goto(f"{portal}/console/tickets/{ticket['id']}")
+    first = page.locator("#live time").first  # the description's entry in the conversation
+    in_paris = (created + timedelta(hours=1)).strftime("%-d %b %Y, %H:%M CET")  # December: UTC+1
+    expect(first).to_have_text(in_paris)
+    assert first.get_attribute("title") == when(created)  # "... UTC": what the server wrote

@@ -119,6 +119,24 @@
     }
   });
 
+  // Times are written in UTC (the server knows no reader's time zone). A browser in another zone shows each time of
+  // the page in its own, saying which ("4 Dec 2026, 09:39 CET"), the UTC time on hover; a date alone stays.
+  var zone = window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
+  var localFormat = zone && !/^(Etc\/)?(UTC|GMT|Universal|Zulu|UCT)$/.test(zone) ? new Intl.DateTimeFormat("en-GB", {
+    day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    timeZoneName: "short" }) : null;
+  function localTimes(root) {
+    if (!localFormat || !root || !root.querySelectorAll) return;
+    Array.prototype.forEach.call(root.querySelectorAll("time[datetime]"), function (time) {
+      var written = time.textContent.trim(), at = new Date(time.getAttribute("datetime"));
+      if (!/ UTC$/.test(written) || isNaN(at.getTime())) return;  // a date alone, or said already
+      time.title = written;
+      time.textContent = localFormat.format(at);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { localTimes(document); });
+  document.addEventListener("htmx:load", function (event) { localTimes(event.detail.elt); });
+
   // Ctrl+Enter (Cmd+Enter on a Mac) in the reply or the note box sends it, as its button does (the form's checks
   // and its sending once included).
   document.addEventListener("keydown", function (event) {
