@@ -116,7 +116,8 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     both_widths(reader, screenshot, "requester-ticket")
     reader.get_by_label("Your message").fill("Installed it; it dropped again at 10:00.")
     reader.get_by_role("button", name="Send message").click()
-    expect(reader.get_by_text("Your message was sent.")).to_be_visible()
+    expect(reader.get_by_text("Your message was sent.")).to_be_in_viewport()  # said where the page lands
+    expect(reader.get_by_text("Installed it; it dropped again at 10:00.")).to_be_in_viewport()  # by the message
 
     # The agent sees the new message on the page she has open, without reloading it.
     expect(agent.get_by_text("Installed it; it dropped again at 10:00.")).to_be_visible(timeout=40_000)
@@ -155,7 +156,7 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     expect(reader.get_by_text("What was done: New profile with a shorter rekey interval.")).to_be_visible()
     reader.get_by_label("Your message").fill("Sorry, it is back this morning.")
     reader.get_by_role("button", name="Send message").click()
-    expect(reader.get_by_text("Your message was sent.")).to_be_visible()
+    expect(reader.get_by_text("Your message was sent, and your request is open again")).to_be_in_viewport()
     wait_until(lambda: system.ticket(ticket_id)["status"] not in ("resolved", "closed"), timeout=30)
     wait_until(lambda: system.work(ticket_id)["status"] not in ("resolved", "closed"), timeout=30)
     reader.reload()  # reopened: what was tried is still there to read

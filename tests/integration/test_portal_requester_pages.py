@@ -410,11 +410,11 @@ def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twic
     other = browser.post("/tickets/t-9/messages", data={**form, "body": "And on Wi-Fi too."})
     newer = browser.post("/tickets/t-9/messages", data={**form, "seen": "a-page-opened-since"})
 
-    assert first.headers["Location"] == "/tickets/t-9?notice=sent#sent-notice"
+    assert first.headers["Location"] == "/tickets/t-9?notice=sent#latest"
     assert (
-        again.status_code == 303 and again.headers["Location"] == "/tickets/t-9?notice=sent-before-message#sent-notice"
+        again.status_code == 303 and again.headers["Location"] == "/tickets/t-9?notice=sent-before-message#latest"
     )
-    assert other.headers["Location"] == newer.headers["Location"] == "/tickets/t-9?notice=sent#sent-notice"
+    assert other.headers["Location"] == newer.headers["Location"] == "/tickets/t-9?notice=sent#latest"
     assert intake.posts == [("/tickets/t-9/messages", words) for words in ("Yes.", "And on Wi-Fi too.", "Yes.")]
     shown = text(browser.get(again.headers["Location"]))
     assert "You sent this message a moment ago, so it was not sent again: it is in the conversation." in shown
@@ -422,7 +422,7 @@ def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twic
 
     later = handlers.now() + handlers.SAME_REQUEST_WINDOW + timedelta(seconds=1)
     monkeypatch.setattr(handlers, "now", lambda: later)  # long after: meant again
-    assert browser.post("/tickets/t-9/messages", data=form).headers["Location"].endswith("notice=sent#sent-notice")
+    assert browser.post("/tickets/t-9/messages", data=form).headers["Location"].endswith("notice=sent#latest")
     assert len(intake.posts) == 4
 
 
@@ -444,13 +444,13 @@ def test_a_message_sent_is_said_below_the_conversation_and_a_reopening_in_words(
 
     sent = browser.post("/tickets/t-9/messages", data=form)
 
-    assert sent.headers["Location"] == "/tickets/t-9?notice=sent-reopened#sent-notice"
+    assert sent.headers["Location"] == "/tickets/t-9?notice=sent-reopened#latest"
     shown = text(browser.get(sent.headers["Location"]))
     said = "Your message was sent, and your request is open again: an agent will look at it."
     assert said in shown and shown.index(said) > shown.index('id="conversation"')
     assert '<p class="notice notice--success" role="status" id="sent-notice" tabindex="-1">' in shown
     again = browser.post("/tickets/t-9/messages", data={**form, "body": "And on Wi-Fi."})  # open now: plain
-    assert again.headers["Location"] == "/tickets/t-9?notice=sent#sent-notice"
+    assert again.headers["Location"] == "/tickets/t-9?notice=sent#latest"
 
 
 def test_a_message_whose_answer_is_lost_points_to_the_requests_page(portal, monkeypatch):  # noqa: F811

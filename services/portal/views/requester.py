@@ -268,7 +268,7 @@ def reply(ticket_id: str):
     said = handlers.words_digest(ticket_id, "message", request.form.get("seen", ""), body)
     if not files and body.strip() and handlers.sent_already(g.session, said):  # files chosen again: meant anew
         return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent-before-message",
-                                _anchor="sent-notice"), 303)  # fmt: skip
+                                _anchor="latest"), 303)  # fmt: skip
     try:
         was_resolved = handlers.requester_ticket(portal(), grant)["status"] == "resolved"  # the message reopens it
         entry = handlers.add_message(portal(), grant, body, g.get("request_id"), files)
@@ -284,8 +284,8 @@ def reply(ticket_id: str):
     except handlers.UserError as exc:
         message = "Your message was sent, but its files were not attached."
         return _ticket_page(grant, {}, exc.errors, message, exc.status, choose_again=True, draft_sent=True)
-    sent = "sent-reopened" if was_resolved else "sent"  # said below the conversation, where the message shows
-    return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice=sent, _anchor="sent-notice"), 303)
+    sent = "sent-reopened" if was_resolved else "sent"  # said below the conversation, under the message
+    return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice=sent, _anchor="latest"), 303)
 
 
 @blueprint.post("/tickets/<ticket_id>/rating")
