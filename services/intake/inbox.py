@@ -289,7 +289,7 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
     """The requester's reply on the ticket, then its files (a crash between: the redelivery stores them). A reply
     with no words of its own (only the mail it answers, quoted) is a message naming its files when it has some (a
     phone's "reply with a photo"), else kept: the quoted mail is not the requester's words."""
-    files = [attachment for attachment in mail.attachments if not attachment.answered]
+    files = [one for one in mail.attachments if not one.answered and not _repeated_inline(svc, ticket.id, one)]
     names = named_files(attachment.filename for attachment in files)
     body = _clip(redact_tokens(mail.own_text).strip(), TEXT_MAX)
     if not body and names:  # a phone's "reply with a photo": the photo, with words that name it
@@ -342,10 +342,19 @@ def _keep_for_agents(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, why
     return outcome
 
 
+def _repeated_inline(svc: Intake, ticket_id: str, attachment: inbound.InboundAttachment) -> bool:
+    """An image shown inside the mail (a signature's logo) whose very bytes the ticket has already: every mail of
+    a thread brings the logo again, and each one piled up as another "image001.png" beside the real files."""
+    return attachment.inline and svc.attachments.holds(ticket_id, attachment.data)
+
+
 def _store_attachments(svc: Intake, mail: inbound.InboundMail, ticket_id: str, message_id: str | None) -> None:
-    """The mail's files on the ticket, ids derived from the mail and the ticket: once however often it comes."""
+    """The mail's files on the ticket, ids derived from the mail and the ticket: once however often it comes. An
+    image shown inside the mail that the ticket has already (`_repeated_inline`) is not stored again."""
     seed = _derived(mail, f"attachment:{ticket_id}")[:24]
     for n, attachment in enumerate(mail.attachments):
+        if _repeated_inline(svc, ticket_id, attachment):  # (this mail's own, delivered again: stored already)
+            continue
         svc.attachments.put(
             ticket_id, f"{seed}-{n}", files.clean_filename(attachment.filename),
             files.declared_type(attachment.content_type), attachment.data, message_id, "email",

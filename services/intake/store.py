@@ -438,12 +438,18 @@ class AttachmentStore:
         if existing is None:
             self.blobs.put(self._blob_id(attachment_id), data, {"ticket_id": ticket_id, "attachment_id": attachment_id})
             record = {"_id": attachment_id, "ticket_id": ticket_id, "filename": filename, "content_type": content_type,
-                      "size": len(data), "message_id": message_id, "source": source, "created_at": now()}  # fmt: skip
+                      "size": len(data), "message_id": message_id, "source": source, "created_at": now(),
+                      "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
             ensure_document(self.collection, record)
             existing = self.collection.find_one({"_id": attachment_id})
         if existing["ticket_id"] != ticket_id:
             raise AttachmentIdTaken(attachment_id)
         return self._item(existing)
+
+    def holds(self, ticket_id: str, data: bytes) -> bool:
+        """Whether the ticket has a file of these very bytes (stored since files were known by their SHA-256)."""
+        found = {"ticket_id": ticket_id, "sha256": hashlib.sha256(data).hexdigest()}
+        return self.collection.find_one(found, {"_id": 1}) is not None
 
     def list(self, ticket_id: str) -> list[dict]:
         """The ticket's attachments, oldest first."""

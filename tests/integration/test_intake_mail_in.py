@@ -415,6 +415,32 @@ def test_a_reply_from_another_address_is_kept_for_the_agents_not_posted_as_the_r
     assert any(m["sender"] == colleague for m in listed)
 
 
+def test_a_signatures_logo_comes_with_every_mail_and_is_kept_once(svc, client):
+    """Outlook sends the logo of a signature inside each mail (image001.png, shown in the HTML): the ticket keeps
+    it once, and a later reply neither stores it again nor names it among its files; a real file still comes."""
+    logo = b"\x89PNG\r\n\x1a\n" + b"logo" * 700
+    sender = address()
+
+    def with_logo(message: EmailMessage, text: str) -> EmailMessage:
+        message.add_alternative(f"<p>{text}</p><p>--<br>ACME <img src='cid:logo1'></p>", subtype="html")
+        message.get_payload()[1].add_related(logo, maintype="image", subtype="png", cid="<logo1>",
+                                              filename="image001.png", disposition="inline")  # fmt: skip
+        return message
+
+    ticket = svc.tickets.get(receive(svc, with_logo(mail(sender, "VPN drops", "Since Monday."), "Since Monday."))
+                             .ticket_id)  # fmt: skip
+    reply = with_logo(reply_to(ticket, sender, "Here is the log."), "Here is the log.")
+    reply.add_attachment(b"line 1\nline 2\n", maintype="text", subtype="plain", filename="vpn.log")
+    assert receive(svc, reply).kind == "message"
+    again = with_logo(reply_to(ticket, sender, "And again today."), "And again today.")
+    assert receive(svc, again).kind == "message"
+
+    files = client.get(f"/tickets/{ticket.id}/attachments", headers=auth_header("admin")).get_json()["items"]
+    assert sorted(item["filename"] for item in files) == ["image001.png", "vpn.log"]
+    thread = svc.tickets.get(ticket.id).thread
+    assert [entry["body"] for entry in thread] == ["Here is the log.", "And again today."]  # nothing named alone
+
+
 def test_a_mail_kept_for_the_agents_tells_them_once_and_never_the_requester(svc, client, tap):
     """A colleague's reply is kept off the conversation, and its `ticket.mail_kept` emails the agent (notify): once,
     however often the mail comes; the requester's timeline never shows it. A reply of theirs with nothing of their
