@@ -51,3 +51,45 @@ def redact_tokens(text: str) -> str:
     the email was recorded, and a bearer token pasted into a ticket is no more for every reader's eyes.
     """
     return _JWT.sub(HIDDEN, text)
+
+
+# --- web addresses in a text: where each one ends, as a person reads it (the links of a page or an email) ----
+
+_WEB_ADDRESS = re.compile(r"https?://[^\s<>\"`“”«»]+", re.IGNORECASE)
+_URL_TAIL = ".,;:!?*'’"
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
+def _trimmed(url: str) -> str:
+    """The address without what ends the sentence around it; brackets counted once (linear in its length)."""
+    opened = {close: url.count(close) - url.count(opening) for close, opening in _PAIRS.items()}  # closes unmatched
+    end = len(url)
+    while end:
+        last = url[end - 1]
+        if last in _URL_TAIL:
+            end -= 1
+        elif last in _PAIRS and opened[last] > 0:
+            opened[last] -= 1
+            end -= 1
+        else:
+            break
+    return url[:end]
+
+
+def link_parts(text: str) -> list[tuple[str, bool]]:
+    """The text cut into (piece, is_a_link): every http(s) address written in it, as a person would read where it
+    ends: not the full stop or comma after it, nor a closing bracket it did not open ("(see https://x/a)")."""
+    parts: list[tuple[str, bool]] = []
+    start = 0
+    for found in _WEB_ADDRESS.finditer(text or ""):
+        url = _trimmed(found.group())
+        if len(url) <= len("https://"):
+            continue
+        end = found.start() + len(url)
+        if found.start() > start:
+            parts.append((text[start : found.start()], False))
+        parts.append((url, HIDDEN not in url))  # a link whose token intake hid leads nowhere: text, not a link
+        start = end
+    if start < len(text or ""):
+        parts.append((text[start:], False))
+    return parts

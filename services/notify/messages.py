@@ -31,11 +31,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES, Message
 from shared.config import Settings
 from shared.events import parse_time
 from shared.links import link_url, mint_link_token
+from shared.redact import link_parts
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Control characters and Unicode line/paragraph separators would break or inject header lines.
@@ -133,6 +135,13 @@ def _follows_up(description: str) -> str | None:
     return found.group(1) if found else None
 
 
+def _linked(text: str | None) -> Markup:
+    """Someone's words for an HTML email: escaped, each web address in them a link (as the portal's pages show
+    them; the plain-text part keeps them as they are, which mail programs link themselves)."""
+    link = Markup('<a href="{0}" style="color: #0052cc;">{0}</a>')
+    return Markup("").join(link.format(piece) if is_link else piece for piece, is_link in link_parts(text or ""))
+
+
 @cache
 def _environment() -> Environment:
     env = Environment(
@@ -144,5 +153,6 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,  # the templates ship with the code: no stat of two files per email
     )
-    env.filters.update(utc=format_utc, percent=_percent, words=_words, follows_up=_follows_up, files_came=_files_came)
+    env.filters.update(utc=format_utc, percent=_percent, words=_words, follows_up=_follows_up, files_came=_files_came,
+                       linked=_linked)  # fmt: skip
     return env

@@ -31,6 +31,7 @@ from services.portal.client import Refused, Unreachable
 from shared import mongo
 from shared.clock import now
 from shared.events import parse_time
+from shared.redact import link_parts
 from shared.web import too_many_parts
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ def linked(text: str) -> Markup:
         ).format(piece)
         if is_link
         else piece
-        for piece, is_link in domain.link_parts(text)
+        for piece, is_link in link_parts(text)
     )
 
 

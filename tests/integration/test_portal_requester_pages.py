@@ -411,9 +411,7 @@ def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twic
     newer = browser.post("/tickets/t-9/messages", data={**form, "seen": "a-page-opened-since"})
 
     assert first.headers["Location"] == "/tickets/t-9?notice=sent#latest"
-    assert (
-        again.status_code == 303 and again.headers["Location"] == "/tickets/t-9?notice=sent-before-message#latest"
-    )
+    assert again.status_code == 303 and again.headers["Location"] == "/tickets/t-9?notice=sent-before-message#latest"
     assert other.headers["Location"] == newer.headers["Location"] == "/tickets/t-9?notice=sent#latest"
     assert intake.posts == [("/tickets/t-9/messages", words) for words in ("Yes.", "And on Wi-Fi too.", "Yes.")]
     shown = text(browser.get(again.headers["Location"]))

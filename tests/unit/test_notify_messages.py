@@ -134,6 +134,17 @@ def test_user_text_is_escaped_in_html_and_plain_in_text():
     assert f"Hello {EVIL}," in message.text and f"\n{EVIL}\n" in message.text and "&lt;" not in message.text
 
 
+@pytest.mark.parametrize(("event_type", "audience", "field"), [
+    ("ticket.replied", "requester", "body"), ("ticket.resolved", "requester", "resolution"),
+    ("ticket.message_added", "agent", "body"), ("ticket.mail_kept", "agent", "body")])  # fmt: skip
+def test_web_addresses_in_someones_words_are_links_in_the_html_and_as_written_in_the_text(event_type, audience, field):
+    words = 'See https://kb.example.com/vpn?a=1&b=2. Or "javascript:alert(1)" <b>now</b>.'
+    message = messages.render(event_type, audience, make_context(event_type, data={field: words}))
+    link = '<a href="https://kb.example.com/vpn?a=1&amp;b=2" style="color: #0052cc;">https://kb.example.com/vpn?a=1&amp;b=2</a>'
+    assert f"See {link}. Or &#34;javascript:alert(1)&#34; &lt;b&gt;now&lt;/b&gt;." in message.html
+    assert words in message.text  # the plain part as written: mail programs link it themselves
+
+
 def test_a_requester_name_with_script_arrives_escaped_in_the_agents_html():
     context = make_context("ticket.assigned", requester={"name": EVIL, "email": "ana@example.com"})
 

@@ -8,6 +8,7 @@ import pytest
 
 from services.portal import domain
 from services.portal.domain import Snapshot, TicketView
+from shared.redact import link_parts
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -225,7 +226,7 @@ def test_an_email_address_is_one_mail_can_go_to(email, ok):
     ],
 )
 def test_web_addresses_end_where_a_reader_sees_them_end(text, links):
-    parts = domain.link_parts(text)
+    parts = link_parts(text)
     assert [piece for piece, is_link in parts if is_link] == links
     assert "".join(piece for piece, _ in parts) == text  # nothing of the text lost or doubled
 
