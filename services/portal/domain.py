@@ -99,10 +99,13 @@ def deadline(clocks: dict) -> dict:
     when nothing counts, whether a clock waits on the requester (`paused`)."""
     known = [clock for clock in clocks.values() if clock]
     counting = [clock for clock in known if clock.get("state") in ("running", "breached")]
-    due = [parse_time(clock["due_at"]) for clock in counting if clock.get("due_at")]
+    due = {name: parse_time(clock["due_at"]) for name, clock in clocks.items()
+           if clock in counting and clock.get("due_at")}  # fmt: skip
+    soonest = min(due, key=due.get) if due else None
     breached = any(clock.get("state") == "breached" for clock in counting)
     return {
-        "deadline": format_time(min(due)) if due else None,
+        "deadline": format_time(due[soonest]) if soonest else None,
+        "deadline_clock": CLOCK_NAMES.get(soonest, soonest) if soonest else None,  # which target: a reply, or the fix
         "breached": breached,
         "missed": not breached and any(clock.get("breached_at") for clock in known),
         "paused": not due and any(clock.get("state") == "paused" for clock in known),
@@ -113,12 +116,14 @@ def copied_deadline(row: dict) -> dict:
     """What assignment's copy says: a due time a warning or a breach brought, or none."""
     sla = row.get("sla") or {}
     first = sla.get("first_response_due_at") if not row.get("first_response_at") else None
-    due = [
-        parse_time(value) for value in (first, sla.get("next_response_due_at"), sla.get("resolution_due_at")) if value
-    ]
+    copied = {"first_response": first, "next_response": sla.get("next_response_due_at"),
+              "resolution": sla.get("resolution_due_at")}  # fmt: skip
+    due = {name: parse_time(value) for name, value in copied.items() if value}
+    soonest = min(due, key=due.get) if due else None
     # the copy says neither whether a breach is past nor whether a clock waits: as `deadline` says "not known"
-    return {"deadline": format_time(min(due)) if due else None, "breached": bool(sla.get("breached")), "missed": False,
-            "paused": False}  # fmt: skip
+    return {"deadline": format_time(due[soonest]) if soonest else None,
+            "deadline_clock": CLOCK_NAMES[soonest] if soonest else None,
+            "breached": bool(sla.get("breached")), "missed": False, "paused": False}  # fmt: skip
 
 
 DESK_NAME = "The help desk"  # who a reply is from when no agent wrote it (assignment signs it so)

@@ -54,7 +54,7 @@ def test_each_row_shows_its_soonest_running_deadline_from_sla_soonest_first(port
     html = text(signed_in(portal).get("/console/?view=all"))
 
     assert rows_of(html) == [
-        ("100002", "1 Dec 2026, 04:30 UTC Breached"),  # breached, still counting: first
+        ("100002", "First response 1 Dec 2026, 04:30 UTC Breached"),  # breached, still counting: first; which target
         ("100001", "Paused Breached earlier"),  # met late, the resolution paused (on the requester): nothing due
         ("100003", "—"),  # sla does not know it yet: assignment's copy, which has nothing either
     ]
@@ -164,7 +164,9 @@ def test_without_sla_the_rows_keep_assignments_copy_and_order(portal, stub):  # 
     page = signed_in(portal).get("/console/?view=all")
 
     assert page.status_code == 200
-    assert rows_of(text(page)) == [("100001", "1 Dec 2026, 07:00 UTC Breached"), ("100002", "—"), ("100003", "—")]
+    assert rows_of(text(page)) == [
+        ("100001", "First response 1 Dec 2026, 07:00 UTC Breached"), ("100002", "—"), ("100003", "—")
+    ]  # fmt: skip
 
 
 def test_an_admin_in_no_team_sees_the_unassigned_tab_for_what_it_is(portal, stub):  # noqa: F811

@@ -399,7 +399,7 @@ def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(por
     html = text(admin.get("/console/tickets/t-1"))
     assert '<a href="/console/tickets/t-1/mail/m-1.txt"><bdi>Forwarded &lt;thread&gt;</bdi></a>' in html
     assert '<a href="/console/tickets/t-1/mail/m-1.eml" download>as it came (.eml)</a>' in html
-    assert "2026, 10:00 UTC · opened a ticket</span>" in html  # what became of it: two of one subject told apart
+    assert "2026, 10:00 UTC</time> · opened a ticket</span>" in html  # what became of it: two of one subject told apart
     assert "/mail/m-2." not in html  # its bytes are not kept
 
     whole = admin.get("/console/tickets/t-1/mail/m-1.eml")

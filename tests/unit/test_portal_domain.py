@@ -430,6 +430,20 @@ def test_the_requesters_page_updates_when_a_late_resolve_is_reopened_at_once():
     assert domain.requester_view_digest(assigned, []) != domain.requester_view_digest(tried, [])
 
 
+def test_a_rows_deadline_says_which_target_it_is():
+    """ "Next response" tells the agent the requester waits on a reply; "Resolution" that only the fix is due."""
+    clocks = {"first_response": {"state": "met", "due_at": "2026-12-01T05:00:00Z"},
+              "next_response": {"state": "running", "due_at": "2026-12-01T09:00:00Z"},
+              "resolution": {"state": "running", "due_at": "2026-12-01T08:00:00Z"}}  # fmt: skip
+    assert domain.deadline(clocks)["deadline_clock"] == "Resolution"  # the soonest of those counting
+    clocks["resolution"]["due_at"] = "2026-12-02T08:00:00Z"
+    assert domain.deadline(clocks)["deadline_clock"] == "Next response"
+    assert domain.deadline({"resolution": {"state": "paused", "due_at": "x"}})["deadline_clock"] is None
+    copied = {"sla": {"first_response_due_at": None, "next_response_due_at": "2026-12-01T09:00:00Z",
+                      "resolution_due_at": "2026-12-03T09:00:00Z"}}  # fmt: skip
+    assert domain.copied_deadline(copied)["deadline_clock"] == "Next response"
+
+
 def test_time_left_is_said_to_be_business_time_only_where_it_differs_from_the_time_to_the_deadline():
     """Under 24x7 the time left and the time to the deadline agree: "(business time)" would only puzzle. Under
     office hours (the deadline tomorrow, 2 hours of business time left) it says why they differ."""
