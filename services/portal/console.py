@@ -393,6 +393,10 @@ def act(
         raise UserError(said, {"agent_id": [said]}, 409)
     if action == "transfer" and body.get("team"):  # the form has its own team chosen: sent as is, nothing to do
         _not_there_yet(svc, session, ticket_id, body["team"])
+    if action == "transfer" and (note := (form.get("note") or "").strip()):  # why, for the team it goes to
+        if problems := domain.written_problems("note", {"body": note}):
+            raise UserError(next(iter(problems.values()))[0], {"note": problems["body"]})
+        act(svc, session, ticket_id, "note", {"body": note}, request_id)  # first: after it, it may be out of sight
     if action in ("reply", "resolve"):
         _check_unchanged(svc, session, ticket_id, form.get("seen"))
     try:

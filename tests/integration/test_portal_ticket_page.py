@@ -430,6 +430,32 @@ def test_a_ticket_transferred_to_a_team_where_nobody_takes_tickets_says_it_waits
     assert "<dt>Team</dt><dd>Network</dd>" in html  # the team's name, not its id
 
 
+def test_a_transfer_says_why_to_the_team_it_goes_to_in_a_note_added_first(portal, stub):  # noqa: F811
+    """The lead's words for the receiving team go as an internal note before the ticket leaves (after, the lead
+    may no longer see it); none written, none added; too long, said beside the box and nothing done."""
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1/notes"] = {"id": "n-1"}
+    stub.answers["/tickets/t-1/assign"] = {"ticket_id": "t-1", "team": "general", "agent_id": "ines"}
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+    assert 'id="transfer-note"' in text(admin.get("/console/tickets/t-1"))
+    stub.calls.clear()
+
+    admin.post("/console/tickets/t-1/transfer", data={"csrf_token": token, "team": "general",
+                                                      "note": "A printer share, not the VPN."})  # fmt: skip
+    admin.post("/console/tickets/t-1/transfer", data={"csrf_token": token, "team": "general", "note": "  "})
+    long = admin.post("/console/tickets/t-1/transfer", data={"csrf_token": token, "team": "general",
+                                                             "note": "x" * 20_001})  # fmt: skip
+
+    posts = [(c["path"], c["json"]) for c in stub.calls if c["method"] == "POST"]
+    assert posts == [
+        ("/tickets/t-1/notes", {"body": "A printer share, not the VPN."}),
+        ("/tickets/t-1/assign", {"team": "general"}),
+        ("/tickets/t-1/assign", {"team": "general"}),
+    ]
+    assert long.status_code == 422 and "Keep it to 20,000 characters" in text(long)  # fmt: skip
+
+
 def test_a_transfer_out_of_the_leads_sight_ends_on_the_queue_saying_whether_an_agent_there_has_it(portal, stub):  # noqa: F811
     a_queued_ticket(stub)
     seen = dict(stub.answers["/tickets/t-1"])
