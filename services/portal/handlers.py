@@ -526,11 +526,13 @@ def answer_status_request(svc: Portal, request: dict) -> str:
         return "no-match"
     ticket = found[0]
     url, what = _link(svc, ticket, request["email"]), _what_a_link_does(ticket, svc.settings.portal_url)
+    subject = "".join(char if char.isprintable() else " " for char in ticket.get("subject") or "")
+    title = " ".join(subject.split())[:150]  # one line, for the email's header too
     mailing.send(
         svc.settings,
         request["email"],
-        f"[#{ticket['number']}] Your link to your request",
-        f"Hello,\n\nYou asked for a link to your request #{ticket['number']}. {what}\n\n"
+        f"[#{ticket['number']}] Your link to your request: {title}",
+        f"Hello,\n\nYou asked for a link to your request #{ticket['number']}, “{title}”. {what}\n\n"
         f"{url}\n\nThe link works for {svc.settings.link_days:g} days. If you did not ask for it, you can ignore "
         "this email.\n",
     )

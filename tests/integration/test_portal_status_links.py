@@ -187,8 +187,9 @@ def test_a_numbers_email_says_what_its_link_is_for_filled_evenly(portal, stub, o
 
     assert handlers.answer_status_request(svc, the_request(svc, owner)) == "sent"
     [email] = outbox
+    assert email["subject"] == "[#100007] Your link to your request: Printer 100007"  # which one, by its title
     words = " ".join(email["text"].split())
-    assert says in words and never not in words
+    assert says in words and never not in words and "your request #100007, “Printer 100007”." in words
     sent = mailing.wrapped(email["text"])  # as the email carries it (the outbox takes the text before)
     lines = sent.split("\n\n")[1].split("\n")  # the paragraph that says what the link is for
     assert all(len(line) <= 72 for line in lines)
