@@ -14,7 +14,7 @@ from shared.errors import SLUGS
 
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
 # the sync worker, each connection's reads limited (shared/gunicorn_worker.py: a stalled client frees its worker)
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", f"{gunicorn_worker.__name__}.TimedSyncWorker")
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", f"{gunicorn_worker.__name__}.ReadTimeoutWorker")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = 30
 graceful_timeout = 10

@@ -201,13 +201,13 @@ def _install_hooks(
         if request.content_length is not None and request.content_length > limit:
             raise BodyTooLarge(too_large)
         chunked = request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-        if chunked:  # werkzeug ends a chunked body at the limit without a word: read one byte more to know
+        has_body = bool(request.content_length) or chunked
+        if not json_only(request.path):
+            return None  # a form's body (the portal's pages) is read by its view, after the session and its token
+        if chunked:  # werkzeug ends a chunked body at the limit without a word: one byte more tells (JSON: <= 1 MiB)
             request.max_content_length = limit + 1
             if len(request.get_data(cache=True)) > limit:
                 raise BodyTooLarge(too_large)
-        has_body = bool(request.content_length) or chunked
-        if not json_only(request.path):
-            return None
         if request.method in ("POST", "PUT", "PATCH") and has_body and not request.is_json:
             return problem(400, "Bad request", "The body must be JSON (Content-Type: application/json).")
         if has_body and request.is_json:
@@ -227,7 +227,8 @@ def _install_hooks(
 
 
 def stalled_body() -> Response:
-    """A request whose body stopped coming before its end (silent past gunicorn_worker.READ_TIMEOUT, or gone)."""
+    """A request whose body stopped coming before its end (silent past gunicorn_worker.READ_TIMEOUT, or gone):
+    werkzeug's ClientDisconnected."""
     log.info("the body of %s %s stopped coming", request.method, request.path)
     return problem(408, "Request timeout", "The request's body stopped arriving before its end; send it again.")
 
@@ -281,10 +282,6 @@ def _install_error_handlers(app: Flask) -> None:
         return problem(
             503, "Service unavailable", "Storage is unavailable; try again shortly.", headers={"Retry-After": "2"}
         )
-
-    @app.errorhandler(TimeoutError)
-    def stalled(exc):  # a request's body that stopped coming (gunicorn_worker.READ_TIMEOUT): the client's doing
-        return stalled_body()
 
     @app.errorhandler(Exception)
     def unexpected(exc):  # HTTPExceptions go to ServiceApi.handle_http_exception, the more specific handler

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
+import time
 import uuid
 from urllib.parse import quote
 
@@ -471,3 +473,36 @@ def test_under_gunicorn_a_huge_upload_is_refused_early_with_problem_json(spawn_a
     small = requests.post(url, files={"file": ("ok.txt", b"fine", "text/plain")}, headers=as_requester(ticket),
                           timeout=30)  # fmt: skip
     assert small.status_code == 201, small.text
+
+
+@pytest.mark.slow
+def test_under_gunicorn_a_client_reading_slowly_gets_the_whole_file(spawn_api, make_ticket):
+    """The read limit of the api's connections (GUNICORN_READ_TIMEOUT, 1 s here) is on reading the request: the
+    answer is written as slowly as the client reads it (a phone on a slow line took 8.2 of 9.4 MB, then nothing)."""
+    api = spawn_api("intake", env={"WEB_CONCURRENCY": "1", "GUNICORN_READ_TIMEOUT": "1"})
+    ticket = make_ticket()
+    data = os.urandom(8 * MIB)
+    url = f"{api.url}/tickets/{ticket['id']}/attachments"
+    sent = requests.post(url, files={"file": ("big.bin", data)}, headers=as_requester(ticket), timeout=60)
+    assert sent.status_code == 201, sent.text[:300]
+
+    got = bytearray()
+    item = sent.json()["items"][0]
+    with requests.get(f"{url}/{item['id']}", headers=as_requester(ticket), stream=True, timeout=60) as answer:
+        for n, chunk in enumerate(answer.iter_content(256 * 1024)):
+            got += chunk
+            if n % 4 == 0:
+                time.sleep(0.5)  # about 2 MB a second: the server's writes wait on the client for seconds
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.slow
+def test_under_gunicorn_a_connection_that_sends_nothing_is_closed_quietly(spawn_api):
+    """A browser's preconnect, a load balancer's TCP check: closed once GUNICORN_READ_TIMEOUT passes, without an
+    error in the log; the next client is served."""
+    api = spawn_api("intake", env={"WEB_CONCURRENCY": "1", "GUNICORN_READ_TIMEOUT": "1"})
+    idle = socket.create_connection(("127.0.0.1", int(api.url.rsplit(":", 1)[1])), timeout=60)
+    assert idle.recv(1) == b""  # closed by the server, however long the machine takes
+    idle.close()
+    assert requests.get(f"{api.url}/healthz", timeout=60).status_code == 200
+    assert "Socket error" not in api.log_path.read_text() and "Traceback" not in api.log_path.read_text()
