@@ -32,7 +32,7 @@ from services.intake.domain import (
     mib,
     over_the_limits,
 )
-from services.intake.handlers import Intake, _recorded, change_ticket, get_ticket, within_rate_limit
+from services.intake.handlers import RATE_WINDOW, Intake, _recorded, change_ticket, get_ticket, within_rate_limit
 from services.intake.inbound_headers import answers_our_mail, auto_reply_by_subject
 from services.intake.schemas import TicketCreateSchema
 from shared.access import same_email
@@ -289,11 +289,7 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
     """The requester's reply on the ticket, then its files (a crash between: the redelivery stores them). A reply
     with no words of its own (only the mail it answers, quoted) is a message naming its files when it has some (a
     phone's "reply with a photo"), else kept: the quoted mail is not the requester's words."""
-    files = [one for one in mail.attachments if not one.answered and not _repeated_inline(svc, ticket.id, one)]
-    names = named_files(attachment.filename for attachment in files)
-    body = _clip(redact_tokens(mail.own_text).strip(), TEXT_MAX)
-    if not body and names:  # a phone's "reply with a photo": the photo, with words that name it
-        body = _clip(files_sent(names, len(files)), TEXT_MAX)
+    body, names = _words_and_files(svc, mail, ticket.id)
     if not body:
         reason = "not added: the reply has no words of its own, only the mail it answers"
         return Outcome("kept", reason, ticket.id, ticket.number)
@@ -311,30 +307,53 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
         change_ticket(svc, ticket.id, write, None)
     except TicketClosed:  # closed between the lookup and the write
         return _open_ticket(svc, mail, follows=svc.tickets.get(ticket.id))
-    except ThreadFull as full:
-        return _keep_for_agents(svc, mail, svc.tickets.get(ticket.id), "thread_full", f"not added: {full}")
+    except ThreadFull as full:  # (the sender's hourly count has this mail already)
+        kept = f"not added: {full}"
+        return _keep_for_agents(svc, mail, svc.tickets.get(ticket.id), "thread_full", kept, counted=True)
     _store_attachments(svc, mail, ticket.id, message_id)
     return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
 
 
-def _keep_for_agents(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, why: str, reason: str) -> Outcome:
-    """A mail about the ticket kept on its page, not in the conversation; its `ticket.mail_kept` tells the agent
-    (once however often the mail comes), unless it has no words of its own or files, or its sender has written more
-    than their hourly limit of messages (a loop or a flood: the page still shows each mail)."""
-    outcome = Outcome("kept", reason, ticket.id, ticket.number)
-    files = [attachment for attachment in mail.attachments if not attachment.answered]
+def _words_and_files(svc: Intake, mail: inbound.InboundMail, ticket_id: str) -> tuple[str, list[str]]:
+    """What a reply brings of its own: its words (without what it quotes, links' tokens hidden), or, with none,
+    words that name its files (a phone's "reply with a photo"); and the names of its files (not the mail it
+    answers, not a logo the ticket has already: `_repeated_inline`)."""
+    files = [one for one in mail.attachments if not one.answered and not _repeated_inline(svc, ticket_id, one)]
     names = named_files(attachment.filename for attachment in files)
-    body = _clip(redact_tokens(mail.own_text).strip(), TEXT_MAX) or (names and files_sent(names, len(files)))
+    body = _clip(redact_tokens(mail.own_text).strip(), TEXT_MAX)
+    if not body and names:
+        body = _clip(files_sent(names, len(files)), TEXT_MAX)
+    return body, names
+
+
+MAIL_KEPT_ANNOUNCED_PER_HOUR = 5  # mails kept on one ticket that email its agent in an hour (senders may vary)
+
+
+def _keep_for_agents(
+    svc: Intake, mail: inbound.InboundMail, ticket: Ticket, why: str, reason: str, counted: bool = False
+) -> Outcome:
+    """A mail about the ticket kept on its page, not in the conversation; its `ticket.mail_kept` tells the agent
+    (once however often the mail comes), unless it has no words of its own or files, its sender has written more
+    than their hourly limit of messages (`counted`: this mail is in that count already), or the ticket has had
+    MAIL_KEPT_ANNOUNCED_PER_HOUR such emails this hour (a loop, or a flood from addresses made up one by one:
+    the page still shows each mail)."""
+    outcome = Outcome("kept", reason, ticket.id, ticket.number)
+    body, names = _words_and_files(svc, mail, ticket.id)
     if not body:
         return outcome
-    try:
-        within_rate_limit(svc, "messages", mail.sender)
-    except TooManyRequests:
-        return Outcome("kept", f"{reason} (its agent not emailed: {mail.sender} wrote too often this hour)",
-                       ticket.id, ticket.number)  # fmt: skip
+    not_emailed = lambda why_not: Outcome("kept", f"{reason} (its agent not emailed: {why_not})", ticket.id,  # noqa: E731
+                                          ticket.number)  # fmt: skip
+    if not counted:
+        try:
+            within_rate_limit(svc, "messages", mail.sender)
+        except TooManyRequests:
+            return not_emailed(f"{mail.sender} wrote too often this hour")
+    hour = now().replace(minute=0, second=0, microsecond=0)
+    if svc.limits.hit(f"mail_kept|{ticket.id}|{hour:%Y-%m-%dT%H}", hour + RATE_WINDOW) > MAIL_KEPT_ANNOUNCED_PER_HOUR:
+        return not_emailed(f"more than {MAIL_KEPT_ANNOUNCED_PER_HOUR} mails were kept on this ticket this hour")
     sender = {"name": _clip(mail.sender_name or mail.sender, 200, "…"), "email": mail.sender}
     subject = _clip(mail.subject or "", 998, "…") or None
-    keep = lambda t: t.keep_mail(mail.key, why, sender, subject, _clip(body, TEXT_MAX), names) or NO_CHANGE  # noqa: E731
+    keep = lambda t: t.keep_mail(mail.key, why, sender, subject, body, names) or NO_CHANGE  # noqa: E731
     try:
         change_ticket(svc, ticket.id, keep, None)
     except ValidationError as invalid:  # an address the events' schema refuses: the page shows the mail all the same

@@ -44,7 +44,8 @@ tried again, at least once a minute, until the relay answers, without using up i
 counts those tries too).
 
 Webhooks get every `ticket.*` and `sla.*` event that one of their patterns matches (never
-`notification.*`): a POST of the event envelope as JSON, with the headers
+`notification.*`, nor `ticket.mail_kept`: a third party's address and words, for the agents alone): a
+POST of the event envelope as JSON, with the headers
 `X-Ticketflow-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`,
 `X-Ticketflow-Event` (the event type) and `X-Ticketflow-Delivery` (the notification's id, the same
 on every retry). Any 2xx answer is a success; a redirect is not followed and counts as a failure;

@@ -164,6 +164,8 @@ def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) ->
 
 def _webhook_deliveries(svc: Notify, envelope: dict) -> list[Notification]:
     body, found = None, []
+    if envelope["type"] not in webhooks.WEBHOOK_EVENT_TYPES:  # the agents' alone (webhooks.AGENTS_ONLY)
+        return found
     for hook in svc.webhooks.all():
         if webhooks.matches(hook["events"], envelope["type"]):
             body = body or _wire_body(envelope)  # only when a webhook wants it
@@ -400,4 +402,4 @@ def on_agent_updated(svc: Notify, envelope: dict) -> None:
     svc.agents.learn(events.load_data(envelope), events.parse_time(envelope["occurred_at"]))
 
 
-HANDLERS = {event_type: on_event for event_type in webhooks.WEBHOOK_EVENT_TYPES} | {"agent.updated": on_agent_updated}
+HANDLERS = {event_type: on_event for event_type in webhooks.TICKET_EVENT_TYPES} | {"agent.updated": on_agent_updated}

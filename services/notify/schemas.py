@@ -32,7 +32,7 @@ class NotificationQuerySchema(Schema):
 class NotificationSchema(Schema):
     id = fields.String()
     event_id = fields.String(metadata={"description": "the event that caused it"})
-    event_type = fields.String(metadata={"enum": list(webhooks.WEBHOOK_EVENT_TYPES)})
+    event_type = fields.String(metadata={"enum": list(webhooks.TICKET_EVENT_TYPES)})
     ticket_id = fields.String()
     channel = fields.String(metadata={"enum": list(CHANNELS)})
     recipient = fields.String(metadata={"description": "an email address, or the webhook's URL"})

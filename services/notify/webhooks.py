@@ -16,7 +16,10 @@ from shared.errors import Invalid
 from shared.events import EVENT_TYPES
 
 # notify forwards what it consumes; never notification.*, or a webhook for notification.sent would feed itself.
-WEBHOOK_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t.startswith(("ticket.", "sla.")))
+TICKET_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t.startswith(("ticket.", "sla.")))
+# a mail kept for the agents carries a third party's address and words (not the requester's): never to a webhook
+AGENTS_ONLY = ("ticket.mail_kept",)
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = tuple(t for t in TICKET_EVENT_TYPES if t not in AGENTS_ONLY)
 MAX_URL_LENGTH = 2048
 MAX_PATTERNS = 50
 SECRET_LENGTH = (16, 256)

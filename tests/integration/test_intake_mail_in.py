@@ -474,6 +474,18 @@ def test_a_mail_kept_for_the_agents_tells_them_once_and_never_the_requester(svc,
     assert requester and not [e for e in requester if e["type"] == "ticket.mail_kept" or colleague in e["summary"]]
 
 
+def test_mails_kept_on_one_ticket_email_its_agent_a_few_times_an_hour_whoever_sends_them(svc, tap):
+    """Anyone can write a ticket's number in a subject, from a new address each time: past
+    MAIL_KEPT_ANNOUNCED_PER_HOUR the mails are still kept on the ticket's page, and its agent is not emailed."""
+    ticket = svc.tickets.get(receive(svc, mail(address(), "VPN drops", "Since Monday.")).ticket_id)
+    most = inbox.MAIL_KEPT_ANNOUNCED_PER_HOUR
+    outcomes = [receive(svc, reply_to(ticket, address(f"x{n}"), f"Buy now {n}.")) for n in range(most + 1)]
+    assert [outcome.kind for outcome in outcomes] == ["kept"] * (most + 1)
+    assert f"more than {most} mails were kept on this ticket this hour" in outcomes[-1].reason
+    flushed(svc.flusher)
+    assert len(tap.envelopes(ticket_id=ticket.id, type="ticket.mail_kept")) == most
+
+
 def test_a_requesters_reply_a_full_thread_cannot_take_tells_the_agent(svc, tap):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)

@@ -554,6 +554,23 @@ def test_an_agent_reads_the_notifications_of_its_teams_tickets_and_its_own_only(
     assert len(get_json(notify_client, "/notifications", as_net, ticket_id=hardware_ticket)["items"]) == 3
 
 
+def test_a_mail_kept_for_the_agents_emails_its_agent_as_unchecked_and_goes_to_no_webhook(notify_client, notify_event):
+    """A colleague's reply kept off the conversation: its words reach the ticket's agent without links, said to be
+    from a sender nobody checked; a webhook on every ticket event does not get them (a third party's words)."""
+    hook = add_webhook(notify_client, events=["ticket.*"])
+    ticket_id, agent = uuid.uuid4().hex, unique_email("jane")
+    notify_event(created_event(ticket_id))
+    notify_event(assigned_event(ticket_id, agent))
+    data = {"mail_id": "m1", "why": "another_sender", "sender": {"name": "Bo", "email": "bo@example.org"},
+            "body": "Same here: see https://evil.example/login"}  # fmt: skip
+    records = notify_event(event_from("intake", "ticket.mail_kept", ticket_id, data))
+    assert [(record.channel, record.recipient) for record in records] == [("email", agent)]
+    assert "Same here: see https://evil.example/login" in records[0].body
+    assert 'href="https://evil.example' not in records[0].html  # no link to click in it
+    assert "Nobody checked who sent it" in records[0].body
+    notify_client.delete(f"/webhooks/{hook['id']}", headers=admin())
+
+
 @pytest.mark.usefixtures("stamps_or_ids")
 def test_an_agent_reads_no_webhook_delivery_of_its_tickets(notify_client, notify_ctx, notify_event):
     """Webhooks are the admins': a webhook's address may hold its secret in its path (chat services' do), which
