@@ -46,14 +46,19 @@ def shown_as_typed(value: str) -> None:
         raise ValidationError(f"Must not hold control characters (U+{ord(found):04X}): a name shows as typed.")
 
 
+def one_line(text: str) -> str:
+    """The text with each control character or line break a space: it shows as one line and never starts a line of
+    its own in an email it goes into ("Hello Ana\r\nBcc: ..."). Format characters (bidi marks) stay: names need
+    them."""
+    return "".join(" " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in text)
+
+
 class OneLine(fields.String):
-    """A line of text (a ticket's subject, a person's name): each control character or line break in it (pasted, or
-    from an email's header) is read as a space, so that it shows as one line and never starts a line of its own in
-    an email it goes into ("Hello Ana\r\nBcc: ..."). Format characters (bidi marks) stay: names need them."""
+    """A line of text (a ticket's subject, a person's name), read through `one_line` (pasted, or from an email's
+    header)."""
 
     def _deserialize(self, value, attr, data, **kwargs) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        return "".join(" " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in text)
+        return one_line(super()._deserialize(value, attr, data, **kwargs))
 
 
 def name_text(max_length: int, **kwargs) -> fields.String:

@@ -162,7 +162,7 @@ def queues(
     if me.role == "admin" and not me.agent_id:
         names.remove("mine")
     view = view if view in names else names[0]
-    another = filters.get("agent") not in (None, me.agent_id)
+    another = filters.get("agent") not in (None, me.agent_id)  # another agent's tickets asked for
     wide = next((name for name in ("led", "all") if name in names), None)
     if another and view in ("mine", "team") and wide:  # another agent's tickets: in the tab that has them all
         view = wide  # ("My tickets" filtered to Omar said "Nothing here" of a lead handing on Omar's tickets)
@@ -173,7 +173,7 @@ def queues(
         query = {**asked, **VIEWS[name][1](me.agent_id), "limit": QUEUE_LIMIT, "fields": fields}  # "mine" stays mine
         if name == view and cursor:
             query["cursor"] = cursor
-        mine_not = name == "mine" and filters.get("agent") not in (None, me.agent_id)  # another's in "My tickets"
+        mine_not = name == "mine" and another  # another's in "My tickets"
         if mine_not or (query.get("unassigned") and query.get("agent_id")):  # one agent's unassigned: none
             found[name] = {"items": [], "next_cursor": None}  # (assignment refuses the question)
             continue
@@ -561,8 +561,9 @@ def _load_words(svc: Portal, session: dict, agent_id: str, tickets: int) -> str 
 
 def _unassigned(svc: Portal, session: dict, ticket_id: str) -> bool:
     """Whether an agent's resolve finds the ticket in its team's queue (nobody has it): the agent claims it first.
-    An admin who is no agent resolves any ticket as it is."""
-    return bool(session.get("agent_id")) and _work_of(svc, session, ticket_id).get("agent_id") is None
+    An admin (an agent too or not) resolves any ticket as it is."""
+    agent = actor(session).role == "agent" and session.get("agent_id")
+    return bool(agent) and _work_of(svc, session, ticket_id).get("agent_id") is None
 
 
 def _work_of(svc: Portal, session: dict, ticket_id: str) -> dict:

@@ -22,7 +22,7 @@ from services.portal.store import AccountExists, PortalStore, digest
 from shared import links, mongo
 from shared.clock import now
 from shared.config import SERVICE_PORTS, Settings
-from shared.schemas import files_sent
+from shared.schemas import files_sent, one_line
 
 log = logging.getLogger(__name__)
 SERVICE = "portal"
@@ -526,8 +526,7 @@ def answer_status_request(svc: Portal, request: dict) -> str:
         return "no-match"
     ticket = found[0]
     url, what = _link(svc, ticket, request["email"]), _what_a_link_does(ticket, svc.settings.portal_url)
-    subject = "".join(char if char.isprintable() else " " for char in ticket.get("subject") or "")
-    title = " ".join(subject.split())[:150]  # one line, for the email's header too
+    title = " ".join(one_line(ticket.get("subject") or "").split())[:150]  # one line, for the email's header too
     mailing.send(
         svc.settings,
         request["email"],

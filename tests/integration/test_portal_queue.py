@@ -599,6 +599,11 @@ def test_an_agents_bulk_resolve_claims_the_tickets_waiting_in_the_queue_first(po
     assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-1/claim"]  # not resolved
     assert "<li>#100001: Ticket t-1 is assigned to bob.</li>" in text(ada.get(done.headers["Location"]))
 
+    boss = signed_in(portal, "admin", "ada")  # an admin who is an agent too resolves any ticket as it is
+    stub.calls.clear()
+    ticked(boss, {"action": "resolve", "resolution": "The Wi-Fi is back."}, ["t-1:100001"])
+    assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-1/resolve"]
+
 
 def test_a_bulk_resolve_refused_everywhere_says_so_even_beside_one_already_done(portal, stub):  # noqa: F811
     queue_stub(stub)

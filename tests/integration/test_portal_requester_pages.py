@@ -360,7 +360,7 @@ def test_a_message_sent_from_a_page_that_lost_its_request_is_shown_to_copy(porta
     assert sent.status_code == 404
     assert "Your message, not sent" in text(sent) and "My long &lt;i&gt;answer&lt;/i&gt;." in text(sent)
     # why, and the fresh link asked for right there (the form of a link that does not work)
-    assert "We cannot show this request here" in text(sent) and "after which only those links open it" in text(sent)
+    assert "We cannot show this request here" in text(sent) and "or ask for a fresh link below." in text(sent)
     assert 'action="/status"' in text(sent) and "Email me a link" in text(sent)
 
 

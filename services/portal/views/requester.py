@@ -9,6 +9,7 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from pymongo.errors import DuplicateKeyError
 
 from services.portal import attachments, domain, finding, handlers, pages
+from services.portal.client import Unreachable
 from services.portal.pages import client_network, error_page, passed_on, portal, set_session
 from shared.links import LinkError
 
@@ -144,9 +145,9 @@ def _granted(ticket_id: str) -> dict | None:
 
 
 NO_ACCESS = (
-    "This browser cannot open this request now: it never had it, it forgot it, or its email address was confirmed "
-    "from a link in one of our emails (on another device, perhaps), after which only those links open it (anyone "
-    "may type an address on our form)."
+    "This browser cannot open this request any more: it may have been opened from one of our emails on another "
+    "device (then only our emails' links open it), or this device forgot it. Use the link in our latest email "
+    "about it, or ask for a fresh link below."
 )
 
 
@@ -305,8 +306,11 @@ def rate(ticket_id: str):
         return _no_access()
     rated = "rated"
     if form["rating"] == "bad":  # what to do if it is not solved: reopen it with a message, or a new request
-        resolved = handlers.requester_ticket(portal(), grant)["status"] == "resolved"
-        rated = "rated-bad-resolved" if resolved else "rated-bad-closed"
+        try:  # the rating is kept: a read that fails now only leaves the plain thanks
+            status = handlers.requester_ticket(portal(), grant)["status"]
+        except (handlers.Refused, Unreachable):
+            status = None
+        rated = {"resolved": "rated-bad-resolved", "closed": "rated-bad-closed"}.get(status, rated)
     return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice=rated, _anchor="rated-notice"), 303)
 
 
