@@ -268,6 +268,22 @@
     if (dates) dates.checked = true;
   });
 
+  // "Use in reply" beside a similar ticket's resolution: what was done then goes into the reply box as a saved
+  // reply does (after the selection, Undo takes it out). Shown only with JavaScript: without it, it would do nothing.
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!document.getElementById("reply-body")) return;
+    Array.prototype.forEach.call(document.querySelectorAll("[data-use-resolution]"), function (button) {
+      button.hidden = false;
+    });
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-use-resolution]") : null;
+    var box = document.getElementById("reply-body");
+    if (!button || !box) return;
+    event.preventDefault();
+    insertAt(box, button.getAttribute("data-use-resolution"));
+  });
+
   // "Insert" a saved reply: its text (the ticket's details filled in) goes into the reply box after the selection
   // (insertAt), and the box gets the focus to change it. Without JavaScript, or should the text not come, the
   // button sends the form to the page that puts it after what was typed, on the server.
