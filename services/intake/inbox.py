@@ -307,9 +307,9 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
         change_ticket(svc, ticket.id, write, None)
     except TicketClosed:  # closed between the lookup and the write
         return _open_ticket(svc, mail, follows=svc.tickets.get(ticket.id))
-    except ThreadFull as full:  # (the sender's hourly count has this mail already)
+    except ThreadFull as full:  # its words, found and counted in the sender's hour already
         kept = f"not added: {full}"
-        return _keep_for_agents(svc, mail, svc.tickets.get(ticket.id), "thread_full", kept, counted=True)
+        return _keep_for_agents(svc, mail, svc.tickets.get(ticket.id), "thread_full", kept, (body, names))
     _store_attachments(svc, mail, ticket.id, message_id)
     return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
 
@@ -330,20 +330,25 @@ MAIL_KEPT_ANNOUNCED_PER_HOUR = 5  # mails kept on one ticket that email its agen
 
 
 def _keep_for_agents(
-    svc: Intake, mail: inbound.InboundMail, ticket: Ticket, why: str, reason: str, counted: bool = False
+    svc: Intake,
+    mail: inbound.InboundMail,
+    ticket: Ticket,
+    why: str,
+    reason: str,
+    counted: tuple[str, list[str]] | None = None,
 ) -> Outcome:
     """A mail about the ticket kept on its page, not in the conversation; its `ticket.mail_kept` tells the agent
     (once however often the mail comes), unless it has no words of its own or files, its sender has written more
-    than their hourly limit of messages (`counted`: this mail is in that count already), or the ticket has had
-    MAIL_KEPT_ANNOUNCED_PER_HOUR such emails this hour (a loop, or a flood from addresses made up one by one:
-    the page still shows each mail)."""
+    than their hourly limit of messages (`counted`: the mail's words and files, found by a caller that counted it
+    in that hour already), or the ticket has had MAIL_KEPT_ANNOUNCED_PER_HOUR such emails this hour (a loop, or a
+    flood from addresses made up one by one: the page still shows each mail)."""
     outcome = Outcome("kept", reason, ticket.id, ticket.number)
-    body, names = _words_and_files(svc, mail, ticket.id)
+    body, names = counted or _words_and_files(svc, mail, ticket.id)
     if not body:
         return outcome
     not_emailed = lambda why_not: Outcome("kept", f"{reason} (its agent not emailed: {why_not})", ticket.id,  # noqa: E731
                                           ticket.number)  # fmt: skip
-    if not counted:
+    if counted is None:
         try:
             within_rate_limit(svc, "messages", mail.sender)
         except TooManyRequests:

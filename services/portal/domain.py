@@ -101,11 +101,9 @@ def deadline(clocks: dict) -> dict:
     counting = [clock for clock in known if clock.get("state") in ("running", "breached")]
     due = {name: parse_time(clock["due_at"]) for name, clock in clocks.items()
            if clock in counting and clock.get("due_at")}  # fmt: skip
-    soonest = min(due, key=due.get) if due else None
     breached = any(clock.get("state") == "breached" for clock in counting)
     return {
-        "deadline": format_time(due[soonest]) if soonest else None,
-        "deadline_clock": CLOCK_NAMES.get(soonest, soonest) if soonest else None,  # which target: a reply, or the fix
+        **_soonest(due),
         "breached": breached,
         "missed": not breached and any(clock.get("breached_at") for clock in known),
         "paused": not due and any(clock.get("state") == "paused" for clock in known),
@@ -119,11 +117,16 @@ def copied_deadline(row: dict) -> dict:
     copied = {"first_response": first, "next_response": sla.get("next_response_due_at"),
               "resolution": sla.get("resolution_due_at")}  # fmt: skip
     due = {name: parse_time(value) for name, value in copied.items() if value}
-    soonest = min(due, key=due.get) if due else None
     # the copy says neither whether a breach is past nor whether a clock waits: as `deadline` says "not known"
+    return {**_soonest(due), "breached": bool(sla.get("breached")), "missed": False, "paused": False}
+
+
+def _soonest(due: dict[str, datetime]) -> dict:
+    """The soonest of the clocks' due times (`deadline`) and which target it is (`deadline_clock`: a reply, or the
+    fix), or None for both."""
+    soonest = min(due, key=due.get) if due else None
     return {"deadline": format_time(due[soonest]) if soonest else None,
-            "deadline_clock": CLOCK_NAMES[soonest] if soonest else None,
-            "breached": bool(sla.get("breached")), "missed": False, "paused": False}  # fmt: skip
+            "deadline_clock": CLOCK_NAMES.get(soonest, soonest) if soonest else None}  # fmt: skip
 
 
 DESK_NAME = "The help desk"  # who a reply is from when no agent wrote it (assignment signs it so)
