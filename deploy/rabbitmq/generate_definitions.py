@@ -11,7 +11,9 @@ declare are policies, which a declaration never conflicts with.
 Each service logs in as its own user (`<namespace>-<service>`), listed here without a password (no
 password_hash: nobody can log in as it until the users file sets one), with its permissions and its
 topic permissions: on the events exchange it may publish only the event types it produces
-(shared.events.PUBLISHED_BY), so a compromised service cannot forge another's events. The passwords live
+(shared.events.PUBLISHED_BY), so a compromised service cannot forge another's events. The portal's user
+(`<namespace>-portal`) may configure, write and read nothing: its admin health page only asks each queue's
+counts (a passive declare, which needs no permission). The passwords live
 beside this file in docker-compose.yml (a config) or deploy/k8s (a Secret), imported after this file
 (20-users.json after 10-topology.json), with the operators' user `ticketflow` (management, KEDA).
 deploy/k8s/rabbitmq/definitions.json is a copy, because kustomize reads files below its own folder only.
@@ -30,6 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from shared.config import SERVICE_PORTS, load_settings  # noqa: E402
+from services.portal.handlers import SERVICE as PORTAL  # noqa: E402
 from shared.events import PUBLISHED_BY  # noqa: E402
 from shared.topology import SUBSCRIPTIONS, declare_topology, queue_name  # noqa: E402
 
@@ -134,6 +137,11 @@ def service_users(settings) -> dict:
         topic_permissions.append(
             {"user": user, "vhost": VHOST, "exchange": settings.exchange, "write": f"^({own})$", "read": ".*"}
         )
+    # the portal's health page: queue counts by passive declares, which need no permission; nothing else
+    user = service_user(settings.namespace, PORTAL)
+    users.append({"name": user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256",
+                  "tags": [], "limits": {}})  # fmt: skip
+    permissions.append({"user": user, "vhost": VHOST, "configure": "^$", "write": "^$", "read": "^$"})
     return {"users": users, "permissions": permissions, "topic_permissions": topic_permissions}
 
 

@@ -1,5 +1,6 @@
 """The broker users of deploy/rabbitmq/definitions.json, tried on the local RabbitMQ: each service's user may
-publish its own event types on the events exchange, and the broker refuses it another service's.
+publish its own event types on the events exchange, and the broker refuses it another service's; the portal's
+user reads every queue's counts (its admins' health page) and may do nothing else.
 
 The users, permissions and topic permissions the generator writes are imported (`rabbitmqctl import_definitions`)
 into a throwaway vhost under throwaway user names, with passwords set for the test; both are deleted after.
@@ -18,7 +19,9 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
+from shared.config import SERVICE_PORTS, load_settings
 from shared.events import EVENT_TYPES, PRODUCERS, PUBLISHED_BY
+from shared.topology import declare_topology, queue_counts, queue_name
 from tests.harness import wait_until
 from ticketflow import local
 
@@ -39,10 +42,10 @@ def _rabbitmqctl(*args: str, stdin: str | None = None) -> subprocess.CompletedPr
     return subprocess.run(["rabbitmqctl", *args], input=stdin, capture_output=True, text=True, timeout=60)
 
 
-def _imported(vhost: str, users: int) -> bool:
-    """Whether the (asynchronous) import is done: every user's topic permission is there, it comes last."""
+def _imported(vhost: str, topic_permissions: int) -> bool:
+    """Whether the (asynchronous) import is done: every topic permission is there, they come last."""
     listed = _rabbitmqctl("list_topic_permissions", "-p", vhost, "--quiet", "--no-table-headers")
-    return listed.returncode == 0 and len([line for line in listed.stdout.splitlines() if line.strip()]) == users
+    return listed.returncode == 0 and len([line for line in listed.stdout.splitlines() if line.strip()]) == topic_permissions
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,7 @@ def broker_users():
     done = _rabbitmqctl("import_definitions", stdin=json.dumps(imported))  # from stdin: the node reads no file of ours
     try:
         assert done.returncode == 0, done.stderr
-        wait_until(lambda: _imported(vhost, len(users)), timeout=30, message="the definitions are imported")
+        wait_until(lambda: _imported(vhost, len(imported["topic_permissions"])), timeout=30, message="the definitions are imported")
         by_service = {name.removeprefix("ticketflow-"): name for name in rename}
         yield vhost, {service: (rename[user], passwords[rename[user]]) for service, user in by_service.items()}
     finally:
@@ -95,9 +98,39 @@ def _publish(connection: pika.BlockingConnection, event_type: str) -> None:
     channel.close()
 
 
-def test_the_generated_definitions_give_every_service_a_user(broker_users):
+def test_the_generated_definitions_give_every_service_a_user_and_the_portal_one(broker_users):
     _, users = broker_users
-    assert set(users) == set(PUBLISHED_BY)
+    assert set(users) == set(PUBLISHED_BY) | {"portal"}
+
+
+def test_the_portals_user_reads_every_queues_counts_and_may_do_nothing_else(broker_users):
+    vhost, users = broker_users
+    settings = load_settings({"TICKETFLOW_NAMESPACE": "ticketflow"})  # the namespace the definitions are for
+    owner = _connect(vhost, *users["intake"])  # a service declares the topology when it connects
+    portal = _connect(vhost, *users["portal"])
+    try:
+        declare_topology(owner.channel(), settings)
+        _publish(owner, "ticket.created")
+        for service in SERVICE_PORTS:  # passive declares: every count is known (None: refused or missing)
+            counts = queue_counts(portal, settings, service)
+            assert None not in (counts.messages, counts.consumers, counts.retrying, counts.dead), (service, counts)
+        assert queue_counts(portal, settings, "assignment").messages == 1  # assignment routes ticket.created
+        refused = [
+            lambda channel: channel.basic_get(queue_name(settings, "intake"), auto_ack=True),  # take a message
+            lambda channel: channel.queue_purge(queue_name(settings, "intake")),
+            lambda channel: channel.queue_declare("ticketflow.portal.own", durable=True),
+            lambda channel: channel.basic_publish("ticketflow.events", "ticket.created", b"{}"),
+        ]
+        for act in refused:
+            channel = portal.channel()
+            channel.confirm_delivery()
+            with pytest.raises(ChannelClosedByBroker) as closed:
+                act(channel)
+            assert closed.value.reply_code == ACCESS_REFUSED, closed.value
+        assert queue_counts(owner, settings, "assignment").messages == 1  # nothing was taken
+    finally:
+        portal.close()
+        owner.close()
 
 
 @pytest.mark.parametrize("service", sorted(PUBLISHED_BY))

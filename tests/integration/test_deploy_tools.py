@@ -45,3 +45,28 @@ def test_kustomize_builds_the_manifests():
     assert {doc["metadata"].get("namespace") for doc in built if doc["kind"] != "Namespace"} == {NAMESPACE}
     (definitions_map,) = [d for d in built if d["metadata"]["name"] == "ticketflow-rabbitmq-definitions"]
     assert definitions_map["data"]["definitions.json"] == (RABBITMQ_DIR / "definitions.json").read_text()
+
+
+def test_kustomize_with_opensearch_frees_search_s_pods_from_the_index_volume(tmp_path):
+    """With the opensearch component the api pods mount no ReadWriteOnce index and follow no node, nor the worker
+    theirs: the HPA may then put them anywhere."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S_DIR, copy)
+    kustomization = yaml.safe_load((copy / "kustomization.yaml").read_text())
+    (copy / "kustomization.yaml").write_text(yaml.safe_dump({**kustomization, "components": ["opensearch"]}))
+    result = subprocess.run([kubectl, "kustomize", str(copy)], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0 and "unknown command" in result.stderr:
+        pytest.skip("this kubectl has no kustomize")
+    assert result.returncode == 0, result.stderr
+    built = {d["metadata"]["name"]: d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Deployment"}
+    for name in ("search-api", "search-worker"):
+        pod = built[name]["spec"]["template"]["spec"]
+        assert "affinity" not in pod, name
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        assert env["TICKETFLOW_SEARCH_ENGINE"] == "opensearch", name
+    api = built["search-api"]["spec"]["template"]["spec"]
+    assert not [v for v in api["volumes"] if v.get("persistentVolumeClaim")]
+    assert "/var/lib/ticketflow/search" not in {m["mountPath"] for m in api["containers"][0]["volumeMounts"]}

@@ -2,8 +2,8 @@
 
 Ports come from shared.config, commands from ticketflow.cli, variable names from the source, queues and
 bindings from shared.topology: when the code changes and a deployment file does not, a test here fails.
-The portal (port 8000) is deployed like the four services but uses no broker: no AMQP_URL, no queue, no
-RabbitMQ user (deploy/rabbitmq stays per SERVICE_PORTS); it reaches the four apis at TICKETFLOW_<SERVICE>_URL.
+The portal (port 8000) is deployed like the services but has no queue: its broker user may do nothing but ask
+the queues' counts (its admins' health page); it reaches the apis at TICKETFLOW_<SERVICE>_URL.
 """
 
 from __future__ import annotations
@@ -208,8 +208,8 @@ def test_every_queue_has_exactly_one_policy_and_limits_are_policies(definitions)
         assert policy["definition"]["dead-letter-routing-key"] == f"{queue}.dead" in names
     (dead,) = [p for p in definitions["policies"] if re.search(p["pattern"], f"{NAMESPACE}.notify.dead")]
     assert dead["definition"]["max-length"] > 0
-    # each service's user, without a password: that lives in compose's .env or a k8s Secret
-    assert {u["name"] for u in definitions["users"]} == {f"ticketflow-{s}" for s in SERVICE_PORTS}
+    # each service's user and the portal's, without a password: that lives in compose's .env or a k8s Secret
+    assert {u["name"] for u in definitions["users"]} == {f"ticketflow-{s}" for s in [*SERVICE_PORTS, PORTAL]}
     assert all(u["password_hash"] == "" and "password" not in u for u in definitions["users"])
 
 
@@ -339,13 +339,20 @@ def test_compose_environment_is_what_the_code_reads_and_fails_fast_without_secre
         assert settings.require_secret() == dotenv["TICKETFLOW_JWT_SECRET"]
         assert (settings.namespace, settings.queue_type) == (NAMESPACE, "quorum")
         service = name.rsplit("-", 1)[0]  # its own broker user: it may publish only its own event types
-        if service == PORTAL:  # no broker, and the apis on the compose network
-            assert "AMQP_URL" not in env and settings.amqp_url == Settings.amqp_url
+        if service == PORTAL:  # the apis on the compose network; its api's broker user reads queue counts only
+            if name == f"{PORTAL}-worker":  # no broker
+                assert "AMQP_URL" not in env and settings.amqp_url == Settings.amqp_url
+            else:
+                assert settings.amqp_url == f"amqp://ticketflow-{service}:pw-{service}@rabbitmq:5672/%2F"
             assert api_urls(values) == in_network_api_urls()
             assert all(f"{s}-api" in compose["services"] for s in SERVICE_PORTS)
         else:
             assert settings.amqp_url == f"amqp://ticketflow-{service}:pw-{service}@rabbitmq:5672/%2F"
-            assert not set(env) & set(API_URL_NAMES)
+            if name == "search-worker":  # `ticketflow search reindex` there reads an empty database from intake
+                assert api_urls(values)["intake"] == in_network_api_urls()["intake"]
+                assert set(env) & set(API_URL_NAMES) == {"TICKETFLOW_INTAKE_URL"}
+            else:
+                assert not set(env) & set(API_URL_NAMES)
         with pytest.raises(KeyError, match="TICKETFLOW_JWT_SECRET"):
             interpolate(env["TICKETFLOW_JWT_SECRET"], {})
 
@@ -360,7 +367,7 @@ def test_compose_rabbitmq_imports_the_topology_and_the_user_the_services_log_in_
     (users_mount,) = rabbitmq["configs"]
     assert users_mount["target"] == "/etc/rabbitmq/definitions.d/20-users.json"
     users = json.loads(interpolate(compose["configs"][users_mount["source"]]["content"], COMPOSE_PASSWORDS))
-    passwords = {"ticketflow": "0123abcd"} | {f"ticketflow-{s}": f"pw-{s}" for s in SERVICE_PORTS}
+    passwords = {"ticketflow": "0123abcd"} | {f"ticketflow-{s}": f"pw-{s}" for s in [*SERVICE_PORTS, PORTAL]}
     _assert_users_can_use_the_topology(users, passwords, definitions)
     conf = conf_settings((RABBITMQ_DIR / "rabbitmq.conf").read_text())
     assert int(conf["total_memory_available_override_value"]) == 2 * 1024**3
@@ -368,18 +375,24 @@ def test_compose_rabbitmq_imports_the_topology_and_the_user_the_services_log_in_
 
 
 COMPOSE_PASSWORDS = {"RABBITMQ_PASSWORD": "0123abcd"} | {
-    f"RABBITMQ_{service.upper()}_PASSWORD": f"pw-{service}" for service in SERVICE_PORTS
+    f"RABBITMQ_{service.upper()}_PASSWORD": f"pw-{service}" for service in [*SERVICE_PORTS, PORTAL]
 }
 
 
 def _assert_users_can_use_the_topology(users: dict, passwords: dict[str, str], definitions: dict) -> None:
-    """The users file sets every password (the operators' ticketflow and each service's user); every user may
-    use the whole topology; each service's user publishes on the events exchange only what it produces."""
+    """The users file sets every password (the operators' ticketflow, each service's user and the portal's); every
+    user but the portal's may use the whole topology; each service's user publishes on the events exchange only
+    what it produces; the portal's may configure, write and read nothing (passive declares need no permission)."""
     assert {u["name"]: u["password"] for u in users["users"]} == passwords
     permissions = users["permissions"] + definitions["permissions"]
     resources = [q["name"] for q in definitions["queues"]] + [e["name"] for e in definitions["exchanges"]]
     for user in passwords:
         (permission,) = [p for p in permissions if p["user"] == user and p["vhost"] == "/"]
+        if user == f"ticketflow-{PORTAL}":
+            for kind in ("configure", "write", "read"):
+                assert not any(re.search(permission[kind], name) for name in [*resources, "amq.default"]), kind
+            assert not [t for t in definitions["topic_permissions"] if t["user"] == user]
+            continue
         for kind in ("configure", "write", "read"):
             assert all(re.search(permission[kind], name) for name in resources), (user, kind)
         assert re.search(permission["write"], "amq.default")  # retries and dead letters: the default exchange
@@ -553,6 +566,13 @@ def test_k8s_search_worker_is_the_index_s_one_writer_and_its_apis_share_its_volu
     ]
     assert term["labelSelector"]["matchLabels"] == worker["spec"]["selector"]["matchLabels"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
+    # and the worker, recreated, goes back to the node where the api pods hold the volume (preferred: on the
+    # first deploy there is no api pod)
+    (back,) = worker["spec"]["template"]["spec"]["affinity"]["podAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert back["podAffinityTerm"]["labelSelector"]["matchLabels"] == api["spec"]["selector"]["matchLabels"]
+    assert back["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
 
 
 def test_compose_search_api_and_worker_share_the_index_volume(compose):
@@ -587,9 +607,9 @@ def test_k8s_containers_use_known_variables_secrets_and_one_image(manifests):
             names = _env_names(container, config_maps)
             assert names <= known, (name, names - known)
             service = name.rsplit("-", 1)[0]
-            broker = set() if service == PORTAL else {"AMQP_URL"}  # the portal uses no broker
+            broker = set() if name == f"{PORTAL}-worker" else {"AMQP_URL"}  # the portal's worker uses no broker
             assert broker | {"MONGO_URL"} | REQUIRED_IN_PRODUCTION <= names, name
-            assert service != PORTAL or "AMQP_URL" not in names, name
+            assert broker or "AMQP_URL" not in names, name
             assert "TICKETFLOW_DEV" not in names
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             for item in container["env"]:
@@ -602,7 +622,7 @@ def test_k8s_containers_use_known_variables_secrets_and_one_image(manifests):
                     assert ref["key"] in secrets[ref["name"]]["stringData"], (name, ref)
             refs = {i["name"]: i["valueFrom"]["secretKeyRef"] for i in container["env"] if "valueFrom" in i}
             assert refs["TICKETFLOW_JWT_SECRET"]["name"] == "ticketflow-jwt"
-            if broker:  # its own broker user, which publishes only its own event types
+            if broker:  # its own broker user, which publishes only its own event types (the portal's: counts only)
                 amqp = (refs["AMQP_URL"]["name"], refs["AMQP_URL"]["key"])
                 assert amqp == ("ticketflow-rabbitmq", f"amqp-url-{service}")
     kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
@@ -659,5 +679,5 @@ def test_k8s_rabbitmq_cluster_imports_the_same_definitions_and_settings(manifest
     users = json.loads(secrets["ticketflow-rabbitmq"]["stringData"][users_key])
     urls = {key: url for key, url in secrets["ticketflow-rabbitmq"]["stringData"].items() if key.startswith("amqp-url")}
     passwords = dict(re.match(r"amqp://([^:]*):([^@]*)@", url).groups() for url in urls.values())
-    assert set(urls) == {"amqp-url"} | {f"amqp-url-{s}" for s in SERVICE_PORTS}
+    assert set(urls) == {"amqp-url"} | {f"amqp-url-{s}" for s in [*SERVICE_PORTS, PORTAL]}
     _assert_users_can_use_the_topology(users, passwords, definitions)
