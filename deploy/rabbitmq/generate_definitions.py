@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.config import SERVICE_PORTS, load_settings  # noqa: E402
 from services.portal.handlers import SERVICE as PORTAL  # noqa: E402
+from shared.config import SERVICE_PORTS, load_settings  # noqa: E402
 from shared.events import PUBLISHED_BY  # noqa: E402
 from shared.topology import SUBSCRIPTIONS, declare_topology, queue_name  # noqa: E402
 

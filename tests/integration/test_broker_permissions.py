@@ -45,7 +45,8 @@ def _rabbitmqctl(*args: str, stdin: str | None = None) -> subprocess.CompletedPr
 def _imported(vhost: str, topic_permissions: int) -> bool:
     """Whether the (asynchronous) import is done: every topic permission is there, they come last."""
     listed = _rabbitmqctl("list_topic_permissions", "-p", vhost, "--quiet", "--no-table-headers")
-    return listed.returncode == 0 and len([line for line in listed.stdout.splitlines() if line.strip()]) == topic_permissions
+    lines = [line for line in listed.stdout.splitlines() if line.strip()]
+    return listed.returncode == 0 and len(lines) == topic_permissions
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,8 @@ def broker_users():
     done = _rabbitmqctl("import_definitions", stdin=json.dumps(imported))  # from stdin: the node reads no file of ours
     try:
         assert done.returncode == 0, done.stderr
-        wait_until(lambda: _imported(vhost, len(imported["topic_permissions"])), timeout=30, message="the definitions are imported")
+        topics = len(imported["topic_permissions"])
+        wait_until(lambda: _imported(vhost, topics), timeout=30, message="the definitions are imported")
         by_service = {name.removeprefix("ticketflow-"): name for name in rename}
         yield vhost, {service: (rename[user], passwords[rename[user]]) for service, user in by_service.items()}
     finally:
