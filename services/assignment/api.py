@@ -74,7 +74,8 @@ class Agents(MethodView):
     @agents.arguments(AgentCreateSchema())
     @agents.response(201, AgentSchema, headers={"Location": {"schema": {"type": "string"}}})
     def post(self, body):
-        """Add an agent; 409 if the id exists, 422 for a team that does not exist."""
+        """Add an agent; 409 if the id exists or another agent has the email address (in any case: `errors.email`),
+        422 for a team that does not exist."""
         agent = handlers.create_agent(assignment(), body)
         return agent, 201, {"Location": f"/agents/{agent['id']}"}
 
@@ -99,7 +100,7 @@ class AgentById(MethodView):
     @agents.response(200, AgentSchema)
     def patch(self, changes, agent_id):
         """Change any of name, email, teams, capacity, available and lead_of (admins); an agent may change only
-        its own `available` (403 for anything else)."""
+        its own `available` (403 for anything else). 409 for an email address another agent has (`errors.email`)."""
         return handlers.update_agent(assignment(), agent_id, changes, principal())
 
 

@@ -106,8 +106,19 @@ def _agent_updated(agent: dict) -> dict:
     return outbox.stage(SERVICE, agent["id"], [("agent.updated", data)], None)
 
 
+def _email_of_nobody_else(svc: Assignment, agent_id: str, email: str) -> None:
+    """409 when another agent has the address (in any case): each agent's emails go to its own, and its account
+    signs in with it. Agents that share one from before may still change the rest."""
+    wanted = email.strip().lower()
+    taken = next((a for a in svc.agents.all() if a["id"] != agent_id and a["email"].strip().lower() == wanted), None)
+    if taken is not None:
+        said = f"{taken['name']} ({taken['id']}) has this email address: each agent needs its own."
+        raise Conflict(f"Another agent has the email address {email}.", errors={"email": [said]})
+
+
 def create_agent(svc: Assignment, data: dict) -> dict:
     svc.teams.require(data["teams"], "teams")
+    _email_of_nobody_else(svc, data["id"], data["email"])
     at = now()
     fields = {key: value for key, value in data.items() if key != "lead"}
     fields["lead_of"] = _lead_of(data["teams"], data)
@@ -122,6 +133,8 @@ def update_agent(svc: Assignment, agent_id: str, changes: dict, principal: Princ
         _require(allowed, "An agent may change only its own availability (available); admins change the rest.")
     if "teams" in changes:
         svc.teams.require(changes["teams"], "teams")
+    if "email" in changes and changes["email"].strip().lower() != svc.agents.get(agent_id)["email"].strip().lower():
+        _email_of_nobody_else(svc, agent_id, changes["email"])
 
     def change(agent: dict) -> dict:
         teams = changes.get("teams", agent["teams"])

@@ -91,7 +91,7 @@ def test_an_agent_finds_a_ticket_by_its_words_and_sees_a_resolved_look_alike(por
     assert system.work(mine)["agent_id"] == "ada"  # hers to answer: what was done then goes into her reply
     reply = agent.get_by_label("Reply to the requester")
     reply.fill("Hello Ana,")
-    panel.get_by_role("button", name=f"Use #{before['number']}'s resolution in your reply").click()
+    panel.get_by_role("button", name=f"Use in reply: #{before['number']}'s resolution").click()
     expect(reply).to_have_value("Hello Ana,\n\n" + resolution["resolution"])
     reply.fill("")
     reply.press("Escape")  # out of the box: the page's keys work again

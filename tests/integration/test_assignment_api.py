@@ -152,6 +152,27 @@ def test_agents_are_created_read_listed_and_patched_with_the_contract_shape(acli
     assert_problem(aclient.patch(f"/agents/{unique('nobody')}", json={"capacity": 2}, headers=admin()), 404)
 
 
+def test_two_agents_never_share_an_email_address_in_any_case(aclient, make_team, make_agent):
+    """Each agent's emails go to its own address, and its account signs in with it: 409 with errors.email."""
+    team = make_team()
+    first = make_agent(team["id"])
+    address = first["email"]
+    body = {"id": unique("twin"), "name": "Twin", "email": address.upper(), "teams": [team["id"]], "capacity": 5}
+    refused = aclient.post("/agents", json=body, headers=admin())
+    assert_problem(refused, 409)
+    assert first["id"] in refused.get_json()["errors"]["email"][0]
+    assert aclient.get(f"/agents/{body['id']}", headers=admin()).status_code == 404  # nothing stored
+
+    second = make_agent(team["id"])
+    moved = aclient.patch(f"/agents/{second['id']}", json={"email": f" {address} ", "capacity": 3}, headers=admin())
+    assert_problem(moved, 409)
+    assert set(moved.get_json()["errors"]) == {"email"}
+    assert aclient.get(f"/agents/{second['id']}", headers=admin()).get_json() == second  # nothing changed
+    own = aclient.patch(f"/agents/{first['id']}", json={"email": address.upper()}, headers=admin())
+    assert own.status_code == 200, own.get_json()  # its own address, in another case
+    assert own.get_json()["email"].lower() == address
+
+
 def test_an_empty_email_is_always_refused_with_the_other_fields_errors_and_nothing_is_stored(
     aclient, make_team, make_agent
 ):

@@ -57,7 +57,8 @@ def assignment_schema(assignment_app):
     assert client.post("/teams", json=team, headers=admin()).status_code == 201
     agents = []
     for lead in (True, False):
-        agent = {"id": unique("fuzzer"), "name": "Fuzz Agent", "email": "fuzz@example.com", "teams": [team["id"]],
+        agent_id = unique("fuzzer")
+        agent = {"id": agent_id, "name": "Fuzz Agent", "email": f"{agent_id}@example.com", "teams": [team["id"]],
                  "capacity": 1, "lead": lead}  # fmt: skip
         assert client.post("/agents", json=agent, headers=admin()).status_code == 201
         agents.append(agent["id"])

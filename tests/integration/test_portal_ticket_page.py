@@ -131,7 +131,8 @@ def test_someone_else_arriving_changes_the_notices_alone_not_the_conversation(po
     assert "Also viewing now: an admin</p>" in bob_page  # from the first moment (not the first poll); no address
 
     arrived = text(ana.get(url))
-    assert '<div id="live-notices" class="live-notices" hx-swap-oob="true">' in arrived
+    # in place: the page's one live region stays, and a screen reader reads what came in
+    assert '<div id="live-notices" class="live-notices" role="status" hx-swap-oob="innerHTML">' in arrived
     assert "Also viewing now: an admin</p>" in arrived and "admin-" not in arrived.split("Also viewing")[1]
     assert 'id="live" ' not in arrived  # the conversation, with its links, stays as it is
 

@@ -88,6 +88,34 @@
   // Keyboard: j/k next/previous ticket in a list, r reply, n note, / search. Never while typing, never with
   // Ctrl, Alt or Meta (the browser's own shortcuts), never on a repeat. j/k go on from the row last reached, also
   // after a detour (/ and Escape, a click elsewhere), by its address: the list may have refreshed meanwhile.
+  // They can be turned off (a speech-input user's words would press them): the queue page's button, remembered
+  // by this browser; then their hints go too.
+  var KEYS_OFF = "ticketflow.keys-off";
+  function keysOff() {
+    try { return window.localStorage.getItem(KEYS_OFF) === "1"; } catch (e) { return false; }
+  }
+  function showKeys() {
+    var off = keysOff();
+    document.documentElement.classList.toggle("keys-off", off);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-keys-toggle]"), function (button) {
+      button.hidden = false;
+      button.textContent = off ? "Turn single-key shortcuts on" : "Turn single-key shortcuts off";
+      button.setAttribute("aria-pressed", off ? "false" : "true");
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("[aria-keyshortcuts]"), function (field) {
+      if (!field.hasAttribute("data-keys")) field.setAttribute("data-keys", field.getAttribute("aria-keyshortcuts"));
+      if (off) field.removeAttribute("aria-keyshortcuts");
+      else field.setAttribute("aria-keyshortcuts", field.getAttribute("data-keys"));
+    });
+  }
+  document.addEventListener("DOMContentLoaded", showKeys);
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-keys-toggle]");
+    if (!button) return;
+    try { if (keysOff()) window.localStorage.removeItem(KEYS_OFF); else window.localStorage.setItem(KEYS_OFF, "1"); }
+    catch (e) { return; }  // no storage (a private window that refuses it): nothing to remember it by
+    showKeys();
+  });
   var lastRow = null, lastRowAt = -1;
   document.addEventListener("focusin", function (event) {
     if (!event.target.matches || !event.target.matches("[data-row-link]")) return;
@@ -95,7 +123,7 @@
     lastRowAt = Array.prototype.indexOf.call(document.querySelectorAll("[data-row-link]"), event.target);
   });
   document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || typing(event.target)) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || typing(event.target) || keysOff()) return;
     var key = event.key;
     if (key === "j" || key === "k") {
       var links = Array.prototype.slice.call(document.querySelectorAll("[data-row-link]"));
