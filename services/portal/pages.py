@@ -27,6 +27,7 @@ from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
 from services.portal import attachments, devices, domain, handlers
+from services.portal.admin import edit_stamp
 from services.portal.client import Refused, Unreachable
 from shared import mongo
 from shared.clock import now
@@ -129,6 +130,7 @@ def install(app: Flask) -> None:
     )
     app.jinja_env.globals["requester_status"] = lambda ticket: domain.requester_status_words(ticket)[0]
     app.jinja_env.globals["shown_status"] = domain.shown_status
+    app.jinja_env.globals["edit_stamp"] = edit_stamp  # an admin form's `seen` (services.portal.admin)
     app.jinja_env.globals["unstaffed_words"] = domain.unstaffed_words
     app.jinja_env.globals["assigned_words"] = domain.assigned_words
     app.jinja_env.globals["load_word"] = domain.load_word

@@ -476,3 +476,67 @@ def test_a_webhook_without_a_url_or_into_the_desks_own_network_is_said_in_an_adm
     assert "Must point to a public address: 127.0.0.1 is a loopback address. Webhooks go to addresses outside your " \
         "network; one inside it works once whoever runs the help desk allows its network (the setting " \
         "TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS)." in said  # fmt: skip
+
+
+def _second_tab(admin, page: str, post: str, form: dict, stub, change) -> None:
+    """Two tabs on one edit page: the other saves first (`change` plays it on the stub), then this one's save is
+    refused with nothing sent, and its words are kept; saved again from that page, it goes through."""
+    opened = text(admin.get(page))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', opened).group(1)
+    seen = re.search(r'name="seen" value="([^"]+)"', opened).group(1)
+    change()
+    sent = len(stub.calls)
+
+    refused = admin.post(post, data={**form, "csrf_token": token, "seen": seen})
+
+    assert refused.status_code == 409, text(refused)[:300]
+    assert "since you opened it" in text(refused)
+    assert not [call for call in stub.calls[sent:] if call["method"] not in ("GET",)]  # nothing saved
+    fresh = re.search(r'name="seen" value="([^"]+)"', text(refused)).group(1)
+    assert fresh != seen
+    again = admin.post(post, data={**form, "csrf_token": token, "seen": fresh})
+    assert again.status_code == 303, text(again)[:300]
+    assert [call for call in stub.calls[sent:] if call["method"] in ("PATCH", "PUT")]
+
+
+def test_an_agent_changed_in_another_tab_is_not_overwritten(portal, stub):  # noqa: F811
+    cora = {"id": "cora", "name": "Cora", "email": "cora@example.com", "teams": ["network"], "lead_of": [],
+            "capacity": 4, "available": True, "open_tickets": 0}  # fmt: skip
+    stub.answers["/agents/cora"] = cora
+    stub.answers["/agents"] = {"items": [cora]}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+    stub.answers["/topics"] = {"items": []}
+    form = {"name": "Cora Ruiz", "email": "cora@example.com", "teams": "network", "capacity": "4", "available": "on"}
+
+    def other_tab():
+        cora["capacity"] = 6  # the same dict: /agents and /agents/cora both answer it
+
+    _second_tab(signed_in(portal), "/admin/agents/cora", "/admin/agents/cora", form, stub, other_tab)
+
+
+def test_a_team_a_policy_and_a_calendar_changed_in_another_tab_are_not_overwritten(portal, stub):  # noqa: F811
+    admin = signed_in(portal)
+    team = {"id": "network", "name": "Network", "topics": ["network"]}
+    stub.answers["/teams"] = {"items": [team]}
+    stub.answers["/agents"] = {"items": []}
+    stub.answers["/topics"] = {"items": [{"id": "network", "name": "Network"}, {"id": "vpn", "name": "VPN"}]}
+    stub.answers["/teams/network"] = team
+    _second_tab(admin, "/admin/teams/network", "/admin/teams/network", {"name": "Networks", "topics": "network"},
+                stub, lambda: team["topics"].append("vpn"))  # fmt: skip
+
+    policy = {"priority": "low", "version": 3, "first_response_minutes": 600, "next_response_minutes": 600,
+              "resolution_minutes": 2400, "warn_at_percent": [80], "calendar": "24x7",
+              "changed_at": "2026-12-01T04:00:00.000Z"}  # fmt: skip
+    stub.answers["/policies/low"] = policy
+    stub.answers["/policies/low/versions"] = {"items": [policy]}
+    stub.answers["/calendars"] = {"items": [{"id": "24x7", "timezone": "UTC"}]}
+    terms = {"first_response_minutes": "500", "next_response_minutes": "600", "resolution_minutes": "2400",
+             "warn_at_percent": "80", "calendar": "24x7"}  # fmt: skip
+    _second_tab(admin, "/admin/policies/low", "/admin/policies/low", terms, stub, lambda: policy.update(version=4))
+
+    shop = {"id": "shop", "timezone": "UTC", "hours": {"mon": [["09:00", "17:00"]]}, "holidays": [], "version": 1}
+    stub.answers["/calendars/shop"] = shop
+    stub.answers["/calendars"] = {"items": [shop]}
+    hours = {"calendar_id": "shop", "existing": "1", "timezone": "UTC", "hours-mon": "09:00-18:00", "holidays": ""}
+    _second_tab(admin, "/admin/calendars/shop", "/admin/calendars", hours, stub,
+                lambda: shop.update(holidays=["2026-12-31"], version=2))  # fmt: skip

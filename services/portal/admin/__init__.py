@@ -5,6 +5,8 @@ API takes it, and a refusal into a `UserError` whose field errors carry the form
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 
@@ -12,6 +14,36 @@ from services.portal.client import Refused, path_id  # noqa: F401 - path_id: the
 from services.portal.handlers import UserError
 
 SEPARATORS = re.compile(r"[,\s]+")
+
+# What each admin edit form changes: its `seen` field holds a digest of them as the page read them, and a save
+# finds them as they were or changes nothing (another tab, another admin, saved between).
+EDITED = {
+    "agent": ("name", "email", "teams", "capacity", "available", "lead_of"),
+    "team": ("name", "topics"),
+    "calendar": ("timezone", "hours", "holidays"),
+    "policy": ("version",),  # every change of its terms is a new version
+}
+
+
+def edit_stamp(found: dict | None, kind: str) -> str:
+    """The digest of what the `kind` form edits, as `found` has it (the forms' hidden `seen`)."""
+    picked = {name: (found or {}).get(name) for name in EDITED[kind]}
+    return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def unchanged_since_opened(form: dict, found: dict | None, kind: str) -> None:
+    """409, nothing saved, when what the form edits changed since its page was read (a form without `seen`, as
+    an old page's, is not checked). The form loses its `seen`: drawn again, it carries the new one, so that saving
+    the same words again replaces what the other saved."""
+    seen = form.get("seen") or ""
+    if seen and seen != edit_stamp(found, kind):
+        form.pop("seen", None)
+        raise UserError(
+            f"Someone changed this {kind} since you opened it. Your changes are below and not saved: save them "
+            "to replace theirs, or open the page again to see theirs.",
+            {},
+            409,
+        )
 
 
 def refusal(refused: Refused, names: dict[str, str] | None = None, conflict: str | None = None) -> UserError:

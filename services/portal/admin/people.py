@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from services.portal import domain
-from services.portal.admin import number, path_id, refusal, require_id
+from services.portal.admin import number, path_id, refusal, require_id, unchanged_since_opened
 from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused, Unreachable
 from services.portal.console import actor, every_team, forget_names, team_names
@@ -135,6 +135,7 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[st
             lambda: _may_be_available(svc, agent_id, body.get("available")),
         )
     own = next((a for a in agents if a["id"] == agent_id), None)
+    unchanged_since_opened(form, own, "agent")
     if own and body["name"] == own.get("name"):  # unchanged: saved without it (one made before a rule it breaks)
         del body["name"]
     kept = body["teams"] if isinstance(body["teams"], list) else []
@@ -427,6 +428,7 @@ def _topics_known(svc: Portal, session: dict, topics: list) -> None:
 def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
     body = {"name": form.get("name", "").strip(), "topics": form.get("topics", [])}
     teams = every_team(svc, session)
+    unchanged_since_opened(form, next((team for team in teams if team["id"] == team_id), None), "team")
     if any(team["id"] == team_id and team.get("name") == body["name"] for team in teams):
         del body["name"]  # unchanged: saved without it (one made before a rule it breaks, or one another shares)
     else:

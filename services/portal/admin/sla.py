@@ -6,7 +6,7 @@ import functools
 import re
 import zoneinfo
 
-from services.portal.admin import in_words, number, path_id, refusal, require_id, words
+from services.portal.admin import in_words, number, path_id, refusal, require_id, unchanged_since_opened, words
 from services.portal.client import Refused
 from services.portal.console import actor
 from services.portal.handlers import Portal, UserError
@@ -53,6 +53,7 @@ def put_policy(svc: Portal, session: dict, priority: str, form: dict) -> tuple[d
     """(the policy, whether it changed): sla keeps the version when the terms are the ones it has."""
     path = f"/policies/{path_id(priority)}"
     before = svc.services.get("sla", path, actor(session)).get("version")
+    unchanged_since_opened(form, {"version": before}, "policy")
     try:
         saved = svc.services.call("sla", "PUT", path, actor(session), json=policy_body(form))
     except Refused as refused:
@@ -205,6 +206,7 @@ def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
             current = svc.services.get("sla", f"/calendars/{calendar_id}", actor(session))
         except Refused:
             current = {}
+        unchanged_since_opened(form, current, "calendar")
         kept_as = {**body, "holidays": sorted(set(body["holidays"]))}  # sla keeps them sorted, once each
         if current and {name: current.get(name) for name in body} == kept_as:
             return {**current, "unchanged": True}
