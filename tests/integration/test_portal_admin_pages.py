@@ -478,7 +478,7 @@ def test_a_webhook_without_a_url_or_into_the_desks_own_network_is_said_in_an_adm
         "TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS)." in said  # fmt: skip
 
 
-def _second_tab(admin, page: str, post: str, form: dict, stub, change) -> None:
+def _second_tab(admin, page: str, post: str, form: dict, stub, change) -> None:  # noqa: F811
     """Two tabs on one edit page: the other saves first (`change` plays it on the stub), then this one's save is
     refused with nothing sent, and its words are kept; saved again from that page, it goes through."""
     opened = text(admin.get(page))
