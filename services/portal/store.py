@@ -18,6 +18,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from shared.clock import now
 from shared.mongo import retire_indexes
 
 FLASH_FOR = timedelta(minutes=10)  # a page's once-said outcome (set_flash) is dropped after that unsaid
@@ -165,10 +166,16 @@ class PortalStore:
     def account(self, account_id: str) -> dict | None:
         return self.accounts.find_one({"_id": account_id})
 
-    def list_accounts(self, limit: int = 500) -> list[dict]:
-        """The accounts, each with `has_password` (whether one was ever set) in place of its hash."""
+    def list_accounts(self, limit: int = 500, at: datetime | None = None) -> list[dict]:
+        """The accounts, each with `has_password` (whether one was ever set) in place of its hash, and `link_waiting`
+        (whether a password link of its is still good at `at`, by default now: disabling one ends its links)."""
         found = self.accounts.find({}).sort("email", ASCENDING).limit(limit)
-        return [_without_hash(account) | {"has_password": bool(account.get("password_hash"))} for account in found]
+        live = {link["account_id"] for link in self.password_links.find({"expires_at": {"$gt": at or now()}})}
+        return [
+            _without_hash(account)
+            | {"has_password": bool(account.get("password_hash")), "link_waiting": account["_id"] in live}
+            for account in found
+        ]
 
     def disabled_agent_ids(self) -> set[str]:
         """The agents whose accounts are all disabled: nobody signs in to work as them. (One account an agent is

@@ -425,7 +425,7 @@ def test_an_admin_sees_what_a_stricter_draft_would_have_done(portal_system, new_
         expect(row.locator("td[data-label='Due with the draft']")).to_have_text(
             when(draft_due[ticket["id"]].isoformat())
         )
-        expect(row.locator("td[data-label='Due now']")).to_have_text(
+        expect(row.locator("td[data-label='Due, current policy']")).to_have_text(
             when(clocks[ticket["id"]]["first_response"]["due_at"])
         )
     first = admin.get_by_role("table", name="Each clock now and under the draft").get_by_role(

@@ -283,6 +283,7 @@ def test_an_agent_account_is_for_an_agent_assignment_has(portal, stub):  # noqa:
     ghost = f"ghost-{uuid.uuid4().hex[:6]}"
     ada = f"ada-{ghost}"  # an agent with no account yet
     stub.answers[f"/agents/{ada}"] = {"id": ada, "name": "Ada", "teams": ["network"], "lead_of": []}
+    stub.answers["/agents"] = {"items": [stub.answers[f"/agents/{ada}"]]}
 
     refused = post_form(admin, "/admin/accounts", "/admin/", {"email": f"{ghost}@example.com", "role": "agent",
                                                               "agent_id": ghost})  # fmt: skip
@@ -302,6 +303,29 @@ def test_an_agent_account_is_for_an_agent_assignment_has(portal, stub):  # noqa:
     assert f"The account ada-{ghost}@example.com signs in as the agent {ada} already: each agent has one account." \
         in text(second)  # fmt: skip
     assert not portal.extensions["ticketflow.portal"].store.account_by_email(f"boss-{ghost}@example.com")
+    assert "use “New password link” on its row" not in text(second)  # that hint is for an email taken
+
+
+def test_an_agent_s_account_never_signs_in_with_another_agent_s_address(portal, stub):  # noqa: F811
+    """It would sign in as one agent while that address's emails go to another (the admin tester's find)."""
+    _, admin_token = account_with_session(portal, "admin")
+    admin = browser(portal, admin_token)
+    run = uuid.uuid4().hex[:6]
+    ana, bea = f"ana-{run}", f"bea-{run}"
+    stub.answers[f"/agents/{bea}"] = {"id": bea, "name": "Bea", "email": f"{bea}@example.com", "teams": []}
+    stub.answers["/agents"] = {"items": [{"id": ana, "name": "Ana", "email": f"{ana}@example.com", "teams": []},
+                                         stub.answers[f"/agents/{bea}"]]}  # fmt: skip
+
+    refused = post_form(admin, "/admin/accounts", "/admin/", {"email": f"ANA-{run}@example.com", "role": "agent",
+                                                              "agent_id": bea})  # fmt: skip
+
+    assert refused.status_code == 409 and 'id="email-error"' in text(refused)
+    assert f"Ana ({ana}) has this email address: an agent&#39;s account signs in with its own." in text(refused)
+    assert "use “New password link” on its row" not in text(refused)
+    assert not portal.extensions["ticketflow.portal"].store.account_by_email(f"ana-{run}@example.com")
+    added = post_form(admin, "/admin/accounts", "/admin/", {"email": f"{bea}@example.com", "role": "agent",
+                                                            "agent_id": bea})  # fmt: skip
+    assert added.status_code == 200, text(added)[:300]
 
 
 def test_the_same_request_sent_again_from_the_same_browser_opens_no_second_ticket(portal, monkeypatch):  # noqa: F811
@@ -768,3 +792,24 @@ def test_an_agent_with_two_accounts_from_before_the_rule_stays_available_while_o
     refused = client.post("/api/accounts", json=third, headers=admin)
     assert refused.status_code == 409 and refused.headers["Content-Type"] == "application/problem+json"
     assert "each agent has one account" in refused.get_json()["errors"]["agent_id"][0]
+
+
+def test_an_account_enabled_again_before_it_had_a_password_is_said_to_need_a_new_link(portal):  # noqa: F811
+    """Disabling ends its links: enabled again, its row and the notice say so, not "its link is waiting"."""
+    svc = portal.extensions["ticketflow.portal"]
+    _, admin_token = account_with_session(portal, "admin")
+    admin = browser(portal, admin_token)
+    email = f"new-{uuid.uuid4().hex[:6]}@example.com"
+    added = post_form(admin, "/admin/accounts", "/admin/", {"email": email, "role": "admin"})
+    assert added.status_code == 200
+    account = svc.store.account_by_email(email)
+    row = lambda page: page[page.index(email) :].split("</tr>")[0]  # noqa: E731
+    assert "its link is waiting" in row(text(admin.get("/admin/")))
+
+    path = f"/admin/accounts/{account['_id']}/disabled"
+    assert post_form(admin, path, "/admin/", {"disabled": "true"}).status_code == 303
+    enabled = post_form(admin, path, "/admin/", {"disabled": "false"})
+    page = text(admin.get(enabled.headers["Location"]))
+
+    assert "It has no password yet, and its link ended when it was disabled" in page
+    assert "no link is waiting: give one with “New password link”" in row(page)

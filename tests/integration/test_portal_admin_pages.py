@@ -107,7 +107,7 @@ def test_the_what_if_counts_the_clocks_neither_met_nor_breached(portal, stub):  
 
     page = text(admin.post("/admin/policies/high/what-if", data=form))
 
-    assert '<td data-label="Neither now">63</td>' in page
+    assert '<td data-label="Neither, current policy">63</td>' in page
     assert '<td data-label="Neither with the draft">66</td>' in page
 
 

@@ -38,7 +38,24 @@ class FakeServices:
 
 @pytest.mark.parametrize(
     ("typed", "sent"),
-    [("10", 10), (" 2.5 ", 2.5), ("0.05", 0.05), ("lots", "lots"), ("", ""), ("nan", "nan"), ("inf", "inf")],
+    [
+        ("10", 10),
+        (" 2.5 ", 2.5),
+        ("0.05", 0.05),
+        ("lots", "lots"),
+        ("", ""),
+        ("nan", "nan"),
+        ("inf", "inf"),
+        # what Python's int() and float() would read but a person did not mean as a number of minutes: the service
+        # refuses the text, next to its field (the admin tester saved 1e3 and ٣٠٠ as 1000 and 300)
+        ("1e3", "1e3"),
+        ("٣٠٠", "٣٠٠"),
+        ("1_000", "1_000"),
+        ("4²", "4²"),
+        ("-", "-"),
+        (".", "."),
+        ("-3", -3),
+    ],
 )
 def test_numbers_go_as_json_numbers_and_anything_else_as_typed(typed, sent):
     assert number(typed) == sent and type(number(typed)) is type(sent)

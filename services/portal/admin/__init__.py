@@ -127,16 +127,18 @@ def in_words(message: str) -> str:
     return message
 
 
+DECIMAL = re.compile(r"-?(?P<whole>[0-9]+)?(?:\.(?P<part>[0-9]+))?")  # ASCII digits: no 1e3, no ٣٠٠, no 1_000
+
+
 def number(text: str | None) -> int | float | str:
-    """A number typed in a form, as JSON carries it; anything else as typed, for the service to refuse."""
+    """A number typed in a form, as JSON carries it: digits with at most one decimal point (Python's int() and
+    float() would also read "1e3", "٣٠٠", "1_000" and "nan"); anything else as typed, for the service to refuse."""
     text = (text or "").strip()
-    for kind in (int, float):
-        try:
-            value = kind(text)
-        except ValueError:
-            continue
-        return value if math.isfinite(value) else text
-    return text
+    found = DECIMAL.fullmatch(text)
+    if not found or not (found["whole"] or found["part"]):
+        return text
+    value = float(text) if found["part"] is not None else int(text)
+    return value if math.isfinite(value) else text
 
 
 def words(text: str | None) -> list[str]:

@@ -54,6 +54,12 @@ def add_account(svc: Portal, session: dict, email: str, role: str, agent_id: str
                 raise
             problem = f"No agent has the id {agent_id}. To add a new agent, use Agents: it adds the account too."
             raise UserError("The account has invalid fields.", {"agent_id": [problem]}) from None
+        wanted = (email or "").strip().lower()
+        agents = svc.services.get("assignment", "/agents", actor(session))["items"]
+        other = next((a for a in agents if a["id"] != agent_id and (a.get("email") or "").lower() == wanted), None)
+        if wanted and other is not None:  # it would sign in as one agent with another's address, whose emails it gets
+            said = f"{other['name']} ({other['id']}) has this email address: an agent's account signs in with its own."
+            raise UserError("The account needs another email address.", {"email": [said]}, 409)
     return create_account(svc, email, role, agent_id, None, agent_field="agent_id")
 
 

@@ -22,6 +22,8 @@ NOTICES = {
     "enabled-agent": "The account is enabled again: it signs in with its password. Its agent is still away: "
     "set it available on its page in Agents when it takes tickets again.",
     "deleted": "The account is deleted.",
+    "enabled-no-password": "The account is enabled again. It has no password yet, and its link ended when it was "
+    "disabled: give its person a new one with “New password link” on its row.",
 }
 
 
@@ -54,8 +56,8 @@ def add_account():
             portal(), g.session, form.get("email", ""), form.get("role", ""), form.get("agent_id") or None
         )
     except handlers.UserError as exc:
-        if exc.status == 409:  # added already (a reload resends the form that added it): its link is one button away
-            exc.errors["email"] = [*exc.errors.get("email", []), NEW_LINK_HINT]
+        if people.ACCOUNT_TAKEN in exc.errors.get("email", []):  # added already (a reload resends the form that
+            exc.errors["email"] = [*exc.errors["email"], NEW_LINK_HINT]  # added it): its link is one button away
         return _page(form, exc.errors, exc.message, status=exc.status)
     return _page(added={"email": account["email"], "link": passwords.url(portal(), token)})
 
@@ -74,6 +76,8 @@ def account_disabled(account_id: str):
         said = people.leaves(portal(), g.session, account)
     else:
         said = "enabled-agent" if people.still_away(portal(), g.session, account) else "enabled"
+        if not (portal().store.account(account["_id"]) or {}).get("password_hash"):  # never set: a new link it needs
+            said = "enabled-no-password"
     return redirect(url_for("admin.index", notice=said), 303)
 
 
