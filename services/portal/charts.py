@@ -77,9 +77,10 @@ def line_chart(
     """A line per series over the x labels, from 0 to `top`; a gap where a value is None; a legend below."""
     if not x_labels or all(value is None for values in series.values() for value in values):
         return _empty(empty)
-    right = WIDTH - PLOT_RIGHT
-    step = (right - PLOT_LEFT) / max(len(x_labels) - 1, 1)
-    xs = [PLOT_LEFT + i * step if len(x_labels) > 1 else (PLOT_LEFT + right) / 2 for i in range(len(x_labels))]
+    inset = MARKER_GAP * (len(series) - 1) / 2  # room for the first and last weeks' markers set side by side
+    left, right = PLOT_LEFT + inset, WIDTH - PLOT_RIGHT - inset
+    step = (right - left) / max(len(x_labels) - 1, 1)
+    xs = [left + i * step if len(x_labels) > 1 else (left + right) / 2 for i in range(len(x_labels))]
 
     def y_of(value: float) -> float:
         return PLOT_TOP + PLOT_HEIGHT * (1 - min(value, top) / top)

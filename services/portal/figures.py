@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -151,11 +152,14 @@ def breaches_table(breaches: list[dict], team_of: dict[str, str], names: dict[st
     return table
 
 
-def backlog_table(tickets: list[dict], names: dict[str, str] | None = None) -> Table:
-    """Open tickets now, per team and status, and how many of them no agent has; `names`: the teams' by id."""
+def backlog_table(
+    tickets: list[dict], names: dict[str, str] | None = None, teams: Iterable[str] = ()
+) -> Table:
+    """Open tickets now, per team and status, and how many of them no agent has; `names`: the teams' by id;
+    `teams`: those listed even with none open (a new team: it is there, with nothing to do)."""
     counted = Counter((t.get("team") or NO_TEAM, t.get("status")) for t in tickets)
     waiting = Counter(t.get("team") or NO_TEAM for t in tickets if not t.get("agent_id"))
-    teams = sorted({team for team, _ in counted})
+    teams = sorted({team for team, _ in counted} | set(teams))
     rows = [[_named(team, names), *(counted[team, s] for s in OPEN_STATUSES), waiting[team],
              sum(counted[team, s] for s in OPEN_STATUSES)] for team in teams]  # fmt: skip
     columns = [("Team", "text"), *((AGENT_STATUS[s], "count") for s in OPEN_STATUSES), ("Unassigned", "count"),

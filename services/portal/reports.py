@@ -135,7 +135,8 @@ def table(source: Source, name: str) -> figures.Table:
         made = figures.satisfaction_table(source.ratings, source.team_names)
         made.notes.append("Requesters rate a request once it is resolved; a rating counts in the period it was given.")
     elif name == "backlog":
-        made = figures.backlog_table(source.open_tickets, source.team_names)
+        teams = source.who.teams if source.who.teams is not None else source.team_names  # a lead: its own
+        made = figures.backlog_table(source.open_tickets, source.team_names, teams)
     else:
         made = figures.capacity_table(source.agents, source.team_names)
     made.notes += source.notes.get(name, [])

@@ -21,6 +21,7 @@ def test_a_policy_page_points_out_a_response_target_past_the_resolution(portal, 
 
     assert "The first response target (600 min) is not shorter than the resolution target (480 min)" in page
     assert "next response target" not in page
+    assert ", 24x7; warnings at 80%</td>" in page  # a version's warnings are part of its history
 
 
 def test_the_agents_page_says_who_holds_more_than_their_capacity(portal, stub):  # noqa: F811

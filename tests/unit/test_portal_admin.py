@@ -88,7 +88,12 @@ def test_a_refusal_keeps_the_services_words_under_the_forms_names():
      ("Must be a finite number greater than 0 and at most 5270400.",
       "Enter a number of minutes above 0, like 60 (at most 3660 days)."),
      ('Not a valid date: use "YYYY-MM-DD"', "Not a day of the calendar: use YYYY-MM-DD, like 2026-12-25."),
-     ("An agent omar exists already.", "An agent omar exists already.")],
+     ("An agent omar exists already.", "An agent omar exists already."),
+     ("Period 0: 09:00-09:00 must start before it ends (24:00 is midnight).",
+      "Period 1: 09:00-09:00 ends when it starts: give it some time, like 09:00-17:00."),
+     ("Period 1: 18:00-09:00 must start before it ends (24:00 is midnight).",
+      "Period 2: 18:00-09:00 ends before it starts. Write the afternoon as 17:00, or a night with its minutes, like "
+      "22:00-06:00.")],
 )  # fmt: skip
 def test_the_validation_librarys_words_become_a_persons(said, shown):
     assert in_words(said) == shown

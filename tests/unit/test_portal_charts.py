@@ -76,6 +76,11 @@ def test_markers_of_one_week_at_the_same_height_stand_side_by_side():
     assert second_week[0] == second_week[1]  # 50 % and 100 %: far apart already, on the week itself
     points = lines["Normal"].find(f"{SVG}polyline").get("points").split()
     assert float(points[0].split(",")[0]) == pytest.approx(sum(first_week) / 3)  # the line still meets the week
+    # the first and the last weeks' markers stay within the plot (its grid lines' ends)
+    grid = [line for line in svg.iter(f"{SVG}line") if line.get("y1") == line.get("y2")]
+    plot = (min(float(line.get("x1")) for line in grid), max(float(line.get("x2")) for line in grid))
+    last_week = [float(c.get("cx")) for c in lines["Emergency"].findall(f"{SVG}circle")]
+    assert plot[0] <= min(first_week) and max(first_week + last_week) <= plot[1]  # as one alone at a plot's end
 
 
 def _marker_x(series, index: int) -> float:
@@ -236,6 +241,8 @@ def test_the_tables_name_teams_by_their_names_and_by_id_when_a_name_is_not_known
     names = {"network": "Network & VPN"}
     backlog = figures.backlog_table([{"team": "network", "status": "new"}, {"team": "desk", "status": "new"}], names)
     assert [row[0] for row in backlog.rows] == ["desk", "Network & VPN"]
+    quiet = figures.backlog_table([{"team": "network", "status": "new"}], names, teams=["network", "facilities"])
+    assert quiet.rows[0] == ["facilities", 0, 0, 0, 0, 0, 0]  # a team with nothing open is there, with noughts
     breaches = figures.breaches_table([{"ticket_id": "a", "clock": "resolution"}], {"a": "network"}, names)
     assert breaches.rows[0][0] == "Network & VPN"
     rated = figures.satisfaction_table([{"team": "network", "rating": "good"}], names)

@@ -111,7 +111,9 @@ PLAIN_WORDS = (  # the validation library's words -> a person's
     (
         re.compile(r"^Period (\d+): (\S+) must start before it ends \(24:00 is midnight\)\.$"),
         lambda m: (
-            f"Period {int(m.group(1)) + 1}: {m.group(2)} ends before it starts. Write the afternoon as 17:00, "
+            f"Period {int(m.group(1)) + 1}: {m.group(2)} ends when it starts: give it some time, like 09:00-17:00."
+            if len(set(m.group(2).split("-"))) == 1
+            else f"Period {int(m.group(1)) + 1}: {m.group(2)} ends before it starts. Write the afternoon as 17:00, "
             "or a night with its minutes, like 22:00-06:00."
         ),
     ),
