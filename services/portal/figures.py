@@ -152,9 +152,7 @@ def breaches_table(breaches: list[dict], team_of: dict[str, str], names: dict[st
     return table
 
 
-def backlog_table(
-    tickets: list[dict], names: dict[str, str] | None = None, teams: Iterable[str] = ()
-) -> Table:
+def backlog_table(tickets: list[dict], names: dict[str, str] | None = None, teams: Iterable[str] = ()) -> Table:
     """Open tickets now, per team and status, and how many of them no agent has; `names`: the teams' by id;
     `teams`: those listed even with none open (a new team: it is there, with nothing to do)."""
     counted = Counter((t.get("team") or NO_TEAM, t.get("status")) for t in tickets)
