@@ -414,10 +414,20 @@ def kept_forms_token() -> str | None:
     return token() if token else None
 
 
-def error_page(status: int, title: str, detail: str, kept: str | None = None, sign_in: str | None = None) -> Response:
+def error_page(
+    status: int,
+    title: str,
+    detail: str,
+    kept: str | None = None,
+    sign_in: str | None = None,
+    back: tuple[str, str] | None = None,
+) -> Response:
     """A page that says what went wrong; `kept`: what the person wrote, which was not sent, to copy; `sign_in`:
-    the sign-in page's address that leads back, for a person whose session ended."""
-    page = render_template("error.html", status=status, title=title, detail=detail, kept=kept, sign_in=sign_in)
+    the sign-in page's address that leads back, for a person whose session ended; `back`: (words, address) of
+    the page to go back to (a list whose item is gone)."""
+    page = render_template(
+        "error.html", status=status, title=title, detail=detail, kept=kept, sign_in=sign_in, back=back
+    )
     response = Response(page, status=status)
     response.mimetype = "text/html"
     return response

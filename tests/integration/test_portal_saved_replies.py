@@ -55,7 +55,13 @@ def test_an_admin_adds_changes_and_deletes_a_saved_reply(portal):  # noqa: F811
 
     assert deleted.status_code == 303
     assert title not in text(admin.get("/admin/replies"))
-    assert admin.get(f"/admin/replies/{reply_id}").status_code == 404
+    gone = admin.get(f"/admin/replies/{reply_id}")
+    assert gone.status_code == 404 and '<a href="/admin/replies">Back to the saved replies</a>' in text(gone)
+    # saved from a tab opened before the delete: the list, its words in the form that adds one, nothing lost
+    late = edit(admin, reply_id, page, title=title, body="Words typed in the other tab.")
+    assert late.status_code == 409
+    assert "Someone deleted this saved reply since you opened it" in text(late)
+    assert f'value="{title}"' in text(late) and "Words typed in the other tab.</textarea>" in text(late)
 
 
 def test_an_agent_may_not_keep_saved_replies(portal):  # noqa: F811

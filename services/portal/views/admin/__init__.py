@@ -6,7 +6,7 @@ shown next to the fields, with what was typed kept.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 
 from services.portal.client import Refused
 from services.portal.pages import error_page
@@ -34,7 +34,8 @@ def sections() -> dict:
 def refused(exc: Refused):
     """A page of something a service does not have (any more), or a refusal no form caught."""
     if exc.status == 404:
-        return error_page(404, "Not found", "It does not exist, or no longer does. Go back to the list.")
+        back = ("Back to the admin pages", url_for("admin.index"))
+        return error_page(404, "Not found", "It does not exist, or no longer does.", back=back)
     return error_page(exc.status, "That did not work", exc.detail or exc.title)
 
 

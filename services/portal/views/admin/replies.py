@@ -18,10 +18,9 @@ NOTICES = {
 LABELS = {"title": "Title", "body": "Text"}
 
 
-def _gone(kept: str | None = None):
-    return error_page(
-        404, "No such saved reply", "It does not exist, or no longer does. Go back to the list.", kept=kept or None
-    )
+def _gone():
+    back = ("Back to the saved replies", url_for("admin.saved_replies"))
+    return error_page(404, "No such saved reply", "It does not exist, or no longer does.", back=back)
 
 
 def _list(form: dict | None = None, errors=None, message=None, status=200):
@@ -73,15 +72,27 @@ def change_saved_reply(reply_id: str):
         replies.change(portal(), reply_id, form)
     except UserError as exc:
         if exc.status == 404:
-            return _gone(form.get("body"))  # deleted meanwhile: what was typed, to copy
+            return _deleted_meanwhile(form)
         try:
             stored = replies.one(portal(), reply_id)  # its heading names it as it is, not as typed
         except UserError:
-            return _gone(form.get("body"))
+            return _deleted_meanwhile(form)
         if exc.message == replies.CHANGED:  # told now: saved again, the form replaces the version it was shown
             form = {name: value for name, value in form.items() if name != "version"}
         return _edit(stored, form, exc.errors, exc.message, exc.status)
     return redirect(url_for("admin.saved_replies", notice="saved"), 303)
+
+
+DELETED_MEANWHILE = (
+    "Someone deleted this saved reply since you opened it. Your title and text are in the form to add one below: "
+    "add it to keep them."
+)
+
+
+def _deleted_meanwhile(form: dict):
+    """A save of a saved reply deleted in another tab: the list, its title and text in the form that adds one."""
+    kept = {"title": form.get("title", ""), "body": form.get("body", "")}
+    return _list(kept, message=DELETED_MEANWHILE, status=409)
 
 
 @blueprint.post("/replies/<reply_id>/delete")

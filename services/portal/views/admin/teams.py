@@ -71,7 +71,8 @@ def topic_retired(topic_id: str):
         people.set_topic_retired(portal(), g.session, topic_id, retired)
     except UserError as exc:
         if exc.status == 404:
-            return error_page(404, "No such topic", "It does not exist. Go back to the list of topics.")
+            back = ("Back to the topics", url_for("admin.teams", _anchor="topics-title"))
+            return error_page(404, "No such topic", "It does not exist, or no longer does.", back=back)
         said = [message for messages in exc.errors.values() for message in messages]
         return _list({}, {}, " ".join(said) or exc.message, exc.status)
     return redirect(url_for("admin.teams", notice="retired" if retired else "restored", _anchor="topics-title"), 303)
@@ -81,7 +82,8 @@ def _edit(team_id: str, form: dict | None = None, errors=None, message=None, sta
     directory = people.directory(portal(), g.session)
     team = next((team for team in directory["teams"] if team["id"] == team_id), None)
     if team is None:
-        return error_page(404, "No such team", "It does not exist. Go back to the list of teams.")
+        back = ("Back to the teams", url_for("admin.teams"))
+        return error_page(404, "No such team", "It does not exist, or no longer does.", back=back)
     leads = [lead["id"] for lead in team["leads"]]
     if form is None:
         form = {"name": team["name"], "topics": team["topics"], "leads": leads}
