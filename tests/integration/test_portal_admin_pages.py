@@ -541,3 +541,23 @@ def test_a_team_a_policy_and_a_calendar_changed_in_another_tab_are_not_overwritt
     hours = {"calendar_id": "shop", "existing": "1", "timezone": "UTC", "hours-mon": "09:00-18:00", "holidays": ""}
     _second_tab(admin, "/admin/calendars/shop", "/admin/calendars", hours, stub,
                 lambda: shop.update(holidays=["2026-12-31"], version=2))  # fmt: skip
+
+
+def test_a_team_whose_topics_are_all_retired_is_marked_in_the_list(portal, stub):  # noqa: F811
+    """Retiring a topic left a team with no topic on the form, silently (the admin tester's find)."""
+    facilities = {"id": "facilities", "name": "Facilities", "topics": ["facilities"]}
+    stub.answers["/teams"] = {"items": [facilities, {"id": "network", "name": "Network", "topics": ["network", "vpn"]}]}
+    stub.answers["/agents"] = {"items": []}
+    topics = [("facilities", "Facilities", True), ("network", "Network", False), ("vpn", "VPN", True)]
+    stub.answers["/topics"] = {"items": [{"id": i, "name": n, "retired": r} for i, n, r in topics]}
+
+    page = text(signed_in(portal).get("/admin/teams"))
+
+    rows = {
+        team: page[page.index(f'<span class="muted">{team}</span>') :].split("</tr>")[0]
+        for team in ("facilities", "network")
+    }
+    assert (
+        "facilities: retired" in rows["facilities"] and "no new ticket comes to it from the form" in rows["facilities"]
+    )
+    assert "vpn: retired" in rows["network"] and "no new ticket comes to it" not in rows["network"]  # network stays

@@ -29,6 +29,9 @@ def directory(svc: Portal, session: dict) -> dict:
         team["leads"] = [agent for agent in team["members"] if team["id"] in agent.get("lead_of", [])]
         team["elsewhere"] = {topic: routes[topic] for topic in team.get("topics") or [] if routes[topic] != team["id"]}
     topics = every_topic(svc, who)
+    retired = {topic["id"] for topic in topics if topic.get("retired")}
+    for team in teams:  # a topic retired is off the form: a team that takes only such gets no new ticket from it
+        team["retired"] = [topic for topic in team.get("topics") or [] if topic in retired]
     accounts = svc.store.list_accounts()
     return {
         "agents": agents, "teams": teams, "topics": topics,

@@ -14,7 +14,8 @@ NOTICES = {
     "saved": "The team's changes are saved.",
     "lead": "The team's leads are saved.",
     "topic": "The topic is saved.",
-    "retired": "The topic is retired: it is no longer on the form, and its tickets keep it.",
+    "retired": "The topic is retired: it is no longer on the form, and its tickets keep it. A team that takes it is "
+    "marked in the list of teams.",
     "restored": "The topic is back on the form.",
 }
 
