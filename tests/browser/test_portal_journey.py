@@ -294,7 +294,7 @@ def test_a_reply_from_a_second_tab_waits_when_the_agent_replied_from_the_first(p
                == ["Which scanner is it?", "Is the glass clean?"], timeout=30)  # fmt: skip
 
 
-def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system, new_context):  # noqa: F811
+def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system, new_context, screenshot):  # noqa: F811
     system, portal = portal_system, portal_system.portal
     agent = new_context().new_page()
     sign_in(agent, portal, STAFF["ada"]["email"])
@@ -335,6 +335,23 @@ def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system,
     assert "/" not in agent.get_by_role("searchbox", name="Search tickets").get_attribute(
         "placeholder"
     )  # hidden with the rest
+    # single-key shortcuts can be turned off (a speech-input user's words would press them), by this browser
+    toggle = agent.get_by_role("button", name="Turn single-key shortcuts off")
+    toggle.click()
+    expect(hint).to_be_hidden()
+    expect(search_key).to_be_hidden()
+    rows.first.focus()
+    agent.keyboard.press("j")
+    expect(rows.first).to_be_focused()  # j is a letter again
+    agent.keyboard.press("/")
+    expect(agent.locator("[data-search-box]").first).not_to_be_focused()
+    agent.reload()
+    screenshot(agent, "console-keys-off")
+    agent.get_by_role("button", name="Turn single-key shortcuts on").click()  # remembered; and back on
+    expect(hint).to_be_visible()
+    rows.first.focus()
+    agent.keyboard.press("j")
+    expect(rows.nth(1)).to_be_focused()
     agent.set_viewport_size(PHONE)
     expect(hint).to_be_hidden()
     expect(search_key).to_be_hidden()
