@@ -143,8 +143,9 @@ def create_service_app(
     """A service's Flask app with the shared plumbing.
 
     The portal differs in three ways: its pages need no broker (`broker=False`: /readyz does not probe
-    RabbitMQ; only its admins' health page asks the queues' counts), only its JSON API takes JSON bodies (`json_only(path)`; its pages post forms), and
-    it renders errors for browsers as pages (`api_class`, a ServiceApi that knows which are pages).
+    RabbitMQ; only its admins' health page asks the queues' counts), only its JSON API takes JSON bodies
+    (`json_only(path)`; its pages post forms), and it renders errors for browsers as pages (`api_class`, a
+    ServiceApi that knows which are pages).
     `body_limit(method, path)`: the most bytes a request's body may have (1 MiB; more where files are
     uploaded); a larger Content-Length is refused (413) before any of it is read, and a body without one
     stops being read there (Flask's max_content_length, set per request).

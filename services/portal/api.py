@@ -45,6 +45,12 @@ class Accounts(MethodView):
         """Add an account."""
         svc = current_app.extensions["ticketflow.portal"]
         try:
+            if data["role"] == "agent" and data.get("agent_id"):  # never with another agent's address
+                who = principal()
+                session = {"role": who.role, "email": who.sub, "agent_id": who.agent_id}
+                people.email_of_nobody_else(
+                    svc, session, data["agent_id"], data["email"], rule=people.ACCOUNT_OF_ANOTHER
+                )
             account, token = handlers.create_account(
                 svc, data["email"], data["role"], data.get("agent_id"), data.get("password"), agent_field="agent_id"
             )

@@ -216,6 +216,9 @@ def password_matches(svc: Portal, stored: str | None, password: str) -> bool:
         return False
 
 
+ACCOUNT_TAKEN = "An account with this email exists."  # the admin page adds the way to a new link to it
+
+
 def create_account(
     svc: Portal, email: str, role: str, agent_id: str | None, password: str | None, *, agent_field: str | None = None
 ) -> tuple[dict, str | None]:
@@ -234,9 +237,7 @@ def create_account(
     try:
         account = svc.store.add_account(email, role, agent_id or None, password_hash, now())
     except AccountExists:
-        raise UserError(
-            f"An account for {email} exists.", {"email": ["An account with this email exists."]}, 409
-        ) from None
+        raise UserError(f"An account for {email} exists.", {"email": [ACCOUNT_TAKEN]}, 409) from None
     link = svc.store.new_password_link(account["_id"], now(), PASSWORD_LINK_LIFE) if password is None else None
     return account, link
 

@@ -75,7 +75,7 @@ def readiness(svc: Portal, service: str) -> str:
 def broker_counts(settings: Settings, services: list[str]) -> tuple[dict[str, QueueCounts], str | None]:
     """Each service's queue counts; ({}, why not) when the broker does not answer."""
     import pika
-    from pika.exceptions import AMQPError
+    from pika.exceptions import AMQPError, ProbableAccessDeniedError, ProbableAuthenticationError
 
     from shared.bus import parameters
 
@@ -84,6 +84,11 @@ def broker_counts(settings: Settings, services: list[str]) -> tuple[dict[str, Qu
     where = urlsplit(settings.amqp_url)
     try:
         connection = pika.BlockingConnection(params)
+    except (ProbableAuthenticationError, ProbableAccessDeniedError):  # a user the broker does not know (yet)
+        return {}, (
+            f"RabbitMQ at {where.hostname}:{where.port or 5672} refused the portal's user {where.username!r}: check "
+            "its password in AMQP_URL, and that the broker has imported its users since it was added"
+        )
     except (AMQPError, OSError):
         return {}, f"RabbitMQ does not answer at {where.hostname}:{where.port or 5672}"
     try:

@@ -323,6 +323,12 @@ def test_an_agent_s_account_never_signs_in_with_another_agent_s_address(portal, 
     assert f"Ana ({ana}) has this email address: an agent&#39;s account signs in with its own." in text(refused)
     assert "use “New password link” on its row" not in text(refused)
     assert not portal.extensions["ticketflow.portal"].store.account_by_email(f"ana-{run}@example.com")
+    secret = os.environ["TICKETFLOW_JWT_SECRET"]
+    token = {"Authorization": f"Bearer {issue_token(secret, 'admin', ttl=60, sub='ops')}"}
+    body = {"email": f"ana-{run}@example.com", "role": "agent", "agent_id": bea}  # the API (and the CLI) alike
+    api = browser(portal).post("/api/accounts", json=body, headers=token)
+    assert api.status_code == 409 and api.headers["Content-Type"] == "application/problem+json"
+    assert f"Ana ({ana}) has this email address" in api.get_json()["errors"]["email"][0]
     added = post_form(admin, "/admin/accounts", "/admin/", {"email": f"{bea}@example.com", "role": "agent",
                                                             "agent_id": bea})  # fmt: skip
     assert added.status_code == 200, text(added)[:300]
@@ -773,6 +779,7 @@ def test_an_agent_with_two_accounts_from_before_the_rule_stays_available_while_o
     svc = portal.extensions["ticketflow.portal"]
     li = f"li-{uuid.uuid4().hex[:6]}"
     stub.answers[f"/agents/{li}"] = {"id": li, "name": "Li", "teams": ["network"], "available": True}
+    stub.answers["/agents"] = {"items": [stub.answers[f"/agents/{li}"]]}
     own, _ = handlers.create_account(svc, f"{li}@example.com", "agent", li, PASSWORD)
     other, _ = handlers.create_account(svc, f"boss-{li}@example.com", "admin", li, PASSWORD)  # from before the rule
     secret = os.environ["TICKETFLOW_JWT_SECRET"]
@@ -811,5 +818,5 @@ def test_an_account_enabled_again_before_it_had_a_password_is_said_to_need_a_new
     enabled = post_form(admin, path, "/admin/", {"disabled": "false"})
     page = text(admin.get(enabled.headers["Location"]))
 
-    assert "It has no password yet, and its link ended when it was disabled" in page
+    assert "It has no password yet and no link waiting" in page
     assert "no link is waiting: give one with “New password link”" in row(page)

@@ -39,3 +39,13 @@ def test_a_broker_that_does_not_answer_is_said_in_words(settings):
     nowhere = dataclasses.replace(settings, amqp_url=f"amqp://guest:secret@127.0.0.1:{free_port()}/%2F")
     counts, problem = health.broker_counts(nowhere, ["notify"])
     assert counts == {} and problem.startswith("RabbitMQ does not answer at 127.0.0.1:") and "secret" not in problem
+
+
+def test_a_user_the_broker_refuses_is_said_so_not_as_a_broker_away(settings, infra):
+    """A deploy that added the portal's user without the broker importing it (it does at boot) reads as such."""
+    where = pika.URLParameters(infra.amqp_url)
+    refused = dataclasses.replace(
+        settings, amqp_url=f"amqp://tf-nobody:secret@{where.host}:{where.port}/%2F"
+    )  # a user nobody made
+    counts, problem = health.broker_counts(refused, ["notify"])
+    assert counts == {} and "refused the portal's user 'tf-nobody'" in problem and "secret" not in problem

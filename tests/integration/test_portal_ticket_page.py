@@ -131,8 +131,10 @@ def test_someone_else_arriving_changes_the_notices_alone_not_the_conversation(po
     assert "Also viewing now: an admin</p>" in bob_page  # from the first moment (not the first poll); no address
 
     arrived = text(ana.get(url))
-    # in place: the page's one live region stays, and a screen reader reads what came in
-    assert '<div id="live-notices" class="live-notices" role="status" hx-swap-oob="innerHTML">' in arrived
+    # in place: the page's live region of who is here stays, and a screen reader reads who came in; the list of
+    # changes (its own region) is not sent again, so it is not read again
+    assert '<div id="live-presence" role="status" hx-swap-oob="innerHTML">' in arrived
+    assert 'id="live-changes"' not in arrived
     assert "Also viewing now: an admin</p>" in arrived and "admin-" not in arrived.split("Also viewing")[1]
     assert 'id="live" ' not in arrived  # the conversation, with its links, stays as it is
 

@@ -55,6 +55,9 @@ class FakeServices:
         ("-", "-"),
         (".", "."),
         ("-3", -3),
+        ("9" * 5000, "9" * 5000),  # more digits than int() reads, or than a float holds: as typed, never a 500
+        ("9" * 400, "9" * 400),
+        ("9" * 400 + ".5", "9" * 400 + ".5"),
     ],
 )
 def test_numbers_go_as_json_numbers_and_anything_else_as_typed(typed, sent):

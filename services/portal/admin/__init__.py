@@ -34,7 +34,8 @@ def edit_stamp(found: dict | None, kind: str) -> str:
 def unchanged_since_opened(form: dict, found: dict | None, kind: str) -> None:
     """409, nothing saved, when what the form edits changed since its page was read (a form without `seen`, as
     an old page's, is not checked). The form loses its `seen`: drawn again, it carries the new one, so that saving
-    the same words again replaces what the other saved."""
+    the same words again replaces what the other saved. Read, then write: two saves in the same instant both
+    pass (the services take no version with a change); it catches a tab left open, which is what loses work."""
     seen = form.get("seen") or ""
     if seen and seen != edit_stamp(found, kind):
         form.pop("seen", None)
@@ -139,8 +140,11 @@ def number(text: str | None) -> int | float | str:
     found = DECIMAL.fullmatch(text)
     if not found or not (found["whole"] or found["part"]):
         return text
-    value = float(text) if found["part"] is not None else int(text)
-    return value if math.isfinite(value) else text
+    try:
+        value = float(text) if found["part"] is not None else int(text)
+        return value if math.isfinite(value) else text
+    except (ValueError, OverflowError):  # more digits than int() reads (4,300), or than a float holds
+        return text
 
 
 def words(text: str | None) -> list[str]:

@@ -11,9 +11,7 @@ from services.portal.admin import number, path_id, refusal, require_id, unchange
 from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused, Unreachable
 from services.portal.console import actor, every_team, forget_names, team_names
-from services.portal.handlers import Portal, UserError, agent_untaken, create_account, every_topic
-
-ACCOUNT_TAKEN = "An account with this email exists."
+from services.portal.handlers import ACCOUNT_TAKEN, Portal, UserError, agent_untaken, create_account, every_topic
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +55,7 @@ def add_account(svc: Portal, session: dict, email: str, role: str, agent_id: str
                 raise
             problem = f"No agent has the id {agent_id}. To add a new agent, use Agents: it adds the account too."
             raise UserError("The account has invalid fields.", {"agent_id": [problem]}) from None
-        wanted = (email or "").strip().lower()
-        agents = svc.services.get("assignment", "/agents", actor(session))["items"]
-        other = next((a for a in agents if a["id"] != agent_id and (a.get("email") or "").lower() == wanted), None)
-        if wanted and other is not None:  # it would sign in as one agent with another's address, whose emails it gets
-            said = f"{other['name']} ({other['id']}) has this email address: an agent's account signs in with its own."
-            raise UserError("The account needs another email address.", {"email": [said]}, 409)
+        email_of_nobody_else(svc, session, agent_id, email, rule=ACCOUNT_OF_ANOTHER)
     return create_account(svc, email, role, agent_id, None, agent_field="agent_id")
 
 
@@ -85,7 +78,7 @@ def create_agent(svc: Portal, session: dict, form: dict) -> tuple[dict, str, boo
         _all_said(
             # no email: assignment refuses it, and says at once what else the form lacks
             lambda: body["email"] and _account_possible(svc, body["email"].lower()),
-            lambda: body["email"] and _email_of_nobody_else(svc, session, body["id"], body["email"]),
+            lambda: body["email"] and email_of_nobody_else(svc, session, body["id"], body["email"]),
             lambda: _leads_its_teams(svc, session, body),
             lambda: body["id"] and _id_free(svc, session, body["id"]),
         )
@@ -133,13 +126,13 @@ def _account_possible(svc: Portal, email: str) -> None:
 
 def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[str, dict]:
     """The agent page's changes. An email another agent has is refused here, next to the field: that agent
-    would get this one's assignment and breach emails (assignment's API allows it; these pages do not). A team
+    would get this one's assignment and breach emails (assignment's API refuses it too). A team
     unticked hands the agent's open tickets there back to it, as "Remove from <team>" does: {team: outcome}."""
     body = agent_body(form)
     agents = svc.services.get("assignment", "/agents", actor(session))["items"]
     with _and_the_rest(svc, session, "PATCH", f"/agents/{path_id(agent_id)}", body):
         _all_said(
-            lambda: _email_of_nobody_else(svc, session, agent_id, body["email"], agents),
+            lambda: email_of_nobody_else(svc, session, agent_id, body["email"], agents),
             lambda: _leads_its_teams(svc, session, body),
             lambda: _may_be_available(svc, agent_id, body.get("available")),
         )
@@ -197,16 +190,28 @@ def _and_the_rest(svc: Portal, session: dict, method: str, path: str, body: dict
         raise
 
 
-def _email_of_nobody_else(svc: Portal, session: dict, agent_id: str, email: str, agents: list | None = None) -> None:
-    wanted = email.strip().lower()
+AGENT_OF_ANOTHER = ("The agent needs another email address.", "each agent's emails go to its own.")
+# an account signing in as one agent with another's address, whose emails that other gets
+ACCOUNT_OF_ANOTHER = ("The account needs another email address.", "an agent's account signs in with its own.")
+
+
+def email_of_nobody_else(
+    svc: Portal,
+    session: dict,
+    agent_id: str,
+    email: str,
+    agents: list | None = None,
+    rule: tuple[str, str] = AGENT_OF_ANOTHER,
+) -> None:
+    """409 next to the email when an agent other than `agent_id` has it (in any case); `rule`: (the message, why)."""
+    wanted = (email or "").strip().lower()
     agents = agents if agents is not None else svc.services.get("assignment", "/agents", actor(session))["items"]
     own = next((a for a in agents if a["id"] == agent_id), None)
-    if not wanted or (own is not None and (own.get("email") or "").lower() == wanted):
+    if not wanted or (own is not None and (own.get("email") or "").strip().lower() == wanted):
         return  # unchanged: agents that share one already may still change the rest
-    taken = next((a for a in agents if a["id"] != agent_id and (a.get("email") or "").lower() == wanted), None)
+    taken = next((a for a in agents if a["id"] != agent_id and (a.get("email") or "").strip().lower() == wanted), None)
     if taken is not None:
-        said = f"{taken['name']} ({taken['id']}) has this email address: each agent's emails go to its own."
-        raise UserError("The agent needs another email address.", {"email": [said]}, 409)
+        raise UserError(rule[0], {"email": [f"{taken['name']} ({taken['id']}) has this email address: {rule[1]}"]}, 409)
 
 
 def leaves(svc: Portal, session: dict, account: dict) -> str:

@@ -204,8 +204,10 @@ def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
     if form.get("existing"):  # saved as it is: no new version (sla would make one at every PUT)
         try:
             current = svc.services.get("sla", f"/calendars/{calendar_id}", actor(session))
-        except Refused:
-            current = {}
+        except Refused as refused:
+            if refused.status != 404:  # not a change by someone else: said as sla says it
+                raise refusal(refused) from None
+            current = {}  # deleted meanwhile: said as a change, the form kept; saved again, it is made anew
         unchanged_since_opened(form, current, "calendar")
         kept_as = {**body, "holidays": sorted(set(body["holidays"]))}  # sla keeps them sorted, once each
         if current and {name: current.get(name) for name in body} == kept_as:

@@ -493,23 +493,28 @@ def live(ticket_id: str):
         return "", 204
     live = _live(state["view"], request.args.get("seen") or "", state["changes"], state["others"])
     live["conversation_changed"] = live["shown"] != request.args.get("shown")
-    live["notices_changed"] = live["noted"] != request.args.get("noted")
-    if not (live["conversation_changed"] or live["notices_changed"]):
+    noted = (request.args.get("noted") or "").split(".")  # the two notices' digests, as the page shows them
+    live["changes_changed"] = live["noted"].split(".")[0] != noted[0]
+    live["presence_changed"] = live["noted"].split(".")[1] != (noted[1] if len(noted) > 1 else "")
+    if not (live["conversation_changed"] or live["changes_changed"] or live["presence_changed"]):
         return "", 204  # as shown: nothing is swapped, so a click or a selection in it is never lost
     return render_template("console/_live_changed.html", live=live)
 
 
 def _live(view: domain.TicketView, seen: str, changes: list, others: list) -> dict:
-    """The ticket page's two live parts, each with a digest the page sends back with each poll (`shown` for the
-    conversation, `noted` for the notices): a part is swapped only when its digest changed."""
+    """The ticket page's live parts, each with a digest the page sends back with each poll (`shown` for the
+    conversation, `noted` for the notices: what changed, then who else is here, as `<digest>.<digest>`): a part is
+    swapped only when its digest changed."""
     conversation = render_template("console/_conversation.html", ticket=view.ticket, work=view.work,
                                    attachments=view.attachments)  # fmt: skip
-    notices = get_template_attribute("console/_live.html", "notices")(view.ticket, changes, others)
+    changed = get_template_attribute("console/_live.html", "changes_notice")(view.ticket, changes)
+    present = get_template_attribute("console/_live.html", "presence_notice")(others)
     return {
         "conversation": Markup(conversation),
-        "notices": Markup(notices),
+        "changes": Markup(changed),
+        "presence": Markup(present),
         "shown": _digest(conversation),
-        "noted": _digest(notices),
+        "noted": f"{_digest(changed)[:16]}.{_digest(present)[:16]}",
         "ticket_id": view.ticket["id"],
         "seen": seen,
     }

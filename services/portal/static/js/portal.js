@@ -100,7 +100,6 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-keys-toggle]"), function (button) {
       button.hidden = false;
       button.textContent = off ? "Turn single-key shortcuts on" : "Turn single-key shortcuts off";
-      button.setAttribute("aria-pressed", off ? "false" : "true");
     });
     Array.prototype.forEach.call(document.querySelectorAll("[aria-keyshortcuts]"), function (field) {
       if (!field.hasAttribute("data-keys")) field.setAttribute("data-keys", field.getAttribute("aria-keyshortcuts"));

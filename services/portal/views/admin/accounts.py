@@ -22,8 +22,11 @@ NOTICES = {
     "enabled-agent": "The account is enabled again: it signs in with its password. Its agent is still away: "
     "set it available on its page in Agents when it takes tickets again.",
     "deleted": "The account is deleted.",
-    "enabled-no-password": "The account is enabled again. It has no password yet, and its link ended when it was "
-    "disabled: give its person a new one with “New password link” on its row.",
+    "enabled-no-password": "The account is enabled again. It has no password yet and no link waiting (disabling "
+    "and enabling end an account's links): give its person one with “New password link” on its row.",
+    "enabled-no-password-agent": "The account is enabled again. It has no password yet and no link waiting "
+    "(disabling and enabling end an account's links): give its person one with “New password link” on its row. "
+    "Its agent is still away: set it available on its page in Agents when it takes tickets again.",
 }
 
 
@@ -75,9 +78,10 @@ def account_disabled(account_id: str):
     if disabled:  # someone who left: no new tickets go to them
         said = people.leaves(portal(), g.session, account)
     else:
-        said = "enabled-agent" if people.still_away(portal(), g.session, account) else "enabled"
+        away = people.still_away(portal(), g.session, account)
+        said = "enabled-agent" if away else "enabled"
         if not (portal().store.account(account["_id"]) or {}).get("password_hash"):  # never set: a new link it needs
-            said = "enabled-no-password"
+            said = "enabled-no-password-agent" if away else "enabled-no-password"
     return redirect(url_for("admin.index", notice=said), 303)
 
 
