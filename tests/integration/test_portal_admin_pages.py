@@ -479,7 +479,7 @@ def test_a_webhook_without_a_url_or_into_the_desks_own_network_is_said_in_an_adm
         "TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS)." in said  # fmt: skip
 
 
-def _second_tab(admin, page: str, post: str, form: dict, stub, change) -> None:  # noqa: F811
+def _second_tab(admin, page: str, post: str, form: dict, stub, change, kept: str) -> None:  # noqa: F811
     """Two tabs on one edit page: the other saves first (`change` plays it on the stub), then this one's save is
     refused with nothing sent, and its words are kept; saved again from that page, it goes through."""
     opened = text(admin.get(page))
@@ -492,6 +492,7 @@ def _second_tab(admin, page: str, post: str, form: dict, stub, change) -> None: 
 
     assert refused.status_code == 409, text(refused)[:300]
     assert "since you opened it" in text(refused)
+    assert kept in text(refused)  # what was typed is in the form again
     assert not [call for call in stub.calls[sent:] if call["method"] not in ("GET",)]  # nothing saved
     fresh = re.search(r'name="seen" value="([^"]+)"', text(refused)).group(1)
     assert fresh != seen
@@ -512,7 +513,9 @@ def test_an_agent_changed_in_another_tab_is_not_overwritten(portal, stub):  # no
     def other_tab():
         cora["capacity"] = 6  # the same dict: /agents and /agents/cora both answer it
 
-    _second_tab(signed_in(portal), "/admin/agents/cora", "/admin/agents/cora", form, stub, other_tab)
+    _second_tab(
+        signed_in(portal), "/admin/agents/cora", "/admin/agents/cora", form, stub, other_tab, 'value="Cora Ruiz"'
+    )
 
 
 def test_a_team_a_policy_and_a_calendar_changed_in_another_tab_are_not_overwritten(portal, stub):  # noqa: F811
@@ -523,7 +526,7 @@ def test_a_team_a_policy_and_a_calendar_changed_in_another_tab_are_not_overwritt
     stub.answers["/topics"] = {"items": [{"id": "network", "name": "Network"}, {"id": "vpn", "name": "VPN"}]}
     stub.answers["/teams/network"] = team
     _second_tab(admin, "/admin/teams/network", "/admin/teams/network", {"name": "Networks", "topics": "network"},
-                stub, lambda: team["topics"].append("vpn"))  # fmt: skip
+                stub, lambda: team["topics"].append("vpn"), 'value="Networks"')  # fmt: skip
 
     policy = {"priority": "low", "version": 3, "first_response_minutes": 600, "next_response_minutes": 600,
               "resolution_minutes": 2400, "warn_at_percent": [80], "calendar": "24x7",
@@ -533,14 +536,15 @@ def test_a_team_a_policy_and_a_calendar_changed_in_another_tab_are_not_overwritt
     stub.answers["/calendars"] = {"items": [{"id": "24x7", "timezone": "UTC"}]}
     terms = {"first_response_minutes": "500", "next_response_minutes": "600", "resolution_minutes": "2400",
              "warn_at_percent": "80", "calendar": "24x7"}  # fmt: skip
-    _second_tab(admin, "/admin/policies/low", "/admin/policies/low", terms, stub, lambda: policy.update(version=4))
+    _second_tab(admin, "/admin/policies/low", "/admin/policies/low", terms, stub, lambda: policy.update(version=4),
+                'value="500"')  # fmt: skip
 
     shop = {"id": "shop", "timezone": "UTC", "hours": {"mon": [["09:00", "17:00"]]}, "holidays": [], "version": 1}
     stub.answers["/calendars/shop"] = shop
     stub.answers["/calendars"] = {"items": [shop]}
     hours = {"calendar_id": "shop", "existing": "1", "timezone": "UTC", "hours-mon": "09:00-18:00", "holidays": ""}
     _second_tab(admin, "/admin/calendars/shop", "/admin/calendars", hours, stub,
-                lambda: shop.update(holidays=["2026-12-31"], version=2))  # fmt: skip
+                lambda: shop.update(holidays=["2026-12-31"], version=2), 'value="09:00-18:00"')  # fmt: skip
 
 
 def test_a_team_whose_topics_are_all_retired_is_marked_in_the_list(portal, stub):  # noqa: F811

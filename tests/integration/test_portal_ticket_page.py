@@ -201,6 +201,8 @@ def test_an_empty_resolution_is_summed_up_linked_to_its_field_and_marked_there(p
     summary = sent[sent.index('class="error-summary"') : sent.index("</div>", sent.index('class="error-summary"'))]
     assert '<a href="#resolution">Say how it was resolved: the requester reads it.</a>' in summary
     assert "That did not work" not in sent  # nothing refused it: the field was empty
+    assert "<title>Error: #" in sent  # the title says it first, as on every page whose form came back
+    assert "<title>Error:" not in text(admin.get("/console/tickets/t-1"))
     field = re.search(r'<textarea id="resolution"[^>]*>', sent).group(0)  # a box of lines: the requester reads it
     assert 'aria-invalid="true"' in field and 'aria-describedby="resolution-hint resolution-error"' in field
     assert 'id="resolution-error"' in sent
