@@ -30,7 +30,7 @@ from services.intake.inbound_mime import (
     words,
 )
 from services.intake.inbound_parts import MAILS, attached_mail, content_id, filename, is_body, payload
-from services.intake.inbound_text import html_to_text, own_words, tidy
+from services.intake.inbound_text import FORWARD_SUBJECT, html_to_text, own_words, tidy
 
 __all__ = ["OWN_MESSAGE_DOMAIN", "InboundAttachment", "InboundMail", "parse"]
 
@@ -123,7 +123,8 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
     # (Outlook's "attach original message"), nor one of ours, which are no more their words than a quote is
     answered = {reference.lower() for reference in references}
     copies = {mail.index for mail in forwarded if mail.answered(answered, own)}
-    own_text = _joined(own_words(body), *(mail.text for mail in forwarded if mail.index not in copies))
+    forwards = bool(FORWARD_SUBJECT.match(subject))  # "FW:": its first quoted header is the mail passed on
+    own_text = _joined(own_words(body, forwards), *(mail.text for mail in forwarded if mail.index not in copies))
     attachments = tuple(dataclasses.replace(file, answered=True) if n in copies else file
                         for n, file in enumerate(attachments, start=1))  # fmt: skip
     numbered = _TICKET_NUMBER.findall(subject)

@@ -18,7 +18,7 @@ from inscriptis.html_properties import Display
 from inscriptis.model.config import ParserConfig
 from inscriptis.model.html_element import HtmlElement
 from lxml.etree import ParserError
-from lxml.html import document_fromstring
+from lxml.html import Element, document_fromstring
 
 _HIDDEN = ("head", "script", "style", "title", "noscript", "template")
 _HTML_CONFIG = ParserConfig(
@@ -59,6 +59,17 @@ _MOBILE = re.compile(
     re.IGNORECASE,
 )
 
+# A mail forwarded inline begins with one of these (Gmail, Thunderbird, Apple Mail, Outlook on the web): what
+# follows is news to the desk (a vendor's answer, a bounce), never a quote of the desk's mail, and is kept.
+_FORWARD = re.compile(
+    r"-{2,}\s*(?:forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado"
+    r"|messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada|vidarebefordrat meddelande)\s*-{2,}"
+    r"|(?:begin forwarded message|anfang der weitergeleiteten nachricht|début du message réexpédié)\s*:",
+    re.IGNORECASE,
+)
+# A subject's forward prefix (Outlook writes "FW:", German ones "WG:", French "TR:", Spanish "RV:")
+FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|wg|tr|rv|enc)\s*:", re.IGNORECASE)
+
 _MARKER_STARTS = frozenset("-_*adefgilosvw")  # first letters of every marker above (a bare "wrote:" ends in ":")
 
 
@@ -69,6 +80,7 @@ def html_to_text(html: str) -> str:
         if tree is None:
             return ""
         _addresses_beside_links(tree)
+        _quoted_blockquotes(tree)
         text = Inscriptis(tree, _HTML_CONFIG).get_text()
     except Exception:  # a parser failure must not lose the mail: fall back to the stdlib's tokenizer
         text = _strip_tags(html)
@@ -107,14 +119,35 @@ def _addresses_beside_links(tree) -> None:
             link.text = (link.text or "") + added
 
 
+def _quoted_blockquotes(tree) -> None:
+    """Each outermost blockquote (an HTML reply's quoted mail: Gmail's `gmail_quote`, Apple Mail's and
+    Thunderbird's `type="cite"`) as its text with "> " before each line, as a plain reply quotes: `own_words` then
+    tells the person's words from the quote in an HTML-only mail as in a plain one."""
+    for quote in [q for q in tree.iter("blockquote") if next(q.iterancestors("blockquote"), None) is None]:
+        parent = quote.getparent()
+        if parent is None:
+            continue
+        tail, quote.tail = quote.tail, None
+        quote.tag = "div"  # its text as a block, whatever blockquotes it holds
+        text = tidy(Inscriptis(quote, _HTML_CONFIG).get_text())
+        shown = Element("pre")
+        shown.text = "\n".join(f"> {line}" if line.strip() else ">" for line in text.split("\n")) + "\n"
+        shown.tail = tail
+        parent.replace(quote, shown)
+
+
 def tidy(text: str) -> str:
     """One line ending, no trailing blanks on a line, at most one empty line in a row, no blank edges."""
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
 
 
-def own_words(text: str) -> str:
+def own_words(text: str, forwarded: bool = False) -> str:
     """What the person wrote, without the quoted mail and signature; empty when the mail holds nothing else.
+
+    A mail forwarded inline is no quote: from its marker ("---------- Forwarded message ---------"), or from the
+    first quoted header of a mail whose subject says it is forwarded (`forwarded`: Outlook's "FW:" writes no
+    marker), everything is kept (the vendor's answer the person passes on is what the agent needs).
 
     Quoted lines go, unless the person answered between them ("> Which phone?", "iPhone 14", "> Which iOS?",
     "18.1": their text between two quoted passages): then the questions stay with their answers, as written, and
@@ -124,6 +157,8 @@ def own_words(text: str) -> str:
     lines) is theirs too, up to their own signature."""
     lines = text.split("\n")
     cut = _cut_at(lines)
+    if cut < len(lines) and (forwarded or _forward_at(lines, cut)):
+        return tidy(text).strip()
     kept = lines[:cut]
     if cut < len(lines) and (span := _intro_span(lines, cut)):
         after = lines[cut + span :]
@@ -141,6 +176,14 @@ def own_words(text: str) -> str:
     else:
         kept = [line for line in kept if not line.startswith(">")]
     return tidy("\n".join(kept)).strip()
+
+
+def _forward_at(lines: list[str], cut: int) -> bool:
+    """Whether a forward's marker stands before the first quote marker at `cut`, or is it, with nothing but blank
+    lines, the person's words or other markers between (the forwarded mail's own header is what `cut` found)."""
+    return any(
+        _FORWARD.fullmatch(line.lstrip("> \t").strip()) for line in lines[: cut + 1] if len(line) <= _MAX_MARKER_LINE
+    )
 
 
 def _cut_at(lines: list[str]) -> int:

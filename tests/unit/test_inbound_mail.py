@@ -381,6 +381,46 @@ def test_outlooks_html_alone_is_read_as_text_and_its_header_block_cut_too():
     assert "MsoNormal" not in mail.full_text and "Calibri" not in mail.full_text
 
 
+def test_a_mail_forwarded_inline_into_a_reply_is_kept_not_cut_as_a_quote():
+    """A vendor's answer or a bounce passed on is news to the desk (the requester tester lost both)."""
+    gmail = make_mail(
+        "Please see the vendor's answer below.\n\n---------- Forwarded message ---------\n"
+        "From: Vendor <sales@vendor.example.com>\nDate: Thu, 3 Dec 2026 at 10:00\nSubject: Projector quote\n"
+        "To: Nadia <nadia@example.com>\n\nThe lamp costs 120 EUR.",
+        Subject="Fwd: Re: projector quote [#100107]",
+    )
+    assert read(gmail).text.endswith("---------- Forwarded message ---------\nFrom: Vendor <sales@vendor.example.com>"
+                                     "\nDate: Thu, 3 Dec 2026 at 10:00\nSubject: Projector quote\n"
+                                     "To: Nadia <nadia@example.com>\n\nThe lamp costs 120 EUR.")  # fmt: skip
+    outlook = (
+        "Forwarding what facilities told me.\n\n"
+        + "_" * 32
+        + (
+            "\nFrom: Facilities <fac@example.com>\nSent: Thursday, December 3, 2026 10:00\nTo: Taro <taro@example.com>\n"
+            "Subject: Toner\n\nWe replaced the toner on Tuesday."
+        )
+    )
+    assert read(make_mail(outlook, Subject="FW: [#100105] Toner")).text.endswith("We replaced the toner on Tuesday.")
+    # the same block under "RE:" is the desk's mail quoted: cut, as ever
+    assert read(make_mail(outlook, Subject="RE: [#100105] Toner")).text == "Forwarding what facilities told me."
+
+
+def test_an_html_only_gmail_reply_leaves_out_the_quoted_mail_in_its_blockquote():
+    """Gmail's HTML quotes in a blockquote: read as "> " lines, it is cut as a plain reply's quote is."""
+    message = make_mail(Subject="Re: [#100108] Mailbox full")
+    message.set_content(
+        '<div dir="ltr">Still broken after the update.</div><br><div class="gmail_quote"><div class="gmail_attr">'
+        "On Fri, Dec 4, 2026 at 11:31 AM &lt;helpdesk@localhost&gt; wrote:<br></div>"
+        '<blockquote class="gmail_quote"><p>Request #100108</p><p>New reply to your request</p>'
+        '<p>Hello Zo\u00eb, <a href="http://127.0.0.1:8000/t/x">See your request</a></p>'
+        "<blockquote>older</blockquote></blockquote></div>",
+        subtype="html",
+    )
+    mail = read(message)
+    assert mail.text == "Still broken after the update."
+    assert "> New reply to your request" in mail.full_text and "> older" in mail.full_text  # kept whole there
+
+
 def test_an_apple_mail_reply_stops_at_sent_from_my_iphone_and_reads_our_ids_in_any_case_of_the_domain():
     mail = read(APPLE_MAIL_REPLY, envelope_sender="carol@example.org")
     assert mail.text == "It flickers again since this morning, also on battery."
