@@ -396,8 +396,8 @@ def test_a_mail_forwarded_inline_into_a_reply_is_kept_not_cut_as_a_quote():
         "Forwarding what facilities told me.\n\n"
         + "_" * 32
         + (
-            "\nFrom: Facilities <fac@example.com>\nSent: Thursday, December 3, 2026 10:00\nTo: Taro <taro@example.com>\n"
-            "Subject: Toner\n\nWe replaced the toner on Tuesday."
+            "\nFrom: Facilities <fac@example.com>\nSent: Thursday, December 3, 2026 10:00\n"
+            "To: Taro <taro@example.com>\nSubject: Toner\n\nWe replaced the toner on Tuesday."
         )
     )
     assert read(make_mail(outlook, Subject="FW: [#100105] Toner")).text.endswith("We replaced the toner on Tuesday.")
