@@ -161,6 +161,15 @@ def ratable(ticket: dict) -> bool:
     return ticket["status"] == "resolved" or bool(ticket.get("resolution")) or resolved_before or answered
 
 
+def rated_earlier(rating: dict | None, ticket: dict) -> bool:
+    """Whether the requester's rating was given before the ticket's latest resolution (reopened and resolved again
+    since): the page asks about this one, saying which the rating it has was about."""
+    if not rating or not rating.get("rated_at") or not ticket.get("resolved_at"):
+        return False
+    at = rating["rated_at"] if rating["rated_at"].tzinfo else rating["rated_at"].replace(tzinfo=UTC)
+    return at < parse_time(ticket["resolved_at"])
+
+
 def rating_problems(rating: str, comment: str, ticket: dict) -> dict[str, list[str]]:
     """What is wrong with a requester's rating as sent (empty: nothing)."""
     if ticket.get("status") not in RATABLE:

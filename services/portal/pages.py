@@ -135,6 +135,7 @@ def install(app: Flask) -> None:
     app.jinja_env.globals["assigned_words"] = domain.assigned_words
     app.jinja_env.globals["load_word"] = domain.load_word
     app.jinja_env.globals["ratable"] = domain.ratable  # whether the requester is asked how it was handled
+    app.jinja_env.globals["rated_earlier"] = domain.rated_earlier  # a rating of a resolution before the latest
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["why"] = why
     app.jinja_env.filters["linked"] = linked

@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.portal import handlers
 from services.portal.client import Refused, Unreachable
 from services.portal.pages import cookie_names
+from shared.events import format_time
 from tests.integration.test_portal_search import portal, signed_in, stub, text, with_grants  # noqa: F401
 
 CLOSED = {"id": "t-9", "number": 100063, "subject": "VPN disconnects during video calls", "status": "closed",
@@ -317,6 +318,14 @@ def test_a_requester_rates_a_resolved_request_and_may_change_it_until_it_reopens
     refused = browser.post(f"/tickets/{ticket_id}/rating", data={"rating": "bad", "csrf_token": csrf(after)})
     assert refused.status_code == 409 and "once it is resolved" in text(refused)
     assert svc.store.rating(ticket_id)["rating"] == "good"
+
+    # resolved again since the rating: asked about this resolution, told which the rating it has was about
+    later = format_time(datetime.now(UTC) + timedelta(minutes=1))
+    intake.ticket = {**ticket, "resolution": "A new router.", "resolved_at": later}
+    asked = text(browser.get(f"/tickets/{ticket_id}"))
+    assert "You rated an earlier resolution of this request: <strong>Good" in asked
+    assert "how did we do this time?" in asked and "You rated this request" not in asked
+    assert '<details class="confirm">' not in asked.split('id="request-rating"')[1].split("</section>")[0]  # open
 
 
 def test_a_request_its_requester_closed_before_anyone_worked_on_it_asks_for_no_rating(portal, monkeypatch):  # noqa: F811
