@@ -409,8 +409,17 @@ def act(
         said = refused.detail or refused.title
         if action == "claim" and refused.status == 409:  # a claim race lost: the winner by name, not by id
             said = _claimed_by(svc, session, ticket_id) or said
+        if action in ("status", "priority") and refused.status == 409:  # "already in_progress": the words shown
+            said = _status_words(said)
         raise UserError(said, errors, refused.status) from None
     return answer if isinstance(answer, dict) else {}
+
+
+def _status_words(said: str) -> str:
+    """assignment's "The ticket is already in_progress." in words: "The ticket is already in progress."."""
+    for status in ("in_progress", "waiting_on_requester"):
+        said = said.replace(status, domain.AGENT_STATUS[status].lower())
+    return said
 
 
 def _claimed_by(svc: Portal, session: dict, ticket_id: str) -> str | None:

@@ -788,3 +788,29 @@ def test_an_assign_past_the_agents_capacity_or_to_one_away_says_so(portal, stub)
         "Ticket assigned. Ines Romero has 6 open tickets now, over their capacity of 5. Ines Romero is away: the "
         "ticket stays with them until someone hands it on.</p>" in html
     )
+
+
+def test_a_status_the_ticket_has_already_is_said_in_words_not_its_code(portal, stub):  # noqa: F811
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {"agent_id": None, "status": "in_progress"}
+    problem = {"title": "Conflict", "status": 409, "detail": "The ticket is already in_progress."}
+    stub.answers["/tickets/t-1/status"] = (409, problem)
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+
+    same = admin.post("/console/tickets/t-1/status", data={"status": "in_progress", "csrf_token": token})
+
+    assert same.status_code == 409
+    assert "The ticket is already in progress." in text(same) and "in_progress." not in text(same)
+
+
+def test_an_agent_who_is_no_lead_is_told_who_changes_priority_and_transfers(portal, stub):  # noqa: F811
+    """Its Actions hold status and resolve alone; the lead tester looked for the rest (contract section 5)."""
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {"agent_id": "ada", "status": "in_progress"}
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    agent = text(signed_in(portal, "agent", "ada").get("/console/tickets/t-1"))
+    assert "Set status" in agent and "Set priority" not in agent
+    assert "A team lead or an admin changes a ticket's priority" in agent
+    admin = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert "Set priority" in admin and "A team lead or an admin changes" not in admin

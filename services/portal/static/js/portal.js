@@ -137,7 +137,9 @@
       links[next].focus();
       event.preventDefault();
     } else if (key === "r" || key === "n") {
-      var field = document.getElementById(key === "r" ? "reply-body" : "note-body");
+      // r on a ticket nobody may reply to before claiming it: to "Claim this ticket", which says so
+      var field = document.getElementById(key === "r" ? "reply-body" : "note-body") ||
+        (key === "r" ? document.querySelector("[data-claim]") : null);
       if (field) { field.focus(); event.preventDefault(); }
     } else if (key === "/") {
       // The search page's own box first, else the one in the console's header.
