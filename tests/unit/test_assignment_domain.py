@@ -102,7 +102,8 @@ def test_the_choice_never_breaks_the_rules(agents, team):
     st.lists(
         st.fixed_dictionaries(
             {"id": st.sampled_from(["a", "b", "c", "general"]), "topics": st.lists(st.sampled_from(["x", "y", "z"]))}
-        )
+        ),
+        unique_by=lambda team: team["id"],  # a team's id is its key: assignment never holds two of one id
     ),
 )
 def test_routing_always_names_a_team_that_exists_or_general(topic, teams):
