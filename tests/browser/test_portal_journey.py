@@ -347,8 +347,11 @@ def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system,
     expect(agent.locator("[data-search-box]").first).not_to_be_focused()
     agent.reload()
     screenshot(agent, "console-keys-off")
+    search_box = agent.get_by_role("searchbox", name="Search tickets")
+    expect(search_box).not_to_have_attribute("aria-keyshortcuts", "/")  # not announced while off
     agent.get_by_role("button", name="Turn single-key shortcuts on").click()  # remembered; and back on
     expect(hint).to_be_visible()
+    expect(search_box).to_have_attribute("aria-keyshortcuts", "/")
     rows.first.focus()
     agent.keyboard.press("j")
     expect(rows.nth(1)).to_be_focused()

@@ -101,7 +101,7 @@
       button.hidden = false;
       button.textContent = off ? "Turn single-key shortcuts on" : "Turn single-key shortcuts off";
     });
-    Array.prototype.forEach.call(document.querySelectorAll("[aria-keyshortcuts]"), function (field) {
+    Array.prototype.forEach.call(document.querySelectorAll("[aria-keyshortcuts], [data-keys]"), function (field) {
       if (!field.hasAttribute("data-keys")) field.setAttribute("data-keys", field.getAttribute("aria-keyshortcuts"));
       if (off) field.removeAttribute("aria-keyshortcuts");
       else field.setAttribute("aria-keyshortcuts", field.getAttribute("data-keys"));
