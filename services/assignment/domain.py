@@ -370,6 +370,13 @@ def lead_of(teams: list[str], given: dict, current: list[str] | tuple[str, ...] 
     return [team for team in current if team in teams]
 
 
+def holder_of_email(agents: Iterable[dict], agent_id: str, email: str) -> dict | None:
+    """The agent other than `agent_id` that has the address (in any case), None when none does: each agent's emails
+    go to its own address, and its account signs in with it."""
+    wanted = email.strip().lower()
+    return next((a for a in agents if a["id"] != agent_id and a["email"].strip().lower() == wanted), None)
+
+
 def may_change_agent(role: str, own_agent_id: str | None, agent_id: str, fields: Iterable[str]) -> bool:
     """Admins change any agent; an agent changes only its own availability (going away, coming back)."""
     return role == "admin" or (role == "agent" and own_agent_id == agent_id and set(fields) == {"available"})

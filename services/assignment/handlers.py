@@ -18,6 +18,7 @@ from services.assignment.domain import (
     RuleViolation,
     Ticket,
     choose_agent,
+    holder_of_email,
     lead_of,
     may_change_agent,
     may_manage,
@@ -107,11 +108,9 @@ def _agent_updated(agent: dict) -> dict:
 
 
 def _email_of_nobody_else(svc: Assignment, agent_id: str, email: str) -> None:
-    """409 when another agent has the address (in any case): each agent's emails go to its own, and its account
-    signs in with it. Agents that share one from before may still change the rest."""
-    wanted = email.strip().lower()
-    taken = next((a for a in svc.agents.all() if a["id"] != agent_id and a["email"].strip().lower() == wanted), None)
-    if taken is not None:
+    """409 when another agent has the address (domain.holder_of_email). Agents that share one from before may
+    still change the rest."""
+    if (taken := holder_of_email(svc.agents.all(), agent_id, email)) is not None:
         said = f"{taken['name']} ({taken['id']}) has this email address: each agent needs its own."
         raise Conflict(f"Another agent has the email address {email}.", errors={"email": [said]})
 

@@ -12,6 +12,7 @@ from services.assignment.domain import (
     RuleViolation,
     Ticket,
     choose_agent,
+    holder_of_email,
     lead_of,
     may_change_agent,
     may_manage,
@@ -296,3 +297,10 @@ def test_on_reopen_the_previous_agent_takes_it_back_only_when_free_for_it():
 )
 def test_an_agent_changes_only_its_own_availability(role, own, target, fields, allowed):
     assert may_change_agent(role, own, target, fields) is allowed
+
+
+def test_an_address_is_held_by_another_agent_in_any_case_never_by_the_agent_itself():
+    agents = [{"id": "jane", "email": "Jane@Example.com"}, {"id": "omar", "email": "omar@example.com"}]
+    assert holder_of_email(agents, "omar", " jane@example.COM ")["id"] == "jane"
+    assert holder_of_email(agents, "jane", "jane@example.com") is None  # its own
+    assert holder_of_email(agents, "new", "ana@example.com") is None
