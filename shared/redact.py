@@ -9,7 +9,7 @@ the requester.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 # A JWT in compact form: base64url header, payload and signature. The header is a JSON object written
@@ -21,6 +21,10 @@ _SEGMENT = r"[A-Za-z0-9_-]++"
 _JWT = re.compile(
     rf"(?:(?<![A-Za-z0-9_-])|(?<=%2[Ff])|(?<=%3[Dd]))eyJ{_SEGMENT}(?:\.|%2[Ee]){_SEGMENT}(?:\.|%2[Ee]){_SEGMENT}"
 )
+# A run of a link's characters that holds a percent-encoded one, taken from its start only (linear): a link
+# whose token has any of its characters percent-encoded (/t/%65yJ...) still works, since the portal reads the
+# path decoded, so such a run is read decoded too.
+_ENCODED_RUN = re.compile(r"(?<![^\s\"'<>])[^\s\"'<>%]*+%[0-9A-Fa-f]{2}[^\s\"'<>]*+")
 HIDDEN = "(hidden)"
 
 
@@ -50,7 +54,14 @@ def redact_tokens(text: str) -> str:
     Any JWT, not only the portal's links: the link's address may change with TICKETFLOW_PORTAL_URL after
     the email was recorded, and a bearer token pasted into a ticket is no more for every reader's eyes.
     """
-    return _JWT.sub(HIDDEN, text)
+    return _ENCODED_RUN.sub(_decoded_if_it_hides_a_token, _JWT.sub(HIDDEN, text))
+
+
+def _decoded_if_it_hides_a_token(run: re.Match) -> str:
+    """The run as it is; or decoded, with the token hidden, when decoding shows one."""
+    decoded = unquote(run.group(0))
+    hidden = _JWT.sub(HIDDEN, decoded)
+    return hidden if hidden != decoded else run.group(0)
 
 
 # --- web addresses in a text: where each one ends, as a person reads it (the links of a page or an email) ----

@@ -70,6 +70,11 @@ address may open at most TICKETFLOW_REQUESTER_TICKETS_PER_HOUR tickets (200) and
 TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR messages (600) per hour (fixed windows on the hour), so intake
 cannot be used to flood an address with receipts: past a limit 429 with `Retry-After` (seconds).
 
+Tokens. A requester's link (`<portal>/t/<token>`) acts as the requester, and every agent of the team reads
+the ticket: a token (any JWT, also with its letters percent-encoded, as the portal would still read it) in a
+subject, a description or a message is stored as `(hidden)`, whether it came by the API, the portal or mail
+(a requester pasting the link of an earlier request). Tickets stored before this rule keep what was typed.
+
 Mail in. intake's `mail` process (an SMTP listener, and an IMAP poller when TICKETFLOW_IMAP_URL is set) turns
 each inbound mail into a ticket (`source: email`), a requester message (a reply, matched by `[#number]` in the
 subject or by In-Reply-To/References naming one of notify's messages, from the ticket's requester), or a record

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from shared.events import OPEN_STATUSES
 from shared.ordering import newer
-from shared.redact import redact_url, redact_urls
+from shared.redact import redact_tokens, redact_url, redact_urls
 
 DEFAULT_TOPIC = "general"  # mail that names no topic takes it; never retired
 DEFAULT_TOPICS = (
@@ -84,11 +84,12 @@ class Ticket:
 
     @classmethod
     def open(cls, ticket_id: str, number: int, request: dict, now: datetime) -> Ticket:
+        """A new ticket; a token pasted into its subject or description is hidden (`add_message`)."""
         ticket = cls(
             id=ticket_id,
             number=number,
-            subject=request["subject"],
-            description=request["description"],
+            subject=redact_tokens(request["subject"]),
+            description=redact_tokens(request["description"]),
             requester=dict(request["requester"]),
             topic=request["topic"],
             priority=request.get("priority", "normal"),
@@ -114,7 +115,12 @@ class Ticket:
 
     def add_message(self, message_id: str, body: str, now: datetime, files: list[str] | None = None) -> None:
         """The requester writes; on a resolved ticket this reopens it. `files`: the names of the files that come with
-        the message (stored apart; its event names them)."""
+        the message (stored apart; its event names them).
+
+        A token in the body, such as the link of another of the requester's requests pasted in, is hidden: the
+        link acts as the requester, and every agent who reads the ticket would hold it (mail's are hidden before).
+        """
+        body = redact_tokens(body)
         if self.status == "closed":
             raise TicketClosed(self.id)
         if problem := self.thread_full(body):
@@ -142,7 +148,8 @@ class Ticket:
         if mail_id in self.mail_kept:
             return False
         self.mail_kept = [*self.mail_kept, mail_id][-MAIL_KEPT_REMEMBERED:]
-        data = {"mail_id": mail_id, "why": why, "sender": dict(sender), "body": body}
+        data = {"mail_id": mail_id, "why": why, "sender": dict(sender), "body": redact_tokens(body)}
+        subject = redact_tokens(subject) if subject else None
         optional = {**({"subject": subject} if subject else {}), **({"files": list(files)} if files else {})}
         self._record("ticket.mail_kept", {**data, **optional})
         return True

@@ -115,7 +115,7 @@ def mail_text(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | 
     return record, text
 
 
-TEXT_VERSION = "text-1"  # a mail's whole text as mail_text keeps it: a new way of reading mail is read anew
+TEXT_VERSION = "text-2"  # a mail's whole text as mail_text keeps it: a new way of reading mail is read anew
 
 
 def mail_page(svc: Intake, outcome: str | None, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
@@ -405,7 +405,7 @@ def _record(mail: inbound.InboundMail, outcome: Outcome) -> dict:
         "sender": mail.sender,
         "sender_name": mail.sender_name,
         "recipients": list(mail.recipients),
-        "subject": mail.subject,
+        "subject": redact_tokens(mail.subject) if mail.subject else mail.subject,
         "text": _clip(redact_tokens(mail.text), TEXT_MAX),
         "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "size": len(a.data)} for a in mail.attachments

@@ -674,6 +674,20 @@ def test_requester_links_quoted_in_a_reply_are_not_kept(svc):
     assert "eyJ" not in entry["body"] and "(hidden)" in entry["body"]
 
 
+def test_a_requester_link_in_a_mails_subject_is_hidden_wherever_agents_read_it(svc, client):
+    sender = address()
+    link = "http://127.0.0.1:8000/t/eyJhbGciOiJIUzI1NiJ9.eyJ0IjoiMSJ9.c2lnbmF0dXJl"
+    encoded = link.replace("/t/e", "/t/%65")
+    ticket = svc.tickets.get(receive(svc, mail(sender, f"See {link}", f"Encoded: {encoded}")).ticket_id)
+    receive(svc, mail(address(), f"Re: [#{ticket.number}] {link}", "Someone else writes."))  # kept for the agents
+
+    items = client.get(f"/tickets/{ticket.id}/mail", headers=auth_header("admin")).get_json()["items"]
+    stored = svc.tickets.get(ticket.id)
+    read = [ticket.subject, ticket.description, *(item["subject"] + item["text"] for item in items)]
+    assert len(items) == 2 and all("eyJ" not in text and "(hidden)" in text for text in read), read
+    assert "eyJ" not in repr(stored.mail_kept) and "eyJ" not in repr(svc.tickets.get(ticket.id).thread)
+
+
 def test_only_the_configured_addresses_take_mail(svc):
     svc.settings = dataclasses.replace(svc.settings, inbound_addresses=("*@help.example.com", "it@example.org"))
     assert inbox.accepts(svc, "Network@Help.Example.com") and inbox.accepts(svc, "it@example.org")

@@ -75,6 +75,32 @@ def test_a_message_with_files_names_them_in_its_event_not_in_the_thread():
     assert all("files" not in entry for entry in ticket.thread)  # the files are stored apart, with the message's id
 
 
+LINK = "https://help.example.com/t/eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0IjoidDcifQ.c2lnbmF0dXJlX29mX2l0"
+
+
+def test_a_requester_link_pasted_into_a_ticket_is_hidden_from_its_readers():
+    """The link acts as the requester: an agent reading the ticket, its events or its search must not hold it."""
+    ticket = Ticket.open(
+        "t1",
+        100042,
+        {
+            "subject": f"About {LINK}",
+            "description": f"My earlier request: {LINK.replace('/t/e', '/t/%65')} is still open",
+            "topic": "network",
+            "requester": {"name": "Ana Ruiz", "email": "ana@example.com"},
+        },
+        T0,
+    )
+    ticket.add_message("m1", f"and this one: <{LINK}>", at(1))
+    ticket.keep_mail("k1", "another_sender", {"name": "Bo", "email": "bo@example.com"}, f"Fw: {LINK}", LINK, [])
+
+    hidden = "https://help.example.com/t/(hidden)"
+    assert ticket.subject == f"About {hidden}"
+    assert ticket.description == f"My earlier request: {hidden} is still open"
+    assert ticket.thread[-1]["body"] == f"and this one: <{hidden}>"
+    assert "eyJ" not in repr(ticket.recorded) and "%65yJ" not in repr(ticket.recorded)
+
+
 def test_message_on_a_resolved_ticket_reopens_it_to_its_agent():
     ticket = make_ticket()
     ticket.apply("ticket.assigned", ASSIGNED, at(1))

@@ -128,6 +128,21 @@ def test_a_link_a_mail_client_rewrote_has_its_token_hidden_too():
         assert HIDDEN in shown and not any(part in shown for part in token.split("."))
 
 
+def test_a_link_with_its_token_s_letters_percent_encoded_has_it_hidden():
+    """The portal reads the path decoded, so /t/%65yJ... opens the request as /t/eyJ... does."""
+    token = mint_link_token(SECRET, "t-42", "ana@example.com", 30)
+    first = f"https://help.example.com/t/%65{token[1:]}"
+    every = "https://help.example.com/t/" + "".join(f"%{ord(c):02X}" for c in token)
+
+    for text in (first, every, f"({first})", f"<{every}>"):
+        shown = redact_tokens(f"My earlier request: {text} still open.")
+        assert shown.startswith("My earlier request: ") and shown.endswith(" still open.")
+        assert HIDDEN in shown and token[12:40] not in shown and "%65yJ" not in shown
+    assert redact_tokens("100% sure, 50%20off, a %zz and https://x.example/a%20b") == (
+        "100% sure, 50%20off, a %zz and https://x.example/a%20b"  # decoded only where that shows a token
+    )
+
+
 def test_words_with_eyj_inside_them_are_no_tokens():
     for text in ("surveyJS.min.js is loaded", "turkeyJerky.example.com", "see keyJSON.parse.result"):
         assert redact_tokens(text) == text
