@@ -133,6 +133,14 @@ class TeamById(MethodView):
         """Rename a team or change the topics it takes (a topic several teams name goes to the first by id)."""
         return handlers.update_team(assignment(), team_id, changes)
 
+    @require_roles("admin")
+    @teams.response(204)
+    def delete(self, team_id):
+        """Remove a team added by mistake: one no agent is in (or leads) and no ticket ever went to; the topics it
+        named go back to `general`. 409 for `general`, and for a team with agents or tickets (its tickets and the
+        reports name it: give its topics to another team instead); 404 for no such team."""
+        handlers.delete_team(assignment(), team_id)
+
 
 @tickets.route("/tickets/<ticket_id>")
 class TicketById(MethodView):

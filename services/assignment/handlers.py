@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.assignment.domain import (
+    GENERAL,
     Candidate,
     RuleViolation,
     Ticket,
@@ -176,6 +177,24 @@ def create_team(svc: Assignment, data: dict) -> dict:
 
 def update_team(svc: Assignment, team_id: str, changes: dict) -> dict:
     return svc.teams.update(team_id, changes, now())
+
+
+def delete_team(svc: Assignment, team_id: str) -> None:
+    """Remove a team that no agent is in and no ticket ever went to (one added by mistake); its topics go back to
+    general. 409 otherwise, saying why: a team with a history stays, since its tickets and reports name it."""
+    team = svc.teams.get(team_id)
+    if team_id == GENERAL:
+        raise Conflict("Team general always exists: it takes the topics no other team names.")
+    members = [a for a in svc.agents.all() if team_id in a["teams"] or team_id in a.get("lead_of", [])]
+    if members:
+        names = ", ".join(agent["name"] for agent in members)
+        raise Conflict(f"{team['name']} has agents ({names}): take them out of it first.")
+    if ticket := svc.tickets.one_of_team(team_id):
+        raise Conflict(
+            f"Tickets went to {team['name']} (#{ticket.get('number')} for one): a team with tickets stays, "
+            "since they and the reports name it. Give its topics to another team instead."
+        )
+    svc.teams.delete(team_id)
 
 
 def list_teams(svc: Assignment) -> list[dict]:

@@ -221,6 +221,10 @@ class TeamStore:
             raise NotFound(f"No team {team_id}.")
         return self.get(team_id)
 
+    def delete(self, team_id: str) -> None:
+        if not self.collection.delete_one({"_id": team_id}).deleted_count:
+            raise NotFound(f"No team {team_id}.")
+
     def require(self, team_ids: list[str], field: str) -> None:
         known = {doc["_id"] for doc in self.collection.find({"_id": {"$in": list(team_ids)}}, {"_id": 1})}
         unknown = sorted(set(team_ids) - known)
@@ -263,6 +267,14 @@ class TicketStore(VersionedStore):
         # tickets saved before `open` was derived get theirs (once: afterwards none has none, as the index says)
         for is_open, statuses in ((True, {"$in": list(OPEN_STATUSES)}), (False, {"$nin": list(OPEN_STATUSES)})):
             self.collection.update_many({"open": None, "status": statuses}, {"$set": {"open": is_open}})
+
+    def one_of_team(self, team: str) -> dict | None:
+        """A ticket the team has or had (`number`), whatever its status; None when no ticket ever went to it.
+
+        A ticket transferred out of it names it in its history only (`from` of the transfer; an agent with the same id
+        as the team counts too, on the safe side): that part is no index's (a rare admin's read)."""
+        query = {"$or": [{"team": team}, {"history.from": team}]}
+        return self.collection.find_one(query, {"number": 1})
 
     def waiting(self, team: str, limit: int = 20) -> list[str]:
         """The team's queue: unassigned open tickets, emergency first, then high, normal, low; oldest first."""

@@ -101,6 +101,27 @@ def test_teams_are_created_listed_and_patched_with_the_contract_shape(aclient):
     assert bare.status_code == 201 and bare.get_json()["topics"] == []
 
 
+def test_only_a_team_with_no_agents_and_no_tickets_ever_is_deleted(
+    aclient, make_team, make_agent, new_ticket, read_ticket
+):
+    mistake, staffed, used, left = make_team(), make_team(), make_team(), make_team()
+    make_agent(staffed["id"])
+    new_ticket(used["topics"][0])  # it waits in used's queue (no agents there)
+    moved = new_ticket(left["topics"][0])
+    assert aclient.post(f"/tickets/{moved}/assign", json={"team": staffed["id"]}, headers=admin()).status_code == 200
+
+    assert aclient.delete(f"/teams/{mistake['id']}", headers=as_agent("someone")).status_code == 403
+    assert aclient.delete(f"/teams/{mistake['id']}", headers=admin()).status_code == 204
+    assert mistake["id"] not in {team["id"] for team in aclient.get("/teams", headers=admin()).get_json()["items"]}
+    assert_problem(aclient.delete(f"/teams/{mistake['id']}", headers=admin()), 404)
+    assert "has agents" in assert_problem(aclient.delete(f"/teams/{staffed['id']}", headers=admin()), 409)["detail"]
+    for had_tickets in (used, left):  # one it has, and one that only moved out of it: its history names the team
+        refused = assert_problem(aclient.delete(f"/teams/{had_tickets['id']}", headers=admin()), 409)
+        assert "a team with tickets stays" in refused["detail"]
+    assert_problem(aclient.delete("/teams/general", headers=admin()), 409)
+    assert read_ticket(new_ticket(mistake["topics"][0]))["team"] == "general"  # its topic goes back to general
+
+
 def test_a_name_with_control_or_bidi_characters_is_refused(aclient, make_team):
     """ "\u202eevil" shows as "live": a team's or an agent's name shows as typed, or is refused (422)."""
     team = make_team()

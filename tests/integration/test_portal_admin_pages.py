@@ -50,6 +50,7 @@ def test_a_form_s_address_opened_again_leads_to_its_page(portal, stub):  # noqa:
         "/admin/topics": "/admin/teams",
         "/admin/topics/software/retired": "/admin/teams",
         "/admin/teams/network/lead": "/admin/teams/network",
+        "/admin/teams/network/delete": "/admin/teams/network",
         "/admin/agents/omar/teams/network/remove": "/admin/agents/omar",
         "/admin/webhooks/w-1/delete": "/admin/webhooks",
         "/admin/notifications/retry-all": "/admin/notifications",
@@ -565,3 +566,31 @@ def test_a_team_whose_topics_are_all_retired_is_marked_in_the_list(portal, stub)
         "facilities: retired" in rows["facilities"] and "no new ticket comes to it from the form" in rows["facilities"]
     )
     assert "vpn: retired" in rows["network"] and "no new ticket comes to it" not in rows["network"]  # network stays
+
+
+def test_a_team_added_by_mistake_is_deleted_and_one_with_a_history_is_refused_in_words(portal, stub):  # noqa: F811
+    ann = {"id": "ann", "name": "Ann", "email": "ann@example.com", "teams": ["staffed"], "lead_of": [],
+           "capacity": 4, "available": True, "open_tickets": 0}  # fmt: skip
+    stub.answers["/agents"] = {"items": [ann]}
+    teams = [{"id": i, "name": n, "topics": []} for i, n in (("general", "General"), ("mistake", "Sales typo"),
+                                                            ("staffed", "Staffed"), ("used", "Used"))]  # fmt: skip
+    stub.answers["/teams"] = {"items": teams}
+    stub.answers["/topics"] = {"items": []}
+    admin = signed_in(portal)
+    pages = {team["id"]: text(admin.get(f"/admin/teams/{team['id']}")) for team in teams}
+    token = re.search(r'name="csrf_token" value="([^"]+)"', pages["mistake"]).group(1)
+
+    assert 'action="/admin/teams/mistake/delete"' in pages["mistake"] and "Yes, delete Sales typo" in pages["mistake"]
+    assert "/delete" not in pages["general"] and "Delete it" not in pages["general"]
+    assert "/delete" not in pages["staffed"] and "take them out of it first" in pages["staffed"]
+
+    detail = "Tickets went to Used (#7 for one): a team with tickets stays, since they and the reports name it."
+    stub.answers["/teams/used"] = (409, {"title": "Conflict", "detail": detail})
+    refused = admin.post("/admin/teams/used/delete", data={"csrf_token": token})
+    assert refused.status_code == 409 and detail in text(refused) and "<h1>Used" in text(refused)
+
+    stub.answers["/teams/mistake"] = (204, {})
+    deleted = admin.post("/admin/teams/mistake/delete", data={"csrf_token": token})
+    assert (deleted.status_code, deleted.headers["Location"]) == (303, "/admin/teams?notice=deleted")
+    assert [call["method"] for call in stub.calls if call["path"] == "/teams/mistake"] == ["DELETE"]
+    assert "The team is deleted." in text(admin.get(deleted.headers["Location"]))

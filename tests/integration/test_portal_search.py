@@ -46,7 +46,7 @@ class Stub:
         self.calls: list[dict] = []
         app = Flask("stub")
 
-        @app.route("/<path:path>", methods=["GET", "POST", "PATCH", "PUT"])
+        @app.route("/<path:path>", methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
         def answer(path):
             token = request.headers["Authorization"].removeprefix("Bearer ")
             self.calls.append({"path": "/" + path, "args": request.args.to_dict(), "token": token,

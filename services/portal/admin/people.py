@@ -459,6 +459,15 @@ def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
     return changed
 
 
+def delete_team(svc: Portal, session: dict, team_id: str) -> None:
+    """Remove a team added by mistake (assignment refuses one with agents or tickets, saying why: 409)."""
+    try:
+        svc.services.call("assignment", "DELETE", f"/teams/{path_id(team_id)}", actor(session))
+    except Refused as refused:
+        raise refusal(refused) from None
+    forget_names(svc, "teams")
+
+
 def set_leads(svc: Portal, session: dict, team_id: str, leads: list[str]) -> None:
     """Make `leads` the team's leads (none when empty; a team may have several, as an agent's page can make it):
     each member's lead_of gains or loses the team."""

@@ -17,6 +17,7 @@ NOTICES = {
     "retired": "The topic is retired: it is no longer on the form, and its tickets keep it. A team that takes it is "
     "marked in the list of teams.",
     "restored": "The topic is back on the form.",
+    "deleted": "The team is deleted. Any topics it took go to General until another team takes them.",
 }
 
 
@@ -111,6 +112,18 @@ def change_team(team_id: str):
     except UserError as exc:
         return _edit(team_id, form, exc.errors, exc.message, exc.status, *_question(exc))
     return redirect(url_for("admin.team", team_id=team_id, notice="saved"), 303)
+
+
+@blueprint.post("/teams/<team_id>/delete")
+@admin_required
+def delete_team(team_id: str):
+    try:
+        people.delete_team(portal(), g.session, team_id)
+    except UserError as exc:
+        if exc.status == 404:
+            return _edit(team_id)  # gone already: the page says so
+        return _edit(team_id, None, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.teams", notice="deleted"), 303)
 
 
 @blueprint.post("/teams/<team_id>/lead")
