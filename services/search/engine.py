@@ -166,6 +166,7 @@ class Engine:
         found = searcher.search(_filtered(text, filters), limit, offset=offset)
         near: list[str] = []  # the typed words whose near misses matched (marked in the snippet by hand)
         joined = queries.joined_terms(q) if self.copies else None  # what the copies matched: marked by hand
+        parts = queries.parts_looked_for(q)  # a word's parts are marked only where they stand together
         if found.count < FEW:
             fuzzy = queries.text_query(self.schema, q, fuzzy=True, copies=self.copies)
             found = searcher.search(_filtered(fuzzy, filters), limit, offset=offset)
@@ -174,7 +175,7 @@ class Engine:
         snippets = {f: tantivy.SnippetGenerator.create(searcher, text, self.schema, f) for f in SNIPPET_FIELDS}
         for generator in snippets.values():
             generator.set_max_num_chars(SNIPPET_CHARS)
-        hits = [self._hit(searcher, snippets, address, score, near, joined) for score, address in found.hits]
+        hits = [self._hit(searcher, snippets, address, score, near, joined, parts) for score, address in found.hits]
         return hits, found.count
 
     def similar(self, ticket_id: str, *, scope: Scope, limit: int = 5) -> list[dict]:
@@ -220,7 +221,7 @@ class Engine:
         return tantivy.Query.term_query(self.schema, name, value)
 
     def _hit(
-        self, searcher: tantivy.Searcher, snippets: dict | None, address, score: float, near=(), joined=None
+        self, searcher: tantivy.Searcher, snippets: dict | None, address, score: float, near=(), joined=None, parts=None
     ) -> dict:
         doc = searcher.doc(address)
         return {
@@ -229,7 +230,7 @@ class Engine:
             "subject": doc.get_first("subject"),
             "status": doc.get_first("status"),
             "team": doc.get_first("team"),
-            "snippet": _snippet(doc, snippets, near, joined),
+            "snippet": _snippet(doc, snippets, near, joined, parts),
             "score": round(score, 4),
         }
 
@@ -294,7 +295,7 @@ def _filtered(query: tantivy.Query, filters: list[tantivy.Query]) -> tantivy.Que
     return tantivy.Query.boolean_query(clauses)
 
 
-def _snippet(doc: tantivy.Document, snippets: dict | None, near=(), joined=None) -> str:
+def _snippet(doc: tantivy.Document, snippets: dict | None, near=(), joined=None, parts=None) -> str:
     """HTML: the fragment of the field that marks the most of the words looked for (of two that mark as many, the
     first of SNIPPET_FIELDS), those words in <mark>, everything else escaped: "thanks for the details" shows the
     reply that holds all four, not the description's "the".
@@ -302,7 +303,9 @@ def _snippet(doc: tantivy.Document, snippets: dict | None, near=(), joined=None)
     A word found through a typo (`near`: the typed words of a fuzzy search) is matched in the `plain` field,
     which tantivy's snippets do not show: its near misses are looked for in the text fields here instead. So is
     a word found in a joined copy (`joined`: queries.joined_terms; "wifi" found "Wi-Fi", "wi-fi" found "wifi"),
-    which tantivy's snippets, knowing only the words as written, never take for the word looked for."""
+    which tantivy's snippets, knowing only the words as written, never take for the word looked for. The parts of a
+    word looked for as their phrase (`parts`: queries.parts_looked_for; "e" and "mail" of "e-mail") are marked
+    where they stand together, never alone ("Every mail" for "e-mail")."""
     best, most = None, 0
     for name in SNIPPET_FIELDS if snippets else ():
         texts = doc.get_all(name)
@@ -311,9 +314,11 @@ def _snippet(doc: tantivy.Document, snippets: dict | None, near=(), joined=None)
         snippet = snippets[name].snippet_from_doc(doc)
         if snippet.highlighted():
             ranges = [(r.start, r.end) for r in snippet.highlighted()]
-            shown = _whole_words(texts, snippet.fragment(), ranges, joined)
+            shown = _whole_words(texts, snippet.fragment(), ranges, joined, parts)
+            if not MARKED.search(shown):  # it marked only parts standing alone: where they stand together, if anywhere
+                shown = _joined_snippet(texts, joined, parts)
         else:
-            shown = _joined_snippet(texts, joined) if joined else None
+            shown = _joined_snippet(texts, joined, parts) if joined else None
         if shown and (marks := words_marked(shown)) > most:
             best, most = shown, marks
     if best is not None:
@@ -373,12 +378,47 @@ def _joined_stem(word: str) -> str | None:
     return stems[0] if len(stems) == 1 else None
 
 
-def _joined_snippet(texts: list[str], joined) -> str | None:
-    """A field's fragment around the words its joined copy matched, marked; None when it has none."""
+def _joined_snippet(texts: list[str], joined, parts=None) -> str | None:
+    """A field's fragment around the words its joined copy matched, or a typed word's parts standing together
+    (`parts`), marked; None when it has none."""
     for text in texts:
-        if spans := _joined_spans(text, joined):
-            return _window(text, spans)
+        spans = (_joined_spans(text, joined) if joined else []) + (_parts_spans(text, parts[1]) if parts else [])
+        if spans:
+            return _window(text, sorted(spans))
     return None
+
+
+_PART = re.compile(r"[^\W_]+")  # a run of letters or digits: what the analysis cuts a word into
+
+
+@functools.lru_cache(maxsize=8192)
+def _stem(part: str) -> str | None:
+    stems = queries.ENGLISH.analyze(part)
+    return stems[0] if stems else None
+
+
+def _parts_spans(text: str, sequences: tuple[tuple[str, ...], ...]) -> list[tuple[int, int]]:
+    """Where `text` has each sequence of stems one after the other ("e-mail", "e mail" for ("e", "mail")), whole."""
+    if not sequences:
+        return []
+    stems = [(m.start(), m.end(), stem) for m in _PART.finditer(text) if (stem := _stem(m.group()))]
+    spans = []
+    for sequence in sequences:
+        size = len(sequence)
+        for i in range(len(stems) - size + 1):
+            if all(stems[i + k][2] == sequence[k] for k in range(size)):
+                spans.append((stems[i][0], stems[i + size - 1][1]))
+    return spans
+
+
+def _alone(shown: str, ranges: list[tuple[int, int]], parts) -> list[tuple[int, int]]:
+    """tantivy's marks (byte ranges of `shown`) without those of a part standing alone (queries.parts_looked_for),
+    with each typed word's parts marked whole where they stand together."""
+    if not parts or not parts[1]:
+        return ranges
+    raw = shown.encode()
+    kept = [(a, b) for a, b in ranges if _stem(raw[a:b].decode(errors="replace")) not in parts[0]]
+    return kept + _byte_ranges(shown, _parts_spans(shown, parts[1]))
 
 
 def _window(text: str, spans: list[tuple[int, int]]) -> str:
@@ -422,13 +462,14 @@ def _edits(a: str, b: str, bound: int) -> int:
 CARRIED = 8  # punctuation a fragment's first or last word may carry into it ("<tag>", "(printer)", "ok?!")
 
 
-def _whole_words(texts: list[str], fragment: str, ranges: list[tuple[int, int]], joined=None) -> str:
+def _whole_words(texts: list[str], fragment: str, ranges: list[tuple[int, int]], joined=None, parts=None) -> str:
     """tantivy's fragment, marked, with the punctuation its first and last words carry on the text's side
     ("<tag>", not "<tag": a fragment runs from a token's start to a token's end; at most CARRIED characters, and
     never a letter or digit of a word it cut), and "…" where the text goes on past it. The hyphenated words in
     it that a joined copy matched are marked whole (`joined`: the stems looked for there)."""
     text = next((text for text in texts if fragment in text), None)
     if text is None:
+        ranges = _alone(fragment, ranges, parts)
         return _marked(fragment, ranges + _byte_ranges(fragment, _joined_spans(fragment, joined) if joined else []))
     at = text.index(fragment)
     start, end = at, at + len(fragment)
@@ -438,7 +479,7 @@ def _whole_words(texts: list[str], fragment: str, ranges: list[tuple[int, int]],
         end += 1
     shift = len(text[start:at].encode())
     shown = text[start:end]
-    ranges = [(a + shift, b + shift) for a, b in ranges]
+    ranges = _alone(shown, [(a + shift, b + shift) for a, b in ranges], parts)
     if joined:
         ranges += _byte_ranges(shown, _joined_spans(shown, joined))
     marked = _marked(shown, ranges)

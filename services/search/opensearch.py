@@ -306,6 +306,8 @@ def _word(word: str, fuzzy: bool) -> dict | None:
             options.append(_in_fields(("match_phrase", _plain(word)), _phrase_or_word(queries.together_of(word))))
         else:
             options.append(_in_fields(("match", _plain(word)), ("match", _plain(word))))
+    if other := queries.plural_of_letters(word):  # "VPNs" finds "VPN", and back
+        options.append(_in_fields(("match", _plain(other)), ("match", _plain(other))))
     if number := queries.NUMBER.match(word):
         options.append({"term": {"number": {"value": int(number[1]), "boost": queries.NUMBER_BOOST}}})
     if fuzzy and not queries.in_parts(word):  # a near miss of one part would be the part alone
@@ -320,6 +322,7 @@ def _word(word: str, fuzzy: bool) -> dict | None:
 def text_query(q: str, *, fuzzy: bool = False) -> dict | None:
     """queries.text_query as OpenSearch's query DSL; None when `q` holds no word at all."""
     phrases, words = queries.split(q)
+    words = queries.naming_numbers(words)
     musts = [
         _in_fields(("match_phrase", _plain(p)), _phrase_or_word(queries.together_of(p)))
         for p in phrases

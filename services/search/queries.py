@@ -113,6 +113,34 @@ def _terms(schema: tantivy.Schema, field: str, tokens: list[str]) -> tantivy.Que
     return tantivy.Query.phrase_query(schema, field, tokens)
 
 
+# what people type before a ticket's number ("ticket 100042", "request no. 42", "case #42"): not words to look for
+NUMBER_NAMES = frozenset({"ticket", "tickets", "request", "requests", "case", "number", "no", "no.", "nr", "nr.", "#"})
+
+
+def naming_numbers(words: list[str]) -> list[str]:
+    """The typed words without those that only name the number after them ("ticket 100042" looks for 100042)."""
+    kept, naming = [], True
+    for word in reversed(words):
+        if naming and word.casefold() in NUMBER_NAMES and kept and NUMBER.match(kept[-1]):
+            continue  # kept[-1] is the word after it, or after the run of such words it starts
+        naming = True
+        kept.append(word)
+    return list(reversed(kept))
+
+
+_NO_VOWEL_PLURAL = re.compile(r"^[b-df-hj-np-tv-z]{2,}(?<![sS])s$", re.IGNORECASE)  # VPNs, PCs, PDFs: the stemmer
+# leaves their s (it takes one only after a vowel); "rss" is no plural
+
+
+def plural_of_letters(word: str) -> str | None:
+    """An abbreviation's plural as the stemmer leaves it ("vpns"), and its singular: the other one of the two."""
+    if _NO_VOWEL_PLURAL.match(word):
+        return word[:-1]
+    if re.fullmatch(r"[b-df-hj-np-tv-z]{2,}(?<![sS])", word, re.IGNORECASE):  # not "rss", "dns": no plurals
+        return word + "s"
+    return None
+
+
 def _word(schema: tantivy.Schema, word: str, fuzzy: bool, copies: bool = True) -> tantivy.Query | None:
     """One typed word: its stems in any text field, or the ticket's number, or (fuzzy) a near miss. A word the
     analysis cuts in parts (ERR_CONN_RESET, won't, e-mail, <b>) is those parts in that order, as a phrase: any
@@ -125,6 +153,8 @@ def _word(schema: tantivy.Schema, word: str, fuzzy: bool, copies: bool = True) -
         together = together_of(word)
         whole = _in_fields(schema, tokens, ENGLISH.analyze(together) if together else [], copies)
     options = [whole] if whole is not None else [_in_fields(schema, [t], [t], copies) for t in tokens]
+    if (other := plural_of_letters(word)) and (stems := ENGLISH.analyze(other)):  # "VPNs" finds "VPN", and back
+        options.append(_in_fields(schema, stems, stems, copies))
     if number := NUMBER.match(word):
         options.append(
             tantivy.Query.boost_query(tantivy.Query.term_query(schema, "number", int(number[1])), NUMBER_BOOST)
@@ -155,6 +185,18 @@ def joined_terms(q: str) -> tuple[frozenset[str], frozenset[str]]:
     texts = [*phrases, *map(without_possessive, words)]
     together = frozenset(t for text in texts for t in ENGLISH.analyze(joined(text)))
     return together, together - {t for text in texts for t in ENGLISH.analyze(text)}
+
+
+def parts_looked_for(q: str) -> tuple[frozenset[str], tuple[tuple[str, ...], ...]]:
+    """The typed words looked for as the phrase of their parts (`in_parts`: e-mail, ERR_CONN_RESET): the stems
+    only those phrases look for, and each phrase's stems in order. tantivy's snippets mark a phrase's terms
+    wherever they stand ("mail" in "Every mail" for "e-mail"): such a stem is marked only where its phrase is."""
+    phrases, words = split(q)
+    words = [without_possessive(word) for word in words]
+    sequences = tuple(dict.fromkeys(tuple(ENGLISH.analyze(word)) for word in words if in_parts(word)))
+    alone = {t for word in words if not in_parts(word) for t in ENGLISH.analyze(word)}
+    alone |= {t for phrase in phrases for t in ENGLISH.analyze(phrase)}
+    return frozenset(t for sequence in sequences for t in sequence) - alone, sequences
 
 
 def in_parts(word: str) -> bool:
@@ -192,6 +234,7 @@ def text_query(schema: tantivy.Schema, q: str, *, fuzzy: bool = False, copies: b
     """The query for `q`; None when it holds no word at all (punctuation only). `copies`: whether the index has
     the text fields' joined copies (an index made before them is searched without)."""
     phrases, words = split(q)
+    words = naming_numbers(words)
     musts = [p for p in (_phrase(schema, phrase, copies) for phrase in phrases) if p is not None]
     shoulds = [w for w in (_word(schema, word, fuzzy, copies) for word in dict.fromkeys(words)) if w is not None]
     if not musts and not shoulds:

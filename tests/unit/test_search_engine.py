@@ -226,6 +226,42 @@ def test_the_snippet_marks_the_hyphenated_word_whole_whichever_way_it_was_typed(
     assert item["snippet"] == "The <mark>Wi-Fi</mark> <mark>drops</mark> <mark>on</mark> floor 3."
 
 
+def test_a_typed_word_s_parts_are_marked_where_they_stand_together_never_alone(engine):
+    """ "e-mail" marked "mail" in "Every mail to partner" and "REOPEN-MAIL" (the search tester's find)."""
+    index(
+        engine,
+        make_doc("a", 1, "Emails to partner bounce", "Every mail to partner.example bounces; mail-secure rejects."),
+        make_doc("b", 2, "Outlook", "My e mail stopped after the update, e-mail too."),
+        make_doc("c", 3, "Chrome", "ERR_CONN_RESET on the portal; a reset of the router did nothing."),
+    )
+    snippets = {item["ticket_id"]: item["snippet"] for item in engine.search("e-mail", scope=EVERYONE)[0]}
+    assert snippets == {
+        "a": "<mark>Emails</mark> to partner bounce",
+        "b": "My <mark>e mail</mark> stopped after the update, <mark>e-mail</mark> too.",
+    }
+    [item], _ = engine.search("ERR_CONN_RESET", scope=EVERYONE)
+    assert item["snippet"] == "<mark>ERR_CONN_RESET</mark> on the portal; a reset of the router did nothing."
+    [item], _ = engine.search("ERR_CONN_RESET reset", scope=EVERYONE)  # typed alone too: marked alone too
+    assert item["snippet"].count("<mark>") == 2 and "a <mark>reset</mark> of" in item["snippet"]
+
+
+def test_a_ticket_is_found_by_its_number_with_the_words_people_put_before_it(engine):
+    index(
+        engine, make_doc("a", 100129, "Calendar invitations vanish", "Since Monday."), make_doc("b", 7, "Ticket", "x")
+    )
+    for q in ("ticket 100129", "Ticket #100129", "request no. 100129", "case 100129 calendar"):
+        assert ids(engine.search(q, scope=EVERYONE)) == ["a"], q
+    assert ids(engine.search("ticket", scope=EVERYONE)) == ["b"]  # a word like any other without a number after it
+
+
+def test_an_abbreviation_s_plural_finds_it_and_back(engine):
+    """The stemmer takes an s only after a vowel: "VPNs" found nothing where "vpn" found eleven tickets."""
+    index(engine, make_doc("a", 1, "VPN drops", "The VPN drops hourly."), make_doc("b", 2, "PCs", "Two PCs are slow."))
+    assert ids(engine.search("VPNs", scope=EVERYONE)) == ["a"]
+    assert ids(engine.search("pc", scope=EVERYONE)) == ["b"]
+    assert ids(engine.search("rs", scope=EVERYONE)) == []
+
+
 def test_a_hyphenated_word_found_joined_up_is_marked_where_no_other_word_is(engine):
     long = "Words before. " * 20 + "The Wi-Fi (guest) is down." + " Words after." * 20
     index(engine, make_doc("a", 1, "Help", long), make_doc("b", 2, "Other", "Nothing here <b>."))

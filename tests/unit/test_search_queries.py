@@ -74,6 +74,13 @@ def test_the_stems_a_query_looks_for_joined_up_and_those_it_does_not_look_for_as
     assert queries.joined_terms("***") == (set(), set())
 
 
+def test_the_parts_a_query_looks_for_only_together():
+    alone, sequences = queries.parts_looked_for('e-mail ERR_CONN_RESET reset "mail server" wifi')
+    assert sequences == (("e", "mail"), ("err", "conn", "reset"))
+    assert alone == {"e", "err", "conn"}  # "reset" is typed alone, "mail" in a phrase: marked wherever they stand
+    assert queries.parts_looked_for("printer") == (frozenset(), ())
+
+
 def test_the_schema_without_the_copies_is_the_one_indexes_were_made_with():
     assert build_schema(copies=False) == schema_before_the_copies()
     assert build_schema() != schema_before_the_copies()
@@ -100,7 +107,7 @@ def test_an_index_made_before_the_copies_is_read_as_it_is_and_known_as_outdated(
     assert not reader.copies
     [item], total = reader.search("wi-fi", scope=EVERYONE)
     assert (item["ticket_id"], total) == ("a", 1)
-    assert item["snippet"] == "The <mark>Wi</mark>-<mark>Fi</mark> drops on floor 3."  # as before the copies
+    assert item["snippet"] == "The <mark>Wi-Fi</mark> drops on floor 3."  # its parts, where they stand together
     assert [i["ticket_id"] for i in reader.search("printers", scope=EVERYONE)[0]] == ["b"]
     assert reader.search("wifi", scope=EVERYONE) == ([], 0)  # joined up only once rebuilt
     writer = Engine(path)
