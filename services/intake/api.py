@@ -373,6 +373,31 @@ class TicketMailText(MethodView):
         return response
 
 
+@tickets.route("/tickets/<ticket_id>/mail/<mail_id>/files/<int:n>")
+class TicketMailFile(MethodView):
+    @require_roles("agent", "admin")
+    @tickets.doc(
+        description=DOWNLOAD,
+        responses={
+            "200": {
+                "description": "The file's bytes, as an attachment (see the API's description for the headers).",
+                "content": {files.OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
+    @tickets.alt_response(404, response="NOT_FOUND")
+    def get(self, ticket_id, mail_id, n):
+        """The n-th file (from 1, in the order of the mail's `attachments`) of a mail about the ticket, read from the
+        mail as it came: the files of a mail kept for the agents are not the ticket's (those the requester reads
+        too), so they are had here, by the agents who see the ticket. A mail it carries whole (.eml) is the
+        admins' (it may quote the requester's link; its text is in `.../text`). An addition to the contract."""
+        name, content_type, data = inbox.mail_file(intake(), ticket_id, mail_id, n, principal())
+        response = Response(data, content_type=content_type)
+        response.headers.update(DOWNLOAD_HEADERS)
+        response.headers["Content-Disposition"] = files.content_disposition(name)
+        return response
+
+
 @mail.route("/mail")
 class Mail(MethodView):
     @require_roles("admin")

@@ -34,6 +34,7 @@ from services.intake.domain import (
 )
 from services.intake.handlers import RATE_WINDOW, Intake, _recorded, change_ticket, get_ticket, within_rate_limit
 from services.intake.inbound_headers import answers_our_mail, auto_reply_by_subject
+from services.intake.inbound_parts import MAILS
 from services.intake.schemas import TicketCreateSchema
 from shared.access import same_email
 from shared.auth import Principal
@@ -113,6 +114,26 @@ def mail_text(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | 
     text = redact_tokens(inbound.parse(_bytes_of(svc, record), record.get("sender") or "").full_text)
     svc.blobs.put(text_blob, text.encode("utf-8"), {"kind": "mail-text", "message_id": record.get("message_id")})
     return record, text
+
+
+def mail_file(svc: Intake, ticket_id: str, mail_id: str, n: int, principal: Principal | None) -> tuple[str, str, bytes]:
+    """The n-th file (from 1, as the mail's record lists them) of a mail about the ticket, read from its bytes:
+    (its file name, the Content-Type to serve it with, its bytes), for the agents who see the ticket. A mail kept
+    for the agents keeps its files only there (a ticket's own files are the requester's too). A mail the mail
+    carries whole (.eml) is the admins': it may quote the requester's link (its text, links hidden, is in the
+    mail's whole text). NotFound as `raw_mail`, and for a file the mail does not have."""
+    record = _kept_mail(svc, ticket_id, mail_id, principal)
+    found = inbound.parse(_bytes_of(svc, record), record.get("sender") or "").attachments
+    if not 1 <= n <= len(found):
+        raise NotFound(f"Mail {mail_id} has no file {n}.")
+    attachment = found[n - 1]
+    if attachment.content_type in MAILS and (principal is None or principal.role != "admin"):
+        raise NotFound(f"File {n} of mail {mail_id} is a mail: its text is in the mail's whole text.")
+    return (
+        files.clean_filename(attachment.filename),
+        files.served_type(attachment.content_type, attachment.data),
+        (attachment.data),
+    )
 
 
 TEXT_VERSION = "text-2"  # a mail's whole text as mail_text keeps it: a new way of reading mail is read anew

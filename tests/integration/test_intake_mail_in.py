@@ -370,6 +370,37 @@ def test_a_mail_longer_than_the_thread_takes_is_there_whole_for_who_sees_its_tic
         assert client.get(f"/tickets/{ticket.id}/mail/{record['id']}/raw", headers=who).status_code == 403
 
 
+def test_the_files_of_a_mail_kept_for_the_agents_are_theirs_to_download(svc, client):
+    """They are not the ticket's files (the requester reads those): they were named, and nobody could open them."""
+    ticket = svc.tickets.get(receive(svc, mail(address(), "VPN drops", "Since Monday.")).ticket_id)
+    colleague = mail(address(), f"Re: [#{ticket.number}] VPN drops", "Here is my log too.")
+    colleague.add_attachment(b"line 1\n", maintype="text", subtype="plain", filename="../other.log")
+    colleague.add_attachment(mail(address(), "the receipt", "Your request: http://x/t/eyJhbGciOi.eyJ0.c2ln"))
+    assert receive(svc, colleague).kind == "kept"
+    [kept] = [m for m in client.get(f"/tickets/{ticket.id}/mail", headers=auth_header("admin")).get_json()["items"]
+              if m["outcome"] == "kept"]  # fmt: skip
+    path = f"/tickets/{ticket.id}/mail/{kept['id']}/files"
+    assert [a["filename"] for a in kept["attachments"]][0] == "other.log" and svc.attachments.list(ticket.id) == []
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    assigned = {"agent_id": agent, "agent_name": "Sofia", "agent_email": f"{agent}@example.com", "team": "network",
+                "reason": "auto"}  # fmt: skip
+    handlers.record_and_apply(svc, event_from("assignment", "ticket.assigned", ticket.id, assigned))
+    known = {"agent_id": agent, "name": "Sofia", "email": f"{agent}@example.com", "teams": ["network"], "lead_of": [],
+             "available": True}  # fmt: skip
+    handlers.HANDLERS["agent.updated"](svc, event_from("assignment", "agent.updated", agent, known))
+
+    log = client.get(f"{path}/1", headers=auth_header("agent", agent))
+
+    assert log.status_code == 200 and log.get_data() == b"line 1\n"
+    assert log.headers["Content-Disposition"].startswith('attachment; filename="other.log"')
+    assert log.headers["X-Content-Type-Options"] == "nosniff" and "sandbox" in log.headers["Content-Security-Policy"]
+    assert client.get(f"{path}/1", headers=auth_header("agent", "nobody")).status_code == 404
+    assert client.get(f"{path}/2", headers=auth_header("agent", agent)).status_code == 404
+    assert b"eyJ0" in client.get(f"{path}/2", headers=auth_header("admin")).get_data()  # a mail: the admins'
+    assert client.get(f"{path}/3", headers=auth_header("admin")).status_code == 404
+    assert client.get(f"{path}/1", headers=auth_header("portal")).status_code == 403
+
+
 def test_a_mails_whole_text_is_read_again_from_its_bytes_with_links_hidden(svc, client):
     """What the thread cuts (past 20,000 characters) and leaves out (the quote of a reply), as text: for agents,
     who may not have the bytes (they hold the requester's link as it came)."""

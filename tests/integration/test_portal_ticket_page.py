@@ -421,6 +421,28 @@ def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(por
     assert ada.get("/console/tickets/t-1/mail/m-9.txt").status_code == 404
 
 
+def test_the_files_of_a_mail_kept_for_the_agents_are_links_to_them(portal, stub):  # noqa: F811
+    a_ticket(stub)
+    files = [{"filename": "trace <1>.log", "content_type": "text/plain", "size": 7},
+             {"filename": "receipt.eml", "content_type": "message/rfc822", "size": 900}]  # fmt: skip
+    stub.answers["/tickets/t-1/mail"] = {"items": [
+        {"id": "m-3", "subject": "Me too", "sender": "bo@example.com", "outcome": "kept", "whole": True,
+         "received_at": "2026-01-01T10:02:00.000Z", "text": "Same here.", "reason": "another sender",
+         "attachments": files},
+    ]}  # fmt: skip
+    stub.answers["/tickets/t-1/mail/m-3/files/1"] = {"file": "its bytes"}
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    ada = signed_in(portal, "agent", "ada")
+
+    html = text(ada.get("/console/tickets/t-1"))
+
+    assert '<a href="/console/tickets/t-1/mail/m-3/files/1" download><bdi>trace &lt;1&gt;.log</bdi></a>' in html
+    assert "<bdi>receipt.eml</bdi> (a mail: its text is in the mail's whole text, below)" in html  # admins' file
+    assert ada.get("/console/tickets/t-1/mail/m-3/files/1").get_json() == {"file": "its bytes"}  # intake's, passed on
+    assert ada.get("/console/tickets/t-1/mail/m-3/files/2").status_code == 404  # intake refuses it (no answer here)
+    assert '/mail/m-3/files/2" download><bdi>receipt.eml' in text(signed_in(portal).get("/console/tickets/t-1"))
+
+
 def test_a_ticket_transferred_to_a_team_where_nobody_takes_tickets_says_it_waits(portal, stub):  # noqa: F811
     a_queued_ticket(stub)  # in network's queue, no agent
     stub.answers["/agents"] = {"items": [AGENTS[0] | {"available": False}, AGENTS[1]]}

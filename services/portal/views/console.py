@@ -538,6 +538,14 @@ def mail_text(ticket_id: str, mail_id: str):
     return _mail_from_intake(ticket_id, mail_id, "text")
 
 
+@blueprint.get("/tickets/<ticket_id>/mail/<mail_id>/files/<int:n>")
+@agent_required
+def mail_file(ticket_id: str, mail_id: str, n: int):
+    """A file of a mail kept for the agents (not the ticket's: the requester's page never shows it), from intake,
+    always a download."""
+    return _mail_from_intake(ticket_id, mail_id, f"files/{n}")
+
+
 def _mail_from_intake(ticket_id: str, mail_id: str, form: str):
     path = f"/tickets/{path_id(ticket_id)}/mail/{path_id(mail_id)}/{form}"
     try:
