@@ -54,7 +54,9 @@ def openapi(service: str) -> tuple[dict, list[str]]:
         spec = api.spec.to_dict()
     documented = {re.sub(r"\{(\w+)\}", r"<\1>", path) for path in spec["paths"]}
     open_paths = sorted(
-        rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static" and rule.rule not in documented
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static" and re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", rule.rule) not in documented
     )
     return spec, open_paths
 

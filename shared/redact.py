@@ -9,7 +9,7 @@ the requester.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 # A JWT in compact form: base64url header, payload and signature. The header is a JSON object written
@@ -21,10 +21,11 @@ _SEGMENT = r"[A-Za-z0-9_-]++"
 _JWT = re.compile(
     rf"(?:(?<![A-Za-z0-9_-])|(?<=%2[Ff])|(?<=%3[Dd]))eyJ{_SEGMENT}(?:\.|%2[Ee]){_SEGMENT}(?:\.|%2[Ee]){_SEGMENT}"
 )
-# A run of a link's characters that holds a percent-encoded one, taken from its start only (linear): a link
-# whose token has any of its characters percent-encoded (/t/%65yJ...) still works, since the portal reads the
-# path decoded, so such a run is read decoded too.
-_ENCODED_RUN = re.compile(r"(?<![^\s\"'<>])[^\s\"'<>%]*+%[0-9A-Fa-f]{2}[^\s\"'<>]*+")
+# A run of a link's characters that holds a "%", taken from its start only (linear): a link whose token has any
+# of its characters percent-encoded (/t/%65yJ...) still works, since the portal reads the path decoded, so such a
+# run is read decoded too.
+_ENCODED_RUN = re.compile(r"(?<![^\s\"'<>])[^\s\"'<>%]*+%[^\s\"'<>]*+")
+_ESCAPE = re.compile(r"%([0-7][0-9A-Fa-f])")  # an ASCII character percent-encoded: a token has no other
 HIDDEN = "(hidden)"
 
 
@@ -58,10 +59,28 @@ def redact_tokens(text: str) -> str:
 
 
 def _decoded_if_it_hides_a_token(run: re.Match) -> str:
-    """The run as it is; or decoded, with the token hidden, when decoding shows one."""
-    decoded = unquote(run.group(0))
-    hidden = _JWT.sub(HIDDEN, decoded)
-    return hidden if hidden != decoded else run.group(0)
+    """The run as it is, but for a token that its ASCII characters decoded show: that token's own characters (as
+    written, encoded or not) become (hidden), and nothing else of the run changes (what it encodes stays encoded)."""
+    text = run.group(0)
+    decoded, starts = [], []  # each decoded character, and where it starts in `text`
+    at = 0
+    for escape in _ESCAPE.finditer(text):
+        for i in range(at, escape.start()):
+            decoded.append(text[i])
+            starts.append(i)
+        decoded.append(chr(int(escape.group(1), 16)))
+        starts.append(escape.start())
+        at = escape.end()
+    for i in range(at, len(text)):
+        decoded.append(text[i])
+        starts.append(i)
+    starts.append(len(text))
+    pieces, done = [], 0
+    for token in _JWT.finditer("".join(decoded)):
+        begin, end = starts[token.start()], starts[token.end()]
+        pieces += [text[done:begin], HIDDEN]
+        done = end
+    return "".join(pieces) + text[done:] if pieces else text
 
 
 # --- web addresses in a text: where each one ends, as a person reads it (the links of a page or an email) ----

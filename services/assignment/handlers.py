@@ -180,21 +180,35 @@ def update_team(svc: Assignment, team_id: str, changes: dict) -> dict:
 
 
 def delete_team(svc: Assignment, team_id: str) -> None:
-    """Remove a team that no agent is in and no ticket ever went to (one added by mistake); its topics go back to
-    general. 409 otherwise, saying why: a team with a history stays, since its tickets and reports name it."""
-    team = svc.teams.get(team_id)
+    """Remove a team that no agent is in or leads and no ticket ever went to (one added by mistake); its topics go
+    back to general. 409 otherwise, saying why: a team with a history stays, since its tickets and reports name it.
+
+    Checked again once it is gone: an agent given the team, or a ticket routed or moved there, in the meantime (each
+    read the team before it went) puts it back, refused as if it had come first."""
     if team_id == GENERAL:
         raise Conflict("Team general always exists: it takes the topics no other team names.")
-    members = [a for a in svc.agents.all() if team_id in a["teams"] or team_id in a.get("lead_of", [])]
-    if members:
-        names = ", ".join(agent["name"] for agent in members)
-        raise Conflict(f"{team['name']} has agents ({names}): take them out of it first.")
+    document = svc.teams.document(team_id)
+    _deletable(svc, team_id, document["name"])
+    svc.teams.delete(team_id)
+    try:
+        _deletable(svc, team_id, document["name"])
+    except Conflict:
+        svc.teams.restore(document)
+        raise
+
+
+def _deletable(svc: Assignment, team_id: str, name: str) -> None:
+    agents = svc.agents.all()
+    if members := [agent["name"] for agent in agents if team_id in agent["teams"]]:
+        raise Conflict(f"{name} has agents ({', '.join(members)}): take them out of it first.")
+    if leads := [agent["name"] for agent in agents if team_id in agent.get("lead_of", [])]:
+        verb = "leads" if len(leads) == 1 else "lead"
+        raise Conflict(f"{', '.join(leads)} {verb} {name}: untick it among the teams they lead first.")
     if ticket := svc.tickets.one_of_team(team_id):
         raise Conflict(
-            f"Tickets went to {team['name']} (#{ticket.get('number')} for one): a team with tickets stays, "
+            f"Tickets went to {name} (#{ticket.get('number')} for one): a team with tickets stays, "
             "since they and the reports name it. Give its topics to another team instead."
         )
-    svc.teams.delete(team_id)
 
 
 def list_teams(svc: Assignment) -> list[dict]:

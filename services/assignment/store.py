@@ -225,6 +225,16 @@ class TeamStore:
         if not self.collection.delete_one({"_id": team_id}).deleted_count:
             raise NotFound(f"No team {team_id}.")
 
+    def restore(self, team: dict) -> None:
+        """A team's document put back as it was (a delete that found it used meanwhile)."""
+        self.collection.replace_one({"_id": team["_id"]}, team, upsert=True)
+
+    def document(self, team_id: str) -> dict:
+        doc = self.collection.find_one({"_id": team_id})
+        if doc is None:
+            raise NotFound(f"No team {team_id}.")
+        return doc
+
     def require(self, team_ids: list[str], field: str) -> None:
         known = {doc["_id"] for doc in self.collection.find({"_id": {"$in": list(team_ids)}}, {"_id": 1})}
         unknown = sorted(set(team_ids) - known)
@@ -271,10 +281,16 @@ class TicketStore(VersionedStore):
     def one_of_team(self, team: str) -> dict | None:
         """A ticket the team has or had (`number`), whatever its status; None when no ticket ever went to it.
 
-        A ticket transferred out of it names it in its history only (`from` of the transfer; an agent with the same id
-        as the team counts too, on the safe side): that part is no index's (a rare admin's read)."""
-        query = {"$or": [{"team": team}, {"history.from": team}]}
-        return self.collection.find_one(query, {"number": 1})
+        One it has is an index's look-up. One transferred out of it names it in its history only, as the `from` of
+        a transfer (a status's or an agent's change has a `from` too): those are read one by one, a scan of the
+        tickets with a transfer (a rare admin's read; FerretDB takes no `$elemMatch` of several fields)."""
+        if (found := self.collection.find_one({"team": team}, {"number": 1})) is not None:
+            return found
+        moved = {"history.action": "transferred", "history.from": team}
+        for doc in self.collection.find(moved, {"number": 1, "history": 1}, batch_size=500):
+            if any(e.get("action") == "transferred" and e.get("from") == team for e in doc.get("history", [])):
+                return doc
+        return None
 
     def waiting(self, team: str, limit: int = 20) -> list[str]:
         """The team's queue: unassigned open tickets, emergency first, then high, normal, low; oldest first."""

@@ -119,21 +119,42 @@ def mail_text(svc: Intake, ticket_id: str, mail_id: str, principal: Principal | 
 def mail_file(svc: Intake, ticket_id: str, mail_id: str, n: int, principal: Principal | None) -> tuple[str, str, bytes]:
     """The n-th file (from 1, as the mail's record lists them) of a mail about the ticket, read from its bytes:
     (its file name, the Content-Type to serve it with, its bytes), for the agents who see the ticket. A mail kept
-    for the agents keeps its files only there (a ticket's own files are the requester's too). A mail the mail
-    carries whole (.eml) is the admins': it may quote the requester's link (its text, links hidden, is in the
-    mail's whole text). NotFound as `raw_mail`, and for a file the mail does not have."""
+    for the agents keeps its files only there (a ticket's own files are the requester's too). A file that may hold
+    the requester's link (`_may_hold_a_link`: a mail carried whole, a text with a token) is the admins' (the mail's
+    whole text has it with links hidden). NotFound as `raw_mail`, for a file the mail does not have, and for one
+    that is not the one the record names (read otherwise since: the page's link would give another)."""
     record = _kept_mail(svc, ticket_id, mail_id, principal)
-    found = inbound.parse(_bytes_of(svc, record), record.get("sender") or "").attachments
-    if not 1 <= n <= len(found):
+    found = inbound.files_of(_bytes_of(svc, record))
+    listed = record.get("attachments") or []
+    if not 1 <= n <= min(len(found), len(listed)):
         raise NotFound(f"Mail {mail_id} has no file {n}.")
-    attachment = found[n - 1]
-    if attachment.content_type in MAILS and (principal is None or principal.role != "admin"):
-        raise NotFound(f"File {n} of mail {mail_id} is a mail: its text is in the mail's whole text.")
-    return (
-        files.clean_filename(attachment.filename),
-        files.served_type(attachment.content_type, attachment.data),
-        (attachment.data),
-    )
+    attachment, named = found[n - 1], listed[n - 1]
+    if (attachment.filename, attachment.content_type, len(attachment.data)) != (
+        named.get("filename"),
+        named.get("content_type"),
+        named.get("size"),
+    ):
+        raise NotFound(f"File {n} of mail {mail_id} reads otherwise now than when the mail came.")
+    if _may_hold_a_link(attachment) and (principal is None or principal.role != "admin"):
+        raise NotFound(f"File {n} of mail {mail_id} may hold the requester's link: its text is in the mail's text.")
+    name, data = files.clean_filename(attachment.filename), attachment.data
+    return name, files.served_type(attachment.content_type, data), data
+
+
+MAIL_FILE_NAMES = (".eml", ".emlx", ".msg", ".mht", ".mhtml")
+_HEADERS = re.compile(rb"(?:Return-Path|Received|From|To|Date|Subject|Message-ID|MIME-Version|Delivered-To):", re.I)
+
+
+def _may_hold_a_link(attachment: inbound.InboundAttachment) -> bool:
+    """Whether a mail's file may hold the requester's link as it came: a mail (by its type, its name, or bytes
+    that start as a mail's headers do), or a text in which a token stands."""
+    if attachment.content_type in MAILS or attachment.filename.lower().endswith(MAIL_FILE_NAMES):
+        return True
+    start = attachment.data[:4096]
+    if _HEADERS.match(start.lstrip()):
+        return True
+    text = attachment.data[: TEXT_MAX * 4].decode("utf-8", errors="replace")
+    return redact_tokens(text) != text
 
 
 TEXT_VERSION = "text-2"  # a mail's whole text as mail_text keeps it: a new way of reading mail is read anew

@@ -307,7 +307,8 @@ def _word(word: str, fuzzy: bool) -> dict | None:
         else:
             options.append(_in_fields(("match", _plain(word)), ("match", _plain(word))))
     if other := queries.plural_of_letters(word):  # "VPNs" finds "VPN", and back
-        options.append(_in_fields(("match", _plain(other)), ("match", _plain(other))))
+        plural = _in_fields(("match", _plain(other)), ("match", _plain(other)))
+        options.append({"dis_max": {**plural["dis_max"], "boost": queries.PLURAL_BOOST}})
     if number := queries.NUMBER.match(word):
         options.append({"term": {"number": {"value": int(number[1]), "boost": queries.NUMBER_BOOST}}})
     if fuzzy and not queries.in_parts(word):  # a near miss of one part would be the part alone

@@ -113,30 +113,39 @@ def _terms(schema: tantivy.Schema, field: str, tokens: list[str]) -> tantivy.Que
     return tantivy.Query.phrase_query(schema, field, tokens)
 
 
-# what people type before a ticket's number ("ticket 100042", "request no. 42", "case #42"): not words to look for
+# what people type before a ticket's number ("ticket 100042", "request no. 100042", "case #42"): not words to look
+# for when what follows is a ticket's number as people write one: six digits or more (the numbers start at 100001),
+# or any number after "#" ("concert tickets 2024" keeps its "tickets")
 NUMBER_NAMES = frozenset({"ticket", "tickets", "request", "requests", "case", "number", "no", "no.", "nr", "nr.", "#"})
+TICKET_NUMBER = re.compile(r"^(?:[#＃]\d{1,18}|\d{6,18})$")
 
 
 def naming_numbers(words: list[str]) -> list[str]:
-    """The typed words without those that only name the number after them ("ticket 100042" looks for 100042)."""
-    kept, naming = [], True
+    """The typed words without those that only name the ticket number after them ("ticket 100042" looks for
+    100042 alone): a word is dropped only before a run of such words that ends at a ticket's number."""
+    kept: list[str] = []
     for word in reversed(words):
-        if naming and word.casefold() in NUMBER_NAMES and kept and NUMBER.match(kept[-1]):
-            continue  # kept[-1] is the word after it, or after the run of such words it starts
-        naming = True
+        if word.casefold() in NUMBER_NAMES and kept and TICKET_NUMBER.match(kept[-1]):
+            continue  # kept[-1] is the number after it, or after the run of such words it starts
         kept.append(word)
     return list(reversed(kept))
 
 
+# vowel-less words the stemmer leaves with their s that are no plurals, nor plurals of what their s-less form is
+NOT_PLURALS = frozenset({"http", "https", "dns", "sms", "gps", "mms", "ios", "cmd", "tls"})
 _NO_VOWEL_PLURAL = re.compile(r"^[b-df-hj-np-tv-z]{2,}(?<![sS])s$", re.IGNORECASE)  # VPNs, PCs, PDFs: the stemmer
 # leaves their s (it takes one only after a vowel); "rss" is no plural
+_NO_VOWEL = re.compile(r"^[b-df-hj-np-tv-z]{2,}(?<![sS])$", re.IGNORECASE)  # not "rss", "dns": they have no plural
+PLURAL_BOOST = 0.5  # the other form counts less than the word as typed: "PCs" first finds "PCs"
 
 
 def plural_of_letters(word: str) -> str | None:
     """An abbreviation's plural as the stemmer leaves it ("vpns"), and its singular: the other one of the two."""
+    if word.casefold() in NOT_PLURALS or word.casefold().removesuffix("s") in NOT_PLURALS:
+        return None
     if _NO_VOWEL_PLURAL.match(word):
         return word[:-1]
-    if re.fullmatch(r"[b-df-hj-np-tv-z]{2,}(?<![sS])", word, re.IGNORECASE):  # not "rss", "dns": no plurals
+    if _NO_VOWEL.match(word):
         return word + "s"
     return None
 
@@ -154,7 +163,7 @@ def _word(schema: tantivy.Schema, word: str, fuzzy: bool, copies: bool = True) -
         whole = _in_fields(schema, tokens, ENGLISH.analyze(together) if together else [], copies)
     options = [whole] if whole is not None else [_in_fields(schema, [t], [t], copies) for t in tokens]
     if (other := plural_of_letters(word)) and (stems := ENGLISH.analyze(other)):  # "VPNs" finds "VPN", and back
-        options.append(_in_fields(schema, stems, stems, copies))
+        options.append(tantivy.Query.boost_query(_in_fields(schema, stems, stems, copies), PLURAL_BOOST))
     if number := NUMBER.match(word):
         options.append(
             tantivy.Query.boost_query(tantivy.Query.term_query(schema, "number", int(number[1])), NUMBER_BOOST)

@@ -120,6 +120,28 @@ def test_only_a_team_with_no_agents_and_no_tickets_ever_is_deleted(
         assert "a team with tickets stays" in refused["detail"]
     assert_problem(aclient.delete("/teams/general", headers=admin()), 409)
     assert read_ticket(new_ticket(mistake["topics"][0]))["team"] == "general"  # its topic goes back to general
+    # a team named as a status: the moved ticket's history has a transfer, and a status change "from" "assigned"
+    assert read_ticket(moved)["status"] == "assigned"
+    changed = aclient.post(f"/tickets/{moved}/status", json={"status": "waiting_on_requester"}, headers=admin())
+    assert changed.status_code == 200 and changed.get_json()["history"][-1]["from"] == "assigned"
+    make_team(id="assigned", topics=[])
+    assert aclient.delete("/teams/assigned", headers=admin()).status_code == 204
+
+
+def test_a_team_used_while_it_was_being_deleted_is_put_back(actx, aclient, make_team, make_agent, monkeypatch):
+    """Between the checks and the delete an agent may be given the team (each reads the teams first)."""
+    team = make_team()
+    deleting = actx.teams.delete
+
+    def given_meanwhile(team_id):
+        deleting(team_id)
+        make_agent(team["id"])  # as if its PATCH had read the team before it went  # noqa: B023
+
+    monkeypatch.setattr(actx.teams, "delete", given_meanwhile)
+    monkeypatch.setattr(actx.teams, "require", lambda team_ids, field: None)  # it read the team before the delete
+
+    assert "has agents" in assert_problem(aclient.delete(f"/teams/{team['id']}", headers=admin()), 409)["detail"]
+    assert team["id"] in {t["id"] for t in aclient.get("/teams", headers=admin()).get_json()["items"]}
 
 
 def test_a_name_with_control_or_bidi_characters_is_refused(aclient, make_team):

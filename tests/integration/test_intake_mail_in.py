@@ -376,6 +376,12 @@ def test_the_files_of_a_mail_kept_for_the_agents_are_theirs_to_download(svc, cli
     colleague = mail(address(), f"Re: [#{ticket.number}] VPN drops", "Here is my log too.")
     colleague.add_attachment(b"line 1\n", maintype="text", subtype="plain", filename="../other.log")
     colleague.add_attachment(mail(address(), "the receipt", "Your request: http://x/t/eyJhbGciOi.eyJ0.c2ln"))
+    colleague.add_attachment(
+        b"See http://x/t/eyJhbGciOi.eyJ0.c2ln\n", maintype="text", subtype="plain", filename="notes.txt"
+    )  # a text with the requester's link in it
+    colleague.add_attachment(
+        b"Received: from x\r\nFrom: a@b\r\n\r\nhi", maintype="application", subtype="octet-stream", filename="fwd.bin"
+    )  # a mail, by its first bytes
     assert receive(svc, colleague).kind == "kept"
     [kept] = [m for m in client.get(f"/tickets/{ticket.id}/mail", headers=auth_header("admin")).get_json()["items"]
               if m["outcome"] == "kept"]  # fmt: skip
@@ -397,7 +403,14 @@ def test_the_files_of_a_mail_kept_for_the_agents_are_theirs_to_download(svc, cli
     assert client.get(f"{path}/1", headers=auth_header("agent", "nobody")).status_code == 404
     assert client.get(f"{path}/2", headers=auth_header("agent", agent)).status_code == 404
     assert b"eyJ0" in client.get(f"{path}/2", headers=auth_header("admin")).get_data()  # a mail: the admins'
-    assert client.get(f"{path}/3", headers=auth_header("admin")).status_code == 404
+    for admins in (3, 4):
+        assert client.get(f"{path}/{admins}", headers=auth_header("agent", agent)).status_code == 404
+        assert client.get(f"{path}/{admins}", headers=auth_header("admin")).status_code == 200
+    assert client.get(f"{path}/5", headers=auth_header("admin")).status_code == 404
+    record = svc.mails.find(kept["id"])  # a file that reads otherwise now than the record says: not given for it
+    svc.mails.collection.update_one({"_id": kept["id"]}, {"$set": {"attachments.0.size": 8}})
+    assert client.get(f"{path}/1", headers=auth_header("admin")).status_code == 404
+    svc.mails.collection.update_one({"_id": kept["id"]}, {"$set": {"attachments": record["attachments"]}})
     assert client.get(f"{path}/1", headers=auth_header("portal")).status_code == 403
 
 

@@ -138,6 +138,11 @@ def test_a_link_with_its_token_s_letters_percent_encoded_has_it_hidden():
         shown = redact_tokens(f"My earlier request: {text} still open.")
         assert shown.startswith("My earlier request: ") and shown.endswith(" still open.")
         assert HIDDEN in shown and token[12:40] not in shown and "%65yJ" not in shown
+    # only the token's characters change: what the link encodes besides stays encoded (a line break, a bidi mark)
+    tail = "%0D%0ABcc:%20x%E2%80%AEtxt.exe?utm=a%26b%20c"
+    assert redact_tokens(f"See {first}{tail}") == f"See https://help.example.com/t/{HIDDEN}{tail}"
+    for before in ("100%", "https://help.example.com/a%2/"):  # a "%" not followed by two hex digits, earlier
+        assert redact_tokens(f"{before}{first}") == f"{before}https://help.example.com/t/{HIDDEN}"
     assert redact_tokens("100% sure, 50%20off, a %zz and https://x.example/a%20b") == (
         "100% sure, 50%20off, a %zz and https://x.example/a%20b"  # decoded only where that shows a token
     )

@@ -252,6 +252,9 @@ def test_a_ticket_is_found_by_its_number_with_the_words_people_put_before_it(eng
     for q in ("ticket 100129", "Ticket #100129", "request no. 100129", "case 100129 calendar"):
         assert ids(engine.search(q, scope=EVERYONE)) == ["a"], q
     assert ids(engine.search("ticket", scope=EVERYONE)) == ["b"]  # a word like any other without a number after it
+    assert ids(engine.search("ticket #7", scope=EVERYONE)) == ["b"]  # "#": a ticket's number, however short
+    index(engine, make_doc("c", 8, "Concert tickets", "For the 2024 party."))
+    assert ids(engine.search("concert tickets 2024", scope=EVERYONE)) == ["c"]  # no ticket's number: a word
 
 
 def test_an_abbreviation_s_plural_finds_it_and_back(engine):
@@ -260,6 +263,8 @@ def test_an_abbreviation_s_plural_finds_it_and_back(engine):
     assert ids(engine.search("VPNs", scope=EVERYONE)) == ["a"]
     assert ids(engine.search("pc", scope=EVERYONE)) == ["b"]
     assert ids(engine.search("rs", scope=EVERYONE)) == []
+    index(engine, make_doc("h", 3, "Link", "The http link fails."), make_doc("s", 4, "Link", "The https one too."))
+    assert ids(engine.search("http", scope=EVERYONE)) == ["h"]  # no plural of http
 
 
 def test_a_hyphenated_word_found_joined_up_is_marked_where_no_other_word_is(engine):
