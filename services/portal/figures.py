@@ -66,7 +66,12 @@ def summary_table(stats: list[dict]) -> Table:
          row["stopped"], row["compliance_percent"], row["median_seconds"], row["p90_seconds"]]
         for row in stats
     ]  # fmt: skip
-    return Table("summary", "Compliance per priority and clock", columns, rows)
+    table = Table("summary", "Compliance per priority and clock", columns, rows)
+    table.notes = [
+        "The tickets created in this period, each clock as it stands now. Times are business time, counted in the "
+        "calendar of the ticket's policy: a ticket answered while the desk is closed took none of it."
+    ]
+    return table
 
 
 def weekly_table(weeks: list[tuple[datetime, list[dict]]], clock: str) -> Table:
@@ -101,6 +106,9 @@ def histogram_table(stats: list[dict], clock: str) -> Table:
     title = f"Time to {CLOCK_NAMES[clock].lower()}"
     columns = [(f"{verb} in", "text"), *((p.capitalize(), "count") for p in BY_URGENCY), ("All", "count")]
     table = Table(name, title, columns, rows)
+    table.notes = [
+        "Business time, counted in the calendar of the ticket's policy: hours the desk is closed count none."
+    ]
     bars = [(row[0], row[-1]) for row in rows]
     table.chart = charts.bar_chart(f"{title}: tickets per time taken", bars, empty="No clock finished in this period.")
     return table
@@ -148,6 +156,10 @@ def breaches_table(breaches: list[dict], team_of: dict[str, str], names: dict[st
     ]
     columns = [("Team", "text"), *((CLOCK_NAMES[c], "count") for c in CLOCKS), ("All", "count")]
     table = Table("breaches", "SLA breaches per team", columns, rows)
+    table.notes = [
+        "The breaches that happened in this period, whenever their ticket was created: a ticket created late one "
+        "day may breach the next, and count there, while compliance above counts it on the day it was created."
+    ]
     table.chart = charts.bar_chart(table.title, [(row[0], row[-1]) for row in rows], empty="No breach in this period.")
     return table
 

@@ -16,3 +16,14 @@ def test_a_report_names_a_team_as_it_is_now_not_as_a_page_of_a_minute_ago_had_it
 
     stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network & VPN"}]}  # renamed elsewhere
     assert "Network & VPN,1,0,0,0,1,1" in text(admin.get("/reports/backlog.csv")).replace("\r", "")
+
+
+def test_the_reports_say_what_each_figure_counts_and_that_times_are_business_time(portal, stub):  # noqa: F811
+    """The reports tester took "0.0 s" for elapsed time, and the breaches table and compliance for the same tickets:
+    every figure was right, the page did not say what it counted."""
+    for path in ("/stats", "/breaches", "/queue", "/teams", "/agents", "/topics"):
+        stub.answers[path] = {"items": [], "next_cursor": None}
+    page = text(signed_in(portal).get("/reports"))
+    assert page.count("Times are business time, counted in the calendar of the ticket") == 1
+    assert page.count("Business time, counted in the calendar of the ticket") == 2  # both histograms
+    assert "The breaches that happened in this period, whenever their ticket was created" in page
