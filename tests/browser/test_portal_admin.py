@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -456,6 +457,7 @@ def test_mail_in_shows_on_the_ticket_and_on_the_admins_mail_page(portal_system, 
     other["Subject"] = f"Re: [#{ticket['number']}] VPN drops hourly"
     other["Message-ID"] = make_msgid(domain="client.example.com")
     other.set_content("Same here, on the 3rd floor.\n\n> Since Monday the VPN drops every hour.")
+    other.add_attachment(b"09:12 tunnel down\n", maintype="text", subtype="plain", filename="vpn-3rd-floor.log")
     system.send_mail(other)
 
     admin = new_context().new_page()
@@ -468,6 +470,11 @@ def test_mail_in_shows_on_the_ticket_and_on_the_admins_mail_page(portal_system, 
     expect(admin.locator("#live")).not_to_contain_text("Same here")  # not in the conversation
     assert_accessible(admin)
     screenshot(admin, "console-kept-mail")
+    with admin.expect_download() as download:  # the kept mail's file: the agents', never the ticket's
+        kept.get_by_role("link", name="vpn-3rd-floor.log").click()
+    assert download.value.suggested_filename == "vpn-3rd-floor.log"
+    assert Path(download.value.path()).read_bytes() == b"09:12 tunnel down\n"
+    assert system.call("GET", "intake", f"/tickets/{ticket['id']}/attachments")["items"] == []
     # each mail whole: its text (with what it quotes) for whoever reads the ticket, the .eml for admins
     mails = admin.locator(".mail-downloads li")
     expect(mails).to_have_count(2)
