@@ -367,6 +367,28 @@ def test_an_admin_disables_then_deletes_an_account_that_left(portal_system, new_
     assert gone.status_code == 404
 
 
+def test_an_admin_deletes_a_team_added_by_mistake_and_not_one_with_tickets(portal_system, new_context, screenshot):  # noqa: F811
+    portal, team = portal_system.portal, f"typo-{uuid.uuid4().hex[:6]}"
+    admin = new_context().new_page()
+    sign_in(admin, portal, ADMIN_EMAIL)
+    admin.goto(portal + "/admin/teams")
+    admin.get_by_label("Team id").fill(team)
+    admin.get_by_label("Team name").fill("Sales typo")
+    admin.get_by_role("button", name="Add team").click()
+    expect(admin.get_by_text("The team is added.")).to_be_visible()
+
+    admin.goto(f"{portal}/admin/teams/{team}")
+    admin.get_by_text("Delete this team").click()
+    assert_accessible(admin)
+    screenshot(admin, "admin-team-delete")
+    admin.get_by_role("button", name="Yes, delete Sales typo").click()
+    expect(admin.get_by_text("The team is deleted.")).to_be_visible()
+    expect(admin.get_by_role("link", name="Sales typo")).to_have_count(0)
+
+    admin.goto(f"{portal}/admin/teams/general")  # the team every topic no team names goes to: never offered
+    expect(admin.get_by_text("Delete this team")).to_have_count(0)
+
+
 def test_an_agent_switches_its_own_availability_from_the_queue(portal_system, new_context):  # noqa: F811
     agent = new_context().new_page()
     sign_in(agent, portal_system.portal, STAFF["bob"]["email"])  # bob starts away
