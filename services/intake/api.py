@@ -262,26 +262,34 @@ def _read_upload() -> tuple[list[handlers.Upload], str | None]:
     return uploads, (message_ids[0] if message_ids else None)
 
 
+FILE_DOWNLOAD = {
+    "description": DOWNLOAD,
+    "responses": {
+        "200": {
+            "description": "The file's bytes, as an attachment (see the API's description for the headers).",
+            "content": {files.OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+}
+
+
+def _download(name: str, data: bytes, content_type: str) -> Response:
+    """A file's bytes, always as an attachment, with the download headers."""
+    response = Response(data, content_type=content_type)
+    response.headers.update(DOWNLOAD_HEADERS)
+    response.headers["Content-Disposition"] = files.content_disposition(name)
+    return response
+
+
 @tickets.route("/tickets/<ticket_id>/attachments/<attachment_id>")
 class AttachmentById(MethodView):
     @require_roles("portal", "agent", "admin")
-    @tickets.doc(
-        description=DOWNLOAD,
-        responses={
-            "200": {
-                "description": "The file's bytes, as an attachment (see the API's description for the headers).",
-                "content": {files.OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
-            }
-        },
-    )
+    @tickets.doc(**FILE_DOWNLOAD)
     @tickets.alt_response(404, response="NOT_FOUND")
     def get(self, ticket_id, attachment_id):
         """Download an attached file: always as an attachment, with a Content-Type that cannot run in a browser."""
         item, data, content_type = handlers.attachment(intake(), ticket_id, attachment_id, principal())
-        response = Response(data, content_type=content_type)
-        response.headers.update(DOWNLOAD_HEADERS)
-        response.headers["Content-Disposition"] = files.content_disposition(item["filename"])
-        return response
+        return _download(item["filename"], data, content_type)
 
 
 def _body_limit(method: str, path: str) -> int:
@@ -376,15 +384,7 @@ class TicketMailText(MethodView):
 @tickets.route("/tickets/<ticket_id>/mail/<mail_id>/files/<int:n>")
 class TicketMailFile(MethodView):
     @require_roles("agent", "admin")
-    @tickets.doc(
-        description=DOWNLOAD,
-        responses={
-            "200": {
-                "description": "The file's bytes, as an attachment (see the API's description for the headers).",
-                "content": {files.OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
-            }
-        },
-    )
+    @tickets.doc(**FILE_DOWNLOAD)
     @tickets.alt_response(404, response="NOT_FOUND")
     def get(self, ticket_id, mail_id, n):
         """The n-th file (from 1, in the order of the mail's `attachments`) of a mail about the ticket, read from the
@@ -392,10 +392,7 @@ class TicketMailFile(MethodView):
         too), so they are had here, by the agents who see the ticket. A mail it carries whole (.eml) is the
         admins' (it may quote the requester's link; its text is in `.../text`). An addition to the contract."""
         name, content_type, data = inbox.mail_file(intake(), ticket_id, mail_id, n, principal())
-        response = Response(data, content_type=content_type)
-        response.headers.update(DOWNLOAD_HEADERS)
-        response.headers["Content-Disposition"] = files.content_disposition(name)
-        return response
+        return _download(name, data, content_type)
 
 
 @mail.route("/mail")
