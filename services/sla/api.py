@@ -39,7 +39,10 @@ Targets count business time only, in the policy's calendar; every time in second
 Changing a policy applies to tickets created afterwards, and to running clocks at their ticket's
 next priority change; clocks record the version they run under (`GET /policies/{priority}/versions`
 explains any past deadline). A changed calendar applies to deadlines computed afterwards: new
-clocks, resumes and re-targets; deadlines already set stay as they are.
+clocks, resumes and re-targets; deadlines already set stay as they are. A priority change keeps each
+clock's elapsed time under the new target: a clock already past its old deadline keeps that breach,
+announced under the priority and version it broke (`sla.breached` with them, its `due_at` the old
+deadline); a paused one whose time so far is past the new target breaches at the change.
 
 Rights: `agent` and `admin` read policies, calendars, breaches and stats; only `admin` changes
 policies and calendars; `portal`, `agent` and `admin` read a ticket's clocks, each only the tickets

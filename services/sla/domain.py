@@ -211,7 +211,9 @@ class Clock:
     def retarget(self, policy: Policy, at: datetime, old: Calendar, new: Calendar) -> None:
         """The new policy's target, version and calendar from `at` on, elapsed time kept.
 
-        A running clock already past its deadline at `at` has breached, whatever the new target says.
+        A running clock already past its deadline at `at` has breached, whatever the new target says. A paused one
+        whose time so far is already past the new target breaches at `at` (it would only when it ran again, and a
+        ticket is often resolved while it waits on its requester: it would have counted as met).
         """
         if self.running:
             if self.breached_at is None and at >= self.due_at:
@@ -221,7 +223,14 @@ class Clock:
         self.calendar, self.warn_at_percent, self.changed_at = policy.calendar, policy.warn_at_percent, at
         if self.running:
             self.due_at = self.moment_of(self.target_seconds, new)
+        elif self.state == "paused" and self.breached_at is None and self.elapsed >= self.target_seconds:
+            self.breached_at = at
         self.history.append(_policy_step(policy, at))
+
+    def policy_at(self, moment: datetime) -> dict | None:
+        """The policy step ({"at", "priority", "version"}) in force at `moment`; None on a clock older than steps."""
+        steps = [step for step in self.history if "version" in step and step["at"] <= moment]
+        return steps[-1] if steps else None
 
     def thresholds(self, calendar: Calendar) -> list[tuple[str, int | None, datetime]]:
         """(label, percent, moment) of what is still to announce: warnings while running, then the breach."""
@@ -396,6 +405,11 @@ class TicketClocks:
         }
         if label == "breach":
             clock.breached_at = clock.breached_at or moment
+            under = clock.policy_at(clock.breached_at)  # a breach a priority change caught: the policy it broke
+            if under is not None and (under["version"], under["priority"]) != (clock.policy_version, self.priority):
+                data.update(priority=under["priority"], policy_version=under["version"], due_at=clock.breached_at)
+                broken = str(under["version"])
+                event_id = derived_event_id(self.ticket_id, clock.kind, str(clock.instance), label, broken)
             return Alert("sla.breached", event_id, moment, {**data, "breached_at": clock.breached_at})
         return Alert("sla.warning", event_id, moment, {**data, "percent": percent})
 

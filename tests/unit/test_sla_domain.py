@@ -227,6 +227,39 @@ def test_a_priority_change_after_the_deadline_passed_keeps_the_breach_the_timer_
     assert labels(ticket.due_alerts(at(15))) == [("first_response", 0, "breach")]
 
 
+def test_a_breach_a_priority_change_caught_is_announced_under_the_policy_it_broke():
+    """The SLA reviewer's find: it went out as low's version 7, due 8 hours after it was breached."""
+    table = {**default_policies(), "low": replace(default_policies()["low"], version=7)}
+    ticket = make_ticket(table=policies(first_response_minutes=10))
+    ticket.priority_changed("low", at(12), table)  # the timer had not announced the breach at 10 yet
+
+    [breach] = [a for a in ticket.due_alerts(at(12)) if a.type == "sla.breached"]
+
+    assert breach.data["priority"] == "normal" and breach.data["policy_version"] == 1
+    assert breach.data["due_at"] == breach.data["breached_at"] == at(10)
+    assert breach.event_id == derived_event_id("t-1", "first_response", "0", "breach", "1")
+
+
+def test_a_paused_clock_already_past_a_new_shorter_target_breaches_at_the_change():
+    """The SLA reviewer's find: waiting on the requester, raised to emergency, then resolved while still waiting,
+    it counted as met with 300 minutes spent against a 240-minute target."""
+    ticket = make_ticket()
+    ticket.replied(at(1))
+    ticket.status_changed("waiting_on_requester", at(300))
+    ticket.priority_changed("emergency", at(310), default_policies())  # resolution: 240 minutes
+
+    resolution = clock(ticket, "resolution")
+    assert (resolution.state, resolution.breached_at) == ("paused", at(310))
+    [breach] = [a for a in ticket.due_alerts(at(310)) if a.type == "sla.breached"]
+    assert breach.data["clock"] == "resolution" and breach.data["priority"] == "emergency"
+    ticket.resolved(at(500))
+    assert clock(ticket, "resolution").breached_at == at(310) and ticket.due_alerts(at(10**5)) == []
+    still = make_ticket()  # paused under the target, raised: nothing breaches until it runs past it
+    still.status_changed("waiting_on_requester", at(100))
+    still.priority_changed("emergency", at(110), default_policies())
+    assert clock(still, "resolution").breached_at is None
+
+
 # --- replies and requester messages -------------------------------------------------------------------------
 
 
