@@ -377,6 +377,26 @@ def holder_of_email(agents: Iterable[dict], agent_id: str, email: str) -> dict |
     return next((a for a in agents if a["id"] != agent_id and a["email"].strip().lower() == wanted), None)
 
 
+def why_team_stays(team_id: str, name: str, agents: Iterable[dict], ticket: dict | None = None) -> str | None:
+    """Why a team may not be deleted (None: it may): `general` takes the topics no team names; a team with agents
+    or leads is theirs; one a ticket (`ticket`, with its `number`) ever went to stays, since its tickets and the
+    reports name it. Only a team added by mistake goes."""
+    if team_id == GENERAL:
+        return "Team general always exists: it takes the topics no other team names."
+    agents = list(agents)
+    if members := [agent["name"] for agent in agents if team_id in agent["teams"]]:
+        return f"{name} has agents ({', '.join(members)}): take them out of it first."
+    if leads := [agent["name"] for agent in agents if team_id in agent.get("lead_of", [])]:
+        verb = "leads" if len(leads) == 1 else "lead"
+        return f"{', '.join(leads)} {verb} {name}: untick it among the teams they lead first."
+    if ticket is not None:
+        return (
+            f"Tickets went to {name} (#{ticket.get('number')} for one): a team with tickets stays, "
+            "since they and the reports name it. Give its topics to another team instead."
+        )
+    return None
+
+
 def may_change_agent(role: str, own_agent_id: str | None, agent_id: str, fields: Iterable[str]) -> bool:
     """Admins change any agent; an agent changes only its own availability (going away, coming back)."""
     return role == "admin" or (role == "agent" and own_agent_id == agent_id and set(fields) == {"available"})

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.assignment.domain import (
-    GENERAL,
     Candidate,
     RuleViolation,
     Ticket,
@@ -27,6 +26,7 @@ from services.assignment.domain import (
     may_work_on,
     route,
     takes_back,
+    why_team_stays,
 )
 from services.assignment.store import AgentStore, TeamStore, TicketStore
 from shared import events, outbox
@@ -180,13 +180,12 @@ def update_team(svc: Assignment, team_id: str, changes: dict) -> dict:
 
 
 def delete_team(svc: Assignment, team_id: str) -> None:
-    """Remove a team that no agent is in or leads and no ticket ever went to (one added by mistake); its topics go
-    back to general. 409 otherwise, saying why: a team with a history stays, since its tickets and reports name it.
+    """Remove a team added by mistake (domain.why_team_stays); its topics go back to general. 409 otherwise.
 
     Checked again once it is gone: an agent given the team, or a ticket routed or moved there, in the meantime (each
     read the team before it went) puts it back, refused as if it had come first."""
-    if team_id == GENERAL:
-        raise Conflict("Team general always exists: it takes the topics no other team names.")
+    if reason := why_team_stays(team_id, team_id, ()):  # general: no read
+        raise Conflict(reason)
     document = svc.teams.document(team_id)
     _deletable(svc, team_id, document["name"])
     svc.teams.delete(team_id)
@@ -198,17 +197,12 @@ def delete_team(svc: Assignment, team_id: str) -> None:
 
 
 def _deletable(svc: Assignment, team_id: str, name: str) -> None:
-    agents = svc.agents.all()
-    if members := [agent["name"] for agent in agents if team_id in agent["teams"]]:
-        raise Conflict(f"{name} has agents ({', '.join(members)}): take them out of it first.")
-    if leads := [agent["name"] for agent in agents if team_id in agent.get("lead_of", [])]:
-        verb = "leads" if len(leads) == 1 else "lead"
-        raise Conflict(f"{', '.join(leads)} {verb} {name}: untick it among the teams they lead first.")
-    if ticket := svc.tickets.one_of_team(team_id):
-        raise Conflict(
-            f"Tickets went to {name} (#{ticket.get('number')} for one): a team with tickets stays, "
-            "since they and the reports name it. Give its topics to another team instead."
-        )
+    """Conflict when the team stays: its agents and leads first, then (a scan, only then) a ticket it ever had."""
+    reason = why_team_stays(team_id, name, svc.agents.all())
+    if reason is None:
+        reason = why_team_stays(team_id, name, (), svc.tickets.one_of_team(team_id))
+    if reason is not None:
+        raise Conflict(reason)
 
 
 def list_teams(svc: Assignment) -> list[dict]:

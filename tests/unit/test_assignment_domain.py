@@ -18,6 +18,7 @@ from services.assignment.domain import (
     may_manage,
     may_work_on,
     route,
+    why_team_stays,
 )
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -304,3 +305,13 @@ def test_an_address_is_held_by_another_agent_in_any_case_never_by_the_agent_itse
     assert holder_of_email(agents, "omar", " jane@example.COM ")["id"] == "jane"
     assert holder_of_email(agents, "jane", "jane@example.com") is None  # its own
     assert holder_of_email(agents, "new", "ana@example.com") is None
+
+
+def test_only_a_team_with_no_agents_leads_or_tickets_may_be_deleted_and_never_general():
+    ann = {"name": "Ann", "teams": ["sales"], "lead_of": []}
+    bo = {"name": "Bo", "teams": ["it"], "lead_of": ["sales"]}
+    assert "always exists" in why_team_stays("general", "General", [])
+    assert why_team_stays("sales", "Sales", [ann]) == "Sales has agents (Ann): take them out of it first."
+    assert why_team_stays("sales", "Sales", [bo]).startswith("Bo leads Sales")
+    assert "#7 for one" in why_team_stays("sales", "Sales", [], {"number": 7})
+    assert why_team_stays("sales", "Sales", [{"name": "Cy", "teams": ["it"], "lead_of": []}]) is None
