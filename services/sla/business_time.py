@@ -1,11 +1,13 @@
 """Business time for the sla service: deadlines and elapsed time counted in a calendar's open hours. No I/O.
 
-Periods are local wall-clock hours in the calendar's time zone. A period opens the first moment the
-local clock shows its start and closes the last moment it shows its end, so across a DST change:
+Periods are local wall-clock hours in the calendar's time zone: the desk is open exactly when its clock
+shows an open time, so across a DST change:
 - a skipped hour inside a period makes it an hour shorter (00:00-06:00 lasts 5 h on the spring-forward
   day); a start or end inside the skipped hour means the moment the clocks jump (02:30-05:00 runs 03:00-05:00);
-- a repeated hour inside a period makes it an hour longer (00:00-06:00 lasts 7 h on the fall-back day);
-  a start inside it takes its first pass, an end its second (fold=0 and fold=1);
+- a repeated hour is open on each pass where the clock shows an open time: 00:00-06:00 lasts 7 h on the
+  fall-back day, 02:10-02:20 is open twice (20 min), and the gap between 00:00-02:20 and 02:40-06:00 is
+  closed twice; 02:30-05:00 opens at the first 02:30, closes at the first 03:00 (the clocks go back to
+  02:00), and opens again at the second 02:30;
 - a period clear of the change (09:00-17:00 in Europe) lasts as long as any other day.
 Holidays are dates in the calendar's zone. Everything works in microseconds on aware UTC datetimes.
 """
@@ -70,13 +72,18 @@ class Calendar:
         return ZoneInfo(self.timezone)
 
     def periods_of(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
-        """The UTC (opens, closes) of the day's periods: a start's first occurrence, an end's last one."""
+        """The UTC (opens, closes) of the day's open time, in order, touching pieces joined."""
         periods = self._days.get(day)
         if periods is None:
             hours = () if day in self.holidays else self.hours.get(DAYS[day.weekday()], ())
-            zone = self.zone
-            periods = tuple((_to_utc(day, a, zone, end=False), _to_utc(day, b, zone, end=True)) for a, b in hours)
-            self._days[day] = periods
+            pieces = sorted(piece for a, b in hours for piece in _pieces(day, a, b, self.zone))
+            joined: list[tuple[datetime, datetime]] = []
+            for opens, closes in pieces:
+                if joined and opens <= joined[-1][1]:
+                    joined[-1] = (joined[-1][0], max(closes, joined[-1][1]))
+                else:
+                    joined.append((opens, closes))
+            periods = self._days[day] = tuple(joined)
         return periods
 
 
@@ -242,18 +249,21 @@ def _open_periods(
         day += timedelta(days=1)
 
 
-def _to_utc(day: date, at: time, zone: ZoneInfo, *, end: bool) -> datetime:
-    """The UTC moment of a local wall-clock time: a start's first occurrence, an end's last one."""
-    if end and at == END_OF_DAY:
-        day += timedelta(days=1)
-    wall = datetime.combine(day, at)
-    first = wall.replace(tzinfo=zone, fold=0).utcoffset()
-    second = wall.replace(tzinfo=zone, fold=1).utcoffset()
-    if first == second:
-        return (wall - first).replace(tzinfo=UTC)
-    if first > second:  # a repeated hour: fold=0 is its first pass, fold=1 its second
-        return (wall - (second if end else first)).replace(tzinfo=UTC)
-    return _clock_change(wall - second, wall - first, zone)  # a skipped time: when the clocks jump
+def _pieces(day: date, a: time, b: time, zone: ZoneInfo) -> Iterator[tuple[datetime, datetime]]:
+    """The UTC spans in which the local clock shows a time of [a, b) on `day`: one span, or two when the
+    UTC offset changes inside it (one change a day at most, as in every zone's rules)."""
+    start = datetime.combine(day, a)
+    end = datetime.combine(day + timedelta(days=1) if b == END_OF_DAY else day, b)
+    before = start.replace(tzinfo=zone, fold=0).utcoffset()  # the offset on the clock at the start's first pass
+    after = end.replace(tzinfo=zone, fold=1).utcoffset()  # and at the end's last
+    if before == after:
+        yield (start - before).replace(tzinfo=UTC), (end - before).replace(tzinfo=UTC)
+        return
+    change = _clock_change(start - max(before, after) - timedelta(hours=1), end - min(before, after), zone)
+    change = change.replace(tzinfo=None)
+    for opens, closes in ((start - before, min(end - before, change)), (max(start - after, change), end - after)):
+        if closes > opens:
+            yield opens.replace(tzinfo=UTC), closes.replace(tzinfo=UTC)
 
 
 def _clock_change(before: datetime, after: datetime, zone: ZoneInfo) -> datetime:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.sla.business_time import (
+    DAYS,
     END_OF_DAY,
     Calendar,
     CalendarError,
@@ -102,9 +103,27 @@ def test_the_fall_back_day_lengthens_a_period_that_holds_the_repeated_hour():
     assert due == utc(2026, 10, 25, 1)
     local = due.astimezone(MADRID_TZ)
     assert (local.hour, local.minute, local.fold) == (2, 0, 1)
-    # 02:30-05:00 runs from the first 02:30 (CEST, 00:30 UTC) to 05:00 CET (04:00 UTC): 3.5 h.
-    assert business_seconds_between(MADRID_GAP, utc(2026, 10, 24, 12), utc(2026, 10, 25, 12)) == 3.5 * 3600
+    # 02:30-05:00 is open from the first 02:30 (CEST, 00:30 UTC) to the first 03:00 (01:00 UTC, when the
+    # clocks go back to 02:00), closed while they show 02:00-02:30 again, open from the second 02:30
+    # (CET, 01:30 UTC) to 05:00 CET (04:00 UTC): 3 h.
+    assert business_seconds_between(MADRID_GAP, utc(2026, 10, 24, 12), utc(2026, 10, 25, 12)) == 3 * 3600
     assert is_open(MADRID_GAP, utc(2026, 10, 25, 0, 30)) and not is_open(MADRID_GAP, utc(2026, 10, 25, 4))
+    assert not is_open(MADRID_GAP, utc(2026, 10, 25, 1, 15)) and is_open(MADRID_GAP, utc(2026, 10, 25, 1, 30))
+    assert add_business_minutes(MADRID_GAP, utc(2026, 10, 25, 0, 45), 30) == utc(2026, 10, 25, 1, 45)
+
+
+def test_the_repeated_hour_is_open_or_closed_on_each_pass_as_the_clock_shows():
+    # 00:00-02:20 and 02:40-06:00: the clocks show 02:20-02:40 twice on 2026-10-25 (00:20-00:40 and
+    # 01:20-01:40 UTC), closed both times: 7 h less 40 min. 02:10-02:20 is shown twice: 20 min, not 70.
+    split = calendar("Europe/Madrid", ["sun"], [["00:00", "02:20"], ["02:40", "06:00"]])
+    assert business_seconds_between(split, utc(2026, 10, 24, 12), utc(2026, 10, 25, 12)) == (7 * 60 - 40) * 60
+    assert not is_open(split, utc(2026, 10, 25, 0, 30)) and not is_open(split, utc(2026, 10, 25, 1, 30))
+    assert is_open(split, utc(2026, 10, 25, 1)) and is_open(split, utc(2026, 10, 25, 1, 40))
+    # From the first 02:10 (00:10 UTC): 10 min to 02:20, closed to 02:40 (00:40 UTC), 10 more.
+    assert add_business_minutes(split, utc(2026, 10, 25, 0, 10), 20) == utc(2026, 10, 25, 0, 50)
+    short = calendar("Europe/Madrid", ["sun"], [["02:10", "02:20"]])
+    assert business_seconds_between(short, utc(2026, 10, 24, 12), utc(2026, 10, 25, 12)) == 20 * 60
+    assert add_business_minutes(short, utc(2026, 10, 24, 12), 15) == utc(2026, 10, 25, 1, 15)
 
 
 def test_adjacent_periods_count_the_repeated_hour_once():
@@ -307,7 +326,33 @@ def test_a_calendar_that_is_not_an_object_is_refused():
 
 DST_CHANGES = [utc(2025, 3, 30, 1), utc(2025, 10, 26, 1), utc(2026, 3, 29, 1), utc(2026, 10, 25, 1)]
 DST_CHANGES += [utc(2026, 3, 8, 7), utc(2026, 11, 1, 6), utc(2027, 3, 14, 7)]  # New York
-calendars = st.sampled_from([MADRID, NEW_YORK, ALWAYS, MADRID_NIGHT, MADRID_GAP])
+# Periods with edges inside the changed hours, in zones that change at 02:00/03:00, at midnight (Havana,
+# Santiago) and by half an hour (Lord Howe).
+ODD_ZONES = ("Europe/Madrid", "America/Havana", "America/Santiago", "Australia/Lord_Howe")
+EDGY = [["00:00", "00:20"], ["00:40", "01:10"], ["01:50", "02:10"], ["02:20", "02:40"], ["02:50", "06:00"]]
+EDGY_CALENDARS = [calendar(zone, EVERY_DAY, EDGY, id=zone) for zone in ODD_ZONES]
+EDGY_CALENDARS += [calendar(zone, ["sat", "sun"], [["23:30", "24:00"]], id=zone + "-late") for zone in ODD_ZONES]
+
+
+def _changes(zone_name: str) -> list[datetime]:
+    """The UTC moments a zone's offset changes in 2025-2027, each found to the minute."""
+    zone, found = ZoneInfo(zone_name), []
+    moment = utc(2025, 1, 1)
+    while moment < utc(2028, 1, 1):
+        step = moment + timedelta(days=1)
+        if moment.astimezone(zone).utcoffset() != step.astimezone(zone).utcoffset():
+            low, high = moment, step
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                same = middle.astimezone(zone).utcoffset() == low.astimezone(zone).utcoffset()
+                low, high = (middle, high) if same else (low, middle)
+            found.append(high)
+        moment = step
+    return found
+
+
+DST_CHANGES += [change for zone in ODD_ZONES[1:] for change in _changes(zone)]
+calendars = st.sampled_from([MADRID, NEW_YORK, ALWAYS, MADRID_NIGHT, MADRID_GAP, *EDGY_CALENDARS])
 moments = st.one_of(
     st.datetimes(datetime(2025, 1, 1), datetime(2027, 12, 31), timezones=st.just(UTC)),
     st.builds(
@@ -350,6 +395,22 @@ def test_elapsed_never_decreases_adds_up_and_never_exceeds_wall_time(calendar, a
 def test_a_later_deadline_for_more_minutes(calendar, start, n1, n2):
     n1, n2 = sorted((n1, n2))
     assert add_business_minutes(calendar, start, n1) <= add_business_minutes(calendar, start, n2)
+
+
+near_changes = st.builds(
+    lambda change, offset: change + offset,
+    st.sampled_from(DST_CHANGES),
+    st.timedeltas(-timedelta(hours=3), timedelta(hours=3)),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(calendars, st.one_of(moments, near_changes))
+def test_open_exactly_when_the_local_clock_shows_an_open_time(calendar, moment):
+    local = moment.astimezone(calendar.zone)
+    periods = () if local.date() in calendar.holidays else calendar.hours.get(DAYS[local.weekday()], ())
+    shown = local.time().replace(tzinfo=None)
+    assert is_open(calendar, moment) == any(a <= shown and (b == END_OF_DAY or shown < b) for a, b in periods)
 
 
 @quick
