@@ -168,6 +168,14 @@ class CalendarById(MethodView):
         document, created = handlers.put_calendar(sla(), calendar_id, body)
         return document, 201 if created else 200
 
+    @require_roles("admin")
+    @calendars.response(204)
+    def delete(self, calendar_id):
+        """Remove a calendar added by mistake: one no version of any policy ever named (clocks under a version
+        count in its calendar, and every version is kept). 409 for 24x7 and for a calendar a policy named, saying
+        which; 404 for no such calendar. Its id may be used again for a new calendar."""
+        handlers.delete_calendar(sla(), calendar_id)
+
 
 @tickets.route("/tickets")
 class SeveralTicketsClocks(MethodView):

@@ -122,6 +122,26 @@ def _calendar_problem(value: object, calendars: Collection[str] | None) -> str |
     return None
 
 
+def why_calendar_stays(calendar_id: str, versions: dict[str, list[dict]]) -> str | None:
+    """Why a calendar may not be deleted (None: it may): 24x7 is built in; a calendar any version of a policy ever
+    named stays, since clocks under that version count in it and every version is kept to explain its deadlines.
+    `versions` maps a priority to its policy's versions (each with `version` and `calendar`)."""
+    if calendar_id == ALWAYS:
+        return "The 24x7 calendar is built in and cannot be deleted."
+    uses = []
+    for priority, kept in versions.items():
+        if numbers := sorted(v["version"] for v in kept if v.get("calendar") == calendar_id):
+            words = "versions" if len(numbers) > 1 else "version"
+            uses.append(f"{priority} ({words} {', '.join(map(str, numbers))})")
+    if uses:
+        return (
+            f"Policies count in {calendar_id}: {'; '.join(uses)}. A calendar a policy ever used stays, since the "
+            "deadlines of its versions are counted in it; a policy changed to another calendar keeps its "
+            "earlier versions."
+        )
+    return None
+
+
 # --- one clock -------------------------------------------------------------------------------------
 
 

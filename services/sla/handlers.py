@@ -11,7 +11,16 @@ from datetime import datetime, timedelta
 from services.sla import reports, whatif
 from services.sla.business_time import DAYS, CalendarError, add_business_minutes, parse_calendar
 from services.sla.distribution import with_tallied_histograms
-from services.sla.domain import ALWAYS, Alert, Policy, PolicyError, TicketClocks, valid_calendar_id, validate_policy
+from services.sla.domain import (
+    ALWAYS,
+    Alert,
+    Policy,
+    PolicyError,
+    TicketClocks,
+    valid_calendar_id,
+    validate_policy,
+    why_calendar_stays,
+)
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
 from shared.access import AgentDirectory, StampedRecords, TicketAccess, may_read, sees_everything
@@ -259,6 +268,8 @@ def put_policy(svc: Sla, priority: str, raw: object) -> Policy:
     policy, _ = update(
         lambda: svc.policies.get(priority), new_terms, save, "The policy is changing too fast; try again."
     )
+    if saved and terms["calendar"] != ALWAYS:
+        svc.calendars.restore(terms["calendar"])  # deleted after it was checked above: a version names it now
     return saved[-1] if saved else policy
 
 
@@ -372,6 +383,23 @@ def list_policies(svc: Sla) -> list[dict]:
 
 def get_policy(svc: Sla, priority: str) -> dict:
     return policy_view(svc, svc.policies.get(priority))
+
+
+def delete_calendar(svc: Sla, calendar_id: str) -> None:
+    """Remove a calendar no policy version ever named (domain.why_calendar_stays); 409 otherwise, 404 for none.
+
+    Checked again once it is gone: a policy saved meanwhile naming it (it read the calendar before it went) puts it
+    back, refused as if it had come first; the policy's save restores it too, whichever runs last."""
+    if reason := why_calendar_stays(calendar_id, {}):  # 24x7: no read
+        raise Conflict(reason)
+    svc.calendars.document(calendar_id)  # 404
+    if reason := why_calendar_stays(calendar_id, svc.policies.every_version()):
+        raise Conflict(reason)
+    if not svc.calendars.delete(calendar_id, now()):
+        raise NotFound(f"No calendar {calendar_id!r}.")
+    if reason := why_calendar_stays(calendar_id, svc.policies.every_version()):
+        svc.calendars.restore(calendar_id)
+        raise Conflict(reason)
 
 
 def policy_versions(svc: Sla, priority: str) -> list[dict]:

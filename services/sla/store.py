@@ -70,6 +70,10 @@ class PolicyStore:
         doc = self.collection.find_one({"_id": priority}, {"changed_at": 1})
         return doc and doc.get("changed_at")
 
+    def every_version(self) -> dict[str, list[dict]]:
+        """Each priority's versions (four documents, read whole)."""
+        return {doc["_id"]: doc.get("versions", []) for doc in self.collection.find({}, {"versions": 1})}
+
     def versions(self, priority: str) -> list[dict]:
         """Every version of the priority's policy, newest first."""
         self.get(priority)
@@ -99,7 +103,13 @@ class PolicyStore:
 
 
 class CalendarStore:
-    """Calendars as their JSON form (timezone, weekly hours, holidays) plus `version`; parsed ones kept a second."""
+    """Calendars as their JSON form (timezone, weekly hours, holidays) plus `version`; parsed ones kept a second.
+
+    A deleted calendar keeps its document with `deleted_at`: gone from the API, still parsed, so that a clock of a
+    policy version saved in the same instant as the delete still counts in it (and the policy's save brings it
+    back: `restore`)."""
+
+    LIVE = {"deleted_at": {"$exists": False}}
 
     FRESH_SECONDS = 1.0
 
@@ -109,23 +119,25 @@ class CalendarStore:
         self._fresh_until = 0.0
         self._lock = threading.Lock()
 
-    def documents(self) -> list[dict]:
-        return [_hours_as_pairs(doc) for doc in self.collection.find().sort("_id", ASCENDING)]
+    def documents(self, *, deleted: bool = False) -> list[dict]:
+        found = self.collection.find({} if deleted else self.LIVE).sort("_id", ASCENDING)
+        return [_hours_as_pairs(doc) for doc in found]
 
     def document(self, calendar_id: str) -> dict:
-        doc = self.collection.find_one({"_id": calendar_id})
+        doc = self.collection.find_one({"_id": calendar_id, **self.LIVE})
         if doc is None:
             raise NotFound(f"No calendar {calendar_id!r}.")
         return _hours_as_pairs(doc)
 
     def ids(self) -> set[str]:
-        return {ALWAYS} | {doc["_id"] for doc in self.collection.find({}, {"_id": 1})}
+        return {ALWAYS} | {doc["_id"] for doc in self.collection.find(self.LIVE, {"_id": 1})}
 
     def parsed(self, needed: set[str] = frozenset()) -> dict[str, Calendar]:
         """Every calendar, parsed; read again when a second old or when one of `needed` is missing."""
         with self._lock:
             if time.monotonic() >= self._fresh_until or not needed <= self._parsed.keys() | {ALWAYS}:
-                self._parsed = {doc["_id"]: parse_calendar(doc["_id"], self._json(doc)) for doc in self.documents()}
+                docs = self.documents(deleted=True)
+                self._parsed = {doc["_id"]: parse_calendar(doc["_id"], self._json(doc)) for doc in docs}
                 self._fresh_until = time.monotonic() + self.FRESH_SECONDS
             return {ALWAYS: Calendar.always(), **self._parsed}
 
@@ -134,7 +146,7 @@ class CalendarStore:
         fields = {**raw, "hours": {day: [f"{a}-{b}" for a, b in periods] for day, periods in raw["hours"].items()}}
         fields["updated_at"] = at
         before = self.collection.find_one_and_update(
-            {"_id": calendar_id}, {"$set": fields, "$inc": {"version": 1}}, upsert=False
+            {"_id": calendar_id}, {"$set": fields, "$inc": {"version": 1}, "$unset": {"deleted_at": ""}}, upsert=False
         )
         if before is None:
             try:
@@ -143,10 +155,20 @@ class CalendarStore:
                 return self.put(calendar_id, raw, at)
             created = True
         else:
-            created = False
+            created = "deleted_at" in before  # made again after a delete
         with self._lock:
             self._fresh_until = 0.0
         return self.document(calendar_id), created
+
+    def delete(self, calendar_id: str, at: datetime) -> bool:
+        """Mark the calendar deleted; False when there is none to delete."""
+        done = self.collection.update_one({"_id": calendar_id, **self.LIVE}, {"$set": {"deleted_at": at}})
+        return bool(done.matched_count)
+
+    def restore(self, calendar_id: str) -> None:
+        """Undo a delete (nothing when the calendar was not deleted)."""
+        deleted = {"_id": calendar_id, "deleted_at": {"$exists": True}}
+        self.collection.update_one(deleted, {"$unset": {"deleted_at": ""}})
 
     @staticmethod
     def _json(doc: dict) -> dict:

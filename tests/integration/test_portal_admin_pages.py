@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from flask import request
+
 from services.portal import handlers
 from tests.integration.test_portal_search import PASSWORD, a_ticket, portal, signed_in, stub, text  # noqa: F401
 
@@ -340,6 +342,34 @@ def test_the_new_calendar_form_never_replaces_one_by_the_same_id(portal, stub): 
     stub.answers["/calendars/office"] = {**office, "timezone": "UTC", "version": 4}
     changed = admin.post("/admin/calendars", data={**form, "existing": "1"})  # from its own page: changed
     assert changed.status_code == 303 and [call["method"] for call in stub.calls].count("PUT") == 1
+
+
+def test_a_calendar_added_by_mistake_is_deleted_and_one_a_policy_used_is_refused_in_words(portal, stub):  # noqa: F811
+    calendars = {c: {"id": c, "timezone": "UTC", "hours": {"mon": [["09:00", "17:00"]]}, "holidays": [], "version": 1}
+                 for c in ("typo", "office")}  # fmt: skip
+    always = {"id": "24x7", "timezone": "UTC", "hours": {"mon": [["00:00", "24:00"]]}, "holidays": [], "version": 1}
+    stub.answers["/calendars"] = {"items": [always, *calendars.values()]}
+    detail = "Policies count in office: low (version 3). A calendar a policy ever used stays."
+
+    def answer(calendar_id: str, refusal: tuple | None):
+        return lambda: (refusal or (204, {})) if request.method == "DELETE" else calendars[calendar_id]
+
+    stub.answers["/calendars/typo"] = answer("typo", None)
+    stub.answers["/calendars/office"] = answer("office", (409, {"title": "Conflict", "detail": detail}))
+    stub.answers["/calendars/24x7"] = always
+    admin = signed_in(portal)
+    typo = text(admin.get("/admin/calendars/typo"))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', typo).group(1)
+    assert 'action="/admin/calendars/typo/delete"' in typo and "Yes, delete typo" in typo
+    assert "/delete" not in text(admin.get("/admin/calendars/24x7"))
+
+    refused = admin.post("/admin/calendars/office/delete", data={"csrf_token": token})
+    assert refused.status_code == 409 and detail in text(refused) and "<h1>Calendar office" in text(refused)
+
+    deleted = admin.post("/admin/calendars/typo/delete", data={"csrf_token": token})
+    assert (deleted.status_code, deleted.headers["Location"]) == (303, "/admin/calendars?notice=deleted")
+    assert [call["method"] for call in stub.calls if call["path"] == "/calendars/typo"] == ["GET", "DELETE"]
+    assert "The calendar is deleted." in text(admin.get(deleted.headers["Location"]))
 
 
 def test_disabling_an_agents_account_makes_the_agent_unavailable_and_the_agents_page_says_so(portal, stub):  # noqa: F811

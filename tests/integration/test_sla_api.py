@@ -18,6 +18,7 @@ import pytest
 
 from services.sla import handlers, store
 from services.sla.domain import DEFAULT_MINUTES
+from shared.errors import Conflict
 from shared.events import BY_URGENCY, parse_time
 from tests.harness import auth_header, requester_header, walk_pages
 from tests.integration.conftest import event_from
@@ -87,6 +88,7 @@ ROUTES = [  # (method, path, roles allowed)
     ("get", "/calendars", {"agent", "admin"}),
     ("get", "/calendars/24x7", {"agent", "admin"}),
     ("put", "/calendars/some-calendar", {"admin"}),
+    ("delete", "/calendars/some-calendar", {"admin"}),
     ("get", "/tickets/no-such-ticket", {"portal", "agent", "admin"}),
     ("get", "/breaches", {"agent", "admin"}),
     ("get", "/stats", {"agent", "admin"}),
@@ -306,6 +308,61 @@ def test_a_calendar_is_created_201_replaced_200_and_listed_by_id(sla_client):
     assert without_holidays.status_code == 201 and without_holidays.get_json()["holidays"] == []
     ids = [item["id"] for item in get_json(sla_client, "/calendars")["items"]]
     assert ids[0] == "24x7" and ids[1:] == sorted(ids[1:]) and ids.index(first) < ids.index(second)
+
+
+def test_a_calendar_no_policy_named_is_deleted_and_its_id_is_free_again(sla_client):
+    calendar_id = unique("mistake")
+    assert sla_client.put(f"/calendars/{calendar_id}", json=calendar_body(), headers=admin()).status_code == 201
+    deleted = sla_client.delete(f"/calendars/{calendar_id}", headers=admin())
+    assert deleted.status_code == 204, deleted.get_json()
+    assert_problem(sla_client.get(f"/calendars/{calendar_id}", headers=admin()), 404)
+    assert calendar_id not in [item["id"] for item in get_json(sla_client, "/calendars")["items"]]
+    assert_problem(sla_client.delete(f"/calendars/{calendar_id}", headers=admin()), 404)
+    refused = put_policy(sla_client, "low", policy_body(calendar=calendar_id))
+    assert_problem(refused, 422, "calendar")
+    again = sla_client.put(f"/calendars/{calendar_id}", json=calendar_body(timezone="UTC"), headers=admin())
+    assert again.status_code == 201 and again.get_json()["timezone"] == "UTC"
+    assert get_json(sla_client, f"/calendars/{calendar_id}")["timezone"] == "UTC"
+
+
+def test_a_calendar_any_policy_version_named_stays(sla_client, policies_restored):
+    calendar_id = unique("office")
+    assert sla_client.put(f"/calendars/{calendar_id}", json=calendar_body(), headers=admin()).status_code == 201
+    named = put_policy(sla_client, "low", policy_body(calendar=calendar_id)).get_json()["version"]
+    put_policy(sla_client, "low", policy_body(calendar="24x7"))  # no longer the current one: still named
+    problem = assert_problem(sla_client.delete(f"/calendars/{calendar_id}", headers=admin()), 409)
+    assert f"low (version {named})" in problem["detail"], problem
+    assert get_json(sla_client, f"/calendars/{calendar_id}")["id"] == calendar_id
+    assert "built in" in assert_problem(sla_client.delete("/calendars/24x7", headers=admin()), 409)["detail"]
+
+
+def test_a_calendar_deleted_while_a_policy_names_it_comes_back(sla_ctx, policies_restored, monkeypatch):
+    first, second = unique("office"), unique("office")
+    for calendar_id in (first, second):
+        handlers.put_calendar(sla_ctx, calendar_id, calendar_body())
+    # The delete lands between the policy's check of the calendar and its save: the save brings it back.
+    save = sla_ctx.policies.replace
+
+    def deleted_first(current, terms, at):
+        assert sla_ctx.calendars.delete(terms["calendar"], at)
+        return save(current, terms, at)
+
+    monkeypatch.setattr(sla_ctx.policies, "replace", deleted_first)
+    assert handlers.put_policy(sla_ctx, "low", policy_body(calendar=first)).calendar == first
+    assert handlers.get_calendar(sla_ctx, first)["_id"] == first
+    monkeypatch.setattr(sla_ctx.policies, "replace", save)
+
+    # The policy's save lands between the delete's check and its mark: the delete puts it back and says why.
+    mark = sla_ctx.calendars.delete
+
+    def named_meanwhile(calendar_id, at):
+        handlers.put_policy(sla_ctx, "low", policy_body(calendar=calendar_id))
+        return mark(calendar_id, at)
+
+    monkeypatch.setattr(sla_ctx.calendars, "delete", named_meanwhile)
+    with pytest.raises(Conflict, match="Policies count in"):
+        handlers.delete_calendar(sla_ctx, second)
+    assert handlers.get_calendar(sla_ctx, second)["_id"] == second
 
 
 def test_an_unknown_calendar_is_404(sla_client):

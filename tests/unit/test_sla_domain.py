@@ -16,6 +16,7 @@ from services.sla.domain import (
     TicketClocks,
     default_policies,
     validate_policy,
+    why_calendar_stays,
 )
 from shared.events import SlaBreachedData, SlaWarningData, derived_event_id
 
@@ -512,3 +513,18 @@ def test_a_target_its_calendar_never_reaches_is_due_never_rather_than_failing():
     assert clock(ticket, "resolution").due_at == NEVER
     assert clock(ticket, "first_response").due_at < NEVER
     assert ticket.due_alerts(at(5 * 366 * 24 * 60)) != []  # 240 minutes at one a week: about 4.6 years
+
+
+# --- deleting a calendar ---------------------------------------------------------------------------
+
+
+def test_a_calendar_stays_while_any_policy_version_names_it():
+    versions = {
+        "low": [{"version": v, "calendar": c} for v, c in ((1, "24x7"), (2, "office"), (10, "office"), (11, "24x7"))],
+        "high": [{"version": 1, "calendar": "24x7"}, {"version": 2, "calendar": "office"}],
+        "normal": [{"version": 1, "calendar": "night"}],
+    }
+    said = why_calendar_stays("office", versions)
+    assert said is not None and "low (versions 2, 10); high (version 2)" in said
+    assert why_calendar_stays("unused", versions) is None
+    assert "built in" in why_calendar_stays("24x7", {})

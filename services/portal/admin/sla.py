@@ -221,6 +221,14 @@ def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
         raise error from None
 
 
+def delete_calendar(svc: Portal, session: dict, calendar_id: str) -> None:
+    """Remove a calendar added by mistake (sla refuses 24x7 and one a policy ever counted in, saying which: 409)."""
+    try:
+        svc.services.call("sla", "DELETE", f"/calendars/{path_id(calendar_id)}", actor(session))
+    except Refused as refused:
+        raise refusal(refused) from None
+
+
 _CALENDAR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # sla's rule for a calendar's id
 ID_WORDS = "Use letters, digits, “_”, “.” or “-”, up to 64, starting with a letter or digit."
 

@@ -13,6 +13,7 @@ NOTICES = {
     "saved": "The calendar is saved. Deadlines computed from now on count in it (new tickets, and clocks that start "
     "or resume); the deadlines open tickets have now stay as they are.",
     "unchanged": "Nothing changed: these are the calendar's hours already, so its version stays.",
+    "deleted": "The calendar is deleted.",
 }
 
 
@@ -26,7 +27,7 @@ def _list(form: dict | None = None, errors=None, message=None, status=200):
     found = sla.calendars(portal(), g.session)
     return page(
         "admin/calendars.html", "calendars", status, calendars=found, form=form or {}, errors=errors or {},
-        message=message, days=sla.DAYS,
+        message=message, days=sla.DAYS, notices=NOTICES,
     )  # fmt: skip
 
 
@@ -57,3 +58,15 @@ def _show(calendar_id: str, form: dict | None = None, errors=None, message=None,
 @admin_required
 def calendar(calendar_id: str):
     return _show(calendar_id)
+
+
+@blueprint.post("/calendars/<calendar_id>/delete")
+@admin_required
+def delete_calendar(calendar_id: str):
+    try:
+        sla.delete_calendar(portal(), g.session, calendar_id)
+    except UserError as exc:
+        if exc.status == 404:
+            return _show(calendar_id)  # gone already: the page says so
+        return _show(calendar_id, None, exc.errors, exc.message, exc.status)
+    return redirect(url_for("admin.calendars", notice="deleted"), 303)
