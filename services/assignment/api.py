@@ -46,7 +46,9 @@ its teams, reads agents, teams and queues, and switches its own availability (`P
 `available` alone, on its own id). Every agent of a ticket's team may also add an internal note to
 it, whoever has it (a word for the one who does). An agent who is a team lead (`lead: true`) also assigns
 and transfers tickets of its team and changes their priority. `admin` may do everything; agents and
-teams are otherwise managed by admins only. A ticket outside an agent's rights answers 403.
+teams are otherwise managed by admins only. A ticket an agent may not read (not of its teams, not its own)
+answers 404 on every route, as one that does not exist (as in every service); one it reads but may not act
+on that way answers 403.
 
 Claiming is the agent's own choice, so it is allowed while the agent is unavailable or at capacity;
 availability and capacity govern auto-assignment only. Two agents claiming at once: exactly one wins,

@@ -330,6 +330,24 @@ class Ticket:
 # --- rights: who may act on a ticket (admins, the team's agents and leads) --------------------------
 
 
+def may_read(role: str, agent: dict | None, ticket: Ticket) -> bool:
+    """Admins read every ticket; an agent those of its teams and those assigned to it (shared/access.py's rule).
+    A ticket the agent may not read is answered as one that does not exist: its id is not confirmed."""
+    if role == "admin":
+        return True
+    return agent is not None and (ticket.agent_id == agent["id"] or ticket.team in agent["teams"])
+
+
+def may_claim(agent: dict | None, ticket: Ticket) -> bool:
+    """An agent claims the tickets of its teams (and, again, its own)."""
+    return may_read("agent", agent, ticket)
+
+
+def may_resolve(role: str, agent: dict | None, ticket: Ticket) -> bool:
+    """The ticket's agent resolves it, and admins: a teammate or a lead reassigns it first."""
+    return role == "admin" or (agent is not None and ticket.agent_id == agent["id"])
+
+
 def may_work_on(role: str, agent: dict | None, ticket: Ticket) -> bool:
     """An agent acts on tickets assigned to it, or waiting unassigned in one of its teams; admins on all."""
     if role == "admin":

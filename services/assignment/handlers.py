@@ -21,8 +21,11 @@ from services.assignment.domain import (
     holder_of_email,
     lead_of,
     may_change_agent,
+    may_claim,
     may_manage,
     may_note,
+    may_read,
+    may_resolve,
     may_work_on,
     route,
     takes_back,
@@ -33,7 +36,7 @@ from shared import events, outbox
 from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
-from shared.errors import Conflict, Forbidden, Invalid
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.idempotency import ProcessedEvents
 from shared.mongo import Stale, database
 from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
@@ -384,13 +387,16 @@ def _change(svc: Assignment, ticket_id: str, change: Callable[[Ticket], object],
 
 
 def get_ticket(svc: Assignment, ticket_id: str, principal: Principal) -> Ticket:
-    ticket, agent = svc.tickets.get(ticket_id), _actor(svc, principal)
-    _require(
-        principal.role == "admin"
-        or (agent is not None and (ticket.agent_id == agent["id"] or ticket.team in agent["teams"])),
-        "Agents see the tickets of their teams and those assigned to them.",
-    )
+    ticket = svc.tickets.get(ticket_id)
+    _readable(ticket, principal.role, _actor(svc, principal))
     return ticket
+
+
+def _readable(ticket: Ticket, role: str, agent: dict | None) -> None:
+    """404, as for a ticket that does not exist, when the agent may not read it (domain.may_read): an agent of
+    another team learns nothing of it, not even that it exists. Checked before what the agent may do (403)."""
+    if not may_read(role, agent, ticket):
+        raise NotFound(f"No ticket {ticket.id}.")
 
 
 def queue(svc: Assignment, filters: dict, limit: int, cursor: str | None, principal: Principal, unread: list[str] = ()):
@@ -408,10 +414,8 @@ def claim(svc: Assignment, ticket_id: str, principal: Principal, correlation_id:
     _require(agent is not None, "Only an agent can claim a ticket.")
 
     def claimable(ticket: Ticket) -> bool:
-        _require(  # rights first: an agent of another team learns nothing about the ticket
-            ticket.team in agent["teams"] or ticket.agent_id == agent["id"],
-            f"The ticket is in team {ticket.team}, not one of yours.",
-        )
+        _readable(ticket, "agent", agent)  # rights first: an agent of another team learns nothing about the ticket
+        _require(may_claim(agent, ticket), "Agents claim the tickets of their teams.")
         if not ticket.is_open:
             raise Conflict(f"The ticket is {ticket.status}.")
         if ticket.agent_id not in (None, agent["id"]):
@@ -432,6 +436,7 @@ def assign(
     actor = _actor(svc, principal)
 
     def may_assign(ticket: Ticket) -> None:
+        _readable(ticket, principal.role, actor)
         _require(may_manage(principal.role, actor, ticket), "Only admins and the team's leads assign its tickets.")
         if not ticket.is_open:
             raise Conflict(f"The ticket is {ticket.status}.")
@@ -476,6 +481,7 @@ def _work(
     actor = _actor(svc, principal)
 
     def write(ticket: Ticket):
+        _readable(ticket, principal.role, actor)
         _require(allowed(actor, ticket), refusal)
         return act(ticket, actor)
 
@@ -547,7 +553,7 @@ def resolve(
     svc: Assignment, ticket_id: str, resolution: str, principal: Principal, correlation_id: str | None
 ) -> Ticket:
     write = lambda t, actor: t.resolve(resolution, principal.actor, now(), by_name=_name(actor))  # noqa: E731
-    allowed = lambda actor, t: principal.role == "admin" or (actor is not None and t.agent_id == actor["id"])  # noqa: E731
+    allowed = lambda actor, t: may_resolve(principal.role, actor, t)  # noqa: E731
     refusal = "Only the assigned agent or an admin resolves a ticket."
     ticket, _ = _work(svc, ticket_id, principal, correlation_id, allowed, refusal, write)
     _free(svc, ticket, correlation_id)

@@ -309,9 +309,11 @@ def ticket_view(svc: Portal, session: dict, ticket_id: str) -> domain.TicketView
     try:
         work = svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", who)
     except Refused as refused:
-        if refused.status != 404:
+        # a 404 for a ticket assignment routed (intake has its team) is one out of this agent's sight since (a
+        # transfer intake learns a moment later); for one it has not routed, assignment has not seen it yet
+        if refused.status != 404 or ticket.get("team"):
             raise
-        work = {}  # assignment has not seen ticket.created yet
+        work = {}
     return domain.TicketView(ticket, work, attachments.listed(svc.services, who, ticket_id))
 
 

@@ -1282,26 +1282,27 @@ RIGHTS = {
         "GET /teams": READ,
         "PATCH /teams/{id}": ADMIN_ONLY,
         "GET /queue": READ,
-        "GET /tickets/{id}": (403, 200, 200, 200, 403, 200, 401),
-        "claim": (403, 200, 409, 409, 403, 403, 401),
-        "assign agent": (403, 403, 403, 200, 403, 200, 401),
-        "assign team": (403, 403, 403, 200, 403, 200, 401),
-        "replies": (403, 201, 403, 403, 403, 201, 401),
-        "notes": (403, 201, 201, 201, 403, 201, 401),  # a teammate or a lead leaves a word for the assignee
-        "status": (403, 200, 403, 403, 403, 200, 401),
-        "priority": (403, 403, 403, 200, 403, 200, 401),
-        "resolve": (403, 200, 403, 403, 403, 200, 401),
+        # an outsider (another team's agent) is answered as for a ticket that does not exist: 404
+        "GET /tickets/{id}": (403, 200, 200, 200, 404, 200, 401),
+        "claim": (403, 200, 409, 409, 404, 403, 401),
+        "assign agent": (403, 403, 403, 200, 404, 200, 401),
+        "assign team": (403, 403, 403, 200, 404, 200, 401),
+        "replies": (403, 201, 403, 403, 404, 201, 401),
+        "notes": (403, 201, 201, 201, 404, 201, 401),  # a teammate or a lead leaves a word for the assignee
+        "status": (403, 200, 403, 403, 404, 200, 401),
+        "priority": (403, 403, 403, 200, 404, 200, 401),
+        "resolve": (403, 200, 403, 403, 404, 200, 401),
     },
     "waiting": {  # the assignee is just another agent of the team here
-        "GET /tickets/{id}": (403, 200, 200, 200, 403, 200, 401),
-        "claim": (403, 200, 200, 200, 403, 403, 401),
-        "assign agent": (403, 403, 403, 200, 403, 200, 401),
-        "assign team": (403, 403, 403, 200, 403, 200, 401),
-        "replies": (403, 201, 201, 201, 403, 201, 401),
-        "notes": (403, 201, 201, 201, 403, 201, 401),
-        "status": (403, 200, 200, 200, 403, 200, 401),
-        "priority": (403, 403, 403, 200, 403, 200, 401),
-        "resolve": (403, 403, 403, 403, 403, 200, 401),
+        "GET /tickets/{id}": (403, 200, 200, 200, 404, 200, 401),
+        "claim": (403, 200, 200, 200, 404, 403, 401),
+        "assign agent": (403, 403, 403, 200, 404, 200, 401),
+        "assign team": (403, 403, 403, 200, 404, 200, 401),
+        "replies": (403, 201, 201, 201, 404, 201, 401),
+        "notes": (403, 201, 201, 201, 404, 201, 401),
+        "status": (403, 200, 200, 200, 404, 200, 401),
+        "priority": (403, 403, 403, 200, 404, 200, 401),
+        "resolve": (403, 403, 403, 403, 404, 200, 401),
     },
 }
 SHARED_WORLDS: dict[str, World] = {}
@@ -1597,7 +1598,7 @@ def test_assign_checks_rights_on_the_ticket_it_saves_not_on_an_earlier_read(
     response = aclient.post(f"/tickets/{ticket_id}/assign", json={"team": network["id"]}, headers=as_agent(lead["id"]))
     monkeypatch.undo()
 
-    assert_problem(response, 403)
+    assert_problem(response, 404)  # the ticket as saved is another team's: the lead no longer reads it
     assert read_ticket(ticket_id)["team"] == hardware["id"] and hardware_agent
 
 
