@@ -365,8 +365,8 @@ class Role:
         path = os.path.join(os.environ["BARE_INDEX_DIR"], self.ns)
         os.makedirs(path, exist_ok=True)
         index = tantivy.Index(build_schema(), path=path, reuse=True)
-        index.register_tokenizer("en", queries.ENGLISH)
-        index.register_tokenizer("plain", queries.PLAIN)
+        for name, analyser in queries.TOKENIZERS.items():
+            index.register_tokenizer(name, analyser)
         self.writer, self.index_lock, self.dirty = index.writer(WRITER_HEAP, 1), threading.Lock(), False
         self.joined, self.copy_of = queries.joined, queries.copy_of  # the text fields' joined copies, as search's
 

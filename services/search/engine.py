@@ -43,25 +43,48 @@ class Scope:
     ticket_id: str | None = None  # ... and only this one, when the token names one
 
 
-def build_schema(*, copies: bool = True) -> tantivy.Schema:
-    """The index's fields. `copies=False`: the schema before the text fields' joined copies, which an index made
-    before them still has (`outdated`: the worker rebuilds it; the apis read it as it is meanwhile)."""
+@dataclass(frozen=True)
+class Shape:
+    """What an index was made with: whether its text fields have joined copies, and its analysers' names
+    (queries.TOKENIZERS)."""
+
+    copies: bool
+    words: str
+    plain: str
+
+
+# newest first: the one new indexes get, then those of indexes made before (read as they are until the worker
+# rebuilds them: `outdated`): before each Chinese character and kana was a word (queries.WORD), and before that
+# before the joined copies
+SHAPES = (Shape(True, "en2", "plain2"), Shape(True, "en", "plain"), Shape(False, "en", "plain"))
+
+
+def build_schema(shape: Shape = SHAPES[0]) -> tantivy.Schema:
+    """The index's fields, as new indexes have them, or as an index of an earlier `shape` has them."""
     builder = tantivy.SchemaBuilder()
     for name in _KEYWORDS:
         builder.add_text_field(name, stored=True, tokenizer_name="raw")
     builder.add_integer_field("number", stored=True, indexed=True, fast=True)
     for name in queries.TEXT_FIELDS:
-        builder.add_text_field(name, stored=True, tokenizer_name="en")
-    builder.add_text_field("plain", tokenizer_name="plain", index_option="freq")  # every word as written: typos
-    if copies:  # each text field again, joined up (queries.joined: Wi-Fi as wifi), with positions for phrases
+        builder.add_text_field(name, stored=True, tokenizer_name=shape.words)
+    builder.add_text_field("plain", tokenizer_name=shape.plain, index_option="freq")  # every word as written: typos
+    if shape.copies:  # each text field again, joined up (queries.joined: Wi-Fi as wifi), with positions for phrases
         for name in queries.TEXT_FIELDS:
-            builder.add_text_field(queries.copy_of(name), tokenizer_name="en")
+            builder.add_text_field(queries.copy_of(name), tokenizer_name=shape.words)
     return builder.build()
 
 
+def shape_of(path: str) -> Shape:
+    """The shape of the index at `path` (the newest when there is none yet, or when it is none of SHAPES)."""
+    if os.path.isdir(path) and tantivy.Index.exists(path):
+        schema = tantivy.Index.open(path).schema
+        return next((shape for shape in SHAPES if build_schema(shape) == schema), SHAPES[0])
+    return SHAPES[0]
+
+
 def outdated(path: str) -> bool:
-    """Whether `path` holds an index of another schema than build_schema()'s (one made before the joined copies):
-    the worker rebuilds such a generation when it starts (services/search/index.py's Writer.start)."""
+    """Whether `path` holds an index of an earlier shape than build_schema()'s (SHAPES): the worker rebuilds such a
+    generation when it starts (services/search/index.py's Writer.start)."""
     return os.path.isdir(path) and tantivy.Index.exists(path) and tantivy.Index.open(path).schema != build_schema()
 
 
@@ -92,12 +115,11 @@ class Engine:
             raise FileNotFoundError(path)
         os.makedirs(path, exist_ok=True)
         self.path = path
-        self.schema, self.copies = build_schema(), True
-        if tantivy.Index.exists(path) and tantivy.Index.open(path).schema == build_schema(copies=False):
-            self.schema, self.copies = build_schema(copies=False), False  # made before the joined copies: as it is
+        shape = shape_of(path)  # an index made before the newest shape: as it is
+        self.schema, self.copies = build_schema(shape), shape.copies
         self._index = tantivy.Index(self.schema, path=path, reuse=True)
-        self._index.register_tokenizer("en", queries.ENGLISH)
-        self._index.register_tokenizer("plain", queries.PLAIN)
+        for name in (shape.words, shape.plain):
+            self._index.register_tokenizer(name, queries.TOKENIZERS[name])
         self._writer: tantivy.IndexWriter | None = None  # taken at the first write: readers never lock the index
         self._lock = threading.Lock()  # the worker's consumer writes while its timer commits
         self._seen: int | None = None  # the meta file's mtime the reader last loaded
@@ -388,7 +410,7 @@ def _joined_snippet(texts: list[str], joined, parts=None) -> str | None:
     return None
 
 
-_PART = re.compile(r"[^\W_]+")  # a run of letters or digits: what the analysis cuts a word into
+_PART = queries.PART  # a run of letters or digits, or a Chinese character or kana: what the analysis cuts a word into
 
 
 @functools.lru_cache(maxsize=8192)
@@ -496,7 +518,7 @@ def _marked(fragment: str, ranges: list[tuple[int, int]]) -> str:
     marked by tantivy, "Wi-Fi" by hand: "<mark>Wi-Fi</mark>")."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted(ranges):
-        if merged and start < merged[-1][1]:
+        if merged and start <= merged[-1][1]:  # or touching: the characters of "打印机", each marked
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))

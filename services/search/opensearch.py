@@ -38,14 +38,16 @@ from shared.clock import now
 from shared.events import format_time, parse_time
 
 KEYWORDS = ("ticket_id", "status", "team", "requester_email", "agent_id", "created_at", "resolved_at")
-WORD_SPLIT = r"[^\p{L}\p{N}]+"  # tantivy's simple tokenizer: a token is a run of letters and digits
+# queries.WORD in Java's regex: a token is a run of letters and digits, or a Chinese character or kana alone
+CJK = r"\p{IsHan}\p{IsHiragana}\p{IsKatakana}"
+WORD = rf"[\p{{L}}\p{{N}}&&[^{CJK}]]+|[{CJK}]"
 HYPHEN = r"(?<=[\p{L}\p{N}])[\-\u00AD\u2010\u2011](?=[\p{L}\p{N}])"  # queries.HYPHEN: inside a word (Wi-Fi)
 SETTINGS = {
     "number_of_shards": 1,  # term statistics (similar, BM25) are the whole index's
     "auto_expand_replicas": "0-1",  # a copy on a second node when there is one (none on a single node)
     "analysis": {
         "char_filter": {"joined_up": {"type": "pattern_replace", "pattern": HYPHEN, "replacement": ""}},
-        "tokenizer": {"words": {"type": "pattern", "pattern": WORD_SPLIT}},
+        "tokenizer": {"words": {"type": "pattern", "pattern": WORD, "group": 0}},  # the matches are the tokens
         "filter": {
             "not_long": {"type": "length", "max": 39},  # tantivy's remove_long(40)
             "english_stems": {"type": "snowball", "language": "English"},  # tantivy's stemmer("english")
@@ -461,11 +463,16 @@ class OpenSearchHome:
         return OpenSearchEngine(self.client, path)
 
     def outdated(self, path: str) -> bool:
-        """Whether index `path` was made with earlier mappings (without the text fields' joined copies): the worker
-        builds a new one when it starts. Until then it is searched as it is (the copies' clauses find nothing)."""
+        """Whether index `path` was made with earlier mappings (without the text fields' joined copies) or settings
+        (a run of Chinese or Japanese one word): the worker builds a new one when it starts. Until then it is
+        searched as it is (the copies' clauses find nothing; such a run is found whole only)."""
         mapping = self.client.indices.get_mapping(index=path).get(path, {}).get("mappings", {})
         fields = mapping.get("properties", {})
-        return any(COPY not in fields.get(name, {}).get("fields", {}) for name in queries.TEXT_FIELDS)
+        if any(COPY not in fields.get(name, {}).get("fields", {}) for name in queries.TEXT_FIELDS):
+            return True
+        settings = self.client.indices.get_settings(index=path).get(path, {}).get("settings", {})
+        tokenizer = settings.get("index", {}).get("analysis", {}).get("tokenizer", {}).get("words", {})
+        return tokenizer.get("pattern") != WORD
 
     def current(self) -> str | None:
         """The index the alias names (one request: every search asks, as the embedded one reads its symlink)."""

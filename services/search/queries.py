@@ -4,6 +4,9 @@
 three or more, ranked by BM25), phrases in double quotes, a ticket number (`1234` or `#1234`), and with
 `fuzzy` each word of 5 letters or more also matches its near misses. Each word and phrase is also looked for
 joined up (`joined`: "wi-fi" as "wifi") in the text fields' joined copies, where "Wi-Fi" was indexed as "wifi".
+A word is a run of letters and digits, but each Chinese character and Japanese kana is a word of its own (`WORD`):
+those languages put no spaces between words, so a typed "打印机" is the phrase of its characters and is found
+inside "我的打印机坏了".
 `similar_query` is the more-like-this query behind "similar resolved tickets"; its weights are named constants,
 to be tuned on a labelled set.
 """
@@ -30,6 +33,17 @@ PHRASE = re.compile(r'"([^"]*)"?')  # an unclosed quote runs to the end: people 
 # Single ones stay: they are apostrophes in words (won't, O’Brien) far more often than quotes.
 QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\u301d\u301e\uff02", '"'))
 NUMBER = re.compile(r"^[#＃]?(\d{1,18})$")  # and full-width, as Chinese and Japanese keyboards type them
+# A token (in tantivy's regex syntax): a run of letters and digits, as tantivy's simple tokenizer cuts them
+# (char::is_alphanumeric), except that a Chinese character or a kana is one on its own.
+CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
+WORD = rf"[\p{{Alphabetic}}\p{{N}}--[{CJK}]]+|[{CJK}]"
+# the same in Python's re, which has no scripts: their blocks (the ideographs, kana, their compatibility forms)
+CJK_CHARS = (
+    "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fd-\u30ff"
+    "\u31f0-\u31ff\u32d0-\u32fe\u3300-\u3357\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff6f\uff71-\uff9d"
+    "\U0001b000-\U0001b16f\U00020000-\U0003ffff"
+)
+PART = re.compile(rf"[^\W_{CJK_CHARS}]+|[{CJK_CHARS}]")  # a part of a typed word or a text, as WORD cuts it
 
 # similar's knobs, chosen on half of the labelled set in tests/data (benchmarks/similar_quality.py)
 SIMILAR_SUBJECT_TF = 2.0  # a subject's word counts twice: the subject says what the problem is
@@ -47,10 +61,16 @@ STOP_WORDS = frozenset(
 )
 
 
-def english() -> tantivy.TextAnalyzer:
+def _words(cjk: bool) -> tantivy.Tokenizer:
+    """WORD's tokens; without `cjk`, tantivy's simple tokenizer (a run of Chinese or Japanese is one token), with
+    which indexes made before WORD were written."""
+    return tantivy.Tokenizer.regex(WORD) if cjk else tantivy.Tokenizer.simple()
+
+
+def english(*, cjk: bool = True) -> tantivy.TextAnalyzer:
     """Words, lowercased, accents folded (café -> cafe), English stems (printers -> printer)."""
     return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        tantivy.TextAnalyzerBuilder(_words(cjk))
         .filter(tantivy.Filter.remove_long(LONGEST))
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.ascii_fold())
@@ -59,10 +79,10 @@ def english() -> tantivy.TextAnalyzer:
     )
 
 
-def plain() -> tantivy.TextAnalyzer:
+def plain(*, cjk: bool = True) -> tantivy.TextAnalyzer:
     """The words as written (lowercased, folded, no stems): what typos are measured against."""
     return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        tantivy.TextAnalyzerBuilder(_words(cjk))
         .filter(tantivy.Filter.remove_long(LONGEST))
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.ascii_fold())
@@ -71,6 +91,8 @@ def plain() -> tantivy.TextAnalyzer:
 
 
 ENGLISH, PLAIN = english(), plain()
+# the analysers by the names an index's schema gives them (engine.SHAPES): "en" and "plain" in one made before WORD
+TOKENIZERS = {"en2": ENGLISH, "plain2": PLAIN, "en": english(cjk=False), "plain": plain(cjk=False)}
 
 
 def joined(text: str) -> str:
@@ -211,7 +233,7 @@ def parts_looked_for(q: str) -> tuple[frozenset[str], tuple[tuple[str, ...], ...
 def in_parts(word: str) -> bool:
     """Whether a typed word is searched as the phrase of its parts: it has several, and none that the analysers
     drop (the phrase would no longer line up with the text's; such a word's parts are looked for one by one)."""
-    parts = re.findall(r"[^\W_]+", word)
+    parts = PART.findall(word)
     return len(ENGLISH.analyze(word)) > 1 and all(len(part.encode()) < LONGEST for part in parts)
 
 

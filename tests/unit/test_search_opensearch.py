@@ -497,14 +497,27 @@ def test_the_snippet_is_the_field_marking_the_most_different_words():
     assert snippet(texts, wifi) == wifi["messages"][0]  # "Wi-Fi" is one word, fewer than two
 
 
-def test_an_index_without_the_joined_copies_is_outdated():
+def test_an_index_without_the_joined_copies_or_with_runs_of_chinese_as_one_word_is_outdated():
+    from services.search.opensearch import WORD
+
     old = {"tf-search-old": {"mappings": {"properties": {
         "subject": {"type": "text", "analyzer": "english", "copy_to": ["plain"]}}}}}  # fmt: skip
-    new = {"tf-search-new": {"mappings": MAPPINGS | {"_meta": {"built_from": "2026-11-30T10:00:00.000Z"}}}}
-    client = FakeClient(**{"indices.get_mapping": [old, new]})
+    mappings = MAPPINGS | {"_meta": {"built_from": "2026-11-30T10:00:00.000Z"}}
+    runs = {"tf-search-runs": {"mappings": mappings}}
+    new = {"tf-search-new": {"mappings": mappings}}
+
+    def settings(name: str, tokenizer: dict) -> dict:  # as OpenSearch answers: every value a string
+        return {name: {"settings": {"index": {"analysis": {"tokenizer": {"words": tokenizer}}}}}}
+
+    split = settings("tf-search-runs", {"type": "pattern", "pattern": "[^\\p{L}\\p{N}]+"})
+    client = FakeClient(**{
+        "indices.get_mapping": [old, runs, new],
+        "indices.get_settings": [split, settings("tf-search-new", {"type": "pattern", "pattern": WORD, "group": "0"})],
+    })  # fmt: skip
     home = OpenSearchHome(client, "tf")
-    assert home.outdated("tf-search-old") and not home.outdated("tf-search-new")
-    assert [kwargs["index"] for name, kwargs in client.calls] == ["tf-search-old", "tf-search-new"]
+    assert home.outdated("tf-search-old") and home.outdated("tf-search-runs") and not home.outdated("tf-search-new")
+    indexes = [kwargs["index"] for name, kwargs in client.calls]
+    assert indexes == ["tf-search-old", "tf-search-runs", "tf-search-runs", "tf-search-new", "tf-search-new"]
 
 
 def test_a_fragment_with_a_word_of_thousands_of_letters_is_cut_around_its_mark():
@@ -529,3 +542,12 @@ def test_a_fragment_a_little_past_the_window_is_left_whole():
     source = {"description": text}
     found = {"description": [words + "the <mark>toner</mark> is low."]}
     assert len(text) > SNIPPET_CHARS and snippet(source, found) == found["description"][0]
+
+
+def test_a_chinese_word_is_the_phrase_of_its_characters_as_the_tokenizer_cuts_them():
+    from services.search.opensearch import WORD, text_query
+
+    assert SETTINGS["analysis"]["tokenizer"]["words"] == {"type": "pattern", "pattern": WORD, "group": 0}
+    assert WORD.endswith(r"|[\p{IsHan}\p{IsHiragana}\p{IsKatakana}]")  # queries.WORD's second half, in Java's words
+    subject = text_query("打印机")["bool"]["should"][0]["dis_max"]["queries"][0]["dis_max"]["queries"][0]
+    assert subject == {"match_phrase": {"subject": {"query": "打 印 机", "boost": 2.0}}}

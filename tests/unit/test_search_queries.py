@@ -9,7 +9,7 @@ import pytest
 import tantivy
 
 from services.search import queries
-from services.search.engine import Engine, Scope, _document, build_schema, outdated
+from services.search.engine import SHAPES, Engine, Scope, _document, build_schema, outdated
 from tests.unit.test_search_engine import make_doc
 
 EVERYONE = Scope(everything=True)
@@ -31,8 +31,8 @@ def index_made_before_the_copies(path: str, *docs: dict) -> None:
     """An index at `path` as the code before the joined copies wrote it."""
     os.makedirs(path, exist_ok=True)
     index = tantivy.Index(schema_before_the_copies(), path=path)
-    index.register_tokenizer("en", queries.ENGLISH)
-    index.register_tokenizer("plain", queries.PLAIN)
+    index.register_tokenizer("en", queries.english(cjk=False))
+    index.register_tokenizer("plain", queries.plain(cjk=False))
     writer = index.writer(15_000_000, 1)
     for doc in docs:
         fields = _document(doc, copies=False).to_dict()
@@ -82,7 +82,7 @@ def test_the_parts_a_query_looks_for_only_together():
 
 
 def test_the_schema_without_the_copies_is_the_one_indexes_were_made_with():
-    assert build_schema(copies=False) == schema_before_the_copies()
+    assert build_schema(SHAPES[-1]) == schema_before_the_copies()
     assert build_schema() != schema_before_the_copies()
 
 
@@ -126,3 +126,65 @@ def test_a_new_index_has_the_copies_and_is_not_outdated(tmp_path):
     engine.close()
     assert engine.copies and not outdated(engine.path)
     assert [i["ticket_id"] for i in Engine(engine.path, create=False).search("wifi", scope=EVERYONE)[0]] == ["a"]
+
+
+# --- Chinese and Japanese: each character a word ---------------------------------------------------------
+
+
+def test_each_chinese_character_and_kana_is_a_word_and_other_runs_are_cut_as_before():
+    assert queries.PLAIN.analyze("我的打印机坏了 printers") == ["我", "的", "打", "印", "机", "坏", "了", "printers"]
+    assert queries.PLAIN.analyze("プリンターが動かない") == ["プ", "リ", "ン", "タ", "ー", "が", "動", "か", "な", "い"]
+    before = queries.plain(cjk=False)
+    for text in ("Wi-Fi café naïve x86_64 3.5mm", "Straße ΑΒΓ привет", "한국어 프린터가 고장", "ＡＢＣ１２３ x²"):
+        assert queries.PLAIN.analyze(text) == before.analyze(text), text  # Korean writes spaces: words as before
+    assert before.analyze("我的打印机坏了") == ["我的打印机坏了"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我的打印机坏了，无法打印。",
+        "会議室のプリンターが動きません",
+        "VPN接続できない ERR_CONN_RESET",
+        "e-mail 紙詰まり",
+    ],
+)
+def test_python_cuts_a_text_into_the_parts_tantivy_cuts_it_into(text):
+    """engine._parts_spans finds a typed word's parts in a text with queries.PART: it must cut where WORD cuts."""
+    assert [part.casefold() for part in queries.PART.findall(text)] == queries.PLAIN.analyze(text)
+
+
+def test_a_chinese_or_japanese_word_is_found_inside_a_longer_run_and_marked_whole(tmp_path):
+    engine = Engine(str(tmp_path / "index"))
+    engine.upsert(make_doc("a", 1, "打印机坏了", "我的打印机坏了，无法打印。请帮忙。"))
+    engine.upsert(make_doc("b", 2, "プリンターが動かない", "会議室のプリンターが動きません。紙詰まりです。"))
+    engine.upsert(make_doc("c", 3, "机器很慢", "电脑很慢。"))  # 机 alone, not after 打印
+    engine.commit()
+
+    def found(q: str) -> list[tuple[str, str]]:
+        return [(item["ticket_id"], item["snippet"]) for item in engine.search(q, scope=EVERYONE)[0]]
+
+    assert found("打印机") == [("a", "我的<mark>打印机</mark>坏了，无法打印。请帮忙。")]
+    assert found("紙詰まり") == [("b", "会議室のプリンターが動きません。<mark>紙詰まり</mark>です。")]
+    assert [ticket for ticket, _ in found("プリンター")] == ["b"]
+    assert found('"打印机坏了"') == [("a", "我的<mark>打印机坏了</mark>，无法<mark>打印</mark>。请帮忙。")]
+    assert found("机坏打印") == []  # the characters in another order are not the word
+
+
+def test_an_index_made_before_each_chinese_character_was_a_word_is_outdated_and_read_as_it_is(tmp_path):
+    path = str(tmp_path / "old")
+    os.makedirs(path)
+    old = SHAPES[1]
+    assert (old.copies, old.words, old.plain) == (True, "en", "plain")
+    index = tantivy.Index(build_schema(old), path=path)
+    index.register_tokenizer("en", queries.english(cjk=False))
+    index.register_tokenizer("plain", queries.plain(cjk=False))
+    writer = index.writer(15_000_000, 1)
+    writer.add_document(_document(make_doc("a", 1, "打印机坏了", "我的打印机坏了 and the Wi-Fi")))
+    writer.commit()
+    writer.wait_merging_threads()
+
+    assert outdated(path)
+    reader = Engine(path, create=False)  # an api process, before the worker rebuilt it
+    assert reader.copies and reader.search("wifi", scope=EVERYONE)[1] == 1  # everything else as before
+    assert reader.search("打印机", scope=EVERYONE)[1] == 0  # found inside the run only once rebuilt
