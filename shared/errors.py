@@ -65,5 +65,6 @@ SLUGS = {
     422: "validation-error",
     431: "request-header-fields-too-large",
     500: "internal-error",
+    502: "bad-gateway",
     503: "unavailable",
 }

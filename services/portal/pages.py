@@ -33,7 +33,7 @@ from shared import mongo
 from shared.clock import now
 from shared.events import parse_time
 from shared.redact import link_parts
-from shared.web import too_many_parts
+from shared.web import problem, too_many_parts
 
 log = logging.getLogger(__name__)
 CSP = (
@@ -186,7 +186,11 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(Refused)
     def refused(exc: Refused):
-        """A refusal no view turned into a message on its page: a page with the service's reason."""
+        """A refusal no view turned into a message on its page: a page with the service's reason (for the JSON
+        API, problem+json: 502, since the refusal was of the portal's own call, not of the client's request)."""
+        if not is_page(request.path):
+            log.warning("a service refused the portal's call: %s", exc)
+            return problem(502, "Bad gateway", f"A service refused the portal's call: {exc.detail or exc.title}")
         if exc.status == 404:
             return error_page(404, "Not found", "It does not exist, or it is not yours to see.")
         return error_page(exc.status, "That did not work", exc.detail or exc.title)
@@ -205,6 +209,9 @@ def install(app: Flask) -> None:
     @app.errorhandler(Unreachable)
     def unreachable(exc: Unreachable):
         log.warning("a service did not answer: %s", exc)
+        if not is_page(request.path):  # the JSON API: problem+json, nothing done
+            detail = f"The {exc.service} service did not answer. Try again in a minute."
+            return problem(503, "Service unavailable", detail, headers={"Retry-After": "5"})
         if request.method != "POST":
             said = "Please try again in a minute. Nothing you sent was lost."
         elif request.path.startswith(("/console", "/admin")):  # the service may have done it, its answer lost

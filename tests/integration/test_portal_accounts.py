@@ -20,6 +20,7 @@ from werkzeug.serving import make_server
 from services.intake import inbound_headers
 from services.portal import devices, handlers, mailing, passwords
 from services.portal.admin import welcome
+from services.portal.client import Unreachable
 from services.portal.pages import cookie_names
 from shared import links
 from shared.auth import decode_token, issue_token
@@ -820,3 +821,24 @@ def test_an_account_enabled_again_before_it_had_a_password_is_said_to_need_a_new
 
     assert "It has no password yet and no link waiting" in page
     assert "no link is waiting: give one with “New password link”" in row(page)
+
+
+def test_the_json_api_answers_problem_json_when_a_service_it_asks_fails_or_refuses(portal, stub, monkeypatch):  # noqa: F811
+    """POST /api/accounts asks assignment for its agents: its failure is the client's problem+json, never a page."""
+    token = {"Authorization": f"Bearer {issue_token(os.environ['TICKETFLOW_JWT_SECRET'], 'admin', ttl=60, sub='ops')}"}
+    body = {"email": f"cy-{uuid.uuid4().hex[:6]}@example.com", "role": "agent", "agent_id": "cy"}
+    stub.answers["/agents"] = (401, {"title": "Unauthorized", "detail": "Bad token."})
+    refused = browser(portal).post("/api/accounts", json=body, headers=token)
+    assert (refused.status_code, refused.headers["Content-Type"]) == (502, "application/problem+json")
+    assert refused.get_json()["detail"] == "A service refused the portal's call: Bad token."
+
+    services = portal.extensions["ticketflow.portal"].services
+
+    def down(*args, **kwargs):
+        raise Unreachable("assignment", "connection refused")
+
+    monkeypatch.setattr(services, "get", down)
+    failed = browser(portal).post("/api/accounts", json=body, headers=token)
+    assert (failed.status_code, failed.headers["Content-Type"]) == (503, "application/problem+json")
+    assert failed.headers["Retry-After"] == "5" and "assignment service did not answer" in failed.get_json()["detail"]
+    assert not portal.extensions["ticketflow.portal"].store.account_by_email(body["email"])
