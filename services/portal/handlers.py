@@ -483,6 +483,17 @@ def follow_link(svc: Portal, token: str) -> dict:
     return {"id": link.ticket_id, "email": link.email}
 
 
+def confirm_link(svc: Portal, session: dict, grant: dict) -> None:
+    """A person acts on a page that a link emailed to the ticket's address opened (its poll, a reply, a close, a
+    rating): whoever followed it reads that mailbox. The first time, the sessions that had the request without a
+    link (the web form's, anyone's) need one from now on. Nothing for a session that did not follow a link."""
+    if grant["id"] not in session.get("links_followed", ()):
+        return
+    svc.store.link_acted_on(session["_id"], grant["id"])
+    if svc.store.confirm_address(grant["id"], grant["email"], now()):
+        svc.store.drop_grants(grant, keep_session_id=session["_id"])
+
+
 def within_limits(svc: Portal, action: str, limits: tuple, keys: dict[str, str], at) -> None:
     """Count one more `action` under each (kind, limit) of `limits` in this clock hour, in their order, each only
     once the ones before it passed; UserError 429 with the minutes to the hour's end past one of them."""

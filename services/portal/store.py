@@ -278,9 +278,12 @@ class PortalStore:
     # requesters' addresses proven: someone followed a link emailed to the ticket's address
     def confirm_address(self, ticket_id: str, email: str, at: datetime) -> bool:
         """Note that someone read a link emailed to the ticket's address; whether this was the first time."""
-        done = self.confirmations.update_one(
-            {"_id": ticket_id}, {"$setOnInsert": {"email": email, "at": at}}, upsert=True
-        )
+        try:
+            done = self.confirmations.update_one(
+                {"_id": ticket_id}, {"$setOnInsert": {"email": email, "at": at}}, upsert=True
+            )
+        except DuplicateKeyError:  # two first confirmations at once: the other one is the first
+            return False
         return done.upserted_id is not None
 
     def drop_grants(self, grant: dict, keep_session_id: str) -> None:

@@ -6,7 +6,6 @@ import re
 import uuid
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
-from pymongo.errors import DuplicateKeyError
 
 from services.portal import attachments, domain, finding, handlers, pages
 from services.portal.client import Unreachable
@@ -123,18 +122,9 @@ def follow_link(token: str):
 
 
 def _confirm_link(grant: dict) -> None:
-    """A person acts on a page that a link emailed to the ticket's address opened (its poll, a reply, a close, a
-    rating): whoever followed it reads that mailbox. The first time, the sessions that had the request without a
-    link (the web form's, anyone's) need one from now on."""
-    if grant["id"] not in (g.session or {}).get("links_followed", ()):
-        return
-    portal().store.link_acted_on(g.session["_id"], grant["id"])
-    try:
-        first = portal().store.confirm_address(grant["id"], grant["email"], handlers.now())
-    except DuplicateKeyError:
-        first = False  # two first confirmations at once: the other one is the first
-    if first:
-        portal().store.drop_grants(grant, keep_session_id=g.session["_id"])
+    """A person acts on a page an emailed link opened: handlers.confirm_link."""
+    if g.session:
+        handlers.confirm_link(portal(), g.session, grant)
 
 
 def _granted(ticket_id: str) -> dict | None:
