@@ -50,6 +50,7 @@ SOURCES = ("web", "email", "phone", "api")
 CLOCKS = ("first_response", "next_response", "resolution")
 CHANNELS = ("email", "webhook")
 ASSIGN_REASONS = ("auto", "claim", "manual", "transfer", "reopen")
+DESK_NAME = "The help desk"  # who events name (by_name) for an admin who is no agent: never their address
 
 # Fixed forever: changing it would change every derived event id and defeat deduplication.
 _ID_NAMESPACE = uuid.UUID("ce126d0f-cd2c-5943-b16f-6ed54b31df6d")

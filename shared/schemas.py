@@ -67,6 +67,10 @@ def name_text(max_length: int, **kwargs) -> fields.String:
 
 
 FILE_NAME_MAX = 255
+# What one attached file, and the files of one mail or one form post together, may weigh (decoded bytes): intake
+# takes no more (contract section 10), and the portal checks its form's files against the same before sending.
+ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+ATTACHMENTS_MAX_BYTES = 25 * 1024 * 1024
 FILES_NAMED_MOST = 50  # file names an event carries (a mail with more: the first 50)
 
 

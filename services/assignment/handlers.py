@@ -488,7 +488,7 @@ def _work(
     return _change(svc, ticket_id, write, correlation_id)
 
 
-DESK_NAME = "The help desk"  # who a reply is from when no agent wrote it (an admin's, a script's)
+DESK_NAME = events.DESK_NAME  # who a reply is from when no agent wrote it (an admin's, a script's)
 
 
 def _name(actor: dict | None) -> str:

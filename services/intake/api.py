@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from services.intake import files, handlers, inbox
-from services.intake.domain import MAIL_MAX_BYTES
+from services.intake.domain import ATTACHMENTS_MAX_BYTES
 from services.intake.schemas import (
     TOPIC_ID,
     AttachmentListSchema,
@@ -107,7 +107,7 @@ zip and the Office and OpenDocument formats, UTF-8 text and csv); otherwise, and
 JavaScript or any other type a browser could run, `application/octet-stream`."""
 
 ATTACHMENTS_PATH = re.compile(r"^/tickets/[^/]+/attachments$")
-UPLOAD_BODY_MAX = MAIL_MAX_BYTES + 1024 * 1024  # the files together, and room for the parts' headers and fields
+UPLOAD_BODY_MAX = ATTACHMENTS_MAX_BYTES + 1024 * 1024  # the files together, and room for the parts' headers and fields
 DOWNLOAD_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "sandbox; default-src 'none'",

@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.events import OPEN_STATUSES
+from shared.events import DESK_NAME, OPEN_STATUSES
 from shared.ordering import newer
 from shared.redact import redact_tokens, redact_url, redact_urls
+from shared.schemas import ATTACHMENT_MAX_BYTES, ATTACHMENTS_MAX_BYTES
 
 DEFAULT_TOPIC = "general"  # mail that names no topic takes it; never retired
 DEFAULT_TOPICS = (
@@ -373,7 +374,7 @@ def _team(data: dict) -> str:
     return data.get("team_name") or f"team {data['team']}"
 
 
-DESK = "The help desk"  # how assignment's events name an admin who is no agent (its DESK_NAME)
+DESK = DESK_NAME  # how assignment's events name an admin who is no agent
 
 
 def _by(data: dict) -> str:
@@ -465,21 +466,19 @@ _SUMMARIES = {
 
 
 # --- attachments ------------------------------------------------------------------------------
-# What one attached file, and the files of one mail or one form post together, may weigh (decoded bytes).
+# What one attached file, and the files of one mail or one form post together, may weigh (shared.schemas).
 # A ticket's attachments live apart from its document (AttachmentStore, BlobStore): no 16 MB limit applies.
-ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
-MAIL_MAX_BYTES = 25 * 1024 * 1024
 
 
 def over_the_limits(files: Iterable[tuple[str, int]]) -> tuple[str, str] | None:
     """The first file, by (name, size), that breaks a limit, and which: ("file", name) past ATTACHMENT_MAX_BYTES,
-    ("together", name) for the one that takes the files past MAIL_MAX_BYTES; None when they all fit."""
+    ("together", name) for the one that takes the files past ATTACHMENTS_MAX_BYTES; None when they all fit."""
     total = 0
     for name, size in files:
         if size > ATTACHMENT_MAX_BYTES:
             return "file", name
         total += size
-        if total > MAIL_MAX_BYTES:
+        if total > ATTACHMENTS_MAX_BYTES:
             return "together", name
     return None
 

@@ -13,8 +13,9 @@ from datetime import timedelta
 from services.intake import files
 from services.intake.domain import (
     ATTACHMENT_MAX_BYTES,
+    ATTACHMENTS_MAX_BYTES,
     DEFAULT_TOPIC,
-    MAIL_MAX_BYTES,
+    DESK,
     NotResolved,
     ThreadFull,
     Ticket,
@@ -242,7 +243,7 @@ def reopen_ticket(
     not hold); any other is 409: a closed one stays closed, and an open one may be resolved in assignment a moment
     before intake hears of it."""
 
-    by, by_name = "admin", "The help desk"  # an admin who is no agent: never their address in an event
+    by, by_name = "admin", DESK  # an admin who is no agent: never their address in an event
     if principal is not None and principal.agent_id:
         by = principal.agent_id
         by_name = (svc.agents.find(by) or {}).get("name") or by
@@ -346,7 +347,9 @@ def _check_uploads(uploads: list[Upload]) -> None:
         if limit == "file":
             message = f"{name} is larger than {mib(ATTACHMENT_MAX_BYTES)}, the most one file may be."
         else:
-            message = f"With {name} the files are larger than {mib(MAIL_MAX_BYTES)} together, the most they may be."
+            message = (
+                f"With {name} the files are larger than {mib(ATTACHMENTS_MAX_BYTES)} together, the most they may be."
+            )
         raise TooLarge(message, {"file": [message]})
 
 

@@ -23,8 +23,8 @@ from marshmallow import ValidationError
 from services.intake import files, inbound
 from services.intake.domain import (
     ATTACHMENT_MAX_BYTES,
+    ATTACHMENTS_MAX_BYTES,
     DEFAULT_TOPIC,
-    MAIL_MAX_BYTES,
     ThreadFull,
     Ticket,
     TicketClosed,
@@ -207,7 +207,7 @@ def _check_sizes(mail: inbound.InboundMail) -> None:
         limit, name = problem
         if limit == "file":
             raise MailRefused(552, f"The attachment {name!r} is larger than {mib(ATTACHMENT_MAX_BYTES)}.")
-        raise MailRefused(552, f"The attachments are larger than {mib(MAIL_MAX_BYTES)} together.")
+        raise MailRefused(552, f"The attachments are larger than {mib(ATTACHMENTS_MAX_BYTES)} together.")
 
 
 def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:

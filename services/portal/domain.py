@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from shared.events import format_time, parse_time
-from shared.schemas import hidden_character
+from shared.events import (
+    format_time,
+    parse_time,
+)
+from shared.schemas import ATTACHMENT_MAX_BYTES, ATTACHMENTS_MAX_BYTES, hidden_character
 
 ROLES = ("agent", "admin")
 PASSWORD_MIN = 12
@@ -129,7 +132,6 @@ def _soonest(due: dict[str, datetime]) -> dict:
             "deadline_clock": CLOCK_NAMES.get(soonest, soonest) if soonest else None}  # fmt: skip
 
 
-DESK_NAME = "The help desk"  # who a reply is from when no agent wrote it (assignment signs it so)
 RATINGS = {"good": "Good, I am satisfied", "bad": "Bad, I am not satisfied"}  # what a requester rates a resolution
 RATING_COMMENT_MAX = 2000
 RATABLE = ("resolved", "closed")
@@ -587,10 +589,8 @@ def load_word(agent: dict) -> str:
     return "over capacity" if taken > capacity else "full"
 
 
-# Attachments: what intake takes (contract section 10), checked here first so that a form with files too large
-# is answered next to its file field before anything is sent.
-ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
-ATTACHMENTS_MAX_BYTES = 25 * 1024 * 1024
+# Attachments: what intake takes (contract section 10; shared.schemas), checked here first so that a form with files
+# too large is answered next to its file field before anything is sent.
 
 
 def file_problems(files: list[tuple[str, int]]) -> list[str]:

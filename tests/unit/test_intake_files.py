@@ -82,10 +82,10 @@ def test_the_disposition_is_always_attachment_with_an_ascii_fallback_and_the_utf
 
 
 def test_the_first_file_past_a_limit_is_named_with_the_limit_it_breaks():
-    from services.intake.domain import ATTACHMENT_MAX_BYTES, MAIL_MAX_BYTES, over_the_limits
+    from services.intake.domain import ATTACHMENT_MAX_BYTES, ATTACHMENTS_MAX_BYTES, over_the_limits
 
     assert over_the_limits([("a.pdf", 10), ("b.pdf", ATTACHMENT_MAX_BYTES)]) is None
     assert over_the_limits([("a.pdf", 10), ("big.bin", ATTACHMENT_MAX_BYTES + 1)]) == ("file", "big.bin")
     nine = 9 * 1024 * 1024
-    assert over_the_limits([("1", nine), ("2", nine), ("3", MAIL_MAX_BYTES - 2 * nine + 1)]) == ("together", "3")
+    assert over_the_limits([("1", nine), ("2", nine), ("3", ATTACHMENTS_MAX_BYTES - 2 * nine + 1)]) == ("together", "3")
     assert over_the_limits([]) is None
