@@ -16,7 +16,7 @@ projections for services that have no ticket view of their own holding them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -185,6 +185,17 @@ class StampedRecords:
     def visible_to(agent_id: str, teams: Iterable[str]) -> dict:
         """The filter of the records an agent reads (the rule of `may_read`)."""
         return {"$or": [{"team": {"$in": list(teams)}}, {"agent_id": agent_id}]}
+
+    def agent_scope(self, agent: dict | None, tickets_of: Callable[[str, list[str]], list[str]]) -> dict:
+        """How a page of the records an agent reads is asked for (the store's `page` keyword): none for an agent
+        the service has not heard of (`agent` None); through the stamps (`visible`) once every record has them;
+        until the worker's backfill, `among` the tickets `tickets_of(agent_id, teams)` names."""
+        if agent is None:
+            return {"among": []}
+        teams = list(agent.get("teams", []))
+        if self.backfilled():
+            return {"visible": self.visible_to(agent["id"], teams)}
+        return {"among": tickets_of(agent["id"], teams)}
 
     def backfilled(self) -> bool:
         """Whether every record written before there were stamps has been stamped (then the lists use them)."""

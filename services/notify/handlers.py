@@ -28,7 +28,7 @@ from services.notify.domain import (
 )
 from services.notify.store import NotificationStore, TicketViews, WebhookStore
 from shared import events, outbox
-from shared.access import AgentDirectory, Stamp, StampedRecords, TicketFacts, may_read, sees_everything
+from shared.access import AgentDirectory, Stamp, TicketFacts, may_read, sees_everything
 from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
@@ -372,14 +372,8 @@ def list_notifications(
     if principal is not None and not sees_everything(principal):
         filters = {**filters, "channel": "email"}
         agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
-        if agent is None:
-            items, next_cursor = svc.notifications.page(filters, limit, cursor, among=[])
-        elif svc.notifications.stamps.backfilled():
-            visible = StampedRecords.visible_to(agent["id"], agent.get("teams", []))
-            items, next_cursor = svc.notifications.page(filters, limit, cursor, visible=visible)
-        else:  # until the worker's backfill
-            among = svc.views.ids_visible_to(agent["id"], agent.get("teams", []))
-            items, next_cursor = svc.notifications.page(filters, limit, cursor, among=among)
+        scope = svc.notifications.stamps.agent_scope(agent, svc.views.ids_visible_to)
+        items, next_cursor = svc.notifications.page(filters, limit, cursor, **scope)
         return [notification_view(item, principal) for item in items], next_cursor
     items, next_cursor = svc.notifications.page(filters, limit, cursor)
     return [notification_view(item, principal) for item in items], next_cursor

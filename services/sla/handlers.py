@@ -23,7 +23,7 @@ from services.sla.domain import (
 )
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
-from shared.access import AgentDirectory, StampedRecords, TicketAccess, may_read, sees_everything
+from shared.access import AgentDirectory, TicketAccess, may_read, sees_everything
 from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
@@ -432,13 +432,8 @@ def list_breaches(
     """Newest first; an agent's list holds only the breaches of the tickets it may see (shared.access)."""
     if principal is not None and not sees_everything(principal):
         agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
-        if agent is None:
-            return svc.breaches.page(filters, since, limit, cursor, among=[], until=until)
-        if svc.breaches.stamps.backfilled():
-            visible = StampedRecords.visible_to(agent["id"], agent.get("teams", []))
-            return svc.breaches.page(filters, since, limit, cursor, until=until, visible=visible)
-        among = svc.access.ids_visible_to(agent["id"], agent.get("teams", []))  # until the worker's backfill
-        return svc.breaches.page(filters, since, limit, cursor, among=among, until=until)
+        scope = svc.breaches.stamps.agent_scope(agent, svc.access.ids_visible_to)
+        return svc.breaches.page(filters, since, limit, cursor, until=until, **scope)
     return svc.breaches.page(filters, since, limit, cursor, until=until)
 
 
