@@ -1,6 +1,11 @@
 """The admin pages' use cases. Each calls a service's API with the signed-in admin's own token, so every
-rule (and every field error) is the service's; these modules only turn a form into a request body, as the
-API takes it, and a refusal into a `UserError` whose field errors carry the form's names.
+rule (and every field error) is the service's, which refuses what breaks it; these modules turn a form into a
+request body, as the API takes it, and a refusal into a `UserError` whose field errors carry the form's names.
+
+A few of assignment's rules are said before asking, from copies (a service never imports another's modules):
+which team a topic goes to (domain.topic_routes), the teams an agent leads (domain.led_teams), the agent an
+address belongs to (people.email_of_nobody_else). tests/unit/test_portal_copies_of_rules.py holds each copy to
+assignment's rule, and assignment still decides.
 """
 
 from __future__ import annotations
