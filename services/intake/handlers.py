@@ -194,10 +194,19 @@ def create_ticket(
             if existing is not None:
                 return existing, False
     within_rate_limit(svc, "tickets", request["requester"]["email"])  # a repeat with its key is not counted
+    return open_new(svc, ticket_id, request, correlation_id)  # (a concurrent request with the same key may win)
+
+
+def open_new(
+    svc: Intake, ticket_id: str, request: dict, correlation_id: str | None = None, mark: dict | None = None
+) -> tuple[Ticket, bool]:
+    """Open ticket `ticket_id` from a request already checked and counted, its number drawn now, with its
+    `ticket.created` (occurred_at: its created_at); (the ticket, created): False when a concurrent opening of the
+    same id won, whose ticket it is. `mark`: fields stored with the new document only (documents.insert)."""
     at = now()
     ticket = Ticket.open(ticket_id, svc.tickets.next_number(), request, at)
-    if not svc.tickets.insert(ticket, _recorded(ticket, correlation_id, at)):  # occurred_at is its created_at
-        return svc.tickets.get(ticket_id), False  # a concurrent request with the same key won
+    if not svc.tickets.insert(ticket, _recorded(ticket, correlation_id, at), mark):
+        return svc.tickets.get(ticket_id), False
     return ticket, True
 
 

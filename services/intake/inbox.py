@@ -32,7 +32,7 @@ from services.intake.domain import (
     mib,
     over_the_limits,
 )
-from services.intake.handlers import RATE_WINDOW, Intake, _recorded, change_ticket, get_ticket, within_rate_limit
+from services.intake.handlers import RATE_WINDOW, Intake, change_ticket, get_ticket, open_new, within_rate_limit
 from services.intake.inbound_headers import answers_our_mail, auto_reply_by_subject
 from services.intake.inbound_parts import MAILS
 from services.intake.schemas import TicketCreateSchema
@@ -316,13 +316,10 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
         within_rate_limit(svc, "tickets", mail.sender)
     except TooManyRequests as limited:
         return Outcome("kept", f"not opened: {limited.detail}")
-    at = now()
-    ticket = Ticket.open(ticket_id, svc.tickets.next_number(), request, at)
     # what open_follow_up looks for; on every mailed ticket, so that only those opened before it was written are
     # known by their description
     mark = {"follows_up": follows.number if follows is not None else None}
-    if not svc.tickets.insert(ticket, _recorded(ticket, None, at), mark):
-        ticket = svc.tickets.get(ticket_id)  # another mail process opened it at the same moment
+    ticket, _ = open_new(svc, ticket_id, request, mark=mark)  # or another mail process's, opened the same moment
     _store_attachments(svc, mail, ticket.id, None)  # after the ticket: a crash before is completed on redelivery
     return Outcome("ticket", "opened a ticket", ticket.id, ticket.number)
 
