@@ -1,4 +1,4 @@
-"""intake's HTTP API: create_app() for gunicorn. Thin views; the rules live in handlers and domain."""
+"""intake's HTTP API: create_app() for gunicorn. Thin views; the rules live in handlers (inbox: mail in), domain."""
 
 from __future__ import annotations
 
