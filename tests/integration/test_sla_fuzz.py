@@ -147,9 +147,9 @@ def refused_without_a_token(ctx, response, case) -> None:
 
 
 def agents_only_read(ctx, response, case) -> None:
-    """An agent reads everything and writes nothing: a PUT, and the admins' what-if (a POST), are 403 (or 400
-    for a body that is not JSON)."""
-    if case.method.upper() in ("PUT", "POST"):
+    """An agent reads everything and writes nothing: a PUT, a DELETE, and the admins' what-if (a POST), are 403 (or
+    400 for a body that is not JSON)."""
+    if case.method.upper() in ("PUT", "POST", "DELETE"):
         assert response.status_code in (400, 403), f"{case.method} {case.formatted_path}: {response.status_code}"
     else:
         assert response.status_code not in (401, 403), f"{case.method} {case.formatted_path}: {response.status_code}"

@@ -8,6 +8,7 @@ from services.portal.client import path_id
 from services.portal.console import actor
 from services.portal.handlers import Portal, UserError
 from services.portal.store import ChangedMeanwhile, TitleTaken
+from shared import events
 from shared.clock import now
 
 TAKEN = "Another saved reply has this title; choose another, or change that one."
@@ -72,4 +73,4 @@ def filled(svc: Portal, session: dict, reply_id: str, ticket_id: str, me: dict) 
     reply = one(svc, reply_id)
     ticket = svc.services.get("intake", f"/tickets/{path_id(ticket_id)}", actor(session))
     signer = me.get("name") if session.get("agent_id") else None  # an admin who is no agent signs as the desk
-    return domain.fill_saved_reply(reply["body"], ticket, signer or domain.DESK_NAME)
+    return domain.fill_saved_reply(reply["body"], ticket, signer or events.DESK_NAME)
