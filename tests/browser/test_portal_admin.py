@@ -389,6 +389,25 @@ def test_an_admin_deletes_a_team_added_by_mistake_and_not_one_with_tickets(porta
     expect(admin.get_by_text("Delete this team")).to_have_count(0)
 
 
+def test_an_admin_deletes_a_calendar_added_by_mistake(portal_system, new_context, screenshot):  # noqa: F811
+    portal, calendar = portal_system.portal, f"typo-{uuid.uuid4().hex[:6]}"
+    hours = {"mon": [["09:00", "17:00"]]}
+    portal_system.call("PUT", "sla", f"/calendars/{calendar}", json={"timezone": "Europe/Madrid", "hours": hours})
+    admin = new_context().new_page()
+    sign_in(admin, portal, ADMIN_EMAIL)
+    admin.goto(f"{portal}/admin/calendars/{calendar}")
+    admin.get_by_text("Delete this calendar").click()
+    assert_accessible(admin)
+    screenshot(admin, "admin-calendar-delete")
+    admin.get_by_role("button", name=f"Yes, delete {calendar}").click()
+    expect(admin.get_by_text("The calendar is deleted.")).to_be_visible()
+    expect(admin.get_by_role("link", name=calendar)).to_have_count(0)
+    assert calendar not in [c["id"] for c in portal_system.call("GET", "sla", "/calendars")["items"]]
+
+    admin.goto(f"{portal}/admin/calendars/24x7")  # built in: never offered
+    expect(admin.get_by_text("Delete this calendar")).to_have_count(0)
+
+
 def test_an_agent_switches_its_own_availability_from_the_queue(portal_system, new_context):  # noqa: F811
     agent = new_context().new_page()
     sign_in(agent, portal_system.portal, STAFF["bob"]["email"])  # bob starts away
