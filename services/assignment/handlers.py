@@ -9,11 +9,13 @@ the writes leaves.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.assignment.domain import (
+    GENERAL,
     Candidate,
     RuleViolation,
     Ticket,
@@ -44,6 +46,8 @@ from shared.saving import NO_CHANGE, update
 
 SERVICE = "assignment"
 SYSTEM = "assignment"  # the actor of automatic moves
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -454,10 +458,13 @@ def assign(
 
     if team is not None:
         svc.teams.require([team], "team")
+        read = svc.teams.get(team)
         transfer = _auto(svc, team)
-        return _assign(
+        moved = _assign(
             svc, ticket_id, transfer, "transfer", principal.actor, correlation_id, prepare=allowed, by_name=_name(actor)
         )
+        _team_kept(svc, read, moved)
+        return moved
     target = svc.agents.find(agent_id)
     if target is None:
         may_assign(svc.tickets.get(ticket_id))  # 404, 403 and 409 come before an unknown agent's 422
@@ -596,7 +603,7 @@ def on_created(svc: Assignment, envelope: dict) -> None:
     )
     # a redelivery finds it stored (and reads it): the assignment below is idempotent
     inserted = _save(svc, ticket, correlation_id, insert=True)
-    _assign(
+    assigned = _assign(
         svc,
         ticket.id,
         _auto(svc),
@@ -607,6 +614,19 @@ def on_created(svc: Assignment, envelope: dict) -> None:
         stored=ticket if inserted else None,
         teams=teams,
     )
+    if inserted and team != GENERAL:
+        _team_kept(svc, next(t for t in teams if t["id"] == team), assigned)
+
+
+def _team_kept(svc: Assignment, team: dict, ticket: Ticket) -> None:
+    """A team a ticket was just routed or moved to, put back if it was deleted since it was read: its delete's own
+    check after the delete (delete_team) came before the ticket was stored, so it is the ticket's to keep. The
+    team's delete is undone, as if the ticket had come first. Only a ticket left in the team's queue is looked
+    at: a team with an agent to take it cannot have been deleted (a delete refuses a team with agents)."""
+    if ticket.team != team["id"] or ticket.agent_id is not None:
+        return
+    if svc.teams.name(team["id"]) is None and svc.teams.put_back(team):
+        log.warning("team %s was deleted as a ticket went to it: put back", team["id"])
 
 
 def on_reopened(svc: Assignment, envelope: dict) -> None:

@@ -229,6 +229,14 @@ class TeamStore:
         """A team's document put back as it was (a delete that found it used meanwhile)."""
         self.collection.replace_one({"_id": team["_id"]}, team, upsert=True)
 
+    def put_back(self, team: dict) -> bool:
+        """A team as a list read it (`all`, `get`) stored again if it is gone; whether it was."""
+        try:
+            self.collection.insert_one({**team, "_id": team["id"]})
+        except DuplicateKeyError:
+            return False
+        return True
+
     def document(self, team_id: str) -> dict:
         doc = self.collection.find_one({"_id": team_id})
         if doc is None:

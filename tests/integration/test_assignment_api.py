@@ -144,6 +144,37 @@ def test_a_team_used_while_it_was_being_deleted_is_put_back(actx, aclient, make_
     assert team["id"] in {t["id"] for t in aclient.get("/teams", headers=admin()).get_json()["items"]}
 
 
+def test_a_team_deleted_as_a_ticket_is_routed_or_moved_to_it_is_put_back(
+    actx, aclient, make_team, new_ticket, read_ticket, monkeypatch
+):
+    """Routing and a transfer read the team, then store the ticket: a delete in between, whose own check after
+    the delete came before the ticket was stored, misses it. The team comes back as it was, as if the ticket had
+    come first, and its queue is a team's again."""
+    routed_to, moved_to, start = make_team(), make_team(), make_team()
+    listing, reading = actx.teams.all, actx.teams.get
+
+    def deleted_after_the_read(team: dict, read):
+        def read_then_deleted(*args):
+            found = read(*args)
+            assert aclient.delete(f"/teams/{team['id']}", headers=admin()).status_code == 204  # no ticket yet
+            return found
+
+        return read_then_deleted
+
+    monkeypatch.setattr(actx.teams, "all", deleted_after_the_read(routed_to, listing))
+    ticket = new_ticket(routed_to["topics"][0])
+    monkeypatch.setattr(actx.teams, "all", listing)
+    moved = new_ticket(start["topics"][0])
+    monkeypatch.setattr(actx.teams, "get", deleted_after_the_read(moved_to, reading))
+    answer = aclient.post(f"/tickets/{moved}/assign", json={"team": moved_to["id"]}, headers=admin())
+    monkeypatch.setattr(actx.teams, "get", reading)
+
+    assert answer.status_code == 200, answer.get_json()
+    assert (read_ticket(ticket)["team"], read_ticket(moved)["team"]) == (routed_to["id"], moved_to["id"])
+    teams = {t["id"]: t for t in aclient.get("/teams", headers=admin()).get_json()["items"]}
+    assert teams[routed_to["id"]]["topics"] == routed_to["topics"] and moved_to["id"] in teams
+
+
 def test_a_name_with_control_or_bidi_characters_is_refused(aclient, make_team):
     """ "\u202eevil" shows as "live": a team's or an agent's name shows as typed, or is refused (422)."""
     team = make_team()
