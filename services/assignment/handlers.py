@@ -190,7 +190,8 @@ def delete_team(svc: Assignment, team_id: str) -> None:
     """Remove a team added by mistake (domain.why_team_stays); its topics go back to general. 409 otherwise.
 
     Checked again once it is gone: an agent given the team, or a ticket routed or moved there, in the meantime (each
-    read the team before it went) puts it back, refused as if it had come first."""
+    read the team before it went) puts it back, refused as if it had come first. A ticket stored after that check
+    puts it back itself (_team_kept)."""
     if reason := why_team_stays(team_id, team_id, ()):  # general: no read
         raise Conflict(reason)
     document = svc.teams.document(team_id)
