@@ -140,7 +140,8 @@ class TeamById(MethodView):
     def delete(self, team_id):
         """Remove a team added by mistake: one no agent is in (or leads) and no ticket ever went to; the topics it
         named go back to `general`. 409 for `general`, and for a team with agents or tickets (its tickets and the
-        reports name it: give its topics to another team instead); 404 for no such team."""
+        reports name it: give its topics to another team instead); 404 for no such team. A ticket routed or moved to
+        the team in the same instant brings it back, even after the 204."""
         handlers.delete_team(assignment(), team_id)
 
 

@@ -338,11 +338,6 @@ def may_read(role: str, agent: dict | None, ticket: Ticket) -> bool:
     return agent is not None and (ticket.agent_id == agent["id"] or ticket.team in agent["teams"])
 
 
-def may_claim(agent: dict | None, ticket: Ticket) -> bool:
-    """An agent claims the tickets of its teams (and, again, its own)."""
-    return may_read("agent", agent, ticket)
-
-
 def may_resolve(role: str, agent: dict | None, ticket: Ticket) -> bool:
     """The ticket's agent resolves it, and admins: a teammate or a lead reassigns it first."""
     return role == "admin" or (agent is not None and ticket.agent_id == agent["id"])

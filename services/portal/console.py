@@ -409,12 +409,18 @@ def act(
     except Refused as refused:
         errors = {name.split(".")[-1]: messages for name, messages in refused.errors.items()}
         said = refused.detail or refused.title
+        if service == "assignment" and refused.status == 404:  # its words name the ticket by its internal id
+            said = OUT_OF_SIGHT
         if action == "claim" and refused.status == 409:  # a claim race lost: the winner by name, not by id
             said = _claimed_by(svc, session, ticket_id) or said
         if action in ("status", "priority") and refused.status == 409:  # "already in_progress": the words shown
             said = _status_words(said)
         raise UserError(said, errors, refused.status) from None
     return answer if isinstance(answer, dict) else {}
+
+
+# assignment's 404 for a ticket the person saw a moment ago: it answers so for one the agent may not read now
+OUT_OF_SIGHT = "It is out of your sight now: handed to a team you are not in, or you are no longer in its team."
 
 
 def _status_words(said: str) -> str:
@@ -582,7 +588,8 @@ def _work_of(svc: Portal, session: dict, ticket_id: str) -> dict:
     try:
         return svc.services.get("assignment", f"/tickets/{path_id(ticket_id)}", actor(session))
     except Refused as refused:
-        raise UserError(refused.detail or refused.title, status=refused.status) from None
+        said = OUT_OF_SIGHT if refused.status == 404 else refused.detail or refused.title
+        raise UserError(said, status=refused.status) from None
 
 
 def _agent_of(svc: Portal, session: dict, agent_id: str) -> dict:

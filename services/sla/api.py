@@ -173,7 +173,8 @@ class CalendarById(MethodView):
     def delete(self, calendar_id):
         """Remove a calendar added by mistake: one no version of any policy ever named (clocks under a version
         count in its calendar, and every version is kept). 409 for 24x7 and for a calendar a policy named, saying
-        which; 404 for no such calendar. Its id may be used again for a new calendar."""
+        which; 404 for no such calendar. Its id may be used again for a new calendar. A policy saved naming it in the
+        same instant brings it back, even after the 204."""
         handlers.delete_calendar(sla(), calendar_id)
 
 

@@ -396,6 +396,26 @@ def test_a_bulk_move_to_a_team_where_nobody_takes_tickets_says_they_wait_there(p
     assert 'class="notice notice--warning"' in page
 
 
+def test_a_ticket_handed_out_of_sight_since_the_queue_showed_it_is_said_so_not_by_its_id(portal, stub):  # noqa: F811
+    """assignment answers 404 for a ticket the agent may no longer read (moved to another team): its words name the
+    ticket by its internal id, which the queue never shows."""
+    queue_stub(stub)
+    gone = (404, {"title": "Not found", "detail": "No ticket t-5."})
+    stub.answers["/tickets/t-5/claim"] = gone
+    stub.answers["/tickets/t-5"] = gone  # gone before the claim looks at it
+    stub.answers["/tickets/t-6/claim"] = (404, {"title": "Not found", "detail": "No ticket t-6."})
+    stub.answers["/tickets/t-6"] = {"ticket_id": "t-6", "agent_id": None, "team": "network"}  # gone in between
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
+    stub.answers["/agents"] = {"items": []}
+    agent = signed_in(portal, "agent", "ada")
+
+    page = text(agent.get(ticked(agent, {"action": "claim"}, ["t-5:100005", "t-6:100006"]).headers["Location"]))
+
+    for number in (100005, 100006):
+        assert f"<li>#{number}: It is out of your sight now: handed to a team you are not in" in page
+    assert "t-5" not in page.split("Not done on 2:")[1].split("</ul>")[0]
+
+
 def test_a_refusals_field_errors_are_part_of_its_reason(portal, stub):  # noqa: F811
     queue_stub(stub)
     stub.answers["/tickets/t-1/transfer"] = (422, {"title": "Validation failed", "detail": "",
