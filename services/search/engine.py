@@ -356,10 +356,16 @@ MARKED = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)  # a marked word of a snip
 
 def words_marked(shown: str) -> int:
     """How many different words a snippet marks, each by its stem ("drops" and "dropping" are one word), joined
-    up ("Wi-Fi" is one word)."""
+    up ("Wi-Fi" is one word); a marked run of Chinese or Japanese ("打印机", three words to the index) is one."""
     marked = (queries.joined(html.unescape(word)) for word in MARKED.findall(shown))
     # a word the analysis drops (40 bytes or more, which OpenSearch may still mark) counts as itself
-    return len({stem for word in marked for stem in queries.ENGLISH.analyze(word) or [word.casefold()]})
+    return len({stem for word in marked for stem in _counted(word)})
+
+
+def _counted(word: str) -> list[str]:
+    if queries.CJK_RUN.search(word):
+        return [word.casefold()]
+    return queries.ENGLISH.analyze(word) or [word.casefold()]
 
 
 _WORD = re.compile(r"\w+")

@@ -378,7 +378,11 @@ def snippet(source: dict, highlight: dict) -> str:
     holding "email", does not mark)."""
     best, most = None, 0
     for name in SNIPPET_FIELDS:
-        fragments = [found[0] for found in (highlight.get(name), highlight.get(f"{name}.{COPY}")) if found]
+        fragments = [
+            found[0].replace("</mark><mark>", "")  # touching marks as one: the characters of "打印机", each marked
+            for found in (highlight.get(name), highlight.get(f"{name}.{COPY}"))
+            if found
+        ]
         if fragments and (marks := words_marked(chosen := max(fragments, key=_marked_length))) > most:
             best, most = (name, chosen), marks
     if best is not None:

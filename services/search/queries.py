@@ -44,6 +44,7 @@ CJK_CHARS = (
     "\U0001b000-\U0001b16f\U00020000-\U0003ffff"
 )
 PART = re.compile(rf"[^\W_{CJK_CHARS}]+|[{CJK_CHARS}]")  # a part of a typed word or a text, as WORD cuts it
+CJK_RUN = re.compile(rf"[{CJK_CHARS}]")
 
 # similar's knobs, chosen on half of the labelled set in tests/data (benchmarks/similar_quality.py)
 SIMILAR_SUBJECT_TF = 2.0  # a subject's word counts twice: the subject says what the problem is
@@ -205,7 +206,7 @@ def together_of(word: str) -> str | None:
     """A typed word (or phrase) joined up, as its joined copies are searched; None when that joins parts into one
     the analysers drop (40 bytes or more): a phrase of what is left would find what it never meant."""
     together = joined(word)
-    return None if any(len(part.encode()) >= LONGEST for part in re.findall(r"[^\W_]+", together)) else together
+    return None if any(len(part.encode()) >= LONGEST for part in PART.findall(together)) else together
 
 
 def joined_terms(q: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -223,10 +224,9 @@ def parts_looked_for(q: str) -> tuple[frozenset[str], tuple[tuple[str, ...], ...
     only those phrases look for, and each phrase's stems in order. tantivy's snippets mark a phrase's terms
     wherever they stand ("mail" in "Every mail" for "e-mail"): such a stem is marked only where its phrase is."""
     phrases, words = split(q)
-    words = [without_possessive(word) for word in words]
+    words = [without_possessive(word) for word in [*words, *(w for phrase in phrases for w in phrase.split())]]
     sequences = tuple(dict.fromkeys(tuple(ENGLISH.analyze(word)) for word in words if in_parts(word)))
     alone = {t for word in words if not in_parts(word) for t in ENGLISH.analyze(word)}
-    alone |= {t for phrase in phrases for t in ENGLISH.analyze(phrase)}
     return frozenset(t for sequence in sequences for t in sequence) - alone, sequences
 
 

@@ -551,3 +551,10 @@ def test_a_chinese_word_is_the_phrase_of_its_characters_as_the_tokenizer_cuts_th
     assert WORD.endswith(r"|[\p{IsHan}\p{IsHiragana}\p{IsKatakana}]")  # queries.WORD's second half, in Java's words
     subject = text_query("打印机")["bool"]["should"][0]["dis_max"]["queries"][0]["dis_max"]["queries"][0]
     assert subject == {"match_phrase": {"subject": {"query": "打 印 机", "boost": 2.0}}}
+
+
+def test_the_characters_of_a_chinese_word_marked_one_by_one_are_marked_as_one():
+    from services.search.opensearch import snippet
+
+    found = {"description": ["我的<mark>打</mark><mark>印</mark><mark>机</mark>坏了"]}
+    assert snippet({"description": "我的打印机坏了"}, found) == "我的<mark>打印机</mark>坏了"

@@ -78,6 +78,8 @@ def test_the_parts_a_query_looks_for_only_together():
     alone, sequences = queries.parts_looked_for('e-mail ERR_CONN_RESET reset "mail server" wifi')
     assert sequences == (("e", "mail"), ("err", "conn", "reset"))
     assert alone == {"e", "err", "conn"}  # "reset" is typed alone, "mail" in a phrase: marked wherever they stand
+    alone, sequences = queries.parts_looked_for('"wi-fi drops" wifi')  # a phrase's word too: its parts together
+    assert (alone, sequences) == ({"wi", "fi"}, (("wi", "fi"),))
     assert queries.parts_looked_for("printer") == (frozenset(), ())
 
 
@@ -167,7 +169,8 @@ def test_a_chinese_or_japanese_word_is_found_inside_a_longer_run_and_marked_whol
     assert found("打印机") == [("a", "我的<mark>打印机</mark>坏了，无法打印。请帮忙。")]
     assert found("紙詰まり") == [("b", "会議室のプリンターが動きません。<mark>紙詰まり</mark>です。")]
     assert [ticket for ticket, _ in found("プリンター")] == ["b"]
-    assert found('"打印机坏了"') == [("a", "我的<mark>打印机坏了</mark>，无法<mark>打印</mark>。请帮忙。")]
+    # quoted, the characters are marked where they stand together, never one by one (了 is everywhere)
+    assert found('"打印机坏了"') == [("a", "我的<mark>打印机坏了</mark>，无法打印。请帮忙。")]
     assert found("机坏打印") == []  # the characters in another order are not the word
 
 
@@ -187,4 +190,5 @@ def test_an_index_made_before_each_chinese_character_was_a_word_is_outdated_and_
     assert outdated(path)
     reader = Engine(path, create=False)  # an api process, before the worker rebuilt it
     assert reader.copies and reader.search("wifi", scope=EVERYONE)[1] == 1  # everything else as before
-    assert reader.search("打印机", scope=EVERYONE)[1] == 0  # found inside the run only once rebuilt
+    for typed in ("打印机", "打印机坏了"):  # Chinese and Japanese are found once it is rebuilt, not before
+        assert reader.search(typed, scope=EVERYONE)[1] == 0
