@@ -149,7 +149,9 @@ def next_sequence(db: Database, name: str, start: int) -> int:
     return int(doc["value"])
 
 
-def due_by(collection, field: str, until, limit: int, fields: tuple[str, ...] = ()) -> list[dict]:
+def due_by(
+    collection, field: str, until, limit: int, fields: tuple[str, ...] = (), where: dict | None = None
+) -> list[dict]:
     """Up to `limit` documents whose date `field` is at most `until`, soonest first (the `_id`, `field`, `fields`).
 
     No sort in the query: the range is read along the field's index, so it comes in index order anyway,
@@ -157,7 +159,7 @@ def due_by(collection, field: str, until, limit: int, fields: tuple[str, ...] = 
     (a backlog of 100,000 due clocks after an outage: 23 s a pass). The batch is sorted here instead.
     """
     projection = dict.fromkeys((field, *fields), 1)
-    docs = collection.find({field: {"$lte": until}}, projection).limit(limit)
+    docs = collection.find({**(where or {}), field: {"$lte": until}}, projection).limit(limit)
     return sorted(docs, key=lambda doc: doc[field])
 
 

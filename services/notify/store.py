@@ -110,15 +110,18 @@ class NotificationStore(VersionedStore):
     def ensure_indexes(self) -> None:
         self.stamps.ensure_indexes()
         self.collection.create_index([("next_attempt_at", ASCENDING)])
+        self.collection.create_index([("endpoint", ASCENDING), ("next_attempt_at", ASCENDING)])  # due_at(endpoint)
         self.collection.create_index([("created_at", DESCENDING), ("_id", DESCENDING)])
         # the list's filters, each followed by the list's order (a rare status, `dead`, is then as fast as `sent`)
         for first in ("ticket_id", "status", "recipient"):
             self.collection.create_index([(first, ASCENDING), *NEWEST_NOTIFICATIONS_FIRST.order])
         retire_indexes(self.collection, "ticket_id_1_created_at_-1")
 
-    def due(self, until: datetime, limit: int) -> list[Notification]:
-        """Up to `limit` notifications to send by `until`, soonest first, whole: a claim needs no read of its own."""
-        return [self.from_doc(doc) for doc in due_by(self.collection, "next_attempt_at", until, limit, WHOLE)]
+    def due(self, until: datetime, limit: int, endpoint: str | None = None) -> list[Notification]:
+        """Up to `limit` notifications to send by `until`, soonest first, whole: a claim needs no read of its own.
+        `endpoint`: only those for it ("smtp", or a webhook's host)."""
+        where = {"endpoint": endpoint} if endpoint is not None else None
+        return [self.from_doc(doc) for doc in due_by(self.collection, "next_attempt_at", until, limit, WHOLE, where)]
 
     def backlog(self, at: datetime, cap: int = PENDING_CAP) -> tuple[int, float]:
         """(how many are pending, up to `cap`; seconds the most overdue one has waited past its attempt, or 0).

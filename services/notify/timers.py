@@ -6,7 +6,8 @@ worker takes them) and hands them to the pool; it sleeps until the soonest other
 until a new notification is recorded or a send finishes. A notification recorded while a sender is free
 needs no pass: the handler stores it claimed and hands it over (`take`, `taken`). No more than half the
 senders (at least one) work for one endpoint (the SMTP server, or a webhook's host) at a time, so one
-slow or dead server never holds up the others.
+slow or dead server never holds up the others: when the soonest due are all for endpoints whose senders are
+busy (a dead webhook's backlog), the pass reads again for each other endpoint, the SMTP server's first.
 
 `export_backlog`, a timer of its own, sets the gauges of pending notifications notify's worker scales on.
 """
@@ -18,6 +19,7 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from services.notify.domain import Notification
 from services.notify.handlers import Notify, claim, lease, send
@@ -40,7 +42,7 @@ class Dispatcher:
         self._busy: Counter[str] = Counter()  # sends in flight per endpoint
         self._in_flight: set[str] = set()
         self._held = False  # a due notification waited for a free sender: a finished send wakes the next pass
-        self._waiting = False  # the last pass left overdue notifications unstarted: new ones queue behind them
+        self._waiting: set[str] = set()  # endpoints whose overdue notifications the last pass left unstarted
         self._lock = threading.Lock()
 
     def run_once(self) -> float:
@@ -48,28 +50,51 @@ class Dispatcher:
         if self.pool is None:
             return self.lookahead  # this worker only records notifications (TICKETFLOW_NOTIFY_SENDERS=0)
         started = now()
-        horizon = started + timedelta(seconds=self.lookahead)
-        due = self.svc.notifications.due(horizon, 4 * self.senders)
+        horizon, limit = started + timedelta(seconds=self.lookahead), 4 * self.senders
+        due = self.svc.notifications.due(horizon, limit)
+        later, waiting, blocked = self._start_due(due, started)
+        if len(due) == limit and blocked:  # the batch may hide other endpoints' due ones behind the busy ones'
+            for endpoint in self._endpoints():
+                if endpoint not in blocked and self._has_room(endpoint):
+                    found = self.svc.notifications.due(horizon, limit, endpoint)
+                    more_later, more_waiting, _ = self._start_due(found, started)
+                    later, waiting = later + more_later, waiting | more_waiting
+        self._waiting = waiting
+        return seconds_until(next_wake(later, horizon), now())
+
+    def _start_due(self, due: list[Notification], started) -> tuple[list, set[str], set[str]]:
+        """Start what of `due` is due and has a free sender: (the later ones' times, the endpoints of those that
+        waited OVERDUE for a sender, the endpoints whose senders were all busy)."""
         # read before any send starts: a sender sets a started record's next_attempt_at (None once sent)
         later = [record.next_attempt_at for record in due if record.next_attempt_at > started]
-        overdue = started - OVERDUE
-        waiting = False
+        overdue, waiting, blocked = started - OVERDUE, set(), set()
         for record in due:
             if record.next_attempt_at > started:
                 continue
             if self._may_start(record.id, record.endpoint):
                 self._start(record)
-            elif record.next_attempt_at <= overdue:
-                waiting = True
-        self._waiting = waiting
-        return seconds_until(next_wake(later, horizon), now())
+                continue
+            if not self._has_room(record.endpoint):
+                blocked.add(record.endpoint)
+            if record.next_attempt_at <= overdue:
+                waiting.add(record.endpoint)
+        return later, waiting, blocked
+
+    def _endpoints(self) -> list[str]:
+        """The endpoints a pass may read for on its own: the SMTP server first, then each webhook's host."""
+        hosts = {urlsplit(hook["url"]).netloc for hook in self.svc.webhooks.all()}
+        return ["smtp", *sorted(hosts - {"smtp"})]
+
+    def _has_room(self, endpoint: str) -> bool:
+        with self._lock:
+            return len(self._in_flight) < self.senders and self._busy[endpoint] < self.per_endpoint
 
     def take(self, record: Notification) -> bool:
         """A notification notify's handler is about to insert: claimed for a free sender of its endpoint (its lease
         from now: the insert stores the claim), so that no pass reads it and no claim writes it. False when no
         sender is free for it: it is stored due, and a pass takes it once one is."""
-        if self.pool is None or self._waiting or not self._may_start(record.id, record.endpoint):
-            return False  # `_waiting`: older ones have waited OVERDUE for a sender: they go first, in order
+        if self.pool is None or record.endpoint in self._waiting or not self._may_start(record.id, record.endpoint):
+            return False  # `_waiting`: older ones of its endpoint waited OVERDUE for a sender: they go first, in order
         record.next_attempt_at = now() + lease(self.svc.settings)
         return True
 

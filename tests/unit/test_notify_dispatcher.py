@@ -104,3 +104,50 @@ def test_a_pass_whose_send_is_over_before_the_pass_is_goes_on():
         assert due[0].next_attempt_at is None
     finally:
         dispatcher.close()
+
+
+def test_emails_are_sent_while_a_dead_webhook_s_backlog_fills_the_soonest_due(monkeypatch):
+    """The fault tester's find: a webhook whose host never answers had 32 notifications due before any email; its
+    senders were busy (half of them at most work for one endpoint), so a pass started nothing and the emails
+    waited 19 minutes. The pass now reads again for each other endpoint, the SMTP server's first."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from services.notify import timers
+    from services.notify.domain import Notification
+    from shared.clock import now
+    from shared.config import load_settings
+
+    def record(n: int, endpoint: str) -> Notification:
+        at = now() - timedelta(seconds=60 - n)
+        channel = "email" if endpoint == "smtp" else "webhook"
+        return Notification(f"n-{n}", f"e-{n}", "ticket.created", f"t-{n}", channel, "someone", "s", "b", at,
+                            endpoint=endpoint, next_attempt_at=at)  # fmt: skip
+
+    pending = [record(n, "dead.example") for n in range(20)] + [record(30, "smtp"), record(31, "ok.example")]
+
+    def due(until, limit, endpoint=None):
+        found = [r for r in pending if r.next_attempt_at <= until and endpoint in (None, r.endpoint)]
+        return sorted(found, key=lambda r: r.next_attempt_at)[:limit]
+
+    webhooks = [{"url": "https://dead.example/hook"}, {"url": "https://ok.example/hook"}]
+    svc = SimpleNamespace(
+        settings=load_settings({"TICKETFLOW_NAMESPACE": "unit"}),
+        notifications=SimpleNamespace(due=due),
+        webhooks=SimpleNamespace(all=lambda: webhooks),
+    )
+    sent, release = [], threading.Event()
+    monkeypatch.setattr(timers, "claim", lambda svc, notification_id, record: record)
+    monkeypatch.setattr(timers, "send", lambda svc, record: (sent.append(record.id), release.wait(5)))
+    dispatcher = Dispatcher(svc, threading.Event(), senders=4)  # 2 at most for one endpoint
+    try:
+        dispatcher.run_once()
+        deadline = now() + timedelta(seconds=5)
+        while len(sent) < 4 and now() < deadline:
+            threading.Event().wait(0.01)
+        assert sorted(sent) == ["n-0", "n-1", "n-30", "n-31"]  # two for the dead host, and the others' at once
+        assert dispatcher.take(record(40, "smtp")) is False  # every sender busy
+        assert "smtp" not in dispatcher._waiting and "dead.example" in dispatcher._waiting
+    finally:
+        release.set()
+        dispatcher.close()
