@@ -34,7 +34,9 @@ theirs lead to the ticket's page in the console instead (`TICKETFLOW_PORTAL_URL/
 behind their own sign-in).
 
 One notification record per (event, channel, recipient), unique: a redelivered event never sends
-twice. `status` is `pending` (not tried yet, or retried by an admin), `sent`, `failed` (the last
+twice. A worker killed between a send and storing its outcome sends that one again when its lease ends
+(a minute): the same email with the same Message-ID (mail clients show it once), the same webhook delivery with
+the same X-Ticketflow-Delivery (a receiver drops the repeat). `status` is `pending` (not tried yet, or retried by an admin), `sent`, `failed` (the last
 attempt failed; it is tried again at `next_attempt_at`) or `dead` (every retry failed). A failed
 send is retried after growing delays (TICKETFLOW_RETRY_DELAYS, by default 1 s, 5 s, 30 s, 2 min
 and 10 min); a failure after the last delay makes it `dead`, and only an admin's
