@@ -53,8 +53,8 @@ class Dispatcher:
         horizon, limit = started + timedelta(seconds=self.lookahead), 4 * self.senders
         due = self.svc.notifications.due(horizon, limit)
         later, waiting, blocked = self._start_due(due, started)
-        if len(due) == limit and blocked:  # the batch may hide other endpoints' due ones behind the busy ones'
-            for endpoint in self._endpoints():
+        if len(due) == limit and blocked and self._has_room(None):  # the batch may hide other endpoints' due ones
+            for endpoint in self._endpoints():  # behind the busy ones': each has its own read
                 if endpoint not in blocked and self._has_room(endpoint):
                     found = self.svc.notifications.due(horizon, limit, endpoint)
                     more_later, more_waiting, _ = self._start_due(found, started)
@@ -85,9 +85,11 @@ class Dispatcher:
         hosts = {urlsplit(hook["url"]).netloc for hook in self.svc.webhooks.all()}
         return ["smtp", *sorted(hosts - {"smtp"})]
 
-    def _has_room(self, endpoint: str) -> bool:
+    def _has_room(self, endpoint: str | None) -> bool:
+        """Whether a sender is free, for `endpoint` (None: for any endpoint)."""
         with self._lock:
-            return len(self._in_flight) < self.senders and self._busy[endpoint] < self.per_endpoint
+            free = len(self._in_flight) < self.senders
+            return free and (endpoint is None or self._busy[endpoint] < self.per_endpoint)
 
     def take(self, record: Notification) -> bool:
         """A notification notify's handler is about to insert: claimed for a free sender of its endpoint (its lease
