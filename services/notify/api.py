@@ -33,17 +33,17 @@ email, valid TICKETFLOW_LINK_DAYS days for that ticket and that address); no ema
 theirs lead to the ticket's page in the console instead (`TICKETFLOW_PORTAL_URL/console/tickets/<id>`,
 behind their own sign-in).
 
-One notification record per (event, channel, recipient), unique: a redelivered event never sends
-twice. A worker killed between a send and storing its outcome sends that one again when its lease ends
-(a minute): the same email with the same Message-ID (mail clients show it once), the same webhook delivery with
-the same X-Ticketflow-Delivery (a receiver drops the repeat). `status` is `pending` (not tried yet, or retried by an admin), `sent`, `failed` (the last
-attempt failed; it is tried again at `next_attempt_at`) or `dead` (every retry failed). A failed
-send is retried after growing delays (TICKETFLOW_RETRY_DELAYS, by default 1 s, 5 s, 30 s, 2 min
-and 10 min); a failure after the last delay makes it `dead`, and only an admin's
-`POST /notifications/{id}/retry` sends it again, its delays starting over. An email whose send finds the
-mail relay unreachable (nothing answers at SMTP_URL) is not the message's failure: it stays `failed` and is
-tried again, at least once a minute, until the relay answers, without using up its retries (`attempts`
-counts those tries too).
+One notification record per (event, channel, recipient), unique: a redelivered event never sends twice. A
+worker killed between a send and storing its outcome sends that one again when its lease ends (a minute): the
+same email with the same Message-ID (mail clients show it once), the same webhook delivery with the same
+X-Ticketflow-Delivery (a receiver drops the repeat). `status` is `pending` (not tried yet, or retried by an
+admin), `sent`, `failed` (the last attempt failed; it is tried again at `next_attempt_at`) or `dead` (every
+retry failed). A failed send is retried after growing delays (TICKETFLOW_RETRY_DELAYS, by default 1 s, 5 s, 30
+s, 2 min and 10 min); a failure after the last delay makes it `dead`, and only an admin's `POST
+/notifications/{id}/retry` sends it again, its delays starting over. An email whose send finds the mail relay
+unreachable (nothing answers at SMTP_URL) is not the message's failure: it stays `failed` and is tried again,
+at least once a minute, until the relay answers, without using up its retries (`attempts` counts those tries
+too).
 
 Webhooks get every `ticket.*` and `sla.*` event that one of their patterns matches (never
 `notification.*`, nor `ticket.mail_kept`: a third party's address and words, for the agents alone): a
