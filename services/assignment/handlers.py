@@ -456,8 +456,9 @@ def assign(
         return True
 
     if team is not None:
-        svc.teams.require([team], "team")
-        read = svc.teams.get(team)
+        read = svc.teams.find(team)  # as it is now: put back if deleted before the ticket is stored (_team_kept)
+        if read is None:
+            raise Invalid("Unknown team.", {"team": [f"Unknown team {team!r}."]})
         transfer = _auto(svc, team)
         moved = _assign(
             svc, ticket_id, transfer, "transfer", principal.actor, correlation_id, prepare=allowed, by_name=_name(actor)

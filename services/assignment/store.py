@@ -203,13 +203,17 @@ class TeamStore:
         return self.get(team["id"])
 
     def get(self, team_id: str) -> dict:
-        doc = self.collection.find_one({"_id": team_id})
-        if doc is None:
+        team = self.find(team_id)
+        if team is None:
             raise NotFound(f"No team {team_id}.")
-        return _team(doc)
+        return team
 
     def all(self) -> list[dict]:
         return [_team(doc) for doc in self.collection.find().sort("_id", ASCENDING)]
+
+    def find(self, team_id: str) -> dict | None:
+        doc = self.collection.find_one({"_id": team_id})
+        return _team(doc) if doc else None
 
     def name(self, team_id: str) -> str | None:
         """The team's name; None for a team not stored."""

@@ -151,7 +151,7 @@ def test_a_team_deleted_as_a_ticket_is_routed_or_moved_to_it_is_put_back(
     the delete came before the ticket was stored, misses it. The team comes back as it was, as if the ticket had
     come first, and its queue is a team's again."""
     routed_to, moved_to, start = make_team(), make_team(), make_team()
-    listing, reading = actx.teams.all, actx.teams.get
+    listing, reading = actx.teams.all, actx.teams.find
 
     def deleted_after_the_read(team: dict, read):
         def read_then_deleted(*args):
@@ -165,9 +165,9 @@ def test_a_team_deleted_as_a_ticket_is_routed_or_moved_to_it_is_put_back(
     ticket = new_ticket(routed_to["topics"][0])
     monkeypatch.setattr(actx.teams, "all", listing)
     moved = new_ticket(start["topics"][0])
-    monkeypatch.setattr(actx.teams, "get", deleted_after_the_read(moved_to, reading))
+    monkeypatch.setattr(actx.teams, "find", deleted_after_the_read(moved_to, reading))
     answer = aclient.post(f"/tickets/{moved}/assign", json={"team": moved_to["id"]}, headers=admin())
-    monkeypatch.setattr(actx.teams, "get", reading)
+    monkeypatch.setattr(actx.teams, "find", reading)
 
     assert answer.status_code == 200, answer.get_json()
     assert (read_ticket(ticket)["team"], read_ticket(moved)["team"]) == (routed_to["id"], moved_to["id"])
