@@ -96,3 +96,22 @@ def test_generated_pages_match_the_code():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# the variables of this project (and of the tools it starts) that its code reads by name; not those of the tools
+# themselves, which their own documentation describes (gunicorn's GUNICORN_CMD_ARGS)
+OUR_VARIABLE = re.compile(r"[\"']((?:TICKETFLOW|GUNICORN|FERRETDB|TEST|BARE)_[A-Z0-9_]+)[\"']")
+THEIR_OWN = {"GUNICORN_CMD_ARGS"}
+READERS = ("services", "shared", "ticketflow", "benchmarks", "tests/conftest.py", "tests/browser/helpers.py")
+
+
+def test_every_variable_the_code_reads_is_in_the_configuration_page():
+    sources = [
+        path
+        for reader in READERS
+        for path in ([ROOT / reader] if reader.endswith(".py") else sorted((ROOT / reader).rglob("*.py")))
+    ]
+    named = {m.group(1) for path in sources for m in OUR_VARIABLE.finditer(path.read_text(encoding="utf-8"))}
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert len(named) > 40, "the pattern no longer finds the variables"
+    assert sorted(name for name in named - THEIR_OWN if f"`{name}`" not in page) == []
