@@ -78,7 +78,7 @@ class Agents(MethodView):
     def post(self, body):
         """Add an agent; 409 if the id exists or another agent has the email address (in any case: `errors.email`),
         422 for a team that does not exist."""
-        agent = handlers.create_agent(assignment(), body)
+        agent = handlers.create_agent(assignment(), body, correlation_id())
         return agent, 201, {"Location": f"/agents/{agent['id']}"}
 
     @require_roles("agent", "admin")
@@ -103,7 +103,7 @@ class AgentById(MethodView):
     def patch(self, changes, agent_id):
         """Change any of name, email, teams, capacity, available and lead_of (admins); an agent may change only
         its own `available` (403 for anything else). 409 for an email address another agent has (`errors.email`)."""
-        return handlers.update_agent(assignment(), agent_id, changes, principal())
+        return handlers.update_agent(assignment(), agent_id, changes, principal(), correlation_id())
 
 
 @teams.route("/teams")

@@ -101,7 +101,7 @@ def _lead_of(teams: list[str], given: dict, current: list[str] | tuple[str, ...]
         raise Invalid("The teams the agent leads do not fit.", {"lead_of": [str(exc)]}) from None
 
 
-def _agent_updated(agent: dict) -> dict:
+def _agent_updated(agent: dict, correlation_id: str | None = None) -> dict:
     """The agent's `agent.updated` event, as outbox entries (the other services learn its teams from it)."""
     data = {
         "agent_id": agent["id"],
@@ -111,7 +111,7 @@ def _agent_updated(agent: dict) -> dict:
         "lead_of": list(agent["lead_of"]),
         "available": agent["available"],
     }
-    return outbox.stage(SERVICE, agent["id"], [("agent.updated", data)], None)
+    return outbox.stage(SERVICE, agent["id"], [("agent.updated", data)], correlation_id)
 
 
 def _email_of_nobody_else(svc: Assignment, agent_id: str, email: str) -> None:
@@ -122,18 +122,26 @@ def _email_of_nobody_else(svc: Assignment, agent_id: str, email: str) -> None:
         raise Conflict(f"Another agent has the email address {email}.", errors={"email": [said]})
 
 
-def create_agent(svc: Assignment, data: dict) -> dict:
+def create_agent(svc: Assignment, data: dict, correlation_id: str | None = None) -> dict:
+    """A new agent; the tickets waiting in its teams' queues that it can take are assigned to it (the request's
+    `correlation_id` on its `agent.updated` and on those `ticket.assigned`)."""
     svc.teams.require(data["teams"], "teams")
     _email_of_nobody_else(svc, data["id"], data["email"])
     at = now()
     fields = {key: value for key, value in data.items() if key != "lead"}
     fields["lead_of"] = _lead_of(data["teams"], data)
-    agent = svc.agents.insert({**fields, "created_at": at, "updated_at": at}, _agent_updated(fields))
-    _drain_teams(svc, agent["teams"])
+    agent = svc.agents.insert({**fields, "created_at": at, "updated_at": at}, _agent_updated(fields, correlation_id))
+    _drain_teams(svc, agent["teams"], correlation_id)
     return svc.agents.get(agent["id"])
 
 
-def update_agent(svc: Assignment, agent_id: str, changes: dict, principal: Principal | None = None) -> dict:
+def update_agent(
+    svc: Assignment,
+    agent_id: str,
+    changes: dict,
+    principal: Principal | None = None,
+    correlation_id: str | None = None,
+) -> dict:
     if principal is not None:
         allowed = may_change_agent(principal.role, principal.agent_id, agent_id, changes)
         _require(allowed, "An agent may change only its own availability (available); admins change the rest.")
@@ -149,9 +157,10 @@ def update_agent(svc: Assignment, agent_id: str, changes: dict, principal: Princ
         return fields
 
     load = lambda: svc.agents.get(agent_id)  # noqa: E731
-    save = lambda agent, fields: svc.agents.update(agent, fields, now(), _agent_updated({**agent, **fields}))  # noqa: E731
+    event = lambda agent, fields: _agent_updated({**agent, **fields}, correlation_id)  # noqa: E731
+    save = lambda agent, fields: svc.agents.update(agent, fields, now(), event(agent, fields))  # noqa: E731
     update(load, change, save, "The agent is changing too fast; try again.")
-    _drain_teams(svc, svc.agents.get(agent_id)["teams"])  # more capacity, available again, or a new team
+    _drain_teams(svc, svc.agents.get(agent_id)["teams"], correlation_id)  # more capacity, available again, a new team
     return svc.agents.get(agent_id)
 
 
@@ -339,9 +348,9 @@ def _candidate(agent: dict) -> Candidate:
     )
 
 
-def _drain_teams(svc: Assignment, teams: list[str]) -> None:
+def _drain_teams(svc: Assignment, teams: list[str], correlation_id: str | None) -> None:
     for team in teams:
-        drain(svc, team)
+        drain(svc, team, correlation_id)
 
 
 def drain(svc: Assignment, team: str, correlation_id: str | None = None) -> int:

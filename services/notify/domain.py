@@ -184,6 +184,7 @@ class Notification:
     last_error: str | None = None
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None  # None once sent or dead
+    correlation_id: str | None = None  # the causing event's: its notification.sent and .failed carry it on
     recorded: list = field(default_factory=list, repr=False)
 
     def succeeded(self, at: datetime) -> None:

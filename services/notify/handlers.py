@@ -196,6 +196,7 @@ def _notification(envelope: dict, channel: str, recipient: str, subject, body: s
         html=html,
         created_at=at,
         next_attempt_at=at,
+        correlation_id=envelope.get("correlation_id"),
     )
 
 
@@ -267,7 +268,7 @@ def send(svc: Notify, record: Notification) -> None:
         record.failed(f"cannot be built: {exc}", now(), ())
     except Exception as exc:  # any other fault while sending: tried again like a refusal, never a silent loop
         record.failed(f"{type(exc).__name__}: {exc}", now(), svc.settings.retry_delays)
-    staged = outbox.stage(SERVICE, record.ticket_id, record.recorded, None)
+    staged = outbox.stage(SERVICE, record.ticket_id, record.recorded, record.correlation_id)
     record.recorded = []
     try:
         svc.notifications.save(record, staged)

@@ -52,6 +52,7 @@ _NOTIFICATION_FIELDS = (
     "created_at",
     "sent_at",
     "next_attempt_at",
+    "correlation_id",
 )
 
 WHOLE = (*_NOTIFICATION_FIELDS, "_v")  # a notification's fields and version, without its outbox

@@ -434,6 +434,32 @@ def test_claim_takes_a_waiting_ticket_once_and_another_agent_gets_409(
     }  # fmt: skip
 
 
+def test_the_request_that_frees_an_agent_or_adds_one_is_the_correlation_of_what_it_assigns(
+    aclient, make_team, make_agent, new_ticket, read_ticket, settled, events_of
+):
+    team = make_team()
+    jane = make_agent(team["id"], available=False)
+    first, second = new_ticket(team["topics"][0]), new_ticket(team["topics"][0])
+    assert read_ticket(first)["agent_id"] is None and read_ticket(second)["agent_id"] is None
+
+    freed = aclient.patch(
+        f"/agents/{jane['id']}", json={"available": True, "capacity": 1}, headers={**admin(), "X-Request-ID": "free-1"}
+    )
+    assert freed.status_code == 200, freed.get_json()
+    omar_id = unique("omar")
+    body = {"id": omar_id, "name": "Omar", "email": f"{omar_id}@example.com", "teams": [team["id"]], "capacity": 5}
+    added = aclient.post("/agents", json=body, headers={**admin(), "X-Request-ID": "add-1"})
+    assert added.status_code == 201, added.get_json()
+
+    assert (read_ticket(first)["agent_id"], read_ticket(second)["agent_id"]) == (jane["id"], omar_id)
+    settled(first)
+    settled(second)
+    taken = lambda ticket_id: only([e for e in events_of(ticket_id, "ticket.assigned") if e["data"]["agent_id"]])  # noqa: E731
+    assert (taken(first)["correlation_id"], taken(second)["correlation_id"]) == ("free-1", "add-1")
+    assert events_of(jane["id"], "agent.updated", count=2)[-1]["correlation_id"] == "free-1"
+    assert only(events_of(omar_id, "agent.updated", count=1))["correlation_id"] == "add-1"
+
+
 def test_assign_to_an_agent_of_the_team_moves_the_ticket_and_both_counts(
     aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, settled, events_of, assignment_db
 ):

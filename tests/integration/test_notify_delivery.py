@@ -54,7 +54,9 @@ def start_worker(spawn_worker, infra, settings, smtp_server):  # noqa: F811
     return start
 
 
-def _ticket(publish, number: int | None = None, name: str = REQUESTER["name"]) -> tuple[str, int]:
+def _ticket(
+    publish, number: int | None = None, name: str = REQUESTER["name"], correlation_id: str | None = None
+) -> tuple[str, int]:
     ticket_id, number = uuid.uuid4().hex, number or 100000 + int(uuid.uuid4().int % 899999)
     data = {
         "number": number,
@@ -65,7 +67,7 @@ def _ticket(publish, number: int | None = None, name: str = REQUESTER["name"]) -
         "priority": "high",
         "source": "web",
     }
-    publish("ticket.created", event_from("intake", "ticket.created", ticket_id, data))
+    publish("ticket.created", event_from("intake", "ticket.created", ticket_id, data, correlation_id=correlation_id))
     return ticket_id, number
 
 
@@ -176,14 +178,17 @@ def test_the_same_event_three_times_sends_one_email(start_worker, publish, notif
     assert record["attempts"] == 1 and len(_records(notify, ticket_id)) == 1
 
 
-def test_refused_twice_the_third_attempt_sends(start_worker, publish, notify, smtp_server):  # noqa: F811
+def test_refused_twice_the_third_attempt_sends(start_worker, publish, notify, smtp_server, tap):  # noqa: F811
     smtp, _ = smtp_server
     smtp.refuse_next = 2
     start_worker()
-    ticket, number = _ticket(publish)
+    ticket, number = _ticket(publish, correlation_id="request-7")
     (record,) = wait_until(lambda: [r for r in _records(notify, ticket) if r["status"] == "sent"], timeout=15)
     assert record["attempts"] == 3 and smtp.refused == 2
     assert len([m for m in smtp.received if f"[#{number}]" in m["Subject"]]) == 1
+    # its outcome's event (a failed attempt that is retried has none) carries on the causing event's correlation
+    (sent,) = wait_until(lambda: tap.envelopes(ticket_id=ticket, type="notification.sent"), timeout=15)
+    assert sent["correlation_id"] == "request-7"
 
 
 def test_always_refused_ends_dead_and_an_admin_retry_sends_it(start_worker, publish, notify, smtp_server, tap):  # noqa: F811
