@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from services.portal.domain import PASSWORD_MAX, PASSWORD_MIN, ROLES
-from shared.events import StrictBoolean
+from shared.events import StrictBoolean, Timestamp
 from shared.schemas import Strict
 
 
@@ -31,8 +31,8 @@ class AccountSchema(Schema):
     email = fields.String()
     role = fields.String()
     agent_id = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    disabled_at = fields.DateTime(metadata={"description": "only when disabled: since when"})
+    created_at = Timestamp()
+    disabled_at = Timestamp(metadata={"description": "only when disabled: since when"})
     set_password_url = fields.String(
         metadata={
             "description": "at creation without a password, and from password-link: a one-time link (3 days) to set one"

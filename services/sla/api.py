@@ -20,6 +20,7 @@ from services.sla.schemas import (
     TicketClocksListSchema,
     TicketClocksSchema,
     TicketsQuerySchema,
+    WhatIfBodySchema,
     WhatIfQuerySchema,
     WhatIfSchema,
 )
@@ -130,11 +131,13 @@ class PolicyWhatIf(MethodView):
     @require_roles("admin")
     @policies.doc(description=WHAT_IF)
     @policies.arguments(WhatIfQuerySchema(), location="query")
-    @policies.arguments(PolicyPutSchema())
+    @policies.arguments(WhatIfBodySchema())
     @policies.response(200, WhatIfSchema)
     def post(self, query, body, priority):
-        """What a draft policy would have done to the priority's recent tickets (changes nothing)."""
-        return handlers.what_if(sla(), priority, body, query.get("since"))
+        """What a draft policy would have done to the priority's recent tickets (changes nothing). `since` in the
+        query or in the body (422 when both are given and differ)."""
+        since = handlers.one_since(query.get("since"), body.pop("since", None))
+        return handlers.what_if(sla(), priority, body, since)
 
 
 @calendars.route("/calendars")

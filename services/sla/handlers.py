@@ -335,6 +335,14 @@ def stats(svc: Sla, since: datetime | None, until: datetime | None = None) -> di
     return {"since": since, "until": until, "items": items, "next_cursor": None}
 
 
+def one_since(in_query: datetime | None, in_body: datetime | None) -> datetime | None:
+    """The what-if's `since`, given in its query or its body: 422 for two different times."""
+    if in_query is not None and in_body is not None and in_query != in_body:
+        said = "Given twice, as two different times: give since in the query or in the body."
+        raise Invalid("The what-if's since is given twice.", {"since": [said]})
+    return in_query or in_body
+
+
 def what_if(svc: Sla, priority: str, raw: object, since: datetime | None) -> dict:
     """The priority's tickets since `since` replayed under the current policies and under a draft; writes nothing."""
     terms = _policy_terms(svc, priority, raw)

@@ -221,17 +221,38 @@ class StatsSchema(Schema):
 OUTCOMES = ("met", "breached", "open", "stopped")
 
 
+SINCE = {"description": "tickets created at or after this UTC time (as /stats), not in the future; default 30 days ago"}
+
+
+def _since_not_ahead(data: dict) -> None:
+    """A replay of what has not happened yet is a mistake (a year typed wrong), said, not an empty answer."""
+    if data.get("since") and data["since"] > now():
+        raise ValidationError({"since": ["Must not be in the future: the replay covers tickets since then."]})
+
+
 class WhatIfQuerySchema(Schema):
-    since = Timestamp(
-        metadata={"description": "tickets created at or after this UTC time (as /stats), not in the future; default "
-                  "30 days ago"}
-    )  # fmt: skip
+    since = Timestamp(metadata=SINCE)
 
     @validates_schema
     def _not_ahead(self, data, **kwargs):
-        """A replay of what has not happened yet is a mistake (a year typed wrong), said, not an empty answer."""
-        if data.get("since") and data["since"] > now():
-            raise ValidationError({"since": ["Must not be in the future: the replay covers tickets since then."]})
+        _since_not_ahead(data)
+
+
+class WhatIfBodySchema(PolicyPutSchema):
+    """The draft policy (a PUT /policies/{priority} body) and, in the body or the query, `since`."""
+
+    since = Timestamp(metadata=SINCE)
+
+    @pre_load
+    def _domain_rules(self, data, **kwargs):
+        """The policy's checks on the draft without `since`, which is not a policy's field."""
+        draft = {key: value for key, value in data.items() if key != "since"} if isinstance(data, dict) else data
+        super()._domain_rules(draft)
+        return data
+
+    @validates_schema
+    def _not_ahead(self, data, **kwargs):
+        _since_not_ahead(data)
 
 
 class DraftPolicySchema(Schema):

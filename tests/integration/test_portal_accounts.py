@@ -25,6 +25,7 @@ from services.portal.pages import cookie_names
 from shared import links
 from shared.auth import decode_token, issue_token
 from shared.clock import now
+from shared.events import parse_time
 from tests.integration.test_portal_search import PASSWORD, portal, stub, text  # noqa: F401
 from ticketflow import cli
 
@@ -182,6 +183,7 @@ def test_the_api_disables_and_enables_by_email_for_admins_only(portal, stub):  #
     assert answer.status_code == 200
     body = answer.get_json()
     assert body["email"] == agent["email"] and body["disabled_at"] and "password_hash" not in body
+    assert all(parse_time(body[key]) and body[key].endswith("Z") for key in ("created_at", "disabled_at"))
     assert handlers.load_session(svc, token) is None
     left = [(c["method"], c["path"], c["json"]) for c in stub.calls if c["method"] == "PATCH"]
     assert left == [("PATCH", f"/agents/{ada}", {"available": False})]  # its agent takes no new tickets

@@ -323,3 +323,23 @@ def test_a_since_in_the_future_is_refused_beside_it_not_answered_with_nothing(sl
     assert_problem(ahead, 422)
     assert ahead.get_json()["errors"] == {"since": ["Must not be in the future: the replay covers tickets since then."]}
     assert what_if(sla_client, "low", SECONDS, since=now() - timedelta(minutes=1)).status_code == 200
+
+
+def test_since_may_come_in_the_body_beside_the_draft_as_in_the_query(sla_client, history):
+    t0, _ = history
+    in_query = answer_of(what_if(sla_client, "low", STRICTER, since=t0))
+    in_body = answer_of(what_if(sla_client, "low", {**STRICTER, "since": format_time(t0)}))
+    both = answer_of(what_if(sla_client, "low", {**STRICTER, "since": format_time(t0)}, since=t0))
+    assert in_body == in_query == both and in_body["replayed"] == 6 and parse_time(in_body["since"]) == t0
+
+    twice = what_if(sla_client, "low", {**STRICTER, "since": format_time(t0)}, since=t0 + timedelta(seconds=1))
+    assert_problem(twice, 422, "since")
+
+
+def test_a_since_in_the_body_is_checked_as_in_the_query_with_the_drafts_fields(sla_client):
+    ahead = what_if(sla_client, "low", {**SECONDS, "since": format_time(now() + timedelta(days=1))})
+    assert ahead.get_json()["errors"] == {"since": ["Must not be in the future: the replay covers tickets since then."]}
+    assert_problem(what_if(sla_client, "low", {**SECONDS, "since": "yesterday"}), 422, "since")
+    assert_problem(what_if(sla_client, "low", {**SECONDS, "since": None}), 422, "since")
+    draft = what_if(sla_client, "low", {**SECONDS, "since": format_time(now()), "first_response_minutes": 0})
+    assert set(draft.get_json()["errors"]) == {"first_response_minutes"}  # the draft's own checks, since aside
