@@ -170,10 +170,17 @@ def _view(record: dict) -> dict:
     return {**record, "id": record["_id"], "whole": bool(record.get("raw_blob"))}
 
 
+MAILBOX = re.compile(r"[^@\s]+@[^@\s]+")  # local@domain: what a recipient must at least look like
+
+
 def accepts(svc: Intake, address: str) -> bool:
-    """Whether mail for `address` is taken (TICKETFLOW_INBOUND_ADDRESSES; none set: any address)."""
+    """Whether mail for `address` is taken: a mailbox's address (never `<>` or a bare word) and, when
+    TICKETFLOW_INBOUND_ADDRESSES is set, one of its patterns."""
+    address = address.strip().lower()
     patterns = svc.settings.inbound_addresses
-    return not patterns or any(fnmatchcase(address.strip().lower(), pattern) for pattern in patterns)
+    if MAILBOX.fullmatch(address) is None:
+        return False
+    return not patterns or any(fnmatchcase(address, pattern) for pattern in patterns)
 
 
 def receive(svc: Intake, raw: bytes, envelope_sender: str, recipients: list[str]) -> Outcome:

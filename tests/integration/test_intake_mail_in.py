@@ -736,6 +736,11 @@ def test_only_the_configured_addresses_take_mail(svc):
     svc.settings = dataclasses.replace(svc.settings, inbound_addresses=("*@help.example.com", "it@example.org"))
     assert inbox.accepts(svc, "Network@Help.Example.com") and inbox.accepts(svc, "it@example.org")
     assert not inbox.accepts(svc, "ceo@example.org")
+    svc.settings = dataclasses.replace(svc.settings, inbound_addresses=())  # any address, but an address
+    assert inbox.accepts(svc, "anyone@example.org")
+    assert [
+        word for word in ("", "not-an-address", "@example.org", "it@", "a b@example.org") if inbox.accepts(svc, word)
+    ] == []
 
 
 def test_mail_about_a_ticket_is_for_agents_who_see_it(svc, client):

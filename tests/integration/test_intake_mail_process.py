@@ -64,6 +64,8 @@ def test_a_mail_is_answered_250_once_its_ticket_is_stored(spawn, intake_db):
     assert code == 250 and b"Stored: ticket #" in answer
     (ticket,) = intake_db.tickets.find({"requester.email": address})  # already there: no wait
     assert answer.endswith(f"#{ticket['number']}".encode()) and ticket["source"] == "email"
+    # any address is taken (no TICKETFLOW_INBOUND_ADDRESSES), but only an address: not <> or a bare word
+    assert [send(mail.port, new_mail(sender()), to=to)[0] for to in ("", "not-an-address")] == [550, 550]
 
 
 def test_an_address_the_help_desk_does_not_serve_is_refused_550(spawn):
