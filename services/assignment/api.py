@@ -160,7 +160,9 @@ class Queue(MethodView):
     @tickets.arguments(QueueQuerySchema(), location="query")
     @tickets.response(200, TicketListSchema)
     def get(self, query):
-        """Open tickets, soonest SLA deadline first, then priority, then age; the filters combine."""
+        """Open tickets, soonest SLA deadline first, then priority, then age; the filters combine. The deadlines are
+        those assignment has heard of, from a clock's `sla.warning` or `sla.breached` (the `sla` fields: null until
+        then); a ticket none of whose clocks has warned yet comes after those, by priority then age."""
         filters = {name: query.get(name) for name in ("agent_id", "team", "status", "priority", "topic", "unassigned")}
         only = query.get("only")
         unread = [name for name in HEAVY_FIELDS if name not in only] if only else []
