@@ -20,6 +20,7 @@ from services.assignment.domain import (
     RuleViolation,
     Ticket,
     choose_agent,
+    first_lead,
     holder_of_email,
     lead_of,
     may_change_agent,
@@ -303,10 +304,10 @@ def _already(ticket: Ticket, agent: dict | None, team: str, counted: bool) -> bo
 
 
 def _lead(svc: Assignment, team: str, team_agents: list[dict] | None) -> dict | None:
-    """The team's lead (the first by id), its name and email, from the team's agents when a pick read them all."""
+    """The team's lead (domain.first_lead), its name and email, from the team's agents when a pick read them all."""
     if team_agents is None:
         return svc.agents.lead(team)
-    return next((agent for agent in team_agents if team in agent["lead_of"]), None)  # sorted by id
+    return first_lead([agent for agent in team_agents if team in agent["lead_of"]])  # sorted by id
 
 
 def _team_name(svc: Assignment, team: str, teams: list[dict] | None) -> str | None:

@@ -8,7 +8,7 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from services.assignment.domain import GENERAL, Ticket
+from services.assignment.domain import GENERAL, Ticket, first_lead
 from shared import outbox
 from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
@@ -97,13 +97,15 @@ class AgentStore:
         return [_agent(doc) for doc in self.collection.find(query).sort("_id", ASCENDING)]
 
     def lead(self, team: str) -> dict | None:
-        """A lead of the team (the first by id): its name and email, read without the agents' open lists."""
+        """The team's lead (domain.first_lead: the first available by id, else the first): its name and email,
+        read without the agents' open lists."""
         query = {
             "teams": team,
             "$or": [{"lead_of": team}, {"lead": True, "lead_of": {"$exists": False}}],  # or the older boolean
         }
-        docs = self.collection.find(query, {"email": 1, "name": 1}).sort("_id", ASCENDING).limit(1)
-        return next(({"name": doc.get("name"), "email": doc["email"]} for doc in docs), None)
+        docs = self.collection.find(query, {"email": 1, "name": 1, "available": 1}).sort("_id", ASCENDING)
+        lead = first_lead(list(docs))
+        return None if lead is None else {"name": lead.get("name"), "email": lead["email"]}
 
     def update(self, agent: dict, changes: dict, now: datetime, staged: dict | None = None) -> dict:
         version = outbox.save_with_events(

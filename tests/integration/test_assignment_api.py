@@ -402,6 +402,28 @@ def test_auto_assignment_never_picks_an_unavailable_or_full_agent_and_records_wh
 # --- claim and assign ------------------------------------------------------------------------------
 
 
+def test_a_ticket_names_as_its_lead_the_first_lead_at_work_else_the_first_lead(
+    aclient, make_team, make_agent, new_ticket, settled, events_of
+):
+    team = make_team()
+    away = make_agent(team["id"], prefix="a-lead", available=False, lead=True)  # first by id, on leave
+    working = make_agent(team["id"], prefix="b-lead", lead=True, capacity=1)
+    other = make_agent(team["id"], prefix="c-agent", available=False)
+
+    first = new_ticket(team["topics"][0])  # the pick reads the team's agents: the lead comes from them
+    settled(first)
+    assert events_of(first, "ticket.assigned")[-1]["data"]["team_lead_email"] == working["email"]
+    moved = aclient.post(f"/tickets/{first}/assign", json={"agent_id": other["id"]}, headers=admin())
+    assert moved.status_code == 200, moved.get_json()  # a manual pick reads the lead alone (AgentStore.lead)
+    settled(first)
+    assert events_of(first, "ticket.assigned", count=2)[-1]["data"]["team_lead_email"] == working["email"]
+
+    aclient.patch(f"/agents/{working['id']}", json={"available": False}, headers=admin())  # no lead at work now
+    second = new_ticket(team["topics"][0])
+    settled(second)
+    assert events_of(second, "ticket.assigned")[-1]["data"]["team_lead_email"] == away["email"]
+
+
 def test_claim_takes_a_waiting_ticket_once_and_another_agent_gets_409(
     aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, settled, events_of
 ):
