@@ -35,7 +35,7 @@ from markupsafe import Markup
 
 from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES, Message
 from shared.config import Settings
-from shared.events import parse_time
+from shared.events import DESK_NAME, parse_time
 from shared.links import link_url, mint_link_token
 from shared.redact import link_parts
 
@@ -80,11 +80,17 @@ def subject_line(number: int, subject: str) -> str:
 
 
 def format_utc(value: datetime | str) -> str:
-    """2026-11-27 09:30 UTC; a naive datetime is taken as UTC, a string as RFC 3339."""
+    """27 Nov 2026, 09:30 UTC (as the portal's pages write a time); a naive datetime is taken as UTC, a string as
+    RFC 3339."""
     if isinstance(value, str):
         value = parse_time(value)
     value = value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.strftime("%-d %b %Y, %H:%M UTC")
+
+
+def _who(by_name: str) -> str:
+    """Who acted, as the middle of a sentence says it: "the help desk" for an admin who is no agent."""
+    return "the help desk" if by_name == DESK_NAME else by_name
 
 
 def _percent(value: float) -> str:
@@ -153,6 +159,6 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,  # the templates ship with the code: no stat of two files per email
     )
-    env.filters.update(utc=format_utc, percent=_percent, words=_words, follows_up=_follows_up, files_came=_files_came,
-                       linked=_linked)  # fmt: skip
+    env.filters.update(utc=format_utc, who=_who, percent=_percent, words=_words, follows_up=_follows_up,
+                       files_came=_files_came, linked=_linked)  # fmt: skip
     return env

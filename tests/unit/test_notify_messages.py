@@ -11,6 +11,7 @@ from services.intake.domain import follows_up_words
 from services.notify import messages
 from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES
 from shared.config import load_settings
+from shared.events import DESK_NAME
 from shared.links import read_link_token
 
 DUE = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
@@ -196,7 +197,7 @@ def test_the_leads_breach_message_is_an_escalation_naming_the_assigned_agent():
 
     assert "Escalation" in message.text and "Bo Lind <bo@example.com>" in message.text
     assert "Bo Lind" in message.html and "resolution target" in message.text
-    assert "2026-11-27 09:30 UTC" in message.text and "2026-11-27 09:30 UTC" in message.html
+    assert "27 Nov 2026, 09:30 UTC" in message.text and "27 Nov 2026, 09:30 UTC" in message.html
 
 
 def test_the_leads_breach_message_says_when_nobody_is_assigned():
@@ -216,6 +217,10 @@ def test_the_agents_assignment_email_says_who_moved_it_where():
     assert "It was assigned to you by a lead or an admin." in manual.text  # an event from before by_name
     named = make_context("ticket.assigned", {"reason": "manual", "by_name": "Tess Lead"})
     assert "It was assigned to you by Tess Lead." in messages.render("ticket.assigned", "agent", named).text
+    for reason, said in (("manual", "It was assigned to you by the help desk."), ("transfer", "by the help desk, and")):
+        desk = make_context("ticket.assigned", {"reason": reason, "by_name": DESK_NAME})  # an admin who is no agent
+        email = messages.render("ticket.assigned", "agent", desk)
+        assert said in email.text and said in email.html and DESK_NAME not in email.text
 
 
 def test_the_agents_assignment_email_names_the_team_or_its_id_when_the_event_did_not():
@@ -232,7 +237,7 @@ def test_the_sla_warning_gives_the_clock_the_percent_and_the_time_in_utc():
     message = messages.render("sla.warning", "agent", make_context("sla.warning"))
 
     assert "first response target" in message.text and "80% of the time" in message.text
-    assert "Due at:   2026-11-27 09:30 UTC" in message.text
+    assert "Due at:   27 Nov 2026, 09:30 UTC" in message.text
 
 
 def test_closed_by_the_requester_and_closed_automatically_read_differently():
@@ -261,11 +266,11 @@ def test_an_unknown_event_or_audience_is_refused():
 
 
 def test_times_are_shown_in_utc_to_the_minute():
-    assert messages.format_utc(datetime(2026, 11, 27, 9, 30, 59, tzinfo=UTC)) == "2026-11-27 09:30 UTC"
-    assert messages.format_utc(datetime(2026, 11, 27, 9, 30)) == "2026-11-27 09:30 UTC"
-    assert messages.format_utc("2026-11-27T09:30:00.000Z") == "2026-11-27 09:30 UTC"
+    assert messages.format_utc(datetime(2026, 11, 27, 9, 30, 59, tzinfo=UTC)) == "27 Nov 2026, 09:30 UTC"
+    assert messages.format_utc(datetime(2026, 11, 27, 9, 30)) == "27 Nov 2026, 09:30 UTC"
+    assert messages.format_utc("2026-11-27T09:30:00.000Z") == "27 Nov 2026, 09:30 UTC"
     assert messages.format_utc(datetime(2026, 11, 27, 10, 30, tzinfo=timezone(timedelta(hours=1)))) == (
-        "2026-11-27 09:30 UTC"
+        "27 Nov 2026, 09:30 UTC"
     )
 
 

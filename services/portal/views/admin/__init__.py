@@ -45,8 +45,13 @@ def minutes(value: float | None) -> str:
     if value is None:
         return "—"
     hours = value / 60
-    longer = "" if hours < 1 else f" ({round(hours, 1):g} h)" if hours < 48 else f" ({round(hours / 24, 1):g} d)"
-    return f"{value:g} min{longer}"
+    longer = "" if hours < 1 else f" ({_number(hours, 1)} h)" if hours < 48 else f" ({_number(hours / 24, 1)} d)"
+    return f"{_number(value, 3)} min{longer}"
+
+
+def _number(value: float, places: int) -> str:
+    """1234.5 (at most `places` decimals, none left trailing): never 1.2345e+06 as `g` would write a large one."""
+    return f"{value:.{places}f}".rstrip("0").rstrip(".")
 
 
 @blueprint.app_template_filter("percent")
