@@ -132,11 +132,11 @@ def why_calendar_stays(calendar_id: str, versions: dict[str, list[dict]]) -> str
     for priority, kept in versions.items():
         if numbers := sorted(v["version"] for v in kept if v.get("calendar") == calendar_id):
             words = "versions" if len(numbers) > 1 else "version"
-            uses.append(f"{priority} ({words} {', '.join(map(str, numbers))})")
+            uses.append(f"the {priority} priority policy's {words} {', '.join(map(str, numbers))}")
     if uses:
         return (
-            f"Policies count in {calendar_id}: {'; '.join(uses)}. A calendar a policy ever used stays, since the "
-            "deadlines of its versions are counted in it; a policy changed to another calendar keeps its "
+            f"Not deleted: {calendar_id} is the calendar of {'; '.join(uses)}. A calendar a policy ever used stays, "
+            "since the deadlines of its versions are counted in it; a policy changed to another calendar keeps its "
             "earlier versions."
         )
     return None

@@ -349,7 +349,7 @@ def test_a_calendar_added_by_mistake_is_deleted_and_one_a_policy_used_is_refused
                  for c in ("typo", "office")}  # fmt: skip
     always = {"id": "24x7", "timezone": "UTC", "hours": {"mon": [["00:00", "24:00"]]}, "holidays": [], "version": 1}
     stub.answers["/calendars"] = {"items": [always, *calendars.values()]}
-    detail = "Policies count in office: low (version 3). A calendar a policy ever used stays."
+    detail = "Not deleted: office is the calendar of the low priority policy (version 3)."
 
     def answer(calendar_id: str, refusal: tuple | None):
         return lambda: (refusal or (204, {})) if request.method == "DELETE" else calendars[calendar_id]

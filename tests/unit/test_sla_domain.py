@@ -525,6 +525,7 @@ def test_a_calendar_stays_while_any_policy_version_names_it():
         "normal": [{"version": 1, "calendar": "night"}],
     }
     said = why_calendar_stays("office", versions)
-    assert said is not None and "low (versions 2, 10); high (version 2)" in said
+    assert said is not None and said.startswith("Not deleted: office is the calendar of the low priority policy")
+    assert "low priority policy's versions 2, 10; the high priority policy's version 2." in said
     assert why_calendar_stays("unused", versions) is None
     assert "built in" in why_calendar_stays("24x7", {})
