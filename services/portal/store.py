@@ -61,6 +61,7 @@ class PortalStore:
         self.saved_replies = db["saved_replies"]
         self.ratings = db["ratings"]
         self.forgotten_keys = db["forgotten_form_keys"]
+        self.departed = db["departed_agents"]  # the agents of deleted accounts: {_id: agent id, at}
 
     def ensure_indexes(self) -> None:
         self.accounts.create_index([("email", ASCENDING)], unique=True)
@@ -178,11 +179,11 @@ class PortalStore:
         ]
 
     def disabled_agent_ids(self) -> set[str]:
-        """The agents whose accounts are all disabled: nobody signs in to work as them. (One account an agent is
-        the rule, which the pages and the API keep; accounts made before it may share an agent, and one of them
-        disabled leaves the agent to the others.)"""
+        """The agents whose accounts are all disabled or deleted: nobody signs in to work as them. (One account an
+        agent is the rule, which the pages and the API keep; accounts made before it may share an agent, and one of
+        them disabled leaves the agent to the others; a new account for a departed agent brings it back.)"""
         found = self.accounts.find({"agent_id": {"$ne": None}}, {"agent_id": 1, "disabled_at": 1})
-        disabled, enabled = set(), set()
+        disabled, enabled = {doc["_id"] for doc in self.departed.find({}, {"_id": 1})}, set()
         for account in found:
             if account.get("agent_id"):
                 (disabled if account.get("disabled_at") else enabled).add(account["agent_id"])
@@ -352,6 +353,8 @@ class PortalStore:
         self.end_sessions_of(account_id)
         self.end_password_links_of(account_id)
         self.clear_failures(account["email"])
+        if account.get("agent_id"):  # its agent stays in assignment (its work keeps its name): nobody works as it
+            self.departed.update_one({"_id": account["agent_id"]}, {"$set": {"at": now()}}, upsert=True)
         return self.accounts.delete_one({"_id": account_id}).deleted_count == 1
 
     # welcome emails of new accounts: the worker sends them, each with a link of its own

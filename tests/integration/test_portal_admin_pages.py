@@ -422,6 +422,16 @@ def test_disabling_an_agents_account_makes_the_agent_unavailable_and_the_agents_
     assert "could not be set away just now" in text(admin.get(again.headers["Location"]))
     assert svc.store.account(account["_id"])["disabled_at"]  # disabled all the same
 
+    # deleted for good: its agent stays in assignment, and still nobody may make it take tickets
+    handlers.delete_account(svc, account["_id"])
+    agents_page = text(admin.get("/admin/agents"))
+    assert re.search(rf"{agent_id} · .*\(account deleted\)", agents_page) and "Set available" not in agents_page
+    assert "give them a new account</a> first." in agents_page
+    back = admin.post(f"/admin/agents/{agent_id}/availability", data={"csrf_token": token, "available": "true"})
+    assert back.status_code == 409 and "disabled or deleted" in text(back)
+    handlers.create_account(svc, f"{agent_id}.new@example.com", "agent", agent_id, PASSWORD)  # back with a new one
+    assert agent_id not in svc.store.disabled_agent_ids()
+
 
 def test_an_unavailable_agent_hands_back_its_tickets_of_its_own_teams(portal, stub):  # noqa: F811
     """Away or gone: its open tickets go back to their teams, to another available agent or the queue. While it is

@@ -34,7 +34,7 @@ def directory(svc: Portal, session: dict) -> dict:
     return {
         "agents": agents, "teams": teams, "topics": topics,
         "with_account": {account.get("agent_id") for account in accounts},
-        "disabled": {account.get("agent_id") for account in accounts if account.get("disabled_at")},
+        "disabled": svc.store.disabled_agent_ids(),  # every account of the agent disabled, or deleted
         "team_options": [(team["id"], f"{team['name']} ({team['id']})") for team in teams],
         "topic_options": [(topic["id"], topic_label(topic)) for topic in topics],
     }  # fmt: skip
@@ -232,7 +232,10 @@ def leaves(svc: Portal, session: dict, account: dict) -> str:
     return "disabled-agent"
 
 
-DISABLED_AGENT = "Its account is disabled, so it cannot sign in to work on tickets: enable the account first."
+DISABLED_AGENT = (
+    "Its account is disabled or deleted, so it cannot sign in to work on tickets: enable the account first, or "
+    "give the agent a new one."
+)
 
 
 def _may_be_available(svc: Portal, agent_id: str, available: object) -> None:
