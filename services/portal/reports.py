@@ -106,11 +106,12 @@ class Source:
 
     @cached_property
     def open_tickets(self) -> list[dict]:
-        if self.who.teams is None:
+        """Each team's open tickets read apart (MAX_PAGES each), so that a large team read first never leaves
+        another out of the backlog; every team's at once only when assignment does not list its teams."""
+        teams = self.who.teams if self.who.teams is not None else tuple(self.team_names)
+        if not teams:
             return self._pages("assignment", "/queue", "backlog", fields=BACKLOG_FIELDS)
-        pages = (
-            self._pages("assignment", "/queue", "backlog", team=team, fields=BACKLOG_FIELDS) for team in self.who.teams
-        )
+        pages = (self._pages("assignment", "/queue", "backlog", team=team, fields=BACKLOG_FIELDS) for team in teams)
         return [ticket for page in pages for ticket in page]
 
     @cached_property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import request
+
 from tests.integration.test_portal_search import portal, signed_in, stub, text  # noqa: F401
 
 
@@ -27,3 +29,24 @@ def test_the_reports_say_what_each_figure_counts_and_that_times_are_business_tim
     assert page.count("Times are business time, counted in the calendar of the ticket") == 1
     assert page.count("Business time, counted in the calendar of the ticket") == 2  # both histograms
     assert "The breaches that happened in this period, whenever their ticket was created" in page
+
+
+def test_a_teams_backlog_is_read_apart_so_a_large_team_never_hides_a_small_one(portal, stub):  # noqa: F811
+    """The day-long tester's new team showed 0 open tickets: the admin's backlog read every team's open tickets
+    together, 2,000 at most, and the desk had more. Each team is read apart now."""
+
+    def queue():
+        team = request.args.get("team")
+        if team == "big":  # more than the reports read: page after page
+            items = [{"ticket_id": f"b-{n}", "team": "big", "status": "assigned", "agent_id": "ada",
+                      "created_at": "2026-01-01T10:00:00.000Z"} for n in range(int(request.args["limit"]))]  # fmt: skip
+            return {"items": items, "next_cursor": "more"}
+        if team == "small":
+            return {"items": [{"ticket_id": "s-1", "team": "small", "status": "new", "agent_id": None,
+                               "created_at": "2026-01-02T10:00:00.000Z"}], "next_cursor": None}  # fmt: skip
+        raise AssertionError(f"the backlog read every team at once (team={team!r})")
+
+    stub.answers["/queue"] = queue
+    stub.answers["/teams"] = {"items": [{"id": "big", "name": "Big"}, {"id": "small", "name": "Small"}]}
+    csv = text(signed_in(portal).get("/reports/backlog.csv")).replace("\r", "")
+    assert "Big,0,2000,0,0,0,2000" in csv and "Small,1,0,0,0,1,1" in csv, csv
