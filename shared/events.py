@@ -225,9 +225,9 @@ class TicketMailKeptData(_Data):
 class TicketAssignedData(_Data):
     """Who has the ticket now; the agent fields are all null when it waits in the team's queue. `team_name` is the
     team's name then, `team_lead_name` its lead's (beside `team_lead_email`: the first of its leads by id who is
-    available, else the first by id); `by_name`, present only when a person moved the ticket (`manual`, `transfer`),
-    is who: an agent's name, or "The help desk" for an admin who is no agent. Producers older than these fields leave
-    them out."""
+    available when the ticket is assigned, else the first by id); `by_name`, present only when a person moved the
+    ticket (`manual`, `transfer`), is who: an agent's name, or "The help desk" for an admin who is no agent.
+    Producers older than these fields leave them out."""
 
     agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))
     agent_name = fields.String(required=True, allow_none=True, validate=validate.Length(1, 200))

@@ -365,11 +365,11 @@ def leads(agent: dict | None, team: str) -> bool:
     return bool(agent and team in agent.get("lead_of", ()) and team in agent.get("teams", ()))
 
 
-def first_lead(leads: list[dict]) -> dict | None:
+def first_lead(candidates: list[dict]) -> dict | None:
     """Of a team's leads (sorted by id), the one its tickets name (`team_lead_email`: whom notify escalates to):
     the first available, so that a lead on leave or gone (an unavailable agent) hands that to a lead at work;
     the first of all when none is available (someone may still read that mailbox)."""
-    return next((lead for lead in leads if lead.get("available", True)), leads[0] if leads else None)
+    return next((lead for lead in candidates if lead.get("available", True)), candidates[0] if candidates else None)
 
 
 def lead_of(teams: list[str], given: dict, current: list[str] | tuple[str, ...] = ()) -> list[str]:

@@ -174,10 +174,13 @@ MAILBOX = re.compile(r"[^@\s]+@[^@\s]+")  # local@domain: what a recipient must 
 
 
 def accepts(svc: Intake, address: str) -> bool:
-    """Whether mail for `address` is taken: a mailbox's address (never `<>` or a bare word) and, when
-    TICKETFLOW_INBOUND_ADDRESSES is set, one of its patterns."""
+    """Whether mail for `address` is taken: a mailbox's address (never `<>` or a bare word, but the bare
+    `postmaster` RFC 5321 has every server take) and, when TICKETFLOW_INBOUND_ADDRESSES is set, one of its
+    patterns."""
     address = address.strip().lower()
     patterns = svc.settings.inbound_addresses
+    if address == "postmaster":
+        return True
     if MAILBOX.fullmatch(address) is None:
         return False
     return not patterns or any(fnmatchcase(address, pattern) for pattern in patterns)

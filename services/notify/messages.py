@@ -14,7 +14,8 @@
      "console_link": str}            # agent and lead emails only: `console_link(...)`, the ticket in the console
 
 The subject is always `[#<number>] <ticket subject>` so that a mail client threads a ticket's emails.
-Filters for the templates: `utc` (a datetime as 2026-11-27 09:30 UTC), `percent` (80.0 -> 80%),
+Filters for the templates: `utc` (a datetime as 27 Nov 2026, 09:30 UTC), `who` (a `by_name` mid-sentence: "the help
+desk" for an admin who is no agent), `percent` (80.0 -> 80%),
 `words` (first_response -> first response), `follows_up` (a description -> the closed ticket's number it follows).
 
 Every requester template shows `link` (StrictUndefined: a requester email without one fails to render);

@@ -53,7 +53,8 @@ class Source:
     def _get(self, service: str, path: str, **query) -> dict:
         return self.svc.services.get(service, path, self.who.actor, **query)
 
-    def _pages(self, service: str, path: str, name: str, **query) -> list[dict]:
+    def _pages(self, service: str, path: str, name: str, of: str = "", **query) -> list[dict]:
+        """Up to MAX_PAGES pages; past them a note says so (`of`: whose, as the note names them)."""
         items, cursor = [], None
         for _ in range(MAX_PAGES):
             answer = self._get(service, path, limit=PAGE, cursor=cursor, **query)
@@ -61,7 +62,7 @@ class Source:
             cursor = answer.get("next_cursor")
             if not cursor:
                 return items
-        self.notes.setdefault(name, []).append(f"Only the first {len(items)} were read.")
+        self.notes.setdefault(name, []).append(f"Only the first {len(items)}{of} were read.")
         return items
 
     @cached_property
@@ -111,7 +112,13 @@ class Source:
         teams = self.who.teams if self.who.teams is not None else tuple(self.team_names)
         if not teams:
             return self._pages("assignment", "/queue", "backlog", fields=BACKLOG_FIELDS)
-        pages = (self._pages("assignment", "/queue", "backlog", team=team, fields=BACKLOG_FIELDS) for team in teams)
+        names = self.team_names
+        pages = (
+            self._pages(
+                "assignment", "/queue", "backlog", f" of {names.get(team, team)}", team=team, fields=BACKLOG_FIELDS
+            )
+            for team in teams
+        )
         return [ticket for page in pages for ticket in page]
 
     @cached_property

@@ -54,8 +54,9 @@ ticket answers 404, as an unknown one does; an agent's `GET /breaches` lists onl
 """
 
 WHAT_IF = """The body is a draft policy, exactly the body of `PUT /policies/{priority}` and checked the same way
-(an unknown priority is 404, a bad field 422); `since` (default: 30 days ago) picks the tickets as `/stats`
-does: those of this priority created since then.
+(an unknown priority is 404, a bad field 422), and may carry `since` beside it (or the query does; two different
+times are 422); `since` (default: 30 days ago) picks the tickets as `/stats` does: those of this priority created
+since then.
 
 Each of their clocks is replayed from the changes it took (its start, pauses while waiting on the
 requester, resumes, reopen, met, stopped, priority changes, each at the moment it took effect), in

@@ -66,6 +66,7 @@ def test_a_mail_is_answered_250_once_its_ticket_is_stored(spawn, intake_db):
     assert answer.endswith(f"#{ticket['number']}".encode()) and ticket["source"] == "email"
     # any address is taken (no TICKETFLOW_INBOUND_ADDRESSES), but only an address: not <> or a bare word
     assert [send(mail.port, new_mail(sender()), to=to)[0] for to in ("", "not-an-address")] == [550, 550]
+    assert send(mail.port, new_mail(sender()), to="Postmaster")[0] == 250  # RFC 5321's, domain or none
 
 
 def test_an_address_the_help_desk_does_not_serve_is_refused_550(spawn):

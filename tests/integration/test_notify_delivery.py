@@ -195,12 +195,13 @@ def test_always_refused_ends_dead_and_an_admin_retry_sends_it(start_worker, publ
     smtp, _ = smtp_server
     smtp.refuse_all = True
     start_worker()
-    ticket, number = _ticket(publish)
+    ticket, number = _ticket(publish, correlation_id="request-8")
     (record,) = wait_until(lambda: [r for r in _records(notify, ticket) if r["status"] == "dead"], timeout=20)
     retries = len(load_settings().retry_delays)
     assert record["attempts"] == retries + 1 and "451" in record["last_error"]
     (failed,) = wait_until(lambda: tap.envelopes(ticket_id=ticket, type="notification.failed"), timeout=30)
     assert failed["data"]["notification_id"] == record["_id"] and "451" in failed["data"]["error"]
+    assert failed["correlation_id"] == "request-8"  # the causing event's, carried on
     assert smtp.received == []
 
     smtp.refuse_all = False

@@ -318,6 +318,7 @@ def test_minutes_and_percents_in_words():
     assert [minutes(v) for v in (15, 90, 4320, 0.05, None)] == ["15 min", "90 min (1.5 h)", "4320 min (3 d)",
                                                                  "0.05 min", "—"]  # fmt: skip
     assert [minutes(v) for v in (5_270_400, 0.025, 120.5)] == ["5270400 min (3660 d)", "0.025 min", "120.5 min (2 h)"]
+    assert minutes(0.00012) == "0.00012 min"  # a target under a second: never "0 min"
     assert percent(93.333) == "93.3%" and percent(None) == "—"  # as the reports write it
 
 

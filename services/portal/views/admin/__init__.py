@@ -50,8 +50,10 @@ def minutes(value: float | None) -> str:
 
 
 def _number(value: float, places: int) -> str:
-    """1234.5 (at most `places` decimals, none left trailing): never 1.2345e+06 as `g` would write a large one."""
-    return f"{value:.{places}f}".rstrip("0").rstrip(".")
+    """1234.5 (at most `places` decimals, none left trailing): never 1.2345e+06 as `g` would write a large one;
+    a value too small for the places keeps two significant digits (0.00012) rather than reading 0."""
+    text = f"{value:.{places}f}".rstrip("0").rstrip(".")
+    return f"{value:.2g}" if text in ("0", "-0") and value else text
 
 
 @blueprint.app_template_filter("percent")
