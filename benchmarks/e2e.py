@@ -15,7 +15,7 @@ same FerretDB, RabbitMQ and machine (the first is stopped before the second star
 - ticketflow: the five apis (`ticketflow.cli.api_command`, gunicorn, WEB_CONCURRENCY=--web-concurrency)
   and --workers workers of each service (`worker_command`), SMTP_URL at the sink; a topic, a team
   routing it, an unavailable lead and --agents agents of capacity 1000 (nothing ever waits in a queue).
-- bare: benchmarks/e2e_bare.py, the same broker hops per ticket and 37 MongoDB writes (ticketflow: 40 calls) with
+- bare: benchmarks/e2e_bare.py, the same broker hops per ticket and 44 MongoDB writes (37 before sla's deadlines) with
   raw pymongo + pika (and tantivy for its search role, with search's schema), in the same process layout: a
   Flask front under gunicorn (same WEB_CONCURRENCY) and --workers consumer processes per role, the emails
   to the same sink.

@@ -1,7 +1,7 @@
 """The bare baseline of benchmarks/e2e.py: ticketflow's first stage as raw pymongo + pika, nothing else.
 
-Per ticket it does the same broker hops as ticketflow (4 confirmed, persistent, mandatory publishes; 11
-deliveries, each acked after its writes) and 37 MongoDB writes, in the same process
+Per ticket it does the same broker hops as ticketflow (5 confirmed, persistent, mandatory publishes; 14
+deliveries, each acked after its writes) and 44 MongoDB writes, in the same process
 layout: an HTTP front under gunicorn (`benchmarks.e2e_bare:app`) and one consumer process per role
 (`python -m benchmarks.e2e_bare assignment|sla|notify|intake|search`), each role with its own database
 `<ns>_bare_<role>` (the front shares intake's, as intake's api and worker do). No validation, no
@@ -12,24 +12,29 @@ with references to the code that makes them.
     front        POST /tickets: counter $inc, ticket insert (with its event in `_outbox`),
                  publish `created`, clear the outbox                               3 writes, 1 publish
     assignment   created: ticket insert, agent reservation ($push), ticket save with `assigned` in
-                 its outbox, publish `assigned`, clear the outbox, processed mark  5 writes, 1 publish
-    sla          created: clocks insert, processed mark; assigned: the ticket's team and agent (an
-                 upsert), processed mark                                          4 writes
+                 its outbox, publish `assigned`, clear the outbox, processed mark;
+                 deadlines: ticket save, processed mark                           7 writes, 1 publish
+    sla          created: clocks insert with `deadlines` in its outbox, publish `deadlines`, clear the
+                 outbox, processed mark; assigned: the ticket's team and agent (an
+                 upsert), processed mark                                          5 writes, 1 publish
     notify       created: projection insert, receipt record, processed mark;
                  assigned: projection save, assignment record, processed mark;
+                 deadlines: processed mark;
                  each record (sender threads): claim, SMTP, save as sent with `sent` in its outbox,
-                 publish `sent`, clear the outbox                                12 writes, 2 publishes
+                 publish `sent`, clear the outbox                                13 writes, 2 publishes
     intake       created: timeline, processed; assigned: ticket save, timeline, processed;
-                 sent (x2): timeline, processed                                   9 writes
+                 sent (x2): timeline, processed; deadlines: ticket save, timeline,
+                 processed                                                       12 writes
     search       created: document insert, processed; assigned: document update (findAndModify, the
                  document after it), processed; each time the whole document to a tantivy index of
                  search's schema and analyzers, committed every 0.5 s by a timer  4 writes
     deliveries   created -> assignment, sla, notify, intake, search; assigned -> sla, notify, intake,
-                 search; sent x2 -> intake
+                 search; sent x2 -> intake; deadlines -> assignment, notify, intake
 
 Search (issue 18's sixth service) came after the first four, and sla's reading of ticket.assigned (who may
 read a ticket's clocks) with issue 11: until 2026-12-01 the baseline had neither, and did 31 writes and 8
-deliveries a ticket against ticketflow's 11.
+deliveries a ticket against ticketflow's 11. sla's `sla.deadlines_changed` (its clocks' deadlines from the start,
+for assignment's queue and intake's ticket) came on 2026-12-04: 37 writes, 4 publishes and 11 deliveries until then.
 
 Environment: MONGO_URL, AMQP_URL, SMTP_URL, BARE_NS (exchange `<ns>.bare`, queues `<ns>.bare.<role>`),
 BARE_AGENTS (how many agents, `agent<k>@bare.example.com`), BARE_INDEX_DIR (the search role's index goes
@@ -55,10 +60,10 @@ from pymongo import MongoClient, ReturnDocument
 
 ROLES = ("assignment", "sla", "notify", "intake", "search")
 BINDINGS = {
-    "assignment": ("created",),
+    "assignment": ("created", "deadlines"),
     "sla": ("created", "assigned"),
-    "notify": ("created", "assigned"),
-    "intake": ("created", "assigned", "sent"),
+    "notify": ("created", "assigned", "deadlines"),
+    "intake": ("created", "assigned", "sent", "deadlines"),
     "search": ("created", "assigned"),
 }
 DATABASE_OF = {"front": "intake", **{role: role for role in ROLES}}
@@ -229,10 +234,13 @@ class Role:
         self.db["processed_events"].insert_one({"_id": envelope["event_id"], "at": now()})  # the last write
         channel.basic_ack(method.delivery_tag)
 
-    # assignment: 4 writes here + processed = 5; 1 publish
+    # assignment: 4 writes here + processed = 5; 1 publish (deadlines: 1 write + processed)
     def on_assignment(self, envelope: dict) -> None:
         data, ticket_id = envelope["data"], envelope["ticket_id"]
         tickets = self.db["tickets"]
+        if envelope["type"] == "deadlines":  # the queue's order
+            tickets.update_one({"_id": ticket_id}, {"$set": {"sla": data, "sla_sort": data["first_response_due_at"]}})
+            return
         doc = {"_id": ticket_id, "number": data["number"], "subject": data["subject"], "topic": data["topic"]}
         doc |= {"priority": data["priority"], "team": "bare", "agent_id": None, "status": "new", "history": []}
         tickets.insert_one({**doc, "created_at": now(), "_v": 1})
@@ -254,7 +262,7 @@ class Role:
         self.publisher.publish(assigned)
         tickets.update_one({"_id": ticket_id, "_v": 2}, {"$unset": {"_outbox": ""}})
 
-    # sla: 1 write here + processed = 2 per event
+    # sla: 1 write here + processed = 2 per event; created: 1 publish and its clear besides
     def on_sla(self, envelope: dict) -> None:
         at = now()
         if envelope["type"] == "assigned":  # who may read the ticket's clocks: its team and agent
@@ -266,11 +274,19 @@ class Role:
             for name, minutes in (("first_response", 240), ("resolution", 1440))
         }
         doc = {"_id": envelope["ticket_id"], "priority": envelope["data"]["priority"], "clocks": clocks}
-        self.db["clocks"].insert_one({**doc, "next_due": at + timedelta(minutes=192), "created_at": at, "_v": 1})
+        due = {f"{name}_due_at": clock["due_at"].isoformat() for name, clock in clocks.items()}
+        deadlines = event("deadlines", envelope["ticket_id"], {**due, "next_response_due_at": None, "revision": 1})
+        extra = {"next_due": at + timedelta(minutes=192), "created_at": at, "_v": 1, "_outbox": _outbox(deadlines)}
+        self.db["clocks"].insert_one({**doc, **extra})
+        self.publisher.publish(deadlines)
+        self.db["clocks"].update_one({"_id": envelope["ticket_id"], "_v": 1}, {"$unset": {"_outbox": ""}})
 
-    # notify: 2 writes here + processed = 3 per event; 3 writes and 1 publish per record in _sender
+    # notify: 2 writes here + processed = 3 per event; 3 writes and 1 publish per record in _sender; deadlines:
+    # processed only (no email, no webhook)
     def on_notify(self, envelope: dict) -> None:
         ticket_id, data, views = envelope["ticket_id"], envelope["data"], self.db["tickets"]
+        if envelope["type"] == "deadlines":
+            return
         if envelope["type"] == "created":
             view = {"_id": ticket_id, "number": data["number"], "subject": data["subject"]}
             views.insert_one({**view, "requester": data["requester"], "agent": None, "_v": 1})
@@ -380,8 +396,11 @@ class Role:
 
         threading.Thread(target=commit_rounds, daemon=True).start()
 
-    # intake: 1 or 2 writes here + processed = 2 (created, sent) or 3 (assigned)
+    # intake: 1 or 2 writes here + processed = 2 (created, sent) or 3 (assigned, deadlines)
     def on_intake(self, envelope: dict) -> None:
+        if envelope["type"] == "deadlines":  # the ticket's due times
+            due = {key: value for key, value in envelope["data"].items() if key.endswith("_due_at")}
+            self.db["tickets"].update_one({"_id": envelope["ticket_id"]}, {"$set": {"sla": due}})
         if envelope["type"] == "assigned":
             agent = envelope["data"]["agent"]
             self.db["tickets"].update_one(

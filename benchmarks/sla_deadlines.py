@@ -15,7 +15,7 @@ How:
    after the worker starts: half an 80 % warning of first_response (its breach comes long after the
    run), half a first_response breach (its warning already announced, as the worker would have), by
    an emergency policy of their own whose target and creation moment put the threshold there.
-2. An exclusive queue bound to `<ns>.events` for `sla.#` is in place before `--workers` sla
+2. An exclusive queue bound to `<ns>.events` for `sla.warning` and `sla.breached` is in place before `--workers` sla
    workers (`python -m services.sla.worker`) start. For each alert received, lag = receive time
    minus the moment it fell due: the envelope's `occurred_at` for sla.warning (the threshold
    moment), `data.breached_at` for sla.breached (the deadline), so a breach's lag includes the
@@ -150,7 +150,7 @@ def due_tickets(
 
 
 class Alerts:
-    """The benchmark's exclusive queue on `<ns>.events` for `sla.#`: each alert with its receive time."""
+    """The benchmark's exclusive queue on `<ns>.events` for the alerts: each with its receive time."""
 
     def __init__(self, amqp_url: str, settings) -> None:
         import pika
@@ -161,7 +161,8 @@ class Alerts:
         channel = self.connection.channel()
         declare_exchange(channel, settings)
         queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        channel.queue_bind(queue, settings.exchange, routing_key="sla.#")
+        for kind in ("sla.warning", "sla.breached"):  # the alerts (not sla.deadlines_changed)
+            channel.queue_bind(queue, settings.exchange, routing_key=kind)
         channel.basic_consume(queue, self._received, auto_ack=True)
         self.received: list[tuple[float, dict]] = []
 

@@ -35,7 +35,11 @@ PUBLISHED_BY = {  # which service publishes which event types (only its producer
         "ticket.resolved",
         "agent.updated",  # an agent was created or changed: the other services' projections of who is in which team
     ),
-    "sla": ("sla.warning", "sla.breached"),
+    "sla": (
+        "sla.warning",
+        "sla.breached",
+        "sla.deadlines_changed",  # the deadlines of a ticket's running clocks changed: the queues' order
+    ),
     "notify": ("notification.sent", "notification.failed"),
     "search": (),  # a projection: it publishes nothing (its broker user may publish no event type)
 }
@@ -317,6 +321,19 @@ class SlaBreachedData(_SlaData):
     breached_at = Timestamp(required=True)
 
 
+class SlaDeadlinesChangedData(_Data):
+    """Added after the contract: the deadline of each of the ticket's clocks while it runs, null when none runs
+    (paused, met, stopped, never started); published whenever one of them changes (clocks started, paused,
+    resumed, met or stopped, a new priority). A consumer keeps the highest `revision` it has seen: an older one
+    arriving late changes nothing."""
+
+    first_response_due_at = Timestamp(required=True, allow_none=True)
+    next_response_due_at = Timestamp(required=True, allow_none=True)
+    resolution_due_at = Timestamp(required=True, allow_none=True)
+    priority = _choice(PRIORITIES)
+    revision = _integer(1)
+
+
 class NotificationData(_Data):
     notification_id = _text(100)
     channel = _choice(CHANNELS)
@@ -339,6 +356,7 @@ DATA_SCHEMAS: dict[str, type[Schema]] = {
     "agent.updated": AgentUpdatedData,
     "sla.warning": SlaWarningData,
     "sla.breached": SlaBreachedData,
+    "sla.deadlines_changed": SlaDeadlinesChangedData,
     "notification.sent": NotificationData,
     "notification.failed": NotificationData,
 }

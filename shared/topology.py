@@ -22,6 +22,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         "ticket.message_added",
         "sla.warning",
         "sla.breached",
+        "sla.deadlines_changed",  # the queue's order: soonest deadline first
     ),
     "sla": (
         "ticket.created",

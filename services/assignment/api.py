@@ -161,8 +161,8 @@ class Queue(MethodView):
     @tickets.response(200, TicketListSchema)
     def get(self, query):
         """Open tickets, soonest SLA deadline first, then priority, then age; the filters combine. The deadlines are
-        those assignment has heard of, from a clock's `sla.warning` or `sla.breached` (the `sla` fields: null until
-        then); a ticket none of whose clocks has warned yet comes after those, by priority then age."""
+        those of the clocks running (met, paused and stopped ones do not count), as sla tells them in
+        `sla.deadlines_changed` when they change; a ticket with none comes after those, by priority then age."""
         filters = {name: query.get(name) for name in ("agent_id", "team", "status", "priority", "topic", "unassigned")}
         only = query.get("only")
         unread = [name for name in HEAVY_FIELDS if name not in only] if only else []

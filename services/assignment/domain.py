@@ -13,6 +13,7 @@ PRIORITY_RANK = {priority: rank for rank, priority in enumerate(BY_URGENCY)}  # 
 WORK_STATUSES = ("in_progress", "waiting_on_requester")
 GENERAL = "general"
 NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)  # sorts after every real deadline
+DEADLINES = ("first_response_due_at", "next_response_due_at", "resolution_due_at")  # a ticket's sla, by clock
 RULE = (
     "the available agent of the team under capacity with the fewest open tickets; ties to the least recently assigned"
 )
@@ -287,10 +288,19 @@ class Ticket:
         if self.status == "waiting_on_requester" and (waiting_since is None or at > waiting_since):
             self.set_status("in_progress", "requester", at)
 
+    def sla_deadlines(self, data: dict) -> bool:
+        """sla.deadlines_changed: the running clocks' deadlines, unless a later revision came first."""
+        if data["revision"] <= self.sla.get("deadlines_revision", 0):
+            return False
+        self.sla.update({key: data[key] for key in DEADLINES}, deadlines_revision=data["revision"])
+        return True
+
     def sla_alert(self, kind: str, data: dict, at: datetime) -> bool:
         clock, key = data["clock"], f"sla_{data['clock']}_{data.get('instance', 0)}"
         changed = False
-        if self._newer(key, at):
+        # its deadline, until sla.deadlines_changed tells them all (a warning read late must not bring back a
+        # deadline paused since)
+        if not self.sla.get("deadlines_revision") and self._newer(key, at):
             self.sla[f"{clock}_due_at"] = data["due_at"]
             changed = True
         alert = {

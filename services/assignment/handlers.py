@@ -681,6 +681,11 @@ def on_sla(kind: str) -> Callable[[Assignment, dict], None]:
     return handle
 
 
+def on_deadlines(svc: Assignment, envelope: dict) -> None:
+    data = events.load_data(envelope)
+    _change(svc, envelope["ticket_id"], lambda t: None if t.sla_deadlines(data) else NO_CHANGE, None)
+
+
 HANDLERS = {
     "ticket.created": on_created,
     "ticket.reopened": on_reopened,
@@ -688,4 +693,5 @@ HANDLERS = {
     "ticket.message_added": on_message_added,
     "sla.warning": on_sla("warning"),
     "sla.breached": on_sla("breached"),
+    "sla.deadlines_changed": on_deadlines,
 }

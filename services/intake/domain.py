@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.events import DESK_NAME, OPEN_STATUSES
+from shared.events import CLOCKS, DESK_NAME, OPEN_STATUSES
 from shared.ordering import newer
 from shared.redact import redact_tokens, redact_url, redact_urls
 from shared.schemas import ATTACHMENT_MAX_BYTES, ATTACHMENTS_MAX_BYTES
@@ -257,13 +257,21 @@ class Ticket:
     def _sla(self, data: dict, at: datetime, breached: bool) -> bool:
         changed = False
         due_field = SLA_CLOCKS.get(data["clock"])
-        if due_field and self._newer(f"sla_{data['clock']}", at):
+        if due_field and not self.sla.get("deadlines_revision") and self._newer(f"sla_{data['clock']}", at):
             self.sla[due_field] = data["due_at"]
             changed = True
         if breached and not self.sla["breached"]:
             self.sla["breached"] = True
             changed = True
         return changed
+
+    def _deadlines(self, data: dict) -> bool:
+        """sla.deadlines_changed: the running clocks' deadlines (intake shows two), unless a later revision came
+        first; a warning or breach read afterwards leaves them as they are."""
+        if data["revision"] <= self.sla.get("deadlines_revision", 0):
+            return False
+        self.sla.update({due: data[due] for due in SLA_CLOCKS.values()}, deadlines_revision=data["revision"])
+        return True
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -294,6 +302,7 @@ _APPLY = {
     "ticket.priority_changed": Ticket._priority_changed,
     "sla.warning": lambda t, d, at: t._sla(d, at, breached=False),
     "sla.breached": lambda t, d, at: t._sla(d, at, breached=True),
+    "sla.deadlines_changed": lambda t, d, at: t._deadlines(d),
 }
 
 
@@ -339,6 +348,8 @@ def summarize_for_requester(event_type: str, data: dict) -> str | None:
         return f"Email about {_about(data['event_type'])} sent"
     if event_type in ("notification.failed", "ticket.mail_kept"):
         return None
+    if event_type == "sla.deadlines_changed":
+        return None  # the desk's targets, moving at each step of the work: noise on a requester's timeline
     if event_type == "ticket.reopened" and (data.get("by") or data["reason"] != REQUESTER_REOPENS):
         return "Reopened by the help desk"  # an agent's reason is the agents' own
     return summarize(event_type, data)
@@ -357,6 +368,7 @@ EVENT_WORDS = {  # what a notification was about, as people say it
     "ticket.mail_kept": "a mail kept for the agents",
     "sla.warning": "an SLA warning",
     "sla.breached": "an SLA breach",
+    "sla.deadlines_changed": "the SLA deadlines",
 }
 
 
@@ -420,6 +432,17 @@ def _sla_summary(data: dict, breached: bool) -> str:
     return f"SLA warning: {data['percent']:g}% of the {clock} target used (due {_when(data['due_at'])})"
 
 
+def _deadlines_summary(data: dict) -> str:
+    running = [
+        f"{clock.replace('_', ' ')} due {_when(data[f'{clock}_due_at'])}"
+        for clock in CLOCKS
+        if data.get(f"{clock}_due_at") is not None
+    ]
+    if not running:
+        return f"SLA deadlines: no clock running ({data['priority']} priority)"
+    return f"SLA deadlines ({data['priority']} priority): {', '.join(running)}"
+
+
 def _when(value) -> str:
     return value.strftime("%-d %b %Y, %H:%M UTC") if isinstance(value, datetime) else str(value)
 
@@ -455,6 +478,7 @@ _SUMMARIES = {
     ),
     "sla.warning": lambda d: _sla_summary(d, breached=False),
     "sla.breached": lambda d: _sla_summary(d, breached=True),
+    "sla.deadlines_changed": _deadlines_summary,
     "notification.sent": lambda d: (
         f"{d['channel'].capitalize()} about {_about(d['event_type'])} sent to {_recipient(d)}"
     ),

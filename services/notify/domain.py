@@ -58,6 +58,9 @@ class NotKnownYet(Exception):
 # --- the ticket as notify knows it, from events only ------------------------------------------------
 
 
+LEARNED_FROM = ("ticket.created", "ticket.assigned", "ticket.priority_changed")  # what TicketView.apply reads
+
+
 @dataclass
 class TicketView:
     """What addressing a message needs: number, subject, requester, assigned agent and team lead."""
@@ -77,7 +80,8 @@ class TicketView:
     watermarks: dict[str, datetime] = field(default_factory=dict)
 
     def apply(self, event_type: str, data: dict, at: datetime) -> bool:
-        """Learn from an event; whether anything changed. Late events never overwrite newer ones."""
+        """Learn from an event (one of LEARNED_FROM); whether anything changed. Late events never overwrite newer
+        ones."""
         if event_type == "ticket.created" and self.number is None:
             self.number, self.subject, self.requester = data["number"], data["subject"], dict(data["requester"])
             if newer(self.watermarks, "priority", at):

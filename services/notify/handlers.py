@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from services.notify import mailer, messages, webhook_sender, webhooks
 from services.notify.domain import (
     AWAY_COVER,
+    EMAIL_AUDIENCES,
+    LEARNED_FROM,
     Message,
     NotDead,
     Notification,
@@ -102,11 +104,14 @@ def bootstrap(settings: Settings, on_recorded: Callable[[], None] = lambda: None
 def on_event(svc: Notify, envelope: dict) -> None:
     """Learn what the event tells about the ticket, then record its webhook deliveries and its emails."""
     ticket_id, data, at = envelope["ticket_id"], events.load_data(envelope), events.parse_time(envelope["occurred_at"])
-    view = _learn(svc, ticket_id, envelope["type"], data, at)
+    deliveries, kind = _webhook_deliveries(svc, envelope), envelope["type"]
+    if not deliveries and kind not in EMAIL_AUDIENCES and kind not in LEARNED_FROM:
+        return  # nothing to learn, to send or to record (a status change, the deadlines): the projection unread
+    view = _learn(svc, ticket_id, kind, data, at)
     stamp = svc.views.stamp(view)
-    if envelope["type"] == "ticket.assigned":  # the ticket's notifications are read by its new team and agent
+    if kind == "ticket.assigned":  # the ticket's notifications are read by its new team and agent
         svc.notifications.stamps.restamp({"ticket_id": ticket_id}, stamp)
-    records, earlier = _record(svc, _webhook_deliveries(svc, envelope), stamp)
+    records, earlier = _record(svc, deliveries, stamp)
     try:  # the webhooks before the emails: a recipient not known yet must not hold up the webhooks
         emails, earlier_emails = _record(svc, _emails(svc, envelope, data, view), stamp)
         records, earlier = records + emails, earlier or earlier_emails

@@ -205,9 +205,9 @@ def with_deadlines(svc: Portal, who: Actor, rows: list[dict]) -> list[dict]:
     the rows soonest deadline first (the rest after, in assignment's order: its own copy of the due times, then
     priority, then age).
 
-    assignment learns a due time from sla's alerts only (the first comes at 80 % of a target), so its own copy
-    has none for most open tickets; sla has them all, for the page's rows 50 a call. Without sla, the rows
-    keep assignment's copy and order."""
+    assignment keeps a copy of the due times (sla.deadlines_changed), which orders its queue, a moment behind
+    sla's; sla's clocks say besides which target is nearest and whether it has passed, for the page's rows 50 a
+    call. Without sla, the rows keep assignment's copy and order."""
     if not rows:
         return rows
     ids = [row["ticket_id"] for row in rows]

@@ -286,7 +286,7 @@ def _announce_at(label: str, moment: datetime, grace: timedelta) -> datetime:
 
 @dataclass(frozen=True)
 class Alert:
-    """An sla.warning or sla.breached to publish, with its derived, stable event id."""
+    """An sla.warning, sla.breached or sla.deadlines_changed to publish, with its derived, stable event id."""
 
     type: str
     event_id: str
@@ -303,6 +303,7 @@ class TicketClocks:
     clocks: list[Clock] = field(default_factory=list)
     closed_at: datetime | None = None
     correlation_id: str | None = None  # of ticket.created: the ticket's alerts carry it on
+    deadlines_revision: int = 0  # how many sla.deadlines_changed the ticket has had: the last one's `revision`
     watermarks: dict[str, datetime] = field(default_factory=dict)
     calendars: dict[str, Calendar] = field(default_factory=dict, repr=False, compare=False)  # not stored
 
@@ -432,6 +433,28 @@ class TicketClocks:
                 event_id = derived_event_id(self.ticket_id, clock.kind, str(clock.instance), label, broken)
             return Alert("sla.breached", event_id, moment, {**data, "breached_at": clock.breached_at})
         return Alert("sla.warning", event_id, moment, {**data, "percent": percent})
+
+    # -- the deadlines --
+
+    def deadlines(self) -> dict[str, datetime | None]:
+        """Each kind's deadline while its latest clock runs, else None (paused, met, stopped, never started, or
+        a target its calendar never reaches): what the queues sort by."""
+        due = {}
+        for kind in CLOCKS:
+            clock = self._latest(kind)
+            running = clock is not None and clock.running and clock.due_at != NEVER
+            due[f"{kind}_due_at"] = clock.due_at if running else None
+        return due
+
+    def deadlines_changed(self, before: dict[str, datetime | None], at: datetime) -> Alert | None:
+        """The sla.deadlines_changed to publish when the deadlines differ from `before` (the next revision)."""
+        after = self.deadlines()
+        if after == before:
+            return None
+        self.deadlines_revision += 1
+        event_id = derived_event_id(self.ticket_id, "deadlines", str(self.deadlines_revision))
+        data = {**after, "priority": self.priority, "revision": self.deadlines_revision}
+        return Alert("sla.deadlines_changed", event_id, at, data)
 
     # -- reading --
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from services.sla import reports, whatif
@@ -90,7 +90,7 @@ def bootstrap(settings: Settings, wake_timer: Callable[[datetime | None], None] 
 
 
 def _staged(clocks: TicketClocks, alerts: list[Alert]) -> dict:
-    """The alerts as outbox entries, each under its derived event id."""
+    """The alerts (and a change of the deadlines) as outbox entries, each under its derived event id."""
     envelopes = [
         events.make_event(
             alert.type,
@@ -117,11 +117,13 @@ class _Loaded:
 
 @dataclass
 class _Due:
-    """What a change leaves to save: the alerts due by `at`, and when the timer must look next."""
+    """What a change leaves to save: the alerts due by `at`, when the timer must look next, and the deadlines
+    changed (`announced`: an sla.deadlines_changed, published with the alerts)."""
 
     at: datetime
     alerts: list[Alert]
     next_due: datetime | None
+    announced: list[Alert] = field(default_factory=list)
 
 
 def update_clocks(
@@ -143,12 +145,15 @@ def update_clocks(
         return _Loaded(*(loaded or (TicketClocks(ticket_id, calendars=calendars), 0, None)))
 
     def step(loaded: _Loaded):
-        changed, at = change(loaded.clocks), now()
-        due = _Due(at, loaded.clocks.due_alerts(at, svc.breach_grace), loaded.clocks.next_due(at, svc.breach_grace))
+        clocks, before = loaded.clocks, loaded.clocks.deadlines()
+        changed, at = change(clocks), now()
+        due = _Due(at, clocks.due_alerts(at, svc.breach_grace), clocks.next_due(at, svc.breach_grace))
+        if changed and (deadlines := clocks.deadlines_changed(before, at)):
+            due.announced.append(deadlines)
         return due if changed or due.alerts or due.next_due != loaded.stored_due else NO_CHANGE
 
     def save(loaded: _Loaded, due: _Due) -> None:
-        staged = _staged(loaded.clocks, due.alerts)
+        staged = _staged(loaded.clocks, [*due.alerts, *due.announced])
         if loaded.version:
             svc.clocks.save(loaded.clocks, loaded.version, due.next_due, staged)
         elif not svc.clocks.insert(loaded.clocks, due.next_due, staged):

@@ -116,6 +116,18 @@ def sla_breached(ticket_id: str, due_at: datetime, clock: str = "first_response"
     return event_from("sla", "sla.breached", ticket_id, data)
 
 
+def sla_deadlines(ticket_id: str, revision: int, first=None, next_=None, resolution=None) -> dict:
+    """sla.deadlines_changed: each clock's due time while it runs (None: not running)."""
+    data = {
+        "first_response_due_at": first and format_time(first),
+        "next_response_due_at": next_ and format_time(next_),
+        "resolution_due_at": resolution and format_time(resolution),
+        "priority": "normal",
+        "revision": revision,
+    }
+    return event_from("sla", "sla.deadlines_changed", ticket_id, data)
+
+
 def in_minutes(minutes: float) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=minutes)
 

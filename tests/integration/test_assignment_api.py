@@ -41,6 +41,7 @@ from tests.integration.assignment_fixtures import (  # fixtures: pytest finds th
     recount,
     settled_fixture,  # noqa: F401
     sla_breached,
+    sla_deadlines,
     sla_warning,
     unique,
 )
@@ -844,6 +845,41 @@ def test_queue_orders_by_soonest_sla_deadline_then_priority_then_age_with_filter
     assert [t["ticket_id"] for t in waiting["items"]] == order[:-1]
     claimed = aclient.get("/queue", query_string={"team": team["id"], "status": "assigned"}, headers=admin())
     assert [t["ticket_id"] for t in claimed.get_json()["items"]] == [normal]
+
+
+def test_the_deadlines_sla_sends_order_the_queue_the_latest_revision_kept(
+    aclient, make_team, make_agent, new_ticket, handle
+):
+    """Every open ticket has its deadlines from the start (sla.deadlines_changed), not only after a warning: the
+    queue is soonest deadline first; a revision older than the one kept changes nothing, nor does a warning."""
+    team = make_team()
+    make_agent(team["id"], available=False)
+    topic = team["topics"][0]
+    now = datetime.now(UTC)
+    emergency = new_ticket(topic, "emergency", occurred_at=now - timedelta(minutes=3))
+    relaxed = new_ticket(topic, "low", occurred_at=now - timedelta(minutes=2))
+    urgent = new_ticket(topic, "low", occurred_at=now - timedelta(minutes=1))
+    handle(sla_deadlines(relaxed, 1, first=in_minutes(240), resolution=in_minutes(1440)))
+    handle(sla_deadlines(urgent, 1, first=in_minutes(30), resolution=in_minutes(60)))
+    handle(sla_deadlines(emergency, 1, first=in_minutes(15), resolution=in_minutes(240)))
+
+    def queue() -> list[str]:
+        listed = aclient.get("/queue", query_string={"team": team["id"]}, headers=admin()).get_json()["items"]
+        return [t["ticket_id"] for t in listed]
+
+    assert queue() == [emergency, urgent, relaxed]
+
+    resolution = in_minutes(240)
+    handle(sla_deadlines(emergency, 3, resolution=resolution))  # first response met: the resolution's counts
+    handle(sla_deadlines(emergency, 2, first=in_minutes(1), resolution=resolution))  # older, read late
+    handle(sla_warning(emergency, in_minutes(2)))  # its first response's warning, read late: the due time stays
+    assert queue() == [urgent, emergency, relaxed]
+    shown = aclient.get(f"/tickets/{emergency}", headers=admin()).get_json()["sla"]
+    assert (shown["first_response_due_at"], shown["resolution_due_at"]) == (None, format_time(resolution))
+    assert [alert["kind"] for alert in shown["alerts"]] == ["warning"]  # the warning itself is kept
+
+    handle(sla_deadlines(urgent, 2))  # waiting on its requester: no clock runs, it comes after those with one
+    assert queue() == [emergency, relaxed, urgent]
 
 
 def test_a_met_first_response_deadline_no_longer_orders_the_queue(aclient, make_team, make_agent, new_ticket, handle):

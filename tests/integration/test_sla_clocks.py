@@ -10,7 +10,9 @@ from prometheus_client import REGISTRY
 
 from services.sla import handlers
 from shared.errors import NotFound
+from shared.events import derived_event_id, format_time
 from shared.runtime import bind
+from tests.harness import flushed, wait_until
 from tests.integration.conftest import event_from
 from tests.integration.sla_fixtures import sla_fixture  # noqa: F401 - the `sla` fixture
 
@@ -96,6 +98,33 @@ def test_a_ticket_s_clocks_through_its_whole_life(sla):
     _handle(sla, "ticket.closed", ticket, 25, producer="intake", by="requester")
     _handle(sla, "ticket.reopened", ticket, 26, producer="intake", reason="requester_message")  # too late
     assert _clocks(sla, ticket)["resolution"]["state"] == "stopped"
+
+
+def test_each_change_of_the_running_deadlines_is_published_once_with_its_revision(sla, tap):
+    low = sla.policies.get("low")
+    ticket = _create(sla)
+    _handle(sla, "ticket.status_changed", ticket, 3, status="waiting_on_requester", previous_status="assigned")
+    _handle(sla, "ticket.status_changed", ticket, 3, status="waiting_on_requester", previous_status="assigned")
+    _handle(sla, "ticket.status_changed", ticket, 5, status="in_progress", previous_status="waiting_on_requester")
+    flushed(sla.flusher)
+    wait_until(lambda: len(_deadlines(tap, ticket)) >= 3, timeout=30)
+    published = _deadlines(tap, ticket)
+    assert [env["data"]["revision"] for env in published] == [1, 2, 3]  # the repeated pause changed nothing
+    first, paused, resumed = (env["data"] for env in published)
+    due = lambda minutes: format_time(T0 + timedelta(minutes=minutes))  # noqa: E731
+    assert (first["first_response_due_at"], first["resolution_due_at"]) == (
+        due(low.first_response_minutes),
+        due(low.resolution_minutes),
+    )
+    assert paused["resolution_due_at"] is None and paused["first_response_due_at"] == first["first_response_due_at"]
+    assert resumed["resolution_due_at"] == due(low.resolution_minutes + 2)  # two minutes paused
+    assert {env["correlation_id"] for env in published} == {published[0]["correlation_id"]}  # the ticket's
+    assert published[0]["event_id"] == derived_event_id(ticket, "deadlines", "1")
+
+
+def _deadlines(tap, ticket_id: str) -> list[dict]:
+    found = [e for e in tap.envelopes() if e["type"] == "sla.deadlines_changed" and e["ticket_id"] == ticket_id]
+    return sorted({env["event_id"]: env for env in found}.values(), key=lambda env: env["data"]["revision"])
 
 
 def test_an_internal_note_is_no_reply_and_an_agent_message_starts_nothing(sla):

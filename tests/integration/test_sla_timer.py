@@ -51,7 +51,11 @@ def _created(ticket_id: str, at: datetime, priority: str = "emergency") -> dict:
 
 
 def _alerts(tap, ticket_ids: set[str]) -> list[dict]:
-    return [env for env in tap.envelopes() if env["type"].startswith("sla.") and env["ticket_id"] in ticket_ids]
+    return [
+        env
+        for env in tap.envelopes()
+        if env["type"] in ("sla.warning", "sla.breached") and env["ticket_id"] in ticket_ids
+    ]
 
 
 def _key(env: dict) -> tuple:

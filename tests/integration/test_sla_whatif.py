@@ -16,7 +16,7 @@ import pytest
 from services.sla import schemas, whatif
 from shared.clock import now
 from shared.events import format_time, parse_time
-from tests.harness import auth_header
+from tests.harness import auth_header, flushed
 from tests.integration.conftest import EventTap
 from tests.integration.sla_fixtures import (  # fixtures: pytest finds them by their short names
     STATS_KEYS,
@@ -61,7 +61,7 @@ def far_window_fixture(monkeypatch):
 
 
 @pytest.fixture(name="history")
-def history_fixture(sla_client, sla_seed, sla_handle, forget_tickets, policies_restored, far_window):
+def history_fixture(sla_client, sla_ctx, sla_seed, sla_handle, forget_tickets, policies_restored, far_window):
     """Six `low` tickets created at t0, each through a history of its own; (t0, {name: ticket id})."""
     assert sla_client.put("/policies/low", json=SECONDS, headers=admin()).status_code == 200
     t0 = utc(2200, 1, 1) + timedelta(minutes=random.randrange(10_000_000))
@@ -90,6 +90,7 @@ def history_fixture(sla_client, sla_seed, sla_handle, forget_tickets, policies_r
         ("ticket.resolved", "next", 11, {}),
     ]:
         sla_handle(ticket_event(kind, tickets[name], s(seconds), **data))
+    flushed(sla_ctx.flusher)  # their sla.deadlines_changed published before a test listens
     return t0, tickets
 
 

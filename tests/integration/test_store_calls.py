@@ -143,6 +143,28 @@ def test_notify_learns_a_ticket_created_that_comes_after_its_assignment_into_tha
     assert (view.agent["id"], view.number is not None) == ("jane", True)
 
 
+def test_notify_reads_nothing_for_an_event_it_neither_learns_from_nor_sends_when_no_webhook_wants_it(infra, commands):
+    svc = notify.bootstrap(load_settings())
+    ticket_id = uuid.uuid4().hex
+    notify.on_event(svc, _created(ticket_id))
+    deadlines = {"first_response_due_at": "2026-12-05T10:00:00.000Z", "next_response_due_at": None,
+                 "resolution_due_at": None, "priority": "normal", "revision": 1}  # fmt: skip
+    changed = {"status": "in_progress", "previous_status": "assigned"}
+    quiet = dataclasses.replace(svc, webhooks=SimpleNamespace(all=lambda: []))  # the session's may want them
+    for envelope in (
+        event_from("sla", "sla.deadlines_changed", ticket_id, deadlines),
+        event_from("assignment", "ticket.status_changed", ticket_id, changed),
+    ):
+        assert commands.counting(lambda envelope=envelope: notify.on_event(quiet, envelope)) == []
+    hook = {"_id": "h1", "url": "http://127.0.0.1:9/hook", "events": ["sla.*"], "secret": "s"}
+    hooked = dataclasses.replace(svc, webhooks=SimpleNamespace(all=lambda: [hook]))
+    envelope = event_from("sla", "sla.deadlines_changed", ticket_id, deadlines)
+    calls = commands.counting(lambda: notify.on_event(hooked, envelope))
+    assert ("notifications", "insert") in calls  # a webhook that wants it gets its delivery
+    delivery = svc.notifications.collection.find_one({"ticket_id": ticket_id, "channel": "webhook"})
+    assert delivery["event_type"] == "sla.deadlines_changed"
+
+
 def test_sla_starts_a_new_tickets_clocks_without_reading_them_first(infra, commands):
     svc = sla.bootstrap(load_settings())
     svc.ensure_storage()  # the default policies

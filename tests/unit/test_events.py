@@ -25,6 +25,7 @@ WIRE_TYPES = [
     "agent.updated",
     "sla.warning",
     "sla.breached",
+    "sla.deadlines_changed",  # added after the contract
     "notification.sent",
     "notification.failed",
 ]
@@ -98,6 +99,13 @@ SAMPLE_DATA = {
         "priority": "high",
         "policy_version": 2,
     },
+    "sla.deadlines_changed": {
+        "first_response_due_at": DUE,
+        "next_response_due_at": None,
+        "resolution_due_at": DUE + timedelta(hours=8),
+        "priority": "normal",
+        "revision": 1,
+    },
     "notification.sent": {
         "notification_id": "n1",
         "channel": "email",
@@ -128,6 +136,7 @@ def test_every_contract_type_has_a_schema_and_its_producer():
     assert events.PRODUCERS["ticket.closed"] == "intake"
     assert events.PRODUCERS["ticket.resolved"] == "assignment"
     assert events.PRODUCERS["sla.breached"] == "sla"
+    assert events.PRODUCERS["sla.deadlines_changed"] == "sla"
     assert events.PRODUCERS["notification.failed"] == "notify"
 
 

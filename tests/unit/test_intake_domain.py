@@ -232,6 +232,33 @@ def test_sla_due_times_follow_the_newest_announcement_and_breach_sticks():
     assert ticket.sla == {"first_response_due_at": at(60), "resolution_due_at": at(240), "breached": True}
 
 
+def test_the_deadlines_sla_sends_replace_the_due_times_and_a_later_warning_leaves_them():
+    ticket = make_ticket()
+    deadlines = {
+        "first_response_due_at": at(240),
+        "next_response_due_at": None,
+        "resolution_due_at": at(1440),
+        "priority": "normal",
+        "revision": 2,
+    }
+    assert ticket.apply("sla.deadlines_changed", deadlines, at(0))
+    assert ticket.sla["first_response_due_at"] == at(240) and ticket.sla["resolution_due_at"] == at(1440)
+    older = {**deadlines, "first_response_due_at": at(5), "revision": 1}
+    assert not ticket.apply("sla.deadlines_changed", older, at(1))  # a revision older than the one shown
+    paused = {**deadlines, "first_response_due_at": None, "resolution_due_at": None, "revision": 3}
+    assert ticket.apply("sla.deadlines_changed", paused, at(2))
+    warning = {"clock": "resolution", "instance": 0, "due_at": at(1440), "percent": 80, "priority": "normal"}
+    ticket.apply("sla.warning", {**warning, "policy_version": 1}, at(3))  # read late: the pause stands
+    assert (ticket.sla["first_response_due_at"], ticket.sla["resolution_due_at"]) == (None, None)
+
+    assert summarize("sla.deadlines_changed", deadlines) == (
+        "SLA deadlines (normal priority): first response due 27 Nov 2026, 13:30 UTC, "
+        "resolution due 28 Nov 2026, 09:30 UTC"
+    )
+    assert summarize("sla.deadlines_changed", paused) == "SLA deadlines: no clock running (normal priority)"
+    assert summarize_for_requester("sla.deadlines_changed", deadlines) is None  # the desk's own targets
+
+
 def test_auto_close_only_after_the_configured_hours():
     ticket = make_ticket()
     ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "x"}, at(0))

@@ -18,7 +18,7 @@ from services.sla.domain import (
     validate_policy,
     why_calendar_stays,
 )
-from shared.events import SlaBreachedData, SlaWarningData, derived_event_id
+from shared.events import SlaBreachedData, SlaDeadlinesChangedData, SlaWarningData, derived_event_id
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
 ALWAYS = Calendar.always()
@@ -320,6 +320,70 @@ def test_alert_data_matches_the_event_schemas():
 
 def _wire(data: dict) -> dict:
     return {k: v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v for k, v in data.items()}
+
+
+# --- the deadlines: sla.deadlines_changed -----------------------------------------------------------
+
+
+def step(ticket: TicketClocks, change, when: datetime):
+    """Apply `change` as sla's handler does: the deadlines before it, then the event to publish if they moved."""
+    before = ticket.deadlines()
+    change(ticket)
+    return ticket.deadlines_changed(before, when)
+
+
+def test_the_deadlines_follow_every_change_of_the_running_clocks_each_a_new_revision():
+    ticket = TicketClocks("t-1")
+    started = step(ticket, lambda t: t.created("normal", T0, default_policies()), at(0))
+    assert started.type == "sla.deadlines_changed" and started.at == at(0)
+    assert started.data == {
+        "first_response_due_at": at(240),
+        "next_response_due_at": None,
+        "resolution_due_at": at(1440),
+        "priority": "normal",
+        "revision": 1,
+    }
+    assert SlaDeadlinesChangedData().validate(SlaDeadlinesChangedData().dump(started.data)) == {}
+    assert started.event_id == derived_event_id("t-1", "deadlines", "1")
+
+    replied = step(ticket, lambda t: t.replied(at(10)), at(10))
+    assert (replied.data["first_response_due_at"], replied.data["revision"]) == (None, 2)
+    paused = step(ticket, lambda t: t.status_changed("waiting_on_requester", at(100)), at(100))
+    assert paused.data["resolution_due_at"] is None and paused.data["revision"] == 3
+    resumed = step(ticket, lambda t: t.status_changed("in_progress", at(160)), at(160))
+    assert resumed.data["resolution_due_at"] == at(1500)  # 60 minutes paused
+    asked = step(ticket, lambda t: t.message_added(at(170), default_policies()), at(170))
+    assert asked.data["next_response_due_at"] == at(170 + 480)
+    higher = step(ticket, lambda t: t.priority_changed("high", at(180), default_policies()), at(180))
+    assert (higher.data["next_response_due_at"], higher.data["resolution_due_at"]) == (at(290), at(540))
+    assert higher.data["priority"] == "high"
+    resolved = step(ticket, lambda t: t.resolved(at(200)), at(200))
+    assert [resolved.data[k] for k in ("first_response_due_at", "next_response_due_at", "resolution_due_at")] == [
+        None,
+        None,
+        None,
+    ]
+    assert resolved.data["revision"] == ticket.deadlines_revision == 7
+
+
+def test_what_leaves_the_deadlines_as_they_were_announces_nothing_and_keeps_the_revision():
+    ticket = make_ticket()
+    ticket.deadlines_revision = 1
+    assert step(ticket, lambda t: t.status_changed("in_progress", at(5)), at(5)) is None  # nothing was paused
+    assert step(ticket, lambda t: t.due_alerts(at(200)), at(200)) is None  # a warning moves no deadline
+    assert step(ticket, lambda t: t.replied(at(1)), at(1)) is not None
+    assert step(ticket, lambda t: t.replied(at(2)), at(2)) is None  # a second reply meets nothing more
+    assert ticket.deadlines_revision == 2
+    assert TicketClocks.from_dict(ticket.to_dict()).deadlines_revision == 2
+    stored_before = {k: v for k, v in ticket.to_dict().items() if k != "deadlines_revision"}
+    assert TicketClocks.from_dict(stored_before).deadlines_revision == 0  # clocks stored before the field
+
+
+def test_a_target_its_calendar_never_reaches_has_no_deadline_to_sort_by():
+    ticket = make_ticket()
+    clock(ticket, "resolution").due_at = NEVER
+    assert ticket.deadlines()["resolution_due_at"] is None
+    assert ticket.deadlines()["first_response_due_at"] == at(240)
 
 
 def test_a_clock_met_before_its_deadline_never_breaches():
