@@ -90,6 +90,10 @@ x2 -> intake). Before issue 16's part 2 / now:
                  find + save (notification.* change nothing and read nothing)                14 / 10
     total        60 / 45 calls per ticket, plus the timers below; 4 confirmed publishes
 
+Since 2026-12-04 (night) sla publishes `sla.deadlines_changed` as it starts the clocks (its outbox clear in the
+flusher's bulk), which intake (ticket save, timeline), assignment (ticket save) and notify (nothing, unless a webhook
+wants it) take: 1 publish and 3 deliveries more, about 7 calls a ticket (46.5 to 48.3 in all, measured).
+
 Since then each consumer's "processed" insert is noted and written with others (ProcessedEvents.flush, one
 insert every 0.25 s for every delivery meanwhile): about 1 call a worker per quarter second instead of 1 a
 delivery, and search (a fifth worker) reads and writes its ticket documents: 47 calls per ticket in all.

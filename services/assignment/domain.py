@@ -139,7 +139,7 @@ class Ticket:
 
     @property
     def sla_sort(self) -> datetime:
-        """The soonest known deadline of a clock still running, for the queue's order."""
+        """The soonest deadline of a clock still running (sla.deadlines_changed), for the queue's order."""
         running = ["next_response_due_at", "resolution_due_at"]
         if self.first_response_at is None:  # a reply met the first response: its deadline no longer counts
             running.append("first_response_due_at")

@@ -32,6 +32,10 @@ MAX_THREAD_ENTRIES = 500
 MAX_THREAD_BYTES = 4 * 1024 * 1024  # UTF-8 bytes of the bodies in the thread
 REPLY_HEADROOM = 2
 SLA_CLOCKS = {"first_response": "first_response_due_at", "resolution": "resolution_due_at"}
+# Changes that leave `updated_at` as it is: sla's bookkeeping of the due times, which follows each step of the work
+# (a requester's message starts a clock): the portal tells a requester's answer still unseen by the desk from
+# `updated_at`, and search's reindex takes it for the status's time.
+UNSTAMPED = ("sla.deadlines_changed",)
 
 
 class TicketClosed(Exception):
@@ -198,7 +202,7 @@ class Ticket:
         """Apply another service's event; returns whether anything changed."""
         apply = _APPLY.get(event_type)
         changed = bool(apply and apply(self, data, at))
-        if changed:
+        if changed and event_type not in UNSTAMPED:
             self.updated_at = max(self.updated_at, at)
         return changed
 

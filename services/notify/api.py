@@ -46,7 +46,8 @@ at least once a minute, until the relay answers, without using up its retries (`
 too).
 
 Webhooks get every `ticket.*` and `sla.*` event that one of their patterns matches (never
-`notification.*`, nor `ticket.mail_kept`: a third party's address and words, for the agents alone): a
+`notification.*`, nor `ticket.mail_kept`: a third party's address and words, for the agents alone; `sla.*` takes
+`sla.deadlines_changed` too, one at each change of a ticket's deadlines): a
 POST of the event envelope as JSON, with the headers
 `X-Ticketflow-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`,
 `X-Ticketflow-Event` (the event type) and `X-Ticketflow-Delivery` (the notification's id, the same

@@ -114,7 +114,7 @@ def deadline(clocks: dict) -> dict:
 
 
 def copied_deadline(row: dict) -> dict:
-    """What assignment's copy says: a due time a warning or a breach brought, or none."""
+    """What assignment's copy says (sla.deadlines_changed, a moment behind sla's own): a due time, or none."""
     sla = row.get("sla") or {}
     first = sla.get("first_response_due_at") if not row.get("first_response_at") else None
     copied = {"first_response": first, "next_response": sla.get("next_response_due_at"),

@@ -292,6 +292,7 @@ class Alert:
     event_id: str
     at: datetime  # the moment the threshold or target was passed
     data: dict
+    correlation_id: str | None = None  # a change's: the event's that caused it (else the ticket's, of its creation)
 
 
 @dataclass
@@ -446,15 +447,18 @@ class TicketClocks:
             due[f"{kind}_due_at"] = clock.due_at if running else None
         return due
 
-    def deadlines_changed(self, before: dict[str, datetime | None], at: datetime) -> Alert | None:
-        """The sla.deadlines_changed to publish when the deadlines differ from `before` (the next revision)."""
+    def deadlines_changed(
+        self, before: dict[str, datetime | None], at: datetime, correlation_id: str | None = None
+    ) -> Alert | None:
+        """The sla.deadlines_changed to publish when the deadlines differ from `before` (the next revision), with
+        the correlation id of the event that changed them."""
         after = self.deadlines()
         if after == before:
             return None
         self.deadlines_revision += 1
         event_id = derived_event_id(self.ticket_id, "deadlines", str(self.deadlines_revision))
         data = {**after, "priority": self.priority, "revision": self.deadlines_revision}
-        return Alert("sla.deadlines_changed", event_id, at, data)
+        return Alert("sla.deadlines_changed", event_id, at, data, correlation_id)
 
     # -- reading --
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -97,7 +98,7 @@ def _staged(clocks: TicketClocks, alerts: list[Alert]) -> dict:
             clocks.ticket_id,
             alert.data,
             producer=SERVICE,
-            correlation_id=clocks.correlation_id,
+            correlation_id=alert.correlation_id or clocks.correlation_id,
             event_id=alert.event_id,
             occurred_at=alert.at,
         )
@@ -127,14 +128,25 @@ class _Due:
 
 
 def update_clocks(
-    svc: Sla, ticket_id: str, change: Callable[[TicketClocks], bool], *, create: bool = False, needed: set = frozenset()
+    svc: Sla,
+    ticket_id: str,
+    change: Callable[[TicketClocks], bool],
+    *,
+    create: bool = False,
+    needed: set = frozenset(),
+    cause: dict | None = None,
+    announce: bool = False,
 ) -> TicketClocks:
-    """Load, change, announce what is due by now, save if anything moved; on a concurrent save, again.
+    """Load, change, announce what is due by now and the deadlines if they moved, save if anything moved; on a
+    concurrent save, again.
 
     A ticket not known yet (its ticket.created not processed) is NotFound: the consumer retries later.
     `create`: the clocks are nearly never stored yet, so the first attempt inserts without a read (an insert
-    that finds them there, a repeated event, reads them and applies the change to them).
+    that finds them there, a repeated event, reads them and applies the change to them). `cause`: the event's
+    envelope, whose correlation id the deadlines' event carries on. `announce`: the deadlines are published
+    whatever they were before (clocks stored before there was sla.deadlines_changed).
     """
+    correlation_id = (cause or {}).get("correlation_id")
     stored = read_after_first(svc.clocks.load, create)
 
     def load() -> _Loaded:
@@ -145,10 +157,11 @@ def update_clocks(
         return _Loaded(*(loaded or (TicketClocks(ticket_id, calendars=calendars), 0, None)))
 
     def step(loaded: _Loaded):
-        clocks, before = loaded.clocks, loaded.clocks.deadlines()
+        clocks = loaded.clocks
+        before = dict.fromkeys(clocks.deadlines()) if announce else clocks.deadlines()
         changed, at = change(clocks), now()
         due = _Due(at, clocks.due_alerts(at, svc.breach_grace), clocks.next_due(at, svc.breach_grace))
-        if changed and (deadlines := clocks.deadlines_changed(before, at)):
+        if changed and (deadlines := clocks.deadlines_changed(before, at, correlation_id)):
             due.announced.append(deadlines)
         return due if changed or due.alerts or due.next_due != loaded.stored_due else NO_CHANGE
 
@@ -171,6 +184,25 @@ def update_clocks(
     return loaded.clocks
 
 
+DEADLINES_BACKFILL = "deadlines"  # the migration's name
+
+
+def backfill_deadlines(svc: Sla, stop: threading.Event) -> int:
+    """Once per database: the deadlines of each open ticket whose clocks were stored before sla.deadlines_changed
+    existed, published (its revision 1), so that assignment's queue and intake's ticket have them before the
+    ticket's next change; how many tickets were looked at (an unfinished pass, at a stop, starts again)."""
+    if svc.clocks.histories.migrated(DEADLINES_BACKFILL):
+        return 0
+    tickets = svc.clocks.without_deadlines()
+    for ticket_id in tickets:
+        if stop.is_set():
+            return 0
+        # unless an event gave it a revision meanwhile
+        update_clocks(svc, ticket_id, lambda clocks: clocks.deadlines_revision == 0, announce=True)
+    svc.clocks.histories.mark_migrated(DEADLINES_BACKFILL)
+    return len(tickets)
+
+
 def announce_due(svc: Sla, ticket_id: str) -> None:
     """The timer's step for one ticket: publish what is due, and move its next_due on."""
     update_clocks(svc, ticket_id, lambda clocks: False)
@@ -188,7 +220,7 @@ def on_created(svc: Sla, envelope: dict) -> None:
         clocks.correlation_id = clocks.correlation_id or envelope.get("correlation_id")
         return clocks.created(data["priority"], at, policies)
 
-    update_clocks(svc, envelope["ticket_id"], start, create=True, needed=_calendars_of(policies))
+    update_clocks(svc, envelope["ticket_id"], start, create=True, needed=_calendars_of(policies), cause=envelope)
 
 
 def on_message_added(svc: Sla, envelope: dict) -> None:
@@ -196,19 +228,20 @@ def on_message_added(svc: Sla, envelope: dict) -> None:
     if data["author"]["type"] != "requester":
         return
     policies = svc.policies.all()
-    update_clocks(svc, envelope["ticket_id"], lambda c: c.message_added(at, policies), needed=_calendars_of(policies))
+    change = lambda c: c.message_added(at, policies)  # noqa: E731
+    update_clocks(svc, envelope["ticket_id"], change, needed=_calendars_of(policies), cause=envelope)
 
 
 def on_priority_changed(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
     policies = svc.policies.all()
     change = lambda c: c.priority_changed(data["priority"], at, policies)  # noqa: E731
-    update_clocks(svc, envelope["ticket_id"], change, needed=_calendars_of(policies))
+    update_clocks(svc, envelope["ticket_id"], change, needed=_calendars_of(policies), cause=envelope)
 
 
 def on_status_changed(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
-    update_clocks(svc, envelope["ticket_id"], lambda c: c.status_changed(data["status"], at))
+    update_clocks(svc, envelope["ticket_id"], lambda c: c.status_changed(data["status"], at), cause=envelope)
 
 
 def on_moment(method: str) -> Callable[[Sla, dict], None]:
@@ -216,7 +249,7 @@ def on_moment(method: str) -> Callable[[Sla, dict], None]:
 
     def handle(svc: Sla, envelope: dict) -> None:
         at = events.parse_time(envelope["occurred_at"])
-        update_clocks(svc, envelope["ticket_id"], lambda clocks: getattr(clocks, method)(at))
+        update_clocks(svc, envelope["ticket_id"], lambda clocks: getattr(clocks, method)(at), cause=envelope)
 
     return handle
 

@@ -239,6 +239,12 @@ class ClockStore:
         """The copy of the ticket's clocks as stored at `version`, unless it is there (or a later one)."""
         self.histories.write(self._doc(clocks, None), version)
 
+    def without_deadlines(self) -> list[str]:
+        """The tickets, not closed, whose clocks were stored before they counted their deadlines' revisions (a
+        scan of the ids: once per database, handlers.backfill_deadlines)."""
+        query = {"deadlines_revision": {"$exists": False}, "closed_at": None}
+        return [doc["_id"] for doc in self.collection.find(query, {"_id": 1}, batch_size=HISTORY_BATCH)]
+
     def backfill_histories(self) -> int:
         """Once per database: the history copy of every ticket saved before there were copies; how many."""
         if self.histories.backfilled():
@@ -371,11 +377,18 @@ class HistoryStore:
         return self.days.roll_up() if self.backfilled() else 0
 
     def backfilled(self) -> bool:
-        return self.migrations.find_one({"_id": "clock_histories"}) is not None
+        return self.migrated("clock_histories")
 
     def mark_backfilled(self) -> None:
+        self.mark_migrated("clock_histories")
+
+    def migrated(self, name: str) -> bool:
+        """Whether the one-off step `name` has run to its end on this database."""
+        return self.migrations.find_one({"_id": name}) is not None
+
+    def mark_migrated(self, name: str) -> None:
         try:
-            self.migrations.insert_one({"_id": "clock_histories", "at": datetime.now(UTC)})
+            self.migrations.insert_one({"_id": name, "at": datetime.now(UTC)})
         except DuplicateKeyError:
             pass  # another worker finished first
 

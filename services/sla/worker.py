@@ -29,6 +29,7 @@ def main() -> None:
         Timer("stats-days", STATS_DAYS_EVERY, svc.clocks.histories.roll_up),  # what GET /stats reads
         Timer("expire-records", 3600, svc.processed.expire),
         Timer("stamp-backfill", 3600, lambda: _backfill(svc)),  # once per database; /metrics answers meanwhile
+        Timer("deadlines-backfill", 3600, lambda: _announce_deadlines(svc)),  # likewise
     ]
     run_worker(settings, handlers.SERVICE, bind(handlers.HANDLERS, svc), svc.processed, timers)
 
@@ -36,6 +37,11 @@ def main() -> None:
 def _backfill(svc) -> None:
     if stamped := svc.breaches.stamps.backfill(svc.access.stamps(), STOP):
         log.info("stamped the breaches of %d tickets with their team and agent", stamped)
+
+
+def _announce_deadlines(svc) -> None:
+    if announced := handlers.backfill_deadlines(svc, STOP):
+        log.info("the deadlines of %d tickets not closed, stored before sla.deadlines_changed: published", announced)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -105,7 +106,10 @@ def test_each_change_of_the_running_deadlines_is_published_once_with_its_revisio
     ticket = _create(sla)
     _handle(sla, "ticket.status_changed", ticket, 3, status="waiting_on_requester", previous_status="assigned")
     _handle(sla, "ticket.status_changed", ticket, 3, status="waiting_on_requester", previous_status="assigned")
-    _handle(sla, "ticket.status_changed", ticket, 5, status="in_progress", previous_status="waiting_on_requester")
+    resume = {"status": "in_progress", "previous_status": "waiting_on_requester"}
+    at = T0 + timedelta(minutes=5)
+    envelope = event_from("assignment", "ticket.status_changed", ticket, resume, occurred_at=at, correlation_id="req-9")
+    bind(handlers.HANDLERS, sla)["ticket.status_changed"](envelope)  # an agent's request, its id carried on
     flushed(sla.flusher)
     wait_until(lambda: len(_deadlines(tap, ticket)) >= 3, timeout=30)
     published = _deadlines(tap, ticket)
@@ -118,8 +122,33 @@ def test_each_change_of_the_running_deadlines_is_published_once_with_its_revisio
     )
     assert paused["resolution_due_at"] is None and paused["first_response_due_at"] == first["first_response_due_at"]
     assert resumed["resolution_due_at"] == due(low.resolution_minutes + 2)  # two minutes paused
-    assert {env["correlation_id"] for env in published} == {published[0]["correlation_id"]}  # the ticket's
+    assert published[2]["correlation_id"] == "req-9"  # the change's cause (the others': their events', none here)
     assert published[0]["event_id"] == derived_event_id(ticket, "deadlines", "1")
+
+
+def test_clocks_stored_before_the_deadlines_were_published_have_theirs_published_once(sla, tap):
+    running, waiting, resolved = _create(sla), _create(sla), _create(sla)
+    _handle(sla, "ticket.status_changed", waiting, 1, status="waiting_on_requester", previous_status="assigned")
+    _handle(sla, "ticket.resolved", resolved, 1, agent_id="a1", resolution="Done.")
+    flushed(sla.flusher)
+    ids = {"_id": {"$in": [running, waiting, resolved]}}
+    sla.clocks.collection.update_many(ids, {"$unset": {"deadlines_revision": ""}})  # as stored before the field
+    sla.clocks.histories.migrations.delete_one({"_id": handlers.DEADLINES_BACKFILL})
+    mine = (running, waiting, resolved)
+    received = lambda: [e for e in tap.envelopes() if e["type"] == "sla.deadlines_changed" and e["ticket_id"] in mine]  # noqa: E731
+    before = len(received())  # here the first revisions went out at creation (with the ids the backfill gives)
+
+    assert handlers.backfill_deadlines(sla, threading.Event()) >= 3
+    flushed(sla.flusher)
+    wait_until(lambda: len(received()) >= before + 2, timeout=30)
+    published = {env["ticket_id"]: env["data"] for env in received()[before:]}
+    assert set(published) == {running, waiting}  # the resolved ticket has no deadline to publish
+    assert published[running]["first_response_due_at"] is not None and published[running]["revision"] == 1
+    assert published[waiting]["resolution_due_at"] is None  # paused
+    assert sla.clocks.collection.count_documents({**ids, "deadlines_revision": {"$exists": False}}) == 0
+    assert handlers.backfill_deadlines(sla, threading.Event()) == 0  # once per database
+    stored = {doc["_id"]: doc["deadlines_revision"] for doc in sla.clocks.collection.find(ids)}
+    assert stored == {running: 1, waiting: 1, resolved: 0}  # a resolved ticket's: none to publish
 
 
 def _deadlines(tap, ticket_id: str) -> list[dict]:

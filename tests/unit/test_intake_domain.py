@@ -241,7 +241,9 @@ def test_the_deadlines_sla_sends_replace_the_due_times_and_a_later_warning_leave
         "priority": "normal",
         "revision": 2,
     }
-    assert ticket.apply("sla.deadlines_changed", deadlines, at(0))
+    updated = ticket.updated_at
+    assert ticket.apply("sla.deadlines_changed", deadlines, at(0) + timedelta(days=1))
+    assert ticket.updated_at == updated  # the desk's bookkeeping: no change a requester or an agent made
     assert ticket.sla["first_response_due_at"] == at(240) and ticket.sla["resolution_due_at"] == at(1440)
     older = {**deadlines, "first_response_due_at": at(5), "revision": 1}
     assert not ticket.apply("sla.deadlines_changed", older, at(1))  # a revision older than the one shown

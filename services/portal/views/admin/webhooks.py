@@ -17,12 +17,13 @@ NOTICES = {
     "deleted": "The webhook is removed: it gets no more deliveries.",
     "retried": "The notification is being sent again. It leaves this list; its webhook's deliveries show how it went.",
 }
+EVENTS_OFFERED = "ticket.* sla.warning sla.breached"  # a new webhook's patterns: not sla.deadlines_changed's stream
 
 
 def _webhooks(form: dict | None = None, errors=None, message=None, created=None, status=200):
     hooks = notify.webhooks(portal(), g.session)
     return page(
-        "admin/webhooks.html", "webhooks", status, webhooks=hooks, form=form or {"events": "ticket.* sla.*"},
+        "admin/webhooks.html", "webhooks", status, webhooks=hooks, form=form or {"events": EVENTS_OFFERED},
         form_key=(form or {}).get("form_key") or uuid.uuid4().hex,
         errors=errors or {}, message=message, notices=NOTICES, created=created,
     )  # fmt: skip
