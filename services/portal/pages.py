@@ -262,12 +262,28 @@ def isolated(sentence: str, *pieces: str | None) -> Markup:
         kept[pieces] = re.compile(rf"(?<!\w)(?:{either})(?!\w)") if longest_first else None
     found = kept[pieces]
     if found is None:
-        return Markup.escape(sentence)
+        return _timed(sentence)
     out, at = [], 0
     for match in found.finditer(sentence):
-        out += [Markup.escape(sentence[at : match.start()]), Markup("<bdi>%s</bdi>") % match.group(0)]
+        out += [_timed(sentence[at : match.start()]), Markup("<bdi>%s</bdi>") % match.group(0)]
         at = match.end()
-    return Markup("").join([*out, Markup.escape(sentence[at:])])
+    return Markup("").join([*out, _timed(sentence[at:])])
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_WRITTEN_UTC = re.compile(rf"\b(\d{{1,2}}) ({'|'.join(_MONTHS)}) (\d{{4}}), (\d\d):(\d\d) UTC\b")
+
+
+def _timed(text: str) -> Markup:
+    """Escaped text whose times as the services write them ("4 Dec 2026, 22:16 UTC") are each a <time>, which
+    portal.js shows in the reader's own time zone as it does the pages' own times."""
+    out, at = [], 0
+    for match in _WRITTEN_UTC.finditer(text):
+        day, month, year, hour, minute = match.groups()
+        moment = f"{year}-{_MONTHS.index(month) + 1:02d}-{int(day):02d}T{hour}:{minute}:00Z"
+        out += [Markup.escape(text[at : match.start()]), Markup('<time datetime="%s">%s</time>') % (moment, match[0])]
+        at = match.end()
+    return Markup("").join([*out, Markup.escape(text[at:])])
 
 
 def holder(agent_id: str) -> Markup:

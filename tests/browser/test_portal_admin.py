@@ -769,3 +769,17 @@ def test_times_show_in_the_browsers_time_zone_saying_which(portal_system, new_co
     in_paris = (created + timedelta(hours=1)).strftime("%-d %b %Y, %H:%M CET")  # December: UTC+1
     expect(first).to_have_text(in_paris)
     assert first.get_attribute("title") == when(created)  # "... UTC": what the server wrote
+
+    # a time inside a sentence of the timeline too: sla's deadlines, "first response due 4 Dec 2026, 22:16 UTC"
+    def deadlines() -> list[dict]:
+        timeline = system.call("GET", "intake", f"/tickets/{ticket['id']}/timeline")["items"]
+        return [entry for entry in timeline if entry["type"] == "sla.deadlines_changed"]
+
+    wait_until(deadlines, timeout=30, interval=0.5)
+    page.reload()
+    due = page.locator("li", has_text="SLA deadlines").locator("time").nth(1)  # after the entry's own time
+    written = due.get_attribute("title")
+    assert written in deadlines()[0]["summary"] and written.endswith(" UTC")
+    expect(due).to_have_text(
+        (datetime.strptime(written, "%d %b %Y, %H:%M UTC") + timedelta(hours=1)).strftime("%-d %b %Y, %H:%M CET")
+    )

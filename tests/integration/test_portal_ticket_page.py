@@ -631,6 +631,29 @@ def test_the_peoples_words_in_the_timelines_sentences_are_isolated_and_escaped(p
     assert "Reopened: <bdi>Network</bdi>&#39;s &amp; Adams&#39; queue</li>" in html
 
 
+def test_the_times_in_the_timelines_sentences_are_times_the_browser_shows_in_its_own_zone(portal, stub):  # noqa: F811
+    """ "due 4 Dec 2026, 22:16 UTC" in a summary becomes a <time> as the page's own times are (portal.js writes it in
+    the reader's time zone); a subject holding such words stays words."""
+    a_queued_ticket(stub)
+    subject = "Since 1 Dec 2026, 08:00 UTC"
+    stub.answers["/tickets/t-1"] |= {"subject": subject}
+    stub.answers["/tickets/t-1/timeline"] = {"items": [
+        {"type": "sla.deadlines_changed", "occurred_at": "2026-12-04T21:16:00.000Z",
+         "summary": "SLA deadlines (high priority): first response due 4 Dec 2026, 22:16 UTC, resolution due "
+                    "5 Dec 2026, 05:16 UTC"},
+        {"type": "ticket.created", "occurred_at": "2026-12-04T21:16:00.000Z",
+         "summary": f"Ticket #7 opened by Ana via web: {subject} (network, normal priority)"},
+    ]}  # fmt: skip
+
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+
+    assert (
+        'first response due <time datetime="2026-12-04T22:16:00Z">4 Dec 2026, 22:16 UTC</time>, resolution due '
+        '<time datetime="2026-12-05T05:16:00Z">5 Dec 2026, 05:16 UTC</time></li>' in html
+    )
+    assert f"via web: <bdi>{subject}</bdi> (network" in html
+
+
 def test_a_replys_files_wait_for_intake_to_know_the_reply(portal, stub, monkeypatch):  # noqa: F811
     """intake takes files for a message of the thread it has: the reply comes to it by event, a moment later."""
     svc = portal.extensions["ticketflow.portal"]
