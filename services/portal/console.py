@@ -270,7 +270,7 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
         gone = svc.store.disabled_agent_ids()  # not offered (nobody would work on the ticket): its holder, said
         holder = (view.work or {}).get("agent_id")
         agents = [
-            {**agent, "account_disabled": agent["id"] in gone}
+            {**agent, "account_gone": gone.get(agent["id"])}  # "disabled" or "deleted"
             for agent in everyone
             if team and team in agent.get("teams", []) and (agent["id"] not in gone or agent["id"] == holder)
         ]
@@ -390,8 +390,8 @@ def act(
         raise UserError(next(iter(problems.values()))[0], problems)
     if action == "status":
         _status_is_theirs(svc, session, ticket_id)
-    if action == "assign" and body.get("agent_id") in svc.store.disabled_agent_ids():
-        said = "Their account is disabled (they left, or may not sign in): choose another agent."
+    if action == "assign" and (why := svc.store.disabled_agent_ids().get(body.get("agent_id"))):
+        said = f"Their account is {why} (they left, or may not sign in): choose another agent."
         raise UserError(said, {"agent_id": [said]}, 409)
     if action == "transfer" and body.get("team"):  # the form has its own team chosen: sent as is, nothing to do
         _not_there_yet(svc, session, ticket_id, body["team"])

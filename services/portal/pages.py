@@ -292,8 +292,8 @@ def holder(agent_id: str) -> Markup:
     name = Markup.escape(agent_names().get(agent_id) or agent_id)
     if "disabled_agents" not in g:
         g.disabled_agents = portal().store.disabled_agent_ids()
-    if agent_id in g.disabled_agents:
-        return name + Markup(' <span class="badge badge--warn">account disabled</span>')
+    if why := g.disabled_agents.get(agent_id):
+        return name + Markup(' <span class="badge badge--warn">account %s</span>') % why
     return name
 
 

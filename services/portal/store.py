@@ -178,16 +178,22 @@ class PortalStore:
             for account in found
         ]
 
-    def disabled_agent_ids(self) -> set[str]:
-        """The agents whose accounts are all disabled or deleted: nobody signs in to work as them. (One account an
-        agent is the rule, which the pages and the API keep; accounts made before it may share an agent, and one of
-        them disabled leaves the agent to the others; a new account for a departed agent brings it back.)"""
+    def disabled_agent_ids(self) -> dict[str, str]:
+        """The agents whose accounts are all disabled or deleted, each with which ("disabled" while an account of it
+        is kept, else "deleted"): nobody signs in to work as them. (One account an agent is the rule, which the pages
+        and the API keep; accounts made before it may share an agent, and one of them disabled leaves the agent to
+        the others; a new account for a departed agent brings it back.)"""
         found = self.accounts.find({"agent_id": {"$ne": None}}, {"agent_id": 1, "disabled_at": 1})
-        disabled, enabled = {doc["_id"] for doc in self.departed.find({}, {"_id": 1})}, set()
+        gone = dict.fromkeys((doc["_id"] for doc in self.departed.find({}, {"_id": 1})), "deleted")
+        enabled = set()
         for account in found:
-            if account.get("agent_id"):
-                (disabled if account.get("disabled_at") else enabled).add(account["agent_id"])
-        return disabled - enabled
+            if not account.get("agent_id"):
+                continue
+            if account.get("disabled_at"):
+                gone[account["agent_id"]] = "disabled"
+            else:
+                enabled.add(account["agent_id"])
+        return {agent_id: why for agent_id, why in gone.items() if agent_id not in enabled}
 
     def accounts_of_agent(self, agent_id: str) -> list[dict]:
         """The accounts that sign in as this agent (one, as a rule), oldest first."""

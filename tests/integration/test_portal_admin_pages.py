@@ -432,6 +432,11 @@ def test_disabling_an_agents_account_makes_the_agent_unavailable_and_the_agents_
     assert "give them a new account</a> first." in agents_page
     back = admin.post(f"/admin/agents/{agent_id}/availability", data={"csrf_token": token, "available": "true"})
     assert back.status_code == 409 and "disabled or deleted" in text(back)
+    assert svc.store.disabled_agent_ids()[agent_id] == "deleted"
+    ticket_page = text(admin.get("/console/tickets/t-1"))  # its holder, said as the Agents page says it
+    assert "Gus Gone (1 open of 4, away, account deleted)</option>" in ticket_page
+    given = admin.post("/console/tickets/t-1/assign", data={"csrf_token": token, "agent_id": agent_id})
+    assert given.status_code == 409 and "Their account is deleted" in text(given)
     handlers.create_account(svc, f"{agent_id}.new@example.com", "agent", agent_id, PASSWORD)  # back with a new one
     assert agent_id not in svc.store.disabled_agent_ids()
 

@@ -327,7 +327,7 @@ def test_a_topic_two_teams_name_is_shown_going_where_assignment_sends_it():
              {"id": "network", "name": "Network", "topics": ["network", "vpn"]}]  # fmt: skip
     services = FakeServices({("assignment", "GET", "/teams"): {"items": teams}})
     svc = SimpleNamespace(
-        services=services, kept={}, store=SimpleNamespace(list_accounts=lambda: [], disabled_agent_ids=set)
+        services=services, kept={}, store=SimpleNamespace(list_accounts=lambda: [], disabled_agent_ids=dict)
     )
     found = {team["id"]: team["elsewhere"] for team in people.directory(svc, ADMIN)["teams"]}
     assert found == {"qa-team": {"network": "network"}, "network": {}}  # the first by id takes it

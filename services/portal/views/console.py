@@ -220,8 +220,8 @@ def _not_offered(agent_id: str, known: dict[str, str]) -> str | None:
     """How the agent filter names an agent it filters on but does not offer, and why; None when none is known."""
     if agent_id not in known:
         return None
-    if agent_id in portal().store.disabled_agent_ids():
-        return f"{known[agent_id]} (account disabled)"
+    if why := portal().store.disabled_agent_ids().get(agent_id):
+        return f"{known[agent_id]} (account {why})"
     return f"{known[agent_id]} ({'in no team' if g.session.get('role') == 'admin' else 'not in the teams you lead'})"
 
 
