@@ -342,7 +342,9 @@ def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict]:
             "look": domain.clock_look(clock),
             "state_words": domain.clock_state_words(clock),
             "due_at": clock.get("due_at"),
-            "breached_at": clock.get("breached_at") if clock.get("state") in ("met", "stopped") else None,
+            "met_at": clock.get("met_at") if clock.get("state") == "met" else None,
+            # a clock still counting says its due time, which is its breach's; one met, stopped or paused, when
+            "breached_at": clock.get("breached_at") if not domain.counting(clock) else None,
             "remaining": domain.remaining_words(clock.get("remaining_seconds"))
             if clock.get("state") in ("running", "paused")
             else "",

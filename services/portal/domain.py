@@ -87,7 +87,20 @@ def clock_state_words(clock: dict) -> str:
         return "Stopped after its breach" if clock.get("breached_at") else "Stopped within its target"
     if state == "met" and clock.get("breached_at"):
         return "Met late, after its breach"
+    if paused_after_breach(clock):
+        return "Breached, then paused (waiting on the requester)"
     return CLOCK_STATES.get(state, state)
+
+
+def counting(clock: dict) -> bool:
+    """Whether the clock's time runs now (running, or breached and running): its due time says when it breaches."""
+    return clock.get("state") in ("running", "breached") and not paused_after_breach(clock)
+
+
+def paused_after_breach(clock: dict) -> bool:
+    """A clock past its target that waits on the requester: sla says `breached` (its state while it is still
+    active), with no due time while it does not count."""
+    return clock.get("state") == "breached" and not clock.get("due_at")
 
 
 def clock_look(clock: dict) -> str:
@@ -98,7 +111,8 @@ def clock_look(clock: dict) -> str:
 
 def deadline(clocks: dict) -> dict:
     """The soonest due time of the clocks still counting (running, or breached and not stopped); whether one of
-    them is breached (`breached`), else whether a clock was breached before it was met or paused (`missed`); and,
+    them is breached (`breached`), else which clock was breached before it was met or paused (`missed`: its name,
+    the first such; None); and,
     when nothing counts, whether a clock waits on the requester (`paused`)."""
     known = [clock for clock in clocks.values() if clock]
     counting = [clock for clock in known if clock.get("state") in ("running", "breached")]
@@ -108,8 +122,12 @@ def deadline(clocks: dict) -> dict:
     return {
         **_soonest(due),
         "breached": breached,
-        "missed": not breached and any(clock.get("breached_at") for clock in known),
-        "paused": not due and any(clock.get("state") == "paused" for clock in known),
+        "missed": None
+        if breached
+        else next(
+            (CLOCK_NAMES.get(name, name) for name, clock in clocks.items() if clock and clock.get("breached_at")), None
+        ),
+        "paused": not due and any(clock.get("state") == "paused" or paused_after_breach(clock) for clock in known),
     }
 
 
@@ -121,7 +139,7 @@ def copied_deadline(row: dict) -> dict:
               "resolution": sla.get("resolution_due_at")}  # fmt: skip
     due = {name: parse_time(value) for name, value in copied.items() if value}
     # the copy says neither whether a breach is past nor whether a clock waits: as `deadline` says "not known"
-    return {**_soonest(due), "breached": bool(sla.get("breached")), "missed": False, "paused": False}
+    return {**_soonest(due), "breached": bool(sla.get("breached")), "missed": None, "paused": False}
 
 
 def _soonest(due: dict[str, datetime]) -> dict:

@@ -158,7 +158,7 @@ def update_clocks(
 
     def step(loaded: _Loaded):
         clocks = loaded.clocks
-        before = dict.fromkeys(clocks.deadlines()) if announce else clocks.deadlines()
+        before = {} if announce else clocks.deadlines()  # announce: never equal, so published whatever they are
         changed, at = change(clocks), now()
         due = _Due(at, clocks.due_alerts(at, svc.breach_grace), clocks.next_due(at, svc.breach_grace))
         if changed and (deadlines := clocks.deadlines_changed(before, at, correlation_id)):
@@ -184,13 +184,14 @@ def update_clocks(
     return loaded.clocks
 
 
-DEADLINES_BACKFILL = "deadlines"  # the migration's name
+DEADLINES_BACKFILL = "deadlines_published"  # the migration's name
 
 
 def backfill_deadlines(svc: Sla, stop: threading.Event) -> int:
-    """Once per database: the deadlines of each open ticket whose clocks were stored before sla.deadlines_changed
-    existed, published (its revision 1), so that assignment's queue and intake's ticket have them before the
-    ticket's next change; how many tickets were looked at (an unfinished pass, at a stop, starts again)."""
+    """Once per database: the deadlines of each ticket not closed that never had an sla.deadlines_changed (its clocks
+    stored before there was one), published as its revision 1, nulls included: assignment's queue and intake's ticket
+    replace what older warnings left there (a clock paused or met since) before the ticket's next change; how many.
+    An unfinished pass (a stop) starts again."""
     if svc.clocks.histories.migrated(DEADLINES_BACKFILL):
         return 0
     tickets = svc.clocks.without_deadlines()

@@ -240,9 +240,11 @@ class ClockStore:
         self.histories.write(self._doc(clocks, None), version)
 
     def without_deadlines(self) -> list[str]:
-        """The tickets, not closed, whose clocks were stored before they counted their deadlines' revisions (a
-        scan of the ids: once per database, handlers.backfill_deadlines)."""
-        query = {"deadlines_revision": {"$exists": False}, "closed_at": None}
+        """The tickets, not closed, that never had an sla.deadlines_changed: stored before there was one (no
+        `deadlines_revision`, or 0 once saved since without a change of deadlines). A scan of the ids, once per
+        database (handlers.backfill_deadlines)."""
+        never = [{"deadlines_revision": {"$exists": False}}, {"deadlines_revision": 0}]
+        query = {"$or": never, "closed_at": None}
         return [doc["_id"] for doc in self.collection.find(query, {"_id": 1}, batch_size=HISTORY_BATCH)]
 
     def backfill_histories(self) -> int:

@@ -55,7 +55,7 @@ def test_each_row_shows_its_soonest_running_deadline_from_sla_soonest_first(port
 
     assert rows_of(html) == [
         ("100002", "First response 1 Dec 2026, 04:30 UTC Breached"),  # breached, still counting: first; which target
-        ("100001", "Paused Breached earlier"),  # met late, the resolution paused (on the requester): nothing due
+        ("100001", "Paused First response breached earlier"),  # met late; the resolution paused: nothing due
         ("100003", "—"),  # sla does not know it yet: assignment's copy, which has nothing either
     ]
     [asked] = [call for call in stub.calls if call["path"] == "/tickets"]

@@ -127,28 +127,40 @@ def test_each_change_of_the_running_deadlines_is_published_once_with_its_revisio
 
 
 def test_clocks_stored_before_the_deadlines_were_published_have_theirs_published_once(sla, tap):
-    running, waiting, resolved = _create(sla), _create(sla), _create(sla)
+    """Whatever older warnings left in assignment and intake (a due time paused or met since) is replaced: each
+    ticket not closed gets a first sla.deadlines_changed, nulls included; one saved since without a change of
+    deadlines (its revision 0) too."""
+    running, waiting, resolved, saved_since, closed = (_create(sla) for _ in range(5))
     _handle(sla, "ticket.status_changed", waiting, 1, status="waiting_on_requester", previous_status="assigned")
     _handle(sla, "ticket.resolved", resolved, 1, agent_id="a1", resolution="Done.")
+    _handle(sla, "ticket.closed", closed, 1, producer="intake", by="requester")
     flushed(sla.flusher)
-    ids = {"_id": {"$in": [running, waiting, resolved]}}
+    mine = (running, waiting, resolved, saved_since, closed)
+    ids = {"_id": {"$in": list(mine)}}
     sla.clocks.collection.update_many(ids, {"$unset": {"deadlines_revision": ""}})  # as stored before the field
+    sla.clocks.collection.update_one({"_id": saved_since}, {"$set": {"deadlines_revision": 0}})
     sla.clocks.histories.migrations.delete_one({"_id": handlers.DEADLINES_BACKFILL})
-    mine = (running, waiting, resolved)
-    received = lambda: [e for e in tap.envelopes() if e["type"] == "sla.deadlines_changed" and e["ticket_id"] in mine]  # noqa: E731
+
+    def received() -> list[dict]:
+        return [e for e in tap.envelopes() if e["type"] == "sla.deadlines_changed" and e["ticket_id"] in mine]
+
     before = len(received())  # here the first revisions went out at creation (with the ids the backfill gives)
 
-    assert handlers.backfill_deadlines(sla, threading.Event()) >= 3
+    assert handlers.backfill_deadlines(sla, threading.Event()) >= 4
     flushed(sla.flusher)
-    wait_until(lambda: len(received()) >= before + 2, timeout=30)
+    wait_until(lambda: len(received()) >= before + 4, timeout=30)
     published = {env["ticket_id"]: env["data"] for env in received()[before:]}
-    assert set(published) == {running, waiting}  # the resolved ticket has no deadline to publish
+    assert set(published) == {running, waiting, resolved, saved_since}  # not the closed one
     assert published[running]["first_response_due_at"] is not None and published[running]["revision"] == 1
     assert published[waiting]["resolution_due_at"] is None  # paused
-    assert sla.clocks.collection.count_documents({**ids, "deadlines_revision": {"$exists": False}}) == 0
+    assert [published[resolved][f"{clock}_due_at"] for clock in ("first_response", "next_response", "resolution")] == [
+        None,
+        None,
+        None,
+    ]
     assert handlers.backfill_deadlines(sla, threading.Event()) == 0  # once per database
-    stored = {doc["_id"]: doc["deadlines_revision"] for doc in sla.clocks.collection.find(ids)}
-    assert stored == {running: 1, waiting: 1, resolved: 0}  # a resolved ticket's: none to publish
+    stored = {doc["_id"]: doc.get("deadlines_revision") for doc in sla.clocks.collection.find(ids)}
+    assert stored == {running: 1, waiting: 1, resolved: 1, saved_since: 1, closed: None}
 
 
 def _deadlines(tap, ticket_id: str) -> list[dict]:

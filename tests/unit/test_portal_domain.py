@@ -422,6 +422,18 @@ def test_a_request_waiting_on_the_requester_who_wrote_last_is_shown_in_progress(
     assert domain.requester_status_words(asked_since)[0] == "Waiting for your reply"
 
 
+def test_a_clock_past_its_target_then_waiting_on_the_requester_says_both():
+    """sla says `breached` of a clock still active after its breach, and a paused one has no due time: the queue's
+    row says "Paused" with its "Breached", the clock "Breached, then paused", with when it breached."""
+    waiting = {"state": "breached", "due_at": None, "breached_at": "2026-12-04T07:10:56Z", "met_at": None}
+    row = domain.deadline({"first_response": {"state": "met", "due_at": "2026-12-04T03:00:00Z"}, "resolution": waiting})
+    assert (row["deadline"], row["paused"], row["breached"]) == (None, True, True)
+    assert domain.clock_state_words(waiting) == "Breached, then paused (waiting on the requester)"
+    assert not domain.counting(waiting) and domain.counting({**waiting, "due_at": "2026-12-04T07:10:56Z"})
+    running_late = {"state": "breached", "due_at": "2026-12-04T07:10:56Z", "breached_at": "2026-12-04T07:10:56Z"}
+    assert domain.clock_state_words(running_late) == "Breached" and not domain.deadline({"r": running_late})["paused"]
+
+
 def test_the_requesters_page_updates_when_a_late_resolve_is_reopened_at_once():
     """The requester wrote while the agent resolved: intake reopens at once, the status the same as before and no
     resolution; the page updates to say what was tried."""
