@@ -53,7 +53,8 @@ closes them. intake keeps status, assignee, team, SLA due times and the agents' 
 up to date from the other services' events, and records every event of every ticket for
 `GET /tickets/{id}/timeline`. SLA due times are those of the clocks running, as the sla service
 announces them (`sla.deadlines_changed`, a moment after the ticket is created): null until then, and while a
-clock is met, paused or stopped. A requester message on a resolved ticket reopens it
+clock is met, paused or stopped; `next_response_due_at` (added after the contract) is a requester's message's
+awaiting the agents' answer. A requester message on a resolved ticket reopens it
 (status `assigned` when it has an agent, else `new`); on a closed ticket it is refused (409).
 Who reads what: admins and the portal server's own token (role `portal` without `requester_email`)
 every ticket; a requester-scoped portal token (with `requester_email`, maybe `ticket_id`) only its

@@ -31,7 +31,11 @@ DEFAULT_TOPICS = (
 MAX_THREAD_ENTRIES = 500
 MAX_THREAD_BYTES = 4 * 1024 * 1024  # UTF-8 bytes of the bodies in the thread
 REPLY_HEADROOM = 2
-SLA_CLOCKS = {"first_response": "first_response_due_at", "resolution": "resolution_due_at"}
+SLA_CLOCKS = {  # the ticket's due times, by clock (next_response's added after the contract: the soonest, often)
+    "first_response": "first_response_due_at",
+    "next_response": "next_response_due_at",
+    "resolution": "resolution_due_at",
+}
 # Changes that leave `updated_at` as it is: sla's bookkeeping of the due times, which follows each step of the work
 # (a requester's message starts a clock): the portal tells a requester's answer still unseen by the desk from
 # `updated_at`, and search's reindex takes it for the status's time.
@@ -75,7 +79,7 @@ class Ticket:
     assignee: dict | None = None
     team: str | None = None
     sla: dict = field(
-        default_factory=lambda: {"first_response_due_at": None, "resolution_due_at": None, "breached": False}
+        default_factory=lambda: {**dict.fromkeys(SLA_CLOCKS.values()), "breached": False}
     )
     thread: list[dict] = field(default_factory=list)
     resolved_at: datetime | None = None
@@ -270,8 +274,8 @@ class Ticket:
         return changed
 
     def _deadlines(self, data: dict) -> bool:
-        """sla.deadlines_changed: the running clocks' deadlines (intake shows two), unless a later revision came
-        first; a warning or breach read afterwards leaves them as they are."""
+        """sla.deadlines_changed: the running clocks' deadlines, unless a later revision came first; a warning or
+        breach read afterwards leaves them as they are."""
         if data["revision"] <= self.sla.get("deadlines_revision", 0):
             return False
         self.sla.update({due: data[due] for due in SLA_CLOCKS.values()}, deadlines_revision=data["revision"])

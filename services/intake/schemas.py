@@ -50,6 +50,11 @@ class AssigneeSchema(Schema):
 
 class SlaSchema(Schema):
     first_response_due_at = Timestamp(allow_none=True)
+    next_response_due_at = Timestamp(
+        allow_none=True,
+        dump_default=None,  # none on tickets stored before it
+        metadata={"description": "added after the contract: a requester's message awaiting the agents' answer"},
+    )
     resolution_due_at = Timestamp(allow_none=True)
     breached = fields.Boolean()
 

@@ -187,7 +187,12 @@ def test_create_answers_201_with_location_and_the_contract_ticket(client, intake
         assert ticket[key] == request[key], key
     assert ticket["status"] == "new"
     assert ticket["assignee"] is None and ticket["team"] is None
-    assert ticket["sla"] == {"first_response_due_at": None, "resolution_due_at": None, "breached": False}
+    assert ticket["sla"] == {
+        "first_response_due_at": None,
+        "next_response_due_at": None,  # added after the contract
+        "resolution_due_at": None,
+        "breached": False,
+    }
     assert ticket["thread"] == []
     created, updated = assert_time(ticket["created_at"]), assert_time(ticket["updated_at"])
     assert created == updated
@@ -901,13 +906,23 @@ def test_sla_warning_sets_the_due_time_and_breach_sets_breached(client, make_tic
                                                                                     percent=80)))  # fmt: skip
     sla = wait_until(lambda: (s := get_ticket(client, ticket["id"])["sla"])["first_response_due_at"] and s,
                      timeout=EVENT_TIMEOUT, message="the first response due time")  # fmt: skip
-    assert sla == {"first_response_due_at": first_due, "resolution_due_at": None, "breached": False}
+    assert sla == {
+        "first_response_due_at": first_due,
+        "next_response_due_at": None,
+        "resolution_due_at": None,
+        "breached": False,
+    }
 
     breached = sla_data("resolution", resolution_due, breached_at="2030-01-02T10:00:01.000Z")
     publish("sla.breached", event_from("sla", "sla.breached", ticket["id"], breached))
     sla = wait_until(lambda: (s := get_ticket(client, ticket["id"])["sla"])["breached"] and s,
                      timeout=EVENT_TIMEOUT, message="the breach")  # fmt: skip
-    assert sla == {"first_response_due_at": first_due, "resolution_due_at": resolution_due, "breached": True}
+    assert sla == {
+        "first_response_due_at": first_due,
+        "next_response_due_at": None,
+        "resolution_due_at": resolution_due,
+        "breached": True,
+    }
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.intake.domain import Ticket, TicketClosed, summarize, summarize_for_requester
+from services.intake.schemas import SlaSchema
 
 T0 = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 
@@ -229,7 +230,12 @@ def test_sla_due_times_follow_the_newest_announcement_and_breach_sticks():
     ticket.apply("sla.warning", warning, at(48))
     ticket.apply("sla.breached", {**warning, "clock": "resolution", "due_at": at(240), "breached_at": at(240)}, at(240))
     ticket.apply("sla.warning", {**warning, "due_at": at(10)}, at(30))  # older than the first: ignored
-    assert ticket.sla == {"first_response_due_at": at(60), "resolution_due_at": at(240), "breached": True}
+    assert ticket.sla == {
+        "first_response_due_at": at(60),
+        "next_response_due_at": None,
+        "resolution_due_at": at(240),
+        "breached": True,
+    }
 
 
 def test_the_deadlines_sla_sends_replace_the_due_times_and_a_later_warning_leaves_them():
@@ -245,9 +251,11 @@ def test_the_deadlines_sla_sends_replace_the_due_times_and_a_later_warning_leave
     assert ticket.apply("sla.deadlines_changed", deadlines, at(0) + timedelta(days=1))
     assert ticket.updated_at == updated  # the desk's bookkeeping: no change a requester or an agent made
     assert ticket.sla["first_response_due_at"] == at(240) and ticket.sla["resolution_due_at"] == at(1440)
-    older = {**deadlines, "first_response_due_at": at(5), "revision": 1}
+    asked = {**deadlines, "next_response_due_at": at(300), "revision": 3}
+    assert ticket.apply("sla.deadlines_changed", asked, at(1)) and ticket.sla["next_response_due_at"] == at(300)
+    older = {**deadlines, "first_response_due_at": at(5), "revision": 2}
     assert not ticket.apply("sla.deadlines_changed", older, at(1))  # a revision older than the one shown
-    paused = {**deadlines, "first_response_due_at": None, "resolution_due_at": None, "revision": 3}
+    paused = {**deadlines, "first_response_due_at": None, "resolution_due_at": None, "revision": 4}
     assert ticket.apply("sla.deadlines_changed", paused, at(2))
     warning = {"clock": "resolution", "instance": 0, "due_at": at(1440), "percent": 80, "priority": "normal"}
     ticket.apply("sla.warning", {**warning, "policy_version": 1}, at(3))  # read late: the pause stands
@@ -431,3 +439,13 @@ def test_a_ticket_sent_to_a_team_queue_has_no_assignee_and_waits_as_new():
     assert summarize("ticket.assigned", {**queued, "reason": "auto"}) == (
         "Waiting in team hardware's queue: nobody is free"
     )
+
+
+def test_a_ticket_stored_before_the_next_response_due_time_shows_it_null():
+    stored_before = {"first_response_due_at": at(60), "resolution_due_at": None, "breached": False}
+    assert SlaSchema().dump(stored_before) == {
+        "first_response_due_at": "2026-11-27T10:30:00.000Z",
+        "next_response_due_at": None,
+        "resolution_due_at": None,
+        "breached": False,
+    }
