@@ -652,6 +652,8 @@ def test_the_times_in_the_timelines_sentences_are_times_the_browser_shows_in_its
         '<time datetime="2026-12-05T05:16:00Z">5 Dec 2026, 05:16 UTC</time></li>' in html
     )
     assert f"via web: <bdi>{subject}</bdi> (network" in html
+    assert '<li class="muted"><time datetime="2026-12-04T21:16:00.000Z">' in html  # the desk's bookkeeping, quieter
+    assert html.count('<li class="muted">') == 1
 
 
 def test_a_replys_files_wait_for_intake_to_know_the_reply(portal, stub, monkeypatch):  # noqa: F811
