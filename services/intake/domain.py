@@ -78,9 +78,7 @@ class Ticket:
     status: str = "new"
     assignee: dict | None = None
     team: str | None = None
-    sla: dict = field(
-        default_factory=lambda: {**dict.fromkeys(SLA_CLOCKS.values()), "breached": False}
-    )
+    sla: dict = field(default_factory=lambda: {**dict.fromkeys(SLA_CLOCKS.values()), "breached": False})
     thread: list[dict] = field(default_factory=list)
     resolved_at: datetime | None = None
     resolution: str | None = None  # what the agent did, as the requester reads it (kept once closed; none reopened)
