@@ -110,25 +110,18 @@ def clock_look(clock: dict) -> str:
 
 
 def deadline(clocks: dict) -> dict:
-    """The soonest due time of the clocks still counting (running, or breached and not stopped); whether one of
-    them is breached (`breached`), else which clock was breached before it was met or paused (`missed`: its name,
-    the first such; None); and,
-    when nothing counts, whether a clock waits on the requester (`paused`)."""
-    known = [clock for clock in clocks.values() if clock]
-    counting = [clock for clock in known if clock.get("state") in ("running", "breached")]
-    due = {name: parse_time(clock["due_at"]) for name, clock in clocks.items()
-           if clock in counting and clock.get("due_at")}  # fmt: skip
-    breached = any(clock.get("state") == "breached" for clock in counting)
-    return {
-        **_soonest(due),
-        "breached": breached,
-        "missed": None
-        if breached
-        else next(
-            (CLOCK_NAMES.get(name, name) for name, clock in clocks.items() if clock and clock.get("breached_at")), None
-        ),
-        "paused": not due and any(clock.get("state") == "paused" or paused_after_breach(clock) for clock in known),
+    """The soonest due time of the clocks still counting (running, or breached and running); whether one of them is
+    breached, paused or not (`breached`), else which clock was breached before it was met or paused (`missed`: its
+    name, the first such; None); and, when nothing counts, whether a clock waits on the requester (`paused`)."""
+    known = {name: clock for name, clock in clocks.items() if clock}
+    due = {
+        name: parse_time(clock["due_at"]) for name, clock in known.items() if counting(clock) and clock.get("due_at")
     }
+    breached = any(clock.get("state") == "breached" for clock in known.values())
+    missed = next((CLOCK_NAMES.get(name, name) for name, clock in known.items() if clock.get("breached_at")), None)
+    waiting = any(clock.get("state") == "paused" or paused_after_breach(clock) for clock in known.values())
+    paused = not due and waiting
+    return {**_soonest(due), "breached": breached, "missed": None if breached else missed, "paused": paused}
 
 
 def copied_deadline(row: dict) -> dict:
