@@ -26,12 +26,13 @@ Who gets which email: the requester on `ticket.created` (a receipt with the tick
 kept off the conversation: another sender's, or one a full thread cannot take), `ticket.reopened` and
 `sla.warning`; the assigned agent and the team lead on `sla.breached`; while the assigned agent is away
 (unavailable, as its last `agent.updated` said: on leave, or gone), the team lead also gets its emails of
-`ticket.message_added`, `ticket.mail_kept`, `ticket.reopened` and `sla.warning`, saying so. Every subject
-reads `[#<number>] <ticket subject>`. Internal notes are never sent anywhere. Every email to the requester
-carries a link to the ticket's page in the portal (`TICKETFLOW_PORTAL_URL/t/<token>`, a token of its own per
-email, valid TICKETFLOW_LINK_DAYS days for that ticket and that address); no email to an agent or lead does:
-theirs lead to the ticket's page in the console instead (`TICKETFLOW_PORTAL_URL/console/tickets/<id>`,
-behind their own sign-in).
+`ticket.message_added`, `ticket.mail_kept`, `ticket.reopened` and `sla.warning`, saying so; a reopening (and
+the message that caused it) goes then to the lead alone, since the ticket goes to an available agent: someone on
+leave, or gone, never hears of it again. Every subject reads `[#<number>] <ticket subject>`. Internal notes are
+never sent anywhere. Every email to the requester carries a link to the ticket's page in the portal
+(`TICKETFLOW_PORTAL_URL/t/<token>`, a token of its own per email, valid TICKETFLOW_LINK_DAYS days for that
+ticket and that address); no email to an agent or lead does: theirs lead to the ticket's page in the console
+instead (`TICKETFLOW_PORTAL_URL/console/tickets/<id>`, behind their own sign-in).
 
 One notification record per (event, channel, recipient), unique: a redelivered event never sends twice. A
 worker killed between a send and storing its outcome sends that one again when its lease ends (a minute): the

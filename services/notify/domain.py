@@ -30,6 +30,13 @@ EMAIL_AUDIENCES: dict[str, tuple[str, ...]] = {
 AWAY_COVER = ("ticket.message_added", "ticket.mail_kept", "ticket.reopened", "sla.warning")
 
 
+def reopens(event_type: str, data: dict) -> bool:
+    """Whether the event reopens its ticket: the reopening itself, or the requester's message that caused it. An
+    agent away then loses the ticket (assignment gives it back only to an available agent of its team), so its
+    email goes to the team's lead alone: someone on leave, or gone, never hears of the ticket again."""
+    return event_type == "ticket.reopened" or (event_type == "ticket.message_added" and bool(data.get("reopens")))
+
+
 class SendError(Exception):
     """A send that did not succeed (refused, timed out, unreachable); the message says why, for `last_error`.
 
@@ -118,7 +125,8 @@ def email_recipients(
 ) -> list[tuple[str, dict]]:
     """(audience, {name, email}) of each email the event causes; NotKnownYet when the projection lacks one.
     `agent_away`: the ticket's agent is unavailable (as its last agent.updated said): an AWAY_COVER event's email
-    goes to the team's lead too (not twice to a lead who is the agent)."""
+    goes to the team's lead too (not twice to a lead who is the agent), and one that reopens the ticket to the lead
+    alone (the ticket goes to another agent, see `reopens`)."""
     audiences = EMAIL_AUDIENCES.get(event_type, ())
     if not audiences:
         return []
@@ -140,6 +148,8 @@ def email_recipients(
     covered = agent_away and event_type in AWAY_COVER and found and lead
     if covered and lead.casefold() != found[0][1]["email"].casefold():
         found.append(("lead", {"name": view.team_lead_name, "email": lead}))
+    if agent_away and reopens(event_type, data):
+        return [(audience, recipient) for audience, recipient in found if audience != "agent"]
     return found
 
 

@@ -27,6 +27,7 @@ from services.notify.domain import (
     TicketView,
     email_recipients,
     notification_id,
+    reopens,
 )
 from services.notify.store import NotificationStore, TicketViews, WebhookStore
 from shared import events, outbox
@@ -153,8 +154,9 @@ def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) ->
     found = []
     event = {"type": envelope["type"], "occurred_at": events.parse_time(envelope["occurred_at"]), "data": data}
     covered = view is not None and view.agent and view.team_lead_email and envelope["type"] in AWAY_COVER
-    # is its agent away? (one read, where a lead would hear of it)
-    away = bool(covered) and (svc.agents.find(view.agent["id"]) or {}).get("available") is False
+    # is its agent away? (one read, where a lead would hear of it or the agent would hear of losing the ticket)
+    asks = bool(covered) or bool(view is not None and view.agent and reopens(envelope["type"], data))
+    away = asks and (svc.agents.find(view.agent["id"]) or {}).get("available") is False
     for audience, recipient in email_recipients(envelope["type"], data, view, agent_away=away):
         context = {"ticket": view.context(), "event": event, "recipient": recipient}
         if audience == "requester":  # a link acts as the requester: only the requester's own emails carry one

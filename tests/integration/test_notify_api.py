@@ -200,6 +200,31 @@ def test_while_the_agent_is_away_a_requesters_message_reaches_the_team_lead_too(
     assert "Still broken." in lead.body
 
 
+def test_a_reopening_while_the_agent_is_away_reaches_the_lead_alone(notify_event, notify_ctx):
+    """Someone who left (their account disabled) or on leave does not get their old ticket's reopening: assignment
+    gives it to an available agent of the team. Its lead hears of it, and of the message that reopened it."""
+    ticket_id, agent_id = uuid.uuid4().hex, f"gone-{uuid.uuid4().hex[:8]}"
+    notify_event(created_event(ticket_id))
+    assignment = assigned_event(ticket_id, f"{agent_id}@example.com")
+    assignment["data"] |= {"agent_id": agent_id, "team_lead_name": "Tess Lead"}
+    notify_event(assignment)
+    away = {**agent_updated(agent_id, ["network"])["data"], "available": False}
+    handlers.HANDLERS["agent.updated"](notify_ctx, event_from("assignment", "agent.updated", agent_id, away))
+    message = {"message_id": uuid.uuid4().hex, "body": "It is back.", "reopens": True,
+               "author": {"type": "requester", "name": "Ana Ruiz", "email": "ana@example.com"}}  # fmt: skip
+
+    wrote = notify_event(event_from("intake", "ticket.message_added", ticket_id, message))
+    reopened = notify_event(
+        event_from("intake", "ticket.reopened", ticket_id, {"reason": "requester replied", "message_id": "m1"})
+    )
+
+    assert [record.recipient for record in wrote] == ["lead@example.com"]
+    assert [record.recipient for record in reopened] == ["lead@example.com"]
+    assert "who had this ticket, is away" in reopened[0].body and "goes to an available agent" in reopened[0].body
+    assert "It is back." in wrote[0].body and "who had this ticket, is away" in wrote[0].body
+    assert "who had this ticket, is away" in reopened[0].html
+
+
 def test_a_redelivered_event_is_listed_once(notify_client, notify_event):
     ticket_id = uuid.uuid4().hex
     envelope = created_event(ticket_id)

@@ -128,7 +128,7 @@ def test_while_its_agent_is_away_the_lead_hears_of_the_requesters_words_a_kept_m
     assert {kind: found for kind, found in emails.items() if lead in found} == {
         "ticket.message_added": [agent, lead],
         "ticket.mail_kept": [agent, lead],
-        "ticket.reopened": [agent, lead],
+        "ticket.reopened": [lead],  # the ticket goes to another agent: the one away hears nothing of it
         "sla.warning": [agent, lead],
         "sla.breached": [agent, lead],  # as ever: once
     }
@@ -140,6 +140,9 @@ def test_while_its_agent_is_away_the_lead_hears_of_the_requesters_words_a_kept_m
     own = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(lead="JANE@example.com"), 1))
     assert [a for a, _ in email_recipients("ticket.message_added", author, own, True)] == ["agent"]  # leads itself
     assert email_recipients("ticket.reopened", {"reason": "x", "by": "jane"}, ticket, True) == []  # her own doing
+    reopening = {"author": {"type": "requester", "name": "Ana"}, "reopens": True}
+    assert [a for a, _ in email_recipients("ticket.message_added", reopening, ticket, True)] == ["lead"]
+    assert email_recipients("ticket.reopened", {"reason": "x"}, own, True) == []  # it led the team itself: nobody
 
 
 def test_a_recipient_not_known_yet_waits_rather_than_being_dropped():
