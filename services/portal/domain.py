@@ -653,7 +653,9 @@ def timeline_with_files_and_mail(
     only), in the order they happened: none of them publishes an event (a note never leaves assignment), but
     they belong in "what happened". A note is named with its author as the conversation names it (`who_words`:
     "an admin", never an admin's address; `names`: agents' by id), never with its words. A kept mail's own event
-    (`ticket.mail_kept`, which emails the agent) is left out: the mail's entry says it."""
+    (`ticket.mail_kept`, which emails the agent) is left out: the mail's entry says it. SLA deadlines that the next
+    entry replaces (nothing happened between: a requester's message that reopens a ticket starts one clock and the
+    reopening resumes another, a moment apart) leave the last alone, the deadlines then in effect."""
     entries = [entry for entry in timeline if entry.get("type") != "ticket.mail_kept"]
     for note in notes:
         who = note.get("by_name") or who_words(note.get("by"), names)
@@ -665,7 +667,13 @@ def timeline_with_files_and_mail(
         sender = mail.get("sender") or "no sender"
         words = f"Mail from {sender} not added to the conversation: {mail.get('reason')}"
         entries.append({"occurred_at": mail.get("received_at"), "summary": words})
-    return sorted(entries, key=lambda entry: _moment(entry.get("occurred_at")))
+    ordered = sorted(entries, key=lambda entry: _moment(entry.get("occurred_at")))
+    return [entry for entry, after in zip(ordered, [*ordered[1:], None], strict=True) if not _replaced(entry, after)]
+
+
+def _replaced(entry: dict, after: dict | None) -> bool:
+    deadlines = "sla.deadlines_changed"
+    return entry.get("type") == deadlines and after is not None and after.get("type") == deadlines
 
 
 def _moment(value: str | None) -> datetime:

@@ -157,6 +157,30 @@ def test_files_and_kept_mail_join_the_timeline_in_the_order_they_happened():
     ]
 
 
+def test_sla_deadlines_replaced_by_the_next_entry_leave_the_last_alone():
+    """A requester's message that reopens a ticket starts its next-response clock and the reopening resumes its
+    resolution: two deadline lines a moment apart, of which the second is what holds. With anything between, each
+    stays (it said what held until then)."""
+    deadlines = "sla.deadlines_changed"
+    timeline = [{"occurred_at": "2026-11-30T09:00:00.000Z", "summary": "Ticket #100001 opened"},
+                {"occurred_at": "2026-11-30T09:00:00.200Z", "summary": "due 13:00", "type": deadlines},
+                {"occurred_at": "2026-11-30T10:00:00.000Z", "summary": "Resolved", "type": "ticket.resolved"},
+                {"occurred_at": "2026-11-30T10:00:00.100Z", "summary": "no clock running", "type": deadlines},
+                {"occurred_at": "2026-11-30T11:00:00.000Z", "summary": "Ana wrote", "type": "ticket.message_added"},
+                {"occurred_at": "2026-11-30T11:00:00.010Z", "summary": "Reopened", "type": "ticket.reopened"},
+                {"occurred_at": "2026-11-30T11:00:00.300Z", "summary": "next response due", "type": deadlines},
+                {"occurred_at": "2026-11-30T11:00:00.400Z", "summary": "both due", "type": deadlines},
+                ]  # fmt: skip
+    merged = domain.timeline_with_files_and_mail(timeline, [], [])
+    assert [entry["summary"] for entry in merged] == [
+        "Ticket #100001 opened", "due 13:00", "Resolved", "no clock running", "Ana wrote", "Reopened", "both due"
+    ]  # fmt: skip
+    note = {"by": "ada", "by_name": "Ada", "at": "2026-11-30T11:00:00.350Z"}  # a note between: both stay
+    merged = domain.timeline_with_files_and_mail(timeline, [], [], [note])
+    summaries = [entry["summary"] for entry in merged]
+    assert summaries[-3:] == ["next response due", "Internal note added by Ada", "both due"]
+
+
 def test_an_automatic_assignments_reasons_say_who_got_it_or_that_it_waits_in_the_queue():
     decision = {"rule": "the available agent of the team under capacity", "candidates": []}
     given = {"action": "assigned", "by": "system", "to": "ada", "decision": decision}
