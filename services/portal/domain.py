@@ -668,7 +668,7 @@ def timeline_with_files_and_mail(
         words = f"Mail from {sender} not added to the conversation: {mail.get('reason')}"
         entries.append({"occurred_at": mail.get("received_at"), "summary": words})
     ordered = sorted(entries, key=lambda entry: _moment(entry.get("occurred_at")))
-    return [entry for entry, after in zip(ordered, [*ordered[1:], None], strict=True) if not _replaced(entry, after)]
+    return [entry for entry, after in zip(ordered, [*ordered[1:], None], strict=False) if not _replaced(entry, after)]
 
 
 def _replaced(entry: dict, after: dict | None) -> bool:
