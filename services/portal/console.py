@@ -44,6 +44,7 @@ ACTIONS = {  # action -> (path under /tickets/{id}, fields of the form it takes)
     "transfer": ("assign", ("team",)),
     "priority": ("priority", ("priority",)),
     "reopen": ("reopen", ("reason",)),  # intake's: a resolved ticket reopens there (its ticket.reopened)
+    "merge": ("resolve", ("into",)),  # a note on the request kept, then a resolve of this one (`merge`)
 }
 LEAD_ACTIONS = {"assign", "transfer", "priority"}
 INTAKE_ACTIONS = {"reopen"}
@@ -383,6 +384,8 @@ def act(
     """
     if action not in ACTIONS:
         raise UserError(f"There is no action {action!r}.", status=404)
+    if action == "merge":
+        return merge(svc, session, ticket_id, form, request_id)
     path, names = ACTIONS[action]
     body = {name: form[name].strip() for name in names if (form.get(name) or "").strip()}
     if action == "reply" and files:  # files without words (the guide asked for): a reply that names them
@@ -419,6 +422,32 @@ def act(
             said = _status_words(said)
         raise UserError(said, errors, refused.status) from None
     return answer if isinstance(answer, dict) else {}
+
+
+def merge(svc: Portal, session: dict, ticket_id: str, form: dict, request_id: str | None) -> dict:
+    """Merge the ticket into another open request of its requester (`into`, its id), the one kept: that one gets
+    this one's words as an internal note (`domain.merged_note`), then this one is resolved with words that send its
+    requester there (`domain.merged_resolution`; they are emailed it, as any resolution). Whoever may resolve this
+    ticket and add a note to that one (the services decide); held back, as a resolve is, when the ticket changed
+    since the page showed it. UserError next to the choice when the request to keep will not do."""
+    into = (form.get("into") or "").strip()
+    if not into:
+        said = "Choose the request to keep."
+        raise UserError(said, {"into": [said]})
+    who = actor(session)
+    view = ticket_view(svc, session, ticket_id)
+    try:
+        other = svc.services.get("intake", f"/tickets/{path_id(into)}", who)
+    except Refused as refused:
+        if refused.status not in (400, 403, 404):
+            raise
+        said = "That request is not one you can read: choose another."
+        raise UserError(said, {"into": [said]}, 422) from None
+    if problem := domain.merge_problem(view.ticket, other):
+        raise UserError(problem, {"into": [problem]}, 409)
+    _check_unchanged(svc, session, ticket_id, form.get("seen"))
+    act(svc, session, other["id"], "note", {"body": domain.merged_note(view.ticket, view.attachments)}, request_id)
+    return act(svc, session, ticket_id, "resolve", {"resolution": domain.merged_resolution(other)}, request_id)
 
 
 # assignment's 404 for a ticket the person saw a moment ago: it answers so for one the agent may not read now

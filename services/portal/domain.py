@@ -705,6 +705,64 @@ def written_problems(action: str, body: dict) -> dict[str, list[str]]:
     return {}
 
 
+# --- merging a duplicate: the same request sent twice (by mail and on the web, or again a day later) --------
+
+MERGED_INTO = "Merged into your request #"  # how a merged ticket's resolution starts (`is_merged`)
+NOTE_LONGEST = WRITTEN["note"][2]
+
+
+def merge_problem(ticket: dict, other: dict) -> str | None:
+    """Why `ticket` cannot be merged into `other` (both as intake shows them), in words; None when it can. Only into
+    an open request of the same requester: the merged one's requester is sent there, and reads only their own."""
+    if other.get("id") == ticket.get("id"):
+        return "That is this request itself: choose the one to keep."
+    if other.get("status") not in OPEN_STATUS:
+        status = AGENT_STATUS.get(other.get("status"), other.get("status"))
+        return f"#{other.get('number')} is {str(status).lower()}: merge into a request that is still open."
+    mine, theirs = ((t.get("requester") or {}).get("email") or "" for t in (ticket, other))
+    if mine.casefold() != theirs.casefold():
+        return (
+            f"#{other.get('number')} is another requester's: a requester reads only their own requests, so this one's"
+            " cannot go on there."
+        )
+    return None
+
+
+def merged_resolution(other: dict) -> str:
+    """The merged ticket's resolution, which its requester reads (and is emailed): where the request goes on."""
+    return (
+        f"{MERGED_INTO}{other.get('number')} (“{other.get('subject')}”): it is the same request, and we go on there."
+        " Write to us there, by replying to its emails or on its page."
+    )
+
+
+def _said_at(value: str | None) -> str:
+    """A time of a note's words as pages write them (4 Dec 2026, 09:30 UTC)."""
+    return _moment(value).strftime("%-d %b %Y, %H:%M UTC") if value else "a time not known"
+
+
+def is_merged(resolution: str | None) -> bool:
+    """Whether a resolution is a merge's (`merged_resolution`): such a ticket is no reference for a similar one."""
+    return (resolution or "").startswith(MERGED_INTO)
+
+
+def merged_note(ticket: dict, files: list[dict] = ()) -> str:
+    """The internal note the kept request gets: the merged one's subject and the requester's words there (what
+    agents answer from now on), and which files stay on it; cut to a note's length, saying so."""
+    number = ticket.get("number")
+    words = [f"Merged from #{number} (“{ticket.get('subject')}”), the same request. What the requester wrote there:"]
+    words.append(ticket.get("description") or "")
+    for entry in ticket.get("thread") or []:
+        if (entry.get("author") or {}).get("type") == "requester":
+            words.append(f"Later ({_said_at(entry.get('created_at'))}):\n{entry.get('body') or ''}")
+    names = [item.get("filename") for item in files if item.get("filename")]
+    if names:
+        words.append(f"Files on #{number}: {', '.join(names)}")
+    text = "\n\n".join(words)
+    cut = f"\n\n… (the rest on #{number})"
+    return text if len(text) <= NOTE_LONGEST else text[: NOTE_LONGEST - len(cut)] + cut
+
+
 TICKED = re.compile(r"([0-9A-Za-z_-]{1,64}):([0-9]{1,15})")  # a queue row's box: "<ticket id>:<number>"
 
 

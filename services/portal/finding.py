@@ -118,11 +118,13 @@ def similar(svc: Portal, session: dict, ticket_id: str) -> list[dict] | None:
     yet (404), None when search does not answer (the page says so quietly, and shows the rest)."""
     path = f"/tickets/{path_id(ticket_id)}/similar"
     try:
-        return svc.services.get("search", path, actor(session), limit=SIMILAR).get("items") or []
+        items = svc.services.get("search", path, actor(session), limit=SIMILAR + 2).get("items") or []
     except Refused:
         return []
     except Unreachable:
         return None
+    # a ticket merged into another is no reference: its resolution only says where its request went
+    return [item for item in items if not domain.is_merged(item.get("resolution"))][:SIMILAR]
 
 
 def grants(session: dict | None) -> list[dict]:

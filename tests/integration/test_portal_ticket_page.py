@@ -861,3 +861,82 @@ def test_an_agent_who_is_no_lead_is_told_who_changes_priority_and_transfers(port
     assert "A team lead or an admin changes a ticket's priority" in agent
     admin = text(signed_in(portal).get("/console/tickets/t-1"))
     assert "Set priority" in admin and "A team lead or an admin changes" not in admin
+
+
+def a_duplicate(stub, **other) -> None:  # noqa: F811
+    """t-1, and t-2: the same requester's request sent again (open, an agent has it)."""
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {"thread": [{"id": "m-1", "kind": "message", "body": "Still nothing.",
+                                                 "author": {"type": "requester", "name": "Ana"},
+                                                 "created_at": "2026-01-01T11:00:00.000Z"}]}  # fmt: skip
+    kept = {"id": "t-2", "number": 6, "subject": "Printer (again)", "status": "assigned", "thread": [],
+            "requester": {"name": "Ana", "email": "A@example.com"}, "created_at": "2026-01-01T09:00:00.000Z"}
+    stub.answers["/tickets/t-2"] = kept | other
+    stub.answers["/tickets"] = {"items": [stub.answers["/tickets/t-1"], kept | other], "next_cursor": None}
+    stub.answers["/tickets/t-1/attachments"] = {"items": [{"id": "f-1", "filename": "tray.jpg", "size": 10}]}
+    stub.answers["/tickets/t-2/notes"] = {"id": "n-1"}
+    stub.answers["/tickets/t-1/resolve"] = {"ticket_id": "t-1", "status": "resolved"}
+
+
+def test_a_duplicate_merges_into_the_requesters_other_open_request_a_note_there_then_a_resolve(portal, stub):  # noqa: F811
+    """The same request sent twice: the one kept gets the words of the other as an internal note, then the other is
+    resolved with words that send its requester there (the note first: the resolve ends the agent's work on it)."""
+    a_duplicate(stub)
+    admin = signed_in(portal)
+    html = text(admin.get("/console/tickets/t-1"))
+    assert '<option value="t-2">#6 Printer (again) (assigned, opened 1 Jan 2026, 09:00 UTC)</option>' in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    stub.calls.clear()
+
+    done = admin.post("/console/tickets/t-1/merge", data={"csrf_token": token, "into": "t-2"})
+
+    assert done.status_code == 303 and "notice=merge" in done.headers["Location"]
+    (note, resolve) = [(c["path"], c["json"]) for c in stub.calls if c["method"] == "POST"]
+    assert note[0] == "/tickets/t-2/notes" and resolve[0] == "/tickets/t-1/resolve"
+    assert note[1]["body"].startswith("Merged from #7 (“Printer”), the same request. What the requester wrote there:")
+    assert "x\n\nLater (1 Jan 2026, 11:00 UTC):\nStill nothing.\n\nFiles on #7: tray.jpg" in note[1]["body"]
+    assert resolve[1]["resolution"].startswith("Merged into your request #6 (“Printer (again)”): it is the same")
+
+
+def test_a_merge_that_cannot_be_is_said_next_to_the_choice_and_nothing_is_done(portal, stub):  # noqa: F811
+    admin = signed_in(portal)
+    cases = [
+        ({}, "", "Choose the request to keep."),
+        ({}, "t-1", "That is this request itself: choose the one to keep."),
+        ({}, "t-9", "That request is not one you can read: choose another."),  # intake's 404
+        ({"status": "closed"}, "t-2", "#6 is closed: merge into a request that is still open."),
+        ({"requester": {"name": "Bo", "email": "bo@example.com"}}, "t-2", "#6 is another requester"),  # (its apostrophe escaped)
+    ]
+    for other, into, said in cases:
+        a_duplicate(stub, **other)
+        html = text(admin.get("/console/tickets/t-1"))
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+        stub.calls.clear()
+        page = admin.post("/console/tickets/t-1/merge", data={"csrf_token": token, "into": into})
+        assert page.status_code in (409, 422), (into, page.status_code)
+        field = f'<p class="field-error" id="into-error"><span class="visually-hidden">Error:</span> {said}'
+        # next to the choice while the page offers one (a request closed meanwhile leaves none: said at the top)
+        assert field in text(page) if other.get("status") != "closed" else f"That did not work: {said}" in text(page)
+        assert not [c for c in stub.calls if c["method"] == "POST"], into
+
+
+def test_the_merge_is_offered_to_who_may_resolve_and_only_with_an_open_request_to_keep(portal, stub):  # noqa: F811
+    a_duplicate(stub)
+    assert 'action="/console/tickets/t-1/merge"' in text(signed_in(portal).get("/console/tickets/t-1"))
+    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "lead_of": []}
+    agent = signed_in(portal, "agent", "ada")  # of its team, but the ticket is nobody's: no resolve, no merge
+    assert 'action="/console/tickets/t-1/merge"' not in text(agent.get("/console/tickets/t-1"))
+    a_duplicate(stub, status="resolved")
+    assert 'action="/console/tickets/t-1/merge"' not in text(signed_in(portal).get("/console/tickets/t-1"))
+
+
+def test_a_ticket_merged_into_another_is_no_similar_resolved_ticket(portal, stub):  # noqa: F811
+    a_ticket(stub)
+    merged = {"ticket_id": "t-0", "number": 5, "subject": "Printer", "score": 3.0,
+              "resolution": "Merged into your request #4 (“Printer”): it is the same request, and we go on there."}
+    fixed = {"ticket_id": "t-3", "number": 3, "subject": "Printer jams", "resolution": "New fuser.", "score": 2.0}
+    stub.answers["/tickets/t-1/similar"] = {"items": [merged, fixed]}
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+    assert "#3 <bdi>Printer jams</bdi>" in html and "#5 <bdi>" not in html
+    (call,) = [c for c in stub.calls if c["path"] == "/tickets/t-1/similar"]
+    assert call["args"]["limit"] == "7"  # two more than shown, for such ones

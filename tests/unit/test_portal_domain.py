@@ -491,3 +491,28 @@ def test_time_left_is_said_to_be_business_time_only_where_it_differs_from_the_ti
     assert domain.counts_business_time(office, at) is True
     assert domain.counts_business_time({**always, "state": "paused"}, at) is True  # the time left, not a deadline
     assert domain.counts_business_time({"state": "running"}, at) is True  # an older sla's view: as before
+
+
+def test_a_merged_note_keeps_the_requesters_words_within_a_notes_length_and_says_where_the_rest_is():
+    ticket = {"number": 7, "subject": "VPN", "description": "d" * 15_000, "thread": [
+        {"author": {"type": "agent", "name": "Ada"}, "body": "An agent's reply: not the requester's words."},
+        {"author": {"type": "requester", "name": "Ana"}, "body": "m" * 9_000, "created_at": "2026-01-01T11:00:00Z"},
+    ]}  # fmt: skip
+    note = domain.merged_note(ticket, [{"filename": "a.png"}])
+    assert len(note) == 20_000 and note.endswith("\n\n… (the rest on #7)")
+    assert "An agent's reply" not in note and "Later (1 Jan 2026, 11:00 UTC):\nmmm" in note
+    short = domain.merged_note({"number": 7, "subject": "VPN", "description": "Drops."})
+    assert short == "Merged from #7 (“VPN”), the same request. What the requester wrote there:\n\nDrops."
+
+
+def test_a_merge_goes_only_into_an_open_request_of_the_same_requester_and_its_resolution_is_known_by_its_words():
+    ticket = {"id": "t-1", "number": 7, "requester": {"email": "Ana@Example.com"}}
+    other = {"id": "t-2", "number": 6, "subject": "VPN", "status": "waiting_on_requester",
+             "requester": {"email": "ana@example.com"}}  # fmt: skip
+    assert domain.merge_problem(ticket, other) is None  # an address's case is no other requester
+    assert domain.merge_problem(ticket, ticket) == "That is this request itself: choose the one to keep."
+    assert domain.merge_problem(ticket, other | {"status": "resolved"}).startswith("#6 is resolved")
+    assert domain.merge_problem(ticket, other | {"requester": {"email": "bo@example.com"}}).startswith("#6 is another")
+    resolution = domain.merged_resolution(other)
+    assert domain.is_merged(resolution) and len(resolution) <= 5_000
+    assert not domain.is_merged("Reset the VPN profile.") and not domain.is_merged(None)

@@ -446,7 +446,9 @@ def act(ticket_id: str, action: str):
     try:
         answer = console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"), files)
     except console.ChangedMeanwhile:
-        not_yet = "It is not resolved yet." if action == "resolve" else "Your reply has not been sent yet."
+        not_yet = {"resolve": "It is not resolved yet.", "merge": "It is not merged yet."}.get(
+            action, "Your reply has not been sent yet."
+        )
         message = f"This ticket changed since you opened it. {not_yet}"
         return _ticket(ticket_id, {**form, "action": action}, message, 409, held_since=form.get("seen"))
     except UserError as exc:  # the action's own text wrong (empty, too long): said as such; else a refusal
