@@ -869,8 +869,15 @@ def a_duplicate(stub, **other) -> None:  # noqa: F811
     stub.answers["/tickets/t-1"] |= {"thread": [{"id": "m-1", "kind": "message", "body": "Still nothing.",
                                                  "author": {"type": "requester", "name": "Ana"},
                                                  "created_at": "2026-01-01T11:00:00.000Z"}]}  # fmt: skip
-    kept = {"id": "t-2", "number": 6, "subject": "Printer (again)", "status": "assigned", "thread": [],
-            "requester": {"name": "Ana", "email": "A@example.com"}, "created_at": "2026-01-01T09:00:00.000Z"}
+    kept = {
+        "id": "t-2",
+        "number": 6,
+        "subject": "Printer (again)",
+        "status": "assigned",
+        "thread": [],
+        "requester": {"name": "Ana", "email": "A@example.com"},
+        "created_at": "2026-01-01T09:00:00.000Z",
+    }
     stub.answers["/tickets/t-2"] = kept | other
     stub.answers["/tickets"] = {"items": [stub.answers["/tickets/t-1"], kept | other], "next_cursor": None}
     stub.answers["/tickets/t-1/attachments"] = {"items": [{"id": "f-1", "filename": "tray.jpg", "size": 10}]}
@@ -905,7 +912,7 @@ def test_a_merge_that_cannot_be_is_said_next_to_the_choice_and_nothing_is_done(p
         ({}, "t-1", "That is this request itself: choose the one to keep."),
         ({}, "t-9", "That request is not one you can read: choose another."),  # intake's 404
         ({"status": "closed"}, "t-2", "#6 is closed: merge into a request that is still open."),
-        ({"requester": {"name": "Bo", "email": "bo@example.com"}}, "t-2", "#6 is another requester"),  # (its apostrophe escaped)
+        ({"requester": {"name": "Bo", "email": "bo@example.com"}}, "t-2", "#6 is another requester"),
     ]
     for other, into, said in cases:
         a_duplicate(stub, **other)
@@ -932,8 +939,13 @@ def test_the_merge_is_offered_to_who_may_resolve_and_only_with_an_open_request_t
 
 def test_a_ticket_merged_into_another_is_no_similar_resolved_ticket(portal, stub):  # noqa: F811
     a_ticket(stub)
-    merged = {"ticket_id": "t-0", "number": 5, "subject": "Printer", "score": 3.0,
-              "resolution": "Merged into your request #4 (“Printer”): it is the same request, and we go on there."}
+    merged = {
+        "ticket_id": "t-0",
+        "number": 5,
+        "subject": "Printer",
+        "score": 3.0,
+        "resolution": "Merged into your request #4 (“Printer”): it is the same request, and we go on there.",
+    }
     fixed = {"ticket_id": "t-3", "number": 3, "subject": "Printer jams", "resolution": "New fuser.", "score": 2.0}
     stub.answers["/tickets/t-1/similar"] = {"items": [merged, fixed]}
     html = text(signed_in(portal).get("/console/tickets/t-1"))
