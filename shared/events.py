@@ -284,6 +284,8 @@ class TicketResolvedData(_Data):
     agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))  # None: no agent
     resolution = _text(20000)
     by_name = _text(200, required=False)  # who resolved it (the ticket's agent or another): added after the contract
+    # the number of the same requester's request it was merged into (a duplicate): added after the contract
+    merged_into = fields.Integer(required=False, strict=True, validate=validate.Range(1, 10**15))
 
 
 class AgentUpdatedData(_Data):

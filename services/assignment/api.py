@@ -244,7 +244,9 @@ class Resolve(MethodView):
     @tickets.response(200, TicketSchema)
     def post(self, body, ticket_id):
         """Resolve the ticket (its assigned agent or an admin); 409 if already resolved or closed."""
-        return handlers.resolve(assignment(), ticket_id, body["resolution"], principal(), correlation_id())
+        return handlers.resolve(
+            assignment(), ticket_id, body["resolution"], principal(), correlation_id(), body.get("merged_into")
+        )
 
 
 def create_app(settings: Settings | None = None) -> Flask:

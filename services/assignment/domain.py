@@ -257,13 +257,19 @@ class Ticket:
         self._history(at, "priority_changed", by, previous, priority)
         self._record("ticket.priority_changed", {"priority": priority, "previous_priority": previous, **_by(by_name)})
 
-    def resolve(self, resolution: str, by: str, at: datetime, by_name: str | None = None) -> None:
-        """`agent_id` in the event is the ticket's agent (whose work it was); `by_name` who resolved it."""
+    def resolve(
+        self, resolution: str, by: str, at: datetime, by_name: str | None = None, merged_into: int | None = None
+    ) -> None:
+        """`agent_id` in the event is the ticket's agent (whose work it was); `by_name` who resolved it;
+        `merged_into`: a duplicate's, the number of the request it went into."""
         if not self.is_open:
             raise RuleViolation(f"The ticket is already {self.status}.")
+        if merged_into is not None and merged_into == self.number:
+            raise RuleViolation("A ticket is not merged into itself.")
         self.status, self.resolved_at = "resolved", at
         self._history(at, "resolved", by, self.agent_id, None)
-        self._record("ticket.resolved", {"agent_id": self.agent_id, "resolution": resolution, **_by(by_name)})
+        merged = {"merged_into": merged_into} if merged_into is not None else {}
+        self._record("ticket.resolved", {"agent_id": self.agent_id, "resolution": resolution, **_by(by_name), **merged})
 
     # -- other services' events --
 

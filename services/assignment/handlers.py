@@ -567,9 +567,14 @@ def change_priority(
 
 
 def resolve(
-    svc: Assignment, ticket_id: str, resolution: str, principal: Principal, correlation_id: str | None
+    svc: Assignment,
+    ticket_id: str,
+    resolution: str,
+    principal: Principal,
+    correlation_id: str | None,
+    merged_into: int | None = None,
 ) -> Ticket:
-    write = lambda t, actor: t.resolve(resolution, principal.actor, now(), by_name=_name(actor))  # noqa: E731
+    write = lambda t, actor: t.resolve(resolution, principal.actor, now(), _name(actor), merged_into)  # noqa: E731
     allowed = lambda actor, t: may_resolve(principal.role, actor, t)  # noqa: E731
     refusal = "Only the assigned agent or an admin resolves a ticket."
     ticket, _ = _work(svc, ticket_id, principal, correlation_id, allowed, refusal, write)

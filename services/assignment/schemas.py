@@ -268,3 +268,11 @@ class PriorityChangeSchema(Strict):
 
 class ResolveSchema(Strict):
     resolution = text(5000, required=True)
+    merged_into = fields.Integer(
+        strict=True,
+        validate=validate.Range(1, 10**15),
+        metadata={
+            "description": "A duplicate: the number of the same requester's request it was merged into (the "
+            "portal's merge), carried by `ticket.resolved` so that its email says so. Not this ticket's own."
+        },
+    )

@@ -372,11 +372,18 @@ def rights_on(work: dict, who: Actor, me: dict) -> set[str]:
 
 
 def act(
-    svc: Portal, session: dict, ticket_id: str, action: str, form: dict, request_id: str | None, files: list = ()
+    svc: Portal,
+    session: dict,
+    ticket_id: str,
+    action: str,
+    form: dict,
+    request_id: str | None,
+    files: list = (),
+    merged_into: int | None = None,
 ) -> dict:
     """Take an action on the ticket: assignment's answer (the ticket as it is now); UserError with the service's
     reason when it refuses. `files`: a reply's chosen files (attachments.Chosen), named in its event; the caller
-    attaches them once the reply is sent (`attach_to_reply`).
+    attaches them once the reply is sent (`attach_to_reply`). `merged_into`: a merge's resolve (`merge`).
 
     A reply or a resolve onto a ticket that others changed since the agent saw it (`seen`, what the page showed)
     is held back, and the page shows the changes with the same form: sent from there ("anyway"), it goes unless
@@ -393,6 +400,8 @@ def act(
         body.setdefault("body", files_sent(body["files"], len(files)))
     if problems := domain.written_problems(action, body):
         raise UserError(next(iter(problems.values()))[0], problems)
+    if action == "resolve" and merged_into is not None:
+        body["merged_into"] = merged_into
     if action == "status":
         _status_is_theirs(svc, session, ticket_id)
     if action == "assign" and (why := svc.store.disabled_agent_ids().get(body.get("agent_id"))):
@@ -447,7 +456,8 @@ def merge(svc: Portal, session: dict, ticket_id: str, form: dict, request_id: st
         raise UserError(problem, {"into": [problem]}, 409)
     _check_unchanged(svc, session, ticket_id, form.get("seen"))
     act(svc, session, other["id"], "note", {"body": domain.merged_note(view.ticket, view.attachments)}, request_id)
-    return act(svc, session, ticket_id, "resolve", {"resolution": domain.merged_resolution(other)}, request_id)
+    resolution = {"resolution": domain.merged_resolution(other)}
+    return act(svc, session, ticket_id, "resolve", resolution, request_id, merged_into=other["number"])
 
 
 # assignment's 404 for a ticket the person saw a moment ago: it answers so for one the agent may not read now

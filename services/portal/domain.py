@@ -166,8 +166,8 @@ def ratable(ticket: dict) -> bool:
     """Whether the requester is asked how the request was handled: once it is resolved, or closed after the help
     desk worked on it (a resolution, one from before it was reopened, or an agent's reply). One its requester
     closed before anyone answered was not handled: there is nothing to rate."""
-    if ticket.get("status") not in RATABLE:
-        return False
+    if ticket.get("status") not in RATABLE or is_merged(ticket.get("resolution")):
+        return False  # a duplicate merged into another request: that one is rated
     thread = ticket.get("thread") or []
     answered = any(((entry or {}).get("author") or {}).get("type") == "agent" for entry in thread)
     resolved_before = bool(ticket.get("earlier_resolutions"))  # resolved, reopened, then closed: it was worked on
@@ -187,6 +187,8 @@ def rating_problems(rating: str, comment: str, ticket: dict) -> dict[str, list[s
     """What is wrong with a requester's rating as sent (empty: nothing)."""
     if ticket.get("status") not in RATABLE:
         return {"rating": ["You can rate your request once it is resolved."]}
+    if is_merged(ticket.get("resolution")):
+        return {"rating": ["This request was merged into another of yours: rate that one."]}
     if not ratable(ticket):
         return {"rating": ["This request was closed before anyone worked on it: there is nothing to rate."]}
     problems: dict[str, list[str]] = {}
@@ -266,6 +268,7 @@ def requester_view_digest(ticket: dict, attachments: list[dict]) -> str:
     return hashlib.sha256(repr(shown).encode()).hexdigest()[:16]
 
 
+MERGED_WORDS = ("Merged", "This is the same as another of your requests, where we go on: see below which.")
 UNASSIGNED_AT_WORK = (
     "Waiting for an agent",
     "The help desk has your request and what you added; an agent will take it on.",
@@ -278,6 +281,8 @@ def requester_status_words(ticket: dict) -> tuple[str, str]:
     status = shown_status(ticket)
     if status == "in_progress" and "assignee" in ticket and not ticket.get("assignee"):
         return UNASSIGNED_AT_WORK
+    if status == "resolved" and is_merged(ticket.get("resolution")):
+        return MERGED_WORDS
     return REQUESTER_STATUS.get(status, (status or "", ""))
 
 

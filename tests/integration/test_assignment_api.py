@@ -805,6 +805,26 @@ def test_resolve_publishes_resolved_frees_the_agent_and_a_second_resolve_is_409(
     assert event["data"] == {"agent_id": jane["id"], "resolution": "Replaced the router.", "by_name": jane["name"]}
 
 
+def test_a_duplicate_is_resolved_with_the_number_it_was_merged_into_which_its_event_carries(
+    aclient, assigned, read_ticket, settled, events_of
+):
+    team, jane, _, ticket_id = assigned
+    own = read_ticket(ticket_id)["number"]
+    for wrong in ("100042", 0, 1.5):
+        body = {"resolution": "Merged.", "merged_into": wrong}
+        problem = assert_problem(aclient.post(f"/tickets/{ticket_id}/resolve", json=body, headers=admin()), 422)
+        assert "merged_into" in problem["errors"]
+    itself = {"resolution": "Merged.", "merged_into": own}
+    assert_problem(aclient.post(f"/tickets/{ticket_id}/resolve", json=itself, headers=admin()), 409)
+
+    body = {"resolution": "Merged into your request #100042.", "merged_into": 100042}
+    assert aclient.post(f"/tickets/{ticket_id}/resolve", json=body, headers=as_agent(jane["id"])).status_code == 200
+
+    settled(ticket_id)
+    event = only(events_of(ticket_id, "ticket.resolved"))
+    assert event["data"]["merged_into"] == 100042 and event["data"]["resolution"] == body["resolution"]
+
+
 # --- GET /queue -----------------------------------------------------------------------------------
 
 

@@ -899,7 +899,7 @@ def test_a_duplicate_merges_into_the_requesters_other_open_request_a_note_there_
 
     assert done.status_code == 303 and "notice=merge" in done.headers["Location"]
     (note, resolve) = [(c["path"], c["json"]) for c in stub.calls if c["method"] == "POST"]
-    assert note[0] == "/tickets/t-2/notes" and resolve[0] == "/tickets/t-1/resolve"
+    assert note[0] == "/tickets/t-2/notes" and resolve[0] == "/tickets/t-1/resolve" and resolve[1]["merged_into"] == 6
     assert note[1]["body"].startswith("Merged from #7 (“Printer”), the same request. What the requester wrote there:")
     assert "x\n\nLater (1 Jan 2026, 11:00 UTC):\nStill nothing.\n\nFiles on #7: tray.jpg" in note[1]["body"]
     assert resolve[1]["resolution"].startswith("Merged into your request #6 (“Printer (again)”): it is the same")

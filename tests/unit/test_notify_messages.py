@@ -348,6 +348,16 @@ def test_the_resolved_email_says_when_the_ticket_closes_by_itself_and_asks_how_i
     assert "How did we do? Tell us on your request's page" in message.text
 
 
+def test_a_duplicate_merged_into_another_request_is_said_so_not_as_good_news():
+    data = {"resolution": "Merged into your request #100042 (“VPN”): the same request.", "merged_into": 100042}
+    message = messages.render("ticket.resolved", "requester", make_context("ticket.resolved", data))
+    assert "is the same as your request #100042,\nso we merged it there" in message.text
+    assert "reply to the emails of\n#100042." in message.text
+    assert "Good news" not in message.text and "How did we do?" not in message.text
+    assert "Good news" not in message.html and "merged it there" in message.html
+    assert "Your request was merged into #100042" in message.html and "Merged into your request #100042" in message.html
+
+
 @pytest.mark.parametrize(
     ("hours", "words"),
     [(72, "3 days"), (48, "2 days"), (36, "36 hours"), (24, "24 hours"), (1, "1 hour"), (2.5, "about 2 hours"),

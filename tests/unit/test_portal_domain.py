@@ -516,3 +516,15 @@ def test_a_merge_goes_only_into_an_open_request_of_the_same_requester_and_its_re
     resolution = domain.merged_resolution(other)
     assert domain.is_merged(resolution) and len(resolution) <= 5_000
     assert not domain.is_merged("Reset the VPN profile.") and not domain.is_merged(None)
+
+
+def test_a_merged_request_reads_as_merged_to_its_requester_and_asks_for_no_rating():
+    merged = {"status": "resolved", "resolution": domain.merged_resolution({"number": 6, "subject": "VPN"}),
+              "thread": [{"author": {"type": "agent"}}]}  # fmt: skip
+    assert domain.requester_status_words(merged)[0] == "Merged"
+    assert not domain.ratable(merged) and not domain.ratable(merged | {"status": "closed"})
+    assert domain.rating_problems("good", "", merged) == {
+        "rating": ["This request was merged into another of yours: rate that one."]
+    }
+    fixed = merged | {"resolution": "New VPN profile."}
+    assert domain.requester_status_words(fixed)[0] == "Resolved" and domain.ratable(fixed)
