@@ -526,3 +526,44 @@ def test_back_after_forgetting_the_requests_shows_no_ones_answers(portal_system,
     expect(page.get_by_label("Describe the problem")).to_have_value("")
     expect(page.get_by_label("Subject")).to_have_value("")
     expect(page.get_by_label("Your email address")).to_have_value("")
+
+
+def test_an_agent_merges_a_request_sent_twice_into_the_first(portal_system, new_context, screenshot):  # noqa: F811
+    """The same requester writes twice about one problem: the agent merges the second into the first; the first holds
+    the second's words as a note, the requester is emailed where it goes on, and their page says "Merged"."""
+    system, portal = portal_system, portal_system.portal
+    ana = unique_email("ana")
+    body = {"requester": {"name": "Ana Ruiz", "email": ana}, "topic": "network", "priority": "normal"}
+    first = system.call("POST", "intake", "/tickets", json={**body, "subject": "VPN drops", "description": "Hourly."})
+    second = system.call(
+        "POST", "intake", "/tickets", json={**body, "subject": "VPN again!!", "description": "Still dropping at 10:00."}
+    )
+    for ticket in (first, second):
+        wait_until(lambda t=ticket: system.work(t["id"]).get("agent_id") == "ada", timeout=30)
+        wait_until(lambda t=ticket: system.ticket(t["id"])["status"] == "assigned", timeout=30)
+
+    agent = new_context().new_page()
+    sign_in(agent, portal, STAFF["ada"]["email"])
+    agent.goto(f"{portal}/console/tickets/{second['id']}")
+    choice = agent.get_by_label("Merge into another request of Ana Ruiz")
+    expect(choice.locator("option", has_text=f"#{first['number']} VPN drops")).to_have_count(1)
+    choice.select_option(value=first["id"])
+    assert_accessible(agent)
+    both_widths(agent, screenshot, "console-merge")
+    agent.get_by_role("button", name="Merge", exact=True).click()
+    expect(agent.get_by_text("Merged: the request kept has this one's words as an internal note")).to_be_visible()
+
+    agent.goto(f"{portal}/console/tickets/{first['id']}")
+    note = agent.locator(".entry--note").first
+    expect(note).to_contain_text(f"Merged from #{second['number']} (“VPN again!!”)")
+    expect(note).to_contain_text("Still dropping at 10:00.")
+
+    wait_until(lambda: any("so we merged it there" in m.get_body(("plain",)).get_content()
+                           for m in system.emails_to(ana, second["number"])), timeout=30)  # fmt: skip
+    reader = new_context().new_page()
+    reader.goto(system.links_to(ana, second["number"])[-1])
+    expect(reader.get_by_text("Status: Merged")).to_be_visible()
+    expect(reader.get_by_text(f"Merged into your request #{first['number']}")).to_be_visible()
+    expect(reader.get_by_text("How did we do?")).to_have_count(0)
+    assert_accessible(reader)
+    both_widths(reader, screenshot, "requester-merged")
