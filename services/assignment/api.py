@@ -243,7 +243,8 @@ class Resolve(MethodView):
     @tickets.arguments(ResolveSchema())
     @tickets.response(200, TicketSchema)
     def post(self, body, ticket_id):
-        """Resolve the ticket (its assigned agent or an admin); 409 if already resolved or closed."""
+        """Resolve the ticket (its assigned agent or an admin); 409 if already resolved or closed. `merged_into`: a
+        duplicate's, the number of the same requester's request it was merged into (carried by `ticket.resolved`)."""
         return handlers.resolve(
             assignment(), ticket_id, body["resolution"], principal(), correlation_id(), body.get("merged_into")
         )

@@ -480,8 +480,9 @@ _SUMMARIES = {
     ),
     "ticket.priority_changed": lambda d: f"Priority changed from {d['previous_priority']} to {d['priority']}{_by(d)}",
     "ticket.resolved": lambda d: (
-        f"{'Merged into #' + str(d['merged_into']) if d.get('merged_into') else 'Resolved'}"
-        f"{_by(d) or ' by ' + (d.get('agent_name') or _resolver(d['agent_id']))}: {d['resolution']}"
+        f"Merged into #{d['merged_into']}{_by(d) or ' by ' + (d.get('agent_name') or _resolver(d['agent_id']))}"
+        if d.get("merged_into")  # a duplicate: its resolution says only that, to the requester
+        else f"Resolved{_by(d) or ' by ' + (d.get('agent_name') or _resolver(d['agent_id']))}: {d['resolution']}"
     ),
     "sla.warning": lambda d: _sla_summary(d, breached=False),
     "sla.breached": lambda d: _sla_summary(d, breached=True),

@@ -436,28 +436,47 @@ def act(
 def merge(svc: Portal, session: dict, ticket_id: str, form: dict, request_id: str | None) -> dict:
     """Merge the ticket into another open request of its requester (`into`, its id), the one kept: that one gets
     this one's words as an internal note (`domain.merged_note`), then this one is resolved with words that send its
-    requester there (`domain.merged_resolution`; they are emailed it, as any resolution). Whoever may resolve this
-    ticket and add a note to that one (the services decide); held back, as a resolve is, when the ticket changed
-    since the page showed it. UserError next to the choice when the request to keep will not do."""
+    requester there (`domain.merged_resolution`, and `merged_into`: its email says so). Whoever may resolve this
+    ticket and read that one; held back, as a resolve is, when the ticket changed since the page showed it.
+
+    Everything is checked before anything is written: this ticket's state and the person's right to resolve it, and
+    the kept request as assignment has it now (intake learns a resolve a moment later: two requests merged into
+    each other at once would leave none open). A note already there from an earlier try is not added again, and a
+    resolve that fails after the note says that the note is there. UserError next to the choice when the request
+    to keep will not do."""
     into = (form.get("into") or "").strip()
     if not into:
         said = "Choose the request to keep."
         raise UserError(said, {"into": [said]})
     who = actor(session)
     view = ticket_view(svc, session, ticket_id)
+    if "resolve" not in rights_on(view.work, who, profile(svc, session)):
+        status = view.work.get("status")
+        if status in ("resolved", "closed"):
+            raise UserError(f"It is {status} already: there is nothing to merge.", status=409)
+        raise UserError("Only its agent or an admin merges it, as only they resolve it.", status=403)
     try:
         other = svc.services.get("intake", f"/tickets/{path_id(into)}", who)
+        kept = svc.services.get("assignment", f"/tickets/{path_id(into)}", who)  # the status as it is now
     except Refused as refused:
         if refused.status not in (400, 403, 404):
             raise
-        said = "That request is not one you can read: choose another."
+        said = "That request is not one you can add to: choose another."
         raise UserError(said, {"into": [said]}, 422) from None
+    other = other | {"status": kept.get("status") or other.get("status")}
     if problem := domain.merge_problem(view.ticket, other):
         raise UserError(problem, {"into": [problem]}, 409)
     _check_unchanged(svc, session, ticket_id, form.get("seen"))
-    act(svc, session, other["id"], "note", {"body": domain.merged_note(view.ticket, view.attachments)}, request_id)
+    note = domain.merged_note(view.ticket, view.attachments)
+    first_line = note.split("\n", 1)[0]
+    if not any((earlier.get("body") or "").startswith(first_line) for earlier in kept.get("notes") or []):
+        act(svc, session, other["id"], "note", {"body": note}, request_id)
     resolution = {"resolution": domain.merged_resolution(other)}
-    return act(svc, session, ticket_id, "resolve", resolution, request_id, merged_into=other["number"])
+    try:
+        return act(svc, session, ticket_id, "resolve", resolution, request_id, merged_into=other["number"])
+    except UserError as exc:
+        said = f"#{other['number']} has this one's words as a note, but this one was not merged: {exc.message}"
+        raise UserError(said, {}, exc.status) from None
 
 
 # assignment's 404 for a ticket the person saw a moment ago: it answers so for one the agent may not read now

@@ -659,8 +659,8 @@ def timeline_with_files_and_mail(
     they belong in "what happened". A note is named with its author as the conversation names it (`who_words`:
     "an admin", never an admin's address; `names`: agents' by id), never with its words. A kept mail's own event
     (`ticket.mail_kept`, which emails the agent) is left out: the mail's entry says it. SLA deadlines that the next
-    entry replaces (nothing happened between: a requester's message that reopens a ticket starts one clock and the
-    reopening resumes another, a moment apart) leave the last alone, the deadlines then in effect."""
+    entry replaces within a minute (nothing happened between: a requester's message that reopens a ticket starts one
+    clock and the reopening resumes another, a moment apart) leave the last alone, the deadlines then in effect."""
     entries = [entry for entry in timeline if entry.get("type") != "ticket.mail_kept"]
     for note in notes:
         who = note.get("by_name") or who_words(note.get("by"), names)
@@ -676,9 +676,14 @@ def timeline_with_files_and_mail(
     return [entry for entry, after in zip(ordered, [*ordered[1:], None], strict=False) if not _replaced(entry, after)]
 
 
+FOLDED_WITHIN = timedelta(seconds=60)  # deadline lines this close, nothing between: one change told twice
+
+
 def _replaced(entry: dict, after: dict | None) -> bool:
     deadlines = "sla.deadlines_changed"
-    return entry.get("type") == deadlines and after is not None and after.get("type") == deadlines
+    if entry.get("type") != deadlines or after is None or after.get("type") != deadlines:
+        return False
+    return _moment(after.get("occurred_at")) - _moment(entry.get("occurred_at")) <= FOLDED_WITHIN
 
 
 def _moment(value: str | None) -> datetime:
@@ -725,7 +730,7 @@ def merge_problem(ticket: dict, other: dict) -> str | None:
         status = AGENT_STATUS.get(other.get("status"), other.get("status"))
         return f"#{other.get('number')} is {str(status).lower()}: merge into a request that is still open."
     mine, theirs = ((t.get("requester") or {}).get("email") or "" for t in (ticket, other))
-    if mine.casefold() != theirs.casefold():
+    if not mine or mine.casefold() != theirs.casefold():
         return (
             f"#{other.get('number')} is another requester's: a requester reads only their own requests, so this one's"
             " cannot go on there."
@@ -752,14 +757,16 @@ def is_merged(resolution: str | None) -> bool:
 
 
 def merged_note(ticket: dict, files: list[dict] = ()) -> str:
-    """The internal note the kept request gets: the merged one's subject and the requester's words there (what
-    agents answer from now on), and which files stay on it; cut to a note's length, saying so."""
+    """The internal note the kept request gets: the merged one's subject and its conversation (the requester's words,
+    which agents answer from now on, and the replies they answered), and which files stay on it; cut to a note's
+    length, saying so. Its first line is the same for every try of one merge (`console.merge` adds it once)."""
     number = ticket.get("number")
-    words = [f"Merged from #{number} (“{ticket.get('subject')}”), the same request. What the requester wrote there:"]
+    words = [f"Merged from #{number} (“{ticket.get('subject')}”), the same request. What was written there:"]
     words.append(ticket.get("description") or "")
     for entry in ticket.get("thread") or []:
-        if (entry.get("author") or {}).get("type") == "requester":
-            words.append(f"Later ({_said_at(entry.get('created_at'))}):\n{entry.get('body') or ''}")
+        author = entry.get("author") or {}
+        who = "the requester" if author.get("type") == "requester" else f"{author.get('name') or 'an agent'}'s reply"
+        words.append(f"Later, {who} ({_said_at(entry.get('created_at'))}):\n{entry.get('body') or ''}")
     names = [item.get("filename") for item in files if item.get("filename")]
     if names:
         words.append(f"Files on #{number}: {', '.join(names)}")

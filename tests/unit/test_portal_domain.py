@@ -180,6 +180,8 @@ def test_sla_deadlines_replaced_by_the_next_entry_leave_the_last_alone():
     summaries = [entry["summary"] for entry in merged]
     assert domain.timeline_with_files_and_mail([], [], []) == []  # a ticket whose timeline is not there yet
     assert summaries[-3:] == ["next response due", "Internal note added by Ada", "both due"]
+    apart = [timeline[1], {**timeline[1], "occurred_at": "2026-11-30T10:00:00.200Z", "summary": "an hour later"}]
+    assert [e["summary"] for e in domain.timeline_with_files_and_mail(apart, [], [])] == ["due 13:00", "an hour later"]
 
 
 def test_an_automatic_assignments_reasons_say_who_got_it_or_that_it_waits_in_the_queue():
@@ -500,9 +502,10 @@ def test_a_merged_note_keeps_the_requesters_words_within_a_notes_length_and_says
     ]}  # fmt: skip
     note = domain.merged_note(ticket, [{"filename": "a.png"}])
     assert len(note) == 20_000 and note.endswith("\n\n… (the rest on #7)")
-    assert "An agent's reply" not in note and "Later (1 Jan 2026, 11:00 UTC):\nmmm" in note
+    assert "Later, Ada's reply (a time not known):\nAn agent's reply" in note  # what the requester answered
+    assert "Later, the requester (1 Jan 2026, 11:00 UTC):\nmmm" in note
     short = domain.merged_note({"number": 7, "subject": "VPN", "description": "Drops."})
-    assert short == "Merged from #7 (“VPN”), the same request. What the requester wrote there:\n\nDrops."
+    assert short == "Merged from #7 (“VPN”), the same request. What was written there:\n\nDrops."
 
 
 def test_a_merge_goes_only_into_an_open_request_of_the_same_requester_and_its_resolution_is_known_by_its_words():
@@ -513,6 +516,8 @@ def test_a_merge_goes_only_into_an_open_request_of_the_same_requester_and_its_re
     assert domain.merge_problem(ticket, ticket) == "That is this request itself: choose the one to keep."
     assert domain.merge_problem(ticket, other | {"status": "resolved"}).startswith("#6 is resolved")
     assert domain.merge_problem(ticket, other | {"requester": {"email": "bo@example.com"}}).startswith("#6 is another")
+    nobody = {"requester": {"name": "Ana"}}  # no address on either: nothing says they are one requester
+    assert domain.merge_problem(ticket | nobody, other | nobody).startswith("#6 is another")
     resolution = domain.merged_resolution(other)
     assert domain.is_merged(resolution) and len(resolution) <= 5_000
     assert not domain.is_merged("Reset the VPN profile.") and not domain.is_merged(None)
