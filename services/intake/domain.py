@@ -83,6 +83,7 @@ class Ticket:
     resolved_at: datetime | None = None
     resolution: str | None = None  # what the agent did, as the requester reads it (kept once closed; none reopened)
     earlier_resolutions: list[dict] = field(default_factory=list)  # {resolution, resolved_at} of each reopen's resolve
+    merged_into: int | None = None  # resolved as a duplicate: the number of the request it was merged into
     closed_at: datetime | None = None
     mail_kept: list[str] = field(default_factory=list)  # the newest MAIL_KEPT_REMEMBERED mails announced as kept
     watermarks: dict[str, datetime] = field(default_factory=dict)
@@ -233,6 +234,7 @@ class Ticket:
         if self.status == "closed" or not self._newer("status", at):
             return False
         self.status, self.resolved_at, self.resolution = "resolved", at, data.get("resolution")
+        self.merged_into = data.get("merged_into")
         written = [e["created_at"] for e in self.thread if e["kind"] == "message" and e["created_at"] > at]
         if written:  # the requester wrote while the resolve was on its way: their message reopens it, as it would have
             self._reopen(max(written))
@@ -289,7 +291,7 @@ class Ticket:
         if self.resolution:  # what was tried stays readable (the newest EARLIER_KEPT, oldest first)
             earlier = {"resolution": self.resolution, "resolved_at": self.resolved_at}
             self.earlier_resolutions = [*self.earlier_resolutions, earlier][-EARLIER_KEPT:]
-        self.resolved_at = self.resolution = None
+        self.resolved_at = self.resolution = self.merged_into = None
         self._record("ticket.reopened", {"reason": reason, **(who or {})})
 
     def _set_status(self, status: str, now: datetime) -> None:

@@ -95,6 +95,11 @@ class TicketSchema(Schema):
         allow_none=True, metadata={"description": "what was done, while resolved or once closed after it"}
     )
     resolved_at = Timestamp(allow_none=True, metadata={"description": "when, with the resolution"})
+    merged_into = fields.Integer(
+        allow_none=True,
+        dump_default=None,
+        metadata={"description": "resolved as a duplicate: the number of the request it was merged into"},
+    )
     earlier_resolutions = fields.List(
         fields.Nested(EarlierResolutionSchema),
         metadata={"description": "what was done before each time the ticket reopened, oldest first (the last 10)"},

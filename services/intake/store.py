@@ -41,6 +41,7 @@ _TICKET_FIELDS = (
     "resolved_at",
     "resolution",
     "earlier_resolutions",
+    "merged_into",
     "closed_at",
     "mail_kept",
     "watermarks",

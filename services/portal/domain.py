@@ -166,7 +166,7 @@ def ratable(ticket: dict) -> bool:
     """Whether the requester is asked how the request was handled: once it is resolved, or closed after the help
     desk worked on it (a resolution, one from before it was reopened, or an agent's reply). One its requester
     closed before anyone answered was not handled: there is nothing to rate."""
-    if ticket.get("status") not in RATABLE or is_merged(ticket.get("resolution")):
+    if ticket.get("status") not in RATABLE or merged(ticket):
         return False  # a duplicate merged into another request: that one is rated
     thread = ticket.get("thread") or []
     answered = any(((entry or {}).get("author") or {}).get("type") == "agent" for entry in thread)
@@ -187,7 +187,7 @@ def rating_problems(rating: str, comment: str, ticket: dict) -> dict[str, list[s
     """What is wrong with a requester's rating as sent (empty: nothing)."""
     if ticket.get("status") not in RATABLE:
         return {"rating": ["You can rate your request once it is resolved."]}
-    if is_merged(ticket.get("resolution")):
+    if merged(ticket):
         return {"rating": ["This request was merged into another of yours: rate that one."]}
     if not ratable(ticket):
         return {"rating": ["This request was closed before anyone worked on it: there is nothing to rate."]}
@@ -281,7 +281,7 @@ def requester_status_words(ticket: dict) -> tuple[str, str]:
     status = shown_status(ticket)
     if status == "in_progress" and "assignee" in ticket and not ticket.get("assignee"):
         return UNASSIGNED_AT_WORK
-    if status == "resolved" and is_merged(ticket.get("resolution")):
+    if status == "resolved" and merged(ticket):
         return MERGED_WORDS
     return REQUESTER_STATUS.get(status, (status or "", ""))
 
@@ -754,6 +754,12 @@ def _said_at(value: str | None) -> str:
 def is_merged(resolution: str | None) -> bool:
     """Whether a resolution is a merge's (`merged_resolution`): such a ticket is no reference for a similar one."""
     return (resolution or "").startswith(MERGED_INTO)
+
+
+def merged(ticket: dict) -> bool:
+    """Whether the ticket was resolved as a duplicate merged into another (intake's `merged_into`; a ticket resolved
+    before intake kept it, by its resolution's words)."""
+    return bool(ticket.get("merged_into")) or is_merged(ticket.get("resolution"))
 
 
 def merged_note(ticket: dict, files: list[dict] = ()) -> str:

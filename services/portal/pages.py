@@ -129,7 +129,7 @@ def install(app: Flask) -> None:
         longest={**{name: most for name, _, most in domain.TICKET_FIELDS}, "message": domain.MESSAGE_MAX},
     )
     app.jinja_env.globals["requester_status"] = lambda ticket: domain.requester_status_words(ticket)[0]
-    app.jinja_env.globals["is_merged"] = domain.is_merged
+    app.jinja_env.globals["is_merged"] = domain.merged
     app.jinja_env.globals["shown_status"] = domain.shown_status
     app.jinja_env.globals["edit_stamp"] = edit_stamp  # an admin form's `seen` (services.portal.admin)
     app.jinja_env.globals["unstaffed_words"] = domain.unstaffed_words

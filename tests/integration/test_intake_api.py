@@ -30,7 +30,8 @@ RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 TICKET_KEYS = {
     "id", "number", "subject", "description", "requester", "topic", "priority", "source", "status", "assignee",
-    "team", "sla", "thread", "resolution", "resolved_at", "earlier_resolutions", "created_at", "updated_at",
+    "team", "sla", "thread", "resolution", "resolved_at", "earlier_resolutions", "merged_into", "created_at",
+    "updated_at",
 }  # fmt: skip
 THREAD_ENTRY_KEYS = {"id", "kind", "author", "body", "created_at"}
 TIMELINE_ITEM_KEYS = {"event_id", "type", "producer", "occurred_at", "correlation_id", "summary"}

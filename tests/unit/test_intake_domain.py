@@ -115,6 +115,17 @@ def test_message_on_a_resolved_ticket_reopens_it_to_its_agent():
     assert added["reopens"] is True and reopened == {"reason": "requester replied", "message_id": "m1"}
 
 
+def test_a_duplicate_keeps_the_number_it_was_merged_into_until_it_reopens():
+    ticket = make_ticket()
+    ticket.apply("ticket.assigned", ASSIGNED, at(1))
+    ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Merged.", "merged_into": 100041}, at(2))
+    assert ticket.merged_into == 100041
+    ticket.add_message("m1", "not the same thing after all", at(3))
+    assert ticket.status == "assigned" and ticket.merged_into is None
+    ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "reset"}, at(4))
+    assert ticket.merged_into is None
+
+
 def test_only_the_message_that_reopens_says_so():
     ticket = make_ticket()
     ticket.add_message("m1", "still broken", at(1))

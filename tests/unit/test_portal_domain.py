@@ -533,3 +533,5 @@ def test_a_merged_request_reads_as_merged_to_its_requester_and_asks_for_no_ratin
     }
     fixed = merged | {"resolution": "New VPN profile."}
     assert domain.requester_status_words(fixed)[0] == "Resolved" and domain.ratable(fixed)
+    by_intake = fixed | {"merged_into": 6}  # intake's word first, whatever the resolution says
+    assert domain.requester_status_words(by_intake)[0] == "Merged" and not domain.ratable(by_intake)
