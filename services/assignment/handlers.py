@@ -290,7 +290,8 @@ def _assign(
     busy = "The ticket is changing too fast; try again."
     ticket, move = update(load, decide, save, busy)
     if move is not NO_CHANGE and move.previous and move.previous != ticket.agent_id:
-        svc.agents.release(move.previous, ticket_id)
+        if svc.agents.release(move.previous, ticket_id):  # a slot is free: whoever waits in its teams gets it
+            _drain_teams(svc, _teams_of(svc, move.previous), correlation_id)
     return ticket
 
 
@@ -354,18 +355,30 @@ def _drain_teams(svc: Assignment, teams: list[str], correlation_id: str | None) 
         drain(svc, team, correlation_id)
 
 
+def _teams_of(svc: Assignment, agent_id: str, fallback: str | None = None) -> list[str]:
+    agent = svc.agents.find(agent_id)
+    return agent["teams"] if agent else [fallback] if fallback else []
+
+
 def drain(svc: Assignment, team: str, correlation_id: str | None = None) -> int:
-    """Assign the team's waiting tickets while someone is free: emergency first, oldest first within a priority."""
-    assigned = 0
-    for ticket_id in svc.tickets.waiting(team):
+    """Assign the team's waiting tickets while someone is free: emergency first, oldest first within a priority.
 
-        def still_waiting(ticket: Ticket) -> bool:
-            return ticket.agent_id is None and ticket.is_open and ticket.team == team
+    The queue is read a page at a time, as often as needed: a capacity raised by fifty empties fifty places.
+    A ticket that stopped waiting meanwhile (closed, moved, taken) is passed over; one still waiting that
+    nobody took means nobody is free, and the rest waits too.
+    """
+    assigned, tried = 0, set()
 
-        ticket = _assign(svc, ticket_id, _auto(svc, team), "auto", SYSTEM, correlation_id, prepare=still_waiting)
-        if ticket.agent_id is None:
-            break  # nobody free: the rest waits too
-        assigned += 1
+    def still_waiting(ticket: Ticket) -> bool:
+        return ticket.agent_id is None and ticket.is_open and ticket.team == team
+
+    while page := [ticket_id for ticket_id in svc.tickets.waiting(team) if ticket_id not in tried]:
+        for ticket_id in page:
+            tried.add(ticket_id)
+            ticket = _assign(svc, ticket_id, _auto(svc, team), "auto", SYSTEM, correlation_id, prepare=still_waiting)
+            if still_waiting(ticket):
+                return assigned  # nobody free
+            assigned += ticket.agent_id is not None
     return assigned
 
 
@@ -590,9 +603,7 @@ def _free(svc: Assignment, ticket: Ticket, correlation_id: str | None) -> None:
     """The ticket no longer counts for its agent: give the slot to whoever waits in the agent's teams."""
     if ticket.agent_id:
         svc.agents.release(ticket.agent_id, ticket.id)
-        agent = svc.agents.find(ticket.agent_id)
-        for team in agent["teams"] if agent else [ticket.team]:
-            drain(svc, team, correlation_id)
+        _drain_teams(svc, _teams_of(svc, ticket.agent_id, ticket.team), correlation_id)
 
 
 # --- other services' events -----------------------------------------------------------------------

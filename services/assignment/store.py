@@ -135,9 +135,12 @@ class AgentStore:
         if not self._hold(agent["id"], ticket_id, now):  # counted already (a redelivery, a racing request)
             self.collection.update_one({"_id": agent["id"]}, {"$inc": {"open_count": -1, "_v": 1}})
 
-    def release(self, agent_id: str, ticket_id: str) -> None:
-        if self.reservations.delete_one({"_id": _reservation(ticket_id, agent_id)}).deleted_count:
-            self.collection.update_one({"_id": agent_id}, {"$inc": {"open_count": -1, "_v": 1}})
+    def release(self, agent_id: str, ticket_id: str) -> bool:
+        """The ticket no longer counts in the agent's load; whether it did (a slot is free now)."""
+        if not self.reservations.delete_one({"_id": _reservation(ticket_id, agent_id)}).deleted_count:
+            return False
+        self.collection.update_one({"_id": agent_id}, {"$inc": {"open_count": -1, "_v": 1}})
+        return True
 
     def counts(self, agent_id: str, ticket_id: str) -> bool:
         """Whether the ticket is counted in the agent's load."""

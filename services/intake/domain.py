@@ -455,6 +455,11 @@ def _when(value) -> str:
     return value.strftime("%-d %b %Y, %H:%M UTC") if isinstance(value, datetime) else str(value)
 
 
+def _resolved_by(data: dict) -> str:
+    """ " by Ada Lovelace": who resolved, named by the event (by_name) or else by the agent's name or id."""
+    return _by(data) or " by " + (data.get("agent_name") or _resolver(data["agent_id"]))
+
+
 def _resolver(agent_id: str | None) -> str:
     """An agent's id as it is; an admin or a script ("admin:boss@example.com") is the help desk: a requester reads
     the timeline too, and never a staff address (section 3)."""
@@ -482,9 +487,9 @@ _SUMMARIES = {
     ),
     "ticket.priority_changed": lambda d: f"Priority changed from {d['previous_priority']} to {d['priority']}{_by(d)}",
     "ticket.resolved": lambda d: (
-        f"Merged into #{d['merged_into']}{_by(d) or ' by ' + (d.get('agent_name') or _resolver(d['agent_id']))}"
+        f"Merged into #{d['merged_into']}{_resolved_by(d)}"
         if d.get("merged_into")  # a duplicate: its resolution says only that, to the requester
-        else f"Resolved{_by(d) or ' by ' + (d.get('agent_name') or _resolver(d['agent_id']))}: {d['resolution']}"
+        else f"Resolved{_resolved_by(d)}: {d['resolution']}"
     ),
     "sla.warning": lambda d: _sla_summary(d, breached=False),
     "sla.breached": lambda d: _sla_summary(d, breached=True),

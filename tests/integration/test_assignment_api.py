@@ -598,6 +598,43 @@ def test_a_ticket_in_progress_transferred_to_a_full_team_is_assigned_when_capaci
     assert read_ticket(ticket_id)["agent_id"] == away["id"]
 
 
+def test_a_ticket_moved_away_from_its_agent_gives_the_freed_place_to_the_agents_queue(
+    aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, assignment_db
+):
+    """A manual reassignment or a transfer frees a place for the previous agent: the team's queue gets it."""
+    network, email = make_team(), make_team()
+    jane = make_agent(network["id"], capacity=1)
+    other = make_agent(network["id"], available=False)
+    make_agent(email["id"])
+    first, second, third = (new_ticket(network["topics"][0]) for _ in range(3))
+    assert [read_ticket(t)["agent_id"] for t in (first, second, third)] == [jane["id"], None, None]
+
+    aclient.patch(f"/agents/{other['id']}", json={"available": True, "capacity": 1}, headers=admin())
+    assert read_ticket(second)["agent_id"] == other["id"]
+    moved = aclient.post(f"/tickets/{first}/assign", json={"team": email["id"]}, headers=admin())  # a transfer
+    assert moved.status_code == 200, moved.get_json()
+    assert read_ticket(third)["agent_id"] == jane["id"]  # jane's freed place, given at once
+
+    fourth = new_ticket(network["topics"][0])
+    handed = aclient.post(f"/tickets/{third}/assign", json={"agent_id": other["id"]}, headers=admin())  # manual
+    assert handed.status_code == 200, handed.get_json()
+    assert read_ticket(fourth)["agent_id"] == jane["id"]
+    assert read_agent(jane["id"])["open_tickets"] == 1 == recount(assignment_db, jane["id"])
+
+
+def test_a_capacity_raised_past_a_queue_longer_than_a_page_empties_it(
+    aclient, make_team, make_agent, new_ticket, read_ticket, handle
+):
+    team = make_team()
+    jane = make_agent(team["id"], available=False, capacity=50)
+    waiting = [new_ticket(team["topics"][0]) for _ in range(30)]
+    handle(event_from("intake", "ticket.closed", waiting[3], {"by": "requester"}))  # closed: no longer waits
+
+    aclient.patch(f"/agents/{jane['id']}", json={"available": True}, headers=admin())
+
+    assert [t for t in waiting if read_ticket(t)["agent_id"] != jane["id"]] == [waiting[3]]
+
+
 def test_a_waiting_ticket_an_agent_replied_to_still_ends_up_with_an_agent(
     aclient, make_team, make_agent, new_ticket, read_ticket
 ):
