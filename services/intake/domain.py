@@ -456,7 +456,7 @@ def _when(value) -> str:
 
 
 def _resolved_by(data: dict) -> str:
-    """ " by Ada Lovelace": who resolved, named by the event (by_name) or else by the agent's name or id."""
+    """Who resolved, as " by Ada Lovelace": the name the event gives, else the agent's name or id."""
     return _by(data) or " by " + (data.get("agent_name") or _resolver(data["agent_id"]))
 
 
