@@ -255,6 +255,7 @@ class TicketPage:
     teams: list[dict]
     mail: list[dict]  # mail about the ticket that did not go into the thread (from others, automatic), and why
     others: list[dict] = field(default_factory=list)  # the requester's other tickets this person may read, newest
+    open_others: list[dict] = field(default_factory=list)  # those still open, older ones too: what it may merge into
     mails: list[dict] = field(default_factory=list)  # every mail about the ticket, each to download whole
 
 
@@ -282,26 +283,30 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     names = agent_names(svc, session) if any(not note.get("by_name") for note in notes) else None
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept, notes, names)
     others = requesters_other_tickets(svc, who, view.ticket)
+    open_others = [other for other in others if other.get("status") not in ("resolved", "closed")]
     # each mail's whole text for whoever reads the ticket (links hidden); its bytes, which hold the requester's
     # links as they came, for admins only (intake's rule): the template offers those to admins
     whole = [m for m in mail if m.get("whole")]
-    return TicketPage(view, timeline, sla_clocks(svc, who, ticket_id), rights, agents, teams, kept, others, whole)
+    clocks = sla_clocks(svc, who, ticket_id)
+    shown = others[:OTHERS_SHOWN]
+    return TicketPage(view, timeline, clocks, rights, agents, teams, kept, shown, open_others, whole)
 
 
-OTHERS_SHOWN = 5
+OTHERS_SHOWN = 5  # the newest, beside the ticket
+OTHERS_READ = 25  # the newest read, so that an open one older than those shown can still be merged into
 
 
 def requesters_other_tickets(svc: Portal, who: Actor, ticket: dict) -> list[dict]:
-    """The requester's newest other tickets, as intake lists them for this person (its rights: an agent reads its
-    teams' and its own), for the ticket page's side; none when intake does not answer."""
+    """The requester's newest other tickets (OTHERS_READ), as intake lists them for this person (its rights: an agent
+    reads its teams' and its own), for the ticket page's side and its merge; none when intake does not answer."""
     email = (ticket.get("requester") or {}).get("email")
     if not email:
         return []
     try:
-        found = svc.services.get("intake", "/tickets", who, requester_email=email, limit=OTHERS_SHOWN + 1)["items"]
+        found = svc.services.get("intake", "/tickets", who, requester_email=email, limit=OTHERS_READ + 1)["items"]
     except (Refused, Unreachable):
         return []
-    return [item for item in found if item.get("id") != ticket.get("id")][:OTHERS_SHOWN]
+    return [item for item in found if item.get("id") != ticket.get("id")][:OTHERS_READ]
 
 
 def ticket_view(svc: Portal, session: dict, ticket_id: str) -> domain.TicketView:

@@ -938,6 +938,27 @@ def test_the_merge_is_offered_to_who_may_resolve_and_only_with_an_open_request_t
     assert 'action="/console/tickets/t-1/merge"' not in text(signed_in(portal).get("/console/tickets/t-1"))
 
 
+def test_an_open_request_older_than_the_five_shown_beside_the_ticket_can_still_be_merged_into(portal, stub):  # noqa: F811
+    a_duplicate(stub)
+    newer = [
+        {"id": f"t-{10 + n}", "number": 10 + n, "subject": f"Done {n}", "status": "resolved",
+         "requester": {"name": "Ana", "email": "a@example.com"}, "created_at": f"2026-01-0{2 + n}T09:00:00.000Z"}
+        for n in range(6)
+    ]  # fmt: skip
+    kept = stub.answers["/tickets/t-2"]
+    stub.answers["/tickets"] = {"items": [*reversed(newer), stub.answers["/tickets/t-1"], kept], "next_cursor": None}
+    stub.calls.clear()
+
+    html = text(signed_in(portal).get("/console/tickets/t-1"))
+
+    others = html[html.index('id="others-title"') : html.index("</section>", html.index('id="others-title"'))]
+    assert others.count("<li>") == 5 and "#6 Printer (again)" not in others  # the newest five beside the ticket
+    assert '<option value="t-2">#6 Printer (again) (assigned, opened 1 Jan 2026, 09:00 UTC)</option>' in html
+    assert not any(f'<option value="t-{10 + n}"' in html for n in range(6))  # resolved: nothing to merge into
+    (listed,) = [c for c in stub.calls if c["method"] == "GET" and c["path"] == "/tickets"]
+    assert listed["args"]["limit"] == "26", listed
+
+
 def test_a_ticket_merged_into_another_is_no_similar_resolved_ticket(portal, stub):  # noqa: F811
     a_ticket(stub)
     merged = {
