@@ -25,8 +25,7 @@ import pika
 import pytest
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
-from tests.harness import listening_port
-from ticketflow.local import log_tail
+from ticketflow.local import free_ports, log_tail
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
@@ -46,9 +45,9 @@ class RabbitNode:
         self._choose_ports()
 
     def _choose_ports(self) -> None:
-        """Listening ports below the machine's ephemeral range: an outgoing connection of another test is never
-        given one of them between our choice and the node's bind (as one was, once, with a free_port())."""
-        self.port, self.dist_port = listening_port(), listening_port()
+        """Two ports below the machine's ephemeral range (free_ports): an outgoing connection of another test is
+        never given one of them between our choice and the node's bind."""
+        self.port, self.dist_port = free_ports(2)
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
         (self.root / "rabbitmq.conf").write_text(
             f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -11,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,28 +44,6 @@ def flushed(flusher) -> None:
     """Wait until an outbox flusher has tried to publish everything it was given (a busy machine's first publish
     connects to the broker first); AssertionError if it has not within 30 s."""
     assert flusher.drain(30.0), "the outbox flusher did not finish publishing within 30 s"
-
-
-_PORTS = random.SystemRandom()  # not `random`'s: pytest-randomly seeds it alike in every worker, so parallel tests
-# drew the same port, and two mail processes (SO_REUSEPORT) shared it
-
-
-def listening_port() -> int:
-    """A TCP port on 127.0.0.1, free right now, below the ephemeral range (net.ipv4.ip_local_port_range), which
-    the kernel gives outgoing connections: only another listener could take it."""
-    try:
-        first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        first_ephemeral = 32768
-    for _ in range(200):
-        port = _PORTS.randrange(10_000, max(first_ephemeral, 10_001))
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    return free_port()
 
 
 def token(role: str, **claims) -> str:

@@ -6,6 +6,7 @@ Pure standard library, so `python3 ticketflow/local.py ...` also works before th
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 import subprocess
@@ -29,23 +30,45 @@ def masked(text: str) -> str:
     return _URL_PASSWORD.sub(r"\1***@", text)
 
 
+LISTEN_FROM = 10_000  # the ports handed out start here (below: the well-known and registered services')
+# not `random`'s: pytest-randomly seeds that alike in every test process, which then drew the same ports (and two
+# mail-in processes, which bind with SO_REUSEPORT, shared one)
+_PORTS = random.SystemRandom()
+
+
+def _first_ephemeral() -> int:
+    """The first port of the kernel's ephemeral range, which it gives to outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now (see free_ports)."""
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` different TCP ports on 127.0.0.1 that nothing listens on right now. They are held together while
-    chosen: one free_port() after another may give the same port twice (the kernel hands a port just let go to
-    the next bind(0)), and two services of one system then fight over it."""
+    """`count` different TCP ports on 127.0.0.1 that nothing listens on right now, for servers about to start.
+
+    Taken below the kernel's ephemeral range, at random: a port from bind(0) is one the kernel may hand to any
+    outgoing connection (a worker's to the broker, an api's to the store) between our choice and the server's
+    bind, which then fails. Held together while chosen, so that the ports are different."""
     held: list[socket.socket] = []
+    first_ephemeral = max(_first_ephemeral(), LISTEN_FROM + count + 1)
     try:
-        for _ in range(count):
+        for attempt in range(200 + count):
+            if len(held) == count:
+                break
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                # after many taken ones (a crowded range): any free port, as the kernel chooses it
+                sock.bind(("127.0.0.1", _PORTS.randrange(LISTEN_FROM, first_ephemeral) if attempt < 200 else 0))
+            except OSError:
+                sock.close()
+                continue
             held.append(sock)
-            sock.bind(("127.0.0.1", 0))
         return [sock.getsockname()[1] for sock in held]
     finally:
         for sock in held:

@@ -27,7 +27,7 @@ from tests.conftest import Spawner, _wait_healthy, own_namespace
 from tests.harness import auth_header, consumers_on, wait_until
 from tests.integration.notify_servers import SmtpRecorder
 from ticketflow.cli import api_command, mail_command
-from ticketflow.local import free_port, free_ports, port_answers
+from ticketflow.local import free_port, free_ports, log_tail, port_answers
 
 PASSWORD = "correct horse battery staple"
 STAFF = {
@@ -127,12 +127,13 @@ def _start(spawn: Spawner, recorder: SmtpRecorder, smtp_port: int, infra) -> Por
         api.url = urls[service]
         apis.append(api)
         spawn.worker(service, env=env)
-    spawn(mail_command(), env={**env, "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{mail_in_port}"}, name="intake-mail")
+    mail_env = {**env, "TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{mail_in_port}"}
+    mail_in = spawn(mail_command(), env=mail_env, name="intake-mail")
     # bounds for a busy machine: four test processes may each be starting a whole system (a dozen Python
     # processes, the search worker loading its embedding) on two cores, one of them kept busy
     for api in apis:
         _wait_healthy(api, STARTS_WITHIN)
-    wait_until(lambda: port_answers("127.0.0.1", mail_in_port), timeout=STARTS_WITHIN, message="mail in's port")
+    wait_until(lambda: _listening(mail_in, mail_in_port), timeout=STARTS_WITHIN, message="mail in's port")
     namespace = load_settings().namespace
     for service in SERVICE_PORTS:
         wait_until(
@@ -143,6 +144,13 @@ def _start(spawn: Spawner, recorder: SmtpRecorder, smtp_port: int, infra) -> Por
     system = PortalSystem(urls["portal"], urls, recorder, spawn.handles, mail_in_port)
     _staff(system)
     return system
+
+
+def _listening(handle, port: int) -> bool:
+    """Whether the process answers on its port; a process that exited fails the wait at once, with its log."""
+    if not handle.running:
+        pytest.fail(f"{handle.name} exited with {handle.proc.returncode}:\n{log_tail(handle.log_path)}")
+    return port_answers("127.0.0.1", port)
 
 
 def _staff(system: PortalSystem) -> None:

@@ -9,15 +9,15 @@ import uuid
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from tests.harness import listening_port, wait_until
+from tests.harness import wait_until
 from ticketflow import mailsend
 from ticketflow.cli import mail_command
-from ticketflow.local import port_answers
+from ticketflow.local import free_port, port_answers
 
 
 def test_a_mail_opens_a_ticket_and_a_reply_to_its_receipt_joins_the_thread(start_system, spawn, tmp_path):
     system = start_system()
-    port = listening_port()
+    port = free_port()
     mail = spawn(mail_command(), env={"TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{port}"}, name="intake-mail")
     wait_until(lambda: port_answers("127.0.0.1", port), timeout=30, message="intake's mail process listens")
     requester = f"ana.{uuid.uuid4().hex[:8]}@example.com"

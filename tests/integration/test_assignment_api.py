@@ -926,7 +926,7 @@ def test_the_deadlines_sla_sends_order_the_queue_the_latest_revision_kept(
 
     assert queue() == [emergency, urgent, relaxed]
 
-    resolution = in_minutes(240)
+    resolution = in_minutes(180)  # between the others' (not equal to relaxed's: a tie would go to the priority)
     handle(sla_deadlines(emergency, 3, resolution=resolution))  # first response met: the resolution's counts
     handle(sla_deadlines(emergency, 2, first=in_minutes(1), resolution=resolution))  # older, read late
     handle(sla_warning(emergency, in_minutes(2)))  # its first response's warning, read late: the due time stays

@@ -14,16 +14,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.harness import TcpProxy, listening_port, wait_until
+from tests.harness import TcpProxy, wait_until
 from tests.mailserver import running_dovecot
 from ticketflow.cli import mail_command
-from ticketflow.local import port_answers
+from ticketflow.local import free_port, port_answers
 
 SMTP_POLICY = policy.SMTP
 
 
 def start_mail(spawn, **env):
-    port = listening_port()
+    port = free_port()
     handle = spawn(mail_command(), env={"TICKETFLOW_INBOUND_SMTP": f"127.0.0.1:{port}", **env}, name="intake-mail")
     handle.port = port
     wait_until(

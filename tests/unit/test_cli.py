@@ -297,6 +297,8 @@ def test_free_ports_are_different_ports_nothing_listens_on():
     ports = free_ports(12)
     assert len(set(ports)) == 12  # one system's services never share one
     assert not any(port_answers("127.0.0.1", port, timeout=0.2) for port in ports)
+    # below the range the kernel gives outgoing connections, which could take a port before its server binds it
+    assert all(local.LISTEN_FROM <= port < local._first_ephemeral() for port in ports)
 
 
 def test_a_benchmark_starts_the_machines_broker_only_when_it_does_not_answer(monkeypatch):
