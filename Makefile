@@ -17,12 +17,12 @@ PYTEST_ARGS ?=
 # (one run each).
 # TEST_SEED=N runs it in an order shuffled by pytest-randomly with seed N.
 TEST_WORKERS ?= 4
+TEST_SEED ?=
+TEST_ORDER := $(if $(TEST_SEED),-p randomly --randomly-seed=$(TEST_SEED),-p no:randomly)
 # Python writes its compiled modules (__pycache__, ignored by git) even where PYTHONDONTWRITEBYTECODE is set: else
 # each of the suite's hundreds of processes compiles the project's sources again, and each pytest process rewrites
 # every test module's asserts again (collecting the suite took 14 s of CPU per process instead of 4).
 unexport PYTHONDONTWRITEBYTECODE
-TEST_SEED ?=
-TEST_ORDER := $(if $(TEST_SEED),-p randomly --randomly-seed=$(TEST_SEED),-p no:randomly)
 
 # Tests bring their own FerretDB / broker unless TEST_MONGO_URL / TEST_AMQP_URL point elsewhere; the browser
 # tests (tests/browser) need Debian's chromium, intake's IMAP tests Debian's dovecot (private instances).

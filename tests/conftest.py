@@ -402,11 +402,16 @@ class Spawner:
         return {**env, **(extra or {})}
 
 
+def require_running(handle: Spawned) -> None:
+    """Fail the test at once, with the process's log, when the process has exited (a wait for it would be vain)."""
+    if not handle.running:
+        pytest.fail(f"{handle.name} exited with {handle.proc.returncode}:\n{local.log_tail(handle.log_path)}")
+
+
 def _wait_healthy(handle: Spawned, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not handle.running:
-            pytest.fail(f"{handle.name} exited with {handle.proc.returncode}:\n{local.log_tail(handle.log_path)}")
+        require_running(handle)
         try:
             with urllib.request.urlopen(f"{handle.url}/healthz", timeout=1) as response:
                 if response.status == 200:

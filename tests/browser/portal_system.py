@@ -23,11 +23,11 @@ import requests
 from aiosmtpd.controller import Controller
 
 from shared.config import SERVICE_PORTS, load_settings
-from tests.conftest import Spawner, _wait_healthy, own_namespace
+from tests.conftest import Spawner, _wait_healthy, own_namespace, require_running
 from tests.harness import auth_header, consumers_on, wait_until
 from tests.integration.notify_servers import SmtpRecorder
 from ticketflow.cli import api_command, mail_command
-from ticketflow.local import free_port, free_ports, log_tail, port_answers
+from ticketflow.local import free_port, free_ports, port_answers
 
 PASSWORD = "correct horse battery staple"
 STAFF = {
@@ -148,8 +148,7 @@ def _start(spawn: Spawner, recorder: SmtpRecorder, smtp_port: int, infra) -> Por
 
 def _listening(handle, port: int) -> bool:
     """Whether the process answers on its port; a process that exited fails the wait at once, with its log."""
-    if not handle.running:
-        pytest.fail(f"{handle.name} exited with {handle.proc.returncode}:\n{log_tail(handle.log_path)}")
+    require_running(handle)
     return port_answers("127.0.0.1", port)
 
 
