@@ -88,11 +88,12 @@ def _redacted(url: str) -> str:
     return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
-def send_email(config: SmtpConfig, email: Message) -> None:
-    """Hand the email to the SMTP server over a connection of its own; SmtpError with a short reason for any failure."""
+def send_email(config: SmtpConfig, email: Message, until: float | None = None) -> None:
+    """Hand the email to the SMTP server over a connection of its own; SmtpError with a short reason for any failure.
+    `until` (a `time.monotonic()` time, or None): when the send must be over, see `_Timed`."""
     smtp: smtplib.SMTP | None = None
     try:
-        smtp = _connect(config)
+        smtp = _connect(config, until)
         _hand_over(smtp, email)
     except (smtplib.SMTPException, OSError) as exc:
         raise SmtpError(_reason(exc, config)) from exc
@@ -117,7 +118,7 @@ class Sessions:
     seconds ago (the next email of a busy minute) is checked without a round trip: it is used when the
     server has sent nothing on it since its last answer (a server that closes a connection, or says 421,
     makes it readable), and otherwise goes through RSET as above. Whatever fails while a message is handed
-    over closes the connection, and the error is the message's, as with `send_email`.
+    over closes the connection, and the error is the message's, as with `send_email`. `until`: as there.
     """
 
     RSET_TIMEOUT = 2.0  # seconds: a kept connection slower than this to answer RSET is replaced
@@ -126,13 +127,13 @@ class Sessions:
     def __init__(self, keep: int = 1, idle: float = 60.0) -> None:
         self.keep, self.idle = keep, idle
         self._lock = threading.Lock()
-        self._idle: list[tuple[SmtpConfig, smtplib.SMTP, float]] = []  # (its server, it, idle since), newest last
+        self._idle: list[tuple[SmtpConfig, _Timed, float]] = []  # (its server, it, idle since), newest last
 
-    def send(self, config: SmtpConfig, email: Message) -> None:
-        smtp = self._reusable(config)
+    def send(self, config: SmtpConfig, email: Message, until: float | None = None) -> None:
+        smtp = self._reusable(config, until)
         try:
             if smtp is None:
-                smtp = _connect(config)
+                smtp = _connect(config, until)
             _hand_over(smtp, email)
         except (smtplib.SMTPException, OSError) as exc:
             _close(smtp)
@@ -150,7 +151,7 @@ class Sessions:
             _quit(smtp, timeout=1.0)
             smtp.close()
 
-    def _reusable(self, config: SmtpConfig) -> smtplib.SMTP | None:
+    def _reusable(self, config: SmtpConfig, until: float | None) -> _Timed | None:
         """An idle connection to `config`'s server that still takes commands; None: open a new one."""
         while True:
             with self._lock:
@@ -158,12 +159,13 @@ class Sessions:
                 if not found:
                     return None
                 _, smtp, since = self._idle.pop(found[-1])
+            smtp.until = until  # this message's
             idle = time.monotonic() - since
             if idle < self.idle and ((idle < self.FRESH and _silent(smtp)) or _answers_rset(smtp, config.timeout)):
                 return smtp
             _close(smtp)
 
-    def _give_back(self, config: SmtpConfig, smtp: smtplib.SMTP) -> None:
+    def _give_back(self, config: SmtpConfig, smtp: _Timed) -> None:
         with self._lock:
             if len(self._idle) < self.keep:
                 self._idle.append((config, smtp, time.monotonic()))
@@ -185,14 +187,14 @@ def _silent(smtp: smtplib.SMTP) -> bool:
     return not readable
 
 
-def _answers_rset(smtp: smtplib.SMTP, timeout: float) -> bool:
+def _answers_rset(smtp: _Timed, timeout: float) -> bool:
+    smtp.step = min(timeout, Sessions.RSET_TIMEOUT)
     try:
-        smtp.sock.settimeout(min(timeout, Sessions.RSET_TIMEOUT))
-        answered = smtp.rset()[0] == 250
-        smtp.sock.settimeout(timeout)
+        return smtp.rset()[0] == 250
     except (smtplib.SMTPException, OSError, AttributeError):  # AttributeError: no socket any more
         return False
-    return answered
+    finally:
+        smtp.step = timeout
 
 
 def _close(smtp: smtplib.SMTP | None) -> None:
@@ -200,14 +202,65 @@ def _close(smtp: smtplib.SMTP | None) -> None:
         smtp.close()
 
 
-def _connect(config: SmtpConfig) -> smtplib.SMTP:
+class _Timed(smtplib.SMTP):
+    """smtplib's client, each wait for the server at most `step` seconds and over by `until` (a
+    `time.monotonic()` time; None: no end but the steps'), no command sent once `until` has passed.
+
+    The server's answer to the end of a message is awaited as long as `until` allows, not one step: a server
+    that has taken the message and is slow to say so (RFC 5321 gives that answer ten minutes) would otherwise
+    have it sent again. notify's senders give `until` as the end of their claim on the notification, less the
+    time to store the outcome, so that no other sender takes it while the send may still be going on.
+    """
+
+    def __init__(self, host: str, port: int, step: float, until: float | None, **options) -> None:
+        self.step, self.until = step, until
+        self._ending = self._end_sent = False  # a message's data is going out / went out: its answer may be long
+        super().__init__(host, port, timeout=self._left(step), **options)  # connects and reads the greeting
+
+    def data(self, msg):
+        self._ending = True
+        try:
+            return super().data(msg)
+        finally:
+            self._ending = self._end_sent = False
+
+    def send(self, s) -> None:
+        self._settimeout(self._left(self.step))
+        super().send(s)
+        self._end_sent = self._ending and isinstance(s, bytes)  # data() sends the command as text, the message as bytes
+
+    def getreply(self):
+        self._settimeout(self._left(self.step, self._end_sent))
+        return super().getreply()
+
+    def _left(self, step: float, ending: bool = False) -> float:
+        """How long the next wait may last; TimeoutError when `until` has passed and it is not the end's answer."""
+        if self.until is None:
+            return step
+        left = self.until - time.monotonic()
+        if ending:
+            return max(left, 0.001)
+        if left <= 0:
+            raise TimeoutError("no time left to send the message")
+        return min(step, left)
+
+    def _settimeout(self, timeout: float) -> None:
+        if self.sock is not None:
+            self.sock.settimeout(timeout)
+
+
+class _TimedSSL(_Timed, smtplib.SMTP_SSL):
+    """`_Timed` over TLS from the start (smtps://)."""
+
+
+def _connect(config: SmtpConfig, until: float | None = None) -> _Timed:
     """A connection greeted, secured and logged in as SMTP_URL says; SmtpError(unreachable) if none answered."""
     try:  # the constructor connects and reads the greeting
         if config.security == "tls":
             context = ssl.create_default_context()
-            smtp = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
+            smtp = _TimedSSL(config.host, config.port, config.timeout, until, context=context)
         else:
-            smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            smtp = _Timed(config.host, config.port, config.timeout, until)
     except (smtplib.SMTPException, OSError) as exc:
         raise SmtpError(_reason(exc, config), unreachable=not isinstance(exc, ssl.SSLError)) from exc
     try:
@@ -229,10 +282,10 @@ def _hand_over(smtp: smtplib.SMTP, email: Message) -> None:
         raise smtplib.SMTPRecipientsRefused(refused)
 
 
-def _quit(smtp: smtplib.SMTP, timeout: float | None = None) -> None:
+def _quit(smtp: _Timed, timeout: float | None = None) -> None:
+    if timeout is not None:
+        smtp.step, smtp.until = timeout, None  # a goodbye: not worth waiting long for, nor to be refused
     try:
-        if timeout is not None and smtp.sock is not None:
-            smtp.sock.settimeout(timeout)  # a goodbye: not worth waiting long for
         smtp.quit()  # the server has the message; a failing QUIT must not cause a second send
     except (smtplib.SMTPException, OSError):
         pass

@@ -8,6 +8,7 @@ sends twice, and a worker that dies between the two leaves a pending notificatio
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -243,10 +244,14 @@ def claim(svc: Notify, notification_id: str, record: Notification | None = None)
     date claims nothing).
     """
     record = record or svc.notifications.get(notification_id)
-    at = now()
-    if record.next_attempt_at is None or record.next_attempt_at > at:
+    if record.next_attempt_at is None or record.next_attempt_at > now():
         return None
-    record.next_attempt_at = at + lease(svc.settings)
+    return _leased(svc, record)
+
+
+def _leased(svc: Notify, record: Notification) -> Notification | None:
+    """`record` claimed for a lease from now (a version-checked write); None if another sender wrote it since."""
+    record.next_attempt_at = now() + lease(svc.settings)
     try:
         svc.notifications.save(record, {})
     except Stale:
@@ -260,9 +265,23 @@ def lease(settings: Settings) -> timedelta:
 
 
 def send(svc: Notify, record: Notification) -> None:
-    """One attempt at a claimed notification; the outcome (and its event) stored with it."""
+    """One attempt at a claimed notification; the outcome (and its event) stored with it.
+
+    Nothing goes out once the claim may have ended: another sender may have taken the notification since
+    (a pass of this worker or of another one, once the lease ran out). The send must be over one send
+    timeout before the claim ends, which leaves the time to store its outcome; a claim that leaves the send
+    less than half a lease (it waited for its sender) is renewed first, and one taken by another sender
+    meanwhile is left to that sender.
+    """
+    left = _claim_left(svc.settings, record)
+    if left < lease(svc.settings) / 2:
+        record = _leased(svc, record)
+        if record is None:  # another sender has it
+            return
+        left = _claim_left(svc.settings, record)
+    until = time.monotonic() + left.total_seconds()
     try:
-        _deliver(svc, record)
+        _deliver(svc, record, until)
         record.succeeded(now())
     except SendError as exc:
         if exc.unreachable:
@@ -279,19 +298,30 @@ def send(svc: Notify, record: Notification) -> None:
     record.recorded = []
     try:
         svc.notifications.save(record, staged)
-    except Stale:  # our lease ran out and another sender took it: its outcome counts
+    except Stale:  # another sender took it after all: its outcome counts
         return
+
+
+def _claim_left(settings: Settings, record: Notification) -> timedelta:
+    """How long a send of the claimed `record` may last: until its claim ends, less one send timeout (the time
+    to store the outcome), and never more than a lease's worth (a notification not due for long is no claim)."""
+    timeout = timedelta(seconds=max(settings.smtp_timeout, settings.webhook_timeout))
+    ends = record.next_attempt_at if record.next_attempt_at is not None else now()
+    return min(ends - now(), lease(settings)) - timeout
 
 
 class WebhookGone(Exception):
     """The delivery's webhook was removed: the delivery fails for good at its next attempt."""
 
 
-def _deliver(svc: Notify, record: Notification) -> None:
+def _deliver(svc: Notify, record: Notification, until: float) -> None:
+    """Send it by `until` (a `time.monotonic()` time): an email is bounded by it; a webhook's delivery is bounded
+    by its timeout, which `send` leaves room for."""
     if record.channel == "email":
         message = Message(record.subject or "", record.body, record.html or "")
         email = mailer.build_email(svc.settings.notify_from, record.recipient, message, record.ticket_id, record.id)
-        mailer.send_email(mailer.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout), email, svc.smtp)
+        config = mailer.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout)
+        mailer.send_email(config, email, svc.smtp, until)
         return
     hook = svc.webhooks.find(record.webhook_id)
     if hook is None:

@@ -139,13 +139,15 @@ def _text_part(text: str, subtype: str) -> MIMEText:
     return part
 
 
-def send_email(config: SmtpConfig, email: Email, sessions: smtp.Sessions | None = None) -> None:
-    """Hand the email to the SMTP server (over a kept connection of `sessions`, if given); SendError with a short
-    reason for any failure."""
+def send_email(
+    config: SmtpConfig, email: Email, sessions: smtp.Sessions | None = None, until: float | None = None
+) -> None:
+    """Hand the email to the SMTP server (over a kept connection of `sessions`, if given) by `until` (a
+    `time.monotonic()` time: see `shared.smtp._Timed`); SendError with a short reason for any failure."""
     try:
         if sessions is None:
-            smtp.send_email(config, email)
+            smtp.send_email(config, email, until)
         else:
-            sessions.send(config, email)
+            sessions.send(config, email, until)
     except smtp.SmtpError as exc:
         raise SendError(str(exc), unreachable=exc.unreachable) from exc

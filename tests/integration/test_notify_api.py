@@ -675,6 +675,62 @@ def test_a_link_s_token_shows_to_admins_only(notify_client, notify_ctx, notify_e
         )
 
 
+# --- a send never overlaps another sender's --------------------------------------------------------------
+
+
+@pytest.fixture
+def mailed(monkeypatch) -> list[tuple[str, float | None]]:
+    """What the senders handed to the SMTP server: (Message-ID, the send's `until`), in order."""
+    sent = []
+
+    def send_email(config, email, sessions=None, until=None):
+        sent.append((email["Message-ID"], until))
+
+    monkeypatch.setattr(handlers.mailer, "send_email", send_email)
+    return sent
+
+
+def test_a_claim_that_ran_out_before_its_sender_started_is_left_to_the_sender_that_took_it(
+    notify_ctx, make_notification, mailed, monkeypatch
+):
+    """A sender thread that starts after its claim ended (a busy machine): another sender (this worker's pass or
+    another worker's) may have claimed the notification meanwhile, and sends it. The late one sends nothing;
+    before, both sent and the requester had the email twice."""
+    record = make_notification(next_attempt_at=handlers.now())
+    late = handlers.claim(notify_ctx, record.id)
+    later = handlers.now() + handlers.lease(notify_ctx.settings) + timedelta(seconds=1)
+    monkeypatch.setattr(handlers, "now", lambda: later)  # the lease ran out before `late`'s sender ran
+    taken = handlers.claim(notify_ctx, record.id)
+    assert late is not None and taken is not None
+
+    handlers.send(notify_ctx, late)
+    handlers.send(notify_ctx, taken)
+
+    assert len(mailed) == 1
+    stored = notify_ctx.notifications.get(record.id)
+    assert (stored.status, stored.attempts) == ("sent", 1)
+
+
+def test_a_claim_that_waited_for_its_sender_is_renewed_and_the_send_ends_before_it_does(
+    notify_ctx, make_notification, mailed, monkeypatch
+):
+    """Half its lease gone before the send starts, nobody else holding it: renewed, then sent, once; the SMTP
+    exchange must end one send timeout before the renewed claim does (room to store the outcome)."""
+    record = make_notification(next_attempt_at=handlers.now())
+    claimed = handlers.claim(notify_ctx, record.id)
+    lease = handlers.lease(notify_ctx.settings)
+    later = handlers.now() + lease * 0.6
+    monkeypatch.setattr(handlers, "now", lambda: later)
+
+    handlers.send(notify_ctx, claimed)
+
+    ((_, until),) = mailed
+    room = (lease - timedelta(seconds=notify_ctx.settings.smtp_timeout)).total_seconds()
+    assert 0 < until - time.monotonic() <= room
+    stored = notify_ctx.notifications.get(record.id)
+    assert (stored.status, stored.attempts) == ("sent", 1)
+
+
 # --- a notification that can never be sent ----------------------------------------------------------------
 
 

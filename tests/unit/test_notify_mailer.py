@@ -1,5 +1,6 @@
 """notify's SMTP edge: SMTP_URL parsing, the email's headers and parts, and sends to a real in-process server."""
 
+import asyncio
 import re
 import smtplib
 import socket
@@ -465,3 +466,54 @@ def test_an_unreachable_server_is_still_told_apart_with_kept_connections():
     with pytest.raises(SendError) as exc:
         send_email(SmtpConfig("127.0.0.1", free_port(), timeout=5.0), make_email(), sessions)
     assert exc.value.unreachable
+
+
+# ---- a send bounded by its claim (notify's senders: `until`) ----------------------------------------
+
+
+class SlowToConfirm(Recorder):
+    """Takes the message at once, and says so `delay` seconds later (a relay writing it to disk, a busy machine)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def handle_DATA(self, server, session, envelope):
+        answer = await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(self.delay)
+        return answer
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["own-connection", "kept-connection"])
+def test_a_server_slow_to_confirm_a_message_it_took_is_waited_for_within_the_send_s_time(smtp_server, kept):
+    """Its answer to the end of the message may come after a step's timeout: given up on, the message would be
+    tried again and arrive twice. It is awaited until `until`; every other step keeps the step's timeout."""
+    handler = SlowToConfirm(delay=1.0)
+    config = smtp_server(handler)
+    step = SmtpConfig(config.host, config.port, timeout=0.2)
+    sessions = Sessions() if kept else None
+    try:
+        send_email(step, make_email(notification_id="n1"), sessions, until=time.monotonic() + 60)
+        with pytest.raises(SendError, match=r"^timed out after 0\.2 s"):  # no `until`: a step's timeout, as before
+            send_email(step, make_email(notification_id="n2"), sessions)
+    finally:
+        if sessions is not None:
+            sessions.close()
+    assert len(handler.received) == 2  # the server had the second too: why the end's answer deserves the wait
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["own-connection", "kept-connection"])
+def test_nothing_is_sent_once_the_send_s_time_is_over(smtp_server, kept):
+    """Past `until`, another sender may hold the notification: no command goes out, and the server gets nothing."""
+    handler = Recorder()
+    config = smtp_server(handler)
+    sessions = Sessions() if kept else None
+    try:
+        if kept:  # a connection kept open from an earlier message
+            send_email(config, make_email(notification_id="n1"), sessions, until=time.monotonic() + 60)
+        with pytest.raises(SendError, match="^timed out"):
+            send_email(config, make_email(notification_id="n2"), sessions, until=time.monotonic() - 1)
+    finally:
+        if sessions is not None:
+            sessions.close()
+    assert len(handler.received) == (1 if kept else 0)  # the earlier message alone
