@@ -102,7 +102,9 @@ class AgentById(MethodView):
     @agents.response(200, AgentSchema)
     def patch(self, changes, agent_id):
         """Change any of name, email, teams, capacity, available and lead_of (admins); an agent may change only
-        its own `available` (403 for anything else). 409 for an email address another agent has (`errors.email`)."""
+        its own `available` (403 for anything else). 409 for an email address another agent has (`errors.email`).
+        An agent taken out of a team hands that team's open tickets back to it (another agent of the team by the
+        rule, or its queue)."""
         return handlers.update_agent(assignment(), agent_id, changes, principal(), correlation_id())
 
 

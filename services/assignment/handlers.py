@@ -160,9 +160,27 @@ def update_agent(
     load = lambda: svc.agents.get(agent_id)  # noqa: E731
     event = lambda agent, fields: _agent_updated({**agent, **fields}, correlation_id)  # noqa: E731
     save = lambda agent, fields: svc.agents.update(agent, fields, now(), event(agent, fields))  # noqa: E731
-    update(load, change, save, "The agent is changing too fast; try again.")
+    before, fields = update(load, change, save, "The agent is changing too fast; try again.")
+    for team in before["teams"]:
+        if team not in fields.get("teams", before["teams"]):
+            _hand_back(svc, agent_id, team, correlation_id)
     _drain_teams(svc, svc.agents.get(agent_id)["teams"], correlation_id)  # more capacity, available again, a new team
     return svc.agents.get(agent_id)
+
+
+def _hand_back(svc: Assignment, agent_id: str, team: str, correlation_id: str | None) -> None:
+    """The open tickets of `team` that an agent who left it held: each to another agent of the team by the rule,
+    or to the team's queue when nobody is free. They stay the team's; the agent no longer works for it (it
+    would keep reading them, as its own, and no one of the team would see them as anybody's to take)."""
+
+    def still_held(ticket: Ticket) -> bool:
+        return ticket.agent_id == agent_id and ticket.team == team and ticket.is_open
+
+    for ticket_id in svc.tickets.held_in(team, agent_id):
+        try:
+            _assign(svc, ticket_id, _auto(svc, team), "auto", SYSTEM, correlation_id, prepare=still_held)
+        except Conflict:  # changing too fast: it stays with the agent, and the admin's page offers to hand it back
+            log.warning("ticket %s stayed with agent %s, who left team %s", ticket_id, agent_id, team)
 
 
 def announce_agents(svc: Assignment) -> int:

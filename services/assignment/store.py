@@ -315,6 +315,11 @@ class TicketStore(VersionedStore):
         docs = self.collection.find(query, {"_id": 1}).sort(WAITING_ORDER)
         return [doc["_id"] for doc in docs.limit(limit)]
 
+    def held_in(self, team: str, agent_id: str) -> list[str]:
+        """The team's open tickets that the agent has, in the queue's order (`waiting`'s index)."""
+        query = {"team": team, "agent_id": agent_id, "open": True}
+        return [doc["_id"] for doc in self.collection.find(query, {"_id": 1}).sort(WAITING_ORDER)]
+
     def open_by_agent(self) -> dict[str, list[str]]:
         """Every agent's open tickets, from the tickets (one query, whatever the number of agents)."""
         query = {"open": True, "agent_id": {"$ne": None}}

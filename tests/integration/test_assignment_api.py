@@ -622,6 +622,34 @@ def test_a_ticket_moved_away_from_its_agent_gives_the_freed_place_to_the_agents_
     assert read_agent(jane["id"])["open_tickets"] == 1 == recount(assignment_db, jane["id"])
 
 
+def test_an_agent_taken_out_of_a_team_hands_that_team_s_open_tickets_back_to_it(
+    aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, assignment_db, settled, events_of, handle
+):
+    """The tickets stay the team's: each goes to another agent of the team by the rule, or to its queue when
+    nobody is free; the agent's places free up. Its tickets of the teams it stays in, and closed ones, stay."""
+    network, email = make_team(), make_team()
+    jane = make_agent(network["id"], email["id"], capacity=10)
+    kept, closed = new_ticket(email["topics"][0]), new_ticket(network["topics"][0])
+    first, second = new_ticket(network["topics"][0], "high"), new_ticket(network["topics"][0])
+    handle(event_from("intake", "ticket.closed", closed, {"by": "requester"}))
+    bob = make_agent(network["id"], capacity=1)  # one place: the first (in the queue's order) to bob, then the queue
+    assert [read_ticket(t)["agent_id"] for t in (kept, first, second)] == [jane["id"]] * 3
+
+    changed = aclient.patch(f"/agents/{jane['id']}", json={"teams": [email["id"]]}, headers=admin())
+
+    assert changed.status_code == 200, changed.get_json()
+    assert (read_ticket(first)["agent_id"], read_ticket(second)["agent_id"]) == (bob["id"], None)
+    assert read_ticket(kept)["agent_id"] == jane["id"]
+    assert read_agent(jane["id"])["open_tickets"] == 1 == recount(assignment_db, jane["id"])
+    settled([first, second])
+    for ticket_id, agent_id in ((first, bob["id"]), (second, None)):
+        data = events_of(ticket_id, "ticket.assigned")[-1]["data"]
+        assert (data["agent_id"], data["previous_agent_id"], data["reason"]) == (agent_id, jane["id"], "auto")
+
+    aclient.patch(f"/agents/{bob['id']}", json={"capacity": 2}, headers=admin())  # the queue's ticket goes on
+    assert read_ticket(second)["agent_id"] == bob["id"]
+
+
 def test_a_capacity_raised_past_a_queue_longer_than_a_page_empties_it(
     aclient, make_team, make_agent, new_ticket, read_ticket, handle
 ):

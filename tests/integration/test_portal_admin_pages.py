@@ -75,7 +75,6 @@ def test_an_agent_out_of_a_team_hands_its_tickets_there_back_and_the_page_says_s
     stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}, {"id": "desk", "name": "Desk"}]}
     stub.answers["/topics"] = {"items": []}
     stub.answers["/queue"] = {"items": [{"ticket_id": "t-7", "number": 107}], "next_cursor": None}
-    stub.answers["/tickets/t-7/assign"] = {"ticket_id": "t-7", "team": "desk", "agent_id": "omar"}
     admin = signed_in(portal)
     token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/agents/cora"))).group(1)
 
@@ -83,10 +82,7 @@ def test_an_agent_out_of_a_team_hands_its_tickets_there_back_and_the_page_says_s
 
     assert answer.status_code == 303
     sent = [(call["method"], call["path"], call["json"]) for call in stub.calls if call["method"] != "GET"]
-    assert sent == [
-        ("PATCH", "/agents/cora", {"teams": ["network"]}),
-        ("POST", "/tickets/t-7/assign", {"team": "desk"}),
-    ]
+    assert sent == [("PATCH", "/agents/cora", {"teams": ["network"]})]  # assignment hands them back
     said = "The agent is out of Desk. 1 open ticket of Desk went back to the team: each to another of its agents"
     assert said in text(admin.get(answer.headers["Location"]))
     assert said not in text(admin.get(answer.headers["Location"]))  # said once: a reload sends nothing again
@@ -451,7 +447,6 @@ def test_an_unavailable_agent_hands_back_its_tickets_of_its_own_teams(portal, st
     stub.answers["/teams"] = {"items": [{"id": "desk", "name": "Desk"}]}
     stub.answers["/topics"] = {"items": []}
     stub.answers["/queue"] = {"items": [{"ticket_id": "t-7", "number": 107, "team": "desk"}], "next_cursor": None}
-    stub.answers["/tickets/t-7/assign"] = {"ticket_id": "t-7", "team": "desk", "agent_id": "omar"}
     admin = signed_in(portal)
     page = text(admin.get("/admin/agents/cora"))
     assert "Their open tickets" in page and "Hand them back to Desk" in page

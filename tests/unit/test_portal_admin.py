@@ -227,7 +227,8 @@ def test_removing_an_agent_from_a_team_keeps_its_other_teams():
     assert ("assignment", "PATCH", "/agents/cora", {"teams": ["network"]}) in services.calls
 
 
-def test_removing_an_agent_from_a_team_hands_its_open_tickets_there_back_to_the_team():
+def test_removing_an_agent_from_a_team_counts_its_open_tickets_there_first_and_leaves_their_move_to_assignment():
+    """assignment hands them back itself (PATCH /agents): a transfer of each besides would move some again."""
     agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": []}
     held = {"items": [{"ticket_id": "t-1", "number": 101}, {"ticket_id": "t-2", "number": 102}], "next_cursor": None}
     services = FakeServices({("assignment", "GET", "/agents/cora"): agent, ("assignment", "GET", "/queue"): held})
@@ -235,15 +236,15 @@ def test_removing_an_agent_from_a_team_hands_its_open_tickets_there_back_to_the_
     after = [(method, path, body) for _, method, path, body in services.calls if method != "GET" or path == "/queue"]
     assert after == [
         ("GET", "/queue", {"agent_id": "cora", "team": "desk", "limit": people.HAND_BACK_MAX}),  # read first
-        ("PATCH", "/agents/cora", {"teams": ["network"]}),  # out of the team before: the team's pick skips it
-        ("POST", "/tickets/t-1/assign", {"team": "desk"}),
-        ("POST", "/tickets/t-2/assign", {"team": "desk"}),
+        ("PATCH", "/agents/cora", {"teams": ["network"]}),
     ]
-    assert outcome == {"moved": 2, "failed": [], "more": False}
+    assert outcome == {"moved": 2, "failed": [], "more": False, "at_least": False}
+    words = people.hand_back_words("Desk", {**outcome, "at_least": True})
+    assert words.startswith("More than 2 open tickets of Desk went back to the team")
 
 
 def test_a_ticket_that_cannot_be_handed_back_is_named_and_the_others_go_on():
-    agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": []}
+    agent = {"id": "cora", "teams": ["network"], "lead_of": []}  # out of desk already
     held = {"items": [{"ticket_id": "t-1", "number": 101}, {"ticket_id": "t-2", "number": 102}], "next_cursor": "c"}
     services = FakeServices({("assignment", "GET", "/agents/cora"): agent, ("assignment", "GET", "/queue"): held})
     answer = services.call
@@ -254,7 +255,7 @@ def test_a_ticket_that_cannot_be_handed_back_is_named_and_the_others_go_on():
         return answer(service, method, path, actor, json=json, params=params)
 
     services.call = call
-    outcome = people.remove_from_team(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
+    outcome = people.hand_back(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
     assert outcome == {"moved": 1, "failed": [(101, "The ticket is resolved.")], "more": True}
 
 

@@ -262,14 +262,14 @@ HAND_BACK_MAX = 200  # an agent's open tickets read at once (a page of assignmen
 
 
 def remove_from_team(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
-    """Take the agent out of one team (it stops leading it too; assignment refuses to leave it in none), then
-    hand its open tickets of that team back to the team (`hand_back`). Left with the agent, they would stay
-    with someone out of the team, counted under its other teams in the reports. Its tickets are read first: a
-    service that does not answer then changes nothing."""
+    """Take the agent out of one team (it stops leading it too; assignment refuses to leave it in none).
+    assignment then hands the agent's open tickets of that team back to the team: each to another of its agents
+    by the rule, or to its queue. They are counted first, for the page to say how many went (and a service that
+    does not answer then changes nothing)."""
     held = _held(svc, session, agent_id, team)
     teams = [name for name in agent(svc, session, agent_id)["teams"] if name != team]
     change_agent(svc, session, agent_id, {"teams": teams})
-    return _transfer_back(svc, session, team, held)
+    return {"moved": len(held["items"]), "failed": [], "more": False, "at_least": bool(held.get("next_cursor"))}
 
 
 def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
@@ -325,10 +325,10 @@ def _transfer_back(svc: Portal, session: dict, team: str, held: dict) -> dict:
 
 def hand_back_words(team: str, outcome: dict) -> str:
     """What became of the tickets, in a sentence or a few."""
-    moved = outcome["moved"]
+    moved, more_than = outcome["moved"], "More than " if outcome.get("at_least") else ""
     said = [
-        f"{moved} open ticket{'' if moved == 1 else 's'} of {team} went back to the team: each to another of its "
-        "agents, or to its queue."
+        f"{more_than}{moved} open ticket{'' if moved == 1 and not more_than else 's'} of {team} went back to the "
+        "team: each to another of its agents, or to its queue."
         if moved
         else f"No open ticket of {team} was with the agent."
     ]
