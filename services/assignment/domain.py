@@ -109,7 +109,6 @@ class Ticket:
     created_at: datetime
     agent_id: str | None = None
     status: str = "new"
-    waiting_since: datetime | None = None
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
@@ -165,7 +164,7 @@ class Ticket:
         previous, previous_team = self.agent_id, self.team
         self.agent_id, self.team = (agent["id"] if agent else None), team
         if agent is None and self.is_open:  # nobody has it: it waits in the team's queue, whatever it was
-            self.status, self.waiting_since = "new", at
+            self.status = "new"
         elif agent is not None and self.status == "new":
             self.status = "assigned"
         action = {"claim": "claimed", "transfer": "transferred"}.get(reason, "assigned" if agent else "queued")
@@ -277,7 +276,7 @@ class Ticket:
         """Back to work (`by`: the agent or admin who reopened it; None: the requester's message)."""
         if self.status != "resolved" or not self._newer("reopened", at):
             return False
-        self.status, self.resolved_at, self.waiting_since = ("assigned" if self.agent_id else "new"), None, at
+        self.status, self.resolved_at = ("assigned" if self.agent_id else "new"), None
         self._history(at, "reopened", by or "requester", "resolved", self.status)
         return True
 

@@ -643,7 +643,6 @@ def on_created(svc: Assignment, envelope: dict) -> None:
         priority=data["priority"],
         team=team,
         created_at=at,
-        waiting_since=at,
     )
     # a redelivery finds it stored (and reads it): the assignment below is idempotent
     inserted = _save(svc, ticket, correlation_id, insert=True)

@@ -26,7 +26,6 @@ _TICKET_FIELDS = (
     "created_at",
     "agent_id",
     "status",
-    "waiting_since",
     "first_response_at",
     "resolved_at",
     "closed_at",
@@ -38,7 +37,8 @@ _TICKET_FIELDS = (
 )
 
 # a team's unassigned tickets, for the next free agent: emergency first, then high, normal, low; oldest first
-WAITING_ORDER = [("priority_rank", ASCENDING), ("waiting_since", ASCENDING), ("_id", ASCENDING)]
+# a team's queue: emergency first, then the oldest ticket (one transferred, handed back or reopened keeps its place)
+WAITING_ORDER = [("priority_rank", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]
 QUEUE_ORDER = Paginator(
     (
         Key("s", "sla_sort", datetime),
@@ -290,7 +290,12 @@ class TicketStore(VersionedStore):
         self.collection.create_index(
             [("team", ASCENDING), ("agent_id", ASCENDING), ("open", ASCENDING), *WAITING_ORDER]
         )
-        retire_indexes(self.collection, "team_1_agent_id_1_status_1", "agent_id_1_status_1")
+        retire_indexes(
+            self.collection,
+            "team_1_agent_id_1_status_1",
+            "agent_id_1_status_1",
+            "team_1_agent_id_1_open_1_priority_rank_1_waiting_since_1__id_1",  # the queue by wait, before its age
+        )
         # tickets saved before `open` was derived get theirs (once: afterwards none has none, as the index says)
         for is_open, statuses in ((True, {"$in": list(OPEN_STATUSES)}), (False, {"$nin": list(OPEN_STATUSES)})):
             self.collection.update_many({"open": None, "status": statuses}, {"$set": {"open": is_open}})
@@ -310,7 +315,7 @@ class TicketStore(VersionedStore):
         return None
 
     def waiting(self, team: str, limit: int = 20) -> list[str]:
-        """The team's queue: unassigned open tickets, emergency first, then high, normal, low; oldest first."""
+        """The team's queue: unassigned open tickets, emergency first, then high, normal, low; the oldest first."""
         query = {"team": team, "agent_id": None, "open": True}
         docs = self.collection.find(query, {"_id": 1}).sort(WAITING_ORDER)
         return [doc["_id"] for doc in docs.limit(limit)]

@@ -650,6 +650,24 @@ def test_an_agent_taken_out_of_a_team_hands_that_team_s_open_tickets_back_to_it(
     assert read_ticket(second)["agent_id"] == bob["id"]
 
 
+def test_a_ticket_transferred_into_a_queue_keeps_its_place_by_age(
+    aclient, make_team, make_agent, new_ticket, read_ticket
+):
+    """Oldest first within a priority: a ticket transferred into a team's queue (or handed back, or reopened) is
+    placed by its age, ahead of the younger ones waiting there, not behind every ticket that came meanwhile."""
+    network, email = make_team(), make_team()
+    make_agent(network["id"])
+    now = datetime.now(UTC)
+    older = new_ticket(network["topics"][0], occurred_at=now - timedelta(minutes=30))
+    younger = new_ticket(email["topics"][0], occurred_at=now - timedelta(minutes=10))  # waits: nobody in email
+    moved = aclient.post(f"/tickets/{older}/assign", json={"team": email["id"]}, headers=admin())
+    assert moved.status_code == 200 and moved.get_json()["agent_id"] is None
+
+    jane = make_agent(email["id"], capacity=1)
+
+    assert (read_ticket(older)["agent_id"], read_ticket(younger)["agent_id"]) == (jane["id"], None)
+
+
 def test_a_capacity_raised_past_a_queue_longer_than_a_page_empties_it(
     aclient, make_team, make_agent, new_ticket, read_ticket, handle
 ):

@@ -411,7 +411,6 @@ def make_ticket(**overrides) -> Ticket:
         "created_at": T0,
         "notes": [{"id": "n1", "body": "call back", "by": "jane", "at": T0}],
         "history": [{"at": T0, "action": "queued", "by": "auto", "from": None, "to": None, "decision": {"rule": "x"}}],
-        "waiting_since": T0,
         "replies": 0,
         "version": 4,
     }
