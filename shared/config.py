@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEV_SECRET = "ticketflow-dev-secret-not-for-production"
 DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
@@ -66,6 +67,7 @@ class Settings:
     portal_tickets_per_client_hour: int = 60  # requests one client address may open per hour with the portal's form
     max_clock_skew: float = 300.0  # seconds an event's occurred_at may lie ahead of now; later ones are dead-lettered
     portal_url: str = "http://127.0.0.1:8000"  # the portal's public base URL: requesters' links point under it
+    time_zone: str = "UTC"  # the desk's: times in emails (an SLA warning's deadline) are written in it
     link_days: float = 30.0  # days a requester's link (in each email) opens their ticket
     trusted_proxies: int = 0  # proxies in front of the portal whose X-Forwarded-For/-Proto it believes
     inbound_smtp: str = "127.0.0.1:2525"  # host:port intake's mail process listens on for an MTA's relayed mail
@@ -113,6 +115,17 @@ def _refuse_placeholder(name: str, value: str) -> None:
                 f"{name} still holds the placeholder {placeholder!r}: set the real secret "
                 "(deploy/k8s/secrets.yaml, or your secret store) before starting."
             )
+
+
+def _time_zone(env: dict, name: str) -> str:
+    """An IANA time zone name (Europe/Paris); UTC when unset."""
+    value = (env.get(name) or "UTC").strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory
+        said = f"{name} must be a time zone such as Europe/Paris or America/New_York, got {value!r}"
+        raise ConfigError(said) from None
+    return value
 
 
 def _float(env: dict, name: str, default: float) -> float:
@@ -288,6 +301,7 @@ def load_settings(env: dict | None = None) -> Settings:
         stop_timeout=_positive(env, "TICKETFLOW_STOP_TIMEOUT", 20.0),
         max_clock_skew=_positive(env, "TICKETFLOW_MAX_CLOCK_SKEW", 300.0),
         portal_url=_base_url(env, "TICKETFLOW_PORTAL_URL", Settings.portal_url),
+        time_zone=_time_zone(env, "TICKETFLOW_TIME_ZONE"),
         link_days=_positive(env, "TICKETFLOW_LINK_DAYS", 30.0),
         trusted_proxies=_count(env, "TICKETFLOW_TRUSTED_PROXIES", 0, least=0),
         inbound_smtp=_host_port(env, "TICKETFLOW_INBOUND_SMTP", Settings.inbound_smtp),

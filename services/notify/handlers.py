@@ -165,7 +165,7 @@ def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) ->
             context["closes_in"] = messages.period_words(svc.settings.auto_close_hours)  # a resolved one, unanswered
         else:  # agents and leads: the console's page of the ticket, behind their sign-in
             context["console_link"] = messages.console_link(svc.settings, view.id)
-        message = messages.render(envelope["type"], audience, context)
+        message = messages.render(envelope["type"], audience, context, svc.settings.time_zone)
         found.append(_notification(envelope, "email", recipient["email"], message.subject, message.text, message.html))
     return found
 

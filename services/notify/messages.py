@@ -14,8 +14,9 @@
      "console_link": str}            # agent and lead emails only: `console_link(...)`, the ticket in the console
 
 The subject is always `[#<number>] <ticket subject>` so that a mail client threads a ticket's emails.
-Filters for the templates: `utc` (a datetime as 27 Nov 2026, 09:30 UTC), `who` (a `by_name` mid-sentence: "the help
-desk" for an admin who is no agent), `percent` (80.0 -> 80%),
+`render` adds `time_zone` (the desk's, TICKETFLOW_TIME_ZONE) for the filter `when`.
+Filters for the templates: `when(zone)` (a datetime as 27 Nov 2026, 10:30 CET in that zone), `who` (a `by_name`
+mid-sentence: "the help desk" for an admin who is no agent), `percent` (80.0 -> 80%),
 `words` (first_response -> first response), `follows_up` (a description -> the closed ticket's number it follows).
 
 Every requester template shows `link` (StrictUndefined: a requester email without one fails to render);
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -50,12 +52,12 @@ def known(event_type: str, audience: str) -> bool:
     return audience in EMAIL_AUDIENCES.get(event_type, ()) or (audience == "lead" and event_type in AWAY_COVER)
 
 
-def render(event_type: str, audience: str, context: dict) -> Message:
-    """The email for one audience of one event; ValueError for a pair that has no email."""
+def render(event_type: str, audience: str, context: dict, time_zone: str = "UTC") -> Message:
+    """The email for one audience of one event, its times in `time_zone`; ValueError for a pair that has no email."""
     if not known(event_type, audience):
         raise ValueError(f"no email for {event_type!r} to {audience!r}")
     env = _environment()
-    name = f"{event_type}.{audience}"
+    name, context = f"{event_type}.{audience}", {**context, "time_zone": time_zone}
     return Message(
         subject=subject_line(context["ticket"]["number"], context["ticket"]["subject"]),
         text=env.get_template(f"{name}.txt").render(context),
@@ -80,13 +82,13 @@ def subject_line(number: int, subject: str) -> str:
     return f"[#{number}] {_UNSAFE_IN_HEADER.sub(' ', subject)}"
 
 
-def format_utc(value: datetime | str) -> str:
-    """27 Nov 2026, 09:30 UTC (as the portal's pages write a time); a naive datetime is taken as UTC, a string as
-    RFC 3339."""
+def format_time(value: datetime | str, time_zone: str = "UTC") -> str:
+    """27 Nov 2026, 10:30 CET: the moment in `time_zone` (an IANA name), with the zone's abbreviation as the
+    portal's pages write a time; a naive datetime is taken as UTC, a string as RFC 3339."""
     if isinstance(value, str):
         value = parse_time(value)
-    value = value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
-    return value.strftime("%-d %b %Y, %H:%M UTC")
+    value = value.replace(tzinfo=UTC) if value.utcoffset() is None else value
+    return value.astimezone(ZoneInfo(time_zone)).strftime("%-d %b %Y, %H:%M %Z")
 
 
 def _who(by_name: str) -> str:
@@ -160,6 +162,6 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,  # the templates ship with the code: no stat of two files per email
     )
-    env.filters.update(utc=format_utc, who=_who, percent=_percent, words=_words, follows_up=_follows_up,
+    env.filters.update(when=format_time, who=_who, percent=_percent, words=_words, follows_up=_follows_up,
                        files_came=_files_came, linked=_linked)  # fmt: skip
     return env

@@ -675,6 +675,23 @@ def test_a_link_s_token_shows_to_admins_only(notify_client, notify_ctx, notify_e
         )
 
 
+# --- times in emails ---------------------------------------------------------------------------------------
+
+
+def test_an_sla_warning_email_gives_its_deadline_in_the_desk_s_time_zone(notify_ctx, notify_event, monkeypatch):
+    monkeypatch.setattr(notify_ctx, "settings", dataclasses.replace(notify_ctx.settings, time_zone="Europe/Paris"))
+    ticket_id, agent_email = uuid.uuid4().hex, unique_email("jane")
+    notify_event(created_event(ticket_id))
+    notify_event(assigned_event(ticket_id, agent_email))
+    data = {"clock": "first_response", "instance": 0, "due_at": "2026-12-07T15:00:00.000Z", "percent": 80.0,
+            "priority": "normal", "policy_version": 1}  # fmt: skip
+
+    (warning,) = [r for r in notify_event(event_from("sla", "sla.warning", ticket_id, data)) if r.channel == "email"]
+
+    assert warning.recipient == agent_email
+    assert "7 Dec 2026, 16:00 CET" in warning.body and "UTC" not in warning.body
+
+
 # --- a send never overlaps another sender's --------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from jinja2 import UndefinedError
 from services.intake.domain import follows_up_words
 from services.notify import messages
 from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES
-from shared.config import load_settings
+from shared.config import ConfigError, load_settings
 from shared.events import DESK_NAME
 from shared.links import read_link_token
 
@@ -233,11 +233,15 @@ def test_the_agents_assignment_email_names_the_team_or_its_id_when_the_event_did
     assert "Team:      network" in messages.render("ticket.assigned", "agent", unnamed).text
 
 
-def test_the_sla_warning_gives_the_clock_the_percent_and_the_time_in_utc():
+def test_the_sla_warning_gives_the_clock_the_percent_and_the_time_in_the_desk_s_zone():
     message = messages.render("sla.warning", "agent", make_context("sla.warning"))
 
     assert "first response target" in message.text and "80% of the time" in message.text
-    assert "Due at:   27 Nov 2026, 09:30 UTC" in message.text
+    assert "Due at:   27 Nov 2026, 09:30 UTC" in message.text  # no zone set: UTC
+    paris = messages.render("sla.warning", "agent", make_context("sla.warning"), "Europe/Paris")
+    assert "Due at:   27 Nov 2026, 10:30 CET" in paris.text and "27 Nov 2026, 10:30 CET" in paris.html
+    breach = messages.render("sla.breached", "lead", make_context("sla.breached"), "America/New_York")
+    assert "27 Nov 2026, 04:30 EST" in breach.text and "UTC" not in breach.text
 
 
 def test_closed_by_the_requester_and_closed_automatically_read_differently():
@@ -265,13 +269,24 @@ def test_an_unknown_event_or_audience_is_refused():
     assert messages.known("sla.breached", "lead")
 
 
-def test_times_are_shown_in_utc_to_the_minute():
-    assert messages.format_utc(datetime(2026, 11, 27, 9, 30, 59, tzinfo=UTC)) == "27 Nov 2026, 09:30 UTC"
-    assert messages.format_utc(datetime(2026, 11, 27, 9, 30)) == "27 Nov 2026, 09:30 UTC"
-    assert messages.format_utc("2026-11-27T09:30:00.000Z") == "27 Nov 2026, 09:30 UTC"
-    assert messages.format_utc(datetime(2026, 11, 27, 10, 30, tzinfo=timezone(timedelta(hours=1)))) == (
+def test_the_desk_s_time_zone_is_an_iana_name_utc_when_unset():
+    assert load_settings({}).time_zone == "UTC"
+    assert load_settings({"TICKETFLOW_TIME_ZONE": " Europe/Paris "}).time_zone == "Europe/Paris"
+    for wrong in ("Mars/Olympus", "Europe", "CET+1", "../etc/passwd"):
+        with pytest.raises(ConfigError, match="TICKETFLOW_TIME_ZONE must be a time zone such as Europe/Paris"):
+            load_settings({"TICKETFLOW_TIME_ZONE": wrong})
+
+
+def test_times_are_shown_to_the_minute_in_the_zone_asked_with_its_abbreviation():
+    assert messages.format_time(datetime(2026, 11, 27, 9, 30, 59, tzinfo=UTC)) == "27 Nov 2026, 09:30 UTC"
+    assert messages.format_time(datetime(2026, 11, 27, 9, 30)) == "27 Nov 2026, 09:30 UTC"
+    assert messages.format_time("2026-11-27T09:30:00.000Z") == "27 Nov 2026, 09:30 UTC"
+    assert messages.format_time(datetime(2026, 11, 27, 10, 30, tzinfo=timezone(timedelta(hours=1)))) == (
         "27 Nov 2026, 09:30 UTC"
     )
+    summer = datetime(2026, 7, 1, 9, 30, tzinfo=UTC)  # daylight saving time: the zone's summer offset and name
+    assert messages.format_time(summer, "Europe/Paris") == "1 Jul 2026, 11:30 CEST"
+    assert messages.format_time(summer, "Asia/Kolkata") == "1 Jul 2026, 15:00 IST"
 
 
 # --- the requester's link to the ticket's page in the portal -----------------------------------------------
