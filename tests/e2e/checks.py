@@ -131,6 +131,6 @@ def each_ticket_once(system: System, desk: dict, tickets: list[dict]) -> None:
 
 
 def _notification_of(system: System, message_id: str) -> dict | None:
-    """The record of the notification an email of notify's carries (<ticket+notification@...>): how it was sent."""
-    notification_id = message_id.strip("<>").split("@")[0].split("+")[-1]
+    """The record of the notification an email of notify's carries (<notification+ticket@...>): how it was sent."""
+    notification_id = message_id.strip("<>").split("@")[0].split("+")[0]
     return system.call("GET", "notify", f"/notifications/{notification_id}")[1]

@@ -743,7 +743,7 @@ def test_a_claim_that_waited_for_its_sender_is_renewed_and_the_send_ends_before_
 
     ((_, until),) = mailed
     room = (lease - timedelta(seconds=notify_ctx.settings.smtp_timeout)).total_seconds()
-    assert 0 < until - time.monotonic() <= room
+    assert room - 5 < until - time.monotonic() <= room  # a renewed claim's whole time, not the 40% left of the old
     stored = notify_ctx.notifications.get(record.id)
     assert (stored.status, stored.attempts) == ("sent", 1)
 

@@ -127,7 +127,8 @@ def _account_possible(svc: Portal, email: str) -> None:
 def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[str, dict]:
     """The agent page's changes. An email another agent has is refused here, next to the field: that agent
     would get this one's assignment and breach emails (assignment's API refuses it too). A team
-    unticked hands the agent's open tickets there back to it, as "Remove from <team>" does: {team: outcome}."""
+    unticked: assignment hands the agent's open tickets there back to it, as for "Remove from <team>"; they are
+    counted first, for the page to say how many went: {team: outcome}."""
     body = agent_body(form)
     agents = svc.services.get("assignment", "/agents", actor(session))["items"]
     with _and_the_rest(svc, session, "PATCH", f"/agents/{path_id(agent_id)}", body):
@@ -144,7 +145,7 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[st
     left = [team for team in (own or {}).get("teams", []) if team not in kept]
     held = {team: _held(svc, session, agent_id, team) for team in left}  # read first: a silence changes nothing
     change_agent(svc, session, agent_id, body)
-    return {team: _transfer_back(svc, session, team, held[team]) for team in left}
+    return {team: _handed_back(held[team]) for team in left}
 
 
 def _all_said(*checks: Callable[[], object]) -> None:
@@ -269,6 +270,11 @@ def remove_from_team(svc: Portal, session: dict, agent_id: str, team: str) -> di
     held = _held(svc, session, agent_id, team)
     teams = [name for name in agent(svc, session, agent_id)["teams"] if name != team]
     change_agent(svc, session, agent_id, {"teams": teams})
+    return _handed_back(held)
+
+
+def _handed_back(held: dict) -> dict:
+    """What the agent's change handed back, as `hand_back_words` says it: the tickets counted before it."""
     return {"moved": len(held["items"]), "failed": [], "more": False, "at_least": bool(held.get("next_cursor"))}
 
 
