@@ -22,6 +22,12 @@ from shared.idempotency import RECORD_EVERY
 log = logging.getLogger(__name__)
 
 STOP = threading.Event()  # the worker process stops: set by SIGTERM or SIGINT (stop_on_signals)
+_exits_at: float | None = None  # once STOP is set: the time.monotonic() time the stop watch ends the process at
+
+
+def exits_at() -> float | None:
+    """When a stopping worker process ends at the latest (a `time.monotonic()` time); None while it runs."""
+    return _exits_at
 
 
 EARLY_WAKE = timedelta(milliseconds=1)  # stored times are truncated to the millisecond: never wake before
@@ -166,7 +172,9 @@ def _start(settings: Settings, service: str, timers: list[Timer], consumer: Cons
 
 def _stop_watch(settings: Settings, service: str, timers: list[Timer]) -> None:
     """On STOP, wake the timers that sleep on their own event; exit anyway once settings.stop_timeout has passed."""
+    global _exits_at
     STOP.wait()
+    _exits_at = time.monotonic() + settings.stop_timeout
     for timer in timers:
         if timer.wakeup is not None:
             timer.wakeup.set()

@@ -15,6 +15,7 @@ import smtplib
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -32,8 +33,9 @@ _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 class SmtpError(Exception):
     """The server did not take the message; the text is a short, one-line reason without secrets.
 
-    `unreachable`: no server answered at all (refused, timed out or cut before its greeting, or a greeting
-    that was not 220): the relay's state, which says nothing about this message.
+    `unreachable`: the message was never judged: no server answered at all (refused, timed out or cut before its
+    greeting, or a greeting that was not 220: the relay's state), or the send's time ran out before the message
+    was handed over (see `_Timed`). Either says nothing about this message.
     """
 
     def __init__(self, reason: str, unreachable: bool = False) -> None:
@@ -96,7 +98,7 @@ def send_email(config: SmtpConfig, email: Message, until: float | None = None) -
         smtp = _connect(config, until)
         _hand_over(smtp, email)
     except (smtplib.SMTPException, OSError) as exc:
-        raise SmtpError(_reason(exc, config)) from exc
+        raise _error(exc, config) from exc
     else:
         _quit(smtp)
     finally:
@@ -119,13 +121,16 @@ class Sessions:
     server has sent nothing on it since its last answer (a server that closes a connection, or says 421,
     makes it readable), and otherwise goes through RSET as above. Whatever fails while a message is handed
     over closes the connection, and the error is the message's, as with `send_email`. `until`: as there.
+    `bound` (notify's worker): a function giving a `time.monotonic()` time no send may pass whatever its `until`
+    (the worker stops: its exit, less the time to store the outcome), or None; asked at each step, so that it
+    also bounds the sends under way when it is set.
     """
 
     RSET_TIMEOUT = 2.0  # seconds: a kept connection slower than this to answer RSET is replaced
     FRESH = 5.0  # seconds: a connection given back more recently, the server silent on it since, skips RSET
 
-    def __init__(self, keep: int = 1, idle: float = 60.0) -> None:
-        self.keep, self.idle = keep, idle
+    def __init__(self, keep: int = 1, idle: float = 60.0, bound: Callable[[], float | None] | None = None) -> None:
+        self.keep, self.idle, self.bound = keep, idle, bound
         self._lock = threading.Lock()
         self._idle: list[tuple[SmtpConfig, _Timed, float]] = []  # (its server, it, idle since), newest last
 
@@ -133,11 +138,11 @@ class Sessions:
         smtp = self._reusable(config, until)
         try:
             if smtp is None:
-                smtp = _connect(config, until)
+                smtp = _connect(config, until, self.bound)
             _hand_over(smtp, email)
         except (smtplib.SMTPException, OSError) as exc:
             _close(smtp)
-            raise SmtpError(_reason(exc, config)) from exc
+            raise _error(exc, config) from exc
         except BaseException:
             _close(smtp)
             raise
@@ -159,7 +164,7 @@ class Sessions:
                 if not found:
                     return None
                 _, smtp, since = self._idle.pop(found[-1])
-            smtp.until = until  # this message's
+            smtp.until, smtp.bound = until, self.bound  # this message's
             idle = time.monotonic() - since
             if idle < self.idle and ((idle < self.FRESH and _silent(smtp)) or _answers_rset(smtp, config.timeout)):
                 return smtp
@@ -202,9 +207,20 @@ def _close(smtp: smtplib.SMTP | None) -> None:
         smtp.close()
 
 
+class _NoTimeLeft(smtplib.SMTPServerDisconnected):
+    """The send's time ran out before the message was handed over: nothing of it reached the server.
+
+    A disconnect for smtplib, which then never masks a refusal with it (its RSET after a refused command)."""
+
+
+class _Unanswered(smtplib.SMTPServerDisconnected):
+    """The server took the whole message and did not answer its end within the send's time."""
+
+
 class _Timed(smtplib.SMTP):
     """smtplib's client, each wait for the server at most `step` seconds and over by `until` (a
-    `time.monotonic()` time; None: no end but the steps'), no command sent once `until` has passed.
+    `time.monotonic()` time; None: no end but the steps') and by what `bound` says (see `Sessions`), no command
+    sent once that time has passed, and the message itself only while a step's wait is left for its answer.
 
     The server's answer to the end of a message is awaited as long as `until` allows, not one step: a server
     that has taken the message and is slow to say so (RFC 5321 gives that answer ten minutes) would otherwise
@@ -212,10 +228,16 @@ class _Timed(smtplib.SMTP):
     time to store the outcome, so that no other sender takes it while the send may still be going on.
     """
 
-    def __init__(self, host: str, port: int, step: float, until: float | None, **options) -> None:
-        self.step, self.until = step, until
+    def __init__(
+        self, host: str, port: int, step: float, until: float | None, bound: Callable | None = None, **options
+    ) -> None:
+        self.step, self.until, self.bound = step, until, bound
         self._ending = self._end_sent = False  # a message's data is going out / went out: its answer may be long
-        super().__init__(host, port, timeout=self._left(step), **options)  # connects and reads the greeting
+        try:
+            super().__init__(host, port, timeout=self._left(step), **options)  # connects and reads the greeting
+        except BaseException:
+            self.close()  # a greeting cut short by the send's time leaves no socket open
+            raise
 
     def data(self, msg):
         self._ending = True
@@ -225,23 +247,60 @@ class _Timed(smtplib.SMTP):
             self._ending = self._end_sent = False
 
     def send(self, s) -> None:
+        body = self._ending and isinstance(s, bytes)  # data() sends the command as text, the message as bytes
+        until = self._until()
+        if body and until is not None and until - time.monotonic() < self.step:
+            raise _NoTimeLeft("not sent: too little time left for the server to confirm the message")
         self._settimeout(self._left(self.step))
         super().send(s)
-        self._end_sent = self._ending and isinstance(s, bytes)  # data() sends the command as text, the message as bytes
+        self._end_sent = body
 
     def getreply(self):
-        self._settimeout(self._left(self.step, self._end_sent))
-        return super().getreply()
+        ending, started = self._end_sent, time.monotonic()
+        if ending:
+            self._await_end()
+        self._settimeout(self._left(self.step, ending))
+        try:
+            return super().getreply()
+        except smtplib.SMTPServerDisconnected as exc:
+            if ending and isinstance(exc.__context__, TimeoutError):
+                waited = time.monotonic() - started
+                raise _Unanswered(f"no answer to the end of the message within {waited:.1f} s") from exc
+            raise
+
+    def _await_end(self) -> None:
+        """Wait for the first byte of the answer to the message's end in waits of at most a step, the send's time
+        asked again after each: a bound set meanwhile (the worker stops) ends the wait, not just the next one."""
+        while self.sock is not None and not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
+            until = self._until()
+            if until is None:
+                return  # one step's wait, as for any answer
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                readable, _, _ = select.select([self.sock], [], [], min(self.step, left))
+            except (OSError, ValueError):
+                return  # closed: the read says so
+            if readable:
+                return
+
+    def _until(self) -> float | None:
+        bound = self.bound() if self.bound is not None else None
+        if bound is None or (self.until is not None and self.until <= bound):
+            return self.until
+        return bound
 
     def _left(self, step: float, ending: bool = False) -> float:
-        """How long the next wait may last; TimeoutError when `until` has passed and it is not the end's answer."""
-        if self.until is None:
+        """How long the next wait may last; _NoTimeLeft when the send's time is over and it is not the end's answer."""
+        until = self._until()
+        if until is None:
             return step
-        left = self.until - time.monotonic()
+        left = until - time.monotonic()
         if ending:
             return max(left, 0.001)
         if left <= 0:
-            raise TimeoutError("no time left to send the message")
+            raise _NoTimeLeft("not sent: no time left to send the message")
         return min(step, left)
 
     def _settimeout(self, timeout: float) -> None:
@@ -253,14 +312,14 @@ class _TimedSSL(_Timed, smtplib.SMTP_SSL):
     """`_Timed` over TLS from the start (smtps://)."""
 
 
-def _connect(config: SmtpConfig, until: float | None = None) -> _Timed:
+def _connect(config: SmtpConfig, until: float | None = None, bound: Callable | None = None) -> _Timed:
     """A connection greeted, secured and logged in as SMTP_URL says; SmtpError(unreachable) if none answered."""
     try:  # the constructor connects and reads the greeting
         if config.security == "tls":
             context = ssl.create_default_context()
-            smtp = _TimedSSL(config.host, config.port, config.timeout, until, context=context)
+            smtp = _TimedSSL(config.host, config.port, config.timeout, until, bound, context=context)
         else:
-            smtp = _Timed(config.host, config.port, config.timeout, until)
+            smtp = _Timed(config.host, config.port, config.timeout, until, bound)
     except (smtplib.SMTPException, OSError) as exc:
         raise SmtpError(_reason(exc, config), unreachable=not isinstance(exc, ssl.SSLError)) from exc
     try:
@@ -284,16 +343,23 @@ def _hand_over(smtp: smtplib.SMTP, email: Message) -> None:
 
 def _quit(smtp: _Timed, timeout: float | None = None) -> None:
     if timeout is not None:
-        smtp.step, smtp.until = timeout, None  # a goodbye: not worth waiting long for, nor to be refused
+        smtp.step, smtp.until, smtp.bound = timeout, None, None  # a goodbye: not worth waiting long for, nor refused
     try:
         smtp.quit()  # the server has the message; a failing QUIT must not cause a second send
     except (smtplib.SMTPException, OSError):
         pass
 
 
+def _error(exc: BaseException, config: SmtpConfig) -> SmtpError:
+    """What a failure while handing a message over is: never judged when its time ran out before it went out."""
+    return SmtpError(_reason(exc, config), unreachable=isinstance(exc, _NoTimeLeft))
+
+
 def _reason(exc: BaseException, config: SmtpConfig) -> str:
     """A short, one-line reason for `last_error`."""
     where = f"{config.host}:{config.port}"
+    if isinstance(exc, (_NoTimeLeft, _Unanswered)):
+        return f"{exc} ({where})"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         address, (code, text) = next(iter(exc.recipients.items()))
         return f"SMTP {code}: {_one_line(text)} (recipient {address} refused)"

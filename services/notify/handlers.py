@@ -45,8 +45,9 @@ from shared.saving import NO_CHANGE, read_after_first, update
 from shared.smtp import Sessions
 
 SERVICE = "notify"
-# A claim lasts six send timeouts, then it is free again: a kept connection's RSET (2 s at most) or a connect,
-# EHLO, MAIL, RCPT, DATA and its end (or QUIT, for a connection not kept).
+# A claim lasts six send timeouts (the longer of SMTP's and webhooks'), then it is free again: a send has five of
+# them (a kept connection's RSET, 2 s at most, or a connect; EHLO, MAIL, RCPT, DATA, and its end, awaited with
+# what is left), and the sixth stores its outcome.
 LEASE_TIMEOUTS = 6
 
 
@@ -300,6 +301,15 @@ def send(svc: Notify, record: Notification) -> None:
         svc.notifications.save(record, staged)
     except Stale:  # another sender took it after all: its outcome counts
         return
+
+
+def send_bound(settings: Settings, exits_at: float | None) -> float | None:
+    """The time (`time.monotonic()`) no send may pass when the worker process ends at `exits_at` (None: it runs):
+    one send timeout before, the time to store the outcome (the process would otherwise end during a send whose
+    server has the message, and the notification, its claim run out, would be sent again)."""
+    if exits_at is None:
+        return None
+    return exits_at - max(settings.smtp_timeout, settings.webhook_timeout)
 
 
 def _claim_left(settings: Settings, record: Notification) -> timedelta:

@@ -8,7 +8,17 @@ import threading
 from services.notify import handlers
 from services.notify.timers import PENDING_GAUGE_INTERVAL, Dispatcher, export_backlog
 from shared.config import load_settings
-from shared.runtime import STOP, Timer, bind, configure_logging, outbox_timers, run_worker, stop_on_signals, wait_for
+from shared.runtime import (
+    STOP,
+    Timer,
+    bind,
+    configure_logging,
+    exits_at,
+    outbox_timers,
+    run_worker,
+    stop_on_signals,
+    wait_for,
+)
 from shared.smtp import Sessions
 
 log = logging.getLogger(__name__)
@@ -24,7 +34,9 @@ def main() -> None:
     wait_for(svc.ensure_storage, "MongoDB")
     dispatcher = Dispatcher(svc, wakeup, settings.notify_senders)
     svc.sender = dispatcher  # what is recorded while a sender is free goes to it at once
-    svc.smtp = Sessions(keep=dispatcher.per_endpoint)  # as many kept as may send to the SMTP server at once
+    # as many kept as may send to the SMTP server at once; a send under way when the worker stops ends in time to
+    # store its outcome before the process exits (otherwise its claim would run out and the email go again)
+    svc.smtp = Sessions(keep=dispatcher.per_endpoint, bound=lambda: handlers.send_bound(settings, exits_at()))
     timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.notifications]),
         Timer("dispatch", 1.0, dispatcher.run_once, wakeup=wakeup),

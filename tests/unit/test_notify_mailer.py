@@ -4,6 +4,7 @@ import asyncio
 import re
 import smtplib
 import socket
+import threading
 import time
 from email import message_from_bytes, policy
 
@@ -495,8 +496,9 @@ def test_a_server_slow_to_confirm_a_message_it_took_is_waited_for_within_the_sen
     sessions = Sessions() if kept else None
     try:
         send_email(step, make_email(notification_id="n1"), sessions, until=time.monotonic() + 60)
-        with pytest.raises(SendError, match=r"^timed out after 1 s"):  # no `until`: a step's timeout, as before
-            send_email(step, make_email(notification_id="n2"), sessions)
+        with pytest.raises(SendError, match=r"^no answer to the end of the message within 1\.\d s") as exc:
+            send_email(step, make_email(notification_id="n2"), sessions)  # no `until`: a step's wait, as before
+        assert not exc.value.unreachable  # the server may have it: the attempt counts
     finally:
         if sessions is not None:
             sessions.close()
@@ -512,9 +514,108 @@ def test_nothing_is_sent_once_the_send_s_time_is_over(smtp_server, kept):
     try:
         if kept:  # a connection kept open from an earlier message
             send_email(config, make_email(notification_id="n1"), sessions, until=time.monotonic() + 60)
-        with pytest.raises(SendError, match="^timed out"):
+        with pytest.raises(SendError, match="^not sent: no time left") as exc:
             send_email(config, make_email(notification_id="n2"), sessions, until=time.monotonic() - 1)
     finally:
         if sessions is not None:
             sessions.close()
     assert len(handler.received) == (1 if kept else 0)  # the earlier message alone
+    assert exc.value.unreachable  # never judged: tried again without using up a retry
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["own-connection", "kept-connection"])
+def test_the_message_goes_out_only_while_a_step_is_left_for_its_answer(smtp_server, kept):
+    """The commands before it are quick, but less than a step's wait is left for the end's answer: sent then, a
+    server slow to confirm would have it while the send counts as failed, and would get it again."""
+    handler = Recorder()
+    config = smtp_server(handler)
+    step = SmtpConfig(config.host, config.port, timeout=30.0)
+    sessions = Sessions() if kept else None
+    try:
+        with pytest.raises(SendError, match="^not sent: too little time left") as exc:
+            send_email(step, make_email(notification_id="n1"), sessions, until=time.monotonic() + 20)
+        send_email(step, make_email(notification_id="n2"), sessions, until=time.monotonic() + 60)  # room: it goes
+    finally:
+        if sessions is not None:
+            sessions.close()
+    assert exc.value.unreachable
+    assert len(handler.received) == 1 and b"<n2+" in handler.received[0][2]  # its Message-ID
+
+
+def test_a_wait_for_the_end_s_answer_reports_how_long_it_waited(smtp_server):
+    handler = SlowToConfirm(delay=10.0)
+    config = smtp_server(handler)
+    step = SmtpConfig(config.host, config.port, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(SendError, match=r"^no answer to the end of the message within [2-5]\.\d s") as exc:
+        send_email(step, make_email(), until=started + 5)  # longer than a step: the end's answer is waited for
+    assert not exc.value.unreachable
+
+
+def test_the_worker_stopping_ends_a_wait_for_the_end_s_answer_already_under_way(smtp_server):
+    """A stopping worker exits TICKETFLOW_STOP_TIMEOUT after the signal: a send still waiting for the relay then
+    would leave its claim to run out and the email to go again, so the stop's bound (`Sessions(bound=)`, asked
+    during the wait) ends it in time to store the outcome."""
+    handler = SlowToConfirm(delay=15.0)
+    config = smtp_server(handler)
+    step = SmtpConfig(config.host, config.port, timeout=1.0)
+    bound: list[float | None] = [None]
+    sessions = Sessions(bound=lambda: bound[0])
+
+    def stop_when_the_server_has_it() -> None:
+        wait_until(lambda: handler.received, timeout=30)
+        bound[0] = time.monotonic() + 0.5  # the signal, while the send waits for the end's answer
+
+    stopper = threading.Thread(target=stop_when_the_server_has_it)
+    stopper.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(SendError, match="^no answer to the end of the message"):
+            send_email(step, make_email(), sessions, until=started + 60)
+    finally:
+        stopper.join()
+        sessions.close()
+    assert time.monotonic() - started < 12  # not the server's 15 s, nor the claim's 60
+
+
+def test_a_step_s_timeout_holds_while_the_send_s_time_is_long():
+    """`until` far away waits longer for the end's answer only: a server that never greets is given up after a
+    step, and no connection is left open behind a send given up on."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(SendError, match="^timed out after 1 s") as exc:
+            send_email(SmtpConfig("127.0.0.1", port, timeout=1.0), make_email(), until=started + 120)
+        assert time.monotonic() - started < 30  # a step, not `until`
+        assert exc.value.unreachable
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            assert conn.recv(1) == b""  # closed by the client
+
+
+def test_a_greeting_cut_short_by_the_send_s_time_leaves_no_connection_open():
+    """The send's time runs out while the greeting is awaited (here: the worker stops just then)."""
+    times = iter([time.monotonic() + 60])  # the connect's wait; at the greeting the bound has passed
+    sessions = Sessions(bound=lambda: next(times, time.monotonic() - 1))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        with pytest.raises(SendError, match="^not sent: no time left") as exc:
+            send_email(SmtpConfig("127.0.0.1", port, timeout=5.0), make_email(), sessions, until=time.monotonic() + 60)
+        assert exc.value.unreachable
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            assert conn.recv(1) == b""
+
+
+def test_a_stopping_worker_s_sends_end_one_send_timeout_before_it_exits():
+    """The bound notify's worker gives its sessions: none while it runs; once it stops, its exit less the time to
+    store an outcome (the longer of the two send timeouts)."""
+    from services.notify.handlers import send_bound
+    from shared.config import load_settings
+    from shared.runtime import exits_at
+
+    settings = load_settings({"TICKETFLOW_SMTP_TIMEOUT": "4", "TICKETFLOW_WEBHOOK_TIMEOUT": "7"})
+    assert exits_at() is None and send_bound(settings, exits_at()) is None
+    assert send_bound(settings, 1000.0) == 993.0
