@@ -161,26 +161,39 @@ def update_agent(
     event = lambda agent, fields: _agent_updated({**agent, **fields}, correlation_id)  # noqa: E731
     save = lambda agent, fields: svc.agents.update(agent, fields, now(), event(agent, fields))  # noqa: E731
     before, fields = update(load, change, save, "The agent is changing too fast; try again.")
-    for team in before["teams"]:
-        if team not in fields.get("teams", before["teams"]):
-            _hand_back(svc, agent_id, team, correlation_id)
+    if set(before["teams"]) - set(fields.get("teams", before["teams"])):
+        hand_back(svc, agent_id, HAND_BACK_PER_REQUEST, correlation_id)  # the rest: the reconciler's next run
     _drain_teams(svc, svc.agents.get(agent_id)["teams"], correlation_id)  # more capacity, available again, a new team
     return svc.agents.get(agent_id)
 
 
-def _hand_back(svc: Assignment, agent_id: str, team: str, correlation_id: str | None) -> None:
-    """The open tickets of `team` that an agent who left it held: each to another agent of the team by the rule,
-    or to the team's queue when nobody is free. They stay the team's; the agent no longer works for it (it
-    would keep reading them, as its own, and no one of the team would see them as anybody's to take)."""
+HAND_BACK_PER_REQUEST = 100  # tickets an agent's change hands back itself (about a second); the reconciler the rest
 
-    def still_held(ticket: Ticket) -> bool:
-        return ticket.agent_id == agent_id and ticket.team == team and ticket.is_open
 
-    for ticket_id in svc.tickets.held_in(team, agent_id):
+def hand_back(svc: Assignment, agent_id: str, limit: int, correlation_id: str | None = None) -> int:
+    """The open tickets an agent holds in teams it is not in (it left them): each to another agent of its team by
+    the rule, or to the team's queue when nobody is free; at most `limit`, the most urgent first. They stay their
+    teams'; the agent no longer works for those (it would keep reading them, as its own, and no one of the team
+    would see them as anybody's to take). Read from what is stored, not from a change: what a change left (a
+    ticket changing too fast, a fault, a process that died, more than the bound) is found again by the next call.
+    How many went."""
+    moved = 0
+    for ticket_id, team in svc.tickets.held_by(agent_id):
+        if moved >= limit:
+            break
+        agent = svc.agents.find(agent_id)
+        if agent is None or team in agent["teams"]:
+            continue  # back in the team meanwhile (or gone): its tickets there are its own
+
+        def still_held(ticket: Ticket, team: str = team) -> bool:
+            return ticket.agent_id == agent_id and ticket.team == team and ticket.is_open
+
         try:
             _assign(svc, ticket_id, _auto(svc, team), "auto", SYSTEM, correlation_id, prepare=still_held)
-        except Conflict:  # changing too fast: it stays with the agent, and the admin's page offers to hand it back
-            log.warning("ticket %s stayed with agent %s, who left team %s", ticket_id, agent_id, team)
+            moved += 1
+        except Exception:  # this one stays with the agent for now (the next call tries it again); the others go on
+            log.exception("ticket %s stayed with agent %s, who left team %s", ticket_id, agent_id, team)
+    return moved
 
 
 def announce_agents(svc: Assignment) -> int:

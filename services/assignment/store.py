@@ -320,18 +320,19 @@ class TicketStore(VersionedStore):
         docs = self.collection.find(query, {"_id": 1}).sort(WAITING_ORDER)
         return [doc["_id"] for doc in docs.limit(limit)]
 
-    def held_in(self, team: str, agent_id: str) -> list[str]:
-        """The team's open tickets that the agent has, in the queue's order (`waiting`'s index)."""
-        query = {"team": team, "agent_id": agent_id, "open": True}
-        return [doc["_id"] for doc in self.collection.find(query, {"_id": 1}).sort(WAITING_ORDER)]
+    def held_by(self, agent_id: str) -> list[tuple[str, str]]:
+        """The agent's open tickets as (id, team), in the queue's order (the agent's list's index)."""
+        query = {"agent_id": agent_id, "open": True}
+        return [(doc["_id"], doc["team"]) for doc in self.collection.find(query, {"team": 1}).sort(QUEUE_ORDER.order)]
 
-    def open_by_agent(self) -> dict[str, list[str]]:
-        """Every agent's open tickets, from the tickets (one query, whatever the number of agents)."""
+    def open_by_agent(self) -> dict[str, dict[str, str]]:
+        """Every agent's open tickets, from the tickets (one query, whatever the number of agents): {agent: {ticket:
+        its team}}."""
         query = {"open": True, "agent_id": {"$ne": None}}
-        owned: dict[str, list[str]] = {}
-        for doc in self.collection.find(query, {"agent_id": 1}):
-            owned.setdefault(doc["agent_id"], []).append(doc["_id"])
-        return {agent_id: sorted(ids) for agent_id, ids in owned.items()}
+        owned: dict[str, dict[str, str]] = {}
+        for doc in self.collection.find(query, {"agent_id": 1, "team": 1}):
+            owned.setdefault(doc["agent_id"], {})[doc["_id"]] = doc["team"]
+        return owned
 
     def page(
         self, filters: dict, limit: int, cursor: str | None, visible_to: dict | None = None, unread=()

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.assignment import handlers
+from services.assignment.timers import Reconciler
 from shared.cursors import Paginator
 from shared.events import format_time, parse_time
 from tests.harness import auth_header, token, wait_until, walk_pages
@@ -648,6 +650,52 @@ def test_an_agent_taken_out_of_a_team_hands_that_team_s_open_tickets_back_to_it(
 
     aclient.patch(f"/agents/{bob['id']}", json={"capacity": 2}, headers=admin())  # the queue's ticket goes on
     assert read_ticket(second)["agent_id"] == bob["id"]
+
+
+def test_what_an_agent_s_change_could_not_hand_back_the_reconciler_does(
+    aclient, actx, make_team, make_agent, new_ticket, read_ticket, read_agent, assignment_db, monkeypatch
+):
+    """A change hands back a bounded number of tickets, and a fault on one leaves it with the agent while the others
+    go on: the reconciler's next run hands back what stayed, read from the tickets (the change is long saved)."""
+    network, email = make_team(), make_team()
+    jane = make_agent(network["id"], email["id"], capacity=10)
+    tickets = [new_ticket(network["topics"][0]) for _ in range(3)]
+    assign = handlers._assign
+
+    def faulty(svc, ticket_id, *args, **kwargs):
+        if ticket_id == tickets[0]:
+            raise RuntimeError("the database went away")
+        return assign(svc, ticket_id, *args, **kwargs)
+
+    monkeypatch.setattr(handlers, "HAND_BACK_PER_REQUEST", 1)
+    monkeypatch.setattr(handlers, "_assign", faulty)
+    changed = aclient.patch(f"/agents/{jane['id']}", json={"teams": [email["id"]]}, headers=admin())
+
+    assert changed.status_code == 200, changed.get_json()  # the agent's change is saved whatever the tickets do
+    stayed = [t for t in tickets if read_ticket(t)["agent_id"] == jane["id"]]
+    assert len(stayed) == 2 and tickets[0] in stayed  # the faulty one, and one past the bound of 1
+    monkeypatch.setattr(handlers, "_assign", assign)
+
+    Reconciler(actx).run()
+
+    assert [read_ticket(t)["agent_id"] for t in tickets] == [None] * 3  # nobody else in network: its queue
+    assert read_agent(jane["id"])["open_tickets"] == 0 == recount(assignment_db, jane["id"])
+
+
+def test_an_agent_back_in_its_team_before_the_reconciler_ran_keeps_its_tickets(
+    aclient, actx, make_team, make_agent, new_ticket, read_ticket, monkeypatch
+):
+    network, email = make_team(), make_team()
+    jane = make_agent(network["id"], email["id"], capacity=10)
+    ticket_id = new_ticket(network["topics"][0])
+    monkeypatch.setattr(handlers, "HAND_BACK_PER_REQUEST", 0)  # the change hands back nothing itself
+    aclient.patch(f"/agents/{jane['id']}", json={"teams": [email["id"]]}, headers=admin())
+    assert read_ticket(ticket_id)["agent_id"] == jane["id"]
+    aclient.patch(f"/agents/{jane['id']}", json={"teams": [network["id"], email["id"]]}, headers=admin())
+
+    Reconciler(actx).run()
+
+    assert read_ticket(ticket_id)["agent_id"] == jane["id"]
 
 
 def test_a_ticket_transferred_into_a_queue_keeps_its_place_by_age(

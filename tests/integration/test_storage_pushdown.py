@@ -543,7 +543,7 @@ def _assignment(db):
             {"agent_id": "ag1"}, 50, None, {"id": "ag1", "teams": ["red"]}
         ),
         "assignment team's waiting tickets": lambda: tickets.waiting("red"),
-        "assignment team's tickets an agent holds": lambda: tickets.held_in("red", "ag1"),
+        "assignment an agent's open tickets with their teams": lambda: tickets.held_by("ag1"),
     }
 
 

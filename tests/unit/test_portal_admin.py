@@ -17,6 +17,20 @@ from services.portal.views.admin.webhooks import retried_words
 ADMIN = {"_id": "s1", "role": "admin", "email": "admin@example.com", "agent_id": None}
 
 
+def handing_back(services: FakeServices, stays: tuple[str, ...] = ()) -> None:
+    """assignment's PATCH /agents hands the agent's tickets back: /queue then answers with those in `stays` alone."""
+    answer, key = services.call, ("assignment", "GET", "/queue")
+
+    def call(service, method, path, actor, json=None, params=None, **kwargs):
+        result = answer(service, method, path, actor, json=json, params=params)
+        if method == "PATCH" and path.startswith("/agents/"):
+            items = [ticket for ticket in services.answers[key]["items"] if ticket["ticket_id"] in stays]
+            services.answers[key] = {"items": items, "next_cursor": None}
+        return result
+
+    services.call = call
+
+
 class FakeServices:
     """The four APIs as the portal's client sees them: canned answers, every call kept."""
 
@@ -232,13 +246,13 @@ def test_removing_an_agent_from_a_team_counts_its_open_tickets_there_first_and_l
     agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": []}
     held = {"items": [{"ticket_id": "t-1", "number": 101}, {"ticket_id": "t-2", "number": 102}], "next_cursor": None}
     services = FakeServices({("assignment", "GET", "/agents/cora"): agent, ("assignment", "GET", "/queue"): held})
+    handing_back(services, stays=("t-2",))  # past the change's bound, or changing just then
     outcome = people.remove_from_team(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
     after = [(method, path, body) for _, method, path, body in services.calls if method != "GET" or path == "/queue"]
-    assert after == [
-        ("GET", "/queue", {"agent_id": "cora", "team": "desk", "limit": people.HAND_BACK_MAX}),  # read first
-        ("PATCH", "/agents/cora", {"teams": ["network"]}),
-    ]
-    assert outcome == {"moved": 2, "failed": [], "more": False, "at_least": False}
+    read = ("GET", "/queue", {"agent_id": "cora", "team": "desk", "limit": people.HAND_BACK_MAX})
+    assert after == [read, ("PATCH", "/agents/cora", {"teams": ["network"]}), read]  # counted before and after
+    assert outcome == {"moved": 1, "failed": [(102, people.STAYED)], "more": False, "at_least": False}
+    outcome = {**outcome, "moved": 2, "failed": []}
     words = people.hand_back_words("Desk", {**outcome, "at_least": True})
     assert words.startswith("More than 2 open tickets of Desk went back to the team")
 
@@ -603,11 +617,12 @@ def test_unticking_a_team_on_the_agent_page_hands_its_tickets_there_back():
     services = FakeServices(
         {("assignment", "GET", "/agents"): {"items": agents}, ("assignment", "GET", "/queue"): held}
     )
+    handing_back(services)
     form = {"name": "Cora", "email": "cora@example.com", "teams": ["network"], "capacity": "3"}
     handed = people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "cora", form)
     assert handed == {"desk": {"moved": 1, "failed": [], "more": False, "at_least": False}}
     sent = [(method, path) for _, method, path, _ in services.calls if method != "GET" or path == "/queue"]
-    assert sent == [("GET", "/queue"), ("PATCH", "/agents/cora")]  # assignment hands it back: no transfer again
+    assert sent == [("GET", "/queue"), ("PATCH", "/agents/cora"), ("GET", "/queue")]  # no transfer again
 
 
 def test_an_empty_add_agent_form_gets_every_fields_error_at_once():

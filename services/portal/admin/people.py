@@ -145,7 +145,7 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[st
     left = [team for team in (own or {}).get("teams", []) if team not in kept]
     held = {team: _held(svc, session, agent_id, team) for team in left}  # read first: a silence changes nothing
     change_agent(svc, session, agent_id, body)
-    return {team: _handed_back(held[team]) for team in left}
+    return {team: _handed_back(svc, session, agent_id, team, held[team]) for team in left}
 
 
 def _all_said(*checks: Callable[[], object]) -> None:
@@ -270,12 +270,27 @@ def remove_from_team(svc: Portal, session: dict, agent_id: str, team: str) -> di
     held = _held(svc, session, agent_id, team)
     teams = [name for name in agent(svc, session, agent_id)["teams"] if name != team]
     change_agent(svc, session, agent_id, {"teams": teams})
-    return _handed_back(held)
+    return _handed_back(svc, session, agent_id, team, held)
 
 
-def _handed_back(held: dict) -> dict:
-    """What the agent's change handed back, as `hand_back_words` says it: the tickets counted before it."""
-    return {"moved": len(held["items"]), "failed": [], "more": False, "at_least": bool(held.get("next_cursor"))}
+STAYED = "assignment hands it back to the team shortly."
+
+
+def _handed_back(svc: Portal, session: dict, agent_id: str, team: str, held: dict) -> dict:
+    """What the agent's change handed back, as `hand_back_words` says it: the tickets counted before it that are
+    no longer the agent's. One still with it (past the change's bound, or changing just then) is said: assignment's
+    reconciler hands it back. When assignment does not answer the second read, what was counted before."""
+    try:
+        after = {ticket["ticket_id"] for ticket in _held(svc, session, agent_id, team)["items"]}
+    except (Refused, Unreachable):
+        after = set()
+    stayed = [ticket for ticket in held["items"] if ticket["ticket_id"] in after]
+    return {
+        "moved": len(held["items"]) - len(stayed),
+        "failed": [(ticket.get("number"), STAYED) for ticket in stayed],
+        "more": False,
+        "at_least": bool(held.get("next_cursor")),
+    }
 
 
 def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
