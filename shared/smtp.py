@@ -256,10 +256,42 @@ class _Timed(smtplib.SMTP):
         self._end_sent = body
 
     def getreply(self):
+        """The server's answer, awaited a step (the answer to the message's end: until the send's time is over),
+        and never past the send's time, asked again every SLICE seconds: a bound set meanwhile (the worker
+        stops) ends a wait under way, not just the next one."""
         ending, started = self._end_sent, time.monotonic()
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        if self._until() is None:  # no time of its own: one step, as smtplib waits
+            self._settimeout(self.step)
+            return self._read_reply(ending, started)
+        while True:
+            over, by_time = self._over(ending, started)
+            left = over - time.monotonic()
+            if self._answered():
+                self._settimeout(max(left, 0.001))
+                return self._read_reply(ending, started)
+            if left <= 0:
+                break
+            self._select(min(self.SLICE, left))
+        if by_time and not ending:  # nothing of the message went out yet
+            self.close()
+            raise _NoTimeLeft("not sent: no time left to send the message")
+        self._settimeout(0.001)  # over: the read says so as smtplib would (a timeout, and the connection closed)
+        return self._read_reply(ending, started)
+
+    def _over(self, ending: bool, started: float) -> tuple[float, bool]:
+        """When the wait for an answer is over, and whether by the send's time (rather than by its step)."""
+        until = self._until()
         if ending:
-            self._await_end()
-        self._settimeout(self._left(self.step, ending))
+            return until, True
+        if until is not None and until < started + self.step:
+            return until, True
+        return started + self.step, False
+
+    SLICE = 0.5  # seconds: how often a wait for the server asks again for the send's time
+
+    def _read_reply(self, ending: bool, started: float):
         try:
             return super().getreply()
         except smtplib.SMTPServerDisconnected as exc:
@@ -268,22 +300,19 @@ class _Timed(smtplib.SMTP):
                 raise _Unanswered(f"no answer to the end of the message within {waited:.1f} s") from exc
             raise
 
-    def _await_end(self) -> None:
-        """Wait for the first byte of the answer to the message's end in waits of at most a step, the send's time
-        asked again after each: a bound set meanwhile (the worker stops) ends the wait, not just the next one."""
-        while self.sock is not None and not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
-            until = self._until()
-            if until is None:
-                return  # one step's wait, as for any answer
-            left = until - time.monotonic()
-            if left <= 0:
-                return
-            try:
-                readable, _, _ = select.select([self.sock], [], [], min(self.step, left))
-            except (OSError, ValueError):
-                return  # closed: the read says so
-            if readable:
-                return
+    def _answered(self) -> bool:
+        """Whether something of the answer is there to read (or the connection is gone: the read says so)."""
+        sock = self.sock
+        if sock is None or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            return True
+        return self._select(0)
+
+    def _select(self, timeout: float) -> bool:
+        try:
+            readable, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+        except (OSError, ValueError, TypeError):  # closed meanwhile: the read says so
+            return True
+        return bool(readable)
 
     def _until(self) -> float | None:
         bound = self.bound() if self.bound is not None else None
@@ -291,14 +320,12 @@ class _Timed(smtplib.SMTP):
             return self.until
         return bound
 
-    def _left(self, step: float, ending: bool = False) -> float:
-        """How long the next wait may last; _NoTimeLeft when the send's time is over and it is not the end's answer."""
+    def _left(self, step: float) -> float:
+        """How long the next wait (a connect, a write) may last; _NoTimeLeft when the send's time is over."""
         until = self._until()
         if until is None:
             return step
         left = until - time.monotonic()
-        if ending:
-            return max(left, 0.001)
         if left <= 0:
             raise _NoTimeLeft("not sent: no time left to send the message")
         return min(step, left)

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import re
+import signal
 import uuid
 
 import pytest
@@ -247,6 +248,28 @@ def test_a_hanging_webhook_does_not_delay_email_and_signatures_verify(
     assert all(r["status"] in ("failed", "dead") and "timed out" in r["last_error"] for r in hanging)
     handlers.delete_webhook(notify, good["_id"])
     assert [hook["_id"] for hook in notify.webhooks.all()] == [hang["_id"]]  # the deleted one is gone, the other kept
+
+
+def test_a_worker_that_cannot_finish_in_time_exits_with_1_at_its_bound(
+    start_worker,
+    publish,
+    notify,
+    webhook_server,  # noqa: F811
+):
+    """notify's worker, a sender stuck on a webhook that never answers (its timeout, 600 s, past the stop's bound of
+    2 s): it does not wait for the sender, and exits with 1 at the bound (the delivery goes again when its claim
+    ends: webhooks are at least once, each with its X-Ticketflow-Delivery)."""
+    hooks, base = webhook_server
+    hooks.hang_seconds = 600.0  # until the test ends
+    handlers.add_webhook(
+        notify, {"url": f"{base}/hang", "events": ["ticket.created"], "secret": "s3cret-" + uuid.uuid4().hex}
+    )
+    worker = start_worker(TICKETFLOW_WEBHOOK_TIMEOUT="600", TICKETFLOW_STOP_TIMEOUT="2")
+    _ticket(publish)
+    wait_until(lambda: hooks.hanging >= 1, timeout=30, message="a delivery to /hang is being held")
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(timeout=60) == 1, worker.log_text()  # not the webhook timeout's 600 s
+    assert "exiting now" in worker.log_text()
 
 
 def test_killed_between_recording_and_sending_it_is_sent_once_after_a_restart(
