@@ -214,7 +214,12 @@ class _NoTimeLeft(smtplib.SMTPServerDisconnected):
 
 
 class _Unanswered(smtplib.SMTPServerDisconnected):
-    """The server took the whole message and did not answer its end within the send's time."""
+    """The server took the whole message and did not answer its end within the send's time. `stopped`: the wait
+    was cut by the process stopping (`bound`), not by the send's own time: no fault of the message."""
+
+    def __init__(self, message: str, stopped: bool) -> None:
+        super().__init__(message)
+        self.stopped = stopped
 
 
 class _Timed(smtplib.SMTP):
@@ -233,6 +238,7 @@ class _Timed(smtplib.SMTP):
     ) -> None:
         self.step, self.until, self.bound = step, until, bound
         self._ending = self._end_sent = False  # a message's data is going out / went out: its answer may be long
+        self._stopping = False  # the wait under way ends at `bound` (the process stops)
         try:
             super().__init__(host, port, timeout=self._left(step), **options)  # connects and reads the greeting
         except BaseException:
@@ -266,7 +272,7 @@ class _Timed(smtplib.SMTP):
             self._settimeout(self.step)
             return self._read_reply(ending, started)
         while True:
-            over, by_time = self._over(ending, started)
+            over, by_time, self._stopping = self._over(ending, started)
             left = over - time.monotonic()
             if self._answered():
                 self._settimeout(max(left, 0.001))
@@ -280,14 +286,16 @@ class _Timed(smtplib.SMTP):
         self._settimeout(0.001)  # over: the read says so as smtplib would (a timeout, and the connection closed)
         return self._read_reply(ending, started)
 
-    def _over(self, ending: bool, started: float) -> tuple[float, bool]:
-        """When the wait for an answer is over, and whether by the send's time (rather than by its step)."""
+    def _over(self, ending: bool, started: float) -> tuple[float, bool, bool]:
+        """When the wait for an answer is over; whether by the send's time (rather than by its step), and whether
+        that time is the stop's `bound`."""
         until = self._until()
+        stopping = until is not None and until != self.until
         if ending:
-            return until, True
+            return until, True, stopping
         if until is not None and until < started + self.step:
-            return until, True
-        return started + self.step, False
+            return until, True, stopping
+        return started + self.step, False, False
 
     SLICE = 0.5  # seconds: how often a wait for the server asks again for the send's time
 
@@ -296,8 +304,9 @@ class _Timed(smtplib.SMTP):
             return super().getreply()
         except smtplib.SMTPServerDisconnected as exc:
             if ending and isinstance(exc.__context__, TimeoutError):
-                waited = time.monotonic() - started
-                raise _Unanswered(f"no answer to the end of the message within {waited:.1f} s") from exc
+                waited, stopping = time.monotonic() - started, self._stopping
+                why = " (the worker stopped)" if stopping else ""
+                raise _Unanswered(f"no answer to the end of the message within {waited:.1f} s{why}", stopping) from exc
             raise
 
     def _answered(self) -> bool:
@@ -308,11 +317,13 @@ class _Timed(smtplib.SMTP):
         return self._select(0)
 
     def _select(self, timeout: float) -> bool:
+        """Whether the server's answer has started within `timeout` seconds (poll: any descriptor number)."""
+        poller = select.poll()
         try:
-            readable, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+            poller.register(self.sock, select.POLLIN)
+            return bool(poller.poll(max(timeout, 0) * 1000))
         except (OSError, ValueError, TypeError):  # closed meanwhile: the read says so
             return True
-        return bool(readable)
 
     def _until(self) -> float | None:
         bound = self.bound() if self.bound is not None else None
@@ -378,8 +389,10 @@ def _quit(smtp: _Timed, timeout: float | None = None) -> None:
 
 
 def _error(exc: BaseException, config: SmtpConfig) -> SmtpError:
-    """What a failure while handing a message over is: never judged when its time ran out before it went out."""
-    return SmtpError(_reason(exc, config), unreachable=isinstance(exc, _NoTimeLeft))
+    """What a failure while handing a message over is: never judged when its time ran out before it went out, or
+    when the process stopping cut the wait for the end's answer (tried again without using up a retry)."""
+    never_judged = isinstance(exc, _NoTimeLeft) or (isinstance(exc, _Unanswered) and exc.stopped)
+    return SmtpError(_reason(exc, config), unreachable=never_judged)
 
 
 def _reason(exc: BaseException, config: SmtpConfig) -> str:

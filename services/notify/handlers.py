@@ -304,12 +304,13 @@ def send(svc: Notify, record: Notification) -> None:
 
 
 def send_bound(settings: Settings, exits_at: float | None) -> float | None:
-    """The time (`time.monotonic()`) no send may pass when the worker process ends at `exits_at` (None: it runs):
-    one send timeout before, the time to store the outcome (the process would otherwise end during a send whose
-    server has the message, and the notification, its claim run out, would be sent again)."""
+    """The time (`time.monotonic()`) no email's send may pass when the worker process ends at `exits_at` (None: it
+    runs): the database's timeout and a second before, the time to store the outcome (the process would otherwise
+    end during a send whose server has the message, and the notification, its claim run out, would be sent again).
+    A webhook's delivery is bounded by its own timeout (TICKETFLOW_WEBHOOK_TIMEOUT, below the stop's bound)."""
     if exits_at is None:
         return None
-    return exits_at - max(settings.smtp_timeout, settings.webhook_timeout)
+    return exits_at - settings.mongo_timeout_ms / 1000 - 1
 
 
 def _claim_left(settings: Settings, record: Notification) -> timedelta:
