@@ -104,7 +104,8 @@ class AgentById(MethodView):
         """Change any of name, email, teams, capacity, available and lead_of (admins); an agent may change only
         its own `available` (403 for anything else). 409 for an email address another agent has (`errors.email`).
         An agent taken out of a team hands that team's open tickets back to it (another agent of the team by the
-        rule, or its queue): up to 100 in the change itself, the rest within the reconciler's next run (30 s)."""
+        rule, or its queue): up to 100 in the change itself, the rest by the worker's reconciler, up to 200 a run
+        (every `TICKETFLOW_RECONCILE_INTERVAL` s)."""
         return handlers.update_agent(assignment(), agent_id, changes, principal(), correlation_id())
 
 

@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pymongo.errors import PyMongoError
+
 from services.assignment.domain import (
     GENERAL,
     Candidate,
@@ -172,27 +174,33 @@ HAND_BACK_PER_REQUEST = 100  # tickets an agent's change hands back itself (abou
 
 def hand_back(svc: Assignment, agent_id: str, limit: int, correlation_id: str | None = None) -> int:
     """The open tickets an agent holds in teams it is not in (it left them): each to another agent of its team by
-    the rule, or to the team's queue when nobody is free; at most `limit`, the most urgent first. They stay their
-    teams'; the agent no longer works for those (it would keep reading them, as its own, and no one of the team
-    would see them as anybody's to take). Read from what is stored, not from a change: what a change left (a
-    ticket changing too fast, a fault, a process that died, more than the bound) is found again by the next call.
-    How many went."""
+    the rule, or to the team's queue when nobody is free; at most `limit` tried, the most urgent first. They stay
+    their teams'; the agent no longer works for those (it would keep reading them, as its own, and no one of the
+    team would see them as anybody's to take). Read from what is stored, not from a change: what a change left (a
+    ticket changing too fast, the database failing on one, a process that died, more than the bound) is found
+    again by the next call. The places freed go to the queues of the agent's teams once, at the end. How many
+    left the agent."""
+    agent = svc.agents.find(agent_id)
+    if agent is None:
+        return 0
+    outside = [(ticket_id, team) for ticket_id, team in svc.tickets.held_by(agent_id) if team not in agent["teams"]]
     moved = 0
-    for ticket_id, team in svc.tickets.held_by(agent_id):
-        if moved >= limit:
-            break
-        agent = svc.agents.find(agent_id)
-        if agent is None or team in agent["teams"]:
-            continue  # back in the team meanwhile (or gone): its tickets there are its own
+    for ticket_id, team in outside[:limit]:
 
-        def still_held(ticket: Ticket, team: str = team) -> bool:
-            return ticket.agent_id == agent_id and ticket.team == team and ticket.is_open
+        def still_held(ticket: Ticket, team: str = team) -> bool:  # asked on each state the retries read
+            now_in = (svc.agents.find(agent_id) or {"teams": [team]})["teams"]
+            return ticket.agent_id == agent_id and ticket.team == team and ticket.is_open and team not in now_in
 
         try:
-            _assign(svc, ticket_id, _auto(svc, team), "auto", SYSTEM, correlation_id, prepare=still_held)
-            moved += 1
-        except Exception:  # this one stays with the agent for now (the next call tries it again); the others go on
-            log.exception("ticket %s stayed with agent %s, who left team %s", ticket_id, agent_id, team)
+            ticket = _assign(
+                svc, ticket_id, _auto(svc, team), "auto", SYSTEM, correlation_id, prepare=still_held, drain=False
+            )
+        except (Conflict, PyMongoError) as exc:  # it stays for now: the next call tries it again; the others go on
+            log.warning("ticket %s stayed with agent %s, who left team %s: %s", ticket_id, agent_id, team, exc)
+            continue
+        moved += ticket.agent_id != agent_id
+    if moved:
+        _drain_teams(svc, _teams_of(svc, agent_id), correlation_id)
     return moved
 
 
@@ -283,8 +291,10 @@ def _assign(
     stored: Ticket | None = None,
     teams: list[dict] | None = None,
     by_name: str | None = None,
+    drain: bool = True,
 ) -> Ticket:
     """Give a ticket to the agent `pick` chooses (None: the team's queue). `prepare` may veto or change it first.
+    `drain`: the place it frees goes to the previous agent's teams' queues now (False: the caller drains them).
 
     `stored`: the ticket as this handler has just stored it, so the first attempt reads nothing (a save that
     finds it changed since reads it again, as always). `teams`: every team, when the handler has read them
@@ -321,7 +331,7 @@ def _assign(
     busy = "The ticket is changing too fast; try again."
     ticket, move = update(load, decide, save, busy)
     if move is not NO_CHANGE and move.previous and move.previous != ticket.agent_id:
-        if svc.agents.release(move.previous, ticket_id):  # a slot is free: whoever waits in its teams gets it
+        if svc.agents.release(move.previous, ticket_id) and drain:  # a slot is free: who waits in its teams gets it
             _drain_teams(svc, _teams_of(svc, move.previous), correlation_id)
     return ticket
 

@@ -11,7 +11,8 @@ HAND_BACK_PER_RUN = 200  # tickets a run hands back from agents who left their t
 
 class Reconciler:
     """Compares each agent's count and counted tickets with the tickets; fixes a difference seen twice in a row.
-    First hands back the open tickets an agent holds in teams it is not in (`hand_back`), up to HAND_BACK_PER_RUN.
+    First hands back the open tickets an agent holds in teams it is not in (`hand_back`), up to HAND_BACK_PER_RUN
+    a run (agents in id order); an agent that handed some back has its count checked from the next run on.
 
     A difference seen once may be an assignment in flight (the slot is reserved before the ticket
     is saved); one that lasts across two runs is what a process that died in between left.

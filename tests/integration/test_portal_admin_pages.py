@@ -91,7 +91,7 @@ def test_an_agent_out_of_a_team_hands_its_tickets_there_back_and_the_page_says_s
     assert sent == [("PATCH", "/agents/cora", {"teams": ["network"]})]  # assignment hands them back
     said = (
         "The agent is out of Desk. 1 open ticket of Desk went back to the team: each to another of its agents, or "
-        "to its queue. #108 stayed with the agent: assignment hands it back to the team shortly."
+        "to its queue. 1 still with the agent for now (#108): assignment hands it back to Desk by itself shortly."
     )
     assert said in " ".join(text(admin.get(answer.headers["Location"])).split())
     assert said not in text(admin.get(answer.headers["Location"]))  # said once: a reload sends nothing again

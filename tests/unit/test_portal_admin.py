@@ -251,14 +251,19 @@ def test_removing_an_agent_from_a_team_counts_its_open_tickets_there_first_and_l
     after = [(method, path, body) for _, method, path, body in services.calls if method != "GET" or path == "/queue"]
     read = ("GET", "/queue", {"agent_id": "cora", "team": "desk", "limit": people.HAND_BACK_MAX})
     assert after == [read, ("PATCH", "/agents/cora", {"teams": ["network"]}), read]  # counted before and after
-    assert outcome == {"moved": 1, "failed": [(102, people.STAYED)], "more": False, "at_least": False}
-    outcome = {**outcome, "moved": 2, "failed": []}
+    assert outcome == {"moved": 1, "failed": [], "more": False, "at_least": False, "stayed": [102], "unread": False}
+    words = people.hand_back_words("Desk", outcome)
+    assert words == (
+        "1 open ticket of Desk went back to the team: each to another of its agents, or to its queue. 1 still with "
+        "the agent for now (#102): assignment hands it back to Desk by itself shortly."
+    )
+    outcome = {**outcome, "moved": 2, "stayed": []}
     words = people.hand_back_words("Desk", {**outcome, "at_least": True})
     assert words.startswith("More than 2 open tickets of Desk went back to the team")
 
 
 def test_a_ticket_that_cannot_be_handed_back_is_named_and_the_others_go_on():
-    agent = {"id": "cora", "teams": ["network"], "lead_of": []}  # out of desk already
+    agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": [], "available": False}  # away
     held = {"items": [{"ticket_id": "t-1", "number": 101}, {"ticket_id": "t-2", "number": 102}], "next_cursor": "c"}
     services = FakeServices({("assignment", "GET", "/agents/cora"): agent, ("assignment", "GET", "/queue"): held})
     answer = services.call
@@ -271,6 +276,16 @@ def test_a_ticket_that_cannot_be_handed_back_is_named_and_the_others_go_on():
     services.call = call
     outcome = people.hand_back(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
     assert outcome == {"moved": 1, "failed": [(101, "The ticket is resolved.")], "more": True}
+
+
+def test_tickets_of_a_team_the_agent_left_are_assignment_s_to_hand_back_not_the_button_s():
+    """A transfer from the page could pick again a ticket assignment's reconciler has just handed back."""
+    agent = {"id": "cora", "teams": ["network"], "lead_of": []}  # out of desk
+    services = FakeServices({("assignment", "GET", "/agents/cora"): agent})
+    with pytest.raises(UserError, match="assignment hands its tickets there back by itself") as refused:
+        people.hand_back(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
+    assert refused.value.status == 409
+    assert [call[1] for call in services.calls if call[1] != "GET"] == []
 
 
 def test_an_empty_id_is_a_field_error_before_any_call():
@@ -620,7 +635,8 @@ def test_unticking_a_team_on_the_agent_page_hands_its_tickets_there_back():
     handing_back(services)
     form = {"name": "Cora", "email": "cora@example.com", "teams": ["network"], "capacity": "3"}
     handed = people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "cora", form)
-    assert handed == {"desk": {"moved": 1, "failed": [], "more": False, "at_least": False}}
+    went = {"moved": 1, "failed": [], "more": False, "at_least": False, "stayed": [], "unread": False}
+    assert handed == {"desk": went}
     sent = [(method, path) for _, method, path, _ in services.calls if method != "GET" or path == "/queue"]
     assert sent == [("GET", "/queue"), ("PATCH", "/agents/cora"), ("GET", "/queue")]  # no transfer again
 

@@ -273,23 +273,23 @@ def remove_from_team(svc: Portal, session: dict, agent_id: str, team: str) -> di
     return _handed_back(svc, session, agent_id, team, held)
 
 
-STAYED = "assignment hands it back to the team shortly."
-
-
 def _handed_back(svc: Portal, session: dict, agent_id: str, team: str, held: dict) -> dict:
-    """What the agent's change handed back, as `hand_back_words` says it: the tickets counted before it that are
-    no longer the agent's. One still with it (past the change's bound, or changing just then) is said: assignment's
-    reconciler hands it back. When assignment does not answer the second read, what was counted before."""
+    """What the agent's change handed back, as `hand_back_words` says it: the tickets counted before it that are no
+    longer the agent's ("moved"), and those still with it ("stayed": past the change's bound, or changing just
+    then; assignment's reconciler hands them back). When assignment does not answer the second read, what was
+    counted before."""
     try:
         after = {ticket["ticket_id"] for ticket in _held(svc, session, agent_id, team)["items"]}
     except (Refused, Unreachable):
         after = set()
-    stayed = [ticket for ticket in held["items"] if ticket["ticket_id"] in after]
+    stayed = [ticket.get("number") for ticket in held["items"] if ticket["ticket_id"] in after]
     return {
         "moved": len(held["items"]) - len(stayed),
-        "failed": [(ticket.get("number"), STAYED) for ticket in stayed],
+        "failed": [],
         "more": False,
-        "at_least": bool(held.get("next_cursor")),
+        "at_least": bool(held.get("next_cursor")) and not stayed,  # uncounted ones went too only when none stayed
+        "stayed": stayed,
+        "unread": bool(held.get("next_cursor")) and bool(stayed),
     }
 
 
@@ -300,8 +300,10 @@ def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
 
     {"moved": tickets handed back, "failed": [(number, reason)], "more": whether some were left unread}."""
     found = agent(svc, session, agent_id)
-    if team in found["teams"] and found.get("available", True):
-        named = team_names(svc, session).get(team) or team
+    named = team_names(svc, session).get(team) or team
+    if team not in found["teams"]:  # a transfer here could pick again a ticket assignment just handed back
+        raise UserError(f"The agent is not in {named}: assignment hands its tickets there back by itself.", status=409)
+    if found.get("available", True):
         raise UserError(
             f"The agent is in {named} and available: its tickets there stay with it. Set it away first to "
             "hand them back.",
@@ -311,9 +313,9 @@ def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
 
 
 def stranded(svc: Portal, session: dict, agent_found: dict) -> dict[str, int]:
-    """The agent's open tickets that may go back to their teams, counted by team: in teams it is not in, or all of
-    them while it is unavailable (none read past HAND_BACK_MAX; none said when assignment does not answer: the
-    page shows the rest)."""
+    """The agent's open tickets that may go back to their teams, counted by team: in teams it is not in (which
+    assignment hands back by itself: the page says so), or all of them while it is unavailable (none read past
+    HAND_BACK_MAX; none said when assignment does not answer: the page shows the rest)."""
     every = not agent_found.get("available", True)
     try:
         held = svc.services.get("assignment", "/queue", actor(session), agent_id=agent_found["id"], limit=HAND_BACK_MAX)
@@ -344,16 +346,29 @@ def _transfer_back(svc: Portal, session: dict, team: str, held: dict) -> dict:
     return outcome
 
 
+STAYED_NAMED = 5  # tickets still with the agent named by number; the rest counted
+
+
 def hand_back_words(team: str, outcome: dict) -> str:
     """What became of the tickets, in a sentence or a few."""
     moved, more_than = outcome["moved"], "More than " if outcome.get("at_least") else ""
-    said = [
-        f"{more_than}{moved} open ticket{'' if moved == 1 and not more_than else 's'} of {team} went back to the "
-        "team: each to another of its agents, or to its queue."
-        if moved
-        else f"No open ticket of {team} was with the agent."
-    ]
+    said = []
+    if moved:
+        said.append(
+            f"{more_than}{moved} open ticket{'' if moved == 1 and not more_than else 's'} of {team} went back to the "
+            "team: each to another of its agents, or to its queue."
+        )
+    elif not outcome.get("stayed"):
+        said.append(f"No open ticket of {team} was with the agent.")
     said += [f"#{number or '?'} stayed with the agent: {reason}" for number, reason in outcome["failed"]]
+    if stayed := outcome.get("stayed"):
+        shown = ", ".join(f"#{number or '?'}" for number in stayed[:STAYED_NAMED])
+        others = f" and {len(stayed) - STAYED_NAMED} more" if len(stayed) > STAYED_NAMED else ""
+        more = " (and perhaps more, beyond those counted)" if outcome.get("unread") else ""
+        said.append(
+            f"{len(stayed)} still with the agent for now ({shown}{others}){more}: assignment hands "
+            f"{'it' if len(stayed) == 1 else 'them'} back to {team} by itself shortly."
+        )
     if outcome["more"]:
         said.append(f"It held more than {HAND_BACK_MAX}: hand back the rest from this page.")
     return " ".join(said)

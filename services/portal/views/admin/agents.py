@@ -121,7 +121,7 @@ def _handing_back(agent_id: str, team_id: str, act, first: str):
 
 def _handed_back(agent_id: str, first: str, words: str, outcome: dict):
     """The agent's page again, saying once what became of the tickets (a reload does not send them again)."""
-    ok = not outcome["failed"] and not outcome["more"]
+    ok = not outcome["failed"] and not outcome["more"] and not outcome.get("stayed")
     said = {"text": f"{first} {words}".strip(), "ok": ok}
     portal().store.set_flash(g.session["_id"], "agent", agent_id, said, now())
     return redirect(url_for("admin.agent", agent_id=agent_id), 303)
