@@ -204,6 +204,8 @@ class TicketReopenedData(_Data):
 
 class TicketClosedData(_Data):
     by = _choice(("requester", "auto"))
+    # a duplicate's: the number of the request it was merged into (as on its ticket.resolved): added after the contract
+    merged_into = fields.Integer(required=False, strict=True, validate=validate.Range(1, 10**15))
 
 
 MAIL_KEPT_WHY = ("another_sender", "thread_full")

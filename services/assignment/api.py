@@ -247,7 +247,9 @@ class Resolve(MethodView):
     @tickets.response(200, TicketSchema)
     def post(self, body, ticket_id):
         """Resolve the ticket (its assigned agent or an admin); 409 if already resolved or closed. `merged_into`: a
-        duplicate's, the number of the same requester's request it was merged into (carried by `ticket.resolved`)."""
+        duplicate's, the number of the same requester's request it was merged into (carried by `ticket.resolved`);
+        assignment knows neither requesters nor the other request, so the caller checks it (the portal's merge
+        does: the same requester's, open, the two held against a merge the other way round at the same time)."""
         return handlers.resolve(
             assignment(), ticket_id, body["resolution"], principal(), correlation_id(), body.get("merged_into")
         )

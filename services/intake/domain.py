@@ -189,7 +189,8 @@ class Ticket:
             return False
         self._set_status("closed", now)
         self.closed_at = self.updated_at = now
-        self._record("ticket.closed", {"by": by})
+        merged = {"merged_into": self.merged_into} if self.merged_into else {}  # its close email says where it went
+        self._record("ticket.closed", {"by": by, **merged})
         return True
 
     def due_for_auto_close(self, now: datetime, hours: float) -> bool:

@@ -40,8 +40,9 @@ def reopens(event_type: str, data: dict) -> bool:
 class SendError(Exception):
     """A send that did not succeed (refused, timed out, unreachable); the message says why, for `last_error`.
 
-    `unreachable`: the mail relay did not answer at all, so this message was never judged: the attempt
-    does not count towards `dead` (see Notification.relay_down).
+    `unreachable`: this message was never judged (the mail relay did not answer at all, the send's time ran out
+    before the message went out, or the worker stopping cut the wait for the relay's answer): the attempt does
+    not count towards `dead` (see Notification.relay_down).
     """
 
     def __init__(self, reason: str, unreachable: bool = False) -> None:

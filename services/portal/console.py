@@ -445,14 +445,30 @@ def merge(svc: Portal, session: dict, ticket_id: str, form: dict, request_id: st
     ticket and read that one; held back, as a resolve is, when the ticket changed since the page showed it.
 
     Everything is checked before anything is written: this ticket's state and the person's right to resolve it, and
-    the kept request as assignment has it now (intake learns a resolve a moment later: two requests merged into
-    each other at once would leave none open). A note already there from an earlier try is not added again, and a
-    resolve that fails after the note says that the note is there. UserError next to the choice when the request
-    to keep will not do."""
+    the kept request as it is now (resolved or closed by either service: intake learns a resolve a moment later,
+    and assignment a close). The two tickets are held for this merge meanwhile (`start_merge`), so that two merges
+    of the same two, into each other (which would leave neither open) or a double click, go one after the other:
+    the second finds the first done. A note already there from an earlier try, the same words, is not added again,
+    and a resolve that fails after the note says that the note is there. UserError next to the choice when the
+    request to keep will not do."""
     into = (form.get("into") or "").strip()
     if not into:
         said = "Choose the request to keep."
         raise UserError(said, {"into": [said]})
+    key = svc.store.start_merge((ticket_id, into), now(), MERGE_HELD_FOR)
+    if key is None:
+        said = "These two requests are being merged just now, by you or someone else: reload the page to see how."
+        raise UserError(said, {"into": [said]}, 409)
+    try:
+        return _merge(svc, session, ticket_id, into, form, request_id)
+    finally:
+        svc.store.end_merge(key)
+
+
+MERGE_HELD_FOR = timedelta(minutes=1)  # a merge's hold on its two tickets, once its process may have died
+
+
+def _merge(svc: Portal, session: dict, ticket_id: str, into: str, form: dict, request_id: str | None) -> dict:
     who = actor(session)
     view = ticket_view(svc, session, ticket_id)
     if "resolve" not in rights_on(view.work, who, profile(svc, session)):
@@ -468,14 +484,14 @@ def merge(svc: Portal, session: dict, ticket_id: str, form: dict, request_id: st
             raise
         said = "That request is not one you can add to: choose another."
         raise UserError(said, {"into": [said]}, 422) from None
-    other = other | {"status": kept.get("status") or other.get("status")}
+    if other.get("status") not in ("resolved", "closed"):  # a close is intake's first: assignment learns it later
+        other = other | {"status": kept.get("status") or other.get("status")}
     if problem := domain.merge_problem(view.ticket, other):
         raise UserError(problem, {"into": [problem]}, 409)
     _check_unchanged(svc, session, ticket_id, form.get("seen"))
     note = domain.merged_note(view.ticket, view.attachments)
-    first_line = note.split("\n", 1)[0]
-    if not any((earlier.get("body") or "").startswith(first_line) for earlier in kept.get("notes") or []):
-        act(svc, session, other["id"], "note", {"body": note}, request_id)
+    if not any((earlier.get("body") or "").strip() == note.strip() for earlier in kept.get("notes") or []):
+        act(svc, session, other["id"], "note", {"body": note}, request_id)  # words since an earlier merge: added
     resolution = {"resolution": domain.merged_resolution(other)}
     try:
         return act(svc, session, ticket_id, "resolve", resolution, request_id, merged_into=other["number"])

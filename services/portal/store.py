@@ -62,6 +62,7 @@ class PortalStore:
         self.ratings = db["ratings"]
         self.forgotten_keys = db["forgotten_form_keys"]
         self.departed = db["departed_agents"]  # the agents of deleted accounts: {_id: agent id, at}
+        self.merges = db["merges_under_way"]  # {_id: the two tickets' ids, sorted and joined, at}: one at a time
 
     def ensure_indexes(self) -> None:
         self.accounts.create_index([("email", ASCENDING)], unique=True)
@@ -248,6 +249,21 @@ class PortalStore:
 
     def link_acted_on(self, session_id: str, ticket_id: str) -> None:
         self.sessions.update_one({"_id": session_id}, {"$pull": {"links_followed": ticket_id}})
+
+    def start_merge(self, ticket_ids: tuple[str, str], at: datetime, held_for: timedelta) -> str | None:
+        """Hold the pair of tickets for one merge (either way round); None when another merge of the same two is
+        under way (started less than `held_for` ago: one whose process died is then taken over). The key to give
+        back to `end_merge`."""
+        key = "/".join(sorted(ticket_ids))
+        try:
+            self.merges.insert_one({"_id": key, "at": at})
+            return key
+        except DuplicateKeyError:
+            taken = self.merges.find_one_and_update({"_id": key, "at": {"$lt": at - held_for}}, {"$set": {"at": at}})
+            return key if taken is not None else None
+
+    def end_merge(self, key: str) -> None:
+        self.merges.delete_one({"_id": key})
 
     def set_flash(self, session_id: str, kind: str, page: str, flash: dict, at: datetime) -> None:
         """What a page of this session says once, the next time it is drawn (a redirect after a form: a reload does

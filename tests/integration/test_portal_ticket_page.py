@@ -7,10 +7,12 @@ import io
 import os
 import re
 import uuid
+from datetime import timedelta
 
 from services.portal import attachments, console, handlers
 from services.portal.pages import cookie_names
 from shared import links
+from shared.clock import now
 from tests.integration.test_portal_search import PASSWORD, a_ticket, portal, signed_in, stub, text, with_grants  # noqa: F401
 
 QUEUED = {"at": "2026-01-01T10:00:01.000Z", "action": "queued", "by": "system", "from": None, "to": None,
@@ -1010,3 +1012,61 @@ def test_a_merge_checks_everything_before_it_writes_and_a_second_try_adds_no_sec
     done = admin.post("/console/tickets/t-1/merge", data={"csrf_token": token, "into": "t-2"})
     assert done.status_code == 303
     assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-1/resolve"]  # no second note
+
+
+def test_two_merges_of_the_same_two_requests_go_one_after_the_other(portal, stub):  # noqa: F811
+    """#7 into #6 while #6 goes into #7 (two agents at once, or one double click): the second waits for the first,
+    which leaves it nothing to do, instead of both resolving and neither request staying open."""
+    a_duplicate(stub)
+    svc = portal.extensions["ticketflow.portal"]
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+    held = svc.store.start_merge(("t-2", "t-1"), now(), timedelta(minutes=1))  # #6 into #7, under way
+    assert held is not None and svc.store.start_merge(("t-1", "t-2"), now(), timedelta(minutes=1)) is None
+    stub.calls.clear()
+
+    page = admin.post("/console/tickets/t-1/merge", data={"csrf_token": token, "into": "t-2"})
+
+    assert page.status_code == 409 and "These two requests are being merged just now" in text(page)
+    assert not [c for c in stub.calls if c["method"] == "POST"]
+    svc.store.end_merge(held)
+    done = admin.post("/console/tickets/t-1/merge", data={"csrf_token": token, "into": "t-2"})
+    assert done.status_code == 303  # the hold is given back once a merge ends, whatever its outcome
+    later = now() + timedelta(minutes=2)  # a hold whose process died is taken over after a minute
+    assert svc.store.start_merge(("t-1", "t-3"), now(), timedelta(minutes=1)) is not None
+    assert svc.store.start_merge(("t-3", "t-1"), later, timedelta(minutes=1)) is not None
+
+
+def test_a_request_intake_has_closed_is_not_merged_into_though_assignment_has_not_heard_yet(portal, stub):  # noqa: F811
+    a_duplicate(stub, status="closed")
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+    assignment_view = stub.answers["/tickets/t-2"] | {"status": "assigned"}  # assignment: a moment behind
+    intake_view = stub.answers["/tickets/t-2"]
+    stub.answers["/tickets/t-2"] = lambda: intake_view if not _asked_twice(stub, "/tickets/t-2") else assignment_view
+    stub.calls.clear()
+
+    page = admin.post("/console/tickets/t-1/merge", data={"csrf_token": token, "into": "t-2"})
+
+    assert page.status_code == 409 and "#6 is closed" in text(page)
+    assert not [c for c in stub.calls if c["method"] == "POST"]
+
+
+def _asked_twice(server, path: str) -> bool:
+    """Whether `path` was asked before this call (the stub records a call before it answers it)."""
+    return [c["path"] for c in server.calls].count(path) >= 2
+
+
+def test_a_request_merged_again_after_new_words_gets_them_as_a_second_note(portal, stub):  # noqa: F811
+    a_duplicate(stub)
+    earlier = "Merged from #7 (“Printer”), the same request. What was written there:\n\nx"  # before "Still nothing."
+    stub.answers["/tickets/t-2"] = stub.answers["/tickets/t-2"] | {"notes": [{"id": "n-0", "body": earlier}]}
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/console/tickets/t-1"))).group(1)
+    stub.calls.clear()
+
+    done = admin.post("/console/tickets/t-1/merge", data={"csrf_token": token, "into": "t-2"})
+
+    assert done.status_code == 303
+    (note,) = [c["json"] for c in stub.calls if c["path"] == "/tickets/t-2/notes"]
+    assert "Still nothing." in note["body"]  # what the requester wrote since the first merge reaches #6

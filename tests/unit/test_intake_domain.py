@@ -180,6 +180,17 @@ def test_closing_twice_records_one_event():
     assert [kind for kind, _ in ticket.recorded] == ["ticket.closed"]
 
 
+def test_a_merged_duplicate_s_closing_names_the_request_it_went_into():
+    ticket = make_ticket()
+    ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Merged.", "merged_into": 100041}, at(2))
+    ticket.recorded.clear()
+    assert ticket.close("auto", at(3))
+    assert ticket.recorded == [("ticket.closed", {"by": "auto", "merged_into": 100041})]
+    other = make_ticket()
+    other.close("requester", at(1))
+    assert other.recorded[-1] == ("ticket.closed", {"by": "requester"})
+
+
 def test_assigned_after_resolved_does_not_reopen():
     ticket = make_ticket()
     ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "done"}, at(5))

@@ -252,6 +252,16 @@ def test_closed_by_the_requester_and_closed_automatically_read_differently():
     assert "not heard back" in automatic.text
 
 
+def test_a_merged_duplicate_closed_later_sends_its_requester_on_to_the_request_kept():
+    """Its resolve's email said it went into the other request: the close, days later, says the same, not "we have
+    not heard back, send a new request"."""
+    context = make_context("ticket.closed", {"by": "auto", "merged_into": 100041})
+    closed = messages.render("ticket.closed", "requester", context)
+    for body in (closed.text, closed.html):
+        assert "same as your request" in body and "#100041" in body and "reply to the emails of #100041" in body
+        assert "not heard back" not in body and "send us a new request" not in body
+
+
 def test_a_missing_context_key_fails_loudly():
     context = make_context("ticket.replied")
     del context["event"]["data"]["body"]
