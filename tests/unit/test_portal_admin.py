@@ -245,13 +245,22 @@ def test_removing_an_agent_from_a_team_counts_its_open_tickets_there_first_and_l
     """assignment hands them back itself (PATCH /agents): a transfer of each besides would move some again."""
     agent = {"id": "cora", "teams": ["network", "desk"], "lead_of": []}
     held = {"items": [{"ticket_id": "t-1", "number": 101}, {"ticket_id": "t-2", "number": 102}], "next_cursor": None}
-    services = FakeServices({("assignment", "GET", "/agents/cora"): agent, ("assignment", "GET", "/queue"): held})
+    desk = {"items": [{"id": "bo", "teams": ["desk"], "available": True}]}  # someone there takes tickets
+    services = FakeServices(
+        {
+            ("assignment", "GET", "/agents/cora"): agent,
+            ("assignment", "GET", "/queue"): held,
+            ("assignment", "GET", "/agents"): desk,
+        }
+    )
     handing_back(services, stays=("t-2",))  # past the change's bound, or changing just then
     outcome = people.remove_from_team(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
     after = [(method, path, body) for _, method, path, body in services.calls if method != "GET" or path == "/queue"]
     read = ("GET", "/queue", {"agent_id": "cora", "team": "desk", "limit": people.HAND_BACK_MAX})
     assert after == [read, ("PATCH", "/agents/cora", {"teams": ["network"]}), read]  # counted before and after
-    assert outcome == {"moved": 1, "failed": [], "more": False, "at_least": False, "stayed": [102], "unread": False}
+    assert outcome == {
+        "moved": 1, "failed": [], "more": False, "at_least": False, "stayed": [102], "unread": False, "nobody": None
+    }  # fmt: skip
     words = people.hand_back_words("Desk", outcome)
     assert words == (
         "1 open ticket of Desk went back to the team: each to another of its agents, or to its queue. 1 still with "
@@ -275,7 +284,11 @@ def test_a_ticket_that_cannot_be_handed_back_is_named_and_the_others_go_on():
 
     services.call = call
     outcome = people.hand_back(SimpleNamespace(services=services, kept={}), ADMIN, "cora", "desk")
-    assert outcome == {"moved": 1, "failed": [(101, "The ticket is resolved.")], "more": True}
+    nobody = "Nobody in desk takes tickets now (it has no agents): the ticket waits in its queue until an agent"
+    assert outcome["nobody"].startswith(nobody)  # no agent of desk: where it went, and why it waits there
+    assert outcome | {"nobody": None} == {"moved": 1, "failed": [(101, "The ticket is resolved.")], "more": True,
+                                         "nobody": None}  # fmt: skip
+    assert people.hand_back_words("Desk", outcome).endswith("until an agent there is available.")
 
 
 def test_tickets_of_a_team_the_agent_left_are_assignment_s_to_hand_back_not_the_button_s():
@@ -627,16 +640,17 @@ def test_tickets_are_handed_back_only_to_a_team_the_agent_has_left():
 
 
 def test_unticking_a_team_on_the_agent_page_hands_its_tickets_there_back():
-    agents = [{"id": "cora", "name": "Cora", "email": "cora@example.com", "teams": ["network", "desk"]}]
+    agents = [{"id": "cora", "name": "Cora", "email": "cora@example.com", "teams": ["network", "desk"]},
+              {"id": "bo", "name": "Bo", "email": "bo@example.com", "teams": ["desk"], "available": True}]  # fmt: skip
     held = {"items": [{"ticket_id": "t-1", "number": 101}], "next_cursor": None}
     services = FakeServices(
         {("assignment", "GET", "/agents"): {"items": agents}, ("assignment", "GET", "/queue"): held}
     )
     handing_back(services)
     form = {"name": "Cora", "email": "cora@example.com", "teams": ["network"], "capacity": "3"}
-    handed = people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "cora", form)
-    went = {"moved": 1, "failed": [], "more": False, "at_least": False, "stayed": [], "unread": False}
-    assert handed == {"desk": went}
+    saved = people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "cora", form)
+    went = {"moved": 1, "failed": [], "more": False, "at_least": False, "stayed": [], "unread": False, "nobody": None}
+    assert saved.handed == {"desk": went} and saved.given == 0
     sent = [(method, path) for _, method, path, _ in services.calls if method != "GET" or path == "/queue"]
     assert sent == [("GET", "/queue"), ("PATCH", "/agents/cora"), ("GET", "/queue")]  # no transfer again
 
@@ -804,3 +818,23 @@ def test_what_is_not_a_time_or_a_zone_goes_to_sla_as_typed_for_it_to_refuse(type
 )  # fmt: skip
 def test_sla_s_words_for_a_calendar_are_said_as_a_person_types_it(said, shown):
     assert in_words(said) == shown
+
+
+def test_an_agent_given_waiting_tickets_by_its_change_is_said_so():
+    """A new team (or more capacity) makes assignment give the agent what waited in its queues at once: the page
+    says how many, counted from the agent's open tickets before and after (the tickets handed back left)."""
+    agents = [{"id": "tom", "name": "Tom", "email": "tom@example.com", "teams": ["general"], "open_tickets": 2}]
+    held = {"items": [{"ticket_id": "t-1", "number": 101}, {"ticket_id": "t-2", "number": 102}], "next_cursor": None}
+    services = FakeServices(
+        {
+            ("assignment", "GET", "/agents"): {"items": agents},
+            ("assignment", "GET", "/queue"): held,
+            ("assignment", "PATCH", "/agents/tom"): {**agents[0], "teams": ["hardware"], "open_tickets": 3},
+        }
+    )
+    handing_back(services)
+    form = {"name": "Tom", "email": "tom@example.com", "teams": ["hardware"], "capacity": "4"}
+    saved = people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "tom", form)
+    assert saved.handed["general"]["moved"] == 2 and saved.given == 3  # 2 - 2 handed back + 3 given = 3 open
+    assert people.given_words(saved.given) == "3 waiting tickets of their teams went to them."
+    assert people.given_words(0) == ""

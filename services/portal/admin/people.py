@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from services.portal import domain
 from services.portal.admin import number, path_id, refusal, require_id, unchanged_since_opened
@@ -124,11 +125,21 @@ def _account_possible(svc: Portal, email: str) -> None:
         raise UserError(ACCOUNT_TAKEN, {"email": [ACCOUNT_TAKEN]}, 409)
 
 
-def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[str, dict]:
+@dataclass(frozen=True)
+class Saved:
+    """What an agent's change did besides: {team unticked: its hand-back's outcome}, and how many waiting tickets
+    of its teams went to the agent (a new team, more capacity, available again)."""
+
+    handed: dict[str, dict]
+    given: int
+
+
+def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> Saved:
     """The agent page's changes. An email another agent has is refused here, next to the field: that agent
     would get this one's assignment and breach emails (assignment's API refuses it too). A team
     unticked: assignment hands the agent's open tickets there back to it, as for "Remove from <team>"; they are
-    counted first, for the page to say how many went: {team: outcome}."""
+    counted first, for the page to say how many went. Waiting tickets given to the agent by the change are counted
+    from its open tickets before and after."""
     body = agent_body(form)
     agents = svc.services.get("assignment", "/agents", actor(session))["items"]
     with _and_the_rest(svc, session, "PATCH", f"/agents/{path_id(agent_id)}", body):
@@ -144,8 +155,19 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> dict[st
     kept = body["teams"] if isinstance(body["teams"], list) else []
     left = [team for team in (own or {}).get("teams", []) if team not in kept]
     held = {team: _held(svc, session, agent_id, team) for team in left}  # read first: a silence changes nothing
-    change_agent(svc, session, agent_id, body)
-    return {team: _handed_back(svc, session, agent_id, team, held[team]) for team in left}
+    changed = change_agent(svc, session, agent_id, body)
+    handed = {team: _handed_back(svc, session, agent_id, team, held[team]) for team in left}
+    went = sum(outcome["moved"] for outcome in handed.values())
+    before, after = (own or {}).get("open_tickets"), changed.get("open_tickets")
+    given = after - (before - went) if isinstance(before, int) and isinstance(after, int) else 0
+    return Saved(handed, max(given, 0))
+
+
+def given_words(given: int) -> str:
+    """Waiting tickets an agent's change gave the agent, in a sentence ("" for none)."""
+    if not given:
+        return ""
+    return f"{given} waiting ticket{'' if given == 1 else 's'} of their teams went to them."
 
 
 def _all_said(*checks: Callable[[], object]) -> None:
@@ -283,14 +305,29 @@ def _handed_back(svc: Portal, session: dict, agent_id: str, team: str, held: dic
     except (Refused, Unreachable):
         after = set()
     stayed = [ticket.get("number") for ticket in held["items"] if ticket["ticket_id"] in after]
+    moved = len(held["items"]) - len(stayed)
     return {
-        "moved": len(held["items"]) - len(stayed),
+        "moved": moved,
         "failed": [],
         "more": False,
         "at_least": bool(held.get("next_cursor")) and not stayed,  # uncounted ones went too only when none stayed
         "stayed": stayed,
         "unread": bool(held.get("next_cursor")) and bool(stayed),
+        "nobody": _unstaffed(svc, session, team, moved),
     }
+
+
+def _unstaffed(svc: Portal, session: dict, team: str, moved: int) -> str | None:
+    """Why the tickets handed back wait in the team's queue, when nobody there takes tickets now (none said when
+    assignment does not answer: the page says where they went)."""
+    if not moved:
+        return None
+    try:
+        agents = svc.services.get("assignment", "/agents", actor(session))["items"]
+    except (Refused, Unreachable):
+        return None
+    named = {"id": team, "name": team_names(svc, session).get(team) or team}
+    return domain.unstaffed_words(domain.staffed([named], agents)[0], moved)
 
 
 def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
@@ -309,7 +346,8 @@ def hand_back(svc: Portal, session: dict, agent_id: str, team: str) -> dict:
             "hand them back.",
             status=409,
         )
-    return _transfer_back(svc, session, team, _held(svc, session, agent_id, team))
+    outcome = _transfer_back(svc, session, team, _held(svc, session, agent_id, team))
+    return outcome | {"nobody": _unstaffed(svc, session, team, outcome["moved"])}
 
 
 def stranded(svc: Portal, session: dict, agent_found: dict) -> dict[str, int]:
@@ -371,6 +409,8 @@ def hand_back_words(team: str, outcome: dict) -> str:
         )
     if outcome["more"]:
         said.append(f"It held more than {HAND_BACK_MAX}: hand back the rest from this page.")
+    if outcome.get("nobody"):
+        said.append(outcome["nobody"])
     return " ".join(said)
 
 

@@ -74,14 +74,18 @@ def agent(agent_id: str):
 def change_agent(agent_id: str):
     form = form_data(*LISTS)
     try:
-        handed = people.save_agent(portal(), g.session, agent_id, form)
+        saved = people.save_agent(portal(), g.session, agent_id, form)
     except UserError as exc:
         return _edit(agent_id, form, exc.errors, exc.message, exc.status)
-    if not handed:
+    handed = saved.handed
+    if not handed and not saved.given:
         return redirect(url_for("admin.agent", agent_id=agent_id, notice="saved"), 303)
     words = " ".join(people.hand_back_words(_named(team), outcome) for team, outcome in handed.items())
+    words = f"{words} {people.given_words(saved.given)}".strip()
     whole = {"moved": 0, "failed": [f for o in handed.values() for f in o["failed"]],
-             "more": any(o["more"] for o in handed.values())}  # fmt: skip
+             "more": any(o["more"] for o in handed.values()),
+             "stayed": [n for o in handed.values() for n in o.get("stayed", [])],
+             "nobody": any(o.get("nobody") for o in handed.values())}  # fmt: skip
     return _handed_back(agent_id, NOTICES["saved"], words, whole)
 
 
@@ -121,7 +125,7 @@ def _handing_back(agent_id: str, team_id: str, act, first: str):
 
 def _handed_back(agent_id: str, first: str, words: str, outcome: dict):
     """The agent's page again, saying once what became of the tickets (a reload does not send them again)."""
-    ok = not outcome["failed"] and not outcome["more"] and not outcome.get("stayed")
+    ok = not outcome["failed"] and not outcome["more"] and not outcome.get("stayed") and not outcome.get("nobody")
     said = {"text": f"{first} {words}".strip(), "ok": ok}
     portal().store.set_flash(g.session["_id"], "agent", agent_id, said, now())
     return redirect(url_for("admin.agent", agent_id=agent_id), 303)
