@@ -46,10 +46,15 @@ def shown_as_typed(value: str) -> None:
         raise ValidationError(f"Must not hold control characters (U+{ord(found):04X}): a name shows as typed.")
 
 
+_OVERRIDES = dict.fromkeys(range(0x202A, 0x202F))  # bidi embeddings and overrides (LRE RLE PDF LRO RLO): dropped
+
+
 def one_line(text: str) -> str:
     """The text with each control character or line break a space: it shows as one line and never starts a line of
-    its own in an email it goes into ("Hello Ana\r\nBcc: ..."). Format characters (bidi marks) stay: names need
-    them."""
+    its own in an email it goes into ("Hello Ana\r\nBcc: ..."). Bidi embeddings and overrides are dropped: one makes
+    a subject show as another ("\u202eexe.txt" reads "txt.exe"), in a queue and in an email's subject alike. Other
+    format characters (bidi marks and isolates) stay: names in right-to-left scripts need them."""
+    text = text.translate(_OVERRIDES)
     return "".join(" " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in text)
 
 

@@ -302,7 +302,8 @@ def test_create_refuses_bad_input_with_problem_json_and_stores_nothing(client, i
 def test_a_subject_and_a_requesters_name_are_one_line_each(make_ticket, client):
     """A control character or a line break in them (pasted, an email header's) becomes a space: a name never starts
     a line of its own in an email ("Hello Ana" then a forged "Bcc:"), a NUL never reaches a page. A bidi mark stays
-    (a name in Arabic needs it); the description keeps its lines."""
+    (a name in Arabic needs it), a bidi override does not (it shows a subject as another); the description keeps
+    its lines."""
     ticket = make_ticket(
         subject="VPN\x00 down\r\nagain",
         description="Line one\nLine two",
@@ -311,6 +312,8 @@ def test_a_subject_and_a_requesters_name_are_one_line_each(make_ticket, client):
     assert ticket["subject"] == "VPN  down  again"
     assert ticket["requester"]["name"] == "Ana  Bcc: evil@example.com \u200f"
     assert ticket["description"] == "Line one\nLine two"
+    reversed_ = make_ticket(subject="Invoice \u202efdp.exe\u202c", requester={"name": "\u202dAna", "email": "a@b.co"})
+    assert (reversed_["subject"], reversed_["requester"]["name"]) == ("Invoice fdp.exe", "Ana")  # shown as stored
     blank = client.post("/tickets", json=ticket_request(subject="\x00\x07"), headers=portal())
     assert_problem(blank, 422, field="subject")  # nothing but controls: blank
 
