@@ -172,8 +172,8 @@ def backlog_table(tickets: list[dict], names: dict[str, str] | None = None, team
     teams = sorted({team for team, _ in counted} | set(teams))
     rows = [[_named(team, names), *(counted[team, s] for s in OPEN_STATUSES), waiting[team],
              sum(counted[team, s] for s in OPEN_STATUSES)] for team in teams]  # fmt: skip
-    columns = [("Team", "text"), *((AGENT_STATUS[s], "count") for s in OPEN_STATUSES), ("Unassigned", "count"),
-               ("All open", "count")]  # fmt: skip
+    columns = [("Team", "text"), *((AGENT_STATUS[s], "count") for s in OPEN_STATUSES),
+               ("Of them, no agent yet", "count"), ("All open", "count")]  # fmt: skip
     table = Table("backlog", "Open tickets per team", columns, rows)
     table.chart = charts.bar_chart(table.title, [(row[0], row[-1]) for row in rows], empty="No open ticket.")
     return table

@@ -380,7 +380,7 @@ def test_a_duplicate_merged_into_another_request_is_said_so_not_as_good_news():
     assert "reply to the emails of #100041." in message.text
     assert "Good news" not in message.text and "How did we do?" not in message.text
     assert "Merged into your request" not in message.text  # the portal's words for its page: said once, here
-    assert "Good news" not in message.html and "the agents working on #100041 have what you wrote" in message.html
+    assert "Good news" not in message.html and "we have added what you wrote here to #100041" in message.html
     assert "Your request was merged into #100041" in message.html
 
 
