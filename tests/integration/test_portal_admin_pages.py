@@ -646,3 +646,21 @@ def test_a_team_added_by_mistake_is_deleted_and_one_with_a_history_is_refused_in
     assert (deleted.status_code, deleted.headers["Location"]) == (303, "/admin/teams?notice=deleted")
     assert [call["method"] for call in stub.calls if call["path"] == "/teams/mistake"] == ["DELETE"]
     assert "The team is deleted." in text(admin.get(deleted.headers["Location"]))
+
+
+def test_setting_an_agent_away_names_them_and_what_they_still_hold(portal, stub):  # noqa: F811
+    marta = {"id": "marta", "name": "Marta Ruiz", "email": "marta@example.com", "teams": ["network"], "lead_of": [],
+             "capacity": 4, "available": True, "open_tickets": 4}  # fmt: skip
+    stub.answers["/agents/marta"] = marta
+    stub.answers["/agents"] = {"items": [marta]}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+    stub.answers["/topics"] = {"items": []}
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/agents"))).group(1)
+
+    answer = admin.post("/admin/agents/marta/availability", data={"csrf_token": token, "available": "false"})
+
+    assert answer.status_code == 303
+    said = " ".join(text(admin.get(answer.headers["Location"])).split())
+    assert "Marta Ruiz is away: no new tickets are assigned to them. They still hold 4 open tickets. Hand" in said
+    assert "Marta Ruiz is" not in " ".join(text(admin.get("/admin/agents?notice=unavailable&agent=nobody")).split())

@@ -3,7 +3,7 @@ setting one away and taking one out of a team."""
 
 from __future__ import annotations
 
-from flask import g, redirect, url_for
+from flask import g, redirect, request, url_for
 
 from services.portal.admin import people
 from services.portal.handlers import UserError
@@ -24,8 +24,23 @@ def _list(form: dict | None = None, errors=None, message=None, created=None, sta
     form = form if form is not None else {"send_email": "on"}  # away until they can sign in (below)
     return page(
         "admin/agents.html", "agents", status, form=form, errors=errors or {}, message=message, notices=NOTICES,
-        created=created, **directory,
+        created=created, done=_availability_said(directory["agents"]), **directory,
     )  # fmt: skip
+
+
+def _availability_said(agents: list[dict]) -> str | None:
+    """After "Set away" or "Set available": which agent, by its name as assignment has it (the address names it by
+    id only), and what it holds; None for any other notice (the page's own words)."""
+    key, who = request.args.get("notice"), request.args.get("agent")
+    found = next((agent for agent in agents if agent.get("id") == who), None)
+    if key not in ("available", "unavailable") or found is None:
+        return None
+    held = found.get("open_tickets") or 0
+    tickets = f"{held} open ticket{'' if held == 1 else 's'}"
+    if key == "available":
+        return f"{found['name']} is available: new tickets may be assigned to them (they have {tickets} now)."
+    more = " Hand them back from their page for others of their teams to take on." if held else ""
+    return f"{found['name']} is away: no new tickets are assigned to them. They still hold {tickets}.{more}"
 
 
 @blueprint.get("/agents")
@@ -99,7 +114,7 @@ def agent_availability(agent_id: str):
         people.change_agent(portal(), g.session, agent_id, {"available": available})
     except UserError as exc:
         return _list(message=exc.message, status=exc.status)
-    return redirect(url_for("admin.agents", notice="available" if available else "unavailable"), 303)
+    return redirect(url_for("admin.agents", notice="available" if available else "unavailable", agent=agent_id), 303)
 
 
 @blueprint.post("/agents/<agent_id>/teams/<team_id>/remove")
