@@ -28,7 +28,8 @@ kept off the conversation: another sender's, or one a full thread cannot take), 
 (unavailable, as its last `agent.updated` said: on leave, or gone), the team lead also gets its emails of
 `ticket.message_added`, `ticket.mail_kept`, `ticket.reopened` and `sla.warning`, saying so; a reopening (and
 the message that caused it) goes then to the lead alone, since the ticket goes to an available agent: someone on
-leave, or gone, never hears of it again. Every subject reads `[#<number>] <ticket subject>`.
+leave, or gone, never hears of it again. Every subject reads `[#<number>] <ticket subject>`; an SLA alert's
+says what it is first: `[#<number>] First response due soon: <ticket subject>`, `... target missed: ...`.
 Internal notes are never sent anywhere. Every email to the requester carries a link to the ticket's page in the portal
 (`TICKETFLOW_PORTAL_URL/t/<token>`, a token of its own per email, valid TICKETFLOW_LINK_DAYS days for that
 ticket and that address); no email to an agent or lead does: theirs lead to the ticket's page in the console

@@ -13,7 +13,8 @@
      "closes_in": str,               # requester emails only: `period_words(auto_close_hours)`, a resolved one's time
      "console_link": str}            # agent and lead emails only: `console_link(...)`, the ticket in the console
 
-The subject is always `[#<number>] <ticket subject>` so that a mail client threads a ticket's emails.
+The subject is `[#<number>] <ticket subject>` so that a mail client threads a ticket's emails; an SLA alert's
+says what it is first (`[#100042] First response due soon: ...`, `... target missed: ...`), to stand out in an inbox.
 `render` adds `time_zone` (the desk's, TICKETFLOW_TIME_ZONE) for the filter `when`.
 Filters for the templates: `when(zone)` (a datetime as 27 Nov 2026, 10:30 CET in that zone), `who` (a `by_name`
 mid-sentence: "the help desk" for an admin who is no agent), `percent` (80.0 -> 80%),
@@ -59,7 +60,7 @@ def render(event_type: str, audience: str, context: dict, time_zone: str = "UTC"
     env = _environment()
     name, context = f"{event_type}.{audience}", {**context, "time_zone": time_zone}
     return Message(
-        subject=subject_line(context["ticket"]["number"], context["ticket"]["subject"]),
+        subject=subject_line(context["ticket"]["number"], context["ticket"]["subject"], _alert(event_type, context)),
         text=env.get_template(f"{name}.txt").render(context),
         html=env.get_template(f"{name}.html").render(context),
     )
@@ -77,9 +78,21 @@ def console_link(settings: Settings, ticket_id: str) -> str:
     return f"{settings.portal_url.rstrip('/')}/console/tickets/{quote(ticket_id, safe='')}"
 
 
-def subject_line(number: int, subject: str) -> str:
-    """`[#100042] VPN drops every hour`, with control characters replaced by spaces."""
-    return f"[#{number}] {_UNSAFE_IN_HEADER.sub(' ', subject)}"
+def subject_line(number: int, subject: str, alert: str = "") -> str:
+    """`[#100042] VPN drops every hour`, with control characters replaced by spaces; an `alert` before the subject
+    (`[#100042] First response due soon: VPN drops every hour`)."""
+    return f"[#{number}] {alert + ': ' if alert else ''}{_UNSAFE_IN_HEADER.sub(' ', subject)}"
+
+
+_ALERTS = {"sla.warning": "{clock} due soon", "sla.breached": "{clock} target missed"}
+
+
+def _alert(event_type: str, context: dict) -> str:
+    """What an SLA alert's subject says first ("" for every other email)."""
+    found = _ALERTS.get(event_type)
+    if found is None:
+        return ""
+    return found.format(clock=_words(context["event"]["data"]["clock"]).capitalize())
 
 
 def format_time(value: datetime | str, time_zone: str = "UTC") -> str:

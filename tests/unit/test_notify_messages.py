@@ -112,7 +112,9 @@ def make_context(event_type: str, data: dict | None = None, **ticket) -> dict:
 def test_every_event_and_audience_renders_with_the_ticket_number_in_the_subject(event_type, audience):
     message = messages.render(event_type, audience, make_context(event_type))
 
-    assert message.subject == "[#100042] VPN drops every hour"
+    alerts = {"sla.warning": "First response due soon: ", "sla.breached": "Resolution target missed: "}
+    alert = alerts.get(event_type, "")
+    assert message.subject == f"[#100042] {alert}VPN drops every hour"  # an SLA alert says so first, in an inbox
     assert "#100042" in message.text and "#100042" in message.html
     assert message.text.strip() and "<" not in message.text.split("\n")[0]
     assert message.html.lstrip().startswith("<!DOCTYPE html>") and message.html.rstrip().endswith("</html>")
