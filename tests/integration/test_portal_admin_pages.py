@@ -286,12 +286,7 @@ def test_a_team_or_topic_named_as_another_is_said_next_to_the_name_and_nothing_i
 
 def test_an_agent_saved_with_its_name_unchanged_is_sent_without_it(portal, stub):  # noqa: F811
     """A name made before a rule it breaks (a control character) does not stop the rest of the page being saved."""
-    old = {"id": "cora", "name": "Cora\u202e", "email": "cora@example.com", "teams": ["network"], "lead_of": [],
-           "capacity": 4, "available": True, "open_tickets": 0}  # fmt: skip
-    stub.answers["/agents/cora"] = old
-    stub.answers["/agents"] = {"items": [old]}
-    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
-    stub.answers["/topics"] = {"items": []}
+    one_agent(stub, id="cora", name="Cora\u202e", open_tickets=0)
     admin = signed_in(portal)
     token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/agents/cora"))).group(1)
     form = {"csrf_token": token, "name": "Cora\u202e", "email": "cora@example.com", "teams": "network",
@@ -649,12 +644,7 @@ def test_a_team_added_by_mistake_is_deleted_and_one_with_a_history_is_refused_in
 
 
 def test_setting_an_agent_away_names_them_and_what_they_still_hold(portal, stub):  # noqa: F811
-    marta = {"id": "marta", "name": "Marta Ruiz", "email": "marta@example.com", "teams": ["network"], "lead_of": [],
-             "capacity": 4, "available": True, "open_tickets": 4}  # fmt: skip
-    stub.answers["/agents/marta"] = marta
-    stub.answers["/agents"] = {"items": [marta]}
-    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
-    stub.answers["/topics"] = {"items": []}
+    one_agent(stub, id="marta", name="Marta Ruiz", open_tickets=4)
     admin = signed_in(portal)
     token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/agents"))).group(1)
 
@@ -664,3 +654,14 @@ def test_setting_an_agent_away_names_them_and_what_they_still_hold(portal, stub)
     said = " ".join(text(admin.get(answer.headers["Location"])).split())
     assert "Marta Ruiz is away: no new tickets are assigned to them. They still hold 4 open tickets. Hand" in said
     assert "Marta Ruiz is" not in " ".join(text(admin.get("/admin/agents?notice=unavailable&agent=nobody")).split())
+
+
+def one_agent(stub, **fields) -> dict:  # noqa: F811
+    """assignment with one agent (of team Network, available, capacity 4; `fields` change it), for its pages."""
+    agent = {"email": f"{fields['id']}@example.com", "teams": ["network"], "lead_of": [], "capacity": 4,
+             "available": True, **fields}  # fmt: skip
+    stub.answers[f"/agents/{agent['id']}"] = agent
+    stub.answers["/agents"] = {"items": [agent]}
+    stub.answers["/teams"] = {"items": [{"id": "network", "name": "Network"}]}
+    stub.answers["/topics"] = {"items": []}
+    return agent
