@@ -100,11 +100,11 @@ def change_password(
             errors["current"] = ["This is not your current password."]
     if problems := domain.password_problems(new):
         errors["password"] = problems
-    elif not again:
+    if not again:  # said with the new password's problems, not once they are mended
         errors["again"] = ["Type the new password again."]
     elif new != again:
         errors["again"] = ["This is not the same as the new password above."]
-    elif "current" not in errors and new == current:
+    elif not errors and new == current:
         errors["password"] = ["This is your current password. Choose a new one."]
     if errors:
         raise UserError("Some answers need another look.", errors)

@@ -225,6 +225,14 @@ def test_a_change_that_will_not_do_is_said_next_to_the_field_and_changes_nothing
     assert sign_in(portal, agent["email"]).status_code == 303
 
 
+def test_a_new_password_too_short_and_typed_differently_again_is_said_both_at_once(portal):  # noqa: F811
+    """A tester mended the length, then was told the second box differed: each problem is said at the first try."""
+    _, here = account_with_session(portal, "agent")
+    page = text(change(browser(portal, here), {"current": PASSWORD, "password": "short", "again": "shorter"}))
+    assert 'id="password-error"' in page and "Use at least 12 characters." in page
+    assert 'id="again-error"' in page and "This is not the same as the new password above." in page
+
+
 def test_wrong_current_passwords_count_as_failed_sign_ins(portal):  # noqa: F811
     agent, here = account_with_session(portal, "agent")
     client = browser(portal, here)
