@@ -225,22 +225,29 @@ def saved_reply_problems(title: str, body: str) -> dict[str, list[str]]:
         problems["body"] = ["Enter the reply's text."]
     elif len(body) > SAVED_REPLY_BODY_MAX:
         problems["body"] = [f"Keep the reply to {SAVED_REPLY_BODY_MAX:,} characters (it has {len(body):,})."]
-    if "body" not in problems and (wrong := _field_problem(body)):
-        problems["body"] = [wrong]
+    if "body" not in problems and (wrong := _field_problems(body)):
+        problems["body"] = wrong
     return problems
 
 
-def _field_problem(body: str) -> str | None:
-    """What is wrong with the fields a saved reply's text names, if anything: it would reach requesters as typed."""
-    unknown = sorted({f for f in _SAVED_REPLY_FIELD.findall(body) if f not in SAVED_REPLY_FIELDS})
+def _field_problems(body: str) -> list[str]:
+    """What is wrong with the fields a saved reply's text names, each kind of mistake said at once: it would reach
+    requesters as typed."""
+    said = []
+    doubled = _DOUBLED_FIELD.search(body)
+    inner = _DOUBLED_FIELD.sub(lambda found: "", body)  # "{{ticket_number}}" is said as doubled, not as unknown
+    unknown = sorted({f for f in _SAVED_REPLY_FIELD.findall(inner) if f not in SAVED_REPLY_FIELDS})
     if unknown:
         known = ", ".join(SAVED_REPLY_FIELDS)
-        return f"Unknown {'field' if len(unknown) == 1 else 'fields'} {', '.join(unknown)}: use {known}."
-    if _DOUBLED_FIELD.search(body):
-        return "Put one pair of braces around a field, like {requester_first_name}."
-    if unclosed := _UNCLOSED_FIELD.search(body):
-        return f"“{unclosed.group()}” needs its closing brace: {unclosed.group()}}}."
-    return None
+        said.append(f"Unknown {'field' if len(unknown) == 1 else 'fields'} {', '.join(unknown)}: use {known}.")
+    if doubled:
+        said.append("Put one pair of braces around a field, like {requester_first_name}.")
+    said += [f"“{found}” needs its closing brace: {found}}}." for found in _unclosed(body)]
+    return said
+
+
+def _unclosed(body: str) -> list[str]:
+    return list(dict.fromkeys(found.group() for found in _UNCLOSED_FIELD.finditer(body)))
 
 
 def fill_saved_reply(body: str, ticket: dict, agent_name: str) -> str:

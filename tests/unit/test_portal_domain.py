@@ -306,6 +306,8 @@ def test_a_saved_reply_needs_a_title_and_a_text_and_known_fields():
     unclosed = domain.saved_reply_problems("Hi", "Dear {requester_name, hello")["body"][0]
     assert unclosed == "“{requester_name” needs its closing brace: {requester_name}."
     assert domain.saved_reply_problems("Hi", "Use the set {a, b} or press {enter. x }} y") == {}  # braces as text
+    every = domain.saved_reply_problems("Hi", "Dear {name}, {{ticket_number}} and {requester_name, bye")["body"]
+    assert [said.split(" ", 1)[0] for said in every] == ["Unknown", "Put", "“{requester_name”"]  # each said at once
 
 
 def test_a_saved_reply_reads_with_the_tickets_details_filled_in():
