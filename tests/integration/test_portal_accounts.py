@@ -293,6 +293,9 @@ def test_an_agent_account_is_for_an_agent_assignment_has(portal, stub):  # noqa:
 
     assert refused.status_code == 422
     assert f"No agent has the id {ghost}. To add a new agent, use Agents: it adds the account too." in text(refused)
+    both = post_form(admin, "/admin/accounts", "/admin/", {"email": "bad@", "role": "agent", "agent_id": ghost})
+    said = text(both)  # the email's mistake said with the unknown agent, not after it is mended
+    assert both.status_code == 422 and "No agent has the id" in said and 'id="email-error"' in said
     added = post_form(admin, "/admin/accounts", "/admin/", {"email": f"ada-{ghost}@example.com", "role": "agent",
                                                             "agent_id": ada})  # fmt: skip
     assert added.status_code == 200 and f"Account ada-{ghost}@example.com added." in text(added)

@@ -55,7 +55,8 @@ def add_account(svc: Portal, session: dict, email: str, role: str, agent_id: str
             if refused.status != 404:
                 raise
             problem = f"No agent has the id {agent_id}. To add a new agent, use Agents: it adds the account too."
-            raise UserError("The account has invalid fields.", {"agent_id": [problem]}) from None
+            said = domain.account_problems(email, role, agent_id) | {"agent_id": [problem]}  # the email's said too
+            raise UserError("The account has invalid fields.", said) from None
         email_of_nobody_else(svc, session, agent_id, email, rule=ACCOUNT_OF_ANOTHER)
     return create_account(svc, email, role, agent_id, None, agent_field="agent_id")
 
