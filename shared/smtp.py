@@ -269,6 +269,7 @@ class _Timed(smtplib.SMTP):
         if self.sock is None:
             raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
         if self._until() is None:  # no time of its own: one step, as smtplib waits
+            self._stopping = False
             self._settimeout(self.step)
             return self._read_reply(ending, started)
         while True:

@@ -484,8 +484,7 @@ def _merge(svc: Portal, session: dict, ticket_id: str, into: str, form: dict, re
             raise
         said = "That request is not one you can add to: choose another."
         raise UserError(said, {"into": [said]}, 422) from None
-    if other.get("status") not in ("resolved", "closed"):  # a close is intake's first: assignment learns it later
-        other = other | {"status": kept.get("status") or other.get("status")}
+    other = domain.kept_now(other, kept.get("status"))
     if problem := domain.merge_problem(view.ticket, other):
         raise UserError(problem, {"into": [problem]}, 409)
     _check_unchanged(svc, session, ticket_id, form.get("seen"))

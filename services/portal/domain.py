@@ -728,6 +728,14 @@ MERGED_INTO = "Merged into your request #"  # how a merged ticket's resolution s
 NOTE_LONGEST = WRITTEN["note"][2]
 
 
+def kept_now(other: dict, assignment_status: str | None) -> dict:
+    """The request to keep (as intake shows it) with its status as the services have it now: resolved or closed by
+    either counts (intake learns a resolve a moment after assignment, and assignment a close after intake)."""
+    if other.get("status") in ("resolved", "closed"):
+        return other
+    return other | {"status": assignment_status or other.get("status")}
+
+
 def merge_problem(ticket: dict, other: dict) -> str | None:
     """Why `ticket` cannot be merged into `other` (both as intake shows them), in words; None when it can. Only into
     an open request of the same requester: the merged one's requester is sent there, and reads only their own."""
