@@ -17,7 +17,8 @@ The subject is `[#<number>] <ticket subject>` so that a mail client threads a ti
 says what it is first (`[#100042] First response due soon: ...`, `... target missed: ...`), to stand out in an inbox.
 `render` adds `time_zone` (the desk's, TICKETFLOW_TIME_ZONE) for the filter `when`.
 Filters for the templates: `when(zone)` (a datetime as 27 Nov 2026, 10:30 CET in that zone), `who` (a `by_name`
-mid-sentence: "the help desk" for an admin who is no agent), `percent` (80.0 -> 80%),
+mid-sentence: "the help desk" for an admin who is no agent), `percent` (80.0 -> 80%), `ahead(since)` (a deadline
+as the time left from `since`: "1 hour 12 minutes"),
 `words` (first_response -> first response), `follows_up` (a description -> the closed ticket's number it follows).
 
 Every requester template shows `link` (StrictUndefined: a requester email without one fails to render);
@@ -117,6 +118,18 @@ def _words(value: str) -> str:
     return value.replace("_", " ")
 
 
+def _ahead(due_at: datetime | str, since: datetime | str) -> str:
+    """How long from `since` (an alert's moment) to `due_at`, in words: "48 minutes", "2 hours 5 minutes",
+    "3 days 4 hours" (the largest unit and the next, the rest left out); "less than a minute" when no more is left."""
+    due_at, since = (parse_time(value) if isinstance(value, str) else value for value in (due_at, since))
+    minutes = int((due_at - since).total_seconds() // 60)
+    if minutes < 1:
+        return "less than a minute"
+    parts = [(minutes // 1440, "day"), (minutes % 1440 // 60, "hour"), (minutes % 60, "minute")]
+    first = next(i for i, (n, _) in enumerate(parts) if n)  # the largest unit, then the next one unless it is 0
+    return " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts[first : first + 2] if n)
+
+
 def period_words(hours: float) -> str:
     """A setting's hours as a requester reads them: "3 days", "36 hours", "1 hour", "5 minutes"."""
     minutes = round(hours * 60)
@@ -176,5 +189,5 @@ def _environment() -> Environment:
         auto_reload=False,  # the templates ship with the code: no stat of two files per email
     )
     env.filters.update(when=format_time, who=_who, percent=_percent, words=_words, follows_up=_follows_up,
-                       files_came=_files_came, linked=_linked)  # fmt: skip
+                       files_came=_files_came, linked=_linked, ahead=_ahead)  # fmt: skip
     return env

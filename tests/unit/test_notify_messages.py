@@ -246,6 +246,35 @@ def test_the_sla_warning_gives_the_clock_the_percent_and_the_time_in_the_desk_s_
     assert "27 Nov 2026, 04:30 EST" in breach.text and "UTC" not in breach.text
 
 
+def test_the_sla_warning_says_how_long_is_left_from_the_warning_to_the_deadline():
+    context = make_context("sla.warning")
+    context["event"]["occurred_at"] = DUE - timedelta(hours=1, minutes=12, seconds=30)
+
+    message = messages.render("sla.warning", "agent", context)
+
+    assert "Due at:   27 Nov 2026, 09:30 UTC, 1 hour 12 minutes after this warning" in message.text
+    assert "1 hour 12 minutes after this warning" in message.html
+    assert "1 hour 12 minutes after this warning" in messages.render("sla.warning", "lead", context).text
+
+
+@pytest.mark.parametrize(
+    ("left", "said"),
+    [
+        (timedelta(seconds=59), "less than a minute"),
+        (timedelta(minutes=1), "1 minute"),
+        (timedelta(minutes=48, seconds=59), "48 minutes"),
+        (timedelta(hours=2), "2 hours"),
+        (timedelta(hours=2, minutes=5), "2 hours 5 minutes"),
+        (timedelta(days=1, minutes=5), "1 day"),  # the largest unit and the next: no hours, so no more
+        (timedelta(days=3, hours=4, minutes=59), "3 days 4 hours"),
+        (-timedelta(minutes=5), "less than a minute"),
+    ],
+)
+def test_the_time_left_is_said_in_its_two_largest_units(left, said):
+    assert messages._ahead(DUE + left, DUE) == said
+    assert messages._ahead((DUE + left).isoformat(), DUE.isoformat()) == said
+
+
 def test_closed_by_the_requester_and_closed_automatically_read_differently():
     by_requester = messages.render("ticket.closed", "requester", make_context("ticket.closed", {"by": "requester"}))
     automatic = messages.render("ticket.closed", "requester", make_context("ticket.closed", {"by": "auto"}))
