@@ -233,7 +233,9 @@ class TicketAssignedData(_Data):
     team's name then, `team_lead_name` its lead's (beside `team_lead_email`: the first of its leads by id who is
     available when the ticket is assigned, else the first by id); `by_name`, present only when a person moved the
     ticket (`manual`, `transfer`), is who: an agent's name, or "The help desk" for an admin who is no agent.
-    Producers older than these fields leave them out."""
+    `previous_team`, on a `transfer`, is the team the ticket was in before: a transfer to that same team is a
+    hand-back (another agent of the team, or its queue, takes it from its agent). Producers older than these fields
+    leave them out."""
 
     agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))
     agent_name = fields.String(required=True, allow_none=True, validate=validate.Length(1, 200))
@@ -243,6 +245,7 @@ class TicketAssignedData(_Data):
     team_lead_email = _email(required=False)
     team_lead_name = _text(200, required=False)  # that lead's name, for the emails' greeting: after the contract
     previous_agent_id = _text(100, required=False)
+    previous_team = _text(100, required=False)  # a transfer's team before: the same for a hand-back
     reason = _choice(ASSIGN_REASONS)
     decision = fields.Dict(keys=fields.String(), allow_none=True)  # rule and candidates, for auto
     by_name = _text(200, required=False)  # who moved it by hand (manual, transfer): added after the contract

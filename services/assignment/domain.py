@@ -187,6 +187,7 @@ class Ticket:
                 "team_lead_email": team_lead_email,
                 "team_lead_name": team_lead_name if team_lead_email else None,
                 "previous_agent_id": previous,
+                **({"previous_team": previous_team} if reason == "transfer" and previous_team else {}),
                 "reason": reason,
                 "decision": decision,
                 **_by(by_name),

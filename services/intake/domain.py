@@ -405,8 +405,15 @@ def _by(data: dict) -> str:
     return f" by {'the help desk' if by == DESK else by}" if by else ""
 
 
+def _handed_back(data: dict) -> bool:
+    """Whether a transfer kept the ticket's team: a hand-back (its agent away), not a move to another team."""
+    return data.get("reason") == "transfer" and data.get("previous_team") == data["team"]
+
+
 def _assigned_summary(data: dict) -> str:
     if data.get("agent_id") is None:
+        if _handed_back(data):
+            return f"Handed back to {_team(data)}'s queue{_by(data)}: waiting there"
         if data.get("reason") == "transfer":
             return f"Transferred to {_team(data)}{_by(data)}: waiting in its queue"
         return f"Waiting in {_team(data)}'s queue: nobody is free"
@@ -420,6 +427,8 @@ def _assigned_summary(data: dict) -> str:
         return f"Assigned to {who} automatically: {rule}, among {among}"
     if reason == "claim":
         return f"Claimed by {who}"
+    if _handed_back(data):
+        return f"Handed back to {_team(data)}{_by(data)} and assigned to {who}"
     if reason == "transfer":
         return f"Transferred to {_team(data)}{_by(data)} and assigned to {who}"
     if reason == "reopen":

@@ -515,6 +515,7 @@ HISTORY_WORDS = {
     "assigned": "assigned it to {to}",
     "queued": "put it back in the team queue",
     "transferred": "transferred it to team {to}",
+    "handed_back": "handed it back to team {to}",
     "replied": "replied to the requester",
     "noted": "added an internal note",
     "status_changed": "set the status to {to_words}",
@@ -559,7 +560,10 @@ def done_words(entry: dict, names: dict[str, str] | None = None, teams: dict[str
     to = entry.get("to") or ""
     if entry.get("action") in ("assigned", "transferred"):
         to = ((names if entry["action"] == "assigned" else teams) or {}).get(to) or to
-    template = HISTORY_WORDS.get(entry.get("action", ""), entry.get("action", "changed it").replace("_", " "))
+    action = entry.get("action", "")
+    if action == "transferred" and entry.get("from") == entry.get("to"):  # into the team it was in: a hand-back
+        action = "handed_back"
+    template = HISTORY_WORDS.get(action, action.replace("_", " ") or "changed it")
     return template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
 
 

@@ -20,6 +20,7 @@ from services.assignment.domain import (
     route,
     why_team_stays,
 )
+from shared import events
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 TEAMS = [
@@ -137,6 +138,15 @@ def test_assigning_records_the_event_with_who_and_why():
         and data["decision"] == {"rule": "r", "candidates": []}
     )
     assert ticket.status == "assigned" and ticket.history[-1]["action"] == "assigned"
+
+
+def test_a_move_names_the_team_the_ticket_was_in_so_that_a_hand_back_reads_as_one():
+    ticket = make_ticket(agent_id="jane", status="assigned")
+    ticket.assign(None, "network", "transfer", "agent:tess", T0, by_name="Tess Lead")  # back into its own team
+    ticket.assign(JANE, "desk", "transfer", "agent:tess", T0, by_name="Tess Lead")
+    assert [data["previous_team"] for _, data in ticket.recorded] == ["network", "network"]
+    assert [(entry["from"], entry["to"]) for entry in ticket.history] == [("network", "network"), ("network", "desk")]
+    events.make_event("ticket.assigned", "t1", ticket.recorded[0][1], producer="assignment")  # the schema knows it
 
 
 def test_a_change_a_person_makes_names_them_in_its_event_and_the_systems_name_nobody():

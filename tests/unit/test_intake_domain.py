@@ -381,6 +381,12 @@ def test_summaries_name_the_person_who_acted_when_the_event_does():
     assert summarize("ticket.assigned", moved) == "Transferred to Desk by the help desk and assigned to Jane Doe (Desk)"
     queued = {**moved, "agent_id": None, "agent_name": None, "agent_email": None, "by_name": "Tess Lead"}
     assert summarize("ticket.assigned", queued) == "Transferred to Desk by Tess Lead: waiting in its queue"
+    elsewhere = {**moved, "previous_team": "hardware"}  # from another team: a transfer still
+    assert summarize("ticket.assigned", elsewhere).startswith("Transferred to Desk by the help desk and assigned")
+    back = {**moved, "team": "desk", "previous_team": "desk"}  # into its own team: a hand-back, not a transfer
+    assert summarize("ticket.assigned", back) == "Handed back to Desk by the help desk and assigned to Jane Doe (Desk)"
+    back_queued = {**queued, "team": "desk", "previous_team": "desk"}
+    assert summarize("ticket.assigned", back_queued) == "Handed back to Desk's queue by Tess Lead: waiting there"
     changed = {"previous_status": "in_progress", "status": "waiting_on_requester", "by_name": "Jane Doe"}
     assert summarize("ticket.status_changed", changed) == (
         "Status changed from in progress to waiting on requester by Jane Doe"

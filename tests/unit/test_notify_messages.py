@@ -215,6 +215,13 @@ def test_the_agents_assignment_email_says_who_moved_it_where():
     transfer = messages.render("ticket.assigned", "agent", make_context("ticket.assigned", moved))
     assert "It was moved to Network & VPN by Tess <Lead>, and given to you there." in transfer.text
     assert "by Tess &lt;Lead&gt;, and given to you there." in transfer.html
+    back = make_context("ticket.assigned", {**moved, "team": "network", "previous_team": "network"})  # its own team
+    handed = messages.render("ticket.assigned", "agent", back)
+    assert "It was handed back to its team, Network & VPN, by Tess <Lead>, and given to you." in handed.text
+    assert "handed back to its team, Network &amp; VPN, by Tess &lt;Lead&gt;, and given to you." in handed.html
+    assert "moved" not in handed.text
+    elsewhere = make_context("ticket.assigned", {**moved, "team": "network", "previous_team": "desk"})
+    assert "It was moved to Network & VPN" in messages.render("ticket.assigned", "agent", elsewhere).text
     manual = messages.render("ticket.assigned", "agent", make_context("ticket.assigned", {"reason": "manual"}))
     assert "It was assigned to you by a lead or an admin." in manual.text  # an event from before by_name
     named = make_context("ticket.assigned", {"reason": "manual", "by_name": "Tess Lead"})
