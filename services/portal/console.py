@@ -761,7 +761,8 @@ def presence(svc: Portal, session: dict, ticket_id: str, name: str) -> list[str]
 
 
 def live(svc: Portal, session: dict, ticket_id: str, seen_text: str | None, name: str) -> dict:
-    """What the open ticket page refreshes: the conversation, what others changed, who else is looking."""
+    """What the open ticket page refreshes: the conversation, what others changed, who else is looking, and the SLA
+    clocks (which follow a change a moment after it, and turn breached while the page is open)."""
     view = ticket_view(svc, session, ticket_id)
     seen = domain.Snapshot.decode(seen_text)
     others = presence(svc, session, ticket_id, name)
@@ -769,4 +770,5 @@ def live(svc: Portal, session: dict, ticket_id: str, seen_text: str | None, name
         "view": view,
         "changes": changes_since(svc, session, view, seen) if seen else [],
         "others": others,
+        "clocks": sla_clocks(svc, actor(session), ticket_id),
     }

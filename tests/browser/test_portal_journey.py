@@ -135,6 +135,8 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     agent.get_by_label("Resolution").fill("New profile with a shorter rekey interval.")
     agent.get_by_role("button", name="Resolve").click()
     expect(agent.get_by_text("Ticket resolved.")).to_be_visible()
+    resolution_clock = agent.locator("#live-clocks li", has_text="Resolution")
+    expect(resolution_clock).to_contain_text("Stopped within its target", timeout=40_000)  # sla stops it: no reload
     # The requester's open page shows it by itself, and says so.
     expect(reader.get_by_text("Status: Resolved")).to_be_visible(timeout=40_000)
     expect(reader.get_by_role("status").filter(has_text="The status changed to “Resolved”.")).to_be_visible()

@@ -123,6 +123,28 @@ def test_the_live_parts_answer_204_while_nothing_changed_and_the_changed_part_al
     assert newer != url and client.get(newer).status_code == 204  # the new poller sends the new digests
 
 
+def test_the_sla_clocks_follow_while_the_page_is_open_without_a_reload(portal, stub):  # noqa: F811
+    ticket_id = a_ticket_of_its_own(stub)
+    client = signed_in(portal)
+    page = text(client.get(f"/console/tickets/{ticket_id}"))
+    assert '<div id="live-clocks">' in page and "No clock is running yet." in page
+    url = poll_url(page)
+    assert client.get(url).status_code == 204
+
+    due = "2026-01-01T12:00:00.000Z"  # sla started them (one stub answers every service: its ticket has clocks)
+    stub.answers[f"/tickets/{ticket_id}"] |= {"clocks": {"first_response": {"state": "running", "due_at": due,
+                                                                            "remaining_seconds": 3725}}}  # fmt: skip
+    started = text(client.get(url))
+    assert '<div id="live-clocks" hx-swap-oob="innerHTML">' in started and "1 h 02 min left" in started
+    assert 'id="live" ' not in started and 'id="live-changes"' not in started  # the other parts stay as they are
+    newer = poll_url(started)
+    assert client.get(newer).status_code == 204  # as shown now
+
+    stub.answers[f"/tickets/{ticket_id}"]["clocks"]["first_response"] |= {"state": "breached", "remaining_seconds": -60}
+    breached = text(client.get(newer))
+    assert 'class="clock clock--breached"' in breached and "First response</strong>: Breached" in breached
+
+
 def test_someone_else_arriving_changes_the_notices_alone_not_the_conversation(portal, stub):  # noqa: F811
     ticket_id = a_ticket_of_its_own(stub)
     ana = signed_in(portal)

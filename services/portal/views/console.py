@@ -349,7 +349,7 @@ def _ticket(
     saved = replies.listed(portal()) if "reply" in page.rights else []  # their titles: the text comes when chosen
     html = render_template(
         "console/ticket.html",
-        live=_live(page.view, seen, [], others),
+        live=_live(page.view, seen, [], others, page.clocks),
         me=me,
         page=page,
         ticket=page.view.ticket,
@@ -493,30 +493,35 @@ def live(ticket_id: str):
         if refused.status in (403, 404):  # it left the agent's sight since the page was opened: said, polls stop
             return render_template("console/_live_gone.html")
         return "", 204
-    live = _live(state["view"], request.args.get("seen") or "", state["changes"], state["others"])
+    live = _live(state["view"], request.args.get("seen") or "", state["changes"], state["others"], state["clocks"])
     live["conversation_changed"] = live["shown"] != request.args.get("shown")
-    noted = (request.args.get("noted") or "").split(".")  # the two notices' digests, as the page shows them
+    noted = (request.args.get("noted") or "").split(".")  # the notices' and the clocks' digests, as the page shows
     live["changes_changed"] = live["noted"].split(".")[0] != noted[0]
     live["presence_changed"] = live["noted"].split(".")[1] != (noted[1] if len(noted) > 1 else "")
-    if not (live["conversation_changed"] or live["changes_changed"] or live["presence_changed"]):
+    live["clocks_changed"] = live["noted"].split(".")[2] != (noted[2] if len(noted) > 2 else "")
+    if not any(
+        live[part] for part in ("conversation_changed", "changes_changed", "presence_changed", "clocks_changed")
+    ):
         return "", 204  # as shown: nothing is swapped, so a click or a selection in it is never lost
     return render_template("console/_live_changed.html", live=live)
 
 
-def _live(view: domain.TicketView, seen: str, changes: list, others: list) -> dict:
+def _live(view: domain.TicketView, seen: str, changes: list, others: list, clocks: list) -> dict:
     """The ticket page's live parts, each with a digest the page sends back with each poll (`shown` for the
-    conversation, `noted` for the notices: what changed, then who else is here, as `<digest>.<digest>`): a part is
-    swapped only when its digest changed."""
+    conversation, `noted` for the rest: what changed, who else is here and the SLA clocks, as
+    `<digest>.<digest>.<digest>`): a part is swapped only when its digest changed."""
     conversation = render_template("console/_conversation.html", ticket=view.ticket, work=view.work,
                                    attachments=view.attachments)  # fmt: skip
     changed = get_template_attribute("console/_live.html", "changes_notice")(view.ticket, changes)
     present = get_template_attribute("console/_live.html", "presence_notice")(others)
+    clocked = get_template_attribute("console/_live.html", "clocks_list")(clocks)
     return {
         "conversation": Markup(conversation),
         "changes": Markup(changed),
         "presence": Markup(present),
+        "clocks": Markup(clocked),
         "shown": _digest(conversation),
-        "noted": f"{_digest(changed)[:16]}.{_digest(present)[:16]}",
+        "noted": f"{_digest(changed)[:16]}.{_digest(present)[:16]}.{_digest(clocked)[:16]}",
         "ticket_id": view.ticket["id"],
         "seen": seen,
     }
