@@ -111,6 +111,16 @@ def start_session(
     return token, {**session, "_id": digest(token)}
 
 
+def renew_session(svc: Portal, session: dict) -> tuple[str, dict] | None:
+    """The session under a new id and token, with its rights, grants and forms' token; the old id no longer opens
+    anything. For a session about to be given more (a requester's ticket): a browser may have brought an id that
+    someone else knows (a cookie planted by a sibling host over http), who would read what it is given. None when
+    the session ended meanwhile."""
+    token = secrets.token_urlsafe(32)
+    renewed = svc.store.renew_session(session["_id"], token)
+    return None if renewed is None else (token, renewed)
+
+
 def load_session(svc: Portal, token: str | None) -> dict | None:
     """The live session of a cookie; idle sessions of agents slide forward (at most once a minute)."""
     if not token:

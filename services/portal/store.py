@@ -221,6 +221,17 @@ class PortalStore:
     def touch_session(self, session_id: str, now: datetime, expires_at: datetime) -> None:
         self.sessions.update_one({"_id": session_id}, {"$set": {"last_seen": now, "expires_at": expires_at}})
 
+    def renew_session(self, session_id: str, token: str) -> dict | None:
+        """The session under a new id (the digest of `token`) with all it holds, the old id ended; None when it ended
+        meanwhile."""
+        held = self.sessions.find_one({"_id": session_id})
+        if held is None:
+            return None
+        renewed = {**held, "_id": digest(token)}
+        self.sessions.insert_one(renewed)
+        self.sessions.delete_one({"_id": session_id})
+        return renewed
+
     def grant_ticket(self, session_id: str, ticket_id: str, email: str) -> None:
         self.sessions.update_one({"_id": session_id}, {"$addToSet": {"tickets": {"id": ticket_id, "email": email}}})
 

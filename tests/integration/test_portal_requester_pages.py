@@ -4,6 +4,7 @@ left open on a request closed meanwhile becomes, and the form's number field on 
 from __future__ import annotations
 
 import io
+import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from services.portal import handlers
 from services.portal.client import Refused, Unreachable
 from services.portal.pages import cookie_names
+from shared import links
 from shared.events import format_time
 from tests.integration.test_portal_search import portal, signed_in, stub, text, with_grants  # noqa: F401
 
@@ -229,6 +231,26 @@ def test_a_shared_computer_forgets_the_requests_it_opened(portal, monkeypatch): 
     assert "this device no longer opens your requests" in text(browser.get("/?notice=forgotten"))
     assert browser.get("/tickets/t-9").status_code == 404
     assert "Your requests" not in text(browser.get("/"))
+
+
+def test_a_link_followed_renews_the_session_so_that_a_planted_cookie_reads_nothing(portal, monkeypatch):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    monkeypatch.setattr(svc, "services", Intake({**CLOSED, "status": "assigned"}))
+    planted, _ = handlers.start_session(svc, grant={"id": "t-1", "email": "eve@example.com"})  # eve's own session
+    name = cookie_names(False)[0]
+    eve, mia = portal.test_client(), portal.test_client()
+    eve.set_cookie(name, planted)
+    mia.set_cookie(name, planted)  # set in mia's browser by someone who could (a sibling host, over http)
+    link = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], "t-9", "mia@example.com", 30)
+
+    followed = mia.get(f"/t/{link}")
+
+    assert followed.status_code == 303 and f"{name}=" in followed.headers.get("Set-Cookie", "")
+    renewed = mia.get_cookie(name).value
+    assert renewed != planted and mia.get("/tickets/t-9").status_code == 200
+    assert eve.get("/tickets/t-9").status_code == 404  # the planted id opens nothing now: not mia's request
+    assert handlers.load_session(svc, planted) is None
+    assert handlers.load_session(svc, renewed)["tickets"][0]["id"] == "t-1"  # what the session held, kept
 
 
 def test_forgetting_requests_keeps_an_agent_signed_in(portal, monkeypatch):  # noqa: F811
