@@ -283,7 +283,11 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     names = agent_names(svc, session) if any(not note.get("by_name") for note in notes) else None
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept, notes, names)
     others = requesters_other_tickets(svc, who, view.ticket)
-    open_others = [other for other in others if other.get("status") not in ("resolved", "closed")]
+    open_others = [  # the requests a merge may keep: one whose address is not confirmed is marked (merge_problem)
+        other | {"unproved": other.get("source") == "web" and svc.store.confirmed(other["id"]) is None}
+        for other in others
+        if other.get("status") not in ("resolved", "closed")
+    ]
     # each mail's whole text for whoever reads the ticket (links hidden); its bytes, which hold the requester's
     # links as they came, for admins only (intake's rule): the template offers those to admins
     whole = [m for m in mail if m.get("whole")]
@@ -485,13 +489,16 @@ def _merge(svc: Portal, session: dict, ticket_id: str, into: str, form: dict, re
         said = "That request is not one you can add to: choose another."
         raise UserError(said, {"into": [said]}, 422) from None
     other = domain.kept_now(other, kept.get("status"))
-    if problem := domain.merge_problem(view.ticket, other):
+    other_unproved = domain.unproved(other, svc.store.confirmed(other["id"]) is not None)
+    if problem := domain.merge_problem(view.ticket, other, other_unproved):
         raise UserError(problem, {"into": [problem]}, 409)
     _check_unchanged(svc, session, ticket_id, form.get("seen"))
     note = domain.merged_note(view.ticket, view.attachments)
     if not any((earlier.get("body") or "").strip() == note.strip() for earlier in kept.get("notes") or []):
         act(svc, session, other["id"], "note", {"body": note}, request_id)  # words since an earlier merge: added
-    resolution = {"resolution": domain.merged_resolution(other)}
+    # its writer reads the resolution: the kept request's subject only for one whose address is the requester's
+    proved = not domain.unproved(view.ticket, svc.store.confirmed(ticket_id) is not None)
+    resolution = {"resolution": domain.merged_resolution(other, proved)}
     try:
         return act(svc, session, ticket_id, "resolve", resolution, request_id, merged_into=other["number"])
     except UserError as exc:

@@ -740,9 +740,18 @@ def kept_now(other: dict, assignment_status: str | None) -> dict:
     return other | {"status": assignment_status or other.get("status")}
 
 
-def merge_problem(ticket: dict, other: dict) -> str | None:
+def unproved(ticket: dict, confirmed: bool) -> bool:
+    """Whether anyone may have typed the request's address: one from the web form whose address nobody confirmed
+    (`confirmed`: someone used a link emailed to it). Its writer reads what the request is answered, and may not be
+    the address's owner."""
+    return ticket.get("source") == "web" and not confirmed
+
+
+def merge_problem(ticket: dict, other: dict, other_unproved: bool = False) -> str | None:
     """Why `ticket` cannot be merged into `other` (both as intake shows them), in words; None when it can. Only into
-    an open request of the same requester: the merged one's requester is sent there, and reads only their own."""
+    an open request of the same requester: the merged one's requester is sent there, and reads only their own. Not
+    into one whose address is not confirmed (`other_unproved`): its writer may be someone who typed the address,
+    who would read what the requester writes there."""
     if other.get("id") == ticket.get("id"):
         return "That is this request itself: choose the one to keep."
     if other.get("status") not in OPEN_STATUS:
@@ -754,13 +763,22 @@ def merge_problem(ticket: dict, other: dict) -> str | None:
             f"#{other.get('number')} is another requester's: a requester reads only their own requests, so this one's"
             " cannot go on there."
         )
+    if other_unproved:
+        return (
+            f"#{other.get('number')} came from the web form and its address is not confirmed yet (nobody used a link"
+            " emailed to it): whoever wrote it may not be this requester, and would read what they write there. Keep"
+            " a request whose address is confirmed, or merge once it is."
+        )
     return None
 
 
-def merged_resolution(other: dict) -> str:
-    """The merged ticket's resolution, which its requester reads (and is emailed): where the request goes on."""
+def merged_resolution(other: dict, name_it: bool = True) -> str:
+    """The merged ticket's resolution, which its requester reads (and is emailed): where the request goes on. The
+    kept request's subject only when `name_it`: not to the writer of a request whose address is not confirmed
+    (`unproved`), who may not be the requester."""
+    named = f" (“{other.get('subject')}”)" if name_it else ""
     return (
-        f"{MERGED_INTO}{other.get('number')} (“{other.get('subject')}”): it is the same request, and we go on there."
+        f"{MERGED_INTO}{other.get('number')}{named}: it is the same request, and we go on there."
         " Write to us there, by replying to its emails or on its page."
     )
 

@@ -7,7 +7,7 @@ import io
 import os
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.portal import attachments, console, handlers
 from services.portal.pages import cookie_names
@@ -950,6 +950,40 @@ def test_a_merge_that_cannot_be_is_said_next_to_the_choice_and_nothing_is_done(p
         # next to the choice while the page offers one (a request closed meanwhile leaves none: said at the top)
         assert field in text(page) if other.get("status") != "closed" else f"That did not work: {said}" in text(page)
         assert not [c for c in stub.calls if c["method"] == "POST"], into
+
+
+def test_a_web_request_whose_address_nobody_confirmed_is_not_kept_nor_told_the_kept_ones_subject(portal, stub):  # noqa: F811
+    """Anyone may type an address into the form: such a request's writer may not be the requester. Kept, the
+    requester would be sent to go on where that writer reads; merged, its resolution would tell the writer the
+    requester's other request's subject."""
+    svc = portal.extensions["ticketflow.portal"]
+    a_duplicate(stub, source="web")
+    stub.answers["/tickets/t-1"] |= {"source": "web"}
+    admin = signed_in(portal)
+    svc.store.confirmations.delete_many({"_id": {"$in": ["t-1", "t-2"]}})  # nobody has followed a link to either
+    try:
+        html = text(admin.get("/console/tickets/t-1"))
+        assert '<option value="t-2" disabled>#6 Printer (again) (assigned, opened 1 Jan 2026, 09:00 UTC; address not' \
+               " confirmed: cannot be kept)</option>" in html  # fmt: skip
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+        stub.calls.clear()
+        refused = admin.post("/console/tickets/t-1/merge", data={"csrf_token": token, "into": "t-2"})
+        assert refused.status_code == 409 and "#6 came from the web form and its address is not confirmed" in text(
+            refused
+        )
+        assert not [c for c in stub.calls if c["method"] == "POST"]
+
+        svc.store.confirm_address("t-2", "a@example.com", datetime.now(UTC))  # the requester followed its link
+        html = text(admin.get("/console/tickets/t-1"))
+        assert '<option value="t-2">#6 Printer (again)' in html
+        stub.calls.clear()
+        done = admin.post("/console/tickets/t-1/merge", data={"csrf_token": token, "into": "t-2"})
+        assert done.status_code == 303
+        resolve = next(c["json"] for c in stub.calls if c["path"] == "/tickets/t-1/resolve")
+        assert resolve["resolution"].startswith("Merged into your request #6: it is the same request")  # no subject
+        assert "Printer (again)" not in resolve["resolution"]
+    finally:
+        svc.store.confirmations.delete_many({"_id": {"$in": ["t-1", "t-2"]}})
 
 
 def test_the_merge_is_offered_to_who_may_resolve_and_only_with_an_open_request_to_keep(portal, stub):  # noqa: F811

@@ -523,8 +523,13 @@ def test_a_merge_goes_only_into_an_open_request_of_the_same_requester_and_its_re
     assert domain.merge_problem(ticket, other | {"requester": {"email": "bo@example.com"}}).startswith("#6 is another")
     nobody = {"requester": {"name": "Ana"}}  # no address on either: nothing says they are one requester
     assert domain.merge_problem(ticket | nobody, other | nobody).startswith("#6 is another")
+    assert domain.merge_problem(ticket, other, other_unproved=True).startswith("#6 came from the web form")
     resolution = domain.merged_resolution(other)
     assert domain.is_merged(resolution) and len(resolution) <= 5_000
+    assert "VPN" in resolution and "VPN" not in domain.merged_resolution(other, name_it=False)
+    assert domain.is_merged(domain.merged_resolution(other, name_it=False))
+    assert domain.unproved({"source": "web"}, confirmed=False) and not domain.unproved({"source": "web"}, True)
+    assert not domain.unproved({"source": "email"}, confirmed=False)  # its address is where it came from
     assert not domain.is_merged("Reset the VPN profile.") and not domain.is_merged(None)
 
 
