@@ -236,6 +236,7 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
     if not same_email(mail.sender, ticket.requester.get("email")):
         kept = f"a reply from {mail.sender}, who is not the ticket's requester: kept for the agents"
         return _keep_for_agents(svc, mail, ticket, "another_sender", kept)
+    ticket = _where_it_goes_on(svc, ticket)
     message_id = _derived(mail, "message")[:32]
     if any(entry["id"] == message_id for entry in ticket.thread):  # delivered before, as far as the message
         _store_attachments(svc, mail, ticket.id, message_id)
@@ -253,6 +254,29 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
             _store_attachments(svc, mail, ticket.id, message_id)
             return Outcome("message", "added the requester's reply", ticket.id, ticket.number)
     return _add_message(svc, mail, ticket, message_id)
+
+
+MERGES_FOLLOWED = 5  # a duplicate merged into one merged in its turn...: at most this many steps
+
+
+def _where_it_goes_on(svc: Intake, ticket: Ticket) -> Ticket:
+    """The request a reply to `ticket` goes to: the one it was merged into (its resolution and emails send the
+    requester there: a reply to them is about that request, and would otherwise reopen the duplicate, away from
+    those working on it), followed while that one was merged too; `ticket` itself otherwise, or when the one kept is
+    not found or not the same requester's. A duplicate reopened after its merge (its requester said it was not the
+    same after all) has no `merged_into` any more: its replies stay there."""
+    for _ in range(MERGES_FOLLOWED):
+        if not ticket.merged_into or ticket.status not in ("resolved", "closed"):
+            return ticket
+        kept = svc.tickets.find_by_number(ticket.merged_into)
+        if (
+            kept is None
+            or kept.id == ticket.id
+            or not same_email(kept.requester.get("email"), ticket.requester.get("email"))
+        ):
+            return ticket
+        ticket = kept
+    return ticket
 
 
 def forged_sender(mail: inbound.InboundMail, trusted: tuple[str, ...]) -> str | None:

@@ -232,6 +232,37 @@ def test_a_reply_to_a_resolved_ticket_reopens_it(svc, tap):
     assert tap.envelopes(ticket_id=ticket.id, type="ticket.reopened")
 
 
+def test_a_reply_to_a_merged_duplicates_emails_goes_to_the_request_kept_and_reopens_neither(svc, tap):
+    """Its resolve's email says it went into the other request: a reply to it (or, days later, to its close's) is
+    about that request, where the agents working on it read it."""
+    sender = address()
+    kept = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    duplicate = svc.tickets.get(receive(svc, mail(sender, "VPN again", "Still dropping.")).ticket_id)
+    merged = {"agent_id": None, "resolution": f"Merged into your request #{kept.number}.", "merged_into": kept.number}
+    handlers.record_and_apply(svc, event_from("assignment", "ticket.resolved", duplicate.id, merged))
+
+    outcome = receive(svc, reply_to(duplicate, sender, "OK. It also drops on my home Wi-Fi."))
+
+    assert (outcome.kind, outcome.ticket_id, outcome.number) == ("message", kept.id, kept.number)
+    assert svc.tickets.get(kept.id).thread[-1]["body"] == "OK. It also drops on my home Wi-Fi."
+    assert svc.tickets.get(duplicate.id).status == "resolved"  # not reopened: nothing to do there
+    flushed(svc.flusher)
+    assert not tap.envelopes(ticket_id=duplicate.id, type="ticket.reopened")
+    assert not tap.envelopes(ticket_id=kept.id, type="ticket.reopened")  # it was open
+
+    handlers.close_ticket(svc, duplicate.id, "auto", None)  # days later
+    later = receive(svc, reply_to(duplicate, sender, "And at the office now."))
+    assert (later.kind, later.ticket_id) == ("message", kept.id)  # no follow-up of the duplicate
+
+    other = address("bo")  # a merge's number naming another requester's request is not followed
+    stranger = svc.tickets.get(receive(svc, mail(other, "Printer", "Jammed.")).ticket_id)
+    wrong = {**merged, "merged_into": stranger.number}
+    lone = svc.tickets.get(receive(svc, mail(sender, "Monitor", "Flickers.")).ticket_id)
+    handlers.record_and_apply(svc, event_from("assignment", "ticket.resolved", lone.id, wrong))
+    assert receive(svc, reply_to(lone, sender, "Still flickers.")).ticket_id == lone.id  # reopens its own
+    assert svc.tickets.get(lone.id).status == "new"
+
+
 def test_a_reply_to_a_closed_ticket_opens_a_new_one_that_says_so(svc):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
