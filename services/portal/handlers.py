@@ -565,15 +565,16 @@ ALL_LINKS_PAGES = 4  # pages of intake's list (50 each) looked through for them
 
 
 def _answer_with_every_link(svc: Portal, request: dict) -> str:
-    """Links to the newest ALL_LINKS requests of the address that are not closed, found among its newest
-    ALL_LINKS_PAGES * 50; "no-match" when there is none (or intake will not list the address)."""
+    """Links to the newest ALL_LINKS requests of the address that are not closed (nor merged into another), found
+    among its newest ALL_LINKS_PAGES * 50; "no-match" when there is none (or intake will not list the address)."""
     open_ones, cursor = [], None
     try:
         for _ in range(ALL_LINKS_PAGES):
             page = svc.services.get(
                 "intake", "/tickets", PORTAL, requester_email=request["email"], limit=50, cursor=cursor
             )
-            open_ones += [ticket for ticket in page["items"] if ticket.get("status") != "closed"]
+            # a duplicate merged into another of theirs is not one to go on with: the one kept is listed
+            open_ones += [t for t in page["items"] if t.get("status") != "closed" and not domain.merged(t)]
             cursor = page.get("next_cursor")
             if len(open_ones) > ALL_LINKS or not cursor:
                 break

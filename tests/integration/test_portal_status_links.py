@@ -50,7 +50,8 @@ def the_request(svc, email: str) -> dict:
 def test_without_a_number_the_address_gets_a_link_to_each_request_not_closed(portal, stub, outbox):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]
     owner = f"mia-{uuid.uuid4().hex[:8]}@example.com"
-    stub.answers["/tickets"] = {"items": [ticket("t-3", 100003, "waiting_on_requester"),
+    merged = ticket("t-4", 100004, "resolved") | {"merged_into": 100003}  # a duplicate: #100003 is where it went
+    stub.answers["/tickets"] = {"items": [merged, ticket("t-3", 100003, "waiting_on_requester"),
                                           ticket("t-2", 100002, "closed"), ticket("t-1", 100001, "resolved")],
                                 "next_cursor": None}  # fmt: skip
 
@@ -64,6 +65,7 @@ def test_without_a_number_the_address_gets_a_link_to_each_request_not_closed(por
     assert email["to"] == owner and email["subject"] == "Links to your requests"
     assert "#100003 Printer 100003 (Waiting for your reply)" in email["text"]
     assert "#100001 Printer 100001 (Resolved)" in email["text"] and "#100002" not in email["text"]
+    assert "#100004" not in email["text"]
     granted = [
         links.read_link_token(svc.secret, url.rsplit("/", 1)[1]) for url in re.findall(r"http\S+/t/\S+", email["text"])
     ]
