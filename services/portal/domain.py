@@ -412,10 +412,16 @@ def locked_until(failures: list[datetime], now: datetime) -> datetime | None:
     return None
 
 
+ALWAYS_CALENDAR = "24x7"  # sla's built-in calendar: every hour counts
+
+
 def counts_business_time(clock: dict, at: datetime) -> bool:
     """Whether a running clock's time left is business time that differs from the time to its deadline (a calendar
-    with hours): "(business time)" says so. Under 24x7 the two agree, and saying it would only puzzle; a paused
-    clock's time left is business time whatever its deadline."""
+    with hours): "(business time)" says so. Under 24x7 (sla names a clock's calendar) the two agree, and saying it
+    would only puzzle; a paused clock's time left, under a calendar with hours, is business time whatever its
+    deadline."""
+    if clock.get("calendar") == ALWAYS_CALENDAR:
+        return False
     if clock.get("state") != "running":
         return True
     try:

@@ -477,6 +477,7 @@ class TicketClocks:
             "elapsed_seconds": elapsed,
             "remaining_seconds": max(clock.target_seconds - elapsed, 0.0),
             "policy_version": clock.policy_version,
+            "calendar": clock.calendar,
         }
 
     def to_dict(self) -> dict:

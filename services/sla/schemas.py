@@ -120,6 +120,7 @@ class ClockSchema(Schema):
     elapsed_seconds = fields.Float(metadata={"description": "business seconds counted so far"})
     remaining_seconds = fields.Float(metadata={"description": "business seconds left to the target (0 once past)"})
     policy_version = fields.Integer()
+    calendar = fields.String(metadata={"description": "the calendar its seconds count in: 24x7, or a calendar's id"})
 
 
 class ClocksSchema(Schema):

@@ -33,6 +33,7 @@ POLICY_KEYS = {
 }  # fmt: skip
 CLOCK_KEYS = {
     "state", "instance", "due_at", "met_at", "breached_at", "elapsed_seconds", "remaining_seconds", "policy_version",
+    "calendar",
 }  # fmt: skip
 BREACH_KEYS = {"event_id", "ticket_id", "clock", "instance", "priority", "due_at", "breached_at", "policy_version"}
 STATS_KEYS = {

@@ -440,7 +440,7 @@ def test_a_new_ticket_shows_its_clocks_to_portal_agent_and_admin(sla_client, sla
     first = clocks["first_response"]
     assert set(first) == CLOCK_KEYS
     assert (first["state"], first["instance"], first["met_at"], first["breached_at"]) == ("running", 0, None, None)
-    assert RFC3339_Z.match(first["due_at"])
+    assert RFC3339_Z.match(first["due_at"]) and first["calendar"] == "24x7"  # the default policies' calendar
     assert parse_time(first["due_at"]) == created + timedelta(minutes=DEFAULT_MINUTES["emergency"][0])
     assert 120 <= first["elapsed_seconds"] < 180
     assert first["remaining_seconds"] == pytest.approx(15 * 60 - first["elapsed_seconds"], abs=1e-6)

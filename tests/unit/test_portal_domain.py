@@ -498,6 +498,8 @@ def test_time_left_is_said_to_be_business_time_only_where_it_differs_from_the_ti
     assert domain.counts_business_time(office, at) is True
     assert domain.counts_business_time({**always, "state": "paused"}, at) is True  # the time left, not a deadline
     assert domain.counts_business_time({"state": "running"}, at) is True  # an older sla's view: as before
+    assert domain.counts_business_time({"state": "paused", "calendar": "24x7"}, at) is False  # sla names it
+    assert domain.counts_business_time({"state": "paused", "calendar": "office"}, at) is True
 
 
 def test_a_merged_note_keeps_the_requesters_words_within_a_notes_length_and_says_where_the_rest_is():
