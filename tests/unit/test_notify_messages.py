@@ -282,6 +282,22 @@ def test_the_time_left_is_said_in_its_two_largest_units(left, said):
     assert messages._ahead((DUE + left).isoformat(), DUE.isoformat()) == said
 
 
+def test_a_reopening_says_who_reopened_it_and_a_requesters_message_in_words_not_its_code():
+    by_message = make_context("ticket.reopened", {"reason": "requester replied", "message_id": "m-1"})
+    for body in (rendered := messages.render("ticket.reopened", "agent", by_message)).text, rendered.html:
+        assert "Reason:" not in body and "requester replied" not in body
+        assert "Ana Ruiz wrote a new message to it after it was resolved" in body
+        assert "and in the email about the message" in body
+    late = make_context("ticket.reopened", {"reason": "requester replied"})  # a resolve intake heard of late
+    assert "and in the email" not in messages.render("ticket.reopened", "agent", late).text
+    by_agent = make_context("ticket.reopened", {"reason": "The fix did not hold.", "by": "bo", "by_name": "Bo Lind"})
+    text = messages.render("ticket.reopened", "agent", by_agent).text
+    assert "has been reopened by Bo Lind." in text and "The fix did not hold." in text
+    by_admin = make_context("ticket.reopened", {"reason": "requester replied", "by": "admin", "by_name": DESK_NAME})
+    text = messages.render("ticket.reopened", "agent", by_admin).text
+    assert "reopened by the help desk." in text and "Reason:" in text  # an admin's words, whatever they are
+
+
 def test_closed_by_the_requester_and_closed_automatically_read_differently():
     by_requester = messages.render("ticket.closed", "requester", make_context("ticket.closed", {"by": "requester"}))
     automatic = messages.render("ticket.closed", "requester", make_context("ticket.closed", {"by": "auto"}))
