@@ -183,7 +183,13 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     # The requester closes it: asked once more first, since a closed request stays closed.
     reader.reload()
     expect(reader.get_by_role("button", name="Yes, close it")).to_be_hidden()
+    reader.get_by_label("Your message").fill("Never mind, it works after a restart.")  # typed, not sent
     reader.get_by_text("Close request", exact=True).click()
+    unsent = reader.get_by_text("Closing does not send a message typed above")  # said as a warning while typed
+    expect(unsent).to_have_class(re.compile(r"\bnotice--warning\b"))
+    screenshot(reader, "requester-close-unsent")
+    reader.get_by_label("Your message").fill("")
+    expect(unsent).not_to_have_class(re.compile(r"\bnotice--warning\b"))
     reader.get_by_role("button", name="Yes, close it").click()
     expect(reader.get_by_text("Your request is closed. Thank you.")).to_be_visible()
     wait_until(lambda: system.ticket(ticket_id)["status"] == "closed", timeout=30)

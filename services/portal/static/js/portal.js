@@ -207,6 +207,21 @@
     if (event.target.matches && event.target.matches("textarea[data-draft]")) event.target.setAttribute("data-touched", "");
   });
 
+  // A confirmation that would leave typed words unsent (a requester's close, beside the message box) says so as a
+  // warning while there are words in that box (data-unsent-of: its id), and as a plain sentence otherwise.
+  function unsentWarnings() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-unsent-of]"), function (said) {
+      var box = document.getElementById(said.getAttribute("data-unsent-of"));
+      var typed = !!(box && box.value.trim());
+      said.classList.toggle("notice", typed);
+      said.classList.toggle("notice--warning", typed);
+    });
+  }
+  document.addEventListener("input", unsentWarnings);
+  document.addEventListener("toggle", unsentWarnings, true);  // a <details> opened: toggle does not bubble
+  document.addEventListener("DOMContentLoaded", unsentWarnings);
+  document.addEventListener("htmx:load", unsentWarnings);
+
   // Drafts: what is typed in a box with data-draft is kept in this tab (sessionStorage) until it is sent, so that
   // another button of the page (Set priority, a rating) or a reload does not throw it away. The key names the
   // person (an agent's account, or the requester) and the box. A page that confirms a send names the drafts it
