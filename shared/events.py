@@ -203,9 +203,13 @@ class TicketReopenedData(_Data):
 
 
 class TicketClosedData(_Data):
+    """`previous_status`: the status it was closed from, as intake had it (a requester may close a request an agent
+    still works on: notify tells the agent)."""
+
     by = _choice(("requester", "auto"))
     # a duplicate's: the number of the request it was merged into (as on its ticket.resolved): added after the contract
     merged_into = fields.Integer(required=False, strict=True, validate=validate.Range(1, 10**15))
+    previous_status = fields.String(validate=validate.OneOf(STATUSES))  # optional: added after the contract
 
 
 MAIL_KEPT_WHY = ("another_sender", "thread_full")

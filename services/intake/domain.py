@@ -187,10 +187,11 @@ class Ticket:
         """Close the ticket; closing a closed ticket changes nothing (and records nothing)."""
         if self.status == "closed":
             return False
+        previous = self.status
         self._set_status("closed", now)
         self.closed_at = self.updated_at = now
         merged = {"merged_into": self.merged_into} if self.merged_into else {}  # its close email says where it went
-        self._record("ticket.closed", {"by": by, **merged})
+        self._record("ticket.closed", {"by": by, **merged, "previous_status": previous})
         return True
 
     def due_for_auto_close(self, now: datetime, hours: float) -> bool:

@@ -20,16 +20,16 @@ from shared.web import create_service_app, ensure_storage_once, principal, requi
 
 DESCRIPTION = """Emails and webhooks about tickets, with every delivery attempt on record.
 
-Who gets which email: the requester on `ticket.created` (a receipt with the ticket's number),
-`ticket.replied`, `ticket.resolved` and `ticket.closed`; the assigned agent on `ticket.assigned`,
-`ticket.message_added` (a requester's message), `ticket.mail_kept` (a mail about the ticket that mail in
-kept off the conversation: another sender's, or one a full thread cannot take), `ticket.reopened` and
-`sla.warning`; the assigned agent and the team lead on `sla.breached`; while the assigned agent is away
-(unavailable, as its last `agent.updated` said: on leave, or gone), the team lead also gets its emails of
-`ticket.message_added`, `ticket.mail_kept`, `ticket.reopened` and `sla.warning`, saying so; a reopening (and
-the message that caused it) goes then to the lead alone, since the ticket goes to an available agent: someone on
-leave, or gone, never hears of it again. Every subject reads `[#<number>] <ticket subject>`; an SLA alert's
-says what it is first: `[#<number>] First response due soon: <ticket subject>`, `... target missed: ...`.
+Who gets which email: the requester on `ticket.created` (a receipt with the ticket's number), `ticket.replied`,
+`ticket.resolved` and `ticket.closed`; the assigned agent on `ticket.assigned`, `ticket.message_added` (a
+requester's message), `ticket.mail_kept` (a mail about the ticket that mail in kept off the conversation: another
+sender's, or one a full thread cannot take), `ticket.reopened`, `sla.warning` and `ticket.closed` by its requester
+before it was resolved (`previous_status`); the assigned agent and the team lead on `sla.breached`; while the
+assigned agent is away (unavailable, as its last `agent.updated` said: on leave, or gone), the team lead also gets
+its emails of `ticket.message_added`, `ticket.mail_kept`, `ticket.reopened` and `sla.warning`, saying so; a
+reopening (and the message that caused it) goes then to the lead alone, since the ticket goes to an available agent:
+someone on leave, or gone, never hears of it again. Every subject reads `[#<number>] <ticket subject>`; an SLA
+alert's says what it is first: `[#<number>] First response due soon: <ticket subject>`, `... target missed: ...`.
 Internal notes are never sent anywhere. Every email to the requester carries a link to the ticket's page in the portal
 (`TICKETFLOW_PORTAL_URL/t/<token>`, a token of its own per email, valid TICKETFLOW_LINK_DAYS days for that
 ticket and that address); no email to an agent or lead does: theirs lead to the ticket's page in the console

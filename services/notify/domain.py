@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.events import OPEN_STATUSES
 from shared.ordering import newer
 
 _NAMESPACE = uuid.UUID("5b0e7b8e-4c8f-4d0e-9a53-1f6d2b7c9e11")
@@ -16,7 +17,7 @@ EMAIL_AUDIENCES: dict[str, tuple[str, ...]] = {
     "ticket.created": ("requester",),
     "ticket.replied": ("requester",),
     "ticket.resolved": ("requester",),
-    "ticket.closed": ("requester",),
+    "ticket.closed": ("requester", "agent"),  # the agent: only when its requester closed it unresolved
     "ticket.assigned": ("agent",),
     "ticket.message_added": ("agent",),
     "ticket.reopened": ("agent",),
@@ -121,6 +122,12 @@ class TicketView:
         }
 
 
+def closed_while_worked_on(data: dict) -> bool:
+    """Whether a ticket.closed is its requester's close of a request not resolved (an agent may be working on it,
+    and hears of it); intake's `previous_status` says so (absent from older events: no)."""
+    return data.get("by") == "requester" and data.get("previous_status") in OPEN_STATUSES
+
+
 def email_recipients(
     event_type: str, data: dict, view: TicketView | None, agent_away: bool = False
 ) -> list[tuple[str, dict]]:
@@ -135,6 +142,8 @@ def email_recipients(
         return []  # only the requester's messages are news to the agent
     if event_type == "ticket.reopened" and view is not None and view.agent and data.get("by") == view.agent["id"]:
         return []  # the agent reopened it: no email about its own doing
+    if event_type == "ticket.closed" and not closed_while_worked_on(data):
+        audiences = ("requester",)  # resolved first (or merged, or closed by the system): the agent's work was done
     back = data.get("reason") == "reopen" and data.get("agent_id") == data.get("previous_agent_id")
     if event_type == "ticket.assigned" and back:
         return []  # back to the agent who had it: the reopening's email says so (and the message that reopened it)

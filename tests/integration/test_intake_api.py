@@ -701,7 +701,7 @@ def test_close_answers_200_and_closing_twice_publishes_once(client, make_ticket,
     wait_until(lambda: outbox_empty(intake_db, ticket["id"]), timeout=EVENT_TIMEOUT, message="outbox cleared")
     closed = tap.envelopes(ticket_id=ticket["id"], type="ticket.closed")
     assert len(closed) == 1
-    assert closed[0]["data"] == {"by": "requester"} and closed[0]["producer"] == "intake"
+    assert closed[0]["data"] == {"by": "requester", "previous_status": "new"} and closed[0]["producer"] == "intake"
 
 
 def test_close_is_refused_to_agents_and_without_token(client, make_ticket):
@@ -1003,7 +1003,7 @@ def test_a_resolved_ticket_closes_by_itself_and_an_open_one_stays_open(client, m
     wait_until(lambda: get_ticket(client, resolved["id"])["status"] == "closed", timeout=EVENT_TIMEOUT,
                message="the resolved ticket closes by itself")  # fmt: skip
     (closed,) = wait_for_envelopes(tap, resolved["id"], "ticket.closed")
-    assert closed["data"] == {"by": "auto"} and closed["producer"] == "intake"
+    assert closed["data"] == {"by": "auto", "previous_status": "resolved"} and closed["producer"] == "intake"
     waited = parse_time(closed["occurred_at"]) - parse_time(resolve["occurred_at"])
     assert waited >= timedelta(seconds=0.0003 * 3600 - 0.01), waited  # not before it was due
     assert get_ticket(client, still_open["id"])["status"] == "new"

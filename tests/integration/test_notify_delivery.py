@@ -99,13 +99,14 @@ def test_each_event_reaches_its_recipients_once(start_worker, publish, notify, s
     _send(publish, "sla.breached", ticket, "sla", **sla, breached_at="2026-11-27T10:30:00.000Z")
     _send(publish, "ticket.resolved", ticket, agent_id="jane", resolution="New profile installed.")
     _send(publish, "ticket.reopened", ticket, "intake", reason="The requester wrote again.")
-    _send(publish, "ticket.closed", ticket, "intake", by="requester")
+    # closed by its requester while reopened (not resolved): its agent hears of it too
+    _send(publish, "ticket.closed", ticket, "intake", by="requester", previous_status="assigned")
     _send(publish, "ticket.status_changed", ticket, status="in_progress", previous_status="assigned")  # no email
 
     expected = {
         "ana@example.com": ["ticket.created", "ticket.replied", "ticket.resolved", "ticket.closed"],
         "jane@example.com": ["ticket.assigned", "ticket.message_added", "sla.warning", "sla.breached",
-                             "ticket.reopened"],
+                             "ticket.reopened", "ticket.closed"],
         LEAD: ["sla.breached"],
     }  # fmt: skip
     total = sum(len(kinds) for kinds in expected.values())

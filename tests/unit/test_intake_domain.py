@@ -185,10 +185,10 @@ def test_a_merged_duplicate_s_closing_names_the_request_it_went_into():
     ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Merged.", "merged_into": 100041}, at(2))
     ticket.recorded.clear()
     assert ticket.close("auto", at(3))
-    assert ticket.recorded == [("ticket.closed", {"by": "auto", "merged_into": 100041})]
+    assert ticket.recorded == [("ticket.closed", {"by": "auto", "merged_into": 100041, "previous_status": "resolved"})]
     other = make_ticket()
     other.close("requester", at(1))
-    assert other.recorded[-1] == ("ticket.closed", {"by": "requester"})
+    assert other.recorded[-1] == ("ticket.closed", {"by": "requester", "previous_status": "new"})  # unresolved
 
 
 def test_assigned_after_resolved_does_not_reopen():

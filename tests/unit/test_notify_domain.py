@@ -88,6 +88,22 @@ def test_recipients_of_each_event_type():
     assert email_recipients("ticket.priority_changed", {}, ticket) == []
 
 
+def test_a_requester_closing_a_request_not_resolved_tells_its_agent_too():
+    ticket = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(), 1))
+    to = lambda data: [(a, r["email"]) for a, r in email_recipients("ticket.closed", data, ticket)]  # noqa: E731
+    requester, agent = ("requester", "ana@example.com"), ("agent", "jane@example.com")
+    assert to({"by": "requester", "previous_status": "in_progress"}) == [requester, agent]
+    assert to({"by": "requester", "previous_status": "waiting_on_requester"}) == [requester, agent]
+    assert to({"by": "requester", "previous_status": "resolved"}) == [requester]  # the agent's work was done
+    assert to({"by": "auto", "previous_status": "resolved"}) == [requester]
+    assert to({"by": "requester"}) == [requester]  # an older event: nothing says it was open
+    queued = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(None, None), 1))
+    assert (
+        email_recipients("ticket.closed", {"by": "requester", "previous_status": "new"}, queued)[0][0] == ("requester")
+        and len(email_recipients("ticket.closed", {"by": "requester", "previous_status": "new"}, queued)) == 1
+    )
+
+
 def test_an_agent_s_message_and_a_queued_ticket_email_nobody():
     queued = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(None, None), 1))
     assert email_recipients("ticket.message_added", {"author": {"type": "agent", "name": "Jane"}}, queued) == []

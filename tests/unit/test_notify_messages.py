@@ -37,7 +37,7 @@ DATA = {
         "first_response": True,
     },
     "ticket.resolved": {"agent_id": "agent-7", "resolution": "Replaced the VPN profile."},
-    "ticket.closed": {"by": "auto"},
+    "ticket.closed": {"by": "auto", "previous_status": "resolved"},
     "ticket.mail_kept": {
         "mail_id": "3f1c",
         "why": "another_sender",
@@ -296,6 +296,13 @@ def test_a_reopening_says_who_reopened_it_and_a_requesters_message_in_words_not_
     by_admin = make_context("ticket.reopened", {"reason": "requester replied", "by": "admin", "by_name": DESK_NAME})
     text = messages.render("ticket.reopened", "agent", by_admin).text
     assert "reopened by the help desk." in text and "Reason:" in text  # an admin's words, whatever they are
+
+
+def test_the_agents_email_of_a_close_by_the_requester_says_it_was_not_resolved_and_leaves_their_tickets():
+    context = make_context("ticket.closed", {"by": "requester", "previous_status": "in_progress"})
+    message = messages.render("ticket.closed", "agent", context)
+    assert "Ana Ruiz closed ticket #100042 before it was resolved\n(it was in progress)" in message.text
+    assert "before it was resolved (it was in progress)" in message.html and "console" in message.text
 
 
 def test_closed_by_the_requester_and_closed_automatically_read_differently():
