@@ -97,7 +97,8 @@ def test_an_agent_out_of_a_team_hands_its_tickets_there_back_and_the_page_says_s
     assert said not in text(admin.get(answer.headers["Location"]))  # said once: a reload sends nothing again
 
 
-def test_the_what_if_counts_the_clocks_neither_met_nor_breached(portal, stub):  # noqa: F811
+def what_if_answer(stub) -> dict:  # noqa: F811
+    """sla as the what-if of a draft of the high policy reads it; its answer, to change."""
     policy = {"priority": "high", "version": 2, "first_response_minutes": 60, "next_response_minutes": 60,
               "resolution_minutes": 480, "warn_at_percent": [80], "calendar": "24x7",
               "changed_at": "2026-12-01T04:00:00.000Z"}  # fmt: skip
@@ -110,6 +111,11 @@ def test_the_what_if_counts_the_clocks_neither_met_nor_breached(portal, stub):  
         "current": {"items": [{**row, "open": 11, "stopped": 52}]},
         "draft": {"items": [{**row, "met": 30, "breached": 90, "open": 14, "stopped": 52}]},
     }  # fmt: skip
+    return stub.answers["/policies/high/what-if"]
+
+
+def test_the_what_if_counts_the_clocks_neither_met_nor_breached(portal, stub):  # noqa: F811
+    what_if_answer(stub)
     admin = signed_in(portal)
     token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/policies/high"))).group(1)
     form = {"csrf_token": token, "first_response_minutes": "90", "next_response_minutes": "60",
@@ -119,6 +125,26 @@ def test_the_what_if_counts_the_clocks_neither_met_nor_breached(portal, stub):  
 
     assert '<td data-label="Neither, current policy">63</td>' in page
     assert '<td data-label="Neither with the draft">66</td>' in page
+
+
+def test_a_clock_the_draft_breaches_says_the_moment_it_missed_not_its_later_spans(portal, stub):  # noqa: F811
+    """A clock past its target, then paused and resumed (waiting on the requester, a reopen): its running span is
+    due at once when it runs again, a moment later than the deadline it missed."""
+    missed = {"outcome": "breached", "due_at": "2026-12-05T19:43:00.000Z", "breached_at": "2026-12-05T19:38:10.000Z"}
+    what_if_answer(stub)["changed"] = [{
+        "ticket_id": "t-1", "clock": "resolution", "instance": 0, "draft": missed,
+        "current": {"outcome": "met", "due_at": "2026-12-06T19:37:00.000Z", "breached_at": None},
+    }]  # fmt: skip
+    admin = signed_in(portal)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text(admin.get("/admin/policies/high"))).group(1)
+    form = {"csrf_token": token, "first_response_minutes": "1", "next_response_minutes": "60",
+            "resolution_minutes": "1", "warn_at_percent": "80", "calendar": "24x7"}  # fmt: skip
+
+    page = " ".join(text(admin.post("/admin/policies/high/what-if", data=form)).split())
+
+    assert '<td data-label="Due with the draft">5 Dec 2026, 19:38 UTC (missed)</td>' in page
+    assert '<td data-label="Due, current policy">6 Dec 2026, 19:37 UTC</td>' in page
+    assert "19:43" not in page
 
 
 def test_an_agent_account_whose_agent_assignment_does_not_know_is_told_so(portal, stub):  # noqa: F811
