@@ -141,6 +141,24 @@ def test_a_reopened_request_still_says_what_was_tried_before(portal, monkeypatch
     assert 'What was done:</strong> <span dir="auto">Replaced the router.' in html and "Tried before" not in html
 
 
+def test_a_merged_request_offers_a_link_to_the_one_kept_by_email(portal, monkeypatch):  # noqa: F811
+    went = "Merged into your request #100064: it is the same request, and we go on there."
+    merged = CLOSED | {"status": "resolved", "merged_into": 100064, "resolution": went}
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake(merged))
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+
+    html = text(browser.get("/tickets/t-9"))
+
+    assert '<input type="hidden" name="status_email" value="mia@example.com">' in html
+    assert '<input type="hidden" name="number" value="100064">' in html and "Email me a link to #100064" in html
+    asked = browser.post("/status", data={"csrf_token": csrf(html), "status_email": "mia@example.com",
+                                          "number": "100064"})  # fmt: skip
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/status/sent?asked=one")
+    plain = CLOSED | {"status": "resolved", "resolution": "Replaced the router."}
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake(plain))
+    assert "Email me a link" not in text(browser.get("/tickets/t-9"))
+
+
 def test_the_forms_hints_say_how_long_a_subject_and_a_description_may_be(portal, monkeypatch):  # noqa: F811
     monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", Intake())
     html = text(portal.test_client().get("/"))
