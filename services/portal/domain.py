@@ -334,12 +334,13 @@ MAIL_OUTCOMES = {  # intake's outcome of an inbound mail -> what the pages call 
 
 
 def policy_oddities(policy: dict) -> list[str]:
-    """What in an SLA policy is allowed but likely a slip: a response target at or past the resolution's."""
-    resolution = policy.get("resolution_minutes")
-    said = []
+    """What in an SLA policy (or a draft: anything but numbers is sla's to refuse) is allowed but likely a slip: a
+    response target at or past the resolution's."""
+    resolution, said = policy.get("resolution_minutes"), []
     for name, words in (("first_response_minutes", "first response"), ("next_response_minutes", "next response")):
         minutes = policy.get(name)
-        if resolution and minutes and minutes >= resolution:
+        numbers = all(isinstance(value, int | float) for value in (resolution, minutes))  # a draft may hold words
+        if numbers and resolution and minutes and minutes >= resolution:
             said.append(
                 f"The {words} target ({minutes:g} min) is not shorter than the resolution target "
                 f"({resolution:g} min): a ticket nobody answers breaches its resolution first."

@@ -27,6 +27,35 @@ def test_a_policy_page_points_out_a_response_target_past_the_resolution(portal, 
     assert ", 24x7; warnings at 80%</td>" in page  # a version's warnings are part of its history
 
 
+def test_a_draft_with_a_response_target_past_the_resolution_is_asked_once_more_before_it_is_saved(portal, stub):  # noqa: F811
+    policy = {"priority": "low", "version": 3, "first_response_minutes": 60, "next_response_minutes": 60,
+              "resolution_minutes": 480, "warn_at_percent": [80], "calendar": "24x7",
+              "changed_at": "2026-12-01T04:00:00.000Z"}  # fmt: skip
+    stub.answers["/policies/low"] = policy
+    stub.answers["/policies/low/versions"] = {"items": [policy]}
+    stub.answers["/calendars"] = {"items": [{"id": "24x7", "timezone": "UTC"}]}
+    admin = signed_in(portal)
+    opened = text(admin.get("/admin/policies/low"))
+    form = {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', opened).group(1),
+            "seen": re.search(r'name="seen" value="([^"]+)"', opened).group(1), "first_response_minutes": "600",
+            "next_response_minutes": "60", "resolution_minutes": "480", "warn_at_percent": "80",
+            "calendar": "24x7"}  # fmt: skip
+    stub.calls.clear()
+
+    asked = admin.post("/admin/policies/low", data=form)
+
+    page = " ".join(text(asked).split())
+    assert asked.status_code == 200 and "Not saved yet." in page and 'value="600"' in page  # the draft kept
+    assert "The first response target (600 min) is not shorter than the resolution target (480 min)" in page
+    assert '<button type="submit" class="button" name="odd_confirmed" value="1">Save anyway</button>' in page
+    assert not [call for call in stub.calls if call["method"] == "PUT"]
+    saved = admin.post("/admin/policies/low", data={**form, "odd_confirmed": "1"})
+    assert saved.status_code == 303 and [call["method"] for call in stub.calls].count("PUT") == 1
+    stub.calls.clear()
+    words = admin.post("/admin/policies/low", data={**form, "first_response_minutes": "soon"})  # sla says why
+    assert "Not saved yet." not in text(words) and [call["method"] for call in stub.calls].count("PUT") == 1
+
+
 def test_the_agents_page_says_who_holds_more_than_their_capacity(portal, stub):  # noqa: F811
     stub.answers["/agents"] = {"items": [
         {"id": "sofia", "name": "Sofia", "email": "sofia@example.com", "teams": ["network"], "lead_of": [],

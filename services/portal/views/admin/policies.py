@@ -22,14 +22,14 @@ def policies():
     return page("admin/policies.html", "policies", policies=sla.policies(portal(), g.session))
 
 
-def _edit(priority: str, form: dict | None = None, errors=None, message=None, status=200, what_if=None):
+def _edit(priority: str, form: dict | None = None, errors=None, message=None, status=200, what_if=None, draft_odd=()):
     if priority not in sla.PRIORITIES:
         return error_page(404, "No such priority", "Policies are per priority: emergency, high, normal or low.")
     found = sla.policy(portal(), g.session, priority)
     return page(
         "admin/policy.html", "policies", status, priority=priority, form=form or sla.policy_form(found["policy"]),
-        errors=errors or {}, message=message, notices=NOTICES, what_if=what_if,
-        oddities=domain.policy_oddities(found["policy"]), **found,
+        errors=errors or {}, message=message, notices=NOTICES, what_if=what_if, draft_odd=draft_odd,
+        oddities=[] if draft_odd else domain.policy_oddities(found["policy"]), **found,
     )  # fmt: skip
 
 
@@ -43,6 +43,9 @@ def policy(priority: str):
 @admin_required
 def put_policy(priority: str):
     form = form_data()
+    draft_odd = domain.policy_oddities(sla.policy_body(form))
+    if draft_odd and not form.get("odd_confirmed"):  # allowed, but likely a slip: asked once more, nothing saved
+        return _edit(priority, form, draft_odd=draft_odd)
     try:
         _, changed = sla.put_policy(portal(), g.session, priority, form)
     except UserError as exc:
