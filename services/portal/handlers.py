@@ -20,6 +20,7 @@ from services.portal import attachments, devices, domain, mailing
 from services.portal.client import PORTAL, Actor, Refused, Services, Unreachable, path_id
 from services.portal.store import AccountExists, PortalStore, digest
 from shared import links, mongo
+from shared.access import same_email
 from shared.clock import now
 from shared.config import SERVICE_PORTS, Settings
 from shared.schemas import files_sent, one_line
@@ -111,13 +112,21 @@ def start_session(
     return token, {**session, "_id": digest(token)}
 
 
-def renew_session(svc: Portal, session: dict) -> tuple[str, dict] | None:
-    """The session under a new id and token, with its rights, grants and forms' token; the old id no longer opens
-    anything. For a session about to be given more (a requester's ticket): a browser may have brought an id that
-    someone else knows (a cookie planted by a sibling host over http), who would read what it is given. None when
-    the session ended meanwhile."""
+RENEWED_ID_LASTS = timedelta(minutes=1)  # a renewed session's old id, for what the browser sent with it meanwhile
+
+
+def renew_session(svc: Portal, session: dict, email: str, keep_forms_token: bool) -> tuple[str, dict] | None:
+    """The session under a new id and token, for a session about to be given a request of `email`: a browser may
+    have brought an id that someone else knows (a cookie planted by a sibling host over http), who would read what
+    it is given. The new one keeps the rights (an agent stays signed in) and the requests of that address alone
+    (not ones of another address that the planter holds, and the victim would take for theirs), and gets a forms'
+    token of its own unless `keep_forms_token` (over https, where no other host sets the cookie). The old id lasts
+    a minute more, as it is (the request given goes to the new one only): the browser's other requests sent with it
+    meanwhile find their session. None when the session ended meanwhile."""
     token = secrets.token_urlsafe(32)
-    renewed = svc.store.renew_session(session["_id"], token)
+    grants = [grant for grant in session.get("tickets") or [] if same_email(grant.get("email"), email)]
+    changes = {"tickets": grants, **({} if keep_forms_token else {"csrf": secrets.token_urlsafe(32)})}
+    renewed = svc.store.renew_session(session["_id"], token, changes, now() + RENEWED_ID_LASTS)
     return None if renewed is None else (token, renewed)
 
 

@@ -420,6 +420,11 @@ def _secure() -> bool:
     return current_app.extensions["ticketflow.settings"].portal_url.startswith("https://")
 
 
+def served_over_https() -> bool:
+    """Whether the portal's cookies are `__Host-` ones (its URL is https): no other host can set them."""
+    return _secure()
+
+
 FORM_EXPIRED = (
     "Nothing was sent: the form came from a page that is out of date (opened before this browser signed in or "
     "out, or before its session ended, or sent already). Open the page again and send it from there; for a request "

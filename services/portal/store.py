@@ -221,15 +221,17 @@ class PortalStore:
     def touch_session(self, session_id: str, now: datetime, expires_at: datetime) -> None:
         self.sessions.update_one({"_id": session_id}, {"$set": {"last_seen": now, "expires_at": expires_at}})
 
-    def renew_session(self, session_id: str, token: str) -> dict | None:
-        """The session under a new id (the digest of `token`) with all it holds, the old id ended; None when it ended
-        meanwhile."""
+    def renew_session(self, session_id: str, token: str, changes: dict, old_ends_at: datetime) -> dict | None:
+        """The session under a new id (the digest of `token`) with what it holds and `changes`; the old id lasts
+        until `old_ends_at` at most (what the browser sent with it meanwhile still finds its session). None when
+        the session ended meanwhile."""
         held = self.sessions.find_one({"_id": session_id})
         if held is None:
             return None
-        renewed = {**held, "_id": digest(token)}
+        renewed = {**held, **changes, "_id": digest(token)}
         self.sessions.insert_one(renewed)
-        self.sessions.delete_one({"_id": session_id})
+        self.sessions.update_one({"_id": session_id, "expires_at": {"$gt": old_ends_at}},
+                                 {"$set": {"expires_at": old_ends_at}})  # fmt: skip
         return renewed
 
     def grant_ticket(self, session_id: str, ticket_id: str, email: str) -> None:

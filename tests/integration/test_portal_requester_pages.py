@@ -259,6 +259,7 @@ def test_a_link_followed_renews_the_session_so_that_a_planted_cookie_reads_nothi
     eve, mia = portal.test_client(), portal.test_client()
     eve.set_cookie(name, planted)
     mia.set_cookie(name, planted)  # set in mia's browser by someone who could (a sibling host, over http)
+    eves_token = csrf(text(eve.get("/")))  # the forms' token eve read with it
     link = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], "t-9", "mia@example.com", 30)
 
     followed = mia.get(f"/t/{link}")
@@ -266,9 +267,34 @@ def test_a_link_followed_renews_the_session_so_that_a_planted_cookie_reads_nothi
     assert followed.status_code == 303 and f"{name}=" in followed.headers.get("Set-Cookie", "")
     renewed = mia.get_cookie(name).value
     assert renewed != planted and mia.get("/tickets/t-9").status_code == 200
-    assert eve.get("/tickets/t-9").status_code == 404  # the planted id opens nothing now: not mia's request
-    assert handlers.load_session(svc, planted) is None
-    assert handlers.load_session(svc, renewed)["tickets"][0]["id"] == "t-1"  # what the session held, kept
+    assert eve.get("/tickets/t-9").status_code == 404  # the planted id opens nothing it was given
+    session = handlers.load_session(svc, renewed)
+    assert [grant["id"] for grant in session["tickets"]] == ["t-9"]  # not eve's request, which mia would take as hers
+    assert session["csrf"] != eves_token  # nor a forms' token eve knows: her forms posted from mia's browser fail
+    left = handlers.load_session(svc, planted)  # the old id, as it was, for a minute (requests sent with it meanwhile)
+    assert [grant["id"] for grant in left["tickets"]] == ["t-1"]
+    assert left["expires_at"] <= datetime.now(UTC) + timedelta(minutes=1, seconds=5)
+
+
+def test_an_agent_following_links_at_once_stays_signed_in_with_both(portal, monkeypatch):  # noqa: F811
+    """Two links opened together (a "Links to your requests" email): the second brings the id the first renewed,
+    which still finds its session for a minute; an agent is never signed out by a link."""
+    svc = portal.extensions["ticketflow.portal"]
+    monkeypatch.setattr(svc, "services", Intake({**CLOSED, "status": "assigned"}))
+    agent = signed_in(portal, "admin")
+    name = cookie_names(False)[0]
+    before = agent.get_cookie(name).value
+    first = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], "t-9", "mia@example.com", 30)
+    second = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], "t-8", "mia@example.com", 30)
+    late = portal.test_client()
+    late.set_cookie(name, before)  # the second request, sent with the id the browser had then
+
+    assert agent.get(f"/t/{first}").status_code == 303
+    assert late.get(f"/t/{second}").status_code == 303
+
+    for browser in (agent, late):
+        session = handlers.load_session(svc, browser.get_cookie(name).value)
+        assert session["account_id"] and session["role"] == "admin"  # still signed in, whichever answer came last
 
 
 def test_forgetting_requests_keeps_an_agent_signed_in(portal, monkeypatch):  # noqa: F811

@@ -100,12 +100,14 @@ pages.EXPIRED_FORMS["requester.open_ticket"] = _open_ticket_again
 
 def _grant(grant: dict) -> None:
     """Let this browser's session open the ticket: under a new session id (never the one the browser brought, which
-    someone may have planted to read what it is given), with what the session held; a new session if it had none."""
-    renewed = handlers.renew_session(portal(), g.session) if g.session else None
+    someone may have planted to read what it is given: handlers.renew_session); a new session if it had none."""
+    https = pages.served_over_https()  # then no other host sets the cookies: the forms' token may stay
+    renewed = handlers.renew_session(portal(), g.session, grant["email"], https) if g.session else None
     if renewed is not None:
         token, g.session = renewed
         portal().store.grant_ticket(g.session["_id"], grant["id"], grant["email"])
     else:
+        g.session = None  # none, or it ended meanwhile: a new one, with the browser's own forms' token over https
         token, g.session = handlers.start_session(portal(), grant=grant, csrf=pages.kept_forms_token())
     set_session(token)
 
