@@ -237,9 +237,9 @@ class TicketAssignedData(_Data):
     team's name then, `team_lead_name` its lead's (beside `team_lead_email`: the first of its leads by id who is
     available when the ticket is assigned, else the first by id); `by_name`, present only when a person moved the
     ticket (`manual`, `transfer`), is who: an agent's name, or "The help desk" for an admin who is no agent.
-    `previous_team`, on a `transfer`, is the team the ticket was in before: a transfer to that same team is a
-    hand-back (another agent of the team, or its queue, takes it from its agent). Producers older than these fields
-    leave them out."""
+    `previous_team`, on a `transfer`, is the team the ticket was in before: a transfer of a ticket an agent had
+    (`previous_agent_id`) to that same team is a hand-back (another agent of the team, or its queue, takes it).
+    Producers older than these fields leave them out."""
 
     agent_id = fields.String(required=True, allow_none=True, validate=validate.Length(1, 100))
     agent_name = fields.String(required=True, allow_none=True, validate=validate.Length(1, 200))

@@ -175,6 +175,7 @@ class Ticket:
             previous if reason != "transfer" else previous_team,
             self.agent_id if reason != "transfer" else team,
             decision,
+            previous if reason == "transfer" else None,  # who had it: into its own team, a hand-back
         )
         self._record(
             "ticket.assigned",
@@ -333,10 +334,12 @@ class Ticket:
     def _newer(self, name: str, at: datetime) -> bool:
         return newer(self.watermarks, name, at)
 
-    def _history(self, at, action, by, before, after, decision: dict | None = None) -> None:
+    def _history(self, at, action, by, before, after, decision: dict | None = None, agent_before=None) -> None:
         entry = {"at": at, "action": action, "by": by, "from": before, "to": after}
         if decision:
             entry["decision"] = decision
+        if agent_before:
+            entry["agent_before"] = agent_before
         self.history.append(entry)
 
     def _record(self, event_type: str, data: dict) -> None:

@@ -407,8 +407,10 @@ def _by(data: dict) -> str:
 
 
 def _handed_back(data: dict) -> bool:
-    """Whether a transfer kept the ticket's team: a hand-back (its agent away), not a move to another team."""
-    return data.get("reason") == "transfer" and data.get("previous_team") == data["team"]
+    """Whether a transfer took the ticket from its agent into its own team: a hand-back (its agent away), not a
+    move to another team, nor a queued ticket's pick tried again."""
+    same_team = data.get("previous_team") == data["team"]
+    return data.get("reason") == "transfer" and same_team and bool(data.get("previous_agent_id"))
 
 
 def _assigned_summary(data: dict) -> str:

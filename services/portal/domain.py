@@ -568,8 +568,8 @@ def done_words(entry: dict, names: dict[str, str] | None = None, teams: dict[str
     if entry.get("action") in ("assigned", "transferred"):
         to = ((names if entry["action"] == "assigned" else teams) or {}).get(to) or to
     action = entry.get("action", "")
-    if action == "transferred" and entry.get("from") == entry.get("to"):  # into the team it was in: a hand-back
-        action = "handed_back"
+    if action == "transferred" and entry.get("from") == entry.get("to") and entry.get("agent_before"):
+        action = "handed_back"  # from its agent into the team it was in
     template = HISTORY_WORDS.get(action, action.replace("_", " ") or "changed it")
     return template.format(to=to, to_words=AGENT_STATUS.get(to, to).lower())
 

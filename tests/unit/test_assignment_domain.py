@@ -146,6 +146,7 @@ def test_a_move_names_the_team_the_ticket_was_in_so_that_a_hand_back_reads_as_on
     ticket.assign(JANE, "desk", "transfer", "agent:tess", T0, by_name="Tess Lead")
     assert [data["previous_team"] for _, data in ticket.recorded] == ["network", "network"]
     assert [(entry["from"], entry["to"]) for entry in ticket.history] == [("network", "network"), ("network", "desk")]
+    assert ticket.history[0]["agent_before"] == "jane" and "agent_before" not in ticket.history[1]  # nobody had it
     events.make_event("ticket.assigned", "t1", ticket.recorded[0][1], producer="assignment")  # the schema knows it
 
 

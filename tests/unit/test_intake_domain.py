@@ -383,10 +383,12 @@ def test_summaries_name_the_person_who_acted_when_the_event_does():
     assert summarize("ticket.assigned", queued) == "Transferred to Desk by Tess Lead: waiting in its queue"
     elsewhere = {**moved, "previous_team": "hardware"}  # from another team: a transfer still
     assert summarize("ticket.assigned", elsewhere).startswith("Transferred to Desk by the help desk and assigned")
-    back = {**moved, "team": "desk", "previous_team": "desk"}  # into its own team: a hand-back, not a transfer
+    back = {**moved, "team": "desk", "previous_team": "desk", "previous_agent_id": "tom"}  # from its agent: a hand-back
     assert summarize("ticket.assigned", back) == "Handed back to Desk by the help desk and assigned to Jane Doe (Desk)"
-    back_queued = {**queued, "team": "desk", "previous_team": "desk"}
+    back_queued = {**queued, "team": "desk", "previous_team": "desk", "previous_agent_id": "tom"}
     assert summarize("ticket.assigned", back_queued) == "Handed back to Desk's queue by Tess Lead: waiting there"
+    again = {**queued, "team": "desk", "previous_team": "desk"}  # a queued ticket's pick tried again: nobody had it
+    assert summarize("ticket.assigned", again).startswith("Transferred to Desk")
     changed = {"previous_status": "in_progress", "status": "waiting_on_requester", "by_name": "Jane Doe"}
     assert summarize("ticket.status_changed", changed) == (
         "Status changed from in progress to waiting on requester by Jane Doe"

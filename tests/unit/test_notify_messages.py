@@ -215,7 +215,9 @@ def test_the_agents_assignment_email_says_who_moved_it_where():
     transfer = messages.render("ticket.assigned", "agent", make_context("ticket.assigned", moved))
     assert "It was moved to Network & VPN by Tess <Lead>, and given to you there." in transfer.text
     assert "by Tess &lt;Lead&gt;, and given to you there." in transfer.html
-    back = make_context("ticket.assigned", {**moved, "team": "network", "previous_team": "network"})  # its own team
+    back = make_context(
+        "ticket.assigned", {**moved, "team": "network", "previous_team": "network", "previous_agent_id": "bo"}
+    )  # from its agent into its own team
     handed = messages.render("ticket.assigned", "agent", back)
     assert "It was handed back to its team, Network & VPN, by Tess <Lead>, and given to you." in handed.text
     assert "handed back to its team, Network &amp; VPN, by Tess &lt;Lead&gt;, and given to you." in handed.html

@@ -350,7 +350,10 @@ def test_who_did_what_reads_as_agents_say_it():
     moved = {"action": "transferred", "by": "ada", "to": "network"}
     assert domain.history_words(moved, names, teams) == "Ada Lovelace: transferred it to team Network & VPN"
     assert domain.history_words(moved, names) == "Ada Lovelace: transferred it to team network"  # not known: its id
-    back = {"action": "transferred", "by": "ada", "from": "network", "to": "network"}  # into the team it was in
+    back = {"action": "transferred", "by": "ada", "from": "network", "to": "network", "agent_before": "bo"}
+    assert domain.history_words({**back, "agent_before": None}, names, teams).endswith(
+        "transferred it to team Network & VPN"
+    )
     assert domain.history_words(back, names, teams) == "Ada Lovelace: handed it back to team Network & VPN"
     assert domain.history_words({**back, "from": "desk"}, names, teams).endswith("transferred it to team Network & VPN")
     assert domain.done_words({"action": "assigned", "to": "network"}, {}, teams) == "assigned it to network"
