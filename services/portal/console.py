@@ -249,7 +249,7 @@ def queue_start(text: str) -> int | None:
 class TicketPage:
     view: domain.TicketView
     timeline: list[dict]
-    clocks: list[dict]
+    clocks: list[dict] | None  # None: sla did not answer
     rights: set[str]
     agents: list[dict]
     teams: list[dict]
@@ -339,12 +339,15 @@ def may_read(svc: Portal, session: dict, ticket_id: str) -> bool:
     return True
 
 
-def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict]:
-    """The ticket's clocks in words; none until sla has started them."""
+def sla_clocks(svc: Portal, who: Actor, ticket_id: str) -> list[dict] | None:
+    """The ticket's clocks in words; none until sla has started them (it knows no such ticket yet); None when sla
+    does not answer, or refuses otherwise: the page says so, and an open page keeps the clocks it shows."""
     try:
         clocks = svc.services.get("sla", f"/tickets/{path_id(ticket_id)}", who).get("clocks") or {}
-    except Refused:
-        return []
+    except Refused as refused:
+        return [] if refused.status == 404 else None
+    except Unreachable:
+        return None
     return [
         {
             "name": domain.CLOCK_NAMES.get(name, name),

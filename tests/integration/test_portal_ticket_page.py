@@ -145,6 +145,25 @@ def test_the_sla_clocks_follow_while_the_page_is_open_without_a_reload(portal, s
     assert 'class="clock clock--breached"' in breached and "First response</strong>: Breached" in breached
 
 
+def test_while_sla_does_not_answer_the_clocks_shown_stay_and_the_rest_goes_on(portal, stub, monkeypatch):  # noqa: F811
+    ticket_id = a_ticket_of_its_own(stub)
+    due = "2026-01-01T12:00:00.000Z"
+    stub.answers[f"/tickets/{ticket_id}"] |= {"clocks": {"first_response": {"state": "running", "due_at": due,
+                                                                            "remaining_seconds": 3725}}}  # fmt: skip
+    client = signed_in(portal)
+    url = poll_url(text(client.get(f"/console/tickets/{ticket_id}")))
+    monkeypatch.setattr(console, "sla_clocks", lambda *args: None)  # sla down from here on
+
+    assert client.get(url).status_code == 204  # the clocks shown stay: not swapped for a word of sla's silence
+    message = {"id": "m-1", "kind": "message", "author": {"type": "requester", "name": "Ana"},
+               "body": "Any news?", "at": "2026-01-01T11:00:00.000Z"}  # fmt: skip
+    stub.answers[f"/tickets/{ticket_id}"] |= {"thread": [message]}
+    changed = text(client.get(url))
+    assert "Any news?" in changed and 'id="live-clocks"' not in changed  # the conversation goes on
+    page = text(client.get(f"/console/tickets/{ticket_id}"))  # opened while sla is silent: says so, not "no clock"
+    assert "The SLA clocks cannot be read just now" in page and "No clock is running yet." not in page
+
+
 def test_someone_else_arriving_changes_the_notices_alone_not_the_conversation(portal, stub):  # noqa: F811
     ticket_id = a_ticket_of_its_own(stub)
     ana = signed_in(portal)

@@ -485,7 +485,7 @@ def action_address(ticket_id: str, action: str):
 @blueprint.get("/tickets/<ticket_id>/live")
 @agent_required
 def live(ticket_id: str):
-    """The conversation, what others changed and who else is here: the ticket page polls it (htmx)."""
+    """The conversation, what others changed, who else is here and the SLA clocks: the ticket page polls it (htmx)."""
     me = console.profile(portal(), g.session)
     try:
         state = console.live(portal(), g.session, ticket_id, request.args.get("seen"), me.get("name") or "")
@@ -498,6 +498,8 @@ def live(ticket_id: str):
     noted = (request.args.get("noted") or "").split(".")  # the notices' and the clocks' digests, as the page shows
     live["changes_changed"] = live["noted"].split(".")[0] != noted[0]
     live["presence_changed"] = live["noted"].split(".")[1] != (noted[1] if len(noted) > 1 else "")
+    if state["clocks"] is None:  # sla did not answer: the clocks shown stay, the rest goes on
+        live["noted"] = ".".join([*live["noted"].split(".")[:2], noted[2] if len(noted) > 2 else ""])
     live["clocks_changed"] = live["noted"].split(".")[2] != (noted[2] if len(noted) > 2 else "")
     if not any(
         live[part] for part in ("conversation_changed", "changes_changed", "presence_changed", "clocks_changed")
