@@ -263,17 +263,16 @@ def _where_it_goes_on(svc: Intake, ticket: Ticket) -> Ticket:
     """The request a reply to `ticket` goes to: the one it was merged into (its resolution and emails send the
     requester there: a reply to them is about that request, and would otherwise reopen the duplicate, away from
     those working on it), followed while that one was merged too; `ticket` itself otherwise, or when the one kept is
-    not found or not the same requester's. A duplicate reopened after its merge (its requester said it was not the
-    same after all) has no `merged_into` any more: its replies stay there."""
+    not found, not the same requester's, or came from the web form (anyone may have typed the address there, and
+    read the request from that browser: it never receives the requester's mail, as a follow-up never does). A
+    duplicate reopened after its merge (its requester said it was not the same after all) has no `merged_into` any
+    more: its replies stay there."""
     for _ in range(MERGES_FOLLOWED):
         if not ticket.merged_into or ticket.status not in ("resolved", "closed"):
             return ticket
         kept = svc.tickets.find_by_number(ticket.merged_into)
-        if (
-            kept is None
-            or kept.id == ticket.id
-            or not same_email(kept.requester.get("email"), ticket.requester.get("email"))
-        ):
+        theirs = kept is not None and same_email(kept.requester.get("email"), ticket.requester.get("email"))
+        if not theirs or kept.id == ticket.id or kept.source == "web":
             return ticket
         ticket = kept
     return ticket

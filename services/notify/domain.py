@@ -142,8 +142,10 @@ def email_recipients(
         return []  # only the requester's messages are news to the agent
     if event_type == "ticket.reopened" and view is not None and view.agent and data.get("by") == view.agent["id"]:
         return []  # the agent reopened it: no email about its own doing
-    if event_type == "ticket.closed" and not closed_while_worked_on(data):
-        audiences = ("requester",)  # resolved first (or merged, or closed by the system): the agent's work was done
+    if event_type == "ticket.closed" and not (closed_while_worked_on(data) and view and view.assignment_known):
+        # resolved first (or merged, or closed by the system): the agent's work was done; or no agent known yet
+        # (closed at once): the requester's email does not wait for one
+        audiences = ("requester",)
     back = data.get("reason") == "reopen" and data.get("agent_id") == data.get("previous_agent_id")
     if event_type == "ticket.assigned" and back:
         return []  # back to the agent who had it: the reopening's email says so (and the message that reopened it)

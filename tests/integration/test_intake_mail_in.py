@@ -263,6 +263,23 @@ def test_a_reply_to_a_merged_duplicates_emails_goes_to_the_request_kept_and_reop
     assert svc.tickets.get(lone.id).status == "new"
 
 
+def test_a_reply_to_a_duplicate_merged_into_a_web_request_is_never_sent_there(svc):
+    """Anyone may have opened the web request under the requester's address, and read it from that browser: the
+    requester's mail never goes there (a merge made through the API, or before the portal refused such a one)."""
+    sender = address()
+    request = {"subject": "VPN", "description": "Drops.", "requester": {"name": "Ana", "email": sender},
+               "topic": "general", "priority": "normal", "source": "web"}  # fmt: skip
+    planted, _ = handlers.create_ticket(svc, request, None, None)
+    duplicate = svc.tickets.get(receive(svc, mail(sender, "VPN again", "Still dropping.")).ticket_id)
+    merged = {"agent_id": None, "resolution": f"Merged into #{planted.number}.", "merged_into": planted.number}
+    handlers.record_and_apply(svc, event_from("assignment", "ticket.resolved", duplicate.id, merged))
+
+    outcome = receive(svc, reply_to(duplicate, sender, "My payslip is attached."))
+
+    assert outcome.ticket_id == duplicate.id and svc.tickets.get(planted.id).thread == []
+    assert svc.tickets.get(duplicate.id).status == "new"  # reopened, as a reply to it always did
+
+
 def test_a_reply_to_a_closed_ticket_opens_a_new_one_that_says_so(svc):
     sender = address()
     ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)

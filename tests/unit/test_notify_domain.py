@@ -97,6 +97,9 @@ def test_a_requester_closing_a_request_not_resolved_tells_its_agent_too():
     assert to({"by": "requester", "previous_status": "resolved"}) == [requester]  # the agent's work was done
     assert to({"by": "auto", "previous_status": "resolved"}) == [requester]
     assert to({"by": "requester"}) == [requester]  # an older event: nothing says it was open
+    unassigned = view(("ticket.created", CREATED, 0))  # closed before notify heard of its assignment
+    closing = {"by": "requester", "previous_status": "new"}
+    assert [a for a, _ in email_recipients("ticket.closed", closing, unassigned)] == ["requester"]  # not held up
     queued = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(None, None), 1))
     assert (
         email_recipients("ticket.closed", {"by": "requester", "previous_status": "new"}, queued)[0][0] == ("requester")
