@@ -12,13 +12,19 @@ from services.portal import handlers
 from tests.integration.test_portal_search import PASSWORD, a_ticket, portal, signed_in, stub, text  # noqa: F401
 
 
-def test_a_policy_page_points_out_a_response_target_past_the_resolution(portal, stub):  # noqa: F811
-    policy = {"priority": "low", "version": 3, "first_response_minutes": 600, "next_response_minutes": 60,
-              "resolution_minutes": 480, "warn_at_percent": [80], "calendar": "24x7",
+def a_low_policy(stub, first_response_minutes: int) -> dict:  # noqa: F811
+    """sla's low policy (version 3: 60 min to the next response, 480 to resolution, 24x7) as the pages read it."""
+    policy = {"priority": "low", "version": 3, "first_response_minutes": first_response_minutes,
+              "next_response_minutes": 60, "resolution_minutes": 480, "warn_at_percent": [80], "calendar": "24x7",
               "changed_at": "2026-12-01T04:00:00.000Z"}  # fmt: skip
     stub.answers["/policies/low"] = policy
     stub.answers["/policies/low/versions"] = {"items": [policy]}
     stub.answers["/calendars"] = {"items": [{"id": "24x7", "timezone": "UTC"}]}
+    return policy
+
+
+def test_a_policy_page_points_out_a_response_target_past_the_resolution(portal, stub):  # noqa: F811
+    a_low_policy(stub, 600)
 
     page = text(signed_in(portal).get("/admin/policies/low"))
 
@@ -28,12 +34,7 @@ def test_a_policy_page_points_out_a_response_target_past_the_resolution(portal, 
 
 
 def test_a_draft_with_a_response_target_past_the_resolution_is_asked_once_more_before_it_is_saved(portal, stub):  # noqa: F811
-    policy = {"priority": "low", "version": 3, "first_response_minutes": 60, "next_response_minutes": 60,
-              "resolution_minutes": 480, "warn_at_percent": [80], "calendar": "24x7",
-              "changed_at": "2026-12-01T04:00:00.000Z"}  # fmt: skip
-    stub.answers["/policies/low"] = policy
-    stub.answers["/policies/low/versions"] = {"items": [policy]}
-    stub.answers["/calendars"] = {"items": [{"id": "24x7", "timezone": "UTC"}]}
+    a_low_policy(stub, 60)
     admin = signed_in(portal)
     opened = text(admin.get("/admin/policies/low"))
     form = {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', opened).group(1),
