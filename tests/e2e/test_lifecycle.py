@@ -75,6 +75,8 @@ def expected_emails(system: System, ticket_id: str, people: dict[str, str]) -> C
                 continue  # waiting in the team's queue: nobody to tell
             if entry["type"] == "ticket.assigned" and entry["summary"].startswith("Back with "):
                 continue  # a reopened ticket back with its agent: the reopening's email tells them
+            if entry["type"] == "ticket.closed" and audience == "agent":
+                continue  # closed once resolved (as here): the agent's work was done, nobody tells them
             expected[(people[audience], entry["type"])] += 1
     return expected
 
