@@ -284,7 +284,12 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept, notes, names)
     others = requesters_other_tickets(svc, who, view.ticket)
     open_others = [  # the requests a merge may keep: one whose address is not confirmed is marked (merge_problem)
-        other | {"unproved": other.get("source") == "web" and svc.store.confirmed(other["id"]) is None}
+        other
+        | {
+            "unproved": domain.unproved(
+                other, other.get("source") != "web" or svc.store.confirmed(other["id"]) is not None
+            )
+        }
         for other in others
         if other.get("status") not in ("resolved", "closed")
     ]
