@@ -79,6 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     reindex.set_defaults(handler=_search_reindex)
 
+    dead = commands.add_parser("dead-letters", help="read a service's dead letters; move them back once fixed")
+    dead_commands = dead.add_subparsers(dest="dead_command", required=True)
+    listing = dead_commands.add_parser("list", help="how many each service has, why, and the first of them")
+    listing.add_argument("services", nargs="*", metavar="SERVICE", help="intake, assignment, ... (default: all)")
+    listing.add_argument("--limit", type=int, default=20, help="how many to show a service (default 20)")
+    listing.set_defaults(handler=_dead_letters_list)
+    move = dead_commands.add_parser(
+        "replay", help="move a service's dead letters back to its queue, each with every retry again"
+    )
+    move.add_argument("service", metavar="SERVICE")
+    move.add_argument("--reason", help="only those dead for this reason (failed, rejected, unhandled, ...)")
+    move.add_argument("--event-id", help="only the one event of this id")
+    move.add_argument("--limit", type=int, help="at most this many")
+    move.set_defaults(handler=_dead_letters_replay)
+
     account = commands.add_parser("account", help="portal accounts of agents and admins")
     account_commands = account.add_subparsers(dest="account_command", required=True)
     create = account_commands.add_parser("create", help="add an account (the first admin, say) through the portal")
@@ -177,6 +192,30 @@ def _search_reindex(args: argparse.Namespace) -> int:
     if imported:
         print(f"ticketflow: search's database was empty: {imported} tickets taken from intake's API ({intake_url})")
     return 0
+
+
+def _dead_letters_list(args: argparse.Namespace) -> int:
+    from shared.config import load_settings
+    from ticketflow import deadletters
+
+    if args.limit < 0:
+        return _usage_error("--limit must be 0 or more")
+    try:
+        return deadletters.list_command(load_settings(), args.services, args.limit)
+    except deadletters.DeadLetterError as exc:
+        return _fail(str(exc))
+
+
+def _dead_letters_replay(args: argparse.Namespace) -> int:
+    from shared.config import load_settings
+    from ticketflow import deadletters
+
+    if args.limit is not None and args.limit <= 0:
+        return _usage_error("--limit must be a positive number")
+    try:
+        return deadletters.replay_command(load_settings(), args.service, args.reason, args.event_id, args.limit)
+    except deadletters.DeadLetterError as exc:
+        return _fail(str(exc))
 
 
 def search_index_dir(run_dir: Path) -> Path:

@@ -325,3 +325,16 @@ def test_the_scripts_read_the_virtual_host_of_amqp_url_as_pika_does(url, vhost):
     import pika
 
     assert local.amqp_vhost(url) == vhost == pika.URLParameters(url).virtual_host
+
+
+def test_dead_letters_say_in_one_line_what_stops_them(monkeypatch, capsys):
+    monkeypatch.setenv("AMQP_URL", f"amqp://guest:secret@127.0.0.1:{free_port()}/%2F")
+
+    assert cli.main(["dead-letters", "list", "intake"]) == 1
+    said = capsys.readouterr().err
+    assert said.startswith("ticketflow: RabbitMQ at ") and "does not answer" in said and "secret" not in said
+    assert cli.main(["dead-letters", "replay", "billing"]) == 1
+    said = capsys.readouterr().err
+    assert "no service 'billing' consumes events; one of: assignment, intake, notify, search, sla" in said
+    assert cli.main(["dead-letters", "replay", "intake", "--limit", "0"]) == 2
+    assert "--limit must be a positive number" in capsys.readouterr().err
