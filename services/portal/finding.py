@@ -89,8 +89,8 @@ def from_requester(svc: Portal, session: dict, form: dict) -> dict | None:
     """A requester's address searched for: their tickets the person may read (intake's list, newest first, with the
     form's status and team), shown beside what its words find; None for anything else, and when intake does not
     answer (the words' results still show)."""
-    email = (form.get("q") or "").strip().lower()
-    if form.get("cursor") or not email_ok(email):
+    email = searched_address(form.get("q") or "")
+    if form.get("cursor") or email is None:
         return None
     query = {"requester_email": email, "limit": FROM_SHOWN + 1}
     if form.get("status"):
@@ -104,6 +104,18 @@ def from_requester(svc: Portal, session: dict, form: dict) -> dict | None:
         items = [item for item in items if item.get("team") == team]
     among = read if team and read > FROM_SHOWN else None
     return {"email": email, "items": items[:FROM_SHOWN], "more": len(items) > FROM_SHOWN, "among": among}
+
+
+# `Ana Ruiz <ana@example.com>` as a ticket's requester line shows it (or a mail client), `<ana@...>`, `mailto:ana@...`
+_NAMED_ADDRESS = re.compile(r"^(?:[^<>]*<\s*)?(?:mailto:)?\s*([^<>\s]+?)\s*>?$", re.IGNORECASE)
+
+
+def searched_address(q: str) -> str | None:
+    """The requester address a search is for, lower-cased: the query itself, or the address in a pasted
+    `Name <address>` or `mailto:` link; None when the query is words."""
+    found = _NAMED_ADDRESS.match(q.strip())
+    email = found.group(1).lower() if found else ""
+    return email if email_ok(email) else None
 
 
 def _user_error(refused: Refused) -> UserError:

@@ -170,6 +170,12 @@ def test_a_requesters_address_searched_for_lists_their_tickets_the_agent_may_rea
     assert "None that you may see." in text(client.get("/console/search?q=ana@example.com"))
     words = text(client.get("/console/search?q=ana+printer"))
     assert "Tickets from" not in words and len([c for c in stub.calls if c["path"] == "/tickets"]) == 4
+    # the requester line as a ticket shows it, pasted, or a mail client's link: the address in it
+    for pasted in ("Ana Ruiz <Ana@Example.com>", "mailto:ana@example.com"):
+        assert "Tickets from <bdi>ana@example.com</bdi>" in text(
+            client.get("/console/search", query_string={"q": pasted})
+        )
+    assert [c["args"]["requester_email"] for c in stub.calls if c["path"] == "/tickets"][4:] == ["ana@example.com"] * 2
 
 
 def test_an_agent_searches_with_its_own_token_and_pages_on_with_the_cursor(portal, stub):
