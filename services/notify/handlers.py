@@ -160,7 +160,7 @@ def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) ->
     asks = bool(covered) or bool(view is not None and view.agent and reopens(envelope["type"], data))
     away = asks and (svc.agents.find(view.agent["id"]) or {}).get("available") is False
     for audience, recipient in email_recipients(envelope["type"], data, view, agent_away=away):
-        context = {"ticket": view.context(), "event": event, "recipient": recipient}
+        context = {"ticket": view.context(), "event": event, "recipient": messages.greeted(recipient)}
         if audience == "requester":  # a link acts as the requester: only the requester's own emails carry one
             context["link"] = messages.requester_link(svc.settings, view.id, recipient["email"])
             context["closes_in"] = messages.period_words(svc.settings.auto_close_hours)  # a resolved one, unanswered

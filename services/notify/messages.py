@@ -67,6 +67,13 @@ def render(event_type: str, audience: str, context: dict, time_zone: str = "UTC"
     )
 
 
+def greeted(recipient: dict) -> dict:
+    """The recipient as an email's greeting names it: without a name that is only their address's part before the
+    @ (mail in names a requester whose mail gave no name so: "Hello hank.t63," reads as a machine's; "Hello," not)."""
+    name, local = (recipient.get("name") or "").strip(), (recipient.get("email") or "").rpartition("@")[0]
+    return {**recipient, "name": None} if name and name.casefold() == local.casefold() else recipient
+
+
 def requester_link(settings: Settings, ticket_id: str, email: str) -> str:
     """The portal page of `ticket_id` for `email`, under a token minted for this email alone: the newest
     email's link then works for the full TICKETFLOW_LINK_DAYS, whenever the ticket began."""

@@ -129,6 +129,16 @@ def test_probes_and_document_need_no_token(notify_client):
 # --- notifications -----------------------------------------------------------------------------------
 
 
+def test_a_requester_whose_name_is_only_their_address_is_greeted_without_it(notify_event):
+    """Mail in names a requester whose mail gave no name by the part of the address before the @."""
+    named = created_event(uuid.uuid4().hex, "hank.t63@example.com")
+    named["data"]["requester"]["name"] = "Hank.T63"
+    (record,) = notify_event(named)
+    assert record.body.startswith("Hello,\n") and "hank" not in record.html.split("</p>")[0].lower()
+    (other,) = notify_event(created_event(uuid.uuid4().hex, "hank.t63@example.com"))  # "Ana Ruiz" at that address
+    assert other.body.startswith("Hello Ana Ruiz,\n")
+
+
 def test_a_ticket_created_gives_the_requester_a_receipt_in_the_contract_shape(notify_client, notify_event):
     ticket_id, email = uuid.uuid4().hex, unique_email()
     envelope = created_event(ticket_id, email, subject="Printer on fire")
