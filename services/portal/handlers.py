@@ -607,8 +607,10 @@ def _answer_with_every_link(svc: Portal, request: dict) -> str:
         request["email"],
         "Links to your requests",
         "Hello,\n\nYou asked for links to your requests that are not closed. Open one to see its status, reply "
-        f"or close it:\n\n{listed}{more}\n\nThe links work for {svc.settings.link_days:g} days. If you did not "
-        "ask for them, you can ignore this email.\n",
+        f"or close it:\n\n{listed}{more}\n\nTo write about one of them, open its link (or reply to one of its own "
+        "emails): a reply to this email opens a new request.\n\n"
+        f"The links work for {svc.settings.link_days:g} days. If you did not ask for them, you can ignore this "
+        "email.\n",
     )
     return "sent"
 

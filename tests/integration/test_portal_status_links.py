@@ -66,6 +66,7 @@ def test_without_a_number_the_address_gets_a_link_to_each_request_not_closed(por
     assert "#100003 Printer 100003 (Waiting for your reply)" in email["text"]
     assert "#100001 Printer 100001 (Resolved)" in email["text"] and "#100002" not in email["text"]
     assert "#100004" not in email["text"]
+    assert "a reply to this email opens a new request" in email["text"]  # it names no request: mail in cannot tell
     granted = [
         links.read_link_token(svc.secret, url.rsplit("/", 1)[1]) for url in re.findall(r"http\S+/t/\S+", email["text"])
     ]
