@@ -15,6 +15,7 @@ _TICKET_REFERENCE = re.compile(
     rf"(?:ticket-(?P<own>[A-Za-z0-9._-]+)|.*\+(?P<notification>[A-Za-z0-9._-]+))@{OWN_MESSAGE_DOMAIN}", re.IGNORECASE
 )
 _ADDRESS = re.compile(r"[^\s<>,;:\"'()\[\]]+@[^\s<>,;:\"'()\[\]]+")
+_ANGLED = re.compile(r"<\s*([^\s<>,;:\"'()\[\]]+@[^\s<>,;:\"'()\[\]]+)\s*>")
 _AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 # what auto-replies that carry none of the headers above begin their subject with (Outlook's and the usual
 # vacation responders', in the languages a desk sees most), a colon included: "Out of office" alone may be a person
@@ -43,25 +44,52 @@ def message_id(headers: Headers) -> str | None:
 
 
 def from_address(headers: Headers, defects: list[str]) -> tuple[str, str]:
-    """(address, name) of the first address in From; the stdlib's modern parser, its legacy one if that fails."""
+    """(address, name) of the mail's one sender in From; the stdlib's modern parser, its legacy one if that fails.
+
+    No address ("") when From does not name one sender beyond doubt: several From headers or addresses, a broken
+    From that holds more than one address (`ana@example.com <evil@attacker.example>`: the stdlib reads the first,
+    a DMARC checker the one in angle brackets, so the desk would believe a domain the check never saw), or an
+    address a case fold would turn into another (the Kelvin sign K lower-cases to k). Such a mail is kept for the
+    agents, never posted as a requester."""
+    values = headers.get("from") or []
     value = first(headers, "from", MAX_STRUCTURED_HEADER, defects)
     if value is None:
         return "", ""
     header = POLICY.header_factory("from", value)
+    broken = bool(header.defects)
     defects.extend(f"From header: {words(defect)}" for defect in header.defects)
     pairs = []
     try:
         pairs = [(address.display_name, address.addr_spec) for address in header.addresses]
     except Exception:
+        broken = True
         try:
             pairs = getaddresses([value])
         except Exception:
             pairs = [("", found) for found in _ADDRESS.findall(value)]
-    for name, address in pairs:
-        address = "".join(one_line(address).split())
-        if "@" in address:
-            return address.lower(), one_line(name) or name_of_address(address.rpartition("@")[0])
-    return "", one_line(pairs[0][0]) if pairs else ""
+    cleaned = [("".join(one_line(address).split()), one_line(name)) for name, address in pairs]
+    found = [(address, name) for address, name in cleaned if "@" in address]
+    if not found:
+        return "", cleaned[0][1] if cleaned else ""
+    address, name = found[0]
+    if broken and len(angled := {each.lower(): each for each in _ANGLED.findall(value)}) == 1:
+        (address,) = angled.values()  # `John Smith john@x.com <john@x.com>`: what a DMARC check reads too
+    if why := _not_one_sender(values, value, broken, {each.lower() for each, _ in found}, address):
+        defects.append(f"From header: {why}: no sender is believed")
+        return "", name
+    return address.lower(), name or name_of_address(address.rpartition("@")[0])
+
+
+def _not_one_sender(values: list[str], value: str, broken: bool, addresses: set[str], address: str) -> str | None:
+    if len(values) > 1 and len({value.strip().lower() for value in values}) > 1:
+        return f"{len(values)} From headers"
+    if len(addresses) > 1:
+        return f"{len(addresses)} addresses"
+    if broken and len({found.lower() for found in _ADDRESS.findall(value)}) > 1:
+        return "more than one address in a From that does not parse"
+    if any(not char.isascii() and char.lower().isascii() for char in address):
+        return "an address that a case fold turns into another"
+    return None
 
 
 _NAME_WORDS = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*(?:[._][^\W\d_]+(?:-[^\W\d_]+)*){1,3}")

@@ -227,7 +227,8 @@ def _decide_and_apply(svc: Intake, mail: inbound.InboundMail) -> Outcome:
     if automatic:
         return Outcome("ignored", f"automatic mail: {automatic}", ticket and ticket.id, ticket and ticket.number)
     if not mail.sender:
-        return Outcome("kept", "the mail names no sender address", ticket and ticket.id, ticket and ticket.number)
+        where = (ticket and ticket.id, ticket and ticket.number)
+        return Outcome("kept", "its From names no one sender address to believe", *where)
     if forged := forged_sender(mail, svc.settings.inbound_verified_by):
         what = "not posted as the requester" if ticket is not None else "no ticket opened"
         return Outcome("kept", f"{forged}: {what}", ticket and ticket.id, ticket and ticket.number)

@@ -398,6 +398,24 @@ def test_a_mail_an_mta_the_desk_trusts_found_failing_dmarc_is_kept_never_posted_
     assert bodies == ["Please send the VPN config to my new address.", "Untrusted words.", "Verified words."]
 
 
+def test_a_from_a_dmarc_check_reads_otherwise_than_the_desk_is_kept_never_posted_as_the_requester(svc):
+    """`ana@example.com <evil@attacker.example>`: the stdlib reads the first address, a DMARC check the one in angle
+    brackets (the attacker's own domain, which passes): no sender is believed, whatever the check said."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    svc.settings = dataclasses.replace(svc.settings, inbound_verified_by=("mx.help.example.com",))
+    passing = "mx.help.example.com; dkim=pass header.d=attacker.example; dmarc=pass header.from=attacker.example"
+    raw = (f"From: {sender} <evil@attacker.example>\r\nTo: help@help.example.com\r\n"
+           f"Subject: Re: [#{ticket.number}] VPN drops\r\nMessage-ID: <f1-{uuid.uuid4().hex}@attacker.example>\r\n"
+           f"Authentication-Results: {passing}\r\n\r\nSend the VPN config to evil@attacker.example.\r\n")  # fmt: skip
+
+    outcome = inbox.receive(svc, raw.encode(), "bounce@attacker.example", ["help@help.example.com"])
+
+    assert (outcome.kind, outcome.ticket_id) == ("kept", ticket.id)
+    assert outcome.reason == "its From names no one sender address to believe"
+    assert svc.tickets.get(ticket.id).thread == []
+
+
 def test_a_mail_longer_than_the_thread_takes_is_there_whole_for_who_sees_its_ticket(svc, client):
     sender = address()
     long = mail(sender, "Forwarded thread", "Line of the old thread.\n" * 2_000)  # 48,000 characters

@@ -588,6 +588,30 @@ def test_the_sender_name_falls_back_to_the_local_part_and_a_missing_from_gives_e
 
 
 @pytest.mark.parametrize(
+    ("sender", "address"),
+    [("Ana Ruiz <ana@example.com>", "ana@example.com"), ('"ana@example.com" <evil@attacker.example>',
+     "evil@attacker.example"), ("John Smith john@x.example <John@X.example>", "john@x.example"),
+     ("ana@example.com <evil@attacker.example>", ""), ("a@x.example, b@y.example", ""),
+     ("Kai <\u212aai@\u212apmg.example>", "")],
+)  # fmt: skip
+def test_from_names_one_sender_beyond_doubt_or_none(sender, address):
+    """A DMARC check reads the address in angle brackets; the stdlib, from a broken From, the first it finds: two
+    addresses there, or several in From, or one a case fold turns into another (the Kelvin sign K into k), name
+    nobody, so that no mail is posted as a requester whose domain no check saw."""
+    raw = crlf(f"From: {sender}\nTo: help@help.example.com\nSubject: VPN\n\nbody\n".encode())
+    mail = read(raw)
+    assert mail.sender == address
+    assert (not address) == any("no sender is believed" in defect for defect in mail.defects)
+
+
+def test_two_from_headers_that_differ_name_nobody():
+    two = crlf(b"From: ana@example.com\nFrom: evil@attacker.example\nTo: help@help.example.com\n\nbody\n")
+    assert read(two).sender == ""
+    same = crlf(b"From: ana@example.com\nFrom: ANA@example.com\nTo: help@help.example.com\n\nbody\n")
+    assert read(same).sender == "ana@example.com"
+
+
+@pytest.mark.parametrize(
     ("local", "name"),
     [("noah.fischer", "Noah Fischer"), ("hélène.dupont", "Hélène Dupont"), ("Hélène.Dupont", "Hélène Dupont"),
      ("jean-luc_picard", "Jean-Luc Picard"), ("ana.maria.de.souza", "Ana Maria De Souza"), ("jsmith", "jsmith"),
