@@ -13,11 +13,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
+from email.parser import BytesParser
 from email.utils import parseaddr
 
 from services.intake import inbound_headers as headers_of
 from services.intake.inbound_headers import OWN_MESSAGE_DOMAIN
 from services.intake.inbound_mime import (
+    POLICY,
     Part,
     all_parts,
     clean,
@@ -73,6 +75,21 @@ class InboundMail:
     # what the person wrote now (as `text`), then the mails they attached (a vendor's answer forwarded into a reply):
     # "" when the mail holds nothing of its own, only what it quotes
     own_text: str = ""
+
+
+def key_of(raw: bytes) -> str:
+    """The key `parse` gives a mail that names its Message-ID, from its headers alone (cheap: the body is not read),
+    else the one of its bytes; so that a mail received before is known before its body costs anything."""
+    try:
+        message = BytesParser(policy=POLICY).parsebytes(bytes(raw), headersonly=True)
+        message_id = headers_of.message_id(raw_headers(message))
+    except Exception:
+        message_id = None
+    return _key(message_id, bytes(raw))
+
+
+def _key(message_id: str | None, raw: bytes) -> str:
+    return hashlib.sha256(message_id.encode("utf-8", "surrogatepass") if message_id else raw).hexdigest()
 
 
 def parse(
@@ -142,12 +159,12 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
                         for n, file in enumerate(attachments, start=1))  # fmt: skip
     numbered = _TICKET_NUMBER.findall(subject)
     return InboundMail(
-        key=hashlib.sha256(message_id.encode("utf-8", "surrogatepass") if message_id else raw).hexdigest(),
+        key=_key(message_id, raw),
         message_id=message_id,
         sender=sender,
         sender_name=sender_name,
         envelope_sender=envelope,
-        recipients=given or headers_of.to_and_cc(headers),
+        recipients=given[: headers_of.MAX_RECIPIENTS] or headers_of.to_and_cc(headers),
         subject=subject,
         text=own_text or full_text,
         full_text=full_text,

@@ -115,16 +115,22 @@ def subject(headers: Headers, defects: list[str]) -> str:
     return one_line(str(header))
 
 
+MAX_RECIPIENTS = 100  # addresses of To and Cc kept with a mail (its record must stay a document's size)
+MAX_ADDRESS_HEADERS = 10  # To and Cc headers read, each (a mail of 400 To headers took 18 s and made no record)
+
+
 def to_and_cc(headers: Headers) -> tuple[str, ...]:
-    """The addresses in To and Cc (a linear parser: these lists can be long), when the caller gave none."""
+    """The first MAX_RECIPIENTS addresses in To and Cc (a linear parser: these lists can be long), when the caller
+    gave none."""
     found: list[str] = []
-    for value in (*headers.get("to", ()), *headers.get("cc", ())):
+    for value in (*headers.get("to", ())[:MAX_ADDRESS_HEADERS], *headers.get("cc", ())[:MAX_ADDRESS_HEADERS]):
         value = unfold_8bit(value[:MAX_LIST_HEADER])
         try:
             found += [address for _, address in getaddresses([value])]
         except Exception:  # RecursionError on some junk: what looks like an address
             found += _ADDRESS.findall(value)
-    return tuple(unique(address for address in ("".join(one_line(a).split()).lower() for a in found) if "@" in address))
+    addresses = unique(address for address in ("".join(one_line(a).split()).lower() for a in found) if "@" in address)
+    return tuple(addresses)[:MAX_RECIPIENTS]
 
 
 def references(headers: Headers) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from email.header import decode_header
 from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from urllib.parse import unquote_to_bytes
 
 MAX_PARTS = 1000  # real mail has a few dozen; the stdlib's parser takes about 1 ms a part
 MAX_BOUNDARIES = 50  # nesting: past some hundreds the stdlib's parser recurses out, slower and slower on the way
@@ -22,7 +23,8 @@ MAX_STRUCTURED_HEADER = 2048  # the stdlib's parser of addresses and parameters 
 MAX_UNSTRUCTURED_HEADER = 16384
 _UNSAFE_CODECS = frozenset({"punycode", "idna", "undefined"})  # quadratic, or no text encoding of mail at all
 _ENCODED_WORD = re.compile(r"=\?([^?*\s]+)((?:\*[^?\s]*)?\?[qQbB]\?[^?\s]*\?=)")
-_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^"\s;]{1,200})', re.IGNORECASE)
+# boundary="x", and RFC 2231's boundary*=''x (percent-encoded) and boundary*0="x" (continued): the stdlib reads all
+_BOUNDARY = re.compile(rb'boundary(\*(?:\d+\*?)?)?\s*=\s*"?(?:[\w.-]*\'[\w-]*\')?([^"\s;]{1,200})', re.IGNORECASE)
 # Lone surrogates: the parser's stand-ins for bytes it could not decode. Read them as latin-1, as the rest fails.
 _SURROGATES = {code: chr(code - 0xDC00) for code in range(0xDC80, 0xDD00)} | {
     code: "\ufffd" for code in (*range(0xD800, 0xDC80), *range(0xDD00, 0xE000))
@@ -141,12 +143,14 @@ def parse_bytes(raw: bytes, defects: list[str]) -> EmailMessage:
 
 def _too_costly(raw: bytes) -> str | None:
     """Why the full parse would take too long (too many parts, nested too deep), from a cheap count of the bytes."""
-    if raw.count(b"\n--") <= MAX_PARTS and raw.lower().count(b"boundary") <= MAX_BOUNDARIES:
+    # a line starts after a LF or after a lone CR, which the stdlib's parser takes for a line end too
+    starts = (b"\n--", b"\r--")
+    if sum(map(raw.count, starts)) <= MAX_PARTS and raw.lower().count(b"boundary") <= MAX_BOUNDARIES:
         return None
-    boundaries = set(_BOUNDARY.findall(raw))
+    boundaries = {unquote_to_bytes(value) if star else value for star, value in _BOUNDARY.findall(raw)}
     if len(boundaries) > MAX_BOUNDARIES:
         return f"over {MAX_BOUNDARIES} MIME boundaries"
-    if sum(raw.count(b"\n--" + boundary) for boundary in boundaries) > MAX_PARTS:
+    if sum(raw.count(start + boundary) for boundary in boundaries for start in starts) > MAX_PARTS:
         return f"over {MAX_PARTS} MIME parts"
     return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from email import errors, policy
 from email.message import Message
 
@@ -66,7 +67,9 @@ def filename(part: Message, index: int, content_type: str, subject: str = "") ->
     name = _declared_filename(part)
     if "=?" in name:  # an encoded word inside a quoted parameter (Outlook, Gmail): decode it as a header would
         name = str(POLICY.header_factory("subject", unfold_8bit(name)))
-    name = re.split(r"[/\\]", one_line(name))[-1].strip()
+    name = re.split(r"[/\\]", one_line(name))[-1]
+    # no format characters: a right-to-left override would show `invoice<RLO>fdp.exe` as "invoiceexe.pdf"
+    name = "".join(char for char in name if unicodedata.category(char) != "Cf").strip()
     if name in ("", ".", "..") and content_type in MAILS:  # a forwarded mail: by its subject, as mail programs do
         subject = _UNSAFE_IN_NAME.sub("-", subject)[: MAX_FILENAME - 4].strip(" .")
         name = f"{subject}.eml" if subject else ""

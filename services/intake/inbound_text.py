@@ -81,10 +81,66 @@ def html_to_text(html: str) -> str:
             return ""
         _addresses_beside_links(tree)
         _quoted_blockquotes(tree)
+        _tables_within_bounds(tree)
         text = Inscriptis(tree, _HTML_CONFIG).get_text()
     except Exception:  # a parser failure must not lose the mail: fall back to the stdlib's tokenizer
         text = _strip_tags(html)
     return tidy(text)
+
+
+MAX_TABLE_CELLS = 5_000  # cells and rows of the tables of one mail laid out as tables (a long invoice: some hundreds)
+MAX_TABLE_TEXT = 500_000  # characters a table's layout may take: its rows times its columns' widths
+
+
+def _tables_within_bounds(tree) -> None:
+    """Tables whose layout would cost too much read as lines of words instead (each row a line, its cells side by
+    side). inscriptis pads every row to each column's widest cell, and lays out every row as wide as the widest
+    row: a 258 KiB mail of one long cell beside 8,000 rows made 320 million characters, one of a row of 20,000
+    cells above 4,000 rows 15 s of CPU. So: every table of a mail with more than MAX_TABLE_CELLS cells and rows in
+    all, and any table whose rows times its columns' widest cells pass MAX_TABLE_TEXT."""
+    tables = list(tree.iter("table"))
+    if not tables:
+        return
+    if sum(1 for _ in tree.iter("tr", "td", "th")) > MAX_TABLE_CELLS:
+        for table in tables:
+            _as_lines(table)
+        return
+    lengths = _text_lengths(tree)
+    for table in tables:
+        if table.tag == "table" and _laid_out_size(table, lengths) > MAX_TABLE_TEXT:  # (not one made lines)
+            _as_lines(table)
+
+
+def _text_lengths(tree) -> dict:
+    """Each element's text length, its descendants' included: one pass, children before their parent."""
+    lengths: dict = {}
+    for element in reversed(list(tree.iter())):
+        lengths[element] = len(element.text or "") + sum(lengths[child] + len(child.tail or "") for child in element)
+    return lengths
+
+
+def _laid_out_size(table, lengths: dict) -> int:
+    """About how many characters the table's layout takes: its rows times the sum of its columns' widest cells."""
+    rows, widths = 0, []
+    for row in table.iter("tr"):
+        if next(row.iterancestors("table"), None) is not table:
+            continue  # a row of a table inside a cell: that cell's width counts it
+        rows += 1
+        cells = [cell for cell in row if cell.tag in ("td", "th")]
+        widths += [0] * (len(cells) - len(widths))
+        for column, cell in enumerate(cells):
+            widths[column] = max(widths[column], lengths.get(cell, 0))
+    return rows * (sum(widths) + len(widths))
+
+
+def _as_lines(table) -> None:
+    """The table as blocks of words: each row (and caption) a line, its cells one after the other."""
+    for element in list(table.iter("table", "thead", "tbody", "tfoot", "tr", "caption", "td", "th")):
+        if element.tag in ("td", "th"):
+            element.tail = " " + (element.tail or "")
+            element.tag = "span"
+        else:
+            element.tag = "div"
 
 
 def html_tree(html: str):

@@ -190,17 +190,28 @@ def receive(svc: Intake, raw: bytes, envelope_sender: str, recipients: list[str]
     """Store one mail's effect; MailRefused when it is refused for good; storage errors propagate (try again)."""
     if len(raw) > RAW_MAX_BYTES:
         raise MailRefused(552, f"The mail is larger than {RAW_MAX_BYTES // (1024 * 1024)} MiB.")
+    # a mail received before (an MTA that retries, a poller that saw it twice) is known by its headers alone:
+    # its body, which may cost seconds to read, is not read again
+    key = inbound.key_of(raw)
+    if (done := _received_before(svc, key)) is not None:
+        return done
     mail = inbound.parse(raw, envelope_sender, recipients, own_addresses=[svc.settings.notify_from])
     _check_sizes(mail)
-    done = svc.mails.find(mail.key)
-    if done is not None and done.get("outcome"):
-        return Outcome("duplicate", f"received before: {done['outcome']}", done.get("ticket_id"), done.get("number"))
+    if mail.key != key and (done := _received_before(svc, mail.key)) is not None:  # a header the parse read otherwise
+        return done
     svc.blobs.put(_blob_id(mail), raw, {"kind": "mail", "message_id": mail.message_id})
     outcome = _decide_and_apply(svc, mail)
     svc.mails.finish(mail.key, _record(mail, outcome))
     log.info("mail %s from %s: %s (%s)", mail.message_id or mail.key[:12], mail.sender or "-", outcome.kind,
              outcome.reason)  # fmt: skip
     return outcome
+
+
+def _received_before(svc: Intake, key: str) -> Outcome | None:
+    done = svc.mails.find(key)
+    if done is not None and done.get("outcome"):
+        return Outcome("duplicate", f"received before: {done['outcome']}", done.get("ticket_id"), done.get("number"))
+    return None
 
 
 def record_refused(svc: Intake, raw: bytes, envelope_sender: str, reason: str) -> None:
