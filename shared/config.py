@@ -61,7 +61,7 @@ class Settings:
     liveness_seconds: float = 60.0  # a worker's /livez fails past this long without the broker or in one timer run
     stop_timeout: float = 20.0  # seconds a worker has, from SIGTERM, to finish and exit before it exits anyway
     token_max_hours: float = 24.0  # the longest lifetime (exp - iat) of an agent's, admin's or requester's token
-    portal_token_max_hours: float | None = None  # the same for the portal server's own token; None: no cap
+    portal_token_max_hours: float | None = 24.0  # the same for the portal server's own token (None: no cap)
     requester_tickets_per_hour: int = 200  # tickets one requester address may open per hour (each mails a receipt)
     requester_messages_per_hour: int = 600  # messages one requester address may add per hour
     portal_tickets_per_client_hour: int = 60  # requests one client address may open per hour with the portal's form
@@ -318,11 +318,8 @@ def load_settings(env: dict | None = None) -> Settings:
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         portal_tickets_per_client_hour=_count(env, "TICKETFLOW_PORTAL_TICKETS_PER_CLIENT_HOUR", 60),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),
-        portal_token_max_hours=(
-            _positive(env, "TICKETFLOW_PORTAL_TOKEN_MAX_HOURS", 0.0)
-            if env.get("TICKETFLOW_PORTAL_TOKEN_MAX_HOURS")
-            else None
-        ),
+        # a server token reads every ticket: capped as the others, unless the operator gives it longer
+        portal_token_max_hours=_positive(env, "TICKETFLOW_PORTAL_TOKEN_MAX_HOURS", 24.0),
     )
 
 

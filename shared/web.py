@@ -151,6 +151,9 @@ def create_service_app(
     stops being read there (Flask's max_content_length, set per request).
     """
     settings = settings or load_settings()
+    from shared.runtime import configure_logging
+
+    configure_logging(settings)  # TICKETFLOW_LOG_LEVEL, as in the workers (gunicorn's own lines: GUNICORN_LOG_LEVEL)
     app = Flask(f"ticketflow.{service}", static_folder=None)  # the portal serves its files from a blueprint
     app.config.update(
         API_TITLE=f"ticketflow {service}",

@@ -70,7 +70,7 @@ def test_the_portal_servers_own_token_has_no_cap_unless_configured():
 
 def test_the_token_lifetime_settings_are_read_and_checked():
     settings = load_settings({})
-    assert (settings.token_max_hours, settings.portal_token_max_hours) == (24.0, None)
+    assert (settings.token_max_hours, settings.portal_token_max_hours) == (24.0, 24.0)
     settings = load_settings({"TICKETFLOW_TOKEN_MAX_HOURS": "8", "TICKETFLOW_PORTAL_TOKEN_MAX_HOURS": "720"})
     assert (settings.token_max_hours, settings.portal_token_max_hours) == (8.0, 720.0)
     for name in ("TICKETFLOW_TOKEN_MAX_HOURS", "TICKETFLOW_PORTAL_TOKEN_MAX_HOURS"):
