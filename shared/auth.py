@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import jwt
@@ -68,7 +69,7 @@ def issue_token(
 
 
 def decode_token(
-    secret: str,
+    secret: str | Sequence[str],
     token: str,
     *,
     max_hours: float | None = DEFAULT_MAX_HOURS,
@@ -77,18 +78,22 @@ def decode_token(
 ) -> Principal:
     """The principal of a valid token; AuthError otherwise.
 
-    Valid: signed with `secret`, issued by ticketflow, within its iat/nbf/exp (with `leeway` seconds
+    Valid: signed with `secret` (or one of them: the secret, and the one before it while it changes), issued by
+    ticketflow, within its iat/nbf/exp (with `leeway` seconds
     of clock skew), and living no longer than `max_hours` (exp - iat), or `portal_max_hours` for the
     portal server's own token (role portal without requester_email; None: no cap).
     """
     try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            issuer=ISSUER,
-            leeway=leeway,
-            options={"require": ["exp", "iat", "iss", "sub", "role"]},
+        claims = signed_by_one_of(
+            (secret,) if isinstance(secret, str) else secret,
+            lambda key: jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                leeway=leeway,
+                options={"require": ["exp", "iat", "iss", "sub", "role"]},
+            ),
         )
     except jwt.PyJWTError as exc:
         raise AuthError(str(exc)) from None
@@ -109,6 +114,18 @@ def decode_token(
         requester_email=requester_email,
         ticket_id=ticket_id,
     )
+
+
+def signed_by_one_of(keys: Sequence, decode: Callable[[object], dict]) -> dict:
+    """`decode(key)` with the first key whose signature it finds; the error of the first key otherwise (a token
+    signed with none of them, or signed with one and expired: that key's reason, not "signature")."""
+    first = None
+    for key in keys:
+        try:
+            return decode(key)
+        except jwt.InvalidSignatureError as exc:
+            first = first or exc
+    raise first or jwt.InvalidSignatureError("no key to check the signature with")
 
 
 def _requester_scope(role: str, claims: dict) -> tuple[str | None, str | None]:

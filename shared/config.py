@@ -39,6 +39,7 @@ class Settings:
     mongo_url: str = "mongodb://127.0.0.1:27017"
     namespace: str = "ticketflow"
     jwt_secret: str | None = None
+    jwt_previous_secret: str | None = None  # during a change of secret: what the old one signed is still accepted
     smtp_url: str = "smtp://127.0.0.1:8025"
     notify_from: str = "helpdesk@localhost"
     auto_close_hours: float = 72.0
@@ -104,6 +105,17 @@ class Settings:
             "TICKETFLOW_JWT_SECRET is not set. Set it to a long random string "
             "(or TICKETFLOW_DEV=1 for a local development secret)."
         )
+
+    def accepted_secrets(self) -> tuple[str, ...]:
+        """The secrets a token or a requester's link may be signed with: the secret, and while the secret changes,
+        the one before it (TICKETFLOW_JWT_PREVIOUS_SECRET; what is signed now is signed with the secret alone)."""
+        current = self.require_secret()
+        if not self.jwt_previous_secret:
+            return (current,)
+        _refuse_placeholder("TICKETFLOW_JWT_PREVIOUS_SECRET", self.jwt_previous_secret)
+        if len(self.jwt_previous_secret.encode()) < 32:
+            raise ConfigError("TICKETFLOW_JWT_PREVIOUS_SECRET must be at least 32 bytes long, as the secret.")
+        return (current, self.jwt_previous_secret)
 
 
 def _refuse_placeholder(name: str, value: str) -> None:
@@ -277,6 +289,7 @@ def load_settings(env: dict | None = None) -> Settings:
         mongo_url=env.get("MONGO_URL") or Settings.mongo_url,
         namespace=namespace,
         jwt_secret=env.get("TICKETFLOW_JWT_SECRET") or None,
+        jwt_previous_secret=env.get("TICKETFLOW_JWT_PREVIOUS_SECRET") or None,
         smtp_url=env.get("SMTP_URL") or Settings.smtp_url,
         notify_from=env.get("NOTIFY_FROM") or Settings.notify_from,
         auto_close_hours=_float(env, "TICKETFLOW_AUTO_CLOSE_HOURS", 72.0),

@@ -11,9 +11,12 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jwt
+
+from shared.auth import signed_by_one_of
 
 ALGORITHM = "HS256"
 AUDIENCE = "ticketflow-requester-link"
@@ -49,17 +52,21 @@ def mint_link_token(secret: str, ticket_id: str, email: str, days: float, now: f
     return jwt.encode(claims, _key(secret), algorithm=ALGORITHM)
 
 
-def read_link_token(secret: str, token: str, now: float | None = None) -> Link:
-    """The link a valid token stands for; LinkError otherwise."""
+def read_link_token(secret: str | Sequence[str], token: str, now: float | None = None) -> Link:
+    """The link a valid token stands for; LinkError otherwise. `secret`: or the secrets a link may be signed with
+    (the secret, and the one before it while it changes: the links emailed before still open)."""
     if not token or len(token) > 2048:
         raise LinkError("not a link token")
     try:
-        claims = jwt.decode(
-            token,
-            _key(secret),
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            options={"require": ["aud", "sub", "tid", "exp", "iat"], "verify_exp": now is None},
+        claims = signed_by_one_of(
+            [_key(each) for each in ((secret,) if isinstance(secret, str) else secret)],
+            lambda key: jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                options={"require": ["aud", "sub", "tid", "exp", "iat"], "verify_exp": now is None},
+            ),
         )
     except jwt.PyJWTError as exc:
         raise LinkError(str(exc)) from None

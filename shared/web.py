@@ -172,7 +172,8 @@ def create_service_app(
     )
     app.json.sort_keys = False
     app.extensions["ticketflow.settings"] = settings
-    app.extensions["ticketflow.secret"] = settings.require_secret()
+    app.extensions["ticketflow.secret"] = settings.require_secret()  # what the service signs with
+    app.extensions["ticketflow.secrets"] = settings.accepted_secrets()  # what it accepts
     api = (api_class or ServiceApi)(app)
     api.register_field(Timestamp, "string", "date-time")
     _install_hooks(app, service, json_only, body_limit)
@@ -449,7 +450,7 @@ def authenticate() -> Principal:
     try:
         settings = current_app.extensions["ticketflow.settings"]
         return decode_token(
-            current_app.extensions["ticketflow.secret"],
+            current_app.extensions["ticketflow.secrets"],
             token.strip(),
             max_hours=settings.token_max_hours,
             portal_max_hours=settings.portal_token_max_hours,

@@ -498,7 +498,7 @@ def close_ticket(svc: Portal, grant: dict, request_id: str | None) -> None:
 
 def follow_link(svc: Portal, token: str) -> dict:
     """The grant a link gives ({"id", "email"}); links.LinkError for a tampered, foreign or expired one."""
-    link = links.read_link_token(svc.secret, token)
+    link = links.read_link_token(svc.settings.accepted_secrets(), token)  # the one before it too, while it changes
     return {"id": link.ticket_id, "email": link.email}
 
 

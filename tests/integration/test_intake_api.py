@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import secrets
 import uuid
@@ -23,7 +24,7 @@ from shared.auth import issue_token
 from shared.events import parse_time
 from shared.topology import queue_name
 from tests.harness import auth_header, consumers_on, requester_header, token, wait_until, walk_pages
-from tests.integration.conftest import event_from, ticket_request
+from tests.integration.conftest import event_from, in_process_app, ticket_request
 
 PROBLEM_JSON = "application/problem+json"
 RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
@@ -1248,3 +1249,19 @@ def test_a_query_parameter_of_one_value_given_twice_is_refused_not_half_read(cli
     answer = client.get("/tickets?status=new&status=closed", headers=admin())
     assert "Give it once" in assert_problem(answer, 422, "status")["errors"]["status"][0]
     assert client.get("/tickets?status=new&limit=5", headers=admin()).status_code == 200
+
+
+def test_while_the_secret_changes_a_token_signed_with_the_one_before_is_accepted(infra, monkeypatch):
+    """TICKETFLOW_JWT_PREVIOUS_SECRET: integrations and links signed before a change of secret keep working until
+    the operator drops it; a token signed with neither is refused."""
+    old = os.environ["TICKETFLOW_JWT_SECRET"]
+    new = secrets.token_urlsafe(32)
+    monkeypatch.setenv("TICKETFLOW_JWT_SECRET", new)
+    monkeypatch.setenv("TICKETFLOW_JWT_PREVIOUS_SECRET", old)
+    with in_process_app("intake") as app:
+        client = app.test_client()
+        for key in (old, new):
+            asked = client.get("/topics", headers={"Authorization": f"Bearer {issue_token(key, 'admin')}"})
+            assert asked.status_code == 200, asked.get_json()
+        stranger = client.get("/topics", headers={"Authorization": f"Bearer {issue_token('s' * 32, 'admin')}"})
+        assert stranger.status_code == 401

@@ -7,6 +7,7 @@ import time
 import jwt
 import pytest
 
+from shared import links
 from shared.auth import AuthError, decode_token, issue_token
 from shared.config import ConfigError, load_settings, refuse_dev_on_public_bind
 
@@ -129,3 +130,27 @@ def test_issue_token_refuses_requester_claims_outside_the_portal_role():
         issue_token(K, "admin", requester_email="ana@example.com")
     with pytest.raises(ValueError):
         issue_token(K, "portal", ticket_id="t1")
+
+
+def test_while_the_secret_changes_what_the_one_before_signed_is_still_accepted_and_nothing_else():
+    old, new = "o" * 32, "n" * 32
+    settings = load_settings({"TICKETFLOW_JWT_SECRET": new, "TICKETFLOW_JWT_PREVIOUS_SECRET": old})
+    assert settings.accepted_secrets() == (new, old)
+    assert load_settings({"TICKETFLOW_JWT_SECRET": new}).accepted_secrets() == (new,)
+    accepted = settings.accepted_secrets()
+    assert decode_token(accepted, issue_token(old, "admin")).role == "admin"
+    assert decode_token(accepted, issue_token(new, "admin")).role == "admin"
+    with pytest.raises(AuthError, match="Signature verification failed"):
+        decode_token(accepted, issue_token("x" * 32, "admin"))
+    with pytest.raises(AuthError, match="expired"):  # the old key's own reason, not "signature"
+        decode_token(accepted, issue_token(old, "admin", ttl=-120))
+    with pytest.raises(AuthError, match="Signature verification failed"):
+        decode_token(new, issue_token(old, "admin"))  # once the previous one is no longer given
+
+    link = links.mint_link_token(old, "t-1", "ana@example.com", 30)
+    assert links.read_link_token(accepted, link).ticket_id == "t-1"  # an email sent before the change
+    with pytest.raises(links.LinkError):
+        links.read_link_token(new, link)
+    for bad in ("short", "replace-me"):
+        with pytest.raises(ConfigError, match="TICKETFLOW_JWT_PREVIOUS_SECRET"):
+            load_settings({"TICKETFLOW_JWT_SECRET": new, "TICKETFLOW_JWT_PREVIOUS_SECRET": bad}).accepted_secrets()
