@@ -198,6 +198,9 @@ class Engine:
         for generator in snippets.values():
             generator.set_max_num_chars(SNIPPET_CHARS)
         hits = [self._hit(searcher, snippets, address, score, near, joined, parts) for score, address in found.hits]
+        # equal scores newest first (the engine orders them by where they sit in its segments: no order a reader
+        # sees); within the page, whose tickets the engine chose in its own steady order
+        hits.sort(key=lambda hit: (-hit["score"], -hit["number"]))
         return hits, found.count
 
     def similar(self, ticket_id: str, *, scope: Scope, limit: int = 5) -> list[dict]:

@@ -343,7 +343,11 @@ def text_query(q: str, *, fuzzy: bool = False) -> dict | None:
 def search_body(text: dict, filters: list[dict], marked: dict | None = None) -> dict:
     """The query and its highlighting; `marked`: what to mark when it is not the query's own terms."""
     highlight = HIGHLIGHT if marked is None else HIGHLIGHT | {"highlight_query": marked}
-    return {"query": {"bool": {"must": [text], "filter": filters}}, "highlight": highlight}
+    return {
+        "query": {"bool": {"must": [text], "filter": filters}},
+        "highlight": highlight,
+        "sort": ["_score", {"number": "desc"}],  # equal scores newest first, as the embedded engine
+    }
 
 
 def near_misses(q: str, fuzzy: dict) -> dict:

@@ -243,6 +243,8 @@ def test_nothing_found_says_so(portal, stub):
     page = signed_in(portal).get("/console/search?q=zebra&status=closed")
     assert page.status_code == 200
     assert "No results" in text(page) and "search every status and team" in text(page)
+    filters_only = text(signed_in(portal).get("/console/search?q=+&status=closed"))  # no words: nothing to change
+    assert "No ticket you may see has this status." in filters_only and "fewer words" not in filters_only
 
 
 def test_search_down_is_a_message_and_the_ticket_page_stays_quiet(infra, stub):

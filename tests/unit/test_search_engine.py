@@ -545,3 +545,13 @@ def test_whatever_is_typed_is_words_never_an_error(engine, q):
     index(engine, make_doc("a", 1, "Printer jams", "The printer jams."))
     items, total = engine.search(q, scope=EVERYONE)
     assert total == len(items) and all(item["ticket_id"] == "a" for item in items)
+
+
+def test_tickets_the_words_find_equally_come_newest_first(engine):
+    """A tester's 23 "zeppelin badge" tickets came in the engine's own order (#100033 to #100042, then #100025...)."""
+    numbers = [100025, 100043, 100031, 100040, 100033, 100028, 100044, 100036]
+    for batch in (numbers[:3], numbers[3:6], numbers[6:]):  # several commits: several segments
+        index(engine, *(make_doc(f"t{n}", n, "Zeppelin badge", "The zeppelin badge does not open the door.")
+                        for n in batch))  # fmt: skip
+    found, total = engine.search("zeppelin badge", scope=EVERYONE)
+    assert total == len(numbers) and [hit["number"] for hit in found] == sorted(numbers, reverse=True)

@@ -180,6 +180,11 @@ def test_three_found_are_enough_no_second_request():
     assert len(client.searches()) == 1
 
 
+def test_equal_scores_come_newest_first_as_in_the_embedded_engine():
+    _, client = search_with("printer")
+    assert client.searches()[0]["sort"] == ["_score", {"number": "desc"}]
+
+
 def test_punctuation_alone_asks_nothing():
     items, client = search_with("***")
     assert items == [] and client.calls == []
