@@ -356,7 +356,7 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
     existing = svc.tickets.find(ticket_id)
     if existing is not None:  # a delivery before this one opened it, then stopped short of recording the mail
         _store_attachments(svc, mail, existing.id, None)
-        return Outcome("ticket", "opened a ticket", existing.id, existing.number)
+        return Outcome("ticket", _opened(follows), existing.id, existing.number)
     try:
         within_rate_limit(svc, "tickets", mail.sender)
     except TooManyRequests as limited:
@@ -366,7 +366,12 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
     mark = {"follows_up": follows.number if follows is not None else None}
     ticket, _ = open_new(svc, ticket_id, request, mark=mark)  # or another mail process's, opened the same moment
     _store_attachments(svc, mail, ticket.id, None)  # after the ticket: a crash before is completed on redelivery
-    return Outcome("ticket", "opened a ticket", ticket.id, ticket.number)
+    return Outcome("ticket", _opened(follows), ticket.id, ticket.number)
+
+
+def _opened(follows: Ticket | None) -> str:
+    """What a mail that opened a ticket did, for the admins' "Mail in" page (beside "Ticket #N")."""
+    return "opened a ticket" if follows is None else f"opened a follow-up to #{follows.number}, which is closed"
 
 
 def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message_id: str) -> Outcome:

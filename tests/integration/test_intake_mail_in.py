@@ -342,6 +342,7 @@ def test_a_ticket_opened_on_the_web_with_a_follow_ups_words_never_receives_the_r
     outcome = receive(svc, reply_to(ticket, sender, "My payslip is attached."))
 
     assert outcome.kind == "ticket" and outcome.ticket_id not in (ticket.id, planted.id)  # a follow-up of its own
+    assert outcome.reason == f"opened a follow-up to #{ticket.number}, which is closed"  # the admins' "Mail in" page
     assert svc.tickets.get(planted.id).thread == []
     assert svc.tickets.collection.find_one({"_id": outcome.ticket_id})["follows_up"] == ticket.number
     assert svc.tickets.collection.find_one({"_id": ticket.id})["follows_up"] is None  # mailed, and no follow-up
