@@ -16,6 +16,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from fnmatch import fnmatchcase
 
 from marshmallow import ValidationError
@@ -357,6 +358,8 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
     if existing is not None:  # a delivery before this one opened it, then stopped short of recording the mail
         _store_attachments(svc, mail, existing.id, None)
         return Outcome("ticket", _opened(follows), existing.id, existing.number)
+    if (again := _said_before(svc, mail)) is not None:
+        return again
     try:
         within_rate_limit(svc, "tickets", mail.sender)
     except TooManyRequests as limited:
@@ -367,6 +370,31 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
     ticket, _ = open_new(svc, ticket_id, request, mark=mark)  # or another mail process's, opened the same moment
     _store_attachments(svc, mail, ticket.id, None)  # after the ticket: a crash before is completed on redelivery
     return Outcome("ticket", _opened(follows), ticket.id, ticket.number)
+
+
+SAID_BEFORE = timedelta(hours=1)
+
+
+def _said_before(svc: Intake, mail: inbound.InboundMail) -> Outcome | None:
+    """Kept, not opened, when the same sender's same subject and words opened a ticket within the hour through
+    another mail: an auto-responder that ignores Auto-Submitted and answers each receipt with a mail naming no
+    ticket would otherwise open a ticket, and get a receipt, again and again (and a mail sent twice is one
+    request). The first mail's claim stays its own: a redelivery of it goes on opening its ticket."""
+    words = " ".join(f"{_subject_of(mail.subject)}\n{mail.text}".casefold().split())
+    digest = hashlib.sha256(f"{mail.sender}\n{words}".encode("utf-8", "surrogatepass")).hexdigest()
+    at = now()
+    if svc.limits.first(f"mail-words|{digest}", mail.key, at + SAID_BEFORE) == mail.key:
+        return None
+    return Outcome("kept", "the same sender's same words opened a ticket less than an hour ago (an auto-responder "
+                   "answering each receipt, or the mail sent again): not opened twice")  # fmt: skip
+
+
+def _subject_of(subject: str) -> str:
+    """A subject without its reply and forward prefixes ("Re: Re: Fwd: x" is x)."""
+    return _PREFIXES.sub("", subject).strip()
+
+
+_PREFIXES = re.compile(r"^(?:\s*(?:re|aw|sv|fwd?|wg|tr|rv|enc)\s*:\s*)+", re.IGNORECASE)
 
 
 def _opened(follows: Ticket | None) -> str:

@@ -241,6 +241,15 @@ class RateLimits:
             doc = self.collection.find_one_and_update({"_id": key}, {"$inc": {"count": 1}}, return_document=True)
         return int(doc["count"])
 
+    def first(self, key: str, value: str, expires_at: datetime) -> str:
+        """The value the key's first holder gave in its window: `value` when this is the first, another's else."""
+        claim = {"$setOnInsert": {"value": value, "expires_at": expires_at}}
+        try:
+            doc = self.collection.find_one_and_update({"_id": key}, claim, upsert=True, return_document=True)
+        except DuplicateKeyError:  # two first claims raced and the other created it
+            doc = self.collection.find_one({"_id": key})
+        return str(doc.get("value"))
+
     def expire(self, now: datetime) -> int:
         return self.collection.delete_many({"expires_at": {"$lt": now}}).deleted_count
 

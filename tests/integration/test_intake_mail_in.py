@@ -880,3 +880,21 @@ def test_two_processes_past_the_first_look_at_the_same_moment_still_make_one_tic
     assert receive(svc, reply).kind == "message"
     monkeypatch.undo()
     assert len(svc.tickets.get(ticket.id).thread) == 1
+
+
+def test_the_same_words_from_the_same_sender_open_one_ticket_an_hour_so_an_auto_responder_cannot_loop(svc):
+    """An auto-responder that ignores Auto-Submitted answers each receipt with the same mail naming no ticket: it
+    opened a ticket, and got a receipt, again and again (a security review's find)."""
+    sender, other = address(), address()
+    auto = "Thank you for your message. I will answer it as soon as possible."
+    original = mail(sender, "Your message", auto)
+    first = receive(svc, original)
+    again = receive(svc, mail(sender, "RE: Your message", auto + "\n"))  # another Message-ID, the same words
+    someone = receive(svc, mail(other, "Your message", auto))
+    reworded = receive(svc, mail(sender, "Your message", "The printer is broken now, too."))
+
+    assert first.kind == "ticket" and someone.kind == "ticket" and reworded.kind == "ticket"
+    assert (again.kind, again.ticket_id) == ("kept", None) and "not opened twice" in again.reason
+    # a redelivery of the first mail (its process stopped between the claim and the ticket) still opens it
+    redelivered = inbox.inbound.parse(original.as_bytes(), sender)
+    assert inbox._said_before(svc, redelivered) is None and inbox._said_before(svc, redelivered) is None
