@@ -87,6 +87,8 @@ def _not_one_sender(values: list[str], value: str, broken: bool, addresses: set[
         return f"{len(addresses)} addresses"
     if broken and len({found.lower() for found in _ADDRESS.findall(value)}) > 1:
         return "more than one address in a From that does not parse"
+    if {found.lower() for found in _ANGLED.findall(value)} - {address.lower()}:  # `a@x (<evil@y>)`: read by some
+        return "another address in angle brackets"
     if any(not char.isascii() and char.lower().isascii() for char in address):
         return "an address that a case fold turns into another"
     return None

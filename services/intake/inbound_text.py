@@ -94,10 +94,11 @@ MAX_TABLE_TEXT = 500_000  # characters a table's layout may take: its rows times
 
 def _tables_within_bounds(tree) -> None:
     """Tables whose layout would cost too much read as lines of words instead (each row a line, its cells side by
-    side). inscriptis pads every row to each column's widest cell, and lays out every row as wide as the widest
-    row: a 258 KiB mail of one long cell beside 8,000 rows made 320 million characters, one of a row of 20,000
-    cells above 4,000 rows 15 s of CPU. So: every table of a mail with more than MAX_TABLE_CELLS cells and rows in
-    all, and any table whose rows times its columns' widest cells pass MAX_TABLE_TEXT."""
+    side). inscriptis pads every line of a row to each column's widest cell, and lays out every row as wide as the
+    widest row: a 258 KiB mail of one long cell beside 8,000 rows made 320 million characters, one of a row of
+    20,000 cells above 4,000 rows 15 s of CPU, a long cell beside one of 8,000 lines (`<br>`) 900 MB. So: every
+    table of a mail with more than MAX_TABLE_CELLS cells and rows in all, and any table whose lines (its rows'
+    tallest cells) times its columns' widest cells pass MAX_TABLE_TEXT."""
     tables = list(tree.iter("table"))
     if not tables:
         return
@@ -105,32 +106,42 @@ def _tables_within_bounds(tree) -> None:
         for table in tables:
             _as_lines(table)
         return
-    lengths = _text_lengths(tree)
+    lengths, lines = _text_sizes(tree)
     for table in tables:
-        if table.tag == "table" and _laid_out_size(table, lengths) > MAX_TABLE_TEXT:  # (not one made lines)
+        if table.tag == "table" and _laid_out_size(table, lengths, lines) > MAX_TABLE_TEXT:  # (not one made lines)
             _as_lines(table)
 
 
-def _text_lengths(tree) -> dict:
-    """Each element's text length, its descendants' included: one pass, children before their parent."""
+# what starts a line inside a cell (a cell's height in lines: 1 and one more for each of these inside it)
+_LINE_BREAKS = frozenset(
+    {"br", "p", "div", "li", "tr", "pre", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "dt", "dd"}
+)
+
+
+def _text_sizes(tree) -> tuple[dict, dict]:
+    """Each element's text length and its count of line breaks, its descendants' included: one pass, children
+    before their parent."""
     lengths: dict = {}
+    lines: dict = {}
     for element in reversed(list(tree.iter())):
         lengths[element] = len(element.text or "") + sum(lengths[child] + len(child.tail or "") for child in element)
-    return lengths
+        lines[element] = sum(lines[child] + (child.tag in _LINE_BREAKS) for child in element)
+    return lengths, lines
 
 
-def _laid_out_size(table, lengths: dict) -> int:
-    """About how many characters the table's layout takes: its rows times the sum of its columns' widest cells."""
-    rows, widths = 0, []
+def _laid_out_size(table, lengths: dict, lines: dict) -> int:
+    """About how many characters the table's layout takes (more, never less): its lines (each row as tall as its
+    tallest cell) times the sum of its columns' widest cells."""
+    height, widths = 0, []
     for row in table.iter("tr"):
         if next(row.iterancestors("table"), None) is not table:
-            continue  # a row of a table inside a cell: that cell's width counts it
-        rows += 1
+            continue  # a row of a table inside a cell: that cell's width and height count it
         cells = [cell for cell in row if cell.tag in ("td", "th")]
+        height += 1 + max((lines.get(cell, 0) for cell in cells), default=0)
         widths += [0] * (len(cells) - len(widths))
         for column, cell in enumerate(cells):
             widths[column] = max(widths[column], lengths.get(cell, 0))
-    return rows * (sum(widths) + len(widths))
+    return height * (sum(widths) + len(widths))
 
 
 def _as_lines(table) -> None:

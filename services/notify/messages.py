@@ -69,9 +69,11 @@ def render(event_type: str, audience: str, context: dict, time_zone: str = "UTC"
 
 def greeted(recipient: dict) -> dict:
     """The recipient as an email's greeting names it: without a name that is only their address's part before the
-    @ (mail in names a requester whose mail gave no name so: "Hello hank.t63," reads as a machine's; "Hello," not)."""
+    @ and no word ("hank.t63", "it-support2": mail in names a requester whose mail gave no name so, and "Hello
+    hank.t63," reads as a machine's; "Hello," not). "Ana" at ana@example.com is a name: kept."""
     name, local = (recipient.get("name") or "").strip(), (recipient.get("email") or "").rpartition("@")[0]
-    return {**recipient, "name": None} if name and name.casefold() == local.casefold() else recipient
+    machine = name.casefold() == local.casefold() and not name.isalpha()
+    return {**recipient, "name": None} if name and machine else recipient
 
 
 def requester_link(settings: Settings, ticket_id: str, email: str) -> str:

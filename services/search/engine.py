@@ -185,23 +185,19 @@ class Engine:
         text = queries.text_query(self.schema, q, copies=self.copies)
         if text is None:
             return [], 0
-        found = searcher.search(_filtered(text, filters), limit, offset=offset)
+        page, count = _page(searcher, _filtered(text, filters), limit, offset)
         near: list[str] = []  # the typed words whose near misses matched (marked in the snippet by hand)
         joined = queries.joined_terms(q) if self.copies else None  # what the copies matched: marked by hand
         parts = queries.parts_looked_for(q)  # a word's parts are marked only where they stand together
-        if found.count < FEW:
+        if count < FEW:
             fuzzy = queries.text_query(self.schema, q, fuzzy=True, copies=self.copies)
-            found = searcher.search(_filtered(fuzzy, filters), limit, offset=offset)
+            page, count = _page(searcher, _filtered(fuzzy, filters), limit, offset)
             text = fuzzy
             near = [token for word in queries.split(q)[1] for token in queries.PLAIN.analyze(word)]
         snippets = {f: tantivy.SnippetGenerator.create(searcher, text, self.schema, f) for f in SNIPPET_FIELDS}
         for generator in snippets.values():
             generator.set_max_num_chars(SNIPPET_CHARS)
-        hits = [self._hit(searcher, snippets, address, score, near, joined, parts) for score, address in found.hits]
-        # equal scores newest first (the engine orders them by where they sit in its segments: no order a reader
-        # sees); within the page, whose tickets the engine chose in its own steady order
-        hits.sort(key=lambda hit: (-hit["score"], -hit["number"]))
-        return hits, found.count
+        return [self._hit(searcher, snippets, address, score, near, joined, parts) for score, address in page], count
 
     def similar(self, ticket_id: str, *, scope: Scope, limit: int = 5) -> list[dict]:
         """Resolved and closed tickets most like this one (never itself); [] when the asker may not see it."""
@@ -258,6 +254,37 @@ class Engine:
             "snippet": _snippet(doc, snippets, near, joined, parts),
             "score": round(score, 4),
         }
+
+
+TIES_READ = 1_000  # hits read at most to order a page's equal scores (beyond, the engine's own order)
+
+
+def _page(searcher: tantivy.Searcher, query: tantivy.Query, limit: int, offset: int) -> tuple[list[tuple], int]:
+    """(the page's (score, address) pairs, how many match): best first, equal scores (to the 4 decimals shown)
+    newest first. tantivy orders equal scores by where the documents sit in its segments, no order a reader sees;
+    so the hits up to the page's end are read, and on while the last scores tie with the page's last, and each
+    run of equal scores that reaches into the page is ordered by number (the page's tickets are then the same
+    whatever the segments)."""
+    end, want = offset + limit, offset + limit
+    while True:
+        found = searcher.search(query, want)
+        hits = found.hits
+        if len(hits) < want or want >= TIES_READ or _shown(hits[-1][0]) != _shown(hits[min(end, len(hits)) - 1][0]):
+            break
+        want = min(want * 2, TIES_READ)
+    first = offset  # runs of equal scores that reach into the page: from the one holding its first hit
+    while 0 < first < len(hits) and _shown(hits[first - 1][0]) == _shown(hits[first][0]):
+        first -= 1
+    last = min(end, len(hits))
+    while 0 < last < len(hits) and _shown(hits[last][0]) == _shown(hits[last - 1][0]):
+        last += 1
+    run = [(score, address, searcher.doc(address).get_first("number") or 0) for score, address in hits[first:last]]
+    ordered = [(score, address) for score, address, _ in sorted(run, key=lambda hit: (-_shown(hit[0]), -hit[2]))]
+    return (hits[:first] + ordered + hits[last:])[offset:end], found.count
+
+
+def _shown(score: float) -> float:
+    return round(score, 4)
 
 
 def similar_items(docs: list[dict], order: list[tuple[int, float]], limit: int) -> list[dict]:

@@ -137,6 +137,10 @@ def test_a_requester_whose_name_is_only_their_address_is_greeted_without_it(noti
     assert record.body.startswith("Hello,\n") and "hank" not in record.html.split("</p>")[0].lower()
     (other,) = notify_event(created_event(uuid.uuid4().hex, "hank.t63@example.com"))  # "Ana Ruiz" at that address
     assert other.body.startswith("Hello Ana Ruiz,\n")
+    typed = created_event(uuid.uuid4().hex, "ana@example.com")
+    typed["data"]["requester"]["name"] = "Ana"  # a name typed on the form that is the address's too: a name
+    (ana,) = notify_event(typed)
+    assert ana.body.startswith("Hello Ana,\n")
 
 
 def test_a_ticket_created_gives_the_requester_a_receipt_in_the_contract_shape(notify_client, notify_event):

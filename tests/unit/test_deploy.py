@@ -624,6 +624,12 @@ def test_k8s_containers_use_known_variables_secrets_and_one_image(manifests):
                     assert ref["key"] in secrets[ref["name"]]["stringData"], (name, ref)
             refs = {i["name"]: i["valueFrom"]["secretKeyRef"] for i in container["env"] if "valueFrom" in i}
             assert refs["TICKETFLOW_JWT_SECRET"]["name"] == "ticketflow-jwt"
+            # while the secret changes, every process that checks what the old one signed must have it too
+            assert refs["TICKETFLOW_JWT_PREVIOUS_SECRET"] == {
+                "name": "ticketflow-jwt",
+                "key": "TICKETFLOW_JWT_PREVIOUS_SECRET",
+                "optional": True,
+            }, name
             if broker:  # its own broker user, which publishes only its own event types (the portal's: counts only)
                 amqp = (refs["AMQP_URL"]["name"], refs["AMQP_URL"]["key"])
                 assert amqp == ("ticketflow-rabbitmq", f"amqp-url-{service}")

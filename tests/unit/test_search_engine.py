@@ -555,3 +555,5 @@ def test_tickets_the_words_find_equally_come_newest_first(engine):
                         for n in batch))  # fmt: skip
     found, total = engine.search("zeppelin badge", scope=EVERYONE)
     assert total == len(numbers) and [hit["number"] for hit in found] == sorted(numbers, reverse=True)
+    pages = [engine.search("zeppelin badge", scope=EVERYONE, limit=3, offset=n)[0] for n in (0, 3, 6)]
+    assert [hit["number"] for page in pages for hit in page] == sorted(numbers, reverse=True)  # across pages too
