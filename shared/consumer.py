@@ -291,7 +291,7 @@ class Consumer:
             return
         headers.update({ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: f"{type(error).__name__}: {error}"[:1000]})
         target = retry_queue_name(self.settings, self.service, delays[attempt])
-        republish.basic_publish("", target, body, _copy_props(props, headers), mandatory=True)
+        republish.basic_publish("", target, body, copy_props(props, headers), mandatory=True)
         self._republished = True
         metrics.EVENTS_RETRIED.labels(self.service, event_type).inc()
 
@@ -306,7 +306,7 @@ class Consumer:
         )
         log.error("%s: dead-lettering a message (%s): %s", self.service, reason, detail[:300])
         dead = f"{queue_name(self.settings, self.service)}.dead"
-        republish.basic_publish("", dead, body, _copy_props(props, headers), mandatory=True)
+        republish.basic_publish("", dead, body, copy_props(props, headers), mandatory=True)
         self._republished = True
         metrics.EVENTS_DEAD_LETTERED.labels(self.service, reason).inc()
 
@@ -335,7 +335,7 @@ def _is_encoding_error(exc: Exception) -> bool:
     return isinstance(exc, pika.exceptions.UnsupportedAMQPFieldException)
 
 
-def _copy_props(props, headers: dict) -> pika.BasicProperties:
+def copy_props(props, headers: dict) -> pika.BasicProperties:
     headers = _safe_headers(headers)
     return pika.BasicProperties(
         content_type=props.content_type or "application/json",

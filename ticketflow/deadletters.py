@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from shared import events
 from shared.config import Settings
-from shared.consumer import ATTEMPT_HEADER, ERROR_HEADER, REASON_HEADER
+from shared.consumer import ATTEMPT_HEADER, ERROR_HEADER, REASON_HEADER, copy_props
 from shared.topology import SUBSCRIPTIONS, queue_name
 
 REPLAYED_HEADER = "x-ticketflow-replayed-at"  # when the message was last moved back (kept for whoever reads it later)
@@ -162,21 +162,8 @@ def replay(
 
 def _fresh(props):
     """The message's properties as it was published, without what the way to the dead-letter queue added."""
-    import pika
-
     headers = {key: value for key, value in (props.headers or {}).items() if key not in DROPPED}
-    headers[REPLAYED_HEADER] = events.format_time(datetime.now(UTC))
-    return pika.BasicProperties(
-        content_type=props.content_type,
-        content_encoding=props.content_encoding,
-        delivery_mode=pika.DeliveryMode.Persistent,
-        message_id=props.message_id,
-        correlation_id=props.correlation_id,
-        type=props.type,
-        timestamp=props.timestamp,
-        app_id=props.app_id,
-        headers=headers,
-    )
+    return copy_props(props, headers | {REPLAYED_HEADER: events.format_time(datetime.now(UTC))})
 
 
 def _count(channel, queue: str) -> int:

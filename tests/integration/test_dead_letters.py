@@ -32,6 +32,7 @@ def channel(infra, settings):
     connection = pika.BlockingConnection(pika.URLParameters(infra.amqp_url))
     channel = connection.channel()
     topology.declare_service_topology(channel, settings, "intake", list(SUBSCRIPTIONS["intake"]))
+    channel.confirm_delivery()  # each publish returns once the queue holds it: counted by the next look
     yield channel
     connection.close()
 
