@@ -1,8 +1,9 @@
 """What every service's OpenAPI fuzzing (schemathesis 3.x) shares: the problem+json check, real ids, clean-up.
 
-The admin's token gets the most examples per operation (18-20): it reaches every handler and the store. The
-other roles (no token, a portal token, an agent's) are refused or limited before the body matters, so fewer
-examples (6-12) test that; the fuzz tests are the suite's most CPU-hungry, and its time is bounded.
+The admin's token gets the most examples per operation (9-14 a run, others at each run): it reaches every handler
+and the store. The other roles (no token, a portal token, an agent's) are refused or limited before the body
+matters, so fewer examples (6-12) test that; the fuzz tests are the suite's most CPU-hungry, and its time is
+bounded.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from tests.integration.notify_fixtures import (  # fixtures: pytest finds them b
 )
 
 FUZZ_SETTINGS = settings(
-    max_examples=20,
+    max_examples=14,  # per operation, others at each run (no database, not derandomized): the suite's time
     deadline=None,
     database=None,  # no .hypothesis files; a failure prints the request that reproduces it
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
