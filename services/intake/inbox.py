@@ -380,21 +380,13 @@ def _said_before(svc: Intake, mail: inbound.InboundMail) -> Outcome | None:
     another mail: an auto-responder that ignores Auto-Submitted and answers each receipt with a mail naming no
     ticket would otherwise open a ticket, and get a receipt, again and again (and a mail sent twice is one
     request). The first mail's claim stays its own: a redelivery of it goes on opening its ticket."""
-    words = " ".join(f"{_subject_of(mail.subject)}\n{mail.text}".casefold().split())
+    words = " ".join(f"{_ANSWERED.sub('', mail.subject)}\n{mail.text}".casefold().split())  # without its "Re:"
     digest = hashlib.sha256(f"{mail.sender}\n{words}".encode("utf-8", "surrogatepass")).hexdigest()
     at = now()
     if svc.limits.first(f"mail-words|{digest}", mail.key, at + SAID_BEFORE) == mail.key:
         return None
     return Outcome("kept", "the same sender's same words opened a ticket less than an hour ago (an auto-responder "
                    "answering each receipt, or the mail sent again): not opened twice")  # fmt: skip
-
-
-def _subject_of(subject: str) -> str:
-    """A subject without its reply and forward prefixes ("Re: Re: Fwd: x" is x)."""
-    return _PREFIXES.sub("", subject).strip()
-
-
-_PREFIXES = re.compile(r"^(?:\s*(?:re|aw|sv|fwd?|wg|tr|rv|enc)\s*:\s*)+", re.IGNORECASE)
 
 
 def _opened(follows: Ticket | None) -> str:
