@@ -12,6 +12,7 @@ gives one mail one effect however many of them see it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import signal
 import threading
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from email.utils import parseaddr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
 from services.intake import handlers, inbox
 from services.intake.handlers import Intake
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 STORE_TIMEOUT = "451 4.3.0 The help desk cannot store mail right now; please try again later"
 RECEIVERS = 4  # mails stored at once by one process (each waits mostly on the database)
 STOP_SECONDS = 50  # on SIGTERM, how long the mails being stored may take to be answered (k8s grace: 60 s)
+GIVE_UP_AFTER = 5  # a polled mail's failed rounds, for a reason other than an unreachable store, before it is left
 
 
 class InboundHandler:
@@ -76,9 +78,18 @@ def _address(mail_from: str) -> str:
     return parseaddr(mail_from)[1].strip().lower() if mail_from.strip() not in ("", "<>") else ""
 
 
-def imap_deliverer(svc: Intake):
-    """The poller's `deliver`: a mail refused for good is PermanentFailure (seen and flagged, not fetched again)."""
+def imap_deliverer(svc: Intake, give_up_after: int = GIVE_UP_AFTER):
+    """The poller's `deliver`: a mail refused for good is PermanentFailure (seen and flagged, not fetched again).
+
+    So is a mail that failed `give_up_after` rounds in a row for a reason other than an unreachable store (a record
+    the store refuses, a fault of ours on that one mail): tried again every round, it would be read, parsed and
+    logged every 30 seconds for ever. It is recorded as refused on the admins' "Mail in" page, with the error's
+    type, and left flagged in the mailbox; the log has the whole error. While the store cannot be reached, a mail
+    stays unseen however long that lasts.
+    """
     from services.intake.imap import PermanentFailure
+
+    failed: dict[str, int] = {}  # a mail's SHA-256 -> its failed rounds in a row
 
     def deliver(raw: bytes, envelope_sender: str) -> None:
         try:
@@ -86,8 +97,34 @@ def imap_deliverer(svc: Intake):
         except inbox.MailRefused as refused:
             inbox.record_refused(svc, raw, envelope_sender, refused.reason)
             raise PermanentFailure(refused.reason) from None
+        except Exception as exc:
+            if _unreachable(exc):
+                raise
+            key = hashlib.sha256(raw).hexdigest()
+            if len(failed) >= 1000 and key not in failed:
+                failed.clear()  # a bound: mails that failed and then went from the mailbox are counted no longer
+            failed[key] = failed.get(key, 0) + 1
+            if failed[key] < give_up_after:
+                raise
+            del failed[key]
+            reason = f"It could not be stored in {give_up_after} tries ({type(exc).__name__}; the log says more)."
+            log.error("a polled mail from %s failed %d times: left flagged", envelope_sender or "<>", give_up_after)
+            try:
+                inbox.record_refused(svc, raw, envelope_sender, reason)
+            except Exception:  # its record too: the log and the flag in the mailbox are what is left
+                log.exception("could not record the mail from %s as refused", envelope_sender or "<>")
+            raise PermanentFailure(reason) from exc
+        if failed:
+            failed.pop(hashlib.sha256(raw).hexdigest(), None)
 
     return deliver
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """The store (or the network) is away for now: the same mail will go through once it is back."""
+    if isinstance(exc, ConnectionFailure | ExecutionTimeout | WTimeoutError | OSError):
+        return True
+    return isinstance(exc, PyMongoError) and exc.has_error_label("RetryableWriteError")
 
 
 async def serve(svc: Intake, settings: Settings, stop: asyncio.Event) -> None:
