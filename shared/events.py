@@ -51,6 +51,8 @@ BY_URGENCY = PRIORITIES[::-1]  # most urgent first: how queues, policies and sta
 STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester", "resolved", "closed")
 OPEN_STATUSES = STATUSES[:4]  # a ticket someone still has to work on
 SOURCES = ("web", "email", "phone", "api")
+# A mail's Message-ID (without <>) that a header may name again: printable ASCII without spaces or angle brackets.
+MAIL_MESSAGE_ID = re.compile(r"[!-;=?-~]{1,250}")
 CLOCKS = ("first_response", "next_response", "resolution")
 CHANNELS = ("email", "webhook")
 ASSIGN_REASONS = ("auto", "claim", "manual", "transfer", "reopen")
@@ -159,6 +161,11 @@ class AuthorData(_Data):
     email = _email(required=False)
 
 
+def _printable_ascii_without_spaces_or_brackets(value: str) -> None:
+    if not MAIL_MESSAGE_ID.fullmatch(value):
+        raise ValidationError("A Message-ID without <>: printable ASCII without spaces or angle brackets.")
+
+
 class TicketCreatedData(_Data):
     number = _integer(1)
     subject = _text(200)
@@ -167,6 +174,8 @@ class TicketCreatedData(_Data):
     topic = _text(100)
     priority = _choice(PRIORITIES)
     source = _choice(SOURCES)
+    # optional: the Message-ID of the mail that opened it (source email), so that its receipt answers that mail
+    mail_message_id = fields.String(validate=[validate.Length(1, 250), _printable_ascii_without_spaces_or_brackets])
 
 
 def _file_names() -> fields.List:

@@ -92,7 +92,8 @@ class Ticket:
 
     @classmethod
     def open(cls, ticket_id: str, number: int, request: dict, now: datetime) -> Ticket:
-        """A new ticket; a token pasted into its subject or description is hidden (`add_message`)."""
+        """A new ticket; a token pasted into its subject or description is hidden (`add_message`). `request` may
+        hold `mail_message_id` (a ticket opened by mail: its event names the mail, which its receipt answers)."""
         ticket = cls(
             id=ticket_id,
             number=number,
@@ -115,6 +116,7 @@ class Ticket:
                 "topic": ticket.topic,
                 "priority": ticket.priority,
                 "source": ticket.source,
+                **({"mail_message_id": request["mail_message_id"]} if request.get("mail_message_id") else {}),
             },
         )
         return ticket

@@ -37,6 +37,7 @@ from services.intake.handlers import RATE_WINDOW, Intake, change_ticket, get_tic
 from services.intake.inbound_headers import answers_our_mail, auto_reply_by_subject
 from services.intake.inbound_parts import MAILS
 from services.intake.schemas import TicketCreateSchema
+from shared import events
 from shared.access import same_email
 from shared.auth import Principal
 from shared.clock import now
@@ -353,6 +354,8 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
         request = TicketCreateSchema().load(request)
     except ValidationError as invalid:
         return Outcome("kept", f"cannot open a ticket from it: {_first_problem(invalid.messages)}")
+    if mail.message_id and events.MAIL_MESSAGE_ID.fullmatch(mail.message_id):
+        request["mail_message_id"] = mail.message_id  # its receipt answers this mail: the requester's thread
     ticket_id = _derived(mail, "ticket")[:32]
     existing = svc.tickets.find(ticket_id)
     if existing is not None:  # a delivery before this one opened it, then stopped short of recording the mail

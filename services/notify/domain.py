@@ -211,6 +211,7 @@ class Notification:
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None  # None once sent or dead
     correlation_id: str | None = None  # the causing event's: its notification.sent and .failed carry it on
+    replying_to: str | None = None  # an email's: the Message-ID (without <>) of the requester's mail it answers
     recorded: list = field(default_factory=list, repr=False)
 
     def succeeded(self, at: datetime) -> None:

@@ -167,7 +167,10 @@ def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) ->
         else:  # agents and leads: the console's page of the ticket, behind their sign-in
             context["console_link"] = messages.console_link(svc.settings, view.id)
         message = messages.render(envelope["type"], audience, context, svc.settings.time_zone)
-        found.append(_notification(envelope, "email", recipient["email"], message.subject, message.text, message.html))
+        record = _notification(envelope, "email", recipient["email"], message.subject, message.text, message.html)
+        if audience == "requester" and envelope["type"] == "ticket.created":
+            record.replying_to = data.get("mail_message_id")  # the receipt answers the mail that opened it
+        found.append(record)
     return found
 
 
@@ -330,7 +333,9 @@ def _deliver(svc: Notify, record: Notification, until: float) -> None:
     by its timeout, which `send` leaves room for."""
     if record.channel == "email":
         message = Message(record.subject or "", record.body, record.html or "")
-        email = mailer.build_email(svc.settings.notify_from, record.recipient, message, record.ticket_id, record.id)
+        email = mailer.build_email(
+            svc.settings.notify_from, record.recipient, message, record.ticket_id, record.id, record.replying_to
+        )
         config = mailer.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout)
         mailer.send_email(config, email, svc.smtp, until)
         return

@@ -16,6 +16,7 @@ from email.utils import format_datetime
 
 from services.notify.domain import Message, SendError
 from shared import smtp
+from shared.events import MAIL_MESSAGE_ID
 from shared.smtp import OWN_MESSAGE_DOMAIN, SmtpConfig, parse_smtp_url
 
 __all__ = ["SmtpConfig", "build_email", "parse_smtp_url", "send_email"]
@@ -37,11 +38,21 @@ _POLICY = policy.compat32.clone(max_line_length=_MAX_LINE)
 _MODERN = policy.default.clone(refold_source="none")
 
 
-def build_email(sender: str, recipient: str, message: Message, ticket_id: str, notification_id: str) -> Email:
+def build_email(
+    sender: str,
+    recipient: str,
+    message: Message,
+    ticket_id: str,
+    notification_id: str,
+    replying_to: str | None = None,
+) -> Email:
     """The email, threaded under its ticket; the Message-ID is stable, so a resend is the same message.
 
     The Message-ID names the ticket too (`<notification+ticket@ticketflow>`), and References names the ticket's
     thread: a reply whose client keeps only In-Reply-To still finds its ticket when it comes back by mail.
+    `replying_to`: the Message-ID (without <>) of the requester's mail this answers (a receipt of a ticket opened
+    by mail): In-Reply-To names it and References starts with it, so the requester's mail client shows the receipt
+    under the mail they sent. One a header cannot carry (events.MAIL_MESSAGE_ID) is left out.
 
     When the sender and the recipient are printable ASCII that fits a line (nearly always), the email is built
     with the email package's plain (compat32) classes: the modern EmailMessage parses every header it is given,
@@ -68,8 +79,16 @@ def build_email(sender: str, recipient: str, message: Message, ticket_id: str, n
         email.set_raw("Subject", _subject(message.subject))
     email["Date"] = format_datetime(datetime.now(UTC))
     email["Message-ID"] = f"<{notification_id}+{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
-    email["In-Reply-To"] = f"<ticket-{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
-    email["References"] = f"<ticket-{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
+    thread = f"<ticket-{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
+    answered = f"<{replying_to}>" if replying_to and MAIL_MESSAGE_ID.fullmatch(replying_to) else None
+    for name, value in (
+        ("In-Reply-To", answered or thread),
+        ("References", f"{answered} {thread}" if answered else thread),
+    ):
+        if plain:
+            email[name] = value
+        else:  # as it is (under 998 characters): the modern policy would write a long id as encoded words
+            email.set_raw(name, value)
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders should not answer
     if plain:
         email.attach(_text_part(message.text, "plain"))

@@ -53,6 +53,7 @@ _NOTIFICATION_FIELDS = (
     "sent_at",
     "next_attempt_at",
     "correlation_id",
+    "replying_to",
 )
 
 WHOLE = (*_NOTIFICATION_FIELDS, "_v")  # a notification's fields and version, without its outbox

@@ -33,6 +33,9 @@ def test_a_mail_opens_a_ticket_and_a_reply_to_its_receipt_joins_the_thread(start
     receipt = wait_until(lambda: system.emails_to(requester, ticket["number"]), timeout=30)[0]
     body = receipt.get_body(("plain",)).get_content()
     assert "reply to this email" in body and f"#{ticket['number']}" in body
+    # it answers the requester's mail: their mail client shows it under the mail they sent
+    assert receipt["In-Reply-To"].strip() == first["Message-ID"]
+    assert receipt["References"].split() == [first["Message-ID"], f"<ticket-{ticket['id']}@ticketflow>"]
     saved = tmp_path / "receipt.eml"
     saved.write_bytes(receipt.as_bytes())
     reply = mailsend.build(requester, "help@localhost", "", "It dropped again at 10:00.", reply_to=saved)

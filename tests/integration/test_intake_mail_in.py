@@ -58,7 +58,8 @@ def reply_to(ticket, sender: str, body: str, quoted: str = "Thank you for contac
 
 def test_a_new_mail_opens_a_ticket_from_its_sender_subject_and_text(svc, tap):
     sender = address()
-    outcome = receive(svc, mail(sender, "VPN drops every hour", "Since Monday.\n\n-- \nAna\nACME Corp"))
+    message = mail(sender, "VPN drops every hour", "Since Monday.\n\n-- \nAna\nACME Corp")
+    outcome = receive(svc, message)
     assert (outcome.kind, outcome.number) == ("ticket", svc.tickets.get(outcome.ticket_id).number)
     ticket = svc.tickets.get(outcome.ticket_id)
     assert (ticket.subject, ticket.source, ticket.topic) == ("VPN drops every hour", "email", "general")
@@ -67,6 +68,19 @@ def test_a_new_mail_opens_a_ticket_from_its_sender_subject_and_text(svc, tap):
     flushed(svc.flusher)
     (created,) = tap.envelopes(ticket_id=ticket.id, type="ticket.created")
     assert created["data"]["source"] == "email"
+    assert f"<{created['data']['mail_message_id']}>" == message["Message-ID"]  # the receipt answers it
+
+
+@pytest.mark.parametrize("message_id", [None, "<" + "x" * 251 + "@client.example.com>"])
+def test_a_mail_whose_message_id_a_header_cannot_name_again_opens_its_ticket_without_it(svc, tap, message_id):
+    message = mail(address(), "VPN drops", "Since Monday.")
+    del message["Message-ID"]
+    if message_id is not None:
+        message["Message-ID"] = message_id
+    ticket_id = receive(svc, message).ticket_id
+    flushed(svc.flusher)
+    (created,) = tap.envelopes(ticket_id=ticket_id, type="ticket.created")
+    assert "mail_message_id" not in created["data"]
 
 
 def test_the_recipient_address_picks_the_topic(svc):

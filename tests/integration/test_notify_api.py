@@ -709,16 +709,35 @@ def test_an_sla_warning_email_gives_its_deadline_in_the_desk_s_time_zone(notify_
 # --- a send never overlaps another sender's --------------------------------------------------------------
 
 
+class Mailed(list):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emails: list = []
+
+
 @pytest.fixture
 def mailed(monkeypatch) -> list[tuple[str, float | None]]:
-    """What the senders handed to the SMTP server: (Message-ID, the send's `until`), in order."""
-    sent = []
+    """What the senders handed to the SMTP server: (Message-ID, the send's `until`), in order; `.emails` the
+    emails themselves."""
+    sent = Mailed()
 
     def send_email(config, email, sessions=None, until=None):
         sent.append((email["Message-ID"], until))
+        sent.emails.append(email)
 
     monkeypatch.setattr(handlers.mailer, "send_email", send_email)
     return sent
+
+
+def test_the_receipt_of_a_ticket_opened_by_mail_answers_that_mail(notify_ctx, notify_event, mailed):
+    envelope = created_event(uuid.uuid4().hex, unique_email())
+    envelope["data"]["source"], envelope["data"]["mail_message_id"] = "email", "CAF-1234@mail.example.com"
+    (receipt,) = notify_event(envelope)
+    assert notify_ctx.notifications.get(receipt.id).replying_to == "CAF-1234@mail.example.com"
+    handlers.send(notify_ctx, handlers.claim(notify_ctx, receipt.id))
+    (email,) = mailed.emails
+    assert email["In-Reply-To"] == "<CAF-1234@mail.example.com>"
+    assert email["References"].split()[0] == "<CAF-1234@mail.example.com>"
 
 
 def test_a_claim_that_ran_out_before_its_sender_started_is_left_to_the_sender_that_took_it(

@@ -112,6 +112,23 @@ def test_the_email_threads_under_its_ticket_with_a_stable_message_id():
     assert make_email()["Message-ID"] == email["Message-ID"]
 
 
+@pytest.mark.parametrize("recipient", ["ana@example.com", "Ána Núñez <ana@example.com>"])  # both ways of building
+def test_a_receipt_answers_the_requesters_mail_and_still_names_its_ticket(recipient):
+    long = "CAF" + "x" * 230 + "@mail.gmail.com"  # no encoded words, no folding inside an id
+    for answered in ("1234.5678@client.example.com", long):
+        email = message_from_bytes(
+            make_email(recipient=recipient, replying_to=answered).as_bytes(), policy=policy.default
+        )
+        assert email["In-Reply-To"] == f"<{answered}>"
+        assert email["References"].split() == [f"<{answered}>", "<ticket-6565f0c2a1b2c3d4e5f60718@ticketflow>"]
+
+
+@pytest.mark.parametrize("answered", [None, "", "two words@x", "a<b>@x", "x\r\nBcc: eve@x", "é@x", "x" * 251])
+def test_a_message_id_a_header_cannot_carry_is_left_out(answered):
+    email = make_email(recipient="Ána <ana@example.com>", replying_to=answered)
+    assert email["References"] == email["In-Reply-To"] == "<ticket-6565f0c2a1b2c3d4e5f60718@ticketflow>"
+
+
 def test_the_email_has_the_text_then_the_html_in_utf8():
     email = make_email(message=Message("[#7] Grüße", "Grüße\n", "<p>Grüße</p>\n"))
     parsed = message_from_bytes(email.as_bytes(), policy=policy.default)
