@@ -304,17 +304,22 @@ def add_attachments(
     """Attach the files to the ticket (to one of its thread messages with message_id): their items, in order, and
     whether they were stored now (False: a repeat of an earlier request with the same Idempotency-Key).
 
-    The ticket's requester (a requester-scoped token), admins and agents who see the ticket may; with the same
-    Idempotency-Key the same files are not stored twice, and other files are refused (409), never dropped.
+    The ticket's requester (a requester-scoped token), admins, and the agents who may reply on it (its agent, or
+    one of its team while it waits unassigned, as assignment's `may_work_on`): the requester reads every file, so
+    a teammate who only sees the ticket adds none to it. With the same Idempotency-Key the same files are not
+    stored twice, and other files are refused (409), never dropped.
     """
     if principal.role == "portal" and not principal.requester_scoped:
         raise Forbidden("The portal attaches files for a requester: use a token scoped to the ticket's requester.")
     ticket = _require_visible(svc, svc.tickets.get(ticket_id), principal)
+    if principal.role == "agent" and not _works_on(svc, ticket, principal):
+        raise Forbidden("Only the ticket's agent adds files to it (or its team's agents while it waits unassigned).")
     _check_uploads(uploads)
     if ticket.status == "closed":
         raise Conflict("The ticket is closed; open a new ticket instead.")
     if message_id is not None and not _attachable_to(ticket, message_id, principal):
-        raise Invalid("No such message.", {"message_id": [f"The ticket has no message {message_id!r} of yours."]})
+        said = f"message {message_id!r} of yours" if principal.requester_scoped else f"agent's reply {message_id!r}"
+        raise Invalid("No such message.", {"message_id": [f"The ticket has no {said}."]})
     created, request_hash = True, None
     if idempotency_key:  # the files as sent, under a key of this ticket's own (POST /tickets keeps the bare keys)
         request_hash = _upload_hash(uploads, message_id)
@@ -363,9 +368,20 @@ def _check_uploads(uploads: list[Upload]) -> None:
 
 
 def _attachable_to(ticket: Ticket, message_id: str, principal: Principal) -> bool:
-    """Whether the thread has the message; a requester attaches to its own messages only (not to agents' replies)."""
-    kinds = ("message",) if principal.requester_scoped else ("message", "reply")
+    """Whether the thread has the message; a requester attaches to its own messages only, agents and admins to the
+    agents' replies only (a file under the requester's message would read as the requester's)."""
+    kinds = ("message",) if principal.requester_scoped else ("reply",)
     return any(entry["id"] == message_id and entry["kind"] in kinds for entry in ticket.thread)
+
+
+def _works_on(svc: Intake, ticket: Ticket, principal: Principal) -> bool:
+    """assignment's `may_work_on`, on intake's copy of the assignment: the ticket's agent, or an agent of its team
+    while it waits unassigned."""
+    facts = _facts(ticket)
+    if facts.agent_id is not None:
+        return facts.agent_id == principal.agent_id
+    agent = svc.agents.find(principal.agent_id)
+    return agent is not None and facts.team in agent.get("teams", ())
 
 
 def put_topic(svc: Intake, topic_id: str, name: str | None, retired: bool | None = None) -> dict:

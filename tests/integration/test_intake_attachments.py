@@ -97,9 +97,9 @@ def agent_of(app, teams: list[str]) -> str:
     return agent_id
 
 
-def queue_in(app, ticket: dict, team: str) -> None:
-    data = {"agent_id": None, "agent_name": None, "agent_email": None, "team": team, "team_lead_email": None,
-            "previous_agent_id": None, "reason": "auto"}  # fmt: skip
+def queue_in(app, ticket: dict, team: str, agent_id: str | None = None) -> None:
+    data = {"agent_id": agent_id, "agent_name": agent_id and "Agent", "agent_email": agent_id and f"{agent_id}@x.org",
+            "team": team, "team_lead_email": None, "previous_agent_id": None, "reason": "auto"}  # fmt: skip
     learn(app, event_from("assignment", "ticket.assigned", ticket["id"], data))
 
 
@@ -260,6 +260,38 @@ def test_agents_and_admins_may_attach_but_not_the_portals_own_token(client, make
     assert (
         len(client.get(f"/tickets/{ticket['id']}/attachments", headers=auth_header("admin")).get_json()["items"]) == 2
     )
+
+
+def test_only_the_agents_who_may_reply_on_a_ticket_add_files_to_it(client, make_ticket, intake_app):
+    """The requester reads every file: a teammate or a lead who sees a ticket another agent holds adds none (as
+    they write no reply on it); its agent does, and so does every agent of its team while it waits unassigned."""
+    ticket = make_ticket()
+    holder, teammate = agent_of(intake_app, ["network"]), agent_of(intake_app, ["network"])
+    queue_in(intake_app, ticket, "network")
+    file = [("log.txt", b"log", "text/plain")]
+    assert upload(client, ticket, file, headers=auth_header("agent", teammate)).status_code == 201  # unassigned
+    queue_in(intake_app, ticket, "network", agent_id=holder)
+    refused = problem(upload(client, ticket, file, headers=auth_header("agent", teammate)), 403)
+    assert "Only the ticket's agent" in refused["detail"]
+    assert upload(client, ticket, file, headers=auth_header("agent", holder)).status_code == 201
+    assert upload(client, ticket, file, headers=auth_header("admin")).status_code == 201
+    listed = client.get(f"/tickets/{ticket['id']}/attachments", headers=as_requester(ticket)).get_json()["items"]
+    assert len(listed) == 3
+
+
+def test_agents_and_admins_never_file_a_file_under_the_requesters_message(client, make_ticket, intake_app):
+    """It would read as the requester's: the pages say who sent each file by the message it came with."""
+    ticket = make_ticket()
+    holder = agent_of(intake_app, ["network"])
+    queue_in(intake_app, ticket, "network", agent_id=holder)
+    message = client.post(f"/tickets/{ticket['id']}/messages", json={"body": "Here."}, headers=as_requester(ticket))
+    message_id = message.get_json()["id"]
+    for headers in (auth_header("agent", holder), auth_header("admin")):
+        refused = upload(
+            client, ticket, [("invoice.pdf.exe", b"MZ", "application/pdf")], headers, message_id=message_id
+        )
+        assert problem(refused, 422)["errors"]["message_id"] == [f"The ticket has no agent's reply {message_id!r}."]
+    assert client.get(f"/tickets/{ticket['id']}/attachments", headers=as_requester(ticket)).get_json()["items"] == []
 
 
 # --- the API: what an upload may be ------------------------------------------------------------
