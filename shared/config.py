@@ -66,6 +66,7 @@ class Settings:
     requester_tickets_per_hour: int = 200  # tickets one requester address may open per hour (each mails a receipt)
     requester_messages_per_hour: int = 600  # messages one requester address may add per hour
     portal_tickets_per_client_hour: int = 60  # requests one client address may open per hour with the portal's form
+    portal_failed_sign_ins_per_client_hour: int = 100  # failed sign-ins from one client address an hour, any emails
     max_clock_skew: float = 300.0  # seconds an event's occurred_at may lie ahead of now; later ones are dead-lettered
     portal_url: str = "http://127.0.0.1:8000"  # the portal's public base URL: requesters' links point under it
     time_zone: str = "UTC"  # the desk's: times in emails (an SLA warning's deadline) are written in it
@@ -330,6 +331,7 @@ def load_settings(env: dict | None = None) -> Settings:
         requester_tickets_per_hour=_count(env, "TICKETFLOW_REQUESTER_TICKETS_PER_HOUR", 200),
         requester_messages_per_hour=_count(env, "TICKETFLOW_REQUESTER_MESSAGES_PER_HOUR", 600),
         portal_tickets_per_client_hour=_count(env, "TICKETFLOW_PORTAL_TICKETS_PER_CLIENT_HOUR", 60),
+        portal_failed_sign_ins_per_client_hour=_count(env, "TICKETFLOW_PORTAL_FAILED_SIGN_INS_PER_CLIENT_HOUR", 100),
         token_max_hours=_positive(env, "TICKETFLOW_TOKEN_MAX_HOURS", 24.0),
         # a server token reads every ticket: capped as the others, unless the operator gives it longer
         portal_token_max_hours=_positive(env, "TICKETFLOW_PORTAL_TOKEN_MAX_HOURS", 24.0),

@@ -11,7 +11,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -174,12 +174,15 @@ def forget_requests(svc: Portal, session: dict | None) -> bool:
 
 
 # sign-in and accounts
-def sign_in(svc: Portal, email: str, password: str, device: str | None = None) -> dict:
+def sign_in(svc: Portal, email: str, password: str, device: str | None = None, client: str = "") -> dict:
     """The account for these credentials; UserError (the same for an unknown email and a wrong password).
 
     The attempt counts as a failure before the password is checked: parallel guesses cannot slip past the limit.
     `device`: the browser's device cookie for this email (services/portal/devices.py); a browser that signed in to
     the account before counts its failures apart, so that guesses from elsewhere do not lock its person out.
+    `client`: the client's network (pages.client_network): its failures, whatever the emails, are limited too
+    (`portal_failed_sign_ins_per_client_hour`), before any password is checked: one password tried against
+    every account, or attempts that keep the processes busy with argon2, end there. A known browser passes.
     """
     email = email.strip().lower()
     if not domain.email_ok(email):  # no account has such an address: nothing to count (nor a key to reach)
@@ -187,14 +190,30 @@ def sign_in(svc: Portal, email: str, password: str, device: str | None = None) -
     account = svc.store.account_by_email(email)
     or_else = " Or choose a new password with “Forgot your password?”: that ends the wait."
     counted = failures_key(svc, email, account, device)
+    from_client = None if counted[0] != email else _count_client_attempt(svc, client)
     count_attempt(svc, counted, "Too many failed sign-ins for this email.", or_else)
     matches = password_matches(svc, account and account.get("password_hash"), password)  # an unknown email too
     if account is None or not matches:
         raise UserError("The email or password is not right.", status=401)
+    if from_client is not None:
+        svc.store.uncount_hit(*from_client)  # it counts failures: this one was not
     svc.store.clear_failure(counted[0])  # a known browser's own count: a lock others made on the email stays
     if account.get("disabled_at"):  # said only to whoever knows the password
         raise UserError("This account is disabled. Ask an admin to enable it again.", status=403)
     return account
+
+
+def _count_client_attempt(svc: Portal, client: str) -> tuple[str, datetime]:
+    """Count a sign-in from `client` as failed before its password is checked; UserError 429 past the hour's limit
+    (that attempt taken back: it checks nothing). The hit's (key, window), for a sign-in that succeeds to take back."""
+    at = now()
+    window = at.replace(minute=0, second=0, microsecond=0)
+    key = f"sign-in:client:{client}"
+    if svc.store.count_hit(key, window, timedelta(hours=1)) > svc.settings.portal_failed_sign_ins_per_client_hour:
+        svc.store.uncount_hit(key, window)
+        minutes = max(1, math.ceil((window + timedelta(hours=1) - at).total_seconds() / 60))
+        raise UserError(f"Too many failed sign-ins from your network. Try again in {_minutes(minutes)}.", status=429)
+    return key, window
 
 
 def failures_key(svc: Portal, email: str, account: dict | None, device: str | None) -> tuple[str, str]:

@@ -420,6 +420,10 @@ class PortalStore:
         )
         return int(doc["count"])
 
+    def uncount_hit(self, key: str, window_start: datetime) -> None:
+        """Take back one hit of `key` counted in the window that began at `window_start` (count_hit's)."""
+        self.limits.update_one({"_id": f"{key}|{window_start.isoformat()}"}, {"$inc": {"count": -1}})
+
     # forms that must not act twice (a reload of the page a POST answered sends it again)
     def form_used(self, key: str) -> bool:
         return self.limits.find_one({"_id": f"form:{digest(key)}"}) is not None

@@ -679,6 +679,43 @@ def test_a_known_browser_that_fails_as_often_is_locked_in_turn_and_a_reset_frees
     assert post_form(own, "/login", "/login", {**guess, "password": "a new password, long enough"}).status_code == 303
 
 
+def test_failed_sign_ins_from_one_network_are_capped_whatever_the_emails_before_any_password_is_checked(
+    portal,  # noqa: F811
+    monkeypatch,
+):
+    """One password tried against every account (each attempt an argon2 check): the per-email lock never sees
+    more than one failure an email. The client's failures are capped too; right passwords do not count; a browser
+    that signed in to an account before passes; another network is not held up."""
+    svc = portal.extensions["ticketflow.portal"]
+    monkeypatch.setattr(svc, "settings", dataclasses.replace(svc.settings, portal_failed_sign_ins_per_client_hour=3))
+    agent, _ = account_with_session(portal, "agent")
+    network = {"REMOTE_ADDR": f"10.7.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"}
+
+    def attempt(email: str, password: str = "Spring2026!", client=None, where=None):
+        client = client or browser(portal)
+        token = CSRF.search(text(client.get("/login"))).group(1)
+        form = {"email": email, "password": password, "csrf_token": token}
+        return client.post("/login", data=form, environ_base=where or network)
+
+    checked = []
+    matches = handlers.password_matches
+    monkeypatch.setattr(handlers, "password_matches", lambda *args: checked.append(1) or matches(*args))
+    own = browser(portal)
+    assert attempt(agent["email"], PASSWORD, client=own).status_code == 303  # a right password counts no failure
+    own.post("/logout", data={"csrf_token": CSRF.search(text(own.get("/logout"))).group(1)})  # keeps its device
+    answers = [attempt(f"someone-{n}-{uuid.uuid4().hex[:6]}@example.com").status_code for n in range(3)]
+    assert answers == [401, 401, 401] and len(checked) == 4
+    refused = attempt(f"one-more-{uuid.uuid4().hex[:6]}@example.com")
+    assert refused.status_code == 429 and "Too many failed sign-ins from your network." in text(refused)
+    assert (
+        attempt(agent["email"], PASSWORD).status_code == 429
+    )  # the right password too, from a browser it does not know
+    assert len(checked) == 4  # neither was checked
+    assert attempt(agent["email"], PASSWORD, client=own).status_code == 303  # a browser that signed in to it before
+    elsewhere = {"REMOTE_ADDR": "10.6.0.1" if network["REMOTE_ADDR"] != "10.6.0.1" else "10.6.0.2"}
+    assert attempt(f"x-{uuid.uuid4().hex[:6]}@example.com", where=elsewhere).status_code == 401
+
+
 def test_a_browser_knows_each_account_it_signed_in_to(portal):  # noqa: F811
     first, _ = account_with_session(portal, "agent")
     second, _ = account_with_session(portal, "agent")

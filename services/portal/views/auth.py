@@ -53,9 +53,9 @@ def login_post():
     if errors:  # nothing to check yet: said next to the field, and no attempt counted
         return render_template("auth/login.html", form=form, errors=errors), 422
     try:
-        account = handlers.sign_in(
-            portal(), form["email"], request.form.get("password", ""), device_cookie(form["email"].strip().lower())
-        )
+        email = form["email"].strip().lower()
+        password = request.form.get("password", "")
+        account = handlers.sign_in(portal(), email, password, device_cookie(email), client_network())
     except handlers.UserError as exc:
         page = render_template("auth/login.html", form=form, errors={}, message=exc.message)
         return page, exc.status
