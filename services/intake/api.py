@@ -63,7 +63,9 @@ a timeline without recipients, webhook deliveries or delivery errors; an agent t
 and those assigned to it (its teams as assignment announced them in `agent.updated`). Any other ticket
 answers 404 on every route, and lists leave it out.
 `POST /tickets` with an `Idempotency-Key` answers 201 the first time and 200 with the same
-ticket for a repeat with the same body (409 with another body); keys are kept 48 hours.
+ticket for a repeat with the same body (409 with another body); keys are kept 48 hours. A key is its
+caller's: a requester-scoped token's requester's, else the token's role and subject (another caller's same
+key is another request).
 
 Limits. One ticket's thread holds at most 500 entries and 4 MB of text: a requester message past
 either is refused (409, saying which; open a new ticket). Lists (`GET /tickets`) carry each ticket

@@ -170,8 +170,10 @@ def create_ticket(
 ) -> tuple[Ticket, bool]:
     """Open a ticket; with an Idempotency-Key the same request gives the same ticket. Returns (ticket, created).
 
-    A requester-scoped token opens tickets for its own requester only (403 otherwise).
+    A requester-scoped token opens tickets for its own requester only (403 otherwise). A key is its caller's
+    (`_own_key`): another caller's same key and body is another request, and claims nothing of the first's.
     """
+    idempotency_key = _own_key(idempotency_key, principal)
     if principal is not None and principal.requester_scoped:
         if not same_email(request["requester"]["email"], principal.requester_email):
             raise Forbidden("This token acts for another requester: it opens tickets for that requester only.")
@@ -208,6 +210,21 @@ def open_new(
     if not svc.tickets.insert(ticket, _recorded(ticket, correlation_id, at), mark):
         return svc.tickets.get(ticket_id), False
     return ticket, True
+
+
+def _own_key(idempotency_key: str | None, principal: Principal | None) -> str | None:
+    """The key under its caller: a requester-scoped token's requester, else the token's role and subject. Keys
+    are chosen by clients (the portal passes on a browser's form key): shared by all, someone who learnt or guessed
+    another's key and body would be answered that ticket, and one who used a key first would make the other's
+    request a 409."""
+    if not idempotency_key:
+        return None
+    if principal is None:
+        return idempotency_key
+    owner = (
+        f"requester {principal.requester_email}" if principal.requester_scoped else f"{principal.role} {principal.sub}"
+    )
+    return f"{owner}\n{idempotency_key}"
 
 
 def _replayed(svc: Intake, request: dict, idempotency_key: str | None) -> Ticket | None:

@@ -377,6 +377,27 @@ def test_idempotency_key_with_another_body_answers_409(client, intake_db):
     assert stored_count(intake_db, subject=first["subject"]) == 1
 
 
+def test_an_idempotency_key_is_its_callers_own(client, intake_db):
+    """Keys are chosen by clients (the portal passes on a browser's form key): another caller who learnt or guessed
+    one, with the same body, is answered a ticket of its own, never the first caller's; and one who used the key
+    first, with any body, makes no 409 of the owner's request."""
+    request, key = ticket_request(), uuid.uuid4().hex
+    requester = requester_header(request["requester"]["email"])
+    squatted = client.post("/tickets", json=ticket_request(), headers={**auth_header("admin"), "Idempotency-Key": key})
+    assert squatted.status_code == 201
+
+    first = client.post("/tickets", json=request, headers={**requester, "Idempotency-Key": key})
+    again = client.post("/tickets", json=request, headers={**requester, "Idempotency-Key": key})
+    by_admin = client.post("/tickets", json=request, headers={**auth_header("admin"), "Idempotency-Key": key})
+    by_server = client.post("/tickets", json=request, headers={**portal(), "Idempotency-Key": key})
+
+    # the admin's key is its own: used before with another body
+    assert (first.status_code, again.status_code, by_admin.status_code, by_server.status_code) == (201, 200, 409, 201)
+    ids = [response.get_json()["id"] for response in (squatted, first, again, by_server)]
+    assert ids[1] == ids[2] and len(set(ids)) == 3
+    assert stored_count(intake_db, subject=request["subject"]) == 2
+
+
 @pytest.mark.parametrize("key", ["k" * 256, "has spaces", "ключ"], ids=["256-chars", "spaces", "non-ascii"])
 def test_an_invalid_idempotency_key_answers_422(client, intake_db, key):
     request = ticket_request()
