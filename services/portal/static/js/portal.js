@@ -425,7 +425,14 @@
     form.open = true;
     // the rows moved down by the form's height: the page follows, so the row ticked stays under the pointer
     var moved = box.getBoundingClientRect().top - before;
-    if (moved) window.scrollBy(0, moved);
+    if (!moved) return;
+    var root = document.documentElement;
+    var short = window.scrollY + moved - (root.scrollHeight - window.innerHeight);
+    if (short > 0) {  // a short list ends too soon for the page to follow that far: room below it, then
+      var body = document.body;
+      body.style.paddingBottom = (parseFloat(getComputedStyle(body).paddingBottom) || 0) + short + "px";
+    }
+    window.scrollBy(0, moved);
   }
   document.addEventListener("DOMContentLoaded", showTickAll);
   // Back to a queue (after Apply, or from a ticket): the browser would tick again the boxes at the same places,
