@@ -222,9 +222,10 @@ class Stats(MethodView):
     @stats.doc(
         description="Over the tickets created since `since` (default: 30 days ago) and before `until` (default: no "
         "end; one call per week with both gives a weekly series), per priority and clock: "
-        "`met` (answered in time; a resolution clock resolved or closed in time), `breached` (passed its "
+        "`met` (answered in time; a resolution clock resolved in time), `breached` (passed its "
         "target, whenever that was), `open` (running or paused), `stopped` (a response clock ended unanswered "
-        "by a resolve or close), compliance = met / (met + breached), and the median and 90th percentile "
+        "by a resolve or close; a resolution clock a close ended unresolved: closed by the requester, or merged "
+        "into another ticket), compliance = met / (met + breached), and the median and 90th percentile "
         "(nearest rank) of the business seconds to answer or resolve over the `measured` finished clocks (to the "
         "millisecond), and `histogram`: those times in buckets up to 1, 5, 15 and 30 minutes, 1, 2, 4 and 8 "
         "hours, 1, 3 and 7 days, then beyond (`up_to_seconds` null)."

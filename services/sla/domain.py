@@ -162,6 +162,9 @@ class Clock:
     met_at: datetime | None = None
     stopped_at: datetime | None = None
     breached_at: datetime | None = None  # when it passed its target (sticky)
+    # stopped by the ticket's close, not a resolve or a reply: a resolution clock so stopped is no resolution (the
+    # requester closed it unanswered, or it was merged into another); the reports count it stopped, not met
+    stopped_by_close: bool = False
     announced: list[str] = field(default_factory=list)  # "warn-80", "breach": each at most once
     # every change it took: {"at", "priority", "version"} a policy from then on, {"at", "to"} a state
     history: list[dict] = field(default_factory=list)
@@ -378,6 +381,7 @@ class TicketClocks:
         self.closed_at = at
         for clock in self._active(*CLOCKS):
             clock.halt("stopped", max(at, clock.changed_at), self._calendar(clock.calendar))
+            clock.stopped_by_close = True
         return True
 
     def priority_changed(self, priority: str, at: datetime, policies: Mapping[str, Policy]) -> bool:

@@ -25,19 +25,20 @@ def _to_the_millisecond(seconds: float | None) -> float | None:
 def outcome(clock: Mapping) -> str:
     """breached (whenever it passed its target), met, open (running or paused) or stopped (ended unanswered).
 
-    A resolution clock stopped by a resolve or close in time is met; a response clock stopped that way
-    was never answered, so it is neither met nor breached.
+    A resolution clock stopped by a resolve in time is met. One a close stopped (the requester closed the ticket
+    unresolved, or it was merged into another) resolved nothing, and a response clock stopped by a resolve or a
+    close was never answered: neither is met nor breached. (Clocks stored before `stopped_by_close` count met.)
     """
     if clock.get("breached_at") is not None:
         return "breached"
-    if clock["state"] == "met" or (clock["state"] == "stopped" and clock["kind"] == "resolution"):
-        return "met"
-    return "open" if clock["state"] in ("running", "paused") else "stopped"
+    return "met" if finished(clock) else "open" if clock["state"] in ("running", "paused") else "stopped"
 
 
 def finished(clock: Mapping) -> bool:
-    """Whether the clock has a final time: answered (met, late or not), or resolution stopped."""
-    return clock["state"] == "met" or (clock["state"] == "stopped" and clock["kind"] == "resolution")
+    """Whether the clock has a final time: answered (met, late or not), or resolution stopped by a resolve."""
+    if clock["state"] == "met":
+        return True
+    return clock["state"] == "stopped" and clock["kind"] == "resolution" and not clock.get("stopped_by_close")
 
 
 OUTCOMES = ("met", "breached", "open", "stopped")

@@ -574,10 +574,18 @@ def _ticket(entry: list) -> dict:
     return {
         "priority": entry[1],
         "clocks": [
-            {"kind": kind, "state": state, "breached_at": True if breached else None, "elapsed": elapsed}
+            {"kind": kind, **_state(state), "breached_at": True if breached else None, "elapsed": elapsed}
             for kind, state, breached, elapsed in entry[3]
         ],
     }
+
+
+CLOSED = "closed"  # a copy's state of a clock the ticket's close stopped (Clock.stopped_by_close): stopped, by it
+
+
+def _state(state: str) -> dict:
+    """A copy's state as reports.outcome reads it."""
+    return {"state": "stopped", "stopped_by_close": True} if state == CLOSED else {"state": state}
 
 
 def _summary(entries: dict[str, list]) -> str:
@@ -614,14 +622,19 @@ def _json(entries: dict[str, list]) -> str:
 
 def _compact(clocks: list[dict]) -> str:
     """[[kind, instance, steps or null, [state, breached_at, elapsed, due_at]], ...] as JSON, times in epoch ms
-    (the steps: whatif.steps_of the clock's history)."""
+    (the steps: whatif.steps_of the clock's history; the state CLOSED for one the ticket's close stopped)."""
     return json.dumps(
         [
             [
                 c["kind"],
                 c["instance"],
                 whatif.steps_of(c["history"]) if c.get("history") else None,
-                [c["state"], whatif.ms(c["breached_at"]), c["elapsed"], whatif.ms(c["due_at"])],
+                [
+                    CLOSED if c["state"] == "stopped" and c.get("stopped_by_close") else c["state"],
+                    whatif.ms(c["breached_at"]),
+                    c["elapsed"],
+                    whatif.ms(c["due_at"]),
+                ],
             ]
             for c in clocks
         ],
@@ -636,7 +649,7 @@ def _expand(compact: str) -> list[dict]:
             "kind": kind,
             "instance": instance,
             "steps": steps or [],
-            "state": state,
+            **_state(state),
             "breached_at": breached_at,
             "elapsed": elapsed,
             "due_at": due_at,

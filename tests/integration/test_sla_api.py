@@ -556,12 +556,14 @@ def test_stats_count_met_breached_open_and_stopped_with_times(
 ):
     use_defaults(sla_client, "emergency")
     start = far_future()  # emergency: first response 15, resolution 240 minutes
-    tickets = [sla_seed("emergency", at=start) for _ in range(4)]
+    tickets = [sla_seed("emergency", at=start) for _ in range(5)]
     forget_tickets.extend(tickets)
-    answered, late, resolved, untouched = tickets
+    answered, late, resolved, untouched, closed = tickets
     sla_handle(ticket_event("ticket.replied", answered, start + timedelta(minutes=5)))
     sla_handle(ticket_event("ticket.replied", late, start + timedelta(minutes=20)))
     sla_handle(ticket_event("ticket.resolved", resolved, start + timedelta(minutes=10)))
+    # closed by its requester, unanswered and unresolved: no response met, and no resolution either
+    sla_handle(ticket_event("ticket.closed", closed, start + timedelta(minutes=3)))
 
     stats = get_json(sla_client, "/stats", agent(), since=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert parse_time(stats["since"]) == start and stats["next_cursor"] is None
@@ -572,11 +574,11 @@ def test_stats_count_met_breached_open_and_stopped_with_times(
     histograms = {(row["priority"], row["clock"]): row.pop("histogram") for row in stats["items"]}
     rows = {(row["priority"], row["clock"]): row for row in stats["items"]}
     assert rows["emergency", "first_response"] == {
-        "priority": "emergency", "clock": "first_response", "met": 1, "breached": 1, "open": 1, "stopped": 1,
+        "priority": "emergency", "clock": "first_response", "met": 1, "breached": 1, "open": 1, "stopped": 2,
         "compliance_percent": 50.0, "median_seconds": 750.0, "p90_seconds": 1200.0, "measured": 2,
     }  # fmt: skip
     assert rows["emergency", "resolution"] == {
-        "priority": "emergency", "clock": "resolution", "met": 1, "breached": 0, "open": 3, "stopped": 0,
+        "priority": "emergency", "clock": "resolution", "met": 1, "breached": 0, "open": 3, "stopped": 1,
         "compliance_percent": 100.0, "median_seconds": 600.0, "p90_seconds": 600.0, "measured": 1,
     }  # fmt: skip
     empty = rows["low", "next_response"]
@@ -596,8 +598,11 @@ def test_stats_from_the_history_copies_are_those_from_the_clocks(
     use_defaults(sla_client, *BY_URGENCY)
     start = far_future()
     for i, priority in enumerate(BY_URGENCY * 2):
-        answered, late, resolved, waiting, untouched = tickets = [sla_seed(priority, at=start) for _ in range(5)]
+        answered, late, resolved, waiting, untouched, closed = tickets = [
+            sla_seed(priority, at=start) for _ in range(6)
+        ]
         forget_tickets.extend(tickets)
+        sla_handle(ticket_event("ticket.closed", closed, start + timedelta(minutes=4 + i)))
         sla_handle(ticket_event("ticket.replied", answered, start + timedelta(minutes=1 + i)))
         sla_handle(ticket_event("ticket.replied", late, start + timedelta(days=3, minutes=i)))
         sla_handle(ticket_event("ticket.resolved", resolved, start + timedelta(minutes=30 + i)))
@@ -613,6 +618,7 @@ def test_stats_from_the_history_copies_are_those_from_the_clocks(
     rows = answers[True]["items"]
     assert sum(row["measured"] for row in rows) == 24 and sum(row["breached"] for row in rows) >= 8
     assert sum(row["open"] for row in rows) and sum(row["stopped"] for row in rows)
+    assert sum(row["stopped"] for row in rows if row["clock"] == "resolution") == 8  # the closed ones
 
 
 def swept(days) -> None:
