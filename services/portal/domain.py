@@ -334,18 +334,28 @@ MAIL_OUTCOMES = {  # intake's outcome of an inbound mail -> what the pages call 
 
 
 def policy_oddities(policy: dict) -> list[str]:
-    """What in an SLA policy (or a draft: anything but numbers is sla's to refuse) is allowed but likely a slip: a
-    response target at or past the resolution's."""
-    resolution, said = policy.get("resolution_minutes"), []
+    """What in an SLA policy (or a draft) is allowed but likely a slip: a response target at or past the
+    resolution's. Nothing while a number is one sla refuses (words, a target not above 0, a warning outside 1 to
+    99): those are said next to their fields first, and a slip is asked about once the numbers will do."""
+    targets = [policy.get(name) for name in ("first_response_minutes", "next_response_minutes", "resolution_minutes")]
+    warnings = policy.get("warn_at_percent") or []
+    if not all(_number(minutes) and minutes > 0 for minutes in targets):
+        return []
+    if not all(_number(percent) and 1 <= percent <= 99 for percent in warnings):
+        return []
+    resolution, said = policy["resolution_minutes"], []
     for name, words in (("first_response_minutes", "first response"), ("next_response_minutes", "next response")):
-        minutes = policy.get(name)
-        numbers = all(isinstance(value, int | float) for value in (resolution, minutes))  # a draft may hold words
-        if numbers and resolution and minutes and minutes >= resolution:
+        minutes = policy[name]
+        if minutes >= resolution:
             said.append(
                 f"The {words} target ({minutes:g} min) is not shorter than the resolution target "
                 f"({resolution:g} min): a ticket nobody answers breaches its resolution first."
             )
     return said
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def password_problems(password: str) -> list[str]:

@@ -327,6 +327,22 @@ def test_a_policy_whose_response_target_is_not_shorter_than_its_resolution_is_po
     assert odd[1].startswith("The next response target (600 min)")
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"first_response_minutes": -10, "next_response_minutes": -1, "resolution_minutes": -5},
+        {"first_response_minutes": 600, "resolution_minutes": 0},
+        {"first_response_minutes": 600, "resolution_minutes": "soon"},
+        {"first_response_minutes": 600, "warn_at_percent": [-20]},
+        {"first_response_minutes": 600, "warn_at_percent": [80, 100]},
+    ],
+)
+def test_no_slip_is_pointed_out_while_a_number_is_one_sla_refuses(bad):
+    """The fields' own errors come first, next to them; the slip is asked about once the numbers will do."""
+    policy = {"first_response_minutes": 60, "next_response_minutes": 240, "resolution_minutes": 480, **bad}
+    assert domain.policy_oddities(policy) == []
+
+
 def test_who_did_what_reads_as_agents_say_it():
     assert domain.history_words({"action": "claimed", "by": "ada"}) == "ada: claimed it"
     assert (
