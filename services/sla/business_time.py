@@ -112,7 +112,8 @@ def _parse_timezone(value: object, errors: dict[str, list[str]]) -> str:
     try:
         ZoneInfo(value)  # type: ignore[arg-type]
     except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: "Europe" is a directory
-        errors["timezone"] = [f"Unknown time zone: {value!r}."]
+        shown = value[:60] + "…" if isinstance(value, str) and len(value) > 60 else value  # not 10,000 characters
+        errors["timezone"] = [f"Unknown time zone: {shown!r}."]
     return value  # type: ignore[return-value]
 
 

@@ -255,6 +255,11 @@ def errors_of(**changes) -> dict[str, list[str]]:
     return caught.value.errors
 
 
+def test_an_unknown_time_zone_of_10000_characters_is_not_said_back_whole():
+    (said,) = errors_of(timezone="y" * 10_000)["timezone"]
+    assert said == f"Unknown time zone: {'y' * 60 + '…'!r}."
+
+
 def test_a_valid_calendar_parses():
     parsed = parse_calendar(
         "madrid", {**VALID, "hours": {"mon": [["09:00", "17:00"]], "tue": [], "sat": [["10:00", "24:00"]]}}

@@ -192,7 +192,9 @@ def put_calendar(svc: Portal, session: dict, form: dict) -> dict:
         calendar_id = require_id(form.get("calendar_id", ""), "calendar_id", "calendar", 64)
     except UserError as exc:  # sla is not asked without an id: its time zone is checked here, to say both at once
         if body["timezone"] not in _zones().values():
-            exc.errors["timezone"] = [in_words(f"Unknown time zone: {body['timezone']!r}.")]
+            zone = body["timezone"]
+            shown = zone[:60] + "…" if isinstance(zone, str) and len(zone) > 60 else zone  # as sla says it
+            exc.errors["timezone"] = [in_words(f"Unknown time zone: {shown!r}.")]
         raise
     if not form.get("existing") and calendar_id != BUILT_IN:  # a new one's form: never over another, nor beside
         named = next(  # one of the same id in any letter case, which a policy's list would mix up
