@@ -15,6 +15,7 @@ from services.portal import attachments, domain
 from services.portal.client import Actor, Refused, Unreachable, path_id
 from services.portal.handlers import Portal, UserError
 from shared.clock import now
+from shared.events import PRIORITIES
 from shared.schemas import files_sent
 
 log = logging.getLogger(__name__)
@@ -606,6 +607,10 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
         errors["action"] = ["Choose what to do with them."]
     elif action == "assign" and not (form.get("agent_id") or "").strip():
         errors["action"] = ["Choose the agent to give them to."]
+    elif action == "priority" and form.get("priority") not in PRIORITIES:  # a list's value, or a form made by hand
+        errors["action"] = ["Choose a priority from the list."]
+    elif action == "status" and form.get("status") not in domain.AGENT_STATUS:
+        errors["action"] = ["Choose a status from the list."]
     else:
         path, names = ACTIONS[action]
         errors |= domain.written_problems(action, {name: (form.get(name) or "").strip() for name in names})

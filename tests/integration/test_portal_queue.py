@@ -297,6 +297,8 @@ def test_a_bulk_resolve_sends_the_same_words_to_each_and_priority_its_value(port
         ({"action": "claim"}, ["t-1:100001"], "action", "Choose what to do with them."),  # an admin who is no agent
         ({"action": "resolve", "resolution": "x" * 5001}, ["t-1:100001"], "resolution",
          "Keep it to 5,000 characters (it has 5,001)."),
+        ({"action": "priority", "priority": "urgent"}, ["t-1:100001"], "action", "Choose a priority from the list."),
+        ({"action": "status", "status": "done"}, ["t-1:100001"], "action", "Choose a status from the list."),
     ],
 )  # fmt: skip
 def test_a_bulk_form_that_will_not_do_is_said_next_to_the_field_and_acts_on_nothing(
