@@ -355,7 +355,9 @@ def test_an_admin_disables_then_deletes_an_account_that_left(portal_system, new_
     sign_in(admin, portal, ADMIN_EMAIL)
     admin.goto(portal + "/admin/")
     expect(admin.get_by_text(f"Delete ({email})")).to_have_count(0)  # enabled: nothing to delete yet
-    admin.get_by_role("button", name=f"Disable ({email})").click()
+    admin.get_by_text(f"Disable ({email})").click()  # it signs them out at once: asked once more
+    screenshot(admin, "admin-accounts-disable")
+    admin.get_by_role("button", name=f"Yes, disable {email}").click()
     expect(admin.get_by_text("The account is disabled")).to_be_visible()
 
     admin.get_by_text(f"Delete ({email})").click()
