@@ -583,9 +583,10 @@ def test_a_webhook_without_a_url_or_into_the_desks_own_network_is_said_in_an_adm
         "TICKETFLOW_WEBHOOK_ALLOWED_NETWORKS)." in said  # fmt: skip
 
 
-def _second_tab(admin, page: str, post: str, form: dict, stub, change, kept: str) -> None:  # noqa: F811
+def _second_tab(admin, page: str, post: str, form: dict, stub, change, kept: str, said: str = "") -> None:  # noqa: F811
     """Two tabs on one edit page: the other saves first (`change` plays it on the stub), then this one's save is
-    refused with nothing sent, and its words are kept; saved again from that page, it goes through."""
+    refused with nothing sent, its words are kept, and (`said`) what is saved now that differs is named; saved
+    again from that page, it goes through."""
     opened = text(admin.get(page))
     token = re.search(r'name="csrf_token" value="([^"]+)"', opened).group(1)
     seen = re.search(r'name="seen" value="([^"]+)"', opened).group(1)
@@ -596,6 +597,7 @@ def _second_tab(admin, page: str, post: str, form: dict, stub, change, kept: str
 
     assert refused.status_code == 409, text(refused)[:300]
     assert "since you opened it" in text(refused)
+    assert str(escape(said)) in text(refused)
     assert kept in text(refused)  # what was typed is in the form again
     assert not [call for call in stub.calls[sent:] if call["method"] not in ("GET",)]  # nothing saved
     fresh = re.search(r'name="seen" value="([^"]+)"', text(refused)).group(1)
@@ -617,8 +619,10 @@ def test_an_agent_changed_in_another_tab_is_not_overwritten(portal, stub):  # no
     def other_tab():
         cora["capacity"] = 6  # the same dict: /agents and /agents/cora both answer it
 
+    # saving again would put the capacity back to 4: said, with the name this form changes
+    said = "Saved now, and different from yours: Name Cora (yours: Cora Ruiz); Capacity 6 (yours: 4)."
     _second_tab(
-        signed_in(portal), "/admin/agents/cora", "/admin/agents/cora", form, stub, other_tab, 'value="Cora Ruiz"'
+        signed_in(portal), "/admin/agents/cora", "/admin/agents/cora", form, stub, other_tab, 'value="Cora Ruiz"', said
     )
 
 
@@ -630,7 +634,8 @@ def test_a_team_a_policy_and_a_calendar_changed_in_another_tab_are_not_overwritt
     stub.answers["/topics"] = {"items": [{"id": "network", "name": "Network"}, {"id": "vpn", "name": "VPN"}]}
     stub.answers["/teams/network"] = team
     _second_tab(admin, "/admin/teams/network", "/admin/teams/network", {"name": "Networks", "topics": "network"},
-                stub, lambda: team["topics"].append("vpn"), 'value="Networks"')  # fmt: skip
+                stub, lambda: team["topics"].append("vpn"), 'value="Networks"',
+                "Name Network (yours: Networks); Topics network, vpn (yours: network)")  # fmt: skip
 
     policy = {"priority": "low", "version": 3, "first_response_minutes": 600, "next_response_minutes": 600,
               "resolution_minutes": 2400, "warn_at_percent": [80], "calendar": "24x7",

@@ -36,20 +36,48 @@ def edit_stamp(found: dict | None, kind: str) -> str:
     return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def unchanged_since_opened(form: dict, found: dict | None, kind: str) -> None:
+FIELD_WORDS = {"name": "Name", "email": "Email", "teams": "Teams", "capacity": "Capacity",
+               "available": "Available", "lead_of": "Leads", "topics": "Topics"}  # fmt: skip
+
+
+def unchanged_since_opened(form: dict, found: dict | None, kind: str, mine: dict | None = None) -> None:
     """409, nothing saved, when what the form edits changed since its page was read (a form without `seen`, as
     an old page's, is not checked). The form loses its `seen`: drawn again, it carries the new one, so that saving
     the same words again replaces what the other saved. Read, then write: two saves in the same instant both
-    pass (the services take no version with a change); it catches a tab left open, which is what loses work."""
+    pass (the services take no version with a change); it catches a tab left open, which is what loses work.
+
+    `mine`: the form's values as the service takes them; the message names each field where what is saved now
+    differs from them (saved, and yours), so that saving again does not undo a change nobody saw."""
     seen = form.get("seen") or ""
     if seen and seen != edit_stamp(found, kind):
         form.pop("seen", None)
+        differ = _differences(found or {}, mine or {})
+        said = f" Saved now, and different from yours: {differ}." if differ else ""
         raise UserError(
-            f"Someone changed this {kind} since you opened it. Your changes are below and not saved: save them "
-            "to replace theirs, or open the page again to see theirs.",
+            f"Someone changed this {kind} since you opened it. Your changes are below and not saved.{said} Save "
+            "them to replace theirs, or open the page again to see theirs.",
             {},
             409,
         )
+
+
+def _differences(saved: dict, mine: dict) -> str:
+    said = []
+    for name, value in mine.items():
+        if name in FIELD_WORDS and name in saved and _shown(saved[name]) != _shown(value):
+            said.append(f"{FIELD_WORDS[name]} {_shown(saved[name])} (yours: {_shown(value)})")
+    return "; ".join(said)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(sorted(str(item) for item in value)) or "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value) if value is not None else "none"
+    return text if len(text) <= 80 else text[:80] + "…"
 
 
 def refusal(refused: Refused, names: dict[str, str] | None = None, conflict: str | None = None) -> UserError:

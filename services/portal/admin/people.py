@@ -150,7 +150,7 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> Saved:
             lambda: _may_be_available(svc, agent_id, body.get("available")),
         )
     own = next((a for a in agents if a["id"] == agent_id), None)
-    unchanged_since_opened(form, own, "agent")
+    unchanged_since_opened(form, own, "agent", body)
     if own and body["name"] == own.get("name"):  # unchanged: saved without it (one made before a rule it breaks)
         del body["name"]
     kept = body["teams"] if isinstance(body["teams"], list) else []
@@ -522,7 +522,7 @@ def _topics_known(svc: Portal, session: dict, topics: list) -> None:
 def change_team(svc: Portal, session: dict, team_id: str, form: dict) -> dict:
     body = {"name": form.get("name", "").strip(), "topics": form.get("topics", [])}
     teams = every_team(svc, session)
-    unchanged_since_opened(form, next((team for team in teams if team["id"] == team_id), None), "team")
+    unchanged_since_opened(form, next((team for team in teams if team["id"] == team_id), None), "team", body)
     if any(team["id"] == team_id and team.get("name") == body["name"] for team in teams):
         del body["name"]  # unchanged: saved without it (one made before a rule it breaks, or one another shares)
     else:
