@@ -98,6 +98,26 @@ def test_a_replay_moves_back_those_asked_for_without_their_retry_count_and_keeps
     assert props.message_id == rejected and "x-death" not in props.headers
 
 
+def test_a_message_the_broker_does_not_take_back_stops_the_replay_and_stays_dead(
+    channel, connection, settings, monkeypatch
+):
+    """The queue went away between the check and the move (the broker answers the publish as unroutable): the replay
+    stops there, saying so, and that message and those after it are dead letters still, in their order."""
+    buried = [_bury(channel, settings, "failed") for _ in range(2)]
+    nowhere = f"{settings.namespace}.intake.gone"
+    counted, dead = deadletters._count, deadletters.dead_queue(settings, "intake")
+    monkeypatch.setattr(deadletters, "dead_queue", lambda settings, service: dead)
+    monkeypatch.setattr(deadletters, "queue_name", lambda settings, service: nowhere)
+    monkeypatch.setattr(
+        deadletters, "_count", lambda channel, queue: 0 if queue == nowhere else counted(channel, queue)
+    )
+
+    with pytest.raises(deadletters.DeadLetterError, match="did not take a message back \\(UnroutableError\\)"):
+        deadletters.replay(connection, settings, "intake")
+
+    assert _ids(dead_letters(settings.amqp_url, dead)) == buried
+
+
 def test_an_unknown_service_or_a_queue_never_declared_is_said_in_words(connection, settings):
     with pytest.raises(deadletters.DeadLetterError, match="one of: assignment"):
         deadletters.replay(connection, settings, "billing")
