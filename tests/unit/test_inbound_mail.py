@@ -1001,7 +1001,9 @@ def assert_well_formed(mail: InboundMail) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=3000))
 def test_random_bytes_never_raise(raw):
-    assert_well_formed(parse(raw))
+    mail = parse(raw)
+    assert_well_formed(mail)
+    assert inbound.key_of(raw) == mail.key
 
 
 MUTATIONS = st.lists(
@@ -1038,6 +1040,15 @@ def test_mutated_real_mails_never_raise(name, mutations):
     assert_well_formed(parse(mutate(RAW_MAILS[name], mutations), envelope_sender=PERSON))
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(RAW_MAILS)), MUTATIONS)
+def test_the_key_from_the_headers_alone_is_the_key_of_the_whole_parse(name, mutations):
+    """inbox's duplicate check reads a mail's key before its body (inbound.key_of): the same key as parse's, or
+    a mail received before would be parsed again, or taken for another."""
+    raw = mutate(RAW_MAILS[name], mutations)
+    assert inbound.key_of(raw) == parse(raw, envelope_sender=PERSON).key
+
+
 MIME_JUNK = st.text(alphabet="=?<>\"'()\\;:,@ \t\r\n*%aQB-_./\x00\xe9\u20ac", max_size=200)
 
 
@@ -1049,7 +1060,9 @@ def test_junk_in_the_headers_that_are_parsed_never_raises(sender, subject, conte
         f'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\nContent-Type: {content_type}\r\n'
         f"Content-Disposition: {disposition}\r\n\r\nbody\r\n--B--\r\n"
     ).encode("utf-8", "surrogateescape")
-    assert_well_formed(parse(raw, envelope_sender=PERSON))
+    mail = parse(raw, envelope_sender=PERSON)
+    assert_well_formed(mail)
+    assert inbound.key_of(raw) == mail.key  # as in test_the_key_from_the_headers_alone_is_the_key_of_the_whole_parse
 
 
 @pytest.mark.parametrize(
