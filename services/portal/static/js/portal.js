@@ -369,9 +369,15 @@
   // After "Forget my requests on this device", a page reached with Back or Forward in that tab shows no one's
   // answers: the browser would fill its forms in again with what the previous person typed.
   var FORGOTTEN = "ticketflow-forgotten";
-  document.addEventListener("DOMContentLoaded", function () {
-    if (!document.querySelector("[data-forgotten]")) return;
+  function rememberForgotten() {
     try { sessionStorage.setItem(FORGOTTEN, "1"); } catch (e) { /* storage off: nothing to remember it by */ }
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    if (document.querySelector("[data-forgotten]")) rememberForgotten();
+  });
+  // and as the button sends it: Back pressed the moment the next page shows could leave before its script runs
+  document.addEventListener("submit", function (event) {
+    if (event.target.matches && event.target.matches("form[data-forget]")) rememberForgotten();
   });
   function reachedWithBack(event) {  // Back or Forward: from the browser's cache, or loaded again
     var entry = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
