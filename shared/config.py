@@ -119,6 +119,30 @@ class Settings:
         return (current, self.jwt_previous_secret)
 
 
+RESERVED_DOMAINS = ("example.com", "example.org", "example.net")  # RFC 2606: the deploy files' placeholders
+
+
+def placeholder_addresses(settings: Settings) -> list[str]:
+    """What the emails' sender and links would carry from the deploy files' examples (RFC 2606's domains, as in
+    deploy/k8s/config.yaml): one sentence each, for the workers that send them to say at start. Not refused: a
+    desk may try a copy of the deploy files before it has its addresses."""
+    said = []
+    host = (urlsplit(settings.portal_url).hostname or "").lower()
+    sender = settings.notify_from.rpartition("@")[2].strip(" >").lower()
+    for name, where in (("TICKETFLOW_PORTAL_URL", host), ("NOTIFY_FROM", sender)):
+        if any(where == domain or where.endswith(f".{domain}") for domain in RESERVED_DOMAINS):
+            said.append(
+                f"{name} is at {where}, an example domain: requesters' emails will "
+                + (
+                    "link to pages nobody serves"
+                    if name == "TICKETFLOW_PORTAL_URL"
+                    else "come from an address nobody reads"
+                )
+                + "; set it to the desk's own (deploy/README.md)"
+            )
+    return said
+
+
 def _refuse_placeholder(name: str, value: str) -> None:
     """Stop on a secret left at its placeholder (deploy/k8s/secrets.yaml ships them deliberately unusable)."""
     lowered = value.lower()

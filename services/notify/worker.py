@@ -7,7 +7,7 @@ import threading
 
 from services.notify import handlers
 from services.notify.timers import PENDING_GAUGE_INTERVAL, Dispatcher, export_backlog
-from shared.config import load_settings
+from shared.config import load_settings, placeholder_addresses
 from shared.runtime import (
     STOP,
     Timer,
@@ -29,6 +29,8 @@ def main() -> None:
     configure_logging(settings)
     stop_on_signals(handlers.SERVICE)
     settings.require_secret()  # requesters' links are signed with it: stop now, not at the first receipt
+    for said in placeholder_addresses(settings):
+        log.warning(said)
     wakeup = threading.Event()
     svc = handlers.bootstrap(settings, on_recorded=wakeup.set)  # a recorded notification wakes the dispatcher
     wait_for(svc.ensure_storage, "MongoDB")

@@ -6,9 +6,13 @@ It consumes no events: the portal reads the other services through their APIs.
 
 from __future__ import annotations
 
+import logging
+
 from services.portal import handlers, timers
-from shared.config import load_settings
+from shared.config import load_settings, placeholder_addresses
 from shared.runtime import Timer, configure_logging, run_timers, stop_on_signals, wait_for
+
+log = logging.getLogger(__name__)
 
 
 def main() -> None:
@@ -16,6 +20,8 @@ def main() -> None:
     configure_logging(settings)
     stop_on_signals(handlers.SERVICE)
     svc = handlers.bootstrap(settings)
+    for said in placeholder_addresses(settings):  # its emails: sign-in links, check-status links
+        log.warning(said)
     wait_for(svc.ensure_storage, "MongoDB")
     run_timers(
         settings,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.config import SERVICE_PORTS, ConfigError, load_settings
+from shared.config import SERVICE_PORTS, ConfigError, load_settings, placeholder_addresses
 
 K8S_DIR = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 PLACEHOLDER = "replace-me"
@@ -119,3 +119,16 @@ def test_real_values_pass():
         }
     )
     assert settings.require_secret() == "0123456789abcdef" * 4
+
+
+def test_the_example_addresses_of_the_deploy_files_are_said_at_start():
+    """deploy/k8s/config.yaml ships help.example.com: emails would link to pages nobody serves, from an address
+    nobody reads. The workers that send them say so (a desk may try the files before it has its addresses)."""
+    config = next(doc for doc in documents() if doc["kind"] == "ConfigMap" and "NOTIFY_FROM" in doc.get("data", {}))
+    said = placeholder_addresses(load_settings(config["data"]))
+    assert [line.split(" ")[0] for line in said] == ["TICKETFLOW_PORTAL_URL", "NOTIFY_FROM"]
+    assert "help.example.com, an example domain" in said[0] and "link to pages nobody serves" in said[0]
+    assert "come from an address nobody reads" in said[1]
+    own = {"TICKETFLOW_PORTAL_URL": "https://help.acme.io/desk", "NOTIFY_FROM": "Help <help@acme.io>"}
+    assert placeholder_addresses(load_settings(own)) == []
+    assert placeholder_addresses(load_settings({})) == []  # make run's own: 127.0.0.1 and helpdesk@localhost
