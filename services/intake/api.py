@@ -95,8 +95,9 @@ one mail or one upload 25 MiB together. They publish no event and are not on the
 `POST /tickets/{id}/attachments` (multipart/form-data) is an addition to the contract, for the portal.
 """
 UPLOAD = """multipart/form-data: one or more `file` parts, and optionally `message_id`, a message of the ticket's
-thread the files come with (for a requester-scoped token, one of the requester's own messages; for agents and
-admins, one of the agents' replies, never a requester's message); without it they go with the ticket's opening.
+thread the files come with (for a requester-scoped token, one of the requester's own messages, or none: then
+they go with the ticket's opening; for agents and admins, one of the agents' replies, required: never a
+requester's message or opening, where a file would read as the requester's).
 Who: the ticket's requester through a requester-scoped portal token, admins, and the agents who may work on
 the ticket, as for a reply: its agent, or an agent of its team while it waits unassigned (another agent who
 sees it, a teammate or a lead: 403; the portal server's own token: 403; another ticket: 404). A file

@@ -334,11 +334,14 @@ def add_attachments(
     _check_uploads(uploads)
     if ticket.status == "closed":
         raise Conflict("The ticket is closed; open a new ticket instead.")
+    if message_id is None and not principal.requester_scoped:  # they would go with the requester's opening words
+        said = "Name the agent's reply the files go with: without one they would read as the requester's."
+        raise Invalid("No message named.", {"message_id": [said]})
     if message_id is not None and not _attachable_to(ticket, message_id, principal):
         said = f"message {message_id!r} of yours" if principal.requester_scoped else f"agent's reply {message_id!r}"
         raise Invalid("No such message.", {"message_id": [f"The ticket has no {said}."]})
     created, request_hash = True, None
-    if idempotency_key:  # the files as sent, under a key of this ticket's own (POST /tickets keeps the bare keys)
+    if idempotency_key:  # the files as sent, under a key of this ticket's own (POST /tickets: its caller's)
         request_hash = _upload_hash(uploads, message_id)
         key = f"attachments\n{ticket.id}\n{idempotency_key}"
         record, created = svc.keys.claimed(key, request_hash, ticket.id, now())

@@ -103,6 +103,14 @@ def queue_in(app, ticket: dict, team: str, agent_id: str | None = None) -> None:
     learn(app, event_from("assignment", "ticket.assigned", ticket["id"], data))
 
 
+def reply_on(app, ticket: dict) -> str:
+    """An agent's reply in the ticket's thread (as intake learns it from assignment); its id."""
+    reply = {"reply_id": unique("reply"), "agent_id": "jane", "agent_name": "Jane", "body": "Hi.",
+             "first_response": True}  # fmt: skip
+    learn(app, event_from("assignment", "ticket.replied", ticket["id"], reply))
+    return reply["reply_id"]
+
+
 # --- BlobStore --------------------------------------------------------------------------------
 
 
@@ -253,8 +261,12 @@ def test_agents_and_admins_may_attach_but_not_the_portals_own_token(client, make
     ticket = make_ticket()
     queue_in(intake_app, ticket, "network")
     agent = agent_of(intake_app, ["network"])
+    reply_id = reply_on(intake_app, ticket)
     for headers in (auth_header("admin"), auth_header("agent", agent)):
-        assert upload(client, ticket, [("log.txt", b"log", "text/plain")], headers=headers).status_code == 201
+        file = [("log.txt", b"log", "text/plain")]
+        assert upload(client, ticket, file, headers=headers, message_id=reply_id).status_code == 201
+        # with no reply named they would go with the requester's opening words, and read as the requester's
+        assert "message_id" in problem(upload(client, ticket, file, headers=headers), 422)["errors"]
     body = problem(upload(client, ticket, [("log.txt", b"log", "text/plain")], headers=auth_header("portal")), 403)
     assert "requester" in body["detail"]
     assert (
@@ -268,13 +280,13 @@ def test_only_the_agents_who_may_reply_on_a_ticket_add_files_to_it(client, make_
     ticket = make_ticket()
     holder, teammate = agent_of(intake_app, ["network"]), agent_of(intake_app, ["network"])
     queue_in(intake_app, ticket, "network")
-    file = [("log.txt", b"log", "text/plain")]
-    assert upload(client, ticket, file, headers=auth_header("agent", teammate)).status_code == 201  # unassigned
+    file, reply = [("log.txt", b"log", "text/plain")], {"message_id": reply_on(intake_app, ticket)}
+    assert upload(client, ticket, file, auth_header("agent", teammate), **reply).status_code == 201  # unassigned
     queue_in(intake_app, ticket, "network", agent_id=holder)
-    refused = problem(upload(client, ticket, file, headers=auth_header("agent", teammate)), 403)
+    refused = problem(upload(client, ticket, file, auth_header("agent", teammate), **reply), 403)
     assert "Only the ticket's agent" in refused["detail"]
-    assert upload(client, ticket, file, headers=auth_header("agent", holder)).status_code == 201
-    assert upload(client, ticket, file, headers=auth_header("admin")).status_code == 201
+    assert upload(client, ticket, file, auth_header("agent", holder), **reply).status_code == 201
+    assert upload(client, ticket, file, auth_header("admin"), **reply).status_code == 201
     listed = client.get(f"/tickets/{ticket['id']}/attachments", headers=as_requester(ticket)).get_json()["items"]
     assert len(listed) == 3
 
