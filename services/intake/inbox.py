@@ -211,17 +211,19 @@ def receive(svc: Intake, raw: bytes, envelope_sender: str, recipients: list[str]
 
 def _received_before(svc: Intake, key: str) -> Outcome | None:
     done = svc.mails.find(key)
-    if done is not None and done.get("outcome"):
+    if done is not None and done.get("outcome") and not done.get("given_up"):  # given up on: tried as new
         return Outcome("duplicate", f"received before: {done['outcome']}", done.get("ticket_id"), done.get("number"))
     return None
 
 
-def record_refused(svc: Intake, raw: bytes, envelope_sender: str, reason: str) -> None:
+def record_refused(svc: Intake, raw: bytes, envelope_sender: str, reason: str, given_up: bool = False) -> None:
     """Keep a record of a mail refused for good that no sender will hear of (one polled from a mailbox): the
-    admins' "Mail in" page shows it, and the mail stays flagged in the mailbox."""
+    admins' "Mail in" page shows it, and the mail stays flagged in the mailbox. `given_up`: refused for a fault
+    that may be mended (mail.imap_deliverer): the same mail delivered again is taken as new, and its record then
+    replaces this one."""
     mail = inbound.parse(raw, envelope_sender, [], own_addresses=[svc.settings.notify_from])
     record = _record(mail, Outcome("refused", f"{reason} Left flagged in the mailbox."))
-    svc.mails.finish(mail.key, {**record, "raw_blob": None})
+    svc.mails.finish(mail.key, {**record, "raw_blob": None, **({"given_up": True} if given_up else {})})
 
 
 def _check_sizes(mail: inbound.InboundMail) -> None:

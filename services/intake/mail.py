@@ -16,11 +16,13 @@ import hashlib
 import logging
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parseaddr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
+from bson.errors import InvalidDocument
+from pymongo.errors import PyMongoError
 
 from services.intake import handlers, inbox
 from services.intake.handlers import Intake
@@ -31,7 +33,8 @@ log = logging.getLogger(__name__)
 STORE_TIMEOUT = "451 4.3.0 The help desk cannot store mail right now; please try again later"
 RECEIVERS = 4  # mails stored at once by one process (each waits mostly on the database)
 STOP_SECONDS = 50  # on SIGTERM, how long the mails being stored may take to be answered (k8s grace: 60 s)
-GIVE_UP_AFTER = 5  # a polled mail's failed rounds, for a reason other than an unreachable store, before it is left
+GIVE_UP_AFTER = 5  # a polled mail's failed rounds, for a fault of its own, before it is left (and ...)
+GIVE_UP_HOURS = 1.0  # ... the time since its first (IDLE's rounds may follow each other within seconds)
 
 
 class InboundHandler:
@@ -78,18 +81,20 @@ def _address(mail_from: str) -> str:
     return parseaddr(mail_from)[1].strip().lower() if mail_from.strip() not in ("", "<>") else ""
 
 
-def imap_deliverer(svc: Intake, give_up_after: int = GIVE_UP_AFTER):
+def imap_deliverer(svc: Intake, give_up_after: int = GIVE_UP_AFTER, give_up_hours: float = GIVE_UP_HOURS):
     """The poller's `deliver`: a mail refused for good is PermanentFailure (seen and flagged, not fetched again).
 
-    So is a mail that failed `give_up_after` rounds in a row for a reason other than an unreachable store (a record
-    the store refuses, a fault of ours on that one mail): tried again every round, it would be read, parsed and
-    logged every 30 seconds for ever. It is recorded as refused on the admins' "Mail in" page, with the error's
-    type, and left flagged in the mailbox; the log has the whole error. While the store cannot be reached, a mail
-    stays unseen however long that lasts.
+    So is a mail that failed every round for `give_up_hours` and at least `give_up_after` rounds, for a fault of its
+    own: a record the store cannot take (bson's InvalidDocument, DocumentTooLarge) or a fault of ours on that mail
+    (any error that is not the database's). Tried again every round, it would be read, parsed and logged for ever.
+    It is recorded as refused on the admins' "Mail in" page, with the error's type, and left flagged in the
+    mailbox; the log has the whole error. Such a record is not "received before": marked unseen again (once the
+    fault is mended), the mail is taken as new. Any other database error (it cannot be reached, it refuses every
+    write: credentials, a full disk) leaves the mail unseen however long it lasts.
     """
     from services.intake.imap import PermanentFailure
 
-    failed: dict[str, int] = {}  # a mail's SHA-256 -> its failed rounds in a row
+    failed: dict[str, tuple[int, float]] = {}  # a mail's SHA-256 -> (its failed rounds in a row, the first's time)
 
     def deliver(raw: bytes, envelope_sender: str) -> None:
         try:
@@ -98,19 +103,20 @@ def imap_deliverer(svc: Intake, give_up_after: int = GIVE_UP_AFTER):
             inbox.record_refused(svc, raw, envelope_sender, refused.reason)
             raise PermanentFailure(refused.reason) from None
         except Exception as exc:
-            if _unreachable(exc):
+            if not _the_mails_own(exc):
                 raise
             key = hashlib.sha256(raw).hexdigest()
             if len(failed) >= 1000 and key not in failed:
                 failed.clear()  # a bound: mails that failed and then went from the mailbox are counted no longer
-            failed[key] = failed.get(key, 0) + 1
-            if failed[key] < give_up_after:
+            rounds, first = failed.get(key, (0, time.monotonic()))
+            failed[key] = rounds + 1, first
+            if rounds + 1 < give_up_after or time.monotonic() - first < give_up_hours * 3600:
                 raise
             del failed[key]
-            reason = f"It could not be stored in {give_up_after} tries ({type(exc).__name__}; the log says more)."
-            log.error("a polled mail from %s failed %d times: left flagged", envelope_sender or "<>", give_up_after)
+            reason = f"It could not be stored in {rounds + 1} tries ({type(exc).__name__}; the log says more)."
+            log.error("a polled mail from %s failed %d times: left flagged", envelope_sender or "<>", rounds + 1)
             try:
-                inbox.record_refused(svc, raw, envelope_sender, reason)
+                inbox.record_refused(svc, raw, envelope_sender, reason, given_up=True)
             except Exception:  # its record too: the log and the flag in the mailbox are what is left
                 log.exception("could not record the mail from %s as refused", envelope_sender or "<>")
             raise PermanentFailure(reason) from exc
@@ -120,11 +126,12 @@ def imap_deliverer(svc: Intake, give_up_after: int = GIVE_UP_AFTER):
     return deliver
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """The store (or the network) is away for now: the same mail will go through once it is back."""
-    if isinstance(exc, ConnectionFailure | ExecutionTimeout | WTimeoutError | OSError):
+def _the_mails_own(exc: BaseException) -> bool:
+    """A fault of this one mail (a record the store cannot take, a fault of ours on it), not of the database or the
+    network, which the same mail would get through once mended."""
+    if isinstance(exc, InvalidDocument):
         return True
-    return isinstance(exc, PyMongoError) and exc.has_error_label("RetryableWriteError")
+    return not isinstance(exc, PyMongoError | OSError)
 
 
 async def serve(svc: Intake, settings: Settings, stop: asyncio.Event) -> None:

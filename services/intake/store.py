@@ -309,11 +309,12 @@ class InboundMailStore:
         return self.collection.find_one({"_id": key})
 
     def finish(self, key: str, record: dict) -> None:
-        """Record the mail's outcome; a record already there (the same mail, another process) stays as it is."""
+        """Record the mail's outcome; a record already there (the same mail, another process) stays as it is, but
+        one of a mail given up on (`given_up`: polled, refused for a fault since mended) is replaced."""
         try:
             self.collection.insert_one({**record, "_id": key})
         except DuplicateKeyError:
-            pass
+            self.collection.replace_one({"_id": key, "given_up": True}, record)
 
     def of_ticket(self, ticket_id: str, limit: int = 200) -> list[dict]:
         """The mails about a ticket, oldest first."""

@@ -869,6 +869,23 @@ def test_a_polled_mail_refused_for_good_is_on_the_admins_list(svc, client):
     assert record["subject"] == "A huge scan" and record["reason"] == "Too big. Left flagged in the mailbox."
 
 
+def test_a_polled_mail_given_up_on_is_taken_as_new_when_it_comes_again_and_its_record_replaced(svc, intake_db):
+    """Refused for a fault that may be mended (mail.imap_deliverer): marked unseen again once it is, the mail opens
+    its ticket; a mail refused for good (too big) stays received before."""
+    sender = address()
+    message = mail(sender, "VPN drops", "Since Monday.")
+    inbox.record_refused(svc, message.as_bytes(), sender, "It could not be stored in 5 tries.", given_up=True)
+    again = receive(svc, message)
+    assert again.kind == "ticket" and svc.tickets.get(again.ticket_id).subject == "VPN drops"
+    (record,) = intake_db.inbound_mails.find({"sender": sender})
+    assert (record["outcome"], record["ticket_id"], record.get("given_up")) == ("ticket", again.ticket_id, None)
+    assert receive(svc, message).kind == "duplicate"
+
+    too_big = mail(sender, "A huge scan", "Attached.")
+    inbox.record_refused(svc, too_big.as_bytes(), sender, "Too big.")
+    assert receive(svc, too_big).kind == "duplicate"
+
+
 def test_two_processes_past_the_first_look_at_the_same_moment_still_make_one_ticket_and_one_message(
     svc, intake_db, monkeypatch
 ):
