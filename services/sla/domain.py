@@ -162,9 +162,9 @@ class Clock:
     met_at: datetime | None = None
     stopped_at: datetime | None = None
     breached_at: datetime | None = None  # when it passed its target (sticky)
-    # stopped by the ticket's close, not a resolve or a reply: a resolution clock so stopped is no resolution (the
-    # requester closed it unanswered, or it was merged into another); the reports count it stopped, not met
-    stopped_by_close: bool = False
+    # a resolution clock stopped with no resolution: by a close before any resolve (the requester closed it), or by
+    # a resolve that merged the ticket into another; the reports count it stopped, not met
+    no_resolution: bool = False
     announced: list[str] = field(default_factory=list)  # "warn-80", "breach": each at most once
     # every change it took: {"at", "priority", "version"} a policy from then on, {"at", "to"} a state
     history: list[dict] = field(default_factory=list)
@@ -356,14 +356,29 @@ class TicketClocks:
                 clock.run(at, self._calendar(clock.calendar))
         return True
 
-    def resolved(self, at: datetime) -> bool:
-        """Every running or paused clock stops; only resolution resumes, on reopen."""
-        if self.closed_at is not None or not newer(self.watermarks, "lifecycle", at):
+    def resolved(self, at: datetime, merged: bool = False) -> bool:
+        """Every running or paused clock stops; only resolution resumes, on reopen. `merged`: the resolve merged the
+        ticket into another (its resolution is the other's: none here)."""
+        if self.closed_at is not None:
+            return self._resolved_before_closed(at, merged)
+        if not newer(self.watermarks, "lifecycle", at):
             return False
         for clock in self._active(*CLOCKS):
             if at >= clock.changed_at:
                 clock.halt("stopped", at, self._calendar(clock.calendar))
+                clock.no_resolution = merged and clock.kind == "resolution"
         return True
+
+    def _resolved_before_closed(self, at: datetime, merged: bool) -> bool:
+        """A resolve that arrives after the close it came before (two services' events, each in its own order): the
+        resolution the close stopped was one after all (its time is the close's, as before either was known)."""
+        if merged or at > self.closed_at:
+            return False
+        changed = False
+        for clock in self.clocks:
+            if clock.kind == "resolution" and clock.no_resolution and clock.stopped_at == self.closed_at:
+                clock.no_resolution, changed = False, True
+        return changed
 
     def reopened(self, at: datetime) -> bool:
         """resolution runs again with its elapsed time kept."""
@@ -372,6 +387,7 @@ class TicketClocks:
         clock = self._latest("resolution")
         if clock and clock.state == "stopped" and at >= clock.changed_at:
             clock.run(at, self._calendar(clock.calendar))
+            clock.no_resolution = False  # a merge undone (the requester's reply: not the same request)
         return True
 
     def closed(self, at: datetime) -> bool:
@@ -381,7 +397,7 @@ class TicketClocks:
         self.closed_at = at
         for clock in self._active(*CLOCKS):
             clock.halt("stopped", max(at, clock.changed_at), self._calendar(clock.calendar))
-            clock.stopped_by_close = True
+            clock.no_resolution = clock.kind == "resolution"  # closed before any resolve: none
         return True
 
     def priority_changed(self, priority: str, at: datetime, policies: Mapping[str, Policy]) -> bool:

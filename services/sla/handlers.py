@@ -246,13 +246,19 @@ def on_status_changed(svc: Sla, envelope: dict) -> None:
 
 
 def on_moment(method: str) -> Callable[[Sla, dict], None]:
-    """ticket.replied, resolved, reopened, closed: each calls the TicketClocks method of that name."""
+    """ticket.replied, reopened, closed: each calls the TicketClocks method of that name."""
 
     def handle(svc: Sla, envelope: dict) -> None:
         at = events.parse_time(envelope["occurred_at"])
         update_clocks(svc, envelope["ticket_id"], lambda clocks: getattr(clocks, method)(at), cause=envelope)
 
     return handle
+
+
+def on_resolved(svc: Sla, envelope: dict) -> None:
+    data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
+    merged = data.get("merged_into") is not None  # the other ticket's resolution, not this one's
+    update_clocks(svc, envelope["ticket_id"], lambda clocks: clocks.resolved(at, merged), cause=envelope)
 
 
 def on_breached(svc: Sla, envelope: dict) -> None:
@@ -492,7 +498,7 @@ HANDLERS = {
     "ticket.replied": on_moment("replied"),
     "ticket.status_changed": on_status_changed,
     "ticket.priority_changed": on_priority_changed,
-    "ticket.resolved": on_moment("resolved"),
+    "ticket.resolved": on_resolved,
     "ticket.reopened": on_moment("reopened"),
     "ticket.closed": on_moment("closed"),
     "sla.breached": on_breached,

@@ -25,9 +25,10 @@ def _to_the_millisecond(seconds: float | None) -> float | None:
 def outcome(clock: Mapping) -> str:
     """breached (whenever it passed its target), met, open (running or paused) or stopped (ended unanswered).
 
-    A resolution clock stopped by a resolve in time is met. One a close stopped (the requester closed the ticket
-    unresolved, or it was merged into another) resolved nothing, and a response clock stopped by a resolve or a
-    close was never answered: neither is met nor breached. (Clocks stored before `stopped_by_close` count met.)
+    A resolution clock stopped by a resolve in time is met. One stopped with no resolution (`no_resolution`: the
+    ticket closed before any resolve, or merged into another) resolved nothing, and a response clock stopped by a
+    resolve or a close was never answered: neither is met nor breached. (Clocks stored before `no_resolution` count
+    met.)
     """
     if clock.get("breached_at") is not None:
         return "breached"
@@ -38,7 +39,7 @@ def finished(clock: Mapping) -> bool:
     """Whether the clock has a final time: answered (met, late or not), or resolution stopped by a resolve."""
     if clock["state"] == "met":
         return True
-    return clock["state"] == "stopped" and clock["kind"] == "resolution" and not clock.get("stopped_by_close")
+    return clock["state"] == "stopped" and clock["kind"] == "resolution" and not clock.get("no_resolution")
 
 
 OUTCOMES = ("met", "breached", "open", "stopped")

@@ -580,12 +580,12 @@ def _ticket(entry: list) -> dict:
     }
 
 
-CLOSED = "closed"  # a copy's state of a clock the ticket's close stopped (Clock.stopped_by_close): stopped, by it
+UNRESOLVED = "unresolved"  # a copy's state of a resolution clock stopped with no resolution (Clock.no_resolution)
 
 
 def _state(state: str) -> dict:
     """A copy's state as reports.outcome reads it."""
-    return {"state": "stopped", "stopped_by_close": True} if state == CLOSED else {"state": state}
+    return {"state": "stopped", "no_resolution": True} if state == UNRESOLVED else {"state": state}
 
 
 def _summary(entries: dict[str, list]) -> str:
@@ -622,7 +622,7 @@ def _json(entries: dict[str, list]) -> str:
 
 def _compact(clocks: list[dict]) -> str:
     """[[kind, instance, steps or null, [state, breached_at, elapsed, due_at]], ...] as JSON, times in epoch ms
-    (the steps: whatif.steps_of the clock's history; the state CLOSED for one the ticket's close stopped)."""
+    (the steps: whatif.steps_of the clock's history; the state UNRESOLVED for a resolution clock stopped with none)."""
     return json.dumps(
         [
             [
@@ -630,7 +630,7 @@ def _compact(clocks: list[dict]) -> str:
                 c["instance"],
                 whatif.steps_of(c["history"]) if c.get("history") else None,
                 [
-                    CLOSED if c["state"] == "stopped" and c.get("stopped_by_close") else c["state"],
+                    UNRESOLVED if c["state"] == "stopped" and c.get("no_resolution") else c["state"],
                     whatif.ms(c["breached_at"]),
                     c["elapsed"],
                     whatif.ms(c["due_at"]),

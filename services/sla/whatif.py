@@ -84,7 +84,7 @@ def replay(clock: Mapping, policies: Mapping[str, Policy], calendars: Mapping[st
             replayed.due_at = replayed.due_at.replace(microsecond=replayed.due_at.microsecond // 1000 * 1000)
     if replayed.running and replayed.breached_at is None and replayed.due_at <= until:
         replayed.breached_at = replayed.due_at
-    replayed.stopped_by_close = replayed.state == "stopped" and bool(clock.get("stopped_by_close"))  # a close still
+    replayed.no_resolution = replayed.state == "stopped" and bool(clock.get("no_resolution"))  # a close still
     return replayed
 
 
@@ -96,11 +96,11 @@ def figures(clock: Clock | Mapping) -> dict:
             "state": clock.state,
             "breached_at": ms(clock.breached_at),
             "elapsed": clock.elapsed,
-            "stopped_by_close": clock.stopped_by_close,
+            "no_resolution": clock.no_resolution,
         }
         read["due_at"] = ms(clock.due_at)
     else:
-        read = {name: clock[name] for name in FIGURES} | {"stopped_by_close": bool(clock.get("stopped_by_close"))}
+        read = {name: clock[name] for name in FIGURES} | {"no_resolution": bool(clock.get("no_resolution"))}
     read["outcome"] = reports.outcome(read)
     return read
 

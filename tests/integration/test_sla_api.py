@@ -556,14 +556,16 @@ def test_stats_count_met_breached_open_and_stopped_with_times(
 ):
     use_defaults(sla_client, "emergency")
     start = far_future()  # emergency: first response 15, resolution 240 minutes
-    tickets = [sla_seed("emergency", at=start) for _ in range(5)]
+    tickets = [sla_seed("emergency", at=start) for _ in range(6)]
     forget_tickets.extend(tickets)
-    answered, late, resolved, untouched, closed = tickets
+    answered, late, resolved, untouched, closed, merged = tickets
     sla_handle(ticket_event("ticket.replied", answered, start + timedelta(minutes=5)))
     sla_handle(ticket_event("ticket.replied", late, start + timedelta(minutes=20)))
     sla_handle(ticket_event("ticket.resolved", resolved, start + timedelta(minutes=10)))
     # closed by its requester, unanswered and unresolved: no response met, and no resolution either
     sla_handle(ticket_event("ticket.closed", closed, start + timedelta(minutes=3)))
+    # merged into another ticket: resolved there, not here
+    sla_handle(ticket_event("ticket.resolved", merged, start + timedelta(minutes=8), merged_into=100042))
 
     stats = get_json(sla_client, "/stats", agent(), since=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert parse_time(stats["since"]) == start and stats["next_cursor"] is None
@@ -574,11 +576,11 @@ def test_stats_count_met_breached_open_and_stopped_with_times(
     histograms = {(row["priority"], row["clock"]): row.pop("histogram") for row in stats["items"]}
     rows = {(row["priority"], row["clock"]): row for row in stats["items"]}
     assert rows["emergency", "first_response"] == {
-        "priority": "emergency", "clock": "first_response", "met": 1, "breached": 1, "open": 1, "stopped": 2,
+        "priority": "emergency", "clock": "first_response", "met": 1, "breached": 1, "open": 1, "stopped": 3,
         "compliance_percent": 50.0, "median_seconds": 750.0, "p90_seconds": 1200.0, "measured": 2,
     }  # fmt: skip
     assert rows["emergency", "resolution"] == {
-        "priority": "emergency", "clock": "resolution", "met": 1, "breached": 0, "open": 3, "stopped": 1,
+        "priority": "emergency", "clock": "resolution", "met": 1, "breached": 0, "open": 3, "stopped": 2,
         "compliance_percent": 100.0, "median_seconds": 600.0, "p90_seconds": 600.0, "measured": 1,
     }  # fmt: skip
     empty = rows["low", "next_response"]

@@ -197,6 +197,38 @@ def test_closing_an_open_ticket_stops_its_running_clocks():
     assert elapsed_minutes(ticket, "resolution", at(999)) == 45
 
 
+def test_a_resolution_stopped_with_no_resolution_is_said_so_a_resolve_is_one():
+    """The reports count a resolution clock met only when a resolve stopped it: not a close before any resolve (the
+    requester closed it), nor a resolve that merged the ticket into another (its resolution is the other's)."""
+    resolved, closed, merged = make_ticket(), make_ticket(), make_ticket()
+    resolved.resolved(at(30))
+    resolved.closed(at(40))  # closed once resolved: its resolution stays one
+    closed.closed(at(45))
+    merged.resolved(at(20), merged=True)
+    assert [clock(t, "resolution").no_resolution for t in (resolved, closed, merged)] == [False, True, True]
+    assert not clock(closed, "first_response").no_resolution  # a response clock is unanswered, not unresolved
+
+    merged.reopened(at(50))  # the requester's reply: not the same request after all
+    assert not clock(merged, "resolution").no_resolution
+    merged.resolved(at(60))
+    assert clock(merged, "resolution").state == "stopped" and not clock(merged, "resolution").no_resolution
+
+
+def test_a_resolve_that_arrives_after_the_close_it_came_before_is_a_resolution_still():
+    """intake's close and assignment's resolve come by two queues: the close may be heard first."""
+    ticket = make_ticket()
+    assert ticket.closed(at(11))
+    assert ticket.resolved(at(10))  # written before the close
+    resolution = clock(ticket, "resolution")
+    assert (resolution.state, resolution.no_resolution, resolution.stopped_at) == ("stopped", False, at(11))
+    late = make_ticket()
+    late.closed(at(11))
+    assert not late.resolved(at(12)) and clock(late, "resolution").no_resolution  # after the close: nothing
+    merged = make_ticket()
+    merged.closed(at(11))
+    assert not merged.resolved(at(10), merged=True) and clock(merged, "resolution").no_resolution
+
+
 def test_a_priority_change_retargets_running_and_paused_clocks_keeping_elapsed():
     table = default_policies() | {"high": replace(default_policies()["high"], version=3)}
     ticket = make_ticket(table=table)
