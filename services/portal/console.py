@@ -609,7 +609,7 @@ def bulk(svc: Portal, session: dict, selected: list[str], action: str, form: dic
         errors["action"] = ["Choose the agent to give them to."]
     elif action == "priority" and form.get("priority") not in PRIORITIES:  # a list's value, or a form made by hand
         errors["action"] = ["Choose a priority from the list."]
-    elif action == "status" and form.get("status") not in domain.AGENT_STATUS:
+    elif action == "status" and form.get("status") not in domain.WORKING_STATUSES:
         errors["action"] = ["Choose a status from the list."]
     else:
         path, names = ACTIONS[action]

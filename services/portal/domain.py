@@ -68,6 +68,7 @@ AGENT_STATUS = {
     "resolved": "Resolved",
     "closed": "Closed",
 }
+WORKING_STATUSES = ("in_progress", "waiting_on_requester")  # what an agent sets (_forms.html's status_choices)
 OPEN_STATUS = {status: words for status, words in AGENT_STATUS.items() if status not in ("resolved", "closed")}
 CLOCK_NAMES = {"first_response": "First response", "next_response": "Next response", "resolution": "Resolution"}
 CLOCK_STATES = {
@@ -335,14 +336,16 @@ MAIL_OUTCOMES = {  # intake's outcome of an inbound mail -> what the pages call 
 
 def policy_oddities(policy: dict) -> list[str]:
     """What in an SLA policy (or a draft) is allowed but likely a slip: a response target at or past the
-    resolution's. Nothing while a number is one sla refuses (words, a target not above 0, a warning outside 1 to
-    99): those are said next to their fields first, and a slip is asked about once the numbers will do."""
+    resolution's. Nothing while a number is one sla refuses (words, a target not above 0, a warning not a whole
+    percent from 1 to 99, or one given twice): those are said next to their fields first, and a slip is asked
+    about once the numbers will do."""
     targets = [policy.get(name) for name in ("first_response_minutes", "next_response_minutes", "resolution_minutes")]
     warnings = policy.get("warn_at_percent") or []
     if not all(_number(minutes) and minutes > 0 for minutes in targets):
         return []
-    if not all(_number(percent) and 1 <= percent <= 99 for percent in warnings):
-        return []
+    whole = [percent for percent in warnings if isinstance(percent, int) and not isinstance(percent, bool)]
+    if len(whole) != len(warnings) or len(set(whole)) != len(whole) or not all(1 <= p <= 99 for p in whole):
+        return []  # sla takes whole, distinct percents from 1 to 99
     resolution, said = policy["resolution_minutes"], []
     for name, words in (("first_response_minutes", "first response"), ("next_response_minutes", "next response")):
         minutes = policy[name]

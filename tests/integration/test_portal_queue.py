@@ -299,6 +299,7 @@ def test_a_bulk_resolve_sends_the_same_words_to_each_and_priority_its_value(port
          "Keep it to 5,000 characters (it has 5,001)."),
         ({"action": "priority", "priority": "urgent"}, ["t-1:100001"], "action", "Choose a priority from the list."),
         ({"action": "status", "status": "done"}, ["t-1:100001"], "action", "Choose a status from the list."),
+        ({"action": "status", "status": "closed"}, ["t-1:100001"], "action", "Choose a status from the list."),
     ],
 )  # fmt: skip
 def test_a_bulk_form_that_will_not_do_is_said_next_to_the_field_and_acts_on_nothing(

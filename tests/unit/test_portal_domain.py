@@ -335,6 +335,8 @@ def test_a_policy_whose_response_target_is_not_shorter_than_its_resolution_is_po
         {"first_response_minutes": 600, "resolution_minutes": "soon"},
         {"first_response_minutes": 600, "warn_at_percent": [-20]},
         {"first_response_minutes": 600, "warn_at_percent": [80, 100]},
+        {"first_response_minutes": 600, "warn_at_percent": [80.5]},
+        {"first_response_minutes": 600, "warn_at_percent": [80, 80]},
     ],
 )
 def test_no_slip_is_pointed_out_while_a_number_is_one_sla_refuses(bad):
