@@ -190,7 +190,8 @@ def sign_in(svc: Portal, email: str, password: str, device: str | None = None, c
     account = svc.store.account_by_email(email)
     or_else = " Or choose a new password with “Forgot your password?”: that ends the wait."
     counted = failures_key(svc, email, account, device)
-    from_client = None if counted[0] != email else _count_client_attempt(svc, client)
+    # a known browser passes; so does a client of no known address (a unix socket): one count for all would lock all
+    from_client = _count_client_attempt(svc, client) if counted[0] == email and client else None
     count_attempt(svc, counted, "Too many failed sign-ins for this email.", or_else)
     matches = password_matches(svc, account and account.get("password_hash"), password)  # an unknown email too
     if account is None or not matches:
