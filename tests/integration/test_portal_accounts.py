@@ -688,7 +688,9 @@ def test_failed_sign_ins_from_one_network_are_capped_whatever_the_emails_before_
     that signed in to an account before passes; another network is not held up."""
     svc = portal.extensions["ticketflow.portal"]
     monkeypatch.setattr(svc, "settings", dataclasses.replace(svc.settings, portal_failed_sign_ins_per_client_hour=3))
-    mid_hour = now().replace(minute=30, second=0)  # the count's window is the clock hour: all in one, however slow
+    # the count's window is the clock hour: all of it in one, however slow (and never before now: a device's token
+    # made now would be one from the future)
+    mid_hour = now().replace(minute=30, second=0) + timedelta(hours=1 if now().minute >= 30 else 0)
     monkeypatch.setattr(handlers, "now", lambda: mid_hour)
     agent, _ = account_with_session(portal, "agent")
     network = {"REMOTE_ADDR": f"10.7.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"}
