@@ -123,9 +123,12 @@ class Ticket:
 
     # --- the requester's moves -------------------------------------------------------------
 
-    def add_message(self, message_id: str, body: str, now: datetime, files: list[str] | None = None) -> None:
+    def add_message(
+        self, message_id: str, body: str, now: datetime, files: list[str] | None = None, by_mail: bool = False
+    ) -> None:
         """The requester writes; on a resolved ticket this reopens it. `files`: the names of the files that come with
-        the message (stored apart; its event names them).
+        the message (stored apart; its event names them). `by_mail`: it came by mail from the requester's address
+        (its entry says `"via": "email"`: the portal takes it as the address proven, as a link followed).
 
         A token in the body, such as the link of another of the requester's requests pasted in, is hidden: the
         link acts as the requester, and every agent who reads the ticket would hold it (mail's are hidden before).
@@ -136,7 +139,8 @@ class Ticket:
         if problem := self.thread_full(body):
             raise ThreadFull(problem)
         author = {"type": "requester", "name": self.requester["name"]}
-        self.thread.append({"id": message_id, "kind": "message", "author": author, "body": body, "created_at": now})
+        entry = {"id": message_id, "kind": "message", "author": author, "body": body, "created_at": now}
+        self.thread.append({**entry, "via": "email"} if by_mail else entry)
         reopens = self.status == "resolved"
         self._record(
             "ticket.message_added",

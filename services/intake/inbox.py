@@ -415,7 +415,7 @@ def _add_message(svc: Intake, mail: inbound.InboundMail, ticket: Ticket, message
     def write(ticket: Ticket):
         if any(entry["id"] == message_id for entry in ticket.thread):
             return NO_CHANGE  # this mail, delivered before (or by another mail process just now)
-        ticket.add_message(message_id, body, now(), names)
+        ticket.add_message(message_id, body, now(), names, by_mail=True)
 
     try:
         change_ticket(svc, ticket.id, write, None)

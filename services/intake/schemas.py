@@ -70,6 +70,8 @@ class ThreadEntrySchema(Schema):
     author = fields.Nested(AuthorSchema)
     body = fields.String()
     created_at = Timestamp()
+    # a requester's message that came by mail from the ticket's address (absent otherwise): an addition
+    via = fields.String(metadata={"enum": ["email"]})
 
 
 class EarlierResolutionSchema(Schema):

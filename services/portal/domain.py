@@ -762,9 +762,11 @@ def kept_now(other: dict, assignment_status: str | None) -> dict:
 
 def unproved(ticket: dict, confirmed: bool) -> bool:
     """Whether anyone may have typed the request's address: one from the web form whose address nobody confirmed
-    (`confirmed`: someone used a link emailed to it). Its writer reads what the request is answered, and may not be
-    the address's owner."""
-    return ticket.get("source") == "web" and not confirmed
+    (`confirmed`: someone used a link emailed to it; or its thread has a message by mail from the address, which
+    handlers.proven_by_mail takes as proof). Its writer reads what the request is answered, and may not be the
+    address's owner."""
+    by_mail = any(entry.get("via") == "email" for entry in ticket.get("thread") or [])
+    return ticket.get("source") == "web" and not confirmed and not by_mail
 
 
 def merge_problem(ticket: dict, other: dict, other_unproved: bool = False) -> str | None:

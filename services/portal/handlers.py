@@ -533,6 +533,21 @@ def confirm_link(svc: Portal, session: dict, grant: dict) -> None:
         svc.store.drop_grants(grant, keep_session_id=session["_id"])
 
 
+def proven_by_mail(svc: Portal, session: dict | None, grant: dict, ticket: dict) -> bool:
+    """A request from the web form answered by mail from its address (a requester's message `via` email): whoever
+    reads that mailbox wrote, so the address is proven, as by a link followed (`confirm_link`), and the sessions that
+    had the request without a link lose it: whoever typed the address into the form would read what its owner
+    sends. Whether this session lost it (nothing is read or written for a session that followed a link)."""
+    if grant["id"] in (session or {}).get("links_followed", ()) or ticket.get("source") != "web":
+        return False
+    thread = ticket.get("thread") or []
+    if not any(entry.get("kind") == "message" and entry.get("via") == "email" for entry in thread):
+        return False
+    svc.store.confirm_address(grant["id"], grant["email"], now())
+    svc.store.drop_grants_without_link(grant)
+    return True
+
+
 def within_limits(svc: Portal, action: str, limits: tuple, keys: dict[str, str], at) -> None:
     """Count one more `action` under each (kind, limit) of `limits` in this clock hour, in their order, each only
     once the ones before it passed; UserError 429 with the minutes to the hour's end past one of them."""

@@ -330,6 +330,13 @@ class PortalStore:
             {"tickets.id": grant["id"], "_id": {"$ne": keep_session_id}}, {"$pull": {"tickets": value}}
         )
 
+    def drop_grants_without_link(self, grant: dict) -> None:
+        """Every session that has the grant without having followed a link to it loses it (drop_grants' value)."""
+        value = {"id": grant["id"], "email": grant["email"]}
+        self.sessions.update_many(
+            {"tickets.id": grant["id"], "links_followed": {"$ne": grant["id"]}}, {"$pull": {"tickets": value}}
+        )
+
     def confirmed(self, ticket_id: str) -> dict | None:
         """When someone first followed an emailed link to the ticket (its address is theirs), or None."""
         return self.confirmations.find_one({"_id": ticket_id})

@@ -869,6 +869,17 @@ def test_a_polled_mail_refused_for_good_is_on_the_admins_list(svc, client):
     assert record["subject"] == "A huge scan" and record["reason"] == "Too big. Left flagged in the mailbox."
 
 
+def test_a_requesters_reply_by_mail_says_so_in_its_thread_entry(svc, client):
+    """The portal takes a reply by mail from the address as the address proven (the requester's pages)."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    receive(svc, reply_to(ticket, sender, "Still down."))
+    thread = client.get(f"/tickets/{ticket.id}", headers=auth_header("admin")).get_json()["thread"]
+    assert [(entry["body"], entry.get("via")) for entry in thread] == [("Still down.", "email")]
+    typed = client.post(f"/tickets/{ticket.id}/messages", json={"body": "And now?"}, headers=auth_header("admin"))
+    assert typed.status_code == 201 and "via" not in typed.get_json()
+
+
 def test_a_polled_mail_given_up_on_is_taken_as_new_when_it_comes_again_and_its_record_replaced(svc, intake_db):
     """Refused for a fault that may be mended (mail.imap_deliverer): marked unseen again once it is, the mail opens
     its ticket; a mail refused for good (too big) stays received before."""

@@ -276,6 +276,33 @@ def test_a_link_followed_renews_the_session_so_that_a_planted_cookie_reads_nothi
     assert left["expires_at"] <= datetime.now(UTC) + timedelta(minutes=1, seconds=5)
 
 
+def test_a_request_from_the_form_answered_by_mail_from_its_address_is_no_longer_the_forms_browsers(
+    portal,  # noqa: F811
+    monkeypatch,
+):
+    """Anyone may type an address into the form: the browser that sent it reads the request, until the address's
+    owner shows up. A link followed did that; a reply by mail from the address does too: whoever typed someone
+    else's address must not read what its owner writes (a tester read the owner's emailed date of birth)."""
+    svc = portal.extensions["ticketflow.portal"]
+    ticket = {**CLOSED, "status": "assigned", "source": "web", "thread": []}
+    monkeypatch.setattr(svc, "services", Intake(ticket))
+    typed_it = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])  # the form's browser
+    link = links.mint_link_token(os.environ["TICKETFLOW_JWT_SECRET"], "t-9", "mia@example.com", 30)
+    owner = portal.test_client()
+    assert owner.get(f"/t/{link}").status_code == 303  # followed, not acted on: nothing proven yet
+    assert typed_it.get("/tickets/t-9").status_code == 200
+    assert svc.store.confirmed("t-9") is None
+
+    from_the_form = {"id": "m-1", "kind": "message", "author": {"type": "requester", "name": "Mia"}, "body": "Hi."}
+    ticket["thread"] = [from_the_form, {**from_the_form, "id": "m-2", "body": "Born 1 Jan 1980.", "via": "email"}]
+
+    lost = typed_it.get("/tickets/t-9")
+    assert lost.status_code == 404 and "answers it by email" in text(lost) and "Born" not in text(lost)
+    assert typed_it.get("/tickets/t-9/live").status_code == 286  # its open page stops asking
+    assert svc.store.confirmed("t-9") is not None
+    assert "Born 1 Jan 1980." in text(owner.get("/tickets/t-9"))  # the link's browser keeps it
+
+
 def test_an_agent_following_links_at_once_stays_signed_in_with_both(portal, monkeypatch):  # noqa: F811
     """Two links opened together (a "Links to your requests" email): the second brings the id the first renewed,
     which still finds its session for a minute; an agent is never signed out by a link."""

@@ -553,6 +553,8 @@ def test_a_merge_goes_only_into_an_open_request_of_the_same_requester_and_its_re
     assert domain.is_merged(domain.merged_resolution(other, name_it=False))
     assert domain.unproved({"source": "web"}, confirmed=False) and not domain.unproved({"source": "web"}, True)
     assert not domain.unproved({"source": "email"}, confirmed=False)  # its address is where it came from
+    answered_by_mail = {"source": "web", "thread": [{"kind": "message", "via": "email"}]}
+    assert not domain.unproved(answered_by_mail, confirmed=False)  # its owner wrote from the address
     assert not domain.is_merged("Reset the VPN profile.") and not domain.is_merged(None)
 
 

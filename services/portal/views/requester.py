@@ -140,9 +140,10 @@ def _granted(ticket_id: str) -> dict | None:
 
 
 NO_ACCESS = (
-    "This browser cannot open this request any more: it may have been opened from one of our emails on another "
-    "device (then only our emails' links open it), or this device forgot it. Use the link in our latest email "
-    "about it, or ask for a fresh link below."
+    "This browser cannot open this request any more. Once someone uses one of our emails about it (follows its "
+    "link, or answers it by email), only our emails' links open it, so that nobody who typed your address into our "
+    "form reads what you write; or this device forgot it. The link in our latest email about it opens it here too; "
+    "or ask for a fresh link below."
 )
 
 
@@ -155,8 +156,11 @@ def _no_access(kept: str | None = None):
 
 
 def _shown(grant: dict) -> dict:
-    """What the requester's page of the ticket shows, and the digest its poller compares."""
+    """What the requester's page of the ticket shows, and the digest its poller compares; Refused (404) when this
+    browser may read it no longer (handlers.proven_by_mail)."""
     ticket = handlers.requester_ticket(portal(), grant)
+    if handlers.proven_by_mail(portal(), g.session, grant, ticket):  # as intake's 404 for a ticket not this one's
+        raise handlers.Refused(404, "Not Found", "This browser may not read the request any more.")
     files = handlers.requester_attachments(portal(), grant)
     title, explanation = domain.requester_status_words(ticket)
     return {
