@@ -238,11 +238,45 @@ def own_words(text: str, forwarded: bool = False) -> str:
         passages[i] and not passages[i + 1] and passages[i + 2] for i in range(len(passages) - 2)
     )
     if answered_between:
-        last = max(index for index, line in enumerate(kept) if line.strip() and not line.startswith(">"))
-        kept = kept[: last + 1]  # the quote after the last answer goes
+        kept = _answers_with_their_questions(kept)
     else:
         kept = [line for line in kept if not line.startswith(">")]
     return tidy("\n".join(kept)).strip()
+
+
+_SIGN_OFF = re.compile(
+    r"(many |kind |best |warm )?(thanks|thank you|thx|ty|cheers|regards|best|br|bye|gracias|saludos|merci|cordialement"
+    r"|danke|gr(ü|ue)(ß|ss)e|obrigad[oa]|grazie)( a lot| again| so much)?[\s,.!]*",
+    re.IGNORECASE,
+)
+
+
+def _answers_with_their_questions(kept: list[str]) -> list[str]:
+    """A reply answered between the quoted lines: the questions with their answers. What is quoted after the last
+    answer goes, and so does the quote above a closing line under it ("Thanks,", "Igor": a sign-off, not an
+    answer to the help desk's footer, which asks nothing); of the quote above the first answer, only its last
+    paragraph stays (the question: the greeting and the words before it are the help desk's)."""
+    written = [index for index, line in enumerate(kept) if line.strip() and not line.startswith(">")]
+    closing: list[str] = []
+    last_quoted = max(index for index, line in enumerate(kept) if line.startswith(">") and line.lstrip(">").strip())
+    tail = [index for index in written if index > last_quoted]
+    asked = kept[last_quoted].rstrip().endswith("?")  # under a question, "Thanks" answers it
+    if tail and len(tail) < len(written) and not asked and _signs_off([kept[index] for index in tail]):
+        closing = ["", *kept[tail[0] : tail[-1] + 1]]
+        written = written[: len(written) - len(tail)]
+    kept = kept[: written[-1] + 1]  # the quote after the last answer goes
+    first = next(index for index, line in enumerate(kept) if line.startswith(">"))
+    end = next((index for index in range(first, len(kept)) if not kept[index].startswith(">")), len(kept))
+    blanks = [index for index in range(first, end) if not kept[index].lstrip(">").strip()]
+    if blanks:  # the quoted paragraphs above the first answer: its question alone stays
+        kept = kept[:first] + kept[blanks[-1] + 1 :]
+    return kept + closing
+
+
+def _signs_off(lines: list[str]) -> bool:
+    """Whether the lines are a closing and a name ("Thanks,", "Igor"), not an answer."""
+    words = [line.strip() for line in lines if line.strip()]
+    return 0 < len(words) <= 3 and all(len(line) <= 40 for line in words) and bool(_SIGN_OFF.fullmatch(words[0]))
 
 
 def _forward_at(lines: list[str], cut: int) -> bool:

@@ -701,6 +701,10 @@ REPLIES = {
     "answered between, under gmail's intro": "The asset tag is PRN-3F-0042.\n\nOn Fri, 4 Dec 2026 at 08:00, Help "
     "Desk <helpdesk@localhost> wrote:\n> Where is the printer?\n> At the front?\nIt is on the left side, not the "
     "front.\n> Which tray jams?\nTray 2.\n> Kind regards,\n> The help desk\n",
+    "answered between, signed off under the footer": "On Fri, 4 Dec 2026 at 08:00, Help Desk <helpdesk@localhost> "
+    "wrote:\n> Hello Igor,\n>\n> The help desk has replied to your request:\n>\n> 1. Which cable is it?\nThe blue "
+    "one.\n> 2. Which port?\nPort 3.\n>\n> Reply to this email to answer.\n> The help desk\n\nThanks,\nIgor\n",
+    "answered between, the last answer short": "> Hello Igor,\n>\n> Which port?\nPort 3.\n> Anything else?\nThanks\n",
 }
 EXPECTED = {
     "thunderbird": "Here are the logs.",
@@ -719,6 +723,10 @@ EXPECTED = {
     "below a wrapped intro, signed": "The third.",  # a quoted "On ... wrote:" inside is the quote's, not a cut
     "answered between, under gmail's intro": "The asset tag is PRN-3F-0042.\n\n> Where is the printer?\n> At the "
     "front?\nIt is on the left side, not the front.\n> Which tray jams?\nTray 2.",  # the quote after the last goes
+    # the help desk's greeting above the first question, and its footer above the sign-off, go
+    "answered between, signed off under the footer": "> 1. Which cable is it?\nThe blue one.\n> 2. Which port?\n"
+    "Port 3.\n\nThanks,\nIgor",
+    "answered between, the last answer short": "> Which port?\nPort 3.\n> Anything else?\nThanks",  # an answer
 }
 
 
