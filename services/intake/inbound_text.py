@@ -258,9 +258,10 @@ def _answers_with_their_questions(kept: list[str]) -> list[str]:
     paragraph stays (the question: the greeting and the words before it are the help desk's)."""
     written = [index for index, line in enumerate(kept) if line.strip() and not line.startswith(">")]
     closing: list[str] = []
-    last_quoted = max(index for index, line in enumerate(kept) if line.startswith(">") and line.lstrip(">").strip())
-    tail = [index for index in written if index > last_quoted]
-    asked = kept[last_quoted].rstrip().endswith("?")  # under a question, "Thanks" answers it
+    quoted = [index for index, line in enumerate(kept) if line.startswith(">")]
+    said = [index for index in quoted if kept[index].lstrip(">").strip()]  # quoted lines that are not blank
+    tail = [index for index in written if index > quoted[-1]]
+    asked = bool(said) and kept[said[-1]].rstrip().endswith("?")  # under a question, "Thanks" answers it
     if tail and len(tail) < len(written) and not asked and _signs_off([kept[index] for index in tail]):
         closing = ["", *kept[tail[0] : tail[-1] + 1]]
         written = written[: len(written) - len(tail)]

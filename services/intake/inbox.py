@@ -340,7 +340,8 @@ def follow_up_subject(subject: str, closed: str) -> str:
 
 def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None) -> Outcome:
     body = _clip(redact_tokens(mail.full_text if follows is None else mail.text), TEXT_MAX)
-    subject = mail.subject
+    # without the "Re: Re:", "Fwd:" or a tag of a ticket we do not have ("[#999999]": its receipt gets its own)
+    subject = _ANSWERED.sub("", mail.subject) or mail.subject
     if follows is not None:
         body = _clip(f"{follows_up_words(follows.number)}\n\n{body}", TEXT_MAX)
         subject = follow_up_subject(subject, follows.subject)

@@ -83,6 +83,20 @@ def test_a_mail_whose_message_id_a_header_cannot_name_again_opens_its_ticket_wit
     assert "mail_message_id" not in created["data"]
 
 
+@pytest.mark.parametrize(
+    ("subject", "kept"),
+    [
+        ("Re: Re: Printer on floor 3", "Printer on floor 3"),
+        ("Fwd: Invoice 2291 rejected", "Invoice 2291 rejected"),
+        ("[#999999] Old ticket question", "Old ticket question"),  # a tag of no ticket here: its receipt gets its own
+        ("Re:", "Re:"),  # nothing else: as it came
+    ],
+)
+def test_a_new_tickets_subject_loses_what_mail_clients_put_before_it(svc, subject, kept):
+    outcome = receive(svc, mail(address(), subject, "The words."))
+    assert outcome.kind == "ticket" and svc.tickets.get(outcome.ticket_id).subject == kept
+
+
 def test_the_recipient_address_picks_the_topic(svc):
     svc.settings = dataclasses.replace(svc.settings, inbound_topics=(("network@help.example.com", "network"),))
     outcome = receive(svc, mail(address(), "No VPN", "Down."), recipients=["Network@help.example.com"])

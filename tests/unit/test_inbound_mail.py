@@ -705,6 +705,7 @@ REPLIES = {
     "wrote:\n> Hello Igor,\n>\n> The help desk has replied to your request:\n>\n> 1. Which cable is it?\nThe blue "
     "one.\n> 2. Which port?\nPort 3.\n>\n> Reply to this email to answer.\n> The help desk\n\nThanks,\nIgor\n",
     "answered between, the last answer short": "> Hello Igor,\n>\n> Which port?\nPort 3.\n> Anything else?\nThanks\n",
+    "answered between empty quote lines": ">\nPort 3.\n>\nThanks,\nIgor\n",  # no quoted words at all
 }
 EXPECTED = {
     "thunderbird": "Here are the logs.",
@@ -727,6 +728,7 @@ EXPECTED = {
     "answered between, signed off under the footer": "> 1. Which cable is it?\nThe blue one.\n> 2. Which port?\n"
     "Port 3.\n\nThanks,\nIgor",
     "answered between, the last answer short": "> Which port?\nPort 3.\n> Anything else?\nThanks",  # an answer
+    "answered between empty quote lines": "Port 3.\n\nThanks,\nIgor",
 }
 
 
