@@ -437,6 +437,11 @@
     if (short > 0) {  // a short list ends too soon for the page to follow that far: room below it, then
       var body = document.body;
       body.style.paddingBottom = (parseFloat(getComputedStyle(body).paddingBottom) || 0) + short + "px";
+      form.addEventListener("toggle", function given() {  // folded again: the room goes
+        if (form.open) return;
+        body.style.paddingBottom = "";
+        form.removeEventListener("toggle", given);
+      });
     }
     window.scrollBy(0, moved);
   }
