@@ -87,12 +87,14 @@ class TicketView:
     team_lead_name: str | None = None  # as the assignment named the lead (an older event: None)
     assignment_known: bool = False  # a ticket.assigned (maybe to nobody: queued) has been seen
     watermarks: dict[str, datetime] = field(default_factory=dict)
+    mail_message_id: str | None = None  # the requester's mail that opened it (by mail): its emails thread under it
 
     def apply(self, event_type: str, data: dict, at: datetime) -> bool:
         """Learn from an event (one of LEARNED_FROM); whether anything changed. Late events never overwrite newer
         ones."""
         if event_type == "ticket.created" and self.number is None:
             self.number, self.subject, self.requester = data["number"], data["subject"], dict(data["requester"])
+            self.mail_message_id = data.get("mail_message_id")
             if newer(self.watermarks, "priority", at):
                 self.priority = data["priority"]
             return True
@@ -211,7 +213,9 @@ class Notification:
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None  # None once sent or dead
     correlation_id: str | None = None  # the causing event's: its notification.sent and .failed carry it on
-    replying_to: str | None = None  # an email's: the Message-ID (without <>) of the requester's mail it answers
+    # a requester's email: the Message-ID (without <>) of the requester's mail that opened the ticket, which the
+    # receipt answers and every later email names first in References (mailer.build_email)
+    replying_to: str | None = None
     recorded: list = field(default_factory=list, repr=False)
 
     def succeeded(self, at: datetime) -> None:

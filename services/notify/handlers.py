@@ -168,8 +168,8 @@ def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) ->
             context["console_link"] = messages.console_link(svc.settings, view.id)
         message = messages.render(envelope["type"], audience, context, svc.settings.time_zone)
         record = _notification(envelope, "email", recipient["email"], message.subject, message.text, message.html)
-        if audience == "requester" and envelope["type"] == "ticket.created":
-            record.replying_to = data.get("mail_message_id")  # the receipt answers the mail that opened it
+        if audience == "requester":  # the receipt answers the mail that opened it; the later emails name it too
+            record.replying_to = view.mail_message_id
         found.append(record)
     return found
 
@@ -333,8 +333,15 @@ def _deliver(svc: Notify, record: Notification, until: float) -> None:
     by its timeout, which `send` leaves room for."""
     if record.channel == "email":
         message = Message(record.subject or "", record.body, record.html or "")
+        answers = record.event_type == "ticket.created"  # the receipt: the later emails answer the ticket's thread
         email = mailer.build_email(
-            svc.settings.notify_from, record.recipient, message, record.ticket_id, record.id, record.replying_to
+            svc.settings.notify_from,
+            record.recipient,
+            message,
+            record.ticket_id,
+            record.id,
+            record.replying_to,
+            answers,
         )
         config = mailer.parse_smtp_url(svc.settings.smtp_url, svc.settings.smtp_timeout)
         mailer.send_email(config, email, svc.smtp, until)

@@ -45,14 +45,16 @@ def build_email(
     ticket_id: str,
     notification_id: str,
     replying_to: str | None = None,
+    answers: bool = True,
 ) -> Email:
     """The email, threaded under its ticket; the Message-ID is stable, so a resend is the same message.
 
     The Message-ID names the ticket too (`<notification+ticket@ticketflow>`), and References names the ticket's
     thread: a reply whose client keeps only In-Reply-To still finds its ticket when it comes back by mail.
-    `replying_to`: the Message-ID (without <>) of the requester's mail this answers (a receipt of a ticket opened
-    by mail): In-Reply-To names it and References starts with it, so the requester's mail client shows the receipt
-    under the mail they sent. One a header cannot carry (events.MAIL_MESSAGE_ID) is left out.
+    `replying_to`: the Message-ID (without <>) of the requester's mail that opened the ticket (by mail): References
+    starts with it, and, when the email `answers` it (the receipt), In-Reply-To names it, so the requester's mail
+    client shows the receipt, and the emails after it, under the mail they sent. One a header cannot carry
+    (events.MAIL_MESSAGE_ID) is left out.
 
     When the sender and the recipient are printable ASCII that fits a line (nearly always), the email is built
     with the email package's plain (compat32) classes: the modern EmailMessage parses every header it is given,
@@ -80,10 +82,10 @@ def build_email(
     email["Date"] = format_datetime(datetime.now(UTC))
     email["Message-ID"] = f"<{notification_id}+{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
     thread = f"<ticket-{ticket_id}@{OWN_MESSAGE_DOMAIN}>"
-    answered = f"<{replying_to}>" if replying_to and MAIL_MESSAGE_ID.fullmatch(replying_to) else None
+    root = f"<{replying_to}>" if replying_to and MAIL_MESSAGE_ID.fullmatch(replying_to) else None
     for name, value in (
-        ("In-Reply-To", answered or thread),
-        ("References", f"{answered} {thread}" if answered else thread),
+        ("In-Reply-To", root if root and answers else thread),
+        ("References", f"{root} {thread}" if root else thread),
     ):
         if plain:
             email[name] = value

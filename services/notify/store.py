@@ -32,6 +32,7 @@ _VIEW_FIELDS = (
     "team_lead_name",
     "assignment_known",
     "watermarks",
+    "mail_message_id",
 )
 _NOTIFICATION_FIELDS = (
     "event_id",

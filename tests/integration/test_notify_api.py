@@ -739,6 +739,19 @@ def test_the_receipt_of_a_ticket_opened_by_mail_answers_that_mail(notify_ctx, no
     assert email["In-Reply-To"] == "<CAF-1234@mail.example.com>"
     assert email["References"].split()[0] == "<CAF-1234@mail.example.com>"
 
+    notify_event(assigned_event(envelope["ticket_id"], "jane@example.com"))
+    replied = {"reply_id": "r-1", "agent_id": "jane", "agent_name": "Jane Doe", "body": "Try again.",
+               "first_response": True}  # fmt: skip
+    replied_envelope = event_from("assignment", "ticket.replied", envelope["ticket_id"], replied)
+    (reply,) = [r for r in notify_event(replied_envelope) if r.recipient == receipt.recipient]
+    handlers.send(notify_ctx, handlers.claim(notify_ctx, reply.id))
+    email = mailed.emails[-1]  # the reply: under the requester's mail too, answering the ticket's thread
+    assert email["References"].split() == [
+        "<CAF-1234@mail.example.com>",
+        f"<ticket-{envelope['ticket_id']}@ticketflow>",
+    ]
+    assert email["In-Reply-To"] == f"<ticket-{envelope['ticket_id']}@ticketflow>"
+
 
 def test_a_claim_that_ran_out_before_its_sender_started_is_left_to_the_sender_that_took_it(
     notify_ctx, make_notification, mailed, monkeypatch

@@ -123,6 +123,14 @@ def test_a_receipt_answers_the_requesters_mail_and_still_names_its_ticket(recipi
         assert email["References"].split() == [f"<{answered}>", "<ticket-6565f0c2a1b2c3d4e5f60718@ticketflow>"]
 
 
+@pytest.mark.parametrize("recipient", ["ana@example.com", "Ána Núñez <ana@example.com>"])
+def test_the_emails_after_the_receipt_name_the_requesters_mail_first_and_answer_the_tickets_thread(recipient):
+    email = make_email(recipient=recipient, replying_to="1234.5678@client.example.com", answers=False)
+    email = message_from_bytes(email.as_bytes(), policy=policy.default)
+    assert email["In-Reply-To"] == "<ticket-6565f0c2a1b2c3d4e5f60718@ticketflow>"
+    assert email["References"].split() == ["<1234.5678@client.example.com>", email["In-Reply-To"]]
+
+
 @pytest.mark.parametrize("answered", [None, "", "two words@x", "a<b>@x", "x\r\nBcc: eve@x", "é@x", "x" * 251])
 def test_a_message_id_a_header_cannot_carry_is_left_out(answered):
     email = make_email(recipient="Ána <ana@example.com>", replying_to=answered)
