@@ -104,8 +104,8 @@ sees it, a teammate or a lead: 403; the portal server's own token: 403; another 
 over 10 MiB, or files over 25 MiB together: 413 naming the file (a body over 26 MiB is refused before it is
 read); no file or an empty one, or an unknown part: 422; a closed ticket: 409. With the same
 `Idempotency-Key` the files are stored once: a repeat answers 200 with the items stored the first time, and the
-key with other files (another name, type, content, count or message) 409. This route is an addition to the
-contract (section 10 lists only the reads)."""
+key with other files (another name, type, content, count or message) 409; a key is its caller's, as for
+`POST /tickets`. This route is an addition to the contract (section 10 lists only the reads)."""
 DOWNLOAD = """The bytes, always as `Content-Disposition: attachment; filename="<ASCII fallback>";
 filename*=UTF-8''<name>` (never inline), with `X-Content-Type-Options: nosniff`,
 `Content-Security-Policy: sandbox; default-src 'none'` and `Cache-Control: private, no-store`. The

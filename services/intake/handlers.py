@@ -334,6 +334,7 @@ def add_attachments(
     _check_uploads(uploads)
     if ticket.status == "closed":
         raise Conflict("The ticket is closed; open a new ticket instead.")
+    idempotency_key = _own_key(idempotency_key, principal)  # another caller's same key is another upload
     if message_id is None and not principal.requester_scoped:  # they would go with the requester's opening words
         said = "Name the agent's reply the files go with: without one they would read as the requester's."
         raise Invalid("No message named.", {"message_id": [said]})

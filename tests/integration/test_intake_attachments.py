@@ -435,6 +435,24 @@ def test_the_same_idempotency_key_with_other_files_is_refused_never_dropped(clie
     assert fresh.status_code == 201  # sent again with a key of its own, they are stored
 
 
+def test_an_upload_key_is_its_callers_own(client, make_ticket, intake_app):
+    """The portal sends a requester's files under their message's id, which agents read in the thread: an agent who
+    used that key first, with other files, must not make the requester's upload a 409."""
+    ticket = make_ticket()
+    holder = agent_of(intake_app, ["network"])
+    queue_in(intake_app, ticket, "network", agent_id=holder)
+    message = client.post(f"/tickets/{ticket['id']}/messages", json={"body": "Here."}, headers=as_requester(ticket))
+    key, reply = message.get_json()["id"], {"message_id": reply_on(intake_app, ticket)}
+    agents = {**auth_header("agent", holder), "Idempotency-Key": key}
+    assert upload(client, ticket, [("x.txt", b"agent's", "text/plain")], agents, **reply).status_code == 201
+
+    own = {**as_requester(ticket), "Idempotency-Key": key}
+    mine = upload(client, ticket, [("log.txt", b"mine", "text/plain")], own, message_id=key)
+    assert mine.status_code == 201, mine.get_json()
+    again = upload(client, ticket, [("log.txt", b"mine", "text/plain")], own, message_id=key)
+    assert again.status_code == 200 and again.get_json()["items"] == mine.get_json()["items"]  # the owner's repeat
+
+
 # --- the API: downloads that cannot run in a browser ---------------------------------------------
 
 
