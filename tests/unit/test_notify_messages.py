@@ -177,6 +177,21 @@ def test_the_receipt_carries_the_ticket_number_and_the_subject():
     assert "VPN drops every hour" in message.text
 
 
+def test_the_receipt_repeats_what_was_written_and_one_from_the_form_says_what_to_do_if_it_was_not_them():
+    """Anyone may type an address into the web form: its owner reads what was sent in their name, and that a reply
+    by mail takes the request from the browser that sent it (the portal's proven_by_mail)."""
+    typed = {"description": "It drops <b>every</b> hour.\n" + "And more. " * 200, "source": "web"}
+    web = messages.render("ticket.created", "requester", make_context("ticket.created", typed))
+    assert "What was sent with the form on our website:" in web.text and "It drops <b>every</b> hour." in web.text
+    assert "It drops &lt;b&gt;every&lt;/b&gt; hour." in web.html and "<b>every" not in web.html
+    assert "And more. " * 90 in web.text and "And more. " * 110 not in web.text and "…" in web.text  # 1,000 at most
+    assert "Not sent by you? Reply to this email to tell us" in web.text and "Not sent by you?" in web.html
+    mailed = messages.render(
+        "ticket.created", "requester", make_context("ticket.created", {**typed, "source": "email"})
+    )
+    assert "What you wrote:" in mailed.text and "Not sent by you?" not in mailed.text + mailed.html
+
+
 def test_a_follow_ups_receipt_says_it_answered_a_closed_ticket():
     """A mail answering a closed ticket opens a new one (intake's follow-up); its receipt says why."""
     follow_up = {"description": f"{follows_up_words(100031)}\n\nIt is broken again.", "source": "email"}
