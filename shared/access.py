@@ -89,6 +89,18 @@ def may_read(principal: Principal, ticket: TicketFacts | None, agent: dict | Non
     return False
 
 
+def may_work_on(principal: Principal, ticket: TicketFacts, agent: dict | None) -> bool:
+    """Whether an agent may work on `ticket` (reply on it, add files to it), as assignment's rule: its agent, or an
+    agent of its team while it waits unassigned. Admins may; every other role may not."""
+    if principal.role == "admin":
+        return True
+    if principal.role != "agent" or agent is None:
+        return False
+    if ticket.agent_id is not None:
+        return ticket.agent_id == principal.agent_id
+    return ticket.team is not None and ticket.team in agent.get("teams", ())
+
+
 def sees_everything(principal: Principal) -> bool:
     """Admins and the portal server's own token: no filter on lists."""
     return principal.role == "admin" or (principal.role == "portal" and not principal.requester_scoped)

@@ -38,7 +38,15 @@ from services.intake.store import (
     TopicStore,
 )
 from shared import events, outbox
-from shared.access import AgentDirectory, TicketFacts, list_scope, may_read, same_email, sees_everything
+from shared.access import (
+    AgentDirectory,
+    TicketFacts,
+    list_scope,
+    may_read,
+    may_work_on,
+    same_email,
+    sees_everything,
+)
 from shared.auth import Principal
 from shared.clock import now
 from shared.config import Settings
@@ -150,12 +158,17 @@ def _facts(ticket: Ticket) -> TicketFacts:
 
 def _require_visible(svc: Intake, ticket: Ticket, principal: Principal | None) -> Ticket:
     """The ticket, if the principal may see it (None: intake itself); else 404, as for a ticket that is not there."""
+    return _visible_to(svc, ticket, principal)[0]
+
+
+def _visible_to(svc: Intake, ticket: Ticket, principal: Principal | None) -> tuple[Ticket, dict | None]:
+    """As `_require_visible`, with the agent's projection it read (None for anyone but an agent)."""
     if principal is None or sees_everything(principal):
-        return ticket
+        return ticket, None
     agent = svc.agents.find(principal.agent_id) if principal.role == "agent" else None
     if not may_read(principal, _facts(ticket), agent):
         raise NotFound(f"No ticket {ticket.id}.")
-    return ticket
+    return ticket, agent
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -322,14 +335,14 @@ def add_attachments(
     whether they were stored now (False: a repeat of an earlier request with the same Idempotency-Key).
 
     The ticket's requester (a requester-scoped token), admins, and the agents who may reply on it (its agent, or
-    one of its team while it waits unassigned, as assignment's `may_work_on`): the requester reads every file, so
+    one of its team while it waits unassigned: shared.access.may_work_on): the requester reads every file, so
     a teammate who only sees the ticket adds none to it. With the same Idempotency-Key the same files are not
     stored twice, and other files are refused (409), never dropped.
     """
     if principal.role == "portal" and not principal.requester_scoped:
         raise Forbidden("The portal attaches files for a requester: use a token scoped to the ticket's requester.")
-    ticket = _require_visible(svc, svc.tickets.get(ticket_id), principal)
-    if principal.role == "agent" and not _works_on(svc, ticket, principal):
+    ticket, agent = _visible_to(svc, svc.tickets.get(ticket_id), principal)
+    if principal.role == "agent" and not may_work_on(principal, _facts(ticket), agent):
         raise Forbidden("Only the ticket's agent adds files to it (or its team's agents while it waits unassigned).")
     _check_uploads(uploads)
     if ticket.status == "closed":
@@ -393,16 +406,6 @@ def _attachable_to(ticket: Ticket, message_id: str, principal: Principal) -> boo
     agents' replies only (a file under the requester's message would read as the requester's)."""
     kinds = ("message",) if principal.requester_scoped else ("reply",)
     return any(entry["id"] == message_id and entry["kind"] in kinds for entry in ticket.thread)
-
-
-def _works_on(svc: Intake, ticket: Ticket, principal: Principal) -> bool:
-    """assignment's `may_work_on`, on intake's copy of the assignment: the ticket's agent, or an agent of its team
-    while it waits unassigned."""
-    facts = _facts(ticket)
-    if facts.agent_id is not None:
-        return facts.agent_id == principal.agent_id
-    agent = svc.agents.find(principal.agent_id)
-    return agent is not None and facts.team in agent.get("teams", ())
 
 
 def put_topic(svc: Intake, topic_id: str, name: str | None, retired: bool | None = None) -> dict:

@@ -765,8 +765,13 @@ def unproved(ticket: dict, confirmed: bool) -> bool:
     (`confirmed`: someone used a link emailed to it; or its thread has a message by mail from the address, which
     handlers.proven_by_mail takes as proof). Its writer reads what the request is answered, and may not be the
     address's owner."""
-    by_mail = any(entry.get("via") == "email" for entry in ticket.get("thread") or [])
-    return ticket.get("source") == "web" and not confirmed and not by_mail
+    return ticket.get("source") == "web" and not confirmed and not answered_by_mail(ticket)
+
+
+def answered_by_mail(ticket: dict) -> bool:
+    """Whether the requester wrote on the ticket by mail from its address (intake's thread entry `via` email): whoever
+    reads that mailbox did, which proves the address as a link followed does."""
+    return any(entry.get("kind") == "message" and entry.get("via") == "email" for entry in ticket.get("thread") or [])
 
 
 def merge_problem(ticket: dict, other: dict, other_unproved: bool = False) -> str | None:

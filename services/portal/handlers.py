@@ -212,8 +212,8 @@ def _count_client_attempt(svc: Portal, client: str) -> tuple[str, datetime]:
     key = f"sign-in:client:{client}"
     if svc.store.count_hit(key, window, timedelta(hours=1)) > svc.settings.portal_failed_sign_ins_per_client_hour:
         svc.store.uncount_hit(key, window)
-        minutes = max(1, math.ceil((window + timedelta(hours=1) - at).total_seconds() / 60))
-        raise UserError(f"Too many failed sign-ins from your network. Try again in {_minutes(minutes)}.", status=429)
+        wait = _rest_of_hour(window, at)
+        raise UserError(f"Too many failed sign-ins from your network. Try again in {wait}.", status=429)
     return key, window
 
 
@@ -540,8 +540,7 @@ def proven_by_mail(svc: Portal, session: dict | None, grant: dict, ticket: dict)
     sends. Whether this session lost it (nothing is read or written for a session that followed a link)."""
     if grant["id"] in (session or {}).get("links_followed", ()) or ticket.get("source") != "web":
         return False
-    thread = ticket.get("thread") or []
-    if not any(entry.get("kind") == "message" and entry.get("via") == "email" for entry in thread):
+    if not domain.answered_by_mail(ticket):
         return False
     svc.store.confirm_address(grant["id"], grant["email"], now())
     svc.store.drop_grants_without_link(grant)
@@ -554,8 +553,13 @@ def within_limits(svc: Portal, action: str, limits: tuple, keys: dict[str, str],
     window = at.replace(minute=0, second=0, microsecond=0)
     for kind, limit in limits:
         if svc.store.count_hit(f"{action}:{kind}:{keys[kind]}", window, timedelta(hours=1)) > limit:
-            minutes = max(1, math.ceil((window + timedelta(hours=1) - at).total_seconds() / 60))
-            raise UserError(f"Too many requests for a link. Please try again in {_minutes(minutes)}.", status=429)
+            wait = _rest_of_hour(window, at)
+            raise UserError(f"Too many requests for a link. Please try again in {wait}.", status=429)
+
+
+def _rest_of_hour(window: datetime, at: datetime) -> str:
+    """The minutes from `at` to the end of the clock hour that began at `window`, in words (1 at least)."""
+    return _minutes(max(1, math.ceil((window + timedelta(hours=1) - at).total_seconds() / 60)))
 
 
 def request_status_link(svc: Portal, email: str, number: str, client: str) -> None:
