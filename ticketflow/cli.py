@@ -191,6 +191,8 @@ def _search_reindex(args: argparse.Namespace) -> int:
     print(f"ticketflow: indexed {done['indexed']} tickets into {done['generation']} (now in use)")
     if imported:
         print(f"ticketflow: search's database was empty: {imported} tickets taken from intake's API ({intake_url})")
+    if done["names_from_intake"]:
+        print(f"ticketflow: {done['names_from_intake']} tickets learnt their requester's name from intake's API")
     return 0
 
 

@@ -14,7 +14,8 @@ from shared.web import create_service_app, ensure_storage_once, principal, requi
 DESCRIPTION = """Past tickets as reference: full-text search, and the resolved tickets most like one.
 
 The index is built from the ticket events: subject, description, the requester's messages, the agents'
-public replies and the resolution; never internal notes (no event carries them). A change is findable
+public replies and the resolution, and the requester's name (searched, never a word of "similar"; a hit's
+`requester_name`, an addition to the contract); never internal notes (no event carries them). A change is findable
 within about a second of its event. `q` reads as people type: several words (all of them wanted; with
 three or more, most of them are enough), a "phrase in quotes" (“ ”, „ “ and « » too), a ticket number
 (`1234` or `#1234`); English stems (printers finds printer), accents folded (cafe finds café), and when the

@@ -27,6 +27,7 @@ class TicketDoc:
     subject: str = ""
     description: str = ""
     requester_email: str | None = None
+    requester_name: str | None = None  # found by name in a search (a document learnt before it: none)
     messages: list[dict] = field(default_factory=list)  # {id, body, at}, oldest first
     resolution: str | None = None
     status: str = "new"
@@ -58,6 +59,7 @@ class TicketDoc:
             "status": self.status,
             "team": self.team,
             "requester_email": self.requester_email,
+            "requester_name": self.requester_name,
             "agent_id": self.agent_id,
             "created_at": format_time(self.created_at) if self.created_at else None,
             "resolved_at": format_time(self.resolved_at) if self.resolved_at else None,
@@ -70,6 +72,7 @@ class TicketDoc:
             return False
         self.number, self.subject, self.description = data["number"], data["subject"], data["description"]
         self.requester_email = data["requester"]["email"].strip().lower()
+        self.requester_name = data["requester"].get("name") or None
         self.created_at = at
         return True
 

@@ -45,18 +45,24 @@ class Scope:
 
 @dataclass(frozen=True)
 class Shape:
-    """What an index was made with: whether its text fields have joined copies, and its analysers' names
-    (queries.TOKENIZERS)."""
+    """What an index was made with: whether its text fields have joined copies, its analysers' names
+    (queries.TOKENIZERS), and whether it holds the requester's name (queries.REQUESTER)."""
 
     copies: bool
     words: str
     plain: str
+    requester: bool = False
 
 
 # newest first: the one new indexes get, then those of indexes made before (read as they are until the worker
-# rebuilds them: `outdated`): before each Chinese character and kana was a word (queries.WORD), and before that
-# before the joined copies
-SHAPES = (Shape(True, "en2", "plain2"), Shape(True, "en", "plain"), Shape(False, "en", "plain"))
+# rebuilds them: `outdated`): before the requester's name, before each Chinese character and kana was a word
+# (queries.WORD), and before that before the joined copies
+SHAPES = (
+    Shape(True, "en2", "plain2", requester=True),
+    Shape(True, "en2", "plain2"),
+    Shape(True, "en", "plain"),
+    Shape(False, "en", "plain"),
+)
 
 
 def build_schema(shape: Shape = SHAPES[0]) -> tantivy.Schema:
@@ -71,6 +77,8 @@ def build_schema(shape: Shape = SHAPES[0]) -> tantivy.Schema:
     if shape.copies:  # each text field again, joined up (queries.joined: Wi-Fi as wifi), with positions for phrases
         for name in queries.TEXT_FIELDS:
             builder.add_text_field(queries.copy_of(name), tokenizer_name=shape.words)
+    if shape.requester:  # searched and shown, never a snippet, never a word of "similar"
+        builder.add_text_field(queries.REQUESTER, stored=True, tokenizer_name=shape.words)
     return builder.build()
 
 
@@ -116,7 +124,7 @@ class Engine:
         os.makedirs(path, exist_ok=True)
         self.path = path
         shape = shape_of(path)  # an index made before the newest shape: as it is
-        self.schema, self.copies = build_schema(shape), shape.copies
+        self.schema, self.copies, self.requester = build_schema(shape), shape.copies, shape.requester
         self._index = tantivy.Index(self.schema, path=path, reuse=True)
         for name in (shape.words, shape.plain):
             self._index.register_tokenizer(name, queries.TOKENIZERS[name])
@@ -131,7 +139,7 @@ class Engine:
         with self._lock:
             writer = self._writable()
             writer.delete_documents_by_term("ticket_id", doc["ticket_id"])
-            writer.add_document(_document(doc, self.copies))
+            writer.add_document(_document(doc, self.copies, self.requester))
 
     def delete(self, ticket_id: str) -> None:
         with self._lock:
@@ -182,7 +190,7 @@ class Engine:
                 _filtered(tantivy.Query.all_query(), filters), limit, offset=offset, order_by_field="number"
             )
             return [self._hit(searcher, None, address, 0.0) for _, address in found.hits], found.count
-        text = queries.text_query(self.schema, q, copies=self.copies)
+        text = queries.text_query(self.schema, q, copies=self.copies, requester=self.requester)
         if text is None:
             return [], 0
         page, count = _page(searcher, _filtered(text, filters), limit, offset)
@@ -190,7 +198,7 @@ class Engine:
         joined = queries.joined_terms(q) if self.copies else None  # what the copies matched: marked by hand
         parts = queries.parts_looked_for(q)  # a word's parts are marked only where they stand together
         if count < FEW:
-            fuzzy = queries.text_query(self.schema, q, fuzzy=True, copies=self.copies)
+            fuzzy = queries.text_query(self.schema, q, fuzzy=True, copies=self.copies, requester=self.requester)
             page, count = _page(searcher, _filtered(fuzzy, filters), limit, offset)
             text = fuzzy
             near = [token for word in queries.split(q)[1] for token in queries.PLAIN.analyze(word)]
@@ -251,6 +259,7 @@ class Engine:
             "subject": doc.get_first("subject"),
             "status": doc.get_first("status"),
             "team": doc.get_first("team"),
+            "requester_name": doc.get_first(queries.REQUESTER) if self.requester else None,
             "snippet": _snippet(doc, snippets, near, joined, parts),
             "score": round(score, 4),
         }
@@ -296,7 +305,7 @@ def similar_items(docs: list[dict], order: list[tuple[int, float]], limit: int) 
     ]
 
 
-def _document(doc: dict, copies: bool = True) -> tantivy.Document:
+def _document(doc: dict, copies: bool = True, requester: bool = True) -> tantivy.Document:
     messages = [m for m in doc.get("messages") or [] if m]
     fields: dict = {name: doc[name] for name in _KEYWORDS if doc.get(name)}
     if fields.get("requester_email"):
@@ -315,6 +324,8 @@ def _document(doc: dict, copies: bool = True) -> tantivy.Document:
                 value = fields[name]
                 copy = [queries.joined(v) for v in value] if name == "messages" else queries.joined(value)
                 fields[queries.copy_of(name)] = copy
+    if requester and doc.get("requester_name"):
+        fields[queries.REQUESTER] = doc["requester_name"]
     return tantivy.Document(**fields)
 
 

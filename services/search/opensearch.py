@@ -75,6 +75,7 @@ MAPPINGS = {
             for name in queries.TEXT_FIELDS
         },
         "plain": {"type": "text", "analyzer": "plain", "index_options": "freqs"},
+        queries.REQUESTER: {"type": "text", "analyzer": "english"},  # searched, never a snippet nor similar's
     },
 }
 HIGHLIGHT = {
@@ -207,6 +208,7 @@ class OpenSearchEngine:
             source, highlight = hit["_source"], hit.get("highlight") or {}
             items.append(
                 {name: source.get(name) for name in ("ticket_id", "number", "subject", "status", "team")}
+                | {"requester_name": source.get(queries.REQUESTER)}
                 | {"snippet": snippet(source, highlight)}
                 | {"score": round(hit.get("_score") or 0.0, 4)}
             )
@@ -250,6 +252,8 @@ def document(doc: dict) -> dict:
     messages = [m for m in doc.get("messages") or [] if m]
     if messages:
         fields["messages"] = messages
+    if doc.get("requester_name"):
+        fields[queries.REQUESTER] = doc["requester_name"]
     return fields
 
 
@@ -283,6 +287,8 @@ def _in_fields(written: tuple[str, str], together: tuple[str, str] | None) -> di
             joined = {kind: {f"{f}.{COPY}": {"query": text, "boost": queries.BOOSTS[f]}}}
             best = {"dis_max": {"queries": [best, joined]}}
         per_field.append(best)
+    kind, text = written
+    per_field.append({kind: {queries.REQUESTER: {"query": text, "boost": queries.REQUESTER_BOOST}}})
     return {"dis_max": {"queries": per_field, "tie_breaker": 0.1}}
 
 
@@ -471,12 +477,15 @@ class OpenSearchHome:
         return OpenSearchEngine(self.client, path)
 
     def outdated(self, path: str) -> bool:
-        """Whether index `path` was made with earlier mappings (without the text fields' joined copies) or settings
-        (a run of Chinese or Japanese one word): the worker builds a new one when it starts. Until then it is
-        searched as it is (the copies' clauses find nothing; such a run is found whole only)."""
+        """Whether index `path` was made with earlier mappings (without the text fields' joined copies, or the
+        requester's name) or settings (a run of Chinese or Japanese one word): the worker builds a new one when it
+        starts. Until then it is searched as it is (the copies' and the name's clauses find nothing; such a run is
+        found whole only)."""
         mapping = self.client.indices.get_mapping(index=path).get(path, {}).get("mappings", {})
         fields = mapping.get("properties", {})
         if any(COPY not in fields.get(name, {}).get("fields", {}) for name in queries.TEXT_FIELDS):
+            return True
+        if queries.REQUESTER not in fields:  # made before the requester's name
             return True
         settings = self.client.indices.get_settings(index=path).get(path, {}).get("settings", {})
         tokenizer = settings.get("index", {}).get("analysis", {}).get("tokenizer", {}).get("words", {})

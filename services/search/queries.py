@@ -27,6 +27,8 @@ FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
 HYPHENS = "-\u00ad\u2010\u2011"  # hyphen-minus, soft hyphen, hyphen, non-breaking hyphen
 HYPHEN = re.compile(rf"[{HYPHENS}](?<=[^\W_][{HYPHENS}])(?=[^\W_])")  # between letters or digits: Wi-Fi, e-mail
 COPY = "joined"  # a text field's joined copy: subject_joined (OpenSearch: the multi-field subject.joined)
+REQUESTER = "requester"  # the requester's name: "Ana Ruiz" finds her tickets (a search's field, never similar's)
+REQUESTER_BOOST = 1.0  # as a description's word
 PHRASE = re.compile(r'"([^"]*)"?')  # an unclosed quote runs to the end: people forget the second one
 # Double quotes as keyboards type them (phones and Macs: “ ”, German „ “, French « », full-width ＂): each a '"'
 # (not ″, the inches' sign: 27″ monitor).
@@ -115,11 +117,14 @@ def split(q: str) -> tuple[list[str], list[str]]:
     return phrases, rest.split()
 
 
-def _in_fields(schema: tantivy.Schema, written: list[str], together: list[str], copies: bool) -> tantivy.Query:
+def _in_fields(
+    schema: tantivy.Schema, written: list[str], together: list[str], copies: bool, requester: bool = False
+) -> tantivy.Query:
     """`written` (a word's or phrase's stems, a phrase when several) in each text field and `together` (the same
     joined up) in its joined copy: the better of the two in each field, the best field counting (subject most),
     the others adding a little. A text with no hyphen inside a word scores about the same in its copy as written
-    (the better one counts, never both): the copies barely move what never was hyphenated."""
+    (the better one counts, never both): the copies barely move what never was hyphenated. `requester`: the
+    index holds the requester's name, a field of its own."""
     per_field = []
     for f in TEXT_FIELDS:
         options = [_terms(schema, f, written)]
@@ -127,6 +132,8 @@ def _in_fields(schema: tantivy.Schema, written: list[str], together: list[str], 
             options.append(_terms(schema, copy_of(f), together))
         best = options[0] if len(options) == 1 else tantivy.Query.disjunction_max_query(options, 0.0)
         per_field.append(tantivy.Query.boost_query(best, BOOSTS[f]))
+    if requester:
+        per_field.append(tantivy.Query.boost_query(_terms(schema, REQUESTER, written), REQUESTER_BOOST))
     return tantivy.Query.disjunction_max_query(per_field, 0.1)
 
 
@@ -173,7 +180,9 @@ def plural_of_letters(word: str) -> str | None:
     return None
 
 
-def _word(schema: tantivy.Schema, word: str, fuzzy: bool, copies: bool = True) -> tantivy.Query | None:
+def _word(
+    schema: tantivy.Schema, word: str, fuzzy: bool, copies: bool = True, requester: bool = False
+) -> tantivy.Query | None:
     """One typed word: its stems in any text field, or the ticket's number, or (fuzzy) a near miss. A word the
     analysis cuts in parts (ERR_CONN_RESET, won't, e-mail, <b>) is those parts in that order, as a phrase: any
     one of them alone ("reset", "t", "b") would find what it never meant; a hyphenated one is also itself joined
@@ -183,10 +192,10 @@ def _word(schema: tantivy.Schema, word: str, fuzzy: bool, copies: bool = True) -
     whole = None
     if in_parts(word):
         together = together_of(word)
-        whole = _in_fields(schema, tokens, ENGLISH.analyze(together) if together else [], copies)
-    options = [whole] if whole is not None else [_in_fields(schema, [t], [t], copies) for t in tokens]
+        whole = _in_fields(schema, tokens, ENGLISH.analyze(together) if together else [], copies, requester)
+    options = [whole] if whole is not None else [_in_fields(schema, [t], [t], copies, requester) for t in tokens]
     if (other := plural_of_letters(word)) and (stems := ENGLISH.analyze(other)):  # "VPNs" finds "VPN", and back
-        options.append(tantivy.Query.boost_query(_in_fields(schema, stems, stems, copies), PLURAL_BOOST))
+        options.append(tantivy.Query.boost_query(_in_fields(schema, stems, stems, copies, requester), PLURAL_BOOST))
     if number := NUMBER.match(word):
         options.append(
             tantivy.Query.boost_query(tantivy.Query.term_query(schema, "number", int(number[1])), NUMBER_BOOST)
@@ -253,21 +262,26 @@ def fuzzy_distance(token: str) -> int:
     return 1 if len(token) < 8 else 2
 
 
-def _phrase(schema: tantivy.Schema, phrase: str, copies: bool = True) -> tantivy.Query | None:
+def _phrase(schema: tantivy.Schema, phrase: str, copies: bool = True, requester: bool = False) -> tantivy.Query | None:
     tokens = ENGLISH.analyze(phrase)
     if not tokens:
         return None
     together = together_of(phrase)  # none when joining makes a part the analysers drop: the rest alone would match
-    return _in_fields(schema, tokens, ENGLISH.analyze(together) if together else [], copies)
+    return _in_fields(schema, tokens, ENGLISH.analyze(together) if together else [], copies, requester)
 
 
-def text_query(schema: tantivy.Schema, q: str, *, fuzzy: bool = False, copies: bool = True) -> tantivy.Query | None:
+def text_query(
+    schema: tantivy.Schema, q: str, *, fuzzy: bool = False, copies: bool = True, requester: bool = False
+) -> tantivy.Query | None:
     """The query for `q`; None when it holds no word at all (punctuation only). `copies`: whether the index has
-    the text fields' joined copies (an index made before them is searched without)."""
+    the text fields' joined copies (an index made before them is searched without); `requester`: whether it has
+    the requester's name (one made before it is searched without)."""
     phrases, words = split(q)
     words = naming_numbers(words)
-    musts = [p for p in (_phrase(schema, phrase, copies) for phrase in phrases) if p is not None]
-    shoulds = [w for w in (_word(schema, word, fuzzy, copies) for word in dict.fromkeys(words)) if w is not None]
+    musts = [p for p in (_phrase(schema, phrase, copies, requester) for phrase in phrases) if p is not None]
+    shoulds = [
+        w for w in (_word(schema, word, fuzzy, copies, requester) for word in dict.fromkeys(words)) if w is not None
+    ]
     if not musts and not shoulds:
         return None
     clauses = [(tantivy.Occur.Must, m) for m in musts]

@@ -27,28 +27,52 @@ TIMEOUT = 30.0
 
 def reindex(svc: Search, intake_url: str | None) -> dict:
     """Rebuild and switch; what was done, for the command to print."""
-    imported = 0
+    imported = named = 0
     if svc.tickets.count() == 0 and intake_url:
         imported = sum(1 for ticket in intake_tickets(svc, intake_url) if svc.tickets.insert(from_intake(ticket), {}))
+    elif intake_url and svc.tickets.nameless():
+        try:
+            for page in requester_names(svc, intake_url):
+                named += svc.tickets.learn_names(page)
+        except requests.RequestException as error:  # the words are what a reindex is for: names another time
+            log.warning("requesters' names not taken from intake (%s): they are found by name after a reindex", error)
     path, count = rebuild(svc.home, svc.tickets)
-    return {"generation": path, "indexed": count, "imported_from_intake": imported}
+    return {"generation": path, "indexed": count, "imported_from_intake": imported, "names_from_intake": named}
 
 
 def intake_tickets(svc: Search, intake_url: str) -> Iterator[dict]:
     """Every ticket intake has, each whole (with its thread)."""
+    session = _session(svc)
+    for page in _pages(session, intake_url):
+        for item in page:
+            whole = session.get(f"{intake_url.rstrip('/')}/tickets/{item['id']}", timeout=TIMEOUT)
+            if whole.status_code == 200:
+                yield whole.json()
+
+
+def requester_names(svc: Search, intake_url: str) -> Iterator[dict[str, str]]:
+    """Each page of intake's tickets as {ticket id: its requester's name}: for the documents learnt before search
+    kept names (a search finds a ticket by its requester's name since)."""
+    for page in _pages(_session(svc), intake_url):
+        yield {item["id"]: name for item in page if (name := (item.get("requester") or {}).get("name"))}
+
+
+def _session(svc: Search) -> requests.Session:
     token = issue_token(svc.settings.require_secret(), "admin", ttl=3600, sub="search-reindex")
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def _pages(session: requests.Session, intake_url: str) -> Iterator[list[dict]]:
+    """intake's tickets, a page (its items) at a time, newest first."""
     cursor = None
     while True:
         params = {"limit": PAGE} | ({"cursor": cursor} if cursor else {})
         page = session.get(f"{intake_url.rstrip('/')}/tickets", params=params, timeout=TIMEOUT)
         page.raise_for_status()
         body = page.json()
-        for item in body["items"]:
-            whole = session.get(f"{intake_url.rstrip('/')}/tickets/{item['id']}", timeout=TIMEOUT)
-            if whole.status_code == 200:
-                yield whole.json()
+        yield body["items"]
         cursor = body.get("next_cursor")
         if not cursor:
             return
@@ -63,6 +87,7 @@ def from_intake(ticket: dict) -> TicketDoc:
         subject=ticket["subject"],
         description=ticket["description"],
         requester_email=ticket["requester"]["email"].strip().lower(),
+        requester_name=ticket["requester"].get("name") or None,
         messages=sorted(
             [
                 {"id": entry["id"], "body": entry["body"], "at": parse_time(entry["created_at"])}

@@ -32,6 +32,10 @@ class SearchHitSchema(Schema):
     subject = fields.String()
     status = fields.String(metadata={"enum": list(STATUSES)})
     team = fields.String(allow_none=True)
+    requester_name = fields.String(
+        allow_none=True,
+        metadata={"description": "added after the contract: who asked (a name search finds it); null when unknown"},
+    )
     snippet = fields.String(
         metadata={"description": "HTML: a passage of the ticket with the matched words in <mark>, the rest escaped"}
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
 
 from services.search.domain import TicketDoc
@@ -18,6 +18,7 @@ _FIELDS = (
     "subject",
     "description",
     "requester_email",
+    "requester_name",
     "messages",
     "resolution",
     "status",
@@ -64,3 +65,21 @@ class TicketDocs(VersionedStore):
 
     def count(self) -> int:
         return self.collection.estimated_document_count()
+
+    def nameless(self) -> bool:
+        """Whether a document was learnt before requesters' names were (`learn_names` fills them in)."""
+        learnt_before = {"number": {"$ne": None}, "requester_name": {"$exists": False}}
+        return self.collection.find_one(learnt_before, {"_id": 1}) is not None
+
+    def learn_names(self, names: dict[str, str]) -> int:
+        """Each ticket's requester name where its document has none yet (ticket id -> name); how many took one."""
+        if not names:
+            return 0
+        done = self.collection.bulk_write(
+            [
+                UpdateOne({"_id": ticket_id, "requester_name": {"$exists": False}}, {"$set": {"requester_name": name}})
+                for ticket_id, name in names.items()
+            ],
+            ordered=False,
+        )
+        return done.modified_count

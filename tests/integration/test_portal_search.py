@@ -138,6 +138,11 @@ def test_results_show_number_subject_status_team_and_only_the_snippets_marks(por
     assert "1 ticket found" in html
     (call,) = stub.searches()
     assert call["args"] == {"q": "vpn", "status": "in_progress", "team": "network", "limit": "20"}
+    assert "· from" not in html  # a hit without its requester's name (an index made before names) says none
+
+    stub.answers["/search"] = {"items": [HIT | {"requester_name": "Ana <Ruiz>"}], "total": 1, "next_cursor": None}
+    html = text(signed_in(portal).get("/console/search?q=ana"))
+    assert "In progress · Network · from <bdi>Ana &lt;Ruiz&gt;</bdi>" in html
     assert decode_token(os.environ["TICKETFLOW_JWT_SECRET"], call["token"]).role == "admin"  # the person's own
 
 

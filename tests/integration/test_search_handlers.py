@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ from shared.auth import Principal
 from shared.config import load_settings
 from shared.runtime import bind
 from tests.harness import auth_header
-from tests.integration.conftest import event_from
+from tests.integration.conftest import event_from, ticket_request
 from tests.unit.test_search_queries import index_made_before_the_copies
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
@@ -351,3 +352,44 @@ def test_a_new_ticket_is_inserted_without_a_read_and_a_late_created_learns_into_
     assert reads[-1] == late
     doc = real(late)
     assert (doc.team, doc.subject) == ("network", "Plotter offline")
+
+
+def test_a_ticket_is_found_by_its_requesters_name_and_a_reindex_names_those_learnt_before(search):
+    """A requester's name is learnt from ticket.created; the documents search stored before it learnt names get
+    theirs from intake's API at a reindex (intake's list, a page at a time), and are found by it since."""
+    from werkzeug.serving import make_server
+
+    from services.intake.api import create_app
+    from services.search.reindex import reindex
+
+    intake_app = create_app()  # on search's MongoDB client (the intake_app fixture would close it)
+    made = []
+    for name in ("Ingrid Halvorsen", "Tomasz Wójcik"):
+        response = intake_app.test_client().post(
+            "/tickets", json=ticket_request(requester={"name": name, "email": f"{uuid.uuid4().hex[:8]}@example.com"}),
+            headers=auth_header("portal"),
+        )  # fmt: skip
+        assert response.status_code == 201, response.get_json()
+        made.append(response.get_json())
+    for ticket in made:
+        created = {key: ticket[key] for key in ("number", "subject", "description", "requester", "topic", "priority")}
+        handle(search, "ticket.created", ticket["id"], 0, **created, source="web")
+    ingrid, tomasz = (ticket["id"] for ticket in made)
+    assert find(search, "Halvorsen") == [ingrid] and find(search, '"Tomasz Wojcik"') == [tomasz]
+
+    search.tickets.collection.update_one({"_id": tomasz}, {"$unset": {"requester_name": ""}})  # learnt before
+    assert search.tickets.nameless()
+    server = make_server("127.0.0.1", 0, intake_app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        done = reindex(search, f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        serving.join(timeout=10)
+        intake_app.extensions["ticketflow.intake"].flusher.drain()
+        intake_app.extensions["ticketflow.readyz"].close()
+    assert done["names_from_intake"] == 1 and done["imported_from_intake"] == 0 and not search.tickets.nameless()
+    search.writer.close()
+    search.open_writer()  # the worker, moved to the new generation
+    assert find(search, "wojcik") == [tomasz] and find(search, "Ingrid") == [ingrid]

@@ -81,7 +81,7 @@ def test_from_intake_takes_the_thread_the_team_and_the_agent():
     assert doc.document() | {"created_at": None} == {
         "ticket_id": "t1", "number": 42, "subject": "VPN", "description": "Drops.", "messages": ["Still."],
         "resolution": None, "status": "in_progress", "team": "network", "requester_email": "ana@example.com",
-        "agent_id": "jane", "created_at": None, "resolved_at": None,
+        "requester_name": "Ana", "agent_id": "jane", "created_at": None, "resolved_at": None,
     }  # fmt: skip
     assert not doc.apply("ticket.status_changed", {"status": "assigned", "previous_status": "new"}, at(10))  # older
     assert doc.apply("ticket.status_changed", {"status": "waiting_on_requester", "previous_status": "x"}, at(31))

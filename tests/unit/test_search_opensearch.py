@@ -105,7 +105,8 @@ def test_two_words_are_both_wanted_in_any_text_field_the_subject_counting_most()
             ]
         }
     } in field_queries
-    assert len(field_queries) == 4 and words["should"][0]["dis_max"]["tie_breaker"] == 0.1
+    assert field_queries[-1] == {"match": {"requester": {"query": "router", "boost": 1.0}}}  # a requester's name
+    assert len(field_queries) == 5 and words["should"][0]["dis_max"]["tie_breaker"] == 0.1
     assert body["track_total_hits"] is True and body["from"] == 0 and body["size"] == 20
 
 
@@ -254,7 +255,8 @@ def test_writes_wait_for_commit_then_go_in_one_bulk_and_a_refresh():
     engine = OpenSearchEngine(client, "idx")
     engine.upsert({"ticket_id": "a", "number": "7", "subject": "S", "description": "D", "messages": ["m", ""],
                    "requester_email": " Ana@Example.com ", "agent_id": None, "resolution": None})  # fmt: skip
-    engine.upsert({"ticket_id": "a", "number": 7, "subject": "S2", "description": "D", "messages": []})
+    engine.upsert({"ticket_id": "a", "number": 7, "subject": "S2", "description": "D", "messages": [],
+                   "requester_name": "Ana Ruiz"})  # fmt: skip
     engine.delete("b")
     assert client.calls == []
     engine.commit()
@@ -262,9 +264,10 @@ def test_writes_wait_for_commit_then_go_in_one_bulk_and_a_refresh():
     assert bulk == "bulk" and refresh == "indices.refresh" and refreshed == {"index": "idx"}
     assert kwargs["body"] == [
         {"index": {"_index": "idx", "_id": "a"}},
-        {"ticket_id": "a", "number": 7, "subject": "S2", "description": "D"},
+        {"ticket_id": "a", "number": 7, "subject": "S2", "description": "D", "requester": "Ana Ruiz"},
         {"delete": {"_index": "idx", "_id": "b"}},
     ]
+    assert MAPPINGS["properties"]["requester"] == {"type": "text", "analyzer": "english"}  # never a snippet
 
 
 def test_a_refused_write_is_sent_again_at_the_next_commit():
@@ -502,7 +505,7 @@ def test_the_snippet_is_the_field_marking_the_most_different_words():
     assert snippet(texts, wifi) == wifi["messages"][0]  # "Wi-Fi" is one word, fewer than two
 
 
-def test_an_index_without_the_joined_copies_or_with_runs_of_chinese_as_one_word_is_outdated():
+def test_an_index_without_the_joined_copies_the_requesters_name_or_with_chinese_runs_as_one_word_is_outdated():
     from services.search.opensearch import WORD
 
     old = {"tf-search-old": {"mappings": {"properties": {
@@ -510,19 +513,23 @@ def test_an_index_without_the_joined_copies_or_with_runs_of_chinese_as_one_word_
     mappings = MAPPINGS | {"_meta": {"built_from": "2026-11-30T10:00:00.000Z"}}
     runs = {"tf-search-runs": {"mappings": mappings}}
     new = {"tf-search-new": {"mappings": mappings}}
+    nameless = {"properties": {name: kind for name, kind in MAPPINGS["properties"].items() if name != "requester"}}
+    before_names = {"tf-search-nameless": {"mappings": MAPPINGS | nameless}}
 
     def settings(name: str, tokenizer: dict) -> dict:  # as OpenSearch answers: every value a string
         return {name: {"settings": {"index": {"analysis": {"tokenizer": {"words": tokenizer}}}}}}
 
     split = settings("tf-search-runs", {"type": "pattern", "pattern": "[^\\p{L}\\p{N}]+"})
     client = FakeClient(**{
-        "indices.get_mapping": [old, runs, new],
+        "indices.get_mapping": [old, runs, new, before_names],
         "indices.get_settings": [split, settings("tf-search-new", {"type": "pattern", "pattern": WORD, "group": "0"})],
     })  # fmt: skip
     home = OpenSearchHome(client, "tf")
     assert home.outdated("tf-search-old") and home.outdated("tf-search-runs") and not home.outdated("tf-search-new")
+    assert home.outdated("tf-search-nameless")  # made before the requester's name
     indexes = [kwargs["index"] for name, kwargs in client.calls]
-    assert indexes == ["tf-search-old", "tf-search-runs", "tf-search-runs", "tf-search-new", "tf-search-new"]
+    assert indexes == ["tf-search-old", "tf-search-runs", "tf-search-runs", "tf-search-new", "tf-search-new",
+                       "tf-search-nameless"]  # fmt: skip
 
 
 def test_a_fragment_with_a_word_of_thousands_of_letters_is_cut_around_its_mark():

@@ -177,8 +177,8 @@ def test_a_chinese_or_japanese_word_is_found_inside_a_longer_run_and_marked_whol
 def test_an_index_made_before_each_chinese_character_was_a_word_is_outdated_and_read_as_it_is(tmp_path):
     path = str(tmp_path / "old")
     os.makedirs(path)
-    old = SHAPES[1]
-    assert (old.copies, old.words, old.plain) == (True, "en", "plain")
+    old = SHAPES[2]
+    assert (old.copies, old.words, old.plain, old.requester) == (True, "en", "plain", False)
     index = tantivy.Index(build_schema(old), path=path)
     index.register_tokenizer("en", queries.english(cjk=False))
     index.register_tokenizer("plain", queries.plain(cjk=False))
@@ -192,3 +192,76 @@ def test_an_index_made_before_each_chinese_character_was_a_word_is_outdated_and_
     assert reader.copies and reader.search("wifi", scope=EVERYONE)[1] == 1  # everything else as before
     for typed in ("打印机", "打印机坏了"):  # Chinese and Japanese are found once it is rebuilt, not before
         assert reader.search(typed, scope=EVERYONE)[1] == 0
+
+
+# --- the requester's name: searched, never a snippet nor a word of "similar" ----------------------------------
+
+
+def test_a_ticket_is_found_by_its_requesters_name(tmp_path):
+    engine = Engine(str(tmp_path / "new"))
+    for doc in (
+        make_doc("a", 1, "Printer jams", "The printer on floor 3 jams.", requester_name="Ana Ruiz"),
+        make_doc("b", 2, "VPN drops", "The tunnel drops every hour.", requester_name="Bo Lindqvist"),
+        make_doc("c", 3, "Access for Ruiz", "Please give Ruiz the shared drive.", requester_name="Cy Díaz"),
+        make_doc("d", 4, "Laptop fan", "Loud.", requester_name=None),  # mail in without a name
+    ):
+        engine.upsert(doc)
+    engine.commit()
+    assert engine.requester and not outdated(engine.path)
+
+    def found(q: str) -> list[str]:
+        return sorted(item["ticket_id"] for item in engine.search(q, scope=EVERYONE)[0])
+
+    assert found("Lindqvist") == ["b"]
+    assert found("ruiz") == ["a", "c"]  # her name, or the word in a ticket's text
+    assert found('"Ana Ruiz"') == ["a"]
+    assert found("ana printer") == ["a"] and found("ana tunnel") == []  # both words wanted, each anywhere
+    assert found("diaz") == ["c"]  # accents folded as in the texts
+    [hit], _ = engine.search("Lindqvist", scope=EVERYONE)
+    assert "<mark>" not in hit["snippet"] and "Lindqvist" not in hit["snippet"]  # the name is no snippet
+    assert hit["requester_name"] == "Bo Lindqvist"  # but is shown beside it
+
+
+def test_the_requesters_name_is_no_word_of_similar(tmp_path):
+    engine = Engine(str(tmp_path / "new"))
+    for doc in (
+        make_doc("asked", 1, "Printer jams", "The printer jams on every page.", requester_name="Ana Ruiz"),
+        make_doc(
+            "hers",
+            2,
+            "Tunnel drops",
+            "VPN drops hourly.",
+            requester_name="Ana Ruiz",
+            status="resolved",
+            resolution="New VPN profile.",
+        ),  # fmt: skip
+        make_doc("jam", 3, "Printer jam", "Paper jams in the printer.", status="resolved", resolution="Cleaned it."),
+    ):
+        engine.upsert(doc)
+    engine.commit()
+    assert [item["ticket_id"] for item in engine.similar("asked", scope=EVERYONE)] == ["jam"]
+
+
+def test_an_index_made_before_the_requesters_name_is_outdated_and_read_as_it_is(tmp_path):
+    path = str(tmp_path / "old")
+    os.makedirs(path)
+    old = SHAPES[1]
+    assert (old.copies, old.words, old.plain, old.requester) == (True, "en2", "plain2", False)
+    index = tantivy.Index(build_schema(old), path=path)
+    index.register_tokenizer("en2", queries.english())
+    index.register_tokenizer("plain2", queries.plain())
+    writer = index.writer(15_000_000, 1)
+    writer.add_document(_document(make_doc("a", 1, "Wi-Fi down", "No signal.", requester_name="Ana"), requester=False))
+    writer.commit()
+    writer.wait_merging_threads()
+
+    assert outdated(path)
+    reader = Engine(path, create=False)  # an api process, before the worker rebuilt it
+    assert not reader.requester and reader.copies
+    assert reader.search("wifi", scope=EVERYONE)[1] == 1 and reader.search("ana", scope=EVERYONE)[1] == 0
+    assert reader.search("wifi", scope=EVERYONE)[0][0]["requester_name"] is None
+    writer = Engine(path)  # the worker, written as its schema has it until it rebuilds
+    writer.upsert(make_doc("b", 2, "Wi-Fi slow", "Slow.", requester_name="Bo"))
+    writer.commit()
+    writer.close()
+    assert reader.search("wifi", scope=EVERYONE)[1] == 2
