@@ -7,6 +7,9 @@ are taken at desktop and phone width.
 
 from __future__ import annotations
 
+import random
+import string
+
 from playwright.sync_api import expect
 
 from tests.browser.helpers import assert_accessible
@@ -43,7 +46,8 @@ def test_an_agent_finds_a_ticket_by_its_words_and_sees_a_resolved_look_alike(por
     # Ana opens hers from the home page: her browser may open it.
     requester = new_context().new_page()
     words = "Since the toner was changed the printer jams on every page; the rear tray is full of paper."
-    open_request(requester, portal, "Ana Ruiz", ana, "Printer jams after toner change", words)
+    surname = "Ruiz" + "".join(random.choices(string.ascii_lowercase, k=8)).capitalize()  # hers alone
+    open_request(requester, portal, f"Ana {surname}", ana, "Printer jams after toner change", words)
     requester.get_by_role("button", name="Send request").click()
     expect(requester.get_by_role("heading", name="Printer jams after toner change")).to_be_visible()
     mine = ticket_id_of(requester)
@@ -67,9 +71,21 @@ def test_an_agent_finds_a_ticket_by_its_words_and_sees_a_resolved_look_alike(por
     result = agent.locator(".result").filter(has=agent.get_by_role("link", name=f"#{number} Printer jams after"))
     expect(result.locator("mark").first).to_be_visible()
     assert "toner" in [word.lower() for word in result.locator("mark").all_inner_texts()]
+    expect(result.locator(".result-meta")).to_contain_text(f"from Ana {surname}")  # who asked
     expect(agent.get_by_role("searchbox", name="Words to find")).to_have_value("toner rear tray")
     assert_accessible(agent)
     both_widths(agent, screenshot, "console-search")
+
+    # Her name finds her request, not the other requester's with the same words.
+    box = agent.get_by_role("searchbox", name="Words to find")
+    box.fill(f"{surname.lower()} toner")
+    box.press("Enter")
+    expect(agent.get_by_role("heading", name="1 ticket found")).to_be_visible()
+    expect(agent.get_by_role("link", name=f"#{number} Printer jams after")).to_be_visible()
+    box = agent.get_by_role("searchbox", name="Words to find")
+    box.fill("toner rear tray")
+    box.press("Enter")
+    expect(agent.get_by_role("searchbox", name="Words to find")).to_have_value("toner rear tray")
 
     # On the results page / goes to its own box, and Escape leaves it with the words kept.
     agent.wait_for_load_state("domcontentloaded")
