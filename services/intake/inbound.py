@@ -39,6 +39,7 @@ __all__ = ["OWN_MESSAGE_DOMAIN", "InboundAttachment", "InboundMail", "parse"]
 # the HTML of one mail, every part together: it turns into text at 0.5 to 3 s of CPU a MiB (the rest is cut), so a
 # mail of many large HTML parts would hold a receiving thread for minutes
 MAX_HTML_CHARS = 4 * 1024 * 1024
+MAX_TEXT_CHARS = 1_000_000  # of one text/plain part: what the mail's whole text shows agents, and its quote cut reads
 MAX_DEFECTS = 100
 _TICKET_NUMBER = re.compile(r"\[#(\d{1,18})\]")
 
@@ -77,11 +78,19 @@ class InboundMail:
     own_text: str = ""
 
 
+def headers_only(raw: bytes) -> bytes:
+    """The mail's header section and the blank line after it (the whole mail when it has no body)."""
+    raw = bytes(raw)
+    ends = [at + len(blank) for blank in (b"\r\n\r\n", b"\n\n") if (at := raw.find(blank)) >= 0]
+    return raw[: min(ends)] if ends else raw
+
+
 def key_of(raw: bytes) -> str:
-    """The key `parse` gives a mail that names its Message-ID, from its headers alone (cheap: the body is not read),
-    else the one of its bytes; so that a mail received before is known before its body costs anything."""
+    """The key `parse` gives a mail that names its Message-ID, from its headers alone (cheap: the body is not read,
+    nor given to the parser), else the one of its bytes; so that a mail received before is known before its body
+    costs anything."""
     try:
-        message = BytesParser(policy=POLICY).parsebytes(bytes(raw), headersonly=True)
+        message = BytesParser(policy=POLICY).parsebytes(headers_only(raw), headersonly=True)
         message_id = headers_of.message_id(raw_headers(message))
     except Exception:
         message_id = None
@@ -291,6 +300,9 @@ def _body_text(bodies: list[Part], kind: str, numbers: dict[int, int], defects: 
             defects.append(f"{where}: the mail's HTML is over {MAX_HTML_CHARS >> 20} MiB, not read as text")
             continue
         text = decode_bytes(payload(message, where, defects), _charset(message), where, defects)
+        if kind == "plain" and len(text) > MAX_TEXT_CHARS:  # the thread keeps 20,000; reading costs CPU and memory
+            defects.append(f"{where}: the text is over {MAX_TEXT_CHARS:,} characters, only its start read")
+            text = text[:MAX_TEXT_CHARS]
         if kind == "html":
             if len(text) > html_left:
                 defects.append(f"{where}: the mail's HTML is over {MAX_HTML_CHARS >> 20} MiB, only its start read")

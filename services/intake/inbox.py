@@ -49,6 +49,9 @@ from shared.schemas import files_sent, named_files
 log = logging.getLogger(__name__)
 
 RAW_MAX_BYTES = 35 * 1024 * 1024  # a mail as received: 25 MiB of attachments, base64-encoded, and its text
+# and its lines: 25 MiB of attachments in base64's 76-character lines are 460,000; the parser keeps some 100 bytes
+# a line, so 35 MiB of three-byte lines would take gigabytes
+RAW_MAX_LINES = 1_000_000
 SUBJECT_MAX, TEXT_MAX = 200, 20000  # as the API takes them
 TRUNCATED = "\n\n[Cut here: the mail was longer than a message holds. The help desk keeps the whole mail.]"
 MAX_NUMBERS = 5  # "[#n]"s of a subject looked up (a subject of thousands would cost a read each)
@@ -190,8 +193,8 @@ def accepts(svc: Intake, address: str) -> bool:
 
 def receive(svc: Intake, raw: bytes, envelope_sender: str, recipients: list[str]) -> Outcome:
     """Store one mail's effect; MailRefused when it is refused for good; storage errors propagate (try again)."""
-    if len(raw) > RAW_MAX_BYTES:
-        raise MailRefused(552, f"The mail is larger than {RAW_MAX_BYTES // (1024 * 1024)} MiB.")
+    if (problem := too_large(raw)) is not None:
+        raise MailRefused(552, problem)
     # a mail received before (an MTA that retries, a poller that saw it twice) is known by its headers alone:
     # its body, which may cost seconds to read, is not read again
     key = inbound.key_of(raw)
@@ -209,6 +212,15 @@ def receive(svc: Intake, raw: bytes, envelope_sender: str, recipients: list[str]
     return outcome
 
 
+def too_large(raw: bytes) -> str | None:
+    """Why a mail is too large to read (its bytes, or its lines), in words; None when it is not."""
+    if len(raw) > RAW_MAX_BYTES:
+        return f"The mail is larger than {RAW_MAX_BYTES // (1024 * 1024)} MiB."
+    if raw.count(b"\n") > RAW_MAX_LINES:
+        return f"The mail has more than {RAW_MAX_LINES:,} lines."
+    return None
+
+
 def _received_before(svc: Intake, key: str) -> Outcome | None:
     done = svc.mails.find(key)
     if done is not None and done.get("outcome") and not done.get("given_up"):  # given up on: tried as new
@@ -221,7 +233,8 @@ def record_refused(svc: Intake, raw: bytes, envelope_sender: str, reason: str, g
     admins' "Mail in" page shows it, and the mail stays flagged in the mailbox. `given_up`: refused for a fault
     that may be mended (mail.imap_deliverer): the same mail delivered again is taken as new, and its record then
     replaces this one."""
-    mail = inbound.parse(raw, envelope_sender, [], own_addresses=[svc.settings.notify_from])
+    readable = inbound.headers_only(raw) if too_large(raw) else raw  # a mail too large to read: its headers
+    mail = inbound.parse(readable, envelope_sender, [], own_addresses=[svc.settings.notify_from])
     record = _record(mail, Outcome("refused", f"{reason} Left flagged in the mailbox."))
     svc.mails.finish(mail.key, {**record, "raw_blob": None, **({"given_up": True} if given_up else {})})
 

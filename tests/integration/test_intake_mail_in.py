@@ -883,6 +883,25 @@ def test_a_polled_mail_refused_for_good_is_on_the_admins_list(svc, client):
     assert record["subject"] == "A huge scan" and record["reason"] == "Too big. Left flagged in the mailbox."
 
 
+def test_a_polled_mail_too_large_to_read_is_refused_and_recorded_from_its_headers_alone(svc, client, monkeypatch):
+    """A mail of more lines than RAW_MAX_LINES (the parser keeps some 100 bytes a line) is refused before it is
+    read, and the poller's record of it reads its headers only."""
+    from services.intake import inbound
+
+    sender = address()
+    raw = mail(sender, "Log dump", "Attached.").as_bytes() + b"a\n" * inbox.RAW_MAX_LINES
+    with pytest.raises(inbox.MailRefused) as refused:
+        inbox.receive(svc, raw, sender, ["help@help.example.com"])
+    assert refused.value.code == 552 and "lines" in refused.value.reason
+    parsed, parse = [], inbound.parse
+    monkeypatch.setattr(inbound, "parse", lambda raw, *args, **kw: parsed.append(len(raw)) or parse(raw, *args, **kw))
+    inbox.record_refused(svc, raw, sender, refused.value.reason)
+    assert parsed and max(parsed) < 1000
+    listed = client.get("/mail", query_string={"outcome": "refused"}, headers=auth_header("admin")).get_json()
+    (record,) = [m for m in listed["items"] if m["sender"] == sender]
+    assert record["subject"] == "Log dump" and record["reason"].startswith("The mail has more than 1,000,000 lines")
+
+
 def test_a_requesters_reply_by_mail_says_so_in_its_thread_entry(svc, client):
     """The portal takes a reply by mail from the address as the address proven (the requester's pages)."""
     sender = address()

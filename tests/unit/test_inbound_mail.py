@@ -1223,3 +1223,35 @@ def test_a_flood_of_recipients_keeps_the_first_hundred():
     assert len(mail.recipients) == 100 and mail.recipients[0] == "r0.0@example.com"
     given = parse(b"From: a@example.com\r\n\r\nbody\r\n", PERSON, [f"d{n}@help.example.com" for n in range(500)])
     assert len(given.recipients) == 100
+
+
+def test_a_text_over_a_million_characters_is_read_up_to_there_and_says_so():
+    """A text/plain body of 23 million characters cost 20 s of CPU and gigabytes to cut its quotes (a security
+    review's mail): only its first MAX_TEXT_CHARS are read; the thread keeps 20,000 of them anyway."""
+    message = make_mail()
+    message.set_content("Hello.\n" + "a\n" * inbound.MAX_TEXT_CHARS)
+    mail = read(message)
+    assert mail.full_text.startswith("Hello.\na\na") and len(mail.full_text) <= inbound.MAX_TEXT_CHARS
+    assert any(f"over {inbound.MAX_TEXT_CHARS:,} characters, only its start read" in d for d in mail.defects)
+
+
+@pytest.mark.parametrize(
+    ("raw", "headers"),
+    [
+        (b"From: a@b.c\r\nSubject: x\r\n\r\nbody\r\n\r\nmore", b"From: a@b.c\r\nSubject: x\r\n\r\n"),
+        (b"From: a@b.c\nSubject: x\n\nbody\n\nmore", b"From: a@b.c\nSubject: x\n\n"),
+        (b"From: a@b.c\nSubject: x\n\nbody\r\n\r\n", b"From: a@b.c\nSubject: x\n\n"),  # the first blank line
+        (b"From: a@b.c\r\nSubject: x\r\n", b"From: a@b.c\r\nSubject: x\r\n"),  # no body: all of it
+    ],
+)
+def test_headers_only_is_the_header_section_and_its_blank_line(raw, headers):
+    assert inbound.headers_only(raw) == headers
+
+
+def test_a_mail_too_large_to_read_is_known_by_its_bytes_or_its_lines():
+    from services.intake.inbox import RAW_MAX_BYTES, RAW_MAX_LINES, too_large
+
+    head = b"From: a@b.c\r\nSubject: x\r\n\r\n"
+    assert too_large(head + b"a\r\n" * 1000) is None
+    assert too_large(head + b"a\r\n" * RAW_MAX_LINES) == f"The mail has more than {RAW_MAX_LINES:,} lines."
+    assert too_large(head + bytes(RAW_MAX_BYTES)) == "The mail is larger than 35 MiB."
