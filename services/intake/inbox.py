@@ -502,10 +502,13 @@ def _repeated_inline(svc: Intake, ticket_id: str, attachment: inbound.InboundAtt
 
 def _store_attachments(svc: Intake, mail: inbound.InboundMail, ticket_id: str, message_id: str | None) -> None:
     """The mail's files on the ticket, ids derived from the mail and the ticket: once however often it comes. An
-    image shown inside the mail that the ticket has already (`_repeated_inline`) is not stored again."""
+    image shown inside the mail that the ticket has already (`_repeated_inline`) is not stored again, nor the mail
+    it answers, attached whole (Outlook's "attach original message"): one of the desk's, which holds the requester's
+    link (a ticket's files are every agent's to download), and no file the message names (`_words_and_files`); its
+    text is in the mail's whole text, links hidden, and the mail as it came is the admins'."""
     seed = _derived(mail, f"attachment:{ticket_id}")[:24]
     for n, attachment in enumerate(mail.attachments):
-        if _repeated_inline(svc, ticket_id, attachment):  # (this mail's own, delivered again: stored already)
+        if attachment.answered or _repeated_inline(svc, ticket_id, attachment):  # (repeated: stored already)
             continue
         svc.attachments.put(
             ticket_id, f"{seed}-{n}", files.clean_filename(attachment.filename),

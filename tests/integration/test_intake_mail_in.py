@@ -201,6 +201,8 @@ def test_the_mail_answered_attached_whole_is_not_the_requesters_words(svc):
     assert receive(svc, bare).kind == "kept"
     assert receive(svc, worded).kind == "message"
     assert [entry["body"] for entry in svc.tickets.get(ticket.id).thread] == ["Still down this morning."]
+    # nor a file of the ticket: ours holds the requester's link, and every agent downloads a ticket's files
+    assert svc.attachments.list(ticket.id) == []
 
 
 def test_a_reply_of_only_the_quoted_mail_is_kept_not_posted(svc, tap):
