@@ -10,6 +10,8 @@ import logging
 import math
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -416,12 +418,42 @@ def words_digest(ticket_id: str, kind: str, seen: str, body: str) -> str:
     return hashlib.sha256("\x1f".join((ticket_id, kind, seen, body)).encode()).hexdigest()
 
 
-def sent_already(session: dict | None, digest_of_words: str) -> bool:
-    """This browser sent these words from this same page a moment ago: Back brought the page back with them filled
-    in (a browser may fill in again a form it left), and Send again would post them twice. The same words sent from
-    a page opened since (a new question answered "Yes" again) are another message."""
-    since = now() - SAME_REQUEST_WINDOW
-    return any(sent["digest"] == digest_of_words and sent["at"] > since for sent in (session or {}).get("sent") or [])
+@dataclass
+class Send:
+    """One send of words onto a ticket, claimed for this browser before it goes (`sent_once`)."""
+
+    svc: Portal
+    session_id: str
+    digest: str
+    at: datetime
+    goes: bool  # False: the same words went from this page a moment ago
+    claimed: bool
+
+    def undo(self) -> None:
+        """It did not go (refused, or failed): the same words may be sent again."""
+        if self.claimed:
+            self.svc.store.unclaim_sent(self.session_id, self.digest, self.at)
+            self.claimed = False
+
+
+@contextmanager
+def sent_once(svc: Portal, session: dict, digest_of_words: str, check: bool = True) -> Iterator[Send]:
+    """Whether these words go now (`Send.goes`): not when this browser sent them from this same page a moment ago
+    (Back brought the page back with them filled in, a browser may fill in again a form it left, a double click
+    sends the form twice). The same words sent from a page opened since (a new question answered "Yes" again) are
+    another message. The send is claimed in one write before it goes, so that of two at once one goes (a race
+    hunter's double click posted both); the caller undoes it when it did not go, and so does an error out of the
+    block. `check=False`: it goes in any case (a message with files, which are meant anew), and is noted."""
+    at = now()
+    since = at - SAME_REQUEST_WINDOW
+    stale = [digest for digest, sent in ((session or {}).get("sends") or {}).items() if sent <= since]
+    claimed = svc.store.claim_sent(session["_id"], digest_of_words, at, since if check else at, stale)
+    send = Send(svc, session["_id"], digest_of_words, at, claimed or not check, claimed)
+    try:
+        yield send
+    except BaseException:
+        send.undo()
+        raise
 
 
 TOO_MANY_OPENED = "You have sent a lot of requests in a short time. Please try again in a while."

@@ -243,10 +243,22 @@ class PortalStore:
         pushed = {"opened": {"$each": [opened], "$slice": -5}, "form_keys": {"$each": [key], "$slice": -100}}
         self.sessions.update_one({"_id": session_id}, {"$push": pushed})
 
-    def remember_sent(self, session_id: str, digest_of_words: str, at: datetime) -> None:
-        """The session sent these words onto a ticket (a message, a reply, a note): its last few kept."""
-        sent = {"digest": digest_of_words, "at": at}
-        self.sessions.update_one({"_id": session_id}, {"$push": {"sent": {"$each": [sent], "$slice": -10}}})
+    def claim_sent(self, session_id: str, digest_of_words: str, at: datetime, since: datetime, stale=()) -> bool:
+        """The session sends these words onto a ticket (a message, a reply, a note) now, unless it sent them since
+        `since`: whether it is the first, in one write, so that two of the same form sent at once (a double click,
+        a retried POST) find each other. `stale`: the digests of earlier sends to forget (older than `since`)."""
+        unset = {f"sends.{digest}": "" for digest in stale if digest != digest_of_words}
+        done = self.sessions.update_one(
+            {"_id": session_id, f"sends.{digest_of_words}": {"$not": {"$gt": since}}},
+            {"$set": {f"sends.{digest_of_words}": at}, **({"$unset": unset} if unset else {})},
+        )
+        return done.modified_count == 1
+
+    def unclaim_sent(self, session_id: str, digest_of_words: str, at: datetime) -> None:
+        """The send claimed at `at` did not go: the same words may be sent again."""
+        self.sessions.update_one(
+            {"_id": session_id, f"sends.{digest_of_words}": at}, {"$unset": {f"sends.{digest_of_words}": ""}}
+        )
 
     def forget_form_keys(self, keys: list[str], until: datetime) -> None:
         """Forms this browser sent before it forgot its requests: sent again (Back, a reload), they open nothing."""

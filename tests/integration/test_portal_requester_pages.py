@@ -526,6 +526,59 @@ def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twic
     assert len(intake.posts) == 4
 
 
+def test_the_same_message_sent_twice_at_once_is_posted_once_and_one_refused_may_be_sent_again(portal, monkeypatch):  # noqa: F811
+    """A double click (or a client retrying a slow POST) sends the form twice at once: the second, arriving while
+    the first waits on intake, is told it went (a race hunter's find: both were posted, and both emailed). A
+    message intake refused was not sent: the same form may go again."""
+    import threading
+
+    class Held(Intake):
+        def __init__(self, ticket):
+            super().__init__(ticket)
+            self.first_in, self.release, self.refuse = threading.Event(), threading.Event(), False
+
+        def post(self, service, path, actor, body, **kwargs):
+            self.posts.append((path, body["body"]))
+            if self.refuse:
+                raise Refused(503, "Service Unavailable", "intake is busy")
+            if len(self.posts) == 1:  # the first waits in intake until the second has had its answer
+                self.first_in.set()
+                assert self.release.wait(30)
+            return {"id": f"m{len(self.posts)}", "kind": "message", "body": body["body"]}
+
+    intake = Held({**CLOSED, "status": "assigned"})
+    monkeypatch.setattr(portal.extensions["ticketflow.portal"], "services", intake)
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    page = text(browser.get("/tickets/t-9"))
+    form = {"body": "Yes, it still drops.", "seen": re.search(r'name="seen" value="([^"]+)"', page).group(1),
+            "csrf_token": csrf(page)}  # fmt: skip
+    cookie = browser.get_cookie(cookie_names(False)[0]).value
+
+    def same_browser():
+        client = portal.test_client()
+        client.set_cookie(cookie_names(False)[0], cookie)
+        return client
+
+    answers = []
+    first = threading.Thread(target=lambda: answers.append(same_browser().post("/tickets/t-9/messages", data=form)))
+    first.start()
+    try:
+        assert intake.first_in.wait(30)
+        second = same_browser().post("/tickets/t-9/messages", data=form)
+    finally:
+        intake.release.set()
+        first.join(30)
+    assert second.headers["Location"] == "/tickets/t-9?notice=sent-before-message#latest"
+    assert [answer.headers["Location"] for answer in answers] == ["/tickets/t-9?notice=sent#latest"]
+    assert intake.posts == [("/tickets/t-9/messages", "Yes, it still drops.")]
+
+    intake.refuse, other = True, {**form, "body": "And on Wi-Fi too."}
+    assert browser.post("/tickets/t-9/messages", data=other).status_code == 503
+    intake.refuse = False
+    assert browser.post("/tickets/t-9/messages", data=other).headers["Location"] == "/tickets/t-9?notice=sent#latest"
+    assert [words for _, words in intake.posts] == ["Yes, it still drops.", "And on Wi-Fi too.", "And on Wi-Fi too."]
+
+
 def test_a_message_sent_is_said_below_the_conversation_and_a_reopening_in_words(portal, monkeypatch):  # noqa: F811
     """After Send the page lands where the new message shows, saying it went (at the top the requester, taken to
     the conversation, never saw it); a message that reopens a resolved request says so."""

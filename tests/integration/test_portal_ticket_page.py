@@ -624,6 +624,49 @@ def test_a_reply_or_note_sent_again_from_a_page_brought_back_is_not_sent_twice(p
     assert re.search(r'data-draft-sent="draft:[^"]+:t-1:reply"', shown)  # its draft in the tab ends too
 
 
+def test_a_reply_sent_twice_at_once_is_posted_once(portal, stub, monkeypatch):  # noqa: F811
+    """A double click on Send reply: the second post, arriving while the first waits on assignment, posts nothing
+    (a race hunter's find: both went, and the requester had the reply twice)."""
+    import threading
+
+    a_ticket(stub)
+    stub.answers["/tickets/t-1/replies"] = (201, {"id": "r1"})
+    svc = portal.extensions["ticketflow.portal"]
+    first_in, release, post = threading.Event(), threading.Event(), svc.services.post
+
+    def held(service, path, *args, **kwargs):
+        answer = post(service, path, *args, **kwargs)
+        if path.endswith("/replies") and not first_in.is_set():  # the first waits until the second is answered
+            first_in.set()
+            assert release.wait(30)
+        return answer
+
+    monkeypatch.setattr(svc.services, "post", held)
+    admin = signed_in(portal)
+    page = text(admin.get("/console/tickets/t-1"))
+    form = {"body": "Please restart the printer.", "seen": re.search(r'name="seen" value="([^"]*)"', page).group(1),
+            "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)}  # fmt: skip
+    cookie = admin.get_cookie(cookie_names(False)[0]).value
+
+    def same_browser():
+        client = portal.test_client()
+        client.set_cookie(cookie_names(False)[0], cookie)
+        return client
+
+    answers, path = [], "/console/tickets/t-1/reply"
+    first = threading.Thread(target=lambda: answers.append(same_browser().post(path, data=form)))
+    first.start()
+    try:
+        assert first_in.wait(30)
+        second = same_browser().post(path, data=form)
+    finally:
+        release.set()
+        first.join(30)
+    assert second.headers["Location"] == "/console/tickets/t-1?notice=reply-before"
+    assert [answer.headers["Location"] for answer in answers] == ["/console/tickets/t-1?notice=reply&sent=r1"]
+    assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-1/replies"]
+
+
 def test_a_sent_reply_is_said_to_be_on_its_way_only_while_the_conversation_lacks_it(portal, stub):  # noqa: F811
     """After Send reply the page says the reply joins the conversation in a moment; when intake has it in the
     thread already (the page came after the event), it says only that it was sent."""

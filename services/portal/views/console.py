@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import nullcontext
 
 from flask import Blueprint, Response, g, get_template_attribute, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -438,27 +439,31 @@ def act(ticket_id: str, action: str):
         if action in ("reply", "note")
         else None
     )
-    if said and (words.strip() or files) and handlers.sent_already(g.session, said):
-        return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=f"{action}-before"), 303)
     if wrong_files := attachments.problems(files):  # nothing is sent when its files will not do
         message = next(iter(wrong_files.values()))[0]
         return _ticket(ticket_id, {**form, "action": action, "errors": wrong_files}, message, 422)
-    try:
-        answer = console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"), files)
-    except console.ChangedMeanwhile:
-        not_yet = {"resolve": "It is not resolved yet.", "merge": "It is not merged yet."}.get(
-            action, "Your reply has not been sent yet."
-        )
-        message = f"This ticket changed since you opened it. {not_yet}"
-        return _ticket(ticket_id, {**form, "action": action}, message, 409, held_since=form.get("seen"))
-    except UserError as exc:  # the action's own text wrong (empty, too long): said as such; else a refusal
-        own_text = domain.WRITTEN.get(action, (None,))[0]
-        wrong = own_text if own_text in exc.errors else None  # the field the page marks and links to
-        refusal = exc.message if wrong else f"That did not work: {exc.message}"
-        form = {**form, "action": action, "errors": exc.errors, "wrong_text": wrong}
-        return _ticket(ticket_id, form, refusal, status=exc.status)
-    if said:
-        portal().store.remember_sent(g.session["_id"], said, handlers.now())
+    once = handlers.sent_once(portal(), g.session, said, check=bool(words.strip() or files)) if said else None
+    with once or nullcontext() as send:
+        if send is not None and not send.goes:
+            return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=f"{action}-before"), 303)
+        try:
+            answer = console.act(portal(), g.session, ticket_id, action, form, g.get("request_id"), files)
+        except console.ChangedMeanwhile:
+            if send is not None:
+                send.undo()
+            not_yet = {"resolve": "It is not resolved yet.", "merge": "It is not merged yet."}.get(
+                action, "Your reply has not been sent yet."
+            )
+            message = f"This ticket changed since you opened it. {not_yet}"
+            return _ticket(ticket_id, {**form, "action": action}, message, 409, held_since=form.get("seen"))
+        except UserError as exc:  # the action's own text wrong (empty, too long): said as such; else a refusal
+            if send is not None:
+                send.undo()
+            own_text = domain.WRITTEN.get(action, (None,))[0]
+            wrong = own_text if own_text in exc.errors else None  # the field the page marks and links to
+            refusal = exc.message if wrong else f"That did not work: {exc.message}"
+            form = {**form, "action": action, "errors": exc.errors, "wrong_text": wrong}
+            return _ticket(ticket_id, form, refusal, status=exc.status)
     if files:
         try:
             console.attach_to_reply(portal(), g.session, ticket_id, answer.get("id"), files, g.get("request_id"))

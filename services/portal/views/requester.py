@@ -266,19 +266,21 @@ def reply(ticket_id: str):
     _confirm_link(grant)
     files = attachments.chosen(request.files.getlist("files"))
     said = handlers.words_digest(ticket_id, "message", request.form.get("seen", ""), body)
-    if not files and body.strip() and handlers.sent_already(g.session, said):  # files chosen again: meant anew
-        return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent-before-message",
-                                _anchor="latest"), 303)  # fmt: skip
-    try:
-        was_resolved = handlers.requester_ticket(portal(), grant)["status"] == "resolved"  # the message reopens it
-        entry = handlers.add_message(portal(), grant, body, g.get("request_id"), files)
-    except handlers.UserError as exc:
-        message = exc.message
-        closed = exc.status == 409 and handlers.requester_ticket(portal(), grant)["status"] == "closed"
-        if closed:  # closed meanwhile (another tab, the auto-close): the page offers a new request with it
-            message = "This request was closed meanwhile, so your message was not sent. It is kept below."
-        return _ticket_page(grant, {"body": body}, exc.errors, message, exc.status, choose_again=bool(files))
-    portal().store.remember_sent(g.session["_id"], said, handlers.now())
+    once = not files and bool(body.strip())  # files chosen again: meant anew
+    with handlers.sent_once(portal(), g.session, said, check=once) as send:
+        if not send.goes:
+            return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent-before-message",
+                                    _anchor="latest"), 303)  # fmt: skip
+        try:
+            was_resolved = handlers.requester_ticket(portal(), grant)["status"] == "resolved"  # the message reopens it
+            entry = handlers.add_message(portal(), grant, body, g.get("request_id"), files)
+        except handlers.UserError as exc:
+            send.undo()
+            message = exc.message
+            closed = exc.status == 409 and handlers.requester_ticket(portal(), grant)["status"] == "closed"
+            if closed:  # closed meanwhile (another tab, the auto-close): the page offers a new request with it
+                message = "This request was closed meanwhile, so your message was not sent. It is kept below."
+            return _ticket_page(grant, {"body": body}, exc.errors, message, exc.status, choose_again=bool(files))
     try:  # the message's id as the key: its files are attached once
         handlers.attach_files(portal(), grant, files, entry["id"], entry["id"], g.get("request_id"))
     except handlers.UserError as exc:
