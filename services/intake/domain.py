@@ -239,7 +239,15 @@ class Ticket:
         return True
 
     def _resolved(self, data: dict, at: datetime) -> bool:
-        if self.status == "closed" or not self._newer("status", at):
+        if self.status == "closed":
+            # resolved before the requester closed it, heard after (assignment's resolve and intake's close are two
+            # queues): what was done is kept, as sla and search keep it; the ticket stays closed
+            before_closing = self.closed_at is not None and at < self.closed_at
+            if not before_closing or (self.resolved_at is not None and self.resolved_at >= at):
+                return False
+            self.resolved_at, self.resolution, self.merged_into = at, data.get("resolution"), data.get("merged_into")
+            return True
+        if not self._newer("status", at):
             return False
         self.status, self.resolved_at, self.resolution = "resolved", at, data.get("resolution")
         self.merged_into = data.get("merged_into")

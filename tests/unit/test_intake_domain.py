@@ -224,6 +224,24 @@ def test_nothing_reopens_a_closed_ticket():
     assert ticket.status == "closed"
 
 
+def test_a_resolve_made_before_the_requester_closed_and_heard_after_keeps_what_was_done():
+    """assignment's resolve and intake's close come through two queues: a resolve made a minute before the close,
+    heard after it, was dropped, so intake alone lost the resolution that sla and search kept (a race hunter's
+    find). It is kept; the ticket stays closed. One made after the close, or older than one kept, changes nothing."""
+    ticket = make_ticket()
+    ticket.close("requester", at(10))
+    assert ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "New VPN profile."}, at(9))
+    assert (ticket.status, ticket.resolution, ticket.resolved_at) == ("closed", "New VPN profile.", at(9))
+    assert not ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Again."}, at(9))  # redelivered
+    assert not ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Older."}, at(8))
+    assert not ticket.apply("ticket.resolved", {"agent_id": "jane", "resolution": "After."}, at(11))
+    assert (ticket.status, ticket.resolution) == ("closed", "New VPN profile.")
+    merged = make_ticket()
+    merged.close("requester", at(10))
+    assert merged.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Dup.", "merged_into": 100042}, at(9))
+    assert (merged.status, merged.merged_into) == ("closed", 100042)
+
+
 def test_replies_are_kept_once_and_in_time_order():
     ticket = make_ticket()
     reply = {
