@@ -19,10 +19,10 @@ _ANGLED = re.compile(r"<\s*([^\s<>,;:\"'()\[\]]+@[^\s<>,;:\"'()\[\]]+)\s*>")
 _AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 # what auto-replies that carry none of the headers above begin their subject with (Outlook's and the usual
 # vacation responders', in the languages a desk sees most), a colon included: "Out of office" alone may be a person
-_AUTOMATIC_SUBJECT = re.compile(
-    r"(?:automatic reply|auto[- ]?reply|autoreply|out of (?:the )?office|abwesenheitsnotiz|automatische antwort"
-    r"|réponse automatique|respuesta automática|risposta automatica|automatisch antwoord|afwezig"
-    r"|frånvaromeddelande)\s*:",
+_AUTOMATIC_SUBJECT = re.compile(  # older Exchange writes "Out of Office AutoReply:", Portuguese "Resposta automática:"
+    r"(?:automatic reply|auto[- ]?reply|autoreply|out of (?:the )?office(?: auto[- ]?reply)?|abwesenheitsnotiz"
+    r"|automatische antwort|réponse automatique|respuesta automática|risposta automatica|resposta automática"
+    r"|automatisch antwoord|afwezig|frånvaromeddelande|automatisk svar|automaattinen vastaus)\s*:",
     re.IGNORECASE,
 )
 _OUTLOOK_SUPPRESS = frozenset({"all", "oof", "autoreply"})

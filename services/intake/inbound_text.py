@@ -47,15 +47,16 @@ _ORIGINAL = re.compile(
     re.IGNORECASE,
 )
 _FROM = re.compile(r"\*?(?:from|de|von|da|van|från|fra|od)\s*:\*?\s*\S", re.IGNORECASE)
+_SUBJECT = re.compile(r"\*?(?:subject|objet|betreff|asunto|oggetto|onderwerp|ämne|emne)\s*:", re.IGNORECASE)
 _HEADER = re.compile(
     r"\*?(?:sent|date|to|cc|subject|envoyé|à|objet|gesendet|datum|an|betreff|enviado|fecha|para|asunto"
     r"|inviato|data|a|oggetto|verzonden|aan|onderwerp|skickat|till|ämne|emne|sendt|til)\s*:",
     re.IGNORECASE,
 )
-_MOBILE = re.compile(
+_MOBILE = re.compile(  # the line alone, and short: "Sent from my phone the error page says ..." is a sentence
     r"(?:sent from my|sent from (?:mail|outlook|yahoo mail)|get outlook for|envoyé de mon|envoyé depuis mon"
     r"|von meinem .* gesendet|gesendet von meinem|enviado desde mi|inviato da|verzonden vanaf mijn"
-    r"|skickat från min)\b.{0,80}",
+    r"|skickat från min)\b[^\s,;]*(?:[\s,;]+[^\s,;]+){0,6}[\s.!]*",
     re.IGNORECASE,
 )
 
@@ -230,7 +231,8 @@ def own_words(text: str, forwarded: bool = False) -> str:
     if cut < len(lines) and (span := _intro_span(lines, cut)):
         after = lines[cut + span :]
         below = after[: _cut_at(["" if line.startswith(">") else line for line in after])]  # markers of theirs
-        if any(line.strip() and not line.startswith(">") for line in below):
+        quote_marked = next((line for line in after if line.strip()), "").startswith(">")  # else all of it quoted
+        if quote_marked and any(line.strip() and not line.startswith(">") for line in below):
             kept += below
     kinds = [line.startswith(">") for line in kept if line.strip()]  # quoted or written, blank lines aside
     passages = [quoted for index, quoted in enumerate(kinds) if index == 0 or kinds[index - 1] != quoted]
@@ -291,7 +293,7 @@ def _forward_at(lines: list[str], cut: int) -> bool:
 def _cut_at(lines: list[str]) -> int:
     """Index of the first line that starts the quoted mail or the signature (len(lines) when none does)."""
     for index, line in enumerate(lines):
-        if line in ("-- ", "--"):  # RFC 3676's signature separator (some clients drop its space)
+        if line == "-- " or line == "--" and _signature_below(lines, index):  # RFC 3676's (its space dropped: see)
             return index
         stripped = line.lstrip("> \t").strip()
         if not stripped or len(stripped) > _MAX_MARKER_LINE:
@@ -305,6 +307,23 @@ def _cut_at(lines: list[str]) -> int:
         if _is_one_line_header(stripped) or _is_header_block(lines, index, stripped):
             return index
     return len(lines)
+
+
+def _signature_below(lines: list[str], index: int) -> bool:
+    """Whether what follows a bare "--" is a signature (a name, a title, a number, an address), not the person's
+    text set apart by a line they typed ("Steps I tried:", "--", "1. restarted", "Nothing helped."): no sentence,
+    no list, up to the quote below."""
+    following = []
+    for at in range(index + 1, min(index + 13, len(lines))):
+        line = lines[at]
+        if line.startswith(">") or (line.strip() and _intro_span(lines, at)):
+            break
+        if line.strip():
+            following.append(line.strip())
+    return not any(_SENTENCE_OR_ITEM.search(line) for line in following)
+
+
+_SENTENCE_OR_ITEM = re.compile(r"[.!?:]$|^(?:\d+[.)]|[-*•])\s")
 
 
 def _is_intro(lines: list[str], index: int, stripped: str) -> bool:
@@ -323,7 +342,8 @@ def _intro_lines(lines: list[str], index: int, stripped: str) -> int:
     if verb is not None:
         joined = stripped
         for taken, follow in enumerate([*lines[index + 1 : index + 3], ""], start=1):
-            if joined.endswith(":") and verb.search(joined):
+            # each names when (a date, a time): "Am Freitag schrieb mir Ihr Kollege, ...:" is the person's own
+            if joined.endswith(":") and verb.search(joined) and any(c.isdigit() for c in joined):
                 return taken
             if not follow.strip() or len(joined) > _MAX_MARKER_LINE:
                 break
@@ -355,8 +375,9 @@ def _is_header_block(lines: list[str], index: int, stripped: str) -> bool:
         return bool(following) and bool(_FROM.match(following[0]))
     if not _FROM.match(stripped):
         return False
-    headers = sum(1 for line in lines[index + 1 : index + 7] if _HEADER.match(line.strip()[:_MAX_MARKER_LINE]))
-    return headers >= 2
+    below = [line.strip()[:_MAX_MARKER_LINE] for line in lines[index + 1 : index + 7]]
+    headers = sum(1 for line in below if _HEADER.match(line))
+    return headers >= 2 and any(_SUBJECT.match(line) for line in below)  # "From: Berlin / To: Munich / Date:" is a trip
 
 
 class _TagStripper(HTMLParser):

@@ -514,6 +514,20 @@ def test_each_sign_of_automatic_mail_is_enough(headers, reason):
 
 
 @pytest.mark.parametrize(
+    "subject",
+    [
+        "Automatic reply: [#100043] Printer",
+        "Out of Office AutoReply: [#100043] Printer",  # older Exchange (a tester's: posted as a message)
+        "Resposta automática: [#100043] Impressora",  # Portuguese (the same)
+        "Abwesenheitsnotiz: [#100043] Drucker",
+    ],
+)
+def test_a_reply_to_a_ticket_titled_as_an_auto_reply_is_one(subject):
+    assert inbound_headers.auto_reply_by_subject(subject).startswith("an auto-reply by its subject")
+    assert inbound_headers.auto_reply_by_subject("Re: [#100043] Out of office printers") is None
+
+
+@pytest.mark.parametrize(
     "headers",
     [
         {"Auto-Submitted": "no"},
@@ -706,6 +720,9 @@ REPLIES = {
     "one.\n> 2. Which port?\nPort 3.\n>\n> Reply to this email to answer.\n> The help desk\n\nThanks,\nIgor\n",
     "answered between, the last answer short": "> Hello Igor,\n>\n> Which port?\nPort 3.\n> Anything else?\nThanks\n",
     "answered between empty quote lines": ">\nPort 3.\n>\nThanks,\nIgor\n",  # no quoted words at all
+    # Yahoo's HTML quote read as text: the intro, then the desk's mail without "> " (a tester's: it was posted)
+    "yahoo": "It still shows black.\n\nOn Sunday, December 6, 2026 at 05:31:22 AM GMT+1, helpdesk@localhost "
+    "<helpdesk@localhost> wrote:\n\n\nHello Hana,\n\nThe help desk has replied to your request.\n\nThe help desk\n",
 }
 EXPECTED = {
     "thunderbird": "Here are the logs.",
@@ -729,6 +746,7 @@ EXPECTED = {
     "Port 3.\n\nThanks,\nIgor",
     "answered between, the last answer short": "> Which port?\nPort 3.\n> Anything else?\nThanks",  # an answer
     "answered between empty quote lines": "Port 3.\n\nThanks,\nIgor",
+    "yahoo": "It still shows black.",
 }
 
 
@@ -746,10 +764,26 @@ def test_the_reply_leaves_out_quotes_and_signatures(name):
         "From: my desk, I can see the printer.\nTo: whom it may concern",
         "Here's what he wrote:\nthe screen is black",
         "-- not a signature, a dash line",
+        # a mail tester's, each lost up to the end before
+        "Sent from my phone the error page says 0x80070005, from the desktop it works fine.\nAnything else?",
+        "Here are the flight details you asked for:\nFrom: Berlin TXL\nTo: Munich\nDate: 14 Dec 2026\nThe 9:00 one.",
+        "Steps I tried:\n--\n1. restarted\n2. reinstalled\nNothing helped.",
+        "Am Freitag schrieb mir Ihr Kollege, ich solle den Treiber neu installieren:\nDas habe ich gemacht.",
     ],
 )
 def test_the_persons_own_words_that_look_like_markers_stay(body):
-    assert read(make_mail(body)).text == body
+    mail = read(make_mail(body))
+    assert mail.text == mail.own_text == body  # (a mail cut to nothing has the whole as its text: own_text says)
+
+
+def test_their_words_stay_above_a_quote_and_the_markers_of_a_signature_still_cut():
+    quote = "\n\nOn Sun, Dec 6, 2026 at 5:31 AM helpdesk@localhost wrote:\n> Hello Ana,\n> The help desk\n"
+    steps = "Steps I tried:\n--\n1. restarted\nNothing helped."
+    assert read(make_mail(steps + quote)).text == steps
+    assert read(make_mail("It works.\n--\nAna Ruiz\nFinance | Acme\n+34 600 000 000" + quote)).text == "It works."
+    assert read(make_mail("It works.\n\nSent from my Samsung Galaxy smartphone." + quote)).text == "It works."
+    german = "Geht nicht.\n\nAm So., 6. Dez. 2026 um 05:31 Uhr schrieb Help Desk <helpdesk@localhost>:\n> Hallo\n"
+    assert read(make_mail(german)).text == "Geht nicht."
 
 
 def test_a_mail_that_is_only_a_quote_keeps_it_all():
