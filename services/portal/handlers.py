@@ -233,9 +233,10 @@ def count_attempt(svc: Portal, counted: tuple[str, str], too_many: str, or_else:
     key, email = counted
     at = now()
     at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # as stored (ms)
-    until = domain.locked_until(svc.store.add_attempt(key, at, keep=domain.MAX_FAILURES * 2, email=email), at)
+    before, attempt = svc.store.add_attempt(key, at, keep=domain.MAX_FAILURES * 2, email=email)
+    until = domain.locked_until(before, at)
     if until is not None:
-        svc.store.drop_attempt(key, at)
+        svc.store.drop_attempt(key, attempt)
         minutes = max(1, round((until - at).total_seconds() / 60))
         if key != email:  # a browser of the account's, locked by its own failures: the email may work elsewhere
             too_many = too_many.replace("for this email", "from this browser")

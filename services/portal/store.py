@@ -354,20 +354,23 @@ class PortalStore:
         return self.confirmations.find_one({"_id": ticket_id})
 
     # sign-in failures
-    def add_attempt(self, key: str, at: datetime, keep: int, email: str | None = None) -> list[datetime]:
+    def add_attempt(self, key: str, at: datetime, keep: int, email: str | None = None) -> tuple[list[datetime], dict]:
         """Count a sign-in attempt under `key` (an email, or a known browser of it) as failed before it is checked
-        (atomic, so parallel attempts all count); the failures before it."""
+        (atomic, so parallel attempts all count): (the times of the failures before it, the attempt as stored, for
+        drop_attempt). Each is stored with a nonce: two in the same millisecond are two (a failure stored as a bare
+        time, before, was pulled with a parallel attempt's, which let a sixth password be checked)."""
+        attempt = {"at": at, "n": secrets.token_hex(6)}
         doc = self.failures.find_one_and_update(
             {"_id": key},
-            {"$push": {"times": {"$each": [at], "$slice": -keep}}, "$set": {"last": at, "email": email or key}},
+            {"$push": {"times": {"$each": [attempt], "$slice": -keep}}, "$set": {"last": at, "email": email or key}},
             upsert=True,
             return_document=ReturnDocument.BEFORE,
         )
-        return (doc or {}).get("times", [])
+        return [time["at"] if isinstance(time, dict) else time for time in (doc or {}).get("times", [])], attempt
 
-    def drop_attempt(self, key: str, at: datetime) -> None:
-        """An attempt refused unchecked (the email was locked) is not a failure of its own."""
-        self.failures.update_one({"_id": key}, {"$pull": {"times": at}})
+    def drop_attempt(self, key: str, attempt: dict) -> None:
+        """An attempt refused unchecked (the email was locked) is not a failure of its own: that one alone goes."""
+        self.failures.update_one({"_id": key}, {"$pull": {"times": attempt}})
 
     def clear_failure(self, key: str) -> None:
         """The failed sign-ins counted under one key (failures_key): an email's, or one of its known browsers'."""

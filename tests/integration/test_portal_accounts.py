@@ -637,6 +637,31 @@ def signed_in_once(app, email: str):
     return own
 
 
+def test_an_attempt_refused_while_locked_in_the_same_millisecond_as_the_fifth_failure_leaves_it_counted(
+    portal,  # noqa: F811
+    monkeypatch,
+):
+    """A race hunter's find: the fifth failure and a parallel attempt that found the email locked were stored at the
+    same millisecond, and dropping the refused one pulled both: the next guess saw four failures and had its
+    password checked. Each attempt is stored as itself; only the refused one goes."""
+    svc = portal.extensions["ticketflow.portal"]
+    email = f"locked-{uuid.uuid4().hex[:8]}@example.com"
+    same = now().replace(microsecond=123000)
+    monkeypatch.setattr(handlers, "now", lambda: same)  # every attempt in one millisecond, as parallel ones may be
+
+    def attempt() -> int:
+        try:
+            handlers.count_attempt(svc, (email, email), "Too many failed sign-ins for this email.")
+        except handlers.UserError as refused:
+            return refused.status
+        return 200  # counted as failed, and its password would be checked
+
+    assert [attempt() for _ in range(5)] == [200] * 5  # four failures before each: none locked yet
+    assert [attempt() for _ in range(3)] == [429] * 3  # the fifth locked it, and stays counted
+    (doc,) = svc.store.failures.find({"_id": email})
+    assert len(doc["times"]) == 5
+
+
 def test_guesses_from_elsewhere_lock_the_email_but_not_a_browser_that_signed_in_to_it_before(portal):  # noqa: F811
     agent, _ = account_with_session(portal, "agent")
     own = signed_in_once(portal, agent["email"])
