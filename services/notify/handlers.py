@@ -115,8 +115,11 @@ def on_event(svc: Notify, envelope: dict) -> None:
     if kind == "ticket.assigned":  # the ticket's notifications are read by its new team and agent
         svc.notifications.stamps.restamp({"ticket_id": ticket_id}, stamp)
     records, earlier = _record(svc, deliveries, stamp)
+    # an assignment older than one notify knows (two came out of order, or a retried one came back late): its agent
+    # has the ticket no more, and is not told it is theirs (a race hunter's find); its webhooks are still recorded
+    stale = kind == "ticket.assigned" and view is not None and view.watermarks.get("assigned") != at
     try:  # the webhooks before the emails: a recipient not known yet must not hold up the webhooks
-        emails, earlier_emails = _record(svc, _emails(svc, envelope, data, view), stamp)
+        emails, earlier_emails = _record(svc, [] if stale else _emails(svc, envelope, data, view), stamp)
         records, earlier = records + emails, earlier or earlier_emails
     finally:
         if records:  # an assignment stored meanwhile may have missed them: StampedRecords

@@ -191,6 +191,26 @@ def test_a_ticket_assigned_gives_the_agent_an_email(notify_client, notify_event)
     assert [(i["id"], i["event_type"], i["ticket_id"]) for i in items] == [(record.id, "ticket.assigned", ticket_id)]
 
 
+def test_an_assignment_older_than_the_one_notify_knows_emails_nobody(notify_event):
+    """Two assignments heard out of order (bob's, made first, came back from its retry after the lead gave the
+    ticket to jane): bob has the ticket no more and is not told it is his (a race hunter's find). The newest one
+    heard again is its one email still."""
+    from datetime import UTC, datetime
+
+    ticket_id, jane, bob = uuid.uuid4().hex, unique_email("jane"), unique_email("bob")
+    notify_event(created_event(ticket_id))
+    first, then = datetime(2026, 12, 6, 9, 0, tzinfo=UTC), datetime(2026, 12, 6, 9, 5, tzinfo=UTC)
+    newest = assigned_event(ticket_id, jane)
+    newest["occurred_at"] = then.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    older = assigned_event(ticket_id, bob)
+    older["data"] |= {"agent_id": "bob", "agent_name": "Bob Old"}
+    older["occurred_at"] = first.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    assert [record.recipient for record in notify_event(newest)] == [jane]
+    assert notify_event(older) == []
+    assert [record.recipient for record in notify_event(newest)] == [jane]  # heard again: the same one
+
+
 def test_while_the_agent_is_away_a_requesters_message_reaches_the_team_lead_too(notify_event, notify_ctx):
     """Someone on leave, or gone (their account disabled): the requester's words still reach someone who reads."""
     ticket_id, agent_id = uuid.uuid4().hex, f"away-{uuid.uuid4().hex[:8]}"
