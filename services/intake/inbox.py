@@ -395,12 +395,14 @@ SAID_BEFORE = timedelta(hours=1)
 
 
 def _said_before(svc: Intake, mail: inbound.InboundMail) -> Outcome | None:
-    """Kept, not opened, when the same sender's same subject and words opened a ticket within the hour through
-    another mail: an auto-responder that ignores Auto-Submitted and answers each receipt with a mail naming no
+    """Kept, not opened, when the same sender's same subject, words and files opened a ticket within the hour
+    through another mail: an auto-responder that ignores Auto-Submitted and answers each receipt with a mail naming no
     ticket would otherwise open a ticket, and get a receipt, again and again (and a mail sent twice is one
     request). The first mail's claim stays its own: a redelivery of it goes on opening its ticket."""
     words = " ".join(f"{_ANSWERED.sub('', mail.subject)}\n{mail.text}".casefold().split())  # without its "Re:"
-    digest = hashlib.sha256(f"{mail.sender}\n{words}".encode("utf-8", "surrogatepass")).hexdigest()
+    # and its files: two scans sent with the same cover words are two requests (a tester's second was shelved)
+    files = "\n".join(hashlib.sha256(file.data).hexdigest() for file in mail.attachments if not file.answered)
+    digest = hashlib.sha256(f"{mail.sender}\n{words}\n{files}".encode("utf-8", "surrogatepass")).hexdigest()
     at = now()
     if svc.limits.first(f"mail-words|{digest}", mail.key, at + SAID_BEFORE) == mail.key:
         return None

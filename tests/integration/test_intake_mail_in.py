@@ -975,3 +975,17 @@ def test_the_same_words_from_the_same_sender_open_one_ticket_an_hour_so_an_auto_
     # a redelivery of the first mail (its process stopped between the claim and the ticket) still opens it
     redelivered = inbox.inbound.parse(original.as_bytes(), sender)
     assert inbox._said_before(svc, redelivered) is None and inbox._said_before(svc, redelivered) is None
+
+
+def test_the_same_cover_words_with_other_files_open_a_ticket_each(svc):
+    """A scanner mailing each scan with the same subject and no words, or invoices sent with the same cover text:
+    the second was shelved as said before, its file seen by nobody (a mail tester's find). The same file again is
+    the same mail again."""
+    sender = address()
+    scans = []
+    for content in (b"%PDF-1.7 first page", b"%PDF-1.7 second page", b"%PDF-1.7 first page"):
+        scan = mail(sender, "Scanned document from MFP-3F", "")
+        scan.add_attachment(content, maintype="application", subtype="pdf", filename="scan.pdf")
+        scans.append(receive(svc, scan))
+    assert [outcome.kind for outcome in scans] == ["ticket", "ticket", "kept"]
+    assert scans[0].ticket_id != scans[1].ticket_id
