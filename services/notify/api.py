@@ -20,7 +20,8 @@ from shared.web import create_service_app, ensure_storage_once, principal, requi
 
 DESCRIPTION = """Emails and webhooks about tickets, with every delivery attempt on record.
 
-Who gets which email: the requester on `ticket.created` (a receipt with the ticket's number), `ticket.replied`,
+Who gets which email: the requester on `ticket.created` (a receipt with the ticket's number and a copy of what was
+sent, its first 1,000 characters, web addresses hidden: the address is nobody's proven yet), `ticket.replied`,
 `ticket.resolved` and `ticket.closed`; the assigned agent on `ticket.assigned`, `ticket.message_added` (a
 requester's message), `ticket.mail_kept` (a mail about the ticket that mail in kept off the conversation: another
 sender's, or one a full thread cannot take), `ticket.reopened`, `sla.warning` and `ticket.closed` by its requester

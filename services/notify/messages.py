@@ -19,7 +19,8 @@ says what it is first (`[#100042] First response due soon: ...`, `... target mis
 Filters for the templates: `when(zone)` (a datetime as 27 Nov 2026, 10:30 CET in that zone), `who` (a `by_name`
 mid-sentence: "the help desk" for an admin who is no agent), `percent` (80.0 -> 80%), `ahead(since)` (a deadline
 as the time left from `since`: "1 hour 12 minutes"),
-`words` (first_response -> first response), `follows_up` (a description -> the closed ticket's number it follows).
+`words` (first_response -> first response), `follows_up` (a description -> the closed ticket's number it follows),
+`unlinked` (words without their web addresses: a receipt's copy of what was sent).
 
 Every requester template shows `link` (StrictUndefined: a requester email without one fails to render);
 agent and lead templates never do, since a link acts as the requester. They show `console_link` instead: the
@@ -186,6 +187,20 @@ def _linked(text: str | None) -> Markup:
     return Markup("").join(link.format(piece) if is_link else piece for piece, is_link in link_parts(text or ""))
 
 
+# a web address as mail programs make one a link: with its scheme, from "www.", or a host and a path
+_ADDRESS_LIKE = re.compile(
+    r"\b(?:(?:https?|ftp)://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/\S*", re.IGNORECASE
+)
+ADDRESS_HIDDEN = "[web address hidden]"
+
+
+def _unlinked(text: str | None) -> str:
+    """Words the help desk repeats to an address nobody has proven (a receipt's copy of what was sent in a
+    requester's name) without their web addresses: else anyone could have the desk mail their link to any address,
+    signed as the desk (a security review's find). The request itself keeps them."""
+    return _ADDRESS_LIKE.sub(ADDRESS_HIDDEN, text or "")
+
+
 @cache
 def _environment() -> Environment:
     env = Environment(
@@ -198,5 +213,5 @@ def _environment() -> Environment:
         auto_reload=False,  # the templates ship with the code: no stat of two files per email
     )
     env.filters.update(when=format_time, who=_who, percent=_percent, words=_words, follows_up=_follows_up,
-                       files_came=_files_came, linked=_linked, ahead=_ahead)  # fmt: skip
+                       files_came=_files_came, linked=_linked, ahead=_ahead, unlinked=_unlinked)  # fmt: skip
     return env

@@ -192,6 +192,22 @@ def test_the_receipt_repeats_what_was_written_and_one_from_the_form_says_what_to
     assert "What you wrote:" in mailed.text and "Not sent by you?" not in mailed.text + mailed.html
 
 
+def test_the_receipts_copy_of_what_was_sent_has_no_web_address_in_it():
+    """The form sends a receipt to any address typed in, and mail in to a forged From: a copy of the words with
+    their links would let anyone have the desk mail "your mailbox is full: https://evil.example/login" to anyone,
+    signed as the desk (a security review's find). The request keeps them; the receipt says they were there."""
+    typed = {
+        "description": "Your mailbox is full. Log in at https://evil.example/login?u=1 or www.evil.example now,\n"
+        "or evil.example/reset. Attached: report.pdf, see outlook.com too.",
+        "source": "web",
+    }
+    message = messages.render("ticket.created", "requester", make_context("ticket.created", typed))
+    for part in (message.text, message.html):
+        assert "evil.example" not in part and part.count("[web address hidden]") == 3
+        assert "Attached: report.pdf, see outlook.com too." in part  # a file's name, a domain alone: no link
+    assert "https://" in message.text  # the request's own link, from the desk
+
+
 def test_a_follow_ups_receipt_says_it_answered_a_closed_ticket():
     """A mail answering a closed ticket opens a new one (intake's follow-up); its receipt says why."""
     follow_up = {"description": f"{follows_up_words(100031)}\n\nIt is broken again.", "source": "email"}
