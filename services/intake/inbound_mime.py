@@ -189,7 +189,29 @@ def unfold_8bit(value: str, where: str = "", defects: list[str] | None = None) -
         noted.append(f"{where}: unknown charset {one_line(word.group(1))[:40]!r}, read as latin-1")
         return f"=?iso-8859-1{word.group(2)}"
 
-    return _ENCODED_WORD.sub(relabel, value)
+    def relabel_run(run: re.Match) -> str:
+        """Adjacent UTF-8 words are one text (RFC 2047): a character cut between two is valid UTF-8 once they are
+        joined, and the stdlib joins them; each is mended alone only when together they are not UTF-8 either (a
+        tester's "Grüße" came out "GrÃ¼ÃŸe", each half read as windows-1252)."""
+        words = list(_ENCODED_WORD.finditer(run.group(0)))
+        if len(words) > 1 and all(safe_codec(word.group(1)) == "utf-8" for word in words) and _utf8_together(words):
+            return run.group(0)
+        return _ENCODED_WORD.sub(relabel, run.group(0))
+
+    return _ENCODED_WORDS.sub(relabel_run, value)
+
+
+_ENCODED_WORDS = re.compile(rf"{_ENCODED_WORD.pattern}(?:[ \t]+{_ENCODED_WORD.pattern})*")  # a run, blanks between
+
+
+def _utf8_together(words: list[re.Match]) -> bool:
+    """Whether the bytes of these encoded words, joined, are UTF-8."""
+    try:
+        data = b"".join(part for word in words for part, _ in [decode_header(word.group(0))[0]])
+        data.decode("utf-8")
+        return True
+    except Exception:
+        return False
 
 
 def _utf8_mended(word: str) -> str | None:

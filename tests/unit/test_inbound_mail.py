@@ -567,6 +567,10 @@ def test_encoded_word_subjects_in_any_charset_and_folded():
         f"=?ISO-2022-JP?B?{encoded}?=": japanese,
         "Re: =?UTF-8?Q?VPN_f=C3=A4llt?=\r\n =?UTF-8?Q?_aus?=   [#123]": "Re: VPN f\u00e4llt aus [#123]",
         "Line\r\n\tfolded\r\n  twice": "Line folded twice",
+        # a character cut between two words: UTF-8 once joined (a tester's came out "GrÃ¼ÃŸe")
+        "=?UTF-8?B?R3LD?= =?UTF-8?B?vMOfZQ==?= aus K\u00f6ln": "Gr\u00fc\u00dfe aus K\u00f6ln",
+        "=?UTF-8?Q?Gr=C3?=\r\n =?UTF-8?Q?=BC=C3=9Fe?=": "Gr\u00fc\u00dfe",
+        "=?UTF-8?Q?Caf=E9?= =?UTF-8?Q?_ok?=": "Caf\u00e9 ok",  # windows-1252 said to be UTF-8, joined or not
     }
     for header, expected in subjects.items():
         raw = crlf(b"From: a@example.com\nMessage-ID: <s@x>\nSubject: ") + header.encode() + crlf(b"\n\nbody\n")
