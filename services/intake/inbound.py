@@ -31,7 +31,7 @@ from services.intake.inbound_mime import (
     unique,
     words,
 )
-from services.intake.inbound_parts import MAILS, attached_mail, content_id, filename, is_body, payload
+from services.intake.inbound_parts import MAILS, attached_mail, calendar_text, content_id, filename, is_body, payload
 from services.intake.inbound_text import FORWARD_SUBJECT, html_to_text, own_words, tidy
 
 __all__ = ["OWN_MESSAGE_DOMAIN", "InboundAttachment", "InboundMail", "parse"]
@@ -213,9 +213,15 @@ def _joined(*texts: str) -> str:
 
 
 def _text_of(message: Message, numbers: dict[int, int], defects: list[str], html_left: list[int]) -> str:
-    bodies = [part for part in leaves(message) if is_body(part.message)]
+    every = leaves(message)
+    bodies = [part for part in every if is_body(part.message)]
     plain = _body_text(bodies, "plain", numbers, defects, html_left)
-    return plain or _body_text(bodies, "html", numbers, defects, html_left)
+    text = plain or _body_text(bodies, "html", numbers, defects, html_left)
+    if text:
+        return text
+    # a mail that is only a calendar invite (no words of its own): what the invite says, not "no text"
+    invite = next((part.message for part in every if part.message.get_content_type() == "text/calendar"), None)
+    return calendar_text(payload(invite, _where(invite, numbers), defects)) if invite is not None else ""
 
 
 FORWARDED = "---------- Forwarded message ----------"  # as mail programs begin a mail forwarded inline

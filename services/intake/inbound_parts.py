@@ -74,7 +74,7 @@ def filename(part: Message, index: int, content_type: str, subject: str = "") ->
         subject = _UNSAFE_IN_NAME.sub("-", subject)[: MAX_FILENAME - 4].strip(" .")
         name = f"{subject}.eml" if subject else ""
     if name in ("", ".", ".."):
-        return f"attachment-{index}{'.eml' if content_type in MAILS else '.bin'}"
+        return f"attachment-{index}{'.eml' if content_type in MAILS else EXTENSIONS.get(content_type, '.bin')}"
     if len(name) > MAX_FILENAME:
         stem, extension = os.path.splitext(name)
         name = stem[: MAX_FILENAME - len(extension)] + extension if len(extension) < 16 else name[:MAX_FILENAME]
@@ -82,6 +82,49 @@ def filename(part: Message, index: int, content_type: str, subject: str = "") ->
 
 
 _UNSAFE_IN_NAME = re.compile(r'[/\\:*?"<>|]+')  # what a file name may not hold on some systems
+# an unnamed part's extension by its type, so that the file opens in its program once downloaded (a calendar
+# invite was "attachment-1.bin"); a fixed list, not the system's mime.types, which differs between machines
+EXTENSIONS = {
+    "text/calendar": ".ics", "text/plain": ".txt", "text/csv": ".csv", "text/html": ".html", "application/pdf": ".pdf",
+    "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp", "image/heic": ".heic",
+    "application/zip": ".zip", "application/ms-tnef": ".dat",
+}  # fmt: skip
+
+
+def calendar_text(data: bytes) -> str:
+    """What a calendar invite (text/calendar) says, as a person reads it: its summary, when, where, who invites and
+    its description; "" when it holds none of those. For a mail that is only an invite (no text of its own)."""
+    text = data[:200_000].decode("utf-8", errors="replace").replace("\r\n", "\n")
+    lines = re.sub(r"\n[ \t]", "", text).split("\n")  # RFC 5545's folding undone
+    found: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        key = name.split(";", 1)[0].strip().upper()
+        if key in _CALENDAR_WORDS and key not in found and value.strip():
+            zone = re.search(r";TZID=([^;:]+)", name, re.IGNORECASE)
+            value = value.strip().replace("\\n", "\n").replace("\\,", ",").replace("\\;", ";").replace("\\\\", "\\")
+            if key in ("DTSTART", "DTEND"):
+                value = _calendar_time(value) + (f" ({zone.group(1)})" if zone else "")
+            if key == "ORGANIZER":
+                value = value.removeprefix("mailto:").removeprefix("MAILTO:")
+            found[key] = one_line(value) if key != "DESCRIPTION" else value.strip()
+    said = [f"{_CALENDAR_WORDS[key]}: {found[key]}" for key in _CALENDAR_WORDS if key in found and key != "DESCRIPTION"]
+    if not said and "DESCRIPTION" not in found:
+        return ""
+    return "\n".join(["A calendar invitation.", *said, *(["", found["DESCRIPTION"]] if "DESCRIPTION" in found else [])])
+
+
+_CALENDAR_WORDS = {"SUMMARY": "What", "DTSTART": "Starts", "DTEND": "Ends", "LOCATION": "Where",
+                   "ORGANIZER": "Invited by", "DESCRIPTION": "Description"}  # fmt: skip
+
+
+def _calendar_time(value: str) -> str:
+    """20261207T100000Z as 2026-12-07 10:00 UTC, 20261207 as 2026-12-07; anything else as it is."""
+    found = re.fullmatch(r"(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})\d{2}(Z?))?", value)
+    if not found:
+        return value
+    year, month, day, hour, minute, utc = found.groups()
+    return f"{year}-{month}-{day}" + (f" {hour}:{minute}" if hour else "") + (" UTC" if utc else "")
 
 
 def attached_mail(part: Message) -> Message | None:

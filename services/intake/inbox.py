@@ -134,7 +134,7 @@ def mail_file(svc: Intake, ticket_id: str, mail_id: str, n: int, principal: Prin
     if not 1 <= n <= min(len(found), len(listed)):
         raise NotFound(f"Mail {mail_id} has no file {n}.")
     attachment, named = found[n - 1], listed[n - 1]
-    if (attachment.filename, attachment.content_type, len(attachment.data)) != (
+    if (_named_as_then(attachment.filename, named.get("filename")), attachment.content_type, len(attachment.data)) != (
         named.get("filename"),
         named.get("content_type"),
         named.get("size"),
@@ -144,6 +144,13 @@ def mail_file(svc: Intake, ticket_id: str, mail_id: str, n: int, principal: Prin
         raise NotFound(f"File {n} of mail {mail_id} may hold the requester's link: its text is in the mail's text.")
     name, data = files.clean_filename(attachment.filename), attachment.data
     return name, files.served_type(attachment.content_type, data), data
+
+
+def _named_as_then(name: str, listed: str | None) -> str:
+    """A file's name as the mail's record lists it: an unnamed part was "attachment-N.bin" before its type gave it
+    an extension ("attachment-N.ics"); the same part still."""
+    stem, _, _ = name.rpartition(".")
+    return listed if listed == f"{stem}.bin" and re.fullmatch(r"attachment-\d+", stem) else name
 
 
 MAIL_FILE_NAMES = (".eml", ".emlx", ".msg", ".mht", ".mhtml")

@@ -873,7 +873,7 @@ def test_attachments_inline_images_and_attached_mails():
     assert mail.text == f"See the screenshot.\n\n{forwarded}\n\nthe original"
     found = [(a.filename, a.content_type, a.inline, a.content_id) for a in mail.attachments]
     assert found == [
-        ("attachment-1.bin", "image/png", True, "shot1@example.com"),
+        ("attachment-1.png", "image/png", True, "shot1@example.com"),
         ("data.csv", "text/csv", False, None),
         ("Forwarded.eml", "message/rfc822", False, None),  # named by its subject
         ("notes.txt", "text/plain", False, None),
@@ -1293,3 +1293,37 @@ def test_a_mail_too_large_to_read_is_known_by_its_bytes_or_its_lines():
     assert too_large(head + b"a\r\n" * 1000) is None
     assert too_large(head + b"a\r\n" * RAW_MAX_LINES) == f"The mail has more than {RAW_MAX_LINES:,} lines."
     assert too_large(head + bytes(RAW_MAX_BYTES)) == "The mail is larger than 35 MiB."
+
+
+INVITE = (
+    "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nSUMMARY:Printer training\\, floor 3\r\n"
+    "DTSTART;TZID=Europe/Berlin:20261207T100000\r\nDTEND;TZID=Europe/Berlin:20261207T110000\r\n"
+    "LOCATION:Room 3.14\r\nORGANIZER;CN=Ana Ruiz:mailto:ana.ruiz@example.com\r\n"
+    "DESCRIPTION:Bring the new toner.\\nThe old one is\r\n  empty.\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_a_mail_that_is_only_a_calendar_invite_reads_as_what_the_invite_says_and_keeps_it_as_an_ics():
+    """A tester's invite-only mail read "(The mail had no text.)", its file "attachment-1.bin"."""
+    message = make_mail()
+    message.set_content(INVITE, subtype="calendar", params={"method": "REQUEST"})
+    mail = read(message)
+    assert mail.text == (
+        "A calendar invitation.\nWhat: Printer training, floor 3\nStarts: 2026-12-07 10:00 (Europe/Berlin)\n"
+        "Ends: 2026-12-07 11:00 (Europe/Berlin)\nWhere: Room 3.14\nInvited by: ana.ruiz@example.com\n\n"
+        "Bring the new toner.\nThe old one is empty."
+    )
+    assert [(file.filename, file.content_type) for file in mail.attachments] == [("attachment-1.ics", "text/calendar")]
+
+    worded = make_mail("Can you come to this?")  # with words of its own: those, and the invite as a file
+    worded.add_alternative(INVITE, subtype="calendar")
+    assert read(worded).text == "Can you come to this?"
+    assert inbound.calendar_text(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n") == ""
+
+
+def test_a_kept_mails_unnamed_file_listed_before_it_had_its_types_extension_is_the_same_file():
+    from services.intake.inbox import _named_as_then
+
+    assert _named_as_then("attachment-1.png", "attachment-1.bin") == "attachment-1.bin"  # as listed then: served
+    assert _named_as_then("attachment-2.ics", "attachment-1.bin") == "attachment-2.ics"  # another part: refused
+    assert _named_as_then("scan.pdf", "scan.pdf") == "scan.pdf" and _named_as_then("a.png", "a.bin") == "a.png"
