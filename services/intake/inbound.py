@@ -39,6 +39,7 @@ __all__ = ["OWN_MESSAGE_DOMAIN", "InboundAttachment", "InboundMail", "parse"]
 # the HTML of one mail, every part together: it turns into text at 0.5 to 3 s of CPU a MiB (the rest is cut), so a
 # mail of many large HTML parts would hold a receiving thread for minutes
 MAX_HTML_CHARS = 4 * 1024 * 1024
+_IMAGE_PLACE = re.compile(r"\[cid:[^\]\s]{1,200}\]")
 MAX_TEXT_CHARS = 1_000_000  # of one text/plain part: what the mail's whole text shows agents, and its quote cut reads
 MAX_DEFECTS = 100
 _TICKET_NUMBER = re.compile(r"\[#(\d{1,18})\]")
@@ -306,6 +307,8 @@ def _body_text(bodies: list[Part], kind: str, numbers: dict[int, int], defects: 
             defects.append(f"{where}: the mail's HTML is over {MAX_HTML_CHARS >> 20} MiB, not read as text")
             continue
         text = decode_bytes(payload(message, where, defects), _charset(message), where, defects)
+        if kind == "plain":  # Outlook's plain alternative names each image it shows: [cid:image001.png@01DB...]
+            text = _IMAGE_PLACE.sub("", text)
         if kind == "plain" and len(text) > MAX_TEXT_CHARS:  # the thread keeps 20,000; reading costs CPU and memory
             defects.append(f"{where}: the text is over {MAX_TEXT_CHARS:,} characters, only its start read")
             text = text[:MAX_TEXT_CHARS]

@@ -84,7 +84,12 @@ def safe_codec(charset: str | None) -> str | None:
         return None
     if not getattr(info, "_is_text_encoding", True) or info.name in _UNSAFE_CODECS:
         return None
-    return info.name
+    return _SUPERSETS.get(info.name, info.name)
+
+
+# labels mail programs write for text they encode in a larger set (as browsers read them, WHATWG's Encoding): a body
+# said to be gb2312 holding GBK's characters came out with U+FFFD in it (a tester's)
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "euc_kr": "cp949", "big5": "big5hkscs"}
 
 
 # surrogateescape's stand-in for each byte UTF-8 refuses (U+DC80..U+DCFF) -> that byte read as windows-1252

@@ -1327,3 +1327,12 @@ def test_a_kept_mails_unnamed_file_listed_before_it_had_its_types_extension_is_t
     assert _named_as_then("attachment-1.png", "attachment-1.bin") == "attachment-1.bin"  # as listed then: served
     assert _named_as_then("attachment-2.ics", "attachment-1.bin") == "attachment-2.ics"  # another part: refused
     assert _named_as_then("scan.pdf", "scan.pdf") == "scan.pdf" and _named_as_then("a.png", "a.bin") == "a.png"
+
+
+def test_a_body_said_to_be_gb2312_reads_gbks_characters_and_outlooks_image_places_go():
+    text = "\u5f20\u5586\u7684\u6253\u5370\u673a\u574f\u4e86"  # 喆 is GBK's, not GB2312's: read as browsers read it
+    raw = crlf(b"From: a@example.cn\nSubject: x\nContent-Type: text/plain; charset=gb2312\n\n")
+    mail = read(raw + text.encode("gbk") + b"\r\n")
+    assert mail.text == text and not any("replaced" in defect for defect in mail.defects)
+    outlook = make_mail("See the screen:\n[cid:image001.png@01DB4C2A.5E1C7F10]\nIt is black.")
+    assert read(outlook).text == "See the screen:\n\nIt is black."
