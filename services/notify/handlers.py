@@ -353,8 +353,10 @@ def _deliver(svc: Notify, record: Notification, until: float) -> None:
     if hook is None:
         raise WebhookGone("the webhook was deleted")
     body = record.body.encode()
+    sent_at = int(now().timestamp())
     headers = {
         "X-Ticketflow-Signature": webhooks.signature(hook["secret"], body),
+        "X-Ticketflow-Signature-Timed": webhooks.timed_signature(hook["secret"], sent_at, record.id, body),
         "X-Ticketflow-Event": record.event_type,
         "X-Ticketflow-Delivery": record.id,
     }

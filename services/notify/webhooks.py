@@ -236,3 +236,12 @@ def matches(patterns: list[str], event_type: str) -> bool:
 def signature(secret: str, body: bytes) -> str:
     """The X-Ticketflow-Signature value: sha256=<hex HMAC-SHA256 of the body with the secret>."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def timed_signature(secret: str, timestamp: int, delivery_id: str, body: bytes) -> str:
+    """The X-Ticketflow-Signature-Timed value: t=<unix seconds of this attempt>,sha256=<hex HMAC-SHA256 of
+    "<t>.<delivery id>.<body>">. The contract's signature covers the body alone, so a delivery seen once (an
+    http:// webhook read on the way) verifies again when posted again later, under any delivery id (a security
+    review's find); this one lets a receiver refuse an old attempt and a delivery id seen before. An addition."""
+    signed = f"{timestamp}.{delivery_id}.".encode() + body
+    return f"t={timestamp},sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()

@@ -11,6 +11,7 @@ import hmac
 import json
 import re
 import signal
+import time
 import uuid
 
 import pytest
@@ -245,6 +246,11 @@ def test_a_hanging_webhook_does_not_delay_email_and_signatures_verify(
         if path == "/ok":
             expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
             assert headers["X-Ticketflow-Signature"] == expected
+            # the timed one: this attempt's time and its delivery id signed with the body (a replay is refusable)
+            sent_at, timed = headers["X-Ticketflow-Signature-Timed"].removeprefix("t=").split(",sha256=")
+            signed = f"{sent_at}.{headers['X-Ticketflow-Delivery']}.".encode() + body
+            assert timed == hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+            assert abs(int(sent_at) - time.time()) < 3600
             assert headers["X-Ticketflow-Event"] == json.loads(body)["type"] == "ticket.created"
     hanging = wait_until(hanging_ended, timeout=60)
     assert all(r["status"] in ("failed", "dead") and "timed out" in r["last_error"] for r in hanging)

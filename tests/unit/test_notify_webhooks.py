@@ -14,7 +14,14 @@ import pytest
 
 from services.notify import webhook_sender
 from services.notify.domain import SendError
-from services.notify.webhooks import WEBHOOK_EVENT_TYPES, address_problem, matches, signature, validate_webhook
+from services.notify.webhooks import (
+    WEBHOOK_EVENT_TYPES,
+    address_problem,
+    matches,
+    signature,
+    timed_signature,
+    validate_webhook,
+)
 from shared.config import ConfigError, load_settings
 from shared.errors import Invalid
 from shared.events import EVENT_TYPES
@@ -262,6 +269,15 @@ def test_glob_matching_agrees_with_a_regex_translation():
         text = "".join(rng.choice("ab.") for _ in range(rng.randint(0, 8)))
         regex = ".*".join(re.escape(part) for part in pattern.split("*"))
         assert matches([pattern], text) is bool(re.fullmatch(regex, text, re.DOTALL)), (pattern, text)
+
+
+def test_the_timed_signature_covers_the_time_the_delivery_and_the_body():
+    value = timed_signature(SECRET, 1_796_000_000, "d-1", PAYLOAD)
+    expected = hmac.new(SECRET.encode(), b"1796000000.d-1." + PAYLOAD, hashlib.sha256).hexdigest()
+    assert value == f"t=1796000000,sha256={expected}"
+    others = (timed_signature(SECRET, 1_796_000_001, "d-1", PAYLOAD), timed_signature(SECRET, 1_796_000_000, "d-2",
+              PAYLOAD), timed_signature(SECRET, 1_796_000_000, "d-1", PAYLOAD + b" "))  # fmt: skip
+    assert all(other.split(",sha256=")[1] != expected for other in others)
 
 
 def test_signature_verifies_with_the_secret_and_only_with_it():
