@@ -181,12 +181,36 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
         own_text=own_text,
         ticket_numbers=tuple(dict.fromkeys(int(number) for number in numbered)),
         references=references,
-        referenced_ticket_ids=headers_of.ticket_ids(references),
+        referenced_ticket_ids=headers_of.ticket_ids(references) or _returned_ticket_ids(message, numbers, defects),
         automatic=headers_of.automatic(message, headers, sender, envelope, own),
         attachments=attachments,
         defects=_record(message, numbers, defects),
         authentication=headers_of.authentication_results(headers),
     )
+
+
+def _returned_ticket_ids(message: Message, numbers: dict[int, int], defects: list[str]) -> tuple[str, ...]:
+    """A delivery report's (multipart/report: a bounce) ticket: the one the returned mail's Message-ID names, when
+    it is one of notify's; () otherwise. So that the bounce of a requester's email is on its ticket's page, where
+    the agents learn that the address takes no mail (a tester's bounce was on the admins' page alone)."""
+    if message.get_content_type() != "multipart/report":
+        return ()
+    for part in (leaf.message for leaf in leaves(message)):
+        kind = part.get_content_type()
+        if kind not in ("text/rfc822-headers", "message/rfc822-headers", *MAILS):
+            continue
+        try:
+            returned = (
+                attached_mail(part)
+                if kind in MAILS
+                else BytesParser(policy=POLICY).parsebytes(payload(part, _where(part, numbers), []), headersonly=True)
+            )
+            message_id = headers_of.message_id(raw_headers(returned)) if returned is not None else None
+        except Exception:  # a returned part that will not read names nothing
+            continue
+        if found := headers_of.ticket_ids((message_id,) if message_id else ()):
+            return found
+    return ()
 
 
 def _contents(

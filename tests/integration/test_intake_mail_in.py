@@ -746,6 +746,34 @@ def test_a_bounce_report_opens_no_ticket(svc, intake_db):
     assert outcome.kind == "ignored" and outcome.ticket_id is None
 
 
+def test_the_bounce_of_a_tickets_email_is_on_that_tickets_page(svc, client):
+    """The returned mail's headers name notify's Message-ID: the bounce is listed with the ticket's mails, where its
+    agents learn that the requester's address takes no mail (a tester's was on the admins' page alone)."""
+    sender = address()
+    ticket = svc.tickets.get(receive(svc, mail(sender, "VPN drops", "Since Monday.")).ticket_id)
+    bounce = (
+        b"From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\nTo: help@help.example.com\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <" + uuid.uuid4().hex.encode() + b"@mx>\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b1\r\n\r\n"
+        b"--b1\r\nContent-Type: text/plain\r\n\r\n<" + sender.encode() + b">: 550 5.1.1 User unknown\r\n"
+        b"--b1\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: helpdesk@localhost\r\nTo: "
+        + sender.encode()
+        + b"\r\nMessage-ID: <"
+        + uuid.uuid4().hex.encode()
+        + b"+"
+        + ticket.id.encode()
+        + b"@ticketflow>\r\n--b1--\r\n"
+    )
+    outcome = inbox.receive(svc, bounce, "", ["help@help.example.com"])
+    assert (outcome.kind, outcome.ticket_id) == ("ignored", ticket.id) and "bounce" in outcome.reason
+    listed = client.get(f"/tickets/{ticket.id}/mail", headers=auth_header("admin")).get_json()["items"]
+    assert [(item["outcome"], item["subject"]) for item in listed][-1] == (
+        "ignored",
+        "Undelivered Mail Returned to Sender",
+    )
+    assert svc.tickets.get(ticket.id).thread == []  # nothing posted
+
+
 def test_charsets_encoded_subjects_and_html_only_mail(svc):
     latin = (
         b"From: =?iso-8859-1?q?Jos=E9_Mu=F1oz?= <jose@example.com>\r\nTo: help@help.example.com\r\n"

@@ -473,6 +473,9 @@ def test_a_bounce_is_automatic_and_keeps_its_report_as_attachments():
     assert "could not\nbe delivered" in mail.full_text
     assert [a.content_type for a in mail.attachments] == ["message/delivery-status", "text/rfc822-headers"]
     assert b"Status: 5.1.1" in mail.attachments[0].data
+    assert mail.referenced_ticket_ids == ("t45",)  # the returned mail is notify's, about ticket t45: its page shows it
+    other = BOUNCE.replace(b"<n12+t45@ticketflow>", b"<abc@mail.example.org>")
+    assert read(other, envelope_sender="").referenced_ticket_ids == ()  # someone else's mail bounced: no ticket
 
 
 @pytest.mark.parametrize(
