@@ -68,7 +68,8 @@ class TicketDocs(VersionedStore):
 
     def nameless(self) -> bool:
         """Whether a document was learnt before requesters' names were (`learn_names` fills them in)."""
-        learnt_before = {"number": {"$ne": None}, "requester_name": {"$exists": False}}
+        # absent, or null: a document learnt before was saved whole at its next event, the name None (a reviewer's)
+        learnt_before = {"number": {"$ne": None}, "requester_name": None}
         return self.collection.find_one(learnt_before, {"_id": 1}) is not None
 
     def learn_names(self, names: dict[str, str]) -> int:
@@ -77,7 +78,7 @@ class TicketDocs(VersionedStore):
             return 0
         done = self.collection.bulk_write(
             [
-                UpdateOne({"_id": ticket_id, "requester_name": {"$exists": False}}, {"$set": {"requester_name": name}})
+                UpdateOne({"_id": ticket_id, "requester_name": None}, {"$set": {"requester_name": name}})
                 for ticket_id, name in names.items()
             ],
             ordered=False,

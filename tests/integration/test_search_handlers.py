@@ -379,6 +379,8 @@ def test_a_ticket_is_found_by_its_requesters_name_and_a_reindex_names_those_lear
 
     search.tickets.collection.update_one({"_id": tomasz}, {"$unset": {"requester_name": ""}})  # learnt before
     assert search.tickets.nameless()
+    handle(search, "ticket.status_changed", tomasz, 5, status="in_progress", previous_status="new")  # saved whole
+    assert search.tickets.collection.find_one({"_id": tomasz})["requester_name"] is None and search.tickets.nameless()
     server = make_server("127.0.0.1", 0, intake_app, threaded=True)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
