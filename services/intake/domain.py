@@ -243,8 +243,9 @@ class Ticket:
             # resolved before the requester closed it, heard after (assignment's resolve and intake's close are two
             # queues): what was done is kept, as sla and search keep it; the ticket stays closed
             before_closing = self.closed_at is not None and at < self.closed_at
-            if not before_closing or (self.resolved_at is not None and self.resolved_at >= at):
-                return False
+            undone = [earlier["resolved_at"] for earlier in self.earlier_resolutions if earlier.get("resolved_at")]
+            if not before_closing or any(known >= at for known in [*undone, self.resolved_at] if known is not None):
+                return False  # (one a reopen undid, heard again: a reviewer's, it came back after the close)
             self.resolved_at, self.resolution, self.merged_into = at, data.get("resolution"), data.get("merged_into")
             return True
         if not self._newer("status", at):

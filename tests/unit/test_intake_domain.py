@@ -240,6 +240,12 @@ def test_a_resolve_made_before_the_requester_closed_and_heard_after_keeps_what_w
     merged.close("requester", at(10))
     assert merged.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Dup.", "merged_into": 100042}, at(9))
     assert (merged.status, merged.merged_into) == ("closed", 100042)
+    reopened = make_ticket()  # resolved, reopened by the requester, closed: the resolve heard again changes nothing
+    reopened.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Restarted it."}, at(5))
+    reopened.add_message("m1", "Still broken.", at(6))
+    reopened.close("requester", at(10))
+    assert not reopened.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Restarted it."}, at(5))
+    assert (reopened.resolution, len(reopened.earlier_resolutions)) == (None, 1)
 
 
 def test_replies_are_kept_once_and_in_time_order():
