@@ -56,8 +56,9 @@ POST of the event envelope as JSON, with the headers
 `X-Ticketflow-Event` (the event type) and `X-Ticketflow-Delivery` (the notification's id, the same
 on every retry); and, added after the contract,
 `X-Ticketflow-Signature-Timed: t=<unix seconds of this attempt>,sha256=<hex HMAC-SHA256 of "<t>.<delivery id>.<body>">`,
-with which a receiver refuses what someone who saw a delivery on its way posts again later: an attempt whose t is
-more than 5 minutes old, or a delivery id it handled already (the body's signature alone verifies a replay).
+with which a receiver tells what someone who saw a delivery on its way posts again later (the body's signature
+alone verifies a replay): refuse an attempt whose t is more than 5 minutes old, and answer 2xx without handling
+it again to a delivery id it handled already (a retry has the same id: one answered too late is tried again).
 Any 2xx answer is a success; a redirect is not followed and counts as a failure;
 no answer within TICKETFLOW_WEBHOOK_TIMEOUT (5 s, for the whole delivery) is a failure. A webhook
 whose host is or resolves to a loopback, private, link-local, multicast, reserved, unspecified or

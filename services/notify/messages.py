@@ -61,6 +61,10 @@ def render(event_type: str, audience: str, context: dict, time_zone: str = "UTC"
         raise ValueError(f"no email for {event_type!r} to {audience!r}")
     env = _environment()
     name, context = f"{event_type}.{audience}", {**context, "time_zone": time_zone}
+    if audience == "requester":  # words from the form or a From, mailed to an address nobody proved: no links
+        context["ticket"] = {**context["ticket"], "subject": _unlinked(context["ticket"]["subject"])}
+        recipient = context.get("recipient") or {}
+        context["recipient"] = {**recipient, "name": _unlinked(recipient["name"]) if recipient.get("name") else None}
     return Message(
         subject=subject_line(context["ticket"]["number"], context["ticket"]["subject"], _alert(event_type, context)),
         text=env.get_template(f"{name}.txt").render(context),
@@ -187,18 +191,41 @@ def _linked(text: str | None) -> Markup:
     return Markup("").join(link.format(piece) if is_link else piece for piece, is_link in link_parts(text or ""))
 
 
-# a web address as mail programs make one a link: with its scheme, from "www.", or a host and a path
+# a web address as mail programs make one a link: with its scheme, from "www.", a host and a path, or a host alone
+# ("evil-login.com": Gmail and Outlook link those too) whose last part is a country's or a common one, not a file's
+# extension ("report.pdf", "run.py"); never an email address's host. Punctuation after it stays the sentence's.
 _ADDRESS_LIKE = re.compile(
-    r"\b(?:(?:https?|ftp)://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/\S*", re.IGNORECASE
+    r"(?<![@\w.-])(?:(?:(?:https?|ftp)://|www\.)\S+|(?:[a-z0-9-]+\.)+[a-z]{2,24}/\S*"
+    r"|(?:[a-z0-9-]+\.)+(?P<last>[a-z]{2,24})\b(?![@.\w-]))",
+    re.IGNORECASE,
+)
+_TRAILING = re.compile(r"[.,;:!?)\]'\"]+$")
+_COMMON_ENDINGS = frozenset(
+    "com net org info biz io co app dev ai me tv cc xyz top site online shop store club link live tech cloud email "
+    "click page pro name mobi asia edu gov int icu vip win bid loan work fun space website today news blog media "
+    "digital agency services support help login host ltd inc group world center network systems solutions".split()
+)
+_FILE_EXTENSIONS = frozenset(
+    "pdf doc docx xls xlsx xlsm ppt pptx txt csv log png jpg jpeg gif bmp tif tiff heic webp svg zip rar gz tgz exe "
+    "msi dmg pkg eml msg ics vcf html htm xml json yml yaml ini cfg conf md rtf odt ods odp mp3 mp4 mov avi wav mkv "
+    "iso py js ts java bat ps ps1 sh dll sys tmp bak dat old".split()
 )
 ADDRESS_HIDDEN = "[web address hidden]"
 
 
 def _unlinked(text: str | None) -> str:
-    """Words the help desk repeats to an address nobody has proven (a receipt's copy of what was sent in a
-    requester's name) without their web addresses: else anyone could have the desk mail their link to any address,
-    signed as the desk (a security review's find). The request itself keeps them."""
-    return _ADDRESS_LIKE.sub(ADDRESS_HIDDEN, text or "")
+    """Words the help desk mails to an address nobody has proven (what was sent in a requester's name: a receipt's
+    copy of it, the subject, the name it greets) without their web addresses: else anyone could have the desk mail
+    their link to any address, signed as the desk (a security review's find). The request itself keeps them."""
+
+    def hidden(found: re.Match) -> str:
+        last = (found.group("last") or "").lower()
+        if last and (last in _FILE_EXTENSIONS or (len(last) > 2 and last not in _COMMON_ENDINGS)):
+            return found.group(0)
+        trailing = _TRAILING.search(found.group(0))
+        return ADDRESS_HIDDEN + (trailing.group(0) if trailing else "")
+
+    return _ADDRESS_LIKE.sub(hidden, text or "")
 
 
 @cache

@@ -203,9 +203,20 @@ def test_the_receipts_copy_of_what_was_sent_has_no_web_address_in_it():
     }
     message = messages.render("ticket.created", "requester", make_context("ticket.created", typed))
     for part in (message.text, message.html):
-        assert "evil.example" not in part and part.count("[web address hidden]") == 3
-        assert "Attached: report.pdf, see outlook.com too." in part  # a file's name, a domain alone: no link
+        assert "evil.example" not in part and part.count("[web address hidden]") == 4
+        assert "[web address hidden]. Attached: report.pdf, see [web address hidden] too." in part  # a file's name
     assert "https://" in message.text  # the request's own link, from the desk
+
+    # the subject and the name come from the same form: hidden in every email to the requester (not the agents')
+    context = make_context("ticket.replied")
+    context["ticket"] = {**context["ticket"], "subject": "Mailbox full: log in at evil-login.com"}
+    context["recipient"] = {**context["recipient"], "name": "see https://evil.example/x"}
+    replied = messages.render("ticket.replied", "requester", context)
+    for part in (replied.subject, replied.text, replied.html):
+        assert "evil" not in part, part
+    assert replied.subject.endswith("Mailbox full: log in at [web address hidden]")
+    agent = messages.render("ticket.assigned", "agent", make_context("ticket.assigned") | {"ticket": context["ticket"]})
+    assert "evil-login.com" in agent.subject  # the agents read the request as it was written
 
 
 def test_a_follow_ups_receipt_says_it_answered_a_closed_ticket():
