@@ -28,6 +28,7 @@ from services.intake.inbound_mime import (
     one_line,
     parse_bytes,
     raw_headers,
+    safe_codec,
     unique,
     words,
 )
@@ -246,7 +247,9 @@ def _text_of(message: Message, numbers: dict[int, int], defects: list[str], html
         return text
     # a mail that is only a calendar invite (no words of its own): what the invite says, not "no text"
     invite = next((part.message for part in every if part.message.get_content_type() == "text/calendar"), None)
-    return calendar_text(payload(invite, _where(invite, numbers), defects)) if invite is not None else ""
+    if invite is None:
+        return ""
+    return calendar_text(payload(invite, _where(invite, numbers), defects), safe_codec(_charset(invite) or ""))
 
 
 FORWARDED = "---------- Forwarded message ----------"  # as mail programs begin a mail forwarded inline

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import codecs
 import functools
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -189,6 +190,8 @@ def unfold_8bit(value: str, where: str = "", defects: list[str] | None = None) -
         if codec == "utf-8" and (fixed := _utf8_mended(word.group(0))):
             noted.append(f"{where}: an encoded word not valid in utf-8, its invalid bytes read as windows-1252")
             return fixed
+        if codec and codec != _codec_named(word.group(1)):  # gb2312 read as gb18030, as a body is (_SUPERSETS)
+            return f"=?{codec}{word.group(2)}"
         if codec:
             return word.group(0)
         noted.append(f"{where}: unknown charset {one_line(word.group(1))[:40]!r}, read as latin-1")
@@ -197,16 +200,30 @@ def unfold_8bit(value: str, where: str = "", defects: list[str] | None = None) -
     def relabel_run(run: re.Match) -> str:
         """Adjacent UTF-8 words are one text (RFC 2047): a character cut between two is valid UTF-8 once they are
         joined, and the stdlib joins them; each is mended alone only when together they are not UTF-8 either (a
-        tester's "Grüße" came out "GrÃ¼ÃŸe", each half read as windows-1252)."""
-        words = list(_ENCODED_WORD.finditer(run.group(0)))
-        if len(words) > 1 and all(safe_codec(word.group(1)) == "utf-8" for word in words) and _utf8_together(words):
-            return run.group(0)
-        return _ENCODED_WORD.sub(relabel, run.group(0))
+        tester's "Grüße" came out "GrÃ¼ÃŸe", each half read as windows-1252). A run of words in other charsets
+        around them is read word by word as before."""
+        text, words, pieces, done = run.group(0), list(_ENCODED_WORD.finditer(run.group(0))), [], 0
+        for utf8, group in itertools.groupby(words, key=lambda word: safe_codec(word.group(1)) == "utf-8"):
+            group = list(group)
+            start, end = group[0].start(), group[-1].end()
+            pieces.append(text[done:start])
+            whole = utf8 and len(group) > 1 and _utf8_together(group)
+            pieces.append(text[start:end] if whole else _ENCODED_WORD.sub(relabel, text[start:end]))
+            done = end
+        return "".join(pieces) + text[done:]
 
     return _ENCODED_WORDS.sub(relabel_run, value)
 
 
 _ENCODED_WORDS = re.compile(rf"{_ENCODED_WORD.pattern}(?:[ \t]+{_ENCODED_WORD.pattern})*")  # a run, blanks between
+
+
+def _codec_named(charset: str) -> str | None:
+    """The codec a charset label names, as it names it (safe_codec may read it as a larger set)."""
+    try:
+        return codecs.lookup(charset.strip().strip('"').strip()).name
+    except Exception:
+        return None
 
 
 def _utf8_together(words: list[re.Match]) -> bool:

@@ -91,11 +91,15 @@ EXTENSIONS = {
 }  # fmt: skip
 
 
-def calendar_text(data: bytes) -> str:
+def calendar_text(data: bytes, charset: str | None = None) -> str:
     """What a calendar invite (text/calendar) says, as a person reads it: its summary, when, where, who invites and
     its description; "" when it holds none of those. For a mail that is only an invite (no text of its own)."""
-    text = data[:200_000].decode("utf-8", errors="replace").replace("\r\n", "\n")
-    lines = re.sub(r"\n[ \t]", "", text).split("\n")  # RFC 5545's folding undone
+    unfolded = re.sub(rb"\r?\n[ \t]", b"", data[:200_000])  # RFC 5545's folding, undone on the bytes: it may cut a
+    try:  # character in two
+        text = unfolded.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        text = unfolded.decode("utf-8", errors="replace")
+    lines = text.replace("\r\n", "\n").split("\n")
     found: dict[str, str] = {}
     for line in lines:
         name, _, value = line.partition(":")

@@ -47,16 +47,17 @@ _ORIGINAL = re.compile(
     re.IGNORECASE,
 )
 _FROM = re.compile(r"\*?(?:from|de|von|da|van|från|fra|od)\s*:\*?\s*\S", re.IGNORECASE)
-_SUBJECT = re.compile(r"\*?(?:subject|objet|betreff|asunto|oggetto|onderwerp|ämne|emne)\s*:", re.IGNORECASE)
+_SUBJECT = re.compile(r"\*?(?:subject|objet|betreff|asunto|assunto|oggetto|onderwerp|ämne|emne|temat|aihe)\s*:", re.I)
 _HEADER = re.compile(
-    r"\*?(?:sent|date|to|cc|subject|envoyé|à|objet|gesendet|datum|an|betreff|enviado|fecha|para|asunto"
-    r"|inviato|data|a|oggetto|verzonden|aan|onderwerp|skickat|till|ämne|emne|sendt|til)\s*:",
+    r"\*?(?:sent|date|to|cc|subject|envoyé|à|objet|gesendet|datum|an|betreff|enviado|fecha|para|asunto|assunto"
+    r"|inviato|data|a|oggetto|verzonden|aan|onderwerp|skickat|till|ämne|emne|sendt|til|wysłano|do|temat|lähetetty"
+    r"|vastaanottaja|aihe)\s*:",
     re.IGNORECASE,
 )
-_MOBILE = re.compile(  # the line alone, and short: "Sent from my phone the error page says ..." is a sentence
+_MOBILE = re.compile(  # a line of its own, at the end of the words (_cut_at): "Sent from my phone the error ..."
     r"(?:sent from my|sent from (?:mail|outlook|yahoo mail)|get outlook for|envoyé de mon|envoyé depuis mon"
     r"|von meinem .* gesendet|gesendet von meinem|enviado desde mi|inviato da|verzonden vanaf mijn"
-    r"|skickat från min)\b[^\s,;]*(?:[\s,;]+[^\s,;]+){0,6}[\s.!]*",
+    r"|skickat från min)\b[^,;]{0,100}",
     re.IGNORECASE,
 )
 
@@ -292,38 +293,42 @@ def _forward_at(lines: list[str], cut: int) -> bool:
 
 def _cut_at(lines: list[str]) -> int:
     """Index of the first line that starts the quoted mail or the signature (len(lines) when none does)."""
-    for index, line in enumerate(lines):
-        if line == "-- " or line == "--" and _signature_below(lines, index):  # RFC 3676's (its space dropped: see)
-            return index
-        stripped = line.lstrip("> \t").strip()
-        if not stripped or len(stripped) > _MAX_MARKER_LINE:
-            continue
-        if stripped[0].lower() not in _MARKER_STARTS and not stripped.endswith(":"):
-            continue  # most lines of a long mail: no pattern can match, none runs
-        if stripped[0] == "-" and _ORIGINAL.fullmatch(stripped):
-            return index
-        if _is_intro(lines, index, stripped) or _MOBILE.fullmatch(stripped):
-            return index
-        if _is_one_line_header(stripped) or _is_header_block(lines, index, stripped):
-            return index
-    return len(lines)
+    return next((index for index in range(len(lines)) if _marks(lines, index)), len(lines))
+
+
+def _marks(lines: list[str], index: int) -> bool:
+    """Whether line `index` starts the quoted mail or the signature."""
+    line = lines[index]
+    if line == "-- " or line == "--" and _signature_below(lines, index):  # RFC 3676's (its space dropped: see)
+        return True
+    stripped = line.lstrip("> \t").strip()
+    if not stripped or len(stripped) > _MAX_MARKER_LINE:
+        return False
+    if stripped[0].lower() not in _MARKER_STARTS and not stripped.endswith(":"):
+        return False  # most lines of a long mail: no pattern can match, none runs
+    if stripped[0] == "-" and _ORIGINAL.fullmatch(stripped):
+        return True
+    if _is_intro(lines, index, stripped) or (_MOBILE.fullmatch(stripped) and _last_words(lines, index)):
+        return True
+    return _is_one_line_header(stripped) or _is_header_block(lines, index, stripped)
+
+
+def _last_words(lines: list[str], index: int) -> bool:
+    """Whether nothing the person wrote follows line `index`: only blank lines, then the end, a quote or another
+    marker ("Sent from my iPhone" closes a mail; a sentence that begins so goes on)."""
+    following = next((at for at in range(index + 1, len(lines)) if lines[at].strip()), None)
+    return following is None or lines[following].startswith(">") or _marks(lines, following)
 
 
 def _signature_below(lines: list[str], index: int) -> bool:
-    """Whether what follows a bare "--" is a signature (a name, a title, a number, an address), not the person's
-    text set apart by a line they typed ("Steps I tried:", "--", "1. restarted", "Nothing helped."): no sentence,
-    no list, up to the quote below."""
-    following = []
-    for at in range(index + 1, min(index + 13, len(lines))):
-        line = lines[at]
-        if line.startswith(">") or (line.strip() and _intro_span(lines, at)):
-            break
-        if line.strip():
-            following.append(line.strip())
-    return not any(_SENTENCE_OR_ITEM.search(line) for line in following)
+    """Whether what follows a bare "--" is a signature, judged by its first line: a name ("Jane Doe", then "Acme
+    Ltd." and a disclaimer as they come), not the person's text set apart by a line they typed ("--", then "1.
+    restarted", or "Also, the printer on floor 2 is broken."): short, no list item, no sentence's end."""
+    first = next((line.strip() for line in lines[index + 1 : index + 4] if line.strip()), "")
+    return bool(first) and len(first) <= 60 and not _SENTENCE_OR_ITEM.search(first)
 
 
-_SENTENCE_OR_ITEM = re.compile(r"[.!?:]$|^(?:\d+[.)]|[-*•])\s")
+_SENTENCE_OR_ITEM = re.compile(r"[.!?:;,]$|^(?:\d+[.)]|[-*•])\s")
 
 
 def _is_intro(lines: list[str], index: int, stripped: str) -> bool:
@@ -377,7 +382,8 @@ def _is_header_block(lines: list[str], index: int, stripped: str) -> bool:
         return False
     below = [line.strip()[:_MAX_MARKER_LINE] for line in lines[index + 1 : index + 7]]
     headers = sum(1 for line in below if _HEADER.match(line))
-    return headers >= 2 and any(_SUBJECT.match(line) for line in below)  # "From: Berlin / To: Munich / Date:" is a trip
+    # Outlook's has three (Sent, To, Subject), or two with the subject; "From: Berlin / To: Munich / Date:" is a trip
+    return headers >= 3 or (headers == 2 and any(_SUBJECT.match(line) for line in below))
 
 
 class _TagStripper(HTMLParser):

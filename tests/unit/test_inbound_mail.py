@@ -574,6 +574,10 @@ def test_encoded_word_subjects_in_any_charset_and_folded():
         "=?UTF-8?B?R3LD?= =?UTF-8?B?vMOfZQ==?= aus K\u00f6ln": "Gr\u00fc\u00dfe aus K\u00f6ln",
         "=?UTF-8?Q?Gr=C3?=\r\n =?UTF-8?Q?=BC=C3=9Fe?=": "Gr\u00fc\u00dfe",
         "=?UTF-8?Q?Caf=E9?= =?UTF-8?Q?_ok?=": "Caf\u00e9 ok",  # windows-1252 said to be UTF-8, joined or not
+        # and beside a word in another charset (a reviewer's: each UTF-8 half was mended alone again)
+        "=?UTF-8?B?R3LD?= =?UTF-8?B?vMOfZQ==?= =?iso-8859-1?Q?_caf=E9?=": "Gr\u00fc\u00dfe caf\u00e9",
+        # gb2312 holding GBK's characters, read in the larger set as a body is (a reviewer's: U+FFFD)
+        "=?gb2312?B?" + base64.b64encode("\u5f20\u5586".encode("gbk")).decode() + "?=": "\u5f20\u5586",
     }
     for header, expected in subjects.items():
         raw = crlf(b"From: a@example.com\nMessage-ID: <s@x>\nSubject: ") + header.encode() + crlf(b"\n\nbody\n")
@@ -791,6 +795,20 @@ def test_their_words_stay_above_a_quote_and_the_markers_of_a_signature_still_cut
     assert read(make_mail("It works.\n\nSent from my Samsung Galaxy smartphone." + quote)).text == "It works."
     german = "Geht nicht.\n\nAm So., 6. Dez. 2026 um 05:31 Uhr schrieb Help Desk <helpdesk@localhost>:\n> Hallo\n"
     assert read(make_mail(german)).text == "Geht nicht."
+    # a reviewer's: signatures as they come, and Outlook's header in Portuguese (the desk's mail, link and all)
+    signed = (
+        "It works.\n--\nJane Doe\nExample Inc.\nThis email is confidential. If you are not the addressee, delete it."
+    )
+    assert read(make_mail(signed + quote)).text == "It works."
+    blackberry = "It works.\n\nSent from my BlackBerry 10 smartphone on the Verizon Wireless 4G LTE network."
+    assert read(make_mail(blackberry + quote)).text == read(make_mail(blackberry)).own_text == "It works."
+    portuguese = (
+        "Ainda não funciona.\n\nDe: Help Desk <helpdesk@localhost>\nEnviado: domingo, 6 de dezembro de 2026 05:31\n"
+        "Para: Ana <ana@example.com>\nAssunto: [#100042] VPN\n\nOlá Ana, veja https://help.example.com/t/abc\n"
+    )
+    assert read(make_mail(portuguese)).text == "Ainda não funciona."
+    polish = "Nadal nie działa.\n\nOd: Help Desk <helpdesk@localhost>\nWysłano: 6 grudnia 2026\nDo: Ana\nTemat: VPN\n"
+    assert read(make_mail(polish)).text == "Nadal nie działa."
 
 
 def test_a_mail_that_is_only_a_quote_keeps_it_all():
@@ -1322,6 +1340,9 @@ def test_a_mail_that_is_only_a_calendar_invite_reads_as_what_the_invite_says_and
     worded.add_alternative(INVITE, subtype="calendar")
     assert read(worded).text == "Can you come to this?"
     assert inbound.calendar_text(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n") == ""
+    folded = "SUMMARY:Gr\u00fc\u00dfe".encode()  # a fold inside the two bytes of ü (RFC 5545 folds bytes)
+    assert "What: Gr\u00fc\u00dfe" in inbound.calendar_text(folded[:11] + b"\r\n " + folded[11:])
+    assert "What: Caf\u00e9" in inbound.calendar_text("SUMMARY:Caf\u00e9".encode("latin-1"), "iso8859-1")
 
 
 def test_a_kept_mails_unnamed_file_listed_before_it_had_its_types_extension_is_the_same_file():
