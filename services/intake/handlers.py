@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.intake import files
+from services.intake import files, inbound
 from services.intake.domain import (
     ATTACHMENT_MAX_BYTES,
     ATTACHMENTS_MAX_BYTES,
@@ -26,6 +26,7 @@ from services.intake.domain import (
     summarize,
     summarize_for_requester,
 )
+from services.intake.inbound_parts import MAILS
 from services.intake.store import (
     AttachmentIdTaken,
     AttachmentStore,
@@ -458,17 +459,35 @@ def timeline(
 
 def list_attachments(svc: Intake, ticket_id: str, principal: Principal | None = None) -> list[dict]:
     _require_visible(svc, svc.tickets.get(ticket_id), principal)
-    return svc.attachments.list(ticket_id)
+    items = svc.attachments.list(ticket_id)
+    if principal is None or principal.role != "agent" or not any(item["content_type"] in MAILS for item in items):
+        return items
+    return [item for item in items if not _the_desks_mail(svc, ticket_id, item)]
 
 
 def attachment(svc: Intake, ticket_id: str, attachment_id: str, principal: Principal | None = None):
-    """(item, bytes, the Content-Type to serve them with); NotFound for an unknown or unseen ticket or file."""
+    """(item, bytes, the Content-Type to serve them with); NotFound for an unknown or unseen ticket or file, and
+    for an agent, one of the desk's own emails (`_the_desks_mail`)."""
     _require_visible(svc, svc.tickets.get(ticket_id), principal)
     found = svc.attachments.get(ticket_id, attachment_id)
     if found is None:
         raise NotFound(f"No attachment {attachment_id} on ticket {ticket_id}.")
     item, data = found
+    if principal is not None and principal.role == "agent" and _the_desks_mail(svc, ticket_id, item, data):
+        raise NotFound(f"No attachment {attachment_id} on ticket {ticket_id}.")
     return item, data, files.served_type(item["content_type"], data)
+
+
+def _the_desks_mail(svc: Intake, ticket_id: str, item: dict, data: bytes | None = None) -> bool:
+    """A ticket file that is one of the help desk's own emails, attached whole to a reply ("attach original
+    message"): it holds the requester's link, which acts as the requester. Mail in stores none since a reviewer
+    found agents downloading them; those stored before are kept from agents (an admin reads the mail as it came)."""
+    if item["content_type"] not in MAILS:
+        return False
+    if data is None:
+        found = svc.attachments.get(ticket_id, item["id"])
+        data = found[1] if found else b""
+    return inbound.the_desks_own(data, [svc.settings.notify_from])
 
 
 def list_topics(svc: Intake, include_retired: bool = False) -> list[dict]:

@@ -87,6 +87,19 @@ def headers_only(raw: bytes) -> bytes:
     return raw[: min(ends)] if ends else raw
 
 
+def the_desks_own(raw: bytes, own_addresses: Iterable[str] = ()) -> bool:
+    """Whether a mail (a file's bytes) is one the help desk sent: a Message-ID of ours, or From one of
+    `own_addresses` (notify's). Read from its header section alone."""
+    try:
+        headers = raw_headers(BytesParser(policy=POLICY).parsebytes(headers_only(raw), headersonly=True))
+        message_id = (headers_of.message_id(headers) or "").lower()
+        sender = headers_of.from_address(headers, [])[0]
+    except Exception:
+        return False
+    own = {(parseaddr(address)[1] or address).strip().lower() for address in own_addresses} - {""}
+    return message_id.endswith(f"@{OWN_MESSAGE_DOMAIN}") or sender in own
+
+
 def key_of(raw: bytes) -> str:
     """The key `parse` gives a mail that names its Message-ID, from its headers alone (cheap: the body is not read,
     nor given to the parser), else the one of its bytes; so that a mail received before is known before its body

@@ -248,6 +248,31 @@ def test_who_may_see_a_tickets_attachments(client, make_ticket, intake_app):
     assert client.get(listing, headers=as_requester(ticket)).get_json()["items"] == [item]  # nothing added
 
 
+def test_one_of_the_desks_own_emails_stored_as_a_file_before_is_kept_from_agents(client, make_ticket, intake_app):
+    """Mail in stored the mail a reply answered, attached whole, as a ticket file: the desk's receipt, with the
+    requester's link in it, for every agent to download (a tester opened the requester's page with it). None is
+    stored since; those stored before are kept from agents. The requester and admins still have them."""
+    ticket = make_ticket()
+    queue_in(intake_app, ticket, "network")
+    intake = intake_app.extensions["ticketflow.intake"]
+    receipt = (f"From: {intake.settings.notify_from}\r\nTo: {ticket['requester']['email']}\r\n"
+               f"Message-ID: <n1+{ticket['id']}@ticketflow>\r\nSubject: [#{ticket['number']}] VPN\r\n\r\n"
+               "See your request: http://127.0.0.1:8000/t/eyJ.a.b\r\n").encode()  # fmt: skip
+    vendor = b"From: rma@vendor.example.com\r\nMessage-ID: <77@vendor.example.com>\r\nSubject: RMA\r\n\r\nOK.\r\n"
+    ours = intake.attachments.put(ticket["id"], unique("a"), "VPN.eml", "message/rfc822", receipt, None, "email")
+    theirs = intake.attachments.put(ticket["id"], unique("a"), "RMA.eml", "message/rfc822", vendor, None, "email")
+    listing = f"/tickets/{ticket['id']}/attachments"
+    agent = auth_header("agent", agent_of(intake_app, ["network"]))
+
+    assert [item["id"] for item in client.get(listing, headers=agent).get_json()["items"]] == [theirs["id"]]
+    problem(client.get(f"{listing}/{ours['id']}", headers=agent), 404)
+    assert client.get(f"{listing}/{theirs['id']}", headers=agent).status_code == 200
+    for headers in (auth_header("admin"), as_requester(ticket)):
+        assert {item["id"] for item in client.get(listing, headers=headers).get_json()["items"]} == {
+            ours["id"], theirs["id"]}  # fmt: skip
+        assert client.get(f"{listing}/{ours['id']}", headers=headers).status_code == 200
+
+
 def test_unknown_tickets_and_files_are_404(client, make_ticket):
     ticket, other = make_ticket(), make_ticket()
     item = attach_one(client, other, "a.pdf", PDF, "application/pdf")
