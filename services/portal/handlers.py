@@ -448,7 +448,11 @@ def sent_once(svc: Portal, session: dict, digest_of_words: str, check: bool = Tr
     at = now()
     since = at - SAME_REQUEST_WINDOW
     stale = [digest for digest, sent in ((session or {}).get("sends") or {}).items() if sent <= since]
-    claimed = svc.store.claim_sent(session["_id"], digest_of_words, at, since if check else at, stale)
+    earlier = (session or {}).get("sent") or []  # as sessions kept sends before the claim (their last few, a list)
+    if check and any(sent["digest"] == digest_of_words and sent["at"] > since for sent in earlier):
+        claimed = False
+    else:
+        claimed = svc.store.claim_sent(session["_id"], digest_of_words, at, since if check else at, stale)
     send = Send(svc, session["_id"], digest_of_words, at, claimed or not check, claimed)
     try:
         yield send

@@ -572,6 +572,15 @@ def test_the_same_message_sent_twice_at_once_is_posted_once_and_one_refused_may_
     assert [answer.headers["Location"] for answer in answers] == ["/tickets/t-9?notice=sent#latest"]
     assert intake.posts == [("/tickets/t-9/messages", "Yes, it still drops.")]
 
+    # a session from before the claim kept its sends as a list: those are sent a moment ago still
+    svc = portal.extensions["ticketflow.portal"]
+    session_id = handlers.load_session(svc, cookie)["_id"]
+    typed = {**form, "body": "Sent before the upgrade."}
+    said = handlers.words_digest("t-9", "message", typed["seen"], typed["body"])
+    svc.store.sessions.update_one({"_id": session_id}, {"$set": {"sent": [{"digest": said, "at": handlers.now()}]}})
+    assert browser.post("/tickets/t-9/messages", data=typed).headers["Location"].endswith("sent-before-message#latest")
+    assert len(intake.posts) == 1
+
     intake.refuse, other = True, {**form, "body": "And on Wi-Fi too."}
     assert browser.post("/tickets/t-9/messages", data=other).status_code == 503
     intake.refuse = False
