@@ -174,18 +174,25 @@ def test_a_chinese_or_japanese_word_is_found_inside_a_longer_run_and_marked_whol
     assert found("机坏打印") == []  # the characters in another order are not the word
 
 
-def test_an_index_made_before_each_chinese_character_was_a_word_is_outdated_and_read_as_it_is(tmp_path):
-    path = str(tmp_path / "old")
-    os.makedirs(path)
-    old = SHAPES[2]
-    assert (old.copies, old.words, old.plain, old.requester) == (True, "en", "plain", False)
-    index = tantivy.Index(build_schema(old), path=path)
-    index.register_tokenizer("en", queries.english(cjk=False))
-    index.register_tokenizer("plain", queries.plain(cjk=False))
+def index_of_shape(path: str, shape, analysers: dict, *docs: tantivy.Document) -> None:
+    """An index at `path` as the code of an earlier `shape` wrote it (its analysers by name)."""
+    os.makedirs(path, exist_ok=True)
+    index = tantivy.Index(build_schema(shape), path=path)
+    for name, analyser in analysers.items():
+        index.register_tokenizer(name, analyser)
     writer = index.writer(15_000_000, 1)
-    writer.add_document(_document(make_doc("a", 1, "打印机坏了", "我的打印机坏了 and the Wi-Fi")))
+    for doc in docs:
+        writer.add_document(doc)
     writer.commit()
     writer.wait_merging_threads()
+
+
+def test_an_index_made_before_each_chinese_character_was_a_word_is_outdated_and_read_as_it_is(tmp_path):
+    path = str(tmp_path / "old")
+    old = SHAPES[2]
+    assert (old.copies, old.words, old.plain, old.requester) == (True, "en", "plain", False)
+    analysers = {"en": queries.english(cjk=False), "plain": queries.plain(cjk=False)}
+    index_of_shape(path, old, analysers, _document(make_doc("a", 1, "打印机坏了", "我的打印机坏了 and the Wi-Fi")))
 
     assert outdated(path)
     reader = Engine(path, create=False)  # an api process, before the worker rebuilt it
@@ -244,16 +251,10 @@ def test_the_requesters_name_is_no_word_of_similar(tmp_path):
 
 def test_an_index_made_before_the_requesters_name_is_outdated_and_read_as_it_is(tmp_path):
     path = str(tmp_path / "old")
-    os.makedirs(path)
     old = SHAPES[1]
     assert (old.copies, old.words, old.plain, old.requester) == (True, "en2", "plain2", False)
-    index = tantivy.Index(build_schema(old), path=path)
-    index.register_tokenizer("en2", queries.english())
-    index.register_tokenizer("plain2", queries.plain())
-    writer = index.writer(15_000_000, 1)
-    writer.add_document(_document(make_doc("a", 1, "Wi-Fi down", "No signal.", requester_name="Ana"), requester=False))
-    writer.commit()
-    writer.wait_merging_threads()
+    doc = _document(make_doc("a", 1, "Wi-Fi down", "No signal.", requester_name="Ana"), requester=False)
+    index_of_shape(path, old, {"en2": queries.english(), "plain2": queries.plain()}, doc)
 
     assert outdated(path)
     reader = Engine(path, create=False)  # an api process, before the worker rebuilt it
