@@ -563,11 +563,13 @@ def confirm_link(svc: Portal, session: dict, grant: dict) -> None:
     """A person acts on a page that a link emailed to the ticket's address opened (its poll, a reply, a close, a
     rating): whoever followed it reads that mailbox. The first time, the sessions that had the request without a
     link (the web form's, anyone's) need one from now on. Nothing for a session that did not follow a link."""
-    if grant["id"] not in session.get("links_followed", ()):
+    if grant["id"] not in session.get("links_followed", ()) or grant["id"] in session.get("links_acted", ()):
         return
     svc.store.link_acted_on(session["_id"], grant["id"])
     if svc.store.confirm_address(grant["id"], grant["email"], now()):
-        svc.store.drop_grants(grant, keep_session_id=session["_id"])
+        # the sessions that followed a link keep it (the requester's phone and laptop); a tester's browser that had
+        # acted lost its request at the next page once the link was no longer noted as followed
+        svc.store.drop_grants_without_link(grant)
 
 
 def proven_by_mail(svc: Portal, session: dict | None, grant: dict, ticket: dict) -> bool:

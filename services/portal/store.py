@@ -273,7 +273,9 @@ class PortalStore:
         self.sessions.update_one({"_id": session_id}, {"$addToSet": {"links_followed": ticket_id}})
 
     def link_acted_on(self, session_id: str, ticket_id: str) -> None:
-        self.sessions.update_one({"_id": session_id}, {"$pull": {"links_followed": ticket_id}})
+        """The person acted on the page the link opened (handlers.confirm_link): its link stays followed (the
+        session keeps the request when its address is proven otherwise: a reply by mail, another link)."""
+        self.sessions.update_one({"_id": session_id}, {"$addToSet": {"links_acted": ticket_id}})
 
     def start_merge(self, ticket_ids: tuple[str, str], at: datetime, held_for: timedelta) -> str | None:
         """Hold the pair of tickets for one merge (either way round); None when another merge of the same two is
@@ -334,16 +336,10 @@ class PortalStore:
             return False
         return done.upserted_id is not None
 
-    def drop_grants(self, grant: dict, keep_session_id: str) -> None:
-        """Every session but `keep_session_id` loses the grant (they must follow an emailed link to see it again).
-        The grant whole, as `grant_ticket` adds it: the embedded store's $pull takes a value, not a condition."""
-        value = {"id": grant["id"], "email": grant["email"]}
-        self.sessions.update_many(
-            {"tickets.id": grant["id"], "_id": {"$ne": keep_session_id}}, {"$pull": {"tickets": value}}
-        )
-
     def drop_grants_without_link(self, grant: dict) -> None:
-        """Every session that has the grant without having followed a link to it loses it (drop_grants' value)."""
+        """Every session that has the grant without having followed a link to it loses it (they must follow an
+        emailed link to see it again). The grant whole, as `grant_ticket` adds it: the embedded store's $pull takes
+        a value, not a condition."""
         value = {"id": grant["id"], "email": grant["email"]}
         self.sessions.update_many(
             {"tickets.id": grant["id"], "links_followed": {"$ne": grant["id"]}}, {"$pull": {"tickets": value}}

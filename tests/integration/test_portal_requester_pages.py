@@ -301,6 +301,14 @@ def test_a_request_from_the_form_answered_by_mail_from_its_address_is_no_longer_
     assert typed_it.get("/tickets/t-9/live").status_code == 286  # its open page stops asking
     assert svc.store.confirmed("t-9") is not None
     assert "Born 1 Jan 1980." in text(owner.get("/tickets/t-9"))  # the link's browser keeps it
+    # and keeps it once it acts there (a tester's lost its request at the next page: the act unnoted the link), as
+    # does another browser of the owner's that follows a link and acts (the first to act dropped every other)
+    phone = portal.test_client()
+    assert phone.get(f"/t/{link}").status_code == 303
+    for browser in (owner, phone, owner):
+        browser.get("/tickets/t-9/live")  # its poll: the person is on the page
+        assert browser.get("/tickets/t-9").status_code == 200
+    assert phone.get("/tickets/t-9").status_code == owner.get("/tickets/t-9").status_code == 200
 
 
 def test_an_agent_following_links_at_once_stays_signed_in_with_both(portal, monkeypatch):  # noqa: F811
