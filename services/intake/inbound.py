@@ -157,7 +157,9 @@ def files_of(raw: bytes) -> tuple[InboundAttachment, ...]:
         message = parse_bytes(bytes(raw), defects)
         numbers = {id(part): number for number, part in enumerate(all_parts(message))}
         others = [part.message for part in leaves(message) if not is_body(part.message)]
-        return tuple(_attachment(part, n, _where(part, numbers), defects) for n, part in enumerate(others, start=1))
+        return _distinct(
+            tuple(_attachment(part, n, _where(part, numbers), defects) for n, part in enumerate(others, start=1))
+        )
     except Exception:  # as `parse`: a mail that will not read has no files
         return ()
 
@@ -179,8 +181,8 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
     copies = {mail.index for mail in forwarded if mail.answered(answered, own)}
     forwards = bool(FORWARD_SUBJECT.match(subject))  # "FW:": its first quoted header is the mail passed on
     own_text = _joined(own_words(body, forwards), *(mail.text for mail in forwarded if mail.index not in copies))
-    attachments = tuple(dataclasses.replace(file, answered=True) if n in copies else file
-                        for n, file in enumerate(attachments, start=1))  # fmt: skip
+    attachments = _distinct(tuple(dataclasses.replace(file, answered=True) if n in copies else file
+                                  for n, file in enumerate(attachments, start=1)))  # fmt: skip
     numbered = _TICKET_NUMBER.findall(subject)
     return InboundMail(
         key=_key(message_id, raw),
@@ -201,6 +203,21 @@ def _parse(raw: bytes, envelope: str, given: tuple[str, ...], own: frozenset[str
         defects=_record(message, numbers, defects),
         authentication=headers_of.authentication_results(headers),
     )
+
+
+def _distinct(files: tuple[InboundAttachment, ...]) -> tuple[InboundAttachment, ...]:
+    """The mail's files, each of the same bytes and type once: an invite comes as the calendar part of its
+    alternatives and as invite.ics beside them (a tester's ticket listed it twice). The one with a name of its own
+    stays, in the first one's place."""
+    kept: dict[tuple[str, str], InboundAttachment] = {}
+    for file in files:
+        key = (hashlib.sha256(file.data).hexdigest(), file.content_type)
+        if key not in kept or (_GENERATED.fullmatch(kept[key].filename) and not _GENERATED.fullmatch(file.filename)):
+            kept[key] = dataclasses.replace(file, answered=kept[key].answered or file.answered) if key in kept else file
+    return tuple(kept.values())
+
+
+_GENERATED = re.compile(r"attachment-\d+\.\w+")  # inbound_parts.filename's name for a part that gave none
 
 
 def _returned_ticket_ids(message: Message, numbers: dict[int, int], defects: list[str]) -> tuple[str, ...]:

@@ -160,7 +160,9 @@ def automatic(message: Message, headers: Headers, sender: str, envelope: str, ow
     if not envelope:
         return "a bounce: the envelope sender is empty (<>)"
     if message.get_content_type() == "multipart/report":
-        return "a delivery or read report (multipart/report)"
+        if (message.get_param("report-type") or "").lower() == "disposition-notification":
+            return "a read report (multipart/report)"
+        return "a delivery report, a bounce (multipart/report)"
     value = first(headers, "auto-submitted", 200)
     if value is not None and value.split(";")[0].strip().lower() != "no":
         return f"Auto-Submitted: {one_line(value)}"

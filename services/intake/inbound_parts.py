@@ -87,7 +87,8 @@ _UNSAFE_IN_NAME = re.compile(r'[/\\:*?"<>|]+')  # what a file name may not hold 
 EXTENSIONS = {
     "text/calendar": ".ics", "text/plain": ".txt", "text/csv": ".csv", "text/html": ".html", "application/pdf": ".pdf",
     "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp", "image/heic": ".heic",
-    "application/zip": ".zip", "application/ms-tnef": ".dat",
+    "application/zip": ".zip", "application/ms-tnef": ".dat", "message/delivery-status": ".txt",
+    "text/rfc822-headers": ".txt", "message/disposition-notification": ".txt",
 }  # fmt: skip
 
 

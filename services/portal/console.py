@@ -285,12 +285,7 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     timeline = domain.timeline_with_files_and_mail(timeline, view.attachments, kept, notes, names)
     others = requesters_other_tickets(svc, who, view.ticket)
     open_others = [  # the requests a merge may keep: one whose address is not confirmed is marked (merge_problem)
-        other
-        | {
-            "unproved": domain.unproved(
-                other, other.get("source") != "web" or svc.store.confirmed(other["id"]) is not None
-            )
-        }
+        other | {"unproved": not address_proven(svc, who, other)}
         for other in others
         if other.get("status") not in ("resolved", "closed")
     ]
@@ -300,6 +295,23 @@ def ticket_page(svc: Portal, session: dict, ticket_id: str, me: dict) -> TicketP
     clocks = sla_clocks(svc, who, ticket_id)
     shown = others[:OTHERS_SHOWN]
     return TicketPage(view, timeline, clocks, rights, agents, teams, kept, shown, open_others, whole)
+
+
+def address_proven(svc: Portal, who: Actor, ticket: dict) -> bool:
+    """Whether the request's address is its owner's (domain.unproved): not from the web form, a link emailed to it
+    used, or a reply by mail from it in its thread. A list's item has no thread: the ticket is read whole then
+    (those from the form not confirmed yet only), and a reply found is recorded as the requester's pages record it
+    (a tester's console said "not confirmed", and refused the merge, for an address that had answered twice)."""
+    if ticket.get("source") != "web" or svc.store.confirmed(ticket["id"]) is not None:
+        return True
+    try:
+        whole = ticket if "thread" in ticket else svc.services.get("intake", f"/tickets/{path_id(ticket['id'])}", who)
+    except (Refused, Unreachable):  # not read: not proven, as before
+        return False
+    if not domain.answered_by_mail(whole):
+        return False
+    svc.store.confirm_address(ticket["id"], (ticket.get("requester") or {}).get("email") or "", now())
+    return True
 
 
 OTHERS_SHOWN = 5  # the newest, beside the ticket
@@ -498,7 +510,7 @@ def _merge(svc: Portal, session: dict, ticket_id: str, into: str, form: dict, re
         said = "That request is not one you can add to: choose another."
         raise UserError(said, {"into": [said]}, 422) from None
     other = domain.kept_now(other, kept.get("status"))
-    other_unproved = domain.unproved(other, svc.store.confirmed(other["id"]) is not None)
+    other_unproved = not address_proven(svc, who, other)
     if problem := domain.merge_problem(view.ticket, other, other_unproved):
         raise UserError(problem, {"into": [problem]}, 409)
     _check_unchanged(svc, session, ticket_id, form.get("seen"))
@@ -506,7 +518,7 @@ def _merge(svc: Portal, session: dict, ticket_id: str, into: str, form: dict, re
     if not any((earlier.get("body") or "").strip() == note.strip() for earlier in kept.get("notes") or []):
         act(svc, session, other["id"], "note", {"body": note}, request_id)  # words since an earlier merge: added
     # its writer reads the resolution: the kept request's subject only for one whose address is the requester's
-    proved = not domain.unproved(view.ticket, svc.store.confirmed(ticket_id) is not None)
+    proved = address_proven(svc, who, view.ticket)
     resolution = {"resolution": domain.merged_resolution(other, proved)}
     try:
         return act(svc, session, ticket_id, "resolve", resolution, request_id, merged_into=other["number"])

@@ -768,6 +768,14 @@ def unproved(ticket: dict, confirmed: bool) -> bool:
     return ticket.get("source") == "web" and not confirmed and not answered_by_mail(ticket)
 
 
+def last_bounce(mail: list[dict]) -> dict | None:
+    """The newest mail about the ticket that is a bounce of one of the desk's emails to it (mail in records a
+    delivery report against the ticket whose email it returns, "ignored" as automatic mail), or None: the page
+    says the address takes no mail (a tester's agent kept replying to a mailbox that did not exist)."""
+    bounces = [m for m in mail if m.get("outcome") == "ignored" and "bounce" in (m.get("reason") or "")]
+    return bounces[-1] if bounces else None
+
+
 def answered_by_mail(ticket: dict) -> bool:
     """Whether the requester wrote on the ticket by mail from its address (intake's thread entry `via` email): whoever
     reads that mailbox did, which proves the address as a link followed does."""

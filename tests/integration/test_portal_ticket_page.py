@@ -464,6 +464,24 @@ def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(por
     assert ada.get("/console/tickets/t-1/mail/m-9.txt").status_code == 404
 
 
+def test_a_bounce_of_the_tickets_email_is_said_beside_the_requesters_address(portal, stub):  # noqa: F811
+    """A tester's agent kept replying to a mailbox that did not exist: the bounce was listed, nothing else said."""
+    a_ticket(stub)
+    read_report = {"id": "m-1", "subject": "Read: VPN", "sender": "ana@example.com", "outcome": "ignored",
+                   "received_at": "2026-01-01T10:00:00.000Z", "text": "x",
+                   "reason": "automatic mail: a read report (multipart/report)"}  # fmt: skip
+    stub.answers["/tickets/t-1/mail"] = {"items": [read_report]}
+    admin = signed_in(portal)
+    assert "Email bounced" not in text(admin.get("/console/tickets/t-1"))
+    bounce = read_report | {"id": "m-2", "subject": "Undelivered Mail Returned to Sender",
+                            "received_at": "2026-01-02T10:00:00.000Z",
+                            "reason": "automatic mail: a bounce from mailer-daemon@mx.example.com"}  # fmt: skip
+    stub.answers["/tickets/t-1/mail"] = {"items": [read_report, bounce]}
+    html = text(admin.get("/console/tickets/t-1"))
+    assert '<strong class="badge badge--warn">Email bounced</strong>' in html
+    assert "An email to this address came back undelivered (2 Jan 2026, 10:00 UTC;" in html
+
+
 def test_the_files_of_a_mail_kept_for_the_agents_are_links_to_them(portal, stub):  # noqa: F811
     a_ticket(stub)
     files = [{"filename": "trace <1>.log", "content_type": "text/plain", "size": 7},
@@ -1044,6 +1062,28 @@ def test_a_web_request_whose_address_nobody_confirmed_is_not_kept_nor_told_the_k
         resolve = next(c["json"] for c in stub.calls if c["path"] == "/tickets/t-1/resolve")
         assert resolve["resolution"].startswith("Merged into your request #6: it is the same request")  # no subject
         assert "Printer (again)" not in resolve["resolution"]
+    finally:
+        svc.store.confirmations.delete_many({"_id": {"$in": ["t-1", "t-2"]}})
+
+
+def test_a_web_request_answered_by_mail_from_its_address_is_confirmed_in_the_console_and_may_be_kept(portal, stub):  # noqa: F811
+    """A tester's: the requester had answered by email twice, and the console still said "Address not confirmed" and
+    refused to keep the request in a merge. The requester's list has no thread: the console reads the ticket whole."""
+    svc = portal.extensions["ticketflow.portal"]
+    a_duplicate(stub, source="web")
+    answered = {"id": "m-9", "kind": "message", "via": "email", "body": "Still broken.",
+                "author": {"type": "requester", "name": "Ana"}, "created_at": "2026-01-01T10:00:00.000Z"}  # fmt: skip
+    stub.answers["/tickets/t-2"] = stub.answers["/tickets/t-2"] | {"thread": [answered]}
+    stub.answers["/tickets"]["items"][1] = {k: v for k, v in stub.answers["/tickets/t-2"].items() if k != "thread"}
+    admin = signed_in(portal)
+    svc.store.confirmations.delete_many({"_id": {"$in": ["t-1", "t-2"]}})
+    try:
+        html = text(admin.get("/console/tickets/t-1"))
+        assert '<option value="t-2">#6 Printer (again)' in html  # choosable: its address answered
+        assert svc.store.confirmed("t-2") is not None  # recorded, as the requester's pages record it
+        stub.answers["/tickets/t-1"] |= {"source": "web", "thread": [answered | {"id": "m-8"}]}
+        html = text(admin.get("/console/tickets/t-1"))
+        assert "Address not confirmed" not in html and "· address confirmed" in html
     finally:
         svc.store.confirmations.delete_many({"_id": {"$in": ["t-1", "t-2"]}})
 

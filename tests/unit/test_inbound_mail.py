@@ -474,6 +474,11 @@ def test_a_bounce_is_automatic_and_keeps_its_report_as_attachments():
     assert [a.content_type for a in mail.attachments] == ["message/delivery-status", "text/rfc822-headers"]
     assert b"Status: 5.1.1" in mail.attachments[0].data
     assert mail.referenced_ticket_ids == ("t45",)  # the returned mail is notify's, about ticket t45: its page shows it
+    assert "a bounce" in read(BOUNCE, envelope_sender="bounces@mx.example.com").automatic  # a delivery report
+    read_report = BOUNCE.replace(b"report-type=delivery-status", b"report-type=disposition-notification").replace(
+        b"Mail Delivery System <MAILER-DAEMON@mx.help.example.com>", b"Ana <ana@example.org>"
+    )
+    assert read(read_report, envelope_sender="ana@example.org").automatic == "a read report (multipart/report)"
     other = BOUNCE.replace(b"<n12+t45@ticketflow>", b"<abc@mail.example.org>")
     assert read(other, envelope_sender="").referenced_ticket_ids == ()  # someone else's mail bounced: no ticket
 
@@ -1337,8 +1342,12 @@ def test_a_mail_that_is_only_a_calendar_invite_reads_as_what_the_invite_says_and
     assert [(file.filename, file.content_type) for file in mail.attachments] == [("attachment-1.ics", "text/calendar")]
 
     worded = make_mail("Can you come to this?")  # with words of its own: those, and the invite as a file
-    worded.add_alternative(INVITE, subtype="calendar")
+    worded.add_alternative(INVITE.encode(), maintype="text", subtype="calendar")
+    worded.add_attachment(INVITE.encode(), maintype="text", subtype="calendar", filename="invite.ics")
     assert read(worded).text == "Can you come to this?"
+    # the same invite as an alternative and as invite.ics beside it: one file, by its own name (a tester saw two)
+    assert [file.filename for file in read(worded).attachments] == ["invite.ics"]
+    assert [file.filename for file in inbound.files_of(worded.as_bytes())] == ["invite.ics"]
     assert inbound.calendar_text(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n") == ""
     folded = "SUMMARY:Gr\u00fc\u00dfe".encode()  # a fold inside the two bytes of ü (RFC 5545 folds bytes)
     assert "What: Gr\u00fc\u00dfe" in inbound.calendar_text(folded[:11] + b"\r\n " + folded[11:])
