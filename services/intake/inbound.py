@@ -32,7 +32,16 @@ from services.intake.inbound_mime import (
     unique,
     words,
 )
-from services.intake.inbound_parts import MAILS, attached_mail, calendar_text, content_id, filename, is_body, payload
+from services.intake.inbound_parts import (
+    GENERATED_NAME,
+    MAILS,
+    attached_mail,
+    calendar_text,
+    content_id,
+    filename,
+    is_body,
+    payload,
+)
 from services.intake.inbound_text import FORWARD_SUBJECT, html_to_text, own_words, tidy
 
 __all__ = ["OWN_MESSAGE_DOMAIN", "InboundAttachment", "InboundMail", "parse"]
@@ -212,12 +221,10 @@ def _distinct(files: tuple[InboundAttachment, ...]) -> tuple[InboundAttachment, 
     kept: dict[tuple[str, str], InboundAttachment] = {}
     for file in files:
         key = (hashlib.sha256(file.data).hexdigest(), file.content_type)
-        if key not in kept or (_GENERATED.fullmatch(kept[key].filename) and not _GENERATED.fullmatch(file.filename)):
+        generated = GENERATED_NAME.fullmatch
+        if key not in kept or (generated(kept[key].filename) and not generated(file.filename)):
             kept[key] = dataclasses.replace(file, answered=kept[key].answered or file.answered) if key in kept else file
     return tuple(kept.values())
-
-
-_GENERATED = re.compile(r"attachment-\d+\.\w+")  # inbound_parts.filename's name for a part that gave none
 
 
 def _returned_ticket_ids(message: Message, numbers: dict[int, int], defects: list[str]) -> tuple[str, ...]:

@@ -82,6 +82,7 @@ def filename(part: Message, index: int, content_type: str, subject: str = "") ->
 
 
 _UNSAFE_IN_NAME = re.compile(r'[/\\:*?"<>|]+')  # what a file name may not hold on some systems
+GENERATED_NAME = re.compile(r"attachment-\d+\.\w+")  # `filename`'s name for a part that gave none
 # an unnamed part's extension by its type, so that the file opens in its program once downloaded (a calendar
 # invite was "attachment-1.bin"); a fixed list, not the system's mime.types, which differs between machines
 EXTENSIONS = {

@@ -35,7 +35,7 @@ from services.intake.domain import (
 )
 from services.intake.handlers import RATE_WINDOW, Intake, change_ticket, get_ticket, open_new, within_rate_limit
 from services.intake.inbound_headers import answers_our_mail, auto_reply_by_subject
-from services.intake.inbound_parts import MAILS
+from services.intake.inbound_parts import GENERATED_NAME, MAILS
 from services.intake.schemas import TicketCreateSchema
 from shared import events
 from shared.access import same_email
@@ -150,7 +150,7 @@ def _named_as_then(name: str, listed: str | None) -> str:
     """A file's name as the mail's record lists it: an unnamed part was "attachment-N.bin" before its type gave it
     an extension ("attachment-N.ics"); the same part still."""
     stem, _, _ = name.rpartition(".")
-    return listed if listed == f"{stem}.bin" and re.fullmatch(r"attachment-\d+", stem) else name
+    return listed if listed == f"{stem}.bin" and GENERATED_NAME.fullmatch(name) else name
 
 
 MAIL_FILE_NAMES = (".eml", ".emlx", ".msg", ".mht", ".mhtml")

@@ -302,13 +302,15 @@ def address_proven(svc: Portal, who: Actor, ticket: dict) -> bool:
     used, or a reply by mail from it in its thread. A list's item has no thread: the ticket is read whole then
     (those from the form not confirmed yet only), and a reply found is recorded as the requester's pages record it
     (a tester's console said "not confirmed", and refused the merge, for an address that had answered twice)."""
-    if ticket.get("source") != "web" or svc.store.confirmed(ticket["id"]) is not None:
+    if not domain.unproved(ticket, svc.store.confirmed(ticket["id"]) is not None):
         return True
+    if "thread" in ticket:  # read whole already: its thread said
+        return False
     try:
-        whole = ticket if "thread" in ticket else svc.services.get("intake", f"/tickets/{path_id(ticket['id'])}", who)
+        whole = svc.services.get("intake", f"/tickets/{path_id(ticket['id'])}", who)
     except (Refused, Unreachable):  # not read: not proven, as before
         return False
-    if not domain.answered_by_mail(whole):
+    if domain.unproved(whole, confirmed=False):
         return False
     svc.store.confirm_address(ticket["id"], (ticket.get("requester") or {}).get("email") or "", now())
     return True
