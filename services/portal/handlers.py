@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -419,6 +420,16 @@ def words_digest(ticket_id: str, kind: str, seen: str, body: str) -> str:
     return hashlib.sha256("\x1f".join((ticket_id, kind, seen, body)).encode()).hexdigest()
 
 
+SEND_WAIT = 12.0  # seconds the same words sent again wait on the first send's end (under gunicorn's 30 s timeout)
+SEND_POLL = 0.2  # seconds between two looks at it
+SEND_ABANDONED = timedelta(seconds=60)  # a send still going after this never ended (no request lives so long)
+
+STILL_GOING = (
+    "The same words are still being sent from your earlier click. They are kept below: if they do not show in the "
+    "conversation in a minute, send them again."
+)
+
+
 @dataclass
 class Send:
     """One send of words onto a ticket, claimed for this browser before it goes (`sent_once`)."""
@@ -427,14 +438,20 @@ class Send:
     session_id: str
     digest: str
     at: datetime
-    goes: bool  # False: the same words went from this page a moment ago
+    goes: bool  # False: the same words went from this page a moment ago, or are still going (`pending`)
     claimed: bool
+    pending: bool = False  # the same words' earlier send had not ended after SEND_WAIT: nothing known yet
 
     def undo(self) -> None:
         """It did not go (refused, or failed): the same words may be sent again."""
         if self.claimed:
             self.svc.store.unclaim_sent(self.session_id, self.digest, self.at)
             self.claimed = False
+
+    def went(self) -> None:
+        """It went: the same words sent again are told so."""
+        if self.claimed:
+            self.svc.store.sent_went(self.session_id, self.digest, self.at)
 
 
 @contextmanager
@@ -444,21 +461,50 @@ def sent_once(svc: Portal, session: dict, digest_of_words: str, check: bool = Tr
     sends the form twice). The same words sent from a page opened since (a new question answered "Yes" again) are
     another message. The send is claimed in one write before it goes, so that of two at once one goes (a race
     hunter's double click posted both); the caller undoes it when it did not go, and so does an error out of the
-    block. `check=False`: it goes in any case (a message with files, which are meant anew), and is noted."""
+    block. The second of two at once waits for the first to end (`_after_the_first`): when the first did not go, the
+    second sends the words (they were lost when the second, the answer the browser shows, said they went).
+    `check=False`: it goes in any case (a message with files, which are meant anew), and is noted."""
     at = now()
     since = at - SAME_REQUEST_WINDOW
     stale = [digest for digest, sent in ((session or {}).get("sends") or {}).items() if sent <= since]
     earlier = (session or {}).get("sent") or []  # as sessions kept sends before the claim (their last few, a list)
+    pending = False
     if check and any(sent["digest"] == digest_of_words and sent["at"] > since for sent in earlier):
         claimed = False
     else:
-        claimed = svc.store.claim_sent(session["_id"], digest_of_words, at, since if check else at, stale)
-    send = Send(svc, session["_id"], digest_of_words, at, claimed or not check, claimed)
+        claimed = svc.store.claim_sent(
+            session["_id"], digest_of_words, at, since if check else at, stale, at - SEND_ABANDONED
+        )
+        if not claimed and check:
+            claimed_at, pending = _after_the_first(svc, session["_id"], digest_of_words, since)
+            claimed, at = claimed_at is not None, claimed_at or at
+    send = Send(svc, session["_id"], digest_of_words, at, claimed or not check, claimed, pending)
     try:
         yield send
     except BaseException:
         send.undo()
         raise
+    send.went()
+
+
+def _after_the_first(
+    svc: Portal, session_id: str, digest_of_words: str, since: datetime
+) -> tuple[datetime | None, bool]:
+    """The same words' earlier send is claimed: wait, up to SEND_WAIT, until it went (nothing to send) or was taken
+    back (then claimed for this one). When this one's claim was made (None: it does not go), and whether the first
+    had not ended by then."""
+    deadline = time.monotonic() + SEND_WAIT
+    while True:
+        state = svc.store.send_state(session_id, digest_of_words, since)
+        if state == "went":
+            return None, False
+        if state is None:  # the first did not go: this one is sent, unless a third claimed it meanwhile
+            at = now()
+            if svc.store.claim_sent(session_id, digest_of_words, at, since, (), at - SEND_ABANDONED):
+                return at, False
+        elif time.monotonic() >= deadline:
+            return None, True
+        time.sleep(SEND_POLL)
 
 
 TOO_MANY_OPENED = "You have sent a lot of requests in a short time. Please try again in a while."

@@ -243,22 +243,46 @@ class PortalStore:
         pushed = {"opened": {"$each": [opened], "$slice": -5}, "form_keys": {"$each": [key], "$slice": -100}}
         self.sessions.update_one({"_id": session_id}, {"$push": pushed})
 
-    def claim_sent(self, session_id: str, digest_of_words: str, at: datetime, since: datetime, stale=()) -> bool:
+    def claim_sent(
+        self, session_id: str, digest_of_words: str, at: datetime, since: datetime, stale=(), abandoned=None
+    ) -> bool:
         """The session sends these words onto a ticket (a message, a reply, a note) now, unless it sent them since
         `since`: whether it is the first, in one write, so that two of the same form sent at once (a double click,
-        a retried POST) find each other. `stale`: the digests of earlier sends to forget (older than `since`)."""
-        unset = {f"sends.{digest}": "" for digest in stale if digest != digest_of_words}
+        a retried POST) find each other. The claim is marked going (`going`) until the send ends (`sent_went`), or
+        is taken back (`unclaim_sent`); a send still going at `abandoned` or before never ended (its process was
+        killed) and is claimed again. `stale`: the digests of earlier sends to forget (older than `since`)."""
+        key, going = f"sends.{digest_of_words}", f"going.{digest_of_words}"
+        forgotten = [digest for digest in stale if digest != digest_of_words]
+        unset = {f"{part}.{digest}": "" for digest in forgotten for part in ("sends", "going")}
+        free = [{key: {"$not": {"$gt": since}}}]
+        if abandoned is not None:
+            free.append({going: {"$lte": abandoned}})
         done = self.sessions.update_one(
-            {"_id": session_id, f"sends.{digest_of_words}": {"$not": {"$gt": since}}},
-            {"$set": {f"sends.{digest_of_words}": at}, **({"$unset": unset} if unset else {})},
+            {"_id": session_id, "$or": free},
+            {"$set": {key: at, going: at}, **({"$unset": unset} if unset else {})},
         )
         return done.modified_count == 1
+
+    def sent_went(self, session_id: str, digest_of_words: str, at: datetime) -> None:
+        """The send claimed at `at` went: the same words sent again are told so."""
+        going = f"going.{digest_of_words}"
+        self.sessions.update_one({"_id": session_id, going: at}, {"$unset": {going: ""}})
 
     def unclaim_sent(self, session_id: str, digest_of_words: str, at: datetime) -> None:
         """The send claimed at `at` did not go: the same words may be sent again."""
         self.sessions.update_one(
-            {"_id": session_id, f"sends.{digest_of_words}": at}, {"$unset": {f"sends.{digest_of_words}": ""}}
+            {"_id": session_id, f"sends.{digest_of_words}": at},
+            {"$unset": {f"sends.{digest_of_words}": "", f"going.{digest_of_words}": ""}},
         )
+
+    def send_state(self, session_id: str, digest_of_words: str, since: datetime) -> str | None:
+        """Where the session's send of these words since `since` stands: "going" (claimed, not ended), "went", or
+        None (none since then, or taken back)."""
+        found = self.sessions.find_one({"_id": session_id}, {"sends": 1, "going": 1}) or {}
+        sent = (found.get("sends") or {}).get(digest_of_words)
+        if sent is None or sent <= since:
+            return None
+        return "going" if (found.get("going") or {}).get(digest_of_words) == sent else "went"
 
     def forget_form_keys(self, keys: list[str], until: datetime) -> None:
         """Forms this browser sent before it forgot its requests: sent again (Back, a reload), they open nothing."""

@@ -567,21 +567,33 @@ def test_the_same_message_sent_twice_at_once_is_posted_once_and_one_refused_may_
         client.set_cookie(cookie_names(False)[0], cookie)
         return client
 
-    answers = []
+    svc = portal.extensions["ticketflow.portal"]
+    waiting, state = threading.Event(), svc.store.send_state
+
+    def looked(*args):  # the second looks at the first's send while it waits on its end
+        found = state(*args)
+        if found == "going":
+            waiting.set()
+        return found
+
+    monkeypatch.setattr(svc.store, "send_state", looked)
+    answers, seconds = [], []
     first = threading.Thread(target=lambda: answers.append(same_browser().post("/tickets/t-9/messages", data=form)))
+    second = threading.Thread(target=lambda: seconds.append(same_browser().post("/tickets/t-9/messages", data=form)))
     first.start()
     try:
         assert intake.first_in.wait(30)
-        second = same_browser().post("/tickets/t-9/messages", data=form)
+        second.start()
+        assert waiting.wait(30)
     finally:
         intake.release.set()
         first.join(30)
-    assert second.headers["Location"] == "/tickets/t-9?notice=sent-before-message#latest"
+        second.join(30)
+    assert seconds[0].headers["Location"] == "/tickets/t-9?notice=sent-before-message#latest"
     assert [answer.headers["Location"] for answer in answers] == ["/tickets/t-9?notice=sent#latest"]
     assert intake.posts == [("/tickets/t-9/messages", "Yes, it still drops.")]
 
     # a session from before the claim kept its sends as a list: those are sent a moment ago still
-    svc = portal.extensions["ticketflow.portal"]
     session_id = handlers.load_session(svc, cookie)["_id"]
     typed = {**form, "body": "Sent before the upgrade."}
     said = handlers.words_digest("t-9", "message", typed["seen"], typed["body"])
@@ -594,6 +606,76 @@ def test_the_same_message_sent_twice_at_once_is_posted_once_and_one_refused_may_
     intake.refuse = False
     assert browser.post("/tickets/t-9/messages", data=other).headers["Location"] == "/tickets/t-9?notice=sent#latest"
     assert [words for _, words in intake.posts] == ["Yes, it still drops.", "And on Wi-Fi too.", "And on Wi-Fi too."]
+
+
+def test_a_message_sent_twice_at_once_whose_first_send_failed_goes_with_the_second(portal, monkeypatch):  # noqa: F811
+    """A double click whose first send failed (intake busy): the second, the answer the browser shows, waited for
+    the first and sends the words (it said they went, and they were lost: a change review's find). A first send
+    still going when the second has waited its while: the second's page keeps the words and says so."""
+    import threading
+
+    class Held(Intake):
+        def __init__(self, ticket):
+            super().__init__(ticket)
+            self.first_in, self.release = threading.Event(), threading.Event()
+
+        def post(self, service, path, actor, body, **kwargs):
+            self.posts.append((path, body["body"]))
+            if len(self.posts) == 1:  # the first waits in intake until the second waits on it, then fails
+                self.first_in.set()
+                assert self.release.wait(30)
+                raise Refused(503, "Service Unavailable", "intake is busy")
+            return {"id": f"m{len(self.posts)}", "kind": "message", "body": body["body"]}
+
+    intake = Held({**CLOSED, "status": "assigned"})
+    svc = portal.extensions["ticketflow.portal"]
+    monkeypatch.setattr(svc, "services", intake)
+    browser = with_grants(portal, [{"id": "t-9", "email": "mia@example.com"}])
+    page = text(browser.get("/tickets/t-9"))
+    form = {"body": "Yes, it still drops.", "seen": re.search(r'name="seen" value="([^"]+)"', page).group(1),
+            "csrf_token": csrf(page)}  # fmt: skip
+    cookie = browser.get_cookie(cookie_names(False)[0]).value
+
+    def same_browser():
+        client = portal.test_client()
+        client.set_cookie(cookie_names(False)[0], cookie)
+        return client
+
+    waiting, state = threading.Event(), svc.store.send_state
+
+    def looked(*args):
+        found = state(*args)
+        if found == "going":
+            waiting.set()
+        return found
+
+    monkeypatch.setattr(svc.store, "send_state", looked)
+    answers, seconds = [], []
+    first = threading.Thread(target=lambda: answers.append(same_browser().post("/tickets/t-9/messages", data=form)))
+    second = threading.Thread(target=lambda: seconds.append(same_browser().post("/tickets/t-9/messages", data=form)))
+    first.start()
+    try:
+        assert intake.first_in.wait(30)
+        second.start()
+        assert waiting.wait(30)
+    finally:
+        intake.release.set()
+        first.join(30)
+        second.join(30)
+    assert answers[0].status_code == 503
+    assert seconds[0].headers["Location"] == "/tickets/t-9?notice=sent#latest"
+    assert intake.posts == [("/tickets/t-9/messages", "Yes, it still drops.")] * 2
+
+    # the first send has not ended when the second has waited its while: the words stay on the second's page
+    other = {**form, "body": "And on Wi-Fi too."}
+    said = handlers.words_digest("t-9", "message", other["seen"], other["body"])
+    session_id = handlers.load_session(svc, cookie)["_id"]
+    assert svc.store.claim_sent(session_id, said, handlers.now(), handlers.now() - timedelta(minutes=10))
+    monkeypatch.setattr(handlers, "SEND_WAIT", 0)
+    kept = browser.post("/tickets/t-9/messages", data=other)
+    assert kept.status_code == 409
+    assert handlers.STILL_GOING in text(kept) and ">And on Wi-Fi too.</textarea>" in text(kept)
+    assert len(intake.posts) == 2
 
 
 def test_a_message_sent_is_said_below_the_conversation_and_a_reopening_in_words(portal, monkeypatch):  # noqa: F811

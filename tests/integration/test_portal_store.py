@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -89,3 +90,33 @@ def test_a_fixed_window_counts_every_hit_once(store):
     counts = [store.count_hit("status:email:ana@example.com", window, timedelta(hours=1)) for _ in range(3)]
     assert counts == [1, 2, 3]
     assert store.count_hit("status:email:ana@example.com", window + timedelta(hours=1), timedelta(hours=1)) == 1
+
+
+def test_a_send_is_claimed_once_going_until_it_went_or_taken_back_and_a_dead_senders_claim_is_taken_over(store):
+    """A message's send claimed by one request of a browser: a second of the same words finds it going (it waits for
+    the first), then went; taken back, it may be claimed again; a claim whose request died (still going a minute
+    later) is claimed by the next."""
+    s1, s2, s3 = (f"session-{uuid.uuid4().hex}" for _ in range(3))  # the database may outlive the test
+    store.sessions.insert_many([{"_id": s1}, {"_id": s2}, {"_id": s3}])
+    since, words = NOW - timedelta(minutes=10), "d1"
+    claim = lambda at: store.claim_sent(s1, words, at, since, (), at - timedelta(seconds=60))  # noqa: E731
+    assert store.send_state(s1, words, since) is None
+    assert claim(NOW)
+    assert not claim(NOW + timedelta(seconds=1))
+    assert store.send_state(s1, words, since) == "going"
+    store.sent_went(s1, words, NOW)
+    assert store.send_state(s1, words, since) == "went"
+    assert not claim(NOW + timedelta(minutes=5))  # went: the same words are not sent again
+    assert store.send_state(s1, words, NOW) is None  # ... past the window they are another message
+
+    assert store.claim_sent(s2, words, NOW, since)
+    store.unclaim_sent(s2, words, NOW)
+    assert store.send_state(s2, words, since) is None
+    assert store.claim_sent(s2, words, NOW + timedelta(seconds=1), since)  # taken back: claimed again
+
+    assert store.claim_sent(s3, words, NOW, since)  # its request dies: never went, never taken back
+    late = lambda seconds: NOW + timedelta(seconds=seconds)  # noqa: E731
+    assert not store.claim_sent(s3, words, late(59), since, (), late(59) - timedelta(seconds=60))
+    assert store.claim_sent(s3, words, late(61), since, (), late(61) - timedelta(seconds=60))
+    store.sent_went(s3, words, NOW)  # the dead one's end, were it heard, leaves the new claim going
+    assert store.send_state(s3, words, since) == "going"

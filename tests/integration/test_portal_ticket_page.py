@@ -671,18 +671,49 @@ def test_a_reply_sent_twice_at_once_is_posted_once(portal, stub, monkeypatch):  
         client.set_cookie(cookie_names(False)[0], cookie)
         return client
 
-    answers, path = [], "/console/tickets/t-1/reply"
+    waiting, state = threading.Event(), svc.store.send_state
+
+    def looked(*args):  # the second looks at the first's send while it waits on its end
+        found = state(*args)
+        if found == "going":
+            waiting.set()
+        return found
+
+    monkeypatch.setattr(svc.store, "send_state", looked)
+    answers, seconds, path = [], [], "/console/tickets/t-1/reply"
     first = threading.Thread(target=lambda: answers.append(same_browser().post(path, data=form)))
+    second = threading.Thread(target=lambda: seconds.append(same_browser().post(path, data=form)))
     first.start()
     try:
         assert first_in.wait(30)
-        second = same_browser().post(path, data=form)
+        second.start()
+        assert waiting.wait(30)
     finally:
         release.set()
         first.join(30)
-    assert second.headers["Location"] == "/console/tickets/t-1?notice=reply-before"
+        second.join(30)
+    assert seconds[0].headers["Location"] == "/console/tickets/t-1?notice=reply-before"
     assert [answer.headers["Location"] for answer in answers] == ["/console/tickets/t-1?notice=reply&sent=r1"]
     assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-1/replies"]
+
+
+def test_a_reply_whose_first_send_has_not_ended_is_kept_on_the_page(portal, stub, monkeypatch):  # noqa: F811
+    """The same reply sent again while the first send has not ended after the second's wait: nothing is posted, and
+    the page keeps the words, saying why (they were lost when the first then failed)."""
+    a_ticket(stub)
+    svc = portal.extensions["ticketflow.portal"]
+    admin = signed_in(portal)
+    page = text(admin.get("/console/tickets/t-1"))
+    form = {"body": "Please restart the printer.", "seen": re.search(r'name="seen" value="([^"]*)"', page).group(1),
+            "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)}  # fmt: skip
+    said = handlers.words_digest("t-1", "reply", form["seen"], form["body"])
+    session_id = handlers.load_session(svc, admin.get_cookie(cookie_names(False)[0]).value)["_id"]
+    assert svc.store.claim_sent(session_id, said, now(), now() - timedelta(minutes=10))  # a first send, going
+    monkeypatch.setattr(handlers, "SEND_WAIT", 0)
+    kept = admin.post("/console/tickets/t-1/reply", data=form)
+    assert kept.status_code == 409
+    assert handlers.STILL_GOING in text(kept) and ">Please restart the printer.</textarea>" in text(kept)
+    assert [c["path"] for c in stub.calls if c["method"] == "POST"] == []
 
 
 def test_a_sent_reply_is_said_to_be_on_its_way_only_while_the_conversation_lacks_it(portal, stub):  # noqa: F811

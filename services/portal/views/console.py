@@ -445,6 +445,8 @@ def act(ticket_id: str, action: str):
         return _ticket(ticket_id, {**form, "action": action, "errors": wrong_files}, message, 422)
     once = handlers.sent_once(portal(), g.session, said, check=bool(words.strip() or files)) if said else None
     with once or nullcontext() as send:
+        if send is not None and send.pending:  # kept here, to send again if they never show
+            return _ticket(ticket_id, {**form, "action": action}, handlers.STILL_GOING, 409)
         if send is not None and not send.goes:
             return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=f"{action}-before"), 303)
         try:

@@ -268,6 +268,8 @@ def reply(ticket_id: str):
     said = handlers.words_digest(ticket_id, "message", request.form.get("seen", ""), body)
     once = not files and bool(body.strip())  # files chosen again: meant anew
     with handlers.sent_once(portal(), g.session, said, check=once) as send:
+        if send.pending:  # the same words' first send has not ended: kept here, to send again if they never show
+            return _ticket_page(grant, {"body": body}, None, handlers.STILL_GOING, 409)
         if not send.goes:
             return redirect(url_for("requester.ticket", ticket_id=ticket_id, notice="sent-before-message",
                                     _anchor="latest"), 303)  # fmt: skip
