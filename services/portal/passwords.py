@@ -198,6 +198,16 @@ NOTICES = {
         "On {when} an admin made a link to set a new password for your account on the help desk, to give to "
         "you. Your password works until the link is used. If you did not ask for it, tell an admin.\n",
     ),
+    "address-changed-old": (
+        "The address you sign in with on the help desk was changed",
+        "On {when} an admin changed the address you sign in with on the help desk to {address}, where your ticket "
+        "emails go from now on. Your password stays as it is. If this is wrong, tell an admin.\n",
+    ),
+    "address-changed-new": (
+        "You sign in to the help desk with this address",
+        "On {when} an admin changed the address of your account on the help desk to this one ({address}): sign "
+        "in with it from now on ({portal}). Your password stays as it is.\n",
+    ),
     "admin-first-link": (
         "A link to set your password on the help desk",
         "On {when} an admin made a link for you to choose your password for your account on the help desk (it "
@@ -207,12 +217,14 @@ NOTICES = {
 
 
 def send_notice(svc: Portal, notice: dict) -> str:
-    """Tell an account's person what happened to their password; "sent", or "no-account" when it is gone."""
-    if svc.store.account_by_email(notice["email"]) is None:
+    """Tell an account's person what happened to their password or address; "sent", or "no-account" when it is
+    gone (a notice to an address the account had names it by its id)."""
+    about = notice.get("account_id")
+    if (svc.store.account(about) if about else svc.store.account_by_email(notice["email"])) is None:
         return "no-account"
     subject, text = NOTICES[notice["kind"]]
     when = _when(notice["at"])
-    text = "Hello,\n\n" + text.format(when=when, portal=svc.settings.portal_url)
+    text = "Hello,\n\n" + text.format(when=when, portal=svc.settings.portal_url, address=notice.get("address", ""))
     mailing.send(svc.settings, notice["email"], subject, text)
     return "sent"
 

@@ -196,6 +196,17 @@ class PortalStore:
                 enabled.add(account["agent_id"])
         return {agent_id: why for agent_id, why in gone.items() if agent_id not in enabled}
 
+    def move_account(self, account_id: str, old: str, new: str) -> bool:
+        """The account signs in with `new` in place of `old` (its sessions name it so too): whether it did (False:
+        it signs in with another address now). AccountExists when another account has `new`."""
+        try:
+            moved = self.accounts.update_one({"_id": account_id, "email": old}, {"$set": {"email": new}})
+        except DuplicateKeyError:
+            raise AccountExists(new) from None
+        if moved.modified_count == 1:
+            self.sessions.update_many({"account_id": account_id}, {"$set": {"email": new}})
+        return moved.modified_count == 1
+
     def accounts_of_agent(self, agent_id: str) -> list[dict]:
         """The accounts that sign in as this agent (one, as a rule), oldest first."""
         return list(self.accounts.find({"agent_id": agent_id}, {"password_hash": 0}).sort("created_at", ASCENDING))
@@ -446,10 +457,13 @@ class PortalStore:
         self.password_resets.insert_one({"_id": uuid.uuid4().hex, "email": email, "state": "pending", "created_at": at})
 
     # what an account's person is told by email (their password changed, an admin made a link for them)
-    def add_account_notice(self, email: str, kind: str, at: datetime) -> None:
+    def add_account_notice(self, email: str, kind: str, at: datetime, **about: str) -> None:
+        """`about`: what the notice's words name (`account_id`: the account it is about, when `email` is no longer
+        its address; `address`: its new one)."""
         self.account_notices.insert_one(
-            {"_id": uuid.uuid4().hex, "email": email, "kind": kind, "at": at, "state": "pending", "created_at": at}
-        )
+            {"_id": uuid.uuid4().hex, "email": email, "kind": kind, "at": at, "state": "pending", "created_at": at,
+             **about}
+        )  # fmt: skip
 
     # rate limits: fixed windows
     def count_hit(self, key: str, window_start: datetime, window: timedelta) -> int:

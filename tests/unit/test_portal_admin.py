@@ -391,20 +391,21 @@ class Checking(FakeServices):
 def test_an_agent_page_refuses_an_email_another_agent_has_next_to_the_field():
     agents = [{"id": "omar", "name": "Omar", "email": "omar@example.com"}, {"id": "tess", "email": "t@example.com"}]
     services = Checking({("assignment", "GET", "/agents"): {"items": agents}})
+    svc = SimpleNamespace(services=services, kept={}, store=SimpleNamespace(accounts_of_agent=lambda agent_id: []))
     form = {"name": "Tess", "email": " Omar@Example.com ", "teams": ["network"], "capacity": "2"}
     with pytest.raises(UserError) as refused:
-        people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "tess", form)
+        people.save_agent(svc, ADMIN, "tess", form)
     assert refused.value.errors == {"email": ["Omar (omar) has this email address: each agent's emails go to its own."]}
     assert [call[3]["email"] for call in services.calls if call[1] == "PATCH"] == [""]  # only asked: nothing changed
     with pytest.raises(UserError) as refused:  # the other fields' problems said with it
-        people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "tess", {**form, "capacity": "lots"})
+        people.save_agent(svc, ADMIN, "tess", {**form, "capacity": "lots"})
     assert refused.value.errors == {
         "capacity": ["Enter a whole number, like 10."],
         "email": ["Omar (omar) has this email address: each agent's emails go to its own."],
     }
     services.calls.clear()
-    people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "omar", {**form, "name": "Omar"})  # its own
-    people.save_agent(SimpleNamespace(services=services, kept={}), ADMIN, "tess", {**form, "email": "tess@example.com"})
+    people.save_agent(svc, ADMIN, "omar", {**form, "name": "Omar"})  # its own
+    people.save_agent(svc, ADMIN, "tess", {**form, "email": "tess@example.com"})
     assert [path for _, method, path, _ in services.calls if method == "PATCH"] == ["/agents/omar", "/agents/tess"]
 
 

@@ -13,6 +13,8 @@ from services.portal.admin.welcome import queue_welcome
 from services.portal.client import Refused, Unreachable
 from services.portal.console import actor, every_team, forget_names, team_names
 from services.portal.handlers import ACCOUNT_TAKEN, Portal, UserError, agent_untaken, create_account, every_topic
+from services.portal.store import AccountExists
+from shared.clock import now
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +119,14 @@ def _id_free(svc: Portal, session: dict, agent_id: str) -> None:
         raise UserError(taken.message, {"id": [said]}, 409) from None
 
 
-def _account_possible(svc: Portal, email: str) -> None:
-    """The portal's own rules for the agent's account, checked before assignment adds the agent."""
+def _account_possible(svc: Portal, email: str, but: str | None = None) -> None:
+    """The portal's own rules for the agent's account, checked before assignment adds the agent or changes its
+    address (`but`: the agent's own account, which moves to it)."""
     problems = domain.account_problems(email, "admin", None).get("email")
     if problems:
         raise UserError("The account needs another email address.", {"email": problems})
-    if svc.store.account_by_email(email):
+    taken = svc.store.account_by_email(email)
+    if taken and taken["_id"] != but:
         raise UserError(ACCOUNT_TAKEN, {"email": [ACCOUNT_TAKEN]}, 409)
 
 
@@ -133,6 +137,7 @@ class Saved:
 
     handed: dict[str, dict]
     given: int
+    signs_in_with: str | None = None  # the agent's account signs in with its new address now
 
 
 def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> Saved:
@@ -143,13 +148,15 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> Saved:
     from its open tickets before and after."""
     body = agent_body(form)
     agents = svc.services.get("assignment", "/agents", actor(session))["items"]
+    own = next((a for a in agents if a["id"] == agent_id), None)
+    moving = _account_moving(svc, agent_id, (own or {}).get("email"), body["email"])
     with _and_the_rest(svc, session, "PATCH", f"/agents/{path_id(agent_id)}", body):
         _all_said(
             lambda: email_of_nobody_else(svc, session, agent_id, body["email"], agents),
+            lambda: moving and _account_possible(svc, body["email"].strip().lower(), but=moving["_id"]),
             lambda: _leads_its_teams(svc, session, body),
             lambda: _may_be_available(svc, agent_id, body.get("available")),
         )
-    own = next((a for a in agents if a["id"] == agent_id), None)
     unchanged_since_opened(form, own, "agent", body)
     if own and body["name"] == own.get("name"):  # unchanged: saved without it (one made before a rule it breaks)
         del body["name"]
@@ -161,7 +168,43 @@ def save_agent(svc: Portal, session: dict, agent_id: str, form: dict) -> Saved:
     went = sum(outcome["moved"] for outcome in handed.values())
     before, after = (own or {}).get("open_tickets"), changed.get("open_tickets")
     given = after - (before - went) if isinstance(before, int) and isinstance(after, int) else 0
-    return Saved(handed, max(given, 0))
+    return Saved(handed, max(given, 0), moving and _move_account(svc, moving, body["email"].strip().lower()))
+
+
+def _account_moving(svc: Portal, agent_id: str, old: str | None, new: str | None) -> dict | None:
+    """The agent's account that signs in with the agent's address, when the form changes that address: it signs in
+    with the new one after the change (the emails of a password reset went to the old one, which the person may
+    have left). None when the address stays, or the account signs in with another address (made so)."""
+    old, new = (old or "").strip().lower(), (new or "").strip().lower()
+    if not old or not new or old == new:
+        return None
+    return next((a for a in svc.store.accounts_of_agent(agent_id) if a["email"] == old), None)
+
+
+def _move_account(svc: Portal, account: dict, new: str) -> str | None:
+    """The account signs in with `new`: its password links (emailed to the old address) end, and both addresses
+    are told by email. The new address, or None when it did not move (another account took the address meanwhile,
+    or the account's address changed meanwhile: the agent's is changed all the same)."""
+    try:
+        moved = svc.store.move_account(account["_id"], account["email"], new)
+    except AccountExists:
+        moved = False
+    if not moved:
+        log.warning("account %s: it still signs in with its address, not the agent's new %s", account["_id"], new)
+        return None
+    at = now()
+    svc.store.end_password_links_of(account["_id"])
+    svc.store.add_account_notice(account["email"], "address-changed-old", at, account_id=account["_id"], address=new)
+    svc.store.add_account_notice(new, "address-changed-new", at, account_id=account["_id"], address=new)
+    log.info("account %s: signs in with %s in place of %s", account["_id"], new, account["email"])
+    return new
+
+
+def moved_words(signs_in_with: str | None) -> str:
+    """The agent's account that moved to the new address, in a sentence ("" for none)."""
+    if not signs_in_with:
+        return ""
+    return f"They sign in with {signs_in_with} from now on; both addresses were told by email."
 
 
 def given_words(given: int) -> str:

@@ -92,11 +92,11 @@ def change_agent(agent_id: str):
         saved = people.save_agent(portal(), g.session, agent_id, form)
     except UserError as exc:
         return _edit(agent_id, form, exc.errors, exc.message, exc.status)
-    handed = saved.handed
-    if not handed and not saved.given:
+    handed, moved = saved.handed, people.moved_words(saved.signs_in_with)
+    if not handed and not saved.given and not moved:
         return redirect(url_for("admin.agent", agent_id=agent_id, notice="saved"), 303)
     words = " ".join(people.hand_back_words(_named(team), outcome) for team, outcome in handed.items())
-    words = f"{words} {people.given_words(saved.given)}".strip()
+    words = " ".join(part for part in (words, people.given_words(saved.given), moved) if part)
     whole = {"moved": 0, "failed": [f for o in handed.values() for f in o["failed"]],
              "more": any(o["more"] for o in handed.values()),
              "stayed": [n for o in handed.values() for n in o.get("stayed", [])],
