@@ -87,12 +87,13 @@ def choose_agent(team: str, agents: list[Candidate]) -> Decision:
     return Decision(team, best.agent_id, members)
 
 
-def takes_back(previous: Candidate | None, team: str, still_counted: bool) -> bool:
+def takes_back(previous: Candidate | None, team: str, still_counted: bool, reopened_it: bool = False) -> bool:
     """On reopen: the previous agent takes the ticket back if still in the team and available (contract section 5),
     even at capacity: the ticket is its own work going on, which it knows, and its requester is answered by the
     person they wrote with (capacity limits what new work the rule gives). `still_counted`: its slot is counted
-    for the ticket already (a first attempt was interrupted)."""
-    return previous is not None and team in previous.teams and (still_counted or previous.available)
+    for the ticket already (a first attempt was interrupted). `reopened_it`: the agent reopened it, away or not: it
+    is at work on it (the ticket went to another agent, who resolved it again unasked: a tester's find)."""
+    return previous is not None and team in previous.teams and (still_counted or previous.available or reopened_it)
 
 
 # --- a ticket's workflow --------------------------------------------------------------------------

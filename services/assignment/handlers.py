@@ -696,8 +696,8 @@ def _team_kept(svc: Assignment, team: dict, ticket: Ticket) -> None:
 
 
 def on_reopened(svc: Assignment, envelope: dict) -> None:
-    """Back to the previous agent if still in the team and available (at capacity too); else the team's rule,
-    else its queue."""
+    """Back to the previous agent if still in the team and available (at capacity too), or away when it reopened the
+    ticket itself; else the team's rule, else its queue."""
     at, correlation_id = events.parse_time(envelope["occurred_at"]), envelope["correlation_id"]
     by = events.load_data(envelope).get("by")
     _change(svc, envelope["ticket_id"], lambda t: None if t.reopen(at, by) else NO_CHANGE, correlation_id)
@@ -705,7 +705,8 @@ def on_reopened(svc: Assignment, envelope: dict) -> None:
     def previous_or_team(ticket: Ticket):
         previous = svc.agents.find(ticket.agent_id)
         candidate = _candidate(previous) if previous else None
-        if takes_back(candidate, ticket.team, bool(previous) and svc.agents.counts(previous["id"], ticket.id)):
+        counted = bool(previous) and svc.agents.counts(previous["id"], ticket.id)
+        if takes_back(candidate, ticket.team, counted, reopened_it=bool(by) and by == ticket.agent_id):
             return previous, ticket.team, None, None
         return _auto(svc)(ticket)
 

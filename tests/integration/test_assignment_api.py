@@ -1323,6 +1323,30 @@ def test_reopened_goes_to_the_team_when_the_previous_agent_cannot_take_it(
     assert omar["id"] in candidates(data["decision"])
 
 
+def test_reopened_by_its_own_agent_away_stays_with_them(
+    aclient, make_team, make_agent, new_ticket, read_ticket, read_agent, handle, settled, events_of
+):
+    """An agent set away who reopens their own resolved ticket is at work on it: it stays theirs (it went to another
+    agent, who resolved it again unasked, and its requester had two "resolved" emails: a tester's find). Another's
+    reopen of an away agent's ticket still goes to the team (above)."""
+    team = make_team()
+    jane = make_agent(team["id"])
+    ticket_id = new_ticket(team["topics"][0])
+    aclient.post(f"/tickets/{ticket_id}/resolve", json={"resolution": "Fixed."}, headers=as_agent(jane["id"]))
+    aclient.patch(f"/agents/{jane['id']}", json={"available": False}, headers=admin())
+    omar = make_agent(team["id"])
+
+    handle(event_from("intake", "ticket.reopened", ticket_id, {"reason": "Not fixed after all.", "by": jane["id"],
+                                                                "by_name": jane["name"]}))  # fmt: skip
+
+    ticket = read_ticket(ticket_id)
+    assert (ticket["agent_id"], ticket["status"]) == (jane["id"], "assigned")
+    assert read_agent(jane["id"])["open_tickets"] == 1 and read_agent(omar["id"])["open_tickets"] == 0
+    settled(ticket_id)
+    data = events_of(ticket_id, "ticket.assigned")[-1]["data"]
+    assert (data["agent_id"], data["reason"]) == (jane["id"], "reopen")
+
+
 def test_reopened_waits_in_the_team_queue_when_nobody_is_free(
     aclient, make_team, make_agent, new_ticket, read_ticket, handle, settled, events_of
 ):

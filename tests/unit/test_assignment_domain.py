@@ -289,6 +289,8 @@ def test_on_reopen_the_previous_agent_takes_it_back_only_when_free_for_it():
     assert takes_back(agent("jane", 1), "network", still_counted=False)
     assert takes_back(agent("jane", 5, capacity=5), "network", still_counted=False)  # full: its own ticket still
     assert not takes_back(agent("jane", available=False), "network", still_counted=False)
+    assert takes_back(agent("jane", available=False), "network", still_counted=False, reopened_it=True)  # her act
+    assert not takes_back(agent("jane", teams=("hardware",)), "network", still_counted=False, reopened_it=True)
     assert not takes_back(agent("jane", teams=("hardware",)), "network", still_counted=False)  # left the team
     assert takes_back(agent("jane", 5, capacity=5), "network", still_counted=True)  # its slot is already counted
     assert not takes_back(None, "network", still_counted=False)
