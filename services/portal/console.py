@@ -223,7 +223,8 @@ def with_deadlines(svc: Portal, who: Actor, rows: list[dict]) -> list[dict]:
         log.warning("the queue's deadlines from assignment's copy alone: sla did not answer (%s)", exc)
         return [{**row, **domain.copied_deadline(row)} for row in rows]
     clocks = {item["ticket_id"]: item["clocks"] for item in found}
-    due = lambda row: domain.deadline(clocks[row["ticket_id"]]) if row["ticket_id"] in clocks else None  # noqa: E731
+    at = now()
+    due = lambda row: domain.deadline(clocks[row["ticket_id"]], at) if row["ticket_id"] in clocks else None  # noqa: E731
     shown = [{**row, **(due(row) or domain.copied_deadline(row))} for row in rows]
     return sorted(shown, key=lambda row: (row["deadline"] is None, row["deadline"] or ""))  # stable: ties keep order
 

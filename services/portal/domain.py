@@ -110,10 +110,11 @@ def clock_look(clock: dict) -> str:
     return "breached" if state in ("met", "stopped") and clock.get("breached_at") else state
 
 
-def deadline(clocks: dict) -> dict:
-    """The soonest due time of the clocks still counting (running, or breached and running); whether one of them is
-    breached, paused or not (`breached`), else which clock was breached before it was met or paused (`missed`: its
-    name, the first such; None); and, when nothing counts, whether a clock waits on the requester (`paused`)."""
+def deadline(clocks: dict, at: datetime | None = None) -> dict:
+    """The soonest due time of the clocks still counting (running, or breached and running) and its time left as of
+    `at` (`deadline_left`, in words; None without `at`); whether one of them is breached, paused or not
+    (`breached`), else which clock was breached before it was met or paused (`missed`: its name, the first such;
+    None); and, when nothing counts, whether a clock waits on the requester (`paused`)."""
     known = {name: clock for name, clock in clocks.items() if clock}
     due = {
         name: parse_time(clock["due_at"]) for name, clock in known.items() if counting(clock) and clock.get("due_at")
@@ -122,7 +123,14 @@ def deadline(clocks: dict) -> dict:
     missed = next((CLOCK_NAMES.get(name, name) for name, clock in known.items() if clock.get("breached_at")), None)
     waiting = any(clock.get("state") == "paused" or paused_after_breach(clock) for clock in known.values())
     paused = not due and waiting
-    return {**_soonest(due), "breached": breached, "missed": None if breached else missed, "paused": paused}
+    left = None
+    if due and at is not None:  # the soonest's time left, as the ticket's page says it (the queue, by its due time)
+        clock = known[min(due, key=due.get)]
+        if clock.get("remaining_seconds") is not None:
+            business = " (business time)" if counts_business_time(clock, at) else ""
+            left = remaining_words(clock["remaining_seconds"]) + business
+    return {**_soonest(due), "breached": breached, "missed": None if breached else missed, "paused": paused,
+            "deadline_left": left}  # fmt: skip
 
 
 def copied_deadline(row: dict) -> dict:
@@ -133,7 +141,8 @@ def copied_deadline(row: dict) -> dict:
               "resolution": sla.get("resolution_due_at")}  # fmt: skip
     due = {name: parse_time(value) for name, value in copied.items() if value}
     # the copy says neither whether a breach is past nor whether a clock waits: as `deadline` says "not known"
-    return {**_soonest(due), "breached": bool(sla.get("breached")), "missed": None, "paused": False}
+    return {**_soonest(due), "breached": bool(sla.get("breached")), "missed": None, "paused": False,
+            "deadline_left": None}  # fmt: skip
 
 
 def _soonest(due: dict[str, datetime]) -> dict:

@@ -119,6 +119,13 @@ def test_files_sent_with_a_reply_show_with_that_reply(portal_system, new_context
     expect(message.get_by_role("link")).to_have_text(["jam.txt", "log.txt"])
     assert downloaded(agent, message.get_by_role("link", name="log.txt")) == b"E-42"
 
+    # The requester's page puts the agent's reply in by itself: a file's link focused there stays focused (the
+    # conversation swapped in took the focus to the page's top: an accessibility tester's find)
+    requester.get_by_role("link", name="jam.txt", exact=True).focus()
+    system.call("POST", "assignment", f"/tickets/{ticket_id}/replies", json={"body": "Tray 2 is cleared now."})
+    expect(requester.locator(".entry").filter(has_text="Tray 2 is cleared now.")).to_be_visible(timeout=40_000)
+    expect(requester.get_by_role("link", name="jam.txt", exact=True)).to_be_focused()
+
 
 def test_an_agent_replies_with_files_the_requester_gets_with_it(portal_system, new_context, screenshot):  # noqa: F811
     system, portal = portal_system, portal_system.portal

@@ -363,9 +363,13 @@ def test_the_queue_refreshes_itself_and_keys_move_between_tickets(portal_system,
     rows.first.focus()
     agent.keyboard.press("j")
     expect(rows.nth(1)).to_be_focused()
-    agent.set_viewport_size(PHONE)
-    expect(hint).to_be_hidden()
-    expect(search_key).to_be_hidden()
+    agent.set_viewport_size(PHONE)  # a narrow window (a page zoomed to 200 %) still has a keyboard: said
+    expect(hint).to_be_visible()
+    expect(search_key).to_be_visible()
+    phone = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()  # a touch screen: not said
+    sign_in(phone, portal, STAFF["ada"]["email"])
+    expect(phone.get_by_role("heading", name="Queues")).to_be_visible()
+    expect(phone.locator(".keys", has_text="next/previous ticket")).to_be_hidden()
 
 
 def test_the_queue_refreshing_keeps_the_page_where_the_keys_left_it(portal_system, new_context):  # noqa: F811
@@ -390,6 +394,7 @@ def test_the_queue_refreshing_keeps_the_page_where_the_keys_left_it(portal_syste
         document.addEventListener("htmx:afterSettle", event => {
             if (event.detail.target.id === "queue") done(window.scrollY);
         });
+        document.getElementById("queue").setAttribute("data-shown", "");  // the next one is swapped in, as changed
         setTimeout(() => done(null), 60000);
     })""")  # the next refresh (every 5 s)
     assert after is not None, "the queue did not refresh within a minute"
@@ -402,6 +407,51 @@ def test_the_queue_refreshing_keeps_the_page_where_the_keys_left_it(portal_syste
     expect(agent.locator(f'[data-row-link][href="{gone}"]')).to_have_count(0, timeout=40_000)
     agent.keyboard.press("j")
     expect(agent.locator(f'[data-row-link][href="{following}"]')).to_be_focused()
+
+
+def test_the_queue_keeps_the_focus_on_a_tab_while_it_refreshes(portal_system, new_context):  # noqa: F811
+    """A refresh that finds the list unchanged swaps nothing (204), and one that finds it changed puts the focus back
+    on the tab it was on (each refresh threw it to the page's top: an accessibility tester's find)."""
+    system, portal = portal_system, portal_system.portal
+    agent = new_context().new_page()
+    sign_in(agent, portal, STAFF["ada"]["email"])
+    tab = agent.locator("#tab-team")
+    tab.focus()
+    swapped = agent.evaluate("""() => new Promise(done => {
+        let asked = 0, swaps = 0;
+        document.addEventListener("htmx:afterSwap", event => { if (event.detail.target.id === "queue") swaps++; });
+        document.addEventListener("htmx:afterRequest", event => {
+            if (event.detail.elt.id === "queue" && ++asked === 2) done(swaps);
+        });
+        setTimeout(() => done(null), 60000);
+    })""")  # two refreshes (every 5 s)
+    assert swapped == 0, "an unchanged list was swapped in (or no refresh came within a minute)"
+    expect(tab).to_be_focused()
+    subject = f"Dock flickers {unique_email('x')[:8]}"
+    system.call("POST", "intake", "/tickets", json={
+        "subject": subject, "description": "On and off.", "topic": "network",
+        "requester": {"name": "Li", "email": unique_email("li")}})  # fmt: skip
+    expect(agent.get_by_role("link", name=re.compile(re.escape(subject)))).to_be_visible(timeout=40_000)
+    expect(tab).to_be_focused()
+
+
+def test_a_mistake_in_check_a_request_keeps_the_request_being_written(portal_system, new_context):  # noqa: F811
+    """ "Email me a link" with a mistyped address, a request half written beside it: the page of the error keeps
+    what was typed in both, and the request then sends (it came back empty, and then "This form has expired")."""
+    system, portal = portal_system, portal_system.portal
+    page = new_context().new_page()
+    email = unique_email("omar")
+    open_request(page, portal, "Omar Haddad", email, "Wi-Fi drops in room 4", "Since Monday, every few minutes.")
+    page.get_by_label("Email address", exact=True).fill("omar.other@")
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.locator("#status_email-error")).to_be_visible()
+    expect(page.get_by_label("Your name")).to_have_value("Omar Haddad")
+    expect(page.get_by_label("Describe the problem")).to_have_value("Since Monday, every few minutes.")
+    expect(page.get_by_label("What is it about?")).to_have_value("network")
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    page.get_by_role("button", name="Send request").click()
+    expect(page.get_by_role("heading", name=re.compile("Wi-Fi drops in room 4"))).to_be_visible()
+    assert system.call("GET", "intake", "/tickets", params={"requester_email": email})["items"]
 
 
 def test_a_ticket_page_that_updates_itself_keeps_what_is_being_read_in_its_place(portal_system, new_context):  # noqa: F811

@@ -81,7 +81,7 @@ def test_a_queue_longer_than_its_page_says_more_wait_and_how_to_reach_them(porta
     html = text(signed_in(portal).get("/console/?view=all&priority=normal"))
     assert "Tickets 1 to 200 in the queue's order" in html and "more wait behind them." in html
     assert ">200+</span>" in html
-    [link] = re.findall(r'<a href="([^"]+)" rel="next">Next page: tickets 201 onwards</a>', html)
+    [link] = re.findall(r'<a id="pager-next" href="([^"]+)" rel="next">Next page: tickets 201 onwards</a>', html)
     assert link.replace("&amp;", "&") == "/console/?view=all&cursor=c2&start=201&priority=normal"
     assert "First page" not in html
 
@@ -114,7 +114,8 @@ def test_the_next_page_of_a_queue_is_asked_from_assignments_cursor_and_stays_on_
     stub.answers["/queue"] = {"items": [row(f"t-{n}", 100400 + n) for n in range(50)], "next_cursor": None}
     last = text(client.get("/console/?view=all&cursor=c3&start=401&back=c2&priority=normal"))
     assert "Tickets 401 to 450 in the queue's order" in last and ">450</span>" in last and "Next page" not in last
-    [previous] = re.findall(r'<a href="([^"]+)" rel="prev">Previous page: tickets 201 to 400</a>', last)
+    pattern = r'<a id="pager-previous" href="([^"]+)" rel="prev">Previous page: tickets 201 to 400</a>'
+    [previous] = re.findall(pattern, last)
     assert previous.replace("&amp;", "&") == "/console/?view=all&cursor=c2&start=201&priority=normal"
     assert 'href="/console/?view=all&amp;priority=normal">First page</a>' in last
     [refresh] = re.findall(r'id="queue" hx-get="([^"]+)"', last)  # the refresh and the bulk form keep the way back
@@ -317,7 +318,7 @@ def test_a_bulk_form_that_will_not_do_is_said_next_to_the_field_and_acts_on_noth
 
     page = text(refused)
     assert refused.status_code == 422 and f'id="{field}-error"' in page and words in page
-    assert "<title>Error: Queues" in page
+    assert re.search(r"<title>Error: [^<]*Queues · ticketflow</title>", page)
     assert not [c for c in stub.calls if c["method"] == "POST"]
     for tick in ticks[:3]:  # the rows stay ticked, what was typed stays
         if tick.startswith("t-1:") or tick.startswith("t-2:") or tick.startswith("t-3:"):
@@ -673,7 +674,7 @@ def test_a_lead_narrows_the_queue_to_one_agent_and_one_team(portal, stub):  # no
     asked = [c["args"] for c in stub.calls if c["path"] == "/queue"]
     assert not [args for args in asked if args.get("unassigned") and args.get("agent_id")]  # assignment's 422
     assert not [args for args in asked if args.get("agent_id") == "lea"]  # another's tickets in "My tickets": none
-    assert '<a href="/console/?view=mine' in html and "My tickets" in html
+    assert '<a id="tab-mine" href="/console/?view=mine' in html and "My tickets" in html
     assert '<option value="bob" selected>Bob Baker (away)</option>' in html
     assert '<select id="filter-team" name="in_team">' in html and '<option value="network" selected>' in html
     assert '<option value="desk"' not in html.split('name="in_team"')[1].split("</select>")[0]  # not the lead's team
@@ -681,7 +682,8 @@ def test_a_lead_narrows_the_queue_to_one_agent_and_one_team(portal, stub):  # no
     mine = text(lead.get("/console/?view=mine&agent=bob"))
     shown = [c["args"] for c in stub.calls if c["path"] == "/queue" and c["args"].get("fields") != "ticket_id"]
     assert shown == [{"agent_id": "bob", "limit": "200", "fields": QUEUE_FIELDS}]  # every open one of Bob's
-    assert re.search(r'<a href="/console/\?view=led[^"]*" aria-current="page"', mine), "the tab shown is 'led'"
+    led = r'<a id="tab-led" href="/console/\?view=led[^"]*" aria-current="page"'
+    assert re.search(led, mine), "the tab shown is 'led'"
     stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": []}
     plain = text(signed_in(portal, "agent", "ada").get("/console/"))  # an agent who leads nothing: no such filters
     assert 'aria-label="Filter the queue"' in plain and 'name="agent"' not in plain and 'name="in_team"' not in plain
@@ -879,3 +881,26 @@ def test_an_agent_away_is_told_their_open_tickets_stay_theirs(portal, stub):  # 
     stub.answers["/agents/ada"] |= {"open_tickets": 0}
     html = " ".join(text(signed_in(portal, "agent", "ada").get("/console/")).split())
     assert "no new tickets are assigned to you." in html and "stay yours" not in html  # none to say
+
+
+def test_the_lists_refresh_is_204_while_it_is_unchanged_and_a_row_says_its_time_left(portal, stub):  # noqa: F811
+    """The list refreshes every 5 s: the same list again is 204, which htmx does not swap (every swap threw the focus
+    on a tab or a pager link to the page's top: an accessibility tester's find); a changed one comes whole, with
+    its digest. A row's deadline says its time left, as the ticket's page does."""
+    queue_stub(stub)
+    breached = stub.answers["/tickets"]["items"][1]["clocks"]["first_response"]
+    breached.update(remaining_seconds=-725.0, calendar="24x7")
+    admin = signed_in(portal)
+
+    page = text(admin.get("/console/?view=all"))
+
+    assert rows_of(page)[0] == ("100002", "First response 1 Dec 2026, 04:30 UTC (12 min overdue) Breached")
+    shown = re.search(r'id="queue" [^>]*data-shown="([0-9a-f]{32})"', page).group(1)
+    assert "<title>Every open ticket · Queues · ticketflow</title>" in page
+    again = admin.get(f"/console/queue?view=all&shown={shown}")
+    assert again.status_code == 204 and again.data == b""
+    stub.answers["/queue"]["items"].append(row("t-4", 100004))
+    changed = admin.get(f"/console/queue?view=all&shown={shown}")
+    assert changed.status_code == 200 and "#100004" in text(changed)
+    assert changed.headers["X-Shown"] not in ("", shown)
+    assert admin.get(f"/console/queue?view=all&shown={changed.headers['X-Shown']}").status_code == 204

@@ -94,6 +94,28 @@ def test_a_number_that_is_not_one_is_said_next_to_the_field_and_an_empty_one_is_
     assert "Request number (optional)" in home and "Leave it empty to get links to all your requests" in home
 
 
+def test_a_mistake_in_check_a_request_keeps_the_request_being_written_beside_it_and_its_form_sends(portal, stub):  # noqa: F811
+    """ "Check a request" sent with a typo, while "Open a request" beside it holds a half-written request (portal.js
+    sends it along as carried_*): the page of the error keeps it, with a form key, so that it then sends (it came
+    back empty, and sent again said "This form has expired": an accessibility tester's find)."""
+    browser = portal.test_client()
+    token = CSRF.search(text(browser.get("/"))).group(1)
+    carried = {"carried_name": "Omar Haddad", "carried_email": "omar@example.com", "carried_topic": "general",
+               "carried_subject": "VPN drops", "carried_description": "Every hour, since Monday.",
+               "carried_files": "1"}  # fmt: skip
+    data = {"status_email": "omar.other@", "number": "", "csrf_token": token, **carried}
+
+    refused = browser.post("/status", data=data, environ_base={"REMOTE_ADDR": "10.7.9.9"})
+
+    page = text(refused)
+    assert refused.status_code == 422 and 'id="status_email-error"' in page and "<title>Error: " in page
+    assert 'value="Omar Haddad"' in page and 'value="VPN drops"' in page
+    assert ">Every hour, since Monday.</textarea>" in page
+    assert '<option value="general" selected>' in page and 'value="omar.other@"' in page
+    assert re.search(r'name="form_key" value="[0-9a-f]{32}"', page)  # the request's form sends from this page
+    assert "Choose your files again</strong>" in page  # the files chosen are asked for again
+
+
 def test_the_page_after_says_what_was_sent_for_what_was_typed(portal, stub):  # noqa: F811
     """With a number: a link to that request; without: a link to each request not closed; never whether either is
     the address's."""

@@ -40,8 +40,17 @@ def queue():
 @blueprint.get("/queue")
 @agent_required
 def queue_table():
-    """The list alone: what the queue page fetches every few seconds (htmx) to stay current."""
-    return _queue("console/_queue.html")
+    """The list alone: what the queue page fetches every few seconds (htmx) to stay current. portal.js sends the
+    digest of the list it shows (`shown`, from this answer's X-Shown): the same list again is 204, which htmx does
+    not swap, so that focus, a selection and a screen reader's place in it stay (an accessibility tester's find:
+    every refresh threw the focus on a tab or a pager link to the page's top)."""
+    answer = _queue("console/_queue.html")
+    if not isinstance(answer, str):  # an error page, with its status
+        return answer
+    digest = list_digest(answer)
+    if request.args.get("shown") == digest:
+        return "", 204
+    return answer, 200, {"X-Shown": digest}
 
 
 @blueprint.post("/bulk")
@@ -160,8 +169,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         if name in lists and not lists[name] and words == [CHOOSE[name]]:
             filter_errors[name] = [LEFT_OUT[name]]
     notice, warns = _queue_notice(request.args.get("notice", ""), request.args.get("team"), teams)
-    return render_template(
-        template,
+    shown = dict(
         me=me,
         queues=queues,
         per_page=console.QUEUE_LIMIT,
@@ -184,6 +192,15 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         filter_errors=filter_errors,
         filter_agent_name=_not_offered(filter_agent, known) if filter_agent else None,
     )
+    listed = render_template("console/_queue.html", **shown)  # the list, as its refresh (queue_table) renders it
+    if not whole:
+        return listed
+    return render_template(template, listed=Markup(listed), listed_digest=list_digest(listed), **shown)
+
+
+def list_digest(listed: str) -> str:
+    """What a list as shown is known by: its refresh sends it back (`shown`), and an unchanged list is 204."""
+    return hashlib.sha256(listed.encode()).hexdigest()[:32]
 
 
 CHOOSE = {  # a filter's value the list does not offer: what to do instead (each filter is a list to choose from)

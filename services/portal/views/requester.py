@@ -44,11 +44,14 @@ def home():
     return _home()
 
 
+OPEN_FIELDS = ("name", "email", "topic", "subject", "description")  # the form that opens a request, files apart
+
+
 @blueprint.post("/new")
 def new_request():
     """The form to open a request, filled in with what a closed request's page kept (a message it could not
     take): it only shows the form, so nothing is opened or sent until the person sends it."""
-    form = {name: request.form.get(name, "") for name in ("name", "email", "topic", "subject", "description")}
+    form = {name: request.form.get(name, "") for name in OPEN_FIELDS}
     return _home({name: value for name, value in form.items() if value})
 
 
@@ -388,10 +391,11 @@ def check_status():
         if request.form.get("page") == "bad_link":  # the errors on the page the form was on, beside its fields
             page = render_template("requester/bad_link.html", form=form, errors=exc.errors, message=exc.message)
             return page, exc.status
-        page = render_template(
-            "requester/home.html", topics=handlers.topics(portal()), form=form, errors=exc.errors, message=exc.message
-        )
-        return page, exc.status
+        # what was typed in "Open a request" beside it comes along (portal.js, data-carry), and is kept on the page
+        carried = {name: request.form.get(f"carried_{name}", "") for name in OPEN_FIELDS}
+        kept = {name: value for name, value in carried.items() if value}
+        return _home({**kept, **form}, exc.errors, exc.message, exc.status, choose_again=bool(request.form.get(
+            "carried_files")))  # fmt: skip
     # a reload of the page shows it again, sends nothing; it says what was done for what was typed (never whether
     # the address has requests)
     return redirect(url_for("requester.status_sent", asked="one" if form["number"].strip() else "all"), 303)

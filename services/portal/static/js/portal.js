@@ -79,6 +79,25 @@
     });
   });
 
+  // A form with data-carry sends along, as carried_<name>, what is typed in the form it names ("Check a request"
+  // beside "Open a request"), so that the page its error brings back keeps that too (files cannot come along:
+  // carried_files says some were chosen, and the page asks for them again).
+  document.addEventListener("submit", function (event) {
+    var form = event.target, source = form.hasAttribute("data-carry") && document.getElementById(form.getAttribute("data-carry"));
+    if (!source) return;
+    Array.prototype.forEach.call(form.querySelectorAll("input[data-carried]"), function (old) { old.parentNode.removeChild(old); });
+    var carry = function (name, value) {
+      var copy = document.createElement("input");
+      copy.type = "hidden"; copy.name = "carried_" + name; copy.value = value; copy.setAttribute("data-carried", "");
+      form.appendChild(copy);
+    };
+    Array.prototype.forEach.call(source.elements, function (field) {
+      if (!field.name || field.disabled || field.type === "hidden" || field.type === "submit") return;
+      if (field.type === "file") { if (field.files && field.files.length) carry("files", "1"); return; }
+      if (field.value) carry(field.name, field.value);
+    });
+  });
+
   // Put focus on an error summary, so a screen reader announces it and Tab goes through its links.
   document.addEventListener("DOMContentLoaded", function () {
     var summary = document.querySelector("[data-autofocus]");
@@ -501,16 +520,35 @@
     }, 0);
   });
 
-  // A list that refreshes by itself keeps the keyboard focus where it was.
-  var focusedId = null;
+  // A list that refreshes by itself (data-shown: the digest of the list it shows) sends that digest with each
+  // refresh: the same list again is 204, which htmx does not swap, so focus, a selection and a screen reader's place
+  // stay; a new one comes with its own digest (X-Shown).
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt.hasAttribute && elt.hasAttribute("data-shown")) event.detail.parameters.shown = elt.getAttribute("data-shown");
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt, xhr = event.detail.xhr;
+    if (!elt.hasAttribute || !elt.hasAttribute("data-shown") || !xhr || xhr.status !== 200) return;
+    elt.setAttribute("data-shown", xhr.getResponseHeader("X-Shown") || "");
+  });
+
+  // A part of a page that refreshes by itself (a queue's list, a conversation swapped in out of band) keeps the
+  // keyboard focus where it was: when the swap took the focused element away, the same is found again by its id,
+  // or a link by its address (a file's link has no id), and focused (an accessibility tester's finds).
+  var focused = null;
   document.addEventListener("htmx:beforeSwap", function (event) {
     var active = document.activeElement;
-    focusedId = active && active.id && event.detail.target.contains(active) ? active.id : null;
+    focused = event.detail.shouldSwap && active && active !== document.body
+      ? { element: active, id: active.id || null, href: active.tagName === "A" ? active.getAttribute("href") : null }
+      : null;
   });
-  document.addEventListener("htmx:afterSwap", function () {
-    if (!focusedId) return;
-    var again = document.getElementById(focusedId);
-    if (again && document.activeElement !== again) again.focus({ preventScroll: true });
-    focusedId = null;
+  document.addEventListener("htmx:afterSettle", function () {
+    var was = focused, active = document.activeElement;
+    focused = null;
+    if (!was || (active && active !== document.body && document.contains(active))) return;  // focus stayed somewhere
+    var again = was.id ? document.getElementById(was.id) : null;
+    if (!again && was.href) again = document.querySelector('a[href="' + CSS.escape(was.href) + '"]');
+    if (again) again.focus({ preventScroll: true });
   });
 })();
