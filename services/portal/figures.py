@@ -16,6 +16,7 @@ from markupsafe import Markup
 from services.portal import charts
 from services.portal.domain import AGENT_STATUS, CLOCK_NAMES
 from shared.events import BY_URGENCY, CLOCKS
+from shared.percent import share
 
 UNITS = {"percent": " (%)", "seconds": " (seconds)"}  # the CSV's headings name the unit the cells are in
 OPEN_STATUSES = ("new", "assigned", "in_progress", "waiting_on_requester")
@@ -54,7 +55,7 @@ def _cell(value, kind: str):
 
 
 def percent(met: int, breached: int) -> float | None:
-    return round(100 * met / (met + breached), 1) if met + breached else None
+    return share(met, met + breached)
 
 
 def summary_table(stats: list[dict]) -> Table:

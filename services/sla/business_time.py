@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache, cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 END_OF_DAY = time(0)  # as a period's end: 24:00, the midnight that ends the day
@@ -105,11 +105,27 @@ def parse_calendar(id: str, raw: dict) -> Calendar:
     return Calendar(id, timezone, hours, holidays)
 
 
+# Files of the zone database that name no place: the host's own zone (a link that slim images lack), a zone with no
+# offset, the database's defaults, and its variants' folders. A calendar in one of them worked on one host and
+# stopped every clock on another (a reviewer's find: every clock of every calendar, as one failed to parse).
+NOT_A_PLACE = ("localtime", "Factory", "posixrules")
+NOT_A_PLACE_FOLDERS = ("posix/", "right/")
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(
+        name for name in available_timezones() if name not in NOT_A_PLACE and not name.startswith(NOT_A_PLACE_FOLDERS)
+    )
+
+
 def _parse_timezone(value: object, errors: dict[str, list[str]]) -> str:
     if value is _MISSING:
         errors["timezone"] = ["Missing data for required field."]
         return ""
     try:
+        if value not in _zone_names():
+            raise ValueError(value)
         ZoneInfo(value)  # type: ignore[arg-type]
     except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: "Europe" is a directory
         shown = value[:60] + "…" if isinstance(value, str) and len(value) > 60 else value  # not 10,000 characters

@@ -219,9 +219,12 @@ class Clock:
         self.history.append({"at": at, "to": "running"})
 
     def halt(self, state: str, at: datetime, calendar: Calendar) -> None:
-        """End the running span at `at` (paused, met or stopped); met or stopped late, it has breached."""
+        """End the running span at `at` (paused, met or stopped); met or stopped late, it has breached. Ended before
+        a breach the timer announced (the event came late: a backlog, a retry, a broker away longer than the grace),
+        it did not breach: the clock says so, and the breach, announced once, is not announced again."""
         if self.running:
             self.elapsed = self.elapsed_at(at, calendar)
+            self._not_breached_before(at)
             if self.breached_at is None and at >= self.due_at:
                 self.breached_at = self.due_at
         self.state, self.running_since, self.changed_at = state, None, at
@@ -239,6 +242,7 @@ class Clock:
         ticket is often resolved while it waits on its requester: it would have counted as met).
         """
         if self.running:
+            self._not_breached_before(at)
             if self.breached_at is None and at >= self.due_at:
                 self.breached_at = self.due_at
             self.elapsed, self.running_since = self.elapsed_at(at, old), at
@@ -249,6 +253,12 @@ class Clock:
         elif self.state == "paused" and self.breached_at is None and self.elapsed >= self.target_seconds:
             self.breached_at = at
         self.history.append(_policy_step(policy, at))
+
+    def _not_breached_before(self, at: datetime) -> None:
+        """A running clock's breach the timer stamped after `at`, the moment of an event that changes it: it had not
+        breached then."""
+        if self.breached_at is not None and at < self.breached_at:
+            self.breached_at = None  # "breach" stays in `announced`: said once, never again
 
     def policy_at(self, moment: datetime) -> dict | None:
         """The policy step ({"at", "priority", "version"}) in force at `moment`; None on a clock older than steps."""

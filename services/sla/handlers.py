@@ -22,6 +22,7 @@ from services.sla.domain import (
     validate_policy,
     why_calendar_stays,
 )
+from services.sla.schemas import STATS_WINDOW
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
 from shared.access import AgentDirectory, TicketAccess, may_read, sees_everything
@@ -35,7 +36,6 @@ from shared.relay import OutboxFlusher, PendingOutboxes, outbox_for
 from shared.saving import NO_CHANGE, read_after_first, update
 
 SERVICE = "sla"
-STATS_WINDOW = timedelta(days=30)
 
 
 @dataclass

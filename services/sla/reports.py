@@ -6,6 +6,7 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping
 
+from shared import percent
 from shared.events import BY_URGENCY, CLOCKS
 
 
@@ -87,7 +88,7 @@ def _row(priority: str, clock: str, row: dict) -> dict:
         "priority": priority,
         "clock": clock,
         **row,
-        "compliance_percent": round(100 * row["met"] / judged, 1) if judged else None,
+        "compliance_percent": percent.share(row["met"], judged),
         "median_seconds": _to_the_millisecond(statistics.median(times) if times else None),
         "p90_seconds": _to_the_millisecond(percentile(times, 90)),
         "measured": len(times),

@@ -7,6 +7,8 @@ describe the bodies for the OpenAPI document and only ever see values the domain
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from services.sla.business_time import CalendarError, parse_calendar
@@ -184,9 +186,18 @@ class BreachListSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+STATS_WINDOW = timedelta(days=30)  # /stats and the what-if without `since`: the last 30 days
+
+
 class StatsQuerySchema(_Window):
     since = Timestamp(metadata={"description": "tickets created at or after this UTC time; default 30 days ago"})
     until = Timestamp(metadata={"description": "tickets created before this UTC time; default: no end"})
+
+    @validates_schema
+    def _after_the_default_since(self, data, **kwargs):
+        """`until` alone, before the 30 days `since` is by default: said, not an empty answer."""
+        if data.get("until") and not data.get("since") and data["until"] < now() - STATS_WINDOW:
+            raise ValidationError({"until": ["Must not be before since, 30 days ago by default: give since too."]})
 
 
 class BucketSchema(Schema):

@@ -19,7 +19,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from services.sla import reports, whatif
-from services.sla.business_time import Calendar, parse_calendar
+from services.sla.business_time import Calendar, CalendarError, parse_calendar
 from services.sla.domain import ALWAYS, Policy, TicketClocks, default_policies
 from shared import outbox
 from shared.access import Stamp, StampedRecords
@@ -136,10 +136,19 @@ class CalendarStore:
         """Every calendar, parsed; read again when a second old or when one of `needed` is missing."""
         with self._lock:
             if time.monotonic() >= self._fresh_until or not needed <= self._parsed.keys() | {ALWAYS}:
-                docs = self.documents(deleted=True)
-                self._parsed = {doc["_id"]: parse_calendar(doc["_id"], self._json(doc)) for doc in docs}
+                self._parsed = dict(self._each_parsed(self.documents(deleted=True)))
                 self._fresh_until = time.monotonic() + self.FRESH_SECONDS
             return {ALWAYS: Calendar.always(), **self._parsed}
+
+    def _each_parsed(self, docs: list[dict]) -> Iterator[tuple[str, Calendar]]:
+        """Each stored calendar parsed; one that no longer parses (a time zone this host's database lacks, one
+        stored before the rules) is left out, and counts as 24x7 as an unknown one does (domain's `_calendar`),
+        rather than stopping every clock of every calendar (the comprehension it was raised for all)."""
+        for doc in docs:
+            try:
+                yield doc["_id"], parse_calendar(doc["_id"], self._json(doc))
+            except CalendarError as exc:
+                log.error("calendar %r does not parse, its clocks count every hour: %s", doc["_id"], exc)
 
     def put(self, calendar_id: str, raw: dict, at: datetime) -> tuple[dict, bool]:
         """Create or replace; returns (the stored document, whether it was created)."""

@@ -398,6 +398,29 @@ def test_an_invalid_calendar_is_422_with_the_field_path(sla_client, change, fiel
     assert_problem(sla_client.get(f"/calendars/{calendar_id}", headers=admin()), 404)
 
 
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "posix/Europe/Berlin", "right/UTC"])
+def test_a_time_zone_that_names_no_place_is_422(sla_client, zone):
+    """Files of the zone database that are no place (the host's own zone, which slim images lack; a zone of no
+    offset): a calendar in one worked here and stopped every clock on another host (a reviewer's find)."""
+    body = calendar_body(timezone=zone)
+    assert_problem(sla_client.put(f"/calendars/{unique('cal')}", json=body, headers=admin()), 422, "timezone")
+
+
+def test_a_stored_calendar_that_no_longer_parses_stops_no_clock(sla_client, sla_db, sla_ctx, sla_seed, monkeypatch):
+    """A calendar stored before the rule (or in a zone this host's database lacks) counts as 24x7, and every other
+    calendar and clock goes on: one raised for all, and every clock's read answered 500 (a reviewer's find)."""
+    calendar_id = unique("poison")
+    sla_db.calendars.insert_one({"_id": calendar_id, "timezone": "Nowhere/Atlantis", "hours": {"mon": ["09:00-17:00"]},
+                                 "holidays": [], "version": 1})  # fmt: skip
+    monkeypatch.setattr(sla_ctx.calendars, "_fresh_until", 0.0)  # read again now, with it
+    try:
+        ticket_id = sla_seed()
+        assert sla_client.get(f"/tickets/{ticket_id}", headers=admin()).status_code == 200
+        assert calendar_id not in sla_ctx.calendars.parsed()  # left out: counts as 24x7
+    finally:
+        sla_db.calendars.delete_one({"_id": calendar_id})
+
+
 def test_a_missing_timezone_and_a_bad_calendar_id_are_422(sla_client):
     body = calendar_body()
     del body["timezone"]
@@ -842,6 +865,11 @@ def test_stats_look_back_30_days_by_default(sla_client):
     since = parse_time(get_json(sla_client, "/stats")["since"])
     expected = handlers.now() - timedelta(days=30)
     assert abs((since - expected).total_seconds()) < 60
+    # `until` alone, before that default `since`: said, not an empty answer (a reviewer's find)
+    early = {"until": "2020-01-01T00:00:00Z"}
+    assert_problem(sla_client.get("/stats", query_string=early, headers=admin()), 422, "until")
+    both = {"since": "2019-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"}
+    assert sla_client.get("/stats", query_string=both, headers=admin()).status_code == 200
 
 
 @pytest.mark.parametrize("since", ["2026-11-27", "2026-11-27T09:30:00", "2026-13-01T00:00:00Z", ""])

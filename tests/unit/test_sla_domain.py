@@ -273,6 +273,33 @@ def test_a_breach_a_priority_change_caught_is_announced_under_the_policy_it_brok
     assert breach.event_id == derived_event_id("t-1", "first_response", "0", "breach", "1")
 
 
+@pytest.mark.parametrize("done", ["replied", "resolved", "paused"])
+def test_work_in_time_that_reached_sla_after_the_timer_announced_the_breach_did_not_breach(done):
+    """The reply at minute 8 of 10 reached sla at 10.5 (a backlog, a retry), after the timer announced the breach at
+    10: the clock is met, not breached, and the breach is not announced again (it stayed breached for good, and
+    /stats counted it: a reviewer's find). Work after the breach still breaches."""
+    ticket = make_ticket(table=policies(first_response_minutes=10, resolution_minutes=10))
+    announced = ticket.due_alerts(at(10.5))
+    assert {a.data["clock"] for a in announced if a.type == "sla.breached"} == {"first_response", "resolution"}
+
+    {"replied": ticket.replied, "resolved": ticket.resolved}.get(
+        done, lambda moment: ticket.status_changed("waiting_on_requester", moment)
+    )(at(8))
+
+    kind = "resolution" if done != "replied" else "first_response"
+    view = ticket.describe(at(11))[kind]
+    assert view["breached_at"] is None
+    assert view["state"] == {"replied": "met", "resolved": "stopped"}.get(done, "paused")
+    assert not [a for a in ticket.due_alerts(at(10**4)) if a.data["clock"] == kind]
+    other = "first_response" if kind == "resolution" else "resolution"
+    if done != "resolved":
+        assert ticket.describe(at(11))[other]["breached_at"] == at(10)  # not touched: it did breach
+    late = make_ticket(table=policies(first_response_minutes=10))
+    late.due_alerts(at(10.5))
+    late.replied(at(10.2))  # after the deadline: breached
+    assert late.describe(at(11))["first_response"]["breached_at"] == at(10)
+
+
 def test_a_paused_clock_already_past_a_new_shorter_target_breaches_at_the_change():
     """The SLA reviewer's find: waiting on the requester, raised to emergency, then resolved while still waiting,
     it counted as met with 300 minutes spent against a 240-minute target."""
