@@ -292,9 +292,11 @@ def _assign(
     teams: list[dict] | None = None,
     by_name: str | None = None,
     drain: bool = True,
+    look_again: bool = True,
 ) -> Ticket:
     """Give a ticket to the agent `pick` chooses (None: the team's queue). `prepare` may veto or change it first.
     `drain`: the place it frees goes to the previous agent's teams' queues now (False: the caller drains them).
+    `look_again`: a ticket put in a queue has the queue looked at once more (the draining itself does not).
 
     `stored`: the ticket as this handler has just stored it, so the first attempt reads nothing (a save that
     finds it changed since reads it again, as always). `teams`: every team, when the handler has read them
@@ -313,6 +315,8 @@ def _assign(
         counted = agent is not None and ticket.agent_id == agent["id"] and svc.agents.counts(agent["id"], ticket.id)
         if _already(ticket, agent, team, counted):
             return NO_CHANGE  # a repeated request or event, or a queued ticket still waiting
+        if agent is not None and team not in agent["teams"]:  # as read now (a claim's or an assign's agent, read
+            raise Conflict(f"{agent['id']} is not in team {team} now.")  # before, left the team since)
         move = _Move(agent, ticket.agent_id, agent is not None and not counted)
         lead, team_name = _lead(svc, team, team_agents) or {}, _team_name(svc, team, teams)
         ticket.assign(agent, team, reason, by, now(), lead.get("email"), decision, team_name, by_name, lead.get("name"))
@@ -330,10 +334,29 @@ def _assign(
 
     busy = "The ticket is changing too fast; try again."
     ticket, move = update(load, decide, save, busy)
+    if move is not NO_CHANGE and move.agent is not None and _left_meanwhile(svc, move.agent["id"], ticket.team):
+        # the agent left the team between its read and the ticket's save, and the change's hand-back read the
+        # agent's tickets before this one was saved (a race hunter's find): handed back now, as the change would
+        hand_back(svc, move.agent["id"], HAND_BACK_PER_REQUEST, correlation_id)
+        if reason in ("claim", "manual"):
+            raise Conflict(f"{move.agent['id']} left team {ticket.team} meanwhile: the ticket went back to the team.")
+        return svc.tickets.get(ticket_id)
     if move is not NO_CHANGE and move.previous and move.previous != ticket.agent_id:
         if svc.agents.release(move.previous, ticket_id) and drain:  # a slot is free: who waits in its teams gets it
             _drain_teams(svc, _teams_of(svc, move.previous), correlation_id)
+    if move is not NO_CHANGE and move.agent is None and ticket.is_open and look_again:
+        # queued on the agents as read before it was saved: a slot freed meanwhile in the team (a resolve, whose
+        # drain read the queue before this ticket was in it) would leave it waiting with an agent free (a race
+        # hunter's find); one more look, after the save, sees either the slot or nobody free
+        _drain_teams(svc, [ticket.team], correlation_id)
     return ticket
+
+
+def _left_meanwhile(svc: Assignment, agent_id: str, team: str) -> bool:
+    """Whether the agent a ticket of `team` was just saved with is out of that team now (read after the save: a
+    change of its teams either came before, and is seen here, or comes after, and its hand-back sees the ticket)."""
+    agent = svc.agents.find(agent_id)
+    return agent is not None and team not in agent["teams"]
 
 
 def _already(ticket: Ticket, agent: dict | None, team: str, counted: bool) -> bool:
@@ -416,7 +439,16 @@ def drain(svc: Assignment, team: str, correlation_id: str | None = None) -> int:
     while page := [ticket_id for ticket_id in svc.tickets.waiting(team) if ticket_id not in tried]:
         for ticket_id in page:
             tried.add(ticket_id)
-            ticket = _assign(svc, ticket_id, _auto(svc, team), "auto", SYSTEM, correlation_id, prepare=still_waiting)
+            ticket = _assign(
+                svc,
+                ticket_id,
+                _auto(svc, team),
+                "auto",
+                SYSTEM,
+                correlation_id,
+                prepare=still_waiting,
+                look_again=False,
+            )
             if still_waiting(ticket):
                 return assigned  # nobody free
             assigned += ticket.agent_id is not None

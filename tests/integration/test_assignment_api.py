@@ -666,6 +666,8 @@ def test_what_an_agent_s_change_could_not_hand_back_the_reconciler_does(
     tried = []
 
     def faulty(svc, ticket_id, *args, **kwargs):
+        if not kwargs.get("look_again", True):  # the queue's draining after a ticket went there: no hand-back
+            return assign(svc, ticket_id, *args, **kwargs)
         tried.append(ticket_id)
         if len(tried) == 1:  # the first one tried
             raise AutoReconnect("the database went away")
@@ -1345,6 +1347,62 @@ def test_reopened_by_its_own_agent_away_stays_with_them(
     settled(ticket_id)
     data = events_of(ticket_id, "ticket.assigned")[-1]["data"]
     assert (data["agent_id"], data["reason"]) == (jane["id"], "reopen")
+
+
+def test_a_ticket_queued_while_a_slot_frees_in_the_team_is_given_to_that_agent(
+    aclient, actx, make_team, make_agent, new_ticket, read_ticket, monkeypatch
+):
+    """A transfer into a team whose agent looked full, and that agent's resolve between the transfer's read of the
+    agents and its save: the resolve's drain read the queue before the ticket was in it, and the ticket waited with
+    an agent free (a race hunter's find). The interleaving is made, not waited for: the resolve runs inside the
+    transfer's save, just before it."""
+    full, other = make_team(), make_team()
+    busy = make_agent(full["id"], capacity=1)
+    held = new_ticket(full["topics"][0])  # takes busy's only place
+    make_agent(other["id"])
+    moving = new_ticket(other["topics"][0])
+    save, resolved = actx.tickets.save, []
+
+    def resolve_first(ticket, staged):
+        if ticket.id == moving and ticket.agent_id is None and not resolved:
+            resolved.append(aclient.post(f"/tickets/{held}/resolve", json={"resolution": "Done."}, headers=admin()))
+        return save(ticket, staged)
+
+    monkeypatch.setattr(actx.tickets, "save", resolve_first)
+    aclient.post(f"/tickets/{moving}/assign", json={"team": full["id"]}, headers=admin())
+
+    assert resolved and resolved[0].status_code == 200
+    assert read_ticket(moving)["agent_id"] == busy["id"]  # not waiting in the queue with busy free
+
+
+def test_an_agent_taken_out_of_a_team_while_claiming_one_of_its_tickets_does_not_keep_it(
+    aclient, actx, make_team, make_agent, new_ticket, read_ticket, monkeypatch
+):
+    """The claim read the agent in the team; the change of its teams came before the ticket was saved, and its
+    hand-back read the agent's tickets before this one was there: the agent kept a ticket of a team it left, the
+    claim answered 200 (a race hunter's find). Made, not waited for: the change runs inside the claim's save."""
+    team, elsewhere = make_team(), make_team()
+    jane = make_agent(team["id"], elsewhere["id"], available=False)  # away: the ticket waits in the queue
+    waiting = new_ticket(team["topics"][0])
+    assert read_ticket(waiting)["agent_id"] is None
+    save, changed = actx.tickets.save, []
+
+    def moved_out_first(ticket, staged):
+        if ticket.id == waiting and ticket.agent_id == jane["id"] and not changed:
+            changed.append(aclient.patch(f"/agents/{jane['id']}", json={"teams": [elsewhere["id"]]}, headers=admin()))
+        return save(ticket, staged)
+
+    monkeypatch.setattr(actx.tickets, "save", moved_out_first)
+    claimed = aclient.post(f"/tickets/{waiting}/claim", headers=as_agent(jane["id"]))
+
+    assert changed and changed[0].status_code == 200
+    assert claimed.status_code == 409, claimed.get_json()
+    assert read_ticket(waiting)["agent_id"] is None  # back in its team's queue (nobody else there)
+    assert read_agent_open(aclient, jane["id"]) == 0
+
+
+def read_agent_open(aclient, agent_id: str) -> int:
+    return aclient.get(f"/agents/{agent_id}", headers=admin()).get_json()["open_tickets"]
 
 
 def test_reopened_waits_in_the_team_queue_when_nobody_is_free(
