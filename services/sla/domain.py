@@ -308,6 +308,9 @@ class Alert:
     correlation_id: str | None = None  # a change's: the event's that caused it (else the ticket's, of its creation)
 
 
+UNANSWERED_KEPT = 20  # requester messages kept while no reply is known (the first after the reply counts)
+
+
 @dataclass
 class TicketClocks:
     """The clocks of one ticket. Each event method returns whether anything changed (to save)."""
@@ -319,6 +322,9 @@ class TicketClocks:
     correlation_id: str | None = None  # of ticket.created: the ticket's alerts carry it on
     deadlines_revision: int = 0  # how many sla.deadlines_changed the ticket has had: the last one's `revision`
     watermarks: dict[str, datetime] = field(default_factory=dict)
+    # requester messages heard while no reply was known: the reply they follow may come later (another service's
+    # event, a retried delivery), and then starts the next_response they await (at most UNANSWERED_KEPT)
+    unanswered: list[datetime] = field(default_factory=list)
     calendars: dict[str, Calendar] = field(default_factory=dict, repr=False, compare=False)  # not stored
 
     # -- events --
@@ -332,18 +338,26 @@ class TicketClocks:
             self._start(kind, 0, policies[priority], at)
         return True
 
-    def replied(self, at: datetime) -> bool:
-        """ticket.replied (public replies only): meets first_response and the next_response waiting."""
+    def replied(self, at: datetime, policies: Mapping[str, Policy] | None = None) -> bool:
+        """ticket.replied (public replies only): meets first_response and the next_response waiting. A requester
+        message heard before it but written after it starts the next_response it awaits (it started none: a race
+        hunter's and a reviewer's find)."""
         if self.closed_at is not None or not newer(self.watermarks, "reply", at):
             return False
         for clock in self._active("first_response", "next_response"):
             if at >= clock.changed_at:
                 clock.halt("met", at, self._calendar(clock.calendar))
+        after, self.unanswered = sorted(moment for moment in self.unanswered if moment > at), []
+        if after and policies is not None:
+            self.message_added(after[0], policies)
         return True
 
     def message_added(self, at: datetime, policies: Mapping[str, Policy]) -> bool:
         """A requester message after an agent's reply starts a new next_response instance (one at a time)."""
         last_reply = self.watermarks.get("reply")
+        if self.closed_at is None and last_reply is None and len(self.unanswered) < UNANSWERED_KEPT:
+            self.unanswered.append(at)  # the reply it follows may come later
+            return True
         if self.closed_at is not None or last_reply is None or at <= last_reply or self._active("next_response"):
             return False
         resolution = self._latest("resolution")

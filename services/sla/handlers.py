@@ -233,6 +233,12 @@ def on_message_added(svc: Sla, envelope: dict) -> None:
     update_clocks(svc, envelope["ticket_id"], change, needed=_calendars_of(policies), cause=envelope)
 
 
+def on_replied(svc: Sla, envelope: dict) -> None:
+    at, policies = events.parse_time(envelope["occurred_at"]), svc.policies.all()
+    change = lambda c: c.replied(at, policies)  # noqa: E731
+    update_clocks(svc, envelope["ticket_id"], change, needed=_calendars_of(policies), cause=envelope)
+
+
 def on_priority_changed(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
     policies = svc.policies.all()
@@ -495,7 +501,7 @@ HANDLERS = {
     "ticket.assigned": on_assigned,
     "agent.updated": on_agent_updated,
     "ticket.message_added": on_message_added,
-    "ticket.replied": on_moment("replied"),
+    "ticket.replied": on_replied,
     "ticket.status_changed": on_status_changed,
     "ticket.priority_changed": on_priority_changed,
     "ticket.resolved": on_resolved,

@@ -492,6 +492,21 @@ def test_clocks_follow_replies_messages_pauses_and_breaches(sla_client, sla_seed
     assert resolution["elapsed_seconds"] == pytest.approx((4 * 60 + 50) * 60)
 
 
+def test_a_message_handled_before_the_reply_it_follows_still_starts_the_next_response(sla_client, sla_seed, sla_handle):
+    """The requester's message (intake's event) handled before the agent's earlier reply (assignment's), as a retry
+    or a second worker may: the next_response runs from the message (none ever started: a race hunter's find)."""
+    start = handlers.now() - timedelta(hours=1)
+    ticket_id = sla_seed("normal", at=start)
+
+    sla_handle(ticket_event("ticket.message_added", ticket_id, start + timedelta(minutes=20)))
+    sla_handle(ticket_event("ticket.replied", ticket_id, start + timedelta(minutes=10)))
+
+    view = get_json(sla_client, f"/tickets/{ticket_id}")["clocks"]
+    assert view["first_response"]["state"] == "met"
+    assert view["next_response"]["state"] == "running" and view["next_response"]["instance"] == 0
+    assert 40 * 60 <= view["next_response"]["elapsed_seconds"] < 50 * 60  # from the message, not the reply
+
+
 def test_a_ticket_sla_has_not_seen_is_404(sla_client):
     assert_problem(sla_client.get(f"/tickets/{uuid.uuid4().hex}", headers=auth_header("portal")), 404)
 

@@ -336,7 +336,8 @@ def test_the_first_reply_meets_the_first_response_and_later_ones_change_nothing(
 def test_each_requester_message_after_a_reply_starts_a_next_response_instance_met_by_the_next_reply():
     table = default_policies()
     ticket = make_ticket()
-    assert not ticket.message_added(at(5), table)  # before any reply: the first response still runs
+    ticket.message_added(at(5), table)  # before any reply: the first response still runs, no next_response
+    assert [c.kind for c in ticket.clocks] == ["first_response", "resolution"]
     ticket.replied(at(10))
     assert ticket.message_added(at(20), table)
     assert not ticket.message_added(at(25), table)  # one instance per cycle
@@ -520,6 +521,31 @@ def test_a_late_message_or_reply_starts_and_meets_nothing():
     ticket.message_added(at(40), table)
     ticket.replied(at(35))  # delivered after the message of 40: it cannot have answered it
     assert clock(ticket, "next_response", 1).state == "running"
+
+
+def test_a_message_heard_before_the_reply_it_follows_starts_the_next_response_when_the_reply_comes():
+    """Two services' events: the requester's message of minute 20 (intake) handled before the agent's reply of 10
+    (assignment), by a retry or a second worker: the reply starts the next_response from 20 (none ever started:
+    a race hunter's and a reviewer's find). Messages before the reply are answered by it."""
+    table = default_policies()
+    ticket = make_ticket()
+    assert ticket.message_added(at(5), table)  # no reply known: kept
+    assert ticket.message_added(at(20), table)
+    assert [c.kind for c in ticket.clocks] == ["first_response", "resolution"]
+
+    ticket.replied(at(10), table)
+
+    waiting = clock(ticket, "next_response", 0)
+    assert (waiting.state, waiting.started_at) == ("running", at(20)) and ticket.unanswered == []
+    assert clock(ticket, "first_response").met_at == at(10)
+    answered = make_ticket()
+    answered.message_added(at(5), table)
+    answered.replied(at(10), table)  # the message came before the reply: answered by it
+    assert [c.kind for c in answered.clocks] == ["first_response", "resolution"] and answered.unanswered == []
+    stored = TicketClocks.from_dict(ticket.to_dict())
+    assert stored.unanswered == [] and TicketClocks.from_dict(
+        {**make_ticket().to_dict(), "unanswered": [at(3)]}
+    ).unanswered == [at(3)]
 
 
 def test_a_message_older_than_a_resolve_that_came_first_starts_nothing():
