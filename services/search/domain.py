@@ -103,6 +103,9 @@ class TicketDoc:
     def _resolved(self, data: dict, at: datetime) -> bool:
         changed = False
         if self._newer("resolution", at):
+            if self.resolution and self.resolved_at and self.resolved_at != at:  # an earlier one, whose reopen comes
+                # later (two services' events): its words stay findable, as in order (they were lost: a race hunter's)
+                self._message(earlier_resolution_id(self.resolved_at), self.resolution, self.resolved_at)
             self.resolution, self.resolved_at, changed = data["resolution"], at, True
         elif self.resolved_at != at:  # came after a newer reopen or resolve: an earlier resolution, still words of it
             changed = self._message(earlier_resolution_id(at), data["resolution"], at)
@@ -130,6 +133,26 @@ class TicketDoc:
             return False
         self.status = "closed"  # for good: nothing reopens a closed ticket
         self.watermarks["status"] = max(at, self.watermarks.get("status", at))
+        return True
+
+    def learn_whole(self, whole: TicketDoc) -> bool:
+        """A reindex's import of the ticket from intake (`whole`) into this document, which events began before
+        its ticket.created came (not indexable: a reindex that skipped it left the ticket unfindable, a race
+        hunter's find): what it lacks, the messages it lacks, and each part newer there than here."""
+        if self.number is not None:
+            return False
+        self.number, self.subject, self.description = whole.number, whole.subject, whole.description
+        self.requester_email, self.requester_name, self.created_at = (
+            whole.requester_email, whole.requester_name, whole.created_at,
+        )  # fmt: skip
+        for message in whole.messages:
+            self._message(message["id"], message["body"], message["at"])
+        if self._newer("assignee", whole.watermarks["assignee"]):
+            self.team, self.agent_id = whole.team, whole.agent_id
+        if self.status != "closed" and self._newer("status", whole.watermarks["status"]):
+            self.status = whole.status
+        if self._newer("resolution", whole.watermarks["resolution"]):
+            self.resolution, self.resolved_at = whole.resolution, whole.resolved_at
         return True
 
     def _newer(self, part: str, at: datetime) -> bool:

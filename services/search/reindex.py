@@ -19,6 +19,7 @@ from services.search.index import rebuild
 from shared.auth import issue_token
 from shared.clock import now
 from shared.events import parse_time
+from shared.saving import NO_CHANGE, update
 
 log = logging.getLogger(__name__)
 PAGE = 200
@@ -28,8 +29,8 @@ TIMEOUT = 30.0
 def reindex(svc: Search, intake_url: str | None) -> dict:
     """Rebuild and switch; what was done, for the command to print."""
     imported = named = 0
-    if svc.tickets.count() == 0 and intake_url:
-        imported = sum(1 for ticket in intake_tickets(svc, intake_url) if svc.tickets.insert(from_intake(ticket), {}))
+    if intake_url and not svc.tickets.any_whole():  # none learnt from a ticket.created: search is new beside them
+        imported = sum(1 for ticket in intake_tickets(svc, intake_url) if _imported(svc, from_intake(ticket)))
     elif intake_url and svc.tickets.nameless():
         try:
             for page in requester_names(svc, intake_url):
@@ -38,6 +39,25 @@ def reindex(svc: Search, intake_url: str | None) -> dict:
             log.warning("requesters' names not taken from intake (%s): they are found by name after a reindex", error)
     path, count = rebuild(svc.home, svc.tickets)
     return {"generation": path, "indexed": count, "imported_from_intake": imported, "names_from_intake": named}
+
+
+def _imported(svc: Search, whole: TicketDoc) -> bool:
+    """The ticket from intake stored: new, or into the document a live event began before its ticket.created (its
+    insert found that one, and skipped it: the ticket was never findable). Whether it took anything."""
+    if svc.tickets.insert(whole, {}):
+        return True
+
+    def load() -> TicketDoc:
+        return svc.tickets.get(whole.id)
+
+    def learn(doc: TicketDoc):
+        if not doc.learn_whole(whole):
+            return NO_CHANGE
+        doc.updated_at = now()
+        return None
+
+    _, result = update(load, learn, lambda doc, _: svc.tickets.save(doc, {}), f"The document {whole.id} is busy.")
+    return result is not NO_CHANGE
 
 
 def intake_tickets(svc: Search, intake_url: str) -> Iterator[dict]:

@@ -66,6 +66,10 @@ class TicketDocs(VersionedStore):
     def count(self) -> int:
         return self.collection.estimated_document_count()
 
+    def any_whole(self) -> bool:
+        """Whether a document was learnt from its ticket.created (one only events after it began is not)."""
+        return self.collection.find_one({"number": {"$ne": None}}, {"_id": 1}) is not None
+
     def nameless(self) -> bool:
         """Whether a document was learnt before requesters' names were (`learn_names` fills them in)."""
         # absent, or null: a document learnt before was saved whole at its next event, the name None (a reviewer's)

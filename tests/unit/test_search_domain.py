@@ -111,3 +111,20 @@ def test_from_intake_takes_the_earlier_resolutions_into_the_thread_as_the_events
     late = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # its resolve's event, replayed after the reindex
     assert not doc.apply("ticket.resolved", {"agent_id": "jane", "resolution": "Reseated the dock."}, late)
     assert doc.document()["messages"] == ["Reseated the dock.", "Back again."]
+
+
+def test_a_resolve_after_a_newer_resolve_whose_reopen_comes_last_keeps_both_resolutions_words():
+    """resolved(4), reopened(5), resolved(7), delivered as 4, 7, 5: the first resolution's words stay in the thread,
+    as in order (they were lost: a race hunter's find)."""
+
+    start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    moment = lambda minutes: start + timedelta(minutes=minutes)  # noqa: E731
+    in_order, shuffled = TicketDoc("t-1", number=1), TicketDoc("t-1", number=1)
+    events = {4: ("ticket.resolved", {"resolution": "Cleared the cache."}), 5: ("ticket.reopened", {"reason": "No."}),
+              7: ("ticket.resolved", {"resolution": "Replaced the disk."})}  # fmt: skip
+    for minutes in (4, 5, 7):
+        in_order.apply(*events[minutes], moment(minutes))
+    for minutes in (4, 7, 5):
+        shuffled.apply(*events[minutes], moment(minutes))
+    assert shuffled.resolution == in_order.resolution == "Replaced the disk."
+    assert [m["body"] for m in shuffled.messages] == [m["body"] for m in in_order.messages] == ["Cleared the cache."]
