@@ -1,6 +1,7 @@
 """`ticketflow search reindex`: a new index from the stored documents, switched to while the service answers.
 
-When search's database holds no document (a new deployment of search beside a desk that has tickets), the
+When search's database holds no document learnt from a creation (a new deployment of search beside a desk that
+has tickets; a live event meanwhile begins one, which the import fills in), the
 documents are first taken from intake's API (GET /tickets, then each ticket for its thread), as an admin.
 intake shows a resolved (or closed) ticket's resolution, which comes along; the events that arrive later are
 learnt into them as usual (each part newer than the ticket's updated_at).
