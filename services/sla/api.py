@@ -39,8 +39,10 @@ Targets count business time only, in the policy's calendar; every time in second
 
 Changing a policy applies to tickets created afterwards, and to running clocks at their ticket's
 next priority change; clocks record the version they run under (`GET /policies/{priority}/versions`
-explains any past deadline). A changed calendar applies to deadlines computed afterwards: new
-clocks, resumes and re-targets; deadlines already set stay as they are. A priority change keeps each
+explains any past deadline). A changed calendar applies from the moment it is saved: time counted
+before it stays counted in the hours then (a calendar keeps its last 50 changes), time after it counts in the
+new hours, and the running clocks' deadlines move into them within a second or two (the deadline timer looks at
+each ticket with a clock in the calendar, and `sla.deadlines_changed` says so). A priority change keeps each
 clock's elapsed time under the new target: a clock already past its old deadline keeps that breach,
 announced under the priority and version it broke (`sla.breached` with them, its `due_at` the old
 deadline); a paused one whose time so far is past the new target breaches at the change.
@@ -162,7 +164,8 @@ class CalendarById(MethodView):
     @calendars.doc(
         description="Hours are local wall-clock periods in the time zone; a day left out is closed; holidays "
         "(optional) are dates in that zone. 24x7 is built in and cannot change (409).\n\n"
-        "A changed calendar applies to deadlines computed afterwards (new clocks, resumes, re-targets)."
+        "A changed calendar applies from the moment it is saved: time counted before stays counted in the hours "
+        "then, and running clocks' deadlines move into the new hours (the deadline timer's next step)."
     )
     @calendars.arguments(CalendarPutSchema())
     @calendars.response(200, CalendarSchema)

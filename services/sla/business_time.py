@@ -50,6 +50,9 @@ class Calendar:
     timezone: str
     hours: dict[str, tuple[tuple[time, time], ...]]  # sorted, disjoint; an end of 00:00 is 24:00
     holidays: frozenset[date] = frozenset()
+    # what it was before each change, oldest first: (until, the calendar in force before `until`); time before a
+    # change counts in the hours then (an admin's new hours or holiday never recount time already counted)
+    earlier: tuple[tuple[datetime, Calendar], ...] = ()
     # each local day's open periods in UTC, as computed (a calendar never changes: parsing makes a new one)
     _days: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -65,7 +68,8 @@ class Calendar:
         """Open all day every day, with no holidays: business time is wall time, in any time zone
         (across a clock change one day's midnight is the next day's, so the periods still join up)."""
         whole_day = ((time(0), END_OF_DAY),)
-        return not self.holidays and all(self.hours.get(day) == whole_day for day in DAYS)
+        always = not self.holidays and all(self.hours.get(day) == whole_day for day in DAYS)
+        return always and all(before.always_open for _, before in self.earlier)
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -247,10 +251,29 @@ def _as_utc(moment: datetime) -> datetime:
 def _open_periods(
     calendar: Calendar, since: datetime, until: datetime | None = None
 ) -> Iterator[tuple[datetime, datetime]]:
-    """UTC (opens, closes) of the open periods after `since`, in order, the first cut to start at `since`.
+    """UTC (opens, closes) of the open periods after `since`, in order, the first cut to start at `since`: each in
+    the hours of the calendar as it was then (`Calendar.earlier`), cut at its changes.
 
     Ends after the local day of `until`, or, without `until`, after SEARCH_DAYS closed days in a row.
     """
+    start = since
+    for change, before in calendar.earlier:
+        if change <= start:
+            continue
+        if until is not None and start > until:
+            return
+        for opens, closes in _open_periods_of(before, start, change if until is None else min(change, until)):
+            if opens >= change:
+                break
+            yield opens, min(closes, change)
+        start = change
+    yield from _open_periods_of(calendar, start, until)
+
+
+def _open_periods_of(
+    calendar: Calendar, since: datetime, until: datetime | None = None
+) -> Iterator[tuple[datetime, datetime]]:
+    """`_open_periods` in the calendar's own hours (its earlier ones aside)."""
     zone = calendar.zone
     day = since.astimezone(zone).date() - timedelta(days=1)  # a clock change at midnight can stretch yesterday's hours
     last_day = until.astimezone(zone).date() if until is not None else date.max

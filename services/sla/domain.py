@@ -434,6 +434,18 @@ class TicketClocks:
             clock.retarget(policy, max(at, clock.changed_at), old, self._calendar(policy.calendar))
         return True
 
+    def follow_calendars(self) -> bool:
+        """Each running clock's deadline in its calendar as it is now (its hours changed since the deadline was
+        computed: the time before the change counts in the hours then, see Calendar.earlier); whether one moved."""
+        moved = False
+        for clock in self._active(*CLOCKS):
+            if not clock.running or clock.due_at is None:
+                continue
+            due = clock.moment_of(clock.target_seconds, self._calendar(clock.calendar))
+            if abs(due - clock.due_at) >= timedelta(milliseconds=1):  # the store keeps milliseconds
+                clock.due_at, moved = due, True
+        return moved
+
     # -- the timer --
 
     def due_alerts(self, now: datetime, grace: timedelta = NO_GRACE) -> list[Alert]:

@@ -205,8 +205,9 @@ def backfill_deadlines(svc: Sla, stop: threading.Event) -> int:
 
 
 def announce_due(svc: Sla, ticket_id: str) -> None:
-    """The timer's step for one ticket: publish what is due, and move its next_due on."""
-    update_clocks(svc, ticket_id, lambda clocks: False)
+    """The timer's step for one ticket: its running clocks' deadlines in their calendars as they are now (an
+    admin's change of hours, put_calendar), publish what is due, and move its next_due on."""
+    update_clocks(svc, ticket_id, lambda clocks: clocks.follow_calendars())
 
 
 # --- events -----------------------------------------------------------------------------------------
@@ -339,7 +340,10 @@ def put_calendar(svc: Sla, calendar_id: str, raw: object) -> tuple[dict, bool]:
         never = ["The calendar is never open in the next 400 days."]
         raise Invalid("The calendar is not valid.", {"hours": never}) from None
     stored = {"timezone": raw["timezone"], "hours": raw["hours"], "holidays": sorted(set(raw.get("holidays", [])))}
-    return svc.calendars.put(calendar_id, stored, now())
+    at = now()
+    saved = svc.calendars.put(calendar_id, stored, at)
+    svc.clocks.look_again(calendar_id, at)  # the running clocks' deadlines in the new hours (the timer's step)
+    return saved
 
 
 def ticket_view(svc: Sla, ticket_id: str, principal: Principal | None = None) -> dict:

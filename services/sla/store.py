@@ -2,7 +2,9 @@
 
 Filters on the clocks are `_id`, a range on one indexed date (`next_due`, `created_at`), or `ticket_id` (the
 same value as `_id`, indexed of its own) `$in` a list: all index lookups on MongoDB and on the embedded FerretDB
-(see scripts/ferretdb.patch; there `_id $in` reads the whole collection, 1.4 s at 20,000 tickets).
+(see scripts/ferretdb.patch; there `_id $in` reads the whole collection, 1.4 s at 20,000 tickets). Two scans
+are kept to rare moments: the deadlines' backfill, once per database, and an admin's change of a calendar
+(`look_again`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -102,6 +105,10 @@ class PolicyStore:
         return Policy(priority=doc["_id"], version=doc["version"], **terms)
 
 
+EARLIER_KEPT = 50  # a calendar's changes kept (each: what it was until then); a clock older than the 50th counts
+# the time before it in the hours after it
+
+
 class CalendarStore:
     """Calendars as their JSON form (timezone, weekly hours, holidays) plus `version`; parsed ones kept a second.
 
@@ -146,17 +153,25 @@ class CalendarStore:
         rather than stopping every clock of every calendar (the comprehension it was raised for all)."""
         for doc in docs:
             try:
-                yield doc["_id"], parse_calendar(doc["_id"], self._json(doc))
+                current = parse_calendar(doc["_id"], self._json(doc))
             except CalendarError as exc:
                 log.error("calendar %r does not parse, its clocks count every hour: %s", doc["_id"], exc)
+                continue
+            earlier = []
+            for was in doc.get("earlier") or ():
+                try:
+                    earlier.append((was["until"], parse_calendar(doc["_id"], self._json(_hours_as_pairs(was)))))
+                except CalendarError as exc:  # counted in the hours that followed it
+                    log.error("calendar %r before %s does not parse: %s", doc["_id"], was["until"], exc)
+            yield doc["_id"], replace(current, earlier=tuple(earlier)) if earlier else current
 
     def put(self, calendar_id: str, raw: dict, at: datetime) -> tuple[dict, bool]:
-        """Create or replace; returns (the stored document, whether it was created)."""
+        """Create or replace; returns (the stored document, whether it was created). A replaced calendar keeps what
+        it was until `at` (`earlier`, its last EARLIER_KEPT changes): time before the change counts in the hours
+        then (they were recounted in the new ones: two reviewers' find)."""
         fields = {**raw, "hours": {day: [f"{a}-{b}" for a, b in periods] for day, periods in raw["hours"].items()}}
         fields["updated_at"] = at
-        before = self.collection.find_one_and_update(
-            {"_id": calendar_id}, {"$set": fields, "$inc": {"version": 1}, "$unset": {"deleted_at": ""}}, upsert=False
-        )
+        before = self.collection.find_one({"_id": calendar_id})
         if before is None:
             try:
                 self.collection.insert_one({"_id": calendar_id, **fields, "version": 1})
@@ -164,6 +179,13 @@ class CalendarStore:
                 return self.put(calendar_id, raw, at)
             created = True
         else:
+            change: dict = {"$set": fields, "$inc": {"version": 1}, "$unset": {"deleted_at": ""}}
+            was = {"until": at, **self._json(before)}
+            if self._json(before) != self._json(fields):
+                change["$push"] = {"earlier": {"$each": [was], "$slice": -EARLIER_KEPT}}
+            done = self.collection.update_one({"_id": calendar_id, "version": before.get("version")}, change)
+            if not done.matched_count:  # another PUT meanwhile: ours goes after it
+                return self.put(calendar_id, raw, at)
             created = "deleted_at" in before  # made again after a delete
         with self._lock:
             self._fresh_until = 0.0
@@ -234,6 +256,14 @@ class ClockStore:
         """Hand the alerts just stored to the flusher, which publishes them at once."""
         if self.flusher is not None:
             self.flusher.submit(self.collection, ticket_id, staged, version)
+
+    def look_again(self, calendar_id: str, at: datetime) -> int:
+        """The timer looks at every open ticket with a clock in the calendar at `at` (its hours changed: the
+        deadline moves, TicketClocks.follow_calendars); how many. A scan of the clocks, at an admin's change."""
+        # any clock of the ticket in it (FerretDB's $elemMatch takes no field's condition): the timer's step moves
+        # only those running
+        under = {"clocks.calendar": calendar_id, "closed_at": None}
+        return self.collection.update_many(under, {"$set": {"next_due": at}}).modified_count
 
     def due(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
         """(ticket id, next_due) of up to `limit` clocks that pass a threshold by `until`, soonest first."""

@@ -12,7 +12,7 @@ import json
 import random
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -419,6 +419,34 @@ def test_a_stored_calendar_that_no_longer_parses_stops_no_clock(sla_client, sla_
         assert calendar_id not in sla_ctx.calendars.parsed()  # left out: counts as 24x7
     finally:
         sla_db.calendars.delete_one({"_id": calendar_id})
+
+
+def test_a_calendar_changed_under_running_clocks_keeps_the_time_they_counted_and_moves_their_deadlines(
+    sla_client, sla_ctx, sla_db, sla_seed, policies_restored
+):
+    """An office open every hour made yesterday and today holidays while a ticket's clocks run: the two hours they
+    counted before stay counted (they were recounted away, while the deadline stayed: two reviewers' find), the
+    timer looks at them at once and moves their deadline past the holidays."""
+    calendar_id, today = unique("office"), handlers.now().date()
+    every_hour = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    body = {"timezone": "UTC", "hours": every_hour, "holidays": []}
+    assert sla_client.put(f"/calendars/{calendar_id}", json=body, headers=admin()).status_code == 201
+    assert (
+        put_policy(sla_client, "normal", policy_body(resolution_minutes=600, calendar=calendar_id)).status_code == 200
+    )
+    ticket_id = sla_seed("normal", at=handlers.now() - timedelta(hours=2))
+    holidays = [(today - timedelta(days=1)).isoformat(), today.isoformat()]
+
+    changed = sla_client.put(f"/calendars/{calendar_id}", json={**body, "holidays": holidays}, headers=admin())
+
+    assert changed.status_code == 200
+    resolution = get_json(sla_client, f"/tickets/{ticket_id}")["clocks"]["resolution"]
+    assert 2 * 3600 <= resolution["elapsed_seconds"] < 2.5 * 3600
+    assert sla_db.clocks.find_one({"_id": ticket_id})["next_due"] <= handlers.now()  # the timer looks at it now
+    handlers.announce_due(sla_ctx, ticket_id)
+    due = parse_time(get_json(sla_client, f"/tickets/{ticket_id}")["clocks"]["resolution"]["due_at"])
+    tomorrow = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    assert tomorrow + timedelta(hours=7) <= due <= tomorrow + timedelta(hours=8)  # 600 - 120 minutes, from tomorrow
 
 
 def test_a_missing_timezone_and_a_bad_calendar_id_are_422(sla_client):

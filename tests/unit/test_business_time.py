@@ -423,3 +423,25 @@ def test_open_exactly_when_the_local_clock_shows_an_open_time(calendar, moment):
 def test_open_means_business_time_passes(calendar, moment):
     passes = business_seconds_between(calendar, moment, moment + timedelta(microseconds=1)) > 0
     assert is_open(calendar, moment) == passes
+
+
+def test_time_before_a_change_of_hours_counts_in_the_hours_then_and_after_it_in_the_new():
+    """A calendar changed on Wednesday 2026-12-02 at noon UTC (09:00-17:00 UTC, then 09:00-13:00 and last Monday a
+    holiday): Monday and Tuesday keep their 8 hours each (the new holiday recounted them away: two reviewers'
+    find), Wednesday counts 3 hours before noon and 1 after, Thursday 4."""
+    from dataclasses import replace
+
+    before = calendar("UTC", WEEKDAYS, [["09:00", "17:00"]])
+    change = utc(2026, 12, 2, 12)
+    after = replace(calendar("UTC", WEEKDAYS, [["09:00", "13:00"]], ["2026-11-30"]), earlier=((change, before),))
+    monday, friday = utc(2026, 11, 30, 0), utc(2026, 12, 4, 0)
+
+    assert business_seconds_between(after, monday, friday) == (8 + 8 + 3 + 1 + 4) * 3600
+    assert business_seconds_between(after, change, friday) == business_seconds_between(
+        replace(after, earlier=()), change, friday
+    )
+    assert add_business_minutes(after, monday, 19 * 60) == utc(2026, 12, 2, 12)  # 16 + 3 hours: at the change
+    assert add_business_minutes(after, monday, 20 * 60) == utc(2026, 12, 2, 13)  # then the new hours
+    assert add_business_minutes(after, monday, 21 * 60) == utc(2026, 12, 3, 10)
+    assert is_open(after, utc(2026, 11, 30, 10)) and not is_open(after, utc(2026, 12, 3, 14))
+    assert not after.always_open and replace(ALWAYS, earlier=((change, ALWAYS),)).always_open

@@ -23,6 +23,7 @@ from shared.events import SlaBreachedData, SlaDeadlinesChangedData, SlaWarningDa
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
 ALWAYS = Calendar.always()
 MINUTE = 60.0
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 MADRID = parse_calendar(
     "madrid",
     {"timezone": "Europe/Madrid", "hours": {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}},
@@ -678,3 +679,26 @@ def test_a_calendar_stays_while_any_policy_version_names_it():
     assert "low priority policy's versions 2, 10; the high priority policy's version 2." in said
     assert why_calendar_stays("unused", versions) is None
     assert "built in" in why_calendar_stays("24x7", {})
+
+
+def test_a_calendar_changed_under_a_running_clock_keeps_the_time_counted_and_moves_its_deadline():
+    """A normal ticket (480 business minutes to resolve) under an office calendar, opened Monday 09:00 UTC; on
+    Tuesday at noon the office closes at 13:00 from then on and Monday becomes a holiday: Monday's 8 hours stay
+    counted (they were recounted away, and the deadline stayed where the old hours put it: two reviewers' find),
+    and the timer's step moves the deadline into the new hours."""
+    office = parse_calendar("office", {"timezone": "UTC", "hours": {d: [["09:00", "17:00"]] for d in WEEKDAYS}})
+    table = policies(resolution_minutes=16 * 60, first_response_minutes=60, calendar="office")
+    ticket = make_ticket(table=table, calendars={"office": office}, created=datetime(2026, 11, 30, 9, tzinfo=UTC))
+    assert clock(ticket, "resolution").due_at == datetime(2026, 12, 1, 17, tzinfo=UTC)  # Monday 8 + Tuesday 8
+
+    change = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    shorter = parse_calendar(
+        "office",
+        {"timezone": "UTC", "hours": {d: [["09:00", "13:00"]] for d in WEEKDAYS}, "holidays": ["2026-11-30"]},
+    )
+    ticket.calendars["office"] = replace(shorter, earlier=((change, office),))
+
+    assert ticket.describe(change)["resolution"]["elapsed_seconds"] == 11 * 3600  # Monday's 8, Tuesday's 3
+    assert ticket.follow_calendars() and not ticket.follow_calendars()  # moved once
+    assert clock(ticket, "resolution").due_at == datetime(2026, 12, 2, 13, tzinfo=UTC)  # 1 + 4 hours more
+    assert ticket.describe(change)["resolution"]["remaining_seconds"] == 5 * 3600
