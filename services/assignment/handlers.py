@@ -128,12 +128,13 @@ def _email_of_nobody_else(svc: Assignment, agent_id: str, email: str) -> None:
 def create_agent(svc: Assignment, data: dict, correlation_id: str | None = None) -> dict:
     """A new agent; the tickets waiting in its teams' queues that it can take are assigned to it (the request's
     `correlation_id` on its `agent.updated` and on those `ticket.assigned`)."""
-    svc.teams.require(data["teams"], "teams")
+    teams = svc.teams.require(data["teams"], "teams")
     _email_of_nobody_else(svc, data["id"], data["email"])
     at = now()
     fields = {key: value for key, value in data.items() if key != "lead"}
     fields["lead_of"] = _lead_of(data["teams"], data)
     agent = svc.agents.insert({**fields, "created_at": at, "updated_at": at}, _agent_updated(fields, correlation_id))
+    _teams_kept_for(svc, teams)
     _drain_teams(svc, agent["teams"], correlation_id)
     return svc.agents.get(agent["id"])
 
@@ -148,8 +149,7 @@ def update_agent(
     if principal is not None:
         allowed = may_change_agent(principal.role, principal.agent_id, agent_id, changes)
         _require(allowed, "An agent may change only its own availability (available); admins change the rest.")
-    if "teams" in changes:
-        svc.teams.require(changes["teams"], "teams")
+    teams = svc.teams.require(changes["teams"], "teams") if "teams" in changes else []
     if "email" in changes and changes["email"].strip().lower() != svc.agents.get(agent_id)["email"].strip().lower():
         _email_of_nobody_else(svc, agent_id, changes["email"])
 
@@ -163,6 +163,7 @@ def update_agent(
     event = lambda agent, fields: _agent_updated({**agent, **fields}, correlation_id)  # noqa: E731
     save = lambda agent, fields: svc.agents.update(agent, fields, now(), event(agent, fields))  # noqa: E731
     before, fields = update(load, change, save, "The agent is changing too fast; try again.")
+    _teams_kept_for(svc, teams)
     if set(before["teams"]) - set(fields.get("teams", before["teams"])):
         hand_back(svc, agent_id, HAND_BACK_PER_REQUEST, correlation_id)  # the rest: the reconciler's next run
     _drain_teams(svc, svc.agents.get(agent_id)["teams"], correlation_id)  # more capacity, available again, a new team
@@ -714,6 +715,15 @@ def on_created(svc: Assignment, envelope: dict) -> None:
     )
     if team != GENERAL:  # on a redelivery too (a crash between the insert and this), when it read the team again
         _team_kept(svc, next(t for t in teams if t["id"] == team), assigned)
+
+
+def _teams_kept_for(svc: Assignment, teams: list[dict]) -> None:
+    """The teams an agent was just given, put back if one was deleted since they were read: the delete's own check
+    (delete_team) came before the agent was stored, which would be in a team that is no more (a race hunter's
+    find). The delete is undone, as if the agent had come first."""
+    for team in teams:
+        if svc.teams.name(team["id"]) is None and svc.teams.put_back(team):
+            log.warning("team %s was deleted as an agent joined it: put back", team["id"])
 
 
 def _team_kept(svc: Assignment, team: dict, ticket: Ticket) -> None:

@@ -252,11 +252,13 @@ class TeamStore:
             raise NotFound(f"No team {team_id}.")
         return doc
 
-    def require(self, team_ids: list[str], field: str) -> None:
-        known = {doc["_id"] for doc in self.collection.find({"_id": {"$in": list(team_ids)}}, {"_id": 1})}
-        unknown = sorted(set(team_ids) - known)
+    def require(self, team_ids: list[str], field: str) -> list[dict]:
+        """The teams (as `get` gives them), each of which must exist (422 next to `field` naming those that do not)."""
+        found = [_team(doc) for doc in self.collection.find({"_id": {"$in": list(team_ids)}})]
+        unknown = sorted(set(team_ids) - {team["id"] for team in found})
         if unknown:
             raise Invalid("Unknown team.", {field: [f"Unknown team {t!r}." for t in unknown]})
+        return found
 
 
 def _team(doc: dict) -> dict:

@@ -141,11 +141,41 @@ def test_a_team_used_while_it_was_being_deleted_is_put_back(actx, aclient, make_
         deleting(team_id)
         make_agent(team["id"])  # as if its PATCH had read the team before it went  # noqa: B023
 
+    read = actx.teams.require([team["id"]], "teams")
     monkeypatch.setattr(actx.teams, "delete", given_meanwhile)
-    monkeypatch.setattr(actx.teams, "require", lambda team_ids, field: None)  # it read the team before the delete
+    monkeypatch.setattr(actx.teams, "require", lambda team_ids, field: read)  # it read the team before the delete
 
     assert "has agents" in assert_problem(aclient.delete(f"/teams/{team['id']}", headers=admin()), 409)["detail"]
     assert team["id"] in {t["id"] for t in aclient.get("/teams", headers=admin()).get_json()["items"]}
+
+
+@pytest.mark.parametrize("how", ["added", "moved"])
+def test_an_agent_given_a_team_whose_delete_checked_before_it_was_stored_puts_the_team_back(
+    how, actx, aclient, make_team, make_agent, monkeypatch
+):
+    """The delete's checks (no agent, no ticket) ran, and the team went, between the agent's read of its teams and
+    its write: the agent was in a team that was no more, both answered 200 (a race hunter's find). Made, not waited
+    for: the delete runs inside the agent's write."""
+    team, other = make_team(), make_team()
+    moving = make_agent(other["id"]) if how == "moved" else None
+    deleted = []
+    write = actx.agents.insert if how == "added" else actx.agents.update
+
+    def deleted_first(*args, **kwargs):
+        if not deleted:
+            deleted.append(aclient.delete(f"/teams/{team['id']}", headers=admin()))
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(actx.agents, "insert" if how == "added" else "update", deleted_first)
+    if how == "added":
+        body = {"id": unique("agent"), "name": "Ines", "email": f"{unique('ines')}@example.com",
+                "teams": [team["id"]], "capacity": 3}  # fmt: skip
+        done = aclient.post("/agents", json=body, headers=admin())
+    else:
+        done = aclient.patch(f"/agents/{moving['id']}", json={"teams": [team["id"]]}, headers=admin())
+
+    assert deleted and deleted[0].status_code == 204 and done.status_code in (200, 201)
+    assert team["id"] in {t["id"] for t in aclient.get("/teams", headers=admin()).get_json()["items"]}  # put back
 
 
 def test_a_team_deleted_as_a_ticket_is_routed_or_moved_to_it_is_put_back(
