@@ -534,6 +534,40 @@ def test_the_same_message_sent_again_from_a_page_brought_back_is_not_posted_twic
     assert len(intake.posts) == 4
 
 
+def sent_twice_at_once(portal, cookie: str, path: str, form: dict, first_in, release, monkeypatch) -> tuple:  # noqa: F811
+    """One form posted twice from one browser: the second sent while the first is held (`first_in` set, until
+    `release`), and let go once it waits on the first's end. (The first's answer, the second's.)"""
+    import threading
+
+    svc = portal.extensions["ticketflow.portal"]
+    waiting, state = threading.Event(), svc.store.send_state
+
+    def looked(*args):  # the second looks at the first's send while it waits on its end
+        found = state(*args)
+        if found == "going":
+            waiting.set()
+        return found
+
+    def post(answers: list) -> None:
+        client = portal.test_client()
+        client.set_cookie(cookie_names(False)[0], cookie)
+        answers.append(client.post(path, data=form))
+
+    monkeypatch.setattr(svc.store, "send_state", looked)
+    firsts, seconds = [], []
+    first, second = threading.Thread(target=post, args=(firsts,)), threading.Thread(target=post, args=(seconds,))
+    first.start()
+    try:
+        assert first_in.wait(30)
+        second.start()
+        assert waiting.wait(30)
+    finally:
+        release.set()
+        first.join(30)
+        second.join(30)
+    return firsts[0], seconds[0]
+
+
 def test_the_same_message_sent_twice_at_once_is_posted_once_and_one_refused_may_be_sent_again(portal, monkeypatch):  # noqa: F811
     """A double click (or a client retrying a slow POST) sends the form twice at once: the second, arriving while
     the first waits on intake, is told it went (a race hunter's find: both were posted, and both emailed). A
@@ -561,36 +595,13 @@ def test_the_same_message_sent_twice_at_once_is_posted_once_and_one_refused_may_
     form = {"body": "Yes, it still drops.", "seen": re.search(r'name="seen" value="([^"]+)"', page).group(1),
             "csrf_token": csrf(page)}  # fmt: skip
     cookie = browser.get_cookie(cookie_names(False)[0]).value
-
-    def same_browser():
-        client = portal.test_client()
-        client.set_cookie(cookie_names(False)[0], cookie)
-        return client
-
     svc = portal.extensions["ticketflow.portal"]
-    waiting, state = threading.Event(), svc.store.send_state
 
-    def looked(*args):  # the second looks at the first's send while it waits on its end
-        found = state(*args)
-        if found == "going":
-            waiting.set()
-        return found
-
-    monkeypatch.setattr(svc.store, "send_state", looked)
-    answers, seconds = [], []
-    first = threading.Thread(target=lambda: answers.append(same_browser().post("/tickets/t-9/messages", data=form)))
-    second = threading.Thread(target=lambda: seconds.append(same_browser().post("/tickets/t-9/messages", data=form)))
-    first.start()
-    try:
-        assert intake.first_in.wait(30)
-        second.start()
-        assert waiting.wait(30)
-    finally:
-        intake.release.set()
-        first.join(30)
-        second.join(30)
-    assert seconds[0].headers["Location"] == "/tickets/t-9?notice=sent-before-message#latest"
-    assert [answer.headers["Location"] for answer in answers] == ["/tickets/t-9?notice=sent#latest"]
+    first, second = sent_twice_at_once(
+        portal, cookie, "/tickets/t-9/messages", form, intake.first_in, intake.release, monkeypatch
+    )
+    assert second.headers["Location"] == "/tickets/t-9?notice=sent-before-message#latest"
+    assert first.headers["Location"] == "/tickets/t-9?notice=sent#latest"
     assert intake.posts == [("/tickets/t-9/messages", "Yes, it still drops.")]
 
     # a session from before the claim kept its sends as a list: those are sent a moment ago still
@@ -636,34 +647,11 @@ def test_a_message_sent_twice_at_once_whose_first_send_failed_goes_with_the_seco
             "csrf_token": csrf(page)}  # fmt: skip
     cookie = browser.get_cookie(cookie_names(False)[0]).value
 
-    def same_browser():
-        client = portal.test_client()
-        client.set_cookie(cookie_names(False)[0], cookie)
-        return client
-
-    waiting, state = threading.Event(), svc.store.send_state
-
-    def looked(*args):
-        found = state(*args)
-        if found == "going":
-            waiting.set()
-        return found
-
-    monkeypatch.setattr(svc.store, "send_state", looked)
-    answers, seconds = [], []
-    first = threading.Thread(target=lambda: answers.append(same_browser().post("/tickets/t-9/messages", data=form)))
-    second = threading.Thread(target=lambda: seconds.append(same_browser().post("/tickets/t-9/messages", data=form)))
-    first.start()
-    try:
-        assert intake.first_in.wait(30)
-        second.start()
-        assert waiting.wait(30)
-    finally:
-        intake.release.set()
-        first.join(30)
-        second.join(30)
-    assert answers[0].status_code == 503
-    assert seconds[0].headers["Location"] == "/tickets/t-9?notice=sent#latest"
+    first, second = sent_twice_at_once(
+        portal, cookie, "/tickets/t-9/messages", form, intake.first_in, intake.release, monkeypatch
+    )
+    assert first.status_code == 503
+    assert second.headers["Location"] == "/tickets/t-9?notice=sent#latest"
     assert intake.posts == [("/tickets/t-9/messages", "Yes, it still drops.")] * 2
 
     # the first send has not ended when the second has waited its while: the words stay on the second's page

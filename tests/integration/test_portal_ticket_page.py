@@ -13,6 +13,7 @@ from services.portal import attachments, console, handlers
 from services.portal.pages import cookie_names
 from shared import links
 from shared.clock import now
+from tests.integration.test_portal_requester_pages import sent_twice_at_once
 from tests.integration.test_portal_search import PASSWORD, a_ticket, portal, signed_in, stub, text, with_grants  # noqa: F401
 
 QUEUED = {"at": "2026-01-01T10:00:01.000Z", "action": "queued", "by": "system", "from": None, "to": None,
@@ -666,34 +667,11 @@ def test_a_reply_sent_twice_at_once_is_posted_once(portal, stub, monkeypatch):  
             "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)}  # fmt: skip
     cookie = admin.get_cookie(cookie_names(False)[0]).value
 
-    def same_browser():
-        client = portal.test_client()
-        client.set_cookie(cookie_names(False)[0], cookie)
-        return client
-
-    waiting, state = threading.Event(), svc.store.send_state
-
-    def looked(*args):  # the second looks at the first's send while it waits on its end
-        found = state(*args)
-        if found == "going":
-            waiting.set()
-        return found
-
-    monkeypatch.setattr(svc.store, "send_state", looked)
-    answers, seconds, path = [], [], "/console/tickets/t-1/reply"
-    first = threading.Thread(target=lambda: answers.append(same_browser().post(path, data=form)))
-    second = threading.Thread(target=lambda: seconds.append(same_browser().post(path, data=form)))
-    first.start()
-    try:
-        assert first_in.wait(30)
-        second.start()
-        assert waiting.wait(30)
-    finally:
-        release.set()
-        first.join(30)
-        second.join(30)
-    assert seconds[0].headers["Location"] == "/console/tickets/t-1?notice=reply-before"
-    assert [answer.headers["Location"] for answer in answers] == ["/console/tickets/t-1?notice=reply&sent=r1"]
+    first, second = sent_twice_at_once(
+        portal, cookie, "/console/tickets/t-1/reply", form, first_in, release, monkeypatch
+    )
+    assert second.headers["Location"] == "/console/tickets/t-1?notice=reply-before"
+    assert first.headers["Location"] == "/console/tickets/t-1?notice=reply&sent=r1"
     assert [c["path"] for c in stub.calls if c["method"] == "POST"] == ["/tickets/t-1/replies"]
 
 
