@@ -118,7 +118,7 @@ def test_probes_and_document_need_no_token(sla_client):
     assert paths <= set(document["paths"])
     put = document["paths"]["/policies/{priority}"]["put"]
     assert POLICY_SENTENCE in put["description"]
-    assert "deadlines computed afterwards" in document["paths"]["/calendars/{calendar_id}"]["put"]["description"]
+    assert "applies from the moment it is saved" in document["paths"]["/calendars/{calendar_id}"]["put"]["description"]
     assert {"200", "201", "422"} <= set(document["paths"]["/calendars/{calendar_id}"]["put"]["responses"])
 
 
