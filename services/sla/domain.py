@@ -439,8 +439,8 @@ class TicketClocks:
         computed: the time before the change counts in the hours then, see Calendar.earlier); whether one moved."""
         moved = False
         for clock in self._active(*CLOCKS):
-            if not clock.running or clock.due_at is None:
-                continue
+            if not clock.running or clock.due_at is None or clock.breached_at is not None:
+                continue  # a breach stays where it was (its deadline is its moment)
             due = clock.moment_of(clock.target_seconds, self._calendar(clock.calendar))
             if abs(due - clock.due_at) >= timedelta(milliseconds=1):  # the store keeps milliseconds
                 clock.due_at, moved = due, True
