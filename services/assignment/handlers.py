@@ -335,14 +335,6 @@ def _assign(
 
     busy = "The ticket is changing too fast; try again."
     ticket, move = update(load, decide, save, busy)
-    chosen = move is not NO_CHANGE and move.agent is not None and reason in ("claim", "manual")
-    if chosen and _left_meanwhile(svc, move.agent["id"], ticket.team):
-        # the agent left the team between its read and the ticket's save, and the change's hand-back read the
-        # agent's tickets before this one was saved (a race hunter's find): handed back now, as the change would,
-        # and the claim or assign refused. The rule's own picks (a new ticket's, a drain's) are not read again: a
-        # store call each, for a window of milliseconds that the reconciler's next run closes (hand_back)
-        hand_back(svc, move.agent["id"], HAND_BACK_PER_REQUEST, correlation_id)
-        raise Conflict(f"{move.agent['id']} left team {ticket.team} meanwhile: the ticket went back to the team.")
     if move is not NO_CHANGE and move.previous and move.previous != ticket.agent_id:
         if svc.agents.release(move.previous, ticket_id) and drain:  # a slot is free: who waits in its teams gets it
             _drain_teams(svc, _teams_of(svc, move.previous), correlation_id)
@@ -351,6 +343,14 @@ def _assign(
         # drain read the queue before this ticket was in it) would leave it waiting with an agent free (a race
         # hunter's find); one more look, after the save, sees either the slot or nobody free
         _drain_teams(svc, [ticket.team], correlation_id)
+    chosen = move is not NO_CHANGE and move.agent is not None and reason in ("claim", "manual")
+    if chosen and _left_meanwhile(svc, move.agent["id"], ticket.team):
+        # the agent left the team between its read and the ticket's save, and the change's hand-back read the
+        # agent's tickets before this one was saved (a race hunter's find): handed back now, as the change would,
+        # and the claim or assign refused. The rule's own picks (a new ticket's, a drain's) are not read again: a
+        # store call each, for a window of milliseconds that the reconciler's next run closes (hand_back)
+        hand_back(svc, move.agent["id"], HAND_BACK_PER_REQUEST, correlation_id)
+        raise Conflict(f"{move.agent['id']} left team {ticket.team} meanwhile: the ticket went back to the team.")
     return ticket
 
 

@@ -47,6 +47,12 @@ clock's elapsed time under the new target: a clock already past its old deadline
 announced under the priority and version it broke (`sla.breached` with them, its `due_at` the old
 deadline); a paused one whose time so far is past the new target breaches at the change.
 
+A breach is announced a moment (`TICKETFLOW_SLA_BREACH_GRACE`) after its deadline, so that a reply or a resolve on
+its way lands first. One that lands later still, and happened before the deadline (a backlog, a retry), makes the
+clock met, paused or stopped in time, as it was: `GET /tickets/{id}` and `/stats` say so, while the `sla.breached`
+already sent stays sent (and listed in `/breaches`). Should that clock pass its deadline later, it is marked
+breached without a second `sla.breached`: at most one a clock instance.
+
 Rights: `agent` and `admin` read policies, calendars, breaches and stats; only `admin` changes
 policies and calendars; `portal`, `agent` and `admin` read a ticket's clocks, each only the tickets
 it may see: admins and the portal server's own token every one, a requester-scoped portal token

@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache, cached_property
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from functools import cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.clock import zone_names
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 END_OF_DAY = time(0)  # as a period's end: 24:00, the midnight that ends the day
@@ -94,12 +96,14 @@ class Calendar:
 # --- parsing ---------------------------------------------------------------------------------------
 
 
-def parse_calendar(id: str, raw: dict) -> Calendar:
-    """A Calendar from its JSON form (timezone, weekly hours, holidays); CalendarError listing every problem found."""
+def parse_calendar(id: str, raw: dict, stored: bool = False) -> Calendar:
+    """A Calendar from its JSON form (timezone, weekly hours, holidays); CalendarError listing every problem found.
+    `stored`: one saved before (any zone this host can load is read, as it was accepted then: a zone refused since
+    would turn its clocks to 24x7, a review's find)."""
     if not isinstance(raw, dict):
         raise CalendarError({"_schema": ["Must be an object."]})
     errors: dict[str, list[str]] = {str(key): ["Unknown field."] for key in raw if key not in _FIELDS}
-    timezone = _parse_timezone(raw.get("timezone", _MISSING), errors)
+    timezone = _parse_timezone(raw.get("timezone", _MISSING), errors, stored)
     hours = _parse_hours(raw.get("hours", _MISSING), errors)
     holidays = _parse_holidays(raw.get("holidays", []), errors)
     if hours is not None and not any(k.split(".")[0] == "hours" for k in errors) and not any(hours.values()):
@@ -109,26 +113,12 @@ def parse_calendar(id: str, raw: dict) -> Calendar:
     return Calendar(id, timezone, hours, holidays)
 
 
-# Files of the zone database that name no place: the host's own zone (a link that slim images lack), a zone with no
-# offset, the database's defaults, and its variants' folders. A calendar in one of them worked on one host and
-# stopped every clock on another (a reviewer's find: every clock of every calendar, as one failed to parse).
-NOT_A_PLACE = ("localtime", "Factory", "posixrules")
-NOT_A_PLACE_FOLDERS = ("posix/", "right/")
-
-
-@cache
-def _zone_names() -> frozenset[str]:
-    return frozenset(
-        name for name in available_timezones() if name not in NOT_A_PLACE and not name.startswith(NOT_A_PLACE_FOLDERS)
-    )
-
-
-def _parse_timezone(value: object, errors: dict[str, list[str]]) -> str:
+def _parse_timezone(value: object, errors: dict[str, list[str]], stored: bool = False) -> str:
     if value is _MISSING:
         errors["timezone"] = ["Missing data for required field."]
         return ""
     try:
-        if value not in _zone_names():
+        if not stored and value not in zone_names():
             raise ValueError(value)
         ZoneInfo(value)  # type: ignore[arg-type]
     except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: "Europe" is a directory

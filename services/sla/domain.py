@@ -256,9 +256,11 @@ class Clock:
 
     def _not_breached_before(self, at: datetime) -> None:
         """A running clock's breach the timer stamped after `at`, the moment of an event that changes it: it had not
-        breached then."""
+        breached then. When the clock does pass its deadline later, the timer marks it breached without a second
+        sla.breached (at most one a clock instance, contract section 6: it was never marked again, a review's
+        find)."""
         if self.breached_at is not None and at < self.breached_at:
-            self.breached_at = None  # "breach" stays in `announced`: said once, never again
+            self.breached_at = None  # "breach" stays announced: when it does pass its deadline, it is marked silently
 
     def policy_at(self, moment: datetime) -> dict | None:
         """The policy step ({"at", "priority", "version"}) in force at `moment`; None on a clock older than steps."""
@@ -267,8 +269,8 @@ class Clock:
 
     def thresholds(self, calendar: Calendar) -> list[tuple[str, int | None, datetime]]:
         """(label, percent, moment) of what is still to announce: warnings while running, then the breach."""
-        if "breach" in self.announced:
-            return []
+        if "breach" in self.announced:  # a breach announced, then taken back by an event in time heard late
+            return [(MARK_BREACH, None, self.due_at)] if self.breached_at is None and self.running else []
         if self.breached_at is not None:
             return [("breach", None, self.breached_at)]
         if not self.running:
@@ -293,8 +295,11 @@ def _policy_step(policy: Policy, at: datetime) -> dict:
 NO_GRACE = timedelta(0)
 
 
+MARK_BREACH = "mark-breach"  # a threshold the timer passes silently: the breach of a clock announced before
+
+
 def _announce_at(label: str, moment: datetime, grace: timedelta) -> datetime:
-    return moment + grace if label == "breach" else moment
+    return moment + grace if label in ("breach", MARK_BREACH) else moment
 
 
 @dataclass(frozen=True)
@@ -348,7 +353,7 @@ class TicketClocks:
             if at >= clock.changed_at:
                 clock.halt("met", at, self._calendar(clock.calendar))
         after, self.unanswered = sorted(moment for moment in self.unanswered if moment > at), []
-        if after and policies is not None:
+        if after and policies is not None and self.priority is not None:
             self.message_added(after[0], policies)
         return True
 
@@ -457,7 +462,11 @@ class TicketClocks:
         alerts = []
         for clock in self.clocks:
             for label, percent, moment in clock.thresholds(self._calendar(clock.calendar)):
-                if _announce_at(label, moment, grace) <= now:
+                if _announce_at(label, moment, grace) > now:
+                    continue
+                if label == MARK_BREACH:
+                    clock.breached_at = moment
+                else:
                     alerts.append(self._announce(clock, label, percent, moment))
         return alerts
 

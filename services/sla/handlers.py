@@ -253,7 +253,7 @@ def on_status_changed(svc: Sla, envelope: dict) -> None:
 
 
 def on_moment(method: str) -> Callable[[Sla, dict], None]:
-    """ticket.replied, reopened, closed: each calls the TicketClocks method of that name."""
+    """ticket.reopened, ticket.closed: each calls the TicketClocks method of that name."""
 
     def handle(svc: Sla, envelope: dict) -> None:
         at = events.parse_time(envelope["occurred_at"])
@@ -342,7 +342,9 @@ def put_calendar(svc: Sla, calendar_id: str, raw: object) -> tuple[dict, bool]:
     stored = {"timezone": raw["timezone"], "hours": raw["hours"], "holidays": sorted(set(raw.get("holidays", [])))}
     at = now()
     saved = svc.calendars.put(calendar_id, stored, at)
-    svc.clocks.look_again(calendar_id, at)  # the running clocks' deadlines in the new hours (the timer's step)
+    # the running clocks' deadlines in the new hours (the timer's step), once every process reads them (each keeps
+    # the calendars it parsed for up to FRESH_SECONDS: a look before would find the old hours, a review's find)
+    svc.clocks.look_again(calendar_id, at + timedelta(seconds=2 * CalendarStore.FRESH_SECONDS))
     return saved
 
 

@@ -153,14 +153,15 @@ class CalendarStore:
         rather than stopping every clock of every calendar (the comprehension it was raised for all)."""
         for doc in docs:
             try:
-                current = parse_calendar(doc["_id"], self._json(doc))
+                current = parse_calendar(doc["_id"], self._json(doc), stored=True)
             except CalendarError as exc:
                 log.error("calendar %r does not parse, its clocks count every hour: %s", doc["_id"], exc)
                 continue
             earlier = []
             for was in doc.get("earlier") or ():
                 try:
-                    earlier.append((was["until"], parse_calendar(doc["_id"], self._json(_hours_as_pairs(was)))))
+                    parsed = parse_calendar(doc["_id"], self._json(_hours_as_pairs(was)), stored=True)
+                    earlier.append((was["until"], parsed))
                 except CalendarError as exc:  # counted in the hours that followed it
                     log.error("calendar %r before %s does not parse: %s", doc["_id"], was["until"], exc)
             yield doc["_id"], replace(current, earlier=tuple(earlier)) if earlier else current

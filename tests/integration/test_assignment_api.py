@@ -1431,6 +1431,31 @@ def test_an_agent_taken_out_of_a_team_while_claiming_one_of_its_tickets_does_not
     assert read_agent_open(aclient, jane["id"]) == 0
 
 
+def test_a_ticket_moved_to_an_agent_who_left_the_team_meanwhile_frees_its_previous_agent(
+    aclient, actx, make_team, make_agent, new_ticket, read_ticket, monkeypatch
+):
+    """An admin moves a ticket from Ann to Bob while Bob is taken out of the team: it goes back to the team, and Ann
+    no longer counts it (the hand-back skipped her release: a review's find)."""
+    team, elsewhere = make_team(), make_team()
+    ann = make_agent(team["id"])
+    ticket = new_ticket(team["topics"][0])
+    bob = make_agent(team["id"], elsewhere["id"], available=False)
+    aclient.patch(f"/agents/{ann['id']}", json={"available": False}, headers=admin())  # nobody to take it back
+    save, changed = actx.tickets.save, []
+
+    def bob_moved_out_first(moving, staged):
+        if moving.id == ticket and moving.agent_id == bob["id"] and not changed:
+            changed.append(aclient.patch(f"/agents/{bob['id']}", json={"teams": [elsewhere["id"]]}, headers=admin()))
+        return save(moving, staged)
+
+    monkeypatch.setattr(actx.tickets, "save", bob_moved_out_first)
+    moved = aclient.post(f"/tickets/{ticket}/assign", json={"agent_id": bob["id"]}, headers=admin())
+
+    assert changed and changed[0].status_code == 200 and moved.status_code == 409
+    assert read_ticket(ticket)["agent_id"] is None  # back in the team's queue
+    assert read_agent_open(aclient, bob["id"]) == 0 == read_agent_open(aclient, ann["id"])
+
+
 def read_agent_open(aclient, agent_id: str) -> int:
     return aclient.get(f"/agents/{agent_id}", headers=admin()).get_json()["open_tickets"]
 

@@ -301,6 +301,31 @@ def test_work_in_time_that_reached_sla_after_the_timer_announced_the_breach_did_
     assert late.describe(at(11))["first_response"]["breached_at"] == at(10)
 
 
+def test_a_breach_a_late_pause_took_back_is_marked_when_the_clock_does_pass_its_deadline():
+    """Paused at 8 (heard at 10.5, after the timer announced the breach at 10), resumed at 20: the clock passes its
+    10 minutes at 22, and the timer marks it breached then (it stayed running with no breach for good: a review's
+    find), with no second sla.breached (one a clock instance)."""
+    ticket = make_ticket(table=policies(resolution_minutes=10))
+    assert [a for a in ticket.due_alerts(at(10.5)) if a.data["clock"] == "resolution"]
+    ticket.status_changed("waiting_on_requester", at(8))
+    assert clock(ticket, "resolution").breached_at is None
+    ticket.status_changed("in_progress", at(20))
+    assert ticket.next_due(at(21)) == at(22)
+
+    assert not [a for a in ticket.due_alerts(at(23)) if a.data["clock"] == "resolution"]
+
+    assert ticket.describe(at(23))["resolution"]["state"] == "breached"
+    assert clock(ticket, "resolution").breached_at == at(22) and clock(ticket, "resolution").thresholds(ALWAYS) == []
+
+
+def test_a_reply_heard_before_the_creation_with_an_early_message_waits_for_it():
+    """sla keeps a message heard before any reply; a reply before the ticket's creation starts nothing (it raised,
+    the priority unknown: a review's find)."""
+    ticket = TicketClocks("t-1")
+    ticket.message_added(at(5), default_policies())
+    assert ticket.replied(at(3), default_policies()) and ticket.clocks == []
+
+
 def test_a_paused_clock_already_past_a_new_shorter_target_breaches_at_the_change():
     """The SLA reviewer's find: waiting on the requester, raised to emergency, then resolved while still waiting,
     it counted as met with 300 minutes spent against a 240-minute target."""

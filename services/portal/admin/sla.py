@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
-import zoneinfo
 
 from services.portal.admin import in_words, number, path_id, refusal, require_id, unchanged_since_opened, words
 from services.portal.client import Refused
 from services.portal.console import actor
 from services.portal.handlers import Portal, UserError
+from shared.clock import zone_names
 
 PRIORITIES = ("emergency", "high", "normal", "low")
 MINUTES = ("first_response_minutes", "next_response_minutes", "resolution_minutes")
@@ -174,7 +174,7 @@ def _time(text: str) -> str:
 
 @functools.cache
 def _zones() -> dict[str, str]:
-    return {zone.casefold(): zone for zone in zoneinfo.available_timezones()}
+    return {zone.casefold(): zone for zone in zone_names()}  # sla's own rule (the database's places)
 
 
 def _zone(text: str) -> str:
