@@ -125,8 +125,11 @@ def deadline(clocks: dict, at: datetime | None = None) -> dict:
     paused = not due and waiting
     left = None
     if due and at is not None:  # the soonest's time left, as the ticket's page says it (the queue, by its due time)
-        clock = known[min(due, key=due.get)]
-        if clock.get("remaining_seconds") is not None:
+        soonest = min(due, key=due.get)
+        clock = known[soonest]
+        if due[soonest] <= at:  # past it: how long ago (sla's time left stops at 0, "under a minute left": a review's)
+            left = remaining_words(-(at - due[soonest]).total_seconds())
+        elif clock.get("remaining_seconds") is not None:
             business = " (business time)" if counts_business_time(clock, at) else ""
             left = remaining_words(clock["remaining_seconds"]) + business
     return {**_soonest(due), "breached": breached, "missed": None if breached else missed, "paused": paused,
@@ -863,6 +866,12 @@ def merged_note(ticket: dict, files: list[dict] = ()) -> str:
 
 
 TICKED = re.compile(r"([0-9A-Za-z_-]{1,64}):([0-9]{1,15})")  # a queue row's box: "<ticket id>:<number>"
+TICKET_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # a ticket's id as an address carries it (anything else: dropped)
+
+
+def plain_id(text: str) -> bool:
+    """Whether an address's text is a ticket's id as ids are written."""
+    return TICKET_ID.fullmatch(text) is not None
 
 
 def ticked_rows(values: list[str]) -> dict[str, int]:

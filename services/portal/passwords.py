@@ -206,7 +206,7 @@ NOTICES = {
     "address-changed-new": (
         "You sign in to the help desk with this address",
         "On {when} an admin changed the address of your account on the help desk to this one ({address}): sign "
-        "in with it from now on ({portal}). Your password stays as it is.\n",
+        "in with it from now on ({portal}/login). Your password stays as it is.\n",
     ),
     "admin-first-link": (
         "A link to set your password on the help desk",

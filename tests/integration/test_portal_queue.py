@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.portal import handlers
+from services.portal import console, handlers
 from services.portal.console import QUEUE_FIELDS
 from tests.integration.test_portal_search import PASSWORD, portal, signed_in, stub, text  # noqa: F401
 
@@ -48,13 +48,14 @@ def rows_of(html: str) -> list[tuple[str, str]]:
     return [(number, re.sub(r"<[^>]+>", "", cell).strip()) for number, cell in found]
 
 
-def test_each_row_shows_its_soonest_running_deadline_from_sla_soonest_first(portal, stub):  # noqa: F811
+def test_each_row_shows_its_soonest_running_deadline_from_sla_soonest_first(portal, stub, monkeypatch):  # noqa: F811
     queue_stub(stub)
+    monkeypatch.setattr(console, "now", lambda: datetime(2026, 12, 1, 5, 0, tzinfo=UTC))
 
     html = text(signed_in(portal).get("/console/?view=all"))
 
     assert rows_of(html) == [
-        ("100002", "First response 1 Dec 2026, 04:30 UTC Breached"),  # breached, still counting: first; which target
+        ("100002", "First response 1 Dec 2026, 04:30 UTC 30 min overdue Breached"),  # still counting: first; which
         ("100001", "Paused First response breached earlier"),  # met late; the resolution paused: nothing due
         ("100003", "—"),  # sla does not know it yet: assignment's copy, which has nothing either
     ]
@@ -883,13 +884,14 @@ def test_an_agent_away_is_told_their_open_tickets_stay_theirs(portal, stub):  # 
     assert "no new tickets are assigned to you." in html and "stay yours" not in html  # none to say
 
 
-def test_the_lists_refresh_is_204_while_it_is_unchanged_and_a_row_says_its_time_left(portal, stub):  # noqa: F811
+def test_the_lists_refresh_is_204_while_it_is_unchanged_and_a_row_says_its_time_left(portal, stub, monkeypatch):  # noqa: F811
     """The list refreshes every 5 s: the same list again is 204, which htmx does not swap (every swap threw the focus
     on a tab or a pager link to the page's top: an accessibility tester's find); a changed one comes whole, with
     its digest. A row's deadline says its time left, as the ticket's page does."""
     queue_stub(stub)
     breached = stub.answers["/tickets"]["items"][1]["clocks"]["first_response"]
-    breached.update(remaining_seconds=-725.0, calendar="24x7")
+    breached.update(remaining_seconds=0.0, calendar="24x7")  # as sla says a clock past its target: 0 left
+    monkeypatch.setattr(console, "now", lambda: datetime(2026, 12, 1, 4, 42, 5, tzinfo=UTC))
     admin = signed_in(portal)
 
     page = text(admin.get("/console/?view=all"))

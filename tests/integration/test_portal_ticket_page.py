@@ -563,11 +563,16 @@ def test_a_transfer_out_of_the_leads_sight_ends_on_the_queue_saying_whether_an_a
 
         done = lead.post("/console/tickets/t-1/transfer", data={"csrf_token": token, "team": "general"})
 
-        assert done.status_code == 303 and done.headers["Location"].endswith(f"/console/?notice={notice}&team=general")
+        assert done.status_code == 303
+        assert done.headers["Location"].endswith(f"/console/?notice={notice}&team=general&from=t-1")
         stub.answers |= {"/queue": {"items": [], "next_cursor": None}, "/topics": {"items": []}}
         said = text(lead.get(done.headers["Location"]))
         tail = "an agent there has it." if taken else "it waits in their queue."
         assert f"The ticket is with General now, out of your sight: {tail}" in said
+        # the transfer's note went: its draft in the tab ends (it came back on the ticket's page: a review's find)
+        assert re.search(r'data-draft-sent="draft:[0-9a-f]+:t-1:transfer"', said)
+    odd = text(lead.get("/console/?notice=handed-on&team=general&from=t-1%22%3E%3Cx"))  # only an id is taken
+    assert "data-draft-sent" not in odd and "<x" not in odd
 
 
 def test_a_ticket_handed_out_of_sight_while_open_says_so_and_gives_back_what_was_typed(portal, stub):  # noqa: F811

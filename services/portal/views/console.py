@@ -169,6 +169,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         if name in lists and not lists[name] and words == [CHOOSE[name]]:
             filter_errors[name] = [LEFT_OUT[name]]
     notice, warns = _queue_notice(request.args.get("notice", ""), request.args.get("team"), teams)
+    ended = request.args.get("from") if notice and domain.plain_id(request.args.get("from") or "") else None
     shown = dict(
         me=me,
         queues=queues,
@@ -180,6 +181,7 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         open_statuses=domain.OPEN_STATUS,
         notice=notice,
         notice_warns=warns,
+        draft_ended=ended,  # a transfer's note, sent: its draft ends (data-draft-sent)
         bulk=(flash or {}).get("bulk"),
         bulk_form=bulk_form or {},
         errors=bulk_errors or {},
@@ -493,7 +495,9 @@ def act(ticket_id: str, action: str):
     if action in ("transfer", "assign") and not console.may_read(portal(), g.session, ticket_id):
         team = answer.get("team") or form.get("team")  # named in the queue, and said if nobody there takes it
         handed = "handed-on" if answer.get("agent_id") else "handed-on-waiting"
-        return redirect(url_for("console.queue", notice=handed, team=team), 303)  # no page of it here now
+        # no page of it here now; `from`: the ticket whose transfer note's draft the queue's notice ends
+        ended = {"from": ticket_id} if action == "transfer" else {}
+        return redirect(url_for("console.queue", notice=handed, team=team, **ended), 303)
     sent = {"sent": answer["id"]} if action == "reply" and isinstance(answer.get("id"), str) else {}
     return redirect(url_for("console.ticket", ticket_id=ticket_id, notice=action, **sent), 303)
 

@@ -10,8 +10,8 @@ from services.portal.pages import admin_required, portal
 from services.portal.views.admin import blueprint, form_data, page
 
 NOTICES = {
-    "saved": "The calendar is saved. Deadlines computed from now on count in it (new tickets, and clocks that start "
-    "or resume); the deadlines open tickets have now stay as they are.",
+    "saved": "The calendar is saved. Time counted until now stays counted in the hours before; from now on time counts "
+    "in these, and the open tickets' deadlines move into them in a moment.",
     "unchanged": "Nothing changed: these are the calendar's hours already, so its version stays.",
     "deleted": "The calendar is deleted.",
 }
