@@ -31,7 +31,8 @@ from shared.web import create_service_app, ensure_storage_once, principal, requi
 DESCRIPTION = """Service level targets: policies per priority, business calendars and each ticket's clocks.
 
 Clocks: `first_response` starts at creation and is met by the first public reply; `next_response`
-starts at each requester message that follows an agent reply and is met by the next reply (one
+starts at each requester message that follows an agent reply or a resolve (whose resolution is an answer; a
+message heard before the reply it follows starts it when the reply comes) and is met by the next reply (one
 instance per cycle, numbered from 0; null in `GET /tickets/{id}` until the first one starts);
 `resolution` starts at creation, pauses while the ticket waits on the requester, stops when it is
 resolved, resumes with its elapsed time kept on reopen and stops for good when it is closed.

@@ -358,16 +358,19 @@ class TicketClocks:
         return True
 
     def message_added(self, at: datetime, policies: Mapping[str, Policy]) -> bool:
-        """A requester message after an agent's reply starts a new next_response instance (one at a time)."""
-        last_reply = self.watermarks.get("reply")
-        if self.closed_at is None and last_reply is None and len(self.unanswered) < UNANSWERED_KEPT:
+        """A requester message after an agent's reply starts a new next_response instance (one at a time). A resolve
+        is such a reply: the requester answers its resolution (a ticket resolved with no reply, reopened by the
+        requester's answer, had no response clock: an admin tester's find)."""
+        resolution = self._latest("resolution")
+        resolved = resolution.stopped_at if resolution and resolution.state == "stopped" else None
+        replies = [moment for moment in (self.watermarks.get("reply"), resolved) if moment is not None]
+        answered = max(replies) if replies else None
+        if self.closed_at is None and answered is None and len(self.unanswered) < UNANSWERED_KEPT:
             self.unanswered.append(at)  # the reply it follows may come later
             return True
-        if self.closed_at is not None or last_reply is None or at <= last_reply or self._active("next_response"):
+        # written before the reply or the resolve heard first: nobody awaits an answer to it now
+        if self.closed_at is not None or answered is None or at <= answered or self._active("next_response"):
             return False
-        resolution = self._latest("resolution")
-        if resolution and resolution.state == "stopped" and at < resolution.stopped_at:
-            return False  # written before a resolve that came in first: nobody awaits an answer now
         instance = sum(clock.kind == "next_response" for clock in self.clocks)
         self._start("next_response", instance, policies[self.priority], at)
         return True

@@ -727,3 +727,21 @@ def test_a_calendar_changed_under_a_running_clock_keeps_the_time_counted_and_mov
     assert ticket.follow_calendars() and not ticket.follow_calendars()  # moved once
     assert clock(ticket, "resolution").due_at == datetime(2026, 12, 2, 13, tzinfo=UTC)  # 1 + 4 hours more
     assert ticket.describe(change)["resolution"]["remaining_seconds"] == 5 * 3600
+
+
+def test_the_requesters_answer_to_a_resolution_nobody_replied_before_starts_a_next_response():
+    """Resolved with no public reply (its resolution emailed), then the requester answers it, which reopens it: a
+    response is awaited, and a next_response runs (only the resolution ran: an admin tester's find)."""
+    table = default_policies()
+    ticket = make_ticket()
+    ticket.resolved(at(30))
+    assert ticket.message_added(at(40), table)
+    ticket.reopened(at(40))
+    waiting = clock(ticket, "next_response", 0)
+    assert (waiting.state, waiting.started_at) == ("running", at(40))
+    unanswered = make_ticket()
+    unanswered.message_added(at(40), table)  # no reply nor resolve yet: kept for the reply it follows
+    assert unanswered.unanswered == [at(40)] and [c.kind for c in unanswered.clocks] == ["first_response", "resolution"]
+    before = make_ticket()
+    before.resolved(at(30))
+    assert not before.message_added(at(20), table)  # written before the resolve: answered by it
