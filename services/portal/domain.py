@@ -127,8 +127,10 @@ def deadline(clocks: dict, at: datetime | None = None) -> dict:
     if due and at is not None:  # the soonest's time left, as the ticket's page says it (the queue, by its due time)
         soonest = min(due, key=due.get)
         clock = known[soonest]
-        if due[soonest] <= at:  # past it: how long ago (sla's time left stops at 0, "under a minute left": a review's)
-            left = remaining_words(-(at - due[soonest]).total_seconds())
+        if due[soonest] <= at or clock.get("breached_at"):  # past it: since when (sla's time left stops at 0: it
+            # read "under a minute left"; and a clock that resumed after its breach is due at its resume: a review's)
+            passed = parse_time(clock["breached_at"]) if clock.get("breached_at") else due[soonest]
+            left = remaining_words(-(at - passed).total_seconds())
         elif clock.get("remaining_seconds") is not None:
             business = " (business time)" if counts_business_time(clock, at) else ""
             left = remaining_words(clock["remaining_seconds"]) + business

@@ -42,8 +42,9 @@ Changing a policy applies to tickets created afterwards, and to running clocks a
 next priority change; clocks record the version they run under (`GET /policies/{priority}/versions`
 explains any past deadline). A changed calendar applies from the moment it is saved: time counted
 before it stays counted in the hours then (a calendar keeps its last 50 changes), time after it counts in the
-new hours, and the running clocks' deadlines move into them within a second or two (the deadline timer looks at
-each ticket with a clock in the calendar, and `sla.deadlines_changed` says so). A priority change keeps each
+new hours, and the running clocks' deadlines move into them at the next step of each ticket's clocks (an event,
+or the deadline timer's look, which the change asks for at every ticket with a clock in the calendar two seconds
+later; `sla.deadlines_changed` says so). A priority change keeps each
 clock's elapsed time under the new target: a clock already past its old deadline keeps that breach,
 announced under the priority and version it broke (`sla.breached` with them, its `due_at` the old
 deadline); a paused one whose time so far is past the new target breaches at the change.

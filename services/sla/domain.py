@@ -361,16 +361,20 @@ class TicketClocks:
         """A requester message after an agent's reply starts a new next_response instance (one at a time). A resolve
         is such a reply: the requester answers its resolution (a ticket resolved with no reply, reopened by the
         requester's answer, had no response clock: an admin tester's find)."""
-        resolution = self._latest("resolution")
-        resolved = resolution.stopped_at if resolution and resolution.state == "stopped" else None
-        replies = [moment for moment in (self.watermarks.get("reply"), resolved) if moment is not None]
+        replies = [moment for moment in (self.watermarks.get("reply"), self.watermarks.get("resolve")) if moment]
         answered = max(replies) if replies else None
         if self.closed_at is None and answered is None and len(self.unanswered) < UNANSWERED_KEPT:
             self.unanswered.append(at)  # the reply it follows may come later
             return True
         # written before the reply or the resolve heard first: nobody awaits an answer to it now
-        if self.closed_at is not None or answered is None or at <= answered or self._active("next_response"):
+        if self.closed_at is not None or answered is None or at <= answered:
             return False
+        if self._active("next_response"):  # one awaits an answer already; a reply or a resolve written before this
+            # message, heard after it, starts the next one from it (it was dropped: a review's find)
+            if at in self.unanswered or len(self.unanswered) >= UNANSWERED_KEPT:
+                return False
+            self.unanswered.append(at)
+            return True
         instance = sum(clock.kind == "next_response" for clock in self.clocks)
         self._start("next_response", instance, policies[self.priority], at)
         return True
@@ -388,18 +392,23 @@ class TicketClocks:
                 clock.run(at, self._calendar(clock.calendar))
         return True
 
-    def resolved(self, at: datetime, merged: bool = False) -> bool:
+    def resolved(self, at: datetime, merged: bool = False, policies: Mapping[str, Policy] | None = None) -> bool:
         """Every running or paused clock stops; only resolution resumes, on reopen. `merged`: the resolve merged the
-        ticket into another (its resolution is the other's: none here)."""
+        ticket into another (its resolution is the other's: none here). The resolve answers the requester (see
+        message_added), whatever the order it is heard in: a requester's message heard before it but written after
+        it starts the next_response it awaits (a review's find, as for a reply)."""
         if self.closed_at is not None:
             return self._resolved_before_closed(at, merged)
-        if not newer(self.watermarks, "lifecycle", at):
-            return False
-        for clock in self._active(*CLOCKS):
-            if at >= clock.changed_at:
-                clock.halt("stopped", at, self._calendar(clock.calendar))
-                clock.no_resolution = merged and clock.kind == "resolution"
-        return True
+        in_order = newer(self.watermarks, "lifecycle", at)
+        if in_order:
+            for clock in self._active(*CLOCKS):
+                if at >= clock.changed_at:
+                    clock.halt("stopped", at, self._calendar(clock.calendar))
+                    clock.no_resolution = merged and clock.kind == "resolution"
+        answered = newer(self.watermarks, "resolve", at)
+        after, self.unanswered = sorted(moment for moment in self.unanswered if moment > at), []
+        started = bool(after) and policies is not None and self.priority is not None
+        return self.message_added(after[0], policies) if started else in_order or answered
 
     def _resolved_before_closed(self, at: datetime, merged: bool) -> bool:
         """A resolve that arrives after the close it came before (two services' events, each in its own order): the
@@ -447,7 +456,9 @@ class TicketClocks:
         computed: the time before the change counts in the hours then, see Calendar.earlier); whether one moved."""
         moved = False
         for clock in self._active(*CLOCKS):
-            if not clock.running or clock.due_at is None or clock.breached_at is not None:
+            if not clock.running or clock.due_at is None:
+                continue
+            if clock.breached_at is not None and clock.due_at <= clock.breached_at:
                 continue  # a breach stays where it was (its deadline is its moment)
             due = clock.moment_of(clock.target_seconds, self._calendar(clock.calendar))
             if abs(due - clock.due_at) >= timedelta(milliseconds=1):  # the store keeps milliseconds

@@ -160,6 +160,7 @@ def update_clocks(
         clocks = loaded.clocks
         before = {} if announce else clocks.deadlines()  # announce: never equal, so published whatever they are
         changed, at = change(clocks), now()
+        changed = clocks.follow_calendars() or changed  # hours changed since a deadline was computed: at any step
         due = _Due(at, clocks.due_alerts(at, svc.breach_grace), clocks.next_due(at, svc.breach_grace))
         if changed and (deadlines := clocks.deadlines_changed(before, at, correlation_id)):
             due.announced.append(deadlines)
@@ -265,7 +266,9 @@ def on_moment(method: str) -> Callable[[Sla, dict], None]:
 def on_resolved(svc: Sla, envelope: dict) -> None:
     data, at = events.load_data(envelope), events.parse_time(envelope["occurred_at"])
     merged = data.get("merged_into") is not None  # the other ticket's resolution, not this one's
-    update_clocks(svc, envelope["ticket_id"], lambda clocks: clocks.resolved(at, merged), cause=envelope)
+    policies = svc.policies.all()  # a message heard before the resolve, and written after it, starts a next_response
+    change = lambda clocks: clocks.resolved(at, merged, policies)  # noqa: E731
+    update_clocks(svc, envelope["ticket_id"], change, needed=_calendars_of(policies), cause=envelope)
 
 
 def on_breached(svc: Sla, envelope: dict) -> None:

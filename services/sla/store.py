@@ -264,7 +264,7 @@ class ClockStore:
         # any clock of the ticket in it (FerretDB's $elemMatch takes no field's condition): the timer's step moves
         # only those running
         under = {"clocks.calendar": calendar_id, "closed_at": None}
-        return self.collection.update_many(under, {"$set": {"next_due": at}}).modified_count
+        return self.collection.update_many(under, {"$min": {"next_due": at}}).modified_count  # never later
 
     def due(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
         """(ticket id, next_due) of up to `limit` clocks that pass a threshold by `until`, soonest first."""

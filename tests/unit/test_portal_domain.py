@@ -570,3 +570,17 @@ def test_a_merged_request_reads_as_merged_to_its_requester_and_asks_for_no_ratin
     assert domain.requester_status_words(fixed)[0] == "Resolved" and domain.ratable(fixed)
     by_intake = fixed | {"merged_into": 6}  # intake's word first, whatever the resolution says
     assert domain.requester_status_words(by_intake)[0] == "Merged" and not domain.ratable(by_intake)
+
+
+def test_a_queue_rows_time_past_its_deadline_counts_from_the_breach():
+    """sla's time left stops at 0 past the target ("under a minute left" was said), and a clock that resumed after
+    its breach is due at its resume ("5 min overdue" for one three days late): the time since the breach is said."""
+    now = datetime(2026, 12, 4, 9, 5, tzinfo=UTC)
+    resumed = {"state": "breached", "due_at": "2026-12-04T09:00:00.000Z", "breached_at": "2026-12-01T13:00:00.000Z",
+               "remaining_seconds": 0.0, "calendar": "24x7"}  # fmt: skip
+    assert domain.deadline({"resolution": resumed}, now)["deadline_left"] == "68 h overdue"
+    late = {"state": "breached", "due_at": "2026-12-04T08:53:00.000Z", "breached_at": None, "remaining_seconds": 0.0}
+    assert domain.deadline({"first_response": late}, now)["deadline_left"] == "12 min overdue"
+    running = {"state": "running", "due_at": "2026-12-04T10:05:00.000Z", "remaining_seconds": 3600.0,
+               "calendar": "24x7"}  # fmt: skip
+    assert domain.deadline({"first_response": running}, now)["deadline_left"] == "1 h 00 min left"

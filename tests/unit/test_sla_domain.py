@@ -366,7 +366,8 @@ def test_each_requester_message_after_a_reply_starts_a_next_response_instance_me
     assert [c.kind for c in ticket.clocks] == ["first_response", "resolution"]
     ticket.replied(at(10))
     assert ticket.message_added(at(20), table)
-    assert not ticket.message_added(at(25), table)  # one instance per cycle
+    ticket.message_added(at(25), table)  # one instance per cycle (kept for a reply written before it, heard after)
+    assert [c.instance for c in ticket.clocks if c.kind == "next_response"] == [0]
     ticket.replied(at(30))
     ticket.message_added(at(40), table)
     ticket.replied(at(55))
@@ -525,7 +526,8 @@ def test_late_and_duplicated_lifecycle_events_never_move_a_clock_back():
     ticket = make_ticket()
     ticket.resolved(at(30))
     ticket.reopened(at(60))
-    assert not ticket.resolved(at(30)) and not ticket.resolved(at(45))  # older than the reopen
+    assert not ticket.resolved(at(30))  # a repeat
+    ticket.resolved(at(45))  # older than the reopen: it moves no clock (it answers a message written after it)
     assert not ticket.reopened(at(60))
     assert clock(ticket, "resolution").state == "running"
     assert elapsed_minutes(ticket, "resolution", at(70)) == 40
@@ -745,3 +747,36 @@ def test_the_requesters_answer_to_a_resolution_nobody_replied_before_starts_a_ne
     before = make_ticket()
     before.resolved(at(30))
     assert not before.message_added(at(20), table)  # written before the resolve: answered by it
+
+
+@pytest.mark.parametrize("order", ["reopen before the message", "message before the resolve"])
+def test_a_requesters_answer_to_a_resolution_starts_a_next_response_in_whatever_order_it_is_heard(order):
+    """The resolve (assignment's event) and the requester's answer with its reopen (intake's) may be heard in any
+    order: a next_response runs from the answer (a review's find: none did)."""
+    table = default_policies()
+    ticket = make_ticket()
+    if order == "reopen before the message":
+        ticket.resolved(at(30), policies=table)
+        ticket.reopened(at(40))
+        ticket.message_added(at(40), table)
+    else:
+        ticket.message_added(at(40), table)
+        ticket.reopened(at(40))
+        ticket.resolved(at(30), policies=table)
+    waiting = clock(ticket, "next_response", 0)
+    assert (waiting.state, waiting.started_at) == ("running", at(40))
+
+
+def test_an_answer_to_a_second_resolution_heard_before_it_starts_the_next_response_after_it():
+    """Resolved again while next_response 0 runs, and the requester's answer to it heard before that resolve: the
+    answer is kept, and the resolve starts next_response 1 from it (it was dropped: a review's find)."""
+    table = default_policies()
+    ticket = make_ticket()
+    ticket.resolved(at(30), policies=table)
+    ticket.message_added(at(40), table)
+    ticket.reopened(at(40))
+    ticket.message_added(at(60), table)  # written after the resolve of 50, heard before it
+    ticket.resolved(at(50), policies=table)
+    ticket.reopened(at(60))
+    states = [(c.instance, c.state, c.started_at) for c in ticket.clocks if c.kind == "next_response"]
+    assert states == [(0, "stopped", at(40)), (1, "running", at(60))]
