@@ -1405,6 +1405,20 @@ def test_a_ticket_queued_while_a_slot_frees_in_the_team_is_given_to_that_agent(
     assert read_ticket(moving)["agent_id"] == busy["id"]  # not waiting in the queue with busy free
 
 
+def moved_out_as_saved(aclient, actx, monkeypatch, ticket_id: str, agent_id: str, team: str) -> list:
+    """The agent moved to `team` alone (out of the ticket's) as the ticket is about to be saved with it: the
+    change's answer, in the list returned, once it ran."""
+    save, changed = actx.tickets.save, []
+
+    def moved_out_first(ticket, staged):
+        if ticket.id == ticket_id and ticket.agent_id == agent_id and not changed:
+            changed.append(aclient.patch(f"/agents/{agent_id}", json={"teams": [team]}, headers=admin()))
+        return save(ticket, staged)
+
+    monkeypatch.setattr(actx.tickets, "save", moved_out_first)
+    return changed
+
+
 def test_an_agent_taken_out_of_a_team_while_claiming_one_of_its_tickets_does_not_keep_it(
     aclient, actx, make_team, make_agent, new_ticket, read_ticket, monkeypatch
 ):
@@ -1415,14 +1429,7 @@ def test_an_agent_taken_out_of_a_team_while_claiming_one_of_its_tickets_does_not
     jane = make_agent(team["id"], elsewhere["id"], available=False)  # away: the ticket waits in the queue
     waiting = new_ticket(team["topics"][0])
     assert read_ticket(waiting)["agent_id"] is None
-    save, changed = actx.tickets.save, []
-
-    def moved_out_first(ticket, staged):
-        if ticket.id == waiting and ticket.agent_id == jane["id"] and not changed:
-            changed.append(aclient.patch(f"/agents/{jane['id']}", json={"teams": [elsewhere["id"]]}, headers=admin()))
-        return save(ticket, staged)
-
-    monkeypatch.setattr(actx.tickets, "save", moved_out_first)
+    changed = moved_out_as_saved(aclient, actx, monkeypatch, waiting, jane["id"], elsewhere["id"])
     claimed = aclient.post(f"/tickets/{waiting}/claim", headers=as_agent(jane["id"]))
 
     assert changed and changed[0].status_code == 200
@@ -1441,14 +1448,7 @@ def test_a_ticket_moved_to_an_agent_who_left_the_team_meanwhile_frees_its_previo
     ticket = new_ticket(team["topics"][0])
     bob = make_agent(team["id"], elsewhere["id"], available=False)
     aclient.patch(f"/agents/{ann['id']}", json={"available": False}, headers=admin())  # nobody to take it back
-    save, changed = actx.tickets.save, []
-
-    def bob_moved_out_first(moving, staged):
-        if moving.id == ticket and moving.agent_id == bob["id"] and not changed:
-            changed.append(aclient.patch(f"/agents/{bob['id']}", json={"teams": [elsewhere["id"]]}, headers=admin()))
-        return save(moving, staged)
-
-    monkeypatch.setattr(actx.tickets, "save", bob_moved_out_first)
+    changed = moved_out_as_saved(aclient, actx, monkeypatch, ticket, bob["id"], elsewhere["id"])
     moved = aclient.post(f"/tickets/{ticket}/assign", json={"agent_id": bob["id"]}, headers=admin())
 
     assert changed and changed[0].status_code == 200 and moved.status_code == 409
