@@ -426,7 +426,7 @@ def test_a_stored_calendar_that_no_longer_parses_stops_no_clock(sla_client, sla_
 
 
 def test_a_calendar_changed_under_running_clocks_keeps_the_time_they_counted_and_moves_their_deadlines(
-    sla_client, sla_ctx, sla_db, sla_seed, policies_restored
+    sla_client, sla_ctx, sla_db, sla_seed, sla_handle, policies_restored
 ):
     """An office open every hour made yesterday and today holidays while a ticket's clocks run: the two hours they
     counted before stay counted (they were recounted away, while the deadline stayed: two reviewers' find), the
@@ -452,6 +452,17 @@ def test_a_calendar_changed_under_running_clocks_keeps_the_time_they_counted_and
     due = parse_time(get_json(sla_client, f"/tickets/{ticket_id}")["clocks"]["resolution"]["due_at"])
     tomorrow = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     assert tomorrow + timedelta(hours=7) <= due <= tomorrow + timedelta(hours=8)  # 600 - 120 minutes, from tomorrow
+
+    # any event's step follows the calendar too (the timer's look may come after it, a review's find), and the look
+    # a change asks for never puts a ticket's due time later than it was (a warning due now is said now)
+    other = sla_seed("normal", at=handlers.now() - timedelta(hours=1))
+    sla_db.clocks.update_one({"_id": other}, {"$set": {"next_due": handlers.now() - timedelta(minutes=1)}})
+    assert sla_client.put(f"/calendars/{calendar_id}", json=body, headers=admin()).status_code == 200  # hours back
+    assert sla_db.clocks.find_one({"_id": other})["next_due"] < handlers.now()  # not moved later
+    replied = handlers.now()
+    sla_handle(ticket_event("ticket.replied", ticket_id, replied))
+    due = parse_time(get_json(sla_client, f"/tickets/{ticket_id}")["clocks"]["resolution"]["due_at"])
+    assert abs(due - (replied + timedelta(hours=8))) < timedelta(minutes=5)  # every hour counts again: 480 left
 
 
 def test_a_missing_timezone_and_a_bad_calendar_id_are_422(sla_client):
