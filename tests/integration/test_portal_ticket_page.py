@@ -955,6 +955,24 @@ def test_an_assign_past_the_agents_capacity_or_to_one_away_says_so(portal, stub)
     )
 
 
+def test_a_claim_past_the_agents_capacity_says_so_as_an_assign_does(portal, stub):  # noqa: F811
+    """A claim took a lead to 6 open of 3 and said nothing (an admin tester's find); an assign says it."""
+    a_queued_ticket(stub)
+    stub.answers["/tickets/t-1"] |= {"agent_id": "ada", "status": "assigned"}
+    ada = {"id": "ada", "name": "Ada Lovelace", "teams": ["network"], "lead_of": [], "capacity": 3, "available": True}
+    agent = signed_in(portal, "agent", "ada")
+
+    stub.answers["/agents/ada"] = ada | {"open_tickets": 4}
+    html = " ".join(text(agent.get("/console/tickets/t-1?notice=claim")).split())
+    assert (
+        '<p class="notice notice--warning" role="status">You have the ticket. You have 4 open tickets now, over your '
+        "capacity of 3: no new ticket is given to you automatically until fewer than 3 are open.</p>" in html
+    )
+    stub.answers["/agents/ada"] = ada | {"open_tickets": 3}
+    html = " ".join(text(agent.get("/console/tickets/t-1?notice=claim")).split())
+    assert '<p class="notice notice--success" role="status">You have the ticket.</p>' in html
+
+
 def test_a_status_the_ticket_has_already_is_said_in_words_not_its_code(portal, stub):  # noqa: F811
     a_queued_ticket(stub)
     stub.answers["/tickets/t-1"] |= {"agent_id": None, "status": "in_progress"}
