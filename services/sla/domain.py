@@ -313,6 +313,7 @@ class Alert:
     correlation_id: str | None = None  # a change's: the event's that caused it (else the ticket's, of its creation)
 
 
+STATS_WINDOW = timedelta(days=30)  # /stats and the what-if without `since`: the last 30 days
 UNANSWERED_KEPT = 20  # requester messages kept while no reply is known (the first after the reply counts)
 
 
@@ -352,9 +353,7 @@ class TicketClocks:
         for clock in self._active("first_response", "next_response"):
             if at >= clock.changed_at:
                 clock.halt("met", at, self._calendar(clock.calendar))
-        after, self.unanswered = sorted(moment for moment in self.unanswered if moment > at), []
-        if after and policies is not None and self.priority is not None:
-            self.message_added(after[0], policies)
+        self._answered(at, policies)
         return True
 
     def message_added(self, at: datetime, policies: Mapping[str, Policy]) -> bool:
@@ -406,9 +405,18 @@ class TicketClocks:
                     clock.halt("stopped", at, self._calendar(clock.calendar))
                     clock.no_resolution = merged and clock.kind == "resolution"
         answered = newer(self.watermarks, "resolve", at)
+        return self._answered(at, policies) or in_order or answered
+
+    def _answered(self, at: datetime, policies: Mapping[str, Policy] | None) -> bool:
+        """A reply or a resolve at `at` answers the requester's messages kept before it; the first written after it
+        starts the next_response it awaits. Whether one started."""
         after, self.unanswered = sorted(moment for moment in self.unanswered if moment > at), []
-        started = bool(after) and policies is not None and self.priority is not None
-        return self.message_added(after[0], policies) if started else in_order or answered
+        return (
+            bool(after)
+            and policies is not None
+            and self.priority is not None
+            and self.message_added(after[0], policies)
+        )
 
     def _resolved_before_closed(self, at: datetime, merged: bool) -> bool:
         """A resolve that arrives after the close it came before (two services' events, each in its own order): the

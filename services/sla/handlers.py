@@ -14,6 +14,7 @@ from services.sla.business_time import DAYS, CalendarError, add_business_minutes
 from services.sla.distribution import with_tallied_histograms
 from services.sla.domain import (
     ALWAYS,
+    STATS_WINDOW,
     Alert,
     Policy,
     PolicyError,
@@ -22,7 +23,6 @@ from services.sla.domain import (
     validate_policy,
     why_calendar_stays,
 )
-from services.sla.schemas import STATS_WINDOW
 from services.sla.store import BreachStore, CalendarStore, ClockStore, PolicyStore
 from shared import events, metrics, outbox
 from shared.access import AgentDirectory, TicketAccess, may_read, sees_everything
@@ -206,9 +206,9 @@ def backfill_deadlines(svc: Sla, stop: threading.Event) -> int:
 
 
 def announce_due(svc: Sla, ticket_id: str) -> None:
-    """The timer's step for one ticket: its running clocks' deadlines in their calendars as they are now (an
-    admin's change of hours, put_calendar), publish what is due, and move its next_due on."""
-    update_clocks(svc, ticket_id, lambda clocks: clocks.follow_calendars())
+    """The timer's step for one ticket: publish what is due, and move its next_due on (its running clocks'
+    deadlines follow their calendars first, as at every step: update_clocks)."""
+    update_clocks(svc, ticket_id, lambda clocks: False)
 
 
 # --- events -----------------------------------------------------------------------------------------

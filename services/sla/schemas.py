@@ -7,12 +7,10 @@ describe the bodies for the OpenAPI document and only ever see values the domain
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from services.sla.business_time import CalendarError, parse_calendar
-from services.sla.domain import MAX_MINUTES, PolicyError, validate_policy
+from services.sla.domain import MAX_MINUTES, STATS_WINDOW, PolicyError, validate_policy
 from shared.clock import now
 from shared.events import BY_URGENCY, CLOCKS, Timestamp
 from shared.schemas import Strict
@@ -184,9 +182,6 @@ class BreachSchema(Schema):
 class BreachListSchema(Schema):
     items = fields.List(fields.Nested(BreachSchema))
     next_cursor = fields.String(allow_none=True)
-
-
-STATS_WINDOW = timedelta(days=30)  # /stats and the what-if without `since`: the last 30 days
 
 
 class StatsQuerySchema(_Window):
