@@ -1,11 +1,11 @@
-"""The one clock every service reads: now, in UTC, to the millisecond (what BSON stores); and the time zones a
-business calendar may be in."""
+"""The one clock every service reads: now, in UTC, to the millisecond (what BSON stores); the time zones a
+business calendar may be in; and a moment as an email to people writes it, in the desk's zone."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 # Files of the zone database that name no place: the host's own zone (a link that slim images lack), a zone with no
 # offset, the database's defaults, and its variants' folders. A calendar in one of them worked on one host and
@@ -26,3 +26,10 @@ def zone_names() -> frozenset[str]:
     return frozenset(
         name for name in available_timezones() if name not in NOT_A_PLACE and not name.startswith(NOT_A_PLACE_FOLDERS)
     )
+
+
+def written(moment: datetime, time_zone: str = "UTC") -> str:
+    """27 Nov 2026, 10:30 CET: the moment in `time_zone` (an IANA name, the desk's TICKETFLOW_TIME_ZONE) with the
+    zone's abbreviation, as the portal's pages write a time; a naive datetime (the store's) is taken as UTC."""
+    moment = moment.replace(tzinfo=UTC) if moment.utcoffset() is None else moment
+    return moment.astimezone(ZoneInfo(time_zone)).strftime("%-d %b %Y, %H:%M %Z")

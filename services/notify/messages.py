@@ -30,16 +30,16 @@ ticket's page in the agents' console, which asks them to sign in (it grants noth
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES, Message
+from shared.clock import written
 from shared.config import Settings
 from shared.events import DESK_NAME, parse_time
 from shared.links import link_url, mint_link_token
@@ -111,12 +111,8 @@ def _alert(event_type: str, context: dict) -> str:
 
 
 def format_time(value: datetime | str, time_zone: str = "UTC") -> str:
-    """27 Nov 2026, 10:30 CET: the moment in `time_zone` (an IANA name), with the zone's abbreviation as the
-    portal's pages write a time; a naive datetime is taken as UTC, a string as RFC 3339."""
-    if isinstance(value, str):
-        value = parse_time(value)
-    value = value.replace(tzinfo=UTC) if value.utcoffset() is None else value
-    return value.astimezone(ZoneInfo(time_zone)).strftime("%-d %b %Y, %H:%M %Z")
+    """27 Nov 2026, 10:30 CET (shared.clock.written); a string is taken as RFC 3339."""
+    return written(parse_time(value) if isinstance(value, str) else value, time_zone)
 
 
 def _who(by_name: str) -> str:

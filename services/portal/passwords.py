@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from services.portal import domain, mailing
 from services.portal.handlers import (
@@ -26,7 +26,7 @@ from services.portal.handlers import (
     within_limits,
 )
 from shared import smtp
-from shared.clock import now
+from shared.clock import now, written
 
 log = logging.getLogger(__name__)
 RESET_LINK_LIFE = timedelta(hours=1)
@@ -223,11 +223,7 @@ def send_notice(svc: Portal, notice: dict) -> str:
     if (svc.store.account(about) if about else svc.store.account_by_email(notice["email"])) is None:
         return "no-account"
     subject, text = NOTICES[notice["kind"]]
-    when = _when(notice["at"])
+    when = written(notice["at"], svc.settings.time_zone)  # the desk's zone, as notify's emails
     text = "Hello,\n\n" + text.format(when=when, portal=svc.settings.portal_url, address=notice.get("address", ""))
     mailing.send(svc.settings, notice["email"], subject, text)
     return "sent"
-
-
-def _when(at: datetime) -> str:
-    return at.strftime("%-d %b %Y at %H:%M UTC")

@@ -5,9 +5,10 @@ are the stub of test_portal_search."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -380,6 +381,19 @@ def test_the_person_is_told_when_their_password_changes_or_an_admin_makes_them_a
     assert f"{svc.settings.portal_url}/password/forgot" in outbox[0]["text"]
     assert "Your password works until the link is used." in outbox[1]["text"]
     assert svc.store.account_notices.count_documents({"email": admin["email"]}) == 0
+
+
+def test_a_notice_writes_its_time_in_the_desk_s_time_zone(portal, outbox, monkeypatch):  # noqa: F811
+    svc = portal.extensions["ticketflow.portal"]
+    monkeypatch.setattr(svc, "settings", dataclasses.replace(svc.settings, time_zone="Europe/Madrid"))
+    agent, here = account_with_session(portal, "agent")
+    change(browser(portal, here), {"current": PASSWORD, "password": NEW_PASSWORD, "again": NEW_PASSWORD})
+    [notice] = svc.store.account_notices.find({"email": agent["email"]})
+    notice["at"] = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)  # winter: an hour ahead of UTC
+
+    assert passwords.send_notice(svc, notice) == "sent"
+
+    assert "was changed on 6 Dec 2026, 10:30 CET." in outbox[0]["text"]
 
 
 def test_an_admin_s_link_for_an_account_without_a_password_says_it_sets_the_first(portal, outbox):  # noqa: F811
