@@ -225,7 +225,7 @@ class Clock:
         if self.running:
             self.elapsed = self.elapsed_at(at, calendar)
             self._not_breached_before(at)
-            if self.breached_at is None and at >= self.due_at:
+            if self.breached_at is None and at > self.due_at:  # in time on its deadline's very moment
                 self.breached_at = self.due_at
         self.state, self.running_since, self.changed_at = state, None, at
         if state == "paused":
@@ -243,14 +243,14 @@ class Clock:
         """
         if self.running:
             self._not_breached_before(at)
-            if self.breached_at is None and at >= self.due_at:
+            if self.breached_at is None and at > self.due_at:
                 self.breached_at = self.due_at
             self.elapsed, self.running_since = self.elapsed_at(at, old), at
         self.target_seconds, self.policy_version = policy.target_seconds(self.kind), policy.version
         self.calendar, self.warn_at_percent, self.changed_at = policy.calendar, policy.warn_at_percent, at
         if self.running:
             self.due_at = self.moment_of(self.target_seconds, new)
-        elif self.state == "paused" and self.breached_at is None and self.elapsed >= self.target_seconds:
+        elif self.state == "paused" and self.breached_at is None and self.elapsed > self.target_seconds:
             self.breached_at = at
         self.history.append(_policy_step(policy, at))
 
@@ -259,7 +259,7 @@ class Clock:
         breached then. When the clock does pass its deadline later, the timer marks it breached without a second
         sla.breached (at most one a clock instance, contract section 6: it was never marked again, a review's
         find)."""
-        if self.breached_at is not None and at < self.breached_at:
+        if self.breached_at is not None and at <= self.breached_at:  # on its deadline: still in time
             self.breached_at = None  # "breach" stays announced: when it does pass its deadline, it is marked silently
 
     def policy_at(self, moment: datetime) -> dict | None:
@@ -298,8 +298,16 @@ NO_GRACE = timedelta(0)
 MARK_BREACH = "mark-breach"  # a threshold the timer passes silently: the breach of a clock announced before
 
 
-def _announce_at(label: str, moment: datetime, grace: timedelta) -> datetime:
-    return moment + grace if label in ("breach", MARK_BREACH) else moment
+PASSED = timedelta(milliseconds=1)  # a clock passes its target the first moment after it (the store keeps ms)
+
+
+def _announce_at(label: str, moment: datetime, grace: timedelta, running: bool) -> datetime:
+    """When the timer announces a threshold: a warning at its moment; a running clock's breach once its deadline has
+    passed (work done at the deadline's very millisecond is in time: contract section 6's "passes its target"), and
+    a breach already decided (a priority change past the target) at once; a breach after `grace`."""
+    if label not in ("breach", MARK_BREACH):
+        return moment
+    return moment + (PASSED if running else NO_GRACE) + grace
 
 
 @dataclass(frozen=True)
@@ -484,7 +492,7 @@ class TicketClocks:
         alerts = []
         for clock in self.clocks:
             for label, percent, moment in clock.thresholds(self._calendar(clock.calendar)):
-                if _announce_at(label, moment, grace) > now:
+                if _announce_at(label, moment, grace, clock.breached_at is None) > now:
                     continue
                 if label == MARK_BREACH:
                     clock.breached_at = moment
@@ -495,7 +503,7 @@ class TicketClocks:
     def next_due(self, now: datetime, grace: timedelta = NO_GRACE) -> datetime | None:
         """The soonest moment something is still to announce (`now` if already passed), with `grace`."""
         moments = [
-            _announce_at(label, moment, grace)
+            _announce_at(label, moment, grace, c.breached_at is None)
             for c in self.clocks
             for label, _, moment in c.thresholds(self._calendar(c.calendar))
         ]

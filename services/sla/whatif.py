@@ -82,7 +82,7 @@ def replay(clock: Mapping, policies: Mapping[str, Policy], calendars: Mapping[st
             replayed.halt(step[2], at, calendar)
         if replayed.due_at is not None and replayed.due_at.microsecond % 1000:
             replayed.due_at = replayed.due_at.replace(microsecond=replayed.due_at.microsecond // 1000 * 1000)
-    if replayed.running and replayed.breached_at is None and replayed.due_at <= until:
+    if replayed.running and replayed.breached_at is None and replayed.due_at < until:
         replayed.breached_at = replayed.due_at
     replayed.no_resolution = replayed.state == "stopped" and bool(clock.get("no_resolution"))  # a close still
     return replayed

@@ -23,6 +23,7 @@ from shared.events import SlaBreachedData, SlaDeadlinesChangedData, SlaWarningDa
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
 ALWAYS = Calendar.always()
 MINUTE = 60.0
+ONE_MS = timedelta(milliseconds=1)  # a clock passes its deadline the first millisecond after it
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 MADRID = parse_calendar(
     "madrid",
@@ -246,8 +247,9 @@ def test_a_priority_change_retargets_running_and_paused_clocks_keeping_elapsed()
 
 def test_a_priority_change_past_the_new_target_breaches_at_once():
     ticket = make_ticket()
-    ticket.priority_changed("emergency", at(20), default_policies())
-    alerts = [a for a in ticket.due_alerts(at(20)) if a.type == "sla.breached"]
+    ticket.priority_changed("emergency", at(20), default_policies())  # its 20 minutes end at this very moment
+    assert not [a for a in ticket.due_alerts(at(20)) if a.type == "sla.breached"]  # on the deadline: in time
+    alerts = [a for a in ticket.due_alerts(at(20) + ONE_MS) if a.type == "sla.breached"]
     assert labels(alerts) == [("first_response", 0, "breach")]
     assert alerts[0].data["breached_at"] == at(20) and alerts[0].data["priority"] == "emergency"
 
@@ -310,7 +312,7 @@ def test_a_breach_a_late_pause_took_back_is_marked_when_the_clock_does_pass_its_
     ticket.status_changed("waiting_on_requester", at(8))
     assert clock(ticket, "resolution").breached_at is None
     ticket.status_changed("in_progress", at(20))
-    assert ticket.next_due(at(21)) == at(22)
+    assert ticket.next_due(at(21)) == at(22) + ONE_MS  # passed the first moment after its deadline
 
     assert not [a for a in ticket.due_alerts(at(23)) if a.data["clock"] == "resolution"]
 
@@ -596,7 +598,8 @@ def test_a_business_calendar_puts_deadlines_in_business_hours():
     assert ticket.next_due(friday) == datetime(2026, 11, 30, 9, 18, tzinfo=ZoneInfo("Europe/Madrid"))
     assert ticket.describe(monday - timedelta(minutes=10))["first_response"]["elapsed_seconds"] == 50 * MINUTE
     assert labels(ticket.due_alerts(monday - timedelta(seconds=1))) == [("first_response", 0, 80)]
-    assert labels(ticket.due_alerts(monday)) == [("first_response", 0, "breach")]
+    assert labels(ticket.due_alerts(monday)) == []  # a reply now is in time
+    assert labels(ticket.due_alerts(monday + ONE_MS)) == [("first_response", 0, "breach")]
 
 
 def test_a_round_trip_through_a_document_keeps_everything():
@@ -780,3 +783,14 @@ def test_an_answer_to_a_second_resolution_heard_before_it_starts_the_next_respon
     ticket.reopened(at(60))
     states = [(c.instance, c.state, c.started_at) for c in ticket.clocks if c.kind == "next_response"]
     assert states == [(0, "stopped", at(40)), (1, "running", at(60))]
+
+
+def test_a_reply_on_the_deadline_s_very_moment_is_in_time_and_one_a_millisecond_later_is_not():
+    """Contract section 6: sla.breached when a clock passes its target; at the deadline it has not yet passed."""
+    on_time, late = (make_ticket(table=policies(first_response_minutes=10)) for _ in range(2))
+    on_time.replied(at(10))
+    late.replied(at(10) + ONE_MS)
+
+    assert (clock(on_time, "first_response").state, clock(on_time, "first_response").breached_at) == ("met", None)
+    assert clock(late, "first_response").breached_at == at(10)
+    assert not [a for a in on_time.due_alerts(at(11)) if a.type == "sla.breached"]

@@ -143,14 +143,19 @@ def test_a_breach_the_timer_announced_is_a_breach_of_the_replay_too():
 def test_a_running_clock_counts_as_breached_once_its_deadline_passed_by_until():
     live = Live(table(first_response_minutes=10))
     assert replayed(live, "first_response", until=at(9)).breached_at is None
-    assert replayed(live, "first_response", until=at(10)).breached_at == at(10)
+    assert replayed(live, "first_response", until=at(10)).breached_at is None  # a reply now would be in time
+    assert replayed(live, "first_response", until=at(10) + timedelta(milliseconds=1)).breached_at == at(10)
 
 
 def test_a_deadline_is_compared_as_stored_to_the_millisecond():
-    live = Live(table(first_response_minutes=0.5 / 60_000))  # 0.5 ms: due at T0 + 500 µs, stored as T0
-    live("replied", T0)
-    assert live.clock("first_response")["breached_at"] == T0  # met at the deadline as stored: late
-    assert replayed(live, "first_response").breached_at == T0
+    in_time = Live(table(first_response_minutes=0.5 / 60_000))  # 0.5 ms: due at T0 + 500 µs, stored as T0
+    in_time("replied", T0)  # met at the deadline as stored: in time
+    assert in_time.clock("first_response")["breached_at"] is None
+    assert replayed(in_time, "first_response").breached_at is None
+    late = Live(table(first_response_minutes=0.5 / 60_000))
+    late("replied", T0 + timedelta(milliseconds=1))
+    assert late.clock("first_response")["breached_at"] == T0
+    assert replayed(late, "first_response").breached_at == T0
 
 
 # --- under a draft ----------------------------------------------------------------------------------------------
