@@ -344,14 +344,15 @@ class SlaBreachedData(_SlaData):
 class SlaDeadlinesChangedData(_Data):
     """Added after the contract: the deadline of each of the ticket's clocks while it runs, null when none runs
     (paused, met, stopped, never started); published whenever one of them changes (clocks started, paused,
-    resumed, met or stopped, a new priority). A consumer keeps the highest `revision` it has seen: an older one
-    arriving late changes nothing."""
+    resumed, met or stopped, a new priority, or a business calendar's new hours: then `calendar` names it). A
+    consumer keeps the highest `revision` it has seen: an older one arriving late changes nothing."""
 
     first_response_due_at = Timestamp(required=True, allow_none=True)
     next_response_due_at = Timestamp(required=True, allow_none=True)
     resolution_due_at = Timestamp(required=True, allow_none=True)
     priority = _choice(PRIORITIES)
     revision = _integer(1)
+    calendar = _text(64, required=False)  # a move caused by this calendar's new hours alone (no event of the ticket)
 
 
 class NotificationData(_Data):

@@ -476,6 +476,8 @@ def _deadlines_summary(data: dict) -> str:
     ]
     if not running:
         return f"SLA deadlines: no clock running ({data['priority']} priority)"
+    if data.get("calendar"):  # moved by new business hours, not by anything done on the ticket
+        return f"SLA deadlines moved to the new hours of calendar {data['calendar']}: {', '.join(running)}"
     return f"SLA deadlines ({data['priority']} priority): {', '.join(running)}"
 
 

@@ -44,16 +44,17 @@ explains any past deadline). A changed calendar applies from the moment it is sa
 before it stays counted in the hours then (a calendar keeps its last 50 changes), time after it counts in the
 new hours, and the running clocks' deadlines move into them at the next step of each ticket's clocks (an event,
 or the deadline timer's look, which the change asks for at every ticket with a clock in the calendar two seconds
-later; `sla.deadlines_changed` says so). A priority change keeps each
+later; `sla.deadlines_changed` says so, naming the calendar in `calendar`). A priority change keeps each
 clock's elapsed time under the new target: a clock already past its old deadline keeps that breach,
 announced under the priority and version it broke (`sla.breached` with them, its `due_at` the old
 deadline); a paused one whose time so far is past the new target breaches at the change.
 
-A breach is announced a moment (`TICKETFLOW_SLA_BREACH_GRACE`) after its deadline, so that a reply or a resolve on
-its way lands first. One that lands later still, and happened before the deadline (a backlog, a retry), makes the
-clock met, paused or stopped in time, as it was: `GET /tickets/{id}` and `/stats` say so, while the `sla.breached`
-already sent stays sent (and listed in `/breaches`). Should that clock pass its deadline later, it is marked
-breached without a second `sla.breached`: at most one a clock instance.
+A clock breaches when it passes its deadline (a reply at the deadline's very millisecond is in time; `breached_at`
+is the deadline). A breach is announced a moment (`TICKETFLOW_SLA_BREACH_GRACE`) after its deadline, so that a reply
+or a resolve on its way lands first. One that lands later still, and happened before the deadline (a backlog, a
+retry), makes the clock met, paused or stopped in time, as it was: `GET /tickets/{id}` and `/stats` say so, while
+the `sla.breached` already sent stays sent (and listed in `/breaches`). Should that clock pass its deadline later,
+it is marked breached without a second `sla.breached`: at most one a clock instance.
 
 Rights: `agent` and `admin` read policies, calendars, breaches and stats; only `admin` changes
 policies and calendars; `portal`, `agent` and `admin` read a ticket's clocks, each only the tickets

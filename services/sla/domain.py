@@ -467,10 +467,11 @@ class TicketClocks:
             clock.retarget(policy, max(at, clock.changed_at), old, self._calendar(policy.calendar))
         return True
 
-    def follow_calendars(self) -> bool:
+    def follow_calendars(self) -> set[str]:
         """Each running clock's deadline in its calendar as it is now (its hours changed since the deadline was
-        computed: the time before the change counts in the hours then, see Calendar.earlier); whether one moved."""
-        moved = False
+        computed: the time before the change counts in the hours then, see Calendar.earlier); the calendars of the
+        deadlines that moved."""
+        moved = set()
         for clock in self._active(*CLOCKS):
             if not clock.running or clock.due_at is None:
                 continue
@@ -478,7 +479,8 @@ class TicketClocks:
                 continue  # a breach stays where it was (its deadline is its moment)
             due = clock.moment_of(clock.target_seconds, self._calendar(clock.calendar))
             if abs(due - clock.due_at) >= timedelta(milliseconds=1):  # the store keeps milliseconds
-                clock.due_at, moved = due, True
+                clock.due_at = due
+                moved.add(clock.calendar)
         return moved
 
     # -- the timer --
@@ -543,16 +545,22 @@ class TicketClocks:
         return due
 
     def deadlines_changed(
-        self, before: dict[str, datetime | None], at: datetime, correlation_id: str | None = None
+        self,
+        before: dict[str, datetime | None],
+        at: datetime,
+        correlation_id: str | None = None,
+        calendar: str | None = None,
     ) -> Alert | None:
         """The sla.deadlines_changed to publish when the deadlines differ from `before` (the next revision), with
-        the correlation id of the event that changed them."""
+        the correlation id of the event that changed them, or the `calendar` whose new hours alone moved them."""
         after = self.deadlines()
         if after == before:
             return None
         self.deadlines_revision += 1
         event_id = derived_event_id(self.ticket_id, "deadlines", str(self.deadlines_revision))
         data = {**after, "priority": self.priority, "revision": self.deadlines_revision}
+        if calendar is not None:
+            data["calendar"] = calendar
         return Alert("sla.deadlines_changed", event_id, at, data, correlation_id)
 
     # -- reading --

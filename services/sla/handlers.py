@@ -160,10 +160,12 @@ def update_clocks(
         clocks = loaded.clocks
         before = {} if announce else clocks.deadlines()  # announce: never equal, so published whatever they are
         changed, at = change(clocks), now()
-        changed = clocks.follow_calendars() or changed  # hours changed since a deadline was computed: at any step
+        followed = clocks.follow_calendars()  # hours changed since a deadline was computed: at any step
         due = _Due(at, clocks.due_alerts(at, svc.breach_grace), clocks.next_due(at, svc.breach_grace))
-        if changed and (deadlines := clocks.deadlines_changed(before, at, correlation_id)):
+        because = next(iter(followed)) if len(followed) == 1 and not changed else None  # the calendar alone: said
+        if (changed or followed) and (deadlines := clocks.deadlines_changed(before, at, correlation_id, because)):
             due.announced.append(deadlines)
+        changed = changed or bool(followed)
         return due if changed or due.alerts or due.next_due != loaded.stored_due else NO_CHANGE
 
     def save(loaded: _Loaded, due: _Due) -> None:

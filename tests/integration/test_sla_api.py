@@ -426,7 +426,7 @@ def test_a_stored_calendar_that_no_longer_parses_stops_no_clock(sla_client, sla_
 
 
 def test_a_calendar_changed_under_running_clocks_keeps_the_time_they_counted_and_moves_their_deadlines(
-    sla_client, sla_ctx, sla_db, sla_seed, sla_handle, policies_restored
+    sla_client, sla_ctx, sla_db, sla_seed, sla_handle, policies_restored, monkeypatch
 ):
     """An office open every hour made yesterday and today holidays while a ticket's clocks run: the two hours they
     counted before stay counted (they were recounted away, while the deadline stayed: two reviewers' find), the
@@ -448,10 +448,14 @@ def test_a_calendar_changed_under_running_clocks_keeps_the_time_they_counted_and
     assert 2 * 3600 <= resolution["elapsed_seconds"] < 2.5 * 3600
     # the timer looks at it once every process reads the new hours (each keeps what it parsed for up to a second)
     assert sla_db.clocks.find_one({"_id": ticket_id})["next_due"] <= handlers.now() + timedelta(seconds=3)
+    saved, save = [], sla_ctx.clocks.save
+    monkeypatch.setattr(sla_ctx.clocks, "save", lambda *args: saved.append(args[3]) or save(*args))
     handlers.announce_due(sla_ctx, ticket_id)
     due = parse_time(get_json(sla_client, f"/tickets/{ticket_id}")["clocks"]["resolution"]["due_at"])
     tomorrow = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     assert tomorrow + timedelta(hours=7) <= due <= tomorrow + timedelta(hours=8)  # 600 - 120 minutes, from tomorrow
+    [moved] = [json.loads(entry["body"]) for staged in saved for entry in staged.values()]
+    assert moved["type"] == "sla.deadlines_changed" and moved["data"]["calendar"] == calendar_id  # the reason told
 
     # any event's step follows the calendar too (the timer's look may come after it, a review's find), and the look
     # a change asks for never puts a ticket's due time later than it was (a warning due now is said now)

@@ -312,6 +312,10 @@ def test_the_deadlines_sla_sends_replace_the_due_times_and_a_later_warning_leave
         "resolution due 28 Nov 2026, 09:30 UTC"
     )
     assert summarize("sla.deadlines_changed", paused) == "SLA deadlines: no clock running (normal priority)"
+    assert summarize("sla.deadlines_changed", {**deadlines, "calendar": "office"}) == (  # new hours, nothing done
+        "SLA deadlines moved to the new hours of calendar office: first response due 27 Nov 2026, 13:30 UTC, "
+        "resolution due 28 Nov 2026, 09:30 UTC"
+    )
     assert summarize_for_requester("sla.deadlines_changed", deadlines) is None  # the desk's own targets
 
 
