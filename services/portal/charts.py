@@ -124,14 +124,34 @@ def _axes(xs, x_labels, top, unit, y_of) -> str:
             f'<line x1="{PLOT_LEFT}" y1="{y:.1f}" x2="{WIDTH - PLOT_RIGHT}" y2="{y:.1f}" stroke="#c9ced6"/>'
             f'<text x="{PLOT_LEFT - 6}" y="{y + 5:.1f}" text-anchor="end" {FONT}>{_number(top * fraction)}{unit}</text>'
         )
-    every = math.ceil(len(x_labels) / 5)  # at most five dates: they stay apart on a phone too
     baseline = PLOT_TOP + PLOT_HEIGHT + 22
-    last = len(x_labels) - 1
-    for i, (x, label) in enumerate(zip(xs, x_labels, strict=True)):
-        if i % every == 0:
-            anchor = "start" if i == 0 and last else "end" if i == last and last else "middle"
-            grid.append(f'<text x="{x:.1f}" y="{baseline}" text-anchor="{anchor}" {FONT}>{escape(label)}</text>')
+    for x, label, anchor in _dates(xs, x_labels):
+        grid.append(f'<text x="{x:.1f}" y="{baseline}" text-anchor="{anchor}" {FONT}>{escape(label)}</text>')
     return "".join(grid)
+
+
+PHONE_CHARACTER = 11  # a date's character at most this wide in the viewBox (a phone's 18px font: portal.css)
+DATE_GAP = 12
+
+
+def _dates(xs, x_labels) -> list[tuple[float, str, str]]:
+    """(x, label, anchor) of the dates shown under the x axis: every one, or every second, third... whichever is
+    the first to keep them apart as a phone draws them (the first starts at its week, the last ends at its own)."""
+    last = len(x_labels) - 1
+    for every in range(1, len(x_labels) + 1):
+        shown = []
+        for i in range(0, len(x_labels), every):
+            anchor = "start" if i == 0 and last else "end" if i == last and last else "middle"
+            shown.append((xs[i], x_labels[i], anchor))
+        if all(_span(*a)[1] + DATE_GAP <= _span(*b)[0] for a, b in zip(shown, shown[1:], strict=False)):
+            return shown
+    return shown[:1]
+
+
+def _span(x: float, label: str, anchor: str) -> tuple[float, float]:
+    width = len(label) * PHONE_CHARACTER
+    start = x if anchor == "start" else x - width if anchor == "end" else x - width / 2
+    return start, start + width
 
 
 def _segments(xs, values, y_of) -> list[list[tuple[float, float]]]:

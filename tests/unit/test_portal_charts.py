@@ -90,6 +90,19 @@ def _marker_x(series, index: int) -> float:
     return x + 4 if series.get("data-series") == "Normal" else x
 
 
+@pytest.mark.parametrize("weeks", [2, 4, 5, 9, 13, 53])
+def test_the_dates_under_a_line_chart_stay_apart_as_a_phone_draws_them(weeks):
+    """An admin tester's find: at 390 px, "7 Nov 14 Nov" and "28 Nov 5 Dec" touched (five weeks, every date shown,
+    the first and last set against the plot's edges). Each date's width is taken at a phone's font (portal.css)."""
+    labels = [(datetime(2026, 11, 7) + timedelta(weeks=n)).strftime("%-d %b") for n in range(weeks)]
+    svg = parsed(charts.line_chart("Compliance per week", labels, {"Normal": [50.0] * weeks}))
+    dates = [t for t in svg.iter(f"{SVG}text") if t.text in labels]
+
+    spans = [charts._span(float(t.get("x")), t.text, t.get("text-anchor")) for t in dates]
+    assert all(left[1] + charts.DATE_GAP <= right[0] for left, right in zip(spans, spans[1:], strict=False))
+    assert dates[0].text == labels[0] and len(dates) >= min(weeks, 3)  # the first week named, and others
+
+
 def test_a_line_chart_without_figures_is_an_empty_state():
     html = str(charts.line_chart("Compliance", ["1 Nov"], {"High": [None]}, empty="No clock was judged."))
     assert "<svg" not in html and "No clock was judged." in html
