@@ -79,10 +79,8 @@ def insert_with_events(collection: Collection, doc: dict, staged: dict[str, dict
 
 def save_with_events(collection: Collection, doc_id, version: int, fields: dict, staged: dict[str, dict]) -> int:
     """Write a change and its events in one write if the document is still at `version`; the new version."""
-    set_fields, inc_fields = update_operators(staged)
-    update = {"$set": {**fields, "_v": version + 1, **set_fields}}
-    if inc_fields:
-        update["$inc"] = inc_fields
+    update = update_operators(staged)
+    update["$set"] = {**fields, "_v": version + 1, **update.get("$set", {})}
     if not collection.update_one({"_id": doc_id, "_v": version}, update).matched_count:
         raise Stale(doc_id)
     return version + 1
@@ -93,13 +91,17 @@ def insert_fields(staged: dict[str, dict]) -> dict:
     return {FIELD: staged, COUNT: len(staged), DUE: now() + SWEEP_AFTER} if staged else {}
 
 
-def update_operators(staged: dict[str, dict]) -> tuple[dict, dict]:
-    """(`$set` fields, `$inc` fields) that add events to a document in the same write as the change."""
+def update_operators(staged: dict[str, dict]) -> dict[str, dict]:
+    """The update operators that add events to a document in the same write as the change. The sweep's due date
+    only ever moves earlier: an entry left by a writer that died is swept 30 s after it was written, however often
+    later writes add (and clear) their own (a reviewer's find: each write put it 30 s later again)."""
     if not staged:
-        return {}, {}
-    fields = {f"{FIELD}.{event_id}": entry for event_id, entry in staged.items()}
-    fields[DUE] = now() + SWEEP_AFTER
-    return fields, {COUNT: len(staged)}
+        return {}
+    return {
+        "$set": {f"{FIELD}.{event_id}": entry for event_id, entry in staged.items()},
+        "$inc": {COUNT: len(staged)},
+        "$min": {DUE: now() + SWEEP_AFTER},
+    }
 
 
 def ordered(staged: dict[str, dict]) -> list[tuple[str, dict]]:
@@ -119,27 +121,37 @@ def clear_many(collection: Collection, published: list[tuple[object, list[str], 
     if len(published) <= 1:
         return
     empty = {"$unset": {FIELD: "", COUNT: "", DUE: ""}}
-    writes = [UpdateOne({"_id": doc_id, "_v": version, COUNT: len(ids)}, empty) for doc_id, ids, version in published]
+    writes = [UpdateOne(_just(doc_id, ids, version), empty) for doc_id, ids, version in published]
     done = collection.bulk_write(writes, ordered=False)
     if done.matched_count < len(published):  # which did not match is not said: the others match nothing now
         for doc_id, event_ids, _ in published:
             clear(collection, doc_id, event_ids)
 
 
+def _just(doc_id, published: list[str], version: int) -> dict:
+    """The document still at `version` whose entries are the published ones, each still there: as many entries as
+    published is not enough, for a relay may have cleared one of them and left an older one it could not publish
+    (a reviewer's find: that one went with the rest, never published)."""
+    return {
+        "_id": doc_id,
+        "_v": version,
+        COUNT: len(published),
+        **{f"{FIELD}.{event_id}": {"$exists": True} for event_id in published},
+    }
+
+
 def clear(collection: Collection, doc_id, published: list[str], version: int | None = None) -> None:
     """Forget published events.
 
     With the version the publishing writer produced: when the document is still at that version
-    and holds as many entries as were published, those are exactly its entries and one write
-    clears the outbox. Otherwise the published entries go one by one, and the due date with the
+    and holds as many entries as were published, each of them, those are exactly its entries and one
+    write clears the outbox. Otherwise the published entries go one by one, and the due date with the
     last entry.
     """
     if not published:
         return
     if version is not None:
-        done = collection.update_one(
-            {"_id": doc_id, "_v": version, COUNT: len(published)}, {"$unset": {FIELD: "", COUNT: "", DUE: ""}}
-        )
+        done = collection.update_one(_just(doc_id, published, version), {"$unset": {FIELD: "", COUNT: "", DUE: ""}})
         if done.matched_count:
             return
     for event_id in published:  # each removal counts only if the entry was still there (no double count)

@@ -109,8 +109,7 @@ def test_clearing_after_a_concurrent_write_keeps_the_newer_events(scratch):
     first_id, first = _entry("ticket.created")
     scratch.docs.insert_one({"_id": "d2", "_v": 1, **outbox.insert_fields({first_id: first})})
     second_id, second = _entry("ticket.closed")
-    set_fields, inc_fields = outbox.update_operators({second_id: second})
-    scratch.docs.update_one({"_id": "d2"}, {"$set": {**set_fields, "_v": 2}, "$inc": inc_fields})
+    outbox.save_with_events(scratch.docs, "d2", 1, {}, {second_id: second})
     outbox.clear(scratch.docs, "d2", [first_id], version=1)  # the writer of version 1 published its event
     doc = scratch.docs.find_one({"_id": "d2"})
     assert list(doc[outbox.FIELD]) == [second_id] and doc[outbox.COUNT] == 1 and outbox.DUE in doc
@@ -158,11 +157,50 @@ def test_clearing_several_after_a_concurrent_write_to_one_keeps_its_newer_events
         scratch.docs.insert_one({"_id": f"some{n}", "_v": 1, **outbox.insert_fields({event_id: entry})})
         published.append((f"some{n}", [event_id], 1))
     newer_id, newer = _entry("ticket.closed")
-    set_fields, inc_fields = outbox.update_operators({newer_id: newer})
-    scratch.docs.update_one({"_id": "some1"}, {"$set": {**set_fields, "_v": 2}, "$inc": inc_fields})
+    outbox.save_with_events(scratch.docs, "some1", 1, {}, {newer_id: newer})
 
     outbox.clear_many(scratch.docs, published)
 
     outboxes = {doc["_id"]: list(doc.get(outbox.FIELD, {})) for doc in scratch.docs.find({})}
     assert outboxes == {"some0": [], "some1": [newer_id], "some2": []}
     assert scratch.docs.find_one({"_id": "some1"})[outbox.COUNT] == 1
+
+
+def test_a_clear_by_version_keeps_an_older_entry_a_relay_could_not_publish(scratch):
+    """A reviewer's find: X was stored by one write (its flush failed), B by the next; a relay published B, failed on
+    X and cleared B. The next write's flusher, clearing B by its version, found as many entries as it published (X)
+    and emptied the outbox: X was never published. Its entries must be the published ones, each still there."""
+    x_id, x = _entry("ticket.created")
+    for doc_id in ("one", "two", "three"):
+        scratch.docs.insert_one({"_id": doc_id, "_v": 1, **outbox.insert_fields({x_id: x})})
+    published = []
+    for doc_id in ("one", "two", "three"):
+        b_id, b = _entry("ticket.replied")
+        version = outbox.save_with_events(scratch.docs, doc_id, 1, {}, {b_id: b})
+        outbox.clear(scratch.docs, doc_id, [b_id])  # the relay's clear: B went, X did not
+        published.append((doc_id, [b_id], version))
+
+    outbox.clear(scratch.docs, *published[0])  # the flusher's clear, alone
+    outbox.clear_many(scratch.docs, published[1:])  # and several at once
+
+    for doc in scratch.docs.find({}):
+        assert list(doc[outbox.FIELD]) == [x_id] and doc[outbox.COUNT] == 1 and outbox.DUE in doc, doc["_id"]
+
+
+def test_an_orphaned_entry_is_swept_when_due_however_often_later_writes_come(settings, scratch, monkeypatch):
+    """A writer died after storing X; later writes add their own events every 25 s, each published and cleared by
+    its flusher. Each write put the sweep's due date 30 s later again, so X waited as long as they came (a
+    reviewer's find): the due date only moves earlier."""
+    start = now()
+    moment = {"now": start}
+    monkeypatch.setattr(outbox, "now", lambda: moment["now"])
+    x_id, x = _entry("ticket.created")
+    scratch.docs.insert_one({"_id": "busy", "_v": 1, **outbox.insert_fields({x_id: x})})  # its writer dies here
+    version = 1
+    for n in (1, 2):
+        moment["now"] = start + timedelta(seconds=25 * n)
+        y_id, y = _entry("ticket.message_added")
+        version = outbox.save_with_events(scratch.docs, "busy", version, {}, {y_id: y})
+        outbox.clear(scratch.docs, "busy", [y_id], version)  # its flusher published it
+
+    assert scratch.docs.find_one({"_id": "busy"})[outbox.DUE] == start + outbox.SWEEP_AFTER
