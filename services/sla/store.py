@@ -270,6 +270,12 @@ class ClockStore:
         """(ticket id, next_due) of up to `limit` clocks that pass a threshold by `until`, soonest first."""
         return [(doc["_id"], doc["next_due"]) for doc in due_by(self.collection, "next_due", until, limit)]
 
+    def put_off(self, ticket_id: str, due: datetime, until: datetime) -> bool:
+        """The timer's next look at a ticket whose step failed, moved to `until`, unless it was saved since (its
+        `next_due` no longer `due`); whether it moved."""
+        return bool(self.collection.update_one({"_id": ticket_id, "next_due": due}, {"$set": {"next_due": until}})
+                    .modified_count)  # fmt: skip
+
     def created_since(self, since: datetime, until: datetime | None = None) -> Iterator[dict]:
         """Documents of the tickets created at or after `since` and before `until` (their priority and clocks)."""
         window = {"$gte": since} | ({"$lt": until} if until is not None else {})

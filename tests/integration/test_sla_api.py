@@ -1029,3 +1029,14 @@ def test_a_window_that_ends_before_it_starts_is_refused_not_answered_empty(sla_c
     assert_problem(sla_client.get(path, query_string=query, headers=auth_header("admin")), 422, "until")
     same = {"since": "2026-12-01T00:00:00.000Z", "until": "2026-12-01T00:00:00.000Z"}  # empty, but not a mistake
     assert sla_client.get(path, query_string=same, headers=auth_header("admin")).status_code == 200
+
+
+def test_the_timer_puts_off_a_ticket_only_while_its_next_look_is_the_one_that_failed(sla_ctx, sla_db, sla_seed):
+    ticket_id = sla_seed("normal")
+    due = sla_db.clocks.find_one({"_id": ticket_id})["next_due"]
+    later = handlers.now() + timedelta(minutes=1)
+
+    assert not sla_ctx.clocks.put_off(ticket_id, due - timedelta(seconds=1), later)  # saved since: left as it is
+    assert sla_db.clocks.find_one({"_id": ticket_id})["next_due"] == due
+    assert sla_ctx.clocks.put_off(ticket_id, due, later)
+    assert sla_db.clocks.find_one({"_id": ticket_id})["next_due"] == later
