@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+
+from pymongo.errors import ConnectionFailure
 
 from services.intake.domain import Ticket
 from services.intake.handlers import Intake, change_ticket
 from shared.clock import now
 from shared.saving import NO_CHANGE
+
+log = logging.getLogger(__name__)
 
 
 def auto_close(svc: Intake) -> int:
@@ -21,7 +26,13 @@ def auto_close(svc: Intake) -> int:
 
     closed = 0
     for ticket_id in svc.tickets.resolved_before(now() - timedelta(hours=hours)):
-        _, result = change_ticket(svc, ticket_id, close_if_due, None)
+        try:
+            _, result = change_ticket(svc, ticket_id, close_if_due, None)
+        except ConnectionFailure:
+            raise  # the store is away: the round ends, and the timer's loop waits for it
+        except Exception:  # one ticket that cannot be closed (a document this version cannot read) stops no other
+            log.exception("auto-close of ticket %s failed; tried again at the next round", ticket_id)
+            continue
         closed += result is not NO_CHANGE
     return closed
 
