@@ -28,6 +28,7 @@ LEASE = timedelta(seconds=30)
 RETRY_AFTER = timedelta(seconds=2)
 KEEPALIVE = 10.0  # seconds; well within the 30 s heartbeat
 BATCH = 50  # documents whose events the flusher publishes before clearing them together
+WAITING_AT_MOST = 500  # documents the flusher holds; past them, a write's events go to the relay's markers at once
 
 
 def publish_entries(publisher: Publisher, staged: dict[str, dict]) -> tuple[list[str], bool]:
@@ -84,9 +85,18 @@ class OutboxFlusher:
         self._lock = threading.Lock()
 
     def submit(self, collection: Collection, doc_id, staged: dict[str, dict], version: int | None) -> None:
-        if staged:
-            self._start()
+        if not staged:
+            return
+        self._start()
+        if self._queue.qsize() < WAITING_AT_MOST:
             self._queue.put((collection, doc_id, staged, version))
+            return
+        # The broker holds the flusher (a memory or disk alarm blocks publishers for half a minute a try): the
+        # events wait in the store, for the relay, not in this process's memory (a plumbing review's find).
+        try:
+            self.pending.mark(collection, doc_id)
+        except PyMongoError as exc:  # the sweep finds the document once its due date passes
+            log.warning("could not mark the outbox of %s: %r", doc_id, exc)
 
     def _start(self) -> None:
         with self._lock:  # also after a fork: the child has no thread yet
@@ -116,10 +126,14 @@ class OutboxFlusher:
 
     def _publish(self, publisher: Publisher, batch: list[tuple]) -> None:
         """Publish each document's events, then clear those of all (one write per collection when they all
-        went out); a document whose events did not all go out is cleared of those that did, and marked."""
+        went out); a document whose events did not all go out is cleared of those that did, and marked, as are
+        the documents after it in the batch, untried."""
         cleared: dict[str, tuple[Collection, list]] = {}
+        failed = False
         for collection, doc_id, staged, version in batch:
-            published, complete = publish_entries(publisher, staged)
+            # after a failure, the rest of the batch goes to the relay untried: each try could wait as long again
+            published, complete = ([], False) if failed else publish_entries(publisher, staged)
+            failed = failed or not complete
             try:
                 if complete:
                     cleared.setdefault(collection.full_name, (collection, []))[1].append((doc_id, published, version))
