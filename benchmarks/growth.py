@@ -6,7 +6,7 @@
 Uses MONGO_URL / AMQP_URL when set; otherwise starts its own FerretDB (built by `make tools`, data in a
 temporary directory) and uses the local RabbitMQ. Everything lives under a fresh namespace
 `tfbench_<hex>` with a generated JWT secret and is removed at the end, also on Ctrl-C (benchmarks/e2e.py's
-processes, SMTP sink and clean-up). The four apis and one worker of each service run as in
+processes, SMTP sink and clean-up). The five apis and one worker of each service run as in
 benchmarks/e2e.py; notify's emails go to the sink.
 
 1. empty: six teams (each routing its topic; `general` takes the rest and has no agents), three agents of
@@ -214,7 +214,7 @@ def latency(desk: seed.Desk) -> dict[str, list[float]]:
 
 
 def start(env: dict, procs: Processes, smtp_url: str, secret: str) -> seed.Desk:
-    """The four apis (WEB_CONCURRENCY=2) and one worker of each service, as benchmarks/e2e.py starts them."""
+    """The five apis (WEB_CONCURRENCY=2) and one worker of each service, as benchmarks/e2e.py starts them."""
     service_env = {**env, "SMTP_URL": smtp_url, "WEB_CONCURRENCY": "2"}
     urls = {}
     for service in SERVICE_PORTS:

@@ -83,7 +83,7 @@ def render_api() -> str:
         "",
         GENERATED,
         "",
-        "Every route of the four services, from each service's OpenAPI document. A running api serves the",
+        "Every route of the five services, from each service's OpenAPI document. A running api serves the",
         "same document at `GET /openapi.json` and a browsable page at `GET /docs`, with every request and",
         "response field. How to get a token, and what a request looks like: [the README](../README.md).",
         "",

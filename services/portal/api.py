@@ -1,5 +1,5 @@
 """The portal: create_app() for gunicorn. Pages for requesters, the agents' console, admin pages, and a
-JSON API for accounts. It owns `<ns>_portal` and calls the four services' APIs with short-lived tokens.
+JSON API for accounts. It owns `<ns>_portal` and calls the five services' APIs with short-lived tokens.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The portal's one way to the four APIs: each call carries a JWT of at most 5 minutes for the person acting.
+"""The portal's one way to the five APIs: each call carries a JWT of at most 5 minutes for the person acting.
 
 A refusal comes back as `Refused` with the service's own problem (its title, detail and field errors),
 so a page can show the service's reason; a service that cannot be reached, or fails, is `Unreachable`.

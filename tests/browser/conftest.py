@@ -7,7 +7,7 @@ page         a page in `context`.
 phone_page   a page in a context of its own with a phone's screen (390 x 844, mobile, touch).
 screenshot   screenshot(page, name) -> the PNG in the test's tmp_path; also <$TICKETFLOW_SCREENSHOTS>/<name>.png.
 
-Every context waits DEFAULT_TIMEOUT_MS (10 s) for an action or a navigation, and so does `expect`.
+Every context waits DEFAULT_TIMEOUT_MS (30 s) for an action or a navigation, and so does `expect`.
 Nothing here sends traffic outside 127.0.0.0/8 (see helpers.launch_options).
 """
 
