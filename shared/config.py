@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 DEV_SECRET = "ticketflow-dev-secret-not-for-production"
 DEFAULT_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0)
 QUEUE_TYPES = ("classic", "quorum")
+BROKER_TOPOLOGIES = ("declare", "definitions")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL")  # the names logging knows
 # Every service and the port of its HTTP API. Add a service here and `ticketflow run` starts it.
 SERVICE_PORTS: dict[str, int] = {"intake": 8001, "assignment": 8002, "sla": 8003, "notify": 8004, "search": 8005}
@@ -54,6 +55,10 @@ class Settings:
     webhook_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     notify_senders: int = 8  # notifications a notify worker sends at once (0: it only records them)
     queue_type: str = "classic"  # RabbitMQ type of the service, retry and dead queues: classic | quorum
+    # declare: every publisher declares every service's queues and bindings (one broker user that may do it all);
+    # definitions: the broker holds them from deploy/rabbitmq/definitions.json, each service declares only its own
+    # (its user may touch nothing else: shared.topology)
+    broker_topology: str = "declare"
     outbox_sweep_interval: float = 30.0  # seconds between sweeps for events a dead process left unpublished
     auto_close_interval: float = 60.0  # seconds between intake's auto-close passes
     reconcile_interval: float = 30.0  # seconds between assignment's checks of the agents' open counts
@@ -330,6 +335,7 @@ def load_settings(env: dict | None = None) -> Settings:
         ),
         notify_senders=int(_float(env, "TICKETFLOW_NOTIFY_SENDERS", 8)),
         queue_type=_one_of(env, "TICKETFLOW_QUEUE_TYPE", QUEUE_TYPES, "classic"),
+        broker_topology=_one_of(env, "TICKETFLOW_BROKER_TOPOLOGY", BROKER_TOPOLOGIES, "declare"),
         outbox_sweep_interval=_positive(env, "TICKETFLOW_OUTBOX_SWEEP_INTERVAL", 30.0),
         auto_close_interval=_positive(env, "TICKETFLOW_AUTO_CLOSE_INTERVAL", 60.0),
         reconcile_interval=_positive(env, "TICKETFLOW_RECONCILE_INTERVAL", 30.0),

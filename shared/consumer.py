@@ -25,7 +25,7 @@ from pymongo.errors import ConnectionFailure
 from shared import events, metrics, mongo
 from shared.bus import CONNECTION_ERRORS, parameters
 from shared.config import Settings
-from shared.topology import declare_service_topology, queue_name, retry_queue_name
+from shared.topology import declare_service_topology, queue_name, requeue_exchange_name, retry_queue_name
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Consumer:
         self._unacked = 0  # deliveries done but not acknowledged yet, the last of them `_unacked_tag` (see _ack)
         self._unacked_tag = 0
         self._republished = False  # the delivery in hand went to a retry or dead-letter queue: ack it at once
+        self._requeue = requeue_exchange_name(settings, service)  # where its retries and dead letters go
 
     def run(self) -> None:
         """Consume until stopped, reconnecting (and re-declaring everything) whenever the broker goes away."""
@@ -291,7 +292,7 @@ class Consumer:
             return
         headers.update({ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: f"{type(error).__name__}: {error}"[:1000]})
         target = retry_queue_name(self.settings, self.service, delays[attempt])
-        republish.basic_publish("", target, body, copy_props(props, headers), mandatory=True)
+        republish.basic_publish(self._requeue, target, body, copy_props(props, headers), mandatory=True)
         self._republished = True
         metrics.EVENTS_RETRIED.labels(self.service, event_type).inc()
 
@@ -306,7 +307,7 @@ class Consumer:
         )
         log.error("%s: dead-lettering a message (%s): %s", self.service, reason, detail[:300])
         dead = f"{queue_name(self.settings, self.service)}.dead"
-        republish.basic_publish("", dead, body, copy_props(props, headers), mandatory=True)
+        republish.basic_publish(self._requeue, dead, body, copy_props(props, headers), mandatory=True)
         self._republished = True
         metrics.EVENTS_DEAD_LETTERED.labels(self.service, reason).inc()
 

@@ -64,6 +64,18 @@ def retry_queue_name(settings: Settings, service: str, delay: float) -> str:
     return f"{settings.namespace}.{service}.retry.{int(delay * 1000)}ms"
 
 
+def requeue_exchange_name(settings: Settings, service: str) -> str:
+    """The service's own way back into its queues (a direct exchange; routing key: the queue's name): its
+    consumer's retries and dead letters, and `ticketflow dead-letters replay`. Its broker user may write to no
+    other exchange but the events one, where its topic permission names the types it may publish."""
+    return f"{settings.namespace}.{service}.requeue"
+
+
+def exchange_names(settings: Settings) -> list[str]:
+    """Every exchange of the namespace: the events one and each service's requeue exchange (for a clean-up)."""
+    return [settings.exchange, *(requeue_exchange_name(settings, service) for service in SUBSCRIPTIONS)]
+
+
 def queue_arguments(settings: Settings, arguments: dict | None = None) -> dict | None:
     """A queue's declare arguments: `x-queue-type` is added for quorum queues only.
 
@@ -77,27 +89,39 @@ def queue_arguments(settings: Settings, arguments: dict | None = None) -> dict |
 
 
 def declare_exchange(channel, settings: Settings) -> None:
-    channel.exchange_declare(settings.exchange, exchange_type="topic", durable=True)
+    """The events exchange; with TICKETFLOW_BROKER_TOPOLOGY=definitions only checked (a passive declare, which
+    needs no right: a service's user may not configure it, hence not delete it)."""
+    passive = settings.broker_topology == "definitions"
+    channel.exchange_declare(settings.exchange, exchange_type="topic", durable=True, passive=passive)
 
 
 def declare_service_topology(channel, settings: Settings, service: str, types: list[str]) -> str:
-    """The service's durable queue bound to its event types, its retry queues and its dead-letter queue."""
+    """The service's durable queue bound to its event types, its retry queues and its dead-letter queue, and its
+    requeue exchange bound to each of them by name."""
     declare_exchange(channel, settings)
     queue = queue_name(settings, service)
     channel.queue_declare(queue, durable=True, arguments=queue_arguments(settings))
     channel.queue_declare(f"{queue}.dead", durable=True, arguments=queue_arguments(settings))
-    for delay in settings.retry_delays:
+    retries = [retry_queue_name(settings, service, delay) for delay in settings.retry_delays]
+    for delay, retry in zip(settings.retry_delays, retries, strict=True):
         args = {"x-message-ttl": int(delay * 1000), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue}
-        channel.queue_declare(
-            retry_queue_name(settings, service, delay), durable=True, arguments=queue_arguments(settings, args)
-        )
+        channel.queue_declare(retry, durable=True, arguments=queue_arguments(settings, args))
     for event_type in types:
         channel.queue_bind(queue, settings.exchange, routing_key=event_type)
+    requeue = requeue_exchange_name(settings, service)
+    channel.exchange_declare(requeue, exchange_type="direct", durable=True)
+    for own in (queue, f"{queue}.dead", *retries):
+        channel.queue_bind(own, requeue, routing_key=own)
     return queue
 
 
 def declare_topology(channel, settings: Settings) -> None:
-    """Every registered service's queues and bindings (idempotent; done by each publisher on connect)."""
+    """What a publisher declares when it connects (idempotent): every registered service's queues and bindings,
+    so that no event is unroutable before a worker first starts; with TICKETFLOW_BROKER_TOPOLOGY=definitions, where
+    the broker holds them all from the start and a service's user may declare only its own, the exchange alone."""
+    if settings.broker_topology == "definitions":
+        declare_exchange(channel, settings)
+        return
     for service, types in SUBSCRIPTIONS.items():
         declare_service_topology(channel, settings, service, list(types))
 

@@ -282,7 +282,7 @@ def _delete_namespace(namespace: str) -> None:
     import pymongo
 
     from shared.config import load_settings
-    from shared.topology import SUBSCRIPTIONS, queue_name, retry_queue_name
+    from shared.topology import SUBSCRIPTIONS, exchange_names, queue_name, retry_queue_name
 
     with pymongo.MongoClient(mongo_url, serverSelectionTimeoutMS=5000) as client:
         for name in client.list_database_names():
@@ -297,7 +297,8 @@ def _delete_namespace(namespace: str) -> None:
             retries = [retry_queue_name(settings, service, delay) for delay in settings.retry_delays]
             for name in [base, f"{base}.dead", *retries]:
                 channel.queue_delete(name)  # RabbitMQ answers delete-ok for a queue that does not exist
-        channel.exchange_delete(settings.exchange)
+        for exchange in exchange_names(settings):
+            channel.exchange_delete(exchange)
     finally:
         connection.close()
 

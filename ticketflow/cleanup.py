@@ -10,11 +10,11 @@ from pika.exceptions import AMQPError
 
 from shared.bus import parameters
 from shared.config import Settings
-from shared.topology import SUBSCRIPTIONS, queue_name, retry_queue_name
+from shared.topology import SUBSCRIPTIONS, exchange_names, queue_name, retry_queue_name
 
 
 def delete_topology(amqp_url: str, namespace: str) -> None:
-    """Delete the exchange and every queue of a namespace: those rabbitmqctl lists, else those the code names."""
+    """Delete the exchanges and every queue of a namespace: those rabbitmqctl lists, else those the code names."""
     settings = Settings(amqp_url=amqp_url, namespace=namespace)
     names = _list_queues(namespace) if shutil.which("rabbitmqctl") else None
     if names is None:
@@ -32,7 +32,8 @@ def delete_topology(amqp_url: str, namespace: str) -> None:
                 channel.close()
             except AMQPError:
                 pass
-        connection.channel().exchange_delete(settings.exchange)
+        for exchange in exchange_names(settings):
+            connection.channel().exchange_delete(exchange)
     finally:
         connection.close()
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from shared import events
 from shared.config import Settings
 from shared.consumer import ATTEMPT_HEADER, ERROR_HEADER, REASON_HEADER, copy_props
-from shared.topology import SUBSCRIPTIONS, queue_name
+from shared.topology import SUBSCRIPTIONS, queue_name, requeue_exchange_name
 
 REPLAYED_HEADER = "x-ticketflow-replayed-at"  # when the message was last moved back (kept for whoever reads it later)
 # what a message picked up on its way to the dead-letter queue: dropped when it is moved back
@@ -133,6 +133,7 @@ def replay(
 
     check_service(service)
     dead, target = dead_queue(settings, service), queue_name(settings, service)
+    requeue = requeue_exchange_name(settings, service)  # the service's own way back in (its user's rights only)
     channel = connection.channel()
     try:
         channel.confirm_delivery()
@@ -149,7 +150,7 @@ def replay(
             if not letter.matches(reason, event_id):
                 continue  # held unacknowledged until the end, then given back where it was
             try:
-                channel.basic_publish("", target, body, _fresh(props), mandatory=True)
+                channel.basic_publish(requeue, target, body, _fresh(props), mandatory=True)
             except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
                 raise DeadLetterError(f"{target} did not take a message back ({type(exc).__name__}); stopped") from exc
             channel.basic_ack(method.delivery_tag)

@@ -118,10 +118,15 @@ def service_user(namespace: str, service: str) -> str:
 def service_users(settings) -> dict:
     """users (without passwords), permissions and topic permissions: one user per service.
 
-    Every publisher declares the whole topology when it connects (shared.bus), so each user may configure,
-    write and read the namespace's exchange and queues, and write to the default exchange (retries and dead
-    letters); what it may publish on the events exchange is narrowed by its topic permission to the event
-    types it produces. Reading (binding) any routing key stays open: intake consumes every event.
+    The services run with TICKETFLOW_BROKER_TOPOLOGY=definitions: the broker holds every queue and binding from
+    this file, and each service declares only its own (its queue, retry and dead-letter queues, its requeue
+    exchange, the bindings to them) and checks the events exchange with a passive declare. So each user may
+    configure only its own (`<ns>.<service>` and below), read its own and the events exchange (a binding's
+    source), and write to the events exchange, where its topic permission narrows what it may publish to the
+    event types it produces, and to its own requeue exchange and queues (its retries and dead letters; a
+    binding's destination). Not to the default exchange, which reaches any queue by its name: a reviewer put a
+    forged sla.breached into notify's queue through it, and purged that queue. Reading (binding) any routing
+    key on the events exchange stays open: intake consumes every event.
     """
     ns = re.escape(settings.namespace)
     users, permissions, topic_permissions = [], [], []
@@ -129,13 +134,15 @@ def service_users(settings) -> dict:
         user = service_user(settings.namespace, service)
         users.append({"name": user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256",
                       "tags": [], "limits": {}})  # fmt: skip
+        own = rf"{ns}\.{re.escape(service)}(\..+)?"
+        events_exchange = re.escape(settings.exchange)
         permissions.append(
-            {"user": user, "vhost": VHOST, "configure": rf"^{ns}\..*", "write": rf"^({ns}\..*|amq\.default)$",
-             "read": rf"^{ns}\..*"}
+            {"user": user, "vhost": VHOST, "configure": rf"^{own}$", "write": rf"^({events_exchange}|{own})$",
+             "read": rf"^({events_exchange}|{own})$"}
         )  # fmt: skip
-        own = "|".join(re.escape(kind) for kind in PUBLISHED_BY.get(service, ()))
+        produced = "|".join(re.escape(kind) for kind in PUBLISHED_BY.get(service, ()))
         topic_permissions.append(
-            {"user": user, "vhost": VHOST, "exchange": settings.exchange, "write": f"^({own})$", "read": ".*"}
+            {"user": user, "vhost": VHOST, "exchange": settings.exchange, "write": f"^({produced})$", "read": ".*"}
         )
     # the portal's health page: queue counts by passive declares, which need no permission; nothing else
     user = service_user(settings.namespace, PORTAL)

@@ -1,13 +1,17 @@
 """The broker users of deploy/rabbitmq/definitions.json, tried on the local RabbitMQ: each service's user may
-publish its own event types on the events exchange, and the broker refuses it another service's; the portal's
-user reads every queue's counts (its admins' health page) and may do nothing else.
+publish its own event types on the events exchange, and the broker refuses it another service's; it may declare,
+retry into and dead-letter into its own queues and touch no other (no forged event through the default exchange,
+no other service's queue purged: a plumbing review's finds); the portal's user reads every queue's counts (its
+admins' health page) and may do nothing else.
 
-The users, permissions and topic permissions the generator writes are imported (`rabbitmqctl import_definitions`)
-into a throwaway vhost under throwaway user names, with passwords set for the test; both are deleted after.
+The definitions the generator writes (the topology, the users, their permissions and topic permissions) are
+imported (`rabbitmqctl import_definitions`) into a throwaway vhost under throwaway user names, with passwords set
+for the test; both are deleted after. The services run on them with TICKETFLOW_BROKER_TOPOLOGY=definitions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import secrets
@@ -19,9 +23,20 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
+from shared import events
+from shared.bus import Publisher
 from shared.config import SERVICE_PORTS, load_settings
+from shared.consumer import Consumer, PermanentError
 from shared.events import EVENT_TYPES, PRODUCERS, PUBLISHED_BY
-from shared.topology import declare_topology, queue_counts, queue_name
+from shared.topology import (
+    SUBSCRIPTIONS,
+    declare_service_topology,
+    declare_topology,
+    queue_counts,
+    queue_name,
+    requeue_exchange_name,
+    retry_queue_name,
+)
 from tests.harness import wait_until
 from ticketflow import local
 
@@ -69,6 +84,8 @@ def broker_users():
         "users": users,
         "permissions": [{**p, "vhost": vhost, "user": rename[p["user"]]} for p in generated["permissions"]],
         "topic_permissions": [{**t, "vhost": vhost, "user": rename[t["user"]]} for t in generated["topic_permissions"]],
+        **{part: [{**item, "vhost": vhost} for item in generated[part]]
+           for part in ("policies", "exchanges", "queues", "bindings")},
     }  # fmt: skip
     probe = _rabbitmqctl("status", "--quiet")
     if probe.returncode != 0:
@@ -95,9 +112,21 @@ def _publish(connection: pika.BlockingConnection, event_type: str) -> None:
     """Publish on the events exchange with confirms: returns once the broker took it, raises if it refused."""
     channel = connection.channel()
     channel.confirm_delivery()
-    channel.exchange_declare("ticketflow.events", exchange_type="topic", durable=True)
+    channel.exchange_declare("ticketflow.events", exchange_type="topic", durable=True, passive=True)
     channel.basic_publish("ticketflow.events", event_type, b"{}", mandatory=False)
     channel.close()
+
+
+DEFINITIONS = load_settings({"TICKETFLOW_NAMESPACE": "ticketflow", "TICKETFLOW_QUEUE_TYPE": "quorum",
+                             "TICKETFLOW_BROKER_TOPOLOGY": "definitions"})  # as compose and Kubernetes run  # fmt: skip
+
+
+def _refused(connection: pika.BlockingConnection, act) -> None:
+    channel = connection.channel()
+    channel.confirm_delivery()
+    with pytest.raises(ChannelClosedByBroker) as closed:
+        act(channel)
+    assert closed.value.reply_code == ACCESS_REFUSED, closed.value
 
 
 def test_the_generated_definitions_give_every_service_a_user_and_the_portal_one(broker_users):
@@ -108,10 +137,10 @@ def test_the_generated_definitions_give_every_service_a_user_and_the_portal_one(
 def test_the_portals_user_reads_every_queues_counts_and_may_do_nothing_else(broker_users):
     vhost, users = broker_users
     settings = load_settings({"TICKETFLOW_NAMESPACE": "ticketflow"})  # the namespace the definitions are for
-    owner = _connect(vhost, *users["intake"])  # a service declares the topology when it connects
+    owner = _connect(vhost, *users["intake"])  # the topology is the definitions' (imported)
     portal = _connect(vhost, *users["portal"])
     try:
-        declare_topology(owner.channel(), settings)
+        declare_topology(owner.channel(), DEFINITIONS)  # a publisher checks the exchange: nothing else
         _publish(owner, "ticket.created")
         for service in SERVICE_PORTS:  # passive declares: every count is known (None: refused or missing)
             counts = queue_counts(portal, settings, service)
@@ -141,7 +170,6 @@ def test_a_service_may_publish_its_own_event_types_and_is_refused_another_servic
     connection = _connect(vhost, *users[service])
     try:
         channel = connection.channel()  # a queue bound to the service's own types receives what it publishes
-        channel.exchange_declare("ticketflow.events", exchange_type="topic", durable=True)
         queue = channel.queue_declare(f"ticketflow.{service}.check", exclusive=True).method.queue
         for kind in PUBLISHED_BY[service]:
             channel.queue_bind(queue, "ticketflow.events", routing_key=kind)
@@ -162,3 +190,72 @@ def test_a_service_may_publish_its_own_event_types_and_is_refused_another_servic
         assert refused.value.reply_code == ACCESS_REFUSED
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize("service", sorted(SUBSCRIPTIONS))
+def test_a_service_declares_retries_and_dead_letters_into_its_own_queues(broker_users, service):
+    """What its worker does with its own user: declare its queues and bindings (the consumer, at every connect),
+    send a failed event to a retry queue and a refused one to its dead letters (through its requeue exchange)."""
+    vhost, users = broker_users
+    connection = _connect(vhost, *users[service])
+    consumer = Consumer(DEFINITIONS, service, {}, None)
+    try:
+        assert declare_service_topology(connection.channel(), DEFINITIONS, service, sorted(SUBSCRIPTIONS[service]))
+        republish = connection.channel()
+        republish.confirm_delivery()
+        envelope = events.make_event("ticket.reopened", "t-1", {"reason": "again"}, producer="intake")
+        body, props = events.encode(envelope), pika.BasicProperties(message_id=envelope["event_id"], headers={})
+        consumer._retry_or_dead_letter(republish, props, body, {}, "ticket.reopened", RuntimeError("store busy"))
+        consumer._retry_or_dead_letter(republish, props, body, {}, "ticket.reopened", PermanentError("refused"))
+
+        channel = connection.channel()
+        retry = retry_queue_name(DEFINITIONS, service, DEFINITIONS.retry_delays[0])
+        for queue in (retry, f"{queue_name(DEFINITIONS, service)}.dead"):
+            method, _, got = channel.basic_get(queue, auto_ack=True)
+            assert method is not None and got == body, queue
+    finally:
+        consumer._pool.shutdown(wait=True)
+        connection.close()
+
+
+def test_a_publisher_on_its_own_user_reaches_the_queues_the_definitions_bind(broker_users):
+    vhost, users = broker_users
+    user, password = users["intake"]
+    url = f"amqp://{user}:{password}@{HOST}:{PORT}/{vhost}"
+    publisher = Publisher(dataclasses.replace(DEFINITIONS, amqp_url=url), "intake")
+    envelope = events.make_event("ticket.reopened", "t-2", {"reason": "again"}, producer="intake")
+    portal = _connect(vhost, *users["portal"])
+    try:
+        before = queue_counts(portal, DEFINITIONS, "assignment").messages
+        publisher.publish_entry(
+            envelope["event_id"], {"type": "ticket.reopened", "body": events.serialize(envelope).decode()}
+        )
+        wait_until(lambda: queue_counts(portal, DEFINITIONS, "assignment").messages == before + 1, timeout=30)
+    finally:
+        publisher.close()
+        portal.close()
+
+
+def test_a_service_s_user_forges_nothing_and_touches_no_other_service_s_queues(broker_users):
+    """A plumbing review's finds: search's user (which may publish no event type) put a forged sla.breached "from
+    sla" into notify's queue through the default exchange, and purged notify's queue."""
+    vhost, users = broker_users
+    forger = _connect(vhost, *users["search"])
+    notify_queue = queue_name(DEFINITIONS, "notify")
+    forged = events.serialize(events.make_event("ticket.reopened", "t-3", {"reason": "x"}, producer="intake"))
+    try:
+        for act in (
+            lambda channel: channel.basic_publish("", notify_queue, forged, mandatory=True),  # the default exchange
+            lambda channel: channel.basic_publish(requeue_exchange_name(DEFINITIONS, "notify"), notify_queue, forged),
+            lambda channel: channel.queue_bind(notify_queue, requeue_exchange_name(DEFINITIONS, "search"), "x"),
+            lambda channel: channel.queue_bind(notify_queue, "ticketflow.events", "ticket.forged"),
+            lambda channel: channel.queue_purge(notify_queue),
+            lambda channel: channel.basic_get(notify_queue, auto_ack=True),
+            lambda channel: channel.queue_delete(notify_queue),
+            lambda channel: channel.queue_declare("ticketflow.notify.mine", durable=True),
+            lambda channel: channel.exchange_delete("ticketflow.events"),
+            lambda channel: channel.exchange_declare("ticketflow.events", exchange_type="topic", durable=True),
+        ):
+            _refused(forger, act)
+    finally:
+        forger.close()

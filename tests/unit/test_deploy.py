@@ -190,7 +190,8 @@ def test_definitions_declare_what_each_service_declares_with_quorum_queues(defin
     assert all(q["durable"] and q["vhost"] == "/" for q in definitions["queues"])
     assert {(b["destination"], b["source"], b["routing_key"]) for b in definitions["bindings"]} == expected_bindings
     assert [(e["name"], e["type"], e["durable"]) for e in definitions["exchanges"]] == [
-        ("ticketflow.events", "topic", True)
+        ("ticketflow.events", "topic", True),
+        *[(f"ticketflow.{service}.requeue", "direct", True) for service in SUBSCRIPTIONS],
     ]
     retry = {q["name"] for q in definitions["queues"] if ".retry." in q["name"]}
     assert retry == {retry_queue_name(settings, s, d) for s in SUBSCRIPTIONS for d in DEFAULT_RETRY_DELAYS}
@@ -380,9 +381,11 @@ COMPOSE_PASSWORDS = {"RABBITMQ_PASSWORD": "0123abcd"} | {
 
 
 def _assert_users_can_use_the_topology(users: dict, passwords: dict[str, str], definitions: dict) -> None:
-    """The users file sets every password (the operators' ticketflow, each service's user and the portal's); every
-    user but the portal's may use the whole topology; each service's user publishes on the events exchange only
-    what it produces; the portal's may configure, write and read nothing (passive declares need no permission)."""
+    """The users file sets every password (the operators' ticketflow, each service's user and the portal's); the
+    operators' user may use the whole topology; each service's user its own queues and requeue exchange, and the
+    events exchange (read and write, not configure), where it publishes only what it produces, and nothing else
+    (not the default exchange, which reaches any queue: test_broker_permissions.py tries it on a broker); the
+    portal's may configure, write and read nothing (passive declares need no permission)."""
     assert {u["name"]: u["password"] for u in users["users"]} == passwords
     permissions = users["permissions"] + definitions["permissions"]
     resources = [q["name"] for q in definitions["queues"]] + [e["name"] for e in definitions["exchanges"]]
@@ -393,9 +396,20 @@ def _assert_users_can_use_the_topology(users: dict, passwords: dict[str, str], d
                 assert not any(re.search(permission[kind], name) for name in [*resources, "amq.default"]), kind
             assert not [t for t in definitions["topic_permissions"] if t["user"] == user]
             continue
-        for kind in ("configure", "write", "read"):
-            assert all(re.search(permission[kind], name) for name in resources), (user, kind)
-        assert re.search(permission["write"], "amq.default")  # retries and dead letters: the default exchange
+        service = user.removeprefix("ticketflow-")
+        if service not in SUBSCRIPTIONS:  # the operators' user
+            for kind in ("configure", "write", "read"):
+                assert all(re.search(permission[kind], name) for name in resources), (user, kind)
+            continue
+        own = {
+            name for name in resources if name == f"{NAMESPACE}.{service}" or name.startswith(f"{NAMESPACE}.{service}.")
+        }
+        events = f"{NAMESPACE}.events"
+        for kind, allowed in (("configure", own), ("write", own | {events}), ("read", own | {events})):
+            assert {name for name in [*resources, "amq.default"] if re.search(permission[kind], name)} == allowed, (
+                user,
+                kind,
+            )
     _assert_each_service_publishes_only_its_own_events(definitions)
 
 
