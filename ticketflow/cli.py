@@ -128,7 +128,15 @@ def _token(args: argparse.Namespace) -> int:
 
     if args.ttl <= 0:
         return _usage_error("--ttl must be a positive number of seconds")
-    secret = load_settings().require_secret()
+    settings = load_settings()
+    server = args.role == "portal" and not args.requester_email  # the portal server's own token (shared.auth)
+    longest = settings.portal_token_max_hours if server else settings.token_max_hours
+    if longest is not None and args.ttl > longest * 3600:  # the apis would refuse it (401): said here instead
+        return _usage_error(
+            f"--ttl {args.ttl} is longer than the apis take ({longest:g} hours: {int(longest * 3600)} seconds, "
+            f"TICKETFLOW_{'PORTAL_' if server else ''}TOKEN_MAX_HOURS)"
+        )
+    secret = settings.require_secret()
     try:
         token = issue_token(
             secret,

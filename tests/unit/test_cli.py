@@ -338,3 +338,17 @@ def test_dead_letters_say_in_one_line_what_stops_them(monkeypatch, capsys):
     assert "no service 'billing' consumes events; one of: assignment, intake, notify, search, sla" in said
     assert cli.main(["dead-letters", "replay", "intake", "--limit", "0"]) == 2
     assert "--limit must be a positive number" in capsys.readouterr().err
+
+
+def test_token_refuses_a_lifetime_the_apis_would_refuse(monkeypatch, capsys):
+    """A contract prober's find: `token --ttl 100000` printed a token every api answered 401."""
+    from shared.auth import decode_token
+
+    secret = "s" * 32
+    monkeypatch.setenv("TICKETFLOW_JWT_SECRET", secret)
+    monkeypatch.setenv("TICKETFLOW_TOKEN_MAX_HOURS", "2")
+
+    assert cli.main(["token", "--role", "admin", "--ttl", "7201"]) != 0
+    assert "longer than the apis take (2 hours: 7200 seconds, TICKETFLOW_TOKEN_MAX_HOURS)" in capsys.readouterr().err
+    assert cli.main(["token", "--role", "admin", "--ttl", "7200"]) == 0
+    assert decode_token(secret, capsys.readouterr().out.strip(), max_hours=2).role == "admin"
