@@ -61,7 +61,7 @@ every ticket; a requester-scoped portal token (with `requester_email`, maybe `ti
 requester's tickets (only that ticket), opens tickets only for its requester (403 otherwise) and reads
 a timeline without recipients, webhook deliveries or delivery errors; an agent the tickets of its teams
 and those assigned to it (its teams as assignment announced them in `agent.updated`). Any other ticket
-answers 404 on every route, and lists leave it out.
+answers 404 on every route, and lists leave it out (a requester-scoped list filtered by another address is empty).
 `POST /tickets` with an `Idempotency-Key` answers 201 the first time and 200 with the same
 ticket for a repeat with the same body (409 with another body); keys are kept 48 hours. A key is its
 caller's: a requester-scoped token's requester's, else the token's role and subject (another caller's same

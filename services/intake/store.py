@@ -329,7 +329,10 @@ def _scoped(filters: dict, scope: ListScope | None) -> dict:
     """The list's filters narrowed to a reader's scope; a scope of nothing still pages (a bad cursor is a 422)."""
     if scope is None:
         return filters
-    if scope.requester_email:  # their own tickets, whatever requester_email they asked for
+    if scope.requester_email:  # their own tickets; another address asked for: none (a prober's find: their own)
+        asked = filters.get("requester.email")
+        if asked is not None and asked.casefold() != scope.requester_email.casefold():
+            return {**filters, "_id": {"$in": []}}
         narrowed = {**filters, "requester.email": scope.requester_email}
         return narrowed | ({"_id": scope.ticket_id} if scope.ticket_id else {})
     if scope.agent_id:
