@@ -22,7 +22,7 @@ class NotificationQuerySchema(Schema):
     ticket_id = fields.String(validate=validate.Length(1, 100), metadata={"description": "exact match"})
     recipient = fields.String(
         validate=validate.Length(1, webhooks.MAX_URL_LENGTH),
-        metadata={"description": "exact match: an email address, or a webhook's URL"},
+        metadata={"description": "an email address (as stored, or in lower case), or a webhook's URL (exact)"},
     )
     status = fields.String(validate=validate.OneOf(STATUSES))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))

@@ -149,6 +149,9 @@ class NotificationStore(VersionedStore):
         """Newest first; the cursor is the last one's (created_at, id). `among`: only these tickets' notifications
         (an empty list: none, still paged, so that a bad cursor is refused whoever asks); `visible`: only those
         an agent reads (StampedRecords.visible_to)."""
+        address = filters.get("recipient")
+        if isinstance(address, str) and "@" in address and "://" not in address:  # an email: in any letter case
+            filters = {**filters, "recipient": {"$in": sorted({address, address.strip().lower()})}}
         if among is not None:
             wanted = filters.get("ticket_id")
             filters = {**filters, "ticket_id": wanted if wanted in among else {"$in": [] if wanted else among}}

@@ -50,11 +50,14 @@ announced under the priority and version it broke (`sla.breached` with them, its
 deadline); a paused one whose time so far is past the new target breaches at the change.
 
 A clock breaches when it passes its deadline (a reply at the deadline's very millisecond is in time; `breached_at`
-is the deadline). A breach is announced a moment (`TICKETFLOW_SLA_BREACH_GRACE`) after its deadline, so that a reply
-or a resolve on its way lands first. One that lands later still, and happened before the deadline (a backlog, a
-retry), makes the clock met, paused or stopped in time, as it was: `GET /tickets/{id}` and `/stats` say so, while
-the `sla.breached` already sent stays sent (and listed in `/breaches`). Should that clock pass its deadline later,
-it is marked breached without a second `sla.breached`: at most one a clock instance.
+is the deadline). A clock's `state` says where it is in its life: `breached` while it runs or waits past its
+deadline; once answered, resolved or closed it reads `met` or `stopped`, and a `breached_at` says it was late
+(`/stats` counts it breached, and the console says "Met late, after its breach"). A breach is announced a moment
+(`TICKETFLOW_SLA_BREACH_GRACE`) after its deadline, so that a reply or a resolve on its way lands first. One that
+lands later still, and happened before the deadline (a backlog, a retry), makes the clock met, paused or stopped in
+time, as it was: `GET /tickets/{id}` and `/stats` say so, while the `sla.breached` already sent stays sent (and
+listed in `/breaches`). Should that clock pass its deadline later, it is marked breached without a second
+`sla.breached`: at most one a clock instance.
 
 Rights: `agent` and `admin` read policies, calendars, breaches and stats; only `admin` changes
 policies and calendars; `portal`, `agent` and `admin` read a ticket's clocks, each only the tickets
@@ -237,10 +240,10 @@ class Stats(MethodView):
         "`met` (answered in time; a resolution clock resolved in time), `breached` (passed its "
         "target, whenever that was), `open` (running or paused), `stopped` (a response clock ended unanswered "
         "by a resolve or close; a resolution clock a close ended unresolved: closed by the requester, or merged "
-        "into another ticket), compliance = met / (met + breached), and the median and 90th percentile "
-        "(nearest rank) of the business seconds to answer or resolve over the `measured` finished clocks (to the "
-        "millisecond), and `histogram`: those times in buckets up to 1, 5, 15 and 30 minutes, 1, 2, 4 and 8 "
-        "hours, 1, 3 and 7 days, then beyond (`up_to_seconds` null)."
+        "into another ticket), compliance = met / (met + breached), and the median (the middle time, or the mean of "
+        "the two middle ones) and 90th percentile (nearest rank) of the business seconds to answer or resolve "
+        "over the `measured` finished clocks (to the millisecond), and `histogram`: those times in buckets up to "
+        "1, 5, 15 and 30 minutes, 1, 2, 4 and 8 hours, 1, 3 and 7 days, then beyond (`up_to_seconds` null)."
     )
     @stats.arguments(StatsQuerySchema(), location="query")
     @stats.response(200, StatsSchema)
