@@ -181,11 +181,17 @@ class CalendarById(MethodView):
     )
     @calendars.arguments(CalendarPutSchema())
     @calendars.response(200, CalendarSchema)
-    @calendars.alt_response(201, schema=CalendarSchema, description="The calendar was created")
+    @calendars.alt_response(
+        201,
+        schema=CalendarSchema,
+        description="The calendar was created",
+        headers={"Location": {"schema": {"type": "string"}}},
+    )
     def put(self, body, calendar_id):
-        """Create (201) or replace (200) a calendar."""
+        """Create (201, with its Location) or replace (200) a calendar; the same hours again change nothing, not even
+        its version."""
         document, created = handlers.put_calendar(sla(), calendar_id, body)
-        return document, 201 if created else 200
+        return (document, 201, {"Location": f"/calendars/{calendar_id}"}) if created else (document, 200)
 
     @require_roles("admin")
     @calendars.response(204)

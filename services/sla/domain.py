@@ -577,8 +577,8 @@ class TicketClocks:
             "due_at": clock.due_at,
             "met_at": clock.met_at,
             "breached_at": clock.breached_at,
-            "elapsed_seconds": elapsed,
-            "remaining_seconds": max(clock.target_seconds - elapsed, 0.0),
+            "elapsed_seconds": round(elapsed, 3),  # to the millisecond the store keeps (not 2.5700000000000003)
+            "remaining_seconds": round(max(clock.target_seconds - elapsed, 0.0), 3),
             "policy_version": clock.policy_version,
             "calendar": clock.calendar,
         }

@@ -291,6 +291,9 @@ def test_a_calendar_is_created_201_replaced_200_and_listed_by_id(sla_client):
     first, second = sorted([unique("cal"), unique("cal")])
     created = sla_client.put(f"/calendars/{second}", json=calendar_body(), headers=admin())
     assert created.status_code == 201, created.get_json()
+    assert created.headers["Location"] == f"/calendars/{second}"
+    again = sla_client.put(f"/calendars/{second}", json=calendar_body(), headers=admin())  # a repeated PUT
+    assert again.status_code == 200 and again.get_json() == created.get_json()  # version 1 still
     body = created.get_json()
     assert set(body) == {"id", "timezone", "hours", "holidays", "version", "updated_at"}
     assert (body["id"], body["timezone"], body["version"]) == (second, "Europe/Madrid", 1)
