@@ -58,7 +58,8 @@ awaiting the agents' answer. A requester message on a resolved ticket reopens it
 (status `assigned` when it has an agent, else `new`); on a closed ticket it is refused (409).
 Who reads what: admins and the portal server's own token (role `portal` without `requester_email`)
 every ticket; a requester-scoped portal token (with `requester_email`, maybe `ticket_id`) only its
-requester's tickets (only that ticket), opens tickets only for its requester (403 otherwise) and reads
+requester's tickets (only that ticket), opens tickets only for its requester (403 otherwise; one scoped to a
+ticket opens none) and reads
 a timeline without recipients, webhook deliveries or delivery errors; an agent the tickets of its teams
 and those assigned to it (its teams as assignment announced them in `agent.updated`). Any other ticket
 answers 404 on every route, and lists leave it out (a requester-scoped list filtered by another address is empty).

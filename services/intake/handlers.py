@@ -184,11 +184,14 @@ def create_ticket(
 ) -> tuple[Ticket, bool]:
     """Open a ticket; with an Idempotency-Key the same request gives the same ticket. Returns (ticket, created).
 
-    A requester-scoped token opens tickets for its own requester only (403 otherwise). A key is its caller's
+    A requester-scoped token opens tickets for its own requester only, and one scoped to a ticket none (403
+    otherwise). A key is its caller's
     (`_own_key`): another caller's same key and body is another request, and claims nothing of the first's.
     """
     idempotency_key = _own_key(idempotency_key, principal)
     if principal is not None and principal.requester_scoped:
+        if principal.ticket_id is not None:  # it would open a ticket it may not read (a contract prober's find)
+            raise Forbidden("This token acts for one ticket only: it opens no other.")
         if not same_email(request["requester"]["email"], principal.requester_email):
             raise Forbidden("This token acts for another requester: it opens tickets for that requester only.")
     if not svc.topics.known(request["topic"]):

@@ -1196,6 +1196,9 @@ def test_a_requester_scoped_token_opens_tickets_for_its_requester_only(client):
                        headers=headers)  # fmt: skip
     assert mine.status_code == 201, mine.get_json()
     assert_problem(client.post("/tickets", json=ticket_request(), headers=headers), 403)
+    one_ticket = requester_header("ana@example.com", ticket_id=mine.get_json()["id"])  # it could read no other
+    ana = ticket_request(requester={"name": "Ana", "email": "ana@example.com"})
+    assert_problem(client.post("/tickets", json=ana, headers=one_ticket), 403)
 
 
 @pytest.mark.slow
