@@ -589,6 +589,19 @@ def test_k8s_search_worker_is_the_index_s_one_writer_and_its_apis_share_its_volu
     assert back["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
 
 
+def test_compose_gives_each_api_and_worker_the_memory_limit_kubernetes_gives_it(compose, manifests):
+    """Compose set no memory limit but RabbitMQ's (an operator's review): a leaking process took the host's memory."""
+    limits = {}
+    for doc in manifests:
+        if doc.get("kind") == "Deployment":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                limits[doc["metadata"]["name"]] = container["resources"]["limits"]["memory"]
+    as_compose = {"512Mi": "512m", "256Mi": "256m", "1536Mi": "1536m", "1Gi": "1g"}
+    for name, limit in limits.items():
+        assert compose["services"][name]["mem_limit"] == as_compose[limit], name
+    assert compose["services"]["mongo"]["mem_limit"] == "2g" and compose["services"]["rabbitmq"]["mem_limit"] == "2g"
+
+
 def test_compose_search_api_and_worker_share_the_index_volume(compose):
     for name in ("search-api", "search-worker"):
         spec = compose["services"][name]
