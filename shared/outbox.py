@@ -94,7 +94,9 @@ def insert_fields(staged: dict[str, dict]) -> dict:
 def update_operators(staged: dict[str, dict]) -> dict[str, dict]:
     """The update operators that add events to a document in the same write as the change. The sweep's due date
     only ever moves earlier: an entry left by a writer that died is swept 30 s after it was written, however often
-    later writes add (and clear) their own (a reviewer's find: each write put it 30 s later again)."""
+    later writes add (and clear) their own (a reviewer's find: each write put it 30 s later again). It goes when the
+    outbox empties; a document whose outbox never empties for 30 s (writes that overlap all along, or flushers that
+    far behind) is swept while its writers live, and its entries may go out twice: the consumers are idempotent."""
     if not staged:
         return {}
     return {

@@ -104,6 +104,9 @@ def declare_service_topology(channel, settings: Settings, service: str, types: l
     channel.queue_declare(f"{queue}.dead", durable=True, arguments=queue_arguments(settings))
     retries = [retry_queue_name(settings, service, delay) for delay in settings.retry_delays]
     for delay, retry in zip(settings.retry_delays, retries, strict=True):
+        if settings.broker_topology == "definitions":
+            _held(channel, retry)
+            continue
         args = {"x-message-ttl": int(delay * 1000), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue}
         channel.queue_declare(retry, durable=True, arguments=queue_arguments(settings, args))
     for event_type in types:
@@ -113,6 +116,25 @@ def declare_service_topology(channel, settings: Settings, service: str, types: l
     for own in (queue, f"{queue}.dead", *retries):
         channel.queue_bind(own, requeue, routing_key=own)
     return queue
+
+
+class MissingTopology(RuntimeError):
+    """A queue the definitions should hold is not on the broker (TICKETFLOW_BROKER_TOPOLOGY=definitions)."""
+
+
+def _held(channel, queue: str) -> None:
+    """A retry queue, with TICKETFLOW_BROKER_TOPOLOGY=definitions: only checked (a passive declare). It dead-letters
+    into the default exchange, and a declare with that argument needs a right to write there, which a service's
+    user has not (it would reach any queue by its name: deploy/rabbitmq/generate_definitions.py)."""
+    from pika.exceptions import ChannelClosedByBroker
+
+    try:
+        channel.queue_declare(queue, passive=True)
+    except ChannelClosedByBroker as exc:
+        raise MissingTopology(
+            f"the broker has no queue {queue}: import deploy/rabbitmq/definitions.json (written for the default "
+            "TICKETFLOW_RETRY_DELAYS; other delays need the definitions written again with them)"
+        ) from exc
 
 
 def declare_topology(channel, settings: Settings) -> None:

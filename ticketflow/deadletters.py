@@ -100,12 +100,18 @@ def check_service(service: str) -> None:
         raise DeadLetterError(f"no service {service!r} consumes events; one of: {known}")
 
 
-def read(connection, settings: Settings, service: str, limit: int) -> tuple[int, list[DeadLetter]]:
-    """(how many dead letters the service has, the first `limit` of them, oldest first); none is taken away."""
+ACCESS_REFUSED = 403
+
+
+def read(connection, settings: Settings, service: str, limit: int) -> tuple[int, list[DeadLetter] | None]:
+    """(how many dead letters the service has, the first `limit` of them, oldest first); none is taken away. None
+    for the letters when the broker user may not read them: another service's (its user reads its own only)."""
+    from pika.exceptions import ChannelClosedByBroker
+
     check_service(service)
     channel = connection.channel()
     try:
-        total = _count(channel, dead_queue(settings, service))
+        total = _count(channel, dead_queue(settings, service))  # a passive declare: any user may count
         letters = []
         for _ in range(min(total, limit)):
             method, props, body = channel.basic_get(dead_queue(settings, service), auto_ack=False)
@@ -113,6 +119,10 @@ def read(connection, settings: Settings, service: str, limit: int) -> tuple[int,
                 break
             letters.append(DeadLetter.of(props, body))
         return total, letters
+    except ChannelClosedByBroker as exc:
+        if exc.reply_code != ACCESS_REFUSED:
+            raise
+        return total, None
     finally:
         if channel.is_open:
             channel.close()  # every message taken goes back where it was
@@ -139,6 +149,7 @@ def replay(
         channel.confirm_delivery()
         total = _count(channel, dead)
         _count(channel, target)  # the queue exists (its worker declared it): a move never publishes into nothing
+        _exchange(channel, requeue)
         moved = 0
         for _ in range(total):  # as many as were there when it began: each is looked at once
             if limit is not None and moved >= limit:
@@ -177,6 +188,18 @@ def _count(channel, queue: str) -> int:
         raise DeadLetterError(f"the broker has no queue {queue} (has the service's worker run yet?)") from exc
 
 
+def _exchange(channel, exchange: str) -> None:
+    """DeadLetterError when the broker has no such exchange (a passive declare, which needs no right)."""
+    from pika.exceptions import ChannelClosedByBroker
+
+    try:
+        channel.exchange_declare(exchange, passive=True)
+    except ChannelClosedByBroker as exc:
+        raise DeadLetterError(
+            f"the broker has no exchange {exchange} (has the service's worker run since the upgrade that added it?)"
+        ) from exc
+
+
 # --- the command --------------------------------------------------------------------------------------------
 
 
@@ -193,15 +216,18 @@ def connect(settings: Settings):
         raise DeadLetterError(f"RabbitMQ at {local.masked(settings.amqp_url)} does not answer: {exc!r}") from exc
 
 
-def list_command(settings: Settings, services: list[str], limit: int, out=sys.stdout) -> int:
+def list_command(settings: Settings, services: list[str], limit: int, out=sys.stdout, connection=None) -> int:
     """Per service: how many dead letters, how many of each reason and type, and the first `limit` of them."""
     for service in services:
         check_service(service)
-    connection = connect(settings)
+    connection = connection or connect(settings)
     try:
         for service in services or sorted(SUBSCRIPTIONS):
             total, letters = read(connection, settings, service, limit)
             print(f"{service}: {total} dead letter{'s' * (total != 1)} in {dead_queue(settings, service)}", file=out)
+            if letters is None:  # a service's own broker user (compose, Kubernetes) reads its own queues only
+                print(f"  not readable with this broker user: run the command in {service}'s worker", file=out)
+                continue
             kinds = Counter((letter.reason, letter.event_type) for letter in letters)
             if len(letters) < total and kinds:
                 print(f"  of the first {len(letters)}:", file=out)

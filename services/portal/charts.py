@@ -138,14 +138,14 @@ def _dates(xs, x_labels) -> list[tuple[float, str, str]]:
     """(x, label, anchor) of the dates shown under the x axis: every one, or every second, third... whichever is
     the first to keep them apart as a phone draws them (the first starts at its week, the last ends at its own)."""
     last = len(x_labels) - 1
-    for every in range(1, len(x_labels) + 1):
+    for every in range(1, len(x_labels)):
         shown = []
         for i in range(0, len(x_labels), every):
             anchor = "start" if i == 0 and last else "end" if i == last and last else "middle"
             shown.append((xs[i], x_labels[i], anchor))
         if all(_span(*a)[1] + DATE_GAP <= _span(*b)[0] for a, b in zip(shown, shown[1:], strict=False)):
             return shown
-    return shown[:1]
+    return [(xs[0], x_labels[0], "start" if last else "middle")]  # the first date alone
 
 
 def _span(x: float, label: str, anchor: str) -> tuple[float, float]:

@@ -127,8 +127,9 @@ def deadline(clocks: dict, at: datetime | None = None) -> dict:
     if due and at is not None:  # the soonest's time left, as the ticket's page says it (the queue, by its due time)
         soonest = min(due, key=due.get)
         clock = known[soonest]
-        if due[soonest] <= at or clock.get("breached_at"):  # past it: since when (sla's time left stops at 0: it
-            # read "under a minute left"; and a clock that resumed after its breach is due at its resume: a review's)
+        if due[soonest] < at or clock.get("breached_at"):  # past it: since when (sla's time left stops at 0: it
+            # read "under a minute left"; a clock that resumed after its breach is due at its resume: a review's; at
+            # its very moment it is still in time, as sla counts it)
             passed = parse_time(clock["breached_at"]) if clock.get("breached_at") else due[soonest]
             left = remaining_words(-(at - passed).total_seconds())
         elif clock.get("remaining_seconds") is not None:

@@ -301,13 +301,14 @@ MARK_BREACH = "mark-breach"  # a threshold the timer passes silently: the breach
 PASSED = timedelta(milliseconds=1)  # a clock passes its target the first moment after it (the store keeps ms)
 
 
-def _announce_at(label: str, moment: datetime, grace: timedelta, running: bool) -> datetime:
-    """When the timer announces a threshold: a warning at its moment; a running clock's breach once its deadline has
-    passed (work done at the deadline's very millisecond is in time: contract section 6's "passes its target"), and
-    a breach already decided (a priority change past the target) at once; a breach after `grace`."""
+def _announce_at(label: str, moment: datetime, grace: timedelta, undecided: bool) -> datetime:
+    """When the timer announces a threshold: a warning at its moment; a breach not yet decided (no `breached_at`:
+    the clock runs towards its deadline) once its deadline has passed (work done at the deadline's very millisecond
+    is in time: contract section 6's "passes its target"), and one already decided (a priority change past the
+    target) at once; a breach after `grace`."""
     if label not in ("breach", MARK_BREACH):
         return moment
-    return moment + (PASSED if running else NO_GRACE) + grace
+    return moment + (PASSED if undecided else NO_GRACE) + grace
 
 
 @dataclass(frozen=True)

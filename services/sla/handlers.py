@@ -346,12 +346,12 @@ def put_calendar(svc: Sla, calendar_id: str, raw: object) -> tuple[dict, bool]:
         raise Invalid("The calendar is not valid.", {"hours": never}) from None
     stored = {"timezone": raw["timezone"], "hours": raw["hours"], "holidays": sorted(set(raw.get("holidays", [])))}
     at = now()
-    document, created, changed = svc.calendars.put(calendar_id, stored, at)
+    saved = svc.calendars.put(calendar_id, stored, at)
     # the running clocks' deadlines in the new hours (the timer's step), once every process reads them (each keeps
-    # the calendars it parsed for up to FRESH_SECONDS: a look before would find the old hours, a review's find)
-    if changed:
-        svc.clocks.look_again(calendar_id, at + timedelta(seconds=2 * CalendarStore.FRESH_SECONDS))
-    return document, created
+    # the calendars it parsed for up to FRESH_SECONDS: a look before would find the old hours, a review's find).
+    # Asked for a PUT of the same hours too: it may repeat one whose look failed after its save (a review's find).
+    svc.clocks.look_again(calendar_id, at + timedelta(seconds=2 * CalendarStore.FRESH_SECONDS))
+    return saved
 
 
 def ticket_view(svc: Sla, ticket_id: str, principal: Principal | None = None) -> dict:

@@ -166,11 +166,11 @@ class CalendarStore:
                     log.error("calendar %r before %s does not parse: %s", doc["_id"], was["until"], exc)
             yield doc["_id"], replace(current, earlier=tuple(earlier)) if earlier else current
 
-    def put(self, calendar_id: str, raw: dict, at: datetime) -> tuple[dict, bool, bool]:
-        """Create or replace; returns (the stored document, whether it was created, whether it changed). A replaced
-        calendar keeps what it was until `at` (`earlier`, its last EARLIER_KEPT changes): time before the change
-        counts in the hours then (they were recounted in the new ones: two reviewers' find). The same hours again
-        change nothing, not even the version (a PUT repeated)."""
+    def put(self, calendar_id: str, raw: dict, at: datetime) -> tuple[dict, bool]:
+        """Create or replace; returns (the stored document, whether it was created). A replaced calendar keeps what it
+        was until `at` (`earlier`, its last EARLIER_KEPT changes): time before the change counts in the hours then
+        (they were recounted in the new ones: two reviewers' find). The same hours again change nothing, not even the
+        version (a PUT repeated)."""
         fields = {**raw, "hours": {day: [f"{a}-{b}" for a, b in periods] for day, periods in raw["hours"].items()}}
         fields["updated_at"] = at
         before = self.collection.find_one({"_id": calendar_id})
@@ -181,7 +181,7 @@ class CalendarStore:
                 return self.put(calendar_id, raw, at)
             created = True
         elif "deleted_at" not in before and self._json(before) == self._json(fields):
-            return self.document(calendar_id), False, False  # the same hours again: no new version, nothing to follow
+            return self.document(calendar_id), False  # the same hours again: no new version
         else:
             change: dict = {"$set": fields, "$inc": {"version": 1}, "$unset": {"deleted_at": ""}}
             was = {"until": at, **self._json(before)}
@@ -193,7 +193,7 @@ class CalendarStore:
             created = "deleted_at" in before  # made again after a delete
         with self._lock:
             self._fresh_until = 0.0
-        return self.document(calendar_id), created, True
+        return self.document(calendar_id), created
 
     def delete(self, calendar_id: str, at: datetime) -> bool:
         """Mark the calendar deleted; False when there is none to delete."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import io
 import json
 import secrets
 import shutil
@@ -30,6 +31,7 @@ from shared.consumer import Consumer, PermanentError
 from shared.events import EVENT_TYPES, PRODUCERS, PUBLISHED_BY
 from shared.topology import (
     SUBSCRIPTIONS,
+    MissingTopology,
     declare_service_topology,
     declare_topology,
     queue_counts,
@@ -38,7 +40,7 @@ from shared.topology import (
     retry_queue_name,
 )
 from tests.harness import wait_until
-from ticketflow import local
+from ticketflow import deadletters, local
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST, PORT = "127.0.0.1", 5672
@@ -259,3 +261,41 @@ def test_a_service_s_user_forges_nothing_and_touches_no_other_service_s_queues(b
             _refused(forger, act)
     finally:
         forger.close()
+
+
+def test_dead_letters_list_with_a_service_s_user_counts_every_queue_and_reads_its_own(broker_users):
+    """A change review's find: in a worker's container `ticketflow dead-letters list` (every service) was a
+    traceback at the first other service's queue, which its user may not read."""
+    vhost, users = broker_users
+    intake = _connect(vhost, *users["intake"])
+    channel = intake.channel()
+    channel.confirm_delivery()  # a dead letter of intake's, through its own way back in
+    channel.basic_publish(requeue_exchange_name(DEFINITIONS, "intake"), "ticketflow.intake.dead", b"{}", mandatory=True)
+    connection, out = _connect(vhost, *users["notify"]), io.StringIO()
+    try:
+        assert deadletters.list_command(DEFINITIONS, [], limit=5, out=out, connection=connection) == 0
+    finally:
+        if connection.is_open:  # the command closes what it was given
+            connection.close()
+        channel.queue_purge("ticketflow.intake.dead")
+        intake.close()
+    lines = out.getvalue().splitlines()
+    assert "notify: 0 dead letters in ticketflow.notify.dead" in lines
+    at = lines.index("intake: 1 dead letter in ticketflow.intake.dead")
+    assert lines[at + 1] == "  not readable with this broker user: run the command in intake's worker"
+
+
+def test_a_service_s_worker_finds_the_retry_queues_the_definitions_hold(broker_users):
+    """A change review's find: a retry queue dead-letters into the default exchange, and declaring one (not only
+    its first time: any declare with that argument) needs write on it, which a service's user no longer has. In
+    definitions mode the worker checks its retry queues (passive: they are the definitions'); one its delays do not
+    name is said in words."""
+    vhost, users = broker_users
+    connection = _connect(vhost, *users["intake"])
+    try:
+        assert declare_service_topology(connection.channel(), DEFINITIONS, "intake", sorted(SUBSCRIPTIONS["intake"]))
+        other_delays = dataclasses.replace(DEFINITIONS, retry_delays=(7.0,))
+        with pytest.raises(MissingTopology, match=r"ticketflow\.intake\.retry\.7000ms.*definitions"):
+            declare_service_topology(connection.channel(), other_delays, "intake", sorted(SUBSCRIPTIONS["intake"]))
+    finally:
+        connection.close()

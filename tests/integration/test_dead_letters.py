@@ -125,6 +125,19 @@ def test_an_unknown_service_or_a_queue_never_declared_is_said_in_words(connectio
         deadletters.read(connection, settings, "search", limit=5)  # nothing declared search's queues here
 
 
+def test_a_replay_on_a_broker_upgraded_before_its_worker_ran_says_why_and_keeps_the_letters(channel, settings):
+    """A change review's find: a broker whose queues an older version declared has no requeue exchange until the
+    service's worker connects; the replay's publish there was a traceback."""
+    event_id = _bury(channel, settings, "failed")
+    channel.exchange_delete(topology.requeue_exchange_name(settings, "intake"))
+
+    with pytest.raises(deadletters.DeadLetterError, match="has the service's worker run since the upgrade"):
+        deadletters.replay(channel.connection, settings, "intake")
+
+    total, letters = deadletters.read(channel.connection, settings, "intake", limit=5)
+    assert total == 1 and [letter.event_id for letter in letters] == [event_id]
+
+
 def test_a_replayed_event_that_fails_again_gets_every_retry_again_through_the_real_worker(
     infra, settings, spawn_worker, publish
 ):

@@ -14,12 +14,14 @@ import signal
 import time
 import uuid
 
+import pika
 import pytest
 
 from services.notify import handlers
 from shared import mongo
 from shared.config import load_settings
 from shared.links import read_link_token
+from shared.topology import retry_queue_name
 from tests.harness import consumers_on, flushed, wait_until
 from tests.integration.conftest import event_from
 from tests.integration.notify_servers import smtp_server, webhook_server  # noqa: F401 - fixtures
@@ -309,9 +311,22 @@ def test_a_requester_name_with_a_script_arrives_escaped_in_html(start_worker, pu
     assert "<script>alert('x')</script> Ana" in message.get_body(("plain",)).get_content()
 
 
-def test_an_event_before_its_ticket_is_known_waits_for_it(start_worker, publish, notify, smtp_server):  # noqa: F811
+@pytest.fixture
+def longer_retries(infra, settings):
+    """The retry delays of the test below, and their queues deleted after it (the session deletes its own only)."""
+    delays = (2.0, 4.0, 8.0, 16.0)
+    yield ",".join(f"{delay:g}" for delay in delays)
+    connection = pika.BlockingConnection(pika.URLParameters(infra.amqp_url))
+    try:
+        for delay in delays:
+            connection.channel().queue_delete(retry_queue_name(settings, "notify", delay))
+    finally:
+        connection.close()
+
+
+def test_an_event_before_its_ticket_is_known_waits_for_it(start_worker, publish, notify, smtp_server, longer_retries):  # noqa: F811
     smtp, _ = smtp_server
-    worker = start_worker(TICKETFLOW_RETRY_DELAYS="2,4,8,16")  # ticket.created comes long before they are spent
+    worker = start_worker(TICKETFLOW_RETRY_DELAYS=longer_retries)  # ticket.created comes long before they are spent
     ticket_id, number = uuid.uuid4().hex, 777001
     _send(publish, "ticket.resolved", ticket_id, agent_id="jane", resolution="Done.")  # before ticket.created
     wait_until(lambda: "handler for ticket.resolved failed" in worker.log_text(), timeout=15)  # it was tried

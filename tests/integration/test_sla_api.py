@@ -1043,3 +1043,19 @@ def test_the_timer_puts_off_a_ticket_only_while_its_next_look_is_the_one_that_fa
     assert sla_db.clocks.find_one({"_id": ticket_id})["next_due"] == due
     assert sla_ctx.clocks.put_off(ticket_id, due, later)
     assert sla_db.clocks.find_one({"_id": ticket_id})["next_due"] == later
+
+
+def test_a_calendar_put_again_unchanged_still_asks_the_timer_to_look(sla_client, sla_db, sla_seed, policies_restored):
+    """A change review's find: a PUT repeated after one whose save went through but whose look failed (a timeout on
+    the clocks) changed nothing, and the deadlines stayed in the old hours. The same hours make no new version."""
+    calendar_id = unique("office")
+    body = {"timezone": "UTC", "hours": {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}}
+    assert sla_client.put(f"/calendars/{calendar_id}", json=body, headers=admin()).status_code == 201
+    assert put_policy(sla_client, "normal", policy_body(calendar=calendar_id)).status_code == 200
+    ticket_id = sla_seed("normal")
+    sla_db.clocks.update_one({"_id": ticket_id}, {"$set": {"next_due": handlers.now() + timedelta(days=3)}})
+
+    again = sla_client.put(f"/calendars/{calendar_id}", json=body, headers=admin())
+
+    assert again.status_code == 200 and again.get_json()["version"] == 1
+    assert sla_db.clocks.find_one({"_id": ticket_id})["next_due"] <= handlers.now() + timedelta(seconds=3)

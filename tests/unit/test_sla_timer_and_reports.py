@@ -84,6 +84,26 @@ def test_a_ticket_whose_step_fails_is_put_off_and_holds_back_no_other(monkeypatc
     assert "its step failed" in caplog.text
 
 
+def test_a_passing_store_fault_on_one_ticket_is_tried_at_the_next_pass_not_a_minute_later(monkeypatch):
+    """A change review's find: a timeout on one healthy ticket put its breach off by a minute."""
+    from pymongo.errors import ExecutionTimeout
+
+    announced: list[str] = []
+
+    def announce_due(svc, ticket_id):
+        if ticket_id == "slow":
+            raise ExecutionTimeout("operation exceeded time limit")
+        announced.append(ticket_id)
+
+    monkeypatch.setattr(timers, "now", lambda: NOW)
+    monkeypatch.setattr(timers, "announce_due", announce_due)
+    app = FakeApp([("slow", NOW - timedelta(seconds=2)), ("healthy", NOW - timedelta(seconds=1))])
+
+    DeadlineTimer(app, Alarm()).run_once()
+
+    assert announced == ["healthy"] and app.clocks.entries[0] == ("slow", NOW - timedelta(seconds=2))
+
+
 def test_a_store_away_during_a_step_stops_the_pass_for_the_timer_s_loop_to_wait(frozen, monkeypatch):
     from pymongo.errors import AutoReconnect
 
