@@ -63,24 +63,29 @@ def test_a_full_batch_of_due_clocks_runs_again_at_once(frozen):
     assert len(frozen) == 5
 
 
-def test_a_ticket_whose_step_fails_is_put_off_and_holds_back_no_other(monkeypatch, caplog):
-    """A plumbing review's find: one clock whose step raised (a document this version cannot read) came first in
-    every pass, and the pass stopped there: every later warning and breach waited behind it for good."""
+def _a_pass_with_one_failing(monkeypatch, error: Exception) -> tuple[list[str], FakeApp]:
+    """A pass over two due tickets whose first one's step raises `error`: (those announced, the app)."""
     announced: list[str] = []
 
     def announce_due(svc, ticket_id):
-        if ticket_id == "unreadable":
-            raise KeyError("clocks")
+        if ticket_id == "failing":
+            raise error
         announced.append(ticket_id)
 
     monkeypatch.setattr(timers, "now", lambda: NOW)
     monkeypatch.setattr(timers, "announce_due", announce_due)
-    app = FakeApp([("unreadable", NOW - timedelta(seconds=2)), ("healthy", NOW - timedelta(seconds=1))])
-
+    app = FakeApp([("failing", NOW - timedelta(seconds=2)), ("healthy", NOW - timedelta(seconds=1))])
     DeadlineTimer(app, Alarm()).run_once()
+    return announced, app
+
+
+def test_a_ticket_whose_step_fails_is_put_off_and_holds_back_no_other(monkeypatch, caplog):
+    """A plumbing review's find: one clock whose step raised (a document this version cannot read) came first in
+    every pass, and the pass stopped there: every later warning and breach waited behind it for good."""
+    announced, app = _a_pass_with_one_failing(monkeypatch, KeyError("clocks"))
 
     assert announced == ["healthy"]
-    assert app.clocks.entries[0] == ("unreadable", NOW + timers.PUT_OFF)  # looked at again later, not each pass
+    assert app.clocks.entries[0] == ("failing", NOW + timers.PUT_OFF)  # looked at again later, not each pass
     assert "its step failed" in caplog.text
 
 
@@ -88,20 +93,9 @@ def test_a_passing_store_fault_on_one_ticket_is_tried_at_the_next_pass_not_a_min
     """A change review's find: a timeout on one healthy ticket put its breach off by a minute."""
     from pymongo.errors import ExecutionTimeout
 
-    announced: list[str] = []
+    announced, app = _a_pass_with_one_failing(monkeypatch, ExecutionTimeout("operation exceeded time limit"))
 
-    def announce_due(svc, ticket_id):
-        if ticket_id == "slow":
-            raise ExecutionTimeout("operation exceeded time limit")
-        announced.append(ticket_id)
-
-    monkeypatch.setattr(timers, "now", lambda: NOW)
-    monkeypatch.setattr(timers, "announce_due", announce_due)
-    app = FakeApp([("slow", NOW - timedelta(seconds=2)), ("healthy", NOW - timedelta(seconds=1))])
-
-    DeadlineTimer(app, Alarm()).run_once()
-
-    assert announced == ["healthy"] and app.clocks.entries[0] == ("slow", NOW - timedelta(seconds=2))
+    assert announced == ["healthy"] and app.clocks.entries[0] == ("failing", NOW - timedelta(seconds=2))
 
 
 def test_a_store_away_during_a_step_stops_the_pass_for_the_timer_s_loop_to_wait(frozen, monkeypatch):
