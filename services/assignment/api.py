@@ -177,10 +177,12 @@ class Queue(MethodView):
 
 @tickets.route("/tickets/<ticket_id>/claim")
 class Claim(MethodView):
-    @require_roles("agent")
+    @require_roles("agent", "admin")
     @tickets.response(200, TicketSchema)
     def post(self, ticket_id):
-        """Take a ticket of one of your teams, even while unavailable or at capacity; 409 if another agent has it."""
+        """Take a ticket of one of your teams, even while unavailable or at capacity; 409 if another agent has it.
+        An admin claims as the agent its token names (`agent_id`), with that agent's rights; an admin's token that
+        names none has nobody to give it to (403: `assign` gives a ticket to an agent)."""
         return handlers.claim(assignment(), ticket_id, principal(), correlation_id())
 
 

@@ -513,7 +513,9 @@ def queue(svc: Assignment, filters: dict, limit: int, cursor: str | None, princi
 
 def claim(svc: Assignment, ticket_id: str, principal: Principal, correlation_id: str | None) -> Ticket:
     agent = _actor(svc, principal)
-    _require(agent is not None, "Only an agent can claim a ticket.")
+    if agent is None and principal.agent_id is None:  # an admin's token that names no agent (a contract prober's)
+        raise Forbidden("This token names no agent to take the ticket: an admin gives it to one with assign.")
+    _require(agent is not None, f"No agent {principal.agent_id} is registered.")
 
     def claimable(ticket: Ticket) -> bool:
         _readable(ticket, "agent", agent)  # rights first (and all of them: an agent claims what it may read)
