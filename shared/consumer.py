@@ -25,11 +25,18 @@ from pymongo.errors import ConnectionFailure
 from shared import events, metrics, mongo
 from shared.bus import CONNECTION_ERRORS, parameters
 from shared.config import Settings
-from shared.topology import declare_service_topology, queue_name, requeue_exchange_name, retry_queue_name
+from shared.topology import (
+    MissingTopology,
+    declare_service_topology,
+    queue_name,
+    requeue_exchange_name,
+    retry_queue_name,
+)
 
 log = logging.getLogger(__name__)
 
 ACK_EVERY = 10  # deliveries acknowledged together at most (well under the prefetch: the broker never waits on us)
+MISSING_WAIT = 30.0  # seconds between looks for a queue the broker lacks (TICKETFLOW_BROKER_TOPOLOGY=definitions)
 ATTEMPT_HEADER = "x-ticketflow-attempt"
 REASON_HEADER = "x-ticketflow-reason"
 ERROR_HEADER = "x-ticketflow-error"
@@ -71,6 +78,7 @@ class Consumer:
         self._unacked_tag = 0
         self._republished = False  # the delivery in hand went to a retry or dead-letter queue: ack it at once
         self._requeue = requeue_exchange_name(settings, service)  # where its retries and dead letters go
+        self.missing: str | None = None  # what the broker lacks that the definitions hold (shown by /livez)
 
     def run(self) -> None:
         """Consume until stopped, reconnecting (and re-declaring everything) whenever the broker goes away."""
@@ -81,6 +89,12 @@ class Consumer:
                 backoff = 0.5
                 if not self.stop.is_set():
                     log.warning("%s: the broker cancelled the consumer; reconnecting", self.service)
+            except MissingTopology as exc:  # the broker lacks a queue the definitions hold: an operator's to mend
+                self.missing = str(exc)
+                log.error("%s: cannot consume: %s; looking again in %.0f s", self.service, exc, MISSING_WAIT)
+                self._disconnected()
+                self.stop.wait(MISSING_WAIT)
+                continue
             except CONNECTION_ERRORS as exc:
                 log.warning("%s: broker connection lost (%r); reconnecting in %.1fs", self.service, exc, backoff)
             except Exception:  # a fault in the plumbing itself: unacked messages return to the queue
@@ -101,7 +115,7 @@ class Consumer:
         return 0.0 if since is None else time.monotonic() - since
 
     def _connected(self) -> None:
-        self._offline_since = None
+        self._offline_since, self.missing = None, None
         self.connected.set()
 
     def _disconnected(self) -> None:

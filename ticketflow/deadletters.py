@@ -154,7 +154,14 @@ def replay(
         for _ in range(total):  # as many as were there when it began: each is looked at once
             if limit is not None and moved >= limit:
                 break
-            method, props, body = channel.basic_get(dead, auto_ack=False)
+            try:
+                method, props, body = channel.basic_get(dead, auto_ack=False)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != ACCESS_REFUSED:
+                    raise
+                raise DeadLetterError(  # a service's own broker user (compose, Kubernetes) reads its own only
+                    f"this broker user may not read {dead}: run the command in {service}'s worker"
+                ) from exc
             if method is None:
                 break
             letter = DeadLetter.of(props, body)

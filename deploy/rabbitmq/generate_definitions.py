@@ -119,8 +119,9 @@ def service_users(settings) -> dict:
     """users (without passwords), permissions and topic permissions: one user per service.
 
     The services run with TICKETFLOW_BROKER_TOPOLOGY=definitions: the broker holds every queue and binding from
-    this file, and each service declares only its own (its queue, retry and dead-letter queues, its requeue
-    exchange, the bindings to them) and checks the events exchange with a passive declare. So each user may
+    this file, and each service declares only its own (its queue and dead-letter queue, its requeue exchange, the
+    bindings to them) and checks its retry queues and the events exchange with passive declares (a retry queue
+    dead-letters into the default exchange, and declaring one anew needs a right to write there). So each user may
     configure only its own (`<ns>.<service>` and below), read its own and the events exchange (a binding's
     source), and write to the events exchange, where its topic permission narrows what it may publish to the
     event types it produces, and to its own requeue exchange and queues (its retries and dead letters; a

@@ -188,8 +188,8 @@ class CalendarById(MethodView):
         headers={"Location": {"schema": {"type": "string"}}},
     )
     def put(self, body, calendar_id):
-        """Create (201, with its Location) or replace (200) a calendar; the same hours again change nothing, not even
-        its version."""
+        """Create (201, with its Location) or replace (200) a calendar; the same hours again make no new version (the
+        deadline timer is still asked to look at its clocks: the PUT may repeat one whose look failed)."""
         document, created = handlers.put_calendar(sla(), calendar_id, body)
         return (document, 201, {"Location": f"/calendars/{calendar_id}"}) if created else (document, 200)
 

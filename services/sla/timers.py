@@ -14,7 +14,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
 from services.sla.handlers import Sla, announce_due
 from shared.clock import now
@@ -70,8 +70,8 @@ class DeadlineTimer:
             log.info("deadline of ticket %s: %s", ticket_id, exc)
         except ConnectionFailure:
             raise  # the store is away: every ticket waits for it alike (the timer's loop backs off)
-        except PyMongoError as exc:  # a passing fault of the store (a timeout): the next pass tries it again
-            log.warning("deadline of ticket %s: the store failed (%r); tried again at the next pass", ticket_id, exc)
+        except (ExecutionTimeout, WTimeoutError) as exc:  # a passing fault of the store: the next pass tries again
+            log.warning("deadline of ticket %s: the store timed out (%r); tried again at the next pass", ticket_id, exc)
         except Exception:
             # One ticket whose step fails (a document this version cannot read, say) is looked at again later: it
             # came first in every pass and held back every deadline after it (a plumbing review's find).

@@ -285,11 +285,27 @@ def test_dead_letters_list_with_a_service_s_user_counts_every_queue_and_reads_it
     assert lines[at + 1] == "  not readable with this broker user: run the command in intake's worker"
 
 
+def test_dead_letters_replay_with_another_service_s_user_says_where_to_run_it(broker_users):
+    vhost, users = broker_users
+    intake = _connect(vhost, *users["intake"])
+    channel = intake.channel()
+    channel.confirm_delivery()
+    channel.basic_publish(requeue_exchange_name(DEFINITIONS, "intake"), "ticketflow.intake.dead", b"{}", mandatory=True)
+    connection = _connect(vhost, *users["notify"])
+    try:
+        with pytest.raises(deadletters.DeadLetterError, match="run the command in intake's worker"):
+            deadletters.replay(connection, DEFINITIONS, "intake")
+    finally:
+        connection.close()
+        assert channel.queue_purge("ticketflow.intake.dead").method.message_count == 1  # it stayed dead
+        intake.close()
+
+
 def test_a_service_s_worker_finds_the_retry_queues_the_definitions_hold(broker_users):
-    """A change review's find: a retry queue dead-letters into the default exchange, and declaring one (not only
-    its first time: any declare with that argument) needs write on it, which a service's user no longer has. In
-    definitions mode the worker checks its retry queues (passive: they are the definitions'); one its delays do not
-    name is said in words."""
+    """A change review's find: a retry queue dead-letters into the default exchange, and declaring one anew needs
+    write on it, which a service's user no longer has (RabbitMQ 3.10, here, lets a declare of one that exists
+    through). In definitions mode the worker checks its retry queues (passive: they are the definitions'); one its
+    delays do not name is said in words."""
     vhost, users = broker_users
     connection = _connect(vhost, *users["intake"])
     try:

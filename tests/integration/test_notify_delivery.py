@@ -313,7 +313,8 @@ def test_a_requester_name_with_a_script_arrives_escaped_in_html(start_worker, pu
 
 @pytest.fixture
 def longer_retries(infra, settings):
-    """The retry delays of the test below, and their queues deleted after it (the session deletes its own only)."""
+    """The retry delays of the test below, and their queues deleted after it (the session deletes its own only);
+    asked for before its worker, so that it is stopped first (its fixture ends first)."""
     delays = (2.0, 4.0, 8.0, 16.0)
     yield ",".join(f"{delay:g}" for delay in delays)
     connection = pika.BlockingConnection(pika.URLParameters(infra.amqp_url))
@@ -324,7 +325,7 @@ def longer_retries(infra, settings):
         connection.close()
 
 
-def test_an_event_before_its_ticket_is_known_waits_for_it(start_worker, publish, notify, smtp_server, longer_retries):  # noqa: F811
+def test_an_event_before_its_ticket_is_known_waits_for_it(longer_retries, start_worker, publish, notify, smtp_server):  # noqa: F811
     smtp, _ = smtp_server
     worker = start_worker(TICKETFLOW_RETRY_DELAYS=longer_retries)  # ticket.created comes long before they are spent
     ticket_id, number = uuid.uuid4().hex, 777001

@@ -98,6 +98,16 @@ def test_a_passing_store_fault_on_one_ticket_is_tried_at_the_next_pass_not_a_min
     assert announced == ["healthy"] and app.clocks.entries[0] == ("failing", NOW - timedelta(seconds=2))
 
 
+def test_a_store_error_that_stays_puts_the_ticket_off_as_any_other_failure(monkeypatch):
+    """A review's find: every store error was taken as passing, and a document the store refuses for good was tried
+    each second, with a warning each time."""
+    from pymongo.errors import OperationFailure
+
+    announced, app = _a_pass_with_one_failing(monkeypatch, OperationFailure("not implemented for this shape"))
+
+    assert announced == ["healthy"] and app.clocks.entries[0] == ("failing", NOW + timers.PUT_OFF)
+
+
 def test_a_store_away_during_a_step_stops_the_pass_for_the_timer_s_loop_to_wait(frozen, monkeypatch):
     from pymongo.errors import AutoReconnect
 

@@ -47,6 +47,35 @@ def test_live_while_the_consumer_has_the_broker_or_lost_it_for_less_than_the_bou
     assert liveness.reasons() == []
 
 
+def test_a_consumer_whose_broker_lacks_a_queue_says_which_waits_and_fails_liveness_for_that(monkeypatch, caplog):
+    """A change review's find: a retry queue missing in definitions mode looped every 10 s with two tracebacks, and
+    /livez said "no broker connection" while the connection was fine."""
+    from shared import consumer as consuming
+    from shared.config import load_settings
+    from shared.topology import MissingTopology
+
+    stop, waits = threading.Event(), []
+    worker = consuming.Consumer(load_settings({}), "intake", {}, None, stop=stop)
+
+    def consume_once():
+        raise MissingTopology("the broker has no queue ticketflow.intake.retry.7000ms: import the definitions")
+
+    def wait(seconds):  # the first look's wait, then the stop
+        waits.append(seconds)
+        stop.set()
+
+    monkeypatch.setattr(worker, "_consume_once", consume_once)
+    monkeypatch.setattr(stop, "wait", wait)
+    worker.run()
+
+    assert waits == [consuming.MISSING_WAIT] and "Traceback" not in caplog.text
+    assert "cannot consume: the broker has no queue ticketflow.intake.retry.7000ms" in caplog.text
+    monkeypatch.setattr(worker, "offline_for", lambda: 42.0)
+    assert Liveness(30.0, worker, [], threading.Event()).reasons() == [
+        "not consuming: the broker has no queue ticketflow.intake.retry.7000ms: import the definitions"
+    ]
+
+
 def test_a_handler_that_hangs_past_the_bound_fails_liveness():
     consumer = FakeConsumer(handling=12.0)
     liveness = Liveness(30.0, consumer, [running()], threading.Event())
