@@ -71,9 +71,10 @@ def sign_in(app, email: str, password: str = PASSWORD):
 
 def test_an_admin_disables_an_account_its_session_ends_and_its_sign_ins_are_refused(portal, stub):  # noqa: F811
     svc = portal.extensions["ticketflow.portal"]
-    stub.answers["/agents/ada"] = {"id": "ada", "name": "Ada", "teams": ["network"], "available": False}
+    agent_id = f"ada-{uuid.uuid4().hex[:6]}"  # its own: another test's account of "ada" would share the agent
+    stub.answers[f"/agents/{agent_id}"] = {"id": agent_id, "name": "Ada", "teams": ["network"], "available": False}
     _, admin_token = account_with_session(portal, "admin")
-    agent, agent_token = account_with_session(portal, "agent")
+    agent, agent_token = account_with_session(portal, "agent", agent_id)
     admin = browser(portal, admin_token)
 
     done = post_form(admin, f"/admin/accounts/{agent['_id']}/disabled", "/admin/", {"disabled": "true"})
