@@ -111,8 +111,11 @@ class TicketStore(VersionedStore):
         found = self.collection.find(query, fields).sort("number", DESCENDING).limit(looked_at)
         return next((self.find(doc["_id"]) for doc in found if _follows_up(doc, number, prefix)), None)
 
-    def resolved_before(self, moment: datetime, limit: int = 200) -> list[str]:
-        query = {"status": "resolved", "resolved_at": {"$lte": moment}}
+    def resolved_before(self, moment: datetime, limit: int = 200, without: list[str] | None = None) -> list[str]:
+        """Up to `limit` tickets resolved at or before `moment`, but those `without`."""
+        query = {"status": "resolved", "resolved_at": {"$lte": moment}} | (
+            {"_id": {"$nin": without}} if without else {}
+        )
         return [doc["_id"] for doc in self.collection.find(query, {"_id": 1}).limit(limit)]
 
 

@@ -13,9 +13,10 @@ def main() -> None:
     stop_on_signals(handlers.SERVICE)
     svc = handlers.bootstrap(settings)
     wait_for(svc.ensure_storage, "MongoDB")
+    failing: dict = {}  # the tickets auto-close could not close, left out of its rounds for a while
     worker_timers = [
         *outbox_timers(settings, handlers.SERVICE, svc.pending, [svc.tickets]),
-        Timer("auto-close", settings.auto_close_interval, lambda: timers.auto_close(svc)),
+        Timer("auto-close", settings.auto_close_interval, lambda: timers.auto_close(svc, failing)),
         Timer("expire-records", 3600, lambda: timers.expire_records(svc)),
     ]
     run_worker(settings, handlers.SERVICE, bind(handlers.HANDLERS, svc), svc.processed, worker_timers)

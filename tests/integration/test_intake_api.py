@@ -1292,3 +1292,15 @@ def test_while_the_secret_changes_a_token_signed_with_the_one_before_is_accepted
             assert asked.status_code == 200, asked.get_json()
         stranger = client.get("/topics", headers={"Authorization": f"Bearer {issue_token('s' * 32, 'admin')}"})
         assert stranger.status_code == 401
+
+
+def test_auto_close_s_list_leaves_out_the_tickets_it_is_told_to(intake_app, make_ticket, intake_db):
+    svc = intake_app.extensions["ticketflow.intake"]
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    tickets = [make_ticket()["id"] for _ in range(3)]
+    intake_db.tickets.update_many({"_id": {"$in": tickets}}, {"$set": {"status": "resolved", "resolved_at": long_ago}})
+
+    found = svc.tickets.resolved_before(long_ago + timedelta(seconds=1), limit=10_000, without=[tickets[0]])
+
+    assert tickets[0] not in found and {tickets[1], tickets[2]} <= set(found)
+    intake_db.tickets.update_many({"_id": {"$in": tickets}}, {"$set": {"status": "closed"}})  # none left for others

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +14,11 @@ from shared.saving import NO_CHANGE
 
 def desk(*resolved: str) -> SimpleNamespace:
     settings = SimpleNamespace(auto_close_hours=72)
-    return SimpleNamespace(settings=settings, tickets=SimpleNamespace(resolved_before=lambda moment: list(resolved)))
+
+    def resolved_before(moment, without=None):
+        return [ticket_id for ticket_id in resolved if ticket_id not in (without or [])]
+
+    return SimpleNamespace(settings=settings, tickets=SimpleNamespace(resolved_before=resolved_before))
 
 
 def test_a_ticket_that_cannot_be_closed_stops_no_other(monkeypatch, caplog):
@@ -31,6 +36,26 @@ def test_a_ticket_that_cannot_be_closed_stops_no_other(monkeypatch, caplog):
 
     assert timers.auto_close(desk("unreadable", "t-2", "t-3")) == 2
     assert closed == ["t-2", "t-3"] and "auto-close of ticket unreadable failed" in caplog.text
+
+
+def test_a_ticket_that_cannot_be_closed_is_left_out_of_the_rounds_for_a_while(monkeypatch):
+    """A review's find: tried at every round, 200 such tickets would have filled each round's page."""
+    tried, moment = [], {"now": datetime(2026, 12, 6, 12, 0, tzinfo=UTC)}
+
+    def change_ticket(svc, ticket_id, change, correlation_id):
+        tried.append(ticket_id)
+        raise KeyError("status")
+
+    monkeypatch.setattr(timers, "change_ticket", change_ticket)
+    monkeypatch.setattr(timers, "now", lambda: moment["now"])
+    failing: dict = {}
+
+    timers.auto_close(desk("unreadable"), failing)
+    timers.auto_close(desk("unreadable"), failing)  # the next round: left out
+    moment["now"] += timers.PUT_OFF
+    timers.auto_close(desk("unreadable"), failing)  # its time came: tried again
+
+    assert tried == ["unreadable", "unreadable"]
 
 
 def test_a_store_away_ends_the_round(monkeypatch):
