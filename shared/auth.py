@@ -103,8 +103,7 @@ def decode_token(
     if role == "agent" and not (isinstance(agent_id, str) and agent_id):
         raise AuthError("an agent token needs an agent_id claim")
     requester_email, ticket_id = _requester_scope(role, claims)
-    portal_server = role == "portal" and requester_email is None
-    cap = portal_max_hours if portal_server else max_hours
+    cap = lifetime_cap(role, requester_email, max_hours, portal_max_hours)
     if cap is not None and int(claims["exp"]) - int(claims["iat"]) > cap * 3600:
         raise AuthError(f"the token lives longer than {cap:g} hours (exp - iat); ask for a shorter-lived one")
     return Principal(
@@ -114,6 +113,14 @@ def decode_token(
         requester_email=requester_email,
         ticket_id=ticket_id,
     )
+
+
+def lifetime_cap(
+    role: str, requester_email: str | None, max_hours: float | None, portal_max_hours: float | None
+) -> float | None:
+    """The longest lifetime, in hours, of a token for `role`: `portal_max_hours` for the portal server's own token
+    (role portal without requester_email), `max_hours` for any other; None: no cap."""
+    return portal_max_hours if role == "portal" and requester_email is None else max_hours
 
 
 def signed_by_one_of(keys: Sequence, decode: Callable[[object], dict]) -> dict:

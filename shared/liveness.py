@@ -42,7 +42,7 @@ class Liveness:
     def reasons(self) -> list[str]:
         found = []
         if self.consumer is not None and (offline := self.consumer.offline_for()) > self.bound:
-            missing = getattr(self.consumer, "missing", None)  # connected, but the broker lacks one of its queues
+            missing = self.consumer.missing  # connected, but the broker lacks one of its queues
             found.append(f"not consuming: {missing}" if missing else f"no broker connection for {offline:.0f} s "
                          f"(bound {self.bound:g} s)")  # fmt: skip
         if self.consumer is not None and (handling := self.consumer.handling_for()) > self.bound:

@@ -123,15 +123,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from shared.auth import issue_token
+    from shared.auth import issue_token, lifetime_cap
     from shared.config import load_settings
 
     if args.ttl <= 0:
         return _usage_error("--ttl must be a positive number of seconds")
     settings = load_settings()
-    server = args.role == "portal" and not args.requester_email  # the portal server's own token (shared.auth)
-    longest = settings.portal_token_max_hours if server else settings.token_max_hours
+    requester = args.requester_email or None
+    longest = lifetime_cap(args.role, requester, settings.token_max_hours, settings.portal_token_max_hours)
     if longest is not None and args.ttl > longest * 3600:  # the apis would refuse it (401): said here instead
+        server = args.role == "portal" and requester is None  # the cap of the portal server's own token
         return _usage_error(
             f"--ttl {args.ttl} is longer than the apis take ({longest:g} hours: {int(longest * 3600)} seconds, "
             f"TICKETFLOW_{'PORTAL_' if server else ''}TOKEN_MAX_HOURS)"

@@ -15,7 +15,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.intake.domain import DEFAULT_TOPIC, DEFAULT_TOPICS, Ticket
 from shared import outbox
-from shared.access import ListScope
+from shared.access import ListScope, same_email
 from shared.clock import now
 from shared.cursors import Key, Paginator
 from shared.documents import VersionedStore
@@ -334,7 +334,7 @@ def _scoped(filters: dict, scope: ListScope | None) -> dict:
         return filters
     if scope.requester_email:  # their own tickets; another address asked for: none (a prober's find: their own)
         asked = filters.get("requester.email")
-        if asked is not None and asked.casefold() != scope.requester_email.casefold():
+        if asked is not None and not same_email(asked, scope.requester_email):
             return {**filters, "_id": {"$in": []}}
         narrowed = {**filters, "requester.email": scope.requester_email}
         return narrowed | ({"_id": scope.ticket_id} if scope.ticket_id else {})

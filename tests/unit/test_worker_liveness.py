@@ -18,7 +18,7 @@ from ticketflow.local import free_port
 
 class FakeConsumer:
     def __init__(self, offline: float = 0.0, handling: float = 0.0) -> None:
-        self.offline, self.handling = offline, handling
+        self.offline, self.handling, self.missing = offline, handling, None
 
     def offline_for(self) -> float:
         return self.offline
