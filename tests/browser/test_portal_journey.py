@@ -59,6 +59,8 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     expect(
         requester.get_by_text("Status: Received").or_(requester.get_by_text("Status: With an agent"))
     ).to_be_visible()
+    # what the form did is said, and focused: a screen reader reads it, Tab goes on from there
+    expect(requester.get_by_text("Thank you. We have your request", exact=False)).to_be_focused()
     ticket_id = ticket_id_of(requester)
     mine = system.call("GET", "intake", "/tickets", params={"requester_email": ana})["items"]
     assert [t["id"] for t in mine] == [ticket_id]
@@ -86,7 +88,7 @@ def test_a_ticket_from_the_form_to_resolved_and_reopened(portal_system, new_cont
     # A note, then a reply.
     agent.get_by_label("Add an internal note").fill("Gateway logs show IKEv2 rekey failures.")
     agent.get_by_role("button", name="Add note").click()
-    expect(agent.get_by_text("Note added.")).to_be_visible()
+    expect(agent.get_by_text("Note added.")).to_be_focused()  # not the page's top: Tab goes on from the notice
     expect(agent.get_by_text("Internal note: only agents see this")).to_be_visible()
     expect(agent.locator(".entry--note .entry-meta").first).to_contain_text("Ada Lovelace")  # her name, not her id
     agent.get_by_label("Reply to the requester").fill("Hello Ana, please install the new VPN profile.")

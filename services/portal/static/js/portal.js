@@ -98,7 +98,9 @@
     });
   });
 
-  // Put focus on an error summary, so a screen reader announces it and Tab goes through its links.
+  // Put focus on an error summary, so a screen reader announces it and Tab goes through its links; or on what a
+  // form that went through says ("Reply sent."): a screen reader reads it, and Tab goes on from there, not from
+  // the top of the page (a status box already there when the page loads is not announced by itself).
   document.addEventListener("DOMContentLoaded", function () {
     var summary = document.querySelector("[data-autofocus]");
     if (summary) summary.focus();
