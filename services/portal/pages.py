@@ -138,6 +138,9 @@ def install(app: Flask) -> None:
     app.jinja_env.globals["ratable"] = domain.ratable  # whether the requester is asked how it was handled
     app.jinja_env.globals["rated_earlier"] = domain.rated_earlier  # a rating of a resolution before the latest
     app.jinja_env.filters["when"] = when
+    # a sentence's first letter raised, the rest as written (Jinja's capitalize lowers every other letter: a
+    # subject, an address or a header quoted in a kept mail's reason came out as "x-auto-response-suppress")
+    app.jinja_env.filters["sentence"] = lambda text: text[:1].upper() + text[1:] if text else text
     app.jinja_env.filters["why"] = why
     app.jinja_env.filters["linked"] = linked
     app.jinja_env.filters["isolated"] = isolated

@@ -439,7 +439,8 @@ def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(por
         {"id": "m-1", "subject": "Forwarded <thread>", "sender": "ana@example.com", "outcome": "ticket",
          "received_at": "2026-01-01T10:00:00.000Z", "whole": True, "text": "x", "reason": "opened a ticket"},
         {"id": "m-2", "subject": "Refused", "sender": "b@example.com", "outcome": "kept",
-         "received_at": "2026-01-01T10:01:00.000Z", "whole": False, "text": "y", "reason": "kept"},
+         "received_at": "2026-01-01T10:01:00.000Z", "whole": False, "text": "y",
+         "reason": "automatic mail: an Outlook auto-reply (X-Auto-Response-Suppress: All)"},
     ]}  # fmt: skip
     stub.answers["/tickets/t-1/mail/m-1/raw"] = {"raw": "as it came"}
     stub.answers["/tickets/t-1/mail/m-1/text"] = {"text": "whole, links hidden"}
@@ -450,6 +451,8 @@ def test_the_page_offers_each_mail_about_the_ticket_whole_through_the_portal(por
     assert '<a href="/console/tickets/t-1/mail/m-1.eml" download>as it came (.eml)</a>' in html
     assert "2026, 10:00 UTC</time> · opened a ticket</span>" in html  # what became of it: two of one subject told apart
     assert "/mail/m-2." not in html  # its bytes are not kept
+    # why it is not in the conversation, its first letter raised and the rest as intake wrote it
+    assert '<p class="hint">Automatic mail: an Outlook auto-reply (X-Auto-Response-Suppress: All).</p>' in html
 
     whole = admin.get("/console/tickets/t-1/mail/m-1.eml")
     assert whole.status_code == 200 and whole.get_json() == {"raw": "as it came"}  # intake's answer, passed on
