@@ -17,7 +17,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", f"{gunicorn_worker.__name__}.ReadTimeoutWorker")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = 30
-graceful_timeout = 10
+# on SIGTERM (a rollout), a request under way may finish: an upload on a slow line takes more than 10 s.
+# Kubernetes gives the pod 35 s (a 5 s preStop first), compose 30 s (stop_grace_period)
+graceful_timeout = 25
 keepalive = 5
 preload_app = False  # each worker opens its own MongoDB client and broker connection after the fork
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None

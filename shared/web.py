@@ -309,7 +309,11 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bo
 
     @app.get("/readyz")
     def readyz():
-        """Probes MongoDB and RabbitMQ at most once per READY_CACHE_SECONDS in this process (it needs no token)."""
+        """Probes MongoDB and RabbitMQ at most once per READY_CACHE_SECONDS in this process (it needs no token).
+
+        `?ignore=rabbitmq` (a check's name, repeated or comma-separated) still reports that check but answers
+        200 without it: Kubernetes' readiness probe of an api asks so, since an api serves while the broker is
+        away (its events wait in the outbox), and every pod out of its Service at once would stop them all."""
         with lock:  # concurrent calls wait for the one probe under way rather than open their own connections
             if time.monotonic() - last["at"] >= READY_CACHE_SECONDS:
                 status = {"mongodb": mongo.ping(settings)}
@@ -318,7 +322,8 @@ def _install_probes(app: Flask, settings: Settings, checks: list[Callable[[], bo
                 status.update({check.__name__: bool(check()) for check in checks})
                 last.update(at=time.monotonic(), status=status)
             status = dict(last["status"])
-        ready = all(status.values())
+        ignored = {name.strip() for asked in request.args.getlist("ignore") for name in asked.split(",")}
+        ready = all(answered for name, answered in status.items() if name not in ignored)
         return jsonify({"status": "ready" if ready else "not ready", "checks": status}), 200 if ready else 503
 
     @app.get("/metrics")

@@ -101,6 +101,20 @@ def test_readyz_probes_the_broker_at_most_once_in_a_short_while(client, monkeypa
     assert len(opened) == 2  # the answer is fresh again after a short while
 
 
+def test_readyz_ignoring_the_broker_still_reports_it_and_answers_by_the_rest(client, monkeypatch):
+    """Kubernetes' readiness probe of an api asks /readyz?ignore=rabbitmq: a broker away keeps the pods serving."""
+    monkeypatch.setattr(bus.BrokerProbe, "answers", lambda probe: False)
+    monkeypatch.setattr(web, "READY_CACHE_SECONDS", 0.0)
+    assert client.get("/readyz").status_code == 503
+    ignoring = client.get("/readyz?ignore=rabbitmq")
+    assert ignoring.status_code == 200
+    assert ignoring.get_json() == {"status": "ready", "checks": {"mongodb": True, "rabbitmq": False}}
+    assert client.get("/readyz?ignore=mongodb").status_code == 503  # another name: the broker still counts
+    monkeypatch.setattr(web.mongo, "ping", lambda settings: False)
+    assert client.get("/readyz?ignore=rabbitmq").status_code == 503  # the store is still asked
+    assert client.get("/readyz?ignore=rabbitmq,mongodb").status_code == 200
+
+
 def test_readyz_keeps_one_broker_connection_across_probes_and_tells_when_the_broker_goes(infra, settings, monkeypatch):
     """Probes 10 s apart (Kubernetes') are each past the cache: they still open no connection each."""
     opened = []

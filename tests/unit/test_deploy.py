@@ -457,8 +457,10 @@ def test_k8s_api_matches_the_code(manifests, service):
     expected = api_command(service, port, host="0.0.0.0")
     assert container["command"] == ["gunicorn", *expected[1:]]
     assert [p["containerPort"] for p in container["ports"]] == [port]
+    # an api stays in its Service while the broker is away (its events wait in the outbox): /readyz without it;
+    # the portal's /readyz asks no broker
     assert (container["readinessProbe"]["httpGet"]["path"], container["readinessProbe"]["httpGet"]["port"]) == (
-        "/readyz",
+        "/readyz" if service == PORTAL else "/readyz?ignore=rabbitmq",
         port,
     )
     assert (container["livenessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["port"]) == (
@@ -716,3 +718,26 @@ def test_k8s_rabbitmq_cluster_imports_the_same_definitions_and_settings(manifest
     passwords = dict(re.match(r"amqp://([^:]*):([^@]*)@", url).groups() for url in urls.values())
     assert set(urls) == {"amqp-url"} | {f"amqp-url-{s}" for s in [*SERVICE_PORTS, PORTAL]}
     _assert_users_can_use_the_topology(users, passwords, definitions)
+
+
+def test_k8s_mail_in_is_alive_while_it_answers_smtp_not_while_its_port_takes_connections(manifests):
+    """A wedged asyncio loop still completes TCP handshakes from the listen backlog: liveness and readiness hold an
+    SMTP exchange (NOOP answered 250), as compose's healthcheck does."""
+    (container,) = _containers(by_kind(manifests, "Deployment")["intake-mail"])
+    for probe in ("livenessProbe", "readinessProbe"):
+        command = container[probe]["exec"]["command"]
+        assert command[:2] == ["python", "-c"] and "noop()[0] == 250" in command[2]
+        assert "127.0.0.1', 2525" in command[2]
+
+
+@pytest.mark.parametrize("service", DEPLOYED_PORTS)
+def test_k8s_api_pods_let_gunicorn_finish_the_requests_under_way(manifests, service):
+    """SIGTERM comes after the preStop's sleep; gunicorn then has graceful_timeout for the requests under way,
+    which must end before Kubernetes kills the pod."""
+    from shared import gunicorn_conf
+
+    deployment = by_kind(manifests, "Deployment")[f"{service}-api"]
+    (container,) = _containers(deployment)
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert pre_stop + gunicorn_conf.graceful_timeout < grace
