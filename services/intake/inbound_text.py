@@ -39,19 +39,41 @@ _INTROS = {
     "op": re.compile(r"\bschreef\b", re.IGNORECASE),
     "em": re.compile(r"\bescreveu\s*:$", re.IGNORECASE),
     "den": re.compile(r"\bskrev\b", re.IGNORECASE),
+    "w": re.compile(r"\b(?:pisze|napisał(?:\(a\)|a)?)\s*:$", re.IGNORECASE),  # Polish: "W dniu <date> <name> pisze:"
 }
-_WROTE = re.compile(r"\b(?:wrote|a écrit|schrieb|escribió|ha scritto|schreef|escreveu|skrev)\s*:$", re.IGNORECASE)
-_ORIGINAL = re.compile(
-    r"-{3,}\s*(?:original message|ursprüngliche nachricht|message d'origine|mensaje original|messaggio originale"
-    r"|oorspronkelijk bericht|mensagem original|originalmeddelande)\s*-{3,}",
+# a colon as Latin mail clients write it, or the full-width one of Chinese and Japanese ones ("写道：")
+_WROTE = re.compile(
+    r"(?:\b(?:wrote|a écrit|schrieb|escribió|ha scritto|schreef|escreveu|skrev|pisze|napisał(?:\(a\)|a)?"
+    # (no \b before a CJK verb: the time's digit before it is a word character too)
+    r"|написала?|написав|kirjoitti|írta)|写道|寫道|님이\s*작성)\s*[:：]$",
     re.IGNORECASE,
 )
-_FROM = re.compile(r"\*?(?:from|de|von|da|van|från|fra|od)\s*:\*?\s*\S", re.IGNORECASE)
-_SUBJECT = re.compile(r"\*?(?:subject|objet|betreff|asunto|assunto|oggetto|onderwerp|ämne|emne|temat|aihe)\s*:", re.I)
+# Gmail's intro in Japanese or Russian names no verb: "2026年12月6日(日) 13:08 Help Desk <helpdesk@...>:", "вс, 6
+# дек. 2026 г. в 13:08, Help Desk <helpdesk@...>:": an address in angle brackets ending the line, above a quote
+_ADDRESS_INTRO = re.compile(r"<[^<>@\s]+@[^<>\s]+>\s*[:：]$")
+_ORIGINAL = re.compile(
+    r"-{3,}\s*(?:original message|ursprüngliche nachricht|message d'origine|mensaje original|messaggio originale"
+    r"|oorspronkelijk bericht|mensagem original|originalmeddelande|исходное сообщение|原始邮件|原始郵件|邮件原件"
+    r"|원본 메시지|alkuperäinen viesti|eredeti üzenet)\s*-{3,}",
+    re.IGNORECASE,
+)
+# Outlook's quoted header block in the languages of our requesters' mail clients: Latin ones, then Japanese,
+# Chinese (simplified and traditional), Korean, Russian, Ukrainian, Hungarian and Finnish ("差出人:", "发件人：")
+_FROM = re.compile(
+    r"\*?(?:from|de|von|da|van|från|fra|od|差出人|发件人|寄件者|寄件人|от|보낸\s*사람|від|feladó|lähettäjä)"
+    r"\s*[:：]\*?\s*\S",
+    re.IGNORECASE,
+)
+_SUBJECT = re.compile(
+    r"\*?(?:subject|objet|betreff|asunto|assunto|oggetto|onderwerp|ämne|emne|temat|aihe|件名|主题|主旨|тема|제목"
+    r"|tárgy)\s*[:：]",
+    re.IGNORECASE,
+)
 _HEADER = re.compile(
     r"\*?(?:sent|date|to|cc|subject|envoyé|à|objet|gesendet|datum|an|betreff|enviado|fecha|para|asunto|assunto"
     r"|inviato|data|a|oggetto|verzonden|aan|onderwerp|skickat|till|ämne|emne|sendt|til|wysłano|do|temat|lähetetty"
-    r"|vastaanottaja|aihe)\s*:",
+    r"|vastaanottaja|aihe|送信日時|日時|日付|宛先|件名|发送时间|发送日期|时间|日期|收件人|抄送|主题|寄件日期|收件者|副本|主旨"
+    r"|отправлено|дата|кому|копия|тема|보낸\s*날짜|날짜|받는\s*사람|참조|제목|надіслано|kelt|címzett|tárgy)\s*[:：]",
     re.IGNORECASE,
 )
 _MOBILE = re.compile(  # a line of its own, at the end of the words (_cut_at): "Sent from my phone the error ..."
@@ -72,7 +94,9 @@ _FORWARD = re.compile(
 # A subject's forward prefix (Outlook writes "FW:", German ones "WG:", French "TR:", Spanish "RV:")
 FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|wg|tr|rv|enc)\s*:", re.IGNORECASE)
 
-_MARKER_STARTS = frozenset("-_*adefgilosvw")  # first letters of every marker above (a bare "wrote:" ends in ":")
+# first letters of every marker above (a bare "wrote:" ends in a colon, as Gmail's intros without a verb do)
+_MARKER_STARTS = frozenset("-_*adefgilosvw差发寄от보вfl")
+_COLONS = (":", "：")
 
 
 def html_to_text(html: str) -> str:
@@ -304,7 +328,7 @@ def _marks(lines: list[str], index: int) -> bool:
     stripped = line.lstrip("> \t").strip()
     if not stripped or len(stripped) > _MAX_MARKER_LINE:
         return False
-    if stripped[0].lower() not in _MARKER_STARTS and not stripped.endswith(":"):
+    if stripped[0].lower() not in _MARKER_STARTS and not stripped.endswith(_COLONS):
         return False  # most lines of a long mail: no pattern can match, none runs
     if stripped[0] == "-" and _ORIGINAL.fullmatch(stripped):
         return True
@@ -353,7 +377,7 @@ def _intro_lines(lines: list[str], index: int, stripped: str) -> int:
             if not follow.strip() or len(joined) > _MAX_MARKER_LINE:
                 break
             joined = f"{joined} {follow.lstrip('> ').strip()}"
-    if stripped.endswith(":") and _WROTE.search(stripped):
+    if stripped.endswith(_COLONS) and (_WROTE.search(stripped) or _ADDRESS_INTRO.search(stripped)):
         following = [line for line in lines[index + 1 : index + 4] if line.strip()]
         return 1 if following and following[0].startswith(">") else 0
     return 0

@@ -816,6 +816,55 @@ def test_their_words_stay_above_a_quote_and_the_markers_of_a_signature_still_cut
     assert read(make_mail(polish)).text == "Nadal nie działa."
 
 
+QUOTED = "> Hello,\n> The help desk has replied to your request.\n"  # the desk's mail as the client quotes it
+DESK = "Help Desk <helpdesk@localhost>"
+# Replies as the mail clients of other scripts write them (a mail-in prober's: each pasted the desk's whole mail
+# into the conversation, the requester's own words first): Outlook's header block, Gmail's intro, QQ's marker
+OTHER_SCRIPTS = {
+    "outlook japanese": f"まだ印刷できません。\n\n差出人: {DESK}\n送信日時: 2026年12月6日 13:08\n宛先: 田中 太郎\n"
+    "件名: [#100018] 印刷できません\n\nThank you for contacting the help desk.\n",
+    "outlook chinese": f"打印机还是不能用。\n\n发件人: {DESK}\n发送时间: 2026年12月6日 13:08\n收件人: 王伟\n"
+    "主题: [#100019] 打印机问题\n\nHello 王伟,\nThank you for contacting the help desk.\n",
+    "outlook chinese, full-width colons": f"打印机还是不能用。\n\n发件人：{DESK}\n发送时间：2026年12月6日 13:08\n"
+    "收件人：王伟\n主题：[#100019] 打印机问题\n\nHello 王伟,\n",
+    "outlook traditional chinese": f"還是不能用。\n\n寄件者: {DESK}\n寄件日期: 2026年12月6日 13:08\n收件者: 陳\n"
+    "主旨: [#100019] 印表機\n\nHello,\n",
+    "outlook russian": f"Всё ещё не работает.\n\nОт: {DESK}\nОтправлено: 6 декабря 2026 г. 13:08\nКому: Иван\n"
+    "Тема: [#100020] Принтер\n\nHello Иван,\n",
+    "outlook korean": f"아직 안 됩니다.\n\n보낸 사람: {DESK}\n보낸 날짜: 2026년 12월 6일 13:08\n받는 사람: 김\n"
+    "제목: [#100021] 프린터\n\nHello,\n",
+    "qq marker": "打印机还是不能用。\n\n------------------ 原始邮件 ------------------\n"
+    f"发件人: {DESK}\n发送时间: 2026年12月6日\n收件人: 王伟\n主题: [#100019]\n\nHello 王伟,\n",
+    "russian marker": "Не работает.\n\n-----Исходное сообщение-----\nHello,\nThe help desk\n",
+    "gmail japanese": f"まだです。\n\n2026年12月6日(日) 13:08 {DESK}:\n\n{QUOTED}",
+    "gmail chinese": f"还是不行。\n\n{DESK} 于2026年12月6日周日 13:08写道：\n\n{QUOTED}",
+    "gmail korean": f"아직입니다.\n\n2026년 12월 6일 (일) 오후 1:08, {DESK}님이 작성:\n\n{QUOTED}",
+    "gmail russian": f"Всё ещё нет.\n\nвс, 6 дек. 2026 г. в 13:08, {DESK}:\n\n{QUOTED}",
+    "gmail polish": f"Nadal nie.\n\nW dniu nd., 6 gru 2026 o 13:08 {DESK} napisał(a):\n\n{QUOTED}",
+    "thunderbird polish": f"Nadal nie.\n\nW dniu 6.12.2026 o 13:08, {DESK} pisze:\n{QUOTED}",
+}
+
+
+@pytest.mark.parametrize("name", OTHER_SCRIPTS)
+def test_replies_from_mail_clients_in_other_scripts_leave_out_what_they_quote(name):
+    body = OTHER_SCRIPTS[name]
+    own = body.split("\n\n", 1)[0]
+    assert read(make_mail(body)).text == own
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "以下の通りです:\n件名: 印刷\n宛先: 3階",  # "as follows:" and two lines that look like headers, no From
+        "Ответ от поддержки <support@vendor.example>:\nпопробуйте ещё раз",  # an address and a colon, no quote
+        "发件人是我的同事。\n他说打印机坏了。",  # "the sender is my colleague": a From word with no colon
+    ],
+)
+def test_their_own_words_in_other_scripts_that_look_like_markers_stay(body):
+    mail = read(make_mail(body))
+    assert mail.text == mail.own_text == body
+
+
 def test_a_mail_that_is_only_a_quote_keeps_it_all():
     body = "> Please restart the client.\n> Thanks"
     assert read(make_mail(body)).text == body
