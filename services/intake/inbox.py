@@ -365,8 +365,10 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
     if follows is not None:
         body = _clip(f"{follows_up_words(follows.number)}\n\n{body}", TEXT_MAX)
         subject = follow_up_subject(subject, follows.subject)
+    if len(subject) > SUBJECT_MAX:  # cut to what a ticket's subject holds: the whole, above the mail's words
+        body = _clip(f"Subject: {subject}\n\n{body.strip() or '(The mail had no text.)'}", TEXT_MAX)
     request = {
-        "subject": _clip(subject, SUBJECT_MAX, "…") or "(no subject)",  # the whole subject is in the raw mail
+        "subject": _clip(subject, SUBJECT_MAX, "…") or "(no subject)",
         "description": body.strip() or "(The mail had no text.)",
         "requester": {"name": _clip(mail.sender_name, 200, "") or mail.sender, "email": mail.sender},
         "topic": _topic(svc, mail, follows),

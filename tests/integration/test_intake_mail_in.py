@@ -97,6 +97,16 @@ def test_a_new_tickets_subject_loses_what_mail_clients_put_before_it(svc, subjec
     assert outcome.kind == "ticket" and svc.tickets.get(outcome.ticket_id).subject == kept
 
 
+def test_a_subject_longer_than_a_tickets_is_cut_and_kept_whole_above_the_description(svc):
+    words = " ".join(f"part{n} of the printer's error on floor 3" for n in range(60))  # about 2,300 characters
+    outcome = receive(svc, mail(address(), words, "It jams."))
+    ticket = svc.tickets.get(outcome.ticket_id)
+    assert len(ticket.subject) == 200 and ticket.subject.endswith("…") and words.startswith(ticket.subject[:-1])
+    assert ticket.description.startswith(f"Subject: {words}\n\nIt jams.")  # nothing of it only in the raw mail
+    short = svc.tickets.get(receive(svc, mail(address(), "Printer jams", "It jams.")).ticket_id)
+    assert short.description.startswith("It jams.")
+
+
 def test_the_recipient_address_picks_the_topic(svc):
     svc.settings = dataclasses.replace(svc.settings, inbound_topics=(("network@help.example.com", "network"),))
     outcome = receive(svc, mail(address(), "No VPN", "Down."), recipients=["Network@help.example.com"])
