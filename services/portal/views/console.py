@@ -360,7 +360,11 @@ def _ticket(
         # an action on a ticket that left the agent's sight since the page was opened: nothing was done, and what
         # they typed is given back to copy
         typed = next((form[name] for name in ("body", "resolution", "reason") if (form.get(name) or "").strip()), None)
-        gone = "It was handed on to a team you are not in, or you are no longer in its team: nothing was done."
+        # (said as a likelihood: a form sent to an address the agent never saw, a ticket that is not, says the same)
+        gone = (
+            "Nothing was done: it is not among the tickets you may see now. It may have been handed on to a team you "
+            "are not in, or you may no longer be in its team."
+        )
         return error_page(404, "This ticket is out of your sight now", gone, kept=typed)
     seen = page.view.snapshot().encode()
     held = domain.Snapshot.decode(held_since) if held_since else None
