@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -43,6 +44,7 @@ class Settings:
     jwt_previous_secret: str | None = None  # during a change of secret: what the old one signed is still accepted
     smtp_url: str = "smtp://127.0.0.1:8025"
     notify_from: str = "helpdesk@localhost"
+    notify_escalation_email: str = ""  # who hears of a breach no agent or lead would (notify's UNHEARD); "": nobody
     auto_close_hours: float = 72.0
     dev: bool = False
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
@@ -314,6 +316,9 @@ def load_settings(env: dict | None = None) -> Settings:
     if not namespace.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"TICKETFLOW_NAMESPACE may hold letters, digits, - and _ only, got {namespace!r}")
     similar_model_on(env)  # checked here; read where it is used (services/search/semantic.py)
+    escalation = (env.get("NOTIFY_ESCALATION_EMAIL") or "").strip()
+    if escalation and not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+", escalation):
+        raise ConfigError(f"NOTIFY_ESCALATION_EMAIL must be one email address (name@domain), got {escalation!r}")
     return Settings(
         amqp_url=env.get("AMQP_URL") or Settings.amqp_url,
         mongo_url=env.get("MONGO_URL") or Settings.mongo_url,
@@ -322,6 +327,7 @@ def load_settings(env: dict | None = None) -> Settings:
         jwt_previous_secret=env.get("TICKETFLOW_JWT_PREVIOUS_SECRET") or None,
         smtp_url=env.get("SMTP_URL") or Settings.smtp_url,
         notify_from=env.get("NOTIFY_FROM") or Settings.notify_from,
+        notify_escalation_email=escalation,
         auto_close_hours=_float(env, "TICKETFLOW_AUTO_CLOSE_HOURS", 72.0),
         dev=env.get("TICKETFLOW_DEV", "") in ("1", "true", "yes"),
         retry_delays=_delays(env.get("TICKETFLOW_RETRY_DELAYS")),

@@ -25,7 +25,9 @@ sent, its first 1,000 characters, web addresses hidden: the address is nobody's 
 `ticket.resolved` and `ticket.closed`; the assigned agent on `ticket.assigned`, `ticket.message_added` (a
 requester's message), `ticket.mail_kept` (a mail about the ticket that mail in kept off the conversation: another
 sender's, or one a full thread cannot take), `ticket.reopened`, `sla.warning` and `ticket.closed` by its requester
-before it was resolved (`previous_status`); the assigned agent and the team lead on `sla.breached`; while the
+before it was resolved (`previous_status`); the assigned agent and the team lead on `sla.breached` (a breach
+neither would hear of, a ticket waiting in the queue of a team with no lead, goes to `NOTIFY_ESCALATION_EMAIL`, the
+desk's own address, when it is set); while the
 assigned agent is away (unavailable, as its last `agent.updated` said: on leave, or gone), the team lead also gets
 its emails of `ticket.message_added`, `ticket.mail_kept`, `ticket.reopened` and `sla.warning`, saying so; a
 reopening (and the message that caused it) goes then to the lead alone, since the ticket goes to an available agent:

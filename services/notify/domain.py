@@ -25,6 +25,9 @@ EMAIL_AUDIENCES: dict[str, tuple[str, ...]] = {
     "sla.warning": ("agent",),
     "sla.breached": ("agent", "lead"),
 }
+# Who hears of a breach nobody above would (no agent, and its team no lead: a team left with nobody): the desk's
+# own address, NOTIFY_ESCALATION_EMAIL, when one is set. A missed deadline is never announced to no one.
+UNHEARD = ("sla.breached",)
 # The assigned agent's emails that also go to the team's lead while the agent is away (unavailable: on leave, or
 # gone, its account disabled): the requester's words (or another's about the ticket), a reopen and a deadline
 # coming reach someone who reads them.
@@ -131,12 +134,13 @@ def closed_while_worked_on(data: dict) -> bool:
 
 
 def email_recipients(
-    event_type: str, data: dict, view: TicketView | None, agent_away: bool = False
+    event_type: str, data: dict, view: TicketView | None, agent_away: bool = False, escalation: str = ""
 ) -> list[tuple[str, dict]]:
     """(audience, {name, email}) of each email the event causes; NotKnownYet when the projection lacks one.
     `agent_away`: the ticket's agent is unavailable (as its last agent.updated said): an AWAY_COVER event's email
     goes to the team's lead too (not twice to a lead who is the agent), and one that reopens the ticket to the lead
-    alone (the ticket goes to another agent, see `reopens`)."""
+    alone (the ticket goes to another agent, see `reopens`). `escalation`: the desk's address, which hears of an
+    UNHEARD event that has nobody else to email (audience "desk")."""
     audiences = EMAIL_AUDIENCES.get(event_type, ())
     if not audiences:
         return []
@@ -164,6 +168,8 @@ def email_recipients(
         found.append(("lead", {"name": view.team_lead_name, "email": lead}))
     if agent_away and reopens(event_type, data):
         return [(audience, recipient) for audience, recipient in found if audience != "agent"]
+    if not found and escalation and event_type in UNHEARD:
+        found.append(("desk", {"name": None, "email": escalation}))
     return found
 
 

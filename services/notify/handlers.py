@@ -162,12 +162,13 @@ def _emails(svc: Notify, envelope: dict, data: dict, view: TicketView | None) ->
     # is its agent away? (one read, where a lead would hear of it or the agent would hear of losing the ticket)
     asks = bool(covered) or bool(view is not None and view.agent and reopens(envelope["type"], data))
     away = asks and (svc.agents.find(view.agent["id"]) or {}).get("available") is False
-    for audience, recipient in email_recipients(envelope["type"], data, view, agent_away=away):
+    escalation = svc.settings.notify_escalation_email
+    for audience, recipient in email_recipients(envelope["type"], data, view, agent_away=away, escalation=escalation):
         context = {"ticket": view.context(), "event": event, "recipient": messages.greeted(recipient)}
         if audience == "requester":  # a link acts as the requester: only the requester's own emails carry one
             context["link"] = messages.requester_link(svc.settings, view.id, recipient["email"])
             context["closes_in"] = messages.period_words(svc.settings.auto_close_hours)  # a resolved one, unanswered
-        else:  # agents and leads: the console's page of the ticket, behind their sign-in
+        else:  # agents, leads and the desk: the console's page of the ticket, behind their sign-in
             context["console_link"] = messages.console_link(svc.settings, view.id)
         message = messages.render(envelope["type"], audience, context, svc.settings.time_zone)
         record = _notification(envelope, "email", recipient["email"], message.subject, message.text, message.html)

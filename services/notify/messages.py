@@ -38,7 +38,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES, Message
+from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES, UNHEARD, Message
 from shared.clock import written
 from shared.config import Settings
 from shared.events import DESK_NAME, parse_time
@@ -51,8 +51,13 @@ _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def known(event_type: str, audience: str) -> bool:
-    """Whether an email exists for this event type and audience (a lead's of AWAY_COVER: while the agent is away)."""
-    return audience in EMAIL_AUDIENCES.get(event_type, ()) or (audience == "lead" and event_type in AWAY_COVER)
+    """Whether an email exists for this event type and audience (a lead's of AWAY_COVER: while the agent is away;
+    the desk's of UNHEARD: when nobody else hears of it)."""
+    return (
+        audience in EMAIL_AUDIENCES.get(event_type, ())
+        or (audience == "lead" and event_type in AWAY_COVER)
+        or (audience == "desk" and event_type in UNHEARD)
+    )
 
 
 def render(event_type: str, audience: str, context: dict, time_zone: str = "UTC") -> Message:

@@ -115,6 +115,38 @@ def test_an_agent_s_message_and_a_queued_ticket_email_nobody():
     assert email_recipients("ticket.assigned", assigned(None, None), queued) == []
 
 
+def test_a_breach_nobody_would_hear_of_goes_to_the_desk_s_escalation_address_when_one_is_set():
+    """A team left with nobody (no agent took the ticket, no lead): the missed deadline is not announced to no one
+    (an admin tester's find); only the breach, and only when nobody else is emailed."""
+    queued = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(None, None), 1))
+    desk = "desk@example.com"
+    assert email_recipients("sla.breached", {}, queued, escalation=desk) == [("desk", {"name": None, "email": desk})]
+    assert email_recipients("sla.breached", {}, queued) == []  # no address set: as before
+    assert email_recipients("sla.warning", {}, queued, escalation=desk) == []  # a warning is the agent's alone
+    agent = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned("jane", None), 1))
+    assert [a for a, _ in email_recipients("sla.breached", {}, agent, escalation=desk)] == ["agent"]  # heard
+    lead = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(None), 1))
+    assert [a for a, _ in email_recipients("sla.breached", {}, lead, escalation=desk)] == ["lead"]
+
+
+def test_the_worker_s_emails_of_a_breach_nobody_would_hear_of_go_to_the_configured_address():
+    from types import SimpleNamespace
+
+    from services.notify import handlers
+    from shared.config import load_settings
+
+    queued = view(("ticket.created", CREATED, 0), ("ticket.assigned", assigned(None, None), 1))
+    data = {"clock": "first_response", "instance": 0, "priority": "high", "policy_version": 1,
+            "due_at": "2026-11-27T10:00:00.000Z", "breached_at": "2026-11-27T10:00:00.001Z"}  # fmt: skip
+    envelope = events.make_event("sla.breached", "t1", data, producer="sla")
+    data = events.load_data(envelope)
+    settings = load_settings({"NOTIFY_ESCALATION_EMAIL": "desk@example.com", "TICKETFLOW_DEV": "1"})
+    (email,) = handlers._emails(SimpleNamespace(settings=settings), envelope, data, queued)
+    assert email.recipient == "desk@example.com" and "nobody else was told" in email.body
+    unset = SimpleNamespace(settings=load_settings({"TICKETFLOW_DEV": "1"}))
+    assert handlers._emails(unset, envelope, data, queued) == []
+
+
 def test_a_reopened_ticket_back_with_its_agent_emails_the_reopening_not_an_assignment():
     """A requester's reply to a resolved ticket: the agent hears of the message and the reopening; the ticket coming
     back to that same agent is no news (a third email for one reply). Back to another agent, it is."""

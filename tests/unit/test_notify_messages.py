@@ -9,7 +9,7 @@ from jinja2 import UndefinedError
 
 from services.intake.domain import follows_up_words
 from services.notify import messages
-from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES
+from services.notify.domain import AWAY_COVER, EMAIL_AUDIENCES, UNHEARD
 from shared.config import ConfigError, load_settings
 from shared.events import DESK_NAME
 from shared.links import read_link_token
@@ -80,6 +80,7 @@ DATA = {
 }
 PAIRS = [(event_type, audience) for event_type, audiences in EMAIL_AUDIENCES.items() for audience in audiences]
 PAIRS += [(event_type, "lead") for event_type in AWAY_COVER]  # while the agent is away
+PAIRS += [(event_type, "desk") for event_type in UNHEARD]  # when nobody else hears of it
 REQUESTER_PAIRS = [(event_type, audience) for event_type, audience in PAIRS if audience == "requester"]
 AGENT_PAIRS = [(event_type, audience) for event_type, audience in PAIRS if audience != "requester"]
 PORTAL = "https://help.example.com/desk"
@@ -250,6 +251,25 @@ def test_the_leads_breach_message_says_when_nobody_is_assigned():
     assert "Nobody is assigned to it yet; it is waiting in the Network & VPN queue." in message.text
     assert "waiting in the Network &amp; VPN queue" in message.html
     assert "as the lead of the Network &amp; VPN team" in message.html
+
+
+def test_the_desk_s_breach_message_says_nobody_else_was_told_and_why():
+    queued = messages.render("sla.breached", "desk", make_context("sla.breached", agent=None))
+    assert "Escalation: ticket #" in queued.text and "nobody else was told" in queued.text
+    assert "it waits in the Network & VPN queue, whose team has no lead." in queued.text
+    assert "whose team has no lead" in queued.html and "escalation address (NOTIFY_ESCALATION_EMAIL)" in queued.html
+    assert queued.subject.endswith("Resolution target missed: " + make_context("sla.breached")["ticket"]["subject"])
+    assert messages.known("sla.breached", "desk") and not messages.known("sla.warning", "desk")
+
+
+def test_the_escalation_address_is_one_address_or_none():
+    assert load_settings({}).notify_escalation_email == ""
+    assert load_settings({"NOTIFY_ESCALATION_EMAIL": " it-desk@example.com "}).notify_escalation_email == (
+        "it-desk@example.com"
+    )
+    for wrong in ("it-desk", "a@example.com, b@example.com", "Desk <desk@example.com>"):
+        with pytest.raises(ConfigError, match="NOTIFY_ESCALATION_EMAIL must be one email address"):
+            load_settings({"NOTIFY_ESCALATION_EMAIL": wrong})
 
 
 def test_the_agents_assignment_email_says_who_moved_it_where():
