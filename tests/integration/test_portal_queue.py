@@ -501,7 +501,8 @@ def test_a_ticket_handed_on_to_a_team_where_nobody_takes_tickets_says_it_waits_t
     stub.answers["/agents"] = {"items": [{"id": "ada", "name": "Ada", "teams": ["network"], "available": True}]}
     page = text(signed_in(portal).get("/console/?notice=handed-on-waiting&team=desk"))
     assert (
-        '<p class="notice notice--warning" role="status" tabindex="-1" data-autofocus>The ticket is with Desk now, out of your sight. Nobody in '
+        '<p class="notice notice--warning" role="status" tabindex="-1" data-autofocus>'
+        "The ticket is with Desk now, out of your sight. Nobody in "
         "Desk takes tickets now (it has no agents): the ticket waits in its queue until an agent there is "
         "available.</p>" in page
     )

@@ -940,7 +940,8 @@ def test_an_assign_past_the_agents_capacity_or_to_one_away_says_so(portal, stub)
     html = after_assign_to("ada", ada | {"open_tickets": 4})
     assert '<option value="ada" selected>Ada Lovelace (4 open of 3: over capacity)</option>' in html
     assert (
-        '<p class="notice notice--warning" role="status" tabindex="-1" data-autofocus>Ticket assigned. You have 4 open tickets now, over your '
+        '<p class="notice notice--warning" role="status" tabindex="-1" data-autofocus>'
+        "Ticket assigned. You have 4 open tickets now, over your "
         "capacity of 3: no new ticket is given to you automatically until fewer than 3 are open.</p>" in html
     )
     html = after_assign_to("ada", ada | {"open_tickets": 3})
@@ -969,12 +970,14 @@ def test_a_claim_past_the_agents_capacity_says_so_as_an_assign_does(portal, stub
     stub.answers["/agents/ada"] = ada | {"open_tickets": 4}
     html = " ".join(text(agent.get("/console/tickets/t-1?notice=claim")).split())
     assert (
-        '<p class="notice notice--warning" role="status" tabindex="-1" data-autofocus>You have the ticket. You have 4 open tickets now, over your '
+        '<p class="notice notice--warning" role="status" tabindex="-1" data-autofocus>'
+        "You have the ticket. You have 4 open tickets now, over your "
         "capacity of 3: no new ticket is given to you automatically until fewer than 3 are open.</p>" in html
     )
     stub.answers["/agents/ada"] = ada | {"open_tickets": 3}
     html = " ".join(text(agent.get("/console/tickets/t-1?notice=claim")).split())
-    assert '<p class="notice notice--success" role="status" tabindex="-1" data-autofocus>You have the ticket.</p>' in html
+    success = '<p class="notice notice--success" role="status" tabindex="-1" data-autofocus>'
+    assert f"{success}You have the ticket.</p>" in html
 
 
 def test_a_status_the_ticket_has_already_is_said_in_words_not_its_code(portal, stub):  # noqa: F811
