@@ -372,6 +372,11 @@ def policy_oddities(policy: dict) -> list[str]:
     return said
 
 
+def oddities_digest(oddities: list[str]) -> str:
+    """What a "Save anyway" button carries: the slips it was shown, as a short digest."""
+    return hashlib.sha256("\n".join(oddities).encode()).hexdigest()[:16]
+
+
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 

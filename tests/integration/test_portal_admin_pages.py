@@ -48,9 +48,16 @@ def test_a_draft_with_a_response_target_past_the_resolution_is_asked_once_more_b
     page = " ".join(text(asked).split())
     assert asked.status_code == 200 and "Not saved yet." in page and 'value="600"' in page  # the draft kept
     assert "The first response target (600 min) is not shorter than the resolution target (480 min)" in page
-    assert '<button type="submit" class="button" name="odd_confirmed" value="1">Save anyway</button>' in page
+    button = r'<button type="submit" class="button" name="odd_confirmed" value="(\w+)">Save anyway</button>'
+    confirmed = re.search(button, page)
+    assert confirmed is not None
     assert not [call for call in stub.calls if call["method"] == "PUT"]
-    saved = admin.post("/admin/policies/low", data={**form, "odd_confirmed": "1"})
+    # another slip typed after the question is asked about again: "Save anyway" confirms what it was shown
+    another = {**form, "next_response_minutes": "900", "odd_confirmed": confirmed[1]}
+    other = admin.post("/admin/policies/low", data=another)
+    assert "Not saved yet." in text(other) and "The next response target (900 min)" in " ".join(text(other).split())
+    assert not [call for call in stub.calls if call["method"] == "PUT"]
+    saved = admin.post("/admin/policies/low", data={**form, "odd_confirmed": confirmed[1]})
     assert saved.status_code == 303 and [call["method"] for call in stub.calls].count("PUT") == 1
     stub.calls.clear()
     words = admin.post("/admin/policies/low", data={**form, "first_response_minutes": "soon"})  # sla says why
@@ -155,6 +162,10 @@ def test_the_what_if_counts_the_clocks_neither_met_nor_breached(portal, stub):  
 
     assert '<td data-label="Neither, current policy">63</td>' in page
     assert '<td data-label="Neither with the draft">66</td>' in page
+    assert "Not saved yet." not in page  # nothing odd in this draft
+    slip = admin.post("/admin/policies/high/what-if", data={**form, "first_response_minutes": "600"})
+    odd = " ".join(text(slip).split())
+    assert "The first response target (600 min) is not shorter than the resolution target (480 min)" in odd
 
 
 def test_a_clock_the_draft_breaches_says_the_moment_it_missed_not_its_later_spans(portal, stub):  # noqa: F811

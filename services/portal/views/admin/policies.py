@@ -44,7 +44,9 @@ def policy(priority: str):
 def put_policy(priority: str):
     form = form_data()
     draft_odd = domain.policy_oddities(sla.policy_body(form))
-    if draft_odd and not form.get("odd_confirmed"):  # allowed, but likely a slip: asked once more, nothing saved
+    # allowed, but likely a slip: asked once more, nothing saved. "Save anyway" confirms the slips it was shown
+    # (their digest): another draft typed after the question, odd otherwise, is asked about again
+    if draft_odd and form.get("odd_confirmed") != domain.oddities_digest(draft_odd):
         return _edit(priority, form, draft_odd=draft_odd)
     try:
         _, changed = sla.put_policy(portal(), g.session, priority, form)
@@ -62,4 +64,5 @@ def what_if(priority: str):
         answer = sla.what_if(portal(), g.session, priority, form)
     except UserError as exc:
         return _edit(priority, form, exc.errors, exc.message, exc.status)
-    return _edit(priority, form, what_if=answer)
+    # what the draft would do, and what in it is likely a slip (said as a save would: the what-if saves nothing)
+    return _edit(priority, form, what_if=answer, draft_odd=domain.policy_oddities(sla.policy_body(form)))
