@@ -39,9 +39,10 @@ _INTROS = {
     "op": re.compile(r"\bschreef\b", re.IGNORECASE),
     "em": re.compile(r"\bescreveu\s*:$", re.IGNORECASE),
     "den": re.compile(r"\bskrev\b", re.IGNORECASE),
-    "w": re.compile(r"\b(?:pisze|napisał(?:\(a\)|a)?)\s*:$", re.IGNORECASE),  # Polish: "W dniu <date> <name> pisze:"
 }
-# a colon as Latin mail clients write it, or the full-width one of Chinese and Japanese ones ("写道：")
+# "... wrote:" above a quote (`_intro_lines`): also Polish ("W dniu <date> <name> pisze:", whose words a person's own
+# line may have: "W dniu 5.12 dostałem maila, w którym kolega pisze:"), with a colon as Latin mail clients write it,
+# or the full-width one of Chinese and Japanese ones ("写道：")
 _WROTE = re.compile(
     r"(?:\b(?:wrote|a écrit|schrieb|escribió|ha scritto|schreef|escreveu|skrev|pisze|napisał(?:\(a\)|a)?"
     # (no \b before a CJK verb: the time's digit before it is a word character too)

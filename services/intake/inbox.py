@@ -53,6 +53,7 @@ RAW_MAX_BYTES = 35 * 1024 * 1024  # a mail as received: 25 MiB of attachments, b
 # a line, so 35 MiB of three-byte lines would take gigabytes
 RAW_MAX_LINES = 1_000_000
 SUBJECT_MAX, TEXT_MAX = 200, 20000  # as the API takes them
+LONG_SUBJECT_MAX = 2000  # of a subject cut to SUBJECT_MAX, what the description keeps above the mail's words
 TRUNCATED = "\n\n[Cut here: the mail was longer than a message holds. The help desk keeps the whole mail.]"
 MAX_NUMBERS = 5  # "[#n]"s of a subject looked up (a subject of thousands would cost a read each)
 
@@ -363,10 +364,12 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
     # without the "Re: Re:", "Fwd:" or a tag of a ticket we do not have ("[#999999]": its receipt gets its own)
     subject = _ANSWERED.sub("", mail.subject) or mail.subject
     if follows is not None:
-        body = _clip(f"{follows_up_words(follows.number)}\n\n{body}", TEXT_MAX)
         subject = follow_up_subject(subject, follows.subject)
-    if len(subject) > SUBJECT_MAX:  # cut to what a ticket's subject holds: the whole, above the mail's words
-        body = _clip(f"Subject: {subject}\n\n{body.strip() or '(The mail had no text.)'}", TEXT_MAX)
+    if len(subject) > SUBJECT_MAX:  # cut to what a ticket's subject holds: the whole above the mail's words
+        whole = _clip(subject, LONG_SUBJECT_MAX, "…")  # (up to a length that leaves the words their room)
+        body = _clip(f"Subject: {whole}\n\n{body.strip() or '(The mail had no text.)'}", TEXT_MAX)
+    if follows is not None:  # first: notify's receipt reads the description's start to say what it follows up
+        body = _clip(f"{follows_up_words(follows.number)}\n\n{body}", TEXT_MAX)
     request = {
         "subject": _clip(subject, SUBJECT_MAX, "…") or "(no subject)",
         "description": body.strip() or "(The mail had no text.)",

@@ -98,13 +98,29 @@ def test_a_new_tickets_subject_loses_what_mail_clients_put_before_it(svc, subjec
 
 
 def test_a_subject_longer_than_a_tickets_is_cut_and_kept_whole_above_the_description(svc):
-    words = " ".join(f"part{n} of the printer's error on floor 3" for n in range(60))  # about 2,300 characters
+    words = " ".join(f"part{n} of the printer's error on floor 3" for n in range(40))  # about 1,550 characters
     outcome = receive(svc, mail(address(), words, "It jams."))
     ticket = svc.tickets.get(outcome.ticket_id)
     assert len(ticket.subject) == 200 and ticket.subject.endswith("…") and words.startswith(ticket.subject[:-1])
     assert ticket.description.startswith(f"Subject: {words}\n\nIt jams.")  # nothing of it only in the raw mail
     short = svc.tickets.get(receive(svc, mail(address(), "Printer jams", "It jams.")).ticket_id)
     assert short.description.startswith("It jams.")
+    huge = svc.tickets.get(receive(svc, mail(address(), "x" * 10_000, "It jams.")).ticket_id)
+    assert huge.description == f"Subject: {'x' * 1999}…\n\nIt jams."  # the words keep their room
+
+
+def test_a_follow_up_with_a_long_subject_still_says_first_what_it_follows_up(svc):
+    """notify's receipt reads the description's start to say which closed ticket it follows (a review's find)."""
+    sender, long = address(), "VPN drops again " + "and again " * 30
+    ticket = svc.tickets.get(receive(svc, mail(sender, long, "Since Monday.")).ticket_id)
+    handlers.close_ticket(svc, ticket.id, "requester", None)
+    answer = reply_to(ticket, sender, "It is back.")
+    del answer["Subject"]
+    answer["Subject"] = f"Re: [#{ticket.number}] {long}"
+    follow_up = svc.tickets.get(receive(svc, answer).ticket_id)
+    assert follow_up.description == (
+        f"(Follows up ticket #{ticket.number}, which was closed.)\n\nSubject: {long.strip()}\n\nIt is back."
+    )
 
 
 def test_the_recipient_address_picks_the_topic(svc):

@@ -858,6 +858,10 @@ def test_replies_from_mail_clients_in_other_scripts_leave_out_what_they_quote(na
         "以下の通りです:\n件名: 印刷\n宛先: 3階",  # "as follows:" and two lines that look like headers, no From
         "Ответ от поддержки <support@vendor.example>:\nпопробуйте ещё раз",  # an address and a colon, no quote
         "发件人是我的同事。\n他说打印机坏了。",  # "the sender is my colleague": a From word with no colon
+        # a review's: Polish lines of the person's own that begin "W" ("in") and end as an intro's verb does
+        "W biurze nr 3 drukarka nie drukuje,\nwięc zadzwoniłem, a technik\npisze:\nTrzeba wymienić bęben.",
+        "W dniu 5.12 dostałem maila, w którym kolega pisze:\nserwer jest wyłączony.\nCo mam zrobić?",
+        "Nie mogę się zalogować.\nW poniedziałek 6.12 kierownik napisał:\nProszę zresetować hasło.",
     ],
 )
 def test_their_own_words_in_other_scripts_that_look_like_markers_stay(body):
