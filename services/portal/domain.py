@@ -372,6 +372,12 @@ def policy_oddities(policy: dict) -> list[str]:
     return said
 
 
+def team_takers(team: dict, disabled: dict) -> list[dict]:
+    """A team's agents who take its tickets now: available, their account not disabled (`disabled`: the agents
+    whose accounts are, store.disabled_agent_ids)."""
+    return [agent for agent in team.get("members") or [] if agent.get("available") and agent["id"] not in disabled]
+
+
 def oddities_digest(oddities: list[str]) -> str:
     """What a "Save anyway" button carries: the slips it was shown, as a short digest."""
     return hashlib.sha256("\n".join(oddities).encode()).hexdigest()[:16]

@@ -135,6 +135,7 @@ def install(app: Flask) -> None:
     app.jinja_env.globals["unstaffed_words"] = domain.unstaffed_words
     app.jinja_env.globals["assigned_words"] = domain.assigned_words
     app.jinja_env.globals["load_word"] = domain.load_word
+    app.jinja_env.globals["team_takers"] = domain.team_takers  # the admin's team pages: who takes its tickets
     app.jinja_env.globals["odd_digest"] = domain.oddities_digest  # what a policy's "Save anyway" confirms
     app.jinja_env.globals["ratable"] = domain.ratable  # whether the requester is asked how it was handled
     app.jinja_env.globals["rated_earlier"] = domain.rated_earlier  # a rating of a resolution before the latest

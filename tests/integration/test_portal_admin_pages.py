@@ -687,6 +687,36 @@ def test_a_team_whose_topics_are_all_retired_is_marked_in_the_list(portal, stub)
     assert "vpn: retired" in rows["network"] and "no new ticket comes to it" not in rows["network"]  # network stays
 
 
+def test_a_team_nobody_takes_tickets_of_and_a_disabled_agent_are_marked_on_the_team_pages(portal, stub):  # noqa: F811
+    """A team left with nobody took tickets silently, its breaches emailed to no one, and a disabled agent read as
+    a member like the others (an admin tester's finds)."""
+    svc = portal.extensions["ticketflow.portal"]
+    gone_id = f"gone-{uuid.uuid4().hex[:6]}"
+    account, _ = handlers.create_account(svc, f"{gone_id}@example.com", "agent", gone_id, PASSWORD)
+    handlers.set_disabled(svc, account["_id"], True)
+    gone = {"id": gone_id, "name": "Gus Gone", "email": f"{gone_id}@example.com", "teams": ["facilities"],
+            "lead_of": ["facilities"], "capacity": 4, "available": False, "open_tickets": 2}  # fmt: skip
+    ada = {"id": "ada", "name": "Ada", "email": "ada@example.com", "teams": ["network"], "lead_of": [],
+           "capacity": 4, "available": True, "open_tickets": 0}  # fmt: skip
+    stub.answers["/agents"] = {"items": [gone, ada]}
+    stub.answers["/teams"] = {"items": [{"id": "facilities", "name": "Facilities", "topics": ["facilities"]},
+                                        {"id": "network", "name": "Network", "topics": ["network"]}]}  # fmt: skip
+    stub.answers["/topics"] = {"items": [{"id": "facilities", "name": "Facilities"}, {"id": "network", "name": "N"}]}
+    admin = signed_in(portal)
+
+    page = text(admin.get("/admin/teams"))
+    rows = {
+        team: page[page.index(f'<span class="muted">{team}</span>') :].split("</tr>")[0]
+        for team in ("facilities", "network")
+    }
+    assert 'Gus Gone <span class="muted">(account disabled)</span>' in rows["facilities"]
+    assert "Nobody takes its tickets" in rows["facilities"] and "Nobody takes its tickets" not in rows["network"]
+    team = " ".join(text(admin.get("/admin/teams/facilities")).split())
+    assert "Account disabled</strong>" in team and "Nobody takes this team's tickets now" in team
+    assert f"Gus Gone ({gone_id}, account disabled)" in team  # as the leads' boxes name it
+    assert "Nobody takes this team's tickets now" not in text(admin.get("/admin/teams/network"))
+
+
 def test_a_team_added_by_mistake_is_deleted_and_one_with_a_history_is_refused_in_words(portal, stub):  # noqa: F811
     ann = {"id": "ann", "name": "Ann", "email": "ann@example.com", "teams": ["staffed"], "lead_of": [],
            "capacity": 4, "available": True, "open_tickets": 0}  # fmt: skip

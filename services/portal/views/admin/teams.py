@@ -94,6 +94,7 @@ def _edit(team_id: str, form: dict | None = None, errors=None, message=None, sta
     return page(
         "admin/team.html", "teams", status, team=team, topic_options=directory["topic_options"], form=form,
         errors=errors or {}, message=message, notices=NOTICES, asked=asked, question=question,
+        disabled=directory["disabled"],
     )  # fmt: skip
 
 
