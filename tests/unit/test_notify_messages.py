@@ -122,7 +122,7 @@ def test_every_event_and_audience_renders_with_the_ticket_number_in_the_subject(
 
 
 def test_the_templates_folder_holds_exactly_one_pair_per_event_and_audience_and_the_shared_parts():
-    shared_parts = {"_layout.html", "_away.html", "_away.txt"}
+    shared_parts = {"_layout.html", "_away.html", "_away.txt", "_breach.html"}
     expected = {f"{e}.{a}.{ext}" for e, a in PAIRS for ext in ("txt", "html")} | shared_parts
     assert {path.name for path in messages.TEMPLATES.iterdir()} == expected
     assert all(messages.known(e, a) for e, a in PAIRS)
