@@ -147,7 +147,7 @@ def set_up_calendar_and_policy(admin: Page, system, screenshot) -> int:
     expect(admin.get_by_label("Monday")).to_have_value("08:00-14:00, 15:00-19:30")
     admin.get_by_label("Saturday").fill("09:00-13:00")
     admin.get_by_role("button", name="Save calendar").click()
-    expect(admin.get_by_text("The calendar is saved.")).to_be_visible()
+    expect(admin.get_by_text("The calendar is added.")).to_be_visible()  # choose it in a policy: nothing runs in it yet
     week = admin.get_by_role("table", name="Open hours of each day of the week")
     days = [cell.inner_text() for cell in week.locator("tr.week-periods td").all()]
     assert days == ["08:00–14:00\n15:00–19:30"] * 5 + ["09:00–13:00", "Closed"]

@@ -13,6 +13,8 @@ NOTICES = {
     "saved": "The calendar is saved. Time counted until now stays counted in the hours before; from now on time counts "
     "in these, and the open tickets' deadlines move into them in a moment.",
     "unchanged": "Nothing changed: these are the calendar's hours already, so its version stays.",
+    "added": "The calendar is added. Choose it in an SLA policy for its hours to count: tickets of that priority "
+    "created afterwards run in them.",
     "deleted": "The calendar is deleted.",
 }
 
@@ -41,7 +43,8 @@ def put_calendar():
         if form.get("existing"):
             return _show(form["calendar_id"], form, exc.errors, exc.message, exc.status)
         return _list(form, exc.errors, exc.message, exc.status)
-    notice = "unchanged" if saved.get("unchanged") else "saved"
+    # a new one: nothing runs in it yet (its hours count once a policy names it)
+    notice = "unchanged" if saved.get("unchanged") else "saved" if form.get("existing") else "added"
     return redirect(url_for("admin.calendar", calendar_id=form["calendar_id"], notice=notice), 303)
 
 

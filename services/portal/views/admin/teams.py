@@ -10,7 +10,8 @@ from services.portal.pages import admin_required, error_page, portal
 from services.portal.views.admin import blueprint, form_data, page
 
 NOTICES = {
-    "added": "The team is added. Until it has agents (from each agent's page), its topics' tickets wait in its queue.",
+    "added": "The team is added. Until it has agents (from each agent's page), the tickets that come to it wait in "
+    "its queue.",
     "saved": "The team's changes are saved.",
     "lead": "The team's leads are saved.",
     "topic": "The topic is saved.",
