@@ -907,3 +907,22 @@ def test_the_lists_refresh_is_204_while_it_is_unchanged_and_a_row_says_its_time_
     assert changed.status_code == 200 and "#100004" in text(changed)
     assert changed.headers["X-Shown"] not in ("", shown)
     assert admin.get(f"/console/queue?view=all&shown={changed.headers['X-Shown']}").status_code == 204
+
+
+def test_the_lists_refresh_brings_the_agents_availability_changed_by_another(portal, stub):  # noqa: F811
+    """An admin or a lead set the agent away: the agent's open queue said "available" until a reload (an admin
+    tester's find). The refresh brings the line out of band (its digest counts it); the page has it once."""
+    queue_stub(stub)
+    ada = {"id": "ada", "name": "Ada", "teams": ["network"], "lead_of": [], "available": True, "open_tickets": 2}
+    stub.answers["/agents/ada"] = ada
+    agent = signed_in(portal, "agent", "ada")
+    page = text(agent.get("/console/"))
+    assert page.count('id="availability"') == 1 and "You are <strong>available</strong>" in page
+    shown = re.search(r'id="queue" [^>]*data-shown="([0-9a-f]{32})"', page).group(1)
+    assert agent.get(f"/console/queue?view=mine&shown={shown}").status_code == 204  # the same as the page's
+    stub.answers["/agents/ada"] = {**ada, "available": False}  # set away by an admin
+    changed = agent.get(f"/console/queue?view=mine&shown={shown}")
+    assert changed.status_code == 200
+    assert '<div id="availability" hx-swap-oob="true">' in text(changed) and "You are <strong>away</strong>" in text(
+        changed
+    )

@@ -195,9 +195,12 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         filter_agent_name=_not_offered(filter_agent, known) if filter_agent else None,
     )
     listed = render_template("console/_queue.html", **shown)  # the list, as its refresh (queue_table) renders it
+    # and with it the agent's availability, swapped in out of band (another may have set the agent away): the
+    # refresh's digest counts it, the page shows it above the filters
+    aside = get_template_attribute("console/_availability.html", "availability")(me, oob=True)
     if not whole:
-        return listed
-    return render_template(template, listed=Markup(listed), listed_digest=list_digest(listed), **shown)
+        return listed + aside
+    return render_template(template, listed=Markup(listed), listed_digest=list_digest(listed + aside), **shown)
 
 
 def list_digest(listed: str) -> str:
