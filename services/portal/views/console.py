@@ -195,12 +195,35 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         filter_agent_name=_not_offered(filter_agent, known) if filter_agent else None,
     )
     listed = render_template("console/_queue.html", **shown)  # the list, as its refresh (queue_table) renders it
-    # and with it the agent's availability, swapped in out of band (another may have set the agent away): the
-    # refresh's digest counts it, the page shows it above the filters
-    aside = get_template_attribute("console/_availability.html", "availability")(me, oob=True)
     if not whole:
-        return listed + aside
-    return render_template(template, listed=Markup(listed), listed_digest=list_digest(listed + aside), **shown)
+        return listed
+    return render_template(
+        template,
+        listed=Markup(listed),
+        listed_digest=list_digest(listed),
+        availability_shown=_availability(me)[1],
+        **shown,
+    )
+
+
+def _availability(me: dict) -> tuple[str, str]:
+    """The agent's availability line, and its digest (what its refresh sends back)."""
+    line = get_template_attribute("console/_availability.html", "line")(me)
+    return line, list_digest(line)
+
+
+@blueprint.get("/availability")
+@agent_required
+def availability_line():
+    """The agent's availability line alone, which the queue page asks for every 30 s: an admin or a lead may set
+    the agent away meanwhile (the page said "available" until a reload: an admin tester's find). Unchanged (the
+    digest it sends, `shown`), 204: htmx swaps nothing. A list swapped with it out of band lost the focus of its
+    rows, hence a part of its own."""
+    me = console.profile(portal(), g.session)
+    line, digest = _availability(me)
+    if request.args.get("shown") == digest:
+        return "", 204
+    return get_template_attribute("console/_availability.html", "availability")(me, digest)
 
 
 def list_digest(listed: str) -> str:
