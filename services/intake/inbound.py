@@ -290,6 +290,7 @@ def _text_of(message: Message, numbers: dict[int, int], defects: list[str], html
 
 
 FORWARDED = "---------- Forwarded message ----------"  # as mail programs begin a mail forwarded inline
+NO_TEXT = "(The mail had no text.)"  # what stands for the words of a mail that has none
 
 
 @dataclass(frozen=True)
@@ -330,7 +331,7 @@ def _forwarded(
         return None
     said += [f"Subject: {subject}"] if subject else []
     said += [f"Attachments: {', '.join(files)}"] if files else []
-    return Forwarded("\n".join([FORWARDED, *said, "", text or "(The mail had no text.)"]), message_id, sender, index)
+    return Forwarded("\n".join([FORWARDED, *said, "", text or NO_TEXT]), message_id, sender, index)
 
 
 def _attachment(part: Message, index: int, where: str, defects: list[str]) -> InboundAttachment:

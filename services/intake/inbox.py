@@ -367,12 +367,12 @@ def _open_ticket(svc: Intake, mail: inbound.InboundMail, follows: Ticket | None)
         subject = follow_up_subject(subject, follows.subject)
     if len(subject) > SUBJECT_MAX:  # cut to what a ticket's subject holds: the whole above the mail's words
         whole = _clip(subject, LONG_SUBJECT_MAX, "…")  # (up to a length that leaves the words their room)
-        body = _clip(f"Subject: {whole}\n\n{body.strip() or '(The mail had no text.)'}", TEXT_MAX)
+        body = _clip(f"Subject: {whole}\n\n{body.strip() or inbound.NO_TEXT}", TEXT_MAX)
     if follows is not None:  # first: notify's receipt reads the description's start to say what it follows up
         body = _clip(f"{follows_up_words(follows.number)}\n\n{body}", TEXT_MAX)
     request = {
         "subject": _clip(subject, SUBJECT_MAX, "…") or "(no subject)",
-        "description": body.strip() or "(The mail had no text.)",
+        "description": body.strip() or inbound.NO_TEXT,
         "requester": {"name": _clip(mail.sender_name, 200, "") or mail.sender, "email": mail.sender},
         "topic": _topic(svc, mail, follows),
         "priority": "normal",

@@ -201,15 +201,14 @@ def _queue(template: str, bulk_form: dict | None = None, bulk_errors: dict | Non
         template,
         listed=Markup(listed),
         listed_digest=list_digest(listed),
-        availability_shown=_availability(me)[1],
+        availability_shown=_availability_digest(me),
         **shown,
     )
 
 
-def _availability(me: dict) -> tuple[str, str]:
-    """The agent's availability line, and its digest (what its refresh sends back)."""
-    line = get_template_attribute("console/_availability.html", "line")(me)
-    return line, list_digest(line)
+def _availability_digest(me: dict) -> str:
+    """The digest of the agent's availability line: what its refresh sends back."""
+    return list_digest(get_template_attribute("console/_availability.html", "line")(me))
 
 
 @blueprint.get("/availability")
@@ -220,7 +219,7 @@ def availability_line():
     digest it sends, `shown`), 204: htmx swaps nothing. A list swapped with it out of band lost the focus of its
     rows, hence a part of its own."""
     me = console.profile(portal(), g.session)
-    line, digest = _availability(me)
+    digest = _availability_digest(me)
     if request.args.get("shown") == digest:
         return "", 204
     return get_template_attribute("console/_availability.html", "availability")(me, digest)
